@@ -1,0 +1,29 @@
+/**
+ * What every step of one backup needs after planning: the plan, the unwrapped data key, the vault and
+ * the source pinned to the ETag the plan saw. Built from small references (backup ID + request), so a
+ * durable activity in another process rebuilds it from the same inputs.
+ */
+import { unwrapDataKey } from '../crypto/keys';
+import { SourceDisk } from '../source/source-disk';
+import { BackupRequest } from '../types';
+import { BackupPlan, readPlan } from '../vault/plan';
+import { validateBackupId } from '../vault/layout';
+import { VaultStore } from '../vault/vault-store';
+
+export interface BackupContext {
+  plan: BackupPlan;
+  dataKey: Buffer;
+  vault: VaultStore;
+}
+
+export async function openBackupContext(req: BackupRequest, backupId: string): Promise<BackupContext> {
+  validateBackupId(backupId);
+  const vault = VaultStore.open(req.vault);
+  const plan = await readPlan(vault, backupId);
+  const dataKey = unwrapDataKey(req.userKey, plan.encryption.wrappedDataKey, backupId, plan.encryption.keyId);
+  return { plan, dataKey, vault };
+}
+
+export async function openPlannedSource(req: BackupRequest, plan: BackupPlan): Promise<SourceDisk> {
+  return SourceDisk.open(req.source, plan.source.etag);
+}

@@ -1,0 +1,86 @@
+/**
+ * Planning a backup: open the source disk, list only its allocated page ranges (paged), decide the page
+ * grid and the batches that hold data, create and wrap the data key, and store the plan in the vault.
+ * Idempotent: a plan that exists for the same disk state is reused, so a repeated start resumes.
+ */
+import { generateKey, keyId, wrapDataKey } from '../crypto/keys';
+import { PagewiseError } from '../errors';
+import { PAGES_PER_SEGMENT } from '../limits';
+import { PageGrid } from '../source/page-grid';
+import { SourceDisk } from '../source/source-disk';
+import { sameAccount } from '../storage/clients';
+import { BackupRequest, PlanRef } from '../types';
+import { backupIdFor, layout, validateBackupId } from '../vault/layout';
+import { BackupPlan, pagesPerBatchFor, readPlan } from '../vault/plan';
+import { VaultStore } from '../vault/vault-store';
+import { resolveSettings } from './settings';
+
+export async function planBackup(req: BackupRequest): Promise<PlanRef> {
+  const settings = resolveSettings(req);
+  const vault = VaultStore.open(req.vault);
+  const source = await SourceDisk.open(req.source);
+  if (sameAccount(source.parsed, vault.parsed) && source.parsed.container === vault.parsed.container) {
+    throw new PagewiseError('BadInput', 'the vault must not be the container of the source disk: the secondary copy belongs on separate storage');
+  }
+  const backupId = validateBackupId(req.backupId ?? backupIdFor(source.identity));
+  await vault.ensure();
+
+  if (await vault.exists(layout.plan(backupId))) {
+    const plan = await readPlan(vault, backupId);
+    if (plan.source.etag !== source.identity.etag || plan.pageSize !== settings.pageSize || plan.diskBytes !== source.diskBytes) {
+      throw new PagewiseError('BadInput', `backup ID ${backupId} is already used by a backup of another disk state or page size`);
+    }
+    if (plan.encryption.keyId !== keyId(req.userKey)) {
+      throw new PagewiseError('WrongKey', `backup ${backupId} was started with another key (key ID ${plan.encryption.keyId})`);
+    }
+    return planRef(plan, await vault.exists(layout.manifest(backupId)));
+  }
+
+  const grid = new PageGrid(source.diskBytes, settings.pageSize);
+  const pagesPerBatch = pagesPerBatchFor(settings.pageSize, PAGES_PER_SEGMENT);
+  const batches: number[] = [];
+  let allocatedBytes = 0;
+  let allocatedPages = 0;
+  let lastPage = -1;
+  for await (const range of source.allocatedRanges()) {
+    allocatedBytes += range.length;
+    const first = grid.pageOf(range.offset);
+    const last = grid.pageOf(range.offset + range.length - 1);
+    allocatedPages += last - Math.max(first, lastPage + 1) + 1;
+    lastPage = Math.max(lastPage, last);
+    for (let b = Math.floor(first / pagesPerBatch); b <= Math.floor(last / pagesPerBatch); b++) {
+      if (batches[batches.length - 1] !== b) batches.push(b);
+    }
+  }
+  const dataKey = generateKey();
+  const plan: BackupPlan = {
+    format: 'pagewise-plan',
+    version: 1,
+    backupId,
+    createdAt: new Date().toISOString(),
+    source: source.identity,
+    diskBytes: source.diskBytes,
+    pageSize: settings.pageSize,
+    pageCount: grid.pageCount,
+    pagesPerBatch,
+    pagesPerSegment: PAGES_PER_SEGMENT,
+    allocatedBytes,
+    allocatedPages,
+    batches,
+    encryption: { keyId: keyId(req.userKey), wrappedDataKey: wrapDataKey(req.userKey, dataKey, backupId) },
+  };
+  await vault.putJson(layout.plan(backupId), plan);
+  return planRef(plan, false);
+}
+
+function planRef(plan: BackupPlan, alreadyComplete: boolean): PlanRef {
+  return {
+    backupId: plan.backupId,
+    batchCount: plan.batches.length,
+    diskBytes: plan.diskBytes,
+    allocatedBytes: plan.allocatedBytes,
+    pageSize: plan.pageSize,
+    pagesPerBatch: plan.pagesPerBatch,
+    alreadyComplete,
+  };
+}

@@ -1,0 +1,152 @@
+/**
+ * One batch of a backup, the data agent's loop: list the allocated ranges of the batch's window, download
+ * each page that holds data into a scratch-cache slot (the cache bounds what is in flight), process it
+ * from the cache, stage its block in the secondary copy's segment blob, free the slot. When nothing is
+ * left to download, the pages still in the cache are processed and stored (drained) before the batch
+ * record is written: a record exists only for a batch whose every block is staged.
+ */
+import { forEachLimited } from '../concurrency';
+import { PagewiseError } from '../errors';
+import { ScratchCache } from '../cache/scratch-cache';
+import { PseudoDisk } from '../cache/pseudo-disk';
+import { DedupeIndex, PageProcessor } from '../processor/page-processor';
+import { PageGrid, pagesOfRanges, ByteRange } from '../source/page-grid';
+import { SourceDisk } from '../source/source-disk';
+import { BackupRequest, BatchSummary } from '../types';
+import { BatchRecord, PageRecord, readBatchRecord } from '../vault/batch-record';
+import { blockIdOf, layout } from '../vault/layout';
+import { BackupContext, openBackupContext, openPlannedSource } from './backup-context';
+import { effectiveCacheBytes, resolveSettings } from './settings';
+
+export interface BatchRun {
+  ctx: BackupContext;
+  source: SourceDisk;
+  cache: ScratchCache;
+  dedupe: DedupeIndex;
+  concurrency: number;
+  abortSignal?: AbortSignal;
+  onPageDone?: (page: number, bytesRead: number) => void;
+}
+
+/** Durable-activity entry point: rebuilds everything from references and runs the `batchIndex`-th batch with data. */
+export async function runBackupBatch(req: BackupRequest & { backupId: string; batchIndex: number }): Promise<BatchSummary> {
+  const settings = resolveSettings(req);
+  const ctx = await openBackupContext(req, req.backupId);
+  const existing = await readBatchRecord(ctx.vault, req.backupId, batchNumber(ctx, req.batchIndex));
+  if (existing) return summarize(existing, 0, true);
+  const source = await openPlannedSource(req, ctx.plan);
+  const cache = await ScratchCache.create({
+    capacityBytes: effectiveCacheBytes(settings, ctx.plan.pageCount),
+    pageSize: ctx.plan.pageSize,
+    dir: settings.scratchDir,
+  });
+  try {
+    return await runBatch({ ctx, source, cache, dedupe: new DedupeIndex(), concurrency: settings.concurrency, abortSignal: req.abortSignal }, req.batchIndex);
+  } finally {
+    await cache.dispose();
+  }
+}
+
+export function batchNumber(ctx: BackupContext, batchIndex: number): number {
+  const batch = ctx.plan.batches[batchIndex];
+  if (!Number.isSafeInteger(batchIndex) || batch === undefined) {
+    throw new PagewiseError('BadInput', `backup ${ctx.plan.backupId} has no batch ${batchIndex} (it has ${ctx.plan.batches.length})`);
+  }
+  return batch;
+}
+
+export async function runBatch(run: BatchRun, batchIndex: number): Promise<BatchSummary> {
+  const { ctx, source, cache, dedupe } = run;
+  const { plan, vault, dataKey } = ctx;
+  const batch = batchNumber(ctx, batchIndex);
+  const existing = await readBatchRecord(vault, plan.backupId, batch);
+  if (existing) return summarize(existing, 0, true);
+
+  const grid = new PageGrid(plan.diskBytes, plan.pageSize);
+  const firstPage = batch * plan.pagesPerBatch;
+  const pageCount = Math.min(plan.pagesPerBatch, plan.pageCount - firstPage);
+  const window: ByteRange = { offset: grid.pageStart(firstPage), length: Math.min(plan.diskBytes, grid.pageStart(firstPage + pageCount)) - grid.pageStart(firstPage) };
+  const disk = new PseudoDisk(source, grid, cache);
+  const processor = new PageProcessor(dataKey, plan.backupId, dedupe, plan.pagesPerSegment);
+  const records: PageRecord[] = [];
+  let zeroPages = 0;
+  let dedupedPages = 0;
+  let bytesStaged = 0;
+
+  const backUpPage = async (page: number, ranges: ByteRange[]): Promise<void> => {
+    await disk.load(page, ranges, run.abortSignal); // download into a cache slot
+    try {
+      const plain = await disk.readPage(page); // read it back through the pseudo-disk
+      const done = await processor.process(page, plain);
+      if (done.kind === 'zero') zeroPages++;
+      else if (done.kind === 'duplicate') {
+        dedupedPages++;
+        records.push({ i: page, h: done.hash, n: done.plainLength, b: done.sameAs, c: 0, l: 0 });
+      } else {
+        const segment = Math.floor(page / plan.pagesPerSegment);
+        await vault.stageBlock(layout.segment(plan.backupId, segment), blockIdOf(page), done.block.bytes);
+        bytesStaged += done.block.bytes.length;
+        processor.stored(page, done.hash);
+        records.push({ i: page, h: done.hash, n: done.plainLength, b: page, c: done.block.codec, l: done.block.bytes.length });
+      }
+    } finally {
+      disk.evict(page); // the page's blocks are stored: its slot goes back to the cache
+    }
+    run.onPageDone?.(page, ranges.reduce((sum, r) => sum + r.length, 0));
+  };
+
+  // Pages in flight are bounded by the concurrency and by the cache's slots (load waits for a slot).
+  const collected: ByteRange[] = [];
+  for await (const r of source.allocatedRanges(window)) collected.push(r);
+  const limit = Math.max(1, Math.min(run.concurrency, cache.slotCount));
+  await forEachLimited(pagesOfRanges(grid, collected), limit, async ({ page, ranges }) => {
+    if (run.abortSignal?.aborted) throw new PagewiseError('Aborted', 'the backup was cancelled');
+    await backUpPage(page, ranges);
+  });
+  // forEachLimited returns only after the pages still in the cache when nothing was left to download
+  // have been processed and stored; the cache must now be empty.
+  if (disk.residentPages().length > 0) throw new PagewiseError('Corrupt', 'pages were left in the scratch cache after the batch');
+
+  records.sort((a, b) => a.i - b.i);
+  // A duplicate's record carries its block's codec and length once known (the block is in this backup).
+  const byPage = new Map(records.map((r) => [r.i, r]));
+  for (const r of records) {
+    if (r.b !== r.i) {
+      const owner = byPage.get(r.b);
+      if (owner) {
+        r.c = owner.c;
+        r.l = owner.l;
+      }
+    }
+  }
+  const record: BatchRecord = {
+    format: 'pagewise-batch',
+    version: 1,
+    backupId: plan.backupId,
+    batchIndex: batch,
+    firstPage,
+    pageCount,
+    bytesRead: disk.bytesRead,
+    bytesStaged,
+    zeroPages,
+    dedupedPages,
+    pages: records,
+  };
+  await vault.putJson(layout.batch(plan.backupId, batch), record);
+  return summarize(record, cache.highWaterBytes, false);
+}
+
+function summarize(record: BatchRecord, cacheHighWaterBytes: number, resumed: boolean): BatchSummary {
+  return {
+    backupId: record.backupId,
+    batchIndex: record.batchIndex,
+    pages: record.pages.length + record.zeroPages,
+    holePages: record.pageCount - record.pages.length,
+    zeroPages: record.zeroPages,
+    dedupedPages: record.dedupedPages,
+    bytesRead: record.bytesRead,
+    bytesStaged: record.bytesStaged,
+    cacheHighWaterBytes,
+    resumed,
+  };
+}

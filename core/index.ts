@@ -1,0 +1,28 @@
+/** Pagewise core: the engine. No Azure Functions imports here. */
+export * from './types';
+export { PagewiseError, isPagewiseError } from './errors';
+export type { PagewiseErrorCode } from './errors';
+export { redact, displayUrl } from './redact';
+export { parseBytes, formatBytes } from './units';
+export * as limits from './limits';
+export { planBackup } from './backup/plan-backup';
+export { runBackupBatch } from './backup/run-batch';
+export { finalizeBackup } from './backup/finalize-backup';
+export { backupDisk } from './backup/backup-disk';
+export { resolveSettings } from './backup/settings';
+export { restoreBackup, isBlobTarget } from './restore/restore';
+export { verifyBackup } from './verify/verify';
+export { listBackups } from './vault/catalog';
+export { loadUserKey, writeNewKeyFile, decodeUserKey, encodeKeyFile, generateKey, keyId } from './crypto/keys';
+export { parseStorageUrl } from './storage/clients';
+export { SourceDisk } from './source/source-disk';
+export { backupIdFor, validateBackupId } from './vault/layout';
+
+import { SourceDisk } from './source/source-disk';
+import { backupIdFor } from './vault/layout';
+import { StorageLocation } from './types';
+
+/** The default backup ID of a source disk in its current state (blob, snapshot, ETag). */
+export async function deriveBackupId(source: StorageLocation): Promise<string> {
+  return backupIdFor((await SourceDisk.open(source)).identity);
+}

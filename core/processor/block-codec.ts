@@ -1,0 +1,71 @@
+/**
+ * The block format (docs/FORMAT.md §6.2): a processed page as stored in a segment — compressed (codec
+ * recorded per block so it can change later), then sealed with AES-256-GCM under the backup's data key.
+ */
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { compress, uncompress } from 'lz4-napi';
+import { PagewiseError } from '../errors';
+
+export const BLOCK_MAGIC = Buffer.from('PWB1');
+export const BLOCK_HEADER_BYTES = 24;
+export const BLOCK_TAG_BYTES = 16;
+export const BLOCK_OVERHEAD = BLOCK_HEADER_BYTES + BLOCK_TAG_BYTES;
+
+export enum Codec {
+  Stored = 0,
+  Lz4 = 1,
+}
+
+export interface EncodedBlock {
+  bytes: Buffer;
+  codec: Codec;
+}
+
+/** Compresses (off the main thread: lz4-napi runs on libuv's pool) and encrypts one page. */
+export async function encodeBlock(plain: Buffer, dataKey: Buffer, backupId: string): Promise<EncodedBlock> {
+  const packed = await compress(plain);
+  const codec = packed.length < plain.length ? Codec.Lz4 : Codec.Stored;
+  const body = codec === Codec.Lz4 ? packed : plain;
+  const header = Buffer.alloc(BLOCK_HEADER_BYTES);
+  BLOCK_MAGIC.copy(header, 0);
+  header.writeUInt8(1, 4);
+  header.writeUInt8(codec, 5);
+  header.writeUInt32LE(plain.length, 8);
+  randomBytes(12).copy(header, 12);
+  const cipher = createCipheriv('aes-256-gcm', dataKey, header.subarray(12, 24));
+  cipher.setAAD(Buffer.concat([header, Buffer.from(backupId, 'ascii')]));
+  const ciphertext = Buffer.concat([cipher.update(body), cipher.final()]);
+  return { bytes: Buffer.concat([header, ciphertext, cipher.getAuthTag()]), codec };
+}
+
+/** Authenticates, decrypts and decompresses a block; `where` names it in errors (e.g. "page 17"). */
+export async function decodeBlock(block: Buffer, dataKey: Buffer, backupId: string, where: string): Promise<Buffer> {
+  if (block.length < BLOCK_OVERHEAD || !block.subarray(0, 4).equals(BLOCK_MAGIC)) {
+    throw new PagewiseError('Corrupt', `${where}: the block is truncated or is not a Pagewise block`);
+  }
+  const version = block.readUInt8(4);
+  if (version !== 1) throw new PagewiseError('Corrupt', `${where}: unknown block version ${version}`);
+  const codec = block.readUInt8(5) as Codec;
+  const plainLength = block.readUInt32LE(8);
+  const header = block.subarray(0, BLOCK_HEADER_BYTES);
+  let body: Buffer;
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', dataKey, header.subarray(12, 24));
+    decipher.setAAD(Buffer.concat([header, Buffer.from(backupId, 'ascii')]));
+    decipher.setAuthTag(block.subarray(block.length - BLOCK_TAG_BYTES));
+    body = Buffer.concat([decipher.update(block.subarray(BLOCK_HEADER_BYTES, block.length - BLOCK_TAG_BYTES)), decipher.final()]);
+  } catch {
+    throw new PagewiseError('Corrupt', `${where}: the block fails authentication (damaged, truncated or swapped)`);
+  }
+  let plain: Buffer;
+  if (codec === Codec.Stored) plain = body;
+  else if (codec === Codec.Lz4) {
+    try {
+      plain = await uncompress(body);
+    } catch {
+      throw new PagewiseError('Corrupt', `${where}: the block does not decompress`);
+    }
+  } else throw new PagewiseError('Corrupt', `${where}: unknown codec ${codec}`);
+  if (plain.length !== plainLength) throw new PagewiseError('Corrupt', `${where}: decoded ${plain.length} bytes, expected ${plainLength}`);
+  return plain;
+}

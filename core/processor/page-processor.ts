@@ -1,0 +1,62 @@
+/**
+ * Processing a cached page for backup: an all-zero page becomes a hole (no block); otherwise the
+ * plaintext is hashed (SHA-256), looked up in the segment's dedupe index (identical pages are stored
+ * once), and encoded into a block (compress + encrypt).
+ */
+import { createHash } from 'node:crypto';
+import { encodeBlock, EncodedBlock } from './block-codec';
+
+export type ProcessedPage =
+  | { kind: 'zero'; page: number; plainLength: number }
+  | { kind: 'duplicate'; page: number; plainLength: number; hash: string; sameAs: number }
+  | { kind: 'block'; page: number; plainLength: number; hash: string; block: EncodedBlock };
+
+/** Hash → page whose block is staged, per segment (the dedupe scope of format v1). */
+export class DedupeIndex {
+  private readonly segments = new Map<number, Map<string, number>>();
+
+  lookup(segment: number, hash: string): number | undefined {
+    return this.segments.get(segment)?.get(hash);
+  }
+
+  /** Called only after the block is staged, so a reference never points at a block that is not there. */
+  remember(segment: number, hash: string, page: number): void {
+    let map = this.segments.get(segment);
+    if (!map) this.segments.set(segment, (map = new Map()));
+    if (!map.has(hash)) map.set(hash, page);
+  }
+
+  forgetSegment(segment: number): void {
+    this.segments.delete(segment);
+  }
+}
+
+export class PageProcessor {
+  private zeros = Buffer.alloc(0);
+
+  constructor(
+    private readonly dataKey: Buffer,
+    private readonly backupId: string,
+    private readonly dedupe: DedupeIndex,
+    private readonly pagesPerSegment: number,
+  ) {}
+
+  isZero(plain: Buffer): boolean {
+    if (this.zeros.length < plain.length) this.zeros = Buffer.alloc(plain.length);
+    return plain.equals(this.zeros.subarray(0, plain.length));
+  }
+
+  async process(page: number, plain: Buffer): Promise<ProcessedPage> {
+    if (this.isZero(plain)) return { kind: 'zero', page, plainLength: plain.length };
+    const hash = createHash('sha256').update(plain).digest('hex');
+    const sameAs = this.dedupe.lookup(Math.floor(page / this.pagesPerSegment), hash);
+    if (sameAs !== undefined) return { kind: 'duplicate', page, plainLength: plain.length, hash, sameAs };
+    const block = await encodeBlock(plain, this.dataKey, this.backupId);
+    return { kind: 'block', page, plainLength: plain.length, hash, block };
+  }
+
+  /** Records a staged block as the one to reuse for identical pages of its segment. */
+  stored(page: number, hash: string): void {
+    this.dedupe.remember(Math.floor(page / this.pagesPerSegment), hash, page);
+  }
+}

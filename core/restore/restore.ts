@@ -1,0 +1,135 @@
+/**
+ * Restore a backup to a new page blob (only non-hole pages are written, in Put Page requests of at most
+ * 4 MiB) or to a local sparse file (written beside the target and renamed into place when complete).
+ * An existing target is refused unless `overwrite` is set; a failed restore leaves no target behind.
+ */
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { PageBlobClient, RestError } from '@azure/storage-blob';
+import { forEachLimited } from '../concurrency';
+import { PagewiseError } from '../errors';
+import { MAX_PAGE_BLOB_BYTES, MAX_PUT_PAGE_BYTES, SECTOR } from '../limits';
+import { displayUrl } from '../redact';
+import { translateStorageError } from '../source/source-disk';
+import { targetBlobClient } from '../storage/clients';
+import { RestoreRequest, RestoreResult } from '../types';
+import { PageEntry } from '../vault/page-table';
+import { BackupReader } from './backup-reader';
+
+export function isBlobTarget(target: string): boolean {
+  return /^https?:\/\//i.test(target);
+}
+
+interface PageSink {
+  write(offset: number, data: Buffer): Promise<void>;
+  commit(): Promise<void>;
+  abandon(): Promise<void>;
+}
+
+export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult> {
+  const started = Date.now();
+  const reader = await BackupReader.open(req.vault, req.backupId, req.userKey);
+  const { manifest } = reader;
+  const sink = isBlobTarget(req.target.url)
+    ? await openBlobSink(req, manifest.diskBytes)
+    : await openFileSink(req.target.url, manifest.diskBytes, req.overwrite ?? false);
+  let pagesWritten = 0;
+  let bytesWritten = 0;
+  const total = reader.entryCount;
+  try {
+    for await (const { entries } of reader.segments()) {
+      await forEachLimited(entries, req.concurrency ?? 4, async (entry: PageEntry) => {
+        const plain = await reader.readPage(entry);
+        await sink.write(entry.page * manifest.pageSize, plain);
+        pagesWritten++;
+        bytesWritten += plain.length;
+        req.onProgress?.(pagesWritten, total);
+      });
+    }
+    await sink.commit();
+  } catch (err) {
+    await sink.abandon();
+    throw err;
+  }
+  return {
+    backupId: req.backupId,
+    target: isBlobTarget(req.target.url) ? displayUrl(req.target.url) : path.resolve(req.target.url),
+    diskBytes: manifest.diskBytes,
+    pagesWritten,
+    bytesWritten,
+    durationMs: Date.now() - started,
+  };
+}
+
+async function openBlobSink(req: RestoreRequest, diskBytes: number): Promise<PageSink> {
+  const { client } = targetBlobClient(req.target);
+  const what = `the restore target ${displayUrl(req.target.url)}`;
+  if (diskBytes % SECTOR !== 0) throw new PagewiseError('BadInput', `the disk size ${diskBytes} is not a multiple of 512 and cannot be a page blob`);
+  if (diskBytes > MAX_PAGE_BLOB_BYTES) throw new PagewiseError('LimitExceeded', `the disk (${diskBytes} bytes) is larger than a page blob may be (8 TiB)`);
+  try {
+    if (await client.exists()) {
+      if (!req.overwrite) throw new PagewiseError('TargetExists', `${what} already exists; pass --force to overwrite it`);
+      await client.delete();
+    }
+    await client.create(diskBytes, { conditions: { ifNoneMatch: '*' } });
+  } catch (err) {
+    if (err instanceof PagewiseError) throw err;
+    if ((err as RestError).statusCode === 409) throw new PagewiseError('TargetExists', `${what} already exists`);
+    throw translateStorageError(err, what, 'VaultUnreachable', 'VaultUnreachable');
+  }
+  return {
+    async write(offset, data) {
+      await putPages(client, offset, data, what);
+    },
+    async commit() {},
+    async abandon() {
+      await client.deleteIfExists().catch(() => undefined);
+    },
+  };
+}
+
+/** Writes a page in Put Page requests of at most 4 MiB (Azure's limit; Azurite would accept more). */
+export async function putPages(client: PageBlobClient, offset: number, data: Buffer, what: string): Promise<void> {
+  for (let at = 0; at < data.length; at += MAX_PUT_PAGE_BYTES) {
+    const chunk = data.subarray(at, Math.min(data.length, at + MAX_PUT_PAGE_BYTES));
+    if (chunk.length > MAX_PUT_PAGE_BYTES || chunk.length % SECTOR !== 0) {
+      throw new PagewiseError('LimitExceeded', `a Put Page of ${chunk.length} bytes is not allowed (at most 4 MiB, a multiple of 512)`);
+    }
+    try {
+      await client.uploadPages(chunk, offset + at, chunk.length);
+    } catch (err) {
+      throw translateStorageError(err, what, 'VaultUnreachable', 'VaultUnreachable');
+    }
+  }
+}
+
+async function openFileSink(file: string, diskBytes: number, overwrite: boolean): Promise<PageSink> {
+  const target = path.resolve(file);
+  const exists = await fs.stat(target).then(() => true, () => false);
+  if (exists && !overwrite) throw new PagewiseError('TargetExists', `${target} already exists; pass --force to overwrite it`);
+  const partial = `${target}.pagewise-partial`;
+  let handle;
+  try {
+    handle = await fs.open(partial, 'w', 0o600);
+    await handle.truncate(diskBytes); // sparse: holes are never written
+  } catch (err) {
+    await handle?.close();
+    throw new PagewiseError('BadInput', `cannot create ${partial} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  const h = handle;
+  return {
+    async write(offset, data) {
+      let done = 0;
+      while (done < data.length) done += (await h.write(data, done, data.length - done, offset + done)).bytesWritten;
+    },
+    async commit() {
+      await h.sync();
+      await h.close();
+      await fs.rename(partial, target);
+    },
+    async abandon() {
+      await h.close().catch(() => undefined);
+      await fs.rm(partial, { force: true });
+    },
+  };
+}

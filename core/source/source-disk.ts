@@ -1,0 +1,140 @@
+/**
+ * The VM's virtual-disk file in the cloud account: its size and identity, its allocated page ranges
+ * (paged listing, window by window, so a fragmented 8 TiB blob never needs one huge response), and
+ * range downloads streamed into a writable (a scratch-cache slot). Reads are pinned to the ETag seen at
+ * open, so a disk that changes under a backup fails clearly instead of yielding a torn copy.
+ */
+import { PageBlobClient, RestError } from '@azure/storage-blob';
+import { PagewiseError } from '../errors';
+import { MAX_SOURCE_DISK_BYTES } from '../limits';
+import { displayUrl, redact } from '../redact';
+import { sourceBlobClient, ParsedBlobUrl } from '../storage/clients';
+import { StorageLocation } from '../types';
+import { ByteRange, normalizeRanges } from './page-grid';
+
+export interface SourceIdentity {
+  url: string;
+  account: string;
+  container: string;
+  blob: string;
+  snapshot: string;
+  etag: string;
+}
+
+/** Window listed per Get Page Ranges call; keeps each response small on fragmented disks. */
+const LIST_WINDOW_BYTES = 64 * 1024 * 1024 * 1024;
+
+export class SourceDisk {
+  private constructor(
+    readonly client: PageBlobClient,
+    readonly parsed: ParsedBlobUrl,
+    readonly diskBytes: number,
+    readonly identity: SourceIdentity,
+  ) {}
+
+  static async open(location: StorageLocation, expectedEtag?: string): Promise<SourceDisk> {
+    const { client, parsed } = sourceBlobClient(location);
+    let props;
+    try {
+      props = await client.getProperties();
+    } catch (err) {
+      throw translateStorageError(err, `the source disk ${displayUrl(location.url)}`, 'SourceNotFound', 'SourceUnreachable');
+    }
+    if (props.blobType !== 'PageBlob') {
+      throw new PagewiseError('NotPageBlob', `the source ${displayUrl(location.url)} is a ${props.blobType ?? 'unknown'} blob, not a page blob (a VM disk)`);
+    }
+    const diskBytes = props.contentLength ?? 0;
+    if (diskBytes > MAX_SOURCE_DISK_BYTES) {
+      throw new PagewiseError('LimitExceeded', `the source disk is ${diskBytes} bytes, over the 32 TiB limit`);
+    }
+    const etag = props.etag ?? '';
+    if (expectedEtag !== undefined && etag !== expectedEtag) {
+      throw new PagewiseError('SourceChanged', `the source disk ${displayUrl(location.url)} changed since the backup was planned (ETag ${expectedEtag} → ${etag}); back up a snapshot`);
+    }
+    return new SourceDisk(client, parsed, diskBytes, {
+      url: displayUrl(location.url).split('?')[0],
+      account: parsed.account,
+      container: parsed.container,
+      blob: parsed.blob!,
+      snapshot: parsed.snapshot ?? '',
+      etag,
+    });
+  }
+
+  /** Allocated ranges inside [offset, offset + length), ascending and disjoint, via the paged listing. */
+  async *allocatedRanges(window: ByteRange = { offset: 0, length: this.diskBytes }): AsyncGenerator<ByteRange> {
+    const end = Math.min(window.offset + window.length, this.diskBytes);
+    for (let start = window.offset; start < end; start += LIST_WINDOW_BYTES) {
+      const count = Math.min(LIST_WINDOW_BYTES, end - start);
+      const found: ByteRange[] = [];
+      try {
+        const pages = this.client
+          .listPageRanges(start, count, { conditions: { ifMatch: this.identity.etag || undefined } })
+          .byPage({ maxPageSize: 5000 });
+        for await (const response of pages) {
+          for (const r of response.pageRange ?? []) found.push({ offset: r.start, length: r.end - r.start + 1 });
+        }
+      } catch (err) {
+        throw translateStorageError(err, `the source disk ${this.identity.url}`, 'SourceNotFound', 'SourceUnreachable');
+      }
+      // The service may report ranges that start before the window; clip, sort, merge.
+      for (const r of normalizeRanges(found, end)) {
+        const clipped = Math.max(r.offset, start);
+        const stop = Math.min(r.offset + r.length, start + count);
+        if (stop > clipped) yield { offset: clipped, length: stop - clipped };
+      }
+    }
+  }
+
+  /**
+   * Streams [offset, offset + length) chunk by chunk into `sink(chunk, positionInRange)`, awaiting each
+   * write (backpressure), so a page is never buffered whole in memory. Returns bytes received.
+   */
+  async download(range: ByteRange, sink: (chunk: Buffer, position: number) => Promise<void>, abortSignal?: AbortSignal): Promise<number> {
+    let received = 0;
+    try {
+      const response = await this.client.download(range.offset, range.length, {
+        abortSignal,
+        conditions: { ifMatch: this.identity.etag || undefined },
+        maxRetryRequests: 5,
+      });
+      const body = response.readableStreamBody;
+      if (!body) throw new PagewiseError('SourceUnreachable', 'the source returned no body');
+      for await (const chunk of body as AsyncIterable<Buffer>) {
+        if (received + chunk.length > range.length) break;
+        await sink(chunk, received);
+        received += chunk.length;
+      }
+    } catch (err) {
+      throw translateStorageError(err, `the source disk ${this.identity.url}`, 'SourceNotFound', 'SourceUnreachable');
+    }
+    if (received !== range.length) {
+      throw new PagewiseError('SourceUnreachable', `short read from the source at offset ${range.offset}: ${received} of ${range.length} bytes`);
+    }
+    return received;
+  }
+}
+
+/** Maps SDK errors to specific Pagewise errors; the message never carries the SAS. */
+export function translateStorageError(
+  err: unknown,
+  what: string,
+  notFound: 'SourceNotFound' | 'BackupNotFound' | 'VaultUnreachable',
+  unreachable: 'SourceUnreachable' | 'VaultUnreachable',
+): Error {
+  if (err instanceof PagewiseError) return err;
+  const rest = err as RestError & { code?: string };
+  const status = rest?.statusCode;
+  const code = rest?.code ?? (rest as { details?: { errorCode?: string } })?.details?.errorCode;
+  if (status === 404) return new PagewiseError(notFound, `${what} was not found (${code ?? 'HTTP 404'})`, { cause: err });
+  if (status === 412 || code === 'ConditionNotMet') {
+    return new PagewiseError('SourceChanged', `${what} changed while it was being read; back up a snapshot instead`, { cause: err });
+  }
+  if (status === 403 || status === 401) {
+    const expired = /expired|signed expiry|sig.*not valid/i.test(String(rest?.message ?? ''));
+    return new PagewiseError('AccessDenied', `access to ${what} was denied (${code ?? `HTTP ${status}`}${expired ? ': the SAS has expired' : ''}); check the SAS or the identity's role`, { cause: err });
+  }
+  if ((err as Error)?.name === 'AbortError') return new PagewiseError('Aborted', `reading ${what} was cancelled`, { cause: err });
+  const detail = code ?? (status ? `HTTP ${status}` : (err as NodeJS.ErrnoException)?.code ?? (err as Error)?.message ?? 'unknown error');
+  return new PagewiseError(unreachable, `${what} could not be reached (${redact(String(detail))})`, { cause: err });
+}

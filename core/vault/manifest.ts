@@ -1,0 +1,98 @@
+/**
+ * The manifest (docs/FORMAT.md §8): written last, in one atomic Put Blob, authenticated with a MAC
+ * keyed from the user key. Its presence is what makes a backup complete and restorable.
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { PagewiseError } from '../errors';
+import { keyId, manifestMacKey, WrappedKey } from '../crypto/keys';
+import { SourceIdentity } from '../source/source-disk';
+import { layout } from './layout';
+import { VaultStore } from './vault-store';
+
+export interface ManifestBody {
+  backupId: string;
+  createdAt: string;
+  completedAt: string;
+  source: SourceIdentity;
+  diskBytes: number;
+  pageSize: number;
+  pageCount: number;
+  pagesPerSegment: number;
+  encryption: { algorithm: 'AES-256-GCM'; keyId: string; wrappedDataKey: WrappedKey };
+  references: string[];
+  segments: Array<{ index: number; blob: string; blocks: number; bytes: number }>;
+  index: Array<{ segment: number; blob: string; entries: number; bytes: number; sha256: string }>;
+  stats: {
+    allocatedBytes: number;
+    bytesRead: number;
+    bytesStored: number;
+    storedBlocks: number;
+    dataPages: number;
+    zeroPages: number;
+    dedupedPages: number;
+  };
+}
+
+export interface ManifestEnvelope {
+  format: 'pagewise-manifest';
+  version: 1;
+  mac: string;
+  body: ManifestBody;
+}
+
+/** RFC 8785 canonical JSON for the value kinds a manifest holds (no floats). */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value);
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  const entries = Object.entries(value as Record<string, unknown>)
+    .filter(([, v]) => v !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+}
+
+export function manifestMac(userKey: Buffer, body: ManifestBody): string {
+  return createHmac('sha256', manifestMacKey(userKey)).update(canonicalJson(body)).digest('hex');
+}
+
+export async function writeManifest(vault: VaultStore, userKey: Buffer, body: ManifestBody): Promise<void> {
+  const envelope: ManifestEnvelope = { format: 'pagewise-manifest', version: 1, mac: manifestMac(userKey, body), body };
+  await vault.putJson(layout.manifest(body.backupId), envelope);
+}
+
+/** Reads a manifest without a key (listing); structure checked, MAC not. */
+export async function readManifestUnverified(vault: VaultStore, backupId: string): Promise<ManifestEnvelope> {
+  const name = layout.manifest(backupId);
+  if (!(await vault.exists(name))) {
+    const started = await vault.exists(layout.plan(backupId));
+    throw new PagewiseError(
+      started ? 'BackupIncomplete' : 'BackupNotFound',
+      started
+        ? `backup ${backupId} is incomplete (it has no manifest) and cannot be restored; run the backup again to resume it`
+        : `backup ${backupId} does not exist in the vault ${vault.display}`,
+    );
+  }
+  const envelope = await vault.getJson<ManifestEnvelope>(name);
+  if (envelope?.format !== 'pagewise-manifest' || typeof envelope.body !== 'object' || envelope.body === null) {
+    throw new PagewiseError('Corrupt', `the manifest of backup ${backupId} is not a Pagewise manifest`);
+  }
+  if (envelope.version !== 1) {
+    throw new PagewiseError('Corrupt', `the manifest of backup ${backupId} has format version ${envelope.version}; this Pagewise reads version 1`);
+  }
+  if (envelope.body.backupId !== backupId) throw new PagewiseError('Corrupt', `the manifest of backup ${backupId} names another backup`);
+  return envelope;
+}
+
+/** Reads a manifest and checks its MAC with the user key: a wrong key and a tampered manifest differ. */
+export async function readManifest(vault: VaultStore, backupId: string, userKey: Buffer): Promise<ManifestBody> {
+  const envelope = await readManifestUnverified(vault, backupId);
+  const { keyId: expected } = envelope.body.encryption ?? {};
+  if (keyId(userKey) !== expected) {
+    throw new PagewiseError('WrongKey', `the key file does not match backup ${backupId} (key ID ${keyId(userKey)}, backup needs ${String(expected)})`);
+  }
+  const want = Buffer.from(manifestMac(userKey, envelope.body), 'hex');
+  const got = Buffer.from(String(envelope.mac), 'hex');
+  if (want.length !== got.length || !timingSafeEqual(want, got)) {
+    throw new PagewiseError('Corrupt', `the manifest of backup ${backupId} fails authentication: it was modified`);
+  }
+  return envelope.body;
+}

@@ -1,0 +1,120 @@
+/**
+ * The vault: a blob container on storage apart from the source, holding the secondary copy. A thin
+ * layer over the container client that speaks in vault terms (JSON documents, staged blocks, committed
+ * segments, ranged reads) and maps storage errors to specific Pagewise errors.
+ */
+import { ContainerClient, RestError } from '@azure/storage-blob';
+import { PagewiseError } from '../errors';
+import { displayUrl } from '../redact';
+import { translateStorageError } from '../source/source-disk';
+import { vaultContainerClient, ParsedBlobUrl } from '../storage/clients';
+import { StorageLocation } from '../types';
+import { VAULT_MARKER } from './layout';
+import { MAX_BLOCKS_PER_BLOB } from '../limits';
+
+export class VaultStore {
+  private constructor(readonly container: ContainerClient, readonly parsed: ParsedBlobUrl, readonly display: string) {}
+
+  static open(location: StorageLocation): VaultStore {
+    const { client, parsed } = vaultContainerClient(location);
+    return new VaultStore(client, parsed, displayUrl(location.url));
+  }
+
+  private fail(err: unknown, what: string): Error {
+    return translateStorageError(err, `${what} in the vault ${this.display}`, 'BackupNotFound', 'VaultUnreachable');
+  }
+
+  /** Creates the container and the vault marker when missing (needs create permission the first time). */
+  async ensure(): Promise<void> {
+    try {
+      await this.container.createIfNotExists();
+    } catch (err) {
+      const status = (err as RestError).statusCode;
+      // A SAS scoped to the container may not create it; if the container exists we can go on.
+      if (status !== 403 && status !== 409) throw this.fail(err, 'the container');
+    }
+    if (!(await this.exists(VAULT_MARKER))) {
+      await this.putJson(VAULT_MARKER, { format: 'pagewise-vault', version: 1, createdAt: new Date().toISOString() });
+    }
+  }
+
+  async exists(name: string): Promise<boolean> {
+    try {
+      return await this.container.getBlobClient(name).exists();
+    } catch (err) {
+      throw this.fail(err, name);
+    }
+  }
+
+  async putJson(name: string, value: unknown): Promise<void> {
+    await this.putBytes(name, Buffer.from(JSON.stringify(value)), 'application/json');
+  }
+
+  async putBytes(name: string, bytes: Buffer, contentType = 'application/octet-stream'): Promise<void> {
+    try {
+      await this.container.getBlockBlobClient(name).uploadData(bytes, {
+        blobHTTPHeaders: { blobContentType: contentType },
+        maxSingleShotSize: 256 * 1024 * 1024,
+      });
+    } catch (err) {
+      throw this.fail(err, name);
+    }
+  }
+
+  async getBytes(name: string, offset = 0, count?: number): Promise<Buffer> {
+    try {
+      return await this.container.getBlobClient(name).downloadToBuffer(offset, count, { maxRetryRequestsPerBlock: 5 });
+    } catch (err) {
+      throw this.fail(err, name);
+    }
+  }
+
+  async getJson<T>(name: string): Promise<T> {
+    const bytes = await this.getBytes(name);
+    try {
+      return JSON.parse(bytes.toString('utf8')) as T;
+    } catch {
+      throw new PagewiseError('Corrupt', `${name} in the vault is not valid JSON`);
+    }
+  }
+
+  async stageBlock(blob: string, blockId: string, bytes: Buffer): Promise<void> {
+    try {
+      await this.container.getBlockBlobClient(blob).stageBlock(blockId, bytes, bytes.length);
+    } catch (err) {
+      throw this.fail(err, blob);
+    }
+  }
+
+  /** Commits a segment; refuses more blocks than Azure allows in one blob (Azurite would accept them). */
+  async commitBlocks(blob: string, blockIds: string[]): Promise<void> {
+    if (blockIds.length > MAX_BLOCKS_PER_BLOB) {
+      throw new PagewiseError('LimitExceeded', `${blob} would have ${blockIds.length} blocks, over Azure's limit of ${MAX_BLOCKS_PER_BLOB}`);
+    }
+    try {
+      await this.container.getBlockBlobClient(blob).commitBlockList(blockIds);
+    } catch (err) {
+      throw this.fail(err, blob);
+    }
+  }
+
+  /** Names under a prefix (flat listing; paged by the SDK). */
+  async *list(prefix: string): AsyncGenerator<string> {
+    try {
+      for await (const item of this.container.listBlobsFlat({ prefix })) yield item.name;
+    } catch (err) {
+      throw this.fail(err, prefix);
+    }
+  }
+
+  /** Immediate children "directories" under a prefix. */
+  async *listPrefixes(prefix: string): AsyncGenerator<string> {
+    try {
+      for await (const item of this.container.listBlobsByHierarchy('/', { prefix })) {
+        if (item.kind === 'prefix') yield item.name;
+      }
+    } catch (err) {
+      throw this.fail(err, prefix);
+    }
+  }
+}

@@ -1,0 +1,84 @@
+/**
+ * The durable activities: each rebuilds a core request from small references plus app settings
+ * (vault, user key, engine limits) and calls the engine. Inputs never carry keys or page data.
+ */
+import * as df from 'durable-functions';
+import type { InvocationContext } from '@azure/functions';
+import { finalizeBackup, planBackup, restoreBackup, runBackupBatch, verifyBackup, displayUrl } from '../core';
+import type { BackupRequest } from '../core/types';
+import {
+  Activities,
+  BackupActivityInput,
+  BatchActivityInput,
+  RestoreOrchestrationInput,
+  VerifyOrchestrationInput,
+} from '../orchestrations/contracts';
+import { assertAllowedAccount, engineSettings, readSettings, readUserKey } from './settings';
+
+function backupRequest(input: BackupActivityInput): BackupRequest & { backupId: string } {
+  const settings = readSettings();
+  assertAllowedAccount(settings, input.source.url, 'blob', 'the source disk URL');
+  return {
+    ...engineSettings(settings, input.settings),
+    source: { url: input.source.url },
+    vault: settings.vault,
+    userKey: readUserKey(),
+    backupId: input.backupId,
+  };
+}
+
+df.app.activity(Activities.planBackup, {
+  handler: async (input: unknown, context: InvocationContext) => {
+    const req = backupRequest(input as BackupActivityInput);
+    context.log(`planning backup ${req.backupId} of ${displayUrl(req.source.url)}`);
+    return planBackup(req);
+  },
+});
+
+df.app.activity(Activities.runBackupBatch, {
+  handler: async (input: unknown) => {
+    const { batchIndex, ...rest } = input as BatchActivityInput;
+    return runBackupBatch({ ...backupRequest(rest), batchIndex });
+  },
+});
+
+df.app.activity(Activities.finalizeBackup, {
+  handler: async (input: unknown, context: InvocationContext) => {
+    const req = backupRequest(input as BackupActivityInput);
+    const result = await finalizeBackup(req);
+    context.log(`backup ${req.backupId} complete: ${result.pages} pages, ${result.bytesStored} bytes stored`);
+    return result;
+  },
+});
+
+df.app.activity(Activities.restoreBackup, {
+  handler: async (input: unknown) => {
+    const { backupId, target, overwrite } = input as RestoreOrchestrationInput;
+    const settings = readSettings();
+    assertAllowedAccount(settings, target.url, 'blob', 'the restore target URL');
+    return restoreBackup({
+      backupId,
+      vault: settings.vault,
+      userKey: readUserKey(),
+      target: { url: target.url },
+      overwrite: overwrite ?? false,
+      ...(settings.engine.concurrency ? { concurrency: settings.engine.concurrency } : {}),
+    });
+  },
+});
+
+df.app.activity(Activities.verifyBackup, {
+  handler: async (input: unknown) => {
+    const { backupId, readData, source } = input as VerifyOrchestrationInput;
+    const settings = readSettings();
+    if (source) assertAllowedAccount(settings, source.url, 'blob', 'the source disk URL');
+    return verifyBackup({
+      backupId,
+      vault: settings.vault,
+      userKey: readUserKey(),
+      readData: readData ?? true,
+      ...(source ? { source: { url: source.url } } : {}),
+      ...(settings.engine.concurrency ? { concurrency: settings.engine.concurrency } : {}),
+    });
+  },
+});

@@ -1,0 +1,113 @@
+/**
+ * Every Pagewise app setting, parsed and validated in one place. Read per invocation (not cached) so
+ * a changed setting or Key Vault reference takes effect without redeploying, and tests can set env.
+ */
+import { decodeUserKey, parseStorageUrl, PagewiseError } from '../core';
+import type { EngineSettings, StorageLocation } from '../core/types';
+import type { EngineOverrides } from '../orchestrations/contracts';
+
+export interface PagewiseSettings {
+  vault: StorageLocation;
+  /** Lower-cased storage account names allowed as sources, targets and vaults (SSRF guard). */
+  allowedAccounts: Set<string>;
+  engine: EngineSettings;
+}
+
+type Env = Record<string, string | undefined>;
+
+export function readSettings(env: Env = process.env): PagewiseSettings {
+  const vaultUrl = required(env, 'PAGEWISE_VAULT_URL');
+  const allowedAccounts = new Set(
+    required(env, 'PAGEWISE_ALLOWED_ACCOUNTS')
+      .split(',')
+      .map((a) => a.trim().toLowerCase())
+      .filter((a) => a.length > 0),
+  );
+  if (allowedAccounts.size === 0) throw settingError('PAGEWISE_ALLOWED_ACCOUNTS lists no storage account');
+  const vault: StorageLocation = {
+    url: vaultUrl,
+    ...(env.PAGEWISE_VAULT_CONNECTION_STRING ? { connectionString: env.PAGEWISE_VAULT_CONNECTION_STRING } : {}),
+  };
+  const settings: PagewiseSettings = {
+    vault,
+    allowedAccounts,
+    engine: {
+      ...optionalInt(env, 'PAGEWISE_PAGE_SIZE', 'pageSize'),
+      ...optionalInt(env, 'PAGEWISE_CACHE_BYTES', 'cacheBytes'),
+      ...optionalInt(env, 'PAGEWISE_CONCURRENCY', 'concurrency'),
+    },
+  };
+  assertAllowedAccount(settings, vaultUrl, 'container', 'PAGEWISE_VAULT_URL');
+  return settings;
+}
+
+/**
+ * The 32-byte user key: base64 of the raw key, or the JSON of a Pagewise key file. In Azure the
+ * setting is a Key Vault reference, so the key never sits in plain app configuration.
+ */
+export function readUserKey(env: Env = process.env): Buffer {
+  const text = required(env, 'PAGEWISE_USER_KEY').trim();
+  if (text.startsWith('{')) return decodeUserKey(text, 'PAGEWISE_USER_KEY');
+  const key = Buffer.from(text, 'base64');
+  if (key.length !== 32 || key.toString('base64') !== text.replace(/\s/g, '')) {
+    throw settingError('PAGEWISE_USER_KEY must be the base64 of 32 bytes (or a Pagewise key file)');
+  }
+  return key;
+}
+
+/** Engine settings for one run: app settings, then the caller's overrides. */
+export function engineSettings(settings: PagewiseSettings, overrides: EngineOverrides = {}): EngineSettings {
+  return { ...settings.engine, ...overrides };
+}
+
+/**
+ * Throws unless the URL names a storage account on the allow list: a caller must not make the app
+ * fetch from, or write to, arbitrary hosts with its managed identity.
+ */
+export function assertAllowedAccount(settings: PagewiseSettings, url: string, kind: 'blob' | 'container', what: string): void {
+  const parsed = parseStorageUrl(url, kind, what);
+  if (!settings.allowedAccounts.has(parsed.account.toLowerCase())) {
+    throw new PagewiseError('AccessDenied', `${what}: storage account "${parsed.account}" is not in PAGEWISE_ALLOWED_ACCOUNTS`);
+  }
+}
+
+/** The backup schedule setting's name, used as `%PAGEWISE_BACKUP_SCHEDULE%` in the timer binding. */
+export const BACKUP_SCHEDULE_SETTING = 'PAGEWISE_BACKUP_SCHEDULE';
+
+/** Containers whose new page blobs are backed up (`account/container` or `container`), lower-cased. */
+export function watchedContainers(env: Env = process.env): string[] {
+  return (env.PAGEWISE_WATCHED_CONTAINERS ?? '')
+    .split(',')
+    .map((c) => c.trim().toLowerCase())
+    .filter((c) => c.length > 0);
+}
+
+export interface PolicySource {
+  inline?: string;
+  url?: string;
+}
+
+export function policySource(env: Env = process.env): PolicySource {
+  return {
+    ...(env.PAGEWISE_BACKUP_POLICY ? { inline: env.PAGEWISE_BACKUP_POLICY } : {}),
+    ...(env.PAGEWISE_POLICY_URL ? { url: env.PAGEWISE_POLICY_URL } : {}),
+  };
+}
+
+function required(env: Env, name: string): string {
+  const value = env[name];
+  if (value === undefined || value.trim() === '') throw settingError(`app setting ${name} is not set`);
+  return value.trim();
+}
+
+function optionalInt<K extends keyof EngineSettings>(env: Env, name: string, key: K): Partial<EngineSettings> {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return {};
+  const value = Number(raw);
+  if (!Number.isSafeInteger(value) || value <= 0) throw settingError(`app setting ${name} must be a positive whole number, got "${raw}"`);
+  return { [key]: value };
+}
+
+function settingError(message: string): PagewiseError {
+  return new PagewiseError('BadInput', message);
+}

@@ -1,0 +1,13 @@
+/** @type {import('jest').Config} */
+module.exports = {
+  testEnvironment: 'node',
+  roots: ['<rootDir>/test'],
+  testMatch: ['**/*.test.ts'],
+  transform: { "^.+\\.ts$": ["ts-jest", { diagnostics: false }] },
+  testTimeout: 120000,
+  // The Functions worker normally supplies '@azure/functions-core'; the local durable runtime's
+  // stand-in captures app.* registrations so tests invoke the real handlers (see runtime/functionsCore.ts).
+  moduleNameMapper: { '^@azure/functions-core$': '<rootDir>/runtime/functionsCore.ts' },
+  // Each suite starts its own Azurite on a free loopback port; two workers fit this 2-core machine.
+  maxWorkers: 2,
+};

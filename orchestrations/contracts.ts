@@ -1,0 +1,112 @@
+/**
+ * The small JSON documents that travel through orchestration histories: inputs, outputs and custom
+ * status. References and counts only — never page data, never keys. A source or target URL may carry
+ * a SAS; every outward surface (HTTP responses, logs) passes it through core `redact` first.
+ */
+import type { BackupResult, BatchSummary, RestoreResult, VerifyResult } from '../core/types';
+import type { BatchRange } from './plan';
+
+/** Orchestrator and activity function names (one namespace per function app). */
+export const Orchestrators = {
+  backupDisk: 'backupDiskOrchestrator',
+  backupBatchRange: 'backupBatchRangeOrchestrator',
+  restoreDisk: 'restoreDiskOrchestrator',
+  verifyBackup: 'verifyBackupOrchestrator',
+} as const;
+
+export const Activities = {
+  planBackup: 'planBackup',
+  runBackupBatch: 'runBackupBatch',
+  finalizeBackup: 'finalizeBackup',
+  restoreBackup: 'restoreBackup',
+  verifyBackup: 'verifyBackup',
+} as const;
+
+/** Engine settings a caller may override per run; everything else comes from app settings. */
+export interface EngineOverrides {
+  pageSize?: number;
+  cacheBytes?: number;
+  concurrency?: number;
+}
+
+/** How activities are retried (durable RetryOptions); defaults in orchestrations/retry.ts. */
+export interface RetrySettings {
+  firstRetryIntervalInMs: number;
+  maxAttempts: number;
+  backoffCoefficient?: number;
+  maxRetryIntervalInMs?: number;
+}
+
+export interface DiskRef {
+  /** Page-blob URL (optionally `?snapshot=`), possibly with a SAS. */
+  url: string;
+}
+
+export interface BackupOrchestrationInput {
+  backupId: string;
+  source: DiskRef;
+  settings?: EngineOverrides;
+  retry?: RetrySettings;
+}
+
+export interface RangeOrchestrationInput extends BackupOrchestrationInput {
+  range: BatchRange;
+}
+
+/** What every activity of one backup receives: the backup, the source reference and overrides. */
+export interface BackupActivityInput {
+  backupId: string;
+  source: DiskRef;
+  settings?: EngineOverrides;
+}
+
+export interface BatchActivityInput extends BackupActivityInput {
+  batchIndex: number;
+}
+
+/** Sum of the BatchSummaries of a range of batches. */
+export interface RangeSummary {
+  batches: number;
+  resumedBatches: number;
+  pages: number;
+  holePages: number;
+  zeroPages: number;
+  dedupedPages: number;
+  bytesRead: number;
+  bytesStaged: number;
+  cacheHighWaterBytes: number;
+}
+
+export interface BackupOrchestrationOutput {
+  backupId: string;
+  alreadyComplete: boolean;
+  batches: RangeSummary;
+  /** Sub-orchestrations the root started (one per range of ≤ BATCHES_PER_LEAF batches, or per subtree). */
+  rangeOrchestrations: number;
+  result: BackupResult;
+}
+
+export type BackupPhase = 'planning' | 'copying' | 'finalizing' | 'done';
+
+export interface BackupProgressStatus {
+  phase: BackupPhase;
+  backupId: string;
+  batchesTotal: number;
+  batchesDone: number;
+}
+
+export interface RestoreOrchestrationInput {
+  backupId: string;
+  target: DiskRef;
+  overwrite?: boolean;
+  retry?: RetrySettings;
+}
+
+export interface VerifyOrchestrationInput {
+  backupId: string;
+  readData?: boolean;
+  source?: DiskRef;
+  retry?: RetrySettings;
+}
+
+export type { BatchSummary, BackupResult, RestoreResult, VerifyResult };

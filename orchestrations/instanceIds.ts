@@ -1,0 +1,19 @@
+/**
+ * Deterministic orchestration instance IDs. A backup's ID is derived from (disk, snapshot, ETag) by
+ * core `deriveBackupId`, so starting the same disk state twice names the same instance and the
+ * second start finds the first instead of making a second backup.
+ */
+import type { BatchRange } from './plan';
+
+export const backupInstanceId = (backupId: string) => `backup-${backupId}`;
+export const restoreInstanceId = (backupId: string, targetKey: string) => `restore-${backupId}-${targetKey}`;
+export const verifyInstanceId = (backupId: string, readData: boolean) => `verify-${backupId}-${readData ? 'data' : 'meta'}`;
+
+/** Child instance of a range: stable across replays and restarts of the parent. */
+export const rangeInstanceId = (parentInstanceId: string, range: BatchRange) =>
+  `${parentInstanceId}:r${range.first}+${range.count}`;
+
+/** The backup ID inside a `backup-…` instance ID, or undefined for other instances. */
+export function backupIdOfInstance(instanceId: string): string | undefined {
+  return instanceId.startsWith('backup-') && !instanceId.includes(':') ? instanceId.slice('backup-'.length) : undefined;
+}

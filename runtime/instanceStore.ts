@@ -1,0 +1,148 @@
+/**
+ * Where the local durable runtime keeps each orchestration instance (status, history, scheduled
+ * tasks) so a killed run resumes. The production store is blob storage (Azurite locally): one JSON
+ * blob per instance under `instances/` in the task-hub container; creating uses `If-None-Match: *`
+ * so two starters of one instance ID cannot both win.
+ */
+import { ContainerClient, RestError } from '@azure/storage-blob';
+import type { RetryPolicy } from './actions';
+
+export type RuntimeStatus = 'Pending' | 'Running' | 'Completed' | 'Failed' | 'Terminated';
+
+export const isTerminal = (status: RuntimeStatus): boolean =>
+  status === 'Completed' || status === 'Failed' || status === 'Terminated';
+
+/** One logical task of an orchestration (index = its position in the flattened action list). */
+export interface TaskRecord {
+  kind: 'activity' | 'subOrchestration' | 'timer';
+  name?: string;
+  input?: unknown;
+  childInstanceId?: string;
+  fireAt?: string;
+  retry?: RetryPolicy;
+  /** Attempt currently outstanding or last made (1-based). */
+  attempt: number;
+  /** Replay task ID of what the task is waiting on now: the current attempt, or its retry timer. */
+  waitId: number;
+  waiting: 'work' | 'retryTimer' | 'none';
+}
+
+export interface InstanceRecord {
+  instanceId: string;
+  name: string;
+  input: unknown;
+  parentInstanceId?: string;
+  /** Replay task ID under which the parent waits for this sub-orchestration. */
+  parentTaskId?: number;
+  runtimeStatus: RuntimeStatus;
+  createdTime: string;
+  lastUpdatedTime: string;
+  output: unknown;
+  customStatus: unknown;
+  /** Committed history; `Timestamp`/`FireAt` are ISO strings once stored. */
+  history: unknown[];
+  tasks: TaskRecord[];
+  /** Next replay task ID (the orchestrator numbers its tasks 0, 1, 2… in scheduling order). */
+  nextTaskId: number;
+  episodes: number;
+}
+
+export interface InstanceStore {
+  /** Stores a new record; false if one with that ID exists already. */
+  create(record: InstanceRecord): Promise<boolean>;
+  /** Replaces a record (used for checkpoints and for restarting a failed instance). */
+  save(record: InstanceRecord): Promise<void>;
+  load(instanceId: string): Promise<InstanceRecord | undefined>;
+  list(): Promise<InstanceRecord[]>;
+  remove(instanceId: string): Promise<boolean>;
+}
+
+const blobName = (instanceId: string) => `instances/${encodeURIComponent(instanceId)}.json`;
+
+export class BlobInstanceStore implements InstanceStore {
+  private ready: Promise<unknown> | undefined;
+
+  constructor(private readonly container: ContainerClient) {}
+
+  private ensureContainer(): Promise<unknown> {
+    this.ready ??= this.container.createIfNotExists();
+    return this.ready;
+  }
+
+  async create(record: InstanceRecord): Promise<boolean> {
+    await this.ensureContainer();
+    const body = JSON.stringify(record);
+    try {
+      await this.container
+        .getBlockBlobClient(blobName(record.instanceId))
+        .upload(body, Buffer.byteLength(body), { conditions: { ifNoneMatch: '*' }, metadata: meta(record) });
+      return true;
+    } catch (err) {
+      if (err instanceof RestError && (err.statusCode === 409 || err.statusCode === 412)) return false;
+      throw err;
+    }
+  }
+
+  async save(record: InstanceRecord): Promise<void> {
+    await this.ensureContainer();
+    const body = JSON.stringify(record);
+    await this.container
+      .getBlockBlobClient(blobName(record.instanceId))
+      .upload(body, Buffer.byteLength(body), { metadata: meta(record) });
+  }
+
+  async load(instanceId: string): Promise<InstanceRecord | undefined> {
+    await this.ensureContainer();
+    try {
+      const buffer = await this.container.getBlockBlobClient(blobName(instanceId)).downloadToBuffer();
+      return JSON.parse(buffer.toString('utf8')) as InstanceRecord;
+    } catch (err) {
+      if (err instanceof RestError && err.statusCode === 404) return undefined;
+      throw err;
+    }
+  }
+
+  async list(): Promise<InstanceRecord[]> {
+    await this.ensureContainer();
+    const out: InstanceRecord[] = [];
+    for await (const blob of this.container.listBlobsFlat({ prefix: 'instances/' })) {
+      const record = await this.load(decodeURIComponent(blob.name.slice('instances/'.length, -'.json'.length)));
+      if (record) out.push(record);
+    }
+    return out;
+  }
+
+  async remove(instanceId: string): Promise<boolean> {
+    await this.ensureContainer();
+    const response = await this.container.getBlockBlobClient(blobName(instanceId)).deleteIfExists();
+    return response.succeeded;
+  }
+}
+
+/** For throw-away runs (e.g. sizing simulations) where nothing must survive the process. */
+export class MemoryInstanceStore implements InstanceStore {
+  private readonly records = new Map<string, string>();
+
+  async create(record: InstanceRecord): Promise<boolean> {
+    if (this.records.has(record.instanceId)) return false;
+    this.records.set(record.instanceId, JSON.stringify(record));
+    return true;
+  }
+  async save(record: InstanceRecord): Promise<void> {
+    this.records.set(record.instanceId, JSON.stringify(record));
+  }
+  async load(instanceId: string): Promise<InstanceRecord | undefined> {
+    const text = this.records.get(instanceId);
+    return text === undefined ? undefined : (JSON.parse(text) as InstanceRecord);
+  }
+  async list(): Promise<InstanceRecord[]> {
+    return [...this.records.values()].map((t) => JSON.parse(t) as InstanceRecord);
+  }
+  async remove(instanceId: string): Promise<boolean> {
+    return this.records.delete(instanceId);
+  }
+}
+
+function meta(record: InstanceRecord): Record<string, string> {
+  return { runtimestatus: record.runtimeStatus, name: record.name };
+}

@@ -1,0 +1,64 @@
+/**
+ * Test environment: a real Azurite (blob service) on a free loopback port with a "src" (cloud) account
+ * and a "vault" account, containers for disks, the vault and restore targets, and helpers to create disks.
+ */
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { startAzurite, AzuriteInstance } from '../../embedded/azurite';
+import { writeDisk, DiskRegion, SampleDisk } from '../../embedded/sample-disk';
+import { generateKey, StorageLocation } from '../../core';
+
+export interface TestEnv {
+  az: AzuriteInstance;
+  userKey: Buffer;
+  vault: StorageLocation;
+  tmp: string;
+  /** A read-only SAS URL of a source disk. */
+  sourceUrl(name: string): string;
+  /** Creates a source disk (page blob) with the given regions. */
+  makeDisk(name: string, diskBytes: number, regions: DiskRegion[]): Promise<SampleDisk & { source: StorageLocation }>;
+  /** A SAS URL for a restore target page blob in the vault account. */
+  targetUrl(name: string): string;
+  /** SHA-256 of a page blob's whole content. */
+  blobSha256(url: string): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export async function startEnv(): Promise<TestEnv> {
+  const az = await startAzurite({ accounts: ['src', 'vault'] });
+  await az.accounts.src.service.getContainerClient('disks').create();
+  await az.accounts.vault.service.getContainerClient('vault').create();
+  await az.accounts.vault.service.getContainerClient('restores').create();
+  const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'pagewise-test-'));
+  const env: TestEnv = {
+    az,
+    tmp,
+    userKey: generateKey(),
+    vault: { url: az.sasUrl('vault', 'vault') },
+    sourceUrl: (name) => az.sasUrl('src', 'disks', name, { permissions: 'r' }),
+    targetUrl: (name) => az.sasUrl('vault', 'restores', name),
+    async makeDisk(name, diskBytes, regions) {
+      const disk = await writeDisk(az.accounts.src.service.getContainerClient('disks').getPageBlobClient(name), diskBytes, regions);
+      return { ...disk, source: { url: env.sourceUrl(name) } };
+    },
+    async blobSha256(url) {
+      const { PageBlobClient } = await import('@azure/storage-blob');
+      const buf = await new PageBlobClient(url).downloadToBuffer();
+      return createHash('sha256').update(buf).digest('hex');
+    },
+    async stop() {
+      await az.stop();
+      await fs.rm(tmp, { recursive: true, force: true });
+    },
+  };
+  return env;
+}
+
+export async function fileSha256(file: string): Promise<string> {
+  return createHash('sha256').update(await fs.readFile(file)).digest('hex');
+}
+
+export const KiB = 1024;
+export const MiB = 1024 * 1024;
