@@ -3,7 +3,7 @@ module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
-  transform: { "^.+\\.ts$": ["ts-jest", { diagnostics: false }] },
+  transform: { "^.+\\.ts$": ["ts-jest", {}] },
   testTimeout: 120000,
   // The Functions worker normally supplies '@azure/functions-core'; the local durable runtime's
   // stand-in captures app.* registrations so tests invoke the real handlers (see runtime/functionsCore.ts).

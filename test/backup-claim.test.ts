@@ -4,7 +4,7 @@
  * the backup restores byte-identical as a page blob and as a sparse file.
  */
 import * as path from 'node:path';
-import { PageBlobClient } from '@azure/storage-blob';
+import { AnonymousCredential, PageBlobClient } from '@azure/storage-blob';
 import { backupDisk, restoreBackup, verifyBackup, listBackups } from '../core';
 import { sampleVmLayout } from '../embedded/sample-disk';
 import { fileSha256, KiB, MiB, startEnv, TestEnv } from './harness/env';
@@ -56,7 +56,7 @@ test('a disk 16× larger than the cache is backed up without exceeding the cache
   expect(await env.blobSha256(target)).toBe(disk.sha256);
   // Only non-hole pages were written to the restored page blob.
   let written = 0;
-  for await (const r of new PageBlobClient(target).listPageRanges()) written += r.end - r.start + 1;
+  for await (const r of new PageBlobClient(target, new AnonymousCredential()).listPageRanges()) written += r.end - r.start + 1;
   expect(written).toBe(toBlob.bytesWritten);
   expect(written).toBeLessThan(diskBytes / 2);
 });

@@ -3,9 +3,10 @@
  * and a "vault" account, containers for disks, the vault and restore targets, and helpers to create disks.
  */
 import { createHash } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { createReadStream, promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { AnonymousCredential, PageBlobClient } from '@azure/storage-blob';
 import { startAzurite, AzuriteInstance } from '../../embedded/azurite';
 import { writeDisk, DiskRegion, SampleDisk } from '../../embedded/sample-disk';
 import { generateKey, StorageLocation } from '../../core';
@@ -44,8 +45,7 @@ export async function startEnv(): Promise<TestEnv> {
       return { ...disk, source: { url: env.sourceUrl(name) } };
     },
     async blobSha256(url) {
-      const { PageBlobClient } = await import('@azure/storage-blob');
-      const buf = await new PageBlobClient(url).downloadToBuffer();
+      const buf = await new PageBlobClient(url, new AnonymousCredential()).downloadToBuffer();
       return createHash('sha256').update(buf).digest('hex');
     },
     async stop() {
@@ -57,7 +57,9 @@ export async function startEnv(): Promise<TestEnv> {
 }
 
 export async function fileSha256(file: string): Promise<string> {
-  return createHash('sha256').update(await fs.readFile(file)).digest('hex');
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file, { highWaterMark: 4 * 1024 * 1024 })) hash.update(chunk as Buffer);
+  return hash.digest('hex');
 }
 
 export const KiB = 1024;

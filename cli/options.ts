@@ -1,0 +1,38 @@
+/** Option values parsed the same way everywhere, with errors naming the option. */
+import { parseBytes, PagewiseError, resolveSettings, validateBackupId } from '../core';
+import { statSync } from 'node:fs';
+
+export type ResolvedSettings = ReturnType<typeof resolveSettings>;
+
+export function parseSize(text: string | undefined, option: string): number | undefined {
+  return text === undefined ? undefined : parseBytes(text, option);
+}
+
+export function parseCount(text: string | undefined, option: string): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^\s*\d+\s*$/.test(text)) throw new PagewiseError('BadInput', `${option} "${text}" is not a whole number`);
+  return Number(text);
+}
+
+/** Page size, cache and concurrency checked before any network call. */
+export function engineSettings(opts: { pageSize?: string; cache?: string; concurrency?: string; scratchDir?: string }): ResolvedSettings {
+  if (opts.scratchDir !== undefined) {
+    let isDir = false;
+    try {
+      isDir = statSync(opts.scratchDir).isDirectory();
+    } catch {
+      isDir = false;
+    }
+    if (!isDir) throw new PagewiseError('BadInput', `--scratch-dir ${opts.scratchDir} is not an existing directory`);
+  }
+  return resolveSettings({
+    pageSize: parseSize(opts.pageSize, '--page-size'),
+    cacheBytes: parseSize(opts.cache, '--cache'),
+    concurrency: parseCount(opts.concurrency, '--concurrency'),
+    scratchDir: opts.scratchDir,
+  });
+}
+
+export function backupIdArg(id: string): string {
+  return validateBackupId(id);
+}

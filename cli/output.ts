@@ -1,0 +1,66 @@
+/** Output shared by the commands: one JSON object, short human summaries, the progress bar. */
+import { SingleBar } from 'cli-progress';
+import { formatBytes, redact } from '../core';
+import { CliIO } from './io';
+
+/** `--json`: exactly one JSON object on stdout. */
+export function printJson(io: CliIO, value: object): void {
+  io.stdout(`${redact(JSON.stringify(value, null, 2))}\n`);
+}
+
+/** Human output: lines on stdout, secrets removed. */
+export function printLines(io: CliIO, lines: string[]): void {
+  io.stdout(lines.map((l) => `${redact(l)}\n`).join(''));
+}
+
+export function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
+}
+
+export function rate(bytes: number, ms: number): string {
+  return ms > 0 ? `${(bytes / (1024 * 1024) / (ms / 1000)).toFixed(1)} MiB/s` : '—';
+}
+
+export { formatBytes };
+
+/** Key/value rows aligned in two columns. */
+export function table(rows: Array<[string, string]>, indent = '  '): string[] {
+  const width = Math.max(...rows.map(([k]) => k.length));
+  return rows.map(([k, v]) => `${indent}${k.padEnd(width)}  ${v}`);
+}
+
+export interface Progress {
+  update(done: number, total: number, detail?: string): void;
+  stop(): void;
+}
+
+const NO_PROGRESS: Progress = { update() {}, stop() {} };
+
+/** A progress bar on stderr, only when stderr is a terminal and the output is not JSON. */
+export function progressBar(io: CliIO, json: boolean, task: string): Progress {
+  if (json || !io.progressStream) return NO_PROGRESS;
+  const bar = new SingleBar({
+    stream: io.progressStream,
+    format: `${task} [{bar}] {percentage}% | {value}/{total} pages{detail}`,
+    barsize: 30,
+    hideCursor: true,
+    clearOnComplete: true,
+    fps: 5,
+  });
+  let started = false;
+  return {
+    update(done, total, detail) {
+      const payload = { detail: detail ? ` | ${detail}` : '' };
+      if (!started) {
+        bar.start(total, done, payload);
+        started = true;
+      } else {
+        bar.setTotal(total);
+        bar.update(done, payload);
+      }
+    },
+    stop() {
+      if (started) bar.stop();
+    },
+  };
+}

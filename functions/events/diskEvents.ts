@@ -1,0 +1,93 @@
+/**
+ * Pure reading of the Event Grid events Pagewise reacts to, in either delivery schema (Event Grid
+ * schema or CloudEvents 1.0): a managed-disk snapshot written (ARM ResourceWriteSuccess) or a page
+ * blob created in a watched container (Storage BlobCreated). Anything else is "ignored" with a reason.
+ */
+
+export const SNAPSHOT_WRITTEN = 'Microsoft.Resources.ResourceWriteSuccess';
+export const BLOB_CREATED = 'Microsoft.Storage.BlobCreated';
+
+/** The fields both schemas share, under Event Grid names. */
+export interface NormalizedEvent {
+  id: string;
+  type: string;
+  subject: string;
+  source: string;
+  time?: string;
+  data: Record<string, unknown>;
+  schema: 'EventGrid' | 'CloudEvents';
+}
+
+export type DiskEvent =
+  | { kind: 'snapshot'; eventId: string; resourceId: string; subscriptionId: string; resourceGroup: string; snapshotName: string }
+  | { kind: 'pageBlob'; eventId: string; url: string; account: string; container: string }
+  | { kind: 'ignored'; eventId: string; reason: string };
+
+export function normalizeEvent(raw: unknown): NormalizedEvent {
+  const e = (raw ?? {}) as Record<string, unknown>;
+  const data = (typeof e.data === 'object' && e.data !== null ? e.data : {}) as Record<string, unknown>;
+  if (e.specversion !== undefined) {
+    return {
+      id: String(e.id ?? ''),
+      type: String(e.type ?? ''),
+      subject: String(e.subject ?? ''),
+      source: String(e.source ?? ''),
+      ...(e.time ? { time: String(e.time) } : {}),
+      data,
+      schema: 'CloudEvents',
+    };
+  }
+  return {
+    id: String(e.id ?? ''),
+    type: String(e.eventType ?? ''),
+    subject: String(e.subject ?? ''),
+    source: String(e.topic ?? ''),
+    ...(e.eventTime ? { time: String(e.eventTime) } : {}),
+    data,
+    schema: 'EventGrid',
+  };
+}
+
+const SNAPSHOT_ID_RE =
+  /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.Compute\/snapshots\/([^/]+)$/i;
+
+/** Decides what an event asks of Pagewise; `watched` lists `container` or `account/container` entries. */
+export function classifyEvent(raw: unknown, watched: string[]): DiskEvent {
+  const event = normalizeEvent(raw);
+  const eventId = event.id;
+  if (event.type === SNAPSHOT_WRITTEN) {
+    const resourceId = String(event.data.resourceUri ?? event.subject);
+    const match = SNAPSHOT_ID_RE.exec(resourceId);
+    if (!match) return { kind: 'ignored', eventId, reason: `resource write of ${resourceId} is not a Microsoft.Compute/snapshots resource` };
+    const operation = String(event.data.operationName ?? '');
+    if (operation && !/^Microsoft\.Compute\/snapshots\/write$/i.test(operation)) {
+      return { kind: 'ignored', eventId, reason: `operation ${operation} is not a snapshot write` };
+    }
+    return { kind: 'snapshot', eventId, resourceId, subscriptionId: match[1], resourceGroup: match[2], snapshotName: match[3] };
+  }
+  if (event.type === BLOB_CREATED) {
+    if (event.data.blobType !== 'PageBlob') return { kind: 'ignored', eventId, reason: `blob type ${String(event.data.blobType)} is not PageBlob` };
+    const url = String(event.data.url ?? '');
+    const where = locate(url, event.source);
+    if (!where) return { kind: 'ignored', eventId, reason: 'the event carries no blob URL' };
+    const isWatched = watched.some((w) => w === where.container || w === `${where.account}/${where.container}`);
+    if (!isWatched) return { kind: 'ignored', eventId, reason: `container ${where.account}/${where.container} is not watched` };
+    return { kind: 'pageBlob', eventId, url, ...where };
+  }
+  return { kind: 'ignored', eventId, reason: `event type ${event.type || '(none)'} is not handled` };
+}
+
+/** Account (from the storage topic/source, else the URL host) and container of a blob URL. */
+function locate(url: string, source: string): { account: string; container: string } | undefined {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return undefined;
+  }
+  const segments = parsed.pathname.split('/').filter(Boolean);
+  const pathStyle = /^\d{1,3}(\.\d{1,3}){3}$/.test(parsed.hostname) || parsed.hostname === 'localhost';
+  const account = (/\/storageAccounts\/([^/]+)/i.exec(source)?.[1] ?? (pathStyle ? segments[0] : parsed.hostname.split('.')[0]) ?? '').toLowerCase();
+  const container = (pathStyle ? segments[1] : segments[0])?.toLowerCase();
+  return account && container ? { account, container } : undefined;
+}

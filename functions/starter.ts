@@ -1,0 +1,44 @@
+/**
+ * Starts an orchestration at most once per instance ID. Backup, restore and verify instance IDs are
+ * deterministic, so a duplicate request or event delivery finds the instance already there. A failed
+ * or terminated instance may start again (the engine resumes from what the vault already holds).
+ */
+import type { DurableClient, DurableOrchestrationStatus } from 'durable-functions';
+
+const RESTARTABLE = new Set(['Failed', 'Terminated', 'Canceled']);
+
+export interface StartOnceResult {
+  instanceId: string;
+  /** true when this call started the instance; false when it existed (status tells how far it got). */
+  started: boolean;
+  status?: DurableOrchestrationStatus;
+}
+
+export async function startOnce(
+  client: DurableClient,
+  orchestrator: string,
+  instanceId: string,
+  input: unknown,
+): Promise<StartOnceResult> {
+  const existing = await findStatus(client, instanceId);
+  if (existing && !RESTARTABLE.has(existing.runtimeStatus)) return { instanceId, started: false, status: existing };
+  try {
+    await client.startNew(orchestrator, { instanceId, input });
+    return { instanceId, started: true };
+  } catch (err) {
+    // Another starter won the race between our status check and our start: that is the duplicate case.
+    const now = await findStatus(client, instanceId);
+    if (now && !RESTARTABLE.has(now.runtimeStatus)) return { instanceId, started: false, status: now };
+    throw err;
+  }
+}
+
+/** The status of an instance, or undefined when there is none (DurableClient reports that as a 404 error). */
+export async function findStatus(client: DurableClient, instanceId: string): Promise<DurableOrchestrationStatus | undefined> {
+  try {
+    return await client.getStatus(instanceId, { showInput: true });
+  } catch (err) {
+    if (err instanceof Error && /HTTP 404/.test(err.message)) return undefined;
+    throw err;
+  }
+}
