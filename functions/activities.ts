@@ -13,11 +13,11 @@ import {
   RestoreOrchestrationInput,
   VerifyOrchestrationInput,
 } from '../orchestrations/contracts';
-import { assertAllowedAccount, engineSettings, readSettings, readUserKey } from './settings';
+import { assertAllowedAccount, assertAllowedSource, engineSettings, readSettings, readUserKey } from './settings';
 
 function backupRequest(input: BackupActivityInput): BackupRequest & { backupId: string } {
   const settings = readSettings();
-  assertAllowedAccount(settings, input.source.url, 'blob', 'the source disk URL');
+  assertAllowedSource(settings, input.source, 'the source disk URL');
   return {
     ...engineSettings(settings, input.settings),
     source: { url: input.source.url },

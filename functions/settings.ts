@@ -4,7 +4,7 @@
  */
 import { decodeUserKey, parseStorageUrl, PagewiseError } from '../core';
 import type { EngineSettings, StorageLocation } from '../core/types';
-import type { EngineOverrides } from '../orchestrations/contracts';
+import type { DiskRef, EngineOverrides } from '../orchestrations/contracts';
 
 export interface PagewiseSettings {
   vault: StorageLocation;
@@ -69,6 +69,20 @@ export function assertAllowedAccount(settings: PagewiseSettings, url: string, ki
   if (!settings.allowedAccounts.has(parsed.account.toLowerCase())) {
     throw new PagewiseError('AccessDenied', `${what}: storage account "${parsed.account}" is not in PAGEWISE_ALLOWED_ACCOUNTS`);
   }
+}
+
+/**
+ * The allow-list check for a backup source. A read SAS issued by the Compute API for a snapshot
+ * points at a managed-disk export host, not at one of our accounts; it is accepted on that host only.
+ */
+export function assertAllowedSource(settings: PagewiseSettings, source: DiskRef, what: string): void {
+  if (source.grantedBy === 'compute') {
+    if (!/\.blob\.storage\.azure\.net$/i.test(new URL(source.url).hostname)) {
+      throw new PagewiseError('AccessDenied', `${what}: a Compute-granted URL must be on *.blob.storage.azure.net`);
+    }
+    return;
+  }
+  assertAllowedAccount(settings, source.url, 'blob', what);
 }
 
 /** The backup schedule setting's name, used as `%PAGEWISE_BACKUP_SCHEDULE%` in the timer binding. */

@@ -40,6 +40,8 @@ export interface RetrySettings {
 export interface DiskRef {
   /** Page-blob URL (optionally `?snapshot=`), possibly with a SAS. */
   url: string;
+  /** Set when the URL is a read SAS the Compute API issued for a managed-disk snapshot. */
+  grantedBy?: 'compute';
 }
 
 export interface BackupOrchestrationInput {

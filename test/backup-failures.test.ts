@@ -174,12 +174,12 @@ describe('damage in the vault', () => {
 });
 
 test('a backup interrupted before finalize is not listed, cannot be restored, and resumes without redoing batches', async () => {
-  const diskBytes = 4 * 1024 * MiB; // 4 GiB logical, 1 GiB batches at 4 MiB pages
+  const diskBytes = 24 * MiB; // at 512 B pages a batch is 16,384 pages = 8 MiB: three batches, two with data
   const disk = await env.makeDisk('interrupted.vhd', diskBytes, [
-    { offset: 0, length: 4 * MiB, kind: 'text', seed: 21 },
-    { offset: 2048 * MiB, length: 4 * MiB, kind: 'random', seed: 22 },
+    { offset: 0, length: 64 * 1024, kind: 'text', seed: 21 },
+    { offset: 16 * MiB, length: 64 * 1024, kind: 'random', seed: 22 },
   ]);
-  const req = { source: disk.source, vault: env.vault, userKey: env.userKey, pageSize: 4 * MiB, cacheBytes: 8 * MiB };
+  const req = { source: disk.source, vault: env.vault, userKey: env.userKey, pageSize: 512, cacheBytes: 8 * 1024 };
   const plan = await planBackup(req);
   expect(plan.batchCount).toBe(2);
   const first = await runBackupBatch({ ...req, backupId: plan.backupId, batchIndex: 0 });

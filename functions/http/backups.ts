@@ -4,12 +4,12 @@
  */
 import * as df from 'durable-functions';
 import { HttpRequest, HttpResponse, InvocationContext } from '@azure/functions';
-import { deriveBackupId, displayUrl, listBackups, validateBackupId } from '../../core';
-import { BackupOrchestrationInput, Orchestrators } from '../../orchestrations/contracts';
+import { displayUrl, listBackups, validateBackupId } from '../../core';
+import { startDiskBackup } from '../backupStarts';
 import { backupIdOfInstance, backupInstanceId } from '../../orchestrations/instanceIds';
 import { problem, problemFromError } from '../problems';
 import { assertAllowedAccount, readSettings } from '../settings';
-import { findStatus, startOnce } from '../starter';
+import { findStatus } from '../starter';
 import { describeErrors, validators } from './schemas';
 import { operationView, redactDeep } from './views';
 import { readJson, startedResponse } from './responses';
@@ -26,16 +26,10 @@ df.app.client.http('startBackup', {
       }
       const settings = readSettings();
       assertAllowedAccount(settings, body.source.url, 'blob', 'source.url');
-      const backupId = await deriveBackupId({ url: body.source.url });
-      const { source, ...overrides } = body;
-      const input: BackupOrchestrationInput = {
-        backupId,
-        source: { url: source.url },
-        ...(Object.keys(overrides).length > 0 ? { settings: overrides } : {}),
-      };
-      const started = await startOnce(client, Orchestrators.backupDisk, backupInstanceId(backupId), input);
-      context.log(`backup ${backupId} of ${displayUrl(source.url)}: ${started.started ? 'started' : `already ${started.status?.runtimeStatus}`}`);
-      return startedResponse(request, client, 'backups', backupId, started);
+      const { source, ...settings } = body;
+      const started = await startDiskBackup(client, { url: source.url }, { settings });
+      context.log(`backup ${started.backupId} of ${displayUrl(source.url)}: ${started.started ? 'started' : `already ${started.status?.runtimeStatus}`}`);
+      return startedResponse(request, client, 'backups', started.backupId, started);
     } catch (err) {
       return problemFromError(err);
     }

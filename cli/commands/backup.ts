@@ -1,0 +1,80 @@
+/** `pagewise backup <source-page-blob-url> --vault <container-url> --key-file <f> [...]` */
+import { backupDisk, BackupResult, displayUrl, formatBytes, loadUserKey, validateBackupId } from '../../core';
+import { storageLocation } from '../locations';
+import { engineSettings } from '../options';
+import { printJson, printLines, progressBar, rate, seconds, table } from '../output';
+import { DefineCommand } from './context';
+
+interface BackupOptions {
+  vault: string;
+  keyFile: string;
+  pageSize?: string;
+  cache?: string;
+  concurrency?: string;
+  scratchDir?: string;
+  backupId?: string;
+  json?: boolean;
+}
+
+export const defineBackup: DefineCommand = (program, ctx) => {
+  program
+    .command('backup')
+    .description('back up a page blob (VM disk) page by page into the encrypted vault')
+    .argument('<source-page-blob-url>', 'the disk: a page-blob URL (a SAS in it, or PAGEWISE_SOURCE_CONNECTION_STRING)')
+    .requiredOption('--vault <container-url>', 'vault container URL (SAS, or PAGEWISE_VAULT_CONNECTION_STRING)')
+    .requiredOption('--key-file <file>', 'user key file (see pagewise keygen)')
+    .option('--page-size <size>', 'page size, a multiple of 512 (e.g. 4MiB)', '4MiB')
+    .option('--cache <size>', 'scratch cache capacity; at least one page, smaller than the disk', '256MiB')
+    .option('--concurrency <n>', 'pages in flight at once (1-64)')
+    .option('--scratch-dir <dir>', 'directory for the scratch cache (default: OS temp dir)')
+    .option('--backup-id <id>', 'backup ID (default: derived from the disk state, so a rerun resumes)')
+    .option('--json', 'print the result as one JSON object')
+    .action(async (sourceUrl: string, opts: BackupOptions) => {
+      const { io } = ctx;
+      const source = storageLocation(sourceUrl, 'source', io.env);
+      const vault = storageLocation(opts.vault, 'vault', io.env);
+      const settings = engineSettings(opts);
+      const backupId = opts.backupId === undefined ? undefined : validateBackupId(opts.backupId);
+      const userKey = await loadUserKey(opts.keyFile);
+      const bar = progressBar(io, opts.json ?? false, 'backup');
+      let result: BackupResult;
+      try {
+        result = await backupDisk({
+          source,
+          vault,
+          userKey,
+          backupId,
+          pageSize: settings.pageSize,
+          cacheBytes: settings.cacheBytes,
+          concurrency: settings.concurrency,
+          scratchDir: settings.scratchDir,
+          abortSignal: io.abortSignal,
+          onProgress: (p) => bar.update(p.pagesDone, p.pagesTotal, `${formatBytes(p.bytesRead)} of ${formatBytes(p.allocatedBytes)} read`),
+        });
+      } finally {
+        bar.stop();
+      }
+      if (opts.json) {
+        printJson(io, result);
+        return;
+      }
+      printLines(io, [
+        `backup ${result.backupId} complete: ${displayUrl(sourceUrl)} → ${displayUrl(opts.vault)}`,
+        ...table([
+          ['disk', `${formatBytes(result.diskBytes)} (${formatBytes(result.allocatedBytes)} allocated)`],
+          ['read', `${formatBytes(result.bytesRead)} in ${seconds(result.durationMs)} (${rate(result.bytesRead, result.durationMs)})`],
+          ['pages', `${result.pages} of ${formatBytes(result.pageSize)} (${result.zeroPages} zero, ${result.dedupedPages} deduplicated)`],
+          ['stored', `${formatBytes(result.bytesStored)} in ${result.storedBlocks} blocks, ${result.segments} segment(s)`],
+          ['cache', `${formatBytes(result.cacheCapacityBytes)} capacity, ${formatBytes(result.cacheHighWaterBytes)} high water`],
+        ]),
+      ]);
+    });
+};
+
+/** Added to an interrupted or failed backup's error line. */
+export function backupHint(code: string): string | undefined {
+  if (code === 'Aborted' || code === 'SourceUnreachable' || code === 'VaultUnreachable') {
+    return 'run the same command again to resume';
+  }
+  return undefined;
+}

@@ -1,0 +1,10 @@
+import { Command } from 'commander';
+import { CliIO } from '../io';
+
+/** What a command module gets: the IO and a place to leave its exit code. */
+export interface CommandContext {
+  io: CliIO;
+  exitCode: number;
+}
+
+export type DefineCommand = (program: Command, ctx: CommandContext) => void;

@@ -1,0 +1,64 @@
+/** `pagewise verify <backup-id> --vault <container-url> --key-file <f> [--source <url>] [--quick]` */
+import { formatBytes, loadUserKey, validateBackupId, verifyBackup } from '../../core';
+import { EXIT_FAILURE, printError } from '../errors';
+import { storageLocation } from '../locations';
+import { parseCount } from '../options';
+import { printJson, printLines, progressBar, seconds } from '../output';
+import { DefineCommand } from './context';
+
+interface VerifyOptions {
+  vault: string;
+  keyFile: string;
+  source?: string;
+  quick?: boolean;
+  concurrency?: string;
+  json?: boolean;
+}
+
+export const defineVerify: DefineCommand = (program, ctx) => {
+  program
+    .command('verify')
+    .description('check a backup: structure, and (unless --quick) every block read, decrypted and hash-checked')
+    .argument('<backup-id>', 'the backup (see pagewise list)')
+    .requiredOption('--vault <container-url>', 'vault container URL (SAS, or PAGEWISE_VAULT_CONNECTION_STRING)')
+    .requiredOption('--key-file <file>', 'user key file the backup was made with')
+    .option('--source <page-blob-url>', 'also compare with the source disk (SAS, or PAGEWISE_SOURCE_CONNECTION_STRING)')
+    .option('--quick', 'check structure only, do not read the data blocks')
+    .option('--concurrency <n>', 'pages in flight at once')
+    .option('--json', 'print the result as one JSON object')
+    .action(async (id: string, opts: VerifyOptions) => {
+      const { io } = ctx;
+      const backupId = validateBackupId(id);
+      const vault = storageLocation(opts.vault, 'vault', io.env);
+      const source = opts.source === undefined ? undefined : storageLocation(opts.source, 'source', io.env);
+      const concurrency = parseCount(opts.concurrency, '--concurrency');
+      const userKey = await loadUserKey(opts.keyFile);
+      const bar = progressBar(io, opts.json ?? false, 'verify');
+      let result;
+      try {
+        result = await verifyBackup({
+          backupId,
+          vault,
+          userKey,
+          source,
+          readData: !opts.quick,
+          concurrency,
+          onProgress: (done, total) => bar.update(done, total),
+        });
+      } finally {
+        bar.stop();
+      }
+      if (opts.json) printJson(io, result);
+      else if (result.ok) {
+        printLines(io, [
+          `backup ${result.backupId} is OK (${opts.quick ? 'structure only' : 'all data read'}${source ? ', compared with the source' : ''})`,
+          `  ${result.pagesChecked} pages, ${result.blocksChecked} blocks, ${formatBytes(result.bytesChecked)} checked in ${seconds(result.durationMs)}`,
+        ]);
+      }
+      if (!result.ok) {
+        for (const problem of result.problems) printError(io, `problem: ${problem}`);
+        printError(io, `backup ${result.backupId} FAILED verification: ${result.problems.length} problem(s)`);
+        ctx.exitCode = EXIT_FAILURE;
+      }
+    });
+};

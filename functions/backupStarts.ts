@@ -1,0 +1,38 @@
+/**
+ * Starting the backup of one disk, shared by the HTTP, timer and Event Grid triggers: derive the
+ * backup ID (deterministic from the disk state, or from the snapshot resource) and start the backup
+ * orchestration under `backup-<id>` at most once.
+ */
+import { createHash } from 'node:crypto';
+import type { DurableClient } from 'durable-functions';
+import { deriveBackupId } from '../core';
+import { BackupOrchestrationInput, DiskRef, EngineOverrides, Orchestrators } from '../orchestrations/contracts';
+import { backupInstanceId } from '../orchestrations/instanceIds';
+import { startOnce, StartOnceResult } from './starter';
+
+export interface DiskBackupStart extends StartOnceResult {
+  backupId: string;
+}
+
+export async function startDiskBackup(
+  client: DurableClient,
+  source: DiskRef,
+  options: { backupId?: string; settings?: EngineOverrides } = {},
+): Promise<DiskBackupStart> {
+  const backupId = options.backupId ?? (await deriveBackupId({ url: source.url }));
+  const input: BackupOrchestrationInput = {
+    backupId,
+    source,
+    ...(options.settings && Object.keys(options.settings).length > 0 ? { settings: options.settings } : {}),
+  };
+  const started = await startOnce(client, Orchestrators.backupDisk, backupInstanceId(backupId), input);
+  return { ...started, backupId };
+}
+
+/**
+ * A snapshot is immutable, so its ARM resource ID names its state: every delivery of its event (and
+ * every fresh SAS for it) maps to the same backup ID, without reading the disk first.
+ */
+export function snapshotBackupId(resourceId: string): string {
+  return `pw-${createHash('sha256').update(`snapshot:${resourceId.toLowerCase()}`).digest('hex').slice(0, 24)}`;
+}
