@@ -10,17 +10,20 @@ export interface CliIO {
   env: Record<string, string | undefined>;
   /** Stream for the progress bar; set only when stderr is an interactive terminal. */
   progressStream?: NodeJS.WriteStream;
-  /** Aborts a running backup (Ctrl-C); the same command run again resumes it. */
-  abortSignal?: AbortSignal;
+  /**
+   * A command that can stop cleanly (backup) asks for a signal that Ctrl-C aborts; without this,
+   * Ctrl-C ends the process at once.
+   */
+  interruptSignal?(): AbortSignal;
 }
 
-export function processIO(abortSignal?: AbortSignal): CliIO {
+export function processIO(interruptSignal?: () => AbortSignal): CliIO {
   return {
     stdout: (text) => void process.stdout.write(text),
     stderr: (text) => void process.stderr.write(text),
     env: process.env,
     progressStream: process.stderr.isTTY ? process.stderr : undefined,
-    abortSignal,
+    interruptSignal,
   };
 }
 

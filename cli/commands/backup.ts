@@ -31,6 +31,7 @@ export const defineBackup: DefineCommand = (program, ctx) => {
     .option('--json', 'print the result as one JSON object')
     .action(async (sourceUrl: string, opts: BackupOptions) => {
       const { io } = ctx;
+      ctx.hint = backupHint;
       const source = storageLocation(sourceUrl, 'source', io.env);
       const vault = storageLocation(opts.vault, 'vault', io.env);
       const settings = engineSettings(opts);
@@ -48,7 +49,7 @@ export const defineBackup: DefineCommand = (program, ctx) => {
           cacheBytes: settings.cacheBytes,
           concurrency: settings.concurrency,
           scratchDir: settings.scratchDir,
-          abortSignal: io.abortSignal,
+          abortSignal: io.interruptSignal?.(),
           onProgress: (p) => bar.update(p.pagesDone, p.pagesTotal, `${formatBytes(p.bytesRead)} of ${formatBytes(p.allocatedBytes)} read`),
         });
       } finally {

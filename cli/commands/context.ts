@@ -5,6 +5,8 @@ import { CliIO } from '../io';
 export interface CommandContext {
   io: CliIO;
   exitCode: number;
+  /** Extra advice appended to the error line of a failed command, by error code. */
+  hint?: (code: string) => string | undefined;
 }
 
 export type DefineCommand = (program: Command, ctx: CommandContext) => void;

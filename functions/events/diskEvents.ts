@@ -20,7 +20,7 @@ export interface NormalizedEvent {
 
 export type DiskEvent =
   | { kind: 'snapshot'; eventId: string; resourceId: string; subscriptionId: string; resourceGroup: string; snapshotName: string }
-  | { kind: 'pageBlob'; eventId: string; url: string; account: string; container: string }
+  | { kind: 'pageBlob'; eventId: string; url: string; account: string; container: string; blob: string; etag?: string }
   | { kind: 'ignored'; eventId: string; reason: string };
 
 export function normalizeEvent(raw: unknown): NormalizedEvent {
@@ -72,13 +72,14 @@ export function classifyEvent(raw: unknown, watched: string[]): DiskEvent {
     if (!where) return { kind: 'ignored', eventId, reason: 'the event carries no blob URL' };
     const isWatched = watched.some((w) => w === where.container || w === `${where.account}/${where.container}`);
     if (!isWatched) return { kind: 'ignored', eventId, reason: `container ${where.account}/${where.container} is not watched` };
-    return { kind: 'pageBlob', eventId, url, ...where };
+    const etag = typeof event.data.eTag === 'string' && event.data.eTag ? quoted(event.data.eTag) : undefined;
+    return { kind: 'pageBlob', eventId, url, ...where, ...(etag ? { etag } : {}) };
   }
   return { kind: 'ignored', eventId, reason: `event type ${event.type || '(none)'} is not handled` };
 }
 
 /** Account (from the storage topic/source, else the URL host) and container of a blob URL. */
-function locate(url: string, source: string): { account: string; container: string } | undefined {
+function locate(url: string, source: string): { account: string; container: string; blob: string } | undefined {
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -88,6 +89,13 @@ function locate(url: string, source: string): { account: string; container: stri
   const segments = parsed.pathname.split('/').filter(Boolean);
   const pathStyle = /^\d{1,3}(\.\d{1,3}){3}$/.test(parsed.hostname) || parsed.hostname === 'localhost';
   const account = (/\/storageAccounts\/([^/]+)/i.exec(source)?.[1] ?? (pathStyle ? segments[0] : parsed.hostname.split('.')[0]) ?? '').toLowerCase();
-  const container = (pathStyle ? segments[1] : segments[0])?.toLowerCase();
-  return account && container ? { account, container } : undefined;
+  const rest = pathStyle ? segments.slice(1) : segments;
+  const container = rest[0]?.toLowerCase();
+  const blob = rest.slice(1).map(decodeURIComponent).join('/');
+  return account && container && blob ? { account, container, blob } : undefined;
+}
+
+/** Storage reports ETags quoted in blob properties but bare in events; the backup ID uses the quoted form. */
+function quoted(etag: string): string {
+  return etag.startsWith('"') ? etag : `"${etag}"`;
 }

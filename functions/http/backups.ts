@@ -26,8 +26,8 @@ df.app.client.http('startBackup', {
       }
       const settings = readSettings();
       assertAllowedAccount(settings, body.source.url, 'blob', 'source.url');
-      const { source, ...settings } = body;
-      const started = await startDiskBackup(client, { url: source.url }, { settings });
+      const { source, ...overrides } = body;
+      const started = await startDiskBackup(client, { url: source.url }, { settings: overrides });
       context.log(`backup ${started.backupId} of ${displayUrl(source.url)}: ${started.started ? 'started' : `already ${started.status?.runtimeStatus}`}`);
       return startedResponse(request, client, 'backups', started.backupId, started);
     } catch (err) {

@@ -1,0 +1,98 @@
+/**
+ * The `pagewise` command. `main(process.argv)` is what bin/pagewise.js calls: it runs the command,
+ * sets the exit code and ends the process. `run(args, io)` is the same without touching the process:
+ * it takes the arguments after the program name and an IO (see io.ts) and resolves to the exit code,
+ * so tests and the demo can call the real CLI in-process.
+ */
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { Command } from 'commander';
+import { defineBackup } from './commands/backup';
+import { CommandContext } from './commands/context';
+import { defineKeygen } from './commands/keygen';
+import { defineList } from './commands/list';
+import { defineRestore } from './commands/restore';
+import { defineVerify } from './commands/verify';
+import { EXIT_CODE_HELP, EXIT_INTERRUPTED, EXIT_USAGE, printError, reportError } from './errors';
+import { CliIO, processIO } from './io';
+
+export type { CliIO, CapturedIO } from './io';
+export { captureIO } from './io';
+export { EXIT_CODES } from './errors';
+
+function version(): string {
+  for (const dir of [path.join(__dirname, '..'), path.join(__dirname, '..', '..')]) {
+    try {
+      return (JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { version: string }).version;
+    } catch {
+      // try the next candidate (sources vs dist/)
+    }
+  }
+  return 'unknown';
+}
+
+export function buildProgram(ctx: CommandContext): Command {
+  const program = new Command('pagewise');
+  program
+    .description('Back up Azure VM disks (page blobs) page by page through a bounded scratch cache into an encrypted vault.')
+    .version(version(), '-V, --version')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => ctx.io.stdout(text),
+      writeErr: (text) => ctx.io.stderr(text),
+      outputError: () => undefined, // reported once, as one line, by reportError
+    })
+    .showSuggestionAfterError(true)
+    .addHelpText('after', EXIT_CODE_HELP);
+  for (const define of [defineKeygen, defineBackup, defineRestore, defineVerify, defineList]) define(program, ctx);
+  return program;
+}
+
+/** Runs one command; resolves to the exit code (never rejects). */
+export async function run(args: string[], io: CliIO = processIO()): Promise<number> {
+  const ctx: CommandContext = { io, exitCode: 0 };
+  if (args.length === 0) {
+    printError(io, 'missing command: keygen, backup, restore, verify or list (see pagewise --help)');
+    return EXIT_USAGE;
+  }
+  try {
+    const program = buildProgram(ctx);
+    await program.parseAsync(args, { from: 'user' });
+    return ctx.exitCode;
+  } catch (err) {
+    return reportError(io, err, ctx.hint);
+  }
+}
+
+function flush(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.writableLength === 0) resolve();
+    else stream.write('', () => resolve());
+  });
+}
+
+/** Entry point for bin/pagewise.js: `argv` as in process.argv (node, script, args...). */
+export async function main(argv: string[] = process.argv): Promise<void> {
+  const controller = new AbortController();
+  let claimed = false;
+  const onSigint = () => {
+    if (claimed && !controller.signal.aborted) {
+      process.stderr.write('\npagewise: interrupted; stopping the backup (Ctrl-C again to quit at once)\n');
+      controller.abort();
+      return;
+    }
+    process.exit(EXIT_INTERRUPTED);
+  };
+  process.on('SIGINT', onSigint);
+  let code: number;
+  try {
+    code = await run(argv.slice(2), processIO(() => ((claimed = true), controller.signal)));
+  } catch {
+    code = 1; // run() does not reject; belt and braces
+  }
+  process.off('SIGINT', onSigint);
+  process.exitCode = code;
+  // Exit now rather than when the last keep-alive socket or SDK timer goes away.
+  await Promise.all([flush(process.stdout), flush(process.stderr)]);
+  process.exit(code);
+}

@@ -1,0 +1,46 @@
+/**
+ * Event Grid trigger: a new managed-disk snapshot, or a new page blob in a watched container, starts
+ * its backup. Duplicate deliveries map to the same instance ID, so they make one backup. Events of
+ * other types are acknowledged and ignored with a log line (Event Grid would otherwise retry them).
+ */
+import * as df from 'durable-functions';
+import type { EventGridEvent, InvocationContext } from '@azure/functions';
+import { backupIdFor, displayUrl } from '../../core';
+import { snapshotBackupId, startDiskBackup } from '../backupStarts';
+import { snapshotAccess } from '../compute';
+import { assertAllowedAccount, readSettings, watchedContainers } from '../settings';
+import { classifyEvent } from './diskEvents';
+
+/** How long the snapshot read SAS lives: long enough for a large disk's backup and its retries. */
+export const SNAPSHOT_SAS_SECONDS = 24 * 3600;
+
+export async function handleDiskEvent(raw: unknown, client: df.DurableClient, context: InvocationContext): Promise<void> {
+  const event = classifyEvent(raw, watchedContainers());
+  switch (event.kind) {
+    case 'ignored':
+      context.log(`event ${event.eventId} ignored: ${event.reason}`);
+      return;
+    case 'snapshot': {
+      const backupId = snapshotBackupId(event.resourceId);
+      const url = await snapshotAccess().grantRead(event, SNAPSHOT_SAS_SECONDS);
+      const started = await startDiskBackup(client, { url, grantedBy: 'compute' }, { backupId });
+      context.log(`snapshot ${event.snapshotName}: backup ${backupId} ${started.started ? 'started' : `already ${started.status?.runtimeStatus}`}`);
+      return;
+    }
+    case 'pageBlob': {
+      assertAllowedAccount(readSettings(), event.url, 'blob', 'the created blob');
+      // The event names the blob's state (ETag): the ID is derived from it without reading the blob,
+      // the same ID `deriveBackupId` gives while the blob is unchanged.
+      const backupId = event.etag
+        ? backupIdFor({ account: event.account, container: event.container, blob: event.blob, snapshot: '', etag: event.etag })
+        : undefined;
+      const started = await startDiskBackup(client, { url: event.url }, backupId ? { backupId } : {});
+      context.log(`page blob ${displayUrl(event.url)}: backup ${started.backupId} ${started.started ? 'started' : `already ${started.status?.runtimeStatus}`}`);
+      return;
+    }
+  }
+}
+
+df.app.client.eventGrid('diskEvents', {
+  handler: (event: EventGridEvent, client: df.DurableClient, context: InvocationContext) => handleDiskEvent(event, client, context),
+});

@@ -1,0 +1,84 @@
+/**
+ * The backup policy: which disks the timer backs up, and on which UTC weekdays. JSON, from the app
+ * setting PAGEWISE_BACKUP_POLICY or from a blob at PAGEWISE_POLICY_URL (on an allowed account).
+ *
+ *   { "disks": [ { "url": "https://acct.blob.core.windows.net/vhds/vm1.vhd", "days": ["Mon", "Thu"] } ] }
+ */
+import Ajv, { JSONSchemaType } from 'ajv';
+import { BlobClient } from '@azure/storage-blob';
+import { DefaultAzureCredential } from '@azure/identity';
+import { PagewiseError } from '../core';
+import { PagewiseSettings, PolicySource, assertAllowedAccount } from './settings';
+
+export const WEEKDAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'] as const;
+export type Weekday = (typeof WEEKDAYS)[number];
+
+export interface PolicyDisk {
+  url: string;
+  /** UTC weekdays on which the disk is backed up; every scheduled run when absent. */
+  days?: Weekday[];
+  pageSize?: number;
+  cacheBytes?: number;
+  concurrency?: number;
+}
+
+export interface BackupPolicy {
+  disks: PolicyDisk[];
+}
+
+const schema: JSONSchemaType<BackupPolicy> = {
+  type: 'object',
+  properties: {
+    disks: {
+      type: 'array',
+      maxItems: 1000,
+      items: {
+        type: 'object',
+        properties: {
+          url: { type: 'string', pattern: '^https?://' },
+          days: { type: 'array', items: { type: 'string', enum: [...WEEKDAYS] }, nullable: true },
+          pageSize: { type: 'integer', minimum: 512, nullable: true },
+          cacheBytes: { type: 'integer', minimum: 512, nullable: true },
+          concurrency: { type: 'integer', minimum: 1, maximum: 64, nullable: true },
+        },
+        required: ['url'],
+        additionalProperties: false,
+      },
+    },
+  },
+  required: ['disks'],
+  additionalProperties: false,
+};
+
+const validate = new Ajv({ allErrors: true }).compile(schema);
+
+export function parsePolicy(text: string): BackupPolicy {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new PagewiseError('BadInput', 'the backup policy is not JSON');
+  }
+  if (!validate(value)) {
+    const errors = (validate.errors ?? []).map((e) => `${e.instancePath || '(policy)'} ${e.message ?? ''}`.trim());
+    throw new PagewiseError('BadInput', `the backup policy is invalid: ${errors.join('; ')}`);
+  }
+  return value;
+}
+
+/** The disks due on the UTC weekday of `now`. */
+export function disksDue(policy: BackupPolicy, now: Date): PolicyDisk[] {
+  const today = WEEKDAYS[now.getUTCDay()];
+  return policy.disks.filter((d) => !d.days || d.days.includes(today));
+}
+
+/** Reads the policy from the setting, else from the policy blob (SAS in the URL, else managed identity). */
+export async function loadPolicy(source: PolicySource, settings: PagewiseSettings): Promise<BackupPolicy> {
+  if (source.inline) return parsePolicy(source.inline);
+  if (!source.url) throw new PagewiseError('BadInput', 'no backup policy: set PAGEWISE_BACKUP_POLICY or PAGEWISE_POLICY_URL');
+  assertAllowedAccount(settings, source.url, 'blob', 'PAGEWISE_POLICY_URL');
+  const client = new URL(source.url).searchParams.has('sig')
+    ? new BlobClient(source.url)
+    : new BlobClient(source.url, new DefaultAzureCredential());
+  return parsePolicy((await client.downloadToBuffer()).toString('utf8'));
+}

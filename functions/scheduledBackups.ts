@@ -1,0 +1,47 @@
+/**
+ * Timer trigger: on the schedule in app setting PAGEWISE_BACKUP_SCHEDULE (NCRONTAB), start a backup of
+ * every policy disk due today. A disk whose state has not changed since its last backup derives the
+ * same backup ID, finds the completed instance, and is not backed up twice.
+ */
+import * as df from 'durable-functions';
+import type { InvocationContext, Timer } from '@azure/functions';
+import { displayUrl, redact } from '../core';
+import { startDiskBackup } from './backupStarts';
+import { disksDue, loadPolicy } from './policy';
+import { assertAllowedAccount, BACKUP_SCHEDULE_SETTING, policySource, readSettings } from './settings';
+
+export interface ScheduledRun {
+  due: number;
+  started: string[];
+  skipped: string[];
+  failed: string[];
+}
+
+/** One scheduled run at `now` (the clock is a parameter so the weekday logic is testable). */
+export async function runScheduledBackups(client: df.DurableClient, context: InvocationContext, now: Date): Promise<ScheduledRun> {
+  const settings = readSettings();
+  const policy = await loadPolicy(policySource(), settings);
+  const due = disksDue(policy, now);
+  const run: ScheduledRun = { due: due.length, started: [], skipped: [], failed: [] };
+  for (const disk of due) {
+    try {
+      assertAllowedAccount(settings, disk.url, 'blob', 'policy disk');
+      const { url, days: _days, ...overrides } = disk;
+      const started = await startDiskBackup(client, { url }, { settings: overrides });
+      (started.started ? run.started : run.skipped).push(started.backupId);
+    } catch (err) {
+      // One unreachable disk must not stop the others' backups.
+      run.failed.push(displayUrl(disk.url));
+      context.error(`scheduled backup of ${displayUrl(disk.url)} not started: ${redact(String(err))}`);
+    }
+  }
+  context.log(`scheduled backups at ${now.toISOString()}: ${run.due} due, ${run.started.length} started, ${run.skipped.length} already done or running, ${run.failed.length} failed`);
+  return run;
+}
+
+df.app.client.timer('scheduledBackups', {
+  schedule: `%${BACKUP_SCHEDULE_SETTING}%`,
+  handler: async (_timer: Timer, client: df.DurableClient, context: InvocationContext) => {
+    await runScheduledBackups(client, context, new Date());
+  },
+});

@@ -1,0 +1,176 @@
+/** The engine's pure parts: sizes, page arithmetic, redaction, block and index formats, keys, the cache pool. */
+import * as os from 'node:os';
+import { promises as fs } from 'node:fs';
+import { parseBytes, redact, displayUrl, generateKey, PagewiseError } from '../core';
+import { PageGrid, pagesOfRanges, normalizeRanges, validatePageSize } from '../core/source/page-grid';
+import { encodeBlock, decodeBlock, Codec, BLOCK_OVERHEAD } from '../core/processor/block-codec';
+import { encodeChunk, decodeChunk, PageEntry } from '../core/vault/page-table';
+import { decodeUserKey, encodeKeyFile, keyId, unwrapDataKey, wrapDataKey } from '../core/crypto/keys';
+import { canonicalJson } from '../core/vault/manifest';
+import { blockIdOf, backupIdFor, validateBackupId } from '../core/vault/layout';
+import { ScratchCache } from '../core/cache/scratch-cache';
+import { effectiveCacheBytes, resolveSettings } from '../core/backup/settings';
+import { pagesPerBatchFor } from '../core/vault/plan';
+import { parseStorageUrl } from '../core/storage/clients';
+
+const MiB = 1024 * 1024;
+
+test('sizes parse with binary and decimal units and reject nonsense', () => {
+  expect(parseBytes('4MiB', 'x')).toBe(4 * MiB);
+  expect(parseBytes('64 KiB', 'x')).toBe(65536);
+  expect(parseBytes('512', 'x')).toBe(512);
+  expect(parseBytes('1g', 'x')).toBe(1024 * MiB);
+  expect(parseBytes('1GB', 'x')).toBe(1e9);
+  expect(() => parseBytes('four', '--cache')).toThrow(/--cache "four" is not a size/);
+  expect(() => parseBytes('0', '--cache')).toThrow(PagewiseError);
+  expect(() => parseBytes('1.5', '--cache')).toThrow(/whole number/);
+});
+
+test('page size must be a multiple of 512 up to 100 MiB', () => {
+  expect(validatePageSize(512)).toBe(512);
+  expect(validatePageSize(100 * MiB)).toBe(100 * MiB);
+  for (const bad of [0, 511, 1000, 4 * MiB + 1, 100 * MiB + 512, -512, 1.5]) expect(() => validatePageSize(bad)).toThrow(PagewiseError);
+});
+
+test('allocated ranges are split at page borders and merged within a page', () => {
+  const grid = new PageGrid(10 * 1024, 4096); // 3 pages, the last 2 KiB
+  expect(grid.pageCount).toBe(3);
+  expect(grid.pageLength(2)).toBe(2048);
+  const pages = [...pagesOfRanges(grid, [
+    { offset: 512, length: 512 },
+    { offset: 1024, length: 512 }, // adjacent: merged
+    { offset: 3584, length: 1024 }, // spans pages 0 and 1
+    { offset: 9216, length: 4096 }, // runs past the end: clipped
+  ])];
+  expect(pages).toEqual([
+    { page: 0, ranges: [{ offset: 512, length: 1024 }, { offset: 3584, length: 512 }] },
+    { page: 1, ranges: [{ offset: 4096, length: 512 }] },
+    { page: 2, ranges: [{ offset: 9216, length: 1024 }] },
+  ]);
+  expect(normalizeRanges([{ offset: 100, length: 50 }, { offset: 0, length: 120 }, { offset: 500, length: 10 }], 505)).toEqual([
+    { offset: 0, length: 150 },
+    { offset: 500, length: 5 },
+  ]);
+});
+
+test('redaction removes SAS signatures, account keys and connection-string secrets', () => {
+  const text = 'GET https://a.blob.core.windows.net/c/d?sv=2024&sig=AbC%2Bdef123456789== failed; DefaultEndpointsProtocol=https;AccountName=a;AccountKey=c2VjcmV0a2V5c2VjcmV0a2V5;EndpointSuffix=x';
+  const out = redact(text);
+  expect(out).not.toContain('AbC%2Bdef');
+  expect(out).not.toContain('c2VjcmV0');
+  expect(out).toContain('sig=REDACTED');
+  expect(out).toContain('AccountKey=REDACTED');
+  expect(displayUrl('https://a.blob.core.windows.net/c/d.vhd?snapshot=2026-01-01T00:00:00Z&sig=secret')).toBe(
+    'https://a.blob.core.windows.net/c/d.vhd?snapshot=2026-01-01T00:00:00Z',
+  );
+});
+
+test('storage URLs: virtual-host and path-style, blob vs container', () => {
+  expect(parseStorageUrl('https://acct.blob.core.windows.net/disks/a/b.vhd?sig=x', 'blob', 's')).toMatchObject({ account: 'acct', container: 'disks', blob: 'a/b.vhd', hasSas: true, pathStyle: false });
+  expect(parseStorageUrl('http://127.0.0.1:10000/src/disks/b.vhd', 'blob', 's')).toMatchObject({ account: 'src', container: 'disks', blob: 'b.vhd', pathStyle: true });
+  expect(() => parseStorageUrl('https://acct.blob.core.windows.net/Disks/x', 'blob', 'the source')).toThrow(/container name/);
+  expect(() => parseStorageUrl('https://acct.blob.core.windows.net/disks', 'blob', 'the source')).toThrow(/must name a blob/);
+  expect(() => parseStorageUrl('https://acct.blob.core.windows.net/disks/x', 'container', 'the vault')).toThrow(/container URL/);
+});
+
+test('a block round-trips, records its codec, and any damage fails authentication', async () => {
+  const key = generateKey();
+  const text = Buffer.from('hello pagewise '.repeat(1000));
+  const packed = await encodeBlock(text, key, 'pw-1');
+  expect(packed.codec).toBe(Codec.Lz4);
+  expect(packed.bytes.length).toBeLessThan(text.length);
+  expect(await decodeBlock(packed.bytes, key, 'pw-1', 'page 0')).toEqual(text);
+  const noise = (await import('node:crypto')).randomBytes(65536);
+  const stored = await encodeBlock(noise, key, 'pw-1');
+  expect(stored.codec).toBe(Codec.Stored);
+  expect(stored.bytes.length).toBe(noise.length + BLOCK_OVERHEAD);
+  const flipped = Buffer.from(packed.bytes);
+  flipped[30] ^= 1;
+  await expect(decodeBlock(flipped, key, 'pw-1', 'page 7')).rejects.toThrow(/page 7: .*fails authentication/);
+  await expect(decodeBlock(packed.bytes, key, 'pw-2', 'page 7')).rejects.toThrow(/fails authentication/); // moved between backups
+  await expect(decodeBlock(packed.bytes.subarray(0, 20), key, 'pw-1', 'page 7')).rejects.toThrow(/truncated/);
+});
+
+test('page-table chunks round-trip and are bound to their segment', () => {
+  const key = generateKey();
+  const entries: PageEntry[] = [
+    { page: 5, ref: 0, codec: 1, segment: 0, offset: 0, storedLength: 100, plainLength: 4096, sha256: Buffer.alloc(32, 1) },
+    { page: 2 ** 40, ref: 0, codec: 0, segment: 0, offset: 2 ** 33, storedLength: 4136, plainLength: 4096, sha256: Buffer.alloc(32, 2) },
+  ];
+  const chunk = encodeChunk(entries, 0, key, 'pw-x');
+  expect(decodeChunk(chunk, 0, key, 'pw-x')).toEqual(entries);
+  expect(() => decodeChunk(chunk, 1, key, 'pw-x')).toThrow(/segment 1 fails authentication/);
+});
+
+test('key files and key wrapping', () => {
+  const key = generateKey();
+  expect(decodeUserKey(encodeKeyFile(key), 'k')).toEqual(key);
+  expect(() => decodeUserKey('{"format":"pagewise-user-key","version":2}', 'the key file k')).toThrow(/version 2/);
+  expect(() => decodeUserKey('nope', 'the key file k')).toThrow(/not a Pagewise key file/);
+  const damaged = JSON.parse(encodeKeyFile(key));
+  damaged.keyId = '0000000000000000';
+  expect(() => decodeUserKey(JSON.stringify(damaged), 'k')).toThrow(/damaged/);
+  const dataKey = generateKey();
+  const wrapped = wrapDataKey(key, dataKey, 'pw-a');
+  expect(unwrapDataKey(key, wrapped, 'pw-a', keyId(key))).toEqual(dataKey);
+  expect(() => unwrapDataKey(generateKey(), wrapped, 'pw-a', keyId(key))).toThrow(/does not match/);
+  expect(() => unwrapDataKey(key, wrapped, 'pw-b', keyId(key))).toThrow(/fails authentication/);
+  expect(JSON.stringify(wrapped)).not.toContain(dataKey.toString('base64'));
+});
+
+test('canonical JSON sorts keys at every level', () => {
+  expect(canonicalJson({ b: 1, a: [{ d: 'x', c: null }], e: true })).toBe('{"a":[{"c":null,"d":"x"}],"b":1,"e":true}');
+});
+
+test('IDs: block IDs have one length; backup IDs are stable and validated', () => {
+  expect(Buffer.from(blockIdOf(0), 'base64').length).toBe(20);
+  expect(blockIdOf(0).length).toBe(blockIdOf(2 ** 40).length);
+  const src = { account: 'a', container: 'c', blob: 'b', snapshot: '', etag: '"1"' };
+  expect(backupIdFor(src)).toBe(backupIdFor({ ...src }));
+  expect(backupIdFor(src)).not.toBe(backupIdFor({ ...src, etag: '"2"' }));
+  expect(validateBackupId(backupIdFor(src))).toMatch(/^pw-[0-9a-f]{24}$/);
+  expect(() => validateBackupId('../x')).toThrow(/not a backup ID/);
+});
+
+test('settings: the cache holds whole pages and is always smaller than the disk', () => {
+  const s = resolveSettings({ pageSize: MiB, cacheBytes: 10 * MiB + 5 });
+  expect(effectiveCacheBytes(s, 100)).toBe(10 * MiB);
+  expect(effectiveCacheBytes(s, 4)).toBe(3 * MiB); // a 4-page disk gets a 3-page cache
+  expect(effectiveCacheBytes(s, 1)).toBe(MiB);
+  expect(() => resolveSettings({ pageSize: 4 * MiB, cacheBytes: MiB })).toThrow(/smaller than one page/);
+  expect(() => resolveSettings({ concurrency: 0 })).toThrow(/concurrency/);
+  expect(pagesPerBatchFor(4 * MiB, 16384)).toBe(256);
+  expect(pagesPerBatchFor(512, 16384)).toBe(16384);
+  expect(pagesPerBatchFor(3 * 512, 16384)).toBe(16384);
+  expect(pagesPerBatchFor(100 * MiB, 16384)).toBe(8);
+});
+
+test('the scratch cache never lends more slots than it has, and records its high-water mark', async () => {
+  const cache = await ScratchCache.create({ capacityBytes: 3 * 4096 + 100, pageSize: 4096, dir: os.tmpdir() });
+  expect(cache.slotCount).toBe(3);
+  expect(cache.capacityBytes).toBe(3 * 4096);
+  const a = await cache.acquire();
+  const b = await cache.acquire();
+  const c = await cache.acquire();
+  let fourth = false;
+  const waiting = cache.acquire().then((slot) => {
+    fourth = true;
+    return slot;
+  });
+  await new Promise((r) => setTimeout(r, 20));
+  expect(fourth).toBe(false);
+  await a.prepare(0, 4096);
+  await a.write(Buffer.from('data'), 100);
+  const read = await a.read(98, 8);
+  expect(read).toEqual(Buffer.from([0, 0, 100, 97, 116, 97, 0, 0]));
+  cache.release(a);
+  const d = await waiting;
+  expect(fourth).toBe(true);
+  expect(cache.highWaterBytes).toBe(3 * 4096);
+  [b, c, d].forEach((s) => cache.release(s));
+  expect(cache.bytesInUse).toBe(0);
+  const dir = cache.dir;
+  await cache.dispose();
+  await expect(fs.stat(dir)).rejects.toThrow();
+  await expect(ScratchCache.create({ capacityBytes: 100, pageSize: 4096 })).rejects.toThrow(/smaller than one page/);
+});
