@@ -13,9 +13,23 @@ export interface PagewiseSettings {
   engine: EngineSettings;
 }
 
-type Env = Record<string, string | undefined>;
+export type Env = Record<string, string | undefined>;
 
-export function readSettings(env: Env = process.env): PagewiseSettings {
+let overrideSettings: Env | undefined;
+
+/**
+ * The app settings in force: process.env, as in Azure, unless a local host supplied its own (the
+ * local runtime runs the same functions against settings it was given, without touching process.env).
+ */
+export function appSettings(): Env {
+  return overrideSettings ?? process.env;
+}
+
+export function useAppSettings(env: Env | undefined): void {
+  overrideSettings = env;
+}
+
+export function readSettings(env: Env = appSettings()): PagewiseSettings {
   const vaultUrl = required(env, 'PAGEWISE_VAULT_URL');
   const allowedAccounts = new Set(
     required(env, 'PAGEWISE_ALLOWED_ACCOUNTS')
@@ -45,7 +59,7 @@ export function readSettings(env: Env = process.env): PagewiseSettings {
  * The 32-byte user key: base64 of the raw key, or the JSON of a Pagewise key file. In Azure the
  * setting is a Key Vault reference, so the key never sits in plain app configuration.
  */
-export function readUserKey(env: Env = process.env): Buffer {
+export function readUserKey(env: Env = appSettings()): Buffer {
   const text = required(env, 'PAGEWISE_USER_KEY').trim();
   if (text.startsWith('{')) return decodeUserKey(text, 'PAGEWISE_USER_KEY');
   const key = Buffer.from(text, 'base64');
@@ -89,7 +103,7 @@ export function assertAllowedSource(settings: PagewiseSettings, source: DiskRef,
 export const BACKUP_SCHEDULE_SETTING = 'PAGEWISE_BACKUP_SCHEDULE';
 
 /** Containers whose new page blobs are backed up (`account/container` or `container`), lower-cased. */
-export function watchedContainers(env: Env = process.env): string[] {
+export function watchedContainers(env: Env = appSettings()): string[] {
   return (env.PAGEWISE_WATCHED_CONTAINERS ?? '')
     .split(',')
     .map((c) => c.trim().toLowerCase())
@@ -101,7 +115,7 @@ export interface PolicySource {
   url?: string;
 }
 
-export function policySource(env: Env = process.env): PolicySource {
+export function policySource(env: Env = appSettings()): PolicySource {
   return {
     ...(env.PAGEWISE_BACKUP_POLICY ? { inline: env.PAGEWISE_BACKUP_POLICY } : {}),
     ...(env.PAGEWISE_POLICY_URL ? { url: env.PAGEWISE_POLICY_URL } : {}),

@@ -93,12 +93,17 @@ export class BlobInstanceStore implements InstanceStore {
 
   async load(instanceId: string): Promise<InstanceRecord | undefined> {
     await this.ensureContainer();
-    try {
-      const buffer = await this.container.getBlockBlobClient(blobName(instanceId)).downloadToBuffer();
-      return JSON.parse(buffer.toString('utf8')) as InstanceRecord;
-    } catch (err) {
-      if (err instanceof RestError && err.statusCode === 404) return undefined;
-      throw err;
+    // Azurite can serve a blob that a concurrent Put Blob is still writing as empty; Azure cannot.
+    for (let attempt = 0; ; attempt++) {
+      let text: string;
+      try {
+        text = (await this.container.getBlockBlobClient(blobName(instanceId)).downloadToBuffer()).toString('utf8');
+      } catch (err) {
+        if (err instanceof RestError && err.statusCode === 404) return undefined;
+        throw err;
+      }
+      if (text.length > 0 || attempt >= 50) return JSON.parse(text) as InstanceRecord;
+      await new Promise((r) => setTimeout(r, 20));
     }
   }
 

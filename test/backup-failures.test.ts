@@ -28,15 +28,19 @@ beforeAll(async () => {
 });
 afterAll(async () => env?.stop());
 
-async function codeOf(promise: Promise<unknown>): Promise<string> {
+async function failureOf(promise: Promise<unknown>): Promise<PagewiseError> {
   try {
     await promise;
   } catch (err) {
     expect(err).toBeInstanceOf(PagewiseError);
     expect((err as Error).message).not.toMatch(/sig=[A-Za-z0-9%]{8,}/);
-    return (err as PagewiseError).code;
+    return err as PagewiseError;
   }
   throw new Error('expected a failure');
+}
+
+async function codeOf(promise: Promise<unknown>): Promise<string> {
+  return (await failureOf(promise)).code;
 }
 
 describe('bad inputs get a specific error', () => {
@@ -57,7 +61,7 @@ describe('bad inputs get a specific error', () => {
   test('an unreachable account', async () => {
     const port = await freePort();
     const url = `http://127.0.0.1:${port}/src/disks/x.vhd?sv=2024-01-01&sig=abcdefghijklmnopqrstuvwxyz0123456789`;
-    const err = await backupDisk({ ...base(), source: { url } }).catch((e: unknown) => e as PagewiseError);
+    const err = await failureOf(backupDisk({ ...base(), source: { url } }));
     expect(err.code).toBe('SourceUnreachable');
     expect(err.message).not.toContain('abcdefghijklmnop');
   }, 60_000);
@@ -68,7 +72,7 @@ describe('bad inputs get a specific error', () => {
   });
 
   test('a cache smaller than one page', async () => {
-    const err = await backupDisk({ ...base(), source: good.source, pageSize: 4 * MiB, cacheBytes: 1 * MiB }).catch((e: PagewiseError) => e);
+    const err = await failureOf(backupDisk({ ...base(), source: good.source, pageSize: 4 * MiB, cacheBytes: 1 * MiB }));
     expect(err.code).toBe('BadCacheSize');
     expect(err.message).toMatch(/smaller than one page/);
   });
@@ -81,7 +85,7 @@ describe('bad inputs get a specific error', () => {
   });
 
   test('the vault may not be the source container', async () => {
-    const err = await backupDisk({ ...base(), source: good.source, vault: { url: env.az.sasUrl('src', 'disks') } }).catch((e: PagewiseError) => e);
+    const err = await failureOf(backupDisk({ ...base(), source: good.source, vault: { url: env.az.sasUrl('src', 'disks') } }));
     expect(err.code).toBe('BadInput');
     expect(err.message).toMatch(/separate storage/);
   });
@@ -95,14 +99,14 @@ describe('bad inputs get a specific error', () => {
 
   test('an expired SAS is reported as such', async () => {
     const url = env.az.sasUrl('src', 'disks', 'good.vhd', { permissions: 'r', expiresOn: new Date(Date.now() - 60_000), startsOn: new Date(Date.now() - 3600_000) });
-    const err = await backupDisk({ ...base(), source: { url } }).catch((e: PagewiseError) => e);
+    const err = await failureOf(backupDisk({ ...base(), source: { url } }));
     expect(err.code).toBe('AccessDenied');
   });
 });
 
 test('a wrong key on restore is named, and nothing is written', async () => {
   const target = path.join(env.tmp, 'wrong-key.img');
-  const err = await restoreBackup({ backupId: good.backupId, vault: env.vault, userKey: generateKey(), target: { url: target } }).catch((e: PagewiseError) => e);
+  const err = await failureOf(restoreBackup({ backupId: good.backupId, vault: env.vault, userKey: generateKey(), target: { url: target } }));
   expect(err.code).toBe('WrongKey');
   expect(err.message).toMatch(/key file does not match/);
   await expect(fs.stat(target)).rejects.toThrow();
@@ -141,7 +145,7 @@ describe('damage in the vault', () => {
     expect(verified.ok).toBe(false);
     expect(verified.problems).toHaveLength(1);
     expect(verified.problems[0]).toMatch(/^page 2 .*fails authentication/);
-    const err = await restoreBackup({ backupId, vault: env.vault, userKey: env.userKey, target: { url: path.join(env.tmp, 'flipped.img') } }).catch((e: PagewiseError) => e);
+    const err = await failureOf(restoreBackup({ backupId, vault: env.vault, userKey: env.userKey, target: { url: path.join(env.tmp, 'flipped.img') } }));
     expect(err.code).toBe('Corrupt');
     expect(err.message).toMatch(/page 2/);
     await expect(fs.stat(path.join(env.tmp, 'flipped.img'))).rejects.toThrow();
@@ -214,7 +218,7 @@ describe("Azure's limits, which Azurite does not enforce", () => {
 
   test('a segment may not be committed with more than 50,000 blocks', async () => {
     const ids = Array.from({ length: 50_001 }, (_, i) => Buffer.from(`pw1-${String(i).padStart(16, '0')}`).toString('base64'));
-    const err = await VaultStore.open(env.vault).commitBlocks('backups/limit-test/segments/00000000.seg', ids).catch((e: PagewiseError) => e);
+    const err = await failureOf(VaultStore.open(env.vault).commitBlocks('backups/limit-test/segments/00000000.seg', ids));
     expect(err.code).toBe('LimitExceeded');
   });
 });

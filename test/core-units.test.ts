@@ -174,3 +174,35 @@ test('the scratch cache never lends more slots than it has, and records its high
   await expect(fs.stat(dir)).rejects.toThrow();
   await expect(ScratchCache.create({ capacityBytes: 100, pageSize: 4096 })).rejects.toThrow(/smaller than one page/);
 });
+
+test('runs of consecutive pages fit the cache: run length × runs in flight never exceeds the slots', () => {
+  const { runsOf } = require('../core/source/page-grid') as typeof import('../core/source/page-grid');
+  const { runShape } = require('../core/backup/run-batch') as typeof import('../core/backup/run-batch');
+  const pages = [0, 1, 2, 3, 4, 7, 8, 20].map((page) => ({ page }));
+  expect([...runsOf(pages, 3)].map((r) => r.map((p) => p.page))).toEqual([[0, 1, 2], [3, 4], [7, 8], [20]]);
+  for (const [pageSize, slots, concurrency] of [[4 * MiB, 16, 4], [4 * MiB, 2, 4], [512, 16, 4], [MiB, 64, 8], [64 * MiB, 3, 4], [4 * MiB, 1, 1]]) {
+    const { runPages, runsInFlight } = runShape(pageSize, slots, concurrency);
+    expect(runPages).toBeGreaterThanOrEqual(1);
+    expect(runPages * pageSize).toBeLessThanOrEqual(Math.max(pageSize, 16 * MiB));
+    expect(runPages * runsInFlight).toBeLessThanOrEqual(slots);
+  }
+  expect(runShape(4 * MiB, 16, 4)).toEqual({ runPages: 4, runsInFlight: 4 });
+});
+
+test('taking several slots at once is first come, first served', async () => {
+  const cache = await ScratchCache.create({ capacityBytes: 4 * 512, pageSize: 512 });
+  const first = await cache.acquireMany(3);
+  const order: string[] = [];
+  const big = cache.acquireMany(4).then((s) => (order.push('big'), s));
+  const small = cache.acquire().then((s) => (order.push('small'), s));
+  await new Promise((r) => setTimeout(r, 10));
+  expect(order).toEqual([]); // one slot is free, but the 4-slot request came first
+  first.forEach((s) => cache.release(s));
+  const got = await big;
+  expect(order).toEqual(['big']);
+  got.forEach((s) => cache.release(s));
+  cache.release(await small);
+  expect(cache.highWaterBytes).toBe(4 * 512);
+  await expect(cache.acquireMany(5)).rejects.toThrow(/cannot take 5/);
+  await cache.dispose();
+});

@@ -10,7 +10,7 @@ import { PagewiseError } from '../errors';
 import { ScratchCache } from '../cache/scratch-cache';
 import { PseudoDisk } from '../cache/pseudo-disk';
 import { DedupeIndex, PageProcessor } from '../processor/page-processor';
-import { PageGrid, pagesOfRanges, ByteRange } from '../source/page-grid';
+import { PageGrid, pagesOfRanges, runsOf, ByteRange } from '../source/page-grid';
 import { SourceDisk } from '../source/source-disk';
 import { BackupRequest, BatchSummary } from '../types';
 import { BatchRecord, PageRecord, readBatchRecord } from '../vault/batch-record';
@@ -73,10 +73,9 @@ export async function runBatch(run: BatchRun, batchIndex: number): Promise<Batch
   let dedupedPages = 0;
   let bytesStaged = 0;
 
-  const backUpPage = async (page: number, ranges: ByteRange[]): Promise<void> => {
-    await disk.load(page, ranges, run.abortSignal); // download into a cache slot
+  const backUpPage = async (page: number, bytes: number): Promise<void> => {
     try {
-      const plain = await disk.readPage(page); // read it back through the pseudo-disk
+      const plain = await disk.readPage(page); // read the cached page through the pseudo-disk
       const done = await processor.process(page, plain);
       if (done.kind === 'zero') zeroPages++;
       else if (done.kind === 'duplicate') {
@@ -92,16 +91,18 @@ export async function runBatch(run: BatchRun, batchIndex: number): Promise<Batch
     } finally {
       disk.evict(page); // the page's blocks are stored: its slot goes back to the cache
     }
-    run.onPageDone?.(page, ranges.reduce((sum, r) => sum + r.length, 0));
+    run.onPageDone?.(page, bytes);
   };
 
-  // Pages in flight are bounded by the concurrency and by the cache's slots (load waits for a slot).
+  // Consecutive pages are downloaded as one run (one ranged read where their data is contiguous, up to
+  // 16 MiB), each page into its own slot; runs in flight are bounded so that they fit in the cache.
   const collected: ByteRange[] = [];
   for await (const r of source.allocatedRanges(window)) collected.push(r);
-  const limit = Math.max(1, Math.min(run.concurrency, cache.slotCount));
-  await forEachLimited(pagesOfRanges(grid, collected), limit, async ({ page, ranges }) => {
+  const { runPages, runsInFlight } = runShape(plan.pageSize, cache.slotCount, run.concurrency);
+  await forEachLimited(runsOf(pagesOfRanges(grid, collected), runPages), runsInFlight, async (pages) => {
     if (run.abortSignal?.aborted) throw new PagewiseError('Aborted', 'the backup was cancelled');
-    await backUpPage(page, ranges);
+    await disk.loadRun(pages, run.abortSignal); // the data agent: download into cache slots
+    await Promise.all(pages.map((p) => backUpPage(p.page, p.ranges.reduce((sum, r) => sum + r.length, 0))));
   });
   // forEachLimited returns only after the pages still in the cache when nothing was left to download
   // have been processed and stored; the cache must now be empty.
@@ -149,4 +150,14 @@ function summarize(record: BatchRecord, cacheHighWaterBytes: number, resumed: bo
     cacheHighWaterBytes,
     resumed,
   };
+}
+
+/** Largest read the data agent issues for a run of pages: per-request cost dominates below it. */
+export const MAX_RUN_BYTES = 16 * 1024 * 1024;
+
+/** How many pages one run holds and how many runs may be in flight, within the cache's slots. */
+export function runShape(pageSize: number, slotCount: number, concurrency: number): { runPages: number; runsInFlight: number } {
+  const runPages = Math.max(1, Math.min(Math.floor(MAX_RUN_BYTES / pageSize), Math.floor(slotCount / Math.min(concurrency, slotCount))));
+  const runsInFlight = Math.max(1, Math.min(concurrency, Math.floor(slotCount / runPages)));
+  return { runPages, runsInFlight };
 }

@@ -30,34 +30,54 @@ export class PseudoDisk {
    * Downloads one page into a cache slot: the slot is zeroed (sparse) and only the page's allocated
    * ranges are fetched into it. Waits for a free slot when the cache is full.
    */
-  load(page: number, allocated?: ByteRange[], abortSignal?: AbortSignal): Promise<CacheSlot> {
+  async load(page: number, allocated?: ByteRange[], abortSignal?: AbortSignal): Promise<CacheSlot> {
     const existing = this.resident.get(page) ?? this.loading.get(page);
-    if (existing) return Promise.resolve(existing);
-    const pending = this.fill(page, allocated, abortSignal);
+    if (existing) return existing;
+    const pending = (async () => {
+      await this.loadRun([{ page, ranges: allocated ?? (await this.allocatedRangesOf(page)) }], abortSignal);
+      return this.resident.get(page)!;
+    })();
     this.loading.set(page, pending);
     return pending.finally(() => this.loading.delete(page));
   }
 
-  private async fill(page: number, allocated: ByteRange[] | undefined, abortSignal?: AbortSignal): Promise<CacheSlot> {
-    const ranges = allocated ?? (await this.allocatedRangesOf(page));
-    const slot = await this.cache.acquire();
+  /**
+   * Downloads a run of pages, one page per slot. Allocated ranges that continue across page borders
+   * are fetched with one ranged read and split into the pages' slots as the bytes stream in: fewer,
+   * larger requests, and still no unallocated byte is read.
+   */
+  async loadRun(pages: Array<{ page: number; ranges: ByteRange[] }>, abortSignal?: AbortSignal): Promise<void> {
+    const slots = await this.cache.acquireMany(pages.length);
+    const slotOf = new Map<number, CacheSlot>();
     try {
-      const pageStart = this.grid.pageStart(page);
-      await slot.prepare(page, this.grid.pageLength(page));
-      for (const range of ranges) {
-        const base = range.offset - pageStart;
-        if (base < 0 || base + range.length > slot.length) {
-          throw new PagewiseError('BadInput', `range ${range.offset}+${range.length} is outside page ${page}`);
-        }
-        const received = await this.source.download(range, (chunk, position) => slot.write(chunk, base + position), abortSignal);
+      for (const [k, { page }] of pages.entries()) {
+        await slots[k].prepare(page, this.grid.pageLength(page));
+        slotOf.set(page, slots[k]);
+      }
+      for (const span of spansOf(pages.flatMap((p) => p.ranges))) {
+        const received = await this.source.download(span, (chunk, position) => this.route(slotOf, span.offset + position, chunk), abortSignal);
         this.bytesRead += received;
       }
     } catch (err) {
-      this.cache.release(slot);
+      slots.forEach((slot) => this.cache.release(slot));
       throw err;
     }
-    this.resident.set(page, slot);
-    return slot;
+    for (const [page, slot] of slotOf) this.resident.set(page, slot);
+  }
+
+  /** Writes bytes at a disk offset into the slots of the pages they belong to. */
+  private async route(slotOf: Map<number, CacheSlot>, offset: number, chunk: Buffer): Promise<void> {
+    let done = 0;
+    while (done < chunk.length) {
+      const at = offset + done;
+      const page = this.grid.pageOf(at);
+      const slot = slotOf.get(page);
+      const within = at - this.grid.pageStart(page);
+      if (!slot) throw new PagewiseError('BadInput', `byte ${at} belongs to page ${page}, which is not being loaded`);
+      const take = Math.min(chunk.length - done, slot.length - within);
+      await slot.write(chunk.subarray(done, done + take), within);
+      done += take;
+    }
   }
 
   private async allocatedRangesOf(page: number): Promise<ByteRange[]> {
@@ -111,4 +131,15 @@ export class PseudoDisk {
   residentPages(): number[] {
     return [...this.resident.keys()].sort((a, b) => a - b);
   }
+}
+
+/** Merges ascending ranges that touch into spans, each fetched with one ranged read. */
+function spansOf(ranges: ByteRange[]): ByteRange[] {
+  const spans: ByteRange[] = [];
+  for (const r of ranges) {
+    const last = spans[spans.length - 1];
+    if (last && last.offset + last.length === r.offset) last.length += r.length;
+    else spans.push({ ...r });
+  }
+  return spans;
 }

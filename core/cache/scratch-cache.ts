@@ -57,7 +57,7 @@ export class ScratchCache {
   readonly slotCount: number;
   readonly capacityBytes: number;
   private readonly free: CacheSlot[];
-  private readonly waiters: Array<(slot: CacheSlot) => void> = [];
+  private readonly waiters: Array<{ count: number; resolve: (slots: CacheSlot[]) => void }> = [];
   private inUse = 0;
   private highWater = 0;
   private disposed = false;
@@ -106,20 +106,38 @@ export class ScratchCache {
   }
 
   /** Waits for a free slot. */
-  acquire(): Promise<CacheSlot> {
+  async acquire(): Promise<CacheSlot> {
+    return (await this.acquireMany(1))[0];
+  }
+
+  /**
+   * Waits until `count` slots are free and takes them together (first come, first served), so a run of
+   * consecutive pages fetched with one ranged read never deadlocks against another half-served run.
+   */
+  acquireMany(count: number): Promise<CacheSlot[]> {
     if (this.disposed) return Promise.reject(new PagewiseError('Aborted', 'the scratch cache is closed'));
-    const slot = this.free.pop();
-    if (slot) return Promise.resolve(this.take(slot));
-    return new Promise((resolve) => this.waiters.push((s) => resolve(this.take(s))));
+    if (!Number.isSafeInteger(count) || count < 1 || count > this.slotCount) {
+      return Promise.reject(new PagewiseError('BadCacheSize', `cannot take ${count} of the cache's ${this.slotCount} slots at once`));
+    }
+    return new Promise((resolve) => {
+      this.waiters.push({ count, resolve });
+      this.serve();
+    });
   }
 
   release(slot: CacheSlot): void {
     slot.page = -1;
     slot.length = 0;
     this.inUse--;
-    const waiter = this.waiters.shift();
-    if (waiter) waiter(slot);
-    else this.free.push(slot);
+    this.free.push(slot);
+    this.serve();
+  }
+
+  private serve(): void {
+    while (this.waiters.length > 0 && this.waiters[0].count <= this.free.length) {
+      const { count, resolve } = this.waiters.shift()!;
+      resolve(Array.from({ length: count }, () => this.take(this.free.pop()!)));
+    }
   }
 
   private take(slot: CacheSlot): CacheSlot {

@@ -81,3 +81,16 @@ export function normalizeRanges(ranges: ByteRange[], limit: number): ByteRange[]
   }
   return out;
 }
+
+/** Groups pages into runs of consecutive page indexes, at most `maxPages` long (fetched together). */
+export function* runsOf<T extends { page: number }>(pages: Iterable<T>, maxPages: number): Generator<T[]> {
+  let run: T[] = [];
+  for (const p of pages) {
+    if (run.length > 0 && (run.length >= maxPages || p.page !== run[run.length - 1].page + 1)) {
+      yield run;
+      run = [];
+    }
+    run.push(p);
+  }
+  if (run.length > 0) yield run;
+}

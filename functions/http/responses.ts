@@ -26,7 +26,8 @@ export function startedResponse(
   id: string,
   started: StartOnceResult,
 ): HttpResponse {
-  const self = `${new URL(request.url).origin}/api/${kind}/${encodeURIComponent(id)}`;
+  const origin = new URL(request.url).origin;
+  const self = `${origin}/api/${kind}/${encodeURIComponent(id)}`;
   const finished = started.status && ['Completed', 'Failed', 'Terminated'].includes(started.status.runtimeStatus);
   if (finished) {
     return new HttpResponse({ status: 200, jsonBody: { duplicate: true, ...operationView(kind, id, started.status!) } });
@@ -42,11 +43,17 @@ export function startedResponse(
       runtimeStatus: started.status?.runtimeStatus ?? 'Pending',
       statusUri: self,
       // The durable webhooks for operators, without the system key Azure puts in them (`code`).
-      management: { statusQueryGetUri: withoutKey(management.statusQueryGetUri), terminatePostUri: withoutKey(management.terminatePostUri) },
+      management: {
+        statusQueryGetUri: linkFor(management.statusQueryGetUri, origin),
+        terminatePostUri: linkFor(management.terminatePostUri, origin),
+      },
     }),
   });
 }
 
-function withoutKey(url: string): string {
-  return url.replace(/([?&])code=[^&]*&?/, '$1').replace(/[?&]$/, '');
+/** A management link on the caller's origin (as createCheckStatusResponse does), without `code`. */
+function linkFor(url: string, origin: string): string {
+  const link = new URL(url);
+  link.searchParams.delete('code');
+  return `${origin}${link.pathname}${link.search}`;
 }

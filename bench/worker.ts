@@ -1,0 +1,129 @@
+/**
+ * The benchmark's child process: runs one Pagewise operation (backup, restore or verify) so the parent
+ * can measure this process alone (peak RSS via /usr/bin/time and process.resourceUsage, CPU time,
+ * event-loop utilization, timing spans). Input: a JSON file named by argv[2]. Output: one line
+ * `BENCH_RESULT <json>` on stdout.
+ *
+ * The parent runs a plain-JavaScript build of this file and of core/ (see lib/build.ts), so ts-node and
+ * the TypeScript compiler are not loaded and the RSS is what a deployed worker would use.
+ */
+import { readFileSync } from 'node:fs';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { Spans } from './lib/spans';
+
+export interface WorkerInput {
+  op: 'backup' | 'restore' | 'verify';
+  source?: { url: string; connectionString?: string };
+  vault: { url: string; connectionString?: string };
+  userKeyHex: string;
+  backupId: string;
+  cacheBytes?: number;
+  pageSize?: number;
+  concurrency?: number;
+  scratchDir?: string;
+  /** restore target (local file) */
+  target?: string;
+  spans?: boolean;
+}
+
+export interface WorkerOutput {
+  op: string;
+  wallMs: number;
+  result: unknown;
+  /** RSS after loading the engine, before any work, bytes */
+  baselineRssBytes: number;
+  /** process.resourceUsage().maxRSS, bytes */
+  maxRssBytes: number;
+  userCpuMs: number;
+  systemCpuMs: number;
+  /** fraction of the wall time the main thread's event loop was busy */
+  eventLoopUtilization: number;
+  eventLoopDelayP99Ms: number;
+  spans?: Record<string, unknown>;
+  phases?: Record<string, number>;
+}
+
+function instrument(spans: Spans): void {
+  /* eslint-disable @typescript-eslint/no-var-requires */
+  const { SourceDisk } = require('../core/source/source-disk');
+  const { CacheSlot, ScratchCache } = require('../core/cache/scratch-cache');
+  const { PageProcessor } = require('../core/processor/page-processor');
+  const { VaultStore } = require('../core/vault/vault-store');
+  const codec = require('../core/processor/block-codec');
+  const lz4 = require('lz4-napi');
+  const plan = require('../core/backup/plan-backup');
+  const finalize = require('../core/backup/finalize-backup');
+  const batch = require('../core/backup/run-batch');
+  /* eslint-enable @typescript-eslint/no-var-requires */
+  spans.wrap(plan, 'planBackup', 'phase:plan');
+  spans.wrap(batch, 'runBatch', 'phase:batches');
+  spans.wrap(finalize, 'finalizeBackup', 'phase:finalize');
+  spans.wrap(ScratchCache.prototype, 'acquire', 'slotWait');
+  spans.wrap(CacheSlot.prototype, 'prepare', 'slotPrepare');
+  spans.wrap(SourceDisk.prototype, 'download', 'download');
+  spans.wrap(CacheSlot.prototype, 'write', 'slotWrite');
+  spans.wrap(CacheSlot.prototype, 'read', 'slotRead');
+  spans.wrap(PageProcessor.prototype, 'process', 'process');
+  spans.wrap(codec, 'encodeBlock', 'encode');
+  spans.wrap(codec, 'decodeBlock', 'decode');
+  spans.wrap(lz4, 'compress', 'lz4');
+  spans.wrap(VaultStore.prototype, 'stageBlock', 'stage');
+  spans.wrap(VaultStore.prototype, 'getBytes', 'vaultGet');
+  spans.wrap(VaultStore.prototype, 'putBytes', 'vaultPut');
+  spans.wrap(VaultStore.prototype, 'commitBlocks', 'commit');
+  spans.wrap(VaultStore.prototype, 'exists', 'vaultExists');
+}
+
+async function main(): Promise<void> {
+  const input = JSON.parse(readFileSync(process.argv[2], 'utf8')) as WorkerInput;
+  const spans = input.spans ? new Spans() : undefined;
+  if (spans) instrument(spans);
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const core = require('../core') as typeof import('../core');
+  const userKey = Buffer.from(input.userKeyHex, 'hex');
+  const baselineRssBytes = process.memoryUsage().rss;
+  const delay = monitorEventLoopDelay({ resolution: 10 });
+  delay.enable();
+  const elu0 = performance.eventLoopUtilization();
+  const cpu0 = process.cpuUsage();
+  const started = performance.now();
+  let result: unknown;
+  if (input.op === 'backup') {
+    result = await core.backupDisk({
+      source: input.source!,
+      vault: input.vault,
+      userKey,
+      backupId: input.backupId,
+      cacheBytes: input.cacheBytes,
+      pageSize: input.pageSize,
+      concurrency: input.concurrency,
+      scratchDir: input.scratchDir,
+    });
+  } else if (input.op === 'restore') {
+    result = await core.restoreBackup({ backupId: input.backupId, vault: input.vault, userKey, target: { url: input.target! }, overwrite: true, concurrency: input.concurrency });
+  } else {
+    result = await core.verifyBackup({ backupId: input.backupId, vault: input.vault, userKey, readData: true, concurrency: input.concurrency });
+  }
+  const wallMs = performance.now() - started;
+  const cpu = process.cpuUsage(cpu0);
+  const elu = performance.eventLoopUtilization(elu0);
+  delay.disable();
+  const out: WorkerOutput = {
+    op: input.op,
+    wallMs,
+    result,
+    baselineRssBytes,
+    maxRssBytes: process.resourceUsage().maxRSS * 1024,
+    userCpuMs: cpu.user / 1000,
+    systemCpuMs: cpu.system / 1000,
+    eventLoopUtilization: elu.utilization,
+    eventLoopDelayP99Ms: delay.percentile(99) / 1e6,
+    spans: spans?.snapshot(),
+  };
+  process.stdout.write(`BENCH_RESULT ${JSON.stringify(out)}\n`);
+}
+
+main().catch((err) => {
+  process.stderr.write(`worker failed: ${(err as Error)?.stack ?? String(err)}\n`);
+  process.exit(1);
+});

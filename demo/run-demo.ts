@@ -1,0 +1,232 @@
+/**
+ * `npm run demo`: Pagewise end to end on this machine, through the real `pagewise` command.
+ *
+ * Starts Azurite with two accounts ("src" plays the cloud account holding the VM disk, "vault" the
+ * separate storage for the secondary copy), writes a realistic 1 GiB sample VM disk (holes, zero pages,
+ * compressible and incompressible regions, repeated pages), then runs `node bin/pagewise.js` for
+ * keygen → backup (4 MiB pages through a 64 MiB scratch cache, 1/16 of the disk) → list → verify (every
+ * block read) → restore to a new page blob and to a local sparse file, checks both restores byte for byte
+ * against the disk, prints a summary and exits non-zero when anything does not match.
+ *
+ * Credentials: the source is read through a read-only SAS URL, the vault and the restore target through
+ * connection strings in the child's environment; neither is ever printed.
+ */
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream, promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { PageBlobClient } from '@azure/storage-blob';
+import { startAzurite, AzuriteInstance } from '../embedded/azurite';
+import { sampleVmLayout, writeDisk } from '../embedded/sample-disk';
+import { BackupListing, BackupResult, formatBytes, redact, RestoreResult, VerifyResult } from '../core';
+
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+const DISK_BYTES = 1 * GiB;
+const PAGE_SIZE = '4MiB';
+const CACHE_BYTES = DISK_BYTES / 16;
+const BIN = path.join(__dirname, '..', 'bin', 'pagewise.js');
+
+const mibps = (bytes: number, ms: number) => (ms > 0 ? `${(bytes / MiB / (ms / 1000)).toFixed(1)} MiB/s` : '—');
+const secs = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+
+function say(text: string): void {
+  process.stdout.write(`${redact(text)}\n`);
+}
+
+/** Runs `node bin/pagewise.js args` with the given environment; resolves to its parsed --json output. */
+function pagewise<T>(args: string[], env: Record<string, string>): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const childEnv: NodeJS.ProcessEnv = { ...process.env };
+    for (const k of Object.keys(childEnv)) if (k.startsWith('PAGEWISE_')) delete childEnv[k];
+    Object.assign(childEnv, env);
+    const child = spawn(process.execPath, [BIN, ...args], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code !== 0) {
+        reject(new Error(`pagewise ${args[0]} exited with ${code}: ${redact(stderr.trim()) || '(no message)'}`));
+        return;
+      }
+      try {
+        resolve(JSON.parse(stdout) as T);
+      } catch {
+        reject(new Error(`pagewise ${args[0]} did not print one JSON object`));
+      }
+    });
+  });
+}
+
+async function timed<T>(label: string, work: () => Promise<T>): Promise<{ value: T; ms: number }> {
+  process.stdout.write(`  ${label} ... `);
+  const started = Date.now();
+  const value = await work();
+  const ms = Date.now() - started;
+  process.stdout.write(`done (${secs(ms)})\n`);
+  return { value, ms };
+}
+
+async function fileSha256(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file, { highWaterMark: 4 * MiB })) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** SHA-256 of a page blob's logical content: allocated ranges downloaded, zeros for the holes. */
+async function pageBlobSha256(client: PageBlobClient, size: number): Promise<string> {
+  const hash = createHash('sha256');
+  const zeros = Buffer.alloc(4 * MiB);
+  let at = 0;
+  const zeroTo = (end: number) => {
+    while (at < end) {
+      const n = Math.min(zeros.length, end - at);
+      hash.update(zeros.subarray(0, n));
+      at += n;
+    }
+  };
+  for await (const page of client.listPageRanges(0, size).byPage({ maxPageSize: 5000 })) {
+    for (const r of page.pageRange ?? []) {
+      zeroTo(r.start);
+      for (let off = r.start; off <= r.end; off += 4 * MiB) {
+        const n = Math.min(4 * MiB, r.end + 1 - off);
+        hash.update(await client.downloadToBuffer(off, n));
+      }
+      at = r.end + 1;
+    }
+  }
+  zeroTo(size);
+  return hash.digest('hex');
+}
+
+interface Check {
+  what: string;
+  ok: boolean;
+  detail: string;
+}
+
+async function demo(az: AzuriteInstance, tmp: string): Promise<boolean> {
+  const src = az.accounts.src.service.getContainerClient('disks');
+  await src.create();
+  await az.accounts.vault.service.getContainerClient('vault').create();
+  await az.accounts.vault.service.getContainerClient('restores').create();
+
+  say(`Pagewise demo: Azurite on 127.0.0.1:${az.port}, accounts "src" (cloud) and "vault" (secondary copy)`);
+  const diskStep = await timed(`writing a ${formatBytes(DISK_BYTES)} sample VM disk (page blob src/disks/vm1.vhd)`, () =>
+    writeDisk(src.getPageBlobClient('vm1.vhd'), DISK_BYTES, sampleVmLayout(DISK_BYTES)),
+  );
+  const disk = diskStep.value;
+
+  const keyFile = path.join(tmp, 'user.key');
+  const scratch = path.join(tmp, 'scratch');
+  await fs.mkdir(scratch);
+  const sourceUrl = az.sasUrl('src', 'disks', 'vm1.vhd', { permissions: 'r' }); // read-only SAS
+  const vaultUrl = `${az.accounts.vault.endpoint}/vault`; // no SAS: connection string from the environment
+  const targetUrl = `${az.accounts.vault.endpoint}/restores/vm1-restored.vhd`;
+  const env = {
+    PAGEWISE_VAULT_CONNECTION_STRING: az.accounts.vault.connectionString,
+    PAGEWISE_TARGET_CONNECTION_STRING: az.accounts.vault.connectionString,
+  };
+  const restoredFile = path.join(tmp, 'vm1-restored.img');
+
+  const keygen = await timed('pagewise keygen', () => pagewise<{ keyId: string }>(['keygen', keyFile, '--json'], env));
+  const backup = await timed(`pagewise backup (pages ${PAGE_SIZE}, cache ${formatBytes(CACHE_BYTES)})`, () =>
+    pagewise<BackupResult>(
+      ['backup', sourceUrl, '--vault', vaultUrl, '--key-file', keyFile, '--page-size', PAGE_SIZE, '--cache', String(CACHE_BYTES), '--scratch-dir', scratch, '--json'],
+      env,
+    ),
+  );
+  const b = backup.value;
+  const list = await timed('pagewise list', () => pagewise<{ backups: BackupListing[] }>(['list', '--vault', vaultUrl, '--json'], env));
+  const verify = await timed('pagewise verify (every block read, decrypted, hash-checked)', () =>
+    pagewise<VerifyResult>(['verify', b.backupId, '--vault', vaultUrl, '--key-file', keyFile, '--json'], env),
+  );
+  const toBlob = await timed('pagewise restore → new page blob', () =>
+    pagewise<RestoreResult>(['restore', b.backupId, '--vault', vaultUrl, '--key-file', keyFile, '--to', targetUrl, '--json'], env),
+  );
+  const toFile = await timed('pagewise restore → local sparse file', () =>
+    pagewise<RestoreResult>(['restore', b.backupId, '--vault', vaultUrl, '--key-file', keyFile, '--to', restoredFile, '--json'], env),
+  );
+  const hashes = await timed('comparing both restores with the disk (SHA-256)', async () => ({
+    file: await fileSha256(restoredFile),
+    blob: await pageBlobSha256(az.accounts.vault.service.getContainerClient('restores').getPageBlobClient('vm1-restored.vhd'), DISK_BYTES),
+  }));
+  const fileStat = await fs.stat(restoredFile);
+  const fileOnDisk = fileStat.blocks * 512;
+  const leftInScratch = (await fs.readdir(scratch)).length;
+
+  const checks: Check[] = [
+    { what: 'bytes read = allocated bytes', ok: b.bytesRead === disk.allocatedBytes && b.allocatedBytes === disk.allocatedBytes, detail: `${b.bytesRead} = ${disk.allocatedBytes}` },
+    { what: 'cache capacity ≤ 1/16 of the disk', ok: b.cacheCapacityBytes <= DISK_BYTES / 16, detail: formatBytes(b.cacheCapacityBytes) },
+    { what: 'cache high-water ≤ capacity', ok: b.cacheHighWaterBytes > 0 && b.cacheHighWaterBytes <= b.cacheCapacityBytes, detail: formatBytes(b.cacheHighWaterBytes) },
+    { what: 'backup listed in the vault', ok: list.value.backups.some((x) => x.backupId === b.backupId), detail: `${list.value.backups.length} backup(s)` },
+    { what: 'verify (all data read)', ok: verify.value.ok && verify.value.blocksChecked > 0, detail: verify.value.ok ? 'OK' : `${verify.value.problems.length} problem(s): ${verify.value.problems.slice(0, 3).join('; ')}` },
+    { what: 'restored page blob identical', ok: hashes.value.blob === disk.sha256, detail: hashes.value.blob.slice(0, 16) },
+    { what: 'restored sparse file identical', ok: hashes.value.file === disk.sha256 && fileStat.size === DISK_BYTES, detail: hashes.value.file.slice(0, 16) },
+    { what: 'scratch cache cleaned up', ok: leftInScratch === 0, detail: `${leftInScratch} file(s) left` },
+  ];
+
+  const yes = (ok: boolean) => (ok ? 'yes' : 'NO');
+  const rows: Array<[string, string]> = [
+    ['key ID', keygen.value.keyId],
+    ['backup ID', b.backupId],
+    ['disk size (logical)', formatBytes(b.diskBytes)],
+    ['allocated', `${formatBytes(b.allocatedBytes)} (${((100 * b.allocatedBytes) / b.diskBytes).toFixed(1)}% of the disk; holes never read)`],
+    ['bytes read', `${formatBytes(b.bytesRead)} (= allocated: ${yes(b.bytesRead === b.allocatedBytes)})`],
+    ['page size', formatBytes(b.pageSize)],
+    ['pages with data', `${b.pages} of ${Math.ceil(b.diskBytes / b.pageSize)}`],
+    ['zero pages', String(b.zeroPages)],
+    ['deduplicated pages', String(b.dedupedPages)],
+    ['blocks stored', `${b.storedBlocks} in ${b.segments} segment(s)`],
+    ['bytes stored', `${formatBytes(b.bytesStored)} (${((100 * b.bytesStored) / b.bytesRead).toFixed(1)}% of bytes read; compressed + encrypted)`],
+    ['cache capacity', `${formatBytes(b.cacheCapacityBytes)} (1/${Math.round(b.diskBytes / b.cacheCapacityBytes)} of the disk)`],
+    ['cache high-water', `${formatBytes(b.cacheHighWaterBytes)} (≤ 1/16 of the disk: ${yes(b.cacheHighWaterBytes <= b.diskBytes / 16)})`],
+    ['disk write (setup)', `${secs(diskStep.ms)}`],
+    ['backup', `${secs(b.durationMs)} engine, ${secs(backup.ms)} with CLI start; ${mibps(b.bytesRead, b.durationMs)} of allocated data`],
+    ['verify', `${verify.value.ok ? 'OK' : 'FAILED'}: ${verify.value.blocksChecked} blocks, ${formatBytes(verify.value.bytesChecked)} in ${secs(verify.value.durationMs)} (${mibps(verify.value.bytesChecked, verify.value.durationMs)})`],
+    ['restore → page blob', `${toBlob.value.pagesWritten} pages, ${formatBytes(toBlob.value.bytesWritten)} in ${secs(toBlob.value.durationMs)} (${mibps(toBlob.value.bytesWritten, toBlob.value.durationMs)}); identical: ${yes(hashes.value.blob === disk.sha256)}`],
+    ['restore → sparse file', `${formatBytes(fileStat.size)} file, ${formatBytes(fileOnDisk)} on disk, in ${secs(toFile.value.durationMs)} (${mibps(toFile.value.bytesWritten, toFile.value.durationMs)}); identical: ${yes(hashes.value.file === disk.sha256)}`],
+  ];
+  const width = Math.max(...rows.map(([k]) => k.length));
+  say('');
+  say('Summary');
+  for (const [k, v] of rows) say(`  ${k.padEnd(width)}  ${v}`);
+  say('');
+  say('Checks');
+  const cw = Math.max(...checks.map((c) => c.what.length));
+  for (const c of checks) say(`  ${c.ok ? 'PASS' : 'FAIL'}  ${c.what.padEnd(cw)}  ${c.detail}`);
+  const allOk = checks.every((c) => c.ok);
+  say('');
+  say(allOk ? 'demo OK: everything matched' : 'demo FAILED: see the checks above');
+  return allOk;
+}
+
+async function main(): Promise<number> {
+  const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'pagewise-demo-'));
+  let az: AzuriteInstance | undefined;
+  const cleanup = async () => {
+    await az?.stop().catch(() => undefined);
+    az = undefined;
+    await fs.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
+  };
+  const onSignal = () => {
+    void cleanup().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    az = await startAzurite({ accounts: ['src', 'vault'] });
+    return (await demo(az, tmp)) ? 0 : 1;
+  } catch (err) {
+    process.stdout.write('\n');
+    process.stderr.write(`demo FAILED: ${redact(err instanceof Error ? err.message : String(err))}\n`);
+    return 1;
+  } finally {
+    await cleanup();
+  }
+}
+
+main().then((code) => process.exit(code));

@@ -1,0 +1,91 @@
+/**
+ * The demo/CLI entry point for an orchestrated backup: runs `backupDiskOrchestrator` (plan → batch
+ * sub-orchestrations → finalize) in the local durable runtime, with the same activities Azure runs.
+ * Instance state is checkpointed in the task-hub container, so calling this again after a crash
+ * resumes the unfinished orchestration instead of starting another backup.
+ */
+import { deriveBackupId, displayUrl, PagewiseError, parseStorageUrl } from '../core';
+import type { StorageLocation } from '../core/types';
+import { BackupOrchestrationInput, BackupOrchestrationOutput, EngineOverrides, Orchestrators, RetrySettings } from '../orchestrations/contracts';
+import { backupInstanceId } from '../orchestrations/instanceIds';
+import type { InstanceStatus } from './durableRuntime';
+import { startLocalApp, TaskHubLocation } from './localApp';
+
+export interface OrchestratedBackupOptions {
+  /** Source page blob: a URL with a SAS (orchestration inputs must not carry connection strings). */
+  source: StorageLocation;
+  vault: StorageLocation;
+  userKey: Buffer;
+  taskHub: TaskHubLocation;
+  settings?: EngineOverrides;
+  backupId?: string;
+  retry?: RetrySettings;
+  maxConcurrentActivities?: number;
+  timeoutInMs?: number;
+  /** Called with the root instance's status (customStatus: phase, batchesDone/Total) while it runs. */
+  onStatus?: (status: InstanceStatus) => void;
+}
+
+export interface OrchestratedBackupResult {
+  backupId: string;
+  instanceId: string;
+  runtimeStatus: string;
+  output?: BackupOrchestrationOutput;
+  error?: string;
+  /** History events per orchestration instance of this backup (root and every range). */
+  historyEvents: Record<string, number>;
+  activityInvocations: number;
+  /** false when an instance already existed (resumed after a crash, or already completed). */
+  started: boolean;
+}
+
+export async function runBackupThroughOrchestration(options: OrchestratedBackupOptions): Promise<OrchestratedBackupResult> {
+  const source = parseStorageUrl(options.source.url, 'blob', 'the source disk URL');
+  if (!source.hasSas) throw new PagewiseError('BadInput', 'an orchestrated backup needs a source URL with a SAS');
+  const vault = parseStorageUrl(options.vault.url, 'container', 'the vault URL');
+  const app = await startLocalApp({
+    taskHub: options.taskHub,
+    maxConcurrentActivities: options.maxConcurrentActivities ?? 4,
+    appSettings: {
+      PAGEWISE_VAULT_URL: options.vault.url,
+      PAGEWISE_VAULT_CONNECTION_STRING: options.vault.connectionString,
+      PAGEWISE_USER_KEY: options.userKey.toString('base64'),
+      PAGEWISE_ALLOWED_ACCOUNTS: [source.account, vault.account].join(','),
+    },
+  });
+  try {
+    const backupId = options.backupId ?? (await deriveBackupId({ url: options.source.url }));
+    const instanceId = backupInstanceId(backupId);
+    const input: BackupOrchestrationInput = {
+      backupId,
+      source: { url: options.source.url },
+      ...(options.settings ? { settings: options.settings } : {}),
+      ...(options.retry ? { retry: options.retry } : {}),
+    };
+    const { created } = await app.runtime.startNew(Orchestrators.backupDisk, { instanceId, input });
+    const progress = options.onStatus
+      ? setInterval(() => void app.runtime.getStatus(instanceId).then((s) => s && options.onStatus!(s)), 500)
+      : undefined;
+    let status: InstanceStatus;
+    try {
+      status = await app.runtime.waitForCompletion(instanceId, { timeoutInMs: options.timeoutInMs ?? 3_600_000 });
+    } finally {
+      if (progress) clearInterval(progress);
+    }
+    options.onStatus?.(status);
+    const family = await app.runtime.listInstances({ prefix: instanceId });
+    return {
+      backupId,
+      instanceId,
+      runtimeStatus: status.runtimeStatus,
+      ...(status.runtimeStatus === 'Completed'
+        ? { output: status.output as BackupOrchestrationOutput }
+        : { error: `backup of ${displayUrl(options.source.url)} ${status.runtimeStatus}: ${String(status.output)}` }),
+      historyEvents: Object.fromEntries(family.map((s) => [s.instanceId, s.historyEvents])),
+      activityInvocations: app.runtime.activityInvocations,
+      started: created,
+    };
+  } finally {
+    await app.stop();
+  }
+}

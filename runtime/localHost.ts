@@ -1,0 +1,157 @@
+/**
+ * A local stand-in for the Functions host around the durable runtime: owns the loopback endpoint the
+ * DurableClient talks to, and invokes registered HTTP, timer and Event Grid handlers with real
+ * `HttpRequest` / `InvocationContext` objects carrying the durable client input binding — the same
+ * arguments the Functions host would pass.
+ */
+import { createServer, Server } from 'node:http';
+import { AddressInfo } from 'node:net';
+import { randomUUID } from 'node:crypto';
+import { HttpRequest, HttpResponse, HttpResponseInit, InvocationContext, LogLevel, Timer } from '@azure/functions';
+import type { RegisteredFunction } from './functionsCore';
+import { DurableRuntime } from './durableRuntime';
+import { clientInputData, ClientInputData, handleDurableRpc } from './durableRpc';
+import { findFunction, functionsByTrigger } from './registry';
+
+export interface LocalHostOptions {
+  runtime: DurableRuntime;
+  taskHubName?: string;
+  /** Receives every log line of invoked handlers (default: warnings and errors to stderr). */
+  log?: (level: LogLevel, message: string, functionName: string) => void;
+}
+
+export interface LocalHttpRequest {
+  method: string;
+  /** Absolute URL, e.g. http://127.0.0.1:7071/api/backups?disk=… */
+  url: string;
+  headers?: Record<string, string>;
+  body?: string;
+}
+
+export class LocalFunctionHost {
+  readonly runtime: DurableRuntime;
+  readonly taskHubName: string;
+  private readonly log: NonNullable<LocalHostOptions['log']>;
+  private server: Server | undefined;
+  private origin: string | undefined;
+
+  constructor(options: LocalHostOptions) {
+    this.runtime = options.runtime;
+    this.taskHubName = options.taskHubName ?? 'pagewise';
+    this.log =
+      options.log ??
+      ((level, message, fn) => {
+        if (level === 'warning' || level === 'error' || level === 'critical') console.warn(`[${fn}] ${message}`);
+      });
+  }
+
+  /** Starts the loopback endpoint of the durable client API (127.0.0.1 only). */
+  async start(): Promise<void> {
+    if (this.server) return;
+    const server = createServer((req, res) => {
+      void handleDurableRpc(this.runtime, req, res).then((handled) => {
+        if (!handled) {
+          res.writeHead(404);
+          res.end();
+        }
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    this.server = server;
+    this.origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  }
+
+  /** Uses an existing server (e.g. `pagewise serve`) that forwards the durable paths to handleDurableRpc. */
+  attach(origin: string): void {
+    this.origin = origin;
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  clientData(): ClientInputData {
+    if (!this.origin) throw new Error('LocalFunctionHost.start() was not called');
+    return clientInputData(this.origin, this.taskHubName);
+  }
+
+  /** An InvocationContext as the host builds it, with the durable client binding data filled in. */
+  contextFor(fn: RegisteredFunction): InvocationContext {
+    const inputs = Object.entries(fn.metadata.bindings)
+      .filter(([, b]) => b.direction === 'in' && !/trigger$/i.test(b.type))
+      .map(([name, b]) => ({ ...b, name }));
+    const context = new InvocationContext({
+      invocationId: randomUUID(),
+      functionName: fn.metadata.name,
+      logHandler: (level, ...args) => this.log(level, args.map(String).join(' '), fn.metadata.name),
+      options: { trigger: fn.trigger, extraInputs: inputs as never, extraOutputs: [] },
+    });
+    for (const input of inputs) {
+      if (input.type === 'durableClient' || input.type === 'orchestrationClient') context.extraInputs.set(input.name, this.clientData());
+    }
+    return context;
+  }
+
+  async invokeHttp(functionName: string, request: HttpRequest): Promise<HttpResponse> {
+    const fn = findFunction(functionName, 'httpTrigger');
+    const result = (await fn.handler(request, this.contextFor(fn))) as HttpResponse | HttpResponseInit | undefined;
+    return result instanceof HttpResponse ? result : new HttpResponse(result ?? { status: 204 });
+  }
+
+  /** Routes a request to the registered HTTP function whose route and method match (like the host). */
+  async dispatchHttp(init: LocalHttpRequest): Promise<HttpResponse> {
+    const url = new URL(init.url);
+    const path = url.pathname.replace(/^\/api\//, '');
+    for (const fn of functionsByTrigger('httpTrigger')) {
+      const methods = (fn.trigger.methods as string[] | undefined) ?? ['GET', 'POST'];
+      if (!methods.includes(init.method.toUpperCase())) continue;
+      const params = matchRoute(String(fn.trigger.route ?? fn.metadata.name), path);
+      if (!params) continue;
+      const request = new HttpRequest({
+        method: init.method.toUpperCase(),
+        url: init.url,
+        headers: init.headers ?? {},
+        query: Object.fromEntries(url.searchParams),
+        params,
+        ...(init.body !== undefined ? { body: { string: init.body } } : {}),
+      });
+      return this.invokeHttp(fn.metadata.name, request);
+    }
+    return new HttpResponse({
+      status: 404,
+      jsonBody: { type: 'about:blank', title: 'NotFound', status: 404, detail: `no function serves ${init.method} ${url.pathname}` },
+      headers: { 'Content-Type': 'application/problem+json' },
+    });
+  }
+
+  async invokeTimer(functionName: string, timer?: Timer): Promise<unknown> {
+    const fn = findFunction(functionName, 'timerTrigger');
+    if (!timer) {
+      const now = new Date().toISOString();
+      timer = { isPastDue: false, schedule: { adjustForDST: false }, scheduleStatus: { last: now, next: now, lastUpdated: now } };
+    }
+    return fn.handler(timer, this.contextFor(fn));
+  }
+
+  /** Delivers one Event Grid event (Event Grid or CloudEvents schema) as the trigger would. */
+  async invokeEventGrid(functionName: string, event: unknown): Promise<unknown> {
+    const fn = findFunction(functionName, 'eventGridTrigger');
+    return fn.handler(event, this.contextFor(fn));
+  }
+}
+
+/** Matches a Functions route template (`backups/{id}`) against a path; the parameters, or undefined. */
+export function matchRoute(template: string, path: string): Record<string, string> | undefined {
+  const want = template.split('/').filter(Boolean);
+  const got = path.split('/').filter(Boolean);
+  if (want.length !== got.length) return undefined;
+  const params: Record<string, string> = {};
+  for (let i = 0; i < want.length; i++) {
+    const m = /^\{(\w+)(?::[^}]*)?\??\}$/.exec(want[i]);
+    if (m) params[m[1]] = decodeURIComponent(got[i]);
+    else if (want[i].toLowerCase() !== got[i].toLowerCase()) return undefined;
+  }
+  return params;
+}

@@ -1,0 +1,331 @@
+/**
+ * The `pagewise` CLI against a real Azurite: a few commands spawned through bin/pagewise.js (proves the
+ * executable, exit codes and process output), the rest in-process through run() with a capturing IO.
+ * Every stdout/stderr seen is scanned for secrets at the end.
+ */
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { promises as fs, readFileSync } from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { startAzurite, AzuriteInstance } from '../embedded/azurite';
+import { writeDisk, DiskRegion, SampleDisk } from '../embedded/sample-disk';
+import { captureIO, run } from '../cli/main';
+import { writeNewKeyFile } from '../core';
+
+const MiB = 1024 * 1024;
+const BIN = path.join(__dirname, '..', 'bin', 'pagewise.js');
+
+interface Outcome {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+const seen: Outcome[] = [];
+let az: AzuriteInstance;
+let tmp: string;
+let keyFile: string;
+let otherKeyFile: string;
+let disk: SampleDisk;
+let sourceUrl: string;
+let vaultUrl: string;
+let backupId: string;
+
+/** A 16 MiB disk: text, explicit zeros, random data, the same pattern twice, holes in between. */
+const LAYOUT: DiskRegion[] = [
+  { offset: 0, length: 64 * 1024, kind: 'text', seed: 1 },
+  { offset: 1 * MiB, length: 2 * MiB, kind: 'text', seed: 2 },
+  { offset: 3 * MiB, length: 1 * MiB, kind: 'zero' },
+  { offset: 5 * MiB, length: 2 * MiB, kind: 'random', seed: 3 },
+  { offset: 8 * MiB, length: 1 * MiB, kind: 'repeat', seed: 4 },
+  { offset: 11 * MiB, length: 1 * MiB, kind: 'repeat', seed: 4 },
+  { offset: 13 * MiB + 4096, length: 1024, kind: 'random', seed: 5 },
+  { offset: 16 * MiB - 64 * 1024, length: 64 * 1024, kind: 'random', seed: 6 },
+];
+const DISK_BYTES = 16 * MiB;
+
+function env(extra: Record<string, string> = {}): Record<string, string | undefined> {
+  return { ...extra };
+}
+
+/** In-process: the real command code, output captured. */
+async function cli(args: string[], extraEnv: Record<string, string> = {}): Promise<Outcome> {
+  const io = captureIO(env(extraEnv));
+  const code = await run(args, io);
+  const outcome = { code, stdout: io.stdoutText(), stderr: io.stderrText() };
+  seen.push(outcome);
+  return outcome;
+}
+
+/** Spawned: node bin/pagewise.js (ts-node when dist/ is absent). */
+function spawnCli(args: string[], extraEnv: Record<string, string> = {}): Promise<Outcome> {
+  return new Promise((resolve, reject) => {
+    const childEnv: NodeJS.ProcessEnv = { ...process.env, ...extraEnv };
+    for (const k of Object.keys(childEnv)) if (k.startsWith('PAGEWISE_') && !(k in extraEnv)) delete childEnv[k];
+    const child = spawn(process.execPath, [BIN, ...args], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'], cwd: tmp });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const outcome = { code: code ?? -1, stdout, stderr };
+      seen.push(outcome);
+      resolve(outcome);
+    });
+  });
+}
+
+function stderrLines(o: Outcome): string[] {
+  return o.stderr.split('\n').filter((l) => l.length > 0);
+}
+
+/** A failed command: non-zero exit, nothing on stdout, exactly one `pagewise: …` line naming the problem. */
+function expectOneLineError(o: Outcome, pattern: RegExp, code?: number): void {
+  const lines = stderrLines(o);
+  expect({ lines, code: o.code }).toEqual({ lines: [expect.stringMatching(/^pagewise: /)], code: code ?? expect.any(Number) });
+  expect(o.code).not.toBe(0);
+  expect(lines[0]).toMatch(pattern);
+  expect(o.stdout).toBe('');
+}
+
+async function fileSha256(file: string): Promise<string> {
+  return createHash('sha256').update(await fs.readFile(file)).digest('hex');
+}
+
+async function closedPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address() as net.AddressInfo;
+      server.close(() => resolve(address.port));
+    });
+  });
+}
+
+beforeAll(async () => {
+  az = await startAzurite({ accounts: ['src', 'vault'] });
+  await az.accounts.src.service.getContainerClient('disks').create();
+  await az.accounts.vault.service.getContainerClient('restores').create();
+  await az.accounts.vault.service.getContainerClient('vault').create(); // a container SAS cannot create its container
+  tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'pagewise-cli-test-'));
+  disk = await writeDisk(az.accounts.src.service.getContainerClient('disks').getPageBlobClient('vm1.vhd'), DISK_BYTES, LAYOUT);
+  await az.accounts.src.service.getContainerClient('disks').getBlockBlobClient('notes.txt').upload('hello', 5);
+  sourceUrl = az.sasUrl('src', 'disks', 'vm1.vhd', { permissions: 'r' });
+  vaultUrl = az.sasUrl('vault', 'vault');
+  keyFile = path.join(tmp, 'user.key');
+  otherKeyFile = path.join(tmp, 'other.key');
+  await writeNewKeyFile(otherKeyFile);
+});
+
+afterAll(async () => {
+  await az?.stop();
+  if (tmp) await fs.rm(tmp, { recursive: true, force: true });
+});
+
+describe('keygen', () => {
+  test('writes a new key file and prints its key ID; refuses to overwrite it', async () => {
+    const first = await spawnCli(['keygen', keyFile]);
+    expect(first.code).toBe(0);
+    expect(first.stderr).toBe('');
+    const file = JSON.parse(readFileSync(keyFile, 'utf8')) as { keyId: string; key: string };
+    expect(first.stdout).toContain(`key ID ${file.keyId}`);
+    expect(first.stdout).not.toContain(file.key);
+    expect((await fs.stat(keyFile)).mode & 0o777).toBe(0o600);
+
+    const again = await spawnCli(['keygen', keyFile]);
+    expectOneLineError(again, /already exists; refusing to overwrite/, 2);
+    expect(JSON.parse(readFileSync(keyFile, 'utf8')).key).toBe(file.key);
+  });
+});
+
+describe('backup, list, verify, restore', () => {
+  test('backup --json (spawned) prints one consistent BackupResult', async () => {
+    const o = await spawnCli(['backup', sourceUrl, '--vault', vaultUrl, '--key-file', keyFile, '--page-size', '1MiB', '--cache', '4MiB', '--concurrency', '2', '--scratch-dir', tmp, '--json']);
+    expect(o.stderr).toBe('');
+    expect(o.code).toBe(0);
+    const r = JSON.parse(o.stdout);
+    for (const field of ['backupId', 'diskBytes', 'allocatedBytes', 'bytesRead', 'bytesStored', 'pages', 'pageSize', 'cacheCapacityBytes', 'cacheHighWaterBytes', 'durationMs']) {
+      expect(r).toHaveProperty(field);
+    }
+    expect(r.diskBytes).toBe(DISK_BYTES);
+    expect(r.allocatedBytes).toBe(disk.allocatedBytes);
+    expect(r.bytesRead).toBe(r.allocatedBytes);
+    expect(r.pageSize).toBe(MiB);
+    expect(r.cacheCapacityBytes).toBe(4 * MiB);
+    expect(r.cacheHighWaterBytes).toBeGreaterThan(0);
+    expect(r.cacheHighWaterBytes).toBeLessThanOrEqual(r.cacheCapacityBytes);
+    expect(r.cacheCapacityBytes).toBeLessThan(r.diskBytes);
+    expect(r.pages).toBe(10); // pages 0,1,2,3,5,6,8,11,13,15 hold allocated bytes
+    expect(r.zeroPages).toBe(1);
+    expect(r.dedupedPages).toBe(1);
+    expect(r.bytesStored).toBeLessThan(r.bytesRead);
+    expect(r.backupId).toMatch(/^pw-[0-9a-f]{24}$/);
+    backupId = r.backupId;
+  });
+
+  test('backup again (human output) resumes the complete backup', async () => {
+    const o = await cli(['backup', sourceUrl, '--vault', vaultUrl, '--key-file', keyFile, '--page-size', '1MiB', '--cache', '4MiB']);
+    expect(o.code).toBe(0);
+    expect(o.stderr).toBe('');
+    expect(o.stdout).toContain(`backup ${backupId} complete`);
+    expect(o.stdout).toMatch(/cache\s+4\.00 MiB capacity/);
+  });
+
+  test('list shows the backup (json and table)', async () => {
+    const json = await cli(['list', '--vault', vaultUrl, '--json']);
+    expect(json.code).toBe(0);
+    const listing = JSON.parse(json.stdout);
+    expect(listing.backups.map((b: { backupId: string }) => b.backupId)).toEqual([backupId]);
+    expect(listing.backups[0]).toMatchObject({ diskBytes: DISK_BYTES, pageSize: MiB });
+    const table = await cli(['list', '--vault', vaultUrl]);
+    expect(table.code).toBe(0);
+    expect(table.stdout).toMatch(/^BACKUP ID/);
+    expect(table.stdout).toContain(backupId);
+  });
+
+  test('verify reads all data by default, --quick checks structure only', async () => {
+    const full = await cli(['verify', backupId, '--vault', vaultUrl, '--key-file', keyFile, '--source', sourceUrl, '--json']);
+    expect(full.stderr).toBe('');
+    expect(full.code).toBe(0);
+    const r = JSON.parse(full.stdout);
+    expect(r).toMatchObject({ backupId, ok: true, problems: [] });
+    expect(r.blocksChecked).toBeGreaterThan(0);
+    const quick = await cli(['verify', backupId, '--vault', vaultUrl, '--key-file', keyFile, '--quick']);
+    expect(quick.code).toBe(0);
+    expect(quick.stdout).toContain('is OK (structure only)');
+  });
+
+  test('restore to a file is byte-identical; an existing target needs --force', async () => {
+    const target = path.join(tmp, 'restored.img');
+    const o = await spawnCli(['restore', backupId, '--vault', vaultUrl, '--key-file', keyFile, '--to', target, '--json']);
+    expect(o.stderr).toBe('');
+    expect(o.code).toBe(0);
+    expect(JSON.parse(o.stdout)).toMatchObject({ backupId, diskBytes: DISK_BYTES, target });
+    expect(await fileSha256(target)).toBe(disk.sha256);
+
+    const refused = await cli(['restore', backupId, '--vault', vaultUrl, '--key-file', keyFile, '--to', target]);
+    expectOneLineError(refused, /already exists; pass --force/, 2);
+
+    await fs.truncate(target, 0);
+    const forced = await cli(['restore', backupId, '--vault', vaultUrl, '--key-file', keyFile, '--to', target, '--force']);
+    expect(forced.code).toBe(0);
+    expect(forced.stdout).toContain(`restored ${backupId} to ${target}`);
+    expect(await fileSha256(target)).toBe(disk.sha256);
+  });
+
+  test('restore to a page blob with connection strings from the environment', async () => {
+    const target = `${az.accounts.vault.endpoint}/restores/vm1-restored.vhd`;
+    const vaultNoSas = `${az.accounts.vault.endpoint}/vault`;
+    const o = await cli(['restore', backupId, '--vault', vaultNoSas, '--key-file', keyFile, '--to', target, '--json'], {
+      PAGEWISE_VAULT_CONNECTION_STRING: az.accounts.vault.connectionString,
+      PAGEWISE_TARGET_CONNECTION_STRING: az.accounts.vault.connectionString,
+    });
+    expect(o.stderr).toBe('');
+    expect(o.code).toBe(0);
+    const buf = await az.accounts.vault.service.getContainerClient('restores').getPageBlobClient('vm1-restored.vhd').downloadToBuffer();
+    expect(createHash('sha256').update(buf).digest('hex')).toBe(disk.sha256);
+  });
+
+  test('verify of a damaged backup exits 1 and lists the problems on stderr', async () => {
+    const b = await cli(['backup', sourceUrl, '--vault', vaultUrl, '--key-file', keyFile, '--page-size', '1MiB', '--cache', '2MiB', '--backup-id', 'damaged-copy', '--json']);
+    expect(b.code).toBe(0);
+    const container = az.accounts.vault.service.getContainerClient('vault');
+    const segment = container.getBlockBlobClient('backups/damaged-copy/segments/00000000.seg');
+    const bytes = await segment.downloadToBuffer();
+    for (let i = 100; i < bytes.length; i += 4096) bytes[i] ^= 0xff;
+    await segment.uploadData(bytes);
+    const v = await cli(['verify', 'damaged-copy', '--vault', vaultUrl, '--key-file', keyFile]);
+    expect(v.code).toBe(1);
+    const lines = stderrLines(v);
+    expect(lines.length).toBeGreaterThan(1);
+    for (const line of lines) expect(line).toMatch(/^pagewise: /);
+    expect(lines[lines.length - 1]).toMatch(/FAILED verification: \d+ problem/);
+    expect(lines[0]).toMatch(/^pagewise: problem: page \d+/);
+  });
+});
+
+describe('bad input: one line on stderr naming the problem, non-zero exit', () => {
+  const common = () => ['--vault', vaultUrl, '--key-file', keyFile];
+
+  test('malformed source URL', async () => {
+    expectOneLineError(await cli(['backup', 'not a url', ...common()]), /source disk URL is not a URL/, 2);
+  });
+
+  test('not a page blob (spawned)', async () => {
+    const o = await spawnCli(['backup', az.sasUrl('src', 'disks', 'notes.txt', { permissions: 'r' }), ...common()]);
+    expectOneLineError(o, /is a BlockBlob blob, not a page blob/, 2);
+  });
+
+  test('unreachable account (closed loopback port)', async () => {
+    const port = await closedPort();
+    const url = sourceUrl.replace(`:${az.port}/`, `:${port}/`);
+    expectOneLineError(await cli(['backup', url, ...common()]), /could not be reached/, 1);
+  }, 60_000);
+
+  test('bad page size', async () => {
+    expectOneLineError(await cli(['backup', sourceUrl, ...common(), '--page-size', '1000']), /page size 1000 is not a positive multiple of 512/, 2);
+  });
+
+  test('size that is not a size', async () => {
+    expectOneLineError(await cli(['backup', sourceUrl, ...common(), '--cache', 'lots']), /--cache "lots" is not a size/, 2);
+  });
+
+  test('cache smaller than one page', async () => {
+    expectOneLineError(await cli(['backup', sourceUrl, ...common(), '--page-size', '4MiB', '--cache', '1MiB']), /smaller than one page/, 2);
+  });
+
+  test('unknown backup ID', async () => {
+    expectOneLineError(await cli(['restore', 'pw-000000000000000000000000', ...common(), '--to', path.join(tmp, 'x.img')]), /backup pw-0{24} does not exist in the vault/, 2);
+  });
+
+  test('invalid backup ID', async () => {
+    expectOneLineError(await cli(['verify', 'Not_An_ID', ...common()]), /is not a backup ID/, 2);
+  });
+
+  test('wrong key on restore', async () => {
+    const o = await cli(['restore', backupId, '--vault', vaultUrl, '--key-file', otherKeyFile, '--to', path.join(tmp, 'wrong.img')]);
+    expectOneLineError(o, /key file does not match backup/, 2);
+    await expect(fs.stat(path.join(tmp, 'wrong.img'))).rejects.toThrow();
+  });
+
+  test('missing key file', async () => {
+    expectOneLineError(await cli(['backup', sourceUrl, '--vault', vaultUrl, '--key-file', path.join(tmp, 'nope.key')]), /cannot read the key file .*nope\.key \(ENOENT\)/, 2);
+  });
+
+  test('missing --vault', async () => {
+    expectOneLineError(await cli(['backup', sourceUrl, '--key-file', keyFile]), /required option '--vault <container-url>' not specified/, 2);
+  });
+
+  test('unknown command and unknown option (commander usage errors are one line)', async () => {
+    expectOneLineError(await cli(['bakup']), /unknown command 'bakup'.*Did you mean backup/, 2);
+    expectOneLineError(await cli(['list', '--vault', vaultUrl, '--colour']), /unknown option '--colour'/, 2);
+    expectOneLineError(await cli([]), /missing command/, 2);
+  });
+
+  test('a connection string for another account is refused', async () => {
+    const o = await cli(['list', '--vault', `${az.accounts.vault.endpoint}/vault`], { PAGEWISE_VAULT_CONNECTION_STRING: az.accounts.src.connectionString });
+    expectOneLineError(o, /PAGEWISE_VAULT_CONNECTION_STRING is for storage account "src" but the vault URL names account "vault"/, 2);
+  });
+});
+
+test('help goes to stdout with exit 0', async () => {
+  const o = await cli(['backup', '--help']);
+  expect(o.code).toBe(0);
+  expect(o.stdout).toContain('--page-size <size>');
+  expect(o.stderr).toBe('');
+});
+
+test('no output ever carries a SAS signature, an account key or a connection string', () => {
+  expect(seen.length).toBeGreaterThan(20);
+  const all = seen.map((o) => `${o.stdout}\n${o.stderr}`).join('\n');
+  expect(all).not.toMatch(/sig=(?!REDACTED)[A-Za-z0-9%+/=]{8,}/i);
+  for (const account of Object.values(az.accounts)) {
+    expect(all).not.toContain(account.key);
+    expect(all).not.toContain(encodeURIComponent(account.key));
+  }
+  expect(all).not.toMatch(/AccountKey=(?!REDACTED)/);
+});
