@@ -12,6 +12,7 @@ import { CommandContext } from './commands/context';
 import { defineKeygen } from './commands/keygen';
 import { defineList } from './commands/list';
 import { defineRestore } from './commands/restore';
+import { defineServe } from './commands/serve';
 import { defineVerify } from './commands/verify';
 import { EXIT_CODE_HELP, EXIT_INTERRUPTED, EXIT_USAGE, printError, reportError } from './errors';
 import { CliIO, processIO } from './io';
@@ -44,7 +45,7 @@ export function buildProgram(ctx: CommandContext): Command {
     })
     .showSuggestionAfterError(true)
     .addHelpText('after', EXIT_CODE_HELP);
-  for (const define of [defineKeygen, defineBackup, defineRestore, defineVerify, defineList]) define(program, ctx);
+  for (const define of [defineKeygen, defineBackup, defineRestore, defineVerify, defineList, defineServe]) define(program, ctx);
   return program;
 }
 
@@ -52,7 +53,7 @@ export function buildProgram(ctx: CommandContext): Command {
 export async function run(args: string[], io: CliIO = processIO()): Promise<number> {
   const ctx: CommandContext = { io, exitCode: 0 };
   if (args.length === 0) {
-    printError(io, 'missing command: keygen, backup, restore, verify or list (see pagewise --help)');
+    printError(io, 'missing command: keygen, backup, restore, verify, list or serve (see pagewise --help)');
     return EXIT_USAGE;
   }
   try {
@@ -77,7 +78,7 @@ export async function main(argv: string[] = process.argv): Promise<void> {
   let claimed = false;
   const onSigint = () => {
     if (claimed && !controller.signal.aborted) {
-      process.stderr.write('\npagewise: interrupted; stopping the backup (Ctrl-C again to quit at once)\n');
+      process.stderr.write('\npagewise: interrupted; stopping (Ctrl-C again to quit at once)\n');
       controller.abort();
       return;
     }

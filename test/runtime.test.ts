@@ -173,11 +173,13 @@ test('the real DurableClient talks to the runtime over loopback: start, status, 
     const all = await client.getStatusBy({});
     expect(all.filter((s) => s.instanceId.startsWith('page-'))).toHaveLength(105);
 
-    gate = { open: new Promise<void>(() => undefined), release: () => undefined };
+    let release!: () => void;
+    gate = { open: new Promise<void>((r) => (release = r)), release: () => release() };
     await client.startNew('rtSequence', { instanceId: 'term-1' });
     await waitFor(async () => (await runtime.getStatus('term-1'))?.runtimeStatus === 'Running');
     await client.terminate('term-1', 'operator');
     expect((await client.getStatus('term-1')).runtimeStatus).toBe('Terminated');
+    gate.release();
     gate = undefined;
   } finally {
     await host.stop();

@@ -1,5 +1,6 @@
 /** `pagewise backup <source-page-blob-url> --vault <container-url> --key-file <f> [...]` */
 import { backupDisk, BackupResult, displayUrl, formatBytes, loadUserKey, validateBackupId } from '../../core';
+import { backupWithLocalEngine, ENGINES, parseEngine, TASKHUB_ENV } from '../engines';
 import { storageLocation } from '../locations';
 import { engineSettings } from '../options';
 import { printJson, printLines, progressBar, rate, seconds, table } from '../output';
@@ -13,6 +14,7 @@ interface BackupOptions {
   concurrency?: string;
   scratchDir?: string;
   backupId?: string;
+  engine?: string;
   json?: boolean;
 }
 
@@ -28,6 +30,7 @@ export const defineBackup: DefineCommand = (program, ctx) => {
     .option('--concurrency <n>', 'pages in flight at once (1-64)')
     .option('--scratch-dir <dir>', 'directory for the scratch cache (default: OS temp dir)')
     .option('--backup-id <id>', 'backup ID (default: derived from the disk state, so a rerun resumes)')
+    .option('--engine <engine>', `${ENGINES.join(' | ')}: run in this process, or as the durable orchestration on the local runtime (state in ${TASKHUB_ENV} or the vault account)`, 'inline')
     .option('--json', 'print the result as one JSON object')
     .action(async (sourceUrl: string, opts: BackupOptions) => {
       const { io } = ctx;
@@ -36,11 +39,14 @@ export const defineBackup: DefineCommand = (program, ctx) => {
       const vault = storageLocation(opts.vault, 'vault', io.env);
       const settings = engineSettings(opts);
       const backupId = opts.backupId === undefined ? undefined : validateBackupId(opts.backupId);
+      const engine = parseEngine(opts.engine);
       const userKey = await loadUserKey(opts.keyFile);
       const bar = progressBar(io, opts.json ?? false, 'backup');
       let result: BackupResult;
       try {
-        result = await backupDisk({
+        result = engine === 'local'
+          ? await backupWithLocalEngine({ source, vault, userKey, backupId, settings, env: io.env, onBatches: (done, total) => bar.update(done, total, 'batches') })
+          : await backupDisk({
           source,
           vault,
           userKey,
