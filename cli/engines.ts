@@ -31,7 +31,17 @@ export interface LocalBackupResult extends BackupResult {
   engine: 'local';
   instanceId: string;
   activityInvocations: number;
+  /** Batch activities that may run at once; each has its own scratch cache of cacheCapacityBytes. */
+  maxConcurrentActivities: number;
   resumed: boolean;
+}
+
+const MAX_CONCURRENT_ACTIVITIES = 4;
+
+/** Same rule as core's effectiveCacheBytes: whole slots, fewer pages than the disk, at least one. */
+function cacheCapacity(settings: ResolvedSettings, diskBytes: number): number {
+  const pageCount = Math.ceil(diskBytes / settings.pageSize);
+  return Math.max(1, Math.min(Math.floor(settings.cacheBytes / settings.pageSize), pageCount - 1)) * settings.pageSize;
 }
 
 export async function backupWithLocalEngine(args: {
@@ -43,6 +53,7 @@ export async function backupWithLocalEngine(args: {
   env: Record<string, string | undefined>;
   onBatches?: (done: number, total: number) => void;
 }): Promise<LocalBackupResult> {
+  const started = Date.now();
   const { runBackupThroughOrchestration } = await import('../runtime/backupThroughOrchestration');
   const run = await runBackupThroughOrchestration({
     source: args.source,
@@ -51,6 +62,7 @@ export async function backupWithLocalEngine(args: {
     taskHub: { connectionString: taskHubConnectionString(args.env, args.vault) },
     settings: { pageSize: args.settings.pageSize, cacheBytes: args.settings.cacheBytes, concurrency: args.settings.concurrency },
     ...(args.backupId ? { backupId: args.backupId } : {}),
+    maxConcurrentActivities: MAX_CONCURRENT_ACTIVITIES,
     onStatus: (status) => {
       const custom = status.customStatus as { batchesDone?: number; batchesTotal?: number } | null;
       if (custom && typeof custom.batchesTotal === 'number') args.onBatches?.(custom.batchesDone ?? 0, custom.batchesTotal);
@@ -59,5 +71,17 @@ export async function backupWithLocalEngine(args: {
   if (run.runtimeStatus !== 'Completed' || !run.output) {
     throw new PagewiseError('BackupIncomplete', run.error ?? `the backup orchestration ended ${run.runtimeStatus}`);
   }
-  return { ...run.output.result, engine: 'local', instanceId: run.instanceId, activityInvocations: run.activityInvocations, resumed: !run.started };
+  const { result, batches } = run.output;
+  return {
+    ...result,
+    // finalizeBackup knows nothing of the batch activities' caches: fill in what they reported.
+    cacheCapacityBytes: cacheCapacity(args.settings, result.diskBytes),
+    cacheHighWaterBytes: Math.max(result.cacheHighWaterBytes, batches.cacheHighWaterBytes),
+    durationMs: Date.now() - started,
+    engine: 'local',
+    instanceId: run.instanceId,
+    activityInvocations: run.activityInvocations,
+    maxConcurrentActivities: MAX_CONCURRENT_ACTIVITIES,
+    resumed: !run.started,
+  };
 }

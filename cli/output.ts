@@ -37,11 +37,11 @@ export interface Progress {
 const NO_PROGRESS: Progress = { update() {}, stop() {} };
 
 /** A progress bar on stderr, only when stderr is a terminal and the output is not JSON. */
-export function progressBar(io: CliIO, json: boolean, task: string): Progress {
+export function progressBar(io: CliIO, json: boolean, task: string, unit = 'pages'): Progress {
   if (json || !io.progressStream) return NO_PROGRESS;
   const bar = new SingleBar({
     stream: io.progressStream,
-    format: `${task} [{bar}] {percentage}% | {value}/{total} pages{detail}`,
+    format: `${task} [{bar}] {percentage}% | {value}/{total} ${unit}{detail}`,
     barsize: 30,
     hideCursor: true,
     clearOnComplete: true,

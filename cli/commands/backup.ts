@@ -41,23 +41,25 @@ export const defineBackup: DefineCommand = (program, ctx) => {
       const backupId = opts.backupId === undefined ? undefined : validateBackupId(opts.backupId);
       const engine = parseEngine(opts.engine);
       const userKey = await loadUserKey(opts.keyFile);
-      const bar = progressBar(io, opts.json ?? false, 'backup');
+      const bar = progressBar(io, opts.json ?? false, 'backup', engine === 'local' ? 'batches' : 'pages');
       let result: BackupResult;
       try {
-        result = engine === 'local'
-          ? await backupWithLocalEngine({ source, vault, userKey, backupId, settings, env: io.env, onBatches: (done, total) => bar.update(done, total, 'batches') })
-          : await backupDisk({
-          source,
-          vault,
-          userKey,
-          backupId,
-          pageSize: settings.pageSize,
-          cacheBytes: settings.cacheBytes,
-          concurrency: settings.concurrency,
-          scratchDir: settings.scratchDir,
-          abortSignal: io.interruptSignal?.(),
-          onProgress: (p) => bar.update(p.pagesDone, p.pagesTotal, `${formatBytes(p.bytesRead)} of ${formatBytes(p.allocatedBytes)} read`),
-        });
+        if (engine === 'local') {
+          result = await backupWithLocalEngine({ source, vault, userKey, backupId, settings, env: io.env, onBatches: (done, total) => bar.update(done, total) });
+        } else {
+          result = await backupDisk({
+            source,
+            vault,
+            userKey,
+            backupId,
+            pageSize: settings.pageSize,
+            cacheBytes: settings.cacheBytes,
+            concurrency: settings.concurrency,
+            scratchDir: settings.scratchDir,
+            abortSignal: io.interruptSignal?.(),
+            onProgress: (p) => bar.update(p.pagesDone, p.pagesTotal, `${formatBytes(p.bytesRead)} of ${formatBytes(p.allocatedBytes)} read`),
+          });
+        }
       } finally {
         bar.stop();
       }

@@ -1,0 +1,110 @@
+/**
+ * The orchestrations with the real engine on Azurite: a backup runs plan → batch ranges → finalize
+ * through the local durable runtime (the same activities Azure runs); a repeat start makes no second
+ * backup; restore and verify run as orchestrations; an activity that keeps failing leaves the
+ * orchestration Failed and no manifest.
+ */
+import { listBackups, planBackup } from '../core';
+import { Orchestrators } from '../orchestrations/contracts';
+import { backupInstanceId } from '../orchestrations/instanceIds';
+import { runBackupThroughOrchestration } from '../runtime/backupThroughOrchestration';
+import { startLocalApp } from '../runtime/localApp';
+import { KiB, MiB, startEnv, TestEnv } from './harness/env';
+
+let env: TestEnv;
+let disk: Awaited<ReturnType<TestEnv['makeDisk']>>;
+let taskHub: { connectionString: string };
+const settings = { pageSize: 4 * KiB, cacheBytes: 64 * KiB, concurrency: 4 }; // 64 MiB batches
+
+beforeAll(async () => {
+  env = await startEnv();
+  taskHub = { connectionString: env.az.accounts.vault.connectionString };
+  // 192 MiB with data in each 64 MiB window: three batches, holes between them.
+  disk = await env.makeDisk('orch.vhd', 192 * MiB, [
+    { offset: 0, length: 512 * KiB, kind: 'text', seed: 1 },
+    { offset: 64 * MiB + 4 * KiB, length: 256 * KiB, kind: 'random', seed: 2 },
+    { offset: 130 * MiB, length: 128 * KiB, kind: 'zero' },
+    { offset: 131 * MiB, length: 256 * KiB, kind: 'text', seed: 1 },
+  ]);
+});
+afterAll(async () => env?.stop());
+
+test('a backup runs as plan → batch sub-orchestrations → finalize, and a repeat start makes no second backup', async () => {
+  const statuses: unknown[] = [];
+  const first = await runBackupThroughOrchestration({
+    source: disk.source,
+    vault: env.vault,
+    userKey: env.userKey,
+    taskHub,
+    settings,
+    onStatus: (s) => statuses.push(s.customStatus),
+  });
+  expect(first.runtimeStatus).toBe('Completed');
+  expect(first.started).toBe(true);
+  const output = first.output!;
+  expect(output.batches.batches).toBe(3);
+  expect(output.rangeOrchestrations).toBe(1);
+  expect(output.result.bytesRead).toBe(disk.allocatedBytes);
+  expect(output.result.diskBytes).toBe(192 * MiB);
+  expect(output.result.cacheHighWaterBytes).toBeLessThanOrEqual(settings.cacheBytes);
+  expect(first.activityInvocations).toBe(5); // plan + 3 batches + finalize
+  expect(statuses[statuses.length - 1]).toMatchObject({ phase: 'done', batchesTotal: 3, batchesDone: 3 });
+  expect((await listBackups(env.vault)).map((b) => b.backupId)).toContain(first.backupId);
+  console.info(`history events per orchestration (192 MiB demo disk, 3 batches): ${JSON.stringify(first.historyEvents)}`);
+  for (const events of Object.values(first.historyEvents)) expect(events).toBeLessThan(40);
+
+  const again = await runBackupThroughOrchestration({ source: disk.source, vault: env.vault, userKey: env.userKey, taskHub, settings });
+  expect(again.backupId).toBe(first.backupId);
+  expect(again.started).toBe(false);
+  expect(again.activityInvocations).toBe(0);
+});
+
+test('restore and verify run as orchestrations and reproduce the disk', async () => {
+  const { backupId } = await runBackupThroughOrchestration({ source: disk.source, vault: env.vault, userKey: env.userKey, taskHub, settings });
+  const app = await startLocalApp({
+    taskHub,
+    appSettings: {
+      PAGEWISE_VAULT_URL: env.vault.url,
+      PAGEWISE_USER_KEY: env.userKey.toString('base64'),
+      PAGEWISE_ALLOWED_ACCOUNTS: 'src,vault',
+    },
+  });
+  try {
+    const target = env.targetUrl('orch-restored.vhd');
+    await app.runtime.startNew(Orchestrators.restoreDisk, { instanceId: 'restore-test', input: { backupId, target: { url: target } } });
+    await app.runtime.startNew(Orchestrators.verifyBackup, { instanceId: 'verify-test', input: { backupId, readData: true, source: disk.source } });
+    const restored = await app.runtime.waitForCompletion('restore-test', { timeoutInMs: 60_000 });
+    const verified = await app.runtime.waitForCompletion('verify-test', { timeoutInMs: 60_000 });
+    expect(restored.runtimeStatus).toBe('Completed');
+    expect(await env.blobSha256(target)).toBe(disk.sha256);
+    expect(verified.runtimeStatus).toBe('Completed');
+    expect(verified.output).toMatchObject({ ok: true, problems: [] });
+  } finally {
+    await app.stop();
+  }
+});
+
+test('an activity that keeps failing ends the orchestration Failed, and no manifest is written', async () => {
+  const changing = await env.makeDisk('changing.vhd', 64 * MiB, [{ offset: 0, length: 256 * KiB, kind: 'random', seed: 9 }]);
+  // Plan a backup ID for the disk's current state, then change the disk: every later plan attempt
+  // for that ID is refused (another disk state), so the plan activity fails on each retry.
+  const plan = await planBackup({ source: changing.source, vault: env.vault, userKey: env.userKey, ...settings });
+  const writable = env.az.accounts.src.service.getContainerClient('disks').getPageBlobClient('changing.vhd');
+  await writable.uploadPages(Buffer.alloc(4 * KiB, 7), 8 * MiB, 4 * KiB);
+
+  const failed = await runBackupThroughOrchestration({
+    source: changing.source,
+    vault: env.vault,
+    userKey: env.userKey,
+    taskHub,
+    settings,
+    backupId: plan.backupId,
+    retry: { firstRetryIntervalInMs: 10, maxAttempts: 3, backoffCoefficient: 2 },
+  });
+  expect(failed.instanceId).toBe(backupInstanceId(plan.backupId));
+  expect(failed.runtimeStatus).toBe('Failed');
+  expect(failed.error).toMatch(/already used by a backup of another disk state/);
+  expect(failed.error).not.toMatch(/sig=(?!REDACTED)/);
+  expect(failed.activityInvocations).toBe(3);
+  expect((await listBackups(env.vault)).map((b) => b.backupId)).not.toContain(plan.backupId);
+});
