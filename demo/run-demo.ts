@@ -27,6 +27,11 @@ const DISK_BYTES = 1 * GiB;
 const PAGE_SIZE = '4MiB';
 const CACHE_BYTES = DISK_BYTES / 16;
 const BIN = path.join(__dirname, '..', 'bin', 'pagewise.js');
+/** `npm run demo -- --engine local` runs the backup step as the durable orchestration (local runtime). */
+const ENGINE = (() => {
+  const at = process.argv.indexOf('--engine');
+  return at > 0 ? process.argv[at + 1] ?? 'inline' : 'inline';
+})();
 
 const mibps = (bytes: number, ms: number) => (ms > 0 ? `${(bytes / MiB / (ms / 1000)).toFixed(1)} MiB/s` : '—');
 const secs = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
@@ -133,9 +138,9 @@ async function demo(az: AzuriteInstance, tmp: string): Promise<boolean> {
   const restoredFile = path.join(tmp, 'vm1-restored.img');
 
   const keygen = await timed('pagewise keygen', () => pagewise<{ keyId: string }>(['keygen', keyFile, '--json'], env));
-  const backup = await timed(`pagewise backup (pages ${PAGE_SIZE}, cache ${formatBytes(CACHE_BYTES)})`, () =>
+  const backup = await timed(`pagewise backup --engine ${ENGINE} (pages ${PAGE_SIZE}, cache ${formatBytes(CACHE_BYTES)})`, () =>
     pagewise<BackupResult>(
-      ['backup', sourceUrl, '--vault', vaultUrl, '--key-file', keyFile, '--page-size', PAGE_SIZE, '--cache', String(CACHE_BYTES), '--scratch-dir', scratch, '--json'],
+      ['backup', sourceUrl, '--vault', vaultUrl, '--key-file', keyFile, '--page-size', PAGE_SIZE, '--cache', String(CACHE_BYTES), '--scratch-dir', scratch, '--engine', ENGINE, '--json'],
       env,
     ),
   );
@@ -173,6 +178,7 @@ async function demo(az: AzuriteInstance, tmp: string): Promise<boolean> {
   const rows: Array<[string, string]> = [
     ['key ID', keygen.value.keyId],
     ['backup ID', b.backupId],
+    ['engine', ENGINE === 'local' ? 'local durable runtime (orchestration, activities)' : 'inline (single process)'],
     ['disk size (logical)', formatBytes(b.diskBytes)],
     ['allocated', `${formatBytes(b.allocatedBytes)} (${((100 * b.allocatedBytes) / b.diskBytes).toFixed(1)}% of the disk; holes never read)`],
     ['bytes read', `${formatBytes(b.bytesRead)} (= allocated: ${yes(b.bytesRead === b.allocatedBytes)})`],

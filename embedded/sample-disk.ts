@@ -117,13 +117,14 @@ export function diskSha256(diskBytes: number, regions: DiskRegion[]): string {
 }
 
 /**
- * A realistic VM disk layout scaled to `diskBytes` (≥ 64 MiB): boot sector and partition table, a
+ * A realistic VM disk layout scaled to `diskBytes` (≥ 4 MiB): boot sector and partition table, a
  * text-heavy OS area, incompressible data (media, encrypted files), runs of explicitly written zeros,
  * repeated pages (copies of the same file), tiny scattered metadata writes, and large unallocated holes.
  * About 20% of the disk is allocated.
  */
 export function sampleVmLayout(diskBytes: number, seed = 1): DiskRegion[] {
-  const unit = Math.floor(diskBytes / 64 / MiB) * MiB; // 1/64 of the disk, MiB-aligned
+  const unit = Math.floor(diskBytes / 64 / 65536) * 65536; // 1/64 of the disk, 64 KiB-aligned
+  if (unit < 65536) throw new Error('the sample VM layout needs a disk of at least 4 MiB');
   const regions: DiskRegion[] = [
     { offset: 0, length: 64 * 1024, kind: 'text', seed },                         // boot + partition table
     { offset: 1 * MiB, length: 3 * unit, kind: 'text', seed: seed + 1 },          // OS files
@@ -135,7 +136,7 @@ export function sampleVmLayout(diskBytes: number, seed = 1): DiskRegion[] {
     { offset: 56 * unit, length: unit, kind: 'random', seed: seed + 5 },
   ];
   // Tiny scattered metadata writes (512 B .. 4 KiB) in the holes between.
-  const stride = Math.floor((12 * unit) / 24 / 8192) * 8192;
+  const stride = Math.max(8192, Math.floor((12 * unit) / 24 / 8192) * 8192);
   for (let k = 0; k < 24; k++) {
     regions.push({ offset: 44 * unit + k * stride + (k % 3) * 512, length: 512 * (1 + (k % 8)), kind: k % 2 ? 'text' : 'random', seed: seed + 100 + k });
   }

@@ -7,6 +7,9 @@ import type { DurableClient, DurableOrchestrationStatus } from 'durable-function
 
 const RESTARTABLE = new Set(['Failed', 'Terminated', 'Canceled']);
 
+/** An instance in one of these states may be started again under the same ID. */
+export const isRestartable = (status: DurableOrchestrationStatus): boolean => RESTARTABLE.has(status.runtimeStatus);
+
 export interface StartOnceResult {
   instanceId: string;
   /** true when this call started the instance; false when it existed (status tells how far it got). */
@@ -21,14 +24,14 @@ export async function startOnce(
   input: unknown,
 ): Promise<StartOnceResult> {
   const existing = await findStatus(client, instanceId);
-  if (existing && !RESTARTABLE.has(existing.runtimeStatus)) return { instanceId, started: false, status: existing };
+  if (existing && !isRestartable(existing)) return { instanceId, started: false, status: existing };
   try {
     await client.startNew(orchestrator, { instanceId, input });
     return { instanceId, started: true };
   } catch (err) {
     // Another starter won the race between our status check and our start: that is the duplicate case.
     const now = await findStatus(client, instanceId);
-    if (now && !RESTARTABLE.has(now.runtimeStatus)) return { instanceId, started: false, status: now };
+    if (now && !isRestartable(now)) return { instanceId, started: false, status: now };
     throw err;
   }
 }

@@ -184,6 +184,7 @@ export class DurableRuntime {
    * Queued activities and pending timers are not lost: `resumeAll()` in the next run re-issues them.
    */
   async stop(): Promise<void> {
+    if (this.halted) return; // a halted runtime is gone; whatever it had in flight is abandoned
     this.stopping = true;
     while (this.activitiesRunning > 0 || this.episodesRunning > 0) await new Promise((r) => setTimeout(r, 10));
     for (const instance of this.live.values()) {

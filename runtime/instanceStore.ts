@@ -93,7 +93,8 @@ export class BlobInstanceStore implements InstanceStore {
 
   async load(instanceId: string): Promise<InstanceRecord | undefined> {
     await this.ensureContainer();
-    // Azurite can serve a blob that a concurrent Put Blob is still writing as empty; Azure cannot.
+    // Azurite may serve a blob that a concurrent Put Blob is still writing (empty or cut short);
+    // Azure's Put Blob is atomic. A record that does not parse is read again, briefly.
     for (let attempt = 0; ; attempt++) {
       let text: string;
       try {
@@ -102,7 +103,11 @@ export class BlobInstanceStore implements InstanceStore {
         if (err instanceof RestError && err.statusCode === 404) return undefined;
         throw err;
       }
-      if (text.length > 0 || attempt >= 50) return JSON.parse(text) as InstanceRecord;
+      try {
+        return JSON.parse(text) as InstanceRecord;
+      } catch (err) {
+        if (attempt >= 50) throw new Error(`instance record ${instanceId} is not valid JSON: ${(err as Error).message}`);
+      }
       await new Promise((r) => setTimeout(r, 20));
     }
   }

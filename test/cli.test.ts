@@ -51,8 +51,9 @@ function env(extra: Record<string, string> = {}): Record<string, string | undefi
 }
 
 /** In-process: the real command code, output captured. */
-async function cli(args: string[], extraEnv: Record<string, string> = {}): Promise<Outcome> {
+async function cli(args: string[], extraEnv: Record<string, string> = {}, interrupt?: AbortSignal): Promise<Outcome> {
   const io = captureIO(env(extraEnv));
+  if (interrupt) io.interruptSignal = () => interrupt;
   const code = await run(args, io);
   const outcome = { code, stdout: io.stdoutText(), stderr: io.stderrText() };
   seen.push(outcome);
@@ -245,6 +246,35 @@ describe('backup, list, verify, restore', () => {
     for (const line of lines) expect(line).toMatch(/^pagewise: /);
     expect(lines[lines.length - 1]).toMatch(/FAILED verification: \d+ problem/);
     expect(lines[0]).toMatch(/^pagewise: problem: page \d+/);
+  });
+});
+
+describe('engines', () => {
+  test('an interrupted backup exits 130 and says how to resume', async () => {
+    const controller = new AbortController();
+    controller.abort();
+    const o = await cli(['backup', sourceUrl, ...['--vault', vaultUrl, '--key-file', keyFile], '--page-size', '1MiB', '--cache', '2MiB', '--backup-id', 'interrupted'], {}, controller.signal);
+    expectOneLineError(o, /cancelled; run the same command again to resume/, 130);
+  });
+
+  test('backup --engine local runs the durable orchestration on the local runtime', async () => {
+    const o = await cli(
+      ['backup', sourceUrl, '--vault', `${az.accounts.vault.endpoint}/vault`, '--key-file', keyFile, '--page-size', '1MiB', '--cache', '4MiB', '--backup-id', 'orchestrated', '--engine', 'local', '--json'],
+      { PAGEWISE_VAULT_CONNECTION_STRING: az.accounts.vault.connectionString },
+    );
+    expect(o.stderr).toBe('');
+    expect(o.code).toBe(0);
+    const r = JSON.parse(o.stdout);
+    expect(r).toMatchObject({ backupId: 'orchestrated', engine: 'local', diskBytes: DISK_BYTES, bytesRead: disk.allocatedBytes, pages: 10 });
+    expect(r.cacheHighWaterBytes).toBeGreaterThan(0);
+    expect(r.cacheHighWaterBytes).toBeLessThanOrEqual(r.cacheCapacityBytes);
+    expect(r.cacheCapacityBytes).toBeLessThan(r.diskBytes);
+    const v = await cli(['verify', 'orchestrated', '--vault', vaultUrl, '--key-file', keyFile, '--json']);
+    expect(JSON.parse(v.stdout).ok).toBe(true);
+  });
+
+  test('an unknown engine is a usage error', async () => {
+    expectOneLineError(await cli(['backup', sourceUrl, '--vault', vaultUrl, '--key-file', keyFile, '--engine', 'cloud']), /--engine "cloud" is not one of inline, local/, 2);
   });
 });
 

@@ -8,7 +8,7 @@
  */
 import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import { PageBlobClient } from '@azure/storage-blob';
+import { ContainerClient, PageBlobClient } from '@azure/storage-blob';
 import { compress } from 'lz4-napi';
 import { forEachLimited } from '../../core/concurrency';
 import { MiB } from '../../core/limits';
@@ -133,4 +133,27 @@ export async function naiveBackup(client: PageBlobClient, diskBytes: number, fil
     sha256: hash.digest('hex'),
     steps,
   };
+}
+
+/**
+ * Raw copy: the same allocated bytes downloaded in `rangeBytes` GETs and each staged as one block of a
+ * block blob in the vault (no scratch file, no hashing, compression or encryption), `concurrency`
+ * pipelines in flight — the ceiling for a read-then-stage design on this client and these accounts.
+ */
+export async function rawCopy(client: PageBlobClient, ranges: ByteRange[], vault: ContainerClient, concurrency: number, rangeBytes: number): Promise<RawTrial> {
+  const blob = vault.getBlockBlobClient(`bench-raw-copy/${Date.now()}-${concurrency}x${rangeBytes}`);
+  const started = performance.now();
+  let bytes = 0;
+  let requests = 0;
+  let k = 0;
+  await forEachLimited(cut(ranges, rangeBytes), concurrency, async (r) => {
+    const id = Buffer.from(String(k++).padStart(12, '0')).toString('base64');
+    const data = await client.downloadToBuffer(r.offset, r.length, { maxRetryRequestsPerBlock: 5, concurrency: 1, blockSize: rangeBytes });
+    await blob.stageBlock(id, data, data.length);
+    bytes += data.length;
+    requests += 2;
+  });
+  const ms = performance.now() - started;
+  await blob.delete().catch(() => undefined); // uncommitted blocks are garbage-collected by the service
+  return { concurrency, rangeBytes, ms, bytes, requests, mibPerSec: bytes / MiB / (ms / 1000) };
 }

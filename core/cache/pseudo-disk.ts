@@ -6,6 +6,7 @@
  * slot with `evict(page)` once the page's backed-up block is stored.
  */
 import { PagewiseError } from '../errors';
+import { withRetry } from '../retry';
 import { ByteRange, PageGrid, pagesOfRanges } from '../source/page-grid';
 import { SourceDisk } from '../source/source-disk';
 import { CacheSlot, ScratchCache } from './scratch-cache';
@@ -13,8 +14,10 @@ import { CacheSlot, ScratchCache } from './scratch-cache';
 export class PseudoDisk {
   private readonly resident = new Map<number, CacheSlot>();
   private readonly loading = new Map<number, Promise<CacheSlot>>();
-  /** Bytes downloaded from the cloud account through this pseudo-disk. */
+  /** Bytes downloaded from the cloud account through this pseudo-disk (each byte once, retries aside). */
   bytesRead = 0;
+  /** Ranged reads that had to be fetched again (short or broken bodies that got past the SDK's retries). */
+  retries = 0;
 
   constructor(
     readonly source: SourceDisk,
@@ -55,7 +58,12 @@ export class PseudoDisk {
         slotOf.set(page, slots[k]);
       }
       for (const span of spansOf(pages.flatMap((p) => p.ranges))) {
-        const received = await this.source.download(span, (chunk, position) => this.route(slotOf, span.offset + position, chunk), abortSignal);
+        // A retried span is fetched again from its start into the same slot positions.
+        const received = await withRetry(
+          () => this.source.download(span, (chunk, position) => this.route(slotOf, span.offset + position, chunk), abortSignal),
+          { abortSignal },
+          () => this.retries++,
+        );
         this.bytesRead += received;
       }
     } catch (err) {

@@ -11,6 +11,7 @@ import { vaultContainerClient, ParsedBlobUrl } from '../storage/clients';
 import { StorageLocation } from '../types';
 import { VAULT_MARKER } from './layout';
 import { MAX_BLOCKS_PER_BLOB } from '../limits';
+import { withRetry } from '../retry';
 
 export class VaultStore {
   private constructor(readonly container: ContainerClient, readonly parsed: ParsedBlobUrl, readonly display: string) {}
@@ -61,12 +62,30 @@ export class VaultStore {
     }
   }
 
+  /**
+   * Reads a blob (or a range of it) and checks that every byte arrived: a body cut short under a
+   * rewritten Content-Length is caught here and read again, never handed on as data.
+   */
   async getBytes(name: string, offset = 0, count?: number): Promise<Buffer> {
-    try {
-      return await this.container.getBlobClient(name).downloadToBuffer(offset, count, { maxRetryRequestsPerBlock: 5 });
-    } catch (err) {
-      throw this.fail(err, name);
-    }
+    return withRetry(async () => {
+      const chunks: Buffer[] = [];
+      let received = 0;
+      let expected: number;
+      try {
+        const response = await this.container.getBlobClient(name).download(offset, count, { maxRetryRequests: 5 });
+        expected = count ?? response.contentLength ?? 0;
+        for await (const chunk of response.readableStreamBody as AsyncIterable<Buffer>) {
+          chunks.push(chunk);
+          received += chunk.length;
+        }
+      } catch (err) {
+        throw this.fail(err, name);
+      }
+      if (received !== expected) {
+        throw new PagewiseError('VaultUnreachable', `short read of ${name} in the vault: ${received} of ${expected} bytes`);
+      }
+      return Buffer.concat(chunks, received);
+    });
   }
 
   async getJson<T>(name: string): Promise<T> {

@@ -6,7 +6,9 @@
 import * as df from 'durable-functions';
 import type { EventGridEvent, InvocationContext } from '@azure/functions';
 import { backupIdFor, displayUrl } from '../../core';
+import { backupInstanceId } from '../../orchestrations/instanceIds';
 import { snapshotBackupId, startDiskBackup } from '../backupStarts';
+import { findStatus, isRestartable } from '../starter';
 import { snapshotAccess } from '../compute';
 import { assertAllowedAccount, readSettings, watchedContainers } from '../settings';
 import { classifyEvent } from './diskEvents';
@@ -22,6 +24,12 @@ export async function handleDiskEvent(raw: unknown, client: df.DurableClient, co
       return;
     case 'snapshot': {
       const backupId = snapshotBackupId(event.resourceId);
+      const existing = await findStatus(client, backupInstanceId(backupId));
+      if (existing && !isRestartable(existing)) {
+        // A duplicate delivery: no new SAS grant, no second backup.
+        context.log(`snapshot ${event.snapshotName}: backup ${backupId} already ${existing.runtimeStatus}`);
+        return;
+      }
       const url = await snapshotAccess().grantRead(event, SNAPSHOT_SAS_SECONDS);
       const started = await startDiskBackup(client, { url, grantedBy: 'compute' }, { backupId });
       context.log(`snapshot ${event.snapshotName}: backup ${backupId} ${started.started ? 'started' : `already ${started.status?.runtimeStatus}`}`);

@@ -1,0 +1,415 @@
+/**
+ * `npm run bench` — Pagewise backup throughput against a raw-read ceiling, a naive baseline and (where
+ * installed) restic, on disks it creates in an embedded Azurite (disk persistence):
+ *   a) fully allocated, incompressible          1 GiB   (--quick: 256 MiB)
+ *   b) fully allocated, realistic mix            1 GiB   (--quick: 256 MiB)
+ *   c) 64 GiB logical, ~2% allocated, scattered          (--quick: 8 GiB)
+ * or, with BENCH_SOURCE_URL / BENCH_VAULT_URL, against real storage accounts (nothing is created).
+ * See bench/README.md for the columns. Results go to bench/results/ (JSON + Markdown).
+ *
+ * Options: --quick, --only=a,b,c, --profile (V8 CPU profiles of a backup and of Azurite),
+ *          --no-restic, --no-raw-sweep (one raw trial: 4 × 16 MiB).
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { PageBlobClient } from '@azure/storage-blob';
+import { SourceDisk } from '../core/source/source-disk';
+import { GiB, MiB } from '../core/limits';
+import { formatBytes } from '../core/units';
+import { startAzurite, AzuriteInstance } from '../embedded/azurite';
+import { digestRegionsOfFile, DiskSpec, fullMixed, fullRandom, sparseScattered, writeBenchDisk, WrittenDisk } from './lib/disks';
+import { listAllocated, naiveBackup, NaiveResult, rawRead, RawTrial } from './lib/baselines';
+import { buildWorker } from './lib/build';
+import { ChildRun, findAzuritePid, processCpuSeconds, runWorker } from './lib/child';
+import { ensureRestic, resticBackup, ResticResult } from './lib/restic';
+import { summarizeProfile, ProfileSummary } from './lib/cpuprofile';
+import type { WorkerInput } from './worker';
+
+const argv = process.argv.slice(2);
+const flag = (name: string) => argv.includes(`--${name}`);
+const option = (name: string) => argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
+const QUICK = flag('quick');
+const PROFILE = flag('profile');
+const RESULTS = path.resolve(__dirname, 'results');
+const log = (s: string) => process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${s}\n`);
+
+interface Target {
+  key: string;
+  label: string;
+  source: { url: string; connectionString?: string };
+  vault: { url: string; connectionString?: string };
+  written?: WrittenDisk;
+  cacheBytes: number;
+}
+
+export interface DiskResult {
+  key: string;
+  label: string;
+  diskBytes: number;
+  allocatedBytes: number;
+  allocatedRanges: number;
+  writeMs?: number;
+  listMs: number;
+  raw: { trials: RawTrial[]; best: RawTrial; clientCpuSeconds: number; azuriteCpuSeconds?: number };
+  naive?: NaiveResult;
+  backup: ChildRun & { result: BackupResultShape };
+  restore?: ChildRun & { restoredOk?: boolean };
+  verify?: ChildRun;
+  restic?: ResticResult;
+  resticNote?: string;
+  profiles?: ProfileSummary[];
+}
+
+interface BackupResultShape {
+  diskBytes: number;
+  allocatedBytes: number;
+  bytesRead: number;
+  bytesStored: number;
+  pages: number;
+  storedBlocks: number;
+  zeroPages: number;
+  dedupedPages: number;
+  cacheCapacityBytes: number;
+  cacheHighWaterBytes: number;
+  durationMs: number;
+}
+
+const mibps = (bytes: number, ms: number) => bytes / MiB / (ms / 1000);
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  mkdirSync(RESULTS, { recursive: true });
+  const only = option('only')?.split(',');
+  const realSource = process.env.BENCH_SOURCE_URL;
+  const work = mkdtempSync(path.join(os.tmpdir(), 'pagewise-bench-'));
+  log(`Pagewise bench — ${realSource ? 'real storage' : QUICK ? 'Azurite, quick' : 'Azurite, full'}; ${os.cpus().length} cores, ${formatBytes(os.totalmem())} RAM, node ${process.version}`);
+  const buildDir = buildWorker();
+  let azurite: AzuriteInstance | undefined;
+  const targets: Target[] = [];
+  const results: DiskResult[] = [];
+  const notes: string[] = [];
+  const profDir = path.join(RESULTS, `profile-${stamp()}`);
+  try {
+    if (realSource) {
+      const vaultUrl = process.env.BENCH_VAULT_URL;
+      if (!vaultUrl) throw new Error('BENCH_SOURCE_URL needs BENCH_VAULT_URL (a container URL with a SAS, or set BENCH_VAULT_CONNECTION_STRING)');
+      const cacheBytes = Number(process.env.BENCH_CACHE_BYTES ?? 256 * MiB);
+      realSource.split(',').forEach((url, k) =>
+        targets.push({
+          key: String.fromCharCode(97 + k),
+          label: new URL(url).pathname.split('/').pop() ?? `disk ${k}`,
+          source: { url, connectionString: process.env.BENCH_SOURCE_CONNECTION_STRING },
+          vault: { url: vaultUrl, connectionString: process.env.BENCH_VAULT_CONNECTION_STRING },
+          cacheBytes,
+        }),
+      );
+    } else {
+      if (PROFILE) {
+        mkdirSync(profDir, { recursive: true });
+        process.env.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${profDir} --cpu-prof-name=azurite.cpuprofile --cpu-prof-interval=500`;
+      }
+      azurite = await startAzurite({ accounts: ['src', 'vault'] });
+      delete process.env.NODE_OPTIONS;
+      const small = QUICK ? 256 * MiB : 1 * GiB;
+      const big = QUICK ? 8 * GiB : 64 * GiB;
+      const specs: DiskSpec[] = [
+        { key: 'a', label: `${formatBytes(small)} full, incompressible`, diskBytes: small, regions: fullRandom(small) },
+        { key: 'b', label: `${formatBytes(small)} full, mixed`, diskBytes: small, regions: fullMixed(small) },
+        { key: 'c', label: `${formatBytes(big)} sparse, ~2% allocated`, diskBytes: big, regions: sparseScattered(big, 0.02) },
+      ].filter((s) => !only || only.includes(s.key));
+      const disks = azurite.accounts.src.service.getContainerClient('disks');
+      await disks.create();
+      for (const spec of specs) {
+        const t = performance.now();
+        const written = await writeBenchDisk(disks.getPageBlobClient(`${spec.key}.vhd`), spec, path.join(work, `${spec.key}.img`));
+        log(`disk ${spec.key} (${spec.label}): ${spec.regions.length} regions, ${formatBytes(written.allocatedBytes)} written in ${((performance.now() - t) / 1000).toFixed(1)} s (${mibps(written.allocatedBytes, performance.now() - t).toFixed(0)} MiB/s)`);
+        const container = `vault-${spec.key}`;
+        await azurite.accounts.vault.service.getContainerClient(container).create();
+        targets.push({
+          key: spec.key,
+          label: spec.label,
+          source: { url: azurite.sasUrl('src', 'disks', `${spec.key}.vhd`, { permissions: 'r' }) },
+          vault: { url: azurite.sasUrl('vault', container) },
+          written,
+          // 1/16 of a 1 GiB disk; the sparse disk gets the same cache so peak RSS compares like for like
+          cacheBytes: Number(process.env.BENCH_CACHE_BYTES ?? small / 16),
+        });
+      }
+    }
+    const azuritePid = azurite ? findAzuritePid() : undefined;
+    const resticSetup = realSource || flag('no-restic') ? { note: realSource ? 'restic needs a local image; skipped against real storage' : 'skipped (--no-restic)' } : ensureRestic(log);
+    if (resticSetup.note) notes.push(`restic: ${resticSetup.note}`);
+
+    for (const target of targets) {
+      results.push(await benchDisk(target, { buildDir, azuritePid, work, restic: resticSetup.restic, resticNote: resticSetup.note, profDir: PROFILE ? profDir : undefined }));
+    }
+  } finally {
+    await azurite?.stop();
+    rmSync(work, { recursive: true, force: true });
+    rmSync(buildDir, { recursive: true, force: true });
+  }
+  if (PROFILE && azurite) {
+    try {
+      const summary = summarizeProfile(path.join(profDir, 'azurite.cpuprofile'));
+      results[results.length - 1].profiles = [...(results[results.length - 1].profiles ?? []), summary];
+    } catch (err) {
+      notes.push(`Azurite CPU profile unavailable: ${(err as Error).message}`);
+    }
+  }
+  const report = render(results, notes, Date.now() - started);
+  process.stdout.write(`\n${report.text}\n`);
+  const base = path.join(RESULTS, `bench-${realSource ? 'real' : QUICK ? 'quick' : 'full'}-${stamp()}`);
+  writeFileSync(`${base}.json`, JSON.stringify({ mode: realSource ? 'real' : QUICK ? 'quick' : 'full', machine: machine(), notes, results }, null, 2));
+  writeFileSync(`${base}.md`, report.markdown);
+  log(`wrote ${path.relative(process.cwd(), base)}.json and .md`);
+}
+
+async function benchDisk(
+  target: Target,
+  env: { buildDir: string; azuritePid?: number; work: string; restic?: string; resticNote?: string; profDir?: string },
+): Promise<DiskResult> {
+  const { buildDir, azuritePid, work } = env;
+  const disk = await SourceDisk.open(target.source);
+  const client: PageBlobClient = disk.client;
+  log(`— disk ${target.key}: ${target.label}, ${formatBytes(disk.diskBytes)}`);
+
+  // 1. raw read ceiling
+  const { ranges, ms: listMs } = await listAllocated(client, disk.diskBytes);
+  const allocatedBytes = ranges.reduce((s, r) => s + r.length, 0);
+  const sweep = flag('no-raw-sweep') ? [[4, 16]] : [1, 2, 4, 8].flatMap((c) => [[c, 4], [c, 16]]);
+  const trials: RawTrial[] = [];
+  let best: RawTrial | undefined;
+  let bestCpu = { client: 0, azurite: undefined as number | undefined };
+  for (const [c, mib] of sweep) {
+    const cpu0 = process.cpuUsage();
+    const az0 = processCpuSeconds(azuritePid);
+    const trial = await rawRead(client, ranges, c, mib * MiB);
+    const cpu = process.cpuUsage(cpu0);
+    const az1 = processCpuSeconds(azuritePid);
+    trials.push(trial);
+    if (!best || trial.mibPerSec > best.mibPerSec) {
+      best = trial;
+      bestCpu = { client: (cpu.user + cpu.system) / 1e6, azurite: az0 !== undefined && az1 !== undefined ? az1 - az0 : undefined };
+    }
+  }
+  log(`  raw read: best ${best!.mibPerSec.toFixed(0)} MiB/s at ${best!.concurrency} × ${best!.rangeBytes / MiB} MiB (${trials.map((t) => `${t.concurrency}×${t.rangeBytes / MiB}M ${t.mibPerSec.toFixed(0)}`).join(', ')})`);
+
+  // 2. naive baseline (whole blob; a very large disk is measured on a prefix and extrapolated)
+  let naive: NaiveResult | undefined;
+  const naiveMax = Number(process.env.BENCH_NAIVE_MAX_BYTES ?? (QUICK ? 2 * GiB : 8 * GiB));
+  if (!flag('no-naive')) {
+    naive = await naiveBackup(client, disk.diskBytes, path.join(work, `${target.key}.naive`), naiveMax);
+    log(`  naive: ${(naive.extrapolatedMs / 1000).toFixed(1)} s${naive.coveredBytes < naive.diskBytes ? ` (extrapolated from the first ${formatBytes(naive.coveredBytes)})` : ''}: download ${(naive.downloadMs / 1000).toFixed(1)} s, process ${(naive.processMs / 1000).toFixed(1)} s`);
+  }
+
+  // 3. Pagewise backup, restore, verify — each in a child process
+  const userKeyHex = randomBytes(32).toString('hex');
+  const backupId = `pw-${randomBytes(12).toString('hex')}`;
+  const common = { vault: target.vault, userKeyHex, backupId };
+  const scratchDir = path.join(work, 'scratch');
+  const backupInput: WorkerInput = { op: 'backup', ...common, source: target.source, cacheBytes: target.cacheBytes, scratchDir, spans: true };
+  const backup = (await runWorker(buildDir, backupInput, { azuritePid })) as DiskResult['backup'];
+  backup.result = backup.output.result as BackupResultShape;
+  const b = backup.result;
+  log(`  pagewise backup: ${(b.durationMs / 1000).toFixed(1)} s, ${mibps(b.allocatedBytes, b.durationMs).toFixed(0)} MiB/s of allocated, ${mibps(b.diskBytes, b.durationMs).toFixed(0)} MiB/s logical; peak RSS ${formatBytes(backup.peakRssBytes)}; scratch high-water ${formatBytes(b.cacheHighWaterBytes)} of ${formatBytes(b.cacheCapacityBytes)}`);
+
+  const restoreFile = path.join(work, `${target.key}.restored`);
+  const restore = (await runWorker(buildDir, { op: 'restore', ...common, target: restoreFile }, { azuritePid })) as DiskResult['restore'] & object;
+  if (target.written) restore.restoredOk = (await digestRegionsOfFile(restoreFile, target.written.spec.regions)) === target.written.allocatedDigest;
+  rmSync(restoreFile, { force: true });
+  log(`  restore: ${(restore.output.wallMs / 1000).toFixed(1)} s${restore.restoredOk === undefined ? '' : restore.restoredOk ? ', bytes identical' : ', RESTORED BYTES DIFFER'}`);
+  const verify = await runWorker(buildDir, { op: 'verify', ...common }, { azuritePid });
+  log(`  verify (read data): ${(verify.output.wallMs / 1000).toFixed(1)} s, ok=${(verify.output.result as { ok: boolean }).ok}`);
+
+  // 4. restic reference
+  let restic: ResticResult | undefined;
+  let resticNote = env.resticNote;
+  if (env.restic && target.written) {
+    try {
+      restic = await resticBackup(env.restic, target.written.imagePath);
+      log(`  restic backup of the local image: ${(restic.ms / 1000).toFixed(1)} s`);
+    } catch (err) {
+      resticNote = `restic failed: ${(err as Error).message.slice(0, 300)}`;
+    }
+  }
+
+  // 5. optional CPU profile of a second backup of the same disk (profiling slows it down)
+  let profiles: ProfileSummary[] | undefined;
+  if (env.profDir) {
+    const prof = await runWorker(buildDir, { ...backupInput, backupId: `pw-${randomBytes(12).toString('hex')}`, spans: false }, { azuritePid, cpuProfDir: env.profDir, tag: `backup-${target.key}` });
+    profiles = [summarizeProfile(prof.cpuProfile!)];
+  }
+
+  return {
+    key: target.key,
+    label: target.label,
+    diskBytes: disk.diskBytes,
+    allocatedBytes,
+    allocatedRanges: ranges.length,
+    writeMs: target.written?.writeMs,
+    listMs,
+    raw: { trials, best: best!, clientCpuSeconds: bestCpu.client, azuriteCpuSeconds: bestCpu.azurite },
+    naive,
+    backup,
+    restore,
+    verify,
+    restic,
+    resticNote,
+    profiles,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------- report
+
+function table(head: string[], rows: string[][]): { text: string; markdown: string } {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  const text = [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+  const markdown = [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+  return { text, markdown };
+}
+
+const f1 = (n: number) => n.toFixed(1);
+const f0 = (n: number) => n.toFixed(0);
+const mb = (bytes: number) => formatBytes(bytes);
+const pct = (n: number) => `${(n * 100).toFixed(0)}%`;
+
+function render(results: DiskResult[], notes: string[], totalMs: number): { text: string; markdown: string } {
+  const main = table(
+    ['disk', 'logical', 'allocated', 'raw MiB/s', 'naive s', 'PW backup s', 'PW alloc MiB/s', 'PW logical MiB/s', 'PW÷raw', 'PW÷naive', 'restore s', 'verify s', 'peak RSS', 'scratch HW', 'read÷alloc', 'stored', 'restic s'],
+    results.map((r) => {
+      const b = r.backup.result;
+      const pwMs = b.durationMs;
+      const rawMs = (r.raw.best.bytes / MiB / r.raw.best.mibPerSec) * 1000;
+      return [
+        `${r.key}) ${r.label}`,
+        mb(r.diskBytes),
+        mb(r.allocatedBytes),
+        `${f0(r.raw.best.mibPerSec)} (${r.raw.best.concurrency}×${r.raw.best.rangeBytes / MiB}M)`,
+        r.naive ? `${f1(r.naive.extrapolatedMs / 1000)}${r.naive.coveredBytes < r.naive.diskBytes ? '*' : ''}` : '-',
+        f1(pwMs / 1000),
+        f0(mibps(b.allocatedBytes, pwMs)),
+        f0(mibps(b.diskBytes, pwMs)),
+        (rawMs / pwMs).toFixed(2),
+        r.naive ? (r.naive.extrapolatedMs / pwMs).toFixed(2) : '-',
+        r.restore ? f1(r.restore.output.wallMs / 1000) : '-',
+        r.verify ? f1(r.verify.output.wallMs / 1000) : '-',
+        mb(r.backup.peakRssBytes),
+        mb(b.cacheHighWaterBytes),
+        (b.bytesRead / Math.max(1, b.allocatedBytes)).toFixed(3),
+        mb(b.bytesStored),
+        r.restic ? f1(r.restic.ms / 1000) : '-',
+      ];
+    }),
+  );
+  const split = table(
+    ['disk', 'wall s', 'client CPU s', 'Azurite CPU s', 'main-thread busy', 'download', 'slot write', 'slot read', 'process', '  of it encode', 'stage', 'slot wait', 'batches/plan/final s', 'pages', 'deduped', 'zero'],
+    results.map((r) => {
+      const o = r.backup.output;
+      const s = (o.spans ?? {}) as Record<string, { totalMs: number; busyMs: number }>;
+      const lanes = (o.wallMs * 4) / 100; // concurrency 4: share of lane time
+      const share = (k: string) => (s[k] ? `${f0(s[k].totalMs / lanes)}%` : '-');
+      const b = r.backup.result;
+      return [
+        `${r.key})`,
+        f1(o.wallMs / 1000),
+        f1((o.userCpuMs + o.systemCpuMs) / 1000),
+        r.backup.azuriteCpuSeconds !== undefined ? f1(r.backup.azuriteCpuSeconds) : '-',
+        pct(o.eventLoopUtilization),
+        share('download'),
+        share('slotWrite'),
+        share('slotRead'),
+        share('process'),
+        share('encode'),
+        share('stage'),
+        share('slotWait'),
+        `${f1((s['phase:batches']?.totalMs ?? 0) / 1000)}/${f1((s['phase:plan']?.totalMs ?? 0) / 1000)}/${f1((s['phase:finalize']?.totalMs ?? 0) / 1000)}`,
+        String(b.pages),
+        String(b.dedupedPages),
+        String(b.zeroPages),
+      ];
+    }),
+  );
+  const rawTable = table(
+    ['disk', ...results[0]?.raw.trials.map((t) => `${t.concurrency}×${t.rangeBytes / MiB}M`) ?? []],
+    results.map((r) => [`${r.key})`, ...r.raw.trials.map((t) => f0(t.mibPerSec))]),
+  );
+  const cpuTable = table(
+    ['disk', 'raw read: client CPU s', 'raw read: Azurite CPU s', 'raw read s', 'PW: client CPU s', 'PW: Azurite CPU s', 'PW s', 'restore s (MiB/s alloc)', 'verify s (MiB/s)', 'restore RSS', 'naive dl/process s', 'naive sha/lz4/aes s'],
+    results.map((r) => {
+      const rawMs = (r.raw.best.bytes / MiB / r.raw.best.mibPerSec) * 1000;
+      const o = r.backup.output;
+      const vr = r.verify?.output.result as { bytesChecked: number } | undefined;
+      return [
+        `${r.key})`,
+        f1(r.raw.clientCpuSeconds),
+        r.raw.azuriteCpuSeconds !== undefined ? f1(r.raw.azuriteCpuSeconds) : '-',
+        f1(rawMs / 1000),
+        f1((o.userCpuMs + o.systemCpuMs) / 1000),
+        r.backup.azuriteCpuSeconds !== undefined ? f1(r.backup.azuriteCpuSeconds) : '-',
+        f1(o.wallMs / 1000),
+        r.restore ? `${f1(r.restore.output.wallMs / 1000)} (${f0(mibps(r.backup.result.allocatedBytes, r.restore.output.wallMs))})` : '-',
+        r.verify && vr ? `${f1(r.verify.output.wallMs / 1000)} (${f0(mibps(vr.bytesChecked, r.verify.output.wallMs))})` : '-',
+        r.restore ? mb(r.restore.peakRssBytes) : '-',
+        r.naive ? `${f1(r.naive.downloadMs / 1000)}/${f1(r.naive.processMs / 1000)}` : '-',
+        r.naive ? `${f1(r.naive.steps.sha256Ms / 1000)}/${f1(r.naive.steps.lz4Ms / 1000)}/${f1(r.naive.steps.aesMs / 1000)}` : '-',
+      ];
+    }),
+  );
+  const profileText: string[] = [];
+  for (const r of results) {
+    for (const p of r.profiles ?? []) {
+      const name = path.basename(p.file);
+      profileText.push(`CPU profile ${name} (disk ${r.key}, ${f1(p.totalMs / 1000)} s sampled):`);
+      profileText.push(`  by category: ${p.categories.slice(0, 10).map((c) => `${c.category} ${pct(c.share)}`).join(', ')}`);
+      profileText.push(`  top self time: ${p.top.slice(0, 10).map((t) => `${t.fn} [${t.category}] ${pct(t.share)}`).join('; ')}`);
+    }
+  }
+  const restic = results.filter((r) => r.restic).map((r) => `restic ${r.key}): ${f1(r.restic!.ms / 1000)} s, peak RSS ${r.restic!.peakRssBytes ? mb(r.restic!.peakRssBytes) : '?'}, CPU ${r.restic!.cpuSeconds?.toFixed(1) ?? '?'} s, repo ${r.restic!.repoBytes ? mb(r.restic!.repoBytes) : '?'} (${r.restic!.version})`);
+  const allNotes = [
+    ...notes,
+    ...results.filter((r) => r.resticNote && !notes.some((n) => n.includes(r.resticNote!))).map((r) => `restic ${r.key}): ${r.resticNote}`),
+    ...results.filter((r) => r.naive && r.naive.coveredBytes < r.naive.diskBytes).map((r) => `* naive ${r.key}) measured on the first ${mb(r.naive!.coveredBytes)} of ${mb(r.diskBytes)} and scaled linearly (${f1(r.naive!.totalMs / 1000)} s measured)`),
+    ...results.filter((r) => r.restore?.restoredOk === false).map((r) => `RESTORE MISMATCH on disk ${r.key}`),
+  ];
+  const footer = [
+    'PW÷raw = raw-read time ÷ Pagewise backup time over the same allocated bytes (1.00 = as fast as the best raw download; raw excludes listing, Pagewise includes plan + finalize).',
+    'PW÷naive = naive time ÷ Pagewise time (>1 = Pagewise faster). Lane shares: summed span time ÷ (wall × 4 lanes).',
+    `Total bench time ${f1(totalMs / 60000)} min.`,
+  ];
+  const text = [
+    'Backup throughput', main.text, '',
+    'Where the backup time goes (share of the 4 page lanes)', split.text, '',
+    'Raw read sweep (MiB/s; concurrency × range size)', rawTable.text, '',
+    'CPU and the other operations', cpuTable.text, '',
+    ...(restic.length ? [...restic, ''] : []),
+    ...(profileText.length ? [...profileText, ''] : []),
+    ...allNotes, ...footer,
+  ].join('\n');
+  const markdown = [
+    `# Pagewise bench — ${new Date().toISOString()}`, '', `Machine: ${machine()}`, '',
+    '## Backup throughput', '', main.markdown, '',
+    '## Where the backup time goes (share of the 4 page lanes)', '', split.markdown, '',
+    '## Raw read sweep (MiB/s; concurrency × range size)', '', rawTable.markdown, '',
+    '## CPU and the other operations', '', cpuTable.markdown, '',
+    ...(restic.length ? ['## restic', '', ...restic.map((l) => `- ${l}`), ''] : []),
+    ...(profileText.length ? ['## CPU profiles', '', '```', ...profileText, '```', ''] : []),
+    '## Notes', '', ...[...allNotes, ...footer].map((n) => `- ${n}`), '',
+  ].join('\n');
+  return { text, markdown };
+}
+
+function machine(): string {
+  return `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${formatBytes(os.totalmem())} RAM, ${os.platform()} ${os.release()}, node ${process.version}`;
+}
+
+function stamp(): string {
+  return new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
+}
+
+main().catch((err) => {
+  console.error('bench failed:', err);
+  process.exit(1);
+});

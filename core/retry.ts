@@ -1,0 +1,33 @@
+/**
+ * Retrying a whole operation whose result is checked by Pagewise itself (e.g. a ranged read whose body
+ * came back short): the SDK retries requests and resumes broken streams, this catches what gets past it.
+ */
+import { isPagewiseError } from './errors';
+
+export interface RetryOptions {
+  maxRetries?: number;
+  retryDelayInMs?: number;
+  maxRetryDelayInMs?: number;
+  abortSignal?: AbortSignal;
+}
+
+/** Only transient failures are retried: unreachable storage, not bad input, denial or damage. */
+export function isTransient(err: unknown): boolean {
+  return isPagewiseError(err, 'SourceUnreachable') || isPagewiseError(err, 'VaultUnreachable');
+}
+
+export async function withRetry<T>(operation: (attempt: number) => Promise<T>, options: RetryOptions = {}, onRetry?: (err: unknown) => void): Promise<T> {
+  const maxRetries = options.maxRetries ?? 3;
+  const base = options.retryDelayInMs ?? 200;
+  const cap = options.maxRetryDelayInMs ?? 5000;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await operation(attempt);
+    } catch (err) {
+      if (attempt >= maxRetries || !isTransient(err) || options.abortSignal?.aborted) throw err;
+      onRetry?.(err);
+      const delay = Math.min(cap, base * 2 ** attempt) * (0.5 + Math.random() / 2);
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+}

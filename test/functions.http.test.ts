@@ -1,0 +1,162 @@
+/**
+ * The HTTP functions, invoked as the Functions host would: real `HttpRequest` and `InvocationContext`
+ * objects with the durable client binding, backed by the local durable runtime and the real engine on
+ * Azurite. Then the same API through `pagewise serve` over loopback HTTP.
+ */
+import { HttpRequest, HttpResponse } from '@azure/functions';
+import { LocalApp, startLocalApp } from '../runtime/localApp';
+import { startLocalServer } from '../runtime/serve';
+import { KiB, MiB, startEnv, TestEnv } from './harness/env';
+
+let env: TestEnv;
+let app: LocalApp;
+let sourceUrl: string;
+let diskSha: string;
+const ORIGIN = 'http://127.0.0.1:7071';
+let appSettings: Record<string, string>;
+
+beforeAll(async () => {
+  env = await startEnv();
+  const disk = await env.makeDisk('http.vhd', 16 * MiB, [
+    { offset: 0, length: 256 * KiB, kind: 'text', seed: 4 },
+    { offset: 8 * MiB, length: 128 * KiB, kind: 'random', seed: 5 },
+  ]);
+  sourceUrl = disk.source.url;
+  diskSha = disk.sha256;
+  appSettings = {
+    PAGEWISE_VAULT_URL: env.vault.url,
+    PAGEWISE_USER_KEY: env.userKey.toString('base64'),
+    PAGEWISE_ALLOWED_ACCOUNTS: 'src, vault',
+    PAGEWISE_PAGE_SIZE: String(64 * KiB),
+    PAGEWISE_CACHE_BYTES: String(512 * KiB),
+  };
+  app = await startLocalApp({ taskHub: { connectionString: env.az.accounts.vault.connectionString }, appSettings });
+});
+afterAll(async () => {
+  await app?.stop();
+  await env?.stop();
+});
+
+function request(method: string, path: string, body?: unknown, params: Record<string, string> = {}): HttpRequest {
+  const url = new URL(path, ORIGIN);
+  return new HttpRequest({
+    method,
+    url: url.href,
+    headers: { 'content-type': 'application/json' },
+    query: Object.fromEntries(url.searchParams),
+    params,
+    ...(body !== undefined ? { body: { string: typeof body === 'string' ? body : JSON.stringify(body) } } : {}),
+  });
+}
+
+async function json(response: HttpResponse): Promise<Record<string, unknown>> {
+  return (await response.json()) as Record<string, unknown>;
+}
+
+async function expectProblem(response: HttpResponse, status: number, title: string): Promise<Record<string, unknown>> {
+  expect(response.status).toBe(status);
+  expect(response.headers.get('content-type')).toBe('application/problem+json');
+  const problem = await json(response);
+  expect(problem).toMatchObject({ status, title, type: expect.stringMatching(/^https:\/\/pagewise\.dev\/problems\//) });
+  expect(typeof problem.detail).toBe('string');
+  return problem;
+}
+
+test('POST /api/backups starts a backup (202 + status links); a duplicate start finds the same one', async () => {
+  const first = await app.host.invokeHttp('startBackup', request('POST', '/api/backups', { source: { url: sourceUrl } }));
+  expect(first.status).toBe(202);
+  const body = await json(first);
+  const id = body.id as string;
+  expect(id).toMatch(/^pw-[0-9a-f]{24}$/);
+  expect(first.headers.get('location')).toBe(`${ORIGIN}/api/backups/${id}`);
+  expect(body).toMatchObject({ instanceId: `backup-${id}`, duplicate: false, statusUri: `${ORIGIN}/api/backups/${id}` });
+  expect((body.management as { statusQueryGetUri: string }).statusQueryGetUri).toMatch(new RegExp(`^${ORIGIN}/runtime/webhooks/durabletask/instances/backup-${id}\\?`));
+
+  const again = await app.host.invokeHttp('startBackup', request('POST', '/api/backups', { source: { url: sourceUrl } }));
+  expect([200, 202]).toContain(again.status);
+  expect(await json(again)).toMatchObject({ id, duplicate: true });
+
+  await app.runtime.waitForCompletion(`backup-${id}`, { timeoutInMs: 30_000 });
+  const status = await app.host.invokeHttp('getBackup', request('GET', `/api/backups/${id}`, undefined, { id }));
+  expect(status.status).toBe(200);
+  const view = await json(status);
+  expect(view).toMatchObject({ id, runtimeStatus: 'Completed', customStatus: { phase: 'done', batchesDone: 1 } });
+  expect((view.output as { result: { pageSize: number } }).result.pageSize).toBe(64 * KiB); // PAGEWISE_PAGE_SIZE applied
+  expect(view.source).toBe(`${env.az.accounts.src.endpoint}/disks/http.vhd`);
+  expect(JSON.stringify(view)).not.toMatch(/sig=(?!REDACTED)/);
+
+  // After completion a start changes nothing: 200 with the finished backup.
+  const late = await app.host.invokeHttp('startBackup', request('POST', '/api/backups', { source: { url: sourceUrl } }));
+  expect(late.status).toBe(200);
+  expect(await json(late)).toMatchObject({ id, duplicate: true, runtimeStatus: 'Completed' });
+  expect((await app.runtime.listInstances({ prefix: `backup-${id}` })).filter((s) => !s.instanceId.includes(':'))).toHaveLength(1);
+
+  const listed = await json(await app.host.invokeHttp('listBackups', request('GET', `/api/backups?disk=${encodeURIComponent(sourceUrl)}`)));
+  expect((listed.backups as Array<{ id: string }>).map((b) => b.id)).toEqual([id]);
+  const otherDisk = `${env.az.accounts.src.endpoint}/disks/other.vhd`;
+  const none = await json(await app.host.invokeHttp('listBackups', request('GET', `/api/backups?disk=${encodeURIComponent(otherDisk)}`)));
+  expect(none.backups).toEqual([]);
+});
+
+test('bad requests get 400/403/404 problem bodies', async () => {
+  const start = (body: unknown) => app.host.invokeHttp('startBackup', request('POST', '/api/backups', body));
+  await expectProblem(await start('{not json'), 400, 'BadInput');
+  const missing = await expectProblem(await start({}), 400, 'BadRequestBody');
+  expect(missing.errors).toEqual(expect.arrayContaining([expect.stringContaining("must have required property 'source'")]));
+  await expectProblem(await start({ source: { url: sourceUrl }, extra: 1 }), 400, 'BadRequestBody');
+  await expectProblem(await start({ source: { url: sourceUrl }, pageSize: 'big' }), 400, 'BadRequestBody');
+  await expectProblem(await start({ source: { url: 'ftp://x/y/z' } }), 400, 'BadRequestBody');
+  // SSRF guard: an account not on PAGEWISE_ALLOWED_ACCOUNTS is refused before anything is read.
+  const denied = await expectProblem(await start({ source: { url: 'https://elsewhere.blob.core.windows.net/vhds/disk.vhd?sv=1&sig=TOPSECRET' } }), 403, 'AccessDenied');
+  expect(JSON.stringify(denied)).not.toContain('TOPSECRET');
+  await expectProblem(await start({ source: { url: env.sourceUrl("missing.vhd") } }), 404, 'SourceNotFound');
+
+  await expectProblem(await app.host.invokeHttp('getBackup', request('GET', '/api/backups/x', undefined, { id: 'NOT_AN_ID' })), 400, 'BadInput');
+  await expectProblem(await app.host.invokeHttp('getBackup', request('GET', '/api/backups/x', undefined, { id: 'pw-000000000000000000000000' })), 404, 'BackupNotFound');
+  await expectProblem(await app.host.invokeHttp('startRestore', request('POST', '/api/restores', { backupId: 'PW_BAD', target: { url: env.targetUrl('x.vhd') } })), 400, 'BadRequestBody');
+  await expectProblem(await app.host.invokeHttp('getRestore', request('GET', '/api/restores/x', undefined, { id: 'restore-nothing' })), 404, 'OperationNotFound');
+});
+
+test('POST /api/restores and /api/verifications run the operations; status is readable', async () => {
+  const listed = await json(await app.host.invokeHttp('listBackups', request('GET', '/api/backups')));
+  const backupId = (listed.backups as Array<{ id: string }>)[0].id;
+  const target = env.targetUrl('http-restored.vhd');
+
+  const restore = await app.host.invokeHttp('startRestore', request('POST', '/api/restores', { backupId, target: { url: target } }));
+  expect(restore.status).toBe(202);
+  const restoreId = (await json(restore)).id as string;
+  const verify = await app.host.invokeHttp('startVerification', request('POST', '/api/verifications', { backupId, source: { url: sourceUrl } }));
+  expect(verify.status).toBe(202);
+  const verifyId = (await json(verify)).id as string;
+
+  expect((await app.runtime.waitForCompletion(restoreId, { timeoutInMs: 30_000 })).runtimeStatus).toBe('Completed');
+  expect((await app.runtime.waitForCompletion(verifyId, { timeoutInMs: 30_000 })).runtimeStatus).toBe('Completed');
+  expect(await env.blobSha256(target)).toBe(diskSha);
+  const restoreView = await json(await app.host.invokeHttp('getRestore', request('GET', `/api/restores/${restoreId}`, undefined, { id: restoreId })));
+  expect(restoreView).toMatchObject({ runtimeStatus: 'Completed', target: `${env.az.accounts.vault.endpoint}/restores/http-restored.vhd` });
+  const verifyView = await json(await app.host.invokeHttp('getVerification', request('GET', `/api/verifications/${verifyId}`, undefined, { id: verifyId })));
+  expect(verifyView).toMatchObject({ runtimeStatus: 'Completed', output: { ok: true } });
+});
+
+test('pagewise serve answers the same API over loopback HTTP, with working status links', async () => {
+  await app.stop(); // one runtime per task hub at a time
+  const server = await startLocalServer({ taskHub: { connectionString: env.az.accounts.vault.connectionString }, appSettings });
+  try {
+    const started = await fetch(`${server.url}/api/backups`, { method: 'POST', body: JSON.stringify({ source: { url: sourceUrl } }) });
+    expect(started.status).toBe(200); // already backed up in the first test
+    const view = (await started.json()) as { id: string; links: { self: string } };
+    const status = await fetch(`${server.url}${view.links.self}`);
+    expect(status.status).toBe(200);
+    expect(await status.json()).toMatchObject({ id: view.id, runtimeStatus: 'Completed' });
+    const webhook = await fetch(`${server.url}/runtime/webhooks/durabletask/instances/backup-${view.id}`);
+    expect(webhook.status).toBe(200);
+    expect(await webhook.json()).toMatchObject({ runtimeStatus: 'Completed', name: 'backupDiskOrchestrator' });
+    const bad = await fetch(`${server.url}/api/backups`, { method: 'POST', body: '[]' });
+    expect(bad.status).toBe(400);
+    expect(bad.headers.get('content-type')).toBe('application/problem+json');
+    expect((await fetch(`${server.url}/api/nothing-here`)).status).toBe(404);
+  } finally {
+    await server.close();
+  }
+  app = await startLocalApp({ taskHub: { connectionString: env.az.accounts.vault.connectionString }, appSettings });
+});

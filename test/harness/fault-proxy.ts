@@ -1,0 +1,133 @@
+/**
+ * A fault-injecting HTTP proxy for tests (loopback only). It sits between the Azure SDK clients and
+ * Azurite and, on a seeded schedule, answers a share of requests with a fault instead of a clean
+ * response: 503 with Retry-After (throttling), 500, a connection reset in the middle of a body, a body
+ * truncated under a rewritten Content-Length (which HTTP alone cannot notice), or a latency spike.
+ * Faults that would lose a write's response after the write happened are not injected: every write
+ * fault happens before the request reaches Azurite.
+ */
+import * as http from 'node:http';
+import { AddressInfo } from 'node:net';
+
+export type FaultKind = 'throttle' | 'error500' | 'reset' | 'truncate' | 'latency';
+
+export interface FaultProxyOptions {
+  target: { host: string; port: number };
+  seed: number;
+  /** Share of requests that get a fault, 0..1. */
+  rate: number;
+  kinds?: FaultKind[];
+  latencyInMs?: number;
+}
+
+export interface FaultProxy {
+  port: number;
+  /** Rewrites a URL of the target to go through the proxy. */
+  via(url: string): string;
+  stats: { requests: number; faults: Record<FaultKind, number> };
+  stop(): Promise<void>;
+}
+
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const ALL: FaultKind[] = ['throttle', 'error500', 'reset', 'truncate', 'latency'];
+
+export async function startFaultProxy(options: FaultProxyOptions): Promise<FaultProxy> {
+  const random = prng(options.seed);
+  const kinds = options.kinds ?? ALL;
+  const stats = { requests: 0, faults: { throttle: 0, error500: 0, reset: 0, truncate: 0, latency: 0 } as Record<FaultKind, number> };
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+
+  const server = http.createServer((req, res) => {
+    stats.requests++;
+    let fault: FaultKind | undefined = random() < options.rate ? kinds[Math.floor(random() * kinds.length)] : undefined;
+    const isRead = req.method === 'GET' || req.method === 'HEAD';
+    if ((fault === 'reset' || fault === 'truncate') && !isRead) fault = 'reset-before' as never;
+    const errorReply = (status: number, code: string, headers: Record<string, string> = {}) => {
+      req.resume();
+      const body = `<?xml version="1.0" encoding="utf-8"?><Error><Code>${code}</Code><Message>injected by the fault proxy</Message></Error>`;
+      res.writeHead(status, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(body), 'x-ms-error-code': code, ...headers });
+      res.end(body);
+    };
+    if (fault === 'throttle') {
+      stats.faults.throttle++;
+      return errorReply(503, 'ServerBusy', { 'retry-after': '1' });
+    }
+    if (fault === 'error500') {
+      stats.faults.error500++;
+      return errorReply(500, 'InternalError');
+    }
+    if ((fault as string) === 'reset-before') {
+      stats.faults.reset++;
+      req.resume();
+      req.socket.destroy();
+      return;
+    }
+    const forward = () => {
+      const upstream = http.request(
+        { host: options.target.host, port: options.target.port, method: req.method, path: req.url, headers: req.headers, agent },
+        (up) => {
+          const length = Number(up.headers['content-length'] ?? 0);
+          if (fault === 'reset' && length > 1) {
+            stats.faults.reset++;
+            res.writeHead(up.statusCode ?? 502, up.headers);
+            let sent = 0;
+            up.on('data', (chunk: Buffer) => {
+              if (sent + chunk.length >= length / 2) {
+                res.write(chunk.subarray(0, Math.max(0, Math.floor(length / 2) - sent)));
+                res.socket?.destroy();
+                up.destroy();
+              } else {
+                sent += chunk.length;
+                res.write(chunk);
+              }
+            });
+            return;
+          }
+          if (fault === 'truncate' && length > 1) {
+            stats.faults.truncate++;
+            const keep = Math.floor(length / 2);
+            res.writeHead(up.statusCode ?? 502, { ...up.headers, 'content-length': String(keep) });
+            let sent = 0;
+            up.on('data', (chunk: Buffer) => {
+              const take = Math.max(0, Math.min(chunk.length, keep - sent));
+              if (take > 0) res.write(chunk.subarray(0, take));
+              sent += take;
+            });
+            up.on('end', () => res.end());
+            return;
+          }
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          up.pipe(res);
+        },
+      );
+      upstream.on('error', () => res.socket?.destroy());
+      req.pipe(upstream);
+    };
+    if (fault === 'latency') {
+      stats.faults.latency++;
+      setTimeout(forward, options.latencyInMs ?? 300);
+    } else forward();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    port,
+    stats,
+    via: (url) => url.replace(`//${options.target.host}:${options.target.port}/`, `//127.0.0.1:${port}/`),
+    async stop() {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      agent.destroy();
+    },
+  };
+}
