@@ -20,7 +20,8 @@ import { GiB, MiB } from '../core/limits';
 import { formatBytes } from '../core/units';
 import { startAzurite, AzuriteInstance } from '../embedded/azurite';
 import { digestRegionsOfFile, DiskSpec, fullMixed, fullRandom, sparseScattered, writeBenchDisk, WrittenDisk } from './lib/disks';
-import { listAllocated, naiveBackup, NaiveResult, rawRead, RawTrial } from './lib/baselines';
+import { listAllocated, naiveBackup, NaiveResult, rawCopy, rawRead, RawTrial } from './lib/baselines';
+import { VaultStore } from '../core/vault/vault-store';
 import { buildWorker } from './lib/build';
 import { ChildRun, findAzuritePid, processCpuSeconds, runWorker } from './lib/child';
 import { ensureRestic, resticBackup, ResticResult } from './lib/restic';
@@ -53,6 +54,7 @@ export interface DiskResult {
   writeMs?: number;
   listMs: number;
   raw: { trials: RawTrial[]; best: RawTrial; clientCpuSeconds: number; azuriteCpuSeconds?: number };
+  copy: { trials: RawTrial[]; best: RawTrial };
   naive?: NaiveResult;
   backup: ChildRun & { result: BackupResultShape };
   restore?: ChildRun & { restoredOk?: boolean };
@@ -196,6 +198,13 @@ async function benchDisk(
   }
   log(`  raw read: best ${best!.mibPerSec.toFixed(0)} MiB/s at ${best!.concurrency} × ${best!.rangeBytes / MiB} MiB (${trials.map((t) => `${t.concurrency}×${t.rangeBytes / MiB}M ${t.mibPerSec.toFixed(0)}`).join(', ')})`);
 
+  // 1b. raw copy ceiling: download + stage, nothing else
+  const vaultContainer = VaultStore.open(target.vault).container;
+  const copyTrials: RawTrial[] = [];
+  for (const [c, mib] of flag('no-raw-sweep') ? [[4, 4]] : [[4, 4], [8, 4], [8, 16]]) copyTrials.push(await rawCopy(client, ranges, vaultContainer, c, mib * MiB));
+  const bestCopy = copyTrials.reduce((a, t) => (t.mibPerSec > a.mibPerSec ? t : a));
+  log(`  raw copy (download + stage block): ${copyTrials.map((t) => `${t.concurrency}×${t.rangeBytes / MiB}M ${t.mibPerSec.toFixed(0)}`).join(', ')} MiB/s`);
+
   // 2. naive baseline (whole blob; a very large disk is measured on a prefix and extrapolated)
   let naive: NaiveResult | undefined;
   const naiveMax = Number(process.env.BENCH_NAIVE_MAX_BYTES ?? (QUICK ? 2 * GiB : 8 * GiB));
@@ -251,6 +260,7 @@ async function benchDisk(
     writeMs: target.written?.writeMs,
     listMs,
     raw: { trials, best: best!, clientCpuSeconds: bestCpu.client, azuriteCpuSeconds: bestCpu.azurite },
+    copy: { trials: copyTrials, best: bestCopy },
     naive,
     backup,
     restore,
@@ -278,7 +288,7 @@ const pct = (n: number) => `${(n * 100).toFixed(0)}%`;
 
 function render(results: DiskResult[], notes: string[], totalMs: number): { text: string; markdown: string } {
   const main = table(
-    ['disk', 'logical', 'allocated', 'raw MiB/s', 'naive s', 'PW backup s', 'PW alloc MiB/s', 'PW logical MiB/s', 'PW÷raw', 'PW÷naive', 'restore s', 'verify s', 'peak RSS', 'scratch HW', 'read÷alloc', 'stored', 'restic s'],
+    ['disk', 'logical', 'allocated', 'raw MiB/s', 'copy MiB/s', 'naive s', 'PW backup s', 'PW alloc MiB/s', 'PW logical MiB/s', 'PW÷raw', 'PW÷copy', 'PW÷naive', 'restore s', 'verify s', 'peak RSS', 'scratch HW', 'read÷alloc', 'stored', 'restic s'],
     results.map((r) => {
       const b = r.backup.result;
       const pwMs = b.durationMs;
@@ -288,11 +298,13 @@ function render(results: DiskResult[], notes: string[], totalMs: number): { text
         mb(r.diskBytes),
         mb(r.allocatedBytes),
         `${f0(r.raw.best.mibPerSec)} (${r.raw.best.concurrency}×${r.raw.best.rangeBytes / MiB}M)`,
+        `${f0(r.copy.best.mibPerSec)} (${r.copy.best.concurrency}×${r.copy.best.rangeBytes / MiB}M)`,
         r.naive ? `${f1(r.naive.extrapolatedMs / 1000)}${r.naive.coveredBytes < r.naive.diskBytes ? '*' : ''}` : '-',
         f1(pwMs / 1000),
         f0(mibps(b.allocatedBytes, pwMs)),
         f0(mibps(b.diskBytes, pwMs)),
         (rawMs / pwMs).toFixed(2),
+        (mibps(b.allocatedBytes, pwMs) / r.copy.best.mibPerSec).toFixed(2),
         r.naive ? (r.naive.extrapolatedMs / pwMs).toFixed(2) : '-',
         r.restore ? f1(r.restore.output.wallMs / 1000) : '-',
         r.verify ? f1(r.verify.output.wallMs / 1000) : '-',
@@ -333,11 +345,11 @@ function render(results: DiskResult[], notes: string[], totalMs: number): { text
     }),
   );
   const rawTable = table(
-    ['disk', ...results[0]?.raw.trials.map((t) => `${t.concurrency}×${t.rangeBytes / MiB}M`) ?? []],
-    results.map((r) => [`${r.key})`, ...r.raw.trials.map((t) => f0(t.mibPerSec))]),
+    ['disk', ...(results[0]?.raw.trials.map((t) => `read ${t.concurrency}×${t.rangeBytes / MiB}M`) ?? []), ...(results[0]?.copy.trials.map((t) => `copy ${t.concurrency}×${t.rangeBytes / MiB}M`) ?? [])],
+    results.map((r) => [`${r.key})`, ...r.raw.trials.map((t) => f0(t.mibPerSec)), ...r.copy.trials.map((t) => f0(t.mibPerSec))]),
   );
   const cpuTable = table(
-    ['disk', 'raw read: client CPU s', 'raw read: Azurite CPU s', 'raw read s', 'PW: client CPU s', 'PW: Azurite CPU s', 'PW s', 'restore s (MiB/s alloc)', 'verify s (MiB/s)', 'restore RSS', 'naive dl/process s', 'naive sha/lz4/aes s'],
+    ['disk', 'raw read: client CPU s', 'raw read: Azurite CPU s', 'raw read s', 'PW: client CPU s', 'PW: Azurite CPU s', 'PW s', 'restore s (MiB/s alloc)', 'verify s (MiB/s)', 'PW RSS: start/peak', 'PW peak external', 'restore RSS', 'naive dl/process s', 'naive sha/lz4/aes s'],
     results.map((r) => {
       const rawMs = (r.raw.best.bytes / MiB / r.raw.best.mibPerSec) * 1000;
       const o = r.backup.output;
@@ -352,6 +364,8 @@ function render(results: DiskResult[], notes: string[], totalMs: number): { text
         f1(o.wallMs / 1000),
         r.restore ? `${f1(r.restore.output.wallMs / 1000)} (${f0(mibps(r.backup.result.allocatedBytes, r.restore.output.wallMs))})` : '-',
         r.verify && vr ? `${f1(r.verify.output.wallMs / 1000)} (${f0(mibps(vr.bytesChecked, r.verify.output.wallMs))})` : '-',
+        `${mb(o.baselineRssBytes)}/${mb(r.backup.peakRssBytes)}`,
+        mb(o.memoryPeaks.external),
         r.restore ? mb(r.restore.peakRssBytes) : '-',
         r.naive ? `${f1(r.naive.downloadMs / 1000)}/${f1(r.naive.processMs / 1000)}` : '-',
         r.naive ? `${f1(r.naive.steps.sha256Ms / 1000)}/${f1(r.naive.steps.lz4Ms / 1000)}/${f1(r.naive.steps.aesMs / 1000)}` : '-',
@@ -376,13 +390,14 @@ function render(results: DiskResult[], notes: string[], totalMs: number): { text
   ];
   const footer = [
     'PW÷raw = raw-read time ÷ Pagewise backup time over the same allocated bytes (1.00 = as fast as the best raw download; raw excludes listing, Pagewise includes plan + finalize).',
+    'PW÷copy = Pagewise allocated MiB/s ÷ best raw copy (download + stage block, no processing) MiB/s.',
     'PW÷naive = naive time ÷ Pagewise time (>1 = Pagewise faster). Lane shares: summed span time ÷ (wall × 4 lanes).',
     `Total bench time ${f1(totalMs / 60000)} min.`,
   ];
   const text = [
     'Backup throughput', main.text, '',
     'Where the backup time goes (share of the 4 page lanes)', split.text, '',
-    'Raw read sweep (MiB/s; concurrency × range size)', rawTable.text, '',
+    'Raw read and raw copy sweeps (MiB/s; concurrency × range size)', rawTable.text, '',
     'CPU and the other operations', cpuTable.text, '',
     ...(restic.length ? [...restic, ''] : []),
     ...(profileText.length ? [...profileText, ''] : []),
@@ -392,7 +407,7 @@ function render(results: DiskResult[], notes: string[], totalMs: number): { text
     `# Pagewise bench — ${new Date().toISOString()}`, '', `Machine: ${machine()}`, '',
     '## Backup throughput', '', main.markdown, '',
     '## Where the backup time goes (share of the 4 page lanes)', '', split.markdown, '',
-    '## Raw read sweep (MiB/s; concurrency × range size)', '', rawTable.markdown, '',
+    '## Raw read and raw copy sweeps (MiB/s; concurrency × range size)', '', rawTable.markdown, '',
     '## CPU and the other operations', '', cpuTable.markdown, '',
     ...(restic.length ? ['## restic', '', ...restic.map((l) => `- ${l}`), ''] : []),
     ...(profileText.length ? ['## CPU profiles', '', '```', ...profileText, '```', ''] : []),

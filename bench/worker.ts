@@ -40,7 +40,8 @@ export interface WorkerOutput {
   eventLoopUtilization: number;
   eventLoopDelayP99Ms: number;
   spans?: Record<string, unknown>;
-  phases?: Record<string, number>;
+  /** peaks of process.memoryUsage() sampled every 20 ms during the operation, bytes */
+  memoryPeaks: { rss: number; heapTotal: number; heapUsed: number; external: number; arrayBuffers: number; rssAnon: number; rssFile: number };
 }
 
 function instrument(spans: Spans): void {
@@ -82,6 +83,24 @@ async function main(): Promise<void> {
   const core = require('../core') as typeof import('../core');
   const userKey = Buffer.from(input.userKeyHex, 'hex');
   const baselineRssBytes = process.memoryUsage().rss;
+  const memoryPeaks = { rss: 0, heapTotal: 0, heapUsed: 0, external: 0, arrayBuffers: 0, rssAnon: 0, rssFile: 0 };
+  const sample = () => {
+    const m = process.memoryUsage();
+    memoryPeaks.rss = Math.max(memoryPeaks.rss, m.rss);
+    memoryPeaks.heapUsed = Math.max(memoryPeaks.heapUsed, m.heapUsed);
+    memoryPeaks.external = Math.max(memoryPeaks.external, m.external);
+    memoryPeaks.arrayBuffers = Math.max(memoryPeaks.arrayBuffers, m.arrayBuffers);
+    memoryPeaks.heapTotal = Math.max(memoryPeaks.heapTotal, m.heapTotal);
+    try {
+      const status = readFileSync('/proc/self/status', 'utf8');
+      const kb = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+)`).exec(status)?.[1] ?? 0) * 1024;
+      memoryPeaks.rssAnon = Math.max(memoryPeaks.rssAnon, kb('RssAnon'));
+      memoryPeaks.rssFile = Math.max(memoryPeaks.rssFile, kb('RssFile'));
+    } catch {
+      // not Linux
+    }
+  };
+  const sampler = setInterval(sample, 20);
   const delay = monitorEventLoopDelay({ resolution: 10 });
   delay.enable();
   const elu0 = performance.eventLoopUtilization();
@@ -105,6 +124,8 @@ async function main(): Promise<void> {
     result = await core.verifyBackup({ backupId: input.backupId, vault: input.vault, userKey, readData: true, concurrency: input.concurrency });
   }
   const wallMs = performance.now() - started;
+  clearInterval(sampler);
+  sample();
   const cpu = process.cpuUsage(cpu0);
   const elu = performance.eventLoopUtilization(elu0);
   delay.disable();
@@ -119,6 +140,7 @@ async function main(): Promise<void> {
     eventLoopUtilization: elu.utilization,
     eventLoopDelayP99Ms: delay.percentile(99) / 1e6,
     spans: spans?.snapshot(),
+    memoryPeaks,
   };
   process.stdout.write(`BENCH_RESULT ${JSON.stringify(out)}\n`);
 }

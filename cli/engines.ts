@@ -4,7 +4,7 @@
  * checkpointed so a rerun resumes), and `pagewise serve` exposes the HTTP API on loopback. The runtime
  * is loaded only when asked for, so the plain CLI starts without durable-functions.
  */
-import { BackupResult, PagewiseError, StorageLocation } from '../core';
+import { BackupResult, effectiveCacheBytes, PagewiseError, StorageLocation } from '../core';
 import type { ResolvedSettings } from './options';
 
 export const ENGINES = ['inline', 'local'] as const;
@@ -38,11 +38,6 @@ export interface LocalBackupResult extends BackupResult {
 
 const MAX_CONCURRENT_ACTIVITIES = 4;
 
-/** Same rule as core's effectiveCacheBytes: whole slots, fewer pages than the disk, at least one. */
-function cacheCapacity(settings: ResolvedSettings, diskBytes: number): number {
-  const pageCount = Math.ceil(diskBytes / settings.pageSize);
-  return Math.max(1, Math.min(Math.floor(settings.cacheBytes / settings.pageSize), pageCount - 1)) * settings.pageSize;
-}
 
 export async function backupWithLocalEngine(args: {
   source: StorageLocation;
@@ -75,7 +70,7 @@ export async function backupWithLocalEngine(args: {
   return {
     ...result,
     // finalizeBackup knows nothing of the batch activities' caches: fill in what they reported.
-    cacheCapacityBytes: cacheCapacity(args.settings, result.diskBytes),
+    cacheCapacityBytes: effectiveCacheBytes(args.settings, Math.ceil(result.diskBytes / args.settings.pageSize)),
     cacheHighWaterBytes: Math.max(result.cacheHighWaterBytes, batches.cacheHighWaterBytes),
     durationMs: Date.now() - started,
     engine: 'local',

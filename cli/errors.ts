@@ -6,7 +6,7 @@
  *   1    operational failure: storage unreachable, the source changed, the backup is corrupt or
  *        incomplete, verification found problems, or an unexpected error
  *   2    usage or bad input: fix the command line, the URLs, the key file or the credentials
- *        (BadInput, BadUrl, BadPageSize, BadCacheSize, NotPageBlob, SourceNotFound, BackupNotFound,
+ *        (BadInput, BadUrl, BadPageSize, BadCacheSize, NotPageBlob, SourceNotFound, BackupNotFound, VaultNotFound,
  *        BadKeyFile, WrongKey, TargetExists, AccessDenied, LimitExceeded, and commander usage errors)
  *   130  interrupted (Ctrl-C) — a backup run again with the same arguments resumes
  *
@@ -29,6 +29,7 @@ export const EXIT_CODES: Record<PagewiseErrorCode, number> = {
   NotPageBlob: EXIT_USAGE,
   SourceNotFound: EXIT_USAGE,
   BackupNotFound: EXIT_USAGE,
+  VaultNotFound: EXIT_USAGE,
   BadKeyFile: EXIT_USAGE,
   WrongKey: EXIT_USAGE,
   TargetExists: EXIT_USAGE,

@@ -3,7 +3,6 @@
  * visible to every user through ps): a SAS in the URL, else a connection string from the environment,
  * else DefaultAzureCredential (chosen by core when neither is present).
  */
-import { BlobServiceClient } from '@azure/storage-blob';
 import { isBlobTarget, parseStorageUrl, PagewiseError, StorageLocation } from '../core';
 
 export const ENV = {
@@ -26,17 +25,7 @@ export function storageLocation(url: string, role: Role, env: Record<string, str
   if (parsed.hasSas) return { url };
   const connectionString = env[ENV[role]]?.trim();
   if (!connectionString) return { url };
-  let accountName: string | undefined;
-  try {
-    accountName = BlobServiceClient.fromConnectionString(connectionString).accountName;
-  } catch {
-    throw new PagewiseError('BadInput', `${ENV[role]} is not a valid storage connection string`);
-  }
-  // Core builds the client from the connection string alone, so a string for another account would
-  // silently read or write there: refuse the mismatch instead.
-  if (accountName && accountName.toLowerCase() !== parsed.account.toLowerCase()) {
-    throw new PagewiseError('BadInput', `${ENV[role]} is for storage account "${accountName}" but ${WHAT[role]} names account "${parsed.account}"`);
-  }
+  // core refuses a connection string for another account than the URL's
   return { url, connectionString };
 }
 
@@ -44,5 +33,6 @@ export function storageLocation(url: string, role: Role, env: Record<string, str
 export function restoreTarget(to: string, env: Record<string, string | undefined>): StorageLocation {
   if (isBlobTarget(to)) return storageLocation(to, 'target', env);
   if (to.trim() === '') throw new PagewiseError('BadInput', '--to is empty; give a page-blob URL or a file path');
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(to)) throw new PagewiseError('BadUrl', `--to must be an http(s) page-blob URL or a file path, got ${to.split(':')[0]}://…`);
   return { url: to };
 }

@@ -10,6 +10,7 @@ export type PagewiseErrorCode =
   | 'SourceChanged'
   | 'AccessDenied'
   | 'VaultUnreachable'
+  | 'VaultNotFound'
   | 'BackupNotFound'
   | 'BackupIncomplete'
   | 'WrongKey'

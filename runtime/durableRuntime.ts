@@ -8,11 +8,12 @@
  * InstanceStore (Azurite blobs) so a killed run resumes; activities are at-least-once, as in Azure.
  */
 import { randomUUID } from 'node:crypto';
-import { InvocationContext } from '@azure/functions';
 import { redact } from '../core/redact';
 import { flattenActions, retryDelayInMs, ScheduledWork } from './actions';
 import { events, HistoryEvent, HistoryEventType, reviveHistory } from './history';
 import { InstanceRecord, InstanceStore, isTerminal, RuntimeStatus, TaskRecord } from './instanceStore';
+import { ActivityPool } from './activityPool';
+import { durableContext, invokeOrchestrator, RuntimeLog } from './orchestratorInvocation';
 import { findFunction } from './registry';
 
 export interface DurableRuntimeOptions {
@@ -51,10 +52,6 @@ export interface InstanceStatus {
   historyEvents: number;
 }
 
-/** Replay schema the runtime announces: V4, what current Durable extensions offer. */
-const UPPER_SCHEMA_VERSION = 3;
-const OUT_OF_PROC_LABEL = '$OutOfProcData$:';
-
 interface LiveInstance {
   record: InstanceRecord;
   history: HistoryEvent[];
@@ -70,16 +67,13 @@ interface LiveInstance {
 
 export class DurableRuntime {
   private readonly store: InstanceStore;
-  private readonly maxActivities: number;
   private readonly checkpointIntervalInMs: number;
   private readonly clock: () => Date;
-  private readonly log: (level: 'info' | 'warn' | 'error', message: string) => void;
+  private readonly log: RuntimeLog;
   private readonly live = new Map<string, LiveInstance>();
   private readonly timers = new Set<NodeJS.Timeout>();
-  private readonly activityQueue: Array<() => Promise<void>> = [];
-  private activitiesRunning = 0;
+  private readonly activities: ActivityPool;
   private halted = false;
-  private stopping = false;
   private readonly starting = new Set<string>();
   private episodesRunning = 0;
   /** Activities invoked since the runtime started (a figure for tests and the demo). */
@@ -87,7 +81,7 @@ export class DurableRuntime {
 
   constructor(options: DurableRuntimeOptions) {
     this.store = options.store;
-    this.maxActivities = Math.max(1, options.maxConcurrentActivities ?? 4);
+    this.activities = new ActivityPool(Math.max(1, options.maxConcurrentActivities ?? 4));
     this.checkpointIntervalInMs = options.checkpointIntervalInMs ?? 500;
     this.clock = options.clock ?? (() => new Date());
     this.log = options.log ?? ((level, message) => (level === 'info' ? undefined : console.warn(message)));
@@ -185,8 +179,8 @@ export class DurableRuntime {
    */
   async stop(): Promise<void> {
     if (this.halted) return; // a halted runtime is gone; whatever it had in flight is abandoned
-    this.stopping = true;
-    while (this.activitiesRunning > 0 || this.episodesRunning > 0) await new Promise((r) => setTimeout(r, 10));
+    this.activities.pause();
+    while (this.activities.active > 0 || this.episodesRunning > 0) await new Promise((r) => setTimeout(r, 10));
     for (const instance of this.live.values()) {
       if (instance.checkpointTimer) clearTimeout(instance.checkpointTimer);
       instance.checkpointTimer = undefined;
@@ -203,19 +197,22 @@ export class DurableRuntime {
     this.halted = true;
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
-    this.activityQueue.length = 0;
+    this.activities.close();
     for (const instance of this.live.values()) if (instance.checkpointTimer) clearTimeout(instance.checkpointTimer);
   }
 
   // ---- instance lifecycle -------------------------------------------------------------------
 
-  private newRecord(name: string, instanceId: string, input: unknown, parent?: { id: string; taskId: number }): InstanceRecord {
+  private newRecord(name: string, instanceId: string, input: unknown, parent?: { record: InstanceRecord; taskId: number }): InstanceRecord {
     const now = this.clock().toISOString();
     return {
       instanceId,
+      executionId: randomUUID(),
       name,
       input: input === undefined ? null : input,
-      ...(parent ? { parentInstanceId: parent.id, parentTaskId: parent.taskId } : {}),
+      ...(parent
+        ? { parentInstanceId: parent.record.instanceId, parentExecutionId: parent.record.executionId, parentTaskId: parent.taskId }
+        : {}),
       runtimeStatus: 'Pending',
       createdTime: now,
       lastUpdatedTime: now,
@@ -310,7 +307,7 @@ export class DurableRuntime {
     fresh.push(...completions);
     const history = instance.history.concat(fresh);
 
-    const outcome = await this.invokeOrchestrator(record, history);
+    const outcome = await invokeOrchestrator(record, history, this.log);
     record.episodes += 1;
     record.runtimeStatus = 'Running';
     instance.history = history.map((e) => ({ ...e, IsPlayed: true }));
@@ -330,49 +327,6 @@ export class DurableRuntime {
   private isAwaited(instance: LiveInstance, event: HistoryEvent): boolean {
     const id = event.TaskScheduledId ?? event.TimerId;
     return id !== undefined && instance.waiting.has(id);
-  }
-
-  private async invokeOrchestrator(
-    record: InstanceRecord,
-    history: HistoryEvent[],
-  ): Promise<
-    | { kind: 'running'; actions: unknown; customStatus?: unknown }
-    | { kind: 'done'; output: unknown; customStatus?: unknown }
-    | { kind: 'failed'; error: string; customStatus?: unknown }
-  > {
-    const fn = findFunction(record.name, 'orchestrationTrigger');
-    const context = new InvocationContext({
-      invocationId: randomUUID(),
-      functionName: record.name,
-      logHandler: (level, ...args) => this.log(level === 'error' ? 'error' : level === 'warning' ? 'warn' : 'info', args.join(' ')),
-      options: { trigger: fn.trigger, extraInputs: [], extraOutputs: [] },
-    });
-    const trigger = {
-      history,
-      input: record.input,
-      instanceId: record.instanceId,
-      isReplaying: record.episodes > 0,
-      parentInstanceId: record.parentInstanceId,
-      upperSchemaVersion: UPPER_SCHEMA_VERSION,
-      maximumShortTimerDuration: '6.00:00:00',
-      longRunningTimerIntervalDuration: '3.00:00:00',
-      defaultHttpAsyncRequestSleepTimeMillseconds: 30000,
-    };
-    const result = await (fn.handler(trigger, context) as Promise<OrchestratorState>).then(
-      (value) => ({ ok: true as const, value }),
-      (error: unknown) => ({ ok: false as const, error }),
-    );
-    if (result.ok) {
-      const state = result.value;
-      return state.isDone
-        ? { kind: 'done', output: state.output, customStatus: state.customStatus }
-        : { kind: 'running', actions: state.actions, customStatus: state.customStatus };
-    }
-    const message = result.error instanceof Error ? result.error.message : String(result.error);
-    const at = message.indexOf(OUT_OF_PROC_LABEL);
-    if (at === -1) return { kind: 'failed', error: redact(message) };
-    const state = JSON.parse(message.slice(at + OUT_OF_PROC_LABEL.length)) as OrchestratorState;
-    return { kind: 'failed', error: redact(state.error ?? message.slice(0, at).trim()), customStatus: state.customStatus };
   }
 
   // ---- scheduling work ---------------------------------------------------------------------
@@ -468,48 +422,34 @@ export class DurableRuntime {
   }
 
   private enqueueActivity(instance: LiveInstance, name: string, input: unknown, waitId: number): void {
-    this.activityQueue.push(async () => {
+    this.activities.submit(async () => {
       const fn = findFunction(name, 'activityTrigger');
-      const context = new InvocationContext({
-        invocationId: randomUUID(),
-        functionName: name,
-        logHandler: (level, ...args) => this.log(level === 'error' ? 'error' : level === 'warning' ? 'warn' : 'info', redact(args.join(' '))),
-        options: { trigger: fn.trigger, extraInputs: [], extraOutputs: [] },
-      });
       this.activityInvocations += 1;
       try {
-        const result = await fn.handler(structuredClone(input), context);
+        const result = await fn.handler(structuredClone(input), durableContext(fn, this.log));
         this.deliver(instance, events.taskCompleted(this.clock(), waitId, result));
       } catch (err) {
         const error = err instanceof Error ? err : new Error(String(err));
         this.deliver(instance, events.taskFailed(this.clock(), waitId, redact(error.message), redact(error.stack ?? '')));
       }
     });
-    this.pumpActivities();
-  }
-
-  private pumpActivities(): void {
-    while (!this.halted && !this.stopping && this.activitiesRunning < this.maxActivities && this.activityQueue.length > 0) {
-      const job = this.activityQueue.shift()!;
-      this.activitiesRunning += 1;
-      void job().finally(() => {
-        this.activitiesRunning -= 1;
-        this.pumpActivities();
-      });
-    }
   }
 
   private async startChild(parent: LiveInstance, task: TaskRecord, waitId: number): Promise<void> {
     const childId = task.childInstanceId!;
     const existing = this.live.get(childId)?.record ?? (await this.store.load(childId));
-    if (existing && existing.parentInstanceId === parent.record.instanceId && existing.parentTaskId === waitId) {
-      // Resuming after a restart: the child carries on by itself, or has already finished.
+    const ours =
+      existing?.parentInstanceId === parent.record.instanceId &&
+      existing.parentExecutionId === parent.record.executionId &&
+      existing.parentTaskId === waitId;
+    if (existing && ours) {
+      // Resuming after a crash: the child carries on by itself, or has already finished.
       if (isTerminal(existing.runtimeStatus)) this.notifyParent(existing);
       else if (!this.live.has(childId)) this.resume(existing);
       return;
     }
-    const record = this.newRecord(task.name!, childId, task.input, { id: parent.record.instanceId, taskId: waitId });
-    if (existing) await this.store.save(record);
+    const record = this.newRecord(task.name!, childId, task.input, { record: parent.record, taskId: waitId });
+    if (existing) await this.store.save(record); // left by an earlier execution of the parent: start afresh
     else if (!(await this.store.create(record))) throw new Error(`sub-orchestration ${childId} exists already`);
     this.activate(record);
   }
@@ -577,14 +517,6 @@ export class DurableRuntime {
       .finally(() => (instance.saving = undefined));
     await instance.saving;
   }
-}
-
-interface OrchestratorState {
-  isDone: boolean;
-  actions: unknown;
-  output?: unknown;
-  error?: string;
-  customStatus?: unknown;
 }
 
 function toStatus(record: InstanceRecord, historyEvents: number, history?: unknown[]): InstanceStatus {

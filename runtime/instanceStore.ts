@@ -29,9 +29,12 @@ export interface TaskRecord {
 
 export interface InstanceRecord {
   instanceId: string;
+  /** New for every (re)start; a child records its parent's, so a restarted parent never adopts old children. */
+  executionId: string;
   name: string;
   input: unknown;
   parentInstanceId?: string;
+  parentExecutionId?: string;
   /** Replay task ID under which the parent waits for this sub-orchestration. */
   parentTaskId?: number;
   runtimeStatus: RuntimeStatus;

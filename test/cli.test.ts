@@ -338,7 +338,7 @@ describe('bad input: one line on stderr naming the problem, non-zero exit', () =
 
   test('a connection string for another account is refused', async () => {
     const o = await cli(['list', '--vault', `${az.accounts.vault.endpoint}/vault`], { PAGEWISE_VAULT_CONNECTION_STRING: az.accounts.src.connectionString });
-    expectOneLineError(o, /PAGEWISE_VAULT_CONNECTION_STRING is for storage account "src" but the vault URL names account "vault"/, 2);
+    expectOneLineError(o, /connection string is for storage account "src" but the URL names account "vault"/, 2);
   });
 });
 

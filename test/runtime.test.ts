@@ -32,6 +32,21 @@ df.app.activity('rtGated', {
   },
 });
 
+let childFailuresLeft = 0;
+df.app.activity('rtChildWork', {
+  handler: async () => {
+    count('rtChildWork');
+    if (childFailuresLeft-- > 0) throw new Error('storage throttled');
+    return 'ok';
+  },
+});
+df.app.orchestration('rtFlakyChild', function* (context) {
+  return yield context.df.callActivity('rtChildWork', null);
+});
+df.app.orchestration('rtParent', function* (context) {
+  return yield context.df.callSubOrchestrator('rtFlakyChild', null, `${context.df.instanceId}:child`);
+});
+
 df.app.orchestration('rtFanOut', function* (context) {
   const items = context.df.getInput() as number[];
   const squares = (yield context.df.Task.all(items.map((n) => context.df.callActivity('rtSquare', n)))) as number[];
@@ -125,6 +140,20 @@ test('a duplicate start with the same instance ID makes one run', async () => {
   expect((await other.startNew('rtChild', { instanceId: 'dup-1', input: 3 })).created).toBe(false);
   await other.stop();
   expect(calls.rtSquare).toBe(1);
+});
+
+test('a failed instance started again runs afresh, its failed sub-orchestration included', async () => {
+  childFailuresLeft = 1;
+  calls.rtChildWork = 0;
+  await runtime.startNew('rtParent', { instanceId: 'restart-1' });
+  const failed = await runtime.waitForCompletion('restart-1', { timeoutInMs: 10_000 });
+  expect(failed.runtimeStatus).toBe('Failed');
+  expect(String(failed.output)).toContain('storage throttled');
+  expect((await runtime.startNew('rtParent', { instanceId: 'restart-1' })).created).toBe(true);
+  const done = await runtime.waitForCompletion('restart-1', { timeoutInMs: 10_000 });
+  expect(done.runtimeStatus).toBe('Completed');
+  expect(done.output).toBe('ok');
+  expect(calls.rtChildWork).toBe(2);
 });
 
 test('a killed run resumes in a new runtime from its checkpoint without redoing finished work', async () => {

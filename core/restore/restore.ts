@@ -20,6 +20,23 @@ export function isBlobTarget(target: string): boolean {
   return /^https?:\/\//i.test(target);
 }
 
+const SECTOR_ZEROS = Buffer.alloc(SECTOR);
+
+/** The 512-byte-aligned runs of a buffer that hold a non-zero byte, coalesced. */
+export function* nonZeroRuns(data: Buffer): Generator<{ start: number; end: number }> {
+  let start = -1;
+  for (let at = 0; at < data.length; at += SECTOR) {
+    const end = Math.min(data.length, at + SECTOR);
+    const zero = data.subarray(at, end).equals(SECTOR_ZEROS.subarray(0, end - at));
+    if (!zero && start < 0) start = at;
+    if (zero && start >= 0) {
+      yield { start, end: at };
+      start = -1;
+    }
+  }
+  if (start >= 0) yield { start, end: data.length };
+}
+
 interface PageSink {
   write(offset: number, data: Buffer): Promise<void>;
   commit(): Promise<void>;
@@ -40,9 +57,13 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
     for await (const { entries } of reader.segments()) {
       await forEachLimited(entries, req.concurrency ?? 4, async (entry: PageEntry) => {
         const plain = await reader.readPage(entry);
-        await sink.write(entry.page * manifest.pageSize, plain);
+        const base = entry.page * manifest.pageSize;
+        // Zero runs inside a page are left unwritten too, so the target stays as sparse as the source.
+        for (const run of nonZeroRuns(plain)) {
+          await sink.write(base + run.start, plain.subarray(run.start, run.end));
+          bytesWritten += run.end - run.start;
+        }
         pagesWritten++;
-        bytesWritten += plain.length;
         req.onProgress?.(pagesWritten, total);
       });
     }

@@ -38,6 +38,16 @@ function isPathStyleHost(host: string): boolean {
   return /^\d{1,3}(\.\d{1,3}){3}$/.test(host) || host === 'localhost' || host.startsWith('[') || host.startsWith('host.docker');
 }
 
+/** Refuses a SAS whose expiry (`se`) has passed, naming it, before any request is made. */
+export function checkSasExpiry(parsed: ParsedBlobUrl, what: string, now = new Date()): void {
+  const expiry = parsed.url.searchParams.get('se');
+  if (!parsed.hasSas || !expiry) return;
+  const at = new Date(expiry);
+  if (!Number.isNaN(at.getTime()) && at.getTime() <= now.getTime()) {
+    throw new PagewiseError('AccessDenied', `the SAS of ${what} expired at ${at.toISOString()}; issue a new one`);
+  }
+}
+
 /** Parses and validates a blob or container URL; `kind` names what the user was asked for. */
 export function parseStorageUrl(raw: string, kind: 'blob' | 'container', what: string): ParsedBlobUrl {
   let url: URL;
@@ -75,6 +85,7 @@ export function parseStorageUrl(raw: string, kind: 'blob' | 'container', what: s
   };
 }
 
+
 function serviceUrl(parsed: ParsedBlobUrl): string {
   const base = `${parsed.url.protocol}//${parsed.url.host}`;
   return parsed.pathStyle ? `${base}/${parsed.account}` : base;
@@ -87,11 +98,18 @@ function serviceClient(location: StorageLocation, parsed: ParsedBlobUrl): BlobSe
     return new BlobServiceClient(`${serviceUrl(parsed)}?${parsed.url.searchParams.toString()}`, new AnonymousCredential(), PIPELINE_OPTIONS);
   }
   if (location.connectionString) {
+    let client: BlobServiceClient;
     try {
-      return BlobServiceClient.fromConnectionString(location.connectionString, PIPELINE_OPTIONS);
+      client = BlobServiceClient.fromConnectionString(location.connectionString, PIPELINE_OPTIONS);
     } catch {
       throw new PagewiseError('BadInput', 'the connection string is malformed');
     }
+    // The client follows the connection string, not the URL: a string for another account would
+    // silently read or write there, so the two must name the same account.
+    if (client.accountName && client.accountName.toLowerCase() !== parsed.account.toLowerCase()) {
+      throw new PagewiseError('BadInput', `the connection string is for storage account "${client.accountName}" but the URL names account "${parsed.account}"`);
+    }
+    return client;
   }
   defaultCredential ??= new DefaultAzureCredential();
   return new BlobServiceClient(serviceUrl(parsed), defaultCredential, PIPELINE_OPTIONS);
@@ -100,6 +118,7 @@ function serviceClient(location: StorageLocation, parsed: ParsedBlobUrl): BlobSe
 /** A page-blob client for the source disk (snapshot kept when the URL names one). */
 export function sourceBlobClient(location: StorageLocation): { client: PageBlobClient; parsed: ParsedBlobUrl } {
   const parsed = parseStorageUrl(location.url, 'blob', 'the source disk URL');
+  checkSasExpiry(parsed, displayUrl(location.url));
   const sas = sasOnly(parsed);
   if (parsed.hasSas) {
     return { client: new PageBlobClient(stripToBlob(parsed, sas), new AnonymousCredential(), PIPELINE_OPTIONS), parsed };
@@ -118,6 +137,7 @@ export function targetBlobClient(location: StorageLocation): { client: PageBlobC
 
 export function vaultContainerClient(location: StorageLocation): { client: ContainerClient; parsed: ParsedBlobUrl } {
   const parsed = parseStorageUrl(location.url, 'container', 'the vault URL');
+  checkSasExpiry(parsed, displayUrl(location.url));
   if (parsed.hasSas) {
     return { client: new ContainerClient(stripToBlob(parsed, sasOnly(parsed)), new AnonymousCredential(), PIPELINE_OPTIONS), parsed };
   }

@@ -22,7 +22,12 @@ export class VaultStore {
   }
 
   private fail(err: unknown, what: string): Error {
+    if ((err as { code?: string })?.code === 'ContainerNotFound') return this.missing(err);
     return translateStorageError(err, `${what} in the vault ${this.display}`, 'BackupNotFound', 'VaultUnreachable');
+  }
+
+  private missing(cause?: unknown): PagewiseError {
+    return new PagewiseError('VaultNotFound', `the vault container ${this.display} does not exist (create it, or give credentials that may create it)`, { cause });
   }
 
   /** Creates the container and the vault marker when missing (needs create permission the first time). */
@@ -33,6 +38,7 @@ export class VaultStore {
       const status = (err as RestError).statusCode;
       // A SAS scoped to the container may not create it; if the container exists we can go on.
       if (status !== 403 && status !== 409) throw this.fail(err, 'the container');
+      if (status === 403 && !(await this.container.exists().catch(() => true))) throw this.missing(err);
     }
     if (!(await this.exists(VAULT_MARKER))) {
       await this.putJson(VAULT_MARKER, { format: 'pagewise-vault', version: 1, createdAt: new Date().toISOString() });

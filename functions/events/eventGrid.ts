@@ -30,7 +30,8 @@ export async function handleDiskEvent(raw: unknown, client: df.DurableClient, co
         context.log(`snapshot ${event.snapshotName}: backup ${backupId} already ${existing.runtimeStatus}`);
         return;
       }
-      const url = await snapshotAccess().grantRead(event, SNAPSHOT_SAS_SECONDS);
+      const { subscriptionId, resourceGroup, snapshotName } = event;
+      const url = await snapshotAccess().grantRead({ subscriptionId, resourceGroup, snapshotName }, SNAPSHOT_SAS_SECONDS);
       const started = await startDiskBackup(client, { url, grantedBy: 'compute' }, { backupId });
       context.log(`snapshot ${event.snapshotName}: backup ${backupId} ${started.started ? 'started' : `already ${started.status?.runtimeStatus}`}`);
       return;
