@@ -201,7 +201,7 @@ async function benchDisk(
   // 1b. raw copy ceiling: download + stage, nothing else
   const vaultContainer = VaultStore.open(target.vault).container;
   const copyTrials: RawTrial[] = [];
-  for (const [c, mib] of flag('no-raw-sweep') ? [[4, 4]] : [[4, 4], [8, 4], [8, 16]]) copyTrials.push(await rawCopy(client, ranges, vaultContainer, c, mib * MiB));
+  for (const [c, mib] of flag('no-raw-sweep') ? [[4, 4]] : [[4, 4], [8, 4], [8, 16]]) copyTrials.push(await rawCopy(client, ranges, vaultContainer, c, mib * MiB, Number(process.env.BENCH_COPY_MAX_BYTES ?? 256 * MiB)));
   const bestCopy = copyTrials.reduce((a, t) => (t.mibPerSec > a.mibPerSec ? t : a));
   log(`  raw copy (download + stage block): ${copyTrials.map((t) => `${t.concurrency}×${t.rangeBytes / MiB}M ${t.mibPerSec.toFixed(0)}`).join(', ')} MiB/s`);
 

@@ -75,8 +75,24 @@ function instrument(spans: Spans): void {
   spans.wrap(VaultStore.prototype, 'exists', 'vaultExists');
 }
 
+/**
+ * Memory experiments (BENCH_EXPERIMENT, for the profile only; the engine is unchanged):
+ * - lz4-passthrough: lz4 "compress" returns its input (every block stored uncompressed), to see how much
+ *   of the RSS is lz4-napi's output buffers;
+ * - lz4-sync: lz4 compress runs synchronously on the main thread (compressSync).
+ */
+function experiment(name: string | undefined): void {
+  if (!name) return;
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const lz4 = require('lz4-napi');
+  if (name === 'lz4-passthrough') lz4.compress = async (b: Buffer) => b;
+  else if (name === 'lz4-sync') lz4.compress = async (b: Buffer) => lz4.compressSync(b);
+  else throw new Error(`unknown BENCH_EXPERIMENT ${name}`);
+}
+
 async function main(): Promise<void> {
   const input = JSON.parse(readFileSync(process.argv[2], 'utf8')) as WorkerInput;
+  experiment(process.env.BENCH_EXPERIMENT);
   const spans = input.spans ? new Spans() : undefined;
   if (spans) instrument(spans);
   // eslint-disable-next-line @typescript-eslint/no-var-requires

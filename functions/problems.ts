@@ -43,8 +43,21 @@ export function problem(status: number, title: string, detail: string, extra: Pa
   return new HttpResponse({ status, jsonBody: body, headers: { 'Content-Type': 'application/problem+json' } });
 }
 
+/** A problem a handler raises directly (e.g. a body that fails its schema). */
+export class ProblemError extends Error {
+  constructor(
+    readonly status: number,
+    readonly title: string,
+    detail: string,
+    readonly extra: Partial<Problem> = {},
+  ) {
+    super(detail);
+  }
+}
+
 /** Turns any thrown error into a problem response; unexpected errors become 500 without internals. */
 export function problemFromError(err: unknown): HttpResponse {
+  if (err instanceof ProblemError) return problem(err.status, err.title, err.message, err.extra);
   if (isPagewiseError(err)) {
     const status = STATUS_BY_CODE[err.code] ?? 500;
     return problem(status, err.code, err.message);

@@ -177,10 +177,14 @@ export class DurableRuntime {
    * Lets running activities and episodes finish, writes every instance's latest state, then stops.
    * Queued activities and pending timers are not lost: `resumeAll()` in the next run re-issues them.
    */
-  async stop(): Promise<void> {
+  async stop(options: { timeoutInMs?: number } = {}): Promise<void> {
     if (this.halted) return; // a halted runtime is gone; whatever it had in flight is abandoned
     this.activities.pause();
-    while (this.activities.active > 0 || this.episodesRunning > 0) await new Promise((r) => setTimeout(r, 10));
+    // Like the host's graceful shutdown: wait for running work, but not forever.
+    const deadline = Date.now() + (options.timeoutInMs ?? 30_000);
+    while ((this.activities.active > 0 || this.episodesRunning > 0) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
     for (const instance of this.live.values()) {
       if (instance.checkpointTimer) clearTimeout(instance.checkpointTimer);
       instance.checkpointTimer = undefined;

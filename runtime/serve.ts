@@ -8,7 +8,7 @@ import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http
 import { AddressInfo } from 'node:net';
 import { HttpResponse } from '@azure/functions';
 import { redact } from '../core';
-import { handleDurableRpc } from './durableRpc';
+import { handleDurableRpc, readBody } from './durableRpc';
 import { LocalApp, LocalAppOptions, startLocalApp } from './localApp';
 import { findFunction } from './registry';
 
@@ -105,15 +105,6 @@ async function writeResponse(res: ServerResponse, response: HttpResponse): Promi
 function writeJson(res: ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { 'Content-Type': status >= 400 ? 'application/problem+json' : 'application/json' });
   res.end(JSON.stringify(body));
-}
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
 }
 
 function closeServer(server: Server): Promise<void> {

@@ -89,7 +89,7 @@ afterEach(async () => runtime.stop());
 
 test('fan-out, custom status and a sub-orchestration complete; state is in the task-hub container', async () => {
   await runtime.startNew('rtFanOut', { instanceId: 'fan-1', input: [1, 2, 3, 4] });
-  const status = await runtime.waitForCompletion('fan-1', { timeoutInMs: 10_000 });
+  const status = await runtime.waitForCompletion('fan-1', { timeoutInMs: 30_000 });
   expect(status.runtimeStatus).toBe('Completed');
   expect(status.output).toEqual({ total: 30, child: 900 });
   expect(status.customStatus).toEqual({ total: 30 });
@@ -104,7 +104,7 @@ test('a failing activity is retried with backoff timers and the orchestration co
   flakyFailuresLeft = 2;
   calls.rtFlaky = 0;
   await runtime.startNew('rtRetry', { instanceId: 'retry-1' });
-  const status = await runtime.waitForCompletion('retry-1', { timeoutInMs: 10_000 });
+  const status = await runtime.waitForCompletion('retry-1', { timeoutInMs: 30_000 });
   expect(status.runtimeStatus).toBe('Completed');
   expect(status.output).toBe(42);
   expect(calls.rtFlaky).toBe(3);
@@ -124,7 +124,7 @@ test('a failing activity is retried with backoff timers and the orchestration co
 test('an activity that keeps failing ends the orchestration Failed after its attempts', async () => {
   calls.rtAlwaysFails = 0;
   await runtime.startNew('rtDoomed', { instanceId: 'doomed-1' });
-  const status = await runtime.waitForCompletion('doomed-1', { timeoutInMs: 10_000 });
+  const status = await runtime.waitForCompletion('doomed-1', { timeoutInMs: 30_000 });
   expect(status.runtimeStatus).toBe('Failed');
   expect(String(status.output)).toContain('vault unreachable');
   expect(calls.rtAlwaysFails).toBe(3);
@@ -134,7 +134,7 @@ test('a duplicate start with the same instance ID makes one run', async () => {
   calls.rtSquare = 0;
   const starts = await Promise.all([1, 2, 3].map(() => runtime.startNew('rtChild', { instanceId: 'dup-1', input: 3 })));
   expect(starts.filter((s) => s.created)).toHaveLength(1);
-  await runtime.waitForCompletion('dup-1', { timeoutInMs: 10_000 });
+  await runtime.waitForCompletion('dup-1', { timeoutInMs: 30_000 });
   // Also from a second runtime sharing the store (another process): still one run.
   const other = new DurableRuntime({ store: new BlobInstanceStore(container) });
   expect((await other.startNew('rtChild', { instanceId: 'dup-1', input: 3 })).created).toBe(false);
@@ -146,11 +146,11 @@ test('a failed instance started again runs afresh, its failed sub-orchestration 
   childFailuresLeft = 1;
   calls.rtChildWork = 0;
   await runtime.startNew('rtParent', { instanceId: 'restart-1' });
-  const failed = await runtime.waitForCompletion('restart-1', { timeoutInMs: 10_000 });
+  const failed = await runtime.waitForCompletion('restart-1', { timeoutInMs: 30_000 });
   expect(failed.runtimeStatus).toBe('Failed');
   expect(String(failed.output)).toContain('storage throttled');
   expect((await runtime.startNew('rtParent', { instanceId: 'restart-1' })).created).toBe(true);
-  const done = await runtime.waitForCompletion('restart-1', { timeoutInMs: 10_000 });
+  const done = await runtime.waitForCompletion('restart-1', { timeoutInMs: 30_000 });
   expect(done.runtimeStatus).toBe('Completed');
   expect(done.output).toBe('ok');
   expect(calls.rtChildWork).toBe(2);
@@ -161,18 +161,18 @@ test('a killed run resumes in a new runtime from its checkpoint without redoing 
   let release!: () => void;
   gate = { open: new Promise<void>((r) => (release = r)), release: () => release() };
   await runtime.startNew('rtSequence', { instanceId: 'resume-1' });
-  // Steps 0-3 finish; step 4 hangs. Wait for the checkpoint that records step 3 done.
-  for (let i = 0; i < 200 && (await container.getBlockBlobClient('instances/resume-1.json').exists()) === false; i++) await sleep(10);
-  await waitFor(async () => {
-    const stored = JSON.parse((await container.getBlockBlobClient('instances/resume-1.json').downloadToBuffer()).toString()) as { tasks: unknown[] };
-    return stored.tasks.length === 5;
-  });
-  runtime.halt(); // the process dies: nothing more is written
-  gate.release();
+  // Steps 0-3 finish; step 4 hangs. Wait for the checkpoint that records step 4 scheduled.
+  const store = new BlobInstanceStore(container);
+  try {
+    await waitFor(async () => ((await store.load('resume-1'))?.tasks.length ?? 0) === 5);
+    runtime.halt(); // the process dies: nothing more is written
+  } finally {
+    gate.release();
+  }
 
   runtime = new DurableRuntime({ store: new BlobInstanceStore(container), checkpointIntervalInMs: 50 });
   expect(await runtime.resumeAll()).toContain('resume-1');
-  const status = await runtime.waitForCompletion('resume-1', { timeoutInMs: 10_000 });
+  const status = await runtime.waitForCompletion('resume-1', { timeoutInMs: 30_000 });
   expect(status.runtimeStatus).toBe('Completed');
   expect(status.output).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
   // Steps 0-3 ran once; step 4 ran twice (in flight when the first runtime died); 5-7 once.
@@ -191,7 +191,7 @@ test('the real DurableClient talks to the runtime over loopback: start, status, 
     const client = df.getClient(host.contextFor(findFunction('rtClientProbe', 'httpTrigger')));
     const id = await client.startNew('rtChild', { instanceId: 'client-1', input: 5 });
     expect(id).toBe('client-1');
-    await runtime.waitForCompletion('client-1', { timeoutInMs: 10_000 });
+    await runtime.waitForCompletion('client-1', { timeoutInMs: 30_000 });
     const status = await client.getStatus('client-1');
     expect(status.runtimeStatus).toBe('Completed');
     expect(status.output).toBe(25);
@@ -218,7 +218,7 @@ test('the real DurableClient talks to the runtime over loopback: start, status, 
 function sleep(ms: number) {
   return new Promise((r) => setTimeout(r, ms));
 }
-async function waitFor(check: () => Promise<boolean>, timeoutInMs = 10_000): Promise<void> {
+async function waitFor(check: () => Promise<boolean>, timeoutInMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutInMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error('condition not met in time');

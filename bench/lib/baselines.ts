@@ -140,13 +140,21 @@ export async function naiveBackup(client: PageBlobClient, diskBytes: number, fil
  * block blob in the vault (no scratch file, no hashing, compression or encryption), `concurrency`
  * pipelines in flight — the ceiling for a read-then-stage design on this client and these accounts.
  */
-export async function rawCopy(client: PageBlobClient, ranges: ByteRange[], vault: ContainerClient, concurrency: number, rangeBytes: number): Promise<RawTrial> {
+export async function rawCopy(client: PageBlobClient, ranges: ByteRange[], vault: ContainerClient, concurrency: number, rangeBytes: number, maxBytes = Infinity): Promise<RawTrial> {
+  // a prefix of the allocated ranges is enough to measure an ingest rate
+  const prefix: ByteRange[] = [];
+  let budget = maxBytes;
+  for (const r of ranges) {
+    if (budget <= 0) break;
+    prefix.push({ offset: r.offset, length: Math.min(r.length, budget) });
+    budget -= r.length;
+  }
   const blob = vault.getBlockBlobClient(`bench-raw-copy/${Date.now()}-${concurrency}x${rangeBytes}`);
   const started = performance.now();
   let bytes = 0;
   let requests = 0;
   let k = 0;
-  await forEachLimited(cut(ranges, rangeBytes), concurrency, async (r) => {
+  await forEachLimited(cut(prefix, rangeBytes), concurrency, async (r) => {
     const id = Buffer.from(String(k++).padStart(12, '0')).toString('base64');
     const data = await client.downloadToBuffer(r.offset, r.length, { maxRetryRequestsPerBlock: 5, concurrency: 1, blockSize: rangeBytes });
     await blob.stageBlock(id, data, data.length);

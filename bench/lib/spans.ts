@@ -11,6 +11,8 @@ export interface SpanStats {
   /** wall time with at least one call in progress, ms */
   busyMs: number;
   maxMs: number;
+  /** most calls in progress at once */
+  maxActive: number;
 }
 
 export class Spans {
@@ -18,7 +20,7 @@ export class Spans {
 
   private entry(name: string) {
     let s = this.stats.get(name);
-    if (!s) this.stats.set(name, (s = { calls: 0, totalMs: 0, busyMs: 0, maxMs: 0, active: 0, since: 0 }));
+    if (!s) this.stats.set(name, (s = { calls: 0, totalMs: 0, busyMs: 0, maxMs: 0, maxActive: 0, active: 0, since: 0 }));
     return s;
   }
 
@@ -26,6 +28,7 @@ export class Spans {
     const s = this.entry(name);
     const started = performance.now();
     if (s.active++ === 0) s.since = started;
+    s.maxActive = Math.max(s.maxActive, s.active);
     s.calls++;
     return () => {
       const now = performance.now();
@@ -72,7 +75,7 @@ export class Spans {
   snapshot(): Record<string, SpanStats> {
     const out: Record<string, SpanStats> = {};
     for (const [name, s] of this.stats) {
-      out[name] = { calls: s.calls, totalMs: round(s.totalMs), busyMs: round(s.busyMs), maxMs: round(s.maxMs) };
+      out[name] = { calls: s.calls, totalMs: round(s.totalMs), busyMs: round(s.busyMs), maxMs: round(s.maxMs), maxActive: s.maxActive };
     }
     return out;
   }

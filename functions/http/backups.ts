@@ -3,80 +3,63 @@
  * Thin: validate, check the allow list, then start or query the orchestration.
  */
 import * as df from 'durable-functions';
-import { HttpRequest, HttpResponse, InvocationContext } from '@azure/functions';
+import { HttpResponse } from '@azure/functions';
 import { displayUrl, listBackups, validateBackupId } from '../../core';
 import { startDiskBackup } from '../backupStarts';
 import { backupIdOfInstance, backupInstanceId } from '../../orchestrations/instanceIds';
-import { problem, problemFromError } from '../problems';
+import { problem } from '../problems';
 import { assertAllowedAccount, readSettings } from '../settings';
 import { findStatus } from '../starter';
-import { describeErrors, validators } from './schemas';
+import { validators } from './schemas';
 import { operationView, redactDeep } from './views';
-import { readJson, startedResponse } from './responses';
+import { answering, startedResponse, validBody } from './responses';
 
 df.app.client.http('startBackup', {
   route: 'backups',
   methods: ['POST'],
   authLevel: 'function',
-  handler: async (request: HttpRequest, client: df.DurableClient, context: InvocationContext): Promise<HttpResponse> => {
-    try {
-      const body = await readJson(request);
-      if (!validators.startBackup(body)) {
-        return problem(400, 'BadRequestBody', 'the request body does not match the schema', { errors: describeErrors(validators.startBackup.errors) });
-      }
-      const settings = readSettings();
-      assertAllowedAccount(settings, body.source.url, 'blob', 'source.url');
-      const { source, ...overrides } = body;
-      const started = await startDiskBackup(client, { url: source.url }, { settings: overrides });
-      context.log(`backup ${started.backupId} of ${displayUrl(source.url)}: ${started.started ? 'started' : `already ${started.status?.runtimeStatus}`}`);
-      return startedResponse(request, client, 'backups', started.backupId, started);
-    } catch (err) {
-      return problemFromError(err);
-    }
-  },
+  handler: answering(async (request, client, context) => {
+    const { source, ...overrides } = await validBody(request, validators.startBackup);
+    assertAllowedAccount(readSettings(), source.url, 'blob', 'source.url');
+    const started = await startDiskBackup(client, { url: source.url }, { settings: overrides });
+    context.log(`backup ${started.backupId} of ${displayUrl(source.url)}: ${started.started ? 'started' : `already ${started.status?.runtimeStatus}`}`);
+    return startedResponse(request, client, 'backups', started.backupId, started);
+  }),
 });
 
 df.app.client.http('getBackup', {
   route: 'backups/{id}',
   methods: ['GET'],
   authLevel: 'function',
-  handler: async (request: HttpRequest, client: df.DurableClient): Promise<HttpResponse> => {
-    try {
-      const backupId = validateBackupId(request.params.id ?? '');
-      const status = await findStatus(client, backupInstanceId(backupId));
-      if (status) return new HttpResponse({ status: 200, jsonBody: operationView('backups', backupId, status) });
-      // A backup made outside the function app (CLI) is known only to the vault catalog.
-      const listed = (await listBackups(readSettings().vault)).find((b) => b.backupId === backupId);
-      if (listed) return new HttpResponse({ status: 200, jsonBody: redactDeep({ id: backupId, runtimeStatus: 'Completed', catalog: listed }) });
-      return problem(404, 'BackupNotFound', `no backup ${backupId}`);
-    } catch (err) {
-      return problemFromError(err);
-    }
-  },
+  handler: answering(async (request, client) => {
+    const backupId = validateBackupId(request.params.id ?? '');
+    const status = await findStatus(client, backupInstanceId(backupId));
+    if (status) return new HttpResponse({ status: 200, jsonBody: operationView('backups', backupId, status) });
+    // A backup made outside the function app (CLI) is known only to the vault catalog.
+    const listed = (await listBackups(readSettings().vault)).find((b) => b.backupId === backupId);
+    if (listed) return new HttpResponse({ status: 200, jsonBody: redactDeep({ id: backupId, runtimeStatus: 'Completed', catalog: listed }) });
+    return problem(404, 'BackupNotFound', `no backup ${backupId}`);
+  }),
 });
 
 df.app.client.http('listBackups', {
   route: 'backups',
   methods: ['GET'],
   authLevel: 'function',
-  handler: async (request: HttpRequest, client: df.DurableClient): Promise<HttpResponse> => {
-    try {
-      const settings = readSettings();
-      const disk = request.query.get('disk');
-      if (disk) assertAllowedAccount(settings, disk, 'blob', 'the disk query parameter');
-      const wanted = disk ? displayUrl(disk) : undefined;
-      const instances = (await client.getStatusBy({})).filter((s) => backupIdOfInstance(s.instanceId) !== undefined);
-      const running = instances
-        .map((s) => operationView('backups', backupIdOfInstance(s.instanceId)!, s))
-        .filter((v) => !wanted || v.source === wanted);
-      const seen = new Set(running.map((v) => v.id));
-      const catalog = (await listBackups(settings.vault))
-        .filter((b) => !seen.has(b.backupId))
-        .filter((b) => !wanted || displayUrl(b.source) === wanted)
-        .map((b) => redactDeep({ id: b.backupId, runtimeStatus: 'Completed', catalog: b, links: { self: `/api/backups/${b.backupId}` } }));
-      return new HttpResponse({ status: 200, jsonBody: { backups: [...running, ...catalog] } });
-    } catch (err) {
-      return problemFromError(err);
-    }
-  },
+  handler: answering(async (request, client) => {
+    const settings = readSettings();
+    const disk = request.query.get('disk');
+    if (disk) assertAllowedAccount(settings, disk, 'blob', 'the disk query parameter');
+    const wanted = disk ? displayUrl(disk) : undefined;
+    const instances = (await client.getStatusBy({})).filter((s) => backupIdOfInstance(s.instanceId) !== undefined);
+    const orchestrated = instances
+      .map((s) => operationView('backups', backupIdOfInstance(s.instanceId)!, s))
+      .filter((v) => !wanted || v.source === wanted);
+    const seen = new Set(orchestrated.map((v) => v.id));
+    const catalog = (await listBackups(settings.vault))
+      .filter((b) => !seen.has(b.backupId))
+      .filter((b) => !wanted || displayUrl(b.source) === wanted)
+      .map((b) => redactDeep({ id: b.backupId, runtimeStatus: 'Completed', catalog: b, links: { self: `/api/backups/${b.backupId}` } }));
+    return new HttpResponse({ status: 200, jsonBody: { backups: [...orchestrated, ...catalog] } });
+  }),
 });

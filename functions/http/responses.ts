@@ -1,18 +1,33 @@
 /** Shared response shapes of the "start an operation" endpoints. */
 import type { DurableClient } from 'durable-functions';
-import { HttpRequest, HttpResponse } from '@azure/functions';
+import { HttpRequest, HttpResponse, InvocationContext } from '@azure/functions';
+import type { ValidateFunction } from 'ajv';
 import { PagewiseError } from '../../core';
+import { ProblemError, problemFromError } from '../problems';
+import { describeErrors } from './schemas';
 import type { StartOnceResult } from '../starter';
 import { operationView, redactDeep } from './views';
 
-/** Parses a JSON body; a body that is not JSON is the caller's error (400), not ours. */
-export async function readJson(request: HttpRequest): Promise<unknown> {
+/** The JSON body, checked against its schema; otherwise a 400 problem listing what is wrong. */
+export async function validBody<T>(request: HttpRequest, validate: ValidateFunction<T>): Promise<T> {
   const text = await request.text();
+  let body: unknown;
   try {
-    return JSON.parse(text) as unknown;
+    body = JSON.parse(text) as unknown;
   } catch {
     throw new PagewiseError('BadInput', 'the request body is not JSON');
   }
+  if (!validate(body)) {
+    throw new ProblemError(400, 'BadRequestBody', 'the request body does not match the schema', { errors: describeErrors(validate.errors) });
+  }
+  return body;
+}
+
+type ClientHandler = (request: HttpRequest, client: DurableClient, context: InvocationContext) => Promise<HttpResponse>;
+
+/** Wraps a handler so that whatever it throws becomes a redacted problem response. */
+export function answering(handler: ClientHandler): ClientHandler {
+  return (request, client, context) => handler(request, client, context).catch(problemFromError);
 }
 
 /**
