@@ -31,6 +31,8 @@ export interface LocalBackupResult extends BackupResult {
   engine: 'local';
   instanceId: string;
   activityInvocations: number;
+  /** Events in each orchestration instance's history (root and range sub-orchestrations). */
+  historyEvents: Record<string, number>;
   /** Batch activities that may run at once; each has its own scratch cache of cacheCapacityBytes. */
   maxConcurrentActivities: number;
   resumed: boolean;
@@ -76,6 +78,7 @@ export async function backupWithLocalEngine(args: {
     engine: 'local',
     instanceId: run.instanceId,
     activityInvocations: run.activityInvocations,
+    historyEvents: run.historyEvents,
     maxConcurrentActivities: MAX_CONCURRENT_ACTIVITIES,
     resumed: !run.started,
   };

@@ -31,7 +31,10 @@ export interface ParsedBlobUrl {
   hasSas: boolean;
 }
 
+// Storage account names are 3–24 letters and digits; managed-disk export hosts
+// (md-impexp-….blob.storage.azure.net, md-….z1.blob.storage.azure.net) carry dashes.
 const ACCOUNT_RE = /^[a-z0-9]{3,24}$/i;
+const MANAGED_DISK_HOST_RE = /^md-[a-z0-9-]{1,60}$/i;
 const CONTAINER_RE = /^(\$root|[a-z0-9](?:[a-z0-9]|-(?!-)){1,61}[a-z0-9])$/;
 
 function isPathStyleHost(host: string): boolean {
@@ -70,7 +73,7 @@ export function parseStorageUrl(raw: string, kind: 'blob' | 'container', what: s
   }
   const container = segments.shift() ?? '';
   const blob = segments.length > 0 ? segments.join('/') : undefined;
-  if (!ACCOUNT_RE.test(account)) throw new PagewiseError('BadUrl', `${what} has no valid storage account name: ${displayUrl(raw)}`);
+  if (!ACCOUNT_RE.test(account) && !(!pathStyle && MANAGED_DISK_HOST_RE.test(account))) throw new PagewiseError('BadUrl', `${what} has no valid storage account name: ${displayUrl(raw)}`);
   if (!CONTAINER_RE.test(container)) throw new PagewiseError('BadUrl', `${what} has no valid container name: ${displayUrl(raw)}`);
   if (kind === 'blob' && !blob) throw new PagewiseError('BadUrl', `${what} must name a blob (…/<container>/<blob>): ${displayUrl(raw)}`);
   if (kind === 'container' && blob) throw new PagewiseError('BadUrl', `${what} must be a container URL, not a blob URL: ${displayUrl(raw)}`);
