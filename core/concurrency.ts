@@ -3,10 +3,10 @@
  * generator of pages is never materialized; the first failure stops new work and is rethrown.
  * (p-limit queues every item up front, which is what this avoids.)
  */
-export async function forEachLimited<T>(items: Iterable<T>, limit: number, work: (item: T) => Promise<void>): Promise<void> {
+export async function forEachLimited<T>(items: Iterable<T> | AsyncIterable<T>, limit: number, work: (item: T) => Promise<void>): Promise<void> {
   const inFlight = new Set<Promise<void>>();
   let failure: unknown;
-  for (const item of items) {
+  for await (const item of items) {
     if (failure) break;
     const task: Promise<void> = work(item).catch((err) => {
       failure ??= err;

@@ -177,11 +177,13 @@ test('the scratch cache never lends more slots than it has, and records its high
   await expect(ScratchCache.create({ capacityBytes: 100, pageSize: 4096 })).rejects.toThrow(/smaller than one page/);
 });
 
-test('runs of consecutive pages fit the cache: run length × runs in flight never exceeds the slots', () => {
+test('runs of consecutive pages fit the cache: run length × runs in flight never exceeds the slots', async () => {
   const { runsOf } = require('../core/source/page-grid') as typeof import('../core/source/page-grid');
   const { runShape } = require('../core/backup/run-batch') as typeof import('../core/backup/run-batch');
   const pages = [0, 1, 2, 3, 4, 7, 8, 20].map((page) => ({ page }));
-  expect([...runsOf(pages, 3)].map((r) => r.map((p) => p.page))).toEqual([[0, 1, 2], [3, 4], [7, 8], [20]]);
+  const runs: number[][] = [];
+  for await (const r of runsOf(pages, 3)) runs.push(r.map((p) => p.page));
+  expect(runs).toEqual([[0, 1, 2], [3, 4], [7, 8], [20]]);
   for (const [pageSize, slots, concurrency] of [[4 * MiB, 16, 4], [4 * MiB, 2, 4], [512, 16, 4], [MiB, 64, 8], [64 * MiB, 3, 4], [4 * MiB, 1, 1]]) {
     const { runPages, runsInFlight } = runShape(pageSize, slots, concurrency);
     expect(runPages).toBeGreaterThanOrEqual(1);

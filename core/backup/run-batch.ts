@@ -10,7 +10,7 @@ import { PagewiseError } from '../errors';
 import { ScratchCache } from '../cache/scratch-cache';
 import { PseudoDisk } from '../cache/pseudo-disk';
 import { DedupeIndex, PageProcessor } from '../processor/page-processor';
-import { PageGrid, pagesOfRanges, runsOf, ByteRange } from '../source/page-grid';
+import { PageGrid, pagesOfRangesAsync, runsOf, ByteRange } from '../source/page-grid';
 import { SourceDisk } from '../source/source-disk';
 import { BackupRequest, BatchSummary } from '../types';
 import { BatchRecord, PageRecord, readBatchRecord } from '../vault/batch-record';
@@ -96,10 +96,8 @@ export async function runBatch(run: BatchRun, batchIndex: number): Promise<Batch
 
   // Consecutive pages are downloaded as one run (one ranged read where their data is contiguous, up to
   // 16 MiB), each page into its own slot; runs in flight are bounded so that they fit in the cache.
-  const collected: ByteRange[] = [];
-  for await (const r of source.allocatedRanges(window)) collected.push(r);
   const { runPages, runsInFlight } = runShape(plan.pageSize, cache.slotCount, run.concurrency);
-  await forEachLimited(runsOf(pagesOfRanges(grid, collected), runPages), runsInFlight, async (pages) => {
+  await forEachLimited(runsOf(pagesOfRangesAsync(grid, source.allocatedRanges(window)), runPages), runsInFlight, async (pages) => {
     if (run.abortSignal?.aborted) throw new PagewiseError('Aborted', 'the backup was cancelled');
     await disk.loadRun(pages, run.abortSignal); // the data agent: download into cache slots
     await Promise.all(pages.map((p) => backUpPage(p.page, p.ranges.reduce((sum, r) => sum + r.length, 0))));

@@ -44,26 +44,51 @@ export class PageGrid {
  * Groups ascending, non-overlapping allocated ranges by page: yields each page that holds allocated bytes
  * together with its sub-ranges, relative to the disk. Ranges spanning pages are split at page borders.
  */
-export function* pagesOfRanges(grid: PageGrid, ranges: Iterable<ByteRange>): Generator<{ page: number; ranges: ByteRange[] }> {
-  let current: { page: number; ranges: ByteRange[] } | undefined;
-  for (const range of ranges) {
+export function* pagesOfRanges(grid: PageGrid, ranges: Iterable<ByteRange>): Generator<PageRanges> {
+  const assembler = new PageAssembler(grid);
+  for (const range of ranges) yield* assembler.push(range);
+  yield* assembler.flush();
+}
+
+/** The same over a lazy listing, so a window's ranges are never all held in memory. */
+export async function* pagesOfRangesAsync(grid: PageGrid, ranges: AsyncIterable<ByteRange>): AsyncGenerator<PageRanges> {
+  const assembler = new PageAssembler(grid);
+  for await (const range of ranges) yield* assembler.push(range);
+  yield* assembler.flush();
+}
+
+export interface PageRanges {
+  page: number;
+  ranges: ByteRange[];
+}
+
+/** Cuts a stream of ranges into pages; a page is complete once a range starts past it. */
+class PageAssembler {
+  private current: PageRanges | undefined;
+  constructor(private readonly grid: PageGrid) {}
+
+  *push(range: ByteRange): Generator<PageRanges> {
     let offset = range.offset;
-    const end = Math.min(range.offset + range.length, grid.diskBytes);
+    const end = Math.min(range.offset + range.length, this.grid.diskBytes);
     while (offset < end) {
-      const page = grid.pageOf(offset);
-      const pageEnd = Math.min(grid.pageStart(page) + grid.pageSize, end);
-      if (current && current.page !== page) {
-        yield current;
-        current = undefined;
+      const page = this.grid.pageOf(offset);
+      const pageEnd = Math.min(this.grid.pageStart(page) + this.grid.pageSize, end);
+      if (this.current && this.current.page !== page) {
+        yield this.current;
+        this.current = undefined;
       }
-      current ??= { page, ranges: [] };
-      const last = current.ranges[current.ranges.length - 1];
+      this.current ??= { page, ranges: [] };
+      const last = this.current.ranges[this.current.ranges.length - 1];
       if (last && last.offset + last.length === offset) last.length += pageEnd - offset;
-      else current.ranges.push({ offset, length: pageEnd - offset });
+      else this.current.ranges.push({ offset, length: pageEnd - offset });
       offset = pageEnd;
     }
   }
-  if (current) yield current;
+
+  *flush(): Generator<PageRanges> {
+    if (this.current) yield this.current;
+    this.current = undefined;
+  }
 }
 
 /** Sorts, clips and merges ranges so that later steps may rely on ascending, disjoint input. */
@@ -83,9 +108,9 @@ export function normalizeRanges(ranges: ByteRange[], limit: number): ByteRange[]
 }
 
 /** Groups pages into runs of consecutive page indexes, at most `maxPages` long (fetched together). */
-export function* runsOf<T extends { page: number }>(pages: Iterable<T>, maxPages: number): Generator<T[]> {
+export async function* runsOf<T extends { page: number }>(pages: AsyncIterable<T> | Iterable<T>, maxPages: number): AsyncGenerator<T[]> {
   let run: T[] = [];
-  for (const p of pages) {
+  for await (const p of pages) {
     if (run.length > 0 && (run.length >= maxPages || p.page !== run[run.length - 1].page + 1)) {
       yield run;
       run = [];

@@ -10,7 +10,7 @@ import { PseudoDisk } from '../cache/pseudo-disk';
 import { forEachLimited } from '../concurrency';
 import { isPagewiseError } from '../errors';
 import { BackupReader } from '../restore/backup-reader';
-import { PageGrid, pagesOfRanges, ByteRange } from '../source/page-grid';
+import { PageGrid, pagesOfRangesAsync, ByteRange } from '../source/page-grid';
 import { SourceDisk } from '../source/source-disk';
 import { VerifyRequest, VerifyResult } from '../types';
 import { PageEntry } from '../vault/page-table';
@@ -93,9 +93,7 @@ async function compareWithSource(req: VerifyRequest, reader: BackupReader, segme
   const cache = await ScratchCache.create({ capacityBytes: manifest.pageSize * (req.concurrency ?? 4), pageSize: manifest.pageSize });
   try {
     const disk = new PseudoDisk(source, grid, cache);
-    const ranges: ByteRange[] = [];
-    for await (const r of source.allocatedRanges(window)) ranges.push(r);
-    await forEachLimited(pagesOfRanges(grid, ranges), cache.slotCount, async ({ page, ranges: pageRanges }) => {
+    await forEachLimited(pagesOfRangesAsync(grid, source.allocatedRanges(window)), cache.slotCount, async ({ page, ranges: pageRanges }) => {
       await disk.load(page, pageRanges);
       const plain = await disk.readPage(page);
       disk.evict(page);
