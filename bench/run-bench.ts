@@ -22,6 +22,8 @@ import { startAzurite, AzuriteInstance } from '../embedded/azurite';
 import { digestRegionsOfFile, DiskSpec, fullMixed, fullRandom, sparseScattered, writeBenchDisk, WrittenDisk } from './lib/disks';
 import { listAllocated, naiveBackup, NaiveResult, rawCopy, rawRead, RawTrial } from './lib/baselines';
 import { VaultStore } from '../core/vault/vault-store';
+import { runShape } from '../core/backup/run-batch';
+import { execFileSync } from 'node:child_process';
 import { buildWorker } from './lib/build';
 import { ChildRun, findAzuritePid, processCpuSeconds, runWorker } from './lib/child';
 import { ensureRestic, resticBackup, ResticResult } from './lib/restic';
@@ -62,6 +64,8 @@ export interface DiskResult {
   restic?: ResticResult;
   resticNote?: string;
   profiles?: ProfileSummary[];
+  /** the engine's download shape for this cache: runs in flight × pages per run */
+  shape: { runPages: number; runsInFlight: number };
 }
 
 interface BackupResultShape {
@@ -76,6 +80,7 @@ interface BackupResultShape {
   cacheCapacityBytes: number;
   cacheHighWaterBytes: number;
   durationMs: number;
+  pageSize?: number;
 }
 
 const mibps = (bytes: number, ms: number) => bytes / MiB / (ms / 1000);
@@ -163,7 +168,7 @@ async function main(): Promise<void> {
   const report = render(results, notes, Date.now() - started);
   process.stdout.write(`\n${report.text}\n`);
   const base = path.join(RESULTS, `bench-${realSource ? 'real' : QUICK ? 'quick' : 'full'}-${stamp()}`);
-  writeFileSync(`${base}.json`, JSON.stringify({ mode: realSource ? 'real' : QUICK ? 'quick' : 'full', machine: machine(), notes, results }, null, 2));
+  writeFileSync(`${base}.json`, JSON.stringify({ mode: realSource ? 'real' : QUICK ? 'quick' : 'full', machine: machine(), revision: revision(), notes, results }, null, 2));
   writeFileSync(`${base}.md`, report.markdown);
   log(`wrote ${path.relative(process.cwd(), base)}.json and .md`);
 }
@@ -268,6 +273,7 @@ async function benchDisk(
     restic,
     resticNote,
     profiles,
+    shape: runShape(b.pageSize ?? 4 * MiB, Math.floor(b.cacheCapacityBytes / (b.pageSize ?? 4 * MiB)), 4),
   };
 }
 
@@ -317,26 +323,27 @@ function render(results: DiskResult[], notes: string[], totalMs: number): { text
     }),
   );
   const split = table(
-    ['disk', 'wall s', 'client CPU s', 'Azurite CPU s', 'main-thread busy', 'download', 'slot write', 'slot read', 'process', '  of it encode', 'stage', 'slot wait', 'batches/plan/final s', 'pages', 'deduped', 'zero'],
+    ['disk', 'wall s', 'pages in flight ≤', 'client CPU s', 'Azurite CPU s', 'main-thread busy', 'download', 'slot write', 'slot read', 'process', '  of it encode', 'stage', 'slot wait', 'batches/plan/final s', 'pages', 'deduped', 'zero'],
     results.map((r) => {
       const o = r.backup.output;
-      const s = (o.spans ?? {}) as Record<string, { totalMs: number; busyMs: number }>;
-      const lanes = (o.wallMs * 4) / 100; // concurrency 4: share of lane time
-      const share = (k: string) => (s[k] ? `${f0(s[k].totalMs / lanes)}%` : '-');
+      const s = (o.spans ?? {}) as Record<string, { totalMs: number; busyMs: number; maxActive?: number }>;
+      // average number of calls in progress over the backup (summed call time ÷ wall time)
+      const avg = (k: string) => (s[k] ? `${(s[k].totalMs / o.wallMs).toFixed(1)}` : '-');
       const b = r.backup.result;
       return [
         `${r.key})`,
         f1(o.wallMs / 1000),
+        `${r.shape.runsInFlight}×${r.shape.runPages}`,
         f1((o.userCpuMs + o.systemCpuMs) / 1000),
         r.backup.azuriteCpuSeconds !== undefined ? f1(r.backup.azuriteCpuSeconds) : '-',
         pct(o.eventLoopUtilization),
-        share('download'),
-        share('slotWrite'),
-        share('slotRead'),
-        share('process'),
-        share('encode'),
-        share('stage'),
-        share('slotWait'),
+        avg('download'),
+        avg('slotWrite'),
+        avg('slotRead'),
+        avg('process'),
+        avg('encode'),
+        avg('stage'),
+        avg('slotWait'),
         `${f1((s['phase:batches']?.totalMs ?? 0) / 1000)}/${f1((s['phase:plan']?.totalMs ?? 0) / 1000)}/${f1((s['phase:finalize']?.totalMs ?? 0) / 1000)}`,
         String(b.pages),
         String(b.dedupedPages),
@@ -391,12 +398,12 @@ function render(results: DiskResult[], notes: string[], totalMs: number): { text
   const footer = [
     'PW÷raw = raw-read time ÷ Pagewise backup time over the same allocated bytes (1.00 = as fast as the best raw download; raw excludes listing, Pagewise includes plan + finalize).',
     'PW÷copy = Pagewise allocated MiB/s ÷ best raw copy (download + stage block, no processing) MiB/s.',
-    'PW÷naive = naive time ÷ Pagewise time (>1 = Pagewise faster). Lane shares: summed span time ÷ (wall × 4 lanes).',
-    `Total bench time ${f1(totalMs / 60000)} min.`,
+    'PW÷naive = naive time ÷ Pagewise time (>1 = Pagewise faster). Pages in flight ≤ runs in flight × pages per run (one ranged GET per run).',
+    `Total bench time ${f1(totalMs / 60000)} min. Pagewise revision ${revision()}.`,
   ];
   const text = [
     'Backup throughput', main.text, '',
-    'Where the backup time goes (share of the 4 page lanes)', split.text, '',
+    'Where the backup time goes (average calls in progress = summed call time ÷ wall time)', split.text, '',
     'Raw read and raw copy sweeps (MiB/s; concurrency × range size)', rawTable.text, '',
     'CPU and the other operations', cpuTable.text, '',
     ...(restic.length ? [...restic, ''] : []),
@@ -404,9 +411,9 @@ function render(results: DiskResult[], notes: string[], totalMs: number): { text
     ...allNotes, ...footer,
   ].join('\n');
   const markdown = [
-    `# Pagewise bench — ${new Date().toISOString()}`, '', `Machine: ${machine()}`, '',
+    `# Pagewise bench — ${new Date().toISOString()}`, '', `Machine: ${machine()}`, '', `Pagewise revision: ${revision()}`, '',
     '## Backup throughput', '', main.markdown, '',
-    '## Where the backup time goes (share of the 4 page lanes)', '', split.markdown, '',
+    '## Where the backup time goes (average calls in progress = summed call time ÷ wall time)', '', split.markdown, '',
     '## Raw read and raw copy sweeps (MiB/s; concurrency × range size)', '', rawTable.markdown, '',
     '## CPU and the other operations', '', cpuTable.markdown, '',
     ...(restic.length ? ['## restic', '', ...restic.map((l) => `- ${l}`), ''] : []),
@@ -414,6 +421,16 @@ function render(results: DiskResult[], notes: string[], totalMs: number): { text
     '## Notes', '', ...[...allNotes, ...footer].map((n) => `- ${n}`), '',
   ].join('\n');
   return { text, markdown };
+}
+
+function revision(): string {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: path.resolve(__dirname, '..'), stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'core'], { cwd: path.resolve(__dirname, '..'), stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    return `${head}${dirty ? ' (core/ has uncommitted changes)' : ''}`;
+  } catch {
+    return 'unknown';
+  }
 }
 
 function machine(): string {

@@ -14,6 +14,15 @@ export function parseCount(text: string | undefined, option: string): number | u
   return Number(text);
 }
 
+/** `--concurrency` of restore and verify: the same 1–64 bound the backup's settings enforce. */
+export function parseConcurrency(text: string | undefined, option = '--concurrency'): number | undefined {
+  const value = parseCount(text, option);
+  if (value !== undefined && (value < 1 || value > 64)) {
+    throw new PagewiseError('BadInput', `${option} ${value} must be a whole number from 1 to 64`);
+  }
+  return value;
+}
+
 /** Page size, cache and concurrency checked before any network call. */
 export function engineSettings(opts: { pageSize?: string; cache?: string; concurrency?: string; scratchDir?: string }): ResolvedSettings {
   if (opts.scratchDir !== undefined) {

@@ -8,6 +8,8 @@ import type { DurableClient } from 'durable-functions';
 import { deriveBackupId } from '../core';
 import { BackupOrchestrationInput, DiskRef, EngineOverrides, Orchestrators } from '../orchestrations/contracts';
 import { backupInstanceId } from '../orchestrations/instanceIds';
+import { checkEngineSettings, checkSourceIsNotVault } from './prechecks';
+import { readSettings } from './settings';
 import { startOnce, StartOnceResult } from './starter';
 
 export interface DiskBackupStart extends StartOnceResult {
@@ -19,6 +21,10 @@ export async function startDiskBackup(
   source: DiskRef,
   options: { backupId?: string; settings?: EngineOverrides } = {},
 ): Promise<DiskBackupStart> {
+  // Refuse now what the plan activity would refuse later, so a bad start leaves no failed instance.
+  const settings = readSettings();
+  checkEngineSettings(settings, options.settings);
+  checkSourceIsNotVault(settings, source.url);
   const backupId = options.backupId ?? (await deriveBackupId({ url: source.url }));
   const input: BackupOrchestrationInput = {
     backupId,

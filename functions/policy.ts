@@ -37,8 +37,8 @@ const schema: JSONSchemaType<BackupPolicy> = {
         properties: {
           url: { type: 'string', pattern: '^https?://' },
           days: { type: 'array', items: { type: 'string', enum: [...WEEKDAYS] }, nullable: true },
-          pageSize: { type: 'integer', minimum: 512, nullable: true },
-          cacheBytes: { type: 'integer', minimum: 512, nullable: true },
+          pageSize: { type: 'integer', minimum: 512, maximum: 104857600, multipleOf: 512, nullable: true },
+          cacheBytes: { type: 'integer', minimum: 512, maximum: Number.MAX_SAFE_INTEGER, nullable: true },
           concurrency: { type: 'integer', minimum: 1, maximum: 64, nullable: true },
         },
         required: ['url'],

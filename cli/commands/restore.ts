@@ -1,7 +1,7 @@
 /** `pagewise restore <backup-id> --vault <container-url> --key-file <f> --to <page-blob-url | file> [--force]` */
 import { displayUrl, formatBytes, isBlobTarget, loadUserKey, restoreBackup, validateBackupId } from '../../core';
 import { restoreTarget, storageLocation } from '../locations';
-import { parseCount } from '../options';
+import { parseConcurrency } from '../options';
 import { printJson, printLines, progressBar, rate, seconds } from '../output';
 import { DefineCommand } from './context';
 
@@ -30,7 +30,7 @@ export const defineRestore: DefineCommand = (program, ctx) => {
       const backupId = validateBackupId(id);
       const vault = storageLocation(opts.vault, 'vault', io.env);
       const target = restoreTarget(opts.to, io.env);
-      const concurrency = parseCount(opts.concurrency, '--concurrency');
+      const concurrency = parseConcurrency(opts.concurrency);
       const userKey = await loadUserKey(opts.keyFile);
       const bar = progressBar(io, opts.json ?? false, 'restore');
       let result;

@@ -2,7 +2,7 @@
 import { formatBytes, loadUserKey, validateBackupId, verifyBackup } from '../../core';
 import { EXIT_FAILURE, printError } from '../errors';
 import { storageLocation } from '../locations';
-import { parseCount } from '../options';
+import { parseConcurrency } from '../options';
 import { printJson, printLines, progressBar, seconds } from '../output';
 import { DefineCommand } from './context';
 
@@ -31,7 +31,7 @@ export const defineVerify: DefineCommand = (program, ctx) => {
       const backupId = validateBackupId(id);
       const vault = storageLocation(opts.vault, 'vault', io.env);
       const source = opts.source === undefined ? undefined : storageLocation(opts.source, 'source', io.env);
-      const concurrency = parseCount(opts.concurrency, '--concurrency');
+      const concurrency = parseConcurrency(opts.concurrency);
       const userKey = await loadUserKey(opts.keyFile);
       const bar = progressBar(io, opts.json ?? false, 'verify');
       let result;

@@ -3,6 +3,7 @@
  * layer over the container client that speaks in vault terms (JSON documents, staged blocks, committed
  * segments, ranged reads) and maps storage errors to specific Pagewise errors.
  */
+import { createHash } from 'node:crypto';
 import { ContainerClient, RestError } from '@azure/storage-blob';
 import { PagewiseError } from '../errors';
 import { displayUrl } from '../redact';
@@ -77,9 +78,13 @@ export class VaultStore {
       const chunks: Buffer[] = [];
       let received = 0;
       let expected: number;
+      let md5: Uint8Array | undefined;
       try {
         const response = await this.container.getBlobClient(name).download(offset, count, { maxRetryRequests: 5 });
         expected = count ?? response.contentLength ?? 0;
+        // A whole-blob read carries the blob's stored MD5: it catches a body cut short under a
+        // rewritten Content-Length, which a length check alone cannot.
+        if (offset === 0 && count === undefined) md5 = response.contentMD5 ?? response.blobContentMD5;
         for await (const chunk of response.readableStreamBody as AsyncIterable<Buffer>) {
           chunks.push(chunk);
           received += chunk.length;
@@ -90,7 +95,11 @@ export class VaultStore {
       if (received !== expected) {
         throw new PagewiseError('VaultUnreachable', `short read of ${name} in the vault: ${received} of ${expected} bytes`);
       }
-      return Buffer.concat(chunks, received);
+      const bytes = Buffer.concat(chunks, received);
+      if (md5 && !createHash('md5').update(bytes).digest().equals(Buffer.from(md5))) {
+        throw new PagewiseError('VaultUnreachable', `the read of ${name} in the vault does not match its stored MD5 (damaged in transit)`);
+      }
+      return bytes;
     });
   }
 

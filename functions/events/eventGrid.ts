@@ -5,7 +5,7 @@
  */
 import * as df from 'durable-functions';
 import type { EventGridEvent, InvocationContext } from '@azure/functions';
-import { backupIdFor, displayUrl } from '../../core';
+import { backupIdFor, displayUrl, isPagewiseError, redact } from '../../core';
 import { backupInstanceId } from '../../orchestrations/instanceIds';
 import { snapshotBackupId, startDiskBackup } from '../backupStarts';
 import { findStatus, isRestartable } from '../starter';
@@ -16,7 +16,26 @@ import { classifyEvent } from './diskEvents';
 /** How long the snapshot read SAS lives: long enough for a large disk's backup and its retries. */
 export const SNAPSHOT_SAS_SECONDS = 24 * 3600;
 
+/** Failures a redelivery may cure (Event Grid retries when the function fails); anything else is final. */
+const TRANSIENT = new Set(['SourceUnreachable', 'VaultUnreachable']);
+
+/**
+ * Handles one event. An event that can never be acted on (a URL on an account not in the allow list, a
+ * blob that is not a page blob, bad settings for it) is logged as rejected and acknowledged: failing the
+ * function would only make Event Grid deliver it again for 24 hours. Transient and unexpected errors
+ * fail the invocation so Event Grid retries.
+ */
 export async function handleDiskEvent(raw: unknown, client: df.DurableClient, context: InvocationContext): Promise<void> {
+  try {
+    await actOnEvent(raw, client, context);
+  } catch (err) {
+    if (!isPagewiseError(err) || TRANSIENT.has(err.code)) throw err;
+    const id = typeof raw === 'object' && raw !== null ? String((raw as { id?: unknown }).id ?? '') : '';
+    context.error(`event ${id || '(no id)'} rejected: ${err.code}: ${redact(err.message)}`);
+  }
+}
+
+async function actOnEvent(raw: unknown, client: df.DurableClient, context: InvocationContext): Promise<void> {
   const event = classifyEvent(raw, watchedContainers());
   switch (event.kind) {
     case 'ignored':

@@ -7,7 +7,8 @@ import { Orchestrators, RestoreOrchestrationInput, VerifyOrchestrationInput } fr
 import { restoreInstanceId, verifyInstanceId } from '../../orchestrations/instanceIds';
 import { problem } from '../problems';
 import { assertAllowedAccount, readSettings } from '../settings';
-import { findStatus, startOnce } from '../starter';
+import { checkBackupReadable, checkRestoreTarget } from '../prechecks';
+import { findStatus, isRestartable, startOnce } from '../starter';
 import { validators } from './schemas';
 import { operationView } from './views';
 import { answering, startedResponse, validBody } from './responses';
@@ -21,8 +22,14 @@ df.app.client.http('startRestore', {
   authLevel: 'function',
   handler: answering(async (request, client) => {
     const body = await validBody(request, validators.startRestore);
-    assertAllowedAccount(readSettings(), body.target.url, 'blob', 'target.url');
+    const settings = readSettings();
+    assertAllowedAccount(settings, body.target.url, 'blob', 'target.url');
     const instanceId = restoreInstanceId(body.backupId, targetKey(body.target.url));
+    if (await isNew(client, instanceId)) {
+      // Unknown backup (404), wrong key or incomplete backup (409), existing target (409): say so now.
+      await checkBackupReadable(settings, body.backupId);
+      await checkRestoreTarget(body.target.url, body.overwrite ?? false);
+    }
     const input: RestoreOrchestrationInput = { backupId: body.backupId, target: body.target, overwrite: body.overwrite ?? false };
     const started = await startOnce(client, Orchestrators.restoreDisk, instanceId, input);
     return startedResponse(request, client, 'restores', instanceId, started);
@@ -35,14 +42,22 @@ df.app.client.http('startVerification', {
   authLevel: 'function',
   handler: answering(async (request, client) => {
     const body = await validBody(request, validators.startVerification);
-    if (body.source) assertAllowedAccount(readSettings(), body.source.url, 'blob', 'source.url');
+    const settings = readSettings();
+    if (body.source) assertAllowedAccount(settings, body.source.url, 'blob', 'source.url');
     const readData = body.readData ?? true;
     const instanceId = verifyInstanceId(body.backupId, readData);
+    if (await isNew(client, instanceId)) await checkBackupReadable(settings, body.backupId);
     const input: VerifyOrchestrationInput = { backupId: body.backupId, readData, ...(body.source ? { source: body.source } : {}) };
     const started = await startOnce(client, Orchestrators.verifyBackup, instanceId, input);
     return startedResponse(request, client, 'verifications', instanceId, started);
   }),
 });
+
+/** No instance yet (or a failed one that may start again): a start would run the operation. */
+async function isNew(client: df.DurableClient, instanceId: string): Promise<boolean> {
+  const existing = await findStatus(client, instanceId);
+  return !existing || isRestartable(existing);
+}
 
 for (const kind of ['restores', 'verifications'] as const) {
   const prefix = kind === 'restores' ? 'restore-' : 'verify-';

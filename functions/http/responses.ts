@@ -8,9 +8,19 @@ import { describeErrors } from './schemas';
 import type { StartOnceResult } from '../starter';
 import { operationView, redactDeep } from './views';
 
-/** The JSON body, checked against its schema; otherwise a 400 problem listing what is wrong. */
+/**
+ * Largest request body accepted (bytes). Every valid body is a few hundred bytes (URLs are at most 4096
+ * characters); anything near this is a mistake or an attack, refused before it is parsed.
+ */
+export const MAX_BODY_BYTES = 64 * 1024;
+
+/** The JSON body, checked against its schema; otherwise a 400 problem listing what is wrong (413 if too large). */
 export async function validBody<T>(request: HttpRequest, validate: ValidateFunction<T>): Promise<T> {
+  const declared = Number(request.headers.get('content-length') ?? NaN);
+  if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) throw tooLarge(declared);
   const text = await request.text();
+  const bytes = Buffer.byteLength(text, 'utf8');
+  if (bytes > MAX_BODY_BYTES) throw tooLarge(bytes);
   let body: unknown;
   try {
     body = JSON.parse(text) as unknown;
@@ -21,6 +31,10 @@ export async function validBody<T>(request: HttpRequest, validate: ValidateFunct
     throw new ProblemError(400, 'BadRequestBody', 'the request body does not match the schema', { errors: describeErrors(validate.errors) });
   }
   return body;
+}
+
+function tooLarge(bytes: number): ProblemError {
+  return new ProblemError(413, 'PayloadTooLarge', `the request body is ${bytes} bytes; at most ${MAX_BODY_BYTES} bytes are accepted`);
 }
 
 type ClientHandler = (request: HttpRequest, client: DurableClient, context: InvocationContext) => Promise<HttpResponse>;

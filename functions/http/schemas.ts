@@ -37,8 +37,9 @@ const startBackup: JSONSchemaType<StartBackupBody> = {
   type: 'object',
   properties: {
     source: diskRef,
-    pageSize: { type: 'integer', minimum: 512, maximum: 104857600, nullable: true },
-    cacheBytes: { type: 'integer', minimum: 512, nullable: true },
+    // The source account's page size: a multiple of 512 B, at most 100 MiB (core validatePageSize).
+    pageSize: { type: 'integer', minimum: 512, maximum: 104857600, multipleOf: 512, nullable: true },
+    cacheBytes: { type: 'integer', minimum: 512, maximum: Number.MAX_SAFE_INTEGER, nullable: true },
     concurrency: { type: 'integer', minimum: 1, maximum: 64, nullable: true },
   },
   required: ['source'],

@@ -1,0 +1,47 @@
+/**
+ * Checks a start request can succeed before an orchestration is started for it, so a bad request is
+ * answered at once with a specific problem (400/404/409) instead of a 202 whose orchestration then
+ * fails. The engine checks the same things again when it runs (a target can appear in between); these
+ * are for the caller's feedback and so that a bad request leaves no instance behind.
+ */
+import { PagewiseError, parseStorageUrl, resolveSettings } from '../core';
+import { translateStorageError } from '../core/source/source-disk';
+import { targetBlobClient } from '../core/storage/clients';
+import { readManifest } from '../core/vault/manifest';
+import { VaultStore } from '../core/vault/vault-store';
+import type { EngineOverrides } from '../orchestrations/contracts';
+import { engineSettings, PagewiseSettings, readUserKey } from './settings';
+
+/** Page size, cache and concurrency as the activities will resolve them (app settings + overrides). */
+export function checkEngineSettings(settings: PagewiseSettings, overrides: EngineOverrides = {}): void {
+  resolveSettings(engineSettings(settings, overrides));
+}
+
+/** The secondary copy belongs on separate storage: never the source disk's own container. */
+export function checkSourceIsNotVault(settings: PagewiseSettings, sourceUrl: string): void {
+  const source = parseStorageUrl(sourceUrl, 'blob', 'the source disk URL');
+  const vault = parseStorageUrl(settings.vault.url, 'container', 'PAGEWISE_VAULT_URL');
+  const sameHost = source.url.host.toLowerCase() === vault.url.host.toLowerCase();
+  if (sameHost && source.account.toLowerCase() === vault.account.toLowerCase() && source.container === vault.container) {
+    throw new PagewiseError('BadInput', 'the source disk is in the vault container: the secondary copy belongs on separate storage');
+  }
+}
+
+/** The backup exists, is complete, and the app's user key opens it (manifest MAC checked). */
+export async function checkBackupReadable(settings: PagewiseSettings, backupId: string): Promise<void> {
+  await readManifest(VaultStore.open(settings.vault), backupId, readUserKey());
+}
+
+/** A restore target that exists is refused unless `overwrite` (as the engine would, but before starting). */
+export async function checkRestoreTarget(targetUrl: string, overwrite: boolean): Promise<void> {
+  if (overwrite) return;
+  const { client } = targetBlobClient({ url: targetUrl });
+  const what = 'the restore target';
+  let exists: boolean;
+  try {
+    exists = await client.exists();
+  } catch (err) {
+    throw translateStorageError(err, what, 'VaultUnreachable', 'VaultUnreachable');
+  }
+  if (exists) throw new PagewiseError('TargetExists', `${what} already exists; set "overwrite": true to replace it`);
+}
