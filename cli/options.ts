@@ -4,12 +4,24 @@ import { statSync } from 'node:fs';
 
 export type ResolvedSettings = ReturnType<typeof resolveSettings>;
 
+/** Longest option value echoed back in an error: a huge value gets a short line, not itself. */
+const MAX_ECHO = 64;
+
+function tooLong(text: string, option: string): PagewiseError | undefined {
+  return text.length > MAX_ECHO ? new PagewiseError('BadInput', `${option} "${text.slice(0, 16)}…" (${text.length} characters) is not a valid value`) : undefined;
+}
+
 export function parseSize(text: string | undefined, option: string): number | undefined {
-  return text === undefined ? undefined : parseBytes(text, option);
+  if (text === undefined) return undefined;
+  const long = tooLong(text, option);
+  if (long) throw long;
+  return parseBytes(text, option);
 }
 
 export function parseCount(text: string | undefined, option: string): number | undefined {
   if (text === undefined) return undefined;
+  const long = tooLong(text, option);
+  if (long) throw long;
   if (!/^\s*\d+\s*$/.test(text)) throw new PagewiseError('BadInput', `${option} "${text}" is not a whole number`);
   return Number(text);
 }

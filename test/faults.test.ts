@@ -8,6 +8,7 @@ import { backupDisk, restoreBackup, verifyBackup } from '../core';
 import { sampleVmLayout } from '../embedded/sample-disk';
 import { startFaultProxy, FaultProxy } from './harness/fault-proxy';
 import { fileSha256, MiB, startEnv, TestEnv } from './harness/env';
+import { recordSummary } from './harness/fault-summary';
 
 let env: TestEnv;
 let proxy: FaultProxy;
@@ -41,10 +42,11 @@ test('backup, verify and restore through ≥ 5% injected faults lose nothing', a
     expect(await env.blobSha256(env.targetUrl(`${name}-restored`))).toBe(disk.sha256);
     summary.restoresIdentical++;
   }
-  const { requests, faults } = proxy.stats;
+  const { requests, retries, faults } = proxy.stats;
   const injected = Object.values(faults).reduce((a, b) => a + b, 0);
-  // The figures asked for: requests, faults by kind, backups completed, pages lost, restores identical.
-  console.log(`fault run: ${JSON.stringify({ requests, injected, faults, ...summary })}`);
+  // The figures asked for: requests, faults by kind, retries, backups completed, pages lost, restores identical.
+  console.log(`fault run: ${JSON.stringify({ requests, injected, faults, retries, ...summary })}`);
+  recordSummary('faults', { requests, injected, faults, retries, ...summary });
   expect(injected / requests).toBeGreaterThanOrEqual(0.05);
   for (const kind of Object.keys(faults) as Array<keyof typeof faults>) expect(faults[kind]).toBeGreaterThan(0);
   expect(summary).toEqual({ backups: 2, restoresIdentical: 4, pagesLost: 0 });

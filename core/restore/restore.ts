@@ -14,7 +14,7 @@ import { translateStorageError } from '../source/source-disk';
 import { targetBlobClient } from '../storage/clients';
 import { RestoreRequest, RestoreResult } from '../types';
 import { PageEntry } from '../vault/page-table';
-import { BackupReader } from './backup-reader';
+import { BackupReader, blockRuns } from './backup-reader';
 
 export function isBlobTarget(target: string): boolean {
   return /^https?:\/\//i.test(target);
@@ -55,16 +55,18 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
   const total = reader.entryCount;
   try {
     for await (const { entries } of reader.segments()) {
-      await forEachLimited(entries, req.concurrency ?? 4, async (entry: PageEntry) => {
-        const plain = await reader.readPage(entry);
-        const base = entry.page * manifest.pageSize;
-        // Zero runs inside a page are left unwritten too, so the target stays as sparse as the source.
-        for (const run of nonZeroRuns(plain)) {
-          await sink.write(base + run.start, plain.subarray(run.start, run.end));
-          bytesWritten += run.end - run.start;
+      await forEachLimited(blockRuns(entries), req.concurrency ?? 4, async (run: PageEntry[]) => {
+        for (const { entry, plain, error } of await reader.readRun(run)) {
+          if (error) throw error;
+          const base = entry.page * manifest.pageSize;
+          // Zero runs inside a page are left unwritten too, so the target stays as sparse as the source.
+          for (const part of nonZeroRuns(plain!)) {
+            await sink.write(base + part.start, plain!.subarray(part.start, part.end));
+            bytesWritten += part.end - part.start;
+          }
+          pagesWritten++;
+          req.onProgress?.(pagesWritten, total);
         }
-        pagesWritten++;
-        req.onProgress?.(pagesWritten, total);
       });
     }
     await sink.commit();

@@ -9,7 +9,7 @@ import { ScratchCache } from '../cache/scratch-cache';
 import { PseudoDisk } from '../cache/pseudo-disk';
 import { forEachLimited } from '../concurrency';
 import { isPagewiseError } from '../errors';
-import { BackupReader } from '../restore/backup-reader';
+import { BackupReader, blockRuns } from '../restore/backup-reader';
 import { PageGrid, pagesOfRangesAsync, ByteRange } from '../source/page-grid';
 import { SourceDisk } from '../source/source-disk';
 import { VerifyRequest, VerifyResult } from '../types';
@@ -49,21 +49,25 @@ export async function verifyBackup(req: VerifyRequest): Promise<VerifyResult> {
   };
   try {
     for await (const { segment, entries } of reader.segments()) {
-      await forEachLimited(entries, req.concurrency ?? 4, async (entry: PageEntry) => {
+      const sound: PageEntry[] = [];
+      for (const entry of entries) {
         const structural = reader.checkEntry(entry);
-        if (structural) note(structural);
-        else if (readData) {
-          try {
-            const plain = await reader.readPage(entry);
+        if (structural) {
+          note(structural);
+          pagesChecked++;
+        } else sound.push(entry);
+      }
+      await forEachLimited(readData ? blockRuns(sound) : sound.map((e) => [e]), req.concurrency ?? 4, async (run: PageEntry[]) => {
+        const reads = readData ? await reader.readRun(run) : run.map((entry) => ({ entry, plain: undefined, error: undefined }));
+        for (const { plain, error } of reads) {
+          if (error) note(error.message);
+          else if (plain) {
             blocksChecked++;
             bytesChecked += plain.length;
-          } catch (err) {
-            if (!isPagewiseError(err)) throw err;
-            note(err.message);
           }
+          pagesChecked++;
+          req.onProgress?.(pagesChecked, total);
         }
-        pagesChecked++;
-        req.onProgress?.(pagesChecked, total);
       });
       await compareUpTo(segment, entries);
     }

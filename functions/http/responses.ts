@@ -73,7 +73,8 @@ export function startedResponse(
       statusUri: self,
       // The durable webhooks for operators, without the system key Azure puts in them (`code`).
       management: {
-        statusQueryGetUri: linkFor(management.statusQueryGetUri, origin),
+        // showInput=false: the status webhook would otherwise echo the input, and with it the SAS.
+        statusQueryGetUri: linkFor(management.statusQueryGetUri, origin, { showInput: 'false' }),
         terminatePostUri: linkFor(management.terminatePostUri, origin),
       },
     }),
@@ -81,8 +82,9 @@ export function startedResponse(
 }
 
 /** A management link on the caller's origin (as createCheckStatusResponse does), without `code`. */
-function linkFor(url: string, origin: string): string {
+function linkFor(url: string, origin: string, extra: Record<string, string> = {}): string {
   const link = new URL(url);
   link.searchParams.delete('code');
+  for (const [name, value] of Object.entries(extra)) link.searchParams.set(name, value);
   return `${origin}${link.pathname}${link.search}`;
 }

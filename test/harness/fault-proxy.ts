@@ -24,7 +24,12 @@ export interface FaultProxy {
   port: number;
   /** Rewrites a URL of the target to go through the proxy. */
   via(url: string): string;
-  stats: { requests: number; faults: Record<FaultKind, number> };
+  /**
+   * `retries`: requests re-sent by a client, counted as requests whose `x-ms-client-request-id` was
+   * seen before (the Azure SDK keeps the ID across its retries; Pagewise's own re-reads get new IDs
+   * and are not counted here).
+   */
+  stats: { requests: number; retries: number; faults: Record<FaultKind, number> };
   stop(): Promise<void>;
 }
 
@@ -44,11 +49,17 @@ const ALL: FaultKind[] = ['throttle', 'error500', 'reset', 'truncate', 'latency'
 export async function startFaultProxy(options: FaultProxyOptions): Promise<FaultProxy> {
   const random = prng(options.seed);
   const kinds = options.kinds ?? ALL;
-  const stats = { requests: 0, faults: { throttle: 0, error500: 0, reset: 0, truncate: 0, latency: 0 } as Record<FaultKind, number> };
+  const seenIds = new Set<string>();
+  const stats = { requests: 0, retries: 0, faults: { throttle: 0, error500: 0, reset: 0, truncate: 0, latency: 0 } as Record<FaultKind, number> };
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 
   const server = http.createServer((req, res) => {
     stats.requests++;
+    const clientRequestId = req.headers['x-ms-client-request-id'];
+    if (typeof clientRequestId === 'string') {
+      if (seenIds.has(clientRequestId)) stats.retries++;
+      else seenIds.add(clientRequestId);
+    }
     let fault: FaultKind | undefined = random() < options.rate ? kinds[Math.floor(random() * kinds.length)] : undefined;
     const isRead = req.method === 'GET' || req.method === 'HEAD';
     if ((fault === 'reset' || fault === 'truncate') && !isRead) fault = 'reset-before' as never;
