@@ -115,10 +115,13 @@ async function main(): Promise<void> {
     } else {
       if (PROFILE) {
         mkdirSync(profDir, { recursive: true });
-        process.env.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${profDir} --cpu-prof-name=azurite.cpuprofile --cpu-prof-interval=500`;
+        // node refuses --cpu-prof in NODE_OPTIONS: a preload starts the profiler through the inspector
+        process.env.NODE_OPTIONS = `--require ${path.join(__dirname, 'lib', 'cpu-prof-preload.js')}`;
+        process.env.BENCH_PROF_FILE = path.join(profDir, 'azurite.cpuprofile');
       }
       azurite = await startAzurite({ accounts: ['src', 'vault'] });
       delete process.env.NODE_OPTIONS;
+      delete process.env.BENCH_PROF_FILE;
       const small = QUICK ? 256 * MiB : 1 * GiB;
       const big = QUICK ? 8 * GiB : 64 * GiB;
       const specs: DiskSpec[] = [
@@ -385,7 +388,7 @@ function render(results: DiskResult[], notes: string[], totalMs: number): { text
       const name = path.basename(p.file);
       profileText.push(`CPU profile ${name} (disk ${r.key}, ${f1(p.totalMs / 1000)} s sampled):`);
       profileText.push(`  by category: ${p.categories.slice(0, 10).map((c) => `${c.category} ${pct(c.share)}`).join(', ')}`);
-      profileText.push(`  top self time: ${p.top.slice(0, 10).map((t) => `${t.fn} [${t.category}] ${pct(t.share)}`).join('; ')}`);
+      profileText.push(`  top self time: ${p.top.slice(0, 10).map((t) => `${t.fn} (${t.where}) [${t.category}] ${pct(t.share)}`).join("; ")}`);
     }
   }
   const restic = results.filter((r) => r.restic).map((r) => `restic ${r.key}): ${f1(r.restic!.ms / 1000)} s, peak RSS ${r.restic!.peakRssBytes ? mb(r.restic!.peakRssBytes) : '?'}, CPU ${r.restic!.cpuSeconds?.toFixed(1) ?? '?'} s, repo ${r.restic!.repoBytes ? mb(r.restic!.repoBytes) : '?'} (${r.restic!.version})`);

@@ -30,11 +30,20 @@ export async function startOnce(
     return { instanceId, started: true };
   } catch (err) {
     // Another starter won the race between our status check and our start: that is the duplicate case.
-    const now = await findStatus(client, instanceId);
-    if (now && !isRestartable(now)) return { instanceId, started: false, status: now };
-    throw err;
+    // The winner's instance may not be readable yet (it is being created), so look again briefly.
+    const conflict = err instanceof Error && /\b409\b|already (pending|running|exists)/i.test(err.message);
+    for (let attempt = 0; ; attempt++) {
+      const now = await findStatus(client, instanceId);
+      if (now && !isRestartable(now)) return { instanceId, started: false, status: now };
+      if (!conflict || now || attempt >= CONFLICT_LOOKUPS) throw err;
+      await new Promise((resolve) => setTimeout(resolve, CONFLICT_LOOKUP_DELAY_MS));
+    }
   }
 }
+
+/** After a conflicting start: how often, and how far apart, to look for the winner's instance. */
+const CONFLICT_LOOKUPS = 20;
+const CONFLICT_LOOKUP_DELAY_MS = 100;
 
 /** The status of an instance, or undefined when there is none (DurableClient reports that as a 404 error). */
 export async function findStatus(client: DurableClient, instanceId: string): Promise<DurableOrchestrationStatus | undefined> {

@@ -39,7 +39,7 @@ async function actOnEvent(raw: unknown, client: df.DurableClient, context: Invoc
   const event = classifyEvent(raw, watchedContainers());
   switch (event.kind) {
     case 'ignored':
-      context.log(`event ${event.eventId} ignored: ${event.reason}`);
+      context.log(`event ${event.eventId || '(no id)'} ignored: ${event.reason}`);
       return;
     case 'snapshot': {
       const backupId = snapshotBackupId(event.resourceId);

@@ -1,0 +1,272 @@
+/**
+ * Secrets never leak. A full backup → list → verify → restore runs through the CLI (in-process `run`,
+ * captured IO) and through the HTTP API on the local durable runtime, with real SAS URLs, connection
+ * strings and a key file, including failures (problem bodies, failed orchestrations, PAGEWISE_DEBUG
+ * stacks). Everything that comes out is kept — stdout/stderr, problem and status bodies (with the
+ * orchestration customStatus/output/error they carry), the management link's answer, every
+ * InvocationContext log line, console.* and process stdout/stderr writes — and every blob in the vault
+ * is downloaded. None may contain a SAS signature used, an account key, a connection string, the user
+ * key or any backup's unwrapped data key.
+ */
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { format } from 'node:util';
+import { HttpRequest, HttpResponse } from '@azure/functions';
+import { captureIO, run } from '../cli/main';
+import { loadUserKey } from '../core';
+import { unwrapDataKey } from '../core/crypto/keys';
+import type { BackupPlan } from '../core/vault/plan';
+import { LocalApp, startLocalApp } from '../runtime/localApp';
+import { KiB, MiB, startEnv, TestEnv } from './harness/env';
+
+let env: TestEnv;
+let app: LocalApp;
+let keyFile: string;
+const outputs: string[] = [];
+const sasUrls: string[] = [];
+let restoreSpies: Array<() => void> = [];
+
+/** Every SAS URL the run hands out goes through here, so its signature is a needle. */
+function sas(url: string): string {
+  sasUrls.push(url);
+  return url;
+}
+
+beforeAll(async () => {
+  env = await startEnv();
+  for (const method of ['log', 'info', 'warn', 'error', 'debug'] as const) {
+    const spy = jest.spyOn(console, method).mockImplementation((...args: unknown[]) => void outputs.push(format(...args)));
+    restoreSpies.push(() => spy.mockRestore());
+  }
+  for (const stream of [process.stdout, process.stderr]) {
+    const original = stream.write.bind(stream);
+    const spy = jest.spyOn(stream, 'write').mockImplementation(((chunk: unknown, ...rest: unknown[]) => {
+      outputs.push(String(chunk));
+      return (original as (...a: unknown[]) => boolean)(chunk, ...rest);
+    }) as typeof stream.write);
+    restoreSpies.push(() => spy.mockRestore());
+  }
+});
+afterAll(async () => {
+  for (const restore of restoreSpies) restore();
+  restoreSpies = [];
+  await app?.stop();
+  await env?.stop();
+});
+
+async function cli(args: string[], extraEnv: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  const io = captureIO({ ...extraEnv });
+  const code = await run(args, io);
+  outputs.push(io.stdoutText(), io.stderrText());
+  return { code, stdout: io.stdoutText(), stderr: io.stderrText() };
+}
+
+function request(method: string, url: string, body?: unknown, params: Record<string, string> = {}): HttpRequest {
+  const u = new URL(url, 'http://127.0.0.1:7071');
+  return new HttpRequest({
+    method,
+    url: u.href,
+    headers: { 'content-type': 'application/json' },
+    query: Object.fromEntries(u.searchParams),
+    params,
+    ...(body !== undefined ? { body: { string: JSON.stringify(body) } } : {}),
+  });
+}
+
+async function http(fn: string, req: HttpRequest): Promise<{ status: number; body: Record<string, unknown> }> {
+  const response: HttpResponse = await app.host.invokeHttp(fn, req);
+  const text = await response.text();
+  outputs.push(text, JSON.stringify(Object.fromEntries(response.headers.entries())));
+  return { status: response.status, body: JSON.parse(text) as Record<string, unknown> };
+}
+
+test('a full run through the CLI and the HTTP API leaks no secret into any output or any vault blob', async () => {
+  const { az } = env;
+  const vaultCs = az.accounts.vault.connectionString;
+  const srcCs = az.accounts.src.connectionString;
+  const vaultNoSas = `${az.accounts.vault.endpoint}/vault`;
+  await env.makeDisk('secret.vhd', 8 * MiB, [
+    { offset: 0, length: 256 * KiB, kind: 'text', seed: 1 },
+    { offset: 4 * MiB, length: 512 * KiB, kind: 'random', seed: 2 },
+  ]);
+  await env.makeDisk('api.vhd', 4 * MiB, [{ offset: MiB, length: 256 * KiB, kind: 'random', seed: 3 }]);
+  const source = sas(env.sourceUrl('secret.vhd'));
+  const vault = sas(az.sasUrl('vault', 'vault'));
+  const settings = ['--page-size', '64KiB', '--cache', '256KiB'];
+
+  // ---- CLI: keygen, backup (inline and orchestrated), list, verify, restore, and failures ----------
+  keyFile = path.join(env.tmp, 'user.key');
+  expect((await cli(['keygen', keyFile])).code).toBe(0);
+  const backup = await cli(['backup', source, '--vault', vaultNoSas, '--key-file', keyFile, ...settings, '--json'], { PAGEWISE_VAULT_CONNECTION_STRING: vaultCs });
+  expect(backup.stderr).toBe('');
+  const backupId = JSON.parse(backup.stdout).backupId as string;
+  expect((await cli(['backup', source, '--vault', vaultNoSas, '--key-file', keyFile, ...settings, '--backup-id', 'secrets-local', '--engine', 'local'], { PAGEWISE_VAULT_CONNECTION_STRING: vaultCs })).code).toBe(0);
+  expect((await cli(['backup', source, '--vault', vault, '--key-file', keyFile, ...settings, '--backup-id', 'secrets-damaged', '--json'])).code).toBe(0);
+  expect((await cli(['list', '--vault', vault, '--json'])).code).toBe(0);
+  expect((await cli(['list', '--vault', vaultNoSas], { PAGEWISE_VAULT_CONNECTION_STRING: vaultCs })).code).toBe(0);
+  expect((await cli(['verify', backupId, '--vault', vault, '--key-file', keyFile, '--source', source, '--json'])).code).toBe(0);
+  expect((await cli(['verify', 'secrets-local', '--vault', vaultNoSas, '--key-file', keyFile, '--source', `${az.accounts.src.endpoint}/disks/secret.vhd`], { PAGEWISE_VAULT_CONNECTION_STRING: vaultCs, PAGEWISE_SOURCE_CONNECTION_STRING: srcCs })).code).toBe(0);
+  const target = sas(env.targetUrl('cli-restored.vhd'));
+  expect((await cli(['restore', backupId, '--vault', vault, '--key-file', keyFile, '--to', target, '--json'])).code).toBe(0);
+  expect((await cli(['restore', backupId, '--vault', vaultNoSas, '--key-file', keyFile, '--to', `${az.accounts.vault.endpoint}/restores/cli-cs.vhd`], { PAGEWISE_VAULT_CONNECTION_STRING: vaultCs, PAGEWISE_TARGET_CONNECTION_STRING: vaultCs })).code).toBe(0);
+  expect((await cli(['restore', backupId, '--vault', vault, '--key-file', keyFile, '--to', path.join(env.tmp, 'cli.img')])).code).toBe(0);
+  // Failures, some with PAGEWISE_DEBUG=1 (the cause's stack is printed, redacted).
+  const debug = { PAGEWISE_DEBUG: '1' };
+  const failures = [
+    await cli(['restore', backupId, '--vault', vault, '--key-file', keyFile, '--to', target], debug),
+    await cli(['backup', sas(az.sasUrl('src', 'disks', 'secret.vhd', { permissions: 'r', startsOn: new Date(Date.now() - 7200_000), expiresOn: new Date(Date.now() - 3600_000) })), '--vault', vault, '--key-file', keyFile], debug),
+    await cli(['backup', sas(az.sasUrl('src', 'disks', undefined, { permissions: 'l' }).replace('/disks?', '/disks/secret.vhd?')), '--vault', vault, '--key-file', keyFile], debug),
+    await cli(['backup', sas(env.sourceUrl('missing.vhd')), '--vault', vault, '--key-file', keyFile], debug),
+    await cli(['backup', source, '--vault', sas(az.sasUrl('vault', 'vault', undefined, { permissions: 'rl' })), '--key-file', keyFile, ...settings, '--backup-id', 'denied-write'], debug),
+    await cli(['list', '--vault', vaultNoSas], { PAGEWISE_VAULT_CONNECTION_STRING: srcCs, ...debug }),
+    await cli(['list', '--vault', `${az.accounts.vault.endpoint}/vault`], { PAGEWISE_VAULT_CONNECTION_STRING: 'AccountName=vault;AccountKey=notbase64!!;Garbage', ...debug }),
+  ];
+  for (const f of failures) expect(f.code).not.toBe(0);
+
+  // Damage a copy so verification and restore through the API fail (their errors are returned too).
+  const segment = az.accounts.vault.service.getContainerClient('vault').getBlockBlobClient('backups/secrets-damaged/segments/00000000.seg');
+  const bytes = await segment.downloadToBuffer();
+  for (let i = 64; i < bytes.length; i += 8192) bytes[i] ^= 0x5a;
+  await segment.uploadData(bytes);
+
+  // ---- HTTP API on the local runtime: vault by connection string, user key as key-file JSON ---------
+  const logs: string[] = [];
+  app = await startLocalApp({
+    taskHub: { connectionString: vaultCs },
+    appSettings: {
+      PAGEWISE_VAULT_URL: vaultNoSas,
+      PAGEWISE_VAULT_CONNECTION_STRING: vaultCs,
+      PAGEWISE_USER_KEY: await fs.readFile(keyFile, 'utf8'),
+      PAGEWISE_ALLOWED_ACCOUNTS: 'src,vault',
+      PAGEWISE_WATCHED_CONTAINERS: 'disks',
+      PAGEWISE_PAGE_SIZE: String(64 * KiB),
+      PAGEWISE_CACHE_BYTES: String(256 * KiB),
+    },
+    log: (level, message, fn) => logs.push(`${level} ${fn} ${message}`),
+  });
+  // Activity and orchestrator logs go to the runtime's log, which startLocalApp does not expose (info
+  // lines are dropped by default): route them here too, so every InvocationContext line is scanned.
+  (app.runtime as unknown as { log: (level: string, message: string) => void }).log = (level, message) => logs.push(`${level} (durable) ${message}`);
+  const apiSource = sas(env.sourceUrl('api.vhd'));
+  const started = await http('startBackup', request('POST', '/api/backups', { source: { url: apiSource } }));
+  expect(started.status).toBe(202);
+  const apiId = started.body.id as string;
+  await app.runtime.waitForCompletion(`backup-${apiId}`, { timeoutInMs: 60_000 });
+  expect((await http('getBackup', request('GET', `/api/backups/${apiId}`, undefined, { id: apiId }))).body.runtimeStatus).toBe('Completed');
+  expect((await http('getBackup', request('GET', `/api/backups/${backupId}`, undefined, { id: backupId }))).status).toBe(200); // catalog entry
+  await http('listBackups', request('GET', '/api/backups'));
+  await http('listBackups', request('GET', `/api/backups?disk=${encodeURIComponent(apiSource)}`));
+  expect((await http('startBackup', request('POST', '/api/backups', { source: { url: apiSource } }))).status).toBe(200); // duplicate
+
+  // The management link handed out answers without the input (which holds the SAS).
+  const management = (started.body.management as { statusQueryGetUri: string }).statusQueryGetUri;
+  const hostOrigin = (app.host as unknown as { origin: string }).origin;
+  const webhook = await fetch(management.replace('http://127.0.0.1:7071', hostOrigin));
+  expect(webhook.status).toBe(200);
+  const webhookText = await webhook.text();
+  outputs.push(webhookText);
+  expect(JSON.parse(webhookText)).toMatchObject({ runtimeStatus: 'Completed', input: null });
+
+  const ops: Array<[string, string, string]> = [];
+  for (const [fn, get, body] of [
+    ['startRestore', 'getRestore', { backupId: apiId, target: { url: sas(env.targetUrl('api-restored.vhd')) } }],
+    ['startVerification', 'getVerification', { backupId: apiId, source: { url: apiSource } }],
+    ['startVerification', 'getVerification', { backupId: 'secrets-damaged', readData: true, source: { url: source } }],
+  ] as const) {
+    const r = await http(fn, request('POST', `/api/${fn === 'startRestore' ? 'restores' : 'verifications'}`, body));
+    expect(r.status).toBe(202);
+    ops.push([get, r.body.id as string, fn]);
+  }
+  const finals: string[] = [];
+  for (const [get, id] of ops) {
+    await app.runtime.waitForCompletion(id, { timeoutInMs: 60_000 });
+    const view = await http(get, request('GET', `/api/x/${id}`, undefined, { id }));
+    finals.push(view.body.runtimeStatus as string);
+  }
+  // (A restore of the damaged copy would fail too, but only after the activity's five retries: the
+  // orchestration retries every activity failure, permanent ones included.)
+  expect(finals).toEqual(['Completed', 'Completed', 'Failed']);
+
+  // Problem bodies that name URLs carrying a SAS.
+  const problems = [
+    await http('startBackup', request('POST', '/api/backups', { source: { url: 'https://elsewhere.blob.core.windows.net/vhds/d.vhd?sv=2024-01-01&sig=c2VjcmV0LXNpZw%3D%3D' } })),
+    await http('startBackup', request('POST', '/api/backups', { source: { url: sas(env.sourceUrl('missing.vhd')) } })),
+    await http('startBackup', request('POST', '/api/backups', { source: { url: sas(az.sasUrl('src', 'disks', undefined, { permissions: 'l' }).replace('/disks?', '/disks/api.vhd?')) } })),
+    await http('startRestore', request('POST', '/api/restores', { backupId: apiId, target: { url: sas(env.targetUrl('api-restored.vhd')) }, overwrite: false })),
+    await http('startRestore', request('POST', '/api/restores', { backupId: apiId, target: { url: sas(env.targetUrl('cli-restored.vhd')) } })),
+  ];
+  expect(problems.map((p) => p.status)).toEqual([403, 404, 403, 200, 409]);
+  await app.host.invokeEventGrid('diskEvents', {
+    id: 'ssrf', eventType: 'Microsoft.Storage.BlobCreated', topic: '/subscriptions/x/resourceGroups/r/providers/Microsoft.Storage/storageAccounts/elsewhere',
+    subject: '/blobServices/default/containers/disks/blobs/d.vhd', data: { blobType: 'PageBlob', url: 'https://elsewhere.blob.core.windows.net/disks/d.vhd?sig=c2VjcmV0LXNpZw%3D%3D' },
+  });
+  outputs.push(...logs);
+
+  // ---- The needles --------------------------------------------------------------------------------
+  const userKey = await loadUserKey(keyFile);
+  const vaultContainer = az.accounts.vault.service.getContainerClient('vault');
+  const dataKeys: Buffer[] = [];
+  for await (const blob of vaultContainer.listBlobsFlat({ prefix: 'backups/' })) {
+    const m = /^backups\/([^/]+)\/plan\.json$/.exec(blob.name);
+    if (!m) continue;
+    const plan = JSON.parse((await vaultContainer.getBlobClient(blob.name).downloadToBuffer()).toString()) as BackupPlan;
+    dataKeys.push(unwrapDataKey(userKey, plan.encryption.wrappedDataKey, m[1], plan.encryption.keyId));
+  }
+  expect(dataKeys.length).toBeGreaterThanOrEqual(4);
+  const signatures = sasUrls.map((u) => /[?&]sig=([^&]+)/.exec(u)![1]);
+  expect(new Set(signatures).size).toBeGreaterThanOrEqual(8);
+  const textNeedles = new Map<string, string>();
+  for (const s of signatures) {
+    textNeedles.set(s, 'a SAS signature (URL-encoded)');
+    textNeedles.set(decodeURIComponent(s), 'a SAS signature');
+  }
+  for (const account of Object.values(az.accounts)) {
+    textNeedles.set(account.key, `account key of ${account.name}`);
+    textNeedles.set(encodeURIComponent(account.key), `account key of ${account.name} (URL-encoded)`);
+    textNeedles.set(account.connectionString, `connection string of ${account.name}`);
+  }
+  for (const [name, key] of [['the user key', userKey], ...dataKeys.map((k, i) => [`data key ${i}`, k] as const)] as Array<[string, Buffer]>) {
+    textNeedles.set(key.toString('base64'), `${name} (base64)`);
+    textNeedles.set(key.toString('hex'), `${name} (hex)`);
+    textNeedles.set(key.toString('base64url'), `${name} (base64url)`);
+  }
+  const byteNeedles = new Map<Buffer, string>([[userKey, 'the user key (raw)'], ...dataKeys.map((k, i) => [k, `data key ${i} (raw)`] as [Buffer, string])]);
+  for (const [needle, name] of textNeedles) byteNeedles.set(Buffer.from(needle, 'utf8'), name);
+
+  // The scanner itself finds what it looks for (a SAS URL, a connection string, a raw data key).
+  const control = Buffer.concat([Buffer.from(`x ${vault} ${vaultCs} `), dataKeys[0]]);
+  expect(new Set([...byteNeedles].filter(([n]) => control.includes(n)).map(([, name]) => name.replace(/ \(.*\)$/, '')))).toEqual(
+    new Set(['a SAS signature', 'account key of vault', 'connection string of vault', 'data key 0']),
+  );
+
+  // ---- Scan the outputs ---------------------------------------------------------------------------
+  expect(outputs.join('').length).toBeGreaterThan(5000);
+  expect(logs.filter((l) => l.includes('(durable)')).length).toBeGreaterThanOrEqual(2);
+  expect(logs.length).toBeGreaterThanOrEqual(5);
+  const text = outputs.join('\n');
+  const leaks = [...textNeedles].filter(([needle]) => text.includes(needle)).map(([, name]) => name);
+  expect(leaks).toEqual([]);
+  expect(text).not.toMatch(/sig=(?!REDACTED)[A-Za-z0-9%+/=]{8,}/i);
+  expect(text).not.toMatch(/AccountKey=(?!REDACTED)/);
+
+  // ---- Scan every blob in the vault (plan, batch records, segments, page tables, manifests, marker) --
+  let scanned = 0;
+  const blobLeaks: string[] = [];
+  for await (const blob of vaultContainer.listBlobsFlat()) {
+    const content = await vaultContainer.getBlobClient(blob.name).downloadToBuffer();
+    scanned++;
+    for (const [needle, name] of byteNeedles) if (content.includes(needle)) blobLeaks.push(`${blob.name}: ${name}`);
+  }
+  expect(scanned).toBeGreaterThan(20);
+  expect(blobLeaks).toEqual([]);
+
+  // The task hub (orchestration state, same account) holds no key, connection string or data key.
+  // (It does hold the SAS URLs of orchestration inputs, as Durable Functions' own task hub does.)
+  const hub = az.accounts.vault.service.getContainerClient('pagewise-taskhub');
+  const hubLeaks: string[] = [];
+  for await (const blob of hub.listBlobsFlat()) {
+    const content = await hub.getBlobClient(blob.name).downloadToBuffer();
+    for (const [needle, name] of byteNeedles) if (!/SAS signature/.test(name) && content.includes(needle)) hubLeaks.push(`${blob.name}: ${name}`);
+  }
+  expect(hubLeaks).toEqual([]);
+});
