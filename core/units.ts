@@ -1,5 +1,8 @@
 import { PagewiseError } from './errors';
 
+/** Echoes user input in an error without letting a huge value flood the message. */
+const shown = (text: string) => (text.length > 64 ? `${text.slice(0, 61)}...` : text);
+
 const UNITS: Record<string, number> = {
   '': 1, b: 1,
   k: 1024, kb: 1000, kib: 1024,
@@ -17,10 +20,10 @@ export function parseBytes(text: string | number, setting: string): number {
   const match = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text);
   const factor = match ? UNITS[match[2].toLowerCase()] : undefined;
   if (!match || factor === undefined) {
-    throw new PagewiseError('BadInput', `${setting} "${text}" is not a size (examples: 512, 64KiB, 4MiB, 1GiB)`);
+    throw new PagewiseError('BadInput', `${setting} "${shown(text)}" is not a size (examples: 512, 64KiB, 4MiB, 1GiB)`);
   }
   const bytes = Number(match[1]) * factor;
-  if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new PagewiseError('BadInput', `${setting} "${text}" is not a positive whole number of bytes`);
+  if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new PagewiseError('BadInput', `${setting} "${shown(text)}" is not a positive whole number of bytes`);
   return bytes;
 }
 

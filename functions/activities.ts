@@ -4,7 +4,8 @@
  */
 import * as df from 'durable-functions';
 import type { InvocationContext } from '@azure/functions';
-import { finalizeBackup, planBackup, restoreBackup, runBackupBatch, verifyBackup, displayUrl } from '../core';
+import { finalizeBackup, planBackup, restoreBackup, runBackupBatch, verifyBackup, displayUrl, isPagewiseError, redact } from '../core';
+import type { PermanentFailure } from '../orchestrations/activityOutcome';
 import type { BackupRequest } from '../core/types';
 import {
   Activities,
@@ -14,6 +15,24 @@ import {
   VerifyOrchestrationInput,
 } from '../orchestrations/contracts';
 import { assertAllowedAccount, assertAllowedSource, engineSettings, readSettings, readUserKey } from './settings';
+
+/** Storage that could not be reached may answer next time; everything else Pagewise raises will not. */
+const TRANSIENT = new Set(['SourceUnreachable', 'VaultUnreachable', 'Aborted']);
+
+/**
+ * Hands permanent Pagewise failures back as a value (the orchestrator fails at once, see
+ * orchestrations/activityOutcome.ts); transient and unexpected errors are thrown and retried.
+ */
+function reportingPermanentFailures<A extends unknown[], R>(handler: (...args: A) => Promise<R>): (...args: A) => Promise<R | PermanentFailure> {
+  return async (...args) => {
+    try {
+      return await handler(...args);
+    } catch (err) {
+      if (isPagewiseError(err) && !TRANSIENT.has(err.code)) return { permanentFailure: { code: err.code, message: redact(err.message) } };
+      throw err;
+    }
+  };
+}
 
 function backupRequest(input: BackupActivityInput): BackupRequest & { backupId: string } {
   const settings = readSettings();
@@ -28,31 +47,31 @@ function backupRequest(input: BackupActivityInput): BackupRequest & { backupId: 
 }
 
 df.app.activity(Activities.planBackup, {
-  handler: async (input: unknown, context: InvocationContext) => {
+  handler: reportingPermanentFailures(async (input: unknown, context: InvocationContext) => {
     const req = backupRequest(input as BackupActivityInput);
     context.log(`planning backup ${req.backupId} of ${displayUrl(req.source.url)}`);
     return planBackup(req);
-  },
+  }),
 });
 
 df.app.activity(Activities.runBackupBatch, {
-  handler: async (input: unknown) => {
+  handler: reportingPermanentFailures(async (input: unknown) => {
     const { batchIndex, ...rest } = input as BatchActivityInput;
     return runBackupBatch({ ...backupRequest(rest), batchIndex });
-  },
+  }),
 });
 
 df.app.activity(Activities.finalizeBackup, {
-  handler: async (input: unknown, context: InvocationContext) => {
+  handler: reportingPermanentFailures(async (input: unknown, context: InvocationContext) => {
     const req = backupRequest(input as BackupActivityInput);
     const result = await finalizeBackup(req);
     context.log(`backup ${req.backupId} complete: ${result.pages} pages, ${result.bytesStored} bytes stored`);
     return result;
-  },
+  }),
 });
 
 df.app.activity(Activities.restoreBackup, {
-  handler: async (input: unknown) => {
+  handler: reportingPermanentFailures(async (input: unknown) => {
     const { backupId, target, overwrite } = input as RestoreOrchestrationInput;
     const settings = readSettings();
     assertAllowedAccount(settings, target.url, 'blob', 'the restore target URL');
@@ -64,11 +83,11 @@ df.app.activity(Activities.restoreBackup, {
       overwrite: overwrite ?? false,
       ...(settings.engine.concurrency ? { concurrency: settings.engine.concurrency } : {}),
     });
-  },
+  }),
 });
 
 df.app.activity(Activities.verifyBackup, {
-  handler: async (input: unknown) => {
+  handler: reportingPermanentFailures(async (input: unknown) => {
     const { backupId, readData, source } = input as VerifyOrchestrationInput;
     const settings = readSettings();
     if (source) assertAllowedAccount(settings, source.url, 'blob', 'the source disk URL');
@@ -80,5 +99,5 @@ df.app.activity(Activities.verifyBackup, {
       ...(source ? { source: { url: source.url } } : {}),
       ...(settings.engine.concurrency ? { concurrency: settings.engine.concurrency } : {}),
     });
-  },
+  }),
 });

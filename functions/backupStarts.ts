@@ -19,7 +19,7 @@ export interface DiskBackupStart extends StartOnceResult {
 export async function startDiskBackup(
   client: DurableClient,
   source: DiskRef,
-  options: { backupId?: string; settings?: EngineOverrides } = {},
+  options: { backupId?: string; settings?: EngineOverrides; restartFailed?: boolean } = {},
 ): Promise<DiskBackupStart> {
   // Refuse now what the plan activity would refuse later, so a bad start leaves no failed instance.
   const settings = readSettings();
@@ -31,7 +31,7 @@ export async function startDiskBackup(
     source,
     ...(options.settings && Object.keys(options.settings).length > 0 ? { settings: options.settings } : {}),
   };
-  const started = await startOnce(client, Orchestrators.backupDisk, backupInstanceId(backupId), input);
+  const started = await startOnce(client, Orchestrators.backupDisk, backupInstanceId(backupId), input, { restartFailed: options.restartFailed ?? true });
   return { ...started, backupId };
 }
 

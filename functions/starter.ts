@@ -1,7 +1,8 @@
 /**
  * Starts an orchestration at most once per instance ID. Backup, restore and verify instance IDs are
- * deterministic, so a duplicate request or event delivery finds the instance already there. A failed
- * or terminated instance may start again (the engine resumes from what the vault already holds).
+ * deterministic, so a duplicate request or event delivery finds the instance already there. On an
+ * explicit request a failed or terminated instance may start again (the engine resumes from what the
+ * vault already holds); an event delivered again never restarts one (`restartFailed: false`).
  */
 import type { DurableClient, DurableOrchestrationStatus } from 'durable-functions';
 
@@ -22,9 +23,10 @@ export async function startOnce(
   orchestrator: string,
   instanceId: string,
   input: unknown,
+  options: { restartFailed?: boolean } = {},
 ): Promise<StartOnceResult> {
   const existing = await findStatus(client, instanceId);
-  if (existing && !isRestartable(existing)) return { instanceId, started: false, status: existing };
+  if (existing && (options.restartFailed === false || !isRestartable(existing))) return { instanceId, started: false, status: existing };
   try {
     await client.startNew(orchestrator, { instanceId, input });
     return { instanceId, started: true };

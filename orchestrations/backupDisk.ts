@@ -21,6 +21,7 @@ import {
 import { rangeInstanceId } from './instanceIds';
 import { batchIndexes, BATCHES_IN_FLIGHT, childRanges, CHILDREN_IN_FLIGHT, waves } from './plan';
 import { retryOptions } from './retry';
+import { outcome } from './activityOutcome';
 import type { PlanRef } from '../core/types';
 
 export const EMPTY_SUMMARY: RangeSummary = {
@@ -67,7 +68,7 @@ export const backupDiskOrchestrator: OrchestrationHandler = function* (context: 
     context.df.setCustomStatus({ phase, backupId: input.backupId, batchesTotal, batchesDone } satisfies BackupProgressStatus);
 
   status('planning', 0, 0);
-  const plan = (yield context.df.callActivityWithRetry(Activities.planBackup, retry, activityInput(input))) as PlanRef;
+  const plan = outcome<PlanRef>(yield context.df.callActivityWithRetry(Activities.planBackup, retry, activityInput(input)));
 
   let batches = { ...EMPTY_SUMMARY };
   let rangeOrchestrations = 0;
@@ -90,7 +91,7 @@ export const backupDiskOrchestrator: OrchestrationHandler = function* (context: 
   }
 
   status('finalizing', plan.batchCount, batches.batches);
-  const result = (yield context.df.callActivityWithRetry(Activities.finalizeBackup, retry, activityInput(input))) as BackupResult;
+  const result = outcome<BackupResult>(yield context.df.callActivityWithRetry(Activities.finalizeBackup, retry, activityInput(input)));
   status('done', plan.batchCount, batches.batches);
   return {
     backupId: input.backupId,
@@ -130,7 +131,7 @@ export const backupBatchRangeOrchestrator: OrchestrationHandler = function* (con
         batchIndex,
       } satisfies BatchActivityInput),
     );
-    summary = addSummaries(summary, (yield context.df.Task.all(tasks)) as BatchSummary[]);
+    summary = addSummaries(summary, ((yield context.df.Task.all(tasks)) as unknown[]).map((r) => outcome<BatchSummary>(r)));
     context.df.setCustomStatus({ batchesTotal: input.range.count, batchesDone: summary.batches });
   }
   return summary;

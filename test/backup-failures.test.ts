@@ -108,7 +108,7 @@ test('a wrong key on restore is named, and nothing is written', async () => {
   const target = path.join(env.tmp, 'wrong-key.img');
   const err = await failureOf(restoreBackup({ backupId: good.backupId, vault: env.vault, userKey: generateKey(), target: { url: target } }));
   expect(err.code).toBe('WrongKey');
-  expect(err.message).toMatch(/key file does not match/);
+  expect(err.message).toMatch(/user key \(key ID [0-9a-f]+\) does not match backup/);
   await expect(fs.stat(target)).rejects.toThrow();
 });
 

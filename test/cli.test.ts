@@ -318,7 +318,7 @@ describe('bad input: one line on stderr naming the problem, non-zero exit', () =
 
   test('wrong key on restore', async () => {
     const o = await cli(['restore', backupId, '--vault', vaultUrl, '--key-file', otherKeyFile, '--to', path.join(tmp, 'wrong.img')]);
-    expectOneLineError(o, /key file does not match backup/, 2);
+    expectOneLineError(o, /user key \(key ID [0-9a-f]+\) does not match backup/, 2);
     await expect(fs.stat(path.join(tmp, 'wrong.img'))).rejects.toThrow();
   });
 

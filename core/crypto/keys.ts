@@ -39,10 +39,15 @@ export function wrapDataKey(userKey: Buffer, dataKey: Buffer, backupId: string):
   return { nonce: nonce.toString('base64'), ciphertext: ciphertext.toString('base64'), tag: cipher.getAuthTag().toString('base64') };
 }
 
-export function unwrapDataKey(userKey: Buffer, wrapped: WrappedKey, backupId: string, expectedKeyId: string): Buffer {
+/** Refuses a user key other than the one a backup was made with, naming both key IDs. */
+export function assertKeyMatches(userKey: Buffer, backupId: string, expectedKeyId: string): void {
   if (keyId(userKey) !== expectedKeyId) {
-    throw new PagewiseError('WrongKey', `the key file does not match backup ${backupId} (key ID ${keyId(userKey)}, backup needs ${expectedKeyId})`);
+    throw new PagewiseError('WrongKey', `the user key (key ID ${keyId(userKey)}) does not match backup ${backupId}, which needs key ID ${expectedKeyId}`);
   }
+}
+
+export function unwrapDataKey(userKey: Buffer, wrapped: WrappedKey, backupId: string, expectedKeyId: string): Buffer {
+  assertKeyMatches(userKey, backupId, expectedKeyId);
   try {
     const decipher = createDecipheriv('aes-256-gcm', derive(userKey, 'pagewise/kek/v1'), Buffer.from(wrapped.nonce, 'base64'));
     decipher.setAAD(Buffer.from(`pagewise/wrap/v1|${backupId}`));

@@ -4,7 +4,7 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { PagewiseError } from '../errors';
-import { keyId, manifestMacKey, WrappedKey } from '../crypto/keys';
+import { assertKeyMatches, manifestMacKey, WrappedKey } from '../crypto/keys';
 import { SourceIdentity } from '../source/source-disk';
 import { layout } from './layout';
 import { VaultStore } from './vault-store';
@@ -86,9 +86,7 @@ export async function readManifestUnverified(vault: VaultStore, backupId: string
 export async function readManifest(vault: VaultStore, backupId: string, userKey: Buffer): Promise<ManifestBody> {
   const envelope = await readManifestUnverified(vault, backupId);
   const { keyId: expected } = envelope.body.encryption ?? {};
-  if (keyId(userKey) !== expected) {
-    throw new PagewiseError('WrongKey', `the key file does not match backup ${backupId} (key ID ${keyId(userKey)}, backup needs ${String(expected)})`);
-  }
+  assertKeyMatches(userKey, backupId, String(expected));
   const want = Buffer.from(manifestMac(userKey, envelope.body), 'hex');
   const got = Buffer.from(String(envelope.mac), 'hex');
   if (want.length !== got.length || !timingSafeEqual(want, got)) {

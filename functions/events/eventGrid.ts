@@ -8,7 +8,7 @@ import type { EventGridEvent, InvocationContext } from '@azure/functions';
 import { backupIdFor, displayUrl, isPagewiseError, redact } from '../../core';
 import { backupInstanceId } from '../../orchestrations/instanceIds';
 import { snapshotBackupId, startDiskBackup } from '../backupStarts';
-import { findStatus, isRestartable } from '../starter';
+import { findStatus } from '../starter';
 import { snapshotAccess } from '../compute';
 import { assertAllowedAccount, readSettings, watchedContainers } from '../settings';
 import { classifyEvent } from './diskEvents';
@@ -44,14 +44,14 @@ async function actOnEvent(raw: unknown, client: df.DurableClient, context: Invoc
     case 'snapshot': {
       const backupId = snapshotBackupId(event.resourceId);
       const existing = await findStatus(client, backupInstanceId(backupId));
-      if (existing && !isRestartable(existing)) {
-        // A duplicate delivery: no new SAS grant, no second backup.
+      if (existing) {
+        // A duplicate delivery: no new SAS grant, no second backup (whatever became of the first).
         context.log(`snapshot ${event.snapshotName}: backup ${backupId} already ${existing.runtimeStatus}`);
         return;
       }
       const { subscriptionId, resourceGroup, snapshotName } = event;
       const url = await snapshotAccess().grantRead({ subscriptionId, resourceGroup, snapshotName }, SNAPSHOT_SAS_SECONDS);
-      const started = await startDiskBackup(client, { url, grantedBy: 'compute' }, { backupId });
+      const started = await startDiskBackup(client, { url, grantedBy: 'compute' }, { backupId, restartFailed: false });
       context.log(`snapshot ${event.snapshotName}: backup ${backupId} ${started.started ? 'started' : `already ${started.status?.runtimeStatus}`}`);
       return;
     }
@@ -62,7 +62,7 @@ async function actOnEvent(raw: unknown, client: df.DurableClient, context: Invoc
       const backupId = event.etag
         ? backupIdFor({ account: event.account, container: event.container, blob: event.blob, snapshot: '', etag: event.etag })
         : undefined;
-      const started = await startDiskBackup(client, { url: event.url }, backupId ? { backupId } : {});
+      const started = await startDiskBackup(client, { url: event.url }, { ...(backupId ? { backupId } : {}), restartFailed: false });
       context.log(`page blob ${displayUrl(event.url)}: backup ${started.backupId} ${started.started ? 'started' : `already ${started.status?.runtimeStatus}`}`);
       return;
     }
