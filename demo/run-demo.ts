@@ -150,7 +150,7 @@ async function demo(az: AzuriteInstance, tmp: string): Promise<boolean> {
   const b = backup.value;
   const list = await timed('pagewise list', () => pagewise<{ backups: BackupListing[] }>(['list', '--vault', vaultUrl, '--json'], env));
   const verify = await timed('pagewise verify (every block read, decrypted, hash-checked)', () =>
-    pagewise<VerifyResult>(['verify', b.backupId, '--vault', vaultUrl, '--key-file', keyFile, '--json'], env),
+    pagewise<VerifyResult>(['verify', b.backupId, '--vault', vaultUrl, '--key-file', keyFile, '--read-data', '--json'], env),
   );
   const toBlob = await timed('pagewise restore → new page blob', () =>
     pagewise<RestoreResult>(['restore', b.backupId, '--vault', vaultUrl, '--key-file', keyFile, '--to', targetUrl, '--json'], env),

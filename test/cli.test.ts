@@ -188,16 +188,19 @@ describe('backup, list, verify, restore', () => {
     expect(table.stdout).toContain(backupId);
   });
 
-  test('verify reads all data by default, --quick checks structure only', async () => {
-    const full = await cli(['verify', backupId, '--vault', vaultUrl, '--key-file', keyFile, '--source', sourceUrl, '--json']);
+  test('verify checks structure by default; --read-data reads every block', async () => {
+    const full = await cli(['verify', backupId, '--vault', vaultUrl, '--key-file', keyFile, '--read-data', '--source', sourceUrl, '--json']);
     expect(full.stderr).toBe('');
     expect(full.code).toBe(0);
     const r = JSON.parse(full.stdout);
     expect(r).toMatchObject({ backupId, ok: true, problems: [] });
     expect(r.blocksChecked).toBeGreaterThan(0);
-    const quick = await cli(['verify', backupId, '--vault', vaultUrl, '--key-file', keyFile, '--quick']);
+    const quick = await cli(['verify', backupId, '--vault', vaultUrl, '--key-file', keyFile, '--json']);
     expect(quick.code).toBe(0);
-    expect(quick.stdout).toContain('is OK (structure only)');
+    expect(JSON.parse(quick.stdout)).toMatchObject({ ok: true, blocksChecked: 0 });
+    const alias = await cli(['verify', backupId, '--vault', vaultUrl, '--key-file', keyFile, '--quick']);
+    expect(alias.code).toBe(0);
+    expect(alias.stdout).toContain('is OK (structure only)');
   });
 
   test('restore to a file is byte-identical; an existing target needs --force', async () => {
@@ -239,7 +242,7 @@ describe('backup, list, verify, restore', () => {
     const bytes = await segment.downloadToBuffer();
     for (let i = 100; i < bytes.length; i += 4096) bytes[i] ^= 0xff;
     await segment.uploadData(bytes);
-    const v = await cli(['verify', 'damaged-copy', '--vault', vaultUrl, '--key-file', keyFile]);
+    const v = await cli(['verify', 'damaged-copy', '--vault', vaultUrl, '--key-file', keyFile, '--read-data']);
     expect(v.code).toBe(1);
     const lines = stderrLines(v);
     expect(lines.length).toBeGreaterThan(1);
@@ -269,7 +272,7 @@ describe('engines', () => {
     expect(r.cacheHighWaterBytes).toBeGreaterThan(0);
     expect(r.cacheHighWaterBytes).toBeLessThanOrEqual(r.cacheCapacityBytes);
     expect(r.cacheCapacityBytes).toBeLessThan(r.diskBytes);
-    const v = await cli(['verify', 'orchestrated', '--vault', vaultUrl, '--key-file', keyFile, '--json']);
+    const v = await cli(['verify', 'orchestrated', '--vault', vaultUrl, '--key-file', keyFile, '--read-data', '--json']);
     expect(JSON.parse(v.stdout).ok).toBe(true);
   });
 

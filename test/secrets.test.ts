@@ -104,7 +104,7 @@ test('a full run through the CLI and the HTTP API leaks no secret into any outpu
   expect((await cli(['backup', source, '--vault', vault, '--key-file', keyFile, ...settings, '--backup-id', 'secrets-damaged', '--json'])).code).toBe(0);
   expect((await cli(['list', '--vault', vault, '--json'])).code).toBe(0);
   expect((await cli(['list', '--vault', vaultNoSas], { PAGEWISE_VAULT_CONNECTION_STRING: vaultCs })).code).toBe(0);
-  expect((await cli(['verify', backupId, '--vault', vault, '--key-file', keyFile, '--source', source, '--json'])).code).toBe(0);
+  expect((await cli(['verify', backupId, '--vault', vault, '--key-file', keyFile, '--read-data', '--source', source, '--json'])).code).toBe(0);
   expect((await cli(['verify', 'secrets-local', '--vault', vaultNoSas, '--key-file', keyFile, '--source', `${az.accounts.src.endpoint}/disks/secret.vhd`], { PAGEWISE_VAULT_CONNECTION_STRING: vaultCs, PAGEWISE_SOURCE_CONNECTION_STRING: srcCs })).code).toBe(0);
   const target = sas(env.targetUrl('cli-restored.vhd'));
   expect((await cli(['restore', backupId, '--vault', vault, '--key-file', keyFile, '--to', target, '--json'])).code).toBe(0);

@@ -1,4 +1,4 @@
-/** `pagewise verify <backup-id> --vault <container-url> --key-file <f> [--source <url>] [--quick]` */
+/** `pagewise verify <backup-id> --vault <container-url> --key-file <f> [--read-data] [--source <url>]` */
 import { formatBytes, loadUserKey, validateBackupId, verifyBackup } from '../../core';
 import { EXIT_FAILURE, printError } from '../errors';
 import { storageLocation } from '../locations';
@@ -11,6 +11,7 @@ interface VerifyOptions {
   keyFile: string;
   source?: string;
   quick?: boolean;
+  readData?: boolean;
   concurrency?: string;
   json?: boolean;
 }
@@ -18,12 +19,13 @@ interface VerifyOptions {
 export const defineVerify: DefineCommand = (program, ctx) => {
   program
     .command('verify')
-    .description('check a backup: structure, and (unless --quick) every block read, decrypted and hash-checked')
+    .description('check a backup: manifest, page tables, segments present and whole; with --read-data every block read, decrypted and hash-checked')
     .argument('<backup-id>', 'the backup (see pagewise list)')
     .requiredOption('--vault <container-url>', 'vault container URL (SAS, or PAGEWISE_VAULT_CONNECTION_STRING)')
     .requiredOption('--key-file <file>', 'user key file the backup was made with')
     .option('--source <page-blob-url>', 'also compare with the source disk (SAS, or PAGEWISE_SOURCE_CONNECTION_STRING)')
-    .option('--quick', 'check structure only, do not read the data blocks')
+    .option('--read-data', 'read, decrypt, decompress and hash-check every block (the thorough check)')
+    .option('--quick', 'structure and presence only (the default; kept for scripts)')
     .option('--concurrency <n>', 'pages in flight at once')
     .option('--json', 'print the result as one JSON object')
     .action(async (id: string, opts: VerifyOptions) => {
@@ -41,7 +43,7 @@ export const defineVerify: DefineCommand = (program, ctx) => {
           vault,
           userKey,
           source,
-          readData: !opts.quick,
+          readData: (opts.readData ?? false) && !opts.quick,
           concurrency,
           onProgress: (done, total) => bar.update(done, total),
         });
