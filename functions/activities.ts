@@ -6,6 +6,7 @@ import * as df from 'durable-functions';
 import type { InvocationContext } from '@azure/functions';
 import { finalizeBackup, planBackup, restoreBackup, runBackupBatch, verifyBackup, displayUrl, isPagewiseError, redact } from '../core';
 import type { PermanentFailure } from '../orchestrations/activityOutcome';
+import { trackBackupCompleted } from './telemetry';
 import type { BackupRequest } from '../core/types';
 import {
   Activities,
@@ -65,6 +66,7 @@ df.app.activity(Activities.finalizeBackup, {
   handler: reportingPermanentFailures(async (input: unknown, context: InvocationContext) => {
     const req = backupRequest(input as BackupActivityInput);
     const result = await finalizeBackup(req);
+    trackBackupCompleted(result, req.source.url);
     context.log(`backup ${req.backupId} complete: ${result.pages} pages, ${result.bytesStored} bytes stored`);
     return result;
   }),

@@ -47,3 +47,15 @@ test('the backup policy: schema and weekdays', () => {
   expect(() => parsePolicy('{"disks":[{"url":"https://a/b/c","days":["Funday"]}]}')).toThrow(/policy is invalid/);
   expect(() => parsePolicy('nope')).toThrow(/not JSON/);
 });
+
+test('the telemetry event of a finished backup carries counts and a source without its SAS', () => {
+  const { backupCompletedEvent } = require('../functions/telemetry') as typeof import('../functions/telemetry');
+  const event = backupCompletedEvent(
+    { backupId: 'pw-1', diskBytes: 100, allocatedBytes: 50, bytesRead: 50, bytesStored: 20, pages: 3, storedBlocks: 2, zeroPages: 1, dedupedPages: 0, pageSize: 512, segments: 1, cacheCapacityBytes: 512, cacheHighWaterBytes: 512, durationMs: 9 },
+    'https://acct.blob.core.windows.net/disks/vm.vhd?sv=2024&sig=SECRETSIGNATURE',
+  );
+  expect(event.name).toBe('PagewiseBackupCompleted');
+  expect(event.properties).toEqual({ backupId: 'pw-1', source: 'https://acct.blob.core.windows.net/disks/vm.vhd' });
+  expect(event.measurements).toMatchObject({ bytesRead: 50, allocatedBytes: 50, bytesStored: 20 });
+  expect(JSON.stringify(event)).not.toContain('SECRET');
+});

@@ -1,0 +1,53 @@
+/**
+ * Application Insights for the function app: when APPLICATIONINSIGHTS_CONNECTION_STRING is set (in
+ * Azure, by infra/), the SDK collects requests, dependencies (every storage call) and exceptions, and
+ * Pagewise adds one custom event per finished backup with the figures an operator watches (bytes read
+ * against allocated, bytes stored, cache high-water, duration). Without the setting nothing is sent.
+ * Only redacted, secret-free values go into telemetry.
+ */
+import type { TelemetryClient } from 'applicationinsights';
+import { BackupResult, displayUrl } from '../core';
+
+let client: TelemetryClient | undefined;
+let started = false;
+
+function telemetry(): TelemetryClient | undefined {
+  if (started) return client;
+  started = true;
+  const connectionString = process.env.APPLICATIONINSIGHTS_CONNECTION_STRING;
+  if (!connectionString) return undefined;
+  // Loaded only when configured: the SDK sets up OpenTelemetry exporters as it loads.
+  const appInsights = require('applicationinsights') as typeof import('applicationinsights');
+  appInsights.setup(connectionString).setAutoCollectConsole(false).start();
+  client = appInsights.defaultClient;
+  return client;
+}
+
+export interface TelemetryEvent {
+  name: string;
+  properties: Record<string, string>;
+  measurements: Record<string, number>;
+}
+
+/** The custom event for a finished backup: identifiers and counts only, the source without its SAS. */
+export function backupCompletedEvent(result: BackupResult, source: string): TelemetryEvent {
+  return {
+    name: 'PagewiseBackupCompleted',
+    properties: { backupId: result.backupId, source: displayUrl(source) },
+    measurements: {
+      diskBytes: result.diskBytes,
+      allocatedBytes: result.allocatedBytes,
+      bytesRead: result.bytesRead,
+      bytesStored: result.bytesStored,
+      pages: result.pages,
+      zeroPages: result.zeroPages,
+      dedupedPages: result.dedupedPages,
+      segments: result.segments,
+      durationMs: result.durationMs,
+    },
+  };
+}
+
+export function trackBackupCompleted(result: BackupResult, source: string): void {
+  telemetry()?.trackEvent(backupCompletedEvent(result, source));
+}
