@@ -170,8 +170,9 @@ async function main(): Promise<void> {
   }
   const report = render(results, notes, Date.now() - started);
   process.stdout.write(`\n${report.text}\n`);
-  const base = path.join(RESULTS, `bench-${realSource ? 'real' : QUICK ? 'quick' : 'full'}-${stamp()}`);
-  writeFileSync(`${base}.json`, JSON.stringify({ mode: realSource ? 'real' : QUICK ? 'quick' : 'full', machine: machine(), revision: revision(), notes, results }, null, 2));
+  const experiment = process.env.BENCH_EXPERIMENT;
+  const base = path.join(RESULTS, `bench-${realSource ? 'real' : QUICK ? 'quick' : 'full'}${experiment ? `-${experiment}` : ''}-${stamp()}`);
+  writeFileSync(`${base}.json`, JSON.stringify({ mode: realSource ? 'real' : QUICK ? 'quick' : 'full', machine: machine(), revision: revision(), experiment, notes, results }, null, 2));
   writeFileSync(`${base}.md`, report.markdown);
   log(`wrote ${path.relative(process.cwd(), base)}.json and .md`);
 }
@@ -393,6 +394,7 @@ function render(results: DiskResult[], notes: string[], totalMs: number): { text
   }
   const restic = results.filter((r) => r.restic).map((r) => `restic ${r.key}): ${f1(r.restic!.ms / 1000)} s, peak RSS ${r.restic!.peakRssBytes ? mb(r.restic!.peakRssBytes) : '?'}, CPU ${r.restic!.cpuSeconds?.toFixed(1) ?? '?'} s, repo ${r.restic!.repoBytes ? mb(r.restic!.repoBytes) : '?'} (${r.restic!.version})`);
   const allNotes = [
+    ...(process.env.BENCH_EXPERIMENT ? [`EXPERIMENT ${process.env.BENCH_EXPERIMENT}: the backup child's lz4 call was swapped (see bench/README.md); not the engine as shipped.`] : []),
     ...notes,
     ...results.filter((r) => r.resticNote && !notes.some((n) => n.includes(r.resticNote!))).map((r) => `restic ${r.key}): ${r.resticNote}`),
     ...results.filter((r) => r.naive && r.naive.coveredBytes < r.naive.diskBytes).map((r) => `* naive ${r.key}) measured on the first ${mb(r.naive!.coveredBytes)} of ${mb(r.diskBytes)} and scaled linearly (${f1(r.naive!.totalMs / 1000)} s measured)`),
