@@ -95,15 +95,29 @@ export async function runBatch(run: BatchRun, batchIndex: number): Promise<Batch
   };
 
   // Consecutive pages are downloaded as one run (one ranged read where their data is contiguous, up to
-  // 16 MiB), each page into its own slot; runs in flight are bounded so that they fit in the cache.
+  // 16 MiB), each page into its own slot. A run's download ends its lane: its pages are processed and
+  // staged in the background while the next runs download, so downloads and uploads overlap. What is
+  // in flight is bounded by the cache, since a page keeps its slot until its block is stored.
   const { runPages, runsInFlight } = runShape(plan.pageSize, cache.slotCount, run.concurrency);
+  const processing = new Set<Promise<void>>();
+  let failure: unknown;
   await forEachLimited(runsOf(pagesOfRangesAsync(grid, source.allocatedRanges(window)), runPages), runsInFlight, async (pages) => {
+    if (failure) throw failure;
     if (run.abortSignal?.aborted) throw new PagewiseError('Aborted', 'the backup was cancelled');
     await disk.loadRun(pages, run.abortSignal); // the data agent: download into cache slots
-    await Promise.all(pages.map((p) => backUpPage(p.page, p.ranges.reduce((sum, r) => sum + r.length, 0))));
+    for (const p of pages) {
+      const task: Promise<void> = backUpPage(p.page, p.ranges.reduce((sum, r) => sum + r.length, 0)).catch((err) => {
+        failure ??= err;
+      });
+      processing.add(task);
+      void task.finally(() => processing.delete(task));
+    }
+  }).catch((err) => {
+    failure ??= err;
   });
-  // forEachLimited returns only after the pages still in the cache when nothing was left to download
-  // have been processed and stored; the cache must now be empty.
+  // Nothing is left to download: the pages still in the cache are processed and stored.
+  await Promise.all(processing);
+  if (failure) throw failure;
   if (disk.residentPages().length > 0) throw new PagewiseError('Corrupt', 'pages were left in the scratch cache after the batch');
 
   records.sort((a, b) => a.i - b.i);

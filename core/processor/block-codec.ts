@@ -3,7 +3,7 @@
  * recorded per block so it can change later), then sealed with AES-256-GCM under the backup's data key.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { compress, uncompress } from 'lz4-napi';
+import { compressSync, uncompressSync } from 'lz4-napi';
 import { PagewiseError } from '../errors';
 
 export const BLOCK_MAGIC = Buffer.from('PWB1');
@@ -21,9 +21,13 @@ export interface EncodedBlock {
   codec: Codec;
 }
 
-/** Compresses (off the main thread: lz4-napi runs on libuv's pool) and encrypts one page. */
+/**
+ * Compresses and encrypts one page. lz4 runs synchronously (~1 GB/s, a few ms per 4 MiB page):
+ * lz4-napi's async calls held native buffers long enough to push a 1 GiB backup's RSS past 1 GiB
+ * (measured in bench/, 1.08 GiB async vs 285 MiB sync), while sync was also faster.
+ */
 export async function encodeBlock(plain: Buffer, dataKey: Buffer, backupId: string): Promise<EncodedBlock> {
-  const packed = await compress(plain);
+  const packed = compressSync(plain);
   const codec = packed.length < plain.length ? Codec.Lz4 : Codec.Stored;
   const body = codec === Codec.Lz4 ? packed : plain;
   const header = Buffer.alloc(BLOCK_HEADER_BYTES);
@@ -61,7 +65,7 @@ export async function decodeBlock(block: Buffer, dataKey: Buffer, backupId: stri
   if (codec === Codec.Stored) plain = body;
   else if (codec === Codec.Lz4) {
     try {
-      plain = await uncompress(body);
+      plain = uncompressSync(body);
     } catch {
       throw new PagewiseError('Corrupt', `${where}: the block does not decompress`);
     }
