@@ -15,6 +15,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { PageBlobClient } from '@azure/storage-blob';
+import type { BackupResult } from '../core/types';
 import { SourceDisk } from '../core/source/source-disk';
 import { GiB, MiB } from '../core/limits';
 import { formatBytes } from '../core/units';
@@ -68,20 +69,8 @@ export interface DiskResult {
   shape: { runPages: number; runsInFlight: number };
 }
 
-interface BackupResultShape {
-  diskBytes: number;
-  allocatedBytes: number;
-  bytesRead: number;
-  bytesStored: number;
-  pages: number;
-  storedBlocks: number;
-  zeroPages: number;
-  dedupedPages: number;
-  cacheCapacityBytes: number;
-  cacheHighWaterBytes: number;
-  durationMs: number;
-  pageSize?: number;
-}
+/** What the bench reads of a backup result (the child reports core's BackupResult). */
+type BackupResultShape = Omit<BackupResult, 'backupId' | 'segments' | 'pageSize'> & { pageSize?: number };
 
 const mibps = (bytes: number, ms: number) => bytes / MiB / (ms / 1000);
 

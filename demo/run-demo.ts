@@ -12,13 +12,13 @@
  * connection strings in the child's environment; neither is ever printed.
  */
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { createReadStream, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { PageBlobClient } from '@azure/storage-blob';
 import { startAzurite, AzuriteInstance } from '../embedded/azurite';
 import { sampleVmLayout, writeDisk } from '../embedded/sample-disk';
+import { fileSha256, pageBlobSha256 } from '../embedded/disk-hash';
 import { BackupListing, BackupResult, formatBytes, redact, RestoreResult, VerifyResult } from '../core';
 
 const MiB = 1024 * 1024;
@@ -76,38 +76,6 @@ async function timed<T>(label: string, work: () => Promise<T>): Promise<{ value:
   const ms = Date.now() - started;
   process.stdout.write(`done (${secs(ms)})\n`);
   return { value, ms };
-}
-
-async function fileSha256(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file, { highWaterMark: 4 * MiB })) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
-/** SHA-256 of a page blob's logical content: allocated ranges downloaded, zeros for the holes. */
-async function pageBlobSha256(client: PageBlobClient, size: number): Promise<string> {
-  const hash = createHash('sha256');
-  const zeros = Buffer.alloc(4 * MiB);
-  let at = 0;
-  const zeroTo = (end: number) => {
-    while (at < end) {
-      const n = Math.min(zeros.length, end - at);
-      hash.update(zeros.subarray(0, n));
-      at += n;
-    }
-  };
-  for await (const page of client.listPageRanges(0, size).byPage({ maxPageSize: 5000 })) {
-    for (const r of page.pageRange ?? []) {
-      zeroTo(r.start);
-      for (let off = r.start; off <= r.end; off += 4 * MiB) {
-        const n = Math.min(4 * MiB, r.end + 1 - off);
-        hash.update(await client.downloadToBuffer(off, n));
-      }
-      at = r.end + 1;
-    }
-  }
-  zeroTo(size);
-  return hash.digest('hex');
 }
 
 interface Check {

@@ -3,9 +3,9 @@
  * requests of at most 4 MiB) with deterministic content, plus the SHA-256 of the whole logical disk so a
  * restore can be checked byte for byte. Unwritten ranges stay unallocated (sparse holes).
  */
-import { createHash } from 'node:crypto';
 import { PageBlobClient } from '@azure/storage-blob';
 import { MiB } from '../core/limits';
+import { DiskHash } from './disk-hash';
 
 export type RegionKind = 'random' | 'text' | 'zero' | 'repeat';
 
@@ -94,26 +94,12 @@ export async function writeDisk(client: PageBlobClient, diskBytes: number, regio
 
 /** SHA-256 of the logical disk: regions' bytes, zeros elsewhere. */
 export function diskSha256(diskBytes: number, regions: DiskRegion[]): string {
-  const hash = createHash('sha256');
-  const zeros = Buffer.alloc(4 * MiB);
-  let at = 0;
-  const zeroTo = (end: number) => {
-    while (at < end) {
-      const n = Math.min(zeros.length, end - at);
-      hash.update(zeros.subarray(0, n));
-      at += n;
-    }
-  };
+  const disk = new DiskHash();
   for (const region of regions) {
-    zeroTo(region.offset);
-    for (let r = 0; r < region.length; r += 4 * MiB) {
-      const n = Math.min(4 * MiB, region.length - r);
-      hash.update(regionBytes(region, r, n));
-    }
-    at = region.offset + region.length;
+    disk.zeroTo(region.offset);
+    for (let r = 0; r < region.length; r += 4 * MiB) disk.update(regionBytes(region, r, Math.min(4 * MiB, region.length - r)));
   }
-  zeroTo(diskBytes);
-  return hash.digest('hex');
+  return disk.digest(diskBytes);
 }
 
 /**

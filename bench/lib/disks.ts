@@ -11,24 +11,13 @@ import { PageBlobClient } from '@azure/storage-blob';
 import { forEachLimited } from '../../core/concurrency';
 import { MiB } from '../../core/limits';
 import { DiskRegion, RegionKind, regionBytes } from '../../embedded/sample-disk';
+import { prng } from '../../embedded/prng';
 
 export interface DiskSpec {
   key: string;
   label: string;
   diskBytes: number;
   regions: DiskRegion[];
-}
-
-/** Small deterministic PRNG (mulberry32). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function pick<T>(rand: () => number, weighted: Array<[T, number]>): T {

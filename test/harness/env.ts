@@ -56,11 +56,7 @@ export async function startEnv(): Promise<TestEnv> {
   return env;
 }
 
-export async function fileSha256(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file, { highWaterMark: 4 * 1024 * 1024 })) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
+export { fileSha256 } from '../../embedded/disk-hash';
 
 export const KiB = 1024;
 export const MiB = 1024 * 1024;

@@ -8,6 +8,7 @@
  */
 import * as http from 'node:http';
 import { AddressInfo } from 'node:net';
+import { prng } from '../../embedded/prng';
 
 export type FaultKind = 'throttle' | 'error500' | 'reset' | 'truncate' | 'latency';
 
@@ -33,16 +34,6 @@ export interface FaultProxy {
   stop(): Promise<void>;
 }
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const ALL: FaultKind[] = ['throttle', 'error500', 'reset', 'truncate', 'latency'];
 
