@@ -60,7 +60,12 @@ export class PseudoDisk {
       for (const span of spansOf(pages.flatMap((p) => p.ranges))) {
         // A retried span is fetched again from its start into the same slot positions.
         const received = await withRetry(
-          () => this.source.download(span, (chunk, position) => this.route(slotOf, span.offset + position, chunk), abortSignal),
+          async () => {
+            const writer = new SlotWriter(this.grid, slotOf);
+            const n = await this.source.download(span, (chunk, position) => writer.write(span.offset + position, chunk), abortSignal);
+            await writer.flush();
+            return n;
+          },
           { abortSignal },
           () => this.retries++,
         );
@@ -71,21 +76,6 @@ export class PseudoDisk {
       throw err;
     }
     for (const [page, slot] of slotOf) this.resident.set(page, slot);
-  }
-
-  /** Writes bytes at a disk offset into the slots of the pages they belong to. */
-  private async route(slotOf: Map<number, CacheSlot>, offset: number, chunk: Buffer): Promise<void> {
-    let done = 0;
-    while (done < chunk.length) {
-      const at = offset + done;
-      const page = this.grid.pageOf(at);
-      const slot = slotOf.get(page);
-      const within = at - this.grid.pageStart(page);
-      if (!slot) throw new PagewiseError('BadInput', `byte ${at} belongs to page ${page}, which is not being loaded`);
-      const take = Math.min(chunk.length - done, slot.length - within);
-      await slot.write(chunk.subarray(done, done + take), within);
-      done += take;
-    }
   }
 
   private async allocatedRangesOf(page: number): Promise<ByteRange[]> {
@@ -150,4 +140,48 @@ function spansOf(ranges: ByteRange[]): ByteRange[] {
     else spans.push({ ...r });
   }
   return spans;
+}
+
+/** Bytes gathered before one file write: the network hands over ~64 KiB chunks. */
+const COALESCE_BYTES = 1024 * 1024;
+
+/**
+ * Routes a span's bytes, as they stream in, into the slots of the pages they belong to, gathering
+ * consecutive chunks into writes of about 1 MiB.
+ */
+class SlotWriter {
+  private slot: CacheSlot | undefined;
+  private start = 0;
+  private parts: Buffer[] = [];
+  private bytes = 0;
+
+  constructor(private readonly grid: PageGrid, private readonly slotOf: Map<number, CacheSlot>) {}
+
+  async write(offset: number, chunk: Buffer): Promise<void> {
+    let done = 0;
+    while (done < chunk.length) {
+      const at = offset + done;
+      const page = this.grid.pageOf(at);
+      const slot = this.slotOf.get(page);
+      if (!slot) throw new PagewiseError('BadInput', `byte ${at} belongs to page ${page}, which is not being loaded`);
+      const within = at - this.grid.pageStart(page);
+      const take = Math.min(chunk.length - done, slot.length - within);
+      if (this.bytes > 0 && (slot !== this.slot || this.start + this.bytes !== within)) await this.flush();
+      if (this.bytes === 0) {
+        this.slot = slot;
+        this.start = within;
+      }
+      this.parts.push(chunk.subarray(done, done + take));
+      this.bytes += take;
+      if (this.bytes >= COALESCE_BYTES) await this.flush();
+      done += take;
+    }
+  }
+
+  async flush(): Promise<void> {
+    if (this.bytes === 0) return;
+    await this.slot!.write(Buffer.concat(this.parts, this.bytes), this.start);
+    this.parts = [];
+    this.bytes = 0;
+  }
 }

@@ -57,18 +57,22 @@ export async function verifyBackup(req: VerifyRequest): Promise<VerifyResult> {
           pagesChecked++;
         } else sound.push(entry);
       }
-      await forEachLimited(readData ? blockRuns(sound) : sound.map((e) => [e]), req.concurrency ?? 4, async (run: PageEntry[]) => {
-        const reads = readData ? await reader.readRun(run) : run.map((entry) => ({ entry, plain: undefined, error: undefined }));
-        for (const { plain, error } of reads) {
-          if (error) note(error.message);
-          else if (plain) {
-            blocksChecked++;
-            bytesChecked += plain.length;
+      if (readData) {
+        await forEachLimited(blockRuns(sound), req.concurrency ?? 4, async (run: PageEntry[]) => {
+          for (const { plain, error } of await reader.readRun(run)) {
+            if (error) note(error.message);
+            else {
+              blocksChecked++;
+              bytesChecked += plain!.length;
+            }
+            pagesChecked++;
+            req.onProgress?.(pagesChecked, total);
           }
-          pagesChecked++;
-          req.onProgress?.(pagesChecked, total);
-        }
-      });
+        });
+      } else {
+        pagesChecked += sound.length; // structure only: the entries are sound and their segments whole
+        req.onProgress?.(pagesChecked, total);
+      }
       await compareUpTo(segment, entries);
     }
     await compareUpTo(segmentCount, []);
