@@ -119,22 +119,28 @@ export interface PageRead {
 }
 
 /**
- * Groups entries (in page order) whose blocks lie back to back in one segment into runs of at most
- * `maxBytes`, each read with one request: per-request cost dominates small reads.
+ * Groups entries (in page order) whose blocks lie back to back in one segment into runs, each read
+ * with one request (per-request cost dominates small reads). A run stays within `maxBytes` both of
+ * stored bytes and of plaintext: well-compressed pages would otherwise decode to many times the read.
  */
 export function blockRuns(entries: PageEntry[], maxBytes = 16 * 1024 * 1024): PageEntry[][] {
   const runs: PageEntry[][] = [];
   let run: PageEntry[] = [];
   let start = 0;
+  let plain = 0;
   for (const e of entries) {
     const last = run[run.length - 1];
     const contiguous = last && last.segment === e.segment && last.offset + last.storedLength === e.offset;
-    if (run.length > 0 && (!contiguous || e.offset + e.storedLength - start > maxBytes)) {
+    if (run.length > 0 && (!contiguous || e.offset + e.storedLength - start > maxBytes || plain + e.plainLength > maxBytes)) {
       runs.push(run);
       run = [];
     }
-    if (run.length === 0) start = e.offset;
+    if (run.length === 0) {
+      start = e.offset;
+      plain = 0;
+    }
     run.push(e);
+    plain += e.plainLength;
   }
   if (run.length > 0) runs.push(run);
   return runs;
