@@ -16,6 +16,7 @@ import { defineServe } from './commands/serve';
 import { defineVerify } from './commands/verify';
 import { EXIT_CODE_HELP, EXIT_INTERRUPTED, EXIT_USAGE, printError, reportError } from './errors';
 import { CliIO, processIO } from './io';
+import { configureRequestsPerAccount } from '../core';
 
 export type { CliIO, CapturedIO } from './io';
 export { captureIO } from './io';
@@ -57,6 +58,7 @@ export async function run(args: string[], io: CliIO = processIO()): Promise<numb
     return EXIT_USAGE;
   }
   try {
+    configureRequestsPerAccount(io.env);
     const program = buildProgram(ctx);
     await program.parseAsync(args, { from: 'user' });
     return ctx.exitCode;

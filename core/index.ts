@@ -16,6 +16,7 @@ export { verifyBackup } from './verify/verify';
 export { listBackups } from './vault/catalog';
 export { loadUserKey, writeNewKeyFile, decodeUserKey, encodeKeyFile, generateKey, keyId } from './crypto/keys';
 export { parseStorageUrl } from './storage/clients';
+export { configureRequestsPerAccount, accountHighWater, DEFAULT_REQUESTS_PER_ACCOUNT } from './storage/account-gate';
 export { SourceDisk } from './source/source-disk';
 export { backupIdFor, validateBackupId } from './vault/layout';
 

@@ -2,7 +2,7 @@
  * Every Pagewise app setting, parsed and validated in one place. Read per invocation (not cached) so
  * a changed setting or Key Vault reference takes effect without redeploying, and tests can set env.
  */
-import { decodeUserKey, parseStorageUrl, PagewiseError } from '../core';
+import { decodeUserKey, parseStorageUrl, PagewiseError, configureRequestsPerAccount } from '../core';
 import type { EngineSettings, StorageLocation } from '../core/types';
 import type { DiskRef, EngineOverrides } from '../orchestrations/contracts';
 
@@ -30,6 +30,7 @@ export function useAppSettings(env: Env | undefined): void {
 }
 
 export function readSettings(env: Env = appSettings()): PagewiseSettings {
+  configureRequestsPerAccount(env);
   const vaultUrl = required(env, 'PAGEWISE_VAULT_URL');
   const allowedAccounts = new Set(
     required(env, 'PAGEWISE_ALLOWED_ACCOUNTS')

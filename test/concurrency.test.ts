@@ -8,7 +8,7 @@ import * as df from 'durable-functions';
 import { HttpRequest, HttpResponse } from '@azure/functions';
 import { startOnce } from '../functions/starter';
 import { findFunction } from '../runtime/registry';
-import { backupDisk, deriveBackupId, restoreBackup } from '../core';
+import { accountHighWater, backupDisk, configureRequestsPerAccount, DEFAULT_REQUESTS_PER_ACCOUNT, deriveBackupId, restoreBackup } from '../core';
 import { LocalApp, startLocalApp } from '../runtime/localApp';
 import { fileSha256, KiB, MiB, startEnv, TestEnv } from './harness/env';
 
@@ -61,11 +61,19 @@ const json = async (r: HttpResponse) => (await r.json()) as { id: string; instan
 
 let engineBackupId: string;
 
-test('two disks backed up in parallel by the engine both complete and restore identical', async () => {
+test('two disks backed up in parallel by the engine both complete, restore identical, and share the per-account request limit', async () => {
   const disks = await Promise.all([env.makeDisk('par-a.vhd', 8 * MiB, layout(10)), env.makeDisk('par-b.vhd', 8 * MiB, layout(20))]);
+  // Each backup alone would keep up to 4 requests in flight per account; together they must share 3.
+  configureRequestsPerAccount({ PAGEWISE_REQUESTS_PER_ACCOUNT: '3' });
   const results = await Promise.all(
     disks.map((d) => backupDisk({ source: d.source, vault: env.vault, userKey: env.userKey, pageSize: 64 * KiB, cacheBytes: 512 * KiB, concurrency: 4 })),
   );
+  configureRequestsPerAccount({ PAGEWISE_REQUESTS_PER_ACCOUNT: String(DEFAULT_REQUESTS_PER_ACCOUNT) });
+  const host = `127.0.0.1:${env.az.port}`;
+  for (const account of ['src', 'vault']) {
+    expect(accountHighWater(host, account)).toBeGreaterThanOrEqual(2);
+    expect(accountHighWater(host, account)).toBeLessThanOrEqual(3);
+  }
   expect(new Set(results.map((r) => r.backupId)).size).toBe(2);
   results.forEach((r, k) => expect(r.bytesRead).toBe(disks[k].allocatedBytes));
   const files = results.map((r) => path.join(env.tmp, `${r.backupId}.img`));

@@ -238,3 +238,24 @@ test('block runs stay within 16 MiB of stored bytes and of plaintext', () => {
   const gap = [entry(0, 0, 1000), entry(1, 1000, 1000), entry(2, 0, 1000), entry(3, 2000, 1000)];
   expect(blockRuns(gap).map((r) => r.map((e) => e.page))).toEqual([[0, 1], [2], [3]]);
 });
+
+test('the per-account request gate holds requests past its limit and refuses a bad setting', async () => {
+  const { accountGate, setRequestsPerAccount, DEFAULT_REQUESTS_PER_ACCOUNT, configureRequestsPerAccount } = require('../core/storage/account-gate') as typeof import('../core/storage/account-gate');
+  setRequestsPerAccount(2);
+  const gate = accountGate('unit.test', 'acct');
+  const release: Array<() => void> = [];
+  const started: number[] = [];
+  const jobs = [0, 1, 2, 3].map((k) => gate.run(() => new Promise<void>((resolve) => { started.push(k); release.push(resolve); })));
+  await new Promise((r) => setTimeout(r, 10));
+  expect(started).toEqual([0, 1]);
+  release.shift()!();
+  await new Promise((r) => setTimeout(r, 10));
+  expect(started).toEqual([0, 1, 2]);
+  while (release.length) release.shift()!();
+  await new Promise((r) => setTimeout(r, 10));
+  while (release.length) release.shift()!();
+  await Promise.all(jobs);
+  expect(gate.highWater).toBe(2);
+  setRequestsPerAccount(DEFAULT_REQUESTS_PER_ACCOUNT);
+  expect(() => configureRequestsPerAccount({ PAGEWISE_REQUESTS_PER_ACCOUNT: 'lots' })).toThrow(/PAGEWISE_REQUESTS_PER_ACCOUNT "lots"/);
+});

@@ -11,7 +11,8 @@ import { PagewiseError } from '../errors';
 import { MAX_PAGE_BLOB_BYTES, MAX_PUT_PAGE_BYTES, SECTOR } from '../limits';
 import { displayUrl } from '../redact';
 import { translateStorageError } from '../source/source-disk';
-import { targetBlobClient } from '../storage/clients';
+import { parseStorageUrl, targetBlobClient } from '../storage/clients';
+import { accountGate } from '../storage/account-gate';
 import { RestoreRequest, RestoreResult } from '../types';
 import { PageEntry } from '../vault/page-table';
 import { BackupReader, blockRuns } from './backup-reader';
@@ -113,13 +114,15 @@ async function openBlobSink(req: RestoreRequest, diskBytes: number): Promise<Pag
 
 /** Writes a page in Put Page requests of at most 4 MiB (Azure's limit; Azurite would accept more). */
 export async function putPages(client: PageBlobClient, offset: number, data: Buffer, what: string): Promise<void> {
+  const parsed = parseStorageUrl(client.url, 'blob', what);
+  const gate = accountGate(parsed.url.host, parsed.account);
   for (let at = 0; at < data.length; at += MAX_PUT_PAGE_BYTES) {
     const chunk = data.subarray(at, Math.min(data.length, at + MAX_PUT_PAGE_BYTES));
     if (chunk.length > MAX_PUT_PAGE_BYTES || chunk.length % SECTOR !== 0) {
       throw new PagewiseError('LimitExceeded', `a Put Page of ${chunk.length} bytes is not allowed (at most 4 MiB, a multiple of 512)`);
     }
     try {
-      await client.uploadPages(chunk, offset + at, chunk.length);
+      await gate.run(() => client.uploadPages(chunk, offset + at, chunk.length));
     } catch (err) {
       throw translateStorageError(err, what, 'VaultUnreachable', 'VaultUnreachable');
     }

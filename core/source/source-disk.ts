@@ -9,6 +9,7 @@ import { PagewiseError } from '../errors';
 import { MAX_SOURCE_DISK_BYTES } from '../limits';
 import { displayUrl, redact } from '../redact';
 import { sourceBlobClient, ParsedBlobUrl } from '../storage/clients';
+import { accountGate } from '../storage/account-gate';
 import { StorageLocation } from '../types';
 import { ByteRange, normalizeRanges } from './page-grid';
 
@@ -91,6 +92,10 @@ export class SourceDisk {
    * write (backpressure), so a page is never buffered whole in memory. Returns bytes received.
    */
   async download(range: ByteRange, sink: (chunk: Buffer, position: number) => Promise<void>, abortSignal?: AbortSignal): Promise<number> {
+    return accountGate(this.parsed.url.host, this.parsed.account).run(() => this.fetch(range, sink, abortSignal));
+  }
+
+  private async fetch(range: ByteRange, sink: (chunk: Buffer, position: number) => Promise<void>, abortSignal?: AbortSignal): Promise<number> {
     let received = 0;
     try {
       const response = await this.client.download(range.offset, range.length, {

@@ -13,6 +13,7 @@ import { StorageLocation } from '../types';
 import { VAULT_MARKER } from './layout';
 import { MAX_BLOCKS_PER_BLOB } from '../limits';
 import { withRetry } from '../retry';
+import { accountGate } from '../storage/account-gate';
 
 export class VaultStore {
   private constructor(readonly container: ContainerClient, readonly parsed: ParsedBlobUrl, readonly display: string) {}
@@ -20,6 +21,11 @@ export class VaultStore {
   static open(location: StorageLocation): VaultStore {
     const { client, parsed } = vaultContainerClient(location);
     return new VaultStore(client, parsed, displayUrl(location.url));
+  }
+
+  /** Data requests to the vault's account share that account's gate with every other job here. */
+  private gated<T>(work: () => Promise<T>): Promise<T> {
+    return accountGate(this.parsed.url.host, this.parsed.account).run(work);
   }
 
   private fail(err: unknown, what: string): Error {
@@ -60,10 +66,10 @@ export class VaultStore {
 
   async putBytes(name: string, bytes: Buffer, contentType = 'application/octet-stream'): Promise<void> {
     try {
-      await this.container.getBlockBlobClient(name).uploadData(bytes, {
+      await this.gated(() => this.container.getBlockBlobClient(name).uploadData(bytes, {
         blobHTTPHeaders: { blobContentType: contentType },
         maxSingleShotSize: 256 * 1024 * 1024,
-      });
+      }));
     } catch (err) {
       throw this.fail(err, name);
     }
@@ -74,7 +80,7 @@ export class VaultStore {
    * rewritten Content-Length is caught here and read again, never handed on as data.
    */
   async getBytes(name: string, offset = 0, count?: number): Promise<Buffer> {
-    return withRetry(async () => {
+    return withRetry(() => this.gated(async () => {
       const chunks: Buffer[] = [];
       let received = 0;
       let expected: number;
@@ -100,7 +106,7 @@ export class VaultStore {
         throw new PagewiseError('VaultUnreachable', `the read of ${name} in the vault does not match its stored MD5 (damaged in transit)`);
       }
       return bytes;
-    });
+    }));
   }
 
   async getJson<T>(name: string): Promise<T> {
@@ -114,7 +120,7 @@ export class VaultStore {
 
   async stageBlock(blob: string, blockId: string, bytes: Buffer): Promise<void> {
     try {
-      await this.container.getBlockBlobClient(blob).stageBlock(blockId, bytes, bytes.length);
+      await this.gated(() => this.container.getBlockBlobClient(blob).stageBlock(blockId, bytes, bytes.length));
     } catch (err) {
       throw this.fail(err, blob);
     }

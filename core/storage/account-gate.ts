@@ -1,0 +1,70 @@
+/**
+ * Per-account request limits: every backup, restore and verify in this process shares one gate per
+ * storage account, so two disks of one account backed up side by side stay within a fixed number of
+ * data requests in flight to it (Azure throttles an account past its request-rate target, and a page
+ * blob past ~500 requests/s). A request holds its place until its body is fully read or written.
+ */
+import { PagewiseError } from '../errors';
+
+export const DEFAULT_REQUESTS_PER_ACCOUNT = 32;
+
+class Gate {
+  inFlight = 0;
+  highWater = 0;
+  private readonly waiting: Array<() => void> = [];
+  constructor(public limit: number) {}
+
+  async run<T>(work: () => Promise<T>): Promise<T> {
+    if (this.inFlight >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.inFlight++;
+    this.highWater = Math.max(this.highWater, this.inFlight);
+    try {
+      return await work();
+    } finally {
+      this.inFlight--;
+      this.waiting.shift()?.();
+    }
+  }
+}
+
+const gates = new Map<string, Gate>();
+let limit = DEFAULT_REQUESTS_PER_ACCOUNT;
+
+function keyOf(host: string, account: string): string {
+  return `${host.toLowerCase()}/${account.toLowerCase()}`;
+}
+
+/** The gate of one account (by endpoint host and account name). */
+export function accountGate(host: string, account: string): Gate {
+  const key = keyOf(host, account);
+  let gate = gates.get(key);
+  if (!gate) gates.set(key, (gate = new Gate(limit)));
+  return gate;
+}
+
+/** Sets the limit for every account (e.g. from PAGEWISE_MAX_REQUESTS_PER_ACCOUNT); applies to new and existing gates. */
+export function setRequestsPerAccount(value: number): void {
+  if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`requests per account must be a positive whole number, got ${value}`);
+  limit = value;
+  for (const gate of gates.values()) gate.limit = value;
+}
+
+/** The most requests that were ever in flight to an account at once (tests and benches read this). */
+export function accountHighWater(host: string, account: string): number {
+  return gates.get(keyOf(host, account))?.highWater ?? 0;
+}
+
+export function resetAccountGates(): void {
+  gates.clear();
+}
+
+/** Applies PAGEWISE_REQUESTS_PER_ACCOUNT from an environment map, when set; bad values are refused. */
+export function configureRequestsPerAccount(env: Record<string, string | undefined>): void {
+  const raw = env.PAGEWISE_REQUESTS_PER_ACCOUNT?.trim();
+  if (!raw) return;
+  const value = Number(raw);
+  if (!/^\d+$/.test(raw) || value < 1 || value > 10_000) {
+    throw new PagewiseError('BadInput', `PAGEWISE_REQUESTS_PER_ACCOUNT "${raw.slice(0, 20)}" must be a whole number from 1 to 10000`);
+  }
+  setRequestsPerAccount(value);
+}
