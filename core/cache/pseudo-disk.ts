@@ -16,18 +16,12 @@ export class PseudoDisk {
   private readonly loading = new Map<number, Promise<CacheSlot>>();
   /** Bytes downloaded from the cloud account through this pseudo-disk (each byte once, retries aside). */
   bytesRead = 0;
-  /** Ranged reads that had to be fetched again (short or broken bodies that got past the SDK's retries). */
-  retries = 0;
 
   constructor(
     readonly source: SourceDisk,
     readonly grid: PageGrid,
     readonly cache: ScratchCache,
   ) {}
-
-  get sizeBytes(): number {
-    return this.grid.diskBytes;
-  }
 
   /**
    * Downloads one page into a cache slot: the slot is zeroed (sparse) and only the page's allocated
@@ -67,7 +61,6 @@ export class PseudoDisk {
             return n;
           },
           { abortSignal },
-          () => this.retries++,
         );
         this.bytesRead += received;
       }
@@ -111,10 +104,6 @@ export class PseudoDisk {
       done += take;
     }
     return out;
-  }
-
-  isResident(page: number): boolean {
-    return this.resident.has(page);
   }
 
   /** Frees the page's slot: its backed-up block is stored, the cache space goes back to the pool. */

@@ -96,10 +96,6 @@ export class ScratchCache {
     return this.inUse * this.pageSize;
   }
 
-  get slotsInUse(): number {
-    return this.inUse;
-  }
-
   /** The most bytes the cache ever held at once. */
   get highWaterBytes(): number {
     return this.highWater;
