@@ -5,7 +5,7 @@
  * left to download, the pages still in the cache are processed and stored (drained) before the batch
  * record is written: a record exists only for a batch whose every block is staged.
  */
-import { forEachLimited } from '../concurrency';
+import { forEachLimited, Limiter } from '../concurrency';
 import { PagewiseError } from '../errors';
 import { ScratchCache } from '../cache/scratch-cache';
 import { PseudoDisk } from '../cache/pseudo-disk';
@@ -73,10 +73,13 @@ export async function runBatch(run: BatchRun, batchIndex: number): Promise<Batch
   let dedupedPages = 0;
   let bytesStaged = 0;
 
+  // Reading a page back and processing it holds its plaintext and its block in memory, so only a few
+  // pages are processed at once; staging then holds just the block, while the page keeps its slot.
+  const cpu = new Limiter(PAGES_PROCESSED_AT_ONCE);
   const backUpPage = async (page: number, bytes: number): Promise<void> => {
     try {
-      const plain = await disk.readPage(page); // read the cached page through the pseudo-disk
-      const done = await processor.process(page, plain);
+      // read the cached page through the pseudo-disk, then process it for backup
+      const done = await cpu.run(async () => processor.process(page, await disk.readPage(page)));
       if (done.kind === 'zero') zeroPages++;
       else if (done.kind === 'duplicate') {
         dedupedPages++;
@@ -163,6 +166,9 @@ function summarize(record: BatchRecord, cacheHighWaterBytes: number, resumed: bo
     resumed,
   };
 }
+
+/** Pages read back and processed at once per batch (hash, compress, encrypt are CPU-bound). */
+export const PAGES_PROCESSED_AT_ONCE = 2;
 
 /** Largest read the data agent issues for a run of pages: per-request cost dominates below it. */
 export const MAX_RUN_BYTES = 16 * 1024 * 1024;

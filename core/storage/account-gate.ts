@@ -4,30 +4,12 @@
  * data requests in flight to it (Azure throttles an account past its request-rate target, and a page
  * blob past ~500 requests/s). A request holds its place until its body is fully read or written.
  */
+import { Limiter } from '../concurrency';
 import { PagewiseError } from '../errors';
 
 export const DEFAULT_REQUESTS_PER_ACCOUNT = 32;
 
-class Gate {
-  inFlight = 0;
-  highWater = 0;
-  private readonly waiting: Array<() => void> = [];
-  constructor(public limit: number) {}
-
-  async run<T>(work: () => Promise<T>): Promise<T> {
-    if (this.inFlight >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    this.inFlight++;
-    this.highWater = Math.max(this.highWater, this.inFlight);
-    try {
-      return await work();
-    } finally {
-      this.inFlight--;
-      this.waiting.shift()?.();
-    }
-  }
-}
-
-const gates = new Map<string, Gate>();
+const gates = new Map<string, Limiter>();
 let limit = DEFAULT_REQUESTS_PER_ACCOUNT;
 
 function keyOf(host: string, account: string): string {
@@ -35,10 +17,10 @@ function keyOf(host: string, account: string): string {
 }
 
 /** The gate of one account (by endpoint host and account name). */
-export function accountGate(host: string, account: string): Gate {
+export function accountGate(host: string, account: string): Limiter {
   const key = keyOf(host, account);
   let gate = gates.get(key);
-  if (!gate) gates.set(key, (gate = new Gate(limit)));
+  if (!gate) gates.set(key, (gate = new Limiter(limit)));
   return gate;
 }
 
