@@ -14,6 +14,7 @@ import { defineList } from './commands/list';
 import { defineRestore } from './commands/restore';
 import { defineServe } from './commands/serve';
 import { defineVerify } from './commands/verify';
+import { defineUpload } from './commands/upload';
 import { EXIT_CODE_HELP, EXIT_INTERRUPTED, EXIT_USAGE, printError, reportError } from './errors';
 import { CliIO, processIO } from './io';
 import { configureRequestsPerAccount } from '../core';
@@ -46,7 +47,7 @@ export function buildProgram(ctx: CommandContext): Command {
     })
     .showSuggestionAfterError(true)
     .addHelpText('after', EXIT_CODE_HELP);
-  for (const define of [defineKeygen, defineBackup, defineRestore, defineVerify, defineList, defineServe]) define(program, ctx);
+  for (const define of [defineKeygen, defineUpload, defineBackup, defineRestore, defineVerify, defineList, defineServe]) define(program, ctx);
   return program;
 }
 
@@ -54,7 +55,7 @@ export function buildProgram(ctx: CommandContext): Command {
 export async function run(args: string[], io: CliIO = processIO()): Promise<number> {
   const ctx: CommandContext = { io, exitCode: 0 };
   if (args.length === 0) {
-    printError(io, 'missing command: keygen, backup, restore, verify, list or serve (see pagewise --help)');
+    printError(io, 'missing command: keygen, upload, backup, restore, verify, list or serve (see pagewise --help)');
     return EXIT_USAGE;
   }
   try {

@@ -3,7 +3,8 @@
  *
  * Starts Azurite with two accounts ("src" plays the cloud account holding the VM disk, "vault" the
  * separate storage for the secondary copy), writes a realistic 1 GiB sample VM disk (holes, zero pages,
- * compressible and incompressible regions, repeated pages), then runs `node bin/pagewise.js` for
+ * compressible and incompressible regions, repeated pages) — or, with `--image <file>`, uploads one's
+ * own raw disk image with `pagewise upload` — then runs `node bin/pagewise.js` for
  * keygen → backup (4 MiB pages through a 64 MiB scratch cache, 1/16 of the disk) → list → verify (every
  * block read) → restore to a new page blob and to a local sparse file, checks both restores byte for byte
  * against the disk, prints a summary and exits non-zero when anything does not match.
@@ -12,20 +13,31 @@
  * connection strings in the child's environment; neither is ever printed.
  */
 import { spawn } from 'node:child_process';
-import { promises as fs } from 'node:fs';
+import { createReadStream, promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { PageBlobClient } from '@azure/storage-blob';
 import { startAzurite, AzuriteInstance } from '../embedded/azurite';
 import { sampleVmLayout, writeDisk } from '../embedded/sample-disk';
-import { fileSha256, pageBlobSha256 } from '../embedded/disk-hash';
+import { DiskHash, fileSha256, pageBlobSha256 } from '../embedded/disk-hash';
 import { BackupListing, BackupResult, formatBytes, redact, RestoreResult, VerifyResult } from '../core';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
-const DISK_BYTES = 1 * GiB;
-const PAGE_SIZE = '4MiB';
-const CACHE_BYTES = DISK_BYTES / 16;
+const SAMPLE_DISK_BYTES = 1 * GiB;
+
+/** `npm run demo -- --image <file>` backs up one's own raw disk image instead of the generated sample. */
+const IMAGE = (() => {
+  const at = process.argv.indexOf('--image');
+  return at > 0 ? process.argv[at + 1] : undefined;
+})();
+
+/** 4 MiB pages and a cache of 1/16 of the disk; a small image gets smaller pages so 1/16 holds one. */
+function shapeFor(diskBytes: number): { pageSize: number; cacheBytes: number } {
+  let pageSize = 4 * MiB;
+  while (pageSize > 512 && pageSize > diskBytes / 16) pageSize /= 2;
+  return { pageSize, cacheBytes: Math.max(pageSize, Math.floor(diskBytes / 16 / pageSize) * pageSize) };
+}
 const BIN = path.join(__dirname, '..', 'bin', 'pagewise.js');
 /**
  * By default the backup runs as the durable orchestration on the local runtime (the product's shape);
@@ -91,10 +103,15 @@ async function demo(az: AzuriteInstance, tmp: string): Promise<boolean> {
   await az.accounts.vault.service.getContainerClient('restores').create();
 
   say(`Pagewise demo: Azurite on 127.0.0.1:${az.port}, accounts "src" (cloud) and "vault" (secondary copy)`);
-  const diskStep = await timed(`writing a ${formatBytes(DISK_BYTES)} sample VM disk (page blob src/disks/vm1.vhd)`, () =>
-    writeDisk(src.getPageBlobClient('vm1.vhd'), DISK_BYTES, sampleVmLayout(DISK_BYTES)),
-  );
+  const diskStep = IMAGE
+    ? await timed(`pagewise upload ${IMAGE} (sparse page blob src/disks/vm1.vhd)`, () => uploadOwnImage(az, IMAGE))
+    : await timed(`writing a ${formatBytes(SAMPLE_DISK_BYTES)} sample VM disk (page blob src/disks/vm1.vhd)`, () =>
+        writeDisk(src.getPageBlobClient('vm1.vhd'), SAMPLE_DISK_BYTES, sampleVmLayout(SAMPLE_DISK_BYTES)),
+      );
   const disk = diskStep.value;
+  const diskBytes = disk.diskBytes;
+  const { pageSize, cacheBytes } = shapeFor(diskBytes);
+  const pageSizeArg = String(pageSize);
 
   const keyFile = path.join(tmp, 'user.key');
   const scratch = path.join(tmp, 'scratch');
@@ -109,9 +126,9 @@ async function demo(az: AzuriteInstance, tmp: string): Promise<boolean> {
   const restoredFile = path.join(tmp, 'vm1-restored.img');
 
   const keygen = await timed('pagewise keygen', () => pagewise<{ keyId: string }>(['keygen', keyFile, '--json'], env));
-  const backup = await timed(`pagewise backup --engine ${ENGINE} (pages ${PAGE_SIZE}, cache ${formatBytes(CACHE_BYTES)})`, () =>
+  const backup = await timed(`pagewise backup --engine ${ENGINE} (pages ${formatBytes(pageSize)}, cache ${formatBytes(cacheBytes)})`, () =>
     pagewise<BackupResult>(
-      ['backup', sourceUrl, '--vault', vaultUrl, '--key-file', keyFile, '--page-size', PAGE_SIZE, '--cache', String(CACHE_BYTES), '--scratch-dir', scratch, '--engine', ENGINE, '--json'],
+      ['backup', sourceUrl, '--vault', vaultUrl, '--key-file', keyFile, '--page-size', pageSizeArg, '--cache', String(cacheBytes), '--scratch-dir', scratch, '--engine', ENGINE, '--json'],
       env,
     ),
   );
@@ -128,7 +145,7 @@ async function demo(az: AzuriteInstance, tmp: string): Promise<boolean> {
   );
   const hashes = await timed('comparing both restores with the disk (SHA-256)', async () => ({
     file: await fileSha256(restoredFile),
-    blob: await pageBlobSha256(az.accounts.vault.service.getContainerClient('restores').getPageBlobClient('vm1-restored.vhd'), DISK_BYTES),
+    blob: await pageBlobSha256(az.accounts.vault.service.getContainerClient('restores').getPageBlobClient('vm1-restored.vhd'), diskBytes),
   }));
   const fileStat = await fs.stat(restoredFile);
   const fileOnDisk = fileStat.blocks * 512;
@@ -136,12 +153,12 @@ async function demo(az: AzuriteInstance, tmp: string): Promise<boolean> {
 
   const checks: Check[] = [
     { what: 'bytes read = allocated bytes', ok: b.bytesRead === disk.allocatedBytes && b.allocatedBytes === disk.allocatedBytes, detail: `${b.bytesRead} = ${disk.allocatedBytes}` },
-    { what: 'cache capacity ≤ 1/16 of the disk', ok: b.cacheCapacityBytes <= DISK_BYTES / 16, detail: formatBytes(b.cacheCapacityBytes) },
+    { what: 'cache capacity ≤ 1/16 of the disk', ok: b.cacheCapacityBytes <= diskBytes / 16, detail: formatBytes(b.cacheCapacityBytes) },
     { what: 'cache high-water ≤ capacity', ok: b.cacheHighWaterBytes > 0 && b.cacheHighWaterBytes <= b.cacheCapacityBytes, detail: formatBytes(b.cacheHighWaterBytes) },
     { what: 'backup listed in the vault', ok: list.value.backups.some((x) => x.backupId === b.backupId), detail: `${list.value.backups.length} backup(s)` },
     { what: 'verify (all data read)', ok: verify.value.ok && verify.value.blocksChecked > 0, detail: verify.value.ok ? 'OK' : `${verify.value.problems.length} problem(s): ${verify.value.problems.slice(0, 3).join('; ')}` },
     { what: 'restored page blob identical', ok: hashes.value.blob === disk.sha256, detail: hashes.value.blob.slice(0, 16) },
-    { what: 'restored sparse file identical', ok: hashes.value.file === disk.sha256 && fileStat.size === DISK_BYTES, detail: hashes.value.file.slice(0, 16) },
+    { what: 'restored sparse file identical', ok: hashes.value.file === disk.sha256 && fileStat.size === diskBytes, detail: hashes.value.file.slice(0, 16) },
     { what: 'scratch cache cleaned up', ok: leftInScratch === 0, detail: `${leftInScratch} file(s) left` },
   ];
 
@@ -222,4 +239,12 @@ function orchestrationRow(facts: OrchestrationFacts): [string, string] {
     'orchestration',
     `${facts.instanceId ?? '?'}: ${facts.activityInvocations ?? '?'} activities, ${histories.length} instance(s), largest history ${histories.length ? Math.max(...histories) : '?'} events`,
   ];
+}
+
+/** Uploads the user's image with `pagewise upload`; the disk's hash is the image's, padded to 512 bytes. */
+async function uploadOwnImage(az: AzuriteInstance, image: string): Promise<{ diskBytes: number; allocatedBytes: number; sha256: string }> {
+  const up = await pagewise<{ diskBytes: number; writtenBytes: number }>(['upload', image, az.sasUrl('src', 'disks', 'vm1.vhd'), '--json'], {});
+  const disk = new DiskHash();
+  for await (const chunk of createReadStream(image, { highWaterMark: 4 * MiB })) disk.update(chunk as Buffer);
+  return { diskBytes: up.diskBytes, allocatedBytes: up.writtenBytes, sha256: disk.digest(up.diskBytes) };
 }

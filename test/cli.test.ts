@@ -4,7 +4,7 @@
  * Every stdout/stderr seen is scanned for secrets at the end.
  */
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomFillSync } from 'node:crypto';
 import { promises as fs, readFileSync } from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
@@ -249,6 +249,37 @@ describe('backup, list, verify, restore', () => {
     for (const line of lines) expect(line).toMatch(/^pagewise: /);
     expect(lines[lines.length - 1]).toMatch(/FAILED verification: \d+ problem/);
     expect(lines[0]).toMatch(/^pagewise: problem: page \d+/);
+  });
+});
+
+describe('upload', () => {
+  test('an image of odd size is uploaded sparsely, padded to 512, backed up and restored', async () => {
+    const imageBytes = 3 * MiB + 1000; // not a multiple of 512
+    const image = Buffer.alloc(imageBytes);
+    randomFillSync(image, 1 * MiB, 256 * 1024); // data in the middle, zeros around it
+    image.write('end of the image', imageBytes - 20);
+    const file = path.join(tmp, 'odd.img');
+    await fs.writeFile(file, image);
+    const url = az.sasUrl('src', 'disks', 'uploaded-odd.vhd');
+    const up = await cli(['upload', file, url, '--json']);
+    expect(up.stderr).toBe('');
+    const result = JSON.parse(up.stdout);
+    expect(result).toMatchObject({ imageBytes, diskBytes: 3 * MiB + 1024, paddedBytes: 24 });
+    expect(result.writtenBytes).toBeLessThan(imageBytes / 2); // zero regions stay unallocated
+    expectOneLineError(await cli(['upload', file, url]), /already exists; pass --force/, 2);
+
+    const b = await cli(['backup', az.sasUrl('src', 'disks', 'uploaded-odd.vhd', { permissions: 'r' }), '--vault', vaultUrl, '--key-file', keyFile, '--page-size', '64KiB', '--cache', '256KiB', '--json']);
+    expect(b.code).toBe(0);
+    const backup = JSON.parse(b.stdout);
+    expect(backup.bytesRead).toBe(result.writtenBytes);
+    const restored = path.join(tmp, 'odd-restored.img');
+    expect((await cli(['restore', backup.backupId, '--vault', vaultUrl, '--key-file', keyFile, '--to', restored])).code).toBe(0);
+    const padded = Buffer.concat([image, Buffer.alloc(24)]);
+    expect(await fs.readFile(restored)).toEqual(padded);
+  });
+
+  test('a missing image is one clear line', async () => {
+    expectOneLineError(await cli(['upload', path.join(tmp, 'nope.img'), az.sasUrl('src', 'disks', 'x.vhd')]), /cannot read the image .*nope\.img \(ENOENT\)/, 2);
   });
 });
 

@@ -7,8 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { backupDisk, restoreBackup, verifyBackup } from '../core';
-import { uploadImage } from '../embedded/upload-image';
+import { backupDisk, restoreBackup, uploadImage, verifyBackup } from '../core';
 import { fileSha256, KiB, MiB, startEnv, TestEnv } from './harness/env';
 
 const MKFS = ['/usr/sbin/mkfs.ext4', '/sbin/mkfs.ext4'].find((p) => existsSync(p));
@@ -35,8 +34,8 @@ maybe('an ext4 image of odd size restores byte-identical and passes e2fsck', asy
   await fs.truncate(image, 40 * MiB + 7 * 512); // an odd size: not a multiple of the page size
   const { sha256 } = { sha256: await fileSha256(image) };
 
-  const client = env.az.accounts.src.service.getContainerClient('disks').getPageBlobClient('ext4.vhd');
-  const uploaded = await uploadImage(image, client);
+  const uploaded = await uploadImage(image, { url: env.az.sasUrl('src', 'disks', 'ext4.vhd') });
+  expect(uploaded.paddedBytes).toBe(0);
   const source = { url: env.sourceUrl('ext4.vhd') };
   const pageSize = 192 * KiB; // 3 × 64 KiB: a multiple of 512, not a power of two
   const result = await backupDisk({ source, vault: env.vault, userKey: env.userKey, pageSize, cacheBytes: Math.floor(uploaded.diskBytes / 16) });
