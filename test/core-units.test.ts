@@ -259,3 +259,18 @@ test('the per-account request gate holds requests past its limit and refuses a b
   setRequestsPerAccount(DEFAULT_REQUESTS_PER_ACCOUNT);
   expect(() => configureRequestsPerAccount({ PAGEWISE_REQUESTS_PER_ACCOUNT: 'lots' })).toThrow(/PAGEWISE_REQUESTS_PER_ACCOUNT "lots"/);
 });
+
+test('a large incompressible page is stored without compressing it whole; a compressible one is compressed', async () => {
+  const { looksIncompressible } = require('../core/processor/block-codec') as typeof import('../core/processor/block-codec');
+  const { randomBytes } = await import('node:crypto');
+  const noise = randomBytes(MiB);
+  const text = Buffer.from('the quick brown fox jumps over the lazy dog\n'.repeat(30000)).subarray(0, MiB);
+  expect(looksIncompressible(noise)).toBe(true);
+  expect(looksIncompressible(text)).toBe(false);
+  expect(looksIncompressible(randomBytes(128 * 1024))).toBe(false); // small pages: always try
+  const key = generateKey();
+  expect((await encodeBlock(noise, key, 'pw-p')).codec).toBe(Codec.Stored);
+  const packed = await encodeBlock(text, key, 'pw-p');
+  expect(packed.codec).toBe(Codec.Lz4);
+  expect(await decodeBlock(packed.bytes, key, 'pw-p', 'page 0')).toEqual(text);
+});
