@@ -50,6 +50,7 @@ export function readSettings(env: Env = appSettings()): PagewiseSettings {
       ...optionalInt(env, 'PAGEWISE_PAGE_SIZE', 'pageSize'),
       ...optionalInt(env, 'PAGEWISE_CACHE_BYTES', 'cacheBytes'),
       ...optionalInt(env, 'PAGEWISE_CONCURRENCY', 'concurrency'),
+      ...(env.PAGEWISE_SCRATCH_DIR?.trim() ? { scratchDir: env.PAGEWISE_SCRATCH_DIR.trim() } : {}),
     },
   };
   assertAllowedAccount(settings, vaultUrl, 'container', 'PAGEWISE_VAULT_URL');

@@ -59,3 +59,13 @@ test('the telemetry event of a finished backup carries counts and a source witho
   expect(event.measurements).toMatchObject({ bytesRead: 50, allocatedBytes: 50, bytesStored: 20 });
   expect(JSON.stringify(event)).not.toContain('SECRET');
 });
+
+test('PAGEWISE_SCRATCH_DIR reaches the engine settings of the activities', () => {
+  const { readSettings, engineSettings } = require('../functions/settings') as typeof import('../functions/settings');
+  const settings = readSettings({
+    PAGEWISE_VAULT_URL: 'https://vaultacct.blob.core.windows.net/vault?sv=1&sig=x',
+    PAGEWISE_ALLOWED_ACCOUNTS: 'vaultacct',
+    PAGEWISE_SCRATCH_DIR: '/mnt/scratch',
+  });
+  expect(engineSettings(settings)).toMatchObject({ scratchDir: '/mnt/scratch' });
+});
