@@ -58,6 +58,7 @@ export async function backupWithLocalEngine(args: {
     userKey: args.userKey,
     taskHub: { connectionString: taskHubConnectionString(args.env, args.vault) },
     settings: { pageSize: args.settings.pageSize, cacheBytes: args.settings.cacheBytes, concurrency: args.settings.concurrency },
+    ...(args.settings.scratchDir ? { scratchDir: args.settings.scratchDir } : {}),
     ...(args.backupId ? { backupId: args.backupId } : {}),
     maxConcurrentActivities: MAX_CONCURRENT_ACTIVITIES,
     onStatus: (status) => {

@@ -18,6 +18,8 @@ export interface OrchestratedBackupOptions {
   userKey: Buffer;
   taskHub: TaskHubLocation;
   settings?: EngineOverrides;
+  /** Local directory for the activities' scratch caches (an app setting of the local app, not an input). */
+  scratchDir?: string;
   backupId?: string;
   retry?: RetrySettings;
   maxConcurrentActivities?: number;
@@ -51,6 +53,7 @@ export async function runBackupThroughOrchestration(options: OrchestratedBackupO
       PAGEWISE_VAULT_CONNECTION_STRING: options.vault.connectionString,
       PAGEWISE_USER_KEY: options.userKey.toString('base64'),
       PAGEWISE_ALLOWED_ACCOUNTS: [source.account, vault.account].join(','),
+      ...(options.scratchDir ? { PAGEWISE_SCRATCH_DIR: options.scratchDir } : {}),
     },
   });
   try {
