@@ -59,7 +59,7 @@ function instrument(spans: Spans): void {
   spans.wrap(plan, 'planBackup', 'phase:plan');
   spans.wrap(batch, 'runBatch', 'phase:batches');
   spans.wrap(finalize, 'finalizeBackup', 'phase:finalize');
-  spans.wrap(ScratchCache.prototype, 'acquire', 'slotWait');
+  spans.wrap(ScratchCache.prototype, 'acquireMany', 'slotWait');
   spans.wrap(CacheSlot.prototype, 'prepare', 'slotPrepare');
   spans.wrap(SourceDisk.prototype, 'download', 'download');
   spans.wrap(CacheSlot.prototype, 'write', 'slotWrite');
@@ -67,7 +67,7 @@ function instrument(spans: Spans): void {
   spans.wrap(PageProcessor.prototype, 'process', 'process');
   spans.wrap(codec, 'encodeBlock', 'encode');
   spans.wrap(codec, 'decodeBlock', 'decode');
-  spans.wrap(lz4, 'compress', 'lz4');
+  spans.wrap(lz4, 'compressSync', 'lz4');
   spans.wrap(VaultStore.prototype, 'stageBlock', 'stage');
   spans.wrap(VaultStore.prototype, 'getBytes', 'vaultGet');
   spans.wrap(VaultStore.prototype, 'putBytes', 'vaultPut');
@@ -77,16 +77,15 @@ function instrument(spans: Spans): void {
 
 /**
  * Memory experiments (BENCH_EXPERIMENT, for the profile only; the engine is unchanged):
- * - lz4-passthrough: lz4 "compress" returns its input (every block stored uncompressed), to see how much
- *   of the RSS is lz4-napi's output buffers;
- * - lz4-sync: lz4 compress runs synchronously on the main thread (compressSync).
+ * - lz4-passthrough: lz4 compression returns its input (every block stored uncompressed), to see how
+ *   much of the RSS is lz4-napi's output buffers. (The async-`compress` finding of docs/SCALE.md §7 R1
+ *   was measured with an earlier revision of this switch; the engine now compresses synchronously.)
  */
 function experiment(name: string | undefined): void {
   if (!name) return;
   // eslint-disable-next-line @typescript-eslint/no-var-requires
   const lz4 = require('lz4-napi');
-  if (name === 'lz4-passthrough') lz4.compress = async (b: Buffer) => b;
-  else if (name === 'lz4-sync') lz4.compress = async (b: Buffer) => lz4.compressSync(b);
+  if (name === 'lz4-passthrough') lz4.compressSync = (b: Buffer) => b;
   else throw new Error(`unknown BENCH_EXPERIMENT ${name}`);
 }
 
