@@ -73,10 +73,13 @@ export async function runBatch(run: BatchRun, batchIndex: number): Promise<Batch
   let dedupedPages = 0;
   let bytesStaged = 0;
 
-  // Reading a page back and processing it holds its plaintext and its block in memory, so only a few
-  // pages are processed at once; staging then holds just the block, while the page keeps its slot.
+  // Memory follows the pages being worked on, not the cache: a page waiting for its turn holds only its
+  // (file-backed) slot. At most `concurrency` pages are between read-back and staged block, and of those
+  // only a few are being processed (plaintext + block in memory) at once.
+  const uploads = new Limiter(run.concurrency);
   const cpu = new Limiter(PAGES_PROCESSED_AT_ONCE);
-  const backUpPage = async (page: number, bytes: number): Promise<void> => {
+  const backUpPage = (page: number, bytes: number): Promise<void> => uploads.run(() => backUpCachedPage(page, bytes));
+  const backUpCachedPage = async (page: number, bytes: number): Promise<void> => {
     try {
       // read the cached page through the pseudo-disk, then process it for backup
       const done = await cpu.run(async () => processor.process(page, await disk.readPage(page)));
