@@ -5,7 +5,7 @@
  * are for the caller's feedback and so that a bad request leaves no instance behind.
  */
 import { PagewiseError, parseStorageUrl, resolveSettings } from '../core';
-import { translateStorageError } from '../core/source/source-disk';
+import { translateStorageError } from '../core/storage/storage-errors';
 import { targetBlobClient } from '../core/storage/clients';
 import { readManifest } from '../core/vault/manifest';
 import { VaultStore } from '../core/vault/vault-store';

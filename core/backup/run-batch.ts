@@ -32,8 +32,9 @@ export interface BatchRun {
 export async function runBackupBatch(req: BackupRequest & { backupId: string; batchIndex: number }): Promise<BatchSummary> {
   const settings = resolveSettings(req);
   const ctx = await openBackupContext(req, req.backupId);
-  const existing = await readBatchRecord(ctx.vault, req.backupId, batchNumber(ctx, req.batchIndex));
-  if (existing) return summarize(existing, 0, true);
+  const batch = batchNumber(ctx, req.batchIndex);
+  const existing = await readBatchRecord(ctx.vault, req.backupId, batch);
+  if (existing) return summarize(existing, 0, true); // resumed: no source, no cache needed
   const source = await openPlannedSource(req, ctx.plan);
   const cache = await ScratchCache.create({
     capacityBytes: effectiveCacheBytes(settings, ctx.plan.pageCount),
@@ -41,7 +42,7 @@ export async function runBackupBatch(req: BackupRequest & { backupId: string; ba
     dir: settings.scratchDir,
   });
   try {
-    return await runBatch({ ctx, source, cache, dedupe: new DedupeIndex(), concurrency: settings.concurrency, abortSignal: req.abortSignal }, req.batchIndex);
+    return await copyBatch({ ctx, source, cache, dedupe: new DedupeIndex(), concurrency: settings.concurrency, abortSignal: req.abortSignal }, batch);
   } finally {
     await cache.dispose();
   }
@@ -55,12 +56,18 @@ export function batchNumber(ctx: BackupContext, batchIndex: number): number {
   return batch;
 }
 
+/** Runs the `batchIndex`-th batch with data, or reports it resumed when its record exists. */
 export async function runBatch(run: BatchRun, batchIndex: number): Promise<BatchSummary> {
+  const batch = batchNumber(run.ctx, batchIndex);
+  const existing = await readBatchRecord(run.ctx.vault, run.ctx.plan.backupId, batch);
+  if (existing) return summarize(existing, 0, true);
+  return copyBatch(run, batch);
+}
+
+/** Copies batch number `batch` (which has no record yet) and writes its record. */
+async function copyBatch(run: BatchRun, batch: number): Promise<BatchSummary> {
   const { ctx, source, cache, dedupe } = run;
   const { plan, vault, dataKey } = ctx;
-  const batch = batchNumber(ctx, batchIndex);
-  const existing = await readBatchRecord(vault, plan.backupId, batch);
-  if (existing) return summarize(existing, 0, true);
 
   const grid = new PageGrid(plan.diskBytes, plan.pageSize);
   const firstPage = batch * plan.pagesPerBatch;

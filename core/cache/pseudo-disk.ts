@@ -48,7 +48,7 @@ export class PseudoDisk {
     const slotOf = new Map<number, CacheSlot>();
     try {
       for (const [k, { page }] of pages.entries()) {
-        await slots[k].prepare(page, this.grid.pageLength(page));
+        await slots[k].prepare(this.grid.pageLength(page));
         slotOf.set(page, slots[k]);
       }
       for (const span of spansOf(pages.flatMap((p) => p.ranges))) {

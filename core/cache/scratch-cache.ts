@@ -18,14 +18,12 @@ export interface ScratchCacheOptions {
 }
 
 export class CacheSlot {
-  /** The page held, or -1 when free. */
-  page = -1;
+  /** Bytes of the page held (the last page of a disk may be short). */
   length = 0;
   constructor(readonly index: number, readonly file: string, readonly handle: FileHandle) {}
 
   /** Makes the slot hold `length` zero bytes (sparse), ready for allocated ranges to be written in. */
-  async prepare(page: number, length: number): Promise<void> {
-    this.page = page;
+  async prepare(length: number): Promise<void> {
     this.length = length;
     await this.handle.truncate(0);
     await this.handle.truncate(length);
@@ -122,7 +120,6 @@ export class ScratchCache {
   }
 
   release(slot: CacheSlot): void {
-    slot.page = -1;
     slot.length = 0;
     this.inUse--;
     this.free.push(slot);

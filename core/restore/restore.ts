@@ -10,7 +10,7 @@ import { forEachLimited } from '../concurrency';
 import { PagewiseError } from '../errors';
 import { MAX_PAGE_BLOB_BYTES, MAX_PUT_PAGE_BYTES, SECTOR } from '../limits';
 import { displayUrl } from '../redact';
-import { translateStorageError } from '../source/source-disk';
+import { translateStorageError } from '../storage/storage-errors';
 import { parseStorageUrl, targetBlobClient } from '../storage/clients';
 import { accountGate } from '../storage/account-gate';
 import { RestoreRequest, RestoreResult } from '../types';

@@ -12,7 +12,7 @@ import { displayUrl } from '../redact';
 import { putPages } from '../restore/restore';
 import { targetBlobClient } from '../storage/clients';
 import { StorageLocation } from '../types';
-import { translateStorageError } from './source-disk';
+import { translateStorageError } from '../storage/storage-errors';
 
 export interface UploadImageResult {
   target: string;

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { ContainerClient, RestError } from '@azure/storage-blob';
 import { PagewiseError } from '../errors';
 import { displayUrl } from '../redact';
-import { translateStorageError } from '../source/source-disk';
+import { translateStorageError } from '../storage/storage-errors';
 import { vaultContainerClient, ParsedBlobUrl } from '../storage/clients';
 import { StorageLocation } from '../types';
 import { VAULT_MARKER } from './layout';

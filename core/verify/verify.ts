@@ -42,10 +42,19 @@ export async function verifyBackup(req: VerifyRequest): Promise<VerifyResult> {
   const total = reader.entryCount;
   const segmentCount = Math.ceil(manifest.pageCount / manifest.pagesPerSegment);
   let compared = 0; // segments compared with the source so far
+  let source: SourceDisk | null | undefined; // opened once, on first use; null when it does not match
   const compareUpTo = async (segment: number, entries: PageEntry[]) => {
     if (!req.source) return;
-    for (; compared < segment; compared++) await compareWithSource(req, reader, compared, [], note);
-    if (compared === segment && segment < segmentCount) await compareWithSource(req, reader, compared++, entries, note);
+    if (source === undefined) {
+      source = await SourceDisk.open(req.source);
+      if (source.diskBytes !== manifest.diskBytes) {
+        note(`the source is ${source.diskBytes} bytes, the backup ${manifest.diskBytes}`);
+        source = null;
+      }
+    }
+    if (source === null) return;
+    for (; compared < segment; compared++) await compareWithSource(source, reader, compared, [], note, req.concurrency);
+    if (compared === segment && segment < segmentCount) await compareWithSource(source, reader, compared++, entries, note, req.concurrency);
   };
   try {
     for await (const { segment, entries } of reader.segments()) {
@@ -88,17 +97,19 @@ export async function verifyBackup(req: VerifyRequest): Promise<VerifyResult> {
  * Compares the source's allocated pages in one segment's window with the backup's entries of that
  * segment: a page must hash the same, or be all zeros and a hole.
  */
-async function compareWithSource(req: VerifyRequest, reader: BackupReader, segment: number, entries: PageEntry[], note: (p: string) => void): Promise<void> {
+async function compareWithSource(
+  source: SourceDisk,
+  reader: BackupReader,
+  segment: number,
+  entries: PageEntry[],
+  note: (p: string) => void,
+  concurrency = 4,
+): Promise<void> {
   const { manifest } = reader;
-  const source = await SourceDisk.open(req.source!);
-  if (source.diskBytes !== manifest.diskBytes) {
-    note(`the source is ${source.diskBytes} bytes, the backup ${manifest.diskBytes}`);
-    return;
-  }
   const grid = new PageGrid(manifest.diskBytes, manifest.pageSize);
   const byPage = new Map(entries.map((e) => [e.page, e]));
   const window: ByteRange = { offset: segment * manifest.pagesPerSegment * manifest.pageSize, length: manifest.pagesPerSegment * manifest.pageSize };
-  const cache = await ScratchCache.create({ capacityBytes: manifest.pageSize * (req.concurrency ?? 4), pageSize: manifest.pageSize });
+  const cache = await ScratchCache.create({ capacityBytes: manifest.pageSize * concurrency, pageSize: manifest.pageSize });
   try {
     const disk = new PseudoDisk(source, grid, cache);
     await forEachLimited(pagesOfRangesAsync(grid, source.allocatedRanges(window)), cache.slotCount, async ({ page, ranges: pageRanges }) => {
