@@ -51,6 +51,7 @@ function instrument(spans: Spans): void {
   const { PageProcessor } = require('../core/processor/page-processor');
   const { VaultStore } = require('../core/vault/vault-store');
   const codec = require('../core/processor/block-codec');
+  const asyncCrypto = require('../core/processor/async-crypto');
   const lz4 = require('lz4-napi');
   const plan = require('../core/backup/plan-backup');
   const finalize = require('../core/backup/finalize-backup');
@@ -67,7 +68,9 @@ function instrument(spans: Spans): void {
   spans.wrap(PageProcessor.prototype, 'process', 'process');
   spans.wrap(codec, 'encodeBlock', 'encode');
   spans.wrap(codec, 'decodeBlock', 'decode');
+  spans.wrap(asyncCrypto, 'sha256', 'sha256');
   spans.wrap(lz4, 'compressSync', 'lz4');
+  spans.wrap(asyncCrypto, 'aesGcmSeal', 'seal');
   spans.wrap(VaultStore.prototype, 'stageBlock', 'stage');
   spans.wrap(VaultStore.prototype, 'getBytes', 'vaultGet');
   spans.wrap(VaultStore.prototype, 'putBytes', 'vaultPut');
@@ -78,8 +81,7 @@ function instrument(spans: Spans): void {
 /**
  * Memory experiments (BENCH_EXPERIMENT, for the profile only; the engine is unchanged):
  * - lz4-passthrough: lz4 compression returns its input (every block stored uncompressed), to see how
- *   much of the RSS is lz4-napi's output buffers. (The async-`compress` finding of docs/SCALE.md §7 R1
- *   was measured with an earlier revision of this switch; the engine now compresses synchronously.)
+ *   much of the RSS is lz4-napi's output buffers.
  */
 function experiment(name: string | undefined): void {
   if (!name) return;

@@ -2,9 +2,10 @@
  * The block format (docs/FORMAT.md §6.2): a processed page as stored in a segment — compressed (codec
  * recorded per block so it can change later), then sealed with AES-256-GCM under the backup's data key.
  */
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { compressSync, uncompressSync } from 'lz4-napi';
 import { PagewiseError } from '../errors';
+import { aesGcmOpen, aesGcmSeal } from './async-crypto';
 
 export const BLOCK_MAGIC = Buffer.from('PWB1');
 export const BLOCK_HEADER_BYTES = 24;
@@ -22,9 +23,9 @@ export interface EncodedBlock {
 }
 
 /**
- * Compresses and encrypts one page. lz4 runs synchronously (~1 GB/s, a few ms per 4 MiB page):
- * lz4-napi's async calls held native buffers long enough to push a 1 GiB backup's RSS past 1 GiB
- * (measured in bench/, 1.08 GiB async vs 285 MiB sync), while sync was also faster.
+ * Compresses and encrypts one page. lz4 runs synchronously (~1 GB/s, a few ms per 4 MiB page; its async
+ * form holds native memory, see async-crypto.ts); AES-GCM runs on libuv's thread pool, so the event loop
+ * is free for other pages' downloads and uploads meanwhile.
  */
 export async function encodeBlock(plain: Buffer, dataKey: Buffer, backupId: string): Promise<EncodedBlock> {
   const packed = looksIncompressible(plain) ? undefined : compressSync(plain);
@@ -36,10 +37,13 @@ export async function encodeBlock(plain: Buffer, dataKey: Buffer, backupId: stri
   header.writeUInt8(codec, 5);
   header.writeUInt32LE(plain.length, 8);
   randomBytes(12).copy(header, 12);
-  const cipher = createCipheriv('aes-256-gcm', dataKey, header.subarray(12, 24));
-  cipher.setAAD(Buffer.concat([header, Buffer.from(backupId, 'ascii')]));
-  const ciphertext = Buffer.concat([cipher.update(body), cipher.final()]);
-  return { bytes: Buffer.concat([header, ciphertext, cipher.getAuthTag()]), codec };
+  const sealed = await aesGcmSeal(dataKey, header.subarray(12, 24), blockAad(header, backupId), body);
+  return { bytes: Buffer.concat([header, sealed]), codec };
+}
+
+/** The block's authenticated data: its header and the backup it belongs to (a block cannot move between backups). */
+function blockAad(header: Buffer, backupId: string): Buffer {
+  return Buffer.concat([header, Buffer.from(backupId, 'ascii')]);
 }
 
 const PROBE_BYTES = 64 * 1024;
@@ -67,10 +71,7 @@ export async function decodeBlock(block: Buffer, dataKey: Buffer, backupId: stri
   const header = block.subarray(0, BLOCK_HEADER_BYTES);
   let body: Buffer;
   try {
-    const decipher = createDecipheriv('aes-256-gcm', dataKey, header.subarray(12, 24));
-    decipher.setAAD(Buffer.concat([header, Buffer.from(backupId, 'ascii')]));
-    decipher.setAuthTag(block.subarray(block.length - BLOCK_TAG_BYTES));
-    body = Buffer.concat([decipher.update(block.subarray(BLOCK_HEADER_BYTES, block.length - BLOCK_TAG_BYTES)), decipher.final()]);
+    body = await aesGcmOpen(dataKey, header.subarray(12, 24), blockAad(header, backupId), block.subarray(BLOCK_HEADER_BYTES));
   } catch {
     throw new PagewiseError('Corrupt', `${where}: the block fails authentication (damaged, truncated or swapped)`);
   }

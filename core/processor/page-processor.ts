@@ -1,10 +1,10 @@
 /**
  * Processing a cached page for backup: an all-zero page becomes a hole (no block); otherwise the
  * plaintext is hashed (SHA-256), looked up in the segment's dedupe index (identical pages are stored
- * once), and encoded into a block (compress + encrypt).
+ * once), and encoded into a block (compress + encrypt). Hashing and encoding run off the event loop.
  */
-import { createHash } from 'node:crypto';
 import { encodeBlock, EncodedBlock } from './block-codec';
+import { sha256 } from './async-crypto';
 
 export type ProcessedPage =
   | { kind: 'zero'; page: number; plainLength: number }
@@ -48,7 +48,7 @@ export class PageProcessor {
 
   async process(page: number, plain: Buffer): Promise<ProcessedPage> {
     if (this.isZero(plain)) return { kind: 'zero', page, plainLength: plain.length };
-    const hash = createHash('sha256').update(plain).digest('hex');
+    const hash = (await sha256(plain)).toString('hex');
     const sameAs = this.dedupe.lookup(Math.floor(page / this.pagesPerSegment), hash);
     if (sameAs !== undefined) return { kind: 'duplicate', page, plainLength: plain.length, hash, sameAs };
     const block = await encodeBlock(plain, this.dataKey, this.backupId);

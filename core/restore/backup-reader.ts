@@ -4,6 +4,7 @@
  * hash-checked). Restore and verify are built on it; memory is bounded by one segment's table.
  */
 import { createHash } from 'node:crypto';
+import { sha256 } from '../processor/async-crypto';
 import { unwrapDataKey } from '../crypto/keys';
 import { PagewiseError } from '../errors';
 import { decodeBlock } from '../processor/block-codec';
@@ -100,7 +101,7 @@ export class BackupReader {
         try {
           const block = bytes.subarray(entry.offset - first.offset, entry.offset - first.offset + entry.storedLength);
           const plain = await decodeBlock(block, this.dataKey, this.backupId, where);
-          if (createHash('sha256').update(plain).digest().compare(entry.sha256) !== 0) {
+          if ((await sha256(plain)).compare(entry.sha256) !== 0) {
             throw new PagewiseError('Corrupt', `${where}: its content does not match its hash (damaged or swapped block)`);
           }
           return { entry, plain };

@@ -4,7 +4,7 @@
  * (fetched, decrypted, decompressed, hash-checked). Optionally the backup is also compared page by page
  * with its source disk, read through a scratch cache like the backup itself. Problems name the page.
  */
-import { createHash } from 'node:crypto';
+import { sha256 } from '../processor/async-crypto';
 import { ScratchCache } from '../cache/scratch-cache';
 import { PseudoDisk } from '../cache/pseudo-disk';
 import { forEachLimited } from '../concurrency';
@@ -121,7 +121,7 @@ async function compareWithSource(
       const isZero = plain.every((b) => b === 0);
       if (!entry) {
         if (!isZero) note(`page ${page}: has data in the source but is a hole in the backup`);
-      } else if (createHash('sha256').update(plain).digest().compare(entry.sha256) !== 0) {
+      } else if ((await sha256(plain)).compare(entry.sha256) !== 0) {
         note(`page ${page}: differs between the source and the backup`);
       }
     });
