@@ -30,6 +30,7 @@ export async function startDiskBackup(
     backupId,
     source,
     ...(options.settings && Object.keys(options.settings).length > 0 ? { settings: options.settings } : {}),
+    ...(settings.batchesInFlight ? { batchesInFlight: settings.batchesInFlight } : {}),
   };
   const started = await startOnce(client, Orchestrators.backupDisk, backupInstanceId(backupId), input, { restartFailed: options.restartFailed ?? true });
   return { ...started, backupId };

@@ -5,12 +5,15 @@
 import { decodeUserKey, parseStorageUrl, PagewiseError, configureRequestsPerAccount } from '../core';
 import type { EngineSettings, StorageLocation } from '../core/types';
 import type { DiskRef, EngineOverrides } from '../orchestrations/contracts';
+import { MAX_BATCHES_IN_FLIGHT } from '../orchestrations/plan';
 
 export interface PagewiseSettings {
   vault: StorageLocation;
   /** Lower-cased storage account names allowed as sources, targets and vaults (SSRF guard). */
   allowedAccounts: Set<string>;
   engine: EngineSettings;
+  /** Batch activities of one disk in flight at once (PAGEWISE_BATCHES_IN_FLIGHT); the orchestration's default when absent. */
+  batchesInFlight?: number;
 }
 
 export type Env = Record<string, string | undefined>;
@@ -52,6 +55,7 @@ export function readSettings(env: Env = appSettings()): PagewiseSettings {
       ...optionalInt(env, 'PAGEWISE_CONCURRENCY', 'concurrency'),
       ...(env.PAGEWISE_SCRATCH_DIR?.trim() ? { scratchDir: env.PAGEWISE_SCRATCH_DIR.trim() } : {}),
     },
+    ...batchesInFlight(env),
   };
   assertAllowedAccount(settings, vaultUrl, 'container', 'PAGEWISE_VAULT_URL');
   return settings;
@@ -136,6 +140,16 @@ function optionalInt<K extends keyof EngineSettings>(env: Env, name: string, key
   const value = Number(raw);
   if (!Number.isSafeInteger(value) || value <= 0) throw settingError(`app setting ${name} must be a positive whole number, got "${raw}"`);
   return { [key]: value };
+}
+
+function batchesInFlight(env: Env): { batchesInFlight?: number } {
+  const raw = env.PAGEWISE_BATCHES_IN_FLIGHT;
+  if (raw === undefined || raw.trim() === '') return {};
+  const value = Number(raw);
+  if (!Number.isSafeInteger(value) || value < 1 || value > MAX_BATCHES_IN_FLIGHT) {
+    throw settingError(`app setting PAGEWISE_BATCHES_IN_FLIGHT must be a whole number from 1 to ${MAX_BATCHES_IN_FLIGHT}, got "${raw}"`);
+  }
+  return { batchesInFlight: value };
 }
 
 function settingError(message: string): PagewiseError {

@@ -209,6 +209,11 @@ param cacheBytes int = 268435456
 @maxValue(64)
 param concurrency int = 4
 
+@description('Batch activities of one disk in flight at once (PAGEWISE_BATCHES_IN_FLIGHT).')
+@minValue(1)
+@maxValue(32)
+param batchesInFlight int = 2
+
 @description('Scratch directory on the instance\'s local ephemeral disk.')
 param scratchDir string = '/tmp/pagewise'
 
@@ -278,6 +283,7 @@ var pagewiseSettings = union(
     PAGEWISE_PAGE_SIZE: string(pageSize)
     PAGEWISE_CACHE_BYTES: string(cacheBytes)
     PAGEWISE_CONCURRENCY: string(concurrency)
+    PAGEWISE_BATCHES_IN_FLIGHT: string(batchesInFlight)
     PAGEWISE_SCRATCH_DIR: scratchDir
   },
   additionalAppSettings

@@ -1,7 +1,8 @@
 /**
  * The backup orchestrations. `backupDiskOrchestrator` plans (activity), copies every batch through
  * `backupBatchRangeOrchestrator` sub-orchestrations — a leaf runs ≤ BATCHES_PER_LEAF batch activities in
- * waves of BATCHES_IN_FLIGHT; a larger range splits into child ranges — then finalizes (activity),
+ * waves of `batchesInFlight`; a larger range splits into child ranges, run one at a time — then
+ * finalizes (activity),
  * which writes the manifest last. Deterministic: no I/O, clock or randomness outside `context.df`.
  */
 import type { OrchestrationContext, OrchestrationHandler, Task } from 'durable-functions';
@@ -124,7 +125,7 @@ export const backupBatchRangeOrchestrator: OrchestrationHandler = function* (con
     return summary;
   }
 
-  for (const wave of waves(batchIndexes(input.range), BATCHES_IN_FLIGHT)) {
+  for (const wave of waves(batchIndexes(input.range), input.batchesInFlight ?? BATCHES_IN_FLIGHT)) {
     const tasks: Task[] = wave.map((batchIndex) =>
       context.df.callActivityWithRetry(Activities.runBackupBatch, retry, {
         ...activityInput(input),

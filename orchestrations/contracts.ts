@@ -49,6 +49,8 @@ export interface BackupOrchestrationInput {
   source: DiskRef;
   settings?: EngineOverrides;
   retry?: RetrySettings;
+  /** Batch activities of this disk in flight at once (default BATCHES_IN_FLIGHT, app setting PAGEWISE_BATCHES_IN_FLIGHT). */
+  batchesInFlight?: number;
 }
 
 export interface RangeOrchestrationInput extends BackupOrchestrationInput {

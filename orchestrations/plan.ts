@@ -1,17 +1,27 @@
 /**
  * Pure planning of the backup orchestration tree: how batch indexes are split across
- * sub-orchestrations so no single history grows past a fixed bound, and how each leaf runs its
- * batches in bounded waves. No I/O, no clock: orchestrators call these during replay.
+ * sub-orchestrations so no single history grows past a fixed bound, and how many batches of a disk
+ * are in flight. No I/O, no clock: orchestrators call these during replay.
  */
 
 /** Most batches (activities) one leaf orchestration runs; bounds its history (see HISTORY_EVENT_BOUND). */
 export const BATCHES_PER_LEAF = 1000;
 /** Most sub-orchestrations one range orchestration starts. */
 export const CHILDREN_PER_NODE = 1000;
-/** Batches a leaf keeps in flight at once (each holds a scratch cache on its worker). */
-export const BATCHES_IN_FLIGHT = 8;
-/** Sub-orchestrations a range node keeps in flight at once. */
-export const CHILDREN_IN_FLIGHT = 4;
+/**
+ * Batch activities one disk keeps in flight by default (each holds a scratch cache on its worker). One
+ * activity already keeps a page blob's ~60 MiB/s busy (docs/SCALE.md R5); the second starts while the
+ * first drains its last pages. More only adds memory, scratch and 503s on one blob: activity slots are
+ * better spent on other disks. `PAGEWISE_BATCHES_IN_FLIGHT` overrides it (faster premium sources).
+ */
+export const BATCHES_IN_FLIGHT = 2;
+/** Most batches in flight one disk may be given. */
+export const MAX_BATCHES_IN_FLIGHT = 32;
+/**
+ * Sub-orchestrations a range node keeps in flight at once: one, so a disk's batches in flight are its
+ * leaf's window, whatever its size.
+ */
+export const CHILDREN_IN_FLIGHT = 1;
 
 export interface BatchRange {
   /** First batch index in the range. */

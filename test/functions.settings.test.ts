@@ -15,6 +15,10 @@ test('settings: allow list, vault, engine limits', () => {
   expect(settings.engine).toEqual({ pageSize: 4194304, concurrency: 8 });
   expect(settings.vault.connectionString).toBe('UseDevelopmentStorage=true');
   expect(() => readSettings({ ...base, PAGEWISE_CACHE_BYTES: '-1' })).toThrow(/PAGEWISE_CACHE_BYTES must be a positive whole number/);
+  expect(settings.batchesInFlight).toBeUndefined(); // the orchestration's default applies
+  expect(readSettings({ ...base, PAGEWISE_BATCHES_IN_FLIGHT: '4' }).batchesInFlight).toBe(4);
+  expect(() => readSettings({ ...base, PAGEWISE_BATCHES_IN_FLIGHT: '33' })).toThrow(/PAGEWISE_BATCHES_IN_FLIGHT must be a whole number from 1 to 32, got "33"/);
+  expect(() => readSettings({ ...base, PAGEWISE_BATCHES_IN_FLIGHT: 'two' })).toThrow(/PAGEWISE_BATCHES_IN_FLIGHT/);
   expect(() => readSettings({ PAGEWISE_ALLOWED_ACCOUNTS: 'a' })).toThrow(/PAGEWISE_VAULT_URL is not set/);
   expect(() => readSettings({ ...base, PAGEWISE_VAULT_URL: 'https://other.blob.core.windows.net/vault' })).toThrow(/not in PAGEWISE_ALLOWED_ACCOUNTS/);
   expect(() => assertAllowedAccount(settings, 'https://srcacct.blob.core.windows.net/vhds/a.vhd', 'blob', 'x')).not.toThrow();

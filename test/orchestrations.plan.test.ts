@@ -8,6 +8,7 @@ import * as df from 'durable-functions';
 import '../orchestrations';
 import { Activities, BatchActivityInput, Orchestrators } from '../orchestrations/contracts';
 import {
+  BATCHES_IN_FLIGHT,
   BATCHES_PER_LEAF,
   childRanges,
   flattenTree,
@@ -78,6 +79,8 @@ describe('planning (pure)', () => {
 describe('the real orchestrators over a simulated 1,500-batch plan', () => {
   const BATCHES = 1500;
   let batchCalls = 0;
+  let inFlight = 0;
+  let maxInFlight = 0;
   df.app.activity(Activities.planBackup, {
     handler: async (input: unknown) => ({
       backupId: (input as { backupId: string }).backupId,
@@ -92,6 +95,10 @@ describe('the real orchestrators over a simulated 1,500-batch plan', () => {
   df.app.activity(Activities.runBackupBatch, {
     handler: async (input: unknown) => {
       batchCalls += 1;
+      inFlight += 1;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      await new Promise((r) => setImmediate(r));
+      inFlight -= 1;
       const { backupId, batchIndex } = input as BatchActivityInput;
       return { backupId, batchIndex, pages: 256, holePages: 0, zeroPages: 1, dedupedPages: 2, bytesRead: GiB, bytesStaged: GiB / 2, cacheHighWaterBytes: 8 * 1024 * 1024, resumed: false };
     },
@@ -112,6 +119,8 @@ describe('the real orchestrators over a simulated 1,500-batch plan', () => {
     expect(output.batches.bytesRead).toBe(BATCHES * GiB);
     expect(output.rangeOrchestrations).toBe(2);
     expect(batchCalls).toBe(BATCHES);
+    // One disk never has more batch activities in flight than BATCHES_IN_FLIGHT, though the runtime would run 16.
+    expect(maxInFlight).toBeLessThanOrEqual(BATCHES_IN_FLIGHT);
     expect(status.customStatus).toMatchObject({ phase: 'done', batchesTotal: BATCHES, batchesDone: BATCHES });
 
     const family = await runtime.listInstances({ prefix: instanceId });
