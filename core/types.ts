@@ -82,6 +82,11 @@ export interface BackupResult {
   segments: number;
   cacheCapacityBytes: number;
   cacheHighWaterBytes: number;
+  /**
+   * Most pages that were between read-back from the cache and their staged block at once (each holds
+   * its plaintext and block in memory): at most the concurrency. Set by the single-process engine.
+   */
+  pagesInMemoryHighWater?: number;
   durationMs: number;
 }
 

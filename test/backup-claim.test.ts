@@ -150,3 +150,32 @@ test('identical pages are stored once and zero pages not at all', async () => {
   await restoreBackup({ backupId: result.backupId, vault: env.vault, userKey: env.userKey, target: { url: file } });
   expect(await fileSha256(file)).toBe(disk.sha256);
 });
+
+test('batches overlap (one drains while the next downloads) within the same cache and page bounds, and dedupe across them restores identical', async () => {
+  // 4 KiB pages: a batch is 16,384 pages = 64 MiB, so this disk has four batches. Each holds random
+  // data at its start and the same repeated pattern at its end, so identical pages recur across batches.
+  const diskBytes = 256 * MiB;
+  const regions = [0, 1, 2, 3].flatMap((b) => [
+    { offset: b * 64 * MiB, length: 256 * 1024, kind: 'random' as const, seed: 40 + b },
+    { offset: b * 64 * MiB + 63 * MiB, length: 512 * 1024, kind: 'repeat' as const, seed: 9 },
+  ]);
+  const disk = await env.makeDisk('overlap.vhd', diskBytes, regions);
+  const pageSize = 4096;
+  const cacheBytes = 64 * pageSize;
+  const concurrency = 4;
+  const result = await backupDisk({ source: disk.source, vault: env.vault, userKey: env.userKey, pageSize, cacheBytes, concurrency });
+
+  expect(result.bytesRead).toBe(disk.allocatedBytes);
+  expect(result.cacheHighWaterBytes).toBeLessThanOrEqual(cacheBytes);
+  expect(result.pagesInMemoryHighWater).toBeGreaterThan(0);
+  expect(result.pagesInMemoryHighWater).toBeLessThanOrEqual(concurrency);
+  // The 64 KiB pattern has 16 distinct pages: every other repeated page, in any batch, is a duplicate.
+  expect(result.dedupedPages).toBeGreaterThanOrEqual(4 * 128 - 4 * 16);
+  expect(result.storedBlocks + result.dedupedPages + result.zeroPages).toBe(result.pages);
+
+  const verified = await verifyBackup({ backupId: result.backupId, vault: env.vault, userKey: env.userKey, readData: true });
+  expect(verified.problems).toEqual([]);
+  const file = path.join(env.tmp, 'overlap.img');
+  await restoreBackup({ backupId: result.backupId, vault: env.vault, userKey: env.userKey, target: { url: file } });
+  expect(await fileSha256(file)).toBe(disk.sha256);
+});

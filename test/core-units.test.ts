@@ -12,6 +12,7 @@ import { ScratchCache } from '../core/cache/scratch-cache';
 import { effectiveCacheBytes, resolveSettings } from '../core/backup/settings';
 import { pagesPerBatchFor } from '../core/vault/plan';
 import { parseStorageUrl } from '../core/storage/clients';
+import { BatchDedupe, DedupeIndex } from '../core/processor/page-processor';
 
 const MiB = 1024 * 1024;
 
@@ -273,4 +274,20 @@ test('a large incompressible page is stored without compressing it whole; a comp
   const packed = await encodeBlock(text, key, 'pw-p');
   expect(packed.codec).toBe(Codec.Lz4);
   expect(await decodeBlock(packed.bytes, key, 'pw-p', 'page 0')).toEqual(text);
+});
+
+test("a batch refers only to its own blocks and to those of batches whose record is written", () => {
+  const recorded = new DedupeIndex();
+  const first = new BatchDedupe(recorded);
+  const second = new BatchDedupe(recorded);
+  first.remember(0, 'h1', 10);
+  expect(first.lookup(0, 'h1')).toBe(10);
+  // Batch one is still running (it could be redone on resume): batch two must not refer to its block.
+  expect(second.lookup(0, 'h1')).toBeUndefined();
+  first.publish();
+  expect(second.lookup(0, 'h1')).toBe(10);
+  expect(second.lookup(1, 'h1')).toBeUndefined(); // dedupe stays within a segment
+  second.remember(0, 'h1', 20); // the first staged block stays the one referred to
+  second.publish();
+  expect(recorded.lookup(0, 'h1')).toBe(10);
 });

@@ -10,7 +10,7 @@ import { readManifest } from '../vault/manifest';
 import { openBackupContext, openPlannedSource } from './backup-context';
 import { finalizeBackup, resultOf } from './finalize-backup';
 import { planBackup } from './plan-backup';
-import { runBatch } from './run-batch';
+import { pageLimits, runBatch } from './run-batch';
 import { effectiveCacheBytes, resolveSettings } from './settings';
 
 export async function backupDisk(req: BackupRequest): Promise<BackupResult> {
@@ -26,35 +26,57 @@ export async function backupDisk(req: BackupRequest): Promise<BackupResult> {
   const source = await openPlannedSource(req, ctx.plan);
   const cache = await ScratchCache.create({ capacityBytes: capacity, pageSize: ctx.plan.pageSize, dir: settings.scratchDir });
   const dedupe = new DedupeIndex();
+  const limits = pageLimits(settings.concurrency);
   const progress = { pagesDone: 0, pagesTotal: ctx.plan.allocatedPages, bytesRead: 0, allocatedBytes: ctx.plan.allocatedBytes };
-  try {
-    const batchesPerSegment = ctx.plan.pagesPerSegment / ctx.plan.pagesPerBatch;
-    for (let k = 0; k < ctx.plan.batches.length; k++) {
-      const summary = await runBatch(
-        {
-          ctx,
-          source,
-          cache,
-          dedupe,
-          concurrency: settings.concurrency,
-          abortSignal: req.abortSignal,
-          onPageDone: (_page, bytes) => {
-            progress.pagesDone++;
-            progress.bytesRead += bytes;
-            req.onProgress?.({ ...progress });
-          },
+  const batchesPerSegment = ctx.plan.pagesPerSegment / ctx.plan.pagesPerBatch;
+  const segmentOf = (k: number) => Math.floor(ctx.plan.batches[k] / batchesPerSegment);
+  const startBatch = (k: number, onDownloaded: () => void): Promise<void> =>
+    runBatch(
+      {
+        ctx,
+        source,
+        cache,
+        dedupe,
+        concurrency: settings.concurrency,
+        limits,
+        abortSignal: req.abortSignal,
+        onDownloaded,
+        onPageDone: (_page, bytes) => {
+          progress.pagesDone++;
+          progress.bytesRead += bytes;
+          req.onProgress?.({ ...progress });
         },
-        k,
-      );
+      },
+      k,
+    ).then((summary) => {
       if (summary.resumed) {
         progress.pagesDone += summary.pages;
         progress.bytesRead += summary.bytesRead;
         req.onProgress?.({ ...progress });
       }
-      const segment = Math.floor(ctx.plan.batches[k] / batchesPerSegment);
-      const next = ctx.plan.batches[k + 1];
-      if (next === undefined || Math.floor(next / batchesPerSegment) !== segment) dedupe.forgetSegment(segment);
+      // No later batch shares the segment: its dedupe entries can go.
+      if (k + 1 >= ctx.plan.batches.length || segmentOf(k + 1) !== segmentOf(k)) dedupe.forgetSegment(segmentOf(k));
+    });
+  // Batches overlap by one: the next starts downloading as soon as the current one has downloaded its
+  // last page, while the current one drains (processes and stages the pages still in the cache). Both
+  // share the cache and the page limits, so nothing in flight grows; the downloads never wait for a
+  // drain, which on a sparse disk of many small batches was a pause at every batch border.
+  let draining: Promise<void> = Promise.resolve();
+  let current: Promise<void> = Promise.resolve();
+  try {
+    for (let k = 0; k < ctx.plan.batches.length; k++) {
+      let downloaded!: () => void;
+      const downloads = new Promise<void>((resolve) => (downloaded = resolve));
+      current = startBatch(k, downloaded);
+      current.catch(() => undefined); // observed below; a rejection must not go unhandled meanwhile
+      await Promise.race([downloads, current]);
+      await draining;
+      draining = current;
     }
+    await draining;
+  } catch (err) {
+    await Promise.allSettled([draining, current]); // no batch may still write into the cache when it goes
+    throw err;
   } finally {
     await cache.dispose();
   }
@@ -63,6 +85,7 @@ export async function backupDisk(req: BackupRequest): Promise<BackupResult> {
     ...result,
     cacheCapacityBytes: cache.capacityBytes,
     cacheHighWaterBytes: cache.highWaterBytes,
+    pagesInMemoryHighWater: limits.uploads.highWater,
     durationMs: Date.now() - started,
   };
 }

@@ -9,7 +9,7 @@ import { forEachLimited, Limiter } from '../concurrency';
 import { PagewiseError } from '../errors';
 import { ScratchCache } from '../cache/scratch-cache';
 import { PseudoDisk } from '../cache/pseudo-disk';
-import { DedupeIndex, PageProcessor } from '../processor/page-processor';
+import { BatchDedupe, DedupeIndex, PageProcessor } from '../processor/page-processor';
 import { PageGrid, pagesOfRangesAsync, runsOf, ByteRange } from '../source/page-grid';
 import { SourceDisk } from '../source/source-disk';
 import { BackupRequest, BatchSummary } from '../types';
@@ -26,6 +26,20 @@ export interface BatchRun {
   concurrency: number;
   abortSignal?: AbortSignal;
   onPageDone?: (page: number, bytesRead: number) => void;
+  /** Called once every page of the batch is downloaded (its last pages may still be processing). */
+  onDownloaded?: () => void;
+  /** Bounds shared by batches that overlap (one draining while the next downloads); else per batch. */
+  limits?: PageLimits;
+}
+
+/** How many pages may be between read-back and staged block, and how many of those are processed at once. */
+export interface PageLimits {
+  uploads: Limiter;
+  cpu: Limiter;
+}
+
+export function pageLimits(concurrency: number): PageLimits {
+  return { uploads: new Limiter(concurrency), cpu: new Limiter(PAGES_PROCESSED_AT_ONCE) };
 }
 
 /** Durable-activity entry point: rebuilds everything from references and runs the `batchIndex`-th batch with data. */
@@ -60,7 +74,10 @@ export function batchNumber(ctx: BackupContext, batchIndex: number): number {
 export async function runBatch(run: BatchRun, batchIndex: number): Promise<BatchSummary> {
   const batch = batchNumber(run.ctx, batchIndex);
   const existing = await readBatchRecord(run.ctx.vault, run.ctx.plan.backupId, batch);
-  if (existing) return summarize(existing, 0, true);
+  if (existing) {
+    run.onDownloaded?.();
+    return summarize(existing, 0, true);
+  }
   return copyBatch(run, batch);
 }
 
@@ -74,7 +91,8 @@ async function copyBatch(run: BatchRun, batch: number): Promise<BatchSummary> {
   const pageCount = Math.min(plan.pagesPerBatch, plan.pageCount - firstPage);
   const window: ByteRange = { offset: grid.pageStart(firstPage), length: Math.min(plan.diskBytes, grid.pageStart(firstPage + pageCount)) - grid.pageStart(firstPage) };
   const disk = new PseudoDisk(source, grid, cache);
-  const processor = new PageProcessor(dataKey, plan.backupId, dedupe, plan.pagesPerSegment);
+  const batchDedupe = new BatchDedupe(dedupe);
+  const processor = new PageProcessor(dataKey, plan.backupId, batchDedupe, plan.pagesPerSegment);
   const records: PageRecord[] = [];
   let zeroPages = 0;
   let dedupedPages = 0;
@@ -83,8 +101,7 @@ async function copyBatch(run: BatchRun, batch: number): Promise<BatchSummary> {
   // Memory follows the pages being worked on, not the cache: a page waiting for its turn holds only its
   // (file-backed) slot. At most `concurrency` pages are between read-back and staged block, and of those
   // only a few are being processed (plaintext + block in memory) at once.
-  const uploads = new Limiter(run.concurrency);
-  const cpu = new Limiter(PAGES_PROCESSED_AT_ONCE);
+  const { uploads, cpu } = run.limits ?? pageLimits(run.concurrency);
   const backUpPage = (page: number, bytes: number): Promise<void> => uploads.run(() => backUpCachedPage(page, bytes));
   const backUpCachedPage = async (page: number, bytes: number): Promise<void> => {
     try {
@@ -128,6 +145,7 @@ async function copyBatch(run: BatchRun, batch: number): Promise<BatchSummary> {
   }).catch((err) => {
     failure ??= err;
   });
+  run.onDownloaded?.();
   // Nothing is left to download: the pages still in the cache are processed and stored.
   await Promise.all(processing);
   if (failure) throw failure;
@@ -159,6 +177,7 @@ async function copyBatch(run: BatchRun, batch: number): Promise<BatchSummary> {
     pages: records,
   };
   await vault.putJson(layout.batch(plan.backupId, batch), record);
+  batchDedupe.publish();
   return summarize(record, cache.highWaterBytes, false);
 }
 

@@ -11,8 +11,14 @@ export type ProcessedPage =
   | { kind: 'duplicate'; page: number; plainLength: number; hash: string; sameAs: number }
   | { kind: 'block'; page: number; plainLength: number; hash: string; block: EncodedBlock };
 
+/** Where the processor looks up and remembers staged blocks by hash. */
+export interface DedupeLookup {
+  lookup(segment: number, hash: string): number | undefined;
+  remember(segment: number, hash: string, page: number): void;
+}
+
 /** Hash → page whose block is staged, per segment (the dedupe scope of format v1). */
-export class DedupeIndex {
+export class DedupeIndex implements DedupeLookup {
   private readonly segments = new Map<number, Map<string, number>>();
 
   lookup(segment: number, hash: string): number | undefined {
@@ -29,6 +35,36 @@ export class DedupeIndex {
   forgetSegment(segment: number): void {
     this.segments.delete(segment);
   }
+
+  /** Takes in every entry of `other` that this index does not have yet. */
+  absorb(other: DedupeIndex): void {
+    for (const [segment, map] of other.segments) for (const [hash, page] of map) this.remember(segment, hash, page);
+  }
+}
+
+/**
+ * One batch's view of dedupe: its own staged blocks, plus those of batches whose record is written.
+ * A page may only refer to a block that a resumed backup is sure to find again: a batch whose record
+ * exists is never redone, while a batch still running (or killed before its record) is redone from
+ * scratch and may then stage its identical pages in another order.
+ */
+export class BatchDedupe implements DedupeLookup {
+  private readonly own = new DedupeIndex();
+
+  constructor(private readonly recorded: DedupeIndex) {}
+
+  lookup(segment: number, hash: string): number | undefined {
+    return this.own.lookup(segment, hash) ?? this.recorded.lookup(segment, hash);
+  }
+
+  remember(segment: number, hash: string, page: number): void {
+    this.own.remember(segment, hash, page);
+  }
+
+  /** The batch's record is written: later batches may refer to its blocks. */
+  publish(): void {
+    this.recorded.absorb(this.own);
+  }
 }
 
 export class PageProcessor {
@@ -37,7 +73,7 @@ export class PageProcessor {
   constructor(
     private readonly dataKey: Buffer,
     private readonly backupId: string,
-    private readonly dedupe: DedupeIndex,
+    private readonly dedupe: DedupeLookup,
     private readonly pagesPerSegment: number,
   ) {}
 
