@@ -316,7 +316,7 @@ function render(results: DiskResult[], notes: string[], totalMs: number): { text
     }),
   );
   const split = table(
-    ['disk', 'wall s', 'pages in flight ≤', 'client CPU s', 'Azurite CPU s', 'main-thread busy', 'download', 'slot write', 'slot read', 'process', '  of it encode', 'stage', 'slot wait', 'batches/plan/final s', 'pages', 'deduped', 'zero'],
+    ['disk', 'wall s', 'pages in flight ≤', 'pages in memory HW', 'client CPU s', 'Azurite CPU s', 'main-thread busy', 'download', 'slot write', 'slot read', 'process', '  of it encode', 'stage', 'slot wait', 'batches/plan/final s', 'pages', 'deduped', 'zero'],
     results.map((r) => {
       const o = r.backup.output;
       const s = (o.spans ?? {}) as Record<string, { totalMs: number; busyMs: number; maxActive?: number }>;
@@ -327,6 +327,7 @@ function render(results: DiskResult[], notes: string[], totalMs: number): { text
         `${r.key})`,
         f1(o.wallMs / 1000),
         `${r.shape.runsInFlight}×${r.shape.runPages}`,
+        String(b.pagesInMemoryHighWater ?? '-'),
         f1((o.userCpuMs + o.systemCpuMs) / 1000),
         r.backup.azuriteCpuSeconds !== undefined ? f1(r.backup.azuriteCpuSeconds) : '-',
         pct(o.eventLoopUtilization),
