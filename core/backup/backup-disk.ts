@@ -26,7 +26,7 @@ export async function backupDisk(req: BackupRequest): Promise<BackupResult> {
   const source = await openPlannedSource(req, ctx.plan);
   const cache = await ScratchCache.create({ capacityBytes: capacity, pageSize: ctx.plan.pageSize, dir: settings.scratchDir });
   const dedupe = new DedupeIndex();
-  const limits = pageLimits(settings.concurrency);
+  const limits = pageLimits(settings.concurrency, ctx.plan.pageSize);
   const progress = { pagesDone: 0, pagesTotal: ctx.plan.allocatedPages, bytesRead: 0, allocatedBytes: ctx.plan.allocatedBytes };
   const batchesPerSegment = ctx.plan.pagesPerSegment / ctx.plan.pagesPerBatch;
   const segmentOf = (k: number) => Math.floor(ctx.plan.batches[k] / batchesPerSegment);

@@ -8,6 +8,7 @@
 import { forEachLimited, Limiter } from '../concurrency';
 import { PagewiseError } from '../errors';
 import { ScratchCache } from '../cache/scratch-cache';
+import { PageBuffers } from '../cache/page-buffers';
 import { PseudoDisk } from '../cache/pseudo-disk';
 import { BatchDedupe, DedupeIndex, PageProcessor } from '../processor/page-processor';
 import { PageGrid, pagesOfRangesAsync, runsOf, ByteRange } from '../source/page-grid';
@@ -36,10 +37,12 @@ export interface BatchRun {
 export interface PageLimits {
   uploads: Limiter;
   cpu: Limiter;
+  /** Buffers the pages being processed are read back into, reused (one per `cpu` place). */
+  buffers: PageBuffers;
 }
 
-export function pageLimits(concurrency: number): PageLimits {
-  return { uploads: new Limiter(concurrency), cpu: new Limiter(PAGES_PROCESSED_AT_ONCE) };
+export function pageLimits(concurrency: number, pageSize: number): PageLimits {
+  return { uploads: new Limiter(concurrency), cpu: new Limiter(PAGES_PROCESSED_AT_ONCE), buffers: new PageBuffers(pageSize, PAGES_PROCESSED_AT_ONCE) };
 }
 
 /** Durable-activity entry point: rebuilds everything from references and runs the `batchIndex`-th batch with data. */
@@ -101,12 +104,19 @@ async function copyBatch(run: BatchRun, batch: number): Promise<BatchSummary> {
   // Memory follows the pages being worked on, not the cache: a page waiting for its turn holds only its
   // (file-backed) slot. At most `concurrency` pages are between read-back and staged block, and of those
   // only a few are being processed (plaintext + block in memory) at once.
-  const { uploads, cpu } = run.limits ?? pageLimits(run.concurrency);
+  const { uploads, cpu, buffers } = run.limits ?? pageLimits(run.concurrency, plan.pageSize);
   const backUpPage = (page: number, bytes: number): Promise<void> => uploads.run(() => backUpCachedPage(page, bytes));
   const backUpCachedPage = async (page: number, bytes: number): Promise<void> => {
     try {
       // read the cached page through the pseudo-disk, then process it for backup
-      const done = await cpu.run(async () => processor.process(page, await disk.readPage(page)));
+      const done = await cpu.run(async () => {
+        const plain = buffers.take(grid.pageLength(page));
+        try {
+          return await processor.process(page, await disk.readPage(page, plain));
+        } finally {
+          buffers.give(plain); // the block (or its absence) no longer refers to the plaintext
+        }
+      });
       if (done.kind === 'zero') zeroPages++;
       else if (done.kind === 'duplicate') {
         dedupedPages++;

@@ -79,10 +79,10 @@ export class PseudoDisk {
     return [];
   }
 
-  /** The whole page as a buffer, loading it into the cache if it is not resident. */
-  async readPage(page: number): Promise<Buffer> {
+  /** The whole page as a buffer (`into`'s first bytes when given), loading it into the cache if it is not resident. */
+  async readPage(page: number, into?: Buffer): Promise<Buffer> {
     const slot = await this.load(page);
-    return slot.read(0, slot.length);
+    return slot.read(0, slot.length, into?.subarray(0, slot.length));
   }
 
   /** Reads `(offset, length)` through the cache like a local disk. */
