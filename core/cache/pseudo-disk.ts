@@ -136,7 +136,7 @@ const COALESCE_BYTES = 1024 * 1024;
 
 /**
  * Routes a span's bytes, as they stream in, into the slots of the pages they belong to, gathering
- * consecutive chunks into writes of about 1 MiB.
+ * consecutive chunks into writes of about 1 MiB (one `writev` each: the chunks are not copied).
  */
 class SlotWriter {
   private slot: CacheSlot | undefined;
@@ -169,7 +169,7 @@ class SlotWriter {
 
   async flush(): Promise<void> {
     if (this.bytes === 0) return;
-    await this.slot!.write(Buffer.concat(this.parts, this.bytes), this.start);
+    await this.slot!.writeGathered(this.parts, this.start);
     this.parts = [];
     this.bytes = 0;
   }

@@ -31,10 +31,21 @@ export class CacheSlot {
 
   /** Writes `chunk` at `position` (relative to the page start). */
   async write(chunk: Buffer, position: number): Promise<void> {
-    let done = 0;
-    while (done < chunk.length) {
-      const { bytesWritten } = await this.handle.write(chunk, done, chunk.length - done, position + done);
-      done += bytesWritten;
+    await this.writeGathered([chunk], position);
+  }
+
+  /** Writes consecutive `parts` at `position` with one gathered write (no copy into one buffer). */
+  async writeGathered(parts: Buffer[], position: number): Promise<void> {
+    let pending = parts;
+    let at = position;
+    while (pending.length > 0) {
+      let { bytesWritten } = await this.handle.writev(pending, at);
+      if (bytesWritten === 0) throw new PagewiseError('Corrupt', `scratch slot ${this.index} accepted no bytes (is the scratch disk full?)`);
+      at += bytesWritten;
+      // a short write: drop what was written and go on with the rest
+      let k = 0;
+      while (k < pending.length && bytesWritten >= pending[k].length) bytesWritten -= pending[k++].length;
+      pending = k < pending.length ? [pending[k].subarray(bytesWritten), ...pending.slice(k + 1)] : [];
     }
   }
 
