@@ -207,8 +207,8 @@ async function benchDisk(
   let naive: NaiveResult | undefined;
   const naiveMax = Number(process.env.BENCH_NAIVE_MAX_BYTES ?? (QUICK ? 2 * GiB : 8 * GiB));
   if (!flag('no-naive')) {
-    naive = await naiveBackup(client, disk.diskBytes, path.join(work, `${target.key}.naive`), naiveMax);
-    log(`  naive: ${(naive.extrapolatedMs / 1000).toFixed(1)} s${naive.coveredBytes < naive.diskBytes ? ` (extrapolated from the first ${formatBytes(naive.coveredBytes)})` : ''}: download ${(naive.downloadMs / 1000).toFixed(1)} s, process ${(naive.processMs / 1000).toFixed(1)} s`);
+    naive = await naiveBackup(client, disk.diskBytes, path.join(work, `${target.key}.naive`), naiveMax, vaultContainer);
+    log(`  naive: ${(naive.extrapolatedMs / 1000).toFixed(1)} s${naive.coveredBytes < naive.diskBytes ? ` (extrapolated from the first ${formatBytes(naive.coveredBytes)})` : ''}: download ${(naive.downloadMs / 1000).toFixed(1)} s, process ${(naive.processMs / 1000).toFixed(1)} s; stored: ${((naive.stored?.extrapolatedMs ?? 0) / 1000).toFixed(1)} s (process + upload ${((naive.stored?.passMs ?? 0) / 1000).toFixed(1)} s)`);
   }
 
   // 3. Pagewise backup, restore, verify — each in a child process
@@ -287,7 +287,7 @@ const pct = (n: number) => `${(n * 100).toFixed(0)}%`;
 
 function render(results: DiskResult[], notes: string[], totalMs: number): { text: string; markdown: string } {
   const main = table(
-    ['disk', 'logical', 'allocated', 'raw MiB/s', 'copy MiB/s', 'naive s', 'PW backup s', 'PW alloc MiB/s', 'PW logical MiB/s', 'PW÷raw', 'PW÷copy', 'PW÷naive', 'restore s', 'verify s', 'peak RSS', 'scratch HW', 'read÷alloc', 'stored', 'restic s'],
+    ['disk', 'logical', 'allocated', 'raw MiB/s', 'copy MiB/s', 'naive s', 'naive+store s', 'PW backup s', 'PW alloc MiB/s', 'PW logical MiB/s', 'PW÷raw', 'PW÷copy', 'PW÷naive', 'PW÷naive+store', 'restore s', 'verify s', 'peak RSS', 'scratch HW', 'read÷alloc', 'stored', 'restic s'],
     results.map((r) => {
       const b = r.backup.result;
       const pwMs = b.durationMs;
@@ -299,12 +299,14 @@ function render(results: DiskResult[], notes: string[], totalMs: number): { text
         `${f0(r.raw.best.mibPerSec)} (${r.raw.best.concurrency}×${r.raw.best.rangeBytes / MiB}M)`,
         `${f0(r.copy.best.mibPerSec)} (${r.copy.best.concurrency}×${r.copy.best.rangeBytes / MiB}M)`,
         r.naive ? `${f1(r.naive.extrapolatedMs / 1000)}${r.naive.coveredBytes < r.naive.diskBytes ? '*' : ''}` : '-',
+        r.naive?.stored ? `${f1(r.naive.stored.extrapolatedMs / 1000)}${r.naive.coveredBytes < r.naive.diskBytes ? '*' : ''}` : '-',
         f1(pwMs / 1000),
         f0(mibps(b.allocatedBytes, pwMs)),
         f0(mibps(b.diskBytes, pwMs)),
         (rawMs / pwMs).toFixed(2),
         (mibps(b.allocatedBytes, pwMs) / r.copy.best.mibPerSec).toFixed(2),
         r.naive ? (r.naive.extrapolatedMs / pwMs).toFixed(2) : '-',
+        r.naive?.stored ? (r.naive.stored.extrapolatedMs / pwMs).toFixed(2) : '-',
         r.restore ? f1(r.restore.output.wallMs / 1000) : '-',
         r.verify ? f1(r.verify.output.wallMs / 1000) : '-',
         mb(r.backup.peakRssBytes),
@@ -393,7 +395,7 @@ function render(results: DiskResult[], notes: string[], totalMs: number): { text
   const footer = [
     'PW÷raw = raw-read time ÷ Pagewise backup time over the same allocated bytes (1.00 = as fast as the best raw download; raw excludes listing, Pagewise includes plan + finalize).',
     'PW÷copy = Pagewise allocated MiB/s ÷ best raw copy (download + stage block, no processing) MiB/s.',
-    'PW÷naive = naive time ÷ Pagewise time (>1 = Pagewise faster). Pages in flight ≤ runs in flight × pages per run (one ranged GET per run).',
+    'PW÷naive = naive time ÷ Pagewise time (>1 = Pagewise faster); the naive baseline uploads nothing. PW÷naive+store: the same naive backup with its output uploaded to the vault (a backup that exists). Pages in flight ≤ runs in flight × pages per run (one ranged GET per run).',
     `Total bench time ${f1(totalMs / 60000)} min. Pagewise revision ${revision()}.`,
   ];
   const text = [
