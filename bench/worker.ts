@@ -63,7 +63,7 @@ function instrument(spans: Spans): void {
   spans.wrap(ScratchCache.prototype, 'acquireMany', 'slotWait');
   spans.wrap(CacheSlot.prototype, 'prepare', 'slotPrepare');
   spans.wrap(SourceDisk.prototype, 'download', 'download');
-  spans.wrap(CacheSlot.prototype, 'write', 'slotWrite');
+  spans.wrap(CacheSlot.prototype, 'writeGathered', 'slotWrite');
   spans.wrap(CacheSlot.prototype, 'read', 'slotRead');
   spans.wrap(PageProcessor.prototype, 'process', 'process');
   spans.wrap(codec, 'encodeBlock', 'encode');

@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { sha256 } from '../processor/async-crypto';
+import { Limiter } from '../concurrency';
 import { unwrapDataKey } from '../crypto/keys';
 import { PagewiseError } from '../errors';
 import { decodeBlock } from '../processor/block-codec';
@@ -14,7 +15,13 @@ import { ManifestBody, readManifest } from '../vault/manifest';
 import { decodeChunk, PageEntry } from '../vault/page-table';
 import { VaultStore } from '../vault/vault-store';
 
+/** Blocks decoded (decrypted, decompressed, hash-checked) at once per reader; the work runs off the event loop. */
+export const BLOCKS_DECODED_AT_ONCE = 2;
+
 export class BackupReader {
+  /** Bounds the decoding copies in flight: a run's blocks would otherwise all be decoded at once. */
+  private readonly decoding = new Limiter(BLOCKS_DECODED_AT_ONCE);
+
   private constructor(
     readonly vault: VaultStore,
     readonly manifest: ManifestBody,
@@ -100,10 +107,13 @@ export class BackupReader {
         const where = whereOf(entry);
         try {
           const block = bytes.subarray(entry.offset - first.offset, entry.offset - first.offset + entry.storedLength);
-          const plain = await decodeBlock(block, this.dataKey, this.backupId, where);
-          if ((await sha256(plain)).compare(entry.sha256) !== 0) {
-            throw new PagewiseError('Corrupt', `${where}: its content does not match its hash (damaged or swapped block)`);
-          }
+          const plain = await this.decoding.run(async () => {
+            const decoded = await decodeBlock(block, this.dataKey, this.backupId, where);
+            if ((await sha256(decoded)).compare(entry.sha256) !== 0) {
+              throw new PagewiseError('Corrupt', `${where}: its content does not match its hash (damaged or swapped block)`);
+            }
+            return decoded;
+          });
           return { entry, plain };
         } catch (err) {
           return { entry, error: err instanceof PagewiseError ? err : new PagewiseError('Corrupt', `${where}: ${(err as Error).message}`) };
