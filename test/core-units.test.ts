@@ -163,7 +163,7 @@ test('the scratch cache never lends more slots than it has, and records its high
   await new Promise((r) => setTimeout(r, 20));
   expect(fourth).toBe(false);
   await a.prepare(4096);
-  await a.write(Buffer.from('data'), 100);
+  await a.writeGathered([Buffer.from('da'), Buffer.from('ta')], 100);
   const read = await a.read(98, 8);
   expect(read).toEqual(Buffer.from([0, 0, 100, 97, 116, 97, 0, 0]));
   cache.release(a);

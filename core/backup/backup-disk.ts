@@ -30,6 +30,10 @@ export async function backupDisk(req: BackupRequest): Promise<BackupResult> {
   const progress = { pagesDone: 0, pagesTotal: ctx.plan.allocatedPages, bytesRead: 0, allocatedBytes: ctx.plan.allocatedBytes };
   const batchesPerSegment = ctx.plan.pagesPerSegment / ctx.plan.pagesPerBatch;
   const segmentOf = (k: number) => Math.floor(ctx.plan.batches[k] / batchesPerSegment);
+  const stop = new AbortController(); // a failed batch stops the one overlapping it
+  const onAbort = () => stop.abort();
+  req.abortSignal?.addEventListener('abort', onAbort, { once: true });
+  if (req.abortSignal?.aborted) stop.abort();
   const startBatch = (k: number, onDownloaded: () => void): Promise<void> =>
     runBatch(
       {
@@ -39,7 +43,7 @@ export async function backupDisk(req: BackupRequest): Promise<BackupResult> {
         dedupe,
         concurrency: settings.concurrency,
         limits,
-        abortSignal: req.abortSignal,
+        abortSignal: stop.signal,
         onDownloaded,
         onPageDone: (_page, bytes) => {
           progress.pagesDone++;
@@ -75,9 +79,11 @@ export async function backupDisk(req: BackupRequest): Promise<BackupResult> {
     }
     await draining;
   } catch (err) {
+    stop.abort();
     await Promise.allSettled([draining, current]); // no batch may still write into the cache when it goes
     throw err;
   } finally {
+    req.abortSignal?.removeEventListener('abort', onAbort);
     await cache.dispose();
   }
   const result = await finalizeBackup({ ...req, backupId: ref.backupId });

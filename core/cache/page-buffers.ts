@@ -7,7 +7,6 @@
  */
 export class PageBuffers {
   private readonly free: Buffer[] = [];
-  allocated = 0;
 
   constructor(
     readonly pageSize: number,
@@ -17,12 +16,7 @@ export class PageBuffers {
   /** A buffer of `length` ≤ pageSize bytes with unspecified contents; give it back with `give`. */
   take(length: number): Buffer {
     if (length > this.pageSize) throw new RangeError(`a page buffer holds ${this.pageSize} bytes, not ${length}`);
-    let whole = this.free.pop();
-    if (!whole) {
-      whole = Buffer.allocUnsafeSlow(this.pageSize);
-      this.allocated++;
-    }
-    return whole.subarray(0, length);
+    return (this.free.pop() ?? Buffer.allocUnsafeSlow(this.pageSize)).subarray(0, length);
   }
 
   give(buffer: Buffer): void {

@@ -29,12 +29,7 @@ export class CacheSlot {
     await this.handle.truncate(length);
   }
 
-  /** Writes `chunk` at `position` (relative to the page start). */
-  async write(chunk: Buffer, position: number): Promise<void> {
-    await this.writeGathered([chunk], position);
-  }
-
-  /** Writes consecutive `parts` at `position` with one gathered write (no copy into one buffer). */
+  /** Writes consecutive `parts` at `position` (relative to the page start) with one gathered write, no copy. */
   async writeGathered(parts: Buffer[], position: number): Promise<void> {
     let pending = parts;
     let at = position;
