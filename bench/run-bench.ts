@@ -241,6 +241,8 @@ async function benchDisk(
   log(`  restore: ${(restore.output.wallMs / 1000).toFixed(1)} s${restore.restoredOk === undefined ? '' : restore.restoredOk ? ', bytes identical' : ', RESTORED BYTES DIFFER'}`);
   const verify = await runWorker(buildDir, { op: 'verify', ...common }, { azuritePid });
   log(`  verify (read data): ${(verify.output.wallMs / 1000).toFixed(1)} s, ok=${(verify.output.result as { ok: boolean }).ok}`);
+  // Deleted only now: Azurite's extent collector, set off by a delete, would run during the backups.
+  if (naive?.stored) await vaultContainer.deleteBlob(naive.stored.blob).catch(() => undefined);
 
   // 4. restic reference
   let restic: ResticResult | undefined;

@@ -83,7 +83,7 @@ export interface NaiveResult {
   /** time inside each step of the processing pass (the steps run one after another) */
   steps: { readMs: number; sha256Ms: number; lz4Ms: number; aesMs: number };
   /** the naive backup with its output stored: download + a second processing pass that uploads */
-  stored?: { passMs: number; totalMs: number; extrapolatedMs: number; storedBytes: number };
+  stored?: { passMs: number; totalMs: number; extrapolatedMs: number; storedBytes: number; blob: string };
 }
 
 /**
@@ -149,8 +149,12 @@ export async function naiveBackup(client: PageBlobClient, diskBytes: number, fil
   };
 }
 
-/** The naive processing pass over the downloaded file, its encrypted output staged as 4 MiB blocks. */
-async function processAndStore(file: string, container: ContainerClient): Promise<{ passMs: number; storedBytes: number }> {
+/**
+ * The naive processing pass over the downloaded file, its encrypted output staged as 4 MiB blocks. The
+ * blob is left in place: deleting it at once set Azurite's extent garbage collector to work during the
+ * Pagewise backups measured next (disk a: 24.5 Azurite CPU-s against 14.1, 22 s against 16 s).
+ */
+async function processAndStore(file: string, container: ContainerClient): Promise<{ passMs: number; storedBytes: number; blob: string }> {
   const blob = container.getBlockBlobClient(`bench-naive/${Date.now()}.bin`);
   const started = performance.now();
   const hash = createHash('sha256');
@@ -196,8 +200,7 @@ async function processAndStore(file: string, container: ContainerClient): Promis
     await fh.close();
   }
   const passMs = performance.now() - started;
-  await blob.delete().catch(() => undefined);
-  return { passMs, storedBytes };
+  return { passMs, storedBytes, blob: blob.name };
 }
 
 /**
