@@ -12,7 +12,6 @@
  * Credentials: the source is read through a read-only SAS URL, the vault and the restore target through
  * connection strings in the child's environment; neither is ever printed.
  */
-import { spawn } from 'node:child_process';
 import { createReadStream, promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -21,6 +20,7 @@ import { startAzurite, AzuriteInstance } from '../embedded/azurite';
 import { sampleVmLayout, writeDisk } from '../embedded/sample-disk';
 import { DiskHash, fileSha256, pageBlobSha256 } from '../embedded/disk-hash';
 import { BackupListing, BackupResult, formatBytes, redact, RestoreResult, VerifyResult } from '../core';
+import { startPagewise } from '../embedded/pagewise-process';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -38,7 +38,6 @@ function shapeFor(diskBytes: number): { pageSize: number; cacheBytes: number } {
   while (pageSize > 512 && pageSize > diskBytes / 16) pageSize /= 2;
   return { pageSize, cacheBytes: Math.max(pageSize, Math.floor(diskBytes / 16 / pageSize) * pageSize) };
 }
-const BIN = path.join(__dirname, '..', 'bin', 'pagewise.js');
 /**
  * By default the backup runs as the durable orchestration on the local runtime (the product's shape);
  * `npm run demo -- --engine inline` runs the single-process engine instead.
@@ -56,29 +55,14 @@ function say(text: string): void {
 }
 
 /** Runs `node bin/pagewise.js args` with the given environment; resolves to its parsed --json output. */
-function pagewise<T>(args: string[], env: Record<string, string>): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const childEnv: NodeJS.ProcessEnv = { ...process.env };
-    for (const k of Object.keys(childEnv)) if (k.startsWith('PAGEWISE_')) delete childEnv[k];
-    Object.assign(childEnv, env);
-    const child = spawn(process.execPath, [BIN, ...args], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (code !== 0) {
-        reject(new Error(`pagewise ${args[0]} exited with ${code}: ${redact(stderr.trim()) || '(no message)'}`));
-        return;
-      }
-      try {
-        resolve(JSON.parse(stdout) as T);
-      } catch {
-        reject(new Error(`pagewise ${args[0]} did not print one JSON object`));
-      }
-    });
-  });
+async function pagewise<T>(args: string[], env: Record<string, string>): Promise<T> {
+  const { code, stdout, stderr } = await startPagewise(args, { env }).done;
+  if (code !== 0) throw new Error(`pagewise ${args[0]} exited with ${code}: ${redact(stderr.trim()) || '(no message)'}`);
+  try {
+    return JSON.parse(stdout) as T;
+  } catch {
+    throw new Error(`pagewise ${args[0]} did not print one JSON object`);
+  }
 }
 
 async function timed<T>(label: string, work: () => Promise<T>): Promise<{ value: T; ms: number }> {

@@ -3,7 +3,6 @@
  * executable, exit codes and process output), the rest in-process through run() with a capturing IO.
  * Every stdout/stderr seen is scanned for secrets at the end.
  */
-import { spawn } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
 import { promises as fs, readFileSync } from 'node:fs';
 import * as net from 'node:net';
@@ -13,9 +12,9 @@ import { startAzurite, AzuriteInstance } from '../embedded/azurite';
 import { writeDisk, DiskRegion, SampleDisk } from '../embedded/sample-disk';
 import { captureIO, run } from '../cli/main';
 import { writeNewKeyFile } from '../core';
+import { startPagewise } from '../embedded/pagewise-process';
 
 const MiB = 1024 * 1024;
-const BIN = path.join(__dirname, '..', 'bin', 'pagewise.js');
 
 interface Outcome {
   code: number;
@@ -61,22 +60,11 @@ async function cli(args: string[], extraEnv: Record<string, string> = {}, interr
 }
 
 /** Spawned: node bin/pagewise.js (ts-node when dist/ is absent). */
-function spawnCli(args: string[], extraEnv: Record<string, string> = {}): Promise<Outcome> {
-  return new Promise((resolve, reject) => {
-    const childEnv: NodeJS.ProcessEnv = { ...process.env, ...extraEnv };
-    for (const k of Object.keys(childEnv)) if (k.startsWith('PAGEWISE_') && !(k in extraEnv)) delete childEnv[k];
-    const child = spawn(process.execPath, [BIN, ...args], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'], cwd: tmp });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const outcome = { code: code ?? -1, stdout, stderr };
-      seen.push(outcome);
-      resolve(outcome);
-    });
-  });
+async function spawnCli(args: string[], extraEnv: Record<string, string> = {}): Promise<Outcome> {
+  const { code, stdout, stderr } = await startPagewise(args, { env: extraEnv, cwd: tmp }).done;
+  const outcome = { code: code ?? -1, stdout, stderr };
+  seen.push(outcome);
+  return outcome;
 }
 
 function stderrLines(o: Outcome): string[] {

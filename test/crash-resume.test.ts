@@ -3,13 +3,13 @@
  * with the same identity resumes — batches already recorded are not redone — and the result restores
  * byte-identical.
  */
-import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { restoreBackup, listBackups } from '../core';
 import { layout } from '../core/vault/layout';
 import { VaultStore } from '../core/vault/vault-store';
 import { fileSha256, MiB, startEnv, TestEnv } from './harness/env';
 import { recordSummary } from './harness/fault-summary';
+import { startPagewise } from '../embedded/pagewise-process';
 
 let env: TestEnv;
 beforeAll(async () => {
@@ -17,18 +17,8 @@ beforeAll(async () => {
 });
 afterAll(async () => env?.stop());
 
-const BIN = path.join(__dirname, '..', 'bin', 'pagewise.js');
-
 function backupProcess(args: string[]) {
-  const child = spawn(process.execPath, [BIN, 'backup', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
-  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve) =>
-    child.on('exit', (code, signal) => resolve({ code, signal, stdout, stderr })),
-  );
-  return { child, done };
+  return startPagewise(['backup', ...args]);
 }
 
 test('a backup killed mid-way resumes without redoing recorded batches and restores identical', async () => {
