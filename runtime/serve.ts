@@ -3,6 +3,7 @@
  * Azure runs, with real `HttpRequest` objects, backed by the local durable runtime. Also answers
  * the paths a Functions host answers locally: the durable webhooks (status links in 202 responses),
  * `POST /admin/functions/{name}` (run a timer or Event Grid function) and the Event Grid webhook.
+ * Timer triggers fire on their schedules (runtime/timerSchedules.ts).
  */
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
 import { AddressInfo } from 'node:net';
@@ -11,17 +12,22 @@ import { redact } from '../core';
 import { handleDurableRpc, readBody } from './durableRpc';
 import { LocalApp, LocalAppOptions, startLocalApp } from './localApp';
 import { findFunction } from './registry';
+import { startTimerSchedules, TimerSchedule } from './timerSchedules';
 
 export interface LocalServerOptions extends LocalAppOptions {
   port?: number;
   /** Loopback only: the API starts backups with the app's credentials. */
   host?: '127.0.0.1';
+  /** Fire timer triggers on their schedules, as the Functions host does (default true). */
+  timers?: boolean;
 }
 
 export interface LocalServer {
   url: string;
   port: number;
   app: LocalApp;
+  /** The timer triggers and their next firing (or why they are not scheduled). */
+  timers: TimerSchedule[];
   close(): Promise<void>;
 }
 
@@ -40,12 +46,16 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
   });
   const port = (server.address() as AddressInfo).port;
   const url = `http://${host}:${port}`;
+  const log = (line: string) => (options.log ? options.log('warning', line, 'timers') : process.stderr.write(`${line}\n`));
+  const timers = options.timers === false ? undefined : startTimerSchedules(app.host, options.appSettings ?? process.env, log);
   // Status links handed to callers point here; the durable client may keep using its own endpoint.
   return {
     url,
     port,
     app,
+    timers: timers?.schedules ?? [],
     async close() {
+      timers?.stop();
       await closeServer(server);
       await app.stop();
     },

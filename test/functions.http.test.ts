@@ -160,3 +160,51 @@ test('pagewise serve answers the same API over loopback HTTP, with working statu
   }
   app = await startLocalApp({ taskHub: { connectionString: env.az.accounts.vault.connectionString }, appSettings });
 });
+
+test('pagewise serve fires the backup timer on its schedule, and names a schedule it cannot use', async () => {
+  await app.stop(); // one runtime per task hub at a time
+  const timed = await env.makeDisk('timed.vhd', 4 * MiB, [{ offset: 0, length: 128 * KiB, kind: 'random', seed: 8 }]);
+  const settings = {
+    ...appSettings,
+    PAGEWISE_BACKUP_SCHEDULE: '*/1 * * * * *', // every second (NCRONTAB: seconds first)
+    PAGEWISE_BACKUP_POLICY: JSON.stringify({ disks: [{ url: timed.source.url }] }),
+  };
+  const logged: string[] = [];
+  const taskHub = { connectionString: env.az.accounts.vault.connectionString };
+  const server = await startLocalServer({ taskHub, appSettings: settings, log: (_level, message) => logged.push(message) });
+  try {
+    expect(server.timers).toEqual([expect.objectContaining({ name: 'scheduledBackups', schedule: '*/1 * * * * *', next: expect.any(Date) })]);
+    const before = new Set((await server.app.runtime.listInstances({ prefix: 'backup-' })).map((i) => i.instanceId));
+    let started: string | undefined;
+    const deadline = Date.now() + 30_000;
+    while (!started && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 200));
+      started = (await server.app.runtime.listInstances({ prefix: 'backup-' })).map((i) => i.instanceId).find((id) => !id.includes(':') && !before.has(id));
+    }
+    expect(started).toBeDefined();
+    const done = await server.app.runtime.waitForCompletion(started!, { timeoutInMs: 60_000 });
+    expect(done.runtimeStatus).toBe('Completed');
+    // Later firings find the same disk state backed up and start nothing new.
+    await new Promise((r) => setTimeout(r, 1500));
+    const after = (await server.app.runtime.listInstances({ prefix: 'backup-' })).filter((i) => !i.instanceId.includes(':') && !before.has(i.instanceId));
+    expect(after.map((i) => i.instanceId)).toEqual([started]);
+  } finally {
+    await server.close();
+  }
+
+  for (const [schedule, problem] of [
+    [undefined, /not scheduled: app setting PAGEWISE_BACKUP_SCHEDULE is not set/],
+    ['every night', /not scheduled: /],
+  ] as const) {
+    const { PAGEWISE_BACKUP_SCHEDULE: _unset, ...rest } = settings;
+    const lines: string[] = [];
+    const other = await startLocalServer({ taskHub, appSettings: schedule ? { ...rest, PAGEWISE_BACKUP_SCHEDULE: schedule } : rest, log: (_l, m) => lines.push(m) });
+    try {
+      expect(other.timers).toEqual([expect.objectContaining({ name: 'scheduledBackups', problem: expect.stringMatching(problem) })]);
+      expect(lines.join('\n')).toMatch(problem);
+    } finally {
+      await other.close();
+    }
+  }
+  app = await startLocalApp({ taskHub, appSettings });
+});

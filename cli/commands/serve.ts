@@ -1,4 +1,4 @@
-/** `pagewise serve [--port N]`: the HTTP API on 127.0.0.1, backed by the local durable runtime. */
+/** `pagewise serve [--port N]`: the HTTP API on 127.0.0.1, backed by the local durable runtime; timers fire on their schedules. */
 import { PagewiseError } from '../../core';
 import { taskHubConnectionString } from '../engines';
 import { parseCount } from '../options';
@@ -19,8 +19,14 @@ export const defineServe: DefineCommand = (program, ctx) => {
       const connectionString = taskHubConnectionString(io.env);
       const { startLocalServer } = await import('../../runtime/serve');
       const server = await startLocalServer({ taskHub: { connectionString }, appSettings: io.env, ...(port ? { port } : {}) });
-      if (opts.json) printJson(io, { url: server.url, port: server.port });
-      else printLines(io, [`pagewise API listening on ${server.url} (Ctrl-C stops)`]);
+      const timers = server.timers.map((t) => ({ name: t.name, schedule: t.schedule, next: t.next?.toISOString(), problem: t.problem }));
+      if (opts.json) printJson(io, { url: server.url, port: server.port, timers });
+      else {
+        printLines(io, [
+          `pagewise API listening on ${server.url} (Ctrl-C stops)`,
+          ...timers.map((t) => (t.next ? `timer ${t.name}: "${t.schedule}" (UTC), next at ${t.next}` : `timer ${t.name}: ${t.problem}`)),
+        ]);
+      }
       try {
         await new Promise<void>((resolve) => {
           if (!signal || signal.aborted) return resolve();
