@@ -47,6 +47,7 @@ export async function backupWithLocalEngine(args: {
   userKey: Buffer;
   backupId?: string;
   settings: ResolvedSettings;
+  takeSnapshot?: boolean;
   env: Record<string, string | undefined>;
   onBatches?: (done: number, total: number) => void;
 }): Promise<LocalBackupResult> {
@@ -57,7 +58,12 @@ export async function backupWithLocalEngine(args: {
     vault: args.vault,
     userKey: args.userKey,
     taskHub: { connectionString: taskHubConnectionString(args.env, args.vault) },
-    settings: { pageSize: args.settings.pageSize, cacheBytes: args.settings.cacheBytes, concurrency: args.settings.concurrency },
+    settings: {
+      pageSize: args.settings.pageSize,
+      cacheBytes: args.settings.cacheBytes,
+      concurrency: args.settings.concurrency,
+      ...(args.takeSnapshot ? { takeSnapshot: true } : {}),
+    },
     ...(args.settings.scratchDir ? { scratchDir: args.settings.scratchDir } : {}),
     ...(args.backupId ? { backupId: args.backupId } : {}),
     maxConcurrentActivities: MAX_CONCURRENT_ACTIVITIES,

@@ -21,6 +21,13 @@ export interface EngineSettings {
   concurrency?: number;
   /** Directory for the scratch cache (default: OS temp dir). */
   scratchDir?: string;
+  /**
+   * Back up a blob snapshot Pagewise takes when it plans, instead of the live blob: a disk in use keeps
+   * changing, and reads pinned to its ETag would fail with SourceChanged. The snapshot is deleted once
+   * the manifest is written. Needs write (create) and delete permission on the source. Ignored when the
+   * source URL already names a snapshot.
+   */
+  takeSnapshot?: boolean;
 }
 
 export interface BackupRequest extends EngineSettings {
@@ -82,6 +89,8 @@ export interface BackupResult {
   segments: number;
   cacheCapacityBytes: number;
   cacheHighWaterBytes: number;
+  /** The snapshot Pagewise took of the source (with `takeSnapshot`), and whether it was deleted after the manifest. */
+  sourceSnapshot?: { snapshot: string; deleted: boolean };
   /**
    * Most pages that were between read-back from the cache and their staged block at once (each holds
    * its plaintext and block in memory): at most the concurrency. Set by the single-process engine.

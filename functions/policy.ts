@@ -20,6 +20,8 @@ export interface PolicyDisk {
   pageSize?: number;
   cacheBytes?: number;
   concurrency?: number;
+  /** Back up a snapshot Pagewise takes first (a disk in use); deleted after the backup. */
+  takeSnapshot?: boolean;
 }
 
 export interface BackupPolicy {
@@ -40,6 +42,7 @@ const schema: JSONSchemaType<BackupPolicy> = {
           pageSize: { type: 'integer', minimum: 512, maximum: 104857600, multipleOf: 512, nullable: true },
           cacheBytes: { type: 'integer', minimum: 512, maximum: Number.MAX_SAFE_INTEGER, nullable: true },
           concurrency: { type: 'integer', minimum: 1, maximum: 64, nullable: true },
+          takeSnapshot: { type: 'boolean', nullable: true },
         },
         required: ['url'],
         additionalProperties: false,

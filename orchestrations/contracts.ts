@@ -27,6 +27,8 @@ export interface EngineOverrides {
   pageSize?: number;
   cacheBytes?: number;
   concurrency?: number;
+  /** Back up a snapshot Pagewise takes of the live blob (core `takeSnapshot`). */
+  takeSnapshot?: boolean;
 }
 
 /** How activities are retried (durable RetryOptions); defaults in orchestrations/retry.ts. */

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { promises as fs } from 'node:fs';
 import { PageBlobClient, AnonymousCredential } from '@azure/storage-blob';
 import {
-  backupDisk, restoreBackup, verifyBackup, listBackups, planBackup, runBackupBatch, generateKey, PagewiseError,
+  backupDisk, restoreBackup, verifyBackup, listBackups, planBackup, runBackupBatch, finalizeBackup, generateKey, PagewiseError,
 } from '../core';
 import { freePort } from '../embedded/azurite';
 import { putPages } from '../core/restore/restore';
@@ -221,5 +221,59 @@ describe("Azure's limits, which Azurite does not enforce", () => {
     const ids = Array.from({ length: 50_001 }, (_, i) => Buffer.from(`pw1-${String(i).padStart(16, '0')}`).toString('base64'));
     const err = await failureOf(VaultStore.open(env.vault).commitBlocks('backups/limit-test/segments/00000000.seg', ids));
     expect(err.code).toBe('LimitExceeded');
+  });
+});
+
+describe('a disk in use', () => {
+  // Azurite refuses SAS reads of snapshots, so these sources use the account's connection string.
+  const live = async (name: string) => {
+    const disk = await env.makeDisk(name, 8 * MiB, [
+      { offset: 0, length: 2 * MiB, kind: 'text', seed: 61 },
+      { offset: 4 * MiB, length: 2 * MiB, kind: 'random', seed: 62 },
+    ]);
+    const source = { url: `${env.az.accounts.src.endpoint}/disks/${name}`, connectionString: env.az.accounts.src.connectionString };
+    const blob = env.az.accounts.src.service.getContainerClient('disks').getPageBlobClient(name);
+    return { disk, source, blob };
+  };
+  // The steps of a durable backup, with the VM writing to the disk after it was planned.
+  const backUpWhileWritten = async (req: Parameters<typeof planBackup>[0], write: () => Promise<unknown>) => {
+    const plan = await planBackup(req);
+    await write();
+    expect(await planBackup(req)).toMatchObject({ backupId: plan.backupId }); // a repeated plan step resumes
+    for (let batchIndex = 0; batchIndex < plan.batchCount; batchIndex++) await runBackupBatch({ ...req, backupId: plan.backupId, batchIndex });
+    return finalizeBackup({ ...req, backupId: plan.backupId });
+  };
+
+  test('is backed up from a snapshot Pagewise takes (and deletes afterwards); it restores to the state at the start', async () => {
+    const { disk, source, blob } = await live('in-use.vhd');
+    const req = { source, vault: env.vault, userKey: env.userKey, pageSize: MiB, cacheBytes: 2 * MiB, takeSnapshot: true, backupId: 'in-use-1' };
+    const result = await backUpWhileWritten(req, () => blob.uploadPages(Buffer.alloc(MiB, 0xee), 5 * MiB, MiB));
+    expect(result.sourceSnapshot).toMatchObject({ deleted: true, snapshot: expect.any(String) });
+    const snapshots: string[] = [];
+    for await (const item of env.az.accounts.src.service.getContainerClient('disks').listBlobsFlat({ includeSnapshots: true, prefix: 'in-use.vhd' })) {
+      if (item.snapshot) snapshots.push(item.snapshot);
+    }
+    expect(snapshots).toEqual([]); // Pagewise's snapshot is gone; the live blob is still there
+    expect((await blob.getProperties()).contentLength).toBe(8 * MiB);
+    const file = path.join(env.tmp, 'in-use.img');
+    await restoreBackup({ backupId: result.backupId, vault: env.vault, userKey: env.userKey, target: { url: file } });
+    expect(await fileSha256(file)).toBe(disk.sha256); // the disk as it was when the backup started
+  });
+
+  test('without a snapshot the same write fails the backup with SourceChanged, and nothing is listed', async () => {
+    const { source, blob } = await live('in-use-2.vhd');
+    const req = { source, vault: env.vault, userKey: env.userKey, pageSize: MiB, cacheBytes: 2 * MiB, backupId: 'in-use-2' };
+    const plan = await planBackup(req);
+    await blob.uploadPages(Buffer.alloc(MiB, 0xee), 5 * MiB, MiB);
+    await expect(runBackupBatch({ ...req, backupId: plan.backupId, batchIndex: 0 })).rejects.toMatchObject({ code: 'SourceChanged' });
+    expect((await listBackups(env.vault)).map((b) => b.backupId)).not.toContain('in-use-2');
+  });
+
+  test('taking a snapshot through a read-only SAS is refused, naming the permission', async () => {
+    const { disk } = await live('in-use-3.vhd');
+    await expect(backupDisk({ source: disk.source, vault: env.vault, userKey: env.userKey, pageSize: MiB, cacheBytes: 2 * MiB, takeSnapshot: true })).rejects.toMatchObject({
+      code: 'AccessDenied',
+      message: expect.stringMatching(/taking a snapshot needs write permission on the source/),
+    });
   });
 });

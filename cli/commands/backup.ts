@@ -15,6 +15,7 @@ interface BackupOptions {
   scratchDir?: string;
   backupId?: string;
   engine?: string;
+  snapshot?: boolean;
   json?: boolean;
 }
 
@@ -30,6 +31,7 @@ export const defineBackup: DefineCommand = (program, ctx) => {
     .option('--concurrency <n>', 'pages in flight at once (1-64)')
     .option('--scratch-dir <dir>', 'directory for the scratch cache (default: OS temp dir)')
     .option('--backup-id <id>', 'backup ID (default: derived from the disk state, so a rerun resumes)')
+    .option('--snapshot', 'back up a snapshot Pagewise takes first (for a disk in use; needs write and delete permission on it); deleted afterwards')
     .option('--engine <engine>', `${ENGINES.join(' | ')}: run in this process, or as the durable orchestration on the local runtime (state in ${TASKHUB_ENV} or the vault account)`, 'inline')
     .option('--json', 'print the result as one JSON object')
     .action(async (sourceUrl: string, opts: BackupOptions) => {
@@ -45,7 +47,7 @@ export const defineBackup: DefineCommand = (program, ctx) => {
       let result: BackupResult;
       try {
         if (engine === 'local') {
-          result = await backupWithLocalEngine({ source, vault, userKey, backupId, settings, env: io.env, onBatches: (done, total) => bar.update(done, total) });
+          result = await backupWithLocalEngine({ source, vault, userKey, backupId, settings, takeSnapshot: opts.snapshot, env: io.env, onBatches: (done, total) => bar.update(done, total) });
         } else {
           result = await backupDisk({
             source,
@@ -56,6 +58,7 @@ export const defineBackup: DefineCommand = (program, ctx) => {
             cacheBytes: settings.cacheBytes,
             concurrency: settings.concurrency,
             scratchDir: settings.scratchDir,
+            takeSnapshot: opts.snapshot,
             abortSignal: io.interruptSignal?.(),
             onProgress: (p) => bar.update(p.pagesDone, p.pagesTotal, `${formatBytes(p.bytesRead)} of ${formatBytes(p.allocatedBytes)} read`),
           });
@@ -75,6 +78,7 @@ export const defineBackup: DefineCommand = (program, ctx) => {
           ['pages', `${result.pages} of ${formatBytes(result.pageSize)} (${result.zeroPages} zero, ${result.dedupedPages} deduplicated)`],
           ['stored', `${formatBytes(result.bytesStored)} in ${result.storedBlocks} blocks, ${result.segments} segment(s)`],
           ['cache', `${formatBytes(result.cacheCapacityBytes)} capacity, ${formatBytes(result.cacheHighWaterBytes)} high water`],
+          ...(result.sourceSnapshot ? [['snapshot', `${result.sourceSnapshot.snapshot} taken and ${result.sourceSnapshot.deleted ? 'deleted' : 'NOT deleted (delete it yourself)'}`] as [string, string]] : []),
         ]),
       ]);
     });

@@ -5,6 +5,7 @@
  */
 import { unwrapDataKey } from '../crypto/keys';
 import { SourceDisk } from '../source/source-disk';
+import { parseStorageUrl } from '../storage/clients';
 import { BackupRequest } from '../types';
 import { BackupPlan, readPlan } from '../vault/plan';
 import { validateBackupId } from '../vault/layout';
@@ -24,6 +25,16 @@ export async function openBackupContext(req: BackupRequest, backupId: string): P
   return { plan, dataKey, vault };
 }
 
+/** The source as the plan saw it: the snapshot Pagewise took, if it took one; pinned to the plan's ETag. */
 export async function openPlannedSource(req: BackupRequest, plan: BackupPlan): Promise<SourceDisk> {
-  return SourceDisk.open(req.source, plan.source.etag);
+  return SourceDisk.open(req.source, plan.source.etag, snapshotTakenByPagewise(req, plan));
+}
+
+/**
+ * The snapshot this backup reads that Pagewise itself took (the plan names a snapshot, the request's
+ * URL does not), or undefined. Only such a snapshot is Pagewise's to delete after the manifest.
+ */
+export function snapshotTakenByPagewise(req: BackupRequest, plan: BackupPlan): string | undefined {
+  if (!plan.source.snapshot) return undefined;
+  return parseStorageUrl(req.source.url, 'blob', 'the source disk URL').snapshot ? undefined : plan.source.snapshot;
 }

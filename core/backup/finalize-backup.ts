@@ -4,19 +4,22 @@
  * chunk is written, and only then the manifest — in one atomic write. Memory is bounded by one segment.
  */
 import { createHash } from 'node:crypto';
-import { PagewiseError } from '../errors';
+import { isPagewiseError, PagewiseError } from '../errors';
 import { BackupRequest, BackupResult } from '../types';
 import { readBatchRecord, PageRecord } from '../vault/batch-record';
 import { blockIdOf, layout } from '../vault/layout';
 import { ManifestBody, readManifest, writeManifest } from '../vault/manifest';
 import { encodeChunk, PageEntry } from '../vault/page-table';
-import { openBackupContext } from './backup-context';
+import { SourceDisk } from '../source/source-disk';
+import { BackupPlan } from '../vault/plan';
+import { openBackupContext, snapshotTakenByPagewise } from './backup-context';
 
 export async function finalizeBackup(req: BackupRequest & { backupId: string }): Promise<BackupResult> {
   const started = Date.now();
   const { plan, vault, dataKey } = await openBackupContext(req, req.backupId);
   if (await vault.exists(layout.manifest(plan.backupId))) {
-    return resultOf(await readManifest(vault, plan.backupId, req.userKey), Date.now() - started);
+    // (a finalize that stopped after the manifest may have left the snapshot behind)
+    return { ...resultOf(await readManifest(vault, plan.backupId, req.userKey), Date.now() - started), ...(await releaseSnapshot(req, plan)) };
   }
   const batchesPerSegment = plan.pagesPerSegment / plan.pagesPerBatch;
   const segmentsWithData = [...new Set(plan.batches.map((b) => Math.floor(b / batchesPerSegment)))];
@@ -92,7 +95,23 @@ export async function finalizeBackup(req: BackupRequest & { backupId: string }):
   }
   body.completedAt = new Date().toISOString();
   await writeManifest(vault, req.userKey, body);
-  return resultOf(body, Date.now() - started);
+  return { ...resultOf(body, Date.now() - started), ...(await releaseSnapshot(req, plan)) };
+}
+
+/**
+ * The manifest is written: the snapshot Pagewise took of the source is no longer needed (the backup is
+ * the copy). A failed delete does not fail the backup; the result says the snapshot is still there.
+ */
+async function releaseSnapshot(req: BackupRequest, plan: BackupPlan): Promise<Pick<BackupResult, 'sourceSnapshot'>> {
+  const snapshot = snapshotTakenByPagewise(req, plan);
+  if (!snapshot) return {};
+  try {
+    await (await SourceDisk.open(req.source, undefined, snapshot)).deleteSnapshot();
+    return { sourceSnapshot: { snapshot, deleted: true } };
+  } catch (err) {
+    if (isPagewiseError(err, 'SourceNotFound')) return { sourceSnapshot: { snapshot, deleted: true } }; // gone already
+    return { sourceSnapshot: { snapshot, deleted: false } };
+  }
 }
 
 export function resultOf(body: ManifestBody, durationMs: number): BackupResult {

@@ -13,21 +13,27 @@ import { BackupRequest, PlanRef } from '../types';
 import { backupIdFor, layout, validateBackupId } from '../vault/layout';
 import { BackupPlan, pagesPerBatchFor, readPlan } from '../vault/plan';
 import { VaultStore } from '../vault/vault-store';
+import { snapshotTakenByPagewise } from './backup-context';
 import { resolveSettings } from './settings';
 
 export async function planBackup(req: BackupRequest): Promise<PlanRef> {
   const settings = resolveSettings(req);
   const vault = VaultStore.open(req.vault);
-  const source = await SourceDisk.open(req.source);
+  const live = await SourceDisk.open(req.source);
+  let source = live;
   if (sameAccount(source.parsed, vault.parsed) && source.parsed.container === vault.parsed.container) {
     throw new PagewiseError('BadInput', 'the vault must not be the container of the source disk: the secondary copy belongs on separate storage');
   }
-  const backupId = validateBackupId(req.backupId ?? backupIdFor(source.identity));
+  // The ID names the disk state (the live blob's ETag), so a repeated start resumes the same backup.
+  const backupId = validateBackupId(req.backupId ?? backupIdFor(live.identity));
   await vault.ensure();
 
   if (await vault.exists(layout.plan(backupId))) {
     const plan = await readPlan(vault, backupId);
-    if (plan.source.etag !== source.identity.etag || plan.pageSize !== settings.pageSize || plan.diskBytes !== source.diskBytes) {
+    // A plan that reads a snapshot Pagewise took resumes from that snapshot, however the live disk has
+    // changed since; otherwise the live disk must still be in the planned state.
+    const sameState = snapshotTakenByPagewise(req, plan) !== undefined || (plan.source.etag === source.identity.etag && plan.diskBytes === source.diskBytes);
+    if (!sameState || plan.pageSize !== settings.pageSize) {
       throw new PagewiseError('BadInput', `backup ID ${backupId} is already used by a backup of another disk state or page size`);
     }
     if (plan.encryption.keyId !== keyId(req.userKey)) {
@@ -36,6 +42,7 @@ export async function planBackup(req: BackupRequest): Promise<PlanRef> {
     return planRef(plan, await vault.exists(layout.manifest(backupId)));
   }
 
+  if (req.takeSnapshot && !live.identity.snapshot) source = await live.takeSnapshot(req.source);
   const grid = new PageGrid(source.diskBytes, settings.pageSize);
   const pagesPerBatch = pagesPerBatchFor(settings.pageSize, PAGES_PER_SEGMENT);
   const batches: number[] = [];

@@ -5,7 +5,7 @@
  * open, so a disk that changes under a backup fails clearly instead of yielding a torn copy.
  */
 import { PageBlobClient } from '@azure/storage-blob';
-import { PagewiseError } from '../errors';
+import { isPagewiseError, PagewiseError } from '../errors';
 import { MAX_SOURCE_DISK_BYTES } from '../limits';
 import { displayUrl } from '../redact';
 import { sourceBlobClient, ParsedBlobUrl } from '../storage/clients';
@@ -34,8 +34,11 @@ export class SourceDisk {
     readonly identity: SourceIdentity,
   ) {}
 
-  static async open(location: StorageLocation, expectedEtag?: string): Promise<SourceDisk> {
-    const { client, parsed } = sourceBlobClient(location);
+  /** Opens the source; with `snapshot`, that snapshot of it (one Pagewise took: the URL names none). */
+  static async open(location: StorageLocation, expectedEtag?: string, snapshot?: string): Promise<SourceDisk> {
+    const opened = sourceBlobClient(location);
+    const parsed = opened.parsed;
+    const client = snapshot && !parsed.snapshot ? opened.client.withSnapshot(snapshot) : opened.client;
     let props;
     try {
       props = await client.getProperties();
@@ -58,9 +61,41 @@ export class SourceDisk {
       account: parsed.account,
       container: parsed.container,
       blob: parsed.blob!,
-      snapshot: parsed.snapshot ?? '',
+      snapshot: parsed.snapshot ?? snapshot ?? '',
       etag,
     });
+  }
+
+  /**
+   * Takes a blob snapshot of this (live) disk in the state it was opened in and opens it: a snapshot
+   * never changes, so a disk in use can be read page by page while it goes on being written.
+   */
+  async takeSnapshot(location: StorageLocation): Promise<SourceDisk> {
+    let snapshot: string | undefined;
+    try {
+      snapshot = (await this.client.createSnapshot({ conditions: { ifMatch: this.identity.etag || undefined } })).snapshot;
+    } catch (err) {
+      const failure = translateStorageError(err, `the source disk ${this.identity.url}`, 'SourceNotFound', 'SourceUnreachable');
+      if (isPagewiseError(failure) && failure.code === 'AccessDenied') {
+        throw new PagewiseError('AccessDenied', `${failure.message}; taking a snapshot needs write permission on the source`, { cause: err });
+      }
+      if (isPagewiseError(failure) && failure.code === 'SourceChanged') {
+        throw new PagewiseError('SourceChanged', `the source disk ${this.identity.url} changed between opening it and taking its snapshot; start again`, { cause: err });
+      }
+      throw failure;
+    }
+    if (!snapshot) throw new PagewiseError('SourceUnreachable', `the service took a snapshot of ${this.identity.url} but did not say which`);
+    return SourceDisk.open(location, this.identity.etag, snapshot);
+  }
+
+  /** Deletes this snapshot (one Pagewise took); the live blob and other snapshots are untouched. */
+  async deleteSnapshot(): Promise<void> {
+    if (!this.identity.snapshot) throw new PagewiseError('BadInput', `${this.identity.url} is not a snapshot`);
+    try {
+      await this.client.delete();
+    } catch (err) {
+      throw translateStorageError(err, `the snapshot ${this.identity.snapshot} of ${this.identity.url}`, 'SourceNotFound', 'SourceUnreachable');
+    }
   }
 
   /** Allocated ranges inside [offset, offset + length), ascending and disjoint, via the paged listing. */

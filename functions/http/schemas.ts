@@ -10,6 +10,8 @@ export interface StartBackupBody {
   pageSize?: number;
   cacheBytes?: number;
   concurrency?: number;
+  /** Back up a snapshot Pagewise takes first (a disk in use); deleted after the backup. */
+  takeSnapshot?: boolean;
 }
 
 export interface StartRestoreBody {
@@ -41,6 +43,7 @@ const startBackup: JSONSchemaType<StartBackupBody> = {
     pageSize: { type: 'integer', minimum: 512, maximum: 104857600, multipleOf: 512, nullable: true },
     cacheBytes: { type: 'integer', minimum: 512, maximum: Number.MAX_SAFE_INTEGER, nullable: true },
     concurrency: { type: 'integer', minimum: 1, maximum: 64, nullable: true },
+    takeSnapshot: { type: 'boolean', nullable: true },
   },
   required: ['source'],
   additionalProperties: false,
