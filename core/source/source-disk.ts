@@ -76,10 +76,10 @@ export class SourceDisk {
       snapshot = (await this.client.createSnapshot({ conditions: { ifMatch: this.identity.etag || undefined } })).snapshot;
     } catch (err) {
       const failure = translateStorageError(err, `the source disk ${this.identity.url}`, 'SourceNotFound', 'SourceUnreachable');
-      if (isPagewiseError(failure) && failure.code === 'AccessDenied') {
+      if (isPagewiseError(failure, 'AccessDenied')) {
         throw new PagewiseError('AccessDenied', `${failure.message}; taking a snapshot needs write permission on the source`, { cause: err });
       }
-      if (isPagewiseError(failure) && failure.code === 'SourceChanged') {
+      if (isPagewiseError(failure, 'SourceChanged')) {
         throw new PagewiseError('SourceChanged', `the source disk ${this.identity.url} changed between opening it and taking its snapshot; start again`, { cause: err });
       }
       throw failure;
