@@ -8,6 +8,7 @@ import Ajv, { JSONSchemaType } from 'ajv';
 import { BlobClient } from '@azure/storage-blob';
 import { DefaultAzureCredential } from '@azure/identity';
 import { PagewiseError } from '../core';
+import { engineOverrideProperties } from './engineOverrideSchema';
 import { PagewiseSettings, PolicySource, assertAllowedAccount } from './settings';
 
 export const WEEKDAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'] as const;
@@ -39,10 +40,7 @@ const schema: JSONSchemaType<BackupPolicy> = {
         properties: {
           url: { type: 'string', pattern: '^https?://' },
           days: { type: 'array', items: { type: 'string', enum: [...WEEKDAYS] }, nullable: true },
-          pageSize: { type: 'integer', minimum: 512, maximum: 104857600, multipleOf: 512, nullable: true },
-          cacheBytes: { type: 'integer', minimum: 512, maximum: Number.MAX_SAFE_INTEGER, nullable: true },
-          concurrency: { type: 'integer', minimum: 1, maximum: 64, nullable: true },
-          takeSnapshot: { type: 'boolean', nullable: true },
+          ...engineOverrideProperties,
         },
         required: ['url'],
         additionalProperties: false,

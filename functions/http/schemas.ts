@@ -1,5 +1,6 @@
 /** JSON schemas of the HTTP request bodies, compiled once with ajv (strict: no unknown fields). */
 import Ajv, { ErrorObject, JSONSchemaType } from 'ajv';
+import { engineOverrideProperties } from '../engineOverrideSchema';
 
 export interface DiskRefBody {
   url: string;
@@ -39,11 +40,7 @@ const startBackup: JSONSchemaType<StartBackupBody> = {
   type: 'object',
   properties: {
     source: diskRef,
-    // The source account's page size: a multiple of 512 B, at most 100 MiB (core validatePageSize).
-    pageSize: { type: 'integer', minimum: 512, maximum: 104857600, multipleOf: 512, nullable: true },
-    cacheBytes: { type: 'integer', minimum: 512, maximum: Number.MAX_SAFE_INTEGER, nullable: true },
-    concurrency: { type: 'integer', minimum: 1, maximum: 64, nullable: true },
-    takeSnapshot: { type: 'boolean', nullable: true },
+    ...engineOverrideProperties,
   },
   required: ['source'],
   additionalProperties: false,
