@@ -17,7 +17,7 @@ import { defineVerify } from './commands/verify';
 import { defineUpload } from './commands/upload';
 import { EXIT_CODE_HELP, EXIT_INTERRUPTED, EXIT_USAGE, printError, reportError } from './errors';
 import { CliIO, processIO } from './io';
-import { configureRequestsPerAccount } from '../core';
+import { configureRequestsPerAccount, configureStorageEndpointsFromEnv } from '../core';
 
 export type { CliIO, CapturedIO } from './io';
 export { captureIO } from './io';
@@ -60,6 +60,7 @@ export async function run(args: string[], io: CliIO = processIO()): Promise<numb
   }
   try {
     configureRequestsPerAccount(io.env);
+    configureStorageEndpointsFromEnv(io.env); // the endpoints besides Azure's own this run may use (SSRF guard)
     const program = buildProgram(ctx);
     await program.parseAsync(args, { from: 'user' });
     return ctx.exitCode;

@@ -10,6 +10,11 @@ export interface StorageLocation {
   url: string;
   /** Optional connection string for the account (else SAS in the URL, else DefaultAzureCredential). */
   connectionString?: string;
+  /**
+   * The URL is a read SAS the app's own Compute grant returned for a managed-disk snapshot: only then
+   * may it be on a managed-disk export host (md-….blob.storage.azure.net). Never set from user input.
+   */
+  managedDiskGrant?: boolean;
 }
 
 export interface EngineSettings {

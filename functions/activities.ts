@@ -15,7 +15,7 @@ import {
   RestoreOrchestrationInput,
   VerifyOrchestrationInput,
 } from '../orchestrations/contracts';
-import { assertAllowedAccount, assertAllowedSource, engineSettings, readSettings, readUserKey } from './settings';
+import { allowedSource, assertAllowedAccount, engineSettings, readSettings, readUserKey } from './settings';
 
 /** Storage that could not be reached may answer next time; everything else Pagewise raises will not. */
 const TRANSIENT = new Set(['SourceUnreachable', 'VaultUnreachable', 'Aborted']);
@@ -37,12 +37,12 @@ function reportingPermanentFailures<A extends unknown[], R>(handler: (...args: A
 
 function backupRequest(input: BackupActivityInput): BackupRequest & { backupId: string } {
   const settings = readSettings();
-  assertAllowedSource(settings, input.source, 'the source disk URL');
+  const userKey = readUserKey();
   return {
     ...engineSettings(settings, input.settings),
-    source: { url: input.source.url },
+    source: allowedSource(settings, input.source, userKey, 'the source disk URL'),
     vault: settings.vault,
-    userKey: readUserKey(),
+    userKey,
     backupId: input.backupId,
   };
 }

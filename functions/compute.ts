@@ -3,7 +3,10 @@
  * app's managed identity. Behind a small interface: Compute is a cloud API that cannot run locally,
  * so tests hand the Event Grid handler their own SnapshotAccess.
  */
+import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 import { DefaultAzureCredential } from '@azure/identity';
+import { endpointRefused, isManagedDiskEndpoint, parseStorageUrl } from '../core';
+import type { DiskRef } from '../orchestrations/contracts';
 
 export interface SnapshotRef {
   subscriptionId: string;
@@ -44,4 +47,31 @@ export function snapshotAccess(): SnapshotAccess {
 /** Replaces the Compute client (local runs and tests, where there is no Azure Compute). */
 export function useSnapshotAccess(access: SnapshotAccess): void {
   current = access;
+}
+
+/*
+ * A managed-disk export host (md-….blob.storage.azure.net) is reached only for a URL this app's own
+ * grant returned. The grant is sealed with a MAC under a key derived from the user key, so nothing a
+ * caller can send (an HTTP body, a policy, an event, an orchestration input through the durable API)
+ * makes the app request such a host: without the key there is no valid seal.
+ */
+function grantMacKey(userKey: Buffer): Buffer {
+  return Buffer.from(hkdfSync('sha256', userKey, Buffer.alloc(0), 'pagewise/compute-grant/v1', 32));
+}
+
+function grantSeal(url: string, userKey: Buffer): string {
+  return createHmac('sha256', grantMacKey(userKey)).update(url).digest('hex');
+}
+
+/** The backup source for a URL the Compute grant just returned: on a managed-disk host, sealed. */
+export function grantedSource(url: string, userKey: Buffer): DiskRef {
+  const what = 'the URL the Compute grant returned';
+  if (!isManagedDiskEndpoint(parseStorageUrl(url, 'blob', what))) throw endpointRefused(what);
+  return { url, grantedBy: 'compute', grantSeal: grantSeal(url, userKey) };
+}
+
+/** True when `source` carries the seal of this app's own grant for exactly its URL. */
+export function isOwnGrant(source: DiskRef, userKey: Buffer): boolean {
+  if (source.grantedBy !== 'compute' || typeof source.grantSeal !== 'string' || !/^[0-9a-f]{64}$/.test(source.grantSeal)) return false;
+  return timingSafeEqual(Buffer.from(source.grantSeal, 'hex'), Buffer.from(grantSeal(source.url, userKey), 'hex'));
 }

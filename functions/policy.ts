@@ -5,9 +5,7 @@
  *   { "disks": [ { "url": "https://acct.blob.core.windows.net/vhds/vm1.vhd", "days": ["Mon", "Thu"] } ] }
  */
 import Ajv, { JSONSchemaType } from 'ajv';
-import { BlobClient } from '@azure/storage-blob';
-import { DefaultAzureCredential } from '@azure/identity';
-import { PagewiseError } from '../core';
+import { PagewiseError, sourceBlobClient } from '../core';
 import { engineOverrideProperties } from './engineOverrideSchema';
 import { PagewiseSettings, PolicySource, assertAllowedAccount } from './settings';
 
@@ -78,8 +76,7 @@ export async function loadPolicy(source: PolicySource, settings: PagewiseSetting
   if (source.inline) return parsePolicy(source.inline);
   if (!source.url) throw new PagewiseError('BadInput', 'no backup policy: set PAGEWISE_BACKUP_POLICY or PAGEWISE_POLICY_URL');
   assertAllowedAccount(settings, source.url, 'blob', 'PAGEWISE_POLICY_URL');
-  const client = new URL(source.url).searchParams.has('sig')
-    ? new BlobClient(source.url)
-    : new BlobClient(source.url, new DefaultAzureCredential());
+  // The same checked, guarded client as every storage request (SAS in the URL, else managed identity).
+  const { client } = sourceBlobClient({ url: source.url }, 'PAGEWISE_POLICY_URL');
   return parsePolicy((await client.downloadToBuffer()).toString('utf8'));
 }

@@ -2,15 +2,30 @@
  * Every Pagewise app setting, parsed and validated in one place. Read per invocation (not cached) so
  * a changed setting or Key Vault reference takes effect without redeploying, and tests can set env.
  */
-import { decodeUserKey, parseStorageUrl, PagewiseError, configureRequestsPerAccount } from '../core';
+import {
+  azureEndpoint,
+  configureRequestsPerAccount,
+  configureStorageEndpoints,
+  decodeUserKey,
+  endpointOf,
+  endpointRefused,
+  parseEndpoint,
+  parseStorageUrl,
+  PagewiseError,
+} from '../core';
 import type { EngineSettings, StorageLocation } from '../core/types';
 import type { DiskRef, EngineOverrides } from '../orchestrations/contracts';
 import { MAX_BATCHES_IN_FLIGHT } from '../orchestrations/plan';
+import { isOwnGrant } from './compute';
 
 export interface PagewiseSettings {
   vault: StorageLocation;
-  /** Lower-cased storage account names allowed as sources, targets and vaults (SSRF guard). */
-  allowedAccounts: Set<string>;
+  /**
+   * The storage endpoints allowed as sources, targets, vaults and policy blobs (SSRF guard), normalised
+   * as core `endpointOf` gives them: an account name in PAGEWISE_ALLOWED_ACCOUNTS stands for that
+   * account's Azure endpoint only; an entry that is a URL is that endpoint (e.g. the local emulator's).
+   */
+  allowedEndpoints: Set<string>;
   engine: EngineSettings;
   /** Batch activities of one disk in flight at once (PAGEWISE_BATCHES_IN_FLIGHT); the orchestration's default when absent. */
   batchesInFlight?: number;
@@ -35,20 +50,14 @@ export function useAppSettings(env: Env | undefined): void {
 export function readSettings(env: Env = appSettings()): PagewiseSettings {
   configureRequestsPerAccount(env);
   const vaultUrl = required(env, 'PAGEWISE_VAULT_URL');
-  const allowedAccounts = new Set(
-    required(env, 'PAGEWISE_ALLOWED_ACCOUNTS')
-      .split(',')
-      .map((a) => a.trim().toLowerCase())
-      .filter((a) => a.length > 0),
-  );
-  if (allowedAccounts.size === 0) throw settingError('PAGEWISE_ALLOWED_ACCOUNTS lists no storage account');
+  const allowedEndpoints = readAllowedEndpoints(env);
   const vault: StorageLocation = {
     url: vaultUrl,
     ...(env.PAGEWISE_VAULT_CONNECTION_STRING ? { connectionString: env.PAGEWISE_VAULT_CONNECTION_STRING } : {}),
   };
   const settings: PagewiseSettings = {
     vault,
-    allowedAccounts,
+    allowedEndpoints,
     engine: {
       ...optionalInt(env, 'PAGEWISE_PAGE_SIZE', 'pageSize'),
       ...optionalInt(env, 'PAGEWISE_CACHE_BYTES', 'cacheBytes'),
@@ -81,28 +90,48 @@ export function engineSettings(settings: PagewiseSettings, overrides: EngineOver
 }
 
 /**
- * Throws unless the URL names a storage account on the allow list: a caller must not make the app
- * fetch from, or write to, arbitrary hosts with its managed identity.
+ * PAGEWISE_ALLOWED_ACCOUNTS: account names and endpoint URLs. The URLs are also this process's
+ * explicitly configured endpoints in core (the only ones besides Azure's own), so the allow list and
+ * the client-side check agree; PAGEWISE_STORAGE_SUFFIX picks the cloud for names (default public).
  */
-export function assertAllowedAccount(settings: PagewiseSettings, url: string, kind: 'blob' | 'container', what: string): void {
-  const parsed = parseStorageUrl(url, kind, what);
-  if (!settings.allowedAccounts.has(parsed.account.toLowerCase())) {
-    throw new PagewiseError('AccessDenied', `${what}: storage account "${parsed.account}" is not in PAGEWISE_ALLOWED_ACCOUNTS`);
+function readAllowedEndpoints(env: Env): Set<string> {
+  const setting = 'PAGEWISE_ALLOWED_ACCOUNTS';
+  const entries = required(env, setting)
+    .split(',')
+    .map((a) => a.trim())
+    .filter((a) => a.length > 0);
+  if (entries.length === 0) throw settingError(`${setting} lists no storage account`);
+  const urls = entries.filter((e) => e.includes('://')).map((e) => parseEndpoint(e, setting));
+  configureStorageEndpoints(urls, setting, env.PAGEWISE_STORAGE_SUFFIX?.trim() || undefined);
+  const names = entries.filter((e) => !e.includes('://'));
+  for (const name of names) {
+    if (!/^[a-z0-9]{3,24}$/i.test(name)) throw settingError(`${setting}: "${name.slice(0, 40)}" is neither a storage account name nor an endpoint URL`);
   }
+  return new Set([...urls, ...names.map((n) => azureEndpoint(n))]);
 }
 
 /**
- * The allow-list check for a backup source. A read SAS issued by the Compute API for a snapshot
- * points at a managed-disk export host, not at one of our accounts; it is accepted on that host only.
+ * Throws unless the URL is on an endpoint of the allow list (scheme, host, port, and the account of a
+ * path-style host), with one message whatever lies behind the URL: a caller must not make the app
+ * send requests (with its managed identity) to arbitrary hosts, nor learn which ports answer.
  */
-export function assertAllowedSource(settings: PagewiseSettings, source: DiskRef, what: string): void {
+export function assertAllowedAccount(settings: PagewiseSettings, url: string, kind: 'blob' | 'container', what: string): void {
+  const parsed = parseStorageUrl(url, kind, what);
+  if (!settings.allowedEndpoints.has(endpointOf(parsed))) throw endpointRefused(what, 'PAGEWISE_ALLOWED_ACCOUNTS');
+}
+
+/**
+ * The location of a backup source, allow-list checked. A read SAS the Compute API issued for a
+ * snapshot is on a managed-disk export host, not one of our accounts: it is accepted only with the
+ * seal the app's own grant put on it (functions/compute.ts), never because a caller typed such a host.
+ */
+export function allowedSource(settings: PagewiseSettings, source: DiskRef, userKey: Buffer, what: string): StorageLocation {
   if (source.grantedBy === 'compute') {
-    if (!/\.blob\.storage\.azure\.net$/i.test(new URL(source.url).hostname)) {
-      throw new PagewiseError('AccessDenied', `${what}: a Compute-granted URL must be on *.blob.storage.azure.net`);
-    }
-    return;
+    if (!isOwnGrant(source, userKey)) throw endpointRefused(what, 'PAGEWISE_ALLOWED_ACCOUNTS');
+    return { url: source.url, managedDiskGrant: true };
   }
   assertAllowedAccount(settings, source.url, 'blob', what);
+  return { url: source.url };
 }
 
 /** The backup schedule setting's name, used as `%PAGEWISE_BACKUP_SCHEDULE%` in the timer binding. */

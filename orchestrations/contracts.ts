@@ -44,6 +44,8 @@ export interface DiskRef {
   url: string;
   /** Set when the URL is a read SAS the Compute API issued for a managed-disk snapshot. */
   grantedBy?: 'compute';
+  /** With grantedBy: the app's MAC over the URL (functions/compute.ts), proving its own grant returned it. */
+  grantSeal?: string;
 }
 
 export interface BackupOrchestrationInput {

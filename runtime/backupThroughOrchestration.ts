@@ -4,7 +4,7 @@
  * Instance state is checkpointed in the task-hub container, so calling this again after a crash
  * resumes the unfinished orchestration instead of starting another backup.
  */
-import { deriveBackupId, displayUrl, PagewiseError, parseStorageUrl } from '../core';
+import { allowedEndpointOf, deriveBackupId, displayUrl, PagewiseError, parseStorageUrl } from '../core';
 import type { StorageLocation } from '../core/types';
 import { BackupOrchestrationInput, BackupOrchestrationOutput, EngineOverrides, Orchestrators, RetrySettings } from '../orchestrations/contracts';
 import { backupInstanceId } from '../orchestrations/instanceIds';
@@ -44,7 +44,8 @@ export interface OrchestratedBackupResult {
 export async function runBackupThroughOrchestration(options: OrchestratedBackupOptions): Promise<OrchestratedBackupResult> {
   const source = parseStorageUrl(options.source.url, 'blob', 'the source disk URL');
   if (!source.hasSas) throw new PagewiseError('BadInput', 'an orchestrated backup needs a source URL with a SAS');
-  const vault = parseStorageUrl(options.vault.url, 'container', 'the vault URL');
+  // The app allows exactly the endpoints this process may use for these two locations (checked here).
+  const endpoints = [allowedEndpointOf(options.source, 'blob', 'the source disk URL'), allowedEndpointOf(options.vault, 'container', 'the vault URL')];
   const app = await startLocalApp({
     taskHub: options.taskHub,
     maxConcurrentActivities: options.maxConcurrentActivities ?? 4,
@@ -52,7 +53,7 @@ export async function runBackupThroughOrchestration(options: OrchestratedBackupO
       PAGEWISE_VAULT_URL: options.vault.url,
       PAGEWISE_VAULT_CONNECTION_STRING: options.vault.connectionString,
       PAGEWISE_USER_KEY: options.userKey.toString('base64'),
-      PAGEWISE_ALLOWED_ACCOUNTS: [source.account, vault.account].join(','),
+      PAGEWISE_ALLOWED_ACCOUNTS: endpoints.join(','),
       ...(options.scratchDir ? { PAGEWISE_SCRATCH_DIR: options.scratchDir } : {}),
     },
   });

@@ -1,8 +1,9 @@
 /** App settings parsing (functions/settings.ts): one place, strict, secrets never echoed. */
 import { randomBytes } from 'node:crypto';
 import { encodeKeyFile } from '../core';
-import { assertAllowedAccount, assertAllowedSource, readSettings, readUserKey, watchedContainers } from '../functions/settings';
+import { allowedSource, assertAllowedAccount, readSettings, readUserKey, watchedContainers } from '../functions/settings';
 import { disksDue, parsePolicy } from '../functions/policy';
+import { grantedSource } from '../functions/compute';
 
 const base = {
   PAGEWISE_VAULT_URL: 'https://vaultacct.blob.core.windows.net/vault',
@@ -11,7 +12,7 @@ const base = {
 
 test('settings: allow list, vault, engine limits', () => {
   const settings = readSettings({ ...base, PAGEWISE_PAGE_SIZE: '4194304', PAGEWISE_CONCURRENCY: '8', PAGEWISE_VAULT_CONNECTION_STRING: 'UseDevelopmentStorage=true' });
-  expect([...settings.allowedAccounts]).toEqual(['srcacct', 'vaultacct']);
+  expect([...settings.allowedEndpoints]).toEqual(['https://srcacct.blob.core.windows.net', 'https://vaultacct.blob.core.windows.net']);
   expect(settings.engine).toEqual({ pageSize: 4194304, concurrency: 8 });
   expect(settings.vault.connectionString).toBe('UseDevelopmentStorage=true');
   expect(() => readSettings({ ...base, PAGEWISE_CACHE_BYTES: '-1' })).toThrow(/PAGEWISE_CACHE_BYTES must be a positive whole number/);
@@ -20,12 +21,28 @@ test('settings: allow list, vault, engine limits', () => {
   expect(() => readSettings({ ...base, PAGEWISE_BATCHES_IN_FLIGHT: '33' })).toThrow(/PAGEWISE_BATCHES_IN_FLIGHT must be a whole number from 1 to 32, got "33"/);
   expect(() => readSettings({ ...base, PAGEWISE_BATCHES_IN_FLIGHT: 'two' })).toThrow(/PAGEWISE_BATCHES_IN_FLIGHT/);
   expect(() => readSettings({ PAGEWISE_ALLOWED_ACCOUNTS: 'a' })).toThrow(/PAGEWISE_VAULT_URL is not set/);
-  expect(() => readSettings({ ...base, PAGEWISE_VAULT_URL: 'https://other.blob.core.windows.net/vault' })).toThrow(/not in PAGEWISE_ALLOWED_ACCOUNTS/);
+  expect(() => readSettings({ ...base, PAGEWISE_VAULT_URL: 'https://other.blob.core.windows.net/vault' })).toThrow(/PAGEWISE_VAULT_URL is not on an allowed storage endpoint: .* listed in PAGEWISE_ALLOWED_ACCOUNTS$/);
   expect(() => assertAllowedAccount(settings, 'https://srcacct.blob.core.windows.net/vhds/a.vhd', 'blob', 'x')).not.toThrow();
-  expect(() => assertAllowedAccount(settings, 'http://127.0.0.1:10000/evil/vhds/a.vhd', 'blob', 'x')).toThrow(/"evil" is not in/);
-  // A Compute-granted snapshot SAS is accepted only on the managed-disk export domain.
-  expect(() => assertAllowedSource(settings, { url: 'https://md-x.z1.blob.storage.azure.net/a/abcd?sig=1', grantedBy: 'compute' }, 'x')).not.toThrow();
-  expect(() => assertAllowedSource(settings, { url: 'https://attacker.example/a/abcd', grantedBy: 'compute' }, 'x')).toThrow(/blob\.storage\.azure\.net/);
+  expect(() => assertAllowedAccount(settings, 'http://127.0.0.1:10000/evil/vhds/a.vhd', 'blob', 'x')).toThrow(/^x is not on an allowed storage endpoint/);
+  // An allowed name on another host, port or scheme is not its endpoint.
+  for (const url of ['http://127.0.0.1:10000/srcacct/vhds/a.vhd', 'https://srcacct.blob.core.windows.net:8443/vhds/a.vhd', 'http://srcacct.blob.core.windows.net/vhds/a.vhd', 'https://srcacct.blob.core.windows.net.evil.example/vhds/a.vhd']) {
+    expect(() => assertAllowedAccount(settings, url, 'blob', 'x')).toThrow(/^x is not on an allowed storage endpoint/);
+  }
+  // A Compute-granted snapshot SAS is accepted only with the seal of the app's own grant.
+  const key = randomBytes(32);
+  const md = 'https://md-x.z1.blob.storage.azure.net/snapc/abcd?sig=1';
+  expect(allowedSource(settings, grantedSource(md, key), key, 'x')).toEqual({ url: md, managedDiskGrant: true });
+  expect(() => allowedSource(settings, { url: md, grantedBy: 'compute' }, key, 'x')).toThrow(/^x is not on an allowed storage endpoint/);
+  expect(() => allowedSource(settings, { ...grantedSource(md, randomBytes(32)) }, key, 'x')).toThrow(/^x is not on an allowed storage endpoint/);
+  expect(() => allowedSource(settings, { ...grantedSource(md, key), url: 'https://md-y.z1.blob.storage.azure.net/snapc/abcd?sig=1' }, key, 'x')).toThrow(/^x is not on an allowed storage endpoint/);
+  expect(() => allowedSource(settings, { url: md }, key, 'x')).toThrow(/^x is not on an allowed storage endpoint/);
+  expect(() => grantedSource('https://attacker.example/snapc/abcd', key)).toThrow(/the URL the Compute grant returned is not on an allowed storage endpoint/);
+  // Endpoint URLs are allowed as entries; anything else is a setting error.
+  const local = readSettings({ PAGEWISE_VAULT_URL: 'http://127.0.0.1:10000/vault/vault', PAGEWISE_ALLOWED_ACCOUNTS: 'http://127.0.0.1:10000/vault, srcacct' });
+  expect([...local.allowedEndpoints]).toEqual(['http://127.0.0.1:10000/vault', 'https://srcacct.blob.core.windows.net']);
+  expect(() => readSettings({ ...base, PAGEWISE_ALLOWED_ACCOUNTS: 'http://127.0.0.1:10000' })).toThrow(/PAGEWISE_ALLOWED_ACCOUNTS: "http:\/\/127\.0\.0\.1:10000" must name the account/);
+  expect(() => readSettings({ ...base, PAGEWISE_ALLOWED_ACCOUNTS: 'https://vaultacct.blob.core.windows.net/vault' })).toThrow(/must have no path/);
+  expect(() => readSettings({ ...base, PAGEWISE_ALLOWED_ACCOUNTS: 'vault acct' })).toThrow(/is neither a storage account name nor an endpoint URL/);
   expect(watchedContainers({ PAGEWISE_WATCHED_CONTAINERS: ' Disks, src/vhds ,' })).toEqual(['disks', 'src/vhds']);
 });
 

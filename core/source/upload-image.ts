@@ -40,7 +40,7 @@ export async function uploadImage(file: string, target: StorageLocation, options
   if (diskBytes === 0) throw new PagewiseError('BadInput', `the image ${file} is empty`);
   if (diskBytes > MAX_PAGE_BLOB_BYTES) throw new PagewiseError('LimitExceeded', `the image is ${imageBytes} bytes, more than a page blob may hold (8 TiB)`);
 
-  const { client } = targetBlobClient(target);
+  const { client } = targetBlobClient(target, 'the page-blob URL');
   const what = `the page blob ${displayUrl(target.url)}`;
   try {
     await client.create(diskBytes, options.overwrite ? {} : { conditions: { ifNoneMatch: '*' } });

@@ -9,11 +9,14 @@ import {
   PageBlobClient,
   StoragePipelineOptions,
   AnonymousCredential,
+  newPipeline,
+  Pipeline,
 } from '@azure/storage-blob';
 import { DefaultAzureCredential } from '@azure/identity';
 import { PagewiseError } from '../errors';
 import { displayUrl } from '../redact';
 import { StorageLocation } from '../types';
+import { checkEndpoint, endpointGuard, isPathStyleHost } from './endpoints';
 
 export const PIPELINE_OPTIONS: StoragePipelineOptions = {
   retryOptions: { maxTries: 6, retryDelayInMs: 250, maxRetryDelayInMs: 10_000, tryTimeoutInMs: 120_000 },
@@ -36,10 +39,6 @@ export interface ParsedBlobUrl {
 const ACCOUNT_RE = /^[a-z0-9]{3,24}$/i;
 const MANAGED_DISK_HOST_RE = /^md-[a-z0-9-]{1,60}$/i;
 const CONTAINER_RE = /^(\$root|[a-z0-9](?:[a-z0-9]|-(?!-)){1,61}[a-z0-9])$/;
-
-function isPathStyleHost(host: string): boolean {
-  return /^\d{1,3}(\.\d{1,3}){3}$/.test(host) || host === 'localhost' || host.startsWith('[') || host.startsWith('host.docker');
-}
 
 /** Refuses a SAS whose expiry (`se`) has passed, naming it, before any request is made. */
 export function checkSasExpiry(parsed: ParsedBlobUrl, what: string, now = new Date()): void {
@@ -96,55 +95,89 @@ function serviceUrl(parsed: ParsedBlobUrl): string {
 
 let defaultCredential: DefaultAzureCredential | undefined;
 
-function serviceClient(location: StorageLocation, parsed: ParsedBlobUrl): BlobServiceClient {
+type Credential = BlobServiceClient['credential'];
+
+/**
+ * A pipeline for clients of one checked endpoint, with the endpoint guard last (after signing, so it
+ * sees every retry and every redirect the SDK follows). Clients derived from the first one
+ * (getContainerClient, withSnapshot, …) share the pipeline and so the guard.
+ */
+function guarded<T>(credential: Credential, endpoint: string, what: string, build: (pipeline: Pipeline) => T): T {
+  const pipeline = newPipeline(credential, PIPELINE_OPTIONS);
+  const client = build(pipeline);
+  // The SDK builds its core pipeline in the client's constructor and keeps it on the Pipeline object;
+  // without it there is no place for the guard, and no client is better than an unguarded one.
+  const core = (pipeline as unknown as { _corePipeline?: { addPolicy(policy: unknown, options: { afterPhase: 'Sign' }): void } })._corePipeline;
+  if (!core) throw new Error('@azure/storage-blob built no core pipeline: the endpoint guard cannot be installed');
+  core.addPolicy(endpointGuard(endpoint, what), { afterPhase: 'Sign' });
+  return client;
+}
+
+/** The credential and service URL a location authenticates with, its endpoint checked first. */
+function credentialFor(location: StorageLocation, parsed: ParsedBlobUrl, what: string): { credential: Credential; endpoint: string; serviceUrl: string } {
   if (parsed.hasSas) {
-    return new BlobServiceClient(`${serviceUrl(parsed)}?${parsed.url.searchParams.toString()}`, new AnonymousCredential(), PIPELINE_OPTIONS);
+    const endpoint = checkEndpoint(parsed, { managedDiskGrant: location.managedDiskGrant === true }, what);
+    return { credential: new AnonymousCredential(), endpoint, serviceUrl: serviceUrl(parsed) };
   }
   if (location.connectionString) {
-    let client: BlobServiceClient;
+    let fromString: BlobServiceClient;
     try {
-      client = BlobServiceClient.fromConnectionString(location.connectionString, PIPELINE_OPTIONS);
+      // Parses only: no request is made.
+      fromString = BlobServiceClient.fromConnectionString(location.connectionString, PIPELINE_OPTIONS);
     } catch {
       throw new PagewiseError('BadInput', 'the connection string is malformed');
     }
-    // The client follows the connection string, not the URL: a string for another account would
-    // silently read or write there, so the two must name the same account.
-    if (client.accountName && client.accountName.toLowerCase() !== parsed.account.toLowerCase()) {
-      throw new PagewiseError('BadInput', `the connection string is for storage account "${client.accountName}" but the URL names account "${parsed.account}"`);
-    }
-    return client;
+    // The SDK's client goes to the string's endpoint whatever the URL says, so the URL must be on it.
+    const endpoint = checkEndpoint(parsed, { connectionEndpoint: fromString.url }, what);
+    return { credential: fromString.credential, endpoint, serviceUrl: fromString.url };
   }
+  const endpoint = checkEndpoint(parsed, {}, what);
   defaultCredential ??= new DefaultAzureCredential();
-  return new BlobServiceClient(serviceUrl(parsed), defaultCredential, PIPELINE_OPTIONS);
+  return { credential: defaultCredential, endpoint, serviceUrl: serviceUrl(parsed) };
+}
+
+/** The endpoint a location may be sent requests on, checked as a client for it would be (no request). */
+export function allowedEndpointOf(location: StorageLocation, kind: 'blob' | 'container', what: string): string {
+  return credentialFor(location, parseStorageUrl(location.url, kind, what), what).endpoint;
+}
+
+/** A client of the URL's blob (kept at the snapshot the URL names), through a checked, guarded pipeline. */
+function blobClient(location: StorageLocation, parsed: ParsedBlobUrl, what: string): PageBlobClient {
+  const { credential, endpoint, serviceUrl: service } = credentialFor(location, parsed, what);
+  return guarded(credential, endpoint, what, (pipeline) => {
+    if (parsed.hasSas) return new PageBlobClient(stripToBlob(parsed, sasOnly(parsed)), pipeline);
+    let client = new BlobServiceClient(service, pipeline).getContainerClient(parsed.container).getPageBlobClient(parsed.blob!);
+    if (parsed.snapshot) client = client.withSnapshot(parsed.snapshot);
+    return client;
+  });
 }
 
 /** A page-blob client for the source disk (snapshot kept when the URL names one). */
-export function sourceBlobClient(location: StorageLocation): { client: PageBlobClient; parsed: ParsedBlobUrl } {
-  const parsed = parseStorageUrl(location.url, 'blob', 'the source disk URL');
+export function sourceBlobClient(location: StorageLocation, what = 'the source disk URL'): { client: PageBlobClient; parsed: ParsedBlobUrl } {
+  const parsed = parseStorageUrl(location.url, 'blob', what);
   checkSasExpiry(parsed, displayUrl(location.url));
-  const sas = sasOnly(parsed);
-  if (parsed.hasSas) {
-    return { client: new PageBlobClient(stripToBlob(parsed, sas), new AnonymousCredential(), PIPELINE_OPTIONS), parsed };
-  }
-  let client = serviceClient(location, parsed).getContainerClient(parsed.container).getPageBlobClient(parsed.blob!);
-  if (parsed.snapshot) client = client.withSnapshot(parsed.snapshot);
-  return { client, parsed };
+  return { client: blobClient(location, parsed, what), parsed };
 }
 
 /** A page-blob client for a restore target (no snapshot allowed). */
-export function targetBlobClient(location: StorageLocation): { client: PageBlobClient; parsed: ParsedBlobUrl } {
-  const result = sourceBlobClient(location);
-  if (result.parsed.snapshot) throw new PagewiseError('BadUrl', 'a restore target cannot be a snapshot URL');
-  return result;
+export function targetBlobClient(location: StorageLocation, what = 'the restore target URL'): { client: PageBlobClient; parsed: ParsedBlobUrl } {
+  const parsed = parseStorageUrl(location.url, 'blob', what);
+  if (parsed.snapshot) throw new PagewiseError('BadUrl', 'a restore target cannot be a snapshot URL');
+  checkSasExpiry(parsed, displayUrl(location.url));
+  return { client: blobClient(location, parsed, what), parsed };
 }
 
 export function vaultContainerClient(location: StorageLocation): { client: ContainerClient; parsed: ParsedBlobUrl } {
-  const parsed = parseStorageUrl(location.url, 'container', 'the vault URL');
+  const what = 'the vault URL';
+  const parsed = parseStorageUrl(location.url, 'container', what);
   checkSasExpiry(parsed, displayUrl(location.url));
-  if (parsed.hasSas) {
-    return { client: new ContainerClient(stripToBlob(parsed, sasOnly(parsed)), new AnonymousCredential(), PIPELINE_OPTIONS), parsed };
-  }
-  return { client: serviceClient(location, parsed).getContainerClient(parsed.container), parsed };
+  const { credential, endpoint, serviceUrl: service } = credentialFor(location, parsed, what);
+  const client = guarded(credential, endpoint, what, (pipeline) =>
+    parsed.hasSas
+      ? new ContainerClient(stripToBlob(parsed, sasOnly(parsed)), pipeline)
+      : new BlobServiceClient(service, pipeline).getContainerClient(parsed.container),
+  );
+  return { client, parsed };
 }
 
 function sasOnly(parsed: ParsedBlobUrl): string {

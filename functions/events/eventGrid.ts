@@ -9,8 +9,8 @@ import { backupIdFor, displayUrl, isPagewiseError, redact } from '../../core';
 import { backupInstanceId } from '../../orchestrations/instanceIds';
 import { snapshotBackupId, startDiskBackup } from '../backupStarts';
 import { findStatus } from '../starter';
-import { snapshotAccess } from '../compute';
-import { assertAllowedAccount, readSettings, watchedContainers } from '../settings';
+import { grantedSource, snapshotAccess } from '../compute';
+import { assertAllowedAccount, readSettings, readUserKey, watchedContainers } from '../settings';
 import { classifyEvent } from './diskEvents';
 
 /** How long the snapshot read SAS lives: long enough for a large disk's backup and its retries. */
@@ -51,7 +51,7 @@ async function actOnEvent(raw: unknown, client: df.DurableClient, context: Invoc
       }
       const { subscriptionId, resourceGroup, snapshotName } = event;
       const url = await snapshotAccess().grantRead({ subscriptionId, resourceGroup, snapshotName }, SNAPSHOT_SAS_SECONDS);
-      const started = await startDiskBackup(client, { url, grantedBy: 'compute' }, { backupId, restartFailed: false });
+      const started = await startDiskBackup(client, grantedSource(url, readUserKey()), { backupId, restartFailed: false });
       context.log(`snapshot ${event.snapshotName}: backup ${backupId} ${started.started ? 'started' : `already ${started.status?.runtimeStatus}`}`);
       return;
     }
