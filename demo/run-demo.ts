@@ -104,6 +104,7 @@ async function demo(az: AzuriteInstance, tmp: string): Promise<boolean> {
   const vaultUrl = `${az.accounts.vault.endpoint}/vault`; // no SAS: connection string from the environment
   const targetUrl = `${az.accounts.vault.endpoint}/restores/vm1-restored.vhd`;
   const env = {
+    PAGEWISE_STORAGE_ENDPOINTS: az.storageEndpoints, // the emulator's endpoints, named explicitly
     PAGEWISE_VAULT_CONNECTION_STRING: az.accounts.vault.connectionString,
     PAGEWISE_TARGET_CONNECTION_STRING: az.accounts.vault.connectionString,
   };

@@ -33,6 +33,11 @@ export interface AzuriteInstance {
   host: string;
   location: string;
   accounts: Record<string, AzuriteAccount>;
+  /**
+   * The accounts' endpoints, comma-separated: the value for PAGEWISE_STORAGE_ENDPOINTS (CLI) or
+   * PAGEWISE_ALLOWED_ACCOUNTS (app). Pagewise sends requests to no other endpoint than Azure's own.
+   */
+  storageEndpoints: string;
   /** URL of a container (or a blob in it) carrying a SAS signed with the account key. */
   sasUrl(account: string, container: string, blob?: string, options?: SasOptions): string;
   stop(): Promise<void>;
@@ -138,6 +143,7 @@ export async function startAzurite(
       host: HOST,
       location,
       accounts,
+      storageEndpoints: names.map((n) => accounts[n].endpoint).join(','),
       sasUrl(account, container, blob, sas = {}) {
         const acct = accounts[account];
         if (!acct) throw new Error(`unknown Azurite account ${account}`);

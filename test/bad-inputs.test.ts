@@ -85,6 +85,14 @@ function blobCreated(account: string, url: string, overrides: Record<string, unk
   };
 }
 
+// ---- SSRF (issue #10 class 1): one refusal whatever lies behind a URL -------------------------------
+/** The one message a URL off the allowed endpoints gets, after `prefix` (exactly, to the end of the line). */
+function refusedEndpoint(prefix: string, setting: string, anchored = true): RegExp {
+  const text = `${prefix} is not on an allowed storage endpoint: Pagewise sends requests only to an account's own blob endpoint (https://<account>.blob.core.windows.net) or to one listed in ${setting}`;
+  return new RegExp(`${anchored ? '^' : ''}${text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`);
+}
+// ---- end SSRF helpers --------------------------------------------------------------------------------
+
 const CASES: Case[] = [
   // ---- CLI -------------------------------------------------------------------------------------
   { surface: 'cli', description: 'backup: source is not a URL', input: (f) => cliBackup(f, 'not a url'), expected: 2, message: /the source disk URL is not a URL/ },
@@ -115,7 +123,7 @@ const CASES: Case[] = [
   { surface: 'cli', description: 'verify: expired vault SAS', input: (f) => ({ cli: ['verify', f.backupId, '--vault', expiredVaultUrl(f), '--key-file', f.keyFile] }), expected: 2, message: /the SAS of .*\/vault expired at/ },
   { surface: 'cli', description: 'verify: --concurrency 0', input: (f) => ({ cli: ['verify', f.backupId, '--vault', f.vaultUrl, '--key-file', f.keyFile, '--concurrency', '0'] }), expected: 2, message: /--concurrency 0 must be a whole number from 1 to 64/ },
   { surface: 'cli', description: 'list: vault container name invalid', input: (f) => ({ cli: ['list', '--vault', `${f.env.az.accounts.vault.endpoint}/Bad_Container`] }), expected: 2, message: /the vault URL has no valid container name/ },
-  { surface: 'cli', description: 'list: connection string of another account', input: (f) => ({ cli: ['list', '--vault', `${f.env.az.accounts.vault.endpoint}/vault`], env: { PAGEWISE_VAULT_CONNECTION_STRING: f.env.az.accounts.src.connectionString } }), expected: 2, message: /connection string is for storage account "src" but the URL names account "vault"/ },
+  { surface: 'cli', description: 'list: connection string of another account', input: (f) => ({ cli: ['list', '--vault', `${f.env.az.accounts.vault.endpoint}/vault`], env: { PAGEWISE_VAULT_CONNECTION_STRING: f.env.az.accounts.src.connectionString } }), expected: 2, message: /the vault URL is not on the blob endpoint of its connection string/ },
 
   // ---- HTTP ------------------------------------------------------------------------------------
   { surface: 'http', description: 'POST /api/backups: malformed JSON', input: () => startBackup('{"source": {"url": '), expected: 400, title: 'BadInput', message: /the request body is not JSON/ },
@@ -133,20 +141,20 @@ const CASES: Case[] = [
   { surface: 'http', description: 'POST /api/backups: cacheBytes 1e300', input: (f) => startBackup(`{"source":{"url":${JSON.stringify(f.sourceUrl)}},"cacheBytes":1e300}`), expected: 400, title: 'BadRequestBody', message: /\/cacheBytes must be <= 9007199254740991/ },
   { surface: 'http', description: 'POST /api/backups: cacheBytes a 10,000-digit string', input: (f) => startBackup({ source: { url: f.sourceUrl }, cacheBytes: '9'.repeat(10_000) }), expected: 400, title: 'BadRequestBody', message: /\/cacheBytes must be integer/ },
   { surface: 'http', description: 'POST /api/backups: cache smaller than one page', input: (f) => startBackup({ source: { url: f.sourceUrl }, pageSize: MiB, cacheBytes: 512 }), expected: 400, title: 'BadCacheSize', message: /is smaller than one page/ },
-  { surface: 'http', description: 'POST /api/backups: account not in PAGEWISE_ALLOWED_ACCOUNTS', input: () => startBackup({ source: { url: 'https://elsewhere.blob.core.windows.net/vhds/disk.vhd?sv=2024-01-01&sig=TOPSECRETSIG' } }), expected: 403, title: 'AccessDenied', message: /storage account "elsewhere" is not in PAGEWISE_ALLOWED_ACCOUNTS/ },
-  { surface: 'http', description: 'POST /api/backups: instance metadata endpoint (SSRF)', input: () => startBackup({ source: { url: 'http://169.254.169.254/metadata/identity/oauth2' } }), expected: 403, title: 'AccessDenied', message: /storage account "metadata" is not in PAGEWISE_ALLOWED_ACCOUNTS/ },
+  { surface: 'http', description: 'POST /api/backups: account not in PAGEWISE_ALLOWED_ACCOUNTS', input: () => startBackup({ source: { url: 'https://elsewhere.blob.core.windows.net/vhds/disk.vhd?sv=2024-01-01&sig=TOPSECRETSIG' } }), expected: 403, title: 'AccessDenied', message: refusedEndpoint('AccessDenied: source.url', 'PAGEWISE_ALLOWED_ACCOUNTS') },
+  { surface: 'http', description: 'POST /api/backups: instance metadata endpoint (SSRF)', input: () => startBackup({ source: { url: 'http://169.254.169.254/metadata/identity/oauth2' } }), expected: 403, title: 'AccessDenied', message: refusedEndpoint('AccessDenied: source.url', 'PAGEWISE_ALLOWED_ACCOUNTS') },
   { surface: 'http', description: 'POST /api/backups: expired source SAS', input: (f) => startBackup({ source: { url: expiredSourceUrl(f) } }), expected: 403, title: 'AccessDenied', message: /the SAS of .*bi\.vhd expired at/ },
   { surface: 'http', description: 'POST /api/backups: source SAS with only list permission', input: (f) => startBackup({ source: { url: containerSasBlobUrl(f, 'l') } }), expected: 403, title: 'AccessDenied', message: /access to the source disk .*bi\.vhd was denied/ },
   { surface: 'http', description: 'POST /api/backups: source blob does not exist', input: (f) => startBackup({ source: { url: f.env.sourceUrl('missing.vhd') } }), expected: 404, title: 'SourceNotFound', message: /missing\.vhd was not found/ },
   { surface: 'http', description: 'GET /api/backups/{id}: path traversal', input: () => ({ method: 'GET', path: '/api/backups/x', params: { id: '../../etc/passwd' }, fn: 'getBackup' }), expected: 400, title: 'BadInput', message: /"\.\.\/\.\.\/etc\/passwd" is not a backup ID/ },
   { surface: 'http', description: 'GET /api/backups/{id}: unknown backup', input: () => ({ method: 'GET', path: '/api/backups/x', params: { id: 'pw-00000000000000000000dead' }, fn: 'getBackup' }), expected: 404, title: 'BackupNotFound', message: /no backup pw-00000000000000000000dead/ },
-  { surface: 'http', description: 'GET /api/backups?disk=: account not allowed', input: () => ({ method: 'GET', path: `/api/backups?disk=${encodeURIComponent('https://elsewhere.blob.core.windows.net/vhds/d.vhd')}`, fn: 'listBackups' }), expected: 403, title: 'AccessDenied', message: /the disk query parameter: storage account "elsewhere"/ },
+  { surface: 'http', description: 'GET /api/backups?disk=: account not allowed', input: () => ({ method: 'GET', path: `/api/backups?disk=${encodeURIComponent('https://elsewhere.blob.core.windows.net/vhds/d.vhd')}`, fn: 'listBackups' }), expected: 403, title: 'AccessDenied', message: refusedEndpoint('AccessDenied: the disk query parameter', 'PAGEWISE_ALLOWED_ACCOUNTS') },
   { surface: 'http', description: 'POST /api/restores: unknown backup ID', input: (f) => startRestore({ backupId: 'pw-000000000000000000000000', target: { url: f.env.targetUrl('h-unknown.vhd') } }), expected: 404, title: 'BackupNotFound', message: /backup pw-0{24} does not exist in the vault/, target: (f) => f.env.targetUrl('h-unknown.vhd') },
   { surface: 'http', description: 'POST /api/restores: backup ID with path traversal', input: (f) => startRestore({ backupId: '../backups/x', target: { url: f.env.targetUrl('h-trav.vhd') } }), expected: 400, title: 'BadRequestBody', message: /\/backupId must match pattern/, target: (f) => f.env.targetUrl('h-trav.vhd') },
   { surface: 'http', description: 'POST /api/restores: backup made with another key', input: (f) => startRestore({ backupId: f.otherKeyBackupId, target: { url: f.env.targetUrl('h-wrong.vhd') } }), expected: 409, title: 'WrongKey', message: /does not match backup other-key-backup/, target: (f) => f.env.targetUrl('h-wrong.vhd') },
   { surface: 'http', description: 'POST /api/restores: incomplete backup', input: (f) => startRestore({ backupId: f.incompleteBackupId, target: { url: f.env.targetUrl('h-half.vhd') } }), expected: 409, title: 'BackupIncomplete', message: /is incomplete \(it has no manifest\)/, target: (f) => f.env.targetUrl('h-half.vhd') },
   { surface: 'http', description: 'POST /api/restores: existing target without overwrite', input: (f) => startRestore({ backupId: f.backupId, target: { url: f.existingBlobUrl } }), expected: 409, title: 'TargetExists', message: /the restore target already exists; set "overwrite": true/, target: (f) => f.existingBlobUrl },
-  { surface: 'http', description: 'POST /api/restores: target on an account not allowed', input: (f) => startRestore({ backupId: f.backupId, target: { url: 'https://elsewhere.blob.core.windows.net/restores/x.vhd' } }), expected: 403, title: 'AccessDenied', message: /target\.url: storage account "elsewhere" is not in PAGEWISE_ALLOWED_ACCOUNTS/ },
+  { surface: 'http', description: 'POST /api/restores: target on an account not allowed', input: (f) => startRestore({ backupId: f.backupId, target: { url: 'https://elsewhere.blob.core.windows.net/restores/x.vhd' } }), expected: 403, title: 'AccessDenied', message: refusedEndpoint('AccessDenied: target.url', 'PAGEWISE_ALLOWED_ACCOUNTS') },
   { surface: 'http', description: 'POST /api/verifications: unknown backup ID', input: () => ({ method: 'POST', path: '/api/verifications', body: { backupId: 'pw-000000000000000000000000' }, fn: 'startVerification' }), expected: 404, title: 'BackupNotFound', message: /backup pw-0{24} does not exist/ },
   { surface: 'http', description: 'POST /api/verifications: unknown field', input: (f) => ({ method: 'POST', path: '/api/verifications', body: { backupId: f.backupId, deep: true }, fn: 'startVerification' }), expected: 400, title: 'BadRequestBody', message: /must NOT have additional properties/ },
   { surface: 'http', description: 'GET /api/restores/{id}: unknown operation', input: () => ({ method: 'GET', path: '/api/restores/x', params: { id: 'restore-nothing' }, fn: 'getRestore' }), expected: 404, title: 'OperationNotFound', message: /no restore restore-nothing/ },
@@ -158,7 +166,7 @@ const CASES: Case[] = [
   { surface: 'eventgrid', description: 'BlobCreated of a block blob', input: (f) => ({ event: blobCreated('src', `${f.env.az.accounts.src.endpoint}/disks/notes.txt`, {}, { blobType: 'BlockBlob' }) }), expected: 'ignored', message: /ignored: blob type BlockBlob is not PageBlob/ },
   { surface: 'eventgrid', description: 'BlobCreated in a container that is not watched', input: (f) => ({ event: blobCreated('src', `${f.env.az.accounts.src.endpoint}/other/${DISK}`) }), expected: 'ignored', message: /ignored: container src\/other is not watched/ },
   { surface: 'eventgrid', description: 'BlobCreated with a malformed URL', input: () => ({ event: blobCreated('src', 'http//not-a-url') }), expected: 'ignored', message: /ignored: the event carries no blob URL/ },
-  { surface: 'eventgrid', description: 'BlobCreated on an account not in PAGEWISE_ALLOWED_ACCOUNTS (SSRF)', input: () => ({ event: blobCreated('elsewhere', `https://elsewhere.blob.core.windows.net/disks/${DISK}`) }), expected: 'rejected', message: /rejected: AccessDenied: the created blob: storage account "elsewhere" is not in PAGEWISE_ALLOWED_ACCOUNTS/ },
+  { surface: 'eventgrid', description: 'BlobCreated on an account not in PAGEWISE_ALLOWED_ACCOUNTS (SSRF)', input: () => ({ event: blobCreated('elsewhere', `https://elsewhere.blob.core.windows.net/disks/${DISK}`) }), expected: 'rejected', message: refusedEndpoint('rejected: AccessDenied: the created blob', 'PAGEWISE_ALLOWED_ACCOUNTS', false) },
   { surface: 'eventgrid', description: 'resource write of a VM, not a snapshot', input: () => ({ event: { id: 'vm-write', eventType: 'Microsoft.Resources.ResourceWriteSuccess', subject: `/subscriptions/${SUB}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1`, data: { operationName: 'Microsoft.Compute/virtualMachines/write' }, topic: `/subscriptions/${SUB}` } }), expected: 'ignored', message: /ignored: resource write of .*virtualMachines\/vm1 is not a Microsoft\.Compute\/snapshots resource/ },
 ];
 
@@ -207,7 +215,7 @@ beforeAll(async () => {
     appSettings: {
       PAGEWISE_VAULT_URL: env.vault.url,
       PAGEWISE_USER_KEY: userKey.toString('base64'),
-      PAGEWISE_ALLOWED_ACCOUNTS: 'src,vault',
+      PAGEWISE_ALLOWED_ACCOUNTS: env.az.storageEndpoints,
       PAGEWISE_WATCHED_CONTAINERS: 'disks',
       PAGEWISE_PAGE_SIZE: String(64 * KiB),
       PAGEWISE_CACHE_BYTES: String(256 * KiB),
@@ -267,7 +275,7 @@ test.each(CASES.map((c) => [`${c.surface}: ${c.description}`, c] as const))('%s'
   let message: string;
 
   if ('cli' in input) {
-    const io = captureIO({ ...(input.env ?? {}) });
+    const io = captureIO({ PAGEWISE_STORAGE_ENDPOINTS: f.env.az.storageEndpoints, ...(input.env ?? {}) });
     const code = await run(input.cli, io);
     const lines = io.stderrText().split('\n').filter((l) => l.length > 0);
     got = String(code);

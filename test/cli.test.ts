@@ -46,7 +46,7 @@ const LAYOUT: DiskRegion[] = [
 const DISK_BYTES = 16 * MiB;
 
 function env(extra: Record<string, string> = {}): Record<string, string | undefined> {
-  return { ...extra };
+  return { PAGEWISE_STORAGE_ENDPOINTS: az.storageEndpoints, ...extra };
 }
 
 /** In-process: the real command code, output captured. */
@@ -61,7 +61,7 @@ async function cli(args: string[], extraEnv: Record<string, string> = {}, interr
 
 /** Spawned: node bin/pagewise.js (ts-node when dist/ is absent). */
 async function spawnCli(args: string[], extraEnv: Record<string, string> = {}): Promise<Outcome> {
-  const { code, stdout, stderr } = await startPagewise(args, { env: extraEnv, cwd: tmp }).done;
+  const { code, stdout, stderr } = await startPagewise(args, { env: { PAGEWISE_STORAGE_ENDPOINTS: az.storageEndpoints, ...extraEnv }, cwd: tmp }).done;
   const outcome = { code: code ?? -1, stdout, stderr };
   seen.push(outcome);
   return outcome;
@@ -358,9 +358,9 @@ describe('bad input: one line on stderr naming the problem, non-zero exit', () =
     expectOneLineError(await cli([]), /missing command/, 2);
   });
 
-  test('a connection string for another account is refused', async () => {
+  test('a connection string for another endpoint is refused, not followed', async () => {
     const o = await cli(['list', '--vault', `${az.accounts.vault.endpoint}/vault`], { PAGEWISE_VAULT_CONNECTION_STRING: az.accounts.src.connectionString });
-    expectOneLineError(o, /connection string is for storage account "src" but the URL names account "vault"/, 2);
+    expectOneLineError(o, /^pagewise: the vault URL is not on the blob endpoint of its connection string; Pagewise sends a request only to the URL's own endpoint, never to another$/, 2);
   });
 });
 

@@ -18,7 +18,7 @@ beforeAll(async () => {
 afterAll(async () => env?.stop());
 
 function backupProcess(args: string[]) {
-  return startPagewise(['backup', ...args]);
+  return startPagewise(['backup', ...args], { env: { PAGEWISE_STORAGE_ENDPOINTS: env.az.storageEndpoints } });
 }
 
 test('a backup killed mid-way resumes without redoing recorded batches and restores identical', async () => {

@@ -4,7 +4,7 @@
  * Every backup completes and every restore is byte-identical; the figures are printed.
  */
 import * as path from 'node:path';
-import { backupDisk, restoreBackup, verifyBackup } from '../core';
+import { backupDisk, configureStorageEndpoints, restoreBackup, verifyBackup } from '../core';
 import { sampleVmLayout } from '../embedded/sample-disk';
 import { startFaultProxy, FaultProxy } from './harness/fault-proxy';
 import { fileSha256, MiB, startEnv, TestEnv } from './harness/env';
@@ -12,9 +12,17 @@ import { recordSummary } from './harness/fault-summary';
 
 let env: TestEnv;
 let proxy: FaultProxy;
+
+/** The emulator's endpoints, directly and through the given proxies, are the ones configured explicitly. */
+function allowEndpointsVia(...proxies: FaultProxy[]): void {
+  const direct = env.az.storageEndpoints.split(',');
+  configureStorageEndpoints([...direct, ...proxies.flatMap((p) => direct.map((e) => p.via(e)))], 'PAGEWISE_STORAGE_ENDPOINTS');
+}
+
 beforeAll(async () => {
   env = await startEnv();
   proxy = await startFaultProxy({ target: { host: '127.0.0.1', port: env.az.port }, seed: 20261125, rate: 0.1, latencyInMs: 150 });
+  allowEndpointsVia(proxy);
 });
 afterAll(async () => {
   await proxy?.stop();
@@ -58,6 +66,7 @@ test('a body cut short under a rewritten Content-Length is never taken for data'
   await direct.putJson('probe/doc.json', { hello: 'x'.repeat(5000) });
   await direct.putBytes('probe/bin', Buffer.alloc(100_000, 3));
   const always = await startFaultProxy({ target: { host: '127.0.0.1', port: env.az.port }, seed: 1, rate: 1, kinds: ['truncate'] });
+  allowEndpointsVia(proxy, always);
   try {
     const cut = VaultStore.open({ url: always.via(env.vault.url) });
     await expect(cut.getJson('probe/doc.json')).rejects.toMatchObject({ code: 'VaultUnreachable', message: expect.stringMatching(/MD5/) });

@@ -66,7 +66,7 @@ test('restore and verify run as orchestrations and reproduce the disk', async ()
     appSettings: {
       PAGEWISE_VAULT_URL: env.vault.url,
       PAGEWISE_USER_KEY: env.userKey.toString('base64'),
-      PAGEWISE_ALLOWED_ACCOUNTS: 'src,vault',
+      PAGEWISE_ALLOWED_ACCOUNTS: env.az.storageEndpoints,
     },
   });
   try {

@@ -58,7 +58,7 @@ afterAll(async () => {
 });
 
 async function cli(args: string[], extraEnv: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  const io = captureIO({ ...extraEnv });
+  const io = captureIO({ PAGEWISE_STORAGE_ENDPOINTS: env.az.storageEndpoints, ...extraEnv });
   const code = await run(args, io);
   outputs.push(io.stdoutText(), io.stderrText());
   return { code, stdout: io.stdoutText(), stderr: io.stderrText() };
@@ -140,7 +140,7 @@ test('a full run through the CLI and the HTTP API leaks no secret into any outpu
       PAGEWISE_VAULT_URL: vaultNoSas,
       PAGEWISE_VAULT_CONNECTION_STRING: vaultCs,
       PAGEWISE_USER_KEY: await fs.readFile(keyFile, 'utf8'),
-      PAGEWISE_ALLOWED_ACCOUNTS: 'src,vault',
+      PAGEWISE_ALLOWED_ACCOUNTS: env.az.storageEndpoints,
       PAGEWISE_WATCHED_CONTAINERS: 'disks',
       PAGEWISE_PAGE_SIZE: String(64 * KiB),
       PAGEWISE_CACHE_BYTES: String(256 * KiB),

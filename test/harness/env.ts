@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { AnonymousCredential, PageBlobClient } from '@azure/storage-blob';
 import { startAzurite, AzuriteInstance } from '../../embedded/azurite';
 import { writeDisk, DiskRegion, SampleDisk } from '../../embedded/sample-disk';
-import { generateKey, StorageLocation } from '../../core';
+import { configureStorageEndpoints, generateKey, StorageLocation } from '../../core';
 
 export interface TestEnv {
   az: AzuriteInstance;
@@ -29,6 +29,8 @@ export interface TestEnv {
 
 export async function startEnv(): Promise<TestEnv> {
   const az = await startAzurite({ accounts: ['src', 'vault'] });
+  // The emulator's endpoints are configured explicitly, as a user of the CLI would (PAGEWISE_STORAGE_ENDPOINTS).
+  configureStorageEndpoints(az.storageEndpoints.split(','), 'PAGEWISE_STORAGE_ENDPOINTS');
   await az.accounts.src.service.getContainerClient('disks').create();
   await az.accounts.vault.service.getContainerClient('vault').create();
   await az.accounts.vault.service.getContainerClient('restores').create();
