@@ -5,7 +5,7 @@
  */
 import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 import { DefaultAzureCredential } from '@azure/identity';
-import { endpointRefused, isManagedDiskEndpoint, parseStorageUrl } from '../core';
+import { endpointOf, endpointRefused, isManagedDiskEndpoint, parseStorageUrl } from '../core';
 import type { DiskRef } from '../orchestrations/contracts';
 
 export interface SnapshotRef {
@@ -63,10 +63,14 @@ function grantSeal(url: string, userKey: Buffer): string {
   return createHmac('sha256', grantMacKey(userKey)).update(url).digest('hex');
 }
 
-/** The backup source for a URL the Compute grant just returned: on a managed-disk host, sealed. */
-export function grantedSource(url: string, userKey: Buffer): DiskRef {
+/**
+ * The backup source for a URL the Compute grant just returned, sealed: on a managed-disk export host,
+ * or on an endpoint the app allows anyway (`allowed`, e.g. a local stand-in for Compute).
+ */
+export function grantedSource(url: string, userKey: Buffer, allowed: ReadonlySet<string> = new Set()): DiskRef {
   const what = 'the URL the Compute grant returned';
-  if (!isManagedDiskEndpoint(parseStorageUrl(url, 'blob', what))) throw endpointRefused(what);
+  const parsed = parseStorageUrl(url, 'blob', what);
+  if (!isManagedDiskEndpoint(parsed) && !allowed.has(endpointOf(parsed))) throw endpointRefused(what);
   return { url, grantedBy: 'compute', grantSeal: grantSeal(url, userKey) };
 }
 

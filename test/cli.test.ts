@@ -312,10 +312,11 @@ describe('bad input: one line on stderr naming the problem, non-zero exit', () =
     expectOneLineError(o, /is a BlockBlob blob, not a page blob/, 2);
   });
 
-  test('unreachable account (closed loopback port)', async () => {
+  test('unreachable account (a configured endpoint on a closed loopback port)', async () => {
     const port = await closedPort();
     const url = sourceUrl.replace(`:${az.port}/`, `:${port}/`);
-    expectOneLineError(await cli(['backup', url, ...common()]), /could not be reached/, 1);
+    const endpoints = `${az.storageEndpoints},${az.accounts.src.endpoint.replace(`:${az.port}/`, `:${port}/`)}`;
+    expectOneLineError(await cli(['backup', url, ...common()], { PAGEWISE_STORAGE_ENDPOINTS: endpoints }), /could not be reached/, 1);
   }, 60_000);
 
   test('bad page size', async () => {

@@ -114,8 +114,8 @@ afterAll(async () => {
 });
 
 test('a snapshot event in both schemas, delivered three times, starts one backup with one SAS grant', async () => {
-  // The granted URL is not on the managed-disk export domain, so the plan activity refuses it at
-  // once (a real grant would be on *.blob.storage.azure.net); this test is about the trigger.
+  // The stand-in grant returns a URL on an allowed (emulator) endpoint; a real one is on a managed-disk
+  // export host (*.blob.storage.azure.net), reached only with the grant's seal. This test is about the trigger.
   const granted = env.sourceUrl('ev.vhd');
   const compute = new FakeCompute(granted);
   useSnapshotAccess(compute);

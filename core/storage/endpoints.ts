@@ -144,10 +144,8 @@ export function checkEndpoint(parsed: ParsedBlobUrl, credential: EndpointCredent
     }
     return endpoint;
   }
-  if (credential.managedDiskGrant) {
-    if (isManagedDiskEndpoint(parsed)) return endpoint;
-    throw endpointRefused(what);
-  }
+  // A grant adds the managed-disk export hosts to the allowed endpoints; it takes none away.
+  if (credential.managedDiskGrant && isManagedDiskEndpoint(parsed)) return endpoint;
   if (!isAllowedEndpoint(parsed)) throw endpointRefused(what);
   return endpoint;
 }

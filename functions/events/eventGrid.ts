@@ -51,7 +51,7 @@ async function actOnEvent(raw: unknown, client: df.DurableClient, context: Invoc
       }
       const { subscriptionId, resourceGroup, snapshotName } = event;
       const url = await snapshotAccess().grantRead({ subscriptionId, resourceGroup, snapshotName }, SNAPSHOT_SAS_SECONDS);
-      const started = await startDiskBackup(client, grantedSource(url, readUserKey()), { backupId, restartFailed: false });
+      const started = await startDiskBackup(client, grantedSource(url, readUserKey(), readSettings().allowedEndpoints), { backupId, restartFailed: false });
       context.log(`snapshot ${event.snapshotName}: backup ${backupId} ${started.started ? 'started' : `already ${started.status?.runtimeStatus}`}`);
       return;
     }
