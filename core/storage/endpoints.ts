@@ -79,6 +79,7 @@ export function parseEndpoint(entry: string, setting: string): string {
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') throw bad('must be an http(s) URL');
   if (url.username || url.password || url.search || url.hash) throw bad('must be a bare endpoint URL (no credentials, query or fragment)');
+  if (MANAGED_DISK_HOST_RE.test(url.hostname.toLowerCase())) throw bad('is a managed-disk export host: those are reached only through the app\'s own Compute grant');
   const segments = url.pathname.split('/').filter((s) => s.length > 0);
   if (isPathStyleHost(url.hostname)) {
     if (segments.length !== 1 || !/^[a-z0-9]{3,24}$/i.test(segments[0])) throw bad('must name the account as its only path segment (http://host:port/<account>)');

@@ -12,6 +12,7 @@ import { isPagewiseError } from '../errors';
 import { BackupReader, blockRuns } from '../restore/backup-reader';
 import { PageGrid, pagesOfRangesAsync, ByteRange } from '../source/page-grid';
 import { SourceDisk } from '../source/source-disk';
+import { allowedEndpointOf } from '../storage/clients';
 import { VerifyRequest, VerifyResult } from '../types';
 import { PageEntry } from '../vault/page-table';
 
@@ -19,6 +20,8 @@ const MAX_PROBLEMS = 100;
 
 export async function verifyBackup(req: VerifyRequest): Promise<VerifyResult> {
   const started = Date.now();
+  // A source off the allowed endpoints is bad input, refused before anything is read (not a "problem").
+  if (req.source) allowedEndpointOf(req.source, 'blob', 'the source disk URL');
   const reader = await BackupReader.open(req.vault, req.backupId, req.userKey);
   const { manifest } = reader;
   const problems: string[] = [];
