@@ -18,6 +18,7 @@ import { backupDisk, loadUserKey, planBackup, writeNewKeyFile } from '../core';
 import { LocalApp, startLocalApp } from '../runtime/localApp';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
 import { recordSummary } from './harness/fault-summary';
+import { closedPort, CountingListener, startCountingListener } from './harness/listeners';
 
 type Surface = 'cli' | 'http' | 'eventgrid';
 
@@ -85,13 +86,44 @@ function blobCreated(account: string, url: string, overrides: Record<string, unk
   };
 }
 
-// ---- SSRF (issue #10 class 1): one refusal whatever lies behind a URL -------------------------------
+// ---- SSRF (issue #10 class 1): an account is an endpoint; one refusal whatever lies behind a URL -----
+// A URL off the allowed endpoints (an allowed account name on another loopback port, open or closed, a
+// foreign host, a typed managed-disk host) is refused before any request: the listener sees nothing.
 /** The one message a URL off the allowed endpoints gets, after `prefix` (exactly, to the end of the line). */
 function refusedEndpoint(prefix: string, setting: string, anchored = true): RegExp {
   const text = `${prefix} is not on an allowed storage endpoint: Pagewise sends requests only to an account's own blob endpoint (https://<account>.blob.core.windows.net) or to one listed in ${setting}`;
   return new RegExp(`${anchored ? '^' : ''}${text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`);
 }
-// ---- end SSRF helpers --------------------------------------------------------------------------------
+let ssrfOpen: CountingListener;
+let ssrfClosedPort: number;
+beforeAll(async () => {
+  [ssrfOpen, ssrfClosedPort] = await Promise.all([startCountingListener(), closedPort()]);
+});
+afterAll(async () => ssrfOpen?.stop());
+const elsewhere = (f: Fixture, url: string, port: number | 'closed') => url.replace(`:${f.env.az.port}/`, `:${port === 'closed' ? ssrfClosedPort : port}/`);
+const CLI_ENDPOINTS = 'PAGEWISE_STORAGE_ENDPOINTS';
+const APP_ENDPOINTS = 'PAGEWISE_ALLOWED_ACCOUNTS';
+const MD_HOST_URL = 'https://md-x1y2z3w4v5u6.z1.blob.storage.azure.net/snapc0/abcd?sv=2018-03-28&sr=b&sp=r&sig=TOPSECRETSIG';
+const SSRF_CASES: Case[] = [
+  { surface: 'cli', description: 'backup: allowed account name on another loopback port (open)', input: (f) => cliBackup(f, elsewhere(f, f.sourceUrl, ssrfOpen.port)), expected: 2, message: refusedEndpoint('pagewise: the source disk URL', CLI_ENDPOINTS) },
+  { surface: 'cli', description: 'backup: allowed account name on another loopback port (closed)', input: (f) => cliBackup(f, elsewhere(f, f.sourceUrl, 'closed')), expected: 2, message: refusedEndpoint('pagewise: the source disk URL', CLI_ENDPOINTS) },
+  { surface: 'cli', description: 'backup: source on a foreign host', input: (f) => cliBackup(f, 'https://src.evil.example/disks/bi.vhd?sv=2024-01-01&sig=TOPSECRETSIG'), expected: 2, message: refusedEndpoint('pagewise: the source disk URL', CLI_ENDPOINTS) },
+  { surface: 'cli', description: 'backup: a managed-disk host typed by the caller', input: (f) => cliBackup(f, MD_HOST_URL), expected: 2, message: refusedEndpoint('pagewise: the source disk URL', CLI_ENDPOINTS) },
+  { surface: 'cli', description: 'backup: vault on another loopback port, no SAS (DefaultAzureCredential)', input: (f) => ({ cli: ['backup', f.sourceUrl, '--vault', elsewhere(f, f.vaultUrl, ssrfOpen.port).split('?')[0], '--key-file', f.keyFile] }), expected: 2, message: refusedEndpoint('pagewise: the vault URL', CLI_ENDPOINTS) },
+  { surface: 'cli', description: 'restore: --to on another loopback port', input: (f) => cliRestore(f, f.backupId, elsewhere(f, f.env.targetUrl('ssrf.vhd'), ssrfOpen.port)), expected: 2, message: refusedEndpoint('pagewise: the restore target URL', CLI_ENDPOINTS), target: (f) => f.env.targetUrl('ssrf.vhd') },
+  { surface: 'cli', description: 'verify: --source on another loopback port', input: (f) => ({ cli: ['verify', f.backupId, '--vault', f.vaultUrl, '--key-file', f.keyFile, '--source', elsewhere(f, f.sourceUrl, ssrfOpen.port)] }), expected: 2, message: refusedEndpoint('pagewise: the source disk URL', CLI_ENDPOINTS) },
+  { surface: 'cli', description: 'upload: page blob on another loopback port', input: (f) => ({ cli: ['upload', f.existingFile, elsewhere(f, f.env.targetUrl('ssrf-up.vhd'), ssrfOpen.port)] }), expected: 2, message: refusedEndpoint('pagewise: the page-blob URL', CLI_ENDPOINTS), target: (f) => f.env.targetUrl('ssrf-up.vhd') },
+  { surface: 'cli', description: 'list: URL on the emulator, connection string on another endpoint (not redirected)', input: (f) => ({ cli: ['list', '--vault', `${f.env.az.accounts.vault.endpoint}/vault`], env: { PAGEWISE_VAULT_CONNECTION_STRING: `DefaultEndpointsProtocol=http;AccountName=vault;AccountKey=${Buffer.alloc(64, 1).toString('base64')};BlobEndpoint=http://127.0.0.1:${ssrfOpen.port}/vault;` } }), expected: 2, message: /^pagewise: the vault URL is not on the blob endpoint of its connection string; Pagewise sends a request only to the URL's own endpoint, never to another$/ },
+  { surface: 'http', description: 'POST /api/backups: allowed account name on another loopback port (open)', input: (f) => startBackup({ source: { url: elsewhere(f, f.sourceUrl, ssrfOpen.port) } }), expected: 403, title: 'AccessDenied', message: refusedEndpoint('AccessDenied: source.url', APP_ENDPOINTS) },
+  { surface: 'http', description: 'POST /api/backups: allowed account name on another loopback port (closed)', input: (f) => startBackup({ source: { url: elsewhere(f, f.sourceUrl, 'closed') } }), expected: 403, title: 'AccessDenied', message: refusedEndpoint('AccessDenied: source.url', APP_ENDPOINTS) },
+  { surface: 'http', description: 'POST /api/backups: a managed-disk host typed by the caller', input: () => startBackup({ source: { url: MD_HOST_URL } }), expected: 403, title: 'AccessDenied', message: refusedEndpoint('AccessDenied: source.url', APP_ENDPOINTS) },
+  { surface: 'http', description: 'POST /api/restores: target on another loopback port', input: (f) => startRestore({ backupId: f.backupId, target: { url: elsewhere(f, f.env.targetUrl('h-ssrf.vhd'), ssrfOpen.port) } }), expected: 403, title: 'AccessDenied', message: refusedEndpoint('AccessDenied: target.url', APP_ENDPOINTS), target: (f) => f.env.targetUrl('h-ssrf.vhd') },
+  { surface: 'http', description: 'POST /api/verifications: source on another loopback port', input: (f) => ({ method: 'POST', path: '/api/verifications', body: { backupId: f.backupId, source: { url: elsewhere(f, f.sourceUrl, ssrfOpen.port) } }, fn: 'startVerification' }), expected: 403, title: 'AccessDenied', message: refusedEndpoint('AccessDenied: source.url', APP_ENDPOINTS) },
+  { surface: 'eventgrid', description: 'BlobCreated whose data.url is an allowed account name on another loopback port', input: (f) => ({ event: blobCreated('src', elsewhere(f, `${f.env.az.accounts.src.endpoint}/disks/${DISK}`, ssrfOpen.port), {}, { api: 'CopyBlob' }) }), expected: 'rejected', message: refusedEndpoint('rejected: AccessDenied: the created blob', APP_ENDPOINTS, false) },
+];
+/** No bad input of any case reached the listener (not even a TCP connection). */
+const ssrfConnections = () => ssrfOpen.connections;
+// ---- end SSRF block ------------------------------------------------------------------------------------
 
 const CASES: Case[] = [
   // ---- CLI -------------------------------------------------------------------------------------
@@ -168,6 +200,7 @@ const CASES: Case[] = [
   { surface: 'eventgrid', description: 'BlobCreated with a malformed URL', input: () => ({ event: blobCreated('src', 'http//not-a-url') }), expected: 'ignored', message: /ignored: the event carries no blob URL/ },
   { surface: 'eventgrid', description: 'BlobCreated on an account not in PAGEWISE_ALLOWED_ACCOUNTS (SSRF)', input: () => ({ event: blobCreated('elsewhere', `https://elsewhere.blob.core.windows.net/disks/${DISK}`) }), expected: 'rejected', message: refusedEndpoint('rejected: AccessDenied: the created blob', 'PAGEWISE_ALLOWED_ACCOUNTS', false) },
   { surface: 'eventgrid', description: 'resource write of a VM, not a snapshot', input: () => ({ event: { id: 'vm-write', eventType: 'Microsoft.Resources.ResourceWriteSuccess', subject: `/subscriptions/${SUB}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1`, data: { operationName: 'Microsoft.Compute/virtualMachines/write' }, topic: `/subscriptions/${SUB}` } }), expected: 'ignored', message: /ignored: resource write of .*virtualMachines\/vm1 is not a Microsoft\.Compute\/snapshots resource/ },
+  ...SSRF_CASES, // issue #10 class 1, see the SSRF block above
 ];
 
 let f: Fixture;
@@ -314,5 +347,6 @@ test.each(CASES.map((c) => [`${c.surface}: ${c.description}`, c] as const))('%s'
   expect(after.vaultBlobs).toEqual(before.vaultBlobs);
   expect(after.instances).toBe(before.instances);
   if (target) expect(await targetState(target)).toBe(targetBefore);
+  expect(ssrfConnections()).toBe(0);
   rows.push({ surface: c.surface, case: c.description, expected: String(c.expected), got, message });
 });
