@@ -277,6 +277,7 @@ var pagewiseSettings = union(
     PAGEWISE_VAULT_URL: vaultUrl
     PAGEWISE_USER_KEY: '@Microsoft.KeyVault(SecretUri=${userKeySecretUri})'
     PAGEWISE_ALLOWED_ACCOUNTS: join(union([vaultStorageName], map(sourceAccounts, account => account.name)), ',')
+    PAGEWISE_STORAGE_SUFFIX: environment().suffixes.storage // account names mean https://<name>.blob.<this cloud's suffix>
     PAGEWISE_BACKUP_SCHEDULE: backupSchedule
     PAGEWISE_BACKUP_POLICY: string(json(backupPolicy)) // fails the deployment early on invalid JSON
     PAGEWISE_WATCHED_CONTAINERS: join(watchedContainers, ',')

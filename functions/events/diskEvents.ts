@@ -48,8 +48,10 @@ export function normalizeEvent(raw: unknown): NormalizedEvent {
   };
 }
 
+// The parts become the path of a Compute request made with the app's identity: ARM's own name rules
+// only (a GUID, a resource-group name not ending in '.', a snapshot name), so no '..' or encoded path.
 const SNAPSHOT_ID_RE =
-  /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.Compute\/snapshots\/([^/]+)$/i;
+  /^\/subscriptions\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\/resourceGroups\/([-\p{L}\p{N}_.()]{0,89}[-\p{L}\p{N}_()])\/providers\/Microsoft\.Compute\/snapshots\/([\p{L}\p{N}_](?:[-\p{L}\p{N}_.]{0,78}[\p{L}\p{N}_])?)$/iu;
 
 /** Decides what an event asks of Pagewise; `watched` lists `container` or `account/container` entries. */
 export function classifyEvent(raw: unknown, watched: string[]): DiskEvent {
