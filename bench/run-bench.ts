@@ -19,6 +19,7 @@ import type { BackupResult } from '../core/types';
 import { SourceDisk } from '../core/source/source-disk';
 import { GiB, MiB } from '../core/limits';
 import { formatBytes } from '../core/units';
+import { configureStorageEndpointsFromEnv } from '../core/storage/endpoints';
 import { startAzurite, AzuriteInstance } from '../embedded/azurite';
 import { digestRegionsOfFile, DiskSpec, fullMixed, fullRandom, sparseScattered, writeBenchDisk, WrittenDisk } from './lib/disks';
 import { listAllocated, naiveBackup, NaiveResult, rawCopy, rawRead, RawTrial } from './lib/baselines';
@@ -111,6 +112,9 @@ async function main(): Promise<void> {
         process.env.BENCH_PROF_FILE = path.join(profDir, 'azurite.cpuprofile');
       }
       azurite = await startAzurite({ accounts: ['src', 'vault'] });
+      // The emulator's endpoints are allowed explicitly, here and in the workers (they inherit the env).
+      process.env.PAGEWISE_STORAGE_ENDPOINTS = azurite.storageEndpoints;
+      configureStorageEndpointsFromEnv(process.env);
       delete process.env.NODE_OPTIONS;
       delete process.env.BENCH_PROF_FILE;
       const small = QUICK ? 256 * MiB : 1 * GiB;

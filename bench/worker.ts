@@ -98,6 +98,7 @@ async function main(): Promise<void> {
   if (spans) instrument(spans);
   // eslint-disable-next-line @typescript-eslint/no-var-requires
   const core = require('../core') as typeof import('../core');
+  core.configureStorageEndpointsFromEnv(process.env); // the emulator's endpoints, from the parent
   const userKey = Buffer.from(input.userKeyHex, 'hex');
   const baselineRssBytes = process.memoryUsage().rss;
   const memoryPeaks = { rss: 0, heapTotal: 0, heapUsed: 0, external: 0, arrayBuffers: 0, rssAnon: 0, rssFile: 0 };

@@ -25,7 +25,7 @@ export function storageLocation(url: string, role: Role, env: Record<string, str
   if (parsed.hasSas) return { url };
   const connectionString = env[ENV[role]]?.trim();
   if (!connectionString) return { url };
-  // core refuses a connection string for another account than the URL's
+  // core refuses a URL that is not on the connection string's own endpoint (never redirects it)
   return { url, connectionString };
 }
 

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { promises as fs } from 'node:fs';
 import { PageBlobClient, AnonymousCredential } from '@azure/storage-blob';
 import {
-  backupDisk, restoreBackup, verifyBackup, listBackups, planBackup, runBackupBatch, finalizeBackup, generateKey, PagewiseError,
+  backupDisk, configureStorageEndpoints, restoreBackup, verifyBackup, listBackups, planBackup, runBackupBatch, finalizeBackup, generateKey, PagewiseError,
 } from '../core';
 import { freePort } from '../embedded/azurite';
 import { putPages } from '../core/restore/restore';
@@ -58,13 +58,18 @@ describe('bad inputs get a specific error', () => {
     expect(await codeOf(backupDisk({ ...base(), source: { url: env.sourceUrl('nope.vhd') } }))).toBe('SourceNotFound');
   });
 
-  test('an unreachable account', async () => {
+  test('an unreachable account (a configured endpoint nothing listens on)', async () => {
     const port = await freePort();
     const fakeSignature = 'abcdefghijklmnop'.concat('qrstuvwxyz0123456789'); // built, so no scanner mistakes it for a real one
     const url = `http://127.0.0.1:${port}/src/disks/x.vhd?sv=2024-01-01&sig=${fakeSignature}`;
-    const err = await failureOf(backupDisk({ ...base(), source: { url } }));
-    expect(err.code).toBe('SourceUnreachable');
-    expect(err.message).not.toContain('abcdefghijklmnop');
+    configureStorageEndpoints([...env.az.storageEndpoints.split(','), `http://127.0.0.1:${port}/src`], 'PAGEWISE_STORAGE_ENDPOINTS');
+    try {
+      const err = await failureOf(backupDisk({ ...base(), source: { url } }));
+      expect(err.code).toBe('SourceUnreachable');
+      expect(err.message).not.toContain('abcdefghijklmnop');
+    } finally {
+      configureStorageEndpoints(env.az.storageEndpoints.split(','), 'PAGEWISE_STORAGE_ENDPOINTS');
+    }
   }, 60_000);
 
   test('a page size that is not a multiple of 512, or too large', async () => {
