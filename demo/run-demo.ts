@@ -228,7 +228,7 @@ function orchestrationRow(facts: OrchestrationFacts): [string, string] {
 
 /** Uploads the user's image with `pagewise upload`; the disk's hash is the image's, padded to 512 bytes. */
 async function uploadOwnImage(az: AzuriteInstance, image: string): Promise<{ diskBytes: number; allocatedBytes: number; sha256: string }> {
-  const up = await pagewise<{ diskBytes: number; writtenBytes: number }>(['upload', image, az.sasUrl('src', 'disks', 'vm1.vhd'), '--json'], {});
+  const up = await pagewise<{ diskBytes: number; writtenBytes: number }>(['upload', image, az.sasUrl('src', 'disks', 'vm1.vhd'), '--json'], { PAGEWISE_STORAGE_ENDPOINTS: az.storageEndpoints });
   const disk = new DiskHash();
   for await (const chunk of createReadStream(image, { highWaterMark: 4 * MiB })) disk.update(chunk as Buffer);
   return { diskBytes: up.diskBytes, allocatedBytes: up.writtenBytes, sha256: disk.digest(up.diskBytes) };
