@@ -3,6 +3,7 @@
  * grid and the batches that hold data, create and wrap the data key, and store the plan in the vault.
  * Idempotent: a plan that exists for the same disk state is reused, so a repeated start resumes.
  */
+import { whileBackingUp } from './running-backups';
 import { generateKey, keyId, wrapDataKey } from '../crypto/keys';
 import { PagewiseError } from '../errors';
 import { PAGES_PER_SEGMENT } from '../limits';
@@ -17,6 +18,10 @@ import { snapshotTakenByPagewise } from './backup-context';
 import { resolveSettings } from './settings';
 
 export async function planBackup(req: BackupRequest): Promise<PlanRef> {
+  return whileBackingUp(req.source, () => makePlan(req));
+}
+
+async function makePlan(req: BackupRequest): Promise<PlanRef> {
   const settings = resolveSettings(req);
   const vault = VaultStore.open(req.vault);
   const live = await SourceDisk.open(req.source);
