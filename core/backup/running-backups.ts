@@ -29,3 +29,8 @@ export async function whileBackingUp<T>(source: StorageLocation, work: () => Pro
 export function isBeingBackedUp(target: ParsedBlobUrl): boolean {
   return running.has(blobKey(target));
 }
+
+/** Two page-blob URLs name the same disk (account, container and blob; endpoint and snapshot aside). */
+export function sameDisk(a: string, b: string): boolean {
+  return blobKey(parseStorageUrl(a, 'blob', 'a disk URL')) === blobKey(parseStorageUrl(b, 'blob', 'a disk URL'));
+}
