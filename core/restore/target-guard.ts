@@ -32,7 +32,7 @@ const VAULT_BLOB_RE = /^(pagewise-vault\.json|backups\/[^/]+\/(plan\.json|manife
 function insideVault(what: string, parsed: ParsedBlobUrl, role = 'a vault'): PagewiseError {
   return new PagewiseError(
     'BadInput',
-    `${what} lies inside ${role} (container ${parsed.account}/${parsed.container}): Pagewise never writes a disk there, it would destroy backups; choose another container`,
+    `${what} lies inside ${role} (container ${parsed.account.toLowerCase()}/${parsed.container}): Pagewise never writes a disk there, it would destroy backups; choose another container`,
   );
 }
 
