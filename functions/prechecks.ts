@@ -5,7 +5,7 @@
  * are for the caller's feedback and so that a bad request leaves no instance behind.
  */
 import { OrchestrationRuntimeStatus, type DurableClient } from 'durable-functions';
-import { assertDiskWriteTarget, PagewiseError, parseStorageUrl, resolveSettings, sameDisk } from '../core';
+import { assertDiskWriteTarget, PagewiseError, parseStorageUrl, resolveSettings, sameContainer, sameDisk } from '../core';
 import { translateStorageError } from '../core/storage/storage-errors';
 import { targetBlobClient } from '../core/storage/clients';
 import { readManifest } from '../core/vault/manifest';
@@ -23,8 +23,7 @@ export function checkEngineSettings(settings: PagewiseSettings, overrides: Engin
 export function checkSourceIsNotVault(settings: PagewiseSettings, sourceUrl: string): void {
   const source = parseStorageUrl(sourceUrl, 'blob', 'the source disk URL');
   const vault = parseStorageUrl(settings.vault.url, 'container', 'PAGEWISE_VAULT_URL');
-  const sameHost = source.url.host.toLowerCase() === vault.url.host.toLowerCase();
-  if (sameHost && source.account.toLowerCase() === vault.account.toLowerCase() && source.container === vault.container) {
+  if (sameContainer(source, vault)) {
     throw new PagewiseError('BadInput', 'the source disk is in the vault container: the secondary copy belongs on separate storage');
   }
 }

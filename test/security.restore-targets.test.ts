@@ -336,6 +336,17 @@ describe('page-blob targets never inside a vault', () => {
     expect((await source.getProperties()).etag).toBe(etag);
   });
 
+  test('a backup whose source is in the vault through another URL form is refused before any request', async () => {
+    const before = await vaultState();
+    const requests = proxy.stats.requests;
+    const source = `http://localhost:${port()}/vault/vault/in-vault.vhd${vaultSas()}`;
+    const out = await cli(['backup', source, '--vault', vaultViaProxy, '--key-file', keyFile, '--snapshot']);
+    expect(out.code).toBe(2);
+    expect(out.stderr).toMatch(/^pagewise: the vault must not be the container of the source disk/);
+    expect(proxy.stats.requests).toBe(requests);
+    expect(await vaultState()).toEqual(before);
+  });
+
   test('HTTP: a restore target inside the vault (another URL form, overwrite) is 400 and starts nothing', async () => {
     const before = await vaultState();
     const instances = (await app.runtime.listInstances()).length;

@@ -21,6 +21,11 @@ function containerKey(parsed: { account: string; container: string }): string {
   return `${parsed.account.toLowerCase()}/${parsed.container.toLowerCase()}`;
 }
 
+/** Two URLs name the same container (account and container; endpoint, scheme and case aside). */
+export function sameContainer(a: ParsedBlobUrl, b: ParsedBlobUrl): boolean {
+  return containerKey(a) === containerKey(b);
+}
+
 /** Marks a container as the process's own (every vault opened, the local task hub). */
 export function protectContainer(parsed: ParsedBlobUrl, role: 'the vault' | 'the durable task hub'): void {
   protectedContainers.set(containerKey(parsed), role);
