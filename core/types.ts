@@ -109,6 +109,8 @@ export interface RestoreRequest {
   device?: boolean;
   overwrite?: boolean;
   concurrency?: number;
+  /** Stops the restore; a file or page-blob target is removed (a device keeps what was written). */
+  abortSignal?: AbortSignal;
   onProgress?: (done: number, total: number) => void;
 }
 

@@ -178,6 +178,19 @@ describe('file targets', () => {
     expect(await fs.readFile(target, 'utf8')).toBe('old content');
     expect(await leftovers(env.tmp)).toEqual([]);
   });
+
+  test('an interrupted restore (Ctrl-C) exits 130 and leaves neither the file nor its temp file', async () => {
+    const target = path.join(env.tmp, 'interrupted.img');
+    const io = captureIO({});
+    const interrupt = new AbortController();
+    interrupt.abort();
+    io.interruptSignal = () => interrupt.signal;
+    const code = await run(['restore', backupId, '--vault', env.vault.url, '--key-file', keyFile, '--to', target], io);
+    expect(code).toBe(130);
+    expect(io.stderrText()).toMatch(/^pagewise: the restore was interrupted\n$/);
+    await expect(fs.lstat(target)).rejects.toThrow(/ENOENT/);
+    expect(await leftovers(env.tmp)).toEqual([]);
+  });
 });
 
 describe('--to-device', () => {

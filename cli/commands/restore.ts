@@ -47,6 +47,7 @@ export const defineRestore: DefineCommand = (program, ctx) => {
           device: opts.toDevice !== undefined,
           overwrite: opts.force ?? false,
           concurrency,
+          abortSignal: io.interruptSignal?.(),
           onProgress: (done, total) => bar.update(done, total),
         });
       } finally {

@@ -51,6 +51,8 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
   let bytesWritten = 0;
   const total = reader.entryCount;
   const write = async (offset: number, data: Buffer) => {
+    // Interrupted (Ctrl-C): stop writing; the catch below removes the partial file or page blob.
+    if (req.abortSignal?.aborted) throw new PagewiseError('Aborted', 'the restore was interrupted');
     await sink.write(offset, data);
     bytesWritten += data.length;
   };
