@@ -122,7 +122,7 @@ async function moveIntoPlace(partial: string, target: string, overwrite: boolean
   const same = now && checked && now.isFile() && now.dev === checked.dev && now.ino === checked.ino;
   if (now && !(overwrite && same)) {
     refuseUnlessReplaceable(target, now, overwrite);
-    throw new PagewiseError('TargetExists', `${target} was replaced by another file during the restore; nothing was written to it`);
+    throw new PagewiseError('TargetExists', `${target} changed during the restore (another file is there now); it was left as it is`);
   }
   if (!now && !overwrite) {
     try {
@@ -130,7 +130,7 @@ async function moveIntoPlace(partial: string, target: string, overwrite: boolean
       await fs.rm(partial, { force: true });
       return;
     } catch (err) {
-      if (errno(err) === 'EEXIST') throw new PagewiseError('TargetExists', `${target} appeared during the restore; nothing was written to it`);
+      if (errno(err) === 'EEXIST') throw new PagewiseError('TargetExists', `${target} appeared during the restore; it was left as it is`);
       // A file system without hard links: fall back to rename (the lstat above saw nothing there).
     }
   }
