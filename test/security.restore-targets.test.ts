@@ -13,7 +13,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { HttpRequest } from '@azure/functions';
 import { captureIO, run } from '../cli/main';
-import { backupDisk, loadUserKey, whileBackingUp, writeNewKeyFile } from '../core';
+import { assertDiskWriteTarget, backupDisk, loadUserKey, whileBackingUp, writeNewKeyFile } from '../core';
 import { VAULT_MARKER } from '../core/vault/layout';
 import { LocalApp, startLocalApp } from '../runtime/localApp';
 import { FaultProxy, startFaultProxy } from './harness/fault-proxy';
@@ -290,6 +290,20 @@ describe('page-blob targets never inside a vault', () => {
     expect(out.stderr).toMatch(/^pagewise: the restore target .* lies inside the vault \(container vault\/vault\): Pagewise never writes a disk there, it would destroy backups/);
     expect(out.stderr).not.toMatch(/sig=(?!REDACTED)/);
     expect(await vaultState()).toEqual(before);
+  });
+
+  // Text only: each is refused from the URLs alone, before any request (the marker is asked last).
+  test.each([
+    ['a trailing slash, http for https', 'https://acct.blob.core.windows.net/vault/', 'http://acct.blob.core.windows.net/vault/x.vhd'],
+    ['$root, upper-case host', 'https://acct.blob.core.windows.net/$root', 'https://ACCT.blob.core.windows.net/$root/x.vhd'],
+    ['a private-link host', 'https://acct.blob.core.windows.net/vault', 'https://acct.privatelink.blob.core.windows.net/vault/x.vhd'],
+    ['path-style for host-style', 'https://acct.blob.core.windows.net/vault', 'http://127.0.0.1:9/acct/vault/x.vhd'],
+    ['a percent-encoded blob name of the layout, in another container', 'https://acct.blob.core.windows.net/vault', 'https://acct.blob.core.windows.net/other/backups%2Fpw-1%2Fmanifest.json'],
+  ])('the guard knows the vault through %s', async (_name, vault, target) => {
+    await expect(assertDiskWriteTarget({ url: target }, 'the target', [{ url: vault }])).rejects.toMatchObject({
+      code: 'BadInput',
+      message: expect.stringMatching(/^the target lies inside (the|a) vault \(container acct\/(vault|\$root|other)\): Pagewise never writes a disk there/),
+    });
   });
 
   test('a new blob in the vault container is refused too', async () => {
