@@ -12,6 +12,8 @@ export { backupDisk } from './backup/backup-disk';
 export { resolveSettings, effectiveCacheBytes } from './backup/settings';
 export type { ResolvedSettings } from './backup/settings';
 export { restoreBackup, isBlobTarget } from './restore/restore';
+export { assertDiskWriteTarget, protectContainer, sameContainer } from './restore/target-guard';
+export { whileBackingUp, sameDisk } from './backup/running-backups';
 export { verifyBackup } from './verify/verify';
 export { listBackups } from './vault/catalog';
 export { loadUserKey, writeNewKeyFile, decodeUserKey, encodeKeyFile, generateKey, keyId } from './crypto/keys';

@@ -110,8 +110,12 @@ export interface RestoreRequest {
   userKey: Buffer;
   /** A page-blob URL (with SAS or connection string) or a local file path. */
   target: StorageLocation;
+  /** The target path is a block device, written in place (never created, truncated or renamed over). */
+  device?: boolean;
   overwrite?: boolean;
   concurrency?: number;
+  /** Stops the restore; a file or page-blob target is removed (a device keeps what was written). */
+  abortSignal?: AbortSignal;
   onProgress?: (done: number, total: number) => void;
 }
 

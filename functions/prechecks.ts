@@ -4,12 +4,14 @@
  * fails. The engine checks the same things again when it runs (a target can appear in between); these
  * are for the caller's feedback and so that a bad request leaves no instance behind.
  */
-import { PagewiseError, parseStorageUrl, resolveSettings } from '../core';
+import { OrchestrationRuntimeStatus, type DurableClient } from 'durable-functions';
+import { assertDiskWriteTarget, PagewiseError, parseStorageUrl, resolveSettings, sameContainer, sameDisk } from '../core';
 import { translateStorageError } from '../core/storage/storage-errors';
 import { targetBlobClient } from '../core/storage/clients';
 import { readManifest } from '../core/vault/manifest';
 import { VaultStore } from '../core/vault/vault-store';
-import type { EngineOverrides } from '../orchestrations/contracts';
+import type { BackupOrchestrationInput, EngineOverrides } from '../orchestrations/contracts';
+import { backupIdOfInstance } from '../orchestrations/instanceIds';
 import { engineSettings, PagewiseSettings, readUserKey } from './settings';
 
 /** Page size, cache and concurrency as the activities will resolve them (app settings + overrides). */
@@ -21,8 +23,7 @@ export function checkEngineSettings(settings: PagewiseSettings, overrides: Engin
 export function checkSourceIsNotVault(settings: PagewiseSettings, sourceUrl: string): void {
   const source = parseStorageUrl(sourceUrl, 'blob', 'the source disk URL');
   const vault = parseStorageUrl(settings.vault.url, 'container', 'PAGEWISE_VAULT_URL');
-  const sameHost = source.url.host.toLowerCase() === vault.url.host.toLowerCase();
-  if (sameHost && source.account.toLowerCase() === vault.account.toLowerCase() && source.container === vault.container) {
+  if (sameContainer(source, vault)) {
     throw new PagewiseError('BadInput', 'the source disk is in the vault container: the secondary copy belongs on separate storage');
   }
 }
@@ -32,8 +33,16 @@ export async function checkBackupReadable(settings: PagewiseSettings, backupId: 
   await readManifest(VaultStore.open(settings.vault), backupId, readUserKey());
 }
 
-/** A restore target that exists is refused unless `overwrite` (as the engine would, but before starting). */
-export async function checkRestoreTarget(targetUrl: string, overwrite: boolean): Promise<void> {
+/**
+ * A restore target inside the vault or on a disk being backed up is refused (core checks that, and the
+ * backup orchestrations that are running: their activities run elsewhere), and one that exists unless
+ * `overwrite` — as the engine would, but before an instance is started.
+ */
+export async function checkRestoreTarget(settings: PagewiseSettings, durable: DurableClient, targetUrl: string, overwrite: boolean): Promise<void> {
+  await assertDiskWriteTarget({ url: targetUrl }, 'target.url', [settings.vault]);
+  const running = await durable.getStatusBy({ runtimeStatus: [OrchestrationRuntimeStatus.Running, OrchestrationRuntimeStatus.Pending] });
+  const backingUp = running.some((s) => backupIdOfInstance(s.instanceId) !== undefined && isDiskOf(s.input, targetUrl));
+  if (backingUp) throw new PagewiseError('BadInput', 'target.url is a disk that is being backed up right now; write it after that backup has finished');
   if (overwrite) return;
   const { client } = targetBlobClient({ url: targetUrl });
   const what = 'the restore target';
@@ -44,4 +53,13 @@ export async function checkRestoreTarget(targetUrl: string, overwrite: boolean):
     throw translateStorageError(err, what, 'VaultUnreachable', 'VaultUnreachable');
   }
   if (exists) throw new PagewiseError('TargetExists', `${what} already exists; set "overwrite": true to replace it`);
+}
+
+function isDiskOf(input: unknown, targetUrl: string): boolean {
+  const url = (input as Partial<BackupOrchestrationInput> | undefined)?.source?.url;
+  try {
+    return typeof url === 'string' && sameDisk(url, targetUrl);
+  } catch {
+    return false; // a source URL that does not parse names no disk a target URL can
+  }
 }

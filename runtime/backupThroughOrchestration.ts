@@ -4,7 +4,7 @@
  * Instance state is checkpointed in the task-hub container, so calling this again after a crash
  * resumes the unfinished orchestration instead of starting another backup.
  */
-import { allowedEndpointOf, deriveBackupId, displayUrl, PagewiseError, parseStorageUrl } from '../core';
+import { allowedEndpointOf, deriveBackupId, displayUrl, PagewiseError, parseStorageUrl, whileBackingUp } from '../core';
 import type { StorageLocation } from '../core/types';
 import { BackupOrchestrationInput, BackupOrchestrationOutput, EngineOverrides, Orchestrators, RetrySettings } from '../orchestrations/contracts';
 import { backupInstanceId } from '../orchestrations/instanceIds';
@@ -42,6 +42,11 @@ export interface OrchestratedBackupResult {
 }
 
 export async function runBackupThroughOrchestration(options: OrchestratedBackupOptions): Promise<OrchestratedBackupResult> {
+  // Between its activities too, the disk is being backed up: nothing of this process may write onto it.
+  return whileBackingUp(options.source, () => runOrchestration(options));
+}
+
+async function runOrchestration(options: OrchestratedBackupOptions): Promise<OrchestratedBackupResult> {
   const source = parseStorageUrl(options.source.url, 'blob', 'the source disk URL');
   if (!source.hasSas) throw new PagewiseError('BadInput', 'an orchestrated backup needs a source URL with a SAS');
   // The app allows exactly the endpoints this process may use for these two locations (checked here).

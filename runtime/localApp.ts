@@ -4,6 +4,7 @@
  * and wires a runtime whose instance state lives in blob storage (Azurite locally).
  */
 import { BlobServiceClient } from '@azure/storage-blob';
+import { parseStorageUrl, protectContainer } from '../core';
 import { installFunctionsCore } from './installFunctionsCore';
 import { DurableRuntime } from './durableRuntime';
 import { BlobInstanceStore } from './instanceStore';
@@ -47,6 +48,12 @@ export async function startLocalApp(options: LocalAppOptions): Promise<LocalApp>
   const container = BlobServiceClient.fromConnectionString(options.taskHub.connectionString).getContainerClient(
     options.taskHub.container ?? DEFAULT_TASK_HUB_CONTAINER,
   );
+  // Instance state lives here: no restore or upload of this process may write into it.
+  try {
+    protectContainer(parseStorageUrl(container.url, 'container', 'the task hub container'), 'the durable task hub');
+  } catch {
+    // an endpoint parseStorageUrl does not know (a custom domain): no blob URL can name it either
+  }
   const runtime = new DurableRuntime({
     store: new BlobInstanceStore(container),
     ...(options.maxConcurrentActivities ? { maxConcurrentActivities: options.maxConcurrentActivities } : {}),

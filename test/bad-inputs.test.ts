@@ -10,7 +10,8 @@
  * orchestration instance is created, and no restore target is created or changed.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, promises as fs } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, lstatSync, mkdirSync, promises as fs, readdirSync, symlinkSync } from 'node:fs';
 import * as path from 'node:path';
 import { HttpRequest, HttpResponse, LogLevel } from '@azure/functions';
 import { captureIO, run } from '../cli/main';
@@ -125,6 +126,42 @@ const SSRF_CASES: Case[] = [
 /** No bad input of any case reached the listener (not even a TCP connection). */
 const ssrfConnections = () => ssrfOpen.connections;
 // ---- end SSRF block ------------------------------------------------------------------------------------
+// ---- Restore targets that must not be destroyed (issue #10, class 2) ----------------------------
+// A FIFO, a device, a directory or a link is refused before the vault is read; a page-blob target
+// inside the vault (any URL form) is refused before anything is written. The generic checks below add
+// that the vault's blobs (names and ETags) and the target are unchanged and no temp file is left.
+const fifoIn = (f: Fixture) => {
+  const fifo = path.join(f.tmp, 'catalog.fifo');
+  if (!existsSync(fifo)) execFileSync('mkfifo', [fifo]);
+  return fifo;
+};
+const dirIn = (f: Fixture) => {
+  const dir = path.join(f.tmp, 'catalog-dir');
+  mkdirSync(dir, { recursive: true });
+  return dir;
+};
+const linkIn = (f: Fixture) => {
+  const link = path.join(f.tmp, 'catalog.link');
+  if (!existsSync(link)) symlinkSync(f.existingFile, link);
+  return link;
+};
+/** A blob in the vault container under the vault's own SAS; `container` is how the URL spells it. */
+const inVault = (f: Fixture, blob: string, container = 'vault') => f.vaultUrl.replace('/vault/vault?', `/vault/${container}/${blob}?`);
+const manifestOf = (f: Fixture) => `backups/${f.backupId}/manifest.json`;
+const RESTORE_TARGET_CASES: Case[] = [
+  { surface: 'cli', description: 'restore: --to a FIFO with --force', input: (f) => cliRestore(f, f.backupId, fifoIn(f), '--force'), expected: 2, message: /catalog\.fifo is a FIFO \(named pipe\); a file restore writes only a new or regular file/, target: fifoIn },
+  { surface: 'cli', description: 'restore: --to /dev/null with --force', input: (f) => cliRestore(f, f.backupId, '/dev/null', '--force'), expected: 2, message: /\/dev\/null is a character device/, target: () => '/dev/null' },
+  { surface: 'cli', description: 'restore: --to a directory with --force', input: (f) => cliRestore(f, f.backupId, dirIn(f), '--force'), expected: 2, message: /catalog-dir is a directory/, target: dirIn },
+  { surface: 'cli', description: 'restore: --to a symbolic link with --force', input: (f) => cliRestore(f, f.backupId, linkIn(f), '--force'), expected: 2, message: /catalog\.link is a symbolic link/, target: (f) => f.existingFile },
+  { surface: 'cli', description: 'restore: --to-device a regular file', input: (f) => ({ cli: ['restore', f.backupId, '--vault', f.vaultUrl, '--key-file', f.keyFile, '--to-device', f.existingFile] }), expected: 2, message: /existing\.img is a regular file, not a block device/, target: (f) => f.existingFile },
+  { surface: 'cli', description: 'restore: --to a manifest in the vault with --force', input: (f) => cliRestore(f, f.backupId, inVault(f, manifestOf(f)), '--force'), expected: 2, message: /lies inside the vault \(container vault\/vault\): Pagewise never writes a disk there/ },
+  { surface: 'cli', description: 'restore: --to the vault through a percent-encoded container name', input: (f) => cliRestore(f, f.backupId, inVault(f, 'disk.vhd', '%76ault'), '--force'), expected: 2, message: /lies inside the vault \(container vault\/vault\)/ },
+  { surface: 'cli', description: 'upload --force over a manifest in the vault', input: (f) => ({ cli: ['upload', f.existingFile, inVault(f, manifestOf(f)), '--force'] }), expected: 2, message: /the page blob .* lies inside (the|a) vault \(container vault\/vault\)/ },
+  { surface: 'http', description: 'POST /api/restores: target inside the vault, overwrite', input: (f) => startRestore({ backupId: f.backupId, target: { url: inVault(f, manifestOf(f)) }, overwrite: true }), expected: 400, title: 'BadInput', message: /target\.url lies inside the vault \(container vault\/vault\)/ },
+  { surface: 'http', description: 'POST /api/restores: target in the vault through an upper-case account', input: (f) => startRestore({ backupId: f.backupId, target: { url: inVault(f, 'disk.vhd').replace('/vault/vault/', '/VAULT/vault/') } }), expected: 400, title: 'BadInput', message: /target\.url lies inside the vault \(container vault\/vault\)/ },
+  { surface: 'http', description: 'POST /api/restores: target named like a vault segment', input: (f) => startRestore({ backupId: f.backupId, target: { url: f.env.targetUrl(`backups/${f.backupId}/segments/00000000.seg`) }, overwrite: true }), expected: 400, title: 'BadInput', message: /lies inside a vault \(container vault\/restores\)/, target: (f) => f.env.targetUrl(`backups/${f.backupId}/segments/00000000.seg`) },
+];
+// ---- end of restore targets ----------------------------------------------------------------------
 
 const CASES: Case[] = [
   // ---- CLI -------------------------------------------------------------------------------------
@@ -191,6 +228,8 @@ const CASES: Case[] = [
   { surface: 'http', description: 'POST /api/verifications: unknown backup ID', input: () => ({ method: 'POST', path: '/api/verifications', body: { backupId: 'pw-000000000000000000000000' }, fn: 'startVerification' }), expected: 404, title: 'BackupNotFound', message: /backup pw-0{24} does not exist/ },
   { surface: 'http', description: 'POST /api/verifications: unknown field', input: (f) => ({ method: 'POST', path: '/api/verifications', body: { backupId: f.backupId, deep: true }, fn: 'startVerification' }), expected: 400, title: 'BadRequestBody', message: /must NOT have additional properties/ },
   { surface: 'http', description: 'GET /api/restores/{id}: unknown operation', input: () => ({ method: 'GET', path: '/api/restores/x', params: { id: 'restore-nothing' }, fn: 'getRestore' }), expected: 404, title: 'OperationNotFound', message: /no restore restore-nothing/ },
+
+  ...RESTORE_TARGET_CASES,
 
   // ---- Event Grid --------------------------------------------------------------------------------
   { surface: 'eventgrid', description: 'event of an unexpected type (BlobDeleted)', input: (f) => ({ event: blobCreated('src', `${f.env.az.accounts.src.endpoint}/disks/${DISK}`, { eventType: 'Microsoft.Storage.BlobDeleted' }) }), expected: 'ignored', message: /ignored: event type Microsoft\.Storage\.BlobDeleted is not handled/ },
@@ -264,22 +303,25 @@ afterAll(async () => {
   recordSummary('bad-inputs', rows);
 });
 
-/** What must not change: the names under backups/ in the vault, and the orchestration instances. */
+/** What must not change: the names and ETags under backups/ in the vault, and the orchestration instances. */
 async function snapshot(): Promise<{ vaultBlobs: string[]; manifests: number; instances: number }> {
   const vaultBlobs: string[] = [];
-  for await (const b of f.env.az.accounts.vault.service.getContainerClient('vault').listBlobsFlat({ prefix: 'backups/' })) vaultBlobs.push(b.name);
-  return { vaultBlobs, manifests: vaultBlobs.filter((n) => /^backups\/[^/]+\/manifest\.json$/.test(n)).length, instances: (await app.runtime.listInstances()).length };
+  for await (const b of f.env.az.accounts.vault.service.getContainerClient('vault').listBlobsFlat({ prefix: 'backups/' })) vaultBlobs.push(`${b.name} ${b.properties.etag}`);
+  return { vaultBlobs, manifests: vaultBlobs.filter((n) => /^backups\/[^/]+\/manifest\.json /.test(n)).length, instances: (await app.runtime.listInstances()).length };
 }
 
 async function targetState(target: string): Promise<string | undefined> {
   if (/^https?:\/\//.test(target)) {
-    const name = new URL(target).pathname.split('/').pop()!;
+    const name = new URL(target).pathname.split('/').slice(3).map(decodeURIComponent).join('/'); // /vault/restores/<blob>
     const blob = f.env.az.accounts.vault.service.getContainerClient('restores').getPageBlobClient(name);
     if (!(await blob.exists())) return undefined;
     return createHash('sha256').update(await blob.downloadToBuffer()).digest('hex');
   }
-  if (existsSync(`${target}.pagewise-partial`)) return 'partial file left behind';
-  return existsSync(target) ? createHash('sha256').update(await fs.readFile(target)).digest('hex') : undefined;
+  if (readdirSync(path.dirname(target)).some((n) => n.startsWith(`${path.basename(target)}.pagewise-partial`))) return 'partial file left behind';
+  if (!existsSync(target)) return undefined;
+  const stat = lstatSync(target);
+  if (!stat.isFile()) return `not a regular file: mode ${stat.mode.toString(8)}, inode ${stat.ino}, device ${stat.rdev}`; // never read (a FIFO would block)
+  return createHash('sha256').update(await fs.readFile(target)).digest('hex');
 }
 
 function httpRequest(input: Extract<Input, { method: string }>): HttpRequest {

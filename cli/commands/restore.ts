@@ -1,5 +1,7 @@
-/** `pagewise restore <backup-id> --vault <container-url> --key-file <f> --to <page-blob-url | file> [--force]` */
-import { displayUrl, formatBytes, isBlobTarget, loadUserKey, restoreBackup, validateBackupId } from '../../core';
+/**
+ * `pagewise restore <backup-id> --vault <container-url> --key-file <f> (--to <page-blob-url | file> [--force] | --to-device <block-device>)`
+ */
+import { displayUrl, formatBytes, isBlobTarget, loadUserKey, PagewiseError, restoreBackup, StorageLocation, validateBackupId } from '../../core';
 import { restoreTarget, storageLocation } from '../locations';
 import { parseConcurrency } from '../options';
 import { printJson, printLines, progressBar, rate, seconds } from '../output';
@@ -8,7 +10,8 @@ import { DefineCommand } from './context';
 interface RestoreOptions {
   vault: string;
   keyFile: string;
-  to: string;
+  to?: string;
+  toDevice?: string;
   force?: boolean;
   concurrency?: string;
   json?: boolean;
@@ -21,15 +24,16 @@ export const defineRestore: DefineCommand = (program, ctx) => {
     .argument('<backup-id>', 'the backup (see pagewise list)')
     .requiredOption('--vault <container-url>', 'vault container URL (SAS, or PAGEWISE_VAULT_CONNECTION_STRING)')
     .requiredOption('--key-file <file>', 'user key file the backup was made with')
-    .requiredOption('--to <page-blob-url|file>', 'target: page-blob URL (SAS, or PAGEWISE_TARGET_CONNECTION_STRING) or file path')
-    .option('--force', 'overwrite an existing target')
+    .option('--to <page-blob-url|file>', 'target: page-blob URL (SAS, or PAGEWISE_TARGET_CONNECTION_STRING) or file path')
+    .option('--to-device <block-device>', 'write a block device in place (at least the disk\'s size; never a file)')
+    .option('--force', 'overwrite an existing page blob or regular file given with --to')
     .option('--concurrency <n>', 'pages in flight at once')
     .option('--json', 'print the result as one JSON object')
     .action(async (id: string, opts: RestoreOptions) => {
       const { io } = ctx;
       const backupId = validateBackupId(id);
       const vault = storageLocation(opts.vault, 'vault', io.env);
-      const target = restoreTarget(opts.to, io.env);
+      const target = targetOf(opts, io.env);
       const concurrency = parseConcurrency(opts.concurrency);
       const userKey = await loadUserKey(opts.keyFile);
       const bar = progressBar(io, opts.json ?? false, 'restore');
@@ -40,8 +44,10 @@ export const defineRestore: DefineCommand = (program, ctx) => {
           vault,
           userKey,
           target,
+          device: opts.toDevice !== undefined,
           overwrite: opts.force ?? false,
           concurrency,
+          abortSignal: io.interruptSignal?.(),
           onProgress: (done, total) => bar.update(done, total),
         });
       } finally {
@@ -51,10 +57,21 @@ export const defineRestore: DefineCommand = (program, ctx) => {
         printJson(io, result);
         return;
       }
-      const where = isBlobTarget(opts.to) ? displayUrl(opts.to) : result.target;
+      const where = opts.to && isBlobTarget(opts.to) ? displayUrl(opts.to) : result.target;
       printLines(io, [
         `restored ${result.backupId} to ${where}`,
         `  ${formatBytes(result.diskBytes)} disk, ${result.pagesWritten} pages (${formatBytes(result.bytesWritten)}) written in ${seconds(result.durationMs)} (${rate(result.bytesWritten, result.durationMs)})`,
       ]);
     });
 };
+
+/** Exactly one target: `--to` (page blob or file) or `--to-device` (a block device, in place). */
+function targetOf(opts: RestoreOptions, env: Record<string, string | undefined>): StorageLocation {
+  if (opts.to !== undefined && opts.toDevice !== undefined) throw new PagewiseError('BadInput', '--to and --to-device exclude each other; give one target');
+  if (opts.toDevice !== undefined) {
+    if (opts.toDevice.trim() === '') throw new PagewiseError('BadInput', '--to-device is empty; give the path of a block device');
+    return { url: opts.toDevice };
+  }
+  if (opts.to === undefined) throw new PagewiseError('BadInput', 'no target: give --to <page-blob-url|file> or --to-device <block-device>');
+  return restoreTarget(opts.to, env);
+}

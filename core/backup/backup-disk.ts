@@ -3,6 +3,7 @@
  * cache storage area, smaller than the disk), then finalize. The durable orchestration runs the same
  * three steps as activities.
  */
+import { whileBackingUp } from './running-backups';
 import { ScratchCache } from '../cache/scratch-cache';
 import { DedupeIndex } from '../processor/page-processor';
 import { BackupRequest, BackupResult } from '../types';
@@ -14,6 +15,10 @@ import { pageLimits, runBatch } from './run-batch';
 import { effectiveCacheBytes, resolveSettings } from './settings';
 
 export async function backupDisk(req: BackupRequest): Promise<BackupResult> {
+  return whileBackingUp(req.source, () => backupAll(req));
+}
+
+async function backupAll(req: BackupRequest): Promise<BackupResult> {
   const started = Date.now();
   const settings = resolveSettings(req);
   const ref = await planBackup(req);

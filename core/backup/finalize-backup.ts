@@ -3,6 +3,7 @@
  * blocks of its pages in page order, identical pages of the segment sharing one block), its page-table
  * chunk is written, and only then the manifest — in one atomic write. Memory is bounded by one segment.
  */
+import { whileBackingUp } from './running-backups';
 import { createHash } from 'node:crypto';
 import { isPagewiseError, PagewiseError } from '../errors';
 import { BackupRequest, BackupResult } from '../types';
@@ -15,6 +16,10 @@ import { BackupPlan } from '../vault/plan';
 import { openBackupContext, snapshotTakenByPagewise } from './backup-context';
 
 export async function finalizeBackup(req: BackupRequest & { backupId: string }): Promise<BackupResult> {
+  return whileBackingUp(req.source, () => finalize(req));
+}
+
+async function finalize(req: BackupRequest & { backupId: string }): Promise<BackupResult> {
   const started = Date.now();
   const { plan, vault, dataKey } = await openBackupContext(req, req.backupId);
   if (await vault.exists(layout.manifest(plan.backupId))) {

@@ -3,12 +3,14 @@
  * grid and the batches that hold data, create and wrap the data key, and store the plan in the vault.
  * Idempotent: a plan that exists for the same disk state is reused, so a repeated start resumes.
  */
+import { whileBackingUp } from './running-backups';
 import { generateKey, keyId, wrapDataKey } from '../crypto/keys';
 import { PagewiseError } from '../errors';
 import { PAGES_PER_SEGMENT } from '../limits';
 import { PageGrid } from '../source/page-grid';
 import { SourceDisk } from '../source/source-disk';
-import { sameAccount } from '../storage/clients';
+import { sameContainer } from '../restore/target-guard';
+import { parseStorageUrl } from '../storage/clients';
 import { BackupRequest, PlanRef } from '../types';
 import { backupIdFor, layout, validateBackupId } from '../vault/layout';
 import { BackupPlan, pagesPerBatchFor, readPlan } from '../vault/plan';
@@ -17,13 +19,18 @@ import { snapshotTakenByPagewise } from './backup-context';
 import { resolveSettings } from './settings';
 
 export async function planBackup(req: BackupRequest): Promise<PlanRef> {
+  return whileBackingUp(req.source, () => makePlan(req));
+}
+
+async function makePlan(req: BackupRequest): Promise<PlanRef> {
   const settings = resolveSettings(req);
   const vault = VaultStore.open(req.vault);
-  const live = await SourceDisk.open(req.source);
-  let source = live;
-  if (sameAccount(source.parsed, vault.parsed) && source.parsed.container === vault.parsed.container) {
+  // Before any request: a snapshot taken there would be a write into the vault.
+  if (sameContainer(parseStorageUrl(req.source.url, 'blob', 'the source disk URL'), vault.parsed)) {
     throw new PagewiseError('BadInput', 'the vault must not be the container of the source disk: the secondary copy belongs on separate storage');
   }
+  const live = await SourceDisk.open(req.source);
+  let source = live;
   // The ID names the disk state (the live blob's ETag), so a repeated start resumes the same backup.
   const backupId = validateBackupId(req.backupId ?? backupIdFor(live.identity));
   await vault.ensure();

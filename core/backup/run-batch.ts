@@ -5,6 +5,7 @@
  * left to download, the pages still in the cache are processed and stored (drained) before the batch
  * record is written: a record exists only for a batch whose every block is staged.
  */
+import { whileBackingUp } from './running-backups';
 import { forEachLimited, Limiter } from '../concurrency';
 import { PagewiseError } from '../errors';
 import { ScratchCache } from '../cache/scratch-cache';
@@ -47,6 +48,10 @@ export function pageLimits(concurrency: number, pageSize: number): PageLimits {
 
 /** Durable-activity entry point: rebuilds everything from references and runs the `batchIndex`-th batch with data. */
 export async function runBackupBatch(req: BackupRequest & { backupId: string; batchIndex: number }): Promise<BatchSummary> {
+  return whileBackingUp(req.source, () => runOneBatch(req));
+}
+
+async function runOneBatch(req: BackupRequest & { backupId: string; batchIndex: number }): Promise<BatchSummary> {
   const settings = resolveSettings(req);
   const ctx = await openBackupContext(req, req.backupId);
   const batch = batchNumber(ctx, req.batchIndex);

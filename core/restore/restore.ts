@@ -1,10 +1,10 @@
 /**
  * Restore a backup to a new page blob (only non-hole pages are written, in Put Page requests of at most
- * 4 MiB) or to a local sparse file (written beside the target and renamed into place when complete).
- * An existing target is refused unless `overwrite` is set; a failed restore leaves no target behind.
+ * 4 MiB), to a local sparse file (see file-target.ts), or in place to a block device (every byte of the
+ * disk written, holes as zeros). The target is checked before anything is read from the vault; an
+ * existing page blob or file is refused unless `overwrite` is set; a failed restore leaves no file or
+ * page blob behind.
  */
-import { promises as fs } from 'node:fs';
-import * as path from 'node:path';
 import { PageBlobClient, RestError } from '@azure/storage-blob';
 import { forEachLimited } from '../concurrency';
 import { PagewiseError } from '../errors';
@@ -16,6 +16,8 @@ import { accountGate } from '../storage/account-gate';
 import { RestoreRequest, RestoreResult } from '../types';
 import { PageEntry } from '../vault/page-table';
 import { BackupReader, blockRuns } from './backup-reader';
+import { PageSink, prepareDeviceTarget, prepareFileTarget, PreparedTarget } from './file-target';
+import { assertDiskWriteTarget } from './target-guard';
 
 export function isBlobTarget(target: string): boolean {
   return /^https?:\/\//i.test(target);
@@ -38,38 +40,44 @@ export function* nonZeroRuns(data: Buffer): Generator<{ start: number; end: numb
   if (start >= 0) yield { start, end: data.length };
 }
 
-interface PageSink {
-  write(offset: number, data: Buffer): Promise<void>;
-  commit(): Promise<void>;
-  abandon(): Promise<void>;
-}
-
 export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult> {
   const started = Date.now();
+  // Every check of the target comes before the first read from the vault.
+  const target = await prepareTarget(req);
   const reader = await BackupReader.open(req.vault, req.backupId, req.userKey);
   const { manifest } = reader;
-  const sink = isBlobTarget(req.target.url)
-    ? await openBlobSink(req, manifest.diskBytes)
-    : await openFileSink(req.target.url, manifest.diskBytes, req.overwrite ?? false);
+  const sink = await target.open(manifest.diskBytes);
   let pagesWritten = 0;
   let bytesWritten = 0;
   const total = reader.entryCount;
+  const write = async (offset: number, data: Buffer) => {
+    // Interrupted (Ctrl-C): stop writing; the catch below removes the partial file or page blob.
+    if (req.abortSignal?.aborted) throw new PagewiseError('Aborted', 'the restore was interrupted');
+    await sink.write(offset, data);
+    bytesWritten += data.length;
+  };
+  let nextPage = 0; // a dense sink gets zeros for the pages the backup holds none of (holes)
   try {
     for await (const { entries } of reader.segments()) {
+      if (sink.dense) {
+        for (const e of entries) {
+          await writeZeros(write, nextPage * manifest.pageSize, (e.page - nextPage) * manifest.pageSize);
+          nextPage = Math.max(nextPage, e.page + 1);
+        }
+      }
       await forEachLimited(blockRuns(entries), req.concurrency ?? 4, async (run: PageEntry[]) => {
         for (const { entry, plain, error } of await reader.readRun(run)) {
           if (error) throw error;
           const base = entry.page * manifest.pageSize;
-          // Zero runs inside a page are left unwritten too, so the target stays as sparse as the source.
-          for (const part of nonZeroRuns(plain!)) {
-            await sink.write(base + part.start, plain!.subarray(part.start, part.end));
-            bytesWritten += part.end - part.start;
-          }
+          // Over a zeroed target, zero runs inside a page stay unwritten, so it is as sparse as the source.
+          if (sink.dense) await write(base, plain!);
+          else for (const part of nonZeroRuns(plain!)) await write(base + part.start, plain!.subarray(part.start, part.end));
           pagesWritten++;
           req.onProgress?.(pagesWritten, total);
         }
       });
     }
+    if (sink.dense) await writeZeros(write, nextPage * manifest.pageSize, manifest.diskBytes - nextPage * manifest.pageSize);
     await sink.commit();
   } catch (err) {
     await sink.abandon();
@@ -77,7 +85,7 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
   }
   return {
     backupId: req.backupId,
-    target: isBlobTarget(req.target.url) ? displayUrl(req.target.url) : path.resolve(req.target.url),
+    target: target.display,
     diskBytes: manifest.diskBytes,
     pagesWritten,
     bytesWritten,
@@ -85,14 +93,37 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
   };
 }
 
-async function openBlobSink(req: RestoreRequest, diskBytes: number): Promise<PageSink> {
+const ZEROS = Buffer.alloc(1024 * 1024);
+
+async function writeZeros(write: (offset: number, data: Buffer) => Promise<void>, offset: number, length: number): Promise<void> {
+  for (let at = 0; at < length; at += ZEROS.length) await write(offset + at, ZEROS.subarray(0, Math.min(ZEROS.length, length - at)));
+}
+
+function prepareTarget(req: RestoreRequest): Promise<PreparedTarget> {
+  if (req.device) return prepareDeviceTarget(req.target.url);
+  if (isBlobTarget(req.target.url)) return prepareBlobTarget(req);
+  return prepareFileTarget(req.target.url, req.overwrite ?? false);
+}
+
+async function prepareBlobTarget(req: RestoreRequest): Promise<PreparedTarget> {
   const { client } = targetBlobClient(req.target);
   const what = `the restore target ${displayUrl(req.target.url)}`;
+  await assertDiskWriteTarget(req.target, what, [req.vault]);
+  try {
+    if (!req.overwrite && (await client.exists())) throw new PagewiseError('TargetExists', `${what} already exists; pass --force to overwrite it`);
+  } catch (err) {
+    if (err instanceof PagewiseError) throw err;
+    throw translateStorageError(err, what, 'VaultUnreachable', 'VaultUnreachable');
+  }
+  return { display: displayUrl(req.target.url), open: (diskBytes) => openBlobSink(client, what, diskBytes, req.overwrite ?? false) };
+}
+
+async function openBlobSink(client: PageBlobClient, what: string, diskBytes: number, overwrite: boolean): Promise<PageSink> {
   if (diskBytes % SECTOR !== 0) throw new PagewiseError('BadInput', `the disk size ${diskBytes} is not a multiple of 512 and cannot be a page blob`);
   if (diskBytes > MAX_PAGE_BLOB_BYTES) throw new PagewiseError('LimitExceeded', `the disk (${diskBytes} bytes) is larger than a page blob may be (8 TiB)`);
   try {
     if (await client.exists()) {
-      if (!req.overwrite) throw new PagewiseError('TargetExists', `${what} already exists; pass --force to overwrite it`);
+      if (!overwrite) throw new PagewiseError('TargetExists', `${what} already exists; pass --force to overwrite it`);
       await client.delete();
     }
     await client.create(diskBytes, { conditions: { ifNoneMatch: '*' } });
@@ -102,6 +133,7 @@ async function openBlobSink(req: RestoreRequest, diskBytes: number): Promise<Pag
     throw translateStorageError(err, what, 'VaultUnreachable', 'VaultUnreachable');
   }
   return {
+    dense: false,
     async write(offset, data) {
       await putPages(client, offset, data, what);
     },
@@ -127,35 +159,4 @@ export async function putPages(client: PageBlobClient, offset: number, data: Buf
       throw translateStorageError(err, what, 'VaultUnreachable', 'VaultUnreachable');
     }
   }
-}
-
-async function openFileSink(file: string, diskBytes: number, overwrite: boolean): Promise<PageSink> {
-  const target = path.resolve(file);
-  const exists = await fs.stat(target).then(() => true, () => false);
-  if (exists && !overwrite) throw new PagewiseError('TargetExists', `${target} already exists; pass --force to overwrite it`);
-  const partial = `${target}.pagewise-partial`;
-  let handle;
-  try {
-    handle = await fs.open(partial, 'w', 0o600);
-    await handle.truncate(diskBytes); // sparse: holes are never written
-  } catch (err) {
-    await handle?.close();
-    throw new PagewiseError('BadInput', `cannot create ${partial} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
-  }
-  const h = handle;
-  return {
-    async write(offset, data) {
-      let done = 0;
-      while (done < data.length) done += (await h.write(data, done, data.length - done, offset + done)).bytesWritten;
-    },
-    async commit() {
-      await h.sync();
-      await h.close();
-      await fs.rename(partial, target);
-    },
-    async abandon() {
-      await h.close().catch(() => undefined);
-      await fs.rm(partial, { force: true });
-    },
-  };
 }

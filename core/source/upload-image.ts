@@ -10,6 +10,7 @@ import { PagewiseError } from '../errors';
 import { MAX_PAGE_BLOB_BYTES, MAX_PUT_PAGE_BYTES, SECTOR } from '../limits';
 import { displayUrl } from '../redact';
 import { putPages } from '../restore/restore';
+import { assertDiskWriteTarget } from '../restore/target-guard';
 import { targetBlobClient } from '../storage/clients';
 import { StorageLocation } from '../types';
 import { translateStorageError } from '../storage/storage-errors';
@@ -42,6 +43,7 @@ export async function uploadImage(file: string, target: StorageLocation, options
 
   const { client } = targetBlobClient(target, 'the page-blob URL');
   const what = `the page blob ${displayUrl(target.url)}`;
+  await assertDiskWriteTarget(target, what);
   try {
     await client.create(diskBytes, options.overwrite ? {} : { conditions: { ifNoneMatch: '*' } });
   } catch (err) {

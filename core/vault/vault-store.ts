@@ -14,12 +14,14 @@ import { VAULT_MARKER } from './layout';
 import { MAX_BLOCKS_PER_BLOB } from '../limits';
 import { withRetry } from '../retry';
 import { accountGate } from '../storage/account-gate';
+import { protectContainer } from '../restore/target-guard';
 
 export class VaultStore {
   private constructor(readonly container: ContainerClient, readonly parsed: ParsedBlobUrl, readonly display: string) {}
 
   static open(location: StorageLocation): VaultStore {
     const { client, parsed } = vaultContainerClient(location);
+    protectContainer(parsed, 'the vault'); // no restore or upload of this process may write into it
     return new VaultStore(client, parsed, displayUrl(location.url));
   }
 

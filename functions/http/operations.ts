@@ -26,9 +26,10 @@ df.app.client.http('startRestore', {
     assertAllowedAccount(settings, body.target.url, 'blob', 'target.url');
     const instanceId = restoreInstanceId(body.backupId, targetKey(body.target.url));
     if (await isNew(client, instanceId)) {
-      // Unknown backup (404), wrong key or incomplete backup (409), existing target (409): say so now.
+      // A target in the vault or on a disk being backed up (400), unknown backup (404), wrong key or
+      // incomplete backup (409), existing target (409): say so now.
+      await checkRestoreTarget(settings, client, body.target.url, body.overwrite ?? false);
       await checkBackupReadable(settings, body.backupId);
-      await checkRestoreTarget(body.target.url, body.overwrite ?? false);
     }
     const input: RestoreOrchestrationInput = { backupId: body.backupId, target: body.target, overwrite: body.overwrite ?? false };
     const started = await startOnce(client, Orchestrators.restoreDisk, instanceId, input);

@@ -1,0 +1,192 @@
+/**
+ * Local restore targets. A file restore writes a new sparse file beside the target — created
+ * exclusively, never through a link, mode 0600, under an unpredictable name — and renames it into
+ * place when complete; only nothing or a regular file may be there (a device, FIFO, socket, directory
+ * or link is refused before anything is read from the vault). A block device is written in place,
+ * only when asked for explicitly (`device`): never created, truncated or renamed over.
+ */
+import { constants, promises as fs, Stats } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import * as path from 'node:path';
+import { PagewiseError } from '../errors';
+
+/** Where restored pages go; `dense` sinks keep old content where nothing is written, so zeros are written too. */
+export interface PageSink {
+  dense: boolean;
+  write(offset: number, data: Buffer): Promise<void>;
+  commit(): Promise<void>;
+  abandon(): Promise<void>;
+}
+
+/** A target checked before the backup is read; `open` makes the sink once the disk's size is known. */
+export interface PreparedTarget {
+  display: string;
+  open(diskBytes: number): Promise<PageSink>;
+}
+
+async function writeAll(handle: fs.FileHandle, offset: number, data: Buffer): Promise<void> {
+  let done = 0;
+  while (done < data.length) done += (await handle.write(data, done, data.length - done, offset + done)).bytesWritten;
+}
+
+function kindOf(stat: Stats): string {
+  if (stat.isSymbolicLink()) return 'a symbolic link';
+  if (stat.isDirectory()) return 'a directory';
+  if (stat.isFIFO()) return 'a FIFO (named pipe)';
+  if (stat.isSocket()) return 'a socket';
+  if (stat.isCharacterDevice()) return 'a character device';
+  if (stat.isBlockDevice()) return 'a block device';
+  return 'not a regular file';
+}
+
+function errno(err: unknown): string {
+  return (err as NodeJS.ErrnoException).code ?? 'error';
+}
+
+async function lstatOrNothing(file: string): Promise<Stats | undefined> {
+  try {
+    return await fs.lstat(file);
+  } catch (err) {
+    if (errno(err) === 'ENOENT') return undefined;
+    throw new PagewiseError('BadInput', `cannot examine ${file} (${errno(err)})`);
+  }
+}
+
+/** Only nothing, or a regular file with `overwrite`, may be replaced; the link itself is examined, never its target. */
+function refuseUnlessReplaceable(target: string, stat: Stats | undefined, overwrite: boolean): void {
+  if (!stat) return;
+  if (stat.isBlockDevice()) {
+    throw new PagewiseError('BadInput', `${target} is a block device; pass --to-device to write it in place (a file restore never replaces a device)`);
+  }
+  if (!stat.isFile()) {
+    throw new PagewiseError('BadInput', `${target} is ${kindOf(stat)}; a file restore writes only a new or regular file (it never follows or replaces anything else)`);
+  }
+  if (!overwrite) throw new PagewiseError('TargetExists', `${target} already exists; pass --force to overwrite it`);
+}
+
+/** Checks a file target without reading the vault; the sink it opens writes beside it and renames. */
+export async function prepareFileTarget(file: string, overwrite: boolean): Promise<PreparedTarget> {
+  const target = path.resolve(file);
+  const dir = path.dirname(target);
+  const dirStat = await fs.stat(dir).catch((err: unknown) => {
+    throw new PagewiseError('BadInput', `the directory ${dir} of the restore target cannot be used (${errno(err)})`);
+  });
+  if (!dirStat.isDirectory()) throw new PagewiseError('BadInput', `${dir} is not a directory`);
+  const before = await lstatOrNothing(target);
+  refuseUnlessReplaceable(target, before, overwrite);
+  return { display: target, open: (diskBytes) => openFileSink(target, diskBytes, overwrite, before) };
+}
+
+const EXCLUSIVE = constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | constants.O_NOFOLLOW;
+
+async function openFileSink(target: string, diskBytes: number, overwrite: boolean, checked: Stats | undefined): Promise<PageSink> {
+  // Unpredictable and created exclusively: a link planted at a guessed name is never followed.
+  const partial = `${target}.pagewise-partial-${randomBytes(8).toString('hex')}`;
+  let handle: fs.FileHandle | undefined;
+  try {
+    handle = await fs.open(partial, EXCLUSIVE, 0o600);
+    await handle.truncate(diskBytes); // sparse: holes are never written
+  } catch (err) {
+    await handle?.close().catch(() => undefined);
+    if (handle) await fs.rm(partial, { force: true });
+    throw new PagewiseError('BadInput', `cannot create a file beside ${target} (${errno(err)})`);
+  }
+  const h = handle;
+  const discard = async () => {
+    await h.close().catch(() => undefined);
+    await fs.rm(partial, { force: true });
+  };
+  return {
+    dense: false,
+    write: (offset, data) => writeAll(h, offset, data),
+    async commit() {
+      try {
+        await h.sync();
+        await h.close();
+        await moveIntoPlace(partial, target, overwrite, checked);
+      } catch (err) {
+        await discard();
+        throw err;
+      }
+    },
+    abandon: discard,
+  };
+}
+
+/**
+ * Without overwrite, a hard link is the no-clobber rename (it fails if anything appeared at the
+ * target meanwhile); with it, the target must still be the regular file that was checked (or gone).
+ */
+async function moveIntoPlace(partial: string, target: string, overwrite: boolean, checked: Stats | undefined): Promise<void> {
+  const now = await lstatOrNothing(target);
+  const same = now && checked && now.isFile() && now.dev === checked.dev && now.ino === checked.ino;
+  if (now && !(overwrite && same)) {
+    refuseUnlessReplaceable(target, now, overwrite);
+    throw new PagewiseError('TargetExists', `${target} changed during the restore (another file is there now); it was left as it is`);
+  }
+  if (!now && !overwrite) {
+    try {
+      await fs.link(partial, target);
+      await fs.rm(partial, { force: true });
+      return;
+    } catch (err) {
+      if (errno(err) === 'EEXIST') throw new PagewiseError('TargetExists', `${target} appeared during the restore; it was left as it is`);
+      // A file system without hard links: fall back to rename (the lstat above saw nothing there).
+    }
+  }
+  await fs.rename(partial, target);
+}
+
+/**
+ * A block device written in place: it must exist and be a block device (a link to one, e.g.
+ * /dev/disk/by-id/…, is followed: the opened descriptor is what is checked) at least as large as the disk.
+ */
+export async function prepareDeviceTarget(device: string): Promise<PreparedTarget> {
+  const target = path.resolve(device);
+  let stat: Stats;
+  try {
+    stat = await fs.stat(target);
+  } catch (err) {
+    throw new PagewiseError('BadInput', `the device ${target} cannot be used (${errno(err)})`);
+  }
+  refuseUnlessBlockDevice(target, stat);
+  return { display: target, open: (diskBytes) => openDeviceSink(target, diskBytes) };
+}
+
+function refuseUnlessBlockDevice(target: string, stat: Stats): void {
+  if (stat.isBlockDevice()) return;
+  const kind = stat.isFile() ? 'a regular file' : kindOf(stat);
+  throw new PagewiseError('BadInput', `${target} is ${kind}, not a block device; --to-device writes only a block device (use --to for a file)`);
+}
+
+async function openDeviceSink(device: string, diskBytes: number): Promise<PageSink> {
+  let handle: fs.FileHandle;
+  try {
+    // No O_CREAT, no O_TRUNC: a mistyped path never becomes a file, and nothing past the disk is touched.
+    handle = await fs.open(device, constants.O_RDWR);
+  } catch (err) {
+    throw new PagewiseError('BadInput', `cannot open the device ${device} for writing (${errno(err)})`);
+  }
+  try {
+    refuseUnlessBlockDevice(device, await handle.stat());
+    // A device's stat size is 0; it holds the disk when its last byte is readable.
+    const { bytesRead } = await handle.read(Buffer.alloc(1), 0, 1, diskBytes - 1);
+    if (bytesRead !== 1) throw new PagewiseError('BadInput', `the device ${device} is smaller than the disk (${diskBytes} bytes)`);
+  } catch (err) {
+    await handle.close();
+    if (err instanceof PagewiseError) throw err;
+    throw new PagewiseError('BadInput', `cannot read the size of the device ${device} (${errno(err)})`);
+  }
+  const h = handle;
+  return {
+    dense: true,
+    write: (offset, data) => writeAll(h, offset, data),
+    async commit() {
+      await h.sync();
+      await h.close();
+    },
+    async abandon() {
+      await h.close().catch(() => undefined);
+    },
+  };
+}
