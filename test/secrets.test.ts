@@ -164,7 +164,7 @@ test('a full run through the CLI and the HTTP API leaks no secret into any outpu
   // The management link handed out answers without the input (which holds the SAS).
   const management = (started.body.management as { statusQueryGetUri: string }).statusQueryGetUri;
   const hostOrigin = (app.host as unknown as { origin: string }).origin;
-  const webhook = await fetch(management.replace('http://127.0.0.1:7071', hostOrigin));
+  const webhook = await fetch(`${management.replace('http://127.0.0.1:7071', hostOrigin)}&code=${app.host.systemKey}`);
   expect(webhook.status).toBe(200);
   const webhookText = await webhook.text();
   outputs.push(webhookText);
