@@ -6,6 +6,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import { redact } from '../core';
+import { redactDeep } from '../functions/http/views';
 import { decodeSegment, RequestRefused } from './requestGuards';
 import { DurableRuntime, InstanceStatus } from './durableRuntime';
 import type { RuntimeStatus } from './instanceStore';
@@ -82,7 +83,7 @@ export async function answerDurable(runtime: DurableRuntime, call: DurableCall, 
   const { method, url } = call;
   try {
     const parts = call.segments.filter(Boolean).map(decodeSegment);
-    const document = (s: InstanceStatus) => (view === 'webhook' ? (JSON.parse(redact(JSON.stringify(wireStatus(s, url)))) as unknown) : wireStatus(s, url));
+    const document = (s: InstanceStatus) => (view === 'webhook' ? redactDeep(wireStatus(s, url)) : wireStatus(s, url));
     if (parts[0] === 'orchestrators' && method === 'POST' && parts[1]) {
       if (parts[2] !== undefined) checkInstanceId(parts[2]);
       const input = call.body.trim() === '' ? undefined : parseJson(call.body);

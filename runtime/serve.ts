@@ -27,7 +27,7 @@ import {
   requestUrl,
   sendRefusal,
 } from './requestGuards';
-import { defaultKeysDir, generateServeKeys, KeyLevel, keyOpens, removeKeysFile, ServeKeys, writeKeysFile } from './serveKeys';
+import { defaultKeysDir, generateServeKeys, KeyLevel, keyOpens, prepareKeysDir, removeKeysFile, ServeKeys, writeKeysFile } from './serveKeys';
 import { startTimerSchedules, TimerSchedule } from './timerSchedules';
 
 export interface LocalServerOptions extends LocalAppOptions {
@@ -60,6 +60,8 @@ const MAX_CONNECTIONS = 128;
 export async function startLocalServer(options: LocalServerOptions): Promise<LocalServer> {
   const host = options.host ?? '127.0.0.1';
   if (host !== '127.0.0.1') throw new Error('pagewise serve listens on 127.0.0.1 only');
+  const keysDir = options.keysDir ?? defaultKeysDir();
+  await prepareKeysDir(keysDir); // before anything starts: a directory others can enter is refused
   const keys = generateServeKeys();
   const app = await startLocalApp({ ...options, systemKey: keys.systemKeys.durabletask_extension });
   const log = (line: string, source = 'serve') => (options.log ? options.log('warning', line, source) : process.stderr.write(`${line}\n`));
@@ -81,7 +83,7 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
   const url = `http://${host}:${port}`;
   let keysFile: string;
   try {
-    keysFile = await writeKeysFile(options.keysDir ?? defaultKeysDir(), port, keys);
+    keysFile = await writeKeysFile(keysDir, port, keys);
   } catch (err) {
     await closeServer(server);
     await app.stop();
@@ -167,6 +169,7 @@ async function answerApi(ctx: ServeContext, req: IncomingMessage, res: ServerRes
     if (name !== 'x-functions-key' && value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value;
   }
   headers.host = new URL(ctx.origin).host;
+  url.pathname.split('/').forEach(decodeSegment); // malformed percent-encoding is a 400 here, not a 500 in routing
   const response = await ctx.app.host.dispatchHttp({ method: req.method ?? 'GET', url: url.href, headers, ...(body ? { body } : {}) });
   return writeResponse(res, response);
 }

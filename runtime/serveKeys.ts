@@ -64,17 +64,18 @@ export function defaultKeysDir(): string {
   return path.join(os.homedir(), '.pagewise', 'serve');
 }
 
-/**
- * Writes the keys to `<dir>/keys-<port>.json` (0600). The directory is created 0700; an existing one
- * must be a real directory of this user that nobody else can enter, or the keys are not written.
- */
-export async function writeKeysFile(dir: string, port: number, keys: ServeKeys): Promise<string> {
+/** Creates the keys directory 0700; an existing one must be a real directory of this user that nobody else can enter. */
+export async function prepareKeysDir(dir: string): Promise<void> {
   await fs.mkdir(dir, { recursive: true, mode: 0o700 });
   const stat = await fs.lstat(dir);
   const uid = process.getuid?.();
   if (!stat.isDirectory() || (uid !== undefined && stat.uid !== uid) || (stat.mode & 0o077) !== 0) {
     throw new PagewiseError('BadInput', `the keys directory ${dir} must be a directory of this user with mode 0700 (chmod 700 it)`);
   }
+}
+
+/** Writes the keys to `<dir>/keys-<port>.json` (0600) in a directory prepareKeysDir accepted. */
+export async function writeKeysFile(dir: string, port: number, keys: ServeKeys): Promise<string> {
   const file = path.join(dir, `keys-${port}.json`);
   // O_NOFOLLOW: a link planted at the name is refused, never followed.
   const handle = await fs.open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600);
