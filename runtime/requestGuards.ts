@@ -131,11 +131,15 @@ export function decodeSegment(segment: string): string {
   }
 }
 
-/** Writes a refusal as a problem document; a 413 also closes the connection (its body is never read). */
+/**
+ * Writes a refusal as a problem document. A refused request whose body was not read (a 413, or a 401
+ * before the body) also loses its connection: Node would otherwise read and discard the rest.
+ */
 export function sendRefusal(req: IncomingMessage, res: ServerResponse, refused: RequestRefused): void {
   if (res.headersSent) return void res.destroy();
-  if (refused.headers.Connection === 'close') closeAfter(req, res);
-  res.writeHead(refused.status, { 'Content-Type': 'application/problem+json', ...refused.headers });
+  const close = refused.headers.Connection === 'close' || (hasBody(req) && !req.readableEnded);
+  if (close) closeAfter(req, res);
+  res.writeHead(refused.status, { 'Content-Type': 'application/problem+json', ...refused.headers, ...(close ? { Connection: 'close' } : {}) });
   res.end(JSON.stringify(problemBody(refused.status, refused.title, refused.message)));
 }
 

@@ -196,11 +196,14 @@ test('a cross-origin browser request (CSRF) is refused with 403; a non-JSON body
   expect((await send('GET', '/api/backups', { ...fnKey(), origin: `http://localhost:${server.port}`, 'sec-fetch-site': 'same-origin' })).status).toBe(200);
 });
 
-test('a streamed chunked body over the limit gets 413 while it is still being sent, the socket is closed, and the server goes on', async () => {
-  const before = await instanceIds();
-  const total = 64 * MiB;
+/**
+ * Streams up to 64 MiB in 64 KiB chunks (chunked transfer-encoding) until the server answers; returns
+ * the answer, how much had been handed to the socket when it came, and once the connection is gone.
+ */
+async function streamUntilAnswered(headers: Record<string, string>): Promise<{ answer: Answer; sentAtResponse: number; total: number; destroyed: boolean }> {
+  const total = 64 * MiB; // far more than loopback socket buffers hold, so an early answer is visible
   const chunk = Buffer.alloc(64 * KiB, 0x20);
-  const req = http.request({ host: '127.0.0.1', port: server.port, method: 'POST', path: '/api/backups', headers: { ...json, ...fnKey() }, agent: false });
+  const req = http.request({ host: '127.0.0.1', port: server.port, method: 'POST', path: '/api/backups', headers, agent: false });
   let sent = 0;
   let sentAtResponse = -1;
   const answer = new Promise<Answer>((resolve) =>
@@ -219,13 +222,25 @@ test('a streamed chunked body over the limit gets 413 while it is still being se
     sent += chunk.length;
     if (!req.write(chunk)) await Promise.race([new Promise((r) => req.once('drain', r)), closed, answer]);
   }
-  const response = await answer;
+  const result = await answer;
+  await closed; // the connection is gone
+  return { answer: result, sentAtResponse, total, destroyed: req.destroyed };
+}
+
+test('a streamed chunked body over the limit gets 413 while it is still being sent, the socket is closed, and the server goes on', async () => {
+  const before = await instanceIds();
+  const { answer: response, sentAtResponse, total, destroyed } = await streamUntilAnswered({ ...json, ...fnKey() });
   expectProblem(response, 413, 'payloadtoolarge');
   expect(response.headers.connection).toBe('close');
   expect(sentAtResponse).toBeGreaterThan(0);
   expect(sentAtResponse).toBeLessThan(total); // answered before the client finished sending
-  await closed; // and the connection is gone
-  expect(req.destroyed).toBe(true);
+  expect(destroyed).toBe(true);
+
+  // Without a key the body is not read at all: 401, and the connection goes the same way.
+  const anonymous = await streamUntilAnswered(json);
+  expectProblem(anonymous.answer, 401, 'unauthorized');
+  expect(anonymous.answer.headers.connection).toBe('close');
+  expect(anonymous.sentAtResponse).toBeLessThan(anonymous.total);
 
   // A declared Content-Length over the limit is refused before a byte is read.
   const declared = await new Promise<Answer>((resolve, reject) => {
