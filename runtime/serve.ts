@@ -75,20 +75,22 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
   });
   limitRequestTime(server);
   server.maxConnections = MAX_CONNECTIONS;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, host, resolve);
-  });
-  const port = (server.address() as AddressInfo).port;
-  const url = `http://${host}:${port}`;
+  let port: number;
   let keysFile: string;
   try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port ?? 0, host, resolve);
+    });
+    port = (server.address() as AddressInfo).port;
     keysFile = await writeKeysFile(keysDir, port, keys);
   } catch (err) {
-    await closeServer(server);
+    // A port in use or an unwritable keys file: nothing is left running.
+    if (server.listening) await closeServer(server);
     await app.stop();
     throw err;
   }
+  const url = `http://${host}:${port}`;
   ctx = { app, keys, origin: url, hosts: ownHosts(port) };
   const timers = options.timers === false ? undefined : startTimerSchedules(app.host, options.appSettings ?? process.env, (line) => log(line, 'timers'));
   return {

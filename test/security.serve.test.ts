@@ -335,6 +335,16 @@ test('the durable client endpoint inside the process is keyed too', async () => 
   expect(await instanceIds()).toEqual(before);
 });
 
+test('a port in use fails the start and leaves nothing running or written', async () => {
+  // (Runs late: a second app in this process resets the shared app settings when it stops.)
+  const filesBefore = (await fs.readdir(keysDir)).sort();
+  await expect(
+    startLocalServer({ taskHub: { connectionString: env.az.accounts.vault.connectionString, container: 'other-hub' }, appSettings: {}, port: server.port, keysDir, timers: false, log: () => undefined }),
+  ).rejects.toThrow(/EADDRINUSE/);
+  expect((await fs.readdir(keysDir)).sort()).toEqual(filesBefore);
+  expect((await send('GET', `/runtime/webhooks/durabletask/instances?code=${durableKey()}`)).status).toBe(200); // the first server still serves
+});
+
 test('close removes the keys file', async () => {
   await fs.stat(server.keysFile);
   await server.close();
