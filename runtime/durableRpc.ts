@@ -122,7 +122,8 @@ export async function answerDurable(runtime: DurableRuntime, call: DurableCall, 
     return { status: 501, body: { message: `the local durable runtime does not implement ${method} ${url.pathname}` } };
   } catch (err) {
     if (err instanceof RequestRefused) return { status: err.status, body: { message: err.message } };
-    return { status: 500, body: { message: view === 'webhook' ? 'the durable runtime failed; see the server log' : redact((err as Error).message) } };
+    if (view === 'webhook') throw err; // the server logs it (redacted) and answers a bare 500
+    return { status: 500, body: { message: redact((err as Error).message) } };
   }
 }
 
