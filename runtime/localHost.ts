@@ -8,6 +8,7 @@ import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http
 import { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { HttpRequest, HttpResponse, HttpResponseInit, InvocationContext, LogLevel, Timer } from '@azure/functions';
+import { redact } from '../core';
 import type { RegisteredFunction } from './functionsCore';
 import { DurableRuntime } from './durableRuntime';
 import { answerDurable, clientInputData, ClientInputData, RPC_PREFIX, WEBHOOK_PREFIX, writeDurableAnswer } from './durableRpc';
@@ -94,6 +95,7 @@ export class LocalFunctionHost {
       };
       writeDurableAnswer(res, await answerDurable(this.runtime, call, rpc ? 'internal' : 'webhook'));
     } catch (err) {
+      if (!(err instanceof RequestRefused)) this.log('error', `durable endpoint: ${redact(err instanceof Error ? err.message : String(err))}`, 'durableEndpoint');
       sendRefusal(req, res, err instanceof RequestRefused ? err : new RequestRefused(500, 'InternalError', 'the request failed unexpectedly'));
     }
   }
