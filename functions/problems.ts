@@ -32,15 +32,18 @@ const STATUS_BY_CODE: Partial<Record<PagewiseErrorCode, number>> = {
   VaultUnreachable: 502,
 };
 
-export function problem(status: number, title: string, detail: string, extra: Partial<Problem> = {}): HttpResponse {
-  const body: Problem = {
+export function problemBody(status: number, title: string, detail: string, extra: Partial<Problem> = {}): Problem {
+  return {
     type: `https://pagewise.dev/problems/${title.toLowerCase().replace(/[^a-z0-9]+/g, '-')}`,
     title,
     status,
     detail: redact(detail),
     ...extra,
   };
-  return new HttpResponse({ status, jsonBody: body, headers: { 'Content-Type': 'application/problem+json' } });
+}
+
+export function problem(status: number, title: string, detail: string, extra: Partial<Problem> = {}): HttpResponse {
+  return new HttpResponse({ status, jsonBody: problemBody(status, title, detail, extra), headers: { 'Content-Type': 'application/problem+json' } });
 }
 
 /** A problem a handler raises directly (e.g. a body that fails its schema). */

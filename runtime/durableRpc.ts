@@ -4,7 +4,10 @@
  * therefore use the real DurableClient unchanged: startNew, getStatus, getStatusBy, terminate and
  * purge travel over loopback HTTP to here.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
+import { redact } from '../core';
+import { redactDeep } from '../functions/http/views';
+import { decodeSegment, RequestRefused } from './requestGuards';
 import { DurableRuntime, InstanceStatus } from './durableRuntime';
 import type { RuntimeStatus } from './instanceStore';
 
@@ -23,9 +26,14 @@ export interface ClientInputData {
   rpcBaseUrl: string;
 }
 
-export function clientInputData(origin: string, taskHubName: string): ClientInputData {
+/**
+ * The binding data as the Functions host fills it: the webhook URLs carry the durable system key
+ * (`code`, as in Azure; callers' copies of these links drop it), and the RPC base URL carries the
+ * endpoint's own token as its first path segment (DurableClient keeps a base URL's path, not its query).
+ */
+export function clientInputData(origin: string, taskHubName: string, keys: { systemKey: string; rpcToken: string }): ClientInputData {
   const webhooks = `${origin}${WEBHOOK_PREFIX.slice(0, -1)}`;
-  const query = `taskHub=${encodeURIComponent(taskHubName)}&connection=Storage`;
+  const query = `taskHub=${encodeURIComponent(taskHubName)}&connection=Storage&code=${encodeURIComponent(keys.systemKey)}`;
   const instance = `${webhooks}/instances/INSTANCEID`;
   return {
     taskHubName,
@@ -46,56 +54,102 @@ export function clientInputData(origin: string, taskHubName: string): ClientInpu
     },
     baseUrl: webhooks,
     requiredQueryStringParameters: query,
-    rpcBaseUrl: `${origin}${RPC_PREFIX}`,
+    rpcBaseUrl: `${origin}/${keys.rpcToken}${RPC_PREFIX}`,
   };
 }
 
-/** Handles a request under RPC_PREFIX or WEBHOOK_PREFIX; false when the path is not ours. */
-export async function handleDurableRpc(runtime: DurableRuntime, req: IncomingMessage, res: ServerResponse): Promise<boolean> {
-  const url = new URL(req.url ?? '/', 'http://127.0.0.1');
-  const prefix = [RPC_PREFIX, WEBHOOK_PREFIX].find((p) => url.pathname.startsWith(p));
-  if (!prefix) return false;
-  const parts = url.pathname.slice(prefix.length).split('/').filter(Boolean).map(decodeURIComponent);
-  const method = req.method ?? 'GET';
+/** One call of the durable API, after its endpoint has checked the caller and read the body. */
+export interface DurableCall {
+  method: string;
+  /** Path segments after the prefix, not yet decoded. */
+  segments: string[];
+  url: URL;
+  continuationToken?: string;
+  body: string;
+}
+
+export interface DurableAnswer {
+  status: number;
+  body: unknown;
+  headers?: Record<string, string>;
+}
+
+/**
+ * Answers a durable API call. `internal` is the in-process DurableClient's endpoint (whole documents);
+ * `webhook` is the operators' API on `pagewise serve`, whose documents are redacted (an input's SAS
+ * stays in the task hub) and whose failures say nothing of internals.
+ */
+export async function answerDurable(runtime: DurableRuntime, call: DurableCall, view: 'internal' | 'webhook'): Promise<DurableAnswer> {
+  const { method, url } = call;
   try {
+    const parts = call.segments.filter(Boolean).map(decodeSegment);
+    const document = (s: InstanceStatus) => (view === 'webhook' ? redactDeep(wireStatus(s, url)) : wireStatus(s, url));
     if (parts[0] === 'orchestrators' && method === 'POST' && parts[1]) {
-      const body = await readBody(req);
-      const input = body.trim() === '' ? undefined : (JSON.parse(body) as unknown);
+      if (parts[2] !== undefined) checkInstanceId(parts[2]);
+      const input = call.body.trim() === '' ? undefined : parseJson(call.body);
       const result = await runtime.startNew(parts[1], { ...(parts[2] ? { instanceId: parts[2] } : {}), input });
       if (!result.created) {
-        return send(res, 409, { message: `an orchestration with instance ID ${result.instanceId} is already pending, running or completed` });
+        return { status: 409, body: { message: `an orchestration with instance ID ${result.instanceId} is already pending, running or completed` } };
       }
-      return send(res, 202, { id: result.instanceId });
+      return { status: 202, body: { id: result.instanceId } };
     }
     if (parts[0] === 'instances' && parts.length === 1 && method === 'GET') {
       const statuses = (url.searchParams.get('runtimeStatus') ?? '').split(',').filter(Boolean) as RuntimeStatus[];
-      const all = (await runtime.listInstances({ runtimeStatus: statuses })).map((s) => wireStatus(s, url));
-      const from = Number(req.headers['x-ms-continuation-token'] ?? 0) || 0;
+      const all = (await runtime.listInstances({ runtimeStatus: statuses })).map(document);
+      const from = Number(call.continuationToken ?? 0) || 0;
       const page = all.slice(from, from + LIST_PAGE_SIZE);
       const headers = from + LIST_PAGE_SIZE < all.length ? { 'x-ms-continuation-token': String(from + LIST_PAGE_SIZE) } : undefined;
-      return send(res, 200, page, headers);
+      return { status: 200, body: page, ...(headers ? { headers } : {}) };
     }
     if (parts[0] === 'instances' && parts[1]) {
-      const instanceId = parts[1];
+      const instanceId = checkInstanceId(parts[1]);
       if (parts.length === 2 && method === 'GET') {
         const status = await runtime.getStatus(instanceId, { showHistory: url.searchParams.get('showHistory') === 'true' });
-        if (!status) return send(res, 404, { message: `no instance ${instanceId}` });
+        if (!status) return { status: 404, body: { message: `no instance ${instanceId}` } };
         const running = status.runtimeStatus === 'Pending' || status.runtimeStatus === 'Running';
-        return send(res, running ? 202 : 200, wireStatus(status, url));
+        return { status: running ? 202 : 200, body: document(status) };
       }
       if (parts.length === 2 && method === 'DELETE') {
         const removed = await runtime.purge(instanceId);
-        return send(res, removed ? 200 : 404, { instancesDeleted: removed ? 1 : 0 });
+        return { status: removed ? 200 : 404, body: { instancesDeleted: removed ? 1 : 0 } };
       }
-      if (parts[2] === 'terminate' && method === 'POST') {
-        const outcome = await runtime.terminate(instanceId, url.searchParams.get('reason') ?? 'terminated');
-        return send(res, outcome === 'terminated' ? 202 : outcome === 'notFound' ? 404 : 410, '');
+      if (parts.length === 3 && parts[2] === 'terminate' && method === 'POST') {
+        const reason = (url.searchParams.get('reason') ?? 'terminated').slice(0, MAX_REASON_CHARS);
+        const outcome = await runtime.terminate(instanceId, reason);
+        return { status: outcome === 'terminated' ? 202 : outcome === 'notFound' ? 404 : 410, body: '' };
       }
     }
-    return send(res, 501, { message: `the local durable runtime does not implement ${method} ${url.pathname}` });
+    return { status: 501, body: { message: `the local durable runtime does not implement ${method} ${url.pathname}` } };
   } catch (err) {
-    return send(res, 500, { message: (err as Error).message });
+    if (err instanceof RequestRefused) return { status: err.status, body: { message: err.message } };
+    if (view === 'webhook') throw err; // the server logs it (redacted) and answers a bare 500
+    return { status: 500, body: { message: redact((err as Error).message) } };
   }
+}
+
+/** Longest instance ID accepted, and the characters Durable Functions forbids in one. */
+const MAX_INSTANCE_ID_CHARS = 256;
+const MAX_REASON_CHARS = 1024;
+
+function checkInstanceId(id: string): string {
+  if (id.length > MAX_INSTANCE_ID_CHARS || /[/\\#?\u0000-\u001f\u007f]/.test(id)) {
+    throw new RequestRefused(400, 'BadInstanceId', `an instance ID is at most ${MAX_INSTANCE_ID_CHARS} characters without / \\ # ? or control characters`);
+  }
+  return id;
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new RequestRefused(400, 'BadRequestBody', 'the request body is not JSON');
+  }
+}
+
+export function writeDurableAnswer(res: ServerResponse, answer: DurableAnswer): void {
+  const text = typeof answer.body === 'string' ? answer.body : JSON.stringify(answer.body);
+  res.writeHead(answer.status, { 'Content-Type': 'application/json', ...answer.headers });
+  res.end(text);
 }
 
 /** The status document as the extension returns it (input/output always present). */
@@ -106,20 +160,4 @@ function wireStatus(status: InstanceStatus, url: URL): unknown {
     input: url.searchParams.get('showInput') === 'false' ? null : status.input,
     historyEvents,
   };
-}
-
-export function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
-}
-
-function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): true {
-  const text = typeof body === 'string' ? body : JSON.stringify(body);
-  res.writeHead(status, { 'Content-Type': 'application/json', ...headers });
-  res.end(text);
-  return true;
 }

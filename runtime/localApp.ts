@@ -24,6 +24,8 @@ export interface LocalAppOptions {
   maxConcurrentActivities?: number;
   checkpointIntervalInMs?: number;
   log?: LocalHostOptions['log'];
+  /** The durable webhooks' system key (default: a random one). */
+  systemKey?: string;
 }
 
 export interface LocalApp {
@@ -59,7 +61,7 @@ export async function startLocalApp(options: LocalAppOptions): Promise<LocalApp>
     ...(options.maxConcurrentActivities ? { maxConcurrentActivities: options.maxConcurrentActivities } : {}),
     ...(options.checkpointIntervalInMs ? { checkpointIntervalInMs: options.checkpointIntervalInMs } : {}),
   });
-  const host = new LocalFunctionHost({ runtime, ...(options.log ? { log: options.log } : {}) });
+  const host = new LocalFunctionHost({ runtime, ...(options.log ? { log: options.log } : {}), ...(options.systemKey ? { systemKey: options.systemKey } : {}) });
   await host.start();
   const resumed = await runtime.resumeAll();
   return {

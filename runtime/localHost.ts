@@ -4,21 +4,29 @@
  * `HttpRequest` / `InvocationContext` objects carrying the durable client input binding — the same
  * arguments the Functions host would pass.
  */
-import { createServer, Server } from 'node:http';
+import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
 import { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { HttpRequest, HttpResponse, HttpResponseInit, InvocationContext, LogLevel, Timer } from '@azure/functions';
+import { redact } from '../core';
 import type { RegisteredFunction } from './functionsCore';
 import { DurableRuntime } from './durableRuntime';
-import { clientInputData, ClientInputData, handleDurableRpc } from './durableRpc';
+import { answerDurable, clientInputData, ClientInputData, RPC_PREFIX, WEBHOOK_PREFIX, writeDurableAnswer } from './durableRpc';
+import { checkContentType, checkHost, checkOrigin, JSON_TYPES, limitRequestTime, ownHosts, readLimitedBody, RequestRefused, requestUrl, sendRefusal } from './requestGuards';
+import { newKey, sameSecret } from './serveKeys';
 import { findFunction, functionsByTrigger } from './registry';
 
 export interface LocalHostOptions {
   runtime: DurableRuntime;
   taskHubName?: string;
+  /** The durable system key (default: a random one); `pagewise serve` passes its own. */
+  systemKey?: string;
   /** Receives every log line of invoked handlers (default: warnings and errors to stderr). */
   log?: (level: LogLevel, message: string, functionName: string) => void;
 }
+
+/** Largest body the internal endpoint reads (orchestration inputs are a few KiB). */
+const MAX_DURABLE_BODY_BYTES = 1024 * 1024;
 
 export interface LocalHttpRequest {
   method: string;
@@ -32,12 +40,18 @@ export class LocalFunctionHost {
   readonly runtime: DurableRuntime;
   readonly taskHubName: string;
   private readonly log: NonNullable<LocalHostOptions['log']>;
+  /** The durable webhooks' system key (`code` in the binding's management URLs). */
+  readonly systemKey: string;
+  /** Opens the RPC paths of the internal endpoint; never leaves this process. */
+  private readonly rpcToken = newKey();
   private server: Server | undefined;
   private origin: string | undefined;
+  private port: number | undefined;
 
   constructor(options: LocalHostOptions) {
     this.runtime = options.runtime;
     this.taskHubName = options.taskHubName ?? 'pagewise';
+    this.systemKey = options.systemKey ?? newKey();
     this.log =
       options.log ??
       ((level, message, fn) => {
@@ -45,25 +59,45 @@ export class LocalFunctionHost {
       });
   }
 
-  /** Starts the loopback endpoint of the durable client API (127.0.0.1 only). */
+  /**
+   * Starts the loopback endpoint of the durable client API (127.0.0.1 only). It is no open door: the
+   * RPC paths need the token only this process's client binding holds, the webhooks the system key.
+   */
   async start(): Promise<void> {
     if (this.server) return;
-    const server = createServer((req, res) => {
-      void handleDurableRpc(this.runtime, req, res).then((handled) => {
-        if (!handled) {
-          res.writeHead(404);
-          res.end();
-        }
-      });
-    });
+    const server = createServer((req, res) => void this.answerInternal(req, res));
+    limitRequestTime(server);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     this.server = server;
-    this.origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    this.port = (server.address() as AddressInfo).port;
+    this.origin = `http://127.0.0.1:${this.port}`;
   }
 
-  /** Uses an existing server (e.g. `pagewise serve`) that forwards the durable paths to handleDurableRpc. */
-  attach(origin: string): void {
-    this.origin = origin;
+  private async answerInternal(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      const url = requestUrl(req, this.origin!);
+      const hosts = ownHosts(this.port!);
+      checkHost(req, hosts);
+      checkOrigin(req, hosts);
+      const segments = url.pathname.split('/');
+      // `/<rpcToken>/durabletask/…` for the DurableClient; the webhook paths with the system key.
+      const rpc = segments[2] === RPC_PREFIX.slice(1, -1) && sameSecret(segments[1] ?? '', this.rpcToken);
+      const webhook = url.pathname.startsWith(WEBHOOK_PREFIX) && sameSecret(url.searchParams.get('code') ?? '', this.systemKey);
+      if (!rpc && !webhook) throw new RequestRefused(401, 'Unauthorized', 'a valid key is required');
+      checkContentType(req, JSON_TYPES);
+      const body = await readLimitedBody(req, MAX_DURABLE_BODY_BYTES);
+      const call = {
+        method: req.method ?? 'GET',
+        segments: rpc ? segments.slice(3) : url.pathname.slice(WEBHOOK_PREFIX.length).split('/'),
+        url,
+        body,
+        ...(typeof req.headers['x-ms-continuation-token'] === 'string' ? { continuationToken: req.headers['x-ms-continuation-token'] } : {}),
+      };
+      writeDurableAnswer(res, await answerDurable(this.runtime, call, rpc ? 'internal' : 'webhook'));
+    } catch (err) {
+      if (!(err instanceof RequestRefused)) this.log('error', `durable endpoint: ${redact(err instanceof Error ? err.message : String(err))}`, 'durableEndpoint');
+      sendRefusal(req, res, err instanceof RequestRefused ? err : new RequestRefused(500, 'InternalError', 'the request failed unexpectedly'));
+    }
   }
 
   async stop(): Promise<void> {
@@ -74,7 +108,7 @@ export class LocalFunctionHost {
 
   clientData(): ClientInputData {
     if (!this.origin) throw new Error('LocalFunctionHost.start() was not called');
-    return clientInputData(this.origin, this.taskHubName);
+    return clientInputData(this.origin, this.taskHubName, { systemKey: this.systemKey, rpcToken: this.rpcToken });
   }
 
   /** An InvocationContext as the host builds it, with the durable client binding data filled in. */

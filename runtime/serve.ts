@@ -9,9 +9,25 @@ import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http
 import { AddressInfo } from 'node:net';
 import { HttpResponse } from '@azure/functions';
 import { redact } from '../core';
-import { handleDurableRpc, readBody } from './durableRpc';
+import { MAX_BODY_BYTES } from '../functions/http/responses';
+import { answerDurable, WEBHOOK_PREFIX, writeDurableAnswer } from './durableRpc';
 import { LocalApp, LocalAppOptions, startLocalApp } from './localApp';
-import { findFunction } from './registry';
+import { functionsByTrigger } from './registry';
+import {
+  checkContentType,
+  checkHost,
+  checkOrigin,
+  decodeSegment,
+  EVENT_GRID_TYPES,
+  JSON_TYPES,
+  limitRequestTime,
+  ownHosts,
+  readLimitedBody,
+  RequestRefused,
+  requestUrl,
+  sendRefusal,
+} from './requestGuards';
+import { defaultKeysDir, generateServeKeys, KeyLevel, keyOpens, prepareKeysDir, removeKeysFile, ServeKeys, writeKeysFile } from './serveKeys';
 import { startTimerSchedules, TimerSchedule } from './timerSchedules';
 
 export interface LocalServerOptions extends LocalAppOptions {
@@ -20,6 +36,8 @@ export interface LocalServerOptions extends LocalAppOptions {
   host?: '127.0.0.1';
   /** Fire timer triggers on their schedules, as the Functions host does (default true). */
   timers?: boolean;
+  /** Where the keys file is written (default ~/.pagewise/serve, a 0700 directory). */
+  keysDir?: string;
 }
 
 export interface LocalServer {
@@ -28,80 +46,183 @@ export interface LocalServer {
   app: LocalApp;
   /** The timer triggers and their next firing (or why they are not scheduled). */
   timers: TimerSchedule[];
+  /** This run's keys, and the 0600 file holding them (removed at close). */
+  keys: ServeKeys;
+  keysFile: string;
   close(): Promise<void>;
 }
+
+/** Event Grid delivers batches of up to 1 MB; every other body is a few hundred bytes. */
+const MAX_EVENT_GRID_BODY_BYTES = 1024 * 1024;
+/** At most this many connections at once (each holds a descriptor). */
+const MAX_CONNECTIONS = 128;
 
 export async function startLocalServer(options: LocalServerOptions): Promise<LocalServer> {
   const host = options.host ?? '127.0.0.1';
   if (host !== '127.0.0.1') throw new Error('pagewise serve listens on 127.0.0.1 only');
-  const app = await startLocalApp(options);
+  const keysDir = options.keysDir ?? defaultKeysDir();
+  await prepareKeysDir(keysDir); // before anything starts: a directory others can enter is refused
+  const keys = generateServeKeys();
+  const app = await startLocalApp({ ...options, systemKey: keys.systemKeys.durabletask_extension });
+  const log = (line: string, source = 'serve') => (options.log ? options.log('warning', line, source) : process.stderr.write(`${line}\n`));
+  let ctx: ServeContext | undefined;
   const server = createServer((req, res) => {
-    void route(app, req, res).catch((err: unknown) => {
-      writeJson(res, 500, { type: 'about:blank', title: 'InternalError', status: 500, detail: redact(String(err)) });
+    if (!ctx) return void res.destroy();
+    void answer(ctx, req, res).catch((err: unknown) => {
+      log(`request failed: ${redact(err instanceof Error ? err.message : String(err))}`);
+      sendRefusal(req, res, new RequestRefused(500, 'InternalError', 'the request failed unexpectedly; see the server log'));
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, host, resolve);
-  });
-  const port = (server.address() as AddressInfo).port;
+  limitRequestTime(server);
+  server.maxConnections = MAX_CONNECTIONS;
+  let port: number;
+  let keysFile: string;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port ?? 0, host, resolve);
+    });
+    port = (server.address() as AddressInfo).port;
+    keysFile = await writeKeysFile(keysDir, port, keys);
+  } catch (err) {
+    // A port in use or an unwritable keys file: nothing is left running.
+    if (server.listening) await closeServer(server);
+    await app.stop();
+    throw err;
+  }
   const url = `http://${host}:${port}`;
-  const log = (line: string) => (options.log ? options.log('warning', line, 'timers') : process.stderr.write(`${line}\n`));
-  const timers = options.timers === false ? undefined : startTimerSchedules(app.host, options.appSettings ?? process.env, log);
-  // Status links handed to callers point here; the durable client may keep using its own endpoint.
+  ctx = { app, keys, origin: url, hosts: ownHosts(port) };
+  const timers = options.timers === false ? undefined : startTimerSchedules(app.host, options.appSettings ?? process.env, (line) => log(line, 'timers'));
   return {
     url,
     port,
     app,
     timers: timers?.schedules ?? [],
+    keys,
+    keysFile,
     async close() {
       timers?.stop();
       await closeServer(server);
+      await removeKeysFile(keysFile);
       await app.stop();
     },
   };
 }
 
-async function route(app: LocalApp, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  if (await handleDurableRpc(app.runtime, req, res)) return;
-  const url = new URL(req.url ?? '/', `http://${req.headers.host ?? '127.0.0.1'}`);
-  const body = await readBody(req);
-
-  if (url.pathname.startsWith('/api/')) {
-    const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : v ?? '']));
-    const response = await app.host.dispatchHttp({ method: req.method ?? 'GET', url: url.href, headers, ...(body ? { body } : {}) });
-    return writeResponse(res, response);
-  }
-
-  // The Functions host's admin endpoint for non-HTTP functions: {"input": "<trigger payload JSON>"}.
-  const admin = /^\/admin\/functions\/([^/]+)$/.exec(url.pathname);
-  if (admin && req.method === 'POST') {
-    const name = decodeURIComponent(admin[1]);
-    const payload = body ? ((JSON.parse(body) as { input?: string }).input ?? '') : '';
-    const fn = findFunction(name, triggerTypeOf(name));
-    if (fn.trigger.type === 'timerTrigger') await app.host.invokeTimer(name);
-    else await app.host.invokeEventGrid(name, JSON.parse(payload) as unknown);
-    return writeJson(res, 202, { invoked: name });
-  }
-
-  // The Event Grid webhook the host exposes: an array (Event Grid schema) or one CloudEvent.
-  if (url.pathname === '/runtime/webhooks/eventgrid' && req.method === 'POST') {
-    const name = url.searchParams.get('functionName') ?? '';
-    const parsed = JSON.parse(body) as unknown;
-    for (const event of Array.isArray(parsed) ? parsed : [parsed]) await app.host.invokeEventGrid(name, event);
-    return writeJson(res, 200, { delivered: Array.isArray(parsed) ? parsed.length : 1 });
-  }
-
-  writeJson(res, 404, { type: 'about:blank', title: 'NotFound', status: 404, detail: `nothing at ${url.pathname}` });
+interface ServeContext {
+  app: LocalApp;
+  keys: ServeKeys;
+  /** The bound origin: every URL handed out is built on it, never on the request's Host. */
+  origin: string;
+  hosts: Set<string>;
 }
 
-function triggerTypeOf(name: string): 'timerTrigger' | 'eventGridTrigger' {
+/** What a path of serve requires and how it is answered (as the Functions host lays them out). */
+interface Route {
+  level: KeyLevel;
+  methods: string[];
+  bodyTypes: string[];
+  bodyLimit: number;
+  handle(ctx: ServeContext, req: IncomingMessage, res: ServerResponse, url: URL, body: string): Promise<void>;
+}
+
+const ROUTES: Array<{ match: (path: string) => boolean } & Route> = [
+  { match: (p) => p.startsWith('/api/'), level: 'function', methods: ['GET', 'POST'], bodyTypes: JSON_TYPES, bodyLimit: MAX_BODY_BYTES, handle: answerApi },
+  { match: (p) => p.startsWith(WEBHOOK_PREFIX), level: 'durabletask', methods: ['GET', 'POST', 'DELETE'], bodyTypes: JSON_TYPES, bodyLimit: MAX_BODY_BYTES, handle: answerDurableWebhook },
+  { match: (p) => /^\/admin\/functions\/[^/]+$/.test(p), level: 'admin', methods: ['POST'], bodyTypes: JSON_TYPES, bodyLimit: MAX_BODY_BYTES, handle: answerAdmin },
+  { match: (p) => p === '/runtime/webhooks/eventgrid', level: 'eventgrid', methods: ['POST'], bodyTypes: EVENT_GRID_TYPES, bodyLimit: MAX_EVENT_GRID_BODY_BYTES, handle: answerEventGrid },
+];
+
+/**
+ * Every request: addressed to this server and not from another origin's page, a known path and
+ * method, the key that path requires (before a byte of the body is read), a JSON body read under
+ * its limit as it streams; then the route.
+ */
+async function answer(ctx: ServeContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   try {
-    findFunction(name, 'timerTrigger');
-    return 'timerTrigger';
-  } catch {
-    return 'eventGridTrigger';
+    const url = requestUrl(req, ctx.origin);
+    checkHost(req, ctx.hosts);
+    checkOrigin(req, ctx.hosts);
+    const route = ROUTES.find((r) => r.match(url.pathname));
+    if (!route) throw new RequestRefused(404, 'NotFound', 'nothing is served at this path');
+    const method = req.method ?? 'GET';
+    if (!route.methods.includes(method)) throw new RequestRefused(405, 'MethodNotAllowed', `use ${route.methods.join(' or ')}`, { Allow: route.methods.join(', ') });
+    const presented = headerValue(req, 'x-functions-key') ?? url.searchParams.get('code') ?? undefined;
+    if (!keyOpens(ctx.keys, route.level, presented)) throw new RequestRefused(401, 'Unauthorized', 'a valid key is required (x-functions-key header or code query parameter)');
+    url.searchParams.delete('code'); // never handed on, so never echoed
+    checkContentType(req, route.bodyTypes);
+    const body = await readLimitedBody(req, route.bodyLimit);
+    await route.handle(ctx, req, res, url, body);
+  } catch (err) {
+    if (!(err instanceof RequestRefused)) throw err;
+    sendRefusal(req, res, err);
   }
+}
+
+function headerValue(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** The registered HTTP functions, with a URL on the bound origin and without the key. */
+async function answerApi(ctx: ServeContext, req: IncomingMessage, res: ServerResponse, url: URL, body: string): Promise<void> {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (name !== 'x-functions-key' && value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  headers.host = new URL(ctx.origin).host;
+  url.pathname.split('/').forEach(decodeSegment); // malformed percent-encoding is a 400 here, not a 500 in routing
+  const response = await ctx.app.host.dispatchHttp({ method: req.method ?? 'GET', url: url.href, headers, ...(body ? { body } : {}) });
+  return writeResponse(res, response);
+}
+
+async function answerDurableWebhook(ctx: ServeContext, req: IncomingMessage, res: ServerResponse, url: URL, body: string): Promise<void> {
+  const continuationToken = headerValue(req, 'x-ms-continuation-token');
+  const segments = url.pathname.slice(WEBHOOK_PREFIX.length).split('/');
+  writeDurableAnswer(res, await answerDurable(ctx.app.runtime, { method: req.method ?? 'GET', segments, url, body, ...(continuationToken ? { continuationToken } : {}) }, 'webhook'));
+}
+
+/** The Functions host's admin endpoint for non-HTTP functions: {"input": "<trigger payload JSON>"}. */
+async function answerAdmin(ctx: ServeContext, _req: IncomingMessage, res: ServerResponse, url: URL, body: string): Promise<void> {
+  const name = decodeSegment(url.pathname.slice('/admin/functions/'.length));
+  const fn = [...functionsByTrigger('timerTrigger'), ...functionsByTrigger('eventGridTrigger')].find((f) => f.metadata.name === name);
+  if (!fn) throw new RequestRefused(404, 'FunctionNotFound', 'no timer or Event Grid function has this name');
+  const request = body.trim() === '' ? {} : parseJson(body);
+  if (typeof request !== 'object' || request === null || Array.isArray(request)) throw badBody('the body must be a JSON object {"input": "…"}');
+  const input = (request as { input?: unknown }).input ?? '';
+  if (typeof input !== 'string') throw badBody('input must be a string (the trigger payload as JSON text)');
+  if (fn.trigger.type === 'timerTrigger') await ctx.app.host.invokeTimer(name);
+  else await ctx.app.host.invokeEventGrid(name, eventObject(parseJson(input)));
+  writeJson(res, 202, { invoked: name });
+}
+
+/** The Event Grid webhook the host exposes: an array (Event Grid schema) or one CloudEvent. */
+async function answerEventGrid(ctx: ServeContext, _req: IncomingMessage, res: ServerResponse, url: URL, body: string): Promise<void> {
+  const name = url.searchParams.get('functionName') ?? '';
+  if (!functionsByTrigger('eventGridTrigger').some((f) => f.metadata.name === name)) {
+    throw new RequestRefused(404, 'FunctionNotFound', 'functionName names no Event Grid function');
+  }
+  const parsed = parseJson(body);
+  const events = (Array.isArray(parsed) ? parsed : [parsed]).map(eventObject);
+  for (const event of events) await ctx.app.host.invokeEventGrid(name, event);
+  writeJson(res, 200, { delivered: events.length });
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw badBody('the request body is not JSON');
+  }
+}
+
+function eventObject(event: unknown): object {
+  if (typeof event !== 'object' || event === null || Array.isArray(event)) throw badBody('an event must be a JSON object');
+  return event;
+}
+
+function badBody(detail: string): RequestRefused {
+  return new RequestRefused(400, 'BadRequestBody', detail);
 }
 
 async function writeResponse(res: ServerResponse, response: HttpResponse): Promise<void> {

@@ -6,6 +6,7 @@
  *   CLI        exit ≠ 0 (the given code), nothing on stdout, exactly one `pagewise: …` line on stderr;
  *   HTTP       the given 4xx, `application/problem+json`, a {type,title,status,detail} body;
  *   Event Grid acknowledged (the handler does not throw), one log line naming why it was not acted on;
+ *   serve      over real HTTP to `pagewise serve`: the given status and problem title, no key or SAS back;
  * and nothing half-written: no blob appears under `backups/` of the vault (so no manifest), no
  * orchestration instance is created, and no restore target is created or changed.
  */
@@ -16,12 +17,14 @@ import * as path from 'node:path';
 import { HttpRequest, HttpResponse, LogLevel } from '@azure/functions';
 import { captureIO, run } from '../cli/main';
 import { backupDisk, loadUserKey, planBackup, writeNewKeyFile } from '../core';
-import { LocalApp, startLocalApp } from '../runtime/localApp';
+import { request } from 'node:http';
+import { LocalApp } from '../runtime/localApp';
+import { LocalServer, startLocalServer } from '../runtime/serve';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
 import { recordSummary } from './harness/fault-summary';
 import { closedPort, CountingListener, startCountingListener } from './harness/listeners';
 
-type Surface = 'cli' | 'http' | 'eventgrid';
+type Surface = 'cli' | 'http' | 'eventgrid' | 'serve';
 
 interface Fixture {
   env: TestEnv;
@@ -40,7 +43,9 @@ interface Fixture {
 type Input =
   | { cli: string[]; env?: Record<string, string> }
   | { method: 'GET' | 'POST'; path: string; body?: unknown; params?: Record<string, string>; headers?: Record<string, string>; fn: string }
-  | { event: unknown };
+  | { event: unknown }
+  // serve (issue #10 class 3): one request over HTTP to `pagewise serve`, with the key of a level (or none)
+  | { serve: { method: string; path: string; key: 'function' | 'durabletask' | 'eventgrid' | 'master' | 'none'; headers?: Record<string, string>; body?: string } };
 
 interface Case {
   surface: Surface;
@@ -48,7 +53,7 @@ interface Case {
   input: (f: Fixture) => Input;
   /** CLI exit code, HTTP status, or what happens to an event. */
   expected: number | 'ignored' | 'rejected';
-  /** HTTP: the problem's title. */
+  /** HTTP and serve: the problem's title. */
   title?: string;
   message: RegExp;
   /** A restore target (file path or blob URL) that must not be created or changed. */
@@ -241,10 +246,55 @@ const CASES: Case[] = [
   { surface: 'eventgrid', description: 'BlobCreated on an account not in PAGEWISE_ALLOWED_ACCOUNTS (SSRF)', input: () => ({ event: blobCreated('elsewhere', `https://elsewhere.blob.core.windows.net/disks/${DISK}`) }), expected: 'rejected', message: refusedEndpoint('rejected: AccessDenied: the created blob', 'PAGEWISE_ALLOWED_ACCOUNTS', false) },
   { surface: 'eventgrid', description: 'resource write of a VM, not a snapshot', input: () => ({ event: { id: 'vm-write', eventType: 'Microsoft.Resources.ResourceWriteSuccess', subject: `/subscriptions/${SUB}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1`, data: { operationName: 'Microsoft.Compute/virtualMachines/write' }, topic: `/subscriptions/${SUB}` } }), expected: 'ignored', message: /ignored: resource write of .*virtualMachines\/vm1 is not a Microsoft\.Compute\/snapshots resource/ },
   ...SSRF_CASES, // issue #10 class 1, see the SSRF block above
+
+  // ---- serve (issue #10 class 3): over real HTTP, before any function runs ----------------------
+  ...serveCases(),
 ];
+
+function serveCases(): Case[] {
+  const json = { 'content-type': 'application/json' };
+  const backup = (f: Fixture) => JSON.stringify({ source: { url: f.sourceUrl } });
+  const c = (description: string, expected: number, title: string, message: RegExp, input: (f: Fixture) => Extract<Input, { serve: unknown }>['serve']): Case => ({
+    surface: 'serve', description, expected, title, message, input: (f) => ({ serve: input(f) }),
+  });
+  return [
+    c('POST /api/backups without a key', 401, 'Unauthorized', /^a valid key is required/, (f) => ({ method: 'POST', path: '/api/backups', key: 'none', headers: json, body: backup(f) })),
+    c('POST /api/backups with the durable system key', 401, 'Unauthorized', /^a valid key is required/, (f) => ({ method: 'POST', path: '/api/backups', key: 'durabletask', headers: json, body: backup(f) })),
+    c('GET durable webhook instances with the function key', 401, 'Unauthorized', /^a valid key is required/, () => ({ method: 'GET', path: '/runtime/webhooks/durabletask/instances', key: 'function' })),
+    c('POST durable webhook orchestrators without a key', 401, 'Unauthorized', /^a valid key is required/, (f) => ({ method: 'POST', path: '/runtime/webhooks/durabletask/orchestrators/backupDiskOrchestrator', key: 'none', headers: json, body: backup(f) })),
+    c('POST /admin/functions with the function key', 401, 'Unauthorized', /^a valid key is required/, () => ({ method: 'POST', path: '/admin/functions/scheduledBackups', key: 'function', headers: json, body: '{}' })),
+    c('POST /api/backups as text/plain (CSRF form)', 415, 'UnsupportedMediaType', /must be application\/json \(UTF-8\)/, (f) => ({ method: 'POST', path: '/api/backups', key: 'function', headers: { 'content-type': 'text/plain' }, body: backup(f) })),
+    c('POST /api/backups from another origin', 403, 'CrossOriginRefused', /requests from another origin are refused/, (f) => ({ method: 'POST', path: '/api/backups', key: 'function', headers: { ...json, origin: 'http://evil.example' }, body: backup(f) })),
+    c('POST /api/backups with a foreign Host (DNS rebinding)', 421, 'MisdirectedRequest', /the Host header does not name this server/, (f) => ({ method: 'POST', path: '/api/backups', key: 'function', headers: { ...json, host: 'rebind.example' }, body: backup(f) })),
+    c('POST /api/backups with a 70 KiB body', 413, 'PayloadTooLarge', /larger than 65536 bytes/, () => ({ method: 'POST', path: '/api/backups', key: 'function', headers: json, body: JSON.stringify({ pad: 'x'.repeat(70 * 1024) }) })),
+    c('OPTIONS /api/backups', 405, 'MethodNotAllowed', /use GET or POST/, () => ({ method: 'OPTIONS', path: '/api/backups', key: 'function' })),
+    c('GET /api/backups/{id} with malformed percent-encoding', 400, 'BadRequestTarget', /malformed percent-encoding/, () => ({ method: 'GET', path: '/api/backups/%E0%A4%A', key: 'function' })),
+    c('Event Grid webhook: not JSON', 400, 'BadRequestBody', /the request body is not JSON/, () => ({ method: 'POST', path: '/runtime/webhooks/eventgrid?functionName=diskEvents', key: 'eventgrid', headers: json, body: 'not json' })),
+    c('Event Grid webhook: unknown functionName', 404, 'FunctionNotFound', /names no Event Grid function/, () => ({ method: 'POST', path: '/runtime/webhooks/eventgrid?functionName=startBackup', key: 'eventgrid', headers: json, body: '[]' })),
+    c('admin endpoint: not JSON', 400, 'BadRequestBody', /the request body is not JSON/, () => ({ method: 'POST', path: '/admin/functions/diskEvents', key: 'master', headers: json, body: '{"input": ' })),
+  ];
+}
+
+/** serve (issue #10 class 3): sends a catalog request to the server with the key its level names. */
+async function serveRequest(input: Extract<Input, { serve: unknown }>['serve']): Promise<{ status: number; contentType: string | null; text: string }> {
+  const keys = server.keys;
+  const key = { function: keys.functionKeys.default, durabletask: keys.systemKeys.durabletask_extension, eventgrid: keys.systemKeys.eventgrid_extension, master: keys.masterKey, none: undefined }[input.key];
+  const response = await new Promise<import('node:http').IncomingMessage & { text?: string }>((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port: server.port, method: input.method, path: input.path, agent: false, headers: { host: `127.0.0.1:${server.port}`, ...(key ? { 'x-functions-key': key } : {}), ...(input.headers ?? {}) } });
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => resolve(Object.assign(res, { text: Buffer.concat(chunks).toString('utf8') })));
+    });
+    req.on('error', reject);
+    req.end(input.body);
+  });
+  return { status: response.statusCode ?? 0, contentType: response.headers['content-type'] ?? null, text: response.text ?? '' };
+}
 
 let f: Fixture;
 let app: LocalApp;
+let server: LocalServer; // serve (issue #10 class 3)
 const logs: Array<{ level: LogLevel; message: string }> = [];
 const rows: Array<{ surface: Surface; case: string; expected: string; got: string; message: string }> = [];
 
@@ -283,7 +333,10 @@ beforeAll(async () => {
     existingBlobUrl,
     tmp: env.tmp,
   };
-  app = await startLocalApp({
+  // serve (issue #10 class 3): the app runs inside `pagewise serve`, so the catalog reaches it over HTTP too.
+  server = await startLocalServer({
+    keysDir: path.join(env.tmp, 'serve-keys'),
+    timers: false,
     taskHub: { connectionString: env.az.accounts.vault.connectionString },
     appSettings: {
       PAGEWISE_VAULT_URL: env.vault.url,
@@ -295,10 +348,11 @@ beforeAll(async () => {
     },
     log: (level, message) => logs.push({ level, message }),
   });
+  app = server.app;
 });
 
 afterAll(async () => {
-  await app?.stop();
+  await server?.close();
   await f?.env.stop();
   recordSummary('bad-inputs', rows);
 });
@@ -373,6 +427,17 @@ test.each(CASES.map((c) => [`${c.surface}: ${c.description}`, c] as const))('%s'
     expect(problem).toEqual(expect.objectContaining({ type: expect.stringMatching(/^https:\/\/pagewise\.dev\/problems\//), title: c.title, status: c.expected, detail: expect.any(String) }));
     expect(message).toMatch(c.message);
     expect(JSON.stringify(problem)).not.toMatch(/sig=(?!REDACTED)/);
+  } else if ('serve' in input) {
+    // serve (issue #10 class 3)
+    const answer = await serveRequest(input.serve);
+    const problem = JSON.parse(answer.text) as { type: string; title: string; status: number; detail: string };
+    got = String(answer.status);
+    message = `${problem.title}: ${problem.detail}`;
+    expect({ status: answer.status, contentType: answer.contentType }).toEqual({ status: c.expected, contentType: 'application/problem+json' });
+    expect(problem).toEqual({ type: expect.stringMatching(/^https:\/\/pagewise\.dev\/problems\//), title: c.title, status: c.expected, detail: expect.stringMatching(c.message) });
+    const keys = [server.keys.masterKey, server.keys.functionKeys.default, ...Object.values(server.keys.systemKeys)];
+    expect(keys.filter((k) => answer.text.includes(k))).toEqual([]);
+    expect(answer.text).not.toMatch(/sig=(?!REDACTED)/);
   } else {
     logs.length = 0;
     await expect(app.host.invokeEventGrid('diskEvents', input.event)).resolves.toBeUndefined();

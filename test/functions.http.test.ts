@@ -140,21 +140,22 @@ test('POST /api/restores and /api/verifications run the operations; status is re
 
 test('pagewise serve answers the same API over loopback HTTP, with working status links', async () => {
   await app.stop(); // one runtime per task hub at a time
-  const server = await startLocalServer({ taskHub: { connectionString: env.az.accounts.vault.connectionString }, appSettings });
+  const server = await startLocalServer({ taskHub: { connectionString: env.az.accounts.vault.connectionString }, appSettings, keysDir: `${env.tmp}/serve-keys` });
   try {
-    const started = await fetch(`${server.url}/api/backups`, { method: 'POST', body: JSON.stringify({ source: { url: sourceUrl } }) });
+    const keyed = { 'x-functions-key': server.keys.functionKeys.default, 'Content-Type': 'application/json' };
+    const started = await fetch(`${server.url}/api/backups`, { method: 'POST', headers: keyed, body: JSON.stringify({ source: { url: sourceUrl } }) });
     expect(started.status).toBe(200); // already backed up in the first test
     const view = (await started.json()) as { id: string; links: { self: string } };
-    const status = await fetch(`${server.url}${view.links.self}`);
+    const status = await fetch(`${server.url}${view.links.self}`, { headers: keyed });
     expect(status.status).toBe(200);
     expect(await status.json()).toMatchObject({ id: view.id, runtimeStatus: 'Completed' });
-    const webhook = await fetch(`${server.url}/runtime/webhooks/durabletask/instances/backup-${view.id}`);
+    const webhook = await fetch(`${server.url}/runtime/webhooks/durabletask/instances/backup-${view.id}?code=${server.keys.systemKeys.durabletask_extension}`);
     expect(webhook.status).toBe(200);
     expect(await webhook.json()).toMatchObject({ runtimeStatus: 'Completed', name: 'backupDiskOrchestrator' });
-    const bad = await fetch(`${server.url}/api/backups`, { method: 'POST', body: '[]' });
+    const bad = await fetch(`${server.url}/api/backups`, { method: 'POST', headers: keyed, body: '[]' });
     expect(bad.status).toBe(400);
     expect(bad.headers.get('content-type')).toBe('application/problem+json');
-    expect((await fetch(`${server.url}/api/nothing-here`)).status).toBe(404);
+    expect((await fetch(`${server.url}/api/nothing-here`, { headers: keyed })).status).toBe(404);
   } finally {
     await server.close();
   }
@@ -171,7 +172,7 @@ test('pagewise serve fires the backup timer on its schedule, and names a schedul
   };
   const logged: string[] = [];
   const taskHub = { connectionString: env.az.accounts.vault.connectionString };
-  const server = await startLocalServer({ taskHub, appSettings: settings, log: (_level, message) => logged.push(message) });
+  const server = await startLocalServer({ taskHub, appSettings: settings, keysDir: `${env.tmp}/serve-keys`, log: (_level, message) => logged.push(message) });
   try {
     expect(server.timers).toEqual([expect.objectContaining({ name: 'scheduledBackups', schedule: '*/1 * * * * *', next: expect.any(Date) })]);
     const before = new Set((await server.app.runtime.listInstances({ prefix: 'backup-' })).map((i) => i.instanceId));
@@ -198,7 +199,7 @@ test('pagewise serve fires the backup timer on its schedule, and names a schedul
   ] as const) {
     const { PAGEWISE_BACKUP_SCHEDULE: _unset, ...rest } = settings;
     const lines: string[] = [];
-    const other = await startLocalServer({ taskHub, appSettings: schedule ? { ...rest, PAGEWISE_BACKUP_SCHEDULE: schedule } : rest, log: (_l, m) => lines.push(m) });
+    const other = await startLocalServer({ taskHub, appSettings: schedule ? { ...rest, PAGEWISE_BACKUP_SCHEDULE: schedule } : rest, keysDir: `${env.tmp}/serve-keys`, log: (_l, m) => lines.push(m) });
     try {
       expect(other.timers).toEqual([expect.objectContaining({ name: 'scheduledBackups', problem: expect.stringMatching(problem) })]);
       expect(lines.join('\n')).toMatch(problem);

@@ -17,6 +17,7 @@ import { loadUserKey } from '../core';
 import { unwrapDataKey } from '../core/crypto/keys';
 import type { BackupPlan } from '../core/vault/plan';
 import { LocalApp, startLocalApp } from '../runtime/localApp';
+import { LocalServer, startLocalServer } from '../runtime/serve';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
 
 /** A signature-shaped value for URLs on accounts that are refused (built, so no scanner mistakes it for a real one). */
@@ -24,6 +25,7 @@ const FAKE_SIG = 'c2VjcmV0'.concat('LXNpZw%3D%3D');
 
 let env: TestEnv;
 let app: LocalApp;
+let server: LocalServer | undefined;
 let keyFile: string;
 const outputs: string[] = [];
 const sasUrls: string[] = [];
@@ -53,7 +55,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const restore of restoreSpies) restore();
   restoreSpies = [];
-  await app?.stop();
+  if (!server) await app?.stop();
   await env?.stop();
 });
 
@@ -134,17 +136,18 @@ test('a full run through the CLI and the HTTP API leaks no secret into any outpu
 
   // ---- HTTP API on the local runtime: vault by connection string, user key as key-file JSON ---------
   const logs: string[] = [];
+  const apiSettings = {
+    PAGEWISE_VAULT_URL: vaultNoSas,
+    PAGEWISE_VAULT_CONNECTION_STRING: vaultCs,
+    PAGEWISE_USER_KEY: await fs.readFile(keyFile, 'utf8'),
+    PAGEWISE_ALLOWED_ACCOUNTS: env.az.storageEndpoints,
+    PAGEWISE_WATCHED_CONTAINERS: 'disks',
+    PAGEWISE_PAGE_SIZE: String(64 * KiB),
+    PAGEWISE_CACHE_BYTES: String(256 * KiB),
+  };
   app = await startLocalApp({
     taskHub: { connectionString: vaultCs },
-    appSettings: {
-      PAGEWISE_VAULT_URL: vaultNoSas,
-      PAGEWISE_VAULT_CONNECTION_STRING: vaultCs,
-      PAGEWISE_USER_KEY: await fs.readFile(keyFile, 'utf8'),
-      PAGEWISE_ALLOWED_ACCOUNTS: env.az.storageEndpoints,
-      PAGEWISE_WATCHED_CONTAINERS: 'disks',
-      PAGEWISE_PAGE_SIZE: String(64 * KiB),
-      PAGEWISE_CACHE_BYTES: String(256 * KiB),
-    },
+    appSettings: apiSettings,
     log: (level, message, fn) => logs.push(`${level} ${fn} ${message}`),
   });
   // Activity and orchestrator logs go to the runtime's log, which startLocalApp does not expose (info
@@ -164,7 +167,7 @@ test('a full run through the CLI and the HTTP API leaks no secret into any outpu
   // The management link handed out answers without the input (which holds the SAS).
   const management = (started.body.management as { statusQueryGetUri: string }).statusQueryGetUri;
   const hostOrigin = (app.host as unknown as { origin: string }).origin;
-  const webhook = await fetch(management.replace('http://127.0.0.1:7071', hostOrigin));
+  const webhook = await fetch(`${management.replace('http://127.0.0.1:7071', hostOrigin)}&code=${app.host.systemKey}`);
   expect(webhook.status).toBe(200);
   const webhookText = await webhook.text();
   outputs.push(webhookText);
@@ -205,6 +208,64 @@ test('a full run through the CLI and the HTTP API leaks no secret into any outpu
   });
   outputs.push(...logs);
 
+  // ---- Every route of `pagewise serve` over HTTP, answers and refusals (bodies and headers kept) ----
+  // >>> serve routes (issue #10 class 3)
+  await app.stop(); // one runtime per task hub at a time
+  server = await startLocalServer({ taskHub: { connectionString: vaultCs }, appSettings: apiSettings, keysDir: path.join(env.tmp, 'serve-keys'), timers: false, log: (level, message, fn) => logs.push(`${level} ${fn} ${message}`) });
+  (server.app.runtime as unknown as { log: (level: string, message: string) => void }).log = (level, message) => logs.push(`${level} (durable) ${message}`);
+  const k = server.keys;
+  const served: number[] = [];
+  const call = async (method: string, target: string, key: string | undefined, body?: unknown, headers: Record<string, string> = {}) => {
+    const response = await fetch(`${server!.url}${target}`, {
+      method,
+      headers: { ...(key ? { 'x-functions-key': key } : {}), ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}), ...headers },
+      ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
+    });
+    outputs.push(await response.text(), JSON.stringify([...response.headers]));
+    served.push(response.status);
+  };
+  const failedVerify = ops[2][1];
+  const egEvent = (id: string) => ({
+    id, eventType: 'Microsoft.Storage.BlobCreated', topic: '/subscriptions/x/resourceGroups/r/providers/Microsoft.Storage/storageAccounts/elsewhere',
+    subject: '/blobServices/default/containers/disks/blobs/d.vhd', data: { blobType: 'PageBlob', url: `https://elsewhere.blob.core.windows.net/disks/d.vhd?sig=${FAKE_SIG}` },
+  });
+  const instancesHook = '/runtime/webhooks/durabletask/instances';
+  await call('GET', '/api/backups', k.functionKeys.default);
+  await call('GET', `/api/backups?disk=${encodeURIComponent(apiSource)}&code=${k.functionKeys.default}`, undefined);
+  await call('GET', `/api/backups/${apiId}`, k.functionKeys.default);
+  await call('GET', `/api/backups/${backupId}`, k.masterKey);
+  await call('POST', '/api/backups', k.functionKeys.default, { source: { url: apiSource } });
+  await call('POST', '/api/backups', k.functionKeys.default, { source: { url: `https://elsewhere.blob.core.windows.net/vhds/d.vhd?sv=2024-01-01&sig=${FAKE_SIG}` } });
+  await call('POST', '/api/backups', k.functionKeys.default, { source: { url: sas(env.sourceUrl('missing.vhd')) } });
+  await call('POST', '/api/restores', k.functionKeys.default, { backupId: apiId, target: { url: sas(env.targetUrl('cli-restored.vhd')) } });
+  await call('GET', `/api/restores/${ops[0][1]}`, k.functionKeys.default);
+  await call('GET', `/api/verifications/${failedVerify}`, k.functionKeys.default);
+  await call('GET', '/api/nothing-here', k.functionKeys.default);
+  await call('GET', instancesHook, k.systemKeys.durabletask_extension);
+  await call('GET', `${instancesHook}?runtimeStatus=Failed,Completed&code=${k.systemKeys.durabletask_extension}`, undefined);
+  await call('GET', `${instancesHook}/backup-${apiId}`, k.systemKeys.durabletask_extension);
+  await call('GET', `${instancesHook}/backup-${apiId}?showHistory=true`, k.systemKeys.durabletask_extension);
+  await call('GET', `${instancesHook}/${failedVerify}?showHistory=true`, k.masterKey);
+  await call('GET', `${instancesHook}/nothing`, k.systemKeys.durabletask_extension);
+  await call('DELETE', `${instancesHook}/nothing`, k.systemKeys.durabletask_extension);
+  await call('POST', `${instancesHook}/nothing/terminate`, k.systemKeys.durabletask_extension);
+  await call('POST', `${instancesHook}/nothing/rewind`, k.systemKeys.durabletask_extension);
+  await call('POST', '/runtime/webhooks/durabletask/orchestrators/backupDiskOrchestrator', k.systemKeys.durabletask_extension, '{"source":');
+  await call('POST', '/admin/functions/diskEvents', k.masterKey, { input: JSON.stringify(egEvent('admin')) });
+  await call('POST', '/admin/functions/diskEvents', k.masterKey, 'not json');
+  await call('POST', '/admin/functions/nothing', k.masterKey, {});
+  await call('POST', '/runtime/webhooks/eventgrid?functionName=diskEvents', k.systemKeys.eventgrid_extension, [egEvent('webhook')]);
+  await call('POST', '/runtime/webhooks/eventgrid?functionName=diskEvents', k.systemKeys.eventgrid_extension, 'not json');
+  await call('GET', instancesHook, undefined);
+  await call('GET', instancesHook, k.functionKeys.default);
+  await call('POST', '/api/backups', k.functionKeys.default, { source: { url: apiSource } }, { Origin: 'http://evil.example' });
+  await call('POST', '/api/backups', k.functionKeys.default, JSON.stringify({ source: { url: apiSource } }), { 'Content-Type': 'text/plain' });
+  await call('POST', '/api/backups', k.functionKeys.default, 'x'.repeat(70 * KiB));
+  await call('PUT', '/api/backups', k.functionKeys.default);
+  expect(served).toEqual([200, 200, 200, 200, 200, 403, 404, 409, 200, 200, 404, 200, 200, 200, 200, 200, 404, 404, 404, 501, 400, 202, 400, 404, 200, 400, 401, 401, 403, 415, 413, 405]);
+  await server.close();
+  // <<< serve routes
+
   // ---- The needles --------------------------------------------------------------------------------
   const userKey = await loadUserKey(keyFile);
   const vaultContainer = az.accounts.vault.service.getContainerClient('vault');
@@ -223,6 +284,9 @@ test('a full run through the CLI and the HTTP API leaks no secret into any outpu
     textNeedles.set(s, 'a SAS signature (URL-encoded)');
     textNeedles.set(decodeURIComponent(s), 'a SAS signature');
   }
+  for (const [name, key] of [['master key', server.keys.masterKey], ['function key', server.keys.functionKeys.default], ...Object.entries(server.keys.systemKeys), ['app system key', app.host.systemKey]]) {
+    textNeedles.set(key, `serve's ${name}`);
+  }
   for (const account of Object.values(az.accounts)) {
     textNeedles.set(account.key, `account key of ${account.name}`);
     textNeedles.set(encodeURIComponent(account.key), `account key of ${account.name} (URL-encoded)`);
@@ -237,9 +301,9 @@ test('a full run through the CLI and the HTTP API leaks no secret into any outpu
   for (const [needle, name] of textNeedles) byteNeedles.set(Buffer.from(needle, 'utf8'), name);
 
   // The scanner itself finds what it looks for (a SAS URL, a connection string, a raw data key).
-  const control = Buffer.concat([Buffer.from(`x ${vault} ${vaultCs} `), dataKeys[0]]);
+  const control = Buffer.concat([Buffer.from(`x ${vault} ${vaultCs} ${server.keys.masterKey} `), dataKeys[0]]);
   expect(new Set([...byteNeedles].filter(([n]) => control.includes(n)).map(([, name]) => name.replace(/ \(.*\)$/, '')))).toEqual(
-    new Set(['a SAS signature', 'account key of vault', 'connection string of vault', 'data key 0']),
+    new Set(['a SAS signature', 'account key of vault', 'connection string of vault', 'data key 0', "serve's master key"]),
   );
 
   // ---- Scan the outputs ---------------------------------------------------------------------------

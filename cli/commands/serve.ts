@@ -1,4 +1,4 @@
-/** `pagewise serve [--port N]`: the HTTP API on 127.0.0.1, backed by the local durable runtime; timers fire on their schedules. */
+/** `pagewise serve [--port N] [--keys-dir D]`: the HTTP API on 127.0.0.1, keyed, backed by the local durable runtime; timers fire on their schedules. */
 import { PagewiseError } from '../../core';
 import { taskHubConnectionString } from '../engines';
 import { parseCount } from '../options';
@@ -10,20 +10,23 @@ export const defineServe: DefineCommand = (program, ctx) => {
     .command('serve')
     .description('serve the Pagewise HTTP API on 127.0.0.1 through the local durable runtime (Ctrl-C stops)')
     .option('--port <n>', 'port (default: a free one)')
-    .option('--json', 'print { url, port } as one JSON object once listening')
-    .action(async (opts: { port?: string; json?: boolean }) => {
+    .option('--keys-dir <dir>', 'directory of the keys file (default ~/.pagewise/serve, kept 0700)')
+    .option('--json', 'print { url, port, keysFile } as one JSON object once listening')
+    .action(async (opts: { port?: string; keysDir?: string; json?: boolean }) => {
       const { io } = ctx;
       const port = parseCount(opts.port, '--port');
       if (port !== undefined && port > 65535) throw new PagewiseError('BadInput', `--port ${port} is not a TCP port`);
       const signal = io.interruptSignal?.();
       const connectionString = taskHubConnectionString(io.env);
       const { startLocalServer } = await import('../../runtime/serve');
-      const server = await startLocalServer({ taskHub: { connectionString }, appSettings: io.env, ...(port ? { port } : {}) });
+      const server = await startLocalServer({ taskHub: { connectionString }, appSettings: io.env, ...(port ? { port } : {}), ...(opts.keysDir ? { keysDir: opts.keysDir } : {}) });
       const timers = server.timers.map((t) => ({ name: t.name, schedule: t.schedule, next: t.next?.toISOString(), problem: t.problem }));
-      if (opts.json) printJson(io, { url: server.url, port: server.port, timers });
+      if (opts.json) printJson(io, { url: server.url, port: server.port, keysFile: server.keysFile, timers });
       else {
         printLines(io, [
           `pagewise API listening on ${server.url} (Ctrl-C stops)`,
+          // The path only: the keys stay in the 0600 file (terminals and service logs are read by others).
+          `keys (x-functions-key header or ?code=) in ${server.keysFile}, removed at exit`,
           ...timers.map((t) => (t.next ? `timer ${t.name}: "${t.schedule}" (UTC), next at ${t.next}` : `timer ${t.name}: ${t.problem}`)),
         ]);
       }

@@ -4,8 +4,19 @@ import { displayUrl, redact } from '../../core';
 
 /** Deep copy with every string redacted (SAS signatures, keys) — statuses echo inputs that may hold a SAS. */
 export function redactDeep<T>(value: T): T {
-  return JSON.parse(redact(JSON.stringify(value ?? null))) as T;
+  // Walks the value rather than redacting its JSON text: a SAS inside a string that holds JSON (a
+  // history event's input) is escaped there, and a text pattern would cut the escape, not the secret.
+  const walk = (v: unknown, name?: string): unknown => {
+    if (typeof v === 'string') return name !== undefined && SECRET_FIELD.test(name) ? 'REDACTED' : redact(v);
+    if (Array.isArray(v)) return v.map((item) => walk(item));
+    if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, item]) => [k, walk(item, k)]));
+    return v;
+  };
+  return walk(JSON.parse(JSON.stringify(value ?? null))) as T;
 }
+
+/** Fields whose string value is a secret whatever it looks like (as core/redact's text pattern has them). */
+const SECRET_FIELD = /^(accountKey|userKey|key|dataKey|sasToken|connectionString)$/i;
 
 export interface OperationView {
   id: string;
