@@ -49,7 +49,7 @@ beforeAll(async () => {
     appSettings: {
       PAGEWISE_VAULT_URL: env.vault.url,
       PAGEWISE_USER_KEY: userKey.toString('base64'),
-      PAGEWISE_ALLOWED_ACCOUNTS: 'src,vault',
+      PAGEWISE_ALLOWED_ACCOUNTS: env.az.storageEndpoints,
     },
   });
 });
@@ -60,8 +60,17 @@ afterAll(async () => {
   await env?.stop();
 });
 
+/** The CLI's environment: the emulator's endpoints, directly and through the counting proxy (SSRF guard). */
+// Other spellings of the same endpoints (localhost, https) are allowed too, so the vault guard, not the
+// endpoint rule, is what refuses those URL forms below.
+const cliEnv = () => {
+  const direct = env.az.storageEndpoints.split(',');
+  const spellings = direct.flatMap((e) => [e, e.replace('//127.0.0.1:', '//localhost:'), e.replace('http://', 'https://'), proxy.via(e)]);
+  return { PAGEWISE_STORAGE_ENDPOINTS: spellings.join(',') };
+};
+
 async function cli(args: string[]): Promise<{ code: number; stderr: string; stdout: string }> {
-  const io = captureIO({});
+  const io = captureIO(cliEnv());
   const code = await run(args, io);
   return { code, stderr: io.stderrText(), stdout: io.stdoutText() };
 }
@@ -181,7 +190,7 @@ describe('file targets', () => {
 
   test('an interrupted restore (Ctrl-C) exits 130 and leaves neither the file nor its temp file', async () => {
     const target = path.join(env.tmp, 'interrupted.img');
-    const io = captureIO({});
+    const io = captureIO(cliEnv());
     const interrupt = new AbortController();
     interrupt.abort();
     io.interruptSignal = () => interrupt.signal;
