@@ -5,6 +5,7 @@
  */
 import type { BackupResult, BatchSummary, RestoreResult, VerifyResult } from '../core/types';
 import type { BatchRange } from './plan';
+import type { RangeProgress } from './progress';
 
 /** Orchestrator and activity function names (one namespace per function app). */
 export const Orchestrators = {
@@ -66,6 +67,14 @@ export interface BackupActivityInput {
   settings?: EngineOverrides;
 }
 
+/** finalizeBackup shapes the whole run's result: its duration from the orchestration's start, whether it already existed. */
+export interface FinalizeActivityInput extends BackupActivityInput {
+  /** When the orchestration started (replay-safe `currentUtcDateTime`, ISO 8601). */
+  startedAt: string;
+  /** The plan found the manifest: this run read nothing. */
+  alreadyComplete: boolean;
+}
+
 export interface BatchActivityInput extends BackupActivityInput {
   batchIndex: number;
 }
@@ -94,11 +103,12 @@ export interface BackupOrchestrationOutput {
 
 export type BackupPhase = 'planning' | 'copying' | 'finalizing' | 'done';
 
-export interface BackupProgressStatus {
+/** The root's custom status; `withLiveProgress` adds its running ranges' progress for readers. */
+export interface BackupProgressStatus extends RangeProgress {
   phase: BackupPhase;
   backupId: string;
-  batchesTotal: number;
-  batchesDone: number;
+  /** Allocated bytes of the disk (what bytesRead grows to); 0 until planned. */
+  bytesTotal: number;
 }
 
 export interface RestoreOrchestrationInput {

@@ -8,6 +8,7 @@ import { DedupeIndex } from '../processor/page-processor';
 import { BackupRequest, BackupResult } from '../types';
 import { readManifest } from '../vault/manifest';
 import { openBackupContext, openPlannedSource } from './backup-context';
+import { asAlreadyExisted } from './backup-result';
 import { finalizeBackup, resultOf } from './finalize-backup';
 import { planBackup } from './plan-backup';
 import { pageLimits, runBatch } from './run-batch';
@@ -20,8 +21,7 @@ export async function backupDisk(req: BackupRequest): Promise<BackupResult> {
   const ctx = await openBackupContext(req, ref.backupId);
   const capacity = effectiveCacheBytes(settings, ctx.plan.pageCount);
   if (ref.alreadyComplete) {
-    const result = resultOf(await readManifest(ctx.vault, ref.backupId, req.userKey), Date.now() - started);
-    return { ...result, cacheCapacityBytes: capacity };
+    return asAlreadyExisted(resultOf(await readManifest(ctx.vault, ref.backupId, req.userKey), Date.now() - started, capacity));
   }
   const source = await openPlannedSource(req, ctx.plan);
   const cache = await ScratchCache.create({ capacityBytes: capacity, pageSize: ctx.plan.pageSize, dir: settings.scratchDir });
