@@ -111,18 +111,23 @@ export interface BackupProgressStatus extends RangeProgress {
   bytesTotal: number;
 }
 
-export interface RestoreOrchestrationInput {
+/** What restores and verifications started over HTTP carry besides their request. */
+export interface OperationInputBase {
+  retry?: RetrySettings;
+  /** Digest of the HTTP request that started it: an Idempotency-Key reused with another request is refused. */
+  requestFingerprint?: string;
+}
+
+export interface RestoreOrchestrationInput extends OperationInputBase {
   backupId: string;
   target: DiskRef;
   overwrite?: boolean;
-  retry?: RetrySettings;
 }
 
-export interface VerifyOrchestrationInput {
+export interface VerifyOrchestrationInput extends OperationInputBase {
   backupId: string;
   readData?: boolean;
   source?: DiskRef;
-  retry?: RetrySettings;
 }
 
 export type { BatchSummary, BackupResult, RestoreResult, VerifyResult };

@@ -11,7 +11,7 @@ import { problem } from '../problems';
 import { assertAllowedAccount, readSettings } from '../settings';
 import { findStatus } from '../starter';
 import { validators } from './schemas';
-import { operationView, redactDeep } from './views';
+import { operationView, redactDeep, withLiveBackupProgress } from './views';
 import { answering, startedResponse, validBody } from './responses';
 
 df.app.client.http('startBackup', {
@@ -34,7 +34,7 @@ df.app.client.http('getBackup', {
   handler: answering(async (request, client) => {
     const backupId = validateBackupId(request.params.id ?? '');
     const status = await findStatus(client, backupInstanceId(backupId));
-    if (status) return new HttpResponse({ status: 200, jsonBody: operationView('backups', backupId, status) });
+    if (status) return new HttpResponse({ status: 200, jsonBody: operationView('backups', backupId, await withLiveBackupProgress(client, status)) });
     // A backup made outside the function app (CLI) is known only to the vault catalog.
     const listed = (await listBackups(readSettings().vault)).find((b) => b.backupId === backupId);
     if (listed) return new HttpResponse({ status: 200, jsonBody: redactDeep({ id: backupId, runtimeStatus: 'Completed', catalog: listed }) });
@@ -52,7 +52,8 @@ df.app.client.http('listBackups', {
     if (disk) assertAllowedAccount(settings, disk, 'blob', 'the disk query parameter');
     const wanted = disk ? displayUrl(disk) : undefined;
     const instances = (await client.getStatusBy({})).filter((s) => backupIdOfInstance(s.instanceId) !== undefined);
-    const orchestrated = instances
+    const live = await Promise.all(instances.map((s) => withLiveBackupProgress(client, s)));
+    const orchestrated = live
       .map((s) => operationView('backups', backupIdOfInstance(s.instanceId)!, s))
       .filter((v) => !wanted || v.source === wanted);
     const seen = new Set(orchestrated.map((v) => v.id));
