@@ -101,7 +101,7 @@ export interface BackupOrchestrationOutput {
   result: BackupResult;
 }
 
-export type BackupPhase = 'planning' | 'copying' | 'finalizing' | 'done';
+export type BackupPhase = 'planning' | 'copying' | 'finalizing' | 'done' | 'failed';
 
 /** The root's custom status; `withLiveProgress` adds its running ranges' progress for readers. */
 export interface BackupProgressStatus extends RangeProgress {

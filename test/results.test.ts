@@ -115,7 +115,7 @@ test('a second verification after a block was damaged reports the damage (a new 
   expect(failed.runtimeStatus).toBe('Failed');
   expect(String(failed.output)).toMatch(new RegExp(`backup ${backupId} failed verification: page 0 `));
   const view = await json(await app.host.invokeHttp('getVerification', request('GET', `/api/verifications/${secondId}`, undefined, { params: { id: secondId } })));
-  expect(view).toMatchObject({ runtimeStatus: 'Failed', backupId, error: expect.stringMatching(/failed verification: page 0 /) });
+  expect(view).toMatchObject({ runtimeStatus: 'Failed', backupId, customStatus: { phase: 'failed', ok: false }, error: expect.stringMatching(/failed verification: page 0 /) });
 
   await blob.uploadData(Buffer.from(bytes.map((b, i) => (i === 10 ? b ^ 0xff : b)))); // repaired for the tests below
 });
