@@ -219,6 +219,20 @@ test('a repeated backup of a state that was already backed up says so and reads 
   expect((await listBackups(env.vault)).filter((b) => b.backupId === id)).toHaveLength(1);
 });
 
+test('a backup whose orchestration failed and that was completed since is shown complete, not as the old failure', async () => {
+  const id = 'results-failed-then-made';
+  // The orchestration fails at plan (no such disk), then the backup is made outside the app under that ID.
+  await app.runtime.startNew('backupDiskOrchestrator', { instanceId: `backup-${id}`, input: { backupId: id, source: { url: env.sourceUrl('missing.vhd') }, retry: { firstRetryIntervalInMs: 10, maxAttempts: 1 } } });
+  expect((await app.runtime.waitForCompletion(`backup-${id}`, { timeoutInMs: 30_000 })).runtimeStatus).toBe('Failed');
+  const get = () => app.host.invokeHttp('getBackup', request('GET', `/api/backups/${id}`, undefined, { params: { id } })).then(json);
+  expect(await get()).toMatchObject({ runtimeStatus: 'Failed', customStatus: { phase: 'failed' }, error: expect.stringMatching(/SourceNotFound/) });
+
+  const made = await backupDisk({ source: disk.source, vault: env.vault, userKey: env.userKey, backupId: id, pageSize: PAGE, cacheBytes: CACHE });
+  expect(await get()).toMatchObject({ id, runtimeStatus: 'Completed', catalog: { backupId: id, completedAt: made.completedAt } });
+  const listed = (await json(await app.host.invokeHttp('listBackups', request('GET', '/api/backups')))).backups as Array<{ id: string; runtimeStatus: string }>;
+  expect(listed.filter((b) => b.id === id)).toEqual([expect.objectContaining({ runtimeStatus: 'Completed', catalog: expect.objectContaining({ backupId: id }) })]);
+});
+
 test('a running backup shows its batches as they complete (0 < done < total), not 0 until the end', async () => {
   // 192 MiB with data in each 64 MiB window: three batches at 4 KiB pages; one batch in flight at a time.
   const big = await env.makeDisk('results-progress.vhd', 192 * MiB, [
