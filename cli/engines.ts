@@ -83,6 +83,6 @@ export async function backupWithLocalEngine(args: {
     activityInvocations: run.activityInvocations,
     historyEvents: run.historyEvents,
     maxConcurrentActivities: MAX_CONCURRENT_ACTIVITIES,
-    resumed: !run.started,
+    resumed: !run.started && !run.alreadyCompleted,
   };
 }

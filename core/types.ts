@@ -95,6 +95,11 @@ export interface BackupResult {
    * or written by this run, `bytesRead` is 0 and `completedAt` says when the backup was made.
    */
   alreadyExisted: boolean;
+  /**
+   * Source bytes this run read. `bytesRead` counts the whole backup; a run that resumed batches an
+   * earlier run had read reads less (a read speed is this figure over `durationMs`).
+   */
+  bytesReadNow: number;
   /** When the backup's manifest was written (ISO 8601). */
   completedAt: string;
   /** The snapshot Pagewise took of the source (with `takeSnapshot`), and whether it was deleted after the manifest. */

@@ -35,6 +35,7 @@ export const EMPTY_SUMMARY: RangeSummary = {
   zeroPages: 0,
   dedupedPages: 0,
   bytesRead: 0,
+  bytesReadNow: 0,
   bytesStaged: 0,
   cacheHighWaterBytes: 0,
 };
@@ -52,6 +53,7 @@ export function addSummaries(total: RangeSummary, parts: Array<BatchSummary | Ra
         zeroPages: sum.zeroPages + part.zeroPages,
         dedupedPages: sum.dedupedPages + part.dedupedPages,
         bytesRead: sum.bytesRead + part.bytesRead,
+        bytesReadNow: (sum.bytesReadNow ?? 0) + (isRange ? part.bytesReadNow ?? 0 : part.resumed ? 0 : part.bytesRead),
         bytesStaged: sum.bytesStaged + part.bytesStaged,
         cacheHighWaterBytes: Math.max(sum.cacheHighWaterBytes, part.cacheHighWaterBytes),
       };
@@ -125,8 +127,10 @@ export const backupDiskOrchestrator: OrchestrationHandler = function* (context: 
     alreadyComplete: plan.alreadyComplete,
     batches,
     rangeOrchestrations,
-    // finalizeBackup ran no cache: the batch activities' high water is the run's.
-    result: { ...finalized, cacheHighWaterBytes: Math.max(finalized.cacheHighWaterBytes, batches.cacheHighWaterBytes) },
+    // finalizeBackup ran no cache and read no source: the batch activities' figures are the run's.
+    result: plan.alreadyComplete
+      ? finalized
+      : { ...finalized, cacheHighWaterBytes: Math.max(finalized.cacheHighWaterBytes, batches.cacheHighWaterBytes), bytesReadNow: batches.bytesReadNow ?? 0 },
   } satisfies BackupOrchestrationOutput;
 };
 

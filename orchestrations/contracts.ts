@@ -88,6 +88,8 @@ export interface RangeSummary {
   zeroPages: number;
   dedupedPages: number;
   bytesRead: number;
+  /** Of bytesRead, what batches that were not resumed read (absent in summaries of older versions). */
+  bytesReadNow?: number;
   bytesStaged: number;
   cacheHighWaterBytes: number;
 }

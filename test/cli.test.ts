@@ -143,6 +143,8 @@ describe('backup, list, verify, restore', () => {
     expect(r.diskBytes).toBe(DISK_BYTES);
     expect(r.allocatedBytes).toBe(disk.allocatedBytes);
     expect(r.bytesRead).toBe(r.allocatedBytes);
+    expect(r.bytesReadNow).toBe(r.allocatedBytes);
+    expect(r.alreadyExisted).toBe(false);
     expect(r.pageSize).toBe(MiB);
     expect(r.cacheCapacityBytes).toBe(4 * MiB);
     expect(r.cacheHighWaterBytes).toBeGreaterThan(0);
@@ -300,7 +302,7 @@ describe('engines', () => {
     expect(o.stderr).toBe('');
     expect(o.code).toBe(0);
     const r = JSON.parse(o.stdout);
-    expect(r).toMatchObject({ backupId: 'orchestrated', engine: 'local', diskBytes: DISK_BYTES, bytesRead: disk.allocatedBytes, pages: 10, alreadyExisted: false, cacheCapacityBytes: 4 * MiB });
+    expect(r).toMatchObject({ backupId: 'orchestrated', engine: 'local', diskBytes: DISK_BYTES, bytesRead: disk.allocatedBytes, pages: 10, alreadyExisted: false, bytesReadNow: disk.allocatedBytes, cacheCapacityBytes: 4 * MiB });
     expect(r.durationMs).toBeGreaterThan(0);
     expect(r.cacheHighWaterBytes).toBeGreaterThan(0);
     expect(r.cacheHighWaterBytes).toBeLessThanOrEqual(r.cacheCapacityBytes);
@@ -312,7 +314,7 @@ describe('engines', () => {
       ['backup', sourceUrl, '--vault', `${az.accounts.vault.endpoint}/vault`, '--key-file', keyFile, '--page-size', '1MiB', '--cache', '4MiB', '--backup-id', 'orchestrated', '--engine', 'local', '--json'],
       { PAGEWISE_VAULT_CONNECTION_STRING: az.accounts.vault.connectionString },
     );
-    expect(JSON.parse(again.stdout)).toMatchObject({ backupId: 'orchestrated', alreadyExisted: true, bytesRead: 0, resumed: true, activityInvocations: 0 });
+    expect(JSON.parse(again.stdout)).toMatchObject({ backupId: 'orchestrated', alreadyExisted: true, bytesRead: 0, bytesReadNow: 0, resumed: false, activityInvocations: 0 });
   });
 
   test('an unknown engine is a usage error', async () => {

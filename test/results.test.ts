@@ -79,7 +79,7 @@ test('the durable result reports the configured cache capacity and the whole run
   backupId = id;
   const status = (await app.runtime.getStatus(`backup-${id}`))!;
   // 512 KiB of 64 KiB pages: 8 slots, fewer than the disk's 256 pages.
-  expect(output.result).toMatchObject({ cacheCapacityBytes: CACHE, alreadyExisted: false, bytesRead: disk.allocatedBytes, completedAt: expect.any(String) });
+  expect(output.result).toMatchObject({ cacheCapacityBytes: CACHE, alreadyExisted: false, bytesRead: disk.allocatedBytes, bytesReadNow: disk.allocatedBytes, completedAt: expect.any(String) });
   expect(output.result.cacheHighWaterBytes as number).toBeGreaterThan(0);
   expect(output.result.cacheHighWaterBytes as number).toBeLessThanOrEqual(CACHE);
   // From the orchestration's start (plan) to the manifest: within the instance's lifetime, and more than
@@ -208,11 +208,11 @@ test('a repeated backup of a state that was already backed up says so and reads 
   const made = await backupDisk({ source: other.source, vault: env.vault, userKey: env.userKey, pageSize: PAGE, cacheBytes: CACHE });
   expect(made.alreadyExisted).toBe(false);
   const again = await backupDisk({ source: other.source, vault: env.vault, userKey: env.userKey, pageSize: PAGE, cacheBytes: CACHE });
-  expect(again).toMatchObject({ backupId: made.backupId, alreadyExisted: true, bytesRead: 0, completedAt: made.completedAt, cacheCapacityBytes: CACHE });
+  expect(again).toMatchObject({ backupId: made.backupId, alreadyExisted: true, bytesRead: 0, bytesReadNow: 0, completedAt: made.completedAt, cacheCapacityBytes: CACHE });
 
   const { id, output } = await backupThroughHttp({ source: { url: other.source.url } });
   expect(id).toBe(made.backupId);
-  expect(output.result).toMatchObject({ alreadyExisted: true, bytesRead: 0, completedAt: made.completedAt, pages: made.pages, bytesStored: made.bytesStored });
+  expect(output.result).toMatchObject({ alreadyExisted: true, bytesRead: 0, bytesReadNow: 0, completedAt: made.completedAt, pages: made.pages, bytesStored: made.bytesStored });
   const duplicate = await post('startBackup', { source: { url: other.source.url } });
   expect(duplicate.status).toBe(200);
   expect(await json(duplicate)).toMatchObject({ id, duplicate: true, alreadyExisted: true, runtimeStatus: 'Completed' });

@@ -28,6 +28,7 @@ export async function backupDisk(req: BackupRequest): Promise<BackupResult> {
   const dedupe = new DedupeIndex();
   const limits = pageLimits(settings.concurrency, ctx.plan.pageSize);
   const progress = { pagesDone: 0, pagesTotal: ctx.plan.allocatedPages, bytesRead: 0, allocatedBytes: ctx.plan.allocatedBytes };
+  let bytesReadNow = 0; // progress.bytesRead also counts batches an earlier run read (resumed)
   const batchesPerSegment = ctx.plan.pagesPerSegment / ctx.plan.pagesPerBatch;
   const segmentOf = (k: number) => Math.floor(ctx.plan.batches[k] / batchesPerSegment);
   const stop = new AbortController(); // a failed batch stops the one overlapping it
@@ -46,6 +47,7 @@ export async function backupDisk(req: BackupRequest): Promise<BackupResult> {
         abortSignal: stop.signal,
         onDownloaded,
         onPageDone: (_page, bytes) => {
+          bytesReadNow += bytes;
           progress.pagesDone++;
           progress.bytesRead += bytes;
           req.onProgress?.({ ...progress });
@@ -92,6 +94,7 @@ export async function backupDisk(req: BackupRequest): Promise<BackupResult> {
     cacheCapacityBytes: cache.capacityBytes,
     cacheHighWaterBytes: cache.highWaterBytes,
     pagesInMemoryHighWater: limits.uploads.highWater,
+    bytesReadNow,
     durationMs: Date.now() - started,
   };
 }

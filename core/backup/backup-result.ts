@@ -6,5 +6,5 @@ import type { BackupResult } from '../types';
  * this run read nothing (bytesRead 0, so no read speed is implied).
  */
 export function asAlreadyExisted(result: BackupResult): BackupResult {
-  return { ...result, alreadyExisted: true, bytesRead: 0, cacheHighWaterBytes: 0 };
+  return { ...result, alreadyExisted: true, bytesRead: 0, bytesReadNow: 0, cacheHighWaterBytes: 0 };
 }

@@ -133,6 +133,7 @@ export function resultOf(body: ManifestBody, durationMs: number, cacheCapacityBy
     cacheCapacityBytes,
     cacheHighWaterBytes: 0,
     alreadyExisted: false,
+    bytesReadNow: 0, // finalizing reads no source; the engine running the batches fills this in
     completedAt: body.completedAt,
     durationMs,
   };
