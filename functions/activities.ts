@@ -69,7 +69,7 @@ df.app.activity(Activities.finalizeBackup, {
     const req = backupRequest(rest);
     const finalized = await finalizeBackup(req);
     // The whole run, from the orchestration's start (plan) to the manifest, not this step alone.
-    const whole = { ...finalized, durationMs: Math.max(0, Date.now() - Date.parse(startedAt)) };
+    const whole = startedAt ? { ...finalized, durationMs: Math.max(0, Date.now() - Date.parse(startedAt)) } : finalized;
     const result = alreadyComplete ? asAlreadyExisted(whole) : whole;
     trackBackupCompleted(result, req.source.url);
     context.log(`backup ${req.backupId} complete: ${result.pages} pages, ${result.bytesStored} bytes stored`);

@@ -69,10 +69,10 @@ export interface BackupActivityInput {
 
 /** finalizeBackup shapes the whole run's result: its duration from the orchestration's start, whether it already existed. */
 export interface FinalizeActivityInput extends BackupActivityInput {
-  /** When the orchestration started (replay-safe `currentUtcDateTime`, ISO 8601). */
-  startedAt: string;
+  /** When the orchestration started (replay-safe `currentUtcDateTime`, ISO 8601); absent from orchestrations of older versions. */
+  startedAt?: string;
   /** The plan found the manifest: this run read nothing. */
-  alreadyComplete: boolean;
+  alreadyComplete?: boolean;
 }
 
 export interface BatchActivityInput extends BackupActivityInput {
