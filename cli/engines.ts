@@ -4,7 +4,7 @@
  * checkpointed so a rerun resumes), and `pagewise serve` exposes the HTTP API on loopback. The runtime
  * is loaded only when asked for, so the plain CLI starts without durable-functions.
  */
-import { BackupResult, effectiveCacheBytes, PagewiseError, StorageLocation } from '../core';
+import { asAlreadyExisted, BackupResult, PagewiseError, StorageLocation } from '../core';
 import type { ResolvedSettings } from './options';
 
 export const ENGINES = ['inline', 'local'] as const;
@@ -51,7 +51,6 @@ export async function backupWithLocalEngine(args: {
   env: Record<string, string | undefined>;
   onBatches?: (done: number, total: number) => void;
 }): Promise<LocalBackupResult> {
-  const started = Date.now();
   const { runBackupThroughOrchestration } = await import('../runtime/backupThroughOrchestration');
   const run = await runBackupThroughOrchestration({
     source: args.source,
@@ -75,18 +74,15 @@ export async function backupWithLocalEngine(args: {
   if (run.runtimeStatus !== 'Completed' || !run.output) {
     throw new PagewiseError('BackupIncomplete', run.error ?? `the backup orchestration ended ${run.runtimeStatus}`);
   }
-  const { result, batches } = run.output;
+  // The orchestration's result covers its whole run; an instance that had completed before ran nothing now.
+  const result = run.alreadyCompleted ? asAlreadyExisted(run.output.result) : run.output.result;
   return {
     ...result,
-    // finalizeBackup knows nothing of the batch activities' caches: fill in what they reported.
-    cacheCapacityBytes: effectiveCacheBytes(args.settings, Math.ceil(result.diskBytes / args.settings.pageSize)),
-    cacheHighWaterBytes: Math.max(result.cacheHighWaterBytes, batches.cacheHighWaterBytes),
-    durationMs: Date.now() - started,
     engine: 'local',
     instanceId: run.instanceId,
     activityInvocations: run.activityInvocations,
     historyEvents: run.historyEvents,
     maxConcurrentActivities: MAX_CONCURRENT_ACTIVITIES,
-    resumed: !run.started,
+    resumed: !run.started && !run.alreadyCompleted,
   };
 }

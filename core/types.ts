@@ -92,8 +92,21 @@ export interface BackupResult {
   dedupedPages: number;
   pageSize: number;
   segments: number;
+  /** Scratch-cache capacity of the run (each batch activity of an orchestrated run has a cache this size). */
   cacheCapacityBytes: number;
   cacheHighWaterBytes: number;
+  /**
+   * true when the manifest already existed (the same disk state was backed up before): nothing was read
+   * or written by this run, `bytesRead` is 0 and `completedAt` says when the backup was made.
+   */
+  alreadyExisted: boolean;
+  /**
+   * Source bytes this run read. `bytesRead` counts the whole backup; a run that resumed batches an
+   * earlier run had read reads less (a read speed is this figure over `durationMs`).
+   */
+  bytesReadNow: number;
+  /** When the backup's manifest was written (ISO 8601). */
+  completedAt: string;
   /** The snapshot Pagewise took of the source (with `takeSnapshot`), and whether it was deleted after the manifest. */
   sourceSnapshot?: { snapshot: string; deleted: boolean };
   /**
@@ -101,6 +114,7 @@ export interface BackupResult {
    * its plaintext and block in memory): at most the concurrency. Set by the single-process engine.
    */
   pagesInMemoryHighWater?: number;
+  /** The whole run, from plan to manifest (an orchestrated run: its orchestration's start to end). */
   durationMs: number;
 }
 
@@ -143,8 +157,17 @@ export interface VerifyRequest {
 export interface VerifyResult {
   backupId: string;
   ok: boolean;
+  /** false: structure and presence only (manifest, page tables, segment sizes), no block was read. */
+  readData: boolean;
+  /** true when every page was also compared with the source disk. */
+  comparedWithSource: boolean;
+  /** Page-table entries checked (structure; with readData their blocks too). */
   pagesChecked: number;
+  /** Segments checked present and whole. */
+  segmentsChecked: number;
+  /** Blocks read, decrypted, decompressed and hash-checked: 0 without readData. */
   blocksChecked: number;
+  /** Plaintext bytes of those blocks: 0 without readData. */
   bytesChecked: number;
   problems: string[];
   durationMs: number;

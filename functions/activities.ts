@@ -4,7 +4,7 @@
  */
 import * as df from 'durable-functions';
 import type { InvocationContext } from '@azure/functions';
-import { finalizeBackup, planBackup, restoreBackup, runBackupBatch, verifyBackup, displayUrl, isPagewiseError, redact } from '../core';
+import { asAlreadyExisted, finalizeBackup, planBackup, restoreBackup, runBackupBatch, verifyBackup, displayUrl, isPagewiseError, redact } from '../core';
 import type { PermanentFailure } from '../orchestrations/activityOutcome';
 import { trackBackupCompleted } from './telemetry';
 import type { BackupRequest } from '../core/types';
@@ -12,6 +12,7 @@ import {
   Activities,
   BackupActivityInput,
   BatchActivityInput,
+  FinalizeActivityInput,
   RestoreOrchestrationInput,
   VerifyOrchestrationInput,
 } from '../orchestrations/contracts';
@@ -64,8 +65,12 @@ df.app.activity(Activities.runBackupBatch, {
 
 df.app.activity(Activities.finalizeBackup, {
   handler: reportingPermanentFailures(async (input: unknown, context: InvocationContext) => {
-    const req = backupRequest(input as BackupActivityInput);
-    const result = await finalizeBackup(req);
+    const { startedAt, alreadyComplete, ...rest } = input as FinalizeActivityInput;
+    const req = backupRequest(rest);
+    const finalized = await finalizeBackup(req);
+    // The whole run, from the orchestration's start (plan) to the manifest, not this step alone.
+    const whole = startedAt ? { ...finalized, durationMs: Math.max(0, Date.now() - Date.parse(startedAt)) } : finalized;
+    const result = alreadyComplete ? asAlreadyExisted(whole) : whole;
     trackBackupCompleted(result, req.source.url);
     context.log(`backup ${req.backupId} complete: ${result.pages} pages, ${result.bytesStored} bytes stored`);
     return result;

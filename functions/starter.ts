@@ -1,6 +1,7 @@
 /**
- * Starts an orchestration at most once per instance ID. Backup, restore and verify instance IDs are
- * deterministic, so a duplicate request or event delivery finds the instance already there. On an
+ * Starts an orchestration at most once per instance ID. Backup instance IDs are deterministic (and so
+ * are those of restores and verifications sent with an Idempotency-Key), so a duplicate request or
+ * event delivery finds the instance already there. On an
  * explicit request a failed or terminated instance may start again (the engine resumes from what the
  * vault already holds); an event delivered again never restarts one (`restartFailed: false`).
  */

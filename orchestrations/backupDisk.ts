@@ -15,12 +15,14 @@ import {
   BackupResult,
   BatchActivityInput,
   BatchSummary,
+  FinalizeActivityInput,
   Orchestrators,
   RangeOrchestrationInput,
   RangeSummary,
 } from './contracts';
 import { rangeInstanceId } from './instanceIds';
-import { batchIndexes, BATCHES_IN_FLIGHT, childRanges, CHILDREN_IN_FLIGHT, waves } from './plan';
+import { BatchRange, batchIndexes, BATCHES_IN_FLIGHT, childRanges, CHILDREN_IN_FLIGHT, waves } from './plan';
+import type { RangeProgress } from './progress';
 import { retryOptions } from './retry';
 import { outcome } from './activityOutcome';
 import type { PlanRef } from '../core/types';
@@ -33,6 +35,7 @@ export const EMPTY_SUMMARY: RangeSummary = {
   zeroPages: 0,
   dedupedPages: 0,
   bytesRead: 0,
+  bytesReadNow: 0,
   bytesStaged: 0,
   cacheHighWaterBytes: 0,
 };
@@ -50,6 +53,7 @@ export function addSummaries(total: RangeSummary, parts: Array<BatchSummary | Ra
         zeroPages: sum.zeroPages + part.zeroPages,
         dedupedPages: sum.dedupedPages + part.dedupedPages,
         bytesRead: sum.bytesRead + part.bytesRead,
+        bytesReadNow: (sum.bytesReadNow ?? 0) + (isRange ? part.bytesReadNow ?? 0 : part.resumed ? 0 : part.bytesRead),
         bytesStaged: sum.bytesStaged + part.bytesStaged,
         cacheHighWaterBytes: Math.max(sum.cacheHighWaterBytes, part.cacheHighWaterBytes),
       };
@@ -62,14 +66,48 @@ function activityInput(input: BackupOrchestrationInput): BackupActivityInput {
   return { backupId: input.backupId, source: input.source, ...(input.settings ? { settings: input.settings } : {}) };
 }
 
+/** The progress a range summary amounts to, plus the sub-orchestrations still in flight. */
+function progressOf(total: number, summary: RangeSummary, running: string[] = []): RangeProgress {
+  return { batchesTotal: total, batchesDone: summary.batches, pagesDone: summary.pages, bytesRead: summary.bytesRead, ...(running.length ? { running } : {}) };
+}
+
+/**
+ * Runs ranges as sub-orchestrations, one wave at a time, publishing progress (with the wave's instance
+ * IDs, so readers can add the children's own progress) before each wave and after it.
+ */
+function* runRanges(
+  context: OrchestrationContext,
+  input: BackupOrchestrationInput,
+  ranges: BatchRange[],
+  publish: (summary: RangeSummary, running: string[]) => void,
+): Generator<Task, RangeSummary, unknown> {
+  let summary = { ...EMPTY_SUMMARY };
+  for (const wave of waves(ranges, CHILDREN_IN_FLIGHT)) {
+    const ids = wave.map((range) => rangeInstanceId(context.df.instanceId, range));
+    const tasks: Task[] = wave.map((range, i) =>
+      context.df.callSubOrchestrator(Orchestrators.backupBatchRange, { ...input, range } satisfies RangeOrchestrationInput, ids[i]),
+    );
+    publish(summary, ids);
+    summary = addSummaries(summary, (yield context.df.Task.all(tasks)) as RangeSummary[]);
+    publish(summary, []);
+  }
+  return summary;
+}
+
 export const backupDiskOrchestrator: OrchestrationHandler = function* (context: OrchestrationContext) {
   const input = context.df.getInput() as BackupOrchestrationInput;
   const retry = retryOptions(input.retry);
-  const status = (phase: BackupProgressStatus['phase'], batchesTotal: number, batchesDone: number) =>
-    context.df.setCustomStatus({ phase, backupId: input.backupId, batchesTotal, batchesDone } satisfies BackupProgressStatus);
+  // Replay-safe clock: when this orchestration (not this replay) started; the run's duration counts from here.
+  const startedAt = context.df.currentUtcDateTime.toISOString();
+  let bytesTotal = 0;
+  let total = 0;
+  const status = (phase: BackupProgressStatus['phase'], progress: RangeProgress) =>
+    context.df.setCustomStatus({ phase, backupId: input.backupId, bytesTotal, ...progress } satisfies BackupProgressStatus);
 
-  status('planning', 0, 0);
+  status('planning', progressOf(0, EMPTY_SUMMARY));
   const plan = outcome<PlanRef>(yield context.df.callActivityWithRetry(Activities.planBackup, retry, activityInput(input)));
+  bytesTotal = plan.alreadyComplete ? 0 : plan.allocatedBytes;
+  total = plan.alreadyComplete ? 0 : plan.batchCount;
 
   let batches = { ...EMPTY_SUMMARY };
   let rangeOrchestrations = 0;
@@ -77,29 +115,22 @@ export const backupDiskOrchestrator: OrchestrationHandler = function* (context: 
     const all = { first: 0, count: plan.batchCount };
     const ranges = childRanges(all) ?? [all];
     rangeOrchestrations = ranges.length;
-    status('copying', plan.batchCount, 0);
-    for (const wave of waves(ranges, CHILDREN_IN_FLIGHT)) {
-      const tasks: Task[] = wave.map((range) =>
-        context.df.callSubOrchestrator(
-          Orchestrators.backupBatchRange,
-          { ...input, range } satisfies RangeOrchestrationInput,
-          rangeInstanceId(context.df.instanceId, range),
-        ),
-      );
-      batches = addSummaries(batches, (yield context.df.Task.all(tasks)) as RangeSummary[]);
-      status('copying', plan.batchCount, batches.batches);
-    }
+    batches = yield* runRanges(context, input, ranges, (summary, running) => status('copying', progressOf(total, summary, running)));
   }
 
-  status('finalizing', plan.batchCount, batches.batches);
-  const result = outcome<BackupResult>(yield context.df.callActivityWithRetry(Activities.finalizeBackup, retry, activityInput(input)));
-  status('done', plan.batchCount, batches.batches);
+  status('finalizing', progressOf(total, batches));
+  const finalizeInput: FinalizeActivityInput = { ...activityInput(input), startedAt, alreadyComplete: plan.alreadyComplete };
+  const finalized = outcome<BackupResult>(yield context.df.callActivityWithRetry(Activities.finalizeBackup, retry, finalizeInput));
+  status('done', progressOf(total, batches));
   return {
     backupId: input.backupId,
     alreadyComplete: plan.alreadyComplete,
     batches,
     rangeOrchestrations,
-    result,
+    // finalizeBackup ran no cache and read no source: the batch activities' figures are the run's.
+    result: plan.alreadyComplete
+      ? finalized
+      : { ...finalized, cacheHighWaterBytes: Math.max(finalized.cacheHighWaterBytes, batches.cacheHighWaterBytes), bytesReadNow: batches.bytesReadNow ?? 0 },
   } satisfies BackupOrchestrationOutput;
 };
 
@@ -108,23 +139,12 @@ export const backupBatchRangeOrchestrator: OrchestrationHandler = function* (con
   const input = context.df.getInput() as RangeOrchestrationInput;
   const retry = retryOptions(input.retry);
   const children = childRanges(input.range);
+  const publish = (summary: RangeSummary, running: string[] = []) => context.df.setCustomStatus(progressOf(input.range.count, summary, running));
+
+  if (children) return yield* runRanges(context, input, children, publish);
+
   let summary = { ...EMPTY_SUMMARY };
-
-  if (children) {
-    for (const wave of waves(children, CHILDREN_IN_FLIGHT)) {
-      const tasks: Task[] = wave.map((range) =>
-        context.df.callSubOrchestrator(
-          Orchestrators.backupBatchRange,
-          { ...input, range } satisfies RangeOrchestrationInput,
-          rangeInstanceId(context.df.instanceId, range),
-        ),
-      );
-      summary = addSummaries(summary, (yield context.df.Task.all(tasks)) as RangeSummary[]);
-      context.df.setCustomStatus({ batchesTotal: input.range.count, batchesDone: summary.batches });
-    }
-    return summary;
-  }
-
+  publish(summary);
   for (const wave of waves(batchIndexes(input.range), input.batchesInFlight ?? BATCHES_IN_FLIGHT)) {
     const tasks: Task[] = wave.map((batchIndex) =>
       context.df.callActivityWithRetry(Activities.runBackupBatch, retry, {
@@ -133,7 +153,7 @@ export const backupBatchRangeOrchestrator: OrchestrationHandler = function* (con
       } satisfies BatchActivityInput),
     );
     summary = addSummaries(summary, ((yield context.df.Task.all(tasks)) as unknown[]).map((r) => outcome<BatchSummary>(r)));
-    context.df.setCustomStatus({ batchesTotal: input.range.count, batchesDone: summary.batches });
+    publish(summary);
   }
   return summary;
 };

@@ -5,6 +5,7 @@
  */
 import type { BackupResult, BatchSummary, RestoreResult, VerifyResult } from '../core/types';
 import type { BatchRange } from './plan';
+import type { RangeProgress } from './progress';
 
 /** Orchestrator and activity function names (one namespace per function app). */
 export const Orchestrators = {
@@ -68,6 +69,14 @@ export interface BackupActivityInput {
   settings?: EngineOverrides;
 }
 
+/** finalizeBackup shapes the whole run's result: its duration from the orchestration's start, whether it already existed. */
+export interface FinalizeActivityInput extends BackupActivityInput {
+  /** When the orchestration started (replay-safe `currentUtcDateTime`, ISO 8601); absent from orchestrations of older versions. */
+  startedAt?: string;
+  /** The plan found the manifest: this run read nothing. */
+  alreadyComplete?: boolean;
+}
+
 export interface BatchActivityInput extends BackupActivityInput {
   batchIndex: number;
 }
@@ -81,6 +90,8 @@ export interface RangeSummary {
   zeroPages: number;
   dedupedPages: number;
   bytesRead: number;
+  /** Of bytesRead, what batches that were not resumed read (absent in summaries of older versions). */
+  bytesReadNow?: number;
   bytesStaged: number;
   cacheHighWaterBytes: number;
 }
@@ -94,27 +105,33 @@ export interface BackupOrchestrationOutput {
   result: BackupResult;
 }
 
-export type BackupPhase = 'planning' | 'copying' | 'finalizing' | 'done';
+export type BackupPhase = 'planning' | 'copying' | 'finalizing' | 'done' | 'failed';
 
-export interface BackupProgressStatus {
+/** The root's custom status; `withLiveProgress` adds its running ranges' progress for readers. */
+export interface BackupProgressStatus extends RangeProgress {
   phase: BackupPhase;
   backupId: string;
-  batchesTotal: number;
-  batchesDone: number;
+  /** Allocated bytes of the disk (what bytesRead grows to); 0 until planned. */
+  bytesTotal: number;
 }
 
-export interface RestoreOrchestrationInput {
+/** What restores and verifications started over HTTP carry besides their request. */
+export interface OperationInputBase {
+  retry?: RetrySettings;
+  /** Digest of the HTTP request that started it: an Idempotency-Key reused with another request is refused. */
+  requestFingerprint?: string;
+}
+
+export interface RestoreOrchestrationInput extends OperationInputBase {
   backupId: string;
   target: DiskRef;
   overwrite?: boolean;
-  retry?: RetrySettings;
 }
 
-export interface VerifyOrchestrationInput {
+export interface VerifyOrchestrationInput extends OperationInputBase {
   backupId: string;
   readData?: boolean;
   source?: DiskRef;
-  retry?: RetrySettings;
 }
 
 export type { BatchSummary, BackupResult, RestoreResult, VerifyResult };

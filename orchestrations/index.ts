@@ -2,9 +2,10 @@
 import * as df from 'durable-functions';
 import { backupBatchRangeOrchestrator, backupDiskOrchestrator } from './backupDisk';
 import { Orchestrators } from './contracts';
+import { markingFailure } from './failedStatus';
 import { restoreDiskOrchestrator, verifyBackupOrchestrator } from './restoreAndVerify';
 
-df.app.orchestration(Orchestrators.backupDisk, backupDiskOrchestrator);
+df.app.orchestration(Orchestrators.backupDisk, markingFailure(backupDiskOrchestrator));
 df.app.orchestration(Orchestrators.backupBatchRange, backupBatchRangeOrchestrator);
-df.app.orchestration(Orchestrators.restoreDisk, restoreDiskOrchestrator);
-df.app.orchestration(Orchestrators.verifyBackup, verifyBackupOrchestrator);
+df.app.orchestration(Orchestrators.restoreDisk, markingFailure(restoreDiskOrchestrator));
+df.app.orchestration(Orchestrators.verifyBackup, markingFailure(verifyBackupOrchestrator));

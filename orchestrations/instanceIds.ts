@@ -1,13 +1,12 @@
 /**
- * Deterministic orchestration instance IDs. A backup's ID is derived from (disk, snapshot, ETag) by
- * core `deriveBackupId`, so starting the same disk state twice names the same instance and the
- * second start finds the first instead of making a second backup.
+ * Orchestration instance IDs. A backup's ID is derived from (disk, snapshot, ETag) by core
+ * `deriveBackupId`, so starting the same disk state twice names the same instance and the second
+ * start finds the first instead of making a second backup. Restores and verifications are new
+ * operations each time (functions/http/idempotency.ts names them).
  */
 import type { BatchRange } from './plan';
 
 export const backupInstanceId = (backupId: string) => `backup-${backupId}`;
-export const restoreInstanceId = (backupId: string, targetKey: string) => `restore-${backupId}-${targetKey}`;
-export const verifyInstanceId = (backupId: string, readData: boolean) => `verify-${backupId}-${readData ? 'data' : 'meta'}`;
 
 /** Child instance of a range: stable across replays and restarts of the parent. */
 export const rangeInstanceId = (parentInstanceId: string, range: BatchRange) =>

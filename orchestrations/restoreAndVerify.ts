@@ -10,7 +10,7 @@ import { outcome } from './activityOutcome';
 export const restoreDiskOrchestrator: OrchestrationHandler = function* (context: OrchestrationContext) {
   const input = context.df.getInput() as RestoreOrchestrationInput;
   context.df.setCustomStatus({ phase: 'restoring', backupId: input.backupId });
-  const { retry, ...activityInput } = input;
+  const { retry, requestFingerprint: _fingerprint, ...activityInput } = input;
   const result = outcome<unknown>(yield context.df.callActivityWithRetry(Activities.restoreBackup, retryOptions(retry), activityInput));
   context.df.setCustomStatus({ phase: 'done', backupId: input.backupId });
   return result;
@@ -19,7 +19,7 @@ export const restoreDiskOrchestrator: OrchestrationHandler = function* (context:
 export const verifyBackupOrchestrator: OrchestrationHandler = function* (context: OrchestrationContext) {
   const input = context.df.getInput() as VerifyOrchestrationInput;
   context.df.setCustomStatus({ phase: 'verifying', backupId: input.backupId });
-  const { retry, ...activityInput } = input;
+  const { retry, requestFingerprint: _fingerprint, ...activityInput } = input;
   const result = outcome<{ ok: boolean; problems: string[] }>(yield context.df.callActivityWithRetry(Activities.verifyBackup, retryOptions(retry), activityInput));
   context.df.setCustomStatus({ phase: 'done', backupId: input.backupId, ok: result.ok });
   // A backup that does not verify is a failed verification, not a successful one with a flag.

@@ -8,6 +8,7 @@ import { allowedEndpointOf, deriveBackupId, displayUrl, PagewiseError, parseStor
 import type { StorageLocation } from '../core/types';
 import { BackupOrchestrationInput, BackupOrchestrationOutput, EngineOverrides, Orchestrators, RetrySettings } from '../orchestrations/contracts';
 import { backupInstanceId } from '../orchestrations/instanceIds';
+import { withLiveProgress } from '../orchestrations/progress';
 import type { InstanceStatus } from './durableRuntime';
 import { startLocalApp, TaskHubLocation } from './localApp';
 
@@ -24,7 +25,7 @@ export interface OrchestratedBackupOptions {
   retry?: RetrySettings;
   maxConcurrentActivities?: number;
   timeoutInMs?: number;
-  /** Called with the root instance's status (customStatus: phase, batchesDone/Total) while it runs. */
+  /** Called with the root instance's status while it runs (customStatus: phase and live progress, see orchestrations/progress.ts). */
   onStatus?: (status: InstanceStatus) => void;
 }
 
@@ -39,6 +40,8 @@ export interface OrchestratedBackupResult {
   activityInvocations: number;
   /** false when an instance already existed (resumed after a crash, or already completed). */
   started: boolean;
+  /** true when the instance had already completed: this call ran nothing. */
+  alreadyCompleted: boolean;
 }
 
 export async function runBackupThroughOrchestration(options: OrchestratedBackupOptions): Promise<OrchestratedBackupResult> {
@@ -72,9 +75,14 @@ async function runOrchestration(options: OrchestratedBackupOptions): Promise<Orc
       ...(options.retry ? { retry: options.retry } : {}),
     };
     const { created } = await app.runtime.startNew(Orchestrators.backupDisk, { instanceId, input });
-    const progress = options.onStatus
-      ? setInterval(() => void app.runtime.getStatus(instanceId).then((s) => s && options.onStatus!(s)), 500)
-      : undefined;
+    // An instance that had already completed is a backup that already existed: nothing runs now.
+    const alreadyCompleted = !created && (await app.runtime.getStatus(instanceId))?.runtimeStatus === 'Completed';
+    const customStatusOf = async (id: string) => (await app.runtime.getStatus(id))?.customStatus;
+    const report = async () => {
+      const s = await app.runtime.getStatus(instanceId);
+      if (s) options.onStatus!({ ...s, customStatus: await withLiveProgress(s.customStatus, customStatusOf) });
+    };
+    const progress = options.onStatus ? setInterval(() => void report().catch(() => undefined), 500) : undefined;
     let status: InstanceStatus;
     try {
       status = await app.runtime.waitForCompletion(instanceId, { timeoutInMs: options.timeoutInMs ?? 3_600_000 });
@@ -93,6 +101,7 @@ async function runOrchestration(options: OrchestratedBackupOptions): Promise<Orc
       historyEvents: Object.fromEntries(family.map((s) => [s.instanceId, s.historyEvents])),
       activityInvocations: app.runtime.activityInvocations,
       started: created,
+      alreadyCompleted,
     };
   } finally {
     await app.stop();

@@ -201,6 +201,8 @@ test('a backup interrupted before finalize is not listed, cannot be restored, an
   const resumed = await backupDisk(req);
   expect(resumed.backupId).toBe(plan.backupId);
   expect(resumed.bytesRead).toBe(disk.allocatedBytes); // counted once: batch 0 was not read again
+  expect(resumed.bytesReadNow).toBe(disk.allocatedBytes - first.bytesRead); // this run read batch 1 only: its speed is not inflated
+  expect(first.bytesRead).toBeGreaterThan(0);
   expect((await runBackupBatch({ ...req, backupId: plan.backupId, batchIndex: 0 })).resumed).toBe(true);
   expect((await listBackups(env.vault)).map((b) => b.backupId)).toContain(plan.backupId);
   const file = path.join(env.tmp, 'interrupted.img');

@@ -143,6 +143,8 @@ describe('backup, list, verify, restore', () => {
     expect(r.diskBytes).toBe(DISK_BYTES);
     expect(r.allocatedBytes).toBe(disk.allocatedBytes);
     expect(r.bytesRead).toBe(r.allocatedBytes);
+    expect(r.bytesReadNow).toBe(r.allocatedBytes);
+    expect(r.alreadyExisted).toBe(false);
     expect(r.pageSize).toBe(MiB);
     expect(r.cacheCapacityBytes).toBe(4 * MiB);
     expect(r.cacheHighWaterBytes).toBeGreaterThan(0);
@@ -156,12 +158,15 @@ describe('backup, list, verify, restore', () => {
     backupId = r.backupId;
   });
 
-  test('backup again (human output) resumes the complete backup', async () => {
+  test('backup again says the backup already exists and that nothing was read (no read speed)', async () => {
+    const [listed] = JSON.parse((await cli(['list', '--vault', vaultUrl, '--json'])).stdout).backups as Array<{ completedAt: string }>;
     const o = await cli(['backup', sourceUrl, '--vault', vaultUrl, '--key-file', keyFile, '--page-size', '1MiB', '--cache', '4MiB']);
     expect(o.code).toBe(0);
     expect(o.stderr).toBe('');
-    expect(o.stdout).toContain(`backup ${backupId} complete`);
-    expect(o.stdout).toMatch(/cache\s+4\.00 MiB capacity/);
+    expect(o.stdout.split('\n')[0]).toBe(`backup ${backupId} already exists (made ${listed.completedAt}), nothing read: ${az.accounts.src.endpoint}/disks/vm1.vhd → ${az.accounts.vault.endpoint}/vault`);
+    expect(o.stdout).not.toMatch(/MiB\/s|^\s+read\s/m);
+    const json = JSON.parse((await cli(['backup', sourceUrl, '--vault', vaultUrl, '--key-file', keyFile, '--page-size', '1MiB', '--cache', '4MiB', '--json'])).stdout);
+    expect(json).toMatchObject({ backupId, alreadyExisted: true, bytesRead: 0, completedAt: listed.completedAt, pages: 10, cacheCapacityBytes: 4 * MiB });
   });
 
   test('list shows the backup (json and table)', async () => {
@@ -181,14 +186,24 @@ describe('backup, list, verify, restore', () => {
     expect(full.stderr).toBe('');
     expect(full.code).toBe(0);
     const r = JSON.parse(full.stdout);
-    expect(r).toMatchObject({ backupId, ok: true, problems: [] });
-    expect(r.blocksChecked).toBeGreaterThan(0);
+    // 10 pages, one of them zero (no block) and one a duplicate: 9 page-table entries with data blocks.
+    expect(r).toMatchObject({ backupId, ok: true, problems: [], readData: true, comparedWithSource: true, pagesChecked: 9, segmentsChecked: 1, blocksChecked: 9, bytesChecked: 9 * MiB });
     const quick = await cli(['verify', backupId, '--vault', vaultUrl, '--key-file', keyFile, '--json']);
     expect(quick.code).toBe(0);
-    expect(JSON.parse(quick.stdout)).toMatchObject({ ok: true, blocksChecked: 0 });
-    const alias = await cli(['verify', backupId, '--vault', vaultUrl, '--key-file', keyFile, '--quick']);
-    expect(alias.code).toBe(0);
-    expect(alias.stdout).toContain('is OK (structure only)');
+    expect(JSON.parse(quick.stdout)).toMatchObject({ ok: true, readData: false, comparedWithSource: false, pagesChecked: 9, segmentsChecked: 1, blocksChecked: 0, bytesChecked: 0 });
+    // The human line says exactly what was checked, and that no data was read without --read-data.
+    for (const extra of [[], ['--quick']]) {
+      const structure = await cli(['verify', backupId, '--vault', vaultUrl, '--key-file', keyFile, ...extra]);
+      expect(structure.code).toBe(0);
+      expect(structure.stdout).toMatch(
+        new RegExp(`^backup ${backupId} is OK\n  structure checked: manifest, 9 page-table entries, 1 segment\\(s\\) present and whole; no data read \\(--read-data reads and hash-checks every block\\), in [0-9.]+ s\n$`),
+      );
+    }
+    const thorough = await cli(['verify', backupId, '--vault', vaultUrl, '--key-file', keyFile, '--read-data']);
+    expect(thorough.stdout).toMatch(
+      new RegExp(`^backup ${backupId} is OK\n  structure checked: manifest, 9 page-table entries, 1 segment\\(s\\) present and whole; 9 blocks \\(9\\.00 MiB\\) read, decrypted and hash-checked, in [0-9.]+ s\n$`),
+    );
+    expect(thorough.stdout).not.toContain('all data read');
   });
 
   test('restore to a file is byte-identical; an existing target needs --force', async () => {
@@ -287,12 +302,19 @@ describe('engines', () => {
     expect(o.stderr).toBe('');
     expect(o.code).toBe(0);
     const r = JSON.parse(o.stdout);
-    expect(r).toMatchObject({ backupId: 'orchestrated', engine: 'local', diskBytes: DISK_BYTES, bytesRead: disk.allocatedBytes, pages: 10 });
+    expect(r).toMatchObject({ backupId: 'orchestrated', engine: 'local', diskBytes: DISK_BYTES, bytesRead: disk.allocatedBytes, pages: 10, alreadyExisted: false, bytesReadNow: disk.allocatedBytes, cacheCapacityBytes: 4 * MiB });
+    expect(r.durationMs).toBeGreaterThan(0);
     expect(r.cacheHighWaterBytes).toBeGreaterThan(0);
     expect(r.cacheHighWaterBytes).toBeLessThanOrEqual(r.cacheCapacityBytes);
     expect(r.cacheCapacityBytes).toBeLessThan(r.diskBytes);
     const v = await cli(['verify', 'orchestrated', '--vault', vaultUrl, '--key-file', keyFile, '--read-data', '--json']);
     expect(JSON.parse(v.stdout).ok).toBe(true);
+    // Again: the orchestration had completed, so nothing ran and nothing was read.
+    const again = await cli(
+      ['backup', sourceUrl, '--vault', `${az.accounts.vault.endpoint}/vault`, '--key-file', keyFile, '--page-size', '1MiB', '--cache', '4MiB', '--backup-id', 'orchestrated', '--engine', 'local', '--json'],
+      { PAGEWISE_VAULT_CONNECTION_STRING: az.accounts.vault.connectionString },
+    );
+    expect(JSON.parse(again.stdout)).toMatchObject({ backupId: 'orchestrated', alreadyExisted: true, bytesRead: 0, bytesReadNow: 0, resumed: false, activityInvocations: 0 });
   });
 
   test('an unknown engine is a usage error', async () => {

@@ -92,7 +92,9 @@ test('a permanent failure ends the orchestration Failed at once, without retries
   const writable = env.az.accounts.src.service.getContainerClient('disks').getPageBlobClient('changing.vhd');
   await writable.uploadPages(Buffer.alloc(4 * KiB, 7), 8 * MiB, 4 * KiB);
 
+  const statuses: unknown[] = [];
   const failed = await runBackupThroughOrchestration({
+    onStatus: (s) => statuses.push(s.customStatus),
     source: changing.source,
     vault: env.vault,
     userKey: env.userKey,
@@ -106,5 +108,6 @@ test('a permanent failure ends the orchestration Failed at once, without retries
   expect(failed.error).toMatch(/BadInput: .*already used by a backup of another disk state/);
   expect(failed.error).not.toMatch(/sig=(?!REDACTED)/);
   expect(failed.activityInvocations).toBe(1); // retrying bad input would only delay the answer
+  expect(statuses[statuses.length - 1]).toMatchObject({ phase: 'failed', backupId: plan.backupId }); // not stuck at "planning"
   expect((await listBackups(env.vault)).map((b) => b.backupId)).not.toContain(plan.backupId);
 });

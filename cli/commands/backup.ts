@@ -71,18 +71,28 @@ export const defineBackup: DefineCommand = (program, ctx) => {
         return;
       }
       printLines(io, [
-        `backup ${result.backupId} complete: ${displayUrl(sourceUrl)} → ${displayUrl(opts.vault)}`,
+        result.alreadyExisted
+          ? `backup ${result.backupId} already exists (made ${result.completedAt}), nothing read: ${displayUrl(sourceUrl)} → ${displayUrl(opts.vault)}`
+          : `backup ${result.backupId} complete: ${displayUrl(sourceUrl)} → ${displayUrl(opts.vault)}`,
         ...table([
           ['disk', `${formatBytes(result.diskBytes)} (${formatBytes(result.allocatedBytes)} allocated)`],
-          ['read', `${formatBytes(result.bytesRead)} in ${seconds(result.durationMs)} (${rate(result.bytesRead, result.durationMs)})`],
+          // A backup that already existed read nothing: no read speed, no cache use to report.
+          ...(result.alreadyExisted ? [] : [['read', readLine(result)] as [string, string]]),
           ['pages', `${result.pages} of ${formatBytes(result.pageSize)} (${result.zeroPages} zero, ${result.dedupedPages} deduplicated)`],
           ['stored', `${formatBytes(result.bytesStored)} in ${result.storedBlocks} blocks, ${result.segments} segment(s)`],
-          ['cache', `${formatBytes(result.cacheCapacityBytes)} capacity, ${formatBytes(result.cacheHighWaterBytes)} high water`],
+          ...(result.alreadyExisted ? [] : [['cache', `${formatBytes(result.cacheCapacityBytes)} capacity, ${formatBytes(result.cacheHighWaterBytes)} high water`] as [string, string]]),
           ...(result.sourceSnapshot ? [['snapshot', `${result.sourceSnapshot.snapshot} taken and ${result.sourceSnapshot.deleted ? 'deleted' : 'NOT deleted (delete it yourself)'}`] as [string, string]] : []),
         ]),
       ]);
     });
 };
+
+/** What this run read, at what speed; batches an earlier run read (resumed) are named apart. */
+function readLine(result: BackupResult): string {
+  const earlier = result.bytesRead - result.bytesReadNow;
+  const now = `${formatBytes(result.bytesReadNow)} in ${seconds(result.durationMs)} (${rate(result.bytesReadNow, result.durationMs)})`;
+  return earlier > 0 ? `${now}; ${formatBytes(earlier)} read by an earlier run (resumed)` : now;
+}
 
 /** Added to an interrupted or failed backup's error line. */
 export function backupHint(code: string): string | undefined {

@@ -1,5 +1,5 @@
 /** `pagewise verify <backup-id> --vault <container-url> --key-file <f> [--read-data] [--source <url>]` */
-import { formatBytes, loadUserKey, validateBackupId, verifyBackup } from '../../core';
+import { describeVerification, loadUserKey, validateBackupId, verifyBackup } from '../../core';
 import { EXIT_FAILURE, printError } from '../errors';
 import { storageLocation } from '../locations';
 import { parseConcurrency } from '../options';
@@ -52,10 +52,7 @@ export const defineVerify: DefineCommand = (program, ctx) => {
       }
       if (opts.json) printJson(io, result);
       else if (result.ok) {
-        printLines(io, [
-          `backup ${result.backupId} is OK (${opts.quick ? 'structure only' : 'all data read'}${source ? ', compared with the source' : ''})`,
-          `  ${result.pagesChecked} pages, ${result.blocksChecked} blocks, ${formatBytes(result.bytesChecked)} checked in ${seconds(result.durationMs)}`,
-        ]);
+        printLines(io, [`backup ${result.backupId} is OK`, `  ${describeVerification(result)}, in ${seconds(result.durationMs)}`]);
       }
       if (!result.ok) {
         for (const problem of result.problems) printError(io, `problem: ${problem}`);

@@ -9,6 +9,7 @@ import { DedupeIndex } from '../processor/page-processor';
 import { BackupRequest, BackupResult } from '../types';
 import { readManifest } from '../vault/manifest';
 import { openBackupContext, openPlannedSource } from './backup-context';
+import { asAlreadyExisted } from './backup-result';
 import { finalizeBackup, resultOf } from './finalize-backup';
 import { planBackup } from './plan-backup';
 import { pageLimits, runBatch } from './run-batch';
@@ -25,14 +26,14 @@ async function backupAll(req: BackupRequest): Promise<BackupResult> {
   const ctx = await openBackupContext(req, ref.backupId);
   const capacity = effectiveCacheBytes(settings, ctx.plan.pageCount);
   if (ref.alreadyComplete) {
-    const result = resultOf(await readManifest(ctx.vault, ref.backupId, req.userKey), Date.now() - started);
-    return { ...result, cacheCapacityBytes: capacity };
+    return asAlreadyExisted(resultOf(await readManifest(ctx.vault, ref.backupId, req.userKey), Date.now() - started, capacity));
   }
   const source = await openPlannedSource(req, ctx.plan);
   const cache = await ScratchCache.create({ capacityBytes: capacity, pageSize: ctx.plan.pageSize, dir: settings.scratchDir });
   const dedupe = new DedupeIndex();
   const limits = pageLimits(settings.concurrency, ctx.plan.pageSize);
   const progress = { pagesDone: 0, pagesTotal: ctx.plan.allocatedPages, bytesRead: 0, allocatedBytes: ctx.plan.allocatedBytes };
+  let bytesReadNow = 0; // progress.bytesRead also counts batches an earlier run read (resumed)
   const batchesPerSegment = ctx.plan.pagesPerSegment / ctx.plan.pagesPerBatch;
   const segmentOf = (k: number) => Math.floor(ctx.plan.batches[k] / batchesPerSegment);
   const stop = new AbortController(); // a failed batch stops the one overlapping it
@@ -51,6 +52,7 @@ async function backupAll(req: BackupRequest): Promise<BackupResult> {
         abortSignal: stop.signal,
         onDownloaded,
         onPageDone: (_page, bytes) => {
+          bytesReadNow += bytes;
           progress.pagesDone++;
           progress.bytesRead += bytes;
           req.onProgress?.({ ...progress });
@@ -97,6 +99,7 @@ async function backupAll(req: BackupRequest): Promise<BackupResult> {
     cacheCapacityBytes: cache.capacityBytes,
     cacheHighWaterBytes: cache.highWaterBytes,
     pagesInMemoryHighWater: limits.uploads.highWater,
+    bytesReadNow,
     durationMs: Date.now() - started,
   };
 }

@@ -14,6 +14,7 @@ import { encodeChunk, PageEntry } from '../vault/page-table';
 import { SourceDisk } from '../source/source-disk';
 import { BackupPlan } from '../vault/plan';
 import { openBackupContext, snapshotTakenByPagewise } from './backup-context';
+import { effectiveCacheBytes, resolveSettings } from './settings';
 
 export async function finalizeBackup(req: BackupRequest & { backupId: string }): Promise<BackupResult> {
   return whileBackingUp(req.source, () => finalize(req));
@@ -22,9 +23,10 @@ export async function finalizeBackup(req: BackupRequest & { backupId: string }):
 async function finalize(req: BackupRequest & { backupId: string }): Promise<BackupResult> {
   const started = Date.now();
   const { plan, vault, dataKey } = await openBackupContext(req, req.backupId);
+  const capacity = effectiveCacheBytes(resolveSettings(req), plan.pageCount);
   if (await vault.exists(layout.manifest(plan.backupId))) {
     // (a finalize that stopped after the manifest may have left the snapshot behind)
-    return { ...resultOf(await readManifest(vault, plan.backupId, req.userKey), Date.now() - started), ...(await releaseSnapshot(req, plan)) };
+    return { ...resultOf(await readManifest(vault, plan.backupId, req.userKey), Date.now() - started, capacity), ...(await releaseSnapshot(req, plan)) };
   }
   const batchesPerSegment = plan.pagesPerSegment / plan.pagesPerBatch;
   const segmentsWithData = [...new Set(plan.batches.map((b) => Math.floor(b / batchesPerSegment)))];
@@ -100,7 +102,7 @@ async function finalize(req: BackupRequest & { backupId: string }): Promise<Back
   }
   body.completedAt = new Date().toISOString();
   await writeManifest(vault, req.userKey, body);
-  return { ...resultOf(body, Date.now() - started), ...(await releaseSnapshot(req, plan)) };
+  return { ...resultOf(body, Date.now() - started, capacity), ...(await releaseSnapshot(req, plan)) };
 }
 
 /**
@@ -119,7 +121,8 @@ async function releaseSnapshot(req: BackupRequest, plan: BackupPlan): Promise<Pi
   }
 }
 
-export function resultOf(body: ManifestBody, durationMs: number): BackupResult {
+/** The result of a backup from its manifest; `cacheCapacityBytes` is the capacity the run's settings give. */
+export function resultOf(body: ManifestBody, durationMs: number, cacheCapacityBytes: number): BackupResult {
   return {
     backupId: body.backupId,
     diskBytes: body.diskBytes,
@@ -132,8 +135,11 @@ export function resultOf(body: ManifestBody, durationMs: number): BackupResult {
     dedupedPages: body.stats.dedupedPages,
     pageSize: body.pageSize,
     segments: body.segments.length,
-    cacheCapacityBytes: 0,
+    cacheCapacityBytes,
     cacheHighWaterBytes: 0,
+    alreadyExisted: false,
+    bytesReadNow: 0, // finalizing reads no source; the engine running the batches fills this in
+    completedAt: body.completedAt,
     durationMs,
   };
 }

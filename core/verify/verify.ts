@@ -15,6 +15,7 @@ import { SourceDisk } from '../source/source-disk';
 import { allowedEndpointOf } from '../storage/clients';
 import { VerifyRequest, VerifyResult } from '../types';
 import { PageEntry } from '../vault/page-table';
+import { formatBytes } from '../units';
 
 const MAX_PROBLEMS = 100;
 
@@ -31,9 +32,11 @@ export async function verifyBackup(req: VerifyRequest): Promise<VerifyResult> {
   let pagesChecked = 0;
   let blocksChecked = 0;
   let bytesChecked = 0;
+  let segmentsChecked = 0;
   const readData = req.readData ?? true;
 
   for (const segment of manifest.segments) {
+    segmentsChecked++;
     try {
       const props = await reader.vault.container.getBlockBlobClient(segment.blob).getProperties();
       if (props.contentLength !== segment.bytes) note(`segment ${segment.index}: ${props.contentLength} bytes, the manifest says ${segment.bytes} (truncated or replaced)`);
@@ -93,7 +96,27 @@ export async function verifyBackup(req: VerifyRequest): Promise<VerifyResult> {
     note(err.message);
   }
 
-  return { backupId: req.backupId, ok: problems.length === 0, pagesChecked, blocksChecked, bytesChecked, problems, durationMs: Date.now() - started };
+  return {
+    backupId: req.backupId,
+    ok: problems.length === 0,
+    readData,
+    comparedWithSource: req.source !== undefined,
+    pagesChecked,
+    segmentsChecked,
+    blocksChecked,
+    bytesChecked,
+    problems,
+    durationMs: Date.now() - started,
+  };
+}
+
+/** One line saying exactly what a verification checked (CLI output; the same facts as the result's fields). */
+export function describeVerification(result: VerifyResult): string {
+  const structure = `structure checked: manifest, ${result.pagesChecked} page-table entries, ${result.segmentsChecked} segment(s) present and whole`;
+  const data = result.readData
+    ? `${result.blocksChecked} blocks (${formatBytes(result.bytesChecked)}) read, decrypted and hash-checked`
+    : 'no data read (--read-data reads and hash-checks every block)';
+  return `${structure}; ${data}${result.comparedWithSource ? '; compared with the source' : ''}`;
 }
 
 /**

@@ -4,14 +4,14 @@
  */
 import * as df from 'durable-functions';
 import { HttpResponse } from '@azure/functions';
-import { displayUrl, listBackups, validateBackupId } from '../../core';
+import { BackupListing, displayUrl, listBackups, validateBackupId } from '../../core';
 import { startDiskBackup } from '../backupStarts';
 import { backupIdOfInstance, backupInstanceId } from '../../orchestrations/instanceIds';
 import { problem } from '../problems';
 import { assertAllowedAccount, readSettings } from '../settings';
-import { findStatus } from '../starter';
+import { findStatus, isRestartable } from '../starter';
 import { validators } from './schemas';
-import { operationView, redactDeep } from './views';
+import { operationView, redactDeep, withLiveBackupProgress } from './views';
 import { answering, startedResponse, validBody } from './responses';
 
 df.app.client.http('startBackup', {
@@ -34,10 +34,14 @@ df.app.client.http('getBackup', {
   handler: answering(async (request, client) => {
     const backupId = validateBackupId(request.params.id ?? '');
     const status = await findStatus(client, backupInstanceId(backupId));
-    if (status) return new HttpResponse({ status: 200, jsonBody: operationView('backups', backupId, status) });
-    // A backup made outside the function app (CLI) is known only to the vault catalog.
+    if (status && !isRestartable(status)) {
+      return new HttpResponse({ status: 200, jsonBody: operationView('backups', backupId, await withLiveBackupProgress(client, status)) });
+    }
+    // A backup made outside the function app (CLI) is known only to the vault catalog — also one whose
+    // orchestration failed and that was completed since: the vault, not the old failure, is the truth.
     const listed = (await listBackups(readSettings().vault)).find((b) => b.backupId === backupId);
-    if (listed) return new HttpResponse({ status: 200, jsonBody: redactDeep({ id: backupId, runtimeStatus: 'Completed', catalog: listed }) });
+    if (listed) return new HttpResponse({ status: 200, jsonBody: catalogView(listed) });
+    if (status) return new HttpResponse({ status: 200, jsonBody: operationView('backups', backupId, status) });
     return problem(404, 'BackupNotFound', `no backup ${backupId}`);
   }),
 });
@@ -51,15 +55,26 @@ df.app.client.http('listBackups', {
     const disk = request.query.get('disk');
     if (disk) assertAllowedAccount(settings, disk, 'blob', 'the disk query parameter');
     const wanted = disk ? displayUrl(disk) : undefined;
-    const instances = (await client.getStatusBy({})).filter((s) => backupIdOfInstance(s.instanceId) !== undefined);
-    const orchestrated = instances
+    const complete = await listBackups(settings.vault);
+    const inVault = new Set(complete.map((b) => b.backupId));
+    // A failed orchestration of a backup the vault holds complete (finished since, e.g. by the CLI) is stale.
+    const instances = (await client.getStatusBy({}))
+      .filter((s) => backupIdOfInstance(s.instanceId) !== undefined)
+      .filter((s) => !(isRestartable(s) && inVault.has(backupIdOfInstance(s.instanceId)!)));
+    const live = await Promise.all(instances.map((s) => withLiveBackupProgress(client, s)));
+    const orchestrated = live
       .map((s) => operationView('backups', backupIdOfInstance(s.instanceId)!, s))
       .filter((v) => !wanted || v.source === wanted);
     const seen = new Set(orchestrated.map((v) => v.id));
-    const catalog = (await listBackups(settings.vault))
+    const catalog = complete
       .filter((b) => !seen.has(b.backupId))
       .filter((b) => !wanted || displayUrl(b.source) === wanted)
-      .map((b) => redactDeep({ id: b.backupId, runtimeStatus: 'Completed', catalog: b, links: { self: `/api/backups/${b.backupId}` } }));
+      .map(catalogView);
     return new HttpResponse({ status: 200, jsonBody: { backups: [...orchestrated, ...catalog] } });
   }),
 });
+
+/** A backup known from the vault's catalog (its manifest): complete. */
+function catalogView(listed: BackupListing) {
+  return redactDeep({ id: listed.backupId, runtimeStatus: 'Completed', catalog: listed, links: { self: `/api/backups/${listed.backupId}` } });
+}

@@ -1,20 +1,18 @@
-/** HTTP API of restores and verifications: start (202 + status link) and read. */
+/**
+ * HTTP API of restores and verifications: start (202 + status link) and read. Each start is a new
+ * operation unless it carries the Idempotency-Key of an earlier one (functions/http/idempotency.ts).
+ */
 import * as df from 'durable-functions';
-import { createHash } from 'node:crypto';
-import { HttpResponse } from '@azure/functions';
-import { displayUrl } from '../../core';
+import { HttpRequest, HttpResponse } from '@azure/functions';
 import { Orchestrators, RestoreOrchestrationInput, VerifyOrchestrationInput } from '../../orchestrations/contracts';
-import { restoreInstanceId, verifyInstanceId } from '../../orchestrations/instanceIds';
 import { problem } from '../problems';
 import { assertAllowedAccount, readSettings } from '../settings';
 import { checkBackupReadable, checkRestoreTarget } from '../prechecks';
-import { findStatus, isRestartable, startOnce } from '../starter';
+import { findStatus, startOnce } from '../starter';
+import { assertSameRequest, idempotencyKeyOf, operationInstanceId, requestFingerprint as requestFingerprintOf } from './idempotency';
 import { validators } from './schemas';
 import { operationView } from './views';
 import { answering, startedResponse, validBody } from './responses';
-
-/** A restore is identified by backup and target blob (query/SAS excluded: a new SAS is the same target). */
-const targetKey = (url: string) => createHash('sha256').update(displayUrl(url).toLowerCase()).digest('hex').slice(0, 16);
 
 df.app.client.http('startRestore', {
   route: 'restores',
@@ -24,16 +22,13 @@ df.app.client.http('startRestore', {
     const body = await validBody(request, validators.startRestore);
     const settings = readSettings();
     assertAllowedAccount(settings, body.target.url, 'blob', 'target.url');
-    const instanceId = restoreInstanceId(body.backupId, targetKey(body.target.url));
-    if (await isNew(client, instanceId)) {
+    const input: RestoreOrchestrationInput = { backupId: body.backupId, target: body.target, overwrite: body.overwrite ?? false };
+    return startOperation(request, client, 'restore', input, async () => {
       // A target in the vault or on a disk being backed up (400), unknown backup (404), wrong key or
       // incomplete backup (409), existing target (409): say so now.
-      await checkRestoreTarget(settings, client, body.target.url, body.overwrite ?? false);
+      await checkRestoreTarget(settings, client, body.target.url, input.overwrite ?? false);
       await checkBackupReadable(settings, body.backupId);
-    }
-    const input: RestoreOrchestrationInput = { backupId: body.backupId, target: body.target, overwrite: body.overwrite ?? false };
-    const started = await startOnce(client, Orchestrators.restoreDisk, instanceId, input);
-    return startedResponse(request, client, 'restores', instanceId, started);
+    });
   }),
 });
 
@@ -45,19 +40,37 @@ df.app.client.http('startVerification', {
     const body = await validBody(request, validators.startVerification);
     const settings = readSettings();
     if (body.source) assertAllowedAccount(settings, body.source.url, 'blob', 'source.url');
-    const readData = body.readData ?? true;
-    const instanceId = verifyInstanceId(body.backupId, readData);
-    if (await isNew(client, instanceId)) await checkBackupReadable(settings, body.backupId);
-    const input: VerifyOrchestrationInput = { backupId: body.backupId, readData, ...(body.source ? { source: body.source } : {}) };
-    const started = await startOnce(client, Orchestrators.verifyBackup, instanceId, input);
-    return startedResponse(request, client, 'verifications', instanceId, started);
+    const input: VerifyOrchestrationInput = { backupId: body.backupId, readData: body.readData ?? true, ...(body.source ? { source: body.source } : {}) };
+    return startOperation(request, client, 'verify', input, () => checkBackupReadable(settings, body.backupId));
   }),
 });
 
-/** No instance yet (or a failed one that may start again): a start would run the operation. */
-async function isNew(client: df.DurableClient, instanceId: string): Promise<boolean> {
-  const existing = await findStatus(client, instanceId);
-  return !existing || isRestartable(existing);
+/**
+ * Starts a restore or verification as a new operation; with an Idempotency-Key, the operation that
+ * key started (same request) is answered instead, and the pre-checks run only for a new one.
+ */
+async function startOperation(
+  request: HttpRequest,
+  client: df.DurableClient,
+  kind: 'restore' | 'verify',
+  input: RestoreOrchestrationInput | VerifyOrchestrationInput,
+  precheck: () => Promise<void>,
+): Promise<HttpResponse> {
+  const key = idempotencyKeyOf(request);
+  const requestFingerprint = requestFingerprintOf(input);
+  const instanceId = operationInstanceId(kind, key);
+  const route = kind === 'restore' ? 'restores' : 'verifications';
+  const existing = key === undefined ? undefined : await findStatus(client, instanceId);
+  if (existing) {
+    assertSameRequest(kind, existing.input, requestFingerprint);
+    return startedResponse(request, client, route, instanceId, { instanceId, started: false, status: existing });
+  }
+  await precheck();
+  const orchestrator = kind === 'restore' ? Orchestrators.restoreDisk : Orchestrators.verifyBackup;
+  // A keyed operation that failed stays failed under its key: a retry of the request is a new key.
+  const started = await startOnce(client, orchestrator, instanceId, { ...input, requestFingerprint }, { restartFailed: false });
+  if (!started.started && started.status) assertSameRequest(kind, started.status.input, requestFingerprint); // lost a race on the key
+  return startedResponse(request, client, route, instanceId, started);
 }
 
 for (const kind of ['restores', 'verifications'] as const) {

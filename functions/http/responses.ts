@@ -59,7 +59,9 @@ export function startedResponse(
   const self = `${origin}/api/${kind}/${encodeURIComponent(id)}`;
   const finished = started.status && ['Completed', 'Failed', 'Terminated'].includes(started.status.runtimeStatus);
   if (finished) {
-    return new HttpResponse({ status: 200, jsonBody: { duplicate: true, ...operationView(kind, id, started.status!) } });
+    // A completed backup of this disk state already exists: this start made nothing new.
+    const alreadyExisted = kind === 'backups' && started.status!.runtimeStatus === 'Completed';
+    return new HttpResponse({ status: 200, jsonBody: { duplicate: true, ...(alreadyExisted ? { alreadyExisted } : {}), ...operationView(kind, id, started.status!) } });
   }
   const management = client.createHttpManagementPayload(started.instanceId);
   return new HttpResponse({

@@ -1,6 +1,8 @@
 /** What the HTTP API shows of an orchestration: redacted, with links, without durable internals. */
-import type { DurableOrchestrationStatus } from 'durable-functions';
+import type { DurableClient, DurableOrchestrationStatus } from 'durable-functions';
 import { displayUrl, redact } from '../../core';
+import { withLiveProgress } from '../../orchestrations/progress';
+import { findStatus } from '../starter';
 
 /** Deep copy with every string redacted (SAS signatures, keys) — statuses echo inputs that may hold a SAS. */
 export function redactDeep<T>(value: T): T {
@@ -21,6 +23,8 @@ const SECRET_FIELD = /^(accountKey|userKey|key|dataKey|sasToken|connectionString
 export interface OperationView {
   id: string;
   instanceId: string;
+  /** The backup a restore or verification reads. */
+  backupId?: string;
   runtimeStatus: string;
   customStatus: unknown;
   createdTime: string;
@@ -33,11 +37,12 @@ export interface OperationView {
 }
 
 export function operationView(kind: 'backups' | 'restores' | 'verifications', id: string, status: DurableOrchestrationStatus): OperationView {
-  const input = (status.input ?? {}) as { source?: { url?: string }; target?: { url?: string } };
+  const input = (status.input ?? {}) as { backupId?: string; source?: { url?: string }; target?: { url?: string } };
   const failed = status.runtimeStatus === 'Failed';
   return redactDeep({
     id,
     instanceId: status.instanceId,
+    ...(kind !== 'backups' && input.backupId ? { backupId: input.backupId } : {}),
     runtimeStatus: status.runtimeStatus,
     customStatus: status.customStatus ?? null,
     createdTime: new Date(status.createdTime).toISOString(),
@@ -47,4 +52,14 @@ export function operationView(kind: 'backups' | 'restores' | 'verifications', id
     ...(failed ? { error: String(status.output ?? 'failed') } : status.output != null ? { output: status.output } : {}),
     links: { self: `/api/${kind}/${encodeURIComponent(id)}` },
   });
+}
+
+/**
+ * A running backup's status with its progress as of now: the root publishes batches only as its range
+ * sub-orchestrations end, so the running ranges' own progress is added (orchestrations/progress.ts).
+ */
+export async function withLiveBackupProgress(client: DurableClient, status: DurableOrchestrationStatus): Promise<DurableOrchestrationStatus> {
+  if (status.runtimeStatus !== 'Running') return status;
+  const customStatusOf = async (instanceId: string) => (await findStatus(client, instanceId))?.customStatus;
+  return { ...status, customStatus: await withLiveProgress(status.customStatus, customStatusOf) } as DurableOrchestrationStatus;
 }
