@@ -15,6 +15,7 @@ import {
   RestoreOrchestrationInput,
   VerifyOrchestrationInput,
 } from '../orchestrations/contracts';
+import { shutdownSignal } from './shutdown';
 import { assertAllowedAccount, assertAllowedSource, engineSettings, readSettings, readUserKey } from './settings';
 
 /** Storage that could not be reached may answer next time; everything else Pagewise raises will not. */
@@ -44,6 +45,7 @@ function backupRequest(input: BackupActivityInput): BackupRequest & { backupId: 
     vault: settings.vault,
     userKey: readUserKey(),
     backupId: input.backupId,
+    abortSignal: shutdownSignal(),
   };
 }
 

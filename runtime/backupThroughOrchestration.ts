@@ -4,7 +4,7 @@
  * Instance state is checkpointed in the task-hub container, so calling this again after a crash
  * resumes the unfinished orchestration instead of starting another backup.
  */
-import { deriveBackupId, displayUrl, PagewiseError, parseStorageUrl } from '../core';
+import { abortedError, deriveBackupId, displayUrl, PagewiseError, parseStorageUrl } from '../core';
 import type { StorageLocation } from '../core/types';
 import { BackupOrchestrationInput, BackupOrchestrationOutput, EngineOverrides, Orchestrators, RetrySettings } from '../orchestrations/contracts';
 import { backupInstanceId } from '../orchestrations/instanceIds';
@@ -24,6 +24,11 @@ export interface OrchestratedBackupOptions {
   retry?: RetrySettings;
   maxConcurrentActivities?: number;
   timeoutInMs?: number;
+  /**
+   * Stops waiting, aborts the running activities (their scratch is removed) and checkpoints the
+   * instances: calling this again resumes. Rejects with the signal's reason (an Aborted error).
+   */
+  abortSignal?: AbortSignal;
   /** Called with the root instance's status (customStatus: phase, batchesDone/Total) while it runs. */
   onStatus?: (status: InstanceStatus) => void;
 }
@@ -71,7 +76,7 @@ export async function runBackupThroughOrchestration(options: OrchestratedBackupO
       : undefined;
     let status: InstanceStatus;
     try {
-      status = await app.runtime.waitForCompletion(instanceId, { timeoutInMs: options.timeoutInMs ?? 3_600_000 });
+      status = await untilAborted(app.runtime.waitForCompletion(instanceId, { timeoutInMs: options.timeoutInMs ?? 3_600_000 }), options.abortSignal);
     } finally {
       if (progress) clearInterval(progress);
     }
@@ -89,6 +94,17 @@ export async function runBackupThroughOrchestration(options: OrchestratedBackupO
       started: created,
     };
   } finally {
-    await app.stop();
+    await app.stop(options.abortSignal?.aborted ? { abortReason: abortedError(options.abortSignal) } : {});
   }
+}
+
+/** `work`, or the signal's Aborted error as soon as it is aborted. */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return work;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(abortedError(signal));
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }

@@ -10,7 +10,7 @@ import { AddressInfo } from 'node:net';
 import { HttpResponse } from '@azure/functions';
 import { redact } from '../core';
 import { handleDurableRpc, readBody } from './durableRpc';
-import { LocalApp, LocalAppOptions, startLocalApp } from './localApp';
+import { LocalApp, LocalAppOptions, LocalAppStopOptions, startLocalApp } from './localApp';
 import { findFunction } from './registry';
 import { startTimerSchedules, TimerSchedule } from './timerSchedules';
 
@@ -28,7 +28,7 @@ export interface LocalServer {
   app: LocalApp;
   /** The timer triggers and their next firing (or why they are not scheduled). */
   timers: TimerSchedule[];
-  close(): Promise<void>;
+  close(options?: LocalAppStopOptions): Promise<void>;
 }
 
 export async function startLocalServer(options: LocalServerOptions): Promise<LocalServer> {
@@ -54,10 +54,10 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
     port,
     app,
     timers: timers?.schedules ?? [],
-    async close() {
+    async close(stopOptions = {}) {
       timers?.stop();
       await closeServer(server);
-      await app.stop();
+      await app.stop(stopOptions);
     },
   };
 }

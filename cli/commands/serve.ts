@@ -33,7 +33,9 @@ export const defineServe: DefineCommand = (program, ctx) => {
           signal.addEventListener('abort', () => resolve(), { once: true });
         });
       } finally {
-        await server.close();
+        // Stopped by a signal: running activities are aborted (their scratch removed), not waited for.
+        await server.close(signal?.aborted ? { abortReason: signal.reason } : {});
       }
+      if (signal?.aborted) throw signal.reason;
     });
 };

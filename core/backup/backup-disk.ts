@@ -4,6 +4,7 @@
  * three steps as activities.
  */
 import { ScratchCache } from '../cache/scratch-cache';
+import { abortedError } from '../errors';
 import { DedupeIndex } from '../processor/page-processor';
 import { BackupRequest, BackupResult } from '../types';
 import { readManifest } from '../vault/manifest';
@@ -81,7 +82,7 @@ export async function backupDisk(req: BackupRequest): Promise<BackupResult> {
   } catch (err) {
     stop.abort();
     await Promise.allSettled([draining, current]); // no batch may still write into the cache when it goes
-    throw err;
+    throw req.abortSignal?.aborted ? abortedError(req.abortSignal) : err;
   } finally {
     req.abortSignal?.removeEventListener('abort', onAbort);
     await cache.dispose();

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { PageBlobClient, RestError } from '@azure/storage-blob';
 import { forEachLimited } from '../concurrency';
 import { PagewiseError } from '../errors';
+import { removeAtExit } from '../exit-cleanup';
 import { MAX_PAGE_BLOB_BYTES, MAX_PUT_PAGE_BYTES, SECTOR } from '../limits';
 import { displayUrl } from '../redact';
 import { translateStorageError } from '../storage/storage-errors';
@@ -143,6 +144,7 @@ async function openFileSink(file: string, diskBytes: number, overwrite: boolean)
     throw new PagewiseError('BadInput', `cannot create ${partial} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
   }
   const h = handle;
+  const forget = removeAtExit(partial); // plaintext disk data: gone even if the process exits mid-restore
   return {
     async write(offset, data) {
       let done = 0;
@@ -152,10 +154,12 @@ async function openFileSink(file: string, diskBytes: number, overwrite: boolean)
       await h.sync();
       await h.close();
       await fs.rename(partial, target);
+      forget();
     },
     async abandon() {
       await h.close().catch(() => undefined);
       await fs.rm(partial, { force: true });
+      forget();
     },
   };
 }
