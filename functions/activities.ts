@@ -86,6 +86,7 @@ df.app.activity(Activities.restoreBackup, {
       target: { url: target.url },
       overwrite: overwrite ?? false,
       ...(settings.engine.concurrency ? { concurrency: settings.engine.concurrency } : {}),
+      ...(settings.engine.scratchDir ? { scratchDir: settings.engine.scratchDir } : {}),
     });
   }),
 });
@@ -102,6 +103,7 @@ df.app.activity(Activities.verifyBackup, {
       readData: readData ?? true,
       ...(source ? { source: { url: source.url } } : {}),
       ...(settings.engine.concurrency ? { concurrency: settings.engine.concurrency } : {}),
+      ...(settings.engine.scratchDir ? { scratchDir: settings.engine.scratchDir } : {}),
     });
   }),
 });
