@@ -6,7 +6,7 @@
  */
 import { promises as fs, readdirSync } from 'node:fs';
 import * as path from 'node:path';
-import { loadUserKey, restoreBackup, writeNewKeyFile } from '../core';
+import { backupDisk, loadUserKey, restoreBackup, writeNewKeyFile } from '../core';
 import { ScratchCache } from '../core/cache/scratch-cache';
 import { PagewiseExit, startPagewise } from '../embedded/pagewise-process';
 import { FaultProxy, startFaultProxy } from './harness/fault-proxy';
@@ -176,6 +176,22 @@ test('a SIGKILLed backup\'s scratch is swept by the next run; a live pid\'s, ano
   expect(await fs.readdir(victims)).toEqual(['keep.txt']);
   expect(await fs.readFile(path.join(victims, 'keep.txt'), 'utf8')).toBe('keep');
 }, 180_000);
+
+test('SIGINT mid-restore to a file: exit 130 "interrupted", neither the partial file nor the target left', async () => {
+  const disk = await scatteredDisk('restore-int.vhd');
+  const { backupId } = await backupDisk({ source: disk.source, vault: env.vault, userKey: await loadUserKey(keyFile), pageSize: 64 * KiB, cacheBytes: MiB });
+  const dir = await scratchParent('restore-int');
+  const run = startPagewise(['restore', backupId, '--vault', slow.via(env.vault.url), '--key-file', keyFile, '--to', path.join(dir, 'disk.img')]);
+  let ended = false;
+  void run.done.then(() => (ended = true));
+  while ((await fs.readdir(dir)).length === 0 && !ended) await new Promise((r) => setTimeout(r, 20));
+  expect(ended).toBe(false);
+  run.child.kill('SIGINT');
+  const exit = await run.done;
+  expect(exit.stderr).toBe('pagewise: interrupted\n');
+  expect(exit.code).toBe(130);
+  expect(await fs.readdir(dir)).toEqual([]);
+}, 120_000);
 
 test('pagewise serve stopped by SIGTERM exits 143 "terminated"', async () => {
   const run = startPagewise(['serve', '--json'], { env: { PAGEWISE_TASKHUB_CONNECTION_STRING: env.az.accounts.vault.connectionString } });

@@ -19,16 +19,17 @@ export interface ScratchDir {
   remove(): Promise<void>;
 }
 
-/** Parents already swept by this process: one sweep per start is enough. */
-const swept = new Set<string>();
+/**
+ * One sweep per parent and process (per start); every cache under that parent waits for it, so the
+ * sweep never sees a directory this process is still creating.
+ */
+const sweeps = new Map<string, Promise<unknown>>();
 
 export async function createScratchDir(parent: string = os.tmpdir()): Promise<ScratchDir> {
   const where = path.resolve(parent);
   await fs.mkdir(where, { recursive: true, mode: 0o700 });
-  if (!swept.has(where)) {
-    swept.add(where);
-    await sweepStaleScratchDirs(where);
-  }
+  if (!sweeps.has(where)) sweeps.set(where, sweepStaleScratchDirs(where).catch(() => undefined));
+  await sweeps.get(where);
   const dir = await fs.mkdtemp(path.join(where, `${SCRATCH_DIR_PREFIX}${process.pid}-`));
   const forget = removeAtExit(dir);
   await fs.chmod(dir, 0o700); // mkdtemp's mode already; said explicitly, whatever the platform
