@@ -86,7 +86,6 @@ df.app.activity(Activities.restoreBackup, {
       target: { url: target.url },
       overwrite: overwrite ?? false,
       ...(settings.engine.concurrency ? { concurrency: settings.engine.concurrency } : {}),
-      ...(settings.engine.scratchDir ? { scratchDir: settings.engine.scratchDir } : {}),
     });
   }),
 });
