@@ -18,6 +18,7 @@ export { loadUserKey, writeNewKeyFile, decodeUserKey, encodeKeyFile, generateKey
 export { parseStorageUrl } from './storage/clients';
 export { configureRequestsPerAccount, accountHighWater, DEFAULT_REQUESTS_PER_ACCOUNT } from './storage/account-gate';
 export { SourceDisk } from './source/source-disk';
+export { sweepStaleScratchDirs } from './cache/scratch-dir';
 export { uploadImage } from './source/upload-image';
 export type { UploadImageResult } from './source/upload-image';
 export { backupIdFor, validateBackupId } from './vault/layout';

@@ -4,6 +4,7 @@
  * exit path — normal end, SIGINT (exit 130, "interrupted"), SIGTERM (exit 143, "terminated"); what a
  * SIGKILL leaves is swept by the next run, touching nothing that is not ours.
  */
+import { spawn } from 'node:child_process';
 import { promises as fs, readdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { backupDisk, loadUserKey, restoreBackup, writeNewKeyFile } from '../core';
@@ -193,12 +194,19 @@ test('SIGINT mid-restore to a file: exit 130 "interrupted", neither the partial 
   expect(await fs.readdir(dir)).toEqual([]);
 }, 120_000);
 
-test('pagewise serve stopped by SIGTERM exits 143 "terminated"', async () => {
-  const run = startPagewise(['serve', '--json'], { env: { PAGEWISE_TASKHUB_CONNECTION_STRING: env.az.accounts.vault.connectionString } });
+test('pagewise serve sweeps what a killed process left when it starts, and exits 143 "terminated" on SIGTERM', async () => {
+  const parent = await scratchParent('serve');
+  const gone = spawn(process.execPath, ['-e', '']);
+  await new Promise((r) => gone.on('close', r));
+  const stale = path.join(parent, `pagewise-scratch-${gone.pid}-StAlE1`);
+  await fs.mkdir(stale, { mode: 0o700 });
+  await fs.writeFile(path.join(stale, 'slots.scratch'), 'plaintext pages');
+  const run = startPagewise(['serve', '--json'], { env: { PAGEWISE_TASKHUB_CONNECTION_STRING: env.az.accounts.vault.connectionString, PAGEWISE_SCRATCH_DIR: parent } });
   await new Promise<void>((resolve, reject) => {
     run.child.stdout!.on('data', (d: Buffer) => d.toString().includes('"url"') && resolve());
     void run.done.then((e) => reject(new Error(`serve ended: ${JSON.stringify(e)}`)));
   });
+  expect(await fs.readdir(parent)).toEqual([]);
   run.child.kill('SIGTERM');
   const exit = await run.done;
   // (a timer the environment does not schedule is reported before; the stop is the one error line)

@@ -1,5 +1,6 @@
 /** `pagewise serve [--port N]`: the HTTP API on 127.0.0.1, backed by the local durable runtime; timers fire on their schedules. */
-import { PagewiseError } from '../../core';
+import * as os from 'node:os';
+import { PagewiseError, sweepStaleScratchDirs } from '../../core';
 import { taskHubConnectionString } from '../engines';
 import { parseCount } from '../options';
 import { printJson, printLines } from '../output';
@@ -17,6 +18,8 @@ export const defineServe: DefineCommand = (program, ctx) => {
       if (port !== undefined && port > 65535) throw new PagewiseError('BadInput', `--port ${port} is not a TCP port`);
       const signal = io.interruptSignal?.();
       const connectionString = taskHubConnectionString(io.env);
+      // What a killed serve left (plaintext pages of the disks it was backing up) goes now, not at the next backup.
+      await sweepStaleScratchDirs(io.env.PAGEWISE_SCRATCH_DIR?.trim() || os.tmpdir());
       const { startLocalServer } = await import('../../runtime/serve');
       const server = await startLocalServer({ taskHub: { connectionString }, appSettings: io.env, ...(port ? { port } : {}) });
       const timers = server.timers.map((t) => ({ name: t.name, schedule: t.schedule, next: t.next?.toISOString(), problem: t.problem }));
