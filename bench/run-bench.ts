@@ -86,6 +86,17 @@ async function main(): Promise<void> {
   log(`Pagewise bench — ${realSource ? 'real storage' : QUICK ? 'Azurite, quick' : 'Azurite, full'}; ${os.cpus().length} cores, ${formatBytes(os.totalmem())} RAM, node ${process.version}`);
   const buildDir = buildWorker();
   let azurite: AzuriteInstance | undefined;
+  // Ctrl-C or SIGTERM: the work dir holds disk images and Azurite's data; it goes, and Azurite stops.
+  const onSignal = (signal: NodeJS.Signals) =>
+    void (azurite?.stop() ?? Promise.resolve())
+      .catch(() => undefined)
+      .finally(() => {
+        rmSync(work, { recursive: true, force: true });
+        rmSync(buildDir, { recursive: true, force: true });
+        process.exit(signal === 'SIGINT' ? 130 : 143);
+      });
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   const targets: Target[] = [];
   const results: DiskResult[] = [];
   const notes: string[] = [];

@@ -49,6 +49,8 @@ export async function backupWithLocalEngine(args: {
   settings: ResolvedSettings;
   takeSnapshot?: boolean;
   env: Record<string, string | undefined>;
+  /** Stops the runtime and aborts its running activities (their scratch is removed); a rerun resumes. */
+  abortSignal?: AbortSignal;
   onBatches?: (done: number, total: number) => void;
 }): Promise<LocalBackupResult> {
   const { runBackupThroughOrchestration } = await import('../runtime/backupThroughOrchestration');
@@ -66,6 +68,7 @@ export async function backupWithLocalEngine(args: {
     ...(args.settings.scratchDir ? { scratchDir: args.settings.scratchDir } : {}),
     ...(args.backupId ? { backupId: args.backupId } : {}),
     maxConcurrentActivities: MAX_CONCURRENT_ACTIVITIES,
+    ...(args.abortSignal ? { abortSignal: args.abortSignal } : {}),
     onStatus: (status) => {
       const custom = status.customStatus as { batchesDone?: number; batchesTotal?: number } | null;
       if (custom && typeof custom.batchesTotal === 'number') args.onBatches?.(custom.batchesDone ?? 0, custom.batchesTotal);

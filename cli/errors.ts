@@ -8,7 +8,8 @@
  *   2    usage or bad input: fix the command line, the URLs, the key file or the credentials
  *        (BadInput, BadUrl, BadPageSize, BadCacheSize, NotPageBlob, SourceNotFound, BackupNotFound, VaultNotFound,
  *        BadKeyFile, WrongKey, TargetExists, AccessDenied, LimitExceeded, and commander usage errors)
- *   130  interrupted (Ctrl-C) — a backup run again with the same arguments resumes
+ *   130  interrupted (SIGINT, Ctrl-C) — a backup run again with the same arguments resumes
+ *   143  terminated (SIGTERM), cleaned up as for 130
  *
  * The stack of an unexpected error is printed only with PAGEWISE_DEBUG=1.
  */
@@ -20,6 +21,14 @@ export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 export const EXIT_INTERRUPTED = 130;
+export const EXIT_TERMINATED = 143;
+
+/** The signals that stop a command cleanly: the word it reports and its exit code (128 + signal number). */
+export const STOP_SIGNALS = {
+  SIGINT: { word: 'interrupted', code: EXIT_INTERRUPTED },
+  SIGTERM: { word: 'terminated', code: EXIT_TERMINATED },
+} as const;
+export type StopSignal = keyof typeof STOP_SIGNALS;
 
 export const EXIT_CODES: Record<PagewiseErrorCode, number> = {
   BadInput: EXIT_USAGE,
@@ -48,7 +57,8 @@ Exit codes:
   0    success
   1    operational failure (storage unreachable, source changed, corrupt backup, verify found problems)
   2    usage or bad input (arguments, URLs, key file, credentials, unknown backup ID, target exists)
-  130  interrupted; run the same backup command again to resume
+  130  interrupted (Ctrl-C); run the same backup command again to resume
+  143  terminated (SIGTERM); the same
 
 Credentials: a SAS in the URL, else the connection string in PAGEWISE_SOURCE_CONNECTION_STRING,
 PAGEWISE_VAULT_CONNECTION_STRING or PAGEWISE_TARGET_CONNECTION_STRING, else DefaultAzureCredential.

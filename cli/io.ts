@@ -15,15 +15,18 @@ export interface CliIO {
    * Ctrl-C ends the process at once.
    */
   interruptSignal?(): AbortSignal;
+  /** Why the command was stopped (an Aborted error: "interrupted", "terminated"), once a signal came. */
+  interruption?(): unknown;
 }
 
-export function processIO(interruptSignal?: () => AbortSignal): CliIO {
+export function processIO(interruptSignal?: () => AbortSignal, interruption?: () => unknown): CliIO {
   return {
     stdout: (text) => void process.stdout.write(text),
     stderr: (text) => void process.stderr.write(text),
     env: process.env,
     progressStream: process.stderr.isTTY ? process.stderr : undefined,
     interruptSignal,
+    interruption,
   };
 }
 

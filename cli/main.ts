@@ -15,9 +15,9 @@ import { defineRestore } from './commands/restore';
 import { defineServe } from './commands/serve';
 import { defineVerify } from './commands/verify';
 import { defineUpload } from './commands/upload';
-import { EXIT_CODE_HELP, EXIT_INTERRUPTED, EXIT_USAGE, printError, reportError } from './errors';
+import { EXIT_CODE_HELP, EXIT_INTERRUPTED, EXIT_USAGE, printError, reportError, STOP_SIGNALS, StopSignal } from './errors';
 import { CliIO, processIO } from './io';
-import { configureRequestsPerAccount, configureStorageEndpointsFromEnv } from '../core';
+import { configureRequestsPerAccount, configureStorageEndpointsFromEnv, PagewiseError } from '../core';
 
 export type { CliIO, CapturedIO } from './io';
 export { captureIO } from './io';
@@ -65,7 +65,8 @@ export async function run(args: string[], io: CliIO = processIO()): Promise<numb
     await program.parseAsync(args, { from: 'user' });
     return ctx.exitCode;
   } catch (err) {
-    return reportError(io, err, ctx.hint);
+    // A command stopped by a signal failed because it was stopped, whatever its cancelled request said.
+    return reportError(io, io.interruption?.() ?? err, ctx.hint);
   }
 }
 
@@ -80,22 +81,32 @@ function flush(stream: NodeJS.WriteStream): Promise<void> {
 export async function main(argv: string[] = process.argv): Promise<void> {
   const controller = new AbortController();
   let claimed = false;
-  const onSigint = () => {
-    if (claimed && !controller.signal.aborted) {
-      process.stderr.write('\npagewise: interrupted; stopping (Ctrl-C again to quit at once)\n');
-      controller.abort();
-      return;
+  let stoppedBy: StopSignal | undefined;
+  // SIGINT and SIGTERM: a command that can stop cleanly (it asked for the signal) is aborted, removes its
+  // scratch and reports "interrupted"/"terminated"; any other command, or a second signal while one
+  // stops, ends the process at once (the exit hook still removes scratch and partial files).
+  const onSignal = (signal: StopSignal) => {
+    if (!claimed || stoppedBy) {
+      if (!stoppedBy) process.stderr.write(`pagewise: ${STOP_SIGNALS[signal].word}\n`);
+      process.exit(STOP_SIGNALS[stoppedBy ?? signal].code);
     }
-    process.exit(EXIT_INTERRUPTED);
+    stoppedBy = signal;
+    controller.abort(new PagewiseError('Aborted', STOP_SIGNALS[signal].word));
   };
-  process.on('SIGINT', onSigint);
+  const handlers = (Object.keys(STOP_SIGNALS) as StopSignal[]).map((signal) => [signal, () => onSignal(signal)] as const);
+  for (const [signal, handler] of handlers) process.on(signal, handler);
   let code: number;
   try {
-    code = await run(argv.slice(2), processIO(() => ((claimed = true), controller.signal)));
+    const io = processIO(
+      () => ((claimed = true), controller.signal),
+      () => (stoppedBy ? controller.signal.reason : undefined),
+    );
+    code = await run(argv.slice(2), io);
   } catch {
     code = 1; // run() does not reject; belt and braces
   }
-  process.off('SIGINT', onSigint);
+  if (stoppedBy && code === EXIT_INTERRUPTED) code = STOP_SIGNALS[stoppedBy].code;
+  for (const [signal, handler] of handlers) process.off(signal, handler);
   process.exitCode = code;
   // Exit now rather than when the last keep-alive socket or SDK timer goes away.
   await Promise.all([flush(process.stdout), flush(process.stderr)]);

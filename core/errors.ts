@@ -32,3 +32,12 @@ export class PagewiseError extends Error {
 export function isPagewiseError(err: unknown, code?: PagewiseErrorCode): err is PagewiseError {
   return err instanceof PagewiseError && (code === undefined || err.code === code);
 }
+
+/**
+ * What an aborted operation ends with, whatever the abort broke on its way (the SDK reports a cancelled
+ * request as an AbortError, which alone would read as "could not be reached"): the signal's reason when
+ * it is an Aborted error (the CLI says "interrupted"), else an Aborted error saying `what`.
+ */
+export function abortedError(signal: AbortSignal, what = 'the backup was cancelled'): PagewiseError {
+  return isPagewiseError(signal.reason, 'Aborted') ? signal.reason : new PagewiseError('Aborted', what);
+}

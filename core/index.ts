@@ -1,6 +1,6 @@
 /** Pagewise core: the engine. No Azure Functions imports here. */
 export * from './types';
-export { PagewiseError, isPagewiseError } from './errors';
+export { PagewiseError, isPagewiseError, abortedError } from './errors';
 export type { PagewiseErrorCode } from './errors';
 export { redact, displayUrl } from './redact';
 export { parseBytes, formatBytes } from './units';
@@ -22,6 +22,7 @@ export { parseStorageUrl, allowedEndpointOf, sourceBlobClient } from './storage/
 export { configureStorageEndpoints, configureStorageEndpointsFromEnv, parseEndpoint, parseEndpointList, endpointOf, azureEndpoint, endpointRefused, isManagedDiskEndpoint } from './storage/endpoints';
 export { configureRequestsPerAccount, accountHighWater, DEFAULT_REQUESTS_PER_ACCOUNT } from './storage/account-gate';
 export { SourceDisk } from './source/source-disk';
+export { sweepStaleScratchDirs } from './cache/scratch-dir';
 export { uploadImage } from './source/upload-image';
 export type { UploadImageResult } from './source/upload-image';
 export { backupIdFor, validateBackupId } from './vault/layout';

@@ -151,6 +151,8 @@ export interface VerifyRequest {
   /** Also compare with the source disk. */
   source?: StorageLocation;
   concurrency?: number;
+  /** Directory for the scratch cache of the comparison with the source (default: OS temp dir). */
+  scratchDir?: string;
   onProgress?: (done: number, total: number) => void;
 }
 

@@ -16,11 +16,22 @@ export interface PagewiseExit {
   stderr: string;
 }
 
-export function startPagewise(args: string[], options: { env?: Record<string, string>; cwd?: string } = {}): { child: ChildProcess; done: Promise<PagewiseExit> } {
+export interface PagewiseProcessOptions {
+  env?: Record<string, string>;
+  cwd?: string;
+  /** Run under `ulimit -n` (through bash, which then execs node: signals still reach pagewise). */
+  maxOpenFiles?: number;
+}
+
+export function startPagewise(args: string[], options: PagewiseProcessOptions = {}): { child: ChildProcess; done: Promise<PagewiseExit> } {
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const k of Object.keys(env)) if (k.startsWith('PAGEWISE_')) delete env[k];
   Object.assign(env, options.env ?? {});
-  const child = spawn(process.execPath, [PAGEWISE_BIN, ...args], { env, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const [command, argv] =
+    options.maxOpenFiles === undefined
+      ? [process.execPath, [PAGEWISE_BIN, ...args]]
+      : ['bash', ['-c', `ulimit -n ${Math.floor(options.maxOpenFiles)} && exec "$0" "$@"`, process.execPath, PAGEWISE_BIN, ...args]];
+  const child = spawn(command, argv, { env, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));

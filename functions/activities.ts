@@ -16,6 +16,7 @@ import {
   RestoreOrchestrationInput,
   VerifyOrchestrationInput,
 } from '../orchestrations/contracts';
+import { shutdownSignal } from './shutdown';
 import { allowedSource, assertAllowedAccount, engineSettings, readSettings, readUserKey } from './settings';
 
 /** Storage that could not be reached may answer next time; everything else Pagewise raises will not. */
@@ -45,6 +46,7 @@ function backupRequest(input: BackupActivityInput): BackupRequest & { backupId: 
     vault: settings.vault,
     userKey,
     backupId: input.backupId,
+    abortSignal: shutdownSignal(),
   };
 }
 
@@ -105,6 +107,7 @@ df.app.activity(Activities.verifyBackup, {
       readData: readData ?? true,
       ...(source ? { source: { url: source.url } } : {}),
       ...(settings.engine.concurrency ? { concurrency: settings.engine.concurrency } : {}),
+      ...(settings.engine.scratchDir ? { scratchDir: settings.engine.scratchDir } : {}),
     });
   }),
 });

@@ -4,7 +4,7 @@
  * Instance state is checkpointed in the task-hub container, so calling this again after a crash
  * resumes the unfinished orchestration instead of starting another backup.
  */
-import { allowedEndpointOf, deriveBackupId, displayUrl, PagewiseError, parseStorageUrl, whileBackingUp } from '../core';
+import { abortedError, allowedEndpointOf, deriveBackupId, displayUrl, PagewiseError, parseStorageUrl, whileBackingUp } from '../core';
 import type { StorageLocation } from '../core/types';
 import { BackupOrchestrationInput, BackupOrchestrationOutput, EngineOverrides, Orchestrators, RetrySettings } from '../orchestrations/contracts';
 import { backupInstanceId } from '../orchestrations/instanceIds';
@@ -25,6 +25,11 @@ export interface OrchestratedBackupOptions {
   retry?: RetrySettings;
   maxConcurrentActivities?: number;
   timeoutInMs?: number;
+  /**
+   * Stops waiting, aborts the running activities (their scratch is removed) and checkpoints the
+   * instances: calling this again resumes. Rejects with the signal's reason (an Aborted error).
+   */
+  abortSignal?: AbortSignal;
   /** Called with the root instance's status while it runs (customStatus: phase and live progress, see orchestrations/progress.ts). */
   onStatus?: (status: InstanceStatus) => void;
 }
@@ -85,7 +90,7 @@ async function runOrchestration(options: OrchestratedBackupOptions): Promise<Orc
     const progress = options.onStatus ? setInterval(() => void report().catch(() => undefined), 500) : undefined;
     let status: InstanceStatus;
     try {
-      status = await app.runtime.waitForCompletion(instanceId, { timeoutInMs: options.timeoutInMs ?? 3_600_000 });
+      status = await untilAborted(app.runtime.waitForCompletion(instanceId, { timeoutInMs: options.timeoutInMs ?? 3_600_000 }), options.abortSignal);
     } finally {
       if (progress) clearInterval(progress);
     }
@@ -104,6 +109,17 @@ async function runOrchestration(options: OrchestratedBackupOptions): Promise<Orc
       alreadyCompleted,
     };
   } finally {
-    await app.stop();
+    await app.stop(options.abortSignal?.aborted ? { abortReason: abortedError(options.abortSignal) } : {});
   }
+}
+
+/** `work`, or the signal's Aborted error as soon as it is aborted. */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return work;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(abortedError(signal));
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }

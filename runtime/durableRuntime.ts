@@ -74,6 +74,8 @@ export class DurableRuntime {
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly activities: ActivityPool;
   private halted = false;
+  /** Aborted when the runtime stops on a signal: activities read it (functions/shutdown.ts). */
+  private readonly shutdown = new AbortController();
   private readonly starting = new Set<string>();
   private episodesRunning = 0;
   /** Activities invoked since the runtime started (a figure for tests and the demo). */
@@ -177,9 +179,12 @@ export class DurableRuntime {
    * Lets running activities and episodes finish, writes every instance's latest state, then stops.
    * Queued activities and pending timers are not lost: `resumeAll()` in the next run re-issues them.
    */
-  async stop(options: { timeoutInMs?: number } = {}): Promise<void> {
+  async stop(options: { timeoutInMs?: number; abortReason?: unknown } = {}): Promise<void> {
     if (this.halted) return; // a halted runtime is gone; whatever it had in flight is abandoned
     this.activities.pause();
+    // Stopped on a signal: running activities are aborted and their outcomes dropped, as if the
+    // process had been killed: the next runtime's resumeAll() re-issues them.
+    if (options.abortReason !== undefined) this.shutdown.abort(options.abortReason);
     // Like the host's graceful shutdown: wait for running work, but not forever.
     const deadline = Date.now() + (options.timeoutInMs ?? 30_000);
     while ((this.activities.active > 0 || this.episodesRunning > 0) && Date.now() < deadline) {
@@ -197,6 +202,10 @@ export class DurableRuntime {
    * Stops dead without a final checkpoint, as a killed process would: whatever was not checkpointed
    * is redone by the next runtime's `resumeAll()`.
    */
+  get shutdownSignal(): AbortSignal {
+    return this.shutdown.signal;
+  }
+
   halt(): void {
     this.halted = true;
     for (const timer of this.timers) clearTimeout(timer);
@@ -431,8 +440,10 @@ export class DurableRuntime {
       this.activityInvocations += 1;
       try {
         const result = await fn.handler(structuredClone(input), durableContext(fn, this.log));
+        if (this.shutdown.signal.aborted) return;
         this.deliver(instance, events.taskCompleted(this.clock(), waitId, result));
       } catch (err) {
+        if (this.shutdown.signal.aborted) return;
         const error = err instanceof Error ? err : new Error(String(err));
         this.deliver(instance, events.taskFailed(this.clock(), waitId, redact(error.message), redact(error.stack ?? '')));
       }

@@ -33,7 +33,12 @@ export interface LocalApp {
   host: LocalFunctionHost;
   /** Instances a previous run left unfinished and this one resumed. */
   resumed: string[];
-  stop(): Promise<void>;
+  stop(options?: LocalAppStopOptions): Promise<void>;
+}
+
+export interface LocalAppStopOptions {
+  /** Abort the running activities with this reason (a signal stops the app) instead of waiting for them. */
+  abortReason?: unknown;
 }
 
 export const DEFAULT_TASK_HUB_CONTAINER = 'pagewise-taskhub';
@@ -46,6 +51,8 @@ export async function startLocalApp(options: LocalAppOptions): Promise<LocalApp>
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { useAppSettings } = require('../functions/settings') as typeof import('../functions/settings');
   useAppSettings(options.appSettings);
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { useShutdownSignal } = require('../functions/shutdown') as typeof import('../functions/shutdown');
 
   const container = BlobServiceClient.fromConnectionString(options.taskHub.connectionString).getContainerClient(
     options.taskHub.container ?? DEFAULT_TASK_HUB_CONTAINER,
@@ -61,6 +68,7 @@ export async function startLocalApp(options: LocalAppOptions): Promise<LocalApp>
     ...(options.maxConcurrentActivities ? { maxConcurrentActivities: options.maxConcurrentActivities } : {}),
     ...(options.checkpointIntervalInMs ? { checkpointIntervalInMs: options.checkpointIntervalInMs } : {}),
   });
+  useShutdownSignal(runtime.shutdownSignal);
   const host = new LocalFunctionHost({ runtime, ...(options.log ? { log: options.log } : {}), ...(options.systemKey ? { systemKey: options.systemKey } : {}) });
   await host.start();
   const resumed = await runtime.resumeAll();
@@ -68,10 +76,11 @@ export async function startLocalApp(options: LocalAppOptions): Promise<LocalApp>
     runtime,
     host,
     resumed,
-    async stop() {
-      await runtime.stop();
+    async stop(stopOptions = {}) {
+      await runtime.stop(stopOptions);
       await host.stop();
       useAppSettings(undefined);
+      useShutdownSignal(undefined);
     },
   };
 }

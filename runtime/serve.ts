@@ -11,7 +11,7 @@ import { HttpResponse } from '@azure/functions';
 import { redact } from '../core';
 import { MAX_BODY_BYTES } from '../functions/http/responses';
 import { answerDurable, WEBHOOK_PREFIX, writeDurableAnswer } from './durableRpc';
-import { LocalApp, LocalAppOptions, startLocalApp } from './localApp';
+import { LocalApp, LocalAppOptions, LocalAppStopOptions, startLocalApp } from './localApp';
 import { functionsByTrigger } from './registry';
 import {
   checkContentType,
@@ -49,7 +49,7 @@ export interface LocalServer {
   /** This run's keys, and the 0600 file holding them (removed at close). */
   keys: ServeKeys;
   keysFile: string;
-  close(): Promise<void>;
+  close(options?: LocalAppStopOptions): Promise<void>;
 }
 
 /** Event Grid delivers batches of up to 1 MB; every other body is a few hundred bytes. */
@@ -100,11 +100,11 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
     timers: timers?.schedules ?? [],
     keys,
     keysFile,
-    async close() {
+    async close(stopOptions = {}) {
       timers?.stop();
       await closeServer(server);
       await removeKeysFile(keysFile);
-      await app.stop();
+      await app.stop(stopOptions);
     },
   };
 }

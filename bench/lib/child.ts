@@ -66,7 +66,7 @@ export interface ChildRun {
 
 export async function runWorker(buildDir: string, input: WorkerInput, opts: { azuritePid?: number; cpuProfDir?: string; tag?: string } = {}): Promise<ChildRun> {
   const inputFile = path.join(os.tmpdir(), `pagewise-bench-${process.pid}-${Date.now()}.json`);
-  writeFileSync(inputFile, JSON.stringify(input), { mode: 0o600 });
+  writeFileSync(inputFile, JSON.stringify(input), { mode: 0o600, flag: 'wx' }); // it holds the user key: never through a planted link
   const nodeArgs: string[] = [];
   if (opts.cpuProfDir) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`, `--cpu-prof-name=${opts.tag ?? 'worker'}.cpuprofile`, '--cpu-prof-interval=500');
   nodeArgs.push(path.join(buildDir, 'bench', 'worker.js'), inputFile);

@@ -44,10 +44,11 @@ export const defineBackup: DefineCommand = (program, ctx) => {
       const engine = parseEngine(opts.engine);
       const userKey = await loadUserKey(opts.keyFile);
       const bar = progressBar(io, opts.json ?? false, 'backup', engine === 'local' ? 'batches' : 'pages');
+      const abortSignal = io.interruptSignal?.();
       let result: BackupResult;
       try {
         if (engine === 'local') {
-          result = await backupWithLocalEngine({ source, vault, userKey, backupId, settings, takeSnapshot: opts.snapshot, env: io.env, onBatches: (done, total) => bar.update(done, total) });
+          result = await backupWithLocalEngine({ source, vault, userKey, backupId, settings, takeSnapshot: opts.snapshot, env: io.env, abortSignal, onBatches: (done, total) => bar.update(done, total) });
         } else {
           result = await backupDisk({
             source,
@@ -59,7 +60,7 @@ export const defineBackup: DefineCommand = (program, ctx) => {
             concurrency: settings.concurrency,
             scratchDir: settings.scratchDir,
             takeSnapshot: opts.snapshot,
-            abortSignal: io.interruptSignal?.(),
+            abortSignal,
             onProgress: (p) => bar.update(p.pagesDone, p.pagesTotal, `${formatBytes(p.bytesRead)} of ${formatBytes(p.allocatedBytes)} read`),
           });
         }

@@ -1,5 +1,6 @@
 /** `pagewise serve [--port N] [--keys-dir D]`: the HTTP API on 127.0.0.1, keyed, backed by the local durable runtime; timers fire on their schedules. */
-import { PagewiseError } from '../../core';
+import * as os from 'node:os';
+import { PagewiseError, sweepStaleScratchDirs } from '../../core';
 import { taskHubConnectionString } from '../engines';
 import { parseCount } from '../options';
 import { printJson, printLines } from '../output';
@@ -18,6 +19,8 @@ export const defineServe: DefineCommand = (program, ctx) => {
       if (port !== undefined && port > 65535) throw new PagewiseError('BadInput', `--port ${port} is not a TCP port`);
       const signal = io.interruptSignal?.();
       const connectionString = taskHubConnectionString(io.env);
+      // What a killed serve left (plaintext pages of the disks it was backing up) goes now, not at the next backup.
+      await sweepStaleScratchDirs(io.env.PAGEWISE_SCRATCH_DIR?.trim() || os.tmpdir());
       const { startLocalServer } = await import('../../runtime/serve');
       const server = await startLocalServer({ taskHub: { connectionString }, appSettings: io.env, ...(port ? { port } : {}), ...(opts.keysDir ? { keysDir: opts.keysDir } : {}) });
       const timers = server.timers.map((t) => ({ name: t.name, schedule: t.schedule, next: t.next?.toISOString(), problem: t.problem }));
@@ -36,7 +39,9 @@ export const defineServe: DefineCommand = (program, ctx) => {
           signal.addEventListener('abort', () => resolve(), { once: true });
         });
       } finally {
-        await server.close();
+        // Stopped by a signal: running activities are aborted (their scratch removed), not waited for.
+        await server.close(signal?.aborted ? { abortReason: signal.reason } : {});
       }
+      if (signal?.aborted) throw signal.reason;
     });
 };

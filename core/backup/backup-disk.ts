@@ -5,6 +5,7 @@
  */
 import { whileBackingUp } from './running-backups';
 import { ScratchCache } from '../cache/scratch-cache';
+import { abortedError } from '../errors';
 import { DedupeIndex } from '../processor/page-processor';
 import { BackupRequest, BackupResult } from '../types';
 import { readManifest } from '../vault/manifest';
@@ -88,7 +89,7 @@ async function backupAll(req: BackupRequest): Promise<BackupResult> {
   } catch (err) {
     stop.abort();
     await Promise.allSettled([draining, current]); // no batch may still write into the cache when it goes
-    throw err;
+    throw req.abortSignal?.aborted ? abortedError(req.abortSignal) : err;
   } finally {
     req.abortSignal?.removeEventListener('abort', onAbort);
     await cache.dispose();

@@ -7,7 +7,7 @@
  */
 import { whileBackingUp } from './running-backups';
 import { forEachLimited, Limiter } from '../concurrency';
-import { PagewiseError } from '../errors';
+import { abortedError, PagewiseError } from '../errors';
 import { ScratchCache } from '../cache/scratch-cache';
 import { PageBuffers } from '../cache/page-buffers';
 import { PseudoDisk } from '../cache/pseudo-disk';
@@ -65,6 +65,8 @@ async function runOneBatch(req: BackupRequest & { backupId: string; batchIndex: 
   });
   try {
     return await copyBatch({ ctx, source, cache, dedupe: new DedupeIndex(), concurrency: settings.concurrency, abortSignal: req.abortSignal }, batch);
+  } catch (err) {
+    throw req.abortSignal?.aborted ? abortedError(req.abortSignal) : err;
   } finally {
     await cache.dispose();
   }
@@ -148,7 +150,7 @@ async function copyBatch(run: BatchRun, batch: number): Promise<BatchSummary> {
   let failure: unknown;
   await forEachLimited(runsOf(pagesOfRangesAsync(grid, source.allocatedRanges(window)), runPages), runsInFlight, async (pages) => {
     if (failure) throw failure;
-    if (run.abortSignal?.aborted) throw new PagewiseError('Aborted', 'the backup was cancelled');
+    if (run.abortSignal?.aborted) throw abortedError(run.abortSignal);
     await disk.loadRun(pages, run.abortSignal); // the data agent: download into cache slots
     for (const p of pages) {
       const task: Promise<void> = backUpPage(p.page, p.ranges.reduce((sum, r) => sum + r.length, 0)).catch((err) => {

@@ -1,14 +1,16 @@
 /**
- * The scratch cache: the pseudo-disk's cache storage area on local ephemeral disk. A directory with a
- * fixed number of page-sized slot files; its capacity is configured in bytes and is smaller than the
- * disk. A page is downloaded straight into a slot (streamed to the file), processed from it, and the slot
- * is freed once the page's block is stored. The high-water mark of bytes held is recorded.
+ * The scratch cache: the pseudo-disk's cache storage area on local ephemeral disk. One file in a private
+ * directory (see scratch-dir.ts), split into page-sized slots at fixed offsets and read and written
+ * positionally, so the cache holds one file descriptor whatever its page count (512-byte pages in a
+ * 256 MiB cache are 524,288 slots). Its capacity is configured in bytes and is smaller than the disk. A
+ * page is downloaded straight into a slot, processed from it, and the slot is freed once the page's
+ * block is stored. The high-water mark of bytes held is recorded.
  */
-import { promises as fs } from 'node:fs';
+import { constants, promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { PagewiseError } from '../errors';
+import { createScratchDir, ScratchDir } from './scratch-dir';
 
 export interface ScratchCacheOptions {
   capacityBytes: number;
@@ -17,24 +19,41 @@ export interface ScratchCacheOptions {
   dir?: string;
 }
 
+/**
+ * One page's place in the scratch file. Created when the slot is lent and dropped when it is released,
+ * so memory follows the slots in use, not the cache's slot count.
+ */
 export class CacheSlot {
   /** Bytes of the page held (the last page of a disk may be short). */
   length = 0;
-  constructor(readonly index: number, readonly file: string, readonly handle: FileHandle) {}
+  /**
+   * The byte ranges written since `prepare`, flat [start, end, start, end, ...] ascending and apart.
+   * The rest of the slot reads as zeros, as a fresh sparse slot would, without zeros being written: the
+   * file still holds whatever page used the slot before.
+   */
+  private written: number[] = [];
+  private readonly base: number;
 
-  /** Makes the slot hold `length` zero bytes (sparse), ready for allocated ranges to be written in. */
+  constructor(readonly index: number, pageSize: number, private readonly handle: FileHandle) {
+    this.base = index * pageSize;
+  }
+
+  /** Makes the slot hold `length` zero bytes, ready for allocated ranges to be written in. */
   async prepare(length: number): Promise<void> {
     this.length = length;
-    await this.handle.truncate(0);
-    await this.handle.truncate(length);
+    this.written = [];
   }
 
   /** Writes consecutive `parts` at `position` (relative to the page start) with one gathered write, no copy. */
   async writeGathered(parts: Buffer[], position: number): Promise<void> {
+    const total = parts.reduce((sum, p) => sum + p.length, 0);
+    if (position < 0 || position + total > this.length) {
+      throw new PagewiseError('Corrupt', `a write of ${total} bytes at ${position} does not fit scratch slot ${this.index} (${this.length} bytes)`);
+    }
     let pending = parts;
     let at = position;
     while (pending.length > 0) {
-      let { bytesWritten } = await this.handle.writev(pending, at);
+      let { bytesWritten } = await this.handle.writev(pending, this.base + at);
       if (bytesWritten === 0) throw new PagewiseError('Corrupt', `scratch slot ${this.index} accepted no bytes (is the scratch disk full?)`);
       at += bytesWritten;
       // a short write: drop what was written and go on with the rest
@@ -42,34 +61,82 @@ export class CacheSlot {
       while (k < pending.length && bytesWritten >= pending[k].length) bytesWritten -= pending[k++].length;
       pending = k < pending.length ? [pending[k].subarray(bytesWritten), ...pending.slice(k + 1)] : [];
     }
+    this.mark(position, position + total);
   }
 
-  /** Reads `length` bytes at `position` of the slot. */
+  /** Reads `length` bytes at `position` of the slot: written ranges from the file, the rest zeros. */
   async read(position: number, length: number, into?: Buffer): Promise<Buffer> {
     const buffer = into ?? Buffer.allocUnsafe(length);
+    const end = position + length;
+    let at = position;
+    for (let k = 0; k < this.written.length && at < end; k += 2) {
+      const from = Math.max(at, this.written[k]);
+      const to = Math.min(end, this.written[k + 1]);
+      if (to <= from) continue;
+      buffer.fill(0, at - position, from - position);
+      await this.readFile(buffer, from - position, to - from, from);
+      at = to;
+    }
+    buffer.fill(0, at - position, length);
+    return buffer;
+  }
+
+  private async readFile(buffer: Buffer, offset: number, length: number, position: number): Promise<void> {
     let done = 0;
     while (done < length) {
-      const { bytesRead } = await this.handle.read(buffer, done, length - done, position + done);
+      const { bytesRead } = await this.handle.read(buffer, offset + done, length - done, this.base + position + done);
       if (bytesRead === 0) throw new PagewiseError('Corrupt', `scratch slot ${this.index} is shorter than expected`);
       done += bytesRead;
     }
-    return buffer;
+  }
+
+  /** Adds [start, end) to the written ranges (chunks mostly arrive in order: usually one range grows). */
+  private mark(start: number, end: number): void {
+    const w = this.written;
+    const n = w.length;
+    if (n === 0 || start > w[n - 1]) w.push(start, end);
+    else if (start >= w[n - 2]) w[n - 1] = Math.max(w[n - 1], end);
+    else {
+      const ranges: Array<[number, number]> = [[start, end]];
+      for (let k = 0; k < n; k += 2) ranges.push([w[k], w[k + 1]]);
+      ranges.sort((a, b) => a[0] - b[0]);
+      const merged: number[] = [];
+      for (const [s, e] of ranges) {
+        const m = merged.length;
+        if (m > 0 && s <= merged[m - 1]) merged[m - 1] = Math.max(merged[m - 1], e);
+        else merged.push(s, e);
+      }
+      this.written = merged;
+    }
   }
 }
+
+/** Opened without following a link and only if new: nothing but this process writes the file. */
+const SCRATCH_FILE_FLAGS = constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | (constants.O_NOFOLLOW ?? 0);
 
 export class ScratchCache {
   readonly slotCount: number;
   readonly capacityBytes: number;
-  private readonly free: CacheSlot[];
+  readonly dir: string;
+  /** Slot indices released, reused first (the file stays as small as the high-water mark). */
+  private readonly released: number[] = [];
+  /** Slots below this index have been lent at least once. */
+  private fresh = 0;
   private readonly waiters: Array<{ count: number; resolve: (slots: CacheSlot[]) => void }> = [];
   private inUse = 0;
   private highWater = 0;
   private disposed = false;
 
-  private constructor(readonly dir: string, readonly pageSize: number, private readonly slots: CacheSlot[]) {
-    this.slotCount = slots.length;
-    this.capacityBytes = slots.length * pageSize;
-    this.free = [...slots].reverse();
+  private constructor(
+    private readonly scratch: ScratchDir,
+    readonly file: string,
+    readonly pageSize: number,
+    slotCount: number,
+    private readonly handle: FileHandle,
+  ) {
+    this.dir = scratch.path;
+    this.slotCount = slotCount;
+    this.capacityBytes = slotCount * pageSize;
   }
 
   static async create(options: ScratchCacheOptions): Promise<ScratchCache> {
@@ -78,21 +145,14 @@ export class ScratchCache {
     if (!Number.isSafeInteger(capacityBytes) || slotCount < 1) {
       throw new PagewiseError('BadCacheSize', `the cache (${capacityBytes} bytes) is smaller than one page (${pageSize} bytes)`);
     }
-    const parent = options.dir ?? os.tmpdir();
-    await fs.mkdir(parent, { recursive: true });
-    const dir = await fs.mkdtemp(path.join(parent, 'pagewise-cache-'));
-    const slots: CacheSlot[] = [];
+    const scratch = await createScratchDir(options.dir);
+    const file = path.join(scratch.path, 'slots.scratch');
     try {
-      for (let i = 0; i < slotCount; i++) {
-        const file = path.join(dir, `slot-${String(i).padStart(5, '0')}.page`);
-        slots.push(new CacheSlot(i, file, await fs.open(file, 'w+', 0o600)));
-      }
+      return new ScratchCache(scratch, file, pageSize, slotCount, await fs.open(file, SCRATCH_FILE_FLAGS, 0o600));
     } catch (err) {
-      await Promise.all(slots.map((s) => s.handle.close()));
-      await fs.rm(dir, { recursive: true, force: true });
+      await scratch.remove();
       throw err;
     }
-    return new ScratchCache(dir, pageSize, slots);
   }
 
   /** Bytes the cache holds now (slots in use × page size). */
@@ -128,27 +188,28 @@ export class ScratchCache {
   release(slot: CacheSlot): void {
     slot.length = 0;
     this.inUse--;
-    this.free.push(slot);
+    this.released.push(slot.index);
     this.serve();
   }
 
   private serve(): void {
-    while (this.waiters.length > 0 && this.waiters[0].count <= this.free.length) {
+    while (this.waiters.length > 0 && this.waiters[0].count <= this.slotCount - this.inUse) {
       const { count, resolve } = this.waiters.shift()!;
-      resolve(Array.from({ length: count }, () => this.take(this.free.pop()!)));
+      resolve(Array.from({ length: count }, () => this.take()));
     }
   }
 
-  private take(slot: CacheSlot): CacheSlot {
+  private take(): CacheSlot {
+    const index = this.released.pop() ?? this.fresh++;
     this.inUse++;
     this.highWater = Math.max(this.highWater, this.inUse * this.pageSize);
-    return slot;
+    return new CacheSlot(index, this.pageSize, this.handle);
   }
 
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
-    await Promise.all(this.slots.map((s) => s.handle.close().catch(() => undefined)));
-    await fs.rm(this.dir, { recursive: true, force: true });
+    await this.handle.close().catch(() => undefined);
+    await this.scratch.remove();
   }
 }

@@ -9,6 +9,7 @@ import { constants, promises as fs, Stats } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import { PagewiseError } from '../errors';
+import { removeAtExit } from '../exit-cleanup';
 
 /** Where restored pages go; `dense` sinks keep old content where nothing is written, so zeros are written too. */
 export interface PageSink {
@@ -92,9 +93,11 @@ async function openFileSink(target: string, diskBytes: number, overwrite: boolea
     throw new PagewiseError('BadInput', `cannot create a file beside ${target} (${errno(err)})`);
   }
   const h = handle;
+  const forget = removeAtExit(partial); // plaintext disk data: gone even if the process exits mid-restore
   const discard = async () => {
     await h.close().catch(() => undefined);
     await fs.rm(partial, { force: true });
+    forget();
   };
   return {
     dense: false,
@@ -104,6 +107,7 @@ async function openFileSink(target: string, diskBytes: number, overwrite: boolea
         await h.sync();
         await h.close();
         await moveIntoPlace(partial, target, overwrite, checked);
+        forget();
       } catch (err) {
         await discard();
         throw err;

@@ -59,8 +59,8 @@ export async function verifyBackup(req: VerifyRequest): Promise<VerifyResult> {
       }
     }
     if (source === null) return;
-    for (; compared < segment; compared++) await compareWithSource(source, reader, compared, [], note, req.concurrency);
-    if (compared === segment && segment < segmentCount) await compareWithSource(source, reader, compared++, entries, note, req.concurrency);
+    for (; compared < segment; compared++) await compareWithSource(source, reader, compared, [], note, req.concurrency, req.scratchDir);
+    if (compared === segment && segment < segmentCount) await compareWithSource(source, reader, compared++, entries, note, req.concurrency, req.scratchDir);
   };
   try {
     for await (const { segment, entries } of reader.segments()) {
@@ -130,12 +130,13 @@ async function compareWithSource(
   entries: PageEntry[],
   note: (p: string) => void,
   concurrency = 4,
+  scratchDir?: string,
 ): Promise<void> {
   const { manifest } = reader;
   const grid = new PageGrid(manifest.diskBytes, manifest.pageSize);
   const byPage = new Map(entries.map((e) => [e.page, e]));
   const window: ByteRange = { offset: segment * manifest.pagesPerSegment * manifest.pageSize, length: manifest.pagesPerSegment * manifest.pageSize };
-  const cache = await ScratchCache.create({ capacityBytes: manifest.pageSize * concurrency, pageSize: manifest.pageSize });
+  const cache = await ScratchCache.create({ capacityBytes: manifest.pageSize * concurrency, pageSize: manifest.pageSize, dir: scratchDir });
   try {
     const disk = new PseudoDisk(source, grid, cache);
     await forEachLimited(pagesOfRangesAsync(grid, source.allocatedRanges(window)), cache.slotCount, async ({ page, ranges: pageRanges }) => {
