@@ -20,13 +20,13 @@ export { configureRequestsPerAccount, accountHighWater, DEFAULT_REQUESTS_PER_ACC
 export { SourceDisk } from './source/source-disk';
 export { uploadImage } from './source/upload-image';
 export type { UploadImageResult } from './source/upload-image';
-export { backupIdFor, validateBackupId } from './vault/layout';
+export { backupIdFor, snapshotBackupIdFor, validateBackupId } from './vault/layout';
 
 import { SourceDisk } from './source/source-disk';
 import { backupIdFor } from './vault/layout';
 import { StorageLocation } from './types';
 
-/** The default backup ID of a source disk in its current state (blob, snapshot, ETag). */
-export async function deriveBackupId(source: StorageLocation): Promise<string> {
-  return backupIdFor((await SourceDisk.open(source)).identity);
+/** The default backup ID of a source disk in its current state (blob, snapshot, ETag) at a page size. */
+export async function deriveBackupId(source: StorageLocation, pageSize: number): Promise<string> {
+  return backupIdFor((await SourceDisk.open(source)).identity, pageSize);
 }

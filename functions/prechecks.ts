@@ -4,7 +4,7 @@
  * fails. The engine checks the same things again when it runs (a target can appear in between); these
  * are for the caller's feedback and so that a bad request leaves no instance behind.
  */
-import { PagewiseError, parseStorageUrl, resolveSettings } from '../core';
+import { PagewiseError, parseStorageUrl, ResolvedSettings, resolveSettings } from '../core';
 import { translateStorageError } from '../core/storage/storage-errors';
 import { targetBlobClient } from '../core/storage/clients';
 import { readManifest } from '../core/vault/manifest';
@@ -13,8 +13,8 @@ import type { EngineOverrides } from '../orchestrations/contracts';
 import { engineSettings, PagewiseSettings, readUserKey } from './settings';
 
 /** Page size, cache and concurrency as the activities will resolve them (app settings + overrides). */
-export function checkEngineSettings(settings: PagewiseSettings, overrides: EngineOverrides = {}): void {
-  resolveSettings(engineSettings(settings, overrides));
+export function checkEngineSettings(settings: PagewiseSettings, overrides: EngineOverrides = {}): ResolvedSettings {
+  return resolveSettings(engineSettings(settings, overrides));
 }
 
 /** The secondary copy belongs on separate storage: never the source disk's own container. */

@@ -4,7 +4,7 @@
  * Instance state is checkpointed in the task-hub container, so calling this again after a crash
  * resumes the unfinished orchestration instead of starting another backup.
  */
-import { deriveBackupId, displayUrl, PagewiseError, parseStorageUrl } from '../core';
+import { deriveBackupId, displayUrl, PagewiseError, parseStorageUrl, resolveSettings } from '../core';
 import type { StorageLocation } from '../core/types';
 import { BackupOrchestrationInput, BackupOrchestrationOutput, EngineOverrides, Orchestrators, RetrySettings } from '../orchestrations/contracts';
 import { backupInstanceId } from '../orchestrations/instanceIds';
@@ -57,7 +57,7 @@ export async function runBackupThroughOrchestration(options: OrchestratedBackupO
     },
   });
   try {
-    const backupId = options.backupId ?? (await deriveBackupId({ url: options.source.url }));
+    const backupId = options.backupId ?? (await deriveBackupId({ url: options.source.url }, resolveSettings(options.settings ?? {}).pageSize));
     const instanceId = backupInstanceId(backupId);
     const input: BackupOrchestrationInput = {
       backupId,
