@@ -27,7 +27,7 @@ export async function planBackup(req: BackupRequest): Promise<PlanRef> {
   }
   // The ID names the disk state (the live blob's ETag), so a repeated start resumes the same backup.
   const backupId = validateBackupId(req.backupId ?? backupIdFor(live.identity, settings.pageSize));
-  await vault.ensure();
+  await vault.requireForBackup();
 
   if (await vault.exists(layout.plan(backupId))) {
     const plan = await readPlan(vault, backupId);
