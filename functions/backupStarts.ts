@@ -7,7 +7,7 @@ import type { DurableClient } from 'durable-functions';
 import { deriveBackupId, snapshotBackupIdFor } from '../core';
 import { BackupOrchestrationInput, DiskRef, EngineOverrides, Orchestrators } from '../orchestrations/contracts';
 import { backupInstanceId } from '../orchestrations/instanceIds';
-import { checkEngineSettings, checkSourceIsNotVault } from './prechecks';
+import { checkEngineSettings, checkSourceIsNotVault, checkVaultExists } from './prechecks';
 import { readSettings } from './settings';
 import { startOnce, StartOnceResult } from './starter';
 
@@ -25,6 +25,7 @@ export async function startDiskBackup(
   const { pageSize } = checkEngineSettings(settings, options.settings);
   checkSourceIsNotVault(settings, source.url);
   const backupId = options.backupId ?? (await deriveBackupId({ url: source.url }, pageSize));
+  await checkVaultExists(settings);
   const input: BackupOrchestrationInput = {
     backupId,
     source,

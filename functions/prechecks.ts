@@ -27,8 +27,20 @@ export function checkSourceIsNotVault(settings: PagewiseSettings, sourceUrl: str
   }
 }
 
+/**
+ * The app's vault exists. The app never creates it (a mistyped PAGEWISE_VAULT_URL would silently start
+ * a new vault): a missing container is a configuration error, reported as such.
+ */
+export async function checkVaultExists(settings: PagewiseSettings): Promise<void> {
+  const vault = VaultStore.open(settings.vault);
+  if ((await vault.probe()) === 'missing') {
+    throw new PagewiseError('VaultNotFound', `configuration error: PAGEWISE_VAULT_URL names the container ${vault.display}, which does not exist; the app does not create its vault (deploy infra/, or run pagewise init --vault <url>)`);
+  }
+}
+
 /** The backup exists, is complete, and the app's user key opens it (manifest MAC checked). */
 export async function checkBackupReadable(settings: PagewiseSettings, backupId: string): Promise<void> {
+  await checkVaultExists(settings);
   await readManifest(VaultStore.open(settings.vault), backupId, readUserKey());
 }
 

@@ -28,7 +28,8 @@ export async function validBody<T>(request: HttpRequest, validate: ValidateFunct
     throw new PagewiseError('BadInput', 'the request body is not JSON');
   }
   if (!validate(body)) {
-    throw new ProblemError(400, 'BadRequestBody', 'the request body does not match the schema', { errors: describeErrors(validate.errors) });
+    const errors = describeErrors(validate.errors);
+    throw new ProblemError(400, 'BadRequestBody', `the request body does not match the schema: ${errors.join('; ')}`, { errors });
   }
   return body;
 }
