@@ -47,6 +47,7 @@ export function buildProgram(ctx: CommandContext): Command {
       outputError: () => undefined, // reported once, as one line, by reportError
     })
     .showSuggestionAfterError(true)
+    .allowExcessArguments(false) // inherited by every command: a stray argument is refused, not ignored
     .addHelpText('after', EXIT_CODE_HELP);
   for (const define of [defineKeygen, defineInit, defineUpload, defineBackup, defineRestore, defineVerify, defineList, defineServe]) define(program, ctx);
   return program;

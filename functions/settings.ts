@@ -2,7 +2,8 @@
  * Every Pagewise app setting, parsed and validated in one place. Read per invocation (not cached) so
  * a changed setting or Key Vault reference takes effect without redeploying, and tests can set env.
  */
-import { decodeUserKey, parseStorageUrl, PagewiseError, configureRequestsPerAccount } from '../core';
+import { statSync } from 'node:fs';
+import { decodeUserKey, isPagewiseError, parseStorageUrl, PagewiseError, configureRequestsPerAccount, resolveSettings } from '../core';
 import type { EngineSettings, StorageLocation } from '../core/types';
 import type { DiskRef, EngineOverrides } from '../orchestrations/contracts';
 import { MAX_BATCHES_IN_FLIGHT } from '../orchestrations/plan';
@@ -57,6 +58,7 @@ export function readSettings(env: Env = appSettings()): PagewiseSettings {
     },
     ...batchesInFlight(env),
   };
+  checkAppEngineSettings(settings.engine);
   assertAllowedAccount(settings, vaultUrl, 'container', 'PAGEWISE_VAULT_URL');
   return settings;
 }
@@ -134,11 +136,36 @@ function required(env: Env, name: string): string {
   return value.trim();
 }
 
+/**
+ * The engine settings as the activities will resolve them, checked when the settings are read: a page
+ * size, cache or concurrency the engine would refuse is a configuration error naming its setting, not
+ * a failure of the first backup that uses it. A scratch directory must exist.
+ */
+function checkAppEngineSettings(engine: EngineSettings): void {
+  try {
+    resolveSettings(engine);
+  } catch (err) {
+    if (!isPagewiseError(err)) throw err;
+    const name = err.code === 'BadPageSize' ? 'PAGEWISE_PAGE_SIZE' : err.code === 'BadCacheSize' ? 'PAGEWISE_CACHE_BYTES (with PAGEWISE_PAGE_SIZE)' : 'PAGEWISE_CONCURRENCY';
+    throw settingError(`app setting ${name}: ${err.message}`);
+  }
+  if (engine.scratchDir !== undefined) {
+    let isDirectory = false;
+    try {
+      isDirectory = statSync(engine.scratchDir).isDirectory();
+    } catch {
+      isDirectory = false;
+    }
+    if (!isDirectory) throw settingError(`app setting PAGEWISE_SCRATCH_DIR ${engine.scratchDir} is not an existing directory`);
+  }
+}
+
 function optionalInt<K extends keyof EngineSettings>(env: Env, name: string, key: K): Partial<EngineSettings> {
   const raw = env[name];
   if (raw === undefined || raw.trim() === '') return {};
   const value = Number(raw);
-  if (!Number.isSafeInteger(value) || value <= 0) throw settingError(`app setting ${name} must be a positive whole number, got "${raw}"`);
+  // Digits only: Number() would also take "0x10", "1e3" or "4.0" without a word.
+  if (!/^\s*\d+\s*$/.test(raw) || !Number.isSafeInteger(value) || value <= 0) throw settingError(`app setting ${name} must be a positive whole number, got "${raw}"`);
   return { [key]: value };
 }
 
