@@ -11,6 +11,8 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, promises as fs } from 'node:fs';
+import { execFileSync } from 'node:child_process'; // smaller traps: mkfifo
+import { chmodSync, copyFileSync, lstatSync, symlinkSync, writeFileSync } from 'node:fs'; // smaller traps: key-file fixtures
 import * as path from 'node:path';
 import { HttpRequest, HttpResponse, LogLevel } from '@azure/functions';
 import { captureIO, run } from '../cli/main';
@@ -84,6 +86,40 @@ function blobCreated(account: string, url: string, overrides: Record<string, unk
     ...overrides,
   };
 }
+
+// ---- smaller traps (#10 class 6): key-file fixtures, made when a case's input is built -------------
+const trapKeyFile = (f: Fixture, name: string, mode: number) => {
+  const file = newFile(f, name);
+  if (!existsSync(file)) {
+    copyFileSync(f.keyFile, file);
+    chmodSync(file, mode);
+  }
+  return file;
+};
+const trapFifo = (f: Fixture) => {
+  const file = newFile(f, 'key.fifo');
+  if (!existsSync(file)) execFileSync('mkfifo', [file]);
+  return file;
+};
+const trapBigFile = (f: Fixture) => {
+  const file = newFile(f, 'big.key');
+  if (!existsSync(file)) writeFileSync(file, Buffer.alloc(5000, 1), { mode: 0o600 });
+  return file;
+};
+const trapDanglingLink = (f: Fixture) => {
+  const link = newFile(f, 'planted.key');
+  if (!existsSync(newFile(f, 'victim.key')) && !lstatExists(link)) symlinkSync(newFile(f, 'victim.key'), link);
+  return link;
+};
+const lstatExists = (file: string) => {
+  try {
+    lstatSync(file);
+    return true;
+  } catch {
+    return false;
+  }
+};
+// ---- end of smaller traps fixtures --------------------------------------------------------------
 
 const CASES: Case[] = [
   // ---- CLI -------------------------------------------------------------------------------------
@@ -160,6 +196,27 @@ const CASES: Case[] = [
   { surface: 'eventgrid', description: 'BlobCreated with a malformed URL', input: () => ({ event: blobCreated('src', 'http//not-a-url') }), expected: 'ignored', message: /ignored: the event carries no blob URL/ },
   { surface: 'eventgrid', description: 'BlobCreated on an account not in PAGEWISE_ALLOWED_ACCOUNTS (SSRF)', input: () => ({ event: blobCreated('elsewhere', `https://elsewhere.blob.core.windows.net/disks/${DISK}`) }), expected: 'rejected', message: /rejected: AccessDenied: the created blob: storage account "elsewhere" is not in PAGEWISE_ALLOWED_ACCOUNTS/ },
   { surface: 'eventgrid', description: 'resource write of a VM, not a snapshot', input: () => ({ event: { id: 'vm-write', eventType: 'Microsoft.Resources.ResourceWriteSuccess', subject: `/subscriptions/${SUB}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1`, data: { operationName: 'Microsoft.Compute/virtualMachines/write' }, topic: `/subscriptions/${SUB}` } }), expected: 'ignored', message: /ignored: resource write of .*virtualMachines\/vm1 is not a Microsoft\.Compute\/snapshots resource/ },
+
+  // ---- smaller traps (#10 class 6): key files, vault creation, backup IDs, schema messages ---------
+  { surface: 'cli', description: 'backup: key file readable by group and others (0644)', input: (f) => cliBackup(f, f.sourceUrl, '--key-file', trapKeyFile(f, 'loose.key', 0o644)), expected: 2, message: /the key file .*loose\.key has mode 0644: group or others may access it; run chmod 600 .*loose\.key$/ },
+  { surface: 'cli', description: 'backup: key file writable by group (0620)', input: (f) => cliBackup(f, f.sourceUrl, '--key-file', trapKeyFile(f, 'group-w.key', 0o620)), expected: 2, message: /has mode 0620: group or others may access it; run chmod 600/ },
+  { surface: 'cli', description: 'backup: key file is a FIFO (refused without blocking on it)', input: (f) => cliBackup(f, f.sourceUrl, '--key-file', trapFifo(f)), expected: 2, message: /the key file .*key\.fifo is a FIFO, not a key file/ },
+  { surface: 'cli', description: 'backup: key file is a directory', input: (f) => cliBackup(f, f.sourceUrl, '--key-file', f.tmp), expected: 2, message: /the key file .* is a directory, not a key file/ },
+  { surface: 'cli', description: 'backup: key file is a device (/dev/zero)', input: (f) => cliBackup(f, f.sourceUrl, '--key-file', '/dev/zero'), expected: 2, message: /the key file \/dev\/zero is a device, not a key file/ },
+  { surface: 'cli', description: 'backup: key file of 5000 bytes (read capped)', input: (f) => cliBackup(f, f.sourceUrl, '--key-file', trapBigFile(f)), expected: 2, message: /the key file .*big\.key is 5000 bytes; a Pagewise key file is under 4096 bytes/ },
+  { surface: 'cli', description: 'keygen: over an existing key file', input: (f) => ({ cli: ['keygen', f.keyFile] }), expected: 2, message: /the key file .*user\.key already exists; refusing to overwrite a key/, target: (f) => f.keyFile },
+  { surface: 'cli', description: 'keygen: through a dangling symlink (its victim is not created)', input: (f) => ({ cli: ['keygen', trapDanglingLink(f)] }), expected: 2, message: /the key file .*planted\.key already exists; refusing to overwrite a key/, target: (f) => newFile(f, 'victim.key') },
+  { surface: 'cli', description: 'keygen: a stray extra argument', input: (f) => ({ cli: ['keygen', newFile(f, 'stray.key'), 'extra'] }), expected: 2, message: /too many arguments for 'keygen'\. Expected 1 argument but got 2/, target: (f) => newFile(f, 'stray.key') },
+  { surface: 'cli', description: 'backup: unknown option --cache-size', input: (f) => cliBackup(f, f.sourceUrl, '--cache-size', '1MiB'), expected: 2, message: /unknown option '--cache-size' \(Did you mean --page-size\?\)/ },
+  { surface: 'cli', description: 'backup: vault container does not exist (a typo makes no new vault)', input: (f) => ({ cli: ['backup', f.sourceUrl, '--vault', f.env.az.sasUrl('vault', 'vualt'), '--key-file', f.keyFile, '--page-size', '64KiB', '--cache', '256KiB'] }), expected: 2, message: /the vault container .*\/vualt does not exist; nothing was written \(check the vault URL, or make the vault first\); make it with pagewise init --vault <url>, or pass --create-vault/ },
+  { surface: 'cli', description: 'backup --create-vault: a missing source makes no vault', input: (f) => ({ cli: ['backup', f.env.sourceUrl('missing.vhd'), '--vault', f.env.az.sasUrl('vault', 'new-vault'), '--key-file', f.keyFile, '--create-vault'] }), expected: 2, message: /the source disk .*missing\.vhd was not found/ },
+  { surface: 'cli', description: 'init: a container SAS may not create the container', input: (f) => ({ cli: ['init', '--vault', f.env.az.sasUrl('vault', 'sas-vault')] }), expected: 2, message: /the vault container .*\/sas-vault does not exist and these credentials may not create it \(a container SAS cannot\)/ },
+  { surface: 'cli', description: 'backup: backup ID used at another page size', input: (f) => cliBackup(f, f.sourceUrl, '--page-size', '128KiB', '--cache', '512KiB', '--backup-id', f.backupId), expected: 2, message: /backup ID pw-[0-9a-f]{24} is already used by another backup: its page size is 64 KiB \(65536 bytes\), not 128 KiB; give page size 64KiB to resume it, or another backup ID for a new backup/ },
+  { surface: 'cli', description: 'backup: backup ID used by another disk', input: (f) => cliBackup(f, f.sourceUrl, '--backup-id', f.incompleteBackupId), expected: 2, message: /backup ID half-done is already used by another backup: its source is .*\/disks\/other\.vhd, not .*\/disks\/bi\.vhd; give another backup ID, or none/ },
+  { surface: 'http', description: 'POST /api/backups: unknown field inside source', input: (f) => startBackup({ source: { url: f.sourceUrl, sas: 'x' } }), expected: 400, title: 'BadRequestBody', message: /\/source has an unknown field "sas" \(allowed: url\)/ },
+  { surface: 'http', description: 'POST /api/restores: target missing', input: (f) => startRestore({ backupId: f.backupId }), expected: 400, title: 'BadRequestBody', message: /\(body\) is missing the required field "target"/ },
+  { surface: 'http', description: 'POST /api/verifications: readData "yes"', input: (f) => ({ method: 'POST', path: '/api/verifications', body: { backupId: f.backupId, readData: 'yes' }, fn: 'startVerification' }), expected: 400, title: 'BadRequestBody', message: /\/readData must be boolean, not string/ },
+  // ---- end of smaller traps ------------------------------------------------------------------------
 ];
 
 let f: Fixture;
@@ -223,10 +280,12 @@ afterAll(async () => {
 });
 
 /** What must not change: the names under backups/ in the vault, and the orchestration instances. */
-async function snapshot(): Promise<{ vaultBlobs: string[]; manifests: number; instances: number }> {
+async function snapshot(): Promise<{ vaultBlobs: string[]; manifests: number; instances: number; containers: string[] }> {
   const vaultBlobs: string[] = [];
   for await (const b of f.env.az.accounts.vault.service.getContainerClient('vault').listBlobsFlat({ prefix: 'backups/' })) vaultBlobs.push(b.name);
-  return { vaultBlobs, manifests: vaultBlobs.filter((n) => /^backups\/[^/]+\/manifest\.json$/.test(n)).length, instances: (await app.runtime.listInstances()).length };
+  const containers: string[] = []; // no case may create a container (a mistyped vault must not become one)
+  for (const account of [f.env.az.accounts.vault, f.env.az.accounts.src]) for await (const c of account.service.listContainers()) containers.push(`${account.name}/${c.name}`);
+  return { vaultBlobs, manifests: vaultBlobs.filter((n) => /^backups\/[^/]+\/manifest\.json$/.test(n)).length, instances: (await app.runtime.listInstances()).length, containers };
 }
 
 async function targetState(target: string): Promise<string | undefined> {
@@ -305,6 +364,7 @@ test.each(CASES.map((c) => [`${c.surface}: ${c.description}`, c] as const))('%s'
   expect(after.manifests).toBe(before.manifests);
   expect(after.vaultBlobs).toEqual(before.vaultBlobs);
   expect(after.instances).toBe(before.instances);
+  expect(after.containers).toEqual(before.containers);
   if (target) expect(await targetState(target)).toBe(targetBefore);
   rows.push({ surface: c.surface, case: c.description, expected: String(c.expected), got, message });
 });
