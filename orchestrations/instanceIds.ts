@@ -1,6 +1,6 @@
 /**
- * Deterministic orchestration instance IDs. A backup's ID is derived from (disk, snapshot, ETag) by
- * core `deriveBackupId`, so starting the same disk state twice names the same instance and the
+ * Deterministic orchestration instance IDs. A backup's ID is derived from (disk, snapshot, ETag, page size)
+ * by core `deriveBackupId`, so starting the same disk state twice names the same instance and the
  * second start finds the first instead of making a second backup.
  */
 import type { BatchRange } from './plan';
