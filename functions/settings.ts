@@ -2,7 +2,6 @@
  * Every Pagewise app setting, parsed and validated in one place. Read per invocation (not cached) so
  * a changed setting or Key Vault reference takes effect without redeploying, and tests can set env.
  */
-import { statSync } from 'node:fs';
 import { decodeUserKey, isPagewiseError, parseStorageUrl, PagewiseError, configureRequestsPerAccount, resolveSettings } from '../core';
 import type { EngineSettings, StorageLocation } from '../core/types';
 import type { DiskRef, EngineOverrides } from '../orchestrations/contracts';
@@ -139,7 +138,7 @@ function required(env: Env, name: string): string {
 /**
  * The engine settings as the activities will resolve them, checked when the settings are read: a page
  * size, cache or concurrency the engine would refuse is a configuration error naming its setting, not
- * a failure of the first backup that uses it. A scratch directory must exist.
+ * a failure of the first backup that uses it.
  */
 function checkAppEngineSettings(engine: EngineSettings): void {
   try {
@@ -148,15 +147,6 @@ function checkAppEngineSettings(engine: EngineSettings): void {
     if (!isPagewiseError(err)) throw err;
     const name = err.code === 'BadPageSize' ? 'PAGEWISE_PAGE_SIZE' : err.code === 'BadCacheSize' ? 'PAGEWISE_CACHE_BYTES (with PAGEWISE_PAGE_SIZE)' : 'PAGEWISE_CONCURRENCY';
     throw settingError(`app setting ${name}: ${err.message}`);
-  }
-  if (engine.scratchDir !== undefined) {
-    let isDirectory = false;
-    try {
-      isDirectory = statSync(engine.scratchDir).isDirectory();
-    } catch {
-      isDirectory = false;
-    }
-    if (!isDirectory) throw settingError(`app setting PAGEWISE_SCRATCH_DIR ${engine.scratchDir} is not an existing directory`);
   }
 }
 

@@ -236,7 +236,6 @@ describe('settings and schema messages say what is wrong', () => {
       [{ PAGEWISE_CONCURRENCY: '65' }, 'app setting PAGEWISE_CONCURRENCY: concurrency 65 must be a whole number from 1 to 64'],
       [{ PAGEWISE_CACHE_BYTES: '1e6' }, 'app setting PAGEWISE_CACHE_BYTES must be a positive whole number, got "1e6"'],
       [{ PAGEWISE_CACHE_BYTES: '4096' }, 'app setting PAGEWISE_CACHE_BYTES (with PAGEWISE_PAGE_SIZE): the cache (4096 bytes) is smaller than one page (4194304 bytes)'],
-      [{ PAGEWISE_SCRATCH_DIR: '/no/such/dir' }, 'app setting PAGEWISE_SCRATCH_DIR /no/such/dir is not an existing directory'],
     ];
     for (const [bad, message] of cases) expect(() => readSettings({ ...base, ...bad })).toThrow(message);
     expect(readSettings({ ...base, PAGEWISE_PAGE_SIZE: '65536', PAGEWISE_CACHE_BYTES: '262144', PAGEWISE_CONCURRENCY: '64' }).engine).toEqual({ pageSize: 65536, cacheBytes: 262144, concurrency: 64 });
