@@ -216,6 +216,8 @@ const CASES: Case[] = [
   { surface: 'http', description: 'POST /api/backups: unknown field inside source', input: (f) => startBackup({ source: { url: f.sourceUrl, sas: 'x' } }), expected: 400, title: 'BadRequestBody', message: /\/source has an unknown field "sas" \(allowed: url\)/ },
   { surface: 'http', description: 'POST /api/restores: target missing', input: (f) => startRestore({ backupId: f.backupId }), expected: 400, title: 'BadRequestBody', message: /\(body\) is missing the required field "target"/ },
   { surface: 'http', description: 'POST /api/verifications: readData "yes"', input: (f) => ({ method: 'POST', path: '/api/verifications', body: { backupId: f.backupId, readData: 'yes' }, fn: 'startVerification' }), expected: 400, title: 'BadRequestBody', message: /\/readData must be boolean, not string/ },
+  { surface: 'http', description: 'GET /api/backups: mistyped filter ?disc= (would list every backup)', input: (f) => ({ method: 'GET', path: `/api/backups?disc=${encodeURIComponent(f.sourceUrl)}`, fn: 'listBackups' }), expected: 400, title: 'BadQuery', message: /unknown query parameter "disc" \(allowed: disk\)/ },
+  { surface: 'http', description: 'POST /api/backups: an option in the query (?pageSize=) instead of the body', input: (f) => ({ ...startBackup({ source: { url: f.sourceUrl } }), path: '/api/backups?pageSize=131072' }), expected: 400, title: 'BadQuery', message: /unknown query parameter "pageSize" \(allowed: none\)/ },
   // ---- end of smaller traps ------------------------------------------------------------------------
 ];
 
