@@ -16,7 +16,7 @@ import { chmodSync, copyFileSync, lstatSync, symlinkSync, writeFileSync } from '
 import * as path from 'node:path';
 import { HttpRequest, HttpResponse, LogLevel } from '@azure/functions';
 import { captureIO, run } from '../cli/main';
-import { backupDisk, loadUserKey, planBackup, writeNewKeyFile } from '../core';
+import { backupDisk, generateKey, loadUserKey, planBackup, writeNewKeyFile } from '../core';
 import { LocalApp, startLocalApp } from '../runtime/localApp';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
 import { recordSummary } from './harness/fault-summary';
@@ -218,6 +218,8 @@ const CASES: Case[] = [
   { surface: 'http', description: 'POST /api/verifications: readData "yes"', input: (f) => ({ method: 'POST', path: '/api/verifications', body: { backupId: f.backupId, readData: 'yes' }, fn: 'startVerification' }), expected: 400, title: 'BadRequestBody', message: /\/readData must be boolean, not string/ },
   { surface: 'http', description: 'GET /api/backups: mistyped filter ?disc= (would list every backup)', input: (f) => ({ method: 'GET', path: `/api/backups?disc=${encodeURIComponent(f.sourceUrl)}`, fn: 'listBackups' }), expected: 400, title: 'BadQuery', message: /unknown query parameter "disc" \(allowed: disk\)/ },
   { surface: 'http', description: 'POST /api/backups: an option in the query (?pageSize=) instead of the body', input: (f) => ({ ...startBackup({ source: { url: f.sourceUrl } }), path: '/api/backups?pageSize=131072' }), expected: 400, title: 'BadQuery', message: /unknown query parameter "pageSize" \(allowed: none\)/ },
+  { surface: 'cli', description: 'serve: PAGEWISE_PAGE_SIZE not a multiple of 512 (refused at start)', input: (f) => ({ cli: ['serve'], env: { PAGEWISE_VAULT_URL: f.vaultUrl, PAGEWISE_ALLOWED_ACCOUNTS: 'src,vault', PAGEWISE_USER_KEY: generateKey().toString('base64'), PAGEWISE_PAGE_SIZE: '1000' } }), expected: 2, message: /app setting PAGEWISE_PAGE_SIZE: page size 1000 is not a positive multiple of 512 bytes/ },
+  { surface: 'cli', description: 'serve: PAGEWISE_CONCURRENCY 0x40 (digits only)', input: (f) => ({ cli: ['serve'], env: { PAGEWISE_VAULT_URL: f.vaultUrl, PAGEWISE_ALLOWED_ACCOUNTS: 'src,vault', PAGEWISE_USER_KEY: generateKey().toString('base64'), PAGEWISE_CONCURRENCY: '0x40' } }), expected: 2, message: /app setting PAGEWISE_CONCURRENCY must be a positive whole number, got "0x40"/ },
   // ---- end of smaller traps ------------------------------------------------------------------------
 ];
 

@@ -1,5 +1,6 @@
 /** `pagewise serve [--port N]`: the HTTP API on 127.0.0.1, backed by the local durable runtime; timers fire on their schedules. */
 import { PagewiseError } from '../../core';
+import { readSettings, readUserKey } from '../../functions/settings';
 import { taskHubConnectionString } from '../engines';
 import { parseCount } from '../options';
 import { printJson, printLines } from '../output';
@@ -15,6 +16,9 @@ export const defineServe: DefineCommand = (program, ctx) => {
       const { io } = ctx;
       const port = parseCount(opts.port, '--port');
       if (port !== undefined && port > 65535) throw new PagewiseError('BadInput', `--port ${port} is not a TCP port`);
+      // Bad app settings stop the start here, naming the setting, rather than failing every request.
+      readSettings(io.env);
+      readUserKey(io.env);
       const signal = io.interruptSignal?.();
       const connectionString = taskHubConnectionString(io.env);
       const { startLocalServer } = await import('../../runtime/serve');
