@@ -46,8 +46,9 @@ export class VaultStore {
     try {
       await this.container.getBlobClient(VAULT_MARKER).getProperties();
     } catch (err) {
-      const code = (err as { code?: string; details?: { errorCode?: string } }).code ?? (err as { details?: { errorCode?: string } }).details?.errorCode;
-      if ((err as RestError).statusCode === 404) return code === 'ContainerNotFound' ? 'missing' : 'container';
+      const rest = err as RestError & { details?: { errorCode?: string } };
+      // A HEAD has no body: the error code comes in the x-ms-error-code header (details.errorCode).
+      if (rest.statusCode === 404) return (rest.code ?? rest.details?.errorCode) === 'ContainerNotFound' ? 'missing' : 'container';
       throw this.fail(err, VAULT_MARKER);
     }
     await this.checkMarker();
