@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { Command } from 'commander';
 import { defineBackup } from './commands/backup';
 import { CommandContext } from './commands/context';
+import { defineInit } from './commands/init';
 import { defineKeygen } from './commands/keygen';
 import { defineList } from './commands/list';
 import { defineRestore } from './commands/restore';
@@ -46,8 +47,9 @@ export function buildProgram(ctx: CommandContext): Command {
       outputError: () => undefined, // reported once, as one line, by reportError
     })
     .showSuggestionAfterError(true)
+    .allowExcessArguments(false) // inherited by every command: a stray argument is refused, not ignored
     .addHelpText('after', EXIT_CODE_HELP);
-  for (const define of [defineKeygen, defineUpload, defineBackup, defineRestore, defineVerify, defineList, defineServe]) define(program, ctx);
+  for (const define of [defineKeygen, defineInit, defineUpload, defineBackup, defineRestore, defineVerify, defineList, defineServe]) define(program, ctx);
   return program;
 }
 
@@ -55,7 +57,7 @@ export function buildProgram(ctx: CommandContext): Command {
 export async function run(args: string[], io: CliIO = processIO()): Promise<number> {
   const ctx: CommandContext = { io, exitCode: 0 };
   if (args.length === 0) {
-    printError(io, 'missing command: keygen, upload, backup, restore, verify, list or serve (see pagewise --help)');
+    printError(io, 'missing command: keygen, init, upload, backup, restore, verify, list or serve (see pagewise --help)');
     return EXIT_USAGE;
   }
   try {

@@ -25,13 +25,19 @@ export { SourceDisk } from './source/source-disk';
 export { sweepStaleScratchDirs } from './cache/scratch-dir';
 export { uploadImage } from './source/upload-image';
 export type { UploadImageResult } from './source/upload-image';
-export { backupIdFor, validateBackupId } from './vault/layout';
+export { backupIdFor, snapshotBackupIdFor, validateBackupId } from './vault/layout';
 
 import { SourceDisk } from './source/source-disk';
 import { backupIdFor } from './vault/layout';
+import { VaultStore } from './vault/vault-store';
 import { StorageLocation } from './types';
 
-/** The default backup ID of a source disk in its current state (blob, snapshot, ETag). */
-export async function deriveBackupId(source: StorageLocation): Promise<string> {
-  return backupIdFor((await SourceDisk.open(source)).identity);
+/** The default backup ID of a source disk in its current state (blob, snapshot, ETag) at a page size. */
+export async function deriveBackupId(source: StorageLocation, pageSize: number): Promise<string> {
+  return backupIdFor((await SourceDisk.open(source)).identity, pageSize);
+}
+
+/** Makes a vault: creates the container and writes the vault marker where absent (`pagewise init`). */
+export async function initVault(vault: StorageLocation): Promise<{ containerCreated: boolean; markerWritten: boolean }> {
+  return VaultStore.open(vault).init();
 }

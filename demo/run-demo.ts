@@ -83,8 +83,7 @@ interface Check {
 async function demo(az: AzuriteInstance, tmp: string): Promise<boolean> {
   const src = az.accounts.src.service.getContainerClient('disks');
   await src.create();
-  await az.accounts.vault.service.getContainerClient('vault').create();
-  await az.accounts.vault.service.getContainerClient('restores').create();
+  await az.accounts.vault.service.getContainerClient('restores').create(); // the vault is made by pagewise init below
 
   say(`Pagewise demo: Azurite on 127.0.0.1:${az.port}, accounts "src" (cloud) and "vault" (secondary copy)`);
   const diskStep = IMAGE
@@ -111,6 +110,7 @@ async function demo(az: AzuriteInstance, tmp: string): Promise<boolean> {
   const restoredFile = path.join(tmp, 'vm1-restored.img');
 
   const keygen = await timed('pagewise keygen', () => pagewise<{ keyId: string }>(['keygen', keyFile, '--json'], env));
+  await timed('pagewise init (creates the vault)', () => pagewise<{ containerCreated: boolean }>(['init', '--vault', vaultUrl, '--json'], env));
   const backup = await timed(`pagewise backup --engine ${ENGINE} (pages ${formatBytes(pageSize)}, cache ${formatBytes(cacheBytes)})`, () =>
     pagewise<BackupResult>(
       ['backup', sourceUrl, '--vault', vaultUrl, '--key-file', keyFile, '--page-size', pageSizeArg, '--cache', String(cacheBytes), '--scratch-dir', scratch, '--engine', ENGINE, '--json'],

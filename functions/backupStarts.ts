@@ -3,12 +3,11 @@
  * backup ID (deterministic from the disk state, or from the snapshot resource) and start the backup
  * orchestration under `backup-<id>` at most once.
  */
-import { createHash } from 'node:crypto';
 import type { DurableClient } from 'durable-functions';
-import { deriveBackupId } from '../core';
+import { deriveBackupId, snapshotBackupIdFor } from '../core';
 import { BackupOrchestrationInput, DiskRef, EngineOverrides, Orchestrators } from '../orchestrations/contracts';
 import { backupInstanceId } from '../orchestrations/instanceIds';
-import { checkEngineSettings, checkSourceIsNotVault } from './prechecks';
+import { checkEngineSettings, checkSourceIsNotVault, checkVaultExists } from './prechecks';
 import { readSettings } from './settings';
 import { startOnce, StartOnceResult } from './starter';
 
@@ -23,9 +22,10 @@ export async function startDiskBackup(
 ): Promise<DiskBackupStart> {
   // Refuse now what the plan activity would refuse later, so a bad start leaves no failed instance.
   const settings = readSettings();
-  checkEngineSettings(settings, options.settings);
+  const { pageSize } = checkEngineSettings(settings, options.settings);
   checkSourceIsNotVault(settings, source.url);
-  const backupId = options.backupId ?? (await deriveBackupId({ url: source.url }));
+  const backupId = options.backupId ?? (await deriveBackupId({ url: source.url }, pageSize));
+  await checkVaultExists(settings);
   const input: BackupOrchestrationInput = {
     backupId,
     source,
@@ -36,10 +36,7 @@ export async function startDiskBackup(
   return { ...started, backupId };
 }
 
-/**
- * A snapshot is immutable, so its ARM resource ID names its state: every delivery of its event (and
- * every fresh SAS for it) maps to the same backup ID, without reading the disk first.
- */
+/** The backup ID of a managed-disk snapshot at the page size its backup will use (app settings). */
 export function snapshotBackupId(resourceId: string): string {
-  return `pw-${createHash('sha256').update(`snapshot:${resourceId.toLowerCase()}`).digest('hex').slice(0, 24)}`;
+  return snapshotBackupIdFor(resourceId, checkEngineSettings(readSettings()).pageSize);
 }

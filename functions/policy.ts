@@ -7,6 +7,7 @@
 import Ajv, { JSONSchemaType } from 'ajv';
 import { PagewiseError, sourceBlobClient } from '../core';
 import { engineOverrideProperties } from './engineOverrideSchema';
+import { describeSchemaErrors } from './schemaErrors';
 import { PagewiseSettings, PolicySource, assertAllowedAccount } from './settings';
 
 export const WEEKDAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'] as const;
@@ -49,7 +50,7 @@ const schema: JSONSchemaType<BackupPolicy> = {
   additionalProperties: false,
 };
 
-const validate = new Ajv({ allErrors: true }).compile(schema);
+const validate = new Ajv({ allErrors: true, verbose: true }).compile(schema);
 
 export function parsePolicy(text: string): BackupPolicy {
   let value: unknown;
@@ -59,8 +60,7 @@ export function parsePolicy(text: string): BackupPolicy {
     throw new PagewiseError('BadInput', 'the backup policy is not JSON');
   }
   if (!validate(value)) {
-    const errors = (validate.errors ?? []).map((e) => `${e.instancePath || '(policy)'} ${e.message ?? ''}`.trim());
-    throw new PagewiseError('BadInput', `the backup policy is invalid: ${errors.join('; ')}`);
+    throw new PagewiseError('BadInput', `the backup policy is invalid: ${describeSchemaErrors(validate.errors, '(policy)').join('; ')}`);
   }
   return value;
 }

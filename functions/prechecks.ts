@@ -5,7 +5,7 @@
  * are for the caller's feedback and so that a bad request leaves no instance behind.
  */
 import { OrchestrationRuntimeStatus, type DurableClient } from 'durable-functions';
-import { assertDiskWriteTarget, PagewiseError, parseStorageUrl, resolveSettings, sameContainer, sameDisk } from '../core';
+import { assertDiskWriteTarget, PagewiseError, parseStorageUrl, ResolvedSettings, resolveSettings, sameContainer, sameDisk } from '../core';
 import { translateStorageError } from '../core/storage/storage-errors';
 import { targetBlobClient } from '../core/storage/clients';
 import { readManifest } from '../core/vault/manifest';
@@ -15,8 +15,8 @@ import { backupIdOfInstance } from '../orchestrations/instanceIds';
 import { engineSettings, PagewiseSettings, readUserKey } from './settings';
 
 /** Page size, cache and concurrency as the activities will resolve them (app settings + overrides). */
-export function checkEngineSettings(settings: PagewiseSettings, overrides: EngineOverrides = {}): void {
-  resolveSettings(engineSettings(settings, overrides));
+export function checkEngineSettings(settings: PagewiseSettings, overrides: EngineOverrides = {}): ResolvedSettings {
+  return resolveSettings(engineSettings(settings, overrides));
 }
 
 /** The secondary copy belongs on separate storage: never the source disk's own container. */
@@ -28,8 +28,20 @@ export function checkSourceIsNotVault(settings: PagewiseSettings, sourceUrl: str
   }
 }
 
+/**
+ * The app's vault exists. The app never creates it (a mistyped PAGEWISE_VAULT_URL would silently start
+ * a new vault): a missing container is a configuration error, reported as such.
+ */
+export async function checkVaultExists(settings: PagewiseSettings): Promise<void> {
+  const vault = VaultStore.open(settings.vault);
+  if ((await vault.probe()) === 'missing') {
+    throw new PagewiseError('VaultNotFound', `configuration error: PAGEWISE_VAULT_URL names the container ${vault.display}, which does not exist; the app does not create its vault (deploy infra/, or run pagewise init --vault <url>)`);
+  }
+}
+
 /** The backup exists, is complete, and the app's user key opens it (manifest MAC checked). */
 export async function checkBackupReadable(settings: PagewiseSettings, backupId: string): Promise<void> {
+  await checkVaultExists(settings);
   await readManifest(VaultStore.open(settings.vault), backupId, readUserKey());
 }
 

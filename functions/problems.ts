@@ -19,6 +19,7 @@ const STATUS_BY_CODE: Partial<Record<PagewiseErrorCode, number>> = {
   BadPageSize: 400,
   BadCacheSize: 400,
   BadKeyFile: 500,
+  VaultNotFound: 500, // the app's own vault: a configuration error, not the caller's
   NotPageBlob: 422,
   AccessDenied: 403,
   SourceNotFound: 404,

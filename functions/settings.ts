@@ -7,11 +7,13 @@ import {
   configureRequestsPerAccount,
   configureStorageEndpoints,
   decodeUserKey,
+  isPagewiseError,
   endpointOf,
   endpointRefused,
   parseEndpoint,
   parseStorageUrl,
   PagewiseError,
+  resolveSettings,
 } from '../core';
 import type { EngineSettings, StorageLocation } from '../core/types';
 import type { DiskRef, EngineOverrides } from '../orchestrations/contracts';
@@ -66,6 +68,7 @@ export function readSettings(env: Env = appSettings()): PagewiseSettings {
     },
     ...batchesInFlight(env),
   };
+  checkAppEngineSettings(settings.engine);
   assertAllowedAccount(settings, vaultUrl, 'container', 'PAGEWISE_VAULT_URL');
   return settings;
 }
@@ -163,11 +166,27 @@ function required(env: Env, name: string): string {
   return value.trim();
 }
 
+/**
+ * The engine settings as the activities will resolve them, checked when the settings are read: a page
+ * size, cache or concurrency the engine would refuse is a configuration error naming its setting, not
+ * a failure of the first backup that uses it.
+ */
+function checkAppEngineSettings(engine: EngineSettings): void {
+  try {
+    resolveSettings(engine);
+  } catch (err) {
+    if (!isPagewiseError(err)) throw err;
+    const name = err.code === 'BadPageSize' ? 'PAGEWISE_PAGE_SIZE' : err.code === 'BadCacheSize' ? 'PAGEWISE_CACHE_BYTES (with PAGEWISE_PAGE_SIZE)' : 'PAGEWISE_CONCURRENCY';
+    throw settingError(`app setting ${name}: ${err.message}`);
+  }
+}
+
 function optionalInt<K extends keyof EngineSettings>(env: Env, name: string, key: K): Partial<EngineSettings> {
   const raw = env[name];
   if (raw === undefined || raw.trim() === '') return {};
   const value = Number(raw);
-  if (!Number.isSafeInteger(value) || value <= 0) throw settingError(`app setting ${name} must be a positive whole number, got "${raw}"`);
+  // Digits only: Number() would also take "0x10", "1e3" or "4.0" without a word.
+  if (!/^\s*\d+\s*$/.test(raw) || !Number.isSafeInteger(value) || value <= 0) throw settingError(`app setting ${name} must be a positive whole number, got "${raw}"`);
   return { [key]: value };
 }
 

@@ -1,5 +1,5 @@
 /**
- * Orchestration instance IDs. A backup's ID is derived from (disk, snapshot, ETag) by core
+ * Orchestration instance IDs. A backup's ID is derived from (disk, snapshot, ETag, page size) by core
  * `deriveBackupId`, so starting the same disk state twice names the same instance and the second
  * start finds the first instead of making a second backup. Restores and verifications are new
  * operations each time (functions/http/idempotency.ts names them).

@@ -4,7 +4,7 @@
  * Instance state is checkpointed in the task-hub container, so calling this again after a crash
  * resumes the unfinished orchestration instead of starting another backup.
  */
-import { abortedError, allowedEndpointOf, deriveBackupId, displayUrl, PagewiseError, parseStorageUrl, whileBackingUp } from '../core';
+import { abortedError, allowedEndpointOf, deriveBackupId, displayUrl, PagewiseError, parseStorageUrl, resolveSettings, whileBackingUp } from '../core';
 import type { StorageLocation } from '../core/types';
 import { BackupOrchestrationInput, BackupOrchestrationOutput, EngineOverrides, Orchestrators, RetrySettings } from '../orchestrations/contracts';
 import { backupInstanceId } from '../orchestrations/instanceIds';
@@ -71,7 +71,7 @@ async function runOrchestration(options: OrchestratedBackupOptions): Promise<Orc
     },
   });
   try {
-    const backupId = options.backupId ?? (await deriveBackupId({ url: options.source.url }));
+    const backupId = options.backupId ?? (await deriveBackupId({ url: options.source.url }, resolveSettings(options.settings ?? {}).pageSize));
     const instanceId = backupInstanceId(backupId);
     const input: BackupOrchestrationInput = {
       backupId,

@@ -12,11 +12,11 @@
  */
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, promises as fs, readdirSync, symlinkSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, promises as fs, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { HttpRequest, HttpResponse, LogLevel } from '@azure/functions';
 import { captureIO, run } from '../cli/main';
-import { backupDisk, loadUserKey, planBackup, writeNewKeyFile } from '../core';
+import { backupDisk, generateKey, loadUserKey, planBackup, writeNewKeyFile } from '../core';
 import { request } from 'node:http';
 import { LocalApp } from '../runtime/localApp';
 import { LocalServer, startLocalServer } from '../runtime/serve';
@@ -167,6 +167,39 @@ const RESTORE_TARGET_CASES: Case[] = [
   { surface: 'http', description: 'POST /api/restores: target named like a vault segment', input: (f) => startRestore({ backupId: f.backupId, target: { url: f.env.targetUrl(`backups/${f.backupId}/segments/00000000.seg`) }, overwrite: true }), expected: 400, title: 'BadInput', message: /lies inside a vault \(container vault\/restores\)/, target: (f) => f.env.targetUrl(`backups/${f.backupId}/segments/00000000.seg`) },
 ];
 // ---- end of restore targets ----------------------------------------------------------------------
+// ---- smaller traps (#10 class 6): key-file fixtures, made when a case's input is built -------------
+const trapKeyFile = (f: Fixture, name: string, mode: number) => {
+  const file = newFile(f, name);
+  if (!existsSync(file)) {
+    copyFileSync(f.keyFile, file);
+    chmodSync(file, mode);
+  }
+  return file;
+};
+const trapFifo = (f: Fixture) => {
+  const file = newFile(f, 'key.fifo');
+  if (!existsSync(file)) execFileSync('mkfifo', [file]);
+  return file;
+};
+const trapBigFile = (f: Fixture) => {
+  const file = newFile(f, 'big.key');
+  if (!existsSync(file)) writeFileSync(file, Buffer.alloc(5000, 1), { mode: 0o600 });
+  return file;
+};
+const trapDanglingLink = (f: Fixture) => {
+  const link = newFile(f, 'planted.key');
+  if (!existsSync(newFile(f, 'victim.key')) && !lstatExists(link)) symlinkSync(newFile(f, 'victim.key'), link);
+  return link;
+};
+const lstatExists = (file: string) => {
+  try {
+    lstatSync(file);
+    return true;
+  } catch {
+    return false;
+  }
+};
+// ---- end of smaller traps fixtures --------------------------------------------------------------
 
 const CASES: Case[] = [
   // ---- CLI -------------------------------------------------------------------------------------
@@ -204,7 +237,7 @@ const CASES: Case[] = [
   { surface: 'http', description: 'POST /api/backups: malformed JSON', input: () => startBackup('{"source": {"url": '), expected: 400, title: 'BadInput', message: /the request body is not JSON/ },
   { surface: 'http', description: 'POST /api/backups: body > 64 KiB', input: (f) => startBackup(JSON.stringify({ source: { url: f.sourceUrl }, pad: 'x'.repeat(70 * 1024) })), expected: 413, title: 'PayloadTooLarge', message: /the request body is \d+ bytes; at most 65536 bytes are accepted/ },
   { surface: 'http', description: 'POST /api/backups: Content-Length > 64 KiB declared', input: (f) => startBackup({ source: { url: f.sourceUrl } }, { 'content-length': String(10 * MiB) }), expected: 413, title: 'PayloadTooLarge', message: /the request body is 10485760 bytes/ },
-  { surface: 'http', description: 'POST /api/backups: unknown field', input: (f) => startBackup({ source: { url: f.sourceUrl }, compression: 'max' }), expected: 400, title: 'BadRequestBody', message: /must NOT have additional properties/ },
+  { surface: 'http', description: 'POST /api/backups: unknown field', input: (f) => startBackup({ source: { url: f.sourceUrl }, compression: 'max' }), expected: 400, title: 'BadRequestBody', message: /does not match the schema: \(body\) has an unknown field "compression" \(allowed: source, pageSize/ },
   { surface: 'http', description: 'POST /api/backups: body is an array', input: () => startBackup([]), expected: 400, title: 'BadRequestBody', message: /must be object/ },
   { surface: 'http', description: 'POST /api/backups: source URL is not a URL', input: () => startBackup({ source: { url: 'http://not a host/disks/x.vhd' } }), expected: 400, title: 'BadUrl', message: /source\.url is not a URL/ },
   { surface: 'http', description: 'POST /api/backups: source is a block blob', input: (f) => startBackup({ source: { url: f.env.az.sasUrl('src', 'disks', 'notes.txt', { permissions: 'r' }) } }), expected: 422, title: 'NotPageBlob', message: /is a BlockBlob blob, not a page blob/ },
@@ -231,7 +264,7 @@ const CASES: Case[] = [
   { surface: 'http', description: 'POST /api/restores: existing target without overwrite', input: (f) => startRestore({ backupId: f.backupId, target: { url: f.existingBlobUrl } }), expected: 409, title: 'TargetExists', message: /the restore target already exists; set "overwrite": true/, target: (f) => f.existingBlobUrl },
   { surface: 'http', description: 'POST /api/restores: target on an account not allowed', input: (f) => startRestore({ backupId: f.backupId, target: { url: 'https://elsewhere.blob.core.windows.net/restores/x.vhd' } }), expected: 403, title: 'AccessDenied', message: refusedEndpoint('AccessDenied: target.url', 'PAGEWISE_ALLOWED_ACCOUNTS') },
   { surface: 'http', description: 'POST /api/verifications: unknown backup ID', input: () => ({ method: 'POST', path: '/api/verifications', body: { backupId: 'pw-000000000000000000000000' }, fn: 'startVerification' }), expected: 404, title: 'BackupNotFound', message: /backup pw-0{24} does not exist/ },
-  { surface: 'http', description: 'POST /api/verifications: unknown field', input: (f) => ({ method: 'POST', path: '/api/verifications', body: { backupId: f.backupId, deep: true }, fn: 'startVerification' }), expected: 400, title: 'BadRequestBody', message: /must NOT have additional properties/ },
+  { surface: 'http', description: 'POST /api/verifications: unknown field', input: (f) => ({ method: 'POST', path: '/api/verifications', body: { backupId: f.backupId, deep: true }, fn: 'startVerification' }), expected: 400, title: 'BadRequestBody', message: /\(body\) has an unknown field "deep"/ },
   // ---- Idempotency-Key (issue #10 class 4): validated before anything starts --------------------
   { surface: 'http', description: 'POST /api/restores: Idempotency-Key too short', input: (f) => ({ ...startRestore({ backupId: f.backupId, target: { url: f.env.targetUrl('h-key-short.vhd') } }), headers: { 'Idempotency-Key': 'abc' } }), expected: 400, title: 'BadIdempotencyKey', message: /^BadIdempotencyKey: the Idempotency-Key header must be 8 to 128 characters of/, target: (f) => f.env.targetUrl('h-key-short.vhd') },
   { surface: 'http', description: 'POST /api/verifications: Idempotency-Key with a space and a quote', input: (f) => ({ method: 'POST', path: '/api/verifications', body: { backupId: f.backupId }, headers: { 'Idempotency-Key': 'key with "quote"' }, fn: 'startVerification' }), expected: 400, title: 'BadIdempotencyKey', message: /^BadIdempotencyKey: the Idempotency-Key header must be 8 to 128 characters of/ },
@@ -252,6 +285,31 @@ const CASES: Case[] = [
 
   // ---- serve (issue #10 class 3): over real HTTP, before any function runs ----------------------
   ...serveCases(),
+
+  // ---- smaller traps (#10 class 6): key files, vault creation, backup IDs, schema messages ---------
+  { surface: 'cli', description: 'backup: key file readable by group and others (0644)', input: (f) => cliBackup(f, f.sourceUrl, '--key-file', trapKeyFile(f, 'loose.key', 0o644)), expected: 2, message: /the key file .*loose\.key has mode 0644: group or others may access it; run chmod 600 .*loose\.key$/ },
+  { surface: 'cli', description: 'backup: key file writable by group (0620)', input: (f) => cliBackup(f, f.sourceUrl, '--key-file', trapKeyFile(f, 'group-w.key', 0o620)), expected: 2, message: /has mode 0620: group or others may access it; run chmod 600/ },
+  { surface: 'cli', description: 'backup: key file is a FIFO (refused without blocking on it)', input: (f) => cliBackup(f, f.sourceUrl, '--key-file', trapFifo(f)), expected: 2, message: /the key file .*key\.fifo is a FIFO, not a key file/ },
+  { surface: 'cli', description: 'backup: key file is a directory', input: (f) => cliBackup(f, f.sourceUrl, '--key-file', f.tmp), expected: 2, message: /the key file .* is a directory, not a key file/ },
+  { surface: 'cli', description: 'backup: key file is a device (/dev/zero)', input: (f) => cliBackup(f, f.sourceUrl, '--key-file', '/dev/zero'), expected: 2, message: /the key file \/dev\/zero is a device, not a key file/ },
+  { surface: 'cli', description: 'backup: key file of 5000 bytes (read capped)', input: (f) => cliBackup(f, f.sourceUrl, '--key-file', trapBigFile(f)), expected: 2, message: /the key file .*big\.key is 5000 bytes; a Pagewise key file is under 4096 bytes/ },
+  { surface: 'cli', description: 'keygen: over an existing key file', input: (f) => ({ cli: ['keygen', f.keyFile] }), expected: 2, message: /the key file .*user\.key already exists; refusing to overwrite a key/, target: (f) => f.keyFile },
+  { surface: 'cli', description: 'keygen: through a dangling symlink (its victim is not created)', input: (f) => ({ cli: ['keygen', trapDanglingLink(f)] }), expected: 2, message: /the key file .*planted\.key already exists; refusing to overwrite a key/, target: (f) => newFile(f, 'victim.key') },
+  { surface: 'cli', description: 'keygen: a stray extra argument', input: (f) => ({ cli: ['keygen', newFile(f, 'stray.key'), 'extra'] }), expected: 2, message: /too many arguments for 'keygen'\. Expected 1 argument but got 2/, target: (f) => newFile(f, 'stray.key') },
+  { surface: 'cli', description: 'backup: unknown option --cache-size', input: (f) => cliBackup(f, f.sourceUrl, '--cache-size', '1MiB'), expected: 2, message: /unknown option '--cache-size' \(Did you mean --page-size\?\)/ },
+  { surface: 'cli', description: 'backup: vault container does not exist (a typo makes no new vault)', input: (f) => ({ cli: ['backup', f.sourceUrl, '--vault', f.env.az.sasUrl('vault', 'vualt'), '--key-file', f.keyFile, '--page-size', '64KiB', '--cache', '256KiB'] }), expected: 2, message: /the vault container .*\/vualt does not exist; nothing was written \(check the vault URL, or make the vault first\); make it with pagewise init --vault <url>, or pass --create-vault/ },
+  { surface: 'cli', description: 'backup --create-vault: a missing source makes no vault', input: (f) => ({ cli: ['backup', f.env.sourceUrl('missing.vhd'), '--vault', f.env.az.sasUrl('vault', 'new-vault'), '--key-file', f.keyFile, '--create-vault'] }), expected: 2, message: /the source disk .*missing\.vhd was not found/ },
+  { surface: 'cli', description: 'init: a container SAS may not create the container', input: (f) => ({ cli: ['init', '--vault', f.env.az.sasUrl('vault', 'sas-vault')] }), expected: 2, message: /the vault container .*\/sas-vault does not exist and these credentials may not create it \(a container SAS cannot\)/ },
+  { surface: 'cli', description: 'backup: backup ID used at another page size', input: (f) => cliBackup(f, f.sourceUrl, '--page-size', '128KiB', '--cache', '512KiB', '--backup-id', f.backupId), expected: 2, message: /backup ID pw-[0-9a-f]{24} is already used by another backup: its page size is 64 KiB \(65536 bytes\), not 128 KiB; give page size 64KiB to resume it, or another backup ID for a new backup/ },
+  { surface: 'cli', description: 'backup: backup ID used by another disk', input: (f) => cliBackup(f, f.sourceUrl, '--backup-id', f.incompleteBackupId), expected: 2, message: /backup ID half-done is already used by another backup: its source is .*\/disks\/other\.vhd, not .*\/disks\/bi\.vhd; give another backup ID, or none/ },
+  { surface: 'http', description: 'POST /api/backups: unknown field inside source', input: (f) => startBackup({ source: { url: f.sourceUrl, sas: 'x' } }), expected: 400, title: 'BadRequestBody', message: /\/source has an unknown field "sas" \(allowed: url\)/ },
+  { surface: 'http', description: 'POST /api/restores: target missing', input: (f) => startRestore({ backupId: f.backupId }), expected: 400, title: 'BadRequestBody', message: /\(body\) is missing the required field "target"/ },
+  { surface: 'http', description: 'POST /api/verifications: readData "yes"', input: (f) => ({ method: 'POST', path: '/api/verifications', body: { backupId: f.backupId, readData: 'yes' }, fn: 'startVerification' }), expected: 400, title: 'BadRequestBody', message: /\/readData must be boolean, not string/ },
+  { surface: 'http', description: 'GET /api/backups: mistyped filter ?disc= (would list every backup)', input: (f) => ({ method: 'GET', path: `/api/backups?disc=${encodeURIComponent(f.sourceUrl)}`, fn: 'listBackups' }), expected: 400, title: 'BadQuery', message: /unknown query parameter "disc" \(allowed: disk\)/ },
+  { surface: 'http', description: 'POST /api/backups: an option in the query (?pageSize=) instead of the body', input: (f) => ({ ...startBackup({ source: { url: f.sourceUrl } }), path: '/api/backups?pageSize=131072' }), expected: 400, title: 'BadQuery', message: /unknown query parameter "pageSize" \(allowed: none\)/ },
+  { surface: 'cli', description: 'serve: PAGEWISE_PAGE_SIZE not a multiple of 512 (refused at start)', input: (f) => ({ cli: ['serve'], env: { PAGEWISE_VAULT_URL: f.vaultUrl, PAGEWISE_ALLOWED_ACCOUNTS: f.env.az.storageEndpoints, PAGEWISE_USER_KEY: generateKey().toString('base64'), PAGEWISE_PAGE_SIZE: '1000' } }), expected: 2, message: /app setting PAGEWISE_PAGE_SIZE: page size 1000 is not a positive multiple of 512 bytes/ },
+  { surface: 'cli', description: 'serve: PAGEWISE_CONCURRENCY 0x40 (digits only)', input: (f) => ({ cli: ['serve'], env: { PAGEWISE_VAULT_URL: f.vaultUrl, PAGEWISE_ALLOWED_ACCOUNTS: f.env.az.storageEndpoints, PAGEWISE_USER_KEY: generateKey().toString('base64'), PAGEWISE_CONCURRENCY: '0x40' } }), expected: 2, message: /app setting PAGEWISE_CONCURRENCY must be a positive whole number, got "0x40"/ },
+  // ---- end of smaller traps ------------------------------------------------------------------------
 ];
 
 function serveCases(): Case[] {
@@ -360,11 +418,13 @@ afterAll(async () => {
   recordSummary('bad-inputs', rows);
 });
 
-/** What must not change: the names and ETags under backups/ in the vault, and the orchestration instances. */
-async function snapshot(): Promise<{ vaultBlobs: string[]; manifests: number; instances: number }> {
+/** What must not change: the names and ETags under backups/ in the vault, the containers, and the orchestration instances. */
+async function snapshot(): Promise<{ vaultBlobs: string[]; manifests: number; instances: number; containers: string[] }> {
   const vaultBlobs: string[] = [];
   for await (const b of f.env.az.accounts.vault.service.getContainerClient('vault').listBlobsFlat({ prefix: 'backups/' })) vaultBlobs.push(`${b.name} ${b.properties.etag}`);
-  return { vaultBlobs, manifests: vaultBlobs.filter((n) => /^backups\/[^/]+\/manifest\.json /.test(n)).length, instances: (await app.runtime.listInstances()).length };
+  const containers: string[] = []; // no case may create a container (a mistyped vault must not become one)
+  for (const account of [f.env.az.accounts.vault, f.env.az.accounts.src]) for await (const c of account.service.listContainers()) containers.push(`${account.name}/${c.name}`);
+  return { vaultBlobs, manifests: vaultBlobs.filter((n) => /^backups\/[^/]+\/manifest\.json /.test(n)).length, instances: (await app.runtime.listInstances()).length, containers };
 }
 
 async function targetState(target: string): Promise<string | undefined> {
@@ -457,6 +517,7 @@ test.each(CASES.map((c) => [`${c.surface}: ${c.description}`, c] as const))('%s'
   expect(after.manifests).toBe(before.manifests);
   expect(after.vaultBlobs).toEqual(before.vaultBlobs);
   expect(after.instances).toBe(before.instances);
+  expect(after.containers).toEqual(before.containers);
   if (target) expect(await targetState(target)).toBe(targetBefore);
   expect(ssrfConnections()).toBe(0);
   rows.push({ surface: c.surface, case: c.description, expected: String(c.expected), got, message });

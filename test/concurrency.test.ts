@@ -105,7 +105,7 @@ test('two simultaneous POST /api/backups of the same disk state make one backup'
   const responses = await Promise.all([1, 2].map(() => app.host.invokeHttp('startBackup', post('/api/backups', { source: { url } }))));
   const bodies = await Promise.all(responses.map(json));
   expect(responses.map((r) => r.status)).toEqual([202, 202]);
-  const backupId = await deriveBackupId({ url });
+  const backupId = await deriveBackupId({ url }, 64 * KiB);
   expect(bodies.map((b) => b.id)).toEqual([backupId, backupId]);
   expect(bodies.map((b) => b.instanceId)).toEqual([`backup-${backupId}`, `backup-${backupId}`]);
   expect(bodies.map((b) => b.duplicate).sort()).toEqual([false, true]); // exactly one of them started it

@@ -142,7 +142,7 @@ test('a page blob created in a watched container (both schemas) starts one backu
   await app.host.invokeEventGrid('diskEvents', blobCreated('CloudEvents', 'src', url, etag));
 
   // Same ID as a start by URL: the event's ETag names the same disk state.
-  const backupId = await deriveBackupId({ url: env.sourceUrl('ev.vhd') });
+  const backupId = await deriveBackupId({ url: env.sourceUrl('ev.vhd') }, 64 * KiB);
   const status = await app.runtime.getStatus(`backup-${backupId}`);
   expect(status?.input).toMatchObject({ backupId, source: { url } });
   await app.runtime.terminate(`backup-${backupId}`, 'test done');
@@ -174,8 +174,8 @@ test('scheduled backups start the policy disks due on the clock\'s weekday, once
   const client = df.getClient(context);
   const tuesday = new Date('2024-05-07T02:00:00Z');
   const monday = new Date('2024-05-06T02:00:00Z');
-  const monId = await deriveBackupId({ url: env.sourceUrl('mon.vhd') });
-  const dailyId = await deriveBackupId({ url: env.sourceUrl('daily.vhd') });
+  const monId = await deriveBackupId({ url: env.sourceUrl('mon.vhd') }, 64 * KiB);
+  const dailyId = await deriveBackupId({ url: env.sourceUrl('daily.vhd') }, 64 * KiB);
 
   const tue = await runScheduledBackups(client, context, tuesday);
   expect(tue).toMatchObject({ due: 2, started: [dailyId], skipped: [] });

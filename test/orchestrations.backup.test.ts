@@ -105,7 +105,7 @@ test('a permanent failure ends the orchestration Failed at once, without retries
   });
   expect(failed.instanceId).toBe(backupInstanceId(plan.backupId));
   expect(failed.runtimeStatus).toBe('Failed');
-  expect(failed.error).toMatch(/BadInput: .*already used by a backup of another disk state/);
+  expect(failed.error).toMatch(/BadInput: .*already used by another backup: the disk changed since \(ETag .* then, .* now\); give another backup ID/);
   expect(failed.error).not.toMatch(/sig=(?!REDACTED)/);
   expect(failed.activityInvocations).toBe(1); // retrying bad input would only delay the answer
   expect(statuses[statuses.length - 1]).toMatchObject({ phase: 'failed', backupId: plan.backupId }); // not stuck at "planning"

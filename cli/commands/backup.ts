@@ -1,5 +1,5 @@
 /** `pagewise backup <source-page-blob-url> --vault <container-url> --key-file <f> [...]` */
-import { backupDisk, BackupResult, displayUrl, formatBytes, loadUserKey, validateBackupId } from '../../core';
+import { backupDisk, BackupResult, displayUrl, formatBytes, initVault, loadUserKey, SourceDisk, validateBackupId } from '../../core';
 import { backupWithLocalEngine, ENGINES, parseEngine, TASKHUB_ENV } from '../engines';
 import { storageLocation } from '../locations';
 import { engineSettings } from '../options';
@@ -16,6 +16,7 @@ interface BackupOptions {
   backupId?: string;
   engine?: string;
   snapshot?: boolean;
+  createVault?: boolean;
   json?: boolean;
 }
 
@@ -33,6 +34,7 @@ export const defineBackup: DefineCommand = (program, ctx) => {
     .option('--backup-id <id>', 'backup ID (default: derived from the disk state, so a rerun resumes)')
     .option('--snapshot', 'back up a snapshot Pagewise takes first (for a disk in use; needs write and delete permission on it); deleted afterwards')
     .option('--engine <engine>', `${ENGINES.join(' | ')}: run in this process, or as the durable orchestration on the local runtime (state in ${TASKHUB_ENV} or the vault account)`, 'inline')
+    .option('--create-vault', 'create the vault container first if it does not exist (as pagewise init does)')
     .option('--json', 'print the result as one JSON object')
     .action(async (sourceUrl: string, opts: BackupOptions) => {
       const { io } = ctx;
@@ -43,6 +45,10 @@ export const defineBackup: DefineCommand = (program, ctx) => {
       const backupId = opts.backupId === undefined ? undefined : validateBackupId(opts.backupId);
       const engine = parseEngine(opts.engine);
       const userKey = await loadUserKey(opts.keyFile);
+      if (opts.createVault) {
+        await SourceDisk.open(source); // a bad source fails before a vault is made for it
+        await initVault(vault);
+      }
       const bar = progressBar(io, opts.json ?? false, 'backup', engine === 'local' ? 'batches' : 'pages');
       const abortSignal = io.interruptSignal?.();
       let result: BackupResult;
@@ -97,6 +103,7 @@ function readLine(result: BackupResult): string {
 
 /** Added to an interrupted or failed backup's error line. */
 export function backupHint(code: string): string | undefined {
+  if (code === 'VaultNotFound') return 'make it with pagewise init --vault <url>, or pass --create-vault';
   if (code === 'Aborted' || code === 'SourceUnreachable' || code === 'VaultUnreachable') {
     return 'run the same command again to resume';
   }

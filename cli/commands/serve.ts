@@ -1,6 +1,7 @@
 /** `pagewise serve [--port N] [--keys-dir D]`: the HTTP API on 127.0.0.1, keyed, backed by the local durable runtime; timers fire on their schedules. */
 import * as os from 'node:os';
 import { PagewiseError, sweepStaleScratchDirs } from '../../core';
+import { readSettings, readUserKey } from '../../functions/settings';
 import { taskHubConnectionString } from '../engines';
 import { parseCount } from '../options';
 import { printJson, printLines } from '../output';
@@ -17,6 +18,9 @@ export const defineServe: DefineCommand = (program, ctx) => {
       const { io } = ctx;
       const port = parseCount(opts.port, '--port');
       if (port !== undefined && port > 65535) throw new PagewiseError('BadInput', `--port ${port} is not a TCP port`);
+      // Bad app settings stop the start here, naming the setting, rather than failing every request.
+      readSettings(io.env);
+      readUserKey(io.env);
       const signal = io.interruptSignal?.();
       const connectionString = taskHubConnectionString(io.env);
       // What a killed serve left (plaintext pages of the disks it was backing up) goes now, not at the next backup.

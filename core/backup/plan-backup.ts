@@ -16,6 +16,7 @@ import { backupIdFor, layout, validateBackupId } from '../vault/layout';
 import { BackupPlan, pagesPerBatchFor, readPlan } from '../vault/plan';
 import { VaultStore } from '../vault/vault-store';
 import { snapshotTakenByPagewise } from './backup-context';
+import { backupIdTaken, planDifferences } from './plan-mismatch';
 import { resolveSettings } from './settings';
 
 export async function planBackup(req: BackupRequest): Promise<PlanRef> {
@@ -32,17 +33,13 @@ async function makePlan(req: BackupRequest): Promise<PlanRef> {
   const live = await SourceDisk.open(req.source);
   let source = live;
   // The ID names the disk state (the live blob's ETag), so a repeated start resumes the same backup.
-  const backupId = validateBackupId(req.backupId ?? backupIdFor(live.identity));
-  await vault.ensure();
+  const backupId = validateBackupId(req.backupId ?? backupIdFor(live.identity, settings.pageSize));
+  await vault.requireForBackup();
 
   if (await vault.exists(layout.plan(backupId))) {
     const plan = await readPlan(vault, backupId);
-    // A plan that reads a snapshot Pagewise took resumes from that snapshot, however the live disk has
-    // changed since; otherwise the live disk must still be in the planned state.
-    const sameState = snapshotTakenByPagewise(req, plan) !== undefined || (plan.source.etag === source.identity.etag && plan.diskBytes === source.diskBytes);
-    if (!sameState || plan.pageSize !== settings.pageSize) {
-      throw new PagewiseError('BadInput', `backup ID ${backupId} is already used by a backup of another disk state or page size`);
-    }
+    const differences = planDifferences(plan, live, settings.pageSize, snapshotTakenByPagewise(req, plan) !== undefined);
+    if (differences.length > 0) throw backupIdTaken(backupId, plan, differences, settings.pageSize);
     if (plan.encryption.keyId !== keyId(req.userKey)) {
       throw new PagewiseError('WrongKey', `backup ${backupId} was started with another key (key ID ${plan.encryption.keyId})`);
     }

@@ -4,8 +4,8 @@
  * derived from the user key lets a reader report "wrong key" before decrypting anything.
  */
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
-import { promises as fs } from 'node:fs';
 import { PagewiseError } from '../errors';
+import { createKeyFileExclusive, readKeyFileText } from './key-file';
 
 export const KEY_BYTES = 32;
 
@@ -87,26 +87,14 @@ export function decodeUserKey(text: string, where: string): Buffer {
   return key;
 }
 
+/** The user key from a key file: a regular file of the caller's own, mode 0600 (see key-file.ts). */
 export async function loadUserKey(file: string): Promise<Buffer> {
-  let text: string;
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch (err) {
-    throw new PagewiseError('BadKeyFile', `cannot read the key file ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
-  }
-  return decodeUserKey(text, `the key file ${file}`);
+  return decodeUserKey(await readKeyFileText(file), `the key file ${file}`);
 }
 
 /** Writes a new key file; refuses to overwrite one (losing a key loses every backup made with it). */
 export async function writeNewKeyFile(file: string): Promise<string> {
   const key = generateKey();
-  try {
-    await fs.writeFile(file, encodeKeyFile(key), { mode: 0o600, flag: 'wx' });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
-      throw new PagewiseError('TargetExists', `the key file ${file} already exists; refusing to overwrite a key`);
-    }
-    throw new PagewiseError('BadInput', `cannot write the key file ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
-  }
+  await createKeyFileExclusive(file, encodeKeyFile(key));
   return keyId(key);
 }

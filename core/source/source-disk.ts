@@ -11,6 +11,7 @@ import { displayUrl } from '../redact';
 import { sourceBlobClient, ParsedBlobUrl } from '../storage/clients';
 import { translateStorageError } from '../storage/storage-errors';
 import { accountGate } from '../storage/account-gate';
+import { withChildSignal } from '../abort-fanout';
 import { StorageLocation } from '../types';
 import { ByteRange, normalizeRanges } from './page-grid';
 
@@ -128,7 +129,7 @@ export class SourceDisk {
    * write (backpressure), so a page is never buffered whole in memory. Returns bytes received.
    */
   async download(range: ByteRange, sink: (chunk: Buffer, position: number) => Promise<void>, abortSignal?: AbortSignal): Promise<number> {
-    return accountGate(this.parsed.url.host, this.parsed.account).run(() => this.fetch(range, sink, abortSignal));
+    return accountGate(this.parsed.url.host, this.parsed.account).run(() => withChildSignal(abortSignal, (signal) => this.fetch(range, sink, signal)));
   }
 
   private async fetch(range: ByteRange, sink: (chunk: Buffer, position: number) => Promise<void>, abortSignal?: AbortSignal): Promise<number> {

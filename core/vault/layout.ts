@@ -28,8 +28,26 @@ export function blockIdOf(page: number): string {
   return Buffer.from(`pw1-${String(page).padStart(16, '0')}`, 'ascii').toString('base64');
 }
 
-/** Default backup ID: stable for one state of one disk, so a repeated start resumes, never duplicates. */
-export function backupIdFor(source: { account: string; container: string; blob: string; snapshot: string; etag: string }): string {
-  const key = `${source.account}/${source.container}/${source.blob}@${source.snapshot}#${source.etag}`;
+/** The ID recipe (docs/FORMAT.md §8.1): its version is part of every ID key. */
+const BACKUP_ID_RECIPE = 'pagewise/backup-id/v2';
+
+function derivedId(subject: string, pageSize: number): string {
+  const key = `${BACKUP_ID_RECIPE}|${subject}|page-size=${pageSize}`;
   return `pw-${createHash('sha256').update(key).digest('hex').slice(0, 24)}`;
+}
+
+/**
+ * Default backup ID: stable for one state of one disk at one page size, so a repeated start resumes,
+ * never duplicates, and the same disk at another page size is another backup.
+ */
+export function backupIdFor(source: { account: string; container: string; blob: string; snapshot: string; etag: string }, pageSize: number): string {
+  return derivedId(`${source.account}/${source.container}/${source.blob}@${source.snapshot}#${source.etag}`, pageSize);
+}
+
+/**
+ * A managed-disk snapshot is immutable, so its ARM resource ID names its state: every delivery of its
+ * event (and every fresh SAS for it) maps to the same backup ID, without reading the disk first.
+ */
+export function snapshotBackupIdFor(resourceId: string, pageSize: number): string {
+  return derivedId(`snapshot:${resourceId.toLowerCase()}`, pageSize);
 }

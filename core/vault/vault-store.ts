@@ -36,21 +36,77 @@ export class VaultStore {
   }
 
   private missing(cause?: unknown): PagewiseError {
-    return new PagewiseError('VaultNotFound', `the vault container ${this.display} does not exist (create it, or give credentials that may create it)`, { cause });
+    return new PagewiseError('VaultNotFound', `the vault container ${this.display} does not exist; nothing was written (check the vault URL, or make the vault first)`, { cause });
   }
 
-  /** Creates the container and the vault marker when missing (needs create permission the first time). */
-  async ensure(): Promise<void> {
+  /**
+   * What the container is: missing, a container without the vault marker, or a Pagewise vault. One HEAD
+   * of the marker tells the three apart with any credential that may read a blob (a container SAS
+   * cannot read container properties): a missing container answers 404 ContainerNotFound.
+   */
+  async probe(): Promise<'missing' | 'container' | 'vault'> {
     try {
-      await this.container.createIfNotExists();
+      await this.container.getBlobClient(VAULT_MARKER).getProperties();
+    } catch (err) {
+      const rest = err as RestError & { details?: { errorCode?: string } };
+      // A HEAD has no body: the error code comes in the x-ms-error-code header (details.errorCode).
+      if (rest.statusCode === 404) return (rest.code ?? rest.details?.errorCode) === 'ContainerNotFound' ? 'missing' : 'container';
+      throw this.fail(err, VAULT_MARKER);
+    }
+    await this.checkMarker();
+    return 'vault';
+  }
+
+  /**
+   * Before a backup writes anything: the container must exist — a missing one is never created here,
+   * so a mistyped vault URL fails instead of starting a new vault. An existing container without the
+   * marker (e.g. made by the deployment) gets it.
+   */
+  async requireForBackup(): Promise<void> {
+    const state = await this.probe();
+    if (state === 'missing') throw this.missing();
+    if (state === 'container') await this.writeMarker();
+  }
+
+  /** `pagewise init`: creates the container and the marker where absent; says what it did. */
+  async init(): Promise<{ containerCreated: boolean; markerWritten: boolean }> {
+    const state = await this.probe();
+    let containerCreated = false;
+    if (state === 'missing') {
+      try {
+        containerCreated = (await this.container.createIfNotExists()).succeeded;
+      } catch (err) {
+        if ((err as RestError).statusCode === 403) {
+          throw new PagewiseError('AccessDenied', `the vault container ${this.display} does not exist and these credentials may not create it (a container SAS cannot); use an account SAS, a connection string or a role that may create containers`, { cause: err });
+        }
+        throw this.fail(err, 'the container');
+      }
+    }
+    const markerWritten = state !== 'vault' && (await this.writeMarker());
+    return { containerCreated, markerWritten };
+  }
+
+  /** Writes the marker unless one exists (never over another's); true when this call wrote it. */
+  private async writeMarker(): Promise<boolean> {
+    const marker = JSON.stringify({ format: 'pagewise-vault', version: 1, createdAt: new Date().toISOString() });
+    try {
+      await this.gated(() => this.container.getBlockBlobClient(VAULT_MARKER).upload(marker, Buffer.byteLength(marker), {
+        blobHTTPHeaders: { blobContentType: 'application/json' },
+        conditions: { ifNoneMatch: '*' },
+      }));
+      return true;
     } catch (err) {
       const status = (err as RestError).statusCode;
-      // A SAS scoped to the container may not create it; if the container exists we can go on.
-      if (status !== 403 && status !== 409) throw this.fail(err, 'the container');
-      if (status === 403 && !(await this.container.exists().catch(() => true))) throw this.missing(err);
+      if (status === 409 || status === 412) return false; // written meanwhile by another start
+      throw this.fail(err, VAULT_MARKER);
     }
-    if (!(await this.exists(VAULT_MARKER))) {
-      await this.putJson(VAULT_MARKER, { format: 'pagewise-vault', version: 1, createdAt: new Date().toISOString() });
+  }
+
+  /** A reader refuses a vault format it does not know (docs/FORMAT.md §3). */
+  private async checkMarker(): Promise<void> {
+    const marker = await this.getJson<{ format?: unknown; version?: unknown }>(VAULT_MARKER);
+    if (marker?.format !== 'pagewise-vault' || marker.version !== 1) {
+      throw new PagewiseError('BadInput', `${this.display} holds a ${VAULT_MARKER} of format ${JSON.stringify(marker?.format)} version ${JSON.stringify(marker?.version)}; this Pagewise uses pagewise-vault version 1`);
     }
   }
 

@@ -10,6 +10,7 @@ import { backupInstanceId } from '../../orchestrations/instanceIds';
 import { snapshotBackupId, startDiskBackup } from '../backupStarts';
 import { findStatus } from '../starter';
 import { grantedSource, snapshotAccess } from '../compute';
+import { checkEngineSettings } from '../prechecks';
 import { assertAllowedAccount, readSettings, readUserKey, watchedContainers } from '../settings';
 import { classifyEvent } from './diskEvents';
 
@@ -56,11 +57,12 @@ async function actOnEvent(raw: unknown, client: df.DurableClient, context: Invoc
       return;
     }
     case 'pageBlob': {
-      assertAllowedAccount(readSettings(), event.url, 'blob', 'the created blob');
+      const settings = readSettings();
+      assertAllowedAccount(settings, event.url, 'blob', 'the created blob');
       // The event names the blob's state (ETag): the ID is derived from it without reading the blob,
       // the same ID `deriveBackupId` gives while the blob is unchanged.
       const backupId = event.etag
-        ? backupIdFor({ account: event.account, container: event.container, blob: event.blob, snapshot: '', etag: event.etag })
+        ? backupIdFor({ account: event.account, container: event.container, blob: event.blob, snapshot: '', etag: event.etag }, checkEngineSettings(settings).pageSize)
         : undefined;
       const started = await startDiskBackup(client, { url: event.url }, { ...(backupId ? { backupId } : {}), restartFailed: false });
       context.log(`page blob ${displayUrl(event.url)}: backup ${started.backupId} ${started.started ? 'started' : `already ${started.status?.runtimeStatus}`}`);

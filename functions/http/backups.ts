@@ -12,13 +12,14 @@ import { assertAllowedAccount, readSettings } from '../settings';
 import { findStatus, isRestartable } from '../starter';
 import { validators } from './schemas';
 import { operationView, redactDeep, withLiveBackupProgress } from './views';
-import { answering, startedResponse, validBody } from './responses';
+import { answering, assertKnownQuery, startedResponse, validBody } from './responses';
 
 df.app.client.http('startBackup', {
   route: 'backups',
   methods: ['POST'],
   authLevel: 'function',
   handler: answering(async (request, client, context) => {
+    assertKnownQuery(request, []);
     const { source, ...overrides } = await validBody(request, validators.startBackup);
     assertAllowedAccount(readSettings(), source.url, 'blob', 'source.url');
     const started = await startDiskBackup(client, { url: source.url }, { settings: overrides });
@@ -51,6 +52,7 @@ df.app.client.http('listBackups', {
   methods: ['GET'],
   authLevel: 'function',
   handler: answering(async (request, client) => {
+    assertKnownQuery(request, ['disk']);
     const settings = readSettings();
     const disk = request.query.get('disk');
     if (disk) assertAllowedAccount(settings, disk, 'blob', 'the disk query parameter');

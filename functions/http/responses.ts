@@ -28,9 +28,22 @@ export async function validBody<T>(request: HttpRequest, validate: ValidateFunct
     throw new PagewiseError('BadInput', 'the request body is not JSON');
   }
   if (!validate(body)) {
-    throw new ProblemError(400, 'BadRequestBody', 'the request body does not match the schema', { errors: describeErrors(validate.errors) });
+    const errors = describeErrors(validate.errors);
+    throw new ProblemError(400, 'BadRequestBody', `the request body does not match the schema: ${errors.join('; ')}`, { errors });
   }
   return body;
+}
+
+/**
+ * Refuses query parameters the route does not know: a mistyped filter (`?disc=`) must not silently
+ * answer for everything, nor a misplaced option (`?overwrite=true`) be ignored. `code` is the function key.
+ */
+export function assertKnownQuery(request: HttpRequest, known: readonly string[]): void {
+  for (const name of new Set(request.query.keys())) {
+    if (name === 'code' || known.includes(name)) continue;
+    const shown = JSON.stringify(name.length > 64 ? `${name.slice(0, 64)}…` : name);
+    throw new ProblemError(400, 'BadQuery', `unknown query parameter ${shown} (allowed: ${known.length > 0 ? known.join(', ') : 'none'})`);
+  }
 }
 
 function tooLarge(bytes: number): ProblemError {

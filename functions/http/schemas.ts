@@ -1,6 +1,8 @@
 /** JSON schemas of the HTTP request bodies, compiled once with ajv (strict: no unknown fields). */
 import Ajv, { ErrorObject, JSONSchemaType } from 'ajv';
 import { engineOverrideProperties } from '../engineOverrideSchema';
+import { describeSchemaErrors } from '../schemaErrors';
+import { BACKUP_ID_RE } from '../../core/vault/layout';
 
 export interface DiskRefBody {
   url: string;
@@ -34,7 +36,8 @@ const diskRef = {
   additionalProperties: false,
 } as const;
 
-const backupId = { type: 'string', pattern: '^(pw-[0-9a-f]{24}|[a-z0-9][a-z0-9-]{1,61}[a-z0-9])$' } as const;
+// The engine's own rule, so an ID the CLI accepts is accepted here too.
+const backupId = { type: 'string' as const, pattern: BACKUP_ID_RE.source };
 
 const startBackup: JSONSchemaType<StartBackupBody> = {
   type: 'object',
@@ -64,7 +67,8 @@ const startVerification: JSONSchemaType<StartVerificationBody> = {
   additionalProperties: false,
 };
 
-const ajv = new Ajv({ allErrors: true });
+// verbose: errors carry the parent schema and data, so a message can name the allowed fields.
+const ajv = new Ajv({ allErrors: true, verbose: true });
 
 export const validators = {
   startBackup: ajv.compile(startBackup),
@@ -72,6 +76,7 @@ export const validators = {
   startVerification: ajv.compile(startVerification),
 };
 
+/** The body's schema errors, each naming where (a JSON pointer; "(body)" for the whole) and what is wrong. */
 export function describeErrors(errors: ErrorObject[] | null | undefined): string[] {
-  return (errors ?? []).map((e) => `${e.instancePath || '(body)'} ${e.message ?? 'is invalid'}`.trim());
+  return describeSchemaErrors(errors, '(body)');
 }
