@@ -17,7 +17,7 @@ export { listBackups } from './vault/catalog';
 export { loadUserKey, writeNewKeyFile, decodeUserKey, encodeKeyFile, generateKey, keyId } from './crypto/keys';
 export { parseStorageUrl } from './storage/clients';
 export { configureRequestsPerAccount, accountHighWater, DEFAULT_REQUESTS_PER_ACCOUNT } from './storage/account-gate';
-export { SourceDisk } from './source/source-disk';
+export { SourceDisk, assertNotCopying } from './source/source-disk';
 export { uploadImage } from './source/upload-image';
 export type { UploadImageResult } from './source/upload-image';
 export { backupIdFor, validateBackupId } from './vault/layout';
@@ -28,5 +28,27 @@ import { StorageLocation } from './types';
 
 /** The default backup ID of a source disk in its current state (blob, snapshot, ETag). */
 export async function deriveBackupId(source: StorageLocation): Promise<string> {
-  return backupIdFor((await SourceDisk.open(source)).identity);
+  return (await sourceState(source)).backupId;
+}
+
+export interface SourceState {
+  /** The backup ID this state derives. */
+  backupId: string;
+  etag: string;
+  diskBytes: number;
+  /** `pending` while a Copy Blob is still writing the blob. */
+  copyStatus?: string;
+  lastModified?: string;
+}
+
+/** The source disk's current state: what a backup started now would be pinned to. */
+export async function sourceState(source: StorageLocation): Promise<SourceState> {
+  const disk = await SourceDisk.open(source);
+  return {
+    backupId: backupIdFor(disk.identity),
+    etag: disk.identity.etag,
+    diskBytes: disk.diskBytes,
+    ...(disk.copyStatus ? { copyStatus: disk.copyStatus } : {}),
+    ...(disk.lastModified ? { lastModified: disk.lastModified.toISOString() } : {}),
+  };
 }

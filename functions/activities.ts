@@ -44,6 +44,7 @@ function backupRequest(input: BackupActivityInput): BackupRequest & { backupId: 
     vault: settings.vault,
     userKey: readUserKey(),
     backupId: input.backupId,
+    ...(input.expectedEtag ? { expectedEtag: input.expectedEtag } : {}),
   };
 }
 

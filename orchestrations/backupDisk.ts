@@ -59,7 +59,12 @@ export function addSummaries(total: RangeSummary, parts: Array<BatchSummary | Ra
 }
 
 function activityInput(input: BackupOrchestrationInput): BackupActivityInput {
-  return { backupId: input.backupId, source: input.source, ...(input.settings ? { settings: input.settings } : {}) };
+  return {
+    backupId: input.backupId,
+    source: input.source,
+    ...(input.expectedEtag ? { expectedEtag: input.expectedEtag } : {}),
+    ...(input.settings ? { settings: input.settings } : {}),
+  };
 }
 
 export const backupDiskOrchestrator: OrchestrationHandler = function* (context: OrchestrationContext) {

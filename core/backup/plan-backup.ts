@@ -33,6 +33,11 @@ export async function planBackup(req: BackupRequest): Promise<PlanRef> {
     // A plan that reads a snapshot Pagewise took resumes from that snapshot, however the live disk has
     // changed since; otherwise the live disk must still be in the planned state.
     const sameState = snapshotTakenByPagewise(req, plan) !== undefined || (plan.source.etag === source.identity.etag && plan.diskBytes === source.diskBytes);
+    if (!sameState && plan.source.etag === req.expectedEtag) {
+      // Finished before the disk changed: that backup stands. Unfinished: it can never finish.
+      if (await vault.exists(layout.manifest(backupId))) return planRef(plan, true);
+      throw changedSince(req.expectedEtag, live);
+    }
     if (!sameState || plan.pageSize !== settings.pageSize) {
       throw new PagewiseError('BadInput', `backup ID ${backupId} is already used by a backup of another disk state or page size`);
     }
@@ -42,6 +47,8 @@ export async function planBackup(req: BackupRequest): Promise<PlanRef> {
     return planRef(plan, await vault.exists(layout.manifest(backupId)));
   }
 
+  if (req.expectedEtag !== undefined && live.identity.etag !== req.expectedEtag) throw changedSince(req.expectedEtag, live);
+  live.assertNotCopying();
   if (req.takeSnapshot && !live.identity.snapshot) source = await live.takeSnapshot(req.source);
   const grid = new PageGrid(source.diskBytes, settings.pageSize);
   const pagesPerBatch = pagesPerBatchFor(settings.pageSize, PAGES_PER_SEGMENT);
@@ -78,6 +85,11 @@ export async function planBackup(req: BackupRequest): Promise<PlanRef> {
   };
   await vault.putJson(layout.plan(backupId), plan);
   return planRef(plan, false);
+}
+
+/** The disk is no longer in the state its backup ID names: back up that state, never another under its name. */
+function changedSince(expectedEtag: string, live: SourceDisk): PagewiseError {
+  return new PagewiseError('SourceChanged', `the source disk ${live.identity.url} changed since its backup was started (ETag ${expectedEtag} → ${live.identity.etag}); this backup names the earlier state`);
 }
 
 function planRef(plan: BackupPlan, alreadyComplete: boolean): PlanRef {
