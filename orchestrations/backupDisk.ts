@@ -69,6 +69,26 @@ function activityInput(input: BackupOrchestrationInput): BackupActivityInput {
 
 export const backupDiskOrchestrator: OrchestrationHandler = function* (context: OrchestrationContext) {
   const input = context.df.getInput() as BackupOrchestrationInput;
+  if (!input.settle) return yield* backupStages(context, input);
+  try {
+    return yield* backupStages(context, input);
+  } catch (err) {
+    // Started from an event: a blob that changed under the backup is watched again until it settles
+    // (the activity decides from the blob's state, not from the message); the failure names the next step.
+    const message = err instanceof Error ? err.message : String(err);
+    const next = outcome<{ note: string }>(
+      yield context.df.callActivityWithRetry(Activities.watchChangedBlob, retryOptions(input.retry), {
+        source: input.source,
+        backupId: input.backupId,
+        expectedEtag: input.expectedEtag,
+        settle: input.settle,
+      }),
+    );
+    throw new Error(next.note ? `${message}; ${next.note}` : message);
+  }
+};
+
+function* backupStages(context: OrchestrationContext, input: BackupOrchestrationInput): Generator<Task, BackupOrchestrationOutput, unknown> {
   const retry = retryOptions(input.retry);
   const status = (phase: BackupProgressStatus['phase'], batchesTotal: number, batchesDone: number) =>
     context.df.setCustomStatus({ phase, backupId: input.backupId, batchesTotal, batchesDone } satisfies BackupProgressStatus);
@@ -106,7 +126,7 @@ export const backupDiskOrchestrator: OrchestrationHandler = function* (context: 
     rangeOrchestrations,
     result,
   } satisfies BackupOrchestrationOutput;
-};
+}
 
 /** Copies one range of batches: itself (a leaf) or through child ranges (a larger range). */
 export const backupBatchRangeOrchestrator: OrchestrationHandler = function* (context: OrchestrationContext) {

@@ -66,7 +66,6 @@ export interface SettleOrchestrationInput {
   /** The ETag the event reported, if any (a stale one is followed to the blob's settled state). */
   eventEtag?: string;
   settle: SettleSettings;
-  batchesInFlight?: number;
 }
 
 /** What a blob looks like now (activity probeBlob). */

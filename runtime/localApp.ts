@@ -5,7 +5,7 @@
  */
 import { BlobServiceClient } from '@azure/storage-blob';
 import { installFunctionsCore } from './installFunctionsCore';
-import { DurableRuntime } from './durableRuntime';
+import { DurableRuntime, TimerService } from './durableRuntime';
 import { BlobInstanceStore } from './instanceStore';
 import { LocalFunctionHost, LocalHostOptions } from './localHost';
 
@@ -22,6 +22,8 @@ export interface LocalAppOptions {
   appSettings?: Record<string, string | undefined>;
   maxConcurrentActivities?: number;
   checkpointIntervalInMs?: number;
+  /** Durable timers (default the wall clock; tests pass ManualTimers). */
+  durableTimers?: TimerService;
   log?: LocalHostOptions['log'];
 }
 
@@ -51,6 +53,7 @@ export async function startLocalApp(options: LocalAppOptions): Promise<LocalApp>
     store: new BlobInstanceStore(container),
     ...(options.maxConcurrentActivities ? { maxConcurrentActivities: options.maxConcurrentActivities } : {}),
     ...(options.checkpointIntervalInMs ? { checkpointIntervalInMs: options.checkpointIntervalInMs } : {}),
+    ...(options.durableTimers ? { timers: options.durableTimers } : {}),
   });
   const host = new LocalFunctionHost({ runtime, ...(options.log ? { log: options.log } : {}) });
   await host.start();

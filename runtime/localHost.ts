@@ -37,6 +37,8 @@ export class LocalFunctionHost {
 
   constructor(options: LocalHostOptions) {
     this.runtime = options.runtime;
+    // Activities that start orchestrations get the same client binding as triggers do.
+    this.runtime.clientContext = (fn) => this.contextFor(fn);
     this.taskHubName = options.taskHubName ?? 'pagewise';
     this.log =
       options.log ??
