@@ -16,6 +16,7 @@ import { HttpRequest, HttpResponse, LogLevel } from '@azure/functions';
 import { captureIO, run } from '../cli/main';
 import { backupDisk, loadUserKey, planBackup, writeNewKeyFile } from '../core';
 import { LocalApp, startLocalApp } from '../runtime/localApp';
+import { assertSnapshotReadable, useSnapshotAccess } from '../functions/compute';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
 import { recordSummary } from './harness/fault-summary';
 
@@ -160,6 +161,20 @@ const CASES: Case[] = [
   { surface: 'eventgrid', description: 'BlobCreated with a malformed URL', input: () => ({ event: blobCreated('src', 'http//not-a-url') }), expected: 'ignored', message: /ignored: the event carries no blob URL/ },
   { surface: 'eventgrid', description: 'BlobCreated on an account not in PAGEWISE_ALLOWED_ACCOUNTS (SSRF)', input: () => ({ event: blobCreated('elsewhere', `https://elsewhere.blob.core.windows.net/disks/${DISK}`) }), expected: 'rejected', message: /rejected: AccessDenied: the created blob: storage account "elsewhere" is not in PAGEWISE_ALLOWED_ACCOUNTS/ },
   { surface: 'eventgrid', description: 'resource write of a VM, not a snapshot', input: () => ({ event: { id: 'vm-write', eventType: 'Microsoft.Resources.ResourceWriteSuccess', subject: `/subscriptions/${SUB}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1`, data: { operationName: 'Microsoft.Compute/virtualMachines/write' }, topic: `/subscriptions/${SUB}` } }), expected: 'ignored', message: /ignored: resource write of .*virtualMachines\/vm1 is not a Microsoft\.Compute\/snapshots resource/ },
+  // ---- Event Grid: events that name no whole disk (issue #10 class 7) ----------------------------
+  {
+    surface: 'eventgrid',
+    description: 'snapshot written by CopyStart whose background copy failed',
+    // Compute is a cloud API: the stand-in answers with the failed copy, checked as the production client checks it.
+    input: () => {
+      useSnapshotAccess({ grantRead: async (ref) => (assertSnapshotReadable(ref.snapshotName, { provisioningState: 'Succeeded', completionPercent: 12, copyCompletionError: { errorMessage: 'CopySourceNotFound' } }), 'unreachable') });
+      const id = `/subscriptions/${SUB}/resourceGroups/rg/providers/Microsoft.Compute/snapshots/copy-failed`;
+      return { event: { id: 'snap-copy-failed', eventType: 'Microsoft.Resources.ResourceWriteSuccess', subject: id, data: { resourceUri: id, operationName: 'Microsoft.Compute/snapshots/write' }, topic: `/subscriptions/${SUB}` } };
+    },
+    expected: 'rejected',
+    message: /rejected: SourceNotFound: the background copy of snapshot copy-failed failed \(CopySourceNotFound\): there is nothing whole to back up/,
+  },
+  // ---- end class 7 ------------------------------------------------------------------------------
 ];
 
 let f: Fixture;

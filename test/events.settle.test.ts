@@ -15,6 +15,8 @@ import { Orchestrators } from '../orchestrations/contracts';
 import { settleInstanceId } from '../orchestrations/instanceIds';
 import { MAX_SETTLE_ATTEMPTS } from '../orchestrations/settleBlob';
 import { settleSettings } from '../functions/events/settleSettings';
+import { assertSnapshotReadable, SnapshotAccess, SnapshotCompletion, SnapshotRef, useSnapshotAccess } from '../functions/compute';
+import { snapshotBackupId } from '../functions/backupStarts';
 import { LocalApp, startLocalApp } from '../runtime/localApp';
 import { ManualTimers } from '../runtime/manualTimers';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
@@ -263,6 +265,49 @@ test('quiet period and maximum wait settings are checked', () => {
   expect(() => settleSettings({ PAGEWISE_EVENT_QUIET_SECONDS: '600', PAGEWISE_EVENT_MAX_WAIT_SECONDS: '60' })).toThrow(
     'app setting PAGEWISE_EVENT_MAX_WAIT_SECONDS (60) must be at least PAGEWISE_EVENT_QUIET_SECONDS (600)',
   );
+});
+
+test('a snapshot whose CopyStart copy is unfinished is not granted or backed up: the event fails so Event Grid delivers it again', async () => {
+  const snapshotId = `/subscriptions/${SUB}/resourceGroups/vm-rg/providers/Microsoft.Compute/snapshots/vm1-copy-west`;
+  const event = {
+    subject: snapshotId,
+    eventType: 'Microsoft.Resources.ResourceWriteSuccess',
+    eventTime: '2026-01-01T01:00:00Z',
+    id: 'snap-copy-1',
+    data: { resourceProvider: 'Microsoft.Compute', resourceUri: snapshotId, operationName: 'Microsoft.Compute/snapshots/write', status: 'Succeeded', subscriptionId: SUB },
+    dataVersion: '2',
+    metadataVersion: '1',
+    topic: `/subscriptions/${SUB}`,
+  };
+  // Compute is a cloud API: this stand-in reports the snapshot's copy state and applies the same check
+  // the production client applies before it asks for a SAS.
+  const compute = new (class implements SnapshotAccess {
+    state: SnapshotCompletion = { provisioningState: 'Succeeded', completionPercent: 40 };
+    grants = 0;
+    async grantRead(ref: SnapshotRef): Promise<string> {
+      assertSnapshotReadable(ref.snapshotName, this.state);
+      this.grants++;
+      return env.sourceUrl('fresh.vhd');
+    }
+  })();
+  useSnapshotAccess(compute);
+  const instanceId = `backup-${snapshotBackupId(snapshotId)}`;
+  await expect(app.host.invokeEventGrid('diskEvents', event)).rejects.toThrow('snapshot vm1-copy-west is still being copied (40% done); the event will be delivered again');
+  expect(compute.grants).toBe(0);
+  expect(await app.runtime.getStatus(instanceId)).toBeUndefined();
+
+  compute.state = { provisioningState: 'Succeeded', completionPercent: 100 };
+  await app.host.invokeEventGrid('diskEvents', event);
+  expect(compute.grants).toBe(1);
+  expect((await app.runtime.getStatus(instanceId))?.input).toMatchObject({ source: { grantedBy: 'compute' } });
+  await app.runtime.terminate(instanceId, 'test done');
+
+  // A copy that failed will never be whole: rejected with the reason and acknowledged (no redelivery).
+  expect(() => assertSnapshotReadable('s1', { provisioningState: 'Succeeded', completionPercent: 10, copyCompletionError: { errorMessage: 'CopySourceNotFound' } })).toThrow(
+    'the background copy of snapshot s1 failed (CopySourceNotFound): there is nothing whole to back up',
+  );
+  expect(() => assertSnapshotReadable('s2', { provisioningState: 'Creating' })).toThrow('snapshot s2 is not ready (provisioning state Creating); the event will be delivered again');
+  expect(() => assertSnapshotReadable('s3', { provisioningState: 'Succeeded' })).not.toThrow(); // a snapshot of a disk: readable at once
 });
 
 async function vaultBlobs(): Promise<string[]> {
