@@ -84,6 +84,8 @@ export interface SettleOrchestrationOutput {
   /** The settled state and its backup. */
   etag?: string;
   backupId?: string;
+  /** The backup of the settled state existed already (its status then); absent when this run started it. */
+  joined?: string;
   /** The event's ETag when the blob had already moved on from it. */
   supersededEtag?: string;
   probes: number;

@@ -10,9 +10,15 @@ import type { OrchestrationContext, OrchestrationHandler } from 'durable-functio
 import { Activities, BlobProbe, SettleOrchestrationInput, SettleOrchestrationOutput } from './contracts';
 import { isPermanentFailure, outcome } from './activityOutcome';
 import { retryOptions } from './retry';
+import { displayUrl } from '../core/redact';
 
 /** Settle rounds one event may cause: a backup that meets a change starts the next, up to this many. */
 export const MAX_SETTLE_ATTEMPTS = 3;
+/**
+ * Most looks one settle run takes (maximum wait / quiet period): each look adds 8 history events, so
+ * this keeps a run's history under HISTORY_EVENT_BOUND (orchestrations/plan.ts).
+ */
+export const MAX_SETTLE_LOOKS = 480;
 
 export const settleBlobOrchestrator: OrchestrationHandler = function* (context: OrchestrationContext) {
   const input = context.df.getInput() as SettleOrchestrationInput;
@@ -40,14 +46,21 @@ export const settleBlobOrchestrator: OrchestrationHandler = function* (context: 
         expectedEtag: now.etag,
         settle: input.settle,
       });
-      outcome(started);
-      log(context, `settled at ETag ${now.etag} after ${probes} looks: backup ${now.backupId} started`);
-      return { outcome: 'started', etag: now.etag, backupId: now.backupId, ...(supersededEtag ? { supersededEtag } : {}), probes } satisfies SettleOrchestrationOutput;
+      const backup = outcome<{ started: boolean; runtimeStatus?: string }>(started);
+      log(context, `settled at ETag ${now.etag} after ${probes} looks: backup ${now.backupId} ${backup.started ? 'started' : `already ${backup.runtimeStatus}`}`);
+      return {
+        outcome: 'started',
+        etag: now.etag,
+        backupId: now.backupId,
+        ...(backup.started ? {} : { joined: backup.runtimeStatus ?? 'unknown' }),
+        ...(supersededEtag ? { supersededEtag } : {}),
+        probes,
+      } satisfies SettleOrchestrationOutput;
     }
     const nextLook = context.df.currentUtcDateTime.getTime() + quietPeriodMs;
     if (nextLook > deadline) {
       throw new Error(
-        `SourceChanged: the blob ${now.copyStatus === 'pending' ? 'was still being copied into' : 'kept changing'} (ETag ${now.etag} at the last of ${probes} looks) ` +
+        `SourceChanged: the blob ${displayUrl(input.source.url)} ${now.copyStatus === 'pending' ? 'was still being copied into' : 'kept changing'} (ETag ${now.etag} at the last of ${probes} looks) ` +
           `and did not stay unchanged for ${quietPeriodMs / 1000} s within ${maxWaitMs / 1000} s; no backup was made`,
       );
     }

@@ -162,6 +162,24 @@ test('an event whose ETag is stale is followed to the blob\'s settled state, not
   expect(await app.runtime.getStatus(`backup-${idOf(name, created)}`)).toBeUndefined();
 });
 
+test('an old event for a blob whose settled state is already backed up joins that backup: nothing is backed up twice', async () => {
+  const name = 'fresh.vhd'; // backed up by the first test
+  const current = await etagOf(name);
+  const backups = (await listBackups(env.vault)).length;
+  await app.host.invokeEventGrid('diskEvents', blobCreated(`${plainUrl(name)}?${new URL(env.sourceUrl(name)).search.slice(1)}`, '"0x8DC0000000000001"'));
+  const settle = settleInstanceId(plainUrl(name), '"0x8DC0000000000001"');
+  await drive(settle);
+  expect((await app.runtime.getStatus(settle))?.output).toEqual({
+    outcome: 'started',
+    etag: current,
+    backupId: idOf(name, current),
+    joined: 'Completed',
+    supersededEtag: '"0x8DC0000000000001"',
+    probes: 2,
+  });
+  expect((await listBackups(env.vault)).length).toBe(backups);
+});
+
 test('an upload that keeps changing past the maximum wait fails with a clear reason and leaves no backup', async () => {
   const name = 'busy.vhd';
   await blobClient(name).create(MiB);
@@ -174,7 +192,7 @@ test('an upload that keeps changing past the maximum wait fails with a clear rea
   const result = await app.runtime.getStatus(settle);
   expect(result?.runtimeStatus).toBe('Failed');
   expect(String(result?.output)).toMatch(
-    new RegExp(`SourceChanged: the blob kept changing \\(ETag .* at the last of 7 looks\\) and did not stay unchanged for ${QUIET_SECONDS} s within ${MAX_WAIT_SECONDS} s; no backup was made`),
+    new RegExp(`SourceChanged: the blob ${plainUrl(name).replace(/\./g, '\\.')} kept changing \\(ETag .* at the last of 7 looks\\) and did not stay unchanged for ${QUIET_SECONDS} s within ${MAX_WAIT_SECONDS} s; no backup was made`),
   );
   expect(fired).toBe(MAX_WAIT_SECONDS / QUIET_SECONDS);
   expect(String(result?.output)).not.toContain('sig=');
@@ -262,6 +280,9 @@ test('a start pinned to an ETag the disk has left refuses to plan it: no plan is
 test('quiet period and maximum wait settings are checked', () => {
   expect(settleSettings({})).toEqual({ quietPeriodMs: 300_000, maxWaitMs: 86_400_000, attempt: 1 });
   expect(() => settleSettings({ PAGEWISE_EVENT_QUIET_SECONDS: '0' })).toThrow('app setting PAGEWISE_EVENT_QUIET_SECONDS must be a whole number of seconds from 1 to 518400, got "0"');
+  expect(() => settleSettings({ PAGEWISE_EVENT_QUIET_SECONDS: '60', PAGEWISE_EVENT_MAX_WAIT_SECONDS: '86400' })).toThrow(
+    'app settings PAGEWISE_EVENT_MAX_WAIT_SECONDS / PAGEWISE_EVENT_QUIET_SECONDS allow 1440 looks at a blob; at most 480 (each adds to the orchestration\'s history)',
+  );
   expect(() => settleSettings({ PAGEWISE_EVENT_QUIET_SECONDS: '600', PAGEWISE_EVENT_MAX_WAIT_SECONDS: '60' })).toThrow(
     'app setting PAGEWISE_EVENT_MAX_WAIT_SECONDS (60) must be at least PAGEWISE_EVENT_QUIET_SECONDS (600)',
   );

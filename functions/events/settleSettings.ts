@@ -5,6 +5,7 @@
  */
 import { PagewiseError } from '../../core';
 import type { SettleSettings } from '../../orchestrations/contracts';
+import { MAX_SETTLE_LOOKS } from '../../orchestrations/settleBlob';
 import { appSettings, Env } from '../settings';
 
 export const DEFAULT_QUIET_SECONDS = 300;
@@ -18,6 +19,9 @@ export function settleSettings(env: Env = appSettings()): SettleSettings {
   const maxWait = seconds(env, 'PAGEWISE_EVENT_MAX_WAIT_SECONDS', DEFAULT_MAX_WAIT_SECONDS, MAX_WAIT_SECONDS);
   if (maxWait < quiet) {
     throw new PagewiseError('BadInput', `app setting PAGEWISE_EVENT_MAX_WAIT_SECONDS (${maxWait}) must be at least PAGEWISE_EVENT_QUIET_SECONDS (${quiet})`);
+  }
+  if (maxWait / quiet > MAX_SETTLE_LOOKS) {
+    throw new PagewiseError('BadInput', `app settings PAGEWISE_EVENT_MAX_WAIT_SECONDS / PAGEWISE_EVENT_QUIET_SECONDS allow ${Math.ceil(maxWait / quiet)} looks at a blob; at most ${MAX_SETTLE_LOOKS} (each adds to the orchestration's history)`);
   }
   return { quietPeriodMs: quiet * 1000, maxWaitMs: maxWait * 1000, attempt: 1 };
 }
