@@ -8,6 +8,7 @@
  * carries the read SAS the app would otherwise not have against Azurite.
  */
 import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
 import { LogLevel } from '@azure/functions';
 import { PageBlobClient } from '@azure/storage-blob';
 import { backupIdFor, listBackups, planBackup, restoreBackup, assertNotCopying } from '../core';
@@ -29,22 +30,25 @@ let env: TestEnv;
 let app: LocalApp;
 const timers = new ManualTimers();
 const logs: string[] = [];
+/** The app settings the functions read, per invocation (a test may change one for a while). */
+let settings: Record<string, string | undefined>;
 
 beforeAll(async () => {
   env = await startEnv();
+  settings = {
+    PAGEWISE_VAULT_URL: env.vault.url,
+    PAGEWISE_USER_KEY: env.userKey.toString('base64'),
+    PAGEWISE_ALLOWED_ACCOUNTS: 'src,vault',
+    PAGEWISE_WATCHED_CONTAINERS: 'src/disks',
+    PAGEWISE_PAGE_SIZE: String(64 * KiB),
+    PAGEWISE_CACHE_BYTES: String(256 * KiB),
+    PAGEWISE_EVENT_QUIET_SECONDS: String(QUIET_SECONDS),
+    PAGEWISE_EVENT_MAX_WAIT_SECONDS: String(MAX_WAIT_SECONDS),
+  };
   app = await startLocalApp({
     taskHub: { connectionString: env.az.accounts.vault.connectionString },
     durableTimers: timers,
-    appSettings: {
-      PAGEWISE_VAULT_URL: env.vault.url,
-      PAGEWISE_USER_KEY: env.userKey.toString('base64'),
-      PAGEWISE_ALLOWED_ACCOUNTS: 'src,vault',
-      PAGEWISE_WATCHED_CONTAINERS: 'src/disks',
-      PAGEWISE_PAGE_SIZE: String(64 * KiB),
-      PAGEWISE_CACHE_BYTES: String(256 * KiB),
-      PAGEWISE_EVENT_QUIET_SECONDS: String(QUIET_SECONDS),
-      PAGEWISE_EVENT_MAX_WAIT_SECONDS: String(MAX_WAIT_SECONDS),
-    },
+    appSettings: settings,
     log: (_level: LogLevel, message: string) => logs.push(message),
   });
 });
@@ -228,6 +232,47 @@ test('a change under an event-started backup fails that backup (no manifest) and
   expect(again?.output).toMatchObject({ outcome: 'started', etag: later, backupId: idOf(name, later) });
   expect((await app.runtime.waitForCompletion(`backup-${idOf(name, later)}`, { timeoutInMs: 60_000 })).runtimeStatus).toBe('Completed');
   expect(await restoredSha(idOf(name, later), 'moving-restored.vhd')).toBe(await sha256Of(blobClient(name)));
+});
+
+test('a page written while a batch of an event-started backup runs fails it at that batch (no manifest) and starts the next settle round', async () => {
+  const name = 'midway.vhd';
+  await blobClient(name).create(MiB);
+  await writePages(name, 0, 64 * KiB, 8);
+  const planned = await etagOf(name);
+  const source = { url: `${plainUrl(name)}?${new URL(env.sourceUrl(name)).search.slice(1)}` };
+  const instanceId = `backup-${idOf(name, planned)}`;
+  // The first batch attempt cannot make its scratch cache (a file where the directory should be): a
+  // transient failure, so the batch waits on its retry timer — and the disk is written meanwhile.
+  const blocker = `${env.tmp}/scratch-is-a-file`;
+  await fs.writeFile(blocker, 'not a directory');
+  settings.PAGEWISE_SCRATCH_DIR = blocker;
+  await app.runtime.startNew(Orchestrators.backupDisk, {
+    instanceId,
+    input: {
+      backupId: idOf(name, planned),
+      source,
+      expectedEtag: planned,
+      settle: { quietPeriodMs: QUIET_SECONDS * 1000, maxWaitMs: MAX_WAIT_SECONDS * 1000, attempt: 1 },
+      retry: { firstRetryIntervalInMs: 5_000, maxAttempts: 2 },
+    },
+  });
+  await timers.untilWaiting();
+  delete settings.PAGEWISE_SCRATCH_DIR;
+  await writePages(name, 512 * KiB, 64 * KiB, 9);
+  const later = await etagOf(name);
+  timers.fireNext();
+
+  const failed = await app.runtime.waitForCompletion(instanceId, { timeoutInMs: 60_000 });
+  const resettle = settleInstanceId(plainUrl(name), `changed-under:${idOf(name, planned)}`);
+  expect(failed.runtimeStatus).toBe('Failed');
+  expect(String(failed.output)).toMatch(/SourceChanged: the source disk .*midway\.vhd changed since the backup was planned/);
+  expect(String(failed.output)).toContain(`it is watched again until it settles (${resettle})`);
+  expect((await listBackups(env.vault)).map((b) => b.backupId)).not.toContain(idOf(name, planned));
+
+  await drive(resettle);
+  expect((await app.runtime.getStatus(resettle))?.output).toMatchObject({ outcome: 'started', etag: later });
+  expect((await app.runtime.waitForCompletion(`backup-${idOf(name, later)}`, { timeoutInMs: 60_000 })).runtimeStatus).toBe('Completed');
+  expect(await restoredSha(idOf(name, later), 'midway-restored.vhd')).toBe(await sha256Of(blobClient(name)));
 });
 
 test(`after ${MAX_SETTLE_ATTEMPTS} backups that met a change, the blob is not watched again and the failure says what to do`, async () => {
