@@ -322,6 +322,19 @@ test('a start pinned to an ETag the disk has left refuses to plan it: no plan is
   expect(() => assertNotCopying(env.sourceUrl(name), 'success')).not.toThrow();
 });
 
+test('an HTTP start pins the backup to the state it derived the ID from', async () => {
+  const name = 'http.vhd';
+  await blobClient(name).create(MiB);
+  await writePages(name, 0, 64 * KiB, 11);
+  const etag = await etagOf(name);
+  const response = await app.host.dispatchHttp({ method: 'POST', url: 'http://127.0.0.1:7071/api/backups', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ source: { url: env.sourceUrl(name) } }) });
+  expect(response.status).toBe(202);
+  const status = await app.runtime.waitForCompletion(`backup-${idOf(name, etag)}`, { timeoutInMs: 60_000 });
+  expect(status.runtimeStatus).toBe('Completed');
+  expect(status.input).toMatchObject({ backupId: idOf(name, etag), expectedEtag: etag });
+  expect(status.input).not.toHaveProperty('settle'); // an explicit start is not watched again: a change fails it with SourceChanged
+});
+
 test('quiet period and maximum wait settings are checked', () => {
   expect(settleSettings({})).toEqual({ quietPeriodMs: 300_000, maxWaitMs: 86_400_000, attempt: 1 });
   expect(() => settleSettings({ PAGEWISE_EVENT_QUIET_SECONDS: '0' })).toThrow('app setting PAGEWISE_EVENT_QUIET_SECONDS must be a whole number of seconds from 1 to 518400, got "0"');
