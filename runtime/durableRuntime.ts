@@ -39,14 +39,16 @@ export interface TimerService {
   schedule(fireAt: Date, fire: () => void): () => void;
 }
 
-/** Timers on the wall clock (setTimeout). */
-export const wallClockTimers: TimerService = {
-  now: () => new Date(),
-  schedule(fireAt, fire) {
-    const timer = setTimeout(fire, Math.max(0, fireAt.getTime() - Date.now()));
-    return () => clearTimeout(timer);
-  },
-};
+/** Timers that wait in real time (setTimeout) until `clock` reaches their time. */
+export function wallClockTimers(clock: () => Date = () => new Date()): TimerService {
+  return {
+    now: clock,
+    schedule(fireAt, fire) {
+      const timer = setTimeout(fire, Math.max(0, fireAt.getTime() - clock().getTime()));
+      return () => clearTimeout(timer);
+    },
+  };
+}
 
 export interface StartOptions {
   instanceId?: string;
@@ -111,8 +113,9 @@ export class DurableRuntime {
     this.store = options.store;
     this.activities = new ActivityPool(Math.max(1, options.maxConcurrentActivities ?? 4));
     this.checkpointIntervalInMs = options.checkpointIntervalInMs ?? 500;
-    this.timerService = options.timers ?? wallClockTimers;
-    this.clock = options.clock ?? (options.timers ? () => options.timers!.now() : () => new Date());
+    const timers = options.timers;
+    this.clock = options.clock ?? (timers ? () => timers.now() : () => new Date());
+    this.timerService = timers ?? wallClockTimers(this.clock);
     this.log = options.log ?? ((level, message) => (level === 'info' ? undefined : console.warn(message)));
   }
 
