@@ -6,8 +6,8 @@
  */
 import * as df from 'durable-functions';
 import type { InvocationContext } from '@azure/functions';
-import { displayUrl, isPagewiseError, sourceState } from '../../core';
-import type { PermanentFailure } from '../../orchestrations/activityOutcome';
+import { displayUrl, sourceState } from '../../core';
+import { reportingPermanentFailures } from '../activities';
 import { Activities, BlobProbe, DiskRef, Orchestrators, SettleOrchestrationInput, SettleSettings } from '../../orchestrations/contracts';
 import { settleInstanceId } from '../../orchestrations/instanceIds';
 import { MAX_SETTLE_ATTEMPTS } from '../../orchestrations/settleBlob';
@@ -17,17 +17,12 @@ import { assertAllowedSource, readSettings } from '../settings';
 
 const WHAT = 'the created blob';
 
-/** The blob's state now; a deleted blob is a permanent failure (nothing left to back up). */
-export async function probeBlob(source: DiskRef): Promise<BlobProbe | PermanentFailure> {
+/** The blob's state now; a deleted blob (SourceNotFound) and the like are permanent failures. */
+export const probeBlob = reportingPermanentFailures(async (source: DiskRef): Promise<BlobProbe> => {
   assertAllowedSource(readSettings(), source, WHAT);
-  try {
-    const state = await sourceState({ url: source.url });
-    return { etag: state.etag, backupId: state.backupId, diskBytes: state.diskBytes, ...(state.copyStatus ? { copyStatus: state.copyStatus } : {}) };
-  } catch (err) {
-    if (isPagewiseError(err, 'SourceNotFound')) return { permanentFailure: { code: err.code, message: `${WHAT} ${displayUrl(source.url)} no longer exists` } };
-    throw err;
-  }
-}
+  const state = await sourceState({ url: source.url });
+  return { etag: state.etag, backupId: state.backupId, diskBytes: state.diskBytes, ...(state.copyStatus ? { copyStatus: state.copyStatus } : {}) };
+});
 
 interface StartSettledInput {
   source: DiskRef;
@@ -49,7 +44,10 @@ interface WatchAgainInput {
  */
 export async function watchChangedBlob(client: df.DurableClient, input: WatchAgainInput): Promise<{ note: string }> {
   const now = await probeBlob(input.source);
-  if ('permanentFailure' in now) return { note: 'the blob no longer exists' };
+  if ('permanentFailure' in now) {
+    const { code, message } = now.permanentFailure;
+    return { note: code === 'SourceNotFound' ? 'the blob no longer exists' : `it could not be looked at again (${code}: ${message})` };
+  }
   if (now.etag === input.expectedEtag) return { note: '' };
   if (input.settle.attempt >= MAX_SETTLE_ATTEMPTS) {
     return { note: `the blob changed under ${input.settle.attempt} backups started from its event; it is not watched again (back it up from a snapshot, takeSnapshot)` };
@@ -66,13 +64,13 @@ df.app.activity(Activities.probeBlob, {
 
 df.app.activity(Activities.startSettledBackup, {
   extraInputs: [df.input.durableClient()],
-  handler: async (input: unknown, context: InvocationContext) => {
+  handler: reportingPermanentFailures(async (input: unknown, context: InvocationContext) => {
     const { source, backupId, expectedEtag, settle } = input as StartSettledInput;
     assertAllowedSource(readSettings(), source, WHAT);
     const started = await startDiskBackup(df.getClient(context), source, { backupId, expectedEtag, settle });
     context.log(`backup ${backupId} of ${displayUrl(source.url)} at ETag ${expectedEtag}: ${started.started ? 'started' : `already ${started.status?.runtimeStatus}`}`);
     return { backupId, started: started.started, ...(started.status ? { runtimeStatus: started.status.runtimeStatus } : {}) };
-  },
+  }),
 });
 
 df.app.activity(Activities.watchChangedBlob, {
