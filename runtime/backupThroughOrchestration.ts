@@ -4,7 +4,7 @@
  * Instance state is checkpointed in the task-hub container, so calling this again after a crash
  * resumes the unfinished orchestration instead of starting another backup.
  */
-import { deriveBackupId, displayUrl, PagewiseError, parseStorageUrl } from '../core';
+import { sourceState, displayUrl, PagewiseError, parseStorageUrl } from '../core';
 import type { StorageLocation } from '../core/types';
 import { BackupOrchestrationInput, BackupOrchestrationOutput, EngineOverrides, Orchestrators, RetrySettings } from '../orchestrations/contracts';
 import { backupInstanceId } from '../orchestrations/instanceIds';
@@ -57,11 +57,14 @@ export async function runBackupThroughOrchestration(options: OrchestratedBackupO
     },
   });
   try {
-    const backupId = options.backupId ?? (await deriveBackupId({ url: options.source.url }));
+    // The ID names the state read now; the plan is pinned to it (a disk changed meanwhile is refused).
+    const state = options.backupId ? undefined : await sourceState({ url: options.source.url });
+    const backupId = options.backupId ?? state!.backupId;
     const instanceId = backupInstanceId(backupId);
     const input: BackupOrchestrationInput = {
       backupId,
       source: { url: options.source.url },
+      ...(state ? { expectedEtag: state.etag } : {}),
       ...(options.settings ? { settings: options.settings } : {}),
       ...(options.retry ? { retry: options.retry } : {}),
     };
