@@ -21,7 +21,7 @@ export { loadUserKey, writeNewKeyFile, decodeUserKey, encodeKeyFile, generateKey
 export { parseStorageUrl, allowedEndpointOf, sourceBlobClient } from './storage/clients';
 export { configureStorageEndpoints, configureStorageEndpointsFromEnv, parseEndpoint, parseEndpointList, endpointOf, azureEndpoint, endpointRefused, isManagedDiskEndpoint } from './storage/endpoints';
 export { configureRequestsPerAccount, accountHighWater, DEFAULT_REQUESTS_PER_ACCOUNT } from './storage/account-gate';
-export { SourceDisk } from './source/source-disk';
+export { SourceDisk, assertNotCopying } from './source/source-disk';
 export { sweepStaleScratchDirs } from './cache/scratch-dir';
 export { uploadImage } from './source/upload-image';
 export type { UploadImageResult } from './source/upload-image';
@@ -34,10 +34,32 @@ import { StorageLocation } from './types';
 
 /** The default backup ID of a source disk in its current state (blob, snapshot, ETag) at a page size. */
 export async function deriveBackupId(source: StorageLocation, pageSize: number): Promise<string> {
-  return backupIdFor((await SourceDisk.open(source)).identity, pageSize);
+  return (await sourceState(source, pageSize)).backupId;
 }
 
 /** Makes a vault: creates the container and writes the vault marker where absent (`pagewise init`). */
 export async function initVault(vault: StorageLocation): Promise<{ containerCreated: boolean; markerWritten: boolean }> {
   return VaultStore.open(vault).init();
+}
+
+export interface SourceState {
+  /** The backup ID this state derives. */
+  backupId: string;
+  etag: string;
+  diskBytes: number;
+  /** `pending` while a Copy Blob is still writing the blob. */
+  copyStatus?: string;
+  lastModified?: string;
+}
+
+/** The source disk's current state: what a backup started now would be pinned to. */
+export async function sourceState(source: StorageLocation, pageSize: number): Promise<SourceState> {
+  const disk = await SourceDisk.open(source);
+  return {
+    backupId: backupIdFor(disk.identity, pageSize),
+    etag: disk.identity.etag,
+    diskBytes: disk.diskBytes,
+    ...(disk.copyStatus ? { copyStatus: disk.copyStatus } : {}),
+    ...(disk.lastModified ? { lastModified: disk.lastModified.toISOString() } : {}),
+  };
 }

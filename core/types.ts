@@ -42,6 +42,11 @@ export interface BackupRequest extends EngineSettings {
   userKey: Buffer;
   /** Fixed backup ID; default derived from (source blob, snapshot, etag) so a repeat start resumes. */
   backupId?: string;
+  /**
+   * The ETag the backup ID was derived from (a start that read the disk, or a settled Event Grid
+   * event): the plan refuses a disk in any other state rather than store it under that ID.
+   */
+  expectedEtag?: string;
   abortSignal?: AbortSignal;
   onProgress?: (progress: BackupProgress) => void;
 }

@@ -26,7 +26,7 @@ const TRANSIENT = new Set(['SourceUnreachable', 'VaultUnreachable', 'Aborted']);
  * Hands permanent Pagewise failures back as a value (the orchestrator fails at once, see
  * orchestrations/activityOutcome.ts); transient and unexpected errors are thrown and retried.
  */
-function reportingPermanentFailures<A extends unknown[], R>(handler: (...args: A) => Promise<R>): (...args: A) => Promise<R | PermanentFailure> {
+export function reportingPermanentFailures<A extends unknown[], R>(handler: (...args: A) => Promise<R>): (...args: A) => Promise<R | PermanentFailure> {
   return async (...args) => {
     try {
       return await handler(...args);
@@ -47,6 +47,7 @@ function backupRequest(input: BackupActivityInput): BackupRequest & { backupId: 
     userKey,
     backupId: input.backupId,
     abortSignal: shutdownSignal(),
+    ...(input.expectedEtag ? { expectedEtag: input.expectedEtag } : {}),
   };
 }
 

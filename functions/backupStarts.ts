@@ -4,8 +4,8 @@
  * orchestration under `backup-<id>` at most once.
  */
 import type { DurableClient } from 'durable-functions';
-import { deriveBackupId, snapshotBackupIdFor } from '../core';
-import { BackupOrchestrationInput, DiskRef, EngineOverrides, Orchestrators } from '../orchestrations/contracts';
+import { assertNotCopying, snapshotBackupIdFor, sourceState } from '../core';
+import { BackupOrchestrationInput, DiskRef, EngineOverrides, Orchestrators, SettleSettings } from '../orchestrations/contracts';
 import { backupInstanceId } from '../orchestrations/instanceIds';
 import { checkEngineSettings, checkSourceIsNotVault, checkVaultExists } from './prechecks';
 import { readSettings } from './settings';
@@ -18,17 +18,24 @@ export interface DiskBackupStart extends StartOnceResult {
 export async function startDiskBackup(
   client: DurableClient,
   source: DiskRef,
-  options: { backupId?: string; settings?: EngineOverrides; restartFailed?: boolean } = {},
+  options: { backupId?: string; expectedEtag?: string; settings?: EngineOverrides; restartFailed?: boolean; settle?: SettleSettings } = {},
 ): Promise<DiskBackupStart> {
   // Refuse now what the plan activity would refuse later, so a bad start leaves no failed instance.
   const settings = readSettings();
   const { pageSize } = checkEngineSettings(settings, options.settings);
   checkSourceIsNotVault(settings, source.url);
-  const backupId = options.backupId ?? (await deriveBackupId({ url: source.url }, pageSize));
+  // The ID names the state read now; the plan is pinned to it, so a disk that changes before the plan
+  // runs is refused instead of being stored under the earlier state's ID.
+  const state = options.backupId ? undefined : await sourceState({ url: source.url }, pageSize);
+  if (state) assertNotCopying(source.url, state.copyStatus);
+  const backupId = options.backupId ?? state!.backupId;
+  const expectedEtag = options.expectedEtag ?? state?.etag;
   await checkVaultExists(settings);
   const input: BackupOrchestrationInput = {
     backupId,
     source,
+    ...(expectedEtag ? { expectedEtag } : {}),
+    ...(options.settle ? { settle: options.settle } : {}),
     ...(options.settings && Object.keys(options.settings).length > 0 ? { settings: options.settings } : {}),
     ...(settings.batchesInFlight ? { batchesInFlight: settings.batchesInFlight } : {}),
   };

@@ -5,7 +5,7 @@
  */
 import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 import { DefaultAzureCredential } from '@azure/identity';
-import { endpointOf, endpointRefused, isManagedDiskEndpoint, parseStorageUrl } from '../core';
+import { endpointOf, endpointRefused, isManagedDiskEndpoint, PagewiseError, parseStorageUrl } from '../core';
 import type { DiskRef } from '../orchestrations/contracts';
 
 export interface SnapshotRef {
@@ -27,12 +27,38 @@ export class ComputeSnapshotAccess implements SnapshotAccess {
     // Loaded lazily: the Compute SDK is large and only snapshot events need it.
     const { ComputeManagementClient } = await import('@azure/arm-compute');
     const client = new ComputeManagementClient(this.credential, snapshot.subscriptionId);
+    assertSnapshotReadable(snapshot.snapshotName, await client.snapshots.get(snapshot.resourceGroup, snapshot.snapshotName));
     const access = await client.snapshots.beginGrantAccessAndWait(snapshot.resourceGroup, snapshot.snapshotName, {
       access: 'Read',
       durationInSeconds,
     });
     if (!access.accessSAS) throw new Error(`Compute granted no SAS for snapshot ${snapshot.snapshotName}`);
     return access.accessSAS;
+  }
+}
+
+/** What of a snapshot resource says whether its data is all there (Compute `Snapshot` properties). */
+export interface SnapshotCompletion {
+  provisioningState?: string;
+  /** Set for a snapshot made by CopyStart (e.g. a cross-region copy): its background copy's progress. */
+  completionPercent?: number;
+  copyCompletionError?: { errorMessage?: string };
+}
+
+/**
+ * A snapshot written by CopyStart exists (and its write event fires) before its background copy has
+ * finished: refuse to read it until it has. Not ready yet throws a plain error, so the Event Grid
+ * trigger fails and Event Grid delivers the event again later; a failed copy never will be.
+ */
+export function assertSnapshotReadable(name: string, snapshot: SnapshotCompletion): void {
+  if (snapshot.copyCompletionError) {
+    throw new PagewiseError('SourceNotFound', `the background copy of snapshot ${name} failed (${snapshot.copyCompletionError.errorMessage ?? 'no reason given'}): there is nothing whole to back up`);
+  }
+  if (snapshot.provisioningState && snapshot.provisioningState !== 'Succeeded') {
+    throw new Error(`snapshot ${name} is not ready (provisioning state ${snapshot.provisioningState}); the event will be delivered again`);
+  }
+  if (snapshot.completionPercent !== undefined && snapshot.completionPercent < 100) {
+    throw new Error(`snapshot ${name} is still being copied (${snapshot.completionPercent}% done); the event will be delivered again`);
   }
 }
 

@@ -9,3 +9,4 @@ import './http/backups';
 import './http/operations';
 import './scheduledBackups';
 import './events/eventGrid';
+import './events/settleActivities';

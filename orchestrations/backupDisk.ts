@@ -63,7 +63,12 @@ export function addSummaries(total: RangeSummary, parts: Array<BatchSummary | Ra
 }
 
 function activityInput(input: BackupOrchestrationInput): BackupActivityInput {
-  return { backupId: input.backupId, source: input.source, ...(input.settings ? { settings: input.settings } : {}) };
+  return {
+    backupId: input.backupId,
+    source: input.source,
+    ...(input.expectedEtag ? { expectedEtag: input.expectedEtag } : {}),
+    ...(input.settings ? { settings: input.settings } : {}),
+  };
 }
 
 /** The progress a range summary amounts to, plus the sub-orchestrations still in flight. */
@@ -96,6 +101,26 @@ function* runRanges(
 
 export const backupDiskOrchestrator: OrchestrationHandler = function* (context: OrchestrationContext) {
   const input = context.df.getInput() as BackupOrchestrationInput;
+  if (!input.settle) return yield* backupStages(context, input);
+  try {
+    return yield* backupStages(context, input);
+  } catch (err) {
+    // Started from an event: a blob that changed under the backup is watched again until it settles
+    // (the activity decides from the blob's state, not from the message); the failure names the next step.
+    const message = err instanceof Error ? err.message : String(err);
+    const next = outcome<{ note: string }>(
+      yield context.df.callActivityWithRetry(Activities.watchChangedBlob, retryOptions(input.retry), {
+        source: input.source,
+        backupId: input.backupId,
+        expectedEtag: input.expectedEtag,
+        settle: input.settle,
+      }),
+    );
+    throw new Error(next.note ? `${message}; ${next.note}` : message);
+  }
+};
+
+function* backupStages(context: OrchestrationContext, input: BackupOrchestrationInput): Generator<Task, BackupOrchestrationOutput, unknown> {
   const retry = retryOptions(input.retry);
   // Replay-safe clock: when this orchestration (not this replay) started; the run's duration counts from here.
   const startedAt = context.df.currentUtcDateTime.toISOString();
@@ -132,7 +157,7 @@ export const backupDiskOrchestrator: OrchestrationHandler = function* (context: 
       ? finalized
       : { ...finalized, cacheHighWaterBytes: Math.max(finalized.cacheHighWaterBytes, batches.cacheHighWaterBytes), bytesReadNow: batches.bytesReadNow ?? 0 },
   } satisfies BackupOrchestrationOutput;
-};
+}
 
 /** Copies one range of batches: itself (a leaf) or through child ranges (a larger range). */
 export const backupBatchRangeOrchestrator: OrchestrationHandler = function* (context: OrchestrationContext) {

@@ -13,6 +13,7 @@ export const Orchestrators = {
   backupBatchRange: 'backupBatchRangeOrchestrator',
   restoreDisk: 'restoreDiskOrchestrator',
   verifyBackup: 'verifyBackupOrchestrator',
+  settleBlob: 'settleBlobOrchestrator',
 } as const;
 
 export const Activities = {
@@ -21,6 +22,9 @@ export const Activities = {
   finalizeBackup: 'finalizeBackup',
   restoreBackup: 'restoreBackup',
   verifyBackup: 'verifyBackup',
+  probeBlob: 'probeBlob',
+  startSettledBackup: 'startSettledBackup',
+  watchChangedBlob: 'watchChangedBlob',
 } as const;
 
 /** Engine settings a caller may override per run; everything else comes from app settings. */
@@ -49,9 +53,54 @@ export interface DiskRef {
   grantSeal?: string;
 }
 
+/**
+ * How an event-started backup waits for its page blob to stop changing: the ETag must stay the same
+ * for `quietPeriodMs`, within `maxWaitMs` of the first look. `attempt` counts settle rounds (a backup
+ * that met a change starts the next one), bounded by MAX_SETTLE_ATTEMPTS.
+ */
+export interface SettleSettings {
+  quietPeriodMs: number;
+  maxWaitMs: number;
+  attempt: number;
+}
+
+export interface SettleOrchestrationInput {
+  source: DiskRef;
+  /** The ETag the event reported, if any (a stale one is followed to the blob's settled state). */
+  eventEtag?: string;
+  settle: SettleSettings;
+}
+
+/** What a blob looks like now (activity probeBlob). */
+export interface BlobProbe {
+  etag: string;
+  /** The backup ID of this state. */
+  backupId: string;
+  diskBytes: number;
+  copyStatus?: string;
+}
+
+export interface SettleOrchestrationOutput {
+  outcome: 'started' | 'dropped';
+  /** Why the event led to no backup (outcome dropped). */
+  reason?: string;
+  /** The settled state and its backup. */
+  etag?: string;
+  backupId?: string;
+  /** The backup of the settled state existed already (its status then); absent when this run started it. */
+  joined?: string;
+  /** The event's ETag when the blob had already moved on from it. */
+  supersededEtag?: string;
+  probes: number;
+}
+
 export interface BackupOrchestrationInput {
   backupId: string;
   source: DiskRef;
+  /** The state the backup ID names: the plan refuses any other (core BackupRequest.expectedEtag). */
+  expectedEtag?: string;
+  /** Set for a backup an event started: a change under it starts another settle round. */
+  settle?: SettleSettings;
   settings?: EngineOverrides;
   retry?: RetrySettings;
   /** Batch activities of this disk in flight at once (default BATCHES_IN_FLIGHT, app setting PAGEWISE_BATCHES_IN_FLIGHT). */
@@ -66,6 +115,7 @@ export interface RangeOrchestrationInput extends BackupOrchestrationInput {
 export interface BackupActivityInput {
   backupId: string;
   source: DiskRef;
+  expectedEtag?: string;
   settings?: EngineOverrides;
 }
 

@@ -4,8 +4,10 @@ import { backupBatchRangeOrchestrator, backupDiskOrchestrator } from './backupDi
 import { Orchestrators } from './contracts';
 import { markingFailure } from './failedStatus';
 import { restoreDiskOrchestrator, verifyBackupOrchestrator } from './restoreAndVerify';
+import { settleBlobOrchestrator } from './settleBlob';
 
 df.app.orchestration(Orchestrators.backupDisk, markingFailure(backupDiskOrchestrator));
 df.app.orchestration(Orchestrators.backupBatchRange, backupBatchRangeOrchestrator);
 df.app.orchestration(Orchestrators.restoreDisk, markingFailure(restoreDiskOrchestrator));
 df.app.orchestration(Orchestrators.verifyBackup, markingFailure(verifyBackupOrchestrator));
+df.app.orchestration(Orchestrators.settleBlob, settleBlobOrchestrator);

@@ -4,6 +4,7 @@
  * start finds the first instead of making a second backup. Restores and verifications are new
  * operations each time (functions/http/idempotency.ts names them).
  */
+import { createHash } from 'node:crypto';
 import type { BatchRange } from './plan';
 
 export const backupInstanceId = (backupId: string) => `backup-${backupId}`;
@@ -15,4 +16,13 @@ export const rangeInstanceId = (parentInstanceId: string, range: BatchRange) =>
 /** The backup ID inside a `backup-…` instance ID, or undefined for other instances. */
 export function backupIdOfInstance(instanceId: string): string | undefined {
   return instanceId.startsWith('backup-') && !instanceId.includes(':') ? instanceId.slice('backup-'.length) : undefined;
+}
+
+/**
+ * The settle orchestration of one page blob for one cause: an event's ETag (duplicate deliveries of
+ * it join one instance) or a backup that met a change. The URL's query (a SAS) is not part of it.
+ */
+export function settleInstanceId(blobUrl: string, cause: string): string {
+  const blob = blobUrl.split('?')[0].toLowerCase();
+  return `settle-${createHash('sha256').update(`${blob}\n${cause}`).digest('hex').slice(0, 24)}`;
 }

@@ -4,7 +4,7 @@
  * Instance state is checkpointed in the task-hub container, so calling this again after a crash
  * resumes the unfinished orchestration instead of starting another backup.
  */
-import { abortedError, allowedEndpointOf, deriveBackupId, displayUrl, PagewiseError, parseStorageUrl, resolveSettings, whileBackingUp } from '../core';
+import { abortedError, allowedEndpointOf, displayUrl, PagewiseError, parseStorageUrl, resolveSettings, sourceState, whileBackingUp } from '../core';
 import type { StorageLocation } from '../core/types';
 import { BackupOrchestrationInput, BackupOrchestrationOutput, EngineOverrides, Orchestrators, RetrySettings } from '../orchestrations/contracts';
 import { backupInstanceId } from '../orchestrations/instanceIds';
@@ -71,11 +71,14 @@ async function runOrchestration(options: OrchestratedBackupOptions): Promise<Orc
     },
   });
   try {
-    const backupId = options.backupId ?? (await deriveBackupId({ url: options.source.url }, resolveSettings(options.settings ?? {}).pageSize));
+    // The ID names the state read now; the plan is pinned to it (a disk changed meanwhile is refused).
+    const state = options.backupId ? undefined : await sourceState({ url: options.source.url }, resolveSettings(options.settings ?? {}).pageSize);
+    const backupId = options.backupId ?? state!.backupId;
     const instanceId = backupInstanceId(backupId);
     const input: BackupOrchestrationInput = {
       backupId,
       source: { url: options.source.url },
+      ...(state ? { expectedEtag: state.etag } : {}),
       ...(options.settings ? { settings: options.settings } : {}),
       ...(options.retry ? { retry: options.retry } : {}),
     };

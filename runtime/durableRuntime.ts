@@ -15,6 +15,8 @@ import { InstanceRecord, InstanceStore, isTerminal, RuntimeStatus, TaskRecord } 
 import { ActivityPool } from './activityPool';
 import { durableContext, invokeOrchestrator, RuntimeLog } from './orchestratorInvocation';
 import { findFunction } from './registry';
+import type { InvocationContext } from '@azure/functions';
+import type { RegisteredFunction } from './functionsCore';
 
 export interface DurableRuntimeOptions {
   store: InstanceStore;
@@ -23,7 +25,29 @@ export interface DurableRuntimeOptions {
   /** Longest a running instance's progress stays only in memory before it is checkpointed. */
   checkpointIntervalInMs?: number;
   clock?: () => Date;
+  /**
+   * Where durable timers (createTimer, retry intervals) wait; default the wall clock. A test passes
+   * ManualTimers to fire them in order without waiting (its clock is then the runtime's clock).
+   */
+  timers?: TimerService;
   log?: (level: 'info' | 'warn' | 'error', message: string) => void;
+}
+
+export interface TimerService {
+  now(): Date;
+  /** Calls `fire` at `fireAt`; returns a function that cancels it. */
+  schedule(fireAt: Date, fire: () => void): () => void;
+}
+
+/** Timers that wait in real time (setTimeout) until `clock` reaches their time. */
+export function wallClockTimers(clock: () => Date = () => new Date()): TimerService {
+  return {
+    now: clock,
+    schedule(fireAt, fire) {
+      const timer = setTimeout(fire, Math.max(0, fireAt.getTime() - clock().getTime()));
+      return () => clearTimeout(timer);
+    },
+  };
 }
 
 export interface StartOptions {
@@ -71,7 +95,13 @@ export class DurableRuntime {
   private readonly clock: () => Date;
   private readonly log: RuntimeLog;
   private readonly live = new Map<string, LiveInstance>();
-  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly timerService: TimerService;
+  private readonly timers = new Set<() => void>();
+  /**
+   * Builds the InvocationContext of an activity that has a durable client input binding (set by the
+   * local host, which owns the client endpoint); other activities get a plain context.
+   */
+  clientContext?: (fn: RegisteredFunction) => InvocationContext;
   private readonly activities: ActivityPool;
   private halted = false;
   /** Aborted when the runtime stops on a signal: activities read it (functions/shutdown.ts). */
@@ -85,7 +115,9 @@ export class DurableRuntime {
     this.store = options.store;
     this.activities = new ActivityPool(Math.max(1, options.maxConcurrentActivities ?? 4));
     this.checkpointIntervalInMs = options.checkpointIntervalInMs ?? 500;
-    this.clock = options.clock ?? (() => new Date());
+    const timers = options.timers;
+    this.clock = options.clock ?? (timers ? () => timers.now() : () => new Date());
+    this.timerService = timers ?? wallClockTimers(this.clock);
     this.log = options.log ?? ((level, message) => (level === 'info' ? undefined : console.warn(message)));
   }
 
@@ -208,7 +240,7 @@ export class DurableRuntime {
 
   halt(): void {
     this.halted = true;
-    for (const timer of this.timers) clearTimeout(timer);
+    for (const cancel of this.timers) cancel();
     this.timers.clear();
     this.activities.close();
     for (const instance of this.live.values()) if (instance.checkpointTimer) clearTimeout(instance.checkpointTimer);
@@ -427,11 +459,11 @@ export class DurableRuntime {
   }
 
   private armTimer(instance: LiveInstance, timerId: number, fireAt: Date): void {
-    const timer = setTimeout(() => {
-      this.timers.delete(timer);
+    const cancel = this.timerService.schedule(fireAt, () => {
+      this.timers.delete(cancel);
       this.deliver(instance, events.timerFired(this.clock(), timerId, fireAt));
-    }, Math.max(0, fireAt.getTime() - this.clock().getTime()));
-    this.timers.add(timer);
+    });
+    this.timers.add(cancel);
   }
 
   private enqueueActivity(instance: LiveInstance, name: string, input: unknown, waitId: number): void {
@@ -439,7 +471,9 @@ export class DurableRuntime {
       const fn = findFunction(name, 'activityTrigger');
       this.activityInvocations += 1;
       try {
-        const result = await fn.handler(structuredClone(input), durableContext(fn, this.log));
+        const bindsClient = Object.values(fn.metadata.bindings).some((b) => b.direction === 'in' && /^(durableClient|orchestrationClient)$/.test(b.type));
+        const context = bindsClient && this.clientContext ? this.clientContext(fn) : durableContext(fn, this.log);
+        const result = await fn.handler(structuredClone(input), context);
         if (this.shutdown.signal.aborted) return;
         this.deliver(instance, events.taskCompleted(this.clock(), waitId, result));
       } catch (err) {

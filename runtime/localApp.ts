@@ -6,7 +6,7 @@
 import { BlobServiceClient } from '@azure/storage-blob';
 import { parseStorageUrl, protectContainer } from '../core';
 import { installFunctionsCore } from './installFunctionsCore';
-import { DurableRuntime } from './durableRuntime';
+import { DurableRuntime, TimerService } from './durableRuntime';
 import { BlobInstanceStore } from './instanceStore';
 import { LocalFunctionHost, LocalHostOptions } from './localHost';
 
@@ -23,6 +23,8 @@ export interface LocalAppOptions {
   appSettings?: Record<string, string | undefined>;
   maxConcurrentActivities?: number;
   checkpointIntervalInMs?: number;
+  /** Durable timers (default the wall clock; tests pass ManualTimers). */
+  durableTimers?: TimerService;
   log?: LocalHostOptions['log'];
   /** The durable webhooks' system key (default: a random one). */
   systemKey?: string;
@@ -67,6 +69,7 @@ export async function startLocalApp(options: LocalAppOptions): Promise<LocalApp>
     store: new BlobInstanceStore(container),
     ...(options.maxConcurrentActivities ? { maxConcurrentActivities: options.maxConcurrentActivities } : {}),
     ...(options.checkpointIntervalInMs ? { checkpointIntervalInMs: options.checkpointIntervalInMs } : {}),
+    ...(options.durableTimers ? { timers: options.durableTimers } : {}),
   });
   useShutdownSignal(runtime.shutdownSignal);
   const host = new LocalFunctionHost({ runtime, ...(options.log ? { log: options.log } : {}), ...(options.systemKey ? { systemKey: options.systemKey } : {}) });

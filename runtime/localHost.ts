@@ -50,6 +50,8 @@ export class LocalFunctionHost {
 
   constructor(options: LocalHostOptions) {
     this.runtime = options.runtime;
+    // Activities that start orchestrations get the same client binding as triggers do.
+    this.runtime.clientContext = (fn) => this.contextFor(fn);
     this.taskHubName = options.taskHubName ?? 'pagewise';
     this.systemKey = options.systemKey ?? newKey();
     this.log =

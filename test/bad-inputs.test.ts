@@ -20,6 +20,7 @@ import { backupDisk, generateKey, loadUserKey, planBackup, writeNewKeyFile } fro
 import { request } from 'node:http';
 import { LocalApp } from '../runtime/localApp';
 import { LocalServer, startLocalServer } from '../runtime/serve';
+import { assertSnapshotReadable, useSnapshotAccess } from '../functions/compute';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
 import { recordSummary } from './harness/fault-summary';
 import { closedPort, CountingListener, startCountingListener } from './harness/listeners';
@@ -310,6 +311,20 @@ const CASES: Case[] = [
   { surface: 'cli', description: 'serve: PAGEWISE_PAGE_SIZE not a multiple of 512 (refused at start)', input: (f) => ({ cli: ['serve'], env: { PAGEWISE_VAULT_URL: f.vaultUrl, PAGEWISE_ALLOWED_ACCOUNTS: f.env.az.storageEndpoints, PAGEWISE_USER_KEY: generateKey().toString('base64'), PAGEWISE_PAGE_SIZE: '1000' } }), expected: 2, message: /app setting PAGEWISE_PAGE_SIZE: page size 1000 is not a positive multiple of 512 bytes/ },
   { surface: 'cli', description: 'serve: PAGEWISE_CONCURRENCY 0x40 (digits only)', input: (f) => ({ cli: ['serve'], env: { PAGEWISE_VAULT_URL: f.vaultUrl, PAGEWISE_ALLOWED_ACCOUNTS: f.env.az.storageEndpoints, PAGEWISE_USER_KEY: generateKey().toString('base64'), PAGEWISE_CONCURRENCY: '0x40' } }), expected: 2, message: /app setting PAGEWISE_CONCURRENCY must be a positive whole number, got "0x40"/ },
   // ---- end of smaller traps ------------------------------------------------------------------------
+  // ---- Event Grid: events that name no whole disk (issue #10 class 7) ----------------------------
+  {
+    surface: 'eventgrid',
+    description: 'snapshot written by CopyStart whose background copy failed',
+    // Compute is a cloud API: the stand-in answers with the failed copy, checked as the production client checks it.
+    input: () => {
+      useSnapshotAccess({ grantRead: async (ref) => (assertSnapshotReadable(ref.snapshotName, { provisioningState: 'Succeeded', completionPercent: 12, copyCompletionError: { errorMessage: 'CopySourceNotFound' } }), 'unreachable') });
+      const id = `/subscriptions/${SUB}/resourceGroups/rg/providers/Microsoft.Compute/snapshots/copy-failed`;
+      return { event: { id: 'snap-copy-failed', eventType: 'Microsoft.Resources.ResourceWriteSuccess', subject: id, data: { resourceUri: id, operationName: 'Microsoft.Compute/snapshots/write' }, topic: `/subscriptions/${SUB}` } };
+    },
+    expected: 'rejected',
+    message: /rejected: SourceNotFound: the background copy of snapshot copy-failed failed \(CopySourceNotFound\): there is nothing whole to back up/,
+  },
+  // ---- end class 7 ------------------------------------------------------------------------------
 ];
 
 function serveCases(): Case[] {

@@ -11,6 +11,7 @@ import { snapshotBackupId } from '../functions/backupStarts';
 import { SnapshotAccess, SnapshotRef, useSnapshotAccess } from '../functions/compute';
 import { runScheduledBackups } from '../functions/scheduledBackups';
 import { classifyEvent } from '../functions/events/diskEvents';
+import { settleInstanceId } from '../orchestrations/instanceIds';
 import { LocalApp, startLocalApp } from '../runtime/localApp';
 import { findFunction } from '../runtime/registry';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
@@ -134,18 +135,23 @@ test('a snapshot event in both schemas, delivered three times, starts one backup
   await app.runtime.terminate(instanceId, 'test done');
 });
 
-test('a page blob created in a watched container (both schemas) starts one backup, with the ID the disk state derives', async () => {
+test('a page blob created in a watched container (both schemas) starts one settle run for that event state, before any backup', async () => {
   const client = env.az.accounts.src.service.getContainerClient('disks').getPageBlobClient('ev.vhd');
   const etag = (await client.getProperties()).etag!.replace(/"/g, '');
   const url = `${env.az.accounts.src.endpoint}/disks/ev.vhd`;
   await app.host.invokeEventGrid('diskEvents', blobCreated('EventGrid', 'src', url, etag));
   await app.host.invokeEventGrid('diskEvents', blobCreated('CloudEvents', 'src', url, etag));
 
-  // Same ID as a start by URL: the event's ETag names the same disk state.
+  // Both deliveries name the same blob state: one settle instance; no backup until the blob settles
+  // (test/events.settle.test.ts follows it to the backup).
+  const instanceId = settleInstanceId(url, `"${etag}"`);
+  const status = await app.runtime.getStatus(instanceId);
+  expect(status?.name).toBe('settleBlobOrchestrator');
+  expect(status?.input).toMatchObject({ source: { url }, eventEtag: `"${etag}"`, settle: { quietPeriodMs: 300_000, attempt: 1 } });
+  expect((await app.runtime.listInstances({ prefix: 'settle-' })).map((s) => s.instanceId)).toEqual([instanceId]);
   const backupId = await deriveBackupId({ url: env.sourceUrl('ev.vhd') }, 64 * KiB);
-  const status = await app.runtime.getStatus(`backup-${backupId}`);
-  expect(status?.input).toMatchObject({ backupId, source: { url } });
-  await app.runtime.terminate(`backup-${backupId}`, 'test done');
+  expect(await app.runtime.getStatus(`backup-${backupId}`)).toBeUndefined();
+  await app.runtime.terminate(instanceId, 'test done');
 });
 
 test('events of other types, block blobs and unwatched containers are ignored with a log line', async () => {

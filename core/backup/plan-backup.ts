@@ -38,7 +38,16 @@ async function makePlan(req: BackupRequest): Promise<PlanRef> {
 
   if (await vault.exists(layout.plan(backupId))) {
     const plan = await readPlan(vault, backupId);
-    const differences = planDifferences(plan, live, settings.pageSize, snapshotTakenByPagewise(req, plan) !== undefined);
+    // A plan that reads a snapshot Pagewise took resumes from that snapshot, however the live disk has
+    // changed since; otherwise the live disk must still be in the planned state.
+    const pinnedToSnapshot = snapshotTakenByPagewise(req, plan) !== undefined;
+    const sameState = pinnedToSnapshot || (plan.source.etag === live.identity.etag && plan.diskBytes === live.diskBytes);
+    if (!sameState && plan.source.etag === req.expectedEtag) {
+      // Finished before the disk changed: that backup stands. Unfinished: it can never finish.
+      if (await vault.exists(layout.manifest(backupId))) return planRef(plan, true);
+      throw changedSince(req.expectedEtag, live);
+    }
+    const differences = planDifferences(plan, live, settings.pageSize, pinnedToSnapshot);
     if (differences.length > 0) throw backupIdTaken(backupId, plan, differences, settings.pageSize);
     if (plan.encryption.keyId !== keyId(req.userKey)) {
       throw new PagewiseError('WrongKey', `backup ${backupId} was started with another key (key ID ${plan.encryption.keyId})`);
@@ -46,6 +55,8 @@ async function makePlan(req: BackupRequest): Promise<PlanRef> {
     return planRef(plan, await vault.exists(layout.manifest(backupId)));
   }
 
+  if (req.expectedEtag !== undefined && live.identity.etag !== req.expectedEtag) throw changedSince(req.expectedEtag, live);
+  live.assertNotCopying();
   if (req.takeSnapshot && !live.identity.snapshot) source = await live.takeSnapshot(req.source);
   const grid = new PageGrid(source.diskBytes, settings.pageSize);
   const pagesPerBatch = pagesPerBatchFor(settings.pageSize, PAGES_PER_SEGMENT);
@@ -82,6 +93,11 @@ async function makePlan(req: BackupRequest): Promise<PlanRef> {
   };
   await vault.putJson(layout.plan(backupId), plan);
   return planRef(plan, false);
+}
+
+/** The disk is no longer in the state its backup ID names: back up that state, never another under its name. */
+function changedSince(expectedEtag: string, live: SourceDisk): PagewiseError {
+  return new PagewiseError('SourceChanged', `the source disk ${live.identity.url} changed since its backup was started (ETag ${expectedEtag} → ${live.identity.etag}); this backup names the earlier state`);
 }
 
 function planRef(plan: BackupPlan, alreadyComplete: boolean): PlanRef {

@@ -27,12 +27,23 @@ export interface SourceIdentity {
 /** Window listed per Get Page Ranges call; keeps each response small on fragmented disks. */
 const LIST_WINDOW_BYTES = 64 * 1024 * 1024 * 1024;
 
+/** Throws for a blob whose Copy Blob is still pending (see SourceDisk.assertNotCopying). */
+export function assertNotCopying(url: string, copyStatus: string | undefined): void {
+  if (copyStatus === 'pending') {
+    throw new PagewiseError('SourceChanged', `the source disk ${displayUrl(url).split('?')[0]} is still being copied into (copy status pending); back it up once the copy has finished`);
+  }
+}
+
 export class SourceDisk {
   private constructor(
     readonly client: PageBlobClient,
     readonly parsed: ParsedBlobUrl,
     readonly diskBytes: number,
     readonly identity: SourceIdentity,
+    /** The blob's copy status when a Copy Blob wrote it (`pending` while its content is still arriving). */
+    readonly copyStatus?: string,
+    /** When the blob last changed (Last-Modified). */
+    readonly lastModified?: Date,
   ) {}
 
   /** Opens the source; with `snapshot`, that snapshot of it (one Pagewise took: the URL names none). */
@@ -64,7 +75,15 @@ export class SourceDisk {
       blob: parsed.blob!,
       snapshot: parsed.snapshot ?? snapshot ?? '',
       etag,
-    });
+    }, props.copyStatus, props.lastModified);
+  }
+
+  /**
+   * Refuses a blob a Copy Blob is still writing: its content is not final, and its ETag need not
+   * change while the copy fills it, so a read pinned to the ETag would not notice.
+   */
+  assertNotCopying(): void {
+    assertNotCopying(this.identity.url, this.copyStatus);
   }
 
   /**

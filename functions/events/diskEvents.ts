@@ -20,7 +20,7 @@ export interface NormalizedEvent {
 
 export type DiskEvent =
   | { kind: 'snapshot'; eventId: string; resourceId: string; subscriptionId: string; resourceGroup: string; snapshotName: string }
-  | { kind: 'pageBlob'; eventId: string; url: string; account: string; container: string; blob: string; etag?: string }
+  | { kind: 'pageBlob'; eventId: string; url: string; account: string; container: string; blob: string; etag?: string; api?: string }
   | { kind: 'ignored'; eventId: string; reason: string };
 
 export function normalizeEvent(raw: unknown): NormalizedEvent {
@@ -75,7 +75,8 @@ export function classifyEvent(raw: unknown, watched: string[]): DiskEvent {
     const isWatched = watched.some((w) => w === where.container || w === `${where.account}/${where.container}`);
     if (!isWatched) return { kind: 'ignored', eventId, reason: `container ${where.account}/${where.container} is not watched` };
     const etag = typeof event.data.eTag === 'string' && event.data.eTag ? quoted(event.data.eTag) : undefined;
-    return { kind: 'pageBlob', eventId, url, ...where, ...(etag ? { etag } : {}) };
+    const api = typeof event.data.api === 'string' && event.data.api ? event.data.api : undefined;
+    return { kind: 'pageBlob', eventId, url, ...where, ...(etag ? { etag } : {}), ...(api ? { api } : {}) };
   }
   return { kind: 'ignored', eventId, reason: `event type ${event.type || '(none)'} is not handled` };
 }

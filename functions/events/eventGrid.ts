@@ -1,16 +1,19 @@
 /**
- * Event Grid trigger: a new managed-disk snapshot, or a new page blob in a watched container, starts
- * its backup. Duplicate deliveries map to the same instance ID, so they make one backup. Events of
+ * Event Grid trigger: a new managed-disk snapshot starts its backup; a new page blob in a watched
+ * container starts a settle orchestration that backs it up once it stops changing. Duplicate
+ * deliveries map to the same instance ID, so they make one backup. Events of
  * other types are acknowledged and ignored with a log line (Event Grid would otherwise retry them).
  */
 import * as df from 'durable-functions';
 import type { EventGridEvent, InvocationContext } from '@azure/functions';
-import { backupIdFor, displayUrl, isPagewiseError, redact } from '../../core';
-import { backupInstanceId } from '../../orchestrations/instanceIds';
+import { displayUrl, isPagewiseError, redact } from '../../core';
+import { Orchestrators, SettleOrchestrationInput } from '../../orchestrations/contracts';
+import { backupInstanceId, settleInstanceId } from '../../orchestrations/instanceIds';
 import { snapshotBackupId, startDiskBackup } from '../backupStarts';
-import { findStatus } from '../starter';
+import { checkEngineSettings, checkSourceIsNotVault } from '../prechecks';
+import { findStatus, startOnce } from '../starter';
+import { settleSettings } from './settleSettings';
 import { grantedSource, snapshotAccess } from '../compute';
-import { checkEngineSettings } from '../prechecks';
 import { assertAllowedAccount, readSettings, readUserKey, watchedContainers } from '../settings';
 import { classifyEvent } from './diskEvents';
 
@@ -59,13 +62,16 @@ async function actOnEvent(raw: unknown, client: df.DurableClient, context: Invoc
     case 'pageBlob': {
       const settings = readSettings();
       assertAllowedAccount(settings, event.url, 'blob', 'the created blob');
-      // The event names the blob's state (ETag): the ID is derived from it without reading the blob,
-      // the same ID `deriveBackupId` gives while the blob is unchanged.
-      const backupId = event.etag
-        ? backupIdFor({ account: event.account, container: event.container, blob: event.blob, snapshot: '', etag: event.etag }, checkEngineSettings(settings).pageSize)
-        : undefined;
-      const started = await startDiskBackup(client, { url: event.url }, { ...(backupId ? { backupId } : {}), restartFailed: false });
-      context.log(`page blob ${displayUrl(event.url)}: backup ${started.backupId} ${started.started ? 'started' : `already ${started.status?.runtimeStatus}`}`);
+      checkSourceIsNotVault(settings, event.url);
+      // BlobCreated of a page blob (Put Blob, Copy Blob) does not mean its pages are written: wait until
+      // the blob stops changing, then back up the state it settled in (orchestrations/settleBlob.ts).
+      const instanceId = settleInstanceId(event.url, event.etag ?? `event:${event.eventId}`);
+      const input: SettleOrchestrationInput = { source: { url: event.url }, ...(event.etag ? { eventEtag: event.etag } : {}), settle: settleSettings() };
+      const started = await startOnce(client, Orchestrators.settleBlob, instanceId, input, { restartFailed: false });
+      context.log(
+        `page blob ${displayUrl(event.url)} (${event.api ?? 'unknown API'}, ETag ${event.etag ?? 'none'}): ` +
+          `${started.started ? 'waiting for it to settle' : `already ${started.status?.runtimeStatus}`} (${instanceId})`,
+      );
       return;
     }
   }
