@@ -30,7 +30,7 @@ beforeAll(async () => {
     appSettings: {
       PAGEWISE_VAULT_URL: env.vault.url,
       PAGEWISE_USER_KEY: env.userKey.toString('base64'),
-      PAGEWISE_ALLOWED_ACCOUNTS: 'src, vault',
+      PAGEWISE_ALLOWED_ACCOUNTS: env.az.storageEndpoints,
       PAGEWISE_PAGE_SIZE: String(PAGE),
       PAGEWISE_CACHE_BYTES: String(CACHE),
       PAGEWISE_BATCHES_IN_FLIGHT: '1',

@@ -9,7 +9,7 @@ import { promises as fs, readdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { backupDisk, loadUserKey, restoreBackup, writeNewKeyFile } from '../core';
 import { ScratchCache } from '../core/cache/scratch-cache';
-import { PagewiseExit, startPagewise } from '../embedded/pagewise-process';
+import { PagewiseExit, PagewiseProcessOptions, startPagewise } from '../embedded/pagewise-process';
 import { FaultProxy, startFaultProxy } from './harness/fault-proxy';
 import { fileSha256, KiB, MiB, startEnv, TestEnv } from './harness/env';
 
@@ -28,6 +28,14 @@ afterAll(async () => {
   await env?.stop();
 });
 
+/** The emulator's endpoints, directly and through the slow proxy: the only ones the CLI may use (SSRF guard). */
+const endpoints = () => [env.az.storageEndpoints, ...env.az.storageEndpoints.split(',').map((e) => slow.via(e))].join(',');
+
+/** The pagewise command as a child process, allowed the emulator's endpoints. */
+function pagewise(args: string[], options: PagewiseProcessOptions = {}) {
+  return startPagewise(args, { ...options, env: { PAGEWISE_STORAGE_ENDPOINTS: endpoints(), ...options.env } });
+}
+
 async function scratchParent(name: string): Promise<string> {
   const dir = path.join(env.tmp, name);
   await fs.mkdir(dir);
@@ -35,7 +43,7 @@ async function scratchParent(name: string): Promise<string> {
 }
 
 function backup(sourceUrl: string, args: string[], options: { maxOpenFiles?: number } = {}) {
-  return startPagewise(['backup', sourceUrl, '--vault', env.vault.url, '--key-file', keyFile, ...args], options);
+  return pagewise(['backup', sourceUrl, '--vault', env.vault.url, '--key-file', keyFile, ...args], options);
 }
 
 /** Waits (polling the file system, no time limit of its own) until a scratch file holds downloaded bytes. */
@@ -131,7 +139,7 @@ test('SIGTERM mid-backup: exit 143 "terminated", no scratch left', async () => {
 test('SIGINT during backup --engine local aborts the runtime\'s activities: exit 130, no scratch left', async () => {
   const disk = await scatteredDisk('sigint-local.vhd');
   const parent = await scratchParent('sigint-local');
-  const run = startPagewise(
+  const run = pagewise(
     ['backup', slow.via(disk.source.url), '--vault', `${env.az.accounts.vault.endpoint}/vault`, '--key-file', keyFile, ...SLOW_ARGS, '--scratch-dir', parent, '--backup-id', 'sigint-local-1', '--engine', 'local'],
     { env: { PAGEWISE_VAULT_CONNECTION_STRING: env.az.accounts.vault.connectionString } },
   );
@@ -182,7 +190,7 @@ test('SIGINT mid-restore to a file: exit 130 "interrupted", neither the partial 
   const disk = await scatteredDisk('restore-int.vhd');
   const { backupId } = await backupDisk({ source: disk.source, vault: env.vault, userKey: await loadUserKey(keyFile), pageSize: 64 * KiB, cacheBytes: MiB });
   const dir = await scratchParent('restore-int');
-  const run = startPagewise(['restore', backupId, '--vault', slow.via(env.vault.url), '--key-file', keyFile, '--to', path.join(dir, 'disk.img')]);
+  const run = pagewise(['restore', backupId, '--vault', slow.via(env.vault.url), '--key-file', keyFile, '--to', path.join(dir, 'disk.img')]);
   let ended = false;
   void run.done.then(() => (ended = true));
   while ((await fs.readdir(dir)).length === 0 && !ended) await new Promise((r) => setTimeout(r, 20));
@@ -201,7 +209,7 @@ test('pagewise serve sweeps what a killed process left when it starts, and exits
   const stale = path.join(parent, `pagewise-scratch-${gone.pid}-StAlE1`);
   await fs.mkdir(stale, { mode: 0o700 });
   await fs.writeFile(path.join(stale, 'slots.scratch'), 'plaintext pages');
-  const run = startPagewise(['serve', '--json'], { env: { PAGEWISE_TASKHUB_CONNECTION_STRING: env.az.accounts.vault.connectionString, PAGEWISE_SCRATCH_DIR: parent } });
+  const run = pagewise(['serve', '--json'], { env: { PAGEWISE_TASKHUB_CONNECTION_STRING: env.az.accounts.vault.connectionString, PAGEWISE_SCRATCH_DIR: parent, PAGEWISE_VAULT_URL: env.vault.url, PAGEWISE_ALLOWED_ACCOUNTS: env.az.storageEndpoints, PAGEWISE_USER_KEY: (await loadUserKey(keyFile)).toString('base64') } });
   await new Promise<void>((resolve, reject) => {
     run.child.stdout!.on('data', (d: Buffer) => d.toString().includes('"url"') && resolve());
     void run.done.then((e) => reject(new Error(`serve ended: ${JSON.stringify(e)}`)));

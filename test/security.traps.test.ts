@@ -29,7 +29,7 @@ afterAll(async () => {
 });
 
 async function cli(args: string[], extraEnv: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  const io = captureIO(extraEnv);
+  const io = captureIO({ PAGEWISE_STORAGE_ENDPOINTS: env.az.storageEndpoints, ...extraEnv });
   const code = await run(args, io);
   return { code, stdout: io.stdoutText(), stderr: io.stderrText() };
 }
@@ -171,7 +171,7 @@ describe('a vault is made only on request', () => {
       appSettings: {
         PAGEWISE_VAULT_URL: env.az.sasUrl('vault', 'no-such-vault'),
         PAGEWISE_USER_KEY: (await loadUserKey(keyFile)).toString('base64'),
-        PAGEWISE_ALLOWED_ACCOUNTS: 'src,vault',
+        PAGEWISE_ALLOWED_ACCOUNTS: env.az.storageEndpoints,
         PAGEWISE_PAGE_SIZE: String(64 * KiB),
         PAGEWISE_CACHE_BYTES: String(256 * KiB),
       },
@@ -218,7 +218,7 @@ test('--concurrency 64 emits no MaxListeners (or any other) warning', async () =
   // A real process: its warnings go to its stderr, which is what a user would see. 128 pages of
   // random data, 64 in flight: every download used to add a listener to one shared abort signal.
   const disk = await env.makeDisk('wide.vhd', 16 * MiB, [{ offset: 0, length: 16 * MiB, kind: 'random', seed: 12 }]);
-  const { done } = startPagewise(['backup', disk.source.url, '--vault', env.vault.url, '--key-file', keyFile, '--page-size', '128KiB', '--cache', '8MiB', '--concurrency', '64', '--json']);
+  const { done } = startPagewise(['backup', disk.source.url, '--vault', env.vault.url, '--key-file', keyFile, '--page-size', '128KiB', '--cache', '8MiB', '--concurrency', '64', '--json'], { env: { PAGEWISE_STORAGE_ENDPOINTS: env.az.storageEndpoints } });
   const exit = await done;
   expect(exit.stderr).not.toMatch(/Warning/i);
   expect(exit.stderr).toBe('');
