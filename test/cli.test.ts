@@ -13,6 +13,7 @@ import { writeDisk, DiskRegion, SampleDisk } from '../embedded/sample-disk';
 import { captureIO, run } from '../cli/main';
 import { writeNewKeyFile } from '../core';
 import { startPagewise } from '../embedded/pagewise-process';
+import { closedPort } from './harness/listeners';
 
 const MiB = 1024 * 1024;
 
@@ -82,17 +83,6 @@ function expectOneLineError(o: Outcome, pattern: RegExp, code?: number): void {
 
 async function fileSha256(file: string): Promise<string> {
   return createHash('sha256').update(await fs.readFile(file)).digest('hex');
-}
-
-async function closedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address() as net.AddressInfo;
-      server.close(() => resolve(address.port));
-    });
-  });
 }
 
 beforeAll(async () => {

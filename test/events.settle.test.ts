@@ -36,12 +36,8 @@ let settings: Record<string, string | undefined>;
 beforeAll(async () => {
   env = await startEnv();
   settings = {
-    PAGEWISE_VAULT_URL: env.vault.url,
-    PAGEWISE_USER_KEY: env.userKey.toString('base64'),
-    PAGEWISE_ALLOWED_ACCOUNTS: env.az.storageEndpoints,
+    ...env.appSettings(),
     PAGEWISE_WATCHED_CONTAINERS: 'src/disks',
-    PAGEWISE_PAGE_SIZE: String(64 * KiB),
-    PAGEWISE_CACHE_BYTES: String(256 * KiB),
     PAGEWISE_EVENT_QUIET_SECONDS: String(QUIET_SECONDS),
     PAGEWISE_EVENT_MAX_WAIT_SECONDS: String(MAX_WAIT_SECONDS),
   };

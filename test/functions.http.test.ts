@@ -24,10 +24,7 @@ beforeAll(async () => {
   sourceUrl = disk.source.url;
   diskSha = disk.sha256;
   appSettings = {
-    PAGEWISE_VAULT_URL: env.vault.url,
-    PAGEWISE_USER_KEY: env.userKey.toString('base64'),
-    PAGEWISE_ALLOWED_ACCOUNTS: env.az.storageEndpoints,
-    PAGEWISE_PAGE_SIZE: String(64 * KiB),
+    ...env.appSettings(),
     PAGEWISE_CACHE_BYTES: String(512 * KiB),
   };
   app = await startLocalApp({ taskHub: { connectionString: env.az.accounts.vault.connectionString }, appSettings });

@@ -92,12 +92,8 @@ beforeAll(async () => {
   app = await startLocalApp({
     taskHub: { connectionString: env.az.accounts.vault.connectionString },
     appSettings: {
-      PAGEWISE_VAULT_URL: env.vault.url,
-      PAGEWISE_USER_KEY: env.userKey.toString('base64'),
-      PAGEWISE_ALLOWED_ACCOUNTS: env.az.storageEndpoints,
+      ...env.appSettings(),
       PAGEWISE_WATCHED_CONTAINERS: 'src/disks',
-      PAGEWISE_PAGE_SIZE: String(64 * KiB),
-      PAGEWISE_CACHE_BYTES: String(256 * KiB),
       PAGEWISE_BACKUP_POLICY: JSON.stringify({
         disks: [
           { url: env.sourceUrl('mon.vhd'), days: ['Mon'] },

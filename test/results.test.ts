@@ -28,9 +28,7 @@ beforeAll(async () => {
   app = await startLocalApp({
     taskHub: { connectionString: env.az.accounts.vault.connectionString },
     appSettings: {
-      PAGEWISE_VAULT_URL: env.vault.url,
-      PAGEWISE_USER_KEY: env.userKey.toString('base64'),
-      PAGEWISE_ALLOWED_ACCOUNTS: env.az.storageEndpoints,
+      ...env.appSettings(),
       PAGEWISE_PAGE_SIZE: String(PAGE),
       PAGEWISE_CACHE_BYTES: String(CACHE),
       PAGEWISE_BATCHES_IN_FLIGHT: '1',

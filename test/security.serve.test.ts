@@ -33,11 +33,7 @@ beforeAll(async () => {
   server = await startLocalServer({
     taskHub: { connectionString: env.az.accounts.vault.connectionString },
     appSettings: {
-      PAGEWISE_VAULT_URL: env.vault.url,
-      PAGEWISE_USER_KEY: env.userKey.toString('base64'),
-      PAGEWISE_ALLOWED_ACCOUNTS: env.az.storageEndpoints,
-      PAGEWISE_PAGE_SIZE: String(64 * KiB),
-      PAGEWISE_CACHE_BYTES: String(256 * KiB),
+      ...env.appSettings(),
     },
     keysDir,
     timers: false,

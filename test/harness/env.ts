@@ -22,6 +22,11 @@ export interface TestEnv {
   makeDisk(name: string, diskBytes: number, regions: DiskRegion[]): Promise<SampleDisk & { source: StorageLocation }>;
   /** A SAS URL for a restore target page blob in the vault account. */
   targetUrl(name: string): string;
+  /**
+   * App settings of a local Functions app on this emulator: the vault, the user key, the emulator's
+   * endpoints as the allow list, 64 KiB pages and a 256 KiB cache; `overrides` win.
+   */
+  appSettings(overrides?: Record<string, string | undefined>): Record<string, string | undefined>;
   /** SHA-256 of a page blob's whole content. */
   blobSha256(url: string): Promise<string>;
   stop(): Promise<void>;
@@ -46,6 +51,14 @@ export async function startEnv(): Promise<TestEnv> {
       const disk = await writeDisk(az.accounts.src.service.getContainerClient('disks').getPageBlobClient(name), diskBytes, regions);
       return { ...disk, source: { url: env.sourceUrl(name) } };
     },
+    appSettings: (overrides = {}) => ({
+      PAGEWISE_VAULT_URL: env.vault.url,
+      PAGEWISE_USER_KEY: env.userKey.toString('base64'),
+      PAGEWISE_ALLOWED_ACCOUNTS: az.storageEndpoints,
+      PAGEWISE_PAGE_SIZE: String(64 * KiB),
+      PAGEWISE_CACHE_BYTES: String(256 * KiB),
+      ...overrides,
+    }),
     async blobSha256(url) {
       const buf = await new PageBlobClient(url, new AnonymousCredential()).downloadToBuffer();
       return createHash('sha256').update(buf).digest('hex');
