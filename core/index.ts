@@ -2,7 +2,7 @@
 export * from './types';
 export { PagewiseError, isPagewiseError, abortedError } from './errors';
 export type { PagewiseErrorCode } from './errors';
-export { redact, displayUrl } from './redact';
+export { redact, displayUrl, SECRET_FIELD } from './redact';
 export { parseBytes, formatBytes } from './units';
 export * as limits from './limits';
 export { planBackup } from './backup/plan-backup';

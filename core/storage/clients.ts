@@ -63,7 +63,7 @@ export function parseStorageUrl(raw: string, kind: 'blob' | 'container', what: s
   }
   if (url.username || url.password) throw new PagewiseError('BadUrl', `${what} must not carry user:password`);
   const pathStyle = isPathStyleHost(url.hostname);
-  const segments = url.pathname.split('/').filter((s) => s.length > 0).map(decodeURIComponent);
+  const segments = pathSegments(url, what, raw);
   let account: string;
   if (pathStyle) {
     account = segments.shift() ?? '';
@@ -82,11 +82,54 @@ export function parseStorageUrl(raw: string, kind: 'blob' | 'container', what: s
     account,
     container,
     blob,
-    snapshot: url.searchParams.get('snapshot') ?? undefined,
+    snapshot: snapshotOf(url, what),
     hasSas: url.searchParams.has('sig'),
   };
 }
 
+/**
+ * The decoded path segments. A segment that decodes to `.` or `..` (`%2F..%2F` inside a blob name) is
+ * refused: the name would be re-encoded with its slashes and the HTTP client would resolve the dots,
+ * sending the request to another container than the one every check saw (e.g. into the vault).
+ */
+function pathSegments(url: URL, what: string, raw: string): string[] {
+  return url.pathname
+    .split('/')
+    .filter((s) => s.length > 0)
+    .map((segment) => {
+      let decoded: string;
+      try {
+        decoded = decodeURIComponent(segment);
+      } catch {
+        throw new PagewiseError('BadUrl', `${what} has a malformed %-escape in its path: ${displayUrl(raw)}`);
+      }
+      if (decoded.split(/[/\\]/).some((part) => part === '.' || part === '..')) {
+        throw new PagewiseError('BadUrl', `${what} has a "." or ".." path segment in its blob name: ${displayUrl(raw)}`);
+      }
+      return decoded;
+    });
+}
+
+// The form Azure gives a snapshot's time (`2024-05-02T01:00:00.1234567Z`).
+const SNAPSHOT_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,7})?Z$/;
+
+/**
+ * The snapshot the URL names. A query parameter given twice, in any case, is refused: Pagewise would
+ * read one value and the service might use the other (`?snapshot=a&snapshot=b`, `SNAPSHOT=`, `sig` twice).
+ */
+function snapshotOf(url: URL, what: string): string | undefined {
+  const seen = new Set<string>();
+  for (const name of url.searchParams.keys()) {
+    const key = name.toLowerCase();
+    if (seen.has(key)) throw new PagewiseError('BadUrl', `${what} gives the query parameter "${key.slice(0, 40)}" more than once`);
+    seen.add(key);
+    if (key === 'snapshot' && name !== 'snapshot') throw new PagewiseError('BadUrl', `${what} spells the snapshot parameter "${name}"; write it as snapshot=`);
+  }
+  const snapshot = url.searchParams.get('snapshot');
+  if (snapshot === null) return undefined;
+  if (!SNAPSHOT_RE.test(snapshot)) throw new PagewiseError('BadUrl', `${what} has a snapshot parameter that is not a snapshot time (e.g. 2024-05-02T01:00:00.0000000Z)`);
+  return snapshot;
+}
 
 function serviceUrl(parsed: ParsedBlobUrl): string {
   const base = `${parsed.url.protocol}//${parsed.url.host}`;

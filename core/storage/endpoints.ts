@@ -143,6 +143,11 @@ export function checkEndpoint(parsed: ParsedBlobUrl, credential: EndpointCredent
     if (own !== endpoint) {
       throw new PagewiseError('AccessDenied', `${what} is not on the blob endpoint of its connection string; Pagewise sends a request only to the URL's own endpoint, never to another`);
     }
+    // A shared key's signed requests (replayable) and the disk's data go over plain http only to an
+    // endpoint configured for it, e.g. the local emulator: never because a string says http.
+    if (parsed.url.protocol === 'http:' && !config.endpoints.has(endpoint)) {
+      throw new PagewiseError('AccessDenied', `${what} is on a plain http endpoint (its connection string's); Pagewise sends a key's requests over http only to an endpoint listed in ${config.setting}, use https`);
+    }
     return endpoint;
   }
   // A grant adds the managed-disk export hosts to the allowed endpoints; it takes none away.

@@ -1,6 +1,6 @@
 /** What the HTTP API shows of an orchestration: redacted, with links, without durable internals. */
 import type { DurableClient, DurableOrchestrationStatus } from 'durable-functions';
-import { displayUrl, redact } from '../../core';
+import { displayUrl, redact, SECRET_FIELD } from '../../core';
 import { withLiveProgress } from '../../orchestrations/progress';
 import { findStatus } from '../starter';
 
@@ -16,9 +16,6 @@ export function redactDeep<T>(value: T): T {
   };
   return walk(JSON.parse(JSON.stringify(value ?? null))) as T;
 }
-
-/** Fields whose string value is a secret whatever it looks like (as core/redact's text pattern has them). */
-const SECRET_FIELD = /^(accountKey|userKey|key|dataKey|sasToken|connectionString)$/i;
 
 export interface OperationView {
   id: string;
