@@ -258,3 +258,112 @@ describe('defence in depth: the endpoint guard on every client refuses a request
     }
   });
 });
+
+// ---- red team: URLs (issue #10 round 2) ----------------------------------------------------------
+describe('round 2: URL spellings hold the rule (WHATWG normalises before the check and before the request)', () => {
+  test('other spellings of a host: refused or the same endpoint, never a different one', () => {
+    const ok = (url: string) => allowedEndpointOf({ url }, 'blob', 'x');
+    const refused = (url: string) => expect(() => ok(url)).toThrow(refusal('x', CLI_SETTING));
+    const azure = `https://acct.blob.core.windows.net`;
+    expect(ok(`HTTPS://ACCT.BLOB.CORE.WINDOWS.NET/disks/a.vhd?${SAS}`)).toBe(azure);
+    expect(ok(`https://acct.blob.core.windows.net:443/disks/a.vhd?${SAS}`)).toBe(azure); // the default port spelt out
+    expect(ok(`https://acct.blob.core.win\tdows.net/disks/a.vhd?${SAS}`)).toBe(azure); // a tab is stripped, as the client would
+    refused(`https://acct.blob.core.windows.net./disks/a.vhd?${SAS}`); // trailing dot: another name
+    refused(`https://acct.blob.core.windows.net%2eevil.example/disks/a.vhd?${SAS}`);
+    // A backslash ends the host (as the client reads it too): what follows is path, and no container name.
+    expect(() => ok(`https://acct.blob.core.windows.net\\@evil.example/disks/a.vhd?${SAS}`)).toThrow('x has no valid container name: https://acct.blob.core.windows.net/@evil.example/disks/a.vhd');
+    expect(() => ok(`https://evil.example\\@acct.blob.core.windows.net/disks/a.vhd?${SAS}`)).toThrow('x has no valid container name: https://evil.example/@acct.blob.core.windows.net/disks/a.vhd');
+    expect(() => ok(`https://u@acct.blob.core.windows.net/disks/a.vhd?${SAS}`)).toThrow('x must not carry user:password');
+    // A Cyrillic "а" becomes punycode (xn--…): not an account name.
+    expect(() => ok(`https://\u0430cct.blob.core.windows.net/disks/a.vhd?${SAS}`)).toThrow(/x has no valid storage account name: https:\/\/xn--cct-5cd\.blob/);
+    // The configured emulator's address in decimal, hex, short and octal form is the same address and endpoint.
+    const { port } = env.az;
+    for (const host of ['2130706433', '0x7f.1', '127.1', '0177.0.0.1']) {
+      expect(ok(`http://${host}:${port}/src/disks/a.vhd?${SAS}`)).toBe(env.az.accounts.src.endpoint);
+      refused(`http://${host}:${open.port}/src/disks/a.vhd?${SAS}`);
+    }
+    for (const host of ['[::1]', '[::ffff:127.0.0.1]', '[::127.0.0.1]', 'localhost', 'LOCALHOST', 'localhost.', '0.0.0.0']) refused(`http://${host}:${port}/src/disks/a.vhd?${SAS}`);
+  });
+
+  test('a %-encoded "/.." in a blob name is refused: it would resolve into another container (the vault) on the wire', async () => {
+    const vaultBefore = await blobNames('vault');
+    const target = `${env.az.accounts.vault.endpoint}/restores/x%2F..%2F..%2Fvault%2Fsmuggled.vhd`;
+    const expected = (what: string, url: string) => ({ code: 2, stdout: '', stderr: `pagewise: ${what} has a "." or ".." path segment in its blob name: ${url}\n` });
+    const conn = { PAGEWISE_TARGET_CONNECTION_STRING: env.az.accounts.vault.connectionString };
+    expect(await cli(['restore', backupId, '--vault', env.vault.url, '--key-file', keyFile, '--to', target, '--force'], conn)).toEqual(expected('the restore target URL', target));
+    const sneaky = `${env.az.accounts.vault.endpoint}/restores/a%5C..%5C..%5Cvault%5Cs.vhd`; // backslashes
+    expect(await cli(['restore', backupId, '--vault', env.vault.url, '--key-file', keyFile, '--to', sneaky], conn)).toEqual(expected('the restore target URL', sneaky));
+    const source = `${env.az.accounts.src.endpoint}/disks/x%2F..%2Fsec.vhd`;
+    expect(await cli(['backup', source, '--vault', env.vault.url, '--key-file', keyFile], { PAGEWISE_SOURCE_CONNECTION_STRING: env.az.accounts.src.connectionString })).toEqual(expected('the source disk URL', source));
+    const upload = `${env.az.accounts.vault.endpoint}/restores/y%2F..%2F..%2Fvault%2Fpagewise-vault.json`;
+    expect((await cli(['upload', keyFile, upload], conn)).code).toBe(2);
+    // Over HTTP too (the app would write with its own identity).
+    const problem = await problemOf(await app.host.invokeHttp('startRestore', request('POST', '/api/restores', { backupId, target: { url: target } })));
+    expect(problem).toMatchObject({ status: 400, detail: `target.url has a "." or ".." path segment in its blob name: ${target}` });
+    expect(await blobNames('vault')).toEqual(vaultBefore);
+    expect(await blobNames('restores')).toEqual([]);
+  });
+
+  test('a malformed %-escape in the path is bad input, not an internal error', async () => {
+    const url = `${env.az.accounts.src.endpoint}/disks/%E0%A4%A.vhd?${SAS}`;
+    expect(await cli(['backup', url, '--vault', env.vault.url, '--key-file', keyFile])).toEqual({
+      code: 2, stdout: '', stderr: `pagewise: the source disk URL has a malformed %-escape in its path: ${url.split('?')[0]}\n`,
+    });
+  });
+
+  test('query parameters smuggled twice or in another case are refused; a snapshot must be a snapshot time', async () => {
+    const base = env.sourceUrl('sec.vhd');
+    const t = '2024-05-02T01:00:00.0000000Z';
+    const cases: Array<[string, string]> = [
+      [`${base}&snapshot=${t}&snapshot=2024-05-03T01:00:00Z`, 'the source disk URL gives the query parameter "snapshot" more than once'],
+      [`${base}&snapshot=${t}&Snapshot=2024-05-03T01:00:00Z`, 'the source disk URL gives the query parameter "snapshot" more than once'],
+      [`${base}&SNAPSHOT=${t}`, 'the source disk URL spells the snapshot parameter "SNAPSHOT"; write it as snapshot='],
+      [`${base}&sig=second`, 'the source disk URL gives the query parameter "sig" more than once'],
+      [`${base}&%73ig=second`, 'the source disk URL gives the query parameter "sig" more than once'],
+      [`${base}&snapshot=x%26sig%3Dsmuggled`, 'the source disk URL has a snapshot parameter that is not a snapshot time (e.g. 2024-05-02T01:00:00.0000000Z)'],
+    ];
+    for (const [url, message] of cases) {
+      expect(await cli(['backup', url, '--vault', env.vault.url, '--key-file', keyFile])).toEqual({ code: 2, stdout: '', stderr: `pagewise: ${message}\n` });
+    }
+    expect(await cli(['restore', backupId, '--vault', env.vault.url, '--key-file', keyFile, '--to', `${env.targetUrl('q.vhd')}&SNAPSHOT=${t}`])).toEqual({
+      code: 2, stdout: '', stderr: 'pagewise: the restore target URL spells the snapshot parameter "SNAPSHOT"; write it as snapshot=\n',
+    });
+    expect(await blobNames('restores')).toEqual([]);
+  });
+
+  test('a connection string sends over plain http only to a configured endpoint (an open listener sees nothing)', async () => {
+    const key = Buffer.alloc(64, 7).toString('base64');
+    const message = (what: string) => `pagewise: ${what} is on a plain http endpoint (its connection string's); Pagewise sends a key's requests over http only to an endpoint listed in ${CLI_SETTING}, use https\n`;
+    const onListener = `DefaultEndpointsProtocol=http;AccountName=vault;AccountKey=${key};BlobEndpoint=http://127.0.0.1:${open.port}/vault;`;
+    expect(await cli(['list', '--vault', `http://127.0.0.1:${open.port}/vault/vault`], { PAGEWISE_VAULT_CONNECTION_STRING: onListener })).toEqual({ code: 2, stdout: '', stderr: message('the vault URL') });
+    // A real account's string with http: refused before any lookup.
+    const realHttp = `DefaultEndpointsProtocol=http;AccountName=acct;AccountKey=${key};EndpointSuffix=core.windows.net`;
+    expect(await cli(['list', '--vault', 'http://acct.blob.core.windows.net/vault'], { PAGEWISE_VAULT_CONNECTION_STRING: realHttp })).toEqual({ code: 2, stdout: '', stderr: message('the vault URL') });
+    // The configured emulator keeps working with its http string.
+    expect((await cli(['list', '--vault', `${env.az.accounts.vault.endpoint}/vault`], { PAGEWISE_VAULT_CONNECTION_STRING: env.az.accounts.vault.connectionString })).code).toBe(0);
+  });
+});
+
+test('round 2: PAGEWISE_ALLOWED_ACCOUNTS entries in odd forms are refused by name or mean exactly one endpoint', () => {
+  const settingsWith = (entries: string) => readSettings({ ...appSettings, PAGEWISE_VAULT_URL: 'https://acct.blob.core.windows.net/vault', PAGEWISE_ALLOWED_ACCOUNTS: entries });
+  const bad = (entries: string, why: string) => expect(() => settingsWith(entries)).toThrow(`${APP_SETTING}: ${why}`);
+  try {
+    bad('*', '"*" is neither a storage account name nor an endpoint URL');
+    bad('acct,https://*.blob.core.windows.net', '"https://*.blob.core.windows.net" must name one host (no wildcards)');
+    bad('acct,http://acct.blob.core.windows.net', '"http://acct.blob.core.windows.net" is an Azure storage host: it must be https on the default port');
+    bad('acct,https://other.blob.core.windows.net:8443', '"https://other.blob.core.windows.net:8443" is an Azure storage host: it must be https on the default port');
+    bad('acct,https://acct.blob.core.windows.net/vault', '"https://acct.blob.core.windows.net/vault" must have no path (an endpoint, not a container)');
+    bad(`acct,https://acct.blob.core.windows.net?${SAS}`, '"https://acct.blob.core.windows.net" must be a bare endpoint URL (no credentials, query or fragment)');
+    bad('acct.blob.core.windows.net', '"acct.blob.core.windows.net" is neither a storage account name nor an endpoint URL');
+    expect(() => settingsWith(' , ,')).toThrow(`${APP_SETTING} lists no storage account`);
+    expect([...settingsWith(' ,ACCT,, HTTPS://ACCT.BLOB.CORE.WINDOWS.NET:443/ ').allowedEndpoints]).toEqual(['https://acct.blob.core.windows.net']);
+  } finally {
+    configureStorageEndpoints(env.az.storageEndpoints.split(','), CLI_SETTING);
+  }
+});
+
+async function blobNames(container: string): Promise<string[]> {
+  const names: string[] = [];
+  for await (const b of env.az.accounts.vault.service.getContainerClient(container).listBlobsFlat()) names.push(`${b.name} ${b.properties.etag}`);
+  return names.sort();
+}

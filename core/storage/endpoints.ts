@@ -80,6 +80,10 @@ export function parseEndpoint(entry: string, setting: string): string {
   if (url.protocol !== 'https:' && url.protocol !== 'http:') throw bad('must be an http(s) URL');
   if (url.username || url.password || url.search || url.hash) throw bad('must be a bare endpoint URL (no credentials, query or fragment)');
   if (MANAGED_DISK_HOST_RE.test(url.hostname.toLowerCase())) throw bad('is a managed-disk export host: those are reached only through the app\'s own Compute grant');
+  // `*` and other non-name characters survive URL parsing but match no real host: a wildcard that silently allows nothing.
+  if (!/^([a-z0-9-]+\.)*[a-z0-9-]+\.?$|^\[[0-9a-f:.]+\]$/i.test(url.hostname)) throw bad('must name one host (no wildcards)');
+  // Azure's own endpoints answer https on the default port; an http entry would send a SAS in the clear.
+  if (isAzureHost(url.hostname) && (url.protocol !== 'https:' || url.port !== '')) throw bad("is an Azure storage host: it must be https on the default port");
   const segments = url.pathname.split('/').filter((s) => s.length > 0);
   if (isPathStyleHost(url.hostname)) {
     if (segments.length !== 1 || !/^[a-z0-9]{3,24}$/i.test(segments[0])) throw bad('must name the account as its only path segment (http://host:port/<account>)');
@@ -87,6 +91,11 @@ export function parseEndpoint(entry: string, setting: string): string {
   }
   if (segments.length > 0) throw bad('must have no path (an endpoint, not a container)');
   return `${url.protocol}//${url.host}`.toLowerCase();
+}
+
+function isAzureHost(host: string): boolean {
+  const name = host.toLowerCase().replace(/\.$/, '');
+  return [...CLOUD_SUFFIXES, 'storage.azure.net'].some((suffix) => name === suffix || name.endsWith(`.${suffix}`));
 }
 
 /** Hosts whose first path segment is the account (the emulator, IP addresses), not the first label. */
