@@ -13,7 +13,9 @@ import * as path from 'node:path';
 import { format } from 'node:util';
 import { HttpRequest, HttpResponse } from '@azure/functions';
 import { captureIO, run } from '../cli/main';
-import { loadUserKey } from '../core';
+import { configureStorageEndpoints, loadUserKey, redact } from '../core';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { unwrapDataKey } from '../core/crypto/keys';
 import type { BackupPlan } from '../core/vault/plan';
 import { LocalApp, startLocalApp } from '../runtime/localApp';
@@ -337,4 +339,51 @@ test('a full run through the CLI and the HTTP API leaks no secret into any outpu
     for (const [needle, name] of byteNeedles) if (!/SAS signature/.test(name) && content.includes(needle)) hubLeaks.push(`${blob.name}: ${name}`);
   }
   expect(hubLeaks).toEqual([]);
+});
+
+// ---- red team: redaction (issue #10 round 2) ---------------------------------------------------
+/** Built from parts, so no scanner takes them for real credentials. */
+const NEEDLE = 'c2lnTkVFRExF'.concat('c2VjcmV0');
+const JWT = ['eyJhbGciOiJSUzI1NiJ9', 'eyJhdWQiOiJzdG9yYWdlIn0', NEEDLE].join('.');
+
+test('round 2: redact removes a secret in every spelling a message can carry it', () => {
+  const spellings = [
+    `https://a.blob.core.windows.net/c/d?sv=1&sig=${NEEDLE}&se=2`, `?Sig=${NEEDLE}`, `?SIG=${NEEDLE}`, `?%73ig=${NEEDLE}`, `?%73%69%67=${NEEDLE}`,
+    `sig=${NEEDLE}&sv=1`, `https://a/c/d#sig=${NEEDLE}`, `&amp;sig=${NEEDLE}`,
+    // A SAS URL inside another URL's query (GET /api/backups?disk=…), and inside JSON.
+    `/api/backups?disk=${encodeURIComponent(`https://a/c/d?sv=1&sig=${NEEDLE}`)}`, JSON.stringify({ url: `https://a/c/d?sv=1&sig=${NEEDLE}` }),
+    `DefaultEndpointsProtocol=https;AccountName=a;accountkey=${NEEDLE};EndpointSuffix=core.windows.net`, `AccountKey%3D${NEEDLE}`,
+    `BlobEndpoint=https://a/;SharedAccessSignature=sv=1&sig=${NEEDLE}`,
+    `Authorization: Bearer ${NEEDLE}`, `"authorization": "Bearer ${NEEDLE}"`, `{ authorization: 'SharedKey acct:${NEEDLE}' }`,
+    `x-ms-copy-source: https://a/c/d?sv=1&sig=${NEEDLE}`, `x-ms-copy-source-authorization: Bearer ${NEEDLE}`,
+    `token ${JWT}`, `{"sig":"${NEEDLE}"}`, `{ sig: '${NEEDLE}' }`,
+  ];
+  expect(spellings.map(redact).filter((text) => text.includes(NEEDLE))).toEqual([]);
+  // What is not a secret stays readable.
+  expect(redact('signal=1&design=2; partitionKey: "p1"; https://a/c/d?snapshot=2024-05-02T01:00:00Z')).toBe('signal=1&design=2; partitionKey: "p1"; https://a/c/d?snapshot=2024-05-02T01:00:00Z');
+});
+
+test('round 2: an error that quotes the request (URL %-encoded, headers dumped, a token) reaches stderr without a secret', async () => {
+  // A verbose storage endpoint on 127.0.0.1: its error message quotes the request the way SDK dumps do.
+  const server = createServer((req, res) => {
+    const url = `http://127.0.0.1${req.url ?? ''}`;
+    const message = `request ${encodeURIComponent(url)} failed; headers {"authorization": "Bearer ${JWT}", "x-ms-copy-source": "${url}"} ${url.replace('sig=', '%73ig=')}`;
+    res.writeHead(400, { 'content-type': 'application/xml', 'x-ms-error-code': 'InvalidQueryParameterValue' });
+    res.end(`<?xml version="1.0" encoding="utf-8"?><Error><Code>InvalidQueryParameterValue</Code><Message>${message.replace(/&/g, '&amp;')}</Message></Error>`);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}/vault`;
+  try {
+    const out = await cli(['list', '--vault', `${endpoint}/vault?sv=2024-01-01&sr=c&sp=rl&sig=${NEEDLE}`], {
+      PAGEWISE_DEBUG: '1', PAGEWISE_STORAGE_ENDPOINTS: `${env.az.storageEndpoints},${endpoint}`,
+    });
+    expect(out.code).toBe(1);
+    expect(out.stderr).toMatch(/^pagewise: backups\/ in the vault http:\/\/127\.0\.0\.1:\d+\/vault\/vault could not be reached \(InvalidQueryParameterValue\)/);
+    expect(out.stderr).toContain('headers {"authorization": "REDACTED"'); // the dump was printed (PAGEWISE_DEBUG), redacted
+    expect(out.stderr).not.toContain(NEEDLE);
+    expect(out.stderr).not.toContain(JWT.split('.')[1]);
+  } finally {
+    configureStorageEndpoints(env.az.storageEndpoints.split(','), 'PAGEWISE_STORAGE_ENDPOINTS');
+    await new Promise((resolve) => server.close(resolve));
+  }
 });

@@ -367,3 +367,21 @@ async function blobNames(container: string): Promise<string[]> {
   for await (const b of env.az.accounts.vault.service.getContainerClient(container).listBlobsFlat()) names.push(`${b.name} ${b.properties.etag}`);
   return names.sort();
 }
+
+test('round 2: a sealed grant replayed with any change to its URL (query, case, another disk) is not the app\'s own', async () => {
+  const { grantedSource, isOwnGrant } = await import('../functions/compute');
+  const userKey = await loadUserKey(keyFile);
+  const sealed = grantedSource(MD_URL, userKey);
+  expect(isOwnGrant(sealed, userKey)).toBe(true);
+  for (const url of [
+    `${MD_URL}&sp=rw`, // a widened query
+    MD_URL.replace('md-x1y2z3w4v5u6', 'MD-X1Y2Z3W4V5U6'), // the same host in another case
+    MD_URL.replace('/abcd?', '/other?'), // another disk on the same host
+    `${MD_URL} `,
+  ]) {
+    expect(isOwnGrant({ ...sealed, url }, userKey)).toBe(false);
+  }
+  expect(isOwnGrant({ ...sealed, grantSeal: sealed.grantSeal!.toUpperCase() }, userKey)).toBe(false);
+  expect(isOwnGrant({ url: MD_URL, grantedBy: 'compute' }, userKey)).toBe(false);
+  expect(isOwnGrant(sealed, Buffer.alloc(32, 1))).toBe(false); // another app's key
+});
