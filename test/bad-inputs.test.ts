@@ -325,6 +325,18 @@ const CASES: Case[] = [
     message: /rejected: SourceNotFound: the background copy of snapshot copy-failed failed \(CopySourceNotFound\): there is nothing whole to back up/,
   },
   // ---- end class 7 ------------------------------------------------------------------------------
+  // ---- red team: URLs (issue #10 round 2) ----
+  // A %-encoded "/.." in a blob name resolved on the wire into another container (the vault's manifest);
+  // a query parameter twice or in another case (the service may read the other one); http connection strings.
+  { surface: 'cli', description: 'restore: --to smuggles "%2F.." into the vault (connection string, --force)', input: (f) => ({ ...cliRestore(f, f.backupId, `${f.env.az.accounts.vault.endpoint}/restores/x%2F..%2F..%2Fvault%2Fbackups%2F${f.backupId}%2Fmanifest.json`, '--force'), env: { PAGEWISE_TARGET_CONNECTION_STRING: f.env.az.accounts.vault.connectionString } }), expected: 2, message: /^pagewise: the restore target URL has a "\." or "\.\." path segment in its blob name: http:\/\/127\.0\.0\.1:\d+\/vault\/restores\/x%2F\.\.%2F/ },
+  { surface: 'cli', description: 'backup: source path with a malformed %-escape', input: (f) => cliBackup(f, f.sourceUrl.replace('/bi.vhd?', '/%E0%A4%A.vhd?')), expected: 2, message: /^pagewise: the source disk URL has a malformed %-escape in its path: http:\/\/127\.0\.0\.1:\d+\/src\/disks\/%E0%A4%A\.vhd$/ },
+  { surface: 'cli', description: 'backup: snapshot given twice', input: (f) => cliBackup(f, `${f.sourceUrl}&snapshot=2024-05-02T01:00:00Z&snapshot=2024-05-03T01:00:00Z`), expected: 2, message: /^pagewise: the source disk URL gives the query parameter "snapshot" more than once$/ },
+  { surface: 'cli', description: 'backup: SNAPSHOT= in another case', input: (f) => cliBackup(f, `${f.sourceUrl}&SNAPSHOT=2024-05-02T01:00:00Z`), expected: 2, message: /^pagewise: the source disk URL spells the snapshot parameter "SNAPSHOT"; write it as snapshot=$/ },
+  { surface: 'cli', description: 'list: vault connection string on plain http to an unconfigured loopback endpoint', input: () => ({ cli: ['list', '--vault', `http://127.0.0.1:${ssrfOpen.port}/vault/vault`], env: { PAGEWISE_VAULT_CONNECTION_STRING: `DefaultEndpointsProtocol=http;AccountName=vault;AccountKey=${Buffer.alloc(64, 7).toString('base64')};BlobEndpoint=http://127.0.0.1:${ssrfOpen.port}/vault;` } }), expected: 2, message: /^pagewise: the vault URL is on a plain http endpoint \(its connection string's\); Pagewise sends a key's requests over http only to an endpoint listed in PAGEWISE_STORAGE_ENDPOINTS, use https$/ },
+  { surface: 'http', description: 'POST /api/restores: target smuggles "%2F.." into the vault', input: (f) => startRestore({ backupId: f.backupId, overwrite: true, target: { url: `${f.env.az.accounts.vault.endpoint}/restores/x%2F..%2F..%2Fvault%2Fbackups%2F${f.backupId}%2Fmanifest.json` } }), expected: 400, title: 'BadUrl', message: /^BadUrl: target\.url has a "\." or "\.\." path segment in its blob name/ },
+  { surface: 'http', description: 'POST /api/backups: sig given twice', input: (f) => startBackup({ source: { url: `${f.sourceUrl}&sig=second` } }), expected: 400, title: 'BadUrl', message: /^BadUrl: source\.url gives the query parameter "sig" more than once$/ },
+  { surface: 'http', description: 'GET /api/backups?disk=: snapshot that is not a snapshot time', input: (f) => ({ method: 'GET', path: `/api/backups?disk=${encodeURIComponent(`${f.sourceUrl}&snapshot=x%26sig%3Dsmuggled`)}`, fn: 'listBackups' }), expected: 400, title: 'BadUrl', message: /^BadUrl: the disk query parameter has a snapshot parameter that is not a snapshot time/ },
+  // ---- end red team: URLs ----
 ];
 
 function serveCases(): Case[] {
