@@ -336,6 +336,7 @@ const CASES: Case[] = [
   { surface: 'http', description: 'POST /api/restores: target smuggles "%2F.." into the vault', input: (f) => startRestore({ backupId: f.backupId, overwrite: true, target: { url: `${f.env.az.accounts.vault.endpoint}/restores/x%2F..%2F..%2Fvault%2Fbackups%2F${f.backupId}%2Fmanifest.json` } }), expected: 400, title: 'BadUrl', message: /^BadUrl: target\.url has a "\." or "\.\." path segment in its blob name/ },
   { surface: 'http', description: 'POST /api/backups: sig given twice', input: (f) => startBackup({ source: { url: `${f.sourceUrl}&sig=second` } }), expected: 400, title: 'BadUrl', message: /^BadUrl: source\.url gives the query parameter "sig" more than once$/ },
   { surface: 'http', description: 'GET /api/backups?disk=: snapshot that is not a snapshot time', input: (f) => ({ method: 'GET', path: `/api/backups?disk=${encodeURIComponent(`${f.sourceUrl}&snapshot=x%26sig%3Dsmuggled`)}`, fn: 'listBackups' }), expected: 400, title: 'BadUrl', message: /^BadUrl: the disk query parameter has a snapshot parameter that is not a snapshot time/ },
+  { surface: 'cli', description: 'restore: --to SAS URL with comp=metadata riding along', input: (f) => cliRestore(f, f.backupId, `${f.env.targetUrl('q-comp.vhd')}&comp=metadata`), expected: 2, message: /^pagewise: the restore target URL has the query parameter "comp": a storage URL's query may hold only a SAS and snapshot=$/, target: (f) => f.env.targetUrl('q-comp.vhd') },
   // ---- end red team: URLs ----
 ];
 

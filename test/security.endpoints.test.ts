@@ -321,6 +321,13 @@ describe('round 2: URL spellings hold the rule (WHATWG normalises before the che
       [`${base}&sig=second`, 'the source disk URL gives the query parameter "sig" more than once'],
       [`${base}&%73ig=second`, 'the source disk URL gives the query parameter "sig" more than once'],
       [`${base}&snapshot=x%26sig%3Dsmuggled`, 'the source disk URL has a snapshot parameter that is not a snapshot time (e.g. 2024-05-02T01:00:00.0000000Z)'],
+      // A SAS URL's query rides along on every request: these would change what each operation does.
+      [`${base}&comp=metadata`, 'the source disk URL has the query parameter "comp": a storage URL\'s query may hold only a SAS and snapshot='],
+      [`${base}&restype=container`, 'the source disk URL has the query parameter "restype": a storage URL\'s query may hold only a SAS and snapshot='],
+      [`${base}&timeout=1`, 'the source disk URL has the query parameter "timeout": a storage URL\'s query may hold only a SAS and snapshot='],
+      [`${base}&versionid=2024-05-02T01:00:00.0000000Z`, 'the source disk URL has the query parameter "versionid": a storage URL\'s query may hold only a SAS and snapshot='],
+      [`${base.replace('sv=', 'SV=')}`, 'the source disk URL has the query parameter "sv": a storage URL\'s query may hold only a SAS and snapshot='],
+      [`${base.split('?')[0]}?comp=list`, 'the source disk URL has the query parameter "comp": a storage URL\'s query may hold only a SAS and snapshot='], // no SAS: not silently dropped either
     ];
     for (const [url, message] of cases) {
       expect(await cli(['backup', url, '--vault', env.vault.url, '--key-file', keyFile])).toEqual({ code: 2, stdout: '', stderr: `pagewise: ${message}\n` });

@@ -113,17 +113,27 @@ function pathSegments(url: URL, what: string, raw: string): string[] {
 // The form Azure gives a snapshot's time (`2024-05-02T01:00:00.1234567Z`).
 const SNAPSHOT_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,7})?Z$/;
 
+// The fields of a service, account or user-delegation SAS (as @azure/storage-blob writes them), and `snapshot`.
+const SAS_FIELDS = new Set(['sv', 'ss', 'srt', 'spr', 'st', 'se', 'sip', 'si', 'ses', 'skoid', 'sktid', 'skt', 'ske', 'sks', 'skv', 'sr', 'sp', 'sdd',
+  'rscc', 'rscd', 'rsce', 'rscl', 'rsct', 'saoid', 'suoid', 'scid', 'sduoid', 'skdutid', 'srh', 'srq', 'sig']);
+
 /**
- * The snapshot the URL names. A query parameter given twice, in any case, is refused: Pagewise would
- * read one value and the service might use the other (`?snapshot=a&snapshot=b`, `SNAPSHOT=`, `sig` twice).
+ * The snapshot the URL names. The query may hold only a SAS and `snapshot`, each once: a SAS URL's
+ * query rides along on every request, so `comp=`, `restype=` or `timeout=` there would change what each
+ * operation does; and a parameter given twice or in another case lets Pagewise read one value while the
+ * service uses the other (`?snapshot=a&snapshot=b`, `SNAPSHOT=`, `sig` twice).
  */
 function snapshotOf(url: URL, what: string): string | undefined {
   const seen = new Set<string>();
   for (const name of url.searchParams.keys()) {
     const key = name.toLowerCase();
-    if (seen.has(key)) throw new PagewiseError('BadUrl', `${what} gives the query parameter "${key.slice(0, 40)}" more than once`);
+    const shown = key.replace(/[^a-z0-9_-]/g, '?').slice(0, 40);
+    if (seen.has(key)) throw new PagewiseError('BadUrl', `${what} gives the query parameter "${shown}" more than once`);
     seen.add(key);
     if (key === 'snapshot' && name !== 'snapshot') throw new PagewiseError('BadUrl', `${what} spells the snapshot parameter "${name}"; write it as snapshot=`);
+    if (key !== 'snapshot' && !SAS_FIELDS.has(name)) {
+      throw new PagewiseError('BadUrl', `${what} has the query parameter "${shown}": a storage URL's query may hold only a SAS and snapshot=`);
+    }
   }
   const snapshot = url.searchParams.get('snapshot');
   if (snapshot === null) return undefined;
