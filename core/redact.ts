@@ -45,6 +45,6 @@ export function displayUrl(url: string): string {
     const snapshot = u.searchParams.get('snapshot');
     return redact(`${u.protocol}//${u.host}${u.pathname}${snapshot !== null && SNAPSHOT_TIME_RE.test(snapshot) ? `?snapshot=${snapshot}` : ''}`);
   } catch {
-    return redact(url.split(/[?#]/)[0]);
+    return redact(url.split(/[?#]/)[0].replace(/^([a-z][a-z0-9+.-]*:\/*)[^/@]*@/i, '$1'));
   }
 }

@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import { format } from 'node:util';
 import { HttpRequest, HttpResponse } from '@azure/functions';
 import { captureIO, run } from '../cli/main';
-import { configureStorageEndpoints, loadUserKey, redact } from '../core';
+import { configureStorageEndpoints, displayUrl, loadUserKey, redact } from '../core';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { unwrapDataKey } from '../core/crypto/keys';
@@ -359,6 +359,8 @@ test('round 2: redact removes a secret in every spelling a message can carry it'
     `token ${JWT}`, `{"sig":"${NEEDLE}"}`, `{ sig: '${NEEDLE}' }`,
   ];
   expect(spellings.map(redact).filter((text) => text.includes(NEEDLE))).toEqual([]);
+  // A URL that does not parse is shown without its query, fragment or user:password.
+  expect(displayUrl(`https://user:${NEEDLE}@host:99999/c/d#sig=${NEEDLE}`)).toBe('https://host:99999/c/d');
   // What is not a secret stays readable.
   expect(redact('signal=1&design=2; partitionKey: "p1"; https://a/c/d?snapshot=2024-05-02T01:00:00Z')).toBe('signal=1&design=2; partitionKey: "p1"; https://a/c/d?snapshot=2024-05-02T01:00:00Z');
 });

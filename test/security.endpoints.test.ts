@@ -268,6 +268,7 @@ describe('round 2: URL spellings hold the rule (WHATWG normalises before the che
     expect(ok(`HTTPS://ACCT.BLOB.CORE.WINDOWS.NET/disks/a.vhd?${SAS}`)).toBe(azure);
     expect(ok(`https://acct.blob.core.windows.net:443/disks/a.vhd?${SAS}`)).toBe(azure); // the default port spelt out
     expect(ok(`https://acct.blob.core.win\tdows.net/disks/a.vhd?${SAS}`)).toBe(azure); // a tab is stripped, as the client would
+    expect(ok(`https://acct\u3002blob\u3002core\u3002windows\u3002net/disks/a.vhd?${SAS}`)).toBe(azure); // ideographic dots: the same host on the wire
     refused(`https://acct.blob.core.windows.net./disks/a.vhd?${SAS}`); // trailing dot: another name
     refused(`https://acct.blob.core.windows.net%2eevil.example/disks/a.vhd?${SAS}`);
     // A backslash ends the host (as the client reads it too): what follows is path, and no container name.
@@ -346,6 +347,14 @@ describe('round 2: URL spellings hold the rule (WHATWG normalises before the che
     // A real account's string with http: refused before any lookup.
     const realHttp = `DefaultEndpointsProtocol=http;AccountName=acct;AccountKey=${key};EndpointSuffix=core.windows.net`;
     expect(await cli(['list', '--vault', 'http://acct.blob.core.windows.net/vault'], { PAGEWISE_VAULT_CONNECTION_STRING: realHttp })).toEqual({ code: 2, stdout: '', stderr: message('the vault URL') });
+    // A BlobEndpoint with a container in its path would put the URL's container and blob under it (into the vault).
+    const vaultBefore = await blobNames('vault');
+    const deep = env.az.accounts.vault.connectionString.replace(/BlobEndpoint=([^;]+);/, 'BlobEndpoint=$1/vault;');
+    expect(await cli(['restore', backupId, '--vault', env.vault.url, '--key-file', keyFile, '--to', `${env.az.accounts.vault.endpoint}/restores/deep.vhd`], { PAGEWISE_TARGET_CONNECTION_STRING: deep })).toEqual({
+      code: 2, stdout: '', stderr: "pagewise: the connection string's BlobEndpoint has a path beyond the account: it must be the account's endpoint, not a container\n",
+    });
+    expect(await blobNames('vault')).toEqual(vaultBefore);
+    expect(await blobNames('restores')).toEqual([]);
     // The configured emulator keeps working with its http string.
     expect((await cli(['list', '--vault', `${env.az.accounts.vault.endpoint}/vault`], { PAGEWISE_VAULT_CONNECTION_STRING: env.az.accounts.vault.connectionString })).code).toBe(0);
   });

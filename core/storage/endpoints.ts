@@ -168,8 +168,13 @@ export function checkEndpoint(parsed: ParsedBlobUrl, credential: EndpointCredent
 function connectionStringEndpoint(serviceUrl: string, pathStyle: boolean): string {
   const url = new URL(serviceUrl);
   const origin = `${url.protocol}//${url.host}`.toLowerCase();
-  const account = url.pathname.split('/').filter((s) => s.length > 0)[0];
-  return pathStyle && account ? `${origin}/${account.toLowerCase()}` : origin;
+  const segments = url.pathname.split('/').filter((s) => s.length > 0);
+  // The client puts the URL's container and blob under the string's endpoint: a BlobEndpoint with a
+  // container in its path would send every request into that container (e.g. the vault), not the URL's.
+  if (segments.length > (isPathStyleHost(url.hostname) ? 1 : 0)) {
+    throw new PagewiseError('BadInput', "the connection string's BlobEndpoint has a path beyond the account: it must be the account's endpoint, not a container");
+  }
+  return pathStyle && segments[0] ? `${origin}/${segments[0].toLowerCase()}` : origin;
 }
 
 /** A request as the pipeline sees it (the shape of @azure/core-rest-pipeline's PipelineRequest we use). */
