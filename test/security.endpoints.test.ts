@@ -305,10 +305,15 @@ describe('round 2: URL spellings hold the rule (WHATWG normalises before the che
     expect(await blobNames('restores')).toEqual([]);
   });
 
-  test('a malformed %-escape in the path is bad input, not an internal error', async () => {
+  test('a malformed %-escape or a bare # in the path is bad input, not an internal error or a shortened name', async () => {
     const url = `${env.az.accounts.src.endpoint}/disks/%E0%A4%A.vhd?${SAS}`;
     expect(await cli(['backup', url, '--vault', env.vault.url, '--key-file', keyFile])).toEqual({
       code: 2, stdout: '', stderr: `pagewise: the source disk URL has a malformed %-escape in its path: ${url.split('?')[0]}\n`,
+    });
+    // A bare # would cut the blob name (and hide the SAS in a fragment that is never sent).
+    const hashed = `${env.az.accounts.src.endpoint}/disks/sec#2.vhd?${SAS}`;
+    expect(await cli(['backup', hashed, '--vault', env.vault.url, '--key-file', keyFile])).toEqual({
+      code: 2, stdout: '', stderr: `pagewise: the source disk URL has a #fragment, which is never sent; write a # in a blob name as %23: ${env.az.accounts.src.endpoint}/disks/sec\n`,
     });
   });
 

@@ -62,6 +62,8 @@ export function parseStorageUrl(raw: string, kind: 'blob' | 'container', what: s
     throw new PagewiseError('BadUrl', `${what} must be an http(s) URL, got ${url.protocol}`);
   }
   if (url.username || url.password) throw new PagewiseError('BadUrl', `${what} must not carry user:password`);
+  // Everything after a bare # is dropped on the wire: `disk#2.vhd` would name the blob `disk`.
+  if (url.hash || raw.includes('#')) throw new PagewiseError('BadUrl', `${what} has a #fragment, which is never sent; write a # in a blob name as %23: ${displayUrl(raw)}`);
   const pathStyle = isPathStyleHost(url.hostname);
   const segments = pathSegments(url, what, raw);
   let account: string;
