@@ -10,6 +10,7 @@ import { AddressInfo } from 'node:net';
 import { HttpResponse } from '@azure/functions';
 import { redact } from '../core';
 import { MAX_BODY_BYTES } from '../functions/http/responses';
+import { nestsTooDeep, TOO_DEEP } from '../functions/http/jsonDepth';
 import { answerDurable, WEBHOOK_PREFIX, writeDurableAnswer } from './durableRpc';
 import { LocalApp, LocalAppOptions, LocalAppStopOptions, startLocalApp } from './localApp';
 import { functionsByTrigger } from './registry';
@@ -209,6 +210,7 @@ async function answerEventGrid(ctx: ServeContext, _req: IncomingMessage, res: Se
 }
 
 function parseJson(text: string): unknown {
+  if (nestsTooDeep(text)) throw badBody(TOO_DEEP);
   try {
     return JSON.parse(text) as unknown;
   } catch {

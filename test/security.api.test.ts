@@ -131,21 +131,26 @@ test('unknown query parameters are refused on every route (a misplaced ?overwrit
   expect(await restoreBlobs()).toEqual(restores);
 });
 
-test('JSON bodies with __proto__ / constructor keys, a BOM, deep nesting or huge numbers: 400, nothing polluted or started', async () => {
+test('JSON bodies with __proto__ / constructor keys, UTF-16, deep nesting or huge numbers: 400, nothing polluted or started', async () => {
   const before = await instanceIds();
   const bodies = [
     `{"__proto__":{"polluted":true},"source":{"url":${JSON.stringify(sourceUrl)}}}`,
     `{"constructor":{"prototype":{"polluted":true}},"source":{"url":${JSON.stringify(sourceUrl)}}}`,
     `{"source":{"url":${JSON.stringify(sourceUrl)},"__proto__":{"polluted":true}}}`,
-    `\uFEFF{"source":{"url":${JSON.stringify(sourceUrl)}}}`,
     `{"source":{"url":${JSON.stringify(sourceUrl)}},"pageSize":1e400}`,
     `{"source":${'['.repeat(20_000)}${']'.repeat(20_000)}}`,
   ];
+  const got: string[] = [];
   for (const body of bodies) {
     const answer = await send('POST', '/api/backups', { ...json, ...fnKey() }, body);
-    expect(answer.status).toBe(400);
     expectClean(answer);
+    got.push(`${answer.status} ${body.slice(0, 30)} ${answer.text.slice(0, 300)}`);
   }
+  expect(got.filter((g) => !g.startsWith('400 '))).toEqual([]);
+  // UTF-16: declared, it is refused as a media type; undeclared, it is no JSON.
+  const utf16 = Buffer.from(`{"source":{"url":${JSON.stringify(sourceUrl)}}}`, 'utf16le');
+  expectProblem(await send('POST', '/api/backups', { 'content-type': 'application/json; charset=utf-16', ...fnKey() }, utf16), 415, 'UnsupportedMediaType');
+  expectProblem(await send('POST', '/api/backups', { ...json, ...fnKey() }, Buffer.concat([Buffer.from([0xff, 0xfe]), utf16])), 400, 'BadInput', /^the request body is not JSON$/);
   expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   expect(await instanceIds()).toEqual(before);
 });
@@ -186,6 +191,17 @@ test('the durable webhook: unknown or non-orchestrator names are 404, purging a 
     const answer = await send('POST', durable(`orchestrators/${name}`), json, '{}');
     expect({ name, status: answer.status, body: JSON.parse(answer.text) as unknown }).toEqual({ name, status: 404, body: { message: 'no orchestrator function has this name' } });
   }
+  // An input nested 20,000 deep would make every later listing of instances fail.
+  const deep = await send('POST', durable('orchestrators/verifyBackupOrchestrator/deep-input'), json, `{"backupId":${'['.repeat(20_000)}${']'.repeat(20_000)}}`);
+  expect({ status: deep.status, body: JSON.parse(deep.text) as unknown }).toEqual({ status: 400, body: { message: 'the request body nests deeper than 64 levels' } });
+  // A running instance's history is not purged (the extension purges finished ones only).
+  const running = await send('POST', durable('orchestrators/settleBlobOrchestrator/long-settle'), json, JSON.stringify({ source: { url: sourceUrl }, settle: { quietPeriodMs: 3_600_000, maxWaitMs: 7_200_000, attempt: 1 } }));
+  expect(running.status).toBe(202);
+  const purge = await send('DELETE', durable('instances/long-settle'));
+  expect({ status: purge.status, body: JSON.parse(purge.text) as unknown }).toEqual({ status: 409, body: { message: expect.stringMatching(/^instance long-settle is (Pending|Running); terminate it before purging its history$/) } });
+  expect((await send('POST', durable('instances/long-settle/terminate?reason=red'))).status).toBe(202);
+  expect((await server.app.runtime.waitForCompletion('long-settle')).runtimeStatus).toBe('Terminated');
+  expect((await send('DELETE', durable('instances/long-settle'))).status).toBe(200);
   for (const op of ['raiseEvent/x', 'rewind', 'restart', 'suspend', 'resume']) {
     const answer = await send('POST', durable(`instances/backup-${backupId}/${op}`), json);
     expect(answer.status).toBe(501);
