@@ -251,6 +251,7 @@ test('the durable webhook with the system key: a forged backup with engine setti
 test('Event Grid: malformed percent-encoding in data.url and a topic of another account are no 500 and start nothing', async () => {
   const before = await instanceIds();
   const blobUrl = `${env.az.accounts.src.endpoint}/disks/red.vhd`;
+  const ignoredWhy: string[] = [];
   const event = (url: string, account: string) => ({
     id: `e-${Math.random().toString(16).slice(2)}`,
     eventType: 'Microsoft.Storage.BlobCreated',
@@ -267,11 +268,24 @@ test('Event Grid: malformed percent-encoding in data.url and a topic of another 
     event(`${env.az.accounts.vault.endpoint}/vault/pagewise-vault.json`, 'src'),
   ];
   for (const e of hostile) {
+    logs.length = 0;
     const answer = await send('POST', '/runtime/webhooks/eventgrid?functionName=diskEvents', { ...json, ...egKey() }, JSON.stringify([e]));
     expect({ status: answer.status, text: answer.text }).toEqual({ status: 200, text: '{"delivered":1}' });
+    ignoredWhy.push(...logs.filter((l) => / ignored: /.test(l)).map((l) => l.replace(/^event \S+ ignored: /, '')));
   }
+  expect(ignoredWhy).toEqual([
+    'the event carries no blob URL',
+    'the blob URL is on account vault, not on account src that raised the event',
+    'the blob URL is on account vault, not on account src that raised the event',
+  ]);
+  // An event ID or type with line breaks forges no log line.
+  logs.length = 0;
+  const forged = { ...event(blobUrl, 'src'), id: 'x\nevent forged ignored: all is well', eventType: 'Evil\r\nevent forged2' };
+  const answer = await send('POST', '/runtime/webhooks/eventgrid?functionName=diskEvents', { ...json, ...egKey() }, JSON.stringify(forged));
+  expect(answer.status).toBe(200);
+  expect(logs.join('\n').split('\n').filter((l) => l.startsWith('event forged'))).toEqual([]);
+  expect(logs.some((l) => l.includes('event x\\u000aevent forged ignored: all is well ignored: event type Evil\\u000d\\u000aevent forged2 is not handled'))).toBe(true);
   expect(await instanceIds()).toEqual(before);
-  expect(blobUrl).toContain('/disks/');
 });
 
 test('redact removes function keys from URLs and headers, in any case', () => {
