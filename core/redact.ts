@@ -4,6 +4,9 @@
  */
 const PATTERNS: Array<[RegExp, string]> = [
   [/([?&]sig=)[^&\s"'<>]+/gi, '$1REDACTED'],
+  // Function and system keys: the `code` query parameter of Functions URLs (durable status links), and the header.
+  [/([?&]code=)[^&\s"'<>]+/gi, '$1REDACTED'],
+  [/(x-functions-key"?\s*[:=]\s*"?)[^\s"',;]+/gi, '$1REDACTED'],
   [/(AccountKey=)[^;\s"']+/gi, '$1REDACTED'],
   [/(SharedAccessSignature=)[^;\s"']+/gi, '$1REDACTED'],
   [/(SharedAccessKey=)[^;\s"']+/gi, '$1REDACTED'],
