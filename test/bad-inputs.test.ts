@@ -325,6 +325,26 @@ const CASES: Case[] = [
     message: /rejected: SourceNotFound: the background copy of snapshot copy-failed failed \(CopySourceNotFound\): there is nothing whole to back up/,
   },
   // ---- end class 7 ------------------------------------------------------------------------------
+  // ---- red team: HTTP (issue #10 round 2) ----
+  { surface: 'http', description: 'POST /api/restores?overwrite=true (an option in the query is no option)', input: (f) => ({ ...startRestore({ backupId: f.backupId, target: { url: f.existingBlobUrl } }), path: '/api/restores?overwrite=true' }), expected: 400, title: 'BadQuery', message: /^BadQuery: unknown query parameter "overwrite" \(allowed: none\)$/, target: (f) => f.existingBlobUrl },
+  { surface: 'http', description: 'POST /api/verifications?readData=false', input: (f) => ({ method: 'POST', path: '/api/verifications?readData=false', body: { backupId: f.backupId }, fn: 'startVerification' }), expected: 400, title: 'BadQuery', message: /^BadQuery: unknown query parameter "readData" \(allowed: none\)$/ },
+  { surface: 'http', description: 'GET /api/backups/{id}?verbose=1', input: (f) => ({ method: 'GET', path: `/api/backups/${f.backupId}?verbose=1`, params: { id: f.backupId }, fn: 'getBackup' }), expected: 400, title: 'BadQuery', message: /^BadQuery: unknown query parameter "verbose" \(allowed: none\)$/ },
+  { surface: 'http', description: 'GET /api/restores/{id}: a 10 KB operation ID (was a 500)', input: () => ({ method: 'GET', path: '/api/restores/x', params: { id: `restore-${'a'.repeat(10 * KiB)}` }, fn: 'getRestore' }), expected: 404, title: 'OperationNotFound', message: /^OperationNotFound: no restore restore-a{72}…$/ },
+  { surface: 'http', description: 'POST /api/backups: JSON nested 20,000 deep', input: () => startBackup(`{"source":${'['.repeat(20_000)}${']'.repeat(20_000)}}`), expected: 400, title: 'BadInput', message: /^BadInput: the request body nests deeper than 64 levels$/ },
+  { surface: 'eventgrid', description: 'BlobCreated whose URL has malformed percent-encoding (was a 500)', input: (f) => ({ event: blobCreated('src', `${f.env.az.accounts.src.endpoint}/disks/%E0%A4%A.vhd`) }), expected: 'ignored', message: /ignored: the event carries no blob URL$/ },
+  { surface: 'eventgrid', description: 'BlobCreated from one account naming a blob of another (watch-list bypass)', input: (f) => ({ event: blobCreated('src', `${f.env.az.accounts.vault.endpoint}/disks/${DISK}`) }), expected: 'ignored', message: /ignored: the blob URL is on account vault, not on account src that raised the event$/ },
+  { surface: 'eventgrid', description: 'snapshot written, the topic another subscription (no grant asked)', input: () => {
+    const id = `/subscriptions/${SUB}/resourceGroups/rg/providers/Microsoft.Compute/snapshots/foreign`;
+    return { event: { id: 'snap-foreign', eventType: 'Microsoft.Resources.ResourceWriteSuccess', subject: id, data: { resourceUri: id, operationName: 'Microsoft.Compute/snapshots/write' }, topic: '/subscriptions/00000000-0000-4000-8000-00000000beef' } };
+  }, expected: 'ignored', message: /ignored: snapshot foreign is in subscription 5f8b2c1e-0000-4000-8000-000000000001, not in subscription 00000000-0000-4000-8000-00000000beef that raised the event$/ },
+  { surface: 'eventgrid', description: 'event ID and type with line breaks (no forged log line)', input: () => ({ event: { id: 'x\r\nevent-y', eventType: 'Evil\nevent z ignored: fine', data: {} } }), expected: 'ignored', message: /^event x\\u000d\\u000aevent-y ignored: event type Evil\\u000aevent z ignored: fine is not handled$/ },
+  ...[
+    ['GET /api/restores/{id} with a 10 KB ID (was a 500)', 404, 'OperationNotFound', /^no restore restore-a{72}…$/, { method: 'GET', path: `/api/restores/restore-${'a'.repeat(10 * KiB)}`, key: 'function' }],
+    ['GET /api/verifications/{id}?x=1', 400, 'BadQuery', /^unknown query parameter "x" \(allowed: none\)$/, { method: 'GET', path: '/api/verifications/verify-x?x=1', key: 'function' }],
+    ['Event Grid webhook: JSON nested 20,000 deep', 400, 'BadRequestBody', /^the request body nests deeper than 64 levels$/, { method: 'POST', path: '/runtime/webhooks/eventgrid?functionName=diskEvents', key: 'eventgrid', headers: { 'content-type': 'application/json' }, body: `[${'['.repeat(20_000)}${']'.repeat(20_000)}]` }],
+    ['admin endpoint: input nested 20,000 deep', 400, 'BadRequestBody', /^the request body nests deeper than 64 levels$/, { method: 'POST', path: '/admin/functions/diskEvents', key: 'master', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ input: `${'['.repeat(20_000)}${']'.repeat(20_000)}` }) }],
+  ].map(([description, expected, title, message, serve]) => ({ surface: 'serve' as const, description: description as string, expected: expected as number, title: title as string, message: message as RegExp, input: () => ({ serve: serve as Extract<Input, { serve: unknown }>['serve'] }) })),
+  // ---- end red team: HTTP ----
 ];
 
 function serveCases(): Case[] {

@@ -65,6 +65,11 @@ export function classifyEvent(raw: unknown, watched: string[]): DiskEvent {
     if (operation && !/^Microsoft\.Compute\/snapshots\/write$/i.test(operation)) {
       return { kind: 'ignored', eventId, reason: `operation ${shown(operation)} is not a snapshot write` };
     }
+    // An ARM event's topic is its subscription: a snapshot of another subscription is not this event's to grant.
+    const topicSubscription = /^\/subscriptions\/([^/]+)/i.exec(event.source)?.[1]?.toLowerCase();
+    if (topicSubscription !== undefined && topicSubscription !== match[1].toLowerCase()) {
+      return { kind: 'ignored', eventId, reason: `snapshot ${match[3]} is in subscription ${match[1]}, not in subscription ${shown(topicSubscription)} that raised the event` };
+    }
     return { kind: 'snapshot', eventId, resourceId, subscriptionId: match[1], resourceGroup: match[2], snapshotName: match[3] };
   }
   if (event.type === BLOB_CREATED) {
