@@ -248,6 +248,28 @@ test('the durable webhook with the system key: a forged backup with engine setti
   expect(await vaultBlobs()).toEqual(vault);
 });
 
+test('the durable webhook with the system key: forged settle and retry settings fail the orchestration before any activity', async () => {
+  const vault = await vaultBlobs();
+  const settle = (over: Record<string, number>) => ({ quietPeriodMs: 300_000, maxWaitMs: 86_400_000, attempt: 1, ...over });
+  const forged: Array<[string, string, unknown, RegExp]> = [
+    ['settle-no-wait', 'settleBlobOrchestrator', { source: { url: sourceUrl }, settle: settle({ quietPeriodMs: 0 }) }, /^BadInput: the settle settings are out of range/],
+    ['settle-endless', 'settleBlobOrchestrator', { source: { url: sourceUrl }, settle: settle({ quietPeriodMs: 1000, maxWaitMs: 2_000_000_000 }) }, /^BadInput: the settle settings are out of range/],
+    ['settle-rounds', 'settleBlobOrchestrator', { source: { url: sourceUrl }, settle: settle({ attempt: -1_000_000 }) }, /^BadInput: the settle settings are out of range/],
+    ['settle-missing', 'settleBlobOrchestrator', { source: { url: sourceUrl } }, /^BadInput: the settle settings are out of range/],
+    ['backup-hammer', 'backupDiskOrchestrator', { backupId: 'hammer', source: { url: sourceUrl }, retry: { firstRetryIntervalInMs: 1, maxAttempts: 1_000_000_000 } }, /^BadInput: the retry settings are out of range \(maxAttempts 1 to 10/],
+    ['verify-hammer', 'verifyBackupOrchestrator', { backupId, retry: { firstRetryIntervalInMs: 0, maxAttempts: 3 } }, /^BadInput: the retry settings are out of range/],
+  ];
+  for (const [id, name, input, error] of forged) {
+    const answer = await send('POST', durable(`orchestrators/${name}/${id}`), json, JSON.stringify(input));
+    expect(answer.status).toBe(202);
+    const done = await server.app.runtime.waitForCompletion(id, { timeoutInMs: 60_000 });
+    expect({ id, status: done.runtimeStatus, output: String(done.output) }).toEqual({ id, status: 'Failed', output: expect.stringMatching(error) });
+    const history = (await server.app.runtime.getStatus(id, { showHistory: true }))?.history ?? [];
+    expect(JSON.stringify(history)).not.toMatch(/TaskScheduled/); // no activity was called
+  }
+  expect(await vaultBlobs()).toEqual(vault);
+});
+
 test('Event Grid: malformed percent-encoding in data.url and a topic of another account are no 500 and start nothing', async () => {
   const before = await instanceIds();
   const blobUrl = `${env.az.accounts.src.endpoint}/disks/red.vhd`;
