@@ -312,6 +312,19 @@ test('Event Grid: malformed percent-encoding in data.url and a topic of another 
   expect(await instanceIds()).toEqual(before);
 });
 
+test('an Event Grid validation handshake needs the Event Grid key and echoes nothing; an unknown /api path is a capped problem', async () => {
+  const before = await instanceIds();
+  const validation = [{ id: 'v-1', eventType: 'Microsoft.EventGrid.SubscriptionValidationEvent', subject: '', eventTime: '2024-05-02T01:00:00Z', dataVersion: '1', data: { validationCode: 'ATTACKER-<script>-CODE', validationUrl: 'http://127.0.0.1:9/evil' } }];
+  expectProblem(await send('POST', '/runtime/webhooks/eventgrid?functionName=diskEvents', { ...json, ...fnKey() }, JSON.stringify(validation)), 401, 'Unauthorized');
+  const answer = await send('POST', '/runtime/webhooks/eventgrid?functionName=diskEvents', { ...json, ...egKey() }, JSON.stringify(validation));
+  expect({ status: answer.status, text: answer.text }).toEqual({ status: 200, text: '{"delivered":1}' });
+  expectClean(answer);
+  const unknown = await send('GET', `/api/${'x'.repeat(5000)}`, fnKey());
+  expectProblem(unknown, 404, 'NotFound', new RegExp(`^no function serves GET /api/x{75}…$`));
+  expect(JSON.parse(unknown.text)).toMatchObject({ type: 'https://pagewise.dev/problems/notfound' });
+  expect(await instanceIds()).toEqual(before);
+});
+
 test('redact removes function keys from URLs and headers, in any case', () => {
   const key = 'aB3_dEf-9876543210zyxwvutsrqponmlkjihgfedcb';
   for (const text of [
