@@ -138,12 +138,13 @@ export async function answerDurable(runtime: DurableRuntime, call: DurableCall, 
 }
 
 /** Longest instance ID accepted, and the characters Durable Functions forbids in one. */
-const MAX_INSTANCE_ID_CHARS = 256;
+const MAX_INSTANCE_ID_BYTES = 256;
 const MAX_REASON_CHARS = 1024;
 
 function checkInstanceId(id: string): string {
-  if (id.length > MAX_INSTANCE_ID_CHARS || /[/\\#?\u0000-\u001f\u007f]/.test(id)) {
-    throw new RequestRefused(400, 'BadInstanceId', `an instance ID is at most ${MAX_INSTANCE_ID_CHARS} characters without / \\ # ? or control characters`);
+  // Bytes, not characters: the ID names a blob of the task hub (percent-encoded), and blob names have a limit.
+  if (Buffer.byteLength(id, 'utf8') > MAX_INSTANCE_ID_BYTES || /[/\\#?\u0000-\u001f\u007f]/.test(id)) {
+    throw new RequestRefused(400, 'BadInstanceId', `an instance ID is at most ${MAX_INSTANCE_ID_BYTES} bytes (UTF-8) without / \\ # ? or control characters`);
   }
   return id;
 }

@@ -202,6 +202,9 @@ test('the durable webhook: unknown or non-orchestrator names are 404, purging a 
   expect((await send('POST', durable('instances/long-settle/terminate?reason=red'))).status).toBe(202);
   expect((await server.app.runtime.waitForCompletion('long-settle')).runtimeStatus).toBe('Terminated');
   expect((await send('DELETE', durable('instances/long-settle'))).status).toBe(200);
+  // An instance ID names a task-hub blob: 128 emoji are 256 characters but 512 bytes (1,536 percent-encoded).
+  const emoji = await send('POST', durable(`orchestrators/verifyBackupOrchestrator/${'%F0%9F%98%80'.repeat(128)}`), json, JSON.stringify({ backupId }));
+  expect({ status: emoji.status, body: JSON.parse(emoji.text) as unknown }).toEqual({ status: 400, body: { message: 'an instance ID is at most 256 bytes (UTF-8) without / \\ # ? or control characters' } });
   for (const op of ['raiseEvent/x', 'rewind', 'restart', 'suspend', 'resume']) {
     const answer = await send('POST', durable(`instances/backup-${backupId}/${op}`), json);
     expect(answer.status).toBe(501);
