@@ -4,6 +4,8 @@
  */
 const PATTERNS: Array<[RegExp, string]> = [
   [/([?&]sig=)[^&\s"'<>]+/gi, '$1REDACTED'],
+  // A SAS inside a percent-encoded URL (a URL in another URL's query, an echoed request path).
+  [/((?:%3F|%26)sig%3D)(?:(?!%26)[^&\s"'<>])+/gi, '$1REDACTED'],
   // Function and system keys: the `code` query parameter of Functions URLs (durable status links), and the header.
   [/([?&]code=)[^&\s"'<>]+/gi, '$1REDACTED'],
   [/(x-functions-key"?\s*[:=]\s*"?)[^\s"',;]+/gi, '$1REDACTED'],

@@ -328,7 +328,7 @@ test('an Event Grid validation handshake needs the Event Grid key and echoes not
   expect(await instanceIds()).toEqual(before);
 });
 
-test('redact removes function keys from URLs and headers, in any case', () => {
+test('redact removes function keys from URLs and headers, and a SAS inside a percent-encoded URL, in any case', () => {
   const key = 'aB3_dEf-9876543210zyxwvutsrqponmlkjihgfedcb';
   for (const text of [
     `http://127.0.0.1:7071/runtime/webhooks/durabletask/instances/x?taskHub=h&code=${key}`,
@@ -337,7 +337,10 @@ test('redact removes function keys from URLs and headers, in any case', () => {
     `{"x-functions-key":"${key}"}`,
     `?sv=1&SIG=${key}`,
     `AccountKey=${key};`,
+    `/api/x%3Fsv%3D2024%26SIG%3D${key}%26se%3D1`,
+    `https%3A%2F%2Fa.blob.core.windows.net%2Fc%2Fb%3Fsig%3D${key}`,
   ]) {
     expect(redact(text)).not.toContain(key);
   }
+  expect(redact(`/api/x%3Fsv%3D2024%26sig%3D${key}%26se%3D1`)).toBe('/api/x%3Fsv%3D2024%26sig%3DREDACTED%26se%3D1');
 });
