@@ -275,6 +275,29 @@ test('the durable webhook with the system key: forged settle and retry settings 
   expect(await vaultBlobs()).toEqual(vault);
 });
 
+test('a forged instance with hostile input fields does not break the listings (no 500 for everyone after)', async () => {
+  const forged: Array<[string, string, unknown]> = [
+    ['backup-forged-url', 'backupDiskOrchestrator', { backupId: 'forged-url', source: { url: 123 } }],
+    ['backup-forged-source', 'backupDiskOrchestrator', { backupId: 'forged-source', source: 'http://x' }],
+    ['restore-forged-target', 'restoreDiskOrchestrator', { backupId: 7, target: { url: ['x'] } }],
+    ['backup-forged-null', 'backupDiskOrchestrator', null],
+  ];
+  for (const [id, name, input] of forged) {
+    expect((await send('POST', durable(`orchestrators/${name}/${id}`), json, JSON.stringify(input))).status).toBe(202);
+    expect((await server.app.runtime.waitForCompletion(id, { timeoutInMs: 60_000 })).runtimeStatus).toBe('Failed');
+  }
+  const list = await send('GET', '/api/backups', fnKey());
+  expect(list.status).toBe(200);
+  expectClean(list);
+  expect((JSON.parse(list.text) as { backups: Array<{ id: string }> }).backups.map((b) => b.id)).toEqual(expect.arrayContaining(['forged-url', 'forged-source', 'forged-null']));
+  for (const target of ['/api/backups/forged-url', '/api/backups/forged-null']) {
+    const one = await send('GET', target, fnKey());
+    expect(one.status).toBe(200);
+    expectClean(one);
+  }
+  expect((await send('GET', durable('instances'))).status).toBe(200);
+});
+
 test('Event Grid: malformed percent-encoding in data.url and a topic of another account are no 500 and start nothing', async () => {
   const before = await instanceIds();
   const blobUrl = `${env.az.accounts.src.endpoint}/disks/red.vhd`;
