@@ -8,7 +8,7 @@
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
 import { AddressInfo } from 'node:net';
 import { HttpResponse } from '@azure/functions';
-import { redact } from '../core';
+import { isPagewiseError, redact } from '../core';
 import { MAX_BODY_BYTES } from '../functions/http/responses';
 import { nestsTooDeep, TOO_DEEP } from '../functions/http/jsonDepth';
 import { answerDurable, WEBHOOK_PREFIX, writeDurableAnswer } from './durableRpc';
@@ -192,8 +192,15 @@ async function answerAdmin(ctx: ServeContext, _req: IncomingMessage, res: Server
   if (typeof request !== 'object' || request === null || Array.isArray(request)) throw badBody('the body must be a JSON object {"input": "…"}');
   const input = (request as { input?: unknown }).input ?? '';
   if (typeof input !== 'string') throw badBody('input must be a string (the trigger payload as JSON text)');
-  if (fn.trigger.type === 'timerTrigger') await ctx.app.host.invokeTimer(name);
-  else await ctx.app.host.invokeEventGrid(name, eventObject(parseJson(input)));
+  const event = fn.trigger.type === 'eventGridTrigger' ? eventObject(parseJson(input)) : undefined;
+  try {
+    if (event) await ctx.app.host.invokeEventGrid(name, event);
+    else await ctx.app.host.invokeTimer(name);
+  } catch (err) {
+    // The function ran and failed (a policy it cannot read): say so, as its log would, not "unexpected".
+    if (!isPagewiseError(err)) throw err;
+    throw new RequestRefused(500, 'FunctionFailed', `${name} failed: ${err.code}: ${err.message}`);
+  }
   writeJson(res, 202, { invoked: name });
 }
 

@@ -16,6 +16,7 @@ let env: TestEnv;
 let server: LocalServer;
 let sourceUrl: string;
 let backupId: string;
+let settings: Record<string, string | undefined>;
 const logs: string[] = [];
 
 interface Answer {
@@ -29,7 +30,7 @@ beforeAll(async () => {
   sourceUrl = (await env.makeDisk('red.vhd', 2 * MiB, [{ offset: 0, length: 128 * KiB, kind: 'random', seed: 31 }])).source.url;
   server = await startLocalServer({
     taskHub: { connectionString: env.az.accounts.vault.connectionString },
-    appSettings: env.appSettings({ PAGEWISE_WATCHED_CONTAINERS: 'src/disks' }),
+    appSettings: (settings = env.appSettings({ PAGEWISE_WATCHED_CONTAINERS: 'src/disks' })),
     keysDir: path.join(env.tmp, 'serve-keys'),
     timers: false,
     log: (_level, line) => void logs.push(line),
@@ -348,6 +349,20 @@ test('an Event Grid validation handshake needs the Event Grid key and echoes not
   const unknown = await send('GET', `/api/${'x'.repeat(5000)}`, fnKey());
   expectProblem(unknown, 404, 'NotFound', new RegExp(`^no function serves GET /api/x{75}…$`));
   expect(JSON.parse(unknown.text)).toMatchObject({ type: 'https://pagewise.dev/problems/notfound' });
+  expect(await instanceIds()).toEqual(before);
+});
+
+test('a policy blob of 9 MiB is refused before it is read; the admin endpoint says the timer failed and why', async () => {
+  const before = await instanceIds();
+  const blob = env.az.accounts.src.service.getContainerClient('disks').getBlockBlobClient('policy.json');
+  await blob.upload(Buffer.alloc(9 * MiB, 0x20), 9 * MiB);
+  settings.PAGEWISE_POLICY_URL = env.az.sasUrl('src', 'disks', 'policy.json', { permissions: 'r' });
+  try {
+    const answer = await send('POST', '/admin/functions/scheduledBackups', { ...json, 'x-functions-key': server.keys.masterKey }, '{}');
+    expectProblem(answer, 500, 'FunctionFailed', /^scheduledBackups failed: BadInput: the backup policy at PAGEWISE_POLICY_URL is 9437184 bytes; at most 8388608 bytes are read$/);
+  } finally {
+    delete settings.PAGEWISE_POLICY_URL;
+  }
   expect(await instanceIds()).toEqual(before);
 });
 
