@@ -55,6 +55,8 @@ export interface LocalServer {
 
 /** Event Grid delivers batches of up to 1 MB; every other body is a few hundred bytes. */
 const MAX_EVENT_GRID_BODY_BYTES = 1024 * 1024;
+/** Event Grid's largest batch (maxEventsPerBatch). */
+const MAX_EVENTS_PER_DELIVERY = 5000;
 /** At most this many connections at once (each holds a descriptor). */
 const MAX_CONNECTIONS = 128;
 
@@ -211,6 +213,8 @@ async function answerEventGrid(ctx: ServeContext, _req: IncomingMessage, res: Se
     throw new RequestRefused(404, 'FunctionNotFound', 'functionName names no Event Grid function');
   }
   const parsed = parseJson(body);
+  // 1 MiB of `{},` is 300,000 events, each a function invocation and a log line; Event Grid sends at most 5,000.
+  if (Array.isArray(parsed) && parsed.length > MAX_EVENTS_PER_DELIVERY) throw badBody(`a delivery holds at most ${MAX_EVENTS_PER_DELIVERY} events (Event Grid's largest batch)`);
   const events = (Array.isArray(parsed) ? parsed : [parsed]).map(eventObject);
   for (const event of events) await ctx.app.host.invokeEventGrid(name, event);
   writeJson(res, 200, { delivered: events.length });
