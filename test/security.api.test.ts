@@ -9,6 +9,7 @@
 import * as http from 'node:http';
 import * as path from 'node:path';
 import { redact } from '../core';
+import { nestsTooDeep } from '../functions/http/jsonDepth';
 import { LocalServer, startLocalServer } from '../runtime/serve';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
 
@@ -381,4 +382,11 @@ test('redact removes function keys from URLs and headers, and a SAS inside a per
     expect(redact(text)).not.toContain(key);
   }
   expect(redact(`/api/x%3Fsv%3D2024%26sig%3D${key}%26se%3D1`)).toBe('/api/x%3Fsv%3D2024%26sig%3DREDACTED%26se%3D1');
+});
+
+test('the nesting count ignores brackets inside strings (escaped quotes included) and allows 64 levels', () => {
+  expect(nestsTooDeep(JSON.stringify({ a: '['.repeat(1000), b: 'x\\"[[[[' + '{'.repeat(100) }))).toBe(false);
+  expect(nestsTooDeep(`${'['.repeat(64)}${']'.repeat(64)}`)).toBe(false);
+  expect(nestsTooDeep(`${'['.repeat(65)}${']'.repeat(65)}`)).toBe(true);
+  expect(nestsTooDeep(`{"a":"\\\\"${'['.repeat(65)}`)).toBe(true); // an escaped backslash ends before the quote: the brackets are outside
 });
