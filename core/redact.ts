@@ -20,6 +20,9 @@ const FIELD_RE = `((?<![A-Za-z0-9_-])"?'?(?:${SECRET_FIELD_NAMES.join('|')})"?'?
 const PATTERNS: Array<[RegExp, string]> = [
   [new RegExp(`(${BEFORE}${urlSpelled('sig')}${EQ})[^&\\s"'<>#;]+`, 'gi'), '$1REDACTED'],
   [new RegExp(`(${urlSpelled('AccountKey')}${EQ})[^;\\s"']+`, 'gi'), '$1REDACTED'],
+  // Function and system keys: the `code` query parameter of Functions URLs (durable status links), and the header.
+  [new RegExp(`((?:[?&]|%3F|%26|%253F|%2526)code${EQ})[^&\\s"'<>#;]+`, 'gi'), '$1REDACTED'],
+  [/(x-functions-key"?'?\s*[:=]\s*"?'?)[^\s"',;]+/gi, '$1REDACTED'],
   [/(SharedAccessSignature=)[^;\s"']+/gi, '$1REDACTED'],
   [/(SharedAccessKey=)[^;\s"']+/gi, '$1REDACTED'],
   // A header line, or a JSON / inspect dump of one (`authorization: 'Bearer …'`).

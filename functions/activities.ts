@@ -4,19 +4,14 @@
  */
 import * as df from 'durable-functions';
 import type { InvocationContext } from '@azure/functions';
-import { asAlreadyExisted, finalizeBackup, planBackup, restoreBackup, runBackupBatch, verifyBackup, displayUrl, isPagewiseError, redact } from '../core';
+import { asAlreadyExisted, finalizeBackup, planBackup, restoreBackup, runBackupBatch, verifyBackup, displayUrl, isPagewiseError, PagewiseError, redact } from '../core';
 import type { PermanentFailure } from '../orchestrations/activityOutcome';
 import { trackBackupCompleted } from './telemetry';
 import type { BackupRequest } from '../core/types';
-import {
-  Activities,
-  BackupActivityInput,
-  BatchActivityInput,
-  FinalizeActivityInput,
-  RestoreOrchestrationInput,
-  VerifyOrchestrationInput,
-} from '../orchestrations/contracts';
+import { Activities, BackupActivityInput } from '../orchestrations/contracts';
 import { shutdownSignal } from './shutdown';
+import { backupActivityInput, restoreActivityInput, verifyActivityInput } from './activityInputs';
+import { assertNotBeingBackedUp } from './prechecks';
 import { allowedSource, assertAllowedAccount, engineSettings, readSettings, readUserKey } from './settings';
 
 /** Storage that could not be reached may answer next time; everything else Pagewise raises will not. */
@@ -53,7 +48,7 @@ function backupRequest(input: BackupActivityInput): BackupRequest & { backupId: 
 
 df.app.activity(Activities.planBackup, {
   handler: reportingPermanentFailures(async (input: unknown, context: InvocationContext) => {
-    const req = backupRequest(input as BackupActivityInput);
+    const req = backupRequest(backupActivityInput(input));
     context.log(`planning backup ${req.backupId} of ${displayUrl(req.source.url)}`);
     return planBackup(req);
   }),
@@ -61,14 +56,15 @@ df.app.activity(Activities.planBackup, {
 
 df.app.activity(Activities.runBackupBatch, {
   handler: reportingPermanentFailures(async (input: unknown) => {
-    const { batchIndex, ...rest } = input as BatchActivityInput;
+    const { batchIndex, ...rest } = backupActivityInput(input);
+    if (batchIndex === undefined) throw new PagewiseError('BadInput', "the backup activity's input is invalid: (input) is missing the required field \"batchIndex\"");
     return runBackupBatch({ ...backupRequest(rest), batchIndex });
   }),
 });
 
 df.app.activity(Activities.finalizeBackup, {
   handler: reportingPermanentFailures(async (input: unknown, context: InvocationContext) => {
-    const { startedAt, alreadyComplete, ...rest } = input as FinalizeActivityInput;
+    const { startedAt, alreadyComplete, batchIndex: _batchIndex, ...rest } = backupActivityInput(input);
     const req = backupRequest(rest);
     const finalized = await finalizeBackup(req);
     // The whole run, from the orchestration's start (plan) to the manifest, not this step alone.
@@ -81,10 +77,14 @@ df.app.activity(Activities.finalizeBackup, {
 });
 
 df.app.activity(Activities.restoreBackup, {
-  handler: reportingPermanentFailures(async (input: unknown) => {
-    const { backupId, target, overwrite } = input as RestoreOrchestrationInput;
+  extraInputs: [df.input.durableClient()],
+  handler: reportingPermanentFailures(async (input: unknown, context: InvocationContext) => {
+    // Checked here, not only by the HTTP pre-checks: the durable webhook starts an orchestration with any input.
+    const { backupId, target, overwrite } = restoreActivityInput(input);
     const settings = readSettings();
     assertAllowedAccount(settings, target.url, 'blob', 'the restore target URL');
+    // A disk a backup orchestration is reading (its activities may run elsewhere); core checks the vault and this process's backups.
+    await assertNotBeingBackedUp(df.getClient(context), target.url, 'the restore target URL');
     return restoreBackup({
       backupId,
       vault: settings.vault,
@@ -98,7 +98,7 @@ df.app.activity(Activities.restoreBackup, {
 
 df.app.activity(Activities.verifyBackup, {
   handler: reportingPermanentFailures(async (input: unknown) => {
-    const { backupId, readData, source } = input as VerifyOrchestrationInput;
+    const { backupId, readData, source } = verifyActivityInput(input);
     const settings = readSettings();
     if (source) assertAllowedAccount(settings, source.url, 'blob', 'the source disk URL');
     return verifyBackup({

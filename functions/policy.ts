@@ -37,7 +37,7 @@ const schema: JSONSchemaType<BackupPolicy> = {
       items: {
         type: 'object',
         properties: {
-          url: { type: 'string', pattern: '^https?://' },
+          url: { type: 'string', maxLength: 4096, pattern: '^https?://' },
           days: { type: 'array', items: { type: 'string', enum: [...WEEKDAYS] }, nullable: true },
           ...engineOverrideProperties,
         },
@@ -49,6 +49,9 @@ const schema: JSONSchemaType<BackupPolicy> = {
   required: ['disks'],
   additionalProperties: false,
 };
+
+/** A policy of 1,000 disks with long SAS URLs is well under this. */
+export const MAX_POLICY_BYTES = 8 * 1024 * 1024;
 
 const validate = new Ajv({ allErrors: true, verbose: true }).compile(schema);
 
@@ -78,5 +81,11 @@ export async function loadPolicy(source: PolicySource, settings: PagewiseSetting
   assertAllowedAccount(settings, source.url, 'blob', 'PAGEWISE_POLICY_URL');
   // The same checked, guarded client as every storage request (SAS in the URL, else managed identity).
   const { client } = sourceBlobClient({ url: source.url }, 'PAGEWISE_POLICY_URL');
-  return parsePolicy((await client.downloadToBuffer()).toString('utf8'));
+  // Whoever can write the policy blob must not be able to make the app read gigabytes into memory.
+  const { contentLength = 0, etag } = await client.getProperties();
+  if (contentLength > MAX_POLICY_BYTES) {
+    throw new PagewiseError('BadInput', `the backup policy at PAGEWISE_POLICY_URL is ${contentLength} bytes; at most ${MAX_POLICY_BYTES} bytes are read`);
+  }
+  if (contentLength === 0) return parsePolicy('');
+  return parsePolicy((await client.downloadToBuffer(0, contentLength, { conditions: etag ? { ifMatch: etag } : {} })).toString('utf8'));
 }

@@ -52,9 +52,7 @@ export async function checkBackupReadable(settings: PagewiseSettings, backupId: 
  */
 export async function checkRestoreTarget(settings: PagewiseSettings, durable: DurableClient, targetUrl: string, overwrite: boolean): Promise<void> {
   await assertDiskWriteTarget({ url: targetUrl }, 'target.url', [settings.vault]);
-  const running = await durable.getStatusBy({ runtimeStatus: [OrchestrationRuntimeStatus.Running, OrchestrationRuntimeStatus.Pending] });
-  const backingUp = running.some((s) => backupIdOfInstance(s.instanceId) !== undefined && isDiskOf(s.input, targetUrl));
-  if (backingUp) throw new PagewiseError('BadInput', 'target.url is a disk that is being backed up right now; write it after that backup has finished');
+  await assertNotBeingBackedUp(durable, targetUrl, 'target.url');
   if (overwrite) return;
   const { client } = targetBlobClient({ url: targetUrl });
   const what = 'the restore target';
@@ -65,6 +63,13 @@ export async function checkRestoreTarget(settings: PagewiseSettings, durable: Du
     throw translateStorageError(err, what, 'VaultUnreachable', 'VaultUnreachable');
   }
   if (exists) throw new PagewiseError('TargetExists', `${what} already exists; set "overwrite": true to replace it`);
+}
+
+/** Refuses a write onto the source of a running or pending backup orchestration (wherever its activities run). */
+export async function assertNotBeingBackedUp(durable: DurableClient, targetUrl: string, what: string): Promise<void> {
+  const running = await durable.getStatusBy({ runtimeStatus: [OrchestrationRuntimeStatus.Running, OrchestrationRuntimeStatus.Pending] });
+  const backingUp = running.some((s) => backupIdOfInstance(s.instanceId) !== undefined && isDiskOf(s.input, targetUrl));
+  if (backingUp) throw new PagewiseError('BadInput', `${what} is a disk that is being backed up right now; write it after that backup has finished`);
 }
 
 function isDiskOf(input: unknown, targetUrl: string): boolean {

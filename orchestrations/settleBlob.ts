@@ -7,7 +7,7 @@
  * look is an activity.
  */
 import type { OrchestrationContext, OrchestrationHandler } from 'durable-functions';
-import { Activities, BlobProbe, SettleOrchestrationInput, SettleOrchestrationOutput } from './contracts';
+import { Activities, BlobProbe, SettleOrchestrationInput, SettleSettings, SettleOrchestrationOutput } from './contracts';
 import { isPermanentFailure, outcome } from './activityOutcome';
 import { retryOptions } from './retry';
 import { displayUrl } from '../core/redact';
@@ -20,8 +20,30 @@ export const MAX_SETTLE_ATTEMPTS = 3;
  */
 export const MAX_SETTLE_LOOKS = 480;
 
+/** Longest quiet period and wait (functions/events/settleSettings.ts reads them from app settings in these bounds). */
+export const MAX_QUIET_MS = 6 * 24 * 3600_000;
+export const MAX_WAIT_MS = 30 * 24 * 3600_000;
+
+/**
+ * The settle settings in the bounds the app settings allow: an input can come from anywhere (the durable
+ * webhook), and a 0 ms quiet period skips the wait, a 1 ms one with a long wait loops without bound.
+ */
+export function assertSettleBounds(settle: SettleSettings | undefined): void {
+  const whole = (v: unknown, min: number, max: number) => typeof v === 'number' && Number.isSafeInteger(v) && v >= min && v <= max;
+  const ok =
+    settle !== undefined &&
+    whole(settle.quietPeriodMs, 1000, MAX_QUIET_MS) &&
+    whole(settle.maxWaitMs, settle.quietPeriodMs, MAX_WAIT_MS) &&
+    settle.maxWaitMs / settle.quietPeriodMs <= MAX_SETTLE_LOOKS &&
+    whole(settle.attempt, 1, MAX_SETTLE_ATTEMPTS);
+  if (!ok) {
+    throw new Error(`BadInput: the settle settings are out of range (quietPeriodMs 1000 to ${MAX_QUIET_MS}, maxWaitMs from it to ${MAX_WAIT_MS} and at most ${MAX_SETTLE_LOOKS} quiet periods, attempt 1 to ${MAX_SETTLE_ATTEMPTS})`);
+  }
+}
+
 export const settleBlobOrchestrator: OrchestrationHandler = function* (context: OrchestrationContext) {
   const input = context.df.getInput() as SettleOrchestrationInput;
+  assertSettleBounds(input.settle);
   const { quietPeriodMs, maxWaitMs } = input.settle;
   const retry = retryOptions();
   const deadline = context.df.currentUtcDateTime.getTime() + maxWaitMs;

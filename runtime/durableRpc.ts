@@ -8,6 +8,8 @@ import type { ServerResponse } from 'node:http';
 import { redact } from '../core';
 import { redactDeep } from '../functions/http/views';
 import { decodeSegment, RequestRefused } from './requestGuards';
+import { functionsByTrigger } from './registry';
+import { nestsTooDeep, TOO_DEEP } from '../functions/http/jsonDepth';
 import { DurableRuntime, InstanceStatus } from './durableRuntime';
 import type { RuntimeStatus } from './instanceStore';
 
@@ -85,6 +87,9 @@ export async function answerDurable(runtime: DurableRuntime, call: DurableCall, 
     const parts = call.segments.filter(Boolean).map(decodeSegment);
     const document = (s: InstanceStatus) => (view === 'webhook' ? redactDeep(wireStatus(s, url)) : wireStatus(s, url));
     if (parts[0] === 'orchestrators' && method === 'POST' && parts[1]) {
+      if (!functionsByTrigger('orchestrationTrigger').some((f) => f.metadata.name === parts[1])) {
+        return { status: 404, body: { message: 'no orchestrator function has this name' } };
+      }
       if (parts[2] !== undefined) checkInstanceId(parts[2]);
       const input = call.body.trim() === '' ? undefined : parseJson(call.body);
       const result = await runtime.startNew(parts[1], { ...(parts[2] ? { instanceId: parts[2] } : {}), input });
@@ -110,6 +115,11 @@ export async function answerDurable(runtime: DurableRuntime, call: DurableCall, 
         return { status: running ? 202 : 200, body: document(status) };
       }
       if (parts.length === 2 && method === 'DELETE') {
+        // As the extension does: only a finished instance's history is purged.
+        const status = await runtime.getStatus(instanceId);
+        if (status && (status.runtimeStatus === 'Pending' || status.runtimeStatus === 'Running')) {
+          return { status: 409, body: { message: `instance ${instanceId} is ${status.runtimeStatus}; terminate it before purging its history` } };
+        }
         const removed = await runtime.purge(instanceId);
         return { status: removed ? 200 : 404, body: { instancesDeleted: removed ? 1 : 0 } };
       }
@@ -128,17 +138,19 @@ export async function answerDurable(runtime: DurableRuntime, call: DurableCall, 
 }
 
 /** Longest instance ID accepted, and the characters Durable Functions forbids in one. */
-const MAX_INSTANCE_ID_CHARS = 256;
+const MAX_INSTANCE_ID_BYTES = 256;
 const MAX_REASON_CHARS = 1024;
 
 function checkInstanceId(id: string): string {
-  if (id.length > MAX_INSTANCE_ID_CHARS || /[/\\#?\u0000-\u001f\u007f]/.test(id)) {
-    throw new RequestRefused(400, 'BadInstanceId', `an instance ID is at most ${MAX_INSTANCE_ID_CHARS} characters without / \\ # ? or control characters`);
+  // Bytes, not characters: the ID names a blob of the task hub (percent-encoded), and blob names have a limit.
+  if (Buffer.byteLength(id, 'utf8') > MAX_INSTANCE_ID_BYTES || /[/\\#?\u0000-\u001f\u007f]/.test(id)) {
+    throw new RequestRefused(400, 'BadInstanceId', `an instance ID is at most ${MAX_INSTANCE_ID_BYTES} bytes (UTF-8) without / \\ # ? or control characters`);
   }
   return id;
 }
 
 function parseJson(text: string): unknown {
+  if (nestsTooDeep(text)) throw new RequestRefused(400, 'BadRequestBody', TOO_DEEP);
   try {
     return JSON.parse(text) as unknown;
   } catch {

@@ -203,6 +203,13 @@ export class DurableRuntime {
   async purge(instanceId: string): Promise<boolean> {
     const live = this.live.get(instanceId);
     if (live && !isTerminal(live.record.runtimeStatus)) throw new Error(`instance ${instanceId} is still running`);
+    if (live) {
+      // The final checkpoint of a just-finished instance would otherwise land after the removal and bring it back.
+      if (live.checkpointTimer) clearTimeout(live.checkpointTimer);
+      live.checkpointTimer = undefined;
+      live.dirty = false;
+      while (live.saving) await live.saving;
+    }
     this.live.delete(instanceId);
     return this.store.remove(instanceId);
   }

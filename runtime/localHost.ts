@@ -15,6 +15,7 @@ import { answerDurable, clientInputData, ClientInputData, RPC_PREFIX, WEBHOOK_PR
 import { checkContentType, checkHost, checkOrigin, JSON_TYPES, limitRequestTime, ownHosts, readLimitedBody, RequestRefused, requestUrl, sendRefusal } from './requestGuards';
 import { newKey, sameSecret } from './serveKeys';
 import { findFunction, functionsByTrigger } from './registry';
+import { problem } from '../functions/problems';
 
 export interface LocalHostOptions {
   runtime: DurableRuntime;
@@ -155,11 +156,9 @@ export class LocalFunctionHost {
       });
       return this.invokeHttp(fn.metadata.name, request);
     }
-    return new HttpResponse({
-      status: 404,
-      jsonBody: { type: 'about:blank', title: 'NotFound', status: 404, detail: `no function serves ${init.method} ${url.pathname}` },
-      headers: { 'Content-Type': 'application/problem+json' },
-    });
+    // The path is the caller's: shown capped, as every problem document is built (redacted).
+    const shown = url.pathname.length > 80 ? `${url.pathname.slice(0, 80)}…` : url.pathname;
+    return problem(404, 'NotFound', `no function serves ${init.method} ${shown}`);
   }
 
   async invokeTimer(functionName: string, timer?: Timer): Promise<unknown> {

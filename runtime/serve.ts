@@ -8,8 +8,9 @@
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
 import { AddressInfo } from 'node:net';
 import { HttpResponse } from '@azure/functions';
-import { redact } from '../core';
+import { isPagewiseError, redact } from '../core';
 import { MAX_BODY_BYTES } from '../functions/http/responses';
+import { nestsTooDeep, TOO_DEEP } from '../functions/http/jsonDepth';
 import { answerDurable, WEBHOOK_PREFIX, writeDurableAnswer } from './durableRpc';
 import { LocalApp, LocalAppOptions, LocalAppStopOptions, startLocalApp } from './localApp';
 import { functionsByTrigger } from './registry';
@@ -54,6 +55,8 @@ export interface LocalServer {
 
 /** Event Grid delivers batches of up to 1 MB; every other body is a few hundred bytes. */
 const MAX_EVENT_GRID_BODY_BYTES = 1024 * 1024;
+/** Event Grid's largest batch (maxEventsPerBatch). */
+const MAX_EVENTS_PER_DELIVERY = 5000;
 /** At most this many connections at once (each holds a descriptor). */
 const MAX_CONNECTIONS = 128;
 
@@ -191,8 +194,15 @@ async function answerAdmin(ctx: ServeContext, _req: IncomingMessage, res: Server
   if (typeof request !== 'object' || request === null || Array.isArray(request)) throw badBody('the body must be a JSON object {"input": "…"}');
   const input = (request as { input?: unknown }).input ?? '';
   if (typeof input !== 'string') throw badBody('input must be a string (the trigger payload as JSON text)');
-  if (fn.trigger.type === 'timerTrigger') await ctx.app.host.invokeTimer(name);
-  else await ctx.app.host.invokeEventGrid(name, eventObject(parseJson(input)));
+  const event = fn.trigger.type === 'eventGridTrigger' ? eventObject(parseJson(input)) : undefined;
+  try {
+    if (event) await ctx.app.host.invokeEventGrid(name, event);
+    else await ctx.app.host.invokeTimer(name);
+  } catch (err) {
+    // The function ran and failed (a policy it cannot read): say so, as its log would, not "unexpected".
+    if (!isPagewiseError(err)) throw err;
+    throw new RequestRefused(500, 'FunctionFailed', `${name} failed: ${err.code}: ${err.message}`);
+  }
   writeJson(res, 202, { invoked: name });
 }
 
@@ -203,12 +213,15 @@ async function answerEventGrid(ctx: ServeContext, _req: IncomingMessage, res: Se
     throw new RequestRefused(404, 'FunctionNotFound', 'functionName names no Event Grid function');
   }
   const parsed = parseJson(body);
+  // 1 MiB of `{},` is 300,000 events, each a function invocation and a log line; Event Grid sends at most 5,000.
+  if (Array.isArray(parsed) && parsed.length > MAX_EVENTS_PER_DELIVERY) throw badBody(`a delivery holds at most ${MAX_EVENTS_PER_DELIVERY} events (Event Grid's largest batch)`);
   const events = (Array.isArray(parsed) ? parsed : [parsed]).map(eventObject);
   for (const event of events) await ctx.app.host.invokeEventGrid(name, event);
   writeJson(res, 200, { delivered: events.length });
 }
 
 function parseJson(text: string): unknown {
+  if (nestsTooDeep(text)) throw badBody(TOO_DEEP);
   try {
     return JSON.parse(text) as unknown;
   } catch {

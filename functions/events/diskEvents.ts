@@ -60,29 +60,39 @@ export function classifyEvent(raw: unknown, watched: string[]): DiskEvent {
   if (event.type === SNAPSHOT_WRITTEN) {
     const resourceId = String(event.data.resourceUri ?? event.subject);
     const match = SNAPSHOT_ID_RE.exec(resourceId);
-    if (!match) return { kind: 'ignored', eventId, reason: `resource write of ${resourceId} is not a Microsoft.Compute/snapshots resource` };
+    if (!match) return { kind: 'ignored', eventId, reason: `resource write of ${shown(resourceId)} is not a Microsoft.Compute/snapshots resource` };
     const operation = String(event.data.operationName ?? '');
     if (operation && !/^Microsoft\.Compute\/snapshots\/write$/i.test(operation)) {
-      return { kind: 'ignored', eventId, reason: `operation ${operation} is not a snapshot write` };
+      return { kind: 'ignored', eventId, reason: `operation ${shown(operation)} is not a snapshot write` };
+    }
+    // An ARM event's topic is its subscription: a snapshot of another subscription is not this event's to grant.
+    const topicSubscription = /^\/subscriptions\/([^/]+)/i.exec(event.source)?.[1]?.toLowerCase();
+    if (topicSubscription !== undefined && topicSubscription !== match[1].toLowerCase()) {
+      return { kind: 'ignored', eventId, reason: `snapshot ${match[3]} is in subscription ${match[1]}, not in subscription ${shown(topicSubscription)} that raised the event` };
     }
     return { kind: 'snapshot', eventId, resourceId, subscriptionId: match[1], resourceGroup: match[2], snapshotName: match[3] };
   }
   if (event.type === BLOB_CREATED) {
-    if (event.data.blobType !== 'PageBlob') return { kind: 'ignored', eventId, reason: `blob type ${String(event.data.blobType)} is not PageBlob` };
+    if (event.data.blobType !== 'PageBlob') return { kind: 'ignored', eventId, reason: `blob type ${shown(String(event.data.blobType))} is not PageBlob` };
     const url = String(event.data.url ?? '');
-    const where = locate(url, event.source);
+    const where = locate(url);
     if (!where) return { kind: 'ignored', eventId, reason: 'the event carries no blob URL' };
+    // The topic names the account that raised the event: a URL on another account is not that account's blob.
+    const topicAccount = /\/storageAccounts\/([^/]+)/i.exec(event.source)?.[1]?.toLowerCase();
+    if (topicAccount !== undefined && topicAccount !== where.account) {
+      return { kind: 'ignored', eventId, reason: `the blob URL is on account ${where.account}, not on account ${shown(topicAccount)} that raised the event` };
+    }
     const isWatched = watched.some((w) => w === where.container || w === `${where.account}/${where.container}`);
     if (!isWatched) return { kind: 'ignored', eventId, reason: `container ${where.account}/${where.container} is not watched` };
     const etag = typeof event.data.eTag === 'string' && event.data.eTag ? quoted(event.data.eTag) : undefined;
     const api = typeof event.data.api === 'string' && event.data.api ? event.data.api : undefined;
     return { kind: 'pageBlob', eventId, url, ...where, ...(etag ? { etag } : {}), ...(api ? { api } : {}) };
   }
-  return { kind: 'ignored', eventId, reason: `event type ${event.type || '(none)'} is not handled` };
+  return { kind: 'ignored', eventId, reason: `event type ${shown(event.type) || '(none)'} is not handled` };
 }
 
-/** Account (from the storage topic/source, else the URL host) and container of a blob URL. */
-function locate(url: string, source: string): { account: string; container: string; blob: string } | undefined {
+/** Account (the URL host's first label, or a path-style host's first segment), container and blob of a blob URL. */
+function locate(url: string): { account: string; container: string; blob: string } | undefined {
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -91,11 +101,22 @@ function locate(url: string, source: string): { account: string; container: stri
   }
   const segments = parsed.pathname.split('/').filter(Boolean);
   const pathStyle = /^\d{1,3}(\.\d{1,3}){3}$/.test(parsed.hostname) || parsed.hostname === 'localhost';
-  const account = (/\/storageAccounts\/([^/]+)/i.exec(source)?.[1] ?? (pathStyle ? segments[0] : parsed.hostname.split('.')[0]) ?? '').toLowerCase();
+  const account = ((pathStyle ? segments[0] : parsed.hostname.split('.')[0]) ?? '').toLowerCase();
   const rest = pathStyle ? segments.slice(1) : segments;
   const container = rest[0]?.toLowerCase();
-  const blob = rest.slice(1).map(decodeURIComponent).join('/');
+  let blob: string;
+  try {
+    blob = rest.slice(1).map(decodeURIComponent).join('/');
+  } catch {
+    return undefined; // malformed percent-encoding names no blob
+  }
   return account && container && blob ? { account, container, blob } : undefined;
+}
+
+/** A caller's text fit for a log line: control characters escaped (no forged lines), at most `max` characters. */
+export function shown(text: string, max = 200): string {
+  const clipped = text.length > max ? `${text.slice(0, max)}…` : text;
+  return clipped.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /** Storage reports ETags quoted in blob properties but bare in events; the backup ID uses the quoted form. */

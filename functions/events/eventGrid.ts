@@ -15,7 +15,7 @@ import { findStatus, startOnce } from '../starter';
 import { settleSettings } from './settleSettings';
 import { grantedSource, snapshotAccess } from '../compute';
 import { assertAllowedAccount, readSettings, readUserKey, watchedContainers } from '../settings';
-import { classifyEvent } from './diskEvents';
+import { classifyEvent, shown } from './diskEvents';
 
 /** How long the snapshot read SAS lives: long enough for a large disk's backup and its retries. */
 export const SNAPSHOT_SAS_SECONDS = 24 * 3600;
@@ -35,7 +35,7 @@ export async function handleDiskEvent(raw: unknown, client: df.DurableClient, co
   } catch (err) {
     if (!isPagewiseError(err) || TRANSIENT.has(err.code)) throw err;
     const id = typeof raw === 'object' && raw !== null ? String((raw as { id?: unknown }).id ?? '') : '';
-    context.error(`event ${id || '(no id)'} rejected: ${err.code}: ${redact(err.message)}`);
+    context.error(`event ${shown(id) || '(no id)'} rejected: ${err.code}: ${redact(err.message)}`);
   }
 }
 
@@ -43,7 +43,7 @@ async function actOnEvent(raw: unknown, client: df.DurableClient, context: Invoc
   const event = classifyEvent(raw, watchedContainers());
   switch (event.kind) {
     case 'ignored':
-      context.log(`event ${event.eventId || '(no id)'} ignored: ${event.reason}`);
+      context.log(`event ${shown(event.eventId) || '(no id)'} ignored: ${event.reason}`);
       return;
     case 'snapshot': {
       const backupId = snapshotBackupId(event.resourceId);

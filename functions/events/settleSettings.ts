@@ -5,14 +5,14 @@
  */
 import { PagewiseError } from '../../core';
 import type { SettleSettings } from '../../orchestrations/contracts';
-import { MAX_SETTLE_LOOKS } from '../../orchestrations/settleBlob';
+import { MAX_QUIET_MS, MAX_SETTLE_LOOKS, MAX_WAIT_MS } from '../../orchestrations/settleBlob';
 import { appSettings, Env } from '../settings';
 
 export const DEFAULT_QUIET_SECONDS = 300;
 export const DEFAULT_MAX_WAIT_SECONDS = 24 * 3600;
 /** A durable timer in Azure Storage task hubs may not exceed 6 days; one quiet period is one timer. */
-const MAX_QUIET_SECONDS = 6 * 24 * 3600;
-const MAX_WAIT_SECONDS = 30 * 24 * 3600;
+const MAX_QUIET_SECONDS = MAX_QUIET_MS / 1000;
+const MAX_WAIT_SECONDS = MAX_WAIT_MS / 1000;
 
 export function settleSettings(env: Env = appSettings()): SettleSettings {
   const quiet = seconds(env, 'PAGEWISE_EVENT_QUIET_SECONDS', DEFAULT_QUIET_SECONDS, MAX_QUIET_SECONDS);

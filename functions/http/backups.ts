@@ -33,6 +33,7 @@ df.app.client.http('getBackup', {
   methods: ['GET'],
   authLevel: 'function',
   handler: answering(async (request, client) => {
+    assertKnownQuery(request, []);
     const backupId = validateBackupId(request.params.id ?? '');
     const status = await findStatus(client, backupInstanceId(backupId));
     if (status && !isRestartable(status)) {

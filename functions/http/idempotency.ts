@@ -33,6 +33,11 @@ export function operationInstanceId(kind: OperationKind, key: string | undefined
   return `${kind}-k${createHash('sha256').update(`${kind}\n${key}`).digest('hex').slice(0, 32)}`;
 }
 
+/** Whether `id` is an instance ID operationInstanceId makes for `kind` (random or keyed). */
+export function isOperationId(kind: OperationKind, id: string): boolean {
+  return new RegExp(`^${kind}-k?[0-9a-f]{32}$`).test(id);
+}
+
 /** A digest of the request body, kept in the operation's input to recognize the same request. */
 export function requestFingerprint(body: object): string {
   return createHash('sha256').update(canonicalJson(body)).digest('hex');

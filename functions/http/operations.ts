@@ -9,16 +9,17 @@ import { problem } from '../problems';
 import { assertAllowedAccount, readSettings } from '../settings';
 import { checkBackupReadable, checkRestoreTarget } from '../prechecks';
 import { findStatus, startOnce } from '../starter';
-import { assertSameRequest, idempotencyKeyOf, operationInstanceId, requestFingerprint as requestFingerprintOf } from './idempotency';
+import { assertSameRequest, idempotencyKeyOf, isOperationId, operationInstanceId, requestFingerprint as requestFingerprintOf } from './idempotency';
 import { validators } from './schemas';
 import { operationView } from './views';
-import { answering, startedResponse, validBody } from './responses';
+import { answering, assertKnownQuery, startedResponse, validBody } from './responses';
 
 df.app.client.http('startRestore', {
   route: 'restores',
   methods: ['POST'],
   authLevel: 'function',
   handler: answering(async (request, client) => {
+    assertKnownQuery(request, []); // a misplaced ?overwrite=true must not be silently ignored
     const body = await validBody(request, validators.startRestore);
     const settings = readSettings();
     assertAllowedAccount(settings, body.target.url, 'blob', 'target.url');
@@ -37,6 +38,7 @@ df.app.client.http('startVerification', {
   methods: ['POST'],
   authLevel: 'function',
   handler: answering(async (request, client) => {
+    assertKnownQuery(request, []);
     const body = await validBody(request, validators.startVerification);
     const settings = readSettings();
     if (body.source) assertAllowedAccount(settings, body.source.url, 'blob', 'source.url');
@@ -74,15 +76,16 @@ async function startOperation(
 }
 
 for (const kind of ['restores', 'verifications'] as const) {
-  const prefix = kind === 'restores' ? 'restore-' : 'verify-';
   df.app.client.http(kind === 'restores' ? 'getRestore' : 'getVerification', {
     route: `${kind}/{id}`,
     methods: ['GET'],
     authLevel: 'function',
     handler: answering(async (request, client) => {
+      assertKnownQuery(request, []);
       const id = request.params.id ?? '';
-      const status = id.startsWith(prefix) ? await findStatus(client, id) : undefined;
-      if (!status) return problem(404, 'OperationNotFound', `no ${kind.slice(0, -1)} ${id}`);
+      // Only an ID this API hands out is looked up: anything else (a 10 KB path, control characters) never reaches the task hub.
+      const status = isOperationId(kind === 'restores' ? 'restore' : 'verify', id) ? await findStatus(client, id) : undefined;
+      if (!status) return problem(404, 'OperationNotFound', `no ${kind.slice(0, -1)} ${id.length > 80 ? `${id.slice(0, 80)}…` : id}`);
       return new HttpResponse({ status: 200, jsonBody: operationView(kind, id, status) });
     }),
   });

@@ -5,6 +5,7 @@ import type { ValidateFunction } from 'ajv';
 import { PagewiseError } from '../../core';
 import { ProblemError, problemFromError } from '../problems';
 import { describeErrors } from './schemas';
+import { nestsTooDeep, TOO_DEEP } from './jsonDepth';
 import type { StartOnceResult } from '../starter';
 import { operationView, redactDeep } from './views';
 
@@ -21,6 +22,7 @@ export async function validBody<T>(request: HttpRequest, validate: ValidateFunct
   const text = await request.text();
   const bytes = Buffer.byteLength(text, 'utf8');
   if (bytes > MAX_BODY_BYTES) throw tooLarge(bytes);
+  if (nestsTooDeep(text)) throw new PagewiseError('BadInput', TOO_DEEP);
   let body: unknown;
   try {
     body = JSON.parse(text) as unknown;

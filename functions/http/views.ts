@@ -34,7 +34,7 @@ export interface OperationView {
 }
 
 export function operationView(kind: 'backups' | 'restores' | 'verifications', id: string, status: DurableOrchestrationStatus): OperationView {
-  const input = (status.input ?? {}) as { backupId?: string; source?: { url?: string }; target?: { url?: string } };
+  const input = readInput(status.input);
   const failed = status.runtimeStatus === 'Failed';
   return redactDeep({
     id,
@@ -44,11 +44,22 @@ export function operationView(kind: 'backups' | 'restores' | 'verifications', id
     customStatus: status.customStatus ?? null,
     createdTime: new Date(status.createdTime).toISOString(),
     lastUpdatedTime: new Date(status.lastUpdatedTime).toISOString(),
-    ...(input.source?.url ? { source: displayUrl(input.source.url) } : {}),
-    ...(input.target?.url ? { target: displayUrl(input.target.url) } : {}),
+    ...(input.source ? { source: displayUrl(input.source) } : {}),
+    ...(input.target ? { target: displayUrl(input.target) } : {}),
     ...(failed ? { error: String(status.output ?? 'failed') } : status.output != null ? { output: status.output } : {}),
     links: { self: `/api/${kind}/${encodeURIComponent(id)}` },
   });
+}
+
+/**
+ * The fields a view shows of an instance's input, strings only: an instance may have been started with
+ * any input (the durable webhook), and one odd field must not make every listing fail.
+ */
+function readInput(input: unknown): { backupId?: string; source?: string; target?: string } {
+  const record = (v: unknown) => (v && typeof v === 'object' ? (v as Record<string, unknown>) : {});
+  const text = (v: unknown) => (typeof v === 'string' && v.length > 0 ? v : undefined);
+  const fields = { backupId: text(record(input).backupId), source: text(record(record(input).source).url), target: text(record(record(input).target).url) };
+  return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined));
 }
 
 /**

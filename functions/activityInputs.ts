@@ -1,0 +1,74 @@
+/**
+ * The inputs of the activities that touch storage, checked by the activities themselves. An
+ * orchestration can be started with any input through the durable webhook (the system key skips every
+ * HTTP pre-check), so an activity trusts no field it did not check: the same schema rules as the HTTP
+ * bodies (engine overrides, booleans that are booleans, backup IDs), nothing else.
+ */
+import Ajv, { JSONSchemaType } from 'ajv';
+import { PagewiseError } from '../core';
+import { BACKUP_ID_RE } from '../core/vault/layout';
+import type { BackupActivityInput, DiskRef, RestoreOrchestrationInput, VerifyOrchestrationInput } from '../orchestrations/contracts';
+import { engineOverrideProperties } from './engineOverrideSchema';
+import { describeSchemaErrors } from './schemaErrors';
+
+type RestoreActivityInput = Pick<RestoreOrchestrationInput, 'backupId' | 'overwrite'> & { target: { url: string } };
+type VerifyActivityInput = Pick<VerifyOrchestrationInput, 'backupId' | 'readData'> & { source?: { url: string } };
+/** What the backup activities receive (plan, batch and finalize add their own fields). */
+type BackupStepInput = BackupActivityInput & { batchIndex?: number; startedAt?: string; alreadyComplete?: boolean };
+
+const url = { type: 'string', minLength: 8, maxLength: 4096, pattern: '^https?://' } as const;
+const backupId = { type: 'string', pattern: BACKUP_ID_RE.source } as const;
+/** A write target or a compared source: a URL only (a Compute grant is a backup source's alone). */
+const plainRef = { type: 'object', properties: { url }, required: ['url'], additionalProperties: false } as const;
+const sourceRef: JSONSchemaType<DiskRef> = {
+  type: 'object',
+  properties: { url, grantedBy: { type: 'string', enum: ['compute'], nullable: true }, grantSeal: { type: 'string', maxLength: 256, nullable: true } },
+  required: ['url'],
+  additionalProperties: false,
+};
+
+const restore: JSONSchemaType<RestoreActivityInput> = {
+  type: 'object',
+  properties: { backupId, target: plainRef, overwrite: { type: 'boolean', nullable: true } },
+  required: ['backupId', 'target'],
+  additionalProperties: false,
+};
+
+const verify: JSONSchemaType<VerifyActivityInput> = {
+  type: 'object',
+  properties: { backupId, readData: { type: 'boolean', nullable: true }, source: { ...plainRef, nullable: true } },
+  required: ['backupId'],
+  additionalProperties: false,
+};
+
+const backupStep: JSONSchemaType<BackupStepInput> = {
+  type: 'object',
+  properties: {
+    backupId,
+    source: sourceRef,
+    expectedEtag: { type: 'string', maxLength: 256, nullable: true },
+    settings: { type: 'object', properties: engineOverrideProperties, required: [], additionalProperties: false, nullable: true },
+    batchIndex: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER, nullable: true },
+    startedAt: { type: 'string', maxLength: 64, nullable: true },
+    alreadyComplete: { type: 'boolean', nullable: true },
+  },
+  required: ['backupId', 'source'],
+  additionalProperties: false,
+};
+
+const ajv = new Ajv({ allErrors: true, verbose: true });
+
+/** A checker of one activity's input: the input typed, or a BadInput naming what is wrong (a permanent failure). */
+function checker<T>(what: string, schema: JSONSchemaType<T>): (input: unknown) => T {
+  const validate = ajv.compile(schema);
+  return (input) => {
+    if (!validate(input)) {
+      throw new PagewiseError('BadInput', `the ${what} activity's input is invalid: ${describeSchemaErrors(validate.errors, '(input)').join('; ')}`);
+    }
+    return input;
+  };
+}
+
+export const restoreActivityInput = checker('restore', restore);
+export const verifyActivityInput = checker('verify', verify);
+export const backupActivityInput = checker('backup', backupStep);
