@@ -15,13 +15,15 @@ const urlSpelled = (name: string) => [...name].map((c) => `(?:${c}|%${c.charCode
 const EQ = '(?:=|%3D|%253D)';
 // What may stand before a query parameter: start, ?, &, #, ;, whitespace, a quote, or those %-encoded.
 const BEFORE = `(?:^|[?&#;\\s"'(<,]|%3F|%26|%23|%253F|%2526|\\\\u0026|&amp;)`;
+// A query parameter's value: up to the next parameter, plain or %-encoded (`%26`), so the rest of the URL stays readable.
+const VALUE = `(?:(?!%26|%2526)[^&\\s"'<>#;])+`;
 const FIELD_RE = `((?<![A-Za-z0-9_-])"?'?(?:${SECRET_FIELD_NAMES.join('|')})"?'?\\s*[:=]\\s*)(["'])(?:(?!\\2).)+\\2`;
 
 const PATTERNS: Array<[RegExp, string]> = [
-  [new RegExp(`(${BEFORE}${urlSpelled('sig')}${EQ})[^&\\s"'<>#;]+`, 'gi'), '$1REDACTED'],
+  [new RegExp(`(${BEFORE}${urlSpelled('sig')}${EQ})${VALUE}`, 'gi'), '$1REDACTED'],
   [new RegExp(`(${urlSpelled('AccountKey')}${EQ})[^;\\s"']+`, 'gi'), '$1REDACTED'],
   // Function and system keys: the `code` query parameter of Functions URLs (durable status links), and the header.
-  [new RegExp(`((?:[?&]|%3F|%26|%253F|%2526)code${EQ})[^&\\s"'<>#;]+`, 'gi'), '$1REDACTED'],
+  [new RegExp(`((?:[?&]|%3F|%26|%253F|%2526)code${EQ})${VALUE}`, 'gi'), '$1REDACTED'],
   [/(x-functions-key"?'?\s*[:=]\s*"?'?)[^\s"',;]+/gi, '$1REDACTED'],
   [/(SharedAccessSignature=)[^;\s"']+/gi, '$1REDACTED'],
   [/(SharedAccessKey=)[^;\s"']+/gi, '$1REDACTED'],
