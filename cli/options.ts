@@ -1,5 +1,5 @@
 /** Option values parsed the same way everywhere, with errors naming the option. */
-import { parseBytes, PagewiseError, resolveSettings, validateBackupId } from '../core';
+import { assertUnsharedDirSync, parseBytes, PagewiseError, resolveSettings, validateBackupId } from '../core';
 import { statSync } from 'node:fs';
 
 export type ResolvedSettings = ReturnType<typeof resolveSettings>;
@@ -45,6 +45,7 @@ export function engineSettings(opts: { pageSize?: string; cache?: string; concur
       isDir = false;
     }
     if (!isDir) throw new PagewiseError('BadInput', `--scratch-dir ${opts.scratchDir} is not an existing directory`);
+    assertUnsharedDirSync(opts.scratchDir, '--scratch-dir');
   }
   return resolveSettings({
     pageSize: parseSize(opts.pageSize, '--page-size'),

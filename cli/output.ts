@@ -1,6 +1,6 @@
 /** Output shared by the commands: one JSON object, short human summaries, the progress bar. */
 import { SingleBar } from 'cli-progress';
-import { formatBytes, redact } from '../core';
+import { formatBytes, printable, redact } from '../core';
 import { CliIO } from './io';
 
 /** `--json`: exactly one JSON object on stdout. */
@@ -8,9 +8,9 @@ export function printJson(io: CliIO, value: object): void {
   io.stdout(`${redact(JSON.stringify(value, null, 2))}\n`);
 }
 
-/** Human output: lines on stdout, secrets removed. */
+/** Human output: lines on stdout, secrets removed, control characters shown escaped (see printable). */
 export function printLines(io: CliIO, lines: string[]): void {
-  io.stdout(lines.map((l) => `${redact(l)}\n`).join(''));
+  io.stdout(lines.map((l) => `${printable(redact(l))}\n`).join(''));
 }
 
 export function seconds(ms: number): string {

@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import { PagewiseError } from '../errors';
 import { removeAtExit } from '../exit-cleanup';
+import { assertUnsharedDir } from '../shared-dir';
 
 /** Where restored pages go; `dense` sinks keep old content where nothing is written, so zeros are written too. */
 export interface PageSink {
@@ -73,9 +74,13 @@ export async function prepareFileTarget(file: string, overwrite: boolean): Promi
     throw new PagewiseError('BadInput', `the directory ${dir} of the restore target cannot be used (${errno(err)})`);
   });
   if (!dirStat.isDirectory()) throw new PagewiseError('BadInput', `${dir} is not a directory`);
-  const before = await lstatOrNothing(target);
-  refuseUnlessReplaceable(target, before, overwrite);
-  return { display: target, open: (diskBytes) => openFileSink(target, diskBytes, overwrite, before) };
+  // The directory's real path, once: a link on the way that is changed later does not move the restore.
+  const realDir = await fs.realpath(dir);
+  await assertUnsharedDir(realDir, 'the directory of the restore target');
+  const real = path.join(realDir, path.basename(target));
+  const before = await lstatOrNothing(real);
+  refuseUnlessReplaceable(real, before, overwrite);
+  return { display: real, open: (diskBytes) => openFileSink(real, diskBytes, overwrite, before) };
 }
 
 const EXCLUSIVE = constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | constants.O_NOFOLLOW;
@@ -154,6 +159,7 @@ export async function prepareDeviceTarget(device: string): Promise<PreparedTarge
     throw new PagewiseError('BadInput', `the device ${target} cannot be used (${errno(err)})`);
   }
   refuseUnlessBlockDevice(target, stat);
+  await (await openDevice(target, constants.O_RDONLY)).close(); // in use (mounted): refused before the vault is read
   return { display: target, open: (diskBytes) => openDeviceSink(target, diskBytes) };
 }
 
@@ -163,14 +169,25 @@ function refuseUnlessBlockDevice(target: string, stat: Stats): void {
   throw new PagewiseError('BadInput', `${target} is ${kind}, not a block device; --to-device writes only a block device (use --to for a file)`);
 }
 
-async function openDeviceSink(device: string, diskBytes: number): Promise<PageSink> {
-  let handle: fs.FileHandle;
+/**
+ * O_EXCL on a block device (Linux) claims it exclusively, as mkfs does: it fails with EBUSY while the
+ * device, or a partition of it, is mounted, used as swap or held by device-mapper or RAID — writing a
+ * disk image under a mounted file system would corrupt both. The claim lasts while the restore writes.
+ */
+async function openDevice(device: string, flags: number): Promise<fs.FileHandle> {
   try {
     // No O_CREAT, no O_TRUNC: a mistyped path never becomes a file, and nothing past the disk is touched.
-    handle = await fs.open(device, constants.O_RDWR);
+    return await fs.open(device, flags | constants.O_EXCL);
   } catch (err) {
+    if (errno(err) === 'EBUSY') {
+      throw new PagewiseError('BadInput', `the device ${device} is in use (mounted, or a partition of it is, or held as swap, LVM or RAID); unmount it first: a restore never writes a device in use`);
+    }
     throw new PagewiseError('BadInput', `cannot open the device ${device} for writing (${errno(err)})`);
   }
+}
+
+async function openDeviceSink(device: string, diskBytes: number): Promise<PageSink> {
+  const handle = await openDevice(device, constants.O_RDWR);
   try {
     refuseUnlessBlockDevice(device, await handle.stat());
     // A device's stat size is 0; it holds the disk when its last byte is readable.
