@@ -23,7 +23,10 @@ export function parseCount(text: string | undefined, option: string): number | u
   const long = tooLong(text, option);
   if (long) throw long;
   if (!/^\s*\d+\s*$/.test(text)) throw new PagewiseError('BadInput', `${option} "${text}" is not a whole number`);
-  return Number(text);
+  const value = Number(text);
+  // Past 2^53 the number read is not the number typed (9007199254740993 reads as …992): refused, not rounded.
+  if (!Number.isSafeInteger(value)) throw new PagewiseError('BadInput', `${option} "${text.trim()}" is too large`);
+  return value;
 }
 
 /** `--concurrency` of restore and verify: the same 1–64 bound the backup's settings enforce. */
