@@ -3,7 +3,7 @@
  * a directory another user can rearrange, a device in use. Each case asserts the exit code, the exact
  * message, and that nothing was sent, written or left behind.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as http from 'node:http';
 import { AddressInfo } from 'node:net';
@@ -186,6 +186,40 @@ describe('upload: only a regular file is read, and what is checked is what is re
     expect(out).toEqual({ code: 130, stdout: '', stderr: 'pagewise: interrupted\n' });
     expect(await blobExists(env.targetUrl('interrupted.vhd'))).toBe(false);
   });
+});
+
+describe('signals and the demo, spawned as a user runs them', () => {
+  const root = path.join(__dirname, '..');
+
+  test('SIGTERM mid-upload (a real process): exit 143, "terminated", the partial page blob removed', async () => {
+    const file = path.join(env.tmp, 'sigterm.img');
+    await fs.writeFile(file, Buffer.alloc(10 * MiB, 0x33));
+    const child = spawn(process.execPath, [path.join(root, 'bin', 'pagewise.js'), 'upload', file, targetUrl('sigterm.vhd')], {
+      cwd: root,
+      env: { ...process.env, ...cliEnv() },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    proxy.onPutPage = () => void child.kill('SIGTERM');
+    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    expect({ code, stdout, stderr }).toEqual({ code: 143, stdout: '', stderr: 'pagewise: terminated\n' });
+    expect(await blobExists(env.targetUrl('sigterm.vhd'))).toBe(false);
+  }, 60_000);
+
+  test('demo --image without a file is refused (it never runs the sample disk instead)', () => {
+    const r = spawnSync(process.execPath, ['-r', 'ts-node/register/transpile-only', path.join(root, 'demo', 'run-demo.ts'), '--image'], {
+      cwd: root,
+      env: { ...process.env, TS_NODE_PROJECT: path.join(root, 'tsconfig.json') },
+    });
+    expect({ status: r.status, stdout: r.stdout.toString(), stderr: r.stderr.toString() }).toEqual({
+      status: 2,
+      stdout: '',
+      stderr: 'demo: --image needs the path of a raw disk image (npm run demo -- --image <file>)\n',
+    });
+  }, 60_000);
 });
 
 describe('directories another user can rearrange are refused for private files', () => {
