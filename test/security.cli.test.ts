@@ -12,6 +12,7 @@ import { PageBlobClient, AnonymousCredential } from '@azure/storage-blob';
 import { captureIO, run } from '../cli/main';
 import { backupDisk, loadUserKey, PagewiseError, writeNewKeyFile } from '../core';
 import { createScratchDir } from '../core/cache/scratch-dir';
+import { startLocalApp } from '../runtime/localApp';
 import { fileSha256, KiB, MiB, startEnv, TestEnv } from './harness/env';
 
 let env: TestEnv;
@@ -103,6 +104,30 @@ describe('terminal injection: what echoes user input shows control characters es
     const image = path.join(env.tmp, hostile);
     await expectRefused(['upload', image, targetUrl('inj.vhd')], 2, `cannot read the image ${path.join(env.tmp, shown)} (ENOENT)`);
     expect(await blobExists(env.targetUrl('inj.vhd'))).toBe(false);
+  });
+
+  test("serve's terminal log: an Event Grid event whose id carries escapes is logged escaped", async () => {
+    const app = await startLocalApp({ taskHub: { connectionString: env.az.accounts.vault.connectionString }, appSettings: env.appSettings({ PAGEWISE_WATCHED_CONTAINERS: 'disks' }) });
+    const warned: string[] = [];
+    const spy = jest.spyOn(console, 'warn').mockImplementation((...args: unknown[]) => void warned.push(args.map(String).join(' ')));
+    try {
+      await app.host.invokeEventGrid('diskEvents', {
+        id: hostile,
+        topic: '/subscriptions/5f8b2c1e-0000-4000-8000-000000000001/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/src',
+        subject: '/blobServices/default/containers/disks/blobs/x.vhd',
+        eventType: 'Microsoft.Storage.BlobCreated',
+        data: { api: 'CopyBlob', eTag: '0x8DC00000000AAAA', blobType: 'PageBlob', url: 'http://127.0.0.1:1/src/disks/x.vhd', contentLength: 0 },
+        dataVersion: '',
+        metadataVersion: '1',
+        eventTime: '2024-05-02T01:00:00Z',
+      });
+    } finally {
+      spy.mockRestore();
+      await app.stop();
+    }
+    const line = warned.find((w) => w.includes('rejected'));
+    expect(line).toMatch(/^\[diskEvents\] event evil\\x1B\[2J\\x1B\]0;owned\\x07\\u202Egpj\.exe\\x0Aline2 rejected: AccessDenied: /);
+    expect(warned.join('\n')).not.toMatch(/[\u001b\u0007\u202e]/);
   });
 
   test('human output (keygen) escapes them; --json keeps them as JSON escapes', async () => {
