@@ -315,6 +315,28 @@ describe('directories another user can rearrange are refused for private files',
   });
 });
 
+describe('restore --to never destroys the key or fails late', () => {
+  test('the key file itself, or a hard link to it, with --force: refused before the vault is read, the key unchanged', async () => {
+    const before = await fileSha256(keyFile);
+    const link = path.join(env.tmp, 'key-hardlink.img');
+    await fs.link(keyFile, link);
+    for (const to of [keyFile, link]) {
+      await expectRefused(restoreArgs('--to', to, '--force'), 2,
+        `${to} is the key file ${keyFile}; a restore never overwrites the key (every backup made with it would be lost)`);
+    }
+    expect(await fileSha256(keyFile)).toBe(before);
+    expect((await fs.readdir(env.tmp)).filter((n) => n.includes('pagewise-partial'))).toEqual([]);
+  });
+
+  test('a file name too long for the partial file beside it: refused before the vault is read', async () => {
+    const dir = await newDir('long-name', 0o700);
+    const to = path.join(dir, `${'d'.repeat(230)}.img`);
+    await expectRefused(restoreArgs('--to', to), 2,
+      `the file name of ${to} is too long for a restore target (at most 221 bytes: the partial file beside it adds 34)`);
+    expect(await fs.readdir(dir)).toEqual([]);
+  });
+});
+
 describe('--to-device on a device in use', () => {
   const sh = (cmd: string, args: string[]): string | undefined => {
     try {

@@ -67,7 +67,7 @@ function refuseUnlessReplaceable(target: string, stat: Stats | undefined, overwr
 }
 
 /** Checks a file target without reading the vault; the sink it opens writes beside it and renames. */
-export async function prepareFileTarget(file: string, overwrite: boolean): Promise<PreparedTarget> {
+export async function prepareFileTarget(file: string, overwrite: boolean, keep: string[] = []): Promise<PreparedTarget> {
   const target = path.resolve(file);
   const dir = path.dirname(target);
   const dirStat = await fs.stat(dir).catch((err: unknown) => {
@@ -79,15 +79,37 @@ export async function prepareFileTarget(file: string, overwrite: boolean): Promi
   await assertUnsharedDir(realDir, 'the directory of the restore target');
   const real = path.join(realDir, path.basename(target));
   const before = await lstatOrNothing(real);
+  // The partial file's name is the target's plus a tag: too long a name would fail only after the vault was read.
+  const room = NAME_MAX - PARTIAL_TAG.length - 2 * PARTIAL_RANDOM_BYTES;
+  if (Buffer.byteLength(path.basename(real)) > room) {
+    throw new PagewiseError('BadInput', `the file name of ${real} is too long for a restore target (at most ${room} bytes: the partial file beside it adds ${NAME_MAX - room})`);
+  }
   refuseUnlessReplaceable(real, before, overwrite);
+  await refuseKeptFile(real, before, keep);
   return { display: real, open: (diskBytes) => openFileSink(real, diskBytes, overwrite, before) };
 }
+
+/** The key file (under any name: a hard link, another spelling) is never the target: overwriting it loses every backup made with it. */
+async function refuseKeptFile(target: string, stat: Stats | undefined, keep: string[]): Promise<void> {
+  if (!stat) return;
+  for (const file of keep) {
+    const kept = await fs.stat(file).catch(() => undefined);
+    if (kept && kept.dev === stat.dev && kept.ino === stat.ino) {
+      throw new PagewiseError('BadInput', `${target} is the key file ${file}; a restore never overwrites the key (every backup made with it would be lost)`);
+    }
+  }
+}
+
+const PARTIAL_TAG = '.pagewise-partial-';
+const PARTIAL_RANDOM_BYTES = 8;
+/** The longest file name common file systems take (ext4, XFS, btrfs, tmpfs, APFS). */
+const NAME_MAX = 255;
 
 const EXCLUSIVE = constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | constants.O_NOFOLLOW;
 
 async function openFileSink(target: string, diskBytes: number, overwrite: boolean, checked: Stats | undefined): Promise<PageSink> {
   // Unpredictable and created exclusively: a link planted at a guessed name is never followed.
-  const partial = `${target}.pagewise-partial-${randomBytes(8).toString('hex')}`;
+  const partial = `${target}${PARTIAL_TAG}${randomBytes(PARTIAL_RANDOM_BYTES).toString('hex')}`;
   let handle: fs.FileHandle | undefined;
   try {
     handle = await fs.open(partial, EXCLUSIVE, 0o600);
