@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { PageBlobClient, AnonymousCredential } from '@azure/storage-blob';
 import { captureIO, run } from '../cli/main';
 import { backupDisk, loadUserKey, PagewiseError, writeNewKeyFile } from '../core';
-import { createScratchDir } from '../core/cache/scratch-dir';
+import { createScratchDir, sweepStaleScratchDirs } from '../core/cache/scratch-dir';
 import { startLocalApp } from '../runtime/localApp';
 import { fileSha256, KiB, MiB, startEnv, TestEnv } from './harness/env';
 
@@ -277,6 +277,24 @@ describe('directories another user can rearrange are refused for private files',
     expect((await fs.stat(scratch.path)).mode & 0o777).toBe(0o700);
     await scratch.remove();
     expect(await fs.readdir(sticky)).toEqual([]);
+  });
+
+  test("the stale sweep removes only this user's directories of dead processes: not another user's, a FIFO or a file so named", async () => {
+    const parent = await newDir('sweep', 0o1777); // a /tmp-like parent others share
+    const dead = spawnSync('true').pid; // a pid that has exited
+    const name = (tag: string) => path.join(parent, `pagewise-scratch-${dead}-${tag}`);
+    await fs.mkdir(name('MiNeAa'));
+    await fs.writeFile(path.join(name('MiNeAa'), 'slots'), 'plaintext');
+    const planted = [name('ThEiRs'), name('FiFoOo'), name('FiLeEe')];
+    await fs.mkdir(planted[0]);
+    await fs.writeFile(path.join(planted[0], 'data'), 'theirs');
+    execFileSync('mkfifo', [planted[1]]);
+    await fs.writeFile(planted[2], 'a file');
+    if (process.getuid?.() === 0) await fs.chown(planted[0], 4242, 4242);
+    expect(await sweepStaleScratchDirs(parent)).toEqual(process.getuid?.() === 0 ? [path.basename(name('MiNeAa'))] : expect.arrayContaining([path.basename(name('MiNeAa'))]));
+    expect((await fs.readdir(parent)).sort()).toEqual((process.getuid?.() === 0 ? planted : planted.slice(1)).map((p) => path.basename(p)).sort());
+    if (process.getuid?.() === 0) expect(await fs.readFile(path.join(planted[0], 'data'), 'utf8')).toBe('theirs');
+    expect((await fs.lstat(planted[1])).isFIFO()).toBe(true);
   });
 
   test('restore --to into a directory others may write without the sticky bit: refused before the vault is read', async () => {
