@@ -140,6 +140,12 @@ describe('terminal injection: what echoes user input shows control characters es
     expect(json.code).toBe(0);
     expect(json.stdout).toContain('"keyFile": "' + path.join(dir, 'j\\u001b[31m') + '"');
     expect(json.stdout).not.toContain('\u001b');
+    // C1 (0x9B is CSI) and U+202E, which JSON.stringify leaves raw: escaped, and the JSON still says the same name.
+    const c1 = path.join(dir, 'c1\u009b31m\u202egpj');
+    const c1json = await cli(['keygen', c1, '--json']);
+    expect(c1json.code).toBe(0);
+    expect(c1json.stdout).not.toMatch(/[\u0080-\u009f\u202e]/);
+    expect((JSON.parse(c1json.stdout) as { keyFile: string }).keyFile).toBe(c1);
   });
 });
 
