@@ -14,7 +14,7 @@
  * The stack of an unexpected error is printed only with PAGEWISE_DEBUG=1.
  */
 import { CommanderError } from 'commander';
-import { isPagewiseError, PagewiseErrorCode, redact } from '../core';
+import { isPagewiseError, PagewiseErrorCode, printable, redact } from '../core';
 import { CliIO } from './io';
 
 export const EXIT_OK = 0;
@@ -64,9 +64,9 @@ Credentials: a SAS in the URL, else the connection string in PAGEWISE_SOURCE_CON
 PAGEWISE_VAULT_CONNECTION_STRING or PAGEWISE_TARGET_CONNECTION_STRING, else DefaultAzureCredential.
 `;
 
-/** One line, secrets removed. */
+/** One line, secrets removed, no control characters (a path may carry ESC[…). */
 export function oneLine(text: string): string {
-  return redact(String(text)).replace(/\s*[\r\n]+\s*/g, ' ').trim();
+  return printable(redact(String(text)).replace(/\s*[\r\n]+\s*/g, ' ').trim());
 }
 
 export function printError(io: CliIO, message: string): void {
@@ -96,5 +96,5 @@ export function reportError(io: CliIO, err: unknown, hint?: (code: PagewiseError
 
 function debugStack(io: CliIO, err: unknown): void {
   const stack = err instanceof Error ? err.stack ?? err.message : String(err);
-  io.stderr(`${redact(stack)}\n`);
+  io.stderr(`${redact(stack).split('\n').map(printable).join('\n')}\n`);
 }

@@ -1,5 +1,5 @@
 /** Option values parsed the same way everywhere, with errors naming the option. */
-import { parseBytes, PagewiseError, resolveSettings, validateBackupId } from '../core';
+import { assertUnsharedDirSync, parseBytes, PagewiseError, resolveSettings, validateBackupId } from '../core';
 import { statSync } from 'node:fs';
 
 export type ResolvedSettings = ReturnType<typeof resolveSettings>;
@@ -23,7 +23,10 @@ export function parseCount(text: string | undefined, option: string): number | u
   const long = tooLong(text, option);
   if (long) throw long;
   if (!/^\s*\d+\s*$/.test(text)) throw new PagewiseError('BadInput', `${option} "${text}" is not a whole number`);
-  return Number(text);
+  const value = Number(text);
+  // Past 2^53 the number read is not the number typed (9007199254740993 reads as …992): refused, not rounded.
+  if (!Number.isSafeInteger(value)) throw new PagewiseError('BadInput', `${option} "${text.trim()}" is too large`);
+  return value;
 }
 
 /** `--concurrency` of restore and verify: the same 1–64 bound the backup's settings enforce. */
@@ -45,6 +48,7 @@ export function engineSettings(opts: { pageSize?: string; cache?: string; concur
       isDir = false;
     }
     if (!isDir) throw new PagewiseError('BadInput', `--scratch-dir ${opts.scratchDir} is not an existing directory`);
+    assertUnsharedDirSync(opts.scratchDir, '--scratch-dir');
   }
   return resolveSettings({
     pageSize: parseSize(opts.pageSize, '--page-size'),

@@ -1,16 +1,24 @@
 /** Output shared by the commands: one JSON object, short human summaries, the progress bar. */
 import { SingleBar } from 'cli-progress';
-import { formatBytes, redact } from '../core';
+import { formatBytes, printable, redact } from '../core';
 import { CliIO } from './io';
 
 /** `--json`: exactly one JSON object on stdout. */
 export function printJson(io: CliIO, value: object): void {
-  io.stdout(`${redact(JSON.stringify(value, null, 2))}\n`);
+  io.stdout(`${jsonForTerminal(redact(JSON.stringify(value, null, 2)))}\n`);
 }
 
-/** Human output: lines on stdout, secrets removed. */
+/**
+ * JSON.stringify escapes C0 controls but leaves DEL, C1 (0x9B is CSI) and the bidirectional overrides
+ * raw; as \uXXXX escapes (they occur only inside strings) the JSON is the same and the terminal safe.
+ */
+function jsonForTerminal(json: string): string {
+  return json.replace(/[\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** Human output: lines on stdout, secrets removed, control characters shown escaped (see printable). */
 export function printLines(io: CliIO, lines: string[]): void {
-  io.stdout(lines.map((l) => `${redact(l)}\n`).join(''));
+  io.stdout(lines.map((l) => `${printable(redact(l))}\n`).join(''));
 }
 
 export function seconds(ms: number): string {

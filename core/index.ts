@@ -2,7 +2,7 @@
 export * from './types';
 export { PagewiseError, isPagewiseError, abortedError } from './errors';
 export type { PagewiseErrorCode } from './errors';
-export { redact, displayUrl, SECRET_FIELD } from './redact';
+export { redact, displayUrl, printable, SECRET_FIELD } from './redact';
 export { parseBytes, formatBytes } from './units';
 export * as limits from './limits';
 export { planBackup } from './backup/plan-backup';
@@ -23,6 +23,7 @@ export { configureStorageEndpoints, configureStorageEndpointsFromEnv, parseEndpo
 export { configureRequestsPerAccount, accountHighWater, DEFAULT_REQUESTS_PER_ACCOUNT } from './storage/account-gate';
 export { SourceDisk, assertNotCopying } from './source/source-disk';
 export { sweepStaleScratchDirs } from './cache/scratch-dir';
+export { assertUnsharedDir, assertUnsharedDirSync } from './shared-dir';
 export { uploadImage } from './source/upload-image';
 export type { UploadImageResult } from './source/upload-image';
 export { backupIdFor, snapshotBackupIdFor, validateBackupId } from './vault/layout';

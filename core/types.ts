@@ -132,6 +132,8 @@ export interface RestoreRequest {
   /** The target path is a block device, written in place (never created, truncated or renamed over). */
   device?: boolean;
   overwrite?: boolean;
+  /** Local files a file restore must never replace, even with overwrite (the key file it decrypts with). */
+  keepFiles?: string[];
   concurrency?: number;
   /** Stops the restore; a file or page-blob target is removed (a device keeps what was written). */
   abortSignal?: AbortSignal;

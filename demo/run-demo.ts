@@ -19,7 +19,7 @@ import { PageBlobClient } from '@azure/storage-blob';
 import { startAzurite, AzuriteInstance } from '../embedded/azurite';
 import { sampleVmLayout, writeDisk } from '../embedded/sample-disk';
 import { DiskHash, fileSha256, pageBlobSha256 } from '../embedded/disk-hash';
-import { BackupListing, BackupResult, formatBytes, redact, RestoreResult, VerifyResult } from '../core';
+import { BackupListing, BackupResult, formatBytes, printable, redact, RestoreResult, VerifyResult } from '../core';
 import { startPagewise } from '../embedded/pagewise-process';
 
 const MiB = 1024 * 1024;
@@ -29,7 +29,14 @@ const SAMPLE_DISK_BYTES = 1 * GiB;
 /** `npm run demo -- --image <file>` backs up one's own raw disk image instead of the generated sample. */
 const IMAGE = (() => {
   const at = process.argv.indexOf('--image');
-  return at > 0 ? process.argv[at + 1] : undefined;
+  if (at < 0) return undefined;
+  const file = process.argv[at + 1];
+  // `--image` alone (or followed by another option) must not quietly run the sample disk instead.
+  if (file === undefined || file === '' || file.startsWith('-')) {
+    process.stderr.write('demo: --image needs the path of a raw disk image (npm run demo -- --image <file>)\n');
+    process.exit(2);
+  }
+  return file;
 })();
 
 /** 4 MiB pages and a cache of 1/16 of the disk; a small image gets smaller pages so 1/16 holds one. */
@@ -51,7 +58,7 @@ const mibps = (bytes: number, ms: number) => (ms > 0 ? `${(bytes / MiB / (ms / 1
 const secs = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 
 function say(text: string): void {
-  process.stdout.write(`${redact(text)}\n`);
+  process.stdout.write(`${printable(redact(text))}\n`);
 }
 
 /** Runs `node bin/pagewise.js args` with the given environment; resolves to its parsed --json output. */
@@ -66,7 +73,7 @@ async function pagewise<T>(args: string[], env: Record<string, string>): Promise
 }
 
 async function timed<T>(label: string, work: () => Promise<T>): Promise<{ value: T; ms: number }> {
-  process.stdout.write(`  ${label} ... `);
+  process.stdout.write(`  ${printable(label)} ... `);
   const started = Date.now();
   const value = await work();
   const ms = Date.now() - started;
@@ -202,7 +209,7 @@ async function main(): Promise<number> {
     return (await demo(az, tmp)) ? 0 : 1;
   } catch (err) {
     process.stdout.write('\n');
-    process.stderr.write(`demo FAILED: ${redact(err instanceof Error ? err.message : String(err))}\n`);
+    process.stderr.write(`demo FAILED: ${printable(redact(err instanceof Error ? err.message : String(err)))}\n`);
     return 1;
   } finally {
     await cleanup();

@@ -8,7 +8,7 @@ import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http
 import { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { HttpRequest, HttpResponse, HttpResponseInit, InvocationContext, LogLevel, Timer } from '@azure/functions';
-import { redact } from '../core';
+import { printable, redact } from '../core';
 import type { RegisteredFunction } from './functionsCore';
 import { DurableRuntime } from './durableRuntime';
 import { answerDurable, clientInputData, ClientInputData, RPC_PREFIX, WEBHOOK_PREFIX, writeDurableAnswer } from './durableRpc';
@@ -58,7 +58,7 @@ export class LocalFunctionHost {
     this.log =
       options.log ??
       ((level, message, fn) => {
-        if (level === 'warning' || level === 'error' || level === 'critical') console.warn(`[${fn}] ${message}`);
+        if (level === 'warning' || level === 'error' || level === 'critical') console.warn(printable(`[${fn}] ${message}`)); // a request's text must not drive the terminal
       });
   }
 

@@ -8,7 +8,7 @@
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
 import { AddressInfo } from 'node:net';
 import { HttpResponse } from '@azure/functions';
-import { isPagewiseError, redact } from '../core';
+import { isPagewiseError, printable, redact } from '../core';
 import { MAX_BODY_BYTES } from '../functions/http/responses';
 import { nestsTooDeep, TOO_DEEP } from '../functions/http/jsonDepth';
 import { answerDurable, WEBHOOK_PREFIX, writeDurableAnswer } from './durableRpc';
@@ -67,7 +67,7 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
   await prepareKeysDir(keysDir); // before anything starts: a directory others can enter is refused
   const keys = generateServeKeys();
   const app = await startLocalApp({ ...options, systemKey: keys.systemKeys.durabletask_extension });
-  const log = (line: string, source = 'serve') => (options.log ? options.log('warning', line, source) : process.stderr.write(`${line}\n`));
+  const log = (line: string, source = 'serve') => (options.log ? options.log('warning', line, source) : process.stderr.write(`${printable(line)}\n`));
   let ctx: ServeContext | undefined;
   const server = createServer((req, res) => {
     if (!ctx) return void res.destroy();

@@ -24,6 +24,7 @@ import { assertSnapshotReadable, useSnapshotAccess } from '../functions/compute'
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
 import { recordSummary } from './harness/fault-summary';
 import { closedPort, CountingListener, startCountingListener } from './harness/listeners';
+import { fifoIn as hostileFifo, sharedDirIn, TERMINAL_ESCAPES } from './harness/hostile-files';
 
 type Surface = 'cli' | 'http' | 'eventgrid' | 'serve';
 
@@ -360,6 +361,19 @@ const CASES: Case[] = [
     ['admin endpoint: input nested 20,000 deep', 400, 'BadRequestBody', /^the request body nests deeper than 64 levels$/, { method: 'POST', path: '/admin/functions/diskEvents', key: 'master', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ input: `${'['.repeat(20_000)}${']'.repeat(20_000)}` }) }],
   ].map(([description, expected, title, message, serve]) => ({ surface: 'serve' as const, description: description as string, expected: expected as number, title: title as string, message: message as RegExp, input: () => ({ serve: serve as Extract<Input, { serve: unknown }>['serve'] }) })),
   // ---- end red team: HTTP ----
+  // ---- red team: CLI (issue #10 round 2) ----
+  { surface: 'cli', description: 'backup: --concurrency 9007199254740993 (past 2^53, not rounded)', input: (f) => cliBackup(f, f.sourceUrl, '--concurrency', '9007199254740993'), expected: 2, message: /^pagewise: --concurrency "9007199254740993" is too large$/ },
+  { surface: 'cli', description: 'backup: --page-size 1e3 (no exponents)', input: (f) => cliBackup(f, f.sourceUrl, '--page-size', '1e3'), expected: 2, message: /^pagewise: --page-size "1e3" is not a size \(examples: 512, 64KiB, 4MiB, 1GiB\)$/ },
+  { surface: 'cli', description: 'backup: --cache 0x10 (no hex)', input: (f) => cliBackup(f, f.sourceUrl, '--cache', '0x10'), expected: 2, message: /^pagewise: --cache "0x10" is not a size/ },
+  { surface: 'cli', description: 'backup: --scratch-dir writable by others without the sticky bit', input: (f) => cliBackup(f, f.sourceUrl, '--scratch-dir', sharedDirIn(f.tmp, 'rt-scratch')), expected: 2, message: /^pagewise: --scratch-dir .*\/rt-scratch has mode 0777: others may write it without the sticky bit and replace files in it; use a private directory \(or chmod o-w or \+t\)$/ },
+  { surface: 'cli', description: 'upload: the image is a FIFO (refused at once, never waited on)', input: (f) => ({ cli: ['upload', hostileFifo(f.tmp, 'rt-image.fifo'), f.env.targetUrl('rt-fifo.vhd')] }), expected: 2, message: /^pagewise: \/.*\/rt-image\.fifo is not a file$/, target: (f) => f.env.targetUrl('rt-fifo.vhd') },
+  { surface: 'cli', description: 'upload: the image is /dev/zero', input: (f) => ({ cli: ['upload', '/dev/zero', f.env.targetUrl('rt-zero.vhd')] }), expected: 2, message: /^pagewise: \/dev\/zero is not a file$/, target: (f) => f.env.targetUrl('rt-zero.vhd') },
+  { surface: 'cli', description: 'upload: an image path with terminal escape sequences is echoed escaped', input: (f) => ({ cli: ['upload', path.join(f.tmp, TERMINAL_ESCAPES), f.env.targetUrl('rt-esc.vhd')] }), expected: 2, message: /^pagewise: cannot read the image \/.*\/x\\x1B\[2J\\x1B\]0;owned\\x07\\u202E y \(ENOENT\)$/, target: (f) => f.env.targetUrl('rt-esc.vhd') },
+  { surface: 'cli', description: 'restore: --to in a directory others may write without the sticky bit', input: (f) => cliRestore(f, f.backupId, path.join(sharedDirIn(f.tmp, 'rt-restore'), 'disk.img')), expected: 2, message: /^pagewise: the directory of the restore target .*\/rt-restore has mode 0777: others may write it without the sticky bit/, target: (f) => path.join(sharedDirIn(f.tmp, 'rt-restore'), 'disk.img') },
+  { surface: 'cli', description: 'keygen: into a directory others may write without the sticky bit', input: (f) => ({ cli: ['keygen', path.join(sharedDirIn(f.tmp, 'rt-keys'), 'new.key')] }), expected: 2, message: /^pagewise: cannot write the key file .*\/rt-keys\/new\.key there: the directory .*\/rt-keys has mode 0777/, target: (f) => path.join(sharedDirIn(f.tmp, 'rt-keys'), 'new.key') },
+  { surface: 'cli', description: 'restore: --to the key file itself with --force', input: (f) => cliRestore(f, f.backupId, f.keyFile, '--force'), expected: 2, message: /^pagewise: .* is the key file .*; a restore never overwrites the key \(every backup made with it would be lost\)$/, target: (f) => f.keyFile },
+  { surface: 'cli', description: 'restore: --to a name too long for its partial file', input: (f) => cliRestore(f, f.backupId, newFile(f, `${'n'.repeat(240)}.img`)), expected: 2, message: /^pagewise: the file name of .* is too long for a restore target \(at most 221 bytes/, target: (f) => newFile(f, `${'n'.repeat(240)}.img`) },
+  // ---- end red team: CLI ----
 ];
 
 function serveCases(): Case[] {

@@ -5,7 +5,7 @@
  * SIGKILL leaves is swept by the next run, touching nothing that is not ours.
  */
 import { spawn } from 'node:child_process';
-import { promises as fs, readdirSync } from 'node:fs';
+import { promises as fs, readdirSync, readlinkSync } from 'node:fs';
 import * as path from 'node:path';
 import { backupDisk, loadUserKey, restoreBackup, writeNewKeyFile } from '../core';
 import { ScratchCache } from '../core/cache/scratch-cache';
@@ -222,23 +222,34 @@ test('pagewise serve sweeps what a killed process left when it starts, and exits
   expect(exit.code).toBe(143);
 }, 60_000);
 
-function openDescriptors(): number {
-  return readdirSync('/proc/self/fd').length;
+/**
+ * Descriptors of this process open on files under `dir` (read through /proc/self/fd): a count of the
+ * cache's own descriptors that a handle of another test closed by the garbage collector cannot change.
+ */
+function descriptorsUnder(dir: string): number {
+  let count = 0;
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      if (readlinkSync(`/proc/self/fd/${fd}`).startsWith(`${dir}/`)) count++;
+    } catch {
+      // closed between the listing and the look
+    }
+  }
+  return count;
 }
 
 test('a 524,288-slot cache holds one descriptor, and memory for the slots in use only', async () => {
-  const before = openDescriptors();
   const heapBefore = process.memoryUsage().heapUsed;
   const cache = await ScratchCache.create({ capacityBytes: 256 * MiB, pageSize: 512, dir: env.tmp });
   expect(cache.slotCount).toBe(524_288);
-  expect(openDescriptors() - before).toBe(1);
+  expect(descriptorsUnder(cache.dir)).toBe(1);
   expect(process.memoryUsage().heapUsed - heapBefore).toBeLessThan(4 * MiB); // nothing per slot until lent
   const slots = await cache.acquireMany(4096);
   for (const [k, slot] of slots.entries()) {
     await slot.prepare(512);
     await slot.writeGathered([Buffer.alloc(8, k % 251)], 100);
   }
-  expect(openDescriptors() - before).toBe(1);
+  expect(descriptorsUnder(cache.dir)).toBe(1);
   expect(await slots[4095].read(96, 16)).toEqual(Buffer.from([0, 0, 0, 0, ...Array(8).fill(4095 % 251), 0, 0, 0, 0]));
   slots.forEach((s) => cache.release(s));
   const reused = await cache.acquire();
@@ -247,6 +258,6 @@ test('a 524,288-slot cache holds one descriptor, and memory for the slots in use
   cache.release(reused);
   const dir = cache.dir;
   await cache.dispose();
-  expect(openDescriptors()).toBe(before);
+  expect(descriptorsUnder(dir)).toBe(0);
   await expect(fs.stat(dir)).rejects.toThrow(/ENOENT/);
 });

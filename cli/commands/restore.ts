@@ -46,6 +46,7 @@ export const defineRestore: DefineCommand = (program, ctx) => {
           target,
           device: opts.toDevice !== undefined,
           overwrite: opts.force ?? false,
+          keepFiles: [opts.keyFile],
           concurrency,
           abortSignal: io.interruptSignal?.(),
           onProgress: (done, total) => bar.update(done, total),

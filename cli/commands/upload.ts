@@ -19,7 +19,8 @@ export const defineUpload: DefineCommand = (program, ctx) => {
     .action(async (file: string, url: string, opts: { force?: boolean; json?: boolean }) => {
       const { io } = ctx;
       const target = storageLocation(url, 'source', io.env);
-      const result = await uploadImage(file, target, { overwrite: opts.force ?? false });
+      // Ctrl-C/SIGTERM stop it cleanly: the partly written blob is removed, not left to be backed up.
+      const result = await uploadImage(file, target, { overwrite: opts.force ?? false, abortSignal: io.interruptSignal?.() });
       if (opts.json) {
         printJson(io, result);
         return;

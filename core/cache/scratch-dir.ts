@@ -9,6 +9,7 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { isRegisteredForExit, removeAtExit } from '../exit-cleanup';
+import { assertUnsharedDir } from '../shared-dir';
 
 export const SCRATCH_DIR_PREFIX = 'pagewise-scratch-';
 /** mkdtemp appends six characters to the prefix. */
@@ -28,6 +29,7 @@ const sweeps = new Map<string, Promise<unknown>>();
 export async function createScratchDir(parent: string = os.tmpdir()): Promise<ScratchDir> {
   const where = path.resolve(parent);
   await fs.mkdir(where, { recursive: true, mode: 0o700 });
+  await assertUnsharedDir(where, 'the scratch directory'); // else another user could swap our directory for theirs
   if (!sweeps.has(where)) sweeps.set(where, sweepStaleScratchDirs(where).catch(() => undefined));
   await sweeps.get(where);
   const dir = await fs.mkdtemp(path.join(where, `${SCRATCH_DIR_PREFIX}${process.pid}-`));

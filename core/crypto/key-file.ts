@@ -8,7 +8,10 @@
  * read is capped, so a wrong path cannot hang the command or fill memory.
  */
 import { constants, promises as fs } from 'node:fs';
+import * as path from 'node:path';
 import { PagewiseError } from '../errors';
+import { removeAtExit } from '../exit-cleanup';
+import { assertUnsharedDir } from '../shared-dir';
 
 /** A key file is ~120 bytes; anything far larger is the wrong file. */
 export const MAX_KEY_FILE_BYTES = 4096;
@@ -50,6 +53,7 @@ export async function readKeyFileText(file: string): Promise<string> {
       }
     }
     if (stat.size > MAX_KEY_FILE_BYTES) throw refuse(`the key file ${file} is ${stat.size} bytes; a Pagewise key file is under ${MAX_KEY_FILE_BYTES} bytes`);
+    await refuseSharedDirOf(file);
     // Read at most the cap (+1 to notice a file that grew since the stat).
     const buffer = Buffer.alloc(MAX_KEY_FILE_BYTES + 1);
     const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
@@ -60,12 +64,28 @@ export async function readKeyFileText(file: string): Promise<string> {
   }
 }
 
+/** The directory holding the key (links resolved): another user able to rearrange it could swap the key for theirs. */
+async function refuseSharedDirOf(file: string): Promise<void> {
+  const real = await fs.realpath(file).catch(() => undefined); // /proc/self/fd/N of a pipe: refused above already
+  if (real === undefined) return;
+  try {
+    await assertUnsharedDir(path.dirname(real), 'the directory');
+  } catch (err) {
+    throw refuse(`the key file ${file} is unsafe: ${(err as Error).message}`);
+  }
+}
+
 /**
  * Creates `file` exclusively (never over an existing file, nor through a planted symlink: O_EXCL
  * fails on any existing name) with mode 0600, writes and syncs `text`; a failed write removes the
  * partial file, so no half key is ever left to be mistaken for one.
  */
 export async function createKeyFileExclusive(file: string, text: string): Promise<void> {
+  try {
+    await assertUnsharedDir(path.dirname(path.resolve(file)), 'the directory');
+  } catch (err) {
+    throw new PagewiseError('BadInput', `cannot write the key file ${file} there: ${(err as Error).message}`);
+  }
   let handle: fs.FileHandle;
   try {
     handle = await fs.open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
@@ -74,12 +94,15 @@ export async function createKeyFileExclusive(file: string, text: string): Promis
     if (code === 'EEXIST') throw new PagewiseError('TargetExists', `the key file ${file} already exists; refusing to overwrite a key`);
     throw new PagewiseError('BadInput', `cannot write the key file ${file} (${code ?? 'error'})`);
   }
+  const forget = removeAtExit(file); // a signal mid-write leaves no half key behind
   try {
     if (POSIX) await handle.chmod(0o600); // whatever the umask: exactly owner read/write
     await handle.writeFile(text);
     await handle.sync();
     await handle.close();
+    forget();
   } catch (err) {
+    forget();
     await handle.close().catch(() => undefined);
     await fs.unlink(file).catch(() => undefined);
     throw new PagewiseError('BadInput', `cannot write the key file ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);

@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import { PagewiseError } from '../errors';
 import { removeAtExit } from '../exit-cleanup';
+import { assertUnsharedDir } from '../shared-dir';
 
 /** Where restored pages go; `dense` sinks keep old content where nothing is written, so zeros are written too. */
 export interface PageSink {
@@ -66,23 +67,49 @@ function refuseUnlessReplaceable(target: string, stat: Stats | undefined, overwr
 }
 
 /** Checks a file target without reading the vault; the sink it opens writes beside it and renames. */
-export async function prepareFileTarget(file: string, overwrite: boolean): Promise<PreparedTarget> {
+export async function prepareFileTarget(file: string, overwrite: boolean, keep: string[] = []): Promise<PreparedTarget> {
   const target = path.resolve(file);
   const dir = path.dirname(target);
   const dirStat = await fs.stat(dir).catch((err: unknown) => {
     throw new PagewiseError('BadInput', `the directory ${dir} of the restore target cannot be used (${errno(err)})`);
   });
   if (!dirStat.isDirectory()) throw new PagewiseError('BadInput', `${dir} is not a directory`);
-  const before = await lstatOrNothing(target);
-  refuseUnlessReplaceable(target, before, overwrite);
-  return { display: target, open: (diskBytes) => openFileSink(target, diskBytes, overwrite, before) };
+  // The directory's real path, once: a link on the way that is changed later does not move the restore.
+  const realDir = await fs.realpath(dir);
+  await assertUnsharedDir(realDir, 'the directory of the restore target');
+  const real = path.join(realDir, path.basename(target));
+  const before = await lstatOrNothing(real);
+  // The partial file's name is the target's plus a tag: too long a name would fail only after the vault was read.
+  const room = NAME_MAX - PARTIAL_TAG.length - 2 * PARTIAL_RANDOM_BYTES;
+  if (Buffer.byteLength(path.basename(real)) > room) {
+    throw new PagewiseError('BadInput', `the file name of ${real} is too long for a restore target (at most ${room} bytes: the partial file beside it adds ${NAME_MAX - room})`);
+  }
+  refuseUnlessReplaceable(real, before, overwrite);
+  await refuseKeptFile(real, before, keep);
+  return { display: real, open: (diskBytes) => openFileSink(real, diskBytes, overwrite, before) };
 }
+
+/** The key file (under any name: a hard link, another spelling) is never the target: overwriting it loses every backup made with it. */
+async function refuseKeptFile(target: string, stat: Stats | undefined, keep: string[]): Promise<void> {
+  if (!stat) return;
+  for (const file of keep) {
+    const kept = await fs.stat(file).catch(() => undefined);
+    if (kept && kept.dev === stat.dev && kept.ino === stat.ino) {
+      throw new PagewiseError('BadInput', `${target} is the key file ${file}; a restore never overwrites the key (every backup made with it would be lost)`);
+    }
+  }
+}
+
+const PARTIAL_TAG = '.pagewise-partial-';
+const PARTIAL_RANDOM_BYTES = 8;
+/** The longest file name common file systems take (ext4, XFS, btrfs, tmpfs, APFS). */
+const NAME_MAX = 255;
 
 const EXCLUSIVE = constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | constants.O_NOFOLLOW;
 
 async function openFileSink(target: string, diskBytes: number, overwrite: boolean, checked: Stats | undefined): Promise<PageSink> {
   // Unpredictable and created exclusively: a link planted at a guessed name is never followed.
-  const partial = `${target}.pagewise-partial-${randomBytes(8).toString('hex')}`;
+  const partial = `${target}${PARTIAL_TAG}${randomBytes(PARTIAL_RANDOM_BYTES).toString('hex')}`;
   let handle: fs.FileHandle | undefined;
   try {
     handle = await fs.open(partial, EXCLUSIVE, 0o600);
@@ -154,6 +181,7 @@ export async function prepareDeviceTarget(device: string): Promise<PreparedTarge
     throw new PagewiseError('BadInput', `the device ${target} cannot be used (${errno(err)})`);
   }
   refuseUnlessBlockDevice(target, stat);
+  await (await openDevice(target, constants.O_RDONLY)).close(); // in use (mounted): refused before the vault is read
   return { display: target, open: (diskBytes) => openDeviceSink(target, diskBytes) };
 }
 
@@ -163,14 +191,25 @@ function refuseUnlessBlockDevice(target: string, stat: Stats): void {
   throw new PagewiseError('BadInput', `${target} is ${kind}, not a block device; --to-device writes only a block device (use --to for a file)`);
 }
 
-async function openDeviceSink(device: string, diskBytes: number): Promise<PageSink> {
-  let handle: fs.FileHandle;
+/**
+ * O_EXCL on a block device (Linux) claims it exclusively, as mkfs does: it fails with EBUSY while the
+ * device, or a partition of it, is mounted, used as swap or held by device-mapper or RAID — writing a
+ * disk image under a mounted file system would corrupt both. The claim lasts while the restore writes.
+ */
+async function openDevice(device: string, flags: number): Promise<fs.FileHandle> {
   try {
     // No O_CREAT, no O_TRUNC: a mistyped path never becomes a file, and nothing past the disk is touched.
-    handle = await fs.open(device, constants.O_RDWR);
+    return await fs.open(device, flags | constants.O_EXCL);
   } catch (err) {
+    if (errno(err) === 'EBUSY') {
+      throw new PagewiseError('BadInput', `the device ${device} is in use (mounted, or a partition of it is, or held as swap, LVM or RAID); unmount it first: a restore never writes a device in use`);
+    }
     throw new PagewiseError('BadInput', `cannot open the device ${device} for writing (${errno(err)})`);
   }
+}
+
+async function openDeviceSink(device: string, diskBytes: number): Promise<PageSink> {
+  const handle = await openDevice(device, constants.O_RDWR);
   try {
     refuseUnlessBlockDevice(device, await handle.stat());
     // A device's stat size is 0; it holds the disk when its last byte is readable.

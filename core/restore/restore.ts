@@ -102,7 +102,7 @@ async function writeZeros(write: (offset: number, data: Buffer) => Promise<void>
 function prepareTarget(req: RestoreRequest): Promise<PreparedTarget> {
   if (req.device) return prepareDeviceTarget(req.target.url);
   if (isBlobTarget(req.target.url)) return prepareBlobTarget(req);
-  return prepareFileTarget(req.target.url, req.overwrite ?? false);
+  return prepareFileTarget(req.target.url, req.overwrite ?? false, req.keepFiles);
 }
 
 async function prepareBlobTarget(req: RestoreRequest): Promise<PreparedTarget> {
