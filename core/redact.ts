@@ -41,12 +41,12 @@ export function redact(text: string): string {
 }
 
 /**
- * Text fit for a terminal: control characters (C0 but tab, DEL, C1) and the bidirectional overrides
- * are shown as `\xNN`/`\uNNNN`, so a path or URL given by someone else cannot move the cursor, rewrite
- * earlier lines, set the window title or reorder what the user reads (ESC[…, OSC, U+202E).
+ * Text fit for a terminal or a log line: control characters (C0 but tab, DEL, C1), the bidirectional
+ * overrides and the Unicode line separators are shown as `\xNN`/`\uNNNN`, so text given by someone else
+ * cannot move the cursor, forge a log line, set the window title or reorder what is read (ESC[…, U+202E).
  */
 export function printable(text: string): string {
-  return text.replace(/[\u0000-\u0008\u000a-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => {
+  return text.replace(/[\u0000-\u0008\u000a-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (c) => {
     const code = c.charCodeAt(0);
     return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0').toUpperCase()}` : `\\u${code.toString(16).padStart(4, '0').toUpperCase()}`;
   });

@@ -352,7 +352,7 @@ const CASES: Case[] = [
     const id = `/subscriptions/${SUB}/resourceGroups/rg/providers/Microsoft.Compute/snapshots/foreign`;
     return { event: { id: 'snap-foreign', eventType: 'Microsoft.Resources.ResourceWriteSuccess', subject: id, data: { resourceUri: id, operationName: 'Microsoft.Compute/snapshots/write' }, topic: '/subscriptions/00000000-0000-4000-8000-00000000beef' } };
   }, expected: 'ignored', message: /ignored: snapshot foreign is in subscription 5f8b2c1e-0000-4000-8000-000000000001, not in subscription 00000000-0000-4000-8000-00000000beef that raised the event$/ },
-  { surface: 'eventgrid', description: 'event ID and type with line breaks (no forged log line)', input: () => ({ event: { id: 'x\r\nevent-y', eventType: 'Evil\nevent z ignored: fine', data: {} } }), expected: 'ignored', message: /^event x\\u000d\\u000aevent-y ignored: event type Evil\\u000aevent z ignored: fine is not handled$/ },
+  { surface: 'eventgrid', description: 'event ID and type with line breaks (no forged log line)', input: () => ({ event: { id: 'x\r\nevent-y', eventType: 'Evil\nevent z ignored: fine', data: {} } }), expected: 'ignored', message: /^event x\\x0D\\x0Aevent-y ignored: event type Evil\\x0Aevent z ignored: fine is not handled$/ },
   ...[
     ['GET /api/restores/{id} with a 10 KB ID (was a 500)', 404, 'OperationNotFound', /^no restore restore-a{72}…$/, { method: 'GET', path: `/api/restores/restore-${'a'.repeat(10 * KiB)}`, key: 'function' }],
     ['GET /api/verifications/{id}?x=1', 400, 'BadQuery', /^unknown query parameter "x" \(allowed: none\)$/, { method: 'GET', path: '/api/verifications/verify-x?x=1', key: 'function' }],

@@ -336,7 +336,7 @@ test('Event Grid: malformed percent-encoding in data.url and a topic of another 
   const answer = await send('POST', '/runtime/webhooks/eventgrid?functionName=diskEvents', { ...json, ...egKey() }, JSON.stringify(forged));
   expect(answer.status).toBe(200);
   expect(logs.join('\n').split('\n').filter((l) => l.startsWith('event forged'))).toEqual([]);
-  expect(logs.some((l) => l.includes('event x\\u000aevent forged ignored: all is well ignored: event type Evil\\u000d\\u000aevent forged2 is not handled'))).toBe(true);
+  expect(logs.some((l) => l.includes('event x\\x0Aevent forged ignored: all is well ignored: event type Evil\\x0D\\x0Aevent forged2 is not handled'))).toBe(true);
   expect(await instanceIds()).toEqual(before);
 });
 

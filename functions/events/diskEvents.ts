@@ -3,6 +3,7 @@
  * schema or CloudEvents 1.0): a managed-disk snapshot written (ARM ResourceWriteSuccess) or a page
  * blob created in a watched container (Storage BlobCreated). Anything else is "ignored" with a reason.
  */
+import { printable } from '../../core/redact';
 
 export const SNAPSHOT_WRITTEN = 'Microsoft.Resources.ResourceWriteSuccess';
 export const BLOB_CREATED = 'Microsoft.Storage.BlobCreated';
@@ -116,7 +117,7 @@ function locate(url: string): { account: string; container: string; blob: string
 /** A caller's text fit for a log line: control characters escaped (no forged lines), at most `max` characters. */
 export function shown(text: string, max = 200): string {
   const clipped = text.length > max ? `${text.slice(0, max)}…` : text;
-  return clipped.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return printable(clipped);
 }
 
 /** Storage reports ETags quoted in blob properties but bare in events; the backup ID uses the quoted form. */
