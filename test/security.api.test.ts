@@ -6,7 +6,7 @@
  * events. Each case asserts the status and problem, that no 500 is reachable, and what did not happen:
  * no instance started, no blob written, no key or signature back.
  */
-import * as http from 'node:http';
+import { Answer, sendRaw } from './harness/raw-http';
 import * as path from 'node:path';
 import { redact } from '../core';
 import { nestsTooDeep } from '../functions/http/jsonDepth';
@@ -20,11 +20,6 @@ let backupId: string;
 let settings: Record<string, string | undefined>;
 const logs: string[] = [];
 
-interface Answer {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  text: string;
-}
 
 beforeAll(async () => {
   env = await startEnv();
@@ -49,16 +44,7 @@ afterAll(async () => {
 });
 
 function send(method: string, target: string, headers: Record<string, string> = {}, body?: string | Buffer): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: server.port, method, path: target, headers: { host: `127.0.0.1:${server.port}`, ...headers }, agent: false });
-    req.on('response', (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
+  return sendRaw(server.port, method, target, headers, body);
 }
 
 const json = { 'content-type': 'application/json' };

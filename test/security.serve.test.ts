@@ -8,6 +8,7 @@
  */
 import { promises as fs } from 'node:fs';
 import * as http from 'node:http';
+import { Answer, sendRaw } from './harness/raw-http';
 import * as path from 'node:path';
 import { LocalServer, startLocalServer } from '../runtime/serve';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
@@ -18,11 +19,6 @@ let sourceUrl: string;
 let keysDir: string;
 let closed = false;
 
-interface Answer {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  text: string;
-}
 
 const PROBLEMS = 'https://pagewise.dev/problems/';
 
@@ -47,16 +43,7 @@ afterAll(async () => {
 
 /** One request exactly as given (Host, Origin and the request target included). */
 function send(method: string, target: string, headers: Record<string, string> = {}, body?: string | Buffer, port = server.port): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method, path: target, headers: { host: `127.0.0.1:${port}`, ...headers }, agent: false });
-    req.on('response', (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
+  return sendRaw(port, method, target, headers, body);
 }
 
 const json = { 'content-type': 'application/json' };
