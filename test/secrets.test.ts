@@ -21,6 +21,7 @@ import type { BackupPlan } from '../core/vault/plan';
 import { LocalApp, startLocalApp } from '../runtime/localApp';
 import { LocalServer, startLocalServer } from '../runtime/serve';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
+import { jsonRequest } from './harness/http-request';
 
 /** A signature-shaped value for URLs on accounts that are refused (built, so no scanner mistakes it for a real one). */
 const FAKE_SIG = 'c2VjcmV0'.concat('LXNpZw%3D%3D');
@@ -68,17 +69,7 @@ async function cli(args: string[], extraEnv: Record<string, string> = {}): Promi
   return { code, stdout: io.stdoutText(), stderr: io.stderrText() };
 }
 
-function request(method: string, url: string, body?: unknown, params: Record<string, string> = {}): HttpRequest {
-  const u = new URL(url, 'http://127.0.0.1:7071');
-  return new HttpRequest({
-    method,
-    url: u.href,
-    headers: { 'content-type': 'application/json' },
-    query: Object.fromEntries(u.searchParams),
-    params,
-    ...(body !== undefined ? { body: { string: JSON.stringify(body) } } : {}),
-  });
-}
+const request = jsonRequest;
 
 async function http(fn: string, req: HttpRequest): Promise<{ status: number; body: Record<string, unknown> }> {
   const response: HttpResponse = await app.host.invokeHttp(fn, req);

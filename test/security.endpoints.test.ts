@@ -15,6 +15,7 @@ import { readSettings } from '../functions/settings';
 import { Orchestrators } from '../orchestrations/contracts';
 import { LocalApp, startLocalApp } from '../runtime/localApp';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
+import { jsonRequest } from './harness/http-request';
 import { closedPort, CountingListener, startCountingListener, startRedirector } from './harness/listeners';
 import * as path from 'node:path';
 
@@ -86,16 +87,7 @@ async function cli(args: string[], extraEnv: Record<string, string> = {}): Promi
   return { code, stdout: io.stdoutText(), stderr: io.stderrText() };
 }
 
-function request(method: 'GET' | 'POST', url: string, body?: unknown): HttpRequest {
-  const u = new URL(url, 'http://127.0.0.1:7071');
-  return new HttpRequest({
-    method,
-    url: u.href,
-    headers: { 'content-type': 'application/json' },
-    query: Object.fromEntries(u.searchParams),
-    ...(body !== undefined ? { body: { string: JSON.stringify(body) } } : {}),
-  });
-}
+const request = jsonRequest;
 
 async function problemOf(response: HttpResponse): Promise<{ status: number; title: string; detail: string }> {
   expect(response.headers.get('content-type')).toBe('application/problem+json');

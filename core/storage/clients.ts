@@ -246,8 +246,3 @@ function stripToBlob(parsed: ParsedBlobUrl, query: string): string {
     .join('/');
   return `${serviceUrl(parsed)}/${path}${query ? `?${query}` : ''}`;
 }
-
-/** Two locations are the same account when host and (path-style) account name match. */
-export function sameAccount(a: ParsedBlobUrl, b: ParsedBlobUrl): boolean {
-  return a.url.host.toLowerCase() === b.url.host.toLowerCase() && a.account.toLowerCase() === b.account.toLowerCase();
-}
