@@ -1,0 +1,201 @@
+/**
+ * Version-1 vaults stay readable: the committed fixture vault (test/fixtures/vault-v1/, written by the
+ * revision named in its expected.json) is uploaded byte for byte into a fresh Azurite container, then
+ * listed, verified and restored through the public API and the CLI. The fixture is never regenerated
+ * here: a change that can no longer read those bytes fails this suite.
+ */
+import { promises as fs, readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { captureIO, run } from '../cli/main';
+import { backupDisk, decodeUserKey, initVault, listBackups, restoreBackup, StorageLocation, verifyBackup } from '../core';
+import { fileSha256, KiB, MiB, startEnv, TestEnv } from './harness/env';
+
+const FIXTURE = path.join(__dirname, 'fixtures', 'vault-v1');
+
+interface ExpectedBackup {
+  backupId: string;
+  idGiven: boolean;
+  diskBytes: number;
+  pageSize: number;
+  sha256: string;
+}
+
+interface Expected {
+  vaultFormatVersion: number;
+  keyFile: string;
+  keyId: string;
+  backups: ExpectedBackup[];
+  /** A byte inside one page's block: flipped, verify must name that page. */
+  damage: { backupId: string; blob: string; byteOffset: number; page: number; pageOffset: number };
+  blobs: string[];
+}
+
+const expected = JSON.parse(readFileSync(path.join(FIXTURE, 'expected.json'), 'utf8')) as Expected;
+const keyText = readFileSync(path.join(FIXTURE, expected.keyFile), 'utf8');
+const userKey = decodeUserKey(keyText, 'the fixture key file');
+
+let env: TestEnv;
+let keyFile: string;
+
+/** Blob names under blobs/: the relative file paths, `/`-separated. */
+async function fixtureBlobNames(dir = path.join(FIXTURE, 'blobs'), prefix = ''): Promise<string[]> {
+  const names: string[] = [];
+  for (const entry of await fs.readdir(dir, { withFileTypes: true })) {
+    if (entry.isDirectory()) names.push(...(await fixtureBlobNames(path.join(dir, entry.name), `${prefix}${entry.name}/`)));
+    else names.push(`${prefix}${entry.name}`);
+  }
+  return names.sort();
+}
+
+/** A new vault container holding the fixture's blobs, `alter` applied to each blob's bytes first. */
+async function uploadFixture(container: string, alter: (name: string, bytes: Buffer) => Buffer = (_n, b) => b): Promise<StorageLocation> {
+  const client = env.az.accounts.vault.service.getContainerClient(container);
+  await client.create();
+  for (const name of await fixtureBlobNames()) {
+    const bytes = alter(name, await fs.readFile(path.join(FIXTURE, 'blobs', ...name.split('/'))));
+    await client.getBlockBlobClient(name).uploadData(bytes);
+  }
+  return { url: env.az.sasUrl('vault', container) };
+}
+
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const io = captureIO({ PAGEWISE_STORAGE_ENDPOINTS: env.az.storageEndpoints });
+  const code = await run(args, io);
+  return { code, stdout: io.stdoutText(), stderr: io.stderrText() };
+}
+
+beforeAll(async () => {
+  env = await startEnv();
+  // git keeps no 0600 mode, and the CLI refuses a key file others may read: a private copy.
+  keyFile = path.join(env.tmp, 'fixture.key');
+  await fs.writeFile(keyFile, keyText, { mode: 0o600 });
+});
+afterAll(async () => env?.stop());
+
+test('the fixture is whole: every blob expected.json names is committed, and nothing else', async () => {
+  expect(await fixtureBlobNames()).toEqual([...expected.blobs].sort());
+  expect(expected.vaultFormatVersion).toBe(1);
+  expect(expected.backups.map((b) => b.idGiven)).toEqual([false, true]);
+});
+
+describe('a version-1 vault through the public API', () => {
+  let vault: StorageLocation;
+  beforeAll(async () => {
+    vault = await uploadFixture('fixture-api');
+  });
+
+  test('list shows both backups with their disk and page sizes', async () => {
+    const listed = await listBackups(vault);
+    expect(listed.map((b) => ({ backupId: b.backupId, diskBytes: b.diskBytes, pageSize: b.pageSize })).sort((a, b) => a.backupId.localeCompare(b.backupId))).toEqual(
+      expected.backups.map((b) => ({ backupId: b.backupId, diskBytes: b.diskBytes, pageSize: b.pageSize })).sort((a, b) => a.backupId.localeCompare(b.backupId)),
+    );
+  });
+
+  test.each(expected.backups.map((b) => [b.backupId, b] as const))('%s: verify reads every block and passes', async (_id, b) => {
+    const verified = await verifyBackup({ backupId: b.backupId, vault, userKey, readData: true });
+    expect(verified.problems).toEqual([]);
+    expect(verified.ok).toBe(true);
+    expect(verified.pagesChecked).toBeGreaterThan(0);
+    expect(verified.blocksChecked).toBe(verified.pagesChecked);
+  });
+
+  test.each(expected.backups.map((b) => [b.backupId, b] as const))('%s: restores to a file and to a page blob byte for byte', async (_id, b) => {
+    const file = path.join(env.tmp, `${b.backupId}.img`);
+    const toFile = await restoreBackup({ backupId: b.backupId, vault, userKey, target: { url: file } });
+    expect(toFile.diskBytes).toBe(b.diskBytes);
+    expect((await fs.stat(file)).size).toBe(b.diskBytes);
+    expect(await fileSha256(file)).toBe(b.sha256);
+
+    const target = env.targetUrl(`${b.backupId}.vhd`);
+    await restoreBackup({ backupId: b.backupId, vault, userKey, target: { url: target } });
+    expect(await env.blobSha256(target)).toBe(b.sha256);
+  });
+});
+
+describe('a version-1 vault through the CLI', () => {
+  let vaultUrl: string;
+  beforeAll(async () => {
+    vaultUrl = (await uploadFixture('fixture-cli')).url;
+  });
+
+  test('pagewise list shows both backups', async () => {
+    const listed = await cli(['list', '--vault', vaultUrl, '--json']);
+    expect(listed.code).toBe(0);
+    const ids = (JSON.parse(listed.stdout) as { backups: Array<{ backupId: string }> }).backups.map((b) => b.backupId);
+    expect(ids.sort()).toEqual(expected.backups.map((b) => b.backupId).sort());
+  });
+
+  test.each(expected.backups.map((b) => [b.backupId, b] as const))('%s: pagewise verify --read-data passes, pagewise restore is byte-identical', async (_id, b) => {
+    const verified = await cli(['verify', b.backupId, '--vault', vaultUrl, '--key-file', keyFile, '--read-data']);
+    expect({ code: verified.code, stderr: verified.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(verified.stdout).toContain(`backup ${b.backupId} is OK`);
+
+    const file = path.join(env.tmp, `${b.backupId}.cli.img`);
+    const restored = await cli(['restore', b.backupId, '--vault', vaultUrl, '--key-file', keyFile, '--to', file, '--json']);
+    expect({ code: restored.code, stderr: restored.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(JSON.parse(restored.stdout)).toMatchObject({ backupId: b.backupId, diskBytes: b.diskBytes });
+    expect(await fileSha256(file)).toBe(b.sha256);
+  });
+});
+
+describe('a version-1 vault with one flipped byte in a segment', () => {
+  const { damage } = expected;
+  let vault: StorageLocation;
+  beforeAll(async () => {
+    vault = await uploadFixture('fixture-damaged', (name, bytes) => {
+      if (name !== damage.blob) return bytes;
+      const flipped = Buffer.from(bytes);
+      flipped[damage.byteOffset] ^= 0x01;
+      return flipped;
+    });
+  });
+
+  const named = `page ${damage.page} (offset ${damage.pageOffset}): the block fails authentication (damaged, truncated or swapped)`;
+
+  test('verify names the damaged page, and only it', async () => {
+    const verified = await verifyBackup({ backupId: damage.backupId, vault, userKey, readData: true });
+    expect(verified.ok).toBe(false);
+    expect(verified.problems).toEqual([named]);
+  });
+
+  test('pagewise verify --read-data fails naming the page', async () => {
+    const verified = await cli(['verify', damage.backupId, '--vault', vault.url, '--key-file', keyFile, '--read-data']);
+    expect(verified.code).toBe(1);
+    expect(verified.stderr.split('\n').filter(Boolean)).toEqual([`pagewise: problem: ${named}`, `pagewise: backup ${damage.backupId} FAILED verification: 1 problem(s)`]);
+  });
+
+  test('a restore fails naming the page and leaves no file', async () => {
+    const file = path.join(env.tmp, 'damaged.img');
+    await expect(restoreBackup({ backupId: damage.backupId, vault, userKey, target: { url: file } })).rejects.toMatchObject({ code: 'Corrupt', message: named });
+    await expect(fs.stat(file)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+});
+
+describe('a version-1 vault stays usable for new backups', () => {
+  let vault: StorageLocation;
+  beforeAll(async () => {
+    vault = await uploadFixture('fixture-reused');
+  });
+
+  test('its marker is version 1, init leaves it, a new backup lands beside the old ones', async () => {
+    const markerBlob = env.az.accounts.vault.service.getContainerClient('fixture-reused').getBlobClient('pagewise-vault.json');
+    const marker = JSON.parse((await markerBlob.downloadToBuffer()).toString('utf8')) as Record<string, unknown>;
+    expect(marker).toMatchObject({ format: 'pagewise-vault', version: 1 });
+    expect(await initVault(vault)).toEqual({ containerCreated: false, markerWritten: false });
+
+    const disk = await env.makeDisk('new-in-v1-vault.vhd', 2 * MiB, [
+      { offset: 0, length: 64 * KiB, kind: 'text', seed: 31 },
+      { offset: MiB, length: 128 * KiB, kind: 'random', seed: 32 },
+    ]);
+    const { backupId } = await backupDisk({ source: disk.source, vault, userKey, pageSize: 64 * KiB, cacheBytes: 256 * KiB });
+    expect((await listBackups(vault)).map((b) => b.backupId).sort()).toEqual([...expected.backups.map((b) => b.backupId), backupId].sort());
+    expect((await verifyBackup({ backupId, vault, userKey, readData: true })).problems).toEqual([]);
+    const file = path.join(env.tmp, 'new-in-v1-vault.img');
+    await restoreBackup({ backupId, vault, userKey, target: { url: file } });
+    expect(await fileSha256(file)).toBe(disk.sha256);
+    // The marker is the one the old revision wrote, unchanged.
+    expect(JSON.parse((await markerBlob.downloadToBuffer()).toString('utf8'))).toEqual(marker);
+    // The old backups still read after the new one was written.
+    expect((await verifyBackup({ backupId: expected.backups[0].backupId, vault, userKey, readData: true })).ok).toBe(true);
+  });
+});
