@@ -150,23 +150,26 @@ describe('a version-1 vault with one flipped byte in a segment', () => {
     });
   });
 
-  const named = `page ${damage.page} (offset ${damage.pageOffset}): the block fails authentication (damaged, truncated or swapped)`;
+  // The page and its offset, then why (today: "the block fails authentication (damaged, truncated or swapped)").
+  const named = new RegExp(`^page ${damage.page} \\(offset ${damage.pageOffset}\\): .*(damaged|authentication)`);
 
   test('verify names the damaged page, and only it', async () => {
     const verified = await verifyBackup({ backupId: damage.backupId, vault, userKey, readData: true });
     expect(verified.ok).toBe(false);
-    expect(verified.problems).toEqual([named]);
+    expect(verified.problems).toEqual([expect.stringMatching(named)]);
   });
 
   test('pagewise verify --read-data fails naming the page', async () => {
     const verified = await cli(['verify', damage.backupId, '--vault', vault.url, '--key-file', keyFile, '--read-data']);
     expect(verified.code).toBe(1);
-    expect(verified.stderr.split('\n').filter(Boolean)).toEqual([`pagewise: problem: ${named}`, `pagewise: backup ${damage.backupId} FAILED verification: 1 problem(s)`]);
+    const lines = verified.stderr.split('\n').filter(Boolean);
+    expect(lines).toEqual([expect.stringMatching(/^pagewise: problem: /), `pagewise: backup ${damage.backupId} FAILED verification: 1 problem(s)`]);
+    expect(lines[0].slice('pagewise: problem: '.length)).toMatch(named);
   });
 
   test('a restore fails naming the page and leaves no file', async () => {
     const file = path.join(env.tmp, 'damaged.img');
-    await expect(restoreBackup({ backupId: damage.backupId, vault, userKey, target: { url: file } })).rejects.toMatchObject({ code: 'Corrupt', message: named });
+    await expect(restoreBackup({ backupId: damage.backupId, vault, userKey, target: { url: file } })).rejects.toMatchObject({ code: 'Corrupt', message: expect.stringMatching(named) });
     await expect(fs.stat(file)).rejects.toMatchObject({ code: 'ENOENT' });
   });
 });
