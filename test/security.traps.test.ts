@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { HttpRequest } from '@azure/functions';
 import { captureIO, run } from '../cli/main';
 import { loadUserKey, writeNewKeyFile } from '../core';
-import { startPagewise } from '../embedded/pagewise-process';
+import { startPagewise } from '../testkit/pagewise-process';
 import { parsePolicy } from '../functions/policy';
 import { readSettings } from '../functions/settings';
 import { startLocalApp } from '../runtime/localApp';
