@@ -24,7 +24,7 @@ export function accountGate(host: string, account: string): Limiter {
   return gate;
 }
 
-/** Sets the limit for every account (e.g. from PAGEWISE_MAX_REQUESTS_PER_ACCOUNT); applies to new and existing gates. */
+/** Sets the limit for every account (e.g. from PAGEWISE_REQUESTS_PER_ACCOUNT); applies to new and existing gates. */
 export function setRequestsPerAccount(value: number): void {
   if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`requests per account must be a positive whole number, got ${value}`);
   limit = value;
