@@ -15,7 +15,6 @@
 import { createReadStream, promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { PageBlobClient } from '@azure/storage-blob';
 import { startAzurite, AzuriteInstance } from '../testkit/azurite';
 import { sampleVmLayout, writeDisk } from '../testkit/sample-disk';
 import { DiskHash, fileSha256, pageBlobSha256 } from '../testkit/disk-hash';

@@ -5,7 +5,6 @@
  */
 import { createHash, randomFillSync } from 'node:crypto';
 import { promises as fs, readFileSync } from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { startAzurite, AzuriteInstance } from '../testkit/azurite';

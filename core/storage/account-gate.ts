@@ -36,10 +36,6 @@ export function accountHighWater(host: string, account: string): number {
   return gates.get(keyOf(host, account))?.highWater ?? 0;
 }
 
-export function resetAccountGates(): void {
-  gates.clear();
-}
-
 /** Applies PAGEWISE_REQUESTS_PER_ACCOUNT from an environment map, when set; bad values are refused. */
 export function configureRequestsPerAccount(env: Record<string, string | undefined>): void {
   const raw = env.PAGEWISE_REQUESTS_PER_ACCOUNT?.trim();

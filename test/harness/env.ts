@@ -3,7 +3,7 @@
  * and a "vault" account, containers for disks, the vault and restore targets, and helpers to create disks.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { AnonymousCredential, PageBlobClient } from '@azure/storage-blob';
