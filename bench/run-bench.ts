@@ -20,7 +20,7 @@ import { SourceDisk } from '../core/source/source-disk';
 import { GiB, MiB } from '../core/limits';
 import { formatBytes } from '../core/units';
 import { configureStorageEndpointsFromEnv } from '../core/storage/endpoints';
-import { startAzurite, AzuriteInstance } from '../embedded/azurite';
+import { startAzurite, AzuriteInstance } from '../testkit/azurite';
 import { digestRegionsOfFile, DiskSpec, fullMixed, fullRandom, sparseScattered, writeBenchDisk, WrittenDisk } from './lib/disks';
 import { listAllocated, naiveBackup, NaiveResult, rawCopy, rawRead, RawTrial } from './lib/baselines';
 import { VaultStore } from '../core/vault/vault-store';

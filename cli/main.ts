@@ -16,7 +16,7 @@ import { defineRestore } from './commands/restore';
 import { defineServe } from './commands/serve';
 import { defineVerify } from './commands/verify';
 import { defineUpload } from './commands/upload';
-import { EXIT_CODE_HELP, EXIT_INTERRUPTED, EXIT_USAGE, printError, reportError, STOP_SIGNALS, StopSignal } from './errors';
+import { EXIT_CODE_HELP, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, printError, reportError, STOP_SIGNALS, StopSignal } from './errors';
 import { CliIO, processIO } from './io';
 import { configureRequestsPerAccount, configureStorageEndpointsFromEnv, PagewiseError } from '../core';
 
@@ -55,7 +55,7 @@ export function buildProgram(ctx: CommandContext): Command {
 
 /** Runs one command; resolves to the exit code (never rejects). */
 export async function run(args: string[], io: CliIO = processIO()): Promise<number> {
-  const ctx: CommandContext = { io, exitCode: 0 };
+  const ctx: CommandContext = { io, exitCode: EXIT_OK };
   if (args.length === 0) {
     printError(io, 'missing command: keygen, init, upload, backup, restore, verify, list or serve (see pagewise --help)');
     return EXIT_USAGE;

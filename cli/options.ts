@@ -1,5 +1,5 @@
 /** Option values parsed the same way everywhere, with errors naming the option. */
-import { assertUnsharedDirSync, parseBytes, PagewiseError, resolveSettings, validateBackupId } from '../core';
+import { assertUnsharedDirSync, parseBytes, PagewiseError, resolveSettings } from '../core';
 import { statSync } from 'node:fs';
 
 export type ResolvedSettings = ReturnType<typeof resolveSettings>;
@@ -56,8 +56,4 @@ export function engineSettings(opts: { pageSize?: string; cache?: string; concur
     concurrency: parseCount(opts.concurrency, '--concurrency'),
     scratchDir: opts.scratchDir,
   });
-}
-
-export function backupIdArg(id: string): string {
-  return validateBackupId(id);
 }

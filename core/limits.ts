@@ -21,5 +21,3 @@ export const DEFAULT_CACHE_BYTES = 256 * MiB;
 export const DEFAULT_CONCURRENCY = 4;
 /** Pages per segment blob (format v1); ≤ MAX_BLOCKS_PER_BLOB. */
 export const PAGES_PER_SEGMENT = 16_384;
-/** Block IDs: Azure allows ≤ 64 bytes before base64, equal length within a blob. */
-export const MAX_BLOCK_ID_BYTES = 64;

@@ -15,12 +15,11 @@
 import { createReadStream, promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { PageBlobClient } from '@azure/storage-blob';
-import { startAzurite, AzuriteInstance } from '../embedded/azurite';
-import { sampleVmLayout, writeDisk } from '../embedded/sample-disk';
-import { DiskHash, fileSha256, pageBlobSha256 } from '../embedded/disk-hash';
+import { startAzurite, AzuriteInstance } from '../testkit/azurite';
+import { sampleVmLayout, writeDisk } from '../testkit/sample-disk';
+import { DiskHash, fileSha256, pageBlobSha256 } from '../testkit/disk-hash';
 import { BackupListing, BackupResult, formatBytes, printable, redact, RestoreResult, VerifyResult } from '../core';
-import { startPagewise } from '../embedded/pagewise-process';
+import { startPagewise } from '../testkit/pagewise-process';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;

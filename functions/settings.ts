@@ -17,7 +17,7 @@ import {
 } from '../core';
 import type { EngineSettings, StorageLocation } from '../core/types';
 import type { DiskRef, EngineOverrides } from '../orchestrations/contracts';
-import { MAX_BATCHES_IN_FLIGHT } from '../orchestrations/plan';
+import { MAX_BATCHES_IN_FLIGHT } from '../orchestrations/backupTree';
 import { isOwnGrant } from './compute';
 
 export interface PagewiseSettings {

@@ -21,7 +21,7 @@ import {
   RangeSummary,
 } from './contracts';
 import { rangeInstanceId } from './instanceIds';
-import { BatchRange, batchIndexes, BATCHES_IN_FLIGHT, childRanges, CHILDREN_IN_FLIGHT, waves } from './plan';
+import { BatchRange, batchIndexes, BATCHES_IN_FLIGHT, childRanges, CHILDREN_IN_FLIGHT, waves } from './backupTree';
 import type { RangeProgress } from './progress';
 import { retryOptions } from './retry';
 import { outcome } from './activityOutcome';

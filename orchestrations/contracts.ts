@@ -4,7 +4,7 @@
  * a SAS; every outward surface (HTTP responses, logs) passes it through core `redact` first.
  */
 import type { BackupResult, BatchSummary, RestoreResult, VerifyResult } from '../core/types';
-import type { BatchRange } from './plan';
+import type { BatchRange } from './backupTree';
 import type { RangeProgress } from './progress';
 
 /** Orchestrator and activity function names (one namespace per function app). */

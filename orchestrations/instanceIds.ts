@@ -5,7 +5,7 @@
  * operations each time (functions/http/idempotency.ts names them).
  */
 import { createHash } from 'node:crypto';
-import type { BatchRange } from './plan';
+import type { BatchRange } from './backupTree';
 
 export const backupInstanceId = (backupId: string) => `backup-${backupId}`;
 

@@ -16,7 +16,7 @@ import { displayUrl } from '../core/redact';
 export const MAX_SETTLE_ATTEMPTS = 3;
 /**
  * Most looks one settle run takes (maximum wait / quiet period): each look adds 8 history events, so
- * this keeps a run's history under HISTORY_EVENT_BOUND (orchestrations/plan.ts).
+ * this keeps a run's history under HISTORY_EVENT_BOUND (orchestrations/backupTree.ts).
  */
 export const MAX_SETTLE_LOOKS = 480;
 

@@ -6,7 +6,7 @@
 import * as path from 'node:path';
 import { AnonymousCredential, PageBlobClient } from '@azure/storage-blob';
 import { backupDisk, restoreBackup, verifyBackup, listBackups } from '../core';
-import { sampleVmLayout } from '../embedded/sample-disk';
+import { sampleVmLayout } from '../testkit/sample-disk';
 import { fileSha256, KiB, MiB, startEnv, TestEnv } from './harness/env';
 
 let env: TestEnv;

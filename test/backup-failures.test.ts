@@ -8,7 +8,7 @@ import { PageBlobClient, AnonymousCredential } from '@azure/storage-blob';
 import {
   backupDisk, configureStorageEndpoints, restoreBackup, verifyBackup, listBackups, planBackup, runBackupBatch, finalizeBackup, generateKey, PagewiseError,
 } from '../core';
-import { freePort } from '../embedded/azurite';
+import { freePort } from '../testkit/azurite';
 import { putPages } from '../core/restore/restore';
 import { VaultStore } from '../core/vault/vault-store';
 import { layout } from '../core/vault/layout';

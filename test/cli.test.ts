@@ -5,14 +5,13 @@
  */
 import { createHash, randomFillSync } from 'node:crypto';
 import { promises as fs, readFileSync } from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { startAzurite, AzuriteInstance } from '../embedded/azurite';
-import { writeDisk, DiskRegion, SampleDisk } from '../embedded/sample-disk';
+import { startAzurite, AzuriteInstance } from '../testkit/azurite';
+import { writeDisk, DiskRegion, SampleDisk } from '../testkit/sample-disk';
 import { captureIO, run } from '../cli/main';
 import { writeNewKeyFile } from '../core';
-import { startPagewise } from '../embedded/pagewise-process';
+import { startPagewise } from '../testkit/pagewise-process';
 import { closedPort } from './harness/listeners';
 
 const MiB = 1024 * 1024;

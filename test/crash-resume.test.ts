@@ -9,7 +9,7 @@ import { layout } from '../core/vault/layout';
 import { VaultStore } from '../core/vault/vault-store';
 import { fileSha256, MiB, startEnv, TestEnv } from './harness/env';
 import { recordSummary } from './harness/fault-summary';
-import { startPagewise } from '../embedded/pagewise-process';
+import { startPagewise } from '../testkit/pagewise-process';
 
 let env: TestEnv;
 beforeAll(async () => {

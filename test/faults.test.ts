@@ -5,7 +5,7 @@
  */
 import * as path from 'node:path';
 import { backupDisk, configureStorageEndpoints, restoreBackup, verifyBackup } from '../core';
-import { sampleVmLayout } from '../embedded/sample-disk';
+import { sampleVmLayout } from '../testkit/sample-disk';
 import { startFaultProxy, FaultProxy } from './harness/fault-proxy';
 import { fileSha256, MiB, startEnv, TestEnv } from './harness/env';
 import { recordSummary } from './harness/fault-summary';

@@ -4,7 +4,7 @@
  */
 import * as df from 'durable-functions';
 import { ContainerClient } from '@azure/storage-blob';
-import { startAzurite, AzuriteInstance } from '../embedded/azurite';
+import { startAzurite, AzuriteInstance } from '../testkit/azurite';
 import { DurableRuntime } from '../runtime/durableRuntime';
 import { BlobInstanceStore } from '../runtime/instanceStore';
 import { LocalFunctionHost } from '../runtime/localHost';

@@ -208,9 +208,21 @@ test('the durable webhook with the system key: a forged restore into the vault o
   const restores = await restoreBlobs();
   const inVault = env.az.sasUrl('vault', 'vault', 'backups/x/manifest.json');
   const forged: Array<[string, unknown, RegExp]> = [
-    ['forged-vault', { backupId, target: { url: inVault } }, /lies inside (the|a) vault/],
-    ['forged-overwrite', { backupId, target: { url: existing }, overwrite: 'no' }, /the restore activity's input is invalid: \/overwrite must be boolean, not string/],
-    ['forged-elsewhere', { backupId, target: { url: 'https://elsewhere.blob.core.windows.net/restores/x.vhd' } }, /is not on an allowed storage endpoint/],
+    [
+      'forged-vault',
+      { backupId, target: { url: inVault } },
+      /lies inside (the|a) vault/,
+    ],
+    [
+      'forged-overwrite',
+      { backupId, target: { url: existing }, overwrite: 'no' },
+      /the restore activity's input is invalid: \/overwrite must be boolean, not string/,
+    ],
+    [
+      'forged-elsewhere',
+      { backupId, target: { url: 'https://elsewhere.blob.core.windows.net/restores/x.vhd' } },
+      /is not on an allowed storage endpoint/,
+    ],
   ];
   for (const [id, input, error] of forged) {
     const answer = await send('POST', durable(`orchestrators/restoreDiskOrchestrator/${id}`), json, JSON.stringify(input));
@@ -225,9 +237,21 @@ test('the durable webhook with the system key: a forged restore into the vault o
 test('the durable webhook with the system key: a forged backup with engine settings off the schema is refused by the activity', async () => {
   const vault = await vaultBlobs();
   const forged: Array<[string, unknown, RegExp]> = [
-    ['forged-scratch', { backupId: 'forged-scratch', source: { url: sourceUrl }, settings: { scratchDir: '/' } }, /the backup activity's input is invalid: \/settings has an unknown field "scratchDir" \(allowed: pageSize, cacheBytes, concurrency, takeSnapshot\)/],
-    ['forged-concurrency', { backupId: 'forged-concurrency', source: { url: sourceUrl }, settings: { concurrency: 100000 } }, /concurrency must be <= 64/],
-    ['forged-snapshot', { backupId: 'forged-snapshot', source: { url: sourceUrl }, settings: { takeSnapshot: 'yes' } }, /takeSnapshot must be boolean/],
+    [
+      'forged-scratch',
+      { backupId: 'forged-scratch', source: { url: sourceUrl }, settings: { scratchDir: '/' } },
+      /the backup activity's input is invalid: \/settings has an unknown field "scratchDir" \(allowed: pageSize, cacheBytes, concurrency, takeSnapshot\)/,
+    ],
+    [
+      'forged-concurrency',
+      { backupId: 'forged-concurrency', source: { url: sourceUrl }, settings: { concurrency: 100000 } },
+      /concurrency must be <= 64/,
+    ],
+    [
+      'forged-snapshot',
+      { backupId: 'forged-snapshot', source: { url: sourceUrl }, settings: { takeSnapshot: 'yes' } },
+      /takeSnapshot must be boolean/,
+    ],
   ];
   for (const [id, input, error] of forged) {
     const answer = await send('POST', durable(`orchestrators/backupDiskOrchestrator/${id}`), json, JSON.stringify(input));
@@ -243,12 +267,42 @@ test('the durable webhook with the system key: forged settle and retry settings 
   const vault = await vaultBlobs();
   const settle = (over: Record<string, number>) => ({ quietPeriodMs: 300_000, maxWaitMs: 86_400_000, attempt: 1, ...over });
   const forged: Array<[string, string, unknown, RegExp]> = [
-    ['settle-no-wait', 'settleBlobOrchestrator', { source: { url: sourceUrl }, settle: settle({ quietPeriodMs: 0 }) }, /^BadInput: the settle settings are out of range/],
-    ['settle-endless', 'settleBlobOrchestrator', { source: { url: sourceUrl }, settle: settle({ quietPeriodMs: 1000, maxWaitMs: 2_000_000_000 }) }, /^BadInput: the settle settings are out of range/],
-    ['settle-rounds', 'settleBlobOrchestrator', { source: { url: sourceUrl }, settle: settle({ attempt: -1_000_000 }) }, /^BadInput: the settle settings are out of range/],
-    ['settle-missing', 'settleBlobOrchestrator', { source: { url: sourceUrl } }, /^BadInput: the settle settings are out of range/],
-    ['backup-hammer', 'backupDiskOrchestrator', { backupId: 'hammer', source: { url: sourceUrl }, retry: { firstRetryIntervalInMs: 1, maxAttempts: 1_000_000_000 } }, /^BadInput: the retry settings are out of range \(maxAttempts 1 to 10/],
-    ['verify-hammer', 'verifyBackupOrchestrator', { backupId, retry: { firstRetryIntervalInMs: 0, maxAttempts: 3 } }, /^BadInput: the retry settings are out of range/],
+    [
+      'settle-no-wait',
+      'settleBlobOrchestrator',
+      { source: { url: sourceUrl }, settle: settle({ quietPeriodMs: 0 }) },
+      /^BadInput: the settle settings are out of range/,
+    ],
+    [
+      'settle-endless',
+      'settleBlobOrchestrator',
+      { source: { url: sourceUrl }, settle: settle({ quietPeriodMs: 1000, maxWaitMs: 2_000_000_000 }) },
+      /^BadInput: the settle settings are out of range/,
+    ],
+    [
+      'settle-rounds',
+      'settleBlobOrchestrator',
+      { source: { url: sourceUrl }, settle: settle({ attempt: -1_000_000 }) },
+      /^BadInput: the settle settings are out of range/,
+    ],
+    [
+      'settle-missing',
+      'settleBlobOrchestrator',
+      { source: { url: sourceUrl } },
+      /^BadInput: the settle settings are out of range/,
+    ],
+    [
+      'backup-hammer',
+      'backupDiskOrchestrator',
+      { backupId: 'hammer', source: { url: sourceUrl }, retry: { firstRetryIntervalInMs: 1, maxAttempts: 1_000_000_000 } },
+      /^BadInput: the retry settings are out of range \(maxAttempts 1 to 10/,
+    ],
+    [
+      'verify-hammer',
+      'verifyBackupOrchestrator',
+      { backupId, retry: { firstRetryIntervalInMs: 0, maxAttempts: 3 } },
+      /^BadInput: the retry settings are out of range/,
+    ],
   ];
   for (const [id, name, input, error] of forged) {
     const answer = await send('POST', durable(`orchestrators/${name}/${id}`), json, JSON.stringify(input));

@@ -129,12 +129,36 @@ test('the rule: Azure\'s own https endpoint of the account on the default port, 
 
 describe('CLI: a URL off the allowed endpoints is refused with one message, before any request', () => {
   const commands: Array<[string, string, (url: string) => string[]]> = [
-    ['backup <source>', 'the source disk URL', (url) => ['backup', url, '--vault', env.vault.url, '--key-file', keyFile]],
-    ['backup --vault', 'the vault URL', (url) => ['backup', env.sourceUrl('sec.vhd'), '--vault', url, '--key-file', keyFile]],
-    ['restore --to', 'the restore target URL', (url) => ['restore', backupId, '--vault', env.vault.url, '--key-file', keyFile, '--to', url]],
-    ['verify --source', 'the source disk URL', (url) => ['verify', backupId, '--vault', env.vault.url, '--key-file', keyFile, '--source', url]],
-    ['list --vault', 'the vault URL', (url) => ['list', '--vault', url]],
-    ['upload <page-blob-url>', 'the page-blob URL', (url) => ['upload', keyFile, url]],
+    [
+      'backup <source>',
+      'the source disk URL',
+      (url) => ['backup', url, '--vault', env.vault.url, '--key-file', keyFile],
+    ],
+    [
+      'backup --vault',
+      'the vault URL',
+      (url) => ['backup', env.sourceUrl('sec.vhd'), '--vault', url, '--key-file', keyFile],
+    ],
+    [
+      'restore --to',
+      'the restore target URL',
+      (url) => ['restore', backupId, '--vault', env.vault.url, '--key-file', keyFile, '--to', url],
+    ],
+    [
+      'verify --source',
+      'the source disk URL',
+      (url) => ['verify', backupId, '--vault', env.vault.url, '--key-file', keyFile, '--source', url],
+    ],
+    [
+      'list --vault',
+      'the vault URL',
+      (url) => ['list', '--vault', url],
+    ],
+    [
+      'upload <page-blob-url>',
+      'the page-blob URL',
+      (url) => ['upload', keyFile, url],
+    ],
   ];
   test.each(commands)('%s', async (_name, what, args) => {
     const base = what === 'the vault URL' ? env.az.sasUrl('vault', 'vault') : what === 'the source disk URL' ? env.sourceUrl('sec.vhd') : env.targetUrl('sec-restored.vhd');
@@ -166,10 +190,30 @@ describe('CLI: a URL off the allowed endpoints is refused with one message, befo
 
 describe('HTTP: a URL off PAGEWISE_ALLOWED_ACCOUNTS gets 403 with one message and starts nothing', () => {
   const routes: Array<[string, string, (url: string) => HttpRequest, string]> = [
-    ['POST /api/backups source', 'source.url', (url) => request('POST', '/api/backups', { source: { url } }), 'startBackup'],
-    ['POST /api/restores target', 'target.url', (url) => request('POST', '/api/restores', { backupId, target: { url } }), 'startRestore'],
-    ['POST /api/verifications source', 'source.url', (url) => request('POST', '/api/verifications', { backupId, source: { url } }), 'startVerification'],
-    ['GET /api/backups?disk=', 'the disk query parameter', (url) => request('GET', `/api/backups?disk=${encodeURIComponent(url)}`), 'listBackups'],
+    [
+      'POST /api/backups source',
+      'source.url',
+      (url) => request('POST', '/api/backups', { source: { url } }),
+      'startBackup',
+    ],
+    [
+      'POST /api/restores target',
+      'target.url',
+      (url) => request('POST', '/api/restores', { backupId, target: { url } }),
+      'startRestore',
+    ],
+    [
+      'POST /api/verifications source',
+      'source.url',
+      (url) => request('POST', '/api/verifications', { backupId, source: { url } }),
+      'startVerification',
+    ],
+    [
+      'GET /api/backups?disk=',
+      'the disk query parameter',
+      (url) => request('GET', `/api/backups?disk=${encodeURIComponent(url)}`),
+      'listBackups',
+    ],
   ];
   test.each(routes)('%s', async (_name, what, build, fn) => {
     const before = await instanceCount();
@@ -313,19 +357,55 @@ describe('round 2: URL spellings hold the rule (WHATWG normalises before the che
     const base = env.sourceUrl('sec.vhd');
     const t = '2024-05-02T01:00:00.0000000Z';
     const cases: Array<[string, string]> = [
-      [`${base}&snapshot=${t}&snapshot=2024-05-03T01:00:00Z`, 'the source disk URL gives the query parameter "snapshot" more than once'],
-      [`${base}&snapshot=${t}&Snapshot=2024-05-03T01:00:00Z`, 'the source disk URL gives the query parameter "snapshot" more than once'],
-      [`${base}&SNAPSHOT=${t}`, 'the source disk URL spells the snapshot parameter "SNAPSHOT"; write it as snapshot='],
-      [`${base}&sig=second`, 'the source disk URL gives the query parameter "sig" more than once'],
-      [`${base}&%73ig=second`, 'the source disk URL gives the query parameter "sig" more than once'],
-      [`${base}&snapshot=x%26sig%3Dsmuggled`, 'the source disk URL has a snapshot parameter that is not a snapshot time (e.g. 2024-05-02T01:00:00.0000000Z)'],
+      [
+        `${base}&snapshot=${t}&snapshot=2024-05-03T01:00:00Z`,
+        'the source disk URL gives the query parameter "snapshot" more than once',
+      ],
+      [
+        `${base}&snapshot=${t}&Snapshot=2024-05-03T01:00:00Z`,
+        'the source disk URL gives the query parameter "snapshot" more than once',
+      ],
+      [
+        `${base}&SNAPSHOT=${t}`,
+        'the source disk URL spells the snapshot parameter "SNAPSHOT"; write it as snapshot=',
+      ],
+      [
+        `${base}&sig=second`,
+        'the source disk URL gives the query parameter "sig" more than once',
+      ],
+      [
+        `${base}&%73ig=second`,
+        'the source disk URL gives the query parameter "sig" more than once',
+      ],
+      [
+        `${base}&snapshot=x%26sig%3Dsmuggled`,
+        'the source disk URL has a snapshot parameter that is not a snapshot time (e.g. 2024-05-02T01:00:00.0000000Z)',
+      ],
       // A SAS URL's query rides along on every request: these would change what each operation does.
-      [`${base}&comp=metadata`, 'the source disk URL has the query parameter "comp": a storage URL\'s query may hold only a SAS and snapshot='],
-      [`${base}&restype=container`, 'the source disk URL has the query parameter "restype": a storage URL\'s query may hold only a SAS and snapshot='],
-      [`${base}&timeout=1`, 'the source disk URL has the query parameter "timeout": a storage URL\'s query may hold only a SAS and snapshot='],
-      [`${base}&versionid=2024-05-02T01:00:00.0000000Z`, 'the source disk URL has the query parameter "versionid": a storage URL\'s query may hold only a SAS and snapshot='],
-      [`${base.replace('sv=', 'SV=')}`, 'the source disk URL has the query parameter "sv": a storage URL\'s query may hold only a SAS and snapshot='],
-      [`${base.split('?')[0]}?comp=list`, 'the source disk URL has the query parameter "comp": a storage URL\'s query may hold only a SAS and snapshot='], // no SAS: not silently dropped either
+      [
+        `${base}&comp=metadata`,
+        'the source disk URL has the query parameter "comp": a storage URL\'s query may hold only a SAS and snapshot=',
+      ],
+      [
+        `${base}&restype=container`,
+        'the source disk URL has the query parameter "restype": a storage URL\'s query may hold only a SAS and snapshot=',
+      ],
+      [
+        `${base}&timeout=1`,
+        'the source disk URL has the query parameter "timeout": a storage URL\'s query may hold only a SAS and snapshot=',
+      ],
+      [
+        `${base}&versionid=2024-05-02T01:00:00.0000000Z`,
+        'the source disk URL has the query parameter "versionid": a storage URL\'s query may hold only a SAS and snapshot=',
+      ],
+      [
+        `${base.replace('sv=', 'SV=')}`,
+        'the source disk URL has the query parameter "sv": a storage URL\'s query may hold only a SAS and snapshot=',
+      ],
+      [
+        `${base.split('?')[0]}?comp=list`,
+        'the source disk URL has the query parameter "comp": a storage URL\'s query may hold only a SAS and snapshot=',
+      ], // no SAS: not silently dropped either
     ];
     for (const [url, message] of cases) {
       expect(await cli(['backup', url, '--vault', env.vault.url, '--key-file', keyFile])).toEqual({ code: 2, stdout: '', stderr: `pagewise: ${message}\n` });

@@ -303,11 +303,31 @@ describe('page-blob targets never inside a vault', () => {
 
   // Text only: each is refused from the URLs alone, before any request (the marker is asked last).
   test.each([
-    ['a trailing slash, http for https', 'https://acct.blob.core.windows.net/vault/', 'http://acct.blob.core.windows.net/vault/x.vhd'],
-    ['$root, upper-case host', 'https://acct.blob.core.windows.net/$root', 'https://ACCT.blob.core.windows.net/$root/x.vhd'],
-    ['a private-link host', 'https://acct.blob.core.windows.net/vault', 'https://acct.privatelink.blob.core.windows.net/vault/x.vhd'],
-    ['path-style for host-style', 'https://acct.blob.core.windows.net/vault', 'http://127.0.0.1:9/acct/vault/x.vhd'],
-    ['a percent-encoded blob name of the layout, in another container', 'https://acct.blob.core.windows.net/vault', 'https://acct.blob.core.windows.net/other/backups%2Fpw-1%2Fmanifest.json'],
+    [
+      'a trailing slash, http for https',
+      'https://acct.blob.core.windows.net/vault/',
+      'http://acct.blob.core.windows.net/vault/x.vhd',
+    ],
+    [
+      '$root, upper-case host',
+      'https://acct.blob.core.windows.net/$root',
+      'https://ACCT.blob.core.windows.net/$root/x.vhd',
+    ],
+    [
+      'a private-link host',
+      'https://acct.blob.core.windows.net/vault',
+      'https://acct.privatelink.blob.core.windows.net/vault/x.vhd',
+    ],
+    [
+      'path-style for host-style',
+      'https://acct.blob.core.windows.net/vault',
+      'http://127.0.0.1:9/acct/vault/x.vhd',
+    ],
+    [
+      'a percent-encoded blob name of the layout, in another container',
+      'https://acct.blob.core.windows.net/vault',
+      'https://acct.blob.core.windows.net/other/backups%2Fpw-1%2Fmanifest.json',
+    ],
   ])('the guard knows the vault through %s', async (_name, vault, target) => {
     await expect(assertDiskWriteTarget({ url: target }, 'the target', [{ url: vault }])).rejects.toMatchObject({
       code: 'BadInput',

@@ -9,7 +9,7 @@ import { promises as fs, readdirSync, readlinkSync } from 'node:fs';
 import * as path from 'node:path';
 import { backupDisk, loadUserKey, restoreBackup, writeNewKeyFile } from '../core';
 import { ScratchCache } from '../core/cache/scratch-cache';
-import { PagewiseExit, PagewiseProcessOptions, startPagewise } from '../embedded/pagewise-process';
+import { PagewiseExit, PagewiseProcessOptions, startPagewise } from '../testkit/pagewise-process';
 import { FaultProxy, startFaultProxy } from './harness/fault-proxy';
 import { fileSha256, KiB, MiB, startEnv, TestEnv } from './harness/env';
 

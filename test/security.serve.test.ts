@@ -96,7 +96,12 @@ test('every route refuses a request without its key (401), and nothing starts', 
     ['GET', '/api/backups', {}],
     ['POST', '/api/backups', json, backupBody()],
     ['GET', '/runtime/webhooks/durabletask/instances', {}],
-    ['POST', '/runtime/webhooks/durabletask/orchestrators/backupDiskOrchestrator/evil', json, JSON.stringify({ source: { url: sourceUrl } })],
+    [
+      'POST',
+      '/runtime/webhooks/durabletask/orchestrators/backupDiskOrchestrator/evil',
+      json,
+      JSON.stringify({ source: { url: sourceUrl } }),
+    ],
     ['POST', '/runtime/webhooks/durabletask/instances/x/terminate', {}],
     ['DELETE', '/runtime/webhooks/durabletask/instances/x', {}],
     ['POST', '/admin/functions/scheduledBackups', json, '{}'],
@@ -253,13 +258,48 @@ test('non-JSON to the Event Grid, admin and durable webhooks is a 400, not a 500
   const eg = { 'x-functions-key': server.keys.systemKeys.eventgrid_extension };
   const master = { 'x-functions-key': server.keys.masterKey };
   const cases: Array<[string, Record<string, string>, string, string]> = [
-    ['/runtime/webhooks/eventgrid?functionName=diskEvents', { ...eg, ...json }, 'not json', 'the request body is not JSON'],
-    ['/runtime/webhooks/eventgrid?functionName=diskEvents', { ...eg, 'content-type': 'application/cloudevents+json' }, '{"id":', 'the request body is not JSON'],
-    ['/runtime/webhooks/eventgrid?functionName=diskEvents', { ...eg, ...json }, '[1, "x"]', 'an event must be a JSON object'],
-    ['/admin/functions/diskEvents', { ...master, ...json }, 'not json', 'the request body is not JSON'],
-    ['/admin/functions/diskEvents', { ...master, ...json }, '{"input": "not json"}', 'the request body is not JSON'],
-    ['/admin/functions/diskEvents', { ...master, ...json }, '{"input": 42}', 'input must be a string (the trigger payload as JSON text)'],
-    ['/admin/functions/diskEvents', { ...master, ...json }, '[]', 'the body must be a JSON object {"input": "…"}'],
+    [
+      '/runtime/webhooks/eventgrid?functionName=diskEvents',
+      { ...eg, ...json },
+      'not json',
+      'the request body is not JSON',
+    ],
+    [
+      '/runtime/webhooks/eventgrid?functionName=diskEvents',
+      { ...eg, 'content-type': 'application/cloudevents+json' },
+      '{"id":',
+      'the request body is not JSON',
+    ],
+    [
+      '/runtime/webhooks/eventgrid?functionName=diskEvents',
+      { ...eg, ...json },
+      '[1, "x"]',
+      'an event must be a JSON object',
+    ],
+    [
+      '/admin/functions/diskEvents',
+      { ...master, ...json },
+      'not json',
+      'the request body is not JSON',
+    ],
+    [
+      '/admin/functions/diskEvents',
+      { ...master, ...json },
+      '{"input": "not json"}',
+      'the request body is not JSON',
+    ],
+    [
+      '/admin/functions/diskEvents',
+      { ...master, ...json },
+      '{"input": 42}',
+      'input must be a string (the trigger payload as JSON text)',
+    ],
+    [
+      '/admin/functions/diskEvents',
+      { ...master, ...json },
+      '[]',
+      'the body must be a JSON object {"input": "…"}',
+    ],
   ];
   for (const [target, headers, body, detail] of cases) {
     expect(expectProblem(await send('POST', target, headers, body), 400, 'badrequestbody').detail).toBe(detail);

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { HttpRequest } from '@azure/functions';
 import { captureIO, run } from '../cli/main';
 import { loadUserKey, writeNewKeyFile } from '../core';
-import { startPagewise } from '../embedded/pagewise-process';
+import { startPagewise } from '../testkit/pagewise-process';
 import { parsePolicy } from '../functions/policy';
 import { readSettings } from '../functions/settings';
 import { startLocalApp } from '../runtime/localApp';
@@ -231,11 +231,26 @@ describe('settings and schema messages say what is wrong', () => {
 
   test('engine app settings are checked as the engine will use them, naming the setting', () => {
     const cases: Array<[Record<string, string>, string]> = [
-      [{ PAGEWISE_PAGE_SIZE: '1000' }, 'app setting PAGEWISE_PAGE_SIZE: page size 1000 is not a positive multiple of 512 bytes'],
-      [{ PAGEWISE_PAGE_SIZE: '0x10000' }, 'app setting PAGEWISE_PAGE_SIZE must be a positive whole number, got "0x10000"'],
-      [{ PAGEWISE_CONCURRENCY: '65' }, 'app setting PAGEWISE_CONCURRENCY: concurrency 65 must be a whole number from 1 to 64'],
-      [{ PAGEWISE_CACHE_BYTES: '1e6' }, 'app setting PAGEWISE_CACHE_BYTES must be a positive whole number, got "1e6"'],
-      [{ PAGEWISE_CACHE_BYTES: '4096' }, 'app setting PAGEWISE_CACHE_BYTES (with PAGEWISE_PAGE_SIZE): the cache (4096 bytes) is smaller than one page (4194304 bytes)'],
+      [
+        { PAGEWISE_PAGE_SIZE: '1000' },
+        'app setting PAGEWISE_PAGE_SIZE: page size 1000 is not a positive multiple of 512 bytes',
+      ],
+      [
+        { PAGEWISE_PAGE_SIZE: '0x10000' },
+        'app setting PAGEWISE_PAGE_SIZE must be a positive whole number, got "0x10000"',
+      ],
+      [
+        { PAGEWISE_CONCURRENCY: '65' },
+        'app setting PAGEWISE_CONCURRENCY: concurrency 65 must be a whole number from 1 to 64',
+      ],
+      [
+        { PAGEWISE_CACHE_BYTES: '1e6' },
+        'app setting PAGEWISE_CACHE_BYTES must be a positive whole number, got "1e6"',
+      ],
+      [
+        { PAGEWISE_CACHE_BYTES: '4096' },
+        'app setting PAGEWISE_CACHE_BYTES (with PAGEWISE_PAGE_SIZE): the cache (4096 bytes) is smaller than one page (4194304 bytes)',
+      ],
     ];
     for (const [bad, message] of cases) expect(() => readSettings({ ...base, ...bad })).toThrow(message);
     expect(readSettings({ ...base, PAGEWISE_PAGE_SIZE: '65536', PAGEWISE_CACHE_BYTES: '262144', PAGEWISE_CONCURRENCY: '64' }).engine).toEqual({ pageSize: 65536, cacheBytes: 262144, concurrency: 64 });

@@ -10,8 +10,8 @@ import { promises as fs } from 'node:fs';
 import { PageBlobClient } from '@azure/storage-blob';
 import { forEachLimited } from '../../core/concurrency';
 import { MiB } from '../../core/limits';
-import { DiskRegion, RegionKind, regionBytes } from '../../embedded/sample-disk';
-import { prng } from '../../embedded/prng';
+import { DiskRegion, RegionKind, regionBytes } from '../../testkit/sample-disk';
+import { prng } from '../../testkit/prng';
 
 export interface DiskSpec {
   key: string;

@@ -2,8 +2,8 @@
  * The pseudo-disk: presents the scratch cache as the local source of the data to back up. Readers (the
  * page processor, verify against source) read `(offset, length)` from it like a local disk; pages resident
  * in the cache are served from their slots, unallocated ranges read as zeros, and a missing page is
- * downloaded into a slot first. The data agent fills it with `load(page)`, one page per slot, and frees a
- * slot with `evict(page)` once the page's backed-up block is stored.
+ * downloaded into a slot first. The data agent fills it with `loadRun(pages)`, a run of pages one slot
+ * each, and frees a slot with `evict(page)` once the page's backed-up block is stored.
  */
 import { PagewiseError } from '../errors';
 import { withRetry } from '../retry';
@@ -24,8 +24,8 @@ export class PseudoDisk {
   ) {}
 
   /**
-   * Downloads one page into a cache slot: the slot is zeroed (sparse) and only the page's allocated
-   * ranges are fetched into it. Waits for a free slot when the cache is full.
+   * Downloads one page into a cache slot: only the page's allocated ranges are fetched into it, the rest
+   * reads as zeros. Waits for a free slot when the cache is full.
    */
   async load(page: number, allocated?: ByteRange[], abortSignal?: AbortSignal): Promise<CacheSlot> {
     const existing = this.resident.get(page) ?? this.loading.get(page);

@@ -24,7 +24,7 @@ export function accountGate(host: string, account: string): Limiter {
   return gate;
 }
 
-/** Sets the limit for every account (e.g. from PAGEWISE_MAX_REQUESTS_PER_ACCOUNT); applies to new and existing gates. */
+/** Sets the limit for every account (e.g. from PAGEWISE_REQUESTS_PER_ACCOUNT); applies to new and existing gates. */
 export function setRequestsPerAccount(value: number): void {
   if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`requests per account must be a positive whole number, got ${value}`);
   limit = value;
@@ -34,10 +34,6 @@ export function setRequestsPerAccount(value: number): void {
 /** The most requests that were ever in flight to an account at once (tests and benches read this). */
 export function accountHighWater(host: string, account: string): number {
   return gates.get(keyOf(host, account))?.highWater ?? 0;
-}
-
-export function resetAccountGates(): void {
-  gates.clear();
 }
 
 /** Applies PAGEWISE_REQUESTS_PER_ACCOUNT from an environment map, when set; bad values are refused. */

@@ -125,11 +125,6 @@ export function configureStorageEndpointsFromEnv(env: Record<string, string | un
   );
 }
 
-/** The blob suffix of the configured cloud. */
-export function cloudSuffix(): string {
-  return config.suffix;
-}
-
 /** True when `endpoint` (normalised) is an explicitly configured one or Azure's own for its account. */
 export function isAllowedEndpoint(parsed: ParsedBlobUrl): boolean {
   const endpoint = endpointOf(parsed);

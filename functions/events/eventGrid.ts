@@ -10,7 +10,7 @@ import { displayUrl, isPagewiseError, redact } from '../../core';
 import { Orchestrators, SettleOrchestrationInput } from '../../orchestrations/contracts';
 import { backupInstanceId, settleInstanceId } from '../../orchestrations/instanceIds';
 import { snapshotBackupId, startDiskBackup } from '../backupStarts';
-import { checkEngineSettings, checkSourceIsNotVault } from '../prechecks';
+import { checkSourceIsNotVault } from '../prechecks';
 import { findStatus, startOnce } from '../starter';
 import { settleSettings } from './settleSettings';
 import { grantedSource, snapshotAccess } from '../compute';

@@ -3,12 +3,12 @@
  * and a "vault" account, containers for disks, the vault and restore targets, and helpers to create disks.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { AnonymousCredential, PageBlobClient } from '@azure/storage-blob';
-import { startAzurite, AzuriteInstance } from '../../embedded/azurite';
-import { writeDisk, DiskRegion, SampleDisk } from '../../embedded/sample-disk';
+import { startAzurite, AzuriteInstance } from '../../testkit/azurite';
+import { writeDisk, DiskRegion, SampleDisk } from '../../testkit/sample-disk';
 import { configureStorageEndpoints, generateKey, StorageLocation } from '../../core';
 
 export interface TestEnv {
@@ -71,7 +71,7 @@ export async function startEnv(): Promise<TestEnv> {
   return env;
 }
 
-export { fileSha256 } from '../../embedded/disk-hash';
+export { fileSha256 } from '../../testkit/disk-hash';
 
 export const KiB = 1024;
 export const MiB = 1024 * 1024;

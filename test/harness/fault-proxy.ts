@@ -8,7 +8,7 @@
  */
 import * as http from 'node:http';
 import { AddressInfo } from 'node:net';
-import { prng } from '../../embedded/prng';
+import { prng } from '../../testkit/prng';
 
 export type FaultKind = 'throttle' | 'error500' | 'reset' | 'truncate' | 'latency';
 

@@ -17,7 +17,7 @@ import {
   planOrchestration,
   sliceRange,
   waves,
-} from '../orchestrations/plan';
+} from '../orchestrations/backupTree';
 import { backupInstanceId, rangeInstanceId } from '../orchestrations/instanceIds';
 import { DurableRuntime } from '../runtime/durableRuntime';
 import { MemoryInstanceStore } from '../runtime/instanceStore';
