@@ -17,6 +17,8 @@ export type PagewiseErrorCode =
   | 'BadKeyFile'
   | 'Corrupt'
   | 'TargetExists'
+  | 'TargetNotFound'
+  | 'TargetUnreachable'
   | 'LimitExceeded'
   | 'Aborted';
 
@@ -31,6 +33,19 @@ export class PagewiseError extends Error {
 
 export function isPagewiseError(err: unknown, code?: PagewiseErrorCode): err is PagewiseError {
   return err instanceof PagewiseError && (code === undefined || err.code === code);
+}
+
+/**
+ * Failures a later attempt may cure, the one rule every retrier uses (core/retry.ts, the activities, the
+ * Event Grid trigger): storage that could not be reached, and work that was interrupted (`Aborted`: a
+ * host shutting down aborts its activities, which the orchestration re-issues when it resumes; an event
+ * whose handling was cut short is delivered again). Everything else (bad input, denial, a missing
+ * target, damage) fails the same way every time.
+ */
+export const TRANSIENT_CODES: ReadonlySet<string> = new Set<PagewiseErrorCode>(['SourceUnreachable', 'VaultUnreachable', 'TargetUnreachable', 'Aborted']);
+
+export function isTransient(err: unknown): boolean {
+  return isPagewiseError(err) && TRANSIENT_CODES.has(err.code);
 }
 
 /**

@@ -1,6 +1,6 @@
 /** Pagewise core: the engine. No Azure Functions imports here. */
 export * from './types';
-export { PagewiseError, isPagewiseError, abortedError } from './errors';
+export { PagewiseError, isPagewiseError, isTransient, TRANSIENT_CODES, abortedError } from './errors';
 export type { PagewiseErrorCode } from './errors';
 export { redact, displayUrl, printable, SECRET_FIELD } from './redact';
 export { parseBytes, formatBytes } from './units';

@@ -6,7 +6,7 @@
  */
 import { OrchestrationRuntimeStatus, type DurableClient } from 'durable-functions';
 import { assertDiskWriteTarget, PagewiseError, parseStorageUrl, ResolvedSettings, resolveSettings, sameContainer, sameDisk } from '../core';
-import { translateStorageError } from '../core/storage/storage-errors';
+import { translateTargetError } from '../core/storage/storage-errors';
 import { targetBlobClient } from '../core/storage/clients';
 import { readManifest } from '../core/vault/manifest';
 import { VaultStore } from '../core/vault/vault-store';
@@ -60,7 +60,7 @@ export async function checkRestoreTarget(settings: PagewiseSettings, durable: Du
   try {
     exists = await client.exists();
   } catch (err) {
-    throw translateStorageError(err, what, 'VaultUnreachable', 'VaultUnreachable');
+    throw translateTargetError(err, what);
   }
   if (exists) throw new PagewiseError('TargetExists', `${what} already exists; set "overwrite": true to replace it`);
 }

@@ -10,7 +10,7 @@ import { forEachLimited } from '../concurrency';
 import { PagewiseError } from '../errors';
 import { MAX_PAGE_BLOB_BYTES, MAX_PUT_PAGE_BYTES, SECTOR } from '../limits';
 import { displayUrl } from '../redact';
-import { translateStorageError } from '../storage/storage-errors';
+import { translateTargetError } from '../storage/storage-errors';
 import { parseStorageUrl, targetBlobClient } from '../storage/clients';
 import { accountGate } from '../storage/account-gate';
 import { RestoreRequest, RestoreResult } from '../types';
@@ -113,7 +113,7 @@ async function prepareBlobTarget(req: RestoreRequest): Promise<PreparedTarget> {
     if (!req.overwrite && (await client.exists())) throw new PagewiseError('TargetExists', `${what} already exists; pass --force to overwrite it`);
   } catch (err) {
     if (err instanceof PagewiseError) throw err;
-    throw translateStorageError(err, what, 'VaultUnreachable', 'VaultUnreachable');
+    throw translateTargetError(err, what);
   }
   return { display: displayUrl(req.target.url), open: (diskBytes) => openBlobSink(client, what, diskBytes, req.overwrite ?? false) };
 }
@@ -130,7 +130,7 @@ async function openBlobSink(client: PageBlobClient, what: string, diskBytes: num
   } catch (err) {
     if (err instanceof PagewiseError) throw err;
     if ((err as RestError).statusCode === 409) throw new PagewiseError('TargetExists', `${what} already exists`);
-    throw translateStorageError(err, what, 'VaultUnreachable', 'VaultUnreachable');
+    throw translateTargetError(err, what);
   }
   return {
     dense: false,
@@ -156,7 +156,7 @@ export async function putPages(client: PageBlobClient, offset: number, data: Buf
     try {
       await gate.run(() => client.uploadPages(chunk, offset + at, chunk.length));
     } catch (err) {
-      throw translateStorageError(err, what, 'VaultUnreachable', 'VaultUnreachable');
+      throw translateTargetError(err, what);
     }
   }
 }
