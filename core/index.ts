@@ -5,6 +5,8 @@ export type { PagewiseErrorCode } from './errors';
 export { redact, displayUrl, printable, SECRET_FIELD } from './redact';
 export { parseBytes, formatBytes } from './units';
 export * as limits from './limits';
+export { BATCHES_IN_FLIGHT, PAGE_CONCURRENCY, REQUESTS_PER_ACCOUNT, withinBounds } from './limits';
+export type { CountBounds } from './limits';
 export { planBackup } from './backup/plan-backup';
 export { runBackupBatch } from './backup/run-batch';
 export { finalizeBackup } from './backup/finalize-backup';

@@ -8,7 +8,7 @@
 import { PageBlobClient, RestError } from '@azure/storage-blob';
 import { forEachLimited } from '../concurrency';
 import { PagewiseError } from '../errors';
-import { MAX_PAGE_BLOB_BYTES, MAX_PUT_PAGE_BYTES, SECTOR } from '../limits';
+import { MAX_PAGE_BLOB_BYTES, MAX_PUT_PAGE_BYTES, PAGE_CONCURRENCY, SECTOR } from '../limits';
 import { displayUrl } from '../redact';
 import { translateTargetError } from '../storage/storage-errors';
 import { parseStorageUrl, targetBlobClient } from '../storage/clients';
@@ -65,7 +65,7 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
           nextPage = Math.max(nextPage, e.page + 1);
         }
       }
-      await forEachLimited(blockRuns(entries), req.concurrency ?? 4, async (run: PageEntry[]) => {
+      await forEachLimited(blockRuns(entries), req.concurrency ?? PAGE_CONCURRENCY.default, async (run: PageEntry[]) => {
         for (const { entry, plain, error } of await reader.readRun(run)) {
           if (error) throw error;
           const base = entry.page * manifest.pageSize;

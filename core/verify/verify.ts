@@ -8,6 +8,7 @@ import { sha256 } from '../processor/async-crypto';
 import { ScratchCache } from '../cache/scratch-cache';
 import { PseudoDisk } from '../cache/pseudo-disk';
 import { forEachLimited } from '../concurrency';
+import { PAGE_CONCURRENCY } from '../limits';
 import { isPagewiseError } from '../errors';
 import { BackupReader, blockRuns } from '../restore/backup-reader';
 import { PageGrid, pagesOfRangesAsync, ByteRange } from '../source/page-grid';
@@ -73,7 +74,7 @@ export async function verifyBackup(req: VerifyRequest): Promise<VerifyResult> {
         } else sound.push(entry);
       }
       if (readData) {
-        await forEachLimited(blockRuns(sound), req.concurrency ?? 4, async (run: PageEntry[]) => {
+        await forEachLimited(blockRuns(sound), req.concurrency ?? PAGE_CONCURRENCY.default, async (run: PageEntry[]) => {
           for (const { plain, error } of await reader.readRun(run)) {
             if (error) note(error.message);
             else {
