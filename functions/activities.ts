@@ -88,6 +88,7 @@ df.app.activity(Activities.restoreBackup, {
       userKey: readUserKey(),
       target: { url: target.url },
       overwrite: overwrite ?? false,
+      abortSignal: shutdownSignal(),
       ...(settings.engine.concurrency ? { concurrency: settings.engine.concurrency } : {}),
     });
   }),
@@ -103,6 +104,7 @@ df.app.activity(Activities.verifyBackup, {
       vault: settings.vault,
       userKey: readUserKey(),
       readData: readData ?? true,
+      abortSignal: shutdownSignal(),
       ...(source ? { source: { url: source.url } } : {}),
       ...(settings.engine.concurrency ? { concurrency: settings.engine.concurrency } : {}),
       ...(settings.engine.scratchDir ? { scratchDir: settings.engine.scratchDir } : {}),

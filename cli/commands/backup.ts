@@ -67,7 +67,7 @@ export const defineBackup: DefineCommand = (program, ctx) => {
             scratchDir: settings.scratchDir,
             takeSnapshot: opts.snapshot,
             abortSignal,
-            onProgress: (p) => bar.update(p.pagesDone, p.pagesTotal, `${formatBytes(p.bytesRead)} of ${formatBytes(p.allocatedBytes)} read`),
+            onProgress: (p) => bar.show(p),
           });
         }
       } finally {

@@ -9,12 +9,12 @@ import { ScratchCache } from '../cache/scratch-cache';
 import { PseudoDisk } from '../cache/pseudo-disk';
 import { forEachLimited } from '../concurrency';
 import { PAGE_CONCURRENCY } from '../limits';
-import { isPagewiseError } from '../errors';
+import { abortedError, isPagewiseError } from '../errors';
 import { BackupReader, blockRuns } from '../restore/backup-reader';
 import { PageGrid, pagesOfRangesAsync, ByteRange } from '../source/page-grid';
 import { SourceDisk } from '../source/source-disk';
 import { allowedEndpointOf } from '../storage/clients';
-import { VerifyRequest, VerifyResult } from '../types';
+import { OperationProgress, VerifyRequest, VerifyResult } from '../types';
 import { PageEntry } from '../vault/page-table';
 import { formatBytes } from '../units';
 
@@ -22,6 +22,12 @@ const MAX_PROBLEMS = 100;
 
 export async function verifyBackup(req: VerifyRequest): Promise<VerifyResult> {
   const started = Date.now();
+  // An interruption ends the verification without a verdict: it is not a problem of the backup.
+  const signal = req.abortSignal;
+  const stopIfAborted = () => {
+    if (signal?.aborted) throw abortedError(signal, 'the verification was interrupted');
+  };
+  stopIfAborted();
   // A source off the allowed endpoints is bad input, refused before anything is read (not a "problem").
   if (req.source) allowedEndpointOf(req.source, 'blob', 'the source disk URL');
   const reader = await BackupReader.open(req.vault, req.backupId, req.userKey);
@@ -46,7 +52,13 @@ export async function verifyBackup(req: VerifyRequest): Promise<VerifyResult> {
     }
   }
 
-  const total = reader.entryCount;
+  const progress: OperationProgress = { phase: 'verifying', pagesDone: 0, pagesTotal: reader.entryCount, bytesDone: 0, bytesTotal: reader.entryCount * manifest.pageSize };
+  const reportPages = (pages: number) => {
+    pagesChecked += pages;
+    progress.pagesDone = pagesChecked;
+    progress.bytesDone = pagesChecked * manifest.pageSize;
+    req.onProgress?.({ ...progress });
+  };
   const segmentCount = Math.ceil(manifest.pageCount / manifest.pagesPerSegment);
   let compared = 0; // segments compared with the source so far
   let source: SourceDisk | null | undefined; // opened once, on first use; null when it does not match
@@ -60,11 +72,12 @@ export async function verifyBackup(req: VerifyRequest): Promise<VerifyResult> {
       }
     }
     if (source === null) return;
-    for (; compared < segment; compared++) await compareWithSource(source, reader, compared, [], note, req.concurrency, req.scratchDir);
-    if (compared === segment && segment < segmentCount) await compareWithSource(source, reader, compared++, entries, note, req.concurrency, req.scratchDir);
+    for (; compared < segment; compared++) await compareWithSource(source, reader, compared, [], note, req.concurrency, req.scratchDir, stopIfAborted);
+    if (compared === segment && segment < segmentCount) await compareWithSource(source, reader, compared++, entries, note, req.concurrency, req.scratchDir, stopIfAborted);
   };
   try {
     for await (const { segment, entries } of reader.segments()) {
+      stopIfAborted();
       const sound: PageEntry[] = [];
       for (const entry of entries) {
         const structural = reader.checkEntry(entry);
@@ -75,24 +88,24 @@ export async function verifyBackup(req: VerifyRequest): Promise<VerifyResult> {
       }
       if (readData) {
         await forEachLimited(blockRuns(sound), req.concurrency ?? PAGE_CONCURRENCY.default, async (run: PageEntry[]) => {
+          stopIfAborted();
           for (const { plain, error } of await reader.readRun(run)) {
             if (error) note(error.message);
             else {
               blocksChecked++;
               bytesChecked += plain!.length;
             }
-            pagesChecked++;
-            req.onProgress?.(pagesChecked, total);
+            reportPages(1);
           }
         });
       } else {
-        pagesChecked += sound.length; // structure only: the entries are sound and their segments whole
-        req.onProgress?.(pagesChecked, total);
+        reportPages(sound.length); // structure only: the entries are sound and their segments whole
       }
       await compareUpTo(segment, entries);
     }
     await compareUpTo(segmentCount, []);
   } catch (err) {
+    if (signal?.aborted) throw abortedError(signal, 'the verification was interrupted');
     if (!isPagewiseError(err)) throw err;
     note(err.message);
   }
@@ -130,8 +143,9 @@ async function compareWithSource(
   segment: number,
   entries: PageEntry[],
   note: (p: string) => void,
-  concurrency = 4,
+  concurrency = PAGE_CONCURRENCY.default,
   scratchDir?: string,
+  stopIfAborted: () => void = () => undefined,
 ): Promise<void> {
   const { manifest } = reader;
   const grid = new PageGrid(manifest.diskBytes, manifest.pageSize);
@@ -141,6 +155,7 @@ async function compareWithSource(
   try {
     const disk = new PseudoDisk(source, grid, cache);
     await forEachLimited(pagesOfRangesAsync(grid, source.allocatedRanges(window)), cache.slotCount, async ({ page, ranges: pageRanges }) => {
+      stopIfAborted();
       await disk.load(page, pageRanges);
       const plain = await disk.readPage(page);
       disk.evict(page);
