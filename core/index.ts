@@ -21,6 +21,8 @@ export { describeVerification, verifyBackup } from './verify/verify';
 export { listBackups } from './vault/catalog';
 export { loadUserKey, writeNewKeyFile, decodeUserKey, encodeKeyFile, generateKey, keyId } from './crypto/keys';
 export { parseStorageUrl, allowedEndpointOf, sourceBlobClient } from './storage/clients';
+export { defaultCredential } from './storage/credentials';
+export type { TokenCredential } from './storage/credentials';
 export { configureStorageEndpoints, configureStorageEndpointsFromEnv, parseEndpoint, parseEndpointList, endpointOf, azureEndpoint, endpointRefused, isManagedDiskEndpoint, isPathStyleHost } from './storage/endpoints';
 export { configureRequestsPerAccount, accountHighWater, DEFAULT_REQUESTS_PER_ACCOUNT } from './storage/account-gate';
 export { SourceDisk, assertNotCopying } from './source/source-disk';

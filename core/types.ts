@@ -3,13 +3,19 @@
  * activities (`planBackup` → `runBackupBatch`* → `finalizeBackup`) share these; activity inputs and
  * outputs are small references and counts, never page data.
  */
+import type { TokenCredential } from '@azure/identity';
 
-/** Where a disk or vault lives and how to authenticate to it. */
+/**
+ * Where a disk or vault lives and how to authenticate to it: a SAS in the URL, else the connection
+ * string, else `credential`, else the default credential (DefaultAzureCredential, made once per process).
+ */
 export interface StorageLocation {
   /** Blob URL (source) or container URL (vault). May carry a SAS query; it is never logged. */
   url: string;
-  /** Optional connection string for the account (else SAS in the URL, else DefaultAzureCredential). */
+  /** Optional connection string for the account. */
   connectionString?: string;
+  /** A caller's own Azure AD credential (as the Azure SDK clients take one); never serialized. */
+  credential?: TokenCredential;
   /**
    * The URL is a read SAS the app's own Compute grant returned for a managed-disk snapshot: only then
    * may it be on a managed-disk export host (md-….blob.storage.azure.net). Never set from user input.
