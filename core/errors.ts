@@ -56,3 +56,8 @@ export function isTransient(err: unknown): boolean {
 export function abortedError(signal: AbortSignal, what = 'the backup was cancelled'): PagewiseError {
   return isPagewiseError(signal.reason, 'Aborted') ? signal.reason : new PagewiseError('Aborted', what);
 }
+
+/** Throws the abort's Aborted error (see abortedError) once `signal` is aborted; else nothing. */
+export function throwIfAborted(signal: AbortSignal | undefined, what: string): void {
+  if (signal?.aborted) throw abortedError(signal, what);
+}

@@ -7,7 +7,7 @@
  */
 import { PageBlobClient, RestError } from '@azure/storage-blob';
 import { forEachLimited } from '../concurrency';
-import { abortedError, PagewiseError } from '../errors';
+import { PagewiseError, throwIfAborted } from '../errors';
 import { MAX_PAGE_BLOB_BYTES, MAX_PUT_PAGE_BYTES, PAGE_CONCURRENCY, SECTOR } from '../limits';
 import { displayUrl } from '../redact';
 import { translateTargetError } from '../storage/storage-errors';
@@ -45,9 +45,7 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
   // Interrupted (Ctrl-C, a host stopping): checked first and before each read and write; the catch
   // below removes the partial file or page blob.
   const signal = req.abortSignal;
-  const stopIfAborted = () => {
-    if (signal?.aborted) throw abortedError(signal, 'the restore was interrupted');
-  };
+  const stopIfAborted = () => throwIfAborted(signal, 'the restore was interrupted');
   stopIfAborted();
   // Every check of the target comes before the first read from the vault.
   const target = await prepareTarget(req);
@@ -91,7 +89,8 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
   } catch (err) {
     await sink.abandon();
     // A request the abort cancelled fails as unreachable storage; the abort is what happened.
-    throw signal?.aborted ? abortedError(signal, 'the restore was interrupted') : err;
+    stopIfAborted();
+    throw err;
   }
   return {
     backupId: req.backupId,

@@ -9,7 +9,7 @@ import { ScratchCache } from '../cache/scratch-cache';
 import { PseudoDisk } from '../cache/pseudo-disk';
 import { forEachLimited } from '../concurrency';
 import { PAGE_CONCURRENCY } from '../limits';
-import { abortedError, isPagewiseError } from '../errors';
+import { isPagewiseError, throwIfAborted } from '../errors';
 import { BackupReader, blockRuns } from '../restore/backup-reader';
 import { PageGrid, pagesOfRangesAsync, ByteRange } from '../source/page-grid';
 import { SourceDisk } from '../source/source-disk';
@@ -24,9 +24,7 @@ export async function verifyBackup(req: VerifyRequest): Promise<VerifyResult> {
   const started = Date.now();
   // An interruption ends the verification without a verdict: it is not a problem of the backup.
   const signal = req.abortSignal;
-  const stopIfAborted = () => {
-    if (signal?.aborted) throw abortedError(signal, 'the verification was interrupted');
-  };
+  const stopIfAborted = () => throwIfAborted(signal, 'the verification was interrupted');
   stopIfAborted();
   // A source off the allowed endpoints is bad input, refused before anything is read (not a "problem").
   if (req.source) allowedEndpointOf(req.source, 'blob', 'the source disk URL');
@@ -105,7 +103,7 @@ export async function verifyBackup(req: VerifyRequest): Promise<VerifyResult> {
     }
     await compareUpTo(segmentCount, []);
   } catch (err) {
-    if (signal?.aborted) throw abortedError(signal, 'the verification was interrupted');
+    stopIfAborted(); // whatever the abort broke on its way, the verification was interrupted
     if (!isPagewiseError(err)) throw err;
     note(err.message);
   }
