@@ -5,21 +5,28 @@
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { backupDisk, PagewiseError, restoreBackup, verifyBackup } from '../core';
+import { captureIO, run } from '../cli/main';
+import { backupDisk, PagewiseError, restoreBackup, verifyBackup, writeNewKeyFile, loadUserKey } from '../core';
 import type { OperationProgress } from '../core';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
 
 let env: TestEnv;
 let backupId: string;
 let sourceUrl: string;
+let keyFile: string;
+/** The key in keyFile (the CLI reads the file). */
+let userKey: Buffer;
 const PAGE = 64 * KiB;
 const DISK_BYTES = 2 * MiB;
 
 beforeAll(async () => {
   env = await startEnv();
+  keyFile = path.join(env.tmp, 'user.key');
+  await writeNewKeyFile(keyFile);
+  userKey = await loadUserKey(keyFile);
   const disk = await env.makeDisk('abort.vhd', DISK_BYTES, [{ offset: 0, length: DISK_BYTES, kind: 'random', seed: 11 }]);
   sourceUrl = disk.source.url;
-  backupId = (await backupDisk({ source: disk.source, vault: env.vault, userKey: env.userKey, pageSize: PAGE, cacheBytes: 4 * PAGE })).backupId;
+  backupId = (await backupDisk({ source: disk.source, vault: env.vault, userKey, pageSize: PAGE, cacheBytes: 4 * PAGE })).backupId;
 });
 
 afterAll(async () => {
@@ -45,7 +52,7 @@ test('a file restore aborted mid-way ends with Aborted and leaves nothing in its
   const controller = new AbortController();
   const seen: OperationProgress[] = [];
   await expect(
-    restoreBackup({ backupId, vault: env.vault, userKey: env.userKey, target: { url: path.join(dir, 'disk.img') }, concurrency: 1, abortSignal: controller.signal, onProgress: abortingAfter(controller, 2, seen) }),
+    restoreBackup({ backupId, vault: env.vault, userKey, target: { url: path.join(dir, 'disk.img') }, concurrency: 1, abortSignal: controller.signal, onProgress: abortingAfter(controller, 2, seen) }),
   ).rejects.toMatchObject({ code: 'Aborted', message: 'the restore was interrupted' });
   expect(await fs.readdir(dir)).toEqual([]);
   // It stopped part way: the pages reported were written before the abort, not the whole disk.
@@ -58,7 +65,7 @@ test('a page-blob restore aborted mid-way ends with the signal\'s Aborted reason
   const controller = new AbortController();
   const seen: OperationProgress[] = [];
   await expect(
-    restoreBackup({ backupId, vault: env.vault, userKey: env.userKey, target: { url: target }, concurrency: 1, abortSignal: controller.signal, onProgress: abortingAfter(controller, 3, seen, new PagewiseError('Aborted', 'terminated')) }),
+    restoreBackup({ backupId, vault: env.vault, userKey, target: { url: target }, concurrency: 1, abortSignal: controller.signal, onProgress: abortingAfter(controller, 3, seen, new PagewiseError('Aborted', 'terminated')) }),
   ).rejects.toMatchObject({ code: 'Aborted', message: 'terminated' });
   expect(await env.az.accounts.vault.service.getContainerClient('restores').getPageBlobClient('aborted.vhd').exists()).toBe(false);
   expect(seen.at(-1)!.pagesDone).toBeLessThan(DISK_BYTES / PAGE);
@@ -69,7 +76,7 @@ test('a verification aborted mid-way (comparing with its source) ends with Abort
   const controller = new AbortController();
   const seen: OperationProgress[] = [];
   await expect(
-    verifyBackup({ backupId, vault: env.vault, userKey: env.userKey, source: { url: sourceUrl }, scratchDir, readData: true, concurrency: 1, abortSignal: controller.signal, onProgress: abortingAfter(controller, 2, seen) }),
+    verifyBackup({ backupId, vault: env.vault, userKey, source: { url: sourceUrl }, scratchDir, readData: true, concurrency: 1, abortSignal: controller.signal, onProgress: abortingAfter(controller, 2, seen) }),
   ).rejects.toMatchObject({ code: 'Aborted', message: 'the verification was interrupted' });
   // The pages of a segment are read as one run and reported before its comparison with the source,
   // which the abort stopped: the scratch cache that comparison made is gone.
@@ -81,9 +88,18 @@ test('an operation whose signal is already aborted reports no progress and leave
   const dir = await freshDir('restore-pre-aborted');
   const seen: OperationProgress[] = [];
   await expect(
-    restoreBackup({ backupId, vault: env.vault, userKey: env.userKey, target: { url: path.join(dir, 'disk.img') }, abortSignal: AbortSignal.abort(), onProgress: (p) => seen.push(p) }),
+    restoreBackup({ backupId, vault: env.vault, userKey, target: { url: path.join(dir, 'disk.img') }, abortSignal: AbortSignal.abort(), onProgress: (p) => seen.push(p) }),
   ).rejects.toMatchObject({ code: 'Aborted' });
-  await expect(verifyBackup({ backupId, vault: env.vault, userKey: env.userKey, abortSignal: AbortSignal.abort(), onProgress: (p) => seen.push(p) })).rejects.toMatchObject({ code: 'Aborted' });
+  await expect(verifyBackup({ backupId, vault: env.vault, userKey, abortSignal: AbortSignal.abort(), onProgress: (p) => seen.push(p) })).rejects.toMatchObject({ code: 'Aborted' });
   expect(seen).toEqual([]);
   expect(await fs.readdir(dir)).toEqual([]);
+});
+
+test('pagewise verify stops on Ctrl-C: exit 130, "interrupted", no verdict', async () => {
+  const io = captureIO({ PAGEWISE_STORAGE_ENDPOINTS: env.az.storageEndpoints });
+  const interrupt = new AbortController();
+  interrupt.abort(new PagewiseError('Aborted', 'interrupted'));
+  io.interruptSignal = () => interrupt.signal;
+  const code = await run(['verify', backupId, '--vault', env.vault.url, '--key-file', keyFile, '--read-data'], io);
+  expect({ code, stdout: io.stdoutText(), stderr: io.stderrText() }).toEqual({ code: 130, stdout: '', stderr: 'pagewise: interrupted\n' });
 });
