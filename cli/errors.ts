@@ -7,7 +7,7 @@
  *        incomplete, verification found problems, or an unexpected error
  *   2    usage or bad input: fix the command line, the URLs, the key file or the credentials
  *        (BadInput, BadUrl, BadPageSize, BadCacheSize, NotPageBlob, SourceNotFound, BackupNotFound, VaultNotFound,
- *        BadKeyFile, WrongKey, TargetExists, AccessDenied, LimitExceeded, and commander usage errors)
+ *        BadKeyFile, WrongKey, TargetExists, TargetNotFound, AccessDenied, LimitExceeded, and commander usage errors)
  *   130  interrupted (SIGINT, Ctrl-C) — a backup run again with the same arguments resumes
  *   143  terminated (SIGTERM), cleaned up as for 130
  *
@@ -42,10 +42,12 @@ export const EXIT_CODES: Record<PagewiseErrorCode, number> = {
   BadKeyFile: EXIT_USAGE,
   WrongKey: EXIT_USAGE,
   TargetExists: EXIT_USAGE,
+  TargetNotFound: EXIT_USAGE,
   AccessDenied: EXIT_USAGE,
   LimitExceeded: EXIT_USAGE,
   SourceUnreachable: EXIT_FAILURE,
   VaultUnreachable: EXIT_FAILURE,
+  TargetUnreachable: EXIT_FAILURE,
   SourceChanged: EXIT_FAILURE,
   BackupIncomplete: EXIT_FAILURE,
   Corrupt: EXIT_FAILURE,
@@ -56,7 +58,8 @@ export const EXIT_CODE_HELP = `
 Exit codes:
   0    success
   1    operational failure (storage unreachable, source changed, corrupt backup, verify found problems)
-  2    usage or bad input (arguments, URLs, key file, credentials, unknown backup ID, target exists)
+  2    usage or bad input (arguments, URLs, key file, credentials, unknown backup ID, target exists or
+       its container missing)
   130  interrupted (Ctrl-C); run the same backup command again to resume
   143  terminated (SIGTERM); the same
 

@@ -1,5 +1,5 @@
 /** Option values parsed the same way everywhere, with errors naming the option. */
-import { assertUnsharedDirSync, parseBytes, PagewiseError, resolveSettings } from '../core';
+import { assertUnsharedDirSync, PAGE_CONCURRENCY, parseBytes, PagewiseError, resolveSettings, withinBounds } from '../core';
 import { statSync } from 'node:fs';
 
 export type ResolvedSettings = ReturnType<typeof resolveSettings>;
@@ -29,11 +29,11 @@ export function parseCount(text: string | undefined, option: string): number | u
   return value;
 }
 
-/** `--concurrency` of restore and verify: the same 1–64 bound the backup's settings enforce. */
+/** `--concurrency` of restore and verify: the same bound the backup's settings enforce (core PAGE_CONCURRENCY). */
 export function parseConcurrency(text: string | undefined, option = '--concurrency'): number | undefined {
   const value = parseCount(text, option);
-  if (value !== undefined && (value < 1 || value > 64)) {
-    throw new PagewiseError('BadInput', `${option} ${value} must be a whole number from 1 to 64`);
+  if (value !== undefined && !withinBounds(value, PAGE_CONCURRENCY)) {
+    throw new PagewiseError('BadInput', `${option} ${value} must be a whole number from ${PAGE_CONCURRENCY.min} to ${PAGE_CONCURRENCY.max}`);
   }
   return value;
 }

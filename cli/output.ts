@@ -1,6 +1,6 @@
 /** Output shared by the commands: one JSON object, short human summaries, the progress bar. */
 import { SingleBar } from 'cli-progress';
-import { formatBytes, printable, redact } from '../core';
+import { formatBytes, OperationProgress, printable, redact } from '../core';
 import { CliIO } from './io';
 
 /** `--json`: exactly one JSON object on stdout. */
@@ -39,10 +39,19 @@ export function table(rows: Array<[string, string]>, indent = '  '): string[] {
 
 export interface Progress {
   update(done: number, total: number, detail?: string): void;
+  /** A backup's, restore's or verification's progress: its pages, and its bytes as the detail. */
+  show(progress: OperationProgress): void;
   stop(): void;
 }
 
-const NO_PROGRESS: Progress = { update() {}, stop() {} };
+const NO_PROGRESS: Progress = { update() {}, show() {}, stop() {} };
+
+const HANDLED: Record<OperationProgress['phase'], string> = { copying: 'read', restoring: 'restored', verifying: 'checked' };
+
+/** The bar's detail for an operation's progress, e.g. "12.0 MiB of 40.0 MiB read". */
+export function progressDetail(progress: OperationProgress): string {
+  return `${formatBytes(progress.bytesDone)} of ${formatBytes(progress.bytesTotal)} ${HANDLED[progress.phase]}`;
+}
 
 /** A progress bar on stderr, only when stderr is a terminal and the output is not JSON. */
 export function progressBar(io: CliIO, json: boolean, task: string, unit = 'pages'): Progress {
@@ -57,6 +66,9 @@ export function progressBar(io: CliIO, json: boolean, task: string, unit = 'page
   });
   let started = false;
   return {
+    show(progress) {
+      this.update(progress.pagesDone, progress.pagesTotal, progressDetail(progress));
+    },
     update(done, total, detail) {
       const payload = { detail: detail ? ` | ${detail}` : '' };
       if (!started) {

@@ -17,6 +17,8 @@ export type PagewiseErrorCode =
   | 'BadKeyFile'
   | 'Corrupt'
   | 'TargetExists'
+  | 'TargetNotFound'
+  | 'TargetUnreachable'
   | 'LimitExceeded'
   | 'Aborted';
 
@@ -34,10 +36,28 @@ export function isPagewiseError(err: unknown, code?: PagewiseErrorCode): err is 
 }
 
 /**
+ * Failures a later attempt may cure, the one rule every retrier uses (core/retry.ts, the activities, the
+ * Event Grid trigger): storage that could not be reached, and work that was interrupted (`Aborted`: a
+ * host shutting down aborts its activities, which the orchestration re-issues when it resumes; an event
+ * whose handling was cut short is delivered again). Everything else (bad input, denial, a missing
+ * target, damage) fails the same way every time.
+ */
+export const TRANSIENT_CODES: ReadonlySet<string> = new Set<PagewiseErrorCode>(['SourceUnreachable', 'VaultUnreachable', 'TargetUnreachable', 'Aborted']);
+
+export function isTransient(err: unknown): boolean {
+  return isPagewiseError(err) && TRANSIENT_CODES.has(err.code);
+}
+
+/**
  * What an aborted operation ends with, whatever the abort broke on its way (the SDK reports a cancelled
  * request as an AbortError, which alone would read as "could not be reached"): the signal's reason when
  * it is an Aborted error (the CLI says "interrupted"), else an Aborted error saying `what`.
  */
 export function abortedError(signal: AbortSignal, what = 'the backup was cancelled'): PagewiseError {
   return isPagewiseError(signal.reason, 'Aborted') ? signal.reason : new PagewiseError('Aborted', what);
+}
+
+/** Throws the abort's Aborted error (see abortedError) once `signal` is aborted; else nothing. */
+export function throwIfAborted(signal: AbortSignal | undefined, what: string): void {
+  if (signal?.aborted) throw abortedError(signal, what);
 }

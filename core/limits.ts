@@ -18,6 +18,27 @@ export const MAX_BLOCKS_PER_BLOB = 50_000;
 export const MAX_PAGE_SIZE = 100 * MiB;
 export const DEFAULT_PAGE_SIZE = 4 * MiB;
 export const DEFAULT_CACHE_BYTES = 256 * MiB;
-export const DEFAULT_CONCURRENCY = 4;
+
+/** A whole-number setting's allowed range and default: one definition for the CLI, app settings and schemas. */
+export interface CountBounds {
+  readonly min: number;
+  readonly max: number;
+  readonly default: number;
+}
+/** Pages in flight at once within one backup, restore or verify. */
+export const PAGE_CONCURRENCY: CountBounds = { min: 1, max: 64, default: 4 };
+/**
+ * Batch activities one disk keeps in flight (each holds a scratch cache on its worker). One activity
+ * already keeps a page blob's ~60 MiB/s busy (docs/SCALE.md R5); the second starts while the first
+ * drains its last pages. More only adds memory, scratch and 503s on one blob.
+ */
+export const BATCHES_IN_FLIGHT: CountBounds = { min: 1, max: 32, default: 2 };
+/** Data requests in flight to one storage account, shared by every operation of the process. */
+export const REQUESTS_PER_ACCOUNT: CountBounds = { min: 1, max: 10_000, default: 32 };
+
+/** Whether `value` is a whole number within `bounds`. */
+export function withinBounds(value: number, bounds: CountBounds): boolean {
+  return Number.isSafeInteger(value) && value >= bounds.min && value <= bounds.max;
+}
 /** Pages per segment blob (format v1); ≤ MAX_BLOCKS_PER_BLOB. */
 export const PAGES_PER_SEGMENT = 16_384;

@@ -2,18 +2,13 @@
  * Retrying a whole operation whose result is checked by Pagewise itself (e.g. a ranged read whose body
  * came back short): the SDK retries requests and resumes broken streams, this catches what gets past it.
  */
-import { isPagewiseError } from './errors';
+import { isPagewiseError, isTransient } from './errors';
 
 export interface RetryOptions {
   maxRetries?: number;
   retryDelayInMs?: number;
   maxRetryDelayInMs?: number;
   abortSignal?: AbortSignal;
-}
-
-/** Only transient failures are retried: unreachable storage, not bad input, denial or damage. */
-export function isTransient(err: unknown): boolean {
-  return isPagewiseError(err, 'SourceUnreachable') || isPagewiseError(err, 'VaultUnreachable');
 }
 
 export async function withRetry<T>(operation: (attempt: number) => Promise<T>, options: RetryOptions = {}, onRetry?: (err: unknown) => void): Promise<T> {
@@ -24,7 +19,9 @@ export async function withRetry<T>(operation: (attempt: number) => Promise<T>, o
     try {
       return await operation(attempt);
     } catch (err) {
-      if (attempt >= maxRetries || !isTransient(err) || options.abortSignal?.aborted) throw err;
+      // Only transient failures (core/errors.ts), and never an interruption: it means this process is
+      // stopping, and it is the caller (an orchestration resuming, the user running it again) that redoes it.
+      if (attempt >= maxRetries || !isTransient(err) || isPagewiseError(err, 'Aborted') || options.abortSignal?.aborted) throw err;
       onRetry?.(err);
       const delay = Math.min(cap, base * 2 ** attempt) * (0.5 + Math.random() / 2);
       await new Promise((resolve) => setTimeout(resolve, delay));

@@ -3,13 +3,19 @@
  * activities (`planBackup` → `runBackupBatch`* → `finalizeBackup`) share these; activity inputs and
  * outputs are small references and counts, never page data.
  */
+import type { TokenCredential } from '@azure/identity';
 
-/** Where a disk or vault lives and how to authenticate to it. */
+/**
+ * Where a disk or vault lives and how to authenticate to it: a SAS in the URL, else the connection
+ * string, else `credential`, else the default credential (DefaultAzureCredential, made once per process).
+ */
 export interface StorageLocation {
   /** Blob URL (source) or container URL (vault). May carry a SAS query; it is never logged. */
   url: string;
-  /** Optional connection string for the account (else SAS in the URL, else DefaultAzureCredential). */
+  /** Optional connection string for the account. */
   connectionString?: string;
+  /** A caller's own Azure AD credential (as the Azure SDK clients take one); never serialized. */
+  credential?: TokenCredential;
   /**
    * The URL is a read SAS the app's own Compute grant returned for a managed-disk snapshot: only then
    * may it be on a managed-disk export host (md-….blob.storage.azure.net). Never set from user input.
@@ -48,14 +54,20 @@ export interface BackupRequest extends EngineSettings {
    */
   expectedEtag?: string;
   abortSignal?: AbortSignal;
-  onProgress?: (progress: BackupProgress) => void;
+  onProgress?: (progress: OperationProgress) => void;
 }
 
-export interface BackupProgress {
+/**
+ * How far a backup, restore or verification has come: one shape for all three, reported after each page
+ * (the CLI's progress bars show it). Bytes are what the phase handles: a backup's source bytes read of
+ * the disk's allocated bytes; a restore's or verification's page bytes (whole pages) of the backup's.
+ */
+export interface OperationProgress {
+  phase: 'copying' | 'restoring' | 'verifying';
   pagesDone: number;
   pagesTotal: number;
-  bytesRead: number;
-  allocatedBytes: number;
+  bytesDone: number;
+  bytesTotal: number;
 }
 
 /** What `planBackup` returns: a reference to the plan stored in the vault plus counts. */
@@ -137,7 +149,7 @@ export interface RestoreRequest {
   concurrency?: number;
   /** Stops the restore; a file or page-blob target is removed (a device keeps what was written). */
   abortSignal?: AbortSignal;
-  onProgress?: (done: number, total: number) => void;
+  onProgress?: (progress: OperationProgress) => void;
 }
 
 export interface RestoreResult {
@@ -160,7 +172,9 @@ export interface VerifyRequest {
   concurrency?: number;
   /** Directory for the scratch cache of the comparison with the source (default: OS temp dir). */
   scratchDir?: string;
-  onProgress?: (done: number, total: number) => void;
+  /** Stops the verification with an Aborted error (not a problem found): no verdict, scratch removed. */
+  abortSignal?: AbortSignal;
+  onProgress?: (progress: OperationProgress) => void;
 }
 
 export interface VerifyResult {

@@ -4,7 +4,7 @@
  */
 import * as df from 'durable-functions';
 import type { InvocationContext } from '@azure/functions';
-import { asAlreadyExisted, finalizeBackup, planBackup, restoreBackup, runBackupBatch, verifyBackup, displayUrl, isPagewiseError, PagewiseError, redact } from '../core';
+import { asAlreadyExisted, finalizeBackup, planBackup, restoreBackup, runBackupBatch, verifyBackup, displayUrl, isPagewiseError, isTransient, PagewiseError, redact } from '../core';
 import type { PermanentFailure } from '../orchestrations/activityOutcome';
 import { trackBackupCompleted } from './telemetry';
 import type { BackupRequest } from '../core/types';
@@ -13,9 +13,6 @@ import { shutdownSignal } from './shutdown';
 import { backupActivityInput, restoreActivityInput, verifyActivityInput } from './activityInputs';
 import { assertNotBeingBackedUp } from './prechecks';
 import { allowedSource, assertAllowedAccount, engineSettings, readSettings, readUserKey } from './settings';
-
-/** Storage that could not be reached may answer next time; everything else Pagewise raises will not. */
-const TRANSIENT = new Set(['SourceUnreachable', 'VaultUnreachable', 'Aborted']);
 
 /**
  * Hands permanent Pagewise failures back as a value (the orchestrator fails at once, see
@@ -26,7 +23,7 @@ export function reportingPermanentFailures<A extends unknown[], R>(handler: (...
     try {
       return await handler(...args);
     } catch (err) {
-      if (isPagewiseError(err) && !TRANSIENT.has(err.code)) return { permanentFailure: { code: err.code, message: redact(err.message) } };
+      if (isPagewiseError(err) && !isTransient(err)) return { permanentFailure: { code: err.code, message: redact(err.message) } };
       throw err;
     }
   };
@@ -91,6 +88,7 @@ df.app.activity(Activities.restoreBackup, {
       userKey: readUserKey(),
       target: { url: target.url },
       overwrite: overwrite ?? false,
+      abortSignal: shutdownSignal(),
       ...(settings.engine.concurrency ? { concurrency: settings.engine.concurrency } : {}),
     });
   }),
@@ -106,6 +104,7 @@ df.app.activity(Activities.verifyBackup, {
       vault: settings.vault,
       userKey: readUserKey(),
       readData: readData ?? true,
+      abortSignal: shutdownSignal(),
       ...(source ? { source: { url: source.url } } : {}),
       ...(settings.engine.concurrency ? { concurrency: settings.engine.concurrency } : {}),
       ...(settings.engine.scratchDir ? { scratchDir: settings.engine.scratchDir } : {}),

@@ -4,8 +4,7 @@
  * so tests hand the Event Grid handler their own SnapshotAccess.
  */
 import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
-import { DefaultAzureCredential } from '@azure/identity';
-import { endpointOf, endpointRefused, isManagedDiskEndpoint, PagewiseError, parseStorageUrl } from '../core';
+import { defaultCredential, endpointOf, endpointRefused, isManagedDiskEndpoint, PagewiseError, parseStorageUrl } from '../core';
 import type { DiskRef } from '../orchestrations/contracts';
 
 export interface SnapshotRef {
@@ -19,9 +18,9 @@ export interface SnapshotAccess {
   grantRead(snapshot: SnapshotRef, durationInSeconds: number): Promise<string>;
 }
 
-/** The production SnapshotAccess: @azure/arm-compute with DefaultAzureCredential (managed identity). */
+/** The production SnapshotAccess: @azure/arm-compute with the app's default credential (managed identity). */
 export class ComputeSnapshotAccess implements SnapshotAccess {
-  private readonly credential = new DefaultAzureCredential();
+  private readonly credential = defaultCredential();
 
   async grantRead(snapshot: SnapshotRef, durationInSeconds: number): Promise<string> {
     // Loaded lazily: the Compute SDK is large and only snapshot events need it.

@@ -2,10 +2,12 @@
  * JSON-schema properties of the engine overrides a caller may give per disk (HTTP start body, policy
  * disks): one definition, so the two surfaces accept exactly the same values.
  */
+import { PAGE_CONCURRENCY } from '../core';
+
 export const engineOverrideProperties = {
   // The source account's page size: a multiple of 512 B, at most 100 MiB (core validatePageSize).
   pageSize: { type: 'integer', minimum: 512, maximum: 104857600, multipleOf: 512, nullable: true },
   cacheBytes: { type: 'integer', minimum: 512, maximum: Number.MAX_SAFE_INTEGER, nullable: true },
-  concurrency: { type: 'integer', minimum: 1, maximum: 64, nullable: true },
+  concurrency: { type: 'integer', minimum: PAGE_CONCURRENCY.min, maximum: PAGE_CONCURRENCY.max, nullable: true },
   takeSnapshot: { type: 'boolean', nullable: true },
 } as const;

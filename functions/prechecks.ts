@@ -5,8 +5,8 @@
  * are for the caller's feedback and so that a bad request leaves no instance behind.
  */
 import { OrchestrationRuntimeStatus, type DurableClient } from 'durable-functions';
-import { assertDiskWriteTarget, PagewiseError, parseStorageUrl, ResolvedSettings, resolveSettings, sameContainer, sameDisk } from '../core';
-import { translateStorageError } from '../core/storage/storage-errors';
+import { assertDiskWriteTarget, assertSourceIsNotVault, PagewiseError, parseStorageUrl, ResolvedSettings, resolveSettings, sameDisk } from '../core';
+import { translateTargetError } from '../core/storage/storage-errors';
 import { targetBlobClient } from '../core/storage/clients';
 import { readManifest } from '../core/vault/manifest';
 import { VaultStore } from '../core/vault/vault-store';
@@ -21,11 +21,7 @@ export function checkEngineSettings(settings: PagewiseSettings, overrides: Engin
 
 /** The secondary copy belongs on separate storage: never the source disk's own container. */
 export function checkSourceIsNotVault(settings: PagewiseSettings, sourceUrl: string): void {
-  const source = parseStorageUrl(sourceUrl, 'blob', 'the source disk URL');
-  const vault = parseStorageUrl(settings.vault.url, 'container', 'PAGEWISE_VAULT_URL');
-  if (sameContainer(source, vault)) {
-    throw new PagewiseError('BadInput', 'the source disk is in the vault container: the secondary copy belongs on separate storage');
-  }
+  assertSourceIsNotVault(parseStorageUrl(sourceUrl, 'blob', 'the source disk URL'), parseStorageUrl(settings.vault.url, 'container', 'PAGEWISE_VAULT_URL'));
 }
 
 /**
@@ -60,7 +56,7 @@ export async function checkRestoreTarget(settings: PagewiseSettings, durable: Du
   try {
     exists = await client.exists();
   } catch (err) {
-    throw translateStorageError(err, what, 'VaultUnreachable', 'VaultUnreachable');
+    throw translateTargetError(err, what);
   }
   if (exists) throw new PagewiseError('TargetExists', `${what} already exists; set "overwrite": true to replace it`);
 }

@@ -26,11 +26,13 @@ const STATUS_BY_CODE: Partial<Record<PagewiseErrorCode, number>> = {
   BackupNotFound: 404,
   BackupIncomplete: 409,
   TargetExists: 409,
+  TargetNotFound: 404,
   SourceChanged: 409,
   WrongKey: 409,
   LimitExceeded: 422,
   SourceUnreachable: 502,
   VaultUnreachable: 502,
+  TargetUnreachable: 502,
 };
 
 export function problemBody(status: number, title: string, detail: string, extra: Partial<Problem> = {}): Problem {

@@ -4,6 +4,7 @@
  */
 import {
   azureEndpoint,
+  BATCHES_IN_FLIGHT,
   configureRequestsPerAccount,
   configureStorageEndpoints,
   decodeUserKey,
@@ -14,10 +15,10 @@ import {
   parseStorageUrl,
   PagewiseError,
   resolveSettings,
+  withinBounds,
 } from '../core';
 import type { EngineSettings, StorageLocation } from '../core/types';
 import type { DiskRef, EngineOverrides } from '../orchestrations/contracts';
-import { MAX_BATCHES_IN_FLIGHT } from '../orchestrations/backupTree';
 import { isOwnGrant } from './compute';
 
 export interface PagewiseSettings {
@@ -194,8 +195,8 @@ function batchesInFlight(env: Env): { batchesInFlight?: number } {
   const raw = env.PAGEWISE_BATCHES_IN_FLIGHT;
   if (raw === undefined || raw.trim() === '') return {};
   const value = Number(raw);
-  if (!Number.isSafeInteger(value) || value < 1 || value > MAX_BATCHES_IN_FLIGHT) {
-    throw settingError(`app setting PAGEWISE_BATCHES_IN_FLIGHT must be a whole number from 1 to ${MAX_BATCHES_IN_FLIGHT}, got "${raw}"`);
+  if (!withinBounds(value, BATCHES_IN_FLIGHT)) {
+    throw settingError(`app setting PAGEWISE_BATCHES_IN_FLIGHT must be a whole number from ${BATCHES_IN_FLIGHT.min} to ${BATCHES_IN_FLIGHT.max}, got "${raw}"`);
   }
   return { batchesInFlight: value };
 }

@@ -3,20 +3,18 @@
  * sub-orchestrations so no single history grows past a fixed bound, and how many batches of a disk
  * are in flight. No I/O, no clock: orchestrators call these during replay.
  */
+import { BATCHES_IN_FLIGHT as BATCHES_IN_FLIGHT_BOUNDS } from '../core/limits';
 
 /** Most batches (activities) one leaf orchestration runs; bounds its history (see HISTORY_EVENT_BOUND). */
 export const BATCHES_PER_LEAF = 1000;
 /** Most sub-orchestrations one range orchestration starts. */
 export const CHILDREN_PER_NODE = 1000;
 /**
- * Batch activities one disk keeps in flight by default (each holds a scratch cache on its worker). One
- * activity already keeps a page blob's ~60 MiB/s busy (docs/SCALE.md R5); the second starts while the
- * first drains its last pages. More only adds memory, scratch and 503s on one blob: activity slots are
- * better spent on other disks. `PAGEWISE_BATCHES_IN_FLIGHT` overrides it (faster premium sources).
+ * Batch activities one disk keeps in flight by default, and the most it may be given
+ * (`PAGEWISE_BATCHES_IN_FLIGHT`, for faster premium sources): core/limits.ts says why.
  */
-export const BATCHES_IN_FLIGHT = 2;
-/** Most batches in flight one disk may be given. */
-export const MAX_BATCHES_IN_FLIGHT = 32;
+export const BATCHES_IN_FLIGHT = BATCHES_IN_FLIGHT_BOUNDS.default;
+export const MAX_BATCHES_IN_FLIGHT = BATCHES_IN_FLIGHT_BOUNDS.max;
 /**
  * Sub-orchestrations a range node keeps in flight at once: one, so a disk's batches in flight are its
  * leaf's window, whatever its size.

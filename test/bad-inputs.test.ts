@@ -658,7 +658,7 @@ const CASES: Case[] = [
     input: (f) => startBackup({ source: { url: f.env.az.sasUrl('vault', 'vault', 'in-vault.vhd', { permissions: 'r' }) } }),
     expected: 400,
     title: 'BadInput',
-    message: /the source disk is in the vault container/,
+    message: /the vault must not be the container of the source disk/,
   },
   {
     surface: 'http',

@@ -1,5 +1,5 @@
 /** `pagewise backup <source-page-blob-url> --vault <container-url> --key-file <f> [...]` */
-import { backupDisk, BackupResult, displayUrl, formatBytes, initVault, loadUserKey, SourceDisk, validateBackupId } from '../../core';
+import { backupDisk, BackupResult, displayUrl, formatBytes, initVault, loadUserKey, SourceDisk, TRANSIENT_CODES, validateBackupId } from '../../core';
 import { backupWithLocalEngine, ENGINES, parseEngine, TASKHUB_ENV } from '../engines';
 import { storageLocation } from '../locations';
 import { engineSettings } from '../options';
@@ -67,7 +67,7 @@ export const defineBackup: DefineCommand = (program, ctx) => {
             scratchDir: settings.scratchDir,
             takeSnapshot: opts.snapshot,
             abortSignal,
-            onProgress: (p) => bar.update(p.pagesDone, p.pagesTotal, `${formatBytes(p.bytesRead)} of ${formatBytes(p.allocatedBytes)} read`),
+            onProgress: (p) => bar.show(p),
           });
         }
       } finally {
@@ -104,7 +104,7 @@ function readLine(result: BackupResult): string {
 /** Added to an interrupted or failed backup's error line. */
 export function backupHint(code: string): string | undefined {
   if (code === 'VaultNotFound') return 'make it with pagewise init --vault <url>, or pass --create-vault';
-  if (code === 'Aborted' || code === 'SourceUnreachable' || code === 'VaultUnreachable') {
+  if (TRANSIENT_CODES.has(code)) {
     return 'run the same command again to resume';
   }
   return undefined;

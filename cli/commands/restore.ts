@@ -49,7 +49,7 @@ export const defineRestore: DefineCommand = (program, ctx) => {
           keepFiles: [opts.keyFile],
           concurrency,
           abortSignal: io.interruptSignal?.(),
-          onProgress: (done, total) => bar.update(done, total),
+          onProgress: (p) => bar.show(p),
         });
       } finally {
         bar.stop();

@@ -45,7 +45,8 @@ export const defineVerify: DefineCommand = (program, ctx) => {
           source,
           readData: (opts.readData ?? false) && !opts.quick,
           concurrency,
-          onProgress: (done, total) => bar.update(done, total),
+          abortSignal: io.interruptSignal?.(),
+          onProgress: (p) => bar.show(p),
         });
       } finally {
         bar.stop();

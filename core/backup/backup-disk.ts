@@ -7,7 +7,7 @@ import { whileBackingUp } from './running-backups';
 import { ScratchCache } from '../cache/scratch-cache';
 import { abortedError } from '../errors';
 import { DedupeIndex } from '../processor/page-processor';
-import { BackupRequest, BackupResult } from '../types';
+import { BackupRequest, BackupResult, OperationProgress } from '../types';
 import { readManifest } from '../vault/manifest';
 import { openBackupContext, openPlannedSource } from './backup-context';
 import { asAlreadyExisted } from './backup-result';
@@ -33,8 +33,8 @@ async function backupAll(req: BackupRequest): Promise<BackupResult> {
   const cache = await ScratchCache.create({ capacityBytes: capacity, pageSize: ctx.plan.pageSize, dir: settings.scratchDir });
   const dedupe = new DedupeIndex();
   const limits = pageLimits(settings.concurrency, ctx.plan.pageSize);
-  const progress = { pagesDone: 0, pagesTotal: ctx.plan.allocatedPages, bytesRead: 0, allocatedBytes: ctx.plan.allocatedBytes };
-  let bytesReadNow = 0; // progress.bytesRead also counts batches an earlier run read (resumed)
+  const progress: OperationProgress = { phase: 'copying', pagesDone: 0, pagesTotal: ctx.plan.allocatedPages, bytesDone: 0, bytesTotal: ctx.plan.allocatedBytes };
+  let bytesReadNow = 0; // progress.bytesDone also counts batches an earlier run read (resumed)
   const batchesPerSegment = ctx.plan.pagesPerSegment / ctx.plan.pagesPerBatch;
   const segmentOf = (k: number) => Math.floor(ctx.plan.batches[k] / batchesPerSegment);
   const stop = new AbortController(); // a failed batch stops the one overlapping it
@@ -55,7 +55,7 @@ async function backupAll(req: BackupRequest): Promise<BackupResult> {
         onPageDone: (_page, bytes) => {
           bytesReadNow += bytes;
           progress.pagesDone++;
-          progress.bytesRead += bytes;
+          progress.bytesDone += bytes;
           req.onProgress?.({ ...progress });
         },
       },
@@ -63,7 +63,7 @@ async function backupAll(req: BackupRequest): Promise<BackupResult> {
     ).then((summary) => {
       if (summary.resumed) {
         progress.pagesDone += summary.pages;
-        progress.bytesRead += summary.bytesRead;
+        progress.bytesDone += summary.bytesRead;
         req.onProgress?.({ ...progress });
       }
       // No later batch shares the segment: its dedupe entries can go.

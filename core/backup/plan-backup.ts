@@ -9,7 +9,7 @@ import { PagewiseError } from '../errors';
 import { PAGES_PER_SEGMENT } from '../limits';
 import { PageGrid } from '../source/page-grid';
 import { SourceDisk } from '../source/source-disk';
-import { sameContainer } from '../restore/target-guard';
+import { assertSourceIsNotVault } from '../restore/target-guard';
 import { parseStorageUrl } from '../storage/clients';
 import { BackupRequest, PlanRef } from '../types';
 import { backupIdFor, layout, validateBackupId } from '../vault/layout';
@@ -27,9 +27,7 @@ async function makePlan(req: BackupRequest): Promise<PlanRef> {
   const settings = resolveSettings(req);
   const vault = VaultStore.open(req.vault);
   // Before any request: a snapshot taken there would be a write into the vault.
-  if (sameContainer(parseStorageUrl(req.source.url, 'blob', 'the source disk URL'), vault.parsed)) {
-    throw new PagewiseError('BadInput', 'the vault must not be the container of the source disk: the secondary copy belongs on separate storage');
-  }
+  assertSourceIsNotVault(parseStorageUrl(req.source.url, 'blob', 'the source disk URL'), vault.parsed);
   const live = await SourceDisk.open(req.source);
   let source = live;
   // The ID names the disk state (the live blob's ETag), so a repeated start resumes the same backup.

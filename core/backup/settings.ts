@@ -1,6 +1,6 @@
 /** Engine settings with defaults applied and validated once, for every entry point. */
 import { PagewiseError } from '../errors';
-import { DEFAULT_CACHE_BYTES, DEFAULT_CONCURRENCY, DEFAULT_PAGE_SIZE } from '../limits';
+import { DEFAULT_CACHE_BYTES, DEFAULT_PAGE_SIZE, PAGE_CONCURRENCY, withinBounds } from '../limits';
 import { validatePageSize } from '../source/page-grid';
 import { EngineSettings } from '../types';
 
@@ -20,9 +20,9 @@ export function resolveSettings(settings: EngineSettings): ResolvedSettings {
   if (cacheBytes < pageSize) {
     throw new PagewiseError('BadCacheSize', `the cache (${cacheBytes} bytes) is smaller than one page (${pageSize} bytes); it must hold at least one page`);
   }
-  const concurrency = settings.concurrency ?? DEFAULT_CONCURRENCY;
-  if (!Number.isSafeInteger(concurrency) || concurrency < 1 || concurrency > 64) {
-    throw new PagewiseError('BadInput', `concurrency ${concurrency} must be a whole number from 1 to 64`);
+  const concurrency = settings.concurrency ?? PAGE_CONCURRENCY.default;
+  if (!withinBounds(concurrency, PAGE_CONCURRENCY)) {
+    throw new PagewiseError('BadInput', `concurrency ${concurrency} must be a whole number from ${PAGE_CONCURRENCY.min} to ${PAGE_CONCURRENCY.max}`);
   }
   return { pageSize, cacheBytes, concurrency, scratchDir: settings.scratchDir };
 }

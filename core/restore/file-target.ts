@@ -15,7 +15,8 @@ import { assertUnsharedDir } from '../shared-dir';
 /** Where restored pages go; `dense` sinks keep old content where nothing is written, so zeros are written too. */
 export interface PageSink {
   dense: boolean;
-  write(offset: number, data: Buffer): Promise<void>;
+  /** `abortSignal` cancels a request in flight (a page blob's Put Page); a local write is short and finishes. */
+  write(offset: number, data: Buffer, abortSignal?: AbortSignal): Promise<void>;
   commit(): Promise<void>;
   abandon(): Promise<void>;
 }

@@ -7,13 +7,13 @@
  */
 import { PageBlobClient, RestError } from '@azure/storage-blob';
 import { forEachLimited } from '../concurrency';
-import { PagewiseError } from '../errors';
-import { MAX_PAGE_BLOB_BYTES, MAX_PUT_PAGE_BYTES, SECTOR } from '../limits';
+import { PagewiseError, throwIfAborted } from '../errors';
+import { MAX_PAGE_BLOB_BYTES, MAX_PUT_PAGE_BYTES, PAGE_CONCURRENCY, SECTOR } from '../limits';
 import { displayUrl } from '../redact';
-import { translateStorageError } from '../storage/storage-errors';
+import { translateTargetError } from '../storage/storage-errors';
 import { parseStorageUrl, targetBlobClient } from '../storage/clients';
 import { accountGate } from '../storage/account-gate';
-import { RestoreRequest, RestoreResult } from '../types';
+import { OperationProgress, RestoreRequest, RestoreResult } from '../types';
 import { PageEntry } from '../vault/page-table';
 import { BackupReader, blockRuns } from './backup-reader';
 import { PageSink, prepareDeviceTarget, prepareFileTarget, PreparedTarget } from './file-target';
@@ -42,6 +42,11 @@ export function* nonZeroRuns(data: Buffer): Generator<{ start: number; end: numb
 
 export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult> {
   const started = Date.now();
+  // Interrupted (Ctrl-C, a host stopping): checked first and before each read and write; the catch
+  // below removes the partial file or page blob.
+  const signal = req.abortSignal;
+  const stopIfAborted = () => throwIfAborted(signal, 'the restore was interrupted');
+  stopIfAborted();
   // Every check of the target comes before the first read from the vault.
   const target = await prepareTarget(req);
   const reader = await BackupReader.open(req.vault, req.backupId, req.userKey);
@@ -49,11 +54,10 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
   const sink = await target.open(manifest.diskBytes);
   let pagesWritten = 0;
   let bytesWritten = 0;
-  const total = reader.entryCount;
+  const progress: OperationProgress = { phase: 'restoring', pagesDone: 0, pagesTotal: reader.entryCount, bytesDone: 0, bytesTotal: reader.entryCount * manifest.pageSize };
   const write = async (offset: number, data: Buffer) => {
-    // Interrupted (Ctrl-C): stop writing; the catch below removes the partial file or page blob.
-    if (req.abortSignal?.aborted) throw new PagewiseError('Aborted', 'the restore was interrupted');
-    await sink.write(offset, data);
+    stopIfAborted();
+    await sink.write(offset, data, signal);
     bytesWritten += data.length;
   };
   let nextPage = 0; // a dense sink gets zeros for the pages the backup holds none of (holes)
@@ -65,7 +69,8 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
           nextPage = Math.max(nextPage, e.page + 1);
         }
       }
-      await forEachLimited(blockRuns(entries), req.concurrency ?? 4, async (run: PageEntry[]) => {
+      await forEachLimited(blockRuns(entries), req.concurrency ?? PAGE_CONCURRENCY.default, async (run: PageEntry[]) => {
+        stopIfAborted();
         for (const { entry, plain, error } of await reader.readRun(run)) {
           if (error) throw error;
           const base = entry.page * manifest.pageSize;
@@ -73,7 +78,9 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
           if (sink.dense) await write(base, plain!);
           else for (const part of nonZeroRuns(plain!)) await write(base + part.start, plain!.subarray(part.start, part.end));
           pagesWritten++;
-          req.onProgress?.(pagesWritten, total);
+          progress.pagesDone++;
+          progress.bytesDone += manifest.pageSize;
+          req.onProgress?.({ ...progress });
         }
       });
     }
@@ -81,6 +88,8 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
     await sink.commit();
   } catch (err) {
     await sink.abandon();
+    // A request the abort cancelled fails as unreachable storage; the abort is what happened.
+    stopIfAborted();
     throw err;
   }
   return {
@@ -113,7 +122,7 @@ async function prepareBlobTarget(req: RestoreRequest): Promise<PreparedTarget> {
     if (!req.overwrite && (await client.exists())) throw new PagewiseError('TargetExists', `${what} already exists; pass --force to overwrite it`);
   } catch (err) {
     if (err instanceof PagewiseError) throw err;
-    throw translateStorageError(err, what, 'VaultUnreachable', 'VaultUnreachable');
+    throw translateTargetError(err, what);
   }
   return { display: displayUrl(req.target.url), open: (diskBytes) => openBlobSink(client, what, diskBytes, req.overwrite ?? false) };
 }
@@ -130,12 +139,12 @@ async function openBlobSink(client: PageBlobClient, what: string, diskBytes: num
   } catch (err) {
     if (err instanceof PagewiseError) throw err;
     if ((err as RestError).statusCode === 409) throw new PagewiseError('TargetExists', `${what} already exists`);
-    throw translateStorageError(err, what, 'VaultUnreachable', 'VaultUnreachable');
+    throw translateTargetError(err, what);
   }
   return {
     dense: false,
-    async write(offset, data) {
-      await putPages(client, offset, data, what);
+    async write(offset, data, abortSignal) {
+      await putPages(client, offset, data, what, abortSignal);
     },
     async commit() {},
     async abandon() {
@@ -145,7 +154,7 @@ async function openBlobSink(client: PageBlobClient, what: string, diskBytes: num
 }
 
 /** Writes a page in Put Page requests of at most 4 MiB (Azure's limit; Azurite would accept more). */
-export async function putPages(client: PageBlobClient, offset: number, data: Buffer, what: string): Promise<void> {
+export async function putPages(client: PageBlobClient, offset: number, data: Buffer, what: string, abortSignal?: AbortSignal): Promise<void> {
   const parsed = parseStorageUrl(client.url, 'blob', what);
   const gate = accountGate(parsed.url.host, parsed.account);
   for (let at = 0; at < data.length; at += MAX_PUT_PAGE_BYTES) {
@@ -154,9 +163,9 @@ export async function putPages(client: PageBlobClient, offset: number, data: Buf
       throw new PagewiseError('LimitExceeded', `a Put Page of ${chunk.length} bytes is not allowed (at most 4 MiB, a multiple of 512)`);
     }
     try {
-      await gate.run(() => client.uploadPages(chunk, offset + at, chunk.length));
+      await gate.run(() => client.uploadPages(chunk, offset + at, chunk.length, { abortSignal }));
     } catch (err) {
-      throw translateStorageError(err, what, 'VaultUnreachable', 'VaultUnreachable');
+      throw translateTargetError(err, what);
     }
   }
 }

@@ -26,6 +26,16 @@ export function sameContainer(a: ParsedBlobUrl, b: ParsedBlobUrl): boolean {
   return containerKey(a) === containerKey(b);
 }
 
+/**
+ * The secondary copy belongs on separate storage: the one check that a source disk is not in the vault
+ * container (the engine before any request, the HTTP and Event Grid starts before an instance exists).
+ */
+export function assertSourceIsNotVault(source: ParsedBlobUrl, vault: ParsedBlobUrl): void {
+  if (sameContainer(source, vault)) {
+    throw new PagewiseError('BadInput', 'the vault must not be the container of the source disk: the secondary copy belongs on separate storage');
+  }
+}
+
 /** Marks a container as the process's own (every vault opened, the local task hub). */
 export function protectContainer(parsed: ParsedBlobUrl, role: 'the vault' | 'the durable task hub'): void {
   protectedContainers.set(containerKey(parsed), role);

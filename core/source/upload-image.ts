@@ -13,7 +13,7 @@ import { putPages } from '../restore/restore';
 import { assertDiskWriteTarget } from '../restore/target-guard';
 import { targetBlobClient } from '../storage/clients';
 import { StorageLocation } from '../types';
-import { translateStorageError } from '../storage/storage-errors';
+import { translateTargetError } from '../storage/storage-errors';
 
 export interface UploadImageResult {
   target: string;
@@ -83,7 +83,7 @@ async function uploadOpenImage(
     await client.create(diskBytes, options.overwrite ? {} : { conditions: { ifNoneMatch: '*' } });
   } catch (err) {
     if ((err as RestError).statusCode === 409) throw new PagewiseError('TargetExists', `${what} already exists; pass --force to replace it`);
-    throw translateStorageError(err, what, 'VaultUnreachable', 'VaultUnreachable');
+    throw translateTargetError(err, what);
   }
 
   const buffer = Buffer.alloc(MAX_PUT_PAGE_BYTES);

@@ -6,8 +6,9 @@
  */
 import { Limiter } from '../concurrency';
 import { PagewiseError } from '../errors';
+import { REQUESTS_PER_ACCOUNT, withinBounds } from '../limits';
 
-export const DEFAULT_REQUESTS_PER_ACCOUNT = 32;
+export const DEFAULT_REQUESTS_PER_ACCOUNT = REQUESTS_PER_ACCOUNT.default;
 
 const gates = new Map<string, Limiter>();
 let limit = DEFAULT_REQUESTS_PER_ACCOUNT;
@@ -41,8 +42,8 @@ export function configureRequestsPerAccount(env: Record<string, string | undefin
   const raw = env.PAGEWISE_REQUESTS_PER_ACCOUNT?.trim();
   if (!raw) return;
   const value = Number(raw);
-  if (!/^\d+$/.test(raw) || value < 1 || value > 10_000) {
-    throw new PagewiseError('BadInput', `PAGEWISE_REQUESTS_PER_ACCOUNT "${raw.slice(0, 20)}" must be a whole number from 1 to 10000`);
+  if (!/^\d+$/.test(raw) || !withinBounds(value, REQUESTS_PER_ACCOUNT)) {
+    throw new PagewiseError('BadInput', `PAGEWISE_REQUESTS_PER_ACCOUNT "${raw.slice(0, 20)}" must be a whole number from ${REQUESTS_PER_ACCOUNT.min} to ${REQUESTS_PER_ACCOUNT.max}`);
   }
   setRequestsPerAccount(value);
 }

@@ -1,6 +1,7 @@
 /**
  * Builds Azure SDK clients for a source page blob or a vault container from a StorageLocation:
- * a SAS in the URL, else a connection string, else DefaultAzureCredential. URLs are validated here so
+ * a SAS in the URL, else a connection string, else the location's TokenCredential, else the default
+ * credential (credentials.ts). URLs are validated here so
  * every entry point (CLI, HTTP, Event Grid) gets the same specific error.
  */
 import {
@@ -12,10 +13,10 @@ import {
   newPipeline,
   Pipeline,
 } from '@azure/storage-blob';
-import { DefaultAzureCredential } from '@azure/identity';
 import { PagewiseError } from '../errors';
 import { displayUrl } from '../redact';
 import { StorageLocation } from '../types';
+import { defaultCredential } from './credentials';
 import { checkEndpoint, endpointGuard, isPathStyleHost } from './endpoints';
 
 export const PIPELINE_OPTIONS: StoragePipelineOptions = {
@@ -148,8 +149,6 @@ function serviceUrl(parsed: ParsedBlobUrl): string {
   return parsed.pathStyle ? `${base}/${parsed.account}` : base;
 }
 
-let defaultCredential: DefaultAzureCredential | undefined;
-
 type Credential = BlobServiceClient['credential'];
 
 /**
@@ -187,8 +186,7 @@ function credentialFor(location: StorageLocation, parsed: ParsedBlobUrl, what: s
     return { credential: fromString.credential, endpoint, serviceUrl: fromString.url };
   }
   const endpoint = checkEndpoint(parsed, {}, what);
-  defaultCredential ??= new DefaultAzureCredential();
-  return { credential: defaultCredential, endpoint, serviceUrl: serviceUrl(parsed) };
+  return { credential: location.credential ?? defaultCredential(), endpoint, serviceUrl: serviceUrl(parsed) };
 }
 
 /** The endpoint a location may be sent requests on, checked as a client for it would be (no request). */

@@ -189,7 +189,7 @@ export interface EndpointGuardPolicy {
  */
 export function endpointGuard(endpoint: string, what: string): EndpointGuardPolicy {
   const base = endpoint.toLowerCase();
-  const pathStyle = new URL(base).pathname.length > 1;
+  const pathStyle = new URL(base).pathname.length > 1; // the checked endpoint names its account (endpointOf)
   return {
     name: 'pagewiseEndpointGuard',
     async sendRequest(request, next) {

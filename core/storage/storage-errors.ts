@@ -7,8 +7,8 @@ import { redact } from '../redact';
 export function translateStorageError(
   err: unknown,
   what: string,
-  notFound: 'SourceNotFound' | 'BackupNotFound' | 'VaultUnreachable',
-  unreachable: 'SourceUnreachable' | 'VaultUnreachable',
+  notFound: 'SourceNotFound' | 'BackupNotFound' | 'VaultUnreachable' | 'TargetNotFound',
+  unreachable: 'SourceUnreachable' | 'VaultUnreachable' | 'TargetUnreachable',
 ): Error {
   if (err instanceof PagewiseError) return err;
   const rest = err as RestError & { code?: string };
@@ -27,4 +27,16 @@ export function translateStorageError(
   // check their own signal, so here it counts as a transient failure.
   const detail = code ?? (status ? `HTTP ${status}` : (err as NodeJS.ErrnoException)?.code ?? (err as Error)?.message ?? 'unknown error');
   return new PagewiseError(unreachable, `${what} could not be reached (${redact(String(detail))})`, { cause: err });
+}
+
+/**
+ * A restore or upload target's failure: a missing container (or account) is TargetNotFound and final,
+ * not a transient VaultUnreachable an orchestration would retry for nothing; denial stays AccessDenied.
+ */
+export function translateTargetError(err: unknown, what: string): Error {
+  const rest = err as { code?: string; details?: { errorCode?: string } } | undefined;
+  if ((rest?.code ?? rest?.details?.errorCode) === 'ContainerNotFound') {
+    return new PagewiseError('TargetNotFound', `the container of ${what} does not exist (ContainerNotFound); create it first: Pagewise does not create a target's container`, { cause: err });
+  }
+  return translateStorageError(err, what, 'TargetNotFound', 'TargetUnreachable');
 }

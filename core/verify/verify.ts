@@ -8,12 +8,13 @@ import { sha256 } from '../processor/async-crypto';
 import { ScratchCache } from '../cache/scratch-cache';
 import { PseudoDisk } from '../cache/pseudo-disk';
 import { forEachLimited } from '../concurrency';
-import { isPagewiseError } from '../errors';
+import { PAGE_CONCURRENCY } from '../limits';
+import { isPagewiseError, throwIfAborted } from '../errors';
 import { BackupReader, blockRuns } from '../restore/backup-reader';
 import { PageGrid, pagesOfRangesAsync, ByteRange } from '../source/page-grid';
 import { SourceDisk } from '../source/source-disk';
 import { allowedEndpointOf } from '../storage/clients';
-import { VerifyRequest, VerifyResult } from '../types';
+import { OperationProgress, VerifyRequest, VerifyResult } from '../types';
 import { PageEntry } from '../vault/page-table';
 import { formatBytes } from '../units';
 
@@ -21,6 +22,10 @@ const MAX_PROBLEMS = 100;
 
 export async function verifyBackup(req: VerifyRequest): Promise<VerifyResult> {
   const started = Date.now();
+  // An interruption ends the verification without a verdict: it is not a problem of the backup.
+  const signal = req.abortSignal;
+  const stopIfAborted = () => throwIfAborted(signal, 'the verification was interrupted');
+  stopIfAborted();
   // A source off the allowed endpoints is bad input, refused before anything is read (not a "problem").
   if (req.source) allowedEndpointOf(req.source, 'blob', 'the source disk URL');
   const reader = await BackupReader.open(req.vault, req.backupId, req.userKey);
@@ -45,7 +50,13 @@ export async function verifyBackup(req: VerifyRequest): Promise<VerifyResult> {
     }
   }
 
-  const total = reader.entryCount;
+  const progress: OperationProgress = { phase: 'verifying', pagesDone: 0, pagesTotal: reader.entryCount, bytesDone: 0, bytesTotal: reader.entryCount * manifest.pageSize };
+  const reportPages = (pages: number) => {
+    pagesChecked += pages;
+    progress.pagesDone = pagesChecked;
+    progress.bytesDone = pagesChecked * manifest.pageSize;
+    req.onProgress?.({ ...progress });
+  };
   const segmentCount = Math.ceil(manifest.pageCount / manifest.pagesPerSegment);
   let compared = 0; // segments compared with the source so far
   let source: SourceDisk | null | undefined; // opened once, on first use; null when it does not match
@@ -59,11 +70,12 @@ export async function verifyBackup(req: VerifyRequest): Promise<VerifyResult> {
       }
     }
     if (source === null) return;
-    for (; compared < segment; compared++) await compareWithSource(source, reader, compared, [], note, req.concurrency, req.scratchDir);
-    if (compared === segment && segment < segmentCount) await compareWithSource(source, reader, compared++, entries, note, req.concurrency, req.scratchDir);
+    for (; compared < segment; compared++) await compareWithSource(source, reader, compared, [], note, req.concurrency, req.scratchDir, stopIfAborted);
+    if (compared === segment && segment < segmentCount) await compareWithSource(source, reader, compared++, entries, note, req.concurrency, req.scratchDir, stopIfAborted);
   };
   try {
     for await (const { segment, entries } of reader.segments()) {
+      stopIfAborted();
       const sound: PageEntry[] = [];
       for (const entry of entries) {
         const structural = reader.checkEntry(entry);
@@ -73,25 +85,25 @@ export async function verifyBackup(req: VerifyRequest): Promise<VerifyResult> {
         } else sound.push(entry);
       }
       if (readData) {
-        await forEachLimited(blockRuns(sound), req.concurrency ?? 4, async (run: PageEntry[]) => {
+        await forEachLimited(blockRuns(sound), req.concurrency ?? PAGE_CONCURRENCY.default, async (run: PageEntry[]) => {
+          stopIfAborted();
           for (const { plain, error } of await reader.readRun(run)) {
             if (error) note(error.message);
             else {
               blocksChecked++;
               bytesChecked += plain!.length;
             }
-            pagesChecked++;
-            req.onProgress?.(pagesChecked, total);
+            reportPages(1);
           }
         });
       } else {
-        pagesChecked += sound.length; // structure only: the entries are sound and their segments whole
-        req.onProgress?.(pagesChecked, total);
+        reportPages(sound.length); // structure only: the entries are sound and their segments whole
       }
       await compareUpTo(segment, entries);
     }
     await compareUpTo(segmentCount, []);
   } catch (err) {
+    stopIfAborted(); // whatever the abort broke on its way, the verification was interrupted
     if (!isPagewiseError(err)) throw err;
     note(err.message);
   }
@@ -129,8 +141,9 @@ async function compareWithSource(
   segment: number,
   entries: PageEntry[],
   note: (p: string) => void,
-  concurrency = 4,
+  concurrency = PAGE_CONCURRENCY.default,
   scratchDir?: string,
+  stopIfAborted: () => void = () => undefined,
 ): Promise<void> {
   const { manifest } = reader;
   const grid = new PageGrid(manifest.diskBytes, manifest.pageSize);
@@ -140,6 +153,7 @@ async function compareWithSource(
   try {
     const disk = new PseudoDisk(source, grid, cache);
     await forEachLimited(pagesOfRangesAsync(grid, source.allocatedRanges(window)), cache.slotCount, async ({ page, ranges: pageRanges }) => {
+      stopIfAborted();
       await disk.load(page, pageRanges);
       const plain = await disk.readPage(page);
       disk.evict(page);

@@ -3,7 +3,7 @@
  * schema or CloudEvents 1.0): a managed-disk snapshot written (ARM ResourceWriteSuccess) or a page
  * blob created in a watched container (Storage BlobCreated). Anything else is "ignored" with a reason.
  */
-import { printable } from '../../core/redact';
+import { isPathStyleHost, printable } from '../../core';
 
 export const SNAPSHOT_WRITTEN = 'Microsoft.Resources.ResourceWriteSuccess';
 export const BLOB_CREATED = 'Microsoft.Storage.BlobCreated';
@@ -101,7 +101,7 @@ function locate(url: string): { account: string; container: string; blob: string
     return undefined;
   }
   const segments = parsed.pathname.split('/').filter(Boolean);
-  const pathStyle = /^\d{1,3}(\.\d{1,3}){3}$/.test(parsed.hostname) || parsed.hostname === 'localhost';
+  const pathStyle = isPathStyleHost(parsed.hostname);
   const account = ((pathStyle ? segments[0] : parsed.hostname.split('.')[0]) ?? '').toLowerCase();
   const rest = pathStyle ? segments.slice(1) : segments;
   const container = rest[0]?.toLowerCase();

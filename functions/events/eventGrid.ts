@@ -6,7 +6,7 @@
  */
 import * as df from 'durable-functions';
 import type { EventGridEvent, InvocationContext } from '@azure/functions';
-import { displayUrl, isPagewiseError, redact } from '../../core';
+import { displayUrl, isPagewiseError, isTransient, redact } from '../../core';
 import { Orchestrators, SettleOrchestrationInput } from '../../orchestrations/contracts';
 import { backupInstanceId, settleInstanceId } from '../../orchestrations/instanceIds';
 import { snapshotBackupId, startDiskBackup } from '../backupStarts';
@@ -20,9 +20,6 @@ import { classifyEvent, shown } from './diskEvents';
 /** How long the snapshot read SAS lives: long enough for a large disk's backup and its retries. */
 export const SNAPSHOT_SAS_SECONDS = 24 * 3600;
 
-/** Failures a redelivery may cure (Event Grid retries when the function fails); anything else is final. */
-const TRANSIENT = new Set(['SourceUnreachable', 'VaultUnreachable']);
-
 /**
  * Handles one event. An event that can never be acted on (a URL on an account not in the allow list, a
  * blob that is not a page blob, bad settings for it) is logged as rejected and acknowledged: failing the
@@ -33,7 +30,8 @@ export async function handleDiskEvent(raw: unknown, client: df.DurableClient, co
   try {
     await actOnEvent(raw, client, context);
   } catch (err) {
-    if (!isPagewiseError(err) || TRANSIENT.has(err.code)) throw err;
+    // A transient failure (core/errors.ts) fails the invocation: Event Grid's redelivery may cure it.
+    if (!isPagewiseError(err) || isTransient(err)) throw err;
     const id = typeof raw === 'object' && raw !== null ? String((raw as { id?: unknown }).id ?? '') : '';
     context.error(`event ${shown(id) || '(no id)'} rejected: ${err.code}: ${redact(err.message)}`);
   }
