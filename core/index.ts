@@ -18,6 +18,8 @@ export { whileBackingUp, sameDisk } from './backup/running-backups';
 export { describeVerification, verifyBackup } from './verify/verify';
 export { listBackups } from './vault/catalog';
 export { loadUserKey, writeNewKeyFile, decodeUserKey, encodeKeyFile, generateKey, keyId } from './crypto/keys';
+export { sealUrl, unsealUrl, splitSas, joinSas, taskHubSealKey, SEALED_SAS_RE } from './crypto/seal';
+export type { SealedUrl } from './crypto/seal';
 export { parseStorageUrl, allowedEndpointOf, sourceBlobClient } from './storage/clients';
 export { configureStorageEndpoints, configureStorageEndpointsFromEnv, parseEndpoint, parseEndpointList, endpointOf, azureEndpoint, endpointRefused, isManagedDiskEndpoint } from './storage/endpoints';
 export { configureRequestsPerAccount, accountHighWater, DEFAULT_REQUESTS_PER_ACCOUNT } from './storage/account-gate';

@@ -19,6 +19,7 @@ import type { EngineSettings, StorageLocation } from '../core/types';
 import type { DiskRef, EngineOverrides } from '../orchestrations/contracts';
 import { MAX_BATCHES_IN_FLIGHT } from '../orchestrations/plan';
 import { isOwnGrant } from './compute';
+import { openRef } from './sealedRefs';
 
 export interface PagewiseSettings {
   vault: StorageLocation;
@@ -129,12 +130,20 @@ export function assertAllowedAccount(settings: PagewiseSettings, url: string, ki
  * seal the app's own grant put on it (functions/compute.ts), never because a caller typed such a host.
  */
 export function allowedSource(settings: PagewiseSettings, source: DiskRef, userKey: Buffer, what: string): StorageLocation {
+  const url = openRef(source, userKey, what);
   if (source.grantedBy === 'compute') {
-    if (!isOwnGrant(source, userKey)) throw endpointRefused(what, 'PAGEWISE_ALLOWED_ACCOUNTS');
-    return { url: source.url, managedDiskGrant: true };
+    if (!isOwnGrant({ ...source, url }, userKey)) throw endpointRefused(what, 'PAGEWISE_ALLOWED_ACCOUNTS');
+    return { url, managedDiskGrant: true };
   }
-  assertAllowedAccount(settings, source.url, 'blob', what);
-  return { url: source.url };
+  assertAllowedAccount(settings, url, 'blob', what);
+  return { url };
+}
+
+/** A restore target or compared source of an activity's input, opened and allow-list checked. */
+export function allowedBlob(settings: PagewiseSettings, ref: DiskRef, userKey: Buffer, what: string): StorageLocation {
+  const url = openRef(ref, userKey, what);
+  assertAllowedAccount(settings, url, 'blob', what);
+  return { url };
 }
 
 /** The backup schedule setting's name, used as `%PAGEWISE_BACKUP_SCHEDULE%` in the timer binding. */
