@@ -5,7 +5,7 @@
  */
 import type { DurableClient } from 'durable-functions';
 import { assertNotCopying, snapshotBackupIdFor, sourceState } from '../core';
-import { BackupOrchestrationInput, DiskRef, EngineOverrides, Orchestrators, SettleSettings } from '../orchestrations/contracts';
+import { BackupOrchestrationInput, DiskRef, EngineOverrides, Orchestrators, RetrySettings, SettleSettings } from '../orchestrations/contracts';
 import { backupInstanceId } from '../orchestrations/instanceIds';
 import { checkEngineSettings, checkSourceIsNotVault, checkVaultExists } from './prechecks';
 import { readSettings, readUserKey } from './settings';
@@ -19,7 +19,7 @@ export interface DiskBackupStart extends StartOnceResult {
 export async function startDiskBackup(
   client: DurableClient,
   source: DiskRef,
-  options: { backupId?: string; expectedEtag?: string; settings?: EngineOverrides; restartFailed?: boolean; settle?: SettleSettings } = {},
+  options: { backupId?: string; expectedEtag?: string; settings?: EngineOverrides; restartFailed?: boolean; settle?: SettleSettings; retry?: RetrySettings } = {},
 ): Promise<DiskBackupStart> {
   // Refuse now what the plan activity would refuse later, so a bad start leaves no failed instance.
   const settings = readSettings();
@@ -40,6 +40,7 @@ export async function startDiskBackup(
     ...(expectedEtag ? { expectedEtag } : {}),
     ...(options.settle ? { settle: options.settle } : {}),
     ...(options.settings && Object.keys(options.settings).length > 0 ? { settings: options.settings } : {}),
+    ...(options.retry ? { retry: options.retry } : {}),
     ...(settings.batchesInFlight ? { batchesInFlight: settings.batchesInFlight } : {}),
   };
   const started = await startOnce(client, Orchestrators.backupDisk, backupInstanceId(backupId), input, { restartFailed: options.restartFailed ?? true });
