@@ -6,7 +6,7 @@
 import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 import { DefaultAzureCredential } from '@azure/identity';
 import { endpointOf, endpointRefused, isManagedDiskEndpoint, joinSas, PagewiseError, parseStorageUrl, splitSas } from '../core';
-import { sealRef } from './sealedRefs';
+import { openRef, sealRef } from './sealedRefs';
 import type { DiskRef } from '../orchestrations/contracts';
 
 export interface SnapshotRef {
@@ -104,8 +104,17 @@ export function grantedSource(url: string, userKey: Buffer, allowed: ReadonlySet
   return sealRef({ url: whole, grantedBy: 'compute', grantSeal: grantSeal(whole, userKey) }, userKey);
 }
 
-/** True when `source` (its SAS opened) carries the seal of this app's own grant for exactly its URL. */
+/**
+ * True when `source` carries the seal of this app's own grant for exactly its URL: its SAS opens under
+ * this app's key for this URL, and the grant's MAC matches the URL so opened.
+ */
 export function isOwnGrant(source: DiskRef, userKey: Buffer): boolean {
   if (source.grantedBy !== 'compute' || typeof source.grantSeal !== 'string' || !/^[0-9a-f]{64}$/.test(source.grantSeal)) return false;
-  return timingSafeEqual(Buffer.from(source.grantSeal, 'hex'), Buffer.from(grantSeal(source.url, userKey), 'hex'));
+  let url: string;
+  try {
+    url = openRef(source, userKey, 'the granted source');
+  } catch {
+    return false; // sealed by another key, for another URL, or altered
+  }
+  return timingSafeEqual(Buffer.from(source.grantSeal, 'hex'), Buffer.from(grantSeal(url, userKey), 'hex'));
 }

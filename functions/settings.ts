@@ -130,13 +130,11 @@ export function assertAllowedAccount(settings: PagewiseSettings, url: string, ki
  * seal the app's own grant put on it (functions/compute.ts), never because a caller typed such a host.
  */
 export function allowedSource(settings: PagewiseSettings, source: DiskRef, userKey: Buffer, what: string): StorageLocation {
-  const url = openRef(source, userKey, what);
   if (source.grantedBy === 'compute') {
-    if (!isOwnGrant({ ...source, url }, userKey)) throw endpointRefused(what, 'PAGEWISE_ALLOWED_ACCOUNTS');
-    return { url, managedDiskGrant: true };
+    if (!isOwnGrant(source, userKey)) throw endpointRefused(what, 'PAGEWISE_ALLOWED_ACCOUNTS');
+    return { url: openRef(source, userKey, what), managedDiskGrant: true };
   }
-  assertAllowedAccount(settings, url, 'blob', what);
-  return { url };
+  return allowedBlob(settings, source, userKey, what);
 }
 
 /** A restore target or compared source of an activity's input, opened and allow-list checked. */
