@@ -21,7 +21,7 @@ export { loadUserKey, writeNewKeyFile, decodeUserKey, encodeKeyFile, generateKey
 export { sealUrl, unsealUrl, splitSas, joinSas, taskHubSealKey, SEALED_SAS_RE } from './crypto/seal';
 export type { SealedUrl } from './crypto/seal';
 export { parseStorageUrl, allowedEndpointOf, sourceBlobClient } from './storage/clients';
-export { configureStorageEndpoints, configureStorageEndpointsFromEnv, parseEndpoint, parseEndpointList, endpointOf, azureEndpoint, endpointRefused, isManagedDiskEndpoint } from './storage/endpoints';
+export { CLOUD_SUFFIXES, configureStorageEndpoints, configureStorageEndpointsFromEnv, parseEndpoint, parseEndpointList, endpointOf, azureEndpoint, endpointRefused, isManagedDiskEndpoint } from './storage/endpoints';
 export { configureRequestsPerAccount, accountHighWater, DEFAULT_REQUESTS_PER_ACCOUNT } from './storage/account-gate';
 export { SourceDisk, assertNotCopying } from './source/source-disk';
 export { sweepStaleScratchDirs } from './cache/scratch-dir';

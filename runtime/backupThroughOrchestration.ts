@@ -61,12 +61,14 @@ async function runOrchestration(options: OrchestratedBackupOptions): Promise<Orc
   const app = await startLocalApp({
     taskHub: options.taskHub,
     maxConcurrentActivities: options.maxConcurrentActivities ?? 4,
-    appSettings: {
-      PAGEWISE_VAULT_URL: options.vault.url,
-      PAGEWISE_VAULT_CONNECTION_STRING: options.vault.connectionString,
-      PAGEWISE_USER_KEY: options.userKey.toString('base64'),
-      PAGEWISE_ALLOWED_ACCOUNTS: endpoints.join(','),
-      ...(options.scratchDir ? { PAGEWISE_SCRATCH_DIR: options.scratchDir } : {}),
+    // Handed in as an object: the functions get exactly these, not strings parsed back.
+    settings: {
+      settings: {
+        vault: options.vault,
+        allowedEndpoints: new Set(endpoints),
+        engine: options.scratchDir ? { scratchDir: options.scratchDir } : {},
+      },
+      userKey: options.userKey,
     },
   });
   try {
