@@ -8,7 +8,7 @@ import { abortedError, allowedEndpointOf, displayUrl, PagewiseError, parseStorag
 import type { StorageLocation } from '../core/types';
 import { BackupOrchestrationOutput, EngineOverrides, RetrySettings } from '../orchestrations/contracts';
 import { withLiveProgress } from '../orchestrations/progress';
-import type { InstanceStatus } from './durableRuntime';
+import type { InstanceStatus } from './durable/instanceStatus';
 import { startLocalApp, TaskHubLocation } from './localApp';
 
 export interface OrchestratedBackupOptions {

@@ -6,8 +6,9 @@
 import { BlobServiceClient } from '@azure/storage-blob';
 import { parseStorageUrl, protectContainer } from '../core';
 import { installFunctionsCore } from './installFunctionsCore';
-import { DurableRuntime, TimerService } from './durableRuntime';
-import { BlobInstanceStore } from './instanceStore';
+import { DurableRuntime } from './durable/durableRuntime';
+import type { TimerService } from './durable/timers';
+import { BlobInstanceStore } from './durable/instanceStore';
 import { LocalFunctionHost, LocalHostOptions } from './localHost';
 import type { ResolvedAppSettings } from '../functions/settings';
 

@@ -11,7 +11,7 @@ import { HttpRequest, HttpResponse, HttpResponseInit, InvocationContext, LogLeve
 import * as df from 'durable-functions';
 import { printable, redact } from '../core';
 import type { RegisteredFunction } from './functionsCore';
-import { DurableRuntime } from './durableRuntime';
+import { DurableRuntime } from './durable/durableRuntime';
 import { answerDurable, clientInputData, ClientInputData, RPC_PREFIX, WEBHOOK_PREFIX, writeDurableAnswer } from './durableRpc';
 import { checkContentType, checkHost, checkOrigin, JSON_TYPES, limitRequestTime, ownHosts, readLimitedBody, RequestRefused, requestUrl, sendRefusal } from './requestGuards';
 import { newKey, sameSecret } from './serveKeys';

@@ -19,7 +19,7 @@ import { settleSettings } from '../functions/events/settleSettings';
 import { assertSnapshotReadable, SnapshotAccess, SnapshotCompletion, SnapshotRef, useSnapshotAccess } from '../functions/compute';
 import { snapshotBackupId } from '../functions/backupStarts';
 import { LocalApp, startLocalApp } from '../runtime/localApp';
-import { ManualTimers } from '../runtime/manualTimers';
+import { ManualTimers } from '../runtime/durable/manualTimers';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
 
 const SUB = '5f8b2c1e-0000-4000-8000-000000000001';
