@@ -12,7 +12,7 @@ import { Activities, BackupActivityInput } from '../orchestrations/contracts';
 import { shutdownSignal } from './shutdown';
 import { backupActivityInput, restoreActivityInput, verifyActivityInput } from './activityInputs';
 import { assertNotBeingBackedUp } from './prechecks';
-import { allowedSource, assertAllowedAccount, engineSettings, readSettings, readUserKey } from './settings';
+import { allowedBlob, allowedSource, engineSettings, readSettings, readUserKey } from './settings';
 
 /**
  * Hands permanent Pagewise failures back as a value (the orchestrator fails at once, see
@@ -79,14 +79,15 @@ df.app.activity(Activities.restoreBackup, {
     // Checked here, not only by the HTTP pre-checks: the durable webhook starts an orchestration with any input.
     const { backupId, target, overwrite } = restoreActivityInput(input);
     const settings = readSettings();
-    assertAllowedAccount(settings, target.url, 'blob', 'the restore target URL');
+    const userKey = readUserKey();
+    const targetLocation = allowedBlob(settings, target, userKey, 'the restore target URL');
     // A disk a backup orchestration is reading (its activities may run elsewhere); core checks the vault and this process's backups.
     await assertNotBeingBackedUp(df.getClient(context), target.url, 'the restore target URL');
     return restoreBackup({
       backupId,
       vault: settings.vault,
-      userKey: readUserKey(),
-      target: { url: target.url },
+      userKey,
+      target: targetLocation,
       overwrite: overwrite ?? false,
       abortSignal: shutdownSignal(),
       ...(settings.engine.concurrency ? { concurrency: settings.engine.concurrency } : {}),
@@ -98,14 +99,14 @@ df.app.activity(Activities.verifyBackup, {
   handler: reportingPermanentFailures(async (input: unknown) => {
     const { backupId, readData, source } = verifyActivityInput(input);
     const settings = readSettings();
-    if (source) assertAllowedAccount(settings, source.url, 'blob', 'the source disk URL');
+    const userKey = readUserKey();
     return verifyBackup({
       backupId,
       vault: settings.vault,
-      userKey: readUserKey(),
+      userKey,
       readData: readData ?? true,
       abortSignal: shutdownSignal(),
-      ...(source ? { source: { url: source.url } } : {}),
+      ...(source ? { source: allowedBlob(settings, source, userKey, 'the source disk URL') } : {}),
       ...(settings.engine.concurrency ? { concurrency: settings.engine.concurrency } : {}),
       ...(settings.engine.scratchDir ? { scratchDir: settings.engine.scratchDir } : {}),
     });

@@ -5,24 +5,26 @@
  * bodies (engine overrides, booleans that are booleans, backup IDs), nothing else.
  */
 import Ajv, { JSONSchemaType } from 'ajv';
-import { PagewiseError } from '../core';
+import { PagewiseError, SEALED_SAS_RE } from '../core';
 import { BACKUP_ID_RE } from '../core/vault/layout';
 import type { BackupActivityInput, DiskRef, RestoreOrchestrationInput, VerifyOrchestrationInput } from '../orchestrations/contracts';
 import { engineOverrideProperties } from './engineOverrideSchema';
 import { describeSchemaErrors } from './schemaErrors';
 
-type RestoreActivityInput = Pick<RestoreOrchestrationInput, 'backupId' | 'overwrite'> & { target: { url: string } };
-type VerifyActivityInput = Pick<VerifyOrchestrationInput, 'backupId' | 'readData'> & { source?: { url: string } };
+type BlobRef = Pick<DiskRef, 'url' | 'sealedSas'>;
+type RestoreActivityInput = Pick<RestoreOrchestrationInput, 'backupId' | 'overwrite'> & { target: BlobRef };
+type VerifyActivityInput = Pick<VerifyOrchestrationInput, 'backupId' | 'readData'> & { source?: BlobRef };
 /** What the backup activities receive (plan, batch and finalize add their own fields). */
 type BackupStepInput = BackupActivityInput & { batchIndex?: number; startedAt?: string; alreadyComplete?: boolean };
 
 const url = { type: 'string', minLength: 8, maxLength: 4096, pattern: '^https?://' } as const;
 const backupId = { type: 'string', pattern: BACKUP_ID_RE.source } as const;
 /** A write target or a compared source: a URL only (a Compute grant is a backup source's alone). */
-const plainRef = { type: 'object', properties: { url }, required: ['url'], additionalProperties: false } as const;
+const sealedSas = { type: 'string', pattern: SEALED_SAS_RE.source, nullable: true } as const;
+const plainRef = { type: 'object', properties: { url, sealedSas }, required: ['url'], additionalProperties: false } as const;
 const sourceRef: JSONSchemaType<DiskRef> = {
   type: 'object',
-  properties: { url, grantedBy: { type: 'string', enum: ['compute'], nullable: true }, grantSeal: { type: 'string', maxLength: 256, nullable: true } },
+  properties: { url, sealedSas, grantedBy: { type: 'string', enum: ['compute'], nullable: true }, grantSeal: { type: 'string', maxLength: 256, nullable: true } },
   required: ['url'],
   additionalProperties: false,
 };

@@ -5,10 +5,11 @@
  */
 import type { DurableClient } from 'durable-functions';
 import { assertNotCopying, snapshotBackupIdFor, sourceState } from '../core';
-import { BackupOrchestrationInput, DiskRef, EngineOverrides, Orchestrators, SettleSettings } from '../orchestrations/contracts';
+import { BackupOrchestrationInput, DiskRef, EngineOverrides, Orchestrators, RetrySettings, SettleSettings } from '../orchestrations/contracts';
 import { backupInstanceId } from '../orchestrations/instanceIds';
 import { checkEngineSettings, checkSourceIsNotVault, checkVaultExists } from './prechecks';
-import { readSettings } from './settings';
+import { readSettings, readUserKey } from './settings';
+import { openRef, sealRef } from './sealedRefs';
 import { startOnce, StartOnceResult } from './starter';
 
 export interface DiskBackupStart extends StartOnceResult {
@@ -18,25 +19,28 @@ export interface DiskBackupStart extends StartOnceResult {
 export async function startDiskBackup(
   client: DurableClient,
   source: DiskRef,
-  options: { backupId?: string; expectedEtag?: string; settings?: EngineOverrides; restartFailed?: boolean; settle?: SettleSettings } = {},
+  options: { backupId?: string; expectedEtag?: string; settings?: EngineOverrides; restartFailed?: boolean; settle?: SettleSettings; retry?: RetrySettings } = {},
 ): Promise<DiskBackupStart> {
   // Refuse now what the plan activity would refuse later, so a bad start leaves no failed instance.
   const settings = readSettings();
+  const userKey = readUserKey();
   const { pageSize } = checkEngineSettings(settings, options.settings);
   checkSourceIsNotVault(settings, source.url);
   // The ID names the state read now; the plan is pinned to it, so a disk that changes before the plan
   // runs is refused instead of being stored under the earlier state's ID.
-  const state = options.backupId ? undefined : await sourceState({ url: source.url }, pageSize);
+  const state = options.backupId ? undefined : await sourceState({ url: openRef(source, userKey, 'the source disk URL') }, pageSize);
   if (state) assertNotCopying(source.url, state.copyStatus);
   const backupId = options.backupId ?? state!.backupId;
   const expectedEtag = options.expectedEtag ?? state?.etag;
   await checkVaultExists(settings);
   const input: BackupOrchestrationInput = {
     backupId,
-    source,
+    // The caller's SAS never enters the task hub: sealed here, opened by the activities.
+    source: sealRef(source, userKey),
     ...(expectedEtag ? { expectedEtag } : {}),
     ...(options.settle ? { settle: options.settle } : {}),
     ...(options.settings && Object.keys(options.settings).length > 0 ? { settings: options.settings } : {}),
+    ...(options.retry ? { retry: options.retry } : {}),
     ...(settings.batchesInFlight ? { batchesInFlight: settings.batchesInFlight } : {}),
   };
   const started = await startOnce(client, Orchestrators.backupDisk, backupInstanceId(backupId), input, { restartFailed: options.restartFailed ?? true });

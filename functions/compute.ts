@@ -4,7 +4,8 @@
  * so tests hand the Event Grid handler their own SnapshotAccess.
  */
 import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
-import { defaultCredential, endpointOf, endpointRefused, isManagedDiskEndpoint, PagewiseError, parseStorageUrl } from '../core';
+import { defaultCredential, endpointOf, endpointRefused, isManagedDiskEndpoint, joinSas, PagewiseError, parseStorageUrl, splitSas } from '../core';
+import { openRef, sealRef } from './sealedRefs';
 import type { DiskRef } from '../orchestrations/contracts';
 
 export interface SnapshotRef {
@@ -89,18 +90,30 @@ function grantSeal(url: string, userKey: Buffer): string {
 }
 
 /**
- * The backup source for a URL the Compute grant just returned, sealed: on a managed-disk export host,
- * or on an endpoint the app allows anyway (`allowed`, e.g. a local stand-in for Compute).
+ * The backup source for a URL the Compute grant just returned, with the grant's MAC: on a managed-disk
+ * export host, or on an endpoint the app allows anyway (`allowed`, e.g. a local stand-in for Compute).
+ * The MAC covers the URL as the activity will open it again; its SAS is sealed for the task hub.
  */
 export function grantedSource(url: string, userKey: Buffer, allowed: ReadonlySet<string> = new Set()): DiskRef {
   const what = 'the URL the Compute grant returned';
   const parsed = parseStorageUrl(url, 'blob', what);
   if (!isManagedDiskEndpoint(parsed) && !allowed.has(endpointOf(parsed))) throw endpointRefused(what);
-  return { url, grantedBy: 'compute', grantSeal: grantSeal(url, userKey) };
+  const split = splitSas(url);
+  const whole = joinSas(split.url, split.sas);
+  return sealRef({ url: whole, grantedBy: 'compute', grantSeal: grantSeal(whole, userKey) }, userKey);
 }
 
-/** True when `source` carries the seal of this app's own grant for exactly its URL. */
+/**
+ * True when `source` carries the seal of this app's own grant for exactly its URL: its SAS opens under
+ * this app's key for this URL, and the grant's MAC matches the URL so opened.
+ */
 export function isOwnGrant(source: DiskRef, userKey: Buffer): boolean {
   if (source.grantedBy !== 'compute' || typeof source.grantSeal !== 'string' || !/^[0-9a-f]{64}$/.test(source.grantSeal)) return false;
-  return timingSafeEqual(Buffer.from(source.grantSeal, 'hex'), Buffer.from(grantSeal(source.url, userKey), 'hex'));
+  let url: string;
+  try {
+    url = openRef(source, userKey, 'the granted source');
+  } catch {
+    return false; // sealed by another key, for another URL, or altered
+  }
+  return timingSafeEqual(Buffer.from(source.grantSeal, 'hex'), Buffer.from(grantSeal(url, userKey), 'hex'));
 }

@@ -1,10 +1,14 @@
 /**
- * Every Pagewise app setting, parsed and validated in one place. Read per invocation (not cached) so
- * a changed setting or Key Vault reference takes effect without redeploying, and tests can set env.
+ * Every Pagewise app setting, parsed and validated in one place, resolved ONCE per process: in Azure
+ * from process.env when the app starts (functions/index.ts); locally the runtime hands them in — app
+ * settings to resolve (`pagewise serve`, tests) or an already resolved object (the CLI's local engine).
+ * Reading them has no side effect: the one place that configures core's storage endpoints and request
+ * gate from them is `useAppSettings`, at start.
  */
 import {
   azureEndpoint,
   BATCHES_IN_FLIGHT,
+  CLOUD_SUFFIXES,
   configureRequestsPerAccount,
   configureStorageEndpoints,
   decodeUserKey,
@@ -20,6 +24,7 @@ import {
 import type { EngineSettings, StorageLocation } from '../core/types';
 import type { DiskRef, EngineOverrides } from '../orchestrations/contracts';
 import { isOwnGrant } from './compute';
+import { openRef } from './sealedRefs';
 
 export interface PagewiseSettings {
   vault: StorageLocation;
@@ -36,22 +41,88 @@ export interface PagewiseSettings {
 
 export type Env = Record<string, string | undefined>;
 
-let overrideSettings: Env | undefined;
+/** Settings already resolved, as a local engine hands them in (no PAGEWISE_* strings in between). */
+export interface ResolvedAppSettings {
+  settings: PagewiseSettings;
+  userKey: Buffer;
+  /** The triggers' own settings (schedule, policy, watched containers, settle times); default none. */
+  env?: Env;
+}
+
+type Outcome<T> = { value: T } | { error: unknown };
+
+interface InForce {
+  env: Env;
+  settings: Outcome<PagewiseSettings>;
+  userKey: Outcome<Buffer>;
+}
+
+let inForce: InForce | undefined;
+
+function attempt<T>(resolve: () => T): Outcome<T> {
+  try {
+    return { value: resolve() };
+  } catch (error) {
+    return { error };
+  }
+}
+
+function valueOf<T>(outcome: Outcome<T>): T {
+  if ('error' in outcome) throw outcome.error;
+  return outcome.value;
+}
 
 /**
- * The app settings in force: process.env, as in Azure, unless a local host supplied its own (the
- * local runtime runs the same functions against settings it was given, without touching process.env).
+ * Sets this process's settings (replacing any before) and, for app settings, configures core from
+ * them: the explicitly allowed storage endpoints (the URLs of PAGEWISE_ALLOWED_ACCOUNTS, in the cloud
+ * of PAGEWISE_STORAGE_SUFFIX) and the per-account request gate (PAGEWISE_REQUESTS_PER_ACCOUNT). A
+ * setting that does not resolve is kept as its error: every function that reads the settings reports
+ * it, naming the setting. `undefined` forgets them (the next read resolves process.env).
  */
+export function useAppSettings(given: Env | ResolvedAppSettings | undefined): void {
+  if (given === undefined) {
+    inForce = undefined;
+    return;
+  }
+  if (isResolved(given)) {
+    inForce = { env: given.env ?? {}, settings: { value: given.settings }, userKey: { value: given.userKey } };
+    return;
+  }
+  const env = given;
+  let settings = attempt(() => readSettings(env));
+  if ('value' in settings) {
+    const configured = attempt(() => {
+      configureStorageEndpoints(endpointUrls(env), 'PAGEWISE_ALLOWED_ACCOUNTS', storageSuffix(env));
+      configureRequestsPerAccount(env);
+    });
+    if ('error' in configured) settings = configured;
+  }
+  inForce = { env, settings, userKey: attempt(() => readUserKey(env)) };
+}
+
+function isResolved(given: Env | ResolvedAppSettings): given is ResolvedAppSettings {
+  return Buffer.isBuffer((given as Partial<ResolvedAppSettings>).userKey) && typeof (given as Partial<ResolvedAppSettings>).settings === 'object';
+}
+
+/** True when settings are in force (handed in, or resolved at start). */
+export function hasAppSettings(): boolean {
+  return inForce !== undefined;
+}
+
+function current(): InForce {
+  // Not started through useAppSettings (a function called on its own): process.env, parsed, nothing configured.
+  inForce ??= { env: process.env, settings: attempt(() => readSettings(process.env)), userKey: attempt(() => readUserKey(process.env)) };
+  return inForce;
+}
+
+/** The app settings the triggers read as text (schedule, policy, watched containers, settle times). */
 export function appSettings(): Env {
-  return overrideSettings ?? process.env;
+  return current().env;
 }
 
-export function useAppSettings(env: Env | undefined): void {
-  overrideSettings = env;
-}
-
-export function readSettings(env: Env = appSettings()): PagewiseSettings {
-  configureRequestsPerAccount(env);
+/** With `env`: those app settings parsed (pure). Without: this process's settings, resolved once. */
+export function readSettings(env?: Env): PagewiseSettings {
+  if (env === undefined) return valueOf(current().settings);
   const vaultUrl = required(env, 'PAGEWISE_VAULT_URL');
   const allowedEndpoints = readAllowedEndpoints(env);
   const vault: StorageLocation = {
@@ -76,9 +147,11 @@ export function readSettings(env: Env = appSettings()): PagewiseSettings {
 
 /**
  * The 32-byte user key: base64 of the raw key, or the JSON of a Pagewise key file. In Azure the
- * setting is a Key Vault reference, so the key never sits in plain app configuration.
+ * setting is a Key Vault reference, so the key never sits in plain app configuration. Without `env`:
+ * this process's user key, resolved once.
  */
-export function readUserKey(env: Env = appSettings()): Buffer {
+export function readUserKey(env?: Env): Buffer {
+  if (env === undefined) return valueOf(current().userKey);
   const text = required(env, 'PAGEWISE_USER_KEY').trim();
   if (text.startsWith('{')) return decodeUserKey(text, 'PAGEWISE_USER_KEY');
   const key = Buffer.from(text, 'base64');
@@ -95,23 +168,41 @@ export function engineSettings(settings: PagewiseSettings, overrides: EngineOver
 
 /**
  * PAGEWISE_ALLOWED_ACCOUNTS: account names and endpoint URLs. The URLs are also this process's
- * explicitly configured endpoints in core (the only ones besides Azure's own), so the allow list and
+ * explicitly configured endpoints in core (set at start by useAppSettings), so the allow list and
  * the client-side check agree; PAGEWISE_STORAGE_SUFFIX picks the cloud for names (default public).
  */
 function readAllowedEndpoints(env: Env): Set<string> {
   const setting = 'PAGEWISE_ALLOWED_ACCOUNTS';
-  const entries = required(env, setting)
-    .split(',')
-    .map((a) => a.trim())
-    .filter((a) => a.length > 0);
+  const entries = allowedEntries(env);
   if (entries.length === 0) throw settingError(`${setting} lists no storage account`);
-  const urls = entries.filter((e) => e.includes('://')).map((e) => parseEndpoint(e, setting));
-  configureStorageEndpoints(urls, setting, env.PAGEWISE_STORAGE_SUFFIX?.trim() || undefined);
+  const urls = endpointUrls(env);
+  const suffix = storageSuffix(env);
   const names = entries.filter((e) => !e.includes('://'));
   for (const name of names) {
     if (!/^[a-z0-9]{3,24}$/i.test(name)) throw settingError(`${setting}: "${name.slice(0, 40)}" is neither a storage account name nor an endpoint URL`);
   }
-  return new Set([...urls, ...names.map((n) => azureEndpoint(n))]);
+  return new Set([...urls, ...names.map((n) => azureEndpoint(n, suffix))]);
+}
+
+function allowedEntries(env: Env): string[] {
+  return required(env, 'PAGEWISE_ALLOWED_ACCOUNTS')
+    .split(',')
+    .map((a) => a.trim())
+    .filter((a) => a.length > 0);
+}
+
+/** The endpoint URLs of PAGEWISE_ALLOWED_ACCOUNTS, normalised. */
+function endpointUrls(env: Env): string[] {
+  return allowedEntries(env)
+    .filter((e) => e.includes('://'))
+    .map((e) => parseEndpoint(e, 'PAGEWISE_ALLOWED_ACCOUNTS'));
+}
+
+/** PAGEWISE_STORAGE_SUFFIX: one of Azure's clouds (a token for one cloud must not go to another). */
+function storageSuffix(env: Env): string {
+  const suffix = env.PAGEWISE_STORAGE_SUFFIX?.trim().toLowerCase() || CLOUD_SUFFIXES[0];
+  if (!(CLOUD_SUFFIXES as readonly string[]).includes(suffix)) throw new PagewiseError('BadInput', `PAGEWISE_STORAGE_SUFFIX must be one of ${CLOUD_SUFFIXES.join(', ')}`);
+  return suffix;
 }
 
 /**
@@ -132,10 +223,16 @@ export function assertAllowedAccount(settings: PagewiseSettings, url: string, ki
 export function allowedSource(settings: PagewiseSettings, source: DiskRef, userKey: Buffer, what: string): StorageLocation {
   if (source.grantedBy === 'compute') {
     if (!isOwnGrant(source, userKey)) throw endpointRefused(what, 'PAGEWISE_ALLOWED_ACCOUNTS');
-    return { url: source.url, managedDiskGrant: true };
+    return { url: openRef(source, userKey, what), managedDiskGrant: true };
   }
-  assertAllowedAccount(settings, source.url, 'blob', what);
-  return { url: source.url };
+  return allowedBlob(settings, source, userKey, what);
+}
+
+/** A restore target or compared source of an activity's input, opened and allow-list checked. */
+export function allowedBlob(settings: PagewiseSettings, ref: DiskRef, userKey: Buffer, what: string): StorageLocation {
+  const url = openRef(ref, userKey, what);
+  assertAllowedAccount(settings, url, 'blob', what);
+  return { url };
 }
 
 /** The backup schedule setting's name, used as `%PAGEWISE_BACKUP_SCHEDULE%` in the timer binding. */

@@ -1,7 +1,7 @@
 /**
  * The small JSON documents that travel through orchestration histories: inputs, outputs and custom
- * status. References and counts only — never page data, never keys. A source or target URL may carry
- * a SAS; every outward surface (HTTP responses, logs) passes it through core `redact` first.
+ * status. References and counts only — never page data, never keys, never a SAS: a caller's SAS is
+ * sealed by the starter (docs/DURABLE.md "Sealed URLs") and opened only inside activities.
  */
 import type { BackupResult, BatchSummary, RestoreResult, VerifyResult } from '../core/types';
 import type { BatchRange } from './backupTree';
@@ -45,11 +45,13 @@ export interface RetrySettings {
 }
 
 export interface DiskRef {
-  /** Page-blob URL (optionally `?snapshot=`), possibly with a SAS. */
+  /** Page-blob URL (optionally `?snapshot=`), without its SAS. */
   url: string;
+  /** The URL's SAS, sealed (core/crypto/seal.ts); absent for a URL without one. */
+  sealedSas?: string;
   /** Set when the URL is a read SAS the Compute API issued for a managed-disk snapshot. */
   grantedBy?: 'compute';
-  /** With grantedBy: the app's MAC over the URL (functions/compute.ts), proving its own grant returned it. */
+  /** With grantedBy: the app's MAC over the whole URL, SAS included (functions/compute.ts), proving its own grant returned it. */
   grantSeal?: string;
 }
 

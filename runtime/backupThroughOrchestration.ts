@@ -4,12 +4,11 @@
  * Instance state is checkpointed in the task-hub container, so calling this again after a crash
  * resumes the unfinished orchestration instead of starting another backup.
  */
-import { abortedError, allowedEndpointOf, displayUrl, PagewiseError, parseStorageUrl, resolveSettings, sourceState, whileBackingUp } from '../core';
+import { abortedError, allowedEndpointOf, displayUrl, PagewiseError, parseStorageUrl, whileBackingUp } from '../core';
 import type { StorageLocation } from '../core/types';
-import { BackupOrchestrationInput, BackupOrchestrationOutput, EngineOverrides, Orchestrators, RetrySettings } from '../orchestrations/contracts';
-import { backupInstanceId } from '../orchestrations/instanceIds';
+import { BackupOrchestrationOutput, EngineOverrides, RetrySettings } from '../orchestrations/contracts';
 import { withLiveProgress } from '../orchestrations/progress';
-import type { InstanceStatus } from './durableRuntime';
+import type { InstanceStatus } from './durable/instanceStatus';
 import { startLocalApp, TaskHubLocation } from './localApp';
 
 export interface OrchestratedBackupOptions {
@@ -62,27 +61,28 @@ async function runOrchestration(options: OrchestratedBackupOptions): Promise<Orc
   const app = await startLocalApp({
     taskHub: options.taskHub,
     maxConcurrentActivities: options.maxConcurrentActivities ?? 4,
-    appSettings: {
-      PAGEWISE_VAULT_URL: options.vault.url,
-      PAGEWISE_VAULT_CONNECTION_STRING: options.vault.connectionString,
-      PAGEWISE_USER_KEY: options.userKey.toString('base64'),
-      PAGEWISE_ALLOWED_ACCOUNTS: endpoints.join(','),
-      ...(options.scratchDir ? { PAGEWISE_SCRATCH_DIR: options.scratchDir } : {}),
+    // Handed in as an object: the functions get exactly these, not strings parsed back.
+    settings: {
+      settings: {
+        vault: options.vault,
+        allowedEndpoints: new Set(endpoints),
+        engine: options.scratchDir ? { scratchDir: options.scratchDir } : {},
+      },
+      userKey: options.userKey,
     },
   });
   try {
-    // The ID names the state read now; the plan is pinned to it (a disk changed meanwhile is refused).
-    const state = options.backupId ? undefined : await sourceState({ url: options.source.url }, resolveSettings(options.settings ?? {}).pageSize);
-    const backupId = options.backupId ?? state!.backupId;
-    const instanceId = backupInstanceId(backupId);
-    const input: BackupOrchestrationInput = {
-      backupId,
-      source: { url: options.source.url },
-      ...(state ? { expectedEtag: state.etag } : {}),
+    // The same starter as POST /api/backups: validation, the backup ID of the state read now (the plan
+    // is pinned to it), the instance ID, and the SAS sealed before it enters the task hub.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { startDiskBackup } = require('../functions/backupStarts') as typeof import('../functions/backupStarts');
+    const started = await startDiskBackup(app.host.durableClient(), { url: options.source.url }, {
+      ...(options.backupId ? { backupId: options.backupId } : {}),
       ...(options.settings ? { settings: options.settings } : {}),
       ...(options.retry ? { retry: options.retry } : {}),
-    };
-    const { created } = await app.runtime.startNew(Orchestrators.backupDisk, { instanceId, input });
+    });
+    const { backupId, instanceId } = started;
+    const created = started.started;
     // An instance that had already completed is a backup that already existed: nothing runs now.
     const alreadyCompleted = !created && (await app.runtime.getStatus(instanceId))?.runtimeStatus === 'Completed';
     const customStatusOf = async (id: string) => (await app.runtime.getStatus(id))?.customStatus;

@@ -10,8 +10,9 @@ import { redactDeep } from '../functions/http/views';
 import { decodeSegment, RequestRefused } from './requestGuards';
 import { functionsByTrigger } from './registry';
 import { nestsTooDeep, TOO_DEEP } from '../functions/http/jsonDepth';
-import { DurableRuntime, InstanceStatus } from './durableRuntime';
-import type { RuntimeStatus } from './instanceStore';
+import type { DurableRuntime } from './durable/durableRuntime';
+import type { InstanceStatus } from './durable/instanceStatus';
+import type { RuntimeStatus } from './durable/instanceStore';
 
 /** Instances per page of a listing; DurableClient follows `x-ms-continuation-token` for the rest. */
 const LIST_PAGE_SIZE = 100;

@@ -6,9 +6,11 @@
 import { BlobServiceClient } from '@azure/storage-blob';
 import { parseStorageUrl, protectContainer } from '../core';
 import { installFunctionsCore } from './installFunctionsCore';
-import { DurableRuntime, TimerService } from './durableRuntime';
-import { BlobInstanceStore } from './instanceStore';
+import { DurableRuntime } from './durable/durableRuntime';
+import type { TimerService } from './durable/timers';
+import { BlobInstanceStore } from './durable/instanceStore';
 import { LocalFunctionHost, LocalHostOptions } from './localHost';
+import type { ResolvedAppSettings } from '../functions/settings';
 
 export interface TaskHubLocation {
   /** Connection string of the storage account holding the task hub (e.g. the Azurite vault account). */
@@ -19,8 +21,10 @@ export interface TaskHubLocation {
 
 export interface LocalAppOptions {
   taskHub: TaskHubLocation;
-  /** App settings the functions read (PAGEWISE_VAULT_URL, PAGEWISE_USER_KEY, …); default process.env. */
+  /** App settings the functions read (PAGEWISE_VAULT_URL, PAGEWISE_USER_KEY, …), resolved once at start; default process.env. */
   appSettings?: Record<string, string | undefined>;
+  /** Settings already resolved (the CLI's local engine): handed to the functions as they are, instead of appSettings. */
+  settings?: ResolvedAppSettings;
   maxConcurrentActivities?: number;
   checkpointIntervalInMs?: number;
   /** Durable timers (default the wall clock; tests pass ManualTimers). */
@@ -47,12 +51,13 @@ export const DEFAULT_TASK_HUB_CONTAINER = 'pagewise-taskhub';
 
 export async function startLocalApp(options: LocalAppOptions): Promise<LocalApp> {
   installFunctionsCore();
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { useAppSettings } = require('../functions/settings') as typeof import('../functions/settings');
+  // Handed in before the functions load, so their start-up never resolves process.env instead.
+  useAppSettings(options.settings ?? options.appSettings ?? process.env);
   // Loaded after the stand-in is in place: registration happens at import time.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   require('../functions');
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { useAppSettings } = require('../functions/settings') as typeof import('../functions/settings');
-  useAppSettings(options.appSettings);
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { useShutdownSignal } = require('../functions/shutdown') as typeof import('../functions/shutdown');
 

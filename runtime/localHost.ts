@@ -8,9 +8,10 @@ import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http
 import { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { HttpRequest, HttpResponse, HttpResponseInit, InvocationContext, LogLevel, Timer } from '@azure/functions';
+import * as df from 'durable-functions';
 import { printable, redact } from '../core';
 import type { RegisteredFunction } from './functionsCore';
-import { DurableRuntime } from './durableRuntime';
+import { DurableRuntime } from './durable/durableRuntime';
 import { answerDurable, clientInputData, ClientInputData, RPC_PREFIX, WEBHOOK_PREFIX, writeDurableAnswer } from './durableRpc';
 import { checkContentType, checkHost, checkOrigin, JSON_TYPES, limitRequestTime, ownHosts, readLimitedBody, RequestRefused, requestUrl, sendRefusal } from './requestGuards';
 import { newKey, sameSecret } from './serveKeys';
@@ -129,6 +130,17 @@ export class LocalFunctionHost {
       if (input.type === 'durableClient' || input.type === 'orchestrationClient') context.extraInputs.set(input.name, this.clientData());
     }
     return context;
+  }
+
+  /**
+   * A DurableClient on this host, as a trigger's client binding gives it: in-process starters (the
+   * CLI's local engine, the demo) start orchestrations through the same starter functions as HTTP.
+   */
+  durableClient(): df.DurableClient {
+    const binding = df.input.durableClient();
+    const context = new InvocationContext({ invocationId: randomUUID(), functionName: 'localStarter', options: { trigger: { type: 'localStarter', name: 'starter' }, extraInputs: [binding], extraOutputs: [] } });
+    context.extraInputs.set(binding, this.clientData());
+    return df.getClient(context);
   }
 
   async invokeHttp(functionName: string, request: HttpRequest): Promise<HttpResponse> {

@@ -19,7 +19,7 @@ import { settleSettings } from '../functions/events/settleSettings';
 import { assertSnapshotReadable, SnapshotAccess, SnapshotCompletion, SnapshotRef, useSnapshotAccess } from '../functions/compute';
 import { snapshotBackupId } from '../functions/backupStarts';
 import { LocalApp, startLocalApp } from '../runtime/localApp';
-import { ManualTimers } from '../runtime/manualTimers';
+import { ManualTimers } from '../runtime/durable/manualTimers';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
 
 const SUB = '5f8b2c1e-0000-4000-8000-000000000001';
@@ -30,13 +30,18 @@ let env: TestEnv;
 let app: LocalApp;
 const timers = new ManualTimers();
 const logs: string[] = [];
-/** The app settings the functions read, per invocation (a test may change one for a while). */
+/** The app settings, resolved once when the app starts. */
 let settings: Record<string, string | undefined>;
+/** The activities' scratch directory (PAGEWISE_SCRATCH_DIR): a test may put a file in its place for a while. */
+let scratchRoot: string;
 
 beforeAll(async () => {
   env = await startEnv();
+  scratchRoot = `${env.tmp}/scratch`;
+  await fs.mkdir(scratchRoot, { mode: 0o700 });
   settings = {
     ...env.appSettings(),
+    PAGEWISE_SCRATCH_DIR: scratchRoot,
     PAGEWISE_WATCHED_CONTAINERS: 'src/disks',
     PAGEWISE_EVENT_QUIET_SECONDS: String(QUIET_SECONDS),
     PAGEWISE_EVENT_MAX_WAIT_SECONDS: String(MAX_WAIT_SECONDS),
@@ -239,9 +244,8 @@ test('a page written while a batch of an event-started backup runs fails it at t
   const instanceId = `backup-${idOf(name, planned)}`;
   // The first batch attempt cannot make its scratch cache (a file where the directory should be): a
   // transient failure, so the batch waits on its retry timer — and the disk is written meanwhile.
-  const blocker = `${env.tmp}/scratch-is-a-file`;
-  await fs.writeFile(blocker, 'not a directory');
-  settings.PAGEWISE_SCRATCH_DIR = blocker;
+  await fs.rm(scratchRoot, { recursive: true });
+  await fs.writeFile(scratchRoot, 'not a directory');
   await app.runtime.startNew(Orchestrators.backupDisk, {
     instanceId,
     input: {
@@ -253,7 +257,8 @@ test('a page written while a batch of an event-started backup runs fails it at t
     },
   });
   await timers.untilWaiting();
-  delete settings.PAGEWISE_SCRATCH_DIR;
+  await fs.rm(scratchRoot);
+  await fs.mkdir(scratchRoot, { mode: 0o700 });
   await writePages(name, 512 * KiB, 64 * KiB, 9);
   const later = await etagOf(name);
   timers.fireNext();

@@ -19,8 +19,8 @@ import {
   waves,
 } from '../orchestrations/backupTree';
 import { backupInstanceId, rangeInstanceId } from '../orchestrations/instanceIds';
-import { DurableRuntime } from '../runtime/durableRuntime';
-import { MemoryInstanceStore } from '../runtime/instanceStore';
+import { DurableRuntime } from '../runtime/durable/durableRuntime';
+import { MemoryInstanceStore } from '../runtime/durable/instanceStore';
 
 const TiB = 1024 ** 4;
 const GiB = 1024 ** 3;

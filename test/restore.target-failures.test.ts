@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { captureIO, run } from '../cli/main';
 import { backupDisk, restoreBackup, writeNewKeyFile, loadUserKey } from '../core';
 import { Orchestrators } from '../orchestrations/contracts';
-import { HistoryEventType } from '../runtime/history';
+import { HistoryEventType } from '../runtime/durable/history';
 import { LocalApp, startLocalApp } from '../runtime/localApp';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
 

@@ -7,8 +7,8 @@
 import * as df from 'durable-functions';
 import { InvocationContext } from '@azure/functions';
 import { findFunction } from '../runtime/registry';
-import { events, HistoryEvent } from '../runtime/history';
-import { flattenActions } from '../runtime/actions';
+import { events, HistoryEvent } from '../runtime/durable/history';
+import { flattenActions } from '../runtime/durable/actions';
 
 df.app.orchestration('pinnedOrchestrator', function* (context) {
   const a = yield context.df.callActivity('stepA', { n: 1 });

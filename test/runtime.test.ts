@@ -5,10 +5,10 @@
 import * as df from 'durable-functions';
 import { ContainerClient } from '@azure/storage-blob';
 import { startAzurite, AzuriteInstance } from '../testkit/azurite';
-import { DurableRuntime } from '../runtime/durableRuntime';
-import { BlobInstanceStore } from '../runtime/instanceStore';
+import { DurableRuntime } from '../runtime/durable/durableRuntime';
+import { BlobInstanceStore } from '../runtime/durable/instanceStore';
 import { LocalFunctionHost } from '../runtime/localHost';
-import { HistoryEventType } from '../runtime/history';
+import { HistoryEventType } from '../runtime/durable/history';
 
 const calls: Record<string, number> = {};
 const count = (name: string) => (calls[name] = (calls[name] ?? 0) + 1);

@@ -11,7 +11,7 @@ import { captureIO, run } from '../cli/main';
 import { allowedEndpointOf, backupDisk, configureStorageEndpoints, listBackups, writeNewKeyFile, loadUserKey } from '../core';
 import { useSnapshotAccess } from '../functions/compute';
 import { loadPolicy } from '../functions/policy';
-import { readSettings } from '../functions/settings';
+import { readSettings, useAppSettings } from '../functions/settings';
 import { Orchestrators } from '../orchestrations/contracts';
 import { LocalApp, startLocalApp } from '../runtime/localApp';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
@@ -97,6 +97,8 @@ async function problemOf(response: HttpResponse): Promise<{ status: number; titl
 const instanceCount = async () => (await app.runtime.listInstances()).length;
 
 test('the rule: Azure\'s own https endpoint of the account on the default port, a configured endpoint, or a sealed grant', () => {
+  // The CLI's configuration (the app configured its own when it started, in this same process).
+  configureStorageEndpoints(env.az.storageEndpoints.split(','), CLI_SETTING);
   const ok = (url: string, grant = false) => allowedEndpointOf({ url, ...(grant ? { managedDiskGrant: true } : {}) }, 'blob', 'x');
   const refused = (url: string, grant = false) => expect(() => ok(url, grant)).toThrow(refusal('x', CLI_SETTING));
   expect(ok(`https://acct.blob.core.windows.net/disks/a.vhd?${SAS}`)).toBe('https://acct.blob.core.windows.net');
@@ -250,6 +252,8 @@ describe('HTTP: a URL off PAGEWISE_ALLOWED_ACCOUNTS gets 403 with one message an
 });
 
 describe('Event Grid: event data cannot point the app elsewhere', () => {
+  // The app's settings in force again: the CLI runs of earlier tests configured their own endpoints in this shared process.
+  beforeAll(() => useAppSettings(appSettings));
   test('BlobCreated whose data.url is on another port with an allowed account name', async () => {
     for (const url of [onPort(`${env.az.accounts.src.endpoint}/disks/sec.vhd`, open.port), onPort(`${env.az.accounts.src.endpoint}/disks/sec.vhd`, closed)]) {
       logs.length = 0;

@@ -331,11 +331,16 @@ test('methods, paths and URLs serve does not answer: 405, 404, 400, 431', async 
 });
 
 test('the webhooks list and show instances redacted, with the system key', async () => {
+  // The API's starters seal a SAS before it enters the task hub; an instance started with a raw SAS in
+  // its input (as the durable API allows the system key's holder) is shown redacted.
+  await server.app.runtime.startNew('verifyBackupOrchestrator', { instanceId: 'verify-raw-sas', input: { backupId: 'pw-raw-sas', source: { url: sourceUrl } } });
+  await server.app.runtime.waitForCompletion('verify-raw-sas', { timeoutInMs: 60_000 });
   const list = await send('GET', `/runtime/webhooks/durabletask/instances?code=${durableKey()}`);
   expect(list.status).toBe(200);
   const instances = JSON.parse(list.text) as Array<{ instanceId: string; input: unknown }>;
-  expect(instances.length).toBeGreaterThan(0);
+  expect(instances.length).toBeGreaterThan(1);
   expect(list.text).toContain('sig=REDACTED');
+  expect(list.text).toMatch(/"sealedSas":"v1\.[A-Za-z0-9_-]+"/);
   expectNothingSecret(list);
   const one = await send('GET', `/runtime/webhooks/durabletask/instances/${instances[0].instanceId}?showHistory=true&code=${durableKey()}`);
   expect(one.status).toBe(200);

@@ -43,9 +43,9 @@ export function endpointOf(parsed: ParsedBlobUrl): string {
   return parsed.pathStyle ? `${origin}/${parsed.account.toLowerCase()}` : origin;
 }
 
-/** Azure's own blob endpoint of an account in the configured cloud. */
-export function azureEndpoint(account: string): string {
-  return `https://${account.toLowerCase()}.blob.${config.suffix}`;
+/** Azure's own blob endpoint of an account in the configured cloud (or the cloud of `suffix`). */
+export function azureEndpoint(account: string, suffix: string = config.suffix): string {
+  return `https://${account.toLowerCase()}.blob.${suffix}`;
 }
 
 /** The one refusal, whatever lies behind the URL (an open port, a closed one, a foreign host). */

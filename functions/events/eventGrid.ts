@@ -14,6 +14,7 @@ import { checkSourceIsNotVault } from '../prechecks';
 import { findStatus, startOnce } from '../starter';
 import { settleSettings } from './settleSettings';
 import { grantedSource, snapshotAccess } from '../compute';
+import { sealRef } from '../sealedRefs';
 import { assertAllowedAccount, readSettings, readUserKey, watchedContainers } from '../settings';
 import { classifyEvent, shown } from './diskEvents';
 
@@ -64,7 +65,7 @@ async function actOnEvent(raw: unknown, client: df.DurableClient, context: Invoc
       // BlobCreated of a page blob (Put Blob, Copy Blob) does not mean its pages are written: wait until
       // the blob stops changing, then back up the state it settled in (orchestrations/settleBlob.ts).
       const instanceId = settleInstanceId(event.url, event.etag ?? `event:${event.eventId}`);
-      const input: SettleOrchestrationInput = { source: { url: event.url }, ...(event.etag ? { eventEtag: event.etag } : {}), settle: settleSettings() };
+      const input: SettleOrchestrationInput = { source: sealRef({ url: event.url }, readUserKey()), ...(event.etag ? { eventEtag: event.etag } : {}), settle: settleSettings() };
       const started = await startOnce(client, Orchestrators.settleBlob, instanceId, input, { restartFailed: false });
       context.log(
         `page blob ${displayUrl(event.url)} (${event.api ?? 'unknown API'}, ETag ${event.etag ?? 'none'}): ` +

@@ -6,7 +6,8 @@ import * as df from 'durable-functions';
 import { HttpRequest, HttpResponse } from '@azure/functions';
 import { Orchestrators, RestoreOrchestrationInput, VerifyOrchestrationInput } from '../../orchestrations/contracts';
 import { problem } from '../problems';
-import { assertAllowedAccount, readSettings } from '../settings';
+import { assertAllowedAccount, readSettings, readUserKey } from '../settings';
+import { sealRef } from '../sealedRefs';
 import { checkBackupReadable, checkRestoreTarget } from '../prechecks';
 import { findStatus, startOnce } from '../starter';
 import { assertSameRequest, idempotencyKeyOf, isOperationId, operationInstanceId, requestFingerprint as requestFingerprintOf } from './idempotency';
@@ -70,9 +71,16 @@ async function startOperation(
   await precheck();
   const orchestrator = kind === 'restore' ? Orchestrators.restoreDisk : Orchestrators.verifyBackup;
   // A keyed operation that failed stays failed under its key: a retry of the request is a new key.
-  const started = await startOnce(client, orchestrator, instanceId, { ...input, requestFingerprint }, { restartFailed: false });
+  const started = await startOnce(client, orchestrator, instanceId, { ...sealedInput(input), requestFingerprint }, { restartFailed: false });
   if (!started.started && started.status) assertSameRequest(kind, started.status.input, requestFingerprint); // lost a race on the key
   return startedResponse(request, client, route, instanceId, started);
+}
+
+/** The operation's input as it may enter the task hub: its target's or source's SAS sealed. */
+function sealedInput(input: RestoreOrchestrationInput | VerifyOrchestrationInput): RestoreOrchestrationInput | VerifyOrchestrationInput {
+  const userKey = readUserKey();
+  if ('target' in input) return { ...input, target: sealRef(input.target, userKey) };
+  return input.source ? { ...input, source: sealRef(input.source, userKey) } : input;
 }
 
 for (const kind of ['restores', 'verifications'] as const) {

@@ -8,15 +8,18 @@
  * InstanceStore (Azurite blobs) so a killed run resumes; activities are at-least-once, as in Azure.
  */
 import { randomUUID } from 'node:crypto';
-import { redact } from '../core/redact';
+import { redact } from '../../core/redact';
 import { flattenActions, retryDelayInMs, ScheduledWork } from './actions';
 import { events, HistoryEvent, HistoryEventType, reviveHistory } from './history';
 import { InstanceRecord, InstanceStore, isTerminal, RuntimeStatus, TaskRecord } from './instanceStore';
+import { InstanceStatus, StartOptions, StartResult, toStatus } from './instanceStatus';
+import { Checkpoints, LiveInstance } from './liveInstance';
+import { TimerService, wallClockTimers } from './timers';
 import { ActivityPool } from './activityPool';
 import { durableContext, invokeOrchestrator, RuntimeLog } from './orchestratorInvocation';
-import { findFunction } from './registry';
+import { findFunction } from '../registry';
 import type { InvocationContext } from '@azure/functions';
-import type { RegisteredFunction } from './functionsCore';
+import type { RegisteredFunction } from '../functionsCore';
 
 export interface DurableRuntimeOptions {
   store: InstanceStore;
@@ -33,65 +36,9 @@ export interface DurableRuntimeOptions {
   log?: (level: 'info' | 'warn' | 'error', message: string) => void;
 }
 
-export interface TimerService {
-  now(): Date;
-  /** Calls `fire` at `fireAt`; returns a function that cancels it. */
-  schedule(fireAt: Date, fire: () => void): () => void;
-}
-
-/** Timers that wait in real time (setTimeout) until `clock` reaches their time. */
-export function wallClockTimers(clock: () => Date = () => new Date()): TimerService {
-  return {
-    now: clock,
-    schedule(fireAt, fire) {
-      const timer = setTimeout(fire, Math.max(0, fireAt.getTime() - clock().getTime()));
-      return () => clearTimeout(timer);
-    },
-  };
-}
-
-export interface StartOptions {
-  instanceId?: string;
-  input?: unknown;
-}
-
-export interface StartResult {
-  instanceId: string;
-  /** false when an instance with that ID is already pending, running or completed (nothing started). */
-  created: boolean;
-}
-
-/** Same fields as durable-functions' DurableOrchestrationStatus. */
-export interface InstanceStatus {
-  name: string;
-  instanceId: string;
-  createdTime: string;
-  lastUpdatedTime: string;
-  input: unknown;
-  output: unknown;
-  runtimeStatus: RuntimeStatus;
-  customStatus: unknown;
-  history?: unknown[];
-  /** Events in this instance's history (a Pagewise addition, used to check history bounds). */
-  historyEvents: number;
-}
-
-interface LiveInstance {
-  record: InstanceRecord;
-  history: HistoryEvent[];
-  inbox: HistoryEvent[];
-  /** waitId → index into record.tasks of tasks currently waiting. */
-  waiting: Map<number, number>;
-  running: boolean;
-  checkpointTimer?: NodeJS.Timeout;
-  saving?: Promise<void>;
-  dirty: boolean;
-  waiters: Array<() => void>;
-}
-
 export class DurableRuntime {
   private readonly store: InstanceStore;
-  private readonly checkpointIntervalInMs: number;
+  private readonly checkpoints: Checkpoints;
   private readonly clock: () => Date;
   private readonly log: RuntimeLog;
   private readonly live = new Map<string, LiveInstance>();
@@ -114,11 +61,11 @@ export class DurableRuntime {
   constructor(options: DurableRuntimeOptions) {
     this.store = options.store;
     this.activities = new ActivityPool(Math.max(1, options.maxConcurrentActivities ?? 4));
-    this.checkpointIntervalInMs = options.checkpointIntervalInMs ?? 500;
     const timers = options.timers;
     this.clock = options.clock ?? (timers ? () => timers.now() : () => new Date());
     this.timerService = timers ?? wallClockTimers(this.clock);
     this.log = options.log ?? ((level, message) => (level === 'info' ? undefined : console.warn(message)));
+    this.checkpoints = new Checkpoints(this.store, options.checkpointIntervalInMs ?? 500, this.clock, this.log, () => this.halted);
   }
 
   /** Picks up every instance a previous (possibly killed) run left pending or running. */
@@ -233,7 +180,7 @@ export class DurableRuntime {
       if (instance.checkpointTimer) clearTimeout(instance.checkpointTimer);
       instance.checkpointTimer = undefined;
     }
-    await Promise.all([...this.live.values()].map((i) => this.checkpoint(i)));
+    await Promise.all([...this.live.values()].map((i) => this.checkpoints.checkpoint(i)));
     this.halt();
   }
 
@@ -372,7 +319,7 @@ export class DurableRuntime {
     const work = flattenActions(outcome.actions);
     for (let i = record.tasks.length; i < work.length; i++) this.schedule(instance, work[i], now);
     instance.history.push(events.orchestratorCompleted(now));
-    this.touch(instance);
+    this.checkpoints.touch(instance);
   }
 
   /** false for a stale duplicate, e.g. the result of an activity redone after a restart. */
@@ -524,7 +471,7 @@ export class DurableRuntime {
     instance.history.push(events.orchestratorCompleted(now), events.executionCompleted(now, status, output));
     instance.inbox.length = 0;
     instance.waiting.clear();
-    this.touch(instance, true);
+    this.checkpoints.touch(instance, true);
     this.notifyParent(record);
     for (const wake of instance.waiters.splice(0)) wake();
   }
@@ -541,51 +488,4 @@ export class DurableRuntime {
         : events.subOrchestrationFailed(now, child.parentTaskId, `sub-orchestration ${child.instanceId} ${child.runtimeStatus}`, String(child.output)),
     );
   }
-
-  // ---- checkpoints -------------------------------------------------------------------------
-
-  private touch(instance: LiveInstance, immediately = false): void {
-    instance.record.lastUpdatedTime = this.clock().toISOString();
-    instance.dirty = true;
-    if (immediately) {
-      if (instance.checkpointTimer) clearTimeout(instance.checkpointTimer);
-      instance.checkpointTimer = undefined;
-      void this.checkpoint(instance);
-    } else if (!instance.checkpointTimer && !this.halted) {
-      instance.checkpointTimer = setTimeout(() => {
-        instance.checkpointTimer = undefined;
-        void this.checkpoint(instance);
-      }, this.checkpointIntervalInMs);
-    }
-  }
-
-  private async checkpoint(instance: LiveInstance): Promise<void> {
-    while (instance.saving) await instance.saving;
-    if (!instance.dirty || this.halted) return; // a halted runtime is "dead": it writes nothing more
-    instance.dirty = false;
-    const snapshot: InstanceRecord = { ...instance.record, history: instance.history };
-    instance.saving = this.store
-      .save(JSON.parse(JSON.stringify(snapshot)) as InstanceRecord)
-      .catch((err) => {
-        instance.dirty = true;
-        this.log('error', `checkpoint of ${instance.record.instanceId} failed: ${redact(String(err))}`);
-      })
-      .finally(() => (instance.saving = undefined));
-    await instance.saving;
-  }
-}
-
-function toStatus(record: InstanceRecord, historyEvents: number, history?: unknown[]): InstanceStatus {
-  return {
-    name: record.name,
-    instanceId: record.instanceId,
-    createdTime: record.createdTime,
-    lastUpdatedTime: record.lastUpdatedTime,
-    input: record.input,
-    output: record.output,
-    runtimeStatus: record.runtimeStatus,
-    customStatus: record.customStatus,
-    historyEvents,
-    ...(history ? { history: JSON.parse(JSON.stringify(history)) as unknown[] } : {}),
-  };
 }

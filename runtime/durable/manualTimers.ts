@@ -3,7 +3,7 @@
  * the earliest pending timer and fires it. Tests drive quiet periods and deadlines of hours in order,
  * without waiting and without depending on how fast the machine is.
  */
-import type { TimerService } from './durableRuntime';
+import type { TimerService } from './timers';
 
 interface Pending {
   fireAt: Date;

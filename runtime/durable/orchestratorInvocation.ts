@@ -4,11 +4,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import { InvocationContext } from '@azure/functions';
-import { redact } from '../core/redact';
+import { redact } from '../../core/redact';
 import type { HistoryEvent } from './history';
 import type { InstanceRecord } from './instanceStore';
-import type { RegisteredFunction } from './functionsCore';
-import { findFunction } from './registry';
+import type { RegisteredFunction } from '../functionsCore';
+import { findFunction } from '../registry';
 
 /** Replay schema the runtime announces: V4, what current Durable extensions offer. */
 export const UPPER_SCHEMA_VERSION = 3;
