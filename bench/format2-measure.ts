@@ -290,24 +290,33 @@ function measureScheme(scheme: Scheme, disk: Disk, next: Generation): SchemeResu
   };
 }
 
+/** Timed passes per codec; the fastest is reported (the machine is shared, so a slow pass is noise). */
+const PASSES = 3;
+
 function measureCodec(codec: Codec, chunks: Buffer[], fresh: Buffer[]): CodecResult {
   // Warm up first (WebAssembly memory growth, lazy native init) so the first chunk is not timed cold.
   for (const chunk of chunks.slice(0, 2)) codec.decompress(codec.compress(chunk), chunk.length);
-  const packed: Array<Uint8Array | undefined> = [];
+  let packed: Array<Uint8Array | undefined> = [];
   let storedBytes = 0;
-  let t = performance.now();
-  for (const chunk of chunks) {
-    const e = encode(codec, chunk);
-    packed.push(e.packed);
-    storedBytes += e.bytes;
+  let compressMs = Infinity;
+  let decompressMs = Infinity;
+  for (let pass = 0; pass < PASSES; pass++) {
+    let t = performance.now();
+    packed = [];
+    storedBytes = 0;
+    for (const chunk of chunks) {
+      const e = encode(codec, chunk);
+      packed.push(e.packed);
+      storedBytes += e.bytes;
+    }
+    compressMs = Math.min(compressMs, performance.now() - t);
+    t = performance.now();
+    const restored: Array<Uint8Array | undefined> = packed.map((p, k) => (p ? codec.decompress(p, chunks[k].length) : undefined));
+    decompressMs = Math.min(decompressMs, performance.now() - t);
+    restored.forEach((r, k) => {
+      if (r && !Buffer.from(r.buffer, r.byteOffset, r.byteLength).equals(chunks[k])) throw new Error(`${codec.name} did not round-trip chunk ${k}`);
+    });
   }
-  const compressMs = performance.now() - t;
-  t = performance.now();
-  const restored: Array<Uint8Array | undefined> = packed.map((p, k) => (p ? codec.decompress(p, chunks[k].length) : undefined));
-  const decompressMs = performance.now() - t;
-  restored.forEach((r, k) => {
-    if (r && !Buffer.from(r.buffer, r.byteOffset, r.byteLength).equals(chunks[k])) throw new Error(`${codec.name} did not round-trip chunk ${k}`);
-  });
   const nextNewStoredBytes = fresh.reduce((s, chunk) => s + encode(codec, chunk).bytes, 0);
   return { codec: codec.name, storedBytes, compressMs, decompressMs, nextNewStoredBytes };
 }
@@ -423,7 +432,7 @@ async function main(): Promise<void> {
     `- date: ${started.toISOString()}, took ${((Date.now() - started.getTime()) / 1000).toFixed(0)} s`,
     `- command: \`npm run bench:format2 -- ${process.argv.slice(2).join(' ')}\``,
     `- codecs: lz4-napi ${lz4Version} (block format), @bokuweb/zstd-wasm ${zstdVersion} (zstd in WebAssembly, single thread); chunker: bench/lib/fastcdc.ts (FastCDC 2016, NC 2)`,
-    `- every scheme dedupes by SHA-256 of the chunk over the whole disk; all-zero chunks are holes (not stored); compression per unique chunk with the v1 rule (a chunk ≥ 256 KiB whose middle 64 KiB does not shrink 3 % is stored; so is one that does not shrink). Speeds are MiB of plaintext per second of one thread.`,
+    `- every scheme dedupes by SHA-256 of the chunk over the whole disk; all-zero chunks are holes (not stored); compression per unique chunk with the v1 rule (a chunk ≥ 256 KiB whose middle 64 KiB does not shrink 3 % is stored; so is one that does not shrink). Speeds are MiB of plaintext (all unique chunks, stored ones included) per second of one thread, the fastest of ${PASSES} passes; — where nothing was compressed.`,
     `- next generation: ${o.changePercent} % of the allocated 4 MiB pages changed, half overwritten in place (4–256 KiB, 4 KiB aligned), half with 1–8192 bytes inserted and the rest of the page shifted; "new" = chunks of the changed pages not already stored.`,
     '',
   ].join('\n');
