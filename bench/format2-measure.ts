@@ -429,7 +429,7 @@ async function main(): Promise<void> {
     '',
     `- revision: ${git(['rev-parse', '--short', 'HEAD'])}${git(['status', '--porcelain']) ? ' (with uncommitted changes)' : ''} (branch ${git(['rev-parse', '--abbrev-ref', 'HEAD'])})`,
     `- machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${(os.totalmem() / 1024 ** 3).toFixed(0)} GiB, ${os.platform()} ${os.release()}; node ${process.version} (the \`node\` kind of /work/.library/env: 2 cores shared with other sessions, so speeds are noisy)`,
-    `- date: ${started.toISOString()}, took ${((Date.now() - started.getTime()) / 1000).toFixed(0)} s`,
+    `- date: ${started.toISOString()}, took ${((Date.now() - started.getTime()) / 1000).toFixed(0)} s; load average at the end ${os.loadavg().map((l) => l.toFixed(1)).join(' / ')} (1 / 5 / 15 min)`,
     `- command: \`npm run bench:format2 -- ${process.argv.slice(2).join(' ')}\``,
     `- codecs: lz4-napi ${lz4Version} (block format), @bokuweb/zstd-wasm ${zstdVersion} (zstd in WebAssembly, single thread); chunker: bench/lib/fastcdc.ts (FastCDC 2016, NC 2)`,
     `- every scheme dedupes by SHA-256 of the chunk over the whole disk; all-zero chunks are holes (not stored); compression per unique chunk with the v1 rule (a chunk ≥ 256 KiB whose middle 64 KiB does not shrink 3 % is stored; so is one that does not shrink). Speeds are MiB of plaintext (all unique chunks, stored ones included) per second of one thread, the fastest of ${PASSES} passes; — where nothing was compressed.`,
