@@ -416,6 +416,8 @@ async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
   await zstdInit();
   const started = new Date();
+  // Read now: the tree may change while the run goes on.
+  const revision = `${git(['rev-parse', '--short', 'HEAD'])}${git(['status', '--porcelain']) ? ' (with uncommitted changes)' : ''} (branch ${git(['rev-parse', '--abbrev-ref', 'HEAD'])})`;
   const results: DiskResult[] = [];
   for (const key of o.disks) {
     process.stderr.write(`disk ${key}: generating\n`);
@@ -427,7 +429,7 @@ async function main(): Promise<void> {
   const header = [
     `# Format-2 measurements, ${started.toISOString().slice(0, 10)}`,
     '',
-    `- revision: ${git(['rev-parse', '--short', 'HEAD'])}${git(['status', '--porcelain']) ? ' (with uncommitted changes)' : ''} (branch ${git(['rev-parse', '--abbrev-ref', 'HEAD'])})`,
+    `- revision: ${revision}`,
     `- machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${(os.totalmem() / 1024 ** 3).toFixed(0)} GiB, ${os.platform()} ${os.release()}; node ${process.version} (the \`node\` kind of /work/.library/env: 2 cores shared with other sessions, so speeds are noisy)`,
     `- date: ${started.toISOString()}, took ${((Date.now() - started.getTime()) / 1000).toFixed(0)} s; load average at the end ${os.loadavg().map((l) => l.toFixed(1)).join(' / ')} (1 / 5 / 15 min)`,
     `- command: \`npm run bench:format2 -- ${process.argv.slice(2).join(' ')}\``,
