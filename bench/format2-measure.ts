@@ -4,7 +4,7 @@
  * this machine — over the bench disks generated in memory. Prints markdown and writes it to a file.
  *
  *   npm run bench:format2 -- [--disks=a,b,c,vm] [--size=256] [--vm-size=1024] [--sparse-size=4096]
- *                            [--change=3] [--out=bench/results/format2-<date>.md]   (sizes in MiB)
+ *                            [--change=3] [--shifts=50] [--out=bench/results/format2-<date>.md]   (sizes in MiB)
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -32,6 +32,8 @@ interface Options {
   vmSizeMiB: number;
   sparseSizeMiB: number;
   changePercent: number;
+  /** Of the changed pages, the share (%) changed by an insertion rather than an overwrite. */
+  shiftPercent: number;
   out: string;
 }
 
@@ -51,8 +53,10 @@ function parseOptions(argv: string[]): Options {
     vmSizeMiB: num('vm-size', 1024),
     sparseSizeMiB: num('sparse-size', 4096),
     changePercent: num('change', 3),
+    shiftPercent: get('shifts') === '0' ? 0 : num('shifts', 50),
     out: get('out') ?? path.join('bench', 'results', `format2-${date}.md`),
   };
+  if (options.shiftPercent > 100) throw new Error(`--shifts is a share of the changed pages, 0..100, not ${options.shiftPercent}`);
   for (const size of [options.sizeMiB, options.vmSizeMiB, options.sparseSizeMiB]) {
     if (size % 4 !== 0) throw new Error(`disk sizes must be multiples of 4 MiB, not ${size}`);
   }
@@ -118,7 +122,7 @@ interface Generation {
  * place: 4 KiB-aligned, 4–256 KiB of new text or random bytes), half by an insertion that shifts the rest
  * of the frame by 1–8192 bytes (a file rewritten with bytes inserted; what content-defined chunks resync on).
  */
-function nextGeneration(disk: Disk, percent: number, seed = 42): Generation {
+function nextGeneration(disk: Disk, percent: number, shiftPercent: number, seed = 42): Generation {
   const rand = prng(seed);
   const allocated = [...disk.frames.keys()].sort((a, b) => a - b);
   const count = Math.max(1, Math.round((allocated.length * percent) / 100));
@@ -130,7 +134,10 @@ function nextGeneration(disk: Disk, percent: number, seed = 42): Generation {
   for (const f of [...chosen].sort((a, b) => a - b)) {
     const frame = Buffer.from(disk.frames.get(f)!);
     const kind = rand() < 0.5 ? 'text' : 'random';
-    if (k++ % 2 === 0) {
+    // Evenly interleaved: page k is shifted when the running share of shifts falls below shiftPercent.
+    const shifted = Math.floor(((k + 1) * shiftPercent) / 100) > Math.floor((k * shiftPercent) / 100);
+    k++;
+    if (!shifted) {
       const length = Math.min(frame.length, (1 + Math.floor(rand() * 64)) * 4 * KiB);
       const at = Math.floor((rand() * (frame.length - length)) / (4 * KiB)) * 4 * KiB;
       regionBytes({ offset: 0, length, kind, seed: 9000 + f }, 0, length).copy(frame, at);
@@ -322,7 +329,7 @@ function measureCodec(codec: Codec, chunks: Buffer[], fresh: Buffer[]): CodecRes
 }
 
 function measureDisk(disk: Disk, o: Options): DiskResult {
-  const next = nextGeneration(disk, o.changePercent);
+  const next = nextGeneration(disk, o.changePercent, o.shiftPercent);
   const schemes = SCHEMES.map((scheme) => {
     process.stderr.write(`  ${disk.key}: ${scheme.name}\n`);
     return measureScheme(scheme, disk, next);
@@ -435,7 +442,7 @@ async function main(): Promise<void> {
     `- command: \`npm run bench:format2 -- ${process.argv.slice(2).join(' ')}\``,
     `- codecs: lz4-napi ${lz4Version} (block format), @bokuweb/zstd-wasm ${zstdVersion} (zstd in WebAssembly, single thread); chunker: bench/lib/fastcdc.ts (FastCDC 2016, NC 2)`,
     `- every scheme dedupes by SHA-256 of the chunk over the whole disk; all-zero chunks are holes (not stored); compression per unique chunk with the v1 rule (a chunk ≥ 256 KiB whose middle 64 KiB does not shrink 3 % is stored; so is one that does not shrink). Speeds are MiB of plaintext (all unique chunks, stored ones included) per second of one thread, the fastest of ${PASSES} passes; — where nothing was compressed.`,
-    `- next generation: ${o.changePercent} % of the allocated 4 MiB pages changed, half overwritten in place (4–256 KiB, 4 KiB aligned), half with 1–8192 bytes inserted and the rest of the page shifted; "new" = chunks of the changed pages not already stored.`,
+    `- next generation: ${o.changePercent} % of the allocated 4 MiB pages changed: ${100 - o.shiftPercent} % of them overwritten in place (4–256 KiB, 4 KiB aligned), ${o.shiftPercent} % with 1–8192 bytes inserted and the rest of the page shifted; "new" = chunks of the changed pages not already stored.`,
     '',
   ].join('\n');
   const body = results.map(diskTables).join('\n') + '\n' + summaryTable(results);
