@@ -15,8 +15,8 @@ import { performance } from 'node:perf_hooks';
 import { compressSync, uncompressSync } from 'lz4-napi';
 import { compress as zstdCompress, decompress as zstdDecompress, init as zstdInit } from '@bokuweb/zstd-wasm';
 import { MiB } from '../core/limits';
-import { DiskRegion, regionBytes, sampleVmLayout } from '../embedded/sample-disk';
-import { prng } from '../embedded/prng';
+import { DiskRegion, regionBytes, sampleVmLayout } from '../testkit/sample-disk';
+import { prng } from '../testkit/prng';
 import { fullMixed, fullRandom, sparseScattered } from './lib/disks';
 import { FastCdc } from './lib/fastcdc';
 

@@ -1,7 +1,7 @@
 /** The format-2 bench's FastCDC chunker (bench/lib/fastcdc.ts): bounds, determinism, resync after an insertion. */
 import { createHash } from 'node:crypto';
 import { FastCdc, spreadMask } from '../bench/lib/fastcdc';
-import { regionBytes } from '../embedded/sample-disk';
+import { regionBytes } from '../testkit/sample-disk';
 
 const KiB = 1024;
 const options = { minSize: 2 * KiB, avgSize: 8 * KiB, maxSize: 32 * KiB };

@@ -3,7 +3,7 @@
  * below the minimum size and normalized chunking (a harder mask before the average size, an easier one
  * after), over a 32-bit hash as the ronomon/`fastcdc` v2016 implementations do. Used by the format-2 bench.
  */
-import { prng } from '../../embedded/prng';
+import { prng } from '../../testkit/prng';
 
 export interface ChunkerOptions {
   minSize: number;
