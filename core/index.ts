@@ -16,8 +16,8 @@ export { restoreBackup, isBlobTarget } from './restore/restore';
 export { assertDiskWriteTarget, protectContainer, sameContainer } from './restore/target-guard';
 export { whileBackingUp, sameDisk } from './backup/running-backups';
 export { describeVerification, verifyBackup } from './verify/verify';
-export { listBackups } from './vault/catalog';
-export { loadUserKey, writeNewKeyFile, decodeUserKey, encodeKeyFile, generateKey, keyId } from './crypto/keys';
+export { listBackups } from './repo/catalog';
+export { loadUserKey, writeNewKeyFile, decodeUserKey, encodeKeyFile, generateKey, keyId } from './repo/keys';
 export { parseStorageUrl, allowedEndpointOf, sourceBlobClient } from './storage/clients';
 export { configureStorageEndpoints, configureStorageEndpointsFromEnv, parseEndpoint, parseEndpointList, endpointOf, azureEndpoint, endpointRefused, isManagedDiskEndpoint } from './storage/endpoints';
 export { configureRequestsPerAccount, accountHighWater, DEFAULT_REQUESTS_PER_ACCOUNT } from './storage/account-gate';
@@ -26,11 +26,11 @@ export { sweepStaleScratchDirs } from './cache/scratch-dir';
 export { assertUnsharedDir, assertUnsharedDirSync } from './shared-dir';
 export { uploadImage } from './source/upload-image';
 export type { UploadImageResult } from './source/upload-image';
-export { backupIdFor, snapshotBackupIdFor, validateBackupId } from './vault/layout';
+export { BACKUP_ID_RE, backupIdFor, givenOrDerivedBackupId, snapshotBackupIdFor, validateBackupId } from './repo/backup-id';
 
 import { SourceDisk } from './source/source-disk';
-import { backupIdFor } from './vault/layout';
-import { VaultStore } from './vault/vault-store';
+import { backupIdFor } from './repo/backup-id';
+import { Vault } from './repo/vault';
 import { StorageLocation } from './types';
 
 /** The default backup ID of a source disk in its current state (blob, snapshot, ETag) at a page size. */
@@ -40,7 +40,7 @@ export async function deriveBackupId(source: StorageLocation, pageSize: number):
 
 /** Makes a vault: creates the container and writes the vault marker where absent (`pagewise init`). */
 export async function initVault(vault: StorageLocation): Promise<{ containerCreated: boolean; markerWritten: boolean }> {
-  return VaultStore.open(vault).init();
+  return Vault.open(vault).init();
 }
 
 export interface SourceState {

@@ -6,7 +6,7 @@
  */
 import Ajv, { JSONSchemaType } from 'ajv';
 import { PagewiseError } from '../core';
-import { BACKUP_ID_RE } from '../core/vault/layout';
+import { BACKUP_ID_RE } from '../core';
 import type { BackupActivityInput, DiskRef, RestoreOrchestrationInput, VerifyOrchestrationInput } from '../orchestrations/contracts';
 import { engineOverrideProperties } from './engineOverrideSchema';
 import { describeSchemaErrors } from './schemaErrors';

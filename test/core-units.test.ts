@@ -3,14 +3,15 @@ import * as os from 'node:os';
 import { promises as fs } from 'node:fs';
 import { parseBytes, redact, displayUrl, generateKey, PagewiseError } from '../core';
 import { PageGrid, pagesOfRanges, normalizeRanges, validatePageSize } from '../core/source/page-grid';
-import { encodeBlock, decodeBlock, Codec, BLOCK_OVERHEAD } from '../core/processor/block-codec';
-import { encodeChunk, decodeChunk, PageEntry } from '../core/vault/page-table';
-import { decodeUserKey, encodeKeyFile, keyId, unwrapDataKey, wrapDataKey } from '../core/crypto/keys';
-import { canonicalJson } from '../core/vault/manifest';
-import { blockIdOf, backupIdFor, snapshotBackupIdFor, validateBackupId } from '../core/vault/layout';
+import { encodeBlock, decodeBlock, Codec, BLOCK_OVERHEAD } from '../core/repo/block-codec';
+import { encodeChunk, decodeChunk, PageEntry } from '../core/repo/page-table';
+import { decodeUserKey, encodeKeyFile, keyId, unwrapDataKey, wrapDataKey } from '../core/repo/keys';
+import { canonicalJson } from '../core/repo/manifest';
+import { blockIdOf } from '../core/repo/layout';
+import { backupIdFor, snapshotBackupIdFor, validateBackupId } from '../core/repo/backup-id';
 import { ScratchCache } from '../core/cache/scratch-cache';
 import { effectiveCacheBytes, resolveSettings } from '../core/backup/settings';
-import { pagesPerBatchFor } from '../core/vault/plan';
+import { pagesPerBatchFor } from '../core/repo/backup-plan';
 import { parseStorageUrl } from '../core/storage/clients';
 import { BatchDedupe, DedupeIndex } from '../core/processor/page-processor';
 
@@ -232,7 +233,7 @@ test('restore writes only the non-zero 512-byte runs of a page', () => {
 });
 
 test('block runs stay within 16 MiB of stored bytes and of plaintext', () => {
-  const { blockRuns } = require('../core/restore/backup-reader') as typeof import('../core/restore/backup-reader');
+  const { blockRuns } = require('../core/repo/backup-reader') as typeof import('../core/repo/backup-reader');
   const entry = (page: number, offset: number, storedLength: number, plainLength = 4 * MiB): PageEntry => ({
     page, ref: 0, codec: 1, segment: 0, offset, storedLength, plainLength, sha256: Buffer.alloc(32),
   });
@@ -266,7 +267,7 @@ test('the per-account request gate holds requests past its limit and refuses a b
 });
 
 test('a large incompressible page is stored without compressing it whole; a compressible one is compressed', async () => {
-  const { looksIncompressible } = require('../core/processor/block-codec') as typeof import('../core/processor/block-codec');
+  const { looksIncompressible } = require('../core/repo/block-codec') as typeof import('../core/repo/block-codec');
   const { randomBytes } = await import('node:crypto');
   const noise = randomBytes(MiB);
   const text = Buffer.from('the quick brown fox jumps over the lazy dog\n'.repeat(30000)).subarray(0, MiB);

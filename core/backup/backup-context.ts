@@ -3,23 +3,23 @@
  * the source pinned to the ETag the plan saw. Built from small references (backup ID + request), so a
  * durable activity in another process rebuilds it from the same inputs.
  */
-import { unwrapDataKey } from '../crypto/keys';
+import { unwrapDataKey } from '../repo/keys';
 import { SourceDisk } from '../source/source-disk';
 import { parseStorageUrl } from '../storage/clients';
 import { BackupRequest } from '../types';
-import { BackupPlan, readPlan } from '../vault/plan';
-import { validateBackupId } from '../vault/layout';
-import { VaultStore } from '../vault/vault-store';
+import { BackupPlan, readPlan } from '../repo/backup-plan';
+import { validateBackupId } from '../repo/backup-id';
+import { Vault } from '../repo/vault';
 
 export interface BackupContext {
   plan: BackupPlan;
   dataKey: Buffer;
-  vault: VaultStore;
+  vault: Vault;
 }
 
 export async function openBackupContext(req: BackupRequest, backupId: string): Promise<BackupContext> {
   validateBackupId(backupId);
-  const vault = VaultStore.open(req.vault);
+  const vault = Vault.open(req.vault);
   const plan = await readPlan(vault, backupId);
   const dataKey = unwrapDataKey(req.userKey, plan.encryption.wrappedDataKey, backupId, plan.encryption.keyId);
   return { plan, dataKey, vault };

@@ -8,7 +8,7 @@ import { ScratchCache } from '../cache/scratch-cache';
 import { abortedError } from '../errors';
 import { DedupeIndex } from '../processor/page-processor';
 import { BackupRequest, BackupResult } from '../types';
-import { readManifest } from '../vault/manifest';
+import { readManifest } from '../repo/manifest';
 import { openBackupContext, openPlannedSource } from './backup-context';
 import { asAlreadyExisted } from './backup-result';
 import { finalizeBackup, resultOf } from './finalize-backup';

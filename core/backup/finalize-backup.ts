@@ -7,12 +7,12 @@ import { whileBackingUp } from './running-backups';
 import { createHash } from 'node:crypto';
 import { isPagewiseError, PagewiseError } from '../errors';
 import { BackupRequest, BackupResult } from '../types';
-import { readBatchRecord, PageRecord } from '../vault/batch-record';
-import { blockIdOf, layout } from '../vault/layout';
-import { ManifestBody, readManifest, writeManifest } from '../vault/manifest';
-import { encodeChunk, PageEntry } from '../vault/page-table';
+import { readBatchRecord, PageRecord } from '../repo/batch-record';
+import { blockIdOf, layout } from '../repo/layout';
+import { ManifestBody, readManifest, writeManifest } from '../repo/manifest';
+import { encodeChunk, PageEntry } from '../repo/page-table';
 import { SourceDisk } from '../source/source-disk';
-import { BackupPlan } from '../vault/plan';
+import { BackupPlan } from '../repo/backup-plan';
 import { openBackupContext, snapshotTakenByPagewise } from './backup-context';
 import { effectiveCacheBytes, resolveSettings } from './settings';
 

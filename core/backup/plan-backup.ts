@@ -4,7 +4,7 @@
  * Idempotent: a plan that exists for the same disk state is reused, so a repeated start resumes.
  */
 import { whileBackingUp } from './running-backups';
-import { generateKey, keyId, wrapDataKey } from '../crypto/keys';
+import { generateKey, keyId, wrapDataKey } from '../repo/keys';
 import { PagewiseError } from '../errors';
 import { PAGES_PER_SEGMENT } from '../limits';
 import { PageGrid } from '../source/page-grid';
@@ -12,9 +12,10 @@ import { SourceDisk } from '../source/source-disk';
 import { sameContainer } from '../restore/target-guard';
 import { parseStorageUrl } from '../storage/clients';
 import { BackupRequest, PlanRef } from '../types';
-import { backupIdFor, layout, validateBackupId } from '../vault/layout';
-import { BackupPlan, pagesPerBatchFor, readPlan } from '../vault/plan';
-import { VaultStore } from '../vault/vault-store';
+import { givenOrDerivedBackupId } from '../repo/backup-id';
+import { layout } from '../repo/layout';
+import { BackupPlan, pagesPerBatchFor, readPlan } from '../repo/backup-plan';
+import { Vault } from '../repo/vault';
 import { snapshotTakenByPagewise } from './backup-context';
 import { backupIdTaken, planDifferences } from './plan-mismatch';
 import { resolveSettings } from './settings';
@@ -25,7 +26,7 @@ export async function planBackup(req: BackupRequest): Promise<PlanRef> {
 
 async function makePlan(req: BackupRequest): Promise<PlanRef> {
   const settings = resolveSettings(req);
-  const vault = VaultStore.open(req.vault);
+  const vault = Vault.open(req.vault);
   // Before any request: a snapshot taken there would be a write into the vault.
   if (sameContainer(parseStorageUrl(req.source.url, 'blob', 'the source disk URL'), vault.parsed)) {
     throw new PagewiseError('BadInput', 'the vault must not be the container of the source disk: the secondary copy belongs on separate storage');
@@ -33,7 +34,7 @@ async function makePlan(req: BackupRequest): Promise<PlanRef> {
   const live = await SourceDisk.open(req.source);
   let source = live;
   // The ID names the disk state (the live blob's ETag), so a repeated start resumes the same backup.
-  const backupId = validateBackupId(req.backupId ?? backupIdFor(live.identity, settings.pageSize));
+  const backupId = givenOrDerivedBackupId(req.backupId, live.identity, settings.pageSize);
   await vault.requireForBackup();
 
   if (await vault.exists(layout.plan(backupId))) {

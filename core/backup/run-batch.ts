@@ -15,8 +15,8 @@ import { BatchDedupe, DedupeIndex, PageProcessor } from '../processor/page-proce
 import { PageGrid, pagesOfRangesAsync, runsOf, ByteRange } from '../source/page-grid';
 import { SourceDisk } from '../source/source-disk';
 import { BackupRequest, BatchSummary } from '../types';
-import { BatchRecord, PageRecord, readBatchRecord } from '../vault/batch-record';
-import { blockIdOf, layout } from '../vault/layout';
+import { BatchRecord, PageRecord, readBatchRecord } from '../repo/batch-record';
+import { blockIdOf, layout } from '../repo/layout';
 import { BackupContext, openBackupContext, openPlannedSource } from './backup-context';
 import { effectiveCacheBytes, resolveSettings } from './settings';
 

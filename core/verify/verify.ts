@@ -9,12 +9,13 @@ import { ScratchCache } from '../cache/scratch-cache';
 import { PseudoDisk } from '../cache/pseudo-disk';
 import { forEachLimited } from '../concurrency';
 import { isPagewiseError } from '../errors';
-import { BackupReader, blockRuns } from '../restore/backup-reader';
+import { BackupReader, blockRuns } from '../repo/backup-reader';
+import { BlobNotFoundError } from '../repo/store/blob-store';
 import { PageGrid, pagesOfRangesAsync, ByteRange } from '../source/page-grid';
 import { SourceDisk } from '../source/source-disk';
 import { allowedEndpointOf } from '../storage/clients';
 import { VerifyRequest, VerifyResult } from '../types';
-import { PageEntry } from '../vault/page-table';
+import { PageEntry } from '../repo/page-table';
 import { formatBytes } from '../units';
 
 const MAX_PROBLEMS = 100;
@@ -38,10 +39,10 @@ export async function verifyBackup(req: VerifyRequest): Promise<VerifyResult> {
   for (const segment of manifest.segments) {
     segmentsChecked++;
     try {
-      const props = await reader.vault.container.getBlockBlobClient(segment.blob).getProperties();
+      const props = await reader.vault.properties(segment.blob);
       if (props.contentLength !== segment.bytes) note(`segment ${segment.index}: ${props.contentLength} bytes, the manifest says ${segment.bytes} (truncated or replaced)`);
     } catch (err) {
-      note(`segment ${segment.index}: ${segment.blob} is missing (${(err as { statusCode?: number }).statusCode ?? 'error'})`);
+      note(`segment ${segment.index}: ${segment.blob} ${err instanceof BlobNotFoundError ? 'is missing' : `could not be checked (${(err as Error).message})`}`);
     }
   }
 

@@ -1,10 +1,10 @@
 /** The vault's catalog: complete backups are those with a manifest; incomplete ones are never listed. */
 import { StorageLocation, BackupListing } from '../types';
 import { readManifestUnverified } from './manifest';
-import { VaultStore } from './vault-store';
+import { Vault } from './vault';
 
 export async function listBackups(location: StorageLocation): Promise<BackupListing[]> {
-  const vault = VaultStore.open(location);
+  const vault = Vault.open(location);
   const out: BackupListing[] = [];
   for await (const prefix of vault.listPrefixes('backups/')) {
     const backupId = prefix.slice('backups/'.length).replace(/\/$/, '');

@@ -4,10 +4,10 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { PagewiseError } from '../errors';
-import { assertKeyMatches, manifestMacKey, WrappedKey } from '../crypto/keys';
+import { assertKeyMatches, manifestMacKey, WrappedKey } from './keys';
 import { SourceIdentity } from '../source/source-disk';
 import { layout } from './layout';
-import { VaultStore } from './vault-store';
+import { Vault } from './vault';
 
 export interface ManifestBody {
   backupId: string;
@@ -54,13 +54,13 @@ export function manifestMac(userKey: Buffer, body: ManifestBody): string {
   return createHmac('sha256', manifestMacKey(userKey)).update(canonicalJson(body)).digest('hex');
 }
 
-export async function writeManifest(vault: VaultStore, userKey: Buffer, body: ManifestBody): Promise<void> {
+export async function writeManifest(vault: Vault, userKey: Buffer, body: ManifestBody): Promise<void> {
   const envelope: ManifestEnvelope = { format: 'pagewise-manifest', version: 1, mac: manifestMac(userKey, body), body };
   await vault.putJson(layout.manifest(body.backupId), envelope);
 }
 
 /** Reads a manifest without a key (listing); structure checked, MAC not. */
-export async function readManifestUnverified(vault: VaultStore, backupId: string): Promise<ManifestEnvelope> {
+export async function readManifestUnverified(vault: Vault, backupId: string): Promise<ManifestEnvelope> {
   const name = layout.manifest(backupId);
   if (!(await vault.exists(name))) {
     const started = await vault.exists(layout.plan(backupId));
@@ -83,7 +83,7 @@ export async function readManifestUnverified(vault: VaultStore, backupId: string
 }
 
 /** Reads a manifest and checks its MAC with the user key: a wrong key and a tampered manifest differ. */
-export async function readManifest(vault: VaultStore, backupId: string, userKey: Buffer): Promise<ManifestBody> {
+export async function readManifest(vault: Vault, backupId: string, userKey: Buffer): Promise<ManifestBody> {
   const envelope = await readManifestUnverified(vault, backupId);
   const { keyId: expected } = envelope.body.encryption ?? {};
   assertKeyMatches(userKey, backupId, String(expected));

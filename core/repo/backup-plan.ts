@@ -1,9 +1,9 @@
 /** The backup plan (docs/FORMAT.md §4): what the planning step decided, stored before any page is read. */
 import { PagewiseError } from '../errors';
-import { WrappedKey } from '../crypto/keys';
+import { WrappedKey } from './keys';
 import { SourceIdentity } from '../source/source-disk';
 import { layout } from './layout';
-import { VaultStore } from './vault-store';
+import { Vault } from './vault';
 
 export interface BackupPlan {
   format: 'pagewise-plan';
@@ -23,7 +23,7 @@ export interface BackupPlan {
   encryption: { keyId: string; wrappedDataKey: WrappedKey };
 }
 
-export async function readPlan(vault: VaultStore, backupId: string): Promise<BackupPlan> {
+export async function readPlan(vault: Vault, backupId: string): Promise<BackupPlan> {
   if (!(await vault.exists(layout.plan(backupId)))) {
     throw new PagewiseError('BackupNotFound', `backup ${backupId} has no plan in the vault ${vault.display}`);
   }
