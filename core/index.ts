@@ -17,6 +17,7 @@ export { assertDiskWriteTarget, protectContainer, sameContainer } from './restor
 export { whileBackingUp, sameDisk } from './backup/running-backups';
 export { describeVerification, verifyBackup } from './verify/verify';
 export { listBackups } from './repo/catalog';
+export type { ListBackupsOptions } from './repo/catalog';
 export { loadUserKey, writeNewKeyFile, decodeUserKey, encodeKeyFile, generateKey, keyId } from './repo/keys';
 export { parseStorageUrl, allowedEndpointOf, sourceBlobClient } from './storage/clients';
 export { configureStorageEndpoints, configureStorageEndpointsFromEnv, parseEndpoint, parseEndpointList, endpointOf, azureEndpoint, endpointRefused, isManagedDiskEndpoint } from './storage/endpoints';

@@ -196,7 +196,8 @@ test('a backup interrupted before finalize is not listed, cannot be restored, an
   const first = await runBackupBatch({ ...req, backupId: plan.backupId, batchIndex: 0 });
   expect(first.resumed).toBe(false);
   // "Crash" here: no finalize.
-  expect((await listBackups(env.vault)).map((b) => b.backupId)).not.toContain(plan.backupId);
+  expect((await listBackups(env.vault)).filter((b) => b.status === 'complete').map((b) => b.backupId)).not.toContain(plan.backupId);
+  expect((await listBackups(env.vault)).find((b) => b.backupId === plan.backupId)).toMatchObject({ status: 'incomplete', diskBytes, pageSize: 512 });
   expect(await codeOf(restoreBackup({ backupId: plan.backupId, vault: env.vault, userKey: env.userKey, target: { url: path.join(env.tmp, 'partial.img') } }))).toBe('BackupIncomplete');
 
   const resumed = await backupDisk(req);
@@ -274,7 +275,7 @@ describe('a disk in use', () => {
     const plan = await planBackup(req);
     await blob.uploadPages(Buffer.alloc(MiB, 0xee), 5 * MiB, MiB);
     await expect(runBackupBatch({ ...req, backupId: plan.backupId, batchIndex: 0 })).rejects.toMatchObject({ code: 'SourceChanged' });
-    expect((await listBackups(env.vault)).map((b) => b.backupId)).not.toContain('in-use-2');
+    expect((await listBackups(env.vault)).filter((b) => b.status === 'complete').map((b) => b.backupId)).not.toContain('in-use-2');
   });
 
   test('taking a snapshot through a read-only SAS is refused, naming the permission', async () => {

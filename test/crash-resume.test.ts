@@ -49,7 +49,8 @@ test('a backup killed mid-way resumes without redoing recorded batches and resto
   expect(before.length).toBeGreaterThanOrEqual(1);
   expect(before.length).toBeLessThan(4); // killed mid-way, not after the last batch
   expect(await vault.exists(layout.manifest(backupId))).toBe(false);
-  expect((await listBackups(env.vault)).map((b) => b.backupId)).not.toContain(backupId);
+  expect((await listBackups(env.vault)).filter((b) => b.status === 'complete').map((b) => b.backupId)).not.toContain(backupId);
+  expect((await listBackups(env.vault)).find((b) => b.backupId === backupId)?.status).toBe('incomplete');
   const etags = new Map<string, string | undefined>();
   for (const name of before) etags.set(name, (await vaultContainerClient(env.vault).client.getBlobClient(name).getProperties()).etag);
 

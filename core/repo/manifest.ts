@@ -84,7 +84,12 @@ export async function readManifestUnverified(vault: Vault, backupId: string): Pr
 
 /** Reads a manifest and checks its MAC with the user key: a wrong key and a tampered manifest differ. */
 export async function readManifest(vault: Vault, backupId: string, userKey: Buffer): Promise<ManifestBody> {
-  const envelope = await readManifestUnverified(vault, backupId);
+  return verifyManifest(await readManifestUnverified(vault, backupId), userKey);
+}
+
+/** The body of a manifest whose MAC the user key verifies (WrongKey for another key, Corrupt when tampered). */
+export function verifyManifest(envelope: ManifestEnvelope, userKey: Buffer): ManifestBody {
+  const { backupId } = envelope.body;
   const { keyId: expected } = envelope.body.encryption ?? {};
   assertKeyMatches(userKey, backupId, String(expected));
   const want = Buffer.from(manifestMac(userKey, envelope.body), 'hex');

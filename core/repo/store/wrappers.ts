@@ -59,7 +59,26 @@ export function gated(inner: BlobStore, gate: Limiter): BlobStore {
   return wrapStore(inner, (_op, _name, work) => gate.run(work));
 }
 
-/** Transient failures (storage unreachable, a body cut short) are tried again; each try passes the gate anew. */
+/**
+ * Transient failures (storage unreachable, a body cut short) are tried again; each try passes the gate
+ * anew. A refused connection is not: the SDK has already spent its own tries on it, and nothing listens
+ * there — a dead endpoint fails in seconds, not minutes.
+ */
 export function retrying(inner: BlobStore, options: RetryOptions = {}): BlobStore {
-  return wrapStore(inner, (_op, _name, work) => withRetry(work, options));
+  return wrapStore(inner, async (_op, _name, work) => {
+    try {
+      return await withRetry(() => work().catch((err: unknown) => Promise.reject(refused(err) ? new Final(err) : err)), options);
+    } catch (err) {
+      throw err instanceof Final ? err.error : err;
+    }
+  });
+}
+
+/** Carries an error past the retry loop untouched (it is not transient to withRetry). */
+class Final {
+  constructor(readonly error: unknown) {}
+}
+
+function refused(err: unknown): boolean {
+  return (err as { cause?: { code?: string } })?.cause?.code === 'ECONNREFUSED';
 }
