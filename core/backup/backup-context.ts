@@ -10,11 +10,14 @@ import { BackupRequest } from '../types';
 import { BackupPlan, readPlan } from '../repo/backup-plan';
 import { validateBackupId } from '../repo/backup-id';
 import { Vault } from '../repo/vault';
+import { BackupWriter } from '../repo/backup-writer';
 
 export interface BackupContext {
   plan: BackupPlan;
   dataKey: Buffer;
   vault: Vault;
+  /** Everything a step writes into the vault goes through it. */
+  writer: BackupWriter;
 }
 
 export async function openBackupContext(req: BackupRequest, backupId: string): Promise<BackupContext> {
@@ -22,7 +25,7 @@ export async function openBackupContext(req: BackupRequest, backupId: string): P
   const vault = Vault.open(req.vault);
   const plan = await readPlan(vault, backupId);
   const dataKey = unwrapDataKey(req.userKey, plan.encryption.wrappedDataKey, backupId, plan.encryption.keyId);
-  return { plan, dataKey, vault };
+  return { plan, dataKey, vault, writer: new BackupWriter(vault, plan, dataKey) };
 }
 
 /** The source as the plan saw it: the snapshot Pagewise took, if it took one; pinned to the plan's ETag. */

@@ -13,8 +13,8 @@ import { sameContainer } from '../restore/target-guard';
 import { parseStorageUrl } from '../storage/clients';
 import { BackupRequest, PlanRef } from '../types';
 import { givenOrDerivedBackupId } from '../repo/backup-id';
-import { layout } from '../repo/layout';
-import { BackupPlan, pagesPerBatchFor, readPlan } from '../repo/backup-plan';
+import { BackupPlan, pagesPerBatchFor, planExists, readPlan, writePlan } from '../repo/backup-plan';
+import { manifestExists } from '../repo/manifest';
 import { Vault } from '../repo/vault';
 import { snapshotTakenByPagewise } from './backup-context';
 import { backupIdTaken, planDifferences } from './plan-mismatch';
@@ -37,7 +37,7 @@ async function makePlan(req: BackupRequest): Promise<PlanRef> {
   const backupId = givenOrDerivedBackupId(req.backupId, live.identity, settings.pageSize);
   await vault.requireForBackup();
 
-  if (await vault.exists(layout.plan(backupId))) {
+  if (await planExists(vault, backupId)) {
     const plan = await readPlan(vault, backupId);
     // A plan that reads a snapshot Pagewise took resumes from that snapshot, however the live disk has
     // changed since; otherwise the live disk must still be in the planned state.
@@ -45,7 +45,7 @@ async function makePlan(req: BackupRequest): Promise<PlanRef> {
     const sameState = pinnedToSnapshot || (plan.source.etag === live.identity.etag && plan.diskBytes === live.diskBytes);
     if (!sameState && plan.source.etag === req.expectedEtag) {
       // Finished before the disk changed: that backup stands. Unfinished: it can never finish.
-      if (await vault.exists(layout.manifest(backupId))) return planRef(plan, true);
+      if (await manifestExists(vault, backupId)) return planRef(plan, true);
       throw changedSince(req.expectedEtag, live);
     }
     const differences = planDifferences(plan, live, settings.pageSize, pinnedToSnapshot);
@@ -53,7 +53,7 @@ async function makePlan(req: BackupRequest): Promise<PlanRef> {
     if (plan.encryption.keyId !== keyId(req.userKey)) {
       throw new PagewiseError('WrongKey', `backup ${backupId} was started with another key (key ID ${plan.encryption.keyId})`);
     }
-    return planRef(plan, await vault.exists(layout.manifest(backupId)));
+    return planRef(plan, await manifestExists(vault, backupId));
   }
 
   if (req.expectedEtag !== undefined && live.identity.etag !== req.expectedEtag) throw changedSince(req.expectedEtag, live);
@@ -92,7 +92,7 @@ async function makePlan(req: BackupRequest): Promise<PlanRef> {
     batches,
     encryption: { keyId: keyId(req.userKey), wrappedDataKey: wrapDataKey(req.userKey, dataKey, backupId) },
   };
-  await vault.putJson(layout.plan(backupId), plan);
+  await writePlan(vault, plan);
   return planRef(plan, false);
 }
 

@@ -39,3 +39,13 @@ export function pagesPerBatchFor(pageSize: number, pagesPerSegment: number): num
   const want = Math.max(1, Math.min(pagesPerSegment, Math.floor((1024 * 1024 * 1024) / pageSize)));
   return 2 ** Math.floor(Math.log2(want));
 }
+
+/** Whether backup `backupId` has been planned (its plan is stored). */
+export function planExists(vault: Vault, backupId: string): Promise<boolean> {
+  return vault.exists(layout.plan(backupId));
+}
+
+/** Stores a new plan, before any page is read. */
+export async function writePlan(vault: Vault, plan: BackupPlan): Promise<void> {
+  await vault.putJson(layout.plan(plan.backupId), plan);
+}

@@ -99,3 +99,8 @@ export function verifyManifest(envelope: ManifestEnvelope, userKey: Buffer): Man
   }
   return envelope.body;
 }
+
+/** Whether backup `backupId` is complete: its manifest exists (its MAC is checked when it is read). */
+export function manifestExists(vault: Vault, backupId: string): Promise<boolean> {
+  return vault.exists(layout.manifest(backupId));
+}
