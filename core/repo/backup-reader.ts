@@ -14,6 +14,7 @@ import { validateBackupId } from './backup-id';
 import { ManifestBody, readManifest } from './manifest';
 import { decodeChunk, PageEntry } from './page-table';
 import { Vault } from './vault';
+import { BlobNotFoundError } from './store/blob-store';
 
 /** Blocks decoded (decrypted, decompressed, hash-checked) at once per reader; the work runs off the event loop. */
 export const BLOCKS_DECODED_AT_ONCE = 2;
@@ -59,6 +60,21 @@ export class BackupReader {
       if (entries.length !== chunk.entries) throw new PagewiseError('Corrupt', `the page table of segment ${chunk.segment} has ${entries.length} entries, the manifest says ${chunk.entries}`);
       yield { segment: chunk.segment, entries };
     }
+  }
+
+  /**
+   * What is wrong with a segment blob as stored — missing, or not the size the manifest says
+   * (truncated or replaced) — or undefined when it is whole.
+   */
+  async segmentProblem(segment: ManifestBody['segments'][number]): Promise<string | undefined> {
+    let bytes: number;
+    try {
+      bytes = (await this.vault.properties(segment.blob)).contentLength;
+    } catch (err) {
+      if (err instanceof BlobNotFoundError) return `segment ${segment.index}: ${segment.blob} is missing`;
+      throw err;
+    }
+    return bytes === segment.bytes ? undefined : `segment ${segment.index}: ${bytes} bytes, the manifest says ${segment.bytes} (truncated or replaced)`;
   }
 
   /** Structural check of one entry: its block lies inside its segment as the manifest describes it. */

@@ -10,7 +10,6 @@ import { PseudoDisk } from '../cache/pseudo-disk';
 import { forEachLimited } from '../concurrency';
 import { isPagewiseError } from '../errors';
 import { BackupReader, blockRuns } from '../repo/backup-reader';
-import { BlobNotFoundError } from '../repo/store/blob-store';
 import { PageGrid, pagesOfRangesAsync, ByteRange } from '../source/page-grid';
 import { SourceDisk } from '../source/source-disk';
 import { allowedEndpointOf } from '../storage/clients';
@@ -39,10 +38,10 @@ export async function verifyBackup(req: VerifyRequest): Promise<VerifyResult> {
   for (const segment of manifest.segments) {
     segmentsChecked++;
     try {
-      const props = await reader.vault.properties(segment.blob);
-      if (props.contentLength !== segment.bytes) note(`segment ${segment.index}: ${props.contentLength} bytes, the manifest says ${segment.bytes} (truncated or replaced)`);
+      const problem = await reader.segmentProblem(segment);
+      if (problem) note(problem);
     } catch (err) {
-      note(`segment ${segment.index}: ${segment.blob} ${err instanceof BlobNotFoundError ? 'is missing' : `could not be checked (${(err as Error).message})`}`);
+      note(`segment ${segment.index}: ${segment.blob} could not be checked (${(err as Error).message})`);
     }
   }
 
