@@ -23,7 +23,7 @@ import { configureStorageEndpointsFromEnv } from '../core/storage/endpoints';
 import { startAzurite, AzuriteInstance } from '../testkit/azurite';
 import { digestRegionsOfFile, DiskSpec, fullMixed, fullRandom, sparseScattered, writeBenchDisk, WrittenDisk } from './lib/disks';
 import { listAllocated, naiveBackup, NaiveResult, rawCopy, rawRead, RawTrial } from './lib/baselines';
-import { VaultStore } from '../core/vault/vault-store';
+import { vaultContainerClient } from '../core/storage/clients';
 import { runShape } from '../core/backup/run-batch';
 import { execFileSync } from 'node:child_process';
 import { buildWorker } from './lib/build';
@@ -170,9 +170,9 @@ async function main(): Promise<void> {
         const naive = results[k].naive;
         if (!naive) continue;
         const disk = await SourceDisk.open(target.source);
-        const again = await naiveBackup(disk.client, disk.diskBytes, path.join(work, `${target.key}.naive`), naive.coveredBytes, VaultStore.open(target.vault).container);
+        const again = await naiveBackup(disk.client, disk.diskBytes, path.join(work, `${target.key}.naive`), naive.coveredBytes, vaultContainerClient(target.vault).client);
         naive.stored = again.stored;
-        const container = VaultStore.open(target.vault).container;
+        const container = vaultContainerClient(target.vault).client;
         if (again.stored) storedBlobs.push(() => container.deleteBlob(again.stored!.blob).catch(() => undefined));
         log(`naive+store ${target.key}): ${((again.stored?.extrapolatedMs ?? 0) / 1000).toFixed(1)} s (download ${(again.downloadMs / 1000).toFixed(1)} s, process + upload ${((again.stored?.passMs ?? 0) / 1000).toFixed(1)} s)`);
       }
@@ -231,7 +231,7 @@ async function benchDisk(
   log(`  raw read: best ${best!.mibPerSec.toFixed(0)} MiB/s at ${best!.concurrency} × ${best!.rangeBytes / MiB} MiB (${trials.map((t) => `${t.concurrency}×${t.rangeBytes / MiB}M ${t.mibPerSec.toFixed(0)}`).join(', ')})`);
 
   // 1b. raw copy ceiling: download + stage, nothing else
-  const vaultContainer = VaultStore.open(target.vault).container;
+  const vaultContainer = vaultContainerClient(target.vault).client;
   const copyTrials: RawTrial[] = [];
   for (const [c, mib] of flag('no-raw-sweep') ? [[4, 4]] : [[4, 4], [8, 4], [8, 16]]) copyTrials.push(await rawCopy(client, ranges, vaultContainer, c, mib * MiB, Number(process.env.BENCH_COPY_MAX_BYTES ?? 256 * MiB)));
   const bestCopy = copyTrials.reduce((a, t) => (t.mibPerSec > a.mibPerSec ? t : a));

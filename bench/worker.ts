@@ -49,8 +49,8 @@ function instrument(spans: Spans): void {
   const { SourceDisk } = require('../core/source/source-disk');
   const { CacheSlot, ScratchCache } = require('../core/cache/scratch-cache');
   const { PageProcessor } = require('../core/processor/page-processor');
-  const { VaultStore } = require('../core/vault/vault-store');
-  const codec = require('../core/processor/block-codec');
+  const { Vault } = require('../core/repo/vault');
+  const codec = require('../core/repo/block-codec');
   const asyncCrypto = require('../core/processor/async-crypto');
   const lz4 = require('lz4-napi');
   const plan = require('../core/backup/plan-backup');
@@ -71,11 +71,11 @@ function instrument(spans: Spans): void {
   spans.wrap(asyncCrypto, 'sha256', 'sha256');
   spans.wrap(lz4, 'compressSync', 'lz4');
   spans.wrap(asyncCrypto, 'aesGcmSeal', 'seal');
-  spans.wrap(VaultStore.prototype, 'stageBlock', 'stage');
-  spans.wrap(VaultStore.prototype, 'getBytes', 'vaultGet');
-  spans.wrap(VaultStore.prototype, 'putBytes', 'vaultPut');
-  spans.wrap(VaultStore.prototype, 'commitBlocks', 'commit');
-  spans.wrap(VaultStore.prototype, 'exists', 'vaultExists');
+  spans.wrap(Vault.prototype, 'stageBlock', 'stage');
+  spans.wrap(Vault.prototype, 'getBytes', 'vaultGet');
+  spans.wrap(Vault.prototype, 'putBytes', 'vaultPut');
+  spans.wrap(Vault.prototype, 'commitBlocks', 'commit');
+  spans.wrap(Vault.prototype, 'exists', 'vaultExists');
 }
 
 /**

@@ -18,8 +18,9 @@ export { restoreBackup, isBlobTarget } from './restore/restore';
 export { assertDiskWriteTarget, assertSourceIsNotVault, protectContainer } from './restore/target-guard';
 export { whileBackingUp, sameDisk } from './backup/running-backups';
 export { describeVerification, verifyBackup } from './verify/verify';
-export { listBackups } from './vault/catalog';
-export { loadUserKey, writeNewKeyFile, decodeUserKey, encodeKeyFile, generateKey, keyId } from './crypto/keys';
+export { listBackups } from './repo/catalog';
+export type { ListBackupsOptions } from './repo/catalog';
+export { loadUserKey, writeNewKeyFile, decodeUserKey, encodeKeyFile, generateKey, keyId } from './repo/keys';
 export { sealUrl, unsealUrl, splitSas, joinSas, taskHubSealKey, SEALED_SAS_RE } from './crypto/seal';
 export type { SealedUrl } from './crypto/seal';
 export { parseStorageUrl, allowedEndpointOf, sourceBlobClient } from './storage/clients';
@@ -32,11 +33,11 @@ export { sweepStaleScratchDirs } from './cache/scratch-dir';
 export { assertUnsharedDir, assertUnsharedDirSync } from './shared-dir';
 export { uploadImage } from './source/upload-image';
 export type { UploadImageResult } from './source/upload-image';
-export { backupIdFor, snapshotBackupIdFor, validateBackupId } from './vault/layout';
+export { BACKUP_ID_RE, backupIdFor, givenOrDerivedBackupId, snapshotBackupIdFor, validateBackupId } from './repo/backup-id';
 
 import { SourceDisk } from './source/source-disk';
-import { backupIdFor } from './vault/layout';
-import { VaultStore } from './vault/vault-store';
+import { backupIdFor } from './repo/backup-id';
+import { Vault } from './repo/vault';
 import { StorageLocation } from './types';
 
 /** The default backup ID of a source disk in its current state (blob, snapshot, ETag) at a page size. */
@@ -46,7 +47,7 @@ export async function deriveBackupId(source: StorageLocation, pageSize: number):
 
 /** Makes a vault: creates the container and writes the vault marker where absent (`pagewise init`). */
 export async function initVault(vault: StorageLocation): Promise<{ containerCreated: boolean; markerWritten: boolean }> {
-  return VaultStore.open(vault).init();
+  return Vault.open(vault).init();
 }
 
 export interface SourceState {

@@ -196,8 +196,17 @@ export interface VerifyResult {
   durationMs: number;
 }
 
-export interface BackupListing {
+/**
+ * What the vault's catalog says of a backup: `complete` (its manifest is there, and its MAC verifies
+ * when a key was given), `incomplete` (planned, no manifest yet: running, stopped, or resumable), or
+ * `damaged` (its manifest or plan cannot be read, or the manifest fails its MAC).
+ */
+export type BackupStatus = 'complete' | 'incomplete' | 'damaged';
+
+/** A complete backup: restorable. */
+export interface CompleteBackupListing {
   backupId: string;
+  status: 'complete';
   createdAt: string;
   completedAt: string;
   source: string;
@@ -205,3 +214,17 @@ export interface BackupListing {
   pageSize: number;
   bytesStored: number;
 }
+
+/** A backup that cannot be restored (yet): what its plan says, when the plan is readable, and why. */
+export interface UnfinishedBackupListing {
+  backupId: string;
+  status: 'incomplete' | 'damaged';
+  /** why it cannot be restored */
+  problem: string;
+  createdAt?: string;
+  source?: string;
+  diskBytes?: number;
+  pageSize?: number;
+}
+
+export type BackupListing = CompleteBackupListing | UnfinishedBackupListing;

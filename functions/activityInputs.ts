@@ -5,8 +5,7 @@
  * bodies (engine overrides, booleans that are booleans, backup IDs), nothing else.
  */
 import Ajv, { JSONSchemaType } from 'ajv';
-import { PagewiseError, SEALED_SAS_RE } from '../core';
-import { BACKUP_ID_RE } from '../core/vault/layout';
+import { BACKUP_ID_RE, PagewiseError, SEALED_SAS_RE } from '../core';
 import type { BackupActivityInput, DiskRef, RestoreOrchestrationInput, VerifyOrchestrationInput } from '../orchestrations/contracts';
 import { engineOverrideProperties } from './engineOverrideSchema';
 import { describeSchemaErrors } from './schemaErrors';

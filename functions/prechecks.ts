@@ -8,8 +8,8 @@ import { OrchestrationRuntimeStatus, type DurableClient } from 'durable-function
 import { assertDiskWriteTarget, assertSourceIsNotVault, PagewiseError, parseStorageUrl, ResolvedSettings, resolveSettings, sameDisk } from '../core';
 import { translateTargetError } from '../core/storage/storage-errors';
 import { targetBlobClient } from '../core/storage/clients';
-import { readManifest } from '../core/vault/manifest';
-import { VaultStore } from '../core/vault/vault-store';
+import { readManifest } from '../core/repo/manifest';
+import { Vault } from '../core/repo/vault';
 import type { BackupOrchestrationInput, EngineOverrides } from '../orchestrations/contracts';
 import { backupIdOfInstance } from '../orchestrations/instanceIds';
 import { engineSettings, PagewiseSettings, readUserKey } from './settings';
@@ -29,7 +29,7 @@ export function checkSourceIsNotVault(settings: PagewiseSettings, sourceUrl: str
  * a new vault): a missing container is a configuration error, reported as such.
  */
 export async function checkVaultExists(settings: PagewiseSettings): Promise<void> {
-  const vault = VaultStore.open(settings.vault);
+  const vault = Vault.open(settings.vault);
   if ((await vault.probe()) === 'missing') {
     throw new PagewiseError('VaultNotFound', `configuration error: PAGEWISE_VAULT_URL names the container ${vault.display}, which does not exist; the app does not create its vault (deploy infra/, or run pagewise init --vault <url>)`);
   }
@@ -38,7 +38,7 @@ export async function checkVaultExists(settings: PagewiseSettings): Promise<void
 /** The backup exists, is complete, and the app's user key opens it (manifest MAC checked). */
 export async function checkBackupReadable(settings: PagewiseSettings, backupId: string): Promise<void> {
   await checkVaultExists(settings);
-  await readManifest(VaultStore.open(settings.vault), backupId, readUserKey());
+  await readManifest(Vault.open(settings.vault), backupId, readUserKey());
 }
 
 /**

@@ -10,8 +10,9 @@ import {
 } from '../core';
 import { freePort } from '../testkit/azurite';
 import { putPages } from '../core/restore/restore';
-import { VaultStore } from '../core/vault/vault-store';
-import { layout } from '../core/vault/layout';
+import { Vault } from '../core/repo/vault';
+import { vaultContainerClient } from '../core/storage/clients';
+import { layout } from '../core/repo/layout';
 import { fileSha256, MiB, startEnv, TestEnv } from './harness/env';
 
 let env: TestEnv;
@@ -133,7 +134,7 @@ test('restore refuses to overwrite an existing file or blob unless told to', asy
 describe('damage in the vault', () => {
   let backupId: string;
   let segmentBlob: string;
-  const vault = () => VaultStore.open(env.vault);
+  const vault = () => Vault.open(env.vault);
 
   beforeEach(async () => {
     const disk = await env.makeDisk(`damage-${Date.now()}.vhd`, 8 * MiB, [{ offset: 0, length: 4 * MiB, kind: 'random', seed: 11 }]);
@@ -168,7 +169,7 @@ describe('damage in the vault', () => {
   });
 
   test('a missing segment blob: verify says so and restore fails', async () => {
-    await vault().container.deleteBlob(segmentBlob);
+    await vaultContainerClient(env.vault).client.deleteBlob(segmentBlob);
     const verified = await verifyBackup({ backupId, vault: env.vault, userKey: env.userKey, readData: false });
     expect(verified.problems[0]).toMatch(/segment 0: .* is missing/);
     expect(await codeOf(restoreBackup({ backupId, vault: env.vault, userKey: env.userKey, target: { url: path.join(env.tmp, 'gone.img') } }))).toBe('Corrupt');
@@ -195,7 +196,8 @@ test('a backup interrupted before finalize is not listed, cannot be restored, an
   const first = await runBackupBatch({ ...req, backupId: plan.backupId, batchIndex: 0 });
   expect(first.resumed).toBe(false);
   // "Crash" here: no finalize.
-  expect((await listBackups(env.vault)).map((b) => b.backupId)).not.toContain(plan.backupId);
+  expect((await listBackups(env.vault)).filter((b) => b.status === 'complete').map((b) => b.backupId)).not.toContain(plan.backupId);
+  expect((await listBackups(env.vault)).find((b) => b.backupId === plan.backupId)).toMatchObject({ status: 'incomplete', diskBytes, pageSize: 512 });
   expect(await codeOf(restoreBackup({ backupId: plan.backupId, vault: env.vault, userKey: env.userKey, target: { url: path.join(env.tmp, 'partial.img') } }))).toBe('BackupIncomplete');
 
   const resumed = await backupDisk(req);
@@ -226,7 +228,7 @@ describe("Azure's limits, which Azurite does not enforce", () => {
 
   test('a segment may not be committed with more than 50,000 blocks', async () => {
     const ids = Array.from({ length: 50_001 }, (_, i) => Buffer.from(`pw1-${String(i).padStart(16, '0')}`).toString('base64'));
-    const err = await failureOf(VaultStore.open(env.vault).commitBlocks('backups/limit-test/segments/00000000.seg', ids));
+    const err = await failureOf(Vault.open(env.vault).commitBlocks('backups/limit-test/segments/00000000.seg', ids));
     expect(err.code).toBe('LimitExceeded');
   });
 });
@@ -273,7 +275,7 @@ describe('a disk in use', () => {
     const plan = await planBackup(req);
     await blob.uploadPages(Buffer.alloc(MiB, 0xee), 5 * MiB, MiB);
     await expect(runBackupBatch({ ...req, backupId: plan.backupId, batchIndex: 0 })).rejects.toMatchObject({ code: 'SourceChanged' });
-    expect((await listBackups(env.vault)).map((b) => b.backupId)).not.toContain('in-use-2');
+    expect((await listBackups(env.vault)).filter((b) => b.status === 'complete').map((b) => b.backupId)).not.toContain('in-use-2');
   });
 
   test('taking a snapshot through a read-only SAS is refused, naming the permission', async () => {

@@ -1,10 +1,10 @@
-/** The backup reader (core/restore/backup-reader.ts): block runs bounded in stored and plain bytes. */
-import { PageEntry } from '../core/vault/page-table';
+/** The backup reader (core/repo/backup-reader.ts): block runs bounded in stored and plain bytes. */
+import { PageEntry } from '../core/repo/page-table';
 
 const MiB = 1024 * 1024;
 
 test('block runs stay within 16 MiB of stored bytes and of plaintext', () => {
-  const { blockRuns } = require('../core/restore/backup-reader') as typeof import('../core/restore/backup-reader');
+  const { blockRuns } = require('../core/repo/backup-reader') as typeof import('../core/repo/backup-reader');
   const entry = (page: number, offset: number, storedLength: number, plainLength = 4 * MiB): PageEntry => ({
     page, ref: 0, codec: 1, segment: 0, offset, storedLength, plainLength, sha256: Buffer.alloc(32),
   });

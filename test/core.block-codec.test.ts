@@ -1,6 +1,6 @@
-/** The block codec (core/processor/block-codec.ts): round trips, codec choice, damage detected. */
+/** The block codec (core/repo/block-codec.ts): round trips, codec choice, damage detected. */
 import { generateKey } from '../core';
-import { encodeBlock, decodeBlock, Codec, BLOCK_OVERHEAD } from '../core/processor/block-codec';
+import { encodeBlock, decodeBlock, Codec, BLOCK_OVERHEAD } from '../core/repo/block-codec';
 
 const MiB = 1024 * 1024;
 
@@ -23,7 +23,7 @@ test('a block round-trips, records its codec, and any damage fails authenticatio
 });
 
 test('a large incompressible page is stored without compressing it whole; a compressible one is compressed', async () => {
-  const { looksIncompressible } = require('../core/processor/block-codec') as typeof import('../core/processor/block-codec');
+  const { looksIncompressible } = require('../core/repo/block-codec') as typeof import('../core/repo/block-codec');
   const { randomBytes } = await import('node:crypto');
   const noise = randomBytes(MiB);
   const text = Buffer.from('the quick brown fox jumps over the lazy dog\n'.repeat(30000)).subarray(0, MiB);

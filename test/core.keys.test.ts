@@ -1,6 +1,6 @@
 /** Keys (core/crypto/keys.ts): key files and data-key wrapping. */
 import { generateKey } from '../core';
-import { decodeUserKey, encodeKeyFile, keyId, unwrapDataKey, wrapDataKey } from '../core/crypto/keys';
+import { decodeUserKey, encodeKeyFile, keyId, unwrapDataKey, wrapDataKey } from '../core/repo/keys';
 
 test('key files and key wrapping', () => {
   const key = generateKey();

@@ -1,5 +1,6 @@
-/** Vault layout (core/vault/layout.ts): block IDs and backup IDs. */
-import { blockIdOf, backupIdFor, snapshotBackupIdFor, validateBackupId } from '../core/vault/layout';
+/** Vault layout (core/repo/layout.ts) and backup-ID rules (core/repo/backup-id.ts): block IDs and backup IDs. */
+import { blockIdOf } from '../core/repo/layout';
+import { backupIdFor, snapshotBackupIdFor, validateBackupId } from '../core/repo/backup-id';
 
 test('IDs: block IDs have one length; backup IDs are stable and validated', () => {
   expect(Buffer.from(blockIdOf(0), 'base64').length).toBe(20);

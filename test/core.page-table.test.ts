@@ -1,6 +1,6 @@
-/** Page-table chunks (core/vault/page-table.ts): round trips, bound to their segment. */
+/** Page-table chunks (core/repo/page-table.ts): round trips, bound to their segment. */
 import { generateKey } from '../core';
-import { encodeChunk, decodeChunk, PageEntry } from '../core/vault/page-table';
+import { encodeChunk, decodeChunk, PageEntry } from '../core/repo/page-table';
 
 test('page-table chunks round-trip and are bound to their segment', () => {
   const key = generateKey();

@@ -1,6 +1,6 @@
 /** Backup settings (core/backup/settings.ts): the cache holds whole pages, batch sizes per page size. */
 import { effectiveCacheBytes, resolveSettings } from '../core/backup/settings';
-import { pagesPerBatchFor } from '../core/vault/plan';
+import { pagesPerBatchFor } from '../core/repo/backup-plan';
 
 const MiB = 1024 * 1024;
 

@@ -6,8 +6,8 @@
 import * as path from 'node:path';
 import { existsSync, readdirSync } from 'node:fs';
 import { backupDisk, restoreBackup, verifyBackup } from '../core';
-import { BackupReader } from '../core/restore/backup-reader';
-import { PageEntry } from '../core/vault/page-table';
+import { BackupReader } from '../core/repo/backup-reader';
+import { PageEntry } from '../core/repo/page-table';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
 import { recordSummary } from './harness/fault-summary';
 

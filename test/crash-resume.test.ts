@@ -5,8 +5,9 @@
  */
 import * as path from 'node:path';
 import { restoreBackup, listBackups } from '../core';
-import { layout } from '../core/vault/layout';
-import { VaultStore } from '../core/vault/vault-store';
+import { layout } from '../core/repo/layout';
+import { Vault } from '../core/repo/vault';
+import { vaultContainerClient } from '../core/storage/clients';
 import { fileSha256, MiB, startEnv, TestEnv } from './harness/env';
 import { recordSummary } from './harness/fault-summary';
 import { startPagewise } from '../testkit/pagewise-process';
@@ -31,7 +32,7 @@ test('a backup killed mid-way resumes without redoing recorded batches and resto
   await writeNewKeyFile(keyFile);
   const backupId = 'crash-test-1';
   const args = [disk.source.url, '--vault', env.vault.url, '--key-file', keyFile, '--page-size', '4KiB', '--cache', '64KiB', '--concurrency', '2', '--backup-id', backupId, '--json'];
-  const vault = VaultStore.open(env.vault);
+  const vault = Vault.open(env.vault);
   const recorded = async () => {
     const names: string[] = [];
     for await (const name of vault.list(`${layout.backupPrefix(backupId)}batches/`)) names.push(name);
@@ -48,9 +49,10 @@ test('a backup killed mid-way resumes without redoing recorded batches and resto
   expect(before.length).toBeGreaterThanOrEqual(1);
   expect(before.length).toBeLessThan(4); // killed mid-way, not after the last batch
   expect(await vault.exists(layout.manifest(backupId))).toBe(false);
-  expect((await listBackups(env.vault)).map((b) => b.backupId)).not.toContain(backupId);
+  expect((await listBackups(env.vault)).filter((b) => b.status === 'complete').map((b) => b.backupId)).not.toContain(backupId);
+  expect((await listBackups(env.vault)).find((b) => b.backupId === backupId)?.status).toBe('incomplete');
   const etags = new Map<string, string | undefined>();
-  for (const name of before) etags.set(name, (await vault.container.getBlobClient(name).getProperties()).etag);
+  for (const name of before) etags.set(name, (await vaultContainerClient(env.vault).client.getBlobClient(name).getProperties()).etag);
 
   const second = await backupProcess(args).done;
   expect(second.stderr).toBe('');
@@ -59,7 +61,7 @@ test('a backup killed mid-way resumes without redoing recorded batches and resto
   expect(result.backupId).toBe(backupId);
   expect(result.bytesRead).toBe(disk.allocatedBytes);
   // Batches recorded before the crash were not redone: their records are untouched.
-  for (const [name, etag] of etags) expect((await vault.container.getBlobClient(name).getProperties()).etag).toBe(etag);
+  for (const [name, etag] of etags) expect((await vaultContainerClient(env.vault).client.getBlobClient(name).getProperties()).etag).toBe(etag);
   expect(await recorded()).toHaveLength(4);
 
   const file = path.join(env.tmp, 'crash.img');

@@ -61,14 +61,14 @@ test('backup, verify and restore through ≥ 5% injected faults lose nothing', a
 });
 
 test('a body cut short under a rewritten Content-Length is never taken for data', async () => {
-  const { VaultStore } = await import('../core/vault/vault-store');
-  const direct = VaultStore.open(env.vault);
+  const { Vault } = await import('../core/repo/vault');
+  const direct = Vault.open(env.vault);
   await direct.putJson('probe/doc.json', { hello: 'x'.repeat(5000) });
   await direct.putBytes('probe/bin', Buffer.alloc(100_000, 3));
   const always = await startFaultProxy({ target: { host: '127.0.0.1', port: env.az.port }, seed: 1, rate: 1, kinds: ['truncate'] });
   allowEndpointsVia(proxy, always);
   try {
-    const cut = VaultStore.open({ url: always.via(env.vault.url) });
+    const cut = Vault.open({ url: always.via(env.vault.url) });
     await expect(cut.getJson('probe/doc.json')).rejects.toMatchObject({ code: 'VaultUnreachable', message: expect.stringMatching(/MD5/) });
     await expect(cut.getBytes('probe/bin', 1000, 50_000)).rejects.toMatchObject({ code: 'VaultUnreachable', message: expect.stringMatching(/short read/) });
     expect(always.stats.faults.truncate).toBeGreaterThanOrEqual(8); // each read tried 4 times

@@ -6,7 +6,7 @@
  */
 import { HttpRequest, HttpResponse } from '@azure/functions';
 import { backupDisk, listBackups } from '../core';
-import { BackupReader } from '../core/restore/backup-reader';
+import { BackupReader } from '../core/repo/backup-reader';
 import { registeredFunctions } from '../runtime/functionsCore';
 import { LocalApp, startLocalApp } from '../runtime/localApp';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';

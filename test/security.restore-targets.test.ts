@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { HttpRequest } from '@azure/functions';
 import { captureIO, run } from '../cli/main';
 import { assertDiskWriteTarget, backupDisk, loadUserKey, whileBackingUp, writeNewKeyFile } from '../core';
-import { VAULT_MARKER } from '../core/vault/layout';
+import { VAULT_MARKER } from '../core/repo/layout';
 import { LocalApp, startLocalApp } from '../runtime/localApp';
 import { FaultProxy, startFaultProxy } from './harness/fault-proxy';
 import { fileSha256, KiB, MiB, startEnv, TestEnv } from './harness/env';

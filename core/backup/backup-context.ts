@@ -3,26 +3,29 @@
  * the source pinned to the ETag the plan saw. Built from small references (backup ID + request), so a
  * durable activity in another process rebuilds it from the same inputs.
  */
-import { unwrapDataKey } from '../crypto/keys';
+import { unwrapDataKey } from '../repo/keys';
 import { SourceDisk } from '../source/source-disk';
 import { parseStorageUrl } from '../storage/clients';
 import { BackupRequest } from '../types';
-import { BackupPlan, readPlan } from '../vault/plan';
-import { validateBackupId } from '../vault/layout';
-import { VaultStore } from '../vault/vault-store';
+import { BackupPlan, readPlan } from '../repo/backup-plan';
+import { validateBackupId } from '../repo/backup-id';
+import { Vault } from '../repo/vault';
+import { BackupWriter } from '../repo/backup-writer';
 
 export interface BackupContext {
   plan: BackupPlan;
   dataKey: Buffer;
-  vault: VaultStore;
+  vault: Vault;
+  /** Everything a step writes into the vault goes through it. */
+  writer: BackupWriter;
 }
 
 export async function openBackupContext(req: BackupRequest, backupId: string): Promise<BackupContext> {
   validateBackupId(backupId);
-  const vault = VaultStore.open(req.vault);
+  const vault = Vault.open(req.vault);
   const plan = await readPlan(vault, backupId);
   const dataKey = unwrapDataKey(req.userKey, plan.encryption.wrappedDataKey, backupId, plan.encryption.keyId);
-  return { plan, dataKey, vault };
+  return { plan, dataKey, vault, writer: new BackupWriter(vault, plan, dataKey) };
 }
 
 /** The source as the plan saw it: the snapshot Pagewise took, if it took one; pinned to the plan's ETag. */

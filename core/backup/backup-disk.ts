@@ -8,7 +8,6 @@ import { ScratchCache } from '../cache/scratch-cache';
 import { abortedError } from '../errors';
 import { DedupeIndex } from '../processor/page-processor';
 import { BackupRequest, BackupResult, OperationProgress } from '../types';
-import { readManifest } from '../vault/manifest';
 import { openBackupContext, openPlannedSource } from './backup-context';
 import { asAlreadyExisted } from './backup-result';
 import { finalizeBackup, resultOf } from './finalize-backup';
@@ -27,7 +26,7 @@ async function backupAll(req: BackupRequest): Promise<BackupResult> {
   const ctx = await openBackupContext(req, ref.backupId);
   const capacity = effectiveCacheBytes(settings, ctx.plan.pageCount);
   if (ref.alreadyComplete) {
-    return asAlreadyExisted(resultOf(await readManifest(ctx.vault, ref.backupId, req.userKey), Date.now() - started, capacity));
+    return asAlreadyExisted(resultOf(await ctx.writer.readManifest(req.userKey), Date.now() - started, capacity));
   }
   const source = await openPlannedSource(req, ctx.plan);
   const cache = await ScratchCache.create({ capacityBytes: capacity, pageSize: ctx.plan.pageSize, dir: settings.scratchDir });

@@ -4,7 +4,7 @@
  * Idempotent: a plan that exists for the same disk state is reused, so a repeated start resumes.
  */
 import { whileBackingUp } from './running-backups';
-import { generateKey, keyId, wrapDataKey } from '../crypto/keys';
+import { generateKey, keyId, wrapDataKey } from '../repo/keys';
 import { PagewiseError } from '../errors';
 import { PAGES_PER_SEGMENT } from '../limits';
 import { PageGrid } from '../source/page-grid';
@@ -12,9 +12,10 @@ import { SourceDisk } from '../source/source-disk';
 import { assertSourceIsNotVault } from '../restore/target-guard';
 import { parseStorageUrl } from '../storage/clients';
 import { BackupRequest, PlanRef } from '../types';
-import { backupIdFor, layout, validateBackupId } from '../vault/layout';
-import { BackupPlan, pagesPerBatchFor, readPlan } from '../vault/plan';
-import { VaultStore } from '../vault/vault-store';
+import { givenOrDerivedBackupId } from '../repo/backup-id';
+import { BackupPlan, pagesPerBatchFor, planExists, readPlan, writePlan } from '../repo/backup-plan';
+import { manifestExists } from '../repo/manifest';
+import { Vault } from '../repo/vault';
 import { snapshotTakenByPagewise } from './backup-context';
 import { backupIdTaken, planDifferences } from './plan-mismatch';
 import { resolveSettings } from './settings';
@@ -25,16 +26,16 @@ export async function planBackup(req: BackupRequest): Promise<PlanRef> {
 
 async function makePlan(req: BackupRequest): Promise<PlanRef> {
   const settings = resolveSettings(req);
-  const vault = VaultStore.open(req.vault);
+  const vault = Vault.open(req.vault);
   // Before any request: a snapshot taken there would be a write into the vault.
   assertSourceIsNotVault(parseStorageUrl(req.source.url, 'blob', 'the source disk URL'), vault.parsed);
   const live = await SourceDisk.open(req.source);
   let source = live;
   // The ID names the disk state (the live blob's ETag), so a repeated start resumes the same backup.
-  const backupId = validateBackupId(req.backupId ?? backupIdFor(live.identity, settings.pageSize));
+  const backupId = givenOrDerivedBackupId(req.backupId, live.identity, settings.pageSize);
   await vault.requireForBackup();
 
-  if (await vault.exists(layout.plan(backupId))) {
+  if (await planExists(vault, backupId)) {
     const plan = await readPlan(vault, backupId);
     // A plan that reads a snapshot Pagewise took resumes from that snapshot, however the live disk has
     // changed since; otherwise the live disk must still be in the planned state.
@@ -42,7 +43,7 @@ async function makePlan(req: BackupRequest): Promise<PlanRef> {
     const sameState = pinnedToSnapshot || (plan.source.etag === live.identity.etag && plan.diskBytes === live.diskBytes);
     if (!sameState && plan.source.etag === req.expectedEtag) {
       // Finished before the disk changed: that backup stands. Unfinished: it can never finish.
-      if (await vault.exists(layout.manifest(backupId))) return planRef(plan, true);
+      if (await manifestExists(vault, backupId)) return planRef(plan, true);
       throw changedSince(req.expectedEtag, live);
     }
     const differences = planDifferences(plan, live, settings.pageSize, pinnedToSnapshot);
@@ -50,7 +51,7 @@ async function makePlan(req: BackupRequest): Promise<PlanRef> {
     if (plan.encryption.keyId !== keyId(req.userKey)) {
       throw new PagewiseError('WrongKey', `backup ${backupId} was started with another key (key ID ${plan.encryption.keyId})`);
     }
-    return planRef(plan, await vault.exists(layout.manifest(backupId)));
+    return planRef(plan, await manifestExists(vault, backupId));
   }
 
   if (req.expectedEtag !== undefined && live.identity.etag !== req.expectedEtag) throw changedSince(req.expectedEtag, live);
@@ -89,7 +90,7 @@ async function makePlan(req: BackupRequest): Promise<PlanRef> {
     batches,
     encryption: { keyId: keyId(req.userKey), wrappedDataKey: wrapDataKey(req.userKey, dataKey, backupId) },
   };
-  await vault.putJson(layout.plan(backupId), plan);
+  await writePlan(vault, plan);
   return planRef(plan, false);
 }
 

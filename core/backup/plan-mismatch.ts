@@ -5,7 +5,7 @@
  */
 import { PagewiseError } from '../errors';
 import { SourceDisk } from '../source/source-disk';
-import { BackupPlan } from '../vault/plan';
+import { BackupPlan } from '../repo/backup-plan';
 
 /** What differs between the plan and this start; empty when the start resumes the plan. */
 export function planDifferences(plan: BackupPlan, live: SourceDisk, pageSize: number, readsPagewiseSnapshot: boolean): string[] {

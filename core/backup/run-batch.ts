@@ -15,8 +15,7 @@ import { BatchDedupe, DedupeIndex, PageProcessor } from '../processor/page-proce
 import { PageGrid, pagesOfRangesAsync, runsOf, ByteRange } from '../source/page-grid';
 import { SourceDisk } from '../source/source-disk';
 import { BackupRequest, BatchSummary } from '../types';
-import { BatchRecord, PageRecord, readBatchRecord } from '../vault/batch-record';
-import { blockIdOf, layout } from '../vault/layout';
+import { BatchRecord, PageRecord } from '../repo/batch-record';
 import { BackupContext, openBackupContext, openPlannedSource } from './backup-context';
 import { effectiveCacheBytes, resolveSettings } from './settings';
 
@@ -55,7 +54,7 @@ async function runOneBatch(req: BackupRequest & { backupId: string; batchIndex: 
   const settings = resolveSettings(req);
   const ctx = await openBackupContext(req, req.backupId);
   const batch = batchNumber(ctx, req.batchIndex);
-  const existing = await readBatchRecord(ctx.vault, req.backupId, batch);
+  const existing = await ctx.writer.batchRecord(batch);
   if (existing) return summarize(existing, 0, true); // resumed: no source, no cache needed
   const source = await openPlannedSource(req, ctx.plan);
   const cache = await ScratchCache.create({
@@ -83,7 +82,7 @@ export function batchNumber(ctx: BackupContext, batchIndex: number): number {
 /** Runs the `batchIndex`-th batch with data, or reports it resumed when its record exists. */
 export async function runBatch(run: BatchRun, batchIndex: number): Promise<BatchSummary> {
   const batch = batchNumber(run.ctx, batchIndex);
-  const existing = await readBatchRecord(run.ctx.vault, run.ctx.plan.backupId, batch);
+  const existing = await run.ctx.writer.batchRecord(batch);
   if (existing) {
     run.onDownloaded?.();
     return summarize(existing, 0, true);
@@ -94,7 +93,7 @@ export async function runBatch(run: BatchRun, batchIndex: number): Promise<Batch
 /** Copies batch number `batch` (which has no record yet) and writes its record. */
 async function copyBatch(run: BatchRun, batch: number): Promise<BatchSummary> {
   const { ctx, source, cache, dedupe } = run;
-  const { plan, vault, dataKey } = ctx;
+  const { plan, writer, dataKey } = ctx;
 
   const grid = new PageGrid(plan.diskBytes, plan.pageSize);
   const firstPage = batch * plan.pagesPerBatch;
@@ -129,8 +128,7 @@ async function copyBatch(run: BatchRun, batch: number): Promise<BatchSummary> {
         dedupedPages++;
         records.push({ i: page, h: done.hash, n: done.plainLength, b: done.sameAs, c: 0, l: 0 });
       } else {
-        const segment = Math.floor(page / plan.pagesPerSegment);
-        await vault.stageBlock(layout.segment(plan.backupId, segment), blockIdOf(page), done.block.bytes);
+        await writer.stageBlock(page, done.block.bytes);
         bytesStaged += done.block.bytes.length;
         processor.stored(page, done.hash);
         records.push({ i: page, h: done.hash, n: done.plainLength, b: page, c: done.block.codec, l: done.block.bytes.length });
@@ -193,7 +191,7 @@ async function copyBatch(run: BatchRun, batch: number): Promise<BatchSummary> {
     dedupedPages,
     pages: records,
   };
-  await vault.putJson(layout.batch(plan.backupId, batch), record);
+  await writer.recordBatch(record);
   batchDedupe.publish();
   return summarize(record, cache.highWaterBytes, false);
 }

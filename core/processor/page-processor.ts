@@ -3,7 +3,7 @@
  * plaintext is hashed (SHA-256), looked up in the segment's dedupe index (identical pages are stored
  * once), and encoded into a block (compress + encrypt). Hashing and encoding run off the event loop.
  */
-import { encodeBlock, EncodedBlock } from './block-codec';
+import { encodeBlock, EncodedBlock } from '../repo/block-codec';
 import { sha256 } from './async-crypto';
 
 export type ProcessedPage =

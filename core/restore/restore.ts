@@ -14,8 +14,8 @@ import { translateTargetError } from '../storage/storage-errors';
 import { parseStorageUrl, targetBlobClient } from '../storage/clients';
 import { accountGate } from '../storage/account-gate';
 import { OperationProgress, RestoreRequest, RestoreResult } from '../types';
-import { PageEntry } from '../vault/page-table';
-import { BackupReader, blockRuns } from './backup-reader';
+import { PageEntry } from '../repo/page-table';
+import { BackupReader, blockRuns } from '../repo/backup-reader';
 import { PageSink, prepareDeviceTarget, prepareFileTarget, PreparedTarget } from './file-target';
 import { assertDiskWriteTarget } from './target-guard';
 

@@ -12,7 +12,7 @@ import { PagewiseError } from '../errors';
 import { isBeingBackedUp } from '../backup/running-backups';
 import { ParsedBlobUrl, parseStorageUrl, targetBlobClient } from '../storage/clients';
 import { StorageLocation } from '../types';
-import { VAULT_MARKER } from '../vault/layout';
+import { VAULT_MARKER } from '../repo/layout';
 
 /** The containers this process keeps its own data in, by key, with what they are. */
 const protectedContainers = new Map<string, string>();

@@ -10,12 +10,12 @@ import { PseudoDisk } from '../cache/pseudo-disk';
 import { forEachLimited } from '../concurrency';
 import { PAGE_CONCURRENCY } from '../limits';
 import { isPagewiseError, throwIfAborted } from '../errors';
-import { BackupReader, blockRuns } from '../restore/backup-reader';
+import { BackupReader, blockRuns } from '../repo/backup-reader';
 import { PageGrid, pagesOfRangesAsync, ByteRange } from '../source/page-grid';
 import { SourceDisk } from '../source/source-disk';
 import { allowedEndpointOf } from '../storage/clients';
 import { OperationProgress, VerifyRequest, VerifyResult } from '../types';
-import { PageEntry } from '../vault/page-table';
+import { PageEntry } from '../repo/page-table';
 import { formatBytes } from '../units';
 
 const MAX_PROBLEMS = 100;
@@ -43,10 +43,10 @@ export async function verifyBackup(req: VerifyRequest): Promise<VerifyResult> {
   for (const segment of manifest.segments) {
     segmentsChecked++;
     try {
-      const props = await reader.vault.container.getBlockBlobClient(segment.blob).getProperties();
-      if (props.contentLength !== segment.bytes) note(`segment ${segment.index}: ${props.contentLength} bytes, the manifest says ${segment.bytes} (truncated or replaced)`);
+      const problem = await reader.segmentProblem(segment);
+      if (problem) note(problem);
     } catch (err) {
-      note(`segment ${segment.index}: ${segment.blob} is missing (${(err as { statusCode?: number }).statusCode ?? 'error'})`);
+      note(`segment ${segment.index}: ${segment.blob} could not be checked (${(err as Error).message})`);
     }
   }
 

@@ -8,7 +8,7 @@ import { BackupListing, displayUrl, listBackups, validateBackupId } from '../../
 import { startDiskBackup } from '../backupStarts';
 import { backupIdOfInstance, backupInstanceId } from '../../orchestrations/instanceIds';
 import { problem } from '../problems';
-import { assertAllowedAccount, readSettings } from '../settings';
+import { assertAllowedAccount, readSettings, readUserKey } from '../settings';
 import { findStatus, isRestartable } from '../starter';
 import { validators } from './schemas';
 import { operationView, redactDeep, withLiveBackupProgress } from './views';
@@ -41,9 +41,10 @@ df.app.client.http('getBackup', {
     }
     // A backup made outside the function app (CLI) is known only to the vault catalog — also one whose
     // orchestration failed and that was completed since: the vault, not the old failure, is the truth.
-    const listed = (await listBackups(readSettings().vault)).find((b) => b.backupId === backupId);
-    if (listed) return new HttpResponse({ status: 200, jsonBody: catalogView(listed) });
+    const listed = (await listBackups(readSettings().vault, { userKey: readUserKey() })).find((b) => b.backupId === backupId);
+    if (listed?.status === 'complete') return new HttpResponse({ status: 200, jsonBody: catalogView(listed) });
     if (status) return new HttpResponse({ status: 200, jsonBody: operationView('backups', backupId, status) });
+    if (listed) return new HttpResponse({ status: 200, jsonBody: catalogView(listed) });
     return problem(404, 'BackupNotFound', `no backup ${backupId}`);
   }),
 });
@@ -58,8 +59,8 @@ df.app.client.http('listBackups', {
     const disk = request.query.get('disk');
     if (disk) assertAllowedAccount(settings, disk, 'blob', 'the disk query parameter');
     const wanted = disk ? displayUrl(disk) : undefined;
-    const complete = await listBackups(settings.vault);
-    const inVault = new Set(complete.map((b) => b.backupId));
+    const catalogued = await listBackups(settings.vault, { userKey: readUserKey() });
+    const inVault = new Set(catalogued.filter((b) => b.status === 'complete').map((b) => b.backupId));
     // A failed orchestration of a backup the vault holds complete (finished since, e.g. by the CLI) is stale.
     const instances = (await client.getStatusBy({}))
       .filter((s) => backupIdOfInstance(s.instanceId) !== undefined)
@@ -69,15 +70,16 @@ df.app.client.http('listBackups', {
       .map((s) => operationView('backups', backupIdOfInstance(s.instanceId)!, s))
       .filter((v) => !wanted || v.source === wanted);
     const seen = new Set(orchestrated.map((v) => v.id));
-    const catalog = complete
+    const catalog = catalogued
       .filter((b) => !seen.has(b.backupId))
-      .filter((b) => !wanted || displayUrl(b.source) === wanted)
+      .filter((b) => !wanted || (b.source !== undefined && displayUrl(b.source) === wanted))
       .map(catalogView);
     return new HttpResponse({ status: 200, jsonBody: { backups: [...orchestrated, ...catalog] } });
   }),
 });
 
-/** A backup known from the vault's catalog (its manifest): complete. */
+/** A backup known from the vault's catalog: complete (its manifest), or incomplete or damaged (and why). */
 function catalogView(listed: BackupListing) {
-  return redactDeep({ id: listed.backupId, runtimeStatus: 'Completed', catalog: listed, links: { self: `/api/backups/${listed.backupId}` } });
+  const runtime = listed.status === 'complete' ? { runtimeStatus: 'Completed' } : { problem: listed.problem };
+  return redactDeep({ id: listed.backupId, status: listed.status, ...runtime, catalog: listed, links: { self: `/api/backups/${listed.backupId}` } });
 }

@@ -2,7 +2,7 @@
 import Ajv, { ErrorObject, JSONSchemaType } from 'ajv';
 import { engineOverrideProperties } from '../engineOverrideSchema';
 import { describeSchemaErrors } from '../schemaErrors';
-import { BACKUP_ID_RE } from '../../core/vault/layout';
+import { BACKUP_ID_RE } from '../../core';
 
 export interface DiskRefBody {
   url: string;

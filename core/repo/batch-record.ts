@@ -1,8 +1,8 @@
 /** Batch records (docs/FORMAT.md §5): written once every block of a batch is staged. */
 import { PagewiseError } from '../errors';
-import { Codec } from '../processor/block-codec';
+import { Codec } from './block-codec';
 import { layout } from './layout';
-import { VaultStore } from './vault-store';
+import { Vault } from './vault';
 
 export interface PageRecord {
   /** page index */
@@ -33,7 +33,7 @@ export interface BatchRecord {
   pages: PageRecord[];
 }
 
-export async function readBatchRecord(vault: VaultStore, backupId: string, batch: number): Promise<BatchRecord | undefined> {
+export async function readBatchRecord(vault: Vault, backupId: string, batch: number): Promise<BatchRecord | undefined> {
   const name = layout.batch(backupId, batch);
   if (!(await vault.exists(name))) return undefined;
   const record = await vault.getJson<BatchRecord>(name);

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { compressSync, uncompressSync } from 'lz4-napi';
 import { PagewiseError } from '../errors';
-import { aesGcmOpen, aesGcmSeal } from './async-crypto';
+import { aesGcmOpen, aesGcmSeal } from '../processor/async-crypto';
 
 export const BLOCK_MAGIC = Buffer.from('PWB1');
 export const BLOCK_HEADER_BYTES = 24;

@@ -4,10 +4,10 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { PagewiseError } from '../errors';
-import { assertKeyMatches, manifestMacKey, WrappedKey } from '../crypto/keys';
+import { assertKeyMatches, manifestMacKey, WrappedKey } from './keys';
 import { SourceIdentity } from '../source/source-disk';
 import { layout } from './layout';
-import { VaultStore } from './vault-store';
+import { Vault } from './vault';
 
 export interface ManifestBody {
   backupId: string;
@@ -54,13 +54,13 @@ export function manifestMac(userKey: Buffer, body: ManifestBody): string {
   return createHmac('sha256', manifestMacKey(userKey)).update(canonicalJson(body)).digest('hex');
 }
 
-export async function writeManifest(vault: VaultStore, userKey: Buffer, body: ManifestBody): Promise<void> {
+export async function writeManifest(vault: Vault, userKey: Buffer, body: ManifestBody): Promise<void> {
   const envelope: ManifestEnvelope = { format: 'pagewise-manifest', version: 1, mac: manifestMac(userKey, body), body };
   await vault.putJson(layout.manifest(body.backupId), envelope);
 }
 
 /** Reads a manifest without a key (listing); structure checked, MAC not. */
-export async function readManifestUnverified(vault: VaultStore, backupId: string): Promise<ManifestEnvelope> {
+export async function readManifestUnverified(vault: Vault, backupId: string): Promise<ManifestEnvelope> {
   const name = layout.manifest(backupId);
   if (!(await vault.exists(name))) {
     const started = await vault.exists(layout.plan(backupId));
@@ -83,8 +83,13 @@ export async function readManifestUnverified(vault: VaultStore, backupId: string
 }
 
 /** Reads a manifest and checks its MAC with the user key: a wrong key and a tampered manifest differ. */
-export async function readManifest(vault: VaultStore, backupId: string, userKey: Buffer): Promise<ManifestBody> {
-  const envelope = await readManifestUnverified(vault, backupId);
+export async function readManifest(vault: Vault, backupId: string, userKey: Buffer): Promise<ManifestBody> {
+  return verifyManifest(await readManifestUnverified(vault, backupId), userKey);
+}
+
+/** The body of a manifest whose MAC the user key verifies (WrongKey for another key, Corrupt when tampered). */
+export function verifyManifest(envelope: ManifestEnvelope, userKey: Buffer): ManifestBody {
+  const { backupId } = envelope.body;
   const { keyId: expected } = envelope.body.encryption ?? {};
   assertKeyMatches(userKey, backupId, String(expected));
   const want = Buffer.from(manifestMac(userKey, envelope.body), 'hex');
@@ -93,4 +98,9 @@ export async function readManifest(vault: VaultStore, backupId: string, userKey:
     throw new PagewiseError('Corrupt', `the manifest of backup ${backupId} fails authentication: it was modified`);
   }
   return envelope.body;
+}
+
+/** Whether backup `backupId` is complete: its manifest exists (its MAC is checked when it is read). */
+export function manifestExists(vault: Vault, backupId: string): Promise<boolean> {
+  return vault.exists(layout.manifest(backupId));
 }

@@ -4,7 +4,7 @@
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { PagewiseError } from '../errors';
-import { Codec } from '../processor/block-codec';
+import { Codec } from './block-codec';
 
 export const ENTRY_BYTES = 64;
 const CHUNK_MAGIC = Buffer.from('PWI1');

@@ -5,7 +5,7 @@
  */
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
 import { PagewiseError } from '../errors';
-import { createKeyFileExclusive, readKeyFileText } from './key-file';
+import { createKeyFileExclusive, readKeyFileText } from '../crypto/key-file';
 
 export const KEY_BYTES = 32;
 

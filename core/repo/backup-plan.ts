@@ -1,9 +1,9 @@
 /** The backup plan (docs/FORMAT.md §4): what the planning step decided, stored before any page is read. */
 import { PagewiseError } from '../errors';
-import { WrappedKey } from '../crypto/keys';
+import { WrappedKey } from './keys';
 import { SourceIdentity } from '../source/source-disk';
 import { layout } from './layout';
-import { VaultStore } from './vault-store';
+import { Vault } from './vault';
 
 export interface BackupPlan {
   format: 'pagewise-plan';
@@ -23,7 +23,7 @@ export interface BackupPlan {
   encryption: { keyId: string; wrappedDataKey: WrappedKey };
 }
 
-export async function readPlan(vault: VaultStore, backupId: string): Promise<BackupPlan> {
+export async function readPlan(vault: Vault, backupId: string): Promise<BackupPlan> {
   if (!(await vault.exists(layout.plan(backupId)))) {
     throw new PagewiseError('BackupNotFound', `backup ${backupId} has no plan in the vault ${vault.display}`);
   }
@@ -38,4 +38,14 @@ export async function readPlan(vault: VaultStore, backupId: string): Promise<Bac
 export function pagesPerBatchFor(pageSize: number, pagesPerSegment: number): number {
   const want = Math.max(1, Math.min(pagesPerSegment, Math.floor((1024 * 1024 * 1024) / pageSize)));
   return 2 ** Math.floor(Math.log2(want));
+}
+
+/** Whether backup `backupId` has been planned (its plan is stored). */
+export function planExists(vault: Vault, backupId: string): Promise<boolean> {
+  return vault.exists(layout.plan(backupId));
+}
+
+/** Stores a new plan, before any page is read. */
+export async function writePlan(vault: Vault, plan: BackupPlan): Promise<void> {
+  await vault.putJson(layout.plan(plan.backupId), plan);
 }

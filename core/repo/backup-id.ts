@@ -1,11 +1,19 @@
-/** Blob names of the vault layout (docs/FORMAT.md §2) and the backup ID / block ID rules. */
+/**
+ * Backup IDs (docs/FORMAT.md §2, §8.1), the one place for their rules: the pattern a given ID must
+ * match, the recipe that derives one from what is backed up, and "given, else derived".
+ */
 import { createHash } from 'node:crypto';
 import { PagewiseError } from '../errors';
 
-export const VAULT_MARKER = 'pagewise-vault.json';
+/**
+ * `pw-` + 24 hex digits (derived), or a name the user gave: 3–63 lowercase letters, digits and dashes
+ * that starts with a letter or digit. A trailing dash is allowed: IDs that earlier versions accepted
+ * stay valid, so every backup already in a vault can still be named (a reader must open what exists).
+ */
 export const BACKUP_ID_RE = /^pw-[0-9a-f]{24}$|^[a-z0-9][a-z0-9-]{2,62}$/;
 
-const pad8 = (n: number) => String(n).padStart(8, '0');
+/** The ID recipe (docs/FORMAT.md §8.1): its version is part of every ID key. */
+const BACKUP_ID_RECIPE = 'pagewise/backup-id/v2';
 
 export function validateBackupId(id: string): string {
   if (typeof id !== 'string' || !BACKUP_ID_RE.test(id)) {
@@ -13,23 +21,6 @@ export function validateBackupId(id: string): string {
   }
   return id;
 }
-
-export const layout = {
-  backupPrefix: (id: string) => `backups/${id}/`,
-  plan: (id: string) => `backups/${id}/plan.json`,
-  batch: (id: string, batch: number) => `backups/${id}/batches/${pad8(batch)}.json`,
-  segment: (id: string, segment: number) => `backups/${id}/segments/${pad8(segment)}.seg`,
-  index: (id: string, segment: number) => `backups/${id}/index/${pad8(segment)}.pwi`,
-  manifest: (id: string) => `backups/${id}/manifest.json`,
-};
-
-/** Block ID of the block staged by page `page`: base64("pw1-" + 16-digit page index). */
-export function blockIdOf(page: number): string {
-  return Buffer.from(`pw1-${String(page).padStart(16, '0')}`, 'ascii').toString('base64');
-}
-
-/** The ID recipe (docs/FORMAT.md §8.1): its version is part of every ID key. */
-const BACKUP_ID_RECIPE = 'pagewise/backup-id/v2';
 
 function derivedId(subject: string, pageSize: number): string {
   const key = `${BACKUP_ID_RECIPE}|${subject}|page-size=${pageSize}`;
@@ -50,4 +41,9 @@ export function backupIdFor(source: { account: string; container: string; blob: 
  */
 export function snapshotBackupIdFor(resourceId: string, pageSize: number): string {
   return derivedId(`snapshot:${resourceId.toLowerCase()}`, pageSize);
+}
+
+/** The ID a backup runs under: the one given (checked), else the one derived from the disk state. */
+export function givenOrDerivedBackupId(given: string | undefined, source: Parameters<typeof backupIdFor>[0], pageSize: number): string {
+  return validateBackupId(given ?? backupIdFor(source, pageSize));
 }

@@ -6,14 +6,15 @@
 import { createHash } from 'node:crypto';
 import { sha256 } from '../processor/async-crypto';
 import { Limiter } from '../concurrency';
-import { unwrapDataKey } from '../crypto/keys';
+import { unwrapDataKey } from './keys';
 import { PagewiseError } from '../errors';
-import { decodeBlock } from '../processor/block-codec';
+import { decodeBlock } from './block-codec';
 import { StorageLocation } from '../types';
-import { validateBackupId } from '../vault/layout';
-import { ManifestBody, readManifest } from '../vault/manifest';
-import { decodeChunk, PageEntry } from '../vault/page-table';
-import { VaultStore } from '../vault/vault-store';
+import { validateBackupId } from './backup-id';
+import { ManifestBody, readManifest } from './manifest';
+import { decodeChunk, PageEntry } from './page-table';
+import { Vault } from './vault';
+import { BlobNotFoundError } from './store/blob-store';
 
 /** Blocks decoded (decrypted, decompressed, hash-checked) at once per reader; the work runs off the event loop. */
 export const BLOCKS_DECODED_AT_ONCE = 2;
@@ -23,14 +24,14 @@ export class BackupReader {
   private readonly decoding = new Limiter(BLOCKS_DECODED_AT_ONCE);
 
   private constructor(
-    readonly vault: VaultStore,
+    readonly vault: Vault,
     readonly manifest: ManifestBody,
     private readonly dataKey: Buffer,
   ) {}
 
   static async open(vaultLocation: StorageLocation, backupId: string, userKey: Buffer): Promise<BackupReader> {
     validateBackupId(backupId);
-    const vault = VaultStore.open(vaultLocation);
+    const vault = Vault.open(vaultLocation);
     const manifest = await readManifest(vault, backupId, userKey);
     if (manifest.references.length > 0) {
       throw new PagewiseError('Corrupt', `backup ${backupId} references other backups, which this version cannot read`);
@@ -59,6 +60,21 @@ export class BackupReader {
       if (entries.length !== chunk.entries) throw new PagewiseError('Corrupt', `the page table of segment ${chunk.segment} has ${entries.length} entries, the manifest says ${chunk.entries}`);
       yield { segment: chunk.segment, entries };
     }
+  }
+
+  /**
+   * What is wrong with a segment blob as stored — missing, or not the size the manifest says
+   * (truncated or replaced) — or undefined when it is whole.
+   */
+  async segmentProblem(segment: ManifestBody['segments'][number]): Promise<string | undefined> {
+    let bytes: number;
+    try {
+      bytes = (await this.vault.properties(segment.blob)).contentLength;
+    } catch (err) {
+      if (err instanceof BlobNotFoundError) return `segment ${segment.index}: ${segment.blob} is missing`;
+      throw err;
+    }
+    return bytes === segment.bytes ? undefined : `segment ${segment.index}: ${bytes} bytes, the manifest says ${segment.bytes} (truncated or replaced)`;
   }
 
   /** Structural check of one entry: its block lies inside its segment as the manifest describes it. */

@@ -1,0 +1,69 @@
+/**
+ * The vault's catalog: every backup in the vault with its status. A vault that cannot be reached fails
+ * the listing (never an empty list); a backup without a manifest is listed incomplete, one whose
+ * manifest is unreadable (or fails its MAC, when a key is given) damaged — none is silently dropped.
+ */
+import { isPagewiseError, PagewiseError } from '../errors';
+import { BackupListing, StorageLocation } from '../types';
+import { readPlan } from './backup-plan';
+import { readManifestUnverified, verifyManifest } from './manifest';
+import { Vault } from './vault';
+
+export interface ListBackupsOptions {
+  /** With the user key, each manifest's MAC is checked: a tampered one is listed damaged. */
+  userKey?: Buffer;
+}
+
+/** Complete backups first (oldest completed first), then the others by ID. */
+export async function listBackups(location: StorageLocation, options: ListBackupsOptions = {}): Promise<BackupListing[]> {
+  const out: BackupListing[] = [];
+  for await (const entry of catalogEntries(Vault.open(location), options)) out.push(entry);
+  const complete = out.flatMap((b) => (b.status === 'complete' ? [b] : [])).sort((a, b) => a.completedAt.localeCompare(b.completedAt));
+  const others = out.filter((b) => b.status !== 'complete').sort((a, b) => a.backupId.localeCompare(b.backupId));
+  return [...complete, ...others];
+}
+
+/** The backups of a vault one by one, in name order; memory holds one manifest at a time. */
+export async function* catalogEntries(vault: Vault, options: ListBackupsOptions = {}): AsyncGenerator<BackupListing> {
+  for await (const prefix of vault.listPrefixes('backups/')) {
+    yield await entryOf(vault, prefix.slice('backups/'.length).replace(/\/$/, ''), options.userKey);
+  }
+}
+
+async function entryOf(vault: Vault, backupId: string, userKey: Buffer | undefined): Promise<BackupListing> {
+  let envelope;
+  try {
+    envelope = await readManifestUnverified(vault, backupId);
+    if (userKey) verifyManifest(envelope, userKey);
+  } catch (err) {
+    if (isPagewiseError(err, 'BackupIncomplete') || isPagewiseError(err, 'BackupNotFound')) return unfinished(vault, backupId);
+    if (isPagewiseError(err, 'Corrupt')) return { backupId, status: 'damaged', problem: err.message };
+    // Made with another key: its MAC cannot be checked with this one, which says nothing of damage.
+    if (!isPagewiseError(err, 'WrongKey')) throw err;
+  }
+  const b = envelope!.body;
+  return {
+    backupId,
+    status: 'complete',
+    createdAt: b.createdAt,
+    completedAt: b.completedAt,
+    source: `${b.source.url}${b.source.snapshot ? `?snapshot=${b.source.snapshot}` : ''}`,
+    diskBytes: b.diskBytes,
+    pageSize: b.pageSize,
+    bytesStored: b.stats.bytesStored,
+  };
+}
+
+/** No manifest: what the plan says of the backup, when it has a readable one. */
+async function unfinished(vault: Vault, backupId: string): Promise<BackupListing> {
+  const problem = `backup ${backupId} is incomplete (it has no manifest) and cannot be restored; run the backup again to resume it`;
+  try {
+    const plan = await readPlan(vault, backupId);
+    const source = `${plan.source.url}${plan.source.snapshot ? `?snapshot=${plan.source.snapshot}` : ''}`;
+    return { backupId, status: 'incomplete', problem, createdAt: plan.createdAt, source, diskBytes: plan.diskBytes, pageSize: plan.pageSize };
+  } catch (err) {
+    if (isPagewiseError(err, 'BackupNotFound')) return { backupId, status: 'incomplete', problem };
+    if (isPagewiseError(err, 'Corrupt')) return { backupId, status: 'damaged', problem: (err as PagewiseError).message };
+    throw err;
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * The plain blob store of one container that the vault repository is built on (as kopia's
+ * `blob.Storage`, restic's `backend.Backend`): every method is one storage request, knows nothing of
+ * the vault format, and fails with the named errors below. Cross-cutting behaviour (error mapping,
+ * the account's request gate, retries) comes as wrappers (`wrappers.ts`), added once for every call.
+ */
+import { PagewiseError } from '../../errors';
+
+export interface PutOptions {
+  contentType?: string;
+  /** Write only when no blob of that name exists (fails with BlobAlreadyExistsError otherwise). */
+  ifNotExists?: boolean;
+}
+
+export interface ListPage {
+  /** Blob names (flat) or, with a delimiter, the blob names at this level. */
+  names: string[];
+  /** With a delimiter: the "directories" (names up to and including the delimiter). */
+  prefixes: string[];
+  /** Absent on the last page. */
+  continuationToken?: string;
+}
+
+export interface BlobProperties {
+  contentLength: number;
+}
+
+/** One container's blobs. Names are relative to the container. */
+export interface BlobStore {
+  /** Human-readable name of the container for messages (never a secret). */
+  readonly display: string;
+  /** The bytes of a blob or of a range of it; a body cut short fails (transient), never returns less. */
+  getBytes(name: string, offset?: number, count?: number): Promise<Buffer>;
+  putBytes(name: string, bytes: Buffer, options?: PutOptions): Promise<void>;
+  properties(name: string): Promise<BlobProperties>;
+  exists(name: string): Promise<boolean>;
+  stageBlock(blob: string, blockId: string, bytes: Buffer): Promise<void>;
+  commitBlockList(blob: string, blockIds: string[]): Promise<void>;
+  listPage(prefix: string, options?: { delimiter?: string; continuationToken?: string }): Promise<ListPage>;
+  /** Creates the container; false when it existed. */
+  createContainer(): Promise<boolean>;
+}
+
+/** The blob does not exist (kopia's ErrBlobNotFound). Not transient. */
+export class BlobNotFoundError extends PagewiseError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('BackupNotFound', message, options);
+  }
+}
+
+/** The container itself does not exist. Not transient. */
+export class ContainerNotFoundError extends PagewiseError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('VaultNotFound', message, options);
+  }
+}
+
+/** A conditional put found the blob already there (another writer was first). Not transient. */
+export class BlobAlreadyExistsError extends PagewiseError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('TargetExists', message, options);
+  }
+}
+
+/** All names under a prefix (flat), page by page: each page is one request through the store's wrappers. */
+export async function* listNames(store: BlobStore, prefix: string): AsyncGenerator<string> {
+  let continuationToken: string | undefined;
+  do {
+    const page = await store.listPage(prefix, { continuationToken });
+    yield* page.names;
+    continuationToken = page.continuationToken;
+  } while (continuationToken);
+}
+
+/** The immediate "directories" under a prefix, page by page. */
+export async function* listPrefixes(store: BlobStore, prefix: string): AsyncGenerator<string> {
+  let continuationToken: string | undefined;
+  do {
+    const page = await store.listPage(prefix, { delimiter: '/', continuationToken });
+    yield* page.prefixes;
+    continuationToken = page.continuationToken;
+  } while (continuationToken);
+}

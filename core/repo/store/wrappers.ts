@@ -1,0 +1,84 @@
+/**
+ * Cross-cutting behaviour of a blob store as thin wrappers (as kopia's `retrying`/`logging` storage
+ * wrappers): error mapping, the account's request gate and retries, each written once and applied to
+ * every method — so no vault request (commitBlockList included) can go around them.
+ */
+import { RestError } from '@azure/storage-blob';
+import { Limiter } from '../../concurrency';
+import { PagewiseError } from '../../errors';
+import { RetryOptions, withRetry } from '../../retry';
+import { translateStorageError } from '../../storage/storage-errors';
+import { BlobAlreadyExistsError, BlobNotFoundError, BlobStore, ContainerNotFoundError, ListPage, PutOptions } from './blob-store';
+
+/** What a wrapper sees of one call: the method, the blob (or prefix) it names, and the call itself. */
+export type Around = <T>(op: keyof BlobStore, name: string, work: () => Promise<T>, options?: PutOptions) => Promise<T>;
+
+/** A store whose every method runs through `around`. */
+export function wrapStore(inner: BlobStore, around: Around): BlobStore {
+  return {
+    display: inner.display,
+    getBytes: (name, offset, count) => around('getBytes', name, () => inner.getBytes(name, offset, count)),
+    putBytes: (name, bytes, options) => around('putBytes', name, () => inner.putBytes(name, bytes, options), options),
+    properties: (name) => around('properties', name, () => inner.properties(name)),
+    exists: (name) => around('exists', name, () => inner.exists(name)),
+    stageBlock: (blob, blockId, bytes) => around('stageBlock', blob, () => inner.stageBlock(blob, blockId, bytes)),
+    commitBlockList: (blob, blockIds) => around('commitBlockList', blob, () => inner.commitBlockList(blob, blockIds)),
+    listPage: (prefix, options): Promise<ListPage> => around('listPage', prefix, () => inner.listPage(prefix, options)),
+    createContainer: () => around('createContainer', 'the container', () => inner.createContainer()),
+  };
+}
+
+/** Storage errors in named, Pagewise terms; `where` names the store in messages (e.g. "the vault"). */
+export function mappingErrors(inner: BlobStore, where: string): BlobStore {
+  return wrapStore(inner, async (op, name, work, options) => {
+    try {
+      return await work();
+    } catch (err) {
+      throw mapError(err, `${name} in ${where} ${inner.display}`, options, inner.display);
+    }
+  });
+}
+
+function mapError(err: unknown, what: string, options: PutOptions | undefined, display: string): Error {
+  if (err instanceof PagewiseError) return err;
+  const rest = err as RestError & { details?: { errorCode?: string } };
+  // A HEAD has no body: its error code comes in the x-ms-error-code header (details.errorCode).
+  const code = rest?.code ?? rest?.details?.errorCode;
+  if (code === 'ContainerNotFound') {
+    return new ContainerNotFoundError(`the vault container ${display} does not exist; nothing was written (check the vault URL, or make the vault first)`, { cause: err });
+  }
+  if (options?.ifNotExists && (rest?.statusCode === 409 || rest?.statusCode === 412)) {
+    return new BlobAlreadyExistsError(`${what} exists already`, { cause: err });
+  }
+  const mapped = translateStorageError(err, what, 'BackupNotFound', 'VaultUnreachable');
+  return mapped instanceof PagewiseError && mapped.code === 'BackupNotFound' ? new BlobNotFoundError(mapped.message, { cause: err }) : mapped;
+}
+
+/** Every request holds a place in the account's gate until its body is fully read or written. */
+export function gated(inner: BlobStore, gate: Limiter): BlobStore {
+  return wrapStore(inner, (_op, _name, work) => gate.run(work));
+}
+
+/**
+ * Transient failures (storage unreachable, a body cut short) are tried again; each try passes the gate
+ * anew. A refused connection is not: the SDK has already spent its own tries on it, and nothing listens
+ * there — a dead endpoint fails in seconds, not minutes.
+ */
+export function retrying(inner: BlobStore, options: RetryOptions = {}): BlobStore {
+  return wrapStore(inner, async (_op, _name, work) => {
+    try {
+      return await withRetry(() => work().catch((err: unknown) => Promise.reject(refused(err) ? new Final(err) : err)), options);
+    } catch (err) {
+      throw err instanceof Final ? err.error : err;
+    }
+  });
+}
+
+/** Carries an error past the retry loop untouched (it is not transient to withRetry). */
+class Final {
+  constructor(readonly error: unknown) {}
+}
+
+function refused(err: unknown): boolean {
+  return (err as { cause?: { code?: string } })?.cause?.code === 'ECONNREFUSED';
+}

@@ -1,0 +1,155 @@
+/**
+ * The vault: a blob container on storage apart from the source, holding the secondary copy. Opens the
+ * container's blob store with its wrappers (error mapping, the account's request gate, retries — once,
+ * for every request) and speaks in vault terms: the marker, JSON documents, staged blocks, committed
+ * segments, ranged reads, listings.
+ */
+import { PagewiseError, isPagewiseError } from '../errors';
+import { displayUrl } from '../redact';
+import { vaultContainerClient, ParsedBlobUrl } from '../storage/clients';
+import { accountGate } from '../storage/account-gate';
+import { StorageLocation } from '../types';
+import { MAX_BLOCKS_PER_BLOB } from '../limits';
+import { protectContainer } from '../restore/target-guard';
+import { VAULT_MARKER } from './layout';
+import { BlobAlreadyExistsError, BlobNotFoundError, BlobProperties, BlobStore, ContainerNotFoundError, listNames, listPrefixes } from './store/blob-store';
+import { AzureBlobStore } from './store/azure-blob-store';
+import { gated, mappingErrors, retrying } from './store/wrappers';
+
+export class Vault {
+  private constructor(readonly store: BlobStore, readonly parsed: ParsedBlobUrl) {}
+
+  static open(location: StorageLocation): Vault {
+    const { client, parsed } = vaultContainerClient(location);
+    protectContainer(parsed, 'the vault'); // no restore or upload of this process may write into it
+    // The gate sits inside the retries: each try holds a place only while its request is in flight.
+    const store = retrying(gated(mappingErrors(new AzureBlobStore(client, displayUrl(location.url)), 'the vault'), accountGate(parsed.url.host, parsed.account)));
+    return new Vault(store, parsed);
+  }
+
+  get display(): string {
+    return this.store.display;
+  }
+
+  private missing(cause?: unknown): PagewiseError {
+    return new ContainerNotFoundError(`the vault container ${this.display} does not exist; nothing was written (check the vault URL, or make the vault first)`, { cause });
+  }
+
+  /**
+   * What the container is: missing, a container without the vault marker, or a Pagewise vault. One HEAD
+   * of the marker tells the three apart with any credential that may read a blob (a container SAS
+   * cannot read container properties): a missing container answers 404 ContainerNotFound.
+   */
+  async probe(): Promise<'missing' | 'container' | 'vault'> {
+    try {
+      await this.store.properties(VAULT_MARKER);
+    } catch (err) {
+      if (err instanceof ContainerNotFoundError) return 'missing';
+      if (err instanceof BlobNotFoundError) return 'container';
+      throw err;
+    }
+    await this.checkMarker();
+    return 'vault';
+  }
+
+  /**
+   * Before a backup writes anything: the container must exist — a missing one is never created here,
+   * so a mistyped vault URL fails instead of starting a new vault. An existing container without the
+   * marker (e.g. made by the deployment) gets it.
+   */
+  async requireForBackup(): Promise<void> {
+    const state = await this.probe();
+    if (state === 'missing') throw this.missing();
+    if (state === 'container') await this.writeMarker();
+  }
+
+  /** `pagewise init`: creates the container and the marker where absent; says what it did. */
+  async init(): Promise<{ containerCreated: boolean; markerWritten: boolean }> {
+    const state = await this.probe();
+    let containerCreated = false;
+    if (state === 'missing') {
+      try {
+        containerCreated = await this.store.createContainer();
+      } catch (err) {
+        if (isPagewiseError(err, 'AccessDenied')) {
+          throw new PagewiseError('AccessDenied', `the vault container ${this.display} does not exist and these credentials may not create it (a container SAS cannot); use an account SAS, a connection string or a role that may create containers`, { cause: err });
+        }
+        throw err;
+      }
+    }
+    const markerWritten = state !== 'vault' && (await this.writeMarker());
+    return { containerCreated, markerWritten };
+  }
+
+  /** Writes the marker unless one exists (never over another's); true when this call wrote it. */
+  private async writeMarker(): Promise<boolean> {
+    const marker = JSON.stringify({ format: 'pagewise-vault', version: 1, createdAt: new Date().toISOString() });
+    try {
+      await this.store.putBytes(VAULT_MARKER, Buffer.from(marker), { contentType: 'application/json', ifNotExists: true });
+      return true;
+    } catch (err) {
+      if (err instanceof BlobAlreadyExistsError) return false; // written meanwhile by another start
+      throw err;
+    }
+  }
+
+  /** A reader refuses a vault format it does not know (docs/FORMAT.md §3). */
+  private async checkMarker(): Promise<void> {
+    const marker = await this.getJson<{ format?: unknown; version?: unknown }>(VAULT_MARKER);
+    if (marker?.format !== 'pagewise-vault' || marker.version !== 1) {
+      throw new PagewiseError('BadInput', `${this.display} holds a ${VAULT_MARKER} of format ${JSON.stringify(marker?.format)} version ${JSON.stringify(marker?.version)}; this Pagewise uses pagewise-vault version 1`);
+    }
+  }
+
+  exists(name: string): Promise<boolean> {
+    return this.store.exists(name);
+  }
+
+  properties(name: string): Promise<BlobProperties> {
+    return this.store.properties(name);
+  }
+
+  async putJson(name: string, value: unknown): Promise<void> {
+    await this.putBytes(name, Buffer.from(JSON.stringify(value)), 'application/json');
+  }
+
+  putBytes(name: string, bytes: Buffer, contentType = 'application/octet-stream'): Promise<void> {
+    return this.store.putBytes(name, bytes, { contentType });
+  }
+
+  /** A blob or a range of it, every byte checked to have arrived. */
+  getBytes(name: string, offset = 0, count?: number): Promise<Buffer> {
+    return this.store.getBytes(name, offset, count);
+  }
+
+  async getJson<T>(name: string): Promise<T> {
+    const bytes = await this.getBytes(name);
+    try {
+      return JSON.parse(bytes.toString('utf8')) as T;
+    } catch {
+      throw new PagewiseError('Corrupt', `${name} in the vault is not valid JSON`);
+    }
+  }
+
+  stageBlock(blob: string, blockId: string, bytes: Buffer): Promise<void> {
+    return this.store.stageBlock(blob, blockId, bytes);
+  }
+
+  /** Commits a segment; refuses more blocks than Azure allows in one blob (Azurite would accept them). */
+  async commitBlocks(blob: string, blockIds: string[]): Promise<void> {
+    if (blockIds.length > MAX_BLOCKS_PER_BLOB) {
+      throw new PagewiseError('LimitExceeded', `${blob} would have ${blockIds.length} blocks, over Azure's limit of ${MAX_BLOCKS_PER_BLOB}`);
+    }
+    await this.store.commitBlockList(blob, blockIds);
+  }
+
+  /** Names under a prefix (flat listing, one request per page). */
+  list(prefix: string): AsyncGenerator<string> {
+    return listNames(this.store, prefix);
+  }
+
+  /** Immediate children "directories" under a prefix. */
+  listPrefixes(prefix: string): AsyncGenerator<string> {
+    return listPrefixes(this.store, prefix);
+  }
+}

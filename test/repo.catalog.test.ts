@@ -1,0 +1,135 @@
+/**
+ * The vault's catalog (core/repo/catalog.ts) through `pagewise list` and `GET /api/backups`: a complete
+ * backup, an incomplete one (plan, no manifest), one whose manifest fails its MAC and one whose manifest
+ * is not JSON are each listed with their status; an unreachable vault fails the listing.
+ */
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { HttpRequest } from '@azure/functions';
+import { captureIO, run } from '../cli/main';
+import { backupDisk, encodeKeyFile, planBackup } from '../core';
+import { layout } from '../core/repo/layout';
+import { Vault } from '../core/repo/vault';
+import { LocalApp, startLocalApp } from '../runtime/localApp';
+import { closedPort } from './harness/listeners';
+import { KiB, MiB, startEnv, TestEnv } from './harness/env';
+
+let env: TestEnv;
+let keyFile: string;
+let closed: number;
+let completedAt: string;
+const PAGE = 64 * KiB;
+const CACHE = 256 * KiB;
+
+const INCOMPLETE = 'backup cat-incomplete is incomplete (it has no manifest) and cannot be restored; run the backup again to resume it';
+const TAMPERED = 'the manifest of backup cat-tampered fails authentication: it was modified';
+const MALFORMED = 'backups/cat-malformed/manifest.json in the vault is not valid JSON';
+
+beforeAll(async () => {
+  env = await startEnv();
+  closed = await closedPort();
+  keyFile = path.join(env.tmp, 'catalog.key');
+  await fs.writeFile(keyFile, encodeKeyFile(env.userKey), { mode: 0o600 });
+  const disk = await env.makeDisk('catalog.vhd', 1 * MiB, [{ offset: 0, length: 128 * KiB, kind: 'random', seed: 31 }]);
+  const req = { source: disk.source, vault: env.vault, userKey: env.userKey, pageSize: PAGE, cacheBytes: CACHE };
+  completedAt = (await backupDisk({ ...req, backupId: 'cat-complete' })).completedAt;
+  await planBackup({ ...req, backupId: 'cat-incomplete' });
+  await backupDisk({ ...req, backupId: 'cat-tampered' });
+  await backupDisk({ ...req, backupId: 'cat-malformed' });
+  const vault = Vault.open(env.vault);
+  const envelope = await vault.getJson<{ mac: string }>(layout.manifest('cat-tampered'));
+  envelope.mac = `${envelope.mac[0] === '0' ? '1' : '0'}${envelope.mac.slice(1)}`;
+  await vault.putJson(layout.manifest('cat-tampered'), envelope);
+  await vault.putBytes(layout.manifest('cat-malformed'), Buffer.from('{"format":"pagewise-manifest",'), 'application/json');
+}, 120_000);
+afterAll(async () => {
+  await env?.stop();
+});
+
+const unreachableVault = () => `http://127.0.0.1:${closed}/vault/vault?sv=2024-01-01&sr=c&sp=rl&sig=c2VjcmV0`;
+const unreachableMessage = () => `backups/ in the vault http://127.0.0.1:${closed}/vault/vault could not be reached (ECONNREFUSED)`;
+
+async function cli(args: string[]) {
+  const io = captureIO({ PAGEWISE_STORAGE_ENDPOINTS: `${env.az.storageEndpoints},http://127.0.0.1:${closed}/vault` });
+  const code = await run(args, io);
+  return { code, stdout: io.stdoutText(), stderr: io.stderrText() };
+}
+
+describe('pagewise list', () => {
+  test('--json with a key: complete first, then incomplete and damaged, each with its status and reason', async () => {
+    const out = await cli(['list', '--vault', env.vault.url, '--key-file', keyFile, '--json']);
+    expect(out.stderr).toBe('');
+    expect(out.code).toBe(0);
+    const { backups } = JSON.parse(out.stdout);
+    expect(backups).toEqual([
+      expect.objectContaining({ backupId: 'cat-complete', status: 'complete', completedAt, diskBytes: MiB, pageSize: PAGE }),
+      { backupId: 'cat-incomplete', status: 'incomplete', problem: INCOMPLETE, createdAt: expect.any(String), source: `${env.az.accounts.src.endpoint}/disks/catalog.vhd`, diskBytes: MiB, pageSize: PAGE },
+      { backupId: 'cat-malformed', status: 'damaged', problem: MALFORMED },
+      { backupId: 'cat-tampered', status: 'damaged', problem: TAMPERED },
+    ]);
+  });
+
+  test('without a key a MAC cannot be checked: the tampered manifest is listed complete, the malformed one damaged', async () => {
+    const { backups } = JSON.parse((await cli(['list', '--vault', env.vault.url, '--json'])).stdout) as { backups: Array<{ backupId: string; status: string }> };
+    expect(backups.map((b) => [b.backupId, b.status])).toEqual([
+      ['cat-complete', 'complete'],
+      ['cat-tampered', 'complete'],
+      ['cat-incomplete', 'incomplete'],
+      ['cat-malformed', 'damaged'],
+    ]);
+  });
+
+  test('the table has a status column and says under it why each other backup cannot be restored', async () => {
+    const out = await cli(['list', '--vault', env.vault.url, '--key-file', keyFile]);
+    expect(out.code).toBe(0);
+    const lines = out.stdout.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^BACKUP ID\s+STATUS\s+COMPLETED\s+DISK\s+PAGE\s+STORED\s+SOURCE$/);
+    expect(lines[1]).toMatch(new RegExp(`^cat-complete\\s+complete\\s+${completedAt.replace(/\./g, '\\.')}\\s+1\\.00 MiB\\s+64\\.0 KiB\\s+128 KiB\\s+http://127\\.0\\.0\\.1:\\d+/src/disks/catalog\\.vhd$`));
+    expect(lines[2]).toMatch(/^cat-incomplete\s+incomplete\s+-\s+1\.00 MiB\s+64\.0 KiB\s+-\s+http:\/\/127\.0\.0\.1:\d+\/src\/disks\/catalog\.vhd$/);
+    expect(lines[3]).toMatch(/^cat-malformed\s+damaged\s+-\s+-\s+-\s+-\s+-$/);
+    expect(lines[4]).toMatch(/^cat-tampered\s+damaged\s+-\s+-\s+-\s+-\s+-$/);
+    expect(lines.slice(5)).toEqual(['', `cat-incomplete: ${INCOMPLETE}`, `cat-malformed: ${MALFORMED}`, `cat-tampered: ${TAMPERED}`]);
+  });
+
+  test('an unreachable vault fails the listing (never an empty list)', async () => {
+    const out = await cli(['list', '--vault', unreachableVault(), '--json']);
+    expect(out).toEqual({ code: 1, stdout: '', stderr: `pagewise: ${unreachableMessage()}\n` });
+  }, 60_000);
+});
+
+describe('GET /api/backups', () => {
+  let app: LocalApp | undefined;
+  const start = async (vaultUrl: string, hub: string) => {
+    await app?.stop();
+    app = await startLocalApp({
+      taskHub: { connectionString: env.az.accounts.vault.connectionString, container: hub },
+      appSettings: env.appSettings({ PAGEWISE_VAULT_URL: vaultUrl, PAGEWISE_ALLOWED_ACCOUNTS: `${env.az.storageEndpoints},http://127.0.0.1:${closed}/vault` }),
+    });
+    return app;
+  };
+  const get = (path: string) => app!.host.invokeHttp('listBackups', new HttpRequest({ method: 'GET', url: `http://127.0.0.1:7071${path}`, query: {}, params: {} }));
+  afterAll(async () => {
+    await app?.stop();
+  });
+
+  test('lists every backup with a status; the app checks MACs with its key', async () => {
+    await start(env.vault.url, 'catalog-hub');
+    const response = await get('/api/backups');
+    expect(response.status).toBe(200);
+    const { backups } = (await response.json()) as { backups: Array<Record<string, unknown>> };
+    expect(backups.map((b) => [b.id, b.status, b.runtimeStatus ?? b.problem])).toEqual([
+      ['cat-complete', 'complete', 'Completed'],
+      ['cat-incomplete', 'incomplete', INCOMPLETE],
+      ['cat-malformed', 'damaged', MALFORMED],
+      ['cat-tampered', 'damaged', TAMPERED],
+    ]);
+    expect(backups[0].catalog).toMatchObject({ backupId: 'cat-complete', status: 'complete', completedAt });
+  });
+
+  test('an unreachable vault answers 502 VaultUnreachable (never an empty list)', async () => {
+    await start(unreachableVault(), 'catalog-hub-2');
+    const response = await get('/api/backups');
+    expect(response.status).toBe(502);
+    expect(await response.json()).toMatchObject({ title: 'VaultUnreachable', status: 502, detail: unreachableMessage() });
+  }, 60_000);
+});
