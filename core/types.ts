@@ -85,7 +85,8 @@ export interface PlanRef {
 /** What one batch (a window of pages) reports. */
 export interface BatchSummary {
   backupId: string;
-  batchIndex: number;
+  /** The batch number (pages [batch·pagesPerBatch, …)), not its position in the plan's list. */
+  batch: number;
   pages: number;
   holePages: number;
   zeroPages: number;
