@@ -85,8 +85,8 @@ export interface PlanRef {
 /** What one batch (a window of pages) reports. */
 export interface BatchSummary {
   backupId: string;
-  /** The batch number (pages [batch·pagesPerBatch, …)), not its position in the plan's list. */
-  batch: number;
+  /** The batch covers pages [batchNumber·pagesPerBatch, …); not its position in the plan's list. */
+  batchNumber: number;
   pages: number;
   holePages: number;
   zeroPages: number;

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { backupDisk, planBackup, restoreBackup, runBackupBatch } from '../core';
 import { readBatchRecord } from '../core/repo/batch-record';
 import { readPlan } from '../core/repo/backup-plan';
+import { layout } from '../core/repo/layout';
 import { Vault } from '../core/repo/vault';
 import type { BackupOrchestrationOutput, BatchActivityInput } from '../orchestrations/contracts';
 import { registeredFunctions } from '../runtime/functionsCore';
@@ -47,15 +48,15 @@ function sparseDisk(name: string, seed: number) {
 /** The batch records of a backup, by the number of their blob name, for batches 0 … 12. */
 async function recordsOf(backupId: string) {
   const vault = Vault.open(env.vault);
-  const found: Array<{ name: number; batch: number; firstPage: number; pages: number }> = [];
+  const found: Array<{ name: number; batchNumber: number; firstPage: number; pages: number }> = [];
   for (let b = 0; b < DISK_BYTES / (8 * MiB); b++) {
     const record = await readBatchRecord(vault, backupId, b);
-    if (record) found.push({ name: b, batch: record.batch, firstPage: record.firstPage, pages: record.pages.length });
+    if (record) found.push({ name: b, batchNumber: record.batchNumber, firstPage: record.firstPage, pages: record.pages.length });
   }
   return found;
 }
 
-const expectedRecords = DATA_BATCHES.map((b) => ({ name: b, batch: b, firstPage: b * BATCH_PAGES, pages: 128 }));
+const expectedRecords = DATA_BATCHES.map((b) => ({ name: b, batchNumber: b, firstPage: b * BATCH_PAGES, pages: 128 }));
 
 test('the inline engine and the batch entry point: plan position 1 is batch 7', async () => {
   const disk = await sparseDisk('positions-inline.vhd', 31);
@@ -65,8 +66,11 @@ test('the inline engine and the batch entry point: plan position 1 is batch 7', 
   expect((await readPlan(Vault.open(env.vault), plan.backupId)).batches).toEqual(DATA_BATCHES);
 
   const second = await runBackupBatch({ ...req, backupId: plan.backupId, planPosition: 1 });
-  expect({ batch: second.batch, resumed: second.resumed }).toEqual({ batch: 7, resumed: false });
+  expect({ batchNumber: second.batchNumber, resumed: second.resumed }).toEqual({ batchNumber: 7, resumed: false });
   expect(await recordsOf(plan.backupId)).toEqual([expectedRecords[1]]);
+  // On the blob the batch number keeps its version-1 name (FORMAT.md §5).
+  const stored = await Vault.open(env.vault).getJson<Record<string, unknown>>(layout.batch(plan.backupId, 7));
+  expect({ batchIndex: stored.batchIndex, batchNumber: stored.batchNumber, firstPage: stored.firstPage }).toEqual({ batchIndex: 7, batchNumber: undefined, firstPage: 7 * BATCH_PAGES });
   await expect(runBackupBatch({ ...req, backupId: plan.backupId, planPosition: 3 })).rejects.toMatchObject({
     code: 'BadInput',
     message: `backup ${plan.backupId} has no batch at plan position 3 (its plan lists 3 batches with data)`,

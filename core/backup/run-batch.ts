@@ -186,7 +186,7 @@ async function copyBatch(run: BatchRun, batch: number): Promise<BatchSummary> {
     format: 'pagewise-batch',
     version: 1,
     backupId: plan.backupId,
-    batch,
+    batchNumber: batch,
     firstPage,
     pageCount,
     bytesRead: disk.bytesRead,
@@ -203,7 +203,7 @@ async function copyBatch(run: BatchRun, batch: number): Promise<BatchSummary> {
 function summarize(record: BatchRecord, cacheHighWaterBytes: number, resumed: boolean): BatchSummary {
   return {
     backupId: record.backupId,
-    batch: record.batch,
+    batchNumber: record.batchNumber,
     pages: record.pages.length + record.zeroPages,
     holePages: record.pageCount - record.pages.length,
     zeroPages: record.zeroPages,

@@ -39,7 +39,7 @@ export class BackupWriter {
 
   /** The record of a finished batch, once every block of it is staged. */
   async recordBatch(record: BatchRecord): Promise<void> {
-    await this.vault.putJson(layout.batch(this.backupId, record.batch), storedBatchRecord(record));
+    await this.vault.putJson(layout.batch(this.backupId, record.batchNumber), storedBatchRecord(record));
   }
 
   /** The record of batch number `batch`, or undefined when the batch has not finished. */

@@ -23,8 +23,8 @@ export interface BatchRecord {
   format: 'pagewise-batch';
   version: 1;
   backupId: string;
-  /** The batch number: the record covers pages [batch·pagesPerBatch, …); stored as `batchIndex` (FORMAT.md §5). */
-  batch: number;
+  /** The record covers pages [batchNumber·pagesPerBatch, …); stored as `batchIndex` (FORMAT.md §5). */
+  batchNumber: number;
   firstPage: number;
   pageCount: number;
   bytesRead: number;
@@ -35,11 +35,11 @@ export interface BatchRecord {
 }
 
 /** The record as stored: version 1 names the batch number `batchIndex`. */
-type StoredBatchRecord = Omit<BatchRecord, 'batch'> & { batchIndex: number };
+type StoredBatchRecord = Omit<BatchRecord, 'batchNumber'> & { batchIndex: number };
 
 /** The JSON body of a batch record, in the stored field names. */
-export function storedBatchRecord({ format, version, backupId, batch, ...counts }: BatchRecord): StoredBatchRecord {
-  return { format, version, backupId, batchIndex: batch, ...counts };
+export function storedBatchRecord({ format, version, backupId, batchNumber, ...counts }: BatchRecord): StoredBatchRecord {
+  return { format, version, backupId, batchIndex: batchNumber, ...counts };
 }
 
 export async function readBatchRecord(vault: Vault, backupId: string, batch: number): Promise<BatchRecord | undefined> {
@@ -49,5 +49,5 @@ export async function readBatchRecord(vault: Vault, backupId: string, batch: num
   if (rest.format !== 'pagewise-batch' || rest.version !== 1 || batchIndex !== batch || !Array.isArray(rest.pages)) {
     throw new PagewiseError('Corrupt', `the record of batch ${batch} of backup ${backupId} is damaged`);
   }
-  return { ...rest, batch: batchIndex };
+  return { ...rest, batchNumber: batchIndex };
 }
