@@ -73,6 +73,7 @@ export interface OperationProgress {
 /** What `planBackup` returns: a reference to the plan stored in the vault plus counts. */
 export interface PlanRef {
   backupId: string;
+  /** Batches with data (the plan's `batches` list): their plan positions are 0 … batchCount−1. */
   batchCount: number;
   diskBytes: number;
   allocatedBytes: number;
