@@ -73,6 +73,7 @@ export interface OperationProgress {
 /** What `planBackup` returns: a reference to the plan stored in the vault plus counts. */
 export interface PlanRef {
   backupId: string;
+  /** Batches with data (the plan's `batches` list): their plan positions are 0 … batchCount−1. */
   batchCount: number;
   diskBytes: number;
   allocatedBytes: number;
@@ -85,7 +86,8 @@ export interface PlanRef {
 /** What one batch (a window of pages) reports. */
 export interface BatchSummary {
   backupId: string;
-  batchIndex: number;
+  /** The batch covers pages [batchNumber·pagesPerBatch, …); not its position in the plan's list. */
+  batchNumber: number;
   pages: number;
   holePages: number;
   zeroPages: number;

@@ -43,6 +43,17 @@ function backupRequest(input: BackupActivityInput): BackupRequest & { backupId: 
   };
 }
 
+/** The batch activity's plan position, under its name or the one earlier orchestrations used (`batchIndex`). */
+function planPositionOf(input: { planPosition?: number; batchIndex?: number }): number {
+  const { planPosition, batchIndex } = input;
+  if (planPosition !== undefined && batchIndex !== undefined) {
+    throw new PagewiseError('BadInput', "the backup activity's input is invalid: (input) has both \"planPosition\" and its former name \"batchIndex\"");
+  }
+  const position = planPosition ?? batchIndex;
+  if (position === undefined) throw new PagewiseError('BadInput', "the backup activity's input is invalid: (input) is missing the required field \"planPosition\"");
+  return position;
+}
+
 df.app.activity(Activities.planBackup, {
   handler: reportingPermanentFailures(async (input: unknown, context: InvocationContext) => {
     const req = backupRequest(backupActivityInput(input));
@@ -53,15 +64,15 @@ df.app.activity(Activities.planBackup, {
 
 df.app.activity(Activities.runBackupBatch, {
   handler: reportingPermanentFailures(async (input: unknown) => {
-    const { batchIndex, ...rest } = backupActivityInput(input);
-    if (batchIndex === undefined) throw new PagewiseError('BadInput', "the backup activity's input is invalid: (input) is missing the required field \"batchIndex\"");
-    return runBackupBatch({ ...backupRequest(rest), batchIndex });
+    const checked = backupActivityInput(input);
+    const { planPosition: _planPosition, batchIndex: _batchIndex, ...rest } = checked;
+    return runBackupBatch({ ...backupRequest(rest), planPosition: planPositionOf(checked) });
   }),
 });
 
 df.app.activity(Activities.finalizeBackup, {
   handler: reportingPermanentFailures(async (input: unknown, context: InvocationContext) => {
-    const { startedAt, alreadyComplete, batchIndex: _batchIndex, ...rest } = backupActivityInput(input);
+    const { startedAt, alreadyComplete, planPosition: _planPosition, batchIndex: _batchIndex, ...rest } = backupActivityInput(input);
     const req = backupRequest(rest);
     const finalized = await finalizeBackup(req);
     // The whole run, from the orchestration's start (plan) to the manifest, not this step alone.

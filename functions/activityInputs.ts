@@ -13,11 +13,15 @@ import { describeSchemaErrors } from './schemaErrors';
 type BlobRef = Pick<DiskRef, 'url' | 'sealedSas'>;
 type RestoreActivityInput = Pick<RestoreOrchestrationInput, 'backupId' | 'overwrite'> & { target: BlobRef };
 type VerifyActivityInput = Pick<VerifyOrchestrationInput, 'backupId' | 'readData'> & { source?: BlobRef };
-/** What the backup activities receive (plan, batch and finalize add their own fields). */
-type BackupStepInput = BackupActivityInput & { batchIndex?: number; startedAt?: string; alreadyComplete?: boolean };
+/**
+ * What the backup activities receive (plan, batch and finalize add their own fields). `batchIndex` is
+ * the name orchestrations of earlier versions gave `planPosition`: their scheduled activities still run.
+ */
+type BackupStepInput = BackupActivityInput & { planPosition?: number; batchIndex?: number; startedAt?: string; alreadyComplete?: boolean };
 
 const url = { type: 'string', minLength: 8, maxLength: 4096, pattern: '^https?://' } as const;
 const backupId = { type: 'string', pattern: BACKUP_ID_RE.source } as const;
+const planPosition = { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER, nullable: true } as const;
 /** A write target or a compared source: a URL only (a Compute grant is a backup source's alone). */
 const sealedSas = { type: 'string', pattern: SEALED_SAS_RE.source, nullable: true } as const;
 const plainRef = { type: 'object', properties: { url, sealedSas }, required: ['url'], additionalProperties: false } as const;
@@ -49,7 +53,8 @@ const backupStep: JSONSchemaType<BackupStepInput> = {
     source: sourceRef,
     expectedEtag: { type: 'string', maxLength: 256, nullable: true },
     settings: { type: 'object', properties: engineOverrideProperties, required: [], additionalProperties: false, nullable: true },
-    batchIndex: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER, nullable: true },
+    planPosition,
+    batchIndex: planPosition,
     startedAt: { type: 'string', maxLength: 64, nullable: true },
     alreadyComplete: { type: 'boolean', nullable: true },
   },

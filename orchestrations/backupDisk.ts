@@ -21,7 +21,7 @@ import {
   RangeSummary,
 } from './contracts';
 import { rangeInstanceId } from './instanceIds';
-import { BatchRange, batchIndexes, BATCHES_IN_FLIGHT, childRanges, CHILDREN_IN_FLIGHT, waves } from './backupTree';
+import { BatchRange, BATCHES_IN_FLIGHT, childRanges, CHILDREN_IN_FLIGHT, planPositions, waves } from './backupTree';
 import type { RangeProgress } from './progress';
 import { retryOptions } from './retry';
 import { outcome } from './activityOutcome';
@@ -170,11 +170,11 @@ export const backupBatchRangeOrchestrator: OrchestrationHandler = function* (con
 
   let summary = { ...EMPTY_SUMMARY };
   publish(summary);
-  for (const wave of waves(batchIndexes(input.range), input.batchesInFlight ?? BATCHES_IN_FLIGHT)) {
-    const tasks: Task[] = wave.map((batchIndex) =>
+  for (const wave of waves(planPositions(input.range), input.batchesInFlight ?? BATCHES_IN_FLIGHT)) {
+    const tasks: Task[] = wave.map((planPosition) =>
       context.df.callActivityWithRetry(Activities.runBackupBatch, retry, {
         ...activityInput(input),
-        batchIndex,
+        planPosition,
       } satisfies BatchActivityInput),
     );
     summary = addSummaries(summary, ((yield context.df.Task.all(tasks)) as unknown[]).map((r) => outcome<BatchSummary>(r)));

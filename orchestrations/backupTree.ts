@@ -1,7 +1,9 @@
 /**
- * Pure planning of the backup orchestration tree: how batch indexes are split across
+ * Pure planning of the backup orchestration tree: how the plan's batches with data are split across
  * sub-orchestrations so no single history grows past a fixed bound, and how many batches of a disk
- * are in flight. No I/O, no clock: orchestrators call these during replay.
+ * are in flight. Ranges hold plan positions (indexes into the plan's `batches` list, 0 … batchCount−1),
+ * not batch numbers: the activity looks the batch number up in the plan. No I/O, no clock:
+ * orchestrators call these during replay.
  */
 import { BATCHES_IN_FLIGHT as BATCHES_IN_FLIGHT_BOUNDS } from '../core/limits';
 
@@ -21,10 +23,11 @@ export const MAX_BATCHES_IN_FLIGHT = BATCHES_IN_FLIGHT_BOUNDS.max;
  */
 export const CHILDREN_IN_FLIGHT = 1;
 
+/** Consecutive plan positions [first, first+count): the batches with data a range orchestration runs. */
 export interface BatchRange {
-  /** First batch index in the range. */
+  /** First plan position in the range. */
   first: number;
-  /** Number of batches. */
+  /** Number of batches (plan positions). */
   count: number;
 }
 
@@ -53,8 +56,8 @@ export function waves<T>(items: T[], inFlight: number): T[][] {
   return out;
 }
 
-/** Batch indexes of a range, in order. */
-export function batchIndexes(range: BatchRange): number[] {
+/** The plan positions of a range, in order. */
+export function planPositions(range: BatchRange): number[] {
   return Array.from({ length: range.count }, (_, i) => range.first + i);
 }
 

@@ -130,7 +130,11 @@ export interface FinalizeActivityInput extends BackupActivityInput {
 }
 
 export interface BatchActivityInput extends BackupActivityInput {
-  batchIndex: number;
+  /**
+   * The batch's position in the plan's list of batches with data (not its batch number). Orchestrations
+   * of earlier versions sent it as `batchIndex`; the activity still accepts that name (docs/DURABLE.md).
+   */
+  planPosition: number;
 }
 
 /** Sum of the BatchSummaries of a range of batches. */

@@ -9,7 +9,7 @@ import type { BatchRange } from './backupTree';
 
 export const backupInstanceId = (backupId: string) => `backup-${backupId}`;
 
-/** Child instance of a range: stable across replays and restarts of the parent. */
+/** Child instance of a range of plan positions (`r<first>+<count>`): stable across replays and restarts of the parent. */
 export const rangeInstanceId = (parentInstanceId: string, range: BatchRange) =>
   `${parentInstanceId}:r${range.first}+${range.count}`;
 

@@ -193,7 +193,7 @@ test('a backup interrupted before finalize is not listed, cannot be restored, an
   const req = { source: disk.source, vault: env.vault, userKey: env.userKey, pageSize: 512, cacheBytes: 8 * 1024 };
   const plan = await planBackup(req);
   expect(plan.batchCount).toBe(2);
-  const first = await runBackupBatch({ ...req, backupId: plan.backupId, batchIndex: 0 });
+  const first = await runBackupBatch({ ...req, backupId: plan.backupId, planPosition: 0 });
   expect(first.resumed).toBe(false);
   // "Crash" here: no finalize.
   expect((await listBackups(env.vault)).filter((b) => b.status === 'complete').map((b) => b.backupId)).not.toContain(plan.backupId);
@@ -205,7 +205,7 @@ test('a backup interrupted before finalize is not listed, cannot be restored, an
   expect(resumed.bytesRead).toBe(disk.allocatedBytes); // counted once: batch 0 was not read again
   expect(resumed.bytesReadNow).toBe(disk.allocatedBytes - first.bytesRead); // this run read batch 1 only: its speed is not inflated
   expect(first.bytesRead).toBeGreaterThan(0);
-  expect((await runBackupBatch({ ...req, backupId: plan.backupId, batchIndex: 0 })).resumed).toBe(true);
+  expect((await runBackupBatch({ ...req, backupId: plan.backupId, planPosition: 0 })).resumed).toBe(true);
   expect((await listBackups(env.vault)).map((b) => b.backupId)).toContain(plan.backupId);
   const file = path.join(env.tmp, 'interrupted.img');
   await restoreBackup({ backupId: plan.backupId, vault: env.vault, userKey: env.userKey, target: { url: file } });
@@ -249,7 +249,7 @@ describe('a disk in use', () => {
     const plan = await planBackup(req);
     await write();
     expect(await planBackup(req)).toMatchObject({ backupId: plan.backupId }); // a repeated plan step resumes
-    for (let batchIndex = 0; batchIndex < plan.batchCount; batchIndex++) await runBackupBatch({ ...req, backupId: plan.backupId, batchIndex });
+    for (let planPosition = 0; planPosition < plan.batchCount; planPosition++) await runBackupBatch({ ...req, backupId: plan.backupId, planPosition });
     return finalizeBackup({ ...req, backupId: plan.backupId });
   };
 
@@ -274,7 +274,7 @@ describe('a disk in use', () => {
     const req = { source, vault: env.vault, userKey: env.userKey, pageSize: MiB, cacheBytes: 2 * MiB, backupId: 'in-use-2' };
     const plan = await planBackup(req);
     await blob.uploadPages(Buffer.alloc(MiB, 0xee), 5 * MiB, MiB);
-    await expect(runBackupBatch({ ...req, backupId: plan.backupId, batchIndex: 0 })).rejects.toMatchObject({ code: 'SourceChanged' });
+    await expect(runBackupBatch({ ...req, backupId: plan.backupId, planPosition: 0 })).rejects.toMatchObject({ code: 'SourceChanged' });
     expect((await listBackups(env.vault)).filter((b) => b.status === 'complete').map((b) => b.backupId)).not.toContain('in-use-2');
   });
 

@@ -99,8 +99,8 @@ describe('the real orchestrators over a simulated 1,500-batch plan', () => {
       maxInFlight = Math.max(maxInFlight, inFlight);
       await new Promise((r) => setImmediate(r));
       inFlight -= 1;
-      const { backupId, batchIndex } = input as BatchActivityInput;
-      return { backupId, batchIndex, pages: 256, holePages: 0, zeroPages: 1, dedupedPages: 2, bytesRead: GiB, bytesStaged: GiB / 2, cacheHighWaterBytes: 8 * 1024 * 1024, resumed: false };
+      const { backupId, planPosition } = input as BatchActivityInput;
+      return { backupId, batchNumber: planPosition, pages: 256, holePages: 0, zeroPages: 1, dedupedPages: 2, bytesRead: GiB, bytesStaged: GiB / 2, cacheHighWaterBytes: 8 * 1024 * 1024, resumed: false };
     },
   });
   df.app.activity(Activities.finalizeBackup, { handler: async (input: unknown) => ({ backupId: (input as { backupId: string }).backupId, pages: BATCHES * 256 }) });

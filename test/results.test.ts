@@ -244,7 +244,7 @@ test('a running backup shows its batches as they complete (0 < done < total), no
   let release!: () => void;
   const held = new Promise<void>((resolve) => (release = resolve));
   activity.handler = async (input: unknown, ...rest: unknown[]) => {
-    if ((input as { batchIndex: number }).batchIndex === 2) await held;
+    if ((input as { planPosition: number }).planPosition === 2) await held;
     return original(input, ...rest);
   };
   try {

@@ -35,12 +35,13 @@ async function backupAll(req: BackupRequest): Promise<BackupResult> {
   const progress: OperationProgress = { phase: 'copying', pagesDone: 0, pagesTotal: ctx.plan.allocatedPages, bytesDone: 0, bytesTotal: ctx.plan.allocatedBytes };
   let bytesReadNow = 0; // progress.bytesDone also counts batches an earlier run read (resumed)
   const batchesPerSegment = ctx.plan.pagesPerSegment / ctx.plan.pagesPerBatch;
-  const segmentOf = (k: number) => Math.floor(ctx.plan.batches[k] / batchesPerSegment);
+  // Batches are run by their position in the plan's list of batches with data; `batches[position]` is the batch number.
+  const segmentAt = (position: number) => Math.floor(ctx.plan.batches[position] / batchesPerSegment);
   const stop = new AbortController(); // a failed batch stops the one overlapping it
   const onAbort = () => stop.abort();
   req.abortSignal?.addEventListener('abort', onAbort, { once: true });
   if (req.abortSignal?.aborted) stop.abort();
-  const startBatch = (k: number, onDownloaded: () => void): Promise<void> =>
+  const startBatch = (position: number, onDownloaded: () => void): Promise<void> =>
     runBatch(
       {
         ctx,
@@ -58,7 +59,7 @@ async function backupAll(req: BackupRequest): Promise<BackupResult> {
           req.onProgress?.({ ...progress });
         },
       },
-      k,
+      position,
     ).then((summary) => {
       if (summary.resumed) {
         progress.pagesDone += summary.pages;
@@ -66,7 +67,7 @@ async function backupAll(req: BackupRequest): Promise<BackupResult> {
         req.onProgress?.({ ...progress });
       }
       // No later batch shares the segment: its dedupe entries can go.
-      if (k + 1 >= ctx.plan.batches.length || segmentOf(k + 1) !== segmentOf(k)) dedupe.forgetSegment(segmentOf(k));
+      if (position + 1 >= ctx.plan.batches.length || segmentAt(position + 1) !== segmentAt(position)) dedupe.forgetSegment(segmentAt(position));
     });
   // Batches overlap by one: the next starts downloading as soon as the current one has downloaded its
   // last page, while the current one drains (processes and stages the pages still in the cache). Both
@@ -75,10 +76,10 @@ async function backupAll(req: BackupRequest): Promise<BackupResult> {
   let draining: Promise<void> = Promise.resolve();
   let current: Promise<void> = Promise.resolve();
   try {
-    for (let k = 0; k < ctx.plan.batches.length; k++) {
+    for (let position = 0; position < ctx.plan.batches.length; position++) {
       let downloaded!: () => void;
       const downloads = new Promise<void>((resolve) => (downloaded = resolve));
-      current = startBatch(k, downloaded);
+      current = startBatch(position, downloaded);
       current.catch(() => undefined); // observed below; a rejection must not go unhandled meanwhile
       await Promise.race([downloads, current]);
       await draining;

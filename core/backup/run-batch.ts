@@ -45,15 +45,18 @@ export function pageLimits(concurrency: number, pageSize: number): PageLimits {
   return { uploads: new Limiter(concurrency), cpu: new Limiter(PAGES_PROCESSED_AT_ONCE), buffers: new PageBuffers(pageSize, PAGES_PROCESSED_AT_ONCE) };
 }
 
-/** Durable-activity entry point: rebuilds everything from references and runs the `batchIndex`-th batch with data. */
-export async function runBackupBatch(req: BackupRequest & { backupId: string; batchIndex: number }): Promise<BatchSummary> {
+/**
+ * Durable-activity entry point: rebuilds everything from references and runs the batch at `planPosition`
+ * (an index into the plan's list of batches with data; batch number `plan.batches[planPosition]`).
+ */
+export async function runBackupBatch(req: BackupRequest & { backupId: string; planPosition: number }): Promise<BatchSummary> {
   return whileBackingUp(req.source, () => runOneBatch(req));
 }
 
-async function runOneBatch(req: BackupRequest & { backupId: string; batchIndex: number }): Promise<BatchSummary> {
+async function runOneBatch(req: BackupRequest & { backupId: string; planPosition: number }): Promise<BatchSummary> {
   const settings = resolveSettings(req);
   const ctx = await openBackupContext(req, req.backupId);
-  const batch = batchNumber(ctx, req.batchIndex);
+  const batch = batchAt(ctx, req.planPosition);
   const existing = await ctx.writer.batchRecord(batch);
   if (existing) return summarize(existing, 0, true); // resumed: no source, no cache needed
   const source = await openPlannedSource(req, ctx.plan);
@@ -71,17 +74,18 @@ async function runOneBatch(req: BackupRequest & { backupId: string; batchIndex: 
   }
 }
 
-export function batchNumber(ctx: BackupContext, batchIndex: number): number {
-  const batch = ctx.plan.batches[batchIndex];
-  if (!Number.isSafeInteger(batchIndex) || batch === undefined) {
-    throw new PagewiseError('BadInput', `backup ${ctx.plan.backupId} has no batch ${batchIndex} (it has ${ctx.plan.batches.length})`);
+/** The batch number at `planPosition` in the plan's list of batches with data. */
+export function batchAt(ctx: BackupContext, planPosition: number): number {
+  const batch = ctx.plan.batches[planPosition];
+  if (!Number.isSafeInteger(planPosition) || batch === undefined) {
+    throw new PagewiseError('BadInput', `backup ${ctx.plan.backupId} has no batch at plan position ${planPosition} (its plan lists ${ctx.plan.batches.length} batches with data)`);
   }
   return batch;
 }
 
-/** Runs the `batchIndex`-th batch with data, or reports it resumed when its record exists. */
-export async function runBatch(run: BatchRun, batchIndex: number): Promise<BatchSummary> {
-  const batch = batchNumber(run.ctx, batchIndex);
+/** Runs the batch at `planPosition`, or reports it resumed when its record exists. */
+export async function runBatch(run: BatchRun, planPosition: number): Promise<BatchSummary> {
+  const batch = batchAt(run.ctx, planPosition);
   const existing = await run.ctx.writer.batchRecord(batch);
   if (existing) {
     run.onDownloaded?.();
@@ -182,7 +186,7 @@ async function copyBatch(run: BatchRun, batch: number): Promise<BatchSummary> {
     format: 'pagewise-batch',
     version: 1,
     backupId: plan.backupId,
-    batchIndex: batch,
+    batchNumber: batch,
     firstPage,
     pageCount,
     bytesRead: disk.bytesRead,
@@ -199,7 +203,7 @@ async function copyBatch(run: BatchRun, batch: number): Promise<BatchSummary> {
 function summarize(record: BatchRecord, cacheHighWaterBytes: number, resumed: boolean): BatchSummary {
   return {
     backupId: record.backupId,
-    batchIndex: record.batchIndex,
+    batchNumber: record.batchNumber,
     pages: record.pages.length + record.zeroPages,
     holePages: record.pageCount - record.pages.length,
     zeroPages: record.zeroPages,

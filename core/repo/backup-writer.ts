@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { PagewiseError } from '../errors';
 import { BackupPlan } from './backup-plan';
-import { BatchRecord, PageRecord, readBatchRecord } from './batch-record';
+import { BatchRecord, PageRecord, readBatchRecord, storedBatchRecord } from './batch-record';
 import { blockIdOf, layout } from './layout';
 import { ManifestBody, readManifest, writeManifest } from './manifest';
 import { encodeChunk, PageEntry } from './page-table';
@@ -39,7 +39,7 @@ export class BackupWriter {
 
   /** The record of a finished batch, once every block of it is staged. */
   async recordBatch(record: BatchRecord): Promise<void> {
-    await this.vault.putJson(layout.batch(this.backupId, record.batchIndex), record);
+    await this.vault.putJson(layout.batch(this.backupId, record.batchNumber), storedBatchRecord(record));
   }
 
   /** The record of batch number `batch`, or undefined when the batch has not finished. */

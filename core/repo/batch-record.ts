@@ -23,7 +23,8 @@ export interface BatchRecord {
   format: 'pagewise-batch';
   version: 1;
   backupId: string;
-  batchIndex: number;
+  /** The record covers pages [batchNumber·pagesPerBatch, …); stored as `batchIndex` (FORMAT.md §5). */
+  batchNumber: number;
   firstPage: number;
   pageCount: number;
   bytesRead: number;
@@ -33,12 +34,20 @@ export interface BatchRecord {
   pages: PageRecord[];
 }
 
+/** The record as stored: version 1 names the batch number `batchIndex`. */
+type StoredBatchRecord = Omit<BatchRecord, 'batchNumber'> & { batchIndex: number };
+
+/** The JSON body of a batch record, in the stored field names. */
+export function storedBatchRecord({ format, version, backupId, batchNumber, ...counts }: BatchRecord): StoredBatchRecord {
+  return { format, version, backupId, batchIndex: batchNumber, ...counts };
+}
+
 export async function readBatchRecord(vault: Vault, backupId: string, batch: number): Promise<BatchRecord | undefined> {
   const name = layout.batch(backupId, batch);
   if (!(await vault.exists(name))) return undefined;
-  const record = await vault.getJson<BatchRecord>(name);
-  if (record.format !== 'pagewise-batch' || record.version !== 1 || record.batchIndex !== batch || !Array.isArray(record.pages)) {
+  const { batchIndex, ...rest } = await vault.getJson<StoredBatchRecord>(name);
+  if (rest.format !== 'pagewise-batch' || rest.version !== 1 || batchIndex !== batch || !Array.isArray(rest.pages)) {
     throw new PagewiseError('Corrupt', `the record of batch ${batch} of backup ${backupId} is damaged`);
   }
-  return record;
+  return { ...rest, batchNumber: batchIndex };
 }
