@@ -3,7 +3,7 @@
  * sub-orchestrations so no single history grows past a fixed bound, and how many batches of a disk
  * are in flight. No I/O, no clock: orchestrators call these during replay.
  */
-import { BATCHES_IN_FLIGHT as BATCHES_IN_FLIGHT_BOUNDS } from '../core/limits';
+import { BATCHES_IN_FLIGHT as BATCHES_IN_FLIGHT_BOUNDS } from '../core';
 
 /** Most batches (activities) one leaf orchestration runs; bounds its history (see HISTORY_EVENT_BOUND). */
 export const BATCHES_PER_LEAF = 1000;
