@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { compressSync, uncompressSync } from 'lz4-napi';
 import { compress as zstdCompress, decompress as zstdDecompress, init as zstdInit } from '@bokuweb/zstd-wasm';
-import { MiB } from '../core/limits';
+import { MiB } from '../core';
 import { DiskRegion, regionBytes, sampleVmLayout } from '../testkit/sample-disk';
 import { prng } from '../testkit/prng';
 import { fullMixed, fullRandom, sparseScattered } from './lib/disks';

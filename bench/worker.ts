@@ -45,6 +45,8 @@ export interface WorkerOutput {
 }
 
 function instrument(spans: Spans): void {
+  // Timing spans wrap the engine's internal functions and methods in place, so this reaches into core's
+  // modules by path (allowed in test/rules.public-api.test.ts); nothing else outside core does.
   /* eslint-disable @typescript-eslint/no-var-requires */
   const { SourceDisk } = require('../core/source/source-disk');
   const { CacheSlot, ScratchCache } = require('../core/cache/scratch-cache');

@@ -1,73 +1,67 @@
-/** Pagewise core: the engine. No Azure Functions imports here. */
+/**
+ * Pagewise core: the engine, and its public API — the only module code outside core/ imports (the rule
+ * is test/rules.public-api.test.ts). Grouped by the room (folder) each part lives in. No Azure Functions
+ * imports here.
+ */
+
+// types: requests, results, progress and listings of every operation.
 export * from './types';
+
+// errors: one error type with a code, and the one rule for which failures are transient.
 export { PagewiseError, isPagewiseError, isTransient, TRANSIENT_CODES, abortedError } from './errors';
 export type { PagewiseErrorCode } from './errors';
-export { redact, displayUrl, printable, SECRET_FIELD } from './redact';
-export { parseBytes, formatBytes } from './units';
-export * as limits from './limits';
-export { BATCHES_IN_FLIGHT, PAGE_CONCURRENCY, REQUESTS_PER_ACCOUNT, withinBounds } from './limits';
+
+// limits: the bounds on every configurable count, and byte units.
+export { BATCHES_IN_FLIGHT, PAGE_CONCURRENCY, REQUESTS_PER_ACCOUNT, withinBounds, MiB, GiB } from './limits';
 export type { CountBounds } from './limits';
+export { parseBytes, formatBytes } from './units';
+
+// Text that leaves the process: secrets redacted, URLs shown without their SAS.
+export { redact, displayUrl, printable, SECRET_FIELD } from './redact';
+
+// repo: the vault — made, listed, its backups' IDs, and the user key that opens them.
+export { initVault, vaultExists } from './repo/vault-state';
+export { listBackups, checkRestorable } from './repo/catalog';
+export type { ListBackupsOptions } from './repo/catalog';
+export { BACKUP_ID_RE, backupIdFor, givenOrDerivedBackupId, snapshotBackupIdFor, validateBackupId } from './repo/backup-id';
+export { loadUserKey, writeNewKeyFile, decodeUserKey, encodeKeyFile, generateKey, keyId } from './repo/keys';
+
+// backup: in one process (backupDisk), or as the three steps an orchestration runs (plan, batches, finalize).
+export { backupDisk } from './backup/backup-disk';
 export { planBackup } from './backup/plan-backup';
 export { runBackupBatch } from './backup/run-batch';
 export { finalizeBackup } from './backup/finalize-backup';
 export { asAlreadyExisted } from './backup/backup-result';
-export { backupDisk } from './backup/backup-disk';
-export { resolveSettings, effectiveCacheBytes } from './backup/settings';
+export { resolveSettings } from './backup/settings';
 export type { ResolvedSettings } from './backup/settings';
-export { restoreBackup, isBlobTarget } from './restore/restore';
-export { assertDiskWriteTarget, assertSourceIsNotVault, protectContainer } from './restore/target-guard';
 export { whileBackingUp, sameDisk } from './backup/running-backups';
+
+// restore: to a page blob, a sparse file or a block device, and where a disk may be written.
+export { restoreBackup, isBlobTarget } from './restore/restore';
+export { assertDiskWriteTarget, assertSourceIsNotVault, protectContainer, targetExists } from './restore/target-guard';
+
+// verify: a backup checked from the vault alone, optionally against its source.
 export { describeVerification, verifyBackup } from './verify/verify';
-export { listBackups } from './repo/catalog';
-export type { ListBackupsOptions } from './repo/catalog';
-export { loadUserKey, writeNewKeyFile, decodeUserKey, encodeKeyFile, generateKey, keyId } from './repo/keys';
-export { sealUrl, unsealUrl, splitSas, joinSas, taskHubSealKey, SEALED_SAS_RE } from './crypto/seal';
-export type { SealedUrl } from './crypto/seal';
+
+// storage: URLs and clients, the endpoints a request may go to, credentials, the per-account request gate.
 export { parseStorageUrl, allowedEndpointOf, sourceBlobClient } from './storage/clients';
 export { defaultCredential } from './storage/credentials';
 export type { TokenCredential } from './storage/credentials';
-export { CLOUD_SUFFIXES, configureStorageEndpoints, configureStorageEndpointsFromEnv, parseEndpoint, parseEndpointList, endpointOf, azureEndpoint, endpointRefused, isManagedDiskEndpoint, isPathStyleHost } from './storage/endpoints';
+export { CLOUD_SUFFIXES, configureStorageEndpoints, configureStorageEndpointsFromEnv, parseEndpoint, endpointOf, azureEndpoint, endpointRefused, isManagedDiskEndpoint, isPathStyleHost } from './storage/endpoints';
 export { configureRequestsPerAccount, accountHighWater, DEFAULT_REQUESTS_PER_ACCOUNT } from './storage/account-gate';
-export { SourceDisk, assertNotCopying } from './source/source-disk';
+
+// crypto: a caller's SAS sealed so it never reaches the durable task hub.
+export { sealUrl, unsealUrl, splitSas, joinSas, taskHubSealKey, SEALED_SAS_RE } from './crypto/seal';
+export type { SealedUrl } from './crypto/seal';
+
+// cache: the scratch directory, and the check that a directory is the user's alone.
 export { sweepStaleScratchDirs } from './cache/scratch-dir';
-export { assertUnsharedDir, assertUnsharedDirSync } from './shared-dir';
+export { assertUnsharedDirSync } from './shared-dir';
+
+// source: the disk being backed up, its current state, and uploading a local image as a page blob.
+export { SourceDisk, assertNotCopying } from './source/source-disk';
+export type { ByteRange } from './source/page-grid';
+export { sourceState, deriveBackupId } from './source/source-state';
+export type { SourceState } from './source/source-state';
 export { uploadImage } from './source/upload-image';
 export type { UploadImageResult } from './source/upload-image';
-export { BACKUP_ID_RE, backupIdFor, givenOrDerivedBackupId, snapshotBackupIdFor, validateBackupId } from './repo/backup-id';
-
-import { SourceDisk } from './source/source-disk';
-import { backupIdFor } from './repo/backup-id';
-import { Vault } from './repo/vault';
-import { StorageLocation } from './types';
-
-/** The default backup ID of a source disk in its current state (blob, snapshot, ETag) at a page size. */
-export async function deriveBackupId(source: StorageLocation, pageSize: number): Promise<string> {
-  return (await sourceState(source, pageSize)).backupId;
-}
-
-/** Makes a vault: creates the container and writes the vault marker where absent (`pagewise init`). */
-export async function initVault(vault: StorageLocation): Promise<{ containerCreated: boolean; markerWritten: boolean }> {
-  return Vault.open(vault).init();
-}
-
-export interface SourceState {
-  /** The backup ID this state derives. */
-  backupId: string;
-  etag: string;
-  diskBytes: number;
-  /** `pending` while a Copy Blob is still writing the blob. */
-  copyStatus?: string;
-  lastModified?: string;
-}
-
-/** The source disk's current state: what a backup started now would be pinned to. */
-export async function sourceState(source: StorageLocation, pageSize: number): Promise<SourceState> {
-  const disk = await SourceDisk.open(source);
-  return {
-    backupId: backupIdFor(disk.identity, pageSize),
-    etag: disk.identity.etag,
-    diskBytes: disk.diskBytes,
-    ...(disk.copyStatus ? { copyStatus: disk.copyStatus } : {}),
-    ...(disk.lastModified ? { lastModified: disk.lastModified.toISOString() } : {}),
-  };
-}

@@ -7,7 +7,7 @@ import type { InvocationContext } from '@azure/functions';
 import { asAlreadyExisted, finalizeBackup, planBackup, restoreBackup, runBackupBatch, verifyBackup, displayUrl, isPagewiseError, isTransient, PagewiseError, redact } from '../core';
 import type { PermanentFailure } from '../orchestrations/activityOutcome';
 import { trackBackupCompleted } from './telemetry';
-import type { BackupRequest } from '../core/types';
+import type { BackupRequest } from '../core';
 import { Activities, BackupActivityInput } from '../orchestrations/contracts';
 import { shutdownSignal } from './shutdown';
 import { backupActivityInput, restoreActivityInput, verifyActivityInput } from './activityInputs';

@@ -5,11 +5,7 @@
  * are for the caller's feedback and so that a bad request leaves no instance behind.
  */
 import { OrchestrationRuntimeStatus, type DurableClient } from 'durable-functions';
-import { assertDiskWriteTarget, assertSourceIsNotVault, PagewiseError, parseStorageUrl, ResolvedSettings, resolveSettings, sameDisk } from '../core';
-import { translateTargetError } from '../core/storage/storage-errors';
-import { targetBlobClient } from '../core/storage/clients';
-import { readManifest } from '../core/repo/manifest';
-import { Vault } from '../core/repo/vault';
+import { assertDiskWriteTarget, assertSourceIsNotVault, checkRestorable, displayUrl, PagewiseError, parseStorageUrl, ResolvedSettings, resolveSettings, sameDisk, targetExists, vaultExists } from '../core';
 import type { BackupOrchestrationInput, EngineOverrides } from '../orchestrations/contracts';
 import { backupIdOfInstance } from '../orchestrations/instanceIds';
 import { engineSettings, PagewiseSettings, readUserKey } from './settings';
@@ -29,16 +25,15 @@ export function checkSourceIsNotVault(settings: PagewiseSettings, sourceUrl: str
  * a new vault): a missing container is a configuration error, reported as such.
  */
 export async function checkVaultExists(settings: PagewiseSettings): Promise<void> {
-  const vault = Vault.open(settings.vault);
-  if ((await vault.probe()) === 'missing') {
-    throw new PagewiseError('VaultNotFound', `configuration error: PAGEWISE_VAULT_URL names the container ${vault.display}, which does not exist; the app does not create its vault (deploy infra/, or run pagewise init --vault <url>)`);
+  if (!(await vaultExists(settings.vault))) {
+    throw new PagewiseError('VaultNotFound', `configuration error: PAGEWISE_VAULT_URL names the container ${displayUrl(settings.vault.url)}, which does not exist; the app does not create its vault (deploy infra/, or run pagewise init --vault <url>)`);
   }
 }
 
 /** The backup exists, is complete, and the app's user key opens it (manifest MAC checked). */
 export async function checkBackupReadable(settings: PagewiseSettings, backupId: string): Promise<void> {
   await checkVaultExists(settings);
-  await readManifest(Vault.open(settings.vault), backupId, readUserKey());
+  await checkRestorable(settings.vault, backupId, readUserKey());
 }
 
 /**
@@ -50,15 +45,8 @@ export async function checkRestoreTarget(settings: PagewiseSettings, durable: Du
   await assertDiskWriteTarget({ url: targetUrl }, 'target.url', [settings.vault]);
   await assertNotBeingBackedUp(durable, targetUrl, 'target.url');
   if (overwrite) return;
-  const { client } = targetBlobClient({ url: targetUrl });
   const what = 'the restore target';
-  let exists: boolean;
-  try {
-    exists = await client.exists();
-  } catch (err) {
-    throw translateTargetError(err, what);
-  }
-  if (exists) throw new PagewiseError('TargetExists', `${what} already exists; set "overwrite": true to replace it`);
+  if (await targetExists({ url: targetUrl }, what)) throw new PagewiseError('TargetExists', `${what} already exists; set "overwrite": true to replace it`);
 }
 
 /** Refuses a write onto the source of a running or pending backup orchestration (wherever its activities run). */

@@ -21,7 +21,7 @@ import {
   resolveSettings,
   withinBounds,
 } from '../core';
-import type { EngineSettings, StorageLocation } from '../core/types';
+import type { EngineSettings, StorageLocation } from '../core';
 import type { DiskRef, EngineOverrides } from '../orchestrations/contracts';
 import { isOwnGrant } from './compute';
 import { openRef } from './sealedRefs';

@@ -25,7 +25,7 @@ import { BatchRange, BATCHES_IN_FLIGHT, childRanges, CHILDREN_IN_FLIGHT, planPos
 import type { RangeProgress } from './progress';
 import { retryOptions } from './retry';
 import { outcome } from './activityOutcome';
-import type { PlanRef } from '../core/types';
+import type { PlanRef } from '../core';
 
 export const EMPTY_SUMMARY: RangeSummary = {
   batches: 0,

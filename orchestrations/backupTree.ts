@@ -5,7 +5,7 @@
  * not batch numbers: the activity looks the batch number up in the plan. No I/O, no clock:
  * orchestrators call these during replay.
  */
-import { BATCHES_IN_FLIGHT as BATCHES_IN_FLIGHT_BOUNDS } from '../core/limits';
+import { BATCHES_IN_FLIGHT as BATCHES_IN_FLIGHT_BOUNDS } from '../core';
 
 /** Most batches (activities) one leaf orchestration runs; bounds its history (see HISTORY_EVENT_BOUND). */
 export const BATCHES_PER_LEAF = 1000;

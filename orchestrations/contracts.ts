@@ -3,7 +3,7 @@
  * status. References and counts only — never page data, never keys, never a SAS: a caller's SAS is
  * sealed by the starter (docs/DURABLE.md "Sealed URLs") and opened only inside activities.
  */
-import type { BackupResult, BatchSummary, RestoreResult, VerifyResult } from '../core/types';
+import type { BackupResult, BatchSummary, RestoreResult, VerifyResult } from '../core';
 import type { BatchRange } from './backupTree';
 import type { RangeProgress } from './progress';
 

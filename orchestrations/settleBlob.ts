@@ -10,7 +10,7 @@ import type { OrchestrationContext, OrchestrationHandler } from 'durable-functio
 import { Activities, BlobProbe, SettleOrchestrationInput, SettleSettings, SettleOrchestrationOutput } from './contracts';
 import { isPermanentFailure, outcome } from './activityOutcome';
 import { retryOptions } from './retry';
-import { displayUrl } from '../core/redact';
+import { displayUrl } from '../core';
 
 /** Settle rounds one event may cause: a backup that meets a change starts the next, up to this many. */
 export const MAX_SETTLE_ATTEMPTS = 3;

@@ -5,7 +5,7 @@
  * resumes the unfinished orchestration instead of starting another backup.
  */
 import { abortedError, allowedEndpointOf, displayUrl, PagewiseError, parseStorageUrl, whileBackingUp } from '../core';
-import type { StorageLocation } from '../core/types';
+import type { StorageLocation } from '../core';
 import { BackupOrchestrationOutput, EngineOverrides, RetrySettings } from '../orchestrations/contracts';
 import { withLiveProgress } from '../orchestrations/progress';
 import type { InstanceStatus } from './durable/instanceStatus';

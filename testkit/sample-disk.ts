@@ -4,7 +4,7 @@
  * restore can be checked byte for byte. Unwritten ranges stay unallocated (sparse holes).
  */
 import { PageBlobClient } from '@azure/storage-blob';
-import { MiB } from '../core/limits';
+import { MiB } from '../core';
 import { DiskHash } from './disk-hash';
 
 export type RegionKind = 'random' | 'text' | 'zero' | 'repeat';

@@ -6,7 +6,7 @@
 import { isPagewiseError, PagewiseError } from '../errors';
 import { BackupListing, StorageLocation } from '../types';
 import { readPlan } from './backup-plan';
-import { readManifestUnverified, verifyManifest } from './manifest';
+import { readManifest, readManifestUnverified, verifyManifest } from './manifest';
 import { Vault } from './vault';
 
 export interface ListBackupsOptions {
@@ -66,4 +66,12 @@ async function unfinished(vault: Vault, backupId: string): Promise<BackupListing
     if (isPagewiseError(err, 'Corrupt')) return { backupId, status: 'damaged', problem: (err as PagewiseError).message };
     throw err;
   }
+}
+
+/**
+ * Throws unless the backup is complete and the user key opens it (the manifest is there and its MAC
+ * checks): what a restore or verify needs, checked before one is started.
+ */
+export async function checkRestorable(location: StorageLocation, backupId: string, userKey: Buffer): Promise<void> {
+  await readManifest(Vault.open(location), backupId, userKey);
 }

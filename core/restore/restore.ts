@@ -17,7 +17,7 @@ import { OperationProgress, RestoreRequest, RestoreResult } from '../types';
 import { PageEntry } from '../repo/page-table';
 import { BackupReader, blockRuns } from '../repo/backup-reader';
 import { PageSink, prepareDeviceTarget, prepareFileTarget, PreparedTarget } from './file-target';
-import { assertDiskWriteTarget } from './target-guard';
+import { assertDiskWriteTarget, targetExists } from './target-guard';
 
 export function isBlobTarget(target: string): boolean {
   return /^https?:\/\//i.test(target);
@@ -118,12 +118,7 @@ async function prepareBlobTarget(req: RestoreRequest): Promise<PreparedTarget> {
   const { client } = targetBlobClient(req.target);
   const what = `the restore target ${displayUrl(req.target.url)}`;
   await assertDiskWriteTarget(req.target, what, [req.vault]);
-  try {
-    if (!req.overwrite && (await client.exists())) throw new PagewiseError('TargetExists', `${what} already exists; pass --force to overwrite it`);
-  } catch (err) {
-    if (err instanceof PagewiseError) throw err;
-    throw translateTargetError(err, what);
-  }
+  if (!req.overwrite && (await targetExists(req.target, what))) throw new PagewiseError('TargetExists', `${what} already exists; pass --force to overwrite it`);
   return { display: displayUrl(req.target.url), open: (diskBytes) => openBlobSink(client, what, diskBytes, req.overwrite ?? false) };
 }
 

@@ -11,6 +11,7 @@
 import { PagewiseError } from '../errors';
 import { isBeingBackedUp } from '../backup/running-backups';
 import { ParsedBlobUrl, parseStorageUrl, targetBlobClient } from '../storage/clients';
+import { translateTargetError } from '../storage/storage-errors';
 import { StorageLocation } from '../types';
 import { VAULT_MARKER } from '../repo/layout';
 
@@ -75,4 +76,14 @@ async function holdsVaultMarker(target: StorageLocation, parsed: ParsedBlobUrl):
   url.pathname = `${parsed.pathStyle ? `/${encodeURIComponent(parsed.account)}` : ''}/${encodeURIComponent(parsed.container)}/${VAULT_MARKER}`;
   const { client } = targetBlobClient({ ...target, url: url.href });
   return client.exists().catch(() => false);
+}
+
+/** The page-blob target exists already (a restore refuses one unless told to overwrite it); `what` names it in errors. */
+export async function targetExists(target: StorageLocation, what: string): Promise<boolean> {
+  const { client } = targetBlobClient(target);
+  try {
+    return await client.exists();
+  } catch (err) {
+    throw translateTargetError(err, what);
+  }
 }

@@ -8,7 +8,7 @@
  * InstanceStore (Azurite blobs) so a killed run resumes; activities are at-least-once, as in Azure.
  */
 import { randomUUID } from 'node:crypto';
-import { redact } from '../../core/redact';
+import { redact } from '../../core';
 import { flattenActions, retryDelayInMs, ScheduledWork } from './actions';
 import { events, HistoryEvent, HistoryEventType, reviveHistory } from './history';
 import { InstanceRecord, InstanceStore, isTerminal, RuntimeStatus, TaskRecord } from './instanceStore';

@@ -2,7 +2,7 @@
  * An instance the durable runtime is running (its record, history and what it waits for), and its
  * checkpoints: progress is written to the InstanceStore at most every interval, and at once on completion.
  */
-import { redact } from '../../core/redact';
+import { redact } from '../../core';
 import type { HistoryEvent } from './history';
 import type { InstanceRecord, InstanceStore } from './instanceStore';
 import type { RuntimeLog } from './orchestratorInvocation';

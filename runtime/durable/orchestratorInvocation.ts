@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { InvocationContext } from '@azure/functions';
-import { redact } from '../../core/redact';
+import { redact } from '../../core';
 import type { HistoryEvent } from './history';
 import type { InstanceRecord } from './instanceStore';
 import type { RegisteredFunction } from '../functionsCore';
