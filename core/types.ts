@@ -60,7 +60,8 @@ export interface BackupRequest extends EngineSettings {
 /**
  * How far a backup, restore or verification has come: one shape for all three, reported after each page
  * (the CLI's progress bars show it). Bytes are what the phase handles: a backup's source bytes read of
- * the disk's allocated bytes; a restore's or verification's page bytes (whole pages) of the backup's.
+ * the disk's allocated bytes; a restore's or verification's page bytes of the backup's (each page's real
+ * length: the disk's last page may be shorter than the page size).
  */
 export interface OperationProgress {
   phase: 'copying' | 'restoring' | 'verifying';
