@@ -77,6 +77,8 @@ export interface PlanRef {
   batchCount: number;
   diskBytes: number;
   allocatedBytes: number;
+  /** Pages holding allocated bytes: what a backup's progress counts pages of (OperationProgress.pagesTotal). */
+  allocatedPages: number;
   pageSize: number;
   pagesPerBatch: number;
   /** true when a manifest already exists: the backup is complete, nothing to do. */
