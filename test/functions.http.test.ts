@@ -152,7 +152,7 @@ test('pagewise serve answers the same API over loopback HTTP, with working statu
     const view = (await started.json()) as { id: string; links: { self: string } };
     const status = await fetch(`${server.url}${view.links.self}`, { headers: keyed });
     expect(status.status).toBe(200);
-    expect(await status.json()).toMatchObject({ id: view.id, runtimeStatus: 'Completed' });
+    expect(await status.json()).toMatchObject({ id: view.id, runtimeStatus: 'Completed', customStatus: { phase: 'done', pagesDone: 6, pagesTotal: 6, bytesDone: 384 * KiB, bytesTotal: 384 * KiB } });
     const webhook = await fetch(`${server.url}/runtime/webhooks/durabletask/instances/backup-${view.id}?code=${server.keys.systemKeys.durabletask_extension}`);
     expect(webhook.status).toBe(200);
     expect(await webhook.json()).toMatchObject({ runtimeStatus: 'Completed', name: 'backupDiskOrchestrator' });
