@@ -49,9 +49,14 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
   stopIfAborted();
   // Every check of the target comes before the first read from the vault.
   const target = await prepareTarget(req);
-  const reader = await BackupReader.open(req.vault, req.backupId, req.userKey, { abortSignal: signal });
+  // A vault request the abort cancelled fails with the store's Aborted error: the restore says it was interrupted.
+  const orAborted = (err: unknown): never => {
+    stopIfAborted();
+    throw err;
+  };
+  const reader = await BackupReader.open(req.vault, req.backupId, req.userKey, { abortSignal: signal }).catch(orAborted);
   const { manifest } = reader;
-  const progress: OperationProgress = { phase: 'restoring', pagesDone: 0, pagesTotal: reader.entryCount, bytesDone: 0, bytesTotal: await reader.entryBytes() };
+  const progress: OperationProgress = { phase: 'restoring', pagesDone: 0, pagesTotal: reader.entryCount, bytesDone: 0, bytesTotal: await reader.entryBytes().catch(orAborted) };
   const sink = await target.open(manifest.diskBytes);
   let pagesWritten = 0;
   let bytesWritten = 0;

@@ -28,7 +28,10 @@ export async function verifyBackup(req: VerifyRequest): Promise<VerifyResult> {
   stopIfAborted();
   // A source off the allowed endpoints is bad input, refused before anything is read (not a "problem").
   if (req.source) allowedEndpointOf(req.source, 'blob', 'the source disk URL');
-  const reader = await BackupReader.open(req.vault, req.backupId, req.userKey, { abortSignal: signal });
+  const reader = await BackupReader.open(req.vault, req.backupId, req.userKey, { abortSignal: signal }).catch((err: unknown) => {
+    stopIfAborted(); // a vault request the abort cancelled: the verification was interrupted
+    throw err;
+  });
   const { manifest } = reader;
   const problems: string[] = [];
   const note = (p: string) => {
@@ -46,12 +49,16 @@ export async function verifyBackup(req: VerifyRequest): Promise<VerifyResult> {
       const problem = await reader.segmentProblem(segment);
       if (problem) note(problem);
     } catch (err) {
+      stopIfAborted();
       note(`segment ${segment.index}: ${segment.blob} could not be checked (${(err as Error).message})`);
     }
   }
 
   // A last page table that cannot be read is a problem the loop below notes, not a reason to stop here.
-  const bytesTotal = await reader.entryBytes().catch((err: unknown) => (isPagewiseError(err, 'Aborted') ? Promise.reject(err) : reader.entryCount * manifest.pageSize));
+  const bytesTotal = await reader.entryBytes().catch(() => {
+    stopIfAborted();
+    return reader.entryCount * manifest.pageSize;
+  });
   const progress: OperationProgress = { phase: 'verifying', pagesDone: 0, pagesTotal: reader.entryCount, bytesDone: 0, bytesTotal };
   /** Counts checked entries (each page's real length in the bytes); `report` tells onProgress. */
   const count = (entries: PageEntry[], report = true) => {
