@@ -2,7 +2,8 @@
  * Retrying a whole operation whose result is checked by Pagewise itself (e.g. a ranged read whose body
  * came back short): the SDK retries requests and resumes broken streams, this catches what gets past it.
  */
-import { isPagewiseError, isTransient } from './errors';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { abortedError, isPagewiseError, isTransient } from './errors';
 
 export interface RetryOptions {
   maxRetries?: number;
@@ -24,7 +25,9 @@ export async function withRetry<T>(operation: (attempt: number) => Promise<T>, o
       if (attempt >= maxRetries || !isTransient(err) || isPagewiseError(err, 'Aborted') || options.abortSignal?.aborted) throw err;
       onRetry?.(err);
       const delay = Math.min(cap, base * 2 ** attempt) * (0.5 + Math.random() / 2);
-      await new Promise((resolve) => setTimeout(resolve, delay));
+      // An abort during the wait ends it at once: the operation is not tried again.
+      const signal = options.abortSignal;
+      await sleep(delay, undefined, { signal }).catch(() => Promise.reject(abortedError(signal!, 'the operation was cancelled')));
     }
   }
 }

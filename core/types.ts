@@ -60,7 +60,8 @@ export interface BackupRequest extends EngineSettings {
 /**
  * How far a backup, restore or verification has come: one shape for all three, reported after each page
  * (the CLI's progress bars show it). Bytes are what the phase handles: a backup's source bytes read of
- * the disk's allocated bytes; a restore's or verification's page bytes (whole pages) of the backup's.
+ * the disk's allocated bytes; a restore's or verification's page bytes of the backup's (each page's real
+ * length: the disk's last page may be shorter than the page size).
  */
 export interface OperationProgress {
   phase: 'copying' | 'restoring' | 'verifying';
@@ -77,6 +78,8 @@ export interface PlanRef {
   batchCount: number;
   diskBytes: number;
   allocatedBytes: number;
+  /** Pages holding allocated bytes: what a backup's progress counts pages of (OperationProgress.pagesTotal). */
+  allocatedPages: number;
   pageSize: number;
   pagesPerBatch: number;
   /** true when a manifest already exists: the backup is complete, nothing to do. */

@@ -7,8 +7,8 @@ import type { InvocationContext } from '@azure/functions';
 import { asAlreadyExisted, finalizeBackup, planBackup, restoreBackup, runBackupBatch, verifyBackup, displayUrl, isPagewiseError, isTransient, PagewiseError, redact } from '../core';
 import type { PermanentFailure } from '../orchestrations/activityOutcome';
 import { trackBackupCompleted } from './telemetry';
-import type { BackupRequest } from '../core';
-import { Activities, BackupActivityInput } from '../orchestrations/contracts';
+import type { BackupRequest, OperationProgress } from '../core';
+import { Activities, BackupActivityInput, WithProgress } from '../orchestrations/contracts';
 import { shutdownSignal } from './shutdown';
 import { backupActivityInput, restoreActivityInput, verifyActivityInput } from './activityInputs';
 import { assertNotBeingBackedUp } from './prechecks';
@@ -84,6 +84,13 @@ df.app.activity(Activities.finalizeBackup, {
   }),
 });
 
+/** Runs a restore or verification and returns its result with the last progress it reported (the orchestration's status shows it). */
+async function withLastProgress<R extends object>(operation: (onProgress: (progress: OperationProgress) => void) => Promise<R>): Promise<WithProgress<R>> {
+  let last: OperationProgress | undefined;
+  const result = await operation((progress) => (last = progress));
+  return { ...result, ...(last ? { progress: last } : {}) };
+}
+
 df.app.activity(Activities.restoreBackup, {
   extraInputs: [df.input.durableClient()],
   handler: reportingPermanentFailures(async (input: unknown, context: InvocationContext) => {
@@ -94,15 +101,18 @@ df.app.activity(Activities.restoreBackup, {
     const targetLocation = allowedBlob(settings, target, userKey, 'the restore target URL');
     // A disk a backup orchestration is reading (its activities may run elsewhere); core checks the vault and this process's backups.
     await assertNotBeingBackedUp(df.getClient(context), target.url, 'the restore target URL');
-    return restoreBackup({
-      backupId,
-      vault: settings.vault,
-      userKey,
-      target: targetLocation,
-      overwrite: overwrite ?? false,
-      abortSignal: shutdownSignal(),
-      ...(settings.engine.concurrency ? { concurrency: settings.engine.concurrency } : {}),
-    });
+    return withLastProgress((onProgress) =>
+      restoreBackup({
+        backupId,
+        vault: settings.vault,
+        userKey,
+        target: targetLocation,
+        overwrite: overwrite ?? false,
+        abortSignal: shutdownSignal(),
+        onProgress,
+        ...(settings.engine.concurrency ? { concurrency: settings.engine.concurrency } : {}),
+      }),
+    );
   }),
 });
 
@@ -111,15 +121,18 @@ df.app.activity(Activities.verifyBackup, {
     const { backupId, readData, source } = verifyActivityInput(input);
     const settings = readSettings();
     const userKey = readUserKey();
-    return verifyBackup({
-      backupId,
-      vault: settings.vault,
-      userKey,
-      readData: readData ?? true,
-      abortSignal: shutdownSignal(),
-      ...(source ? { source: allowedBlob(settings, source, userKey, 'the source disk URL') } : {}),
-      ...(settings.engine.concurrency ? { concurrency: settings.engine.concurrency } : {}),
-      ...(settings.engine.scratchDir ? { scratchDir: settings.engine.scratchDir } : {}),
-    });
+    return withLastProgress((onProgress) =>
+      verifyBackup({
+        backupId,
+        vault: settings.vault,
+        userKey,
+        readData: readData ?? true,
+        abortSignal: shutdownSignal(),
+        onProgress,
+        ...(source ? { source: allowedBlob(settings, source, userKey, 'the source disk URL') } : {}),
+        ...(settings.engine.concurrency ? { concurrency: settings.engine.concurrency } : {}),
+        ...(settings.engine.scratchDir ? { scratchDir: settings.engine.scratchDir } : {}),
+      }),
+    );
   }),
 });

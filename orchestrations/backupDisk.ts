@@ -73,7 +73,7 @@ function activityInput(input: BackupOrchestrationInput): BackupActivityInput {
 
 /** The progress a range summary amounts to, plus the sub-orchestrations still in flight. */
 function progressOf(total: number, summary: RangeSummary, running: string[] = []): RangeProgress {
-  return { batchesTotal: total, batchesDone: summary.batches, pagesDone: summary.pages, bytesRead: summary.bytesRead, ...(running.length ? { running } : {}) };
+  return { batchesTotal: total, batchesDone: summary.batches, pagesDone: summary.pages, bytesDone: summary.bytesRead, ...(running.length ? { running } : {}) };
 }
 
 /**
@@ -124,13 +124,17 @@ function* backupStages(context: OrchestrationContext, input: BackupOrchestration
   const retry = retryOptions(input.retry);
   // Replay-safe clock: when this orchestration (not this replay) started; the run's duration counts from here.
   const startedAt = context.df.currentUtcDateTime.toISOString();
+  // Core's totals for a backup (OperationProgress): the disk's allocated pages and bytes, from the plan.
+  let pagesTotal = 0;
   let bytesTotal = 0;
   let total = 0;
   const status = (phase: BackupProgressStatus['phase'], progress: RangeProgress) =>
-    context.df.setCustomStatus({ phase, backupId: input.backupId, bytesTotal, ...progress } satisfies BackupProgressStatus);
+    context.df.setCustomStatus({ phase, backupId: input.backupId, pagesTotal, bytesTotal, ...progress } satisfies BackupProgressStatus);
 
   status('planning', progressOf(0, EMPTY_SUMMARY));
   const plan = outcome<PlanRef>(yield context.df.callActivityWithRetry(Activities.planBackup, retry, activityInput(input)));
+  // A plan recorded in a history before allocatedPages existed replays without it: counts stay 0, never NaN.
+  pagesTotal = plan.alreadyComplete ? 0 : plan.allocatedPages ?? 0;
   bytesTotal = plan.alreadyComplete ? 0 : plan.allocatedBytes;
   total = plan.alreadyComplete ? 0 : plan.batchCount;
 

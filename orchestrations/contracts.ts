@@ -3,9 +3,9 @@
  * status. References and counts only — never page data, never keys, never a SAS: a caller's SAS is
  * sealed by the starter (docs/DURABLE.md "Sealed URLs") and opened only inside activities.
  */
-import type { BackupResult, BatchSummary, RestoreResult, VerifyResult } from '../core';
+import type { BackupResult, BatchSummary, OperationProgress, RestoreResult, VerifyResult } from '../core';
 import type { BatchRange } from './backupTree';
-import type { RangeProgress } from './progress';
+import type { ProgressCounts, RangeProgress } from './progress';
 
 /** Orchestrator and activity function names (one namespace per function app). */
 export const Orchestrators = {
@@ -163,13 +163,26 @@ export interface BackupOrchestrationOutput {
 
 export type BackupPhase = 'planning' | 'copying' | 'finalizing' | 'done' | 'failed';
 
-/** The root's custom status; `withLiveProgress` adds its running ranges' progress for readers. */
-export interface BackupProgressStatus extends RangeProgress {
+/**
+ * The root's custom status: core's progress counts (pages and source bytes read of the disk's
+ * allocated pages and bytes, 0 of 0 until planned) and its batches; `withLiveProgress` adds its running
+ * ranges' progress for readers.
+ */
+export interface BackupProgressStatus extends RangeProgress, ProgressCounts {
   phase: BackupPhase;
   backupId: string;
-  /** Allocated bytes of the disk (what bytesRead grows to); 0 until planned. */
-  bytesTotal: number;
 }
+
+/** A restore's or verification's custom status: core's progress counts (0 of 0 while its activity runs, its final counts when done). */
+export interface OperationProgressStatus extends ProgressCounts {
+  phase: 'restoring' | 'verifying' | 'done' | 'failed';
+  backupId: string;
+  /** A verification's verdict, once done. */
+  ok?: boolean;
+}
+
+/** What the restore and verify activities return: core's result and the last progress it reported (absent from older versions). */
+export type WithProgress<R> = R & { progress?: OperationProgress };
 
 /** What restores and verifications started over HTTP carry besides their request. */
 export interface OperationInputBase {

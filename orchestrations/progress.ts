@@ -1,19 +1,36 @@
 /**
- * Live progress of a backup. Each orchestration of the tree publishes its own progress as custom status
- * when a wave of its work completes, plus the instance IDs of the sub-orchestrations it is waiting on;
- * the parent learns a child's batches only when the child ends, so a reader adds the running children's
- * progress to the parent's (`withLiveProgress`). Publishing stays deterministic (no I/O in orchestrators);
- * the lookups happen on the reading side.
+ * Live progress of the orchestrations, in core's one progress shape (`OperationProgress`: pagesDone,
+ * pagesTotal, bytesDone, bytesTotal) under the orchestration's phase. Restore and verify publish the
+ * counts their activity returns. A backup's orchestrations each publish their own progress as custom
+ * status when a wave of their work completes, plus the instance IDs of the sub-orchestrations they wait
+ * on; the parent learns a child's batches only when the child ends, so a reader adds the running
+ * children's progress to the parent's (`withLiveProgress`). Publishing stays deterministic (no I/O in
+ * orchestrators): the counts come from activity results and sub-orchestration outputs, the lookups
+ * happen on the reading side.
  */
+import type { OperationProgress } from '../core';
 
-/** What a range orchestration (and the root, while copying) publishes. */
+/** The counts of an OperationProgress, without its phase (the orchestration names its own). */
+export type ProgressCounts = Omit<OperationProgress, 'phase'>;
+
+/** Nothing done of nothing known yet (before a plan, or before an activity reports its totals). */
+export const NO_PROGRESS: ProgressCounts = { pagesDone: 0, pagesTotal: 0, bytesDone: 0, bytesTotal: 0 };
+
+/** The counts of a progress report; none (an activity of an older version returned none) reads as NO_PROGRESS. */
+export function countsOf(progress: OperationProgress | undefined): ProgressCounts {
+  if (!progress) return { ...NO_PROGRESS };
+  const { pagesDone, pagesTotal, bytesDone, bytesTotal } = progress;
+  return { pagesDone, pagesTotal, bytesDone, bytesTotal };
+}
+
+/** What a range orchestration (and the root, while copying) publishes: its batches, and their pages and source bytes read. */
 export interface RangeProgress {
   batchesTotal: number;
   /** Batches whose activities have completed, in this instance's finished waves. */
   batchesDone: number;
   /** Pages and source bytes those batches read. */
   pagesDone: number;
-  bytesRead: number;
+  bytesDone: number;
   /** Sub-orchestrations in flight: their progress is not yet in the counts above. */
   running?: string[];
 }
@@ -28,20 +45,27 @@ function isRangeProgress(value: unknown): value is RangeProgress {
 
 /**
  * The progress in `customStatus` with the progress of its running sub-orchestrations added (read with
- * `customStatusOf`), capped at the total; any other status is returned as it is. `running` is dropped.
+ * `customStatusOf`), capped at the totals; any other status is returned as it is. `running` is dropped.
  */
 export async function withLiveProgress(customStatus: unknown, customStatusOf: (instanceId: string) => Promise<unknown>, depth = 0): Promise<unknown> {
   if (!isRangeProgress(customStatus)) return customStatus;
-  const { running, ...own } = customStatus;
-  const sum = { batchesDone: own.batchesDone, pagesDone: own.pagesDone ?? 0, bytesRead: own.bytesRead ?? 0 };
+  const { running, ...own } = customStatus as RangeProgress & Partial<ProgressCounts>;
+  const sum = { batchesDone: own.batchesDone, pagesDone: own.pagesDone ?? 0, bytesDone: own.bytesDone ?? 0 };
   if (depth < MAX_DEPTH) {
     for (const instanceId of running ?? []) {
       const child = await withLiveProgress(await customStatusOf(instanceId), customStatusOf, depth + 1);
       if (!isRangeProgress(child)) continue;
       sum.batchesDone += child.batchesDone;
       sum.pagesDone += child.pagesDone ?? 0;
-      sum.bytesRead += child.bytesRead ?? 0;
+      sum.bytesDone += child.bytesDone ?? 0;
     }
   }
-  return { ...own, ...sum, batchesDone: Math.min(sum.batchesDone, own.batchesTotal) };
+  // A child that ended between the two reads is counted in both: no count passes its total.
+  const capped = (done: number, total: number | undefined) => (total === undefined ? done : Math.min(done, total));
+  return {
+    ...own,
+    batchesDone: capped(sum.batchesDone, own.batchesTotal),
+    pagesDone: capped(sum.pagesDone, own.pagesTotal),
+    bytesDone: capped(sum.bytesDone, own.bytesTotal),
+  };
 }

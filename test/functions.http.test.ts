@@ -77,7 +77,9 @@ test('POST /api/backups starts a backup (202 + status links); a duplicate start 
   const status = await app.host.invokeHttp('getBackup', request('GET', `/api/backups/${id}`, undefined, { id }));
   expect(status.status).toBe(200);
   const view = await json(status);
-  expect(view).toMatchObject({ id, runtimeStatus: 'Completed', customStatus: { phase: 'done', batchesDone: 1 } });
+  expect(view).toMatchObject({ id, runtimeStatus: 'Completed' });
+  // Core's progress shape (pages and source bytes read of the allocated ones: 4 + 2 pages of 64 KiB) and the batches.
+  expect(view.customStatus).toEqual({ phase: 'done', backupId: id, batchesTotal: 1, batchesDone: 1, pagesDone: 6, pagesTotal: 6, bytesDone: 384 * KiB, bytesTotal: 384 * KiB });
   expect((view.output as { result: { pageSize: number } }).result.pageSize).toBe(64 * KiB); // PAGEWISE_PAGE_SIZE applied
   expect(view.source).toBe(`${env.az.accounts.src.endpoint}/disks/http.vhd`);
   expect(JSON.stringify(view)).not.toMatch(/sig=(?!REDACTED)/);
@@ -131,8 +133,13 @@ test('POST /api/restores and /api/verifications run the operations; status is re
   expect(await env.blobSha256(target)).toBe(diskSha);
   const restoreView = await json(await app.host.invokeHttp('getRestore', request('GET', `/api/restores/${restoreId}`, undefined, { id: restoreId })));
   expect(restoreView).toMatchObject({ runtimeStatus: 'Completed', target: `${env.az.accounts.vault.endpoint}/restores/http-restored.vhd` });
+  // The same progress shape as a backup's: the 6 pages of the backup, restored and checked.
+  const counts = { pagesDone: 6, pagesTotal: 6, bytesDone: 384 * KiB, bytesTotal: 384 * KiB };
+  expect(restoreView.customStatus).toEqual({ phase: 'done', backupId, ...counts });
+  expect(restoreView.output).not.toHaveProperty('progress'); // the counts are status, the output stays core's result
   const verifyView = await json(await app.host.invokeHttp('getVerification', request('GET', `/api/verifications/${verifyId}`, undefined, { id: verifyId })));
   expect(verifyView).toMatchObject({ runtimeStatus: 'Completed', output: { ok: true } });
+  expect(verifyView.customStatus).toEqual({ phase: 'done', backupId, ...counts, ok: true });
 });
 
 test('pagewise serve answers the same API over loopback HTTP, with working status links', async () => {
@@ -145,7 +152,7 @@ test('pagewise serve answers the same API over loopback HTTP, with working statu
     const view = (await started.json()) as { id: string; links: { self: string } };
     const status = await fetch(`${server.url}${view.links.self}`, { headers: keyed });
     expect(status.status).toBe(200);
-    expect(await status.json()).toMatchObject({ id: view.id, runtimeStatus: 'Completed' });
+    expect(await status.json()).toMatchObject({ id: view.id, runtimeStatus: 'Completed', customStatus: { phase: 'done', pagesDone: 6, pagesTotal: 6, bytesDone: 384 * KiB, bytesTotal: 384 * KiB } });
     const webhook = await fetch(`${server.url}/runtime/webhooks/durabletask/instances/backup-${view.id}?code=${server.keys.systemKeys.durabletask_extension}`);
     expect(webhook.status).toBe(200);
     expect(await webhook.json()).toMatchObject({ runtimeStatus: 'Completed', name: 'backupDiskOrchestrator' });

@@ -58,6 +58,24 @@ test('backup, restore and verify report the same shape, ending at their totals',
   }
 });
 
+test('restore and verify count a short last page by its real length, not as a whole page', async () => {
+  // 2 pages and 8 KiB: the third page is 8 KiB long. Data in the first and the last page, a hole between.
+  const DISK = 2 * PAGE + 8 * KiB;
+  const disk = await env.makeDisk('short-tail.vhd', DISK, [
+    { offset: 0, length: 4 * KiB, kind: 'random', seed: 31 },
+    { offset: 2 * PAGE, length: 8 * KiB, kind: 'random', seed: 32 },
+  ]);
+  const { backupId } = await backupDisk({ source: disk.source, vault: env.vault, userKey: env.userKey, pageSize: PAGE, cacheBytes: 4 * PAGE });
+  const restores: OperationProgress[] = [];
+  await restoreBackup({ backupId, vault: env.vault, userKey: env.userKey, target: { url: path.join(env.tmp, 'short-tail.img') }, onProgress: (p) => restores.push(p) });
+  expect(expectSteady(restores, 'restoring')).toEqual({ phase: 'restoring', pagesDone: 2, pagesTotal: 2, bytesDone: PAGE + 8 * KiB, bytesTotal: PAGE + 8 * KiB });
+  for (const readData of [true, false]) {
+    const verifies: OperationProgress[] = [];
+    await verifyBackup({ backupId, vault: env.vault, userKey: env.userKey, readData, onProgress: (p) => verifies.push(p) });
+    expect(expectSteady(verifies, 'verifying')).toEqual({ phase: 'verifying', pagesDone: 2, pagesTotal: 2, bytesDone: PAGE + 8 * KiB, bytesTotal: PAGE + 8 * KiB });
+  }
+});
+
 test('the CLI bar detail names the bytes each phase handles', () => {
   const at = (phase: OperationProgress['phase']) => progressDetail({ phase, pagesDone: 1, pagesTotal: 2, bytesDone: MiB, bytesTotal: 2 * MiB });
   expect([at('copying'), at('restoring'), at('verifying')]).toEqual(['1.00 MiB of 2.00 MiB read', '1.00 MiB of 2.00 MiB restored', '1.00 MiB of 2.00 MiB checked']);

@@ -140,19 +140,39 @@ test('live progress adds the running sub-orchestrations (nested) to the parent, 
   const { withLiveProgress } = await import('../orchestrations/progress');
   // A root of 2,500 batches: range r0+1000 done, r1000+1500 running; inside it, leaf r1000+1000 running.
   const statuses: Record<string, unknown> = {
-    'b:r1000+1500': { batchesTotal: 1500, batchesDone: 0, pagesDone: 0, bytesRead: 0, running: ['b:r1000+1500:r1000+1000'] },
-    'b:r1000+1500:r1000+1000': { batchesTotal: 1000, batchesDone: 250, pagesDone: 64_000, bytesRead: 250 * 1024 },
+    'b:r1000+1500': { batchesTotal: 1500, batchesDone: 0, pagesDone: 0, bytesDone: 0, running: ['b:r1000+1500:r1000+1000'] },
+    'b:r1000+1500:r1000+1000': { batchesTotal: 1000, batchesDone: 250, pagesDone: 64_000, bytesDone: 250 * 1024 },
   };
   const lookups: string[] = [];
   const customStatusOf = async (id: string) => {
     lookups.push(id);
     return statuses[id];
   };
-  const root = { phase: 'copying', backupId: 'b', bytesTotal: 1, batchesTotal: 2500, batchesDone: 1000, pagesDone: 256_000, bytesRead: 1000 * 1024, running: ['b:r1000+1500'] };
-  expect(await withLiveProgress(root, customStatusOf)).toEqual({ phase: 'copying', backupId: 'b', bytesTotal: 1, batchesTotal: 2500, batchesDone: 1250, pagesDone: 320_000, bytesRead: 1250 * 1024 });
+  const root = {
+    phase: 'copying',
+    backupId: 'b',
+    pagesTotal: 640_000,
+    bytesTotal: 2500 * 1024,
+    batchesTotal: 2500,
+    batchesDone: 1000,
+    pagesDone: 256_000,
+    bytesDone: 1000 * 1024,
+    running: ['b:r1000+1500'],
+  };
+  expect(await withLiveProgress(root, customStatusOf)).toEqual({
+    phase: 'copying',
+    backupId: 'b',
+    pagesTotal: 640_000,
+    bytesTotal: 2500 * 1024,
+    batchesTotal: 2500,
+    batchesDone: 1250,
+    pagesDone: 320_000,
+    bytesDone: 1250 * 1024,
+  });
   expect(lookups).toEqual(['b:r1000+1500', 'b:r1000+1500:r1000+1000']);
   // A child that finished between the two reads is counted once at most: never more than the total.
-  expect(await withLiveProgress({ batchesTotal: 3, batchesDone: 3, running: ['x'] }, async () => ({ batchesTotal: 3, batchesDone: 3 }))).toMatchObject({ batchesDone: 3 });
+  const whole = { batchesTotal: 3, batchesDone: 3, pagesTotal: 30, pagesDone: 30, bytesTotal: 300, bytesDone: 300 };
+  expect(await withLiveProgress({ ...whole, running: ['x'] }, async () => whole)).toEqual(whole);
   // Anything that is not progress (a restore's status, null) is returned as it is, without lookups.
   expect(await withLiveProgress({ phase: 'restoring', backupId: 'b' }, customStatusOf)).toEqual({ phase: 'restoring', backupId: 'b' });
   expect(await withLiveProgress(null, customStatusOf)).toBeNull();

@@ -1,13 +1,16 @@
 /**
  * `abortSignal` on restore and verify (as the Azure SDK's options bags): aborted mid-way, a restore ends
  * with Aborted and leaves no target (neither the file nor its partial file, nor a page blob), and a
- * verification ends with Aborted (no verdict) and leaves no scratch.
+ * verification ends with Aborted (no verdict) and leaves no scratch. The signal reaches the vault's
+ * requests: an abort cancels the read in flight, and nothing retries it.
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { captureIO, run } from '../cli/main';
-import { backupDisk, PagewiseError, restoreBackup, verifyBackup, writeNewKeyFile, loadUserKey } from '../core';
+import { backupDisk, configureStorageEndpoints, PagewiseError, restoreBackup, verifyBackup, writeNewKeyFile, loadUserKey } from '../core';
 import type { OperationProgress } from '../core';
+import { startFaultProxy } from './harness/fault-proxy';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
 
 let env: TestEnv;
@@ -102,4 +105,51 @@ test('pagewise verify stops on Ctrl-C: exit 130, "interrupted", no verdict', asy
   io.interruptSignal = () => interrupt.signal;
   const code = await run(['verify', backupId, '--vault', env.vault.url, '--key-file', keyFile, '--read-data'], io);
   expect({ code, stdout: io.stdoutText(), stderr: io.stderrText() }).toEqual({ code: 130, stdout: '', stderr: 'pagewise: interrupted\n' });
+});
+
+/** An operation that reads blocks from the vault, run against `vaultUrl`, with its files (target, scratch) in `dir`. */
+type HeldReadCase = { operation: string; message: string; run: (vaultUrl: string, dir: string, abortSignal: AbortSignal) => Promise<unknown> };
+const heldReadCases: HeldReadCase[] = [
+  {
+    operation: 'a restore',
+    message: 'the restore was interrupted',
+    run: (vaultUrl, dir, abortSignal) => restoreBackup({ backupId, vault: { url: vaultUrl }, userKey, target: { url: path.join(dir, 'disk.img') }, concurrency: 1, abortSignal }),
+  },
+  {
+    operation: 'a verification',
+    message: 'the verification was interrupted',
+    run: (vaultUrl, dir, abortSignal) => verifyBackup({ backupId, vault: { url: vaultUrl }, userKey, readData: true, scratchDir: dir, concurrency: 1, abortSignal }),
+  },
+];
+
+test.each(heldReadCases)('an abort cancels the vault read in flight: $operation ends with Aborted and no vault request starts after it', async ({ operation, message, run: start }) => {
+  // Block reads (ranged GETs) are held at the proxy longer than the test may run; the manifest and the
+  // page tables (whole-blob reads) pass at once. Only a cancelled request lets the operation end at all.
+  const proxy = await startFaultProxy({
+    target: { host: '127.0.0.1', port: env.az.port },
+    seed: 1,
+    rate: 1,
+    kinds: ['latency'],
+    latencyInMs: 10 * 60_000,
+    faultIf: (req) => req.headers['x-ms-range'] !== undefined,
+  });
+  const direct = env.az.storageEndpoints.split(',');
+  configureStorageEndpoints([...direct, ...direct.map((e) => proxy.via(e))], 'PAGEWISE_STORAGE_ENDPOINTS');
+  try {
+    const dir = await freshDir(`held-read-${operation.split(' ')[1]}`); // held-read-restore, held-read-verification
+    const controller = new AbortController();
+    let settled = false;
+    const outcome = start(proxy.via(env.vault.url), dir, controller.signal)
+      .then(() => 'finished', (err: unknown) => err)
+      .finally(() => (settled = true));
+    while (proxy.stats.faults.latency === 0 && !settled) await sleep(5); // until a block read is held
+    const requestsAtAbort = proxy.stats.requests;
+    controller.abort();
+    expect(await outcome).toMatchObject({ code: 'Aborted', message });
+    expect({ heldReads: proxy.stats.faults.latency, requestsAfterAbort: proxy.stats.requests - requestsAtAbort }).toEqual({ heldReads: 1, requestsAfterAbort: 0 });
+    expect(await fs.readdir(dir)).toEqual([]);
+  } finally {
+    configureStorageEndpoints(direct, 'PAGEWISE_STORAGE_ENDPOINTS');
+    await proxy.stop();
+  }
 });

@@ -264,7 +264,8 @@ test('a running backup shows its batches as they complete (0 < done < total), no
       batchesTotal: 3,
       batchesDone: 2,
       pagesDone: 128, // 64 + 64 pages of 4 KiB in the first two batches
-      bytesRead: 512 * KiB,
+      pagesTotal: 160, // 640 KiB allocated, in 4 KiB pages
+      bytesDone: 512 * KiB,
       bytesTotal: big.allocatedBytes,
     });
     // The root alone still knows nothing of its running range: the view added the range's own progress.
@@ -273,7 +274,7 @@ test('a running backup shows its batches as they complete (0 < done < total), no
     release();
     const done = await app.runtime.waitForCompletion(`backup-${id}`, { timeoutInMs: 60_000 });
     expect(done.runtimeStatus).toBe('Completed');
-    expect(await statusOf()).toMatchObject({ phase: 'done', batchesTotal: 3, batchesDone: 3, pagesDone: 160, bytesRead: big.allocatedBytes });
+    expect(await statusOf()).toEqual({ phase: 'done', backupId: id, batchesTotal: 3, batchesDone: 3, pagesDone: 160, pagesTotal: 160, bytesDone: big.allocatedBytes, bytesTotal: big.allocatedBytes });
   } finally {
     release();
     activity.handler = original;

@@ -105,6 +105,7 @@ function planRef(plan: BackupPlan, alreadyComplete: boolean): PlanRef {
     batchCount: plan.batches.length,
     diskBytes: plan.diskBytes,
     allocatedBytes: plan.allocatedBytes,
+    allocatedPages: plan.allocatedPages,
     pageSize: plan.pageSize,
     pagesPerBatch: plan.pagesPerBatch,
     alreadyComplete,

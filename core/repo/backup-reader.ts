@@ -7,14 +7,14 @@ import { createHash } from 'node:crypto';
 import { sha256 } from '../processor/async-crypto';
 import { Limiter } from '../concurrency';
 import { unwrapDataKey } from './keys';
-import { PagewiseError } from '../errors';
+import { isPagewiseError, PagewiseError } from '../errors';
 import { decodeBlock } from './block-codec';
 import { StorageLocation } from '../types';
 import { validateBackupId } from './backup-id';
 import { ManifestBody, readManifest } from './manifest';
 import { decodeChunk, PageEntry } from './page-table';
 import { Vault } from './vault';
-import { BlobNotFoundError } from './store/blob-store';
+import { BlobNotFoundError, CallOptions } from './store/blob-store';
 
 /** Blocks decoded (decrypted, decompressed, hash-checked) at once per reader; the work runs off the event loop. */
 export const BLOCKS_DECODED_AT_ONCE = 2;
@@ -27,17 +27,20 @@ export class BackupReader {
     readonly vault: Vault,
     readonly manifest: ManifestBody,
     private readonly dataKey: Buffer,
+    /** Every vault request of this reader carries its signal: an abort cancels the request in flight. */
+    private readonly call: CallOptions,
   ) {}
 
-  static async open(vaultLocation: StorageLocation, backupId: string, userKey: Buffer): Promise<BackupReader> {
+  static async open(vaultLocation: StorageLocation, backupId: string, userKey: Buffer, options: CallOptions = {}): Promise<BackupReader> {
     validateBackupId(backupId);
     const vault = Vault.open(vaultLocation);
-    const manifest = await readManifest(vault, backupId, userKey);
+    const call = { abortSignal: options.abortSignal };
+    const manifest = await readManifest(vault, backupId, userKey, call);
     if (manifest.references.length > 0) {
       throw new PagewiseError('Corrupt', `backup ${backupId} references other backups, which this version cannot read`);
     }
     const dataKey = unwrapDataKey(userKey, manifest.encryption.wrappedDataKey, backupId, manifest.encryption.keyId);
-    return new BackupReader(vault, manifest, dataKey);
+    return new BackupReader(vault, manifest, dataKey, call);
   }
 
   get backupId(): string {
@@ -49,17 +52,40 @@ export class BackupReader {
     return this.manifest.index.reduce((sum, c) => sum + c.entries, 0);
   }
 
+  /** The real length of a page: whole, but the disk's last page is as short as the disk leaves it. */
+  pageLength(page: number): number {
+    const { pageSize, diskBytes } = this.manifest;
+    return Math.max(0, Math.min(pageSize, diskBytes - page * pageSize));
+  }
+
+  /**
+   * Plaintext bytes of all entries (each page's real length). Only a disk whose last page is short
+   * needs a look at the last page table, to learn whether that page is an entry or a hole.
+   */
+  async entryBytes(): Promise<number> {
+    const { pageSize, pageCount } = this.manifest;
+    const whole = this.entryCount * pageSize;
+    const lastChunk = this.manifest.index[this.manifest.index.length - 1];
+    const shortBy = pageSize - this.pageLength(pageCount - 1);
+    if (shortBy === 0 || !lastChunk || lastChunk.entries === 0) return whole;
+    const entries = await this.chunkEntries(lastChunk);
+    return entries.some((e) => e.page === pageCount - 1) ? whole - shortBy : whole;
+  }
+
   /** Page-table entries of every segment, in page order, one segment's chunk in memory at a time. */
   async *segments(): AsyncGenerator<{ segment: number; entries: PageEntry[] }> {
-    for (const chunk of this.manifest.index) {
-      const stored = await this.vault.getBytes(chunk.blob);
-      if (stored.length !== chunk.bytes || createHash('sha256').update(stored).digest('hex') !== chunk.sha256) {
-        throw new PagewiseError('Corrupt', `the page table of segment ${chunk.segment} (${chunk.blob}) does not match the manifest`);
-      }
-      const entries = decodeChunk(stored, chunk.segment, this.dataKey, this.backupId);
-      if (entries.length !== chunk.entries) throw new PagewiseError('Corrupt', `the page table of segment ${chunk.segment} has ${entries.length} entries, the manifest says ${chunk.entries}`);
-      yield { segment: chunk.segment, entries };
+    for (const chunk of this.manifest.index) yield { segment: chunk.segment, entries: await this.chunkEntries(chunk) };
+  }
+
+  /** One page-table chunk, read and checked against the manifest. */
+  private async chunkEntries(chunk: ManifestBody['index'][number]): Promise<PageEntry[]> {
+    const stored = await this.vault.getBytes(chunk.blob, 0, undefined, this.call);
+    if (stored.length !== chunk.bytes || createHash('sha256').update(stored).digest('hex') !== chunk.sha256) {
+      throw new PagewiseError('Corrupt', `the page table of segment ${chunk.segment} (${chunk.blob}) does not match the manifest`);
     }
+    const entries = decodeChunk(stored, chunk.segment, this.dataKey, this.backupId);
+    if (entries.length !== chunk.entries) throw new PagewiseError('Corrupt', `the page table of segment ${chunk.segment} has ${entries.length} entries, the manifest says ${chunk.entries}`);
+    return entries;
   }
 
   /**
@@ -69,7 +95,7 @@ export class BackupReader {
   async segmentProblem(segment: ManifestBody['segments'][number]): Promise<string | undefined> {
     let bytes: number;
     try {
-      bytes = (await this.vault.properties(segment.blob)).contentLength;
+      bytes = (await this.vault.properties(segment.blob, this.call)).contentLength;
     } catch (err) {
       if (err instanceof BlobNotFoundError) return `segment ${segment.index}: ${segment.blob} is missing`;
       throw err;
@@ -83,7 +109,7 @@ export class BackupReader {
     if (!segment) return `page ${entry.page}: its block's segment ${entry.segment} is not in the manifest`;
     if (entry.offset + entry.storedLength > segment.bytes) return `page ${entry.page}: its block lies outside segment ${entry.segment}`;
     if (entry.page >= this.manifest.pageCount) return `page ${entry.page}: beyond the end of the disk`;
-    const expected = Math.min(this.manifest.pageSize, this.manifest.diskBytes - entry.page * this.manifest.pageSize);
+    const expected = this.pageLength(entry.page);
     if (entry.plainLength !== expected) return `page ${entry.page}: plaintext length ${entry.plainLength}, expected ${expected}`;
     return undefined;
   }
@@ -98,7 +124,8 @@ export class BackupReader {
   /**
    * Reads the pages of a run of back-to-back blocks (see `blockRuns`) with one ranged read, then
    * authenticates, decodes and hash-checks each. Every page gets its own result, so a verify can name
-   * each damaged page; when the run's read itself fails, its pages are read one by one.
+   * each damaged page; when the run's read itself fails, its pages are read one by one. An aborted read
+   * (the reader's abortSignal) throws Aborted instead.
    */
   async readRun(entries: PageEntry[]): Promise<PageRead[]> {
     const whereOf = (e: PageEntry) => `page ${e.page} (offset ${e.page * this.manifest.pageSize})`;
@@ -112,8 +139,10 @@ export class BackupReader {
     const segmentBlob = this.manifest.segments.find((s) => s.index === first.segment)!.blob;
     let bytes: Buffer;
     try {
-      bytes = await this.vault.getBytes(segmentBlob, first.offset, last.offset + last.storedLength - first.offset);
+      bytes = await this.vault.getBytes(segmentBlob, first.offset, last.offset + last.storedLength - first.offset, this.call);
     } catch (err) {
+      // An abort is not a damaged block, and its pages are not read again one by one.
+      if (isPagewiseError(err, 'Aborted')) throw err;
       if (entries.length > 1) return (await Promise.all(entries.map((e) => this.readRun([e])))).flat();
       const error = new PagewiseError('Corrupt', `${whereOf(first)}: its block cannot be read from ${segmentBlob} (${(err as Error).message})`, { cause: err });
       return [{ entry: first, error }];

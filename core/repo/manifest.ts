@@ -8,6 +8,7 @@ import { assertKeyMatches, manifestMacKey, WrappedKey } from './keys';
 import { SourceIdentity } from '../source/source-disk';
 import { layout } from './layout';
 import { Vault } from './vault';
+import type { CallOptions } from './store/blob-store';
 
 export interface ManifestBody {
   backupId: string;
@@ -60,10 +61,10 @@ export async function writeManifest(vault: Vault, userKey: Buffer, body: Manifes
 }
 
 /** Reads a manifest without a key (listing); structure checked, MAC not. */
-export async function readManifestUnverified(vault: Vault, backupId: string): Promise<ManifestEnvelope> {
+export async function readManifestUnverified(vault: Vault, backupId: string, options?: CallOptions): Promise<ManifestEnvelope> {
   const name = layout.manifest(backupId);
-  if (!(await vault.exists(name))) {
-    const started = await vault.exists(layout.plan(backupId));
+  if (!(await vault.exists(name, options))) {
+    const started = await vault.exists(layout.plan(backupId), options);
     throw new PagewiseError(
       started ? 'BackupIncomplete' : 'BackupNotFound',
       started
@@ -71,7 +72,7 @@ export async function readManifestUnverified(vault: Vault, backupId: string): Pr
         : `backup ${backupId} does not exist in the vault ${vault.display}`,
     );
   }
-  const envelope = await vault.getJson<ManifestEnvelope>(name);
+  const envelope = await vault.getJson<ManifestEnvelope>(name, options);
   if (envelope?.format !== 'pagewise-manifest' || typeof envelope.body !== 'object' || envelope.body === null) {
     throw new PagewiseError('Corrupt', `the manifest of backup ${backupId} is not a Pagewise manifest`);
   }
@@ -83,8 +84,8 @@ export async function readManifestUnverified(vault: Vault, backupId: string): Pr
 }
 
 /** Reads a manifest and checks its MAC with the user key: a wrong key and a tampered manifest differ. */
-export async function readManifest(vault: Vault, backupId: string, userKey: Buffer): Promise<ManifestBody> {
-  return verifyManifest(await readManifestUnverified(vault, backupId), userKey);
+export async function readManifest(vault: Vault, backupId: string, userKey: Buffer, options?: CallOptions): Promise<ManifestBody> {
+  return verifyManifest(await readManifestUnverified(vault, backupId, options), userKey);
 }
 
 /** The body of a manifest whose MAC the user key verifies (WrongKey for another key, Corrupt when tampered). */

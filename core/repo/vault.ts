@@ -12,7 +12,7 @@ import { StorageLocation } from '../types';
 import { MAX_BLOCKS_PER_BLOB } from '../limits';
 import { protectContainer } from '../restore/target-guard';
 import { VAULT_MARKER } from './layout';
-import { BlobAlreadyExistsError, BlobNotFoundError, BlobProperties, BlobStore, ContainerNotFoundError, listNames, listPrefixes } from './store/blob-store';
+import { BlobAlreadyExistsError, BlobNotFoundError, BlobProperties, BlobStore, CallOptions, ContainerNotFoundError, listNames, listPrefixes } from './store/blob-store';
 import { AzureBlobStore } from './store/azure-blob-store';
 import { gated, mappingErrors, retrying } from './store/wrappers';
 
@@ -101,12 +101,12 @@ export class Vault {
     }
   }
 
-  exists(name: string): Promise<boolean> {
-    return this.store.exists(name);
+  exists(name: string, options?: CallOptions): Promise<boolean> {
+    return this.store.exists(name, options);
   }
 
-  properties(name: string): Promise<BlobProperties> {
-    return this.store.properties(name);
+  properties(name: string, options?: CallOptions): Promise<BlobProperties> {
+    return this.store.properties(name, options);
   }
 
   async putJson(name: string, value: unknown): Promise<void> {
@@ -118,12 +118,12 @@ export class Vault {
   }
 
   /** A blob or a range of it, every byte checked to have arrived. */
-  getBytes(name: string, offset = 0, count?: number): Promise<Buffer> {
-    return this.store.getBytes(name, offset, count);
+  getBytes(name: string, offset = 0, count?: number, options?: CallOptions): Promise<Buffer> {
+    return this.store.getBytes(name, offset, count, options);
   }
 
-  async getJson<T>(name: string): Promise<T> {
-    const bytes = await this.getBytes(name);
+  async getJson<T>(name: string, options?: CallOptions): Promise<T> {
+    const bytes = await this.getBytes(name, 0, undefined, options);
     try {
       return JSON.parse(bytes.toString('utf8')) as T;
     } catch {

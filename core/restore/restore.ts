@@ -49,12 +49,17 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
   stopIfAborted();
   // Every check of the target comes before the first read from the vault.
   const target = await prepareTarget(req);
-  const reader = await BackupReader.open(req.vault, req.backupId, req.userKey);
+  // A vault request the abort cancelled fails with the store's Aborted error: the restore says it was interrupted.
+  const orAborted = (err: unknown): never => {
+    stopIfAborted();
+    throw err;
+  };
+  const reader = await BackupReader.open(req.vault, req.backupId, req.userKey, { abortSignal: signal }).catch(orAborted);
   const { manifest } = reader;
+  const progress: OperationProgress = { phase: 'restoring', pagesDone: 0, pagesTotal: reader.entryCount, bytesDone: 0, bytesTotal: await reader.entryBytes().catch(orAborted) };
   const sink = await target.open(manifest.diskBytes);
   let pagesWritten = 0;
   let bytesWritten = 0;
-  const progress: OperationProgress = { phase: 'restoring', pagesDone: 0, pagesTotal: reader.entryCount, bytesDone: 0, bytesTotal: reader.entryCount * manifest.pageSize };
   const write = async (offset: number, data: Buffer) => {
     stopIfAborted();
     await sink.write(offset, data, signal);
@@ -79,7 +84,7 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
           else for (const part of nonZeroRuns(plain!)) await write(base + part.start, plain!.subarray(part.start, part.end));
           pagesWritten++;
           progress.pagesDone++;
-          progress.bytesDone += manifest.pageSize;
+          progress.bytesDone += plain!.length; // the page's real length: the disk's last page may be short
           req.onProgress?.({ ...progress });
         }
       });

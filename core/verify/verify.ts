@@ -28,7 +28,10 @@ export async function verifyBackup(req: VerifyRequest): Promise<VerifyResult> {
   stopIfAborted();
   // A source off the allowed endpoints is bad input, refused before anything is read (not a "problem").
   if (req.source) allowedEndpointOf(req.source, 'blob', 'the source disk URL');
-  const reader = await BackupReader.open(req.vault, req.backupId, req.userKey);
+  const reader = await BackupReader.open(req.vault, req.backupId, req.userKey, { abortSignal: signal }).catch((err: unknown) => {
+    stopIfAborted(); // a vault request the abort cancelled: the verification was interrupted
+    throw err;
+  });
   const { manifest } = reader;
   const problems: string[] = [];
   const note = (p: string) => {
@@ -46,16 +49,23 @@ export async function verifyBackup(req: VerifyRequest): Promise<VerifyResult> {
       const problem = await reader.segmentProblem(segment);
       if (problem) note(problem);
     } catch (err) {
+      stopIfAborted();
       note(`segment ${segment.index}: ${segment.blob} could not be checked (${(err as Error).message})`);
     }
   }
 
-  const progress: OperationProgress = { phase: 'verifying', pagesDone: 0, pagesTotal: reader.entryCount, bytesDone: 0, bytesTotal: reader.entryCount * manifest.pageSize };
-  const reportPages = (pages: number) => {
-    pagesChecked += pages;
+  // A last page table that cannot be read is a problem the loop below notes, not a reason to stop here.
+  const bytesTotal = await reader.entryBytes().catch(() => {
+    stopIfAborted();
+    return reader.entryCount * manifest.pageSize;
+  });
+  const progress: OperationProgress = { phase: 'verifying', pagesDone: 0, pagesTotal: reader.entryCount, bytesDone: 0, bytesTotal };
+  /** Counts checked entries (each page's real length in the bytes); `report` tells onProgress. */
+  const count = (entries: PageEntry[], report = true) => {
+    pagesChecked += entries.length;
     progress.pagesDone = pagesChecked;
-    progress.bytesDone = pagesChecked * manifest.pageSize;
-    req.onProgress?.({ ...progress });
+    for (const e of entries) progress.bytesDone += reader.pageLength(e.page);
+    if (report) req.onProgress?.({ ...progress });
   };
   const segmentCount = Math.ceil(manifest.pageCount / manifest.pagesPerSegment);
   let compared = 0; // segments compared with the source so far
@@ -81,23 +91,23 @@ export async function verifyBackup(req: VerifyRequest): Promise<VerifyResult> {
         const structural = reader.checkEntry(entry);
         if (structural) {
           note(structural);
-          pagesChecked++;
+          count([entry], false);
         } else sound.push(entry);
       }
       if (readData) {
         await forEachLimited(blockRuns(sound), req.concurrency ?? PAGE_CONCURRENCY.default, async (run: PageEntry[]) => {
           stopIfAborted();
-          for (const { plain, error } of await reader.readRun(run)) {
+          for (const { entry, plain, error } of await reader.readRun(run)) {
             if (error) note(error.message);
             else {
               blocksChecked++;
               bytesChecked += plain!.length;
             }
-            reportPages(1);
+            count([entry]);
           }
         });
       } else {
-        reportPages(sound.length); // structure only: the entries are sound and their segments whole
+        count(sound); // structure only: the entries are sound and their segments whole
       }
       await compareUpTo(segment, entries);
     }

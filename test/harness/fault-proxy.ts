@@ -19,6 +19,8 @@ export interface FaultProxyOptions {
   rate: number;
   kinds?: FaultKind[];
   latencyInMs?: number;
+  /** Only requests it accepts may get a fault (default: every request); the others pass clean. */
+  faultIf?: (req: http.IncomingMessage) => boolean;
 }
 
 export interface FaultProxy {
@@ -43,6 +45,8 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   const seenIds = new Set<string>();
   const stats = { requests: 0, retries: 0, faults: { throttle: 0, error500: 0, reset: 0, truncate: 0, latency: 0 } as Record<FaultKind, number> };
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  /** Requests held by a latency fault: stop() drops them, so a long latency keeps no timer alive. */
+  const held = new Set<NodeJS.Timeout>();
 
   const server = http.createServer((req, res) => {
     stats.requests++;
@@ -51,7 +55,8 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
       if (seenIds.has(clientRequestId)) stats.retries++;
       else seenIds.add(clientRequestId);
     }
-    let fault: FaultKind | undefined = random() < options.rate ? kinds[Math.floor(random() * kinds.length)] : undefined;
+    const eligible = options.faultIf?.(req) ?? true;
+    let fault: FaultKind | undefined = eligible && random() < options.rate ? kinds[Math.floor(random() * kinds.length)] : undefined;
     const isRead = req.method === 'GET' || req.method === 'HEAD';
     if ((fault === 'reset' || fault === 'truncate') && !isRead) fault = 'reset-before' as never;
     const errorReply = (status: number, code: string, headers: Record<string, string> = {}) => {
@@ -117,7 +122,11 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     };
     if (fault === 'latency') {
       stats.faults.latency++;
-      setTimeout(forward, options.latencyInMs ?? 300);
+      const timer = setTimeout(() => {
+        held.delete(timer);
+        forward();
+      }, options.latencyInMs ?? 300);
+      held.add(timer);
     } else forward();
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -127,6 +136,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     stats,
     via: (url) => url.replace(`//${options.target.host}:${options.target.port}/`, `//127.0.0.1:${port}/`),
     async stop() {
+      for (const timer of held) clearTimeout(timer);
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
       agent.destroy();

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { ContainerClient } from '@azure/storage-blob';
 import { PagewiseError } from '../../errors';
-import { BlobProperties, BlobStore, ListPage, PutOptions } from './blob-store';
+import { BlobProperties, BlobStore, CallOptions, ListOptions, ListPage, PutOptions } from './blob-store';
 
 /** Names per list request: the service's maximum, so a listing costs as few requests as it can. */
 const LIST_PAGE_SIZE = 5000;
@@ -17,10 +17,10 @@ export class AzureBlobStore implements BlobStore {
    * Reads a blob (or a range of it) and checks that every byte arrived: a body cut short under a
    * rewritten Content-Length fails as transient (the retry wrapper reads it again), never handed on as data.
    */
-  async getBytes(name: string, offset = 0, count?: number): Promise<Buffer> {
+  async getBytes(name: string, offset = 0, count?: number, options: CallOptions = {}): Promise<Buffer> {
     const chunks: Buffer[] = [];
     let received = 0;
-    const response = await this.container.getBlobClient(name).download(offset, count, { maxRetryRequests: 5 });
+    const response = await this.container.getBlobClient(name).download(offset, count, { maxRetryRequests: 5, abortSignal: options.abortSignal });
     const expected = count ?? response.contentLength ?? 0;
     // A whole-blob read carries the blob's stored MD5: it catches a body cut short under a
     // rewritten Content-Length, which a length check alone cannot.
@@ -43,42 +43,44 @@ export class AzureBlobStore implements BlobStore {
     await this.container.getBlockBlobClient(name).uploadData(bytes, {
       blobHTTPHeaders: { blobContentType: options.contentType ?? 'application/octet-stream' },
       maxSingleShotSize: 256 * 1024 * 1024,
+      abortSignal: options.abortSignal,
       ...(options.ifNotExists ? { conditions: { ifNoneMatch: '*' } } : {}),
     });
   }
 
-  async properties(name: string): Promise<BlobProperties> {
-    const props = await this.container.getBlobClient(name).getProperties();
+  async properties(name: string, options: CallOptions = {}): Promise<BlobProperties> {
+    const props = await this.container.getBlobClient(name).getProperties({ abortSignal: options.abortSignal });
     return { contentLength: props.contentLength ?? 0 };
   }
 
-  async exists(name: string): Promise<boolean> {
-    return this.container.getBlobClient(name).exists();
+  async exists(name: string, options: CallOptions = {}): Promise<boolean> {
+    return this.container.getBlobClient(name).exists({ abortSignal: options.abortSignal });
   }
 
-  async stageBlock(blob: string, blockId: string, bytes: Buffer): Promise<void> {
-    await this.container.getBlockBlobClient(blob).stageBlock(blockId, bytes, bytes.length);
+  async stageBlock(blob: string, blockId: string, bytes: Buffer, options: CallOptions = {}): Promise<void> {
+    await this.container.getBlockBlobClient(blob).stageBlock(blockId, bytes, bytes.length, { abortSignal: options.abortSignal });
   }
 
-  async commitBlockList(blob: string, blockIds: string[]): Promise<void> {
-    await this.container.getBlockBlobClient(blob).commitBlockList(blockIds);
+  async commitBlockList(blob: string, blockIds: string[], options: CallOptions = {}): Promise<void> {
+    await this.container.getBlockBlobClient(blob).commitBlockList(blockIds, { abortSignal: options.abortSignal });
   }
 
-  async listPage(prefix: string, options: { delimiter?: string; continuationToken?: string } = {}): Promise<ListPage> {
+  async listPage(prefix: string, options: ListOptions = {}): Promise<ListPage> {
     const paging = { maxPageSize: LIST_PAGE_SIZE, continuationToken: options.continuationToken || undefined };
+    const { abortSignal } = options;
     if (options.delimiter) {
-      const { value } = await this.container.listBlobsByHierarchy(options.delimiter, { prefix }).byPage(paging).next();
+      const { value } = await this.container.listBlobsByHierarchy(options.delimiter, { prefix, abortSignal }).byPage(paging).next();
       return {
         names: value.segment.blobItems.map((b: { name: string }) => b.name),
         prefixes: (value.segment.blobPrefixes ?? []).map((p: { name: string }) => p.name),
         continuationToken: value.continuationToken || undefined,
       };
     }
-    const { value } = await this.container.listBlobsFlat({ prefix }).byPage(paging).next();
+    const { value } = await this.container.listBlobsFlat({ prefix, abortSignal }).byPage(paging).next();
     return { names: value.segment.blobItems.map((b: { name: string }) => b.name), prefixes: [], continuationToken: value.continuationToken || undefined };
   }
 
-  async createContainer(): Promise<boolean> {
-    return (await this.container.createIfNotExists()).succeeded;
+  async createContainer(options: CallOptions = {}): Promise<boolean> {
+    return (await this.container.createIfNotExists({ abortSignal: options.abortSignal })).succeeded;
   }
 }

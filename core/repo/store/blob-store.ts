@@ -6,7 +6,13 @@
  */
 import { PagewiseError } from '../../errors';
 
-export interface PutOptions {
+/** What every store call may carry (the Azure SDK's options bag): a signal that cancels its request. */
+export interface CallOptions {
+  /** Cancels the request in flight (and any retry of it): the call fails with Aborted. */
+  abortSignal?: AbortSignal;
+}
+
+export interface PutOptions extends CallOptions {
   contentType?: string;
   /** Write only when no blob of that name exists (fails with BlobAlreadyExistsError otherwise). */
   ifNotExists?: boolean;
@@ -21,6 +27,11 @@ export interface ListPage {
   continuationToken?: string;
 }
 
+export interface ListOptions extends CallOptions {
+  delimiter?: string;
+  continuationToken?: string;
+}
+
 export interface BlobProperties {
   contentLength: number;
 }
@@ -30,15 +41,15 @@ export interface BlobStore {
   /** Human-readable name of the container for messages (never a secret). */
   readonly display: string;
   /** The bytes of a blob or of a range of it; a body cut short fails (transient), never returns less. */
-  getBytes(name: string, offset?: number, count?: number): Promise<Buffer>;
+  getBytes(name: string, offset?: number, count?: number, options?: CallOptions): Promise<Buffer>;
   putBytes(name: string, bytes: Buffer, options?: PutOptions): Promise<void>;
-  properties(name: string): Promise<BlobProperties>;
-  exists(name: string): Promise<boolean>;
-  stageBlock(blob: string, blockId: string, bytes: Buffer): Promise<void>;
-  commitBlockList(blob: string, blockIds: string[]): Promise<void>;
-  listPage(prefix: string, options?: { delimiter?: string; continuationToken?: string }): Promise<ListPage>;
+  properties(name: string, options?: CallOptions): Promise<BlobProperties>;
+  exists(name: string, options?: CallOptions): Promise<boolean>;
+  stageBlock(blob: string, blockId: string, bytes: Buffer, options?: CallOptions): Promise<void>;
+  commitBlockList(blob: string, blockIds: string[], options?: CallOptions): Promise<void>;
+  listPage(prefix: string, options?: ListOptions): Promise<ListPage>;
   /** Creates the container; false when it existed. */
-  createContainer(): Promise<boolean>;
+  createContainer(options?: CallOptions): Promise<boolean>;
 }
 
 /** The blob does not exist (kopia's ErrBlobNotFound). Not transient. */

@@ -5,26 +5,26 @@
  */
 import { RestError } from '@azure/storage-blob';
 import { Limiter } from '../../concurrency';
-import { PagewiseError } from '../../errors';
+import { abortedError, PagewiseError, throwIfAborted } from '../../errors';
 import { RetryOptions, withRetry } from '../../retry';
 import { translateStorageError } from '../../storage/storage-errors';
-import { BlobAlreadyExistsError, BlobNotFoundError, BlobStore, ContainerNotFoundError, ListPage, PutOptions } from './blob-store';
+import { BlobAlreadyExistsError, BlobNotFoundError, BlobStore, CallOptions, ContainerNotFoundError, ListPage, PutOptions } from './blob-store';
 
-/** What a wrapper sees of one call: the method, the blob (or prefix) it names, and the call itself. */
+/** What a wrapper sees of one call: the method, the blob (or prefix) it names, the call itself and its options. */
 export type Around = <T>(op: keyof BlobStore, name: string, work: () => Promise<T>, options?: PutOptions) => Promise<T>;
 
 /** A store whose every method runs through `around`. */
 export function wrapStore(inner: BlobStore, around: Around): BlobStore {
   return {
     display: inner.display,
-    getBytes: (name, offset, count) => around('getBytes', name, () => inner.getBytes(name, offset, count)),
+    getBytes: (name, offset, count, options) => around('getBytes', name, () => inner.getBytes(name, offset, count, options), options),
     putBytes: (name, bytes, options) => around('putBytes', name, () => inner.putBytes(name, bytes, options), options),
-    properties: (name) => around('properties', name, () => inner.properties(name)),
-    exists: (name) => around('exists', name, () => inner.exists(name)),
-    stageBlock: (blob, blockId, bytes) => around('stageBlock', blob, () => inner.stageBlock(blob, blockId, bytes)),
-    commitBlockList: (blob, blockIds) => around('commitBlockList', blob, () => inner.commitBlockList(blob, blockIds)),
-    listPage: (prefix, options): Promise<ListPage> => around('listPage', prefix, () => inner.listPage(prefix, options)),
-    createContainer: () => around('createContainer', 'the container', () => inner.createContainer()),
+    properties: (name, options) => around('properties', name, () => inner.properties(name, options), options),
+    exists: (name, options) => around('exists', name, () => inner.exists(name, options), options),
+    stageBlock: (blob, blockId, bytes, options) => around('stageBlock', blob, () => inner.stageBlock(blob, blockId, bytes, options), options),
+    commitBlockList: (blob, blockIds, options) => around('commitBlockList', blob, () => inner.commitBlockList(blob, blockIds, options), options),
+    listPage: (prefix, options): Promise<ListPage> => around('listPage', prefix, () => inner.listPage(prefix, options), options),
+    createContainer: (options) => around('createContainer', 'the container', () => inner.createContainer(options), options),
   };
 }
 
@@ -40,6 +40,9 @@ export function mappingErrors(inner: BlobStore, where: string): BlobStore {
 }
 
 function mapError(err: unknown, what: string, options: PutOptions | undefined, display: string): Error {
+  // A request the caller cancelled fails as the SDK's AbortError, which reads as "unreachable" (and
+  // would be retried): the abort is what happened.
+  if (options?.abortSignal?.aborted) return abortedError(options.abortSignal, `the request for ${what} was cancelled`);
   if (err instanceof PagewiseError) return err;
   const rest = err as RestError & { details?: { errorCode?: string } };
   // A HEAD has no body: its error code comes in the x-ms-error-code header (details.errorCode).
@@ -56,7 +59,13 @@ function mapError(err: unknown, what: string, options: PutOptions | undefined, d
 
 /** Every request holds a place in the account's gate until its body is fully read or written. */
 export function gated(inner: BlobStore, gate: Limiter): BlobStore {
-  return wrapStore(inner, (_op, _name, work) => gate.run(work));
+  // A call cancelled while it waited for its place sends no request.
+  return wrapStore(inner, (_op, name, work, options) =>
+    gate.run(() => {
+      throwIfAborted(options?.abortSignal, `the request for ${name} was cancelled`);
+      return work();
+    }),
+  );
 }
 
 /**
@@ -65,9 +74,10 @@ export function gated(inner: BlobStore, gate: Limiter): BlobStore {
  * there — a dead endpoint fails in seconds, not minutes.
  */
 export function retrying(inner: BlobStore, options: RetryOptions = {}): BlobStore {
-  return wrapStore(inner, async (_op, _name, work) => {
+  // A call's abortSignal ends its retries: an abort is never tried again in-process (core/retry.ts).
+  return wrapStore(inner, async (_op, _name, work, call?: CallOptions) => {
     try {
-      return await withRetry(() => work().catch((err: unknown) => Promise.reject(refused(err) ? new Final(err) : err)), options);
+      return await withRetry(() => work().catch((err: unknown) => Promise.reject(refused(err) ? new Final(err) : err)), { ...options, abortSignal: call?.abortSignal ?? options.abortSignal });
     } catch (err) {
       throw err instanceof Final ? err.error : err;
     }
