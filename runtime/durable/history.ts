@@ -120,14 +120,3 @@ export function reviveHistory(raw: unknown[]): HistoryEvent[] {
     };
   });
 }
-
-/** Events that complete something the orchestrator is waiting for (the ones replay feeds to tasks). */
-export function isCompletion(event: HistoryEvent): boolean {
-  return (
-    event.EventType === HistoryEventType.TaskCompleted ||
-    event.EventType === HistoryEventType.TaskFailed ||
-    event.EventType === HistoryEventType.TimerFired ||
-    event.EventType === HistoryEventType.SubOrchestrationInstanceCompleted ||
-    event.EventType === HistoryEventType.SubOrchestrationInstanceFailed
-  );
-}
