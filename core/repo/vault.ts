@@ -9,6 +9,7 @@ import { displayUrl } from '../redact';
 import { vaultContainerClient, ParsedBlobUrl } from '../storage/clients';
 import { accountGate } from '../storage/account-gate';
 import { StorageLocation } from '../types';
+import { nestsTooDeep } from '../json-depth';
 import { MAX_BLOCKS_PER_BLOB, MAX_VAULT_JSON_BYTES, MAX_VAULT_JSON_DEPTH } from '../limits';
 import { protectContainer } from '../restore/target-guard';
 import { VAULT_MARKER } from './layout';
@@ -125,7 +126,7 @@ export class Vault {
   /** A JSON document of the vault, bounded in size and nesting (core/limits.ts): a hostile one is Corrupt. */
   async getJson<T>(name: string, options?: CallOptions): Promise<T> {
     const text = (await this.store.getBytes(name, 0, undefined, { ...options, maxBytes: MAX_VAULT_JSON_BYTES })).toString('utf8');
-    if (jsonDepth(text) > MAX_VAULT_JSON_DEPTH) {
+    if (nestsTooDeep(text, MAX_VAULT_JSON_DEPTH)) {
       throw new PagewiseError('Corrupt', `${name} in the vault is nested deeper than the ${MAX_VAULT_JSON_DEPTH} levels a Pagewise document has`);
     }
     try {
@@ -156,21 +157,4 @@ export class Vault {
   listPrefixes(prefix: string): AsyncGenerator<string> {
     return listPrefixes(this.store, prefix);
   }
-}
-
-/** The deepest nesting of brackets in JSON text, strings skipped: checked before anything recurses into it. */
-function jsonDepth(text: string): number {
-  let depth = 0;
-  let deepest = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 0x5c) i++; // backslash: the next character is escaped
-      else if (c === 0x22) inString = false;
-    } else if (c === 0x22) inString = true;
-    else if (c === 0x7b || c === 0x5b) deepest = Math.max(deepest, ++depth);
-    else if (c === 0x7d || c === 0x5d) depth--;
-  }
-  return deepest;
 }
