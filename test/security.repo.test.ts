@@ -2,7 +2,8 @@
  * A hostile vault against the catalog (`pagewise list`, GET /api/backups): names no Pagewise writes
  * (C1 escape sequences, a bidi override, capitals, 1000 characters), a manifest too large to buffer, one nested past any
  * real document, manifests and plans with fields of the wrong type. Each is listed damaged with its
- * reason, the listing goes on, no raw control character reaches the terminal, nothing unbounded is read.
+ * reason, the listing goes on, no raw control character reaches the terminal, nothing unbounded is read;
+ * and the retry wrapper tries a 404 once.
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
@@ -12,6 +13,9 @@ import { backupDisk, encodeKeyFile, planBackup } from '../core';
 import { MAX_VAULT_JSON_BYTES, MAX_VAULT_JSON_DEPTH } from '../core/limits';
 import { layout } from '../core/repo/layout';
 import { Vault } from '../core/repo/vault';
+import { AzureBlobStore } from '../core/repo/store/azure-blob-store';
+import { mappingErrors, retrying, wrapStore } from '../core/repo/store/wrappers';
+import { vaultContainerClient } from '../core/storage/clients';
 import { LocalApp, startLocalApp } from '../runtime/localApp';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
 
@@ -114,3 +118,28 @@ describe('GET /api/backups of a hostile vault', () => {
     expect(Object.fromEntries(backups.filter((b) => b.id !== 'sec-good').map((b) => [b.id, { status: b.status, problem: b.problem }]))).toEqual(EXPECTED);
   }, 60_000);
 });
+
+describe('the retry wrapper', () => {
+  test('a read of a missing blob or container is tried once (a 404 is an answer), a JSON read over its bound once', async () => {
+    const tries = (location: { url: string }) => {
+      let n = 0;
+      const counted = wrapStore(mappingErrors(new AzureBlobStore(vaultContainerClient(location).client, 'the test vault'), 'the vault'), (_op, _name, work) => {
+        n++;
+        return work();
+      });
+      return { store: retrying(counted, { maxRetries: 3, retryDelayInMs: 1, maxRetryDelayInMs: 1 }), count: () => n };
+    };
+    const missing = tries(env.vault);
+    await expect(missing.store.getBytes('nothing/here.json')).rejects.toMatchObject({ code: 'BackupNotFound' });
+    await expect(missing.store.getBytes(layout.manifest('no-such-backup'), 0, 16)).rejects.toMatchObject({ code: 'BackupNotFound' });
+    expect(missing.count()).toBe(2);
+    const noContainer = tries({ url: env.az.sasUrl('vault', 'no-such-container') });
+    await expect(noContainer.store.getBytes('x.json')).rejects.toMatchObject({ code: 'VaultNotFound' });
+    expect(noContainer.count()).toBe(1);
+    // The bound on a JSON document is a verdict on the vault, not a failure to reach it: not tried again.
+    const huge = tries(env.vault);
+    await expect(huge.store.getBytes(layout.manifest('sec-huge'), 0, undefined, { maxBytes: 1024 })).rejects.toMatchObject({ code: 'Corrupt' });
+    expect(huge.count()).toBe(1);
+  });
+});
+
