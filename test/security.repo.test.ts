@@ -37,6 +37,7 @@ const EXPECTED: Record<string, { status: string; problem: string }> = {
   'sec-deep': { status: 'damaged', problem: `backups/sec-deep/manifest.json in the vault is nested deeper than the ${MAX_VAULT_JSON_DEPTH} levels a Pagewise document has` },
   'sec-types': { status: 'damaged', problem: 'the manifest of backup sec-types is not a Pagewise manifest: its completedAt has the wrong type' },
   'sec-nostats': { status: 'damaged', problem: 'the manifest of backup sec-nostats is not a Pagewise manifest: its stats has the wrong type' },
+  'sec-version': { status: 'damaged', problem: `the manifest of backup sec-version has format version "${'9'.repeat(19)}; this Pagewise reads version 1` },
   'sec-plan': { status: 'damaged', problem: 'the plan of backup sec-plan is not a version 1 Pagewise plan' },
   'sec-nullplan': { status: 'damaged', problem: 'the plan of backup sec-nullplan is not a version 1 Pagewise plan' },
 };
@@ -63,6 +64,7 @@ beforeAll(async () => {
   await put(layout.manifest('sec-deep'), deep);
   await manifest('sec-types', { completedAt: 5 });
   await manifest('sec-nostats', { stats: null });
+  await put(layout.manifest('sec-version'), { ...good, version: '9'.repeat(100_000), body: { ...good.body, backupId: 'sec-version' } });
   const plan = await vault.getJson<Record<string, unknown>>(layout.plan('sec-plan'));
   await put(layout.plan('sec-plan'), { ...plan, source: 'not an object' });
   await put(layout.plan('sec-nullplan'), 'null');

@@ -77,7 +77,7 @@ export async function readManifestUnverified(vault: Vault, backupId: string, opt
     throw new PagewiseError('Corrupt', `the manifest of backup ${backupId} is not a Pagewise manifest`);
   }
   if (envelope.version !== 1) {
-    throw new PagewiseError('Corrupt', `the manifest of backup ${backupId} has format version ${envelope.version}; this Pagewise reads version 1`);
+    throw new PagewiseError('Corrupt', `the manifest of backup ${backupId} has format version ${String(JSON.stringify(envelope.version)).slice(0, 20)}; this Pagewise reads version 1`);
   }
   if (envelope.body.backupId !== backupId) throw new PagewiseError('Corrupt', `the manifest of backup ${backupId} names another backup`);
   const wrong = wrongField(envelope);

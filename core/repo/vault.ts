@@ -98,7 +98,7 @@ export class Vault {
   private async checkMarker(): Promise<void> {
     const marker = await this.getJson<{ format?: unknown; version?: unknown }>(VAULT_MARKER);
     if (marker?.format !== 'pagewise-vault' || marker.version !== 1) {
-      throw new PagewiseError('BadInput', `${this.display} holds a ${VAULT_MARKER} of format ${JSON.stringify(marker?.format)} version ${JSON.stringify(marker?.version)}; this Pagewise uses pagewise-vault version 1`);
+      throw new PagewiseError('BadInput', `${this.display} holds a ${VAULT_MARKER} of format ${String(JSON.stringify(marker?.format)).slice(0, 40)} version ${String(JSON.stringify(marker?.version)).slice(0, 20)}; this Pagewise uses pagewise-vault version 1`);
     }
   }
 
