@@ -13,6 +13,7 @@ import { backupDisk, encodeKeyFile, planBackup } from '../core';
 import { MAX_VAULT_JSON_BYTES, MAX_VAULT_JSON_DEPTH } from '../core/limits';
 import { layout } from '../core/repo/layout';
 import { Vault } from '../core/repo/vault';
+import { readBatchRecord } from '../core/repo/batch-record';
 import { AzureBlobStore } from '../core/repo/store/azure-blob-store';
 import { mappingErrors, retrying, wrapStore } from '../core/repo/store/wrappers';
 import { vaultContainerClient } from '../core/storage/clients';
@@ -119,6 +120,13 @@ describe('GET /api/backups of a hostile vault', () => {
     const { backups } = (await response.json()) as { backups: Array<{ id: string; status: string; problem?: string }> };
     expect(Object.fromEntries(backups.filter((b) => b.id !== 'sec-good').map((b) => [b.id, { status: b.status, problem: b.problem }]))).toEqual(EXPECTED);
   }, 60_000);
+});
+
+test('a batch record that is JSON null or the wrong shape is damaged, not a TypeError', async () => {
+  for (const text of ['null', '[]', '"x"', '{"format":"pagewise-batch","version":1,"batchIndex":0}']) {
+    await vault.putBytes(layout.batch('sec-good', 0), Buffer.from(text), 'application/json');
+    await expect(readBatchRecord(vault, 'sec-good', 0)).rejects.toMatchObject({ code: 'Corrupt', message: 'the record of batch 0 of backup sec-good is damaged' });
+  }
 });
 
 describe('the retry wrapper', () => {
