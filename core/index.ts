@@ -18,6 +18,7 @@ export { parseBytes, formatBytes } from './units';
 
 // Text that leaves the process: secrets redacted, URLs shown without their SAS.
 export { redact, displayUrl, printable, SECRET_FIELD } from './redact';
+export { nestsTooDeep } from './json-depth';
 
 // repo: the vault — made, listed, its backups' IDs, and the user key that opens them.
 export { initVault, vaultExists } from './repo/vault-state';

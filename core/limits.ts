@@ -40,5 +40,12 @@ export const REQUESTS_PER_ACCOUNT: CountBounds = { min: 1, max: 10_000, default:
 export function withinBounds(value: number, bounds: CountBounds): boolean {
   return Number.isSafeInteger(value) && value >= bounds.min && value <= bounds.max;
 }
+/**
+ * A JSON document Pagewise reads from a vault (marker, plan, manifest, batch record): at most this many
+ * bytes and this many levels of nesting — the largest real manifest (32 TiB at 64 KiB pages) is a few
+ * MiB and 4 levels deep, so a hostile vault cannot make a reader buffer gigabytes or overflow its stack.
+ */
+export const MAX_VAULT_JSON_BYTES = 64 * MiB;
+export const MAX_VAULT_JSON_DEPTH = 32;
 /** Pages per segment blob (format v1); ≤ MAX_BLOCKS_PER_BLOB. */
 export const PAGES_PER_SEGMENT = 16_384;

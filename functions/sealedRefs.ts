@@ -4,12 +4,18 @@
  * an activity opens it again right where it calls storage. Key: HKDF of the app's user key
  * (core/crypto/seal.ts, docs/DURABLE.md "Sealed URLs").
  */
-import { sealUrl, taskHubSealKey, unsealUrl } from '../core';
+import { displayUrl, PagewiseError, sealUrl, splitSas, taskHubSealKey, unsealUrl } from '../core';
 import type { DiskRef } from '../orchestrations/contracts';
 
-/** A reference fit for the task hub: its URL without the SAS, the SAS sealed. A sealed one stays as it is. */
+/**
+ * A reference fit for the task hub: its URL without the SAS, the SAS sealed. A sealed one stays as it
+ * is, unless its URL carries a SAS too: that one would reach the task hub raw, and the seal never opens.
+ */
 export function sealRef(ref: DiskRef, userKey: Buffer): DiskRef {
-  if (ref.sealedSas !== undefined) return ref;
+  if (ref.sealedSas !== undefined) {
+    if (splitSas(ref.url).sas !== undefined) throw new PagewiseError('BadInput', `${displayUrl(ref.url)} carries a SAS beside a sealed one: give the SAS once`);
+    return ref;
+  }
   const { url, sealedSas } = sealUrl(ref.url, taskHubSealKey(userKey));
   return { ...ref, url, ...(sealedSas ? { sealedSas } : {}) };
 }

@@ -28,10 +28,17 @@ export async function readPlan(vault: Vault, backupId: string): Promise<BackupPl
     throw new PagewiseError('BackupNotFound', `backup ${backupId} has no plan in the vault ${vault.display}`);
   }
   const plan = await vault.getJson<BackupPlan>(layout.plan(backupId));
-  if (plan.format !== 'pagewise-plan' || plan.version !== 1 || plan.backupId !== backupId) {
+  if (plan?.format !== 'pagewise-plan' || plan.version !== 1 || plan.backupId !== backupId || !wellTyped(plan)) {
     throw new PagewiseError('Corrupt', `the plan of backup ${backupId} is not a version 1 Pagewise plan`);
   }
   return plan;
+}
+
+/** The fields every reader of a plan relies on have their types (a hostile vault cannot crash a listing). */
+function wellTyped(plan: BackupPlan): boolean {
+  const counts = [plan.diskBytes, plan.pageSize, plan.pageCount, plan.pagesPerBatch, plan.pagesPerSegment];
+  return typeof plan.createdAt === 'string' && typeof plan.source === 'object' && plan.source !== null && typeof plan.source.url === 'string'
+    && ['string', 'undefined'].includes(typeof plan.source.snapshot) && counts.every((n) => Number.isSafeInteger(n)) && Array.isArray(plan.batches);
 }
 
 /** Pages per batch: the largest power of two ≤ min(pagesPerSegment, 1 GiB / page size), at least 1. */

@@ -45,7 +45,8 @@ export function storedBatchRecord({ format, version, backupId, batchNumber, ...c
 export async function readBatchRecord(vault: Vault, backupId: string, batch: number): Promise<BatchRecord | undefined> {
   const name = layout.batch(backupId, batch);
   if (!(await vault.exists(name))) return undefined;
-  const { batchIndex, ...rest } = await vault.getJson<StoredBatchRecord>(name);
+  const stored = await vault.getJson<StoredBatchRecord | null>(name);
+  const { batchIndex, ...rest } = stored ?? ({} as StoredBatchRecord); // `null` is valid JSON, and damaged
   if (rest.format !== 'pagewise-batch' || rest.version !== 1 || batchIndex !== batch || !Array.isArray(rest.pages)) {
     throw new PagewiseError('Corrupt', `the record of batch ${batch} of backup ${backupId} is damaged`);
   }

@@ -5,6 +5,7 @@
  */
 import { isPagewiseError, PagewiseError } from '../errors';
 import { BackupListing, StorageLocation } from '../types';
+import { BACKUP_ID_RE } from './backup-id';
 import { readPlan } from './backup-plan';
 import { readManifest, readManifestUnverified, verifyManifest } from './manifest';
 import { Vault } from './vault';
@@ -26,8 +27,14 @@ export async function listBackups(location: StorageLocation, options: ListBackup
 /** The backups of a vault one by one, in name order; memory holds one manifest at a time. */
 export async function* catalogEntries(vault: Vault, options: ListBackupsOptions = {}): AsyncGenerator<BackupListing> {
   for await (const prefix of vault.listPrefixes('backups/')) {
-    yield await entryOf(vault, prefix.slice('backups/'.length).replace(/\/$/, ''), options.userKey);
+    const backupId = prefix.slice('backups/'.length).replace(/\/$/, '');
+    // A name no Pagewise writes (control characters, capitals, 1000 characters...): nothing of it is read.
+    yield BACKUP_ID_RE.test(backupId) ? await entryOf(vault, backupId, options.userKey) : { backupId, status: 'damaged', problem: notABackupId(backupId) };
   }
+}
+
+function notABackupId(name: string): string {
+  return `backups/${name.slice(0, 80)}${name.length > 80 ? '…' : ''}/ was not written by Pagewise: its name is not a backup ID (pw- and 24 hex digits, or 3–63 lowercase letters, digits and dashes)`;
 }
 
 async function entryOf(vault: Vault, backupId: string, userKey: Buffer | undefined): Promise<BackupListing> {

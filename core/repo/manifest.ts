@@ -77,10 +77,29 @@ export async function readManifestUnverified(vault: Vault, backupId: string, opt
     throw new PagewiseError('Corrupt', `the manifest of backup ${backupId} is not a Pagewise manifest`);
   }
   if (envelope.version !== 1) {
-    throw new PagewiseError('Corrupt', `the manifest of backup ${backupId} has format version ${envelope.version}; this Pagewise reads version 1`);
+    throw new PagewiseError('Corrupt', `the manifest of backup ${backupId} has format version ${String(JSON.stringify(envelope.version)).slice(0, 20)}; this Pagewise reads version 1`);
   }
   if (envelope.body.backupId !== backupId) throw new PagewiseError('Corrupt', `the manifest of backup ${backupId} names another backup`);
+  const wrong = wrongField(envelope);
+  if (wrong) throw new PagewiseError('Corrupt', `the manifest of backup ${backupId} is not a Pagewise manifest: its ${wrong} has the wrong type`);
   return envelope;
+}
+
+/** The first field a reader relies on (before or after the MAC check) that has the wrong type, if any. */
+function wrongField(envelope: ManifestEnvelope): string | undefined {
+  const b = envelope.body as unknown as Record<string, unknown>;
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  const checks: Array<[string, boolean]> = [
+    ['mac', typeof envelope.mac === 'string'],
+    ['createdAt', typeof b.createdAt === 'string'],
+    ['completedAt', typeof b.completedAt === 'string'],
+    ['source', isObject(b.source) && typeof b.source.url === 'string' && ['string', 'undefined'].includes(typeof b.source.snapshot)],
+    ['encryption', isObject(b.encryption) && typeof b.encryption.keyId === 'string'],
+    ['stats', isObject(b.stats) && Number.isSafeInteger(b.stats.bytesStored)],
+    ...(['diskBytes', 'pageSize', 'pageCount', 'pagesPerSegment'] as const).map((k): [string, boolean] => [k, Number.isSafeInteger(b[k])]),
+    ...(['references', 'segments', 'index'] as const).map((k): [string, boolean] => [k, Array.isArray(b[k])]),
+  ];
+  return checks.find(([, ok]) => !ok)?.[0];
 }
 
 /** Reads a manifest and checks its MAC with the user key: a wrong key and a tampered manifest differ. */

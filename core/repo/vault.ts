@@ -9,7 +9,8 @@ import { displayUrl } from '../redact';
 import { vaultContainerClient, ParsedBlobUrl } from '../storage/clients';
 import { accountGate } from '../storage/account-gate';
 import { StorageLocation } from '../types';
-import { MAX_BLOCKS_PER_BLOB } from '../limits';
+import { nestsTooDeep } from '../json-depth';
+import { MAX_BLOCKS_PER_BLOB, MAX_VAULT_JSON_BYTES, MAX_VAULT_JSON_DEPTH } from '../limits';
 import { protectContainer } from '../restore/target-guard';
 import { VAULT_MARKER } from './layout';
 import { BlobAlreadyExistsError, BlobNotFoundError, BlobProperties, BlobStore, CallOptions, ContainerNotFoundError, listNames, listPrefixes } from './store/blob-store';
@@ -97,7 +98,7 @@ export class Vault {
   private async checkMarker(): Promise<void> {
     const marker = await this.getJson<{ format?: unknown; version?: unknown }>(VAULT_MARKER);
     if (marker?.format !== 'pagewise-vault' || marker.version !== 1) {
-      throw new PagewiseError('BadInput', `${this.display} holds a ${VAULT_MARKER} of format ${JSON.stringify(marker?.format)} version ${JSON.stringify(marker?.version)}; this Pagewise uses pagewise-vault version 1`);
+      throw new PagewiseError('BadInput', `${this.display} holds a ${VAULT_MARKER} of format ${String(JSON.stringify(marker?.format)).slice(0, 40)} version ${String(JSON.stringify(marker?.version)).slice(0, 20)}; this Pagewise uses pagewise-vault version 1`);
     }
   }
 
@@ -122,10 +123,14 @@ export class Vault {
     return this.store.getBytes(name, offset, count, options);
   }
 
+  /** A JSON document of the vault, bounded in size and nesting (core/limits.ts): a hostile one is Corrupt. */
   async getJson<T>(name: string, options?: CallOptions): Promise<T> {
-    const bytes = await this.getBytes(name, 0, undefined, options);
+    const text = (await this.store.getBytes(name, 0, undefined, { ...options, maxBytes: MAX_VAULT_JSON_BYTES })).toString('utf8');
+    if (nestsTooDeep(text, MAX_VAULT_JSON_DEPTH)) {
+      throw new PagewiseError('Corrupt', `${name} in the vault is nested deeper than the ${MAX_VAULT_JSON_DEPTH} levels a Pagewise document has`);
+    }
     try {
-      return JSON.parse(bytes.toString('utf8')) as T;
+      return JSON.parse(text) as T;
     } catch {
       throw new PagewiseError('Corrupt', `${name} in the vault is not valid JSON`);
     }

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { ContainerClient } from '@azure/storage-blob';
 import { PagewiseError } from '../../errors';
-import { BlobProperties, BlobStore, CallOptions, ListOptions, ListPage, PutOptions } from './blob-store';
+import { BlobProperties, BlobStore, CallOptions, GetOptions, ListOptions, ListPage, PutOptions } from './blob-store';
 
 /** Names per list request: the service's maximum, so a listing costs as few requests as it can. */
 const LIST_PAGE_SIZE = 5000;
@@ -17,17 +17,25 @@ export class AzureBlobStore implements BlobStore {
    * Reads a blob (or a range of it) and checks that every byte arrived: a body cut short under a
    * rewritten Content-Length fails as transient (the retry wrapper reads it again), never handed on as data.
    */
-  async getBytes(name: string, offset = 0, count?: number, options: CallOptions = {}): Promise<Buffer> {
+  async getBytes(name: string, offset = 0, count?: number, options: GetOptions = {}): Promise<Buffer> {
     const chunks: Buffer[] = [];
     let received = 0;
     const response = await this.container.getBlobClient(name).download(offset, count, { maxRetryRequests: 5, abortSignal: options.abortSignal });
     const expected = count ?? response.contentLength ?? 0;
+    const { maxBytes } = options;
+    const tooLong = () => {
+      (response.readableStreamBody as NodeJS.ReadableStream & { destroy?: () => void })?.destroy?.();
+      return new PagewiseError('Corrupt', `${name} in the vault is larger than the ${maxBytes} bytes Pagewise reads of it`);
+    };
+    if (maxBytes !== undefined && expected > maxBytes) throw tooLong();
     // A whole-blob read carries the blob's stored MD5: it catches a body cut short under a
     // rewritten Content-Length, which a length check alone cannot.
     const md5 = offset === 0 && count === undefined ? (response.contentMD5 ?? response.blobContentMD5) : undefined;
     for await (const chunk of response.readableStreamBody as AsyncIterable<Buffer>) {
       chunks.push(chunk);
       received += chunk.length;
+      // A Content-Length rewritten smaller than the body must not unbound the read either.
+      if (maxBytes !== undefined && received > maxBytes) throw tooLong();
     }
     if (received !== expected) {
       throw new PagewiseError('VaultUnreachable', `short read of ${name} in the vault: ${received} of ${expected} bytes`);

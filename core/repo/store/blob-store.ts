@@ -12,6 +12,11 @@ export interface CallOptions {
   abortSignal?: AbortSignal;
 }
 
+export interface GetOptions extends CallOptions {
+  /** A blob longer than this is refused (Corrupt) before or while its body is read: the read is bounded. */
+  maxBytes?: number;
+}
+
 export interface PutOptions extends CallOptions {
   contentType?: string;
   /** Write only when no blob of that name exists (fails with BlobAlreadyExistsError otherwise). */
@@ -41,7 +46,7 @@ export interface BlobStore {
   /** Human-readable name of the container for messages (never a secret). */
   readonly display: string;
   /** The bytes of a blob or of a range of it; a body cut short fails (transient), never returns less. */
-  getBytes(name: string, offset?: number, count?: number, options?: CallOptions): Promise<Buffer>;
+  getBytes(name: string, offset?: number, count?: number, options?: GetOptions): Promise<Buffer>;
   putBytes(name: string, bytes: Buffer, options?: PutOptions): Promise<void>;
   properties(name: string, options?: CallOptions): Promise<BlobProperties>;
   exists(name: string, options?: CallOptions): Promise<boolean>;
