@@ -7,7 +7,7 @@ import { sealUrl, splitSas, taskHubSealKey, unsealUrl } from '../core';
 
 const userKey = randomBytes(32);
 const key = taskHubSealKey(userKey);
-const SAS = 'sv=2024-01-01&se=2030-01-01T00%3A00%3A00Z&sr=b&sp=r&sig=c2lnbmF0dXJlK3Zhb%2BHVl%3D';
+const SAS = 'sv=2024-01-01&se=2030-01-01T00%3A00%3A00Z&sr=b&sp=r&sig=not-a-real-signature%2Bfake%3D';
 const BLOB = 'https://acct.blob.core.windows.net/vhds/disk%201.vhd';
 
 test('the SAS is split off as given; snapshot= stays with the URL', () => {
@@ -25,7 +25,7 @@ test('a sealed URL holds no part of the SAS and opens to the same URL', () => {
   expect(sealed.url).toBe(BLOB);
   expect(sealed.sealedSas).toMatch(/^v1\.[A-Za-z0-9_-]+$/);
   const text = JSON.stringify(sealed);
-  for (const part of ['sig=', 'c2lnbmF0dXJl', 'sv=2024', 'sp=r']) expect(text).not.toContain(part);
+  for (const part of ['sig=', 'not-a-real-signature', 'sv=2024', 'sp=r']) expect(text).not.toContain(part);
   expect(unsealUrl(sealed, key, 'the source')).toBe(`${BLOB}?${SAS}`);
   // Random nonce: the same URL seals differently each time, and both open.
   const again = sealUrl(`${BLOB}?${SAS}`, key);
