@@ -3,10 +3,11 @@
  * objects with the durable client binding, backed by the local durable runtime and the real engine on
  * Azurite. Then the same API through `pagewise serve` over loopback HTTP.
  */
-import { HttpRequest, HttpResponse } from '@azure/functions';
+import { HttpResponse } from '@azure/functions';
 import { LocalApp, startLocalApp } from '../runtime/localApp';
 import { startLocalServer } from '../runtime/serve';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
+import { jsonRequest } from './harness/http-request';
 
 let env: TestEnv;
 let app: LocalApp;
@@ -34,17 +35,7 @@ afterAll(async () => {
   await env?.stop();
 });
 
-function request(method: string, path: string, body?: unknown, params: Record<string, string> = {}): HttpRequest {
-  const url = new URL(path, ORIGIN);
-  return new HttpRequest({
-    method,
-    url: url.href,
-    headers: { 'content-type': 'application/json' },
-    query: Object.fromEntries(url.searchParams),
-    params,
-    ...(body !== undefined ? { body: { string: typeof body === 'string' ? body : JSON.stringify(body) } } : {}),
-  });
-}
+const request = jsonRequest;
 
 async function json(response: HttpResponse): Promise<Record<string, unknown>> {
   return (await response.json()) as Record<string, unknown>;

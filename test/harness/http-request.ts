@@ -1,4 +1,7 @@
-/** A JSON `HttpRequest` as the Functions host builds it, for invoking an HTTP function in-process. */
+/**
+ * A JSON `HttpRequest` as the Functions host builds it, for invoking an HTTP function in-process. A string
+ * body is sent as it is (malformed JSON cases); anything else is serialized.
+ */
 import { HttpRequest } from '@azure/functions';
 
 export function jsonRequest(method: string, url: string, body?: unknown, params: Record<string, string> = {}): HttpRequest {
@@ -9,6 +12,6 @@ export function jsonRequest(method: string, url: string, body?: unknown, params:
     headers: { 'content-type': 'application/json' },
     query: Object.fromEntries(u.searchParams),
     params,
-    ...(body !== undefined ? { body: { string: JSON.stringify(body) } } : {}),
+    ...(body !== undefined ? { body: { string: typeof body === 'string' ? body : JSON.stringify(body) } } : {}),
   });
 }
