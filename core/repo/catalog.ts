@@ -54,11 +54,16 @@ async function entryOf(vault: Vault, backupId: string, userKey: Buffer | undefin
     status: 'complete',
     createdAt: b.createdAt,
     completedAt: b.completedAt,
-    source: `${b.source.url}${b.source.snapshot ? `?snapshot=${b.source.snapshot}` : ''}`,
+    source: sourceName(b.source),
     diskBytes: b.diskBytes,
     pageSize: b.pageSize,
     bytesStored: b.stats.bytesStored,
   };
+}
+
+/** The disk a plan or manifest names, as the listing shows it: the URL (never a SAS) and its snapshot. */
+function sourceName(source: { url: string; snapshot?: string | null }): string {
+  return `${source.url}${source.snapshot ? `?snapshot=${source.snapshot}` : ''}`;
 }
 
 /** No manifest: what the plan says of the backup, when it has a readable one. */
@@ -66,8 +71,7 @@ async function unfinished(vault: Vault, backupId: string): Promise<BackupListing
   const problem = `backup ${backupId} is incomplete (it has no manifest) and cannot be restored; run the backup again to resume it`;
   try {
     const plan = await readPlan(vault, backupId);
-    const source = `${plan.source.url}${plan.source.snapshot ? `?snapshot=${plan.source.snapshot}` : ''}`;
-    return { backupId, status: 'incomplete', problem, createdAt: plan.createdAt, source, diskBytes: plan.diskBytes, pageSize: plan.pageSize };
+    return { backupId, status: 'incomplete', problem, createdAt: plan.createdAt, source: sourceName(plan.source), diskBytes: plan.diskBytes, pageSize: plan.pageSize };
   } catch (err) {
     if (isPagewiseError(err, 'BackupNotFound')) return { backupId, status: 'incomplete', problem };
     if (isPagewiseError(err, 'Corrupt')) return { backupId, status: 'damaged', problem: (err as PagewiseError).message };
