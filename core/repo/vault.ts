@@ -124,7 +124,7 @@ export class Vault {
   }
 
   /** A blob or a range of it, every byte checked to have arrived. */
-  getBytes(name: string, offset = 0, count?: number, options?: CallOptions): Promise<Buffer> {
+  getBytes(name: string, offset = 0, count?: number, options?: GetOptions): Promise<Buffer> {
     return this.store.getBytes(name, offset, count, options);
   }
 
