@@ -2,6 +2,7 @@
 import { parseStorageUrl, SourceDisk } from '../core';
 import { diskIdentityOf } from '../core/source/disk-identity';
 import type { SourceIdentity } from '../core/source/source-disk';
+import { managedDiskOf } from '../functions/compute';
 import { KiB, startEnv, TestEnv } from './harness/env';
 
 function identityOf(url: string): SourceIdentity {
@@ -81,6 +82,15 @@ describe('a managed-disk snapshot', () => {
     // Another grant of another snapshot of the same disk: the same identity.
     const other = identityOf(`https://md-zz9.z41.blob.storage.azure.net/qq0w/abcd?${SAS}`);
     expect(diskIdentityOf(other, { sourceUniqueId: uid.toLowerCase() }).identity).toBe('azure-disk:3f2504e0-4f89-11d3-9a0c-0305e82c3301');
+  });
+
+  test('takes its facts from the Compute snapshot resource (functions/compute.ts managedDiskOf)', () => {
+    const snapshotId = '/subscriptions/00000000-0000-0000-0000-00000000abcd/resourceGroups/rg-prod/providers/Microsoft.Compute/snapshots/nightly-1';
+    const facts = managedDiskOf({ id: snapshotId, creationData: { sourceUniqueId: uid, sourceResourceId: arm } });
+    expect(facts).toEqual({ sourceUniqueId: uid, armDiskId: arm, snapshotResourceId: snapshotId });
+    expect(diskIdentityOf(grant, facts).identity).toBe('azure-disk:3f2504e0-4f89-11d3-9a0c-0305e82c3301');
+    expect(managedDiskOf({ id: snapshotId, creationData: { sourceResourceId: arm } })).toEqual({ armDiskId: arm, snapshotResourceId: snapshotId });
+    expect(managedDiskOf({})).toEqual({});
   });
 
   test('is azure-disk-id:<armDiskId> when Compute gives no unique ID', () => {
