@@ -113,6 +113,8 @@ export interface PlanRef extends BackupKind {
   pagesPerBatch: number;
   /** true when a manifest already exists: the backup is complete, nothing to do. */
   alreadyComplete: boolean;
+  /** The vault format the backup is written in (the marker's version). */
+  formatVersion?: 1 | 2;
 }
 
 /** What one batch (a window of pages) reports. */
