@@ -1,8 +1,13 @@
 /** What restore and verify read of a complete backup, whatever the vault's format version: one interface, one opener. */
-import { PagewiseError } from '../errors';
 import { StorageLocation } from '../types';
+import { isPagewiseError, PagewiseError } from '../errors';
 import { CallOptions } from './store/blob-store';
 import { BackupReader } from './backup-reader';
+import { validateBackupId } from './backup-id';
+import { Vault } from './vault';
+import { openKeyring } from './v2/keyring';
+import { readVaultMarkerIfAny } from './v2/marker';
+import { BackupReader2 } from './v2/backup-reader2';
 
 /** A page of the backup's page table: version 1 a PageEntry (one block), version 2 a PageRecord2 (its chunks). */
 export interface PageRef {
@@ -64,5 +69,26 @@ export interface BackupSource<E extends PageRef = PageRef> {
  * an upgraded vault also holds version-1 backups under backups/.
  */
 export async function openBackupSource(vaultLocation: StorageLocation, backupId: string, userKey: Buffer, options: CallOptions = {}): Promise<BackupSource> {
-  return BackupReader.open(vaultLocation, backupId, userKey, options);
+  validateBackupId(backupId);
+  const vault = Vault.open(vaultLocation);
+  const call = { abortSignal: options.abortSignal };
+  // No marker: a container written before markers existed reads as version 1 (its reads fail as they always did).
+  const marker = await readVaultMarkerIfAny(vault);
+  if (marker?.version !== 2) return BackupReader.open(vaultLocation, backupId, userKey, call);
+  const upgraded = marker.upgradedFrom === 1;
+  let reader: BackupReader2 | undefined;
+  let noSlot: PagewiseError | undefined;
+  try {
+    reader = await BackupReader2.open(vault, await openKeyring(vault, marker, userKey), backupId, call);
+  } catch (err) {
+    // A key without a slot may still be the key of the version-1 backups an upgraded vault keeps.
+    if (!(upgraded && isPagewiseError(err, 'WrongKey'))) throw err;
+    noSlot = err;
+  }
+  if (reader) return reader;
+  if (!upgraded) throw new PagewiseError('BackupNotFound', `backup ${backupId} does not exist in the vault ${vault.display}`);
+  // An upgraded vault keeps its version-1 backups under backups/ (§12.4).
+  return BackupReader.open(vaultLocation, backupId, userKey, call).catch((err: unknown) => {
+    throw noSlot && isPagewiseError(err, 'BackupNotFound') ? noSlot : err;
+  });
 }

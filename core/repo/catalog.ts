@@ -7,7 +7,8 @@ import { isPagewiseError, PagewiseError } from '../errors';
 import { BackupListing, StorageLocation } from '../types';
 import { BACKUP_ID_RE } from './backup-id';
 import { readPlan } from './backup-plan';
-import { readManifest, readManifestUnverified, verifyManifest } from './manifest';
+import { readManifestUnverified, verifyManifest } from './manifest';
+import { openBackupSource } from './backup-source';
 import { Vault } from './vault';
 
 export interface ListBackupsOptions {
@@ -116,5 +117,5 @@ async function unfinished(vault: Vault, backupId: string): Promise<BackupListing
  * checks): what a restore or verify needs, checked before one is started.
  */
 export async function checkRestorable(location: StorageLocation, backupId: string, userKey: Buffer): Promise<void> {
-  await readManifest(Vault.open(location), backupId, userKey);
+  await openBackupSource(location, backupId, userKey);
 }
