@@ -84,6 +84,12 @@ class DiskModel {
     return n;
   }
 
+  /** A page's bytes as the disk reads them now. */
+  content(page: number): Buffer {
+    const { k, at } = this.region(page);
+    return Buffer.from(this.data[k].subarray(at, at + PAGE));
+  }
+
   allPages(): number[] {
     return REGIONS.flatMap((first) => Array.from({ length: REGION_PAGES }, (_, k) => first + k));
   }
@@ -93,10 +99,11 @@ class DiskModel {
  * One generation of changes: random sub-page writes (512-aligned) and clears of allocated sectors, in
  * `regions` (indexes into REGIONS). Returns the pages touched.
  */
-async function changeDisk(model: DiskModel, seed: number, regions: number[], writes: number, clears: number): Promise<Set<number>> {
+async function changeDisk(model: DiskModel, seed: number, regions: number[], writes: number, clears: number, extra: { same?: boolean; zero?: boolean } = {}): Promise<Set<number>> {
   const r = rng(seed);
   const touched = new Set<number>();
   const pickPage = () => REGIONS[regions[r.int(regions.length)]] + r.int(REGION_PAGES);
+  const withData = () => model.allPages().filter((p) => regions.includes(p < BATCH_PAGES ? 0 : 1) && model.allocatedSectorsOf(p).length > 0);
   for (let k = 0; k < writes; k++) {
     const page = pickPage();
     const sectors = 1 + r.int(PAGE / SECTOR);
@@ -105,7 +112,7 @@ async function changeDisk(model: DiskModel, seed: number, regions: number[], wri
     touched.add(page);
   }
   for (let k = 0; k < clears; k++) {
-    const candidates = model.allPages().filter((p) => regions.includes(REGIONS.indexOf(REGIONS.find((f) => p >= f && p < f + REGION_PAGES)!)) && model.allocatedSectorsOf(p).length > 0);
+    const candidates = withData();
     if (candidates.length === 0) break;
     const page = candidates[r.int(candidates.length)];
     const sectors = model.allocatedSectorsOf(page);
@@ -114,6 +121,18 @@ async function changeDisk(model: DiskModel, seed: number, regions: number[], wri
     let end = start + 1;
     while (end < start + 16 && model.allocated.has(end) && end < ((page + 1) * PAGE) / SECTOR) end++;
     await model.clear(page, start * SECTOR - page * PAGE, (end - start) * SECTOR);
+    touched.add(page);
+  }
+  if (extra.same) {
+    // A page written again with the bytes it holds: changed for the diff, same content (the base's block is reused).
+    const page = withData().find((p) => !touched.has(p) && !model.content(p).equals(Buffer.alloc(PAGE)))!;
+    await model.write(page, 0, model.content(page));
+    touched.add(page);
+  }
+  if (extra.zero) {
+    // A page written full of zeros: allocated, read, and a hole in the backup.
+    const page = withData().find((p) => !touched.has(p))!;
+    await model.write(page, 0, Buffer.alloc(PAGE));
     touched.add(page);
   }
   return touched;
@@ -158,9 +177,10 @@ test('ten generations: a full, then incrementals reading only changed pages, eac
   let previous: BackupResult | undefined;
   for (let generation = 0; generation < 10; generation++) {
     let touched: Set<number> | undefined;
+    const before = new Map(model.allPages().map((p) => [p, model.content(p)]));
     if (generation > 0) {
       // Odd generations change region A only (one batch), even ones both regions (two batches).
-      touched = await changeDisk(model, 100 + generation, generation % 2 ? [0] : [0, 1], 12, 4);
+      touched = await changeDisk(model, 100 + generation, generation % 2 ? [0] : [0, 1], 12, 4, { same: generation % 3 === 0, zero: generation % 4 === 0 });
     }
     const plan = await planBackup(req);
     const result = await backupDisk(req);
@@ -177,7 +197,16 @@ test('ten generations: a full, then incrementals reading only changed pages, eac
       expect(result.bytesRead).toBe(model.allocatedBytesOf(touched!));
       expect(plan.allocatedBytes).toBe(result.bytesRead); // the progress total is what is read
       expect(plan.batchCount).toBe(generation % 2 ? 1 : 2);
-      expect(result.bytesNew).toBeLessThanOrEqual(touched!.size * PAGE);
+      // What the changed pages hold now: all zero (a hole; read if still allocated), the base's content
+      // (its block reused), or new content (a new block, one per page: random bytes never repeat).
+      const read = [...touched!].filter((p) => model.allocatedSectorsOf(p).length > 0);
+      const zero = read.filter((p) => model.content(p).equals(Buffer.alloc(PAGE)));
+      const same = read.filter((p) => !zero.includes(p) && model.content(p).equals(before.get(p)!));
+      const fresh = read.length - zero.length - same.length;
+      expect(result).toMatchObject({ zeroPages: zero.length, storedBlocks: fresh, bytesNew: fresh * PAGE, dedupedPages: same.length });
+      if (generation % 3 === 0) expect(same.length).toBeGreaterThan(0);
+      if (generation % 4 === 0) expect(zero.length).toBeGreaterThan(0);
+      expect(result.bytesChanged).toBeGreaterThan(0);
       expect(result.releasedSnapshots).toEqual([previous!.sourceSnapshot!.snapshot]);
     }
     expect(result.allocatedBytes).toBe(model.allocatedBytesOf(model.allPages()));
