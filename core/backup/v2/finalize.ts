@@ -9,7 +9,7 @@ import { forEachLimited } from '../../concurrency';
 import { PagewiseError } from '../../errors';
 import { findManifest2, manifestsOfDisk, writeManifest2 } from '../../repo/v2/manifest';
 import { v2names } from '../../repo/v2/names';
-import { isZeroChunk } from '../../repo/v2/page-table';
+import { isZeroChunk, readTable, writeTable } from '../../repo/v2/page-table';
 import { BatchRecordV2, ManifestV2, PageRecord2, TableRef } from '../../repo/v2/records';
 import { readBatch2 } from '../../repo/v2/staging';
 import { releaseOlderSnapshots } from '../../source/snapshot-lifecycle';
@@ -20,7 +20,6 @@ import { MAX_BASE_CANDIDATES, readBaseManifest } from './base';
 import { newBlocksOf } from './batch';
 import { BackupContextV2, openBackupContextV2 } from './context';
 import { PageRuns } from './page-runs';
-import { readTable, writeTable } from './tables';
 
 /** Packs checked present at once before the manifest. */
 const PACK_CHECKS_AT_ONCE = 8;
