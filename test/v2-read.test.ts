@@ -126,10 +126,14 @@ async function writeBackup(v: V2Vault, o: { backupId: string; image: Buffer; com
     const mine = records.filter((r) => Math.floor(r.page / PER_TABLE) === group);
     if (mine.length === 0) continue;
     const table = encodeTable(keyring, group, mine);
-    await vault.putNew(v2names.table(table.tableId), table.bytes).catch((err: unknown) => {
-      if (!(err instanceof BlobAlreadyExistsError)) throw err; // the base's table, unchanged
-    });
-    tables.push({ index: group, tableId: table.tableId, pages: mine.length, bytes: table.bytes.length, sha256: table.sha256 });
+    const stored = await vault.putNew(v2names.table(table.tableId), table.bytes).then(
+      () => table.bytes,
+      async (err: unknown) => {
+        if (!(err instanceof BlobAlreadyExistsError)) throw err;
+        return vault.getBytes(v2names.table(table.tableId)); // the base's table (same plaintext, another nonce): named as stored
+      },
+    );
+    tables.push({ index: group, tableId: table.tableId, pages: mine.length, bytes: stored.length, sha256: sha(stored) });
   }
   const disk = o.disk ?? blobDisk('a.vhd');
   const manifest: ManifestV2 = {

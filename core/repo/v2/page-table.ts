@@ -2,6 +2,7 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import { PagewiseError } from '../../errors';
 import { GiB, MAX_PAGE_SIZE } from '../../limits';
+import { BLOCK2_OVERHEAD } from './block';
 import type { Keyring } from './keyring';
 import { HEX32_RE } from './names';
 import type { ChunkRef, PageRecord2, PageRecordJson } from './records';
@@ -15,8 +16,8 @@ const TAG_BYTES = 16;
 const PLAIN_HEADER_BYTES = 16;
 const RECORD_HEADER_BYTES = 16;
 const CHUNK_BYTES = 64;
-/** A stored block is at most its chunk plus 52 bytes (§16). */
-export const BLOCK_OVERHEAD2 = 52;
+/** A stored block is at most its chunk plus the block overhead (§16: 36-byte header, 8 bytes inside the ciphertext, 16-byte tag). */
+export const BLOCK_OVERHEAD2 = BLOCK2_OVERHEAD;
 const ZERO_ID = Buffer.alloc(32);
 const ZERO_PACK = '0'.repeat(32);
 
