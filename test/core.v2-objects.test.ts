@@ -11,7 +11,7 @@ import { Keyring } from '../core/repo/v2/keyring';
 import { findManifest2, manifestsOfDisk, readManifest2, writeManifest2, allManifestNames } from '../core/repo/v2/manifest';
 import { v2names } from '../core/repo/v2/names';
 import { decodeIndexBlob, encodeIndexBlob, PackWriter, readPackTrailer } from '../core/repo/v2/pack-writer';
-import { decodeTable, encodeTable, pagesPerTableFor, recordFromJson, recordToJson } from '../core/repo/v2/page-table';
+import { decodeTable, encodeTable, pagesPerTableFor, readTable, recordFromJson, recordToJson, writeTable } from '../core/repo/v2/page-table';
 import { BatchRecordV2, IndexEntry, ManifestV2, PageRecord2, PlanV2 } from '../core/repo/v2/records';
 import { readBatch2, readPlan2, writeBatch2, writePlan2 } from '../core/repo/v2/staging';
 import { zstdEncode } from '../core/repo/v2/zstd';
@@ -230,6 +230,18 @@ const plan = (backupId: string): PlanV2 => ({
   disk: { identity: 'blob:a/c/d', kind: 'page-blob', account: 'a', container: 'c', blob: 'd' },
   diskBytes: 655360, pageSize: 65536, pageCount: 10, pagesPerBatch: 4, pagesPerTable: 16384, allocatedBytes: 655360, allocatedPages: 10,
   batches: [0, 1, 2], chunking: { scheme: 'page' }, codec: 'lz4', kind: 'full', base: null, reason: 'no-base', keyEpoch: 0, changedPages: null, changedBytes: null,
+});
+
+describe('tables on Azurite', () => {
+  test('a table is stored once by name; a second writer of the same records gets the first one\'s entry; a read checks size, SHA-256 and page count', async () => {
+    const first = await writeTable(vault, keyring, 1, records(1030, 3));
+    const second = await writeTable(vault, keyring, 1, records(1030, 3));
+    expect(second).toEqual(first);
+    expect(first).toMatchObject({ index: 1, pages: 3, tableId: encodeTable(keyring, 1, records(1030, 3)).tableId });
+    expect(await readTable(vault, keyring, first, 1024)).toEqual(records(1030, 3));
+    expect(await failureOf(readTable(vault, keyring, { ...first, sha256: '0'.repeat(64) }, 1024))).toMatchObject({ code: 'Corrupt', message: `page table 1 (tables/${first.tableId}.pwt) does not match its manifest entry (size or SHA-256)` });
+    expect(await failureOf(readTable(vault, keyring, { ...first, pages: 4 }, 1024))).toMatchObject({ code: 'Corrupt', message: `page table 1 (tables/${first.tableId}.pwt) holds 3 pages, its manifest entry says 4` });
+  });
 });
 
 describe('staging and manifests on Azurite', () => {
