@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { promises as fs } from 'node:fs';
 import { PageBlobClient, AnonymousCredential } from '@azure/storage-blob';
 import {
-  backupDisk, configureStorageEndpoints, restoreBackup, verifyBackup, listBackups, planBackup, runBackupBatch, finalizeBackup, generateKey, PagewiseError,
+  backupDisk, configureStorageEndpoints, restoreBackup, verifyBackup, listBackups, planBackup, runBackupBatch, finalizeBackup, generateKey, PagewiseError, StorageLocation,
 } from '../core';
 import { freePort } from '../testkit/azurite';
 import { putPages } from '../core/restore/restore';
@@ -131,14 +131,21 @@ test('restore refuses to overwrite an existing file or blob unless told to', asy
   expect(await codeOf(restoreBackup({ backupId: good.backupId, vault: env.vault, userKey: env.userKey, target: { url: blob } }))).toBe('TargetExists');
 });
 
+// Version-1 objects (segments, the clear manifest) are damaged here: in a version-1 vault (makeVaultV1).
+// Version 2's packs, tables and manifests: security.vault-v2.test.ts.
 describe('damage in the vault', () => {
   let backupId: string;
   let segmentBlob: string;
-  const vault = () => Vault.open(env.vault);
+  let v1: StorageLocation;
+  const vault = () => Vault.open(v1);
+
+  beforeAll(async () => {
+    v1 = await env.makeVault('vault-v1', { version: 1 });
+  });
 
   beforeEach(async () => {
     const disk = await env.makeDisk(`damage-${Date.now()}.vhd`, 8 * MiB, [{ offset: 0, length: 4 * MiB, kind: 'random', seed: 11 }]);
-    const result = await backupDisk({ source: disk.source, vault: env.vault, userKey: env.userKey, pageSize: 1 * MiB, cacheBytes: 2 * MiB });
+    const result = await backupDisk({ source: disk.source, vault: v1, userKey: env.userKey, pageSize: 1 * MiB, cacheBytes: 2 * MiB });
     backupId = result.backupId;
     segmentBlob = layout.segment(backupId, 0);
   });
@@ -148,11 +155,11 @@ describe('damage in the vault', () => {
     const blockBytes = bytes.length / 4; // four random 1 MiB pages, stored incompressible, equal sizes
     bytes[Math.floor(2 * blockBytes + blockBytes / 2)] ^= 0x01; // inside page 2's block
     await vault().putBytes(segmentBlob, bytes);
-    const verified = await verifyBackup({ backupId, vault: env.vault, userKey: env.userKey });
+    const verified = await verifyBackup({ backupId, vault: v1, userKey: env.userKey });
     expect(verified.ok).toBe(false);
     expect(verified.problems).toHaveLength(1);
     expect(verified.problems[0]).toMatch(/^page 2 .*fails authentication/);
-    const err = await failureOf(restoreBackup({ backupId, vault: env.vault, userKey: env.userKey, target: { url: path.join(env.tmp, 'flipped.img') } }));
+    const err = await failureOf(restoreBackup({ backupId, vault: v1, userKey: env.userKey, target: { url: path.join(env.tmp, 'flipped.img') } }));
     expect(err.code).toBe('Corrupt');
     expect(err.message).toMatch(/page 2/);
     await expect(fs.stat(path.join(env.tmp, 'flipped.img'))).rejects.toThrow();
@@ -162,17 +169,17 @@ describe('damage in the vault', () => {
   test('a missing block (segment cut short): verify names the pages', async () => {
     const bytes = await vault().getBytes(segmentBlob);
     await vault().putBytes(segmentBlob, bytes.subarray(0, Math.floor((bytes.length * 3) / 4)));
-    const verified = await verifyBackup({ backupId, vault: env.vault, userKey: env.userKey });
+    const verified = await verifyBackup({ backupId, vault: v1, userKey: env.userKey });
     expect(verified.ok).toBe(false);
     expect(verified.problems.join('\n')).toMatch(/segment 0: .*truncated/);
     expect(verified.problems.join('\n')).toMatch(/page 3/);
   });
 
   test('a missing segment blob: verify says so and restore fails', async () => {
-    await vaultContainerClient(env.vault).client.deleteBlob(segmentBlob);
-    const verified = await verifyBackup({ backupId, vault: env.vault, userKey: env.userKey, readData: false });
+    await vaultContainerClient(v1).client.deleteBlob(segmentBlob);
+    const verified = await verifyBackup({ backupId, vault: v1, userKey: env.userKey, readData: false });
     expect(verified.problems[0]).toMatch(/segment 0: .* is missing/);
-    expect(await codeOf(restoreBackup({ backupId, vault: env.vault, userKey: env.userKey, target: { url: path.join(env.tmp, 'gone.img') } }))).toBe('Corrupt');
+    expect(await codeOf(restoreBackup({ backupId, vault: v1, userKey: env.userKey, target: { url: path.join(env.tmp, 'gone.img') } }))).toBe('Corrupt');
   });
 
   test('a tampered manifest fails authentication', async () => {
@@ -180,7 +187,7 @@ describe('damage in the vault', () => {
     const envelope = await vault().getJson<{ body: { diskBytes: number } }>(name);
     envelope.body.diskBytes += 512;
     await vault().putJson(name, envelope);
-    expect(await codeOf(verifyBackup({ backupId, vault: env.vault, userKey: env.userKey }))).toBe('Corrupt');
+    expect(await codeOf(verifyBackup({ backupId, vault: v1, userKey: env.userKey }))).toBe('Corrupt');
   });
 });
 
