@@ -15,7 +15,10 @@ import { v2names } from '../core/repo/v2/names';
 import { openJson, sealJson } from '../core/repo/v2/envelope';
 import { decodeTable, encodeTable, PageRecord2 } from '../core/repo/v2/page-table';
 import { readBatch2, readPlan2, writeBatch2, writePlan2 } from '../core/repo/v2/staging';
-import type { BatchRecordV2, PlanV2 } from '../core/repo/v2/records';
+import type { BatchRecordV2, ManifestV2, PlanV2 } from '../core/repo/v2/records';
+import { Codec2, decodeBlock2, encodeBlock2, sealBlock2 } from '../core/repo/v2/block';
+import { decodeIndexBlob, PackWriter, readPackTrailer } from '../core/repo/v2/pack-writer';
+import { findManifest2, manifestsOfDisk, readManifest2, writeManifest2 } from '../core/repo/v2/manifest';
 import { MAX_VAULT_JSON_BYTES } from '../core/limits';
 import { startEnv, TestEnv } from './harness/env';
 
@@ -375,5 +378,238 @@ describe('encrypted envelopes (manifests, plans, batch records): moved under ano
     for (const moved of [otherDisk, otherBackup, otherTime]) {
       expect(() => openJson(keyring, 3, moved, sealed)).toThrow(expect.objectContaining({ code: 'Corrupt', message: `the manifest ${moved} fails authentication (damaged, moved from another name, or written under another vault key)` }));
     }
+  });
+});
+
+describe('blocks', () => {
+  let keyring: Keyring;
+  const plain = Buffer.alloc(4096, 0x5a);
+  beforeAll(() => {
+    keyring = Keyring.create();
+  });
+  const where = 'page 7 of backup blocks';
+
+  test('a damaged or cut block, or a block read as another chunk (swapped), is Corrupt naming where it was read', async () => {
+    const id = keyring.contentId(plain);
+    const block = await encodeBlock2(plain, id, keyring);
+    expect((await decodeBlock2(block, id, keyring, where, 4096)).equals(plain)).toBe(true);
+    const other = Buffer.alloc(4096, 0x33);
+    for (const [bad, why] of [
+      [flip(block, 40), /fails authentication/],
+      [flip(block, 10), /fails authentication/], // the salt: another block key
+      [flip(block, -1), /fails authentication/],
+      [block.subarray(0, block.length - 1), /fails authentication/],
+      [block.subarray(0, 20), /truncated or is not a version-2 Pagewise block/],
+      [await encodeBlock2(other, keyring.contentId(other), keyring), /fails authentication \(damaged, or not the chunk its content ID names\)/],
+    ] as const) {
+      await expect(decodeBlock2(bad, id, keyring, where, 4096)).rejects.toMatchObject({ code: 'Corrupt', message: expect.stringMatching(new RegExp(`^${where}: .*${why.source}`)) });
+    }
+    await expect(decodeBlock2(block, id, Keyring.create(), where, 4096)).rejects.toMatchObject({ code: 'Corrupt', message: expect.stringMatching(/fails authentication/) });
+  });
+
+  test('sealed with the key: a block claiming more bytes than the page size, an lz4 body stating 4 GiB, an unknown codec, a wrong content ID are Corrupt', async () => {
+    const id = keyring.contentId(plain);
+    const started = process.memoryUsage().rss;
+    // Stored codec, the body is the page, but the inner length claims 4 GiB − 1.
+    await expect(decodeBlock2(await sealBlock2(Codec2.Stored, plain, 0xffffffff, id, keyring), id, keyring, where, 4096)).rejects.toMatchObject({ code: 'Corrupt', message: `${where}: the block claims 4294967295 bytes, more than 4096` });
+    // A block longer than the page size allows at all: refused before it is decrypted.
+    const big = Buffer.alloc(8192, 1);
+    await expect(decodeBlock2(await sealBlock2(Codec2.Stored, big, big.length, keyring.contentId(big), keyring), keyring.contentId(big), keyring, where, 4096)).rejects.toMatchObject({ code: 'Corrupt', message: expect.stringMatching(/more than a chunk of at most 4096 bytes is stored as/) });
+    // lz4: the body's own length prefix says 4 GiB − 1 while the block says 4096.
+    const lz4Body = Buffer.alloc(64);
+    lz4Body.writeUInt32LE(0xffffffff, 0);
+    await expect(decodeBlock2(await sealBlock2(Codec2.Lz4, lz4Body, 4096, id, keyring), id, keyring, where, 4096)).rejects.toMatchObject({ code: 'Corrupt', message: `${where}: the lz4 block states another length than the block` });
+    // lz4 whose prefix agrees but whose stream is garbage.
+    const garbage = Buffer.concat([Buffer.from([0, 16, 0, 0]), Buffer.alloc(40, 0xff)]);
+    await expect(decodeBlock2(await sealBlock2(Codec2.Lz4, garbage, 4096, id, keyring), id, keyring, where, 4096)).rejects.toMatchObject({ code: 'Corrupt' });
+    // zstd with a frame that is no frame.
+    await expect(decodeBlock2(await sealBlock2(Codec2.Zstd, Buffer.alloc(30, 7), 4096, id, keyring), id, keyring, where, 4096)).rejects.toMatchObject({ code: 'Corrupt', message: expect.stringMatching(/does not decompress \(zstd/) });
+    await expect(decodeBlock2(await sealBlock2(9 as Codec2, plain, 4096, id, keyring), id, keyring, where, 4096)).rejects.toMatchObject({ code: 'Corrupt', message: `${where}: unknown codec 9` });
+    // Stored, a shorter body than it claims; and the right length of other bytes than its content ID names.
+    await expect(decodeBlock2(await sealBlock2(Codec2.Stored, plain.subarray(0, 100), 4096, id, keyring), id, keyring, where, 4096)).rejects.toMatchObject({ code: 'Corrupt', message: `${where}: decoded 100 bytes, expected 4096` });
+    const lie = Buffer.alloc(4096, 0x11);
+    await expect(decodeBlock2(await sealBlock2(Codec2.Stored, lie, 4096, id, keyring), id, keyring, where, 4096)).rejects.toMatchObject({ code: 'Corrupt', message: `${where}: the chunk does not match its content ID` });
+    expect(process.memoryUsage().rss - started).toBeLessThan(256 * 1024 * 1024);
+  });
+});
+
+describe('packs and index blobs', () => {
+  /** A vault with one committed pack of three blocks; its ID, stored bytes, and the delta. */
+  async function onePack() {
+    const made = await freshVaultV2();
+    const writer = new PackWriter(made.vault, made.keyring);
+    for (const fill of [1, 2, 3]) {
+      const chunk = Buffer.alloc(2048, fill);
+      const id = made.keyring.contentId(chunk);
+      await writer.add(id, await encodeBlock2(chunk, id, made.keyring));
+    }
+    const { packs, deltas } = await writer.finish();
+    expect({ packs: packs.length, deltas: deltas.length }).toEqual({ packs: 1, deltas: 1 });
+    return { ...made, packId: packs[0], name: v2names.pack(packs[0]), delta: deltas[0] };
+  }
+
+  test('a pack cut short, with its trailer damaged, or with the trailer of another pack is Corrupt naming the pack', async () => {
+    const a = await onePack();
+    expect(await readPackTrailer(a.vault, a.keyring, a.packId)).toHaveLength(3);
+    const bytes = await a.vault.getBytes(a.name);
+    const cases: Array<[Buffer, RegExp]> = [
+      [bytes.subarray(0, bytes.length - 10), /states a length of \d+ bytes, impossible|is not a Pagewise pack trailer|fails authentication/],
+      [flip(bytes, -30), /fails authentication/],
+      [flip(bytes, -1), /states a length of \d+ bytes, impossible in a pack of/], // the clear length field
+      [bytes.subarray(0, 20), /is missing: the pack has 20 bytes/],
+    ];
+    for (const [bad, why] of cases) {
+      await a.vault.putBytes(a.name, bad);
+      await expect(readPackTrailer(a.vault, a.keyring, a.packId)).rejects.toMatchObject({ code: 'Corrupt', message: expect.stringMatching(new RegExp(`^the trailer of pack ${escape(a.name)} .*(${why.source})`)) });
+    }
+    // The blocks of this pack followed by the trailer of a pack of the same vault: its AAD names the other pack.
+    const writer = new PackWriter(a.vault, a.keyring);
+    const chunk = Buffer.alloc(2048, 9);
+    await writer.add(a.keyring.contentId(chunk), await encodeBlock2(chunk, a.keyring.contentId(chunk), a.keyring));
+    const [otherId] = (await writer.finish()).packs;
+    const otherBytes = await a.vault.getBytes(v2names.pack(otherId));
+    const otherTrailer = otherBytes.subarray(otherBytes.length - otherBytes.readUInt32LE(otherBytes.length - 4));
+    await a.vault.putBytes(a.name, Buffer.concat([bytes.subarray(0, bytes.length - bytes.readUInt32LE(bytes.length - 4)), otherTrailer]));
+    await expect(readPackTrailer(a.vault, a.keyring, a.packId)).rejects.toMatchObject({ code: 'Corrupt', message: expect.stringMatching(/fails authentication \(damaged, from another pack/) });
+    await expect(readPackTrailer(a.vault, a.keyring, '../../../x')).rejects.toMatchObject({ code: 'BadInput' });
+  });
+
+  test('sealed with the key: a trailer that counts 2^32 − 1 entries is Corrupt at once', async () => {
+    const a = await onePack();
+    const bytes = await a.vault.getBytes(a.name);
+    const trailerLength = bytes.readUInt32LE(bytes.length - 4);
+    const blocks = bytes.subarray(0, bytes.length - trailerLength);
+    // Re-seal a trailer whose plaintext is only the count: 2^32 − 1.
+    const header = Buffer.alloc(20);
+    Buffer.from('PWK2').copy(header, 0);
+    header[4] = 2;
+    randomBytes(12).copy(header, 8);
+    const cipher = createCipheriv('aes-256-gcm', a.keyring.key('index'), header.subarray(8, 20));
+    cipher.setAAD(Buffer.concat([header, Buffer.from(a.packId, 'hex')]));
+    const count = Buffer.alloc(4);
+    count.writeUInt32LE(0xffffffff, 0);
+    const body = Buffer.concat([header, cipher.update(count), cipher.final(), cipher.getAuthTag()]);
+    const length = Buffer.alloc(4);
+    length.writeUInt32LE(body.length + 4, 0);
+    await a.vault.putBytes(a.name, Buffer.concat([blocks, body, length]));
+    await expect(readPackTrailer(a.vault, a.keyring, a.packId)).rejects.toMatchObject({ code: 'Corrupt', message: `the trailer of pack ${a.name} counts 4294967295 entries in 4 bytes` });
+    // A clear length field of 2^32 − 1: refused before anything is read by it.
+    const huge = Buffer.concat([blocks, body, Buffer.from([0xff, 0xff, 0xff, 0xff])]);
+    await a.vault.putBytes(a.name, huge);
+    await expect(readPackTrailer(a.vault, a.keyring, a.packId)).rejects.toMatchObject({ code: 'Corrupt', message: `the trailer of pack ${a.name} states a length of 4294967295 bytes, impossible in a pack of ${huge.length}` });
+  });
+
+  test('an index delta damaged, moved, or whose header claims 2^32 − 1 entries is Corrupt naming it', async () => {
+    const a = await onePack();
+    const stored = await a.vault.getBytes(a.delta);
+    expect(decodeIndexBlob(a.keyring, a.delta, stored).map((e) => e.pack)).toEqual([a.packId, a.packId, a.packId]);
+    const what = (name: string) => new RegExp(`^the index blob ${escape(name)} `);
+    expect(() => decodeIndexBlob(a.keyring, a.delta, flip(stored, 40))).toThrow(expect.objectContaining({ code: 'Corrupt', message: expect.stringMatching(/fails authentication in frame 0/) }));
+    expect(() => decodeIndexBlob(a.keyring, a.delta, stored.subarray(0, stored.length - 1))).toThrow(expect.objectContaining({ code: 'Corrupt', message: expect.stringMatching(what(a.delta)) }));
+    const moved = a.delta.replace(/-([0-9a-f]{16})\.pwx$/, '-0000000000000000.pwx');
+    expect(() => decodeIndexBlob(a.keyring, moved, stored)).toThrow(expect.objectContaining({ code: 'Corrupt', message: expect.stringMatching(/fails authentication in frame 0 \(damaged, moved/) }));
+    const claimed = Buffer.from(stored);
+    claimed.writeUInt32LE(0xffffffff, 8);
+    claimed.writeUInt32LE(Math.ceil(0xffffffff / 1024), 12);
+    expect(() => decodeIndexBlob(a.keyring, a.delta, claimed)).toThrow(expect.objectContaining({ code: 'Corrupt', message: expect.stringMatching(new RegExp(`${what(a.delta).source}is ${stored.length} bytes; 4294967295 entries take`)) }));
+    const frames = Buffer.from(stored);
+    frames.writeUInt32LE(0xffffffff, 12);
+    expect(() => decodeIndexBlob(a.keyring, a.delta, frames)).toThrow(expect.objectContaining({ code: 'Corrupt', message: `the index blob ${a.delta} has 4294967295 frames for 3 entries` }));
+  });
+});
+
+describe('manifests', () => {
+  /** A manifest body as finalize writes it (§20.3); `over` replaces fields. */
+  function manifestOf(keyring: Keyring, backupId: string, identity: string, over: Partial<ManifestV2> = {}): ManifestV2 {
+    const { tableId, sha256, bytes } = encodeTable(keyring, 0, [{ page: 0, length: 512, chunks: [{ contentId: keyring.contentId(Buffer.alloc(512, 1)), length: 512, storedLength: 80, pack: 'ef'.repeat(16), offset: 0 }] }]);
+    return {
+      format: 'pagewise-manifest',
+      version: 2,
+      backupId,
+      createdAt: '2026-12-01T00:00:00.000Z',
+      completedAt: '2026-12-01T00:01:00.000Z',
+      disk: { identity, kind: 'page-blob' },
+      source: { url: 'http://127.0.0.1/src/disks/m.vhd', snapshot: null, etag: '"0x1"', takenByPagewise: false },
+      diskBytes: 4096,
+      pageSize: 512,
+      pageCount: 8,
+      pagesPerTable: 16384,
+      chunking: { scheme: 'page' },
+      codec: 'lz4',
+      kind: 'full',
+      base: null,
+      reason: 'no-base',
+      generation: 0,
+      keyEpoch: 0,
+      tables: [{ index: 0, tableId, pages: 1, bytes: bytes.length, sha256 }],
+      stats: { allocatedBytes: 512, bytesRead: 512, bytesChanged: 512, bytesNew: 512, bytesStored: 80, chunks: 1, newChunks: 1, zeroPages: 0 },
+      ...over,
+    };
+  }
+
+  test("a manifest sealed for another disk's or backup's name, then put under that name, is refused: its body names another disk or backup", async () => {
+    const { vault, keyring } = await freshVaultV2();
+    const body = manifestOf(keyring, 'm-a', 'blob:src/disks/a.vhd');
+    const name = await writeManifest2(vault, keyring, body);
+    expect((await readManifest2(vault, keyring, name)).backupId).toBe('m-a');
+    // Copied as it is: the envelope's AAD holds the name.
+    const underB = v2names.manifest(keyring.diskTag('blob:src/disks/b.vhd'), body.completedAt, keyring.nameTag('m-a'));
+    await vault.putNew(underB, await vault.getBytes(name));
+    await refusal(() => readManifest2(vault, keyring, underB), 'Corrupt', new RegExp(`^the manifest ${escape(underB)} fails authentication`));
+    // Sealed for the other name by a hostile writer with the key: the body still says disk a, backup m-a.
+    const forged = v2names.manifest(keyring.diskTag('blob:src/disks/c.vhd'), body.completedAt, keyring.nameTag('m-a'));
+    await vault.putNew(forged, sealJson(keyring, 3, forged, body));
+    await refusal(() => readManifest2(vault, keyring, forged), 'Corrupt', /names another disk than its place in the vault \(moved\?\)/);
+    const otherBackup = v2names.manifest(keyring.diskTag('blob:src/disks/a.vhd'), body.completedAt, keyring.nameTag('m-z'));
+    await vault.putNew(otherBackup, sealJson(keyring, 3, otherBackup, body));
+    await refusal(() => readManifest2(vault, keyring, otherBackup), 'Corrupt', /names another backup than its blob name \(moved\?\)/);
+    expect(await findManifest2(vault, keyring, 'm-z').catch((e: Error) => e.message)).toMatch(/names another backup than its blob name/);
+    const otherTime = v2names.manifest(keyring.diskTag('blob:src/disks/a.vhd'), '2026-12-02T00:00:00.000Z', keyring.nameTag('m-a'));
+    await vault.putNew(otherTime, sealJson(keyring, 3, otherTime, body));
+    await refusal(() => readManifest2(vault, keyring, otherTime), 'Corrupt', /has another completion time than its blob name/);
+  });
+
+  test('a damaged or cut manifest is Corrupt; a listing of the disk goes on past it with the problem', async () => {
+    const { vault, keyring } = await freshVaultV2();
+    const identity = 'blob:src/disks/list.vhd';
+    const good = await writeManifest2(vault, keyring, manifestOf(keyring, 'm-good', identity, { completedAt: '2026-12-01T00:01:00.000Z' }));
+    const damaged = await writeManifest2(vault, keyring, manifestOf(keyring, 'm-damaged', identity, { completedAt: '2026-12-01T00:02:00.000Z' }));
+    const cut = await writeManifest2(vault, keyring, manifestOf(keyring, 'm-cut', identity, { completedAt: '2026-12-01T00:03:00.000Z' }));
+    await vault.putBytes(damaged, flip(await vault.getBytes(damaged), 50));
+    await vault.putBytes(cut, (await vault.getBytes(cut)).subarray(0, 30));
+    const seen: Array<{ name: string; backupId?: string; problem?: string }> = [];
+    for await (const m of manifestsOfDisk(vault, keyring, identity)) seen.push({ name: m.name, backupId: m.manifest?.backupId, problem: m.problem });
+    expect(seen).toEqual([
+      { name: cut, backupId: undefined, problem: `the manifest ${cut} is truncated or is not a Pagewise encrypted document` },
+      { name: damaged, backupId: undefined, problem: `the manifest ${damaged} fails authentication (damaged, moved from another name, or written under another vault key)` },
+      { name: good, backupId: 'm-good', problem: undefined },
+    ]);
+  });
+
+  test('sealed with the key: hostile sizes, counts, tables and schemes are Corrupt, not a TypeError or a huge allocation', async () => {
+    const { vault, keyring } = await freshVaultV2();
+    const identity = 'blob:src/disks/shape.vhd';
+    const base = manifestOf(keyring, 'm-shape', identity);
+    const cases: Array<[string, Partial<ManifestV2> | Record<string, unknown>, RegExp]> = [
+      ['a page size past 100 MiB', { pageSize: 2 ** 31, pageCount: 1, diskBytes: 2 ** 31 }, /has page size 2147483648/],
+      ['a page count that does not fit the disk', { pageCount: 2 ** 40 }, /has 1099511627776 pages for 4096 bytes of 512/],
+      ['a negative disk size', { diskBytes: -1 }, /has a size or count that is not a whole number/],
+      ['an unknown chunking scheme', { chunking: { scheme: 'rabin' } }, /uses the chunking scheme "rabin", which this Pagewise does not know/],
+      ['a table past the last group', { tables: [{ ...base.tables[0], index: 5 }] }, /has a malformed or out-of-order table entry/],
+      ['tables out of order', { pageCount: 2 ** 20, diskBytes: 2 ** 29, tables: [{ ...base.tables[0], index: 1 }, { ...base.tables[0], index: 0 }] }, /has a malformed or out-of-order table entry/],
+      ['a table ID that is a path', { tables: [{ ...base.tables[0], tableId: '../../../x' }] }, /has a malformed or out-of-order table entry/],
+      ['a table of 2^32 pages', { tables: [{ ...base.tables[0], pages: 2 ** 32 }] }, /has a malformed or out-of-order table entry/],
+      ['tables that are no list', { tables: 'all' }, /lacks its tables or stats/],
+      ['a disk that is no object', { disk: 'a.vhd' }, /lacks its disk identity/],
+      ['version 3', { version: 3 }, /is not a version-2 Pagewise manifest/],
+    ];
+    for (const [what, over, why] of cases) {
+      const body = { ...base, ...over } as ManifestV2;
+      const name = v2names.manifest(keyring.diskTag(identity), base.completedAt, keyring.nameTag('m-shape'));
+      await vault.putBytes(name, sealJson(keyring, 3, name, body));
+      const err = await refusal(() => readManifest2(vault, keyring, name), 'Corrupt', new RegExp(`^the manifest ${escape(name)} `));
+      expect({ what, message: err.message }).toEqual({ what, message: expect.stringMatching(why) });
+    }
+    await refusal(() => readManifest2(vault, keyring, 'manifests/../../pagewise-vault.json'), 'BadInput', /is not the name of a version-2 manifest/);
   });
 });
