@@ -21,6 +21,21 @@ export interface StorageLocation {
    * may it be on a managed-disk export host (md-….blob.storage.azure.net). Never set from user input.
    */
   managedDiskGrant?: boolean;
+  /**
+   * A source that is a managed-disk snapshot: what Compute says of it (its `id` and `creationData`), so
+   * its backups are grouped by the disk it was taken from, not by the grant's one-off URL (FORMAT.md §21.1).
+   */
+  managedDisk?: ManagedDiskSource;
+}
+
+/** The Compute facts of a managed-disk snapshot that name its disk (FORMAT.md §21.1). */
+export interface ManagedDiskSource {
+  /** `creationData.sourceUniqueId`: the GUID of the disk the snapshot was taken from. */
+  sourceUniqueId?: string;
+  /** `creationData.sourceResourceId`: the disk's ARM ID. */
+  armDiskId?: string;
+  /** The snapshot's own ARM ID (recorded in the manifest's source). */
+  snapshotResourceId?: string;
 }
 
 export interface EngineSettings {

@@ -6,6 +6,7 @@
 import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 import { defaultCredential, endpointOf, endpointRefused, isManagedDiskEndpoint, joinSas, PagewiseError, parseStorageUrl, splitSas } from '../core';
 import { openRef, sealRef } from './sealedRefs';
+import type { ManagedDiskSource } from '../core';
 import type { DiskRef } from '../orchestrations/contracts';
 
 export interface SnapshotRef {
@@ -17,6 +18,18 @@ export interface SnapshotRef {
 export interface SnapshotAccess {
   /** A read SAS URL of the snapshot's VHD, valid for `durationInSeconds`. */
   grantRead(snapshot: SnapshotRef, durationInSeconds: number): Promise<string>;
+  /** What Compute says of the snapshot's disk (its creationData): the backup's disk identity (FORMAT.md §21.1). */
+  diskOf?(snapshot: SnapshotRef): Promise<ManagedDiskSource>;
+}
+
+/** The disk identity facts of a Compute `Snapshot` resource (its `id` and `creationData`). */
+export function managedDiskOf(snapshot: { id?: string; creationData?: { sourceUniqueId?: string; sourceResourceId?: string } }): ManagedDiskSource {
+  const { sourceUniqueId, sourceResourceId } = snapshot.creationData ?? {};
+  return {
+    ...(sourceUniqueId ? { sourceUniqueId } : {}),
+    ...(sourceResourceId ? { armDiskId: sourceResourceId } : {}),
+    ...(snapshot.id ? { snapshotResourceId: snapshot.id } : {}),
+  };
 }
 
 /** The production SnapshotAccess: @azure/arm-compute with the app's default credential (managed identity). */
@@ -34,6 +47,12 @@ export class ComputeSnapshotAccess implements SnapshotAccess {
     });
     if (!access.accessSAS) throw new Error(`Compute granted no SAS for snapshot ${snapshot.snapshotName}`);
     return access.accessSAS;
+  }
+
+  async diskOf(snapshot: SnapshotRef): Promise<ManagedDiskSource> {
+    const { ComputeManagementClient } = await import('@azure/arm-compute');
+    const client = new ComputeManagementClient(this.credential, snapshot.subscriptionId);
+    return managedDiskOf(await client.snapshots.get(snapshot.resourceGroup, snapshot.snapshotName));
   }
 }
 
