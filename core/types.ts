@@ -55,7 +55,24 @@ export interface BackupRequest extends EngineSettings {
   expectedEtag?: string;
   abortSignal?: AbortSignal;
   onProgress?: (progress: OperationProgress) => void;
+  /** Force a full backup (format 2: otherwise incremental on the newest completed backup of the same disk when it can). */
+  full?: boolean;
+  /**
+   * A managed-disk snapshot's identity from the Compute API (the Event Grid path): the disk it was taken
+   * of, so backups of the same disk through different grants find their base (docs/FORMAT.md §21.1).
+   */
+  managedDisk?: ManagedDiskIdentity;
 }
+
+/** What Compute says of a managed-disk snapshot (`creationData`): the disk's identity across grants. */
+export interface ManagedDiskIdentity {
+  sourceUniqueId?: string;
+  armDiskId?: string;
+  snapshotResourceId?: string;
+}
+
+/** Why a backup is full (docs/FORMAT.md §21); null for an incremental. */
+export type FullReason = 'no-base' | 'base-snapshot-gone' | 'size-changed' | 'page-size-changed' | 'chunking-changed' | 'v1-base' | 'v1-vault' | 'forced' | 'base-replaced' | 'other-key';
 
 /**
  * How far a backup, restore or verification has come: one shape for all three, reported after each page
@@ -84,6 +101,9 @@ export interface PlanRef {
   pagesPerBatch: number;
   /** true when a manifest already exists: the backup is complete, nothing to do. */
   alreadyComplete: boolean;
+  kind: 'full' | 'incremental';
+  base: { backupId: string; snapshot: string } | null;
+  reason: FullReason | null;
 }
 
 /** What one batch (a window of pages) reports. */
@@ -138,6 +158,13 @@ export interface BackupResult {
   pagesInMemoryHighWater?: number;
   /** The whole run, from plan to manifest (an orchestrated run: its orchestration's start to end). */
   durationMs: number;
+  kind: 'full' | 'incremental';
+  base: { backupId: string; snapshot: string } | null;
+  reason: FullReason | null;
+  bytesChanged: number;
+  bytesNew: number;
+  formatVersion: 1 | 2;
+  releasedSnapshots?: string[];
 }
 
 export interface RestoreRequest {
@@ -218,6 +245,17 @@ export interface CompleteBackupListing {
   diskBytes: number;
   pageSize: number;
   bytesStored: number;
+  formatVersion: 1 | 2;
+  /** For display: the ARM disk ID, else the disk identity (docs/FORMAT.md §21.1). */
+  disk?: string;
+  kind?: 'full' | 'incremental';
+  base?: string | null;
+  generation?: number;
+  bytesRead?: number;
+  bytesNew?: number;
+  allocatedBytes?: number;
+  /** A version-2 backup listed without the key: only what its blob name tells (disk tag, completion time). */
+  locked?: boolean;
 }
 
 /** A backup that cannot be restored (yet): what its plan says, when the plan is readable, and why. */
