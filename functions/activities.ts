@@ -32,9 +32,14 @@ export function reportingPermanentFailures<A extends unknown[], R>(handler: (...
 function backupRequest(input: BackupActivityInput): BackupRequest & { backupId: string } {
   const settings = readSettings();
   const userKey = readUserKey();
+  const { full, ...overrides } = input.settings ?? {};
+  const source = allowedSource(settings, input.source, userKey, 'the source disk URL');
   return {
-    ...engineSettings(settings, input.settings),
-    source: allowedSource(settings, input.source, userKey, 'the source disk URL'),
+    ...engineSettings(settings, overrides),
+    source,
+    // allowedSource checked the grant's seal, which covers the identity: no input names another disk.
+    ...(source.managedDiskGrant && input.source.managedDisk ? { managedDisk: input.source.managedDisk } : {}),
+    ...(full ? { full: true } : {}),
     vault: settings.vault,
     userKey,
     backupId: input.backupId,

@@ -4,7 +4,7 @@
  * so tests hand the Event Grid handler their own SnapshotAccess.
  */
 import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
-import { defaultCredential, endpointOf, endpointRefused, isManagedDiskEndpoint, joinSas, PagewiseError, parseStorageUrl, splitSas } from '../core';
+import { defaultCredential, endpointOf, ManagedDiskIdentity, endpointRefused, isManagedDiskEndpoint, joinSas, PagewiseError, parseStorageUrl, splitSas } from '../core';
 import { openRef, sealRef } from './sealedRefs';
 import type { DiskRef } from '../orchestrations/contracts';
 
@@ -17,6 +17,12 @@ export interface SnapshotRef {
 export interface SnapshotAccess {
   /** A read SAS URL of the snapshot's VHD, valid for `durationInSeconds`. */
   grantRead(snapshot: SnapshotRef, durationInSeconds: number): Promise<string>;
+  /**
+   * What the snapshot was taken of (`creationData`): the disk's unique ID and ARM ID, so backups of the
+   * same disk through different grants (a new md-… host each time) find their base. Optional: without
+   * it every snapshot backup is a full one (reason no-base).
+   */
+  identify?(snapshot: SnapshotRef): Promise<ManagedDiskIdentity>;
 }
 
 /** The production SnapshotAccess: @azure/arm-compute with the app's default credential (managed identity). */
@@ -35,6 +41,24 @@ export class ComputeSnapshotAccess implements SnapshotAccess {
     if (!access.accessSAS) throw new Error(`Compute granted no SAS for snapshot ${snapshot.snapshotName}`);
     return access.accessSAS;
   }
+
+  async identify(snapshot: SnapshotRef): Promise<ManagedDiskIdentity> {
+    const { ComputeManagementClient } = await import('@azure/arm-compute');
+    const client = new ComputeManagementClient(this.credential, snapshot.subscriptionId);
+    return identityOf(await client.snapshots.get(snapshot.resourceGroup, snapshot.snapshotName));
+  }
+}
+
+/** The identity fields of a Compute `Snapshot` resource, each kept only when it has the shape ARM gives it. */
+export function identityOf(snapshot: { id?: string; creationData?: { sourceUniqueId?: string; sourceResourceId?: string } }): ManagedDiskIdentity {
+  const guid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+  const arm = (kind: string) => new RegExp(`^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\\.Compute/${kind}/[^/]+$`, 'i');
+  const { sourceUniqueId, sourceResourceId } = snapshot.creationData ?? {};
+  return {
+    ...(sourceUniqueId && guid.test(sourceUniqueId) ? { sourceUniqueId: sourceUniqueId.toLowerCase() } : {}),
+    ...(sourceResourceId && sourceResourceId.length <= 1024 && arm('disks').test(sourceResourceId) ? { armDiskId: sourceResourceId } : {}),
+    ...(snapshot.id && snapshot.id.length <= 1024 && arm('snapshots').test(snapshot.id) ? { snapshotResourceId: snapshot.id } : {}),
+  };
 }
 
 /** What of a snapshot resource says whether its data is all there (Compute `Snapshot` properties). */
@@ -85,8 +109,11 @@ function grantMacKey(userKey: Buffer): Buffer {
   return Buffer.from(hkdfSync('sha256', userKey, Buffer.alloc(0), 'pagewise/compute-grant/v1', 32));
 }
 
-function grantSeal(url: string, userKey: Buffer): string {
-  return createHmac('sha256', grantMacKey(userKey)).update(url).digest('hex');
+/** The MAC of a grant: its URL, and the snapshot's identity when the grant carries one (a seal without it is the URL's alone, as before). */
+function grantSeal(url: string, userKey: Buffer, managedDisk?: ManagedDiskIdentity): string {
+  const mac = createHmac('sha256', grantMacKey(userKey)).update(url);
+  if (managedDisk) mac.update(`\n${JSON.stringify([managedDisk.sourceUniqueId ?? null, managedDisk.armDiskId ?? null, managedDisk.snapshotResourceId ?? null])}`);
+  return mac.digest('hex');
 }
 
 /**
@@ -94,18 +121,19 @@ function grantSeal(url: string, userKey: Buffer): string {
  * export host, or on an endpoint the app allows anyway (`allowed`, e.g. a local stand-in for Compute).
  * The MAC covers the URL as the activity will open it again; its SAS is sealed for the task hub.
  */
-export function grantedSource(url: string, userKey: Buffer, allowed: ReadonlySet<string> = new Set()): DiskRef {
+export function grantedSource(url: string, userKey: Buffer, allowed: ReadonlySet<string> = new Set(), managedDisk?: ManagedDiskIdentity): DiskRef {
   const what = 'the URL the Compute grant returned';
   const parsed = parseStorageUrl(url, 'blob', what);
   if (!isManagedDiskEndpoint(parsed) && !allowed.has(endpointOf(parsed))) throw endpointRefused(what);
   const split = splitSas(url);
   const whole = joinSas(split.url, split.sas);
-  return sealRef({ url: whole, grantedBy: 'compute', grantSeal: grantSeal(whole, userKey) }, userKey);
+  const identity = managedDisk && Object.keys(managedDisk).length > 0 ? managedDisk : undefined;
+  return sealRef({ url: whole, grantedBy: 'compute', grantSeal: grantSeal(whole, userKey, identity), ...(identity ? { managedDisk: identity } : {}) }, userKey);
 }
 
 /**
  * True when `source` carries the seal of this app's own grant for exactly its URL: its SAS opens under
- * this app's key for this URL, and the grant's MAC matches the URL so opened.
+ * this app's key for this URL, and the grant's MAC matches the URL so opened (and its managedDisk).
  */
 export function isOwnGrant(source: DiskRef, userKey: Buffer): boolean {
   if (source.grantedBy !== 'compute' || typeof source.grantSeal !== 'string' || !/^[0-9a-f]{64}$/.test(source.grantSeal)) return false;
@@ -115,5 +143,5 @@ export function isOwnGrant(source: DiskRef, userKey: Buffer): boolean {
   } catch {
     return false; // sealed by another key, for another URL, or altered
   }
-  return timingSafeEqual(Buffer.from(source.grantSeal, 'hex'), Buffer.from(grantSeal(url, userKey), 'hex'));
+  return timingSafeEqual(Buffer.from(source.grantSeal, 'hex'), Buffer.from(grantSeal(url, userKey, source.managedDisk), 'hex'));
 }
