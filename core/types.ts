@@ -53,15 +53,15 @@ export interface BackupRequest extends EngineSettings {
    * event): the plan refuses a disk in any other state rather than store it under that ID.
    */
   expectedEtag?: string;
-  abortSignal?: AbortSignal;
-  onProgress?: (progress: OperationProgress) => void;
-  /** Force a full backup (format 2: otherwise incremental on the newest completed backup of the same disk when it can). */
+  /** Force a full backup of a version-2 vault even when a base exists (result `reason: 'forced'`). */
   full?: boolean;
   /**
    * A managed-disk snapshot's identity from the Compute API (the Event Grid path): the disk it was taken
    * of, so backups of the same disk through different grants find their base (docs/FORMAT.md §21.1).
    */
   managedDisk?: ManagedDiskIdentity;
+  abortSignal?: AbortSignal;
+  onProgress?: (progress: OperationProgress) => void;
 }
 
 /** What Compute says of a managed-disk snapshot (`creationData`): the disk's identity across grants. */
@@ -71,8 +71,28 @@ export interface ManagedDiskIdentity {
   snapshotResourceId?: string;
 }
 
-/** Why a backup is full (docs/FORMAT.md §21); null for an incremental. */
-export type FullReason = 'no-base' | 'base-snapshot-gone' | 'size-changed' | 'page-size-changed' | 'chunking-changed' | 'v1-base' | 'v1-vault' | 'forced' | 'base-replaced' | 'other-key';
+/** Why a backup is full rather than incremental (docs/FORMAT.md §20.3 `reason`); null for an incremental. */
+export type FullReason =
+  | 'no-base'
+  | 'base-snapshot-gone'
+  | 'size-changed'
+  | 'page-size-changed'
+  | 'chunking-changed'
+  | 'v1-base'
+  | 'v1-vault'
+  | 'forced'
+  | 'base-replaced'
+  | 'other-key';
+
+/** Full or incremental, against which base, and why (PlanRef and BackupResult share it). */
+export interface BackupKind {
+  /** A version-1 vault always backs up in full. */
+  kind: 'full' | 'incremental';
+  /** The backup an incremental was diffed against, and the snapshot of it the diff started from; null for a full. */
+  base: { backupId: string; snapshot: string } | null;
+  /** Why a full backup is full; null for an incremental. */
+  reason: FullReason | null;
+}
 
 /**
  * How far a backup, restore or verification has come: one shape for all three, reported after each page
@@ -88,8 +108,12 @@ export interface OperationProgress {
   bytesTotal: number;
 }
 
-/** What `planBackup` returns: a reference to the plan stored in the vault plus counts. */
-export interface PlanRef {
+/**
+ * What `planBackup` returns: a reference to the plan stored in the vault plus counts. For an incremental,
+ * `allocatedBytes`/`allocatedPages` are what this backup reads (the allocated bytes of its changed
+ * pages): the totals its progress counts toward; the disk's own allocation is in the manifest.
+ */
+export interface PlanRef extends BackupKind {
   backupId: string;
   /** Batches with data (the plan's `batches` list): their plan positions are 0 … batchCount−1. */
   batchCount: number;
@@ -101,9 +125,6 @@ export interface PlanRef {
   pagesPerBatch: number;
   /** true when a manifest already exists: the backup is complete, nothing to do. */
   alreadyComplete: boolean;
-  kind: 'full' | 'incremental';
-  base: { backupId: string; snapshot: string } | null;
-  reason: FullReason | null;
 }
 
 /** What one batch (a window of pages) reports. */
@@ -122,7 +143,16 @@ export interface BatchSummary {
   resumed: boolean;
 }
 
-export interface BackupResult {
+/**
+ * A backup's outcome. Version-2 meanings: `bytesRead` the source bytes the backup read (an incremental:
+ * its changed pages only), `bytesChanged` the bytes of the ranges the diff reported changed (a full: =
+ * bytesRead), `bytesNew` the plaintext of the blocks it stored, `bytesStored` their stored size,
+ * `storedBlocks` the new blocks, `segments` the packs it wrote, `pages` the non-hole pages of the disk
+ * plus this backup's zero pages, `dedupedPages` the changed pages that needed no new block (their
+ * content was the base's or an earlier page's of the batch). Version 1: `bytesChanged` = `bytesRead`,
+ * `bytesNew` = `bytesStored`, segments as Part I.
+ */
+export interface BackupResult extends BackupKind {
   backupId: string;
   diskBytes: number;
   allocatedBytes: number;
@@ -149,8 +179,19 @@ export interface BackupResult {
   bytesReadNow: number;
   /** When the backup's manifest was written (ISO 8601). */
   completedAt: string;
-  /** The snapshot Pagewise took of the source (with `takeSnapshot`), and whether it was deleted after the manifest. */
+  /** Bytes of the ranges the diff against the base reported changed; a full backup: = bytesRead. */
+  bytesChanged: number;
+  /** Plaintext bytes of the blocks this backup stored (version 1: = bytesStored). */
+  bytesNew: number;
+  /** The vault format the backup was written in. */
+  formatVersion: 1 | 2;
+  /**
+   * The snapshot Pagewise took of the source (with `takeSnapshot`), and whether it was deleted after the
+   * manifest. Version 1 deletes it; version 2 keeps it (`deleted: false`): it is the next backup's base.
+   */
   sourceSnapshot?: { snapshot: string; deleted: boolean };
+  /** Version 2: snapshots Pagewise took for earlier backups of this disk, deleted after this manifest. */
+  releasedSnapshots?: string[];
   /**
    * Most pages that were between read-back from the cache and their staged block at once (each holds
    * its plaintext and block in memory): at most the concurrency. Set by the single-process engine.
@@ -158,13 +199,6 @@ export interface BackupResult {
   pagesInMemoryHighWater?: number;
   /** The whole run, from plan to manifest (an orchestrated run: its orchestration's start to end). */
   durationMs: number;
-  kind: 'full' | 'incremental';
-  base: { backupId: string; snapshot: string } | null;
-  reason: FullReason | null;
-  bytesChanged: number;
-  bytesNew: number;
-  formatVersion: 1 | 2;
-  releasedSnapshots?: string[];
 }
 
 export interface RestoreRequest {
@@ -245,17 +279,19 @@ export interface CompleteBackupListing {
   diskBytes: number;
   pageSize: number;
   bytesStored: number;
-  formatVersion: 1 | 2;
-  /** For display: the ARM disk ID, else the disk identity (docs/FORMAT.md §21.1). */
+  /** The vault format of the backup (the catalog sets it; absent in listings made before version 2 = 1). */
+  formatVersion?: 1 | 2;
+  /** The disk for display: a managed disk's ARM ID, else the identity (docs/FORMAT.md §21.1). */
   disk?: string;
   kind?: 'full' | 'incremental';
+  /** The base's backup ID (an incremental), null for a full. */
   base?: string | null;
   generation?: number;
   bytesRead?: number;
   bytesNew?: number;
   allocatedBytes?: number;
   /** A version-2 backup listed without the key: only what its blob name tells (disk tag, completion time). */
-  locked?: boolean;
+  locked?: true;
 }
 
 /** A backup that cannot be restored (yet): what its plan says, when the plan is readable, and why. */

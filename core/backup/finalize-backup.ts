@@ -5,7 +5,7 @@
  */
 import { whileBackingUp } from './running-backups';
 import { isPagewiseError, PagewiseError } from '../errors';
-import { BackupRequest, BackupResult } from '../types';
+import { BackupKind, BackupRequest, BackupResult } from '../types';
 import { PageRecord } from '../repo/batch-record';
 import { BackupWriter } from '../repo/backup-writer';
 import { ManifestBody } from '../repo/manifest';
@@ -64,6 +64,9 @@ async function releaseSnapshot(req: BackupRequest, plan: BackupPlan): Promise<Pi
   }
 }
 
+/** A version-1 vault backs up in full, always (docs/FORMAT.md §12). */
+export const V1_KIND: BackupKind = { kind: 'full', base: null, reason: 'v1-vault' };
+
 /** The result of a backup from its manifest; `cacheCapacityBytes` is the capacity the run's settings give. */
 export function resultOf(body: ManifestBody, durationMs: number, cacheCapacityBytes: number): BackupResult {
   return {
@@ -84,5 +87,9 @@ export function resultOf(body: ManifestBody, durationMs: number, cacheCapacityBy
     bytesReadNow: 0, // finalizing reads no source; the engine running the batches fills this in
     completedAt: body.completedAt,
     durationMs,
+    ...V1_KIND,
+    bytesChanged: body.stats.bytesRead,
+    bytesNew: body.stats.bytesStored,
+    formatVersion: 1,
   };
 }

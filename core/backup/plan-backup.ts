@@ -17,6 +17,7 @@ import { BackupPlan, pagesPerBatchFor, planExists, readPlan, writePlan } from '.
 import { manifestExists } from '../repo/manifest';
 import { Vault } from '../repo/vault';
 import { snapshotTakenByPagewise } from './backup-context';
+import { V1_KIND } from './finalize-backup';
 import { backupIdTaken, planDifferences } from './plan-mismatch';
 import { resolveSettings } from './settings';
 
@@ -109,5 +110,6 @@ function planRef(plan: BackupPlan, alreadyComplete: boolean): PlanRef {
     pageSize: plan.pageSize,
     pagesPerBatch: plan.pagesPerBatch,
     alreadyComplete,
+    ...V1_KIND,
   };
 }
