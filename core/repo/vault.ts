@@ -13,7 +13,7 @@ import { nestsTooDeep } from '../json-depth';
 import { MAX_BLOCKS_PER_BLOB, MAX_VAULT_JSON_BYTES, MAX_VAULT_JSON_DEPTH } from '../limits';
 import { protectContainer } from '../restore/target-guard';
 import { VAULT_MARKER } from './layout';
-import { BlobAlreadyExistsError, BlobNotFoundError, BlobProperties, BlobStore, CallOptions, ContainerNotFoundError, listNames, listPrefixes } from './store/blob-store';
+import { BlobAlreadyExistsError, BlobNotFoundError, BlobProperties, BlobStore, CallOptions, ContainerNotFoundError, GetOptions, listNames, listPrefixes } from './store/blob-store';
 import { AzureBlobStore } from './store/azure-blob-store';
 import { gated, mappingErrors, retrying } from './store/wrappers';
 
@@ -118,14 +118,20 @@ export class Vault {
     return this.store.putBytes(name, bytes, { contentType });
   }
 
+  /** Put Blob with If-None-Match: * (format 2 writes every name once); BlobAlreadyExistsError when the name exists. */
+  putNew(name: string, bytes: Buffer, contentType = 'application/octet-stream'): Promise<void> {
+    return this.store.putBytes(name, bytes, { contentType, ifNotExists: true });
+  }
+
   /** A blob or a range of it, every byte checked to have arrived. */
-  getBytes(name: string, offset = 0, count?: number, options?: CallOptions): Promise<Buffer> {
+  getBytes(name: string, offset = 0, count?: number, options?: GetOptions): Promise<Buffer> {
     return this.store.getBytes(name, offset, count, options);
   }
 
   /** A JSON document of the vault, bounded in size and nesting (core/limits.ts): a hostile one is Corrupt. */
-  async getJson<T>(name: string, options?: CallOptions): Promise<T> {
-    const text = (await this.store.getBytes(name, 0, undefined, { ...options, maxBytes: MAX_VAULT_JSON_BYTES })).toString('utf8');
+  async getJson<T>(name: string, options?: GetOptions): Promise<T> {
+    const maxBytes = Math.min(options?.maxBytes ?? MAX_VAULT_JSON_BYTES, MAX_VAULT_JSON_BYTES);
+    const text = (await this.store.getBytes(name, 0, undefined, { ...options, maxBytes })).toString('utf8');
     if (nestsTooDeep(text, MAX_VAULT_JSON_DEPTH)) {
       throw new PagewiseError('Corrupt', `${name} in the vault is nested deeper than the ${MAX_VAULT_JSON_DEPTH} levels a Pagewise document has`);
     }
@@ -141,11 +147,11 @@ export class Vault {
   }
 
   /** Commits a segment; refuses more blocks than Azure allows in one blob (Azurite would accept them). */
-  async commitBlocks(blob: string, blockIds: string[]): Promise<void> {
+  async commitBlocks(blob: string, blockIds: string[], options?: { ifNotExists?: boolean }): Promise<void> {
     if (blockIds.length > MAX_BLOCKS_PER_BLOB) {
       throw new PagewiseError('LimitExceeded', `${blob} would have ${blockIds.length} blocks, over Azure's limit of ${MAX_BLOCKS_PER_BLOB}`);
     }
-    await this.store.commitBlockList(blob, blockIds);
+    await this.store.commitBlockList(blob, blockIds, options?.ifNotExists ? { ifNotExists: true } : undefined);
   }
 
   /** Names under a prefix (flat listing, one request per page). */

@@ -69,8 +69,8 @@ export class AzureBlobStore implements BlobStore {
     await this.container.getBlockBlobClient(blob).stageBlock(blockId, bytes, bytes.length, { abortSignal: options.abortSignal });
   }
 
-  async commitBlockList(blob: string, blockIds: string[], options: CallOptions = {}): Promise<void> {
-    await this.container.getBlockBlobClient(blob).commitBlockList(blockIds, { abortSignal: options.abortSignal });
+  async commitBlockList(blob: string, blockIds: string[], options: PutOptions = {}): Promise<void> {
+    await this.container.getBlockBlobClient(blob).commitBlockList(blockIds, { abortSignal: options.abortSignal, ...(options.ifNotExists ? { conditions: { ifNoneMatch: '*' } } : {}) });
   }
 
   async listPage(prefix: string, options: ListOptions = {}): Promise<ListPage> {

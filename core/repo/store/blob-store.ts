@@ -51,7 +51,8 @@ export interface BlobStore {
   properties(name: string, options?: CallOptions): Promise<BlobProperties>;
   exists(name: string, options?: CallOptions): Promise<boolean>;
   stageBlock(blob: string, blockId: string, bytes: Buffer, options?: CallOptions): Promise<void>;
-  commitBlockList(blob: string, blockIds: string[], options?: CallOptions): Promise<void>;
+  /** Put Block List; with `ifNotExists`, only when no blob of that name exists (BlobAlreadyExistsError otherwise). */
+  commitBlockList(blob: string, blockIds: string[], options?: PutOptions): Promise<void>;
   listPage(prefix: string, options?: ListOptions): Promise<ListPage>;
   /** Creates the container; false when it existed. */
   createContainer(options?: CallOptions): Promise<boolean>;

@@ -1,0 +1,121 @@
+/** The vault marker and version dispatch (docs/FORMAT.md §12): which format a vault is, and making or upgrading a version-2 vault. */
+import { PagewiseError } from '../../errors';
+import { VAULT_MARKER } from '../layout';
+import { BlobAlreadyExistsError, BlobNotFoundError } from '../store/blob-store';
+import type { Vault } from '../vault';
+import { Keyring, openKeyring, writeKeySlot } from './keyring';
+import { HEX32_RE, V2_MARKER } from './names';
+
+export type VaultMarker = { version: 1 } | VaultMarkerV2;
+
+export interface VaultMarkerV2 {
+  version: 2;
+  vaultId: string;
+  createdAt: string;
+  keyCheck: string;
+  upgradedFrom?: 1;
+}
+
+/** How long a loser of the marker race waits for the winner's slot (the same key racing itself). */
+const SLOT_WAIT_MS = 5000;
+const SLOT_POLL_MS = 250;
+
+/** The marker that decides the format (§12.3), or undefined when the container has none. */
+export async function readVaultMarkerIfAny(vault: Vault): Promise<VaultMarker | undefined> {
+  for (const name of [V2_MARKER, VAULT_MARKER]) {
+    let json: unknown;
+    try {
+      json = await vault.getJson<unknown>(name, { maxBytes: 64 * 1024 });
+    } catch (err) {
+      if (err instanceof BlobNotFoundError) continue;
+      throw err;
+    }
+    return parseMarker(json, name, vault.display);
+  }
+  return undefined;
+}
+
+/** The marker that decides the format (§12.3): pagewise-vault-v2.json first, then pagewise-vault.json. */
+export async function readVaultMarker(vault: Vault): Promise<VaultMarker> {
+  const marker = await readVaultMarkerIfAny(vault);
+  if (!marker) throw new PagewiseError('VaultNotFound', `${vault.display} has no vault marker (${VAULT_MARKER}): it is no Pagewise vault yet (pagewise init makes one)`);
+  return marker;
+}
+
+/** A marker's fields checked (a hostile vault cannot hand on a malformed one). */
+export function parseMarker(json: unknown, name: string, display: string): VaultMarker {
+  const m = (typeof json === 'object' && json !== null ? json : {}) as Record<string, unknown>;
+  if (m.format !== 'pagewise-vault') {
+    throw new PagewiseError('BadInput', `${display} is not a Pagewise vault: its ${name} has format ${String(JSON.stringify(m.format)).slice(0, 40)}`);
+  }
+  if (m.version === 1 && name === VAULT_MARKER) return { version: 1 };
+  if (m.version !== 2) {
+    throw new PagewiseError('BadInput', `${display} holds a ${name} of version ${String(JSON.stringify(m.version)).slice(0, 20)}: written by a newer Pagewise (this one reads vault versions 1 and 2)`);
+  }
+  const upgraded = name === V2_MARKER;
+  if (typeof m.vaultId !== 'string' || !HEX32_RE.test(m.vaultId) || typeof m.createdAt !== 'string' || typeof m.keyCheck !== 'string' || !HEX32_RE.test(m.keyCheck) || (upgraded ? m.upgradedFrom !== 1 : m.upgradedFrom !== undefined)) {
+    throw new PagewiseError('Corrupt', `the vault marker ${name} of ${display} lacks a well-formed vaultId, createdAt, keyCheck or upgradedFrom`);
+  }
+  return { version: 2, vaultId: m.vaultId, createdAt: m.createdAt, keyCheck: m.keyCheck, ...(upgraded ? { upgradedFrom: 1 as const } : {}) };
+}
+
+/**
+ * Makes `vault` (an existing container with no marker) a version-2 vault opened by `userKey`, or opens it
+ * when another start made it first. Order (race-safe): keyring → marker (If-None-Match) → slot. A loser
+ * of the marker race opens the winner's keyring, waiting up to ~5 s for the slot when it is the same key.
+ */
+export async function createVaultV2(vault: Vault, userKey: Buffer): Promise<Keyring> {
+  const existing = await readVaultMarkerIfAny(vault);
+  if (existing?.version === 1) throw new PagewiseError('BadInput', `${vault.display} is a version-1 vault; pagewise upgrade makes it a version-2 vault`);
+  if (existing) return openKeyring(vault, existing, userKey);
+  return writeMarkerAndSlot(vault, userKey, VAULT_MARKER, (marker) => {
+    if (marker.version === 1) throw new PagewiseError('BadInput', `${vault.display} is a version-1 vault; pagewise upgrade makes it a version-2 vault`);
+  }).then((r) => r.keyring);
+}
+
+/** §12.2: writes pagewise-vault-v2.json and a slot for `userKey` into a version-1 vault; an already version-2 vault is left as it is. */
+export async function upgradeVault(vault: Vault, userKey: Buffer): Promise<{ upgraded: boolean }> {
+  const marker = await readVaultMarker(vault);
+  if (marker.version === 2) {
+    await openKeyring(vault, marker, userKey); // says WrongKey now rather than at the first backup
+    return { upgraded: false };
+  }
+  const { wrote } = await writeMarkerAndSlot(vault, userKey, V2_MARKER, () => undefined);
+  return { upgraded: wrote };
+}
+
+/** The keyring of a version-2 vault; BadInput for a version-1 vault, WrongKey for a key without a slot. */
+export async function openVaultKeyring(vault: Vault, userKey: Buffer): Promise<Keyring> {
+  const marker = await readVaultMarker(vault);
+  if (marker.version !== 2) throw new PagewiseError('BadInput', `${vault.display} is a version-1 vault (pagewise upgrade makes it version 2)`);
+  return openKeyring(vault, marker, userKey);
+}
+
+async function writeMarkerAndSlot(vault: Vault, userKey: Buffer, name: string, refuse: (existing: VaultMarker) => void): Promise<{ keyring: Keyring; wrote: boolean }> {
+  const keyring = Keyring.create();
+  const body = { format: 'pagewise-vault', version: 2, vaultId: keyring.vaultId, createdAt: new Date().toISOString(), keyCheck: keyring.keyCheck(), ...(name === V2_MARKER ? { upgradedFrom: 1 } : {}) };
+  try {
+    await vault.putNew(name, Buffer.from(JSON.stringify(body)), 'application/json');
+  } catch (err) {
+    if (!(err instanceof BlobAlreadyExistsError)) throw err;
+    const existing = await readVaultMarker(vault);
+    refuse(existing);
+    if (existing.version !== 2) throw new PagewiseError('Corrupt', `${vault.display}: ${name} exists but the vault does not read as version 2`);
+    return { keyring: await openKeyringWaiting(vault, existing, userKey), wrote: false };
+  }
+  await writeKeySlot(vault, keyring, userKey);
+  return { keyring, wrote: true };
+}
+
+/** Opens the keyring; a slot not there yet is waited for a few seconds (the winner writes it right after the marker). */
+async function openKeyringWaiting(vault: Vault, marker: VaultMarkerV2, userKey: Buffer): Promise<Keyring> {
+  const deadline = Date.now() + SLOT_WAIT_MS;
+  for (;;) {
+    try {
+      return await openKeyring(vault, marker, userKey);
+    } catch (err) {
+      if (!(err instanceof PagewiseError && err.code === 'WrongKey') || Date.now() >= deadline) throw err;
+    }
+    await new Promise((resolve) => setTimeout(resolve, SLOT_POLL_MS));
+  }
+}

@@ -1,0 +1,40 @@
+/** Blob names of the version-2 layout (docs/FORMAT.md §13). */
+
+const pad8 = (n: number) => String(n).padStart(8, '0');
+
+/** Largest `<inv>` value: 13 digits, so names sort newest first until the year 2286. */
+const INV_BASE = 9_999_999_999_999;
+
+export const V2_MARKER = 'pagewise-vault-v2.json';
+export const HEX32_RE = /^[0-9a-f]{32}$/;
+export const HEX16_RE = /^[0-9a-f]{16}$/;
+/** A manifest name: manifests/<diskTag>/<inv>-<nameTag>.pwm */
+export const MANIFEST_NAME_RE = /^manifests\/([0-9a-f]{32})\/(\d{13})-([0-9a-f]{32})\.pwm$/;
+
+/** `<inv>` of §13 for an ISO completion time. */
+export function invertedTime(completedAt: string): string {
+  const ms = Date.parse(completedAt);
+  if (!Number.isFinite(ms) || ms < 0 || ms > INV_BASE) throw new RangeError(`not a completion time: ${completedAt}`);
+  return String(INV_BASE - ms).padStart(13, '0');
+}
+
+/** `<stamp>` of §13: UTC YYYYMMDDTHHMMSSmmmZ. */
+export function stampOf(date: Date): string {
+  return date.toISOString().replace(/[-:.]/g, '');
+}
+
+export const v2names = {
+  marker: V2_MARKER,
+  keySlot: (keyId: string, epoch: number) => `keys/${keyId}.${epoch}.json`,
+  keySlotPrefix: (keyId: string) => `keys/${keyId}.`,
+  pack: (packId: string) => `packs/${packId.slice(0, 2)}/${packId}.pwp`,
+  delta: (stamp: string, writerId: string) => `index/d/${stamp}-${writerId}.pwx`,
+  deltaPrefix: () => 'index/d/',
+  table: (tableId: string) => `tables/${tableId}.pwt`,
+  stagingPrefix: (nameTag: string) => `staging/${nameTag}/`,
+  plan: (nameTag: string) => `staging/${nameTag}/plan.pwe`,
+  batch: (nameTag: string, batch: number) => `staging/${nameTag}/batches/${pad8(batch)}.pwe`,
+  manifest: (diskTag: string, completedAt: string, nameTag: string) => `manifests/${diskTag}/${invertedTime(completedAt)}-${nameTag}.pwm`,
+  manifestPrefix: (diskTag?: string) => (diskTag === undefined ? 'manifests/' : `manifests/${diskTag}/`),
+  tombstone: (nameTag: string) => `forgotten/${nameTag}.pwe`,
+};

@@ -1,0 +1,80 @@
+/** Staging records of a version-2 backup (docs/FORMAT.md §20.1, §20.2): the plan and the batch records, encrypted. */
+import { PagewiseError } from '../../errors';
+import { BlobAlreadyExistsError, BlobNotFoundError } from '../store/blob-store';
+import type { Vault } from '../vault';
+import { MAX_ENVELOPE_BYTES, openJson, sealJson } from './envelope';
+import type { Keyring } from './keyring';
+import { v2names } from './names';
+import { recordFromJson, recordToJson } from './page-table';
+import type { BatchRecordV2, PlanV2 } from './records';
+
+/** Writes the plan once (If-None-Match). A plan already there for this backup (a retried plan step) is kept as it is: read it with readPlan2. */
+export async function writePlan2(vault: Vault, keyring: Keyring, plan: PlanV2): Promise<void> {
+  const name = v2names.plan(keyring.nameTag(plan.backupId));
+  await putOnce(vault, name, sealJson(keyring, 1, name, plan));
+}
+
+/** The plan of `backupId`, or undefined when none was written. */
+export async function readPlan2(vault: Vault, keyring: Keyring, backupId: string): Promise<PlanV2 | undefined> {
+  const name = v2names.plan(keyring.nameTag(backupId));
+  const stored = await getIfAny(vault, name);
+  if (!stored) return undefined;
+  const plan = openJson<PlanV2>(keyring, 1, name, stored);
+  if (plan?.format !== 'pagewise-plan' || plan.version !== 2 || plan.backupId !== backupId || !plainCounts(plan, ['diskBytes', 'pageSize', 'pageCount', 'pagesPerBatch', 'pagesPerTable', 'keyEpoch']) || !Array.isArray(plan.batches)) {
+    throw new PagewiseError('Corrupt', `the plan ${name} of backup ${backupId} is not a version-2 Pagewise plan`);
+  }
+  return plan;
+}
+
+/** Writes a batch record once (If-None-Match); one already there (a retried batch) is kept. `pages` go in their JSON form. */
+export async function writeBatch2(vault: Vault, keyring: Keyring, rec: BatchRecordV2): Promise<void> {
+  const name = v2names.batch(keyring.nameTag(rec.backupId), rec.batchNumber);
+  await putOnce(vault, name, sealJson(keyring, 2, name, { ...rec, pages: rec.pages.map(recordToJson) }));
+}
+
+/** A batch record, or undefined when the batch has not finished; its page records checked. */
+export async function readBatch2(vault: Vault, keyring: Keyring, backupId: string, batch: number): Promise<BatchRecordV2 | undefined> {
+  const name = v2names.batch(keyring.nameTag(backupId), batch);
+  const stored = await getIfAny(vault, name);
+  if (!stored) return undefined;
+  const rec = openJson<Omit<BatchRecordV2, 'pages'> & { pages: unknown }>(keyring, 2, name, stored);
+  if (rec?.format !== 'pagewise-batch' || rec.version !== 2 || rec.backupId !== backupId || rec.batchNumber !== batch
+    || !plainCounts(rec, ['firstPage', 'pageCount', 'bytesRead', 'bytesNew', 'bytesStored', 'zeroPages'])
+    || !Array.isArray(rec.pages) || !Array.isArray(rec.packs) || !Array.isArray(rec.deltas)) {
+    throw new PagewiseError('Corrupt', `the batch record ${name} of backup ${backupId} is not a version-2 Pagewise batch record`);
+  }
+  const where = `the batch record ${name}`;
+  const pages = rec.pages.map((p) => recordFromJson(p, where));
+  for (let k = 0; k < pages.length; k++) {
+    const p = pages[k].page;
+    if (p < rec.firstPage || p >= rec.firstPage + rec.pageCount || (k > 0 && p <= pages[k - 1].page)) throw new PagewiseError('Corrupt', `${where}: page ${p} is out of order or outside the batch`);
+  }
+  return { ...rec, pages };
+}
+
+/** Whether every named field is a whole number ≥ 0. */
+export function plainCounts(o: object, fields: string[]): boolean {
+  return fields.every((f) => {
+    const v = (o as Record<string, unknown>)[f];
+    return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+  });
+}
+
+/** Put Blob once: an existing blob of that name stays (the first write wins). */
+async function putOnce(vault: Vault, name: string, bytes: Buffer): Promise<void> {
+  try {
+    await vault.putNew(name, bytes);
+  } catch (err) {
+    if (!(err instanceof BlobAlreadyExistsError)) throw err;
+  }
+}
+
+/** A staging or manifest blob's bytes (bounded), or undefined on 404. */
+export async function getIfAny(vault: Vault, name: string): Promise<Buffer | undefined> {
+  try {
+    return await vault.getBytes(name, 0, undefined, { maxBytes: MAX_ENVELOPE_BYTES });
+  } catch (err) {
+    if (err instanceof BlobNotFoundError) return undefined;
+    throw err;
+  }
+}
