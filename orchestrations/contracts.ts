@@ -3,7 +3,7 @@
  * status. References and counts only — never page data, never keys, never a SAS: a caller's SAS is
  * sealed by the starter (docs/DURABLE.md "Sealed URLs") and opened only inside activities.
  */
-import type { BackupResult, BatchSummary, ManagedDiskIdentity, OperationProgress, RestoreResult, VerifyResult } from '../core';
+import type { BackupKind, BackupResult, BatchSummary, ManagedDiskIdentity, OperationProgress, RestoreResult, VerifyResult } from '../core';
 import type { BatchRange } from './backupTree';
 import type { ProgressCounts, RangeProgress } from './progress';
 
@@ -181,6 +181,10 @@ export type BackupPhase = 'planning' | 'copying' | 'finalizing' | 'done' | 'fail
 export interface BackupProgressStatus extends RangeProgress, ProgressCounts {
   phase: BackupPhase;
   backupId: string;
+  /** Once planned: full or incremental, on which base, and why a full one is full (absent before, and in statuses of older versions). */
+  kind?: BackupKind['kind'];
+  base?: BackupKind['base'];
+  reason?: BackupKind['reason'];
 }
 
 /** A restore's or verification's custom status: core's progress counts (0 of 0 while its activity runs, its final counts when done). */
