@@ -51,6 +51,7 @@ export const EXIT_CODES: Record<PagewiseErrorCode, number> = {
   SourceChanged: EXIT_FAILURE,
   BackupIncomplete: EXIT_FAILURE,
   Corrupt: EXIT_FAILURE,
+  BaseUnusable: EXIT_FAILURE,
   Aborted: EXIT_INTERRUPTED,
 };
 

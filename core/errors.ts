@@ -20,14 +20,22 @@ export type PagewiseErrorCode =
   | 'TargetNotFound'
   | 'TargetUnreachable'
   | 'LimitExceeded'
-  | 'Aborted';
+  | 'Aborted'
+  /** An incremental's base cannot be diffed against (`reason` says why); the engine falls back to a full backup. */
+  | 'BaseUnusable';
+
+/** Why a base is unusable (PagewiseError.reason with code BaseUnusable): the FullReason a fallback records. */
+export type BaseUnusableReason = 'base-snapshot-gone' | 'base-replaced';
 
 export class PagewiseError extends Error {
   readonly code: PagewiseErrorCode;
-  constructor(code: PagewiseErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  /** A machine-readable detail of the code (BaseUnusable: a BaseUnusableReason). */
+  readonly reason?: string;
+  constructor(code: PagewiseErrorCode, message: string, options?: { cause?: unknown; reason?: string }) {
+    super(message, options && 'cause' in options ? { cause: options.cause } : undefined);
     this.name = 'PagewiseError';
     this.code = code;
+    if (options?.reason !== undefined) this.reason = options.reason;
   }
 }
 

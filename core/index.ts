@@ -9,7 +9,7 @@ export * from './types';
 
 // errors: one error type with a code, and the one rule for which failures are transient.
 export { PagewiseError, isPagewiseError, isTransient, TRANSIENT_CODES, abortedError } from './errors';
-export type { PagewiseErrorCode } from './errors';
+export type { PagewiseErrorCode, BaseUnusableReason } from './errors';
 
 // limits: the bounds on every configurable count, and byte units.
 export { BATCHES_IN_FLIGHT, PAGE_CONCURRENCY, REQUESTS_PER_ACCOUNT, withinBounds, MiB, GiB } from './limits';
@@ -65,4 +65,9 @@ export type { ByteRange } from './source/page-grid';
 export { sourceState, deriveBackupId } from './source/source-state';
 export type { SourceState } from './source/source-state';
 export { uploadImage } from './source/upload-image';
+export { diskIdentityOf } from './source/disk-identity';
+export { changedRanges, changedPages, MANAGED_WINDOW_BYTES } from './source/changed-ranges';
+export type { ChangedRange, DiffBase, DiffListingOptions } from './source/changed-ranges';
+export { releaseOlderSnapshots } from './source/snapshot-lifecycle';
+export type { ReleasedSnapshots } from './source/snapshot-lifecycle';
 export type { UploadImageResult } from './source/upload-image';

@@ -21,6 +21,21 @@ export interface StorageLocation {
    * may it be on a managed-disk export host (md-….blob.storage.azure.net). Never set from user input.
    */
   managedDiskGrant?: boolean;
+  /**
+   * A source that is a managed-disk snapshot: what Compute says of it (its `id` and `creationData`), so
+   * its backups are grouped by the disk it was taken from, not by the grant's one-off URL (FORMAT.md §21.1).
+   */
+  managedDisk?: ManagedDiskSource;
+}
+
+/** The Compute facts of a managed-disk snapshot that name its disk (FORMAT.md §21.1). */
+export interface ManagedDiskSource {
+  /** `creationData.sourceUniqueId`: the GUID of the disk the snapshot was taken from. */
+  sourceUniqueId?: string;
+  /** `creationData.sourceResourceId`: the disk's ARM ID. */
+  armDiskId?: string;
+  /** The snapshot's own ARM ID (recorded in the manifest's source). */
+  snapshotResourceId?: string;
 }
 
 export interface EngineSettings {
@@ -55,20 +70,9 @@ export interface BackupRequest extends EngineSettings {
   expectedEtag?: string;
   /** Force a full backup of a version-2 vault even when a base exists (result `reason: 'forced'`). */
   full?: boolean;
-  /**
-   * A managed-disk snapshot's identity from the Compute API (the Event Grid path): the disk it was taken
-   * of, so backups of the same disk through different grants find their base (docs/FORMAT.md §21.1).
-   */
-  managedDisk?: ManagedDiskIdentity;
+
   abortSignal?: AbortSignal;
   onProgress?: (progress: OperationProgress) => void;
-}
-
-/** What Compute says of a managed-disk snapshot (`creationData`): the disk's identity across grants. */
-export interface ManagedDiskIdentity {
-  sourceUniqueId?: string;
-  armDiskId?: string;
-  snapshotResourceId?: string;
 }
 
 /** Why a backup is full rather than incremental (docs/FORMAT.md §20.3 `reason`); null for an incremental. */

@@ -4,8 +4,9 @@
  * so tests hand the Event Grid handler their own SnapshotAccess.
  */
 import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
-import { defaultCredential, endpointOf, ManagedDiskIdentity, endpointRefused, isManagedDiskEndpoint, joinSas, PagewiseError, parseStorageUrl, splitSas } from '../core';
+import { defaultCredential, endpointOf, endpointRefused, isManagedDiskEndpoint, joinSas, PagewiseError, parseStorageUrl, splitSas } from '../core';
 import { openRef, sealRef } from './sealedRefs';
+import type { ManagedDiskSource } from '../core';
 import type { DiskRef } from '../orchestrations/contracts';
 
 export interface SnapshotRef {
@@ -17,12 +18,18 @@ export interface SnapshotRef {
 export interface SnapshotAccess {
   /** A read SAS URL of the snapshot's VHD, valid for `durationInSeconds`. */
   grantRead(snapshot: SnapshotRef, durationInSeconds: number): Promise<string>;
-  /**
-   * What the snapshot was taken of (`creationData`): the disk's unique ID and ARM ID, so backups of the
-   * same disk through different grants (a new md-… host each time) find their base. Optional: without
-   * it every snapshot backup is a full one (reason no-base).
-   */
-  identify?(snapshot: SnapshotRef): Promise<ManagedDiskIdentity>;
+  /** What Compute says of the snapshot's disk (its creationData): the backup's disk identity (FORMAT.md §21.1). */
+  diskOf?(snapshot: SnapshotRef): Promise<ManagedDiskSource>;
+}
+
+/** The disk identity facts of a Compute `Snapshot` resource (its `id` and `creationData`). */
+export function managedDiskOf(snapshot: { id?: string; creationData?: { sourceUniqueId?: string; sourceResourceId?: string } }): ManagedDiskSource {
+  const { sourceUniqueId, sourceResourceId } = snapshot.creationData ?? {};
+  return {
+    ...(sourceUniqueId ? { sourceUniqueId } : {}),
+    ...(sourceResourceId ? { armDiskId: sourceResourceId } : {}),
+    ...(snapshot.id ? { snapshotResourceId: snapshot.id } : {}),
+  };
 }
 
 /** The production SnapshotAccess: @azure/arm-compute with the app's default credential (managed identity). */
@@ -42,23 +49,11 @@ export class ComputeSnapshotAccess implements SnapshotAccess {
     return access.accessSAS;
   }
 
-  async identify(snapshot: SnapshotRef): Promise<ManagedDiskIdentity> {
+  async diskOf(snapshot: SnapshotRef): Promise<ManagedDiskSource> {
     const { ComputeManagementClient } = await import('@azure/arm-compute');
     const client = new ComputeManagementClient(this.credential, snapshot.subscriptionId);
-    return identityOf(await client.snapshots.get(snapshot.resourceGroup, snapshot.snapshotName));
+    return managedDiskOf(await client.snapshots.get(snapshot.resourceGroup, snapshot.snapshotName));
   }
-}
-
-/** The identity fields of a Compute `Snapshot` resource, each kept only when it has the shape ARM gives it. */
-export function identityOf(snapshot: { id?: string; creationData?: { sourceUniqueId?: string; sourceResourceId?: string } }): ManagedDiskIdentity {
-  const guid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-  const arm = (kind: string) => new RegExp(`^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\\.Compute/${kind}/[^/]+$`, 'i');
-  const { sourceUniqueId, sourceResourceId } = snapshot.creationData ?? {};
-  return {
-    ...(sourceUniqueId && guid.test(sourceUniqueId) ? { sourceUniqueId: sourceUniqueId.toLowerCase() } : {}),
-    ...(sourceResourceId && sourceResourceId.length <= 1024 && arm('disks').test(sourceResourceId) ? { armDiskId: sourceResourceId } : {}),
-    ...(snapshot.id && snapshot.id.length <= 1024 && arm('snapshots').test(snapshot.id) ? { snapshotResourceId: snapshot.id } : {}),
-  };
 }
 
 /** What of a snapshot resource says whether its data is all there (Compute `Snapshot` properties). */
@@ -110,7 +105,7 @@ function grantMacKey(userKey: Buffer): Buffer {
 }
 
 /** The MAC of a grant: its URL, and the snapshot's identity when the grant carries one (a seal without it is the URL's alone, as before). */
-function grantSeal(url: string, userKey: Buffer, managedDisk?: ManagedDiskIdentity): string {
+function grantSeal(url: string, userKey: Buffer, managedDisk?: ManagedDiskSource): string {
   const mac = createHmac('sha256', grantMacKey(userKey)).update(url);
   if (managedDisk) mac.update(`\n${JSON.stringify([managedDisk.sourceUniqueId ?? null, managedDisk.armDiskId ?? null, managedDisk.snapshotResourceId ?? null])}`);
   return mac.digest('hex');
@@ -121,7 +116,7 @@ function grantSeal(url: string, userKey: Buffer, managedDisk?: ManagedDiskIdenti
  * export host, or on an endpoint the app allows anyway (`allowed`, e.g. a local stand-in for Compute).
  * The MAC covers the URL as the activity will open it again; its SAS is sealed for the task hub.
  */
-export function grantedSource(url: string, userKey: Buffer, allowed: ReadonlySet<string> = new Set(), managedDisk?: ManagedDiskIdentity): DiskRef {
+export function grantedSource(url: string, userKey: Buffer, allowed: ReadonlySet<string> = new Set(), managedDisk?: ManagedDiskSource): DiskRef {
   const what = 'the URL the Compute grant returned';
   const parsed = parseStorageUrl(url, 'blob', what);
   if (!isManagedDiskEndpoint(parsed) && !allowed.has(endpointOf(parsed))) throw endpointRefused(what);

@@ -3,7 +3,7 @@
  * status. References and counts only — never page data, never keys, never a SAS: a caller's SAS is
  * sealed by the starter (docs/DURABLE.md "Sealed URLs") and opened only inside activities.
  */
-import type { BackupKind, BackupResult, BatchSummary, ManagedDiskIdentity, OperationProgress, RestoreResult, VerifyResult } from '../core';
+import type { BackupKind, BackupResult, BatchSummary, ManagedDiskSource, OperationProgress, RestoreResult, VerifyResult } from '../core';
 import type { BatchRange } from './backupTree';
 import type { ProgressCounts, RangeProgress } from './progress';
 
@@ -62,7 +62,7 @@ export interface DiskRef {
    * With grantedBy: what Compute said of the snapshot (its disk's unique ID and ARM ID), so backups of one
    * disk through different grants find their base. Covered by `grantSeal`: no caller can name another disk.
    */
-  managedDisk?: ManagedDiskIdentity;
+  managedDisk?: ManagedDiskSource;
 }
 
 /**

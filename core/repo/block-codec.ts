@@ -28,9 +28,9 @@ export interface EncodedBlock {
  * is free for other pages' downloads and uploads meanwhile.
  */
 export async function encodeBlock(plain: Buffer, dataKey: Buffer, backupId: string): Promise<EncodedBlock> {
-  const packed = looksIncompressible(plain) ? undefined : compressSync(plain);
-  const codec = packed && packed.length < plain.length ? Codec.Lz4 : Codec.Stored;
-  const body = codec === Codec.Lz4 ? packed! : plain;
+  const packed = lz4IfSmaller(plain);
+  const codec = packed ? Codec.Lz4 : Codec.Stored;
+  const body = packed ?? plain;
   const header = Buffer.alloc(BLOCK_HEADER_BYTES);
   BLOCK_MAGIC.copy(header, 0);
   header.writeUInt8(1, 4);
@@ -39,6 +39,16 @@ export async function encodeBlock(plain: Buffer, dataKey: Buffer, backupId: stri
   randomBytes(12).copy(header, 12);
   const sealed = await aesGcmSeal(dataKey, header.subarray(12, 24), blockAad(header, backupId), body);
   return { bytes: Buffer.concat([header, sealed]), codec };
+}
+
+/**
+ * The writer's codec choice for one page, shared by both formats: lz4 output (4-byte LE length prefix)
+ * when the probe passes and lz4 makes the page smaller, else undefined (store it as it is).
+ */
+export function lz4IfSmaller(plain: Buffer): Buffer | undefined {
+  if (looksIncompressible(plain)) return undefined;
+  const packed = compressSync(plain);
+  return packed.length < plain.length ? packed : undefined;
 }
 
 /** The block's authenticated data: its header and the backup it belongs to (a block cannot move between backups). */

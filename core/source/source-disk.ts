@@ -8,7 +8,7 @@ import { PageBlobClient } from '@azure/storage-blob';
 import { isPagewiseError, PagewiseError } from '../errors';
 import { MAX_SOURCE_DISK_BYTES } from '../limits';
 import { displayUrl } from '../redact';
-import { sourceBlobClient, ParsedBlobUrl } from '../storage/clients';
+import { isSnapshotTime, sourceBlobClient, ParsedBlobUrl } from '../storage/clients';
 import { translateStorageError } from '../storage/storage-errors';
 import { accountGate } from '../storage/account-gate';
 import { withChildSignal } from '../abort-fanout';
@@ -25,7 +25,10 @@ export interface SourceIdentity {
 }
 
 /** Window listed per Get Page Ranges call; keeps each response small on fragmented disks. */
-const LIST_WINDOW_BYTES = 64 * 1024 * 1024 * 1024;
+export const LIST_WINDOW_BYTES = 64 * 1024 * 1024 * 1024;
+
+/** Metadata a snapshot Pagewise took carries (Create Snapshot sets it), so it is never confused with a user's own. */
+export const TAKEN_METADATA = { pagewise: 'taken' } as const;
 
 /** Throws for a blob whose Copy Blob is still pending (see SourceDisk.assertNotCopying). */
 export function assertNotCopying(url: string, copyStatus: string | undefined): void {
@@ -44,6 +47,8 @@ export class SourceDisk {
     readonly copyStatus?: string,
     /** When the blob last changed (Last-Modified). */
     readonly lastModified?: Date,
+    /** Opened through the app's own Compute grant of a managed-disk snapshot (StorageLocation.managedDiskGrant). */
+    readonly managedDiskGrant = false,
   ) {}
 
   /** Opens the source; with `snapshot`, that snapshot of it (one Pagewise took: the URL names none). */
@@ -75,7 +80,7 @@ export class SourceDisk {
       blob: parsed.blob!,
       snapshot: parsed.snapshot ?? snapshot ?? '',
       etag,
-    }, props.copyStatus, props.lastModified);
+    }, props.copyStatus, props.lastModified, location.managedDiskGrant === true);
   }
 
   /**
@@ -93,7 +98,7 @@ export class SourceDisk {
   async takeSnapshot(location: StorageLocation): Promise<SourceDisk> {
     let snapshot: string | undefined;
     try {
-      snapshot = (await this.client.createSnapshot({ conditions: { ifMatch: this.identity.etag || undefined } })).snapshot;
+      snapshot = (await this.client.createSnapshot({ metadata: { ...TAKEN_METADATA }, conditions: { ifMatch: this.identity.etag || undefined } })).snapshot;
     } catch (err) {
       const failure = translateStorageError(err, `the source disk ${this.identity.url}`, 'SourceNotFound', 'SourceUnreachable');
       if (isPagewiseError(failure, 'AccessDenied')) {
@@ -115,6 +120,19 @@ export class SourceDisk {
       await this.client.delete();
     } catch (err) {
       throw translateStorageError(err, `the snapshot ${this.identity.snapshot} of ${this.identity.url}`, 'SourceNotFound', 'SourceUnreachable');
+    }
+  }
+
+  /** Whether `snapshot` of this blob still exists (a HEAD; false on 404): an incremental's base must. */
+  async snapshotExists(snapshot: string): Promise<boolean> {
+    // An empty or malformed value would HEAD the live blob (or be sent as is): never "exists".
+    if (!isSnapshotTime(snapshot)) throw new PagewiseError('BadInput', `${JSON.stringify(String(snapshot).slice(0, 40))} is not a snapshot time`);
+    try {
+      await this.client.withSnapshot(snapshot).getProperties();
+      return true;
+    } catch (err) {
+      if ((err as { statusCode?: number })?.statusCode === 404) return false;
+      throw translateStorageError(err, `the snapshot ${snapshot} of ${this.identity.url}`, 'SourceNotFound', 'SourceUnreachable');
     }
   }
 

@@ -116,6 +116,11 @@ function pathSegments(url: URL, what: string, raw: string): string[] {
 // The form Azure gives a snapshot's time (`2024-05-02T01:00:00.1234567Z`).
 const SNAPSHOT_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,7})?Z$/;
 
+/** Whether `value` has the form of a blob snapshot's time (what a snapshot parameter may hold). */
+export function isSnapshotTime(value: unknown): value is string {
+  return typeof value === 'string' && SNAPSHOT_RE.test(value);
+}
+
 // The fields of a service, account or user-delegation SAS (as @azure/storage-blob writes them), and `snapshot`.
 const SAS_FIELDS = new Set(['sv', 'ss', 'srt', 'spr', 'st', 'se', 'sip', 'si', 'ses', 'skoid', 'sktid', 'skt', 'ske', 'sks', 'skv', 'sr', 'sp', 'sdd',
   'rscc', 'rscd', 'rsce', 'rscl', 'rsct', 'saoid', 'suoid', 'scid', 'sduoid', 'skdutid', 'srh', 'srq', 'sig']);

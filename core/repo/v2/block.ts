@@ -1,12 +1,96 @@
 /** The version-2 block `PWB2` (docs/FORMAT.md §16): one chunk compressed, then sealed under a per-block key. */
+import { hkdfSync, randomBytes } from 'node:crypto';
+import { uncompressSync } from 'lz4-napi';
+import { PagewiseError } from '../../errors';
+import { MAX_PAGE_SIZE } from '../../limits';
+import { aesGcmOpen, aesGcmSeal } from '../../processor/async-crypto';
+import { lz4IfSmaller } from '../block-codec';
 import type { Keyring } from './keyring';
+import { zstdDecode } from './zstd';
 
-export async function encodeBlock2(plain: Buffer, contentId: Buffer, keyring: Keyring): Promise<Buffer> {
-  void plain; void contentId; void keyring;
-  throw new Error('not yet');
+const MAGIC = Buffer.from('PWB2');
+const HEADER_BYTES = 36;
+const INNER_BYTES = 8;
+const TAG_BYTES = 16;
+/** 52 bytes per block (§16). */
+export const BLOCK2_OVERHEAD = HEADER_BYTES + INNER_BYTES + TAG_BYTES;
+/** The largest block of any vault: a 100 MiB page plus the overhead. */
+export const MAX_BLOCK2_BYTES = MAX_PAGE_SIZE + BLOCK2_OVERHEAD;
+
+export enum Codec2 {
+  Stored = 0,
+  Lz4 = 1,
+  Zstd = 2,
 }
 
-export async function decodeBlock2(stored: Buffer, contentId: Buffer, keyring: Keyring, where: string, maxLength?: number): Promise<Buffer> {
-  void stored; void contentId; void keyring; void where; void maxLength;
-  throw new Error('not yet');
+/** Kb = HKDF(K(data, e), salt, "pagewise/v2/block"): one key per block (§14.1). */
+function blockKey(keyring: Keyring, epoch: number, salt: Buffer): Buffer {
+  return Buffer.from(hkdfSync('sha256', keyring.key('data', epoch), salt, 'pagewise/v2/block', 32));
+}
+
+/** Compresses (lz4 when the v1 probe passes and it shrinks, else stored) and seals one chunk; GCM runs off the event loop. */
+export async function encodeBlock2(plain: Buffer, contentId: Buffer, keyring: Keyring): Promise<Buffer> {
+  const packed = lz4IfSmaller(plain);
+  return sealBlock2(packed ? Codec2.Lz4 : Codec2.Stored, packed ?? plain, plain.length, contentId, keyring);
+}
+
+/** Seals an already encoded chunk (codec output) as a block; exported so tests can make blocks of any codec. */
+export async function sealBlock2(codec: Codec2, body: Buffer, plainLength: number, contentId: Buffer, keyring: Keyring): Promise<Buffer> {
+  const header = Buffer.alloc(HEADER_BYTES);
+  MAGIC.copy(header, 0);
+  header[4] = 2;
+  header[5] = keyring.epoch;
+  randomBytes(28).copy(header, 8); // salt (16) and nonce (12)
+  const inner = Buffer.alloc(INNER_BYTES);
+  inner[0] = codec;
+  inner.writeUInt32LE(plainLength, 4);
+  const sealed = await aesGcmSeal(blockKey(keyring, keyring.epoch, header.subarray(8, 24)), header.subarray(24, 36), Buffer.concat([header, contentId]), Buffer.concat([inner, body]));
+  return Buffer.concat([header, sealed]);
+}
+
+/**
+ * Authenticates, decrypts and decodes a block that should hold the chunk `contentId`; checks its
+ * length and its content ID. `where` names it in errors (e.g. "page 17 of backup x"); `maxLength`
+ * bounds the plaintext (the backup's page size), else 100 MiB.
+ */
+export async function decodeBlock2(stored: Buffer, contentId: Buffer, keyring: Keyring, where: string, maxLength = MAX_PAGE_SIZE): Promise<Buffer> {
+  const bad = (why: string) => new PagewiseError('Corrupt', `${where}: ${why}`);
+  const limit = Math.min(maxLength, MAX_PAGE_SIZE);
+  if (stored.length < BLOCK2_OVERHEAD || !stored.subarray(0, 4).equals(MAGIC)) throw bad('the block is truncated or is not a version-2 Pagewise block');
+  if (stored.length > limit + BLOCK2_OVERHEAD) throw bad(`the block is ${stored.length} bytes, more than a chunk of at most ${limit} bytes is stored as`);
+  if (stored[4] !== 2) throw bad(`unknown block version ${stored[4]}`);
+  if (stored[6] !== 0 || stored[7] !== 0) throw bad('the block has non-zero reserved bytes');
+  keyring.requireEpoch(stored[5], `${where}: the block`);
+  const header = stored.subarray(0, HEADER_BYTES);
+  let inner: Buffer;
+  try {
+    inner = await aesGcmOpen(blockKey(keyring, stored[5], header.subarray(8, 24)), header.subarray(24, 36), Buffer.concat([header, contentId]), stored.subarray(HEADER_BYTES));
+  } catch {
+    throw bad('the block fails authentication (damaged, or not the chunk its content ID names)');
+  }
+  const codec = inner[0] as Codec2;
+  const plainLength = inner.readUInt32LE(4);
+  if (inner[1] !== 0 || inner[2] !== 0 || inner[3] !== 0) throw bad('the block has non-zero reserved bytes');
+  if (plainLength > limit) throw bad(`the block claims ${plainLength} bytes, more than ${limit}`);
+  const body = inner.subarray(INNER_BYTES);
+  let plain: Buffer;
+  if (codec === Codec2.Stored) plain = body;
+  else if (codec === Codec2.Lz4) {
+    // lz4-napi allocates what the prefix says: it must be the checked length first.
+    if (body.length < 4 || body.readUInt32LE(0) !== plainLength) throw bad('the lz4 block states another length than the block');
+    try {
+      plain = uncompressSync(body);
+    } catch {
+      throw bad('the block does not decompress (lz4)');
+    }
+  } else if (codec === Codec2.Zstd) {
+    try {
+      plain = await zstdDecode(body, plainLength);
+    } catch (err) {
+      throw bad(`the block does not decompress (zstd: ${(err as Error).message})`);
+    }
+  } else throw bad(`unknown codec ${codec}`);
+  if (plain.length !== plainLength) throw bad(`decoded ${plain.length} bytes, expected ${plainLength}`);
+  if (!keyring.contentId(plain).equals(contentId)) throw bad('the chunk does not match its content ID');
+  return plain;
 }

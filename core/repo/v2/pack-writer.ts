@@ -1,45 +1,293 @@
 /** Packs (docs/FORMAT.md §17), their trailers, and index blobs (§18): how a writer stores blocks and indexes them. */
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { PagewiseError } from '../../errors';
+import { MAX_BLOCKS_PER_BLOB, MiB } from '../../limits';
+import { BlobAlreadyExistsError } from '../store/blob-store';
 import type { Vault } from '../vault';
+import { BLOCK2_OVERHEAD, MAX_BLOCK2_BYTES } from './block';
 import type { Keyring } from './keyring';
+import { HEX32_RE, stampOf, v2names } from './names';
 import type { IndexEntry } from './records';
 
 export type { IndexEntry };
 
+/** §17.1: a writer commits its pack at 4096 blocks or 128 MiB staged, whichever first. */
+export const PACK_MAX_BLOCKS = 4096;
+export const PACK_MAX_BYTES = 128 * MiB;
+
 export interface PackWriterOptions {
-  /** Commit the open pack at this many blocks (default 4096). */
+  /** Commit the open pack at this many blocks (default 4096; tests use a few). */
   maxBlocks?: number;
   /** Commit the open pack once this many bytes are staged (default 128 MiB). */
   maxBytes?: number;
 }
 
+interface OpenPack {
+  id: string;
+  blockIds: string[];
+  entries: IndexEntry[];
+  bytes: number;
+  staged: Promise<void>[];
+}
+
+/** Block ID of block `seq` of a pack: base64("pw2-" + 16 digits). */
+export function packBlockId(seq: number): string {
+  return Buffer.from(`pw2-${String(seq).padStart(16, '0')}`, 'ascii').toString('base64');
+}
+
+const noop = () => undefined;
+
+/**
+ * One writer's packs (a batch activity): blocks go into the open pack in call order; the pack is
+ * committed (trailer last, If-None-Match) at the thresholds and by finish(), and each committed pack
+ * gets its index delta right after (§17.1 order: commit → delta).
+ */
 export class PackWriter {
+  /** 16 random hex digits naming this writer's deltas (§13). */
+  readonly writerId = randomBytes(8).toString('hex');
+  private open?: OpenPack;
+  private readonly closing: Promise<void>[] = [];
+  private readonly packs: string[] = [];
+  private readonly deltas: string[] = [];
+  private lastStampMs = 0;
+  private finished = false;
+  private readonly maxBlocks: number;
+  private readonly maxBytes: number;
+
   constructor(
     private readonly vault: Vault,
     private readonly keyring: Keyring,
-    private readonly options: PackWriterOptions = {},
-  ) {}
+    options: PackWriterOptions = {},
+  ) {
+    this.maxBlocks = Math.min(options.maxBlocks ?? PACK_MAX_BLOCKS, MAX_BLOCKS_PER_BLOB - 1);
+    this.maxBytes = options.maxBytes ?? PACK_MAX_BYTES;
+  }
 
+  /** Stages one block; its pack and offset are fixed at call time (concurrent callers OK); commits + deltas at the thresholds. */
   async add(contentId: Buffer, block: Buffer): Promise<{ pack: string; offset: number; storedLength: number }> {
-    void this.vault; void this.keyring; void this.options; void contentId; void block;
-    throw new Error('not yet');
+    if (this.finished) throw new Error('PackWriter.add after finish');
+    if (contentId.length !== 32) throw new RangeError('a content ID is 32 bytes');
+    if (block.length < BLOCK2_OVERHEAD || block.length > MAX_BLOCK2_BYTES) throw new RangeError(`a block is ${BLOCK2_OVERHEAD} to ${MAX_BLOCK2_BYTES} bytes, not ${block.length}`);
+    const pack = (this.open ??= { id: randomBytes(16).toString('hex'), blockIds: [], entries: [], bytes: 0, staged: [] });
+    const offset = pack.bytes;
+    const blockId = packBlockId(pack.blockIds.length);
+    pack.blockIds.push(blockId);
+    pack.entries.push({ contentId: Buffer.from(contentId), pack: pack.id, offset, storedLength: block.length });
+    pack.bytes += block.length;
+    const staged = this.vault.stageBlock(v2names.pack(pack.id), blockId, block);
+    staged.catch(noop); // awaited below and by the pack's commit
+    pack.staged.push(staged);
+    let closed: Promise<void> | undefined;
+    if (pack.blockIds.length >= this.maxBlocks || pack.bytes >= this.maxBytes) closed = this.close(pack);
+    await staged;
+    if (closed) await closed;
+    return { pack: pack.id, offset, storedLength: block.length };
   }
 
+  /** Commits the open pack (trailer last) and writes its index delta; returns every pack and delta this writer made. */
   async finish(): Promise<{ packs: string[]; deltas: string[] }> {
-    throw new Error('not yet');
+    if (this.open) this.close(this.open);
+    this.finished = true;
+    await Promise.all(this.closing);
+    return { packs: [...this.packs], deltas: [...this.deltas] };
+  }
+
+  private close(pack: OpenPack): Promise<void> {
+    this.open = undefined;
+    this.packs.push(pack.id);
+    const done = this.commit(pack);
+    done.catch(noop); // awaited by the add that closed it and by finish
+    this.closing.push(done);
+    return done;
+  }
+
+  private async commit(pack: OpenPack): Promise<void> {
+    const name = v2names.pack(pack.id);
+    await Promise.all(pack.staged);
+    const trailerId = packBlockId(pack.blockIds.length);
+    await this.vault.stageBlock(name, trailerId, encodePackTrailer(this.keyring, pack.id, pack.entries));
+    await ignoringOwnRetry(() => this.vault.commitBlocks(name, [...pack.blockIds, trailerId], { ifNotExists: true }));
+    const delta = v2names.delta(this.nextStamp(), this.writerId);
+    await ignoringOwnRetry(() => this.vault.putNew(delta, encodeIndexBlob(this.keyring, delta, 0, pack.entries)));
+    this.deltas.push(delta);
+  }
+
+  /** Stamps of one writer strictly increase, so its delta names never collide. */
+  private nextStamp(): string {
+    this.lastStampMs = Math.max(Date.now(), this.lastStampMs + 1);
+    return stampOf(new Date(this.lastStampMs));
   }
 }
 
-export function encodeIndexBlob(keyring: Keyring, blobName: string, kind: 0 | 1, entries: IndexEntry[]): Buffer {
-  void keyring; void blobName; void kind; void entries;
-  throw new Error('not yet');
+/** A name only this writer uses (random pack ID, own writer ID) found existing: its own earlier try of the same request succeeded. */
+async function ignoringOwnRetry(write: () => Promise<void>): Promise<void> {
+  try {
+    await write();
+  } catch (err) {
+    if (!(err instanceof BlobAlreadyExistsError)) throw err;
+  }
 }
 
-export function decodeIndexBlob(keyring: Keyring, blobName: string, stored: Buffer): IndexEntry[] {
-  void keyring; void blobName; void stored;
-  throw new Error('not yet');
+// ---- pack trailer (§17.2)
+
+const TRAILER_MAGIC = Buffer.from('PWK2');
+const TRAILER_HEADER = 20;
+const TRAILER_ENTRY = 48;
+const TAG_BYTES = 16;
+/** header, entry count, tag, length field: the trailer of an empty pack. */
+const TRAILER_MIN = TRAILER_HEADER + 4 + TAG_BYTES + 4;
+const TRAILER_MAX = TRAILER_MIN + TRAILER_ENTRY * MAX_BLOCKS_PER_BLOB;
+
+export function encodePackTrailer(keyring: Keyring, packId: string, entries: IndexEntry[]): Buffer {
+  const plain = Buffer.alloc(4 + TRAILER_ENTRY * entries.length);
+  plain.writeUInt32LE(entries.length, 0);
+  entries.forEach((e, k) => {
+    const at = 4 + k * TRAILER_ENTRY;
+    e.contentId.copy(plain, at);
+    plain.writeBigUInt64LE(BigInt(e.offset), at + 32);
+    plain.writeUInt32LE(e.storedLength, at + 40);
+  });
+  const header = Buffer.alloc(TRAILER_HEADER);
+  TRAILER_MAGIC.copy(header, 0);
+  header[4] = 2;
+  header[5] = keyring.epoch;
+  randomBytes(12).copy(header, 8);
+  const cipher = createCipheriv('aes-256-gcm', keyring.key('index'), header.subarray(8, 20));
+  cipher.setAAD(Buffer.concat([header, Buffer.from(packId, 'hex')]));
+  const body = Buffer.concat([header, cipher.update(plain), cipher.final(), cipher.getAuthTag()]);
+  const length = Buffer.alloc(4);
+  length.writeUInt32LE(body.length + 4, 0);
+  return Buffer.concat([body, length]);
 }
 
+/** The entries of a pack from its trailer (two range reads, as restic's pack headers); every block must tile the pack before the trailer. */
 export async function readPackTrailer(vault: Vault, keyring: Keyring, packId: string): Promise<IndexEntry[]> {
-  void vault; void keyring; void packId;
-  throw new Error('not yet');
+  if (!HEX32_RE.test(packId)) throw new PagewiseError('BadInput', `a pack ID is 32 hex digits, not ${JSON.stringify(packId).slice(0, 40)}`);
+  const name = v2names.pack(packId);
+  const bad = (why: string) => new PagewiseError('Corrupt', `the trailer of pack ${name} ${why}`);
+  const size = (await vault.properties(name)).contentLength;
+  if (size < TRAILER_MIN) throw bad(`is missing: the pack has ${size} bytes`);
+  const length = (await vault.getBytes(name, size - 4, 4)).readUInt32LE(0);
+  if (length < TRAILER_MIN || length > size || length > TRAILER_MAX || (length - TRAILER_MIN) % TRAILER_ENTRY !== 0) throw bad(`states a length of ${length} bytes, impossible in a pack of ${size}`);
+  const trailer = await vault.getBytes(name, size - length, length - 4);
+  if (!trailer.subarray(0, 4).equals(TRAILER_MAGIC)) throw bad('is not a Pagewise pack trailer');
+  if (trailer[4] !== 2) throw bad(`has unknown version ${trailer[4]}`);
+  if (trailer[6] !== 0 || trailer[7] !== 0) throw bad('has non-zero reserved bytes');
+  keyring.requireEpoch(trailer[5], `the trailer of pack ${name}`);
+  const header = trailer.subarray(0, TRAILER_HEADER);
+  let plain: Buffer;
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', keyring.key('index', trailer[5]), header.subarray(8, 20));
+    decipher.setAAD(Buffer.concat([header, Buffer.from(packId, 'hex')]));
+    decipher.setAuthTag(trailer.subarray(trailer.length - TAG_BYTES));
+    plain = Buffer.concat([decipher.update(trailer.subarray(TRAILER_HEADER, trailer.length - TAG_BYTES)), decipher.final()]);
+  } catch {
+    throw bad('fails authentication (damaged, from another pack, or written under another vault key)');
+  }
+  const count = plain.readUInt32LE(0);
+  if (plain.length !== 4 + count * TRAILER_ENTRY) throw bad(`counts ${count} entries in ${plain.length} bytes`);
+  const entries: IndexEntry[] = [];
+  let expected = 0;
+  for (let k = 0; k < count; k++) {
+    const at = 4 + k * TRAILER_ENTRY;
+    const offset = Number(plain.readBigUInt64LE(at + 32));
+    const storedLength = plain.readUInt32LE(at + 40);
+    if (plain.readUInt32LE(at + 44) !== 0) throw bad(`has a non-zero reserved field in entry ${k}`);
+    if (offset !== expected || storedLength < BLOCK2_OVERHEAD || storedLength > MAX_BLOCK2_BYTES) throw bad(`entry ${k} (offset ${offset}, ${storedLength} bytes) does not follow the block before it`);
+    expected += storedLength;
+    entries.push({ contentId: Buffer.from(plain.subarray(at, at + 32)), pack: packId, offset, storedLength });
+  }
+  if (expected !== size - length) throw bad(`covers ${expected} bytes of blocks, the pack holds ${size - length}`);
+  return entries;
+}
+
+// ---- index blobs (§18.2)
+
+const INDEX_MAGIC = Buffer.from('PWX2');
+const INDEX_HEADER = 16;
+const INDEX_ENTRY = 64;
+const FRAME_ENTRIES = 1024;
+const FRAME_OVERHEAD = 12 + TAG_BYTES;
+
+function frameAad(header: Buffer, blobName: string, frame: number): Buffer {
+  const k = Buffer.alloc(4);
+  k.writeUInt32LE(frame, 0);
+  return Buffer.concat([header, Buffer.from(blobName, 'utf8'), k]);
+}
+
+function compareEntries(a: IndexEntry, b: IndexEntry): number {
+  return Buffer.compare(a.contentId, b.contentId);
+}
+
+/** An index blob (kind 0 delta, 1 compacted shard) of `entries`, sorted by content ID, in frames of 1024. */
+export function encodeIndexBlob(keyring: Keyring, blobName: string, kind: 0 | 1, entries: IndexEntry[]): Buffer {
+  const sorted = [...entries].sort(compareEntries);
+  const frames = Math.ceil(sorted.length / FRAME_ENTRIES);
+  const header = Buffer.alloc(INDEX_HEADER);
+  INDEX_MAGIC.copy(header, 0);
+  header[4] = 2;
+  header[5] = keyring.epoch;
+  header[6] = kind;
+  header.writeUInt32LE(sorted.length, 8);
+  header.writeUInt32LE(frames, 12);
+  const parts: Buffer[] = [header];
+  for (let f = 0; f < frames; f++) {
+    const slice = sorted.slice(f * FRAME_ENTRIES, (f + 1) * FRAME_ENTRIES);
+    const plain = Buffer.alloc(slice.length * INDEX_ENTRY);
+    slice.forEach((e, k) => {
+      const at = k * INDEX_ENTRY;
+      e.contentId.copy(plain, at);
+      Buffer.from(e.pack, 'hex').copy(plain, at + 32);
+      plain.writeBigUInt64LE(BigInt(e.offset), at + 48);
+      plain.writeUInt32LE(e.storedLength, at + 56);
+    });
+    const nonce = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', keyring.key('index'), nonce);
+    cipher.setAAD(frameAad(header, blobName, f));
+    parts.push(nonce, cipher.update(plain), cipher.final(), cipher.getAuthTag());
+  }
+  return Buffer.concat(parts);
+}
+
+/** The entries of an index blob read from `blobName`: sizes, frames, order and every frame's authentication checked. */
+export function decodeIndexBlob(keyring: Keyring, blobName: string, stored: Buffer): IndexEntry[] {
+  const bad = (why: string) => new PagewiseError('Corrupt', `the index blob ${blobName} ${why}`);
+  if (stored.length < INDEX_HEADER || !stored.subarray(0, 4).equals(INDEX_MAGIC)) throw bad('is truncated or is not a Pagewise index blob');
+  if (stored[4] !== 2) throw bad(`has unknown version ${stored[4]}`);
+  if (stored[6] !== 0 && stored[6] !== 1) throw bad(`has unknown kind ${stored[6]}`);
+  if (stored[7] !== 0) throw bad('has a non-zero reserved byte');
+  keyring.requireEpoch(stored[5], `the index blob ${blobName}`);
+  const count = stored.readUInt32LE(8);
+  const frames = stored.readUInt32LE(12);
+  if (frames !== Math.ceil(count / FRAME_ENTRIES)) throw bad(`has ${frames} frames for ${count} entries`);
+  const expectedSize = INDEX_HEADER + frames * FRAME_OVERHEAD + count * INDEX_ENTRY;
+  if (stored.length !== expectedSize) throw bad(`is ${stored.length} bytes; ${count} entries take ${expectedSize}`);
+  const header = stored.subarray(0, INDEX_HEADER);
+  const key = keyring.key('index', stored[5]);
+  const entries: IndexEntry[] = [];
+  let at = INDEX_HEADER;
+  for (let f = 0; f < frames; f++) {
+    const n = Math.min(FRAME_ENTRIES, count - f * FRAME_ENTRIES);
+    const end = at + FRAME_OVERHEAD + n * INDEX_ENTRY;
+    let plain: Buffer;
+    try {
+      const decipher = createDecipheriv('aes-256-gcm', key, stored.subarray(at, at + 12));
+      decipher.setAAD(frameAad(header, blobName, f));
+      decipher.setAuthTag(stored.subarray(end - TAG_BYTES, end));
+      plain = Buffer.concat([decipher.update(stored.subarray(at + 12, end - TAG_BYTES)), decipher.final()]);
+    } catch {
+      throw bad(`fails authentication in frame ${f} (damaged, moved, or written under another vault key)`);
+    }
+    for (let k = 0; k < n; k++) {
+      const e = k * INDEX_ENTRY;
+      const offset = plain.readBigUInt64LE(e + 48);
+      const entry = { contentId: Buffer.from(plain.subarray(e, e + 32)), pack: plain.subarray(e + 32, e + 48).toString('hex'), offset: Number(offset), storedLength: plain.readUInt32LE(e + 56) };
+      if (plain.readUInt32LE(e + 60) !== 0) throw bad(`has a non-zero reserved field in frame ${f}`);
+      if (offset > BigInt(Number.MAX_SAFE_INTEGER) || entry.storedLength < BLOCK2_OVERHEAD || entry.storedLength > MAX_BLOCK2_BYTES) throw bad(`has an impossible block location in frame ${f}`);
+      if (entries.length > 0 && compareEntries(entries[entries.length - 1], entry) > 0) throw bad('has entries out of order');
+      entries.push(entry);
+    }
+    at = end;
+  }
+  return entries;
 }
