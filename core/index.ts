@@ -26,6 +26,11 @@ export { listBackups, checkRestorable } from './repo/catalog';
 export type { ListBackupsOptions } from './repo/catalog';
 export { BACKUP_ID_RE, backupIdFor, givenOrDerivedBackupId, snapshotBackupIdFor, validateBackupId } from './repo/backup-id';
 export { loadUserKey, writeNewKeyFile, decodeUserKey, encodeKeyFile, generateKey, keyId } from './repo/keys';
+// repo, format 2 (docs/FORMAT.md §11–§20): the marker dispatch, making, upgrading and opening a version-2 vault.
+export { readVaultMarker, createVaultV2, upgradeVault, openVaultKeyring } from './repo/v2/marker';
+export type { VaultMarker, VaultMarkerV2 } from './repo/v2/marker';
+export { Keyring } from './repo/v2/keyring';
+export type { BaseRef, DiskRef, FullReason, ManifestV2, TableRef } from './repo/v2/records';
 
 // backup: in one process (backupDisk), or as the three steps an orchestration runs (plan, batches, finalize).
 export { backupDisk } from './backup/backup-disk';

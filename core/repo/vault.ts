@@ -13,6 +13,7 @@ import { nestsTooDeep } from '../json-depth';
 import { MAX_BLOCKS_PER_BLOB, MAX_VAULT_JSON_BYTES, MAX_VAULT_JSON_DEPTH } from '../limits';
 import { protectContainer } from '../restore/target-guard';
 import { VAULT_MARKER } from './layout';
+import { readVaultMarkerIfAny } from './v2/marker';
 import { BlobAlreadyExistsError, BlobNotFoundError, BlobProperties, BlobStore, CallOptions, ContainerNotFoundError, GetOptions, listNames, listPrefixes } from './store/blob-store';
 import { AzureBlobStore } from './store/azure-blob-store';
 import { gated, mappingErrors, retrying } from './store/wrappers';
@@ -37,9 +38,10 @@ export class Vault {
   }
 
   /**
-   * What the container is: missing, a container without the vault marker, or a Pagewise vault. One HEAD
-   * of the marker tells the three apart with any credential that may read a blob (a container SAS
-   * cannot read container properties): a missing container answers 404 ContainerNotFound.
+   * What the container is: missing, a container without the vault marker, or a Pagewise vault (of a
+   * version this Pagewise reads, §12). One HEAD of the marker tells the three apart with any credential
+   * that may read a blob (a container SAS cannot read container properties): a missing container
+   * answers 404 ContainerNotFound.
    */
   async probe(): Promise<'missing' | 'container' | 'vault'> {
     try {
@@ -49,22 +51,38 @@ export class Vault {
       if (err instanceof BlobNotFoundError) return 'container';
       throw err;
     }
-    await this.checkMarker();
+    await this.markerVersion();
     return 'vault';
   }
 
   /**
-   * Before a backup writes anything: the container must exist — a missing one is never created here,
-   * so a mistyped vault URL fails instead of starting a new vault. An existing container without the
-   * marker (e.g. made by the deployment) gets it.
+   * The vault's format version by the dispatch of FORMAT.md §12 (pagewise-vault-v2.json first, then
+   * pagewise-vault.json), or undefined for a container without a marker; refuses an unknown format or
+   * version.
+   */
+  async markerVersion(): Promise<1 | 2 | undefined> {
+    return (await readVaultMarkerIfAny(this))?.version;
+  }
+
+  /**
+   * Before a version-1 backup writes anything: the container must exist — a missing one is never created
+   * here, so a mistyped vault URL fails instead of starting a new vault. An existing container without the
+   * marker gets the version-1 marker; a version-2 vault is refused (a version-1 writer must not write there, §12.1).
    */
   async requireForBackup(): Promise<void> {
     const state = await this.probe();
     if (state === 'missing') throw this.missing();
     if (state === 'container') await this.writeMarker();
+    const version = await this.markerVersion();
+    if (version !== 1) {
+      throw new PagewiseError('BadInput', `${this.display} holds a ${VAULT_MARKER} of format "pagewise-vault" version ${version}; this step writes pagewise-vault version 1`);
+    }
   }
 
-  /** `pagewise init`: creates the container and the marker where absent; says what it did. */
+  /**
+   * `pagewise init` without a key: creates the container where absent and writes no marker (the first
+   * backup, or init with a key, writes one, §12); says what it did.
+   */
   async init(): Promise<{ containerCreated: boolean; markerWritten: boolean }> {
     const state = await this.probe();
     let containerCreated = false;
@@ -78,11 +96,10 @@ export class Vault {
         throw err;
       }
     }
-    const markerWritten = state !== 'vault' && (await this.writeMarker());
-    return { containerCreated, markerWritten };
+    return { containerCreated, markerWritten: false };
   }
 
-  /** Writes the marker unless one exists (never over another's); true when this call wrote it. */
+  /** Writes the version-1 marker unless one exists (never over another's); true when this call wrote it. */
   private async writeMarker(): Promise<boolean> {
     const marker = JSON.stringify({ format: 'pagewise-vault', version: 1, createdAt: new Date().toISOString() });
     try {
@@ -91,14 +108,6 @@ export class Vault {
     } catch (err) {
       if (err instanceof BlobAlreadyExistsError) return false; // written meanwhile by another start
       throw err;
-    }
-  }
-
-  /** A reader refuses a vault format it does not know (docs/FORMAT.md §3). */
-  private async checkMarker(): Promise<void> {
-    const marker = await this.getJson<{ format?: unknown; version?: unknown }>(VAULT_MARKER);
-    if (marker?.format !== 'pagewise-vault' || marker.version !== 1) {
-      throw new PagewiseError('BadInput', `${this.display} holds a ${VAULT_MARKER} of format ${String(JSON.stringify(marker?.format)).slice(0, 40)} version ${String(JSON.stringify(marker?.version)).slice(0, 20)}; this Pagewise uses pagewise-vault version 1`);
     }
   }
 

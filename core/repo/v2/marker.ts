@@ -65,12 +65,18 @@ export function parseMarker(json: unknown, name: string, display: string): Vault
  * of the marker race opens the winner's keyring, waiting up to ~5 s for the slot when it is the same key.
  */
 export async function createVaultV2(vault: Vault, userKey: Buffer): Promise<Keyring> {
+  return (await ensureVaultV2(vault, userKey)).keyring;
+}
+
+/** createVaultV2, saying whether this call wrote the marker. */
+export async function ensureVaultV2(vault: Vault, userKey: Buffer): Promise<{ keyring: Keyring; created: boolean }> {
   const existing = await readVaultMarkerIfAny(vault);
   if (existing?.version === 1) throw new PagewiseError('BadInput', `${vault.display} is a version-1 vault; pagewise upgrade makes it a version-2 vault`);
-  if (existing) return openKeyring(vault, existing, userKey);
-  return writeMarkerAndSlot(vault, userKey, VAULT_MARKER, (marker) => {
+  if (existing) return { keyring: await openKeyring(vault, existing, userKey), created: false };
+  const { keyring, wrote } = await writeMarkerAndSlot(vault, userKey, VAULT_MARKER, (marker) => {
     if (marker.version === 1) throw new PagewiseError('BadInput', `${vault.display} is a version-1 vault; pagewise upgrade makes it a version-2 vault`);
-  }).then((r) => r.keyring);
+  });
+  return { keyring, created: wrote };
 }
 
 /** §12.2: writes pagewise-vault-v2.json and a slot for `userKey` into a version-1 vault; an already version-2 vault is left as it is. */
