@@ -129,6 +129,8 @@ export interface PlanRef extends BackupKind {
   pagesPerBatch: number;
   /** true when a manifest already exists: the backup is complete, nothing to do. */
   alreadyComplete: boolean;
+  /** The vault format the backup is written in (the marker's version). */
+  formatVersion?: 1 | 2;
 }
 
 /** What one batch (a window of pages) reports. */
@@ -249,6 +251,8 @@ export interface VerifyRequest {
 
 export interface VerifyResult {
   backupId: string;
+  /** The backup's format: version 1 (segments) or 2 (packs and page tables). */
+  formatVersion: 1 | 2;
   ok: boolean;
   /** false: structure and presence only (manifest, page tables, segment sizes), no block was read. */
   readData: boolean;
@@ -256,9 +260,17 @@ export interface VerifyResult {
   comparedWithSource: boolean;
   /** Page-table entries checked (structure; with readData their blocks too). */
   pagesChecked: number;
-  /** Segments checked present and whole. */
+  /**
+   * Blob containers of blocks checked present and whole: version 1 its segments (each the size the
+   * manifest says), version 2 the packs its page tables name (each HEAD once, at least as long as every
+   * block it is said to hold). The same number as `packsChecked` for version 2.
+   */
   segmentsChecked: number;
-  /** Blocks read, decrypted, decompressed and hash-checked: 0 without readData. */
+  /** Version 2: distinct packs checked present and long enough (0 for version 1). */
+  packsChecked: number;
+  /** Page tables read and checked against the manifest (size, SHA-256, authentication); version 1: its page-table chunks. */
+  tablesChecked: number;
+  /** Blocks read, decrypted, decompressed and hash-checked (version 2: non-zero chunks): 0 without readData. */
   blocksChecked: number;
   /** Plaintext bytes of those blocks: 0 without readData. */
   bytesChecked: number;
@@ -273,28 +285,33 @@ export interface VerifyResult {
  */
 export type BackupStatus = 'complete' | 'incomplete' | 'damaged';
 
-/** A complete backup: restorable. */
+/**
+ * A complete backup: restorable. A version-2 backup listed without a key that opens its manifest is
+ * `locked`: only its blob name is known — `backupId` is then its nameTag (the ID itself is inside the
+ * encrypted manifest), `disk` its diskTag, `completedAt` from the name, `source` says it is locked, and
+ * the other facts are absent.
+ */
 export interface CompleteBackupListing {
   backupId: string;
   status: 'complete';
-  createdAt: string;
+  formatVersion: 1 | 2;
+  createdAt?: string;
   completedAt: string;
   source: string;
-  diskBytes: number;
-  pageSize: number;
-  bytesStored: number;
-  /** The vault format of the backup (the catalog sets it; absent in listings made before version 2 = 1). */
-  formatVersion?: 1 | 2;
-  /** The disk for display: a managed disk's ARM ID, else the identity (docs/FORMAT.md §21.1). */
+  diskBytes?: number;
+  pageSize?: number;
+  bytesStored?: number;
+  /** The disk as `pagewise list` groups by it: version 2 its armDiskId, else its identity (docs/FORMAT.md §21.1); version 1 its URL. */
   disk?: string;
+  /** Version 2: full or incremental, the base's backup ID (null for a full), the generation (0 for a full). */
   kind?: 'full' | 'incremental';
-  /** The base's backup ID (an incremental), null for a full. */
   base?: string | null;
   generation?: number;
+  /** Version 2: bytes read from the source, plaintext bytes newly stored, allocated bytes of the disk. */
   bytesRead?: number;
   bytesNew?: number;
   allocatedBytes?: number;
-  /** A version-2 backup listed without the key: only what its blob name tells (disk tag, completion time). */
+  /** Version 2 without a key that opens it: only the blob name's facts are listed. */
   locked?: true;
 }
 
@@ -304,6 +321,9 @@ export interface UnfinishedBackupListing {
   status: 'incomplete' | 'damaged';
   /** why it cannot be restored */
   problem: string;
+  formatVersion?: 1 | 2;
+  /** As CompleteBackupListing.disk, when the plan was read. */
+  disk?: string;
   createdAt?: string;
   source?: string;
   diskBytes?: number;

@@ -111,5 +111,6 @@ function planRef(plan: BackupPlan, alreadyComplete: boolean): PlanRef {
     pagesPerBatch: plan.pagesPerBatch,
     alreadyComplete,
     ...V1_KIND,
+    formatVersion: 1,
   };
 }

@@ -7,7 +7,8 @@ import { isPagewiseError, PagewiseError } from '../errors';
 import { BackupListing, StorageLocation } from '../types';
 import { BACKUP_ID_RE } from './backup-id';
 import { readPlan } from './backup-plan';
-import { readManifest, readManifestUnverified, verifyManifest } from './manifest';
+import { readManifestUnverified, verifyManifest } from './manifest';
+import { openBackupSource } from './backup-source';
 import { Vault } from './vault';
 
 export interface ListBackupsOptions {
@@ -22,6 +23,36 @@ export async function listBackups(location: StorageLocation, options: ListBackup
   const complete = out.flatMap((b) => (b.status === 'complete' ? [b] : [])).sort((a, b) => a.completedAt.localeCompare(b.completedAt));
   const others = out.filter((b) => b.status !== 'complete').sort((a, b) => a.backupId.localeCompare(b.backupId));
   return [...complete, ...others];
+}
+
+/** The backups of one disk, newest first (`pagewise list`). */
+export interface DiskBackups {
+  /** As CompleteBackupListing.disk; `(unknown disk)` for backups whose disk cannot be read. */
+  disk: string;
+  backups: BackupListing[];
+}
+
+export const UNKNOWN_DISK = '(unknown disk)';
+
+/** The vault's backups grouped by disk (armDiskId where there is one, else identity; §21.1): see groupByDisk. */
+export async function listBackupsByDisk(location: StorageLocation, options: ListBackupsOptions = {}): Promise<DiskBackups[]> {
+  return groupByDisk(await listBackups(location, options));
+}
+
+/**
+ * Groups listings by disk: in each group the newest first (completion time, else creation time), the
+ * groups by their newest backup, newest first; backups of no known disk last.
+ */
+export function groupByDisk(listings: BackupListing[]): DiskBackups[] {
+  const when = (b: BackupListing) => (b.status === 'complete' ? b.completedAt : b.createdAt) ?? '';
+  const groups = new Map<string, BackupListing[]>();
+  for (const b of listings) {
+    const disk = b.disk ?? UNKNOWN_DISK;
+    groups.set(disk, [...(groups.get(disk) ?? []), b]);
+  }
+  const out = [...groups].map(([disk, backups]) => ({ disk, backups: backups.sort((a, b) => when(b).localeCompare(when(a)) || a.backupId.localeCompare(b.backupId)) }));
+  const newest = (g: DiskBackups) => (g.disk === UNKNOWN_DISK ? '' : when(g.backups[0]));
+  return out.sort((a, b) => newest(b).localeCompare(newest(a)) || a.disk.localeCompare(b.disk));
 }
 
 /** The backups of a vault one by one, in name order; memory holds one manifest at a time. */
@@ -52,6 +83,8 @@ async function entryOf(vault: Vault, backupId: string, userKey: Buffer | undefin
   return {
     backupId,
     status: 'complete',
+    formatVersion: 1,
+    disk: b.source.url,
     createdAt: b.createdAt,
     completedAt: b.completedAt,
     source: sourceName(b.source),
@@ -71,7 +104,7 @@ async function unfinished(vault: Vault, backupId: string): Promise<BackupListing
   const problem = `backup ${backupId} is incomplete (it has no manifest) and cannot be restored; run the backup again to resume it`;
   try {
     const plan = await readPlan(vault, backupId);
-    return { backupId, status: 'incomplete', problem, createdAt: plan.createdAt, source: sourceName(plan.source), diskBytes: plan.diskBytes, pageSize: plan.pageSize };
+    return { backupId, status: 'incomplete', problem, formatVersion: 1, disk: plan.source.url, createdAt: plan.createdAt, source: sourceName(plan.source), diskBytes: plan.diskBytes, pageSize: plan.pageSize };
   } catch (err) {
     if (isPagewiseError(err, 'BackupNotFound')) return { backupId, status: 'incomplete', problem };
     if (isPagewiseError(err, 'Corrupt')) return { backupId, status: 'damaged', problem: (err as PagewiseError).message };
@@ -84,5 +117,5 @@ async function unfinished(vault: Vault, backupId: string): Promise<BackupListing
  * checks): what a restore or verify needs, checked before one is started.
  */
 export async function checkRestorable(location: StorageLocation, backupId: string, userKey: Buffer): Promise<void> {
-  await readManifest(Vault.open(location), backupId, userKey);
+  await openBackupSource(location, backupId, userKey);
 }

@@ -1,0 +1,353 @@
+/**
+ * Reads a complete version-2 backup (docs/FORMAT.md §19, §20.3): its manifest alone names every page table,
+ * each table is checked against the manifest (size, SHA-256) and authenticated, and each page is its
+ * chunks in order — blocks fetched from the hinted pack, decoded, content ID checked; zero chunks are
+ * zeros. No other backup is read, whatever the generation. Memory: one table and one run of blocks.
+ */
+import { createHash } from 'node:crypto';
+import { forEachLimited, Limiter } from '../../concurrency';
+import { isPagewiseError, PagewiseError } from '../../errors';
+import { MAX_PAGE_SIZE, SECTOR } from '../../limits';
+import type { BackupSource, PageRead, SourceChecks } from '../backup-source';
+import { BLOCKS_DECODED_AT_ONCE } from '../backup-reader';
+import { BlobNotFoundError, CallOptions } from '../store/blob-store';
+import type { Vault } from '../vault';
+import { decodeBlock2 } from './block';
+import type { Keyring } from './keyring';
+import { findManifest2 } from './manifest';
+import { HEX32_RE, v2names } from './names';
+import { decodeTable, isZeroChunk } from './page-table';
+import type { ChunkRef, ManifestV2, PageRecord2, TableRef } from './records';
+import { getIfAny } from './staging';
+
+/** Chunking schemes a reader accepts (§15.2): a reader never needs the chunker, only the chunk lists. */
+const KNOWN_SCHEMES = ['page', 'fastcdc-2016'];
+/** A run's stored and plaintext bytes, as version 1's blockRuns. */
+export const RUN_MAX_BYTES = 16 * 1024 * 1024;
+/** Pack HEADs in flight while a table's packs are checked. */
+const PACK_HEADS_AT_ONCE = 8;
+
+export class BackupReader2 implements BackupSource<PageRecord2> {
+  readonly formatVersion = 2;
+  readonly checked: SourceChecks = { containers: 0, packs: 0, tables: 0 };
+  private readonly decoding = new Limiter(BLOCKS_DECODED_AT_ONCE);
+  /** Each pack HEAD-checked once: its size, or why it is unusable (missing, unreadable). */
+  private readonly packs = new Map<string, number | string>();
+
+  private constructor(
+    readonly vault: Vault,
+    private readonly keyring: Keyring,
+    /** The manifest's blob name (manifests/<diskTag>/<inv>-<nameTag>.pwm). */
+    readonly manifestName: string,
+    readonly manifest: ManifestV2,
+    private readonly call: CallOptions,
+  ) {}
+
+  /**
+   * Opens backup `backupId` of a version-2 vault whose keyring `keyring` is: undefined when the vault has
+   * neither its manifest nor its plan; BackupIncomplete when only the plan is there.
+   */
+  static async open(vault: Vault, keyring: Keyring, backupId: string, call: CallOptions = {}): Promise<BackupReader2 | undefined> {
+    const found = await findManifest2(vault, keyring, backupId);
+    if (!found) {
+      if (await getIfAny(vault, v2names.plan(keyring.nameTag(backupId)))) {
+        throw new PagewiseError('BackupIncomplete', `backup ${backupId} is incomplete (it has no manifest) and cannot be restored; run the backup again to resume it`);
+      }
+      return undefined;
+    }
+    checkManifest(found.manifest, found.name, backupId);
+    return new BackupReader2(vault, keyring, found.name, found.manifest, call);
+  }
+
+  get backupId(): string {
+    return this.manifest.backupId;
+  }
+
+  get diskBytes(): number {
+    return this.manifest.diskBytes;
+  }
+
+  get pageSize(): number {
+    return this.manifest.pageSize;
+  }
+
+  get pageCount(): number {
+    return this.manifest.pageCount;
+  }
+
+  get groupPages(): number {
+    return this.manifest.pagesPerTable;
+  }
+
+  get entryCount(): number {
+    return this.manifest.tables.reduce((sum, t) => sum + t.pages, 0);
+  }
+
+  pageLength(page: number): number {
+    return Math.max(0, Math.min(this.pageSize, this.diskBytes - page * this.pageSize));
+  }
+
+  /** As version 1: only a short last page needs a look at the last table (is it a record or a hole?). */
+  async entryBytes(): Promise<number> {
+    const whole = this.entryCount * this.pageSize;
+    const shortBy = this.pageSize - this.pageLength(this.pageCount - 1);
+    const last = this.manifest.tables[this.manifest.tables.length - 1];
+    if (shortBy === 0 || !last || last.index !== Math.floor((this.pageCount - 1) / this.groupPages)) return whole;
+    const records = await this.tableRecords(last);
+    return records.some((r) => r.page === this.pageCount - 1) ? whole - shortBy : whole;
+  }
+
+  async *groups(): AsyncGenerator<{ group: number; entries: PageRecord2[] }> {
+    for (const ref of this.manifest.tables) {
+      const entries = await this.tableRecords(ref);
+      this.checked.tables++;
+      yield { group: ref.index, entries };
+    }
+  }
+
+  /** One page table, read bounded by the manifest's size for it, checked against the manifest, authenticated. */
+  private async tableRecords(ref: TableRef): Promise<PageRecord2[]> {
+    const name = v2names.table(ref.tableId);
+    const what = `page table ${ref.index} (${name})`;
+    let stored: Buffer;
+    try {
+      // One byte over the manifest's size: a longer table is seen as such, never read whole.
+      stored = await this.vault.getBytes(name, 0, undefined, { ...this.call, maxBytes: ref.bytes + 1 });
+    } catch (err) {
+      if (err instanceof BlobNotFoundError) throw new PagewiseError('Corrupt', `${what} is missing`, { cause: err });
+      if (isPagewiseError(err, 'Corrupt')) throw new PagewiseError('Corrupt', `${what} does not match the manifest: it is larger than the ${ref.bytes} bytes the manifest says (replaced or damaged)`, { cause: err });
+      throw err;
+    }
+    if (stored.length !== ref.bytes || createHash('sha256').update(stored).digest('hex') !== ref.sha256) {
+      throw new PagewiseError('Corrupt', `${what} does not match the manifest (size or SHA-256): replaced or damaged`);
+    }
+    const records = decodeTable(this.keyring, ref.index, stored, this.groupPages);
+    if (records.length !== ref.pages) throw new PagewiseError('Corrupt', `${what} has ${records.length} page records, the manifest says ${ref.pages}`);
+    return records;
+  }
+
+  /** None up front: a version-2 backup's packs are known only from its tables, and are checked as entryProblems meets them. */
+  containers(): Array<{ name: string; problem(): Promise<string | undefined> }> {
+    return [];
+  }
+
+  /**
+   * Each record's structural problem: its place on the disk and its length, and every block inside a pack
+   * that exists (each pack HEAD-checked once per reader).
+   */
+  async entryProblems(entries: PageRecord2[]): Promise<Array<string | undefined>> {
+    const unseen = new Set<string>();
+    for (const r of entries) for (const c of r.chunks) if (!isZeroChunk(c) && !this.packs.has(c.pack)) unseen.add(c.pack);
+    await forEachLimited(unseen, PACK_HEADS_AT_ONCE, async (pack) => {
+      this.packs.set(pack, await this.packSize(pack));
+      this.checked.packs++;
+      this.checked.containers++;
+    });
+    return entries.map((r) => {
+      const placed = this.recordProblem(r);
+      if (placed) return placed;
+      for (const c of r.chunks) {
+        if (isZeroChunk(c)) continue;
+        const size = this.packs.get(c.pack)!;
+        if (typeof size === 'string') return `${this.where(r)}: ${size}`;
+        if (c.offset + c.storedLength > size) return `${this.where(r)}: its block lies outside pack ${c.pack} (${size} bytes; truncated or replaced)`;
+      }
+      return undefined;
+    });
+  }
+
+  /** A pack's size, or why it cannot be used. */
+  private async packSize(pack: string): Promise<number | string> {
+    try {
+      return (await this.vault.properties(v2names.pack(pack), this.call)).contentLength;
+    } catch (err) {
+      if (err instanceof BlobNotFoundError) return missingPack(pack);
+      if (isPagewiseError(err, 'Aborted')) throw err;
+      return `pack ${pack} could not be checked (${(err as Error).message})`;
+    }
+  }
+
+  /** What the manifest alone says is wrong with a record: a page beyond the disk, a wrong length. */
+  private recordProblem(r: PageRecord2): string | undefined {
+    if (r.page >= this.pageCount) return `page ${r.page}: beyond the end of the disk`;
+    const expected = this.pageLength(r.page);
+    if (r.length !== expected) return `${this.where(r)}: length ${r.length}, expected ${expected}`;
+    return undefined;
+  }
+
+  private where(r: PageRecord2): string {
+    return `page ${r.page} (offset ${r.page * this.pageSize})`;
+  }
+
+  /**
+   * Records (in page order) in runs: a run's blocks lie back to back in one pack (read with one ranged
+   * GET), bounded in stored and plaintext bytes. A record whose own blocks are scattered (chunks stored by
+   * several backups) is a run alone and gets a GET per stretch; a record of zero chunks only joins any run.
+   */
+  runs(entries: PageRecord2[]): PageRecord2[][] {
+    const runs: PageRecord2[][] = [];
+    let run: PageRecord2[] = [];
+    let end: { pack: string; offset: number } | undefined; // where the run's last block ends
+    let start = 0;
+    let plain = 0;
+    const close = () => {
+      if (run.length > 0) runs.push(run);
+      run = [];
+      end = undefined;
+      plain = 0;
+    };
+    for (const r of entries) {
+      const blocks = r.chunks.filter((c) => !isZeroChunk(c));
+      const contiguous = blocks.every((c, k) => k === 0 || (c.pack === blocks[0].pack && c.offset === blocks[k - 1].offset + blocks[k - 1].storedLength));
+      if (!contiguous) {
+        close();
+        runs.push([r]);
+        continue;
+      }
+      if (blocks.length > 0) {
+        const first = blocks[0];
+        const last = blocks[blocks.length - 1];
+        const follows = end === undefined || (end.pack === first.pack && end.offset === first.offset);
+        if (run.length > 0 && (!follows || (end !== undefined && last.offset + last.storedLength - start > RUN_MAX_BYTES) || plain + r.length > RUN_MAX_BYTES)) close();
+        if (end === undefined) start = first.offset;
+        end = { pack: last.pack, offset: last.offset + last.storedLength };
+      } else if (run.length > 0 && plain + r.length > RUN_MAX_BYTES) close();
+      run.push(r);
+      plain += r.length;
+    }
+    close();
+    return runs;
+  }
+
+  /**
+   * The plaintext of each record of a run: back-to-back blocks of one pack read with one ranged GET
+   * (bounded), each block decoded and its content ID checked, zero chunks as zeros. A pack that is gone
+   * is named; a stretch whose read fails otherwise is read again block by block. An abort throws.
+   */
+  async readRun(run: PageRecord2[]): Promise<Array<PageRead<PageRecord2>>> {
+    const problems = run.map((r) => this.recordProblem(r));
+    if (problems.some((p) => p !== undefined)) {
+      if (run.length === 1) return [{ entry: run[0], error: new PagewiseError('Corrupt', problems[0]!) }];
+      return (await Promise.all(run.map((r) => this.readRun([r])))).flat();
+    }
+    const pages = run.map((r) => Buffer.alloc(r.length)); // zero chunks stay zeros
+    const errors: Array<PagewiseError | undefined> = run.map(() => undefined);
+    const stretches = this.stretches(run);
+    await Promise.all(
+      stretches.map(async (s) => {
+        const got = await this.readStretch(s);
+        await Promise.all(
+          s.parts.map(async (part, k) => {
+            const r = run[part.record];
+            const where = `${this.where(r)}, chunk ${part.chunk} (pack ${part.ref.pack})`;
+            const bytes = got[k];
+            if (bytes instanceof PagewiseError) {
+              errors[part.record] ??= new PagewiseError('Corrupt', `${this.where(r)}: ${bytes.message}`, { cause: bytes });
+              return;
+            }
+            try {
+              const plain = await this.decoding.run(() => decodeBlock2(bytes, part.ref.contentId, this.keyring, where, this.pageSize));
+              if (plain.length !== part.ref.length) throw new PagewiseError('Corrupt', `${where}: decoded ${plain.length} bytes, the page table says ${part.ref.length}`);
+              plain.copy(pages[part.record], part.at);
+            } catch (err) {
+              if (isPagewiseError(err, 'Aborted')) throw err;
+              errors[part.record] ??= err instanceof PagewiseError ? err : new PagewiseError('Corrupt', `${where}: ${(err as Error).message}`);
+            }
+          }),
+        );
+      }),
+    );
+    return run.map((entry, k) => (errors[k] ? { entry, error: errors[k] } : { entry, plain: pages[k] }));
+  }
+
+  /** The run's blocks in order, merged into stretches of one pack read with one GET each (≤ RUN_MAX_BYTES). */
+  private stretches(run: PageRecord2[]): Stretch[] {
+    const out: Stretch[] = [];
+    let current: Stretch | undefined;
+    run.forEach((r, record) => {
+      let at = 0;
+      r.chunks.forEach((ref, chunk) => {
+        const part = { record, chunk, ref, at };
+        at += ref.length;
+        if (isZeroChunk(ref)) return;
+        const follows = current && current.pack === ref.pack && current.end === ref.offset && ref.offset + ref.storedLength - current.start <= RUN_MAX_BYTES;
+        if (!follows) {
+          current = { pack: ref.pack, start: ref.offset, end: ref.offset, parts: [] };
+          out.push(current);
+        }
+        current!.parts.push(part);
+        current!.end = ref.offset + ref.storedLength;
+      });
+    });
+    return out;
+  }
+
+  /** Each part's stored block, or the error that kept it from being read. */
+  private async readStretch(s: Stretch): Promise<Array<Buffer | PagewiseError>> {
+    const name = v2names.pack(s.pack);
+    try {
+      const bytes = await this.vault.getBytes(name, s.start, s.end - s.start, this.call);
+      return s.parts.map((p) => bytes.subarray(p.ref.offset - s.start, p.ref.offset - s.start + p.ref.storedLength));
+    } catch (err) {
+      if (isPagewiseError(err, 'Aborted')) throw err;
+      // Hints only: a pack that is gone is named; finding the block through the vault index is #15.
+      if (err instanceof BlobNotFoundError) return s.parts.map(() => new PagewiseError('Corrupt', missingPack(s.pack), { cause: err }));
+      if (s.parts.length > 1) {
+        return (await Promise.all(s.parts.map((p) => this.readStretch({ pack: s.pack, start: p.ref.offset, end: p.ref.offset + p.ref.storedLength, parts: [p] })))).flat();
+      }
+      return [new PagewiseError('Corrupt', `its block cannot be read from ${name} (${(err as Error).message})`, { cause: err })];
+    }
+  }
+
+  /** Whether a page read elsewhere (the source disk) is this record: the same length and, chunk by chunk, the same content IDs (zero chunks all zero). */
+  async matches(entry: PageRecord2, plain: Buffer): Promise<boolean> {
+    if (plain.length !== entry.length) return false;
+    let at = 0;
+    for (const c of entry.chunks) {
+      const part = plain.subarray(at, at + c.length);
+      at += c.length;
+      if (isZeroChunk(c) ? part.some((b) => b !== 0) : !this.keyring.contentId(part).equals(c.contentId)) return false;
+    }
+    return true;
+  }
+}
+
+interface Stretch {
+  pack: string;
+  start: number;
+  end: number;
+  parts: Array<{ record: number; chunk: number; ref: ChunkRef; at: number }>;
+}
+
+function missingPack(pack: string): string {
+  return `its block's pack ${pack} (${v2names.pack(pack)}) is missing (a reader follows the page table's hint; finding a moved block through the vault index is #15)`;
+}
+
+/**
+ * The manifest fields a reader relies on, checked before any is used (a manifest authenticates, but a
+ * reader still refuses what it cannot read: an unknown chunking scheme, tables out of order or range).
+ */
+function checkManifest(m: ManifestV2, name: string, backupId: string): void {
+  const bad = (why: string) => new PagewiseError('Corrupt', `the manifest ${name} of backup ${backupId} ${why}`);
+  const whole = (v: unknown, min = 0) => typeof v === 'number' && Number.isSafeInteger(v) && v >= min;
+  if (m?.format !== 'pagewise-manifest' || m.version !== 2) throw bad('is not a version-2 Pagewise manifest');
+  if (m.backupId !== backupId) throw bad('names another backup');
+  if (!whole(m.diskBytes, 1) || !whole(m.pageSize, SECTOR) || m.pageSize > MAX_PAGE_SIZE || m.pageSize % SECTOR !== 0) throw bad('has no valid disk size or page size');
+  if (m.pageCount !== Math.ceil(m.diskBytes / m.pageSize) || !whole(m.pagesPerTable, 1)) throw bad('has a page count or pages per table that does not fit its disk');
+  const scheme = typeof m.chunking === 'object' && m.chunking !== null ? m.chunking.scheme : undefined;
+  if (!KNOWN_SCHEMES.includes(String(scheme))) throw bad(`uses chunking scheme ${String(JSON.stringify(scheme)).slice(0, 40)}, which this Pagewise cannot read (written by a newer one)`);
+  if (!Array.isArray(m.tables)) throw bad('lists no page tables');
+  const groups = Math.ceil(m.pageCount / m.pagesPerTable);
+  // A table of n pages holds at most n page records of at most min(65535, pageSize) chunks each.
+  const maxChunks = Math.min(0xffff, m.pageSize);
+  let previous = -1;
+  for (const t of m.tables as unknown[]) {
+    const r = (typeof t === 'object' && t !== null ? t : {}) as Partial<TableRef>;
+    if (!whole(r.index) || r.index! <= previous || r.index! >= groups) throw bad(`lists a page table out of order or beyond the disk (${String(r.index).slice(0, 20)})`);
+    if (!whole(r.pages, 1) || r.pages! > m.pagesPerTable || typeof r.tableId !== 'string' || !HEX32_RE.test(r.tableId) || typeof r.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(r.sha256)) {
+      throw bad(`lists page table ${r.index} without a valid tableId, page count or SHA-256`);
+    }
+    if (!whole(r.bytes, 1) || r.bytes! > 52 + r.pages! * (16 + 64 * maxChunks)) throw bad(`says page table ${r.index} is ${String(r.bytes).slice(0, 20)} bytes, more than ${r.pages} page records can be`);
+    previous = r.index!;
+  }
+}
