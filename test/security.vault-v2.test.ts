@@ -7,7 +7,11 @@
  * security.repo, corruption, backup-failures and repo.catalog, on version-1 vaults.
  */
 import { createCipheriv, randomBytes } from 'node:crypto';
-import { generateKey, keyId, PagewiseError, StorageLocation } from '../core';
+import { existsSync, promises as fs, readdirSync } from 'node:fs';
+import * as path from 'node:path';
+import { ContainerClient } from '@azure/storage-blob';
+import { captureIO, run } from '../cli/main';
+import { assertDiskWriteTarget, backupDisk, encodeKeyFile, finalizeBackup, generateKey, keyId, listBackups, PagewiseError, planBackup, restoreBackup, runBackupBatch, StorageLocation, verifyBackup } from '../core';
 import { Vault } from '../core/repo/vault';
 import { Keyring } from '../core/repo/v2/keyring';
 import { createVaultV2, openVaultKeyring, readVaultMarker } from '../core/repo/v2/marker';
@@ -20,7 +24,8 @@ import { Codec2, decodeBlock2, encodeBlock2, sealBlock2 } from '../core/repo/v2/
 import { decodeIndexBlob, PackWriter, readPackTrailer } from '../core/repo/v2/pack-writer';
 import { findManifest2, manifestsOfDisk, readManifest2, writeManifest2 } from '../core/repo/v2/manifest';
 import { MAX_VAULT_JSON_BYTES } from '../core/limits';
-import { startEnv, TestEnv } from './harness/env';
+import { fileSha256, KiB, MiB, startEnv, TestEnv } from './harness/env';
+import { batchRecordBlobs, damageData, manifestBlobs } from './harness/vault-blobs';
 
 let env: TestEnv;
 let containers = 0;
@@ -33,13 +38,14 @@ afterAll(async () => {
 });
 
 /** A new empty container: a vault of the current format once something makes it one. */
-async function freshContainer(): Promise<{ location: StorageLocation; vault: Vault }> {
-  const location = await env.makeVault(`v2-hostile-${++containers}`);
-  return { location, vault: Vault.open(location) };
+async function freshContainer(): Promise<{ location: StorageLocation; vault: Vault; container: ContainerClient }> {
+  const name = `v2-hostile-${++containers}`;
+  const location = await env.makeVault(name);
+  return { location, vault: Vault.open(location), container: env.az.accounts.vault.service.getContainerClient(name) };
 }
 
 /** A new version-2 vault opened by the test's user key. */
-async function freshVaultV2(): Promise<{ location: StorageLocation; vault: Vault; keyring: Keyring }> {
+async function freshVaultV2(): Promise<{ location: StorageLocation; vault: Vault; container: ContainerClient; keyring: Keyring }> {
   const made = await freshContainer();
   return { ...made, keyring: await createVaultV2(made.vault, env.userKey) };
 }
@@ -611,5 +617,328 @@ describe('manifests', () => {
       expect({ what, message: err.message }).toEqual({ what, message: expect.stringMatching(why) });
     }
     await refusal(() => readManifest2(vault, keyring, 'manifests/../../pagewise-vault.json'), 'BadInput', /is not the name of a version-2 manifest/);
+  });
+});
+
+describe('end to end: a version-2 vault written by the engine, then damaged', () => {
+  let disks = 0;
+  /** A new version-2 vault (its first backup makes it one), a disk of four random (incompressible, equal-length) 1 MiB pages, its full backup. */
+  async function backedUp(extra: Array<{ offset: number; length: number; kind: 'text' | 'random'; seed: number }> = []) {
+    const { location, vault, container } = await freshContainer();
+    const name = `e2e-${++disks}.vhd`;
+    const disk = await env.makeDisk(name, 8 * MiB, [{ offset: 0, length: 4 * MiB, kind: 'random', seed: 100 + disks }, ...extra]);
+    const req = { source: disk.source, vault: location, userKey: env.userKey, pageSize: MiB, cacheBytes: 2 * MiB };
+    const result = await backupDisk(req);
+    expect(await readVaultMarker(vault)).toMatchObject({ version: 2 });
+    const keyring = await openVaultKeyring(vault, env.userKey);
+    return { location, vault, keyring, container, disk, req, backupId: result.backupId, name };
+  }
+  const blobsOf = async (container: ContainerClient, prefix: string) => {
+    const out: string[] = [];
+    for await (const b of container.listBlobsFlat({ prefix })) out.push(b.name);
+    return out.sort();
+  };
+  const etags = async (container: ContainerClient) => {
+    const out: string[] = [];
+    for await (const b of container.listBlobsFlat()) out.push(`${b.name} ${b.properties.etag}`);
+    return out.sort();
+  };
+  /** Restores to a file and to a page blob must both fail Corrupt matching `message`, and leave neither (nor a temp file). */
+  async function restoresFail(b: Awaited<ReturnType<typeof backedUp>>, message: RegExp): Promise<void> {
+    const file = path.join(env.tmp, `${b.name}.img`);
+    await expect(restoreBackup({ backupId: b.backupId, vault: b.location, userKey: env.userKey, target: { url: file } })).rejects.toMatchObject({ code: 'Corrupt', message: expect.stringMatching(message) });
+    expect(existsSync(file)).toBe(false);
+    expect(readdirSync(env.tmp).filter((n) => n.startsWith(`${b.name}.img.pagewise-partial`))).toEqual([]);
+    const blob = env.targetUrl(`${b.name}-restored`);
+    await expect(restoreBackup({ backupId: b.backupId, vault: b.location, userKey: env.userKey, target: { url: blob } })).rejects.toMatchObject({ code: 'Corrupt', message: expect.stringMatching(message) });
+    expect(await env.az.accounts.vault.service.getContainerClient('restores').getPageBlobClient(`${b.name}-restored`).exists()).toBe(false);
+  }
+
+  test('a byte flipped inside a block of a pack: verify names the one page, restores fail and write nothing', async () => {
+    const b = await backedUp();
+    const [pack] = await blobsOf(b.container, 'packs/');
+    const packId = /([0-9a-f]{32})\.pwp$/.exec(pack)![1];
+    const entries = await readPackTrailer(b.vault, b.keyring, packId);
+    expect(entries).toHaveLength(4);
+    const bytes = await b.vault.getBytes(pack);
+    bytes[entries[2].offset + Math.floor(entries[2].storedLength / 2)] ^= 0x01;
+    await b.vault.putBytes(pack, bytes);
+    const verified = await verifyBackup({ backupId: b.backupId, vault: b.location, userKey: env.userKey });
+    expect(verified.ok).toBe(false);
+    expect(verified.problems).toHaveLength(1);
+    expect(verified.problems[0]).toMatch(/^page \d \(offset \d+\).*fails authentication/);
+    await restoresFail(b, /^page \d \(offset \d+\)/);
+  });
+
+  test('two equal-length blocks of a pack swapped: each fails as the chunk its table names (the content ID is in the AAD)', async () => {
+    const b = await backedUp();
+    const [pack] = await blobsOf(b.container, 'packs/');
+    const entries = await readPackTrailer(b.vault, b.keyring, /([0-9a-f]{32})\.pwp$/.exec(pack)![1]);
+    const [x, y] = [entries[0], entries[3]];
+    expect(x.storedLength).toBe(y.storedLength);
+    const bytes = await b.vault.getBytes(pack);
+    const blockX = Buffer.from(bytes.subarray(x.offset, x.offset + x.storedLength));
+    bytes.subarray(y.offset, y.offset + y.storedLength).copy(bytes, x.offset);
+    blockX.copy(bytes, y.offset);
+    await b.vault.putBytes(pack, bytes);
+    const verified = await verifyBackup({ backupId: b.backupId, vault: b.location, userKey: env.userKey });
+    expect(verified.problems).toHaveLength(2);
+    for (const p of verified.problems) expect(p).toMatch(/^page \d \(offset \d+\).*not the chunk its content ID names/);
+    await restoresFail(b, /not the chunk its content ID names/);
+  });
+
+  test('a pack cut short or deleted: verify names it, restores fail', async () => {
+    const b = await backedUp();
+    const [pack] = await blobsOf(b.container, 'packs/');
+    const bytes = await b.vault.getBytes(pack);
+    await b.vault.putBytes(pack, bytes.subarray(0, Math.floor(bytes.length / 2)));
+    const cut = await verifyBackup({ backupId: b.backupId, vault: b.location, userKey: env.userKey });
+    expect(cut.ok).toBe(false);
+    expect(cut.problems.join('\n')).toMatch(/outside pack [0-9a-f]{32}/);
+    await restoresFail(b, /page \d/);
+    await b.container.deleteBlob(pack);
+    const gone = await verifyBackup({ backupId: b.backupId, vault: b.location, userKey: env.userKey, readData: false });
+    expect(gone.ok).toBe(false);
+    expect(gone.problems.join('\n')).toContain(`${pack}) is missing`);
+    await restoresFail(b, /is missing/);
+  });
+
+  test("a page table damaged, or replaced by another backup's table: Corrupt naming the table", async () => {
+    const b = await backedUp();
+    const [table] = await blobsOf(b.container, 'tables/');
+    const good = await b.vault.getBytes(table);
+    await b.vault.putBytes(table, flip(good, 40));
+    const tableMessage = new RegExp(`^page table 0 \\(${escape(table)}\\) does not match the manifest`);
+    await restoresFail(b, tableMessage);
+    expect((await verifyBackup({ backupId: b.backupId, vault: b.location, userKey: env.userKey })).problems.join('\n')).toMatch(tableMessage);
+    // Another disk's backup in the same vault: its table (same key, same group 0) under this table's name.
+    const other = await env.makeDisk(`e2e-other-${disks}.vhd`, 8 * MiB, [{ offset: 0, length: 4 * MiB, kind: 'random', seed: 900 + disks }]);
+    await backupDisk({ ...b.req, source: other.source });
+    const theirs = (await blobsOf(b.container, 'tables/')).find((n) => n !== table)!;
+    await b.vault.putBytes(table, await b.vault.getBytes(theirs));
+    await restoresFail(b, tableMessage);
+  });
+
+  test('a manifest damaged: listed damaged, restore Corrupt naming it; a later backup of the disk does not build on it', async () => {
+    const b = await backedUp();
+    const [manifest] = await manifestBlobs(b.container);
+    await b.vault.putBytes(manifest, flip(await b.vault.getBytes(manifest), 60));
+    const listed = await listBackups(b.location, { userKey: env.userKey });
+    expect(listed.filter((l) => l.status === 'complete')).toEqual([]);
+    expect(JSON.stringify(listed)).toContain(manifest);
+    await expect(restoreBackup({ backupId: b.backupId, vault: b.location, userKey: env.userKey, target: { url: path.join(env.tmp, 'm.img') } })).rejects.toMatchObject({ code: 'Corrupt', message: expect.stringContaining(manifest) });
+    const again = await backupDisk({ ...b.req, backupId: 'after-damage' });
+    expect(again).toMatchObject({ kind: 'full' });
+    const file = path.join(env.tmp, 'after-damage.img');
+    await restoreBackup({ backupId: 'after-damage', vault: b.location, userKey: env.userKey, target: { url: file } });
+    expect(await fileSha256(file)).toBe(b.disk.sha256);
+  });
+
+  test('a damaged plan or batch record stops the resume with Corrupt naming it, and no manifest is written', async () => {
+    const b = await backedUp();
+    const before = await manifestBlobs(b.container);
+    const req = { ...b.req, backupId: 'damaged-staging', full: true };
+    const plan = await planBackup(req);
+    const planName = v2names.plan(b.keyring.nameTag('damaged-staging'));
+    const planBytes = await b.vault.getBytes(planName);
+    await b.vault.putBytes(planName, flip(planBytes, 30));
+    const planMessage = new RegExp(`the plan ${escape(planName)} fails authentication`);
+    await expect(runBackupBatch({ ...req, backupId: plan.backupId, planPosition: 0 })).rejects.toMatchObject({ code: 'Corrupt', message: expect.stringMatching(planMessage) });
+    await expect(backupDisk(req)).rejects.toMatchObject({ code: 'Corrupt', message: expect.stringMatching(planMessage) });
+    await b.vault.putBytes(planName, planBytes);
+    await runBackupBatch({ ...req, backupId: plan.backupId, planPosition: 0 });
+    const [batch] = await batchRecordBlobs(b.container, { nameTag: b.keyring.nameTag('damaged-staging') });
+    await b.vault.putBytes(batch, (await b.vault.getBytes(batch)).subarray(0, 50));
+    await expect(finalizeBackup({ ...req, backupId: plan.backupId })).rejects.toMatchObject({ code: 'Corrupt', message: expect.stringContaining(`the batch record ${batch}`) });
+    expect(await manifestBlobs(b.container)).toEqual(before);
+  });
+
+  test('a crash mid-incremental leaves no manifest that looks complete; the resume finishes it as an incremental', async () => {
+    const { location, vault, container } = await freshContainer();
+    // 512-byte pages: a batch is 8 MiB; data in batches 0, 1 and 2. Snapshots are read with the account key (Azurite's SAS reads of snapshots).
+    const name = 'e2e-incremental.vhd';
+    const disk = await env.makeDisk(name, 24 * MiB, [0, 1, 2].map((k) => ({ offset: k * 8 * MiB, length: 64 * KiB, kind: 'random' as const, seed: 300 + k })));
+    const blob = env.az.accounts.src.service.getContainerClient('disks').getPageBlobClient(name);
+    const source = { url: `${env.az.accounts.src.endpoint}/disks/${name}`, connectionString: env.az.accounts.src.connectionString };
+    const req = { source, vault: location, userKey: env.userKey, pageSize: 512, cacheBytes: 64 * KiB, takeSnapshot: true };
+    const first = await backupDisk({ ...req, backupId: 'gen-0' });
+    expect(first).toMatchObject({ kind: 'full' });
+    // Changes in batches 0 and 2.
+    await blob.uploadPages(Buffer.alloc(4 * KiB, 0xa1), 4 * KiB, 4 * KiB);
+    await blob.uploadPages(Buffer.alloc(4 * KiB, 0xa2), 16 * MiB + 4 * KiB, 4 * KiB);
+    const changedSha = await env.blobSha256(env.sourceUrl(name));
+    const manifestsBefore = await manifestBlobs(container);
+    const plan = await planBackup({ ...req, backupId: 'gen-1' });
+    expect(plan).toMatchObject({ kind: 'incremental', batchCount: 2 });
+    const ran = await runBackupBatch({ ...req, backupId: 'gen-1', planPosition: 0 });
+    expect(ran.bytesRead).toBe(4 * KiB); // the eight 512-byte pages the write changed, and nothing else of the batch
+    // "Crash": no second batch, no finalize.
+    expect(await manifestBlobs(container)).toEqual(manifestsBefore);
+    const listed = await listBackups(location, { userKey: env.userKey });
+    expect(listed.filter((l) => l.status === 'complete').map((l) => l.backupId)).toEqual(['gen-0']);
+    await expect(restoreBackup({ backupId: 'gen-1', vault: location, userKey: env.userKey, target: { url: path.join(env.tmp, 'gen-1-partial.img') } })).rejects.toMatchObject({ code: 'BackupIncomplete' });
+    // The staging a reader could take for a backup holds no manifest envelope.
+    for (const n of await blobsOf(container, 'staging/')) expect((await vault.getBytes(n))[6]).not.toBe(3);
+
+    const resumed = await backupDisk({ ...req, backupId: 'gen-1' });
+    expect(resumed).toMatchObject({ backupId: 'gen-1', kind: 'incremental', base: { backupId: 'gen-0' } });
+    expect((await manifestBlobs(container)).length).toBe(manifestsBefore.length + 1);
+    for (const [id, sha] of [['gen-0', disk.sha256], ['gen-1', changedSha]]) {
+      const file = path.join(env.tmp, `${id}.img`);
+      await restoreBackup({ backupId: id, vault: location, userKey: env.userKey, target: { url: file } });
+      expect({ id, sha: await fileSha256(file) }).toEqual({ id, sha });
+    }
+  });
+
+  test('another user key: a backup into the vault or a restore from it is WrongKey, and writes nothing', async () => {
+    const b = await backedUp();
+    const before = await etags(b.container);
+    const other = generateKey();
+    await refusal(() => backupDisk({ ...b.req, userKey: other }), 'WrongKey', /has no slot in this vault/);
+    await refusal(() => restoreBackup({ backupId: b.backupId, vault: b.location, userKey: other, target: { url: path.join(env.tmp, 'other-key.img') } }), 'WrongKey', /has no slot in this vault/);
+    expect(existsSync(path.join(env.tmp, 'other-key.img'))).toBe(false);
+    expect(await etags(b.container)).toEqual(before);
+  });
+
+  test('a vault marker of version 3: a backup is refused before anything is written', async () => {
+    const { location, vault, container } = await freshContainer();
+    await vault.putNew('pagewise-vault.json', Buffer.from(JSON.stringify({ format: 'pagewise-vault', version: 3, vaultId: 'f'.repeat(32), createdAt: new Date().toISOString() })));
+    const disk = await env.makeDisk(`e2e-v3-${++disks}.vhd`, MiB, [{ offset: 0, length: 64 * KiB, kind: 'text', seed: 5 }]);
+    await refusal(() => backupDisk({ source: disk.source, vault: location, userKey: env.userKey, pageSize: 64 * KiB, cacheBytes: 256 * KiB }), 'BadInput', /version 3: written by a newer Pagewise/);
+    expect(await blobsOf(container, '')).toEqual(['pagewise-vault.json']);
+  });
+});
+
+describe('version-2 twins of format-neutral tests', () => {
+  async function cli(args: string[], extraEnv: Record<string, string> = {}) {
+    const io = captureIO({ PAGEWISE_STORAGE_ENDPOINTS: env.az.storageEndpoints, ...extraEnv });
+    const code = await run(args, io);
+    return { code, stdout: io.stdoutText(), stderr: io.stderrText() };
+  }
+
+  test('no key of the keyring (master keys, keys per purpose) nor the user key in any CLI output, success or failure, or in clear in any blob', async () => {
+    const { location, vault, container } = await freshContainer();
+    const keyFile = path.join(env.tmp, 'v2-secrets.key');
+    const otherKeyFile = path.join(env.tmp, 'v2-secrets-other.key');
+    await fs.writeFile(keyFile, encodeKeyFile(env.userKey), { mode: 0o600 });
+    await fs.writeFile(otherKeyFile, encodeKeyFile(generateKey()), { mode: 0o600 });
+    const disk = await env.makeDisk('v2-secrets.vhd', 2 * MiB, [{ offset: 0, length: 256 * KiB, kind: 'text', seed: 77 }, { offset: MiB, length: 128 * KiB, kind: 'random', seed: 78 }]);
+    const common = ['--vault', location.url, '--key-file', keyFile];
+    const outputs: string[] = [];
+    const keep = async (args: string[], extraEnv: Record<string, string> = {}) => {
+      const out = await cli(args, extraEnv);
+      outputs.push(out.stdout, out.stderr);
+      return out;
+    };
+    const backup = await keep(['backup', disk.source.url, ...common, '--page-size', '64KiB', '--cache', '256KiB', '--json']);
+    expect(backup.code).toBe(0);
+    const { backupId } = JSON.parse(backup.stdout) as { backupId: string };
+    expect((await keep(['list', '--vault', location.url, '--json'])).code).toBe(0);
+    expect((await keep(['list', ...common, '--json'])).code).toBe(0);
+    expect((await keep(['verify', backupId, ...common, '--read-data', '--json'])).code).toBe(0);
+    expect((await keep(['restore', backupId, ...common, '--to', path.join(env.tmp, 'v2-secrets.img')])).code).toBe(0);
+    const debug = { PAGEWISE_DEBUG: '1' };
+    expect((await keep(['restore', backupId, '--vault', location.url, '--key-file', otherKeyFile, '--to', path.join(env.tmp, 'v2-other.img')], debug)).code).toBe(2);
+    const damage = await damageData(container, {}, 64, 8192);
+    expect((await keep(['verify', backupId, ...common, '--read-data'], debug)).code).toBe(1);
+    expect((await keep(['restore', backupId, ...common, '--to', path.join(env.tmp, 'v2-damaged.img')], debug)).code).not.toBe(0);
+    await damage.undo();
+
+    const keyring = await openVaultKeyring(vault, env.userKey);
+    const raw = new Map<string, Buffer>([['the user key', env.userKey]]);
+    const slot = keyring.slotPlaintext();
+    for (let e = 0; e <= keyring.epoch; e++) raw.set(`master key ${e}`, slot.subarray(1 + 32 * e, 33 + 32 * e));
+    for (const purpose of ['data', 'index', 'table', 'manifest', 'staging', 'content-id', 'name'] as const) raw.set(`the ${purpose} key`, keyring.key(purpose));
+    const needles = new Map<string, string>();
+    for (const [name, key] of raw) for (const enc of ['base64', 'hex', 'base64url'] as const) needles.set(key.toString(enc), `${name} (${enc})`);
+    const text = outputs.join('\n');
+    expect(text.length).toBeGreaterThan(500);
+    expect([...needles].filter(([n]) => text.includes(n)).map(([, name]) => name)).toEqual([]);
+    const blobLeaks: string[] = [];
+    let scanned = 0;
+    for await (const b of container.listBlobsFlat()) {
+      const content = await container.getBlobClient(b.name).downloadToBuffer();
+      scanned++;
+      for (const [name, key] of raw) if (content.includes(key)) blobLeaks.push(`${b.name}: ${name}`);
+      for (const [needle, name] of needles) if (content.includes(Buffer.from(needle))) blobLeaks.push(`${b.name}: ${name}`);
+    }
+    expect(scanned).toBeGreaterThanOrEqual(6); // marker, slot, plan, batch record, pack, delta, table, manifest
+    expect(blobLeaks).toEqual([]);
+  });
+
+  test('plan positions and batch numbers: a disk with data in batches 3, 7 and 12 plans [3, 7, 12]; position 1 writes batch record 7', async () => {
+    const { location, vault } = await freshContainer();
+    const disk = await env.makeDisk('v2-positions.vhd', 13 * 8 * MiB, [3, 7, 12].map((b, i) => ({ offset: b * 8 * MiB + (i + 1) * 4 * KiB, length: 64 * KiB, kind: 'text' as const, seed: 40 + i })));
+    const req = { source: disk.source, vault: location, userKey: env.userKey, pageSize: 512, cacheBytes: 64 * KiB };
+    const plan = await planBackup(req);
+    expect(plan.batchCount).toBe(3);
+    const keyring = await openVaultKeyring(vault, env.userKey);
+    expect((await readPlan2(vault, keyring, plan.backupId))?.batches).toEqual([3, 7, 12]);
+    const second = await runBackupBatch({ ...req, backupId: plan.backupId, planPosition: 1 });
+    expect({ batchNumber: second.batchNumber, resumed: second.resumed, bytesRead: second.bytesRead }).toEqual({ batchNumber: 7, resumed: false, bytesRead: 64 * KiB });
+    const records = async () => {
+      const found: Array<{ batch: number; batchNumber: number; firstPage: number; pages: number }> = [];
+      for (let b = 0; b < 13; b++) {
+        const r = await readBatch2(vault, keyring, plan.backupId, b);
+        if (r) found.push({ batch: b, batchNumber: r.batchNumber, firstPage: r.firstPage, pages: r.pages.length });
+      }
+      return found;
+    };
+    expect(await records()).toEqual([{ batch: 7, batchNumber: 7, firstPage: 7 * 16384, pages: 128 }]);
+    await expect(runBackupBatch({ ...req, backupId: plan.backupId, planPosition: 3 })).rejects.toMatchObject({ code: 'BadInput', message: expect.stringMatching(/has no batch at plan position 3/) });
+    const result = await backupDisk(req);
+    expect(result.bytesReadNow).toBe(disk.allocatedBytes - second.bytesRead);
+    expect(await records()).toEqual([3, 7, 12].map((b) => ({ batch: b, batchNumber: b, firstPage: b * 16384, pages: 128 })));
+    const file = path.join(env.tmp, 'v2-positions.img');
+    await restoreBackup({ backupId: plan.backupId, vault: location, userKey: env.userKey, target: { url: file } });
+    expect(await fileSha256(file)).toBe(disk.sha256);
+  });
+
+  test('pagewise list of a hostile version-2 vault: damaged and unfinished entries listed with their reason, no raw control character, exit 0', async () => {
+    const { location, vault, container } = await freshContainer();
+    const keyFile = path.join(env.tmp, 'v2-list.key');
+    await fs.writeFile(keyFile, encodeKeyFile(env.userKey), { mode: 0o600 });
+    const disk = await env.makeDisk('v2-list.vhd', MiB, [{ offset: 0, length: 128 * KiB, kind: 'random', seed: 9 }]);
+    const req = { source: disk.source, vault: location, userKey: env.userKey, pageSize: 64 * KiB, cacheBytes: 256 * KiB };
+    await backupDisk({ ...req, backupId: 'list-good' });
+    await backupDisk({ ...req, backupId: 'list-damaged', full: true } as typeof req);
+    await planBackup({ ...req, backupId: 'list-unfinished', full: true } as typeof req);
+    const keyring = await openVaultKeyring(vault, env.userKey);
+    const damaged = (await findManifest2(vault, keyring, 'list-damaged'))!.name;
+    await vault.putBytes(damaged, flip(await vault.getBytes(damaged), 70));
+    // Names no Pagewise writes under manifests/: a C1 escape and a bidi override, and a manifest-looking name of junk.
+    await vault.putNew('manifests/evil\u009b2J\u202e/x.pwm', Buffer.from('junk'));
+    await vault.putNew(`manifests/${'a'.repeat(32)}/0000000000000-${'b'.repeat(32)}.pwm`, Buffer.from('junk'));
+    for (const withKey of [true, false]) {
+      const out = await cli(['list', '--vault', location.url, ...(withKey ? ['--key-file', keyFile] : []), '--json']);
+      expect({ withKey, code: out.code, stderr: out.stderr }).toEqual({ withKey, code: 0, stderr: '' });
+      expect(out.stdout).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/);
+      const { backups } = JSON.parse(out.stdout) as { backups: Array<{ backupId?: string; status: string; problem?: string; locked?: boolean }> };
+      if (withKey) {
+        expect(backups.find((b) => b.backupId === 'list-good')).toMatchObject({ status: 'complete' });
+        expect(backups.find((b) => b.backupId === 'list-unfinished')).toMatchObject({ status: 'incomplete' });
+        expect(backups.filter((b) => b.status === 'damaged').map((b) => b.problem).join('\n')).toContain(damaged);
+        expect(backups.some((b) => b.backupId === 'list-damaged' && b.status === 'complete')).toBe(false);
+      } else {
+        expect(backups.filter((b) => b.status === 'complete').length).toBeGreaterThanOrEqual(2);
+      }
+    }
+    const table = await cli(['list', '--vault', location.url, '--key-file', keyFile]);
+    expect(table.code).toBe(0);
+    expect(table.stdout).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/);
+    void container;
+  });
+
+  test.each([
+    ['a pack', `packs/ab/${'ab'.repeat(16)}.pwp`],
+    ['a page table', `tables/${'cd'.repeat(16)}.pwt`],
+    ['a manifest', `manifests/${'ef'.repeat(16)}/8203916619999-${'01'.repeat(16)}.pwm`],
+    ['a plan', `staging/${'23'.repeat(16)}/plan.pwe`],
+    ['a batch record', `staging/${'23'.repeat(16)}/batches/00000007.pwe`],
+    ['an index delta', `index/d/20261201T000000000Z-${'45'.repeat(8)}.pwx`],
+    ['a key slot', `keys/${'67'.repeat(8)}.0.json`],
+    ['the upgrade marker', 'pagewise-vault-v2.json'],
+  ])('a restore target named like %s of the version-2 layout is refused in any container', async (_what, blob) => {
+    await expect(assertDiskWriteTarget({ url: env.targetUrl(blob) }, 'the target')).rejects.toMatchObject({ code: 'BadInput', message: expect.stringMatching(/^the target lies inside a vault \(container vault\/restores\)/) });
   });
 });
