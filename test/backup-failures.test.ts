@@ -203,8 +203,8 @@ test('a backup interrupted before finalize is not listed, cannot be restored, an
   const first = await runBackupBatch({ ...req, backupId: plan.backupId, planPosition: 0 });
   expect(first.resumed).toBe(false);
   // "Crash" here: no finalize.
-  expect((await listBackups(env.vault)).filter((b) => b.status === 'complete').map((b) => b.backupId)).not.toContain(plan.backupId);
-  expect((await listBackups(env.vault)).find((b) => b.backupId === plan.backupId)).toMatchObject({ status: 'incomplete', diskBytes, pageSize: 512 });
+  expect((await listBackups(env.vault, { userKey: env.userKey })).filter((b) => b.status === 'complete').map((b) => b.backupId)).not.toContain(plan.backupId);
+  expect((await listBackups(env.vault, { userKey: env.userKey })).find((b) => b.backupId === plan.backupId)).toMatchObject({ status: 'incomplete', diskBytes, pageSize: 512 });
   expect(await codeOf(restoreBackup({ backupId: plan.backupId, vault: env.vault, userKey: env.userKey, target: { url: path.join(env.tmp, 'partial.img') } }))).toBe('BackupIncomplete');
 
   const resumed = await backupDisk(req);
@@ -213,7 +213,7 @@ test('a backup interrupted before finalize is not listed, cannot be restored, an
   expect(resumed.bytesReadNow).toBe(disk.allocatedBytes - first.bytesRead); // this run read batch 1 only: its speed is not inflated
   expect(first.bytesRead).toBeGreaterThan(0);
   expect((await runBackupBatch({ ...req, backupId: plan.backupId, planPosition: 0 })).resumed).toBe(true);
-  expect((await listBackups(env.vault)).map((b) => b.backupId)).toContain(plan.backupId);
+  expect((await listBackups(env.vault, { userKey: env.userKey })).map((b) => b.backupId)).toContain(plan.backupId);
   const file = path.join(env.tmp, 'interrupted.img');
   await restoreBackup({ backupId: plan.backupId, vault: env.vault, userKey: env.userKey, target: { url: file } });
   expect(await fileSha256(file)).toBe(disk.sha256);
@@ -260,19 +260,26 @@ describe('a disk in use', () => {
     return finalizeBackup({ ...req, backupId: plan.backupId });
   };
 
-  test('is backed up from a snapshot Pagewise takes (and deletes afterwards); it restores to the state at the start', async () => {
-    const { disk, source, blob } = await live('in-use.vhd');
-    const req = { source, vault: env.vault, userKey: env.userKey, pageSize: MiB, cacheBytes: 2 * MiB, takeSnapshot: true, backupId: 'in-use-1' };
+  // Version 1 deletes its snapshot after the manifest; version 2 keeps it as the base of the disk's next backup (#12).
+  test.each([
+    ['a version-1 vault: deleted afterwards', 1],
+    ['a version-2 vault: kept as the next base', 2],
+  ] as const)('is backed up from a snapshot Pagewise takes (%s); it restores to the state at the start', async (_label, version) => {
+    const name = `in-use-v${version}.vhd`;
+    const { disk, source, blob } = await live(name);
+    const vault = await env.makeVault(`in-use-v${version}`, version === 1 ? { version: 1 } : {});
+    const req = { source, vault, userKey: env.userKey, pageSize: MiB, cacheBytes: 2 * MiB, takeSnapshot: true, backupId: 'in-use-1' };
     const result = await backUpWhileWritten(req, () => blob.uploadPages(Buffer.alloc(MiB, 0xee), 5 * MiB, MiB));
-    expect(result.sourceSnapshot).toMatchObject({ deleted: true, snapshot: expect.any(String) });
+    expect(result).toMatchObject({ formatVersion: version, kind: 'full', sourceSnapshot: { deleted: version === 1, snapshot: expect.any(String) } });
     const snapshots: string[] = [];
-    for await (const item of env.az.accounts.src.service.getContainerClient('disks').listBlobsFlat({ includeSnapshots: true, prefix: 'in-use.vhd' })) {
+    for await (const item of env.az.accounts.src.service.getContainerClient('disks').listBlobsFlat({ includeSnapshots: true, prefix: name })) {
       if (item.snapshot) snapshots.push(item.snapshot);
     }
-    expect(snapshots).toEqual([]); // Pagewise's snapshot is gone; the live blob is still there
+    // Version 1: Pagewise's snapshot is gone. Version 2: it is the one snapshot left. The live blob is there.
+    expect(snapshots).toEqual(version === 1 ? [] : [result.sourceSnapshot!.snapshot]);
     expect((await blob.getProperties()).contentLength).toBe(8 * MiB);
-    const file = path.join(env.tmp, 'in-use.img');
-    await restoreBackup({ backupId: result.backupId, vault: env.vault, userKey: env.userKey, target: { url: file } });
+    const file = path.join(env.tmp, `in-use-v${version}.img`);
+    await restoreBackup({ backupId: result.backupId, vault, userKey: env.userKey, target: { url: file } });
     expect(await fileSha256(file)).toBe(disk.sha256); // the disk as it was when the backup started
   });
 
@@ -282,7 +289,7 @@ describe('a disk in use', () => {
     const plan = await planBackup(req);
     await blob.uploadPages(Buffer.alloc(MiB, 0xee), 5 * MiB, MiB);
     await expect(runBackupBatch({ ...req, backupId: plan.backupId, planPosition: 0 })).rejects.toMatchObject({ code: 'SourceChanged' });
-    expect((await listBackups(env.vault)).filter((b) => b.status === 'complete').map((b) => b.backupId)).not.toContain('in-use-2');
+    expect((await listBackups(env.vault, { userKey: env.userKey })).filter((b) => b.status === 'complete').map((b) => b.backupId)).not.toContain('in-use-2');
   });
 
   test('taking a snapshot through a read-only SAS is refused, naming the permission', async () => {

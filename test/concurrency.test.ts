@@ -11,7 +11,7 @@ import { findFunction } from '../runtime/registry';
 import { accountHighWater, backupDisk, configureRequestsPerAccount, DEFAULT_REQUESTS_PER_ACCOUNT, deriveBackupId, restoreBackup } from '../core';
 import { LocalApp, startLocalApp } from '../runtime/localApp';
 import { fileSha256, KiB, MiB, startEnv, TestEnv } from './harness/env';
-import { manifestBlobs } from './harness/vault-blobs';
+import { backupOf, manifestBlobs } from './harness/vault-blobs';
 
 let env: TestEnv;
 let app: LocalApp;
@@ -106,8 +106,10 @@ test('two simultaneous POST /api/backups of the same disk state make one backup'
   expect(status.runtimeStatus).toBe('Completed');
   const roots = (await app.runtime.listInstances({ prefix: `backup-${backupId}` })).filter((s) => !s.instanceId.includes(':'));
   expect(roots.map((s) => s.instanceId)).toEqual([`backup-${backupId}`]);
-  // Exactly one manifest more: the racing starts wrote one backup, once (the restore below shows it is this disk's).
-  expect((await manifests()).filter((n) => !before.includes(n))).toHaveLength(1);
+  // Exactly one manifest more, and it is this backup's: the racing starts wrote one backup, once.
+  const added = (await manifests()).filter((n) => !before.includes(n));
+  expect(added).toHaveLength(1);
+  expect(await manifestBlobs(env.az.accounts.vault.service.getContainerClient('vault'), await backupOf(env.vault, env.userKey, backupId))).toEqual(added);
 
   const target = env.targetUrl('same-restored.vhd');
   await restoreBackup({ backupId, vault: env.vault, userKey: env.userKey, target: { url: target } });

@@ -210,7 +210,7 @@ test('a repeated backup of a state that was already backed up says so and reads 
   const duplicate = await post('startBackup', { source: { url: other.source.url } });
   expect(duplicate.status).toBe(200);
   expect(await json(duplicate)).toMatchObject({ id, duplicate: true, alreadyExisted: true, runtimeStatus: 'Completed' });
-  expect((await listBackups(env.vault)).filter((b) => b.backupId === id)).toHaveLength(1);
+  expect((await listBackups(env.vault, { userKey: env.userKey })).filter((b) => b.backupId === id)).toHaveLength(1);
 });
 
 test('a backup whose orchestration failed and that was completed since is shown complete, not as the old failure', async () => {

@@ -5,6 +5,9 @@
  * those to one backup; without it every version-2 name of the kind counts.
  */
 import { ContainerClient } from '@azure/storage-blob';
+import type { StorageLocation } from '../../core';
+import { openVaultKeyring, readVaultMarker } from '../../core/repo/v2/marker';
+import { Vault } from '../../core/repo/vault';
 
 const V1_MANIFEST = /^backups\/([^/]+)\/manifest\.json$/;
 const V2_MANIFEST = /^manifests\/[0-9a-f]{32}\/\d{13}-([0-9a-f]{32})\.pwm$/;
@@ -17,6 +20,13 @@ const V2_PACK = /^packs\/[0-9a-f]{2}\/[0-9a-f]{32}\.pwp$/;
 export interface BackupOf {
   backupId?: string;
   nameTag?: string;
+}
+
+/** The names a backup's blobs carry in the vault's format: its ID, and in a version-2 vault its nameTag (the key opens it). */
+export async function backupOf(location: StorageLocation, userKey: Buffer, backupId: string): Promise<BackupOf> {
+  const vault = Vault.open(location);
+  if ((await readVaultMarker(vault)).version === 1) return { backupId };
+  return { backupId, nameTag: (await openVaultKeyring(vault, userKey)).nameTag(backupId) };
 }
 
 async function names(container: ContainerClient, prefixes: string[]): Promise<string[]> {
