@@ -115,8 +115,7 @@ async function diffAgainst(source: SourceDisk, baseSnapshot: string, grid: PageG
 /** The full reason a BaseUnusable error of the diff carries, or undefined for any other error. */
 function baseUnusableReason(err: unknown): FullReason | undefined {
   if (!isPagewiseError(err, 'BaseUnusable')) return undefined;
-  const reason = (err as PagewiseError & { reason?: FullReason }).reason;
-  return reason ?? 'base-snapshot-gone';
+  return err.reason === 'base-replaced' ? 'base-replaced' : 'base-snapshot-gone';
 }
 
 interface Totals {

@@ -4,6 +4,7 @@ import { PagewiseError } from '../../errors';
 import { GiB, MAX_PAGE_SIZE } from '../../limits';
 import { BlobAlreadyExistsError } from '../store/blob-store';
 import type { Vault } from '../vault';
+import { BLOCK2_OVERHEAD } from './block';
 import type { Keyring } from './keyring';
 import { HEX32_RE, v2names } from './names';
 import type { ChunkRef, PageRecord2, PageRecordJson, TableRef } from './records';
@@ -17,8 +18,8 @@ const TAG_BYTES = 16;
 const PLAIN_HEADER_BYTES = 16;
 const RECORD_HEADER_BYTES = 16;
 const CHUNK_BYTES = 64;
-/** A stored block is at most its chunk plus 52 bytes (§16). */
-export const BLOCK_OVERHEAD2 = 52;
+/** A stored block is at most its chunk plus the block overhead (§16: 36 header + 8 inner + 16 tag = 60 bytes). */
+export const BLOCK_OVERHEAD2 = BLOCK2_OVERHEAD;
 const ZERO_ID = Buffer.alloc(32);
 const ZERO_PACK = '0'.repeat(32);
 
