@@ -56,7 +56,10 @@ test('init without a key creates only the container and says so; with a key it w
   const keyed = await cli(['init', '--vault', az.sasUrl('vault', 'keyed'), '--key-file', keyFile]);
   expect(keyed).toMatchObject({ code: 0, stderr: '' });
   expect(keyed.stdout).toMatch(/^marked the existing container .*\/keyed as a version-2 Pagewise vault for this key\n$/);
-  expect(await blobNames('keyed')).toContain('pagewise-vault-v2.json');
+  // A new vault's marker is pagewise-vault.json with version 2 (§12), beside this key's slot.
+  expect(await blobNames('keyed')).toEqual([expect.stringMatching(/^keys\/[0-9a-f]{16}\.0\.json$/), 'pagewise-vault.json']);
+  const written = await az.accounts.vault.service.getContainerClient('keyed').getBlobClient('pagewise-vault.json').downloadToBuffer();
+  expect(JSON.parse(written.toString())).toMatchObject({ format: 'pagewise-vault', version: 2, vaultId: expect.stringMatching(/^[0-9a-f]{32}$/) });
   const again = await cli(['init', '--vault', az.sasUrl('vault', 'keyed'), '--key-file', keyFile, '--json']);
   expect(JSON.parse(again.stdout)).toMatchObject({ containerCreated: false, markerWritten: false });
 });
