@@ -1,7 +1,7 @@
 /**
  * The single-process engine: plan, run every batch through one shared scratch cache (the pseudo-disk's
  * cache storage area, smaller than the disk), then finalize. The durable orchestration runs the same
- * three steps as activities.
+ * three steps as activities. A version-2 vault's backup runs through v2/backup-all.ts.
  */
 import { whileBackingUp } from './running-backups';
 import { ScratchCache } from '../cache/scratch-cache';
@@ -14,6 +14,7 @@ import { planBackup } from './plan-backup';
 import { pageLimits, runBatch } from './run-batch';
 import { effectiveCacheBytes, resolveSettings } from './settings';
 import { runBatchesOverlapped } from './batch-overlap';
+import { backupAllV2 } from './v2/backup-all';
 
 export async function backupDisk(req: BackupRequest): Promise<BackupResult> {
   return whileBackingUp(req.source, () => backupAll(req));
@@ -23,6 +24,7 @@ async function backupAll(req: BackupRequest): Promise<BackupResult> {
   const started = Date.now();
   const settings = resolveSettings(req);
   const ref = await planBackup(req);
+  if (ref.formatVersion === 2) return backupAllV2(req, ref, started);
   const ctx = await openBackupContext(req, ref.backupId);
   const capacity = effectiveCacheBytes(settings, ctx.plan.pageCount);
   if (ref.alreadyComplete) {

@@ -1,7 +1,7 @@
 /**
  * Finalizing a backup: when every batch has its record, each segment is committed with its page-table
  * chunk (core/repo's writer), and only then the manifest — in one atomic write. Memory is bounded by
- * one segment.
+ * one segment. A version-2 backup is finalized by v2/finalize.ts.
  */
 import { whileBackingUp } from './running-backups';
 import { isPagewiseError, PagewiseError } from '../errors';
@@ -13,12 +13,18 @@ import { SourceDisk } from '../source/source-disk';
 import { BackupPlan } from '../repo/backup-plan';
 import { openBackupContext, snapshotTakenByPagewise } from './backup-context';
 import { effectiveCacheBytes, resolveSettings } from './settings';
+import { formatOfBackup } from './vault-version';
+import { finalizeV2 } from './v2/finalize';
+import { Vault } from '../repo/vault';
+import { validateBackupId } from '../repo/backup-id';
 
 export async function finalizeBackup(req: BackupRequest & { backupId: string }): Promise<BackupResult> {
   return whileBackingUp(req.source, () => finalize(req));
 }
 
 async function finalize(req: BackupRequest & { backupId: string }): Promise<BackupResult> {
+  validateBackupId(req.backupId);
+  if ((await formatOfBackup(Vault.open(req.vault), req.backupId)) === 2) return finalizeV2(req);
   const started = Date.now();
   const { plan, writer } = await openBackupContext(req, req.backupId);
   const capacity = effectiveCacheBytes(resolveSettings(req), plan.pageCount);

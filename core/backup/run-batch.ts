@@ -16,6 +16,10 @@ import { BatchRecord, PageRecord } from '../repo/batch-record';
 import { BackupContext, openBackupContext, openPlannedSource } from './backup-context';
 import { effectiveCacheBytes, resolveSettings } from './settings';
 import { PageLimits, pumpPages } from './page-pump';
+import { formatOfBackup } from './vault-version';
+import { runOneBatchV2 } from './v2/batch';
+import { Vault } from '../repo/vault';
+import { validateBackupId } from '../repo/backup-id';
 
 // Moved to page-pump.ts (shared with the version-2 batch); re-exported for their callers.
 export { MAX_RUN_BYTES, PAGES_PROCESSED_AT_ONCE, pageLimits, runShape } from './page-pump';
@@ -44,6 +48,8 @@ export async function runBackupBatch(req: BackupRequest & { backupId: string; pl
 }
 
 async function runOneBatch(req: BackupRequest & { backupId: string; planPosition: number }): Promise<BatchSummary> {
+  validateBackupId(req.backupId);
+  if ((await formatOfBackup(Vault.open(req.vault), req.backupId)) === 2) return runOneBatchV2(req);
   const settings = resolveSettings(req);
   const ctx = await openBackupContext(req, req.backupId);
   const batch = batchAt(ctx, req.planPosition);

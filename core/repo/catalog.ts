@@ -10,6 +10,7 @@ import { readPlan } from './backup-plan';
 import { readManifestUnverified, verifyManifest } from './manifest';
 import { openBackupSource } from './backup-source';
 import { Vault } from './vault';
+import { catalogEntries2, sourceName } from './v2/catalog2';
 
 export interface ListBackupsOptions {
   /** With the user key, each manifest's MAC is checked: a tampered one is listed damaged. */
@@ -55,13 +56,15 @@ export function groupByDisk(listings: BackupListing[]): DiskBackups[] {
   return out.sort((a, b) => newest(b).localeCompare(newest(a)) || a.disk.localeCompare(b.disk));
 }
 
-/** The backups of a vault one by one, in name order; memory holds one manifest at a time. */
+/** The backups of a vault one by one, version 1 then version 2, each in name order; memory holds one manifest at a time. */
 export async function* catalogEntries(vault: Vault, options: ListBackupsOptions = {}): AsyncGenerator<BackupListing> {
   for await (const prefix of vault.listPrefixes('backups/')) {
     const backupId = prefix.slice('backups/'.length).replace(/\/$/, '');
     // A name no Pagewise writes (control characters, capitals, 1000 characters...): nothing of it is read.
     yield BACKUP_ID_RE.test(backupId) ? await entryOf(vault, backupId, options.userKey) : { backupId, status: 'damaged', problem: notABackupId(backupId) };
   }
+  // Version 2 (a new vault, or the backups an upgraded one gained): §12.4.
+  yield* catalogEntries2(vault, options.userKey);
 }
 
 function notABackupId(name: string): string {
@@ -94,10 +97,6 @@ async function entryOf(vault: Vault, backupId: string, userKey: Buffer | undefin
   };
 }
 
-/** The disk a plan or manifest names, as the listing shows it: the URL (never a SAS) and its snapshot. */
-function sourceName(source: { url: string; snapshot?: string | null }): string {
-  return `${source.url}${source.snapshot ? `?snapshot=${source.snapshot}` : ''}`;
-}
 
 /** No manifest: what the plan says of the backup, when it has a readable one. */
 async function unfinished(vault: Vault, backupId: string): Promise<BackupListing> {

@@ -1,18 +1,8 @@
 /** The identity of the disk a source is (FORMAT.md §21.1): what groups its backups and finds an incremental's base. */
 import { PagewiseError } from '../errors';
+import type { DiskRef } from '../repo/v2/records';
 import { ManagedDiskSource } from '../types';
 import type { SourceIdentity } from './source-disk';
-
-/** §21.1 / §20.3 `disk` (the shape of core/repo/v2/records.ts, which owns it once it lands). */
-export interface DiskRef {
-  identity: string;
-  kind: 'page-blob' | 'managed-disk';
-  account?: string;
-  container?: string;
-  blob?: string;
-  sourceUniqueId?: string;
-  armDiskId?: string;
-}
 
 // Compute's sourceUniqueId is a GUID; an ARM disk ID is /subscriptions/…/resourceGroups/…/providers/Microsoft.Compute/disks/<name>.
 const GUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;

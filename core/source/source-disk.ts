@@ -123,7 +123,10 @@ export class SourceDisk {
     }
   }
 
-  /** Whether `snapshot` of this blob still exists (a HEAD; false on 404): an incremental's base must. */
+  /**
+   * Whether `snapshot` of this blob still exists (a HEAD; false on 404): an incremental's base must. For a
+   * page blob only: a managed-disk base is a Compute snapshot resource, not a snapshot of the grant's blob.
+   */
   async snapshotExists(snapshot: string): Promise<boolean> {
     // An empty or malformed value would HEAD the live blob (or be sent as is): never "exists".
     if (!isSnapshotTime(snapshot)) throw new PagewiseError('BadInput', `${JSON.stringify(String(snapshot).slice(0, 40))} is not a snapshot time`);
