@@ -49,12 +49,13 @@ function rotated(): { newer: Keyring; older: Keyring } {
 }
 
 describe('keyring', () => {
-  test('tags, content IDs and the key check are keyed, stable and 16 or 32 bytes; content-id and name keys ignore the epoch', () => {
+  test('tags, content IDs and the key check are keyed, stable and 16 or 32 bytes; content-id and name keys ignore the epoch', async () => {
     const { newer, older } = rotated();
     expect(keyring.tag('backup|x')).toMatch(/^[0-9a-f]{32}$/);
     expect(keyring.tag('backup|x')).toBe(keyring.nameTag('x'));
     expect(keyring.tag('backup|x')).not.toBe(Keyring.create().tag('backup|x'));
     expect(keyring.contentId(Buffer.from('abc'))).toHaveLength(32);
+    expect(await keyring.contentIdAsync(Buffer.from('abc'))).toEqual(keyring.contentId(Buffer.from('abc')));
     expect(newer.contentId(Buffer.from('abc'))).toEqual(older.contentId(Buffer.from('abc')));
     expect(newer.keyCheck()).toBe(older.keyCheck());
     expect(newer.key('data')).not.toEqual(older.key('data'));

@@ -1,5 +1,5 @@
 /**
- * SHA-256 and AES-256-GCM of whole pages, run on libuv's thread pool (WebCrypto's `subtle` queues its
+ * SHA-256, HMAC-SHA256 and AES-256-GCM of whole pages, run on libuv's thread pool (WebCrypto's `subtle` queues its
  * jobs there), off the event loop: the main thread only schedules them, so the downloads, stages and
  * slot I/O of other pages go on while a page is hashed or sealed, and a second core does the work.
  *
@@ -37,4 +37,17 @@ export async function aesGcmSeal(key: Buffer, iv: Uint8Array, aad: Uint8Array, p
 /** Opens ciphertext-followed-by-tag; rejects (with WebCrypto's OperationError) when authentication fails. */
 export async function aesGcmOpen(key: Buffer, iv: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Promise<Buffer> {
   return Buffer.from(await subtle.decrypt({ name: 'AES-GCM', iv, additionalData: aad, tagLength: 128 }, await aesKey(key), sealed));
+}
+
+// One imported HMAC key per key Buffer (a keyring keeps its derived keys for its lifetime).
+const hmacKeys = new WeakMap<Buffer, Promise<webcrypto.CryptoKey>>();
+
+/** HMAC-SHA256 of `bytes` under `key`, computed off the event loop (content IDs of whole pages, FORMAT.md §15.3). */
+export async function hmacSha256(key: Buffer, bytes: Uint8Array): Promise<Buffer> {
+  let imported = hmacKeys.get(key);
+  if (!imported) {
+    imported = subtle.importKey('raw', key, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+    hmacKeys.set(key, imported);
+  }
+  return Buffer.from(await subtle.sign('HMAC', await imported, bytes));
 }

@@ -296,6 +296,10 @@ export class BackupReader2 implements BackupSource<PageRecord2> {
     }
   }
 
+  blocksOf(entry: PageRecord2): number {
+    return entry.chunks.filter((c) => !isZeroChunk(c)).length;
+  }
+
   /** Whether a page read elsewhere (the source disk) is this record: the same length and, chunk by chunk, the same content IDs (zero chunks all zero). */
   async matches(entry: PageRecord2, plain: Buffer): Promise<boolean> {
     if (plain.length !== entry.length) return false;

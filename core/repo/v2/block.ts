@@ -91,6 +91,6 @@ export async function decodeBlock2(stored: Buffer, contentId: Buffer, keyring: K
     }
   } else throw bad(`unknown codec ${codec}`);
   if (plain.length !== plainLength) throw bad(`decoded ${plain.length} bytes, expected ${plainLength}`);
-  if (!keyring.contentId(plain).equals(contentId)) throw bad('the chunk does not match its content ID');
+  if (!(await keyring.contentIdAsync(plain)).equals(contentId)) throw bad('the chunk does not match its content ID');
   return plain;
 }

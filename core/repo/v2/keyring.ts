@@ -1,6 +1,7 @@
 /** The version-2 keyring (docs/FORMAT.md §14): master keys by epoch, keys per purpose, and the key slots that wrap them. */
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
 import { PagewiseError } from '../../errors';
+import { hmacSha256 } from '../../processor/async-crypto';
 import { keyId as keyIdOf, KEY_BYTES } from '../keys';
 import { BlobAlreadyExistsError } from '../store/blob-store';
 import type { Vault } from '../vault';
@@ -74,6 +75,11 @@ export class Keyring {
   /** §15.3: HMAC(K_cid, chunk plaintext), 32 bytes. */
   contentId(plain: Buffer): Buffer {
     return createHmac('sha256', this.key('content-id')).update(plain).digest();
+  }
+
+  /** contentId computed off the event loop (as async-crypto's other whole-page work): for pages and large chunks. */
+  contentIdAsync(plain: Buffer): Promise<Buffer> {
+    return hmacSha256(this.key('content-id'), plain);
   }
 
   /** The marker's keyCheck (§12): tells an opener that its unwrapped keyring is this vault's. */
