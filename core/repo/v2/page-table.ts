@@ -15,8 +15,8 @@ const TAG_BYTES = 16;
 const PLAIN_HEADER_BYTES = 16;
 const RECORD_HEADER_BYTES = 16;
 const CHUNK_BYTES = 64;
-/** A stored block is at most its chunk plus 52 bytes (§16). */
-export const BLOCK_OVERHEAD2 = 52;
+/** A stored block is at most its chunk plus 60 bytes (§16: 36 header + 8 codec/length + 16 tag). */
+export const BLOCK_OVERHEAD2 = 60;
 const ZERO_ID = Buffer.alloc(32);
 const ZERO_PACK = '0'.repeat(32);
 
