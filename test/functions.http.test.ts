@@ -70,7 +70,8 @@ test('POST /api/backups starts a backup (202 + status links); a duplicate start 
   const view = await json(status);
   expect(view).toMatchObject({ id, runtimeStatus: 'Completed' });
   // Core's progress shape (pages and source bytes read of the allocated ones: 4 + 2 pages of 64 KiB) and the batches.
-  expect(view.customStatus).toEqual({ phase: 'done', backupId: id, batchesTotal: 1, batchesDone: 1, pagesDone: 6, pagesTotal: 6, bytesDone: 384 * KiB, bytesTotal: 384 * KiB });
+  // Once planned it also says the kind: the disk's first backup is full, having no base.
+  expect(view.customStatus).toEqual({ phase: 'done', backupId: id, batchesTotal: 1, batchesDone: 1, pagesDone: 6, pagesTotal: 6, bytesDone: 384 * KiB, bytesTotal: 384 * KiB, kind: 'full', base: null, reason: 'no-base' });
   expect((view.output as { result: { pageSize: number } }).result.pageSize).toBe(64 * KiB); // PAGEWISE_PAGE_SIZE applied
   expect(view.source).toBe(`${env.az.accounts.src.endpoint}/disks/http.vhd`);
   expect(JSON.stringify(view)).not.toMatch(/sig=(?!REDACTED)/);
