@@ -165,9 +165,11 @@ describe('backup, list, verify, restore', () => {
     const listing = JSON.parse(json.stdout);
     expect(listing.backups.map((b: { backupId: string }) => b.backupId)).toEqual([backupId]);
     expect(listing.backups[0]).toMatchObject({ diskBytes: DISK_BYTES, pageSize: MiB });
+    expect(listing.disks).toEqual([{ disk: expect.stringMatching(/\/src\/disks\/vm1\.vhd$/), backups: listing.backups }]);
     const table = await cli(['list', '--vault', vaultUrl]);
     expect(table.code).toBe(0);
-    expect(table.stdout).toMatch(/^BACKUP ID/);
+    // Grouped by disk: the disk, then its backups newest first (a version-1 backup is full; its read and new bytes are not recorded).
+    expect(table.stdout).toMatch(/^disk http:\/\/127\.0\.0\.1:\d+\/src\/disks\/vm1\.vhd \(1 backup\)\n  COMPLETED +KIND +BASE +LOGICAL +READ +NEW +STORED +BACKUP ID +STATUS\n/);
     expect(table.stdout).toContain(backupId);
   });
 

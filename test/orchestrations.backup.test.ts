@@ -40,7 +40,7 @@ test('a backup runs as plan → batch sub-orchestrations → finalize, and a rep
     settings,
     onStatus: (s) => statuses.push(s.customStatus),
   });
-  expect(first.runtimeStatus).toBe('Completed');
+  expect([first.runtimeStatus, first.error]).toEqual(['Completed', undefined]);
   expect(first.started).toBe(true);
   const output = first.output!;
   expect(output.batches.batches).toBe(3);
@@ -127,7 +127,7 @@ test('an incremental through the orchestration plans only the changed batch, fan
     runBackupThroughOrchestration({ source, vault, userKey: env.userKey, taskHub, settings: { ...settings, takeSnapshot: true }, onStatus: (s) => statuses.push(s.customStatus) });
 
   const first = await run();
-  expect(first.runtimeStatus).toBe('Completed');
+  expect([first.runtimeStatus, first.error]).toEqual(['Completed', undefined]);
   expect(first.output!.result).toMatchObject({ kind: 'full', base: null, reason: 'no-base', formatVersion: 2, bytesRead: incr.allocatedBytes });
   expect(first.activityInvocations).toBe(5); // plan + 3 batches + finalize
 

@@ -257,6 +257,9 @@ test('a running backup shows its batches as they complete (0 < done < total), no
     expect(seen).toEqual({
       phase: 'copying',
       backupId: id,
+      kind: 'full',
+      base: null,
+      reason: 'no-base',
       batchesTotal: 3,
       batchesDone: 2,
       pagesDone: 128, // 64 + 64 pages of 4 KiB in the first two batches
@@ -270,7 +273,7 @@ test('a running backup shows its batches as they complete (0 < done < total), no
     release();
     const done = await app.runtime.waitForCompletion(`backup-${id}`, { timeoutInMs: 60_000 });
     expect(done.runtimeStatus).toBe('Completed');
-    expect(await statusOf()).toEqual({ phase: 'done', backupId: id, batchesTotal: 3, batchesDone: 3, pagesDone: 160, pagesTotal: 160, bytesDone: big.allocatedBytes, bytesTotal: big.allocatedBytes });
+    expect(await statusOf()).toEqual({ phase: 'done', backupId: id, kind: 'full', base: null, reason: 'no-base', batchesTotal: 3, batchesDone: 3, pagesDone: 160, pagesTotal: 160, bytesDone: big.allocatedBytes, bytesTotal: big.allocatedBytes });
   } finally {
     release();
     activity.handler = original;
