@@ -253,7 +253,7 @@ describe('staging and manifests on Azurite', () => {
     expect(await readPlan2(vault, keyring, id)).toEqual(plan(id));
     expect(await vault.exists(v2names.plan(keyring.nameTag(id)))).toBe(true);
 
-    const rec: BatchRecordV2 = { format: 'pagewise-batch', version: 2, backupId: id, batchNumber: 1, firstPage: 4, pageCount: 4, bytesRead: 262144, bytesNew: 131072, bytesStored: 2100, zeroPages: 2, packs: ['cd'.repeat(16)], deltas: ['index/d/x.pwx'], pages: records(4, 2) };
+    const rec: BatchRecordV2 = { format: 'pagewise-batch', version: 2, backupId: id, batchNumber: 1, firstPage: 4, pageCount: 4, bytesRead: 262144, bytesNew: 131072, bytesStored: 2100, zeroPages: 2, packs: ['cd'.repeat(16)], deltas: ['index/d/20261201T000000000Z-0123456789abcdef.pwx'], pages: records(4, 2) };
     await writeBatch2(vault, keyring, rec);
     expect(await readBatch2(vault, keyring, id, 1)).toEqual(rec);
     expect(await readBatch2(vault, keyring, id, 2)).toBeUndefined();
