@@ -21,7 +21,7 @@ export { redact, displayUrl, printable, SECRET_FIELD } from './redact';
 export { nestsTooDeep } from './json-depth';
 
 // repo: the vault — made, listed, its backups' IDs, and the user key that opens them.
-export { initVault, vaultExists } from './repo/vault-state';
+export { initVault, upgradeVaultAt, vaultExists } from './repo/vault-state';
 export { listBackups, listBackupsByDisk, groupByDisk, checkRestorable } from './repo/catalog';
 export type { ListBackupsOptions, DiskBackups } from './repo/catalog';
 export { BACKUP_ID_RE, backupIdFor, givenOrDerivedBackupId, snapshotBackupIdFor, validateBackupId } from './repo/backup-id';

@@ -70,6 +70,7 @@ export interface BackupRequest extends EngineSettings {
   expectedEtag?: string;
   /** Force a full backup of a version-2 vault even when a base exists (result `reason: 'forced'`). */
   full?: boolean;
+
   abortSignal?: AbortSignal;
   onProgress?: (progress: OperationProgress) => void;
 }

@@ -32,9 +32,14 @@ export function reportingPermanentFailures<A extends unknown[], R>(handler: (...
 function backupRequest(input: BackupActivityInput): BackupRequest & { backupId: string } {
   const settings = readSettings();
   const userKey = readUserKey();
+  const { full, ...overrides } = input.settings ?? {};
+  const allowed = allowedSource(settings, input.source, userKey, 'the source disk URL');
+  // allowedSource checked the grant's seal, which covers the disk's identity: no input names another disk.
+  const source = allowed.managedDiskGrant && input.source.managedDisk ? { ...allowed, managedDisk: input.source.managedDisk } : allowed;
   return {
-    ...engineSettings(settings, input.settings),
-    source: allowedSource(settings, input.source, userKey, 'the source disk URL'),
+    ...engineSettings(settings, overrides),
+    source,
+    ...(full ? { full: true } : {}),
     vault: settings.vault,
     userKey,
     backupId: input.backupId,

@@ -76,8 +76,8 @@ test('the telemetry event of a finished backup carries counts and a source witho
     'https://acct.blob.core.windows.net/disks/vm.vhd?sv=2024&sig=SECRETSIGNATURE',
   );
   expect(event.name).toBe('PagewiseBackupCompleted');
-  expect(event.properties).toEqual({ backupId: 'pw-1', source: 'https://acct.blob.core.windows.net/disks/vm.vhd' });
-  expect(event.measurements).toMatchObject({ bytesRead: 50, allocatedBytes: 50, bytesStored: 20 });
+  expect(event.properties).toEqual({ backupId: 'pw-1', source: 'https://acct.blob.core.windows.net/disks/vm.vhd', kind: 'full', reason: 'v1-vault' });
+  expect(event.measurements).toMatchObject({ bytesRead: 50, allocatedBytes: 50, bytesStored: 20, bytesChanged: 50, bytesNew: 20 });
   expect(JSON.stringify(event)).not.toContain('SECRET');
 });
 

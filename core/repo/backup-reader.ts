@@ -123,6 +123,10 @@ export class BackupReader implements BackupSource<PageEntry> {
     return blockRuns(entries);
   }
 
+  blocksOf(): number {
+    return 1;
+  }
+
   async matches(entry: PageEntry, plain: Buffer): Promise<boolean> {
     return (await sha256(plain)).compare(entry.sha256) === 0;
   }

@@ -59,6 +59,8 @@ export interface BackupSource<E extends PageRef = PageRef> {
   runs(entries: E[]): E[][];
   /** The plaintext of each page of a run, fully checked, or the error naming the page (an abort throws). */
   readRun(run: E[]): Promise<Array<PageRead<E>>>;
+  /** Blocks a page's read decodes (version 1: 1; version 2: its non-zero chunks). */
+  blocksOf(entry: E): number;
   /** Whether a page read from elsewhere (the source disk) is the page the backup holds. */
   matches(entry: E, plain: Buffer): Promise<boolean>;
 }

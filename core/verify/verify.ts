@@ -96,7 +96,7 @@ export async function verifyBackup(req: VerifyRequest): Promise<VerifyResult> {
           for (const { entry, plain, error } of await reader.readRun(run)) {
             if (error) note(error.message);
             else {
-              blocksChecked++;
+              blocksChecked += reader.blocksOf(entry);
               bytesChecked += plain!.length;
             }
             count([entry]);
