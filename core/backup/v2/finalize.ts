@@ -7,7 +7,7 @@
  */
 import { forEachLimited } from '../../concurrency';
 import { PagewiseError } from '../../errors';
-import { findManifest2, manifestsOfDisk, writeManifest2 } from '../../repo/v2/manifest';
+import { manifestsOfDisk, writeManifest2 } from '../../repo/v2/manifest';
 import { v2names } from '../../repo/v2/names';
 import { isZeroChunk, readTable, writeTable } from '../../repo/v2/page-table';
 import { BatchRecordV2, ManifestV2, PageRecord2, TableRef } from '../../repo/v2/records';
@@ -18,7 +18,7 @@ import { BackupRequest, BackupResult } from '../../types';
 import { effectiveCacheBytes, resolveSettings } from '../settings';
 import { MAX_BASE_CANDIDATES, readBaseManifest } from './base';
 import { newBlocksOf } from './batch';
-import { BackupContextV2, openBackupContextV2 } from './context';
+import { BackupContextV2, manifestOfPlan, openBackupContextV2 } from './context';
 import { PageRuns } from './page-runs';
 
 /** Packs checked present at once before the manifest. */
@@ -52,7 +52,7 @@ export async function finalizeV2(req: BackupRequest & { backupId: string }): Pro
   const ctx = await openBackupContextV2(req, req.backupId);
   const { plan, vault, keyring } = ctx;
   const capacity = effectiveCacheBytes(resolveSettings(req), plan.pageCount);
-  const done = await findManifest2(vault, keyring, plan.backupId);
+  const done = await manifestOfPlan(vault, keyring, plan);
   if (done) {
     // A finalize repeated after the manifest: the same result (the staging may be pruned since: counts 0).
     const totals = await batchTotals(ctx).catch(() => ({ ...NO_TOTALS }));
