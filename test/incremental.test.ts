@@ -7,11 +7,12 @@
  */
 import { AnonymousCredential, ContainerClient, PageBlobClient } from '@azure/storage-blob';
 import { backupDisk, planBackup, restoreBackup, runBackupBatch, BackupRequest, BackupResult } from '../core';
-import { openVaultKeyring } from '../core/repo/v2/marker';
+import { openVaultKeyring, upgradeVault } from '../core/repo/v2/marker';
 import { findManifest2 } from '../core/repo/v2/manifest';
 import { readPlan2 } from '../core/repo/v2/staging';
 import { Vault } from '../core/repo/vault';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
+import { makeVaultV1 } from '../testkit/vault-v1';
 
 const PAGE = 64 * KiB;
 const SECTOR = 512;
@@ -268,4 +269,33 @@ test('a crash mid-incremental resumes as the same incremental', async () => {
   expect((await readPlan2(vault, keyring, plan.backupId))?.batches).toEqual([0, 1]);
   await expectRestoresTo(model, again.backupId, 'inc-crash-restored.vhd');
   expect(await snapshotsOf(container, name)).toEqual([again.sourceSnapshot!.snapshot]);
+});
+
+test('a version-1 vault backs up in full (v1-vault); upgraded, a disk backed up in version 1 gets a full first v2 backup (v1-base), then incrementals', async () => {
+  await env.az.accounts.vault.service.getContainerClient('v1vault').create();
+  const vaultV1 = { url: env.az.sasUrl('vault', 'v1vault') };
+  await makeVaultV1(vaultV1);
+  const name = 'inc-v1.vhd';
+  const blob = env.az.accounts.src.service.getContainerClient('disks').getPageBlobClient(name);
+  await blob.create(4 * MiB);
+  const model = { blob, write: (page: number, bytes: Buffer) => blob.uploadPages(bytes, page * PAGE, bytes.length) };
+  await model.write(0, Buffer.alloc(PAGE, 1));
+  await model.write(3, Buffer.alloc(PAGE, 2));
+  const req: BackupRequest = { source: { url: env.az.sasUrl('src', 'disks', name) }, vault: vaultV1, userKey: env.userKey, pageSize: PAGE, cacheBytes: 256 * KiB, takeSnapshot: true };
+
+  const v1 = await backupDisk(req);
+  expect(v1).toMatchObject({ formatVersion: 1, kind: 'full', reason: 'v1-vault', base: null, bytesRead: 2 * PAGE, bytesChanged: 2 * PAGE });
+  expect(v1.bytesNew).toBe(v1.bytesStored);
+
+  expect(await upgradeVault(Vault.open(vaultV1), env.userKey)).toEqual({ upgraded: true });
+  await model.write(5, Buffer.alloc(PAGE, 3));
+  const first = await backupDisk(req);
+  expect(first).toMatchObject({ formatVersion: 2, kind: 'full', reason: 'v1-base', base: null, bytesRead: 3 * PAGE });
+  await model.write(3, Buffer.alloc(PAGE, 4));
+  const next = await backupDisk(req);
+  expect(next).toMatchObject({ formatVersion: 2, kind: 'incremental', reason: null, base: { backupId: first.backupId }, bytesRead: PAGE, storedBlocks: 1 });
+  // The version-1 backup stays restorable beside the version-2 ones.
+  await restoreBackup({ backupId: v1.backupId, vault: vaultV1, userKey: env.userKey, target: { url: env.targetUrl('inc-v1-restored.vhd') } });
+  const restored = await new PageBlobClient(env.targetUrl('inc-v1-restored.vhd'), new AnonymousCredential()).downloadToBuffer(0, 4 * PAGE);
+  expect(restored.equals(Buffer.concat([Buffer.alloc(PAGE, 1), Buffer.alloc(2 * PAGE), Buffer.alloc(PAGE, 2)]))).toBe(true);
 });
