@@ -3,12 +3,15 @@
  * patch): ten generations of one disk with random page writes and clears between them, each restored
  * byte-identical; an incremental reads exactly the allocated bytes of the pages that changed, plans only
  * the batches holding them, keeps its snapshot as the next base and releases the earlier one; a base
- * snapshot deleted by someone else, `full: true` and a crash mid-incremental.
+ * snapshot deleted by someone else, `full: true` and a crash mid-incremental; a version-1 vault and its
+ * upgrade (v1-vault, v1-base); a base whose pack is gone (BackupIncomplete, no manifest).
  */
 import { AnonymousCredential, ContainerClient, PageBlobClient } from '@azure/storage-blob';
 import { backupDisk, planBackup, restoreBackup, runBackupBatch, BackupRequest, BackupResult } from '../core';
 import { openVaultKeyring, upgradeVault } from '../core/repo/v2/marker';
 import { findManifest2 } from '../core/repo/v2/manifest';
+import { v2names } from '../core/repo/v2/names';
+import { readTable } from '../core/repo/v2/page-table';
 import { readPlan2 } from '../core/repo/v2/staging';
 import { Vault } from '../core/repo/vault';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
@@ -298,4 +301,30 @@ test('a version-1 vault backs up in full (v1-vault); upgraded, a disk backed up 
   await restoreBackup({ backupId: v1.backupId, vault: vaultV1, userKey: env.userKey, target: { url: env.targetUrl('inc-v1-restored.vhd') } });
   const restored = await new PageBlobClient(env.targetUrl('inc-v1-restored.vhd'), new AnonymousCredential()).downloadToBuffer(0, 4 * PAGE);
   expect(restored.equals(Buffer.concat([Buffer.alloc(PAGE, 1), Buffer.alloc(2 * PAGE), Buffer.alloc(PAGE, 2)]))).toBe(true);
+});
+
+test('a base whose pack is gone: the incremental stops before its manifest (BackupIncomplete naming the pack); a forced full backup stores the pages again', async () => {
+  const name = 'inc-pack.vhd';
+  const blob = env.az.accounts.src.service.getContainerClient('disks').getPageBlobClient(name);
+  await blob.create(4 * MiB);
+  await blob.uploadPages(Buffer.alloc(2 * PAGE, 7), 0, 2 * PAGE);
+  const req: BackupRequest = { source: { url: env.az.sasUrl('src', 'disks', name) }, vault: env.vault, userKey: env.userKey, pageSize: PAGE, cacheBytes: 256 * KiB, takeSnapshot: true };
+  const full = await backupDisk(req);
+  expect(full).toMatchObject({ kind: 'full', reason: 'no-base', segments: 1, storedBlocks: 1, dedupedPages: 1 }); // two equal pages: one block
+  const vault = Vault.open(env.vault);
+  const keyring = await openVaultKeyring(vault, env.userKey);
+  const manifest = (await findManifest2(vault, keyring, full.backupId))!.manifest;
+  const packs = new Set<string>();
+  for (const t of manifest.tables) for (const r of await readTable(vault, keyring, t, manifest.pagesPerTable)) for (const c of r.chunks) packs.add(c.pack);
+  expect(packs.size).toBe(1);
+  const [pack] = packs;
+  await env.az.accounts.vault.service.getContainerClient('vault').deleteBlob(v2names.pack(pack)); // as a wrong prune would
+
+  await blob.uploadPages(Buffer.alloc(PAGE, 8), 0, PAGE); // page 1 unchanged: its chunk is the lost pack's
+  await expect(backupDisk(req)).rejects.toMatchObject({ code: 'BackupIncomplete', message: expect.stringContaining(v2names.pack(pack)) });
+  const forced = await backupDisk({ ...req, full: true, backupId: 'inc-pack-full' });
+  expect(forced).toMatchObject({ kind: 'full', reason: 'forced', bytesRead: 2 * PAGE, storedBlocks: 2 });
+  await restoreBackup({ backupId: forced.backupId, vault: env.vault, userKey: env.userKey, target: { url: env.targetUrl('inc-pack-restored.vhd') } });
+  const restored = await new PageBlobClient(env.targetUrl('inc-pack-restored.vhd'), new AnonymousCredential()).downloadToBuffer(0, 2 * PAGE);
+  expect(restored.equals(Buffer.concat([Buffer.alloc(PAGE, 8), Buffer.alloc(PAGE, 7)]))).toBe(true);
 });

@@ -171,7 +171,7 @@ async function requirePacks({ vault, plan }: BackupContextV2, packs: Set<string>
   });
   if (missing.length > 0) {
     missing.sort();
-    throw new PagewiseError('BackupIncomplete', `backup ${plan.backupId} refers to ${missing.length} pack(s) no longer in the vault (${missing.slice(0, 3).map((p) => v2names.pack(p)).join(', ')}${missing.length > 3 ? ', …' : ''}); no manifest was written: the backup can be resumed with --full`);
+    throw new PagewiseError('BackupIncomplete', `backup ${plan.backupId} refers to ${missing.length} pack(s) no longer in the vault (${missing.slice(0, 3).map((p) => v2names.pack(p)).join(', ')}${missing.length > 3 ? ', …' : ''}); no manifest was written; a full backup (--full; with another backup ID while the disk is unchanged) stores those pages again`);
   }
 }
 
