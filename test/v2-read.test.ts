@@ -243,7 +243,7 @@ describe('verify finds damage', () => {
     await client.getBlockBlobClient(v2names.table(mine.tableId)).uploadData(await v.vault.getBytes(v2names.table(theirs.tableId)));
     const result = await verify(v, a.backupId);
     expect(result.ok).toBe(false);
-    expect(result.problems).toEqual([`page table 2 (${v2names.table(mine.tableId)}) does not match its manifest entry (size or SHA-256)`]);
+    expect(result.problems).toEqual([`page table 2 (${v2names.table(mine.tableId)}) does not match the manifest's entry (size or SHA-256)`]);
     expect(result.tablesChecked).toBe(1); // table 0 read; the damaged one ends the walk
   });
 
