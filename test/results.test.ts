@@ -119,11 +119,14 @@ test('the HTTP verification result says what was checked: structure only, or eve
   const quickDone = await app.runtime.waitForCompletion((await json(quick)).id as string, { timeoutInMs: 30_000 });
   expect(quickDone.output).toEqual({
     backupId,
+    formatVersion: 2,
     ok: true,
     readData: false,
     comparedWithSource: false,
     pagesChecked: 6,
-    segmentsChecked: 1,
+    segmentsChecked: 1, // version 2: the packs, as packsChecked
+    packsChecked: 1,
+    tablesChecked: 1,
     blocksChecked: 0,
     bytesChecked: 0,
     problems: [],

@@ -205,7 +205,7 @@ export async function readTable(vault: Vault, keyring: Keyring, ref: TableRef, p
   const name = v2names.table(ref.tableId);
   const stored = await vault.getBytes(name, 0, undefined, { ...options, maxBytes: ref.bytes });
   if (stored.length !== ref.bytes || createHash('sha256').update(stored).digest('hex') !== ref.sha256) {
-    throw new PagewiseError('Corrupt', `page table ${ref.index} (${name}) does not match its manifest entry (size or SHA-256)`);
+    throw new PagewiseError('Corrupt', `page table ${ref.index} (${name}) does not match the manifest's entry (size or SHA-256)`);
   }
   const records = decodeTable(keyring, ref.index, stored, pagesPerTable);
   if (records.length !== ref.pages) throw new PagewiseError('Corrupt', `page table ${ref.index} (${name}) holds ${records.length} pages, its manifest entry says ${ref.pages}`);
