@@ -353,7 +353,7 @@ describe('bad input: one line on stderr naming the problem, non-zero exit', () =
   test('wrong key on restore', async () => {
     const o = await cli(['restore', backupId, '--vault', vaultUrl, '--key-file', otherKeyFile, '--to', path.join(tmp, 'wrong.img')]);
     // Version 1: the backup's data key is not wrapped for it; version 2: the vault has no key slot for it.
-    expectOneLineError(o, /user key \(key ID [0-9a-f]+\) does not match backup|this key has no slot in this vault/, 2);
+    expectOneLineError(o, /user key \(key ID [0-9a-f]+\) does not match backup|this key \(key ID [0-9a-f]{16}\) has no slot in this vault/, 2);
     await expect(fs.stat(path.join(tmp, 'wrong.img'))).rejects.toThrow();
   });
 

@@ -119,12 +119,12 @@ test('the HTTP verification result says what was checked: structure only, or eve
   const quickDone = await app.runtime.waitForCompletion((await json(quick)).id as string, { timeoutInMs: 30_000 });
   expect(quickDone.output).toEqual({
     backupId,
-    formatVersion: 2,
+    formatVersion: 2, // a new vault is version 2: one pack (packsChecked, segmentsChecked) and one page table
     ok: true,
     readData: false,
     comparedWithSource: false,
     pagesChecked: 6,
-    segmentsChecked: 1, // version 2: the packs, as packsChecked
+    segmentsChecked: 1,
     packsChecked: 1,
     tablesChecked: 1,
     blocksChecked: 0,
@@ -135,7 +135,7 @@ test('the HTTP verification result says what was checked: structure only, or eve
   const thorough = await post('startVerification', { backupId, readData: true, source: { url: disk.source.url } });
   const thoroughDone = await app.runtime.waitForCompletion((await json(thorough)).id as string, { timeoutInMs: 30_000 });
   // 256 KiB of text (4 pages) and 128 KiB of random data (2 pages): 6 blocks of 64 KiB read.
-  expect(thoroughDone.output).toMatchObject({ ok: true, readData: true, comparedWithSource: true, pagesChecked: 6, segmentsChecked: 1, blocksChecked: 6, bytesChecked: 6 * PAGE });
+  expect(thoroughDone.output).toMatchObject({ formatVersion: 2, ok: true, readData: true, comparedWithSource: true, pagesChecked: 6, packsChecked: 1, tablesChecked: 1, blocksChecked: 6, bytesChecked: 6 * PAGE });
 });
 
 test('a second restore after the target was deleted writes it again, and the bytes match', async () => {

@@ -188,7 +188,7 @@ describe('file targets', () => {
     await fs.writeFile(target, 'old content');
     const out = await cli(['restore', backupId, '--vault', env.vault.url, '--key-file', other, '--to', target, '--force']);
     expect(out.code).toBe(2);
-    expect(out.stderr).toMatch(/does not match backup|this key has no slot in this vault/); // version 1 | version 2
+    expect(out.stderr).toMatch(/does not match backup|this key \(key ID [0-9a-f]{16}\) has no slot in this vault/); // version 1 | version 2
     expect(await fs.readFile(target, 'utf8')).toBe('old content');
     expect(await leftovers(env.tmp)).toEqual([]);
   });
