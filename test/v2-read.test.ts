@@ -263,10 +263,14 @@ describe('verify finds damage', () => {
     expect(result).toMatchObject({ ok: false, blocksChecked: 8, packsChecked: 3 });
   });
 
-  test("a manifest copied under another disk's prefix is listed damaged; moved there, the backup cannot be opened", async () => {
+  test("a manifest copied under another disk's prefix is listed damaged and hides nothing; moved there, the backup cannot be opened", async () => {
     const v = await freshVault();
     const a = await writeBackup(v, { backupId: 'pw-v2-movedm', image: imageA(), completedAt: '2026-12-01T01:00:00.000Z' });
-    const elsewhere = a.name.replace(v.keyring.diskTag(a.manifest.disk.identity), v.keyring.diskTag('blob:devstoreaccount1/disks/else.vhd'));
+    // A disk whose tag lists before the backup's own: the copy is met first.
+    const mine = v.keyring.diskTag(a.manifest.disk.identity);
+    let k = 0;
+    while (v.keyring.diskTag(`blob:devstoreaccount1/disks/else${k}.vhd`) > mine) k++;
+    const elsewhere = a.name.replace(mine, v.keyring.diskTag(`blob:devstoreaccount1/disks/else${k}.vhd`));
     const client = env.az.accounts.vault.service.getContainerClient(v.container);
     await client.getBlockBlobClient(elsewhere).uploadData(await v.vault.getBytes(a.name));
     const listed = await listBackups(v.location, { userKey: env.userKey });
@@ -274,7 +278,10 @@ describe('verify finds damage', () => {
       [a.backupId, 'complete'],
       [v.keyring.nameTag(a.backupId), 'damaged'],
     ]);
-    expect(listed[1]).toMatchObject({ problem: `the manifest ${elsewhere} fails authentication (damaged, moved from another name, or written under another vault key)` });
+    const damaged = listed.find((l) => l.status === 'damaged');
+    expect(damaged).toMatchObject({ problem: `the manifest ${elsewhere} fails authentication (damaged, moved from another name, or written under another vault key)` });
+    // The copy does not hide the manifest: the backup still verifies.
+    expect(await verify(v, a.backupId)).toMatchObject({ ok: true, pagesChecked: 10 });
 
     await client.getBlobClient(a.name).delete();
     expect(await failureOf(verify(v, a.backupId))).toMatchObject({ code: 'Corrupt', message: expect.stringContaining(`the manifest ${elsewhere} fails authentication`) });
