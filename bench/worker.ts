@@ -21,6 +21,10 @@ export interface WorkerInput {
   pageSize?: number;
   concurrency?: number;
   scratchDir?: string;
+  /** Take a snapshot first and keep it as the next backup's base (the incremental case). */
+  takeSnapshot?: boolean;
+  /** Force a full backup. */
+  full?: boolean;
   /** restore target (local file) */
   target?: string;
   spans?: boolean;
@@ -137,6 +141,8 @@ async function main(): Promise<void> {
       pageSize: input.pageSize,
       concurrency: input.concurrency,
       scratchDir: input.scratchDir,
+      ...(input.takeSnapshot ? { takeSnapshot: true } : {}),
+      ...(input.full ? { full: true } : {}),
     });
   } else if (input.op === 'restore') {
     result = await core.restoreBackup({ backupId: input.backupId, vault: input.vault, userKey, target: { url: input.target! }, overwrite: true, concurrency: input.concurrency });

@@ -48,6 +48,8 @@ export async function backupWithLocalEngine(args: {
   backupId?: string;
   settings: ResolvedSettings;
   takeSnapshot?: boolean;
+  /** Force a full backup (the plan's choice otherwise). */
+  full?: boolean;
   env: Record<string, string | undefined>;
   /** Stops the runtime and aborts its running activities (their scratch is removed); a rerun resumes. */
   abortSignal?: AbortSignal;
@@ -64,6 +66,7 @@ export async function backupWithLocalEngine(args: {
       cacheBytes: args.settings.cacheBytes,
       concurrency: args.settings.concurrency,
       ...(args.takeSnapshot ? { takeSnapshot: true } : {}),
+      ...(args.full ? { full: true } : {}),
     },
     ...(args.settings.scratchDir ? { scratchDir: args.settings.scratchDir } : {}),
     ...(args.backupId ? { backupId: args.backupId } : {}),

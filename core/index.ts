@@ -21,9 +21,9 @@ export { redact, displayUrl, printable, SECRET_FIELD } from './redact';
 export { nestsTooDeep } from './json-depth';
 
 // repo: the vault — made, listed, its backups' IDs, and the user key that opens them.
-export { initVault, vaultExists } from './repo/vault-state';
-export { listBackups, checkRestorable } from './repo/catalog';
-export type { ListBackupsOptions } from './repo/catalog';
+export { initVault, upgradeVaultAt, vaultExists } from './repo/vault-state';
+export { listBackups, listBackupsByDisk, groupByDisk, checkRestorable } from './repo/catalog';
+export type { ListBackupsOptions, DiskBackups } from './repo/catalog';
 export { BACKUP_ID_RE, backupIdFor, givenOrDerivedBackupId, snapshotBackupIdFor, validateBackupId } from './repo/backup-id';
 export { loadUserKey, writeNewKeyFile, decodeUserKey, encodeKeyFile, generateKey, keyId } from './repo/keys';
 // repo, format 2 (docs/FORMAT.md §11–§20): the marker dispatch, making, upgrading and opening a version-2 vault.

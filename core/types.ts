@@ -68,8 +68,34 @@ export interface BackupRequest extends EngineSettings {
    * event): the plan refuses a disk in any other state rather than store it under that ID.
    */
   expectedEtag?: string;
+  /** Force a full backup of a version-2 vault even when a base exists (result `reason: 'forced'`). */
+  full?: boolean;
+
   abortSignal?: AbortSignal;
   onProgress?: (progress: OperationProgress) => void;
+}
+
+/** Why a backup is full rather than incremental (docs/FORMAT.md §20.3 `reason`); null for an incremental. */
+export type FullReason =
+  | 'no-base'
+  | 'base-snapshot-gone'
+  | 'size-changed'
+  | 'page-size-changed'
+  | 'chunking-changed'
+  | 'v1-base'
+  | 'v1-vault'
+  | 'forced'
+  | 'base-replaced'
+  | 'other-key';
+
+/** Full or incremental, against which base, and why (PlanRef and BackupResult share it). */
+export interface BackupKind {
+  /** A version-1 vault always backs up in full. */
+  kind: 'full' | 'incremental';
+  /** The backup an incremental was diffed against, and the snapshot of it the diff started from; null for a full. */
+  base: { backupId: string; snapshot: string } | null;
+  /** Why a full backup is full; null for an incremental. */
+  reason: FullReason | null;
 }
 
 /**
@@ -86,8 +112,12 @@ export interface OperationProgress {
   bytesTotal: number;
 }
 
-/** What `planBackup` returns: a reference to the plan stored in the vault plus counts. */
-export interface PlanRef {
+/**
+ * What `planBackup` returns: a reference to the plan stored in the vault plus counts. For an incremental,
+ * `allocatedBytes`/`allocatedPages` are what this backup reads (the allocated bytes of its changed
+ * pages): the totals its progress counts toward; the disk's own allocation is in the manifest.
+ */
+export interface PlanRef extends BackupKind {
   backupId: string;
   /** Batches with data (the plan's `batches` list): their plan positions are 0 … batchCount−1. */
   batchCount: number;
@@ -99,6 +129,8 @@ export interface PlanRef {
   pagesPerBatch: number;
   /** true when a manifest already exists: the backup is complete, nothing to do. */
   alreadyComplete: boolean;
+  /** The vault format the backup is written in (the marker's version). */
+  formatVersion?: 1 | 2;
 }
 
 /** What one batch (a window of pages) reports. */
@@ -117,7 +149,16 @@ export interface BatchSummary {
   resumed: boolean;
 }
 
-export interface BackupResult {
+/**
+ * A backup's outcome. Version-2 meanings: `bytesRead` the source bytes the backup read (an incremental:
+ * its changed pages only), `bytesChanged` the bytes of the ranges the diff reported changed (a full: =
+ * bytesRead), `bytesNew` the plaintext of the blocks it stored, `bytesStored` their stored size,
+ * `storedBlocks` the new blocks, `segments` the packs it wrote, `pages` the non-hole pages of the disk
+ * plus this backup's zero pages, `dedupedPages` the changed pages that needed no new block (their
+ * content was the base's or an earlier page's of the batch). Version 1: `bytesChanged` = `bytesRead`,
+ * `bytesNew` = `bytesStored`, segments as Part I.
+ */
+export interface BackupResult extends BackupKind {
   backupId: string;
   diskBytes: number;
   allocatedBytes: number;
@@ -144,8 +185,19 @@ export interface BackupResult {
   bytesReadNow: number;
   /** When the backup's manifest was written (ISO 8601). */
   completedAt: string;
-  /** The snapshot Pagewise took of the source (with `takeSnapshot`), and whether it was deleted after the manifest. */
+  /** Bytes of the ranges the diff against the base reported changed; a full backup: = bytesRead. */
+  bytesChanged: number;
+  /** Plaintext bytes of the blocks this backup stored (version 1: = bytesStored). */
+  bytesNew: number;
+  /** The vault format the backup was written in. */
+  formatVersion: 1 | 2;
+  /**
+   * The snapshot Pagewise took of the source (with `takeSnapshot`), and whether it was deleted after the
+   * manifest. Version 1 deletes it; version 2 keeps it (`deleted: false`): it is the next backup's base.
+   */
   sourceSnapshot?: { snapshot: string; deleted: boolean };
+  /** Version 2: snapshots Pagewise took for earlier backups of this disk, deleted after this manifest. */
+  releasedSnapshots?: string[];
   /**
    * Most pages that were between read-back from the cache and their staged block at once (each holds
    * its plaintext and block in memory): at most the concurrency. Set by the single-process engine.
@@ -199,6 +251,8 @@ export interface VerifyRequest {
 
 export interface VerifyResult {
   backupId: string;
+  /** The backup's format: version 1 (segments) or 2 (packs and page tables). */
+  formatVersion: 1 | 2;
   ok: boolean;
   /** false: structure and presence only (manifest, page tables, segment sizes), no block was read. */
   readData: boolean;
@@ -206,9 +260,17 @@ export interface VerifyResult {
   comparedWithSource: boolean;
   /** Page-table entries checked (structure; with readData their blocks too). */
   pagesChecked: number;
-  /** Segments checked present and whole. */
+  /**
+   * Blob containers of blocks checked present and whole: version 1 its segments (each the size the
+   * manifest says), version 2 the packs its page tables name (each HEAD once, at least as long as every
+   * block it is said to hold). The same number as `packsChecked` for version 2.
+   */
   segmentsChecked: number;
-  /** Blocks read, decrypted, decompressed and hash-checked: 0 without readData. */
+  /** Version 2: distinct packs checked present and long enough (0 for version 1). */
+  packsChecked: number;
+  /** Page tables read and checked against the manifest (size, SHA-256, authentication); version 1: its page-table chunks. */
+  tablesChecked: number;
+  /** Blocks read, decrypted, decompressed and hash-checked (version 2: non-zero chunks): 0 without readData. */
   blocksChecked: number;
   /** Plaintext bytes of those blocks: 0 without readData. */
   bytesChecked: number;
@@ -223,16 +285,34 @@ export interface VerifyResult {
  */
 export type BackupStatus = 'complete' | 'incomplete' | 'damaged';
 
-/** A complete backup: restorable. */
+/**
+ * A complete backup: restorable. A version-2 backup listed without a key that opens its manifest is
+ * `locked`: only its blob name is known — `backupId` is then its nameTag (the ID itself is inside the
+ * encrypted manifest), `disk` its diskTag, `completedAt` from the name, `source` says it is locked, and
+ * the other facts are absent.
+ */
 export interface CompleteBackupListing {
   backupId: string;
   status: 'complete';
-  createdAt: string;
+  formatVersion: 1 | 2;
+  createdAt?: string;
   completedAt: string;
   source: string;
-  diskBytes: number;
-  pageSize: number;
-  bytesStored: number;
+  diskBytes?: number;
+  pageSize?: number;
+  bytesStored?: number;
+  /** The disk as `pagewise list` groups by it: version 2 its armDiskId, else its identity (docs/FORMAT.md §21.1); version 1 its URL. */
+  disk?: string;
+  /** Version 2: full or incremental, the base's backup ID (null for a full), the generation (0 for a full). */
+  kind?: 'full' | 'incremental';
+  base?: string | null;
+  generation?: number;
+  /** Version 2: bytes read from the source, plaintext bytes newly stored, allocated bytes of the disk. */
+  bytesRead?: number;
+  bytesNew?: number;
+  allocatedBytes?: number;
+  /** Version 2 without a key that opens it: only the blob name's facts are listed. */
+  locked?: true;
 }
 
 /** A backup that cannot be restored (yet): what its plan says, when the plan is readable, and why. */
@@ -241,6 +321,9 @@ export interface UnfinishedBackupListing {
   status: 'incomplete' | 'damaged';
   /** why it cannot be restored */
   problem: string;
+  formatVersion?: 1 | 2;
+  /** As CompleteBackupListing.disk, when the plan was read. */
+  disk?: string;
   createdAt?: string;
   source?: string;
   diskBytes?: number;

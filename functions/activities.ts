@@ -32,9 +32,11 @@ export function reportingPermanentFailures<A extends unknown[], R>(handler: (...
 function backupRequest(input: BackupActivityInput): BackupRequest & { backupId: string } {
   const settings = readSettings();
   const userKey = readUserKey();
+  const { full, ...overrides } = input.settings ?? {};
   return {
-    ...engineSettings(settings, input.settings),
+    ...engineSettings(settings, overrides),
     source: allowedSource(settings, input.source, userKey, 'the source disk URL'),
+    ...(full ? { full: true } : {}),
     vault: settings.vault,
     userKey,
     backupId: input.backupId,

@@ -25,9 +25,18 @@ const planPosition = { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INT
 /** A write target or a compared source: a URL only (a Compute grant is a backup source's alone). */
 const sealedSas = { type: 'string', pattern: SEALED_SAS_RE.source, nullable: true } as const;
 const plainRef = { type: 'object', properties: { url, sealedSas }, required: ['url'], additionalProperties: false } as const;
+const armId = { type: 'string', maxLength: 1024, pattern: '^/subscriptions/', nullable: true } as const;
+/** What Compute said of a granted snapshot (covered by the grant's seal, checked again by the activity). */
+const managedDisk = {
+  type: 'object',
+  properties: { sourceUniqueId: { type: 'string', maxLength: 64, nullable: true }, armDiskId: armId, snapshotResourceId: armId },
+  required: [],
+  additionalProperties: false,
+  nullable: true,
+} as const;
 const sourceRef: JSONSchemaType<DiskRef> = {
   type: 'object',
-  properties: { url, sealedSas, grantedBy: { type: 'string', enum: ['compute'], nullable: true }, grantSeal: { type: 'string', maxLength: 256, nullable: true } },
+  properties: { url, sealedSas, grantedBy: { type: 'string', enum: ['compute'], nullable: true }, grantSeal: { type: 'string', maxLength: 256, nullable: true }, managedDisk },
   required: ['url'],
   additionalProperties: false,
 };

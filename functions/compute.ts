@@ -104,8 +104,11 @@ function grantMacKey(userKey: Buffer): Buffer {
   return Buffer.from(hkdfSync('sha256', userKey, Buffer.alloc(0), 'pagewise/compute-grant/v1', 32));
 }
 
-function grantSeal(url: string, userKey: Buffer): string {
-  return createHmac('sha256', grantMacKey(userKey)).update(url).digest('hex');
+/** The MAC of a grant: its URL, and the snapshot's identity when the grant carries one (a seal without it is the URL's alone, as before). */
+function grantSeal(url: string, userKey: Buffer, managedDisk?: ManagedDiskSource): string {
+  const mac = createHmac('sha256', grantMacKey(userKey)).update(url);
+  if (managedDisk) mac.update(`\n${JSON.stringify([managedDisk.sourceUniqueId ?? null, managedDisk.armDiskId ?? null, managedDisk.snapshotResourceId ?? null])}`);
+  return mac.digest('hex');
 }
 
 /**
@@ -113,18 +116,19 @@ function grantSeal(url: string, userKey: Buffer): string {
  * export host, or on an endpoint the app allows anyway (`allowed`, e.g. a local stand-in for Compute).
  * The MAC covers the URL as the activity will open it again; its SAS is sealed for the task hub.
  */
-export function grantedSource(url: string, userKey: Buffer, allowed: ReadonlySet<string> = new Set()): DiskRef {
+export function grantedSource(url: string, userKey: Buffer, allowed: ReadonlySet<string> = new Set(), managedDisk?: ManagedDiskSource): DiskRef {
   const what = 'the URL the Compute grant returned';
   const parsed = parseStorageUrl(url, 'blob', what);
   if (!isManagedDiskEndpoint(parsed) && !allowed.has(endpointOf(parsed))) throw endpointRefused(what);
   const split = splitSas(url);
   const whole = joinSas(split.url, split.sas);
-  return sealRef({ url: whole, grantedBy: 'compute', grantSeal: grantSeal(whole, userKey) }, userKey);
+  const identity = managedDisk && Object.keys(managedDisk).length > 0 ? managedDisk : undefined;
+  return sealRef({ url: whole, grantedBy: 'compute', grantSeal: grantSeal(whole, userKey, identity), ...(identity ? { managedDisk: identity } : {}) }, userKey);
 }
 
 /**
  * True when `source` carries the seal of this app's own grant for exactly its URL: its SAS opens under
- * this app's key for this URL, and the grant's MAC matches the URL so opened.
+ * this app's key for this URL, and the grant's MAC matches the URL so opened (and its managedDisk).
  */
 export function isOwnGrant(source: DiskRef, userKey: Buffer): boolean {
   if (source.grantedBy !== 'compute' || typeof source.grantSeal !== 'string' || !/^[0-9a-f]{64}$/.test(source.grantSeal)) return false;
@@ -134,5 +138,5 @@ export function isOwnGrant(source: DiskRef, userKey: Buffer): boolean {
   } catch {
     return false; // sealed by another key, for another URL, or altered
   }
-  return timingSafeEqual(Buffer.from(source.grantSeal, 'hex'), Buffer.from(grantSeal(url, userKey), 'hex'));
+  return timingSafeEqual(Buffer.from(source.grantSeal, 'hex'), Buffer.from(grantSeal(url, userKey, source.managedDisk), 'hex'));
 }

@@ -10,4 +10,6 @@ export const engineOverrideProperties = {
   cacheBytes: { type: 'integer', minimum: 512, maximum: Number.MAX_SAFE_INTEGER, nullable: true },
   concurrency: { type: 'integer', minimum: PAGE_CONCURRENCY.min, maximum: PAGE_CONCURRENCY.max, nullable: true },
   takeSnapshot: { type: 'boolean', nullable: true },
+  // Read and store the whole disk even when an incremental is possible (issue #12).
+  full: { type: 'boolean', nullable: true },
 } as const;

@@ -3,6 +3,9 @@
  * setting PAGEWISE_BACKUP_POLICY or from a blob at PAGEWISE_POLICY_URL (on an allowed account).
  *
  *   { "disks": [ { "url": "https://acct.blob.core.windows.net/vhds/vm1.vhd", "days": ["Mon", "Thu"] } ] }
+ *
+ * A run is incremental on the disk's newest backup when it can be (issue #12); `"full": true` makes
+ * every run of the disk full, `"fullOn": ["Sun"]` the runs on those UTC weekdays (e.g. a weekly full).
  */
 import Ajv, { JSONSchemaType } from 'ajv';
 import { PagewiseError, sourceBlobClient } from '../core';
@@ -20,8 +23,12 @@ export interface PolicyDisk {
   pageSize?: number;
   cacheBytes?: number;
   concurrency?: number;
-  /** Back up a snapshot Pagewise takes first (a disk in use); deleted after the backup. */
+  /** Back up a snapshot Pagewise takes first (a disk in use); kept as the base of the next backup. */
   takeSnapshot?: boolean;
+  /** Every run of this disk is a full backup. */
+  full?: boolean;
+  /** UTC weekdays on which the run is a full backup (the others are incremental when they can be). */
+  fullOn?: Weekday[];
 }
 
 export interface BackupPolicy {
@@ -39,6 +46,7 @@ const schema: JSONSchemaType<BackupPolicy> = {
         properties: {
           url: { type: 'string', maxLength: 4096, pattern: '^https?://' },
           days: { type: 'array', items: { type: 'string', enum: [...WEEKDAYS] }, nullable: true },
+          fullOn: { type: 'array', items: { type: 'string', enum: [...WEEKDAYS] }, maxItems: 7, nullable: true },
           ...engineOverrideProperties,
         },
         required: ['url'],
@@ -72,6 +80,11 @@ export function parsePolicy(text: string): BackupPolicy {
 export function disksDue(policy: BackupPolicy, now: Date): PolicyDisk[] {
   const today = WEEKDAYS[now.getUTCDay()];
   return policy.disks.filter((d) => !d.days || d.days.includes(today));
+}
+
+/** Whether the run at `now` of a due disk is a forced full backup (`full`, or today among `fullOn`). */
+export function fullDue(disk: PolicyDisk, now: Date): boolean {
+  return disk.full === true || (disk.fullOn?.includes(WEEKDAYS[now.getUTCDay()]) ?? false);
 }
 
 /** Reads the policy from the setting, else from the policy blob (SAS in the URL, else managed identity). */

@@ -1,13 +1,14 @@
 /**
  * Timer trigger: on the schedule in app setting PAGEWISE_BACKUP_SCHEDULE (NCRONTAB), start a backup of
  * every policy disk due today. A disk whose state has not changed since its last backup derives the
- * same backup ID, finds the completed instance, and is not backed up twice.
+ * same backup ID, finds the completed instance, and is not backed up twice. Each run is incremental on
+ * the disk's newest backup when it can be, full when the policy says so for today (policy.ts fullDue).
  */
 import * as df from 'durable-functions';
 import type { InvocationContext, Timer } from '@azure/functions';
 import { displayUrl, redact } from '../core';
 import { startDiskBackup } from './backupStarts';
-import { disksDue, loadPolicy } from './policy';
+import { disksDue, fullDue, loadPolicy } from './policy';
 import { assertAllowedAccount, BACKUP_SCHEDULE_SETTING, policySource, readSettings } from './settings';
 
 export interface ScheduledRun {
@@ -26,8 +27,8 @@ export async function runScheduledBackups(client: df.DurableClient, context: Inv
   for (const disk of due) {
     try {
       assertAllowedAccount(settings, disk.url, 'blob', 'policy disk');
-      const { url, days: _days, ...overrides } = disk;
-      const started = await startDiskBackup(client, { url }, { settings: overrides });
+      const { url, days: _days, fullOn: _fullOn, full: _full, ...overrides } = disk;
+      const started = await startDiskBackup(client, { url }, { settings: { ...overrides, ...(fullDue(disk, now) ? { full: true } : {}) } });
       (started.started ? run.started : run.skipped).push(started.backupId);
     } catch (err) {
       // One unreachable disk must not stop the others' backups.

@@ -33,12 +33,15 @@ export interface TelemetryEvent {
 export function backupCompletedEvent(result: BackupResult, source: string): TelemetryEvent {
   return {
     name: 'PagewiseBackupCompleted',
-    properties: { backupId: result.backupId, source: displayUrl(source) },
+    // kind/reason say whether the run read only what changed, and if not, why (an operator's first question).
+    properties: { backupId: result.backupId, source: displayUrl(source), kind: result.kind, ...(result.reason ? { reason: result.reason } : {}) },
     measurements: {
       diskBytes: result.diskBytes,
       allocatedBytes: result.allocatedBytes,
       bytesRead: result.bytesRead,
       bytesStored: result.bytesStored,
+      bytesChanged: result.bytesChanged,
+      bytesNew: result.bytesNew,
       pages: result.pages,
       zeroPages: result.zeroPages,
       dedupedPages: result.dedupedPages,

@@ -1,5 +1,6 @@
 /**
- * The backup orchestrations. `backupDiskOrchestrator` plans (activity), copies every batch through
+ * The backup orchestrations. `backupDiskOrchestrator` plans (activity) — full, or incremental with only
+ * the batches holding a changed page listed — copies every listed batch through
  * `backupBatchRangeOrchestrator` sub-orchestrations — a leaf runs ≤ BATCHES_PER_LEAF batch activities in
  * waves of `batchesInFlight`; a larger range splits into child ranges, run one at a time — then
  * finalizes (activity),
@@ -128,15 +129,19 @@ function* backupStages(context: OrchestrationContext, input: BackupOrchestration
   let pagesTotal = 0;
   let bytesTotal = 0;
   let total = 0;
+  let kind: Pick<BackupProgressStatus, 'kind' | 'base' | 'reason'> = {};
   const status = (phase: BackupProgressStatus['phase'], progress: RangeProgress) =>
-    context.df.setCustomStatus({ phase, backupId: input.backupId, pagesTotal, bytesTotal, ...progress } satisfies BackupProgressStatus);
+    context.df.setCustomStatus({ phase, backupId: input.backupId, pagesTotal, bytesTotal, ...kind, ...progress } satisfies BackupProgressStatus);
 
   status('planning', progressOf(0, EMPTY_SUMMARY));
   const plan = outcome<PlanRef>(yield context.df.callActivityWithRetry(Activities.planBackup, retry, activityInput(input)));
   // A plan recorded in a history before allocatedPages existed replays without it: counts stay 0, never NaN.
   pagesTotal = plan.alreadyComplete ? 0 : plan.allocatedPages ?? 0;
   bytesTotal = plan.alreadyComplete ? 0 : plan.allocatedBytes;
+  // An incremental's plan lists only the batches holding a changed page: the fan-out below covers those alone.
   total = plan.alreadyComplete ? 0 : plan.batchCount;
+  // A plan recorded before #12 carries no kind: the status then says nothing of it rather than guess.
+  if (plan.kind) kind = { kind: plan.kind, base: plan.base ?? null, reason: plan.reason ?? null };
 
   let batches = { ...EMPTY_SUMMARY };
   let rangeOrchestrations = 0;

@@ -3,7 +3,7 @@
  * status. References and counts only — never page data, never keys, never a SAS: a caller's SAS is
  * sealed by the starter (docs/DURABLE.md "Sealed URLs") and opened only inside activities.
  */
-import type { BackupResult, BatchSummary, OperationProgress, RestoreResult, VerifyResult } from '../core';
+import type { BackupKind, BackupResult, BatchSummary, ManagedDiskSource, OperationProgress, RestoreResult, VerifyResult } from '../core';
 import type { BatchRange } from './backupTree';
 import type { ProgressCounts, RangeProgress } from './progress';
 
@@ -34,6 +34,8 @@ export interface EngineOverrides {
   concurrency?: number;
   /** Back up a snapshot Pagewise takes of the live blob (core `takeSnapshot`). */
   takeSnapshot?: boolean;
+  /** Force a full backup (core `full`); otherwise the plan picks an incremental when it can (issue #12). */
+  full?: boolean;
 }
 
 /** How activities are retried (durable RetryOptions); defaults in orchestrations/retry.ts. */
@@ -51,8 +53,16 @@ export interface DiskRef {
   sealedSas?: string;
   /** Set when the URL is a read SAS the Compute API issued for a managed-disk snapshot. */
   grantedBy?: 'compute';
-  /** With grantedBy: the app's MAC over the whole URL, SAS included (functions/compute.ts), proving its own grant returned it. */
+  /**
+   * With grantedBy: the app's MAC over the whole URL, SAS included, and `managedDisk` when present
+   * (functions/compute.ts), proving its own grant returned it.
+   */
   grantSeal?: string;
+  /**
+   * With grantedBy: what Compute said of the snapshot (its disk's unique ID and ARM ID), so backups of one
+   * disk through different grants find their base. Covered by `grantSeal`: no caller can name another disk.
+   */
+  managedDisk?: ManagedDiskSource;
 }
 
 /**
@@ -171,6 +181,10 @@ export type BackupPhase = 'planning' | 'copying' | 'finalizing' | 'done' | 'fail
 export interface BackupProgressStatus extends RangeProgress, ProgressCounts {
   phase: BackupPhase;
   backupId: string;
+  /** Once planned: full or incremental, on which base, and why a full one is full (absent before, and in statuses of older versions). */
+  kind?: BackupKind['kind'];
+  base?: BackupKind['base'];
+  reason?: BackupKind['reason'];
 }
 
 /** A restore's or verification's custom status: core's progress counts (0 of 0 while its activity runs, its final counts when done). */

@@ -70,7 +70,8 @@ test('POST /api/backups starts a backup (202 + status links); a duplicate start 
   const view = await json(status);
   expect(view).toMatchObject({ id, runtimeStatus: 'Completed' });
   // Core's progress shape (pages and source bytes read of the allocated ones: 4 + 2 pages of 64 KiB) and the batches.
-  expect(view.customStatus).toEqual({ phase: 'done', backupId: id, batchesTotal: 1, batchesDone: 1, pagesDone: 6, pagesTotal: 6, bytesDone: 384 * KiB, bytesTotal: 384 * KiB });
+  // Once planned it also says the kind: the disk's first backup is full, having no base.
+  expect(view.customStatus).toEqual({ phase: 'done', backupId: id, batchesTotal: 1, batchesDone: 1, pagesDone: 6, pagesTotal: 6, bytesDone: 384 * KiB, bytesTotal: 384 * KiB, kind: 'full', base: null, reason: 'no-base' });
   expect((view.output as { result: { pageSize: number } }).result.pageSize).toBe(64 * KiB); // PAGEWISE_PAGE_SIZE applied
   expect(view.source).toBe(`${env.az.accounts.src.endpoint}/disks/http.vhd`);
   expect(JSON.stringify(view)).not.toMatch(/sig=(?!REDACTED)/);
@@ -86,6 +87,34 @@ test('POST /api/backups starts a backup (202 + status links); a duplicate start 
   const otherDisk = `${env.az.accounts.src.endpoint}/disks/other.vhd`;
   const none = await json(await app.host.invokeHttp('listBackups', request('GET', `/api/backups?disk=${encodeURIComponent(otherDisk)}`)));
   expect(none.backups).toEqual([]);
+});
+
+test('full: true forces a full backup; the result says kind and reason; ?groupBy=disk lists the vault by disk, newest first', async () => {
+  const disk = await env.makeDisk('http-full.vhd', 8 * MiB, [{ offset: 0, length: 128 * KiB, kind: 'random', seed: 6 }]);
+  const run = async (body: Record<string, unknown>) => {
+    const started = await app.host.invokeHttp('startBackup', request('POST', '/api/backups', { source: { url: disk.source.url }, ...body }));
+    expect(started.status).toBe(202);
+    const { id } = (await json(started)) as { id: string };
+    expect((await app.runtime.waitForCompletion(`backup-${id}`, { timeoutInMs: 60_000 })).runtimeStatus).toBe('Completed');
+    const view = await json(await app.host.invokeHttp('getBackup', request('GET', `/api/backups/${id}`, undefined, { id })));
+    return { id, result: (view.output as { result: Record<string, unknown> }).result, customStatus: view.customStatus };
+  };
+  const first = await run({});
+  expect(first.result).toMatchObject({ kind: 'full', base: null, formatVersion: 2, bytesRead: 128 * KiB, bytesChanged: 128 * KiB });
+  // A new state of the disk, backed up with full: true: read whole again, and the reason says why.
+  await env.az.accounts.src.service.getContainerClient('disks').getPageBlobClient('http-full.vhd').uploadPages(Buffer.alloc(4 * KiB, 1), 4 * MiB, 4 * KiB);
+  const forced = await run({ full: true });
+  expect(forced.result).toMatchObject({ kind: 'full', base: null, reason: 'forced', bytesRead: 132 * KiB, bytesChanged: 132 * KiB });
+  expect(forced.customStatus).toMatchObject({ phase: 'done', kind: 'full', reason: 'forced' });
+
+  const grouped = await json(await app.host.invokeHttp('listBackups', request('GET', `/api/backups?groupBy=disk&disk=${encodeURIComponent(disk.source.url)}`)));
+  const disks = grouped.disks as Array<{ disk: string; backups: Array<{ id: string; catalog: Record<string, unknown> }> }>;
+  expect(disks).toHaveLength(1);
+  expect(disks[0].backups.map((b) => b.id)).toEqual([forced.id, first.id]);
+  expect(disks[0].backups[0].catalog).toMatchObject({ status: 'complete', formatVersion: 2, kind: 'full', base: null, diskBytes: 8 * MiB, bytesRead: 132 * KiB });
+  expect((grouped.backups as Array<{ id: string }>).map((b) => b.id).sort()).toEqual([first.id, forced.id].sort());
+  await expectProblem(await app.host.invokeHttp('listBackups', request('GET', '/api/backups?groupBy=size')), 400, 'BadQuery');
+  await expectProblem(await app.host.invokeHttp('startBackup', request('POST', '/api/backups', { source: { url: disk.source.url }, full: 'yes' })), 400, 'BadRequestBody');
 });
 
 test('bad requests get 400/403/404 problem bodies', async () => {

@@ -4,7 +4,8 @@
  * backup; restore and verify run as orchestrations; a permanent failure leaves the orchestration
  * Failed at once and no manifest (transient failures are retried: see runtime.test.ts).
  */
-import { listBackups, planBackup } from '../core';
+import { createHash, randomBytes } from 'node:crypto';
+import { listBackups, planBackup, restoreBackup } from '../core';
 import { Orchestrators } from '../orchestrations/contracts';
 import { backupInstanceId } from '../orchestrations/instanceIds';
 import { runBackupThroughOrchestration } from '../runtime/backupThroughOrchestration';
@@ -39,7 +40,7 @@ test('a backup runs as plan → batch sub-orchestrations → finalize, and a rep
     settings,
     onStatus: (s) => statuses.push(s.customStatus),
   });
-  expect(first.runtimeStatus).toBe('Completed');
+  expect([first.runtimeStatus, first.error]).toEqual(['Completed', undefined]);
   expect(first.started).toBe(true);
   const output = first.output!;
   expect(output.batches.batches).toBe(3);
@@ -49,7 +50,7 @@ test('a backup runs as plan → batch sub-orchestrations → finalize, and a rep
   expect(output.result.cacheHighWaterBytes).toBeLessThanOrEqual(settings.cacheBytes);
   expect(first.activityInvocations).toBe(5); // plan + 3 batches + finalize
   expect(statuses[statuses.length - 1]).toMatchObject({ phase: 'done', batchesTotal: 3, batchesDone: 3 });
-  expect((await listBackups(env.vault)).map((b) => b.backupId)).toContain(first.backupId);
+  expect((await listBackups(env.vault, { userKey: env.userKey })).map((b) => b.backupId)).toContain(first.backupId);
   console.info(`history events per orchestration (192 MiB demo disk, 3 batches): ${JSON.stringify(first.historyEvents)}`);
   for (const events of Object.values(first.historyEvents)) expect(events).toBeLessThan(40);
 
@@ -109,5 +110,46 @@ test('a permanent failure ends the orchestration Failed at once, without retries
   expect(failed.error).not.toMatch(/sig=(?!REDACTED)/);
   expect(failed.activityInvocations).toBe(1); // retrying bad input would only delay the answer
   expect(statuses[statuses.length - 1]).toMatchObject({ phase: 'failed', backupId: plan.backupId }); // not stuck at "planning"
-  expect((await listBackups(env.vault)).filter((b) => b.status === 'complete').map((b) => b.backupId)).not.toContain(plan.backupId);
+  expect((await listBackups(env.vault, { userKey: env.userKey })).filter((b) => b.status === 'complete').map((b) => b.backupId)).not.toContain(plan.backupId);
+});
+
+test('an incremental through the orchestration plans only the changed batch, fans out to it alone and restores on its own', async () => {
+  // A vault of its own (no marker: its first backup makes it version 2); the source SAS may take and delete snapshots.
+  await env.az.accounts.vault.service.getContainerClient('incr-vault').create();
+  const vault = { url: env.az.sasUrl('vault', 'incr-vault') };
+  const incr = await env.makeDisk('incr.vhd', 192 * MiB, [
+    { offset: 0, length: 512 * KiB, kind: 'text', seed: 3 },
+    { offset: 64 * MiB, length: 512 * KiB, kind: 'random', seed: 4 },
+    { offset: 128 * MiB, length: 512 * KiB, kind: 'random', seed: 5 },
+  ]);
+  const source = { url: env.az.sasUrl('src', 'disks', 'incr.vhd', { permissions: 'racwd' }) };
+  const run = (statuses: unknown[] = []) =>
+    runBackupThroughOrchestration({ source, vault, userKey: env.userKey, taskHub, settings: { ...settings, takeSnapshot: true }, onStatus: (s) => statuses.push(s.customStatus) });
+
+  const first = await run();
+  expect([first.runtimeStatus, first.error]).toEqual(['Completed', undefined]);
+  expect(first.output!.result).toMatchObject({ kind: 'full', base: null, reason: 'no-base', formatVersion: 2, bytesRead: incr.allocatedBytes });
+  expect(first.activityInvocations).toBe(5); // plan + 3 batches + finalize
+
+  // Change 8 pages (32 KiB) in the middle window only: two of its pages partly, six whole.
+  const blob = env.az.accounts.src.service.getContainerClient('disks').getPageBlobClient('incr.vhd');
+  await blob.uploadPages(randomBytes(32 * KiB), 64 * MiB + 256 * KiB, 32 * KiB);
+
+  const statuses: unknown[] = [];
+  const second = await run(statuses);
+  expect(second.runtimeStatus).toBe('Completed');
+  const result = second.output!.result;
+  expect(result).toMatchObject({ kind: 'incremental', base: { backupId: first.backupId }, reason: null, formatVersion: 2, bytesRead: 32 * KiB, bytesChanged: 32 * KiB });
+  expect(result.bytesNew).toBeLessThanOrEqual(32 * KiB);
+  // The fan-out covers the one changed batch: plan + 1 batch + finalize, one range orchestration.
+  expect(second.output!.batches.batches).toBe(1);
+  expect(second.output!.batches.bytesRead).toBe(32 * KiB);
+  expect(second.activityInvocations).toBe(3);
+  expect(statuses[statuses.length - 1]).toMatchObject({ phase: 'done', batchesTotal: 1, batchesDone: 1, kind: 'incremental', base: { backupId: first.backupId } });
+
+  // The incremental restores the disk as it is now, by itself.
+  const target = env.targetUrl('incr-restored.vhd');
+  await restoreBackup({ backupId: second.backupId, vault, userKey: env.userKey, target: { url: target } });
+  const now = createHash('sha256').update(await blob.downloadToBuffer()).digest('hex');
+  expect(await env.blobSha256(target)).toBe(now);
 });

@@ -1,5 +1,6 @@
 /** `pagewise backup <source-page-blob-url> --vault <container-url> --key-file <f> [...]` */
 import { backupDisk, BackupResult, displayUrl, formatBytes, initVault, loadUserKey, SourceDisk, TRANSIENT_CODES, validateBackupId } from '../../core';
+import { kindLine } from '../backupKind';
 import { backupWithLocalEngine, ENGINES, parseEngine, TASKHUB_ENV } from '../engines';
 import { storageLocation } from '../locations';
 import { engineSettings } from '../options';
@@ -16,6 +17,7 @@ interface BackupOptions {
   backupId?: string;
   engine?: string;
   snapshot?: boolean;
+  full?: boolean;
   createVault?: boolean;
   json?: boolean;
 }
@@ -32,7 +34,8 @@ export const defineBackup: DefineCommand = (program, ctx) => {
     .option('--concurrency <n>', 'pages in flight at once (1-64)')
     .option('--scratch-dir <dir>', 'directory for the scratch cache (default: OS temp dir)')
     .option('--backup-id <id>', 'backup ID (default: derived from the disk state, so a rerun resumes)')
-    .option('--snapshot', 'back up a snapshot Pagewise takes first (for a disk in use; needs write and delete permission on it); deleted afterwards')
+    .option('--snapshot', 'back up a snapshot Pagewise takes first (for a disk in use; needs write and delete permission on it); kept as the base of the next backup, older ones Pagewise took are deleted')
+    .option('--full', 'read and store the whole disk even when an incremental backup is possible (default: incremental on the newest backup of the same disk)')
     .option('--engine <engine>', `${ENGINES.join(' | ')}: run in this process, or as the durable orchestration on the local runtime (state in ${TASKHUB_ENV} or the vault account)`, 'inline')
     .option('--create-vault', 'create the vault container first if it does not exist (as pagewise init does)')
     .option('--json', 'print the result as one JSON object')
@@ -54,7 +57,7 @@ export const defineBackup: DefineCommand = (program, ctx) => {
       let result: BackupResult;
       try {
         if (engine === 'local') {
-          result = await backupWithLocalEngine({ source, vault, userKey, backupId, settings, takeSnapshot: opts.snapshot, env: io.env, abortSignal, onBatches: (done, total) => bar.update(done, total) });
+          result = await backupWithLocalEngine({ source, vault, userKey, backupId, settings, takeSnapshot: opts.snapshot, full: opts.full, env: io.env, abortSignal, onBatches: (done, total) => bar.update(done, total) });
         } else {
           result = await backupDisk({
             source,
@@ -66,6 +69,7 @@ export const defineBackup: DefineCommand = (program, ctx) => {
             concurrency: settings.concurrency,
             scratchDir: settings.scratchDir,
             takeSnapshot: opts.snapshot,
+            ...(opts.full ? { full: true } : {}),
             abortSignal,
             onProgress: (p) => bar.show(p),
           });
@@ -82,17 +86,26 @@ export const defineBackup: DefineCommand = (program, ctx) => {
           ? `backup ${result.backupId} already exists (made ${result.completedAt}), nothing read: ${displayUrl(sourceUrl)} → ${displayUrl(opts.vault)}`
           : `backup ${result.backupId} complete: ${displayUrl(sourceUrl)} → ${displayUrl(opts.vault)}`,
         ...table([
+          ['kind', kindLine(result)],
           ['disk', `${formatBytes(result.diskBytes)} (${formatBytes(result.allocatedBytes)} allocated)`],
           // A backup that already existed read nothing: no read speed, no cache use to report.
           ...(result.alreadyExisted ? [] : [['read', readLine(result)] as [string, string]]),
           ['pages', `${result.pages} of ${formatBytes(result.pageSize)} (${result.zeroPages} zero, ${result.dedupedPages} deduplicated)`],
           ['stored', `${formatBytes(result.bytesStored)} in ${result.storedBlocks} blocks, ${result.segments} segment(s)`],
           ...(result.alreadyExisted ? [] : [['cache', `${formatBytes(result.cacheCapacityBytes)} capacity, ${formatBytes(result.cacheHighWaterBytes)} high water`] as [string, string]]),
-          ...(result.sourceSnapshot ? [['snapshot', `${result.sourceSnapshot.snapshot} taken and ${result.sourceSnapshot.deleted ? 'deleted' : 'NOT deleted (delete it yourself)'}`] as [string, string]] : []),
+          ...(result.sourceSnapshot ? [['snapshot', snapshotLine(result)] as [string, string]] : []),
         ]),
       ]);
     });
 };
+
+/** The snapshot this run took: kept as the next backup's base (format 2) or deleted (format 1); older ones it released. */
+function snapshotLine(result: BackupResult): string {
+  const taken = result.sourceSnapshot!;
+  const fate = result.formatVersion === 2 && !taken.deleted ? 'kept as the base of the next backup' : taken.deleted ? 'deleted' : 'NOT deleted (delete it yourself)';
+  const released = result.releasedSnapshots?.length ? `; released ${result.releasedSnapshots.length} older: ${result.releasedSnapshots.join(', ')}` : '';
+  return `${taken.snapshot} taken, ${fate}${released}`;
+}
 
 /** What this run read, at what speed; batches an earlier run read (resumed) are named apart. */
 function readLine(result: BackupResult): string {

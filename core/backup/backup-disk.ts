@@ -1,11 +1,10 @@
 /**
  * The single-process engine: plan, run every batch through one shared scratch cache (the pseudo-disk's
  * cache storage area, smaller than the disk), then finalize. The durable orchestration runs the same
- * three steps as activities.
+ * three steps as activities. A version-2 vault's backup runs through v2/backup-all.ts.
  */
 import { whileBackingUp } from './running-backups';
 import { ScratchCache } from '../cache/scratch-cache';
-import { abortedError } from '../errors';
 import { DedupeIndex } from '../processor/page-processor';
 import { BackupRequest, BackupResult, OperationProgress } from '../types';
 import { openBackupContext, openPlannedSource } from './backup-context';
@@ -14,6 +13,8 @@ import { finalizeBackup, resultOf } from './finalize-backup';
 import { planBackup } from './plan-backup';
 import { pageLimits, runBatch } from './run-batch';
 import { effectiveCacheBytes, resolveSettings } from './settings';
+import { runBatchesOverlapped } from './batch-overlap';
+import { backupAllV2 } from './v2/backup-all';
 
 export async function backupDisk(req: BackupRequest): Promise<BackupResult> {
   return whileBackingUp(req.source, () => backupAll(req));
@@ -23,6 +24,7 @@ async function backupAll(req: BackupRequest): Promise<BackupResult> {
   const started = Date.now();
   const settings = resolveSettings(req);
   const ref = await planBackup(req);
+  if (ref.formatVersion === 2) return backupAllV2(req, ref, started);
   const ctx = await openBackupContext(req, ref.backupId);
   const capacity = effectiveCacheBytes(settings, ctx.plan.pageCount);
   if (ref.alreadyComplete) {
@@ -37,11 +39,7 @@ async function backupAll(req: BackupRequest): Promise<BackupResult> {
   const batchesPerSegment = ctx.plan.pagesPerSegment / ctx.plan.pagesPerBatch;
   // Batches are run by their position in the plan's list of batches with data; `batches[position]` is the batch number.
   const segmentAt = (position: number) => Math.floor(ctx.plan.batches[position] / batchesPerSegment);
-  const stop = new AbortController(); // a failed batch stops the one overlapping it
-  const onAbort = () => stop.abort();
-  req.abortSignal?.addEventListener('abort', onAbort, { once: true });
-  if (req.abortSignal?.aborted) stop.abort();
-  const startBatch = (position: number, onDownloaded: () => void): Promise<void> =>
+  const startBatch = (position: number, onDownloaded: () => void, signal: AbortSignal): Promise<void> =>
     runBatch(
       {
         ctx,
@@ -50,7 +48,7 @@ async function backupAll(req: BackupRequest): Promise<BackupResult> {
         dedupe,
         concurrency: settings.concurrency,
         limits,
-        abortSignal: stop.signal,
+        abortSignal: signal,
         onDownloaded,
         onPageDone: (_page, bytes) => {
           bytesReadNow += bytes;
@@ -69,29 +67,9 @@ async function backupAll(req: BackupRequest): Promise<BackupResult> {
       // No later batch shares the segment: its dedupe entries can go.
       if (position + 1 >= ctx.plan.batches.length || segmentAt(position + 1) !== segmentAt(position)) dedupe.forgetSegment(segmentAt(position));
     });
-  // Batches overlap by one: the next starts downloading as soon as the current one has downloaded its
-  // last page, while the current one drains (processes and stages the pages still in the cache). Both
-  // share the cache and the page limits, so nothing in flight grows; the downloads never wait for a
-  // drain, which on a sparse disk of many small batches was a pause at every batch border.
-  let draining: Promise<void> = Promise.resolve();
-  let current: Promise<void> = Promise.resolve();
   try {
-    for (let position = 0; position < ctx.plan.batches.length; position++) {
-      let downloaded!: () => void;
-      const downloads = new Promise<void>((resolve) => (downloaded = resolve));
-      current = startBatch(position, downloaded);
-      current.catch(() => undefined); // observed below; a rejection must not go unhandled meanwhile
-      await Promise.race([downloads, current]);
-      await draining;
-      draining = current;
-    }
-    await draining;
-  } catch (err) {
-    stop.abort();
-    await Promise.allSettled([draining, current]); // no batch may still write into the cache when it goes
-    throw req.abortSignal?.aborted ? abortedError(req.abortSignal) : err;
+    await runBatchesOverlapped(ctx.plan.batches.length, startBatch, req.abortSignal);
   } finally {
-    req.abortSignal?.removeEventListener('abort', onAbort);
     await cache.dispose();
   }
   const result = await finalizeBackup({ ...req, backupId: ref.backupId });

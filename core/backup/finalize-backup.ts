@@ -1,11 +1,11 @@
 /**
  * Finalizing a backup: when every batch has its record, each segment is committed with its page-table
  * chunk (core/repo's writer), and only then the manifest — in one atomic write. Memory is bounded by
- * one segment.
+ * one segment. A version-2 backup is finalized by v2/finalize.ts.
  */
 import { whileBackingUp } from './running-backups';
 import { isPagewiseError, PagewiseError } from '../errors';
-import { BackupRequest, BackupResult } from '../types';
+import { BackupKind, BackupRequest, BackupResult } from '../types';
 import { PageRecord } from '../repo/batch-record';
 import { BackupWriter } from '../repo/backup-writer';
 import { ManifestBody } from '../repo/manifest';
@@ -13,12 +13,18 @@ import { SourceDisk } from '../source/source-disk';
 import { BackupPlan } from '../repo/backup-plan';
 import { openBackupContext, snapshotTakenByPagewise } from './backup-context';
 import { effectiveCacheBytes, resolveSettings } from './settings';
+import { formatOfBackup } from './vault-version';
+import { finalizeV2 } from './v2/finalize';
+import { Vault } from '../repo/vault';
+import { validateBackupId } from '../repo/backup-id';
 
 export async function finalizeBackup(req: BackupRequest & { backupId: string }): Promise<BackupResult> {
   return whileBackingUp(req.source, () => finalize(req));
 }
 
 async function finalize(req: BackupRequest & { backupId: string }): Promise<BackupResult> {
+  validateBackupId(req.backupId);
+  if ((await formatOfBackup(Vault.open(req.vault), req.backupId)) === 2) return finalizeV2(req);
   const started = Date.now();
   const { plan, writer } = await openBackupContext(req, req.backupId);
   const capacity = effectiveCacheBytes(resolveSettings(req), plan.pageCount);
@@ -64,6 +70,9 @@ async function releaseSnapshot(req: BackupRequest, plan: BackupPlan): Promise<Pi
   }
 }
 
+/** A version-1 vault backs up in full, always (docs/FORMAT.md §12). */
+export const V1_KIND: BackupKind = { kind: 'full', base: null, reason: 'v1-vault' };
+
 /** The result of a backup from its manifest; `cacheCapacityBytes` is the capacity the run's settings give. */
 export function resultOf(body: ManifestBody, durationMs: number, cacheCapacityBytes: number): BackupResult {
   return {
@@ -84,5 +93,9 @@ export function resultOf(body: ManifestBody, durationMs: number, cacheCapacityBy
     bytesReadNow: 0, // finalizing reads no source; the engine running the batches fills this in
     completedAt: body.completedAt,
     durationMs,
+    ...V1_KIND,
+    bytesChanged: body.stats.bytesRead,
+    bytesNew: body.stats.bytesStored,
+    formatVersion: 1,
   };
 }

@@ -2,6 +2,7 @@
  * Planning a backup: open the source disk, list only its allocated page ranges (paged), decide the page
  * grid and the batches that hold data, create and wrap the data key, and store the plan in the vault.
  * Idempotent: a plan that exists for the same disk state is reused, so a repeated start resumes.
+ * Dispatches by the vault's format: this module plans version 1 (full backups), v2/plan.ts version 2.
  */
 import { whileBackingUp } from './running-backups';
 import { generateKey, keyId, wrapDataKey } from '../repo/keys';
@@ -17,8 +18,11 @@ import { BackupPlan, pagesPerBatchFor, planExists, readPlan, writePlan } from '.
 import { manifestExists } from '../repo/manifest';
 import { Vault } from '../repo/vault';
 import { snapshotTakenByPagewise } from './backup-context';
+import { V1_KIND } from './finalize-backup';
 import { backupIdTaken, planDifferences } from './plan-mismatch';
 import { resolveSettings } from './settings';
+import { openVaultForBackup } from './vault-version';
+import { planV2 } from './v2/plan';
 
 export async function planBackup(req: BackupRequest): Promise<PlanRef> {
   return whileBackingUp(req.source, () => makePlan(req));
@@ -33,7 +37,8 @@ async function makePlan(req: BackupRequest): Promise<PlanRef> {
   let source = live;
   // The ID names the disk state (the live blob's ETag), so a repeated start resumes the same backup.
   const backupId = givenOrDerivedBackupId(req.backupId, live.identity, settings.pageSize);
-  await vault.requireForBackup();
+  const opened = await openVaultForBackup(vault, req.userKey);
+  if (opened.version === 2) return planV2(req, { vault, keyring: opened.keyring, upgraded: opened.upgraded }, live, backupId, settings);
 
   if (await planExists(vault, backupId)) {
     const plan = await readPlan(vault, backupId);
@@ -109,5 +114,7 @@ function planRef(plan: BackupPlan, alreadyComplete: boolean): PlanRef {
     pageSize: plan.pageSize,
     pagesPerBatch: plan.pagesPerBatch,
     alreadyComplete,
+    ...V1_KIND,
+    formatVersion: 1,
   };
 }

@@ -7,8 +7,11 @@ import { PagewiseError } from '../errors';
 import { SourceDisk } from '../source/source-disk';
 import { BackupPlan } from '../repo/backup-plan';
 
+/** What a plan of either format says of the disk state it reads. */
+export type PlannedState = Pick<BackupPlan, 'source' | 'diskBytes' | 'pageSize'>;
+
 /** What differs between the plan and this start; empty when the start resumes the plan. */
-export function planDifferences(plan: BackupPlan, live: SourceDisk, pageSize: number, readsPagewiseSnapshot: boolean): string[] {
+export function planDifferences(plan: PlannedState, live: SourceDisk, pageSize: number, readsPagewiseSnapshot: boolean): string[] {
   const differences: string[] = [];
   const planned = plan.source;
   const here = live.identity;
@@ -24,7 +27,7 @@ export function planDifferences(plan: BackupPlan, live: SourceDisk, pageSize: nu
   return differences;
 }
 
-export function backupIdTaken(backupId: string, plan: BackupPlan, differences: string[], pageSize: number): PagewiseError {
+export function backupIdTaken(backupId: string, plan: PlannedState, differences: string[], pageSize: number): PagewiseError {
   const onlyPageSize = differences.length === 1 && plan.pageSize !== pageSize;
   const fix = onlyPageSize
     ? `give page size ${exactSize(plan.pageSize).replace(' ', '')} to resume it, or another backup ID for a new backup`

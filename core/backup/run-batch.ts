@@ -6,18 +6,24 @@
  * record is written: a record exists only for a batch whose every block is staged.
  */
 import { whileBackingUp } from './running-backups';
-import { forEachLimited, Limiter } from '../concurrency';
 import { abortedError, PagewiseError } from '../errors';
 import { ScratchCache } from '../cache/scratch-cache';
-import { PageBuffers } from '../cache/page-buffers';
-import { PseudoDisk } from '../cache/pseudo-disk';
 import { BatchDedupe, DedupeIndex, PageProcessor } from '../processor/page-processor';
-import { PageGrid, pagesOfRangesAsync, runsOf, ByteRange } from '../source/page-grid';
+import { PageGrid, pagesOfRangesAsync, ByteRange } from '../source/page-grid';
 import { SourceDisk } from '../source/source-disk';
 import { BackupRequest, BatchSummary } from '../types';
 import { BatchRecord, PageRecord } from '../repo/batch-record';
 import { BackupContext, openBackupContext, openPlannedSource } from './backup-context';
 import { effectiveCacheBytes, resolveSettings } from './settings';
+import { PageLimits, pumpPages } from './page-pump';
+import { formatOfBackup } from './vault-version';
+import { runOneBatchV2 } from './v2/batch';
+import { Vault } from '../repo/vault';
+import { validateBackupId } from '../repo/backup-id';
+
+// Moved to page-pump.ts (shared with the version-2 batch); re-exported for their callers.
+export { MAX_RUN_BYTES, PAGES_PROCESSED_AT_ONCE, pageLimits, runShape } from './page-pump';
+export type { PageLimits } from './page-pump';
 
 export interface BatchRun {
   ctx: BackupContext;
@@ -33,18 +39,6 @@ export interface BatchRun {
   limits?: PageLimits;
 }
 
-/** How many pages may be between read-back and staged block, and how many of those are processed at once. */
-export interface PageLimits {
-  uploads: Limiter;
-  cpu: Limiter;
-  /** Buffers the pages being processed are read back into, reused (one per `cpu` place). */
-  buffers: PageBuffers;
-}
-
-export function pageLimits(concurrency: number, pageSize: number): PageLimits {
-  return { uploads: new Limiter(concurrency), cpu: new Limiter(PAGES_PROCESSED_AT_ONCE), buffers: new PageBuffers(pageSize, PAGES_PROCESSED_AT_ONCE) };
-}
-
 /**
  * Durable-activity entry point: rebuilds everything from references and runs the batch at `planPosition`
  * (an index into the plan's list of batches with data; batch number `plan.batches[planPosition]`).
@@ -54,6 +48,8 @@ export async function runBackupBatch(req: BackupRequest & { backupId: string; pl
 }
 
 async function runOneBatch(req: BackupRequest & { backupId: string; planPosition: number }): Promise<BatchSummary> {
+  validateBackupId(req.backupId);
+  if ((await formatOfBackup(Vault.open(req.vault), req.backupId)) === 2) return runOneBatchV2(req);
   const settings = resolveSettings(req);
   const ctx = await openBackupContext(req, req.backupId);
   const batch = batchAt(ctx, req.planPosition);
@@ -103,7 +99,6 @@ async function copyBatch(run: BatchRun, batch: number): Promise<BatchSummary> {
   const firstPage = batch * plan.pagesPerBatch;
   const pageCount = Math.min(plan.pagesPerBatch, plan.pageCount - firstPage);
   const window: ByteRange = { offset: grid.pageStart(firstPage), length: Math.min(plan.diskBytes, grid.pageStart(firstPage + pageCount)) - grid.pageStart(firstPage) };
-  const disk = new PseudoDisk(source, grid, cache);
   const batchDedupe = new BatchDedupe(dedupe);
   const processor = new PageProcessor(dataKey, plan.backupId, batchDedupe, plan.pagesPerSegment);
   const records: PageRecord[] = [];
@@ -111,22 +106,10 @@ async function copyBatch(run: BatchRun, batch: number): Promise<BatchSummary> {
   let dedupedPages = 0;
   let bytesStaged = 0;
 
-  // Memory follows the pages being worked on, not the cache: a page waiting for its turn holds only its
-  // (file-backed) slot. At most `concurrency` pages are between read-back and staged block, and of those
-  // only a few are being processed (plaintext + block in memory) at once.
-  const { uploads, cpu, buffers } = run.limits ?? pageLimits(run.concurrency, plan.pageSize);
-  const backUpPage = (page: number, bytes: number): Promise<void> => uploads.run(() => backUpCachedPage(page, bytes));
-  const backUpCachedPage = async (page: number, bytes: number): Promise<void> => {
-    try {
-      // read the cached page through the pseudo-disk, then process it for backup
-      const done = await cpu.run(async () => {
-        const plain = buffers.take(grid.pageLength(page));
-        try {
-          return await processor.process(page, await disk.readPage(page, plain));
-        } finally {
-          buffers.give(plain); // the block (or its absence) no longer refers to the plaintext
-        }
-      });
+  type Processed = Awaited<ReturnType<PageProcessor['process']>>;
+  const { bytesRead } = await pumpPages<Processed>({ ...run, grid }, pagesOfRangesAsync(grid, source.allocatedRanges(window)), {
+    process: (page, plain) => processor.process(page, plain),
+    store: async (page, done) => {
       if (done.kind === 'zero') zeroPages++;
       else if (done.kind === 'duplicate') {
         dedupedPages++;
@@ -137,38 +120,8 @@ async function copyBatch(run: BatchRun, batch: number): Promise<BatchSummary> {
         processor.stored(page, done.hash);
         records.push({ i: page, h: done.hash, n: done.plainLength, b: page, c: done.block.codec, l: done.block.bytes.length });
       }
-    } finally {
-      disk.evict(page); // the page's blocks are stored: its slot goes back to the cache
-    }
-    run.onPageDone?.(page, bytes);
-  };
-
-  // Consecutive pages are downloaded as one run (one ranged read where their data is contiguous, up to
-  // 16 MiB), each page into its own slot. A run's download ends its lane: its pages are processed and
-  // staged in the background while the next runs download, so downloads and uploads overlap. What is
-  // in flight is bounded by the cache, since a page keeps its slot until its block is stored.
-  const { runPages, runsInFlight } = runShape(plan.pageSize, cache.slotCount, run.concurrency);
-  const processing = new Set<Promise<void>>();
-  let failure: unknown;
-  await forEachLimited(runsOf(pagesOfRangesAsync(grid, source.allocatedRanges(window)), runPages), runsInFlight, async (pages) => {
-    if (failure) throw failure;
-    if (run.abortSignal?.aborted) throw abortedError(run.abortSignal);
-    await disk.loadRun(pages, run.abortSignal); // the data agent: download into cache slots
-    for (const p of pages) {
-      const task: Promise<void> = backUpPage(p.page, p.ranges.reduce((sum, r) => sum + r.length, 0)).catch((err) => {
-        failure ??= err;
-      });
-      processing.add(task);
-      void task.finally(() => processing.delete(task));
-    }
-  }).catch((err) => {
-    failure ??= err;
+    },
   });
-  run.onDownloaded?.();
-  // Nothing is left to download: the pages still in the cache are processed and stored.
-  await Promise.all(processing);
-  if (failure) throw failure;
-  if (disk.residentPages().length > 0) throw new PagewiseError('Corrupt', 'pages were left in the scratch cache after the batch');
 
   records.sort((a, b) => a.i - b.i);
   // A duplicate's record carries its block's codec and length once known (the block is in this backup).
@@ -189,7 +142,7 @@ async function copyBatch(run: BatchRun, batch: number): Promise<BatchSummary> {
     batchNumber: batch,
     firstPage,
     pageCount,
-    bytesRead: disk.bytesRead,
+    bytesRead,
     bytesStaged,
     zeroPages,
     dedupedPages,
@@ -213,17 +166,4 @@ function summarize(record: BatchRecord, cacheHighWaterBytes: number, resumed: bo
     cacheHighWaterBytes,
     resumed,
   };
-}
-
-/** Pages read back and processed at once per batch (hash, compress, encrypt are CPU-bound). */
-export const PAGES_PROCESSED_AT_ONCE = 2;
-
-/** Largest read the data agent issues for a run of pages: per-request cost dominates below it. */
-export const MAX_RUN_BYTES = 16 * 1024 * 1024;
-
-/** How many pages one run holds and how many runs may be in flight, within the cache's slots. */
-export function runShape(pageSize: number, slotCount: number, concurrency: number): { runPages: number; runsInFlight: number } {
-  const runPages = Math.max(1, Math.min(Math.floor(MAX_RUN_BYTES / pageSize), Math.floor(slotCount / Math.min(concurrency, slotCount))));
-  const runsInFlight = Math.max(1, Math.min(concurrency, Math.floor(slotCount / runPages)));
-  return { runPages, runsInFlight };
 }

@@ -67,8 +67,18 @@ export class BatchDedupe implements DedupeLookup {
   }
 }
 
-export class PageProcessor {
+/** Tells all-zero pages (holes to be) apart, against one zero buffer grown to the largest page seen. */
+export class ZeroTest {
   private zeros = Buffer.alloc(0);
+
+  isZero(plain: Buffer): boolean {
+    if (this.zeros.length < plain.length) this.zeros = Buffer.alloc(plain.length);
+    return plain.equals(this.zeros.subarray(0, plain.length));
+  }
+}
+
+export class PageProcessor {
+  private readonly zeros = new ZeroTest();
 
   constructor(
     private readonly dataKey: Buffer,
@@ -78,8 +88,7 @@ export class PageProcessor {
   ) {}
 
   isZero(plain: Buffer): boolean {
-    if (this.zeros.length < plain.length) this.zeros = Buffer.alloc(plain.length);
-    return plain.equals(this.zeros.subarray(0, plain.length));
+    return this.zeros.isZero(plain);
   }
 
   async process(page: number, plain: Buffer): Promise<ProcessedPage> {

@@ -15,11 +15,15 @@ import { ManifestBody, readManifest } from './manifest';
 import { decodeChunk, PageEntry } from './page-table';
 import { Vault } from './vault';
 import { BlobNotFoundError, CallOptions } from './store/blob-store';
+import type { BackupSource, PageRead, SourceChecks } from './backup-source';
 
 /** Blocks decoded (decrypted, decompressed, hash-checked) at once per reader; the work runs off the event loop. */
 export const BLOCKS_DECODED_AT_ONCE = 2;
 
-export class BackupReader {
+/** A version-1 backup (docs/FORMAT.md Part I); restore and verify reach it through BackupSource. */
+export class BackupReader implements BackupSource<PageEntry> {
+  readonly formatVersion = 1;
+  readonly checked: SourceChecks = { containers: 0, packs: 0, tables: 0 };
   /** Bounds the decoding copies in flight: a run's blocks would otherwise all be decoded at once. */
   private readonly decoding = new Limiter(BLOCKS_DECODED_AT_ONCE);
 
@@ -45,6 +49,22 @@ export class BackupReader {
 
   get backupId(): string {
     return this.manifest.backupId;
+  }
+
+  get diskBytes(): number {
+    return this.manifest.diskBytes;
+  }
+
+  get pageSize(): number {
+    return this.manifest.pageSize;
+  }
+
+  get pageCount(): number {
+    return this.manifest.pageCount;
+  }
+
+  get groupPages(): number {
+    return this.manifest.pagesPerSegment;
   }
 
   /** Number of non-hole pages (entries) in the backup. */
@@ -74,7 +94,41 @@ export class BackupReader {
 
   /** Page-table entries of every segment, in page order, one segment's chunk in memory at a time. */
   async *segments(): AsyncGenerator<{ segment: number; entries: PageEntry[] }> {
-    for (const chunk of this.manifest.index) yield { segment: chunk.segment, entries: await this.chunkEntries(chunk) };
+    for (const chunk of this.manifest.index) {
+      const entries = await this.chunkEntries(chunk);
+      this.checked.tables++;
+      yield { segment: chunk.segment, entries };
+    }
+  }
+
+  async *groups(): AsyncGenerator<{ group: number; entries: PageEntry[] }> {
+    for await (const { segment, entries } of this.segments()) yield { group: segment, entries };
+  }
+
+  containers(): Array<{ name: string; problem(): Promise<string | undefined> }> {
+    return this.manifest.segments.map((segment) => ({
+      name: `segment ${segment.index}: ${segment.blob}`,
+      problem: () => {
+        this.checked.containers++;
+        return this.segmentProblem(segment);
+      },
+    }));
+  }
+
+  async entryProblems(entries: PageEntry[]): Promise<Array<string | undefined>> {
+    return entries.map((e) => this.checkEntry(e));
+  }
+
+  runs(entries: PageEntry[]): PageEntry[][] {
+    return blockRuns(entries);
+  }
+
+  blocksOf(): number {
+    return 1;
+  }
+
+  async matches(entry: PageEntry, plain: Buffer): Promise<boolean> {
+    return (await sha256(plain)).compare(entry.sha256) === 0;
   }
 
   /** One page-table chunk, read and checked against the manifest. */
@@ -127,7 +181,7 @@ export class BackupReader {
    * each damaged page; when the run's read itself fails, its pages are read one by one. An aborted read
    * (the reader's abortSignal) throws Aborted instead.
    */
-  async readRun(entries: PageEntry[]): Promise<PageRead[]> {
+  async readRun(entries: PageEntry[]): Promise<Array<PageRead<PageEntry>>> {
     const whereOf = (e: PageEntry) => `page ${e.page} (offset ${e.page * this.manifest.pageSize})`;
     const problems = entries.map((e) => this.checkEntry(e));
     if (problems.some((p) => p !== undefined)) {
@@ -148,7 +202,7 @@ export class BackupReader {
       return [{ entry: first, error }];
     }
     return Promise.all(
-      entries.map(async (entry): Promise<PageRead> => {
+      entries.map(async (entry): Promise<PageRead<PageEntry>> => {
         const where = whereOf(entry);
         try {
           const block = bytes.subarray(entry.offset - first.offset, entry.offset - first.offset + entry.storedLength);
@@ -168,11 +222,7 @@ export class BackupReader {
   }
 }
 
-export interface PageRead {
-  entry: PageEntry;
-  plain?: Buffer;
-  error?: PagewiseError;
-}
+export type { PageRead } from './backup-source';
 
 /**
  * Groups entries (in page order) whose blocks lie back to back in one segment into runs, each read

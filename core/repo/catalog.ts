@@ -7,8 +7,12 @@ import { isPagewiseError, PagewiseError } from '../errors';
 import { BackupListing, StorageLocation } from '../types';
 import { BACKUP_ID_RE } from './backup-id';
 import { readPlan } from './backup-plan';
-import { readManifest, readManifestUnverified, verifyManifest } from './manifest';
+import { readManifestUnverified, verifyManifest } from './manifest';
+import { openBackupSource } from './backup-source';
 import { Vault } from './vault';
+import { diskIdentityOf } from '../source/disk-identity';
+import { SourceIdentity } from '../source/source-disk';
+import { catalogEntries2, sourceName } from './v2/catalog2';
 
 export interface ListBackupsOptions {
   /** With the user key, each manifest's MAC is checked: a tampered one is listed damaged. */
@@ -24,13 +28,45 @@ export async function listBackups(location: StorageLocation, options: ListBackup
   return [...complete, ...others];
 }
 
-/** The backups of a vault one by one, in name order; memory holds one manifest at a time. */
+/** The backups of one disk, newest first (`pagewise list`). */
+export interface DiskBackups {
+  /** As CompleteBackupListing.disk; `(unknown disk)` for backups whose disk cannot be read. */
+  disk: string;
+  backups: BackupListing[];
+}
+
+export const UNKNOWN_DISK = '(unknown disk)';
+
+/** The vault's backups grouped by disk (armDiskId where there is one, else identity; §21.1): see groupByDisk. */
+export async function listBackupsByDisk(location: StorageLocation, options: ListBackupsOptions = {}): Promise<DiskBackups[]> {
+  return groupByDisk(await listBackups(location, options));
+}
+
+/**
+ * Groups listings by disk: in each group the newest first (completion time, else creation time), the
+ * groups by their newest backup, newest first; backups of no known disk last.
+ */
+export function groupByDisk(listings: BackupListing[]): DiskBackups[] {
+  const when = (b: BackupListing) => (b.status === 'complete' ? b.completedAt : b.createdAt) ?? '';
+  const groups = new Map<string, BackupListing[]>();
+  for (const b of listings) {
+    const disk = b.disk ?? UNKNOWN_DISK;
+    groups.set(disk, [...(groups.get(disk) ?? []), b]);
+  }
+  const out = [...groups].map(([disk, backups]) => ({ disk, backups: backups.sort((a, b) => when(b).localeCompare(when(a)) || a.backupId.localeCompare(b.backupId)) }));
+  const newest = (g: DiskBackups) => (g.disk === UNKNOWN_DISK ? '' : when(g.backups[0]));
+  return out.sort((a, b) => newest(b).localeCompare(newest(a)) || a.disk.localeCompare(b.disk));
+}
+
+/** The backups of a vault one by one, version 1 then version 2, each in name order; memory holds one manifest at a time. */
 export async function* catalogEntries(vault: Vault, options: ListBackupsOptions = {}): AsyncGenerator<BackupListing> {
   for await (const prefix of vault.listPrefixes('backups/')) {
     const backupId = prefix.slice('backups/'.length).replace(/\/$/, '');
     // A name no Pagewise writes (control characters, capitals, 1000 characters...): nothing of it is read.
     yield BACKUP_ID_RE.test(backupId) ? await entryOf(vault, backupId, options.userKey) : { backupId, status: 'damaged', problem: notABackupId(backupId) };
   }
+  // Version 2 (a new vault, or the backups an upgraded one gained): §12.4.
+  yield* catalogEntries2(vault, options.userKey);
 }
 
 function notABackupId(name: string): string {
@@ -52,6 +88,8 @@ async function entryOf(vault: Vault, backupId: string, userKey: Buffer | undefin
   return {
     backupId,
     status: 'complete',
+    formatVersion: 1,
+    disk: v1Disk(b.source),
     createdAt: b.createdAt,
     completedAt: b.completedAt,
     source: sourceName(b.source),
@@ -61,9 +99,17 @@ async function entryOf(vault: Vault, backupId: string, userKey: Buffer | undefin
   };
 }
 
-/** The disk a plan or manifest names, as the listing shows it: the URL (never a SAS) and its snapshot. */
-function sourceName(source: { url: string; snapshot?: string | null }): string {
-  return `${source.url}${source.snapshot ? `?snapshot=${source.snapshot}` : ''}`;
+
+/**
+ * A version-1 backup's disk as version 2 names it (§21.1: `blob:<account>/<container>/<blob>`), so an
+ * upgraded vault lists both formats' backups of a disk together; its URL when the source names none.
+ */
+function v1Disk(source: SourceIdentity): string {
+  try {
+    return diskIdentityOf(source).identity;
+  } catch {
+    return source.url;
+  }
 }
 
 /** No manifest: what the plan says of the backup, when it has a readable one. */
@@ -71,7 +117,7 @@ async function unfinished(vault: Vault, backupId: string): Promise<BackupListing
   const problem = `backup ${backupId} is incomplete (it has no manifest) and cannot be restored; run the backup again to resume it`;
   try {
     const plan = await readPlan(vault, backupId);
-    return { backupId, status: 'incomplete', problem, createdAt: plan.createdAt, source: sourceName(plan.source), diskBytes: plan.diskBytes, pageSize: plan.pageSize };
+    return { backupId, status: 'incomplete', problem, formatVersion: 1, disk: v1Disk(plan.source), createdAt: plan.createdAt, source: sourceName(plan.source), diskBytes: plan.diskBytes, pageSize: plan.pageSize };
   } catch (err) {
     if (isPagewiseError(err, 'BackupNotFound')) return { backupId, status: 'incomplete', problem };
     if (isPagewiseError(err, 'Corrupt')) return { backupId, status: 'damaged', problem: (err as PagewiseError).message };
@@ -84,5 +130,5 @@ async function unfinished(vault: Vault, backupId: string): Promise<BackupListing
  * checks): what a restore or verify needs, checked before one is started.
  */
 export async function checkRestorable(location: StorageLocation, backupId: string, userKey: Buffer): Promise<void> {
-  await readManifest(Vault.open(location), backupId, userKey);
+  await openBackupSource(location, backupId, userKey);
 }

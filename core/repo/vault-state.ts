@@ -1,7 +1,7 @@
 /** The vault as a caller sees it before working in it: made (`pagewise init`), and there. */
 import { StorageLocation } from '../types';
 import { Vault } from './vault';
-import { ensureVaultV2 } from './v2/marker';
+import { ensureVaultV2, upgradeVault } from './v2/marker';
 
 /**
  * Makes a vault (`pagewise init`): creates the container where absent. With a user key, a container
@@ -22,4 +22,9 @@ export async function initVault(location: StorageLocation, options: { userKey?: 
 /** The vault's container exists (with its marker or not yet): what a caller checks before it starts work there. */
 export async function vaultExists(vault: StorageLocation): Promise<boolean> {
   return (await Vault.open(vault).probe()) !== 'missing';
+}
+
+/** `pagewise upgrade`: a version-1 vault becomes version 2 (§12.2); a version-2 one only checks the key has a slot. */
+export async function upgradeVaultAt(location: StorageLocation, userKey: Buffer): Promise<{ upgraded: boolean }> {
+  return upgradeVault(Vault.open(location), userKey);
 }

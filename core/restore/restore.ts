@@ -14,8 +14,7 @@ import { translateTargetError } from '../storage/storage-errors';
 import { parseStorageUrl, targetBlobClient } from '../storage/clients';
 import { accountGate } from '../storage/account-gate';
 import { OperationProgress, RestoreRequest, RestoreResult } from '../types';
-import { PageEntry } from '../repo/page-table';
-import { BackupReader, blockRuns } from '../repo/backup-reader';
+import { openBackupSource, PageRef } from '../repo/backup-source';
 import { PageSink, prepareDeviceTarget, prepareFileTarget, PreparedTarget } from './file-target';
 import { assertDiskWriteTarget, targetExists } from './target-guard';
 
@@ -54,10 +53,9 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
     stopIfAborted();
     throw err;
   };
-  const reader = await BackupReader.open(req.vault, req.backupId, req.userKey, { abortSignal: signal }).catch(orAborted);
-  const { manifest } = reader;
+  const reader = await openBackupSource(req.vault, req.backupId, req.userKey, { abortSignal: signal }).catch(orAborted);
   const progress: OperationProgress = { phase: 'restoring', pagesDone: 0, pagesTotal: reader.entryCount, bytesDone: 0, bytesTotal: await reader.entryBytes().catch(orAborted) };
-  const sink = await target.open(manifest.diskBytes);
+  const sink = await target.open(reader.diskBytes);
   let pagesWritten = 0;
   let bytesWritten = 0;
   const write = async (offset: number, data: Buffer) => {
@@ -67,18 +65,18 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
   };
   let nextPage = 0; // a dense sink gets zeros for the pages the backup holds none of (holes)
   try {
-    for await (const { entries } of reader.segments()) {
+    for await (const { entries } of reader.groups()) {
       if (sink.dense) {
         for (const e of entries) {
-          await writeZeros(write, nextPage * manifest.pageSize, (e.page - nextPage) * manifest.pageSize);
+          await writeZeros(write, nextPage * reader.pageSize, (e.page - nextPage) * reader.pageSize);
           nextPage = Math.max(nextPage, e.page + 1);
         }
       }
-      await forEachLimited(blockRuns(entries), req.concurrency ?? PAGE_CONCURRENCY.default, async (run: PageEntry[]) => {
+      await forEachLimited(reader.runs(entries), req.concurrency ?? PAGE_CONCURRENCY.default, async (run: PageRef[]) => {
         stopIfAborted();
         for (const { entry, plain, error } of await reader.readRun(run)) {
           if (error) throw error;
-          const base = entry.page * manifest.pageSize;
+          const base = entry.page * reader.pageSize;
           // Over a zeroed target, zero runs inside a page stay unwritten, so it is as sparse as the source.
           if (sink.dense) await write(base, plain!);
           else for (const part of nonZeroRuns(plain!)) await write(base + part.start, plain!.subarray(part.start, part.end));
@@ -89,7 +87,7 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
         }
       });
     }
-    if (sink.dense) await writeZeros(write, nextPage * manifest.pageSize, manifest.diskBytes - nextPage * manifest.pageSize);
+    if (sink.dense) await writeZeros(write, nextPage * reader.pageSize, reader.diskBytes - nextPage * reader.pageSize);
     await sink.commit();
   } catch (err) {
     await sink.abandon();
@@ -100,7 +98,7 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
   return {
     backupId: req.backupId,
     target: target.display,
-    diskBytes: manifest.diskBytes,
+    diskBytes: reader.diskBytes,
     pagesWritten,
     bytesWritten,
     durationMs: Date.now() - started,

@@ -53,8 +53,12 @@ async function actOnEvent(raw: unknown, client: df.DurableClient, context: Invoc
         return;
       }
       const { subscriptionId, resourceGroup, snapshotName } = event;
-      const url = await snapshotAccess().grantRead({ subscriptionId, resourceGroup, snapshotName }, SNAPSHOT_SAS_SECONDS);
-      const started = await startDiskBackup(client, grantedSource(url, readUserKey(), readSettings().allowedEndpoints), { backupId, restartFailed: false });
+      const access = snapshotAccess();
+      const ref = { subscriptionId, resourceGroup, snapshotName };
+      const url = await access.grantRead(ref, SNAPSHOT_SAS_SECONDS);
+      // The disk the snapshot is of: its previous backup is this one's base (FORMAT.md §21.1); the event's resource ID at least.
+      const managedDisk = { snapshotResourceId: event.resourceId, ...(access.diskOf ? await access.diskOf(ref) : {}) };
+      const started = await startDiskBackup(client, grantedSource(url, readUserKey(), readSettings().allowedEndpoints, managedDisk), { backupId, restartFailed: false });
       context.log(`snapshot ${event.snapshotName}: backup ${backupId} ${started.started ? 'started' : `already ${started.status?.runtimeStatus}`}`);
       return;
     }

@@ -1,13 +1,14 @@
 /**
- * HTTP API of backups: start one (202 + status links), read one, list them (optionally for one disk).
+ * HTTP API of backups: start one (202 + status links; `full: true` forces a full backup), read one, list
+ * them (optionally for one disk; `?groupBy=disk` adds the catalog grouped by disk, as `pagewise list`).
  * Thin: validate, check the allow list, then start or query the orchestration.
  */
 import * as df from 'durable-functions';
 import { HttpResponse } from '@azure/functions';
-import { BackupListing, displayUrl, listBackups, validateBackupId } from '../../core';
+import { BackupListing, displayUrl, groupByDisk, listBackups, validateBackupId } from '../../core';
 import { startDiskBackup } from '../backupStarts';
 import { backupIdOfInstance, backupInstanceId } from '../../orchestrations/instanceIds';
-import { problem } from '../problems';
+import { problem, ProblemError } from '../problems';
 import { assertAllowedAccount, readSettings, readUserKey } from '../settings';
 import { findStatus, isRestartable } from '../starter';
 import { validators } from './schemas';
@@ -54,7 +55,9 @@ df.app.client.http('listBackups', {
   methods: ['GET'],
   authLevel: 'function',
   handler: answering(async (request, client) => {
-    assertKnownQuery(request, ['disk']);
+    assertKnownQuery(request, ['disk', 'groupBy']);
+    const groupBy = request.query.get('groupBy');
+    if (groupBy !== null && groupBy !== 'disk') throw new ProblemError(400, 'BadQuery', `groupBy ${JSON.stringify(groupBy.slice(0, 64))} is not supported (allowed: disk)`);
     const settings = readSettings();
     const disk = request.query.get('disk');
     if (disk) assertAllowedAccount(settings, disk, 'blob', 'the disk query parameter');
@@ -70,11 +73,12 @@ df.app.client.http('listBackups', {
       .map((s) => operationView('backups', backupIdOfInstance(s.instanceId)!, s))
       .filter((v) => !wanted || v.source === wanted);
     const seen = new Set(orchestrated.map((v) => v.id));
-    const catalog = catalogued
-      .filter((b) => !seen.has(b.backupId))
-      .filter((b) => !wanted || (b.source !== undefined && displayUrl(b.source) === wanted))
-      .map(catalogView);
-    return new HttpResponse({ status: 200, jsonBody: { backups: [...orchestrated, ...catalog] } });
+    const ofDisk = catalogued.filter((b) => !wanted || (b.source !== undefined && displayUrl(b.source) === wanted));
+    const catalog = ofDisk.filter((b) => !seen.has(b.backupId)).map(catalogView);
+    // groupBy=disk: the vault's backups as `pagewise list` shows them (by disk, newest first) beside the flat list,
+    // which also holds orchestrations the vault knows nothing of yet.
+    const disks = groupBy === 'disk' ? { disks: groupByDisk(ofDisk).map((g) => ({ disk: g.disk, backups: g.backups.map(catalogView) })) } : {};
+    return new HttpResponse({ status: 200, jsonBody: { backups: [...orchestrated, ...catalog], ...disks } });
   }),
 });
 

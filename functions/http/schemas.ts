@@ -13,8 +13,10 @@ export interface StartBackupBody {
   pageSize?: number;
   cacheBytes?: number;
   concurrency?: number;
-  /** Back up a snapshot Pagewise takes first (a disk in use); deleted after the backup. */
+  /** Back up a snapshot Pagewise takes first (a disk in use); kept as the next backup's base. */
   takeSnapshot?: boolean;
+  /** Force a full backup; otherwise incremental on the newest backup of the same disk when possible. */
+  full?: boolean;
 }
 
 export interface StartRestoreBody {

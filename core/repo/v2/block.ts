@@ -12,7 +12,7 @@ const MAGIC = Buffer.from('PWB2');
 const HEADER_BYTES = 36;
 const INNER_BYTES = 8;
 const TAG_BYTES = 16;
-/** 52 bytes per block (§16). */
+/** 60 bytes per block (§16): header 36, codec and length 8 (inside the ciphertext), GCM tag 16. */
 export const BLOCK2_OVERHEAD = HEADER_BYTES + INNER_BYTES + TAG_BYTES;
 /** The largest block of any vault: a 100 MiB page plus the overhead. */
 export const MAX_BLOCK2_BYTES = MAX_PAGE_SIZE + BLOCK2_OVERHEAD;

@@ -1,0 +1,81 @@
+/**
+ * Finding the base of an incremental (docs/FORMAT.md §21.2): the newest manifest of the same disk with
+ * the same size, page size and chunking whose source snapshot still exists; else why the backup is full.
+ */
+import { isTransient } from '../../errors';
+import { readManifestUnverified } from '../../repo/manifest';
+import { readManifest2, manifestsOfDisk } from '../../repo/v2/manifest';
+import { diskIdentityOf } from '../../source/disk-identity';
+import { Keyring } from '../../repo/v2/keyring';
+import { BaseRef, FullReason, ManifestV2 } from '../../repo/v2/records';
+import { Vault } from '../../repo/vault';
+import { SourceDisk } from '../../source/source-disk';
+
+/** The chunking this writer uses (§15.2; #12 writes scheme `page`). */
+export const CHUNKING = { scheme: 'page' } as const;
+
+/**
+ * Manifests read at most while looking for a base, newest first. Pagewise deletes the snapshots of older
+ * backups once a newer one completes, so an older candidate almost never qualifies where the newer ones
+ * did not; a full backup is never wrong (§21.2 leaves how far to look to the writer).
+ */
+export const MAX_BASE_CANDIDATES = 16;
+
+export type BaseChoice = { base: BaseRef; manifest: ManifestV2 } | { base: null; reason: FullReason };
+
+export interface ThisRun {
+  diskBytes: number;
+  pageSize: number;
+}
+
+/** Why `m` cannot be the base of this run, or undefined when it can (its snapshot still checked apart). */
+export function unusableBecause(m: ManifestV2, run: ThisRun): FullReason | undefined {
+  if (m.diskBytes !== run.diskBytes) return 'size-changed';
+  if (m.pageSize !== run.pageSize) return 'page-size-changed';
+  if (!sameChunking(m.chunking)) return 'chunking-changed';
+  if (!m.source.snapshot) return 'base-snapshot-gone'; // it read the live blob: nothing to diff against
+  return undefined;
+}
+
+function sameChunking(c: ManifestV2['chunking']): boolean {
+  return c.scheme === CHUNKING.scheme && Object.keys(c).length === 1;
+}
+
+/** The base for this run of the disk `identity`, or the reason of the newest candidate why there is none. */
+export async function chooseBase(vault: Vault, keyring: Keyring, identity: string, source: SourceDisk, run: ThisRun): Promise<BaseChoice> {
+  let newestReason: FullReason | undefined;
+  let read = 0;
+  for await (const entry of manifestsOfDisk(vault, keyring, identity)) {
+    if (!entry.manifest) continue; // unreadable: never a base (the catalog reports it)
+    let reason = unusableBecause(entry.manifest, run);
+    if (!reason && !(await source.snapshotExists(entry.manifest.source.snapshot!))) reason = 'base-snapshot-gone';
+    if (!reason) {
+      return { base: { backupId: entry.manifest.backupId, manifest: entry.name, snapshot: entry.manifest.source.snapshot! }, manifest: entry.manifest };
+    }
+    newestReason ??= reason;
+    if (++read >= MAX_BASE_CANDIDATES) break;
+  }
+  return { base: null, reason: newestReason ?? 'no-base' };
+}
+
+/** The base manifest a plan names (finalize and the batches read its tables). */
+export function readBaseManifest(vault: Vault, keyring: Keyring, base: BaseRef): Promise<ManifestV2> {
+  return readManifest2(vault, keyring, base.manifest);
+}
+
+/**
+ * In a vault upgraded from version 1: whether a version-1 backup of the disk `identity` is there — its
+ * first version-2 backup is then full with reason `v1-base` (§12.5), not `no-base`. Reads the clear
+ * version-1 manifests (no key needed to tell the disk); only asked while the disk has no version-2 backup.
+ */
+export async function hasV1Backup(vault: Vault, identity: string): Promise<boolean> {
+  for await (const prefix of vault.listPrefixes('backups/')) {
+    const id = prefix.slice('backups/'.length).replace(/\/$/, '');
+    try {
+      if (diskIdentityOf((await readManifestUnverified(vault, id)).body.source).identity === identity) return true;
+    } catch (err) {
+      if (isTransient(err)) throw err; // unfinished, damaged or foreign: not a base either way
+    }
+  }
+  return false;
+}

@@ -1,0 +1,49 @@
+/**
+ * What every step of a version-2 backup needs after planning: the plan, the vault's keyring and the
+ * vault; rebuilt from the backup ID and request in whatever process runs the step.
+ */
+import { PagewiseError } from '../../errors';
+import { validateBackupId } from '../../repo/backup-id';
+import { Keyring } from '../../repo/v2/keyring';
+import { openVaultKeyring } from '../../repo/v2/marker';
+import { readManifest2 } from '../../repo/v2/manifest';
+import { v2names } from '../../repo/v2/names';
+import { ManifestV2, PlanV2 } from '../../repo/v2/records';
+import { readPlan2 } from '../../repo/v2/staging';
+import { Vault } from '../../repo/vault';
+import { SourceDisk } from '../../source/source-disk';
+import { BackupRequest } from '../../types';
+
+export interface BackupContextV2 {
+  plan: PlanV2;
+  keyring: Keyring;
+  vault: Vault;
+}
+
+export async function openBackupContextV2(req: BackupRequest, backupId: string): Promise<BackupContextV2> {
+  validateBackupId(backupId);
+  const vault = Vault.open(req.vault);
+  const keyring = await openVaultKeyring(vault, req.userKey);
+  const plan = await readPlan2(vault, keyring, backupId);
+  if (!plan) throw new PagewiseError('BackupNotFound', `backup ${backupId} has no plan in the vault ${vault.display}`);
+  return { plan, keyring, vault };
+}
+
+/** The source as the plan saw it: the snapshot Pagewise took, if it took one; pinned to the plan's ETag. */
+export function openPlannedSourceV2(req: BackupRequest, plan: PlanV2): Promise<SourceDisk> {
+  return SourceDisk.open(req.source, plan.source.etag, snapshotTakenV2(plan));
+}
+
+/** The snapshot this backup reads that Pagewise took (kept as the next backup's base), or undefined. */
+export function snapshotTakenV2(plan: PlanV2): string | undefined {
+  return plan.source.takenByPagewise && plan.source.snapshot ? plan.source.snapshot : undefined;
+}
+
+/** The manifest of the planned backup, if written: one listing of its disk's manifests (not the vault's). */
+export async function manifestOfPlan(vault: Vault, keyring: Keyring, plan: PlanV2): Promise<{ name: string; manifest: ManifestV2 } | undefined> {
+  const suffix = `-${keyring.nameTag(plan.backupId)}.pwm`;
+  for await (const name of vault.list(v2names.manifestPrefix(keyring.diskTag(plan.disk.identity)))) {
+    if (name.endsWith(suffix)) return { name, manifest: await readManifest2(vault, keyring, name) };
+  }
+  return undefined;
+}

@@ -1,0 +1,262 @@
+/**
+ * Finalizing a version-2 backup: build each group's page table from the base's (unchanged pages) and
+ * this backup's batch records (changed pages), reuse the base's table where no page of the group
+ * changed, check every pack the tables name still exists (§23, writers rule 3), write the manifest
+ * last, then release the snapshots Pagewise took for earlier backups of the disk (this backup's
+ * snapshot stays: it is the next base).
+ */
+import { forEachLimited } from '../../concurrency';
+import { PagewiseError } from '../../errors';
+import { manifestsOfDisk, writeManifest2 } from '../../repo/v2/manifest';
+import { v2names } from '../../repo/v2/names';
+import { isZeroChunk, readTable, writeTable } from '../../repo/v2/page-table';
+import { BatchRecordV2, ManifestV2, PageRecord2, TableRef } from '../../repo/v2/records';
+import { readBatch2 } from '../../repo/v2/staging';
+import { releaseOlderSnapshots } from '../../source/snapshot-lifecycle';
+import { SourceDisk } from '../../source/source-disk';
+import { BackupRequest, BackupResult } from '../../types';
+import { effectiveCacheBytes, resolveSettings } from '../settings';
+import { MAX_BASE_CANDIDATES, readBaseManifest } from './base';
+import { newBlocksOf } from './batch';
+import { BackupContextV2, manifestOfPlan, openBackupContextV2 } from './context';
+import { PageRuns } from './page-runs';
+
+/** Packs checked present at once before the manifest. */
+const PACK_CHECKS_AT_ONCE = 8;
+
+/** What the batch records say beyond the manifest: packs written, pages recorded, new blocks. */
+interface BatchTotals {
+  bytesRead: number;
+  bytesNew: number;
+  bytesStored: number;
+  zeroPages: number;
+  packs: number;
+  recordedPages: number;
+  newBlocks: number;
+}
+
+const NO_TOTALS: BatchTotals = { bytesRead: 0, bytesNew: 0, bytesStored: 0, zeroPages: 0, packs: 0, recordedPages: 0, newBlocks: 0 };
+
+function addRecord(t: BatchTotals, r: BatchRecordV2): void {
+  t.bytesRead += r.bytesRead;
+  t.bytesNew += r.bytesNew;
+  t.bytesStored += r.bytesStored;
+  t.zeroPages += r.zeroPages;
+  t.packs += r.packs.length;
+  t.recordedPages += r.pages.length;
+  t.newBlocks += newBlocksOf(r);
+}
+
+export async function finalizeV2(req: BackupRequest & { backupId: string }): Promise<BackupResult> {
+  const started = Date.now();
+  const ctx = await openBackupContextV2(req, req.backupId);
+  const { plan, vault, keyring } = ctx;
+  const capacity = effectiveCacheBytes(resolveSettings(req), plan.pageCount);
+  const done = await manifestOfPlan(vault, keyring, plan);
+  if (done) {
+    // A finalize repeated after the manifest: the same result (the staging may be pruned since: counts 0).
+    const totals = await batchTotals(ctx).catch(() => ({ ...NO_TOTALS }));
+    return { ...resultOfV2(done.manifest, totals, Date.now() - started, capacity), ...(await releaseSnapshots(req, ctx, done.name)) };
+  }
+
+  const base = plan.base ? await readBaseManifest(vault, keyring, plan.base) : null;
+  if (base && (base.pageSize !== plan.pageSize || base.pagesPerTable !== plan.pagesPerTable || base.diskBytes !== plan.diskBytes)) {
+    throw new PagewiseError('Corrupt', `the base ${plan.base!.manifest} of backup ${plan.backupId} has another page grid than its plan`);
+  }
+  const changed = plan.changedPages ? PageRuns.of(plan.changedPages, plan.pageCount, `the plan of backup ${plan.backupId}`) : null;
+  const baseTables = new Map((base?.tables ?? []).map((t) => [t.index, t]));
+  const totals = { ...NO_TOTALS };
+  const tables: TableRef[] = [];
+  const packs = new Set<string>();
+  let chunks = 0;
+  const note = (records: PageRecord2[]) => {
+    for (const r of records) {
+      for (const c of r.chunks) {
+        if (isZeroChunk(c)) continue;
+        chunks++;
+        packs.add(c.pack);
+      }
+    }
+  };
+
+  // Batch records are read in plan order, each once (a batch may straddle two groups: kept for the next).
+  let next = 0;
+  let held: BatchRecordV2 | undefined;
+  const recordsOfGroup = async (first: number, count: number): Promise<PageRecord2[]> => {
+    const out: PageRecord2[] = [];
+    for (;;) {
+      if (held) {
+        if (held.firstPage >= first + count) return out;
+        out.push(...held.pages.filter((p) => p.page >= first && p.page < first + count));
+        if (held.firstPage + held.pageCount > first + count) return out; // continues into the next group
+        held = undefined;
+        continue;
+      }
+      const batch = plan.batches[next];
+      if (batch === undefined || batch * plan.pagesPerBatch >= first + count) return out;
+      next++;
+      const record = await readBatch2(vault, keyring, plan.backupId, batch);
+      if (!record) throw new PagewiseError('BackupIncomplete', `batch ${batch} of backup ${plan.backupId} has not finished; the backup cannot be finalized yet`);
+      addRecord(totals, record);
+      held = record;
+    }
+  };
+
+  const groups = Math.ceil(plan.pageCount / plan.pagesPerTable);
+  for (let g = 0; g < groups; g++) {
+    const first = g * plan.pagesPerTable;
+    const count = Math.min(plan.pagesPerTable, plan.pageCount - first);
+    const baseRef = baseTables.get(g);
+    if (changed && !changed.touches(first, count)) {
+      // No page of the group changed: the base's table is this backup's as it is.
+      if (baseRef) {
+        tables.push(baseRef);
+        note(await readTable(vault, keyring, baseRef, plan.pagesPerTable));
+      }
+      continue;
+    }
+    const kept = changed && baseRef ? (await readTable(vault, keyring, baseRef, plan.pagesPerTable)).filter((r) => !changed.has(r.page)) : [];
+    const records = [...kept, ...(await recordsOfGroup(first, count))].sort((a, b) => a.page - b.page);
+    if (records.length === 0) continue; // every page of the group is a hole
+    tables.push(await writeTable(vault, keyring, g, records));
+    note(records);
+  }
+  if (next < plan.batches.length) throw new PagewiseError('Corrupt', `the plan of backup ${plan.backupId} lists batch ${plan.batches[next]} outside the disk's page groups`);
+
+  await requirePacks(ctx, packs);
+  const completedAt = new Date().toISOString();
+  const body: ManifestV2 = {
+    format: 'pagewise-manifest',
+    version: 2,
+    backupId: plan.backupId,
+    createdAt: plan.createdAt,
+    completedAt,
+    disk: plan.disk,
+    source: { url: plan.source.url, snapshot: plan.source.snapshot || null, etag: plan.source.etag, takenByPagewise: plan.source.takenByPagewise },
+    diskBytes: plan.diskBytes,
+    pageSize: plan.pageSize,
+    pageCount: plan.pageCount,
+    pagesPerTable: plan.pagesPerTable,
+    chunking: plan.chunking,
+    codec: plan.codec,
+    kind: plan.kind,
+    base: plan.base,
+    reason: plan.reason,
+    generation: base ? base.generation + 1 : 0,
+    keyEpoch: plan.keyEpoch,
+    tables,
+    stats: {
+      allocatedBytes: plan.allocatedBytes,
+      bytesRead: totals.bytesRead,
+      bytesChanged: plan.changedBytes ?? totals.bytesRead,
+      bytesNew: totals.bytesNew,
+      bytesStored: totals.bytesStored,
+      chunks,
+      newChunks: totals.newBlocks,
+      zeroPages: totals.zeroPages,
+    },
+  };
+  const name = await writeManifest2(vault, keyring, body);
+  return { ...resultOfV2(body, totals, Date.now() - started, capacity), ...(await releaseSnapshots(req, ctx, name)) };
+}
+
+/**
+ * §23 writers rule 3, just before the manifest: every pack a table of this backup names exists (one
+ * HEAD per distinct pack). A base's pack deleted meanwhile (prune) leaves the backup unfinished.
+ */
+async function requirePacks({ vault, plan }: BackupContextV2, packs: Set<string>): Promise<void> {
+  const missing: string[] = [];
+  await forEachLimited(packs, PACK_CHECKS_AT_ONCE, async (pack) => {
+    if (!(await vault.exists(v2names.pack(pack)))) missing.push(pack);
+  });
+  if (missing.length > 0) {
+    missing.sort();
+    throw new PagewiseError('BackupIncomplete', `backup ${plan.backupId} refers to ${missing.length} pack(s) no longer in the vault (${missing.slice(0, 3).map((p) => v2names.pack(p)).join(', ')}${missing.length > 3 ? ', …' : ''}); no manifest was written; a full backup (--full; with another backup ID while the disk is unchanged) stores those pages again`);
+  }
+}
+
+/** The totals of every batch record of the plan (a repeated finalize). */
+async function batchTotals({ vault, keyring, plan }: BackupContextV2): Promise<BatchTotals> {
+  const totals = { ...NO_TOTALS };
+  for (const batch of plan.batches) {
+    const record = await readBatch2(vault, keyring, plan.backupId, batch);
+    if (record) addRecord(totals, record);
+  }
+  return totals;
+}
+
+/**
+ * The manifest is written. The snapshot this backup read stays (the next base); the snapshots Pagewise
+ * took for EARLIER backups of the disk (older manifests, after this one in the newest-first listing) go.
+ * Nothing is released when this backup read the live blob: an older snapshot is then the only base.
+ */
+async function releaseSnapshots(req: BackupRequest, { vault, keyring, plan }: BackupContextV2, manifestName: string): Promise<Pick<BackupResult, 'sourceSnapshot' | 'releasedSnapshots'>> {
+  const keep = plan.source.snapshot;
+  if (!keep) return { releasedSnapshots: [] };
+  const taken: string[] = [];
+  let older = false;
+  let read = 0;
+  for await (const entry of manifestsOfDisk(vault, keyring, plan.disk.identity)) {
+    if (entry.name === manifestName) {
+      older = true;
+      continue;
+    }
+    if (!older) continue;
+    const m = entry.manifest;
+    if (m?.source.takenByPagewise && m.source.snapshot && m.source.snapshot !== keep) taken.push(m.source.snapshot);
+    if (++read >= MAX_BASE_CANDIDATES) break;
+  }
+  const released = { deleted: [] as string[] };
+  const present = await stillThere(req, taken);
+  if (present.length > 0) released.deleted = (await releaseOlderSnapshots(req.source, keep, present)).deleted;
+  return {
+    ...(plan.source.takenByPagewise ? { sourceSnapshot: { snapshot: keep, deleted: false } } : {}),
+    releasedSnapshots: released.deleted,
+  };
+}
+
+/**
+ * Which of `snapshots` still exist (a HEAD each), so the result names only what this run released, not
+ * what an earlier run did. The source cannot be opened (deleted, SAS expired): none, nothing released.
+ */
+async function stillThere(req: BackupRequest, snapshots: string[]): Promise<string[]> {
+  if (snapshots.length === 0) return [];
+  let source: SourceDisk;
+  try {
+    source = await SourceDisk.open(req.source);
+  } catch {
+    return [];
+  }
+  const out: string[] = [];
+  for (const s of new Set(snapshots)) if (await source.snapshotExists(s).catch(() => true)) out.push(s); // unknown: let the release try
+  return out;
+}
+
+/** The result of a version-2 backup from its manifest (and its batch records' totals). */
+export function resultOfV2(m: ManifestV2, totals: BatchTotals, durationMs: number, cacheCapacityBytes: number): BackupResult {
+  return {
+    backupId: m.backupId,
+    diskBytes: m.diskBytes,
+    allocatedBytes: m.stats.allocatedBytes,
+    bytesRead: m.stats.bytesRead,
+    bytesStored: m.stats.bytesStored,
+    pages: m.tables.reduce((sum, t) => sum + t.pages, 0) + m.stats.zeroPages,
+    storedBlocks: m.stats.newChunks,
+    zeroPages: m.stats.zeroPages,
+    dedupedPages: Math.max(0, totals.recordedPages - totals.newBlocks),
+    pageSize: m.pageSize,
+    segments: totals.packs,
+    cacheCapacityBytes,
+    cacheHighWaterBytes: 0,
+    alreadyExisted: false,
+    bytesReadNow: 0, // finalizing reads no source; the engine running the batches fills this in
+    completedAt: m.completedAt,
+    durationMs,
+    kind: m.kind,
+    base: m.base ? { backupId: m.base.backupId, snapshot: m.base.snapshot } : null,
+    reason: m.reason,
+    bytesChanged: m.stats.bytesChanged,
+    bytesNew: m.stats.bytesNew,
+    formatVersion: 2,
+  };
+}

@@ -1,0 +1,96 @@
+/** What restore and verify read of a complete backup, whatever the vault's format version: one interface, one opener. */
+import { StorageLocation } from '../types';
+import { isPagewiseError, PagewiseError } from '../errors';
+import { CallOptions } from './store/blob-store';
+import { BackupReader } from './backup-reader';
+import { validateBackupId } from './backup-id';
+import { Vault } from './vault';
+import { openKeyring } from './v2/keyring';
+import { readVaultMarkerIfAny } from './v2/marker';
+import { BackupReader2 } from './v2/backup-reader2';
+
+/** A page of the backup's page table: version 1 a PageEntry (one block), version 2 a PageRecord2 (its chunks). */
+export interface PageRef {
+  page: number;
+}
+
+export interface PageRead<E extends PageRef = PageRef> {
+  entry: E;
+  plain?: Buffer;
+  error?: PagewiseError;
+}
+
+/** What a reader checked so far (verify's counts). */
+export interface SourceChecks {
+  /** Version 1: segments HEAD-checked; version 2: distinct packs HEAD-checked. */
+  containers: number;
+  /** Version 2: distinct packs HEAD-checked (0 for version 1). */
+  packs: number;
+  /** Page tables (version 1: page-table chunks) read and checked against the manifest by groups(). */
+  tables: number;
+}
+
+/**
+ * A complete backup opened for reading: its facts, its page entries group by group (version 1 a
+ * segment's page-table chunk, version 2 one page table; one group in memory at a time), and its pages.
+ */
+export interface BackupSource<E extends PageRef = PageRef> {
+  readonly formatVersion: 1 | 2;
+  readonly backupId: string;
+  readonly diskBytes: number;
+  readonly pageSize: number;
+  readonly pageCount: number;
+  /** Pages per group: group g covers pages [g·groupPages, (g+1)·groupPages). */
+  readonly groupPages: number;
+  /** Non-hole pages (entries) of the backup, from the manifest. */
+  readonly entryCount: number;
+  readonly checked: SourceChecks;
+  /** The real length of a page: the disk's last page may be short. */
+  pageLength(page: number): number;
+  /** Plaintext bytes of all entries, each page at its real length. */
+  entryBytes(): Promise<number>;
+  /** The groups holding entries, ascending; each group's entries in page order, checked against the manifest as read. */
+  groups(): AsyncGenerator<{ group: number; entries: E[] }>;
+  /** Blobs to check present and whole before the pages (version 1: its segments; version 2: none, packs are checked as tables name them). */
+  containers(): Array<{ name: string; problem(): Promise<string | undefined> }>;
+  /** Structural problem of each entry (where its blocks lie, its length), undefined when sound; version 2 HEADs each new pack once. */
+  entryProblems(entries: E[]): Promise<Array<string | undefined>>;
+  /** Splits entries (page order) into runs each read with few ranged GETs, bounded in stored and plaintext bytes. */
+  runs(entries: E[]): E[][];
+  /** The plaintext of each page of a run, fully checked, or the error naming the page (an abort throws). */
+  readRun(run: E[]): Promise<Array<PageRead<E>>>;
+  /** Blocks a page's read decodes (version 1: 1; version 2: its non-zero chunks). */
+  blocksOf(entry: E): number;
+  /** Whether a page read from elsewhere (the source disk) is the page the backup holds. */
+  matches(entry: E, plain: Buffer): Promise<boolean>;
+}
+
+/**
+ * Opens a complete backup for reading with the user key. Dispatches on the vault marker (§12): a
+ * version-1 vault by the Part I rules; a version-2 vault through its keyring and the backup's manifest;
+ * an upgraded vault also holds version-1 backups under backups/.
+ */
+export async function openBackupSource(vaultLocation: StorageLocation, backupId: string, userKey: Buffer, options: CallOptions = {}): Promise<BackupSource> {
+  validateBackupId(backupId);
+  const vault = Vault.open(vaultLocation);
+  const call = { abortSignal: options.abortSignal };
+  // No marker: a container written before markers existed reads as version 1 (its reads fail as they always did).
+  const marker = await readVaultMarkerIfAny(vault);
+  if (marker?.version !== 2) return BackupReader.open(vaultLocation, backupId, userKey, call);
+  const upgraded = marker.upgradedFrom === 1;
+  let reader: BackupReader2 | undefined;
+  let noSlot: PagewiseError | undefined;
+  try {
+    reader = await BackupReader2.open(vault, await openKeyring(vault, marker, userKey), backupId, call);
+  } catch (err) {
+    // A key without a slot may still be the key of the version-1 backups an upgraded vault keeps.
+    if (!(upgraded && isPagewiseError(err, 'WrongKey'))) throw err;
+    noSlot = err;
+  }
+  if (reader) return reader;
+  if (!upgraded) throw new PagewiseError('BackupNotFound', `backup ${backupId} does not exist in the vault ${vault.display}`);
+  // An upgraded vault keeps its version-1 backups under backups/ (§12.4).
+  return BackupReader.open(vaultLocation, backupId, userKey, call).catch((err: unknown) => {
+    throw noSlot && isPagewiseError(err, 'BackupNotFound') ? noSlot : err;
+  });
+}

@@ -1,0 +1,328 @@
+/**
+ * Reads a complete version-2 backup (docs/FORMAT.md §19, §20.3): its manifest alone names every page table,
+ * each table is checked against the manifest (size, SHA-256) and authenticated, and each page is its
+ * chunks in order — blocks fetched from the hinted pack, decoded, content ID checked; zero chunks are
+ * zeros. No other backup is read, whatever the generation. Memory: one table and one run of blocks.
+ */
+import { forEachLimited, Limiter } from '../../concurrency';
+import { isPagewiseError, PagewiseError } from '../../errors';
+import type { BackupSource, PageRead, SourceChecks } from '../backup-source';
+import { BLOCKS_DECODED_AT_ONCE } from '../backup-reader';
+import { BlobNotFoundError, CallOptions } from '../store/blob-store';
+import type { Vault } from '../vault';
+import { decodeBlock2 } from './block';
+import type { Keyring } from './keyring';
+import { findManifest2 } from './manifest';
+import { v2names } from './names';
+import { isZeroChunk, readTable } from './page-table';
+import type { ChunkRef, ManifestV2, PageRecord2, TableRef } from './records';
+import { getIfAny } from './staging';
+
+/** A run's stored and plaintext bytes, as version 1's blockRuns. */
+export const RUN_MAX_BYTES = 16 * 1024 * 1024;
+/** Pack HEADs in flight while a table's packs are checked. */
+const PACK_HEADS_AT_ONCE = 8;
+
+export class BackupReader2 implements BackupSource<PageRecord2> {
+  readonly formatVersion = 2;
+  readonly checked: SourceChecks = { containers: 0, packs: 0, tables: 0 };
+  private readonly decoding = new Limiter(BLOCKS_DECODED_AT_ONCE);
+  /** Each pack HEAD-checked once: its size, or why it is unusable (missing, unreadable). */
+  private readonly packs = new Map<string, number | string>();
+
+  private constructor(
+    readonly vault: Vault,
+    private readonly keyring: Keyring,
+    /** The manifest's blob name (manifests/<diskTag>/<inv>-<nameTag>.pwm). */
+    readonly manifestName: string,
+    readonly manifest: ManifestV2,
+    private readonly call: CallOptions,
+  ) {}
+
+  /**
+   * Opens backup `backupId` of a version-2 vault whose keyring `keyring` is: undefined when the vault has
+   * neither its manifest nor its plan; BackupIncomplete when only the plan is there.
+   */
+  static async open(vault: Vault, keyring: Keyring, backupId: string, call: CallOptions = {}): Promise<BackupReader2 | undefined> {
+    const found = await findManifest2(vault, keyring, backupId);
+    if (!found) {
+      if (await getIfAny(vault, v2names.plan(keyring.nameTag(backupId)))) {
+        throw new PagewiseError('BackupIncomplete', `backup ${backupId} is incomplete (it has no manifest) and cannot be restored; run the backup again to resume it`);
+      }
+      return undefined;
+    }
+    checkTableSizes(found.manifest, found.name);
+    return new BackupReader2(vault, keyring, found.name, found.manifest, call);
+  }
+
+  get backupId(): string {
+    return this.manifest.backupId;
+  }
+
+  get diskBytes(): number {
+    return this.manifest.diskBytes;
+  }
+
+  get pageSize(): number {
+    return this.manifest.pageSize;
+  }
+
+  get pageCount(): number {
+    return this.manifest.pageCount;
+  }
+
+  get groupPages(): number {
+    return this.manifest.pagesPerTable;
+  }
+
+  get entryCount(): number {
+    return this.manifest.tables.reduce((sum, t) => sum + t.pages, 0);
+  }
+
+  pageLength(page: number): number {
+    return Math.max(0, Math.min(this.pageSize, this.diskBytes - page * this.pageSize));
+  }
+
+  /** As version 1: only a short last page needs a look at the last table (is it a record or a hole?). */
+  async entryBytes(): Promise<number> {
+    const whole = this.entryCount * this.pageSize;
+    const shortBy = this.pageSize - this.pageLength(this.pageCount - 1);
+    const last = this.manifest.tables[this.manifest.tables.length - 1];
+    if (shortBy === 0 || !last || last.index !== Math.floor((this.pageCount - 1) / this.groupPages)) return whole;
+    const records = await this.tableRecords(last);
+    return records.some((r) => r.page === this.pageCount - 1) ? whole - shortBy : whole;
+  }
+
+  async *groups(): AsyncGenerator<{ group: number; entries: PageRecord2[] }> {
+    for (const ref of this.manifest.tables) {
+      const entries = await this.tableRecords(ref);
+      this.checked.tables++;
+      yield { group: ref.index, entries };
+    }
+  }
+
+  /** One page table, read bounded by the manifest's size for it, checked against the manifest, authenticated. */
+  private async tableRecords(ref: TableRef): Promise<PageRecord2[]> {
+    try {
+      return await readTable(this.vault, this.keyring, ref, this.groupPages, this.call);
+    } catch (err) {
+      if (err instanceof BlobNotFoundError) throw new PagewiseError('Corrupt', `page table ${ref.index} (${v2names.table(ref.tableId)}) is missing`, { cause: err });
+      throw err;
+    }
+  }
+
+  /** None up front: a version-2 backup's packs are known only from its tables, and are checked as entryProblems meets them. */
+  containers(): Array<{ name: string; problem(): Promise<string | undefined> }> {
+    return [];
+  }
+
+  /**
+   * Each record's structural problem: its place on the disk and its length, and every block inside a pack
+   * that exists (each pack HEAD-checked once per reader).
+   */
+  async entryProblems(entries: PageRecord2[]): Promise<Array<string | undefined>> {
+    const unseen = new Set<string>();
+    for (const r of entries) for (const c of r.chunks) if (!isZeroChunk(c) && !this.packs.has(c.pack)) unseen.add(c.pack);
+    await forEachLimited(unseen, PACK_HEADS_AT_ONCE, async (pack) => {
+      this.packs.set(pack, await this.packSize(pack));
+      this.checked.packs++;
+      this.checked.containers++;
+    });
+    return entries.map((r) => {
+      const placed = this.recordProblem(r);
+      if (placed) return placed;
+      for (const c of r.chunks) {
+        if (isZeroChunk(c)) continue;
+        const size = this.packs.get(c.pack)!;
+        if (typeof size === 'string') return `${this.where(r)}: ${size}`;
+        if (c.offset + c.storedLength > size) return `${this.where(r)}: its block lies outside pack ${c.pack} (${size} bytes; truncated or replaced)`;
+      }
+      return undefined;
+    });
+  }
+
+  /** A pack's size, or why it cannot be used. */
+  private async packSize(pack: string): Promise<number | string> {
+    try {
+      return (await this.vault.properties(v2names.pack(pack), this.call)).contentLength;
+    } catch (err) {
+      if (err instanceof BlobNotFoundError) return missingPack(pack);
+      if (isPagewiseError(err, 'Aborted')) throw err;
+      return `pack ${pack} could not be checked (${(err as Error).message})`;
+    }
+  }
+
+  /** What the manifest alone says is wrong with a record: a page beyond the disk, a wrong length. */
+  private recordProblem(r: PageRecord2): string | undefined {
+    if (r.page >= this.pageCount) return `page ${r.page}: beyond the end of the disk`;
+    const expected = this.pageLength(r.page);
+    if (r.length !== expected) return `${this.where(r)}: length ${r.length}, expected ${expected}`;
+    return undefined;
+  }
+
+  private where(r: PageRecord2): string {
+    return `page ${r.page} (offset ${r.page * this.pageSize})`;
+  }
+
+  /**
+   * Records (in page order) in runs: a run's blocks lie back to back in one pack (read with one ranged
+   * GET), bounded in stored and plaintext bytes. A record whose own blocks are scattered (chunks stored by
+   * several backups) is a run alone and gets a GET per stretch; a record of zero chunks only joins any run.
+   */
+  runs(entries: PageRecord2[]): PageRecord2[][] {
+    const runs: PageRecord2[][] = [];
+    let run: PageRecord2[] = [];
+    let end: { pack: string; offset: number } | undefined; // where the run's last block ends
+    let start = 0;
+    let plain = 0;
+    const close = () => {
+      if (run.length > 0) runs.push(run);
+      run = [];
+      end = undefined;
+      plain = 0;
+    };
+    for (const r of entries) {
+      const blocks = r.chunks.filter((c) => !isZeroChunk(c));
+      const contiguous = blocks.every((c, k) => k === 0 || (c.pack === blocks[0].pack && c.offset === blocks[k - 1].offset + blocks[k - 1].storedLength));
+      if (!contiguous) {
+        close();
+        runs.push([r]);
+        continue;
+      }
+      if (blocks.length > 0) {
+        const first = blocks[0];
+        const last = blocks[blocks.length - 1];
+        const follows = end === undefined || (end.pack === first.pack && end.offset === first.offset);
+        if (run.length > 0 && (!follows || (end !== undefined && last.offset + last.storedLength - start > RUN_MAX_BYTES) || plain + r.length > RUN_MAX_BYTES)) close();
+        if (end === undefined) start = first.offset;
+        end = { pack: last.pack, offset: last.offset + last.storedLength };
+      } else if (run.length > 0 && plain + r.length > RUN_MAX_BYTES) close();
+      run.push(r);
+      plain += r.length;
+    }
+    close();
+    return runs;
+  }
+
+  /**
+   * The plaintext of each record of a run: back-to-back blocks of one pack read with one ranged GET
+   * (bounded), each block decoded and its content ID checked, zero chunks as zeros. A pack that is gone
+   * is named; a stretch whose read fails otherwise is read again block by block. An abort throws.
+   */
+  async readRun(run: PageRecord2[]): Promise<Array<PageRead<PageRecord2>>> {
+    const problems = run.map((r) => this.recordProblem(r));
+    if (problems.some((p) => p !== undefined)) {
+      if (run.length === 1) return [{ entry: run[0], error: new PagewiseError('Corrupt', problems[0]!) }];
+      return (await Promise.all(run.map((r) => this.readRun([r])))).flat();
+    }
+    const pages = run.map((r) => Buffer.alloc(r.length)); // zero chunks stay zeros
+    const errors: Array<PagewiseError | undefined> = run.map(() => undefined);
+    const stretches = this.stretches(run);
+    await Promise.all(
+      stretches.map(async (s) => {
+        const got = await this.readStretch(s);
+        await Promise.all(
+          s.parts.map(async (part, k) => {
+            const r = run[part.record];
+            const where = `${this.where(r)}, chunk ${part.chunk} (pack ${part.ref.pack})`;
+            const bytes = got[k];
+            if (bytes instanceof PagewiseError) {
+              errors[part.record] ??= new PagewiseError('Corrupt', `${this.where(r)}: ${bytes.message}`, { cause: bytes });
+              return;
+            }
+            try {
+              const plain = await this.decoding.run(() => decodeBlock2(bytes, part.ref.contentId, this.keyring, where, this.pageSize));
+              if (plain.length !== part.ref.length) throw new PagewiseError('Corrupt', `${where}: decoded ${plain.length} bytes, the page table says ${part.ref.length}`);
+              plain.copy(pages[part.record], part.at);
+            } catch (err) {
+              if (isPagewiseError(err, 'Aborted')) throw err;
+              errors[part.record] ??= err instanceof PagewiseError ? err : new PagewiseError('Corrupt', `${where}: ${(err as Error).message}`);
+            }
+          }),
+        );
+      }),
+    );
+    return run.map((entry, k) => (errors[k] ? { entry, error: errors[k] } : { entry, plain: pages[k] }));
+  }
+
+  /** The run's blocks in order, merged into stretches of one pack read with one GET each (≤ RUN_MAX_BYTES). */
+  private stretches(run: PageRecord2[]): Stretch[] {
+    const out: Stretch[] = [];
+    let current: Stretch | undefined;
+    run.forEach((r, record) => {
+      let at = 0;
+      r.chunks.forEach((ref, chunk) => {
+        const part = { record, chunk, ref, at };
+        at += ref.length;
+        if (isZeroChunk(ref)) return;
+        const follows = current && current.pack === ref.pack && current.end === ref.offset && ref.offset + ref.storedLength - current.start <= RUN_MAX_BYTES;
+        if (!follows) {
+          current = { pack: ref.pack, start: ref.offset, end: ref.offset, parts: [] };
+          out.push(current);
+        }
+        current!.parts.push(part);
+        current!.end = ref.offset + ref.storedLength;
+      });
+    });
+    return out;
+  }
+
+  /** Each part's stored block, or the error that kept it from being read. */
+  private async readStretch(s: Stretch): Promise<Array<Buffer | PagewiseError>> {
+    const name = v2names.pack(s.pack);
+    try {
+      const bytes = await this.vault.getBytes(name, s.start, s.end - s.start, this.call);
+      return s.parts.map((p) => bytes.subarray(p.ref.offset - s.start, p.ref.offset - s.start + p.ref.storedLength));
+    } catch (err) {
+      if (isPagewiseError(err, 'Aborted')) throw err;
+      // Hints only: a pack that is gone is named; finding the block through the vault index is #15.
+      if (err instanceof BlobNotFoundError) return s.parts.map(() => new PagewiseError('Corrupt', missingPack(s.pack), { cause: err }));
+      if (s.parts.length > 1) {
+        return (await Promise.all(s.parts.map((p) => this.readStretch({ pack: s.pack, start: p.ref.offset, end: p.ref.offset + p.ref.storedLength, parts: [p] })))).flat();
+      }
+      return [new PagewiseError('Corrupt', `its block cannot be read from ${name} (${(err as Error).message})`, { cause: err })];
+    }
+  }
+
+  blocksOf(entry: PageRecord2): number {
+    return entry.chunks.filter((c) => !isZeroChunk(c)).length;
+  }
+
+  /** Whether a page read elsewhere (the source disk) is this record: the same length and, chunk by chunk, the same content IDs (zero chunks all zero). */
+  async matches(entry: PageRecord2, plain: Buffer): Promise<boolean> {
+    if (plain.length !== entry.length) return false;
+    let at = 0;
+    for (const c of entry.chunks) {
+      const part = plain.subarray(at, at + c.length);
+      at += c.length;
+      // Content IDs of whole pages are HMACs of megabytes: computed off the event loop.
+      if (isZeroChunk(c) ? part.some((b) => b !== 0) : !(await this.keyring.contentIdAsync(part)).equals(c.contentId)) return false;
+    }
+    return true;
+  }
+}
+
+interface Stretch {
+  pack: string;
+  start: number;
+  end: number;
+  parts: Array<{ record: number; chunk: number; ref: ChunkRef; at: number }>;
+}
+
+function missingPack(pack: string): string {
+  return `its block's pack ${pack} (${v2names.pack(pack)}) is missing (a reader follows the page table's hint; finding a moved block through the vault index is #15)`;
+}
+
+/**
+ * What readManifest2 leaves to a reader: each table's stated size bounded by what its page records can
+ * fill (a table is read whole into memory, so a hostile size must not make the read unbounded).
+ */
+function checkTableSizes(m: ManifestV2, name: string): void {
+  // A page record is 16 bytes and at most min(65535, pageSize) chunk entries of 64; the table adds 52.
+  const maxChunks = Math.min(0xffff, m.pageSize);
+  for (const t of m.tables) {
+    if (t.bytes < 1 || t.bytes > 52 + t.pages * (16 + 64 * maxChunks)) {
+      throw new PagewiseError('Corrupt', `the manifest ${name} says page table ${t.index} is ${t.bytes} bytes, more than ${t.pages} page records can be`);
+    }
+  }
+}
