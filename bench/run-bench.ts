@@ -102,6 +102,8 @@ async function main(): Promise<void> {
   process.once('SIGTERM', onSignal);
   const targets: Target[] = [];
   const results: DiskResult[] = [];
+  // The machine may be shared: its load says how far the absolute times are to be trusted (the ratios compare runs under the same load).
+  const loadAtStart = os.loadavg()[0];
   let incremental: IncrementalResult | undefined;
   const notes: string[] = [];
   const profDir = path.join(RESULTS, `profile-${stamp()}`);
@@ -208,6 +210,7 @@ async function main(): Promise<void> {
       notes.push(`Azurite CPU profile unavailable: ${(err as Error).message}`);
     }
   }
+  notes.push(`load average (1 min): ${loadAtStart.toFixed(1)} at the start, ${os.loadavg()[0].toFixed(1)} at the end, on ${os.cpus().length} cores`);
   const report = render(results, incremental, notes, Date.now() - started);
   process.stdout.write(`\n${report.text}\n`);
   const experiment = process.env.BENCH_EXPERIMENT;

@@ -33,12 +33,9 @@ function backupRequest(input: BackupActivityInput): BackupRequest & { backupId: 
   const settings = readSettings();
   const userKey = readUserKey();
   const { full, ...overrides } = input.settings ?? {};
-  const allowed = allowedSource(settings, input.source, userKey, 'the source disk URL');
-  // allowedSource checked the grant's seal, which covers the disk's identity: no input names another disk.
-  const source = allowed.managedDiskGrant && input.source.managedDisk ? { ...allowed, managedDisk: input.source.managedDisk } : allowed;
   return {
     ...engineSettings(settings, overrides),
-    source,
+    source: allowedSource(settings, input.source, userKey, 'the source disk URL'),
     ...(full ? { full: true } : {}),
     vault: settings.vault,
     userKey,

@@ -223,7 +223,8 @@ export function assertAllowedAccount(settings: PagewiseSettings, url: string, ki
 export function allowedSource(settings: PagewiseSettings, source: DiskRef, userKey: Buffer, what: string): StorageLocation {
   if (source.grantedBy === 'compute') {
     if (!isOwnGrant(source, userKey)) throw endpointRefused(what, 'PAGEWISE_ALLOWED_ACCOUNTS');
-    return { url: openRef(source, userKey, what), managedDiskGrant: true };
+    // The seal covers the snapshot's disk identity too: no input names another disk as this one.
+    return { url: openRef(source, userKey, what), managedDiskGrant: true, ...(source.managedDisk ? { managedDisk: source.managedDisk } : {}) };
   }
   return allowedBlob(settings, source, userKey, what);
 }

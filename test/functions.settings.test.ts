@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { encodeKeyFile } from '../core';
 import { allowedSource, assertAllowedAccount, readSettings, readUserKey, watchedContainers } from '../functions/settings';
-import { disksDue, parsePolicy } from '../functions/policy';
+import { disksDue, fullDue, parsePolicy } from '../functions/policy';
 import { grantedSource } from '../functions/compute';
 
 const base = {
@@ -37,6 +37,13 @@ test('settings: allow list, vault, engine limits', () => {
   expect(() => allowedSource(settings, { ...grantedSource(md, key), url: 'https://md-y.z1.blob.storage.azure.net/snapc/abcd?sig=1' }, key, 'x')).toThrow(/^x is not on an allowed storage endpoint/);
   expect(() => allowedSource(settings, { url: md }, key, 'x')).toThrow(/^x is not on an allowed storage endpoint/);
   expect(() => grantedSource('https://attacker.example/snapc/abcd', key)).toThrow(/the URL the Compute grant returned is not on an allowed storage endpoint/);
+  // The snapshot's disk identity (the base of its next backup) travels under the same seal: altered or added, the grant is refused.
+  const disk = { sourceUniqueId: '2b8c1f5e-0000-4000-8000-000000000001', armDiskId: '/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/disks/vm1-os' };
+  const withDisk = grantedSource(md, key, new Set(), disk);
+  expect(allowedSource(settings, withDisk, key, 'x')).toEqual({ url: md, managedDiskGrant: true, managedDisk: disk });
+  expect(() => allowedSource(settings, { ...withDisk, managedDisk: { ...disk, armDiskId: `${disk.armDiskId.slice(0, -3)}-db` } }, key, 'x')).toThrow(/^x is not on an allowed storage endpoint/);
+  expect(() => allowedSource(settings, { ...grantedSource(md, key), managedDisk: disk }, key, 'x')).toThrow(/^x is not on an allowed storage endpoint/);
+  expect(() => allowedSource(settings, { ...withDisk, managedDisk: undefined }, key, 'x')).toThrow(/^x is not on an allowed storage endpoint/);
   // Endpoint URLs are allowed as entries; anything else is a setting error.
   const local = readSettings({ PAGEWISE_VAULT_URL: 'http://127.0.0.1:10000/vault/vault', PAGEWISE_ALLOWED_ACCOUNTS: 'http://127.0.0.1:10000/vault, srcacct' });
   expect([...local.allowedEndpoints]).toEqual(['http://127.0.0.1:10000/vault', 'https://srcacct.blob.core.windows.net']);
@@ -67,6 +74,17 @@ test('the backup policy: schema and weekdays', () => {
   expect(disksDue(policy, new Date('2024-05-06T03:00:00Z')).map((d) => d.url)).toEqual(['https://a.blob.core.windows.net/c/y.vhd']);
   expect(() => parsePolicy('{"disks":[{"url":"https://a/b/c","days":["Funday"]}]}')).toThrow(/policy is invalid/);
   expect(() => parsePolicy('nope')).toThrow(/not JSON/);
+});
+
+test('the backup policy: incremental by default, full on the days it says', () => {
+  const policy = parsePolicy(
+    JSON.stringify({ disks: [{ url: 'https://a.blob.core.windows.net/c/x.vhd', fullOn: ['Sun'] }, { url: 'https://a.blob.core.windows.net/c/y.vhd', full: true }, { url: 'https://a.blob.core.windows.net/c/z.vhd' }] }),
+  );
+  const sunday = new Date('2024-05-05T03:00:00Z');
+  const monday = new Date('2024-05-06T03:00:00Z');
+  expect(policy.disks.map((d) => [fullDue(d, sunday), fullDue(d, monday)])).toEqual([[true, false], [true, true], [false, false]]);
+  expect(() => parsePolicy('{"disks":[{"url":"https://a/b/c","fullOn":["Someday"]}]}')).toThrow(/policy is invalid/);
+  expect(() => parsePolicy('{"disks":[{"url":"https://a/b/c","full":"yes"}]}')).toThrow(/policy is invalid/);
 });
 
 test('the telemetry event of a finished backup carries counts and a source without its SAS', () => {

@@ -71,12 +71,18 @@ function blobCreated(schema: 'EventGrid' | 'CloudEvents', account: string, url: 
     : { source: topic, subject, type: 'Microsoft.Storage.BlobCreated', id: `ce-${eTag}`, data, specversion: '1.0', time: '2024-05-02T01:00:00Z' };
 }
 
+const DISK_ID = `/subscriptions/${SUB}/resourceGroups/vm-rg/providers/Microsoft.Compute/disks/vm1-osdisk`;
+
 class FakeCompute implements SnapshotAccess {
   grants: SnapshotRef[] = [];
   constructor(private readonly url: string) {}
   async grantRead(snapshot: SnapshotRef): Promise<string> {
     this.grants.push(snapshot);
     return this.url;
+  }
+  /** What Compute's snapshot resource says of its disk (creationData). */
+  async diskOf(): Promise<{ sourceUniqueId: string; armDiskId: string; snapshotResourceId: string }> {
+    return { sourceUniqueId: '5f0c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b', armDiskId: DISK_ID, snapshotResourceId: SNAPSHOT_ID };
   }
 }
 
@@ -96,7 +102,7 @@ beforeAll(async () => {
       PAGEWISE_WATCHED_CONTAINERS: 'src/disks',
       PAGEWISE_BACKUP_POLICY: JSON.stringify({
         disks: [
-          { url: env.sourceUrl('mon.vhd'), days: ['Mon'] },
+          { url: env.sourceUrl('mon.vhd'), days: ['Mon'], fullOn: ['Mon'] },
           { url: env.sourceUrl('daily.vhd') },
           { url: 'https://elsewhere.blob.core.windows.net/vhds/x.vhd' },
         ],
@@ -123,7 +129,8 @@ test('a snapshot event in both schemas, delivered three times, starts one backup
   const instanceId = `backup-${snapshotBackupId(SNAPSHOT_ID)}`;
   const status = await app.runtime.getStatus(instanceId);
   expect(status?.name).toBe('backupDiskOrchestrator');
-  expect(status?.input).toMatchObject({ source: { grantedBy: 'compute' } });
+  // The disk the snapshot is of rides with the grant (under its seal): the next snapshot of vm1-osdisk finds this backup as its base.
+  expect(status?.input).toMatchObject({ source: { grantedBy: 'compute', managedDisk: { sourceUniqueId: '5f0c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b', armDiskId: DISK_ID, snapshotResourceId: SNAPSHOT_ID } } });
   expect(compute.grants).toEqual([{ subscriptionId: SUB, resourceGroup: 'vm-rg', snapshotName: 'vm1-osdisk-nightly' }]);
   expect((await app.runtime.listInstances({ prefix: 'backup-' })).filter((s) => !s.instanceId.includes(':')).map((s) => s.instanceId)).toEqual([instanceId]);
   expect(logs.some((l) => l.includes('already'))).toBe(true);
@@ -185,6 +192,9 @@ test('scheduled backups start the policy disks due on the clock\'s weekday, once
 
   const mon = await runScheduledBackups(client, context, monday);
   expect(mon).toMatchObject({ due: 3, started: [monId], skipped: [dailyId] });
+  // fullOn: Mon — Monday's run of mon.vhd is a forced full backup; daily.vhd's runs are left to the plan.
+  expect((await app.runtime.getStatus(`backup-${monId}`))?.input).toMatchObject({ settings: { full: true } });
+  expect((await app.runtime.getStatus(`backup-${dailyId}`))?.input).not.toHaveProperty('settings.full');
 
   for (const id of [monId, dailyId]) {
     expect((await app.runtime.waitForCompletion(`backup-${id}`, { timeoutInMs: 30_000 })).runtimeStatus).toBe('Completed');

@@ -70,7 +70,7 @@ export interface IncrementalResult {
  */
 export function changeExtents(diskBytes: number, fraction: number, seed = 21): DiskRegion[] {
   const rand = prng(seed);
-  const target = Math.round(diskBytes * fraction);
+  const target = Math.round((diskBytes * fraction) / (4 * KiB)) * 4 * KiB; // page blobs take 512-byte multiples
   const sizes: number[] = [];
   for (let total = 0; total < target; ) {
     const size = Math.exp(Math.log(64 * KiB) + rand() * (Math.log(2 * MiB) - Math.log(64 * KiB)));
