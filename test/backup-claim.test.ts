@@ -37,7 +37,7 @@ test('a disk 16× larger than the cache is backed up without exceeding the cache
   expect(result.storedBlocks + result.dedupedPages + result.zeroPages).toBe(result.pages);
   expect(progress.length).toBe(result.pages);
 
-  const listed = await listBackups(env.vault);
+  const listed = await listBackups(env.vault, { userKey: env.userKey });
   expect(listed.map((b) => b.backupId)).toContain(result.backupId);
 
   const verified = await verifyBackup({ backupId: result.backupId, vault: env.vault, userKey: env.userKey, source: disk.source });
@@ -67,7 +67,7 @@ test('a repeated start of the same disk state resumes into the same backup and d
   const second = await backupDisk({ source: disk.source, vault: env.vault, userKey: env.userKey, pageSize: 1 * MiB, cacheBytes: 2 * MiB });
   expect(second.backupId).toBe(first.backupId);
   expect(second.bytesStored).toBe(first.bytesStored);
-  const ids = (await listBackups(env.vault)).map((b) => b.backupId).filter((id) => id === first.backupId);
+  const ids = (await listBackups(env.vault, { userKey: env.userKey })).map((b) => b.backupId).filter((id) => id === first.backupId);
   expect(ids).toHaveLength(1);
 });
 

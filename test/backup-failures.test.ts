@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { promises as fs } from 'node:fs';
 import { PageBlobClient, AnonymousCredential } from '@azure/storage-blob';
 import {
-  backupDisk, configureStorageEndpoints, restoreBackup, verifyBackup, listBackups, planBackup, runBackupBatch, finalizeBackup, generateKey, PagewiseError,
+  backupDisk, configureStorageEndpoints, restoreBackup, verifyBackup, listBackups, planBackup, runBackupBatch, finalizeBackup, generateKey, PagewiseError, StorageLocation,
 } from '../core';
 import { freePort } from '../testkit/azurite';
 import { putPages } from '../core/restore/restore';
@@ -115,7 +115,8 @@ test('a wrong key on restore is named, and nothing is written', async () => {
   const target = path.join(env.tmp, 'wrong-key.img');
   const err = await failureOf(restoreBackup({ backupId: good.backupId, vault: env.vault, userKey: generateKey(), target: { url: target } }));
   expect(err.code).toBe('WrongKey');
-  expect(err.message).toMatch(/user key \(key ID [0-9a-f]+\) does not match backup/);
+  // Version 1: the backup's data key is not wrapped for it; version 2: the vault has no key slot for it.
+  expect(err.message).toMatch(/user key \(key ID [0-9a-f]+\) does not match backup|this key \(key ID [0-9a-f]{16}\) has no slot in this vault/);
   await expect(fs.stat(target)).rejects.toThrow();
 });
 
@@ -131,14 +132,21 @@ test('restore refuses to overwrite an existing file or blob unless told to', asy
   expect(await codeOf(restoreBackup({ backupId: good.backupId, vault: env.vault, userKey: env.userKey, target: { url: blob } }))).toBe('TargetExists');
 });
 
+// Version-1 objects (segments, the clear manifest) are damaged here: in a version-1 vault (makeVaultV1).
+// Version 2's packs, tables and manifests: security.vault-v2.test.ts.
 describe('damage in the vault', () => {
   let backupId: string;
   let segmentBlob: string;
-  const vault = () => Vault.open(env.vault);
+  let v1: StorageLocation;
+  const vault = () => Vault.open(v1);
+
+  beforeAll(async () => {
+    v1 = await env.makeVault('vault-v1', { version: 1 });
+  });
 
   beforeEach(async () => {
     const disk = await env.makeDisk(`damage-${Date.now()}.vhd`, 8 * MiB, [{ offset: 0, length: 4 * MiB, kind: 'random', seed: 11 }]);
-    const result = await backupDisk({ source: disk.source, vault: env.vault, userKey: env.userKey, pageSize: 1 * MiB, cacheBytes: 2 * MiB });
+    const result = await backupDisk({ source: disk.source, vault: v1, userKey: env.userKey, pageSize: 1 * MiB, cacheBytes: 2 * MiB });
     backupId = result.backupId;
     segmentBlob = layout.segment(backupId, 0);
   });
@@ -148,11 +156,11 @@ describe('damage in the vault', () => {
     const blockBytes = bytes.length / 4; // four random 1 MiB pages, stored incompressible, equal sizes
     bytes[Math.floor(2 * blockBytes + blockBytes / 2)] ^= 0x01; // inside page 2's block
     await vault().putBytes(segmentBlob, bytes);
-    const verified = await verifyBackup({ backupId, vault: env.vault, userKey: env.userKey });
+    const verified = await verifyBackup({ backupId, vault: v1, userKey: env.userKey });
     expect(verified.ok).toBe(false);
     expect(verified.problems).toHaveLength(1);
     expect(verified.problems[0]).toMatch(/^page 2 .*fails authentication/);
-    const err = await failureOf(restoreBackup({ backupId, vault: env.vault, userKey: env.userKey, target: { url: path.join(env.tmp, 'flipped.img') } }));
+    const err = await failureOf(restoreBackup({ backupId, vault: v1, userKey: env.userKey, target: { url: path.join(env.tmp, 'flipped.img') } }));
     expect(err.code).toBe('Corrupt');
     expect(err.message).toMatch(/page 2/);
     await expect(fs.stat(path.join(env.tmp, 'flipped.img'))).rejects.toThrow();
@@ -162,17 +170,17 @@ describe('damage in the vault', () => {
   test('a missing block (segment cut short): verify names the pages', async () => {
     const bytes = await vault().getBytes(segmentBlob);
     await vault().putBytes(segmentBlob, bytes.subarray(0, Math.floor((bytes.length * 3) / 4)));
-    const verified = await verifyBackup({ backupId, vault: env.vault, userKey: env.userKey });
+    const verified = await verifyBackup({ backupId, vault: v1, userKey: env.userKey });
     expect(verified.ok).toBe(false);
     expect(verified.problems.join('\n')).toMatch(/segment 0: .*truncated/);
     expect(verified.problems.join('\n')).toMatch(/page 3/);
   });
 
   test('a missing segment blob: verify says so and restore fails', async () => {
-    await vaultContainerClient(env.vault).client.deleteBlob(segmentBlob);
-    const verified = await verifyBackup({ backupId, vault: env.vault, userKey: env.userKey, readData: false });
+    await vaultContainerClient(v1).client.deleteBlob(segmentBlob);
+    const verified = await verifyBackup({ backupId, vault: v1, userKey: env.userKey, readData: false });
     expect(verified.problems[0]).toMatch(/segment 0: .* is missing/);
-    expect(await codeOf(restoreBackup({ backupId, vault: env.vault, userKey: env.userKey, target: { url: path.join(env.tmp, 'gone.img') } }))).toBe('Corrupt');
+    expect(await codeOf(restoreBackup({ backupId, vault: v1, userKey: env.userKey, target: { url: path.join(env.tmp, 'gone.img') } }))).toBe('Corrupt');
   });
 
   test('a tampered manifest fails authentication', async () => {
@@ -180,7 +188,7 @@ describe('damage in the vault', () => {
     const envelope = await vault().getJson<{ body: { diskBytes: number } }>(name);
     envelope.body.diskBytes += 512;
     await vault().putJson(name, envelope);
-    expect(await codeOf(verifyBackup({ backupId, vault: env.vault, userKey: env.userKey }))).toBe('Corrupt');
+    expect(await codeOf(verifyBackup({ backupId, vault: v1, userKey: env.userKey }))).toBe('Corrupt');
   });
 });
 
@@ -196,8 +204,8 @@ test('a backup interrupted before finalize is not listed, cannot be restored, an
   const first = await runBackupBatch({ ...req, backupId: plan.backupId, planPosition: 0 });
   expect(first.resumed).toBe(false);
   // "Crash" here: no finalize.
-  expect((await listBackups(env.vault)).filter((b) => b.status === 'complete').map((b) => b.backupId)).not.toContain(plan.backupId);
-  expect((await listBackups(env.vault)).find((b) => b.backupId === plan.backupId)).toMatchObject({ status: 'incomplete', diskBytes, pageSize: 512 });
+  expect((await listBackups(env.vault, { userKey: env.userKey })).filter((b) => b.status === 'complete').map((b) => b.backupId)).not.toContain(plan.backupId);
+  expect((await listBackups(env.vault, { userKey: env.userKey })).find((b) => b.backupId === plan.backupId)).toMatchObject({ status: 'incomplete', diskBytes, pageSize: 512 });
   expect(await codeOf(restoreBackup({ backupId: plan.backupId, vault: env.vault, userKey: env.userKey, target: { url: path.join(env.tmp, 'partial.img') } }))).toBe('BackupIncomplete');
 
   const resumed = await backupDisk(req);
@@ -206,7 +214,7 @@ test('a backup interrupted before finalize is not listed, cannot be restored, an
   expect(resumed.bytesReadNow).toBe(disk.allocatedBytes - first.bytesRead); // this run read batch 1 only: its speed is not inflated
   expect(first.bytesRead).toBeGreaterThan(0);
   expect((await runBackupBatch({ ...req, backupId: plan.backupId, planPosition: 0 })).resumed).toBe(true);
-  expect((await listBackups(env.vault)).map((b) => b.backupId)).toContain(plan.backupId);
+  expect((await listBackups(env.vault, { userKey: env.userKey })).map((b) => b.backupId)).toContain(plan.backupId);
   const file = path.join(env.tmp, 'interrupted.img');
   await restoreBackup({ backupId: plan.backupId, vault: env.vault, userKey: env.userKey, target: { url: file } });
   expect(await fileSha256(file)).toBe(disk.sha256);
@@ -253,19 +261,26 @@ describe('a disk in use', () => {
     return finalizeBackup({ ...req, backupId: plan.backupId });
   };
 
-  test('is backed up from a snapshot Pagewise takes (and deletes afterwards); it restores to the state at the start', async () => {
-    const { disk, source, blob } = await live('in-use.vhd');
-    const req = { source, vault: env.vault, userKey: env.userKey, pageSize: MiB, cacheBytes: 2 * MiB, takeSnapshot: true, backupId: 'in-use-1' };
+  // Version 1 deletes its snapshot after the manifest; version 2 keeps it as the base of the disk's next backup (#12).
+  test.each([
+    ['a version-1 vault: deleted afterwards', 1],
+    ['a version-2 vault: kept as the next base', 2],
+  ] as const)('is backed up from a snapshot Pagewise takes (%s); it restores to the state at the start', async (_label, version) => {
+    const name = `in-use-v${version}.vhd`;
+    const { disk, source, blob } = await live(name);
+    const vault = await env.makeVault(`in-use-v${version}`, version === 1 ? { version: 1 } : {});
+    const req = { source, vault, userKey: env.userKey, pageSize: MiB, cacheBytes: 2 * MiB, takeSnapshot: true, backupId: 'in-use-1' };
     const result = await backUpWhileWritten(req, () => blob.uploadPages(Buffer.alloc(MiB, 0xee), 5 * MiB, MiB));
-    expect(result.sourceSnapshot).toMatchObject({ deleted: true, snapshot: expect.any(String) });
+    expect(result).toMatchObject({ formatVersion: version, kind: 'full', sourceSnapshot: { deleted: version === 1, snapshot: expect.any(String) } });
     const snapshots: string[] = [];
-    for await (const item of env.az.accounts.src.service.getContainerClient('disks').listBlobsFlat({ includeSnapshots: true, prefix: 'in-use.vhd' })) {
+    for await (const item of env.az.accounts.src.service.getContainerClient('disks').listBlobsFlat({ includeSnapshots: true, prefix: name })) {
       if (item.snapshot) snapshots.push(item.snapshot);
     }
-    expect(snapshots).toEqual([]); // Pagewise's snapshot is gone; the live blob is still there
+    // Version 1: Pagewise's snapshot is gone. Version 2: it is the one snapshot left. The live blob is there.
+    expect(snapshots).toEqual(version === 1 ? [] : [result.sourceSnapshot!.snapshot]);
     expect((await blob.getProperties()).contentLength).toBe(8 * MiB);
-    const file = path.join(env.tmp, 'in-use.img');
-    await restoreBackup({ backupId: result.backupId, vault: env.vault, userKey: env.userKey, target: { url: file } });
+    const file = path.join(env.tmp, `in-use-v${version}.img`);
+    await restoreBackup({ backupId: result.backupId, vault, userKey: env.userKey, target: { url: file } });
     expect(await fileSha256(file)).toBe(disk.sha256); // the disk as it was when the backup started
   });
 
@@ -275,7 +290,7 @@ describe('a disk in use', () => {
     const plan = await planBackup(req);
     await blob.uploadPages(Buffer.alloc(MiB, 0xee), 5 * MiB, MiB);
     await expect(runBackupBatch({ ...req, backupId: plan.backupId, planPosition: 0 })).rejects.toMatchObject({ code: 'SourceChanged' });
-    expect((await listBackups(env.vault)).filter((b) => b.status === 'complete').map((b) => b.backupId)).not.toContain('in-use-2');
+    expect((await listBackups(env.vault, { userKey: env.userKey })).filter((b) => b.status === 'complete').map((b) => b.backupId)).not.toContain('in-use-2');
   });
 
   test('taking a snapshot through a read-only SAS is refused, naming the permission', async () => {

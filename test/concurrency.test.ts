@@ -11,6 +11,7 @@ import { findFunction } from '../runtime/registry';
 import { accountHighWater, backupDisk, configureRequestsPerAccount, DEFAULT_REQUESTS_PER_ACCOUNT, deriveBackupId, restoreBackup } from '../core';
 import { LocalApp, startLocalApp } from '../runtime/localApp';
 import { fileSha256, KiB, MiB, startEnv, TestEnv } from './harness/env';
+import { backupOf, manifestBlobs } from './harness/vault-blobs';
 
 let env: TestEnv;
 let app: LocalApp;
@@ -36,13 +37,8 @@ const layout = (seed: number) => [
   { offset: 7 * MiB, length: 256 * KiB, kind: 'repeat' as const, seed: seed + 2 },
 ];
 
-async function manifests(backupId?: string): Promise<string[]> {
-  const names: string[] = [];
-  for await (const b of env.az.accounts.vault.service.getContainerClient('vault').listBlobsFlat({ prefix: 'backups/' })) {
-    if (/^backups\/[^/]+\/manifest\.json$/.test(b.name) && (!backupId || b.name === `backups/${backupId}/manifest.json`)) names.push(b.name);
-  }
-  return names;
-}
+/** The vault's manifest blobs, in either layout. */
+const manifests = () => manifestBlobs(env.az.accounts.vault.service.getContainerClient('vault'));
 
 function post(path: string, body: unknown): HttpRequest {
   return new HttpRequest({
@@ -96,7 +92,7 @@ test('two simultaneous POST /api/backups of the same disk state make one backup'
   // snapshot would be the production form, but Azurite 3.37 refuses SAS reads of snapshots (403).
   const disk = await env.makeDisk('same.vhd', 8 * MiB, layout(50));
   const url = disk.source.url;
-  const before = (await manifests()).length;
+  const before = await manifests();
 
   const responses = await Promise.all([1, 2].map(() => app.host.invokeHttp('startBackup', post('/api/backups', { source: { url } }))));
   const bodies = await Promise.all(responses.map(json));
@@ -110,8 +106,10 @@ test('two simultaneous POST /api/backups of the same disk state make one backup'
   expect(status.runtimeStatus).toBe('Completed');
   const roots = (await app.runtime.listInstances({ prefix: `backup-${backupId}` })).filter((s) => !s.instanceId.includes(':'));
   expect(roots.map((s) => s.instanceId)).toEqual([`backup-${backupId}`]);
-  expect(await manifests(backupId)).toHaveLength(1);
-  expect((await manifests()).length).toBe(before + 1);
+  // Exactly one manifest more, and it is this backup's: the racing starts wrote one backup, once.
+  const added = (await manifests()).filter((n) => !before.includes(n));
+  expect(added).toHaveLength(1);
+  expect(await manifestBlobs(env.az.accounts.vault.service.getContainerClient('vault'), await backupOf(env.vault, env.userKey, backupId))).toEqual(added);
 
   const target = env.targetUrl('same-restored.vhd');
   await restoreBackup({ backupId, vault: env.vault, userKey: env.userKey, target: { url: target } });

@@ -11,7 +11,7 @@ import { Keyring } from '../core/repo/v2/keyring';
 import { findManifest2, manifestsOfDisk, readManifest2, writeManifest2, allManifestNames } from '../core/repo/v2/manifest';
 import { v2names } from '../core/repo/v2/names';
 import { decodeIndexBlob, encodeIndexBlob, PackWriter, readPackTrailer } from '../core/repo/v2/pack-writer';
-import { decodeTable, encodeTable, pagesPerTableFor, recordFromJson, recordToJson } from '../core/repo/v2/page-table';
+import { decodeTable, encodeTable, pagesPerTableFor, readTable, recordFromJson, recordToJson, writeTable } from '../core/repo/v2/page-table';
 import { BatchRecordV2, IndexEntry, ManifestV2, PageRecord2, PlanV2 } from '../core/repo/v2/records';
 import { readBatch2, readPlan2, writeBatch2, writePlan2 } from '../core/repo/v2/staging';
 import { zstdEncode } from '../core/repo/v2/zstd';
@@ -232,6 +232,18 @@ const plan = (backupId: string): PlanV2 => ({
   batches: [0, 1, 2], chunking: { scheme: 'page' }, codec: 'lz4', kind: 'full', base: null, reason: 'no-base', keyEpoch: 0, changedPages: null, changedBytes: null,
 });
 
+describe('tables on Azurite', () => {
+  test('a table is stored once by name; a second writer of the same records gets the first one\'s entry; a read checks size, SHA-256 and page count', async () => {
+    const first = await writeTable(vault, keyring, 1, records(1030, 3));
+    const second = await writeTable(vault, keyring, 1, records(1030, 3));
+    expect(second).toEqual(first);
+    expect(first).toMatchObject({ index: 1, pages: 3, tableId: encodeTable(keyring, 1, records(1030, 3)).tableId });
+    expect(await readTable(vault, keyring, first, 1024)).toEqual(records(1030, 3));
+    expect(await failureOf(readTable(vault, keyring, { ...first, sha256: '0'.repeat(64) }, 1024))).toMatchObject({ code: 'Corrupt', message: `page table 1 (tables/${first.tableId}.pwt) does not match its manifest entry (size or SHA-256)` });
+    expect(await failureOf(readTable(vault, keyring, { ...first, pages: 4 }, 1024))).toMatchObject({ code: 'Corrupt', message: `page table 1 (tables/${first.tableId}.pwt) holds 3 pages, its manifest entry says 4` });
+  });
+});
+
 describe('staging and manifests on Azurite', () => {
   test('plan and batch records round-trip under staging/<nameTag>/; absent ones read as undefined; the first write stays', async () => {
     const id = 'pw-stagingtest000000000001';
@@ -241,7 +253,7 @@ describe('staging and manifests on Azurite', () => {
     expect(await readPlan2(vault, keyring, id)).toEqual(plan(id));
     expect(await vault.exists(v2names.plan(keyring.nameTag(id)))).toBe(true);
 
-    const rec: BatchRecordV2 = { format: 'pagewise-batch', version: 2, backupId: id, batchNumber: 1, firstPage: 4, pageCount: 4, bytesRead: 262144, bytesNew: 131072, bytesStored: 2100, zeroPages: 2, packs: ['cd'.repeat(16)], deltas: ['index/d/x.pwx'], pages: records(4, 2) };
+    const rec: BatchRecordV2 = { format: 'pagewise-batch', version: 2, backupId: id, batchNumber: 1, firstPage: 4, pageCount: 4, bytesRead: 262144, bytesNew: 131072, bytesStored: 2100, zeroPages: 2, packs: ['cd'.repeat(16)], deltas: ['index/d/20261201T000000000Z-0123456789abcdef.pwx'], pages: records(4, 2) };
     await writeBatch2(vault, keyring, rec);
     expect(await readBatch2(vault, keyring, id, 1)).toEqual(rec);
     expect(await readBatch2(vault, keyring, id, 2)).toBeUndefined();

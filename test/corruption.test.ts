@@ -1,19 +1,22 @@
 /**
  * Corruption the block's own authentication cannot catch: two equal-length blocks of one segment
  * swapped. Each still decrypts (same data key, same backup), so only the page table's hash shows the
- * swap: verify must name both pages, and a restore must fail naming a page and write nothing.
+ * swap: verify must name both pages, and a restore must fail naming a page and write nothing. A version-1
+ * segment is the subject, so the vault is a version-1 vault (makeVaultV1). In version 2 a block's content ID
+ * is in its AAD, so a swap fails authentication: security.vault-v2.test.ts.
  */
 import * as path from 'node:path';
 import { existsSync, readdirSync } from 'node:fs';
 import { backupDisk, restoreBackup, verifyBackup } from '../core';
 import { BackupReader } from '../core/repo/backup-reader';
 import { PageEntry } from '../core/repo/page-table';
-import { KiB, MiB, startEnv, TestEnv } from './harness/env';
+import { KiB, makeVaultV1, MiB, startEnv, TestEnv } from './harness/env';
 import { recordSummary } from './harness/fault-summary';
 
 let env: TestEnv;
 beforeAll(async () => {
   env = await startEnv();
+  await makeVaultV1(env.vault);
 });
 afterAll(async () => env?.stop());
 

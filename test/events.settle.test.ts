@@ -140,7 +140,7 @@ test('create, event, then writes: the backup is of the written disk, never of th
   expect(sha).toBe(await sha256Of(blobClient(name)));
   expect(sha).not.toBe(emptySha);
   // No backup, and no backup instance, of the empty state the event named.
-  expect((await listBackups(env.vault)).filter((b) => b.status === 'complete').map((b) => b.backupId)).not.toContain(idOf(name, created));
+  expect((await listBackups(env.vault, { userKey: env.userKey })).filter((b) => b.status === 'complete').map((b) => b.backupId)).not.toContain(idOf(name, created));
   expect(await app.runtime.getStatus(`backup-${idOf(name, created)}`)).toBeUndefined();
 
   // A duplicate delivery of the same event joins the finished settle run: nothing new starts.
@@ -170,7 +170,7 @@ test('an event whose ETag is stale is followed to the blob\'s settled state, not
 test('an old event for a blob whose settled state is already backed up joins that backup: nothing is backed up twice', async () => {
   const name = 'fresh.vhd'; // backed up by the first test
   const current = await etagOf(name);
-  const backups = (await listBackups(env.vault)).filter((b) => b.status === 'complete').length;
+  const backups = (await listBackups(env.vault, { userKey: env.userKey })).filter((b) => b.status === 'complete').length;
   await app.host.invokeEventGrid('diskEvents', blobCreated(`${plainUrl(name)}?${new URL(env.sourceUrl(name)).search.slice(1)}`, '"0x8DC0000000000001"'));
   const settle = settleInstanceId(plainUrl(name), '"0x8DC0000000000001"');
   await drive(settle);
@@ -182,7 +182,7 @@ test('an old event for a blob whose settled state is already backed up joins tha
     supersededEtag: '"0x8DC0000000000001"',
     probes: 2,
   });
-  expect((await listBackups(env.vault)).filter((b) => b.status === 'complete').length).toBe(backups);
+  expect((await listBackups(env.vault, { userKey: env.userKey })).filter((b) => b.status === 'complete').length).toBe(backups);
 });
 
 test('an upload that keeps changing past the maximum wait fails with a clear reason and leaves no backup', async () => {
@@ -225,7 +225,7 @@ test('a change under an event-started backup fails that backup (no manifest) and
   expect(failed.runtimeStatus).toBe('Failed');
   expect(String(failed.output)).toContain(`SourceChanged: the source disk ${plainUrl(name)} changed since its backup was started (ETag ${settledAt} → ${later})`);
   expect(String(failed.output)).toContain(`it is watched again until it settles (${resettle})`);
-  expect((await listBackups(env.vault)).filter((b) => b.status === 'complete').map((b) => b.backupId)).not.toContain(idOf(name, settledAt));
+  expect((await listBackups(env.vault, { userKey: env.userKey })).filter((b) => b.status === 'complete').map((b) => b.backupId)).not.toContain(idOf(name, settledAt));
 
   await drive(resettle);
   const again = await app.runtime.getStatus(resettle);
@@ -268,7 +268,7 @@ test('a page written while a batch of an event-started backup runs fails it at t
   expect(failed.runtimeStatus).toBe('Failed');
   expect(String(failed.output)).toMatch(/SourceChanged: the source disk .*midway\.vhd changed since the backup was planned/);
   expect(String(failed.output)).toContain(`it is watched again until it settles (${resettle})`);
-  expect((await listBackups(env.vault)).filter((b) => b.status === 'complete').map((b) => b.backupId)).not.toContain(idOf(name, planned));
+  expect((await listBackups(env.vault, { userKey: env.userKey })).filter((b) => b.status === 'complete').map((b) => b.backupId)).not.toContain(idOf(name, planned));
 
   await drive(resettle);
   expect((await app.runtime.getStatus(resettle))?.output).toMatchObject({ outcome: 'started', etag: later });

@@ -50,7 +50,7 @@ test('a backup runs as plan → batch sub-orchestrations → finalize, and a rep
   expect(output.result.cacheHighWaterBytes).toBeLessThanOrEqual(settings.cacheBytes);
   expect(first.activityInvocations).toBe(5); // plan + 3 batches + finalize
   expect(statuses[statuses.length - 1]).toMatchObject({ phase: 'done', batchesTotal: 3, batchesDone: 3 });
-  expect((await listBackups(env.vault)).map((b) => b.backupId)).toContain(first.backupId);
+  expect((await listBackups(env.vault, { userKey: env.userKey })).map((b) => b.backupId)).toContain(first.backupId);
   console.info(`history events per orchestration (192 MiB demo disk, 3 batches): ${JSON.stringify(first.historyEvents)}`);
   for (const events of Object.values(first.historyEvents)) expect(events).toBeLessThan(40);
 
@@ -110,7 +110,7 @@ test('a permanent failure ends the orchestration Failed at once, without retries
   expect(failed.error).not.toMatch(/sig=(?!REDACTED)/);
   expect(failed.activityInvocations).toBe(1); // retrying bad input would only delay the answer
   expect(statuses[statuses.length - 1]).toMatchObject({ phase: 'failed', backupId: plan.backupId }); // not stuck at "planning"
-  expect((await listBackups(env.vault)).filter((b) => b.status === 'complete').map((b) => b.backupId)).not.toContain(plan.backupId);
+  expect((await listBackups(env.vault, { userKey: env.userKey })).filter((b) => b.status === 'complete').map((b) => b.backupId)).not.toContain(plan.backupId);
 });
 
 test('an incremental through the orchestration plans only the changed batch, fans out to it alone and restores on its own', async () => {

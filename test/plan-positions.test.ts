@@ -3,7 +3,8 @@
  * planned as `batches: [3, 7, 12]`, and plan position 1 is batch 7. The inline engine, the batch
  * activity's entry point and the orchestration (whose ranges hold positions) must each copy batches
  * 3, 7 and 12 into the records of those numbers; an activity scheduled under the former input name
- * `batchIndex` still runs the batch at that position.
+ * `batchIndex` still runs the batch at that position. The records are read as version 1 writes them (plan.json,
+ * batches/<b>.json): the vault is a version-1 vault (makeVaultV1); version 2: security.vault-v2.test.ts.
  */
 import * as path from 'node:path';
 import { backupDisk, planBackup, restoreBackup, runBackupBatch } from '../core';
@@ -14,7 +15,7 @@ import { Vault } from '../core/repo/vault';
 import type { BackupOrchestrationOutput, BatchActivityInput } from '../orchestrations/contracts';
 import { registeredFunctions } from '../runtime/functionsCore';
 import { LocalApp, startLocalApp } from '../runtime/localApp';
-import { fileSha256, KiB, MiB, startEnv, TestEnv } from './harness/env';
+import { fileSha256, KiB, makeVaultV1, MiB, startEnv, TestEnv } from './harness/env';
 
 const PAGE = 512; // a batch is 16,384 pages of 512 B = 8 MiB
 const BATCH_PAGES = 16_384;
@@ -26,6 +27,7 @@ let app: LocalApp;
 
 beforeAll(async () => {
   env = await startEnv();
+  await makeVaultV1(env.vault);
   app = await startLocalApp({
     taskHub: { connectionString: env.az.accounts.vault.connectionString },
     appSettings: env.appSettings({ PAGEWISE_PAGE_SIZE: String(PAGE), PAGEWISE_CACHE_BYTES: String(64 * KiB), PAGEWISE_BATCHES_IN_FLIGHT: '1' }),

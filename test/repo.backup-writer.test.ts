@@ -1,7 +1,8 @@
 /**
  * The backup writer and reader (core/repo) on Azurite: blocks staged by page, a segment committed with
  * one block per distinct content (duplicates within a batch and across batches share it), the manifest
- * written last — and the reader opens it and reads every page back.
+ * written last — and the reader opens it and reads every page back. The version-1 writer is the subject: the
+ * vault is a version-1 vault (makeVaultV1).
  */
 import { createHash } from 'node:crypto';
 import { generateKey, listBackups } from '../core';
@@ -12,12 +13,13 @@ import { PageRecord } from '../core/repo/batch-record';
 import { encodeBlock } from '../core/repo/block-codec';
 import { keyId, wrapDataKey } from '../core/repo/keys';
 import { Vault } from '../core/repo/vault';
-import { startEnv, TestEnv } from './harness/env';
+import { makeVaultV1, startEnv, TestEnv } from './harness/env';
 
 let env: TestEnv;
 
 beforeAll(async () => {
   env = await startEnv();
+  await makeVaultV1(env.vault);
 });
 afterAll(async () => {
   await env?.stop();

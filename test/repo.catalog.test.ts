@@ -1,7 +1,8 @@
 /**
  * The vault's catalog (core/repo/catalog.ts) through `pagewise list` and `GET /api/backups`: a complete
  * backup, an incomplete one (plan, no manifest), one whose manifest fails its MAC and one whose manifest
- * is not JSON are each listed with their status; an unreachable vault fails the listing.
+ * is not JSON are each listed with their status; an unreachable vault fails the listing. The damage is done to
+ * version-1 manifests, so the vault is a version-1 vault (makeVaultV1); version 2: security.vault-v2.test.ts.
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
@@ -12,7 +13,7 @@ import { layout } from '../core/repo/layout';
 import { Vault } from '../core/repo/vault';
 import { LocalApp, startLocalApp } from '../runtime/localApp';
 import { closedPort } from './harness/listeners';
-import { KiB, MiB, startEnv, TestEnv } from './harness/env';
+import { KiB, makeVaultV1, MiB, startEnv, TestEnv } from './harness/env';
 
 let env: TestEnv;
 let keyFile: string;
@@ -27,6 +28,7 @@ const MALFORMED = 'backups/cat-malformed/manifest.json in the vault is not valid
 
 beforeAll(async () => {
   env = await startEnv();
+  await makeVaultV1(env.vault);
   closed = await closedPort();
   keyFile = path.join(env.tmp, 'catalog.key');
   await fs.writeFile(keyFile, encodeKeyFile(env.userKey), { mode: 0o600 });

@@ -6,10 +6,10 @@
  */
 import { HttpRequest, HttpResponse } from '@azure/functions';
 import { backupDisk, listBackups } from '../core';
-import { BackupReader } from '../core/repo/backup-reader';
 import { registeredFunctions } from '../runtime/functionsCore';
 import { LocalApp, startLocalApp } from '../runtime/localApp';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
+import { damageData } from './harness/vault-blobs';
 
 let env: TestEnv;
 let app: LocalApp;
@@ -95,13 +95,9 @@ test('a second verification after a block was damaged reports the damage (a new 
   const firstId = (await json(first)).id as string;
   expect((await app.runtime.waitForCompletion(firstId, { timeoutInMs: 30_000 })).runtimeStatus).toBe('Completed');
 
-  // Flip one byte of the first stored block; the segment keeps its length, so only reading the data shows it.
-  const reader = await BackupReader.open(env.vault, backupId, env.userKey);
-  const segment = reader.manifest.segments[0];
-  const blob = env.az.accounts.vault.service.getContainerClient('vault').getBlockBlobClient(segment.blob);
-  const bytes = await blob.downloadToBuffer();
-  bytes[10] ^= 0xff;
-  await blob.uploadData(bytes);
+  // Flip byte 10 of each data blob (a segment, or every pack): the first stored block of each; the blobs keep
+  // their lengths, so only reading the data shows it.
+  const damage = await damageData(env.az.accounts.vault.service.getContainerClient('vault'), { backupId }, 10, Number.MAX_SAFE_INTEGER);
 
   const second = await post('startVerification', { backupId, readData: true });
   expect(second.status).toBe(202);
@@ -111,11 +107,11 @@ test('a second verification after a block was damaged reports the damage (a new 
   expect(secondId).not.toBe(firstId);
   const failed = await app.runtime.waitForCompletion(secondId, { timeoutInMs: 30_000 });
   expect(failed.runtimeStatus).toBe('Failed');
-  expect(String(failed.output)).toMatch(new RegExp(`backup ${backupId} failed verification: page 0 `));
+  expect(String(failed.output)).toMatch(new RegExp(`backup ${backupId} failed verification: page \\d+ `));
   const view = await json(await app.host.invokeHttp('getVerification', request('GET', `/api/verifications/${secondId}`, undefined, { params: { id: secondId } })));
-  expect(view).toMatchObject({ runtimeStatus: 'Failed', backupId, customStatus: { phase: 'failed', ok: false }, error: expect.stringMatching(/failed verification: page 0 /) });
+  expect(view).toMatchObject({ runtimeStatus: 'Failed', backupId, customStatus: { phase: 'failed', ok: false }, error: expect.stringMatching(/failed verification: page \d+ /) });
 
-  await blob.uploadData(Buffer.from(bytes.map((b, i) => (i === 10 ? b ^ 0xff : b)))); // repaired for the tests below
+  await damage.undo(); // repaired for the tests below
 });
 
 test('the HTTP verification result says what was checked: structure only, or every block read', async () => {
@@ -123,11 +119,14 @@ test('the HTTP verification result says what was checked: structure only, or eve
   const quickDone = await app.runtime.waitForCompletion((await json(quick)).id as string, { timeoutInMs: 30_000 });
   expect(quickDone.output).toEqual({
     backupId,
+    formatVersion: 2, // a new vault is version 2: one pack (packsChecked, segmentsChecked) and one page table
     ok: true,
     readData: false,
     comparedWithSource: false,
     pagesChecked: 6,
     segmentsChecked: 1,
+    packsChecked: 1,
+    tablesChecked: 1,
     blocksChecked: 0,
     bytesChecked: 0,
     problems: [],
@@ -136,7 +135,7 @@ test('the HTTP verification result says what was checked: structure only, or eve
   const thorough = await post('startVerification', { backupId, readData: true, source: { url: disk.source.url } });
   const thoroughDone = await app.runtime.waitForCompletion((await json(thorough)).id as string, { timeoutInMs: 30_000 });
   // 256 KiB of text (4 pages) and 128 KiB of random data (2 pages): 6 blocks of 64 KiB read.
-  expect(thoroughDone.output).toMatchObject({ ok: true, readData: true, comparedWithSource: true, pagesChecked: 6, segmentsChecked: 1, blocksChecked: 6, bytesChecked: 6 * PAGE });
+  expect(thoroughDone.output).toMatchObject({ formatVersion: 2, ok: true, readData: true, comparedWithSource: true, pagesChecked: 6, packsChecked: 1, tablesChecked: 1, blocksChecked: 6, bytesChecked: 6 * PAGE });
 });
 
 test('a second restore after the target was deleted writes it again, and the bytes match', async () => {
@@ -214,7 +213,7 @@ test('a repeated backup of a state that was already backed up says so and reads 
   const duplicate = await post('startBackup', { source: { url: other.source.url } });
   expect(duplicate.status).toBe(200);
   expect(await json(duplicate)).toMatchObject({ id, duplicate: true, alreadyExisted: true, runtimeStatus: 'Completed' });
-  expect((await listBackups(env.vault)).filter((b) => b.backupId === id)).toHaveLength(1);
+  expect((await listBackups(env.vault, { userKey: env.userKey })).filter((b) => b.backupId === id)).toHaveLength(1);
 });
 
 test('a backup whose orchestration failed and that was completed since is shown complete, not as the old failure', async () => {

@@ -6,7 +6,9 @@
  * orchestration customStatus/output/error they carry), the management link's answer, every
  * InvocationContext log line, console.* and process stdout/stderr writes — and every blob in the vault
  * is downloaded. None may contain a SAS signature used, an account key, a connection string, the user
- * key or any backup's unwrapped data key.
+ * key or any backup's unwrapped data key. The needles include version 1's per-backup data keys, read from
+ * its clear plans: the vault is a version-1 vault (makeVaultV1). The same for a version-2 vault (its master
+ * key and the keys derived from it): security.vault-v2.test.ts.
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
@@ -20,7 +22,7 @@ import { unwrapDataKey } from '../core/repo/keys';
 import type { BackupPlan } from '../core/repo/backup-plan';
 import { LocalApp, startLocalApp } from '../runtime/localApp';
 import { LocalServer, startLocalServer } from '../runtime/serve';
-import { KiB, MiB, startEnv, TestEnv } from './harness/env';
+import { KiB, makeVaultV1, MiB, startEnv, TestEnv } from './harness/env';
 import { jsonRequest } from './harness/http-request';
 
 /** A signature-shaped value for URLs on accounts that are refused (built, so no scanner mistakes it for a real one). */
@@ -42,6 +44,7 @@ function sas(url: string): string {
 
 beforeAll(async () => {
   env = await startEnv();
+  await makeVaultV1(env.vault);
   for (const method of ['log', 'info', 'warn', 'error', 'debug'] as const) {
     const spy = jest.spyOn(console, method).mockImplementation((...args: unknown[]) => void outputs.push(format(...args)));
     restoreSpies.push(() => spy.mockRestore());

@@ -3,7 +3,8 @@
  * (C1 escape sequences, a bidi override, capitals, 1000 characters), a manifest too large to buffer, one nested past any
  * real document, manifests and plans with fields of the wrong type. Each is listed damaged with its
  * reason, the listing goes on, no raw control character reaches the terminal, nothing unbounded is read;
- * and the retry wrapper tries a 404 once.
+ * and the retry wrapper tries a 404 once. The entries are version-1 objects (`backups/<id>/…`), so the vault is
+ * a version-1 vault (makeVaultV1); the version-2 counterparts are in security.vault-v2.test.ts.
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
@@ -18,7 +19,7 @@ import { AzureBlobStore } from '../core/repo/store/azure-blob-store';
 import { mappingErrors, retrying, wrapStore } from '../core/repo/store/wrappers';
 import { vaultContainerClient } from '../core/storage/clients';
 import { LocalApp, startLocalApp } from '../runtime/localApp';
-import { KiB, MiB, startEnv, TestEnv } from './harness/env';
+import { KiB, makeVaultV1, MiB, startEnv, TestEnv } from './harness/env';
 
 let env: TestEnv;
 let keyFile: string;
@@ -45,6 +46,7 @@ const EXPECTED: Record<string, { status: string; problem: string }> = {
 
 beforeAll(async () => {
   env = await startEnv();
+  await makeVaultV1(env.vault);
   keyFile = path.join(env.tmp, 'sec.key');
   await fs.writeFile(keyFile, encodeKeyFile(env.userKey), { mode: 0o600 });
   const disk = await env.makeDisk('sec.vhd', 1 * MiB, [{ offset: 0, length: 128 * KiB, kind: 'random', seed: 7 }]);

@@ -18,11 +18,15 @@ import { VAULT_MARKER } from '../core/repo/layout';
 import { LocalApp, startLocalApp } from '../runtime/localApp';
 import { FaultProxy, startFaultProxy } from './harness/fault-proxy';
 import { fileSha256, KiB, MiB, startEnv, TestEnv } from './harness/env';
+import { manifestBlobs } from './harness/vault-blobs';
+import { vaultV1Marker } from '../testkit/vault-v1';
 
 let env: TestEnv;
 let proxy: FaultProxy;
 let keyFile: string;
 let backupId: string;
+/** The backup's manifest blob, in the layout of the vault's format. */
+let manifestBlob: string;
 let diskSha: string;
 let sourceUrl: string;
 /** The vault through the counting proxy: every request the restore makes to it is counted. */
@@ -42,6 +46,7 @@ beforeAll(async () => {
   diskSha = disk.sha256;
   sourceUrl = disk.source.url;
   backupId = (await backupDisk({ source: disk.source, vault: env.vault, userKey, pageSize: 64 * KiB, cacheBytes: 256 * KiB })).backupId;
+  [manifestBlob] = await manifestBlobs(env.az.accounts.vault.service.getContainerClient('vault'));
   proxy = await startFaultProxy({ target: { host: '127.0.0.1', port: env.az.port }, seed: 1, rate: 0 });
   vaultViaProxy = proxy.via(env.vault.url);
   app = await startLocalApp({
@@ -183,7 +188,7 @@ describe('file targets', () => {
     await fs.writeFile(target, 'old content');
     const out = await cli(['restore', backupId, '--vault', env.vault.url, '--key-file', other, '--to', target, '--force']);
     expect(out.code).toBe(2);
-    expect(out.stderr).toMatch(/does not match backup/);
+    expect(out.stderr).toMatch(/does not match backup|this key \(key ID [0-9a-f]{16}\) has no slot in this vault/); // version 1 | version 2
     expect(await fs.readFile(target, 'utf8')).toBe('old content');
     expect(await leftovers(env.tmp)).toEqual([]);
   });
@@ -292,7 +297,7 @@ describe('page-blob targets never inside a vault', () => {
   };
 
   test.each(Object.keys(FORMS))('CLI restore --force over a manifest through %s is refused; the vault is unchanged', async (form) => {
-    const url = FORMS[form](`backups/${backupId}/manifest.json`);
+    const url = FORMS[form](manifestBlob);
     const before = await vaultState();
     const out = await restore('--to', url, '--force');
     expect(out.code).toBe(2);
@@ -343,10 +348,15 @@ describe('page-blob targets never inside a vault', () => {
     expect(await vaultState()).toEqual(before);
   });
 
-  test('a vault this process never opened is known by its marker: upload --force into it is refused', async () => {
-    const other = env.az.accounts.vault.service.getContainerClient('othervault');
+  // A version-2 vault's marker has the same name, and the guard asks only whether it exists.
+  const MARKERS: Array<[string, string, string]> = [
+    ['version 1', 'othervault', vaultV1Marker()],
+    ['version 2', 'othervault2', JSON.stringify({ format: 'pagewise-vault', version: 2, vaultId: '0'.repeat(32), createdAt: new Date().toISOString(), keyCheck: '0'.repeat(32) })],
+  ];
+  test.each(MARKERS)('a vault this process never opened is known by its %s marker: upload --force into it is refused', async (_version, name, marker) => {
+    const other = env.az.accounts.vault.service.getContainerClient(name);
     await other.create();
-    await other.getBlockBlobClient(VAULT_MARKER).upload('{"format":"pagewise-vault","version":1}', 39);
+    await other.getBlockBlobClient(VAULT_MARKER).upload(marker, marker.length);
     await other.getBlockBlobClient(`backups/${backupId}/manifest.json`).upload('{}', 2);
     const listing = async () => {
       const out: string[] = [];
@@ -356,14 +366,14 @@ describe('page-blob targets never inside a vault', () => {
     const before = await listing();
     const image = path.join(env.tmp, 'image.raw');
     await fs.writeFile(image, Buffer.alloc(4096, 7));
-    const out = await cli(['upload', image, env.az.sasUrl('vault', 'othervault', `backups/${backupId}/manifest.json`), '--force']);
+    const out = await cli(['upload', image, env.az.sasUrl('vault', name, `backups/${backupId}/manifest.json`), '--force']);
     expect(out.code).toBe(2);
-    expect(out.stderr).toMatch(/^pagewise: the page blob .* lies inside a vault \(container vault\/othervault\)/);
+    expect(out.stderr).toMatch(new RegExp(`^pagewise: the page blob .* lies inside a vault \\(container vault/${name}\\)`));
     // A container SAS can read the marker (a SAS for the one blob cannot: then only the other checks stand).
-    const containerSas = env.az.sasUrl('vault', 'othervault').replace('/othervault?', '/othervault/disk.vhd?');
+    const containerSas = env.az.sasUrl('vault', name).replace(`/${name}?`, `/${name}/disk.vhd?`);
     const plain = await cli(['upload', image, containerSas]);
     expect(plain.code).toBe(2);
-    expect(plain.stderr).toMatch(/lies inside a vault \(container vault\/othervault\)/);
+    expect(plain.stderr).toMatch(new RegExp(`lies inside a vault \\(container vault/${name}\\)`));
     expect(await listing()).toEqual(before);
   });
 
@@ -406,7 +416,7 @@ describe('page-blob targets never inside a vault', () => {
   test('HTTP: a restore target inside the vault (another URL form, overwrite) is 400 and starts nothing', async () => {
     const before = await vaultState();
     const instances = (await app.runtime.listInstances()).length;
-    const url = FORMS['a percent-encoded container'](`backups/${backupId}/manifest.json`);
+    const url = FORMS['a percent-encoded container'](manifestBlob);
     const request = new HttpRequest({
       method: 'POST',
       url: 'http://127.0.0.1:7071/api/restores',

@@ -9,7 +9,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { HttpRequest } from '@azure/functions';
 import { captureIO, run } from '../cli/main';
-import { loadUserKey, writeNewKeyFile } from '../core';
+import { keyId, loadUserKey, writeNewKeyFile } from '../core';
 import { startPagewise } from '../testkit/pagewise-process';
 import { parsePolicy } from '../functions/policy';
 import { readSettings } from '../functions/settings';
@@ -114,6 +114,8 @@ describe('a vault is made only on request', () => {
   const backup = (vault: string, ...extra: string[]) =>
     cli(['backup', sourceUrl, '--vault', vault, '--key-file', keyFile, '--page-size', '64KiB', '--cache', '256KiB', '--json', ...extra], vaultCs());
 
+  // Since #12 a container without a marker becomes a version-2 vault at its first backup, or at init --key-file;
+  // init without a key makes only the container (docs/FORMAT.md §12).
   test('backup into a missing container fails naming the vault and the fix, creating nothing; init makes it; init again changes nothing', async () => {
     const before = await containers('vault');
     const refused = await backup(vaultUrl('fresh-vault'));
@@ -125,43 +127,52 @@ describe('a vault is made only on request', () => {
 
     const init = await cli(['init', '--vault', vaultUrl('fresh-vault')], vaultCs());
     expect(init).toMatchObject({ code: 0, stderr: '' });
-    expect(init.stdout.trim()).toBe(`created the vault ${vaultUrl('fresh-vault')}`);
+    expect(init.stdout.trim()).toBe(`created the container ${vaultUrl('fresh-vault')}; no --key-file, so no vault marker: the first backup (or pagewise init --key-file) makes it a version-2 vault`);
+    expect(await blobs('fresh-vault')).toEqual([]);
+
+    const keyed = await cli(['init', '--vault', vaultUrl('fresh-vault'), '--key-file', keyFile], vaultCs());
+    expect(keyed).toMatchObject({ code: 0, stderr: '' });
+    expect(keyed.stdout.trim()).toBe(`marked the existing container ${vaultUrl('fresh-vault')} as a version-2 Pagewise vault for this key`);
     const marker = env.az.accounts.vault.service.getContainerClient('fresh-vault').getBlobClient('pagewise-vault.json');
-    expect(JSON.parse((await marker.downloadToBuffer()).toString())).toEqual({ format: 'pagewise-vault', version: 1, createdAt: expect.any(String) });
+    expect(JSON.parse((await marker.downloadToBuffer()).toString())).toEqual({ format: 'pagewise-vault', version: 2, vaultId: expect.stringMatching(/^[0-9a-f]{32}$/), createdAt: expect.any(String), keyCheck: expect.stringMatching(/^[0-9a-f]{32}$/) });
+    expect(await blobs('fresh-vault')).toEqual([`keys/${keyId(await loadUserKey(keyFile))}.0.json`, 'pagewise-vault.json']);
     const etag = (await marker.getProperties()).etag;
 
-    const again = await cli(['init', '--vault', vaultUrl('fresh-vault'), '--json'], vaultCs());
-    expect(again.code).toBe(0);
-    expect(JSON.parse(again.stdout)).toEqual({ vault: vaultUrl('fresh-vault'), containerCreated: false, markerWritten: false });
+    for (const withKey of [false, true]) {
+      const again = await cli(['init', '--vault', vaultUrl('fresh-vault'), ...(withKey ? ['--key-file', keyFile] : []), '--json'], vaultCs());
+      expect(again.code).toBe(0);
+      expect(JSON.parse(again.stdout)).toMatchObject({ vault: vaultUrl('fresh-vault'), containerCreated: false, markerWritten: false });
+    }
     expect((await marker.getProperties()).etag).toBe(etag);
 
     const done = await backup(vaultUrl('fresh-vault'));
     expect(done.code).toBe(0);
-    expect((await blobs('fresh-vault')).some((n) => n.endsWith('/manifest.json'))).toBe(true);
+    expect((await blobs('fresh-vault')).some((n) => /^manifests\/[0-9a-f]{32}\/\d{13}-[0-9a-f]{32}\.pwm$/.test(n))).toBe(true);
+    expect((await blobs('fresh-vault')).some((n) => n.startsWith('backups/'))).toBe(false);
   });
 
-  test('init marks an existing container; backup --create-vault makes a missing one', async () => {
+  test('init --key-file marks an existing container; backup --create-vault makes a missing one', async () => {
     await env.az.accounts.vault.service.getContainerClient('bare-container').create();
-    const marked = await cli(['init', '--vault', vaultUrl('bare-container')], vaultCs());
-    expect(marked).toMatchObject({ code: 0, stdout: `marked the existing container ${vaultUrl('bare-container')} as a Pagewise vault\n` });
-    expect(await blobs('bare-container')).toEqual(['pagewise-vault.json']);
+    const marked = await cli(['init', '--vault', vaultUrl('bare-container'), '--key-file', keyFile], vaultCs());
+    expect(marked).toMatchObject({ code: 0, stdout: `marked the existing container ${vaultUrl('bare-container')} as a version-2 Pagewise vault for this key\n` });
+    expect(await blobs('bare-container')).toEqual([`keys/${keyId(await loadUserKey(keyFile))}.0.json`, 'pagewise-vault.json']);
 
     expect(await containers('vault')).not.toContain('auto-vault');
     const created = await backup(vaultUrl('auto-vault'), '--create-vault');
     expect(created.code).toBe(0);
     expect(await blobs('auto-vault')).toContain('pagewise-vault.json');
-    const listed = await cli(['list', '--vault', vaultUrl('auto-vault'), '--json'], vaultCs());
+    const listed = await cli(['list', '--vault', vaultUrl('auto-vault'), '--key-file', keyFile, '--json'], vaultCs());
     expect(JSON.parse(listed.stdout).backups.map((b: { backupId: string }) => b.backupId)).toEqual([JSON.parse(created.stdout).backupId]);
   });
 
-  test('a vault marker of another version is refused before anything is written', async () => {
+  test('a vault marker of a later version is refused before anything is written', async () => {
     const container = env.az.accounts.vault.service.getContainerClient('future-vault');
     await container.create();
-    const marker = JSON.stringify({ format: 'pagewise-vault', version: 2 });
+    const marker = JSON.stringify({ format: 'pagewise-vault', version: 3 });
     await container.getBlockBlobClient('pagewise-vault.json').upload(marker, marker.length);
     const refused = await backup(vaultUrl('future-vault'));
     expect(refused).toMatchObject({ code: 2, stdout: '' });
-    expect(refused.stderr.trim()).toBe(`pagewise: ${vaultUrl('future-vault')} holds a pagewise-vault.json of format "pagewise-vault" version 2; this Pagewise uses pagewise-vault version 1`);
+    expect(refused.stderr.trim()).toMatch(/^pagewise: .*future-vault holds a pagewise-vault\.json of version 3: written by a newer Pagewise \(this one reads vault versions 1 and 2\)$/);
     expect(await blobs('future-vault')).toEqual(['pagewise-vault.json']);
   });
 

@@ -8,7 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { PageBlobClient, AnonymousCredential } from '@azure/storage-blob';
-import { checkRestorable, generateKey, listBackups, listBackupsByDisk, PagewiseError, restoreBackup, StorageLocation, verifyBackup } from '../core';
+import { backupDisk, checkRestorable, generateKey, listBackups, listBackupsByDisk, PagewiseError, restoreBackup, StorageLocation, verifyBackup } from '../core';
 import { Vault } from '../core/repo/vault';
 import { encodeBlock2 } from '../core/repo/v2/block';
 import { Keyring } from '../core/repo/v2/keyring';
@@ -20,7 +20,7 @@ import { encodeTable } from '../core/repo/v2/page-table';
 import { DiskRef, ManifestV2, PageRecord2 } from '../core/repo/v2/records';
 import { writePlan2 } from '../core/repo/v2/staging';
 import { BlobAlreadyExistsError } from '../core/repo/store/blob-store';
-import { fileSha256, KiB, startEnv, TestEnv } from './harness/env';
+import { fileSha256, KiB, MiB, startEnv, TestEnv } from './harness/env';
 
 const PAGE = 64 * KiB;
 const PAGES = 16;
@@ -126,10 +126,14 @@ async function writeBackup(v: V2Vault, o: { backupId: string; image: Buffer; com
     const mine = records.filter((r) => Math.floor(r.page / PER_TABLE) === group);
     if (mine.length === 0) continue;
     const table = encodeTable(keyring, group, mine);
-    await vault.putNew(v2names.table(table.tableId), table.bytes).catch((err: unknown) => {
-      if (!(err instanceof BlobAlreadyExistsError)) throw err; // the base's table, unchanged
-    });
-    tables.push({ index: group, tableId: table.tableId, pages: mine.length, bytes: table.bytes.length, sha256: table.sha256 });
+    const stored = await vault.putNew(v2names.table(table.tableId), table.bytes).then(
+      () => table.bytes,
+      async (err: unknown) => {
+        if (!(err instanceof BlobAlreadyExistsError)) throw err;
+        return vault.getBytes(v2names.table(table.tableId)); // the base's table (same plaintext, another nonce): named as stored
+      },
+    );
+    tables.push({ index: group, tableId: table.tableId, pages: mine.length, bytes: stored.length, sha256: sha(stored) });
   }
   const disk = o.disk ?? blobDisk('a.vhd');
   const manifest: ManifestV2 = {
@@ -346,5 +350,40 @@ describe('catalog', () => {
     const groups = await listBackupsByDisk(v.location);
     expect(groups.map((g) => g.backups.length)).toEqual([1, 2, 1]); // disk y, disk a (newest first), the unfinished one's unknown disk
     expect(await failureOf(checkRestorable(v.location, a.backupId, generateKey()))).toMatchObject({ code: 'WrongKey' });
+  });
+});
+
+describe('backups written by the engine', () => {
+  test('each generation of a disk restores byte-identical and verifies; the catalog groups them under the disk, newest first', async () => {
+    const v = await freshVault();
+    const disk = await env.makeDisk('v2-engine.vhd', 4 * MiB, [
+      { offset: 0, length: MiB, kind: 'random', seed: 3 },
+      { offset: 2 * MiB, length: 512 * KiB, kind: 'text', seed: 4 },
+    ]);
+    const source = { url: env.az.sasUrl('src', 'disks', 'v2-engine.vhd') };
+    const settings = { source, vault: v.location, userKey: env.userKey, pageSize: PAGE, cacheBytes: 4 * PAGE, takeSnapshot: true };
+    const first = await backupDisk(settings);
+    expect(first).toMatchObject({ formatVersion: 2, kind: 'full' });
+    const firstSha = disk.sha256;
+    const blob = env.az.accounts.src.service.getContainerClient('disks').getPageBlobClient('v2-engine.vhd');
+    await blob.uploadPages(Buffer.alloc(PAGE, 0x5a), 3 * MiB, PAGE);
+    await blob.clearPages(0, PAGE);
+    const second = await backupDisk(settings);
+    expect(second).toMatchObject({ formatVersion: 2, kind: 'incremental', base: { backupId: first.backupId } });
+    const secondSha = await env.blobSha256(env.sourceUrl('v2-engine.vhd'));
+
+    for (const [result, want] of [[first, firstSha], [second, secondSha]] as const) {
+      const file = path.join(env.tmp, `${result.backupId}.img`);
+      await restoreBackup({ backupId: result.backupId, vault: v.location, userKey: env.userKey, target: { url: file } });
+      expect(await fileSha256(file)).toBe(want);
+      expect(await verify(v, result.backupId)).toMatchObject({ ok: true, problems: [], formatVersion: 2 });
+    }
+    const groups = await listBackupsByDisk(v.location, { userKey: env.userKey });
+    expect(groups).toHaveLength(1);
+    expect(groups[0].disk).toBe('blob:src/disks/v2-engine.vhd');
+    expect(groups[0].backups).toEqual([
+      expect.objectContaining({ backupId: second.backupId, kind: 'incremental', base: first.backupId, generation: 1 }),
+      expect.objectContaining({ backupId: first.backupId, kind: 'full', base: null, generation: 0 }),
+    ]);
   });
 });

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { AnonymousCredential, PageBlobClient } from '@azure/storage-blob';
 import { startAzurite, AzuriteInstance } from '../../testkit/azurite';
 import { writeDisk, DiskRegion, SampleDisk } from '../../testkit/sample-disk';
+import { makeVaultV1 } from '../../testkit/vault-v1';
 import { configureStorageEndpoints, generateKey, StorageLocation } from '../../core';
 
 export interface TestEnv {
@@ -20,6 +21,11 @@ export interface TestEnv {
   sourceUrl(name: string): string;
   /** Creates a source disk (page blob) with the given regions. */
   makeDisk(name: string, diskBytes: number, regions: DiskRegion[]): Promise<SampleDisk & { source: StorageLocation }>;
+  /**
+   * A new vault container on the vault account: empty (its first backup makes it a vault of the current
+   * format), or with `version: 1` a version-1 vault as an older Pagewise left it (makeVaultV1).
+   */
+  makeVault(container: string, options?: { version?: 1 }): Promise<StorageLocation>;
   /** A SAS URL for a restore target page blob in the vault account. */
   targetUrl(name: string): string;
   /**
@@ -47,6 +53,12 @@ export async function startEnv(): Promise<TestEnv> {
     vault: { url: az.sasUrl('vault', 'vault') },
     sourceUrl: (name) => az.sasUrl('src', 'disks', name, { permissions: 'r' }),
     targetUrl: (name) => az.sasUrl('vault', 'restores', name),
+    async makeVault(container, options = {}) {
+      await az.accounts.vault.service.getContainerClient(container).create();
+      const location = { url: az.sasUrl('vault', container) };
+      if (options.version === 1) await makeVaultV1(location);
+      return location;
+    },
     async makeDisk(name, diskBytes, regions) {
       const disk = await writeDisk(az.accounts.src.service.getContainerClient('disks').getPageBlobClient(name), diskBytes, regions);
       return { ...disk, source: { url: env.sourceUrl(name) } };
@@ -72,6 +84,7 @@ export async function startEnv(): Promise<TestEnv> {
 }
 
 export { fileSha256 } from '../../testkit/disk-hash';
+export { makeVaultV1 } from '../../testkit/vault-v1';
 
 export const KiB = 1024;
 export const MiB = 1024 * 1024;

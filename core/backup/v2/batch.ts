@@ -79,7 +79,7 @@ async function copyBatchV2(run: BatchRunV2, batch: number): Promise<BatchSummary
   const { bytesRead } = await pumpPages<Processed>({ ...run, grid }, onlyChanged(pagesOfRangesAsync(grid, run.source.allocatedRanges(window)), changed), {
     process: async (page, plain) => {
       if (zeros.isZero(plain)) return { kind: 'zero' };
-      const contentId = keyring.contentId(plain);
+      const contentId = await keyring.contentIdAsync(plain); // off the event loop, like the block's crypto
       const prior = base.get(page);
       if (prior && prior.length === plain.length && prior.chunks.length === 1 && prior.chunks[0].contentId.equals(contentId)) return { kind: 'base', chunk: prior.chunks[0] };
       const id = contentId.toString('hex');

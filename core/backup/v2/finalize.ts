@@ -13,6 +13,7 @@ import { isZeroChunk } from '../../repo/v2/page-table';
 import { BatchRecordV2, ManifestV2, PageRecord2, TableRef } from '../../repo/v2/records';
 import { readBatch2 } from '../../repo/v2/staging';
 import { releaseOlderSnapshots } from '../../source/snapshot-lifecycle';
+import { SourceDisk } from '../../source/source-disk';
 import { BackupRequest, BackupResult } from '../../types';
 import { effectiveCacheBytes, resolveSettings } from '../settings';
 import { MAX_BASE_CANDIDATES, readBaseManifest } from './base';
@@ -206,11 +207,30 @@ async function releaseSnapshots(req: BackupRequest, { vault, keyring, plan }: Ba
     if (m?.source.takenByPagewise && m.source.snapshot && m.source.snapshot !== keep) taken.push(m.source.snapshot);
     if (++read >= MAX_BASE_CANDIDATES) break;
   }
-  const released = taken.length > 0 ? await releaseOlderSnapshots(req.source, keep, taken) : { deleted: [] };
+  const released = { deleted: [] as string[] };
+  const present = await stillThere(req, taken);
+  if (present.length > 0) released.deleted = (await releaseOlderSnapshots(req.source, keep, present)).deleted;
   return {
     ...(plan.source.takenByPagewise ? { sourceSnapshot: { snapshot: keep, deleted: false } } : {}),
     releasedSnapshots: released.deleted,
   };
+}
+
+/**
+ * Which of `snapshots` still exist (a HEAD each), so the result names only what this run released, not
+ * what an earlier run did. The source cannot be opened (deleted, SAS expired): none, nothing released.
+ */
+async function stillThere(req: BackupRequest, snapshots: string[]): Promise<string[]> {
+  if (snapshots.length === 0) return [];
+  let source: SourceDisk;
+  try {
+    source = await SourceDisk.open(req.source);
+  } catch {
+    return [];
+  }
+  const out: string[] = [];
+  for (const s of new Set(snapshots)) if (await source.snapshotExists(s).catch(() => true)) out.push(s); // unknown: let the release try
+  return out;
 }
 
 /** The result of a version-2 backup from its manifest (and its batch records' totals). */

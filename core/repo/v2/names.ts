@@ -8,6 +8,8 @@ const INV_BASE = 9_999_999_999_999;
 export const V2_MARKER = 'pagewise-vault-v2.json';
 export const HEX32_RE = /^[0-9a-f]{32}$/;
 export const HEX16_RE = /^[0-9a-f]{16}$/;
+/** An index delta name: index/d/<stamp>-<writerId>.pwx */
+export const DELTA_NAME_RE = /^index\/d\/\d{8}T\d{9}Z-[0-9a-f]{16}\.pwx$/;
 /** A manifest name: manifests/<diskTag>/<inv>-<nameTag>.pwm */
 export const MANIFEST_NAME_RE = /^manifests\/([0-9a-f]{32})\/(\d{13})-([0-9a-f]{32})\.pwm$/;
 

@@ -84,7 +84,7 @@ export class PackWriter {
     return { pack: pack.id, offset, storedLength: block.length };
   }
 
-  /** Commits the open pack (trailer last) and writes its index delta; returns every pack and delta this writer made. */
+  /** Commits the open pack (trailer last) and writes its index delta; returns every pack and delta this writer made (deltas[k] indexes packs[k]). */
   async finish(): Promise<{ packs: string[]; deltas: string[] }> {
     if (this.open) this.close(this.open);
     this.finished = true;
@@ -95,13 +95,14 @@ export class PackWriter {
   private close(pack: OpenPack): Promise<void> {
     this.open = undefined;
     this.packs.push(pack.id);
-    const done = this.commit(pack);
+    const done = this.commit(pack, this.packs.length - 1);
     done.catch(noop); // awaited by the add that closed it and by finish
     this.closing.push(done);
     return done;
   }
 
-  private async commit(pack: OpenPack): Promise<void> {
+  /** Commits `pack` and writes its delta, which takes place `slot` of the deltas (deltas[k] indexes packs[k]). */
+  private async commit(pack: OpenPack, slot: number): Promise<void> {
     const name = v2names.pack(pack.id);
     await Promise.all(pack.staged);
     const trailerId = packBlockId(pack.blockIds.length);
@@ -109,7 +110,7 @@ export class PackWriter {
     await ignoringOwnRetry(() => this.vault.commitBlocks(name, [...pack.blockIds, trailerId], { ifNotExists: true }));
     const delta = v2names.delta(this.nextStamp(), this.writerId);
     await ignoringOwnRetry(() => this.vault.putNew(delta, encodeIndexBlob(this.keyring, delta, 0, pack.entries)));
-    this.deltas.push(delta);
+    this.deltas[slot] = delta;
   }
 
   /** Stamps of one writer strictly increase, so its delta names never collide. */

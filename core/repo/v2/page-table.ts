@@ -2,9 +2,12 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import { PagewiseError } from '../../errors';
 import { GiB, MAX_PAGE_SIZE } from '../../limits';
+import { BlobAlreadyExistsError } from '../store/blob-store';
+import type { Vault } from '../vault';
+import { BLOCK2_OVERHEAD } from './block';
 import type { Keyring } from './keyring';
-import { HEX32_RE } from './names';
-import type { ChunkRef, PageRecord2, PageRecordJson } from './records';
+import { HEX32_RE, v2names } from './names';
+import type { ChunkRef, PageRecord2, PageRecordJson, TableRef } from './records';
 
 export type { ChunkRef, PageRecord2, PageRecordJson };
 
@@ -15,8 +18,8 @@ const TAG_BYTES = 16;
 const PLAIN_HEADER_BYTES = 16;
 const RECORD_HEADER_BYTES = 16;
 const CHUNK_BYTES = 64;
-/** A stored block is at most its chunk plus 60 bytes (§16: 36 header + 8 codec/length + 16 tag). */
-export const BLOCK_OVERHEAD2 = 60;
+/** A stored block is at most its chunk plus the block overhead (§16: 36 header + 8 inner + 16 tag = 60 bytes). */
+export const BLOCK_OVERHEAD2 = BLOCK2_OVERHEAD;
 const ZERO_ID = Buffer.alloc(32);
 const ZERO_PACK = '0'.repeat(32);
 
@@ -177,4 +180,34 @@ export function recordFromJson(j: unknown, where = 'a batch record'): PageRecord
   const record = { page: o.i as number, length: o.n as number, chunks };
   checkRecord(record, `page ${String(o.i).slice(0, 20)}`, bad);
   return record;
+}
+
+/**
+ * Stores the table of group `tableIndex` at tables/<tableId>.pwt (If-None-Match) and returns the
+ * manifest's entry for it. A 409 counts as written (§19: the same name is the same plaintext); an
+ * unchanged group of an incremental reuses its base's entry instead and writes nothing.
+ */
+export async function writeTable(vault: Vault, keyring: Keyring, tableIndex: number, records: PageRecord2[]): Promise<TableRef> {
+  const { bytes, tableId, sha256 } = encodeTable(keyring, tableIndex, records);
+  try {
+    await vault.putNew(v2names.table(tableId), bytes);
+  } catch (err) {
+    if (!(err instanceof BlobAlreadyExistsError)) throw err;
+    // Another writer's copy of the same plaintext: its bytes (nonce) differ, so the entry names them.
+    const there = await vault.getBytes(v2names.table(tableId), 0, undefined, { maxBytes: bytes.length });
+    return { index: tableIndex, tableId, pages: records.length, bytes: there.length, sha256: createHash('sha256').update(there).digest('hex') };
+  }
+  return { index: tableIndex, tableId, pages: records.length, bytes: bytes.length, sha256 };
+}
+
+/** The page records of a manifest's table entry: read bounded by its `bytes`, checked against its `sha256` and page count, decoded. */
+export async function readTable(vault: Vault, keyring: Keyring, ref: TableRef, pagesPerTable: number): Promise<PageRecord2[]> {
+  const name = v2names.table(ref.tableId);
+  const stored = await vault.getBytes(name, 0, undefined, { maxBytes: ref.bytes });
+  if (stored.length !== ref.bytes || createHash('sha256').update(stored).digest('hex') !== ref.sha256) {
+    throw new PagewiseError('Corrupt', `page table ${ref.index} (${name}) does not match its manifest entry (size or SHA-256)`);
+  }
+  const records = decodeTable(keyring, ref.index, stored, pagesPerTable);
+  if (records.length !== ref.pages) throw new PagewiseError('Corrupt', `page table ${ref.index} (${name}) holds ${records.length} pages, its manifest entry says ${ref.pages}`);
+  return records;
 }

@@ -4,7 +4,7 @@ import { BlobAlreadyExistsError, BlobNotFoundError } from '../store/blob-store';
 import type { Vault } from '../vault';
 import { MAX_ENVELOPE_BYTES, openJson, sealJson } from './envelope';
 import type { Keyring } from './keyring';
-import { v2names } from './names';
+import { DELTA_NAME_RE, HEX32_RE, v2names } from './names';
 import { recordFromJson, recordToJson } from './page-table';
 import type { BatchRecordV2, PlanV2 } from './records';
 
@@ -20,7 +20,9 @@ export async function readPlan2(vault: Vault, keyring: Keyring, backupId: string
   const stored = await getIfAny(vault, name);
   if (!stored) return undefined;
   const plan = openJson<PlanV2>(keyring, 1, name, stored);
-  if (plan?.format !== 'pagewise-plan' || plan.version !== 2 || plan.backupId !== backupId || !plainCounts(plan, ['diskBytes', 'pageSize', 'pageCount', 'pagesPerBatch', 'pagesPerTable', 'keyEpoch']) || !Array.isArray(plan.batches)) {
+  if (plan?.format !== 'pagewise-plan' || plan.version !== 2 || plan.backupId !== backupId || !plainCounts(plan, ['diskBytes', 'pageSize', 'pageCount', 'pagesPerBatch', 'pagesPerTable', 'keyEpoch'])
+    || !wholeNumbers(plan.batches) || !(plan.changedPages === null || (Array.isArray(plan.changedPages) && plan.changedPages.every((run) => wholeNumbers(run) && run.length === 2)))
+    || typeof plan.disk !== 'object' || plan.disk === null || typeof plan.disk.identity !== 'string' || (plan.kind !== 'full' && plan.kind !== 'incremental')) {
     throw new PagewiseError('Corrupt', `the plan ${name} of backup ${backupId} is not a version-2 Pagewise plan`);
   }
   return plan;
@@ -40,7 +42,8 @@ export async function readBatch2(vault: Vault, keyring: Keyring, backupId: strin
   const rec = openJson<Omit<BatchRecordV2, 'pages'> & { pages: unknown }>(keyring, 2, name, stored);
   if (rec?.format !== 'pagewise-batch' || rec.version !== 2 || rec.backupId !== backupId || rec.batchNumber !== batch
     || !plainCounts(rec, ['firstPage', 'pageCount', 'bytesRead', 'bytesNew', 'bytesStored', 'zeroPages'])
-    || !Array.isArray(rec.pages) || !Array.isArray(rec.packs) || !Array.isArray(rec.deltas)) {
+    || !Array.isArray(rec.pages) || !Array.isArray(rec.packs) || !rec.packs.every((p) => typeof p === 'string' && HEX32_RE.test(p))
+    || !Array.isArray(rec.deltas) || !rec.deltas.every((d) => typeof d === 'string' && DELTA_NAME_RE.test(d))) {
     throw new PagewiseError('Corrupt', `the batch record ${name} of backup ${backupId} is not a version-2 Pagewise batch record`);
   }
   const where = `the batch record ${name}`;
@@ -50,6 +53,11 @@ export async function readBatch2(vault: Vault, keyring: Keyring, backupId: strin
     if (p < rec.firstPage || p >= rec.firstPage + rec.pageCount || (k > 0 && p <= pages[k - 1].page)) throw new PagewiseError('Corrupt', `${where}: page ${p} is out of order or outside the batch`);
   }
   return { ...rec, pages };
+}
+
+/** Whether `v` is an array of whole numbers ≥ 0. */
+function wholeNumbers(v: unknown): v is number[] {
+  return Array.isArray(v) && v.every((n) => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0);
 }
 
 /** Whether every named field is a whole number ≥ 0. */
