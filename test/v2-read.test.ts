@@ -379,6 +379,13 @@ describe('catalog', () => {
     expect(await listBackups(v.location, { userKey: generateKey() })).toEqual(expected);
     const groups = await listBackupsByDisk(v.location);
     expect(groups.map((g) => g.backups.length)).toEqual([1, 2, 1]); // disk y, disk a (newest first), the unfinished one's unknown disk
+    // A blob under manifests/ that no Pagewise names so is listed damaged, not dropped.
+    const stray = 'manifests/not-a-tag/x.pwm';
+    await v.vault.putNew(stray, Buffer.from('x'));
+    expect((await listBackups(v.location)).find((l) => l.status === 'damaged')).toEqual({
+      backupId: stray, status: 'damaged', formatVersion: 2, problem: `${stray} was not written by Pagewise: its name is no manifest name (manifests/<diskTag>/<inv>-<nameTag>.pwm)`,
+    });
+    await env.az.accounts.vault.service.getContainerClient(v.container).getBlobClient(stray).delete();
     expect(await failureOf(checkRestorable(v.location, a.backupId, generateKey()))).toMatchObject({ code: 'WrongKey' });
   });
 });
