@@ -160,16 +160,17 @@ describe('backup, list, verify, restore', () => {
   });
 
   test('list shows the backup (json and table)', async () => {
-    const json = await cli(['list', '--vault', vaultUrl, '--json']);
+    // With the key: a version-2 vault shows a backup's ID and facts only to who holds it (without, it is locked).
+    const json = await cli(['list', '--vault', vaultUrl, '--key-file', keyFile, '--json']);
     expect(json.code).toBe(0);
     const listing = JSON.parse(json.stdout);
     expect(listing.backups.map((b: { backupId: string }) => b.backupId)).toEqual([backupId]);
     expect(listing.backups[0]).toMatchObject({ diskBytes: DISK_BYTES, pageSize: MiB });
-    expect(listing.disks).toEqual([{ disk: expect.stringMatching(/\/src\/disks\/vm1\.vhd$/), backups: listing.backups }]);
-    const table = await cli(['list', '--vault', vaultUrl]);
+    expect(listing.disks).toEqual([{ disk: 'blob:src/disks/vm1.vhd', backups: listing.backups }]); // a version-2 disk is shown by its identity (§21.1)
+    const table = await cli(['list', '--vault', vaultUrl, '--key-file', keyFile]);
     expect(table.code).toBe(0);
-    // Grouped by disk: the disk, then its backups newest first (a version-1 backup is full; its read and new bytes are not recorded).
-    expect(table.stdout).toMatch(/^disk http:\/\/127\.0\.0\.1:\d+\/src\/disks\/vm1\.vhd \(1 backup\)\n  COMPLETED +KIND +BASE +LOGICAL +READ +NEW +STORED +BACKUP ID +STATUS\n/);
+    // Grouped by disk: the disk, then its backups newest first.
+    expect(table.stdout).toMatch(/^disk blob:src\/disks\/vm1\.vhd \(1 backup\)\n  COMPLETED +KIND +BASE +LOGICAL +READ +NEW +STORED +BACKUP ID +STATUS\n/);
     expect(table.stdout).toContain(backupId);
   });
 
@@ -188,12 +189,13 @@ describe('backup, list, verify, restore', () => {
       const structure = await cli(['verify', backupId, '--vault', vaultUrl, '--key-file', keyFile, ...extra]);
       expect(structure.code).toBe(0);
       expect(structure.stdout).toMatch(
-        new RegExp(`^backup ${backupId} is OK\n  structure checked: manifest, 9 page-table entries, 1 segment\\(s\\) present and whole; no data read \\(--read-data reads and hash-checks every block\\), in [0-9.]+ s\n$`),
+        // A new vault is version 2: page tables and packs (version 1 said page-table entries and segments).
+        new RegExp(`^backup ${backupId} is OK\n  structure checked: manifest, 1 page table\\(s\\), 9 page records, 1 pack\\(s\\) present and long enough; no data read \\(--read-data reads and hash-checks every block\\), in [0-9.]+ s\n$`),
       );
     }
     const thorough = await cli(['verify', backupId, '--vault', vaultUrl, '--key-file', keyFile, '--read-data']);
     expect(thorough.stdout).toMatch(
-      new RegExp(`^backup ${backupId} is OK\n  structure checked: manifest, 9 page-table entries, 1 segment\\(s\\) present and whole; 9 blocks \\(9\\.00 MiB\\) read, decrypted and hash-checked, in [0-9.]+ s\n$`),
+      new RegExp(`^backup ${backupId} is OK\n  structure checked: manifest, 1 page table\\(s\\), 9 page records, 1 pack\\(s\\) present and long enough; 9 blocks \\(9\\.00 MiB\\) read, decrypted and hash-checked, in [0-9.]+ s\n$`),
     );
     expect(thorough.stdout).not.toContain('all data read');
   });
