@@ -159,18 +159,21 @@ describe('backup, list, verify, restore', () => {
     expect(json).toMatchObject({ backupId, alreadyExisted: true, bytesRead: 0, completedAt: listed.completedAt, pages: 10, cacheCapacityBytes: 4 * MiB });
   });
 
-  test('list shows the backup (json and table)', async () => {
-    const json = await cli(['list', '--vault', vaultUrl, '--json']);
+  test('list shows the backup (json and table), grouped by disk; without the key it is locked', async () => {
+    const json = await cli(['list', '--vault', vaultUrl, '--key-file', keyFile, '--json']);
     expect(json.code).toBe(0);
     const listing = JSON.parse(json.stdout);
     expect(listing.backups.map((b: { backupId: string }) => b.backupId)).toEqual([backupId]);
-    expect(listing.backups[0]).toMatchObject({ diskBytes: DISK_BYTES, pageSize: MiB });
-    expect(listing.disks).toEqual([{ disk: expect.stringMatching(/\/src\/disks\/vm1\.vhd$/), backups: listing.backups }]);
-    const table = await cli(['list', '--vault', vaultUrl]);
+    expect(listing.backups[0]).toMatchObject({ diskBytes: DISK_BYTES, pageSize: MiB, kind: 'full', base: null });
+    expect(listing.disks).toEqual([{ disk: 'blob:src/disks/vm1.vhd', backups: listing.backups }]); // the disk identity (FORMAT.md §21.1)
+    const table = await cli(['list', '--vault', vaultUrl, '--key-file', keyFile]);
     expect(table.code).toBe(0);
-    // Grouped by disk: the disk, then its backups newest first (a version-1 backup is full; its read and new bytes are not recorded).
-    expect(table.stdout).toMatch(/^disk http:\/\/127\.0\.0\.1:\d+\/src\/disks\/vm1\.vhd \(1 backup\)\n  COMPLETED +KIND +BASE +LOGICAL +READ +NEW +STORED +BACKUP ID +STATUS\n/);
-    expect(table.stdout).toContain(backupId);
+    // Grouped by disk: the disk, then its backups newest first.
+    expect(table.stdout).toMatch(/^disk blob:src\/disks\/vm1\.vhd \(1 backup\)\n  COMPLETED +KIND +BASE +LOGICAL +READ +NEW +STORED +BACKUP ID +STATUS\n/);
+    expect(table.stdout).toMatch(new RegExp(`\\n  \\S+ +full +- +16\\.0 MiB +[0-9.]+ MiB +[0-9.]+ MiB +[0-9.]+ MiB +${backupId} +complete\\n`));
+    // Without the key only the blob name of a version-2 backup is readable: listed, locked.
+    const locked = JSON.parse((await cli(['list', '--vault', vaultUrl, '--json'])).stdout);
+    expect(locked.backups).toEqual([expect.objectContaining({ status: 'complete', locked: true })]);
   });
 
   test('verify checks structure by default; --read-data reads every block', async () => {
@@ -188,12 +191,12 @@ describe('backup, list, verify, restore', () => {
       const structure = await cli(['verify', backupId, '--vault', vaultUrl, '--key-file', keyFile, ...extra]);
       expect(structure.code).toBe(0);
       expect(structure.stdout).toMatch(
-        new RegExp(`^backup ${backupId} is OK\n  structure checked: manifest, 9 page-table entries, 1 segment\\(s\\) present and whole; no data read \\(--read-data reads and hash-checks every block\\), in [0-9.]+ s\n$`),
+        new RegExp(`^backup ${backupId} is OK\n  structure checked: manifest, 1 page table\\(s\\), 9 page records, 1 pack\\(s\\) present and long enough; no data read \\(--read-data reads and hash-checks every block\\), in [0-9.]+ s\n$`),
       );
     }
     const thorough = await cli(['verify', backupId, '--vault', vaultUrl, '--key-file', keyFile, '--read-data']);
     expect(thorough.stdout).toMatch(
-      new RegExp(`^backup ${backupId} is OK\n  structure checked: manifest, 9 page-table entries, 1 segment\\(s\\) present and whole; 9 blocks \\(9\\.00 MiB\\) read, decrypted and hash-checked, in [0-9.]+ s\n$`),
+      new RegExp(`^backup ${backupId} is OK\n  structure checked: manifest, 1 page table\\(s\\), 9 page records, 1 pack\\(s\\) present and long enough; 9 blocks \\(9\\.00 MiB\\) read, decrypted and hash-checked, in [0-9.]+ s\n$`),
     );
     expect(thorough.stdout).not.toContain('all data read');
   });
