@@ -93,6 +93,8 @@ describe('block (PWB2)', () => {
     // Sealed under the right ID but holding other bytes: authenticates, then fails the content-ID check.
     const liar = await sealBlock2(Codec2.Stored, Buffer.alloc(page.length), page.length, id, keyring);
     expect(await failureOf(decodeBlock2(liar, id, keyring, 'page 3'))).toMatchObject({ code: 'Corrupt', message: 'page 3: the chunk does not match its content ID' });
+    const zstdLying = await sealBlock2(Codec2.Zstd, await zstdEncode(page), page.length + 1, id, keyring);
+    expect(await failureOf(decodeBlock2(zstdLying, id, keyring, 'page 3'))).toMatchObject({ code: 'Corrupt', message: `page 3: the block does not decompress (zstd: the zstd frame states ${page.length} content size, expected ${page.length + 1})` });
     const lying = await sealBlock2(Codec2.Lz4, Buffer.from([0xff, 0xff, 0xff, 0x7f, 0]), page.length, id, keyring);
     expect(await failureOf(decodeBlock2(lying, id, keyring, 'page 3'))).toMatchObject({ code: 'Corrupt', message: 'page 3: the lz4 block states another length than the block' });
   });
