@@ -241,7 +241,7 @@ describe('tables on Azurite', () => {
     expect(second).toEqual(first);
     expect(first).toMatchObject({ index: 1, pages: 3, tableId: encodeTable(keyring, 1, records(1030, 3)).tableId });
     expect(await readTable(vault, keyring, first, 1024)).toEqual(records(1030, 3));
-    expect(await failureOf(readTable(vault, keyring, { ...first, sha256: '0'.repeat(64) }, 1024))).toMatchObject({ code: 'Corrupt', message: `page table 1 (tables/${first.tableId}.pwt) does not match its manifest entry (size or SHA-256)` });
+    expect(await failureOf(readTable(vault, keyring, { ...first, sha256: '0'.repeat(64) }, 1024))).toMatchObject({ code: 'Corrupt', message: `page table 1 (tables/${first.tableId}.pwt) does not match the manifest's entry (size or SHA-256)` });
     expect(await failureOf(readTable(vault, keyring, { ...first, pages: 4 }, 1024))).toMatchObject({ code: 'Corrupt', message: `page table 1 (tables/${first.tableId}.pwt) holds 3 pages, its manifest entry says 4` });
   });
 });

@@ -3,15 +3,19 @@
  * patch): ten generations of one disk with random page writes and clears between them, each restored
  * byte-identical; an incremental reads exactly the allocated bytes of the pages that changed, plans only
  * the batches holding them, keeps its snapshot as the next base and releases the earlier one; a base
- * snapshot deleted by someone else, `full: true` and a crash mid-incremental.
+ * snapshot deleted by someone else, `full: true` and a crash mid-incremental; a version-1 vault and its
+ * upgrade (v1-vault, v1-base); a base whose pack is gone (BackupIncomplete, no manifest).
  */
 import { AnonymousCredential, ContainerClient, PageBlobClient } from '@azure/storage-blob';
 import { backupDisk, planBackup, restoreBackup, runBackupBatch, BackupRequest, BackupResult } from '../core';
-import { openVaultKeyring } from '../core/repo/v2/marker';
+import { openVaultKeyring, upgradeVault } from '../core/repo/v2/marker';
 import { findManifest2 } from '../core/repo/v2/manifest';
+import { v2names } from '../core/repo/v2/names';
+import { readTable } from '../core/repo/v2/page-table';
 import { readPlan2 } from '../core/repo/v2/staging';
 import { Vault } from '../core/repo/vault';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
+import { makeVaultV1 } from '../testkit/vault-v1';
 
 const PAGE = 64 * KiB;
 const SECTOR = 512;
@@ -84,6 +88,12 @@ class DiskModel {
     return n;
   }
 
+  /** A page's bytes as the disk reads them now. */
+  content(page: number): Buffer {
+    const { k, at } = this.region(page);
+    return Buffer.from(this.data[k].subarray(at, at + PAGE));
+  }
+
   allPages(): number[] {
     return REGIONS.flatMap((first) => Array.from({ length: REGION_PAGES }, (_, k) => first + k));
   }
@@ -93,10 +103,11 @@ class DiskModel {
  * One generation of changes: random sub-page writes (512-aligned) and clears of allocated sectors, in
  * `regions` (indexes into REGIONS). Returns the pages touched.
  */
-async function changeDisk(model: DiskModel, seed: number, regions: number[], writes: number, clears: number): Promise<Set<number>> {
+async function changeDisk(model: DiskModel, seed: number, regions: number[], writes: number, clears: number, extra: { same?: boolean; zero?: boolean } = {}): Promise<Set<number>> {
   const r = rng(seed);
   const touched = new Set<number>();
   const pickPage = () => REGIONS[regions[r.int(regions.length)]] + r.int(REGION_PAGES);
+  const withData = () => model.allPages().filter((p) => regions.includes(p < BATCH_PAGES ? 0 : 1) && model.allocatedSectorsOf(p).length > 0);
   for (let k = 0; k < writes; k++) {
     const page = pickPage();
     const sectors = 1 + r.int(PAGE / SECTOR);
@@ -105,7 +116,7 @@ async function changeDisk(model: DiskModel, seed: number, regions: number[], wri
     touched.add(page);
   }
   for (let k = 0; k < clears; k++) {
-    const candidates = model.allPages().filter((p) => regions.includes(REGIONS.indexOf(REGIONS.find((f) => p >= f && p < f + REGION_PAGES)!)) && model.allocatedSectorsOf(p).length > 0);
+    const candidates = withData();
     if (candidates.length === 0) break;
     const page = candidates[r.int(candidates.length)];
     const sectors = model.allocatedSectorsOf(page);
@@ -114,6 +125,18 @@ async function changeDisk(model: DiskModel, seed: number, regions: number[], wri
     let end = start + 1;
     while (end < start + 16 && model.allocated.has(end) && end < ((page + 1) * PAGE) / SECTOR) end++;
     await model.clear(page, start * SECTOR - page * PAGE, (end - start) * SECTOR);
+    touched.add(page);
+  }
+  if (extra.same) {
+    // A page written again with the bytes it holds: changed for the diff, same content (the base's block is reused).
+    const page = withData().find((p) => !touched.has(p) && !model.content(p).equals(Buffer.alloc(PAGE)))!;
+    await model.write(page, 0, model.content(page));
+    touched.add(page);
+  }
+  if (extra.zero) {
+    // A page written full of zeros: allocated, read, and a hole in the backup.
+    const page = withData().find((p) => !touched.has(p))!;
+    await model.write(page, 0, Buffer.alloc(PAGE));
     touched.add(page);
   }
   return touched;
@@ -158,9 +181,10 @@ test('ten generations: a full, then incrementals reading only changed pages, eac
   let previous: BackupResult | undefined;
   for (let generation = 0; generation < 10; generation++) {
     let touched: Set<number> | undefined;
+    const before = new Map(model.allPages().map((p) => [p, model.content(p)]));
     if (generation > 0) {
       // Odd generations change region A only (one batch), even ones both regions (two batches).
-      touched = await changeDisk(model, 100 + generation, generation % 2 ? [0] : [0, 1], 12, 4);
+      touched = await changeDisk(model, 100 + generation, generation % 2 ? [0] : [0, 1], 12, 4, { same: generation % 3 === 0, zero: generation % 4 === 0 });
     }
     const plan = await planBackup(req);
     const result = await backupDisk(req);
@@ -177,7 +201,16 @@ test('ten generations: a full, then incrementals reading only changed pages, eac
       expect(result.bytesRead).toBe(model.allocatedBytesOf(touched!));
       expect(plan.allocatedBytes).toBe(result.bytesRead); // the progress total is what is read
       expect(plan.batchCount).toBe(generation % 2 ? 1 : 2);
-      expect(result.bytesNew).toBeLessThanOrEqual(touched!.size * PAGE);
+      // What the changed pages hold now: all zero (a hole; read if still allocated), the base's content
+      // (its block reused), or new content (a new block, one per page: random bytes never repeat).
+      const read = [...touched!].filter((p) => model.allocatedSectorsOf(p).length > 0);
+      const zero = read.filter((p) => model.content(p).equals(Buffer.alloc(PAGE)));
+      const same = read.filter((p) => !zero.includes(p) && model.content(p).equals(before.get(p)!));
+      const fresh = read.length - zero.length - same.length;
+      expect(result).toMatchObject({ zeroPages: zero.length, storedBlocks: fresh, bytesNew: fresh * PAGE, dedupedPages: same.length });
+      if (generation % 3 === 0) expect(same.length).toBeGreaterThan(0);
+      if (generation % 4 === 0) expect(zero.length).toBeGreaterThan(0);
+      expect(result.bytesChanged).toBeGreaterThan(0);
       expect(result.releasedSnapshots).toEqual([previous!.sourceSnapshot!.snapshot]);
     }
     expect(result.allocatedBytes).toBe(model.allocatedBytesOf(model.allPages()));
@@ -239,4 +272,59 @@ test('a crash mid-incremental resumes as the same incremental', async () => {
   expect((await readPlan2(vault, keyring, plan.backupId))?.batches).toEqual([0, 1]);
   await expectRestoresTo(model, again.backupId, 'inc-crash-restored.vhd');
   expect(await snapshotsOf(container, name)).toEqual([again.sourceSnapshot!.snapshot]);
+});
+
+test('a version-1 vault backs up in full (v1-vault); upgraded, a disk backed up in version 1 gets a full first v2 backup (v1-base), then incrementals', async () => {
+  await env.az.accounts.vault.service.getContainerClient('v1vault').create();
+  const vaultV1 = { url: env.az.sasUrl('vault', 'v1vault') };
+  await makeVaultV1(vaultV1);
+  const name = 'inc-v1.vhd';
+  const blob = env.az.accounts.src.service.getContainerClient('disks').getPageBlobClient(name);
+  await blob.create(4 * MiB);
+  const model = { blob, write: (page: number, bytes: Buffer) => blob.uploadPages(bytes, page * PAGE, bytes.length) };
+  await model.write(0, Buffer.alloc(PAGE, 1));
+  await model.write(3, Buffer.alloc(PAGE, 2));
+  const req: BackupRequest = { source: { url: env.az.sasUrl('src', 'disks', name) }, vault: vaultV1, userKey: env.userKey, pageSize: PAGE, cacheBytes: 256 * KiB, takeSnapshot: true };
+
+  const v1 = await backupDisk(req);
+  expect(v1).toMatchObject({ formatVersion: 1, kind: 'full', reason: 'v1-vault', base: null, bytesRead: 2 * PAGE, bytesChanged: 2 * PAGE });
+  expect(v1.bytesNew).toBe(v1.bytesStored);
+
+  expect(await upgradeVault(Vault.open(vaultV1), env.userKey)).toEqual({ upgraded: true });
+  await model.write(5, Buffer.alloc(PAGE, 3));
+  const first = await backupDisk(req);
+  expect(first).toMatchObject({ formatVersion: 2, kind: 'full', reason: 'v1-base', base: null, bytesRead: 3 * PAGE });
+  await model.write(3, Buffer.alloc(PAGE, 4));
+  const next = await backupDisk(req);
+  expect(next).toMatchObject({ formatVersion: 2, kind: 'incremental', reason: null, base: { backupId: first.backupId }, bytesRead: PAGE, storedBlocks: 1 });
+  // The version-1 backup stays restorable beside the version-2 ones.
+  await restoreBackup({ backupId: v1.backupId, vault: vaultV1, userKey: env.userKey, target: { url: env.targetUrl('inc-v1-restored.vhd') } });
+  const restored = await new PageBlobClient(env.targetUrl('inc-v1-restored.vhd'), new AnonymousCredential()).downloadToBuffer(0, 4 * PAGE);
+  expect(restored.equals(Buffer.concat([Buffer.alloc(PAGE, 1), Buffer.alloc(2 * PAGE), Buffer.alloc(PAGE, 2)]))).toBe(true);
+});
+
+test('a base whose pack is gone: the incremental stops before its manifest (BackupIncomplete naming the pack); a forced full backup stores the pages again', async () => {
+  const name = 'inc-pack.vhd';
+  const blob = env.az.accounts.src.service.getContainerClient('disks').getPageBlobClient(name);
+  await blob.create(4 * MiB);
+  await blob.uploadPages(Buffer.alloc(2 * PAGE, 7), 0, 2 * PAGE);
+  const req: BackupRequest = { source: { url: env.az.sasUrl('src', 'disks', name) }, vault: env.vault, userKey: env.userKey, pageSize: PAGE, cacheBytes: 256 * KiB, takeSnapshot: true };
+  const full = await backupDisk(req);
+  expect(full).toMatchObject({ kind: 'full', reason: 'no-base', segments: 1, storedBlocks: 1, dedupedPages: 1 }); // two equal pages: one block
+  const vault = Vault.open(env.vault);
+  const keyring = await openVaultKeyring(vault, env.userKey);
+  const manifest = (await findManifest2(vault, keyring, full.backupId))!.manifest;
+  const packs = new Set<string>();
+  for (const t of manifest.tables) for (const r of await readTable(vault, keyring, t, manifest.pagesPerTable)) for (const c of r.chunks) packs.add(c.pack);
+  expect(packs.size).toBe(1);
+  const [pack] = packs;
+  await env.az.accounts.vault.service.getContainerClient('vault').deleteBlob(v2names.pack(pack)); // as a wrong prune would
+
+  await blob.uploadPages(Buffer.alloc(PAGE, 8), 0, PAGE); // page 1 unchanged: its chunk is the lost pack's
+  await expect(backupDisk(req)).rejects.toMatchObject({ code: 'BackupIncomplete', message: expect.stringContaining(v2names.pack(pack)) });
+  const forced = await backupDisk({ ...req, full: true, backupId: 'inc-pack-full' });
+  expect(forced).toMatchObject({ kind: 'full', reason: 'forced', bytesRead: 2 * PAGE, storedBlocks: 2 });
+  await restoreBackup({ backupId: forced.backupId, vault: env.vault, userKey: env.userKey, target: { url: env.targetUrl('inc-pack-restored.vhd') } });
+  const restored = await new PageBlobClient(env.targetUrl('inc-pack-restored.vhd'), new AnonymousCredential()).downloadToBuffer(0, 2 * PAGE);
+  expect(restored.equals(Buffer.concat([Buffer.alloc(PAGE, 8), Buffer.alloc(PAGE, 7)]))).toBe(true);
 });

@@ -65,7 +65,7 @@ describe('pagewise list', () => {
     const { backups } = JSON.parse(out.stdout);
     expect(backups).toEqual([
       expect.objectContaining({ backupId: 'cat-complete', status: 'complete', completedAt, diskBytes: MiB, pageSize: PAGE }),
-      { backupId: 'cat-incomplete', status: 'incomplete', problem: INCOMPLETE, formatVersion: 1, disk: `${env.az.accounts.src.endpoint}/disks/catalog.vhd`, createdAt: expect.any(String), source: `${env.az.accounts.src.endpoint}/disks/catalog.vhd`, diskBytes: MiB, pageSize: PAGE },
+      { backupId: 'cat-incomplete', status: 'incomplete', problem: INCOMPLETE, formatVersion: 1, disk: 'blob:src/disks/catalog.vhd', createdAt: expect.any(String), source: `${env.az.accounts.src.endpoint}/disks/catalog.vhd`, diskBytes: MiB, pageSize: PAGE },
       { backupId: 'cat-malformed', status: 'damaged', problem: MALFORMED },
       { backupId: 'cat-tampered', status: 'damaged', problem: TAMPERED },
     ]);

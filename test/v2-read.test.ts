@@ -5,21 +5,20 @@
  * tables, blocks or manifests are damaged or moved.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { PageBlobClient, AnonymousCredential } from '@azure/storage-blob';
-import { backupDisk, checkRestorable, generateKey, listBackups, listBackupsByDisk, PagewiseError, restoreBackup, StorageLocation, verifyBackup } from '../core';
+import { backupDisk, checkRestorable, decodeUserKey, generateKey, listBackups, listBackupsByDisk, PagewiseError, restoreBackup, StorageLocation, verifyBackup } from '../core';
 import { Vault } from '../core/repo/vault';
 import { encodeBlock2 } from '../core/repo/v2/block';
 import { Keyring } from '../core/repo/v2/keyring';
 import { writeManifest2 } from '../core/repo/v2/manifest';
-import { createVaultV2 } from '../core/repo/v2/marker';
+import { createVaultV2, openVaultKeyring, upgradeVault } from '../core/repo/v2/marker';
 import { v2names } from '../core/repo/v2/names';
 import { PackWriter } from '../core/repo/v2/pack-writer';
-import { encodeTable } from '../core/repo/v2/page-table';
+import { writeTable } from '../core/repo/v2/page-table';
 import { DiskRef, ManifestV2, PageRecord2 } from '../core/repo/v2/records';
 import { writePlan2 } from '../core/repo/v2/staging';
-import { BlobAlreadyExistsError } from '../core/repo/store/blob-store';
 import { fileSha256, KiB, MiB, startEnv, TestEnv } from './harness/env';
 
 const PAGE = 64 * KiB;
@@ -125,15 +124,7 @@ async function writeBackup(v: V2Vault, o: { backupId: string; image: Buffer; com
   for (let group = 0; group * PER_TABLE < PAGES; group++) {
     const mine = records.filter((r) => Math.floor(r.page / PER_TABLE) === group);
     if (mine.length === 0) continue;
-    const table = encodeTable(keyring, group, mine);
-    const stored = await vault.putNew(v2names.table(table.tableId), table.bytes).then(
-      () => table.bytes,
-      async (err: unknown) => {
-        if (!(err instanceof BlobAlreadyExistsError)) throw err;
-        return vault.getBytes(v2names.table(table.tableId)); // the base's table (same plaintext, another nonce): named as stored
-      },
-    );
-    tables.push({ index: group, tableId: table.tableId, pages: mine.length, bytes: stored.length, sha256: sha(stored) });
+    tables.push(await writeTable(vault, keyring, group, mine)); // the base's unchanged table: named as stored
   }
   const disk = o.disk ?? blobDisk('a.vhd');
   const manifest: ManifestV2 = {
@@ -252,7 +243,7 @@ describe('verify finds damage', () => {
     await client.getBlockBlobClient(v2names.table(mine.tableId)).uploadData(await v.vault.getBytes(v2names.table(theirs.tableId)));
     const result = await verify(v, a.backupId);
     expect(result.ok).toBe(false);
-    expect(result.problems).toEqual([`page table 2 (${v2names.table(mine.tableId)}) does not match the manifest (size or SHA-256): replaced or damaged`]);
+    expect(result.problems).toEqual([`page table 2 (${v2names.table(mine.tableId)}) does not match the manifest's entry (size or SHA-256)`]);
     expect(result.tablesChecked).toBe(1); // table 0 read; the damaged one ends the walk
   });
 
@@ -272,10 +263,14 @@ describe('verify finds damage', () => {
     expect(result).toMatchObject({ ok: false, blocksChecked: 8, packsChecked: 3 });
   });
 
-  test("a manifest copied under another disk's prefix is listed damaged; moved there, the backup cannot be opened", async () => {
+  test("a manifest copied under another disk's prefix is listed damaged and hides nothing; moved there, the backup cannot be opened", async () => {
     const v = await freshVault();
     const a = await writeBackup(v, { backupId: 'pw-v2-movedm', image: imageA(), completedAt: '2026-12-01T01:00:00.000Z' });
-    const elsewhere = a.name.replace(v.keyring.diskTag(a.manifest.disk.identity), v.keyring.diskTag('blob:devstoreaccount1/disks/else.vhd'));
+    // A disk whose tag lists before the backup's own: the copy is met first.
+    const mine = v.keyring.diskTag(a.manifest.disk.identity);
+    let k = 0;
+    while (v.keyring.diskTag(`blob:devstoreaccount1/disks/else${k}.vhd`) > mine) k++;
+    const elsewhere = a.name.replace(mine, v.keyring.diskTag(`blob:devstoreaccount1/disks/else${k}.vhd`));
     const client = env.az.accounts.vault.service.getContainerClient(v.container);
     await client.getBlockBlobClient(elsewhere).uploadData(await v.vault.getBytes(a.name));
     const listed = await listBackups(v.location, { userKey: env.userKey });
@@ -283,7 +278,10 @@ describe('verify finds damage', () => {
       [a.backupId, 'complete'],
       [v.keyring.nameTag(a.backupId), 'damaged'],
     ]);
-    expect(listed[1]).toMatchObject({ problem: `the manifest ${elsewhere} fails authentication (damaged, moved from another name, or written under another vault key)` });
+    const damaged = listed.find((l) => l.status === 'damaged');
+    expect(damaged).toMatchObject({ problem: `the manifest ${elsewhere} fails authentication (damaged, moved from another name, or written under another vault key)` });
+    // The copy does not hide the manifest: the backup still verifies.
+    expect(await verify(v, a.backupId)).toMatchObject({ ok: true, pagesChecked: 10 });
 
     await client.getBlobClient(a.name).delete();
     expect(await failureOf(verify(v, a.backupId))).toMatchObject({ code: 'Corrupt', message: expect.stringContaining(`the manifest ${elsewhere} fails authentication`) });
@@ -385,5 +383,48 @@ describe('backups written by the engine', () => {
       expect.objectContaining({ backupId: second.backupId, kind: 'incremental', base: first.backupId, generation: 1 }),
       expect.objectContaining({ backupId: first.backupId, kind: 'full', base: null, generation: 0 }),
     ]);
+  });
+});
+
+describe('an upgraded version-1 vault', () => {
+  const FIXTURE = path.join(__dirname, 'fixtures', 'vault-v1');
+  const expected = JSON.parse(readFileSync(path.join(FIXTURE, 'expected.json'), 'utf8')) as { keyFile: string; backups: Array<{ backupId: string; sha256: string }> };
+  const fixtureKey = decodeUserKey(readFileSync(path.join(FIXTURE, expected.keyFile), 'utf8'), 'the fixture key file');
+
+  /** The fixture's blobs, byte for byte, into a new container. */
+  async function uploadFixture(container: string): Promise<V2Vault['location']> {
+    const client = env.az.accounts.vault.service.getContainerClient(container);
+    await client.create();
+    const walk = async (dir: string, prefix: string): Promise<void> => {
+      for (const entry of await fs.readdir(dir, { withFileTypes: true })) {
+        if (entry.isDirectory()) await walk(path.join(dir, entry.name), `${prefix}${entry.name}/`);
+        else await client.getBlockBlobClient(`${prefix}${entry.name}`).uploadData(await fs.readFile(path.join(dir, entry.name)));
+      }
+    };
+    await walk(path.join(FIXTURE, 'blobs'), '');
+    return { url: env.az.sasUrl('vault', container) };
+  }
+
+  test('lists and restores its version-1 backups beside the version-2 ones, with the version-1 key even when it has no slot', async () => {
+    const location = await uploadFixture('v2read-upgraded');
+    const vault = Vault.open(location);
+    const newKey = generateKey(); // upgraded with another key: the fixture's key gets no slot
+    expect(await upgradeVault(vault, newKey)).toEqual({ upgraded: true });
+    const v: V2Vault = { location, vault, keyring: await openVaultKeyring(vault, newKey), container: 'v2read-upgraded' };
+    const two = await writeBackup(v, { backupId: 'pw-after-upgrade', image: imageA(), completedAt: '2026-12-05T01:00:00.000Z' });
+    expect(await verifyBackup({ backupId: two.backupId, vault: location, userKey: newKey })).toMatchObject({ ok: true, formatVersion: 2, pagesChecked: 10, blocksChecked: 10 });
+
+    const summary = (listed: Awaited<ReturnType<typeof listBackups>>) => listed.map((b) => [b.backupId, b.status, b.formatVersion, b.status === 'complete' && b.locked === true]);
+    const v1 = expected.backups.map((b) => [b.backupId, 'complete', 1, false]);
+    expect(summary(await listBackups(location, { userKey: newKey }))).toEqual(expect.arrayContaining([...v1, [two.backupId, 'complete', 2, false]]));
+    expect(summary(await listBackups(location, { userKey: fixtureKey }))).toEqual(expect.arrayContaining([...v1, [v.keyring.nameTag(two.backupId), 'complete', 2, true]]));
+
+    const first = expected.backups[0];
+    const file = path.join(env.tmp, 'upgraded-v1.img');
+    await restoreBackup({ backupId: first.backupId, vault: location, userKey: fixtureKey, target: { url: file } });
+    expect(await fileSha256(file)).toBe(first.sha256);
+    expect(await verifyBackup({ backupId: first.backupId, vault: location, userKey: fixtureKey, readData: false })).toMatchObject({ ok: true, formatVersion: 1, packsChecked: 0 });
+    // The version-1 key has no slot: the version-2 backup says so (not "not found").
+    expect(await failureOf(checkRestorable(location, two.backupId, fixtureKey))).toMatchObject({ code: 'WrongKey', message: expect.stringContaining('no slot') });
   });
 });

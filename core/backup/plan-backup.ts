@@ -38,7 +38,7 @@ async function makePlan(req: BackupRequest): Promise<PlanRef> {
   // The ID names the disk state (the live blob's ETag), so a repeated start resumes the same backup.
   const backupId = givenOrDerivedBackupId(req.backupId, live.identity, settings.pageSize);
   const opened = await openVaultForBackup(vault, req.userKey);
-  if (opened.version === 2) return planV2(req, vault, opened.keyring, live, backupId, settings);
+  if (opened.version === 2) return planV2(req, { vault, keyring: opened.keyring, upgraded: opened.upgraded }, live, backupId, settings);
 
   if (await planExists(vault, backupId)) {
     const plan = await readPlan(vault, backupId);

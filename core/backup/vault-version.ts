@@ -5,7 +5,8 @@ import { Keyring, openKeyring } from '../repo/v2/keyring';
 import { createVaultV2, readVaultMarker, readVaultMarkerIfAny } from '../repo/v2/marker';
 import { Vault } from '../repo/vault';
 
-export type VaultForBackup = { version: 1 } | { version: 2; keyring: Keyring };
+/** `upgraded`: a version-1 vault made version 2 (its version-1 backups stay, §12.4). */
+export type VaultForBackup = { version: 1 } | { version: 2; keyring: Keyring; upgraded: boolean };
 
 /**
  * Before a backup writes anything: a version-1 vault stays version 1 (full backups), a container with
@@ -14,12 +15,12 @@ export type VaultForBackup = { version: 1 } | { version: 2; keyring: Keyring };
  */
 export async function openVaultForBackup(vault: Vault, userKey: Buffer): Promise<VaultForBackup> {
   const marker = await readVaultMarkerIfAny(vault);
-  if (marker === undefined) return { version: 2, keyring: await createVaultV2(vault, userKey) };
+  if (marker === undefined) return { version: 2, keyring: await createVaultV2(vault, userKey), upgraded: false };
   if (marker.version === 1) {
     await vault.requireForBackup();
     return { version: 1 };
   }
-  return { version: 2, keyring: await openKeyring(vault, marker, userKey) };
+  return { version: 2, keyring: await openKeyring(vault, marker, userKey), upgraded: marker.upgradedFrom === 1 };
 }
 
 /**

@@ -10,6 +10,8 @@ import { readPlan } from './backup-plan';
 import { readManifestUnverified, verifyManifest } from './manifest';
 import { openBackupSource } from './backup-source';
 import { Vault } from './vault';
+import { diskIdentityOf } from '../source/disk-identity';
+import { SourceIdentity } from '../source/source-disk';
 import { catalogEntries2, sourceName } from './v2/catalog2';
 
 export interface ListBackupsOptions {
@@ -87,7 +89,7 @@ async function entryOf(vault: Vault, backupId: string, userKey: Buffer | undefin
     backupId,
     status: 'complete',
     formatVersion: 1,
-    disk: b.source.url,
+    disk: v1Disk(b.source),
     createdAt: b.createdAt,
     completedAt: b.completedAt,
     source: sourceName(b.source),
@@ -98,12 +100,24 @@ async function entryOf(vault: Vault, backupId: string, userKey: Buffer | undefin
 }
 
 
+/**
+ * A version-1 backup's disk as version 2 names it (§21.1: `blob:<account>/<container>/<blob>`), so an
+ * upgraded vault lists both formats' backups of a disk together; its URL when the source names none.
+ */
+function v1Disk(source: SourceIdentity): string {
+  try {
+    return diskIdentityOf(source).identity;
+  } catch {
+    return source.url;
+  }
+}
+
 /** No manifest: what the plan says of the backup, when it has a readable one. */
 async function unfinished(vault: Vault, backupId: string): Promise<BackupListing> {
   const problem = `backup ${backupId} is incomplete (it has no manifest) and cannot be restored; run the backup again to resume it`;
   try {
     const plan = await readPlan(vault, backupId);
-    return { backupId, status: 'incomplete', problem, formatVersion: 1, disk: plan.source.url, createdAt: plan.createdAt, source: sourceName(plan.source), diskBytes: plan.diskBytes, pageSize: plan.pageSize };
+    return { backupId, status: 'incomplete', problem, formatVersion: 1, disk: v1Disk(plan.source), createdAt: plan.createdAt, source: sourceName(plan.source), diskBytes: plan.diskBytes, pageSize: plan.pageSize };
   } catch (err) {
     if (isPagewiseError(err, 'BackupNotFound')) return { backupId, status: 'incomplete', problem };
     if (isPagewiseError(err, 'Corrupt')) return { backupId, status: 'damaged', problem: (err as PagewiseError).message };

@@ -42,8 +42,8 @@ export function protectContainer(parsed: ParsedBlobUrl, role: 'the vault' | 'the
   protectedContainers.set(containerKey(parsed), role);
 }
 
-/** Blob names of the vault layout (docs/FORMAT.md §2): never a disk's name, in any container. */
-const VAULT_BLOB_RE = /^(pagewise-vault\.json|backups\/[^/]+\/(plan\.json|manifest\.json|(batches|segments|index)\/.*))$/;
+/** Blob names of the vault layout (docs/FORMAT.md §2 and §13): never a disk's name, in any container. */
+const VAULT_BLOB_RE = /^(pagewise-vault(-v2)?\.json|backups\/[^/]+\/(plan\.json|manifest\.json|(batches|segments|index)\/.*)|(packs|tables|manifests|staging|index|keys|forgotten)\/.+)$/;
 
 function insideVault(what: string, parsed: ParsedBlobUrl, role = 'a vault'): PagewiseError {
   return new PagewiseError(

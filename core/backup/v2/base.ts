@@ -2,7 +2,10 @@
  * Finding the base of an incremental (docs/FORMAT.md §21.2): the newest manifest of the same disk with
  * the same size, page size and chunking whose source snapshot still exists; else why the backup is full.
  */
+import { isTransient } from '../../errors';
+import { readManifestUnverified } from '../../repo/manifest';
 import { readManifest2, manifestsOfDisk } from '../../repo/v2/manifest';
+import { diskIdentityOf } from '../../source/disk-identity';
 import { Keyring } from '../../repo/v2/keyring';
 import { BaseRef, FullReason, ManifestV2 } from '../../repo/v2/records';
 import { Vault } from '../../repo/vault';
@@ -58,4 +61,21 @@ export async function chooseBase(vault: Vault, keyring: Keyring, identity: strin
 /** The base manifest a plan names (finalize and the batches read its tables). */
 export function readBaseManifest(vault: Vault, keyring: Keyring, base: BaseRef): Promise<ManifestV2> {
   return readManifest2(vault, keyring, base.manifest);
+}
+
+/**
+ * In a vault upgraded from version 1: whether a version-1 backup of the disk `identity` is there — its
+ * first version-2 backup is then full with reason `v1-base` (§12.5), not `no-base`. Reads the clear
+ * version-1 manifests (no key needed to tell the disk); only asked while the disk has no version-2 backup.
+ */
+export async function hasV1Backup(vault: Vault, identity: string): Promise<boolean> {
+  for await (const prefix of vault.listPrefixes('backups/')) {
+    const id = prefix.slice('backups/'.length).replace(/\/$/, '');
+    try {
+      if (diskIdentityOf((await readManifestUnverified(vault, id)).body.source).identity === identity) return true;
+    } catch (err) {
+      if (isTransient(err)) throw err; // unfinished, damaged or foreign: not a base either way
+    }
+  }
+  return false;
 }

@@ -6,7 +6,9 @@ import { PagewiseError } from '../../errors';
 import { validateBackupId } from '../../repo/backup-id';
 import { Keyring } from '../../repo/v2/keyring';
 import { openVaultKeyring } from '../../repo/v2/marker';
-import { PlanV2 } from '../../repo/v2/records';
+import { readManifest2 } from '../../repo/v2/manifest';
+import { v2names } from '../../repo/v2/names';
+import { ManifestV2, PlanV2 } from '../../repo/v2/records';
 import { readPlan2 } from '../../repo/v2/staging';
 import { Vault } from '../../repo/vault';
 import { SourceDisk } from '../../source/source-disk';
@@ -35,4 +37,13 @@ export function openPlannedSourceV2(req: BackupRequest, plan: PlanV2): Promise<S
 /** The snapshot this backup reads that Pagewise took (kept as the next backup's base), or undefined. */
 export function snapshotTakenV2(plan: PlanV2): string | undefined {
   return plan.source.takenByPagewise && plan.source.snapshot ? plan.source.snapshot : undefined;
+}
+
+/** The manifest of the planned backup, if written: one listing of its disk's manifests (not the vault's). */
+export async function manifestOfPlan(vault: Vault, keyring: Keyring, plan: PlanV2): Promise<{ name: string; manifest: ManifestV2 } | undefined> {
+  const suffix = `-${keyring.nameTag(plan.backupId)}.pwm`;
+  for await (const name of vault.list(v2names.manifestPrefix(keyring.diskTag(plan.disk.identity)))) {
+    if (name.endsWith(suffix)) return { name, manifest: await readManifest2(vault, keyring, name) };
+  }
+  return undefined;
 }

@@ -7,9 +7,9 @@
  */
 import { forEachLimited } from '../../concurrency';
 import { PagewiseError } from '../../errors';
-import { findManifest2, manifestsOfDisk, writeManifest2 } from '../../repo/v2/manifest';
+import { manifestsOfDisk, writeManifest2 } from '../../repo/v2/manifest';
 import { v2names } from '../../repo/v2/names';
-import { isZeroChunk } from '../../repo/v2/page-table';
+import { isZeroChunk, readTable, writeTable } from '../../repo/v2/page-table';
 import { BatchRecordV2, ManifestV2, PageRecord2, TableRef } from '../../repo/v2/records';
 import { readBatch2 } from '../../repo/v2/staging';
 import { releaseOlderSnapshots } from '../../source/snapshot-lifecycle';
@@ -18,9 +18,8 @@ import { BackupRequest, BackupResult } from '../../types';
 import { effectiveCacheBytes, resolveSettings } from '../settings';
 import { MAX_BASE_CANDIDATES, readBaseManifest } from './base';
 import { newBlocksOf } from './batch';
-import { BackupContextV2, openBackupContextV2 } from './context';
+import { BackupContextV2, manifestOfPlan, openBackupContextV2 } from './context';
 import { PageRuns } from './page-runs';
-import { readTable, writeTable } from './tables';
 
 /** Packs checked present at once before the manifest. */
 const PACK_CHECKS_AT_ONCE = 8;
@@ -53,7 +52,7 @@ export async function finalizeV2(req: BackupRequest & { backupId: string }): Pro
   const ctx = await openBackupContextV2(req, req.backupId);
   const { plan, vault, keyring } = ctx;
   const capacity = effectiveCacheBytes(resolveSettings(req), plan.pageCount);
-  const done = await findManifest2(vault, keyring, plan.backupId);
+  const done = await manifestOfPlan(vault, keyring, plan);
   if (done) {
     // A finalize repeated after the manifest: the same result (the staging may be pruned since: counts 0).
     const totals = await batchTotals(ctx).catch(() => ({ ...NO_TOTALS }));
@@ -172,7 +171,7 @@ async function requirePacks({ vault, plan }: BackupContextV2, packs: Set<string>
   });
   if (missing.length > 0) {
     missing.sort();
-    throw new PagewiseError('BackupIncomplete', `backup ${plan.backupId} refers to ${missing.length} pack(s) no longer in the vault (${missing.slice(0, 3).map((p) => v2names.pack(p)).join(', ')}${missing.length > 3 ? ', …' : ''}); no manifest was written: the backup can be resumed with --full`);
+    throw new PagewiseError('BackupIncomplete', `backup ${plan.backupId} refers to ${missing.length} pack(s) no longer in the vault (${missing.slice(0, 3).map((p) => v2names.pack(p)).join(', ')}${missing.length > 3 ? ', …' : ''}); no manifest was written; a full backup (--full; with another backup ID while the disk is unchanged) stores those pages again`);
   }
 }
 

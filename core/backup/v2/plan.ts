@@ -7,7 +7,6 @@ import { isPagewiseError, PagewiseError } from '../../errors';
 import { PAGES_PER_SEGMENT } from '../../limits';
 import { pagesPerBatchFor } from '../../repo/backup-plan';
 import { Keyring } from '../../repo/v2/keyring';
-import { findManifest2 } from '../../repo/v2/manifest';
 import { pagesPerTableFor } from '../../repo/v2/page-table';
 import { FullReason, PlanV2 } from '../../repo/v2/records';
 import { readPlan2, writePlan2 } from '../../repo/v2/staging';
@@ -19,11 +18,18 @@ import { SourceDisk } from '../../source/source-disk';
 import { BackupRequest, PlanRef } from '../../types';
 import { backupIdTaken, planDifferences } from '../plan-mismatch';
 import { ResolvedSettings } from '../settings';
-import { BaseChoice, chooseBase, CHUNKING } from './base';
-import { openPlannedSourceV2 } from './context';
+import { BaseChoice, chooseBase, CHUNKING, hasV1Backup } from './base';
+import { manifestOfPlan, openPlannedSourceV2 } from './context';
 import { PageRuns } from './page-runs';
 
-export async function planV2(req: BackupRequest, vault: Vault, keyring: Keyring, live: SourceDisk, backupId: string, settings: ResolvedSettings): Promise<PlanRef> {
+/** The opened version-2 vault; `upgraded`: made from a version-1 vault (a disk's first backup may then be `v1-base`). */
+export interface OpenedVaultV2 {
+  vault: Vault;
+  keyring: Keyring;
+  upgraded: boolean;
+}
+
+export async function planV2(req: BackupRequest, { vault, keyring, upgraded }: OpenedVaultV2, live: SourceDisk, backupId: string, settings: ResolvedSettings): Promise<PlanRef> {
   const existing = await readPlan2(vault, keyring, backupId);
   if (existing) return resume(req, vault, keyring, live, existing, settings);
 
@@ -36,6 +42,7 @@ export async function planV2(req: BackupRequest, vault: Vault, keyring: Keyring,
   const pagesPerBatch = pagesPerBatchFor(settings.pageSize, PAGES_PER_SEGMENT);
 
   let choice: BaseChoice = req.full ? { base: null, reason: 'forced' } : await chooseBase(vault, keyring, disk.identity, source, { diskBytes: source.diskBytes, pageSize: settings.pageSize });
+  if (!choice.base && choice.reason === 'no-base' && upgraded && (await hasV1Backup(vault, disk.identity))) choice = { base: null, reason: 'v1-base' };
   let changed: { runs: [number, number][]; bytes: number } | null = null;
   if (choice.base) {
     try {
@@ -84,7 +91,7 @@ async function resume(req: BackupRequest, vault: Vault, keyring: Keyring, live: 
   // changed since; otherwise the live disk must still be in the planned state.
   const pinned = plan.source.takenByPagewise;
   const sameState = pinned || (plan.source.etag === live.identity.etag && plan.diskBytes === live.diskBytes);
-  const complete = async () => (await findManifest2(vault, keyring, plan.backupId)) !== undefined;
+  const complete = async () => (await manifestOfPlan(vault, keyring, plan)) !== undefined;
   if (!sameState && plan.source.etag === req.expectedEtag) {
     // Finished before the disk changed: that backup stands. Unfinished: it can never finish.
     if (await complete()) return planRefV2(plan, true, { allocatedBytes: 0, allocatedPages: 0 });

@@ -4,7 +4,6 @@
  * chunks in order — blocks fetched from the hinted pack, decoded, content ID checked; zero chunks are
  * zeros. No other backup is read, whatever the generation. Memory: one table and one run of blocks.
  */
-import { createHash } from 'node:crypto';
 import { forEachLimited, Limiter } from '../../concurrency';
 import { isPagewiseError, PagewiseError } from '../../errors';
 import type { BackupSource, PageRead, SourceChecks } from '../backup-source';
@@ -15,7 +14,7 @@ import { decodeBlock2 } from './block';
 import type { Keyring } from './keyring';
 import { findManifest2 } from './manifest';
 import { v2names } from './names';
-import { decodeTable, isZeroChunk } from './page-table';
+import { isZeroChunk, readTable } from './page-table';
 import type { ChunkRef, ManifestV2, PageRecord2, TableRef } from './records';
 import { getIfAny } from './staging';
 
@@ -104,23 +103,12 @@ export class BackupReader2 implements BackupSource<PageRecord2> {
 
   /** One page table, read bounded by the manifest's size for it, checked against the manifest, authenticated. */
   private async tableRecords(ref: TableRef): Promise<PageRecord2[]> {
-    const name = v2names.table(ref.tableId);
-    const what = `page table ${ref.index} (${name})`;
-    let stored: Buffer;
     try {
-      // One byte over the manifest's size: a longer table is seen as such, never read whole.
-      stored = await this.vault.getBytes(name, 0, undefined, { ...this.call, maxBytes: ref.bytes + 1 });
+      return await readTable(this.vault, this.keyring, ref, this.groupPages, this.call);
     } catch (err) {
-      if (err instanceof BlobNotFoundError) throw new PagewiseError('Corrupt', `${what} is missing`, { cause: err });
-      if (isPagewiseError(err, 'Corrupt')) throw new PagewiseError('Corrupt', `${what} does not match the manifest: it is larger than the ${ref.bytes} bytes the manifest says (replaced or damaged)`, { cause: err });
+      if (err instanceof BlobNotFoundError) throw new PagewiseError('Corrupt', `page table ${ref.index} (${v2names.table(ref.tableId)}) is missing`, { cause: err });
       throw err;
     }
-    if (stored.length !== ref.bytes || createHash('sha256').update(stored).digest('hex') !== ref.sha256) {
-      throw new PagewiseError('Corrupt', `${what} does not match the manifest (size or SHA-256): replaced or damaged`);
-    }
-    const records = decodeTable(this.keyring, ref.index, stored, this.groupPages);
-    if (records.length !== ref.pages) throw new PagewiseError('Corrupt', `${what} has ${records.length} page records, the manifest says ${ref.pages}`);
-    return records;
   }
 
   /** None up front: a version-2 backup's packs are known only from its tables, and are checked as entryProblems meets them. */
@@ -307,7 +295,8 @@ export class BackupReader2 implements BackupSource<PageRecord2> {
     for (const c of entry.chunks) {
       const part = plain.subarray(at, at + c.length);
       at += c.length;
-      if (isZeroChunk(c) ? part.some((b) => b !== 0) : !this.keyring.contentId(part).equals(c.contentId)) return false;
+      // Content IDs of whole pages are HMACs of megabytes: computed off the event loop.
+      if (isZeroChunk(c) ? part.some((b) => b !== 0) : !(await this.keyring.contentIdAsync(part)).equals(c.contentId)) return false;
     }
     return true;
   }

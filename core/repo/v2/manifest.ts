@@ -65,13 +65,22 @@ export async function* manifestsOfDisk(vault: Vault, keyring: Keyring, identity:
 /** The manifest of `backupId` (by its `-<nameTag>.pwm` suffix), or undefined when it has none. */
 export async function findManifest2(vault: Vault, keyring: Keyring, backupId: string): Promise<{ name: string; manifest: ManifestV2 } | undefined> {
   const suffix = `-${keyring.nameTag(backupId)}.pwm`;
+  // A copy of the manifest under another name (another disk's prefix) fails its name checks: it must not
+  // hide the real one, wherever the listing puts it. None sound: the first problem is the answer.
+  let problem: PagewiseError | undefined;
   for await (const name of allManifestNames(vault)) {
     if (name.endsWith(suffix)) {
-      const manifest = await readManifest2(vault, keyring, name);
-      if (manifest.backupId !== backupId) throw new PagewiseError('Corrupt', `the manifest ${name} names backup ${manifest.backupId}, not ${backupId}`);
-      return { name, manifest };
+      try {
+        const manifest = await readManifest2(vault, keyring, name);
+        if (manifest.backupId !== backupId) throw new PagewiseError('Corrupt', `the manifest ${name} names backup ${manifest.backupId}, not ${backupId}`);
+        return { name, manifest };
+      } catch (err) {
+        if (!isPagewiseError(err, 'Corrupt')) throw err;
+        problem ??= err;
+      }
     }
   }
+  if (problem) throw problem;
   return undefined;
 }
 

@@ -2,9 +2,9 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import { PagewiseError } from '../../errors';
 import { GiB, MAX_PAGE_SIZE } from '../../limits';
-import { BlobAlreadyExistsError } from '../store/blob-store';
-import type { Vault } from '../vault';
 import { BLOCK2_OVERHEAD } from './block';
+import { BlobAlreadyExistsError, CallOptions } from '../store/blob-store';
+import type { Vault } from '../vault';
 import type { Keyring } from './keyring';
 import { HEX32_RE, v2names } from './names';
 import type { ChunkRef, PageRecord2, PageRecordJson, TableRef } from './records';
@@ -18,7 +18,7 @@ const TAG_BYTES = 16;
 const PLAIN_HEADER_BYTES = 16;
 const RECORD_HEADER_BYTES = 16;
 const CHUNK_BYTES = 64;
-/** A stored block is at most its chunk plus the block overhead (§16: 36 header + 8 inner + 16 tag = 60 bytes). */
+/** A stored block is at most its chunk plus the block overhead (§16: 36-byte header, 8 bytes inside the ciphertext, 16-byte tag). */
 export const BLOCK_OVERHEAD2 = BLOCK2_OVERHEAD;
 const ZERO_ID = Buffer.alloc(32);
 const ZERO_PACK = '0'.repeat(32);
@@ -201,11 +201,11 @@ export async function writeTable(vault: Vault, keyring: Keyring, tableIndex: num
 }
 
 /** The page records of a manifest's table entry: read bounded by its `bytes`, checked against its `sha256` and page count, decoded. */
-export async function readTable(vault: Vault, keyring: Keyring, ref: TableRef, pagesPerTable: number): Promise<PageRecord2[]> {
+export async function readTable(vault: Vault, keyring: Keyring, ref: TableRef, pagesPerTable: number, options: CallOptions = {}): Promise<PageRecord2[]> {
   const name = v2names.table(ref.tableId);
-  const stored = await vault.getBytes(name, 0, undefined, { maxBytes: ref.bytes });
+  const stored = await vault.getBytes(name, 0, undefined, { ...options, maxBytes: ref.bytes });
   if (stored.length !== ref.bytes || createHash('sha256').update(stored).digest('hex') !== ref.sha256) {
-    throw new PagewiseError('Corrupt', `page table ${ref.index} (${name}) does not match its manifest entry (size or SHA-256)`);
+    throw new PagewiseError('Corrupt', `page table ${ref.index} (${name}) does not match the manifest's entry (size or SHA-256)`);
   }
   const records = decodeTable(keyring, ref.index, stored, pagesPerTable);
   if (records.length !== ref.pages) throw new PagewiseError('Corrupt', `page table ${ref.index} (${name}) holds ${records.length} pages, its manifest entry says ${ref.pages}`);
