@@ -191,6 +191,7 @@ describe('backup, list, verify, restore', () => {
       const structure = await cli(['verify', backupId, '--vault', vaultUrl, '--key-file', keyFile, ...extra]);
       expect(structure.code).toBe(0);
       expect(structure.stdout).toMatch(
+        // A new vault is version 2: page tables and packs (version 1 said page-table entries and segments).
         new RegExp(`^backup ${backupId} is OK\n  structure checked: manifest, 1 page table\\(s\\), 9 page records, 1 pack\\(s\\) present and long enough; no data read \\(--read-data reads and hash-checks every block\\), in [0-9.]+ s\n$`),
       );
     }
