@@ -85,12 +85,18 @@ describe('pagewise list', () => {
     const out = await cli(['list', '--vault', env.vault.url, '--key-file', keyFile]);
     expect(out.code).toBe(0);
     const lines = out.stdout.trimEnd().split('\n');
-    expect(lines[0]).toMatch(/^BACKUP ID\s+STATUS\s+COMPLETED\s+DISK\s+PAGE\s+STORED\s+SOURCE$/);
-    expect(lines[1]).toMatch(new RegExp(`^cat-complete\\s+complete\\s+${completedAt.replace(/\./g, '\\.')}\\s+1\\.00 MiB\\s+64\\.0 KiB\\s+128 KiB\\s+http://127\\.0\\.0\\.1:\\d+/src/disks/catalog\\.vhd$`));
-    expect(lines[2]).toMatch(/^cat-incomplete\s+incomplete\s+-\s+1\.00 MiB\s+64\.0 KiB\s+-\s+http:\/\/127\.0\.0\.1:\d+\/src\/disks\/catalog\.vhd$/);
-    expect(lines[3]).toMatch(/^cat-malformed\s+damaged\s+-\s+-\s+-\s+-\s+-$/);
-    expect(lines[4]).toMatch(/^cat-tampered\s+damaged\s+-\s+-\s+-\s+-\s+-$/);
-    expect(lines.slice(5)).toEqual(['', `cat-incomplete: ${INCOMPLETE}`, `cat-malformed: ${MALFORMED}`, `cat-tampered: ${TAMPERED}`]);
+    // Grouped by disk (#12): the disk's identity, its backups newest first; damaged ones name no disk.
+    const header = /^  COMPLETED\s+KIND\s+BASE\s+LOGICAL\s+READ\s+NEW\s+STORED\s+BACKUP ID\s+STATUS$/;
+    expect(lines[0]).toBe('disk blob:src/disks/catalog.vhd (2 backups)');
+    expect(lines[1]).toMatch(header);
+    expect(lines[2]).toMatch(/^  \S+\s+-\s+-\s+1\.00 MiB\s+-\s+-\s+-\s+cat-incomplete\s+incomplete$/);
+    expect(lines[3]).toMatch(new RegExp(`^  ${completedAt.replace(/\./g, '\\.')}\\s+full \\(v1\\)\\s+-\\s+1\\.00 MiB\\s+-\\s+-\\s+128 KiB\\s+cat-complete\\s+complete$`));
+    expect(lines[4]).toBe('');
+    expect(lines[5]).toBe('disk (unknown disk) (2 backups)');
+    expect(lines[6]).toMatch(header);
+    expect(lines[7]).toMatch(/^  -\s+-\s+-\s+-\s+-\s+-\s+-\s+cat-malformed\s+damaged$/);
+    expect(lines[8]).toMatch(/^  -\s+-\s+-\s+-\s+-\s+-\s+-\s+cat-tampered\s+damaged$/);
+    expect(lines.slice(9)).toEqual(['', `cat-incomplete: ${INCOMPLETE}`, `cat-malformed: ${MALFORMED}`, `cat-tampered: ${TAMPERED}`]);
   });
 
   test('an unreachable vault fails the listing (never an empty list)', async () => {
