@@ -1083,7 +1083,15 @@ const CASES: Case[] = [
     input: (f) => ({ method: 'GET', path: `/api/backups?disc=${encodeURIComponent(f.sourceUrl)}`, fn: 'listBackups' }),
     expected: 400,
     title: 'BadQuery',
-    message: /unknown query parameter "disc" \(allowed: disk\)/,
+    message: /unknown query parameter "disc" \(allowed: disk, groupBy\)/,
+  },
+  {
+    surface: 'http',
+    description: 'GET /api/backups: ?groupBy= of something but disk',
+    input: (f) => ({ method: 'GET', path: `/api/backups?groupBy=size&disk=${encodeURIComponent(f.sourceUrl)}`, fn: 'listBackups' }),
+    expected: 400,
+    title: 'BadQuery',
+    message: /groupBy "size" is not supported \(allowed: disk\)/,
   },
   {
     surface: 'http',
