@@ -201,6 +201,38 @@ describe('restore and verify', () => {
   });
 });
 
+describe('a page of chunks in several packs (chunks stored by different writers)', () => {
+  test('restores byte-identical and verifies: each chunk from its own pack, a zero chunk as zeros', async () => {
+    const v = await freshVault();
+    const { keyring, vault } = v;
+    const page = Buffer.concat([randomBytes(16 * KiB), Buffer.alloc(16 * KiB), Buffer.alloc(32 * KiB, 0x42)]);
+    const chunk = async (plain: Buffer) => {
+      const writer = new PackWriter(vault, keyring); // one writer each: the chunks land in two packs
+      const contentId = keyring.contentId(plain);
+      const placed = await writer.add(contentId, await encodeBlock2(plain, contentId, keyring));
+      await writer.finish();
+      return { contentId, length: plain.length, ...placed };
+    };
+    const first = await chunk(page.subarray(0, 16 * KiB));
+    const third = await chunk(page.subarray(32 * KiB));
+    expect(first.pack).not.toBe(third.pack);
+    const record: PageRecord2 = { page: 1, length: PAGE, chunks: [first, { contentId: ZERO_ID, length: 16 * KiB, storedLength: 0, pack: ZERO_PACK, offset: 0 }, third] };
+    const diskBytes = 2 * PAGE;
+    const manifest: ManifestV2 = {
+      format: 'pagewise-manifest', version: 2, backupId: 'pw-v2-scattered', createdAt: '2026-12-01T01:00:00.000Z', completedAt: '2026-12-01T01:00:00.000Z', disk: blobDisk('s.vhd'),
+      source: { url: 'http://127.0.0.1/devstoreaccount1/disks/s.vhd', snapshot: null, etag: '"0x1"', takenByPagewise: false },
+      diskBytes, pageSize: PAGE, pageCount: 2, pagesPerTable: PER_TABLE, chunking: { scheme: 'fastcdc-2016', min: 4096, avg: 16384, max: 65536, nc: 2 }, codec: 'lz4',
+      kind: 'full', base: null, reason: 'no-base', generation: 0, keyEpoch: keyring.epoch, tables: [await writeTable(vault, keyring, 0, [record])],
+      stats: { allocatedBytes: PAGE, bytesRead: PAGE, bytesChanged: PAGE, bytesNew: 48 * KiB, bytesStored: first.storedLength + third.storedLength, chunks: 3, newChunks: 2, zeroPages: 0 },
+    };
+    await writeManifest2(vault, keyring, manifest);
+    const file = path.join(env.tmp, 'v2-scattered.img');
+    expect(await restoreBackup({ backupId: manifest.backupId, vault: v.location, userKey: env.userKey, target: { url: file } })).toMatchObject({ pagesWritten: 1 });
+    expect(await fileSha256(file)).toBe(sha(Buffer.concat([Buffer.alloc(PAGE), page])));
+    expect(await verify(v, manifest.backupId)).toMatchObject({ ok: true, pagesChecked: 1, blocksChecked: 2, bytesChecked: PAGE, packsChecked: 2, tablesChecked: 1 });
+  });
+});
+
 describe('verify finds damage', () => {
   test('a missing pack: each of its pages named, the others read; a restore fails naming the pack and leaves no file', async () => {
     const v = await freshVault();
@@ -347,6 +379,13 @@ describe('catalog', () => {
     expect(await listBackups(v.location, { userKey: generateKey() })).toEqual(expected);
     const groups = await listBackupsByDisk(v.location);
     expect(groups.map((g) => g.backups.length)).toEqual([1, 2, 1]); // disk y, disk a (newest first), the unfinished one's unknown disk
+    // A blob under manifests/ that no Pagewise names so is listed damaged, not dropped.
+    const stray = 'manifests/not-a-tag/x.pwm';
+    await v.vault.putNew(stray, Buffer.from('x'));
+    expect((await listBackups(v.location)).find((l) => l.status === 'damaged')).toEqual({
+      backupId: stray, status: 'damaged', formatVersion: 2, problem: `${stray} was not written by Pagewise: its name is no manifest name (manifests/<diskTag>/<inv>-<nameTag>.pwm)`,
+    });
+    await env.az.accounts.vault.service.getContainerClient(v.container).getBlobClient(stray).delete();
     expect(await failureOf(checkRestorable(v.location, a.backupId, generateKey()))).toMatchObject({ code: 'WrongKey' });
   });
 });

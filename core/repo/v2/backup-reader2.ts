@@ -22,6 +22,8 @@ import { getIfAny } from './staging';
 export const RUN_MAX_BYTES = 16 * 1024 * 1024;
 /** Pack HEADs in flight while a table's packs are checked. */
 const PACK_HEADS_AT_ONCE = 8;
+/** Ranged GETs in flight for one run. */
+const STRETCHES_AT_ONCE = 2;
 
 export class BackupReader2 implements BackupSource<PageRecord2> {
   readonly formatVersion = 2;
@@ -217,31 +219,29 @@ export class BackupReader2 implements BackupSource<PageRecord2> {
     }
     const pages = run.map((r) => Buffer.alloc(r.length)); // zero chunks stay zeros
     const errors: Array<PagewiseError | undefined> = run.map(() => undefined);
-    const stretches = this.stretches(run);
-    await Promise.all(
-      stretches.map(async (s) => {
-        const got = await this.readStretch(s);
-        await Promise.all(
-          s.parts.map(async (part, k) => {
-            const r = run[part.record];
-            const where = `${this.where(r)}, chunk ${part.chunk} (pack ${part.ref.pack})`;
-            const bytes = got[k];
-            if (bytes instanceof PagewiseError) {
-              errors[part.record] ??= new PagewiseError('Corrupt', `${this.where(r)}: ${bytes.message}`, { cause: bytes });
-              return;
-            }
-            try {
-              const plain = await this.decoding.run(() => decodeBlock2(bytes, part.ref.contentId, this.keyring, where, this.pageSize));
-              if (plain.length !== part.ref.length) throw new PagewiseError('Corrupt', `${where}: decoded ${plain.length} bytes, the page table says ${part.ref.length}`);
-              plain.copy(pages[part.record], part.at);
-            } catch (err) {
-              if (isPagewiseError(err, 'Aborted')) throw err;
-              errors[part.record] ??= err instanceof PagewiseError ? err : new PagewiseError('Corrupt', `${where}: ${(err as Error).message}`);
-            }
-          }),
-        );
-      }),
-    );
+    // A record whose chunks are scattered may need many GETs: a few at a time (each ≤ RUN_MAX_BYTES in memory).
+    await forEachLimited(this.stretches(run), STRETCHES_AT_ONCE, async (s) => {
+      const got = await this.readStretch(s);
+      await Promise.all(
+        s.parts.map(async (part, k) => {
+          const r = run[part.record];
+          const where = `${this.where(r)}, chunk ${part.chunk} (pack ${part.ref.pack})`;
+          const bytes = got[k];
+          if (bytes instanceof PagewiseError) {
+            errors[part.record] ??= new PagewiseError('Corrupt', `${this.where(r)}: ${bytes.message}`, { cause: bytes });
+            return;
+          }
+          try {
+            const plain = await this.decoding.run(() => decodeBlock2(bytes, part.ref.contentId, this.keyring, where, this.pageSize));
+            if (plain.length !== part.ref.length) throw new PagewiseError('Corrupt', `${where}: decoded ${plain.length} bytes, the page table says ${part.ref.length}`);
+            plain.copy(pages[part.record], part.at);
+          } catch (err) {
+            if (isPagewiseError(err, 'Aborted')) throw err;
+            errors[part.record] ??= err instanceof PagewiseError ? err : new PagewiseError('Corrupt', `${where}: ${(err as Error).message}`);
+          }
+        }),
+      );
+    });
     return run.map((entry, k) => (errors[k] ? { entry, error: errors[k] } : { entry, plain: pages[k] }));
   }
 
@@ -278,7 +278,10 @@ export class BackupReader2 implements BackupSource<PageRecord2> {
       // Hints only: a pack that is gone is named; finding the block through the vault index is #15.
       if (err instanceof BlobNotFoundError) return s.parts.map(() => new PagewiseError('Corrupt', missingPack(s.pack), { cause: err }));
       if (s.parts.length > 1) {
-        return (await Promise.all(s.parts.map((p) => this.readStretch({ pack: s.pack, start: p.ref.offset, end: p.ref.offset + p.ref.storedLength, parts: [p] })))).flat();
+        // Block by block, one at a time: a stretch may hold thousands of small blocks.
+        const each: Array<Buffer | PagewiseError> = [];
+        for (const p of s.parts) each.push(...(await this.readStretch({ pack: s.pack, start: p.ref.offset, end: p.ref.offset + p.ref.storedLength, parts: [p] })));
+        return each;
       }
       return [new PagewiseError('Corrupt', `its block cannot be read from ${name} (${(err as Error).message})`, { cause: err })];
     }

@@ -9,7 +9,7 @@ import { BackupListing } from '../../types';
 import type { Vault } from '../vault';
 import { openJson } from './envelope';
 import { Keyring, openKeyring } from './keyring';
-import { allManifestNames, readManifest2 } from './manifest';
+import { readManifest2 } from './manifest';
 import { readVaultMarkerIfAny } from './marker';
 import { HEX32_RE, MANIFEST_NAME_RE, v2names } from './names';
 import type { ManifestV2, PlanV2 } from './records';
@@ -30,7 +30,8 @@ export async function* catalogEntries2(vault: Vault, userKey: Buffer | undefined
     return keyring;
   };
   const finished = new Set<string>(); // nameTags with a manifest: their staging is no unfinished backup
-  for await (const name of allManifestNames(vault)) {
+  // Every name under manifests/, not only well-formed ones: a catalog drops nothing silently.
+  for await (const name of vault.list(v2names.manifestPrefix())) {
     const parts = MANIFEST_NAME_RE.exec(name);
     if (!parts) {
       yield { backupId: shown(name), status: 'damaged', formatVersion: 2, problem: `${shown(name)} was not written by Pagewise: its name is no manifest name (manifests/<diskTag>/<inv>-<nameTag>.pwm)` };
