@@ -46,8 +46,8 @@ const schema: JSONSchemaType<BackupPolicy> = {
         properties: {
           url: { type: 'string', maxLength: 4096, pattern: '^https?://' },
           days: { type: 'array', items: { type: 'string', enum: [...WEEKDAYS] }, nullable: true },
-          fullOn: { type: 'array', items: { type: 'string', enum: [...WEEKDAYS] }, maxItems: 7, nullable: true },
           ...engineOverrideProperties,
+          fullOn: { type: 'array', items: { type: 'string', enum: [...WEEKDAYS] }, maxItems: 7, nullable: true },
         },
         required: ['url'],
         additionalProperties: false,

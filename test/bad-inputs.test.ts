@@ -1087,6 +1087,14 @@ const CASES: Case[] = [
   },
   {
     surface: 'http',
+    description: 'GET /api/backups: ?groupBy= of something but disk',
+    input: (f) => ({ method: 'GET', path: `/api/backups?groupBy=size&disk=${encodeURIComponent(f.sourceUrl)}`, fn: 'listBackups' }),
+    expected: 400,
+    title: 'BadQuery',
+    message: /groupBy "size" is not supported \(allowed: disk\)/,
+  },
+  {
+    surface: 'http',
     description: 'POST /api/backups: an option in the query (?pageSize=) instead of the body',
     input: (f) => ({ ...startBackup({ source: { url: f.sourceUrl } }), path: '/api/backups?pageSize=131072' }),
     expected: 400,

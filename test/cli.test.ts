@@ -159,19 +159,21 @@ describe('backup, list, verify, restore', () => {
     expect(json).toMatchObject({ backupId, alreadyExisted: true, bytesRead: 0, completedAt: listed.completedAt, pages: 10, cacheCapacityBytes: 4 * MiB });
   });
 
-  test('list shows the backup (json and table)', async () => {
-    // With the key: a version-2 vault shows a backup's ID and facts only to who holds it (without, it is locked).
+  test('list shows the backup (json and table), grouped by disk; without the key it is locked', async () => {
     const json = await cli(['list', '--vault', vaultUrl, '--key-file', keyFile, '--json']);
     expect(json.code).toBe(0);
     const listing = JSON.parse(json.stdout);
     expect(listing.backups.map((b: { backupId: string }) => b.backupId)).toEqual([backupId]);
-    expect(listing.backups[0]).toMatchObject({ diskBytes: DISK_BYTES, pageSize: MiB });
-    expect(listing.disks).toEqual([{ disk: 'blob:src/disks/vm1.vhd', backups: listing.backups }]); // a version-2 disk is shown by its identity (§21.1)
+    expect(listing.backups[0]).toMatchObject({ diskBytes: DISK_BYTES, pageSize: MiB, kind: 'full', base: null });
+    expect(listing.disks).toEqual([{ disk: 'blob:src/disks/vm1.vhd', backups: listing.backups }]); // the disk identity (FORMAT.md §21.1)
     const table = await cli(['list', '--vault', vaultUrl, '--key-file', keyFile]);
     expect(table.code).toBe(0);
     // Grouped by disk: the disk, then its backups newest first.
     expect(table.stdout).toMatch(/^disk blob:src\/disks\/vm1\.vhd \(1 backup\)\n  COMPLETED +KIND +BASE +LOGICAL +READ +NEW +STORED +BACKUP ID +STATUS\n/);
-    expect(table.stdout).toContain(backupId);
+    expect(table.stdout).toMatch(new RegExp(`\\n  \\S+ +full +- +16\\.0 MiB +[0-9.]+ MiB +[0-9.]+ MiB +[0-9.]+ MiB +${backupId} +complete\\n`));
+    // Without the key only the blob name of a version-2 backup is readable: listed, locked.
+    const locked = JSON.parse((await cli(['list', '--vault', vaultUrl, '--json'])).stdout);
+    expect(locked.backups).toEqual([expect.objectContaining({ status: 'complete', locked: true })]);
   });
 
   test('verify checks structure by default; --read-data reads every block', async () => {
