@@ -85,17 +85,14 @@ describe('pagewise list', () => {
     const out = await cli(['list', '--vault', env.vault.url, '--key-file', keyFile]);
     expect(out.code).toBe(0);
     const lines = out.stdout.trimEnd().split('\n');
-    // Grouped by disk (#12): the disk's identity, its backups newest first; damaged ones name no disk.
-    const header = /^  COMPLETED\s+KIND\s+BASE\s+LOGICAL\s+READ\s+NEW\s+STORED\s+BACKUP ID\s+STATUS$/;
+    // A version-1 backup's disk is its §21.1 identity; the damaged ones name no disk.
     expect(lines[0]).toBe('disk blob:src/disks/catalog.vhd (2 backups)');
-    expect(lines[1]).toMatch(header);
-    expect(lines[2]).toMatch(/^  \S+\s+-\s+-\s+1\.00 MiB\s+-\s+-\s+-\s+cat-incomplete\s+incomplete$/);
-    expect(lines[3]).toMatch(new RegExp(`^  ${completedAt.replace(/\./g, '\\.')}\\s+full \\(v1\\)\\s+-\\s+1\\.00 MiB\\s+-\\s+-\\s+128 KiB\\s+cat-complete\\s+complete$`));
-    expect(lines[4]).toBe('');
+    expect(lines[1]).toMatch(/^ {2}COMPLETED\s+KIND\s+BASE\s+LOGICAL\s+READ\s+NEW\s+STORED\s+BACKUP ID\s+STATUS$/);
+    expect(lines[2]).toMatch(/^ {2}\S+\s+-\s+-\s+1\.00 MiB\s+-\s+-\s+-\s+cat-incomplete\s+incomplete$/);
+    expect(lines[3]).toMatch(new RegExp(`^ {2}${completedAt.replace(/\./g, '\\.')}\\s+full \\(v1\\)\\s+-\\s+1\\.00 MiB\\s+-\\s+-\\s+128 KiB\\s+cat-complete\\s+complete$`));
     expect(lines[5]).toBe('disk (unknown disk) (2 backups)');
-    expect(lines[6]).toMatch(header);
-    expect(lines[7]).toMatch(/^  -\s+-\s+-\s+-\s+-\s+-\s+-\s+cat-malformed\s+damaged$/);
-    expect(lines[8]).toMatch(/^  -\s+-\s+-\s+-\s+-\s+-\s+-\s+cat-tampered\s+damaged$/);
+    expect(lines[7]).toMatch(/^ {2}-\s+-\s+-\s+-\s+-\s+-\s+-\s+cat-malformed\s+damaged$/);
+    expect(lines[8]).toMatch(/^ {2}-\s+-\s+-\s+-\s+-\s+-\s+-\s+cat-tampered\s+damaged$/);
     expect(lines.slice(9)).toEqual(['', `cat-incomplete: ${INCOMPLETE}`, `cat-malformed: ${MALFORMED}`, `cat-tampered: ${TAMPERED}`]);
   });
 
