@@ -249,7 +249,7 @@ describe('a disk in use', () => {
       { offset: 4 * MiB, length: 2 * MiB, kind: 'random', seed: 62 },
     ]);
     const source = { url: `${env.az.accounts.src.endpoint}/disks/${name}`, connectionString: env.az.accounts.src.connectionString };
-    const blob = env.az.accounts.src.service.getContainerClient('disks').getPageBlobClient(name);
+    const blob = env.sourceClient(name);
     return { disk, source, blob };
   };
   // The steps of a durable backup, with the VM writing to the disk after it was planned.

@@ -14,7 +14,7 @@ afterAll(async () => {
 });
 
 function blobClient(name: string): PageBlobClient {
-  return env.az.accounts.src.service.getContainerClient('disks').getPageBlobClient(name);
+  return env.sourceClient(name);
 }
 
 async function write(client: PageBlobClient, offset: number, length: number, fill = 0xab): Promise<void> {

@@ -13,7 +13,7 @@ afterAll(async () => {
 });
 
 function blobClient(name: string): PageBlobClient {
-  return env.az.accounts.src.service.getContainerClient('disks').getPageBlobClient(name);
+  return env.sourceClient(name);
 }
 
 /** The snapshots of a blob that exist now, oldest first. */

@@ -73,7 +73,7 @@ function blobCreated(url: string, eTag: string, api = 'PutBlob') {
   };
 }
 
-const blobClient = (name: string) => env.az.accounts.src.service.getContainerClient('disks').getPageBlobClient(name);
+const blobClient = (name: string) => env.sourceClient(name);
 const etagOf = async (name: string) => (await blobClient(name).getProperties()).etag!;
 const idOf = (name: string, etag: string) => backupIdFor({ account: 'src', container: 'disks', blob: name, snapshot: '', etag }, 64 * KiB);
 const plainUrl = (name: string) => `${env.az.accounts.src.endpoint}/disks/${name}`;

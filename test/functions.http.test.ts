@@ -102,7 +102,7 @@ test('full: true forces a full backup; the result says kind and reason; ?groupBy
   const first = await run({});
   expect(first.result).toMatchObject({ kind: 'full', base: null, formatVersion: 2, bytesRead: 128 * KiB, bytesChanged: 128 * KiB });
   // A new state of the disk, backed up with full: true: read whole again, and the reason says why.
-  await env.az.accounts.src.service.getContainerClient('disks').getPageBlobClient('http-full.vhd').uploadPages(Buffer.alloc(4 * KiB, 1), 4 * MiB, 4 * KiB);
+  await env.sourceClient('http-full.vhd').uploadPages(Buffer.alloc(4 * KiB, 1), 4 * MiB, 4 * KiB);
   const forced = await run({ full: true });
   expect(forced.result).toMatchObject({ kind: 'full', base: null, reason: 'forced', bytesRead: 132 * KiB, bytesChanged: 132 * KiB });
   expect(forced.customStatus).toMatchObject({ phase: 'done', kind: 'full', reason: 'forced' });

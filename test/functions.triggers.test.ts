@@ -139,7 +139,7 @@ test('a snapshot event in both schemas, delivered three times, starts one backup
 });
 
 test('a page blob created in a watched container (both schemas) starts one settle run for that event state, before any backup', async () => {
-  const client = env.az.accounts.src.service.getContainerClient('disks').getPageBlobClient('ev.vhd');
+  const client = env.sourceClient('ev.vhd');
   const etag = (await client.getProperties()).etag!.replace(/"/g, '');
   const url = `${env.az.accounts.src.endpoint}/disks/ev.vhd`;
   await app.host.invokeEventGrid('diskEvents', blobCreated('EventGrid', 'src', url, etag));

@@ -279,7 +279,7 @@ test('a version-1 vault backs up in full (v1-vault); upgraded, a disk backed up 
   const vaultV1 = { url: env.az.sasUrl('vault', 'v1vault') };
   await makeVaultV1(vaultV1);
   const name = 'inc-v1.vhd';
-  const blob = env.az.accounts.src.service.getContainerClient('disks').getPageBlobClient(name);
+  const blob = env.sourceClient(name);
   await blob.create(4 * MiB);
   const model = { blob, write: (page: number, bytes: Buffer) => blob.uploadPages(bytes, page * PAGE, bytes.length) };
   await model.write(0, Buffer.alloc(PAGE, 1));
@@ -305,7 +305,7 @@ test('a version-1 vault backs up in full (v1-vault); upgraded, a disk backed up 
 
 test('a base whose pack is gone: the incremental stops before its manifest (BackupIncomplete naming the pack); a forced full backup stores the pages again', async () => {
   const name = 'inc-pack.vhd';
-  const blob = env.az.accounts.src.service.getContainerClient('disks').getPageBlobClient(name);
+  const blob = env.sourceClient(name);
   await blob.create(4 * MiB);
   await blob.uploadPages(Buffer.alloc(2 * PAGE, 7), 0, 2 * PAGE);
   const req: BackupRequest = { source: { url: env.az.sasUrl('src', 'disks', name) }, vault: env.vault, userKey: env.userKey, pageSize: PAGE, cacheBytes: 256 * KiB, takeSnapshot: true };

@@ -90,7 +90,7 @@ test('a permanent failure ends the orchestration Failed at once, without retries
   // Plan a backup ID for the disk's current state, then change the disk: every later plan attempt
   // for that ID is refused (another disk state): a permanent failure, reported, not retried.
   const plan = await planBackup({ source: changing.source, vault: env.vault, userKey: env.userKey, ...settings });
-  const writable = env.az.accounts.src.service.getContainerClient('disks').getPageBlobClient('changing.vhd');
+  const writable = env.sourceClient('changing.vhd');
   await writable.uploadPages(Buffer.alloc(4 * KiB, 7), 8 * MiB, 4 * KiB);
 
   const statuses: unknown[] = [];
@@ -132,7 +132,7 @@ test('an incremental through the orchestration plans only the changed batch, fan
   expect(first.activityInvocations).toBe(5); // plan + 3 batches + finalize
 
   // Change 8 pages (32 KiB) in the middle window only: two of its pages partly, six whole.
-  const blob = env.az.accounts.src.service.getContainerClient('disks').getPageBlobClient('incr.vhd');
+  const blob = env.sourceClient('incr.vhd');
   await blob.uploadPages(randomBytes(32 * KiB), 64 * MiB + 256 * KiB, 32 * KiB);
 
   const statuses: unknown[] = [];

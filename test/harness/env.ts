@@ -19,6 +19,8 @@ export interface TestEnv {
   tmp: string;
   /** A read-only SAS URL of a source disk. */
   sourceUrl(name: string): string;
+  /** The SDK client of a source disk (page blob) with the account key: for a test's own writes, clears and snapshots. */
+  sourceClient(name: string): PageBlobClient;
   /** Creates a source disk (page blob) with the given regions. */
   makeDisk(name: string, diskBytes: number, regions: DiskRegion[]): Promise<SampleDisk & { source: StorageLocation }>;
   /**
@@ -52,6 +54,7 @@ export async function startEnv(): Promise<TestEnv> {
     userKey: generateKey(),
     vault: { url: az.sasUrl('vault', 'vault') },
     sourceUrl: (name) => az.sasUrl('src', 'disks', name, { permissions: 'r' }),
+    sourceClient: (name) => az.accounts.src.service.getContainerClient('disks').getPageBlobClient(name),
     targetUrl: (name) => az.sasUrl('vault', 'restores', name),
     async makeVault(container, options = {}) {
       await az.accounts.vault.service.getContainerClient(container).create();

@@ -1,9 +1,9 @@
 /** The encrypted JSON envelope `PWE2` (docs/FORMAT.md §20.4) of plans, batch records, manifests, tombstones and index covers. */
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { PagewiseError } from '../../errors';
 import { nestsTooDeep } from '../../json-depth';
 import { MAX_VAULT_JSON_BYTES, MAX_VAULT_JSON_DEPTH } from '../../limits';
 import { Keyring, KeyPurpose } from './keyring';
+import { seal, sealedHeader, unseal } from './sealed-object';
 
 /** 1 plan, 2 batch record, 3 manifest, 4 tombstone, 5 index covers. */
 export type EnvelopeKind = 1 | 2 | 3 | 4 | 5;
@@ -29,15 +29,8 @@ function aad(header: Buffer, blobName: string): Buffer {
 export function sealJson(keyring: Keyring, kind: EnvelopeKind, blobName: string, value: unknown): Buffer {
   const json = Buffer.from(JSON.stringify(value), 'utf8');
   if (json.length > MAX_VAULT_JSON_BYTES) throw new PagewiseError('LimitExceeded', `the ${KIND_NAMES[kind]} ${blobName} would be ${json.length} bytes, over the ${MAX_VAULT_JSON_BYTES} a reader takes`);
-  const header = Buffer.alloc(HEADER_BYTES);
-  MAGIC.copy(header, 0);
-  header[4] = 2;
-  header[5] = keyring.epoch;
-  header[6] = kind;
-  randomBytes(12).copy(header, 8);
-  const cipher = createCipheriv('aes-256-gcm', keyring.key(purposeOf(kind)), header.subarray(8, 20));
-  cipher.setAAD(aad(header, blobName));
-  return Buffer.concat([header, cipher.update(json), cipher.final(), cipher.getAuthTag()]);
+  const header = sealedHeader(MAGIC, keyring.epoch, kind);
+  return seal(keyring.key(purposeOf(kind)), header, aad(header, blobName), json);
 }
 
 /** Opens an envelope read from `blobName`: Corrupt on any failure (wrong kind, moved, damaged, too large or too deep). */
@@ -53,10 +46,7 @@ export function openJson<T>(keyring: Keyring, kind: EnvelopeKind, blobName: stri
   const header = stored.subarray(0, HEADER_BYTES);
   let text: string;
   try {
-    const decipher = createDecipheriv('aes-256-gcm', keyring.key(purposeOf(kind), stored[5]), header.subarray(8, 20));
-    decipher.setAAD(aad(header, blobName));
-    decipher.setAuthTag(stored.subarray(stored.length - TAG_BYTES));
-    text = Buffer.concat([decipher.update(stored.subarray(HEADER_BYTES, stored.length - TAG_BYTES)), decipher.final()]).toString('utf8');
+    text = unseal(keyring.key(purposeOf(kind), stored[5]), stored, aad(header, blobName)).toString('utf8');
   } catch {
     throw bad('fails authentication (damaged, moved from another name, or written under another vault key)');
   }

@@ -6,6 +6,7 @@ import { BlobAlreadyExistsError } from '../store/blob-store';
 import type { Vault } from '../vault';
 import { BLOCK2_OVERHEAD, MAX_BLOCK2_BYTES } from './block';
 import type { Keyring } from './keyring';
+import { seal, sealedHeader, unseal } from './sealed-object';
 import { HEX32_RE, stampOf, v2names } from './names';
 import type { IndexEntry } from './records';
 
@@ -148,14 +149,8 @@ export function encodePackTrailer(keyring: Keyring, packId: string, entries: Ind
     plain.writeBigUInt64LE(BigInt(e.offset), at + 32);
     plain.writeUInt32LE(e.storedLength, at + 40);
   });
-  const header = Buffer.alloc(TRAILER_HEADER);
-  TRAILER_MAGIC.copy(header, 0);
-  header[4] = 2;
-  header[5] = keyring.epoch;
-  randomBytes(12).copy(header, 8);
-  const cipher = createCipheriv('aes-256-gcm', keyring.key('index'), header.subarray(8, 20));
-  cipher.setAAD(Buffer.concat([header, Buffer.from(packId, 'hex')]));
-  const body = Buffer.concat([header, cipher.update(plain), cipher.final(), cipher.getAuthTag()]);
+  const header = sealedHeader(TRAILER_MAGIC, keyring.epoch);
+  const body = seal(keyring.key('index'), header, Buffer.concat([header, Buffer.from(packId, 'hex')]), plain);
   const length = Buffer.alloc(4);
   length.writeUInt32LE(body.length + 4, 0);
   return Buffer.concat([body, length]);
@@ -178,10 +173,7 @@ export async function readPackTrailer(vault: Vault, keyring: Keyring, packId: st
   const header = trailer.subarray(0, TRAILER_HEADER);
   let plain: Buffer;
   try {
-    const decipher = createDecipheriv('aes-256-gcm', keyring.key('index', trailer[5]), header.subarray(8, 20));
-    decipher.setAAD(Buffer.concat([header, Buffer.from(packId, 'hex')]));
-    decipher.setAuthTag(trailer.subarray(trailer.length - TAG_BYTES));
-    plain = Buffer.concat([decipher.update(trailer.subarray(TRAILER_HEADER, trailer.length - TAG_BYTES)), decipher.final()]);
+    plain = unseal(keyring.key('index', trailer[5]), trailer, Buffer.concat([header, Buffer.from(packId, 'hex')]));
   } catch {
     throw bad('fails authentication (damaged, from another pack, or written under another vault key)');
   }

@@ -1,11 +1,12 @@
 /** Page tables `PWP2` (docs/FORMAT.md §19) and the JSON form of page records (§20.2). */
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { PagewiseError } from '../../errors';
 import { GiB, MAX_PAGE_SIZE } from '../../limits';
 import { BLOCK2_OVERHEAD } from './block';
 import { BlobAlreadyExistsError, CallOptions } from '../store/blob-store';
 import type { Vault } from '../vault';
 import type { Keyring } from './keyring';
+import { seal, sealedHeader, unseal } from './sealed-object';
 import { HEX32_RE, v2names } from './names';
 import type { ChunkRef, PageRecord2, PageRecordJson, TableRef } from './records';
 
@@ -66,14 +67,8 @@ function plaintextOf(tableIndex: number, records: PageRecord2[]): Buffer {
 /** A table of `records` (ascending, non-hole pages of group `tableIndex`): its stored bytes, its name (by content) and the SHA-256 of the stored bytes. */
 export function encodeTable(keyring: Keyring, tableIndex: number, records: PageRecord2[]): { bytes: Buffer; tableId: string; sha256: string } {
   const plain = plaintextOf(tableIndex, records);
-  const header = Buffer.alloc(HEADER_BYTES);
-  MAGIC.copy(header, 0);
-  header[4] = 2;
-  header[5] = keyring.epoch;
-  randomBytes(12).copy(header, 8);
-  const cipher = createCipheriv('aes-256-gcm', keyring.key('table'), header.subarray(8, 20));
-  cipher.setAAD(header);
-  const bytes = Buffer.concat([header, cipher.update(plain), cipher.final(), cipher.getAuthTag()]);
+  const header = sealedHeader(MAGIC, keyring.epoch);
+  const bytes = seal(keyring.key('table'), header, header, plain);
   return {
     bytes,
     tableId: keyring.tag(`table|${createHash('sha256').update(plain).digest('hex')}`),
@@ -95,10 +90,7 @@ export function decodeTable(keyring: Keyring, tableIndex: number, stored: Buffer
   const header = stored.subarray(0, HEADER_BYTES);
   let plain: Buffer;
   try {
-    const decipher = createDecipheriv('aes-256-gcm', keyring.key('table', stored[5]), header.subarray(8, 20));
-    decipher.setAAD(header);
-    decipher.setAuthTag(stored.subarray(stored.length - TAG_BYTES));
-    plain = Buffer.concat([decipher.update(stored.subarray(HEADER_BYTES, stored.length - TAG_BYTES)), decipher.final()]);
+    plain = unseal(keyring.key('table', stored[5]), stored, header);
   } catch {
     throw bad('fails authentication (damaged, or written under another vault key)');
   }

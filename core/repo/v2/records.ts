@@ -48,17 +48,8 @@ export interface BaseRef {
   snapshot: string;
 }
 
-export type FullReason =
-  | 'no-base'
-  | 'base-snapshot-gone'
-  | 'size-changed'
-  | 'page-size-changed'
-  | 'chunking-changed'
-  | 'v1-base'
-  | 'v1-vault'
-  | 'forced'
-  | 'base-replaced'
-  | 'other-key';
+import type { FullReason } from '../../types';
+export type { FullReason };
 
 /** §20.1, envelope kind 1. */
 export interface PlanV2 {
