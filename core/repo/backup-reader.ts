@@ -15,6 +15,7 @@ import { ManifestBody, readManifest } from './manifest';
 import { decodeChunk, PageEntry } from './page-table';
 import { Vault } from './vault';
 import { BlobNotFoundError, CallOptions } from './store/blob-store';
+import { entryBytesOf, pageLengthIn } from './page-lengths';
 import type { BackupSource, PageRead, SourceChecks } from './backup-source';
 
 /** Blocks decoded (decrypted, decompressed, hash-checked) at once per reader; the work runs off the event loop. */
@@ -74,22 +75,13 @@ export class BackupReader implements BackupSource<PageEntry> {
 
   /** The real length of a page: whole, but the disk's last page is as short as the disk leaves it. */
   pageLength(page: number): number {
-    const { pageSize, diskBytes } = this.manifest;
-    return Math.max(0, Math.min(pageSize, diskBytes - page * pageSize));
+    return pageLengthIn(this.diskBytes, this.pageSize, page);
   }
 
-  /**
-   * Plaintext bytes of all entries (each page's real length). Only a disk whose last page is short
-   * needs a look at the last page table, to learn whether that page is an entry or a hole.
-   */
-  async entryBytes(): Promise<number> {
-    const { pageSize, pageCount } = this.manifest;
-    const whole = this.entryCount * pageSize;
+  /** Plaintext bytes of all entries (each page's real length); a short last page needs a look at the last page table. */
+  entryBytes(): Promise<number> {
     const lastChunk = this.manifest.index[this.manifest.index.length - 1];
-    const shortBy = pageSize - this.pageLength(pageCount - 1);
-    if (shortBy === 0 || !lastChunk || lastChunk.entries === 0) return whole;
-    const entries = await this.chunkEntries(lastChunk);
-    return entries.some((e) => e.page === pageCount - 1) ? whole - shortBy : whole;
+    return entryBytesOf(this, async () => !!lastChunk && lastChunk.entries > 0 && (await this.chunkEntries(lastChunk)).some((e) => e.page === this.pageCount - 1));
   }
 
   /** Page-table entries of every segment, in page order, one segment's chunk in memory at a time. */

@@ -94,3 +94,4 @@ export async function openBackupSource(vaultLocation: StorageLocation, backupId:
     throw noSlot && isPagewiseError(err, 'BackupNotFound') ? noSlot : err;
   });
 }
+

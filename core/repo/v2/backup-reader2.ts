@@ -6,6 +6,7 @@
  */
 import { forEachLimited, Limiter } from '../../concurrency';
 import { isPagewiseError, PagewiseError } from '../../errors';
+import { entryBytesOf, pageLengthIn } from '../page-lengths';
 import type { BackupSource, PageRead, SourceChecks } from '../backup-source';
 import { BLOCKS_DECODED_AT_ONCE } from '../backup-reader';
 import { BlobNotFoundError, CallOptions } from '../store/blob-store';
@@ -82,17 +83,13 @@ export class BackupReader2 implements BackupSource<PageRecord2> {
   }
 
   pageLength(page: number): number {
-    return Math.max(0, Math.min(this.pageSize, this.diskBytes - page * this.pageSize));
+    return pageLengthIn(this.diskBytes, this.pageSize, page);
   }
 
   /** As version 1: only a short last page needs a look at the last table (is it a record or a hole?). */
-  async entryBytes(): Promise<number> {
-    const whole = this.entryCount * this.pageSize;
-    const shortBy = this.pageSize - this.pageLength(this.pageCount - 1);
+  entryBytes(): Promise<number> {
     const last = this.manifest.tables[this.manifest.tables.length - 1];
-    if (shortBy === 0 || !last || last.index !== Math.floor((this.pageCount - 1) / this.groupPages)) return whole;
-    const records = await this.tableRecords(last);
-    return records.some((r) => r.page === this.pageCount - 1) ? whole - shortBy : whole;
+    return entryBytesOf(this, async () => !!last && last.index === Math.floor((this.pageCount - 1) / this.groupPages) && (await this.tableRecords(last)).some((r) => r.page === this.pageCount - 1));
   }
 
   async *groups(): AsyncGenerator<{ group: number; entries: PageRecord2[] }> {
