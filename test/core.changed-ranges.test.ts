@@ -13,10 +13,6 @@ afterAll(async () => {
   await env?.stop();
 });
 
-function blobClient(name: string): PageBlobClient {
-  return env.sourceClient(name);
-}
-
 async function write(client: PageBlobClient, offset: number, length: number, fill = 0xab): Promise<void> {
   await client.uploadPages(Buffer.alloc(length, fill), offset, length);
 }
@@ -39,7 +35,7 @@ async function failure(promise: Promise<unknown>): Promise<PagewiseError> {
 
 /** A disk with two written regions, its snapshot (the base), then writes, an overwrite and a clear. */
 async function diskWithChanges(name: string): Promise<{ client: PageBlobClient; base: string }> {
-  const client = blobClient(name);
+  const client = env.sourceClient(name);
   await client.create(8 * MiB);
   await write(client, 0, 64 * KiB);
   await write(client, 1 * MiB, 128 * KiB);
@@ -75,7 +71,7 @@ test('writes and clears between two snapshots come back as exact changed and cle
 });
 
 test('a window clips the ranges it cuts, and listing windows that cut a range join it again', async () => {
-  const client = blobClient('diff-window.vhd');
+  const client = env.sourceClient('diff-window.vhd');
   await client.create(8 * MiB);
   await write(client, 0, 512);
   const base = (await client.createSnapshot()).snapshot!;
@@ -97,7 +93,7 @@ test('a window clips the ranges it cuts, and listing windows that cut a range jo
 });
 
 test('many ranges come back whole through the paged listing (several response pages per window)', async () => {
-  const client = blobClient('diff-paged.vhd');
+  const client = env.sourceClient('diff-paged.vhd');
   await client.create(4 * MiB);
   const base = (await client.createSnapshot()).snapshot!;
   const expected: ChangedRange[] = [];
@@ -137,7 +133,7 @@ test('a base snapshot that is gone is BaseUnusable (base-snapshot-gone); snapsho
 });
 
 test('a blob replaced by Put Blob since its base is BaseUnusable (base-replaced)', async () => {
-  const client = blobClient('diff-replaced.vhd');
+  const client = env.sourceClient('diff-replaced.vhd');
   await client.create(4 * MiB);
   await write(client, 0, 64 * KiB);
   const base = (await client.createSnapshot()).snapshot!;
@@ -151,7 +147,7 @@ test('a blob replaced by Put Blob since its base is BaseUnusable (base-replaced)
 });
 
 test('the diff is pinned to the ETag the disk was opened with', async () => {
-  const client = blobClient('diff-pinned.vhd');
+  const client = env.sourceClient('diff-pinned.vhd');
   await client.create(4 * MiB);
   const base = (await client.createSnapshot()).snapshot!;
   const disk = await SourceDisk.open({ url: env.sourceUrl('diff-pinned.vhd') });

@@ -1,5 +1,4 @@
 /** Releasing older snapshots Pagewise took (core/source/snapshot-lifecycle.ts) against a real Azurite. */
-import { PageBlobClient } from '@azure/storage-blob';
 import { SourceDisk, StorageLocation } from '../core';
 import { releaseOlderSnapshots } from '../core/source/snapshot-lifecycle';
 import { KiB, startEnv, TestEnv } from './harness/env';
@@ -12,10 +11,6 @@ afterAll(async () => {
   await env?.stop();
 });
 
-function blobClient(name: string): PageBlobClient {
-  return env.sourceClient(name);
-}
-
 /** The snapshots of a blob that exist now, oldest first. */
 async function snapshotsOf(name: string): Promise<string[]> {
   const out: string[] = [];
@@ -27,28 +22,28 @@ async function snapshotsOf(name: string): Promise<string[]> {
 
 /** Takes a snapshot as a backup does (SourceDisk.takeSnapshot) after writing a page. */
 async function takeOne(location: StorageLocation, name: string, fill: number): Promise<string> {
-  await blobClient(name).uploadPages(Buffer.alloc(512, fill), 0, 512);
+  await env.sourceClient(name).uploadPages(Buffer.alloc(512, fill), 0, 512);
   const disk = await SourceDisk.open(location);
   return (await disk.takeSnapshot(location)).identity.snapshot;
 }
 
 test('a snapshot Pagewise takes carries pagewise=taken; the blob keeps its own metadata', async () => {
   await env.makeDisk('marked.vhd', 64 * KiB, []);
-  await blobClient('marked.vhd').setMetadata({ owner: 'ops' });
+  await env.sourceClient('marked.vhd').setMetadata({ owner: 'ops' });
   const location = { url: env.az.sasUrl('src', 'disks', 'marked.vhd') };
   const snapshot = await takeOne(location, 'marked.vhd', 1);
-  expect((await blobClient('marked.vhd').withSnapshot(snapshot).getProperties()).metadata).toEqual({ pagewise: 'taken' });
-  expect((await blobClient('marked.vhd').getProperties()).metadata).toEqual({ owner: 'ops' });
+  expect((await env.sourceClient('marked.vhd').withSnapshot(snapshot).getProperties()).metadata).toEqual({ pagewise: 'taken' });
+  expect((await env.sourceClient('marked.vhd').getProperties()).metadata).toEqual({ owner: 'ops' });
 });
 
 test('deletes the older snapshots Pagewise took, keeps `keep`, the user\'s own (even when listed) and anything not listed', async () => {
   await env.makeDisk('lifecycle.vhd', 64 * KiB, []);
   const location = { url: env.az.sasUrl('src', 'disks', 'lifecycle.vhd') };
   const first = await takeOne(location, 'lifecycle.vhd', 1);
-  const users = (await blobClient('lifecycle.vhd').createSnapshot({ metadata: { pagewise: 'mine' } })).snapshot!;
+  const users = (await env.sourceClient('lifecycle.vhd').createSnapshot({ metadata: { pagewise: 'mine' } })).snapshot!;
   const second = await takeOne(location, 'lifecycle.vhd', 2);
   const unlisted = await takeOne(location, 'lifecycle.vhd', 3);
-  const usersPlain = (await blobClient('lifecycle.vhd').createSnapshot()).snapshot!;
+  const usersPlain = (await env.sourceClient('lifecycle.vhd').createSnapshot()).snapshot!;
   const keep = await takeOne(location, 'lifecycle.vhd', 4);
   const alreadyGone = '2020-01-01T00:00:00.0000000Z';
   expect(await snapshotsOf('lifecycle.vhd')).toEqual([first, users, second, unlisted, usersPlain, keep].sort());
@@ -57,7 +52,7 @@ test('deletes the older snapshots Pagewise took, keeps `keep`, the user\'s own (
   expect(released).toEqual({ deleted: [first, second, alreadyGone], failed: [], kept: [users, usersPlain, keep] });
   expect(await snapshotsOf('lifecycle.vhd')).toEqual([users, unlisted, usersPlain, keep].sort());
   // The live blob is untouched.
-  expect((await blobClient('lifecycle.vhd').getProperties()).contentLength).toBe(64 * KiB);
+  expect((await env.sourceClient('lifecycle.vhd').getProperties()).contentLength).toBe(64 * KiB);
   // Again: nothing more to do; the ones deleted before count as gone.
   expect(await releaseOlderSnapshots(location, keep, [first, second])).toEqual({ deleted: [first, second], failed: [], kept: [] });
 });
@@ -71,5 +66,5 @@ test('never touches the live blob for a value that is not a snapshot time, and r
   const readOnly = { url: env.az.sasUrl('src', 'disks', 'guarded.vhd', { permissions: 'r' }) };
   expect(await releaseOlderSnapshots(readOnly, keep, [old, '', 'not-a-time'])).toEqual({ deleted: [], failed: [old, '', 'not-a-time'], kept: [] });
   expect(await snapshotsOf('guarded.vhd')).toEqual([old, keep].sort());
-  expect((await blobClient('guarded.vhd').getProperties()).contentLength).toBe(64 * KiB);
+  expect((await env.sourceClient('guarded.vhd').getProperties()).contentLength).toBe(64 * KiB);
 });
