@@ -48,3 +48,70 @@ maybe('an ext4 image of odd size restores byte-identical and passes e2fsck', asy
   expect(await fileSha256(restored)).toBe(sha256);
   execFileSync(E2FSCK!, ['-f', '-n', restored], { stdio: 'pipe' }); // throws on a damaged file system
 });
+
+/** The 512-byte sectors where two images differ, as runs: what a VM's writes of a day would have changed. */
+async function changedSectorRuns(before: string, after: string): Promise<Array<{ offset: number; length: number }>> {
+  const [a, b] = await Promise.all([fs.readFile(before), fs.readFile(after)]);
+  const runs: Array<{ offset: number; length: number }> = [];
+  for (let at = 0; at < b.length; at += 512) {
+    if (a.subarray(at, at + 512).equals(b.subarray(at, at + 512))) continue;
+    const last = runs[runs.length - 1];
+    if (last && last.offset + last.length === at && last.length < 4 * MiB) last.length += 512;
+    else runs.push({ offset: at, length: 512 });
+  }
+  return runs;
+}
+
+maybe('a day of use on an ext4 disk: the nightly backup reads only the pages the day changed and restores on its own', async () => {
+  const tree = path.join(env.tmp, 'day-tree');
+  await fs.mkdir(path.join(tree, 'home/user'), { recursive: true });
+  await fs.mkdir(path.join(tree, 'var/log'), { recursive: true });
+  for (let i = 0; i < 40; i++) await fs.writeFile(path.join(tree, `home/user/doc${i}.txt`), `document ${i}\n`.repeat(2000 + i * 50));
+  await fs.writeFile(path.join(tree, 'home/user/photo.jpg'), randomBytes(2 * MiB));
+  await fs.writeFile(path.join(tree, 'var/log/syslog'), 'kernel: boot\n'.repeat(30000));
+  const monday = path.join(env.tmp, 'monday.img');
+  execFileSync(MKFS!, ['-q', '-F', '-b', '4096', '-d', tree, monday, '48M']);
+
+  // The disk, written from Monday's image; backed up with a snapshot Pagewise takes (the nightly command).
+  const name = 'day-of-use.vhd';
+  const writable = { url: env.az.sasUrl('src', 'disks', name) };
+  await uploadImage(monday, writable);
+  const vault = await env.makeVault('day-of-use');
+  const pageSize = 64 * KiB;
+  const nightly = () => backupDisk({ source: writable, vault, userKey: env.userKey, pageSize, takeSnapshot: true, cacheBytes: 2 * MiB });
+  const first = await nightly();
+  expect(first.kind).toBe('full');
+
+  // Tuesday: files written, changed and removed inside the file system (debugfs, as the VM's kernel would).
+  const tuesday = path.join(env.tmp, 'tuesday.img');
+  await fs.copyFile(monday, tuesday);
+  const newFile = path.join(env.tmp, 'report.txt');
+  await fs.writeFile(newFile, 'quarterly figures\n'.repeat(8000));
+  const edited = path.join(env.tmp, 'doc7.txt');
+  await fs.writeFile(edited, 'document 7, edited\n'.repeat(3000));
+  const commands = [`write ${newFile} home/user/report.txt`, 'rm home/user/doc3.txt', 'rm home/user/doc7.txt', `write ${edited} home/user/doc7.txt`, 'rm home/user/photo.jpg'];
+  for (const c of commands) execFileSync('/usr/sbin/debugfs', ['-w', '-R', c, tuesday], { stdio: 'pipe' });
+  execFileSync(E2FSCK!, ['-f', '-n', tuesday], { stdio: 'pipe' });
+  // The VM's writes reach the page blob as they would: only the sectors that changed.
+  const runs = await changedSectorRuns(monday, tuesday);
+  const blob = env.sourceClient(name);
+  const tuesdayBytes = await fs.readFile(tuesday);
+  for (const r of runs) await blob.uploadPages(tuesdayBytes.subarray(r.offset, r.offset + r.length), r.offset, r.length);
+  const changedPages = new Set(runs.flatMap((r) => Array.from({ length: Math.ceil((r.offset + r.length) / pageSize) - Math.floor(r.offset / pageSize) }, (_, k) => Math.floor(r.offset / pageSize) + k)));
+
+  const second = await nightly();
+  expect(second).toMatchObject({ kind: 'incremental', base: { backupId: first.backupId }, reason: null });
+  // Exactly the pages the day touched are read: their allocated bytes (the upload skipped zero sectors).
+  let allocatedInChanged = 0;
+  for await (const r of blob.listPageRanges()) {
+    for (let at = r.start; at <= r.end; at += 512) if (changedPages.has(Math.floor(at / pageSize))) allocatedInChanged += 512;
+  }
+  expect(second.bytesRead).toBe(allocatedInChanged);
+  expect(second.bytesRead).toBeLessThan(first.bytesRead / 4);
+  for (const [backup, image] of [[second, tuesday], [first, monday]] as const) {
+    const restored = path.join(env.tmp, `${backup.backupId}.img`);
+    await restoreBackup({ backupId: backup.backupId, vault, userKey: env.userKey, target: { url: restored } });
+    expect(await fileSha256(restored)).toBe(await fileSha256(image));
+    execFileSync(E2FSCK!, ['-f', '-n', restored], { stdio: 'pipe' });
+  }
+});
