@@ -28,6 +28,11 @@ export interface FaultProxyOptions {
    * for tests that the size is cross-checked. Not one of the faults drawn at random; counted in `misreported`.
    */
   misreportSizeIf?: (req: http.IncomingMessage) => boolean;
+  /**
+   * A request it accepts reaches Azurite, but its answer is lost (the connection dropped instead): a write
+   * that happened unbeknown to its client, whose retry finds the name taken (409). Counted in `lostReplies`.
+   */
+  loseReplyIf?: (req: http.IncomingMessage) => boolean;
 }
 
 export interface FaultProxy {
@@ -39,7 +44,7 @@ export interface FaultProxy {
    * seen before (the Azure SDK keeps the ID across its retries; Pagewise's own re-reads get new IDs
    * and are not counted here).
    */
-  stats: { requests: number; retries: number; faults: Record<FaultKind, number>; misreported: number };
+  stats: { requests: number; retries: number; faults: Record<FaultKind, number>; misreported: number; lostReplies: number };
   stop(): Promise<void>;
 }
 
@@ -50,7 +55,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   const random = prng(options.seed);
   const kinds = options.kinds ?? ALL;
   const seenIds = new Set<string>();
-  const stats = { requests: 0, retries: 0, faults: { throttle: 0, error500: 0, reset: 0, truncate: 0, latency: 0 } as Record<FaultKind, number>, misreported: 0 };
+  const stats = { requests: 0, retries: 0, faults: { throttle: 0, error500: 0, reset: 0, truncate: 0, latency: 0 } as Record<FaultKind, number>, misreported: 0, lostReplies: 0 };
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
   /** Requests held by a latency fault: stop() drops them, so a long latency keeps no timer alive. */
   const held = new Set<NodeJS.Timeout>();
@@ -67,6 +72,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     // Only a GET's body can be cut; a write's or a HEAD's connection is dropped before it is answered.
     if ((fault === 'reset' || fault === 'truncate') && req.method !== 'GET') fault = 'reset-before' as never;
     const misreport = req.method === 'HEAD' && fault === undefined && (options.misreportSizeIf?.(req) ?? false);
+    const loseReply = fault === undefined && (options.loseReplyIf?.(req) ?? false);
     const errorReply = (status: number, code: string, headers: Record<string, string> = {}) => {
       req.resume();
       const body = `<?xml version="1.0" encoding="utf-8"?><Error><Code>${code}</Code><Message>injected by the fault proxy</Message></Error>`;
@@ -119,6 +125,12 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
               sent += take;
             });
             up.on('end', () => res.end());
+            return;
+          }
+          if (loseReply) {
+            stats.lostReplies++;
+            up.resume();
+            up.on('end', () => res.socket?.destroy());
             return;
           }
           if (misreport && up.headers['content-length'] !== undefined) {

@@ -1,12 +1,14 @@
 /**
- * A source size misread (a HEAD answered with half the blob's Content-Length) must fail the backup, never
- * complete one that holds part of the disk: the cause of the flaky faults.test.ts run, made deterministic.
+ * Faults aimed at one kind of request, so nothing depends on a seeded draw: a source size misread (a HEAD
+ * answered with half the blob's Content-Length, the cause of the once-flaky faults.test.ts) must fail the
+ * backup, never complete one holding part of the disk; writes whose answers are lost are retried into 409s
+ * that are checked, not taken on trust.
  */
 import * as http from 'node:http';
 import * as path from 'node:path';
 import { backupDisk, configureStorageEndpoints, listBackups, restoreBackup, verifyBackup } from '../core';
 import { sampleVmLayout } from '../testkit/sample-disk';
-import { startFaultProxy, FaultProxy } from './harness/fault-proxy';
+import { startFaultProxy, FaultProxy, FaultProxyOptions } from './harness/fault-proxy';
 import { fileSha256, MiB, startEnv, TestEnv } from './harness/env';
 
 let env: TestEnv;
@@ -18,18 +20,18 @@ afterAll(async () => {
   await env?.stop();
 });
 
-/** A proxy that misreports the size of the HEADs of `disk` it is told to, and injects nothing else. */
-async function sizeLiar(disk: string, lieOn: (headNumber: number) => boolean): Promise<FaultProxy> {
-  let heads = 0;
-  const proxy = await startFaultProxy({
-    target: { host: '127.0.0.1', port: env.az.port },
-    seed: 1,
-    rate: 0,
-    misreportSizeIf: (req: http.IncomingMessage) => (req.url ?? '').startsWith(`/src/disks/${disk}?`) && lieOn(++heads),
-  });
+/** A proxy that injects no random fault, only the targeted ones; its endpoints allowed. */
+async function targetedProxy(options: Pick<FaultProxyOptions, 'misreportSizeIf' | 'loseReplyIf'>): Promise<FaultProxy> {
+  const proxy = await startFaultProxy({ target: { host: '127.0.0.1', port: env.az.port }, seed: 1, rate: 0, ...options });
   const direct = env.az.storageEndpoints.split(',');
   configureStorageEndpoints([...direct, ...direct.map((e) => proxy.via(e))], 'PAGEWISE_STORAGE_ENDPOINTS');
   return proxy;
+}
+
+/** A proxy that misreports the size of the HEADs of `disk` it is told to (numbered from 1). */
+function sizeLiar(disk: string, lieOn: (headNumber: number) => boolean): Promise<FaultProxy> {
+  let heads = 0;
+  return targetedProxy({ misreportSizeIf: (req: http.IncomingMessage) => (req.url ?? '').startsWith(`/src/disks/${disk}?`) && lieOn(++heads) });
 }
 
 const PAGE = 1 * MiB;
@@ -70,4 +72,32 @@ test('a size misread after planning is refused, and the backup resumed cleanly i
   const file = path.join(env.tmp, 'half-later.img');
   await restoreBackup({ backupId: result.backupId, vault: env.vault, userKey: env.userKey, target: { url: file } });
   expect(await fileSha256(file)).toBe(disk.sha256);
+});
+
+test('the first pack commit, index delta and batch record each land but lose their answer: the retries\' 409s are checked and kept, the backup is whole', async () => {
+  const disk = await env.makeDisk('lost-replies.vhd', DISK, sampleVmLayout(DISK, DISK));
+  const kinds = [/^\/vault\/vault\/packs\/.*comp=blocklist/, /^\/vault\/vault\/index\/d\//, /^\/vault\/vault\/staging\/[^/]+\/batches\//];
+  const hit = new Set<number>();
+  const proxy = await targetedProxy({
+    loseReplyIf: (req) => {
+      const kind = req.method === 'PUT' ? kinds.findIndex((k) => k.test(req.url ?? '')) : -1;
+      if (kind < 0 || hit.has(kind)) return false;
+      hit.add(kind);
+      return true;
+    },
+  });
+  const vault = { url: proxy.via(env.vault.url) };
+  try {
+    const result = await backupDisk({ source: disk.source, vault, userKey: env.userKey, pageSize: PAGE, cacheBytes: DISK / 16 });
+    expect(proxy.stats.lostReplies).toBe(3);
+    expect([...hit].sort()).toEqual([0, 1, 2]);
+    expect(result.bytesRead).toBe(disk.allocatedBytes);
+    const verified = await verifyBackup({ backupId: result.backupId, vault, userKey: env.userKey });
+    expect(verified).toMatchObject({ ok: true, problems: [], pagesChecked: 23, blocksChecked: 23, bytesChecked: 23 * PAGE, packsChecked: 1, tablesChecked: 1 });
+    const file = path.join(env.tmp, 'lost-replies.img');
+    await restoreBackup({ backupId: result.backupId, vault, userKey: env.userKey, target: { url: file } });
+    expect(await fileSha256(file)).toBe(disk.sha256);
+  } finally {
+    await proxy.stop();
+  }
 });
