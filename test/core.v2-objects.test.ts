@@ -266,6 +266,22 @@ describe('staging and manifests on Azurite', () => {
     expect(await failureOf(readBatch2(vault, keyring, id, 0))).toMatchObject({ code: 'Corrupt', message: expect.stringContaining('page 4 is out of order or outside the batch') });
   });
 
+  test('a batch record found existing (409) is read back: the same content in other packs is kept, a different record is Corrupt', async () => {
+    const id = 'pw-stagingtest000000000002';
+    const rec: BatchRecordV2 = { format: 'pagewise-batch', version: 2, backupId: id, batchNumber: 1, firstPage: 4, pageCount: 4, bytesRead: 262144, bytesNew: 131072, bytesStored: 2100, zeroPages: 2, packs: ['cd'.repeat(16)], deltas: ['index/d/20261201T000000000Z-0123456789abcdef.pwx'], pages: records(4, 2) };
+    await writeBatch2(vault, keyring, rec);
+    // Another run of the batch stored the same content into its own pack: kept, the first record stays.
+    const elsewhere = { ...rec, packs: ['ef'.repeat(16)], pages: rec.pages.map((p) => ({ ...p, chunks: p.chunks.map((c) => ({ ...c, pack: 'ef'.repeat(16), offset: c.offset + 10 })) })) };
+    await writeBatch2(vault, keyring, elsewhere);
+    expect(await readBatch2(vault, keyring, id, 1)).toEqual(rec);
+    // Different content under the same name is never silently kept.
+    const otherPage = { ...rec, pages: [rec.pages[0], { ...rec.pages[1], chunks: [{ ...rec.pages[1].chunks[0], contentId: Buffer.alloc(32, 7) }] }] };
+    expect(await failureOf(writeBatch2(vault, keyring, otherPage))).toMatchObject({ code: 'Corrupt', message: expect.stringMatching(/batch record .* already exists and differs .*\(page 5\)/) });
+    expect(await failureOf(writeBatch2(vault, keyring, { ...rec, bytesRead: 131072 }))).toMatchObject({ code: 'Corrupt', message: expect.stringContaining('bytesRead 262144 ≠ 131072') });
+    expect(await failureOf(writeBatch2(vault, keyring, { ...rec, pages: rec.pages.slice(0, 1) }))).toMatchObject({ code: 'Corrupt', message: expect.stringContaining('2 ≠ 1 page records') });
+    expect(await readBatch2(vault, keyring, id, 1)).toEqual(rec);
+  });
+
   const manifest = (backupId: string, completedAt: string, identity = 'blob:a/c/d'): ManifestV2 => ({
     format: 'pagewise-manifest', version: 2, backupId, createdAt: '2026-12-01T00:00:00.000Z', completedAt,
     disk: { identity, kind: 'page-blob', account: 'a', container: 'c', blob: 'd' },

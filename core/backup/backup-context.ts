@@ -28,9 +28,9 @@ export async function openBackupContext(req: BackupRequest, backupId: string): P
   return { plan, dataKey, vault, writer: new BackupWriter(vault, plan, dataKey) };
 }
 
-/** The source as the plan saw it: the snapshot Pagewise took, if it took one; pinned to the plan's ETag. */
+/** The source as the plan saw it: the snapshot Pagewise took, if it took one; pinned to the plan's ETag and size. */
 export async function openPlannedSource(req: BackupRequest, plan: BackupPlan): Promise<SourceDisk> {
-  return SourceDisk.open(req.source, plan.source.etag, snapshotTakenByPagewise(req, plan));
+  return SourceDisk.open(req.source, plan.source.etag, snapshotTakenByPagewise(req, plan), plan.diskBytes);
 }
 
 /**

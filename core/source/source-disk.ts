@@ -51,8 +51,12 @@ export class SourceDisk {
     readonly managedDiskGrant = false,
   ) {}
 
-  /** Opens the source; with `snapshot`, that snapshot of it (one Pagewise took: the URL names none). */
-  static async open(location: StorageLocation, expectedEtag?: string, snapshot?: string): Promise<SourceDisk> {
+  /**
+   * Opens the source; with `snapshot`, that snapshot of it (one Pagewise took: the URL names none). With
+   * `expectedBytes` (a plan's size), a size other than the plan's at the plan's ETag is refused: that size
+   * was misread, and reading the disk up to it would silently back up too little.
+   */
+  static async open(location: StorageLocation, expectedEtag?: string, snapshot?: string, expectedBytes?: number): Promise<SourceDisk> {
     const opened = sourceBlobClient(location);
     const parsed = opened.parsed;
     const client = snapshot && !parsed.snapshot ? opened.client.withSnapshot(snapshot) : opened.client;
@@ -72,6 +76,9 @@ export class SourceDisk {
     const etag = props.etag ?? '';
     if (expectedEtag !== undefined && etag !== expectedEtag) {
       throw new PagewiseError('SourceChanged', `the source disk ${displayUrl(location.url)} changed since the backup was planned (ETag ${expectedEtag} → ${etag}); back up a snapshot`);
+    }
+    if (expectedBytes !== undefined && diskBytes !== expectedBytes) {
+      throw new PagewiseError('SourceUnreachable', `the source disk ${displayUrl(location.url)} was read as ${diskBytes} bytes, but the backup was planned for ${expectedBytes} bytes at the same ETag: its size was misread (a damaged response); try again`);
     }
     return new SourceDisk(client, parsed, diskBytes, {
       url: displayUrl(location.url).split('?')[0],
@@ -110,7 +117,7 @@ export class SourceDisk {
       throw failure;
     }
     if (!snapshot) throw new PagewiseError('SourceUnreachable', `the service took a snapshot of ${this.identity.url} but did not say which`);
-    return SourceDisk.open(location, this.identity.etag, snapshot);
+    return SourceDisk.open(location, this.identity.etag, snapshot, this.diskBytes);
   }
 
   /** Deletes this snapshot (one Pagewise took); the live blob and other snapshots are untouched. */
@@ -145,15 +152,22 @@ export class SourceDisk {
     for (let start = window.offset; start < end; start += LIST_WINDOW_BYTES) {
       const count = Math.min(LIST_WINDOW_BYTES, end - start);
       const found: ByteRange[] = [];
+      let listedBytes: number | undefined;
       try {
         const pages = this.client
           .listPageRanges(start, count, { conditions: { ifMatch: this.identity.etag || undefined } })
           .byPage({ maxPageSize: 5000 });
         for await (const response of pages) {
+          listedBytes ??= response.blobContentLength;
           for (const r of response.pageRange ?? []) found.push({ offset: r.start, length: r.end - r.start + 1 });
         }
       } catch (err) {
         throw translateStorageError(err, `the source disk ${this.identity.url}`, 'SourceNotFound', 'SourceUnreachable');
+      }
+      // Each listing states the blob's size (x-ms-blob-content-length): a size misread at open (a damaged
+      // Content-Length) would clip the listing to part of the disk and silently back up too little.
+      if (listedBytes !== undefined && listedBytes !== this.diskBytes) {
+        throw new PagewiseError('SourceUnreachable', `the source disk ${this.identity.url} was opened as ${this.diskBytes} bytes, but its page-range listing says ${listedBytes} bytes at the same ETag: one of the two responses was damaged; try again`);
       }
       // The service may report ranges that start before the window; clip, sort, merge.
       for (const r of normalizeRanges(found, end)) {

@@ -4,7 +4,9 @@
  * response: 503 with Retry-After (throttling), 500, a connection reset in the middle of a body, a body
  * truncated under a rewritten Content-Length (which HTTP alone cannot notice), or a latency spike.
  * Faults that would lose a write's response after the write happened are not injected: every write
- * fault happens before the request reaches Azurite.
+ * fault happens before the request reaches Azurite. A HEAD has no body to cut: its Content-Length is
+ * the resource's size, so a body fault drawn for a HEAD drops the connection before any answer instead
+ * (rewriting that header would make the blob look smaller, which no network fault does).
  */
 import * as http from 'node:http';
 import { AddressInfo } from 'node:net';
@@ -21,6 +23,16 @@ export interface FaultProxyOptions {
   latencyInMs?: number;
   /** Only requests it accepts may get a fault (default: every request); the others pass clean. */
   faultIf?: (req: http.IncomingMessage) => boolean;
+  /**
+   * A HEAD it accepts is answered with its Content-Length (the blob's size) halved: a lying size header,
+   * for tests that the size is cross-checked. Not one of the faults drawn at random; counted in `misreported`.
+   */
+  misreportSizeIf?: (req: http.IncomingMessage) => boolean;
+  /**
+   * A request it accepts reaches Azurite, but its answer is lost (the connection dropped instead): a write
+   * that happened unbeknown to its client, whose retry finds the name taken (409). Counted in `lostReplies`.
+   */
+  loseReplyIf?: (req: http.IncomingMessage) => boolean;
 }
 
 export interface FaultProxy {
@@ -32,7 +44,7 @@ export interface FaultProxy {
    * seen before (the Azure SDK keeps the ID across its retries; Pagewise's own re-reads get new IDs
    * and are not counted here).
    */
-  stats: { requests: number; retries: number; faults: Record<FaultKind, number> };
+  stats: { requests: number; retries: number; faults: Record<FaultKind, number>; misreported: number; lostReplies: number };
   stop(): Promise<void>;
 }
 
@@ -43,7 +55,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   const random = prng(options.seed);
   const kinds = options.kinds ?? ALL;
   const seenIds = new Set<string>();
-  const stats = { requests: 0, retries: 0, faults: { throttle: 0, error500: 0, reset: 0, truncate: 0, latency: 0 } as Record<FaultKind, number> };
+  const stats = { requests: 0, retries: 0, faults: { throttle: 0, error500: 0, reset: 0, truncate: 0, latency: 0 } as Record<FaultKind, number>, misreported: 0, lostReplies: 0 };
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
   /** Requests held by a latency fault: stop() drops them, so a long latency keeps no timer alive. */
   const held = new Set<NodeJS.Timeout>();
@@ -57,8 +69,10 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     }
     const eligible = options.faultIf?.(req) ?? true;
     let fault: FaultKind | undefined = eligible && random() < options.rate ? kinds[Math.floor(random() * kinds.length)] : undefined;
-    const isRead = req.method === 'GET' || req.method === 'HEAD';
-    if ((fault === 'reset' || fault === 'truncate') && !isRead) fault = 'reset-before' as never;
+    // Only a GET's body can be cut; a write's or a HEAD's connection is dropped before it is answered.
+    if ((fault === 'reset' || fault === 'truncate') && req.method !== 'GET') fault = 'reset-before' as never;
+    const misreport = req.method === 'HEAD' && fault === undefined && (options.misreportSizeIf?.(req) ?? false);
+    const loseReply = fault === undefined && (options.loseReplyIf?.(req) ?? false);
     const errorReply = (status: number, code: string, headers: Record<string, string> = {}) => {
       req.resume();
       const body = `<?xml version="1.0" encoding="utf-8"?><Error><Code>${code}</Code><Message>injected by the fault proxy</Message></Error>`;
@@ -111,6 +125,19 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
               sent += take;
             });
             up.on('end', () => res.end());
+            return;
+          }
+          if (loseReply) {
+            stats.lostReplies++;
+            up.resume();
+            up.on('end', () => res.socket?.destroy());
+            return;
+          }
+          if (misreport && up.headers['content-length'] !== undefined) {
+            stats.misreported++;
+            res.writeHead(up.statusCode ?? 502, { ...up.headers, 'content-length': String(Math.floor(Number(up.headers['content-length']) / 2)) });
+            up.resume();
+            res.end();
             return;
           }
           res.writeHead(up.statusCode ?? 502, up.headers);

@@ -29,9 +29,9 @@ export async function openBackupContextV2(req: BackupRequest, backupId: string):
   return { plan, keyring, vault };
 }
 
-/** The source as the plan saw it: the snapshot Pagewise took, if it took one; pinned to the plan's ETag. */
+/** The source as the plan saw it: the snapshot Pagewise took, if it took one; pinned to the plan's ETag and size. */
 export function openPlannedSourceV2(req: BackupRequest, plan: PlanV2): Promise<SourceDisk> {
-  return SourceDisk.open(req.source, plan.source.etag, snapshotTakenV2(plan));
+  return SourceDisk.open(req.source, plan.source.etag, snapshotTakenV2(plan), plan.diskBytes);
 }
 
 /** The snapshot this backup reads that Pagewise took (kept as the next backup's base), or undefined. */

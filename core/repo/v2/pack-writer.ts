@@ -107,10 +107,24 @@ export class PackWriter {
     const name = v2names.pack(pack.id);
     await Promise.all(pack.staged);
     const trailerId = packBlockId(pack.blockIds.length);
-    await this.vault.stageBlock(name, trailerId, encodePackTrailer(this.keyring, pack.id, pack.entries));
-    await ignoringOwnRetry(() => this.vault.commitBlocks(name, [...pack.blockIds, trailerId], { ifNotExists: true }));
+    const trailer = encodePackTrailer(this.keyring, pack.id, pack.entries);
+    await this.vault.stageBlock(name, trailerId, trailer);
+    const packBytes = pack.bytes + trailer.length;
+    await ignoringOwnRetry(
+      name,
+      () => this.vault.commitBlocks(name, [...pack.blockIds, trailerId], { ifNotExists: true }),
+      async () => {
+        const size = (await this.vault.properties(name)).contentLength;
+        return size === packBytes ? undefined : `it holds ${size} bytes, not the ${packBytes} this writer committed`;
+      },
+    );
     const delta = v2names.delta(this.nextStamp(), this.writerId);
-    await ignoringOwnRetry(() => this.vault.putNew(delta, encodeIndexBlob(this.keyring, delta, 0, pack.entries)));
+    const index = encodeIndexBlob(this.keyring, delta, 0, pack.entries);
+    await ignoringOwnRetry(
+      delta,
+      () => this.vault.putNew(delta, index),
+      async () => ((await this.vault.getBytes(delta, 0, undefined, { maxBytes: index.length })).equals(index) ? undefined : 'its bytes are not the ones this writer wrote'),
+    );
     this.deltas[slot] = delta;
   }
 
@@ -121,12 +135,17 @@ export class PackWriter {
   }
 }
 
-/** A name only this writer uses (random pack ID, own writer ID) found existing: its own earlier try of the same request succeeded. */
-async function ignoringOwnRetry(write: () => Promise<void>): Promise<void> {
+/**
+ * A name only this writer uses (random pack ID, own writer ID) found existing: its own earlier try of the
+ * same request succeeded, which `differs` confirms (undefined) or refutes (why) by reading what is there.
+ */
+async function ignoringOwnRetry(name: string, write: () => Promise<void>, differs: () => Promise<string | undefined>): Promise<void> {
   try {
     await write();
   } catch (err) {
     if (!(err instanceof BlobAlreadyExistsError)) throw err;
+    const why = await differs();
+    if (why) throw new PagewiseError('Corrupt', `${name} in the vault already existed when this writer wrote it (a retried request), but ${why}`);
   }
 }
 

@@ -28,10 +28,37 @@ export async function readPlan2(vault: Vault, keyring: Keyring, backupId: string
   return plan;
 }
 
-/** Writes a batch record once (If-None-Match); one already there (a retried batch) is kept. `pages` go in their JSON form. */
+/**
+ * Writes a batch record once (If-None-Match). One already there (this request's own retry that landed, or
+ * another run of the batch) is read back and kept only when it records the same pages with the same
+ * content; a different record under this name is Corrupt, never silently kept. `pages` go in their JSON form.
+ */
 export async function writeBatch2(vault: Vault, keyring: Keyring, rec: BatchRecordV2): Promise<void> {
   const name = v2names.batch(keyring.nameTag(rec.backupId), rec.batchNumber);
-  await putOnce(vault, name, sealJson(keyring, 2, name, { ...rec, pages: rec.pages.map(recordToJson) }));
+  try {
+    await vault.putNew(name, sealJson(keyring, 2, name, { ...rec, pages: rec.pages.map(recordToJson) }));
+  } catch (err) {
+    if (!(err instanceof BlobAlreadyExistsError)) throw err;
+    const there = await readBatch2(vault, keyring, rec.backupId, rec.batchNumber);
+    const differs = there ? batchDifference(there, rec) : 'it is gone';
+    if (differs) throw new PagewiseError('Corrupt', `the batch record ${name} of backup ${rec.backupId} already exists and differs from the one this batch wrote (${differs})`);
+  }
+}
+
+/**
+ * Why two records of one batch do not describe the same backed-up content, or undefined when they do.
+ * Packs and offsets may differ (each run stores into its own packs, committed before its record).
+ */
+function batchDifference(a: BatchRecordV2, b: BatchRecordV2): string | undefined {
+  for (const f of ['firstPage', 'pageCount', 'bytesRead', 'zeroPages'] as const) if (a[f] !== b[f]) return `${f} ${a[f]} ≠ ${b[f]}`;
+  if (a.pages.length !== b.pages.length) return `${a.pages.length} ≠ ${b.pages.length} page records`;
+  for (let k = 0; k < a.pages.length; k++) {
+    const [p, q] = [a.pages[k], b.pages[k]];
+    const same = p.page === q.page && p.length === q.length && p.chunks.length === q.chunks.length
+      && p.chunks.every((c, j) => c.length === q.chunks[j].length && c.contentId.equals(q.chunks[j].contentId));
+    if (!same) return `page ${q.page}`;
+  }
+  return undefined;
 }
 
 /** A batch record, or undefined when the batch has not finished; its page records checked. */
