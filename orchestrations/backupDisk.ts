@@ -102,6 +102,7 @@ function* runRanges(
 
 export const backupDiskOrchestrator: OrchestrationHandler = function* (context: OrchestrationContext) {
   const input = context.df.getInput() as BackupOrchestrationInput;
+  if (input.source.grantedBy === 'compute') return yield* revokingGrantOnFailure(context, input);
   if (!input.settle) return yield* backupStages(context, input);
   try {
     return yield* backupStages(context, input);
@@ -120,6 +121,19 @@ export const backupDiskOrchestrator: OrchestrationHandler = function* (context: 
     throw new Error(next.note ? `${message}; ${next.note}` : message);
   }
 };
+
+/**
+ * A managed-disk snapshot the app's Compute grant opened: a failed backup ends that grant (a completed one
+ * ends it as it finalizes), rather than leave its SAS alive for a day.
+ */
+function* revokingGrantOnFailure(context: OrchestrationContext, input: BackupOrchestrationInput): Generator<Task, BackupOrchestrationOutput, unknown> {
+  try {
+    return yield* backupStages(context, input);
+  } catch (err) {
+    yield context.df.callActivity(Activities.revokeSnapshotGrant, activityInput(input));
+    throw err;
+  }
+}
 
 function* backupStages(context: OrchestrationContext, input: BackupOrchestrationInput): Generator<Task, BackupOrchestrationOutput, unknown> {
   const retry = retryOptions(input.retry);

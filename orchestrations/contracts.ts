@@ -25,6 +25,8 @@ export const Activities = {
   probeBlob: 'probeBlob',
   startSettledBackup: 'startSettledBackup',
   watchChangedBlob: 'watchChangedBlob',
+  /** Ends a managed-disk snapshot's read grant when its backup failed (finalizeBackup ends it on success). */
+  revokeSnapshotGrant: 'revokeSnapshotGrant',
 } as const;
 
 /** Engine settings a caller may override per run; everything else comes from app settings. */
