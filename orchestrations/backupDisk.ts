@@ -143,7 +143,7 @@ function* backupStages(context: OrchestrationContext, input: BackupOrchestration
   let pagesTotal = 0;
   let bytesTotal = 0;
   let total = 0;
-  let kind: Pick<BackupProgressStatus, 'kind' | 'base' | 'reason'> = {};
+  let kind: Pick<BackupProgressStatus, 'kind' | 'base' | 'reason' | 'reasonText'> = {};
   const status = (phase: BackupProgressStatus['phase'], progress: RangeProgress) =>
     context.df.setCustomStatus({ phase, backupId: input.backupId, pagesTotal, bytesTotal, ...kind, ...progress } satisfies BackupProgressStatus);
 
@@ -155,7 +155,7 @@ function* backupStages(context: OrchestrationContext, input: BackupOrchestration
   // An incremental's plan lists only the batches holding a changed page: the fan-out below covers those alone.
   total = plan.alreadyComplete ? 0 : plan.batchCount;
   // A plan recorded before #12 carries no kind: the status then says nothing of it rather than guess.
-  if (plan.kind) kind = { kind: plan.kind, base: plan.base ?? null, reason: plan.reason ?? null };
+  if (plan.kind) kind = { kind: plan.kind, base: plan.base ?? null, reason: plan.reason ?? null, ...(plan.reasonText ? { reasonText: plan.reasonText } : {}) };
 
   let batches = { ...EMPTY_SUMMARY };
   let rangeOrchestrations = 0;

@@ -187,6 +187,8 @@ export interface BackupProgressStatus extends RangeProgress, ProgressCounts {
   kind?: BackupKind['kind'];
   base?: BackupKind['base'];
   reason?: BackupKind['reason'];
+  /** A full planned because its base proved unusable (gone, grant refused): why, in words. */
+  reasonText?: string;
 }
 
 /** A restore's or verification's custom status: core's progress counts (0 of 0 while its activity runs, its final counts when done). */

@@ -305,11 +305,15 @@ test('managed-disk snapshots: the first is full, the next of the same disk incre
   const third = await run('vm2-s3');
   expect(third.result).toMatchObject({ kind: 'full', reason: 'base-snapshot-gone', base: null });
 
-  // A base that exists but whose grant Compute refuses: full, base-snapshot-gone, the reason logged.
+  // A base that exists but whose grant Compute refuses: full, base-snapshot-gone, the reason in the status.
   compute.refusing.add('vm2-s3');
   const fourth = await run('vm2-s4');
   expect(fourth.result).toMatchObject({ kind: 'full', reason: 'base-snapshot-gone', base: null });
-  expect(logs.some((l) => l.includes(`backup ${fourth.result.backupId} is full (base-snapshot-gone): Compute granted no read access to the base snapshot ${BlobCompute.idOf('vm2-s3')}`))).toBe(true);
+  expect((await app.runtime.getStatus(`backup-${snapshotBackupId(BlobCompute.idOf('vm2-s4'))}`))?.customStatus).toMatchObject({
+    phase: 'done',
+    reason: 'base-snapshot-gone',
+    reasonText: `Compute granted no read access to the base snapshot ${BlobCompute.idOf('vm2-s3')} (Compute refused the grant of vm2-s3 (AuthorizationFailed))`,
+  });
 
   expect(compute.grants).toEqual(['vm2-s1', 'vm2-s2', 'vm2-s1', 'vm2-s3', 'vm2-s4']);
   expect([...compute.revokes].sort()).toEqual([...compute.grants].sort());
