@@ -219,6 +219,8 @@ class BlobCompute implements SnapshotAccess {
   grants: string[] = [];
   revokes: string[] = [];
   refusing = new Set<string>();
+  /** What diskOf says of the disk's unique ID (a malformed one fails the plan). */
+  uniqueIdSaid?: string;
   private readonly containers = new Map<string, string>();
   constructor(private readonly disk: string, private readonly uniqueId: string) {}
 
@@ -261,7 +263,7 @@ class BlobCompute implements SnapshotAccess {
   }
 
   async diskOf(snapshot: SnapshotRef): Promise<{ sourceUniqueId: string; armDiskId: string; snapshotResourceId: string }> {
-    return { sourceUniqueId: this.uniqueId, armDiskId: `/subscriptions/${SUB}/resourceGroups/vm-rg/providers/Microsoft.Compute/disks/vm2-datadisk`, snapshotResourceId: BlobCompute.idOf(snapshot.snapshotName) };
+    return { sourceUniqueId: this.uniqueIdSaid ?? this.uniqueId, armDiskId: `/subscriptions/${SUB}/resourceGroups/vm-rg/providers/Microsoft.Compute/disks/vm2-datadisk`, snapshotResourceId: BlobCompute.idOf(snapshot.snapshotName) };
   }
 }
 
@@ -319,3 +321,17 @@ test('managed-disk snapshots: the first is full, the next of the same disk incre
   expect([...compute.revokes].sort()).toEqual([...compute.grants].sort());
   expect(logs.join('\n')).not.toMatch(/sig=/);
 }, 120_000);
+
+test('a managed-disk backup that fails ends its snapshot grant too', async () => {
+  await env.makeDisk('vm3.vhd', 4 * MiB, [{ offset: 0, length: 64 * KiB, kind: 'random', seed: 22 }]);
+  const compute = new BlobCompute('vm3.vhd', '1a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d');
+  compute.uniqueIdSaid = 'not-a-guid'; // the plan refuses to name the disk: BadInput, a permanent failure
+  useSnapshotAccess(compute);
+  const { id } = await compute.take('vm3-s1');
+  await app.host.invokeEventGrid('diskEvents', snapshotWritten(id, 'ev-vm3-s1'));
+  const done = await app.runtime.waitForCompletion(`backup-${snapshotBackupId(id)}`, { timeoutInMs: 60_000 });
+  expect(done.runtimeStatus).toBe('Failed');
+  expect(String(done.output)).toContain("creationData.sourceUniqueId (a GUID) is not of the expected form");
+  expect(compute.grants).toEqual(['vm3-s1']);
+  expect(compute.revokes).toEqual(['vm3-s1']);
+}, 60_000);
