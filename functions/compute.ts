@@ -112,7 +112,7 @@ export function managedSnapshotAccess(access: SnapshotAccess, durationInSeconds 
       const parsed = snapshotRefOf(id);
       return parsed ? exists(parsed) : false;
     },
-    grantRead: (id) => access.grantRead(ref(id), durationInSeconds),
+    grantRead: async (id) => access.grantRead(ref(id), durationInSeconds),
     revokeRead: async (id) => {
       if (access.revokeRead) await access.revokeRead(ref(id));
     },

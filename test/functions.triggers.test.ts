@@ -13,7 +13,7 @@ import { findManifest2 } from '../core/repo/v2/manifest';
 import { Vault } from '../core/repo/vault';
 import type { BackupOrchestrationOutput } from '../orchestrations/contracts';
 import { snapshotBackupId } from '../functions/backupStarts';
-import { SnapshotAccess, SnapshotRef, useSnapshotAccess } from '../functions/compute';
+import { managedSnapshotAccess, SnapshotAccess, SnapshotRef, useSnapshotAccess } from '../functions/compute';
 import { runScheduledBackups } from '../functions/scheduledBackups';
 import { classifyEvent } from '../functions/events/diskEvents';
 import { settleInstanceId } from '../orchestrations/instanceIds';
@@ -335,3 +335,14 @@ test('a managed-disk backup that fails ends its snapshot grant too', async () =>
   expect(compute.grants).toEqual(['vm3-s1']);
   expect(compute.revokes).toEqual(['vm3-s1']);
 }, 60_000);
+
+test('the base access over Compute: none without exists; an ARM ID not of a snapshot is no base and never reaches Compute', async () => {
+  const noExists = { grantRead: async () => 'x' };
+  expect(managedSnapshotAccess(noExists)).toBeUndefined();
+  const compute = new BlobCompute('vm2.vhd', '0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d');
+  const access = managedSnapshotAccess(compute)!;
+  const bad = `/subscriptions/${SUB}/resourceGroups/vm-rg/providers/Microsoft.Compute/disks/../snapshots/x`;
+  expect(await access.exists(bad)).toBe(false);
+  await expect(access.grantRead(bad)).rejects.toThrow('is not the ARM ID of a managed-disk snapshot');
+  expect(compute.grants).toEqual([]);
+});
