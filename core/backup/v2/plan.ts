@@ -136,14 +136,19 @@ async function diffAgainstManaged(source: SourceDisk, baseResource: string, grid
     url = await access.grantRead(baseResource);
   } catch (err) {
     if (isTransient(err)) throw err;
-    const why = err instanceof Error ? redact(err.message) : String(err);
+    const why = redact(err instanceof Error ? err.message : String(err));
     throw new PagewiseError('BaseUnusable', `Compute granted no read access to the base snapshot ${baseResource} (${why})`, { cause: err, reason: 'base-snapshot-gone' });
   }
+  let diff: { runs: [number, number][]; bytes: number };
   try {
-    return await diffAgainst(source, { snapshot: baseResource, url }, grid);
-  } finally {
-    await access.revokeRead(baseResource);
+    diff = await diffAgainst(source, { snapshot: baseResource, url }, grid);
+  } catch (err) {
+    // The diff's own failure is what decides (a full, or a retry); a revoke failing now leaves a SAS that lives out its short grant.
+    await access.revokeRead(baseResource).catch(() => undefined);
+    throw err;
   }
+  await access.revokeRead(baseResource); // failing: the plan step is retried (a new grant), never a plan on an open grant
+  return diff;
 }
 
 /** The full reason a BaseUnusable error of the diff carries, or undefined for any other error. */
