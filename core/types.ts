@@ -70,9 +70,28 @@ export interface BackupRequest extends EngineSettings {
   expectedEtag?: string;
   /** Force a full backup of a version-2 vault even when a base exists (result `reason: 'forced'`). */
   full?: boolean;
+  /**
+   * A managed-disk source (`source.managedDisk`): Compute access to the snapshot resources of its earlier
+   * backups, for the plan's base check and diff (never serialized; the app's managed identity in Functions).
+   * Without it a managed-disk backup is full with reason `base-snapshot-gone`.
+   */
+  managedSnapshots?: ManagedSnapshotAccess;
 
   abortSignal?: AbortSignal;
   onProgress?: (progress: OperationProgress) => void;
+}
+
+/**
+ * Compute's view of managed-disk snapshot resources, by ARM ID (FORMAT.md §21.3): an incremental's base is
+ * a snapshot resource, not a snapshot of the grant's blob, so its existence and its read URL come from here.
+ */
+export interface ManagedSnapshotAccess {
+  /** Whether the snapshot resource still exists (false when Compute says it is gone). */
+  exists(snapshotResourceId: string): Promise<boolean>;
+  /** A read SAS URL of the snapshot's VHD (a secret: never in a message, log or durable history). */
+  grantRead(snapshotResourceId: string): Promise<string>;
+  /** Ends the read access `grantRead` gave; called once the plan is done with it, on success and failure. */
+  revokeRead(snapshotResourceId: string): Promise<void>;
 }
 
 /** Why a backup is full rather than incremental (docs/FORMAT.md §20.3 `reason`); null for an incremental. */
@@ -131,6 +150,8 @@ export interface PlanRef extends BackupKind {
   alreadyComplete: boolean;
   /** The vault format the backup is written in (the marker's version). */
   formatVersion?: 1 | 2;
+  /** A full planned where a base was found but proved unusable: why, in words (no secret; logged by the plan step). */
+  reasonText?: string;
 }
 
 /** What one batch (a window of pages) reports. */

@@ -13,6 +13,8 @@ import { shutdownSignal } from './shutdown';
 import { backupActivityInput, restoreActivityInput, verifyActivityInput } from './activityInputs';
 import { assertNotBeingBackedUp } from './prechecks';
 import { allowedBlob, allowedSource, engineSettings, readSettings, readUserKey } from './settings';
+import { isOwnGrant, managedSnapshotAccess, snapshotAccess } from './compute';
+import { snapshotRefOf } from './events/diskEvents';
 
 /**
  * Hands permanent Pagewise failures back as a value (the orchestrator fails at once, see
@@ -60,7 +62,12 @@ df.app.activity(Activities.planBackup, {
   handler: reportingPermanentFailures(async (input: unknown, context: InvocationContext) => {
     const req = backupRequest(backupActivityInput(input));
     context.log(`planning backup ${req.backupId} of ${displayUrl(req.source.url)}`);
-    return planBackup(req);
+    // A managed-disk snapshot's base is an earlier snapshot resource: Compute checks it and grants its read
+    // URL here, in the activity, for the diff alone (revoked by core once the diff is done); no history holds it.
+    const managed = req.source.managedDisk ? managedSnapshotAccess(snapshotAccess()) : undefined;
+    const plan = await planBackup(managed ? { ...req, managedSnapshots: managed } : req);
+    if (plan.reasonText) context.log(`backup ${req.backupId} is full (${plan.reason}): ${redact(plan.reasonText)}`);
+    return plan;
   }),
 });
 
@@ -76,6 +83,9 @@ df.app.activity(Activities.finalizeBackup, {
   handler: reportingPermanentFailures(async (input: unknown, context: InvocationContext) => {
     const { startedAt, alreadyComplete, planPosition: _planPosition, batchIndex: _batchIndex, ...rest } = backupActivityInput(input);
     const req = backupRequest(rest);
+    // Every batch has read the snapshot: its grant ends before the manifest makes it the next backup's base
+    // (whose plan grants it again), so this revoke never cuts that plan's diff short.
+    await revokeSourceGrant(rest, context);
     const finalized = await finalizeBackup(req);
     // The whole run, from the orchestration's start (plan) to the manifest, not this step alone.
     const whole = startedAt ? { ...finalized, durationMs: Math.max(0, Date.now() - Date.parse(startedAt)) } : finalized;
@@ -84,6 +94,31 @@ df.app.activity(Activities.finalizeBackup, {
     context.log(`backup ${req.backupId} complete: ${result.pages} pages, ${result.bytesStored} bytes stored`);
     return result;
   }),
+});
+
+/**
+ * Ends the Compute read grant of a managed-disk snapshot the backup read (the Event Grid start granted
+ * it), when the backup is done with it: before finalizing, or when the backup failed. Only this app's own
+ * grant names a snapshot to revoke; a failed revoke is logged, never fails the backup (the SAS expires).
+ */
+async function revokeSourceGrant(input: BackupActivityInput, context: InvocationContext): Promise<boolean> {
+  const { source } = input;
+  const resourceId = source.managedDisk?.snapshotResourceId;
+  if (source.grantedBy !== 'compute' || !resourceId || !isOwnGrant(source, readUserKey())) return false;
+  const ref = snapshotRefOf(resourceId);
+  const access = snapshotAccess();
+  if (!ref || !access.revokeRead) return false;
+  try {
+    await access.revokeRead(ref);
+    return true;
+  } catch (err) {
+    context.warn(`backup ${input.backupId}: the read grant of snapshot ${ref.snapshotName} was not revoked (${redact(err instanceof Error ? err.message : String(err))}); it expires on its own`);
+    return false;
+  }
+}
+
+df.app.activity(Activities.revokeSnapshotGrant, {
+  handler: async (input: unknown, context: InvocationContext) => ({ revoked: await revokeSourceGrant(backupActivityInput(input), context) }),
 });
 
 /** Runs a restore or verification and returns its result with the last progress it reported (the orchestration's status shows it). */

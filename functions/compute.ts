@@ -6,7 +6,8 @@
 import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 import { defaultCredential, endpointOf, endpointRefused, isManagedDiskEndpoint, joinSas, PagewiseError, parseStorageUrl, splitSas } from '../core';
 import { openRef, sealRef } from './sealedRefs';
-import type { ManagedDiskSource } from '../core';
+import type { ManagedDiskSource, ManagedSnapshotAccess } from '../core';
+import { snapshotRefOf } from './events/diskEvents';
 import type { DiskRef } from '../orchestrations/contracts';
 
 export interface SnapshotRef {
@@ -20,6 +21,10 @@ export interface SnapshotAccess {
   grantRead(snapshot: SnapshotRef, durationInSeconds: number): Promise<string>;
   /** What Compute says of the snapshot's disk (its creationData): the backup's disk identity (FORMAT.md §21.1). */
   diskOf?(snapshot: SnapshotRef): Promise<ManagedDiskSource>;
+  /** Ends the read access `grantRead` gave (Compute beginRevokeAccess); a snapshot already gone is no failure. */
+  revokeRead?(snapshot: SnapshotRef): Promise<void>;
+  /** Whether the snapshot resource exists: an incremental's base must (FORMAT.md §21.2). Without it, no managed-disk backup is incremental. */
+  exists?(snapshot: SnapshotRef): Promise<boolean>;
 }
 
 /** The disk identity facts of a Compute `Snapshot` resource (its `id` and `creationData`). */
@@ -50,10 +55,68 @@ export class ComputeSnapshotAccess implements SnapshotAccess {
   }
 
   async diskOf(snapshot: SnapshotRef): Promise<ManagedDiskSource> {
-    const { ComputeManagementClient } = await import('@azure/arm-compute');
-    const client = new ComputeManagementClient(this.credential, snapshot.subscriptionId);
+    const client = await this.client(snapshot);
     return managedDiskOf(await client.snapshots.get(snapshot.resourceGroup, snapshot.snapshotName));
   }
+
+  async revokeRead(snapshot: SnapshotRef): Promise<void> {
+    const client = await this.client(snapshot);
+    try {
+      await client.snapshots.beginRevokeAccessAndWait(snapshot.resourceGroup, snapshot.snapshotName);
+    } catch (err) {
+      if (!isNotFound(err)) throw err; // deleted meanwhile: nothing left to revoke
+    }
+  }
+
+  async exists(snapshot: SnapshotRef): Promise<boolean> {
+    const client = await this.client(snapshot);
+    try {
+      await client.snapshots.get(snapshot.resourceGroup, snapshot.snapshotName);
+      return true;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
+  }
+
+  private async client(snapshot: SnapshotRef) {
+    const { ComputeManagementClient } = await import('@azure/arm-compute');
+    return new ComputeManagementClient(this.credential, snapshot.subscriptionId);
+  }
+}
+
+function isNotFound(err: unknown): boolean {
+  const e = err as { statusCode?: number; code?: string } | undefined;
+  return e?.statusCode === 404 || e?.code === 'ResourceNotFound' || e?.code === 'ResourceGroupNotFound';
+}
+
+/** How long a base snapshot's read SAS lives: the plan's diff alone reads it (seconds even for a large disk), and it is revoked after. */
+export const BASE_SAS_SECONDS = 3600;
+
+/**
+ * Core's ManagedSnapshotAccess (an incremental's base snapshot resource, by the ARM ID its manifest
+ * records) over this app's SnapshotAccess; undefined when the access cannot tell whether a snapshot
+ * exists (then every managed-disk backup is full). An ARM ID not of a snapshot's form is no base: the
+ * parts become the path of a Compute request made with the app's identity.
+ */
+export function managedSnapshotAccess(access: SnapshotAccess, durationInSeconds = BASE_SAS_SECONDS): ManagedSnapshotAccess | undefined {
+  const exists = access.exists?.bind(access);
+  if (!exists) return undefined;
+  const ref = (id: string): SnapshotRef => {
+    const parsed = snapshotRefOf(id);
+    if (!parsed) throw new PagewiseError('BadInput', `${JSON.stringify(id.slice(0, 200))} is not the ARM ID of a managed-disk snapshot`);
+    return parsed;
+  };
+  return {
+    exists: async (id) => {
+      const parsed = snapshotRefOf(id);
+      return parsed ? exists(parsed) : false;
+    },
+    grantRead: async (id) => access.grantRead(ref(id), durationInSeconds),
+    revokeRead: async (id) => {
+      if (access.revokeRead) await access.revokeRead(ref(id));
+    },
+  };
 }
 
 /** What of a snapshot resource says whether its data is all there (Compute `Snapshot` properties). */

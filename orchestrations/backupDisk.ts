@@ -102,6 +102,7 @@ function* runRanges(
 
 export const backupDiskOrchestrator: OrchestrationHandler = function* (context: OrchestrationContext) {
   const input = context.df.getInput() as BackupOrchestrationInput;
+  if (input.source.grantedBy === 'compute') return yield* revokingGrantOnFailure(context, input);
   if (!input.settle) return yield* backupStages(context, input);
   try {
     return yield* backupStages(context, input);
@@ -121,6 +122,19 @@ export const backupDiskOrchestrator: OrchestrationHandler = function* (context: 
   }
 };
 
+/**
+ * A managed-disk snapshot the app's Compute grant opened: a failed backup ends that grant (a completed one
+ * ends it as it finalizes), rather than leave its SAS alive for a day.
+ */
+function* revokingGrantOnFailure(context: OrchestrationContext, input: BackupOrchestrationInput): Generator<Task, BackupOrchestrationOutput, unknown> {
+  try {
+    return yield* backupStages(context, input);
+  } catch (err) {
+    yield context.df.callActivity(Activities.revokeSnapshotGrant, activityInput(input));
+    throw err;
+  }
+}
+
 function* backupStages(context: OrchestrationContext, input: BackupOrchestrationInput): Generator<Task, BackupOrchestrationOutput, unknown> {
   const retry = retryOptions(input.retry);
   // Replay-safe clock: when this orchestration (not this replay) started; the run's duration counts from here.
@@ -129,7 +143,7 @@ function* backupStages(context: OrchestrationContext, input: BackupOrchestration
   let pagesTotal = 0;
   let bytesTotal = 0;
   let total = 0;
-  let kind: Pick<BackupProgressStatus, 'kind' | 'base' | 'reason'> = {};
+  let kind: Pick<BackupProgressStatus, 'kind' | 'base' | 'reason' | 'reasonText'> = {};
   const status = (phase: BackupProgressStatus['phase'], progress: RangeProgress) =>
     context.df.setCustomStatus({ phase, backupId: input.backupId, pagesTotal, bytesTotal, ...kind, ...progress } satisfies BackupProgressStatus);
 
@@ -141,7 +155,7 @@ function* backupStages(context: OrchestrationContext, input: BackupOrchestration
   // An incremental's plan lists only the batches holding a changed page: the fan-out below covers those alone.
   total = plan.alreadyComplete ? 0 : plan.batchCount;
   // A plan recorded before #12 carries no kind: the status then says nothing of it rather than guess.
-  if (plan.kind) kind = { kind: plan.kind, base: plan.base ?? null, reason: plan.reason ?? null };
+  if (plan.kind) kind = { kind: plan.kind, base: plan.base ?? null, reason: plan.reason ?? null, ...(plan.reasonText ? { reasonText: plan.reasonText } : {}) };
 
   let batches = { ...EMPTY_SUMMARY };
   let rangeOrchestrations = 0;

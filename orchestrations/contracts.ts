@@ -25,6 +25,8 @@ export const Activities = {
   probeBlob: 'probeBlob',
   startSettledBackup: 'startSettledBackup',
   watchChangedBlob: 'watchChangedBlob',
+  /** Ends a managed-disk snapshot's read grant when its backup failed (finalizeBackup ends it on success). */
+  revokeSnapshotGrant: 'revokeSnapshotGrant',
 } as const;
 
 /** Engine settings a caller may override per run; everything else comes from app settings. */
@@ -185,6 +187,8 @@ export interface BackupProgressStatus extends RangeProgress, ProgressCounts {
   kind?: BackupKind['kind'];
   base?: BackupKind['base'];
   reason?: BackupKind['reason'];
+  /** A full planned because its base proved unusable (gone, grant refused): why, in words. */
+  reasonText?: string;
 }
 
 /** A restore's or verification's custom status: core's progress counts (0 of 0 while its activity runs, its final counts when done). */

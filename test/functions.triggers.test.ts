@@ -6,9 +6,14 @@
  */
 import * as df from 'durable-functions';
 import { LogLevel } from '@azure/functions';
-import { deriveBackupId } from '../core';
+import { randomBytes } from 'node:crypto';
+import { deriveBackupId, restoreBackup } from '../core';
+import { openVaultKeyring } from '../core/repo/v2/marker';
+import { findManifest2 } from '../core/repo/v2/manifest';
+import { Vault } from '../core/repo/vault';
+import type { BackupOrchestrationOutput } from '../orchestrations/contracts';
 import { snapshotBackupId } from '../functions/backupStarts';
-import { SnapshotAccess, SnapshotRef, useSnapshotAccess } from '../functions/compute';
+import { managedSnapshotAccess, SnapshotAccess, SnapshotRef, useSnapshotAccess } from '../functions/compute';
 import { runScheduledBackups } from '../functions/scheduledBackups';
 import { classifyEvent } from '../functions/events/diskEvents';
 import { settleInstanceId } from '../orchestrations/instanceIds';
@@ -202,4 +207,142 @@ test('scheduled backups start the policy disks due on the clock\'s weekday, once
   // The registered timer function runs end to end too (today's weekday; nothing new to start).
   await app.host.invokeTimer('scheduledBackups');
   expect(logs.some((l) => /scheduled backups at .*: \d due, 0 started/.test(l))).toBe(true);
+});
+
+/**
+ * Compute over Azurite for the managed-disk path: each snapshot resource is a Copy Blob of the disk in
+ * its own container (as each Compute grant hands out its own md-… container), sharing the disk's extents
+ * as a managed-disk snapshot shares the disk's history; the patched emulator diffs one against another
+ * through x-ms-previous-snapshot-url (docs/AZURITE.md). Counts every grant and revoke.
+ */
+class BlobCompute implements SnapshotAccess {
+  grants: string[] = [];
+  revokes: string[] = [];
+  refusing = new Set<string>();
+  /** What diskOf says of the disk's unique ID (a malformed one fails the plan). */
+  uniqueIdSaid?: string;
+  private readonly containers = new Map<string, string>();
+  constructor(private readonly disk: string, private readonly uniqueId: string) {}
+
+  static idOf(name: string): string {
+    return `/subscriptions/${SUB}/resourceGroups/vm-rg/providers/Microsoft.Compute/snapshots/${name}`;
+  }
+
+  /** Takes "snapshot resource" `name` of the disk: a Copy Blob into a container of its own. */
+  async take(name: string): Promise<{ id: string; url: string }> {
+    const container = `md-${name}`;
+    await env.az.accounts.src.service.getContainerClient(container).create();
+    const copy = env.az.accounts.src.service.getContainerClient(container).getPageBlobClient('abcd');
+    await (await copy.beginCopyFromURL(env.sourceUrl(this.disk))).pollUntilDone();
+    this.containers.set(name, container);
+    return { id: BlobCompute.idOf(name), url: this.urlOf(name) };
+  }
+
+  /** Deletes snapshot resource `name` (its blob). */
+  async drop(name: string): Promise<void> {
+    await env.az.accounts.src.service.getContainerClient(this.containers.get(name)!).getPageBlobClient('abcd').delete();
+  }
+
+  private urlOf(name: string): string {
+    return env.az.sasUrl('src', this.containers.get(name)!, 'abcd', { permissions: 'r' });
+  }
+
+  async grantRead(snapshot: SnapshotRef): Promise<string> {
+    if (!(await this.exists(snapshot)) || this.refusing.has(snapshot.snapshotName)) throw new Error(`Compute refused the grant of ${snapshot.snapshotName} (AuthorizationFailed)`);
+    this.grants.push(snapshot.snapshotName);
+    return this.urlOf(snapshot.snapshotName);
+  }
+
+  async revokeRead(snapshot: SnapshotRef): Promise<void> {
+    this.revokes.push(snapshot.snapshotName);
+  }
+
+  async exists(snapshot: SnapshotRef): Promise<boolean> {
+    const container = this.containers.get(snapshot.snapshotName);
+    return container !== undefined && env.az.accounts.src.service.getContainerClient(container).getPageBlobClient('abcd').exists();
+  }
+
+  async diskOf(snapshot: SnapshotRef): Promise<{ sourceUniqueId: string; armDiskId: string; snapshotResourceId: string }> {
+    return { sourceUniqueId: this.uniqueIdSaid ?? this.uniqueId, armDiskId: `/subscriptions/${SUB}/resourceGroups/vm-rg/providers/Microsoft.Compute/disks/vm2-datadisk`, snapshotResourceId: BlobCompute.idOf(snapshot.snapshotName) };
+  }
+}
+
+function snapshotWritten(resourceId: string, id: string) {
+  return { ...snapshotEventGridSchema, subject: resourceId, id, data: { ...snapshotEventGridSchema.data, resourceUri: resourceId, authorization: { ...snapshotEventGridSchema.data.authorization, scope: resourceId } } };
+}
+
+test('managed-disk snapshots: the first is full, the next of the same disk incremental against the first snapshot resource (its grant revoked), a gone base full; every grant revoked', async () => {
+  const disk = await env.makeDisk('vm2.vhd', 8 * MiB, [{ offset: 0, length: 256 * KiB, kind: 'random', seed: 21 }]);
+  const compute = new BlobCompute('vm2.vhd', '0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d');
+  useSnapshotAccess(compute);
+  const diskClient = env.az.accounts.src.service.getContainerClient('disks').getPageBlobClient('vm2.vhd');
+  const run = async (name: string) => {
+    const { id, url } = await compute.take(name);
+    await app.host.invokeEventGrid('diskEvents', snapshotWritten(id, `ev-${name}`));
+    const done = await app.runtime.waitForCompletion(`backup-${snapshotBackupId(id)}`, { timeoutInMs: 60_000 });
+    expect(done.runtimeStatus).toBe('Completed');
+    return { result: (done.output as BackupOrchestrationOutput).result, url };
+  };
+
+  const first = await run('vm2-s1');
+  expect(first.result).toMatchObject({ kind: 'full', reason: 'no-base', base: null, bytesRead: disk.regions.reduce((n, r) => n + r.length, 0) });
+
+  // One page rewritten inside the data, one written where there was none: two 64 KiB pages changed.
+  await diskClient.uploadPages(randomBytes(64 * KiB), 64 * KiB, 64 * KiB);
+  await diskClient.uploadPages(randomBytes(64 * KiB), 6 * MiB, 64 * KiB);
+  const second = await run('vm2-s2');
+  expect(second.result).toMatchObject({ kind: 'incremental', reason: null, base: { backupId: first.result.backupId, snapshot: BlobCompute.idOf('vm2-s1') }, bytesRead: 128 * KiB, bytesChanged: 128 * KiB });
+  expect(compute.grants).toEqual(['vm2-s1', 'vm2-s2', 'vm2-s1']); // the second plan granted its base, and revoked it
+  const vault = Vault.open(env.vault);
+  const manifest = (await findManifest2(vault, await openVaultKeyring(vault, env.userKey), second.result.backupId))!.manifest;
+  expect(manifest.disk).toMatchObject({ identity: 'azure-disk:0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d', kind: 'managed-disk' });
+  expect(manifest.source.snapshotResourceId).toBe(BlobCompute.idOf('vm2-s2'));
+  await restoreBackup({ backupId: second.result.backupId, vault: env.vault, userKey: env.userKey, target: { url: env.targetUrl('vm2-s2-restored.vhd') } });
+  expect(await env.blobSha256(env.targetUrl('vm2-s2-restored.vhd'))).toBe(await env.blobSha256(second.url));
+
+  // Both earlier snapshot resources deleted: no base left; the newest one's reason.
+  await compute.drop('vm2-s2');
+  await compute.drop('vm2-s1');
+  await diskClient.uploadPages(randomBytes(64 * KiB), 0, 64 * KiB);
+  const third = await run('vm2-s3');
+  expect(third.result).toMatchObject({ kind: 'full', reason: 'base-snapshot-gone', base: null });
+
+  // A base that exists but whose grant Compute refuses: full, base-snapshot-gone, the reason in the status.
+  compute.refusing.add('vm2-s3');
+  const fourth = await run('vm2-s4');
+  expect(fourth.result).toMatchObject({ kind: 'full', reason: 'base-snapshot-gone', base: null });
+  expect((await app.runtime.getStatus(`backup-${snapshotBackupId(BlobCompute.idOf('vm2-s4'))}`))?.customStatus).toMatchObject({
+    phase: 'done',
+    reason: 'base-snapshot-gone',
+    reasonText: `Compute granted no read access to the base snapshot ${BlobCompute.idOf('vm2-s3')} (Compute refused the grant of vm2-s3 (AuthorizationFailed))`,
+  });
+
+  expect(compute.grants).toEqual(['vm2-s1', 'vm2-s2', 'vm2-s1', 'vm2-s3', 'vm2-s4']);
+  expect([...compute.revokes].sort()).toEqual([...compute.grants].sort());
+  expect(logs.join('\n')).not.toMatch(/sig=/);
+}, 120_000);
+
+test('a managed-disk backup that fails ends its snapshot grant too', async () => {
+  await env.makeDisk('vm3.vhd', 4 * MiB, [{ offset: 0, length: 64 * KiB, kind: 'random', seed: 22 }]);
+  const compute = new BlobCompute('vm3.vhd', '1a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d');
+  compute.uniqueIdSaid = 'not-a-guid'; // the plan refuses to name the disk: BadInput, a permanent failure
+  useSnapshotAccess(compute);
+  const { id } = await compute.take('vm3-s1');
+  await app.host.invokeEventGrid('diskEvents', snapshotWritten(id, 'ev-vm3-s1'));
+  const done = await app.runtime.waitForCompletion(`backup-${snapshotBackupId(id)}`, { timeoutInMs: 60_000 });
+  expect(done.runtimeStatus).toBe('Failed');
+  expect(String(done.output)).toContain("creationData.sourceUniqueId (a GUID) is not of the expected form");
+  expect(compute.grants).toEqual(['vm3-s1']);
+  expect(compute.revokes).toEqual(['vm3-s1']);
+}, 60_000);
+
+test('the base access over Compute: none without exists; an ARM ID not of a snapshot is no base and never reaches Compute', async () => {
+  const noExists = { grantRead: async () => 'x' };
+  expect(managedSnapshotAccess(noExists)).toBeUndefined();
+  const compute = new BlobCompute('vm2.vhd', '0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d');
+  const access = managedSnapshotAccess(compute)!;
+  const bad = `/subscriptions/${SUB}/resourceGroups/vm-rg/providers/Microsoft.Compute/disks/../snapshots/x`;
+  expect(await access.exists(bad)).toBe(false);
+  await expect(access.grantRead(bad)).rejects.toThrow('is not the ARM ID of a managed-disk snapshot');
+  expect(compute.grants).toEqual([]);
 });

@@ -54,6 +54,12 @@ export function normalizeEvent(raw: unknown): NormalizedEvent {
 const SNAPSHOT_ID_RE =
   /^\/subscriptions\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\/resourceGroups\/([-\p{L}\p{N}_.()]{0,89}[-\p{L}\p{N}_()])\/providers\/Microsoft\.Compute\/snapshots\/([\p{L}\p{N}_](?:[-\p{L}\p{N}_.]{0,78}[\p{L}\p{N}_])?)$/iu;
 
+/** The parts of a snapshot's ARM ID (as an event or a manifest names it), or undefined when it is not one. */
+export function snapshotRefOf(resourceId: string): { subscriptionId: string; resourceGroup: string; snapshotName: string } | undefined {
+  const match = SNAPSHOT_ID_RE.exec(resourceId);
+  return match ? { subscriptionId: match[1], resourceGroup: match[2], snapshotName: match[3] } : undefined;
+}
+
 /** Decides what an event asks of Pagewise; `watched` lists `container` or `account/container` entries. */
 export function classifyEvent(raw: unknown, watched: string[]): DiskEvent {
   const event = normalizeEvent(raw);

@@ -1,6 +1,7 @@
 /**
  * Finding the base of an incremental (docs/FORMAT.md §21.2): the newest manifest of the same disk with
- * the same size, page size and chunking whose source snapshot still exists; else why the backup is full.
+ * the same size, page size and chunking whose source snapshot still exists (a managed disk's: its snapshot
+ * resource, asked of Compute); else why the backup is full.
  */
 import { isTransient } from '../../errors';
 import { readManifestUnverified } from '../../repo/manifest';
@@ -10,6 +11,7 @@ import { Keyring } from '../../repo/v2/keyring';
 import { BaseRef, FullReason, ManifestV2 } from '../../repo/v2/records';
 import { Vault } from '../../repo/vault';
 import { SourceDisk } from '../../source/source-disk';
+import { ManagedSnapshotAccess } from '../../types';
 
 /** The chunking this writer uses (§15.2; #12 writes scheme `page`). */
 export const CHUNKING = { scheme: 'page' } as const;
@@ -28,12 +30,33 @@ export interface ThisRun {
   pageSize: number;
 }
 
+/**
+ * The snapshots a base may be diffed from, and how to tell one still exists: a snapshot of the same page
+ * blob (`source.snapshot`, a HEAD), or for a managed disk the snapshot resource its backup read
+ * (`source.snapshotResourceId`, asked of Compute: the grant's blob is not that resource).
+ */
+export interface BaseSnapshots {
+  /** The snapshot of `m` a diff would start from, or undefined when `m` names none. */
+  of(m: ManifestV2): string | undefined;
+  exists(snapshot: string): Promise<boolean>;
+}
+
+/** Bases of a page blob: snapshots of the same blob. */
+export function blobSnapshots(source: SourceDisk): BaseSnapshots {
+  return { of: (m) => m.source.snapshot || undefined, exists: (s) => source.snapshotExists(s) };
+}
+
+/** Bases of a managed disk: the snapshot resources of its earlier backups; none without Compute access. */
+export function managedSnapshots(access: ManagedSnapshotAccess | undefined): BaseSnapshots {
+  return { of: (m) => m.source.snapshotResourceId || undefined, exists: async (s) => (access ? access.exists(s) : false) };
+}
+
 /** Why `m` cannot be the base of this run, or undefined when it can (its snapshot still checked apart). */
-export function unusableBecause(m: ManifestV2, run: ThisRun): FullReason | undefined {
+export function unusableBecause(m: ManifestV2, run: ThisRun, snapshots: BaseSnapshots): FullReason | undefined {
   if (m.diskBytes !== run.diskBytes) return 'size-changed';
   if (m.pageSize !== run.pageSize) return 'page-size-changed';
   if (!sameChunking(m.chunking)) return 'chunking-changed';
-  if (!m.source.snapshot) return 'base-snapshot-gone'; // it read the live blob: nothing to diff against
+  if (!snapshots.of(m)) return 'base-snapshot-gone'; // it read the live blob: nothing to diff against
   return undefined;
 }
 
@@ -42,15 +65,16 @@ function sameChunking(c: ManifestV2['chunking']): boolean {
 }
 
 /** The base for this run of the disk `identity`, or the reason of the newest candidate why there is none. */
-export async function chooseBase(vault: Vault, keyring: Keyring, identity: string, source: SourceDisk, run: ThisRun): Promise<BaseChoice> {
+export async function chooseBase(vault: Vault, keyring: Keyring, identity: string, snapshots: BaseSnapshots, run: ThisRun): Promise<BaseChoice> {
   let newestReason: FullReason | undefined;
   let read = 0;
   for await (const entry of manifestsOfDisk(vault, keyring, identity)) {
     if (!entry.manifest) continue; // unreadable: never a base (the catalog reports it)
-    let reason = unusableBecause(entry.manifest, run);
-    if (!reason && !(await source.snapshotExists(entry.manifest.source.snapshot!))) reason = 'base-snapshot-gone';
+    let reason = unusableBecause(entry.manifest, run, snapshots);
+    const snapshot = snapshots.of(entry.manifest)!;
+    if (!reason && !(await snapshots.exists(snapshot))) reason = 'base-snapshot-gone';
     if (!reason) {
-      return { base: { backupId: entry.manifest.backupId, manifest: entry.name, snapshot: entry.manifest.source.snapshot! }, manifest: entry.manifest };
+      return { base: { backupId: entry.manifest.backupId, manifest: entry.name, snapshot }, manifest: entry.manifest };
     }
     newestReason ??= reason;
     if (++read >= MAX_BASE_CANDIDATES) break;

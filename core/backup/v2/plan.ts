@@ -3,7 +3,8 @@
  * full, the allocated ones), and store the encrypted plan (§20.1) before any page is read. A plan that
  * exists for the backup ID is resumed as it is: a crash mid-incremental resumes as the same incremental.
  */
-import { isPagewiseError, PagewiseError } from '../../errors';
+import { isPagewiseError, isTransient, PagewiseError } from '../../errors';
+import { redact } from '../../redact';
 import { PAGES_PER_SEGMENT } from '../../limits';
 import { pagesPerBatchFor } from '../../repo/backup-plan';
 import { Keyring } from '../../repo/v2/keyring';
@@ -11,14 +12,14 @@ import { pagesPerTableFor } from '../../repo/v2/page-table';
 import { FullReason, PlanV2 } from '../../repo/v2/records';
 import { readPlan2, writePlan2 } from '../../repo/v2/staging';
 import { Vault } from '../../repo/vault';
-import { changedPages, changedRanges } from '../../source/changed-ranges';
+import { changedPages, changedRanges, DiffBase } from '../../source/changed-ranges';
 import { diskIdentityOf } from '../../source/disk-identity';
 import { PageGrid, pagesOfRangesAsync } from '../../source/page-grid';
 import { SourceDisk } from '../../source/source-disk';
-import { BackupRequest, PlanRef } from '../../types';
+import { BackupRequest, ManagedSnapshotAccess, PlanRef } from '../../types';
 import { backupIdTaken, planDifferences } from '../plan-mismatch';
 import { ResolvedSettings } from '../settings';
-import { BaseChoice, chooseBase, CHUNKING, hasV1Backup } from './base';
+import { BaseChoice, blobSnapshots, chooseBase, CHUNKING, hasV1Backup, managedSnapshots } from './base';
 import { manifestOfPlan, openPlannedSourceV2 } from './context';
 import { PageRuns } from './page-runs';
 
@@ -38,19 +39,24 @@ export async function planV2(req: BackupRequest, { vault, keyring, upgraded }: O
   const taken = Boolean(req.takeSnapshot && !live.identity.snapshot);
   const source = taken ? await live.takeSnapshot(req.source) : live;
   const grid = new PageGrid(source.diskBytes, settings.pageSize);
-  const disk = diskIdentityOf(source.identity);
+  const managedDisk = req.source.managedDisk;
+  const disk = diskIdentityOf(source.identity, managedDisk);
+  const managed = disk.kind === 'managed-disk';
   const pagesPerBatch = pagesPerBatchFor(settings.pageSize, PAGES_PER_SEGMENT);
 
-  let choice: BaseChoice = req.full ? { base: null, reason: 'forced' } : await chooseBase(vault, keyring, disk.identity, source, { diskBytes: source.diskBytes, pageSize: settings.pageSize });
+  const snapshots = managed ? managedSnapshots(req.managedSnapshots) : blobSnapshots(source);
+  let choice: BaseChoice = req.full ? { base: null, reason: 'forced' } : await chooseBase(vault, keyring, disk.identity, snapshots, { diskBytes: source.diskBytes, pageSize: settings.pageSize });
   if (!choice.base && choice.reason === 'no-base' && upgraded && (await hasV1Backup(vault, disk.identity))) choice = { base: null, reason: 'v1-base' };
   let changed: { runs: [number, number][]; bytes: number } | null = null;
+  let reasonText: string | undefined;
   if (choice.base) {
     try {
-      changed = await diffAgainst(source, choice.base.snapshot, grid);
+      changed = managed ? await diffAgainstManaged(source, choice.base.snapshot, grid, req.managedSnapshots!) : await diffAgainst(source, { snapshot: choice.base.snapshot }, grid);
     } catch (err) {
       const reason = baseUnusableReason(err);
       if (!reason) throw err;
       choice = { base: null, reason };
+      reasonText = (err as Error).message;
     }
   }
   const runs = changed ? PageRuns.of(changed.runs, grid.pageCount, `the diff of ${source.identity.url}`) : null;
@@ -60,7 +66,7 @@ export async function planV2(req: BackupRequest, { vault, keyring, upgraded }: O
     version: 2,
     backupId,
     createdAt: new Date().toISOString(),
-    source: { ...source.identity, takenByPagewise: taken },
+    source: { ...source.identity, takenByPagewise: taken, ...(managedDisk?.snapshotResourceId ? { snapshotResourceId: managedDisk.snapshotResourceId } : {}) },
     disk,
     diskBytes: source.diskBytes,
     pageSize: settings.pageSize,
@@ -83,7 +89,7 @@ export async function planV2(req: BackupRequest, { vault, keyring, upgraded }: O
   // Two starts of the same backup at once: the plan written first is the plan (the other's is dropped).
   const stored = (await readPlan2(vault, keyring, backupId)) ?? plan;
   if (stored.createdAt !== plan.createdAt) return resume(req, vault, keyring, live, stored, settings);
-  return planRefV2(plan, false, totals);
+  return { ...planRefV2(plan, false, totals), ...(reasonText ? { reasonText } : {}) };
 }
 
 async function resume(req: BackupRequest, vault: Vault, keyring: Keyring, live: SourceDisk, plan: PlanV2, settings: ResolvedSettings): Promise<PlanRef> {
@@ -105,11 +111,11 @@ async function resume(req: BackupRequest, vault: Vault, keyring: Keyring, live: 
   return planRefV2(plan, false, await readTotals(source, new PageGrid(plan.diskBytes, plan.pageSize), plan.pagesPerBatch, runs));
 }
 
-/** The changed page runs of `source` since `baseSnapshot`, and the bytes of its changed (not cleared) ranges. */
-async function diffAgainst(source: SourceDisk, baseSnapshot: string, grid: PageGrid): Promise<{ runs: [number, number][]; bytes: number }> {
+/** The changed page runs of `source` since `base`, and the bytes of its changed (not cleared) ranges. */
+async function diffAgainst(source: SourceDisk, base: DiffBase, grid: PageGrid): Promise<{ runs: [number, number][]; bytes: number }> {
   let bytes = 0;
   async function* counted() {
-    for await (const r of changedRanges(source, { snapshot: baseSnapshot })) {
+    for await (const r of changedRanges(source, base)) {
       if (!r.cleared) bytes += r.length;
       yield r;
     }
@@ -117,6 +123,32 @@ async function diffAgainst(source: SourceDisk, baseSnapshot: string, grid: PageG
   const found: [number, number][] = [];
   for await (const run of changedPages(counted(), grid)) found.push(run);
   return { runs: PageRuns.coalesce(found), bytes };
+}
+
+/**
+ * The diff of a managed-disk snapshot against its base snapshot resource (FORMAT.md §21.3): Compute grants
+ * a read URL of the base for this diff alone and the grant is revoked once the diff is done, failed or not.
+ * A grant refused (the resource gone, or no access to it) is a base that cannot be used: BaseUnusable.
+ */
+async function diffAgainstManaged(source: SourceDisk, baseResource: string, grid: PageGrid, access: ManagedSnapshotAccess): Promise<{ runs: [number, number][]; bytes: number }> {
+  let url: string;
+  try {
+    url = await access.grantRead(baseResource);
+  } catch (err) {
+    if (isTransient(err)) throw err;
+    const why = redact(err instanceof Error ? err.message : String(err));
+    throw new PagewiseError('BaseUnusable', `Compute granted no read access to the base snapshot ${baseResource} (${why})`, { cause: err, reason: 'base-snapshot-gone' });
+  }
+  let diff: { runs: [number, number][]; bytes: number };
+  try {
+    diff = await diffAgainst(source, { snapshot: baseResource, url }, grid);
+  } catch (err) {
+    // The diff's own failure is what decides (a full, or a retry); a revoke failing now leaves a SAS that lives out its short grant.
+    await access.revokeRead(baseResource).catch(() => undefined);
+    throw err;
+  }
+  await access.revokeRead(baseResource); // failing: the plan step is retried (a new grant), never a plan on an open grant
+  return diff;
 }
 
 /** The full reason a BaseUnusable error of the diff carries, or undefined for any other error. */

@@ -57,7 +57,8 @@ export interface PlanV2 {
   version: 2;
   backupId: string;
   createdAt: string;
-  source: SourceIdentity & { takenByPagewise: boolean };
+  /** `snapshotResourceId`: the managed-disk snapshot resource read (FORMAT.md §20.1), copied into the manifest. */
+  source: SourceIdentity & { takenByPagewise: boolean; snapshotResourceId?: string };
   disk: DiskRef;
   diskBytes: number;
   pageSize: number;
