@@ -5,12 +5,16 @@
  * separate storage for the secondary copy), writes a realistic 1 GiB sample VM disk (holes, zero pages,
  * compressible and incompressible regions, repeated pages) — or, with `--image <file>`, uploads one's
  * own raw disk image with `pagewise upload` — then runs `node bin/pagewise.js` for
- * keygen → backup (4 MiB pages through a 64 MiB scratch cache, 1/16 of the disk) → list → verify (every
- * block read) → restore to a new page blob and to a local sparse file, checks both restores byte for byte
- * against the disk, prints a summary and exits non-zero when anything does not match.
+ * keygen → init (a version-2 vault for the key) → backup --snapshot (full; 4 MiB pages through a 64 MiB
+ * scratch cache, 1/16 of the disk) → verify (every block read) → restore to a new page blob and to a
+ * local sparse file; then changes a few percent of the disk's pages (writes and clears) and runs the same
+ * backup again — incremental: it reads only the touched pages, releases the older snapshot — restores it
+ * and lists both under the disk. Checks every figure and restore byte for byte, prints a summary and
+ * exits non-zero when anything does not match.
  *
- * Credentials: the source is read through a read-only SAS URL, the vault and the restore target through
- * connection strings in the child's environment; neither is ever printed.
+ * Credentials: the source is read through a SAS URL that may also take and delete its snapshots, the
+ * vault and the restore target through connection strings in the child's environment; neither is ever
+ * printed.
  */
 import { createReadStream, promises as fs } from 'node:fs';
 import * as os from 'node:os';
@@ -18,12 +22,15 @@ import * as path from 'node:path';
 import { startAzurite, AzuriteInstance } from '../testkit/azurite';
 import { sampleVmLayout, writeDisk } from '../testkit/sample-disk';
 import { DiskHash, fileSha256, pageBlobSha256 } from '../testkit/disk-hash';
-import { BackupListing, BackupResult, formatBytes, printable, redact, RestoreResult, VerifyResult } from '../core';
+import { BackupListing, BackupResult, DiskBackups, formatBytes, printable, redact, RestoreResult, VerifyResult } from '../core';
 import { startPagewise } from '../testkit/pagewise-process';
+import { changeDisk } from './change-disk';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 const SAMPLE_DISK_BYTES = 1 * GiB;
+/** Share of the disk's pages the demo changes between its two backups. */
+const CHANGE_FRACTION = 0.03;
 
 /** `npm run demo -- --image <file>` backs up one's own raw disk image instead of the generated sample. */
 const IMAGE = (() => {
@@ -105,7 +112,8 @@ async function demo(az: AzuriteInstance, tmp: string): Promise<boolean> {
   const keyFile = path.join(tmp, 'user.key');
   const scratch = path.join(tmp, 'scratch');
   await fs.mkdir(scratch);
-  const sourceUrl = az.sasUrl('src', 'disks', 'vm1.vhd', { permissions: 'r' }); // read-only SAS
+  // Read, and take and delete snapshots of this blob: --snapshot keeps each backup's as the next one's base.
+  const sourceUrl = az.sasUrl('src', 'disks', 'vm1.vhd', { permissions: 'racwd' });
   const vaultUrl = `${az.accounts.vault.endpoint}/vault`; // no SAS: connection string from the environment
   const targetUrl = `${az.accounts.vault.endpoint}/restores/vm1-restored.vhd`;
   const env = {
@@ -114,17 +122,17 @@ async function demo(az: AzuriteInstance, tmp: string): Promise<boolean> {
     PAGEWISE_TARGET_CONNECTION_STRING: az.accounts.vault.connectionString,
   };
   const restoredFile = path.join(tmp, 'vm1-restored.img');
+  const restoredFile2 = path.join(tmp, 'vm1-restored-2.img');
 
   const keygen = await timed('pagewise keygen', () => pagewise<{ keyId: string }>(['keygen', keyFile, '--json'], env));
-  await timed('pagewise init (creates the vault)', () => pagewise<{ containerCreated: boolean }>(['init', '--vault', vaultUrl, '--json'], env));
-  const backup = await timed(`pagewise backup --engine ${ENGINE} (pages ${formatBytes(pageSize)}, cache ${formatBytes(cacheBytes)})`, () =>
-    pagewise<BackupResult>(
-      ['backup', sourceUrl, '--vault', vaultUrl, '--key-file', keyFile, '--page-size', pageSizeArg, '--cache', String(cacheBytes), '--scratch-dir', scratch, '--engine', ENGINE, '--json'],
-      env,
-    ),
+  const init = await timed('pagewise init --key-file (makes a version-2 vault for the key)', () =>
+    pagewise<{ containerCreated: boolean; markerWritten: boolean }>(['init', '--vault', vaultUrl, '--key-file', keyFile, '--json'], env),
+  );
+  const backupArgs = ['backup', sourceUrl, '--vault', vaultUrl, '--key-file', keyFile, '--snapshot', '--page-size', pageSizeArg, '--cache', String(cacheBytes), '--scratch-dir', scratch, '--engine', ENGINE, '--json'];
+  const backup = await timed(`pagewise backup --snapshot --engine ${ENGINE} (pages ${formatBytes(pageSize)}, cache ${formatBytes(cacheBytes)})`, () =>
+    pagewise<BackupResult>(backupArgs, env),
   );
   const b = backup.value;
-  const list = await timed('pagewise list', () => pagewise<{ backups: BackupListing[] }>(['list', '--vault', vaultUrl, '--json'], env));
   const verify = await timed('pagewise verify (every block read, decrypted, hash-checked)', () =>
     pagewise<VerifyResult>(['verify', b.backupId, '--vault', vaultUrl, '--key-file', keyFile, '--read-data', '--json'], env),
   );
@@ -140,16 +148,46 @@ async function demo(az: AzuriteInstance, tmp: string): Promise<boolean> {
   }));
   const fileStat = await fs.stat(restoredFile);
   const fileOnDisk = fileStat.blocks * 512;
+
+  // The disk's next state: a few percent of its pages written or cleared, then the same backup again.
+  const diskClient = src.getPageBlobClient('vm1.vhd');
+  const change = await timed(`changing ${(CHANGE_FRACTION * 100).toFixed(0)} % of the disk's pages (Put Page, Clear Pages)`, () =>
+    changeDisk(diskClient, diskBytes, pageSize, CHANGE_FRACTION),
+  );
+  const c = change.value;
+  const disk2Sha = await pageBlobSha256(diskClient, diskBytes);
+  const backup2 = await timed('pagewise backup --snapshot (the same command again: incremental)', () => pagewise<BackupResult>(backupArgs, env));
+  const b2 = backup2.value;
+  const toFile2 = await timed('pagewise restore (the incremental) → local sparse file', () =>
+    pagewise<RestoreResult>(['restore', b2.backupId, '--vault', vaultUrl, '--key-file', keyFile, '--to', restoredFile2, '--json'], env),
+  );
+  const file2Sha = await fileSha256(restoredFile2);
+  const list = await timed('pagewise list --key-file', () =>
+    pagewise<{ disks: DiskBackups[]; backups: BackupListing[] }>(['list', '--vault', vaultUrl, '--key-file', keyFile, '--json'], env),
+  );
+  const snapshotsLeft: string[] = [];
+  for await (const item of src.listBlobsFlat({ prefix: 'vm1.vhd', includeSnapshots: true })) if (item.snapshot) snapshotsLeft.push(item.snapshot);
+  const firstSnapshot = b.sourceSnapshot?.snapshot;
+  const secondSnapshot = b2.sourceSnapshot?.snapshot;
+  const listed = list.value.disks;
+  const listedIds = listed.length === 1 ? listed[0].backups.map((x) => x.backupId) : [];
   const leftInScratch = (await fs.readdir(scratch)).length;
 
   const checks: Check[] = [
     { what: 'bytes read = allocated bytes', ok: b.bytesRead === disk.allocatedBytes && b.allocatedBytes === disk.allocatedBytes, detail: `${b.bytesRead} = ${disk.allocatedBytes}` },
     { what: 'cache capacity ≤ 1/16 of the disk', ok: b.cacheCapacityBytes <= diskBytes / 16, detail: formatBytes(b.cacheCapacityBytes) },
     { what: 'cache high-water ≤ capacity', ok: b.cacheHighWaterBytes > 0 && b.cacheHighWaterBytes <= b.cacheCapacityBytes, detail: formatBytes(b.cacheHighWaterBytes) },
-    { what: 'backup listed in the vault', ok: list.value.backups.some((x) => x.backupId === b.backupId), detail: `${list.value.backups.length} backup(s)` },
+    { what: 'version-2 vault, first backup full', ok: init.value.markerWritten && b.formatVersion === 2 && b.kind === 'full', detail: `format ${b.formatVersion}, ${b.kind}${b.reason ? ` (${b.reason})` : ''}` },
     { what: 'verify (all data read)', ok: verify.value.ok && verify.value.blocksChecked > 0, detail: verify.value.ok ? 'OK' : `${verify.value.problems.length} problem(s): ${verify.value.problems.slice(0, 3).join('; ')}` },
     { what: 'restored page blob identical', ok: hashes.value.blob === disk.sha256, detail: hashes.value.blob.slice(0, 16) },
     { what: 'restored sparse file identical', ok: hashes.value.file === disk.sha256 && fileStat.size === diskBytes, detail: hashes.value.file.slice(0, 16) },
+    { what: 'second backup incremental on the first', ok: b2.kind === 'incremental' && b2.base?.backupId === b.backupId && b2.base.snapshot === firstSnapshot, detail: `${b2.kind}, base ${b2.base?.backupId ?? 'none'}` },
+    { what: 'incremental bytes read = allocated bytes of the touched pages', ok: b2.bytesRead === c.expectedBytesRead, detail: `${b2.bytesRead} = ${c.expectedBytesRead} (${c.touchedPages} pages)` },
+    // A new block is a whole page's plaintext (holes in it as zeros): at most one per touched page.
+    { what: 'incremental stored only the touched pages', ok: b2.bytesNew > 0 && b2.bytesNew <= c.touchedPages * pageSize, detail: `${formatBytes(b2.bytesNew)} new ≤ ${c.touchedPages} × ${formatBytes(pageSize)} (full: ${formatBytes(b.bytesNew)})` },
+    { what: 'older snapshot released, one kept', ok: firstSnapshot !== undefined && (b2.releasedSnapshots ?? []).includes(firstSnapshot) && b2.sourceSnapshot?.deleted === false && snapshotsLeft.length === 1 && snapshotsLeft[0] === secondSnapshot, detail: `released ${(b2.releasedSnapshots ?? []).length}, ${snapshotsLeft.length} left` },
+    { what: 'restored incremental identical', ok: file2Sha === disk2Sha, detail: file2Sha.slice(0, 16) },
+    { what: 'list: both backups under the disk', ok: listedIds.length === 2 && listedIds[0] === b2.backupId && listedIds[1] === b.backupId, detail: `${listed.length} disk(s), ${list.value.backups.length} backup(s)` },
     { what: 'scratch cache cleaned up', ok: leftInScratch === 0, detail: `${leftInScratch} file(s) left` },
   ];
 
@@ -175,6 +213,14 @@ async function demo(az: AzuriteInstance, tmp: string): Promise<boolean> {
     ['verify', `${verify.value.ok ? 'OK' : 'FAILED'}: ${verify.value.blocksChecked} blocks, ${formatBytes(verify.value.bytesChecked)} in ${secs(verify.value.durationMs)} (${mibps(verify.value.bytesChecked, verify.value.durationMs)})`],
     ['restore → page blob', `${toBlob.value.pagesWritten} pages, ${formatBytes(toBlob.value.bytesWritten)} in ${secs(toBlob.value.durationMs)} (${mibps(toBlob.value.bytesWritten, toBlob.value.durationMs)}); identical: ${yes(hashes.value.blob === disk.sha256)}`],
     ['restore → sparse file', `${formatBytes(fileStat.size)} file, ${formatBytes(fileOnDisk)} on disk, in ${secs(toFile.value.durationMs)} (${mibps(toFile.value.bytesWritten, toFile.value.durationMs)}); identical: ${yes(hashes.value.file === disk.sha256)}`],
+    ['change', `${c.touchedPages} pages touched: ${formatBytes(c.bytesWritten)} written, ${formatBytes(c.bytesCleared)} cleared`],
+    ['incremental backup', `${b2.backupId}, base ${b2.base?.backupId ?? '—'}`],
+    ['  bytes read', `${formatBytes(b2.bytesRead)} (allocated bytes of the touched pages: ${formatBytes(c.expectedBytesRead)}; full: ${formatBytes(b.bytesRead)})`],
+    ['  bytes changed', `${formatBytes(b2.bytesChanged)} (ranges the diff reported)`],
+    ['  bytes new', `${formatBytes(b2.bytesNew)} plaintext, ${formatBytes(b2.bytesStored)} stored`],
+    ['  time', `${secs(b2.durationMs)} engine, ${secs(backup2.ms)} with CLI start (full: ${secs(b.durationMs)})`],
+    ['  snapshots', `released ${(b2.releasedSnapshots ?? []).join(', ') || '—'}; kept ${secondSnapshot ?? '—'}`],
+    ['restore incremental → file', `${formatBytes(toFile2.value.bytesWritten)} in ${secs(toFile2.value.durationMs)}; identical: ${yes(file2Sha === disk2Sha)}`],
   ];
   const width = Math.max(...rows.map(([k]) => k.length));
   say('');

@@ -328,3 +328,35 @@ test('a base whose pack is gone: the incremental stops before its manifest (Back
   const restored = await new PageBlobClient(env.targetUrl('inc-pack-restored.vhd'), new AnonymousCredential()).downloadToBuffer(0, 2 * PAGE);
   expect(restored.equals(Buffer.concat([Buffer.alloc(PAGE, 8), Buffer.alloc(PAGE, 7)]))).toBe(true);
 });
+
+test('the single-process engine reads the base manifest and each base table once across its batches and finalize (two groups)', async () => {
+  const name = 'inc-reads.vhd';
+  const blob = env.az.accounts.src.service.getContainerClient('disks').getPageBlobClient(name);
+  await blob.create(DISK_BYTES); // two page groups (tables) and two batches at 64 KiB pages
+  for (const first of REGIONS) await blob.uploadPages(Buffer.alloc(2 * PAGE, first === 0 ? 3 : 4), first * PAGE, 2 * PAGE);
+  const req: BackupRequest = { source: { url: env.az.sasUrl('src', 'disks', name) }, vault: env.vault, userKey: env.userKey, pageSize: PAGE, cacheBytes: 256 * KiB, takeSnapshot: true };
+  const full = await backupDisk(req);
+  expect(full).toMatchObject({ kind: 'full' });
+  const vault = Vault.open(env.vault);
+  const base = (await findManifest2(vault, await openVaultKeyring(vault, env.userKey), full.backupId))!;
+  expect(base.manifest.tables.map((t) => t.index)).toEqual([0, 1]);
+  for (const first of REGIONS) await blob.uploadPages(Buffer.alloc(PAGE, 5), first * PAGE, PAGE); // a page of each group
+
+  const reads = new Map<string, number>();
+  const original = Vault.prototype.getBytes;
+  const getBytes = jest.spyOn(Vault.prototype, 'getBytes').mockImplementation(function (this: Vault, ...args: Parameters<Vault['getBytes']>) {
+    reads.set(args[0], (reads.get(args[0]) ?? 0) + 1);
+    return original.apply(this, args);
+  });
+  let incr: BackupResult;
+  try {
+    incr = await backupDisk(req);
+  } finally {
+    getBytes.mockRestore();
+  }
+  expect(incr).toMatchObject({ kind: 'incremental', base: { backupId: full.backupId }, bytesRead: 2 * PAGE, storedBlocks: 2 }); // one block per batch: batches do not share blocks
+  // The base manifest: once by the base search, once for the two batches and the finalize together, once
+  // by the snapshot release's look at older manifests. Each base table: once for its batch and the finalize.
+  expect(reads.get(base.name)).toBe(3);
+  for (const t of base.manifest.tables) expect(reads.get(v2names.table(t.tableId))).toBe(1);
+});

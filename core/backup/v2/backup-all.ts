@@ -11,6 +11,7 @@ import { pageLimits } from '../page-pump';
 import { effectiveCacheBytes, resolveSettings } from '../settings';
 import { runBatchV2 } from './batch';
 import { openBackupContextV2, openPlannedSourceV2 } from './context';
+import { finalizeV2 } from './finalize';
 
 export async function backupAllV2(req: BackupRequest, ref: PlanRef, started: number): Promise<BackupResult> {
   const settings = resolveSettings(req);
@@ -54,7 +55,7 @@ export async function backupAllV2(req: BackupRequest, ref: PlanRef, started: num
   } finally {
     await cache.dispose();
   }
-  const result = await finalizeBackup({ ...req, backupId: ref.backupId });
+  const result = await finalizeV2({ ...req, backupId: ref.backupId }, ctx); // the context (keyring, plan, base) of the batches
   return {
     ...result,
     cacheCapacityBytes: cache.capacityBytes,

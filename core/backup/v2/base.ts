@@ -82,11 +82,6 @@ export async function chooseBase(vault: Vault, keyring: Keyring, identity: strin
   return { base: null, reason: newestReason ?? 'no-base' };
 }
 
-/** The base manifest a plan names (finalize and the batches read its tables). */
-export function readBaseManifest(vault: Vault, keyring: Keyring, base: BaseRef): Promise<ManifestV2> {
-  return readManifest2(vault, keyring, base.manifest);
-}
-
 /**
  * In a vault upgraded from version 1: whether a version-1 backup of the disk `identity` is there — its
  * first version-2 backup is then full with reason `v1-base` (§12.5), not `no-base`. Reads the clear

@@ -17,8 +17,7 @@ import { SourceDisk } from '../../source/source-disk';
 import { BackupRequest, BatchSummary } from '../../types';
 import { effectiveCacheBytes, resolveSettings } from '../settings';
 import { PageLimits, pumpPages } from '../page-pump';
-import { readBaseManifest } from './base';
-import { BackupContextV2, openBackupContextV2, openPlannedSourceV2 } from './context';
+import { BackupContextV2, baseManifestOf, openBackupContextV2, openPlannedSourceV2 } from './context';
 import { PageRuns } from './page-runs';
 import { baseRecordsOf } from './tables';
 
@@ -66,7 +65,8 @@ async function copyBatchV2(run: BatchRunV2, batch: number): Promise<BatchSummary
   const window: ByteRange = { offset: grid.pageStart(firstPage), length: Math.min(plan.diskBytes, grid.pageStart(firstPage + pageCount)) - grid.pageStart(firstPage) };
   const changed = plan.changedPages ? PageRuns.of(plan.changedPages, plan.pageCount, `the plan of backup ${plan.backupId}`) : null;
   // The base's records of this window, compared by content ID: an unchanged-content page reuses its block.
-  const base = plan.base ? await baseRecordsOf(vault, keyring, await readBaseManifest(vault, keyring, plan.base), firstPage, pageCount) : new Map<number, PageRecord2>();
+  const baseManifest = baseManifestOf(run.ctx);
+  const base = baseManifest ? await baseRecordsOf(run.ctx, await baseManifest, firstPage, pageCount) : new Map<number, PageRecord2>();
   const packs = new PackWriter(vault, keyring);
   const zeros = new ZeroTest();
   // Content ID (hex) → the chunk this batch stored for it, so a repeated content is stored once.

@@ -8,7 +8,8 @@ import { Keyring } from '../../repo/v2/keyring';
 import { openVaultKeyring } from '../../repo/v2/marker';
 import { readManifest2 } from '../../repo/v2/manifest';
 import { v2names } from '../../repo/v2/names';
-import { ManifestV2, PlanV2 } from '../../repo/v2/records';
+import { readTable } from '../../repo/v2/page-table';
+import { ManifestV2, PageRecord2, PlanV2, TableRef } from '../../repo/v2/records';
 import { readPlan2 } from '../../repo/v2/staging';
 import { Vault } from '../../repo/vault';
 import { SourceDisk } from '../../source/source-disk';
@@ -18,6 +19,38 @@ export interface BackupContextV2 {
   plan: PlanV2;
   keyring: Keyring;
   vault: Vault;
+  /** The base manifest once read (see baseManifestOf): the batches and the finalize of one process share it. */
+  baseManifest?: Promise<ManifestV2>;
+  /** The base tables the batches read most recently, by group (see baseTableOf). */
+  baseTables?: Map<number, Promise<PageRecord2[]>>;
+}
+
+/** Base tables a context keeps for the finalize after the batches (each up to pagesPerTable records). */
+const BASE_TABLES_KEPT = 4;
+
+/**
+ * The base's table `ref`, read once while it is among the last few read in this context: a batch and
+ * the finalize after it (single-process engine) need the same group's table.
+ */
+export function baseTableOf(ctx: BackupContextV2, ref: TableRef, pagesPerTable: number): Promise<PageRecord2[]> {
+  const kept = (ctx.baseTables ??= new Map());
+  const known = kept.get(ref.index);
+  if (known) return known;
+  const read = readTable(ctx.vault, ctx.keyring, ref, pagesPerTable);
+  read.catch(() => kept.get(ref.index) === read && kept.delete(ref.index)); // a failed read is tried again
+  kept.set(ref.index, read);
+  if (kept.size > BASE_TABLES_KEPT) kept.delete(kept.keys().next().value!);
+  return read;
+}
+
+/** The manifest the plan names as its base, read once per context (a manifest never changes once written). */
+export function baseManifestOf(ctx: BackupContextV2): Promise<ManifestV2> | null {
+  if (!ctx.plan.base) return null;
+  if (!ctx.baseManifest) {
+    ctx.baseManifest = readManifest2(ctx.vault, ctx.keyring, ctx.plan.base.manifest);
+    ctx.baseManifest.catch(() => (ctx.baseManifest = undefined)); // a failed read is tried again by the next caller
+  }
+  return ctx.baseManifest;
 }
 
 export async function openBackupContextV2(req: BackupRequest, backupId: string): Promise<BackupContextV2> {

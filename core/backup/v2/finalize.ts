@@ -9,20 +9,22 @@ import { forEachLimited } from '../../concurrency';
 import { PagewiseError } from '../../errors';
 import { manifestsOfDisk, writeManifest2 } from '../../repo/v2/manifest';
 import { v2names } from '../../repo/v2/names';
-import { isZeroChunk, readTable, writeTable } from '../../repo/v2/page-table';
+import { isZeroChunk, writeTable } from '../../repo/v2/page-table';
 import { BatchRecordV2, ManifestV2, PageRecord2, TableRef } from '../../repo/v2/records';
 import { readBatch2 } from '../../repo/v2/staging';
 import { releaseOlderSnapshots } from '../../source/snapshot-lifecycle';
 import { SourceDisk } from '../../source/source-disk';
 import { BackupRequest, BackupResult } from '../../types';
 import { effectiveCacheBytes, resolveSettings } from '../settings';
-import { MAX_BASE_CANDIDATES, readBaseManifest } from './base';
+import { MAX_BASE_CANDIDATES } from './base';
 import { newBlocksOf } from './batch';
-import { BackupContextV2, manifestOfPlan, openBackupContextV2 } from './context';
+import { BackupContextV2, baseManifestOf, baseTableOf, manifestOfPlan, openBackupContextV2 } from './context';
 import { PageRuns } from './page-runs';
 
-/** Packs checked present at once before the manifest. */
-const PACK_CHECKS_AT_ONCE = 8;
+/** Packs checked present at once before the manifest (each a HEAD; the account gate bounds them all). */
+const PACK_CHECKS_AT_ONCE = 16;
+/** Base tables read ahead of the group being built (bounded: each holds up to pagesPerTable records). */
+const TABLES_AHEAD = 4;
 
 /** What the batch records say beyond the manifest: packs written, pages recorded, new blocks. */
 interface BatchTotals {
@@ -47,9 +49,10 @@ function addRecord(t: BatchTotals, r: BatchRecordV2): void {
   t.newBlocks += newBlocksOf(r);
 }
 
-export async function finalizeV2(req: BackupRequest & { backupId: string }): Promise<BackupResult> {
+/** `opened`: the context the caller already has for this backup (the single-process engine's), else opened here. */
+export async function finalizeV2(req: BackupRequest & { backupId: string }, opened?: BackupContextV2): Promise<BackupResult> {
   const started = Date.now();
-  const ctx = await openBackupContextV2(req, req.backupId);
+  const ctx = opened ?? (await openBackupContextV2(req, req.backupId));
   const { plan, vault, keyring } = ctx;
   const capacity = effectiveCacheBytes(resolveSettings(req), plan.pageCount);
   const done = await manifestOfPlan(vault, keyring, plan);
@@ -59,12 +62,13 @@ export async function finalizeV2(req: BackupRequest & { backupId: string }): Pro
     return { ...resultOfV2(done.manifest, totals, Date.now() - started, capacity), ...(await releaseSnapshots(req, ctx, done.name)) };
   }
 
-  const base = plan.base ? await readBaseManifest(vault, keyring, plan.base) : null;
+  const base = plan.base ? await baseManifestOf(ctx) : null;
   if (base && (base.pageSize !== plan.pageSize || base.pagesPerTable !== plan.pagesPerTable || base.diskBytes !== plan.diskBytes)) {
     throw new PagewiseError('Corrupt', `the base ${plan.base!.manifest} of backup ${plan.backupId} has another page grid than its plan`);
   }
   const changed = plan.changedPages ? PageRuns.of(plan.changedPages, plan.pageCount, `the plan of backup ${plan.backupId}`) : null;
   const baseTables = new Map((base?.tables ?? []).map((t) => [t.index, t]));
+  const baseTable = tablesAhead(ctx, base);
   const totals = { ...NO_TOTALS };
   const tables: TableRef[] = [];
   const packs = new Set<string>();
@@ -111,11 +115,11 @@ export async function finalizeV2(req: BackupRequest & { backupId: string }): Pro
       // No page of the group changed: the base's table is this backup's as it is.
       if (baseRef) {
         tables.push(baseRef);
-        note(await readTable(vault, keyring, baseRef, plan.pagesPerTable));
+        note(await baseTable(g));
       }
       continue;
     }
-    const kept = changed && baseRef ? (await readTable(vault, keyring, baseRef, plan.pagesPerTable)).filter((r) => !changed.has(r.page)) : [];
+    const kept = changed && baseRef ? (await baseTable(g)).filter((r) => !changed.has(r.page)) : [];
     const records = [...kept, ...(await recordsOfGroup(first, count))].sort((a, b) => a.page - b.page);
     if (records.length === 0) continue; // every page of the group is a hole
     tables.push(await writeTable(vault, keyring, g, records));
@@ -164,6 +168,30 @@ export async function finalizeV2(req: BackupRequest & { backupId: string }): Pro
   };
   const name = await writeManifest2(vault, keyring, body);
   return { ...resultOfV2(body, totals, Date.now() - started, capacity), ...(await releaseSnapshots(req, ctx, name)) };
+}
+
+/**
+ * The base's table of group g, with the next few groups' tables already being read: the groups are
+ * built in order and each base table is read once (sequential GETs were most of a small incremental's
+ * finalize on a large disk).
+ */
+function tablesAhead(ctx: BackupContextV2, base: ManifestV2 | null): (group: number) => Promise<PageRecord2[]> {
+  const refs = base?.tables ?? [];
+  const reads = new Map<number, Promise<PageRecord2[]>>();
+  let started = 0; // refs[0 .. started) have been asked for
+  return (group) => {
+    while (started < refs.length && (refs[started].index <= group || reads.size < TABLES_AHEAD)) {
+      const ref = refs[started++];
+      const read = baseTableOf(ctx, ref, ctx.plan.pagesPerTable);
+      read.catch(() => undefined); // one read ahead that fails is reported when its group asks for it
+      reads.set(ref.index, read);
+    }
+    for (const index of reads.keys()) if (index < group) reads.delete(index); // groups passed without their table
+    const read = reads.get(group);
+    if (!read) throw new Error(`finalize asked for the base table of group ${group}, which the base does not have`);
+    reads.delete(group);
+    return read;
+  };
 }
 
 /**
@@ -233,9 +261,9 @@ async function stillThere(req: BackupRequest, snapshots: string[]): Promise<stri
   } catch {
     return [];
   }
-  const out: string[] = [];
-  for (const s of new Set(snapshots)) if (await source.snapshotExists(s).catch(() => true)) out.push(s); // unknown: let the release try
-  return out;
+  const unique = [...new Set(snapshots)];
+  const there = await Promise.all(unique.map((s) => source.snapshotExists(s).catch(() => true))); // unknown: let the release try
+  return unique.filter((_, k) => there[k]);
 }
 
 /** The result of a version-2 backup from its manifest (and its batch records' totals). */
