@@ -204,7 +204,7 @@ async function demo(az: AzuriteInstance, tmp: string): Promise<boolean> {
     ['pages with data', `${b.pages} of ${Math.ceil(b.diskBytes / b.pageSize)}`],
     ['zero pages', String(b.zeroPages)],
     ['deduplicated pages', String(b.dedupedPages)],
-    ['blocks stored', `${b.storedBlocks} in ${b.segments} segment(s)`],
+    ['blocks stored', `${b.storedBlocks} in ${b.segments} ${b.formatVersion === 2 ? 'pack' : 'segment'}(s)`],
     ['bytes stored', `${formatBytes(b.bytesStored)} (${((100 * b.bytesStored) / b.bytesRead).toFixed(1)}% of bytes read; compressed + encrypted)`],
     ['cache capacity', `${formatBytes(b.cacheCapacityBytes)} (1/${Math.round(b.diskBytes / b.cacheCapacityBytes)} of the disk)`],
     ['cache high-water', `${formatBytes(b.cacheHighWaterBytes)} (≤ 1/16 of the disk: ${yes(b.cacheHighWaterBytes <= b.diskBytes / 16)})`],

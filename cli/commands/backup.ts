@@ -91,7 +91,7 @@ export const defineBackup: DefineCommand = (program, ctx) => {
           // A backup that already existed read nothing: no read speed, no cache use to report.
           ...(result.alreadyExisted ? [] : [['read', readLine(result)] as [string, string]]),
           ['pages', `${result.pages} of ${formatBytes(result.pageSize)} (${result.zeroPages} zero, ${result.dedupedPages} deduplicated)`],
-          ['stored', `${formatBytes(result.bytesStored)} in ${result.storedBlocks} blocks, ${result.segments} segment(s)`],
+          ['stored', `${formatBytes(result.bytesStored)} in ${result.storedBlocks} blocks, ${result.segments} ${result.formatVersion === 2 ? 'pack' : 'segment'}(s)`],
           ...(result.alreadyExisted ? [] : [['cache', `${formatBytes(result.cacheCapacityBytes)} capacity, ${formatBytes(result.cacheHighWaterBytes)} high water`] as [string, string]]),
           ...(result.sourceSnapshot ? [['snapshot', snapshotLine(result)] as [string, string]] : []),
         ]),
