@@ -3,10 +3,11 @@
  * cache storage area, smaller than the disk), then finalize. The durable orchestration runs the same
  * three steps as activities. A version-2 vault's backup runs through v2/backup-all.ts.
  */
+import { CopyProgress } from './copy-progress';
 import { whileBackingUp } from './running-backups';
 import { ScratchCache } from '../cache/scratch-cache';
 import { DedupeIndex } from '../processor/page-processor';
-import { BackupRequest, BackupResult, OperationProgress } from '../types';
+import { BackupRequest, BackupResult } from '../types';
 import { openBackupContext, openPlannedSource } from './backup-context';
 import { asAlreadyExisted } from './backup-result';
 import { finalizeBackup, resultOf } from './finalize-backup';
@@ -34,36 +35,13 @@ async function backupAll(req: BackupRequest): Promise<BackupResult> {
   const cache = await ScratchCache.create({ capacityBytes: capacity, pageSize: ctx.plan.pageSize, dir: settings.scratchDir });
   const dedupe = new DedupeIndex();
   const limits = pageLimits(settings.concurrency, ctx.plan.pageSize);
-  const progress: OperationProgress = { phase: 'copying', pagesDone: 0, pagesTotal: ctx.plan.allocatedPages, bytesDone: 0, bytesTotal: ctx.plan.allocatedBytes };
-  let bytesReadNow = 0; // progress.bytesDone also counts batches an earlier run read (resumed)
+  const progress = new CopyProgress(ctx.plan.allocatedPages, ctx.plan.allocatedBytes, req.onProgress);
   const batchesPerSegment = ctx.plan.pagesPerSegment / ctx.plan.pagesPerBatch;
   // Batches are run by their position in the plan's list of batches with data; `batches[position]` is the batch number.
   const segmentAt = (position: number) => Math.floor(ctx.plan.batches[position] / batchesPerSegment);
   const startBatch = (position: number, onDownloaded: () => void, signal: AbortSignal): Promise<void> =>
-    runBatch(
-      {
-        ctx,
-        source,
-        cache,
-        dedupe,
-        concurrency: settings.concurrency,
-        limits,
-        abortSignal: signal,
-        onDownloaded,
-        onPageDone: (_page, bytes) => {
-          bytesReadNow += bytes;
-          progress.pagesDone++;
-          progress.bytesDone += bytes;
-          req.onProgress?.({ ...progress });
-        },
-      },
-      position,
-    ).then((summary) => {
-      if (summary.resumed) {
-        progress.pagesDone += summary.pages;
-        progress.bytesDone += summary.bytesRead;
-        req.onProgress?.({ ...progress });
-      }
+    runBatch({ ctx, source, cache, dedupe, concurrency: settings.concurrency, limits, abortSignal: signal, onDownloaded, onPageDone: progress.pageDone }, position).then((summary) => {
+      progress.batchDone(summary);
       // No later batch shares the segment: its dedupe entries can go.
       if (position + 1 >= ctx.plan.batches.length || segmentAt(position + 1) !== segmentAt(position)) dedupe.forgetSegment(segmentAt(position));
     });
@@ -72,13 +50,5 @@ async function backupAll(req: BackupRequest): Promise<BackupResult> {
   } finally {
     await cache.dispose();
   }
-  const result = await finalizeBackup({ ...req, backupId: ref.backupId });
-  return {
-    ...result,
-    cacheCapacityBytes: cache.capacityBytes,
-    cacheHighWaterBytes: cache.highWaterBytes,
-    pagesInMemoryHighWater: limits.uploads.highWater,
-    bytesReadNow,
-    durationMs: Date.now() - started,
-  };
+  return progress.result(await finalizeBackup({ ...req, backupId: ref.backupId }), cache, limits, started);
 }

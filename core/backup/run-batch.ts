@@ -10,12 +10,11 @@ import { abortedError, PagewiseError } from '../errors';
 import { ScratchCache } from '../cache/scratch-cache';
 import { BatchDedupe, DedupeIndex, PageProcessor } from '../processor/page-processor';
 import { PageGrid, pagesOfRangesAsync, ByteRange } from '../source/page-grid';
-import { SourceDisk } from '../source/source-disk';
 import { BackupRequest, BatchSummary } from '../types';
 import { BatchRecord, PageRecord } from '../repo/batch-record';
 import { BackupContext, openBackupContext, openPlannedSource } from './backup-context';
 import { effectiveCacheBytes, resolveSettings } from './settings';
-import { PageLimits, pumpPages } from './page-pump';
+import { PumpRun, pumpPages } from './page-pump';
 import { formatOfBackup } from './vault-version';
 import { runOneBatchV2 } from './v2/batch';
 import { Vault } from '../repo/vault';
@@ -25,18 +24,10 @@ import { validateBackupId } from '../repo/backup-id';
 export { MAX_RUN_BYTES, PAGES_PROCESSED_AT_ONCE, pageLimits, runShape } from './page-pump';
 export type { PageLimits } from './page-pump';
 
-export interface BatchRun {
+/** A batch run: the data agent's loop (page-pump.ts) over the batch's window, for this backup. */
+export interface BatchRun extends Omit<PumpRun, 'grid'> {
   ctx: BackupContext;
-  source: SourceDisk;
-  cache: ScratchCache;
   dedupe: DedupeIndex;
-  concurrency: number;
-  abortSignal?: AbortSignal;
-  onPageDone?: (page: number, bytesRead: number) => void;
-  /** Called once every page of the batch is downloaded (its last pages may still be processing). */
-  onDownloaded?: () => void;
-  /** Bounds shared by batches that overlap (one draining while the next downloads); else per batch. */
-  limits?: PageLimits;
 }
 
 /**

@@ -2,8 +2,9 @@
  * The single-process engine for a version-2 backup: run the planned batches (only those holding a
  * changed page, for an incremental) through one shared scratch cache, overlapping by one, then finalize.
  */
+import { CopyProgress } from '../copy-progress';
 import { ScratchCache } from '../../cache/scratch-cache';
-import { BackupRequest, BackupResult, OperationProgress, PlanRef } from '../../types';
+import { BackupRequest, BackupResult, PlanRef } from '../../types';
 import { asAlreadyExisted } from '../backup-result';
 import { runBatchesOverlapped } from '../batch-overlap';
 import { finalizeBackup } from '../finalize-backup';
@@ -23,45 +24,15 @@ export async function backupAllV2(req: BackupRequest, ref: PlanRef, started: num
   const cache = await ScratchCache.create({ capacityBytes: effectiveCacheBytes(settings, ctx.plan.pageCount), pageSize: ctx.plan.pageSize, dir: settings.scratchDir });
   const limits = pageLimits(settings.concurrency, ctx.plan.pageSize);
   // The totals are what this backup reads: an incremental's changed pages (PlanRef), not the disk's allocation.
-  const progress: OperationProgress = { phase: 'copying', pagesDone: 0, pagesTotal: ref.allocatedPages, bytesDone: 0, bytesTotal: ref.allocatedBytes };
-  let bytesReadNow = 0; // progress.bytesDone also counts batches an earlier run read (resumed)
+  const progress = new CopyProgress(ref.allocatedPages, ref.allocatedBytes, req.onProgress);
   const startBatch = async (position: number, onDownloaded: () => void, signal: AbortSignal): Promise<void> => {
-    const summary = await runBatchV2(
-      {
-        ctx,
-        source,
-        cache,
-        concurrency: settings.concurrency,
-        limits,
-        abortSignal: signal,
-        onDownloaded,
-        onPageDone: (_page, bytes) => {
-          bytesReadNow += bytes;
-          progress.pagesDone++;
-          progress.bytesDone += bytes;
-          req.onProgress?.({ ...progress });
-        },
-      },
-      position,
-    );
-    if (summary.resumed) {
-      progress.pagesDone += summary.pages;
-      progress.bytesDone += summary.bytesRead;
-      req.onProgress?.({ ...progress });
-    }
+    progress.batchDone(await runBatchV2({ ctx, source, cache, concurrency: settings.concurrency, limits, abortSignal: signal, onDownloaded, onPageDone: progress.pageDone }, position));
   };
   try {
     await runBatchesOverlapped(ctx.plan.batches.length, startBatch, req.abortSignal);
   } finally {
     await cache.dispose();
   }
-  const result = await finalizeV2({ ...req, backupId: ref.backupId }, ctx); // the context (keyring, plan, base) of the batches
-  return {
-    ...result,
-    cacheCapacityBytes: cache.capacityBytes,
-    cacheHighWaterBytes: cache.highWaterBytes,
-    pagesInMemoryHighWater: limits.uploads.highWater,
-    bytesReadNow,
-    durationMs: Date.now() - started,
-  };
+  const finalized = await finalizeV2({ ...req, backupId: ref.backupId }, ctx); // the context (keyring, plan, base) of the batches
+  return progress.result(finalized, cache, limits, started);
 }

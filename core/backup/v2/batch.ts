@@ -13,23 +13,16 @@ import { PackWriter } from '../../repo/v2/pack-writer';
 import { BatchRecordV2, ChunkRef, PageRecord2 } from '../../repo/v2/records';
 import { readBatch2, writeBatch2 } from '../../repo/v2/staging';
 import { ByteRange, PageGrid, PageRanges, pagesOfRangesAsync } from '../../source/page-grid';
-import { SourceDisk } from '../../source/source-disk';
 import { BackupRequest, BatchSummary } from '../../types';
 import { effectiveCacheBytes, resolveSettings } from '../settings';
-import { PageLimits, pumpPages } from '../page-pump';
+import { PumpRun, pumpPages } from '../page-pump';
 import { BackupContextV2, baseManifestOf, openBackupContextV2, openPlannedSourceV2 } from './context';
 import { PageRuns } from './page-runs';
 import { baseRecordsOf } from './tables';
 
-export interface BatchRunV2 {
+/** A batch run: the data agent's loop (page-pump.ts) over the batch's window, for this backup. */
+export interface BatchRunV2 extends Omit<PumpRun, 'grid'> {
   ctx: BackupContextV2;
-  source: SourceDisk;
-  cache: ScratchCache;
-  concurrency: number;
-  limits?: PageLimits;
-  abortSignal?: AbortSignal;
-  onDownloaded?: () => void;
-  onPageDone?: (page: number, bytesRead: number) => void;
 }
 
 /** The batch number at `planPosition` in the plan's list of batches to run. */
