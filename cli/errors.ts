@@ -52,6 +52,8 @@ export const EXIT_CODES: Record<PagewiseErrorCode, number> = {
   BackupIncomplete: EXIT_FAILURE,
   Corrupt: EXIT_FAILURE,
   BaseUnusable: EXIT_FAILURE,
+  Locked: EXIT_FAILURE,
+  BackupExpired: EXIT_FAILURE,
   Aborted: EXIT_INTERRUPTED,
 };
 

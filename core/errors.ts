@@ -21,6 +21,10 @@ export type PagewiseErrorCode =
   | 'TargetUnreachable'
   | 'LimitExceeded'
   | 'Aborted'
+  /** A blob refused deletion under an immutability policy or legal hold (prune reports it and goes on). */
+  | 'Locked'
+  /** A backup resumed after its abandonment limit (docs/FORMAT.md §26): its staged data may be pruned; it restarts. */
+  | 'BackupExpired'
   /** An incremental's base cannot be diffed against (`reason` says why); the engine falls back to a full backup. */
   | 'BaseUnusable';
 

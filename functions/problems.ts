@@ -29,6 +29,8 @@ const STATUS_BY_CODE: Partial<Record<PagewiseErrorCode, number>> = {
   TargetNotFound: 404,
   SourceChanged: 409,
   WrongKey: 409,
+  Locked: 409,
+  BackupExpired: 409,
   LimitExceeded: 422,
   SourceUnreachable: 502,
   VaultUnreachable: 502,

@@ -14,7 +14,7 @@ import { MAX_BLOCKS_PER_BLOB, MAX_VAULT_JSON_BYTES, MAX_VAULT_JSON_DEPTH } from 
 import { protectContainer } from '../restore/target-guard';
 import { VAULT_MARKER } from './layout';
 import { readVaultMarkerIfAny } from './v2/marker';
-import { BlobAlreadyExistsError, BlobNotFoundError, BlobProperties, BlobStore, CallOptions, ContainerNotFoundError, GetOptions, listNames, listPrefixes } from './store/blob-store';
+import { BlobAlreadyExistsError, BlobInfo, BlobLockedError, BlobNotFoundError, BlobProperties, BlobStore, CallOptions, ContainerNotFoundError, GetOptions, listDetailed, listNames, listPrefixes } from './store/blob-store';
 import { AzureBlobStore } from './store/azure-blob-store';
 import { gated, mappingErrors, retrying } from './store/wrappers';
 
@@ -166,6 +166,27 @@ export class Vault {
   /** Names under a prefix (flat listing, one request per page). */
   list(prefix: string): AsyncGenerator<string> {
     return listNames(this.store, prefix);
+  }
+
+  /** Blobs under a prefix with size and times (flat listing, one request per page). */
+  listDetailed(prefix: string, options?: CallOptions): AsyncGenerator<BlobInfo> {
+    return listDetailed(this.store, prefix, options);
+  }
+
+  /**
+   * Deletes a blob: 'deleted', 'missing' (already gone: a rerun of an interrupted prune finds its own
+   * work done) or 'locked' (immutability policy or legal hold; the caller reports it and goes on).
+   * Only prune deletes, under an identity of its own (docs/FORMAT.md §26).
+   */
+  async delete(name: string, options?: CallOptions): Promise<'deleted' | 'missing' | 'locked'> {
+    try {
+      await this.store.deleteBlob(name, options);
+      return 'deleted';
+    } catch (err) {
+      if (err instanceof BlobNotFoundError) return 'missing';
+      if (err instanceof BlobLockedError) return 'locked';
+      throw err;
+    }
   }
 
   /** Immediate children "directories" under a prefix. */

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { ContainerClient } from '@azure/storage-blob';
 import { PagewiseError } from '../../errors';
-import { BlobProperties, BlobStore, CallOptions, GetOptions, ListOptions, ListPage, PutOptions } from './blob-store';
+import { BlobProperties, BlobStore, CallOptions, DetailedListPage, GetOptions, ListOptions, ListPage, PutOptions } from './blob-store';
 
 /** Names per list request: the service's maximum, so a listing costs as few requests as it can. */
 const LIST_PAGE_SIZE = 5000;
@@ -86,6 +86,22 @@ export class AzureBlobStore implements BlobStore {
     }
     const { value } = await this.container.listBlobsFlat({ prefix, abortSignal }).byPage(paging).next();
     return { names: value.segment.blobItems.map((b: { name: string }) => b.name), prefixes: [], continuationToken: value.continuationToken || undefined };
+  }
+
+  async listDetailedPage(prefix: string, options: ListOptions = {}): Promise<DetailedListPage> {
+    const paging = { maxPageSize: LIST_PAGE_SIZE, continuationToken: options.continuationToken || undefined };
+    const { value } = await this.container.listBlobsFlat({ prefix, abortSignal: options.abortSignal }).byPage(paging).next();
+    const blobs = value.segment.blobItems.map((b: { name: string; properties: { contentLength?: number; createdOn?: Date; lastModified: Date } }) => ({
+      name: b.name,
+      contentLength: b.properties.contentLength ?? 0,
+      createdOn: b.properties.createdOn ?? b.properties.lastModified,
+      lastModified: b.properties.lastModified,
+    }));
+    return { blobs, continuationToken: value.continuationToken || undefined };
+  }
+
+  async deleteBlob(name: string, options: CallOptions = {}): Promise<void> {
+    await this.container.getBlobClient(name).delete({ abortSignal: options.abortSignal });
   }
 
   async createContainer(options: CallOptions = {}): Promise<boolean> {

@@ -41,6 +41,21 @@ export interface BlobProperties {
   contentLength: number;
 }
 
+/** One blob of a detailed listing: what prune needs to judge it without reading it. */
+export interface BlobInfo {
+  name: string;
+  contentLength: number;
+  /** When the blob was created (the service's clock); never changes for a blob written once. */
+  createdOn: Date;
+  lastModified: Date;
+}
+
+/** A page of a detailed (flat) listing. */
+export interface DetailedListPage {
+  blobs: BlobInfo[];
+  continuationToken?: string;
+}
+
 /** One container's blobs. Names are relative to the container. */
 export interface BlobStore {
   /** Human-readable name of the container for messages (never a secret). */
@@ -54,6 +69,13 @@ export interface BlobStore {
   /** Put Block List; with `ifNotExists`, only when no blob of that name exists (BlobAlreadyExistsError otherwise). */
   commitBlockList(blob: string, blockIds: string[], options?: PutOptions): Promise<void>;
   listPage(prefix: string, options?: ListOptions): Promise<ListPage>;
+  /** A flat listing with each blob's size and times (one request per page). */
+  listDetailedPage(prefix: string, options?: ListOptions): Promise<DetailedListPage>;
+  /**
+   * Deletes one blob (no snapshots exist in a vault). Fails BlobNotFoundError when it is not there and
+   * BlobLockedError when the service refuses under an immutability policy or legal hold.
+   */
+  deleteBlob(name: string, options?: CallOptions): Promise<void>;
   /** Creates the container; false when it existed. */
   createContainer(options?: CallOptions): Promise<boolean>;
 }
@@ -79,6 +101,17 @@ export class BlobAlreadyExistsError extends PagewiseError {
   }
 }
 
+/**
+ * The service refused a delete because the blob is immutable (a time-based retention policy or a legal
+ * hold: Azure's 409 BlobImmutableDueToPolicy / BlobImmutableDueToLegalHold). Not transient; prune reports
+ * the blob as locked and goes on.
+ */
+export class BlobLockedError extends PagewiseError {
+  constructor(message: string, readonly lock: 'policy' | 'legal-hold', options?: { cause?: unknown }) {
+    super('Locked', message, options);
+  }
+}
+
 /** All names under a prefix (flat), page by page: each page is one request through the store's wrappers. */
 export async function* listNames(store: BlobStore, prefix: string): AsyncGenerator<string> {
   let continuationToken: string | undefined;
@@ -95,6 +128,16 @@ export async function* listPrefixes(store: BlobStore, prefix: string): AsyncGene
   do {
     const page = await store.listPage(prefix, { delimiter: '/', continuationToken });
     yield* page.prefixes;
+    continuationToken = page.continuationToken;
+  } while (continuationToken);
+}
+
+/** Every blob under a prefix with its size and times, page by page. */
+export async function* listDetailed(store: BlobStore, prefix: string, options: CallOptions = {}): AsyncGenerator<BlobInfo> {
+  let continuationToken: string | undefined;
+  do {
+    const page = await store.listDetailedPage(prefix, { ...options, continuationToken });
+    yield* page.blobs;
     continuationToken = page.continuationToken;
   } while (continuationToken);
 }

@@ -8,7 +8,7 @@ import { Limiter } from '../../concurrency';
 import { abortedError, PagewiseError, throwIfAborted } from '../../errors';
 import { RetryOptions, withRetry } from '../../retry';
 import { translateStorageError } from '../../storage/storage-errors';
-import { BlobAlreadyExistsError, BlobNotFoundError, BlobStore, CallOptions, ContainerNotFoundError, ListPage, PutOptions } from './blob-store';
+import { BlobAlreadyExistsError, BlobLockedError, BlobNotFoundError, BlobStore, CallOptions, ContainerNotFoundError, ListPage, PutOptions } from './blob-store';
 
 /** What a wrapper sees of one call: the method, the blob (or prefix) it names, the call itself and its options. */
 export type Around = <T>(op: keyof BlobStore, name: string, work: () => Promise<T>, options?: PutOptions) => Promise<T>;
@@ -24,6 +24,8 @@ export function wrapStore(inner: BlobStore, around: Around): BlobStore {
     stageBlock: (blob, blockId, bytes, options) => around('stageBlock', blob, () => inner.stageBlock(blob, blockId, bytes, options), options),
     commitBlockList: (blob, blockIds, options) => around('commitBlockList', blob, () => inner.commitBlockList(blob, blockIds, options), options),
     listPage: (prefix, options): Promise<ListPage> => around('listPage', prefix, () => inner.listPage(prefix, options), options),
+    listDetailedPage: (prefix, options) => around('listDetailedPage', prefix, () => inner.listDetailedPage(prefix, options), options),
+    deleteBlob: (name, options) => around('deleteBlob', name, () => inner.deleteBlob(name, options), options),
     createContainer: (options) => around('createContainer', 'the container', () => inner.createContainer(options), options),
   };
 }
@@ -49,6 +51,10 @@ function mapError(err: unknown, what: string, options: PutOptions | undefined, d
   const code = rest?.code ?? rest?.details?.errorCode;
   if (code === 'ContainerNotFound') {
     return new ContainerNotFoundError(`the vault container ${display} does not exist; nothing was written (check the vault URL, or make the vault first)`, { cause: err });
+  }
+  if (code === 'BlobImmutableDueToPolicy' || code === 'BlobImmutableDueToLegalHold') {
+    const lock = code === 'BlobImmutableDueToPolicy' ? 'policy' : 'legal-hold';
+    return new BlobLockedError(`${what} is immutable (${code}): the service refuses to delete or change it`, lock, { cause: err });
   }
   if (options?.ifNotExists && (rest?.statusCode === 409 || rest?.statusCode === 412)) {
     return new BlobAlreadyExistsError(`${what} exists already`, { cause: err });
