@@ -39,6 +39,24 @@ test('a missing blob, a missing container and a blob that exists already fail wi
   expect((await vault.getBytes('store-test/once.json')).toString()).toBe('{}'); // never written over
 });
 
+test('delete tells deleted from already gone; a detailed listing gives each blob its size and creation time', async () => {
+  const vault = Vault.open(env.vault);
+  const before = Date.now() - 60_000; // Azurite's clock is this machine's; a minute of slack
+  await vault.putNew('store-test/del/a.bin', Buffer.alloc(1234, 1));
+  await vault.putNew('store-test/del/b.bin', Buffer.alloc(10, 2));
+  const listed = [];
+  for await (const b of vault.listDetailed('store-test/del/')) listed.push(b);
+  expect(listed.map((b) => [b.name, b.contentLength])).toEqual([['store-test/del/a.bin', 1234], ['store-test/del/b.bin', 10]]);
+  for (const b of listed) {
+    expect(b.createdOn.getTime()).toBeGreaterThan(before);
+    expect(b.lastModified.getTime()).toBeGreaterThanOrEqual(b.createdOn.getTime() - 1000);
+  }
+  expect(await vault.delete('store-test/del/a.bin')).toBe('deleted');
+  expect(await vault.delete('store-test/del/a.bin')).toBe('missing'); // a rerun finds its own work done
+  expect(await vault.exists('store-test/del/a.bin')).toBe(false);
+  expect(await vault.exists('store-test/del/b.bin')).toBe(true);
+});
+
 describe('through a proxy that answers 503 ServerBusy', () => {
   let proxy: FaultProxy;
   beforeAll(async () => {
