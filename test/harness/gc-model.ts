@@ -180,7 +180,7 @@ export class World {
       case 'plan': {
         const st: Staging = v.staging.get(b.id) ?? { batches: new Map() };
         if (st.plan === undefined) {
-          const baseTables = this.mutations.has('no-base-tables') || b.legacyPlan ? undefined : b.base === undefined ? null : [...b.base.manifest.tableIds];
+          const baseTables = b.legacyPlan ? undefined : b.base === undefined ? null : [...b.base.manifest.tableIds];
           st.plan = { createdMs: b.planCreatedMs, blobCreatedMs: this.now, ...(baseTables !== undefined ? { baseTables } : {}), ...(b.base ? { baseManifest: b.base.name } : {}) };
         }
         v.staging.set(b.id, st);
@@ -362,7 +362,8 @@ export class World {
           const times = [...st.batches.values()].map((x) => x.createdMs).concat(st.plan ? [st.plan.blobCreatedMs] : []);
           let baseTableIds: string[] | null | 'unknown' | undefined;
           if (st.plan) {
-            if (st.plan.baseTables !== undefined) baseTableIds = st.plan.baseTables;
+            if (this.mutations.has('no-base-tables')) baseTableIds = null; // prune ignores what in-flight backups reuse
+            else if (st.plan.baseTables !== undefined) baseTableIds = st.plan.baseTables;
             else if (st.plan.baseManifest === undefined) baseTableIds = null;
             else baseTableIds = v.manifests.get(st.plan.baseManifest)?.tableIds ?? 'unknown'; // a plan from before #13: read its base
           }
