@@ -13,6 +13,7 @@ import { v2names } from '../../repo/v2/names';
 import { readTable } from '../../repo/v2/page-table';
 import { ManifestV2, PageRecord2, PlanV2, TableRef } from '../../repo/v2/records';
 import { readPlan2 } from '../../repo/v2/staging';
+import { BlobNotFoundError } from '../../repo/store/blob-store';
 import { Vault } from '../../repo/vault';
 import { SourceDisk } from '../../source/source-disk';
 import { BackupRequest } from '../../types';
@@ -40,7 +41,11 @@ export function baseTableOf(ctx: BackupContextV2, ref: TableRef, pagesPerTable: 
   const kept = (ctx.baseTables ??= new Map());
   const known = kept.get(ref.index);
   if (known) return known;
-  const read = readTable(ctx.vault, ctx.keyring, ref, pagesPerTable);
+  const read = readTable(ctx.vault, ctx.keyring, ref, pagesPerTable).catch((err: unknown) => {
+    if (!(err instanceof BlobNotFoundError)) throw err;
+    // Only prune deletes a table: the base was forgotten and pruned while this backup ran (§26.8).
+    throw new PagewiseError('BackupIncomplete', `backup ${ctx.plan.backupId}: page table ${v2names.table(ref.tableId)} (group ${ref.index}) of its base ${ctx.plan.base?.manifest ?? ''} is no longer in the vault: removed by prune; ${START_AGAIN}`, { cause: err });
+  });
   read.catch(() => kept.get(ref.index) === read && kept.delete(ref.index)); // a failed read is tried again
   kept.set(ref.index, read);
   if (kept.size > BASE_TABLES_KEPT) kept.delete(kept.keys().next().value!);
@@ -65,6 +70,9 @@ export async function openBackupContextV2(req: BackupRequest, backupId: string):
   if (!plan) throw new PagewiseError('BackupNotFound', `backup ${backupId} has no plan in the vault ${vault.display}`);
   return { plan, keyring, vault, clock: req.clock ?? systemClock };
 }
+
+/** What a backup that lost a reused object to prune can do: its batch records are written once, so it cannot be repaired in place. */
+export const START_AGAIN = 'no manifest was written. This backup cannot be finished: start a new backup of the disk (it chooses a base still whole, or goes full); a run that resolves to this backup ID again (the same --backup-id, or a disk unchanged since) stops here, so give it another ID (--backup-id)';
 
 /**
  * §26.1/§26.8: a backup whose plan is older than the abandonment limit L may not run a batch nor write

@@ -20,7 +20,7 @@ import { BackupRequest, BackupResult } from '../../types';
 import { effectiveCacheBytes, resolveSettings } from '../settings';
 import { MAX_BASE_CANDIDATES } from './base';
 import { newBlocksOf } from './batch';
-import { BackupContextV2, baseManifestOf, baseTableOf, manifestOfPlan, openBackupContextV2, requireNotExpired } from './context';
+import { BackupContextV2, baseManifestOf, baseTableOf, manifestOfPlan, openBackupContextV2, requireNotExpired, START_AGAIN } from './context';
 import { PageRuns } from './page-runs';
 
 /** Packs checked present at once before the manifest (each a HEAD; the account gate bounds them all). */
@@ -198,9 +198,6 @@ function tablesAhead(ctx: BackupContextV2, base: ManifestV2 | null): (group: num
     return read;
   };
 }
-
-/** What a backup that lost a reused object to prune can do: its batch records are written once, so it cannot be repaired in place. */
-const START_AGAIN = 'no manifest was written. This backup cannot be finished: start a new backup of the disk (it chooses a base still whole, or goes full); a run that resolves to this backup ID again (the same --backup-id, or a disk unchanged since) stops here, so give it another ID (--backup-id)';
 
 /** §26.8 (2): every table the manifest names is there (one HEAD each): a base's table pruned meanwhile stops the backup. */
 async function requireTables({ vault, plan }: BackupContextV2, tables: TableRef[]): Promise<void> {
