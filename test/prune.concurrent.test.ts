@@ -1,9 +1,10 @@
 /**
  * Prune beside backups that are running (issue #13, "concurrent with backups"), on a real Azurite, the
  * engine's steps (plan → batches → finalize) interleaved by hand with forget and prune:
- * - an incremental planned on a base B that is then forgotten (no grace) and pruned — mark, then a sweep
- *   past D: B's manifest goes, but its tables and packs stay because the in-flight plan's baseTables name
- *   them; the incremental then finishes and restores byte-identical;
+ * - an incremental planned on a base B that is then forgotten (no grace) and pruned: B's manifest goes at
+ *   once, but B's table and pack (older than L) are not marked, because the in-flight plan's baseTables
+ *   name them; the incremental finishes without B's manifest, the sweep D later keeps what it names, and
+ *   it restores byte-identical;
  * - an in-flight backup resumed after L is refused (BackupExpired), the prunes that follow remove its
  *   staging and its unreferenced pack, and a new backup of the disk works;
  * - a backup and a sweeping, repacking prune at the same time (Promise.all): both finish, every backup
@@ -11,6 +12,7 @@
  */
 import { planBackup, runBackupBatch, finalizeBackup, backupDisk, StorageLocation } from '../core';
 import { DEFAULT_ABANDON_AFTER_MS, DEFAULT_DELETE_AFTER_MS } from '../core/prune/protocol';
+import { readMarks } from '../core/prune/marks';
 import { pruneVault } from '../core/prune/prune';
 import { forgetBackups } from '../core/retention/forget';
 import { openVaultKeyring } from '../core/repo/v2/marker';
@@ -39,39 +41,49 @@ async function stagingOf(vault: StorageLocation, backupId: string): Promise<stri
   return out;
 }
 
-test('an incremental planned on B, B forgotten and swept: B stays readable for it through its plan, and it finishes and restores identical', async () => {
+test('an incremental planned on B, B forgotten and pruned meanwhile: the plan keeps B\'s table and pack live, the incremental finishes, the sweep keeps them, it restores identical', async () => {
   const vault = await env.makeVault('conca');
   const disk = await PagedDisk.create(env, 'conc-a.vhd', 4 * MiB);
   await disk.write(range(0, 16), 21);
   const b = await disk.backup(vault);
   const ofB = await blobsOfBackup(vault, env.userKey, b.backupId);
   expect(ofB.packs).toHaveLength(1);
+  const bPack = ofB.packs[0].replace(/^packs\/..\/(.*)\.pwp$/, '$1');
 
+  // The writer's clock W is more than L after B's blobs were created: from here on nothing but the
+  // in-flight plan's baseTables keeps B's table and pack from being candidates (they are older than L).
+  const w = Date.now() + L + HOUR;
   await disk.write([0, 1, 2], 22);
-  const req = disk.request(vault);
+  const req = disk.request(vault, { clock: () => w });
   const plan = await planBackup(req);
   expect(plan).toMatchObject({ kind: 'incremental', base: { backupId: b.backupId }, batchCount: 1 });
-  const keyring = await openVaultKeyring(Vault.open(vault), env.userKey);
-  expect((await readPlan2(Vault.open(vault), keyring, plan.backupId))?.baseTables).toEqual(ofB.tableIds);
+  const store = Vault.open(vault);
+  const keyring = await openVaultKeyring(store, env.userKey);
+  expect((await readPlan2(store, keyring, plan.backupId))?.baseTables).toEqual(ofB.tableIds);
 
-  await forgetBackups({ vault, userKey: env.userKey, backupIds: [b.backupId], graceMs: 0 });
-  const now = Date.now();
-  const mark = await pruneVault({ vault, userKey: env.userKey, clock: () => now });
-  expect(mark.deleted.manifests).toEqual([ofB.manifest]); // no grace: B's manifest goes at once
-  // D later, the sweep: B's manifest is gone, and nothing names its table and pack — but the plan does.
-  const sweep = await pruneVault({ vault, userKey: env.userKey, clock: () => now + D + HOUR });
-  expect(sweep.blocked).toBeUndefined();
+  await forgetBackups({ vault, userKey: env.userKey, backupIds: [b.backupId], graceMs: 0, clock: () => w });
+  const first = await pruneVault({ vault, userKey: env.userKey, clock: () => w + HOUR });
+  expect(first.blocked).toBeUndefined();
+  expect(first.deleted.manifests).toEqual([ofB.manifest]); // no grace: B's manifest goes at once
+  const marks = await readMarks(store, keyring);
+  expect(marks).toHaveLength(1);
+  for (const id of ofB.tableIds) expect(marks[0].body.candidates.tables).not.toContain(id);
+  expect(marks[0].body.candidates.packs).not.toContain(bPack);
+  expect(marks[0].body.candidates.staging).toContain(keyring.nameTag(b.backupId)); // B's own staging: it had a manifest
+
+  // The incremental's batch and finalize, after B's manifest is gone: three pages read, thirteen reused from B's pack.
+  const batch = await runBackupBatch({ ...req, backupId: plan.backupId, planPosition: 0, clock: () => w + 2 * HOUR });
+  expect(batch).toMatchObject({ bytesRead: 3 * 64 * 1024 });
+  const done = await finalizeBackup({ ...req, backupId: plan.backupId, clock: () => w + 3 * HOUR });
+  expect(done).toMatchObject({ kind: 'incremental', base: { backupId: b.backupId }, storedBlocks: 3 });
+  expect((await blobsOfBackup(vault, env.userKey, plan.backupId)).packs).toContain(ofB.packs[0]);
+
+  // D after the mark, the sweep: B's staging goes (it was in the mark), B's table and pack stay (the incremental names them).
+  const sweep = await pruneVault({ vault, userKey: env.userKey, clock: () => w + HOUR + D + HOUR });
+  expect(sweep.deleted.stagingBlobs).toBe(2); // B's plan and batch record
   expect(await existing(vault, [ofB.manifest])).toEqual([]);
   expect(await existing(vault, [...ofB.tables, ...ofB.packs])).toEqual([...ofB.tables, ...ofB.packs]);
-  expect(sweep.deleted).toMatchObject({ tables: 0, packs: 0 });
-
-  // The incremental's batch and finalize, after all that: three pages read, thirteen reused from B's pack.
-  const batch = await runBackupBatch({ ...req, backupId: plan.backupId, planPosition: 0 });
-  expect(batch).toMatchObject({ bytesRead: 3 * 64 * 1024 });
-  const done = await finalizeBackup({ ...req, backupId: plan.backupId });
-  expect(done).toMatchObject({ kind: 'incremental', base: { backupId: b.backupId }, storedBlocks: 3 });
   const incremental: KnownBackup = { backupId: plan.backupId, sha256: disk.sha256() };
-  expect((await blobsOfBackup(vault, env.userKey, plan.backupId)).packs).toContain(ofB.packs[0]);
   await expectIntact(env, vault, [incremental], [incremental], 'the incremental finished after its base was pruned');
 });
 
@@ -121,7 +133,7 @@ test('a backup and a sweeping, repacking prune at once: both finish; every backu
   expect(ofF.packs).toHaveLength(1);
   expect((await blobsOfBackup(vault, env.userKey, i2.backupId)).packs).toContain(ofF.packs[0]);
   await forgetBackups({ vault, userKey: env.userKey, backupIds: [f.backupId], graceMs: 0 });
-  const c0 = Date.now();
+  const c0 = Date.now() + L + HOUR; // F's pack older than L: it may be repacked
   const marked = await pruneVault({ vault, userKey: env.userKey, clock: () => c0 });
   expect(marked.repacked.packs).toBe(1);
 
