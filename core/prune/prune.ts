@@ -86,13 +86,14 @@ export async function pruneVault(o: PruneOptions): Promise<PruneReport> {
       deltas: stillThere(v.candidates.deltas, (x) => x, now.deltas),
       staging: v.candidates.staging.filter((t) => !stagingSwept.has(t) || d.tally.locked.some((l) => l.name.startsWith(v2names.stagingPrefix(t)))),
     },
+    ...(v.blocked !== undefined ? { blocked: true as const } : {}),
   };
   const mark = markName(new Date(nowMs), pruneId);
   o.onProgress?.('mark', 0, 1);
   await o.beforeMutation?.('mark', mark);
   await writeMark(vault, keyring, body);
   o.onProgress?.('mark', 1, 1);
-  const facts = [...g.marks.map((m) => ({ name: m.name, markedAtMs: m.markedAtMs, blocked: markedNothing(m.body.candidates) })), { name: mark, markedAtMs: nowMs, blocked: v.blocked !== undefined || markedNothing(body.candidates) }];
+  const facts = [...g.marks.map((m) => ({ name: m.name, markedAtMs: m.markedAtMs, blocked: m.body.blocked === true })), { name: mark, markedAtMs: nowMs, blocked: body.blocked === true }];
   const oldMarks = marksToDelete(facts, nowMs, params).filter((n) => n !== mark);
   const markBytes = new Map(g.marks.map((m) => [m.name, m.bytes]));
   for (const [k, name] of oldMarks.entries()) {
@@ -113,11 +114,6 @@ export async function pruneVault(o: PruneOptions): Promise<PruneReport> {
     ...packBytesAfter(g, v, packsGone, new Set(sources), repacked, newPackBytes),
     locked: d.tally.locked,
   };
-}
-
-/** A mark with no pack, table or delta (a blocked run's, or one that found nothing) is never the evidence older marks are dropped for: keeping them is always safe. */
-function markedNothing(c: GcVerdict['candidates']): boolean {
-  return c.packs.length === 0 && c.tables.length === 0 && c.deltas.length === 0;
 }
 
 function keptOf(v: GcVerdict): PruneReport['kept'] {
