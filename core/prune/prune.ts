@@ -14,15 +14,14 @@ import { chooseRepack, decide, GcVerdict, marksToDelete, sweepable } from './dec
 import { gather, Gathered } from './gather';
 import { markName, PruneMark, writeMark } from './marks';
 import type { PruneOptions, PruneReport } from './prune-types';
-import { checkGcParams, DEFAULT_ABANDON_AFTER_MS, DEFAULT_DELETE_AFTER_MS, DEFAULT_MAX_UNUSED, GcParams } from './protocol';
+import { GcParams, resolveGcParams } from './protocol';
 import { repackPacks, RepackResult } from './repack';
 import { Deleter, emptyTally, sweep, SweepHooks } from './sweep';
 
 export type { PruneOptions, PruneReport, PruneStep } from './prune-types';
 
 export async function pruneVault(o: PruneOptions): Promise<PruneReport> {
-  const params: GcParams = { abandonAfterMs: DEFAULT_ABANDON_AFTER_MS, deleteAfterMs: DEFAULT_DELETE_AFTER_MS, maxUnused: DEFAULT_MAX_UNUSED, ...o.params };
-  checkGcParams(params);
+  const params = resolveGcParams(o.params);
   const clock = o.clock ?? systemClock;
   const vault = Vault.open(o.vault);
   const marker = await readVaultMarker(vault);
