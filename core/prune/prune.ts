@@ -49,7 +49,7 @@ export async function pruneVault(o: PruneOptions): Promise<PruneReport> {
       bytesReclaimed: 0,
       ...packBytesAfter(g, v, new Set(), new Set(), undefined, 0),
       locked: [],
-      wouldDelete: { manifests: [...v.graceEndedManifests, ...g.snapshot.tombstonesWithoutManifest], tables: now.tables, packs: now.packs, staging: now.staging },
+      wouldDelete: { manifests: v.graceEndedManifests, tables: now.tables, packs: now.packs, staging: now.staging },
     };
   }
 
