@@ -8,7 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import { AnonymousCredential, ContainerClient, PageBlobClient } from '@azure/storage-blob';
-import { backupDisk, BackupRequest, forgetBackups, listBackups, PagewiseError, planBackup, restoreBackup, StorageLocation, undeleteBackups } from '../core';
+import { backupDisk, BackupRequest, forgetBackups, generateKey, listBackups, PagewiseError, planBackup, restoreBackup, StorageLocation, undeleteBackups } from '../core';
 import { openVaultKeyring, upgradeVault } from '../core/repo/v2/marker';
 import { sealJson } from '../core/repo/v2/envelope';
 import { Vault } from '../core/repo/vault';
@@ -72,7 +72,7 @@ test('forget by ID: a tombstone only (nothing deleted); listed deleted with its 
   const before = await blobNames();
   const report = await forgetBackups({ vault: location, userKey: env.userKey, backupIds: ['ret-1'], clock: () => t0 });
   const graceEndsAt = new Date(t0 + 14 * DAY).toISOString();
-  expect(report).toEqual({ forgotten: [{ backupId: 'ret-1', disk, graceEndsAt }], kept: [], alreadyForgotten: [], dryRun: false, problems: [] });
+  expect(report).toEqual({ forgotten: [{ backupId: 'ret-1', disk, graceEndsAt }], kept: [], alreadyForgotten: [], dryRun: false });
   const tombstone = await tombstoneOf('ret-1');
   expect(await blobNames()).toEqual([...before, tombstone].sort());
   expect((await listed('ret-1')).deleted).toEqual({ forgottenAt: new Date(t0).toISOString(), graceEndsAt });
@@ -83,11 +83,11 @@ test('forget by ID: a tombstone only (nothing deleted); listed deleted with its 
   // Forgetting twice is harmless: the first tombstone (and its grace) stands, byte for byte.
   const first = await container.getBlockBlobClient(tombstone).downloadToBuffer();
   const again = await forgetBackups({ vault: location, userKey: env.userKey, backupIds: ['ret-1'], clock: () => t0 + DAY, graceMs: 0 });
-  expect(again).toEqual({ forgotten: [], kept: [], alreadyForgotten: ['ret-1'], dryRun: false, problems: [] });
+  expect(again).toEqual({ forgotten: [], kept: [], alreadyForgotten: ['ret-1'], dryRun: false });
   expect((await container.getBlockBlobClient(tombstone).downloadToBuffer()).equals(first)).toBe(true);
   expect((await listed('ret-1')).deleted?.graceEndsAt).toBe(graceEndsAt);
 
-  expect(await undeleteBackups({ vault: location, userKey: env.userKey, backupIds: ['ret-1', 'ret-2'], clock: () => t0 + 13 * DAY })).toEqual({ restored: ['ret-1'], notForgotten: ['ret-2'], expired: [], problems: [] });
+  expect(await undeleteBackups({ vault: location, userKey: env.userKey, backupIds: ['ret-1', 'ret-2'], clock: () => t0 + 13 * DAY })).toEqual({ restored: ['ret-1'], notForgotten: ['ret-2'], expired: [] });
   expect(await blobNames()).toEqual(before);
   expect((await listed('ret-1')).deleted).toBeUndefined();
   expect(await restoredSha('ret-1', 'undeleted-1.vhd')).toBe(states.get('ret-1'));
@@ -102,7 +102,6 @@ test('forget by policy, dry run: the forgotten and the kept with their rules, pe
     kept: [{ backupId: 'ret-3', disk, reasons: ['last #1'] }, { backupId: 'ret-2', disk, reasons: ['last #2'] }],
     alreadyForgotten: [],
     dryRun: true,
-    problems: [],
   });
   expect(await blobNames()).toEqual(before);
   // --disk picks one disk; a disk the vault has no backup of is named as such.
@@ -128,7 +127,7 @@ test('forget by policy writes a tombstone per forgotten backup with the rule; al
 test('undelete after the grace ended says expired and leaves the tombstone for prune', async () => {
   await forgetBackups({ vault: location, userKey: env.userKey, backupIds: ['ret-2'], graceMs: DAY, clock: () => t0 });
   const tombstone = await tombstoneOf('ret-2');
-  expect(await undeleteBackups({ vault: location, userKey: env.userKey, backupIds: ['ret-2'], clock: () => t0 + DAY })).toEqual({ restored: [], notForgotten: [], expired: ['ret-2'], problems: [] });
+  expect(await undeleteBackups({ vault: location, userKey: env.userKey, backupIds: ['ret-2'], clock: () => t0 + DAY })).toEqual({ restored: [], notForgotten: [], expired: ['ret-2'] });
   expect(await blobNames('forgotten/')).toEqual([tombstone]);
   // Within the grace it is brought back (the same tombstone, a clock before its end).
   expect((await undeleteBackups({ vault: location, userKey: env.userKey, backupIds: ['ret-2'], clock: () => t0 + DAY - 1 })).restored).toEqual(['ret-2']);
@@ -217,7 +216,18 @@ test('a pure version-1 vault: forget and undelete say to upgrade it first; after
   expect(await failureOf(forgetBackups({ vault: v1, userKey: env.userKey, backupIds: ['old-one'] }))).toMatchObject({ code: 'BadInput', message });
   expect(await failureOf(undeleteBackups({ vault: v1, userKey: env.userKey, backupIds: ['old-one'] }))).toMatchObject({ code: 'BadInput', message });
 
+  // A second version-1 backup, of another user key: its clear manifest's MAC cannot be checked with this key,
+  // and its completion time is made unreadable.
+  await blob.uploadPages(Buffer.alloc(PAGE, 0x5b), PAGE, PAGE);
+  await backupDisk({ source: { url: env.sourceUrl('ret-v1.vhd') }, vault: v1, userKey: generateKey(), backupId: 'old-other-key', pageSize: PAGE, cacheBytes: 256 * KiB });
+  const v1Container = env.az.accounts.vault.service.getContainerClient('retention-v1');
+  const manifest = JSON.parse((await v1Container.getBlockBlobClient('backups/old-other-key/manifest.json').downloadToBuffer()).toString('utf8'));
+  manifest.body.completedAt = 'not a time';
+  await v1Container.getBlockBlobClient('backups/old-other-key/manifest.json').uploadData(Buffer.from(JSON.stringify(manifest)));
+
   await upgradeVault(Vault.open(v1), env.userKey);
+  const dry = await forgetBackups({ vault: v1, userKey: env.userKey, policy: { last: 1 }, dryRun: true, clock: () => t0 });
+  expect(dry).toMatchObject({ forgotten: [], kept: [{ backupId: 'old-one', reasons: ['last #1'] }], problems: [{ backupId: 'old-other-key', problem: 'kept: its completion time "not a time" is not a time, so no keep rule can place it' }] });
   const report = await forgetBackups({ vault: v1, userKey: env.userKey, backupIds: ['old-one'], clock: () => t0 });
   expect(report.forgotten).toEqual([{ backupId: 'old-one', disk: 'blob:src/disks/ret-v1.vhd', graceEndsAt: new Date(t0 + 14 * DAY).toISOString() }]);
   const vault = Vault.open(v1);
