@@ -95,12 +95,16 @@ export function decodeTable(keyring: Keyring, tableIndex: number, stored: Buffer
 /**
  * A table known by its name alone (no manifest entry to check it against: an in-flight plan's
  * `baseTables`, read by prune): its plaintext must be the one its tableId names (§19), which also
- * gives its table index. Corrupt naming the table otherwise.
+ * gives its table index — or, for a table under the alternate name of §26.8, the one that name gives
+ * with one of `nameTags` (the backups the caller knows of). Corrupt naming the table otherwise.
  */
-export function decodeTableById(keyring: Keyring, tableId: string, stored: Buffer): { index: number; records: PageRecord2[] } {
+export function decodeTableById(keyring: Keyring, tableId: string, stored: Buffer, nameTags: Iterable<string> = []): { index: number; records: PageRecord2[] } {
   const what = `page table ${v2names.table(tableId)}`;
   const plain = openTable(keyring, stored, what);
-  if (keyring.tag(`table|${createHash('sha256').update(plain).digest('hex')}`) !== tableId) throw new PagewiseError('Corrupt', `${what} holds another table than its name says (copied from another name?)`);
+  const sha = createHash('sha256').update(plain).digest('hex');
+  if (keyring.tag(`table|${sha}`) !== tableId && ![...nameTags].some((t) => keyring.tag(`table|${sha}|${t}`) === tableId)) {
+    throw new PagewiseError('Corrupt', `${what} holds another table than its name says (copied from another name?)`);
+  }
   const index = plain.readUInt32LE(8);
   return { index, records: recordsOf(plain, index, undefined, what) };
 }
