@@ -74,7 +74,6 @@ const schema: JSONSchemaType<BackupPolicy> = {
         additionalProperties: false,
       },
     },
-  },
     retention: {
       type: 'object',
       properties: {
