@@ -330,6 +330,8 @@ var pruneSettings = union(
     PAGEWISE_APP_ROLE: 'prune'
     PAGEWISE_PRUNE_SCHEDULE: pruneSchedule
     PAGEWISE_SCRATCH_DIR: scratchDir
+    // Its own task hub on the shared host account (host.json names the backup app's PagewiseHub).
+    AzureFunctionsJobHost__extensions__durableTask__hubName: 'PagewisePruneHub'
   },
   additionalAppSettings
 )
