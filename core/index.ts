@@ -76,3 +76,9 @@ export type { ChangedRange, DiffBase, DiffListingOptions } from './source/change
 export { releaseOlderSnapshots } from './source/snapshot-lifecycle';
 export type { ReleasedSnapshots } from './source/snapshot-lifecycle';
 export type { UploadImageResult } from './source/upload-image';
+
+// retention and prune (issue #13, FORMAT.md §26): keep rules, and the garbage collection of a version-2 vault.
+export { applyKeepPolicy, parseKeepPolicy } from './retention/keep-policy';
+export type { KeepDecision, KeepPolicy } from './retention/keep-policy';
+export { pruneVault } from './prune/prune';
+export type { PruneOptions, PruneReport, PruneStep } from './prune/prune';
