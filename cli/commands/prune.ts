@@ -67,6 +67,8 @@ export function pruneLines(report: PruneReport): string[] {
   for (const l of report.locked.slice(0, 20)) lines.push(`    ${l.name} (${l.lock})`);
   if (report.locked.length > 20) lines.push(`    … and ${report.locked.length - 20} more (--json lists them all)`);
   if (report.blocked) lines.push(`  blocked: ${report.blocked} — no table, pack or index delta was deleted this run`);
+  for (const problem of report.problems.slice(0, 20)) lines.push(`  problem: ${problem}`);
+  if (report.problems.length > 20) lines.push(`  … and ${report.problems.length - 20} more problems (--json lists them all)`);
   return lines;
 }
 
