@@ -77,8 +77,12 @@ export { releaseOlderSnapshots } from './source/snapshot-lifecycle';
 export type { ReleasedSnapshots } from './source/snapshot-lifecycle';
 export type { UploadImageResult } from './source/upload-image';
 
-// retention and prune (issue #13, FORMAT.md §26): keep rules, and the garbage collection of a version-2 vault.
-export { applyKeepPolicy, parseKeepPolicy } from './retention/keep-policy';
-export type { KeepDecision, KeepPolicy } from './retention/keep-policy';
+// retention: keep policies (restic's --keep-* rules), forget (a tombstone, soft delete) and undelete (#13).
+export { applyKeepPolicy, parseKeepPolicy, describeKeepPolicy } from './retention/keep-policy';
+export type { KeepPolicy, KeepDecision } from './retention/keep-policy';
+export { forgetBackups, undeleteBackups } from './retention/forget';
+export type { ForgetOptions, ForgetReport, UndeleteOptions, UndeleteResult } from './retention/forget';
+
+// prune: the garbage collection of a version-2 vault (FORMAT.md §26).
 export { pruneVault } from './prune/prune';
 export type { PruneOptions, PruneReport, PruneStep } from './prune/prune';
