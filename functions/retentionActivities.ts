@@ -5,7 +5,7 @@
  */
 import * as df from 'durable-functions';
 import type { InvocationContext } from '@azure/functions';
-import { forgetBackups, ForgetReport, pruneVault, PruneReport } from '../core';
+import { forgetBackups, ForgetReport, isPagewiseError, pruneVault, PruneReport } from '../core';
 import { Activities } from '../orchestrations/contracts';
 import { reportingPermanentFailures } from './activities';
 import { pruneActivityInput, settledActivityInput } from './activityInputs';
@@ -42,10 +42,18 @@ export async function forgetByAppPolicy(): Promise<ForgetReport> {
   if (!retention) return report;
   const disks = [...new Set(policy.disks.map((d) => policyDiskIdentity(d.url)))];
   for (const disk of disks) {
-    const one = await forgetBackups({ vault: settings.vault, userKey: readUserKey(), policy: retention.keep, disk, graceMs: retention.graceMs });
+    let one: ForgetReport;
+    try {
+      one = await forgetBackups({ vault: settings.vault, userKey: readUserKey(), policy: retention.keep, disk, graceMs: retention.graceMs });
+    } catch (err) {
+      // A policy disk with no complete backup yet (new, or every run failed so far): nothing to forget there.
+      if (isPagewiseError(err) && err.code === 'BackupNotFound') continue;
+      throw err;
+    }
     report.forgotten.push(...one.forgotten);
     report.kept.push(...one.kept);
     report.alreadyForgotten.push(...one.alreadyForgotten);
+    if (one.problems?.length) (report.problems ??= []).push(...one.problems);
   }
   return report;
 }

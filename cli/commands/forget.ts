@@ -88,6 +88,7 @@ export function forgetLines(report: ForgetReport): string[] {
     for (const k of kept) lines.push(`  keep    ${k.backupId}  ${k.reasons.join(', ') || '-'}`);
   }
   if (report.alreadyForgotten.length > 0) lines.push('', `already forgotten (their earlier grace stands): ${report.alreadyForgotten.join(', ')}`);
+  for (const p of report.problems ?? []) lines.push(`problem: ${p.backupId}: ${p.problem}`);
   if (lines.length === 0) lines.push('nothing to forget');
   else if (!report.dryRun && report.forgotten.length > 0) lines.push('', 'pagewise undelete <backup-id> brings one back while its grace lasts; pagewise prune deletes them after it');
   return lines;

@@ -47,6 +47,9 @@ export function registerRetentionRoutes(o: { undelete: boolean }): void {
       // Forgotten before: the older tombstone stands, with its own grace.
       const earlier = report.alreadyForgotten.includes(backupId) ? await deletedState(backupId) : undefined;
       if (earlier) return new HttpResponse({ status: 202, jsonBody: { backupId, graceEndsAt: earlier.graceEndsAt, alreadyForgotten: true, links } });
+      // Not forgotten because of what the vault holds (an untrusted tombstone, the manifest gone meanwhile).
+      const why = report.problems?.find((p) => p.backupId === backupId);
+      if (why) return problem(409, 'NotForgotten', why.problem);
       throw new PagewiseError('BackupNotFound', `no backup ${backupId}`);
     }),
   });
