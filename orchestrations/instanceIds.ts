@@ -29,7 +29,7 @@ export function settleInstanceId(blobUrl: string, cause: string): string {
 
 /** The retention run of one timer firing (to the minute): a firing delivered twice starts it once. */
 export function retentionInstanceId(firedAt: Date): string {
-  return `retain-${firedAt.toISOString().slice(0, 16).replace(/[-:]/g, '')}`;
+  return `retain-${firedAt.toISOString().slice(0, 16).replace(/[-:]/g, '')}Z`;
 }
 
 /** A prune the API started: `prune-` and 16 hex digits (random, from the starter). */

@@ -1,7 +1,7 @@
 /**
  * Retention through the function app (issue #13): DELETE /api/backups/{id} (forget), undelete, POST and
  * GET /api/prunes through the local durable runtime (the real replay) on Azurite; the policy's retention
- * rules and their validation; app roles — a `backup` app has no prune or undelete route.
+ * rules and their validation; PAGEWISE_APP_ROLE (a `backup` app's routes: test/functions.roles.test.ts).
  */
 import * as df from 'durable-functions';
 import { HttpResponse } from '@azure/functions';
@@ -164,37 +164,6 @@ test("the scheduled run forgets by the policy's retention rules, then prunes (ro
   expect(left[0]).toMatchObject({ disk: policyDiskIdentity(env.sourceUrl(diskName)) });
 });
 
-test('a backup-role app registers no prune or undelete route (404), keeps forget; a prune-role app no backup route', async () => {
-  const roles: Record<string, Record<string, number>> = {};
-  for (const role of ['backup', 'prune'] as const) {
-    let isolated!: typeof import('../runtime/localApp');
-    jest.isolateModules(() => {
-      isolated = require('../runtime/localApp') as typeof import('../runtime/localApp');
-    });
-    const other = await isolated.startLocalApp({
-      taskHub: { connectionString: env.az.accounts.vault.connectionString, container: `pagewise-taskhub-${role}` },
-      appSettings: { ...env.appSettings(), PAGEWISE_APP_ROLE: role },
-    });
-    try {
-      const status = async (method: string, path: string, body?: unknown) =>
-        (await other.host.dispatchHttp({ method, url: `http://127.0.0.1:7071${path}`, headers: { 'content-type': 'application/json' }, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) })).status;
-      roles[role] = {
-        prunes: await status('POST', '/api/prunes', { dryRun: true }),
-        getPrune: await status('GET', '/api/prunes/prune-0000000000000000'),
-        undelete: await status('POST', `/api/backups/${backups[2]}/undelete`),
-        forgetUnknown: await status('DELETE', '/api/backups/pw-000000000000000000000000'),
-        backups: await status('GET', '/api/backups'),
-      };
-    } finally {
-      await other.stop();
-    }
-  }
-  // backup: no prune, no undelete (404: no function serves them); forget answers (404 here is "no such backup", a problem of forgetBackup).
-  expect(roles.backup).toEqual({ prunes: 404, getPrune: 404, undelete: 404, forgetUnknown: 404, backups: 200 });
-  // prune: prunes and undelete answer; no backup listing.
-  expect(roles.prune).toMatchObject({ prunes: 202, getPrune: 404, undelete: 200, forgetUnknown: 404, backups: 404 });
-});
-
 test('the policy retention is validated when the policy is read', () => {
   const disks = [{ url: 'https://acct.blob.core.windows.net/vhds/vm1.vhd' }];
   const ok = parsePolicy(JSON.stringify({ disks, retention: { keepDaily: 7, keepWeekly: -1, keepWithin: '30d', graceDays: 0 } }));
@@ -215,7 +184,7 @@ test('the policy retention is validated when the policy is read', () => {
   for (const [retention, message] of refused) {
     expect(() => parsePolicy(JSON.stringify({ disks, retention }))).toThrow(message);
   }
-  expect(policyDiskIdentity('https://Acct.blob.core.windows.net/VHDs/vm1.vhd?sv=1&sig=x')).toBe('blob:acct/vhds/vm1.vhd');
+  expect(policyDiskIdentity('https://Acct.blob.core.windows.net/vhds/VM1.vhd?sv=1&sig=x')).toBe('blob:acct/vhds/VM1.vhd');
 });
 
 test('PAGEWISE_APP_ROLE: all by default, backup or prune; anything else refused naming the setting', () => {
