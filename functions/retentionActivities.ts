@@ -7,7 +7,7 @@ import * as df from 'durable-functions';
 import type { InvocationContext } from '@azure/functions';
 import { forgetBackups, ForgetReport, isPagewiseError, pruneVault, PruneReport } from '../core';
 import { Activities } from '../orchestrations/contracts';
-import { reportingPermanentFailures } from './activities';
+import { reportingPermanentFailures } from './permanentFailures';
 import { pruneActivityInput, settledActivityInput } from './activityInputs';
 import { loadPolicy, policyDiskIdentity, retentionOf } from './policy';
 import { policySource, readSettings, readUserKey } from './settings';
