@@ -194,7 +194,7 @@ param blobFunctionName string = 'blobCreated'
 @description('NCRONTAB (6 fields, UTC) for scheduled backups. Default: every day at 01:00.')
 param backupSchedule string = '0 0 1 * * *'
 
-@description('JSON backup policy: {"disks":[{"url":"https://<account>.blob.core.windows.net/<container>/<disk>.vhd","days":["Mon"]}]}. Validated as JSON at deploy time.')
+@description('JSON backup policy: {"disks":[{"url":"https://<account>.blob.core.windows.net/<container>/<disk>.vhd","days":["Mon"]}],"retention":{"keepDaily":7}} (retention optional; docs/RETENTION.md). Validated as JSON at deploy time.')
 param backupPolicy string = '{"disks":[]}'
 
 @description('Page size in bytes; a multiple of 512. Default 4 MiB.')

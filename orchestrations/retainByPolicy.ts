@@ -18,15 +18,17 @@ function minutes(value: number | undefined, fallback: number): number {
 }
 
 export const retainByPolicyOrchestrator: OrchestrationHandler = function* (context: OrchestrationContext) {
-  const input = context.df.getInput() as RetainByPolicyInput;
+  // Any input may arrive through the durable webhook: the activities check the IDs; prune only when said exactly.
+  const input = (context.df.getInput() ?? {}) as Partial<RetainByPolicyInput>;
+  const backupInstances = Array.isArray(input.backupInstances) ? input.backupInstances : [];
   const poll = minutes(input.pollMinutes, DEFAULT_POLL_MINUTES);
   const rounds = Math.ceil(minutes(input.maxWaitMinutes, DEFAULT_MAX_WAIT_MINUTES) / poll);
   const retry = retryOptions(input.retry);
   let waitedRounds = 0;
   let stillRunning = 0;
-  if (input.backupInstances.length > 0) {
+  if (backupInstances.length > 0) {
     for (;;) {
-      stillRunning = outcome<{ running: number }>(yield context.df.callActivityWithRetry(Activities.backupsSettled, retry, { instanceIds: input.backupInstances })).running;
+      stillRunning = outcome<{ running: number }>(yield context.df.callActivityWithRetry(Activities.backupsSettled, retry, { instanceIds: backupInstances })).running;
       if (stillRunning === 0 || waitedRounds >= rounds) break;
       context.df.setCustomStatus({ phase: 'waiting', running: stillRunning });
       waitedRounds++;
@@ -36,7 +38,7 @@ export const retainByPolicyOrchestrator: OrchestrationHandler = function* (conte
   context.df.setCustomStatus({ phase: 'forgetting' });
   const forget = outcome<ForgetReport>(yield context.df.callActivityWithRetry(Activities.forgetByPolicy, retry, {}));
   const output: RetainByPolicyOutput = { waitedRounds, stillRunning, forget };
-  if (input.prune) {
+  if (input.prune === true) {
     context.df.setCustomStatus({ phase: 'pruning' });
     output.prune = outcome<PruneReport>(yield context.df.callActivityWithRetry(Activities.pruneVaultActivity, retry, {}));
   }
