@@ -9,7 +9,8 @@ import * as path from 'node:path';
 import { startAzurite, AzuriteInstance } from '../testkit/azurite';
 import { writeDisk } from '../testkit/sample-disk';
 import { captureIO, run } from '../cli/main';
-import { writeNewKeyFile } from '../core';
+import { PruneReport, writeNewKeyFile } from '../core';
+import { pruneLines } from '../cli/commands/prune';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -155,4 +156,33 @@ test('bad command lines are refused before anything is read (exit 2, one line)',
     expect(out.stderr.trimEnd().split('\n')).toHaveLength(1);
   }
   expect(await blobNames()).toEqual(before);
+});
+
+test('the prune report as people read it: pending with the date it becomes deletable, locked blobs, blocked', () => {
+  const report: PruneReport = {
+    pruneId: '0123456789abcdef',
+    dryRun: false,
+    startedAt: '2026-12-01T00:00:00.000Z',
+    completedAt: '2026-12-01T00:00:05.000Z',
+    blocked: 'manifest manifests/x.pwm cannot be read',
+    kept: { manifests: 4, packs: 7, tables: 9 },
+    deleted: { manifests: ['manifests/a.pwm'], tables: 2, packs: 1, deltas: 1, stagingBlobs: 3, marks: 1 },
+    pending: { packs: 2, tables: 1, staging: 0, bytes: 3 * MiB, eligibleAt: '2026-12-09T00:00:00.000Z' },
+    repacked: { packs: 0, newPacks: 0, bytesCopied: 0 },
+    bytesReclaimed: 5 * MiB,
+    bytesUnused: 512 * KiB,
+    bytesTotal: 10 * MiB,
+    locked: [{ name: 'packs/ab/cd.pwp', lock: 'policy' }],
+    problems: [],
+  };
+  expect(pruneLines(report)).toEqual([
+    'prune 0123456789abcdef',
+    '  reclaimed    5.00 MiB (1 manifest, 2 tables, 1 pack, 1 index delta, 3 staging blobs, 1 old mark)',
+    '  kept         4 backups, 9 tables, 7 packs',
+    '  unused left  512 KiB of 10.0 MiB pack bytes',
+    '  pending      2 packs, 1 table, 0 staging items (3.00 MiB) wait for their second mark: deletable from 2026-12-09T00:00:00.000Z',
+    '  locked       1 blob under an immutability policy or legal hold, skipped',
+    '    packs/ab/cd.pwp (policy)',
+    '  blocked: manifest manifests/x.pwm cannot be read — no table, pack or index delta was deleted this run',
+  ]);
 });
