@@ -14,7 +14,7 @@ export type { PagewiseErrorCode, BaseUnusableReason } from './errors';
 // limits: the bounds on every configurable count, and byte units.
 export { BATCHES_IN_FLIGHT, PAGE_CONCURRENCY, REQUESTS_PER_ACCOUNT, withinBounds, MiB, GiB } from './limits';
 export type { CountBounds } from './limits';
-export { parseBytes, formatBytes } from './units';
+export { parseBytes, formatBytes, DAY_MS } from './units';
 
 // Text that leaves the process: secrets redacted, URLs shown without their SAS.
 export { redact, displayUrl, printable, SECRET_FIELD } from './redact';

@@ -12,7 +12,7 @@
  * `graceDays`, default 14), then the vault is pruned where the app's role allows it.
  */
 import Ajv, { JSONSchemaType } from 'ajv';
-import { diskIdentityOf, KeepPolicy, PagewiseError, parseKeepPolicy, parseStorageUrl, sourceBlobClient } from '../core';
+import { DAY_MS, diskIdentityOf, KeepPolicy, PagewiseError, parseKeepPolicy, parseStorageUrl, sourceBlobClient } from '../core';
 import { engineOverrideProperties } from './engineOverrideSchema';
 import { describeSchemaErrors } from './schemaErrors';
 import { PagewiseSettings, PolicySource, assertAllowedAccount } from './settings';
@@ -114,8 +114,8 @@ export function parsePolicy(text: string): BackupPolicy {
   return value;
 }
 
-/** The policy's keep rules as core takes them and its grace; undefined when the policy has no retention. */
-export function retentionOf(policy: BackupPolicy): { keep: KeepPolicy; graceMs: number } | undefined {
+/** The policy's keep rules as core takes them and its grace (absent: core's default); undefined when the policy has no retention. */
+export function retentionOf(policy: BackupPolicy): { keep: KeepPolicy; graceMs?: number } | undefined {
   const r = policy.retention;
   if (!r) return undefined;
   const raw = {
@@ -133,11 +133,8 @@ export function retentionOf(policy: BackupPolicy): { keep: KeepPolicy; graceMs: 
   } catch (err) {
     throw new PagewiseError('BadInput', `the backup policy's retention is invalid: ${err instanceof Error ? err.message : String(err)}`);
   }
-  return { keep, graceMs: (r.graceDays ?? DEFAULT_GRACE_DAYS) * DAY_MS };
+  return { keep, ...(r.graceDays != null ? { graceMs: r.graceDays * DAY_MS } : {}) };
 }
-
-export const DEFAULT_GRACE_DAYS = 14;
-const DAY_MS = 24 * 60 * 60 * 1000;
 
 /** The disk identity (FORMAT.md §21.1) of a policy disk's page-blob URL: what its backups are listed under. */
 export function policyDiskIdentity(url: string): string {

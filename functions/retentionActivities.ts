@@ -44,7 +44,7 @@ export async function forgetByAppPolicy(): Promise<ForgetReport> {
   for (const disk of disks) {
     let one: ForgetReport;
     try {
-      one = await forgetBackups({ vault: settings.vault, userKey: readUserKey(), policy: retention.keep, disk, graceMs: retention.graceMs });
+      one = await forgetBackups({ vault: settings.vault, userKey: readUserKey(), policy: retention.keep, disk, ...(retention.graceMs !== undefined ? { graceMs: retention.graceMs } : {}) });
     } catch (err) {
       // A policy disk with no complete backup yet (new, or every run failed so far): nothing to forget there.
       if (isPagewiseError(err) && err.code === 'BackupNotFound') continue;

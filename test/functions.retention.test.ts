@@ -168,7 +168,8 @@ test('the policy retention is validated when the policy is read', () => {
   const disks = [{ url: 'https://acct.blob.core.windows.net/vhds/vm1.vhd' }];
   const ok = parsePolicy(JSON.stringify({ disks, retention: { keepDaily: 7, keepWeekly: -1, keepWithin: '30d', graceDays: 0 } }));
   expect(retentionOf(ok)).toEqual({ keep: expect.objectContaining({ daily: 7, weekly: -1, within: '30d' }), graceMs: 0 });
-  expect(retentionOf(parsePolicy(JSON.stringify({ disks, retention: { keepLast: 2 } })))).toEqual({ keep: expect.objectContaining({ last: 2 }), graceMs: 14 * 86_400_000 });
+  // No graceDays: core's default grace (14 days) applies.
+  expect(retentionOf(parsePolicy(JSON.stringify({ disks, retention: { keepLast: 2 } })))).toEqual({ keep: expect.objectContaining({ last: 2 }) });
   expect(retentionOf(parsePolicy(JSON.stringify({ disks })))).toBeUndefined();
   const refused: Array<[unknown, RegExp]> = [
     [{ keepDaily: 'seven' }, /keepDaily/],

@@ -5,13 +5,12 @@
  * each kept backup; `--prune` prunes afterwards. docs/RETENTION.md.
  */
 import { Command } from 'commander';
-import { displayUrl, forgetBackups, ForgetReport, loadUserKey, PagewiseError, parseKeepPolicy, KeepPolicy, validateBackupId } from '../../core';
+import { DAY_MS, displayUrl, forgetBackups, ForgetReport, loadUserKey, PagewiseError, parseKeepPolicy, KeepPolicy, validateBackupId } from '../../core';
 import { storageLocation } from '../locations';
 import { printJson, printLines } from '../output';
 import { DefineCommand } from './context';
 import { parseMaxUnused, pruneLines, runPrune } from './prune';
 
-const DAY_MS = 24 * 60 * 60 * 1000;
 const MAX_GRACE_DAYS = 3650;
 
 interface ForgetCliOptions {

@@ -6,12 +6,11 @@
  */
 import * as df from 'durable-functions';
 import { HttpRequest, HttpResponse } from '@azure/functions';
-import { forgetBackups, listBackups, PagewiseError, undeleteBackups, validateBackupId } from '../../core';
+import { DAY_MS, forgetBackups, listBackups, PagewiseError, undeleteBackups, validateBackupId } from '../../core';
 import { problem, ProblemError } from '../problems';
 import { readSettings, readUserKey } from '../settings';
 import { answering, assertKnownQuery } from './responses';
 
-const DAY_MS = 24 * 60 * 60 * 1000;
 const MAX_GRACE_DAYS = 3650;
 
 /** `?graceDays=N` (whole days, 0 … 3650); absent: core's default grace. */
