@@ -53,7 +53,7 @@ export async function writeMark(vault: Vault, keyring: Keyring, body: PruneMark)
  */
 export async function readMarks(vault: Vault, keyring: Keyring, onProblem?: (name: string, why: string) => void): Promise<{ name: string; markedAtMs: number; body: PruneMark; bytes: number }[]> {
   const out: { name: string; markedAtMs: number; body: PruneMark; bytes: number }[] = [];
-  for await (const name of vault.list(MARKS_PREFIX)) {
+  for await (const { name, createdOn } of vault.listDetailed(MARKS_PREFIX)) {
     if (!MARK_NAME_RE.test(name)) {
       onProblem?.(name.slice(0, 200), 'its name is no prune mark name (gc/marks/<stamp>-<pruneId>.pwe)');
       continue;
@@ -64,7 +64,10 @@ export async function readMarks(vault: Vault, keyring: Keyring, onProblem?: (nam
       const body = openJson<PruneMark>(keyring, 6, name, stored);
       checkMark(body, `the mark ${name}`, (why) => new PagewiseError('Corrupt', why));
       if (markName(new Date(body.markedAt), body.pruneId) !== name) throw new PagewiseError('Corrupt', `the mark ${name} names another time or prune run than its blob name`);
-      out.push({ name, markedAtMs: Date.parse(body.markedAt), body, bytes: stored.length });
+      // The mark counts from the later of the time it states and the service's Creation-Time of its blob:
+      // whoever holds the key (the backup identity too) could write a mark that claims an old time; the
+      // service's clock cannot be claimed, so a forged mark proves nothing for D after it was written.
+      out.push({ name, markedAtMs: Math.max(Date.parse(body.markedAt), createdOn.getTime()), body, bytes: stored.length });
     } catch (err) {
       if (isTransient(err) || !(isPagewiseError(err, 'Corrupt') || isPagewiseError(err, 'WrongKey'))) throw err;
       onProblem?.(name, err.message);

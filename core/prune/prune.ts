@@ -14,7 +14,7 @@ import { chooseRepack, decide, GcVerdict, marksToDelete, sweepable } from './dec
 import { gather, Gathered } from './gather';
 import { markName, PruneMark, writeMark } from './marks';
 import type { PruneOptions, PruneReport } from './prune-types';
-import { GcParams, resolveGcParams } from './protocol';
+import { DEFAULT_ABANDON_AFTER_MS, GcParams, resolveGcParams } from './protocol';
 import { repackPacks, RepackResult } from './repack';
 import { Deleter, emptyTally, sweep, SweepHooks } from './sweep';
 
@@ -22,6 +22,7 @@ export type { PruneOptions, PruneReport, PruneStep } from './prune-types';
 
 export async function pruneVault(o: PruneOptions): Promise<PruneReport> {
   const params = resolveGcParams(o.params);
+  requireWritersLimit(params);
   const clock = o.clock ?? systemClock;
   const vault = Vault.open(o.vault);
   const marker = await readVaultMarker(vault);
@@ -158,4 +159,15 @@ function packBytesAfter(g: Gathered, v: GcVerdict, gone: Set<string>, repackedSo
     unused += repackedSources.has(packId) ? bytes : bytes - (v.packUse.get(packId)?.liveBytes ?? 0);
   }
   return { bytesUnused: unused, bytesTotal: total };
+}
+
+/**
+ * Writers expire their plans after the default L (nothing in the vault records another value): a prune
+ * with a shorter L would count a backup that may still finalize as abandoned and sweep what it relies on.
+ * A longer L is only more careful.
+ */
+function requireWritersLimit(p: GcParams): void {
+  if (p.abandonAfterMs < DEFAULT_ABANDON_AFTER_MS) {
+    throw new PagewiseError('BadInput', `the abandonment limit (${p.abandonAfterMs} ms) may not be shorter than the ${DEFAULT_ABANDON_AFTER_MS} ms after which backups stop writing (docs/FORMAT.md §26.1)`);
+  }
 }
