@@ -291,6 +291,11 @@ export interface VerifyResult {
   packsChecked: number;
   /** Page tables read and checked against the manifest (size, SHA-256, authentication); version 1: its page-table chunks. */
   tablesChecked: number;
+  /**
+   * Version 2: blocks whose hinted pack is gone (repacked, then pruned) found in another existing pack
+   * through the vault index (FORMAT.md §19 hints) — not a problem: a page table's hints go stale by design.
+   */
+  blocksRelocated: number;
   /** Blocks read, decrypted, decompressed and hash-checked (version 2: non-zero chunks): 0 without readData. */
   blocksChecked: number;
   /** Plaintext bytes of those blocks: 0 without readData. */

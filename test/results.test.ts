@@ -127,6 +127,7 @@ test('the HTTP verification result says what was checked: structure only, or eve
     segmentsChecked: 1,
     packsChecked: 1,
     tablesChecked: 1,
+    blocksRelocated: 0,
     blocksChecked: 0,
     bytesChecked: 0,
     problems: [],

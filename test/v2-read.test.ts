@@ -243,7 +243,7 @@ describe('verify finds damage', () => {
     const lost = pagesIn(a, gone);
     expect(lost).toEqual([9, 10, 11, 13]);
     expect(result.ok).toBe(false);
-    expect(result.problems).toEqual(lost.map((p) => `page ${p} (offset ${p * PAGE}): its block's pack ${gone} (${v2names.pack(gone)}) is missing (a reader follows the page table's hint; finding a moved block through the vault index is #15)`));
+    expect(result.problems).toEqual(lost.map((p) => `page ${p} (offset ${p * PAGE}): its block's pack ${gone} (${v2names.pack(gone)}) is missing, and the vault index names no existing pack holding its chunk`));
     expect(result).toMatchObject({ pagesChecked: 10, blocksChecked: 6, packsChecked: 3 });
 
     const file = path.join(env.tmp, 'v2-nopack.img');

@@ -24,7 +24,7 @@ export const BLOCKS_DECODED_AT_ONCE = 2;
 /** A version-1 backup (docs/FORMAT.md Part I); restore and verify reach it through BackupSource. */
 export class BackupReader implements BackupSource<PageEntry> {
   readonly formatVersion = 1;
-  readonly checked: SourceChecks = { containers: 0, packs: 0, tables: 0 };
+  readonly checked: SourceChecks = { containers: 0, packs: 0, tables: 0, relocated: 0 };
   /** Bounds the decoding copies in flight: a run's blocks would otherwise all be decoded at once. */
   private readonly decoding = new Limiter(BLOCKS_DECODED_AT_ONCE);
 

@@ -28,6 +28,8 @@ export interface SourceChecks {
   packs: number;
   /** Page tables (version 1: page-table chunks) read and checked against the manifest by groups(). */
   tables: number;
+  /** Version 2: blocks whose hinted pack was gone, found through the vault index (a repack moved them); 0 for version 1. */
+  relocated: number;
 }
 
 /**

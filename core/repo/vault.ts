@@ -179,12 +179,17 @@ export class Vault {
    * Only prune deletes, under an identity of its own (docs/FORMAT.md §26).
    */
   async delete(name: string, options?: CallOptions): Promise<'deleted' | 'missing' | 'locked'> {
+    return (await this.deleteTelling(name, options)).outcome;
+  }
+
+  /** delete, also saying which lock refused it (prune's report names it). */
+  async deleteTelling(name: string, options?: CallOptions): Promise<{ outcome: 'deleted' | 'missing' | 'locked'; lock?: 'policy' | 'legal-hold' }> {
     try {
       await this.store.deleteBlob(name, options);
-      return 'deleted';
+      return { outcome: 'deleted' };
     } catch (err) {
-      if (err instanceof BlobNotFoundError) return 'missing';
-      if (err instanceof BlobLockedError) return 'locked';
+      if (err instanceof BlobNotFoundError) return { outcome: 'missing' };
+      if (err instanceof BlobLockedError) return { outcome: 'locked', lock: err.lock };
       throw err;
     }
   }

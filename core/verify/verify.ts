@@ -124,6 +124,7 @@ export async function verifyBackup(req: VerifyRequest): Promise<VerifyResult> {
     segmentsChecked: reader.checked.containers,
     packsChecked: reader.checked.packs,
     tablesChecked: reader.checked.tables,
+    blocksRelocated: reader.checked.relocated,
     blocksChecked,
     bytesChecked,
     problems,
@@ -135,7 +136,7 @@ export async function verifyBackup(req: VerifyRequest): Promise<VerifyResult> {
 export function describeVerification(result: VerifyResult): string {
   const structure =
     result.formatVersion === 2
-      ? `structure checked: manifest, ${result.tablesChecked} page table(s), ${result.pagesChecked} page records, ${result.packsChecked} pack(s) present and long enough`
+      ? `structure checked: manifest, ${result.tablesChecked} page table(s), ${result.pagesChecked} page records, ${result.packsChecked} pack(s) present and long enough${result.blocksRelocated ? ` (${result.blocksRelocated} block(s) found through the vault index: their hinted packs were repacked)` : ''}`
       : `structure checked: manifest, ${result.pagesChecked} page-table entries, ${result.segmentsChecked} segment(s) present and whole`;
   const data = result.readData
     ? `${result.blocksChecked} blocks (${formatBytes(result.bytesChecked)}) read, decrypted and hash-checked`

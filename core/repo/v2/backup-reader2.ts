@@ -2,7 +2,8 @@
  * Reads a complete version-2 backup (docs/FORMAT.md §19, §20.3): its manifest alone names every page table,
  * each table is checked against the manifest (size, SHA-256) and authenticated, and each page is its
  * chunks in order — blocks fetched from the hinted pack, decoded, content ID checked; zero chunks are
- * zeros. No other backup is read, whatever the generation. Memory: one table and one run of blocks.
+ * zeros. A hinted pack that is gone (repacked, then pruned) is looked up in the vault index (§19 hints,
+ * §18.3). No other backup is read, whatever the generation. Memory: one table and one run of blocks.
  */
 import { forEachLimited, Limiter } from '../../concurrency';
 import { isPagewiseError, PagewiseError } from '../../errors';
@@ -18,6 +19,7 @@ import { v2names } from './names';
 import { isZeroChunk, readTable } from './page-table';
 import type { ChunkRef, ManifestV2, PageRecord2, TableRef } from './records';
 import { getIfAny } from './staging';
+import { VaultIndex } from './vault-index';
 
 /** A run's stored and plaintext bytes, as version 1's blockRuns. */
 export const RUN_MAX_BYTES = 16 * 1024 * 1024;
@@ -28,10 +30,14 @@ const STRETCHES_AT_ONCE = 2;
 
 export class BackupReader2 implements BackupSource<PageRecord2> {
   readonly formatVersion = 2;
-  readonly checked: SourceChecks = { containers: 0, packs: 0, tables: 0 };
+  readonly checked: SourceChecks = { containers: 0, packs: 0, tables: 0, relocated: 0 };
   private readonly decoding = new Limiter(BLOCKS_DECODED_AT_ONCE);
   /** Each pack HEAD-checked once: its size, or why it is unusable (missing, unreadable). */
   private readonly packs = new Map<string, number | string>();
+  /** Packs found gone (404): their blocks are looked up in the vault index. */
+  private readonly gone = new Set<string>();
+  /** The vault index, opened (one listing of its deltas) the first time a hinted pack is gone. */
+  private index?: Promise<VaultIndex>;
 
   private constructor(
     readonly vault: Vault,
@@ -122,11 +128,8 @@ export class BackupReader2 implements BackupSource<PageRecord2> {
   async entryProblems(entries: PageRecord2[]): Promise<Array<string | undefined>> {
     const unseen = new Set<string>();
     for (const r of entries) for (const c of r.chunks) if (!isZeroChunk(c) && !this.packs.has(c.pack)) unseen.add(c.pack);
-    await forEachLimited(unseen, PACK_HEADS_AT_ONCE, async (pack) => {
-      this.packs.set(pack, await this.packSize(pack));
-      this.checked.packs++;
-      this.checked.containers++;
-    });
+    await forEachLimited(unseen, PACK_HEADS_AT_ONCE, async (pack) => void (await this.packSizeOnce(pack)));
+    await this.relocate(entries);
     return entries.map((r) => {
       const placed = this.recordProblem(r);
       if (placed) return placed;
@@ -140,15 +143,62 @@ export class BackupReader2 implements BackupSource<PageRecord2> {
     });
   }
 
-  /** A pack's size, or why it cannot be used. */
+  /** A pack's size, or why it cannot be used: HEAD-checked once per reader. */
+  private async packSizeOnce(pack: string): Promise<number | string> {
+    const known = this.packs.get(pack);
+    if (known !== undefined) return known;
+    const size = await this.packSize(pack);
+    if (!this.packs.has(pack)) {
+      this.packs.set(pack, size);
+      this.checked.packs++;
+      this.checked.containers++;
+    }
+    return this.packs.get(pack)!;
+  }
+
   private async packSize(pack: string): Promise<number | string> {
     try {
       return (await this.vault.properties(v2names.pack(pack), this.call)).contentLength;
     } catch (err) {
-      if (err instanceof BlobNotFoundError) return missingPack(pack);
+      if (err instanceof BlobNotFoundError) {
+        this.gone.add(pack);
+        return missingPack(pack);
+      }
       if (isPagewiseError(err, 'Aborted')) throw err;
       return `pack ${pack} could not be checked (${(err as Error).message})`;
     }
+  }
+
+  /** Whether a pack exists (for the index: only a pack found there, HEAD-checked, holds a block). */
+  private packPresent = async (pack: string): Promise<boolean> => typeof (await this.packSizeOnce(pack)) === 'number';
+
+  private vaultIndex(): Promise<VaultIndex> {
+    if (!this.index) {
+      this.index = VaultIndex.open(this.vault, this.keyring);
+      this.index.catch(() => (this.index = undefined)); // a failed listing is tried again by the next caller
+    }
+    return this.index;
+  }
+
+  /** The newest index entry of `ref`'s content ID in an existing pack, or undefined (none, or its pack is gone too). */
+  private async locate(ref: ChunkRef): Promise<{ pack: string; offset: number; storedLength: number } | undefined> {
+    return (await this.vaultIndex()).locate(ref.contentId.toString('hex'), this.packPresent);
+  }
+
+  /**
+   * Verify's structural pass: each chunk whose hinted pack is gone gets the location the vault index
+   * gives (its ChunkRef is updated in place, so the runs read it there); one the index does not place
+   * keeps its hint and is reported missing.
+   */
+  private async relocate(entries: PageRecord2[]): Promise<void> {
+    if (this.gone.size === 0) return;
+    const moving = entries.flatMap((r) => r.chunks.filter((c) => !isZeroChunk(c) && this.gone.has(c.pack)));
+    await forEachLimited(moving, PACK_HEADS_AT_ONCE, async (c) => {
+      const at = await this.locate(c);
+      if (!at) return;
+      Object.assign(c, { pack: at.pack, offset: at.offset, storedLength: at.storedLength });
+      this.checked.relocated++;
+    });
   }
 
   /** What the manifest alone says is wrong with a record: a page beyond the disk, a wrong length. */
@@ -267,13 +317,18 @@ export class BackupReader2 implements BackupSource<PageRecord2> {
   /** Each part's stored block, or the error that kept it from being read. */
   private async readStretch(s: Stretch): Promise<Array<Buffer | PagewiseError>> {
     const name = v2names.pack(s.pack);
+    if (this.gone.has(s.pack)) return this.readMoved(s.parts);
     try {
       const bytes = await this.vault.getBytes(name, s.start, s.end - s.start, this.call);
       return s.parts.map((p) => bytes.subarray(p.ref.offset - s.start, p.ref.offset - s.start + p.ref.storedLength));
     } catch (err) {
       if (isPagewiseError(err, 'Aborted')) throw err;
-      // Hints only: a pack that is gone is named; finding the block through the vault index is #15.
-      if (err instanceof BlobNotFoundError) return s.parts.map(() => new PagewiseError('Corrupt', missingPack(s.pack), { cause: err }));
+      if (err instanceof BlobNotFoundError) {
+        // Gone since it was written (repacked, then pruned): the index says where its blocks are now.
+        this.gone.add(s.pack);
+        this.packs.set(s.pack, missingPack(s.pack));
+        return this.readMoved(s.parts);
+      }
       if (s.parts.length > 1) {
         // Block by block, one at a time: a stretch may hold thousands of small blocks.
         const each: Array<Buffer | PagewiseError> = [];
@@ -282,6 +337,41 @@ export class BackupReader2 implements BackupSource<PageRecord2> {
       }
       return [new PagewiseError('Corrupt', `its block cannot be read from ${name} (${(err as Error).message})`, { cause: err })];
     }
+  }
+
+  /**
+   * The blocks of `parts`, whose hinted pack is gone, read where the vault index places them now: each
+   * located (newest entry in an existing pack), then read in stretches again (a repack copies blocks in
+   * order, so neighbours stay neighbours). Each block still authenticates as its content ID when decoded.
+   * A pack gone meanwhile is marked missing, so the next try takes the next entry: this ends.
+   */
+  private async readMoved(parts: Stretch['parts']): Promise<Array<Buffer | PagewiseError>> {
+    const out: Array<Buffer | PagewiseError> = new Array(parts.length);
+    const moved: Array<{ k: number; part: Stretch['parts'][number] }> = [];
+    await forEachLimited(parts.map((part, k) => ({ part, k })), PACK_HEADS_AT_ONCE, async ({ part, k }) => {
+      const at = await this.locate(part.ref);
+      if (!at) {
+        const unreadable = (await this.vaultIndex()).unreadable;
+        const why = unreadable.size > 0 ? `; ${unreadable.size} index delta(s) could not be read, e.g. ${unreadable.values().next().value}` : '';
+        out[k] = new PagewiseError('Corrupt', `${missingPack(part.ref.pack)}${why}`);
+        return;
+      }
+      this.checked.relocated++;
+      moved.push({ k, part: { ...part, ref: { ...part.ref, pack: at.pack, offset: at.offset, storedLength: at.storedLength } } });
+    });
+    moved.sort((a, b) => a.k - b.k);
+    const again: Array<{ s: Stretch; ks: number[] }> = [];
+    for (const { k, part } of moved) {
+      const last = again[again.length - 1];
+      const ref = part.ref;
+      if (last && last.s.pack === ref.pack && last.s.end === ref.offset && ref.offset + ref.storedLength - last.s.start <= RUN_MAX_BYTES) {
+        last.s.parts.push(part);
+        last.s.end = ref.offset + ref.storedLength;
+        last.ks.push(k);
+      } else again.push({ s: { pack: ref.pack, start: ref.offset, end: ref.offset + ref.storedLength, parts: [part] }, ks: [k] });
+    }
+    for (const { s, ks } of again) (await this.readStretch(s)).forEach((got, j) => (out[ks[j]] = got));
+    return out;
   }
 
   blocksOf(entry: PageRecord2): number {
@@ -310,7 +400,7 @@ interface Stretch {
 }
 
 function missingPack(pack: string): string {
-  return `its block's pack ${pack} (${v2names.pack(pack)}) is missing (a reader follows the page table's hint; finding a moved block through the vault index is #15)`;
+  return `its block's pack ${pack} (${v2names.pack(pack)}) is missing, and the vault index names no existing pack holding its chunk`;
 }
 
 /**

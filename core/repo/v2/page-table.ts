@@ -82,19 +82,41 @@ export function encodeTable(keyring: Keyring, tableIndex: number, records: PageR
  */
 export function decodeTable(keyring: Keyring, tableIndex: number, stored: Buffer, pagesPerTable?: number): PageRecord2[] {
   const what = `page table ${tableIndex}`;
+  return recordsOf(openTable(keyring, stored, what), tableIndex, pagesPerTable, what);
+}
+
+/**
+ * A table known by its name alone (no manifest entry to check it against: an in-flight plan's
+ * `baseTables`, read by prune): its plaintext must be the one its tableId names (§19), which also
+ * gives its table index. Corrupt naming the table otherwise.
+ */
+export function decodeTableById(keyring: Keyring, tableId: string, stored: Buffer): { index: number; records: PageRecord2[] } {
+  const what = `page table ${v2names.table(tableId)}`;
+  const plain = openTable(keyring, stored, what);
+  if (keyring.tag(`table|${createHash('sha256').update(plain).digest('hex')}`) !== tableId) throw new PagewiseError('Corrupt', `${what} holds another table than its name says (copied from another name?)`);
+  const index = plain.readUInt32LE(8);
+  return { index, records: recordsOf(plain, index, undefined, what) };
+}
+
+/** The plaintext of a stored table: header checked, authenticated. */
+function openTable(keyring: Keyring, stored: Buffer, what: string): Buffer {
   const bad = (why: string) => new PagewiseError('Corrupt', `${what} ${why}`);
   if (stored.length < HEADER_BYTES + TAG_BYTES + PLAIN_HEADER_BYTES || !stored.subarray(0, 4).equals(MAGIC)) throw bad('is truncated or is not a Pagewise page table');
   if (stored[4] !== 2) throw bad(`has unknown version ${stored[4]}`);
   if (stored[6] !== 0 || stored[7] !== 0) throw bad('has non-zero reserved bytes');
   keyring.requireEpoch(stored[5], what);
   const header = stored.subarray(0, HEADER_BYTES);
-  let plain: Buffer;
   try {
-    plain = unseal(keyring.key('table', stored[5]), stored, header);
+    return unseal(keyring.key('table', stored[5]), stored, header);
   } catch {
     throw bad('fails authentication (damaged, or written under another vault key)');
   }
-  if (!plain.subarray(0, 4).equals(PLAIN_MAGIC) || plain.readUInt16LE(4) !== 2 || plain.readUInt16LE(6) !== 0) throw bad('holds no version-2 page records');
+}
+
+/** The page records of a table's plaintext, every field checked. */
+function recordsOf(plain: Buffer, tableIndex: number, pagesPerTable: number | undefined, what: string): PageRecord2[] {
+  const bad = (why: string) => new PagewiseError('Corrupt', `${what} ${why}`);
+  if (plain.length < PLAIN_HEADER_BYTES || !plain.subarray(0, 4).equals(PLAIN_MAGIC) || plain.readUInt16LE(4) !== 2 || plain.readUInt16LE(6) !== 0) throw bad('holds no version-2 page records');
   if (plain.readUInt32LE(8) !== tableIndex) throw bad(`says it is table ${plain.readUInt32LE(8)}`);
   const count = plain.readUInt32LE(12);
   if (count > (plain.length - PLAIN_HEADER_BYTES) / (RECORD_HEADER_BYTES + CHUNK_BYTES)) throw bad(`claims ${count} page records, more than its ${plain.length} bytes hold`);
