@@ -34,6 +34,12 @@ export class ContentIds {
   }
 }
 
+/** What a failed read says for the report; anything but a finding about the vault (transient, cancelled, a bug) is rethrown. */
+export function problemOf(err: unknown): string {
+  if (isTransient(err) || !isPagewiseError(err) || err.code === 'Aborted') throw err;
+  return err.message;
+}
+
 /** The non-zero content IDs of page records. */
 export function contentIdsOf(records: PageRecord2[], ids: ContentIds): string[] {
   const out: string[] = [];
@@ -63,8 +69,7 @@ export async function readLiveTables(vault: Vault, keyring: Keyring, wanted: Map
         : decodeTableById(keyring, tableId, await vault.getBytes(v2names.table(tableId), 0, undefined, { ...options, maxBytes: MAX_TABLE_BYTES })).records;
       out.set(tableId, { createdMs, contentIds: contentIdsOf(records, ids) });
     } catch (err) {
-      if (isTransient(err) || !isPagewiseError(err) || isPagewiseError(err, 'Aborted')) throw err;
-      onProblem(err.message);
+      onProblem(problemOf(err));
       out.set(tableId, { createdMs, contentIds: undefined });
     }
   });
@@ -90,8 +95,7 @@ export async function readDeltas(vault: Vault, keyring: Keyring, listed: BlobInf
       if (entries.some((e) => e.pack !== packId)) throw new PagewiseError('Corrupt', `the index delta ${blob.name} holds entries of more than one pack`);
       out.push({ ...delta, packId, entries: entries.map((e) => ({ contentId: ids.of(e.contentId), offset: e.offset, storedLength: e.storedLength })) });
     } catch (err) {
-      if (isTransient(err) || !isPagewiseError(err) || isPagewiseError(err, 'Aborted')) throw err;
-      onProblem(err.message);
+      onProblem(problemOf(err));
       out.push({ ...delta, entries: undefined });
     }
   });

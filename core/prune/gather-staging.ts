@@ -1,6 +1,6 @@
 /** Prune's view of staging/ (docs/FORMAT.md §20.1–§20.2, §26): per unfinished backup its plan's age, the base tables it relies on and its batch records' content IDs. */
 import { forEachLimited } from '../concurrency';
-import { isPagewiseError, isTransient, PagewiseError } from '../errors';
+import { PagewiseError } from '../errors';
 import type { BlobInfo, CallOptions } from '../repo/store/blob-store';
 import type { Vault } from '../repo/vault';
 import { openJson } from '../repo/v2/envelope';
@@ -9,7 +9,7 @@ import { HEX32_RE, v2names } from '../repo/v2/names';
 import type { PlanV2 } from '../repo/v2/records';
 import { getIfAny, readBatch2 } from '../repo/v2/staging';
 import type { GcSnapshot } from './decide';
-import { ContentIds, contentIdsOf, GATHER_READS_AT_ONCE } from './gather-content';
+import { ContentIds, contentIdsOf, GATHER_READS_AT_ONCE, problemOf } from './gather-content';
 import { GcParams, planExpired } from './protocol';
 
 type Staging = GcSnapshot['staging'][number];
@@ -65,8 +65,7 @@ export async function gatherStaging(vault: Vault, keyring: Keyring, groups: Map<
       entry.baseTableIds = baseTablesOf(plan, c.manifestTables);
       entry.contentIds = await batchContentIds(vault, keyring, plan.backupId, blobs, nameTag, c);
     } catch (err) {
-      if (isTransient(err) || !isPagewiseError(err) || isPagewiseError(err, 'Aborted')) throw err;
-      c.onProblem(err.message);
+      c.onProblem(problemOf(err));
       entry.contentIds = 'unknown';
     }
   });

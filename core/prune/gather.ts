@@ -4,7 +4,7 @@
  * meanwhile is seen as newer than the limits, never as unreferenced.
  */
 import { forEachLimited } from '../concurrency';
-import { isPagewiseError, isTransient, throwIfAborted } from '../errors';
+import { throwIfAborted } from '../errors';
 import type { BlobInfo, CallOptions } from '../repo/store/blob-store';
 import type { Vault } from '../repo/vault';
 import { BACKUP_ID_RE } from '../repo/backup-id';
@@ -13,7 +13,7 @@ import { readManifest2 } from '../repo/v2/manifest';
 import { DELTA_NAME_RE, MANIFEST_NAME_RE } from '../repo/v2/names';
 import { readTombstones, Tombstone } from '../retention/tombstones';
 import type { GcSnapshot } from './decide';
-import { ContentIds, GATHER_READS_AT_ONCE, readDeltas, readLiveTables, WantedTable } from './gather-content';
+import { ContentIds, GATHER_READS_AT_ONCE, problemOf, readDeltas, readLiveTables, WantedTable } from './gather-content';
 import { gatherStaging, stagingGroups } from './gather-staging';
 import { PruneMark, readMarks } from './marks';
 import type { GcParams } from './protocol';
@@ -102,8 +102,7 @@ export async function gather(vault: Vault, keyring: Keyring, o: GatherOptions): 
       // Only tables of manifests that may be kept are read; a grace-ended one's tables matter to nobody.
       if (graceEndsMs === undefined || graceEndsMs > o.nowMs) for (const ref of m.tables) if (!refs.get(ref.tableId)?.ref) refs.set(ref.tableId, { ref, pagesPerTable: m.pagesPerTable });
     } catch (err) {
-      if (isTransient(err) || !isPagewiseError(err) || isPagewiseError(err, 'Aborted')) throw err;
-      onProblem(err.message);
+      onProblem(problemOf(err));
     }
     manifestTables.set(b.name, entry.tableIds);
     manifests.push(entry);

@@ -1,0 +1,156 @@
+/**
+ * Prune beside backups that are running (issue #13, "concurrent with backups"), on a real Azurite, the
+ * engine's steps (plan → batches → finalize) interleaved by hand with forget and prune:
+ * - an incremental planned on a base B that is then forgotten (no grace) and pruned: B's manifest goes at
+ *   once, but B's table and pack (older than L) are not marked, because the in-flight plan's baseTables
+ *   name them; the incremental finishes without B's manifest, the sweep D later keeps what it names, and
+ *   it restores byte-identical;
+ * - an in-flight backup resumed after L is refused (BackupExpired), the prunes that follow remove its
+ *   staging and its unreferenced pack, and a new backup of the disk works;
+ * - a backup and a sweeping, repacking prune at the same time (Promise.all): both finish, every backup
+ *   restores byte-identical — after a later prune deleted the repacked packs its hints still name.
+ */
+import { planBackup, runBackupBatch, finalizeBackup, backupDisk, StorageLocation } from '../core';
+import { DEFAULT_ABANDON_AFTER_MS, DEFAULT_DELETE_AFTER_MS } from '../core/prune/protocol';
+import { readMarks } from '../core/prune/marks';
+import { pruneVault } from '../core/prune/prune';
+import { forgetBackups } from '../core/retention/forget';
+import { openVaultKeyring } from '../core/repo/v2/marker';
+import { v2names } from '../core/repo/v2/names';
+import { readPlan2 } from '../core/repo/v2/staging';
+import { Vault } from '../core/repo/vault';
+import { MiB, startEnv, TestEnv } from './harness/env';
+import { blobsOfBackup, existing, expectIntact, KnownBackup, PagedDisk } from './harness/prune-fixture';
+
+const HOUR = 3_600_000;
+const L = DEFAULT_ABANDON_AFTER_MS;
+const D = DEFAULT_DELETE_AFTER_MS;
+const range = (from: number, to: number) => Array.from({ length: to - from }, (_, k) => from + k);
+
+let env: TestEnv;
+beforeAll(async () => {
+  env = await startEnv();
+});
+afterAll(async () => env?.stop());
+
+async function stagingOf(vault: StorageLocation, backupId: string): Promise<string[]> {
+  const store = Vault.open(vault);
+  const keyring = await openVaultKeyring(store, env.userKey);
+  const out: string[] = [];
+  for await (const name of store.list(v2names.stagingPrefix(keyring.nameTag(backupId)))) out.push(name);
+  return out;
+}
+
+test('an incremental planned on B, B forgotten and pruned meanwhile: the plan keeps B\'s table and pack live, the incremental finishes, the sweep keeps them, it restores identical', async () => {
+  const vault = await env.makeVault('conca');
+  const disk = await PagedDisk.create(env, 'conc-a.vhd', 4 * MiB);
+  await disk.write(range(0, 16), 21);
+  const b = await disk.backup(vault);
+  const ofB = await blobsOfBackup(vault, env.userKey, b.backupId);
+  expect(ofB.packs).toHaveLength(1);
+  const bPack = ofB.packs[0].replace(/^packs\/..\/(.*)\.pwp$/, '$1');
+
+  // The writer's clock W is more than L after B's blobs were created: from here on nothing but the
+  // in-flight plan's baseTables keeps B's table and pack from being candidates (they are older than L).
+  const w = Date.now() + L + HOUR;
+  await disk.write([0, 1, 2], 22);
+  const req = disk.request(vault, { clock: () => w });
+  const plan = await planBackup(req);
+  expect(plan).toMatchObject({ kind: 'incremental', base: { backupId: b.backupId }, batchCount: 1 });
+  const store = Vault.open(vault);
+  const keyring = await openVaultKeyring(store, env.userKey);
+  expect((await readPlan2(store, keyring, plan.backupId))?.baseTables).toEqual(ofB.tableIds);
+
+  await forgetBackups({ vault, userKey: env.userKey, backupIds: [b.backupId], graceMs: 0, clock: () => w });
+  const first = await pruneVault({ vault, userKey: env.userKey, clock: () => w + HOUR });
+  expect(first.blocked).toBeUndefined();
+  expect(first.deleted.manifests).toEqual([ofB.manifest]); // no grace: B's manifest goes at once
+  const marks = await readMarks(store, keyring);
+  expect(marks).toHaveLength(1);
+  for (const id of ofB.tableIds) expect(marks[0].body.candidates.tables).not.toContain(id);
+  expect(marks[0].body.candidates.packs).not.toContain(bPack);
+  expect(marks[0].body.candidates.staging).toContain(keyring.nameTag(b.backupId)); // B's own staging: it had a manifest
+
+  // The incremental's batch and finalize, after B's manifest is gone: three pages read, thirteen reused from B's pack.
+  const batch = await runBackupBatch({ ...req, backupId: plan.backupId, planPosition: 0, clock: () => w + 2 * HOUR });
+  expect(batch).toMatchObject({ bytesRead: 3 * 64 * 1024 });
+  const done = await finalizeBackup({ ...req, backupId: plan.backupId, clock: () => w + 3 * HOUR });
+  expect(done).toMatchObject({ kind: 'incremental', base: { backupId: b.backupId }, storedBlocks: 3 });
+  expect((await blobsOfBackup(vault, env.userKey, plan.backupId)).packs).toContain(ofB.packs[0]);
+
+  // D after the mark, the sweep: B's staging goes (it was in the mark), B's table and pack stay (the incremental names them).
+  const sweep = await pruneVault({ vault, userKey: env.userKey, clock: () => w + HOUR + D + HOUR });
+  expect(sweep.deleted.stagingBlobs).toBe(2); // B's plan and batch record
+  expect(await existing(vault, [ofB.manifest])).toEqual([]);
+  expect(await existing(vault, [...ofB.tables, ...ofB.packs])).toEqual([...ofB.tables, ...ofB.packs]);
+  const incremental: KnownBackup = { backupId: plan.backupId, sha256: disk.sha256() };
+  await expectIntact(env, vault, [incremental], [incremental], 'the incremental finished after its base was pruned');
+});
+
+test('an in-flight backup resumed after L is refused (BackupExpired); the prunes after remove its staging; a new backup of the disk works', async () => {
+  const vault = await env.makeVault('concb');
+  const disk = await PagedDisk.create(env, 'conc-b.vhd', 4 * MiB);
+  await disk.write(range(0, 8), 31);
+  const b = await disk.backup(vault);
+  await disk.write([8, 9], 32);
+  const req = disk.request(vault);
+  const plan = await planBackup(req);
+  expect(plan).toMatchObject({ kind: 'incremental', base: { backupId: b.backupId } });
+  const late = Date.now() + L + HOUR;
+  await expect(runBackupBatch({ ...req, backupId: plan.backupId, planPosition: 0, clock: () => late })).rejects.toMatchObject({ code: 'BackupExpired' });
+  // Its batch ran in time (a pack of two blocks), its finalize comes too late.
+  await runBackupBatch({ ...req, backupId: plan.backupId, planPosition: 0 });
+  await expect(finalizeBackup({ ...req, backupId: plan.backupId, clock: () => late })).rejects.toMatchObject({ code: 'BackupExpired' });
+  await expect(backupDisk({ ...req, clock: () => late })).rejects.toMatchObject({ code: 'BackupExpired' });
+  const staged = await stagingOf(vault, plan.backupId);
+  expect(staged).toHaveLength(2); // the plan and the batch record
+
+  const first = await pruneVault({ vault, userKey: env.userKey, clock: () => late });
+  expect(first.deleted.stagingBlobs).toBe(0); // one observation is not enough
+  expect(first.pending.staging).toBeGreaterThanOrEqual(1);
+  const second = await pruneVault({ vault, userKey: env.userKey, clock: () => late + D + HOUR });
+  expect(await stagingOf(vault, plan.backupId)).toEqual([]);
+  expect(second.deleted).toMatchObject({ packs: 1, deltas: 1 }); // the expired batch's pack: referenced by nothing
+  expect(second.deleted.stagingBlobs).toBeGreaterThanOrEqual(2);
+
+  // The disk backs up again (the same state: the same backup ID, planned anew), incremental on B.
+  const again = await disk.backup(vault);
+  expect(again).toMatchObject({ backupId: plan.backupId, kind: 'incremental', baseId: b.backupId });
+  await expectIntact(env, vault, [b, again], [again], 'a new backup after an expired one');
+});
+
+test('a backup and a sweeping, repacking prune at once: both finish; every backup restores identical, also once the repacked packs are gone', async () => {
+  const vault = await env.makeVault('concc');
+  const disk = await PagedDisk.create(env, 'conc-c.vhd', 4 * MiB);
+  await disk.write(range(0, 16), 41);
+  const f = await disk.backup(vault);
+  await disk.write(range(0, 12), 42);
+  const i1 = await disk.backup(vault);
+  await disk.write(range(0, 2), 43);
+  const i2 = await disk.backup(vault);
+  // F forgotten: its pack is 4/16 live (I1 and I2 still read pages 12–15 from it) and is repacked.
+  const ofF = await blobsOfBackup(vault, env.userKey, f.backupId);
+  expect(ofF.packs).toHaveLength(1);
+  expect((await blobsOfBackup(vault, env.userKey, i2.backupId)).packs).toContain(ofF.packs[0]);
+  await forgetBackups({ vault, userKey: env.userKey, backupIds: [f.backupId], graceMs: 0 });
+  const c0 = Date.now() + L + HOUR; // F's pack older than L: it may be repacked
+  const marked = await pruneVault({ vault, userKey: env.userKey, clock: () => c0 });
+  expect(marked.repacked.packs).toBe(1);
+
+  // D later: the sweep (F's table and its old pack) runs while the next incremental of the disk runs;
+  // that incremental reuses pages 12–15 of its base I2, whose table hints F's old pack.
+  await disk.write([3, 5], 44);
+  const [i3, sweep] = await Promise.all([disk.backup(vault), pruneVault({ vault, userKey: env.userKey, clock: () => c0 + D + HOUR })]);
+  expect(i3).toMatchObject({ kind: 'incremental', baseId: i2.backupId });
+  expect(sweep.blocked).toBeUndefined();
+  expect(sweep.deleted).toMatchObject({ tables: 1, packs: 1, deltas: 1 });
+  expect(await existing(vault, [...ofF.packs, ...ofF.tables])).toEqual([]);
+  const kept = [i1, i2, i3];
+  await expectIntact(env, vault, kept, kept, 'after a prune beside a backup');
+
+  // D later again: nothing kept is touched, nothing referenced is pending; the stale hints still read.
+  const later = await pruneVault({ vault, userKey: env.userKey, clock: () => c0 + 2 * (D + HOUR) });
+  expect(later.deleted).toMatchObject({ manifests: [], tables: 0, packs: 0 });
+  expect(later.pending).toMatchObject({ packs: 0, tables: 0 });
+  await expectIntact(env, vault, kept, [i3], 'after a later prune');
+});
