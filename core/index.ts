@@ -76,3 +76,9 @@ export type { ChangedRange, DiffBase, DiffListingOptions } from './source/change
 export { releaseOlderSnapshots } from './source/snapshot-lifecycle';
 export type { ReleasedSnapshots } from './source/snapshot-lifecycle';
 export type { UploadImageResult } from './source/upload-image';
+
+// retention: keep policies (restic's --keep-* rules), forget (a tombstone, soft delete) and undelete (#13).
+export { applyKeepPolicy, parseKeepPolicy, describeKeepPolicy } from './retention/keep-policy';
+export type { KeepPolicy, KeepDecision } from './retention/keep-policy';
+export { forgetBackups, undeleteBackups } from './retention/forget';
+export type { ForgetOptions, ForgetReport, UndeleteOptions, UndeleteResult } from './retention/forget';

@@ -339,6 +339,10 @@ export interface CompleteBackupListing {
   allocatedBytes?: number;
   /** Version 2 without a key that opens it: only the blob name's facts are listed. */
   locked?: true;
+  /** Forgotten (soft-deleted, docs/FORMAT.md §26.2): restorable until graceEndsAt, never a base; `pagewise undelete` keeps it. */
+  deleted?: { forgottenAt: string; graceEndsAt: string };
+  /** A tombstone under this backup's name that fails authentication or its checks: why. Not trusted: the backup counts as kept. */
+  tombstoneProblem?: string;
 }
 
 /** A backup that cannot be restored (yet): what its plan says, when the plan is readable, and why. */

@@ -12,7 +12,7 @@ import { openBackupSource } from './backup-source';
 import { Vault } from './vault';
 import { diskIdentityOf } from '../source/disk-identity';
 import { SourceIdentity } from '../source/source-disk';
-import { catalogEntries2, sourceName } from './v2/catalog2';
+import { CatalogKeys, catalogEntries2, sourceName } from './v2/catalog2';
 
 export interface ListBackupsOptions {
   /** With the user key, each manifest's MAC is checked: a tampered one is listed damaged. */
@@ -60,13 +60,20 @@ export function groupByDisk(listings: BackupListing[]): DiskBackups[] {
 
 /** The backups of a vault one by one, version 1 then version 2, each in name order; memory holds one manifest at a time. */
 export async function* catalogEntries(vault: Vault, options: ListBackupsOptions = {}): AsyncGenerator<BackupListing> {
+  const keys = new CatalogKeys(vault, options.userKey);
   for await (const prefix of vault.listPrefixes('backups/')) {
     const backupId = prefix.slice('backups/'.length).replace(/\/$/, '');
     // A name no Pagewise writes (control characters, capitals, 1000 characters...): nothing of it is read.
-    yield BACKUP_ID_RE.test(backupId) ? await entryOf(vault, backupId, options.userKey) : { backupId, status: 'damaged', problem: notABackupId(backupId) };
+    if (!BACKUP_ID_RE.test(backupId)) {
+      yield { backupId, status: 'damaged', problem: notABackupId(backupId) };
+      continue;
+    }
+    const entry = await entryOf(vault, backupId, options.userKey);
+    // Forgotten in an upgraded vault (§26.2): its tombstone is under the keyring's nameTag of its ID.
+    yield entry.status === 'complete' ? { ...entry, ...(await keys.deletedOf(backupId, 1)) } : entry;
   }
   // Version 2 (a new vault, or the backups an upgraded one gained): §12.4.
-  yield* catalogEntries2(vault, options.userKey);
+  yield* catalogEntries2(vault, options.userKey, keys);
 }
 
 function notABackupId(name: string): string {

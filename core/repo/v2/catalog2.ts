@@ -5,7 +5,8 @@
  * time), an unfinished backup by its nameTag.
  */
 import { isPagewiseError } from '../../errors';
-import { BackupListing } from '../../types';
+import { readTombstones, TombstoneRead } from '../../retention/tombstones';
+import { BackupListing, CompleteBackupListing } from '../../types';
 import type { Vault } from '../vault';
 import { openJson } from './envelope';
 import { Keyring, openKeyring } from './keyring';
@@ -22,13 +23,38 @@ export function sourceName(source: { url: string; snapshot?: string | null }): s
   return `${source.url}${source.snapshot ? `?snapshot=${source.snapshot}` : ''}`;
 }
 
+/**
+ * What a listing learns once per vault, when first needed: the keyring (if the key has a slot) and the
+ * tombstones it authenticates (docs/FORMAT.md §26.2), shared by the version-1 and version-2 parts.
+ */
+export class CatalogKeys {
+  private keyring?: Promise<Keyring | undefined>;
+  private tombstones?: Promise<Map<string, TombstoneRead>>;
+
+  constructor(private readonly vault: Vault, private readonly userKey: Buffer | undefined) {}
+
+  open(): Promise<Keyring | undefined> {
+    this.keyring ??= this.userKey ? keyringIfAny(this.vault, this.userKey) : Promise.resolve(undefined);
+    return this.keyring;
+  }
+
+  /** A complete backup's soft-delete state: `deleted` from an authenticated tombstone, else why its tombstone is not trusted. */
+  async deletedOf(backupId: string, formatVersion: 1 | 2): Promise<Pick<CompleteBackupListing, 'deleted' | 'tombstoneProblem'>> {
+    const keyring = await this.open();
+    if (!keyring) return {};
+    const vault = this.vault;
+    this.tombstones ??= readTombstones(vault, keyring);
+    const read = (await this.tombstones).get(keyring.nameTag(backupId));
+    if (!read) return {};
+    if (read.problem !== undefined || !read.tombstone) return { tombstoneProblem: read.problem ?? 'unreadable' };
+    if (read.tombstone.formatVersion !== formatVersion) return {}; // another format's backup of the same ID
+    return { deleted: { forgottenAt: read.tombstone.forgottenAt, graceEndsAt: read.tombstone.graceEndsAt } };
+  }
+}
+
 /** The version-2 backups of a vault one by one: manifests in name order, then unfinished backups. */
-export async function* catalogEntries2(vault: Vault, userKey: Buffer | undefined): AsyncGenerator<BackupListing> {
-  let keyring: Keyring | undefined | null = null; // null: not tried yet; undefined: no key opens it
-  const open = async (): Promise<Keyring | undefined> => {
-    if (keyring === null) keyring = userKey ? await keyringIfAny(vault, userKey) : undefined;
-    return keyring;
-  };
+export async function* catalogEntries2(vault: Vault, userKey: Buffer | undefined, keys = new CatalogKeys(vault, userKey)): AsyncGenerator<BackupListing> {
+  const open = () => keys.open();
   const finished = new Set<string>(); // nameTags with a manifest: their staging is no unfinished backup
   // Every name under manifests/, not only well-formed ones: a catalog drops nothing silently.
   for await (const name of vault.list(v2names.manifestPrefix())) {
@@ -39,7 +65,8 @@ export async function* catalogEntries2(vault: Vault, userKey: Buffer | undefined
     }
     const [, diskTag, inv, nameTag] = parts;
     finished.add(nameTag);
-    yield await manifestEntry(vault, await open(), name, diskTag, inv, nameTag);
+    const entry = await manifestEntry(vault, await open(), name, diskTag, inv, nameTag);
+    yield entry.status === 'complete' && !entry.locked ? { ...entry, ...(await keys.deletedOf(entry.backupId, 2)) } : entry;
   }
   for await (const prefix of vault.listPrefixes('staging/')) {
     const nameTag = prefix.slice('staging/'.length).replace(/\/$/, '');
@@ -58,7 +85,7 @@ function shown(name: string): string {
 }
 
 /** The keyring when the key has a slot in this version-2 vault; undefined otherwise (the listing is locked, not failed). */
-async function keyringIfAny(vault: Vault, userKey: Buffer): Promise<Keyring | undefined> {
+export async function keyringIfAny(vault: Vault, userKey: Buffer): Promise<Keyring | undefined> {
   const marker = await readVaultMarkerIfAny(vault);
   if (marker?.version !== 2) return undefined;
   try {
