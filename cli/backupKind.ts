@@ -14,6 +14,7 @@ export const FULL_REASONS: Record<FullReason, string> = {
   'v1-vault': 'the vault is in format 1 (pagewise upgrade makes it incremental)',
   forced: '--full',
   'other-key': 'the previous backup was made with another key',
+  'base-forgotten': 'the earlier backups of this disk are forgotten (pagewise undelete restores one)',
 };
 
 export function fullReason(reason: FullReason | null | undefined): string {

@@ -4,6 +4,7 @@
  * outputs are small references and counts, never page data.
  */
 import type { TokenCredential } from '@azure/identity';
+import type { Clock } from './clock';
 
 /**
  * Where a disk or vault lives and how to authenticate to it: a SAS in the URL, else the connection
@@ -76,6 +77,11 @@ export interface BackupRequest extends EngineSettings {
    * Without it a managed-disk backup is full with reason `base-snapshot-gone`.
    */
   managedSnapshots?: ManagedSnapshotAccess;
+  /**
+   * The clock of the abandonment rule (docs/FORMAT.md §26.1: a batch or finalize of a plan older than L
+   * is BackupExpired) and of the plan's `createdAt`; default the system clock. Tests inject one. Never serialized.
+   */
+  clock?: Clock;
 
   abortSignal?: AbortSignal;
   onProgress?: (progress: OperationProgress) => void;
@@ -105,7 +111,9 @@ export type FullReason =
   | 'v1-vault'
   | 'forced'
   | 'base-replaced'
-  | 'other-key';
+  | 'other-key'
+  /** every candidate base was forgotten (a tombstone, docs/FORMAT.md §26.2): a forgotten backup is never a base */
+  | 'base-forgotten';
 
 /** Full or incremental, against which base, and why (PlanRef and BackupResult share it). */
 export interface BackupKind {

@@ -8,6 +8,8 @@ import { readManifestUnverified } from '../../repo/manifest';
 import { readManifest2, manifestsOfDisk } from '../../repo/v2/manifest';
 import { diskIdentityOf } from '../../source/disk-identity';
 import { Keyring } from '../../repo/v2/keyring';
+import { MANIFEST_NAME_RE } from '../../repo/v2/names';
+import { tombstonedNameTags } from '../../retention/tombstones';
 import { BaseRef, FullReason, ManifestV2 } from '../../repo/v2/records';
 import { Vault } from '../../repo/vault';
 import { SourceDisk } from '../../source/source-disk';
@@ -64,12 +66,24 @@ function sameChunking(c: ManifestV2['chunking']): boolean {
   return c.scheme === CHUNKING.scheme && Object.keys(c).length === 1;
 }
 
-/** The base for this run of the disk `identity`, or the reason of the newest candidate why there is none. */
+/**
+ * The base for this run of the disk `identity`, or the reason of the newest candidate why there is none.
+ * A forgotten backup (a tombstone, §26.2) is never a base, even within its grace: prune may delete it
+ * (and the tables only it names) once the grace ends, while this backup still needs them. Skipped ones
+ * count toward MAX_BASE_CANDIDATES; when every candidate was forgotten the reason is `base-forgotten`.
+ */
 export async function chooseBase(vault: Vault, keyring: Keyring, identity: string, snapshots: BaseSnapshots, run: ThisRun): Promise<BaseChoice> {
+  const forgotten = await tombstonedNameTags(vault);
   let newestReason: FullReason | undefined;
+  let skipped = false;
   let read = 0;
   for await (const entry of manifestsOfDisk(vault, keyring, identity)) {
     if (!entry.manifest) continue; // unreadable: never a base (the catalog reports it)
+    if (forgotten.has(MANIFEST_NAME_RE.exec(entry.name)![3])) {
+      skipped = true;
+      if (++read >= MAX_BASE_CANDIDATES) break;
+      continue;
+    }
     let reason = unusableBecause(entry.manifest, run, snapshots);
     const snapshot = snapshots.of(entry.manifest)!;
     if (!reason && !(await snapshots.exists(snapshot))) reason = 'base-snapshot-gone';
@@ -79,7 +93,7 @@ export async function chooseBase(vault: Vault, keyring: Keyring, identity: strin
     newestReason ??= reason;
     if (++read >= MAX_BASE_CANDIDATES) break;
   }
-  return { base: null, reason: newestReason ?? 'no-base' };
+  return { base: null, reason: newestReason ?? (skipped ? 'base-forgotten' : 'no-base') };
 }
 
 /**

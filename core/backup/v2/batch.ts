@@ -16,7 +16,7 @@ import { ByteRange, PageGrid, PageRanges, pagesOfRangesAsync } from '../../sourc
 import { BackupRequest, BatchSummary } from '../../types';
 import { effectiveCacheBytes, resolveSettings } from '../settings';
 import { PumpRun, pumpPages } from '../page-pump';
-import { BackupContextV2, baseManifestOf, openBackupContextV2, openPlannedSourceV2 } from './context';
+import { BackupContextV2, baseManifestOf, openBackupContextV2, openPlannedSourceV2, requireNotExpired } from './context';
 import { PageRuns } from './page-runs';
 import { baseRecordsOf } from './tables';
 
@@ -51,6 +51,7 @@ type Processed =
   | { kind: 'block'; id: string; contentId: Buffer; length: number; block?: Buffer };
 
 async function copyBatchV2(run: BatchRunV2, batch: number): Promise<BatchSummary> {
+  requireNotExpired(run.ctx, `run batch ${batch}`); // before any page is read (§26.8)
   const { plan, keyring, vault } = run.ctx;
   const grid = new PageGrid(plan.diskBytes, plan.pageSize);
   const firstPage = batch * plan.pagesPerBatch;
@@ -159,6 +160,7 @@ export async function runOneBatchV2(req: BackupRequest & { backupId: string; pla
   const batch = batchAtV2(ctx, req.planPosition);
   const existing = await readBatch2(ctx.vault, ctx.keyring, ctx.plan.backupId, batch);
   if (existing) return summarizeV2(existing, 0, true); // resumed: no source, no cache needed
+  requireNotExpired(ctx, `run batch ${batch}`); // before the source is opened
   const source = await openPlannedSourceV2(req, ctx.plan);
   const cache = await ScratchCache.create({ capacityBytes: effectiveCacheBytes(settings, ctx.plan.pageCount), pageSize: ctx.plan.pageSize, dir: settings.scratchDir });
   try {

@@ -2,7 +2,9 @@
  * What every step of a version-2 backup needs after planning: the plan, the vault's keyring and the
  * vault; rebuilt from the backup ID and request in whatever process runs the step.
  */
+import { Clock, systemClock } from '../../clock';
 import { PagewiseError } from '../../errors';
+import { DEFAULT_ABANDON_AFTER_MS, planExpired } from '../../prune/protocol';
 import { validateBackupId } from '../../repo/backup-id';
 import { Keyring } from '../../repo/v2/keyring';
 import { openVaultKeyring } from '../../repo/v2/marker';
@@ -11,6 +13,7 @@ import { v2names } from '../../repo/v2/names';
 import { readTable } from '../../repo/v2/page-table';
 import { ManifestV2, PageRecord2, PlanV2, TableRef } from '../../repo/v2/records';
 import { readPlan2 } from '../../repo/v2/staging';
+import { BlobNotFoundError } from '../../repo/store/blob-store';
 import { Vault } from '../../repo/vault';
 import { SourceDisk } from '../../source/source-disk';
 import { BackupRequest } from '../../types';
@@ -23,6 +26,8 @@ export interface BackupContextV2 {
   baseManifest?: Promise<ManifestV2>;
   /** The base tables the batches read most recently, by group (see baseTableOf). */
   baseTables?: Map<number, Promise<PageRecord2[]>>;
+  /** The clock of the abandonment rule (the request's, else the system's). */
+  clock?: Clock;
 }
 
 /** Base tables a context keeps for the finalize after the batches (each up to pagesPerTable records). */
@@ -36,7 +41,11 @@ export function baseTableOf(ctx: BackupContextV2, ref: TableRef, pagesPerTable: 
   const kept = (ctx.baseTables ??= new Map());
   const known = kept.get(ref.index);
   if (known) return known;
-  const read = readTable(ctx.vault, ctx.keyring, ref, pagesPerTable);
+  const read = readTable(ctx.vault, ctx.keyring, ref, pagesPerTable).catch((err: unknown) => {
+    if (!(err instanceof BlobNotFoundError)) throw err;
+    // Only prune deletes a table: the base was forgotten and pruned while this backup ran (§26.8).
+    throw new PagewiseError('BackupIncomplete', `backup ${ctx.plan.backupId}: page table ${v2names.table(ref.tableId)} (group ${ref.index}) of its base ${ctx.plan.base?.manifest ?? ''} is no longer in the vault: removed by prune; ${START_AGAIN}`, { cause: err });
+  });
   read.catch(() => kept.get(ref.index) === read && kept.delete(ref.index)); // a failed read is tried again
   kept.set(ref.index, read);
   if (kept.size > BASE_TABLES_KEPT) kept.delete(kept.keys().next().value!);
@@ -59,7 +68,30 @@ export async function openBackupContextV2(req: BackupRequest, backupId: string):
   const keyring = await openVaultKeyring(vault, req.userKey);
   const plan = await readPlan2(vault, keyring, backupId);
   if (!plan) throw new PagewiseError('BackupNotFound', `backup ${backupId} has no plan in the vault ${vault.display}`);
-  return { plan, keyring, vault };
+  return { plan, keyring, vault, clock: req.clock ?? systemClock };
+}
+
+/** What a backup that lost a reused object to prune can do: its batch records are written once, so it cannot be repaired in place. */
+export const START_AGAIN = 'no manifest was written. This backup cannot be finished: start a new backup of the disk (it chooses a base still whole, or goes full); a run that resolves to this backup ID again (the same --backup-id, or a disk unchanged since) stops here, so give it another ID (--backup-id)';
+
+/**
+ * §26.1/§26.8: a backup whose plan is older than the abandonment limit L may not run a batch nor write
+ * its manifest — prune treats its staging as abandoned and may be deleting what it staged. BackupExpired
+ * is not transient: the orchestration does not retry it. The backup ID stays taken (its plan is written
+ * once) until prune removes that staging, so the user starts a new backup rather than rerunning this one.
+ */
+export function requireNotExpired(ctx: BackupContextV2, step: string): void {
+  const { plan } = ctx;
+  const created = Date.parse(plan.createdAt);
+  if (!Number.isFinite(created)) throw new PagewiseError('Corrupt', `the plan of backup ${plan.backupId} has no valid createdAt (${JSON.stringify(String(plan.createdAt)).slice(0, 40)})`);
+  const now = (ctx.clock ?? systemClock)();
+  if (!planExpired(created, now, { abandonAfterMs: DEFAULT_ABANDON_AFTER_MS })) return;
+  const days = DEFAULT_ABANDON_AFTER_MS / 86_400_000;
+  throw new PagewiseError(
+    'BackupExpired',
+    `backup ${plan.backupId} was planned at ${plan.createdAt}, more than ${days} days ago (the abandonment limit): prune may already be removing what it staged, so it cannot ${step}; nothing more was written. ` +
+      `Start a new backup of the disk: a run that resolves to this backup ID again (the same --backup-id, or a disk unchanged since) stops here until prune has removed this backup's staging, so give it another ID (--backup-id)`,
+  );
 }
 
 /** The source as the plan saw it: the snapshot Pagewise took, if it took one; pinned to the plan's ETag and size. */

@@ -1,15 +1,17 @@
 /**
  * Finalizing a version-2 backup: build each group's page table from the base's (unchanged pages) and
  * this backup's batch records (changed pages), reuse the base's table where no page of the group
- * changed, check every pack the tables name still exists (§23, writers rule 3), write the manifest
- * last, then release the snapshots Pagewise took for earlier backups of the disk (this backup's
+ * changed, check every table and every block the tables name still exists (§23 writers rule 3, §26.8:
+ * a moved block through the vault index) and that the plan is not expired, write the manifest last, then release the snapshots Pagewise took for earlier backups of the disk (this backup's
  * snapshot stays: it is the next base).
  */
 import { forEachLimited } from '../../concurrency';
 import { PagewiseError } from '../../errors';
 import { manifestsOfDisk, writeManifest2 } from '../../repo/v2/manifest';
 import { v2names } from '../../repo/v2/names';
-import { isZeroChunk, writeTable } from '../../repo/v2/page-table';
+import { isZeroChunk, readTable, writeTable } from '../../repo/v2/page-table';
+import { VaultIndex } from '../../repo/v2/vault-index';
+import { systemClock } from '../../clock';
 import { BatchRecordV2, ManifestV2, PageRecord2, TableRef } from '../../repo/v2/records';
 import { readBatch2 } from '../../repo/v2/staging';
 import { releaseOlderSnapshots } from '../../source/snapshot-lifecycle';
@@ -18,7 +20,7 @@ import { BackupRequest, BackupResult } from '../../types';
 import { effectiveCacheBytes, resolveSettings } from '../settings';
 import { MAX_BASE_CANDIDATES } from './base';
 import { newBlocksOf } from './batch';
-import { BackupContextV2, baseManifestOf, baseTableOf, manifestOfPlan, openBackupContextV2 } from './context';
+import { BackupContextV2, baseManifestOf, baseTableOf, manifestOfPlan, openBackupContextV2, requireNotExpired, START_AGAIN } from './context';
 import { PageRuns } from './page-runs';
 
 /** Packs checked present at once before the manifest (each a HEAD; the account gate bounds them all). */
@@ -127,8 +129,11 @@ export async function finalizeV2(req: BackupRequest & { backupId: string }, open
   }
   if (next < plan.batches.length) throw new PagewiseError('Corrupt', `the plan of backup ${plan.backupId} lists batch ${plan.batches[next]} outside the disk's page groups`);
 
-  await requirePacks(ctx, packs);
-  const completedAt = new Date().toISOString();
+  // §26.8, in this order, right before the manifest: its tables, its blocks, then the abandonment limit.
+  await requireTables(ctx, tables);
+  await requirePacks(ctx, packs, tables);
+  requireNotExpired(ctx, 'write its manifest');
+  const completedAt = new Date((ctx.clock ?? systemClock)()).toISOString();
   const body: ManifestV2 = {
     format: 'pagewise-manifest',
     version: 2,
@@ -194,19 +199,46 @@ function tablesAhead(ctx: BackupContextV2, base: ManifestV2 | null): (group: num
   };
 }
 
-/**
- * §23 writers rule 3, just before the manifest: every pack a table of this backup names exists (one
- * HEAD per distinct pack). A base's pack deleted meanwhile (prune) leaves the backup unfinished.
- */
-async function requirePacks({ vault, plan }: BackupContextV2, packs: Set<string>): Promise<void> {
-  const missing: string[] = [];
-  await forEachLimited(packs, PACK_CHECKS_AT_ONCE, async (pack) => {
-    if (!(await vault.exists(v2names.pack(pack)))) missing.push(pack);
+/** §26.8 (2): every table the manifest names is there (one HEAD each): a base's table pruned meanwhile stops the backup. */
+async function requireTables({ vault, plan }: BackupContextV2, tables: TableRef[]): Promise<void> {
+  const missing: TableRef[] = [];
+  await forEachLimited(tables, PACK_CHECKS_AT_ONCE, async (t) => {
+    if (!(await vault.exists(v2names.table(t.tableId)))) missing.push(t);
   });
-  if (missing.length > 0) {
-    missing.sort();
-    throw new PagewiseError('BackupIncomplete', `backup ${plan.backupId} refers to ${missing.length} pack(s) no longer in the vault (${missing.slice(0, 3).map((p) => v2names.pack(p)).join(', ')}${missing.length > 3 ? ', …' : ''}); no manifest was written; a full backup (--full; with another backup ID while the disk is unchanged) stores those pages again`);
+  if (missing.length === 0) return;
+  missing.sort((a, b) => a.index - b.index);
+  const named = missing.slice(0, 3).map((t) => `${v2names.table(t.tableId)} (group ${t.index})`).join(', ');
+  throw new PagewiseError('BackupIncomplete', `backup ${plan.backupId} names ${missing.length} page table(s) no longer in the vault (${named}${missing.length > 3 ? ', …' : ''}): removed by prune; ${START_AGAIN}`);
+}
+
+/**
+ * §23 writers rule 3 and §26.8 (3), just before the manifest: every block a table of this backup names is
+ * in an existing pack — its hinted pack (one HEAD per distinct pack), else (a repack moved it, then prune
+ * removed the old pack) a pack the vault index names for its content ID. Only when a pack is gone are the
+ * tables read again, to look its chunks up; the manifest keeps the stale hints (readers use the index too).
+ */
+async function requirePacks({ vault, keyring, plan }: BackupContextV2, packs: Set<string>, tables: TableRef[]): Promise<void> {
+  const present = new Map<string, boolean>();
+  await forEachLimited(packs, PACK_CHECKS_AT_ONCE, async (pack) => void present.set(pack, await vault.exists(v2names.pack(pack))));
+  if ([...present.values()].every(Boolean)) return;
+  const index = await VaultIndex.open(vault, keyring);
+  const packExists = async (pack: string) => {
+    if (!present.has(pack)) present.set(pack, await vault.exists(v2names.pack(pack)));
+    return present.get(pack)!;
+  };
+  const lost = new Set<string>();
+  let lostChunks = 0;
+  for (const ref of tables) {
+    const moving = (await readTable(vault, keyring, ref, plan.pagesPerTable)).flatMap((r) => r.chunks.filter((c) => !isZeroChunk(c) && present.get(c.pack) === false));
+    await forEachLimited(moving, PACK_CHECKS_AT_ONCE, async (c) => {
+      if (await index.locate(c.contentId.toString('hex'), packExists)) return;
+      lost.add(c.pack);
+      lostChunks++;
+    });
   }
+  if (lost.size === 0) return;
+  const named = [...lost].sort().slice(0, 3).map((p) => v2names.pack(p)).join(', ');
+  throw new PagewiseError('BackupIncomplete', `backup ${plan.backupId} refers to ${lostChunks} block(s) in ${lost.size} pack(s) no longer in the vault (${named}${lost.size > 3 ? ', …' : ''}), and the vault index names no other pack holding them: removed by prune; ${START_AGAIN}`);
 }
 
 /** The totals of every batch record of the plan (a repeated finalize). */

@@ -3,6 +3,7 @@
  * full, the allocated ones), and store the encrypted plan (§20.1) before any page is read. A plan that
  * exists for the backup ID is resumed as it is: a crash mid-incremental resumes as the same incremental.
  */
+import { systemClock } from '../../clock';
 import { isPagewiseError, isTransient, PagewiseError } from '../../errors';
 import { redact } from '../../redact';
 import { PAGES_PER_SEGMENT } from '../../limits';
@@ -34,6 +35,8 @@ export async function planV2(req: BackupRequest, { vault, keyring, upgraded }: O
   const existing = await readPlan2(vault, keyring, backupId);
   if (existing) return resume(req, vault, keyring, live, existing, settings);
 
+  // §26.3: the plan's time is taken before the base is chosen, so whatever it reuses was visible no earlier.
+  const createdAt = new Date((req.clock ?? systemClock)()).toISOString();
   if (req.expectedEtag !== undefined && live.identity.etag !== req.expectedEtag) throw changedSince(req.expectedEtag, live);
   live.assertNotCopying();
   const taken = Boolean(req.takeSnapshot && !live.identity.snapshot);
@@ -65,7 +68,7 @@ export async function planV2(req: BackupRequest, { vault, keyring, upgraded }: O
     format: 'pagewise-plan',
     version: 2,
     backupId,
-    createdAt: new Date().toISOString(),
+    createdAt,
     source: { ...source.identity, takenByPagewise: taken, ...(managedDisk?.snapshotResourceId ? { snapshotResourceId: managedDisk.snapshotResourceId } : {}) },
     disk,
     diskBytes: source.diskBytes,
@@ -84,6 +87,7 @@ export async function planV2(req: BackupRequest, { vault, keyring, upgraded }: O
     keyEpoch: keyring.epoch,
     changedPages: changed ? changed.runs : null,
     changedBytes: changed ? changed.bytes : null,
+    baseTables: choice.base ? choice.manifest.tables.map((t) => t.tableId) : null,
   };
   await writePlan2(vault, keyring, plan);
   // Two starts of the same backup at once: the plan written first is the plan (the other's is dropped).

@@ -77,6 +77,11 @@ export interface PlanV2 {
   /** an incremental's changed pages as coalesced runs [firstPage, pageCount]; null for a full */
   changedPages: [number, number][] | null;
   changedBytes: number | null;
+  /**
+   * §26.3: an incremental's base tables (the base manifest's tableIds, in table order); null for a full.
+   * Absent in plans written before #13: unknown (prune then reads the base manifest).
+   */
+  baseTables?: string[] | null;
 }
 
 /** §20.2, envelope kind 2. `pages` is stored in its JSON form (PageRecordJson) and converted on read and write. */

@@ -22,7 +22,8 @@ export async function readPlan2(vault: Vault, keyring: Keyring, backupId: string
   const plan = openJson<PlanV2>(keyring, 1, name, stored);
   if (plan?.format !== 'pagewise-plan' || plan.version !== 2 || plan.backupId !== backupId || !plainCounts(plan, ['diskBytes', 'pageSize', 'pageCount', 'pagesPerBatch', 'pagesPerTable', 'keyEpoch'])
     || !wholeNumbers(plan.batches) || !(plan.changedPages === null || (Array.isArray(plan.changedPages) && plan.changedPages.every((run) => wholeNumbers(run) && run.length === 2)))
-    || typeof plan.disk !== 'object' || plan.disk === null || typeof plan.disk.identity !== 'string' || (plan.kind !== 'full' && plan.kind !== 'incremental')) {
+    || typeof plan.disk !== 'object' || plan.disk === null || typeof plan.disk.identity !== 'string' || (plan.kind !== 'full' && plan.kind !== 'incremental')
+    || !(plan.baseTables === undefined || plan.baseTables === null || (Array.isArray(plan.baseTables) && plan.baseTables.every((t) => typeof t === 'string' && HEX32_RE.test(t))))) {
     throw new PagewiseError('Corrupt', `the plan ${name} of backup ${backupId} is not a version-2 Pagewise plan`);
   }
   return plan;
