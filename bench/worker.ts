@@ -243,7 +243,8 @@ async function packTrailers(location: { url: string; connectionString?: string }
   }
   let entries = 0;
   await forEachLimited(packs, 8, async (packId) => {
-    entries += (await readPackTrailer(vault, keyring, packId)).length;
+    const found = (await readPackTrailer(vault, keyring, packId)).length;
+    entries += found; // after the await: a concurrent += would lose counts
   });
   return { packs: packs.length, entries, packBytes };
 }
