@@ -3,12 +3,12 @@
  * policy, with forget and prune after every backup, keeps a vault whose packs hold the kept backups'
  * data and nothing else but what waits for its second mark; every kept backup restores byte-identical.
  *
- * 420 real nightly backups would take too long for the suite, so the test makes 60 real backups and
- * moves the injected clock (forget, prune) by 1–18 days between them: the policy's buckets (days, ISO
+ * 420 real nightly backups would take too long for the suite, so the test makes 44 real backups and
+ * moves the injected clock (backup, forget, prune) by 1–35 days between them: the policy's buckets (days, ISO
  * weeks, months) and the protocol's delays (L, D, grace) see a calendar of 14 months, with runs of
  * consecutive nights (the daily rule at work) and gaps longer than D (a mark's candidates swept on the
- * next prune) as well as shorter ones (pending across several prunes). The backups themselves run on the
- * real clock (their plans are never older than L); each one's place in the calendar is its simulated time.
+ * next prune) as well as shorter ones (pending across several prunes). The injected clock only runs ahead
+ * of the emulator's (blob creation times), as FORMAT.md §26.1 allows for a test.
  */
 import { backupDisk, BackupRequest, restoreBackup } from '../core';
 import { openVaultKeyring } from '../core/repo/v2/marker';
@@ -22,14 +22,14 @@ import { prng } from '../testkit/prng';
 import { keptData, packAccount, vaultBytes } from '../testkit/vault-accounting';
 import { fileSha256, KiB, MiB, startEnv, TestEnv } from './harness/env';
 
-jest.setTimeout(240_000);
+jest.setTimeout(600_000); // ~2 min on a quiet 2-core machine; generous for a loaded one
 
 const DAY = 24 * 3600 * 1000;
 const HOUR = 3600 * 1000;
 const POLICY: KeepPolicy = { daily: 7, weekly: 4, monthly: 12 };
-const BACKUPS = 60;
+const BACKUPS = 44;
 /** Days between two backups: mostly consecutive nights, now and then a gap (a week away, a month without backups). */
-const GAPS = [1, 1, 1, 1, 1, 2, 3, 7, 9, 14, 18, 26];
+const GAPS = [1, 1, 1, 1, 1, 2, 3, 7, 9, 14, 21, 30, 35];
 
 let env: TestEnv;
 beforeAll(async () => {
@@ -56,7 +56,7 @@ test('nightly backups over 14 simulated months: forget + prune each night keep p
     scratchDir: env.tmp,
     takeSnapshot: true,
   };
-  const rand = prng(2026);
+  const rand = prng(2); // its 43 gaps: 440 days in all, 19 of 1 day, 16 longer than D
   // The calendar starts at the next 02:00 UTC: the injected clock is never behind the emulator's.
   let nowMs = Math.ceil((Date.now() - 2 * HOUR) / DAY) * DAY + 2 * HOUR;
   const startMs = nowMs;
@@ -72,20 +72,20 @@ test('nightly backups over 14 simulated months: forget + prune each night keep p
       await disk.night(n, { hotPages: 2, rewrites: 2, added: 1, zeroed: 1 });
     }
     const backupId = `nightly-${String(n).padStart(3, '0')}`;
-    const result = await backupDisk({ ...req, backupId });
+    const clock = () => nowMs;
+    const result = await backupDisk({ ...req, backupId, clock });
     expect(result.kind).toBe(n === 0 ? 'full' : 'incremental');
     nights.push({ backupId, timeMs: nowMs, sha256: disk.sha256() });
 
-    // forget by the policy over the calendar times of the backups not yet forgotten
+    // forget by the policy (the backups' times are the calendar's: the clock was injected into them too),
+    // checked against restic's rule applied here to the backups not yet forgotten
     const active = nights.filter((x) => x.forgottenAtMs === undefined);
-    const decisions = applyKeepPolicy(active.map((x) => ({ backupId: x.backupId, time: new Date(x.timeMs).toISOString() })), POLICY);
-    const drop = decisions.filter((d) => !d.keep).map((d) => d.backupId);
-    expect(drop).not.toContain(backupId); // the newest is daily #1
-    if (drop.length > 0) {
-      const forgotten = await forgetBackups({ vault: vaultLocation, userKey: env.userKey, backupIds: drop, clock: () => nowMs });
-      expect(forgotten.forgotten.map((f) => f.backupId).sort()).toEqual([...drop].sort());
-      for (const x of nights) if (drop.includes(x.backupId)) x.forgottenAtMs = nowMs;
-    }
+    const expected = applyKeepPolicy(active.map((x) => ({ backupId: x.backupId, time: new Date(x.timeMs).toISOString() })), POLICY).filter((d) => !d.keep).map((d) => d.backupId);
+    const forgotten = await forgetBackups({ vault: vaultLocation, userKey: env.userKey, policy: POLICY, clock });
+    const drop = forgotten.forgotten.map((f) => f.backupId);
+    expect([...drop].sort()).toEqual([...expected].sort());
+    expect(drop).not.toContain(backupId);
+    for (const x of nights) if (drop.includes(x.backupId)) x.forgottenAtMs = nowMs;
 
     const pruneMs = nowMs + 3 * HOUR;
     const report: PruneReport = await pruneVault({ vault: vaultLocation, userKey: env.userKey, clock: () => pruneMs });
@@ -106,19 +106,29 @@ test('nightly backups over 14 simulated months: forget + prune each night keep p
     const packs = await packAccount(vault, keyring, kept.contentIds.keys());
     // The invariant: every block a kept backup names is in an existing pack.
     expect(packs.missing).toEqual([]);
-    // Nothing unreferenced is left but what waits for its second mark: every pack that is no content's
-    // holder is pending (a candidate of this run, its mark younger than D), and the report counts exactly them.
-    expect(report.pending.packs).toBe(packs.unreferenced.size);
-    if (lastPruneMs !== undefined && pruneMs - lastPruneMs >= DEFAULT_DELETE_AFTER_MS && report.repacked.packs === 0) {
-      // The previous run's mark is old enough: whatever it marked that is still unreferenced is gone now,
-      // so the unreferenced packs are only those this run found newly unreferenced.
-      expect(report.pending.packs).toBeLessThanOrEqual(packs.unreferenced.size);
-    }
-    // Bytes: the packs = the referenced packs + the pending ones, and the report's figures agree.
+    // Nothing unreferenced is left but what waits for its second mark: the packs that hold no kept
+    // backup's data (no content's holder), the tables no kept manifest names and the staging of finished
+    // backups are exactly what the report calls pending, in count and in bytes.
     const bytes = await vaultBytes(vault);
-    expect(bytes.byPrefix['packs/'].bytes).toBe(packs.referencedBytes + packs.unreferencedBytes);
+    let unreferencedTableBytes = 0;
+    let unreferencedTables = 0;
+    for await (const t of vault.listDetailed('tables/')) {
+      if (kept.tableIds.has(t.name.slice('tables/'.length, -'.pwt'.length))) continue;
+      unreferencedTables++;
+      unreferencedTableBytes += t.contentLength;
+    }
+    expect(report.pending.packs).toBe(packs.unreferenced.size);
+    expect(report.pending.tables).toBe(unreferencedTables);
+    expect(report.pending.bytes).toBe(packs.unreferencedBytes + unreferencedTableBytes + bytes.byPrefix['staging/'].bytes);
+    if (lastPruneMs !== undefined && pruneMs - lastPruneMs >= DEFAULT_DELETE_AFTER_MS) {
+      // The previous run's mark is ≥ D old: everything it marked that is still unreferenced went now, so
+      // what is pending was found unreferenced by this run first (its earliest deletion is D from now).
+      expect(report.pending.eligibleAt === undefined || Date.parse(report.pending.eligibleAt) === pruneMs + DEFAULT_DELETE_AFTER_MS).toBe(true);
+    }
+    // The report's pack figures: every pack's bytes, of which all but the kept backups' unique blocks unused.
+    expect(bytes.byPrefix['packs/'].bytes).toBe(packs.packBytes);
     expect(report.bytesTotal).toBe(packs.packBytes);
-    expect(report.bytesUnused).toBeGreaterThanOrEqual(packs.unreferencedBytes);
+    expect(report.bytesUnused).toBe(packs.packBytes - kept.uniqueStoredBytes);
     // Bounded by the referenced data: the referenced packs hold the kept backups' unique blocks, and at
     // most as much again (repack takes the packs less than half live once the vault is over maxUnused).
     expect(packs.referencedBytes).toBeGreaterThanOrEqual(kept.uniqueStoredBytes);
@@ -127,7 +137,7 @@ test('nightly backups over 14 simulated months: forget + prune each night keep p
   }
 
   // ~14 months went by, and the protocol acted in them.
-  expect(nowMs - startMs).toBeGreaterThan(365 * DAY);
+  expect(nowMs - startMs).toBeGreaterThan(420 * DAY);
   expect(sweptSomething).toBeGreaterThan(0);
   expect(repacked).toBeGreaterThan(0);
 
