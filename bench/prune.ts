@@ -181,7 +181,9 @@ async function main(): Promise<void> {
       `building the vault: ${NIGHTS} backups in ${(buildMs / 1000).toFixed(0)} s`,
     ];
     const out = { revision: revision(), machine: machine(), date: new Date().toISOString(), command: `npm run bench:prune -- ${argv.join(' ')}`.trim(), nights, prunes: prunes.map(({ run, ...p }) => ({ ...p, child: summary(run) })), floorBefore: summary(floorBefore), floorAfter: summary(floorAfter), restores, sim, notes, totalMs: Date.now() - started };
-    const base = path.join(RESULTS, `prune-${new Date().toISOString().slice(0, 10)}`);
+    // a run of another shape than the default gets its own name, so it never replaces the reference run's file
+    const shape = NIGHTS === 100 && DISK_BYTES === 256 * MiB && PAGE_SIZE === MiB ? '' : `-n${NIGHTS}-${DISK_BYTES / MiB}m-${PAGE_SIZE / 1024}k`;
+    const base = path.join(RESULTS, `prune-${new Date().toISOString().slice(0, 10)}${shape}`);
     writeFileSync(`${base}.json`, JSON.stringify(out, null, 2));
     writeFileSync(`${base}.md`, render(out, prunes, floorBefore, floorAfter));
     log(`wrote ${path.relative(process.cwd(), base)}.md and .json`);
