@@ -57,6 +57,37 @@ describe('GC protocol simulation (§26.9 invariant after every step)', () => {
     expect(findCounterexample(shortDelay, [], 9, 20000)).toMatch(/kept manifest .* (names table|has no existing pack)/);
   });
 
+  describe('a writer deduping against the whole vault index (#15): the same hole for blocks, the same rule', () => {
+    // B1 stores chunk a in P; B1 is forgotten without grace; R1 deletes it and marks P; ≥ D later R2 gathers; a new
+    // full backup finds a through the index in P, reuses it, passes its checks; R2 deletes P; the backup puts.
+    const replay: Action[] = [
+      { kind: 'start', disk: 0, legacy: false }, { kind: 'backup', pick: 0, steps: 20 },
+      { kind: 'clock', ms: 8 * DAY + HOUR },
+      { kind: 'forget', pick: 0, graceMs: 0 }, { kind: 'pruneStart' }, { kind: 'prune', pick: 0, mode: 'all' },
+      { kind: 'clock', ms: 8 * DAY + HOUR },
+      { kind: 'pruneStart' }, { kind: 'prune', pick: 0, mode: 'gather' },
+      { kind: 'start', disk: 1, legacy: false }, { kind: 'backup', pick: 0, steps: 13 },
+      { kind: 'prune', pick: 0, mode: 'all' },
+      { kind: 'backup', pick: 0, steps: 1 },
+    ];
+
+    it('unguarded, the invariant breaks', () => {
+      expect(() => runScenario(replay, DEFAULT_GC_PARAMS, new Set(['index-dedupe-unguarded']))).toThrow(/kept manifest m1:\S+ names table|kept manifest m1:\S+: chunk a .* has no existing pack/);
+    });
+
+    it(`with the age rule it holds, here and over ${Math.ceil(RUNS / 4)} random interleavings`, () => {
+      const stats = emptyStats();
+      runScenario(replay, DEFAULT_GC_PARAMS, new Set(['index-dedupe']), stats);
+      expect(stats.manifests).toBe(2);
+      const seed = Number(process.env.PAGEWISE_SIM_SEED ?? Date.now() % 2 ** 31);
+      try {
+        fc.assert(property(scenarios, DEFAULT_GC_PARAMS, ['index-dedupe']), { numRuns: Math.ceil(RUNS / 4), seed });
+      } catch (err) {
+        throw new Error(`simulation (index dedupe) failed with seed ${seed}: ${(err as Error).message}`);
+      }
+    });
+  });
+
   describe('the hole the simulation found (§26.10): a table reused by 409 that a prune has condemned', () => {
     // B1 full; B2 makes a change and is forgotten without grace; prune R1 deletes it and marks its table T; ≥ D later
     // prune R2 gathers; B9 makes the same change from B1, computes T, finds it there (409), passes its checks; R2
