@@ -14,7 +14,7 @@ export type { PagewiseErrorCode, BaseUnusableReason } from './errors';
 // limits: the bounds on every configurable count, and byte units.
 export { BATCHES_IN_FLIGHT, PAGE_CONCURRENCY, REQUESTS_PER_ACCOUNT, withinBounds, MiB, GiB } from './limits';
 export type { CountBounds } from './limits';
-export { parseBytes, formatBytes } from './units';
+export { parseBytes, formatBytes, DAY_MS } from './units';
 
 // Text that leaves the process: secrets redacted, URLs shown without their SAS.
 export { redact, displayUrl, printable, SECRET_FIELD } from './redact';
@@ -82,3 +82,7 @@ export { applyKeepPolicy, parseKeepPolicy, describeKeepPolicy } from './retentio
 export type { KeepPolicy, KeepDecision } from './retention/keep-policy';
 export { forgetBackups, undeleteBackups } from './retention/forget';
 export type { ForgetOptions, ForgetReport, UndeleteOptions, UndeleteResult } from './retention/forget';
+
+// prune: the garbage collection of a version-2 vault (FORMAT.md §26).
+export { pruneVault } from './prune/prune';
+export type { PruneOptions, PruneReport, PruneStep } from './prune/prune';

@@ -37,3 +37,6 @@ export function formatBytes(bytes: number): string {
   }
   return `${unit === 0 ? value : value.toFixed(value >= 100 ? 0 : value >= 10 ? 1 : 2)} ${units[unit]}`;
 }
+
+/** One day in milliseconds: grace periods and retention are given in days (issue #13). */
+export const DAY_MS = 24 * 60 * 60 * 1000;

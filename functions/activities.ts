@@ -4,8 +4,8 @@
  */
 import * as df from 'durable-functions';
 import type { InvocationContext } from '@azure/functions';
-import { asAlreadyExisted, finalizeBackup, planBackup, restoreBackup, runBackupBatch, verifyBackup, displayUrl, isPagewiseError, isTransient, PagewiseError, redact } from '../core';
-import type { PermanentFailure } from '../orchestrations/activityOutcome';
+import { asAlreadyExisted, finalizeBackup, planBackup, restoreBackup, runBackupBatch, verifyBackup, displayUrl, PagewiseError, redact } from '../core';
+import { reportingPermanentFailures } from './permanentFailures';
 import { trackBackupCompleted } from './telemetry';
 import type { BackupRequest, OperationProgress } from '../core';
 import { Activities, BackupActivityInput, WithProgress } from '../orchestrations/contracts';
@@ -16,20 +16,7 @@ import { allowedBlob, allowedSource, engineSettings, readSettings, readUserKey }
 import { isOwnGrant, managedSnapshotAccess, snapshotAccess } from './compute';
 import { snapshotRefOf } from './events/diskEvents';
 
-/**
- * Hands permanent Pagewise failures back as a value (the orchestrator fails at once, see
- * orchestrations/activityOutcome.ts); transient and unexpected errors are thrown and retried.
- */
-export function reportingPermanentFailures<A extends unknown[], R>(handler: (...args: A) => Promise<R>): (...args: A) => Promise<R | PermanentFailure> {
-  return async (...args) => {
-    try {
-      return await handler(...args);
-    } catch (err) {
-      if (isPagewiseError(err) && !isTransient(err)) return { permanentFailure: { code: err.code, message: redact(err.message) } };
-      throw err;
-    }
-  };
-}
+export { reportingPermanentFailures };
 
 function backupRequest(input: BackupActivityInput): BackupRequest & { backupId: string } {
   const settings = readSettings();

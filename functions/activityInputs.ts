@@ -6,8 +6,9 @@
  */
 import Ajv, { JSONSchemaType } from 'ajv';
 import { BACKUP_ID_RE, PagewiseError, SEALED_SAS_RE } from '../core';
-import type { BackupActivityInput, DiskRef, RestoreOrchestrationInput, VerifyOrchestrationInput } from '../orchestrations/contracts';
+import type { BackupActivityInput, DiskRef, PruneOrchestrationInput, RestoreOrchestrationInput, VerifyOrchestrationInput } from '../orchestrations/contracts';
 import { engineOverrideProperties } from './engineOverrideSchema';
+import { pruneRequestProperties } from './pruneRequestSchema';
 import { describeSchemaErrors } from './schemaErrors';
 
 type BlobRef = Pick<DiskRef, 'url' | 'sealedSas'>;
@@ -71,6 +72,23 @@ const backupStep: JSONSchemaType<BackupStepInput> = {
   additionalProperties: false,
 };
 
+type PruneActivityInput = Omit<PruneOrchestrationInput, 'retry'>;
+
+const prune: JSONSchemaType<PruneActivityInput> = {
+  type: 'object',
+  properties: pruneRequestProperties,
+  required: [],
+  additionalProperties: false,
+};
+
+/** The backup orchestrations a scheduled run waits for: `backup-<backup ID>` instance IDs only (BACKUP_ID_RE's forms), at most one per policy disk. */
+const settled: JSONSchemaType<{ instanceIds: string[] }> = {
+  type: 'object',
+  properties: { instanceIds: { type: 'array', maxItems: 1000, items: { type: 'string', pattern: '^backup-[a-z0-9][a-z0-9-]{2,62}$' } } },
+  required: ['instanceIds'],
+  additionalProperties: false,
+};
+
 const ajv = new Ajv({ allErrors: true, verbose: true });
 
 /** A checker of one activity's input: the input typed, or a BadInput naming what is wrong (a permanent failure). */
@@ -87,3 +105,5 @@ function checker<T>(what: string, schema: JSONSchemaType<T>): (input: unknown) =
 export const restoreActivityInput = checker('restore', restore);
 export const verifyActivityInput = checker('verify', verify);
 export const backupActivityInput = checker('backup', backupStep);
+export const pruneActivityInput = checker('prune', prune);
+export const settledActivityInput = checker('backupsSettled', settled);

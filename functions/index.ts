@@ -1,17 +1,30 @@
 /**
- * The Pagewise function app (package.json "main"): every trigger, orchestrator and activity.
+ * The Pagewise function app (package.json "main"): every trigger, orchestrator and activity of its role.
  * Importing this module registers them with @azure/functions — in Azure via the Functions worker,
- * locally via the Pagewise durable runtime (runtime/).
+ * locally via the Pagewise durable runtime (runtime/). PAGEWISE_APP_ROLE (functions/settings.ts) picks
+ * what registers: `all` everything; `backup` no prune and no undelete (its identity cannot delete);
+ * `prune` forget, undelete, prune and the prune schedule only.
  */
-import { hasAppSettings, useAppSettings } from './settings';
-import '../orchestrations';
-import './activities';
-import './http/backups';
-import './http/operations';
-import './scheduledBackups';
-import './events/eventGrid';
-import './events/settleActivities';
+/* eslint-disable @typescript-eslint/no-require-imports -- registration depends on the role, read first */
+import { appRole, hasAppSettings, useAppSettings } from './settings';
+import { registerRetentionOrchestrations } from '../orchestrations/registerRetention';
 
 // In Azure: the app settings are resolved once, at start, and configure core's endpoints and request
 // gate here. A local runtime hands its own in before it loads this module.
 if (!hasAppSettings()) useAppSettings(process.env);
+
+const role = appRole();
+if (role !== 'prune') {
+  require('../orchestrations');
+  require('./activities');
+  require('./http/backups');
+  require('./http/operations');
+  require('./scheduledBackups');
+  require('./events/eventGrid');
+  require('./events/settleActivities');
+}
+registerRetentionOrchestrations({ prune: role !== 'backup' });
+require('./retentionActivities').registerRetentionActivities({ prune: role !== 'backup' });
+require('./http/retention').registerRetentionRoutes({ undelete: role !== 'backup' });
+if (role !== 'backup') require('./http/prunes');
+if (role === 'prune') require('./scheduledPrunes');

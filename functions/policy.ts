@@ -6,9 +6,13 @@
  *
  * A run is incremental on the disk's newest backup when it can be (issue #12); `"full": true` makes
  * every run of the disk full, `"fullOn": ["Sun"]` the runs on those UTC weekdays (e.g. a weekly full).
+ *
+ * `"retention": { "keepDaily": 7, "keepWeekly": 4, "graceDays": 14 }` (issue #13, docs/RETENTION.md): after
+ * the run's backups, each policy disk's backups the rules do not keep are forgotten (soft-deleted for
+ * `graceDays`, default 14), then the vault is pruned where the app's role allows it.
  */
 import Ajv, { JSONSchemaType } from 'ajv';
-import { PagewiseError, sourceBlobClient } from '../core';
+import { DAY_MS, diskIdentityOf, KeepPolicy, PagewiseError, parseKeepPolicy, parseStorageUrl, sourceBlobClient } from '../core';
 import { engineOverrideProperties } from './engineOverrideSchema';
 import { describeSchemaErrors } from './schemaErrors';
 import { PagewiseSettings, PolicySource, assertAllowedAccount } from './settings';
@@ -31,9 +35,26 @@ export interface PolicyDisk {
   fullOn?: Weekday[];
 }
 
+/** The policy's retention rules (restic's --keep-* options; -1 = unlimited). */
+export interface PolicyRetention {
+  keepLast?: number;
+  keepHourly?: number;
+  keepDaily?: number;
+  keepWeekly?: number;
+  keepMonthly?: number;
+  keepYearly?: number;
+  /** Keep every backup within this duration of the newest, e.g. "30d", "1y2m". */
+  keepWithin?: string;
+  /** Days a forgotten backup stays recoverable (pagewise undelete); default 14; 0 deletes at the next prune. */
+  graceDays?: number;
+}
+
 export interface BackupPolicy {
   disks: PolicyDisk[];
+  retention?: PolicyRetention;
 }
+
+const keepCount = { type: 'integer', minimum: -1, maximum: 1_000_000, nullable: true } as const;
 
 const schema: JSONSchemaType<BackupPolicy> = {
   type: 'object',
@@ -52,6 +73,22 @@ const schema: JSONSchemaType<BackupPolicy> = {
         required: ['url'],
         additionalProperties: false,
       },
+    },
+    retention: {
+      type: 'object',
+      properties: {
+        keepLast: keepCount,
+        keepHourly: keepCount,
+        keepDaily: keepCount,
+        keepWeekly: keepCount,
+        keepMonthly: keepCount,
+        keepYearly: keepCount,
+        keepWithin: { type: 'string', minLength: 1, maxLength: 32, nullable: true },
+        graceDays: { type: 'integer', minimum: 0, maximum: 3650, nullable: true },
+      },
+      required: [],
+      additionalProperties: false,
+      nullable: true,
     },
   },
   required: ['disks'],
@@ -73,7 +110,36 @@ export function parsePolicy(text: string): BackupPolicy {
   if (!validate(value)) {
     throw new PagewiseError('BadInput', `the backup policy is invalid: ${describeSchemaErrors(validate.errors, '(policy)').join('; ')}`);
   }
+  if (value.retention) retentionOf(value); // its rules checked now (an empty set, a bad duration), not at the first forget
   return value;
+}
+
+/** The policy's keep rules as core takes them and its grace (absent: core's default); undefined when the policy has no retention. */
+export function retentionOf(policy: BackupPolicy): { keep: KeepPolicy; graceMs?: number } | undefined {
+  const r = policy.retention;
+  if (!r) return undefined;
+  const raw = {
+    ...(r.keepLast != null ? { last: r.keepLast } : {}),
+    ...(r.keepHourly != null ? { hourly: r.keepHourly } : {}),
+    ...(r.keepDaily != null ? { daily: r.keepDaily } : {}),
+    ...(r.keepWeekly != null ? { weekly: r.keepWeekly } : {}),
+    ...(r.keepMonthly != null ? { monthly: r.keepMonthly } : {}),
+    ...(r.keepYearly != null ? { yearly: r.keepYearly } : {}),
+    ...(r.keepWithin != null ? { within: r.keepWithin } : {}),
+  };
+  let keep: KeepPolicy;
+  try {
+    keep = parseKeepPolicy(raw);
+  } catch (err) {
+    throw new PagewiseError('BadInput', `the backup policy's retention is invalid: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  return { keep, ...(r.graceDays != null ? { graceMs: r.graceDays * DAY_MS } : {}) };
+}
+
+/** The disk identity (FORMAT.md §21.1) of a policy disk's page-blob URL: what its backups are listed under. */
+export function policyDiskIdentity(url: string): string {
+  const parsed = parseStorageUrl(url, 'blob', 'policy disk');
+  return diskIdentityOf({ url, account: parsed.account, container: parsed.container, blob: parsed.blob ?? '', snapshot: '', etag: '' }).identity;
 }
 
 /** The disks due on the UTC weekday of `now`. */

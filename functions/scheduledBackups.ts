@@ -3,19 +3,26 @@
  * every policy disk due today. A disk whose state has not changed since its last backup derives the
  * same backup ID, finds the completed instance, and is not backed up twice. Each run is incremental on
  * the disk's newest backup when it can be, full when the policy says so for today (policy.ts fullDue).
+ * A policy with `retention` then starts the retention orchestration: once the run's backups are done it
+ * forgets by the rules and, where the app's role may delete, prunes (issue #13).
  */
 import * as df from 'durable-functions';
 import type { InvocationContext, Timer } from '@azure/functions';
 import { displayUrl, redact } from '../core';
+import { Orchestrators, RetainByPolicyInput } from '../orchestrations/contracts';
+import { backupInstanceId, retentionInstanceId } from '../orchestrations/instanceIds';
 import { startDiskBackup } from './backupStarts';
 import { disksDue, fullDue, loadPolicy } from './policy';
-import { assertAllowedAccount, BACKUP_SCHEDULE_SETTING, policySource, readSettings } from './settings';
+import { appRole, assertAllowedAccount, BACKUP_SCHEDULE_SETTING, mayDelete, policySource, readSettings } from './settings';
+import { startOnce } from './starter';
 
 export interface ScheduledRun {
   due: number;
   started: string[];
   skipped: string[];
   failed: string[];
+  /** The retention orchestration this run started (a policy with `retention`). */
+  retention?: string;
 }
 
 /** One scheduled run at `now` (the clock is a parameter so the weekday logic is testable). */
@@ -37,6 +44,11 @@ export async function runScheduledBackups(client: df.DurableClient, context: Inv
     }
   }
   context.log(`scheduled backups at ${now.toISOString()}: ${run.due} due, ${run.started.length} started, ${run.skipped.length} already done or running, ${run.failed.length} failed`);
+  if (policy.retention) {
+    const input: RetainByPolicyInput = { backupInstances: [...run.started, ...run.skipped].map(backupInstanceId), prune: mayDelete(appRole()) };
+    const started = await startOnce(client, Orchestrators.retainByPolicy, retentionInstanceId(now), input, { restartFailed: false });
+    run.retention = started.instanceId;
+  }
   return run;
 }
 

@@ -236,6 +236,28 @@ export function allowedBlob(settings: PagewiseSettings, ref: DiskRef, userKey: B
   return { url };
 }
 
+/**
+ * PAGEWISE_APP_ROLE (issue #13): `all` (default; one app does everything, as locally), `backup` (backs up,
+ * restores, forgets — tombstones only — and never deletes: its identity has no delete right), `prune`
+ * (forget, undelete, prune and the prune schedule; the only identity with the delete right).
+ */
+export const APP_ROLES = ['all', 'backup', 'prune'] as const;
+export type AppRole = (typeof APP_ROLES)[number];
+
+export function appRole(env: Env = appSettings()): AppRole {
+  const raw = env.PAGEWISE_APP_ROLE?.trim().toLowerCase() || 'all';
+  if (!(APP_ROLES as readonly string[]).includes(raw)) {
+    throw settingError(`app setting PAGEWISE_APP_ROLE must be one of ${APP_ROLES.join(', ')}, got "${raw.slice(0, 32)}"`);
+  }
+  return raw as AppRole;
+}
+
+/** Whether this app may delete from the vault (prune, undelete). */
+export const mayDelete = (role: AppRole): boolean => role !== 'backup';
+
+/** The prune app's schedule setting (NCRONTAB), used as `%PAGEWISE_PRUNE_SCHEDULE%` in its timer binding. */
+export const PRUNE_SCHEDULE_SETTING = 'PAGEWISE_PRUNE_SCHEDULE';
+
 /** The backup schedule setting's name, used as `%PAGEWISE_BACKUP_SCHEDULE%` in the timer binding. */
 export const BACKUP_SCHEDULE_SETTING = 'PAGEWISE_BACKUP_SCHEDULE';
 

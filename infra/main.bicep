@@ -1,5 +1,6 @@
 // Pagewise production deployment: the function app (Durable Functions) that backs up VM disks page by
-// page into an encrypted vault container on a separate storage account.
+// page into an encrypted vault container on a separate storage account, and (deployPruneApp) a second
+// app of the same package, role `prune`, the only identity allowed to delete from the vault (issue #13).
 //
 // Deploy at resource-group scope; see infra/README.md for the two-phase flow (infrastructure, code,
 // then event subscriptions) and for what each role assignment is for.
@@ -193,7 +194,7 @@ param blobFunctionName string = 'blobCreated'
 @description('NCRONTAB (6 fields, UTC) for scheduled backups. Default: every day at 01:00.')
 param backupSchedule string = '0 0 1 * * *'
 
-@description('JSON backup policy: {"disks":[{"url":"https://<account>.blob.core.windows.net/<container>/<disk>.vhd","days":["Mon"]}]}. Validated as JSON at deploy time.')
+@description('JSON backup policy: {"disks":[{"url":"https://<account>.blob.core.windows.net/<container>/<disk>.vhd","days":["Mon"]}],"retention":{"keepDaily":7}} (retention optional; docs/RETENTION.md). Validated as JSON at deploy time.')
 param backupPolicy string = '{"disks":[]}'
 
 @description('Page size in bytes; a multiple of 512. Default 4 MiB.')
@@ -217,6 +218,22 @@ param batchesInFlight int = 2
 @description('Scratch directory on the instance\'s local ephemeral disk.')
 param scratchDir string = '/tmp/pagewise'
 
+// ---------------------------------------------------------------------------------------------------
+// Parameters: retention and pruning (issue #13, docs/RETENTION.md)
+// ---------------------------------------------------------------------------------------------------
+
+@description('''Deploy the prune app: a second function app (same package, PAGEWISE_APP_ROLE=prune) with its own
+user-assigned identity, the only one with the delete right on the vault container. The backup app then runs
+as role `backup` with the custom "Pagewise vault writer" role (no delete). False: one app, role `all`,
+Storage Blob Data Contributor on the vault.''')
+param deployPruneApp bool = true
+
+@description('Prune app name; default <namePrefix>-prune-<hash>.')
+param pruneAppName string = ''
+
+@description('NCRONTAB (6 fields, UTC) for the prune app: forget by the policy\'s retention, then prune. Default: Sundays at 03:00.')
+param pruneSchedule string = '0 0 3 * * 0'
+
 @description('Extra app settings, merged last (e.g. {"AzureFunctionsJobHost__functionTimeout": "02:00:00"}).')
 param additionalAppSettings object = {}
 
@@ -230,6 +247,10 @@ var isFlex = hostingPlan == 'FlexConsumption'
 
 var appName = empty(functionAppName) ? '${namePrefix}-${suffix}' : functionAppName
 var planName = '${namePrefix}-plan-${suffix}'
+var pruneName = empty(pruneAppName) ? '${namePrefix}-prune-${suffix}' : pruneAppName
+var prunePlanName = '${namePrefix}-prune-plan-${suffix}'
+var pruneIdentityName = '${namePrefix}-prune-id-${suffix}'
+var pruneContentShareName = take(toLower(pruneName), 63)
 var hostStorageName = take('${compactPrefix}host${suffix}', 24)
 var vaultStorageName = take('${compactPrefix}vault${suffix}', 24)
 var keyVaultName = take('kv-${compactPrefix}-${suffix}', 24)
@@ -286,12 +307,37 @@ var pagewiseSettings = union(
     PAGEWISE_CONCURRENCY: string(concurrency)
     PAGEWISE_BATCHES_IN_FLIGHT: string(batchesInFlight)
     PAGEWISE_SCRATCH_DIR: scratchDir
+    PAGEWISE_APP_ROLE: deployPruneApp ? 'backup' : 'all'
   },
   additionalAppSettings
 )
 
 var pagewiseSettingsList = [
   for setting in items(pagewiseSettings): {
+    name: setting.key
+    value: string(setting.value)
+  }
+]
+
+// The prune app: the vault only (no source account, no backup schedule), the policy for its retention rules.
+var pruneSettings = union(
+  {
+    PAGEWISE_VAULT_URL: vaultUrl
+    PAGEWISE_USER_KEY: '@Microsoft.KeyVault(SecretUri=${userKeySecretUri})'
+    PAGEWISE_ALLOWED_ACCOUNTS: vaultStorageName
+    PAGEWISE_STORAGE_SUFFIX: environment().suffixes.storage
+    PAGEWISE_BACKUP_POLICY: string(json(backupPolicy))
+    PAGEWISE_APP_ROLE: 'prune'
+    PAGEWISE_PRUNE_SCHEDULE: pruneSchedule
+    PAGEWISE_SCRATCH_DIR: scratchDir
+    // Its own task hub on the shared host account (host.json names the backup app's PagewiseHub).
+    AzureFunctionsJobHost__extensions__durableTask__hubName: 'PagewisePruneHub'
+  },
+  additionalAppSettings
+)
+
+var pruneSettingsList = [
+  for setting in items(pruneSettings): {
     name: setting.key
     value: string(setting.value)
   }
@@ -393,14 +439,32 @@ module hostStorageAccess 'modules/storage-role-assignments.bicep' = {
   }
 }
 
-// Vault: write staged blocks, commit block lists and manifests, read them back for restore / verify.
-module vaultAccess 'modules/storage-role-assignments.bicep' = {
+// Vault: write staged blocks, commit block lists and manifests, read them back for restore / verify. With
+// the prune app the backup app cannot delete (custom "Pagewise vault writer" on the container); alone it
+// also prunes (Storage Blob Data Contributor on the account).
+module vaultAccess 'modules/storage-role-assignments.bicep' = if (!deployPruneApp) {
   name: 'pagewise-vault-access'
   params: {
     storageAccountName: vaultStorage.outputs.name
     principalId: functionApp.outputs.principalId
     roleDefinitionIds: [
       storageBlobDataContributor
+    ]
+  }
+}
+
+module vaultWriterRole 'modules/vault-writer-role.bicep' = if (deployPruneApp) {
+  name: 'pagewise-vault-writer-role'
+}
+
+module vaultWriterAccess 'modules/vault-container-access.bicep' = if (deployPruneApp) {
+  name: 'pagewise-vault-writer-access'
+  params: {
+    storageAccountName: vaultStorage.outputs.name
+    containerName: vaultContainerName
+    principalId: functionApp.outputs.principalId
+    roleDefinitionResourceIds: [
+      vaultWriterRole.outputs.roleDefinitionId
     ]
   }
 }
@@ -441,6 +505,87 @@ module snapshotAccess 'modules/snapshot-access.bicep' = [
     }
   }
 ]
+
+// --- The prune app (role prune): its own user-assigned identity, delete on the vault container only ----
+
+resource pruneIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = if (deployPruneApp) {
+  name: pruneIdentityName
+  location: location
+  tags: tags
+}
+
+// Its role assignments come first: the app resolves its Key Vault reference and host storage at start.
+module pruneHostStorageAccess 'modules/storage-role-assignments.bicep' = if (deployPruneApp) {
+  name: 'pagewise-prune-host-storage-access'
+  params: {
+    storageAccountName: hostStorage.outputs.name
+    principalId: deployPruneApp ? pruneIdentity.properties.principalId : ''
+    roleDefinitionIds: [
+      storageBlobDataOwner
+      storageQueueDataContributor
+      storageTableDataContributor
+    ]
+  }
+}
+
+module pruneVaultAccess 'modules/vault-container-access.bicep' = if (deployPruneApp) {
+  name: 'pagewise-prune-vault-access'
+  params: {
+    storageAccountName: vaultStorage.outputs.name
+    containerName: vaultContainerName
+    principalId: deployPruneApp ? pruneIdentity.properties.principalId : ''
+    roleDefinitionResourceIds: [
+      subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataContributor)
+    ]
+  }
+}
+
+module pruneKeyVaultAccess 'modules/key-vault-access.bicep' = if (deployPruneApp) {
+  name: 'pagewise-prune-key-vault-access'
+  params: {
+    keyVaultName: keyVault.outputs.name
+    principalId: deployPruneApp ? pruneIdentity.properties.principalId : ''
+  }
+}
+
+module pruneHostContent 'modules/host-content.bicep' = if (deployPruneApp) {
+  name: 'pagewise-prune-host-content'
+  params: {
+    hostStorageName: hostStorage.outputs.name
+    contentShareName: isFlex ? '' : pruneContentShareName
+    deploymentContainerName: isFlex ? '${deploymentContainerName}-prune' : ''
+  }
+}
+
+module pruneApp 'modules/function-app.bicep' = if (deployPruneApp) {
+  name: 'pagewise-prune-app'
+  params: {
+    name: pruneName
+    planName: prunePlanName
+    // Elastic Premium: on the backup app's plan (prune is a short weekly run); Flex: one app per plan.
+    existingPlanId: isFlex ? '' : functionApp.outputs.planId
+    location: location
+    tags: tags
+    hostingPlan: hostingPlan
+    elasticPremiumSku: elasticPremiumSku
+    maximumElasticWorkerCount: maximumElasticWorkerCount
+    flexMaximumInstanceCount: 1
+    flexInstanceMemoryMB: flexInstanceMemoryMB
+    hostStorageName: hostStorage.outputs.name
+    contentShareName: isFlex ? '' : pruneContentShareName
+    deploymentContainerName: '${deploymentContainerName}-prune'
+    appInsightsConnectionString: monitoring.outputs.appInsightsConnectionString
+    appSettings: pruneSettingsList
+    allowScmBasicAuth: allowScmBasicAuth
+    userAssignedIdentityId: deployPruneApp ? pruneIdentity.id : ''
+    userAssignedIdentityClientId: deployPruneApp ? pruneIdentity.properties.clientId : ''
+  }
+  dependsOn: [
+    pruneHostContent
+    pruneHostStorageAccess
+    pruneKeyVaultAccess
+  ]
+}
 
 // --- Event Grid (second phase, after the code is published) ----------------------------------------
 
@@ -485,3 +630,5 @@ output principalId string = functionApp.outputs.principalId
 output keyVaultName string = keyVault.outputs.name
 output hostStorageAccountName string = hostStorage.outputs.name
 output vaultStorageAccountName string = vaultStorage.outputs.name
+output pruneAppName string = deployPruneApp ? pruneName : ''
+output prunePrincipalId string = deployPruneApp ? pruneIdentity.properties.principalId : ''

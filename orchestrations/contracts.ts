@@ -3,7 +3,7 @@
  * status. References and counts only — never page data, never keys, never a SAS: a caller's SAS is
  * sealed by the starter (docs/DURABLE.md "Sealed URLs") and opened only inside activities.
  */
-import type { BackupKind, BackupResult, BatchSummary, ManagedDiskSource, OperationProgress, RestoreResult, VerifyResult } from '../core';
+import type { BackupKind, BackupResult, BatchSummary, ForgetReport, ManagedDiskSource, OperationProgress, PruneReport, RestoreResult, VerifyResult } from '../core';
 import type { BatchRange } from './backupTree';
 import type { ProgressCounts, RangeProgress } from './progress';
 
@@ -14,6 +14,8 @@ export const Orchestrators = {
   restoreDisk: 'restoreDiskOrchestrator',
   verifyBackup: 'verifyBackupOrchestrator',
   settleBlob: 'settleBlobOrchestrator',
+  pruneVault: 'pruneVaultOrchestrator',
+  retainByPolicy: 'retainByPolicyOrchestrator',
 } as const;
 
 export const Activities = {
@@ -27,6 +29,12 @@ export const Activities = {
   watchChangedBlob: 'watchChangedBlob',
   /** Ends a managed-disk snapshot's read grant when its backup failed (finalizeBackup ends it on success). */
   revokeSnapshotGrant: 'revokeSnapshotGrant',
+  /** Runs core pruneVault once (issue #13). */
+  pruneVaultActivity: 'pruneVaultActivity',
+  /** Forgets by the policy's retention rules, disk by disk (writes tombstones only: no delete right needed). */
+  forgetByPolicy: 'forgetByPolicy',
+  /** How many of the given backup orchestrations are still running. */
+  backupsSettled: 'backupsSettled',
 } as const;
 
 /** Engine settings a caller may override per run; everything else comes from app settings. */
@@ -221,4 +229,46 @@ export interface VerifyOrchestrationInput extends OperationInputBase {
   source?: DiskRef;
 }
 
-export type { BatchSummary, BackupResult, RestoreResult, VerifyResult };
+/** A prune started over HTTP or by the schedule: core PruneOptions' caller-settable part. */
+export interface PruneOrchestrationInput {
+  dryRun?: boolean;
+  /** Fraction 0…1 of the vault's pack bytes that may stay unused before repacking (core GcParams.maxUnused). */
+  maxUnused?: number;
+  /** Repack mostly unused packs (default true; never in a dry run). */
+  repack?: boolean;
+  retry?: RetrySettings;
+}
+
+/** A prune's custom status: its phase, and once done the report's figures (the output holds the whole report). */
+export interface PruneProgressStatus {
+  phase: 'pruning' | 'done' | 'failed';
+  dryRun: boolean;
+  pruneId?: string;
+  bytesReclaimed?: number;
+  blocked?: string;
+}
+
+/**
+ * After a scheduled run: wait (durable timers) until its backups have finished, then forget by the
+ * policy's retention rules, then prune when the app's role allows. Only instance IDs travel here: the
+ * policy (its disk URLs may carry a SAS) is read again by the activity.
+ */
+export interface RetainByPolicyInput {
+  /** Backup orchestrations of the run to wait for (`backup-…` instance IDs). */
+  backupInstances: string[];
+  prune: boolean;
+  /** Minutes between looks at the backups, and how long to wait for them at most before forgetting anyway. */
+  pollMinutes?: number;
+  maxWaitMinutes?: number;
+  retry?: RetrySettings;
+}
+
+export interface RetainByPolicyOutput {
+  waitedRounds: number;
+  /** Backups still running when the wait ended (they are not the newest of their disk yet; the policy ran anyway). */
+  stillRunning: number;
+  forget?: ForgetReport;
+  prune?: PruneReport;
+}
+
+export type { BatchSummary, BackupResult, ForgetReport, PruneReport, RestoreResult, VerifyResult };

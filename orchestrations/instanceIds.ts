@@ -26,3 +26,11 @@ export function settleInstanceId(blobUrl: string, cause: string): string {
   const blob = blobUrl.split('?')[0].toLowerCase();
   return `settle-${createHash('sha256').update(`${blob}\n${cause}`).digest('hex').slice(0, 24)}`;
 }
+
+/** The retention run of one timer firing (to the minute): a firing delivered twice starts it once. */
+export function retentionInstanceId(firedAt: Date): string {
+  return `retain-${firedAt.toISOString().slice(0, 16).replace(/[-:]/g, '')}Z`;
+}
+
+/** A prune the API started: `prune-` and 16 hex digits (random, from the starter). */
+export const PRUNE_INSTANCE_RE = /^prune-[0-9a-f]{16}$/;

@@ -130,7 +130,7 @@ interface Route {
 }
 
 const ROUTES: Array<{ match: (path: string) => boolean } & Route> = [
-  { match: (p) => p.startsWith('/api/'), level: 'function', methods: ['GET', 'POST'], bodyTypes: JSON_TYPES, bodyLimit: MAX_BODY_BYTES, handle: answerApi },
+  { match: (p) => p.startsWith('/api/'), level: 'function', methods: ['GET', 'POST', 'DELETE'], bodyTypes: JSON_TYPES, bodyLimit: MAX_BODY_BYTES, handle: answerApi },
   { match: (p) => p.startsWith(WEBHOOK_PREFIX), level: 'durabletask', methods: ['GET', 'POST', 'DELETE'], bodyTypes: JSON_TYPES, bodyLimit: MAX_BODY_BYTES, handle: answerDurableWebhook },
   { match: (p) => /^\/admin\/functions\/[^/]+$/.test(p), level: 'admin', methods: ['POST'], bodyTypes: JSON_TYPES, bodyLimit: MAX_BODY_BYTES, handle: answerAdmin },
   { match: (p) => p === '/runtime/webhooks/eventgrid', level: 'eventgrid', methods: ['POST'], bodyTypes: EVENT_GRID_TYPES, bodyLimit: MAX_EVENT_GRID_BODY_BYTES, handle: answerEventGrid },

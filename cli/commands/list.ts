@@ -2,6 +2,7 @@
  * `pagewise list --vault <container-url> [--key-file <f>] [--json]`: the backups in a vault grouped by
  * disk, each disk's newest first — when, full or incremental and on which base, logical size, bytes read
  * and bytes newly stored. Without the key a version-2 backup shows as locked (only its blob name is known).
+ * A forgotten backup (pagewise forget) is listed "deleted, recoverable until …" while its grace lasts.
  */
 import { BackupListing, displayUrl, DiskBackups, formatBytes, listBackups, groupByDisk, loadUserKey } from '../../core';
 import { storageLocation } from '../locations';
@@ -33,10 +34,12 @@ export const defineList: DefineCommand = (program, ctx) => {
       // Why each of the others cannot be restored, one line each under the tables.
       const problems = backups.flatMap((b) => (b.status === 'complete' ? [] : [`${b.backupId}: ${b.problem}`]));
       const locked = backups.some((b) => b.status === 'complete' && b.locked);
+      const deleted = backups.some((b) => b.status === 'complete' && b.deleted);
       printLines(io, [
         ...lines,
         ...(problems.length > 0 ? ['', ...problems] : []),
         ...(locked ? ['', 'locked: a version-2 backup listed without --key-file (only its disk tag and completion time are readable)'] : []),
+        ...(deleted ? ['', 'deleted: forgotten, still restorable; pagewise undelete brings it back until then, pagewise prune deletes it after'] : []),
       ]);
     });
 };
@@ -51,12 +54,17 @@ function diskLines(group: DiskBackups): string[] {
   return [`disk ${group.disk} (${count})`, ...rows.map((r) => `  ${r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]))).join('  ')}`.trimEnd())];
 }
 
+/** The STATUS column: a forgotten backup says until when it can be brought back. */
+function statusOf(b: BackupListing): string {
+  return b.status === 'complete' && b.deleted ? `deleted, recoverable until ${b.deleted.graceEndsAt}` : b.status;
+}
+
 function row(b: BackupListing): string[] {
   const size = (n: number | undefined) => (n === undefined ? '-' : formatBytes(n));
   if (b.status !== 'complete') return [b.createdAt ?? '-', '-', '-', size(b.diskBytes), '-', '-', '-', b.backupId, b.status];
-  if (b.locked) return [b.completedAt, 'locked', '-', '-', '-', '-', '-', b.backupId, b.status];
+  if (b.locked) return [b.completedAt, 'locked', '-', '-', '-', '-', '-', b.backupId, statusOf(b)];
   // A version-1 backup is always full; its bytes read are its allocated bytes, not recorded in its listing.
   const kind = b.kind ?? 'full';
   const generation = b.kind === 'incremental' && b.generation !== undefined ? ` #${b.generation}` : '';
-  return [b.completedAt, `${kind}${generation}${b.formatVersion === 1 ? ' (v1)' : ''}`, b.base ?? '-', size(b.diskBytes), size(b.bytesRead), size(b.bytesNew), size(b.bytesStored), b.backupId, b.status];
+  return [b.completedAt, `${kind}${generation}${b.formatVersion === 1 ? ' (v1)' : ''}`, b.base ?? '-', size(b.diskBytes), size(b.bytesRead), size(b.bytesNew), size(b.bytesStored), b.backupId, statusOf(b)];
 }

@@ -7,7 +7,7 @@ import { ProblemError, problemFromError } from '../problems';
 import { describeErrors } from './schemas';
 import { nestsTooDeep, TOO_DEEP } from './jsonDepth';
 import type { StartOnceResult } from '../starter';
-import { operationView, redactDeep } from './views';
+import { OperationKind, operationView, redactDeep } from './views';
 
 /**
  * Largest request body accepted (bytes). Every valid body is a few hundred bytes (URLs are at most 4096
@@ -15,13 +15,17 @@ import { operationView, redactDeep } from './views';
  */
 export const MAX_BODY_BYTES = 64 * 1024;
 
-/** The JSON body, checked against its schema; otherwise a 400 problem listing what is wrong (413 if too large). */
-export async function validBody<T>(request: HttpRequest, validate: ValidateFunction<T>): Promise<T> {
+/**
+ * The JSON body, checked against its schema; otherwise a 400 problem listing what is wrong (413 if too large).
+ * `emptyAs`: what an empty body stands for, on a route whose every field is optional.
+ */
+export async function validBody<T>(request: HttpRequest, validate: ValidateFunction<T>, emptyAs?: T): Promise<T> {
   const declared = Number(request.headers.get('content-length') ?? NaN);
   if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) throw tooLarge(declared);
   const text = await request.text();
   const bytes = Buffer.byteLength(text, 'utf8');
   if (bytes > MAX_BODY_BYTES) throw tooLarge(bytes);
+  if (emptyAs !== undefined && text.trim() === '') return emptyAs;
   if (nestsTooDeep(text)) throw new PagewiseError('BadInput', TOO_DEEP);
   let body: unknown;
   try {
@@ -66,7 +70,7 @@ export function answering(handler: ClientHandler): ClientHandler {
 export function startedResponse(
   request: HttpRequest,
   client: DurableClient,
-  kind: 'backups' | 'restores' | 'verifications',
+  kind: OperationKind,
   id: string,
   started: StartOnceResult,
 ): HttpResponse {

@@ -1,6 +1,7 @@
 /** JSON schemas of the HTTP request bodies, compiled once with ajv (strict: no unknown fields). */
 import Ajv, { ErrorObject, JSONSchemaType } from 'ajv';
 import { engineOverrideProperties } from '../engineOverrideSchema';
+import { pruneRequestProperties } from '../pruneRequestSchema';
 import { describeSchemaErrors } from '../schemaErrors';
 import { BACKUP_ID_RE } from '../../core';
 
@@ -69,6 +70,22 @@ const startVerification: JSONSchemaType<StartVerificationBody> = {
   additionalProperties: false,
 };
 
+/** `POST /api/prunes`: every field optional (an empty body is `{}`). */
+export interface StartPruneBody {
+  dryRun?: boolean;
+  /** 0…1: the fraction of pack bytes that may stay unused before repacking (default 0.1). */
+  maxUnused?: number;
+  /** Repack mostly unused packs (default true). */
+  repack?: boolean;
+}
+
+const startPrune: JSONSchemaType<StartPruneBody> = {
+  type: 'object',
+  properties: pruneRequestProperties,
+  required: [],
+  additionalProperties: false,
+};
+
 // verbose: errors carry the parent schema and data, so a message can name the allowed fields.
 const ajv = new Ajv({ allErrors: true, verbose: true });
 
@@ -76,6 +93,7 @@ export const validators = {
   startBackup: ajv.compile(startBackup),
   startRestore: ajv.compile(startRestore),
   startVerification: ajv.compile(startVerification),
+  startPrune: ajv.compile(startPrune),
 };
 
 /** The body's schema errors, each naming where (a JSON pointer; "(body)" for the whole) and what is wrong. */

@@ -33,7 +33,9 @@ export interface OperationView {
   links: { self: string };
 }
 
-export function operationView(kind: 'backups' | 'restores' | 'verifications', id: string, status: DurableOrchestrationStatus): OperationView {
+export type OperationKind = 'backups' | 'restores' | 'verifications' | 'prunes';
+
+export function operationView(kind: OperationKind, id: string, status: DurableOrchestrationStatus): OperationView {
   const input = readInput(status.input);
   const failed = status.runtimeStatus === 'Failed';
   return redactDeep({

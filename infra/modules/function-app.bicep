@@ -1,5 +1,6 @@
-// Linux Node 20 function app (Functions v4 host) with a system-assigned identity, on either an
-// Elastic Premium plan (default) or a Flex Consumption plan.
+// Linux Node 20 function app (Functions v4 host) with a system-assigned identity (or, given one, a
+// user-assigned identity: the prune app), on either an Elastic Premium plan (default) or a Flex
+// Consumption plan; on Elastic Premium it may share an existing plan.
 //
 // The two plans are configured differently:
 // - Elastic Premium: runtime via linuxFxVersion, FUNCTIONS_* / WEBSITE_RUN_FROM_PACKAGE app settings, and an
@@ -60,13 +61,24 @@ param appSettings array
 @description('Allow publishing-profile (basic) credentials on the SCM/Kudu endpoint. FTP basic auth is always off.')
 param allowScmBasicAuth bool
 
+@description('User-assigned identity resource ID; empty = a system-assigned identity.')
+param userAssignedIdentityId string = ''
+
+@description('Client ID of userAssignedIdentityId (the host storage connection and DefaultAzureCredential pick it).')
+param userAssignedIdentityClientId string = ''
+
+@description('Elastic Premium: run on this existing plan instead of creating planName.')
+param existingPlanId string = ''
+
 var isFlex = hostingPlan == 'FlexConsumption'
+var isUserAssigned = !empty(userAssignedIdentityId)
+var createPlan = empty(existingPlanId)
 
 resource hostStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: hostStorageName
 }
 
-resource plan 'Microsoft.Web/serverfarms@2023-12-01' = {
+resource plan 'Microsoft.Web/serverfarms@2023-12-01' = if (createPlan) {
   name: planName
   location: location
   tags: tags
@@ -86,17 +98,36 @@ resource plan 'Microsoft.Web/serverfarms@2023-12-01' = {
   }
 }
 
-var hostSettings = [
-  {
-    // Identity-based connection: the host derives the blob/queue/table endpoints from the account name.
-    name: 'AzureWebJobsStorage__accountName'
-    value: hostStorage.name
-  }
-  {
-    name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
-    value: appInsightsConnectionString
-  }
-]
+var hostSettings = concat(
+  [
+    {
+      // Identity-based connection: the host derives the blob/queue/table endpoints from the account name.
+      name: 'AzureWebJobsStorage__accountName'
+      value: hostStorage.name
+    }
+    {
+      name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
+      value: appInsightsConnectionString
+    }
+  ],
+  isUserAssigned
+    ? [
+        {
+          name: 'AzureWebJobsStorage__credential'
+          value: 'managedidentity'
+        }
+        {
+          name: 'AzureWebJobsStorage__clientId'
+          value: userAssignedIdentityClientId
+        }
+        {
+          // DefaultAzureCredential (the engine's vault access) uses this identity.
+          name: 'AZURE_CLIENT_ID'
+          value: userAssignedIdentityClientId
+        }
+      ]
+    : []
+)
 
 var elasticPremiumSettings = [
   {
@@ -139,14 +170,21 @@ resource site 'Microsoft.Web/sites@2023-12-01' = {
   location: location
   tags: tags
   kind: 'functionapp,linux'
-  identity: {
-    type: 'SystemAssigned'
-  }
+  identity: isUserAssigned
+    ? {
+        type: 'UserAssigned'
+        userAssignedIdentities: {
+          '${userAssignedIdentityId}': {}
+        }
+      }
+    : {
+        type: 'SystemAssigned'
+      }
   properties: {
-    serverFarmId: plan.id
+    serverFarmId: createPlan ? plan.id : existingPlanId
     httpsOnly: true
     clientAffinityEnabled: false
-    keyVaultReferenceIdentity: 'SystemAssigned'
+    keyVaultReferenceIdentity: isUserAssigned ? userAssignedIdentityId : 'SystemAssigned'
     siteConfig: union(commonSiteConfig, isFlex ? {} : elasticPremiumSiteConfig)
     functionAppConfig: isFlex
       ? {
@@ -154,9 +192,14 @@ resource site 'Microsoft.Web/sites@2023-12-01' = {
             storage: {
               type: 'blobContainer'
               value: '${hostStorage.properties.primaryEndpoints.blob}${deploymentContainerName}'
-              authentication: {
-                type: 'SystemAssignedIdentity'
-              }
+              authentication: isUserAssigned
+                ? {
+                    type: 'UserAssignedIdentity'
+                    userAssignedIdentityResourceId: userAssignedIdentityId
+                  }
+                : {
+                    type: 'SystemAssignedIdentity'
+                  }
             }
           }
           scaleAndConcurrency: {
@@ -191,4 +234,6 @@ resource scmBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@20
 output name string = site.name
 output id string = site.id
 output defaultHostName string = site.properties.defaultHostName
-output principalId string = site.identity.principalId
+// Empty for a user-assigned identity: its principal is the identity resource's.
+output principalId string = isUserAssigned ? '' : site.identity.principalId
+output planId string = createPlan ? plan.id : existingPlanId
