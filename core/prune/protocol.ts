@@ -48,3 +48,13 @@ export function planExpired(planCreatedMs: number, nowMs: number, p: Pick<GcPara
 export function olderThan(createdMs: number, nowMs: number, ageMs: number): boolean {
   return nowMs - createdMs > ageMs;
 }
+
+/**
+ * Whether a writer may rely on an object it did not write and its base does not name — a table whose Put answered 409
+ * (same content already there), a block found through the vault index — given that object's Creation-Time (§26.8):
+ * only if it is not older than the plan by more than L. An older one may be a candidate of a mark at least D old, which
+ * a prune can delete between the writer's finalize checks and its manifest Put; the writer then stores its own copy.
+ */
+export function mayRelyOnExisting(createdMs: number, planCreatedMs: number, p: Pick<GcParams, 'abandonAfterMs'>): boolean {
+  return createdMs >= planCreatedMs - p.abandonAfterMs;
+}

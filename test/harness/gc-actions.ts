@@ -1,0 +1,40 @@
+// fast-check generators of scheduler actions for the GC simulation: a mixed profile and an adversarial one.
+import fc from 'fast-check';
+import { Action, DAY, HOUR, MINUTE } from './gc-model';
+
+const nat = fc.nat(1000);
+
+/** Everything at once: two disks, pages changing, graces from none to 14 days, clock jumps from a minute to 15 days. */
+const mixed: fc.Arbitrary<Action> = fc.oneof(
+  { weight: 30, arbitrary: fc.record({ kind: fc.constant('backup' as const), pick: nat, steps: fc.constantFrom(1, 1, 20) }) },
+  { weight: 8, arbitrary: fc.record({ kind: fc.constant('start' as const), disk: fc.nat(1), legacy: fc.boolean() }) },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('crash' as const), pick: nat }) },
+  { weight: 12, arbitrary: fc.record({ kind: fc.constant('prune' as const), pick: nat, mode: fc.constantFrom('step' as const, 'step' as const, 'gather' as const, 'all' as const) }) },
+  { weight: 5, arbitrary: fc.constant({ kind: 'pruneStart' as const }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('pruneKill' as const), pick: nat }) },
+  { weight: 7, arbitrary: fc.record({ kind: fc.constant('forget' as const), pick: nat, graceMs: fc.constantFrom(0, 0, HOUR, DAY, 14 * DAY) }) },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('undelete' as const), pick: nat }) },
+  { weight: 9, arbitrary: fc.record({ kind: fc.constant('write' as const), disk: fc.nat(1), page: fc.nat(3), value: fc.nat(5) }) },
+  { weight: 10, arbitrary: fc.record({ kind: fc.constant('clock' as const), ms: fc.constantFrom(MINUTE, HOUR, 6 * HOUR, DAY, 3 * DAY, 7 * DAY + HOUR, 8 * DAY, 9 * DAY, 15 * DAY) }) },
+);
+
+/**
+ * Aimed at the protocol's edges: one disk, forgets without grace, clock jumps around L and D, prunes gathering in one
+ * go and then deleting step by step while backups choose, plan, check and put in between.
+ */
+const adversarial: fc.Arbitrary<Action> = fc.oneof(
+  { weight: 30, arbitrary: fc.record({ kind: fc.constant('backup' as const), pick: nat, steps: fc.constantFrom(1, 1, 1, 20) }) },
+  { weight: 8, arbitrary: fc.record({ kind: fc.constant('start' as const), disk: fc.constant(0), legacy: fc.boolean() }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('crash' as const), pick: nat }) },
+  { weight: 14, arbitrary: fc.record({ kind: fc.constant('prune' as const), pick: nat, mode: fc.constantFrom('step' as const, 'gather' as const, 'all' as const) }) },
+  { weight: 6, arbitrary: fc.constant({ kind: 'pruneStart' as const }) },
+  { weight: 8, arbitrary: fc.record({ kind: fc.constant('forget' as const), pick: nat, graceMs: fc.constantFrom(0, 0, 0, HOUR) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('undelete' as const), pick: nat }) },
+  { weight: 4, arbitrary: fc.record({ kind: fc.constant('write' as const), disk: fc.constant(0), page: fc.nat(3), value: fc.nat(5) }) },
+  { weight: 10, arbitrary: fc.record({ kind: fc.constant('clock' as const), ms: fc.constantFrom(MINUTE, HOUR, DAY, 7 * DAY + HOUR, 8 * DAY + HOUR) }) },
+);
+
+export const scenarios: fc.Arbitrary<Action[]> = fc.oneof(
+  fc.array(mixed, { minLength: 20, maxLength: 160, size: 'max' }),
+  fc.array(adversarial, { minLength: 20, maxLength: 120, size: 'max' }),
+);

@@ -1,0 +1,303 @@
+// Case tables for the GC decision (FORMAT.md §26.4–§26.7): liveness, holders, candidates, blocked, two-phase, repack, marks.
+import { chooseRepack, decide, GcSnapshot, marksToDelete, sweepable } from '../core/prune/decide';
+import { checkGcParams, DEFAULT_GC_PARAMS, GcParams, mayRelyOnExisting, planExpired, resolveGcParams } from '../core/prune/protocol';
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+const L = DEFAULT_GC_PARAMS.abandonAfterMs;
+const D = DEFAULT_GC_PARAMS.deleteAfterMs;
+const NOW = 1_000 * DAY;
+const OLD = NOW - L - HOUR; // older than L
+const YOUNG = NOW - L + HOUR; // younger than L
+const p: GcParams = { ...DEFAULT_GC_PARAMS };
+
+const cid = (n: number) => n.toString(16).padStart(64, '0');
+const ZERO = '0'.repeat(64);
+
+/** A vault: manifest m1 (tables t1, t2), tables t1 {c1,c2}, t2 {c3, zero}, t3 {c4} (nobody's); packs pA {c1,c2}, pB {c3}, pC {c4}. */
+function vault(over: Partial<GcSnapshot> = {}): GcSnapshot {
+  return {
+    nowMs: NOW,
+    manifests: [{ name: 'manifests/d/1-m1.pwm', backupId: 'b1', tableIds: ['t1', 't2'] }],
+    tombstonesWithoutManifest: [],
+    tables: new Map([
+      ['t1', { createdMs: OLD, contentIds: [cid(1), cid(2)] }],
+      ['t2', { createdMs: OLD, contentIds: [cid(3), ZERO] }],
+      ['t3', { createdMs: OLD, contentIds: [cid(4)] }],
+    ]),
+    allTables: new Map([['t1', { createdMs: OLD, bytes: 100 }], ['t2', { createdMs: OLD, bytes: 100 }], ['t3', { createdMs: OLD, bytes: 100 }]]),
+    packs: new Map([['pA', { createdMs: OLD, bytes: 1000 }], ['pB', { createdMs: OLD, bytes: 1000 }], ['pC', { createdMs: OLD, bytes: 1000 }]]),
+    deltas: [
+      delta('dA', 'pA', [1, 2]), delta('dB', 'pB', [3]), delta('dC', 'pC', [4]),
+    ],
+    staging: [],
+    ...over,
+  };
+}
+function delta(name: string, packId: string, ids: number[], createdMs = OLD, storedLength = 400) {
+  return { name, packId, createdMs, bytes: 16 + 64 * ids.length, entries: ids.map((n, i) => ({ contentId: cid(n), offset: i * storedLength, storedLength })) };
+}
+function staging(nameTag: string, o: Partial<GcSnapshot['staging'][number]> = {}): GcSnapshot['staging'][number] {
+  return { nameTag, createdMs: YOUNG, planCreatedMs: YOUNG, hasManifest: false, baseTableIds: null, contentIds: [], blobs: [{ name: `staging/${nameTag}/plan.pwe`, bytes: 500 }], ...o };
+}
+
+describe('protocol parameters', () => {
+  it.each([
+    [{ abandonAfterMs: 7 * DAY, deleteAfterMs: 8 * DAY, maxUnused: 0.1 }, undefined],
+    [{ abandonAfterMs: 0, deleteAfterMs: 1, maxUnused: 0 }, undefined],
+    [{ abandonAfterMs: 7 * DAY, deleteAfterMs: 7 * DAY, maxUnused: 0.1 }, /must be longer than the abandonment limit/],
+    [{ abandonAfterMs: 7 * DAY, deleteAfterMs: DAY, maxUnused: 0.1 }, /must be longer than the abandonment limit/],
+    [{ abandonAfterMs: -1, deleteAfterMs: DAY, maxUnused: 0.1 }, /abandonment limit must be a duration of 0 or more/],
+    [{ abandonAfterMs: DAY, deleteAfterMs: 2 * DAY, maxUnused: 1.5 }, /maxUnused must be a fraction from 0 to 1/],
+    [{ abandonAfterMs: DAY, deleteAfterMs: Number.NaN, maxUnused: 0.1 }, /deletion delay/],
+  ])('checkGcParams(%j)', (params, error) => {
+    if (error === undefined) expect(() => checkGcParams(params)).not.toThrow();
+    else expect(() => checkGcParams(params)).toThrow(error);
+  });
+
+  it('resolveGcParams fills the defaults (7 d, 8 d, 10 %) and checks the result', () => {
+    expect(resolveGcParams()).toEqual({ abandonAfterMs: 7 * DAY, deleteAfterMs: 8 * DAY, maxUnused: 0.1 });
+    expect(resolveGcParams({ maxUnused: 0.25 }).maxUnused).toBe(0.25);
+    expect(() => resolveGcParams({ deleteAfterMs: 6 * DAY })).toThrow(/BadInput|longer/);
+  });
+
+  it.each([
+    [NOW - L, false], [NOW - L - 1, true], [NOW - L + 1, false], [NOW, false],
+  ])('planExpired(plan at now − %#) is strict: now − plan > L', (plan, expired) => {
+    expect(planExpired(plan, NOW, p)).toBe(expired);
+  });
+
+  it.each([
+    [NOW - L, true], [NOW - L - 1, false], [NOW + HOUR, true],
+  ])('mayRelyOnExisting(created %#) only for objects not older than the plan by more than L', (created, ok) => {
+    expect(mayRelyOnExisting(created, NOW, p)).toBe(ok);
+  });
+});
+
+describe('decide: manifests, tombstones and live tables', () => {
+  it('a plain vault: the kept manifest\'s tables and their chunks are live; the rest is a candidate', () => {
+    const v = decide(vault(), p);
+    expect(v.keptManifests).toEqual(['manifests/d/1-m1.pwm']);
+    expect(v.graceEndedManifests).toEqual([]);
+    expect([...v.liveTables].sort()).toEqual(['t1', 't2']);
+    expect([...v.liveContentIds].sort()).toEqual([cid(1), cid(2), cid(3)]); // the zero chunk is never live
+    expect(v.candidates).toEqual({ packs: ['pC'], tables: ['t3'], deltas: ['dC'], staging: [] });
+    expect(v.blocked).toBeUndefined();
+    expect(v.packUse.get('pA')).toEqual({ liveBytes: 800, bytes: 1000, createdMs: OLD });
+    expect(v.packUse.get('pC')!.liveBytes).toBe(0);
+  });
+
+  it.each([
+    ['no tombstone', undefined, true],
+    ['grace ends later', NOW + 1, true],
+    ['grace ends now', NOW, false],
+    ['grace ended', NOW - DAY, false],
+  ])('a manifest with %s is kept: %s', (_what, graceEndsMs, kept) => {
+    const s = vault({ manifests: [{ name: 'm1', backupId: 'b1', tableIds: ['t1', 't2'], ...(graceEndsMs !== undefined ? { graceEndsMs } : {}) }] });
+    const v = decide(s, p);
+    expect(v.keptManifests).toEqual(kept ? ['m1'] : []);
+    expect(v.graceEndedManifests).toEqual(kept ? [] : ['m1']);
+    expect(v.candidates.tables).toEqual(kept ? ['t3'] : ['t1', 't2', 't3']);
+    expect(v.candidates.packs).toEqual(kept ? ['pC'] : ['pA', 'pB', 'pC']);
+  });
+
+  it('a table shared by a kept and a grace-ended manifest stays live', () => {
+    const s = vault({ manifests: [
+      { name: 'm1', backupId: 'b1', tableIds: ['t1', 't2'], graceEndsMs: NOW - 1 },
+      { name: 'm2', backupId: 'b2', tableIds: ['t2'] },
+    ] });
+    const v = decide(s, p);
+    expect(v.candidates.tables).toEqual(['t1', 't3']);
+    expect(v.candidates.packs).toEqual(['pA', 'pC']);
+  });
+
+  it('young objects are never candidates, whatever references them', () => {
+    const s = vault({ manifests: [], allTables: new Map([['t1', { createdMs: YOUNG, bytes: 1 }], ['t2', { createdMs: OLD, bytes: 1 }]]),
+      packs: new Map([['pA', { createdMs: YOUNG, bytes: 1 }], ['pB', { createdMs: OLD, bytes: 1 }]]),
+      deltas: [delta('dA', 'pA', [1], YOUNG), delta('dB', 'pB', [3], OLD), delta('dGone', 'pX', [9], YOUNG), delta('dGoneOld', 'pY', [9], OLD)] });
+    const v = decide(s, p);
+    expect(v.candidates).toEqual({ packs: ['pB'], tables: ['t2'], deltas: ['dB', 'dGoneOld'], staging: [] });
+  });
+});
+
+describe('decide: holders', () => {
+  it('duplicate copies: the newest pack (by creation, then packId) holds; the older copy is a candidate', () => {
+    const s = vault({
+      packs: new Map([['pA', { createdMs: OLD - DAY, bytes: 1000 }], ['pA2', { createdMs: OLD, bytes: 1000 }], ['pB', { createdMs: OLD, bytes: 1000 }], ['pB2', { createdMs: OLD, bytes: 1000 }]]),
+      deltas: [delta('dA', 'pA', [1, 2]), delta('dA2', 'pA2', [1, 2]), delta('dB', 'pB', [3]), delta('dB2', 'pB2', [3])],
+    });
+    const v = decide(s, p);
+    expect(v.holders.get(cid(1))).toBe('pA2');
+    expect(v.holders.get(cid(3))).toBe('pB2'); // same creation time: the greater packId
+    expect(v.candidates.packs).toEqual(['pA', 'pB']);
+    expect(v.candidates.deltas).toEqual(['dA', 'dB']);
+  });
+
+  it('a pack no delta names holds nothing (a crash between commit and delta): a candidate once older than L', () => {
+    const s = vault({ packs: new Map([...vault().packs, ['pLost', { createdMs: OLD, bytes: 1000 }], ['pNew', { createdMs: YOUNG, bytes: 1000 }]]) });
+    expect(decide(s, p).candidates.packs).toEqual(['pC', 'pLost']);
+  });
+
+  it('a holder that lost half its chunks: packUse counts only the blocks it holds for live content IDs', () => {
+    const s = vault({ deltas: [delta('dA', 'pA', [1, 2, 7]), delta('dB', 'pB', [3]), delta('dC', 'pC', [4])] });
+    const v = decide(s, p);
+    expect(v.packUse.get('pA')).toEqual({ liveBytes: 800, bytes: 1000, createdMs: OLD });
+  });
+
+  it('a live content ID no existing pack holds is reported, not protected', () => {
+    const s = vault({ packs: new Map([['pA', { createdMs: OLD, bytes: 1000 }], ['pC', { createdMs: OLD, bytes: 1000 }]]) });
+    const v = decide(s, p);
+    expect(v.liveWithoutHolder).toEqual([cid(3)]);
+    expect(v.candidates.deltas).toEqual(['dB', 'dC']); // dB's pack is gone
+  });
+});
+
+describe('decide: staging and in-flight backups', () => {
+  it.each([
+    ['complete (has a manifest)', { hasManifest: true }, true],
+    ['young, in flight', {}, false],
+    ['abandoned (plan older than L)', { planCreatedMs: OLD, createdMs: OLD }, true],
+    ['plan exactly L old', { planCreatedMs: NOW - L }, false],
+    ['unreadable plan, old', { planCreatedMs: undefined, createdMs: OLD }, true],
+  ])('staging %s → candidate %s', (_what, over, candidate) => {
+    const st = staging('s1', over as Partial<GcSnapshot['staging'][number]>);
+    if ('planCreatedMs' in over && over.planCreatedMs === undefined) delete st.planCreatedMs;
+    const v = decide(vault({ staging: [st] }), p);
+    expect(v.candidates.staging).toEqual(candidate ? ['s1'] : []);
+    expect(v.blocked).toBeUndefined();
+  });
+
+  it('an in-flight incremental keeps its base tables live through baseTables, even when the base manifest is gone', () => {
+    const s = vault({ manifests: [], staging: [staging('s1', { baseTableIds: ['t1'] })] });
+    const v = decide(s, p);
+    expect([...v.liveTables]).toEqual(['t1']);
+    expect(v.candidates.tables).toEqual(['t2', 't3']);
+    expect(v.candidates.packs).toEqual(['pB', 'pC']);
+  });
+
+  it('an in-flight backup\'s batch records keep their chunks live; an abandoned one\'s do not', () => {
+    const inflight = decide(vault({ manifests: [], staging: [staging('s1', { contentIds: [cid(4)] })] }), p);
+    expect(inflight.candidates.packs).toEqual(['pA', 'pB']);
+    const abandoned = decide(vault({ manifests: [], staging: [staging('s1', { contentIds: [cid(4)], planCreatedMs: OLD })] }), p);
+    expect(abandoned.candidates.packs).toEqual(['pA', 'pB', 'pC']);
+    expect(abandoned.candidates.staging).toEqual(['s1']);
+  });
+
+  it('a complete backup\'s staging goes even while its batch records name chunks; they are live through its manifest', () => {
+    const v = decide(vault({ staging: [staging('s1', { hasManifest: true, contentIds: [cid(1)] })] }), p);
+    expect(v.candidates.staging).toEqual(['s1']);
+    expect(v.candidates.packs).toEqual(['pC']);
+  });
+});
+
+describe('decide: blocked (references unknown → no table, pack or delta candidates)', () => {
+  it.each([
+    ['an unreadable kept manifest', { manifests: [{ name: 'm1', backupId: 'b1', tableIds: undefined }] }, /manifest m1 cannot be read/],
+    ['an unreadable live table', { tables: new Map([['t1', { createdMs: OLD, contentIds: undefined }]]) }, /table t1 cannot be read/],
+    ['a missing live table', { allTables: new Map([['t2', { createdMs: OLD, bytes: 1 }]]), tables: new Map([['t2', { createdMs: OLD, contentIds: [cid(3)] }]]) }, /table t1 a backup names is missing/],
+    ['an in-flight plan of unknown base', { staging: [staging('s1', { baseTableIds: 'unknown' })] }, /base of the unfinished backup staging\/s1\/ cannot be read/],
+    ['an in-flight plan without baseTables', { staging: [staging('s1', { baseTableIds: undefined })] }, /base of the unfinished backup/],
+    ['an unreadable in-flight batch record', { staging: [staging('s1', { contentIds: 'unknown' })] }, /a batch record of the unfinished backup staging\/s1\//],
+    ['an unreadable young plan', { staging: [(() => { const st = staging('s1'); delete st.planCreatedMs; return st; })()] }, /plan of the unfinished backup staging\/s1\/ cannot be read/],
+    ['an unreadable delta', { deltas: [...vault().deltas, { name: 'dX', packId: '', createdMs: OLD, bytes: 80, entries: undefined }] }, /index delta dX cannot be read/],
+  ])('%s', (_what, over, why) => {
+    const s = vault({ ...over as Partial<GcSnapshot>, staging: [...((over as Partial<GcSnapshot>).staging ?? []), staging('done', { hasManifest: true })] });
+    const v = decide(s, p);
+    expect(v.blocked).toMatch(why);
+    expect(v.candidates.packs).toEqual([]);
+    expect(v.candidates.tables).toEqual([]);
+    expect(v.candidates.deltas).toEqual([]);
+    expect(v.candidates.staging).toContain('done'); // staging still goes
+    expect(chooseRepack(v, { ...p, maxUnused: 0 }).packs).toEqual([]);
+  });
+
+  it('an unreadable manifest whose grace ended does not block: it is deleted anyway', () => {
+    const v = decide(vault({ manifests: [{ name: 'm1', backupId: 'b1', tableIds: undefined, graceEndsMs: NOW - 1 }] }), p);
+    expect(v.blocked).toBeUndefined();
+    expect(v.graceEndedManifests).toEqual(['m1']);
+  });
+
+  it('an abandoned backup with an unknown base does not block', () => {
+    const v = decide(vault({ staging: [staging('s1', { baseTableIds: 'unknown', planCreatedMs: OLD })] }), p);
+    expect(v.blocked).toBeUndefined();
+  });
+});
+
+describe('sweepable: two-phase', () => {
+  const v = decide(vault(), p);
+  const mark = (markedAtMs: number, packs: string[], tables: string[] = [], staging: string[] = [], deltas: string[] = []) => ({ markedAtMs, candidates: { packs, tables, deltas, staging } });
+  it.each([
+    ['no mark', [], { packs: [], tables: [], deltas: [], staging: [] }],
+    ['a mark younger than D', [mark(NOW - D + 1, ['pC'], ['t3'], [], ['dC'])], { packs: [], tables: [], deltas: [], staging: [] }],
+    ['a mark exactly D old', [mark(NOW - D, ['pC'], ['t3'], [], ['dC'])], { packs: ['pC'], tables: ['t3'], deltas: ['dC'], staging: [] }],
+    ['an old mark that did not list them', [mark(NOW - 2 * D, ['pA'], ['t1'])], { packs: [], tables: [], deltas: [], staging: [] }],
+    ['an old mark of items no longer candidates', [mark(NOW - 2 * D, ['pA', 'pC'], ['t1'])], { packs: ['pC'], tables: [], deltas: [], staging: [] }],
+    ['two marks, each listing part', [mark(NOW - 2 * D, ['pC']), mark(NOW - D, [], ['t3'])], { packs: ['pC'], tables: ['t3'], deltas: [], staging: [] }],
+  ])('%s', (_what, marks, expected) => {
+    expect(sweepable(v, marks, NOW, p)).toEqual(expected);
+  });
+
+  it('staging needs a mark too; a blocked verdict sweeps staging only', () => {
+    const s = vault({ staging: [staging('s1', { hasManifest: true }), staging('s2', { contentIds: 'unknown' })] });
+    const blocked = decide(s, p);
+    expect(blocked.blocked).toBeDefined();
+    expect(sweepable(blocked, [mark(NOW - D, ['pC'], ['t3'], ['s1'])], NOW, p)).toEqual({ packs: [], tables: [], deltas: [], staging: ['s1'] });
+    expect(sweepable(blocked, [mark(NOW - D + 1, [], [], ['s1'])], NOW, p).staging).toEqual([]);
+  });
+});
+
+describe('chooseRepack (restic --max-unused)', () => {
+  /** Packs of 1000 bytes with the given live blocks of 100 bytes (content IDs from `base` up). */
+  function repackVault(lives: number[], createdMs = OLD) {
+    const packs = new Map<string, { createdMs: number; bytes: number }>();
+    const deltas: GcSnapshot['deltas'] = [];
+    const ids: string[] = [];
+    let n = 100;
+    lives.forEach((live, i) => {
+      const id = `p${i}`;
+      packs.set(id, { createdMs, bytes: 1000 });
+      const mine = Array.from({ length: 10 }, () => n++);
+      deltas.push(delta(`d${i}`, id, mine, createdMs, 100));
+      ids.push(...mine.slice(0, live).map(cid));
+    });
+    return vault({ manifests: [{ name: 'm', backupId: 'b', tableIds: ['tr'] }], tables: new Map([['tr', { createdMs: OLD, contentIds: ids }]]),
+      allTables: new Map([['tr', { createdMs: OLD, bytes: 1 }]]), packs, deltas });
+  }
+  it.each([
+    ['all full', [10, 10, 10], 0.1, []],
+    ['10 % unused exactly: nothing', [10, 10, 10, 10, 10, 10, 10, 10, 8, 2], 0.1, []],
+    ['one mostly empty pack of many', [10, 10, 10, 10, 10, 10, 10, 1], 0.1, ['p7']],
+    ['half used is not "mostly unused"', [5, 5, 5, 5], 0.1, []],
+    ['lowest live fraction first, stop at the target', [1, 4, 3, 10, 10, 10, 10, 10, 10, 10], 0.1, ['p0', 'p2']],
+    ['maxUnused 0: every mostly unused pack', [1, 4, 3, 10], 0, ['p0', 'p2', 'p1']],
+    ['maxUnused 1: never', [1, 1, 1], 1, []],
+  ])('%s', (_what, lives, maxUnused, expected) => {
+    const v = decide(repackVault(lives as number[]), p);
+    expect(chooseRepack(v, { ...p, maxUnused: maxUnused as number }).packs).toEqual(expected);
+  });
+
+  it('reports the live and unused bytes of what it chose', () => {
+    const v = decide(repackVault([1, 4, 3, 10, 10, 10, 10, 10, 10, 10]), p);
+    expect(chooseRepack(v, p)).toEqual({ packs: ['p0', 'p2'], liveBytes: 400, unusedBytes: 1600 });
+  });
+
+  it('young packs are never repacked (they may still gain references); empty packs are candidates, not repacked', () => {
+    expect(chooseRepack(decide(repackVault([1, 1, 1], YOUNG), p), { ...p, maxUnused: 0 }).packs).toEqual([]);
+    const v = decide(repackVault([0, 1, 10]), p);
+    expect(v.candidates.packs).toEqual(['p0']);
+    expect(chooseRepack(v, { ...p, maxUnused: 0 }).packs).toEqual(['p1']);
+  });
+});
+
+describe('marksToDelete', () => {
+  const m = (name: string, age: number, blocked?: boolean) => ({ name, markedAtMs: NOW - age, ...(blocked ? { blocked } : {}) });
+  it.each([
+    ['none old enough', [m('a', D - 1), m('b', HOUR)], []],
+    ['the newest old mark stays, older ones go', [m('a', 3 * D), m('b', 2 * D), m('c', D), m('d', HOUR)], ['a', 'b']],
+    ['exactly D old counts as old', [m('a', D + 1), m('b', D)], ['a']],
+    ['a blocked mark is never the reference', [m('a', 3 * D), m('b', D, true), m('c', HOUR)], []],
+    ['a blocked mark older than the reference goes', [m('a', 3 * D, true), m('b', 2 * D), m('c', HOUR)], ['a']],
+  ])('%s', (_what, marks, expected) => {
+    expect(marksToDelete(marks, NOW, p)).toEqual(expected);
+  });
+});
