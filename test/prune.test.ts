@@ -21,6 +21,8 @@ import { startEnv, TestEnv } from './harness/env';
 import { startFaultProxy } from './harness/fault-proxy';
 import { configureStorageEndpoints } from '../core';
 import { blobsOfBackup, KnownBackup, PAGE, PagedDisk, restoredSha256 } from './harness/prune-fixture';
+import { forgetBackups } from '../core/retention/forget';
+import { upgradeVault } from '../core/repo/v2/marker';
 import { inventory, InventoryBlob } from './harness/vault-inventory';
 
 const DAY = 24 * 3600 * 1000;
@@ -229,6 +231,10 @@ describe('a disk of four generations, g0 and g2 forgotten', () => {
     const names = named(await inventory(container));
     for (const name of [...g3Own, ...g[3].tables]) expect(names).toContain(name);
     expect(rB.problems.join('\n')).toMatch(/fails authentication/);
+    // Its mark says blocked and holds staging only; the marks before the last unblocked one ≥ D old (rA's) went.
+    const markB = (await readMarks(Vault.open(vault), await keyringOf())).find((m) => m.name === rB.mark)!;
+    expect(markB.body).toMatchObject({ blocked: true, candidates: { packs: [], tables: [], deltas: [] } });
+    expect(rB.deleted.marks).toBe(3);
 
     await manifest.uploadData(original);
     const rC = await pruneVault({ vault, userKey: env.userKey, clock: () => tB + HOUR });
@@ -237,5 +243,39 @@ describe('a disk of four generations, g0 and g2 forgotten', () => {
     const left = named(await inventory(container));
     for (const name of [...g3Own, ...g[3].tables]) expect(left).not.toContain(name);
     await expectKeptIntact([g[1], g[4]]);
+  });
+});
+
+describe('a version-1 backup in an upgraded vault', () => {
+  test('prune refuses a version-1 vault; upgraded, a forgotten version-1 backup goes after its grace: manifest.json first, the rest of its prefix, then its tombstone', async () => {
+    const location = await env.makeVault('prunev1', { version: 1 });
+    const v1Container = env.az.accounts.vault.service.getContainerClient('prunev1');
+    const small = await PagedDisk.create(env, 'v1.vhd', 4 * PAGE);
+    await small.write([0, 3], 11);
+    const v1 = await small.backup(location);
+    await expect(pruneVault({ vault: location, userKey: env.userKey })).rejects.toMatchObject({ code: 'BadInput', message: expect.stringMatching(/prune works on a version-2 vault; run pagewise upgrade first/) });
+
+    expect(await upgradeVault(Vault.open(location), env.userKey)).toEqual({ upgraded: true });
+    await small.write([1], 12);
+    const v2 = await small.backup(location);
+    const forgottenAt = Date.now();
+    const forgot = await forgetBackups({ vault: location, userKey: env.userKey, backupIds: [v1.backupId], graceMs: 0, clock: () => forgottenAt });
+    expect(forgot.forgotten.map((f) => f.backupId)).toEqual([v1.backupId]);
+
+    const before = await inventory(v1Container);
+    const prefix = named(before).filter((n) => n.startsWith(`backups/${v1.backupId}/`));
+    const manifest = `backups/${v1.backupId}/manifest.json`;
+    const tombstone = named(before).filter((n) => n.startsWith('forgotten/'));
+    expect(prefix).toContain(manifest);
+    expect(tombstone).toHaveLength(1);
+    const mutations: string[] = [];
+    const report = await pruneVault({ vault: location, userKey: env.userKey, clock: () => forgottenAt + HOUR, beforeMutation: (step, name) => void mutations.push(`${step} ${name}`) });
+    expect(mutations[0]).toBe(`manifests ${manifest}`);
+    expect(mutations.slice(1, prefix.length).sort()).toEqual(prefix.filter((n) => n !== manifest).map((n) => `manifests ${n}`).sort());
+    expect(mutations.slice(prefix.length)).toEqual([`manifests ${tombstone[0]}`, `mark ${report.mark}`]);
+    expect(report.deleted.manifests).toEqual([manifest]);
+    expect(report.bytesReclaimed).toBe(bytesOf(before, [...prefix, ...tombstone]));
+    expect(named(await inventory(v1Container))).toEqual([...named(before).filter((n) => !prefix.includes(n) && !tombstone.includes(n)), report.mark].sort());
+    expect(await restoredSha256(env, location, v2.backupId)).toBe(v2.sha256);
   });
 });

@@ -229,3 +229,22 @@ test('a pure version-1 vault: forget and undelete say to upgrade it first; after
   expect(b).toMatchObject({ status: 'complete', formatVersion: 1, deleted: { forgottenAt: new Date(t0).toISOString() } });
   expect(await undeleteBackups({ vault: v1, userKey: env.userKey, backupIds: ['old-one'], clock: () => t0 })).toMatchObject({ restored: ['old-one'] });
 });
+
+test('a forgotten backup is never a base: the next backup of its disk is full (base-forgotten); after it, incrementals resume on the new one', async () => {
+  const vault = await env.makeVault('retention-base');
+  const blob = env.sourceClient('ret-base.vhd');
+  await blob.create(DISK_BYTES);
+  await blob.uploadPages(Buffer.alloc(PAGE, 0x21), 0, PAGE);
+  const req: BackupRequest = { source: { url: env.az.sasUrl('src', 'disks', 'ret-base.vhd') }, vault, userKey: env.userKey, pageSize: PAGE, cacheBytes: 256 * KiB, takeSnapshot: true };
+  const first = await backupDisk(req);
+  await forgetBackups({ vault, userKey: env.userKey, backupIds: [first.backupId], clock: () => t0 });
+  await blob.uploadPages(Buffer.alloc(PAGE, 0x22), PAGE, PAGE);
+  const second = await backupDisk(req);
+  expect(second).toMatchObject({ formatVersion: 2, kind: 'full', reason: 'base-forgotten', base: null });
+  await blob.uploadPages(Buffer.alloc(PAGE, 0x23), 2 * PAGE, PAGE);
+  expect(await backupDisk(req)).toMatchObject({ kind: 'incremental', base: { backupId: second.backupId } });
+  // The forgotten one still restores as it was.
+  await restoreBackup({ backupId: first.backupId, vault, userKey: env.userKey, target: { url: env.targetUrl('ret-base-first.vhd') } });
+  const restored = await new PageBlobClient(env.targetUrl('ret-base-first.vhd'), new AnonymousCredential()).downloadToBuffer();
+  expect(restored.equals(Buffer.concat([Buffer.alloc(PAGE, 0x21), Buffer.alloc(DISK_BYTES - PAGE)]))).toBe(true);
+});

@@ -29,6 +29,10 @@ export class ContentIds {
     this.ids.set(hex, hex);
     return hex;
   }
+  /** The string of an ID already named by what was read, or undefined. */
+  known(id: Buffer): string | undefined {
+    return this.ids.get(id.toString('hex'));
+  }
   get size(): number {
     return this.ids.size;
   }
@@ -82,7 +86,9 @@ const MAX_TABLE_BYTES = 256 * 1024 * 1024;
 /**
  * Reads and decodes every index delta listed (GATHER_READS_AT_ONCE at a time): the pack it indexes
  * and its entries. One that cannot be read or holds entries of more than one pack gets
- * `entries: undefined` and a problem (it then tells decide nothing about any pack).
+ * `entries: undefined` and a problem (decide then blocks). Read last, after every live table and
+ * in-flight batch record: an entry whose content ID none of those named cannot be live, so only the
+ * others are kept — prune's memory follows the live content, not the whole index.
  */
 export async function readDeltas(vault: Vault, keyring: Keyring, listed: BlobInfo[], ids: ContentIds, onProblem: (why: string) => void, options: CallOptions = {}): Promise<GcSnapshot['deltas']> {
   const out: GcSnapshot['deltas'] = [];
@@ -93,7 +99,12 @@ export async function readDeltas(vault: Vault, keyring: Keyring, listed: BlobInf
       const entries = decodeIndexBlob(keyring, blob.name, await vault.getBytes(blob.name, 0, undefined, { ...options, maxBytes: MAX_DELTA_BYTES }));
       const packId = entries[0]?.pack ?? '';
       if (entries.some((e) => e.pack !== packId)) throw new PagewiseError('Corrupt', `the index delta ${blob.name} holds entries of more than one pack`);
-      out.push({ ...delta, packId, entries: entries.map((e) => ({ contentId: ids.of(e.contentId), offset: e.offset, storedLength: e.storedLength })) });
+      const kept: NonNullable<GcSnapshot['deltas'][number]['entries']> = [];
+      for (const e of entries) {
+        const contentId = ids.known(e.contentId);
+        if (contentId !== undefined) kept.push({ contentId, offset: e.offset, storedLength: e.storedLength });
+      }
+      out.push({ ...delta, packId, entries: kept });
     } catch (err) {
       onProblem(problemOf(err));
       out.push({ ...delta, entries: undefined });

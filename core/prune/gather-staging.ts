@@ -78,7 +78,7 @@ async function readPlanOf(vault: Vault, keyring: Keyring, nameTag: string): Prom
   const stored = await getIfAny(vault, name);
   if (!stored) return undefined;
   const plan = openJson<PlanV2>(keyring, 1, name, stored);
-  const baseTables = (plan as { baseTables?: unknown })?.baseTables;
+  const baseTables: unknown = plan?.baseTables;
   const sound = plan?.format === 'pagewise-plan' && plan.version === 2 && typeof plan.backupId === 'string' && keyring.nameTag(plan.backupId) === nameTag
     && typeof plan.createdAt === 'string' && Number.isFinite(Date.parse(plan.createdAt))
     && (baseTables === undefined || baseTables === null || (Array.isArray(baseTables) && baseTables.every((t) => typeof t === 'string' && HEX32_RE.test(t))))
@@ -92,8 +92,7 @@ async function readPlanOf(vault: Vault, keyring: Keyring, nameTag: string): Prom
  * were recorded, its base manifest's tables when that manifest is there and readable, else 'unknown'.
  */
 function baseTablesOf(plan: PlanV2, manifestTables: Map<string, string[] | undefined>): string[] | null | 'unknown' {
-  const recorded = (plan as PlanV2 & { baseTables?: string[] | null }).baseTables;
-  if (recorded !== undefined) return recorded;
+  if (plan.baseTables !== undefined) return plan.baseTables;
   if (plan.base === null) return null;
   return manifestTables.get(plan.base.manifest) ?? 'unknown';
 }

@@ -4,7 +4,7 @@
  * meanwhile is seen as newer than the limits, never as unreferenced.
  */
 import { forEachLimited } from '../concurrency';
-import { throwIfAborted } from '../errors';
+import { isPagewiseError, throwIfAborted } from '../errors';
 import type { BlobInfo, CallOptions } from '../repo/store/blob-store';
 import type { Vault } from '../repo/vault';
 import { BACKUP_ID_RE } from '../repo/backup-id';
@@ -75,7 +75,7 @@ export async function gather(vault: Vault, keyring: Keyring, o: GatherOptions): 
     if (t.tombstone && TOMBSTONE_NAME_RE.test(t.name)) tombstones.set(t.name, { nameTag, tombstone: t.tombstone, bytes: tombstoneSizes.get(t.name) ?? 0 });
     else onProblem(`the tombstone ${t.name.slice(0, 120)} is not read (${t.problem ?? 'not a tombstone name'}): its backup counts as kept`);
   }
-  const tombstoneOf = new Map([...tombstones.values()].map((t) => [t.nameTag, t]));
+  const tombstoneOf = new Map([...tombstones.values()].filter((t) => t.tombstone.formatVersion === 2).map((t) => [t.nameTag, t]));
   step();
 
   // Manifests (version 2), each read to learn its tables; a tombstoned version-1 backup by its prefix.
@@ -102,6 +102,7 @@ export async function gather(vault: Vault, keyring: Keyring, o: GatherOptions): 
       // Only tables of manifests that may be kept are read; a grace-ended one's tables matter to nobody.
       if (graceEndsMs === undefined || graceEndsMs > o.nowMs) for (const ref of m.tables) if (!refs.get(ref.tableId)?.ref) refs.set(ref.tableId, { ref, pagesPerTable: m.pagesPerTable });
     } catch (err) {
+      if (isPagewiseError(err, 'BackupNotFound')) return; // deleted since the listing (another prune): not there, not kept
       onProblem(problemOf(err));
     }
     manifestTables.set(b.name, entry.tableIds);

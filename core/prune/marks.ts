@@ -26,6 +26,8 @@ export interface PruneMark {
   abandonAfterMs: number;
   deleteAfterMs: number;
   candidates: MarkCandidates;
+  /** present (true) only when the run was blocked: its mark then lists staging only, and is never the reference older marks are dropped for */
+  blocked?: true;
 }
 
 export function markName(markedAt: Date, pruneId: string): string {
@@ -82,4 +84,5 @@ function checkMark(b: PruneMark, what: string, bad: (why: string) => Error): voi
   if (typeof c !== 'object' || c === null || !strings(c.packs, HEX32_RE) || !strings(c.tables, HEX32_RE) || !strings(c.deltas, DELTA_NAME_RE) || !strings(c.staging, HEX32_RE)) {
     throw bad(`${what} has malformed candidates`);
   }
+  if (b.blocked !== undefined && (b.blocked !== true || c.packs.length + c.tables.length + c.deltas.length > 0)) throw bad(`${what} says blocked but is not a blocked run's mark`);
 }

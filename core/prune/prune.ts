@@ -14,15 +14,14 @@ import { chooseRepack, decide, GcVerdict, marksToDelete, sweepable } from './dec
 import { gather, Gathered } from './gather';
 import { markName, PruneMark, writeMark } from './marks';
 import type { PruneOptions, PruneReport } from './prune-types';
-import { checkGcParams, DEFAULT_ABANDON_AFTER_MS, DEFAULT_DELETE_AFTER_MS, DEFAULT_MAX_UNUSED, GcParams } from './protocol';
+import { GcParams, resolveGcParams } from './protocol';
 import { repackPacks, RepackResult } from './repack';
 import { Deleter, emptyTally, sweep, SweepHooks } from './sweep';
 
 export type { PruneOptions, PruneReport, PruneStep } from './prune-types';
 
 export async function pruneVault(o: PruneOptions): Promise<PruneReport> {
-  const params: GcParams = { abandonAfterMs: DEFAULT_ABANDON_AFTER_MS, deleteAfterMs: DEFAULT_DELETE_AFTER_MS, maxUnused: DEFAULT_MAX_UNUSED, ...o.params };
-  checkGcParams(params);
+  const params = resolveGcParams(o.params);
   const clock = o.clock ?? systemClock;
   const vault = Vault.open(o.vault);
   const marker = await readVaultMarker(vault);
@@ -50,7 +49,7 @@ export async function pruneVault(o: PruneOptions): Promise<PruneReport> {
       bytesReclaimed: 0,
       ...packBytesAfter(g, v, new Set(), new Set(), undefined, 0),
       locked: [],
-      wouldDelete: { manifests: [...v.graceEndedManifests, ...g.snapshot.tombstonesWithoutManifest], tables: now.tables, packs: now.packs, staging: now.staging },
+      wouldDelete: { manifests: v.graceEndedManifests, tables: now.tables, packs: now.packs, staging: now.staging },
     };
   }
 
@@ -87,13 +86,14 @@ export async function pruneVault(o: PruneOptions): Promise<PruneReport> {
       deltas: [...new Set([...stillThere(v.candidates.deltas, (x) => x, now.deltas), ...g.snapshot.deltas.filter((x) => sources.includes(x.packId)).map((x) => x.name)])],
       staging: v.candidates.staging.filter((t) => !stagingSwept.has(t) || d.tally.locked.some((l) => l.name.startsWith(v2names.stagingPrefix(t)))),
     },
+    ...(v.blocked !== undefined ? { blocked: true as const } : {}),
   };
   const mark = markName(new Date(nowMs), pruneId);
   o.onProgress?.('mark', 0, 1);
   await o.beforeMutation?.('mark', mark);
   await writeMark(vault, keyring, body);
   o.onProgress?.('mark', 1, 1);
-  const facts = [...g.marks.map((m) => ({ name: m.name, markedAtMs: m.markedAtMs, blocked: markedNothing(m.body.candidates) })), { name: mark, markedAtMs: nowMs, blocked: v.blocked !== undefined || markedNothing(body.candidates) }];
+  const facts = [...g.marks.map((m) => ({ name: m.name, markedAtMs: m.markedAtMs, blocked: m.body.blocked === true })), { name: mark, markedAtMs: nowMs, blocked: body.blocked === true }];
   const oldMarks = marksToDelete(facts, nowMs, params).filter((n) => n !== mark);
   const markBytes = new Map(g.marks.map((m) => [m.name, m.bytes]));
   for (const [k, name] of oldMarks.entries()) {
@@ -114,11 +114,6 @@ export async function pruneVault(o: PruneOptions): Promise<PruneReport> {
     ...packBytesAfter(g, v, packsGone, new Set(sources), repacked, newPackBytes),
     locked: d.tally.locked,
   };
-}
-
-/** A mark with no pack, table or delta (a blocked run's, or one that found nothing) is never the evidence older marks are dropped for: keeping them is always safe. */
-function markedNothing(c: GcVerdict['candidates']): boolean {
-  return c.packs.length === 0 && c.tables.length === 0 && c.deltas.length === 0;
 }
 
 function keptOf(v: GcVerdict): PruneReport['kept'] {
