@@ -91,6 +91,16 @@ test('repack, then the old packs deleted: every generation restores byte-identic
   const trailers = await Promise.all(old.map((p) => readPackTrailer(v.vault, keyring, p)));
   const liveEntries = trailers.flat().filter((e) => live.has(e.contentId.toString('hex')));
   expect(liveEntries).toHaveLength(12); // 8 + 4 blocks, all still referenced
+  // Killed right before its new pack's commit: nothing committed, no delta; the blocks it staged are dropped by Azure.
+  const deltasBefore = (await VaultIndex.open(v.vault, keyring)).deltas.length;
+  const steps: string[] = [];
+  const kill = async (_step: 'repack', blobName: string) => {
+    steps.push(blobName);
+    if (blobName.startsWith('packs/ ')) throw new Error('killed');
+  };
+  await expect(repackPacks(v.vault, keyring, old, (id) => live.has(id), { beforeMutation: kill })).rejects.toThrow('killed');
+  expect(steps).toEqual([...old.map((p) => v2names.pack(p)), "packs/ (the new packs' commit)"]);
+  expect((await VaultIndex.open(v.vault, keyring)).deltas.length).toBe(deltasBefore);
   const repacked = await repackPacks(v.vault, keyring, old, (id) => live.has(id));
   expect(repacked).toMatchObject({ blocksCopied: 12, bytesCopied: liveEntries.reduce((s, e) => s + e.storedLength, 0) });
   expect(repacked.newPacks).toHaveLength(1);
@@ -110,6 +120,11 @@ test('repack, then the old packs deleted: every generation restores byte-identic
   const fallen = await index.locate(sample.contentId.toString('hex'), async (p) => p !== rerun.newPacks[0]);
   expect(fallen?.pack).toBe(repacked.newPacks[0]);
   expect(index.stats).toEqual({ lookups: 2, deltasRead: index.deltas.length });
+  // The cache is bounded: with room for the two newest deltas (the repacks', 12 entries each), a second lookup reads only the older ones again.
+  const small = await VaultIndex.open(v.vault, keyring, { cacheEntries: 24 });
+  for (let k = 0; k < 2; k++) expect((await small.lookup(sample.contentId.toString('hex'))).length).toBe(3);
+  expect(small.deltas).toHaveLength(5);
+  expect(small.stats).toEqual({ lookups: 2, deltasRead: 5 + 3 });
 
   // Prune's later sweep, by hand: the old packs, and the first one's delta.
   for (const p of old) await v.container.deleteBlob(v2names.pack(p));

@@ -51,7 +51,7 @@ type Processed =
   | { kind: 'block'; id: string; contentId: Buffer; length: number; block?: Buffer };
 
 async function copyBatchV2(run: BatchRunV2, batch: number): Promise<BatchSummary> {
-  requireNotExpired(run.ctx, `run batch ${batch}`); // before any page is read (§26.8)
+  requireNotExpired(run.ctx, `run batch ${batch}`, 'reading any page'); // §26.8
   const { plan, keyring, vault } = run.ctx;
   const grid = new PageGrid(plan.diskBytes, plan.pageSize);
   const firstPage = batch * plan.pagesPerBatch;
@@ -160,7 +160,7 @@ export async function runOneBatchV2(req: BackupRequest & { backupId: string; pla
   const batch = batchAtV2(ctx, req.planPosition);
   const existing = await readBatch2(ctx.vault, ctx.keyring, ctx.plan.backupId, batch);
   if (existing) return summarizeV2(existing, 0, true); // resumed: no source, no cache needed
-  requireNotExpired(ctx, `run batch ${batch}`); // before the source is opened
+  requireNotExpired(ctx, `run batch ${batch}`, 'reading any page'); // before the source is even opened
   const source = await openPlannedSourceV2(req, ctx.plan);
   const cache = await ScratchCache.create({ capacityBytes: effectiveCacheBytes(settings, ctx.plan.pageCount), pageSize: ctx.plan.pageSize, dir: settings.scratchDir });
   try {

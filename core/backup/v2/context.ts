@@ -80,7 +80,7 @@ export const START_AGAIN = 'no manifest was written. This backup cannot be finis
  * is not transient: the orchestration does not retry it. The backup ID stays taken (its plan is written
  * once) until prune removes that staging, so the user starts a new backup rather than rerunning this one.
  */
-export function requireNotExpired(ctx: BackupContextV2, step: string): void {
+export function requireNotExpired(ctx: BackupContextV2, step: string, stoppedBefore: string): void {
   const { plan } = ctx;
   const created = Date.parse(plan.createdAt);
   if (!Number.isFinite(created)) throw new PagewiseError('Corrupt', `the plan of backup ${plan.backupId} has no valid createdAt (${JSON.stringify(String(plan.createdAt)).slice(0, 40)})`);
@@ -89,7 +89,7 @@ export function requireNotExpired(ctx: BackupContextV2, step: string): void {
   const days = DEFAULT_ABANDON_AFTER_MS / 86_400_000;
   throw new PagewiseError(
     'BackupExpired',
-    `backup ${plan.backupId} was planned at ${plan.createdAt}, more than ${days} days ago (the abandonment limit): prune may already be removing what it staged, so it cannot ${step}; nothing more was written. ` +
+    `backup ${plan.backupId} was planned at ${plan.createdAt}, more than ${days} days ago (the abandonment limit): prune may already be removing what it staged, so it cannot ${step}; stopped before ${stoppedBefore}. ` +
       `Start a new backup of the disk: a run that resolves to this backup ID again (the same --backup-id, or a disk unchanged since) stops here until prune has removed this backup's staging, so give it another ID (--backup-id)`,
   );
 }

@@ -132,7 +132,7 @@ export async function finalizeV2(req: BackupRequest & { backupId: string }, open
   // §26.8, in this order, right before the manifest: its tables, its blocks, then the abandonment limit.
   await requireTables(ctx, tables);
   await requirePacks(ctx, packs, tables);
-  requireNotExpired(ctx, 'write its manifest');
+  requireNotExpired(ctx, 'be finished', 'writing its manifest');
   const completedAt = new Date((ctx.clock ?? systemClock)()).toISOString();
   const body: ManifestV2 = {
     format: 'pagewise-manifest',

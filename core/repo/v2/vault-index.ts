@@ -12,7 +12,8 @@ export type { IndexEntry };
 
 /**
  * Entries kept decoded at once (~150 bytes each in memory: about 20 MiB). A delta holds one pack's entries
- * (at most 4,097 by §17.1), so the cache keeps the few dozen newest deltas a lookup touches most.
+ * (at most 4,097 by §17.1). Every lookup scans newest first, so the cache keeps the newest deltas that fit
+ * (where a repack's entries are) and never evicts them: an LRU would be emptied by each scan in turn.
  */
 export const INDEX_CACHE_ENTRIES = 131_072;
 
@@ -39,7 +40,7 @@ export class VaultIndex {
   readonly stats: VaultIndexStats = { lookups: 0, deltasRead: 0 };
   /** Deltas skipped because they could not be read or authenticated: name → why. */
   readonly unreadable = new Map<string, string>();
-  /** Decoded deltas, least recently used first (a Map keeps insertion order). */
+  /** Decoded deltas: the first read (newest) that fit in cacheEntries. */
   private readonly cache = new Map<string, IndexEntry[]>();
   private readonly loading = new Map<string, Promise<IndexEntry[]>>();
   private cachedEntries = 0;
@@ -95,11 +96,7 @@ export class VaultIndex {
   /** A delta's entries, from the cache or read and authenticated (concurrent lookups share one read). */
   private entriesIn(name: string): Promise<IndexEntry[]> {
     const cached = this.cache.get(name);
-    if (cached) {
-      this.cache.delete(name); // most recently used last
-      this.cache.set(name, cached);
-      return Promise.resolve(cached);
-    }
+    if (cached) return Promise.resolve(cached);
     let pending = this.loading.get(name);
     if (!pending) {
       pending = this.read(name).finally(() => this.loading.delete(name));
@@ -128,12 +125,8 @@ export class VaultIndex {
   }
 
   private remember(name: string, entries: IndexEntry[]): void {
+    if (this.cachedEntries + entries.length > this.cacheEntries) return; // read again when asked (bounded memory)
     this.cache.set(name, entries);
     this.cachedEntries += entries.length;
-    for (const [oldest, held] of this.cache) {
-      if (this.cachedEntries <= this.cacheEntries || oldest === name) break;
-      this.cache.delete(oldest);
-      this.cachedEntries -= held.length;
-    }
   }
 }
