@@ -8,7 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import { AnonymousCredential, ContainerClient, PageBlobClient } from '@azure/storage-blob';
-import { backupDisk, BackupRequest, forgetBackups, listBackups, PagewiseError, planBackup, restoreBackup, StorageLocation, undeleteBackups } from '../core';
+import { backupDisk, BackupRequest, forgetBackups, generateKey, listBackups, PagewiseError, planBackup, restoreBackup, StorageLocation, undeleteBackups } from '../core';
 import { openVaultKeyring, upgradeVault } from '../core/repo/v2/marker';
 import { sealJson } from '../core/repo/v2/envelope';
 import { Vault } from '../core/repo/vault';
@@ -217,7 +217,18 @@ test('a pure version-1 vault: forget and undelete say to upgrade it first; after
   expect(await failureOf(forgetBackups({ vault: v1, userKey: env.userKey, backupIds: ['old-one'] }))).toMatchObject({ code: 'BadInput', message });
   expect(await failureOf(undeleteBackups({ vault: v1, userKey: env.userKey, backupIds: ['old-one'] }))).toMatchObject({ code: 'BadInput', message });
 
+  // A second version-1 backup, of another user key: its clear manifest's MAC cannot be checked with this key,
+  // and its completion time is made unreadable.
+  await blob.uploadPages(Buffer.alloc(PAGE, 0x5b), PAGE, PAGE);
+  await backupDisk({ source: { url: env.sourceUrl('ret-v1.vhd') }, vault: v1, userKey: generateKey(), backupId: 'old-other-key', pageSize: PAGE, cacheBytes: 256 * KiB });
+  const v1Container = env.az.accounts.vault.service.getContainerClient('retention-v1');
+  const manifest = JSON.parse((await v1Container.getBlockBlobClient('backups/old-other-key/manifest.json').downloadToBuffer()).toString('utf8'));
+  manifest.body.completedAt = 'not a time';
+  await v1Container.getBlockBlobClient('backups/old-other-key/manifest.json').uploadData(Buffer.from(JSON.stringify(manifest)));
+
   await upgradeVault(Vault.open(v1), env.userKey);
+  const dry = await forgetBackups({ vault: v1, userKey: env.userKey, policy: { last: 1 }, dryRun: true, clock: () => t0 });
+  expect(dry).toMatchObject({ forgotten: [], kept: [{ backupId: 'old-one', reasons: ['last #1'] }], problems: [{ backupId: 'old-other-key', problem: 'kept: its completion time "not a time" is not a time, so no keep rule can place it' }] });
   const report = await forgetBackups({ vault: v1, userKey: env.userKey, backupIds: ['old-one'], clock: () => t0 });
   expect(report.forgotten).toEqual([{ backupId: 'old-one', disk: 'blob:src/disks/ret-v1.vhd', graceEndsAt: new Date(t0 + 14 * DAY).toISOString() }]);
   const vault = Vault.open(v1);

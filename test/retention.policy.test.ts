@@ -22,7 +22,7 @@ const irregular = [
   ['x-20260630T2300', '2026-06-30T23:00:00.000Z'],
   ['x-20261231T2359', '2026-12-31T23:59:59.999Z'], // 1 ms before the year ends (ISO week 2026-W53 runs on to Sunday 3 January)
   ['x-20270101T0000', '2027-01-01T00:00:00.000Z'],
-  ['x-20270104T1000a', '2027-01-04T10:00:00.000Z'], // a tie: the greater ID counts as the newer
+  ['x-20270104T1000a', '2027-01-04T10:00:00.000Z'], // a tie: the smaller ID counts as the newer (as the catalog lists them)
   ['x-20270104T1000b', '2027-01-04T10:00:00.000Z'],
   ['x-20270104T1115', '2027-01-04T11:15:00.000Z'],
   ['x-20270104T1145', '2027-01-04T11:45:00.000Z'],
@@ -40,15 +40,15 @@ const monthEnds2026 = ['n-20261130', 'n-20261031', 'n-20260930', 'n-20260831', '
 const cases: Array<{ name: string; policy: KeepPolicy; nowMs?: number; keep: [string, string[]][] }> = [
   { name: 'last 3', policy: { last: 3 }, keep: [['x-20270104T1300', ['last #1']], ['x-20270104T1145', ['last #2']], ['x-20270104T1115', ['last #3']]] },
   {
-    name: 'hourly 4: the newest of each hour; of two at the same time the greater ID',
+    name: 'hourly 4: the newest of each hour; of two at the same time the smaller ID',
     policy: { hourly: 4 },
-    keep: [['x-20270104T1300', ['hourly #1']], ['x-20270104T1145', ['hourly #2']], ['x-20270104T1000b', ['hourly #3']], ['n-20270104', ['hourly #4']]],
+    keep: [['x-20270104T1300', ['hourly #1']], ['x-20270104T1145', ['hourly #2']], ['x-20270104T1000a', ['hourly #3']], ['n-20270104', ['hourly #4']]],
   },
   {
     name: 'hourly 10 across midnight and the year end (1 ms apart, two buckets)',
     policy: { hourly: 10 },
     keep: [
-      ['x-20270104T1300', ['hourly #1']], ['x-20270104T1145', ['hourly #2']], ['x-20270104T1000b', ['hourly #3']], ['n-20270104', ['hourly #4']],
+      ['x-20270104T1300', ['hourly #1']], ['x-20270104T1145', ['hourly #2']], ['x-20270104T1000a', ['hourly #3']], ['n-20270104', ['hourly #4']],
       ['n-20270103', ['hourly #5']], ['n-20270102', ['hourly #6']], ['n-20270101', ['hourly #7']], ['x-20270101T0000', ['hourly #8']],
       ['x-20261231T2359', ['hourly #9']], ['n-20261231', ['hourly #10']],
     ],
@@ -116,20 +116,20 @@ const cases: Array<{ name: string; policy: KeepPolicy; nowMs?: number; keep: [st
   {
     name: 'within 2d of the newest (13:00 on 4 Jan): strictly after 13:00 on 2 Jan',
     policy: { within: '2d' },
-    keep: ['x-20270104T1300', 'x-20270104T1145', 'x-20270104T1115', 'x-20270104T1000b', 'x-20270104T1000a', 'n-20270104', 'n-20270103'].map((id) => [id, ['within 2d']]),
+    keep: ['x-20270104T1300', 'x-20270104T1145', 'x-20270104T1115', 'x-20270104T1000a', 'x-20270104T1000b', 'n-20270104', 'n-20270103'].map((id) => [id, ['within 2d']]),
   },
   {
     name: 'within 1d counted from the newest backup not after now (01:00 on 4 Jan: the nightly of 3 Jan); one exactly at the cut is not kept',
     policy: { within: '1d' },
     nowMs: Date.UTC(2027, 0, 4, 1),
-    keep: ['x-20270104T1300', 'x-20270104T1145', 'x-20270104T1115', 'x-20270104T1000b', 'x-20270104T1000a', 'n-20270104', 'n-20270103'].map((id) => [id, ['within 1d']]),
+    keep: ['x-20270104T1300', 'x-20270104T1145', 'x-20270104T1115', 'x-20270104T1000a', 'x-20270104T1000b', 'n-20270104', 'n-20270103'].map((id) => [id, ['within 1d']]),
   },
   {
     name: 'within 2d and last 1: the reasons in restic order (within first)',
     policy: { last: 1, within: '2d' },
     keep: [
       ['x-20270104T1300', ['within 2d', 'last #1']],
-      ...['x-20270104T1145', 'x-20270104T1115', 'x-20270104T1000b', 'x-20270104T1000a', 'n-20270104', 'n-20270103'].map((id): [string, string[]] => [id, ['within 2d']]),
+      ...['x-20270104T1145', 'x-20270104T1115', 'x-20270104T1000a', 'x-20270104T1000b', 'n-20270104', 'n-20270103'].map((id): [string, string[]] => [id, ['within 2d']]),
     ],
   },
 ];
@@ -159,7 +159,7 @@ describe('a nightly backup for 400 days, plus irregular ones', () => {
     const decisions = applyKeepPolicy(calendar, { daily: -1 });
     expect(decisions.filter((d) => d.keep)).toHaveLength(400);
     expect(decisions.filter((d) => !d.keep).map((d) => d.backupId)).toEqual([
-      'x-20270104T1145', 'x-20270104T1115', 'x-20270104T1000b', 'x-20270104T1000a', 'n-20270104',
+      'x-20270104T1145', 'x-20270104T1115', 'x-20270104T1000a', 'x-20270104T1000b', 'n-20270104',
       'x-20270101T0000', 'n-20261231', 'n-20260630', 'x-20260301T0015', 'n-20260228',
     ]);
   });
@@ -170,7 +170,7 @@ describe('a nightly backup for 400 days, plus irregular ones', () => {
     expect(decisions.every((d) => d.keep)).toBe(true);
     expect(decisions.map((d) => d.backupId)).toEqual(applyKeepPolicy(calendar, { last: -1 }).map((d) => d.backupId));
     expect(decisions[0]).toEqual({ backupId: 'x-20270104T1300', time: '2027-01-04T13:00:00.000Z', keep: true, reasons: ['last #1'] });
-    expect(decisions[4].backupId).toBe('x-20270104T1000a');
+    expect(decisions[4].backupId).toBe('x-20270104T1000b');
     expect(decisions[409]).toMatchObject({ backupId: 'n-20251201', reasons: ['last #410'] });
   });
 

@@ -152,8 +152,14 @@ export async function forgetBackups(o: ForgetOptions): Promise<ForgetReport> {
     const groups = groupByDisk(complete).filter((g) => o.disk === undefined || g.disk === o.disk);
     if (o.disk !== undefined && groups.length === 0) throw new PagewiseError('BackupNotFound', `the vault ${vault.display} holds no complete backup of disk ${o.disk.slice(0, 200)} (pagewise list names the disks)`);
     for (const g of groups) {
-      // Already forgotten ones are on their way out: they hold no bucket of the policy.
-      const live = (g.backups as Complete[]).filter((b) => !b.deleted);
+      // Already forgotten ones are on their way out: they hold no bucket of the policy. One without a
+      // readable completion time (a version-1 manifest of another key, unverified) is kept and said.
+      const timed = (g.backups as Complete[]).filter((b) => {
+        if (Number.isFinite(Date.parse(b.completedAt))) return true;
+        report.problems!.push({ backupId: b.backupId, problem: `kept: its completion time ${JSON.stringify(String(b.completedAt).slice(0, 40))} is not a time, so no keep rule can place it` });
+        return false;
+      });
+      const live = timed.filter((b) => !b.deleted);
       if (live.length === 0) continue;
       const byId = new Map(live.map((b) => [b.backupId, b]));
       for (const d of applyKeepPolicy(live.map((b) => ({ backupId: b.backupId, time: b.completedAt })), policy, { nowMs })) {

@@ -3,7 +3,8 @@
  * with buckets in UTC. Pure: no I/O, no clock but the one passed in.
  *
  * Semantics (restic's, on purpose, so a restic user's policy means the same here):
- * - backups are taken newest first (a tie in time: the greater backup ID counts as newer);
+ * - backups are taken newest first (a tie in time: the one the catalog lists first, the smaller backup ID,
+ *   counts as newer — the same "newest" as groupByDisk's);
  * - each count rule (last, hourly, daily, weekly = ISO 8601 week, monthly, yearly) walks them and keeps a
  *   backup whenever its bucket differs from the bucket of the backup that rule kept last, until its count
  *   is used up: so it keeps the newest backup of each of its n most recent buckets. `-1` = no limit;
@@ -159,7 +160,7 @@ export function applyKeepPolicy(backups: { backupId: string; time: string }[], p
     if (!Number.isFinite(ms)) throw bad(`backup ${shown(b.backupId)} has no valid time (${shown(b.time)})`);
     return { ...b, ms };
   });
-  list.sort((a, b) => b.ms - a.ms || (a.backupId < b.backupId ? 1 : a.backupId > b.backupId ? -1 : 0));
+  list.sort((a, b) => b.ms - a.ms || a.backupId.localeCompare(b.backupId));
   if (list.length === 0) return [];
 
   let cutoff: number | undefined;
