@@ -12,7 +12,7 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { Spans } from './lib/spans';
 
 export interface WorkerInput {
-  op: 'backup' | 'restore' | 'verify';
+  op: 'backup' | 'restore' | 'verify' | 'prune' | 'trailers';
   source?: { url: string; connectionString?: string };
   vault: { url: string; connectionString?: string };
   userKeyHex: string;
@@ -28,6 +28,10 @@ export interface WorkerInput {
   /** restore target (local file) */
   target?: string;
   spans?: boolean;
+  /** prune: the injected clock's time (ms since the epoch; it stands still during the run), GC parameters, repack */
+  nowMs?: number;
+  params?: { abandonAfterMs?: number; deleteAfterMs?: number; maxUnused?: number };
+  repack?: boolean;
 }
 
 export interface WorkerOutput {
@@ -46,6 +50,31 @@ export interface WorkerOutput {
   spans?: Record<string, unknown>;
   /** peaks of process.memoryUsage() sampled every 20 ms during the operation, bytes */
   memoryPeaks: { rss: number; heapTotal: number; heapUsed: number; external: number; arrayBuffers: number; rssAnon: number; rssFile: number };
+  /** HTTP requests the operation sent, by kind (LIST = a GET with comp=list) */
+  requests: Record<string, number>;
+  /** prune: ms from the start to the first progress report of each step (gather ends at the first) */
+  stepStartsMs?: Record<string, number>;
+}
+
+/**
+ * Counts every HTTP request of this process by kind: the Azure SDK's Node client calls
+ * `http.request` / `https.request` through the module object, so wrapping them sees each one.
+ */
+function countRequests(): Record<string, number> {
+  const counts: Record<string, number> = {};
+  /* eslint-disable @typescript-eslint/no-var-requires */
+  for (const mod of [require('node:http'), require('node:https')] as Array<Record<string, unknown>>) {
+    const original = mod.request as (...a: unknown[]) => unknown;
+    mod.request = function (this: unknown, ...args: unknown[]) {
+      const options = (typeof args[0] === 'object' && args[0] !== null && !(args[0] instanceof URL) ? args[0] : args[1]) as { method?: string; path?: string } | undefined;
+      const method = (options?.method ?? 'GET').toUpperCase();
+      const kind = method === 'GET' && /[?&]comp=list/.test(options?.path ?? '') ? 'LIST' : method;
+      counts[kind] = (counts[kind] ?? 0) + 1;
+      return original.apply(this, args);
+    };
+  }
+  /* eslint-enable @typescript-eslint/no-var-requires */
+  return counts;
 }
 
 function instrument(spans: Spans): void {
@@ -99,6 +128,7 @@ function experiment(name: string | undefined): void {
 
 async function main(): Promise<void> {
   const input = JSON.parse(readFileSync(process.argv[2], 'utf8')) as WorkerInput;
+  const requests = countRequests();
   experiment(process.env.BENCH_EXPERIMENT);
   const spans = input.spans ? new Spans() : undefined;
   if (spans) instrument(spans);
@@ -130,6 +160,8 @@ async function main(): Promise<void> {
   const elu0 = performance.eventLoopUtilization();
   const cpu0 = process.cpuUsage();
   const started = performance.now();
+  const stepStartsMs: Record<string, number> = {};
+  for (const k of Object.keys(requests)) delete requests[k]; // the operation's requests only
   let result: unknown;
   if (input.op === 'backup') {
     result = await core.backupDisk({
@@ -146,8 +178,25 @@ async function main(): Promise<void> {
     });
   } else if (input.op === 'restore') {
     result = await core.restoreBackup({ backupId: input.backupId, vault: input.vault, userKey, target: { url: input.target! }, overwrite: true, concurrency: input.concurrency });
-  } else {
+  } else if (input.op === 'verify') {
     result = await core.verifyBackup({ backupId: input.backupId, vault: input.vault, userKey, readData: true, concurrency: input.concurrency });
+  } else if (input.op === 'prune') {
+    // The prune is reached by path (bench/prune.ts measures it; allowed in test/rules.public-api.test.ts).
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const { pruneVault } = require('../core/prune/prune') as typeof import('../core/prune/prune');
+    const nowMs = input.nowMs ?? Date.now();
+    result = await pruneVault({
+      vault: input.vault,
+      userKey,
+      clock: () => nowMs,
+      params: input.params,
+      repack: input.repack ?? true,
+      onProgress: (step) => {
+        if (!(step in stepStartsMs)) stepStartsMs[step] = performance.now() - started;
+      },
+    });
+  } else {
+    result = await packTrailers(input.vault, userKey);
   }
   const wallMs = performance.now() - started;
   clearInterval(sampler);
@@ -167,8 +216,37 @@ async function main(): Promise<void> {
     eventLoopDelayP99Ms: delay.percentile(99) / 1e6,
     spans: spans?.snapshot(),
     memoryPeaks,
+    requests,
+    ...(input.op === 'prune' ? { stepStartsMs } : {}),
   };
   process.stdout.write(`BENCH_RESULT ${JSON.stringify(out)}\n`);
+}
+
+/**
+ * The floor of any garbage collection: list every pack and read its trailer (the index it carries,
+ * FORMAT.md §17.2) — what a GC that trusted nothing else would have to read at the least.
+ */
+async function packTrailers(location: { url: string; connectionString?: string }, userKey: Buffer): Promise<{ packs: number; entries: number; packBytes: number }> {
+  /* eslint-disable @typescript-eslint/no-var-requires */
+  const { Vault } = require('../core/repo/vault') as typeof import('../core/repo/vault');
+  const { openVaultKeyring } = require('../core/repo/v2/marker') as typeof import('../core/repo/v2/marker');
+  const { readPackTrailer } = require('../core/repo/v2/pack-writer') as typeof import('../core/repo/v2/pack-writer');
+  const { forEachLimited } = require('../core/concurrency') as typeof import('../core/concurrency');
+  /* eslint-enable @typescript-eslint/no-var-requires */
+  const vault = Vault.open(location);
+  const keyring = await openVaultKeyring(vault, userKey);
+  const packs: string[] = [];
+  let packBytes = 0;
+  for await (const b of vault.listDetailed('packs/')) {
+    packs.push(b.name.slice(b.name.lastIndexOf('/') + 1, -'.pwp'.length));
+    packBytes += b.contentLength;
+  }
+  let entries = 0;
+  await forEachLimited(packs, 8, async (packId) => {
+    const found = (await readPackTrailer(vault, keyring, packId)).length;
+    entries += found; // after the await: a concurrent += would lose counts
+  });
+  return { packs: packs.length, entries, packBytes };
 }
 
 main().catch((err) => {

@@ -10,7 +10,7 @@
  * - a backup and a sweeping, repacking prune at the same time (Promise.all): both finish, every backup
  *   restores byte-identical — after a later prune deleted the repacked packs its hints still name.
  */
-import { planBackup, runBackupBatch, finalizeBackup, backupDisk, StorageLocation } from '../core';
+import { planBackup, runBackupBatch, finalizeBackup, backupDisk, StorageLocation, verifyBackup } from '../core';
 import { DEFAULT_ABANDON_AFTER_MS, DEFAULT_DELETE_AFTER_MS, DEFAULT_GRACE_MS } from '../core/prune/protocol';
 import { readMarks } from '../core/prune/marks';
 import { pruneVault } from '../core/prune/prune';
@@ -178,10 +178,29 @@ test('a backup and a sweeping, repacking prune at once: both finish; every backu
   expect(await existing(vault, [...ofF.packs, ...ofF.tables])).toEqual([]);
   const kept = [i1, i2, i3];
   await expectIntact(env, vault, kept, kept, 'after a prune beside a backup');
+  // Each of them reads pages 12–15 through a stale hint (F's old pack, gone): the index places them in the repacked pack.
+  expect((await blobsOfBackup(vault, env.userKey, i3.backupId)).packs).toContain(ofF.packs[0]);
+  for (const b of kept) expect(await verifyBackup({ backupId: b.backupId, vault, userKey: env.userKey })).toMatchObject({ ok: true, blocksRelocated: 4 });
 
   // D later again: nothing kept is touched, nothing referenced is pending; the stale hints still read.
   const later = await pruneVault({ vault, userKey: env.userKey, clock: () => c0 + 2 * (D + HOUR) });
   expect(later.deleted).toMatchObject({ manifests: [], tables: 0, packs: 0 });
   expect(later.pending).toMatchObject({ packs: 0, tables: 0 });
   await expectIntact(env, vault, kept, [i3], 'after a later prune');
+
+  // Three more rounds, the prune started a little later each time (other interleavings): the oldest kept
+  // backup forgotten (no grace), a page changed, a backup and a prune D after the last one, at once.
+  let clock = c0 + 2 * (D + HOUR);
+  for (let round = 1; round <= 3; round++) {
+    const oldest = kept.shift()!;
+    await forgetBackups({ vault, userKey: env.userKey, backupIds: [oldest.backupId], graceMs: 0, clock: () => clock });
+    await disk.write([5 + round], 60 + round);
+    clock += D + HOUR;
+    const at = clock;
+    const [next, pruned] = await Promise.all([disk.backup(vault), new Promise((r) => setTimeout(r, 300 * round)).then(() => pruneVault({ vault, userKey: env.userKey, clock: () => at }))]);
+    expect({ round, kind: next.kind, blocked: pruned.blocked, manifests: pruned.deleted.manifests.length }).toEqual({ round, kind: 'incremental', blocked: undefined, manifests: 1 });
+    expect(pruned.deleted.tables + pruned.deleted.stagingBlobs).toBeGreaterThan(0); // the last round's leftovers, swept
+    kept.push(next);
+    await expectIntact(env, vault, kept, [next], `round ${round} of a backup beside a prune`);
+  }
 });

@@ -1,13 +1,14 @@
 /**
  * Prune killed at every step, on a real Azurite (issue #13, "crash-safe"): a vault of a full and three
  * incrementals of one disk (two forgotten with no grace, one soft-deleted, two packs mostly unused and so
- * repacked) and an abandoned backup of another disk is pruned by two runs D apart — the first deletes the
- * grace-ended manifests, repacks and marks, the second sweeps. For every mutation k of those two runs a copy
- * of the vault is pruned with `beforeMutation` throwing at k (a simulated kill: the error propagates,
- * nothing is cleaned up); right after, every kept backup passes verify --read-data and one restores
+ * repacked) and an abandoned backup of another disk is pruned by three runs D apart — the first deletes the
+ * grace-ended manifests, repacks and marks, the second sweeps, the third drops the first mark. For every
+ * mutation k of those runs a copy of the vault is pruned with `beforeMutation` throwing at k (a simulated
+ * kill: the error propagates, nothing is cleaned up); right after, every kept backup passes verify --read-data and one restores
  * byte-identical; then the runs are done again from the killed one and the vault must end as an
  * uninterrupted prune leaves it (by name and size; repack's random pack and delta names by size). Once, a
- * real child process is killed with SIGKILL mid-sweep and the rerun finishes the job.
+ * real child process is killed with SIGKILL mid-sweep and the rerun finishes the job; and the one point the
+ * hook cannot reach — a repack's new pack committed, its index delta not yet written — is made by hand.
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
@@ -27,7 +28,7 @@ let env: TestEnv;
 /** The vault as built (never pruned): each case prunes a copy. */
 const SEED = 'crashseed';
 let t0: number;
-/** The two prune runs' clocks: past every forgotten backup's grace and past L for everything built; then D later. */
+/** The prune runs' clocks: past every forgotten backup's grace and past L for everything built; then D later, twice. */
 let clocks: number[];
 let kept: KnownBackup[];
 let forgotten: KnownBackup[];
@@ -42,9 +43,9 @@ interface Mutation {
 
 class SimulatedKill extends Error {}
 
-/** A mutation as two runs can compare it: repack's new packs and deltas and the mark are named at random. */
+/** A mutation as two runs can compare it: repack's new packs and deltas and the marks are named at random. */
 function named(m: Mutation): string {
-  return m.step === 'repack' || m.step === 'mark' ? `${m.run} ${m.step}` : `${m.run} ${m.step} ${m.blob}`;
+  return ['repack', 'mark', 'marks'].includes(m.step) ? `${m.run} ${m.step}` : `${m.run} ${m.step} ${m.blob}`;
 }
 
 beforeAll(async () => {
@@ -75,7 +76,7 @@ beforeAll(async () => {
   kept = [i2, i3];
   forgotten = [f, i1];
   // Kept I3 references pages 12–15 of F's pack (4 of 16 live) and 8–11 of I1's (4 of 12): both repacked.
-  clocks = [t0 + 10 * DAY, t0 + 10 * DAY + DEFAULT_DELETE_AFTER_MS + DAY];
+  clocks = [t0 + 10 * DAY, t0 + 10 * DAY + DEFAULT_DELETE_AFTER_MS + DAY, t0 + 10 * DAY + 2 * (DEFAULT_DELETE_AFTER_MS + DAY)];
 
   const copy = await cloneVault(env, SEED, 'crashref');
   const run = await pruneRuns(copy, 0);
@@ -111,7 +112,7 @@ async function pruneRuns(vault: StorageLocation, from: number, killAt?: number, 
   return { mutations, reports };
 }
 
-test('the uninterrupted prune: the first run deletes the grace-ended manifests, repacks and marks; the second sweeps what both saw unreferenced', async () => {
+test('the uninterrupted prune: the first run deletes the grace-ended manifests, repacks and marks; the second sweeps what both saw unreferenced; the third drops the first mark', async () => {
   const { mutations, reports, end } = reference;
   const steps = (run: number) => new Set(mutations.filter((m) => m.run === run).map((m) => m.step));
   // Run 1: the two manifests (and their tombstones), a repack, its mark; nothing of data is deleted yet.
@@ -124,6 +125,9 @@ test('the uninterrupted prune: the first run deletes the grace-ended manifests, 
   expect(reports[1].deleted).toMatchObject({ manifests: [], tables: 2, packs: 3, deltas: 3 });
   expect(reports[1].pending).toMatchObject({ packs: 0, tables: 0, staging: 0 });
   // Left: the two kept manifests, I2's tombstone, their two tables, I2's and I3's packs and the repack's, no staging.
+  // Run 3, D later again: nothing left to sweep; its mark makes the second one at least D old, so the first goes.
+  expect(steps(2)).toEqual(new Set<PruneStep>(['mark', 'marks']));
+  expect(reports[2].deleted).toMatchObject({ manifests: [], tables: 0, packs: 0, deltas: 0, stagingBlobs: 0, marks: 1 });
   expect(countByKind(end)).toMatchObject({ manifests: 2, forgotten: 1, tables: 2, packs: 3, deltas: 3, marks: 2 });
   expect(countByKind(end).staging).toBeUndefined();
   await expectIntact(env, { url: env.az.sasUrl('vault', 'crashref') }, kept, kept, 'after the uninterrupted prune');
@@ -135,9 +139,12 @@ test('killed before each mutation in turn: kept backups stay intact, and the rer
   const total = reference.mutations.length;
   expect(total).toBeGreaterThanOrEqual(20);
   const want = comparable(reference.end);
+  // The next case's copy is made while this one runs (a copy waits out the second it was made in).
+  let next = cloneVault(env, SEED, 'crashk1');
   for (let k = 1; k <= total; k++) {
     const name = `crashk${k}`;
-    const vault = await cloneVault(env, SEED, name);
+    const vault = await next;
+    if (k < total) next = cloneVault(env, SEED, `crashk${k + 1}`);
     const killed = await pruneRuns(vault, 0, k);
     const at = reference.mutations[k - 1];
     const when = `killed at mutation ${k} (run ${at.run + 1}, ${at.step} ${at.blob})`;
@@ -197,4 +204,23 @@ test('a prune process killed with SIGKILL mid-sweep: the kept backups stay intac
   expect(rerun.killedIn).toBeUndefined();
   expect(comparable(await inventory(container(name)))).toEqual(comparable(reference.end));
   await expectIntact(env, vault, kept, kept, 'after SIGKILL and a rerun');
+}, 300_000);
+
+test('killed between a repack pack\'s commit and its delta (made by hand: no hook there): kept backups intact, the rerun ends the same', async () => {
+  const name = 'crashdelta';
+  const vault = await cloneVault(env, SEED, name);
+  const run1 = reference.mutations.filter((m) => m.run === 0).length;
+  expect(reference.mutations[run1 - 1].step).toBe('mark');
+  const killed = await pruneRuns(vault, 0, run1); // the repack done, its mark not written
+  expect(killed.killedIn).toBe(0);
+  const seed = new Set((await inventory(container(SEED))).map((b) => b.name));
+  const newDeltas = (await inventory(container(name))).filter((b) => b.kind === 'deltas' && !seed.has(b.name));
+  expect(newDeltas).toHaveLength(1);
+  for (const d of newDeltas) await container(name).deleteBlob(d.name); // as if killed before this Put
+  await expectIntact(env, vault, kept, kept, 'a repacked pack without its delta');
+  const rerun = await pruneRuns(vault, 0);
+  expect(rerun.killedIn).toBeUndefined();
+  expect(rerun.reports[0].repacked.packs).toBe(2); // the sources are still the holders: repacked again
+  expect(comparable(await inventory(container(name)))).toEqual(comparable(reference.end)); // the orphan pack: marked by that rerun, swept D later
+  await expectIntact(env, vault, kept, kept, 'a repacked pack without its delta, then rerun');
 }, 300_000);

@@ -5,13 +5,14 @@
  * they are ordinary backups again, kept by every later prune.
  */
 import { listBackups } from '../core';
-import { DEFAULT_DELETE_AFTER_MS, DEFAULT_GRACE_MS } from '../core/prune/protocol';
+import { DEFAULT_ABANDON_AFTER_MS, DEFAULT_DELETE_AFTER_MS } from '../core/prune/protocol';
 import { pruneVault } from '../core/prune/prune';
 import { forgetBackups, undeleteBackups } from '../core/retention/forget';
 import { MiB, startEnv, TestEnv } from './harness/env';
 import { blobsOfBackup, existing, expectIntact, PagedDisk } from './harness/prune-fixture';
 
 const DAY = 86_400_000;
+const GRACE = 30 * DAY;
 const range = (from: number, to: number) => Array.from({ length: to - from }, (_, k) => from + k);
 
 let env: TestEnv;
@@ -37,19 +38,20 @@ test('forgotten backups undeleted within their grace are intact, after prunes th
   expect(onlyI3).toHaveLength(2); // its table and the pack of its two pages
 
   const t = Date.now();
-  // F and I1 soft-deleted (the default grace); I3 forgotten for good (no grace): the prunes have work.
-  const soft = await forgetBackups({ vault, userKey: env.userKey, backupIds: [f.backupId, i1.backupId], clock: () => t });
+  // F and I1 soft-deleted for 30 days (long enough for a mark and a sweep of I3's blobs, which must first
+  // be older than L); I3 forgotten for good (no grace): the prunes have work.
+  const soft = await forgetBackups({ vault, userKey: env.userKey, backupIds: [f.backupId, i1.backupId], graceMs: GRACE, clock: () => t });
   expect(soft.forgotten.map((x) => [x.backupId, x.graceEndsAt]).sort()).toEqual(
-    [f.backupId, i1.backupId].map((id) => [id, new Date(t + DEFAULT_GRACE_MS).toISOString()]).sort(),
+    [f.backupId, i1.backupId].map((id) => [id, new Date(t + GRACE).toISOString()]).sort(),
   );
   await forgetBackups({ vault, userKey: env.userKey, backupIds: [i3.backupId], graceMs: 0, clock: () => t });
   const listed = await listBackups(vault, { userKey: env.userKey });
-  for (const b of [f, i1]) expect(listed.find((x) => x.backupId === b.backupId)).toMatchObject({ deleted: { graceEndsAt: new Date(t + DEFAULT_GRACE_MS).toISOString() } });
+  for (const b of [f, i1]) expect(listed.find((x) => x.backupId === b.backupId)).toMatchObject({ deleted: { graceEndsAt: new Date(t + GRACE).toISOString() } });
 
   // Two prunes D apart, both inside the grace: I3 goes (its manifest at once, its own table and pack on the second).
-  const c1 = t + DAY;
+  const c1 = t + DEFAULT_ABANDON_AFTER_MS + DAY;
   const c2 = c1 + DEFAULT_DELETE_AFTER_MS + DAY;
-  expect(c2).toBeLessThan(t + DEFAULT_GRACE_MS);
+  expect(c2).toBeLessThan(t + GRACE);
   const first = await pruneVault({ vault, userKey: env.userKey, clock: () => c1 });
   expect(first.deleted.manifests).toEqual([ofI3.manifest]);
   expect(first.kept.manifests).toBe(3); // F and I1 in their grace count as kept
@@ -61,16 +63,19 @@ test('forgotten backups undeleted within their grace are intact, after prunes th
 
   // Undeleted within the grace: listed as ordinary backups, intact, kept by any later prune.
   const back = await undeleteBackups({ vault, userKey: env.userKey, backupIds: [f.backupId, i1.backupId], clock: () => c2 + DAY });
-  expect(back).toEqual({ restored: expect.arrayContaining([f.backupId, i1.backupId]), notForgotten: [], expired: [] });
+  expect(back).toEqual({ restored: expect.arrayContaining([f.backupId, i1.backupId]), notForgotten: [], expired: [], problems: [] });
   expect(back.restored).toHaveLength(2);
   const relisted = await listBackups(vault, { userKey: env.userKey });
-  for (const b of [f, i1]) expect(relisted.find((x) => x.backupId === b.backupId)).toMatchObject({ status: 'complete', deleted: undefined });
-  const much = await pruneVault({ vault, userKey: env.userKey, clock: () => t + DEFAULT_GRACE_MS + 30 * DAY });
-  const muchLater = await pruneVault({ vault, userKey: env.userKey, clock: () => t + DEFAULT_GRACE_MS + 30 * DAY + DEFAULT_DELETE_AFTER_MS + DAY });
+  for (const b of [f, i1]) {
+    const x = relisted.find((y) => y.backupId === b.backupId);
+    expect({ status: x?.status, deleted: x && 'deleted' in x ? x.deleted : undefined }).toEqual({ status: 'complete', deleted: undefined });
+  }
+  const much = await pruneVault({ vault, userKey: env.userKey, clock: () => t + GRACE + 30 * DAY });
+  const muchLater = await pruneVault({ vault, userKey: env.userKey, clock: () => t + GRACE + 30 * DAY + DEFAULT_DELETE_AFTER_MS + DAY });
   for (const r of [much, muchLater]) expect(r.deleted).toMatchObject({ manifests: [], tables: 0, packs: 0 });
   expect(muchLater.kept.manifests).toBe(3);
   await expectIntact(env, vault, [f, i1, i2], [f, i1, i2], 'undeleted, after prunes past the grace');
-  // I3 cannot come back: its manifest is gone.
+  // I3 cannot come back: prune deleted its manifest, then its tombstone.
   const late = await undeleteBackups({ vault, userKey: env.userKey, backupIds: [i3.backupId] });
-  expect(late.restored).toEqual([]);
+  expect(late).toEqual({ restored: [], notForgotten: [i3.backupId], expired: [], problems: [] });
 });
