@@ -34,7 +34,29 @@ const adversarial: fc.Arbitrary<Action> = fc.oneof(
   { weight: 10, arbitrary: fc.record({ kind: fc.constant('clock' as const), ms: fc.constantFrom(MINUTE, HOUR, DAY, 7 * DAY + HOUR, 8 * DAY + HOUR) }) },
 );
 
+/** Two backups of one disk making the same change from the same base write the same table (the §26.10 finding). */
+const colliding: fc.Arbitrary<Action> = fc.oneof(
+  { weight: 88, arbitrary: adversarial.filter((a) => a.kind !== 'write') },
+  { weight: 4, arbitrary: fc.record({ kind: fc.constant('write' as const), disk: fc.constant(0), page: fc.nat(3), value: fc.constantFrom(0, 1, 5) }) },
+);
+
+/** Few kinds of step, so the orderings that matter (choose, forget, gather, check, delete, put) come up often. */
+const hunting: fc.Arbitrary<Action> = fc.oneof(
+  { weight: 30, arbitrary: fc.record({ kind: fc.constant('backup' as const), pick: nat, steps: fc.constantFrom(1, 1, 1, 1, 20) }) },
+  { weight: 6, arbitrary: fc.record({ kind: fc.constant('start' as const), disk: fc.constant(0), legacy: fc.constant(false) }) },
+  { weight: 25, arbitrary: fc.record({ kind: fc.constant('prune' as const), pick: nat, mode: fc.constantFrom('step' as const, 'gather' as const, 'all' as const) }) },
+  { weight: 8, arbitrary: fc.constant({ kind: 'pruneStart' as const }) },
+  { weight: 10, arbitrary: fc.record({ kind: fc.constant('forget' as const), pick: nat, graceMs: fc.constant(0) }) },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('write' as const), disk: fc.constant(0), page: fc.nat(3), value: fc.nat(5) }) },
+  { weight: 12, arbitrary: fc.record({ kind: fc.constant('clock' as const), ms: fc.constantFrom(MINUTE, HOUR, DAY, 8 * DAY + HOUR) }) },
+);
+
+export const huntingScenarios = fc.array(hunting, { minLength: 20, maxLength: 80, size: 'max' });
+export const adversarialScenarios = fc.array(adversarial, { minLength: 20, maxLength: 120, size: 'max' });
+export const collidingScenarios = fc.array(colliding, { minLength: 20, maxLength: 120, size: 'max' });
 export const scenarios: fc.Arbitrary<Action[]> = fc.oneof(
   fc.array(mixed, { minLength: 20, maxLength: 160, size: 'max' }),
-  fc.array(adversarial, { minLength: 20, maxLength: 120, size: 'max' }),
+  adversarialScenarios,
+  collidingScenarios,
+  huntingScenarios,
 );

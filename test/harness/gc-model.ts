@@ -35,7 +35,11 @@ export class Vault {
   marks = new Map<string, Mark>();
 }
 
-export type Mutation = 'one-phase' | 'no-base-tables' | 'whole-index-dedupe' | 'table-reuse-unguarded';
+/**
+ * Variants of the protocol: 'index-dedupe' is a legitimate writer (#15's, with the age rule); the others are broken on
+ * purpose, to show the simulation finds what they break.
+ */
+export type Mutation = 'one-phase' | 'no-base-tables' | 'index-dedupe' | 'index-dedupe-unguarded' | 'table-reuse-unguarded';
 
 export interface Stats {
   manifests: number; backupsFailed: number; expired: number; forgets: number; undeletes: number; pruneRuns: number; blockedRuns: number;
@@ -273,9 +277,11 @@ export class World {
           if (base !== null && base.cid === cid) { records.set(p, base); continue; }
           const earlier = [...records.values()].find((r) => r.cid === cid && r.hint === packId);
           if (earlier !== undefined) { records.set(p, earlier); continue; }
-          if (this.mutations.has('whole-index-dedupe')) {
+          if (this.mutations.has('index-dedupe') || this.mutations.has('index-dedupe-unguarded')) {
+            // #15's writer: dedupe against the whole index, relying on an old pack only when allowed (§26.8 (c)).
             const holder = this.indexHolder(cid);
-            if (holder !== undefined) { records.set(p, { cid, hint: holder }); continue; }
+            const young = holder !== undefined && mayRelyOnExisting(v.packs.get(holder)!.createdMs, b.planCreatedMs, this.params);
+            if (holder !== undefined && (young || this.mutations.has('index-dedupe-unguarded'))) { records.set(p, { cid, hint: holder }); continue; }
           }
           packId ??= this.next('P');
           blocks.push(cid);
