@@ -247,7 +247,7 @@ describe('a disk of four generations, g0 and g2 forgotten', () => {
 });
 
 describe('a version-1 backup in an upgraded vault', () => {
-  test('prune refuses a version-1 vault; upgraded, a forgotten version-1 backup goes after its grace: manifest.json first, the rest of its prefix, then its tombstone', async () => {
+  test('prune refuses a version-1 vault; upgraded, a forgotten version-1 backup goes after its grace: manifest.json first, the rest of its prefix, then its tombstone; a forged mark is ignored', async () => {
     const location = await env.makeVault('prunev1', { version: 1 });
     const v1Container = env.az.accounts.vault.service.getContainerClient('prunev1');
     const small = await PagedDisk.create(env, 'v1.vhd', 4 * PAGE);
@@ -262,6 +262,9 @@ describe('a version-1 backup in an upgraded vault', () => {
     const forgot = await forgetBackups({ vault: location, userKey: env.userKey, backupIds: [v1.backupId], graceMs: 0, clock: () => forgottenAt });
     expect(forgot.forgotten.map((f) => f.backupId)).toEqual([v1.backupId]);
 
+    // A mark that does not authenticate (here: random bytes under a mark's name, backdated) proves nothing: ignored and told.
+    const forged = 'gc/marks/20200101T000000000Z-0123456789abcdef.pwe';
+    await v1Container.getBlockBlobClient(forged).uploadData(Buffer.alloc(200, 7));
     const before = await inventory(v1Container);
     const prefix = named(before).filter((n) => n.startsWith(`backups/${v1.backupId}/`));
     const manifest = `backups/${v1.backupId}/manifest.json`;
@@ -274,6 +277,7 @@ describe('a version-1 backup in an upgraded vault', () => {
     expect(mutations.slice(1, prefix.length).sort()).toEqual(prefix.filter((n) => n !== manifest).map((n) => `manifests ${n}`).sort());
     expect(mutations.slice(prefix.length)).toEqual([`manifests ${tombstone[0]}`, `mark ${report.mark}`]);
     expect(report.deleted.manifests).toEqual([manifest]);
+    expect(report.problems).toContainEqual(expect.stringMatching(new RegExp(`^the mark ${forged} is ignored: .*(not a Pagewise|fails authentication)`)));
     expect(report.bytesReclaimed).toBe(bytesOf(before, [...prefix, ...tombstone]));
     expect(named(await inventory(v1Container))).toEqual([...named(before).filter((n) => !prefix.includes(n) && !tombstone.includes(n)), report.mark].sort());
     expect(await restoredSha256(env, location, v2.backupId)).toBe(v2.sha256);

@@ -272,3 +272,41 @@ test('chooseBase skips a forgotten manifest: the next backup takes the older one
   expect(await backupSnapshot('forg-d')).toMatchObject({ kind: 'full', reason: 'base-forgotten' });
   expect((await readPlan2(v.vault, keyring, 'forg-d'))!.baseTables).toBeNull();
 });
+
+test("finalize relies on a table another backup stored (409) only when it is young enough (§26.8 (c)); else it stores the table under its own alternate name", async () => {
+  const v = await openVault('repack6');
+  const name = 'repack-alternate.vhd';
+  const blob = env.sourceClient(name);
+  await blob.create(MiB);
+  const snapshotUrl = async () => `${env.az.sasUrl('src', 'disks', name)}&snapshot=${encodeURIComponent((await blob.createSnapshot()).snapshot!)}`;
+  const settings = { vault: v.location, userKey: env.userKey, pageSize: PAGE, cacheBytes: 256 * KiB };
+  await writePages(blob, [0, 1]);
+  await backupDisk({ ...settings, source: { url: await snapshotUrl() }, backupId: 'alt-a' });
+  const keyring = await v.keyring();
+  await blob.clearPages(PAGE, PAGE); // page 1 cleared: the group's table = A's record of page 0, whoever writes it
+  const cleared = await snapshotUrl();
+  const image = await blob.downloadToBuffer();
+  const b = await backupDisk({ ...settings, source: { url: cleared }, backupId: 'alt-b' });
+  expect(b).toMatchObject({ kind: 'incremental', base: { backupId: 'alt-a' } });
+  const tableB = (await manifestOf(v, 'alt-b')).tables[0].tableId;
+  // C and D back up the same state on base A (B forgotten): the same table plaintext, so their Put answers 409.
+  const forget = async (backupId: string) => {
+    const tombstone = v2names.tombstone(keyring.nameTag(backupId));
+    const manifest = (await findManifest2(v.vault, keyring, backupId))!.name;
+    await v.vault.putNew(tombstone, sealJson(keyring, 4, tombstone, { format: 'pagewise-tombstone', version: 2, backupId, manifest, formatVersion: 2, forgottenAt: new Date().toISOString(), graceEndsAt: new Date(Date.now() + 14 * DAY).toISOString(), reason: 'forget' }));
+  };
+  await forget('alt-b');
+  const c = await backupDisk({ ...settings, source: { url: cleared }, backupId: 'alt-c' });
+  expect(c).toMatchObject({ kind: 'incremental', base: { backupId: 'alt-a' } });
+  expect((await manifestOf(v, 'alt-c')).tables[0].tableId).toBe(tableB); // young: relied on
+  await forget('alt-c');
+  // D's plan is 30 days after B's table was stored: more than L, so D must not rely on it.
+  const late: Clock = () => Date.now() + 30 * DAY;
+  const d = await backupDisk({ ...settings, source: { url: cleared }, backupId: 'alt-d', clock: late });
+  expect(d).toMatchObject({ kind: 'incremental', base: { backupId: 'alt-a' } });
+  const tableD = (await manifestOf(v, 'alt-d')).tables[0].tableId;
+  expect(tableD).not.toBe(tableB);
+  expect(await v.vault.exists(v2names.table(tableD))).toBe(true);
+  expect((await restoredBytes(v, 'alt-d', 'repack-alt-d.vhd', MiB)).equals(image)).toBe(true);
+  expect(await verifyBackup({ backupId: 'alt-d', vault: v.location, userKey: env.userKey, readData: true })).toMatchObject({ ok: true, tablesChecked: 1 });
+});

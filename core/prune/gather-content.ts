@@ -57,8 +57,10 @@ export type WantedTable = { ref: TableRef; pagesPerTable: number } | { ref?: und
 /**
  * Reads the wanted tables (each once, GATHER_READS_AT_ONCE at a time) into GcSnapshot.tables: a table
  * that is missing or fails its checks gets `contentIds: undefined` (decide then blocks) and a problem.
+ * `nameTags`: every backup the vault shows (manifests, tombstones, staging), whose alternate table
+ * names (§26.8) a table read by name alone may carry.
  */
-export async function readLiveTables(vault: Vault, keyring: Keyring, wanted: Map<string, WantedTable>, listed: Map<string, { createdMs: number }>, ids: ContentIds, onProblem: (why: string) => void, options: CallOptions = {}): Promise<GcSnapshot['tables']> {
+export async function readLiveTables(vault: Vault, keyring: Keyring, wanted: Map<string, WantedTable>, listed: Map<string, { createdMs: number }>, ids: ContentIds, onProblem: (why: string) => void, nameTags: Set<string>, options: CallOptions = {}): Promise<GcSnapshot['tables']> {
   const out: GcSnapshot['tables'] = new Map();
   await forEachLimited(wanted.entries(), GATHER_READS_AT_ONCE, async ([tableId, w]) => {
     const createdMs = listed.get(tableId)?.createdMs ?? 0;
@@ -70,7 +72,7 @@ export async function readLiveTables(vault: Vault, keyring: Keyring, wanted: Map
     try {
       const records = w.ref
         ? await readTable(vault, keyring, w.ref, w.pagesPerTable, options)
-        : decodeTableById(keyring, tableId, await vault.getBytes(v2names.table(tableId), 0, undefined, { ...options, maxBytes: MAX_TABLE_BYTES })).records;
+        : decodeTableById(keyring, tableId, await vault.getBytes(v2names.table(tableId), 0, undefined, { ...options, maxBytes: MAX_TABLE_BYTES }), nameTags).records;
       out.set(tableId, { createdMs, contentIds: contentIdsOf(records, ids) });
     } catch (err) {
       onProblem(problemOf(err));

@@ -36,7 +36,9 @@ export function stagingGroups(listed: BlobInfo[], onProblem: (why: string) => vo
       onProblem(`${b.name.slice(0, 120)} was not written by Pagewise (no nameTag after staging/); prune leaves it`);
       continue;
     }
-    groups.set(nameTag, [...(groups.get(nameTag) ?? []), b]);
+    const group = groups.get(nameTag);
+    if (group) group.push(b);
+    else groups.set(nameTag, [b]);
   }
   return groups;
 }
@@ -47,7 +49,7 @@ export async function gatherStaging(vault: Vault, keyring: Keyring, groups: Map<
   await forEachLimited(groups.entries(), GATHER_READS_AT_ONCE, async ([nameTag, blobs]) => {
     const entry: Staging = {
       nameTag,
-      createdMs: Math.min(...blobs.map((b) => b.createdOn.getTime())),
+      createdMs: blobs.reduce((min, b) => Math.min(min, b.createdOn.getTime()), Infinity),
       hasManifest: c.finished.has(nameTag),
       contentIds: [],
       blobs: blobs.map((b) => ({ name: b.name, bytes: b.contentLength })),

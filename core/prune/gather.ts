@@ -145,7 +145,8 @@ export async function gather(vault: Vault, keyring: Keyring, o: GatherOptions): 
     return false;
   });
   step();
-  const tables = await readLiveTables(vault, keyring, refs, allTables, ids, onProblem, options);
+  const nameTags = new Set([...finished, ...staging.map((x) => x.nameTag)]);
+  const tables = await readLiveTables(vault, keyring, refs, allTables, ids, onProblem, nameTags, options);
   step();
   const deltas = await readDeltas(vault, keyring, listedDeltas, ids, onProblem, options);
 

@@ -77,13 +77,14 @@ export async function pruneVault(o: PruneOptions): Promise<PruneReport> {
     return list.filter((x) => !sweptSet.has(x) || lockedNames.has(nameOf(x)));
   };
   const stagingSwept = new Set(now.staging);
+  const sourceSet = new Set(sources);
   const body: PruneMark = {
     format: 'pagewise-prune-mark', version: 2, pruneId, markedAt: new Date(nowMs).toISOString(), abandonAfterMs: params.abandonAfterMs, deleteAfterMs: params.deleteAfterMs,
     candidates: {
       packs: [...new Set([...stillThere(v.candidates.packs, v2names.pack, now.packs), ...sources])],
       tables: stillThere(v.candidates.tables, v2names.table, now.tables),
       // A repack source's deltas go with it: a kill between deleting the pack and its delta must not restart the delta's wait.
-      deltas: [...new Set([...stillThere(v.candidates.deltas, (x) => x, now.deltas), ...g.snapshot.deltas.filter((x) => sources.includes(x.packId)).map((x) => x.name)])],
+      deltas: [...new Set([...stillThere(v.candidates.deltas, (x) => x, now.deltas), ...g.snapshot.deltas.filter((x) => sourceSet.has(x.packId)).map((x) => x.name)])],
       staging: v.candidates.staging.filter((t) => !stagingSwept.has(t) || d.tally.locked.some((l) => l.name.startsWith(v2names.stagingPrefix(t)))),
     },
     ...(v.blocked !== undefined ? { blocked: true as const } : {}),

@@ -82,7 +82,12 @@ export async function sweep(d: Deleter, g: Gathered, v: GcVerdict, sweepable: Gc
 
   // c. packs, each followed by its deltas; d. deltas whose pack is gone or unreferenced.
   const deltasOf = new Map<string, GcVerdict['candidates']['deltas']>();
-  for (const delta of s.deltas) if (delta.packId) deltasOf.set(delta.packId, [...(deltasOf.get(delta.packId) ?? []), delta.name]);
+  for (const delta of s.deltas) {
+    if (!delta.packId) continue;
+    const list = deltasOf.get(delta.packId);
+    if (list) list.push(delta.name);
+    else deltasOf.set(delta.packId, [delta.name]);
+  }
   const deltaBytes = new Map(s.deltas.map((x) => [x.name, x.bytes]));
   const packOfDelta = new Map(s.deltas.map((x) => [x.name, x.packId]));
   const lockedPacks = new Set<string>();

@@ -44,7 +44,7 @@ export interface ForgetReport {
   /** Named, or chosen, but forgotten before: the earlier tombstone and its grace stand. */
   alreadyForgotten: string[];
   dryRun: boolean;
-  /** Backups not forgotten because of what is in the vault (a tombstone that does not authenticate, a manifest gone meanwhile): why. */
+  /** Present when some backup was not forgotten, or not placed, because of what is in the vault (a tombstone that does not authenticate, a manifest gone meanwhile): why. */
   problems?: { backupId: string; problem: string }[];
 }
 
@@ -60,7 +60,7 @@ export interface UndeleteResult {
   notForgotten: string[];
   /** The grace ended, or the manifest is gone: prune may have deleted it or be about to. */
   expired: string[];
-  /** A tombstone that did not authenticate: not trusted (its grace unknown); removed when the manifest is still there. */
+  /** Present when a tombstone did not authenticate: not trusted (its grace unknown); removed when the manifest is still there. */
   problems?: { backupId: string; problem: string }[];
 }
 
@@ -139,7 +139,8 @@ export async function forgetBackups(o: ForgetOptions): Promise<ForgetReport> {
   for await (const entry of catalogEntries(vault, { userKey: o.userKey })) listings.push(entry);
   const complete = listings.filter((l): l is Complete => l.status === 'complete' && !l.locked);
 
-  const report: ForgetReport = { forgotten: [], kept: [], alreadyForgotten: [], dryRun, problems: [] };
+  const report: ForgetReport = { forgotten: [], kept: [], alreadyForgotten: [], dryRun };
+  const problems: NonNullable<ForgetReport['problems']> = [];
   const targets: Target[] = [];
   if (policy === undefined) {
     for (const id of ids) {
@@ -156,7 +157,7 @@ export async function forgetBackups(o: ForgetOptions): Promise<ForgetReport> {
       // readable completion time (a version-1 manifest of another key, unverified) is kept and said.
       const timed = (g.backups as Complete[]).filter((b) => {
         if (Number.isFinite(Date.parse(b.completedAt))) return true;
-        report.problems!.push({ backupId: b.backupId, problem: `kept: its completion time ${JSON.stringify(String(b.completedAt).slice(0, 40))} is not a time, so no keep rule can place it` });
+        problems.push({ backupId: b.backupId, problem: `kept: its completion time ${JSON.stringify(String(b.completedAt).slice(0, 40))} is not a time, so no keep rule can place it` });
         return false;
       });
       const live = timed.filter((b) => !b.deleted);
@@ -180,12 +181,12 @@ export async function forgetBackups(o: ForgetOptions): Promise<ForgetReport> {
       continue;
     }
     if (b.tombstoneProblem !== undefined) {
-      report.problems!.push({ backupId: b.backupId, problem: `not forgotten: ${b.tombstoneProblem} (a tombstone is there that this vault's keys did not write; it is not trusted and not overwritten)` });
+      problems.push({ backupId: b.backupId, problem: `not forgotten: ${b.tombstoneProblem} (a tombstone is there that this vault's keys did not write; it is not trusted and not overwritten)` });
       continue;
     }
     const manifest = b.formatVersion === 1 ? v1ManifestName(b.backupId) : manifests.get(keyring.nameTag(b.backupId));
     if (manifest === undefined) {
-      report.problems!.push({ backupId: b.backupId, problem: 'not forgotten: its manifest is gone since it was listed' });
+      problems.push({ backupId: b.backupId, problem: 'not forgotten: its manifest is gone since it was listed' });
       continue;
     }
     const t: Tombstone = { format: 'pagewise-tombstone', version: 2, backupId: b.backupId, manifest, formatVersion: b.formatVersion, forgottenAt, graceEndsAt, reason, ...(rule !== undefined ? { rule } : {}) };
@@ -195,7 +196,7 @@ export async function forgetBackups(o: ForgetOptions): Promise<ForgetReport> {
     }
     report.forgotten.push({ backupId: b.backupId, disk: b.disk ?? UNKNOWN_DISK, graceEndsAt });
   }
-  return report;
+  return problems.length > 0 ? { ...report, problems } : report;
 }
 
 /** Whether a backup's manifest is still there (version 1 by its name; version 2 by a manifest of its nameTag). */
@@ -214,7 +215,8 @@ export async function undeleteBackups(o: UndeleteOptions): Promise<UndeleteResul
   const nowMs = (o.clock ?? systemClock)();
   let listed: Promise<Map<string, string>> | undefined;
   const manifests = () => (listed ??= manifestsByNameTag(vault));
-  const result: UndeleteResult = { restored: [], notForgotten: [], expired: [], problems: [] };
+  const result: UndeleteResult = { restored: [], notForgotten: [], expired: [] };
+  const problems: NonNullable<UndeleteResult['problems']> = [];
   for (const id of ids) {
     const read = await readTombstoneAt(vault, keyring, tombstoneName(keyring, id));
     if (!read) {
@@ -223,7 +225,7 @@ export async function undeleteBackups(o: UndeleteOptions): Promise<UndeleteResul
     }
     const t = read.tombstone;
     const alive = t ? nowMs < Date.parse(t.graceEndsAt) && (await vault.exists(t.manifest)) : await manifestExists(vault, keyring, id, manifests);
-    if (!t) result.problems!.push({ backupId: id, problem: `${read.problem ?? 'its tombstone is unreadable'}; not trusted${alive ? ', removed (the backup is kept)' : ''}` });
+    if (!t) problems.push({ backupId: id, problem: `${read.problem ?? 'its tombstone is unreadable'}; not trusted${alive ? ', removed (the backup is kept)' : ''}` });
     if (!alive) {
       result.expired.push(id);
       continue;
@@ -231,5 +233,5 @@ export async function undeleteBackups(o: UndeleteOptions): Promise<UndeleteResul
     if ((await removeTombstone(vault, keyring, id)) === 'removed') result.restored.push(id);
     else result.notForgotten.push(id); // undeleted meanwhile
   }
-  return result;
+  return problems.length > 0 ? { ...result, problems } : result;
 }

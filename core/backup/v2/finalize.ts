@@ -12,6 +12,7 @@ import { v2names } from '../../repo/v2/names';
 import { isZeroChunk, readTable, writeTable } from '../../repo/v2/page-table';
 import { VaultIndex } from '../../repo/v2/vault-index';
 import { systemClock } from '../../clock';
+import { DEFAULT_GC_PARAMS, mayRelyOnExisting } from '../../prune/protocol';
 import { BatchRecordV2, ManifestV2, PageRecord2, TableRef } from '../../repo/v2/records';
 import { readBatch2 } from '../../repo/v2/staging';
 import { releaseOlderSnapshots } from '../../source/snapshot-lifecycle';
@@ -108,6 +109,9 @@ export async function finalizeV2(req: BackupRequest & { backupId: string }, open
     }
   };
 
+  // §26.8 (c): a table already there (409) is relied on only if it is not older than the plan by more than L.
+  const planMs = Date.parse(plan.createdAt);
+  const reuse = { nameTag: keyring.nameTag(plan.backupId), mayRely: (createdMs: number) => mayRelyOnExisting(createdMs, planMs, DEFAULT_GC_PARAMS) };
   const groups = Math.ceil(plan.pageCount / plan.pagesPerTable);
   for (let g = 0; g < groups; g++) {
     const first = g * plan.pagesPerTable;
@@ -124,7 +128,7 @@ export async function finalizeV2(req: BackupRequest & { backupId: string }, open
     const kept = changed && baseRef ? (await baseTable(g)).filter((r) => !changed.has(r.page)) : [];
     const records = [...kept, ...(await recordsOfGroup(first, count))].sort((a, b) => a.page - b.page);
     if (records.length === 0) continue; // every page of the group is a hole
-    tables.push(await writeTable(vault, keyring, g, records));
+    tables.push(await writeTable(vault, keyring, g, records, reuse));
     note(records);
   }
   if (next < plan.batches.length) throw new PagewiseError('Corrupt', `the plan of backup ${plan.backupId} lists batch ${plan.batches[next]} outside the disk's page groups`);

@@ -58,7 +58,7 @@ export class AzureBlobStore implements BlobStore {
 
   async properties(name: string, options: CallOptions = {}): Promise<BlobProperties> {
     const props = await this.container.getBlobClient(name).getProperties({ abortSignal: options.abortSignal });
-    return { contentLength: props.contentLength ?? 0 };
+    return { contentLength: props.contentLength ?? 0, createdOn: props.createdOn ?? props.lastModified };
   }
 
   async exists(name: string, options: CallOptions = {}): Promise<boolean> {

@@ -39,6 +39,8 @@ export interface ListOptions extends CallOptions {
 
 export interface BlobProperties {
   contentLength: number;
+  /** The service's Creation-Time (a writer judges whether it may rely on a blob it did not write, FORMAT §26.8). */
+  createdOn?: Date;
 }
 
 /** One blob of a detailed listing: what prune needs to judge it without reading it. */

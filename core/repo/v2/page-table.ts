@@ -65,15 +65,22 @@ function plaintextOf(tableIndex: number, records: PageRecord2[]): Buffer {
 }
 
 /** A table of `records` (ascending, non-hole pages of group `tableIndex`): its stored bytes, its name (by content) and the SHA-256 of the stored bytes. */
-export function encodeTable(keyring: Keyring, tableIndex: number, records: PageRecord2[]): { bytes: Buffer; tableId: string; sha256: string } {
+export function encodeTable(keyring: Keyring, tableIndex: number, records: PageRecord2[]): { bytes: Buffer; tableId: string; sha256: string; plainSha256: string } {
   const plain = plaintextOf(tableIndex, records);
   const header = sealedHeader(MAGIC, keyring.epoch);
   const bytes = seal(keyring.key('table'), header, header, plain);
-  return {
-    bytes,
-    tableId: keyring.tag(`table|${createHash('sha256').update(plain).digest('hex')}`),
-    sha256: createHash('sha256').update(bytes).digest('hex'),
-  };
+  const plainSha256 = createHash('sha256').update(plain).digest('hex');
+  return { bytes, tableId: keyring.tag(`table|${plainSha256}`), sha256: createHash('sha256').update(bytes).digest('hex'), plainSha256 };
+}
+
+/**
+ * When a writer may count a table already stored under its name as its own (FORMAT §26.8 rule (c)):
+ * `mayRely(createdMs)` of that blob's Creation-Time; otherwise the table goes under the alternate name
+ * `tag("table|" + SHA-256 of the plaintext + "|" + nameTag)`, which only this backup writes.
+ */
+export interface TableReuse {
+  mayRely(createdMs: number): boolean;
+  nameTag: string;
 }
 
 /**
@@ -88,12 +95,16 @@ export function decodeTable(keyring: Keyring, tableIndex: number, stored: Buffer
 /**
  * A table known by its name alone (no manifest entry to check it against: an in-flight plan's
  * `baseTables`, read by prune): its plaintext must be the one its tableId names (§19), which also
- * gives its table index. Corrupt naming the table otherwise.
+ * gives its table index — or, for a table under the alternate name of §26.8, the one that name gives
+ * with one of `nameTags` (the backups the caller knows of). Corrupt naming the table otherwise.
  */
-export function decodeTableById(keyring: Keyring, tableId: string, stored: Buffer): { index: number; records: PageRecord2[] } {
+export function decodeTableById(keyring: Keyring, tableId: string, stored: Buffer, nameTags: Iterable<string> = []): { index: number; records: PageRecord2[] } {
   const what = `page table ${v2names.table(tableId)}`;
   const plain = openTable(keyring, stored, what);
-  if (keyring.tag(`table|${createHash('sha256').update(plain).digest('hex')}`) !== tableId) throw new PagewiseError('Corrupt', `${what} holds another table than its name says (copied from another name?)`);
+  const sha = createHash('sha256').update(plain).digest('hex');
+  if (keyring.tag(`table|${sha}`) !== tableId && ![...nameTags].some((t) => keyring.tag(`table|${sha}|${t}`) === tableId)) {
+    throw new PagewiseError('Corrupt', `${what} holds another table than its name says (copied from another name?)`);
+  }
   const index = plain.readUInt32LE(8);
   return { index, records: recordsOf(plain, index, undefined, what) };
 }
@@ -198,20 +209,37 @@ export function recordFromJson(j: unknown, where = 'a batch record'): PageRecord
 
 /**
  * Stores the table of group `tableIndex` at tables/<tableId>.pwt (If-None-Match) and returns the
- * manifest's entry for it. A 409 counts as written (§19: the same name is the same plaintext); an
- * unchanged group of an incremental reuses its base's entry instead and writes nothing.
+ * manifest's entry for it. A 409 counts as written (§19: the same name is the same plaintext) — with
+ * `reuse`, only when the table there is young enough to rely on, else it is stored under the backup's
+ * alternate name (§26.8). An unchanged group of an incremental reuses its base's entry instead and writes nothing.
  */
-export async function writeTable(vault: Vault, keyring: Keyring, tableIndex: number, records: PageRecord2[]): Promise<TableRef> {
-  const { bytes, tableId, sha256 } = encodeTable(keyring, tableIndex, records);
-  try {
-    await vault.putNew(v2names.table(tableId), bytes);
-  } catch (err) {
-    if (!(err instanceof BlobAlreadyExistsError)) throw err;
-    // Another writer's copy of the same plaintext: its bytes (nonce) differ, so the entry names them.
-    const there = await vault.getBytes(v2names.table(tableId), 0, undefined, { maxBytes: bytes.length });
-    return { index: tableIndex, tableId, pages: records.length, bytes: there.length, sha256: createHash('sha256').update(there).digest('hex') };
+export async function writeTable(vault: Vault, keyring: Keyring, tableIndex: number, records: PageRecord2[], reuse?: TableReuse): Promise<TableRef> {
+  const { bytes, tableId, sha256, plainSha256 } = encodeTable(keyring, tableIndex, records);
+  const put = async (id: string): Promise<TableRef | 'exists'> => {
+    try {
+      await vault.putNew(v2names.table(id), bytes);
+      return { index: tableIndex, tableId: id, pages: records.length, bytes: bytes.length, sha256 };
+    } catch (err) {
+      if (err instanceof BlobAlreadyExistsError) return 'exists';
+      throw err;
+    }
+  };
+  // Another writer's copy of the same plaintext (or this backup's own earlier try): its bytes (nonce) differ, so the entry names them.
+  const there = async (id: string): Promise<TableRef> => {
+    const stored = await vault.getBytes(v2names.table(id), 0, undefined, { maxBytes: bytes.length });
+    return { index: tableIndex, tableId: id, pages: records.length, bytes: stored.length, sha256: createHash('sha256').update(stored).digest('hex') };
+  };
+  const first = await put(tableId);
+  if (first !== 'exists') return first;
+  if (reuse) {
+    const created = (await vault.properties(v2names.table(tableId))).createdOn?.getTime();
+    if (created === undefined || !reuse.mayRely(created)) {
+      const alternate = keyring.tag(`table|${plainSha256}|${reuse.nameTag}`);
+      const own = await put(alternate);
+      return own === 'exists' ? there(alternate) : own;
+    }
   }
-  return { index: tableIndex, tableId, pages: records.length, bytes: bytes.length, sha256 };
+  return there(tableId);
 }
 
 /** The page records of a manifest's table entry: read bounded by its `bytes`, checked against its `sha256` and page count, decoded. */
