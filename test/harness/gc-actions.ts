@@ -2,15 +2,18 @@
 import fc from 'fast-check';
 import { Action, DAY, HOUR, MINUTE } from './gc-model';
 
+/** Clocks of writers and prunes off true time by up to 6 hours each: well inside the D − L margin (§26.1). */
+const skewMs = fc.constantFrom(0, 0, 0, -6 * HOUR, 6 * HOUR);
+
 const nat = fc.nat(1000);
 
 /** Everything at once: two disks, pages changing, graces from none to 14 days, clock jumps from a minute to 15 days. */
 const mixed: fc.Arbitrary<Action> = fc.oneof(
   { weight: 30, arbitrary: fc.record({ kind: fc.constant('backup' as const), pick: nat, steps: fc.constantFrom(1, 1, 20) }) },
-  { weight: 8, arbitrary: fc.record({ kind: fc.constant('start' as const), disk: fc.nat(1), legacy: fc.boolean() }) },
+  { weight: 8, arbitrary: fc.record({ kind: fc.constant('start' as const), disk: fc.nat(1), legacy: fc.boolean(), skewMs }) },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('crash' as const), pick: nat }) },
   { weight: 12, arbitrary: fc.record({ kind: fc.constant('prune' as const), pick: nat, mode: fc.constantFrom('step' as const, 'step' as const, 'gather' as const, 'all' as const) }) },
-  { weight: 5, arbitrary: fc.constant({ kind: 'pruneStart' as const }) },
+  { weight: 5, arbitrary: fc.record({ kind: fc.constant('pruneStart' as const), skewMs }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('pruneKill' as const), pick: nat }) },
   { weight: 7, arbitrary: fc.record({ kind: fc.constant('forget' as const), pick: nat, graceMs: fc.constantFrom(0, 0, HOUR, DAY, 14 * DAY) }) },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('undelete' as const), pick: nat }) },
@@ -24,10 +27,10 @@ const mixed: fc.Arbitrary<Action> = fc.oneof(
  */
 const adversarial: fc.Arbitrary<Action> = fc.oneof(
   { weight: 30, arbitrary: fc.record({ kind: fc.constant('backup' as const), pick: nat, steps: fc.constantFrom(1, 1, 1, 20) }) },
-  { weight: 8, arbitrary: fc.record({ kind: fc.constant('start' as const), disk: fc.constant(0), legacy: fc.boolean() }) },
+  { weight: 8, arbitrary: fc.record({ kind: fc.constant('start' as const), disk: fc.constant(0), legacy: fc.boolean(), skewMs }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('crash' as const), pick: nat }) },
   { weight: 14, arbitrary: fc.record({ kind: fc.constant('prune' as const), pick: nat, mode: fc.constantFrom('step' as const, 'gather' as const, 'all' as const) }) },
-  { weight: 6, arbitrary: fc.constant({ kind: 'pruneStart' as const }) },
+  { weight: 6, arbitrary: fc.record({ kind: fc.constant('pruneStart' as const), skewMs }) },
   { weight: 8, arbitrary: fc.record({ kind: fc.constant('forget' as const), pick: nat, graceMs: fc.constantFrom(0, 0, 0, HOUR) }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('undelete' as const), pick: nat }) },
   { weight: 4, arbitrary: fc.record({ kind: fc.constant('write' as const), disk: fc.constant(0), page: fc.nat(3), value: fc.nat(5) }) },
@@ -43,9 +46,9 @@ const colliding: fc.Arbitrary<Action> = fc.oneof(
 /** Few kinds of step, so the orderings that matter (choose, forget, gather, check, delete, put) come up often. */
 const hunting: fc.Arbitrary<Action> = fc.oneof(
   { weight: 30, arbitrary: fc.record({ kind: fc.constant('backup' as const), pick: nat, steps: fc.constantFrom(1, 1, 1, 1, 20) }) },
-  { weight: 6, arbitrary: fc.record({ kind: fc.constant('start' as const), disk: fc.constant(0), legacy: fc.constant(false) }) },
+  { weight: 6, arbitrary: fc.record({ kind: fc.constant('start' as const), disk: fc.constant(0), legacy: fc.constant(false), skewMs }) },
   { weight: 25, arbitrary: fc.record({ kind: fc.constant('prune' as const), pick: nat, mode: fc.constantFrom('step' as const, 'gather' as const, 'all' as const) }) },
-  { weight: 8, arbitrary: fc.constant({ kind: 'pruneStart' as const }) },
+  { weight: 8, arbitrary: fc.record({ kind: fc.constant('pruneStart' as const), skewMs }) },
   { weight: 10, arbitrary: fc.record({ kind: fc.constant('forget' as const), pick: nat, graceMs: fc.constant(0) }) },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('write' as const), disk: fc.constant(0), page: fc.nat(3), value: fc.nat(5) }) },
   { weight: 12, arbitrary: fc.record({ kind: fc.constant('clock' as const), ms: fc.constantFrom(MINUTE, HOUR, DAY, 8 * DAY + HOUR) }) },

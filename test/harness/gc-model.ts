@@ -52,13 +52,13 @@ export function emptyStats(): Stats {
 
 type BackupPhase = 'choose' | 'plan' | 'batch' | 'tables' | 'check' | 'put' | 'done' | 'dead';
 interface Backup {
-  id: string; disk: number; phase: BackupPhase; legacyPlan: boolean;
+  id: string; disk: number; phase: BackupPhase; legacyPlan: boolean; skewMs: number /* its clock − true time */;
   planCreatedMs: number; content: (string | null)[]; base?: { name: string; manifest: Manifest };
   batches: number[][]; batch: number; batchStep: 'start' | 'commit' | 'delta' | 'record';
   pending?: { packId?: string; blocks: string[]; records: Map<number, Rec> }; tableIds?: string[];
 }
 interface Prune {
-  id: string; nowMs: number; step: number; queue: (() => void)[];
+  id: string; skewMs: number; nowMs: number; step: number; queue: (() => void)[];
   marks?: { name: string; fact: MarkFact; blocked: boolean }[];
   tombstones?: Map<string, { graceEndsMs: number; name: string }>;
   manifests?: { name: string; backupId: string; tableIds: string[] }[];
@@ -113,8 +113,8 @@ export class World {
   }
 
   // ---- backups -----------------------------------------------------------------------------------------------------
-  startBackup(disk: number, legacyPlan: boolean): void {
-    const b: Backup = { id: this.next('B'), disk: disk % DISKS, phase: 'choose', legacyPlan, planCreatedMs: 0, content: [], batches: [], batch: 0, batchStep: 'start' };
+  startBackup(disk: number, legacyPlan: boolean, skewMs = 0): void {
+    const b: Backup = { id: this.next('B'), disk: disk % DISKS, phase: 'choose', legacyPlan, skewMs, planCreatedMs: 0, content: [], batches: [], batch: 0, batchStep: 'start' };
     this.backups.push(b);
   }
   activeBackups(): Backup[] { return this.backups.filter((b) => b.phase !== 'done' && b.phase !== 'dead'); }
@@ -164,7 +164,7 @@ export class World {
     switch (b.phase) {
       case 'choose': {
         // The plan's time is read before the base is chosen (§26.3).
-        b.planCreatedMs = this.now;
+        b.planCreatedMs = this.now + b.skewMs; // the writer's clock
         b.content = [...this.disks[b.disk]];
         const mine = [...v.manifests.entries()].filter(([, m]) => m.disk === b.disk).sort((x, y) => y[1].completedMs - x[1].completedMs);
         const base = mine.find(([, m]) => !v.tombstones.has(m.backupId));
@@ -180,7 +180,7 @@ export class World {
       case 'plan': {
         const st: Staging = v.staging.get(b.id) ?? { batches: new Map() };
         if (st.plan === undefined) {
-          const baseTables = this.mutations.has('no-base-tables') || b.legacyPlan ? undefined : b.base === undefined ? null : [...b.base.manifest.tableIds];
+          const baseTables = b.legacyPlan ? undefined : b.base === undefined ? null : [...b.base.manifest.tableIds];
           st.plan = { createdMs: b.planCreatedMs, blobCreatedMs: this.now, ...(baseTables !== undefined ? { baseTables } : {}), ...(b.base ? { baseManifest: b.base.name } : {}) };
         }
         v.staging.set(b.id, st);
@@ -246,7 +246,7 @@ export class World {
       }
       case 'put': {
         // The expiry check sits right before the Put (§26.8): one step.
-        if (planExpired(b.planCreatedMs, this.now, this.params)) return this.fail(b, 'BackupExpired at finalize', true);
+        if (planExpired(b.planCreatedMs, this.now + b.skewMs, this.params)) return this.fail(b, 'BackupExpired at finalize', true);
         const name = `m${b.disk}:${String(this.now).padStart(15, '0')}:${b.id}`;
         v.manifests.set(name, { backupId: b.id, disk: b.disk, tableIds: b.tableIds!, completedMs: this.now, content: b.content });
         b.phase = 'done';
@@ -264,7 +264,7 @@ export class World {
     if (st === undefined) return this.fail(b, 'its staging is gone');
     switch (b.batchStep) {
       case 'start': {
-        if (planExpired(b.planCreatedMs, this.now, this.params)) return this.fail(b, 'BackupExpired at a batch', true);
+        if (planExpired(b.planCreatedMs, this.now + b.skewMs, this.params)) return this.fail(b, 'BackupExpired at a batch', true);
         if (st.batches.has(b.batch)) return this.nextBatch(b); // done before a crash
         const records = new Map<number, Rec>();
         const blocks: string[] = [];
@@ -318,7 +318,7 @@ export class World {
   }
 
   // ---- prune -------------------------------------------------------------------------------------------------------
-  startPrune(): void { this.prunes.push({ id: this.next('R'), nowMs: 0, step: 0, queue: [] }); }
+  startPrune(skewMs = 0): void { this.prunes.push({ id: this.next('R'), skewMs, nowMs: 0, step: 0, queue: [] }); }
   killPrune(pick: number): void {
     if (this.prunes.length === 0) return;
     const [r] = this.prunes.splice(pick % this.prunes.length, 1);
@@ -340,7 +340,7 @@ export class World {
     const L = this.params.abandonAfterMs;
     switch (r.step++) {
       case 0: // the clock once, then marks
-        r.nowMs = this.now;
+        r.nowMs = this.now + r.skewMs; // the prune's clock
         r.marks = [...v.marks.entries()].map(([name, m]) => ({ name, fact: { markedAtMs: m.markedAtMs, candidates: m.candidates }, blocked: m.blocked }));
         this.stats.pruneRuns++;
         this.note(`prune ${r.id} starts, now ${(r.nowMs - 1_000_000_000_000) / HOUR}h`);
@@ -362,7 +362,8 @@ export class World {
           const times = [...st.batches.values()].map((x) => x.createdMs).concat(st.plan ? [st.plan.blobCreatedMs] : []);
           let baseTableIds: string[] | null | 'unknown' | undefined;
           if (st.plan) {
-            if (st.plan.baseTables !== undefined) baseTableIds = st.plan.baseTables;
+            if (this.mutations.has('no-base-tables')) baseTableIds = null; // prune ignores what in-flight backups reuse
+            else if (st.plan.baseTables !== undefined) baseTableIds = st.plan.baseTables;
             else if (st.plan.baseManifest === undefined) baseTableIds = null;
             else baseTableIds = v.manifests.get(st.plan.baseManifest)?.tableIds ?? 'unknown'; // a plan from before #13: read its base
           }
@@ -490,8 +491,8 @@ function tableGroup(tableId: string): number { return Number(tableId.slice(1, ta
 
 /** One scheduler action, interpreted against the world's current state (so every generated sequence is valid). */
 export type Action =
-  | { kind: 'backup'; pick: number; steps: number } | { kind: 'start'; disk: number; legacy: boolean } | { kind: 'crash'; pick: number }
-  | { kind: 'prune'; pick: number; mode: 'step' | 'gather' | 'all' } | { kind: 'pruneStart' } | { kind: 'pruneKill'; pick: number }
+  | { kind: 'backup'; pick: number; steps: number } | { kind: 'start'; disk: number; legacy: boolean; skewMs?: number } | { kind: 'crash'; pick: number }
+  | { kind: 'prune'; pick: number; mode: 'step' | 'gather' | 'all' } | { kind: 'pruneStart'; skewMs?: number } | { kind: 'pruneKill'; pick: number }
   | { kind: 'forget'; pick: number; graceMs: number } | { kind: 'undelete'; pick: number }
   | { kind: 'write'; disk: number; page: number; value: number } | { kind: 'clock'; ms: number };
 
@@ -503,10 +504,10 @@ export function runScenario(actions: Action[], params: GcParams, mutations: Read
     for (const x of actions) {
       switch (x.kind) {
         case 'backup': w.stepBackup(x.pick, x.steps, check); break;
-        case 'start': if (w.activeBackups().length < 3) w.startBackup(x.disk, x.legacy); break;
+        case 'start': if (w.activeBackups().length < 3) w.startBackup(x.disk, x.legacy, x.skewMs ?? 0); break;
         case 'crash': w.crashBackup(x.pick); break;
         case 'prune': w.stepPrune(x.pick, x.mode, check); break;
-        case 'pruneStart': if (w.prunes.length < 2) w.startPrune(); break;
+        case 'pruneStart': if (w.prunes.length < 2) w.startPrune(x.skewMs ?? 0); break;
         case 'pruneKill': w.killPrune(x.pick); break;
         case 'forget': w.forget(x.pick, x.graceMs); break;
         case 'undelete': w.undelete(x.pick); break;
