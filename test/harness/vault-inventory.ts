@@ -76,8 +76,15 @@ export async function cloneVault(env: TestEnv, from: string, to: string): Promis
       }),
     );
   }
-  // Creation-Time has whole seconds: a pack repacked within the copy's second would tie with its source
-  // (prune's holder rule then picks by packId, at random). In a real vault a repack source is older than L.
-  await new Promise((resolve) => setTimeout(resolve, 1050 - (Date.now() % 1000)));
+  await afterThisSecond();
   return { url: env.az.sasUrl('vault', to) };
+}
+
+/**
+ * Waits for the next whole second. Creation-Time has whole seconds: a pack repacked within the second its
+ * source was written would tie with it (prune's holder rule then picks by packId, at random). In a real
+ * vault a repack source is older than L; a test whose clock runs ahead waits this out before a repack.
+ */
+export function afterThisSecond(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 1050 - (Date.now() % 1000)));
 }
