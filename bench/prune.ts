@@ -13,7 +13,7 @@
  * Results: bench/results/prune-<date>.md (and .json).
  */
 import { randomBytes } from 'node:crypto';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import * as os from 'node:os';
@@ -31,6 +31,7 @@ import { startAzurite, AzuriteInstance } from '../testkit/azurite';
 import { NightlyDisk, type ChangePattern } from '../testkit/nightly-disk';
 import { keptData, packAccount, vaultBytes, type VaultBytes } from '../testkit/vault-accounting';
 import { buildWorker } from './lib/build';
+import { machine, revision } from './lib/run-facts';
 import { ChildRun, runWorker } from './lib/child';
 
 const argv = process.argv.slice(2);
@@ -277,19 +278,6 @@ function median(xs: number[]): number {
   return s.length ? s[Math.floor(s.length / 2)] : 0;
 }
 
-function revision(): string {
-  try {
-    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: path.resolve(__dirname, '..'), stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'core'], { cwd: path.resolve(__dirname, '..'), stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
-    return `${head}${dirty ? ' (core/ has uncommitted changes)' : ''}`;
-  } catch {
-    return 'unknown';
-  }
-}
-
-function machine(): string {
-  return `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${formatBytes(os.totalmem())} RAM, ${os.platform()} ${os.release()}, node ${process.version}`;
-}
 
 main().catch((err) => {
   console.error('bench:prune failed:', err);

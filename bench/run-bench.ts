@@ -26,8 +26,8 @@ import { listAllocated, naiveBackup, NaiveResult, rawCopy, rawRead, RawTrial } f
 // write to the vault through the engine's own container client, and the report states the engine's run shape.
 import { vaultContainerClient } from '../core/storage/clients';
 import { runShape } from '../core/backup/run-batch';
-import { execFileSync } from 'node:child_process';
 import { buildWorker } from './lib/build';
+import { machine, revision } from './lib/run-facts';
 import { ChildRun, findAzuritePid, processCpuSeconds, runWorker } from './lib/child';
 import { ensureRestic, resticBackup, ResticResult } from './lib/restic';
 import { summarizeProfile, ProfileSummary } from './lib/cpuprofile';
@@ -539,19 +539,6 @@ function render(results: DiskResult[], incremental: IncrementalResult | undefine
   return { text, markdown };
 }
 
-function revision(): string {
-  try {
-    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: path.resolve(__dirname, '..'), stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'core'], { cwd: path.resolve(__dirname, '..'), stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
-    return `${head}${dirty ? ' (core/ has uncommitted changes)' : ''}`;
-  } catch {
-    return 'unknown';
-  }
-}
-
-function machine(): string {
-  return `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${formatBytes(os.totalmem())} RAM, ${os.platform()} ${os.release()}, node ${process.version}`;
-}
 
 function stamp(): string {
   return new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);

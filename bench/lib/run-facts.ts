@@ -1,0 +1,22 @@
+/** What every bench result records of the run it comes from: the revision measured and the machine. */
+import { execFileSync } from 'node:child_process';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { formatBytes } from '../../core';
+
+const REPO = path.resolve(__dirname, '..', '..');
+
+/** The short commit, and whether core/ differs from it (figures of uncommitted code say so). */
+export function revision(): string {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'core'], { cwd: REPO, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    return `${head}${dirty ? ' (core/ has uncommitted changes)' : ''}`;
+  } catch {
+    return 'unknown';
+  }
+}
+
+export function machine(): string {
+  return `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${formatBytes(os.totalmem())} RAM, ${os.platform()} ${os.release()}, node ${process.version}`;
+}
