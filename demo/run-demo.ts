@@ -165,6 +165,26 @@ async function demo(az: AzuriteInstance, tmp: string): Promise<boolean> {
   const list = await timed('pagewise list --key-file', () =>
     pagewise<{ disks: DiskBackups[]; backups: BackupListing[] }>(['list', '--vault', vaultUrl, '--key-file', keyFile, '--json'], env),
   );
+  // Retention: forget the first backup (soft delete), see it listed as deleted, bring it back; a policy
+  // that keeps only the newest, as a dry run; a prune dry run (nothing is old enough to go yet).
+  const vaultArgs = ['--vault', vaultUrl, '--key-file', keyFile, '--json'];
+  const forget = await timed('pagewise forget <first backup> (soft delete, 14-day grace)', () =>
+    pagewise<{ forget: { forgotten: { backupId: string; graceEndsAt: string }[] } }>(['forget', b.backupId, ...vaultArgs], env),
+  );
+  const listDeleted = await timed('pagewise list (the forgotten backup listed as deleted)', () => pagewise<{ backups: BackupListing[] }>(['list', ...vaultArgs], env));
+  const undelete = await timed('pagewise undelete <first backup>', () => pagewise<{ restored: string[] }>(['undelete', b.backupId, ...vaultArgs], env));
+  const listAfter = await timed('pagewise list (back again)', () => pagewise<{ backups: BackupListing[] }>(['list', ...vaultArgs], env));
+  const policy = await timed('pagewise forget --keep-last 1 --dry-run', () =>
+    pagewise<{ forget: { forgotten: { backupId: string }[]; kept: { backupId: string; reasons: string[] }[] } }>(['forget', '--keep-last', '1', '--dry-run', ...vaultArgs], env),
+  );
+  const prune = await timed('pagewise prune --dry-run', () =>
+    pagewise<{ dryRun: boolean; bytesTotal: number; bytesUnused: number; wouldDelete?: { packs: string[]; manifests: string[] } }>(['prune', '--dry-run', ...vaultArgs], env),
+  );
+  const deletedOf = (l: { backups: BackupListing[] }) => l.backups.find((x) => x.backupId === b.backupId) as (BackupListing & { deleted?: { graceEndsAt: string } }) | undefined;
+  const wasDeleted = deletedOf(listDeleted.value)?.deleted;
+  const isBack = deletedOf(listAfter.value) !== undefined && deletedOf(listAfter.value)?.deleted === undefined;
+  const policyGoes = policy.value.forget.forgotten.map((x) => x.backupId);
+  const policyKeeps = policy.value.forget.kept.map((x) => `${x.backupId} (${x.reasons.join(', ')})`);
   const snapshotsLeft: string[] = [];
   for await (const item of src.listBlobsFlat({ prefix: 'vm1.vhd', includeSnapshots: true })) if (item.snapshot) snapshotsLeft.push(item.snapshot);
   const firstSnapshot = b.sourceSnapshot?.snapshot;
@@ -188,6 +208,10 @@ async function demo(az: AzuriteInstance, tmp: string): Promise<boolean> {
     { what: 'older snapshot released, one kept', ok: firstSnapshot !== undefined && (b2.releasedSnapshots ?? []).includes(firstSnapshot) && b2.sourceSnapshot?.deleted === false && snapshotsLeft.length === 1 && snapshotsLeft[0] === secondSnapshot, detail: `released ${(b2.releasedSnapshots ?? []).length}, ${snapshotsLeft.length} left` },
     { what: 'restored incremental identical', ok: file2Sha === disk2Sha, detail: file2Sha.slice(0, 16) },
     { what: 'list: both backups under the disk', ok: listedIds.length === 2 && listedIds[0] === b2.backupId && listedIds[1] === b.backupId, detail: `${listed.length} disk(s), ${list.value.backups.length} backup(s)` },
+    { what: 'forget: listed as deleted with its grace', ok: forget.value.forget.forgotten.length === 1 && wasDeleted !== undefined && wasDeleted.graceEndsAt === forget.value.forget.forgotten[0].graceEndsAt, detail: `recoverable until ${wasDeleted?.graceEndsAt ?? '—'}` },
+    { what: 'undelete: listed as kept again', ok: undelete.value.restored.length === 1 && isBack, detail: `${undelete.value.restored.length} restored` },
+    { what: 'policy --keep-last 1 (dry run): the first would go', ok: policyGoes.length === 1 && policyGoes[0] === b.backupId, detail: `keeps ${policyKeeps.join('; ')}` },
+    { what: 'prune --dry-run: nothing to delete yet', ok: prune.value.dryRun && (prune.value.wouldDelete?.packs.length ?? 0) === 0 && (prune.value.wouldDelete?.manifests.length ?? 0) === 0, detail: `${formatBytes(prune.value.bytesTotal)} of packs, ${formatBytes(prune.value.bytesUnused)} unused` },
     { what: 'scratch cache cleaned up', ok: leftInScratch === 0, detail: `${leftInScratch} file(s) left` },
   ];
 
