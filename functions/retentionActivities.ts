@@ -5,12 +5,12 @@
  */
 import * as df from 'durable-functions';
 import type { InvocationContext } from '@azure/functions';
-import { forgetBackups, ForgetReport, isPagewiseError, pruneVault, PruneReport } from '../core';
+import { DAY_MS, forgetBackups, ForgetReport, isPagewiseError, pruneVault, PruneReport } from '../core';
 import { Activities } from '../orchestrations/contracts';
 import { reportingPermanentFailures } from './permanentFailures';
 import { pruneActivityInput, settledActivityInput } from './activityInputs';
 import { loadPolicy, policyDiskIdentity, retentionOf } from './policy';
-import { policySource, readSettings, readUserKey } from './settings';
+import { policySource, pruneMinGraceDays, readSettings, readUserKey } from './settings';
 import { shutdownSignal } from './shutdown';
 import { findStatus } from './starter';
 
@@ -26,6 +26,7 @@ export async function pruneWithAppSettings(input: unknown): Promise<PruneReport>
     dryRun: dryRun ?? false,
     ...(maxUnused !== undefined && maxUnused !== null ? { params: { maxUnused } } : {}),
     ...(repack !== undefined && repack !== null ? { repack } : {}),
+    minGraceMs: pruneMinGraceDays() * DAY_MS,
     abortSignal: shutdownSignal(),
   });
 }

@@ -255,6 +255,22 @@ export function appRole(env: Env = appSettings()): AppRole {
 /** Whether this app may delete from the vault (prune, undelete). */
 export const mayDelete = (role: AppRole): boolean => role !== 'backup';
 
+/** Default of PAGEWISE_PRUNE_MIN_GRACE_DAYS: a forget (any grace, any stated time) waits at least this long. */
+export const DEFAULT_PRUNE_MIN_GRACE_DAYS = 7;
+
+/**
+ * PAGEWISE_PRUNE_MIN_GRACE_DAYS (0 … 3650, default 7): the least soft-delete grace the app's prunes grant,
+ * counted from each tombstone's Creation-Time (docs/FORMAT.md §26.2). The backup identity holds the key
+ * and may forget: without this floor it could forget every backup with no grace and the next prune would
+ * delete them.
+ */
+export function pruneMinGraceDays(env: Env = appSettings()): number {
+  const raw = env.PAGEWISE_PRUNE_MIN_GRACE_DAYS?.trim();
+  if (raw === undefined || raw === '') return DEFAULT_PRUNE_MIN_GRACE_DAYS;
+  if (!/^\d{1,4}$/.test(raw) || Number(raw) > 3650) throw settingError(`app setting PAGEWISE_PRUNE_MIN_GRACE_DAYS must be a whole number of days from 0 to 3650, got "${raw.slice(0, 16)}"`);
+  return Number(raw);
+}
+
 /** The prune app's schedule setting (NCRONTAB), used as `%PAGEWISE_PRUNE_SCHEDULE%` in its timer binding. */
 export const PRUNE_SCHEDULE_SETTING = 'PAGEWISE_PRUNE_SCHEDULE';
 

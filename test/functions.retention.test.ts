@@ -8,7 +8,7 @@ import { HttpResponse } from '@azure/functions';
 import { listBackups } from '../core';
 import { LocalApp, startLocalApp } from '../runtime/localApp';
 import { findFunction } from '../runtime/registry';
-import { appRole } from '../functions/settings';
+import { appRole, pruneMinGraceDays } from '../functions/settings';
 import { parsePolicy, policyDiskIdentity, retentionOf } from '../functions/policy';
 import { runScheduledBackups } from '../functions/scheduledBackups';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
@@ -49,6 +49,9 @@ beforeAll(async () => {
     ...env.appSettings(),
     // Keep the newest backup only, no grace: the scheduled run's forget and prune delete the others at once.
     PAGEWISE_BACKUP_POLICY: JSON.stringify({ disks: [{ url: disk.source.url }], retention: { keepLast: 1, graceDays: 0 } }),
+    // No minimum grace, so the scheduled prune deletes what the policy forgot at once (the floor itself:
+    // test/prune.soft-delete.test.ts; its setting below).
+    PAGEWISE_PRUNE_MIN_GRACE_DAYS: '0',
   };
   app = await startLocalApp({ taskHub: { connectionString: env.az.accounts.vault.connectionString }, appSettings });
   backups.push(await backUp(disk.source.url));
@@ -193,6 +196,9 @@ test('PAGEWISE_APP_ROLE: all by default, backup or prune; anything else refused 
   expect(appRole({ PAGEWISE_APP_ROLE: ' Backup ' })).toBe('backup');
   expect(appRole({ PAGEWISE_APP_ROLE: 'prune' })).toBe('prune');
   expect(() => appRole({ PAGEWISE_APP_ROLE: 'admin' })).toThrow(/PAGEWISE_APP_ROLE must be one of all, backup, prune/);
+  expect(pruneMinGraceDays({})).toBe(7);
+  expect(pruneMinGraceDays({ PAGEWISE_PRUNE_MIN_GRACE_DAYS: '0' })).toBe(0);
+  for (const bad of ['-1', '1.5', '3651', '7d', '99999']) expect(() => pruneMinGraceDays({ PAGEWISE_PRUNE_MIN_GRACE_DAYS: bad })).toThrow(/PAGEWISE_PRUNE_MIN_GRACE_DAYS must be a whole number of days/);
 });
 
 async function vaultBlobNames(): Promise<string[]> {

@@ -79,3 +79,25 @@ test('forgotten backups undeleted within their grace are intact, after prunes th
   const late = await undeleteBackups({ vault, userKey: env.userKey, backupIds: [i3.backupId] });
   expect(late).toEqual({ restored: [], notForgotten: [i3.backupId], expired: [] });
 });
+
+test("the prune app's minimum grace holds a tombstone written with none (or a backdated one): counted from the service's Creation-Time", async () => {
+  const vault = await env.makeVault('mingrace');
+  const disk = await PagedDisk.create(env, 'mingrace.vhd', 4 * MiB);
+  await disk.write(range(0, 8), 61);
+  const f = await disk.backup(vault);
+  await disk.write([0, 1], 62);
+  const i1 = await disk.backup(vault);
+  const ofF = await blobsOfBackup(vault, env.userKey, f.backupId);
+  // Whoever holds the backup identity (and so the key) forgets F with no grace, and backdates it a year.
+  const forged = Date.now() - 365 * DAY;
+  await forgetBackups({ vault, userKey: env.userKey, backupIds: [f.backupId], graceMs: 0, clock: () => forged });
+  const MIN_GRACE = 7 * DAY;
+  const early = await pruneVault({ vault, userKey: env.userKey, minGraceMs: MIN_GRACE, clock: () => Date.now() + MIN_GRACE - DAY });
+  expect(early.deleted.manifests).toEqual([]);
+  expect(early.kept.manifests).toBe(2);
+  expect(await existing(vault, [ofF.manifest])).toEqual([ofF.manifest]);
+  // The backup stays whole and restorable through the minimum grace: time for an operator to notice.
+  await expectIntact(env, vault, [f, i1], [f], 'forgotten with no grace, inside the minimum grace');
+  const late = await pruneVault({ vault, userKey: env.userKey, minGraceMs: MIN_GRACE, clock: () => Date.now() + MIN_GRACE + DAY });
+  expect(late.deleted.manifests).toEqual([ofF.manifest]);
+});

@@ -37,7 +37,7 @@ export interface Gathered {
   /** authenticated marks, oldest first */
   marks: { name: string; markedAtMs: number; body: PruneMark; bytes: number }[];
   /** readable tombstones by blob name */
-  tombstones: Map<string, { nameTag: string; tombstone: Tombstone; bytes: number }>;
+  tombstones: Map<string, { nameTag: string; tombstone: Tombstone; bytes: number; graceEndsMs: number }>;
   /** tombstoned version-1 backups by manifest name */
   v1: Map<string, V1Backup>;
   /** size of every manifest listed (version 1 and 2) */
@@ -49,6 +49,8 @@ export interface Gathered {
 export interface GatherOptions {
   nowMs: number;
   params: GcParams;
+  /** The least grace this prune grants, counted from each tombstone's Creation-Time (§26.2); default 0. */
+  minGraceMs?: number;
   abortSignal?: AbortSignal;
 }
 
@@ -69,10 +71,13 @@ export async function gather(vault: Vault, keyring: Keyring, o: GatherOptions): 
   step();
 
   // Tombstones: sizes from one listing, bodies read by retention's reader.
-  const tombstoneSizes = new Map((await listAll(vault, 'forgotten/', options)).map((b) => [b.name, b.contentLength]));
+  const tombstoneBlobs = new Map((await listAll(vault, 'forgotten/', options)).map((b) => [b.name, b]));
   const tombstones: Gathered['tombstones'] = new Map();
   for (const [nameTag, t] of await readTombstones(vault, keyring)) {
-    if (t.tombstone && TOMBSTONE_NAME_RE.test(t.name)) tombstones.set(t.name, { nameTag, tombstone: t.tombstone, bytes: tombstoneSizes.get(t.name) ?? 0 });
+    const blob = tombstoneBlobs.get(t.name);
+    if (t.tombstone && blob && TOMBSTONE_NAME_RE.test(t.name)) {
+      tombstones.set(t.name, { nameTag, tombstone: t.tombstone, bytes: blob.contentLength, graceEndsMs: graceEnd(t.tombstone, blob.createdOn, o.minGraceMs ?? 0) });
+    } else if (t.tombstone && !blob) continue; // written after the listing: its grace has not even begun for this run
     else onProblem(`the tombstone ${t.name.slice(0, 120)} is not read (${t.problem ?? 'not a tombstone name'}): its backup counts as kept`);
   }
   const tombstoneOf = new Map([...tombstones.values()].filter((t) => t.tombstone.formatVersion === 2).map((t) => [t.nameTag, t]));
@@ -94,7 +99,7 @@ export async function gather(vault: Vault, keyring: Keyring, o: GatherOptions): 
     finished.add(nameTag);
     manifestBytes.set(b.name, b.contentLength);
     const t = tombstoneOf.get(nameTag)?.tombstone;
-    const graceEndsMs = t ? Date.parse(t.graceEndsAt) : undefined;
+    const graceEndsMs = tombstoneOf.get(nameTag)?.graceEndsMs;
     let entry: GcSnapshot['manifests'][number] = { name: b.name, backupId: t?.backupId ?? nameTag, tableIds: undefined, ...(graceEndsMs !== undefined ? { graceEndsMs } : {}) };
     try {
       const m = await readManifest2(vault, keyring, b.name);
@@ -167,11 +172,21 @@ export async function gather(vault: Vault, keyring: Keyring, o: GatherOptions): 
  */
 async function gatherV1(vault: Vault, tombstones: Gathered['tombstones'], options: CallOptions): Promise<Map<string, V1Backup>> {
   const out = new Map<string, V1Backup>();
-  for (const { tombstone: t } of tombstones.values()) {
+  for (const { tombstone: t, graceEndsMs } of tombstones.values()) {
     if (t.formatVersion !== 1 || !BACKUP_ID_RE.test(t.backupId) || t.manifest !== `backups/${t.backupId}/manifest.json`) continue;
     const blobs = (await listAll(vault, `backups/${t.backupId}/`, options)).map((b) => ({ name: b.name, bytes: b.contentLength }));
-    out.set(t.manifest, { backupId: t.backupId, manifest: t.manifest, hasManifest: blobs.some((b) => b.name === t.manifest), graceEndsMs: Date.parse(t.graceEndsAt), blobs });
+    out.set(t.manifest, { backupId: t.backupId, manifest: t.manifest, hasManifest: blobs.some((b) => b.name === t.manifest), graceEndsMs, blobs });
   }
   return out;
 }
 
+
+/**
+ * When a tombstone's grace ends for this prune: its own `graceEndsAt`, but never before `minGraceMs` after
+ * the service created its blob. The key that writes tombstones is also the backup identity's: a tombstone
+ * may claim any times, the service's Creation-Time it cannot — so the prune app's minimum grace holds
+ * whoever forgot (§26.2).
+ */
+function graceEnd(t: Tombstone, createdOn: Date, minGraceMs: number): number {
+  return Math.max(Date.parse(t.graceEndsAt), createdOn.getTime() + minGraceMs);
+}

@@ -13,6 +13,12 @@ export interface PruneOptions {
   clock?: Clock;
   /** default true */
   repack?: boolean;
+  /**
+   * The least soft-delete grace this prune grants, counted from each tombstone's Creation-Time (the
+   * service's clock): a tombstone written with a shorter grace (or a backdated one) waits this long anyway.
+   * Default 0; the prune app's setting PAGEWISE_PRUNE_MIN_GRACE_DAYS (default 7).
+   */
+  minGraceMs?: number;
   abortSignal?: AbortSignal;
   onProgress?: (step: PruneStep, done: number, total: number) => void;
   /** test hook: called before every single deletion/write with its step; throwing simulates a kill there */

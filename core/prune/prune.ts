@@ -32,7 +32,7 @@ export async function pruneVault(o: PruneOptions): Promise<PruneReport> {
   const nowMs = clock(); // once, before the first listing (§26.1): every decision of the run uses it
   const hooks: SweepHooks = { abortSignal: o.abortSignal, onProgress: o.onProgress, beforeMutation: o.beforeMutation };
 
-  const g = await gather(vault, keyring, { nowMs, params, abortSignal: o.abortSignal });
+  const g = await gather(vault, keyring, { nowMs, params, minGraceMs: o.minGraceMs, abortSignal: o.abortSignal });
   const v = decide(g.snapshot, params);
   const now = sweepable(v, g.marks.map((m) => ({ markedAtMs: m.markedAtMs, candidates: m.body.candidates })), nowMs, params);
   if (v.liveWithoutHolder.length > 0) g.problems.push(`${v.liveWithoutHolder.length} content IDs kept backups name are in no existing pack the index knows (damage: verify --read-data names the backups)`);
