@@ -15,7 +15,7 @@ export interface GcSnapshot {
   allTables: Map<string, { createdMs: number; bytes: number }>;
   /** Every existing pack. */
   packs: Map<string, { createdMs: number; bytes: number }>;
-  /** Every index delta listed; entries undefined = unreadable (then packId is whatever gather knows, possibly ''). */
+  /** Every index delta listed (its name's stamp breaks holder ties); entries undefined = unreadable (then packId is whatever gather knows, possibly ''). */
   deltas: { name: string; packId: string; createdMs: number; bytes: number; entries: { contentId: string; offset: number; storedLength: number }[] | undefined }[];
   /**
    * Every staging prefix. planCreatedMs undefined = no readable plan. hasManifest = a manifest or a tombstone names
