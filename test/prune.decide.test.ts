@@ -133,6 +133,51 @@ describe('decide: holders', () => {
     expect(v.candidates.deltas).toEqual(['dA', 'dB']);
   });
 
+  // Creation-Time has whole seconds: a repack copy made within its source's second ties with it (§26.4).
+  const SEC = Math.floor(OLD / 1000) * 1000;
+  const dname = (stamp: string, writer = 'a'.repeat(16)) => `index/d/${stamp}-${writer}.pwx`;
+  const tied = (deltas: GcSnapshot['deltas']) =>
+    vault({ packs: new Map([['pA', { createdMs: SEC, bytes: 1000 }], ['pA2', { createdMs: SEC, bytes: 1000 }], ['pB', { createdMs: OLD, bytes: 1000 }], ['pC', { createdMs: OLD, bytes: 1000 }]]), deltas: [...deltas, delta('dB', 'pB', [3]), delta('dC', 'pC', [4])] });
+
+  it.each([
+    ['the newer delta stamp wins over the greater packId', dname('20260101T120000100Z'), dname('20260101T120000900Z'), 'pA2'],
+    ['the newer delta stamp wins, though its pack has the smaller packId', dname('20260101T120000900Z'), dname('20260101T120000100Z'), 'pA'],
+    ['a whole second apart in the stamp', dname('20260101T120001000Z'), dname('20260101T120000999Z'), 'pA'],
+    ['equal stamps: the greater packId', dname('20260101T120000500Z'), dname('20260101T120000500Z', 'b'.repeat(16)), 'pA2'],
+    ['a name that does not parse sorts oldest', dname('20260101T120000500Z'), 'index/d/not-a-stamp.pwx', 'pA'],
+    ['a stamp that is no instant (month 13) sorts oldest', dname('20261301T120000500Z'), dname('20260101T120000500Z'), 'pA2'],
+    ['a stamp with a second 60 sorts oldest', dname('20260101T120000500Z'), dname('20260101T115960500Z'), 'pA'],
+    ['upper-case writerId: no delta name, sorts oldest', dname('20260101T120000500Z'), dname('20260101T120000900Z', 'A'.repeat(16)), 'pA'],
+    ['neither parses: the greater packId', 'index/d/x.pwx', 'index/d/y.pwx', 'pA2'],
+  ])('same Creation-Time: %s', (_what, nameA, nameA2, holder) => {
+    const v = decide(tied([{ ...delta('x', 'pA', [1, 2]), name: nameA }, { ...delta('x', 'pA2', [1, 2]), name: nameA2 }]), p);
+    expect(v.holders.get(cid(1))).toBe(holder);
+    expect(v.holders.get(cid(2))).toBe(holder);
+    expect(v.candidates.packs).toEqual([holder === 'pA' ? 'pA2' : 'pA', 'pC']);
+  });
+
+  it('the stamp only breaks ties: a later Creation-Time wins over a newer stamp', () => {
+    const s = tied([{ ...delta('x', 'pA', [1, 2]), name: dname('20991231T235959999Z') }, { ...delta('x', 'pA2', [1, 2]), name: dname('20000101T000000000Z') }]);
+    s.packs.set('pA', { createdMs: SEC - 1000, bytes: 1000 });
+    expect(decide(s, p).holders.get(cid(1))).toBe('pA2');
+  });
+
+  it('per content ID, the newest delta naming it in that pack counts; the order of the listing does not matter', () => {
+    // pA is named by an old delta (c1, c2) and a newer one (c2 only, a retried delta); pA2's delta lies between.
+    const deltas = [
+      { ...delta('x', 'pA', [1, 2]), name: dname('20260101T120000100Z') },
+      { ...delta('x', 'pA2', [1, 2]), name: dname('20260101T120000500Z') },
+      { ...delta('x', 'pA', [2]), name: dname('20260101T120000900Z') },
+    ];
+    for (const order of [deltas, [...deltas].reverse(), [deltas[2], deltas[0], deltas[1]]]) {
+      const v = decide(tied(order), p);
+      expect(v.holders.get(cid(1))).toBe('pA2');
+      expect(v.holders.get(cid(2))).toBe('pA');
+      expect(v.packUse.get('pA')!.liveBytes).toBe(400);
+      expect(v.packUse.get('pA2')!.liveBytes).toBe(400);
+    }
+  });
+
   it('a pack no delta names holds nothing (a crash between commit and delta): a candidate once older than L', () => {
     const s = vault({ packs: new Map([...vault().packs, ['pLost', { createdMs: OLD, bytes: 1000 }], ['pNew', { createdMs: YOUNG, bytes: 1000 }]]) });
     expect(decide(s, p).candidates.packs).toEqual(['pC', 'pLost']);

@@ -1,4 +1,5 @@
 // The GC decision (FORMAT.md §26.4–§26.7): pure, no I/O, no clock of its own — the real prune and the simulation both run it.
+import { deltaStampMs } from '../repo/v2/names';
 import { GcParams, olderThan, planExpired } from './protocol';
 
 export interface GcSnapshot {
@@ -14,7 +15,7 @@ export interface GcSnapshot {
   allTables: Map<string, { createdMs: number; bytes: number }>;
   /** Every existing pack. */
   packs: Map<string, { createdMs: number; bytes: number }>;
-  /** Every index delta listed; entries undefined = unreadable (then packId is whatever gather knows, possibly ''). */
+  /** Every index delta listed (its name's stamp breaks holder ties); entries undefined = unreadable (then packId is whatever gather knows, possibly ''). */
   deltas: { name: string; packId: string; createdMs: number; bytes: number; entries: { contentId: string; offset: number; storedLength: number }[] | undefined }[];
   /**
    * Every staging prefix. planCreatedMs undefined = no readable plan. hasManifest = a manifest or a tombstone names
@@ -79,19 +80,28 @@ export function decide(s: GcSnapshot, p: GcParams): GcVerdict {
     for (const c of table.contentIds) if (c !== ZERO_ID) liveContentIds.add(c);
   }
 
-  // holder(c): the newest existing pack an index delta lists as holding c (tie: greater packId).
+  // holder(c) (§26.4): the newest existing pack an index delta lists as holding c — by the pack's Creation-Time, then
+  // (Creation-Time has whole seconds: a repack copy may share its source's) by the newest stamp of a delta naming c
+  // in that pack, then by the greater packId. The greatest (creation, stamp, packId) over the delta entries.
   const holders = new Map<string, string>();
-  const newer = (a: string, b: string): boolean => {
-    const pa = s.packs.get(a)!, pb = s.packs.get(b)!;
-    return pa.createdMs !== pb.createdMs ? pa.createdMs > pb.createdMs : a > b;
+  const holderStamp = new Map<string, number>();
+  const newer = (a: string, stampA: number, b: string, stampB: number): boolean => {
+    const ca = s.packs.get(a)!.createdMs, cb = s.packs.get(b)!.createdMs;
+    if (ca !== cb) return ca > cb;
+    if (stampA !== stampB) return stampA > stampB;
+    return a > b;
   };
   for (const d of s.deltas) {
     if (d.entries === undefined) { problems.push(`the index delta ${d.name} cannot be read`); continue; }
     if (!s.packs.has(d.packId)) continue;
+    const stamp = deltaStampMs(d.name) ?? -Infinity; // a name that does not parse sorts oldest
     for (const e of d.entries) {
       if (!liveContentIds.has(e.contentId)) continue;
       const cur = holders.get(e.contentId);
-      if (cur === undefined || newer(d.packId, cur)) holders.set(e.contentId, d.packId);
+      if (cur === undefined || newer(d.packId, stamp, cur, holderStamp.get(e.contentId)!)) {
+        holders.set(e.contentId, d.packId);
+        holderStamp.set(e.contentId, stamp);
+      }
     }
   }
   const liveWithoutHolder = [...liveContentIds].filter((c) => !holders.has(c)).sort();

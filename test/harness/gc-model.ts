@@ -6,6 +6,7 @@
 // vault's objects and who writes or deletes them when — never the bytes.
 import { chooseRepack, decide, GcSnapshot, GcVerdict, MarkFact, marksToDelete, sweepable } from '../../core/prune/decide';
 import { GcParams, mayRelyOnExisting, planExpired } from '../../core/prune/protocol';
+import { stampOf, v2names } from '../../core/repo/v2/names';
 
 export const MINUTE = 60_000;
 export const HOUR = 60 * MINUTE;
@@ -82,6 +83,8 @@ export class World {
   constructor(readonly params: GcParams, readonly mutations: ReadonlySet<Mutation> = new Set(), readonly stats: Stats = emptyStats()) {}
 
   private next(prefix: string): string { return `${prefix}${String(++this.seq).padStart(6, '0')}`; }
+  /** A delta name as a writer makes it (§13): its own (skewed) clock's stamp; a fresh writerId keeps names unique. */
+  private deltaName(writerClockMs: number): string { return v2names.delta(stampOf(new Date(writerClockMs)), (++this.seq).toString(16).padStart(16, '0')); }
   private note(s: string): void { this.log.push(`${((this.now - 1_000_000_000_000) / HOUR).toFixed(1)}h ${s}`); }
 
   // ---- environment ----------------------------------------------------------------------------------------------
@@ -299,7 +302,7 @@ export class World {
         return;
       }
       case 'delta': {
-        v.deltas.set(this.next('index/d/'), { packId: b.pending!.packId!, createdMs: this.now, cids: [...b.pending!.blocks] });
+        v.deltas.set(this.deltaName(this.now + b.skewMs), { packId: b.pending!.packId!, createdMs: this.now, cids: [...b.pending!.blocks] });
         b.batchStep = 'record';
         return;
       }
@@ -450,7 +453,7 @@ export class World {
       const blocks = [...verdict.holders.entries()].filter(([, pk]) => repack.packs.includes(pk)).map(([cid]) => cid);
       const newPack = this.next('P');
       q.push(() => { v.packs.set(newPack, { createdMs: this.now, blocks: new Set(blocks) }); this.stats.repacked += repack.packs.length; this.note(`prune ${r.id} repacks ${repack.packs.join(',')} into ${newPack}`); });
-      q.push(() => { v.deltas.set(this.next('index/d/'), { packId: newPack, createdMs: this.now, cids: blocks }); });
+      q.push(() => { v.deltas.set(this.deltaName(this.now + r.skewMs), { packId: newPack, createdMs: this.now, cids: blocks }); });
     }
     // g. the mark, then old marks
     const deleted = new Set([...sweep.packs, ...sweep.tables, ...sweep.deltas, ...sweep.staging]);

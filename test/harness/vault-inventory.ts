@@ -58,7 +58,7 @@ export function countByKind(blobs: InventoryBlob[]): Partial<Record<BlobKind, nu
 /**
  * Copies every blob of the vault container `from` into a new container `to` (created here) and returns
  * its location: byte-for-byte the same vault (the key slots travel with it). Blob creation times are the
- * copy's — the tests' clocks run days ahead of them; it returns once the second of the copy has passed.
+ * copy's — the tests' clocks run days ahead of them.
  */
 export async function cloneVault(env: TestEnv, from: string, to: string): Promise<{ url: string }> {
   const service = env.az.accounts.vault.service;
@@ -76,15 +76,5 @@ export async function cloneVault(env: TestEnv, from: string, to: string): Promis
       }),
     );
   }
-  await afterThisSecond();
   return { url: env.az.sasUrl('vault', to) };
-}
-
-/**
- * Waits for the next whole second. Creation-Time has whole seconds: a pack repacked within the second its
- * source was written would tie with it (prune's holder rule then picks by packId, at random). In a real
- * vault a repack source is older than L; a test whose clock runs ahead waits this out before a repack.
- */
-export function afterThisSecond(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 1050 - (Date.now() % 1000)));
 }

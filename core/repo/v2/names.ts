@@ -25,6 +25,15 @@ export function stampOf(date: Date): string {
   return date.toISOString().replace(/[-:.]/g, '');
 }
 
+/** The `<stamp>` of a delta name, strictly parsed (a real UTC instant, as `stampOf` writes it); undefined if none. */
+export function deltaStampMs(name: string): number | undefined {
+  const m = /^index\/d\/(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(\d{3})Z-[0-9a-f]{16}\.pwx$/.exec(name);
+  if (m === null) return undefined;
+  const ms = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6], +m[7]);
+  // Date.UTC rolls over (month 13, second 60): only a stamp that writes back the same is one.
+  return Number.isFinite(ms) && stampOf(new Date(ms)) === name.slice(8, 27) ? ms : undefined;
+}
+
 export const v2names = {
   marker: V2_MARKER,
   keySlot: (keyId: string, epoch: number) => `keys/${keyId}.${epoch}.json`,
