@@ -4,7 +4,7 @@
  * - an incremental planned on a base B that is then forgotten: with the default grace it finishes and
  *   restores byte-identical after B is pruned; with no grace B's manifest goes at once, but B's table and
  *   pack (older than L) are not marked, because the in-flight plan's baseTables name them, and the sweep D
- *   later keeps them (finishing it then is a known defect of the engine, marked below);
+ *   later keeps them; the incremental still finishes from its plan's baseTables and restores identical;
  * - an in-flight backup resumed after L is refused (BackupExpired), the prunes that follow remove its
  *   staging and its unreferenced pack, and a new backup of the disk works;
  * - a backup and a sweeping, repacking prune at the same time (Promise.all): both finish, every backup
@@ -62,7 +62,9 @@ async function plannedOnForgottenBase(container: string, graceMs: number | undef
   expect(plan).toMatchObject({ kind: 'incremental', base: { backupId: b.backupId }, batchCount: 1 });
   const store = Vault.open(vault);
   const keyring = await openVaultKeyring(store, env.userKey);
-  expect((await readPlan2(store, keyring, plan.backupId))?.baseTables).toEqual(ofB.tableIds);
+  const planned = await readPlan2(store, keyring, plan.backupId);
+  expect(planned?.baseTables?.map((t) => t.tableId)).toEqual(ofB.tableIds); // B's table refs, whole: the batch and finalize need no more of B
+  expect(planned?.baseGeneration).toBe(0);
   await forgetBackups({ vault, userKey: env.userKey, backupIds: [b.backupId], graceMs, clock: () => w });
   /** The incremental's batch and finalize at W + `hours`: three pages read, thirteen reused from B's pack. */
   const finish = async (hours: number): Promise<KnownBackup> => {
@@ -107,12 +109,10 @@ test('an incremental planned on B, B forgotten with no grace: B\'s manifest goes
   expect(await existing(vault, [...ofB.tables, ...ofB.packs])).toEqual([...ofB.tables, ...ofB.packs]);
 });
 
-// KNOWN DEFECT (branch index; FORMAT §26.3/§26.7a promise otherwise): the batch and finalize of an
-// incremental read its base manifest (context.baseManifestOf: the tables' refs, grid and generation), so
-// once prune deleted a base forgotten with no grace the incremental stops (BackupNotFound naming the base
-// manifest) although its base tables are kept for it. Safe (nothing lost, no manifest written) but the
-// backup cannot finish. This test passes once the engine finishes from plan.baseTables; then drop `.failing`.
-test.failing('an incremental whose base was forgotten with no grace and pruned finishes from its plan\'s baseTables and restores identical', async () => {
+// FORMAT §26.3: the plan holds its base's table refs and generation, so the batch and finalize of the
+// incremental never read its base manifest: pruned with no grace, B's manifest is gone, its tables (kept
+// through the plan's baseTables) are all the incremental needs.
+test('an incremental whose base was forgotten with no grace and pruned finishes from its plan\'s baseTables and restores identical', async () => {
   const { vault, w, finish } = await plannedOnForgottenBase('concf', 0);
   await pruneVault({ vault, userKey: env.userKey, clock: () => w + HOUR });
   const incremental = await finish(2);
