@@ -16,6 +16,7 @@ import { readMarks } from '../core/prune/marks';
 import { pruneVault } from '../core/prune/prune';
 import { forgetBackups } from '../core/retention/forget';
 import { openVaultKeyring } from '../core/repo/v2/marker';
+import { sealJson } from '../core/repo/v2/envelope';
 import { v2names } from '../core/repo/v2/names';
 import { readPlan2 } from '../core/repo/v2/staging';
 import { Vault } from '../core/repo/vault';
@@ -75,7 +76,7 @@ async function plannedOnForgottenBase(container: string, graceMs: number | undef
     expect((await blobsOfBackup(vault, env.userKey, plan.backupId)).packs).toContain(ofB.packs[0]);
     return { backupId: plan.backupId, sha256: disk.sha256() };
   };
-  return { vault, store, keyring, b, ofB, bPack: ofB.packs[0].replace(/^packs\/..\/(.*)\.pwp$/, '$1'), w, finish };
+  return { vault, store, keyring, b, ofB, bPack: ofB.packs[0].replace(/^packs\/..\/(.*)\.pwp$/, '$1'), w, plan, req, finish };
 }
 
 test('an incremental planned on B, B then forgotten (default grace): it finishes in the grace; prunes past the grace and D delete what only B used; it restores identical', async () => {
@@ -117,6 +118,23 @@ test('an incremental whose base was forgotten with no grace and pruned finishes 
   await pruneVault({ vault, userKey: env.userKey, clock: () => w + HOUR });
   const incremental = await finish(2);
   await expectIntact(env, vault, [incremental], [incremental], 'the incremental finished after its base was pruned');
+});
+
+test('a plan written before baseTables reads its base manifest: its batch runs while B is there; pruned with no grace, its finalize stops, BackupIncomplete', async () => {
+  const { vault, store, keyring, ofB, w, plan, req } = await plannedOnForgottenBase('conco', 0);
+  // The plan as a writer before #13 wrote it: without baseTables and baseGeneration.
+  const name = v2names.plan(keyring.nameTag(plan.backupId));
+  const { baseTables, baseGeneration, ...old } = (await readPlan2(store, keyring, plan.backupId))!;
+  expect([baseTables?.length, baseGeneration]).toEqual([1, 0]);
+  await store.putBytes(name, sealJson(keyring, 1, name, old));
+  const batch = await runBackupBatch({ ...req, backupId: plan.backupId, planPosition: 0, clock: () => w + HOUR });
+  expect(batch).toMatchObject({ bytesRead: 3 * 64 * 1024, resumed: false }); // B's manifest read for its tables (there still)
+  const pruned = await pruneVault({ vault, userKey: env.userKey, clock: () => w + HOUR });
+  expect(pruned.deleted.manifests).toEqual([ofB.manifest]);
+  await expect(finalizeBackup({ ...req, backupId: plan.backupId, clock: () => w + 2 * HOUR })).rejects.toMatchObject({
+    code: 'BackupIncomplete',
+    message: expect.stringMatching(new RegExp(`its base manifest ${ofB.manifest.replace(/[.]/g, '\\.')} is no longer in the vault: its base was deleted by prune while it ran; no manifest was written`)),
+  });
 });
 
 test('an in-flight backup resumed after L is refused (BackupExpired); the prunes after remove its staging; a new backup of the disk works', async () => {
