@@ -137,6 +137,18 @@ test('a plan written before baseTables reads its base manifest: its batch runs w
   });
 });
 
+test('prune reading a plan whose baseTables are not table refs reports it, naming the plan and what is wrong', async () => {
+  const { vault, store, keyring, ofB, w, plan } = await plannedOnForgottenBase('concr', 0);
+  const name = v2names.plan(keyring.nameTag(plan.backupId));
+  const stored = (await readPlan2(store, keyring, plan.backupId))!;
+  await store.putBytes(name, sealJson(keyring, 1, name, { ...stored, baseTables: ofB.tableIds })); // names only: the shape before the refs
+  const report = await pruneVault({ vault, userKey: env.userKey, clock: () => w + HOUR });
+  expect(report.problems).toContainEqual(expect.stringMatching(new RegExp(`the plan ${name} is not a version-2 Pagewise plan of this backup: baseTables: a table entry is malformed`)));
+  // Candidates: B's staging (it has a manifest) and this one: an unreadable plan's staging counts by its
+  // blobs' age, past L at this clock (§26.4).
+  expect(report.pending.staging).toBe(2);
+});
+
 test('an in-flight backup resumed after L is refused (BackupExpired); the prunes after remove its staging; a new backup of the disk works', async () => {
   const vault = await env.makeVault('concb');
   const disk = await PagedDisk.create(env, 'conc-b.vhd', 4 * MiB);
