@@ -5,7 +5,7 @@ import { BlobAlreadyExistsError, BlobNotFoundError } from '../store/blob-store';
 import type { Vault } from '../vault';
 import { MAX_ENVELOPE_BYTES, openJson, sealJson } from './envelope';
 import type { Keyring } from './keyring';
-import { HEX32_RE, invertedTime, MANIFEST_NAME_RE, v2names } from './names';
+import { invertedTime, MANIFEST_NAME_RE, v2names } from './names';
 import type { ManifestV2 } from './records';
 import { plainCounts, tableRefsProblem } from './staging';
 

@@ -84,7 +84,7 @@ export interface PlanV2 {
    * (prune then reads the base manifest; so do the batches and the finalize).
    */
   baseTables?: TableRef[] | null;
-  /** §26.3: the base manifest's `generation` (this backup's is one more); null for a full; absent with `baseTables`. */
+  /** §26.3: the base manifest's `generation` (this backup's is one more); null for a full; absent exactly when `baseTables` is. */
   baseGeneration?: number | null;
 }
 
