@@ -4,7 +4,7 @@
  * - an incremental planned on a base B that is then forgotten: with the default grace it finishes and
  *   restores byte-identical after B is pruned; with no grace B's manifest goes at once, but B's table and
  *   pack (older than L) are not marked, because the in-flight plan's baseTables name them, and the sweep D
- *   later keeps them (finishing it then is a known defect of the engine, marked below);
+ *   later keeps them; the incremental still finishes from its plan's baseTables and restores identical;
  * - an in-flight backup resumed after L is refused (BackupExpired), the prunes that follow remove its
  *   staging and its unreferenced pack, and a new backup of the disk works;
  * - a backup and a sweeping, repacking prune at the same time (Promise.all): both finish, every backup
@@ -16,6 +16,7 @@ import { readMarks } from '../core/prune/marks';
 import { pruneVault } from '../core/prune/prune';
 import { forgetBackups } from '../core/retention/forget';
 import { openVaultKeyring } from '../core/repo/v2/marker';
+import { sealJson } from '../core/repo/v2/envelope';
 import { v2names } from '../core/repo/v2/names';
 import { readPlan2 } from '../core/repo/v2/staging';
 import { Vault } from '../core/repo/vault';
@@ -61,7 +62,9 @@ async function plannedOnForgottenBase(container: string, graceMs: number | undef
   expect(plan).toMatchObject({ kind: 'incremental', base: { backupId: b.backupId }, batchCount: 1 });
   const store = Vault.open(vault);
   const keyring = await openVaultKeyring(store, env.userKey);
-  expect((await readPlan2(store, keyring, plan.backupId))?.baseTables).toEqual(ofB.tableIds);
+  const planned = await readPlan2(store, keyring, plan.backupId);
+  expect(planned?.baseTables?.map((t) => t.tableId)).toEqual(ofB.tableIds); // B's table refs, whole: the batch and finalize need no more of B
+  expect(planned?.baseGeneration).toBe(0);
   await forgetBackups({ vault, userKey: env.userKey, backupIds: [b.backupId], graceMs, clock: () => w });
   /** The incremental's batch and finalize at W + `hours`: three pages read, thirteen reused from B's pack. */
   const finish = async (hours: number): Promise<KnownBackup> => {
@@ -72,7 +75,7 @@ async function plannedOnForgottenBase(container: string, graceMs: number | undef
     expect((await blobsOfBackup(vault, env.userKey, plan.backupId)).packs).toContain(ofB.packs[0]);
     return { backupId: plan.backupId, sha256: disk.sha256() };
   };
-  return { vault, store, keyring, b, ofB, bPack: ofB.packs[0].replace(/^packs\/..\/(.*)\.pwp$/, '$1'), w, finish };
+  return { vault, store, keyring, b, ofB, bPack: ofB.packs[0].replace(/^packs\/..\/(.*)\.pwp$/, '$1'), w, plan, req, finish };
 }
 
 test('an incremental planned on B, B then forgotten (default grace): it finishes in the grace; prunes past the grace and D delete what only B used; it restores identical', async () => {
@@ -106,16 +109,43 @@ test('an incremental planned on B, B forgotten with no grace: B\'s manifest goes
   expect(await existing(vault, [...ofB.tables, ...ofB.packs])).toEqual([...ofB.tables, ...ofB.packs]);
 });
 
-// KNOWN DEFECT (branch index; FORMAT §26.3/§26.7a promise otherwise): the batch and finalize of an
-// incremental read its base manifest (context.baseManifestOf: the tables' refs, grid and generation), so
-// once prune deleted a base forgotten with no grace the incremental stops (BackupNotFound naming the base
-// manifest) although its base tables are kept for it. Safe (nothing lost, no manifest written) but the
-// backup cannot finish. This test passes once the engine finishes from plan.baseTables; then drop `.failing`.
-test.failing('an incremental whose base was forgotten with no grace and pruned finishes from its plan\'s baseTables and restores identical', async () => {
+// FORMAT §26.3: the plan holds its base's table refs and generation, so the batch and finalize of the
+// incremental never read its base manifest: pruned with no grace, B's manifest is gone, its tables (kept
+// through the plan's baseTables) are all the incremental needs.
+test('an incremental whose base was forgotten with no grace and pruned finishes from its plan\'s baseTables and restores identical', async () => {
   const { vault, w, finish } = await plannedOnForgottenBase('concf', 0);
   await pruneVault({ vault, userKey: env.userKey, clock: () => w + HOUR });
   const incremental = await finish(2);
   await expectIntact(env, vault, [incremental], [incremental], 'the incremental finished after its base was pruned');
+});
+
+test('a plan written before baseTables reads its base manifest: its batch runs while B is there; pruned with no grace, its finalize stops, BackupIncomplete', async () => {
+  const { vault, store, keyring, ofB, w, plan, req } = await plannedOnForgottenBase('conco', 0);
+  // The plan as a writer before #13 wrote it: without baseTables and baseGeneration.
+  const name = v2names.plan(keyring.nameTag(plan.backupId));
+  const { baseTables, baseGeneration, ...old } = (await readPlan2(store, keyring, plan.backupId))!;
+  expect([baseTables?.length, baseGeneration]).toEqual([1, 0]);
+  await store.putBytes(name, sealJson(keyring, 1, name, old));
+  const batch = await runBackupBatch({ ...req, backupId: plan.backupId, planPosition: 0, clock: () => w + HOUR });
+  expect(batch).toMatchObject({ bytesRead: 3 * 64 * 1024, resumed: false }); // B's manifest read for its tables (there still)
+  const pruned = await pruneVault({ vault, userKey: env.userKey, clock: () => w + HOUR });
+  expect(pruned.deleted.manifests).toEqual([ofB.manifest]);
+  await expect(finalizeBackup({ ...req, backupId: plan.backupId, clock: () => w + 2 * HOUR })).rejects.toMatchObject({
+    code: 'BackupIncomplete',
+    message: expect.stringMatching(new RegExp(`its base manifest ${ofB.manifest.replace(/[.]/g, '\\.')} is no longer in the vault: its base was deleted by prune while it ran; no manifest was written`)),
+  });
+});
+
+test('prune reading a plan whose baseTables are not table refs reports it, naming the plan and what is wrong', async () => {
+  const { vault, store, keyring, ofB, w, plan } = await plannedOnForgottenBase('concr', 0);
+  const name = v2names.plan(keyring.nameTag(plan.backupId));
+  const stored = (await readPlan2(store, keyring, plan.backupId))!;
+  await store.putBytes(name, sealJson(keyring, 1, name, { ...stored, baseTables: ofB.tableIds })); // names only: the shape before the refs
+  const report = await pruneVault({ vault, userKey: env.userKey, clock: () => w + HOUR });
+  expect(report.problems).toContainEqual(expect.stringMatching(new RegExp(`the plan ${name} is not a version-2 Pagewise plan of this backup: baseTables: a table entry is malformed`)));
+  // Candidates: B's staging (it has a manifest) and this one: an unreadable plan's staging counts by its
+  // blobs' age, past L at this clock (§26.4).
+  expect(report.pending.staging).toBe(2);
 });
 
 test('an in-flight backup resumed after L is refused (BackupExpired); the prunes after remove its staging; a new backup of the disk works', async () => {

@@ -236,6 +236,37 @@ describe('staging records: the plan and the batch records', () => {
     }
   });
 
+  test("an incremental plan's baseTables and baseGeneration (§26.3) are checked: shape, order, count within the plan's page groups", async () => {
+    const { vault, keyring } = await freshVaultV2();
+    const ref = { index: 0, tableId: 'cd'.repeat(16), pages: 2, bytes: 300, sha256: 'ef'.repeat(32) };
+    const on = (over: Partial<PlanV2>): PlanV2 => planOf('based', {
+      kind: 'incremental', reason: null, base: { backupId: 'b0', manifest: 'manifests/x.pwm', snapshot: '' }, baseTables: [ref], baseGeneration: 3, changedPages: [[0, 1]], changedBytes: 512, ...over,
+    });
+    const name = v2names.plan(keyring.nameTag('based'));
+    const put = (body: unknown) => vault.putBytes(name, sealJson(keyring, 1, name, body));
+    await put(on({}));
+    expect(await readPlan2(vault, keyring, 'based')).toMatchObject({ baseTables: [ref], baseGeneration: 3 });
+    const wide = { pageCount: 4 * 16384, diskBytes: 4 * 16384 * 512 }; // four page groups
+    const cases: [string, unknown, RegExp][] = [
+      ['tableIds (a list of names) instead of refs', on({ baseTables: [ref.tableId] as never }), /baseTables: a table entry is malformed/],
+      ['a ref without its sha256', on({ baseTables: [{ ...ref, sha256: undefined } as never] }), /baseTables: a table entry is malformed/],
+      ['a table ID that is a path', on({ baseTables: [{ ...ref, tableId: '../../x' }] }), /baseTables: a table entry is malformed/],
+      ['more refs than the plan has page groups', on({ baseTables: [ref, { ...ref, index: 1 }] }), /baseTables: 2 tables for 1 page groups/],
+      ['refs out of order', on({ ...wide, baseTables: [{ ...ref, index: 2 }, { ...ref, index: 1 }] }), /baseTables: table 1 is out of order/],
+      ['a ref past the last group', on({ ...wide, baseTables: [{ ...ref, index: 4 }] }), /baseTables: table 4 is out of order or beyond the disk's 4 page groups/],
+      ['a table of more pages than a group', on({ baseTables: [{ ...ref, pages: 16385 }] }), /baseTables: table 0 has 16385 pages \(at most 16384\)/],
+      ['baseTables not a list', on({ baseTables: 'all' as never }), /baseTables: its tables are not a list/],
+      ['no baseGeneration', on({ baseGeneration: undefined }), /its baseGeneration is not a whole number/],
+      ['a negative baseGeneration', on({ baseGeneration: -1 }), /its baseGeneration is not a whole number/],
+      ['a full with baseTables', planOf('based', { baseTables: [ref], baseGeneration: 0 }), /a backup without a base has baseTables/],
+      ['a baseGeneration without baseTables', on({ baseTables: undefined }), /a baseGeneration without baseTables/],
+    ];
+    for (const [what, body, why] of cases) {
+      await put(body);
+      await expect(readPlan2(vault, keyring, 'based').then(() => what)).rejects.toMatchObject({ code: 'Corrupt', message: expect.stringMatching(why) });
+    }
+  });
+
   test('a batch record moved to another batch number, or of another kind, does not open', async () => {
     const { vault, keyring } = await freshVaultV2();
     await writeBatch2(vault, keyring, batchOf(keyring, 'moved', 0));

@@ -7,7 +7,7 @@ import { openJson } from '../repo/v2/envelope';
 import type { Keyring } from '../repo/v2/keyring';
 import { HEX32_RE, v2names } from '../repo/v2/names';
 import type { PlanV2 } from '../repo/v2/records';
-import { getIfAny, readBatch2 } from '../repo/v2/staging';
+import { getIfAny, planBaseProblem, readBatch2 } from '../repo/v2/staging';
 import type { GcSnapshot } from './decide';
 import { ContentIds, contentIdsOf, GATHER_READS_AT_ONCE, problemOf } from './gather-content';
 import { GcParams, planExpired } from './protocol';
@@ -80,12 +80,10 @@ async function readPlanOf(vault: Vault, keyring: Keyring, nameTag: string): Prom
   const stored = await getIfAny(vault, name);
   if (!stored) return undefined;
   const plan = openJson<PlanV2>(keyring, 1, name, stored);
-  const baseTables: unknown = plan?.baseTables;
   const sound = plan?.format === 'pagewise-plan' && plan.version === 2 && typeof plan.backupId === 'string' && keyring.nameTag(plan.backupId) === nameTag
-    && typeof plan.createdAt === 'string' && Number.isFinite(Date.parse(plan.createdAt))
-    && (baseTables === undefined || baseTables === null || (Array.isArray(baseTables) && baseTables.every((t) => typeof t === 'string' && HEX32_RE.test(t))))
-    && (plan.base === null || (typeof plan.base === 'object' && typeof plan.base.manifest === 'string'));
-  if (!sound) throw new PagewiseError('Corrupt', `the plan ${name} is not a version-2 Pagewise plan of this backup`);
+    && typeof plan.createdAt === 'string' && Number.isFinite(Date.parse(plan.createdAt));
+  const problem = sound ? planBaseProblem(plan) : undefined;
+  if (!sound || problem) throw new PagewiseError('Corrupt', `the plan ${name} is not a version-2 Pagewise plan of this backup${problem ? `: ${problem}` : ''}`);
   return plan;
 }
 
@@ -94,7 +92,7 @@ async function readPlanOf(vault: Vault, keyring: Keyring, nameTag: string): Prom
  * were recorded, its base manifest's tables when that manifest is there and readable, else 'unknown'.
  */
 function baseTablesOf(plan: PlanV2, manifestTables: Map<string, string[] | undefined>): string[] | null | 'unknown' {
-  if (plan.baseTables !== undefined) return plan.baseTables;
+  if (plan.baseTables !== undefined) return plan.baseTables && plan.baseTables.map((t) => t.tableId);
   if (plan.base === null) return null;
   return manifestTables.get(plan.base.manifest) ?? 'unknown';
 }

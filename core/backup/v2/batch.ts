@@ -16,7 +16,7 @@ import { ByteRange, PageGrid, PageRanges, pagesOfRangesAsync } from '../../sourc
 import { BackupRequest, BatchSummary } from '../../types';
 import { effectiveCacheBytes, resolveSettings } from '../settings';
 import { PumpRun, pumpPages } from '../page-pump';
-import { BackupContextV2, baseManifestOf, openBackupContextV2, openPlannedSourceV2, requireNotExpired } from './context';
+import { BackupContextV2, baseOfPlan, openBackupContextV2, openPlannedSourceV2, requireNotExpired } from './context';
 import { PageRuns } from './page-runs';
 import { baseRecordsOf } from './tables';
 
@@ -59,8 +59,8 @@ async function copyBatchV2(run: BatchRunV2, batch: number): Promise<BatchSummary
   const window: ByteRange = { offset: grid.pageStart(firstPage), length: Math.min(plan.diskBytes, grid.pageStart(firstPage + pageCount)) - grid.pageStart(firstPage) };
   const changed = plan.changedPages ? PageRuns.of(plan.changedPages, plan.pageCount, `the plan of backup ${plan.backupId}`) : null;
   // The base's records of this window, compared by content ID: an unchanged-content page reuses its block.
-  const baseManifest = baseManifestOf(run.ctx);
-  const base = baseManifest ? await baseRecordsOf(run.ctx, await baseManifest, firstPage, pageCount) : new Map<number, PageRecord2>();
+  const baseOf = baseOfPlan(run.ctx);
+  const base = baseOf ? await baseRecordsOf(run.ctx, await baseOf, firstPage, pageCount) : new Map<number, PageRecord2>();
   const packs = new PackWriter(vault, keyring);
   const zeros = new ZeroTest();
   // Content ID (hex) → the chunk this batch stored for it, so a repeated content is stored once.

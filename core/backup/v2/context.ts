@@ -22,7 +22,7 @@ export interface BackupContextV2 {
   plan: PlanV2;
   keyring: Keyring;
   vault: Vault;
-  /** The base manifest once read (see baseManifestOf): the batches and the finalize of one process share it. */
+  /** The base manifest once read, for a plan without `baseTables` (see baseOfPlan): the batches and the finalize of one process share it. */
   baseManifest?: Promise<ManifestV2>;
   /** The base tables the batches read most recently, by group (see baseTableOf). */
   baseTables?: Map<number, Promise<PageRecord2[]>>;
@@ -52,14 +52,39 @@ export function baseTableOf(ctx: BackupContextV2, ref: TableRef, pagesPerTable: 
   return read;
 }
 
-/** The manifest the plan names as its base, read once per context (a manifest never changes once written). */
-export function baseManifestOf(ctx: BackupContextV2): Promise<ManifestV2> | null {
-  if (!ctx.plan.base) return null;
+/** What an incremental reuses of its base: the base manifest's table refs (in table order) and its generation. */
+export interface BaseOfPlan {
+  tables: TableRef[];
+  generation: number;
+}
+
+/**
+ * The base of the plan (null for a full): from the plan's `baseTables` and `baseGeneration` (§26.3), so
+ * a base manifest forgotten and pruned while this backup runs does not stop it (prune keeps the tables
+ * the plan names). Only a plan written before those were recorded reads its base manifest (once per context).
+ */
+export function baseOfPlan(ctx: BackupContextV2): Promise<BaseOfPlan> | null {
+  const { plan } = ctx;
+  if (!plan.base) return null;
+  if (plan.baseTables && typeof plan.baseGeneration === 'number') return Promise.resolve({ tables: plan.baseTables, generation: plan.baseGeneration });
   if (!ctx.baseManifest) {
-    ctx.baseManifest = readManifest2(ctx.vault, ctx.keyring, ctx.plan.base.manifest);
+    ctx.baseManifest = baseManifestOfOldPlan(ctx);
     ctx.baseManifest.catch(() => (ctx.baseManifest = undefined)); // a failed read is tried again by the next caller
   }
   return ctx.baseManifest;
+}
+
+/** A plan without `baseTables` (written before #13): its base manifest, which must still be there and on the plan's page grid. */
+async function baseManifestOfOldPlan({ vault, keyring, plan }: BackupContextV2): Promise<ManifestV2> {
+  const name = plan.base!.manifest;
+  const base = await readManifest2(vault, keyring, name).catch((err: unknown) => {
+    if (!(err instanceof PagewiseError) || err.code !== 'BackupNotFound') throw err;
+    throw new PagewiseError('BackupIncomplete', `backup ${plan.backupId} was planned before its plan recorded its base's tables, and its base manifest ${name} is no longer in the vault: its base was deleted by prune while it ran; ${START_AGAIN}`, { cause: err });
+  });
+  if (base.pageSize !== plan.pageSize || base.pagesPerTable !== plan.pagesPerTable || base.diskBytes !== plan.diskBytes) {
+    throw new PagewiseError('Corrupt', `the base ${name} of backup ${plan.backupId} has another page grid than its plan`);
+  }
+  return base;
 }
 
 export async function openBackupContextV2(req: BackupRequest, backupId: string): Promise<BackupContextV2> {

@@ -21,7 +21,7 @@ import { BackupRequest, BackupResult } from '../../types';
 import { effectiveCacheBytes, resolveSettings } from '../settings';
 import { MAX_BASE_CANDIDATES } from './base';
 import { newBlocksOf } from './batch';
-import { BackupContextV2, baseManifestOf, baseTableOf, manifestOfPlan, openBackupContextV2, requireNotExpired, START_AGAIN } from './context';
+import { BackupContextV2, BaseOfPlan, baseOfPlan, baseTableOf, manifestOfPlan, openBackupContextV2, requireNotExpired, START_AGAIN } from './context';
 import { PageRuns } from './page-runs';
 
 /** Packs checked present at once before the manifest (each a HEAD; the account gate bounds them all). */
@@ -65,10 +65,7 @@ export async function finalizeV2(req: BackupRequest & { backupId: string }, open
     return { ...resultOfV2(done.manifest, totals, Date.now() - started, capacity), ...(await releaseSnapshots(req, ctx, done.name)) };
   }
 
-  const base = plan.base ? await baseManifestOf(ctx) : null;
-  if (base && (base.pageSize !== plan.pageSize || base.pagesPerTable !== plan.pagesPerTable || base.diskBytes !== plan.diskBytes)) {
-    throw new PagewiseError('Corrupt', `the base ${plan.base!.manifest} of backup ${plan.backupId} has another page grid than its plan`);
-  }
+  const base = await baseOfPlan(ctx); // the plan's record of its base: its manifest may be pruned by now (§26.3)
   const changed = plan.changedPages ? PageRuns.of(plan.changedPages, plan.pageCount, `the plan of backup ${plan.backupId}`) : null;
   const baseTables = new Map((base?.tables ?? []).map((t) => [t.index, t]));
   const baseTable = tablesAhead(ctx, base);
@@ -184,7 +181,7 @@ export async function finalizeV2(req: BackupRequest & { backupId: string }, open
  * built in order and each base table is read once (sequential GETs were most of a small incremental's
  * finalize on a large disk).
  */
-function tablesAhead(ctx: BackupContextV2, base: ManifestV2 | null): (group: number) => Promise<PageRecord2[]> {
+function tablesAhead(ctx: BackupContextV2, base: BaseOfPlan | null): (group: number) => Promise<PageRecord2[]> {
   const refs = base?.tables ?? [];
   const reads = new Map<number, Promise<PageRecord2[]>>();
   let started = 0; // refs[0 .. started) have been asked for

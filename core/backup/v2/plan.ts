@@ -52,6 +52,10 @@ export async function planV2(req: BackupRequest, { vault, keyring, upgraded }: O
   if (!choice.base && choice.reason === 'no-base' && upgraded && (await hasV1Backup(vault, disk.identity))) choice = { base: null, reason: 'v1-base' };
   let changed: { runs: [number, number][]; bytes: number } | null = null;
   let reasonText: string | undefined;
+  if (choice.base && choice.manifest.pagesPerTable !== pagesPerTableFor(settings.pageSize)) {
+    // The plan records the base's table refs by group (§26.3): they are this plan's groups only on one page grid.
+    throw new PagewiseError('Corrupt', `the base manifest ${choice.base.manifest} has ${choice.manifest.pagesPerTable} pages per table, not ${pagesPerTableFor(settings.pageSize)} for its page size`);
+  }
   if (choice.base) {
     try {
       changed = managed ? await diffAgainstManaged(source, choice.base.snapshot, grid, req.managedSnapshots!) : await diffAgainst(source, { snapshot: choice.base.snapshot }, grid);
@@ -87,7 +91,8 @@ export async function planV2(req: BackupRequest, { vault, keyring, upgraded }: O
     keyEpoch: keyring.epoch,
     changedPages: changed ? changed.runs : null,
     changedBytes: changed ? changed.bytes : null,
-    baseTables: choice.base ? choice.manifest.tables.map((t) => t.tableId) : null,
+    baseTables: choice.base ? choice.manifest.tables : null,
+    baseGeneration: choice.base ? choice.manifest.generation : null,
   };
   await writePlan2(vault, keyring, plan);
   // Two starts of the same backup at once: the plan written first is the plan (the other's is dropped).

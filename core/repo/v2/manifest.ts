@@ -5,9 +5,9 @@ import { BlobAlreadyExistsError, BlobNotFoundError } from '../store/blob-store';
 import type { Vault } from '../vault';
 import { MAX_ENVELOPE_BYTES, openJson, sealJson } from './envelope';
 import type { Keyring } from './keyring';
-import { HEX32_RE, invertedTime, MANIFEST_NAME_RE, v2names } from './names';
+import { invertedTime, MANIFEST_NAME_RE, v2names } from './names';
 import type { ManifestV2 } from './records';
-import { plainCounts } from './staging';
+import { plainCounts, tableRefsProblem } from './staging';
 
 /** The chunking schemes a reader knows (§15.2). */
 export const KNOWN_CHUNKING = ['page', 'fastcdc-2016'];
@@ -103,13 +103,6 @@ function checkManifest(b: ManifestV2, what: string, bad: (why: string) => Error)
   if (typeof b.chunking !== 'object' || b.chunking === null || !KNOWN_CHUNKING.includes(b.chunking.scheme)) throw bad(`${what} uses the chunking scheme ${JSON.stringify(b.chunking?.scheme)?.slice(0, 40)}, which this Pagewise does not know`);
   if (typeof b.codec !== 'string' || (b.kind !== 'full' && b.kind !== 'incremental')) throw bad(`${what} lacks its codec or kind`);
   if (!Array.isArray(b.tables) || typeof b.stats !== 'object' || b.stats === null) throw bad(`${what} lacks its tables or stats`);
-  const groups = Math.ceil(b.pageCount / b.pagesPerTable);
-  let previous = -1;
-  for (const t of b.tables) {
-    if (typeof t !== 'object' || t === null || !plainCounts(t, ['index', 'pages', 'bytes']) || t.index <= previous || t.index >= groups
-      || typeof t.tableId !== 'string' || !HEX32_RE.test(t.tableId) || typeof t.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(t.sha256) || t.pages < 1 || t.pages > b.pagesPerTable) {
-      throw bad(`${what} has a malformed or out-of-order table entry`);
-    }
-    previous = t.index;
-  }
+  const problem = tableRefsProblem(b.tables, Math.ceil(b.pageCount / b.pagesPerTable), b.pagesPerTable);
+  if (problem) throw bad(`${what} has a malformed or out-of-order table entry (${problem})`);
 }

@@ -78,10 +78,14 @@ export interface PlanV2 {
   changedPages: [number, number][] | null;
   changedBytes: number | null;
   /**
-   * §26.3: an incremental's base tables (the base manifest's tableIds, in table order); null for a full.
-   * Absent in plans written before #13: unknown (prune then reads the base manifest).
+   * §26.3: an incremental's base tables (the base manifest's table refs as they are, in table order);
+   * null for a full. The batches and the finalize read the base through these, never its manifest, so
+   * a base pruned while this backup runs does not stop it. Absent in plans written before #13: unknown
+   * (prune then reads the base manifest; so do the batches and the finalize).
    */
-  baseTables?: string[] | null;
+  baseTables?: TableRef[] | null;
+  /** §26.3: the base manifest's `generation` (this backup's is one more); null for a full; absent exactly when `baseTables` is. */
+  baseGeneration?: number | null;
 }
 
 /** §20.2, envelope kind 2. `pages` is stored in its JSON form (PageRecordJson) and converted on read and write. */

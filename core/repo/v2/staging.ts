@@ -6,7 +6,7 @@ import { MAX_ENVELOPE_BYTES, openJson, sealJson } from './envelope';
 import type { Keyring } from './keyring';
 import { DELTA_NAME_RE, HEX32_RE, v2names } from './names';
 import { recordFromJson, recordToJson } from './page-table';
-import type { BatchRecordV2, PlanV2 } from './records';
+import type { BatchRecordV2, PlanV2, TableRef } from './records';
 
 /** Writes the plan once (If-None-Match). A plan already there for this backup (a retried plan step) is kept as it is: read it with readPlan2. */
 export async function writePlan2(vault: Vault, keyring: Keyring, plan: PlanV2): Promise<void> {
@@ -22,11 +22,28 @@ export async function readPlan2(vault: Vault, keyring: Keyring, backupId: string
   const plan = openJson<PlanV2>(keyring, 1, name, stored);
   if (plan?.format !== 'pagewise-plan' || plan.version !== 2 || plan.backupId !== backupId || !plainCounts(plan, ['diskBytes', 'pageSize', 'pageCount', 'pagesPerBatch', 'pagesPerTable', 'keyEpoch'])
     || !wholeNumbers(plan.batches) || !(plan.changedPages === null || (Array.isArray(plan.changedPages) && plan.changedPages.every((run) => wholeNumbers(run) && run.length === 2)))
-    || typeof plan.disk !== 'object' || plan.disk === null || typeof plan.disk.identity !== 'string' || (plan.kind !== 'full' && plan.kind !== 'incremental')
-    || !(plan.baseTables === undefined || plan.baseTables === null || (Array.isArray(plan.baseTables) && plan.baseTables.every((t) => typeof t === 'string' && HEX32_RE.test(t))))) {
+    || typeof plan.disk !== 'object' || plan.disk === null || typeof plan.disk.identity !== 'string' || (plan.kind !== 'full' && plan.kind !== 'incremental')) {
     throw new PagewiseError('Corrupt', `the plan ${name} of backup ${backupId} is not a version-2 Pagewise plan`);
   }
+  const problem = planBaseProblem(plan);
+  if (problem) throw new PagewiseError('Corrupt', `the plan ${name} of backup ${backupId} is not a version-2 Pagewise plan: ${problem}`);
   return plan;
+}
+
+/**
+ * Why the plan's record of its base (§20.1, §26.3: `base`, `baseTables`, `baseGeneration`) is not sound,
+ * or undefined: a full has neither (null); an incremental has its base's table refs, on the plan's page
+ * grid, and the base's generation; a plan written before #13 has neither field.
+ */
+export function planBaseProblem(plan: PlanV2): string | undefined {
+  const { base, baseTables, baseGeneration } = plan;
+  if (!(base === null || (typeof base === 'object' && typeof base.manifest === 'string'))) return 'its base is malformed';
+  if (baseTables === undefined) return baseGeneration === undefined ? undefined : 'it has a baseGeneration without baseTables';
+  if (base === null) return baseTables === null && baseGeneration === null ? undefined : 'a backup without a base has baseTables or a baseGeneration';
+  if (typeof baseGeneration !== 'number' || !Number.isSafeInteger(baseGeneration) || baseGeneration < 0) return 'its baseGeneration is not a whole number';
+  if (!plainCounts(plan, ['pageCount', 'pagesPerTable']) || plan.pagesPerTable < 1) return 'its page grid is malformed';
+  const problem = tableRefsProblem(baseTables, Math.ceil(plan.pageCount / plan.pagesPerTable), plan.pagesPerTable);
+  return problem ? `baseTables: ${problem}` : undefined;
 }
 
 /**
@@ -94,6 +111,30 @@ export function plainCounts(o: object, fields: string[]): boolean {
     const v = (o as Record<string, unknown>)[f];
     return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
   });
+}
+
+const HEX64_RE = /^[0-9a-f]{64}$/;
+
+/**
+ * Why `tables` is not a list of table refs (a manifest's `tables`, a plan's `baseTables`) of a disk of
+ * `groups` page groups of `pagesPerTable` pages, or undefined when it is: each ref's fields of their
+ * type, indexes ascending and below `groups` (so at most `groups` refs), 1 to `pagesPerTable` pages.
+ */
+export function tableRefsProblem(tables: unknown, groups: number, pagesPerTable: number): string | undefined {
+  if (!Array.isArray(tables)) return 'its tables are not a list';
+  if (tables.length > groups) return `${tables.length} tables for ${groups} page groups`;
+  let previous = -1;
+  for (const t of tables as Partial<TableRef>[]) {
+    if (typeof t !== 'object' || t === null || !plainCounts(t, ['index', 'pages', 'bytes'])
+      || typeof t.tableId !== 'string' || !HEX32_RE.test(t.tableId) || typeof t.sha256 !== 'string' || !HEX64_RE.test(t.sha256)) {
+      return 'a table entry is malformed';
+    }
+    const { index, pages } = t as TableRef;
+    if (index <= previous || index >= groups) return `table ${index} is out of order or beyond the disk's ${groups} page groups`;
+    if (pages < 1 || pages > pagesPerTable) return `table ${index} has ${pages} pages (at most ${pagesPerTable})`;
+    previous = index;
+  }
+  return undefined;
 }
 
 /** Put Blob once: an existing blob of that name stays (the first write wins). */
