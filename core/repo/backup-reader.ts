@@ -15,14 +15,14 @@ import { ManifestBody, readManifest } from './manifest';
 import { decodeChunk, PageEntry } from './page-table';
 import { Vault } from './vault';
 import { BlobNotFoundError, CallOptions } from './store/blob-store';
-import { entryBytesOf, pageLengthIn } from './page-lengths';
+import { BackupGrid, entryBytesOf } from './page-lengths';
 import type { BackupSource, PageRead, SourceChecks } from './backup-source';
 
 /** Blocks decoded (decrypted, decompressed, hash-checked) at once per reader; the work runs off the event loop. */
 export const BLOCKS_DECODED_AT_ONCE = 2;
 
 /** A version-1 backup (docs/FORMAT.md Part I); restore and verify reach it through BackupSource. */
-export class BackupReader implements BackupSource<PageEntry> {
+export class BackupReader extends BackupGrid implements BackupSource<PageEntry> {
   readonly formatVersion = 1;
   readonly checked: SourceChecks = { containers: 0, packs: 0, tables: 0, relocated: 0 };
   /** Bounds the decoding copies in flight: a run's blocks would otherwise all be decoded at once. */
@@ -34,7 +34,9 @@ export class BackupReader implements BackupSource<PageEntry> {
     private readonly dataKey: Buffer,
     /** Every vault request of this reader carries its signal: an abort cancels the request in flight. */
     private readonly call: CallOptions,
-  ) {}
+  ) {
+    super();
+  }
 
   static async open(vaultLocation: StorageLocation, backupId: string, userKey: Buffer, options: CallOptions = {}): Promise<BackupReader> {
     validateBackupId(backupId);
@@ -48,22 +50,6 @@ export class BackupReader implements BackupSource<PageEntry> {
     return new BackupReader(vault, manifest, dataKey, call);
   }
 
-  get backupId(): string {
-    return this.manifest.backupId;
-  }
-
-  get diskBytes(): number {
-    return this.manifest.diskBytes;
-  }
-
-  get pageSize(): number {
-    return this.manifest.pageSize;
-  }
-
-  get pageCount(): number {
-    return this.manifest.pageCount;
-  }
-
   get groupPages(): number {
     return this.manifest.pagesPerSegment;
   }
@@ -73,10 +59,6 @@ export class BackupReader implements BackupSource<PageEntry> {
     return this.manifest.index.reduce((sum, c) => sum + c.entries, 0);
   }
 
-  /** The real length of a page: whole, but the disk's last page is as short as the disk leaves it. */
-  pageLength(page: number): number {
-    return pageLengthIn(this.diskBytes, this.pageSize, page);
-  }
 
   /** Plaintext bytes of all entries (each page's real length); a short last page needs a look at the last page table. */
   entryBytes(): Promise<number> {

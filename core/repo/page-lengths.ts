@@ -16,3 +16,29 @@ export async function entryBytesOf(b: Pick<BackupSource, 'entryCount' | 'pageSiz
   if (shortBy === 0) return whole;
   return (await lastPageIsEntry()) ? whole - shortBy : whole;
 }
+
+/** What a reader knows of a backup from its manifest's grid, the same in both formats: one place for the getters. */
+export abstract class BackupGrid {
+  abstract readonly manifest: { backupId: string; diskBytes: number; pageSize: number; pageCount: number };
+
+  get backupId(): string {
+    return this.manifest.backupId;
+  }
+
+  get diskBytes(): number {
+    return this.manifest.diskBytes;
+  }
+
+  get pageSize(): number {
+    return this.manifest.pageSize;
+  }
+
+  get pageCount(): number {
+    return this.manifest.pageCount;
+  }
+
+  /** The real length of a page: whole, but the disk's last page is as short as the disk leaves it. */
+  pageLength(page: number): number {
+    return pageLengthIn(this.diskBytes, this.pageSize, page);
+  }
+}

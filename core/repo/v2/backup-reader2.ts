@@ -7,7 +7,7 @@
  */
 import { forEachLimited, Limiter } from '../../concurrency';
 import { isPagewiseError, PagewiseError } from '../../errors';
-import { entryBytesOf, pageLengthIn } from '../page-lengths';
+import { BackupGrid, entryBytesOf } from '../page-lengths';
 import type { BackupSource, PageRead, SourceChecks } from '../backup-source';
 import { BLOCKS_DECODED_AT_ONCE } from '../backup-reader';
 import { BlobNotFoundError, CallOptions } from '../store/blob-store';
@@ -28,7 +28,7 @@ const PACK_HEADS_AT_ONCE = 8;
 /** Ranged GETs in flight for one run. */
 const STRETCHES_AT_ONCE = 2;
 
-export class BackupReader2 implements BackupSource<PageRecord2> {
+export class BackupReader2 extends BackupGrid implements BackupSource<PageRecord2> {
   readonly formatVersion = 2;
   readonly checked: SourceChecks = { containers: 0, packs: 0, tables: 0, relocated: 0 };
   private readonly decoding = new Limiter(BLOCKS_DECODED_AT_ONCE);
@@ -46,7 +46,9 @@ export class BackupReader2 implements BackupSource<PageRecord2> {
     readonly manifestName: string,
     readonly manifest: ManifestV2,
     private readonly call: CallOptions,
-  ) {}
+  ) {
+    super();
+  }
 
   /**
    * Opens backup `backupId` of a version-2 vault whose keyring `keyring` is: undefined when the vault has
@@ -64,22 +66,6 @@ export class BackupReader2 implements BackupSource<PageRecord2> {
     return new BackupReader2(vault, keyring, found.name, found.manifest, call);
   }
 
-  get backupId(): string {
-    return this.manifest.backupId;
-  }
-
-  get diskBytes(): number {
-    return this.manifest.diskBytes;
-  }
-
-  get pageSize(): number {
-    return this.manifest.pageSize;
-  }
-
-  get pageCount(): number {
-    return this.manifest.pageCount;
-  }
-
   get groupPages(): number {
     return this.manifest.pagesPerTable;
   }
@@ -88,9 +74,6 @@ export class BackupReader2 implements BackupSource<PageRecord2> {
     return this.manifest.tables.reduce((sum, t) => sum + t.pages, 0);
   }
 
-  pageLength(page: number): number {
-    return pageLengthIn(this.diskBytes, this.pageSize, page);
-  }
 
   /** As version 1: only a short last page needs a look at the last table (is it a record or a hole?). */
   entryBytes(): Promise<number> {
