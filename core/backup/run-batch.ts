@@ -5,6 +5,7 @@
  * left to download, the pages still in the cache are processed and stored (drained) before the batch
  * record is written: a record exists only for a batch whose every block is staged.
  */
+import { summaryOf } from './backup-result';
 import { whileBackingUp } from './running-backups';
 import { abortedError, PagewiseError } from '../errors';
 import { ScratchCache } from '../cache/scratch-cache';
@@ -145,16 +146,5 @@ async function copyBatch(run: BatchRun, batch: number): Promise<BatchSummary> {
 }
 
 function summarize(record: BatchRecord, cacheHighWaterBytes: number, resumed: boolean): BatchSummary {
-  return {
-    backupId: record.backupId,
-    batchNumber: record.batchNumber,
-    pages: record.pages.length + record.zeroPages,
-    holePages: record.pageCount - record.pages.length,
-    zeroPages: record.zeroPages,
-    dedupedPages: record.dedupedPages,
-    bytesRead: record.bytesRead,
-    bytesStaged: record.bytesStaged,
-    cacheHighWaterBytes,
-    resumed,
-  };
+  return summaryOf(record, { dedupedPages: record.dedupedPages, bytesStaged: record.bytesStaged, cacheHighWaterBytes, resumed });
 }

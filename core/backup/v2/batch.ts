@@ -5,6 +5,7 @@
  * block this batch already stored, or store a new block in this writer's pack. The batch record is
  * written last, after the packs are committed and indexed (§17.1).
  */
+import { summaryOf } from '../backup-result';
 import { abortedError, PagewiseError } from '../../errors';
 import { ScratchCache } from '../../cache/scratch-cache';
 import { ZeroTest } from '../../processor/page-processor';
@@ -137,20 +138,8 @@ export function newBlocksOf(record: Pick<BatchRecordV2, 'packs' | 'pages'>): num
 }
 
 function summarizeV2(record: BatchRecordV2, cacheHighWaterBytes: number, resumed: boolean): BatchSummary {
-  const newBlocks = newBlocksOf(record);
-  return {
-    backupId: record.backupId,
-    batchNumber: record.batchNumber,
-    pages: record.pages.length + record.zeroPages,
-    holePages: record.pageCount - record.pages.length,
-    zeroPages: record.zeroPages,
-    // pages read that needed no new block: their content was the base's or another page's of the batch
-    dedupedPages: record.pages.length - newBlocks,
-    bytesRead: record.bytesRead,
-    bytesStaged: record.bytesStored,
-    cacheHighWaterBytes,
-    resumed,
-  };
+  // pages read that needed no new block: their content was the base's or another page's of the batch
+  return summaryOf(record, { dedupedPages: record.pages.length - newBlocksOf(record), bytesStaged: record.bytesStored, cacheHighWaterBytes, resumed });
 }
 
 /** The durable activity's version-2 batch: everything rebuilt from the request and backup ID. */
