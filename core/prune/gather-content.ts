@@ -1,20 +1,17 @@
 /** Prune's reads of what names content: the live page tables and the index deltas, decoded into content IDs (hex, interned). */
 import { forEachLimited } from '../concurrency';
 import { isPagewiseError, isTransient, PagewiseError } from '../errors';
-import { MAX_BLOCKS_PER_BLOB } from '../limits';
 import type { BlobInfo, CallOptions } from '../repo/store/blob-store';
 import type { Vault } from '../repo/vault';
 import type { Keyring } from '../repo/v2/keyring';
 import { v2names } from '../repo/v2/names';
-import { decodeIndexBlob } from '../repo/v2/pack-writer';
+import { MAX_DELTA_BYTES, readIndexDelta } from '../repo/v2/pack-writer';
 import { decodeTableById, isZeroChunk, readTable } from '../repo/v2/page-table';
 import type { PageRecord2, TableRef } from '../repo/v2/records';
 import type { GcSnapshot } from './decide';
 
 /** Tables and deltas read at once (each one GET; the account gate bounds every request of the process anyway). */
 export const GATHER_READS_AT_ONCE = 8;
-/** The largest index delta a reader takes: one pack's entries (§18.2), at most Azure's blocks per blob. */
-const MAX_DELTA_BYTES = 16 + 28 * Math.ceil(MAX_BLOCKS_PER_BLOB / 1024) + 64 * MAX_BLOCKS_PER_BLOB;
 
 /**
  * One string per distinct content ID: N tables and deltas naming a chunk hold N references to one
@@ -98,7 +95,7 @@ export async function readDeltas(vault: Vault, keyring: Keyring, listed: BlobInf
     const delta = { name: blob.name, packId: '', createdMs: blob.createdOn.getTime(), bytes: blob.contentLength };
     try {
       if (blob.contentLength > MAX_DELTA_BYTES) throw new PagewiseError('Corrupt', `the index delta ${blob.name} is ${blob.contentLength} bytes, more than one pack's entries take`);
-      const entries = decodeIndexBlob(keyring, blob.name, await vault.getBytes(blob.name, 0, undefined, { ...options, maxBytes: MAX_DELTA_BYTES }));
+      const entries = await readIndexDelta(vault, keyring, blob.name, options);
       const packId = entries[0]?.pack ?? '';
       if (entries.some((e) => e.pack !== packId)) throw new PagewiseError('Corrupt', `the index delta ${blob.name} holds entries of more than one pack`);
       const kept: NonNullable<GcSnapshot['deltas'][number]['entries']> = [];

@@ -2,7 +2,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { PagewiseError } from '../../errors';
 import { MAX_BLOCKS_PER_BLOB, MiB } from '../../limits';
-import { BlobAlreadyExistsError } from '../store/blob-store';
+import { BlobAlreadyExistsError, CallOptions } from '../store/blob-store';
 import type { Vault } from '../vault';
 import { BLOCK2_OVERHEAD, MAX_BLOCK2_BYTES } from './block';
 import type { Keyring } from './keyring';
@@ -259,6 +259,16 @@ export function encodeIndexBlob(keyring: Keyring, blobName: string, kind: 0 | 1,
     parts.push(nonce, cipher.update(plain), cipher.final(), cipher.getAuthTag());
   }
   return Buffer.concat(parts);
+}
+
+/** The largest index delta there is: one pack's entries (§18.2), at most Azure's blocks per blob. */
+export const MAX_DELTA_BYTES = 16 + 28 * Math.ceil(MAX_BLOCKS_PER_BLOB / 1024) + 64 * MAX_BLOCKS_PER_BLOB;
+
+/** An index delta's entries: read bounded, its kind a delta's (0), then decoded and authenticated. */
+export async function readIndexDelta(vault: Vault, keyring: Keyring, name: string, options: CallOptions = {}): Promise<IndexEntry[]> {
+  const stored = await vault.getBytes(name, 0, undefined, { ...options, maxBytes: MAX_DELTA_BYTES });
+  if (stored.length > 6 && stored[6] !== 0) throw new PagewiseError('Corrupt', `the index blob ${name} is of kind ${stored[6]}, not a delta (kind 0)`);
+  return decodeIndexBlob(keyring, name, stored);
 }
 
 /** The entries of an index blob read from `blobName`: sizes, frames, order and every frame's authentication checked. */

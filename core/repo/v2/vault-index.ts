@@ -1,11 +1,10 @@
 /** The vault index as a reader sees it (docs/FORMAT.md §18.3): every index delta, newest first, each read only when a lookup reaches it. */
 import { PagewiseError } from '../../errors';
-import { MAX_BLOCKS_PER_BLOB } from '../../limits';
 import { BlobNotFoundError } from '../store/blob-store';
 import type { Vault } from '../vault';
 import type { Keyring } from './keyring';
 import { DELTA_NAME_RE, v2names } from './names';
-import { decodeIndexBlob } from './pack-writer';
+import { readIndexDelta } from './pack-writer';
 import type { IndexEntry } from './records';
 
 export type { IndexEntry };
@@ -18,7 +17,6 @@ export type { IndexEntry };
 export const INDEX_CACHE_ENTRIES = 131_072;
 
 /** A delta holds one pack's entries: a pack has fewer blocks than Azure's block limit (§17.1), 64 bytes each, 28 per frame of 1024. */
-const MAX_DELTA_BYTES = 16 + 28 * Math.ceil(MAX_BLOCKS_PER_BLOB / 1024) + 64 * MAX_BLOCKS_PER_BLOB;
 
 const CONTENT_ID_RE = /^[0-9a-f]{64}$/;
 
@@ -109,10 +107,8 @@ export class VaultIndex {
     if (this.unreadable.has(name)) return [];
     let entries: IndexEntry[];
     try {
-      const stored = await this.vault.getBytes(name, 0, undefined, { maxBytes: MAX_DELTA_BYTES });
+      entries = await readIndexDelta(this.vault, this.keyring, name);
       this.stats.deltasRead++;
-      if (stored.length > 6 && stored[6] !== 0) throw new PagewiseError('Corrupt', `the index blob ${name} is of kind ${stored[6]}, not a delta (kind 0)`);
-      entries = decodeIndexBlob(this.keyring, name, stored);
     } catch (err) {
       if (err instanceof BlobNotFoundError) entries = []; // pruned since the listing: nothing to find there
       else if (err instanceof PagewiseError && (err.code === 'Corrupt' || err.code === 'WrongKey')) {
