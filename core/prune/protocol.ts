@@ -1,7 +1,6 @@
 // The GC protocol's parameters and the one time rule writers and prune share (FORMAT.md §26.1).
 import { PagewiseError } from '../errors';
-
-const DAY = 24 * 60 * 60 * 1000;
+import { DAY_MS as DAY } from '../units';
 
 /** L: a backup whose plan is older than this may not run a batch nor finalize; its staging is garbage. */
 export const DEFAULT_ABANDON_AFTER_MS = 7 * DAY;

@@ -5,6 +5,7 @@
  */
 import { Clock, systemClock } from '../clock';
 import { PagewiseError } from '../errors';
+import { DAY_MS } from '../units';
 import { DEFAULT_GRACE_MS } from '../prune/protocol';
 import { validateBackupId } from '../repo/backup-id';
 import { catalogEntries, groupByDisk, UNKNOWN_DISK } from '../repo/catalog';
@@ -16,7 +17,6 @@ import { BackupListing, CompleteBackupListing, StorageLocation } from '../types'
 import { applyKeepPolicy, describeKeepPolicy, KeepPolicy, parseKeepPolicy } from './keep-policy';
 import { readTombstoneAt, removeTombstone, Tombstone, tombstoneName, v1ManifestName, writeTombstone } from './tombstones';
 
-const DAY_MS = 86_400_000;
 /** Ten years: beyond it a "grace" is a typo. */
 export const MAX_GRACE_MS = 3650 * DAY_MS;
 /** Backup IDs one call takes (a CLI line, an HTTP body). */

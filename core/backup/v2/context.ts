@@ -2,6 +2,7 @@
  * What every step of a version-2 backup needs after planning: the plan, the vault's keyring and the
  * vault; rebuilt from the backup ID and request in whatever process runs the step.
  */
+import { DAY_MS } from '../../units';
 import { Clock, systemClock } from '../../clock';
 import { PagewiseError } from '../../errors';
 import { DEFAULT_ABANDON_AFTER_MS, planExpired } from '../../prune/protocol';
@@ -111,7 +112,7 @@ export function requireNotExpired(ctx: BackupContextV2, step: string, stoppedBef
   if (!Number.isFinite(created)) throw new PagewiseError('Corrupt', `the plan of backup ${plan.backupId} has no valid createdAt (${JSON.stringify(String(plan.createdAt)).slice(0, 40)})`);
   const now = (ctx.clock ?? systemClock)();
   if (!planExpired(created, now, { abandonAfterMs: DEFAULT_ABANDON_AFTER_MS })) return;
-  const days = DEFAULT_ABANDON_AFTER_MS / 86_400_000;
+  const days = DEFAULT_ABANDON_AFTER_MS / DAY_MS;
   throw new PagewiseError(
     'BackupExpired',
     `backup ${plan.backupId} was planned at ${plan.createdAt}, more than ${days} days ago (the abandonment limit): prune may already be removing what it staged, so it cannot ${step}; stopped before ${stoppedBefore}. ` +
