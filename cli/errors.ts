@@ -55,6 +55,8 @@ export const EXIT_CODES: Record<PagewiseErrorCode, number> = {
   Locked: EXIT_FAILURE,
   BackupExpired: EXIT_FAILURE,
   Aborted: EXIT_INTERRUPTED,
+  PathNotFound: EXIT_USAGE,
+  UnsupportedFileSystem: EXIT_USAGE,
 };
 
 export const EXIT_CODE_HELP = `

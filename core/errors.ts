@@ -26,7 +26,11 @@ export type PagewiseErrorCode =
   /** A backup resumed after its abandonment limit (docs/FORMAT.md §26): its staged data may be pruned; it restarts. */
   | 'BackupExpired'
   /** An incremental's base cannot be diffed against (`reason` says why); the engine falls back to a full backup. */
-  | 'BaseUnusable';
+  | 'BaseUnusable'
+  /** A path asked for inside a backed-up file system does not exist there (file-level restore). */
+  | 'PathNotFound'
+  /** A volume of a backed-up disk holds what Pagewise cannot open (NTFS, XFS, LVM, an encrypted volume…): the message names what was found. */
+  | 'UnsupportedFileSystem';
 
 /** Why a base is unusable (PagewiseError.reason with code BaseUnusable): the FullReason a fallback records. */
 export type BaseUnusableReason = 'base-snapshot-gone' | 'base-replaced';

@@ -32,6 +32,8 @@ const STATUS_BY_CODE: Partial<Record<PagewiseErrorCode, number>> = {
   Locked: 409,
   BackupExpired: 409,
   LimitExceeded: 422,
+  PathNotFound: 404,
+  UnsupportedFileSystem: 422,
   SourceUnreachable: 502,
   VaultUnreachable: 502,
   TargetUnreachable: 502,
