@@ -86,3 +86,7 @@ export type { ForgetOptions, ForgetReport, UndeleteOptions, UndeleteResult } fro
 // prune: the garbage collection of a version-2 vault (FORMAT.md §26).
 export { pruneVault } from './prune/prune';
 export type { PruneOptions, PruneReport, PruneStep } from './prune/prune';
+
+// file-level restore, how the entry points report it (#14, entry): volumes and journal replays.
+export { volumeSummary, replayedVolumes, journalNotes } from './files/files-report';
+export type { VolumeSummary } from './files/files-report';

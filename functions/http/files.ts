@@ -4,7 +4,7 @@
  * (core BackupFiles), answer; the backup is closed when the answer — or the stream — ends.
  */
 import { app, HttpRequest, HttpResponse, InvocationContext } from '@azure/functions';
-import { BackupFiles, formatBytes, PagewiseError, validateBackupId, VolumeView } from '../../core';
+import { BackupFiles, formatBytes, PagewiseError, replayedVolumes, validateBackupId, volumeSummary } from '../../core';
 import { problemFromError, ProblemError } from '../problems';
 import { readSettings, readUserKey } from '../settings';
 import { contentDisposition } from './contentDisposition';
@@ -30,7 +30,7 @@ app.http('listBackupFiles', {
     try {
       if (path === undefined) {
         if (after !== undefined || limit !== undefined) throw new ProblemError(400, 'BadQuery', 'limit and after apply to a directory listing: give path too');
-        return json({ backupId, volumes: files.volumes().map(volumeView), journalReplayed: journalReplayed(files), stats: files.stats() });
+        return json({ backupId, volumes: files.volumes().map(volumeSummary), journalReplayed: replayedVolumes(files), stats: files.stats() });
       }
       const listing = await files.list(path, { ...(limit !== undefined ? { limit } : {}), ...(after !== undefined ? { after } : {}) });
       return json({
@@ -39,7 +39,7 @@ app.http('listBackupFiles', {
         path: listing.path,
         entries: listing.entries,
         ...(listing.next !== undefined ? { next: listing.next } : {}),
-        journalReplayed: journalReplayed(files),
+        journalReplayed: replayedVolumes(files),
         stats: files.stats(),
       });
     } finally {
@@ -161,25 +161,4 @@ function queryLimit(request: HttpRequest): number | undefined {
 
 function json(body: object): HttpResponse {
   return new HttpResponse({ status: 200, jsonBody: body });
-}
-
-/** A volume as the API shows it: where it lies, what it holds, and whether Pagewise can open it (why not). */
-export function volumeView(v: VolumeView) {
-  return {
-    name: v.name,
-    offset: v.offset,
-    size: v.size,
-    ...(v.partition ? { type: v.partition.typeName, typeId: v.partition.typeId, ...(v.partition.label ? { label: v.partition.label } : {}) } : {}),
-    kind: v.identity.kind,
-    openable: v.identity.openable,
-    description: v.identity.description,
-    ...(v.identity.why ? { why: v.identity.why } : {}),
-  };
-}
-
-export function journalReplayed(files: BackupFiles): string[] {
-  return files
-    .volumes()
-    .filter((v) => v.journal?.replayed)
-    .map((v) => v.name);
 }
