@@ -21,13 +21,14 @@ export function contentDisposition(name: string): string {
 
 /**
  * The last component of a path, with every character that could make a client write elsewhere or break
- * the header replaced: '/' and '\' (separators on some client), controls (C0, DEL, C1), lone surrogates.
+ * the header or the name shown replaced: '/' and '\' (separators on some client), controls (C0, DEL, C1),
+ * line/paragraph separators, bidirectional overrides (`\u202e` makes "txt.exe" show as "exe.txt"), lone surrogates.
  * '.', '..' and an empty name become "download".
  */
 export function safeBaseName(name: string): string {
   const last = name.slice(name.lastIndexOf('/') + 1);
   // eslint-disable-next-line no-control-regex -- controls are exactly what is removed
-  let safe = last.replace(/[\\/\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, '_').replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '_');
+  let safe = last.replace(/[\\/\u0000-\u001f\u007f-\u009f\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, '_').replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '_');
   safe = cutToBytes(safe, MAX_NAME_BYTES);
   return safe === '' || /^\.+$/.test(safe) ? NO_NAME : safe;
 }
