@@ -86,3 +86,15 @@ export type { ForgetOptions, ForgetReport, UndeleteOptions, UndeleteResult } fro
 // prune: the garbage collection of a version-2 vault (FORMAT.md §26).
 export { pruneVault } from './prune/prune';
 export type { PruneOptions, PruneReport, PruneStep } from './prune/prune';
+
+// files (#14): file-level restore straight from the vault — the volumes of a backed-up disk, their files listed, read, extracted.
+export { BackupFiles, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, MAX_WALK_DEPTH } from './files/backup-files';
+export type { FileListing, FileRestoreStats, OpenBackupFilesRequest, VolumeView, WalkEntry } from './files/backup-files';
+export { ExtVolume, fileTypeOf, unusableName } from './files/ext-volume';
+export type { FileEntry, FileType } from './files/ext-volume';
+export { parseVolumePath, formatVolumePath, MAX_VOLUME_PATH_BYTES } from './files/file-path';
+export type { VolumePath } from './files/file-path';
+export { extractFiles } from './files/extract';
+export type { ExtractRequest, ExtractResult } from './files/extract';
+export { fileDiskReader } from './files/disk-reader';
+export type { DiskReader } from './files/disk-reader';
