@@ -87,6 +87,14 @@ export type { ForgetOptions, ForgetReport, UndeleteOptions, UndeleteResult } fro
 export { pruneVault } from './prune/prune';
 export type { PruneOptions, PruneReport, PruneStep } from './prune/prune';
 
+// files (#14) — the vault pseudo-disk: a backup read as a disk straight from the vault, metered.
+export { VaultDisk, DEFAULT_FILE_CACHE_BYTES, MAX_DISK_READ_BYTES } from './files/vault-disk';
+export type { VaultDiskStats, OpenVaultDiskRequest } from './files/vault-disk';
+export { openBackupSource } from './repo/backup-source';
+export type { BackupSource, PagePiece, PageRef, OpenSourceOptions } from './repo/backup-source';
+export { metered } from './repo/store/wrappers';
+export type { StoreMeter } from './repo/store/wrappers';
+
 // files (#14): file-level restore straight from the vault — the volumes of a backed-up disk, their files listed, read, extracted.
 export { BackupFiles, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, MAX_WALK_DEPTH } from './files/backup-files';
 export type { FileListing, FileRestoreStats, OpenBackupFilesRequest, VolumeView, WalkEntry } from './files/backup-files';
