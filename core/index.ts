@@ -86,3 +86,9 @@ export type { ForgetOptions, ForgetReport, UndeleteOptions, UndeleteResult } fro
 // prune: the garbage collection of a version-2 vault (FORMAT.md §26).
 export { pruneVault } from './prune/prune';
 export type { PruneOptions, PruneReport, PruneStep } from './prune/prune';
+
+// files (#14): partitions and what each volume holds (file-level restore reads ext2/3/4 only).
+export { readPartitionTable, MAX_GPT_ENTRIES, MAX_LOGICAL_PARTITIONS } from './files/partition-table';
+export type { Partition, PartitionLayout } from './files/partition-table';
+export { identifyVolume } from './files/volume-kind';
+export type { VolumeIdentity, VolumeKind } from './files/volume-kind';
