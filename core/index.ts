@@ -106,3 +106,9 @@ export { extractFiles } from './files/extract';
 export type { ExtractRequest, ExtractResult } from './files/extract';
 export { fileDiskReader } from './files/disk-reader';
 export type { DiskReader } from './files/disk-reader';
+
+// files (#14): partitions and what each volume holds (file-level restore reads ext2/3/4 only).
+export { readPartitionTable, MAX_GPT_ENTRIES, MAX_LOGICAL_PARTITIONS } from './files/partition-table';
+export type { Partition, PartitionLayout } from './files/partition-table';
+export { identifyVolume } from './files/volume-kind';
+export type { VolumeIdentity, VolumeKind } from './files/volume-kind';
