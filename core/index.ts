@@ -86,3 +86,8 @@ export type { ForgetOptions, ForgetReport, UndeleteOptions, UndeleteResult } fro
 // prune: the garbage collection of a version-2 vault (FORMAT.md §26).
 export { pruneVault } from './prune/prune';
 export type { PruneOptions, PruneReport, PruneStep } from './prune/prune';
+
+// files (#14), journal part: an ext journal replayed into a bounded in-memory overlay before a volume is mounted.
+export { OverlayDisk, DEFAULT_OVERLAY_MAX_BYTES } from './files/overlay-disk';
+export { replayExtJournal } from './files/ext-journal';
+export type { JournalReplay } from './files/ext-journal';
