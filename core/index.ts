@@ -92,3 +92,5 @@ export { readPartitionTable, MAX_GPT_ENTRIES, MAX_LOGICAL_PARTITIONS } from './f
 export type { Partition, PartitionLayout } from './files/partition-table';
 export { identifyVolume } from './files/volume-kind';
 export type { VolumeIdentity, VolumeKind } from './files/volume-kind';
+export { fileDiskReader, sliceReader, checkRead } from './files/disk-reader';
+export type { DiskReader } from './files/disk-reader';
