@@ -175,7 +175,7 @@ export async function extractFiles(req: ExtractRequest): Promise<ExtractResult> 
 async function prepareTarget(to: string): Promise<string> {
   const wanted = resolve(to);
   try {
-    await fs.mkdir(wanted, { mode: 0o700 });
+    await fs.mkdir(wanted);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new PagewiseError('TargetNotFound', `${dirname(wanted)} does not exist: the directory to extract into (${wanted}) is made only inside an existing one`);
