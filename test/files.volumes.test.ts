@@ -416,6 +416,20 @@ test('bare file systems: ext4, NTFS, XFS, FAT on the whole disk → scheme none 
   expect(r.ids.disk).toMatchObject({ kind: 'vfat', label: 'EFI', uuid: 'ABCD-1234' });
 });
 
+test('an empty MBR over a file system, and a stale backup GPT under a reformatted disk: the disk is one volume', async () => {
+  const ext = await extImage('mbr-empty.img', 'ext2', 2 * MiB, '99999999-aaaa-bbbb-cccc-dddddddddddd');
+  await patch(ext, 510, Buffer.from([0x55, 0xaa]));
+  let r = await inspect(ext);
+  expect(r.layout).toEqual({ scheme: 'none', sectorSize: 512, partitions: [], warnings: ['sector 0 ends in the MBR signature but lists no partitions: the disk is read as one volume'] });
+  expect(r.ids.disk).toMatchObject({ kind: 'ext2', openable: true });
+
+  const image = at('stale-gpt.img');
+  await makePartitionedImage(image, { scheme: 'gpt', sizeBytes: 4 * MiB, partitions: [{ sizeBytes: MiB, type: 'L' }] });
+  await patch(image, 0, Buffer.alloc(1024)); // the protective MBR and the primary header gone; the backup left at the end
+  r = await inspect(image);
+  expect(r.layout).toEqual({ scheme: 'none', sectorSize: 512, partitions: [], warnings: [] });
+});
+
 test('LUKS1 and LUKS2 volumes (cryptsetup luksFormat on a file) are named, not opened', async () => {
   const key = at('luks.key');
   await fs.writeFile(key, 'correct horse battery staple');
