@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { fileDiskReader, identifyVolume, readPartitionTable, sliceReader } from '../core';
 import type { DiskReader, PartitionLayout } from '../core';
+import { tableCrc32 } from '../core/files/partition-table';
 import { ensureTools, findTool } from '../testkit/debian-tools';
 import { makeExtImage, makePartitionedImage, seededBytes } from '../testkit/fs-images';
 
@@ -516,4 +517,12 @@ test('an ext journal device is no file system; an ext4 with an external journal 
   r = await inspect(image);
   expect(r.ids.disk).toMatchObject({ kind: 'unknown', openable: false, description: 'ext file system with a damaged superblock' });
   expect(r.ids.disk.why).toBe('the ext superblock of the disk is damaged: s_log_block_size 40 is out of range; Pagewise cannot open it: restore the disk (pagewise restore) and run e2fsck on it');
+});
+
+test('the table-driven CRC32 (for Node before 20.15) agrees with zlib', () => {
+  for (const size of [0, 1, 92, 16384, 100_003]) {
+    const bytes = seededBytes(size, size + 1);
+    expect(tableCrc32(bytes)).toBe(zlib.crc32(bytes));
+  }
+  expect(tableCrc32(Buffer.from('123456789'))).toBe(0xcbf43926); // the CRC-32 check value
 });

@@ -302,7 +302,11 @@ function utf16z(b: Buffer): string {
  */
 export function crc32(data: Buffer): number {
   const native = (zlib as { crc32?: (d: Buffer) => number }).crc32;
-  if (native) return native(data);
+  return native ? native(data) : tableCrc32(data);
+}
+
+/** The fallback, exported for its test against zlib. */
+export function tableCrc32(data: Buffer): number {
   let crc = 0xffffffff;
   for (const byte of data) crc = CRC_TABLE[(crc ^ byte) & 0xff] ^ (crc >>> 8);
   return (crc ^ 0xffffffff) >>> 0;
