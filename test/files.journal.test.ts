@@ -245,6 +245,17 @@ describe('journals that need nothing, or cannot be replayed', () => {
     }
   });
 
+  test('needs_recovery set but an empty log (s_start 0) → nothing needed, nothing read into the overlay', async () => {
+    const image = imagePath('empty-log');
+    await makeExtImage(image, tree, { kind: 'ext4', sizeBytes: 32 * MiB });
+    await writeJournal(image, [{ block: 5000, data: blockOf(4096, 65) }], true);
+    await editJournalSuperblock(image, (sb) => sb.writeUInt32BE(0, 28));
+    const { disk, overlay, replay: result } = await replay(image, 4096);
+    await disk.close();
+    expect(result).toEqual({ needed: false, replayed: false, transactions: 0, blocks: 0, revoked: 0 });
+    expect(overlay.blocks).toBe(0);
+  });
+
   test('the overlay bound is enforced: LimitExceeded naming it', async () => {
     const image = imagePath('bound');
     await makeExtImage(image, tree, { kind: 'ext4', sizeBytes: 32 * MiB });
