@@ -86,3 +86,11 @@ export type { ForgetOptions, ForgetReport, UndeleteOptions, UndeleteResult } fro
 // prune: the garbage collection of a version-2 vault (FORMAT.md §26).
 export { pruneVault } from './prune/prune';
 export type { PruneOptions, PruneReport, PruneStep } from './prune/prune';
+
+// files (#14) — the vault pseudo-disk: a backup read as a disk straight from the vault, metered.
+export { VaultDisk, DEFAULT_FILE_CACHE_BYTES, MAX_DISK_READ_BYTES } from './files/vault-disk';
+export type { VaultDiskStats, OpenVaultDiskRequest } from './files/vault-disk';
+export { openBackupSource } from './repo/backup-source';
+export type { BackupSource, PagePiece, PageRef, OpenSourceOptions } from './repo/backup-source';
+export { metered } from './repo/store/wrappers';
+export type { StoreMeter } from './repo/store/wrappers';

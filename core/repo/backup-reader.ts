@@ -16,7 +16,7 @@ import { decodeChunk, PageEntry } from './page-table';
 import { Vault } from './vault';
 import { BlobNotFoundError, CallOptions } from './store/blob-store';
 import { BackupGrid, entryBytesOf } from './page-lengths';
-import type { BackupSource, PageRead, SourceChecks } from './backup-source';
+import type { BackupSource, OpenSourceOptions, PagePiece, PageRead, SourceChecks } from './backup-source';
 
 /** Blocks decoded (decrypted, decompressed, hash-checked) at once per reader; the work runs off the event loop. */
 export const BLOCKS_DECODED_AT_ONCE = 2;
@@ -38,9 +38,9 @@ export class BackupReader extends BackupGrid implements BackupSource<PageEntry> 
     super();
   }
 
-  static async open(vaultLocation: StorageLocation, backupId: string, userKey: Buffer, options: CallOptions = {}): Promise<BackupReader> {
+  static async open(vaultLocation: StorageLocation, backupId: string, userKey: Buffer, options: OpenSourceOptions = {}): Promise<BackupReader> {
     validateBackupId(backupId);
-    const vault = Vault.open(vaultLocation);
+    const vault = Vault.open(vaultLocation, { meter: options.meter });
     const call = { abortSignal: options.abortSignal };
     const manifest = await readManifest(vault, backupId, userKey, call);
     if (manifest.references.length > 0) {
@@ -103,6 +103,25 @@ export class BackupReader extends BackupGrid implements BackupSource<PageEntry> 
 
   async matches(entry: PageEntry, plain: Buffer): Promise<boolean> {
     return (await sha256(plain)).compare(entry.sha256) === 0;
+  }
+
+  async groupEntries(group: number): Promise<PageEntry[]> {
+    const chunk = this.manifest.index.find((c) => c.segment === group);
+    if (!chunk || chunk.entries === 0) return [];
+    const entries = await this.chunkEntries(chunk);
+    this.checked.tables++;
+    return entries;
+  }
+
+  /** A version-1 page is one block: one piece. */
+  pieces(entry: PageEntry): PagePiece[] {
+    return [{ at: 0, length: entry.plainLength, zero: false }];
+  }
+
+  async readPieces(entry: PageEntry, which: number[]): Promise<Buffer[]> {
+    if (which.length === 0) return [];
+    if (which.length !== 1 || which[0] !== 0) throw new PagewiseError('BadInput', `page ${entry.page} has one piece (0); pieces ${which.join(',')} were asked for`);
+    return [await this.readPage(entry)];
   }
 
   /** One page-table chunk, read and checked against the manifest. */

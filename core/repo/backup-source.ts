@@ -2,6 +2,7 @@
 import { StorageLocation } from '../types';
 import { isPagewiseError, PagewiseError } from '../errors';
 import { CallOptions } from './store/blob-store';
+import type { StoreMeter } from './store/wrappers';
 import { BackupReader } from './backup-reader';
 import { validateBackupId } from './backup-id';
 import { Vault } from './vault';
@@ -18,6 +19,13 @@ export interface PageRead<E extends PageRef = PageRef> {
   entry: E;
   plain?: Buffer;
   error?: PagewiseError;
+}
+
+/** A stretch of a page read on its own: [at, at + length) of the page; a zero piece is zeros, never fetched. */
+export interface PagePiece {
+  at: number;
+  length: number;
+  zero: boolean;
 }
 
 /** What a reader checked so far (verify's counts). */
@@ -65,6 +73,24 @@ export interface BackupSource<E extends PageRef = PageRef> {
   blocksOf(entry: E): number;
   /** Whether a page read from elsewhere (the source disk) is the page the backup holds. */
   matches(entry: E, plain: Buffer): Promise<boolean>;
+  /**
+   * One group's entries (its page table / page-table chunk), checked as groups() checks them; [] when the
+   * backup holds none for the group (all holes). Random access for the pseudo-disk.
+   */
+  groupEntries(group: number): Promise<E[]>;
+  /** How a page is read in pieces, in order, covering [0, entry length): v1 one piece; v2 one per chunk (zero chunks zero: true). */
+  pieces(entry: E): PagePiece[];
+  /**
+   * Plaintext of pieces `which` (ascending indexes into pieces(entry)) of one page: only those blocks
+   * fetched (v2: adjacent chunks in one ranged GET; gone packs through the vault index as readRun does),
+   * decoded, content-checked. Throws Corrupt naming page and disk offset.
+   */
+  readPieces(entry: E, which: number[]): Promise<Buffer[]>;
+}
+
+/** How openBackupSource opens the vault: a call's signal, and a meter counting its requests and bytes read. */
+export interface OpenSourceOptions extends CallOptions {
+  meter?: StoreMeter;
 }
 
 /**
@@ -72,13 +98,14 @@ export interface BackupSource<E extends PageRef = PageRef> {
  * version-1 vault by the Part I rules; a version-2 vault through its keyring and the backup's manifest;
  * an upgraded vault also holds version-1 backups under backups/.
  */
-export async function openBackupSource(vaultLocation: StorageLocation, backupId: string, userKey: Buffer, options: CallOptions = {}): Promise<BackupSource> {
+export async function openBackupSource(vaultLocation: StorageLocation, backupId: string, userKey: Buffer, options: OpenSourceOptions = {}): Promise<BackupSource> {
   validateBackupId(backupId);
-  const vault = Vault.open(vaultLocation);
+  const vault = Vault.open(vaultLocation, { meter: options.meter });
   const call = { abortSignal: options.abortSignal };
+  const v1 = { ...call, meter: options.meter };
   // No marker: a container written before markers existed reads as version 1 (its reads fail as they always did).
   const marker = await readVaultMarkerIfAny(vault);
-  if (marker?.version !== 2) return BackupReader.open(vaultLocation, backupId, userKey, call);
+  if (marker?.version !== 2) return BackupReader.open(vaultLocation, backupId, userKey, v1);
   const upgraded = marker.upgradedFrom === 1;
   let reader: BackupReader2 | undefined;
   let noSlot: PagewiseError | undefined;
@@ -92,7 +119,7 @@ export async function openBackupSource(vaultLocation: StorageLocation, backupId:
   if (reader) return reader;
   if (!upgraded) throw new PagewiseError('BackupNotFound', `backup ${backupId} does not exist in the vault ${vault.display}`);
   // An upgraded vault keeps its version-1 backups under backups/ (§12.4).
-  return BackupReader.open(vaultLocation, backupId, userKey, call).catch((err: unknown) => {
+  return BackupReader.open(vaultLocation, backupId, userKey, v1).catch((err: unknown) => {
     throw noSlot && isPagewiseError(err, 'BackupNotFound') ? noSlot : err;
   });
 }

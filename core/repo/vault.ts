@@ -16,17 +16,18 @@ import { VAULT_MARKER } from './layout';
 import { readVaultMarkerIfAny } from './v2/marker';
 import { BlobAlreadyExistsError, BlobInfo, BlobLockedError, BlobNotFoundError, BlobProperties, BlobStore, CallOptions, ContainerNotFoundError, GetOptions, listDetailed, listNames, listPrefixes } from './store/blob-store';
 import { AzureBlobStore } from './store/azure-blob-store';
-import { gated, mappingErrors, retrying } from './store/wrappers';
+import { gated, mappingErrors, metered, retrying, StoreMeter } from './store/wrappers';
 
 export class Vault {
   private constructor(readonly store: BlobStore, readonly parsed: ParsedBlobUrl) {}
 
-  static open(location: StorageLocation): Vault {
+  /** `meter` counts this vault's requests and bytes read, outermost: a retried request counts once (its final result). */
+  static open(location: StorageLocation, options: { meter?: StoreMeter } = {}): Vault {
     const { client, parsed } = vaultContainerClient(location);
     protectContainer(parsed, 'the vault'); // no restore or upload of this process may write into it
     // The gate sits inside the retries: each try holds a place only while its request is in flight.
     const store = retrying(gated(mappingErrors(new AzureBlobStore(client, displayUrl(location.url)), 'the vault'), accountGate(parsed.url.host, parsed.account)));
-    return new Vault(store, parsed);
+    return new Vault(options.meter ? metered(store, options.meter) : store, parsed);
   }
 
   get display(): string {

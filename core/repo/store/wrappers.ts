@@ -98,3 +98,22 @@ class Final {
 function refused(err: unknown): boolean {
   return (err as { cause?: { code?: string } })?.cause?.code === 'ECONNREFUSED';
 }
+
+/** What a metered store counted: requests made and the bytes of every getBytes result. */
+export interface StoreMeter {
+  requests: number;
+  bytesRead: number;
+}
+
+/**
+ * Counts every call and the length of every getBytes result into `meter` (file restore's "bytes fetched").
+ * Outside the retries (Vault.open puts it outermost), a retried call counts once, with its final result.
+ */
+export function metered(inner: BlobStore, meter: StoreMeter): BlobStore {
+  return wrapStore(inner, async (op, _name, work) => {
+    meter.requests++;
+    const result = await work();
+    if (op === 'getBytes') meter.bytesRead += (result as Buffer).length;
+    return result;
+  });
+}

@@ -8,7 +8,7 @@
 import { forEachLimited, Limiter } from '../../concurrency';
 import { isPagewiseError, PagewiseError } from '../../errors';
 import { BackupGrid, entryBytesOf } from '../page-lengths';
-import type { BackupSource, PageRead, SourceChecks } from '../backup-source';
+import type { BackupSource, PagePiece, PageRead, SourceChecks } from '../backup-source';
 import { BLOCKS_DECODED_AT_ONCE } from '../backup-reader';
 import { BlobNotFoundError, CallOptions } from '../store/blob-store';
 import type { Vault } from '../vault';
@@ -87,6 +87,37 @@ export class BackupReader2 extends BackupGrid implements BackupSource<PageRecord
       this.checked.tables++;
       yield { group: ref.index, entries };
     }
+  }
+
+  async groupEntries(group: number): Promise<PageRecord2[]> {
+    const ref = this.manifest.tables.find((t) => t.index === group);
+    if (!ref || ref.pages === 0) return [];
+    const entries = await this.tableRecords(ref);
+    this.checked.tables++;
+    return entries;
+  }
+
+  /** One piece per chunk, in order: a chunk is the unit a block is fetched and checked in. */
+  pieces(entry: PageRecord2): PagePiece[] {
+    let at = 0;
+    return entry.chunks.map((c) => {
+      const piece = { at, length: c.length, zero: isZeroChunk(c) };
+      at += c.length;
+      return piece;
+    });
+  }
+
+  async readPieces(entry: PageRecord2, which: number[]): Promise<Buffer[]> {
+    if (which.some((c, k) => !Number.isInteger(c) || c < 0 || c >= entry.chunks.length || (k > 0 && c <= which[k - 1]))) {
+      throw new PagewiseError('BadInput', `pieces ${which.join(',')} of ${this.where(entry)} are not ascending indexes below ${entry.chunks.length}`);
+    }
+    const problem = this.recordProblem(entry);
+    if (problem) throw new PagewiseError('Corrupt', problem);
+    const wanted = new Set(which);
+    const plains = new Map<number, Buffer>();
+    const [error] = await this.readBlocks([entry], (_record, chunk) => wanted.has(chunk), (part, plain) => plains.set(part.chunk, plain));
+    if (error) throw error;
+    return which.map((c) => plains.get(c) ?? Buffer.alloc(entry.chunks[c].length)); // a zero chunk is zeros
   }
 
   /** One page table, read bounded by the manifest's size for it, checked against the manifest, authenticated. */
@@ -248,9 +279,19 @@ export class BackupReader2 extends BackupGrid implements BackupSource<PageRecord
       return (await Promise.all(run.map((r) => this.readRun([r])))).flat();
     }
     const pages = run.map((r) => Buffer.alloc(r.length)); // zero chunks stay zeros
+    const errors = await this.readBlocks(run, () => true, (part, plain) => plain.copy(pages[part.record], part.at));
+    return run.map((entry, k) => (errors[k] ? { entry, error: errors[k] } : { entry, plain: pages[k] }));
+  }
+
+  /**
+   * The picked blocks of a run's records, read in stretches (readStretch: gone packs through the vault
+   * index), each decoded and its content ID checked, then handed to `put`; the first error of each record
+   * (Corrupt naming the page) or undefined. Zero chunks are never picked. An abort throws.
+   */
+  private async readBlocks(run: PageRecord2[], pick: (record: number, chunk: number) => boolean, put: (part: Part, plain: Buffer) => void): Promise<Array<PagewiseError | undefined>> {
     const errors: Array<PagewiseError | undefined> = run.map(() => undefined);
     // A record whose chunks are scattered may need many GETs: a few at a time (each ≤ RUN_MAX_BYTES in memory).
-    await forEachLimited(this.stretches(run), STRETCHES_AT_ONCE, async (s) => {
+    await forEachLimited(this.stretches(run, pick), STRETCHES_AT_ONCE, async (s) => {
       const got = await this.readStretch(s);
       await Promise.all(
         s.parts.map(async (part, k) => {
@@ -264,7 +305,7 @@ export class BackupReader2 extends BackupGrid implements BackupSource<PageRecord
           try {
             const plain = await this.decoding.run(() => decodeBlock2(bytes, part.ref.contentId, this.keyring, where, this.pageSize));
             if (plain.length !== part.ref.length) throw new PagewiseError('Corrupt', `${where}: decoded ${plain.length} bytes, the page table says ${part.ref.length}`);
-            plain.copy(pages[part.record], part.at);
+            put(part, plain);
           } catch (err) {
             if (isPagewiseError(err, 'Aborted')) throw err;
             errors[part.record] ??= err instanceof PagewiseError ? err : new PagewiseError('Corrupt', `${where}: ${(err as Error).message}`);
@@ -272,11 +313,11 @@ export class BackupReader2 extends BackupGrid implements BackupSource<PageRecord
         }),
       );
     });
-    return run.map((entry, k) => (errors[k] ? { entry, error: errors[k] } : { entry, plain: pages[k] }));
+    return errors;
   }
 
   /** The run's blocks in order, merged into stretches of one pack read with one GET each (≤ RUN_MAX_BYTES). */
-  private stretches(run: PageRecord2[]): Stretch[] {
+  private stretches(run: PageRecord2[], pick: (record: number, chunk: number) => boolean): Stretch[] {
     const out: Stretch[] = [];
     let current: Stretch | undefined;
     run.forEach((r, record) => {
@@ -284,7 +325,7 @@ export class BackupReader2 extends BackupGrid implements BackupSource<PageRecord
       r.chunks.forEach((ref, chunk) => {
         const part = { record, chunk, ref, at };
         at += ref.length;
-        if (isZeroChunk(ref)) return;
+        if (isZeroChunk(ref) || !pick(record, chunk)) return;
         const follows = current && current.pack === ref.pack && current.end === ref.offset && ref.offset + ref.storedLength - current.start <= RUN_MAX_BYTES;
         if (!follows) {
           current = { pack: ref.pack, start: ref.offset, end: ref.offset, parts: [] };
@@ -375,11 +416,19 @@ export class BackupReader2 extends BackupGrid implements BackupSource<PageRecord
   }
 }
 
+/** One block of a run: chunk `chunk` of record `record`, at `at` in its page. */
+interface Part {
+  record: number;
+  chunk: number;
+  ref: ChunkRef;
+  at: number;
+}
+
 interface Stretch {
   pack: string;
   start: number;
   end: number;
-  parts: Array<{ record: number; chunk: number; ref: ChunkRef; at: number }>;
+  parts: Part[];
 }
 
 function missingPack(pack: string): string {
