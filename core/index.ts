@@ -94,3 +94,8 @@ export { openBackupSource } from './repo/backup-source';
 export type { BackupSource, PagePiece, PageRef, OpenSourceOptions } from './repo/backup-source';
 export { metered } from './repo/store/wrappers';
 export type { StoreMeter } from './repo/store/wrappers';
+// files (#14): partitions and what each volume holds (file-level restore reads ext2/3/4 only).
+export { readPartitionTable, MAX_GPT_ENTRIES, MAX_LOGICAL_PARTITIONS } from './files/partition-table';
+export type { Partition, PartitionLayout } from './files/partition-table';
+export { identifyVolume } from './files/volume-kind';
+export type { VolumeIdentity, VolumeKind } from './files/volume-kind';
