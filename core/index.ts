@@ -99,3 +99,7 @@ export { readPartitionTable, MAX_GPT_ENTRIES, MAX_LOGICAL_PARTITIONS } from './f
 export type { Partition, PartitionLayout } from './files/partition-table';
 export { identifyVolume } from './files/volume-kind';
 export type { VolumeIdentity, VolumeKind } from './files/volume-kind';
+// files (#14), journal part: an ext journal replayed into a bounded in-memory overlay before a volume is mounted.
+export { OverlayDisk, DEFAULT_OVERLAY_MAX_BYTES } from './files/overlay-disk';
+export { replayExtJournal } from './files/ext-journal';
+export type { JournalReplay } from './files/ext-journal';
