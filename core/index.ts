@@ -94,11 +94,25 @@ export { openBackupSource } from './repo/backup-source';
 export type { BackupSource, PagePiece, PageRef, OpenSourceOptions } from './repo/backup-source';
 export { metered } from './repo/store/wrappers';
 export type { StoreMeter } from './repo/store/wrappers';
+
+// files (#14): file-level restore straight from the vault — the volumes of a backed-up disk, their files listed, read, extracted.
+export { BackupFiles, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, MAX_WALK_DEPTH } from './files/backup-files';
+export type { FileListing, FileRestoreStats, OpenBackupFilesRequest, VolumeView, WalkEntry } from './files/backup-files';
+export { ExtVolume, fileTypeOf, unusableName } from './files/ext-volume';
+export type { FileEntry, FileType } from './files/ext-volume';
+export { parseVolumePath, formatVolumePath, MAX_VOLUME_PATH_BYTES } from './files/file-path';
+export type { VolumePath } from './files/file-path';
+export { extractFiles } from './files/extract';
+export type { ExtractRequest, ExtractResult } from './files/extract';
+export { fileDiskReader } from './files/disk-reader';
+export type { DiskReader } from './files/disk-reader';
+
 // files (#14): partitions and what each volume holds (file-level restore reads ext2/3/4 only).
 export { readPartitionTable, MAX_GPT_ENTRIES, MAX_LOGICAL_PARTITIONS } from './files/partition-table';
 export type { Partition, PartitionLayout } from './files/partition-table';
 export { identifyVolume } from './files/volume-kind';
 export type { VolumeIdentity, VolumeKind } from './files/volume-kind';
+
 // files (#14), journal part: an ext journal replayed into a bounded in-memory overlay before a volume is mounted.
 export { OverlayDisk, DEFAULT_OVERLAY_MAX_BYTES } from './files/overlay-disk';
 export { replayExtJournal } from './files/ext-journal';
