@@ -6,7 +6,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { backupDisk, BackupRequest, BackupSource, isPagewiseError, openBackupSource, StorageLocation, StoreMeter, VaultDisk, VaultDiskStats } from '../core';
+import { repackPacks } from '../core/prune/repack';
+import { openVaultKeyring } from '../core/repo/v2/marker';
 import { v2names } from '../core/repo/v2/names';
+import { Vault } from '../core/repo/vault';
 import type { PageRecord2 } from '../core/repo/v2/records';
 import type { PageEntry } from '../core/repo/page-table';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
@@ -243,6 +246,15 @@ describe('a version-2 vault', () => {
     expect(delta(disk.stats(), before).requests).toBe(1);
   });
 
+  test('an abort ends a read in flight as Aborted, not Corrupt; later reads are refused', async () => {
+    const controller = new AbortController();
+    const disk = await VaultDisk.open({ vault: env.vault, backupId: fullId, userKey: env.userKey, abortSignal: controller.signal });
+    const reading = disk.read(9 * PAGE, 10);
+    controller.abort();
+    await expect(reading).rejects.toMatchObject({ code: 'Aborted' });
+    await expect(disk.read(0, 10)).rejects.toMatchObject({ code: 'Aborted' });
+  });
+
   test('a cache below a page is refused', async () => {
     await expect(VaultDisk.open({ vault: env.vault, backupId: fullId, userKey: env.userKey, cacheBytes: PAGE - 1 })).rejects.toMatchObject({ code: 'BadCacheSize', message: expect.stringContaining(`${PAGE} bytes`) });
     await expect(VaultDisk.open({ vault: env.vault, backupId: fullId, userKey: env.userKey, cacheBytes: 0 })).rejects.toMatchObject({ code: 'BadCacheSize' });
@@ -311,4 +323,47 @@ test('a damaged pack byte is Corrupt naming the disk range and page', async () =
   // The neighbours read as ever; the damaged page fails again (a failure is not cached).
   expect((await disk.read(6 * PAGE, 10)).equals(image.subarray(6 * PAGE, 6 * PAGE + 10))).toBe(true);
   await expect(disk.read(from + 1000, 10)).rejects.toMatchObject({ code: 'Corrupt' });
+});
+
+test('blocks whose pack is gone (repacked, then deleted) are read where the vault index places them', async () => {
+  const { image, ranges } = makeImage();
+  const location = await env.makeVault('vdisk-moved');
+  const source = await makeSource('vdisk-moved.vhd', image, ranges);
+  const result = await backupDisk({ ...request(source, location), takeSnapshot: false });
+  const src = await openBackupSource(location, result.backupId, env.userKey);
+  const packs = new Set<string>();
+  for (let g = 0; g * src.groupPages < src.pageCount; g++) for (const r of (await src.groupEntries(g)) as PageRecord2[]) for (const c of r.chunks) packs.add(c.pack);
+  const vault = Vault.open(location);
+  const repacked = await repackPacks(vault, await openVaultKeyring(vault, env.userKey), [...packs], () => true);
+  expect(repacked.blocksCopied).toBeGreaterThan(0);
+  for (const p of packs) await env.az.accounts.vault.service.getContainerClient('vdisk-moved').deleteBlob(v2names.pack(p));
+
+  const { disk } = await meteredDisk(location, result.backupId);
+  await expectReads(disk, image, 5, 60);
+  expect((await disk.read(2 * PAGE, 3 * PAGE)).equals(image.subarray(2 * PAGE, 5 * PAGE))).toBe(true);
+});
+
+test('at most 4 page tables are kept: a fifth evicts the least recently used', async () => {
+  // 512-byte pages: 16,384 pages (8 MiB) per table, six tables on a 48 MiB disk with one sector written in each.
+  const pageSize = 512;
+  const groupBytes = 16_384 * pageSize;
+  const image = Buffer.alloc(6 * groupBytes);
+  const ranges: Array<[number, number]> = [];
+  for (let g = 0; g < 6; g++) {
+    randomBytes(pageSize).copy(image, g * groupBytes + 1024);
+    ranges.push([g * groupBytes + 1024, g * groupBytes + 1024 + pageSize]);
+  }
+  const vault = await env.makeVault('vdisk-tables');
+  const source = await makeSource('vdisk-tables.vhd', image, ranges);
+  const result = await backupDisk({ ...request(source, vault), pageSize, takeSnapshot: false });
+  const disk = await VaultDisk.open({ vault, backupId: result.backupId, userKey: env.userKey, cacheBytes: 4 * KiB });
+  const readGroup = async (g: number) => expect((await disk.read(g * groupBytes + 1000, 600)).equals(image.subarray(g * groupBytes + 1000, g * groupBytes + 1600))).toBe(true);
+  for (let g = 0; g < 6; g++) await readGroup(g);
+  expect(disk.stats().tablesRead).toBe(6);
+  await readGroup(5); // kept
+  await readGroup(2); // kept (groups 2–5)
+  expect(disk.stats().tablesRead).toBe(6);
+  await readGroup(0); // evicted: read again
+  expect(disk.stats().tablesRead).toBe(7);
+  expect(disk.stats().cacheHighWaterBytes).toBeLessThanOrEqual(4 * KiB);
 });
