@@ -65,8 +65,6 @@ export function childPath(dir: string, name: string): string {
   return dir === '/' ? `/${name}` : `${dir}/${name}`;
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: false });
-
 /**
  * The DiskReader as file-disk's Disk (what libext2fs reads through): read-only with writes recorded in
  * memory, so a write libext2fs makes (it updates the superblock at unmount) never reaches the reader.
@@ -162,9 +160,9 @@ export class ExtVolume {
     if (stats.size > MAX_DIRECTORY_BYTES) {
       throw new PagewiseError('LimitExceeded', `${this.what}:${dir} is a directory of ${stats.size} bytes, more than the ${MAX_DIRECTORY_BYTES} bytes Pagewise reads`);
     }
-    const raw = await this.call(dir, () => this.fs.promises.readdir(dir, { encoding: 'buffer' }));
-    raw.sort(Buffer.compare);
-    return raw.map((bytes) => utf8.decode(bytes));
+    // libext2fs's binding decodes names as UTF-8 (an invalid byte becomes U+FFFD, which unusableName refuses).
+    const names = await this.call(dir, () => this.fs.promises.readdir(dir));
+    return names.map((name) => ({ name, bytes: Buffer.from(name) })).sort((a, b) => Buffer.compare(a.bytes, b.bytes)).map((n) => n.name);
   }
 
   /** The entry `name` in `dir`; a name that cannot be a path component is returned as type 'unknown', never looked up. */
@@ -181,22 +179,23 @@ export class ExtVolume {
   async *readFile(path: string, options: { chunkBytes?: number; abortSignal?: AbortSignal } = {}): AsyncGenerator<Buffer> {
     const chunkBytes = options.chunkBytes ?? FILE_CHUNK_BYTES;
     if (!Number.isSafeInteger(chunkBytes) || chunkBytes <= 0 || chunkBytes > 64 * MiB) throw new PagewiseError('BadInput', `chunkBytes ${chunkBytes} must be from 1 to ${64 * MiB}`);
-    const handle = await this.call(path, () => this.fs.promises.open(path, 'r'));
+    const p = this.fs.promises;
+    const { fd } = await this.call(path, () => p.open(path, 'r'));
     try {
-      const stats = await this.call(path, () => handle.stat());
+      const stats = await this.call(path, () => p.fstat(fd));
       const type = fileTypeOf(stats.mode);
       if (type !== 'file') throw new PagewiseError('BadInput', `${this.what}:${path} is ${type === 'directory' ? 'a directory' : `a ${type}`}, not a regular file`);
       for (let at = 0; at < stats.size; ) {
         throwIfAborted(options.abortSignal, `reading ${this.what}:${path} was cancelled`);
         const length = Math.min(chunkBytes, stats.size - at);
         const buffer = Buffer.alloc(length);
-        const { bytesRead } = await this.call(path, () => handle.read(buffer, 0, length, at));
+        const { bytesRead } = await this.call(path, () => p.read(fd, buffer, 0, length, at));
         if (bytesRead <= 0) throw new PagewiseError('Corrupt', `${this.what}:${path} ended at ${at} bytes while its inode says ${stats.size}`);
         at += bytesRead;
         yield bytesRead === length ? buffer : buffer.subarray(0, bytesRead);
       }
     } finally {
-      await handle.close().catch(() => undefined);
+      await p.close(fd).catch(() => undefined);
     }
   }
 
@@ -258,7 +257,7 @@ export class ExtVolume {
       ino: stats.ino,
       nlink: stats.nlink,
     };
-    if (type === 'symlink') entry.target = (await this.call(path, () => this.fs.promises.readlink(path, { encoding: 'buffer' }))).toString('utf8');
+    if (type === 'symlink') entry.target = await this.call(path, () => this.fs.promises.readlink(path));
     return entry;
   }
 }

@@ -13,17 +13,21 @@ declare module 'ext2fs' {
     mtime: Date;
     ctime: Date;
   }
+  /** Its close() does not wait for the close: use Ext2Promises.close(handle.fd). */
   export interface Ext2FileHandle {
-    read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number; buffer: Buffer }>;
-    stat(): Promise<Ext2Stats>;
-    close(): Promise<void>;
+    readonly fd: number;
   }
   export interface Ext2Promises {
-    readdir(path: string, options: { encoding: 'buffer' }): Promise<Buffer[]>;
+    /** Names decoded as UTF-8 whatever the options say (invalid bytes become U+FFFD); '.' and '..' left out (a hostile one too). */
+    readdir(path: string): Promise<string[]>;
     lstat(path: string): Promise<Ext2Stats>;
     stat(path: string): Promise<Ext2Stats>;
-    readlink(path: string, options: { encoding: 'buffer' }): Promise<Buffer>;
+    readlink(path: string): Promise<string>;
     open(path: string, flags: string | number, mode?: number): Promise<Ext2FileHandle>;
+    fstat(fd: number): Promise<Ext2Stats>;
+    /** Past the end: bytesRead 0 (and `buffer` may be overwritten beyond bytesRead). */
+    read(fd: number, buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number; buffer: Buffer }>;
+    close(fd: number): Promise<void>;
   }
   export interface Ext2Fs {
     promises: Ext2Promises;
