@@ -98,6 +98,7 @@ describe('file API', () => {
 
   test('a directory: its entries sorted by name with type, size, mode and link target; paged with limit/after', async () => {
     const answer = await get(files(backup.backupId, `?path=${encodeURIComponent('/data')}`));
+    console.log(answer.body.toString(), logged);
     expect(answer.status).toBe(200);
     const body = jsonOf(answer);
     expect(body).toMatchObject({ volume: 'disk', path: '/data' });

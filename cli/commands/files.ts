@@ -10,6 +10,7 @@ import {
   formatBytes,
   journalNotes,
   loadUserKey,
+  MAX_LIST_LIMIT,
   PagewiseError,
   printable,
   redact,
@@ -31,8 +32,6 @@ interface VaultOptions {
 
 /** Skipped entries listed by a human extract before "and N more". */
 const MAX_SKIPPED_LINES = 20;
-/** `--limit` of ls: as the facade's list bound. */
-const MAX_LIST_LIMIT = 10_000;
 
 function vaultOptions(command: Command): Command {
   return command

@@ -4,17 +4,16 @@
  * (core BackupFiles), answer; the backup is closed when the answer — or the stream — ends.
  */
 import { app, HttpRequest, HttpResponse, InvocationContext } from '@azure/functions';
-import { BackupFiles, formatBytes, PagewiseError, replayedVolumes, validateBackupId, volumeSummary } from '../../core';
+import { BackupFiles, formatBytes, isPagewiseError, MAX_LIST_LIMIT, MAX_VOLUME_PATH_BYTES, PagewiseError, redact, replayedVolumes, validateBackupId, volumeSummary } from '../../core';
 import { problemFromError, ProblemError } from '../problems';
 import { readSettings, readUserKey } from '../settings';
 import { contentDisposition } from './contentDisposition';
 import { assertKnownQuery } from './responses';
 
-/** A volume path is at most 4096 bytes (core parseVolumePath); a longer query value is refused before any vault call. */
-const MAX_PATH_CHARS = 4096 + 16;
+/** A volume path is at most MAX_VOLUME_PATH_BYTES (core parseVolumePath, which says so); a query value far longer is refused before any vault call. */
+const MAX_PATH_CHARS = MAX_VOLUME_PATH_BYTES + 16;
 /** ext names are at most 255 bytes: a longer cursor names nothing. */
 const MAX_AFTER_CHARS = 1024;
-export const MAX_LIST_LIMIT = 10_000;
 
 app.http('listBackupFiles', {
   route: 'backups/{id}/files',
@@ -90,7 +89,12 @@ type Handler = (request: HttpRequest, context: InvocationContext) => Promise<Htt
  * that throws there sends no response at all (azure-functions-nodejs-library#324).
  */
 function answer(handler: Handler): Handler {
-  return (request, context) => handler(request, context).catch(problemFromError);
+  return (request, context) =>
+    handler(request, context).catch((err: unknown) => {
+      // An error that is not the caller's nor a known failure becomes a bare 500: its cause goes to the log.
+      if (!(err instanceof ProblemError) && !isPagewiseError(err)) context.error(`${context.functionName} failed: ${redact(err instanceof Error ? (err.stack ?? err.message) : String(err))}`);
+      return problemFromError(err);
+    });
 }
 
 async function openFiles(backupId: string): Promise<BackupFiles> {
