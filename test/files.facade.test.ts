@@ -183,6 +183,33 @@ test('a journal transaction the VM never replayed is replayed in memory on first
   expect(createHash('sha256').update(await fs.readFile(dirty)).digest('hex')).toBe(before);
 });
 
+test('a journal whose log cannot be read: the volume opens as the disk holds it, with a warning', async () => {
+  const dirty = path.join(dir, 'dirty-broken.img');
+  await fs.copyFile(image, dirty);
+  const data = Buffer.alloc(4096);
+  data.write('vm-77\n');
+  await journalWrite(dirty, [{ block: fileBlocks(dirty, '/etc/hostname')[0], data }]);
+  // Journal block 2: the logged copy of the block (0 is the journal superblock, 1 the descriptor, 3 the commit). Its
+  // second read fails: the scan passes, the replay breaks midway, and the half-filled overlay must be dropped.
+  const log = new Set(fileBlocks(dirty, '<8>').slice(2, 3));
+  let hits = 0;
+  let armed = false; // identifying the volume reads its first 64 KiB, where this small file system keeps its journal
+  const files = await openImage(dirty, (disk) => ({
+    size: disk.size,
+    async read(position, length) {
+      for (let b = Math.floor(position / 4096); b * 4096 < position + length; b++) {
+        if (armed && log.has(b) && ++hits > 1) throw new PagewiseError('Corrupt', `disk bytes ${b * 4096}–${b * 4096 + 4096} (page 0): unreadable`);
+      }
+      return disk.read(position, length);
+    },
+  }));
+  armed = true;
+  expect((await bytesOf(files.read('/etc/hostname'))).toString()).toBe('vm-14\n');
+  expect(files.volumes()[0].journal).toMatchObject({ needed: true, replayed: false, transactions: 0 });
+  expect(files.volumes()[0].journal?.warning).toMatch(/^the disk: disk bytes \d+–\d+ \(page 0\): unreadable; files are as the disk held them/);
+  expect(files.stats()).toMatchObject({ volumesOpened: 1, journalsReplayed: 0 });
+});
+
 test('a partitioned disk: volumes named by partition, a bare path goes to the one ext volume, the other is refused with why', async () => {
   const partitioned = path.join(dir, 'mbr.img');
   await makePartitionedImage(partitioned, {
