@@ -81,6 +81,22 @@ test('a bare ext4 disk: one volume "disk", every entry with its type, mode, mtim
   expect(files.volumes()[0].journal).toMatchObject({ needed: false, replayed: false });
 });
 
+test('many reads and listings at once on one volume all come back right', async () => {
+  const files = await openImage(image);
+  const wanted = tree.filter((e) => e.type === 'file');
+  const [contents, listings] = await Promise.all([
+    Promise.all(wanted.map(async (e) => createHash('sha256').update(await bytesOf(files.read(e.path))).digest('hex'))),
+    Promise.all(['/etc', '/usr/bin', '/home/user', '/var/log'].map(async (d) => (await files.list(d)).entries.map((x) => x.name))),
+  ]);
+  expect(contents).toEqual(wanted.map((e) => e.sha256));
+  expect(listings).toEqual([
+    ['fstab', 'hostname', 'localtime', 'shadow', 'ssh'],
+    ['tool', 'tool-link'],
+    ['big-again.bin', 'big.bin', 'docs', 'up'],
+    ['empty.log', 'syslog'],
+  ]);
+});
+
 test('listing: sorted by byte order, without . and .., in pages that join up to the whole directory', async () => {
   const files = await openImage(image);
   const root = await files.list('/');
