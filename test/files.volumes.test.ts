@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { fileDiskReader, identifyVolume, readPartitionTable, sliceReader } from '../core';
 import type { DiskReader, PartitionLayout } from '../core';
+import { tableCrc32 } from '../core/files/partition-table';
 import { ensureTools, findTool } from '../testkit/debian-tools';
 import { makeExtImage, makePartitionedImage, seededBytes } from '../testkit/fs-images';
 
@@ -368,13 +369,14 @@ test('a chain of 200 EBRs is cut at 128 logicals; logicals and links outside the
   expect(layout.partitions[127]).toMatchObject({ name: 'p132', offset: (10 + 2 * 127 + 1) * 512, size: 512 });
   expect(layout.warnings).toEqual(['the EBR chain goes on past 128 links: the rest is ignored']);
 
-  const odd = craftMbr(1024, [{ slot: 2, type: 0x85, start: 100, count: 100 }, { slot: 3, type: 0x83, start: 900, count: 500 }], [
+  const odd = craftMbr(1024, [{ slot: 0, type: 0x83, start: 300, count: 10 }, { slot: 1, type: 0x07, start: 305, count: 10 }, { slot: 2, type: 0x85, start: 100, count: 100 }, { slot: 3, type: 0x83, start: 900, count: 500 }], [
     { at: 100, logical: [10, 500], link: [50, 10] },
     { at: 150, logical: [10, 20], link: [400, 10] },
   ]);
   const { layout: l2 } = await inspect(await writeImage('ebr-odd.img', odd));
-  expect(l2.partitions.map((p) => [p.name, p.offset / 512])).toEqual([['p5', 160]]);
+  expect(l2.partitions.map((p) => [p.name, p.offset / 512, p.typeName])).toEqual([['p1', 300, 'Linux'], ['p5', 160, 'Linux']]);
   expect(l2.warnings).toEqual([
+    'MBR entry 2 (sectors 305–314) overlaps sectors 300–309, already taken: skipped',
     'MBR entry 4 (sectors 900–1399) lies past the disk\'s end (1024 sectors): skipped',
     'the logical partition in the EBR at sector 100 (sectors 110–609) lies outside the extended partition: skipped',
     'the EBR at sector 150 links to sector 500, outside the extended partition: the chain ends there',
@@ -414,6 +416,25 @@ test('bare file systems: ext4, NTFS, XFS, FAT on the whole disk → scheme none 
   r = await inspect(fat.image);
   expect(r.layout.scheme).toBe('none'); // a FAT boot sector also ends in 0x55AA: not taken for an MBR
   expect(r.ids.disk).toMatchObject({ kind: 'vfat', label: 'EFI', uuid: 'ABCD-1234' });
+});
+
+test('an empty MBR over a file system, and a stale backup GPT under a reformatted disk: the disk is one volume', async () => {
+  const ext = await extImage('mbr-empty.img', 'ext2', 2 * MiB, '99999999-aaaa-bbbb-cccc-dddddddddddd');
+  await patch(ext, 510, Buffer.from([0x55, 0xaa]));
+  let r = await inspect(ext);
+  expect(r.layout).toEqual({ scheme: 'none', sectorSize: 512, partitions: [], warnings: ['sector 0 ends in the MBR signature but lists no partitions: the disk is read as one volume'] });
+  expect(r.ids.disk).toMatchObject({ kind: 'ext2', openable: true });
+
+  const image = at('stale-gpt.img');
+  await makePartitionedImage(image, { scheme: 'gpt', sizeBytes: 4 * MiB, partitions: [{ sizeBytes: MiB, type: 'L' }] });
+  await patch(image, 0, Buffer.alloc(1024)); // the protective MBR and the primary header gone; the backup left at the end
+  r = await inspect(image);
+  expect(r.layout).toEqual({ scheme: 'none', sectorSize: 512, partitions: [], warnings: [] });
+
+  const [made] = await makePartitionedImage(image, { scheme: 'gpt', sizeBytes: 4 * MiB, partitions: [{ sizeBytes: MiB, type: 'L' }] });
+  await patch(image, 0, Buffer.alloc(512)); // only the protective MBR gone: the primary header still stands
+  r = await inspect(image);
+  expect(r.layout).toMatchObject({ scheme: 'gpt', partitions: [{ name: 'p1', offset: made.offset, size: MiB }], warnings: ['the disk has a GPT but no protective MBR'] });
 });
 
 test('LUKS1 and LUKS2 volumes (cryptsetup luksFormat on a file) are named, not opened', async () => {
@@ -496,4 +517,12 @@ test('an ext journal device is no file system; an ext4 with an external journal 
   r = await inspect(image);
   expect(r.ids.disk).toMatchObject({ kind: 'unknown', openable: false, description: 'ext file system with a damaged superblock' });
   expect(r.ids.disk.why).toBe('the ext superblock of the disk is damaged: s_log_block_size 40 is out of range; Pagewise cannot open it: restore the disk (pagewise restore) and run e2fsck on it');
+});
+
+test('the table-driven CRC32 (for Node before 20.15) agrees with zlib', () => {
+  for (const size of [0, 1, 92, 16384, 100_003]) {
+    const bytes = seededBytes(size, size + 1);
+    expect(tableCrc32(bytes)).toBe(zlib.crc32(bytes));
+  }
+  expect(tableCrc32(Buffer.from('123456789'))).toBe(0xcbf43926); // the CRC-32 check value
 });
