@@ -10,8 +10,8 @@ import * as path from 'node:path';
 import { DEFAULT_OVERLAY_MAX_BYTES, OverlayDisk, replayExtJournal, type JournalReplay } from '../core';
 import { crc32cUpdate } from '../core/files/crc32c';
 import { fileDiskReader, type DiskReader } from '../core/files/disk-reader';
-import { mapInodeBlocks, readExtInode } from '../core/files/ext-inode';
-import { parseExtSuperblock } from '../core/files/ext-superblock';
+import { MAX_MAPPED_BLOCKS, mapInodeBlocks, readExtInode, type ExtInode } from '../core/files/ext-inode';
+import { parseExtSuperblock, type ExtSuperblock } from '../core/files/ext-superblock';
 import { MiB } from '../core/limits';
 import { ensureTools } from '../testkit/debian-tools';
 import { debugfs, fileBlocks, makeExtImage, seededBytes } from '../testkit/fs-images';
@@ -440,5 +440,54 @@ describe('mapInodeBlocks against debugfs stat', () => {
     const pieces = await ourMap(image, '/pieces.bin');
     expect(pieces.filter((p) => p !== 0)).toHaveLength(12);
     expectMatches(pieces, statMap(image, '/pieces.bin'));
+  });
+});
+
+describe('mapInodeBlocks on hostile maps (a 1 MiB volume in memory)', () => {
+  const bs = 1024;
+  const volume = Buffer.alloc(1024 * bs);
+  const disk: DiskReader = { size: volume.length, read: async (at, length) => Buffer.from(volume.subarray(at, at + length)) };
+  const sb = { blocksCount: 1024, firstDataBlock: 1, blockSize: bs, inodesCount: 128, blocksPerGroup: 8192, inodesPerGroup: 128, inodeSize: 256, descSize: 32,
+    featureCompat: 0, featureIncompat: 0x40, featureRoCompat: 0 } as ExtSuperblock;
+  /** An extent node: header then entries (index: [logical, child]; leaf: [logical, length, start]). */
+  function node(depth: number, entries: number[][], size = 60): Buffer {
+    const b = Buffer.alloc(size);
+    b.writeUInt16LE(0xf30a, 0);
+    b.writeUInt16LE(entries.length, 2);
+    b.writeUInt16LE((size - 12) / 12, 4);
+    b.writeUInt16LE(depth, 6);
+    entries.forEach((e, i) => {
+      const at = 12 + i * 12;
+      b.writeUInt32LE(e[0], at);
+      if (depth > 0) b.writeUInt32LE(e[1], at + 4);
+      else {
+        b.writeUInt16LE(e[1], at + 4);
+        b.writeUInt32LE(e[2], at + 8);
+      }
+    });
+    return b;
+  }
+  const extents = (root: Buffer): ExtInode => ({ mode: 0o100600, size: 0, flags: 0x80000, block: root });
+  const map = (inode: ExtInode, count: number) => mapInodeBlocks(disk, sb, inode, count, 'the hostile file');
+
+  test('a tree block reached twice, a wrong depth, an extent past the volume, an unwritten extent', async () => {
+    node(0, [[0, 2, 100]], bs).copy(volume, 10 * bs);
+    await expect(map(extents(node(1, [[0, 10], [5, 10]])), 8)).rejects.toMatchObject({ code: 'Corrupt', message: expect.stringMatching(/visits block 10 twice/) });
+    node(1, [[0, 10]], bs).copy(volume, 11 * bs);
+    await expect(map(extents(node(1, [[0, 11]])), 8)).rejects.toMatchObject({ code: 'Corrupt', message: expect.stringMatching(/has depth 1/) });
+    await expect(map(extents(node(0, [[0, 8, 1020]])), 8)).rejects.toMatchObject({ code: 'Corrupt', message: expect.stringMatching(/blocks 1020–1027, outside the volume \(1024 blocks\)/) });
+    await expect(map(extents(node(0, [[4, 2, 100], [0, 2, 200]])), 8)).rejects.toMatchObject({ message: expect.stringMatching(/out of order/) });
+    await expect(map(extents(node(1, [[0, 5000]])), 8)).rejects.toMatchObject({ code: 'Corrupt', message: expect.stringMatching(/points at block 5000/) });
+    expect(await map(extents(node(0, [[0, 2, 100], [3, 32768 + 2, 300]])), 6)).toEqual([100, 101, 0, 0, 0, 0]);
+    expect(await map(extents(node(1, [[0, 10]])), 4)).toEqual([100, 101, 0, 0]);
+  });
+
+  test('a block map pointing outside the volume; a hostile count refused before any allocation', async () => {
+    const block = Buffer.alloc(60);
+    block.writeUInt32LE(7, 0);
+    block.writeUInt32LE(4096, 4);
+    const mapped: ExtInode = { mode: 0o100600, size: 0, flags: 0, block };
+    await expect(mapInodeBlocks(disk, sb, mapped, 2, 'the hostile file')).rejects.toMatchObject({ code: 'Corrupt', message: expect.stringMatching(/block 4096/) });
+    await expect(mapInodeBlocks(disk, sb, mapped, MAX_MAPPED_BLOCKS + 1, 'the hostile file')).rejects.toMatchObject({ code: 'LimitExceeded' });
   });
 });
