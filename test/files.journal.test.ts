@@ -8,7 +8,7 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { DEFAULT_OVERLAY_MAX_BYTES, OverlayDisk, replayExtJournal, type JournalReplay } from '../core';
-import { crc32cUpdate } from '../core/files/crc32c';
+import { crc32BeUpdate, crc32cUpdate } from '../core/files/crc32c';
 import { fileDiskReader, type DiskReader } from '../core/files/disk-reader';
 import { MAX_MAPPED_BLOCKS, mapInodeBlocks, readExtInode, type ExtInode } from '../core/files/ext-inode';
 import { parseExtSuperblock, type ExtSuperblock } from '../core/files/ext-superblock';
@@ -134,12 +134,12 @@ function logdumpBlocks(image: string, type: number): number[] {
 
 describe('journal replay against debugfs jr', () => {
   test.each([
-    ['checksum v3', true],
-    ['no checksums', false],
-  ])('ext4 (%s): several transactions, a revoked block, an escaped block, a block logged twice', async (_name, checksum) => {
+    ['checksum v3', true, 4096],
+    ['no checksums', false, 4096],
+    ['checksum v3, 1 KiB blocks', true, 1024],
+  ] as const)('ext4 (%s): several transactions, a revoked block, an escaped block, a block logged twice', async (_name, checksum, bs) => {
     const image = imagePath('ext4');
-    await makeExtImage(image, tree, { kind: 'ext4', sizeBytes: 32 * MiB });
-    const bs = 4096;
+    await makeExtImage(image, tree, { kind: 'ext4', sizeBytes: 32 * MiB, blockSize: bs });
     const later = blockOf(bs, 14);
     await writeJournal(image, [
       { block: 5000, data: blockOf(bs, 10) },
@@ -202,6 +202,35 @@ describe('journal replay against debugfs jr', () => {
     expect(result).toMatchObject({ transactions: 1, blocks: 1 });
     expect(result.warning).toMatch(/transaction 2's commit block fails its checksum/);
     expect(changed).toEqual([5000]);
+  });
+
+  test.each([
+    ['all sums right: every transaction replayed', false],
+    ['the last sum wrong: its transaction dropped', true],
+  ])('the old COMPAT_CHECKSUM (crc32_be over each transaction) (%s)', async (_name, spoilLast) => {
+    const image = imagePath('crc32be');
+    await makeExtImage(image, tree, { kind: 'ext4', sizeBytes: 32 * MiB });
+    await writeJournal(image, [{ block: 5000, data: blockOf(4096, 55) }, { block: 5001, data: blockOf(4096, 56) }, { block: 5002, data: blockOf(4096, 57) }], false);
+    // debugfs cannot write these: sum each transaction's descriptor and data blocks as the kernel's calc_chksums does.
+    const { physical } = await journalBlocks(image);
+    const bytes = await fs.readFile(image);
+    const logBlock = (b: number) => bytes.subarray(physical[b] * 4096, (physical[b] + 1) * 4096);
+    const descriptors = logdumpBlocks(image, 1);
+    const commits = logdumpBlocks(image, 2);
+    expect(commits).toHaveLength(3);
+    for (let t = 0; t < commits.length; t++) {
+      let sum = 0xffffffff;
+      for (let b = descriptors[t]; b < commits[t]; b++) sum = crc32BeUpdate(sum, logBlock(b));
+      const fields = Buffer.alloc(8);
+      fields.writeUInt8(1, 0); // h_chksum_type JBD2_CRC32_CHKSUM
+      fields.writeUInt8(4, 1); // h_chksum_size
+      fields.writeUInt32BE(spoilLast && t === commits.length - 1 ? sum ^ 1 : sum, 4);
+      await patchImage(image, physical[commits[t]] * 4096 + 12, fields);
+    }
+    await editJournalSuperblock(image, (sb) => sb.writeUInt32BE(sb.readUInt32BE(36) | 0x1, 36));
+    const { replay: result, changed } = await expectSameAsJr(image, 4096);
+    expect(result.transactions).toBe(spoilLast ? 2 : 3);
+    expect(changed).toEqual(spoilLast ? [5000, 5001] : [5000, 5001, 5002]);
   });
 
   test('a log that wraps around the end of the journal', async () => {
