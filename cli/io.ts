@@ -6,6 +6,11 @@
 export interface CliIO {
   stdout(text: string): void;
   stderr(text: string): void;
+  /**
+   * Raw bytes to stdout (`pagewise cat`), resolved once the stream can take more: a large file flows at
+   * the pace of the reader of the pipe, never piling up in memory. Optional: an IO without it cannot cat.
+   */
+  stdoutBytes?(chunk: Buffer): Promise<void>;
   /** Environment (connection strings, PAGEWISE_DEBUG). */
   env: Record<string, string | undefined>;
   /** Stream for the progress bar; set only when stderr is an interactive terminal. */
@@ -23,6 +28,7 @@ export function processIO(interruptSignal?: () => AbortSignal, interruption?: ()
   return {
     stdout: (text) => void process.stdout.write(text),
     stderr: (text) => void process.stderr.write(text),
+    stdoutBytes: (chunk) => writeWithBackpressure(process.stdout, chunk),
     env: process.env,
     progressStream: process.stderr.isTTY ? process.stderr : undefined,
     interruptSignal,
@@ -30,24 +36,53 @@ export function processIO(interruptSignal?: () => AbortSignal, interruption?: ()
   };
 }
 
+/**
+ * Resolves when `stream` has taken the chunk and can take more ('drain'); rejects if it fails or closes
+ * first (EPIPE: the reader of a pipe went away, as `pagewise cat … | head` does).
+ */
+export function writeWithBackpressure(stream: NodeJS.WritableStream & { writableNeedDrain?: boolean }, chunk: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const settle = (err?: unknown) => {
+      stream.off('drain', onDrain);
+      stream.off('error', settle);
+      stream.off('close', onClose);
+      if (err) reject(err instanceof Error ? err : new Error(String(err)));
+      else resolve();
+    };
+    const onDrain = () => settle();
+    const onClose = () => settle(new Error('stdout was closed'));
+    stream.on('error', settle);
+    stream.on('close', onClose);
+    if (stream.write(chunk)) settle();
+    else stream.on('drain', onDrain);
+  });
+}
+
 /** An IO that records everything (for tests and in-process callers). */
 export interface CapturedIO extends CliIO {
   readonly out: string[];
   readonly err: string[];
+  /** What stdoutBytes wrote, chunk by chunk. */
+  readonly bytes: Buffer[];
   stdoutText(): string;
+  stdoutBuffer(): Buffer;
   stderrText(): string;
 }
 
 export function captureIO(env: Record<string, string | undefined> = {}): CapturedIO {
   const out: string[] = [];
   const err: string[] = [];
+  const bytes: Buffer[] = [];
   return {
     out,
     err,
+    bytes,
     stdout: (text) => void out.push(text),
+    stdoutBytes: async (chunk) => void bytes.push(Buffer.from(chunk)),
     stderr: (text) => void err.push(text),
     env,
     stdoutText: () => out.join(''),
+    stdoutBuffer: () => Buffer.concat(bytes),
     stderrText: () => err.join(''),
   };
 }

@@ -117,3 +117,7 @@ export type { DiskReader } from './files/disk-reader';
 export { OverlayDisk, DEFAULT_OVERLAY_MAX_BYTES } from './files/overlay-disk';
 export { replayExtJournal } from './files/ext-journal';
 export type { JournalReplay } from './files/ext-journal';
+
+// file-level restore, how the entry points report it (#14, entry): volumes and journal replays.
+export { volumeSummary, replayedVolumes, journalNotes } from './files/files-report';
+export type { VolumeSummary } from './files/files-report';

@@ -6,6 +6,7 @@
  * `prune` forget, undelete, prune and the prune schedule only.
  */
 /* eslint-disable @typescript-eslint/no-require-imports -- registration depends on the role, read first */
+import { app } from '@azure/functions';
 import { appRole, hasAppSettings, useAppSettings } from './settings';
 import { registerRetentionOrchestrations } from '../orchestrations/registerRetention';
 
@@ -13,12 +14,19 @@ import { registerRetentionOrchestrations } from '../orchestrations/registerReten
 // gate here. A local runtime hands its own in before it loads this module.
 if (!hasAppSettings()) useAppSettings(process.env);
 
+// File downloads stream (functions/http/files.ts). App-wide in Azure: every HTTP trigger then gets its
+// request through the worker's HTTP proxy — bodies are still read with request.text(), so the JSON routes
+// are unchanged — and a handler that throws sends no response at all (azure-functions-nodejs-library#324):
+// every handler answers through answering()/problemFromError and never throws.
+app.setup({ enableHttpStream: true });
+
 const role = appRole();
 if (role !== 'prune') {
   require('../orchestrations');
   require('./activities');
   require('./http/backups');
   require('./http/operations');
+  require('./http/files');
   require('./scheduledBackups');
   require('./events/eventGrid');
   require('./events/settleActivities');

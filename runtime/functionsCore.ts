@@ -55,3 +55,13 @@ export function registeredFunctions(): ReadonlyMap<string, RegisteredFunction> {
 
 /** Marker so callers can check that this module (not the worker's) is the one in use. */
 export const isPagewiseFunctionsCore = true;
+
+/**
+ * The worker's system log (present since Functions host 4.28). `@azure/functions` checks for it before
+ * `app.setup({ enableHttpStream: true })` — without it setup refuses — and logs its own notices here.
+ * Outside Azure only warnings and errors matter; the library's debug notices are dropped.
+ */
+export function log(level: string, _category: string, message: string): void {
+  if (level === 'warning') console.warn(message);
+  else if (level === 'error' || level === 'critical') console.error(message);
+}

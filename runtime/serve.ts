@@ -94,7 +94,7 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
     throw err;
   }
   const url = `http://${host}:${port}`;
-  ctx = { app, keys, origin: url, hosts: ownHosts(port) };
+  ctx = { app, keys, origin: url, hosts: ownHosts(port), log };
   const timers = options.timers === false ? undefined : startTimerSchedules(app.host, options.appSettings ?? process.env, (line) => log(line, 'timers'));
   return {
     url,
@@ -118,6 +118,7 @@ interface ServeContext {
   /** The bound origin: every URL handed out is built on it, never on the request's Host. */
   origin: string;
   hosts: Set<string>;
+  log: (line: string) => void;
 }
 
 /** What a path of serve requires and how it is answered (as the Functions host lays them out). */
@@ -176,7 +177,7 @@ async function answerApi(ctx: ServeContext, req: IncomingMessage, res: ServerRes
   headers.host = new URL(ctx.origin).host;
   url.pathname.split('/').forEach(decodeSegment); // malformed percent-encoding is a 400 here, not a 500 in routing
   const response = await ctx.app.host.dispatchHttp({ method: req.method ?? 'GET', url: url.href, headers, ...(body ? { body } : {}) });
-  return writeResponse(res, response);
+  return writeResponse(res, response, ctx.log);
 }
 
 async function answerDurableWebhook(ctx: ServeContext, req: IncomingMessage, res: ServerResponse, url: URL, body: string): Promise<void> {
@@ -238,12 +239,66 @@ function badBody(detail: string): RequestRefused {
   return new RequestRefused(400, 'BadRequestBody', detail);
 }
 
-async function writeResponse(res: ServerResponse, response: HttpResponse): Promise<void> {
+/**
+ * A function's response on the socket. A buffered body (JSON, problems) is written at once; a stream body
+ * (a file download) is piped chunk by chunk, waiting for 'drain' so memory holds at most a chunk or two.
+ * A read failure midway cannot change the status already sent: the socket is destroyed, so the client
+ * sees a body shorter than its Content-Length (never a silently truncated "success"), and it is logged.
+ * A client that goes away cancels the stream, which releases what the handler holds (its cancel()).
+ */
+async function writeResponse(res: ServerResponse, response: HttpResponse, log: (line: string) => void): Promise<void> {
   const headers: Record<string, string> = {};
   response.headers.forEach((value, key) => (headers[key] = value));
-  const body = Buffer.from(await response.arrayBuffer());
+  if (!isStreamBody(response)) {
+    const body = Buffer.from(await response.arrayBuffer());
+    res.writeHead(response.status ?? 200, headers);
+    res.end(body);
+    return;
+  }
+  const reader = response.body!.getReader();
+  let clientGone = false;
+  const onClose = () => {
+    if (res.writableFinished) return;
+    clientGone = true;
+    void reader.cancel(new Error('the client closed the connection')).catch(() => undefined);
+  };
+  res.on('close', onClose);
   res.writeHead(response.status ?? 200, headers);
-  res.end(body);
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (clientGone) return;
+      if (!res.write(value)) await drained(res);
+    }
+    res.end();
+  } catch (err) {
+    if (!clientGone) log(`response stream failed after the headers were sent; connection closed: ${redact(err instanceof Error ? err.message : String(err))}`);
+    res.destroy();
+  } finally {
+    res.off('close', onClose);
+  }
+}
+
+/**
+ * JSON answers (every route but a download) are a few KiB: buffered, sent with their length. Any other
+ * body (application/octet-stream of a file) is streamed.
+ */
+function isStreamBody(response: HttpResponse): boolean {
+  const type = response.headers.get('content-type') ?? '';
+  return response.body !== null && type !== '' && !/^application\/(problem\+)?json\b/i.test(type);
+}
+
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
 }
 
 function writeJson(res: ServerResponse, status: number, body: unknown): void {

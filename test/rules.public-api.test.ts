@@ -31,6 +31,10 @@ const ALLOWED: Record<string, { modules: string[]; why: string }> = {
     ],
     why: 'timing spans wrap internal functions and methods in place; bench:prune runs the prune and the pack-trailer floor in this child',
   },
+  'bench/file-restore.ts': {
+    modules: ['repo/v2/names', 'repo/v2/records'],
+    why: "the file-restore bench's baseline GETs exactly the pack bytes under a file, located through the backup's tables",
+  },
   'bench/prune.ts': {
     modules: ['repo/vault', 'repo/v2/marker', 'retention/keep-policy', 'retention/forget', 'prune/prune', 'prune/protocol'],
     why: 'the prune bench drives the policy and forget night by night and opens the vault to account for its bytes',

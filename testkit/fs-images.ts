@@ -166,7 +166,9 @@ export interface ExtImageOptions {
   sizeBytes: number;
   blockSize?: 1024 | 2048 | 4096;
   label?: string;
-  /** More mke2fs arguments, e.g. ['-E', 'lazy_itable_init=1,nodiscard'] (before the image name). */
+  /** More extended options (-E), e.g. ['lazy_itable_init=1', 'nodiscard'] (mke2fs keeps only its last -E, so they join root_owner's). */
+  extended?: string[];
+  /** More mke2fs arguments (before the image name). */
   extraArgs?: string[];
 }
 
@@ -179,7 +181,7 @@ export async function makeExtImage(image: string, tree: string, options: ExtImag
   await fs.rm(image, { force: true });
   await fs.writeFile(image, '');
   await fs.truncate(image, options.sizeBytes);
-  const args = ['-q', '-F', '-t', options.kind, '-b', String(options.blockSize ?? 4096), '-E', 'root_owner=0:0'];
+  const args = ['-q', '-F', '-t', options.kind, '-b', String(options.blockSize ?? 4096), '-E', ['root_owner=0:0', ...(options.extended ?? [])].join(',')];
   if (options.label) args.push('-L', options.label);
   args.push(...(options.extraArgs ?? []), '-d', tree, image);
   execFileSync(mkfs, args, { stdio: 'pipe' });

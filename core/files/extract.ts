@@ -51,14 +51,14 @@ export async function extractFiles(req: ExtractRequest): Promise<ExtractResult> 
   const { files } = req;
   const overwrite = req.overwrite ?? false;
   const modeMask = req.keepSetid ? 0o7777 : 0o1777;
-  const root = await prepareTarget(req.to);
-  const result: ExtractResult = { to: root, files: 0, directories: 0, symlinks: 0, bytes: 0, skipped: [], journalReplayed: [], stats: files.stats() };
-
   // Each requested path lands under `to` by its last component (a volume's root by the volume's name).
   const requests = req.paths.map((text) => {
     const where = files.parse(text);
     return { text, where, landing: where.path === '/' ? where.volume : where.path.slice(where.path.lastIndexOf('/') + 1) };
   });
+  // `to` is made only once every path asked for parses: a refused path leaves nothing behind.
+  const root = await prepareTarget(req.to);
+  const result: ExtractResult = { to: root, files: 0, directories: 0, symlinks: 0, bytes: 0, skipped: [], journalReplayed: [], stats: files.stats() };
   const landings = new Set<string>();
   for (const r of requests) {
     if (landings.has(r.landing)) throw new PagewiseError('BadInput', `two of the paths asked for would land at the same name "${r.landing}" under ${root}`);

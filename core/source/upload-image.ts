@@ -87,6 +87,7 @@ async function uploadOpenImage(
   }
 
   const buffer = Buffer.alloc(MAX_PUT_PAGE_BYTES);
+  const zeroChunk = Buffer.alloc(CHUNK_BYTES);
   let writtenBytes = 0;
   try {
     for (let offset = 0; offset < diskBytes; offset += buffer.length) {
@@ -105,7 +106,8 @@ async function uploadOpenImage(
         start = -1;
       };
       for (let at = 0; at < length; at += CHUNK_BYTES) {
-        const zero = buffer.subarray(at, Math.min(length, at + CHUNK_BYTES)).every((b) => b === 0);
+        const piece = buffer.subarray(at, Math.min(length, at + CHUNK_BYTES));
+        const zero = piece.equals(zeroChunk.subarray(0, piece.length)); // memcmp: a 64 GiB sparse image scans in seconds
         if (!zero && start < 0) start = at;
         if (zero) await flush(at);
       }
