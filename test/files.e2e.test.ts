@@ -115,8 +115,8 @@ describe('a whole-disk ext4 file system', () => {
     renamed.write('vm-99\n');
     await journalWrite(image, [{ block: hostBlock, data: renamed }]);
     expect(debugfs(image, ['stats'])).toMatch(/needs_recovery/);
-    // What the file system holds as the VM would see it: old.log gone, hostname as journaled; the directory
-    // debugfs unlinked from keeps its mtime (debugfs rm does not touch it) — read back rather than assumed.
+    // What the file system holds as the VM would see it: old.log gone, hostname as journaled (debugfs rm leaves
+    // the directory's mtime as it was, so /var/log still has the tree's).
     expected = expected.filter((e) => e.path !== '/var/log/old.log');
     const host = expected.find((e) => e.path === '/etc/hostname')!;
     host.sha256 = createHash('sha256').update('vm-99\n').digest('hex');

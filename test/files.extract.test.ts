@@ -59,6 +59,7 @@ beforeAll(async () => {
   // The hostile image: entries a VM owner could plant, written with debugfs.
   hostile = path.join(dir, 'hostile.img');
   await fs.copyFile(image, hostile);
+  await fs.writeFile(path.join(dir, 'long-content'), 'a name of 255 bytes\n');
   debugfs(
     hostile,
     [
@@ -71,6 +72,7 @@ beforeAll(async () => {
       'symlink evil /etc', // a link to this machine's /etc
       'symlink climb ../../..',
       'sif hostname mode 0104755', // setuid
+      `write ${path.join(dir, 'long-content')} ${'é'.repeat(127)}L`, // the longest name: a temporary name must still fit
     ],
     true,
   );
@@ -150,7 +152,10 @@ test('a hostile image: odd names, devices and links are skipped or made verbatim
   const to = path.join(dir, 'out-hostile');
   const result = await extractFiles({ files, paths: ['/etc'], to });
   expect(await everything(dir)).toEqual([...before, ...(await everything(to)).map((p) => `out-hostile/${p}`), 'out-hostile'].sort());
-  expect(await everything(to)).toEqual(['etc', 'etc/climb', 'etc/evil', 'etc/fstab', 'etc/hostname', 'etc/localtime', 'etc/shadow', 'etc/ssh', 'etc/ssh/sshd_config']);
+  const long = `${'é'.repeat(127)}L`;
+  expect(Buffer.byteLength(long)).toBe(255);
+  expect(await everything(to)).toEqual(['etc', 'etc/climb', 'etc/evil', 'etc/fstab', 'etc/hostname', 'etc/localtime', 'etc/shadow', 'etc/ssh', 'etc/ssh/sshd_config', `etc/${long}`]);
+  expect(await fs.readFile(path.join(to, 'etc', long), 'utf8')).toBe('a name of 255 bytes\n');
   expect(result.skipped).toEqual([
     { path: 'disk:/etc/../../x', reason: 'the name holds a "/"; it is never used as a local name' },
     { path: 'disk:/etc//etc/shadow-copy', reason: 'the name holds a "/"; it is never used as a local name' },

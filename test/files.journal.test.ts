@@ -8,10 +8,10 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { DEFAULT_OVERLAY_MAX_BYTES, OverlayDisk, replayExtJournal, type JournalReplay } from '../core';
-import { crc32cUpdate } from '../core/files/crc32c';
+import { crc32BeUpdate, crc32cUpdate } from '../core/files/crc32c';
 import { fileDiskReader, type DiskReader } from '../core/files/disk-reader';
-import { mapInodeBlocks, readExtInode } from '../core/files/ext-inode';
-import { parseExtSuperblock } from '../core/files/ext-superblock';
+import { MAX_MAPPED_BLOCKS, mapInodeBlocks, readExtInode, type ExtInode } from '../core/files/ext-inode';
+import { parseExtSuperblock, type ExtSuperblock } from '../core/files/ext-superblock';
 import { MiB } from '../core/limits';
 import { ensureTools } from '../testkit/debian-tools';
 import { debugfs, fileBlocks, makeExtImage, seededBytes } from '../testkit/fs-images';
@@ -134,12 +134,12 @@ function logdumpBlocks(image: string, type: number): number[] {
 
 describe('journal replay against debugfs jr', () => {
   test.each([
-    ['checksum v3', true],
-    ['no checksums', false],
-  ])('ext4 (%s): several transactions, a revoked block, an escaped block, a block logged twice', async (_name, checksum) => {
+    ['checksum v3', true, 4096],
+    ['no checksums', false, 4096],
+    ['checksum v3, 1 KiB blocks', true, 1024],
+  ] as const)('ext4 (%s): several transactions, a revoked block, an escaped block, a block logged twice', async (_name, checksum, bs) => {
     const image = imagePath('ext4');
-    await makeExtImage(image, tree, { kind: 'ext4', sizeBytes: 32 * MiB });
-    const bs = 4096;
+    await makeExtImage(image, tree, { kind: 'ext4', sizeBytes: 32 * MiB, blockSize: bs });
     const later = blockOf(bs, 14);
     await writeJournal(image, [
       { block: 5000, data: blockOf(bs, 10) },
@@ -202,6 +202,90 @@ describe('journal replay against debugfs jr', () => {
     expect(result).toMatchObject({ transactions: 1, blocks: 1 });
     expect(result.warning).toMatch(/transaction 2's commit block fails its checksum/);
     expect(changed).toEqual([5000]);
+  });
+
+  test.each([
+    ['all sums right: every transaction replayed', false],
+    ['the last sum wrong: its transaction dropped', true],
+  ])('the old COMPAT_CHECKSUM (crc32_be over each transaction) (%s)', async (_name, spoilLast) => {
+    const image = imagePath('crc32be');
+    await makeExtImage(image, tree, { kind: 'ext4', sizeBytes: 32 * MiB });
+    await writeJournal(image, [{ block: 5000, data: blockOf(4096, 55) }, { block: 5001, data: blockOf(4096, 56) }, { block: 5002, data: blockOf(4096, 57) }], false);
+    // debugfs cannot write these: sum each transaction's descriptor and data blocks as the kernel's calc_chksums does.
+    const { physical } = await journalBlocks(image);
+    const bytes = await fs.readFile(image);
+    const logBlock = (b: number) => bytes.subarray(physical[b] * 4096, (physical[b] + 1) * 4096);
+    const descriptors = logdumpBlocks(image, 1);
+    const commits = logdumpBlocks(image, 2);
+    expect(commits).toHaveLength(3);
+    for (let t = 0; t < commits.length; t++) {
+      let sum = 0xffffffff;
+      for (let b = descriptors[t]; b < commits[t]; b++) sum = crc32BeUpdate(sum, logBlock(b));
+      const fields = Buffer.alloc(8);
+      fields.writeUInt8(1, 0); // h_chksum_type JBD2_CRC32_CHKSUM
+      fields.writeUInt8(4, 1); // h_chksum_size
+      fields.writeUInt32BE(spoilLast && t === commits.length - 1 ? sum ^ 1 : sum, 4);
+      await patchImage(image, physical[commits[t]] * 4096 + 12, fields);
+    }
+    await editJournalSuperblock(image, (sb) => sb.writeUInt32BE(sb.readUInt32BE(36) | 0x1, 36));
+    const { replay: result, changed } = await expectSameAsJr(image, 4096);
+    expect(result.transactions).toBe(spoilLast ? 2 : 3);
+    expect(changed).toEqual(spoilLast ? [5000, 5001] : [5000, 5001, 5002]);
+  });
+
+  test('checksum v2 (16-bit tag sums, 14-byte tags), converted by hand from a v3 journal', async () => {
+    const image = imagePath('csum2');
+    await makeExtImage(image, tree, { kind: 'ext4', sizeBytes: 32 * MiB });
+    await writeJournal(image, [{ block: 5000, data: blockOf(4096, 58) }, { block: 5001, data: blockOf(4096, 59, true) }, { revoke: 5000 }, { block: 5002, data: blockOf(4096, 60) }], true);
+    const { physical } = await journalBlocks(image);
+    const bytes = await fs.readFile(image);
+    const logBlock = (b: number) => Buffer.from(bytes.subarray(physical[b] * 4096, (physical[b] + 1) * 4096));
+    const seed = crc32cUpdate(0xffffffff, logBlock(0).subarray(0x30, 0x40));
+    const sealTail = (block: Buffer) => {
+      block.writeUInt32BE(0, 4092);
+      block.writeUInt32BE(crc32cUpdate(seed, block), 4092);
+    };
+    for (const d of logdumpBlocks(image, 1)) {
+      const v3 = logBlock(d);
+      const v2 = Buffer.alloc(4096);
+      v3.copy(v2, 0, 0, 12);
+      const sequence = v3.subarray(8, 12);
+      let from = 12;
+      let to = 12;
+      let data = d + 1;
+      for (;;) {
+        const flags = v3.readUInt32BE(from + 4);
+        v2.writeUInt32BE(v3.readUInt32BE(from), to);
+        v2.writeUInt16BE(crc32cUpdate(crc32cUpdate(seed, sequence), logBlock(data++)) & 0xffff, to + 4);
+        v2.writeUInt16BE(flags, to + 6);
+        v2.writeUInt32BE(v3.readUInt32BE(from + 8), to + 8);
+        from += 16;
+        to += 14;
+        if (!(flags & 0x2)) {
+          v3.copy(v2, to, from, from + 16);
+          from += 16;
+          to += 16;
+        }
+        if (flags & 0x8) break;
+      }
+      sealTail(v2);
+      await patchImage(image, physical[d] * 4096, v2);
+    }
+    await editJournalSuperblock(image, (sb) => sb.writeUInt32BE((sb.readUInt32BE(40) & ~0x10) | 0x8, 40));
+    const { replay: result, changed } = await expectSameAsJr(image, 4096);
+    expect(result).toMatchObject({ transactions: 4, blocks: 2, revoked: 1 });
+    expect(result.warning).toBeUndefined();
+    expect(changed).toEqual([5001, 5002]);
+    // A logged block whose 16-bit sum no longer matches is left out, as the kernel leaves it out.
+    const descriptors = logdumpBlocks(image, 1);
+    const last = logBlock(descriptors[descriptors.length - 1]);
+    last.writeUInt16BE(last.readUInt16BE(12 + 4) ^ 1, 12 + 4);
+    sealTail(last);
+    await patchImage(image, physical[descriptors[descriptors.length - 1]] * 4096, last);
+    const spoiled = await replay(image, 4096);
+    await spoiled.disk.close();
+    expect(spoiled.replay).toMatchObject({ transactions: 4, blocks: 1 });
+    expect(spoiled.replay.warning).toMatch(/logged copy of block 5002 in transaction 4 fails its checksum and was left out/);
   });
 
   test('a log that wraps around the end of the journal', async () => {
@@ -440,5 +524,54 @@ describe('mapInodeBlocks against debugfs stat', () => {
     const pieces = await ourMap(image, '/pieces.bin');
     expect(pieces.filter((p) => p !== 0)).toHaveLength(12);
     expectMatches(pieces, statMap(image, '/pieces.bin'));
+  });
+});
+
+describe('mapInodeBlocks on hostile maps (a 1 MiB volume in memory)', () => {
+  const bs = 1024;
+  const volume = Buffer.alloc(1024 * bs);
+  const disk: DiskReader = { size: volume.length, read: async (at, length) => Buffer.from(volume.subarray(at, at + length)) };
+  const sb = { blocksCount: 1024, firstDataBlock: 1, blockSize: bs, inodesCount: 128, blocksPerGroup: 8192, inodesPerGroup: 128, inodeSize: 256, descSize: 32,
+    featureCompat: 0, featureIncompat: 0x40, featureRoCompat: 0 } as ExtSuperblock;
+  /** An extent node: header then entries (index: [logical, child]; leaf: [logical, length, start]). */
+  function node(depth: number, entries: number[][], size = 60): Buffer {
+    const b = Buffer.alloc(size);
+    b.writeUInt16LE(0xf30a, 0);
+    b.writeUInt16LE(entries.length, 2);
+    b.writeUInt16LE((size - 12) / 12, 4);
+    b.writeUInt16LE(depth, 6);
+    entries.forEach((e, i) => {
+      const at = 12 + i * 12;
+      b.writeUInt32LE(e[0], at);
+      if (depth > 0) b.writeUInt32LE(e[1], at + 4);
+      else {
+        b.writeUInt16LE(e[1], at + 4);
+        b.writeUInt32LE(e[2], at + 8);
+      }
+    });
+    return b;
+  }
+  const extents = (root: Buffer): ExtInode => ({ mode: 0o100600, size: 0, flags: 0x80000, block: root });
+  const map = (inode: ExtInode, count: number) => mapInodeBlocks(disk, sb, inode, count, 'the hostile file');
+
+  test('a tree block reached twice, a wrong depth, an extent past the volume, an unwritten extent', async () => {
+    node(0, [[0, 2, 100]], bs).copy(volume, 10 * bs);
+    await expect(map(extents(node(1, [[0, 10], [5, 10]])), 8)).rejects.toMatchObject({ code: 'Corrupt', message: expect.stringMatching(/visits block 10 twice/) });
+    node(1, [[0, 10]], bs).copy(volume, 11 * bs);
+    await expect(map(extents(node(1, [[0, 11]])), 8)).rejects.toMatchObject({ code: 'Corrupt', message: expect.stringMatching(/has depth 1/) });
+    await expect(map(extents(node(0, [[0, 8, 1020]])), 8)).rejects.toMatchObject({ code: 'Corrupt', message: expect.stringMatching(/blocks 1020–1027, outside the volume \(1024 blocks\)/) });
+    await expect(map(extents(node(0, [[4, 2, 100], [0, 2, 200]])), 8)).rejects.toMatchObject({ message: expect.stringMatching(/out of order/) });
+    await expect(map(extents(node(1, [[0, 5000]])), 8)).rejects.toMatchObject({ code: 'Corrupt', message: expect.stringMatching(/points at block 5000/) });
+    expect(await map(extents(node(0, [[0, 2, 100], [3, 32768 + 2, 300]])), 6)).toEqual([100, 101, 0, 0, 0, 0]);
+    expect(await map(extents(node(1, [[0, 10]])), 4)).toEqual([100, 101, 0, 0]);
+  });
+
+  test('a block map pointing outside the volume; a hostile count refused before any allocation', async () => {
+    const block = Buffer.alloc(60);
+    block.writeUInt32LE(7, 0);
+    block.writeUInt32LE(4096, 4);
+    const mapped: ExtInode = { mode: 0o100600, size: 0, flags: 0, block };
+    await expect(mapInodeBlocks(disk, sb, mapped, 2, 'the hostile file')).rejects.toMatchObject({ code: 'Corrupt', message: expect.stringMatching(/block 4096/) });
+    await expect(mapInodeBlocks(disk, sb, mapped, MAX_MAPPED_BLOCKS + 1, 'the hostile file')).rejects.toMatchObject({ code: 'LimitExceeded' });
   });
 });

@@ -186,6 +186,16 @@ async function prepareTarget(to: string): Promise<string> {
   return real;
 }
 
+/** `.<name>.pagewise-<random>`, the name cut (at a character) so the whole stays within NAME_MAX (255 bytes). */
+function temporaryName(name: string): string {
+  let short = '';
+  for (const c of name) {
+    if (Buffer.byteLength(short + c) > 200) break;
+    short += c;
+  }
+  return `.${short}.pagewise-${randomBytes(6).toString('hex')}`;
+}
+
 function isInside(relative: string[], dir: string[]): boolean {
   return relative.length > dir.length && dir.every((part, i) => relative[i] === part);
 }
@@ -228,7 +238,7 @@ async function placeNew(local: string, overwrite: boolean, make: (temp: string) 
     if (existing && (!overwrite || existing.isDirectory())) throw exists(local);
   };
   await check();
-  const temp = join(dirname(local), `.${local.slice(dirname(local).length + 1)}.pagewise-${randomBytes(6).toString('hex')}`);
+  const temp = join(dirname(local), temporaryName(local.slice(dirname(local).length + 1)));
   let placed = false;
   try {
     await make(temp);

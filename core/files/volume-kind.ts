@@ -39,7 +39,7 @@ function identifyHead(b: Buffer, what: string): VolumeIdentity {
   const other = (kind: VolumeKind, description: string, why: string, extra: { label?: string; uuid?: string } = {}): VolumeIdentity =>
     ({ kind, openable: false, description, ...definedOnly(extra), why });
 
-  if (text(0, 6) === 'LUKS\xba\xbe') {
+  if (text(0, 6) === 'LUKS\xba\xbe' && b.length >= 8) {
     const version = b.readUInt16BE(6);
     const uuid = cString(b, 168, 40, 'latin1');
     const label = version === 2 ? cString(b, 24, 48, 'utf8') : undefined;
