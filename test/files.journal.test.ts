@@ -224,7 +224,7 @@ describe('journal replay against debugfs jr', () => {
       const fields = Buffer.alloc(8);
       fields.writeUInt8(1, 0); // h_chksum_type JBD2_CRC32_CHKSUM
       fields.writeUInt8(4, 1); // h_chksum_size
-      fields.writeUInt32BE(spoilLast && t === commits.length - 1 ? sum ^ 1 : sum, 4);
+      fields.writeUInt32BE(spoilLast && t === commits.length - 1 ? (sum ^ 1) >>> 0 : sum, 4);
       await patchImage(image, physical[commits[t]] * 4096 + 12, fields);
     }
     await editJournalSuperblock(image, (sb) => sb.writeUInt32BE(sb.readUInt32BE(36) | 0x1, 36));
