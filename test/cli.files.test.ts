@@ -141,6 +141,18 @@ test('cat as a real process: the bytes through a pipe are the file\'s, exit 0, s
   expect(sha(Buffer.concat(chunks))).toBe(sha(BIG));
 });
 
+test('cat whose reader goes away (| head): stops quietly, exit 0', async () => {
+  const { child, done } = startPagewise(['cat', backup.backupId, 'p1:/big.bin', ...vaultArgs()], { env: { PAGEWISE_STORAGE_ENDPOINTS: env.az.storageEndpoints } });
+  let got = 0;
+  child.stdout!.once('data', (d: Buffer) => {
+    got = d.length;
+    child.stdout!.destroy();
+  });
+  const exit = await done;
+  expect(got).toBeGreaterThan(0);
+  expect({ code: exit.code, signal: exit.signal, stderr: exit.stderr }).toEqual({ code: 0, signal: null, stderr: '' });
+});
+
 test('extract: files and trees land under --to with modes and times; an existing file needs --force', async () => {
   const to = path.join(env.tmp, 'out');
   const o = await cli(['extract', backup.backupId, 'p1:/etc', 'p1:/big.bin', 'p1:/hosts-link', '--to', to, ...vaultArgs()]);
