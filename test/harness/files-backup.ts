@@ -16,12 +16,18 @@ export interface FilesBackup {
 }
 
 /** Backs up an ext4 image of the folder `build` fills, as the disk `name`, into `vault` (default env.vault). */
-export async function backupExtTree(env: TestEnv, name: string, build: (dir: string) => Promise<void>, options: { sizeBytes?: number; vault?: StorageLocation } = {}): Promise<FilesBackup> {
+export async function backupExtTree(
+  env: TestEnv,
+  name: string,
+  build: (dir: string) => Promise<void>,
+  options: { sizeBytes?: number; vault?: StorageLocation; /** Changes the image before upload (a journal transaction). */ prepare?: (image: string) => Promise<void> } = {},
+): Promise<FilesBackup> {
   const tree = path.join(env.tmp, `${name}-tree`);
   await fs.mkdir(tree, { recursive: true });
   await build(tree);
   const image = path.join(env.tmp, `${name}.img`);
   await makeExtImage(image, tree, { kind: 'ext4', sizeBytes: options.sizeBytes ?? 16 * MiB });
+  await options.prepare?.(image);
   return { backupId: await backupImage(env, name, image, options.vault), tree, image };
 }
 
