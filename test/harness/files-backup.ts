@@ -48,7 +48,7 @@ export async function backupPartitionedTree(env: TestEnv, name: string, build: (
 
 async function backupImage(env: TestEnv, name: string, image: string, vault?: StorageLocation): Promise<string> {
   await uploadImage(image, { url: env.az.sasUrl('src', 'disks', `${name}.vhd`) });
-  const result = await backupDisk({ source: { url: env.sourceUrl(`${name}.vhd`) }, vault: vault ?? env.vault, userKey: env.userKey, pageSize: 64 * KiB, cacheBytes: 1 * MiB });
+  const result = await backupDisk({ source: { url: env.sourceUrl(`${name}.vhd`) }, vault: vault ?? env.vault, userKey: env.userKey, pageSize: 256 * KiB, cacheBytes: 4 * MiB });
   return result.backupId;
 }
 
