@@ -40,6 +40,7 @@ beforeAll(async () => {
     await fs.chmod(path.join(dir, 'etc/shadow'), 0o640);
     await fs.mkdir(path.join(dir, 'tmp'));
     await fs.chmod(path.join(dir, 'tmp'), 0o1777);
+    await fs.writeFile(path.join(dir, 'tmp', '\x1b[2J\u202eevil'), 'x'); // a name that would clear the terminal and flip the text
     await fs.writeFile(path.join(dir, 'big.bin'), BIG);
     await fs.symlink('etc/hosts', path.join(dir, 'hosts-link'));
     for (const p of ['etc/hosts', 'etc/shadow', 'big.bin']) await fs.utimes(path.join(dir, p), MTIME, MTIME);
@@ -120,6 +121,15 @@ test('ls of a directory: mode string, size, mtime (UTC), name and link target; -
   // A file path lists that one entry, as ls does.
   const one = await cli(['ls', backup.backupId, 'p1:/etc/shadow', ...vaultArgs()]);
   expect(one.stdout).toMatch(/^-rw-r-----\s+19\s+2021-03-04 05:06:07\s+shadow\n$/);
+});
+
+test('a name with terminal escapes is shown escaped, in the listing and in --json', async () => {
+  const o = await cli(['ls', backup.backupId, 'p1:/tmp', ...vaultArgs()]);
+  expect(o.stdout).toMatch(/^-rw-r--r--\s+1\s+\S+ \S+\s+\\x1B\[2J\\u202Eevil\n$/);
+  expect(o.stdout).not.toMatch(/[\x1b\u202e]/);
+  const json = await cli(['ls', backup.backupId, 'p1:/tmp', ...vaultArgs(), '--json']);
+  expect(json.stdout).not.toMatch(/[\x1b\u202e]/);
+  expect((JSON.parse(json.stdout) as { entries: Array<{ name: string }> }).entries[0].name).toBe('\x1b[2J\u202eevil');
 });
 
 test('cat: the file\'s bytes on stdout as bytes, and nothing else', async () => {
