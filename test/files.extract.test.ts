@@ -142,6 +142,7 @@ test('each path lands by its last component; an existing target is TargetExists 
   expect((await rejection(extractFiles({ files, paths: ['/etc/hostname', '/var/hostname'], to: path.join(dir, 'x') }))).message).toBe(
     `two of the paths asked for would land at the same name "hostname" under ${await fs.realpath(dir)}/x`,
   );
+  expect((await rejection(extractFiles({ files, paths: [], to: path.join(dir, 'x') }))).message).toBe('no path to extract was given');
   const noParent = await rejection(extractFiles({ files, paths: ['/etc/hostname'], to: path.join(dir, 'missing', 'out') }));
   expect(noParent.code).toBe('TargetNotFound');
 });

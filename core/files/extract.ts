@@ -51,6 +51,7 @@ export async function extractFiles(req: ExtractRequest): Promise<ExtractResult> 
   const { files } = req;
   const overwrite = req.overwrite ?? false;
   const modeMask = req.keepSetid ? 0o7777 : 0o1777;
+  if (req.paths.length === 0) throw new PagewiseError('BadInput', 'no path to extract was given');
   // Each requested path lands under `to` by its last component (a volume's root by the volume's name).
   const requests = req.paths.map((text) => {
     const where = files.parse(text);
