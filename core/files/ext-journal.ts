@@ -80,17 +80,16 @@ interface Journal {
   incompat: number;
   csumSeed: number;
   tagBytes: number;
-  /** One log block; `ahead` reads on to READ_AHEAD_BYTES (the replay reads the log through, the scan skips data). */
-  read(offset: number, ahead?: boolean): Promise<Buffer>;
+  read(offset: number): Promise<Buffer>;
 }
 
 class JournalProblem extends Error {}
 
 /** Reads logical journal blocks through the journal inode's runs, a chunk at a time. */
-function journalReader(volume: DiskReader, runs: BlockRun[], blockSize: number, maxLen: number): (offset: number, ahead?: boolean) => Promise<Buffer> {
+function journalReader(volume: DiskReader, runs: BlockRun[], blockSize: number, maxLen: number): (offset: number) => Promise<Buffer> {
   let chunkStart = -1;
   let chunk: Buffer = Buffer.alloc(0);
-  return async (offset, ahead = false) => {
+  return async (offset) => {
     if (!Number.isSafeInteger(offset) || offset < 0 || offset >= maxLen) throw new JournalProblem(`a read of journal block ${offset} lies past its end (${maxLen} blocks)`);
     if (chunkStart >= 0 && offset >= chunkStart && offset < chunkStart + chunk.length / blockSize) {
       const at = (offset - chunkStart) * blockSize;
@@ -104,7 +103,7 @@ function journalReader(volume: DiskReader, runs: BlockRun[], blockSize: number, 
       if (offset < run.logical) hi = mid - 1;
       else if (offset >= run.logical + run.length) lo = mid + 1;
       else {
-        const count = ahead ? Math.min(run.logical + run.length - offset, maxLen - offset, Math.max(1, READ_AHEAD_BYTES / blockSize)) : 1;
+        const count = Math.min(run.logical + run.length - offset, maxLen - offset, Math.max(1, READ_AHEAD_BYTES / blockSize));
         chunk = await volume.read((run.physical + offset - run.logical) * blockSize, count * blockSize);
         chunkStart = offset;
         return chunk.subarray(0, blockSize);
@@ -232,7 +231,7 @@ async function onePass(j: Journal, state: ScanState, pass: 'scan' | 'revoke' | '
   };
   for (;;) {
     if (pass !== 'scan' && tidGeq(nextCommit, state.end)) break;
-    const block = await j.read(next, pass === 'replay');
+    const block = await j.read(next);
     advance(1);
     if (block.readUInt32BE(0) !== JBD2_MAGIC || block.readUInt32BE(8) !== nextCommit >>> 0) break;
     const type = block.readUInt32BE(4);
@@ -245,7 +244,7 @@ async function onePass(j: Journal, state: ScanState, pass: 'scan' | 'revoke' | '
       if (pass === 'scan' && j.compat & COMPAT_CHECKSUM) {
         crc32Sum = crc32BeUpdate(crc32Sum, block);
         for (let i = 0; i < tags.length; i++) {
-          const data = await j.read(next, true);
+          const data = await j.read(next);
           advance(1);
           crc32Sum = crc32BeUpdate(crc32Sum, data);
         }
@@ -256,7 +255,7 @@ async function onePass(j: Journal, state: ScanState, pass: 'scan' | 'revoke' | '
         continue;
       }
       for (const tag of tags) {
-        const data = await j.read(next, true);
+        const data = await j.read(next);
         advance(1);
         const revokedAt = state.revokes.get(tag.block);
         if (revokedAt !== undefined && !tidGt(nextCommit, revokedAt)) {
