@@ -9,6 +9,7 @@ import { dirname, join, resolve } from 'node:path';
 import { PagewiseError, throwIfAborted } from '../errors';
 import type { BackupFiles, FileRestoreStats, WalkEntry } from './backup-files';
 import { unusableName, type FileType } from './ext-volume';
+import { MAX_VOLUME_PATH_BYTES } from './file-path';
 
 export interface ExtractRequest {
   files: BackupFiles;
@@ -40,6 +41,9 @@ const NOT_EXTRACTED: Partial<Record<FileType, string>> = {
   unknown: 'an entry of unknown type is not extracted',
 };
 
+/** Linux's PATH_MAX less its NUL: a longer local path cannot be made (Node has no openat to go deeper). */
+const LOCAL_PATH_MAX = 4095;
+
 /** A directory created (or entered) whose mode and times are set once its contents are in. */
 interface OpenDirectory {
   relative: string[];
@@ -57,14 +61,14 @@ export async function extractFiles(req: ExtractRequest): Promise<ExtractResult> 
     const where = files.parse(text);
     return { text, where, landing: where.path === '/' ? where.volume : where.path.slice(where.path.lastIndexOf('/') + 1) };
   });
-  // `to` is made only once every path asked for parses: a refused path leaves nothing behind.
-  const root = await prepareTarget(req.to);
-  const result: ExtractResult = { to: root, files: 0, directories: 0, symlinks: 0, bytes: 0, skipped: [], journalReplayed: [], stats: files.stats() };
   const landings = new Set<string>();
   for (const r of requests) {
-    if (landings.has(r.landing)) throw new PagewiseError('BadInput', `two of the paths asked for would land at the same name "${r.landing}" under ${root}`);
+    if (landings.has(r.landing)) throw new PagewiseError('BadInput', `two of the paths asked for would land at the same name "${r.landing}" under ${resolve(req.to)}`);
     landings.add(r.landing);
   }
+  // `to` is made only once every path asked for is accepted: a refused request leaves nothing behind.
+  const root = await prepareTarget(req.to);
+  const result: ExtractResult = { to: root, files: 0, directories: 0, symlinks: 0, bytes: 0, skipped: [], journalReplayed: [], stats: files.stats() };
 
   const checkedDirs = new Set<string>([root]);
   /** Parent directories are real directories inside `to` (never a symlink), checked once each. */
@@ -106,6 +110,10 @@ export async function extractFiles(req: ExtractRequest): Promise<ExtractResult> 
         skip(`${bad}; it is never used as a local name`);
         continue;
       }
+      if (Buffer.byteLength(entry.path) > MAX_VOLUME_PATH_BYTES) {
+        skip(`its path is longer than ${MAX_VOLUME_PATH_BYTES} bytes`);
+        continue;
+      }
       const siblings = names.get(parentRelative.join('/')) ?? new Set<string>();
       names.set(parentRelative.join('/'), siblings);
       if (siblings.has(name)) {
@@ -124,8 +132,12 @@ export async function extractFiles(req: ExtractRequest): Promise<ExtractResult> 
       }
 
       const parent = join(root, ...parentRelative);
-      await assertRealDir(parent);
       const local = join(parent, name);
+      if (Buffer.byteLength(local) > LOCAL_PATH_MAX) {
+        skip(`its local path would be longer than ${LOCAL_PATH_MAX} bytes`);
+        continue;
+      }
+      await assertRealDir(parent);
       if (entry.type === 'directory') {
         await makeDirectory(local, overwrite);
         await assertRealDir(local);
