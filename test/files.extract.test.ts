@@ -60,6 +60,10 @@ beforeAll(async () => {
   hostile = path.join(dir, 'hostile.img');
   await fs.copyFile(image, hostile);
   await fs.writeFile(path.join(dir, 'long-content'), 'a name of 255 bytes\n');
+  const sparse = await fs.open(path.join(dir, 'sparse'), 'w');
+  await sparse.write(Buffer.from('holes'), 0, 5, 6 * MiB);
+  await sparse.truncate(8 * MiB);
+  await sparse.close();
   debugfs(
     hostile,
     [
@@ -73,6 +77,7 @@ beforeAll(async () => {
       'symlink climb ../../..',
       'sif hostname mode 0104755', // setuid
       `write ${path.join(dir, 'long-content')} ${'é'.repeat(127)}L`, // the longest name: a temporary name must still fit
+      `write ${path.join(dir, 'sparse')} sparse`, // 8 MiB, all hole but 5 bytes at 6 MiB
     ],
     true,
   );
@@ -156,7 +161,10 @@ test('a hostile image: odd names, devices and links are skipped or made verbatim
   expect(await everything(dir)).toEqual([...before, ...(await everything(to)).map((p) => `out-hostile/${p}`), 'out-hostile'].sort());
   const long = `${'é'.repeat(127)}L`;
   expect(Buffer.byteLength(long)).toBe(255);
-  expect(await everything(to)).toEqual(['etc', 'etc/climb', 'etc/evil', 'etc/fstab', 'etc/hostname', 'etc/localtime', 'etc/shadow', 'etc/ssh', 'etc/ssh/sshd_config', `etc/${long}`]);
+  expect(await everything(to)).toEqual(['etc', 'etc/climb', 'etc/evil', 'etc/fstab', 'etc/hostname', 'etc/localtime', 'etc/shadow', 'etc/sparse', 'etc/ssh', 'etc/ssh/sshd_config', `etc/${long}`]);
+  // A sparse file comes back byte-identical, and sparse.
+  expect((await fs.readFile(path.join(to, 'etc/sparse'))).equals(await fs.readFile(path.join(dir, 'sparse')))).toBe(true);
+  expect((await fs.stat(path.join(to, 'etc/sparse'))).blocks * 512).toBeLessThanOrEqual(MiB);
   expect(await fs.readFile(path.join(to, 'etc', long), 'utf8')).toBe('a name of 255 bytes\n');
   expect(result.skipped).toEqual([
     { path: 'disk:/etc/../../x', reason: 'the name holds a "/"; it is never used as a local name' },

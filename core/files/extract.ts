@@ -8,7 +8,7 @@ import { constants as fsConstants, promises as fs } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { PagewiseError, throwIfAborted } from '../errors';
 import type { BackupFiles, FileRestoreStats, WalkEntry } from './backup-files';
-import { unusableName, type FileType } from './ext-volume';
+import { FILE_CHUNK_BYTES, unusableName, type FileType } from './ext-volume';
 import { MAX_VOLUME_PATH_BYTES } from './file-path';
 
 export interface ExtractRequest {
@@ -160,10 +160,12 @@ export async function extractFiles(req: ExtractRequest): Promise<ExtractResult> 
           const handle = await fs.open(temp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o600);
           try {
             for await (const chunk of files.read(shownPath, { abortSignal: req.abortSignal })) {
-              await handle.write(chunk, 0, chunk.length);
+              // All-zero steps (a sparse file's holes) are not written: the file stays sparse here too.
+              if (!isZero(chunk)) await handle.write(chunk, 0, chunk.length, written);
               written += chunk.length;
             }
             throwIfAborted(req.abortSignal, 'the extraction was cancelled');
+            await handle.truncate(written);
             // Mode and times after the content, on the descriptor: never through a path.
             await handle.chmod(entry.mode & modeMask);
             await handle.utimes(entry.atimeMs / 1000, entry.mtimeMs / 1000);
@@ -207,6 +209,16 @@ function temporaryName(name: string): string {
     short += c;
   }
   return `.${short}.pagewise-${randomBytes(6).toString('hex')}`;
+}
+
+const ZEROS = Buffer.alloc(FILE_CHUNK_BYTES);
+
+function isZero(chunk: Buffer): boolean {
+  for (let at = 0; at < chunk.length; at += ZEROS.length) {
+    const part = chunk.subarray(at, at + ZEROS.length);
+    if (!part.equals(ZEROS.subarray(0, part.length))) return false;
+  }
+  return true;
 }
 
 function isInside(relative: string[], dir: string[]): boolean {
