@@ -107,9 +107,11 @@ export class VaultDisk implements DiskReader {
     const sequential = position === this.lastEnd;
     this.lastEnd = end;
     if (length === 0) return out;
-    const pages: number[] = [];
-    for (let p = Math.floor(position / this.pageSize); p * this.pageSize < end; p++) pages.push(p);
-    await forEachLimited(pages, PAGES_AT_ONCE, (page) => this.readPageInto(page, position, end, out));
+    const first = Math.floor(position / this.pageSize);
+    const last = Math.floor((end - 1) / this.pageSize);
+    // A file system reads a block at a time: one page, the common case, without the fan-out.
+    if (first === last) await this.readPageInto(first, position, end, out);
+    else await forEachLimited(pagesFrom(first, last), PAGES_AT_ONCE, (page) => this.readPageInto(page, position, end, out));
     if (sequential) this.prefetchAfter(end);
     return out;
   }
@@ -299,6 +301,10 @@ export class VaultDisk implements DiskReader {
     const message = err instanceof Error ? err.message : String(err);
     return new PagewiseError(keptCode(err) ?? 'Corrupt', `disk bytes ${from}–${to - 1} (page ${page}): ${message}`, { cause: err });
   }
+}
+
+function* pagesFrom(first: number, last: number): Generator<number> {
+  for (let page = first; page <= last; page++) yield page;
 }
 
 function pieceKey(page: number, piece: number): string {
