@@ -64,6 +64,10 @@ export async function readPartitionTable(disk: DiskReader): Promise<PartitionLay
     }
   }
   if (!signed || looksLikeBootSector(mbr, entries)) return none;
+  if (entries.every((e) => e.type === 0 || e.count === 0)) {
+    // Nothing in it: a file system may still start at sector 0 (one that leaves the boot sector alone).
+    return { ...none, warnings: ['sector 0 ends in the MBR signature but lists no partitions: the disk is read as one volume'] };
+  }
   return readMbr(disk, mbr, entries);
 }
 
@@ -182,8 +186,9 @@ function checkExtent(start: number, count: number, sectors: number, taken: Array
 interface GptHeader { lba: number; firstUsable: number; lastUsable: number; diskGuid: string; entriesLba: number; entryCount: number; entrySize: number; entriesCrc: number; array: Buffer }
 
 /**
- * The GPT, trying 512- then 4096-byte sectors: the primary header at LBA 1, else the backup at the last LBA
- * (with a warning). When no valid header is found: what was wrong with the headers that were there.
+ * The GPT, trying 512- then 4096-byte sectors: the primary header at LBA 1, else (only when a protective MBR
+ * announces a GPT: a stale backup header under a reformatted disk is no table) the backup at the last LBA, with
+ * a warning. When no valid header is found: what was wrong with the headers that were there.
  */
 async function readGpt(disk: DiskReader, protective: boolean): Promise<PartitionLayout | string[]> {
   const problems: string[] = [];
@@ -194,7 +199,7 @@ async function readGpt(disk: DiskReader, protective: boolean): Promise<Partition
     let header: GptHeader | undefined;
     const warnings: string[] = [];
     if (typeof primary !== 'string') header = primary;
-    else {
+    else if (protective) {
       const backup = await gptHeaderAt(disk, sectorSize, sectors - 1, sectors);
       if (typeof backup !== 'string') {
         header = backup;
@@ -297,7 +302,11 @@ function utf16z(b: Buffer): string {
  */
 export function crc32(data: Buffer): number {
   const native = (zlib as { crc32?: (d: Buffer) => number }).crc32;
-  if (native) return native(data);
+  return native ? native(data) : tableCrc32(data);
+}
+
+/** The fallback, exported for its test against zlib. */
+export function tableCrc32(data: Buffer): number {
   let crc = 0xffffffff;
   for (const byte of data) crc = CRC_TABLE[(crc ^ byte) & 0xff] ^ (crc >>> 8);
   return (crc ^ 0xffffffff) >>> 0;

@@ -39,7 +39,7 @@ function identifyHead(b: Buffer, what: string): VolumeIdentity {
   const other = (kind: VolumeKind, description: string, why: string, extra: { label?: string; uuid?: string } = {}): VolumeIdentity =>
     ({ kind, openable: false, description, ...definedOnly(extra), why });
 
-  if (text(0, 6) === 'LUKS\xba\xbe') {
+  if (text(0, 6) === 'LUKS\xba\xbe' && b.length >= 8) {
     const version = b.readUInt16BE(6);
     const uuid = cString(b, 168, 40, 'latin1');
     const label = version === 2 ? cString(b, 24, 48, 'utf8') : undefined;
@@ -119,6 +119,12 @@ function identifyExt(b: Buffer, what: string): VolumeIdentity | undefined {
   if (b.length < EXT_SUPERBLOCK_OFFSET + EXT_SUPERBLOCK_BYTES) return undefined;
   const raw = b.subarray(EXT_SUPERBLOCK_OFFSET, EXT_SUPERBLOCK_OFFSET + EXT_SUPERBLOCK_BYTES);
   if (!hasExtMagic(raw)) return undefined;
+  if (raw.readUInt32LE(96) & EXT_INCOMPAT_JOURNAL_DEV) {
+    // A journal device's superblock leaves the file-system fields zero: name it before they are checked.
+    const uuid = guid(raw.subarray(104, 120));
+    return { kind: 'unknown', openable: false, description: `ext external journal device (UUID ${uuid})`, uuid,
+      why: `${what} is the external journal of an ext file system on another volume: it holds no files` };
+  }
   let sb;
   try {
     sb = parseExtSuperblock(raw, what);
@@ -128,10 +134,6 @@ function identifyExt(b: Buffer, what: string): VolumeIdentity | undefined {
   }
   if (!sb) return undefined;
   const label = sb.label || undefined;
-  if (sb.featureIncompat & EXT_INCOMPAT_JOURNAL_DEV) {
-    return { kind: 'unknown', openable: false, description: `ext external journal device${uuidNote(sb.uuid)}`, uuid: sb.uuid, ...definedOnly({ label }),
-      why: `${what} is the external journal of an ext file system on another volume: it holds no files` };
-  }
   const kind = extKind(sb);
   const notes: string[] = [];
   if (sb.journalDevice !== 0) notes.push('its journal is on another device and is not replayed');
