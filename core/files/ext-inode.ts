@@ -112,7 +112,8 @@ export async function mapInodeRuns(disk: DiskReader, sb: ExtSuperblock, inode: E
   const runs = new RunList(what);
   const inVolume = (physical: number, length: number, purpose: string) => {
     if (physical < sb.firstDataBlock || physical + length > volumeBlocks) {
-      throw corrupt(what, `${purpose} points at blocks ${physical}–${physical + length - 1}, outside the volume (${volumeBlocks} blocks)`);
+      const blocks = length === 1 ? `block ${physical}` : `blocks ${physical}–${physical + length - 1}`;
+      throw corrupt(what, `${purpose} points at ${blocks}, outside the volume (${volumeBlocks} blocks)`);
     }
   };
   if (count === 0) return runs.runs;

@@ -16,7 +16,7 @@ import {
 import type { OverlayDisk } from './overlay-disk';
 
 export interface JournalReplay {
-  /** The superblock says needs_recovery. */
+  /** The superblock says needs_recovery and the journal holds a log (s_start ≠ 0: the kernel's "recovery required"). */
   needed: boolean;
   /** The journal was read and its committed transactions are in the overlay. */
   replayed: boolean;
@@ -147,7 +147,7 @@ async function openJournal(volume: DiskReader, sb: ExtSuperblock, what: string):
   let last = maxLen;
   if (incompat & INCOMPAT_FAST_COMMIT) {
     const fcBlocks = head.readUInt32BE(0x54) || DEFAULT_FAST_COMMIT_BLOCKS;
-    if (fcBlocks >= maxLen || maxLen - fcBlocks - first < MIN_JOURNAL_BLOCKS / 2) throw new JournalProblem(`the journal's fast-commit area (${fcBlocks} blocks) leaves no log`);
+    if (fcBlocks >= maxLen || maxLen - fcBlocks < MIN_JOURNAL_BLOCKS) throw new JournalProblem(`the journal's fast-commit area (${fcBlocks} blocks) leaves no log`);
     last = maxLen - fcBlocks;
   }
   const start = head.readUInt32BE(28);
@@ -225,8 +225,8 @@ async function onePass(j: Journal, state: ScanState, pass: 'scan' | 'revoke' | '
   const wrap = (n: number) => (n >= j.last ? n - logLength : n);
   const advance = (n: number) => {
     walked += n;
-    // Transactions never overlap in the log: a walk longer than the log is a shaped circle.
-    if (walked > logLength) throw new JournalProblem(`the journal's log runs in a circle (more than ${logLength} blocks walked)`);
+    // Transactions never overlap in the log: a walk longer than the log (and the one block that ends it) is a shaped circle.
+    if (walked > logLength + 1) throw new JournalProblem(`the journal's log runs in a circle (more than ${logLength} blocks walked)`);
     next = wrap(next + n);
   };
   for (;;) {
@@ -346,14 +346,24 @@ export async function replayExtJournal(volume: DiskReader, overlay: OverlayDisk,
   });
   if (!(sb.featureCompat & EXT_COMPAT_HAS_JOURNAL) || sb.journalInode === 0) return notReplayed('it has no internal journal');
   if (sb.journalDevice !== 0 || sb.featureIncompat & EXT_INCOMPAT_JOURNAL_DEV) return notReplayed('its journal is on another device');
+  // A damaged journal is a warning; a read of the volume that fails (the vault's Corrupt, an abort) is not.
+  const readFailures = new WeakSet<object>();
+  const watched: DiskReader = {
+    size: volume.size,
+    read: (position, length) => volume.read(position, length).catch((error: unknown) => {
+      if (typeof error === 'object' && error !== null) readFailures.add(error);
+      throw error;
+    }),
+  };
   let journal: Journal;
   try {
-    journal = await openJournal(volume, sb, what);
+    journal = await openJournal(watched, sb, what);
   } catch (error) {
-    if (error instanceof JournalProblem || (isPagewiseError(error) && (error.code === 'Corrupt' || error.code === 'LimitExceeded'))) return notReplayed(error.message);
+    const damaged = error instanceof JournalProblem || (isPagewiseError(error) && (error.code === 'Corrupt' || error.code === 'LimitExceeded'));
+    if (damaged && !readFailures.has(error)) return notReplayed(error.message);
     throw error;
   }
-  if (journal.start === 0) return { needed: true, ...none, replayed: true }; // the journal itself is clean: nothing to replay
+  if (journal.start === 0) return { needed: false, ...none }; // the flag is set but the log is empty: nothing to replay
   const state: ScanState = { start: journal.sequence, end: journal.sequence, revokes: new Map(), replays: 0, revokeHits: 0, warnings: [] };
   try {
     await onePass(journal, state, 'scan', volume, overlay);
