@@ -104,14 +104,14 @@ export { parseVolumePath, formatVolumePath, MAX_VOLUME_PATH_BYTES } from './file
 export type { VolumePath } from './files/file-path';
 export { extractFiles } from './files/extract';
 export type { ExtractRequest, ExtractResult } from './files/extract';
-export { fileDiskReader } from './files/disk-reader';
-export type { DiskReader } from './files/disk-reader';
 
 // files (#14): partitions and what each volume holds (file-level restore reads ext2/3/4 only).
 export { readPartitionTable, MAX_GPT_ENTRIES, MAX_LOGICAL_PARTITIONS } from './files/partition-table';
 export type { Partition, PartitionLayout } from './files/partition-table';
 export { identifyVolume } from './files/volume-kind';
 export type { VolumeIdentity, VolumeKind } from './files/volume-kind';
+export { fileDiskReader, sliceReader, checkRead } from './files/disk-reader';
+export type { DiskReader } from './files/disk-reader';
 
 // files (#14), journal part: an ext journal replayed into a bounded in-memory overlay before a volume is mounted.
 export { OverlayDisk, DEFAULT_OVERLAY_MAX_BYTES } from './files/overlay-disk';

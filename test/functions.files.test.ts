@@ -98,7 +98,6 @@ describe('file API', () => {
 
   test('a directory: its entries sorted by name with type, size, mode and link target; paged with limit/after', async () => {
     const answer = await get(files(backup.backupId, `?path=${encodeURIComponent('/data')}`));
-    console.log(answer.body.toString(), logged);
     expect(answer.status).toBe(200);
     const body = jsonOf(answer);
     expect(body).toMatchObject({ volume: 'disk', path: '/data' });
@@ -167,7 +166,7 @@ describe('file API', () => {
     expectProblem(await get(`/api/backups/${backup.backupId}/files/content`), 400, 'BadQuery');
     expectProblem(await get(`/api/backups/${backup.backupId}/files/content?path=%2Fetc%2Fhosts&overwrite=1`), 400, 'BadQuery');
     expectProblem(await get(files('pw-000000000000000000000000', '?path=%2F')), 404, 'BackupNotFound');
-    expectProblem(await get(files('not-a-backup', '?path=%2F')), 400, 'BadInput');
+    expectProblem(await get(files('Not_A_Backup', '?path=%2F')), 400, 'BadInput');
   });
 });
 

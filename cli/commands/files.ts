@@ -146,7 +146,7 @@ function count(n: number, one: string, many = `${one}s`): string {
 export function volumeLines(scheme: string, volumes: VolumeSummary[]): string[] {
   const head = ['NAME', 'START', 'SIZE', 'TYPE', 'HOLDS', 'OPENABLE'];
   const rows = [head, ...volumes.map((v) => [v.name, String(v.offset), formatBytes(v.size), v.type ?? '-', v.description, v.openable ? 'yes' : 'no'])];
-  const why = volumes.filter((v) => v.why).map((v) => `${v.name}: ${v.why}`);
+  const why = volumes.flatMap((v) => (v.why ? [v.why] : [])); // each names its volume
   return [`${scheme === 'none' ? 'no partition table' : `${scheme.toUpperCase()} partition table`}, ${count(volumes.length, 'volume')}`, ...columns(rows, [1, 2]), ...(why.length ? ['', ...why] : [])];
 }
 

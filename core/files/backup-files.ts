@@ -202,7 +202,15 @@ export class BackupFiles {
     if (!sb) throw new PagewiseError('Corrupt', `${name}: the ext superblock is gone (no ext magic at byte ${EXT_SUPERBLOCK_OFFSET})`);
     // The overlay holds the journal's blocks as the kernel would replay them; the volume itself is never written.
     const overlay = new OverlayDisk(window, sb.blockSize, this.overlayMaxBytes);
-    const journal = await replayExtJournal(window, overlay, name);
+    const label = name === 'disk' ? 'the disk' : name;
+    let journal: JournalReplay;
+    try {
+      journal = await replayExtJournal(window, overlay, label);
+    } catch (err) {
+      // A journal that breaks midway (hostile or damaged): the files as the disk holds them beat no files; the overlay is dropped whole.
+      if (!isPagewiseError(err, 'Corrupt')) throw err;
+      journal = { needed: true, replayed: false, transactions: 0, blocks: 0, revoked: 0, warning: `${label}: ${err.message}; files are as the disk held them, maybe missing the last changes` };
+    }
     view.journal = journal;
     if (journal.replayed) this.journalsReplayed++;
     const volume = await ExtVolume.mount(journal.replayed ? overlay : window, name);

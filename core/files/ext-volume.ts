@@ -1,6 +1,7 @@
 /** An ext2/3/4 file system read through libext2fs (the `ext2fs` WASM package) over any DiskReader, read-only. */
 import { mount, umount, type Ext2Fs, type Ext2Stats } from 'ext2fs';
 import { Disk, type ReadResult, type WriteResult } from 'file-disk';
+import { Limiter } from '../concurrency';
 import { isPagewiseError, PagewiseError, throwIfAborted } from '../errors';
 import { MiB } from '../limits';
 import type { DiskReader } from './disk-reader';
@@ -30,6 +31,14 @@ export interface FileEntry {
 export const FILE_CHUNK_BYTES = MiB;
 /** A directory larger than this is refused: its names are all held in memory to sort them (≥ 12 bytes a name on disk). */
 export const MAX_DIRECTORY_BYTES = 128 * MiB;
+
+/**
+ * One ext2fs call at a time, process-wide. The package queues its WASM calls, but its JS wrappers keep
+ * per-call scratch memory under a module-global "current call" id across awaits, so two calls interleaved
+ * can free each other's buffers; and a failed disk read is only attributable to the call that made it
+ * when calls do not overlap.
+ */
+const EXT2FS_CALLS = new Limiter(1);
 
 const S_IFMT = 0o170000;
 const TYPES: Record<number, FileType> = {
@@ -131,7 +140,7 @@ export class ExtVolume {
     const readerDisk = new ReaderDisk(disk, what);
     let fs: Ext2Fs;
     try {
-      fs = await mount(readerDisk, 0);
+      fs = await EXT2FS_CALLS.run(() => mount(readerDisk, 0));
     } catch (err) {
       const failure = readerDisk.takeFailure();
       if (failure !== undefined) throw asPagewise(failure, what);
@@ -195,22 +204,22 @@ export class ExtVolume {
         yield bytesRead === length ? buffer : buffer.subarray(0, bytesRead);
       }
     } finally {
-      await p.close(fd).catch(() => undefined);
+      await EXT2FS_CALLS.run(() => p.close(fd)).catch(() => undefined);
     }
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await umount(this.fs).catch(() => undefined);
+    await EXT2FS_CALLS.run(() => umount(this.fs)).catch(() => undefined);
   }
 
-  /** One libext2fs call: a failed disk read wins over what libext2fs made of it; errno codes become Pagewise errors naming the path. */
+  /** One libext2fs call (alone: EXT2FS_CALLS): a failed disk read wins over what libext2fs made of it; errno codes become Pagewise errors naming the path. */
   private async call<T>(path: string, op: () => Promise<T>): Promise<T> {
     if (this.closed) throw new PagewiseError('BadInput', `${this.what} is closed`);
     let result: T;
     try {
-      result = await op();
+      result = await EXT2FS_CALLS.run(op);
     } catch (err) {
       const failure = this.disk.takeFailure();
       if (failure !== undefined) throw asPagewise(failure, this.what);

@@ -175,7 +175,7 @@ export async function extractFiles(req: ExtractRequest): Promise<ExtractResult> 
 async function prepareTarget(to: string): Promise<string> {
   const wanted = resolve(to);
   try {
-    await fs.mkdir(wanted, { mode: 0o700 });
+    await fs.mkdir(wanted);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new PagewiseError('TargetNotFound', `${dirname(wanted)} does not exist: the directory to extract into (${wanted}) is made only inside an existing one`);
@@ -184,6 +184,16 @@ async function prepareTarget(to: string): Promise<string> {
   const real = await fs.realpath(wanted);
   if (!(await fs.stat(real)).isDirectory()) throw new PagewiseError('BadInput', `${wanted} is not a directory`);
   return real;
+}
+
+/** `.<name>.pagewise-<random>`, the name cut (at a character) so the whole stays within NAME_MAX (255 bytes). */
+function temporaryName(name: string): string {
+  let short = '';
+  for (const c of name) {
+    if (Buffer.byteLength(short + c) > 200) break;
+    short += c;
+  }
+  return `.${short}.pagewise-${randomBytes(6).toString('hex')}`;
 }
 
 function isInside(relative: string[], dir: string[]): boolean {
@@ -228,7 +238,7 @@ async function placeNew(local: string, overwrite: boolean, make: (temp: string) 
     if (existing && (!overwrite || existing.isDirectory())) throw exists(local);
   };
   await check();
-  const temp = join(dirname(local), `.${local.slice(dirname(local).length + 1)}.pagewise-${randomBytes(6).toString('hex')}`);
+  const temp = join(dirname(local), temporaryName(local.slice(dirname(local).length + 1)));
   let placed = false;
   try {
     await make(temp);

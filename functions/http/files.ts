@@ -63,6 +63,11 @@ app.http('downloadBackupFile', {
       if (entry.type !== 'file') {
         throw new ProblemError(400, 'NotAFile', `${entry.volume}:${entry.path} is a ${entry.type}; only a regular file can be downloaded (list a directory with /files?path=)`);
       }
+      // The first chunk is read before answering: a file unreadable from its start (a corrupt block, a vault
+      // gone) gets a problem response, not a 200 cut short.
+      const abort = new AbortController();
+      const chunks = files.read(path, { abortSignal: abort.signal });
+      const first = await chunks.next();
       const response = new HttpResponse({
         status: 200,
         headers: {
@@ -72,7 +77,7 @@ app.http('downloadBackupFile', {
           'X-Content-Type-Options': 'nosniff',
           'Cache-Control': 'no-store',
         },
-        body: fileStream(files, path, (outcome) => context.log(`download ${backupId} ${entry.volume}:${entry.path}: ${outcome}`)),
+        body: fileStream(files, chunks, first, abort, (outcome) => context.log(`download ${backupId} ${entry.volume}:${entry.path}: ${outcome}`)),
       });
       streaming = true;
       return response;
@@ -102,13 +107,19 @@ async function openFiles(backupId: string): Promise<BackupFiles> {
 }
 
 /**
- * A file's bytes as a web stream pulled by the server as the client reads (one chunk ahead at most). Its
- * end, a read failure, or the client going away (cancel) closes the backup; a failure midway errors the
- * stream, so the server cuts the connection short of Content-Length.
+ * A file's bytes as a web stream pulled by the server as the client reads (one chunk ahead at most),
+ * starting with the chunk already read. Its end, a read failure, or the client going away (cancel: the
+ * read is aborted) closes the backup; a failure midway errors the stream, so the server cuts the
+ * connection short of Content-Length.
  */
-export function fileStream(files: BackupFiles, path: string, done: (outcome: string) => void): ReadableStream<Uint8Array> {
-  const abort = new AbortController();
-  const chunks = files.read(path, { abortSignal: abort.signal });
+export function fileStream(
+  files: BackupFiles,
+  chunks: AsyncGenerator<Buffer>,
+  first: IteratorResult<Buffer>,
+  abort: AbortController,
+  done: (outcome: string) => void,
+): ReadableStream<Uint8Array> {
+  let pending: IteratorResult<Buffer> | undefined = first;
   let sent = 0;
   let closed = false;
   const finish = async (outcome: string) => {
@@ -122,7 +133,8 @@ export function fileStream(files: BackupFiles, path: string, done: (outcome: str
     {
       async pull(controller) {
         try {
-          const next = await chunks.next();
+          const next = pending ?? (await chunks.next());
+          pending = undefined;
           if (next.done) {
             controller.close();
             await finish('complete');
@@ -132,7 +144,7 @@ export function fileStream(files: BackupFiles, path: string, done: (outcome: str
           controller.enqueue(new Uint8Array(next.value.buffer, next.value.byteOffset, next.value.length));
         } catch (err) {
           controller.error(err);
-          await finish(`failed: ${err instanceof Error ? err.message : String(err)}`);
+          await finish(`failed: ${redact(err instanceof Error ? err.message : String(err))}`);
         }
       },
       async cancel() {

@@ -1,0 +1,164 @@
+/**
+ * `pagewise ls`, `extract` and `cat` in-process through run() with a capturing IO, against Azurite: an MBR
+ * disk (p1 ext4 from mkfs.ext4 -d, p2 an unformatted swap partition) uploaded, backed up, then read back
+ * file by file — the partition table, `ls -l`-like listings, --json, bytes to stdout, extraction with
+ * modes and times, and the errors with their exit codes. Every output is scanned for secrets at the end.
+ */
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { captureIO, run } from '../cli/main';
+import { encodeKeyFile, formatBytes } from '../core';
+import { seededBytes } from '../testkit/fs-images';
+import { MiB, startEnv, TestEnv } from './harness/env';
+import { backupPartitionedTree, FilesBackup } from './harness/files-backup';
+
+let env: TestEnv;
+let backup: FilesBackup;
+let keyFile: string;
+const seen: Outcome[] = [];
+
+const BIG = seededBytes(2 * MiB + 777, 41);
+const MTIME = new Date('2021-03-04T05:06:07Z');
+
+interface Outcome {
+  code: number;
+  stdout: string;
+  stderr: string;
+  bytes: Buffer;
+}
+
+beforeAll(async () => {
+  env = await startEnv();
+  keyFile = path.join(env.tmp, 'user.key');
+  await fs.writeFile(keyFile, encodeKeyFile(env.userKey), { mode: 0o600 });
+  backup = await backupPartitionedTree(env, 'cli-files', async (dir) => {
+    await fs.mkdir(path.join(dir, 'etc'));
+    await fs.writeFile(path.join(dir, 'etc/hosts'), '127.0.0.1 localhost\n');
+    await fs.writeFile(path.join(dir, 'etc/shadow'), 'root:*:19000::::::\n');
+    await fs.chmod(path.join(dir, 'etc/shadow'), 0o640);
+    await fs.mkdir(path.join(dir, 'tmp'));
+    await fs.chmod(path.join(dir, 'tmp'), 0o1777);
+    await fs.writeFile(path.join(dir, 'big.bin'), BIG);
+    await fs.symlink('etc/hosts', path.join(dir, 'hosts-link'));
+    for (const p of ['etc/hosts', 'etc/shadow', 'big.bin']) await fs.utimes(path.join(dir, p), MTIME, MTIME);
+  });
+});
+afterAll(async () => {
+  // Nothing the commands printed holds the vault's SAS signature or the key.
+  const all = seen.map((o) => `${o.stdout}\n${o.stderr}`).join('\n');
+  expect(all).not.toMatch(/sig=(?!REDACTED)[A-Za-z0-9%+/=]{8,}/i);
+  expect(all).not.toContain(env.userKey.toString('base64'));
+  await env?.stop();
+});
+
+async function cli(args: string[]): Promise<Outcome> {
+  const io = captureIO({ PAGEWISE_STORAGE_ENDPOINTS: env.az.storageEndpoints });
+  const code = await run(args, io);
+  const outcome = { code, stdout: io.stdoutText(), stderr: io.stderrText(), bytes: io.stdoutBuffer() };
+  seen.push(outcome);
+  return outcome;
+}
+
+const vaultArgs = () => ['--vault', env.vault.url, '--key-file', keyFile];
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+/** A failed command: its exit code, nothing on stdout, one `pagewise: …` line. */
+function expectError(o: Outcome, code: number, message: RegExp): void {
+  expect(o.code).toBe(code);
+  expect(o.stdout).toBe('');
+  const lines = o.stderr.split('\n').filter(Boolean);
+  expect(lines).toHaveLength(1);
+  expect(lines[0]).toMatch(/^pagewise: /);
+  expect(lines[0]).toMatch(message);
+}
+
+test('ls without a path on a partitioned disk: the partition table, what each holds, whether it opens', async () => {
+  const o = await cli(['ls', backup.backupId, ...vaultArgs()]);
+  expect(o.code).toBe(0);
+  const lines = o.stdout.trimEnd().split('\n');
+  expect(lines[0]).toBe('MBR partition table, 2 volumes');
+  expect(lines[1]).toMatch(/^NAME\s+START\s+SIZE\s+TYPE\s+HOLDS\s+OPENABLE$/);
+  expect(lines[2]).toMatch(/^p1\s+1048576\s+12\.0 MiB\s+Linux\s.*ext4 file system.*\s+yes$/);
+  expect(lines[3]).toMatch(/^p2\s+13631488\s+2\.00 MiB\s+Linux swap \/ Solaris\s+no data \(its first 64 KiB are zeros\)\s+no$/);
+  expect(lines.slice(4)).toEqual(['', 'p2 holds no file system: its first 64 KiB are zeros']);
+
+  const json = await cli(['ls', backup.backupId, ...vaultArgs(), '--json']);
+  const body = JSON.parse(json.stdout) as { volumes: Array<Record<string, unknown>>; journalReplayed: string[]; stats: { bytesFetched: number; requests: number } };
+  expect(body.volumes.map((v) => [v.name, v.kind, v.openable])).toEqual([
+    ['p1', 'ext4', true],
+    ['p2', 'empty', false],
+  ]);
+  expect(body.volumes[0]).toMatchObject({ offset: 1 * MiB, size: 12 * MiB, type: 'Linux' });
+  expect(body.journalReplayed).toEqual([]);
+  expect(body.stats.requests).toBeGreaterThan(0);
+});
+
+test('ls of a directory: mode string, size, mtime (UTC), name and link target; --limit/--after page it', async () => {
+  const root = await cli(['ls', backup.backupId, 'p1:/', ...vaultArgs()]);
+  expect(root.code).toBe(0);
+  const rows = root.stdout.trimEnd().split('\n');
+  expect(rows.map((r) => r.split(/\s+/).pop())).toEqual(['big.bin', 'etc', 'etc/hosts', 'lost+found', 'tmp']);
+  expect(rows[0]).toMatch(new RegExp(`^-rw-r--r--\\s+${BIG.length}\\s+2021-03-04 05:06:07\\s+big\\.bin$`));
+  expect(rows[1]).toMatch(/^drwxr-xr-x\s+4096\s+\S+ \S+\s+etc$/);
+  expect(rows[2]).toMatch(/^lrwxrwxrwx\s+9\s+\S+ \S+\s+hosts-link -> etc\/hosts$/);
+  expect(rows[4]).toMatch(/^drwxrwxrwt\s/);
+
+  const etc = await cli(['ls', backup.backupId, 'p1:/etc', ...vaultArgs(), '--limit', '1']);
+  expect(etc.stdout).toMatch(/^-rw-r--r--\s+20\s+2021-03-04 05:06:07\s+hosts\n$/);
+  expect(etc.stderr).toMatch(/more entries follow: pagewise ls … --after 'hosts'/);
+  const rest = await cli(['ls', backup.backupId, 'p1:/etc', ...vaultArgs(), '--after', 'hosts', '--json']);
+  const listing = JSON.parse(rest.stdout) as { volume: string; path: string; entries: Array<{ name: string; mode: number; size: number; mtime: string }> };
+  expect(listing).toMatchObject({ volume: 'p1', path: '/etc' });
+  expect(listing.entries).toEqual([expect.objectContaining({ name: 'shadow', mode: 0o640, size: 19, mtime: MTIME.toISOString() })]);
+
+  // Without a volume: the only one Pagewise can open (p2 holds no file system).
+  const bare = await cli(['ls', backup.backupId, '/etc', ...vaultArgs()]);
+  expect(bare.stdout.trimEnd().split('\n').map((r) => r.split(/\s+/).pop())).toEqual(['hosts', 'shadow']);
+
+  // A file path lists that one entry, as ls does.
+  const one = await cli(['ls', backup.backupId, 'p1:/etc/shadow', ...vaultArgs()]);
+  expect(one.stdout).toMatch(/^-rw-r-----\s+19\s+2021-03-04 05:06:07\s+shadow\n$/);
+});
+
+test('cat: the file\'s bytes on stdout as bytes, and nothing else', async () => {
+  const o = await cli(['cat', backup.backupId, 'p1:/big.bin', ...vaultArgs()]);
+  expect(o.code).toBe(0);
+  expect(o.stdout).toBe('');
+  expect(o.bytes.length).toBe(BIG.length);
+  expect(sha(o.bytes)).toBe(sha(BIG));
+  const hosts = await cli(['cat', backup.backupId, 'p1:/etc/hosts', ...vaultArgs()]);
+  expect(hosts.bytes.toString()).toBe('127.0.0.1 localhost\n');
+});
+
+test('extract: files and trees land under --to with modes and times; an existing file needs --force', async () => {
+  const to = path.join(env.tmp, 'out');
+  const o = await cli(['extract', backup.backupId, 'p1:/etc', 'p1:/big.bin', 'p1:/hosts-link', '--to', to, ...vaultArgs()]);
+  expect(o.code).toBe(0);
+  const lines = o.stdout.trimEnd().split('\n');
+  expect(lines[0]).toBe(`extracted 3 files, 1 directory, 1 symlink (${formatBytes(BIG.length + 20 + 19)}) to ${await fs.realpath(to)}`);
+  expect(lines[1]).toMatch(/^ {2}\S+ (KiB|MiB) fetched from the vault in \d+ requests$/);
+  expect(sha(await fs.readFile(path.join(to, 'big.bin')))).toBe(sha(BIG));
+  expect(await fs.readFile(path.join(to, 'etc/hosts'), 'utf8')).toBe('127.0.0.1 localhost\n');
+  expect((await fs.stat(path.join(to, 'etc/shadow'))).mode & 0o7777).toBe(0o640);
+  expect((await fs.stat(path.join(to, 'big.bin'))).mtime.toISOString()).toBe(MTIME.toISOString());
+  expect(await fs.readlink(path.join(to, 'hosts-link'))).toBe('etc/hosts');
+
+  expectError(await cli(['extract', backup.backupId, 'p1:/big.bin', '--to', to, ...vaultArgs()]), 2, /big\.bin/);
+  const forced = await cli(['extract', backup.backupId, 'p1:/big.bin', '--to', to, '--force', '--json', ...vaultArgs()]);
+  expect(forced.code).toBe(0);
+  const result = JSON.parse(forced.stdout) as { files: number; bytes: number; skipped: unknown[]; stats: { bytesFetched: number } };
+  expect(result).toMatchObject({ files: 1, bytes: BIG.length, skipped: [] });
+  expect(result.stats.bytesFetched).toBeGreaterThanOrEqual(BIG.length);
+});
+
+test('errors: each one line with its exit code, nothing on stdout', async () => {
+  expectError(await cli(['ls', backup.backupId, 'p1:/nope', ...vaultArgs()]), 2, /nope/);
+  expectError(await cli(['cat', backup.backupId, 'p1:/etc', ...vaultArgs()]), 2, /p1:\/etc is a directory, not a regular file/);
+  expectError(await cli(['ls', backup.backupId, 'p2:/', ...vaultArgs()]), 2, /p2/);
+  expectError(await cli(['ls', backup.backupId, 'p1:/../etc', ...vaultArgs()]), 2, /\.\./);
+  expectError(await cli(['ls', backup.backupId, 'p1:/', '--limit', '0', ...vaultArgs()]), 2, /--limit 0 must be from 1 to 10000/);
+  expectError(await cli(['ls', backup.backupId, '--limit', '5', ...vaultArgs()]), 2, /give a path/);
+  expectError(await cli(['ls', backup.backupId, ...vaultArgs(), '--cache', '1KiB']), 2, /cache/i);
+  expectError(await cli(['ls', 'pw-000000000000000000000000', ...vaultArgs()]), 2, /pw-000000000000000000000000/);
+});
