@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { captureIO, run } from '../cli/main';
 import { encodeKeyFile, formatBytes } from '../core';
 import { seededBytes } from '../testkit/fs-images';
+import { startPagewise } from '../testkit/pagewise-process';
 import { MiB, startEnv, TestEnv } from './harness/env';
 import { backupPartitionedTree, FilesBackup } from './harness/files-backup';
 
@@ -129,6 +130,15 @@ test('cat: the file\'s bytes on stdout as bytes, and nothing else', async () => 
   expect(sha(o.bytes)).toBe(sha(BIG));
   const hosts = await cli(['cat', backup.backupId, 'p1:/etc/hosts', ...vaultArgs()]);
   expect(hosts.bytes.toString()).toBe('127.0.0.1 localhost\n');
+});
+
+test('cat as a real process: the bytes through a pipe are the file\'s, exit 0, stderr empty', async () => {
+  const { child, done } = startPagewise(['cat', backup.backupId, 'p1:/big.bin', ...vaultArgs()], { env: { PAGEWISE_STORAGE_ENDPOINTS: env.az.storageEndpoints } });
+  const chunks: Buffer[] = [];
+  child.stdout!.on('data', (d: Buffer) => chunks.push(d));
+  const exit = await done;
+  expect({ code: exit.code, stderr: exit.stderr }).toEqual({ code: 0, stderr: '' });
+  expect(sha(Buffer.concat(chunks))).toBe(sha(BIG));
 });
 
 test('extract: files and trees land under --to with modes and times; an existing file needs --force', async () => {
