@@ -121,5 +121,3 @@ export type { JournalReplay } from './files/ext-journal';
 // file-level restore, how the entry points report it (#14, entry): volumes and journal replays.
 export { volumeSummary, replayedVolumes, journalNotes } from './files/files-report';
 export type { VolumeSummary } from './files/files-report';
-export { fileDiskReader, sliceReader, checkRead } from './files/disk-reader';
-export type { DiskReader } from './files/disk-reader';
