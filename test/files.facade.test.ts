@@ -270,6 +270,38 @@ test('a Corrupt read under a file passes through the file system and is named by
   expect((await bytesOf(files.read('/etc/hostname'))).toString()).toBe('vm-14\n');
 });
 
+test('a Corrupt read under a directory is named by the directory, in a listing and in a walk', async () => {
+  const bad = fileBlocks(image, '/usr/bin')[0] * 4096;
+  const files = await openImage(image, (disk) => ({
+    size: disk.size,
+    async read(position, length) {
+      if (position < bad + 4096 && bad < position + length) throw new PagewiseError('Corrupt', `disk bytes ${bad}–${bad + 4096} (page 0): gone`);
+      return disk.read(position, length);
+    },
+  }));
+  const listed = await rejection(files.list('/usr/bin'));
+  expect([listed.code, listed.message]).toEqual(['Corrupt', `disk:/usr/bin cannot be read: disk bytes ${bad}–${bad + 4096} (page 0): gone`]);
+  const walked: string[] = [];
+  const failed = await rejection((async () => {
+    for await (const item of files.walk('/usr')) walked.push(item.path);
+  })());
+  expect(failed.message).toBe(listed.message);
+  expect(walked).toEqual(['/usr', '/usr/bin']);
+});
+
+test('a file system whose group descriptors are garbage: Corrupt naming the volume, never a crash', async () => {
+  const garbled = path.join(dir, 'garbled.img');
+  await fs.copyFile(image, garbled);
+  const handle = await fs.open(garbled, 'r+');
+  await handle.write(Buffer.alloc(4096, 0xa5), 0, 4096, 4096); // block 1: the group descriptor table
+  await handle.close();
+  const files = await openImage(garbled);
+  expect(files.volumes()[0].identity).toMatchObject({ kind: 'ext4', openable: true });
+  const failed = await rejection(files.list('/'));
+  expect(failed.code).toBe('Corrupt');
+  expect(failed.message).toMatch(/^disk: the ext file system cannot be opened: it points outside its volume \(bytes -?\d+–-?\d+ of 33554432\)$/);
+});
+
 test('random bytes: not openable, the message says what was found', async () => {
   const noise = path.join(dir, 'noise.img');
   await fs.writeFile(noise, createHash('sha512').update('x').digest().toString('hex').repeat(4096));

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { DEFAULT_OVERLAY_MAX_BYTES, OverlayDisk, replayExtJournal, type JournalReplay } from '../core';
+import { DEFAULT_OVERLAY_MAX_BYTES, OverlayDisk, PagewiseError, replayExtJournal, type JournalReplay } from '../core';
 import { crc32BeUpdate, crc32cUpdate } from '../core/files/crc32c';
 import { fileDiskReader, type DiskReader } from '../core/files/disk-reader';
 import { MAX_MAPPED_BLOCKS, mapInodeBlocks, readExtInode, type ExtInode } from '../core/files/ext-inode';
@@ -424,6 +424,24 @@ describe('journals that need nothing, or cannot be replayed', () => {
     descriptor.writeUInt16BE(0x2 | 0x8, 12 + 6);
     for (let b = first; b < maxLen; b++) await patchImage(image, physical[b] * 4096, descriptor);
     await expectNotReplayed(image, /runs in a circle/);
+  });
+
+  test('a failed read of the volume under the journal is thrown as it came, not taken for a damaged journal', async () => {
+    const image = await plainJournal('read-fails');
+    const { physical } = await journalBlocks(image);
+    const file = await fileDiskReader(image);
+    const broken: DiskReader = {
+      size: file.size,
+      read: async (at, length) => {
+        if (at <= physical[0] * 4096 && physical[0] * 4096 < at + length) throw new PagewiseError('Corrupt', 'disk bytes 1–2 (page 0): the pack is damaged');
+        return file.read(at, length);
+      },
+    };
+    try {
+      await expect(replayExtJournal(broken, new OverlayDisk(broken, 4096, MiB), 'p1')).rejects.toMatchObject({ code: 'Corrupt', message: 'disk bytes 1–2 (page 0): the pack is damaged' });
+    } finally {
+      await file.close();
+    }
   });
 
   test('a tag naming a block outside the volume is left out with a warning; the rest is replayed', async () => {

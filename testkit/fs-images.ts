@@ -277,7 +277,7 @@ export async function copyInto(source: string, target: string, offset: number, r
 export function debugfs(image: string, commands: string[], write = false): string {
   const { debugfs: bin } = ensureTools(['debugfs']);
   const args = write ? ['-w'] : [];
-  const run = spawnSync(bin, [...args, '-f', '-', image], { input: commands.join('\n') + '\n', encoding: 'utf8' });
+  const run = spawnSync(bin, [...args, '-f', '-', image], { input: commands.join('\n') + '\n', encoding: 'utf8', maxBuffer: 256 * MiB });
   // debugfs exits 0 even when a command fails; anything on stderr but its banner is a failure.
   const complaints = (run.stderr ?? '').split('\n').filter((line) => line.trim() && !/^debugfs \d/.test(line));
   if (run.status !== 0 || complaints.length > 0) {
@@ -288,7 +288,7 @@ export function debugfs(image: string, commands: string[], write = false): strin
 
 /** The physical blocks of a file, in logical order (debugfs "blocks"). */
 export function fileBlocks(image: string, filePath: string): number[] {
-  const out = execFileSync(ensureTools(['debugfs']).debugfs, ['-R', `blocks "${filePath}"`, image], { stdio: 'pipe' }).toString();
+  const out = execFileSync(ensureTools(['debugfs']).debugfs, ['-R', `blocks "${filePath}"`, image], { stdio: 'pipe', maxBuffer: 256 * MiB }).toString(); // a 1 GiB file: 262,144 numbers
   const blocks = out.trim().split(/\s+/).filter(Boolean).map(Number);
   if (blocks.length === 0 || blocks.some((b) => !Number.isInteger(b))) throw new Error(`debugfs found no blocks for ${filePath} in ${image}`);
   return blocks;

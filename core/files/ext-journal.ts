@@ -346,11 +346,21 @@ export async function replayExtJournal(volume: DiskReader, overlay: OverlayDisk,
   });
   if (!(sb.featureCompat & EXT_COMPAT_HAS_JOURNAL) || sb.journalInode === 0) return notReplayed('it has no internal journal');
   if (sb.journalDevice !== 0 || sb.featureIncompat & EXT_INCOMPAT_JOURNAL_DEV) return notReplayed('its journal is on another device');
+  // A damaged journal is a warning; a read of the volume that fails (the vault's Corrupt, an abort) is not.
+  const readFailures = new WeakSet<object>();
+  const watched: DiskReader = {
+    size: volume.size,
+    read: (position, length) => volume.read(position, length).catch((error: unknown) => {
+      if (typeof error === 'object' && error !== null) readFailures.add(error);
+      throw error;
+    }),
+  };
   let journal: Journal;
   try {
-    journal = await openJournal(volume, sb, what);
+    journal = await openJournal(watched, sb, what);
   } catch (error) {
-    if (error instanceof JournalProblem || (isPagewiseError(error) && (error.code === 'Corrupt' || error.code === 'LimitExceeded'))) return notReplayed(error.message);
+    const damaged = error instanceof JournalProblem || (isPagewiseError(error) && (error.code === 'Corrupt' || error.code === 'LimitExceeded'));
+    if (damaged && !readFailures.has(error)) return notReplayed(error.message);
     throw error;
   }
   if (journal.start === 0) return { needed: false, ...none }; // the flag is set but the log is empty: nothing to replay
