@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { captureIO, run } from '../cli/main';
+import { modeString, skippedLines } from '../cli/commands/files';
 import { encodeKeyFile, formatBytes } from '../core';
 import { fileBlocks, journalWrite, seededBytes } from '../testkit/fs-images';
 import { startPagewise } from '../testkit/pagewise-process';
@@ -202,6 +203,28 @@ test('a change only in the journal: replayed in memory, seen by cat, and said on
   const json = JSON.parse((await cli(['ls', journaled.backupId, '/', ...vaultArgs(), '--json'])).stdout) as { journalReplayed: string[]; stats: { journalsReplayed: number } };
   expect(json.journalReplayed).toEqual(['disk']);
   expect(json.stats.journalsReplayed).toBe(1);
+});
+
+test('mode strings as ls shows them; skipped entries capped at 20 lines', () => {
+  expect(modeString('directory', 0o755)).toBe('drwxr-xr-x');
+  expect(modeString('directory', 0o1777)).toBe('drwxrwxrwt');
+  expect(modeString('directory', 0o1776)).toBe('drwxrwxrwT');
+  expect(modeString('file', 0o4755)).toBe('-rwsr-xr-x');
+  expect(modeString('file', 0o2644)).toBe('-rw-r-Sr--');
+  expect(modeString('symlink', 0o777)).toBe('lrwxrwxrwx');
+  expect(modeString('char-device', 0o620)).toBe('crw--w----');
+  expect(modeString('block-device', 0o660)).toBe('brw-rw----');
+  expect(modeString('fifo', 0o644)).toBe('prw-r--r--');
+  expect(modeString('socket', 0o755)).toBe('srwxr-xr-x');
+  expect(modeString('unknown', 0)).toBe('?---------');
+  const skipped = Array.from({ length: 23 }, (_, i) => ({ path: `p1:/dev/d${i}`, reason: 'a device' }));
+  const lines = skippedLines(skipped);
+  expect(lines).toHaveLength(22);
+  expect(lines[0]).toBe('23 entries skipped:');
+  expect(lines[1]).toBe('  skipped p1:/dev/d0: a device');
+  expect(lines[21]).toBe('  and 3 more');
+  expect(skippedLines(skipped.slice(0, 1))).toEqual(['1 entry skipped:', '  skipped p1:/dev/d0: a device']);
+  expect(skippedLines([])).toEqual([]);
 });
 
 test('errors: each one line with its exit code, nothing on stdout', async () => {
