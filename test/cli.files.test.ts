@@ -13,7 +13,7 @@ import { encodeKeyFile, formatBytes } from '../core';
 import { fileBlocks, journalWrite, seededBytes } from '../testkit/fs-images';
 import { startPagewise } from '../testkit/pagewise-process';
 import { MiB, startEnv, TestEnv } from './harness/env';
-import { backupExtTree, backupPartitionedTree, FilesBackup } from './harness/files-backup';
+import { backupExtTree, backupPartitionedTree, backupRandomDisk, FilesBackup } from './harness/files-backup';
 
 let env: TestEnv;
 let backup: FilesBackup;
@@ -225,6 +225,17 @@ test('mode strings as ls shows them; skipped entries capped at 20 lines', () => 
   expect(lines[21]).toBe('  and 3 more');
   expect(skippedLines(skipped.slice(0, 1))).toEqual(['1 entry skipped:', '  skipped p1:/dev/d0: a device']);
   expect(skippedLines([])).toEqual([]);
+});
+
+test('a disk Pagewise cannot read: ls shows what it is and why; a path in it is refused with that sentence', async () => {
+  const randomId = await backupRandomDisk(env, 'cli-random');
+  const o = await cli(['ls', randomId, ...vaultArgs()]);
+  expect(o.code).toBe(0);
+  const lines = o.stdout.trimEnd().split('\n');
+  expect(lines[0]).toBe('no partition table, 1 volume');
+  expect(lines[2]).toMatch(/^disk\s+0\s+4\.00 MiB\s+-\s+.*\s+no$/);
+  expect(lines[4]).toMatch(/no partition table and no file system Pagewise knows/);
+  expectError(await cli(['ls', randomId, 'disk:/', ...vaultArgs()]), 2, /no partition table and no file system Pagewise knows/);
 });
 
 test('errors: each one line with its exit code, nothing on stdout', async () => {
