@@ -182,6 +182,22 @@ test('walk: pre-order, relative names, symlinks not followed; a hard-linked dire
   expect(skipped).toEqual(['/home/user/docs/back: a directory already met at another path (a hard-linked directory)']);
 });
 
+test('walk: a directory deeper than the bound below the start is yielded with skip and not entered', async () => {
+  // The default bound is 256; each level costs a lookup from the root (quadratic), so a smaller bound keeps this fast.
+  const deep = path.join(dir, 'deep.img');
+  await fs.copyFile(image, deep);
+  const commands = ['mkdir /deep', 'cd /deep'];
+  for (let i = 0; i < 10; i++) commands.push('mkdir a', 'cd a');
+  debugfs(deep, commands, true);
+  const files = await openImage(deep);
+  const items: Array<{ depth: number; skip?: string }> = [];
+  for await (const item of files.walk('/deep', { maxDepth: 6 })) items.push({ depth: item.relative.length, skip: item.skip });
+  expect(items).toHaveLength(8);
+  expect(items[6]).toEqual({ depth: 6, skip: undefined });
+  expect(items[7]).toEqual({ depth: 7, skip: 'deeper than 6 directories' });
+  expect((await rejection((async () => { for await (const _ of files.walk('/deep', { maxDepth: 257 })); })())).message).toBe('maxDepth 257 must be a whole number from 0 to 256');
+});
+
 test('a journal transaction the VM never replayed is replayed in memory on first use; the image is not written', async () => {
   const dirty = path.join(dir, 'dirty.img');
   await fs.copyFile(image, dirty);

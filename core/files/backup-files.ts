@@ -139,7 +139,9 @@ export class BackupFiles {
    * entries, never followed; a directory met twice (a hard-linked directory: a loop or a fan-out a hostile
    * image may hold) or deeper than MAX_WALK_DEPTH is yielded with `skip` and not entered.
    */
-  async *walk(path: string, options: { abortSignal?: AbortSignal } = {}): AsyncGenerator<WalkEntry> {
+  async *walk(path: string, options: { abortSignal?: AbortSignal; /** ≤ MAX_WALK_DEPTH (the default) */ maxDepth?: number } = {}): AsyncGenerator<WalkEntry> {
+    const maxDepth = options.maxDepth ?? MAX_WALK_DEPTH;
+    if (!Number.isSafeInteger(maxDepth) || maxDepth < 0 || maxDepth > MAX_WALK_DEPTH) throw new PagewiseError('BadInput', `maxDepth ${maxDepth} must be a whole number from 0 to ${MAX_WALK_DEPTH}`);
     const where = this.parse(path);
     const volume = await this.volume(where.volume);
     const seen = new Set<number>();
@@ -153,8 +155,8 @@ export class BackupFiles {
         yield { ...entry, volume: where.volume, relative, skip: 'a directory already met at another path (a hard-linked directory)' };
         return;
       }
-      if (relative.length > MAX_WALK_DEPTH) {
-        yield { ...entry, volume: where.volume, relative, skip: `deeper than ${MAX_WALK_DEPTH} directories` };
+      if (relative.length > maxDepth) {
+        yield { ...entry, volume: where.volume, relative, skip: `deeper than ${maxDepth} directories` };
         return;
       }
       seen.add(entry.ino);
