@@ -57,6 +57,8 @@ export interface LocalServer {
 const MAX_EVENT_GRID_BODY_BYTES = 1024 * 1024;
 /** Event Grid's largest batch (maxEventsPerBatch). */
 const MAX_EVENTS_PER_DELIVERY = 5000;
+/** A streamed answer whose client has taken no byte for this long is cut (its backup is then closed). */
+const STREAM_IDLE_MS = 120_000;
 /** At most this many connections at once (each holds a descriptor). */
 const MAX_CONNECTIONS = 128;
 
@@ -263,6 +265,8 @@ async function writeResponse(res: ServerResponse, response: HttpResponse, log: (
     void reader.cancel(new Error('the client closed the connection')).catch(() => undefined);
   };
   res.on('close', onClose);
+  // A client that takes nothing for this long is cut: a stalled download must not hold its backup open for ever.
+  res.setTimeout(STREAM_IDLE_MS, () => res.destroy());
   res.writeHead(response.status ?? 200, headers);
   try {
     for (;;) {
