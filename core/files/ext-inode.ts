@@ -18,8 +18,10 @@ export const EXT_INODE_INLINE_DATA_FL = 0x10000000;
 const EXTENT_MAGIC = 0xf30a;
 /** The kernel's EXT4_MAX_EXTENT_DEPTH. */
 const MAX_EXTENT_DEPTH = 5;
-/** Logical blocks one call maps at most (4 Mi: a 16 GiB file on 4 KiB blocks; a journal is ≤ 10,240,000 blocks in runs). */
+/** Logical blocks mapInodeBlocks lists at most (4 Mi: a 16 GiB file on 4 KiB blocks); runs are compact and may span more. */
 export const MAX_MAPPED_BLOCKS = 4 * 1024 * 1024;
+/** ext's logical block numbers are 32-bit. */
+const MAX_LOGICAL_BLOCKS = 2 ** 32;
 /** Separate runs one call returns at most: a legitimate journal has a handful; a shredded map is refused. */
 export const MAX_BLOCK_RUNS = 256 * 1024;
 const RO_COMPAT_SPARSE_SUPER = 0x1;
@@ -105,9 +107,7 @@ class RunList {
  * lies inside the volume, or Corrupt.
  */
 export async function mapInodeRuns(disk: DiskReader, sb: ExtSuperblock, inode: ExtInode, count: number, what: string): Promise<BlockRun[]> {
-  if (!Number.isSafeInteger(count) || count < 0 || count > MAX_MAPPED_BLOCKS) {
-    throw new PagewiseError('LimitExceeded', `${what}: ${count} blocks are more than the ${MAX_MAPPED_BLOCKS} one map may hold`);
-  }
+  if (!Number.isSafeInteger(count) || count < 0 || count > MAX_LOGICAL_BLOCKS) throw corrupt(what, `${count} blocks is not a block count`);
   const volumeBlocks = Math.min(sb.blocksCount, Math.floor(disk.size / sb.blockSize));
   const runs = new RunList(what);
   const inVolume = (physical: number, length: number, purpose: string) => {
@@ -146,8 +146,9 @@ export async function mapInodeRuns(disk: DiskReader, sb: ExtSuperblock, inode: E
         } else {
           const child = node.readUInt16LE(e + 8) * 2 ** 32 + node.readUInt32LE(e + 4);
           if (visited.has(child)) throw corrupt(what, `its extent tree visits block ${child} twice`);
-          // Each tree block must lead to some of the `count` blocks: more blocks than that is a shaped tree.
-          if (visited.size >= Math.max(64, count)) throw corrupt(what, `its extent tree has more than ${Math.max(64, count)} blocks for ${count} data blocks`);
+          // Each tree block must lead to some of the `count` blocks, and to a run: more blocks than that is a shaped tree.
+          const most = Math.min(Math.max(64, count), MAX_BLOCK_RUNS);
+          if (visited.size >= most) throw corrupt(what, `its extent tree has more than ${most} blocks for ${count} data blocks`);
           visited.add(child);
           const next = i + 1 < entries ? node.readUInt32LE(e + 12) : undefined;
           if (next !== undefined && next <= logical) throw corrupt(what, `${purpose} holds an index out of order`);
@@ -187,6 +188,9 @@ export async function mapInodeRuns(disk: DiskReader, sb: ExtSuperblock, inode: E
 
 /** Physical block of each logical block [0, count) of an inode (0 for a hole or an unwritten extent). */
 export async function mapInodeBlocks(disk: DiskReader, sb: ExtSuperblock, inode: ExtInode, count: number, what: string): Promise<number[]> {
+  if (!Number.isSafeInteger(count) || count < 0 || count > MAX_MAPPED_BLOCKS) {
+    throw new PagewiseError('LimitExceeded', `${what}: ${count} blocks are more than the ${MAX_MAPPED_BLOCKS} one block list may hold`);
+  }
   const runs = await mapInodeRuns(disk, sb, inode, count, what);
   const blocks = new Array<number>(count).fill(0);
   for (const run of runs) for (let i = 0; i < run.length; i++) blocks[run.logical + i] = run.physical + i;
