@@ -46,8 +46,10 @@ export function writeWithBackpressure(stream: NodeJS.WritableStream & { writable
       stream.off('drain', onDrain);
       stream.off('error', settle);
       stream.off('close', onClose);
-      if (err) reject(err instanceof Error ? err : new Error(String(err)));
-      else resolve();
+      if (!err) return resolve();
+      // A broken stream may emit again (a later write, the exit flush): without a listener that would crash the process.
+      stream.on('error', () => undefined);
+      reject(err instanceof Error ? err : new Error(String(err)));
     };
     const onDrain = () => settle();
     const onClose = () => settle(new Error('stdout was closed'));

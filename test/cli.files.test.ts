@@ -9,10 +9,10 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { captureIO, run } from '../cli/main';
 import { encodeKeyFile, formatBytes } from '../core';
-import { seededBytes } from '../testkit/fs-images';
+import { fileBlocks, journalWrite, seededBytes } from '../testkit/fs-images';
 import { startPagewise } from '../testkit/pagewise-process';
 import { MiB, startEnv, TestEnv } from './harness/env';
-import { backupPartitionedTree, FilesBackup } from './harness/files-backup';
+import { backupExtTree, backupPartitionedTree, FilesBackup } from './harness/files-backup';
 
 let env: TestEnv;
 let backup: FilesBackup;
@@ -141,6 +141,18 @@ test('cat as a real process: the bytes through a pipe are the file\'s, exit 0, s
   expect(sha(Buffer.concat(chunks))).toBe(sha(BIG));
 });
 
+test('cat whose reader goes away (| head): stops quietly, exit 0', async () => {
+  const { child, done } = startPagewise(['cat', backup.backupId, 'p1:/big.bin', ...vaultArgs()], { env: { PAGEWISE_STORAGE_ENDPOINTS: env.az.storageEndpoints } });
+  let got = 0;
+  child.stdout!.once('data', (d: Buffer) => {
+    got = d.length;
+    child.stdout!.destroy();
+  });
+  const exit = await done;
+  expect(got).toBeGreaterThan(0);
+  expect({ code: exit.code, signal: exit.signal, stderr: exit.stderr }).toEqual({ code: 0, signal: null, stderr: '' });
+});
+
 test('extract: files and trees land under --to with modes and times; an existing file needs --force', async () => {
   const to = path.join(env.tmp, 'out');
   const o = await cli(['extract', backup.backupId, 'p1:/etc', 'p1:/big.bin', 'p1:/hosts-link', '--to', to, ...vaultArgs()]);
@@ -160,6 +172,26 @@ test('extract: files and trees land under --to with modes and times; an existing
   const result = JSON.parse(forced.stdout) as { files: number; bytes: number; skipped: unknown[]; stats: { bytesFetched: number } };
   expect(result).toMatchObject({ files: 1, bytes: BIG.length, skipped: [] });
   expect(result.stats.bytesFetched).toBeGreaterThanOrEqual(BIG.length);
+});
+
+test('a change only in the journal: replayed in memory, seen by cat, and said on stderr', async () => {
+  const journaled = await backupExtTree(env, 'cli-journal', async (dir) => {
+    await fs.writeFile(path.join(dir, 'motd'), 'old message\n');
+  }, {
+    prepare: async (image) => {
+      const [block] = fileBlocks(image, '/motd');
+      const data = Buffer.alloc(4096);
+      data.write('new message\n'); // same length: the inode's size stays 12
+      await journalWrite(image, [{ block, data }]);
+    },
+  });
+  const o = await cli(['cat', journaled.backupId, '/motd', ...vaultArgs()]);
+  expect(o.code).toBe(0);
+  expect(o.bytes.toString()).toBe('new message\n');
+  expect(o.stderr).toBe('disk: replayed 1 journal transaction (1 block): files are as the VM last wrote them\n');
+  const json = JSON.parse((await cli(['ls', journaled.backupId, '/', ...vaultArgs(), '--json'])).stdout) as { journalReplayed: string[]; stats: { journalsReplayed: number } };
+  expect(json.journalReplayed).toEqual(['disk']);
+  expect(json.stats.journalsReplayed).toBe(1);
 });
 
 test('errors: each one line with its exit code, nothing on stdout', async () => {

@@ -60,6 +60,10 @@ beforeAll(async () => {
   hostile = path.join(dir, 'hostile.img');
   await fs.copyFile(image, hostile);
   await fs.writeFile(path.join(dir, 'long-content'), 'a name of 255 bytes\n');
+  const sparse = await fs.open(path.join(dir, 'sparse'), 'w');
+  await sparse.write(Buffer.from('holes'), 0, 5, 6 * MiB);
+  await sparse.truncate(8 * MiB);
+  await sparse.close();
   debugfs(
     hostile,
     [
@@ -73,6 +77,7 @@ beforeAll(async () => {
       'symlink climb ../../..',
       'sif hostname mode 0104755', // setuid
       `write ${path.join(dir, 'long-content')} ${'é'.repeat(127)}L`, // the longest name: a temporary name must still fit
+      `write ${path.join(dir, 'sparse')} sparse`, // 8 MiB, all hole but 5 bytes at 6 MiB
     ],
     true,
   );
@@ -140,8 +145,10 @@ test('each path lands by its last component; an existing target is TargetExists 
   expect((await rejection(extractFiles({ files, paths: ['/etc/hostname', '/usr/share/zoneinfo/../../etc/hostname'], to: path.join(dir, 'x') }))).code).toBe('BadInput');
   expect((await rejection(extractFiles({ files, paths: ['/etc/hostname', '/usr/../etc/hostname'], to: path.join(dir, 'x') }))).message).toMatch(/component/);
   expect((await rejection(extractFiles({ files, paths: ['/etc/hostname', '/var/hostname'], to: path.join(dir, 'x') }))).message).toBe(
-    `two of the paths asked for would land at the same name "hostname" under ${await fs.realpath(dir)}/x`,
+    `two of the paths asked for would land at the same name "hostname" under ${path.join(dir, 'x')}`,
   );
+  expect((await rejection(extractFiles({ files, paths: [], to: path.join(dir, 'x') }))).message).toBe('no path to extract was given');
+  await expect(fs.lstat(path.join(dir, 'x'))).rejects.toMatchObject({ code: 'ENOENT' }); // refused requests made nothing
   const noParent = await rejection(extractFiles({ files, paths: ['/etc/hostname'], to: path.join(dir, 'missing', 'out') }));
   expect(noParent.code).toBe('TargetNotFound');
 });
@@ -154,7 +161,10 @@ test('a hostile image: odd names, devices and links are skipped or made verbatim
   expect(await everything(dir)).toEqual([...before, ...(await everything(to)).map((p) => `out-hostile/${p}`), 'out-hostile'].sort());
   const long = `${'é'.repeat(127)}L`;
   expect(Buffer.byteLength(long)).toBe(255);
-  expect(await everything(to)).toEqual(['etc', 'etc/climb', 'etc/evil', 'etc/fstab', 'etc/hostname', 'etc/localtime', 'etc/shadow', 'etc/ssh', 'etc/ssh/sshd_config', `etc/${long}`]);
+  expect(await everything(to)).toEqual(['etc', 'etc/climb', 'etc/evil', 'etc/fstab', 'etc/hostname', 'etc/localtime', 'etc/shadow', 'etc/sparse', 'etc/ssh', 'etc/ssh/sshd_config', `etc/${long}`]);
+  // A sparse file comes back byte-identical, and sparse.
+  expect((await fs.readFile(path.join(to, 'etc/sparse'))).equals(await fs.readFile(path.join(dir, 'sparse')))).toBe(true);
+  expect((await fs.stat(path.join(to, 'etc/sparse'))).blocks * 512).toBeLessThanOrEqual(MiB);
   expect(await fs.readFile(path.join(to, 'etc', long), 'utf8')).toBe('a name of 255 bytes\n');
   expect(result.skipped).toEqual([
     { path: 'disk:/etc/../../x', reason: 'the name holds a "/"; it is never used as a local name' },
@@ -171,6 +181,25 @@ test('a hostile image: odd names, devices and links are skipped or made verbatim
   const kept = path.join(dir, 'out-setid');
   await extractFiles({ files, paths: ['/etc/hostname'], to: kept, keepSetid: true });
   expect((await fs.stat(path.join(kept, 'hostname'))).mode & 0o7777).toBe(0o4755);
+});
+
+test('a tree deeper than a path can be: what lies past 4095 bytes locally (or 4096 in the volume) is skipped and said', async () => {
+  const deep = path.join(dir, 'deep.img');
+  await fs.copyFile(image, deep);
+  const name = 'd'.repeat(250);
+  const commands = ['mkdir /deep', 'cd /deep'];
+  for (let i = 0; i < 17; i++) commands.push(`mkdir ${name}`, `cd ${name}`);
+  commands.push(`write ${path.join(dir, 'long-content')} leaf`);
+  debugfs(deep, commands, true);
+  const files = await openImage(deep);
+  const to = path.join(dir, 'out-deep');
+  const result = await extractFiles({ files, paths: ['/deep'], to });
+  const localLimit = Math.floor((4095 - Buffer.byteLength(`${await fs.realpath(dir)}/out-deep/deep`)) / 251); // levels that fit
+  expect(result.directories).toBe(1 + localLimit);
+  expect(result.files).toBe(0);
+  // Here both bounds fall at the same level; the volume path's is met first.
+  expect(result.skipped).toEqual([{ path: `disk:/deep/${Array(localLimit + 1).fill(name).join('/')}`, reason: expect.stringMatching(/^its (local )?path (would be )?(is )?longer than 409[56] bytes$/) }]);
+  expect(await fs.readdir(path.join(to, 'deep', ...Array(localLimit - 1).fill(name)))).toEqual([name]);
 });
 
 test('a file asked for through a link to /etc is read inside the image; a link in `to` is never written through', async () => {

@@ -182,6 +182,22 @@ test('walk: pre-order, relative names, symlinks not followed; a hard-linked dire
   expect(skipped).toEqual(['/home/user/docs/back: a directory already met at another path (a hard-linked directory)']);
 });
 
+test('walk: a directory deeper than the bound below the start is yielded with skip and not entered', async () => {
+  // The default bound is 256; each level costs a lookup from the root (quadratic), so a smaller bound keeps this fast.
+  const deep = path.join(dir, 'deep.img');
+  await fs.copyFile(image, deep);
+  const commands = ['mkdir /deep', 'cd /deep'];
+  for (let i = 0; i < 10; i++) commands.push('mkdir a', 'cd a');
+  debugfs(deep, commands, true);
+  const files = await openImage(deep);
+  const items: Array<{ depth: number; skip?: string }> = [];
+  for await (const item of files.walk('/deep', { maxDepth: 6 })) items.push({ depth: item.relative.length, skip: item.skip });
+  expect(items).toHaveLength(8);
+  expect(items[6]).toEqual({ depth: 6, skip: undefined });
+  expect(items[7]).toEqual({ depth: 7, skip: 'deeper than 6 directories' });
+  expect((await rejection((async () => { for await (const _ of files.walk('/deep', { maxDepth: 257 })); })())).message).toBe('maxDepth 257 must be a whole number from 0 to 256');
+});
+
 test('a journal transaction the VM never replayed is replayed in memory on first use; the image is not written', async () => {
   const dirty = path.join(dir, 'dirty.img');
   await fs.copyFile(image, dirty);
@@ -268,6 +284,38 @@ test('a Corrupt read under a file passes through the file system and is named by
   expect(failed.message).toBe(`file disk:/home/user/big.bin cannot be read: disk bytes ${bad}–${bad + 4096} (page 3): the block's checksum does not match`);
   // The volume stays usable: other files read fine.
   expect((await bytesOf(files.read('/etc/hostname'))).toString()).toBe('vm-14\n');
+});
+
+test('a Corrupt read under a directory is named by the directory, in a listing and in a walk', async () => {
+  const bad = fileBlocks(image, '/usr/bin')[0] * 4096;
+  const files = await openImage(image, (disk) => ({
+    size: disk.size,
+    async read(position, length) {
+      if (position < bad + 4096 && bad < position + length) throw new PagewiseError('Corrupt', `disk bytes ${bad}–${bad + 4096} (page 0): gone`);
+      return disk.read(position, length);
+    },
+  }));
+  const listed = await rejection(files.list('/usr/bin'));
+  expect([listed.code, listed.message]).toEqual(['Corrupt', `disk:/usr/bin cannot be read: disk bytes ${bad}–${bad + 4096} (page 0): gone`]);
+  const walked: string[] = [];
+  const failed = await rejection((async () => {
+    for await (const item of files.walk('/usr')) walked.push(item.path);
+  })());
+  expect(failed.message).toBe(listed.message);
+  expect(walked).toEqual(['/usr', '/usr/bin']);
+});
+
+test('a file system whose group descriptors are garbage: Corrupt naming the volume, never a crash', async () => {
+  const garbled = path.join(dir, 'garbled.img');
+  await fs.copyFile(image, garbled);
+  const handle = await fs.open(garbled, 'r+');
+  await handle.write(Buffer.alloc(4096, 0xa5), 0, 4096, 4096); // block 1: the group descriptor table
+  await handle.close();
+  const files = await openImage(garbled);
+  expect(files.volumes()[0].identity).toMatchObject({ kind: 'ext4', openable: true });
+  const failed = await rejection(files.list('/'));
+  expect(failed.code).toBe('Corrupt');
+  expect(failed.message).toMatch(/^disk: the ext file system cannot be opened: it points outside its volume \(bytes -?\d+–-?\d+ of 33554432\)$/);
 });
 
 test('random bytes: not openable, the message says what was found', async () => {

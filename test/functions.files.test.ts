@@ -31,7 +31,9 @@ beforeAll(async () => {
     await fs.writeFile(path.join(dir, 'data/big.bin'), BIG);
     await fs.writeFile(path.join(dir, 'data/Grüße ☃.txt'), 'hello\n');
     await fs.symlink('/etc/hosts', path.join(dir, 'data/hosts-link'));
-  });
+    // Larger than what socket buffers take: a paused download keeps its backup open.
+    await fs.writeFile(path.join(dir, 'huge.txt'), seededBytes(16 * MiB, 32, true));
+  }, { sizeBytes: 32 * MiB });
   randomBackupId = await backupRandomDisk(env, 'api-random');
   server = await startLocalServer({
     taskHub: { connectionString: env.az.accounts.vault.connectionString },
@@ -92,7 +94,7 @@ describe('file API', () => {
     expect(answer.status).toBe(200);
     const body = jsonOf(answer);
     expect(body).toMatchObject({ backupId: backup.backupId, journalReplayed: [] });
-    expect(body.volumes).toEqual([expect.objectContaining({ name: 'disk', offset: 0, size: 16 * MiB, kind: 'ext4', openable: true })]);
+    expect(body.volumes).toEqual([expect.objectContaining({ name: 'disk', offset: 0, size: 32 * MiB, kind: 'ext4', openable: true })]);
     expect((body.stats as { requests: number }).requests).toBeGreaterThan(0);
   });
 
@@ -143,6 +145,30 @@ describe('file API', () => {
     expect(sha(big.body)).toBe(sha(BIG));
     expect(big.complete).toBe(true);
     expect((jsonOf(list).entries as Array<{ name: string }>).map((e) => e.name)).toEqual(['hosts']);
+  });
+
+  test('at most 8 backups open at once: a 9th request gets 503; a client going away frees its place', async () => {
+    const paused: http.ClientRequest[] = [];
+    let opened: () => void = () => undefined;
+    const allOpen = new Promise<void>((resolve) => (opened = resolve));
+    const downloads = Array.from({ length: 8 }, () =>
+      get(content(backup.backupId, '/huge.txt'), (res, req) => {
+        res.pause();
+        paused.push(req);
+        if (paused.length === 8) opened();
+      }),
+    );
+    await allOpen;
+    expectProblem(await get(files(backup.backupId)), 503, 'TooManyFileSessions');
+    for (const req of paused) req.destroy();
+    for (const d of await Promise.all(downloads)) expect(d.complete).toBe(false);
+    // Every place is free again once the cancelled streams have closed their backups.
+    let status = 0;
+    for (let i = 0; i < 100 && status !== 200; i++) {
+      status = (await get(files(backup.backupId))).status;
+      if (status !== 200) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(status).toBe(200);
   });
 
   test('missing path → 404 PathNotFound; a directory → 400 NotAFile; a volume Pagewise cannot read → 422', async () => {

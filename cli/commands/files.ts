@@ -133,7 +133,12 @@ export const defineFiles: DefineCommand = (program, ctx) => {
     await withFiles(ctx, id, opts, async (files) => {
       const entry = await files.stat(file);
       if (entry.type !== 'file') throw new PagewiseError('BadInput', `${entry.volume}:${entry.path} is a ${entry.type}, not a regular file (pagewise ls lists a directory)`);
-      for await (const chunk of files.read(file, { abortSignal: ctx.io.interruptSignal?.() })) await write(chunk);
+      try {
+        for await (const chunk of files.read(file, { abortSignal: ctx.io.interruptSignal?.() })) await write(chunk);
+      } catch (err) {
+        // The reader of the pipe went away (`pagewise cat … | head`): it has what it wanted; stop quietly, as cat does.
+        if ((err as NodeJS.ErrnoException).code !== 'EPIPE') throw err;
+      }
     });
   });
 };

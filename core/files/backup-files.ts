@@ -101,7 +101,8 @@ export class BackupFiles {
     if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) throw new PagewiseError('BadInput', `limit ${limit} must be a whole number from 1 to ${MAX_LIST_LIMIT}`);
     const where = this.parse(path);
     const volume = await this.volume(where.volume);
-    const names = await volume.listNames(where.path);
+    const label = `${where.volume}:${where.path}`;
+    const names = await named(label, () => volume.listNames(where.path));
     let start = 0;
     if (options.after !== undefined) {
       const after = Buffer.from(options.after);
@@ -109,7 +110,7 @@ export class BackupFiles {
     }
     const page = names.slice(start, start + limit);
     const entries: FileEntry[] = [];
-    for (const name of page) entries.push(await volume.child(where.path, name));
+    for (const name of page) entries.push(await named(label, () => volume.child(where.path, name)));
     const listing: FileListing = { volume: where.volume, path: where.path, entries };
     if (start + limit < names.length) listing.next = page[page.length - 1];
     return listing;
@@ -119,7 +120,7 @@ export class BackupFiles {
   async stat(path: string): Promise<FileEntry & { volume: string }> {
     const where = this.parse(path);
     const volume = await this.volume(where.volume);
-    return { ...(await volume.lstat(where.path)), volume: where.volume };
+    return { ...(await named(`${where.volume}:${where.path}`, () => volume.lstat(where.path))), volume: where.volume };
   }
 
   /** A regular file's bytes in order; a Corrupt read is rethrown as Corrupt `file p1:/x cannot be read: …`. */
@@ -129,8 +130,7 @@ export class BackupFiles {
     try {
       yield* volume.readFile(where.path, { abortSignal: options.abortSignal });
     } catch (err) {
-      if (isPagewiseError(err, 'Corrupt')) throw new PagewiseError('Corrupt', `file ${where.volume}:${where.path} cannot be read: ${err.message}`, { cause: err });
-      throw err;
+      throw namedCorrupt(err, `${where.volume}:${where.path}`, 'file ');
     }
   }
 
@@ -139,7 +139,9 @@ export class BackupFiles {
    * entries, never followed; a directory met twice (a hard-linked directory: a loop or a fan-out a hostile
    * image may hold) or deeper than MAX_WALK_DEPTH is yielded with `skip` and not entered.
    */
-  async *walk(path: string, options: { abortSignal?: AbortSignal } = {}): AsyncGenerator<WalkEntry> {
+  async *walk(path: string, options: { abortSignal?: AbortSignal; /** ≤ MAX_WALK_DEPTH (the default) */ maxDepth?: number } = {}): AsyncGenerator<WalkEntry> {
+    const maxDepth = options.maxDepth ?? MAX_WALK_DEPTH;
+    if (!Number.isSafeInteger(maxDepth) || maxDepth < 0 || maxDepth > MAX_WALK_DEPTH) throw new PagewiseError('BadInput', `maxDepth ${maxDepth} must be a whole number from 0 to ${MAX_WALK_DEPTH}`);
     const where = this.parse(path);
     const volume = await this.volume(where.volume);
     const seen = new Set<number>();
@@ -153,17 +155,18 @@ export class BackupFiles {
         yield { ...entry, volume: where.volume, relative, skip: 'a directory already met at another path (a hard-linked directory)' };
         return;
       }
-      if (relative.length > MAX_WALK_DEPTH) {
-        yield { ...entry, volume: where.volume, relative, skip: `deeper than ${MAX_WALK_DEPTH} directories` };
+      if (relative.length > maxDepth) {
+        yield { ...entry, volume: where.volume, relative, skip: `deeper than ${maxDepth} directories` };
         return;
       }
       seen.add(entry.ino);
       yield { ...entry, volume: where.volume, relative };
-      for (const name of await volume.listNames(entry.path)) {
-        yield* visit(await volume.child(entry.path, name), [...relative, name]);
+      const label = `${where.volume}:${entry.path}`;
+      for (const name of await named(label, () => volume.listNames(entry.path))) {
+        yield* visit(await named(label, () => volume.child(entry.path, name)), [...relative, name]);
       }
     };
-    yield* visit(await volume.lstat(where.path), []);
+    yield* visit(await named(`${where.volume}:${where.path}`, () => volume.lstat(where.path)), []);
   }
 
   stats(): FileRestoreStats {
@@ -216,5 +219,24 @@ export class BackupFiles {
     const volume = await ExtVolume.mount(journal.replayed ? overlay : window, name);
     this.volumesOpened++;
     return volume;
+  }
+}
+
+/**
+ * A Corrupt met while reading `label` ('p1:/etc'), said so once: a disk range alone does not tell a user which
+ * file or directory is lost. Other errors as they are.
+ */
+function namedCorrupt(err: unknown, label: string, prefix = ''): unknown {
+  if (!isPagewiseError(err, 'Corrupt')) return err;
+  const said = `${label} cannot be read: `;
+  const detail = err.message.startsWith(said) ? err.message.slice(said.length) : err.message;
+  return new PagewiseError('Corrupt', `${prefix}${said}${detail}`, { cause: err });
+}
+
+async function named<T>(label: string, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    throw namedCorrupt(err, label);
   }
 }

@@ -103,7 +103,7 @@ class ReaderDisk extends Disk {
   protected async _read(buffer: Buffer, bufferOffset: number, length: number, fileOffset: number): Promise<ReadResult> {
     try {
       if (fileOffset < 0 || fileOffset + length > this.reader.size) {
-        throw new PagewiseError('Corrupt', `${this.what}: the file system asks for bytes ${fileOffset}–${fileOffset + length}, past the end of the volume (${this.reader.size} bytes)`);
+        throw new OutsideVolume(this.what, `bytes ${fileOffset}–${fileOffset + length} of ${this.reader.size}`);
       }
       const bytes = await this.reader.read(fileOffset, length);
       bytes.copy(buffer, bufferOffset, 0, length);
@@ -119,6 +119,16 @@ class ReaderDisk extends Disk {
   }
 
   protected async _flush(): Promise<void> {}
+}
+
+/** A read libext2fs asked for outside the volume: a damaged (or hostile) block number. */
+class OutsideVolume extends PagewiseError {
+  constructor(
+    what: string,
+    readonly range: string,
+  ) {
+    super('Corrupt', `${what}: the file system points outside its volume (${range})`);
+  }
 }
 
 interface ErrnoError {
@@ -143,6 +153,7 @@ export class ExtVolume {
       fs = await EXT2FS_CALLS.run(() => mount(readerDisk, 0));
     } catch (err) {
       const failure = readerDisk.takeFailure();
+      if (failure instanceof OutsideVolume) throw new PagewiseError('Corrupt', `${what}: the ext file system cannot be opened: it points outside its volume (${failure.range})`);
       if (failure !== undefined) throw asPagewise(failure, what);
       throw new PagewiseError('Corrupt', `${what}: the ext file system cannot be opened (libext2fs says ${(err as ErrnoError).code ?? String(err)})`, { cause: err });
     }

@@ -8,7 +8,8 @@ import { constants as fsConstants, promises as fs } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { PagewiseError, throwIfAborted } from '../errors';
 import type { BackupFiles, FileRestoreStats, WalkEntry } from './backup-files';
-import { unusableName, type FileType } from './ext-volume';
+import { FILE_CHUNK_BYTES, unusableName, type FileType } from './ext-volume';
+import { MAX_VOLUME_PATH_BYTES } from './file-path';
 
 export interface ExtractRequest {
   files: BackupFiles;
@@ -40,6 +41,9 @@ const NOT_EXTRACTED: Partial<Record<FileType, string>> = {
   unknown: 'an entry of unknown type is not extracted',
 };
 
+/** Linux's PATH_MAX less its NUL: a longer local path cannot be made (Node has no openat to go deeper). */
+const LOCAL_PATH_MAX = 4095;
+
 /** A directory created (or entered) whose mode and times are set once its contents are in. */
 interface OpenDirectory {
   relative: string[];
@@ -51,19 +55,20 @@ export async function extractFiles(req: ExtractRequest): Promise<ExtractResult> 
   const { files } = req;
   const overwrite = req.overwrite ?? false;
   const modeMask = req.keepSetid ? 0o7777 : 0o1777;
+  if (req.paths.length === 0) throw new PagewiseError('BadInput', 'no path to extract was given');
   // Each requested path lands under `to` by its last component (a volume's root by the volume's name).
   const requests = req.paths.map((text) => {
     const where = files.parse(text);
     return { text, where, landing: where.path === '/' ? where.volume : where.path.slice(where.path.lastIndexOf('/') + 1) };
   });
-  // `to` is made only once every path asked for parses: a refused path leaves nothing behind.
-  const root = await prepareTarget(req.to);
-  const result: ExtractResult = { to: root, files: 0, directories: 0, symlinks: 0, bytes: 0, skipped: [], journalReplayed: [], stats: files.stats() };
   const landings = new Set<string>();
   for (const r of requests) {
-    if (landings.has(r.landing)) throw new PagewiseError('BadInput', `two of the paths asked for would land at the same name "${r.landing}" under ${root}`);
+    if (landings.has(r.landing)) throw new PagewiseError('BadInput', `two of the paths asked for would land at the same name "${r.landing}" under ${resolve(req.to)}`);
     landings.add(r.landing);
   }
+  // `to` is made only once every path asked for is accepted: a refused request leaves nothing behind.
+  const root = await prepareTarget(req.to);
+  const result: ExtractResult = { to: root, files: 0, directories: 0, symlinks: 0, bytes: 0, skipped: [], journalReplayed: [], stats: files.stats() };
 
   const checkedDirs = new Set<string>([root]);
   /** Parent directories are real directories inside `to` (never a symlink), checked once each. */
@@ -105,6 +110,10 @@ export async function extractFiles(req: ExtractRequest): Promise<ExtractResult> 
         skip(`${bad}; it is never used as a local name`);
         continue;
       }
+      if (Buffer.byteLength(entry.path) > MAX_VOLUME_PATH_BYTES) {
+        skip(`its path is longer than ${MAX_VOLUME_PATH_BYTES} bytes`);
+        continue;
+      }
       const siblings = names.get(parentRelative.join('/')) ?? new Set<string>();
       names.set(parentRelative.join('/'), siblings);
       if (siblings.has(name)) {
@@ -123,8 +132,12 @@ export async function extractFiles(req: ExtractRequest): Promise<ExtractResult> 
       }
 
       const parent = join(root, ...parentRelative);
-      await assertRealDir(parent);
       const local = join(parent, name);
+      if (Buffer.byteLength(local) > LOCAL_PATH_MAX) {
+        skip(`its local path would be longer than ${LOCAL_PATH_MAX} bytes`);
+        continue;
+      }
+      await assertRealDir(parent);
       if (entry.type === 'directory') {
         await makeDirectory(local, overwrite);
         await assertRealDir(local);
@@ -147,10 +160,12 @@ export async function extractFiles(req: ExtractRequest): Promise<ExtractResult> 
           const handle = await fs.open(temp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o600);
           try {
             for await (const chunk of files.read(shownPath, { abortSignal: req.abortSignal })) {
-              await handle.write(chunk, 0, chunk.length);
+              // All-zero steps (a sparse file's holes) are not written: the file stays sparse here too.
+              if (!isZero(chunk)) await handle.write(chunk, 0, chunk.length, written);
               written += chunk.length;
             }
             throwIfAborted(req.abortSignal, 'the extraction was cancelled');
+            await handle.truncate(written);
             // Mode and times after the content, on the descriptor: never through a path.
             await handle.chmod(entry.mode & modeMask);
             await handle.utimes(entry.atimeMs / 1000, entry.mtimeMs / 1000);
@@ -194,6 +209,16 @@ function temporaryName(name: string): string {
     short += c;
   }
   return `.${short}.pagewise-${randomBytes(6).toString('hex')}`;
+}
+
+const ZEROS = Buffer.alloc(FILE_CHUNK_BYTES);
+
+function isZero(chunk: Buffer): boolean {
+  for (let at = 0; at < chunk.length; at += ZEROS.length) {
+    const part = chunk.subarray(at, at + ZEROS.length);
+    if (!part.equals(ZEROS.subarray(0, part.length))) return false;
+  }
+  return true;
 }
 
 function isInside(relative: string[], dir: string[]): boolean {

@@ -102,8 +102,37 @@ function answer(handler: Handler): Handler {
     });
 }
 
+/**
+ * Backups open at once in this app instance. Each holds a piece cache of up to 64 MiB and a download holds
+ * its backup until the client has read the file: the bound keeps a caller with the function key (or many
+ * slow clients) from holding the instance's memory. Past it: 503, retry later.
+ */
+export const MAX_OPEN_FILE_SESSIONS = 8;
+let openSessions = 0;
+
+/** The backup's files opened under the session bound; `close` (once) closes them and frees the place. */
 async function openFiles(backupId: string): Promise<BackupFiles> {
-  return BackupFiles.open({ vault: readSettings().vault, backupId, userKey: readUserKey() });
+  if (openSessions >= MAX_OPEN_FILE_SESSIONS) {
+    throw new ProblemError(503, 'TooManyFileSessions', `${MAX_OPEN_FILE_SESSIONS} backups are being read at once in this instance; retry when a download has finished`);
+  }
+  openSessions++;
+  let files: BackupFiles;
+  try {
+    files = await BackupFiles.open({ vault: readSettings().vault, backupId, userKey: readUserKey() });
+  } catch (err) {
+    openSessions--;
+    throw err;
+  }
+  const close = files.close.bind(files);
+  let closed = false;
+  files.close = async () => {
+    if (!closed) {
+      closed = true;
+      openSessions--;
+    }
+    await close();
+  };
+  return files;
 }
 
 /**

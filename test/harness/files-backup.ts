@@ -16,12 +16,18 @@ export interface FilesBackup {
 }
 
 /** Backs up an ext4 image of the folder `build` fills, as the disk `name`, into `vault` (default env.vault). */
-export async function backupExtTree(env: TestEnv, name: string, build: (dir: string) => Promise<void>, options: { sizeBytes?: number; vault?: StorageLocation } = {}): Promise<FilesBackup> {
+export async function backupExtTree(
+  env: TestEnv,
+  name: string,
+  build: (dir: string) => Promise<void>,
+  options: { sizeBytes?: number; vault?: StorageLocation; /** Changes the image before upload (a journal transaction). */ prepare?: (image: string) => Promise<void> } = {},
+): Promise<FilesBackup> {
   const tree = path.join(env.tmp, `${name}-tree`);
   await fs.mkdir(tree, { recursive: true });
   await build(tree);
   const image = path.join(env.tmp, `${name}.img`);
   await makeExtImage(image, tree, { kind: 'ext4', sizeBytes: options.sizeBytes ?? 16 * MiB });
+  await options.prepare?.(image);
   return { backupId: await backupImage(env, name, image, options.vault), tree, image };
 }
 
@@ -42,7 +48,7 @@ export async function backupPartitionedTree(env: TestEnv, name: string, build: (
 
 async function backupImage(env: TestEnv, name: string, image: string, vault?: StorageLocation): Promise<string> {
   await uploadImage(image, { url: env.az.sasUrl('src', 'disks', `${name}.vhd`) });
-  const result = await backupDisk({ source: { url: env.sourceUrl(`${name}.vhd`) }, vault: vault ?? env.vault, userKey: env.userKey, pageSize: 64 * KiB, cacheBytes: 1 * MiB });
+  const result = await backupDisk({ source: { url: env.sourceUrl(`${name}.vhd`) }, vault: vault ?? env.vault, userKey: env.userKey, pageSize: 256 * KiB, cacheBytes: 4 * MiB });
   return result.backupId;
 }
 
