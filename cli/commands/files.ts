@@ -77,7 +77,8 @@ export const defineFiles: DefineCommand = (program, ctx) => {
       if (limit !== undefined && (limit < 1 || limit > MAX_LIST_LIMIT)) throw new PagewiseError('BadInput', `--limit ${limit} must be from 1 to ${MAX_LIST_LIMIT}`);
       await withFiles(ctx, id, opts, async (files) => {
         const volumes = files.volumes();
-        if (path === undefined && (files.layout.scheme !== 'none' || volumes.length !== 1)) {
+        // The table when there is a choice to make, or nothing to open (it says why); else the one file system's root.
+        if (path === undefined && (files.layout.scheme !== 'none' || volumes.length !== 1 || !volumes[0].identity.openable)) {
           if (opts.after !== undefined || limit !== undefined) throw new PagewiseError('BadInput', '--limit and --after apply to a directory: give a path (p1:/…)');
           const summaries = volumes.map(volumeSummary);
           if (opts.json) return printJson(ctx.io, { backupId: id, scheme: files.layout.scheme, volumes: summaries, warnings: files.layout.warnings, journalReplayed: replayedVolumes(files), stats: files.stats() });

@@ -25,10 +25,10 @@ app.http('listBackupFiles', {
     const path = queryText(request, 'path', MAX_PATH_CHARS);
     const after = queryText(request, 'after', MAX_AFTER_CHARS);
     const limit = queryLimit(request);
+    if (path === undefined && (after !== undefined || limit !== undefined)) throw new ProblemError(400, 'BadQuery', 'limit and after apply to a directory listing: give path too');
     const files = await openFiles(backupId);
     try {
       if (path === undefined) {
-        if (after !== undefined || limit !== undefined) throw new ProblemError(400, 'BadQuery', 'limit and after apply to a directory listing: give path too');
         return json({ backupId, volumes: files.volumes().map(volumeSummary), journalReplayed: replayedVolumes(files), stats: files.stats() });
       }
       const listing = await files.list(path, { ...(limit !== undefined ? { limit } : {}), ...(after !== undefined ? { after } : {}) });
