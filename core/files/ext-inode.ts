@@ -102,12 +102,14 @@ class RunList {
 }
 
 /**
- * The mapped stretches of logical blocks [0, count) of an inode, in logical order (holes and unwritten
+ * The mapped stretches of logical blocks [first, count) of an inode, in logical order (holes and unwritten
  * extents left out): extent trees of any depth (≤ 5, loop-safe) and ext2/3 block maps. Every physical block
- * lies inside the volume, or Corrupt.
+ * lies inside the volume, or Corrupt. `first` > 0 maps a window of a large file: subtrees wholly before it
+ * are not read, and runs are cut at it.
  */
-export async function mapInodeRuns(disk: DiskReader, sb: ExtSuperblock, inode: ExtInode, count: number, what: string): Promise<BlockRun[]> {
+export async function mapInodeRuns(disk: DiskReader, sb: ExtSuperblock, inode: ExtInode, count: number, what: string, first = 0): Promise<BlockRun[]> {
   if (!Number.isSafeInteger(count) || count < 0 || count > MAX_LOGICAL_BLOCKS) throw corrupt(what, `${count} blocks is not a block count`);
+  if (!Number.isSafeInteger(first) || first < 0 || first > count) throw corrupt(what, `${first} is not a first block below ${count}`);
   const volumeBlocks = Math.min(sb.blocksCount, Math.floor(disk.size / sb.blockSize));
   const runs = new RunList(what);
   const inVolume = (physical: number, length: number, purpose: string) => {
@@ -116,7 +118,7 @@ export async function mapInodeRuns(disk: DiskReader, sb: ExtSuperblock, inode: E
       throw corrupt(what, `${purpose} points at ${blocks}, outside the volume (${volumeBlocks} blocks)`);
     }
   };
-  if (count === 0) return runs.runs;
+  if (count === first) return runs.runs;
   if (inode.flags & EXT_INODE_INLINE_DATA_FL) throw corrupt(what, 'its data is stored inline in the inode, not in blocks');
   if (inode.flags & EXT_INODE_EXTENTS_FL) {
     const visited = new Set<number>();
@@ -141,17 +143,19 @@ export async function mapInodeRuns(disk: DiskReader, sb: ExtSuperblock, inode: E
           if (length === 0 || logical < nextLogical) throw corrupt(what, `${purpose} holds an extent out of order (logical block ${logical})`);
           inVolume(physical, length, purpose);
           nextLogical = logical + length;
-          const take = Math.min(length, count - logical);
-          if (!unwritten) runs.add(logical, physical, take); // unwritten extents read as zeros: a hole
+          const skip = Math.max(0, first - logical);
+          const take = Math.min(length, count - logical) - skip;
+          if (!unwritten && take > 0) runs.add(logical + skip, physical + skip, take); // unwritten extents read as zeros: a hole
         } else {
           const child = node.readUInt16LE(e + 8) * 2 ** 32 + node.readUInt32LE(e + 4);
-          if (visited.has(child)) throw corrupt(what, `its extent tree visits block ${child} twice`);
-          // Each tree block must lead to some of the `count` blocks, and to a run: more blocks than that is a shaped tree.
-          const most = Math.min(Math.max(64, count), MAX_BLOCK_RUNS);
-          if (visited.size >= most) throw corrupt(what, `its extent tree has more than ${most} blocks for ${count} data blocks`);
-          visited.add(child);
           const next = i + 1 < entries ? node.readUInt32LE(e + 12) : undefined;
           if (next !== undefined && next <= logical) throw corrupt(what, `${purpose} holds an index out of order`);
+          if (next !== undefined && next <= first) continue; // wholly before the window
+          if (visited.has(child)) throw corrupt(what, `its extent tree visits block ${child} twice`);
+          // Each tree block must lead to some of the `count` blocks, and to a run: more blocks than that is a shaped tree.
+          const most = Math.min(Math.max(64, count - first), MAX_BLOCK_RUNS);
+          if (visited.size >= most) throw corrupt(what, `its extent tree has more than ${most} blocks for ${count - first} data blocks`);
+          visited.add(child);
           await walk(await readBlock(disk, sb, child, what, purpose), depth - 1, `extent tree block ${child}`);
         }
       }
@@ -166,15 +170,16 @@ export async function mapInodeRuns(disk: DiskReader, sb: ExtSuperblock, inode: E
     inVolume(physical, 1, purpose);
     runs.add(logical, physical, 1);
   };
-  for (let i = 0; i < 12 && i < count; i++) pointer(inode.block.readUInt32LE(i * 4), i, 'the inode\'s block map');
-  // Maps the subtree under `block` (levels of indirection) for logical blocks starting at `first`.
-  const indirect = async (block: number, level: number, first: number): Promise<void> => {
-    if (block === 0 || first >= count) return;
-    const data = await readBlock(disk, sb, block, what, `indirect block ${block}`);
+  for (let i = first; i < 12 && i < count; i++) pointer(inode.block.readUInt32LE(i * 4), i, 'the inode\'s block map');
+  // Maps the subtree under `block` (levels of indirection) for logical blocks starting at `start`.
+  const indirect = async (block: number, level: number, start: number): Promise<void> => {
     const span = perBlock ** (level - 1);
+    if (block === 0 || start >= count || start + span * perBlock <= first) return;
+    const data = await readBlock(disk, sb, block, what, `indirect block ${block}`);
     for (let i = 0; i < perBlock; i++) {
-      const logical = first + i * span;
+      const logical = start + i * span;
       if (logical >= count) return;
+      if (logical + span <= first) continue; // wholly before the window
       const p = data.readUInt32LE(i * 4);
       if (level === 1) pointer(p, logical, `indirect block ${block}`);
       else await indirect(p, level - 1, logical);

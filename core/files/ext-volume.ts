@@ -5,6 +5,8 @@ import { Limiter } from '../concurrency';
 import { isPagewiseError, PagewiseError, throwIfAborted } from '../errors';
 import { MiB } from '../limits';
 import type { DiskReader } from './disk-reader';
+import { fallsBack, planFileData, readFileData } from './ext-file-data';
+import { EXT_SUPERBLOCK_BYTES, EXT_SUPERBLOCK_OFFSET, parseExtSuperblock, type ExtSuperblock } from './ext-superblock';
 
 export type FileType = 'file' | 'directory' | 'symlink' | 'fifo' | 'socket' | 'char-device' | 'block-device' | 'unknown';
 
@@ -83,7 +85,7 @@ class ReaderDisk extends Disk {
   failure: unknown;
 
   constructor(
-    private readonly reader: DiskReader,
+    readonly reader: DiskReader,
     private readonly what: string,
   ) {
     super(true, true, false, false);
@@ -143,6 +145,8 @@ export class ExtVolume {
     private readonly disk: ReaderDisk,
     /** The volume's name in messages ('p1', 'disk'). */
     readonly what: string,
+    /** Parsed at mount for the direct file-data path; undefined (libext2fs reads every file) when unparsable. */
+    private readonly sb: ExtSuperblock | undefined,
   ) {}
 
   /** Mounts the ext file system on `disk` (the whole reader is the volume). A write never reaches `disk`. */
@@ -157,7 +161,7 @@ export class ExtVolume {
       if (failure !== undefined) throw asPagewise(failure, what);
       throw new PagewiseError('Corrupt', `${what}: the ext file system cannot be opened (libext2fs says ${(err as ErrnoError).code ?? String(err)})`, { cause: err });
     }
-    return new ExtVolume(fs, readerDisk, what);
+    return new ExtVolume(fs, readerDisk, what, await superblockOf(disk, what));
   }
 
   /** The entry at `path` itself (a symlink is not followed; the path's earlier components are, inside the volume). */
@@ -195,8 +199,13 @@ export class ExtVolume {
     return this.entryOf(path, name, stats);
   }
 
-  /** A regular file's bytes in order, read through a FileHandle in steps (never libext2fs's readFile, which garbles binary files). */
-  async *readFile(path: string, options: { chunkBytes?: number; abortSignal?: AbortSignal } = {}): AsyncGenerator<Buffer> {
+  /**
+   * A regular file's bytes in order. libext2fs resolves the path and says what the file is; its data is then
+   * read straight from its blocks (ext-file-data.ts: large reads, not libext2fs's block-at-a-time), or, for
+   * what that path does not take (inline data, a mismatch, a map over the bounds), through a libext2fs
+   * FileHandle in steps (never libext2fs's readFile, which garbles binary files).
+   */
+  async *readFile(path: string, options: { chunkBytes?: number; abortSignal?: AbortSignal; direct?: boolean } = {}): AsyncGenerator<Buffer> {
     const chunkBytes = options.chunkBytes ?? FILE_CHUNK_BYTES;
     if (!Number.isSafeInteger(chunkBytes) || chunkBytes <= 0 || chunkBytes > 64 * MiB) throw new PagewiseError('BadInput', `chunkBytes ${chunkBytes} must be from 1 to ${64 * MiB}`);
     const p = this.fs.promises;
@@ -205,6 +214,22 @@ export class ExtVolume {
       const stats = await this.call(path, () => p.fstat(fd));
       const type = fileTypeOf(stats.mode);
       if (type !== 'file') throw new PagewiseError('BadInput', `${this.what}:${path} is ${type === 'directory' ? 'a directory' : `a ${type}`}, not a regular file`);
+      const where = `${this.what}:${path}`;
+      if (this.sb && options.direct !== false) {
+        const plan = await planFileData(this.disk.reader, this.sb, { ino: stats.ino, mode: stats.mode, size: stats.size }, where);
+        if (plan.direct) {
+          let yielded = false;
+          try {
+            for await (const chunk of readFileData(this.disk.reader, this.sb, plan.inode, where, { chunkBytes, abortSignal: options.abortSignal })) {
+              yielded = true;
+              yield chunk;
+            }
+            return;
+          } catch (err) {
+            if (yielded || !fallsBack(err)) throw err;
+          }
+        }
+      }
       for (let at = 0; at < stats.size; ) {
         throwIfAborted(options.abortSignal, `reading ${this.what}:${path} was cancelled`);
         const length = Math.min(chunkBytes, stats.size - at);
@@ -279,6 +304,15 @@ export class ExtVolume {
     };
     if (type === 'symlink') entry.target = await this.call(path, () => this.fs.promises.readlink(path));
     return entry;
+  }
+}
+
+/** The volume's superblock for the direct file-data path; undefined when it does not parse (libext2fs mounted it anyway). */
+async function superblockOf(disk: DiskReader, what: string): Promise<ExtSuperblock | undefined> {
+  try {
+    return parseExtSuperblock(await disk.read(EXT_SUPERBLOCK_OFFSET, EXT_SUPERBLOCK_BYTES), what);
+  } catch {
+    return undefined;
   }
 }
 
