@@ -20,6 +20,14 @@ export interface FileFacts {
   size: number;
 }
 
+export interface FileDataOptions {
+  /** The longest step (and disk read) handed out. */
+  chunkBytes: number;
+  abortSignal?: AbortSignal;
+  /** Logical blocks mapped at once (tests: small windows); at most MAP_WINDOW_BLOCKS. */
+  windowBlocks?: number;
+}
+
 export type FileDataPlan = { direct: true; inode: ExtInode } | { direct: false; why: string };
 
 /**
@@ -48,16 +56,18 @@ export async function* readFileData(
   sb: ExtSuperblock,
   inode: ExtInode,
   what: string,
-  options: { chunkBytes: number; abortSignal?: AbortSignal },
+  options: FileDataOptions,
 ): AsyncGenerator<Buffer> {
   yield* readAhead(fileSteps(disk, sb, inode, what, options));
 }
 
-async function* fileSteps(disk: DiskReader, sb: ExtSuperblock, inode: ExtInode, what: string, options: { chunkBytes: number; abortSignal?: AbortSignal }): AsyncGenerator<Buffer> {
+async function* fileSteps(disk: DiskReader, sb: ExtSuperblock, inode: ExtInode, what: string, options: FileDataOptions): AsyncGenerator<Buffer> {
   const bs = sb.blockSize;
   const count = Math.ceil(inode.size / bs);
-  for (let windowStart = 0; windowStart < count; windowStart += MAP_WINDOW_BLOCKS) {
-    const windowEnd = Math.min(count, windowStart + MAP_WINDOW_BLOCKS);
+  const window = options.windowBlocks ?? MAP_WINDOW_BLOCKS;
+  if (!Number.isSafeInteger(window) || window <= 0 || window > MAP_WINDOW_BLOCKS) throw new PagewiseError('BadInput', `windowBlocks ${window} must be from 1 to ${MAP_WINDOW_BLOCKS}`);
+  for (let windowStart = 0; windowStart < count; windowStart += window) {
+    const windowEnd = Math.min(count, windowStart + window);
     const runs = await mapInodeRuns(disk, sb, inode, windowEnd, what, windowStart);
     const stop = Math.min(inode.size, windowEnd * bs);
     let r = 0; // first run that may still overlap

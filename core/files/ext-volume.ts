@@ -205,7 +205,7 @@ export class ExtVolume {
    * what that path does not take (inline data, a mismatch, a map over the bounds), through a libext2fs
    * FileHandle in steps (never libext2fs's readFile, which garbles binary files).
    */
-  async *readFile(path: string, options: { chunkBytes?: number; abortSignal?: AbortSignal; direct?: boolean } = {}): AsyncGenerator<Buffer> {
+  async *readFile(path: string, options: { chunkBytes?: number; abortSignal?: AbortSignal; /** false: libext2fs only (tests compare) */ direct?: boolean } = {}): AsyncGenerator<Buffer> {
     const chunkBytes = options.chunkBytes ?? FILE_CHUNK_BYTES;
     if (!Number.isSafeInteger(chunkBytes) || chunkBytes <= 0 || chunkBytes > 64 * MiB) throw new PagewiseError('BadInput', `chunkBytes ${chunkBytes} must be from 1 to ${64 * MiB}`);
     const p = this.fs.promises;
