@@ -309,7 +309,7 @@ describe('ext4 edge cases (1 KiB blocks)', () => {
     opened.push(backup);
     const err = await rejection(bytesOf(backup.read('/f005')));
     expect(err.code).toBe('Corrupt');
-    expect(err.message).toMatch(/^file disk:\/f005 cannot be read: .*block 99999999, outside the volume \(16384 blocks\)$/);
+    expect(err.message).toBe("file disk:/f005 cannot be read: the inode's extent root points at block 99999999, outside the volume (16384 blocks)");
   });
 
   test('a file changed only in the journal is read as replayed (the overlay wins under the direct path)', async () => {

@@ -216,18 +216,18 @@ export class ExtVolume {
       if (type !== 'file') throw new PagewiseError('BadInput', `${this.what}:${path} is ${type === 'directory' ? 'a directory' : `a ${type}`}, not a regular file`);
       const where = `${this.what}:${path}`;
       if (this.sb && options.direct !== false) {
-        const plan = await planFileData(this.disk.reader, this.sb, { ino: stats.ino, mode: stats.mode, size: stats.size }, where);
-        if (plan.direct) {
-          let yielded = false;
-          try {
+        let yielded = false;
+        try {
+          const plan = await planFileData(this.disk.reader, this.sb, { ino: stats.ino, mode: stats.mode, size: stats.size }, where);
+          if (plan.direct) {
             for await (const chunk of readFileData(this.disk.reader, this.sb, plan.inode, where, { chunkBytes, abortSignal: options.abortSignal })) {
               yielded = true;
               yield chunk;
             }
             return;
-          } catch (err) {
-            if (yielded || !fallsBack(err)) throw err;
           }
+        } catch (err) {
+          if (yielded || !fallsBack(err)) throw cannotRead(err, where);
         }
       }
       for (let at = 0; at < stats.size; ) {
@@ -305,6 +305,13 @@ export class ExtVolume {
     if (type === 'symlink') entry.target = await this.call(path, () => this.fs.promises.readlink(path));
     return entry;
   }
+}
+
+/** A damaged map as "p1:/x cannot be read: its …" (ext-inode says "p1:/x is damaged: …"): the facade names the file once. */
+function cannotRead(err: unknown, where: string): unknown {
+  const damaged = `${where} is damaged: `;
+  if (!isPagewiseError(err, 'Corrupt') || !err.message.startsWith(damaged)) return err;
+  return new PagewiseError('Corrupt', `${where} cannot be read: ${err.message.slice(damaged.length)}`, { cause: err });
 }
 
 /** The volume's superblock for the direct file-data path; undefined when it does not parse (libext2fs mounted it anyway). */
