@@ -64,6 +64,8 @@ export async function* readFileData(
 async function* fileSteps(disk: DiskReader, sb: ExtSuperblock, inode: ExtInode, what: string, options: FileDataOptions): AsyncGenerator<Buffer> {
   const bs = sb.blockSize;
   const count = Math.ceil(inode.size / bs);
+  // ext's logical block numbers are 32-bit: a larger size is a damaged (or shaped) inode, not terabytes of zeros to stream.
+  if (count > 2 ** 32) throw new PagewiseError('Corrupt', `${what} is damaged: its size of ${inode.size} bytes is more than 2^32 blocks of ${bs} bytes`);
   const window = options.windowBlocks ?? MAP_WINDOW_BLOCKS;
   if (!Number.isSafeInteger(window) || window <= 0 || window > MAP_WINDOW_BLOCKS) throw new PagewiseError('BadInput', `windowBlocks ${window} must be from 1 to ${MAP_WINDOW_BLOCKS}`);
   for (let windowStart = 0; windowStart < count; windowStart += window) {
