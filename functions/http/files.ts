@@ -26,7 +26,8 @@ app.http('listBackupFiles', {
     const after = queryText(request, 'after', MAX_AFTER_CHARS);
     const limit = queryLimit(request);
     if (path === undefined && (after !== undefined || limit !== undefined)) throw new ProblemError(400, 'BadQuery', 'limit and after apply to a directory listing: give path too');
-    const files = await openFiles(backupId);
+    const session = await openFiles(backupId);
+    const { files } = session;
     try {
       if (path === undefined) {
         return json({ backupId, volumes: files.volumes().map(volumeSummary), journalReplayed: replayedVolumes(files), stats: files.stats() });
@@ -42,7 +43,7 @@ app.http('listBackupFiles', {
         stats: files.stats(),
       });
     } finally {
-      await files.close();
+      await session.close();
     }
   }),
 });
@@ -56,7 +57,8 @@ app.http('downloadBackupFile', {
     const backupId = validateBackupId(request.params.id ?? '');
     const path = queryText(request, 'path', MAX_PATH_CHARS);
     if (path === undefined) throw new ProblemError(400, 'BadQuery', 'path is required: the file to download, e.g. ?path=p1:/etc/fstab');
-    const files = await openFiles(backupId);
+    const session = await openFiles(backupId);
+    const { files } = session;
     let streaming = false;
     try {
       const entry = await files.stat(path);
@@ -77,12 +79,12 @@ app.http('downloadBackupFile', {
           'X-Content-Type-Options': 'nosniff',
           'Cache-Control': 'no-store',
         },
-        body: fileStream(files, chunks, first, abort, (outcome) => context.log(`download ${backupId} ${entry.volume}:${entry.path}: ${outcome}`)),
+        body: fileStream(session, chunks, first, abort, (outcome) => context.log(`download ${backupId} ${entry.volume}:${entry.path}: ${outcome}`)),
       });
       streaming = true;
       return response;
     } finally {
-      if (!streaming) await files.close();
+      if (!streaming) await session.close();
     }
   }),
 });
@@ -110,8 +112,13 @@ function answer(handler: Handler): Handler {
 export const MAX_OPEN_FILE_SESSIONS = 8;
 let openSessions = 0;
 
-/** The backup's files opened under the session bound; `close` (once) closes them and frees the place. */
-async function openFiles(backupId: string): Promise<BackupFiles> {
+/** A backup's files opened under the session bound; `close` (once) closes them and frees the place. */
+interface FileSession {
+  files: BackupFiles;
+  close(): Promise<void>;
+}
+
+async function openFiles(backupId: string): Promise<FileSession> {
   if (openSessions >= MAX_OPEN_FILE_SESSIONS) {
     throw new ProblemError(503, 'TooManyFileSessions', `${MAX_OPEN_FILE_SESSIONS} backups are being read at once in this instance; retry when a download has finished`);
   }
@@ -123,16 +130,16 @@ async function openFiles(backupId: string): Promise<BackupFiles> {
     openSessions--;
     throw err;
   }
-  const close = files.close.bind(files);
   let closed = false;
-  files.close = async () => {
-    if (!closed) {
+  return {
+    files,
+    async close() {
+      if (closed) return;
       closed = true;
       openSessions--;
-    }
-    await close();
+      await files.close();
+    },
   };
-  return files;
 }
 
 /**
@@ -142,7 +149,7 @@ async function openFiles(backupId: string): Promise<BackupFiles> {
  * connection short of Content-Length.
  */
 export function fileStream(
-  files: BackupFiles,
+  session: FileSession,
   chunks: AsyncGenerator<Buffer>,
   first: IteratorResult<Buffer>,
   abort: AbortController,
@@ -154,8 +161,8 @@ export function fileStream(
   const finish = async (outcome: string) => {
     if (closed) return;
     closed = true;
-    const stats = files.stats();
-    await files.close().catch(() => undefined);
+    const stats = session.files.stats();
+    await session.close().catch(() => undefined);
     done(`${outcome}; ${formatBytes(sent)} sent, ${formatBytes(stats.bytesFetched)} fetched from the vault in ${stats.requests} requests`);
   };
   return new ReadableStream<Uint8Array>(
