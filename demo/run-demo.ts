@@ -28,7 +28,7 @@ import { DiskHash, fileSha256, pageBlobSha256 } from '../testkit/disk-hash';
 import { BackupListing, BackupResult, DiskBackups, formatBytes, printable, redact, RestoreResult, VerifyResult } from '../core';
 import { Check, mibps, MiB, pagewise, say, secs, shapeFor, timed } from './demo-cli';
 import { changeDisk } from './change-disk';
-import { fileRestoreStep } from './file-restore';
+import { fileRestoreStep, prepareFileDisk } from './file-restore';
 
 const GiB = 1024 * MiB;
 const SAMPLE_DISK_BYTES = 1 * GiB;
@@ -126,6 +126,10 @@ async function demo(az: AzuriteInstance, tmp: string): Promise<boolean> {
     pagewise<RestoreResult>(['restore', b2.backupId, '--vault', vaultUrl, '--key-file', keyFile, '--to', restoredFile2, '--json'], env),
   );
   const file2Sha = await fileSha256(restoredFile2);
+  // File-level restore's disk (#14) is built and uploaded to the source account beside the steps below, which
+  // touch only the vault; its backup and reads come after them, so their figures and checks stay as they were.
+  const fileStep = { az, tmp, vaultUrl, keyFile, env, engine: ENGINE, scratch };
+  const fileDisk = prepareFileDisk(fileStep);
   const list = await timed('pagewise list --key-file', () =>
     pagewise<{ disks: DiskBackups[]; backups: BackupListing[] }>(['list', '--vault', vaultUrl, '--key-file', keyFile, '--json'], env),
   );
@@ -156,8 +160,8 @@ async function demo(az: AzuriteInstance, tmp: string): Promise<boolean> {
   const listed = list.value.disks;
   const listedIds = listed.length === 1 ? listed[0].backups.map((x) => x.backupId) : [];
   const leftInScratch = (await fs.readdir(scratch)).length;
-  // File-level restore (#14): its own small GPT disk, after the steps above (their figures are taken already).
-  const files = await fileRestoreStep({ az, tmp, vaultUrl, keyFile, env, engine: ENGINE, scratch });
+  // File-level restore (#14): its own small GPT disk backed up and read back, after the steps above.
+  const files = await fileRestoreStep(fileStep, fileDisk);
   if ('skipped' in files) say(`  file-level restore skipped: ${files.skipped}`);
 
   const checks: Check[] = [
