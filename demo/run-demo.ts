@@ -9,8 +9,11 @@
  * scratch cache, 1/16 of the disk) → verify (every block read) → restore to a new page blob and to a
  * local sparse file; then changes a few percent of the disk's pages (writes and clears) and runs the same
  * backup again — incremental: it reads only the touched pages, releases the older snapshot — restores it
- * and lists both under the disk. Checks every figure and restore byte for byte, prints a summary and
- * exits non-zero when anything does not match.
+ * and lists both under the disk. Then file-level restore (demo/file-restore.ts): a small GPT disk (EFI vfat
+ * when mkfs.vfat is there, ext4 with a change only in its journal) uploaded and backed up, read back with
+ * `pagewise ls`, `extract` and `cat` straight from the vault (skipped, saying why, when e2fsprogs/fdisk cannot
+ * be had). Checks every figure and restore byte for byte, prints a summary and exits non-zero when anything
+ * does not match.
  *
  * Credentials: the source is read through a SAS URL that may also take and delete its snapshots, the
  * vault and the restore target through connection strings in the child's environment; neither is ever
@@ -23,10 +26,10 @@ import { startAzurite, AzuriteInstance } from '../testkit/azurite';
 import { sampleVmLayout, writeDisk } from '../testkit/sample-disk';
 import { DiskHash, fileSha256, pageBlobSha256 } from '../testkit/disk-hash';
 import { BackupListing, BackupResult, DiskBackups, formatBytes, printable, redact, RestoreResult, VerifyResult } from '../core';
-import { startPagewise } from '../testkit/pagewise-process';
+import { Check, mibps, MiB, pagewise, say, secs, shapeFor, timed } from './demo-cli';
 import { changeDisk } from './change-disk';
+import { fileRestoreStep, prepareFileDisk } from './file-restore';
 
-const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 const SAMPLE_DISK_BYTES = 1 * GiB;
 /** Share of the disk's pages the demo changes between its two backups. */
@@ -45,12 +48,6 @@ const IMAGE = (() => {
   return file;
 })();
 
-/** 4 MiB pages and a cache of 1/16 of the disk; a small image gets smaller pages so 1/16 holds one. */
-function shapeFor(diskBytes: number): { pageSize: number; cacheBytes: number } {
-  let pageSize = 4 * MiB;
-  while (pageSize > 512 && pageSize > diskBytes / 16) pageSize /= 2;
-  return { pageSize, cacheBytes: Math.max(pageSize, Math.floor(diskBytes / 16 / pageSize) * pageSize) };
-}
 /**
  * By default the backup runs as the durable orchestration on the local runtime (the product's shape);
  * `npm run demo -- --engine inline` runs the single-process engine instead.
@@ -59,39 +56,6 @@ const ENGINE = (() => {
   const at = process.argv.indexOf('--engine');
   return at > 0 ? process.argv[at + 1] ?? 'local' : 'local';
 })();
-
-const mibps = (bytes: number, ms: number) => (ms > 0 ? `${(bytes / MiB / (ms / 1000)).toFixed(1)} MiB/s` : '—');
-const secs = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
-
-function say(text: string): void {
-  process.stdout.write(`${printable(redact(text))}\n`);
-}
-
-/** Runs `node bin/pagewise.js args` with the given environment; resolves to its parsed --json output. */
-async function pagewise<T>(args: string[], env: Record<string, string>): Promise<T> {
-  const { code, stdout, stderr } = await startPagewise(args, { env }).done;
-  if (code !== 0) throw new Error(`pagewise ${args[0]} exited with ${code}: ${redact(stderr.trim()) || '(no message)'}`);
-  try {
-    return JSON.parse(stdout) as T;
-  } catch {
-    throw new Error(`pagewise ${args[0]} did not print one JSON object`);
-  }
-}
-
-async function timed<T>(label: string, work: () => Promise<T>): Promise<{ value: T; ms: number }> {
-  process.stdout.write(`  ${printable(label)} ... `);
-  const started = Date.now();
-  const value = await work();
-  const ms = Date.now() - started;
-  process.stdout.write(`done (${secs(ms)})\n`);
-  return { value, ms };
-}
-
-interface Check {
-  what: string;
-  ok: boolean;
-  detail: string;
-}
 
 async function demo(az: AzuriteInstance, tmp: string): Promise<boolean> {
   const src = az.accounts.src.service.getContainerClient('disks');
@@ -162,6 +126,10 @@ async function demo(az: AzuriteInstance, tmp: string): Promise<boolean> {
     pagewise<RestoreResult>(['restore', b2.backupId, '--vault', vaultUrl, '--key-file', keyFile, '--to', restoredFile2, '--json'], env),
   );
   const file2Sha = await fileSha256(restoredFile2);
+  // File-level restore's disk (#14) is built and uploaded to the source account beside the steps below, which
+  // touch only the vault; its backup and reads come after them, so their figures and checks stay as they were.
+  const fileStep = { az, tmp, vaultUrl, keyFile, env, engine: ENGINE, scratch };
+  const fileDisk = prepareFileDisk(fileStep);
   const list = await timed('pagewise list --key-file', () =>
     pagewise<{ disks: DiskBackups[]; backups: BackupListing[] }>(['list', '--vault', vaultUrl, '--key-file', keyFile, '--json'], env),
   );
@@ -192,6 +160,9 @@ async function demo(az: AzuriteInstance, tmp: string): Promise<boolean> {
   const listed = list.value.disks;
   const listedIds = listed.length === 1 ? listed[0].backups.map((x) => x.backupId) : [];
   const leftInScratch = (await fs.readdir(scratch)).length;
+  // File-level restore (#14): its own small GPT disk backed up and read back, after the steps above.
+  const files = await fileRestoreStep(fileStep, fileDisk);
+  if ('skipped' in files) say(`  file-level restore skipped: ${files.skipped}`);
 
   const checks: Check[] = [
     { what: 'bytes read = allocated bytes', ok: b.bytesRead === disk.allocatedBytes && b.allocatedBytes === disk.allocatedBytes, detail: `${b.bytesRead} = ${disk.allocatedBytes}` },
@@ -213,6 +184,7 @@ async function demo(az: AzuriteInstance, tmp: string): Promise<boolean> {
     { what: 'policy --keep-last 1 (dry run): the first would go', ok: policyGoes.length === 1 && policyGoes[0] === b.backupId, detail: `keeps ${policyKeeps.join('; ')}` },
     { what: 'prune --dry-run: nothing to delete yet', ok: prune.value.dryRun && (prune.value.wouldDelete?.packs.length ?? 0) === 0 && (prune.value.wouldDelete?.manifests.length ?? 0) === 0, detail: `${formatBytes(prune.value.bytesTotal)} of packs, ${formatBytes(prune.value.bytesUnused)} unused` },
     { what: 'scratch cache cleaned up', ok: leftInScratch === 0, detail: `${leftInScratch} file(s) left` },
+    ...('skipped' in files ? [] : files.checks),
   ];
 
   const yes = (ok: boolean) => (ok ? 'yes' : 'NO');
@@ -245,6 +217,7 @@ async function demo(az: AzuriteInstance, tmp: string): Promise<boolean> {
     ['  time', `${secs(b2.durationMs)} engine, ${secs(backup2.ms)} with CLI start (full: ${secs(b.durationMs)})`],
     ['  snapshots', `released ${(b2.releasedSnapshots ?? []).join(', ') || '—'}; kept ${secondSnapshot ?? '—'}`],
     ['restore incremental → file', `${formatBytes(toFile2.value.bytesWritten)} in ${secs(toFile2.value.durationMs)}; identical: ${yes(file2Sha === disk2Sha)}`],
+    ...('skipped' in files ? [] : files.rows),
   ];
   const width = Math.max(...rows.map(([k]) => k.length));
   say('');
