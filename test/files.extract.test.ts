@@ -6,34 +6,17 @@
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { BackupFiles, extractFiles, fileDiskReader, isPagewiseError, PagewiseError, type DiskReader } from '../core';
+import { extractFiles, PagewiseError, type DiskReader } from '../core';
 import { ensureTools } from '../testkit/debian-tools';
 import { debugfs, describeTree, fileBlocks, makeExtImage, makeTree, osLikeTree, type TreeEntry } from '../testkit/fs-images';
+import { Opened, rejection } from './harness/file-images';
 
 const MiB = 1024 * 1024;
 let dir: string;
 let image: string;
 let hostile: string;
 let tree: TreeEntry[];
-const opened: Array<{ close(): Promise<void> }> = [];
-
-async function openImage(file: string, wrap?: (disk: DiskReader) => DiskReader): Promise<BackupFiles> {
-  const reader = await fileDiskReader(file);
-  opened.push(reader);
-  const files = await BackupFiles.openDisk(wrap ? wrap(reader) : reader, file);
-  opened.push(files);
-  return files;
-}
-
-async function rejection(p: Promise<unknown>): Promise<PagewiseError> {
-  try {
-    await p;
-  } catch (err) {
-    if (isPagewiseError(err)) return err;
-    throw err;
-  }
-  throw new Error('expected a rejection');
-}
+const opened = new Opened();
 
 /** Every path under `root` (recursive, links not followed), to see what an extraction created. */
 async function everything(root: string): Promise<string[]> {
@@ -91,12 +74,12 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const o of opened.reverse()) await o.close().catch(() => undefined);
+  await opened.closeAll();
   await fs.rm(dir, { recursive: true, force: true });
 });
 
 test('a whole volume comes back byte-identical: types, modes, mtimes, link targets; hard links as separate files', async () => {
-  const files = await openImage(image);
+  const files = await opened.image(image);
   const to = path.join(dir, 'out-all');
   const progress: string[] = [];
   const result = await extractFiles({ files, paths: ['/'], to, onProgress: (p) => progress.push(p.path) });
@@ -125,7 +108,7 @@ test('a whole volume comes back byte-identical: types, modes, mtimes, link targe
 });
 
 test('each path lands by its last component; an existing target is TargetExists unless overwrite', async () => {
-  const files = await openImage(image);
+  const files = await opened.image(image);
   const to = path.join(dir, 'out-some');
   const result = await extractFiles({ files, paths: ['/etc/hostname', 'disk:/usr/bin', '/home/user/up'], to });
   expect(await everything(to)).toEqual(['bin', 'bin/tool', 'bin/tool-link', 'hostname', 'up']);
@@ -154,7 +137,7 @@ test('each path lands by its last component; an existing target is TargetExists 
 });
 
 test('a hostile image: odd names, devices and links are skipped or made verbatim, and nothing lands outside `to`', async () => {
-  const files = await openImage(hostile);
+  const files = await opened.image(hostile);
   const before = await everything(dir);
   const to = path.join(dir, 'out-hostile');
   const result = await extractFiles({ files, paths: ['/etc'], to });
@@ -191,7 +174,7 @@ test('a tree deeper than a path can be: what lies past 4095 bytes locally (or 40
   for (let i = 0; i < 17; i++) commands.push(`mkdir ${name}`, `cd ${name}`);
   commands.push(`write ${path.join(dir, 'long-content')} leaf`);
   debugfs(deep, commands, true);
-  const files = await openImage(deep);
+  const files = await opened.image(deep);
   const to = path.join(dir, 'out-deep');
   const result = await extractFiles({ files, paths: ['/deep'], to });
   const localLimit = Math.floor((4095 - Buffer.byteLength(`${await fs.realpath(dir)}/out-deep/deep`)) / 251); // levels that fit
@@ -203,7 +186,7 @@ test('a tree deeper than a path can be: what lies past 4095 bytes locally (or 40
 });
 
 test('a file asked for through a link to /etc is read inside the image; a link in `to` is never written through', async () => {
-  const files = await openImage(hostile);
+  const files = await opened.image(hostile);
   const to = path.join(dir, 'out-through');
   const result = await extractFiles({ files, paths: ['/etc/evil/fstab', '/etc/climb/etc/ssh'], to });
   expect(await fs.readFile(path.join(to, 'fstab'), 'utf8')).toBe('UUID=0 / ext4 defaults 0 1\n');
@@ -244,7 +227,7 @@ test('an abort or a Corrupt read midway leaves no temporary and no half-file und
       return disk.read(position, length);
     },
   });
-  const files = await openImage(image, watch);
+  const files = await opened.image(image, watch);
   const to = path.join(dir, 'out-abort');
   const aborted = await rejection(extractFiles({ files, paths: ['/home/user'], to, abortSignal: controller.signal }));
   expect(aborted.code).toBe('Aborted');

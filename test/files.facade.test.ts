@@ -6,39 +6,16 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { BackupFiles, fileDiskReader, formatVolumePath, isPagewiseError, parseVolumePath, PagewiseError, type DiskReader } from '../core';
+import { formatVolumePath, parseVolumePath, PagewiseError, type DiskReader } from '../core';
 import { ensureTools } from '../testkit/debian-tools';
 import { debugfs, fileBlocks, journalWrite, makeExtImage, makePartitionedImage, makeTree, osLikeTree, type TreeEntry } from '../testkit/fs-images';
+import { Opened, rejection, bytesOf } from './harness/file-images';
 
 const MiB = 1024 * 1024;
 let dir: string;
 let image: string;
 let tree: TreeEntry[];
-const opened: Array<{ close(): Promise<void> }> = [];
-
-async function openImage(file: string, wrap?: (disk: DiskReader) => DiskReader): Promise<BackupFiles> {
-  const reader = await fileDiskReader(file);
-  opened.push(reader);
-  const files = await BackupFiles.openDisk(wrap ? wrap(reader) : reader, file);
-  opened.push(files);
-  return files;
-}
-
-async function bytesOf(gen: AsyncGenerator<Buffer>): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const part of gen) parts.push(part);
-  return Buffer.concat(parts);
-}
-
-async function rejection(p: Promise<unknown>): Promise<PagewiseError> {
-  try {
-    await p;
-  } catch (err) {
-    if (isPagewiseError(err)) return err;
-    throw err;
-  }
-  throw new Error('expected a rejection');
-}
+const opened = new Opened();
 
 beforeAll(async () => {
   ensureTools(['mkfs.ext4', 'debugfs', 'sfdisk']);
@@ -49,12 +26,12 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const o of opened.reverse()) await o.close().catch(() => undefined);
+  await opened.closeAll();
   await fs.rm(dir, { recursive: true, force: true });
 });
 
 test('a bare ext4 disk: one volume "disk", every entry with its type, mode, mtime, size, link target, and its bytes', async () => {
-  const files = await openImage(image);
+  const files = await opened.image(image);
   expect(files.layout.scheme).toBe('none');
   expect(files.volumes().map((v) => [v.name, v.identity.kind, v.identity.openable, v.identity.label])).toEqual([['disk', 'ext4', true, 'rootfs']]);
   for (const expected of tree) {
@@ -82,7 +59,7 @@ test('a bare ext4 disk: one volume "disk", every entry with its type, mode, mtim
 });
 
 test('many reads and listings at once on one volume all come back right', async () => {
-  const files = await openImage(image);
+  const files = await opened.image(image);
   const wanted = tree.filter((e) => e.type === 'file');
   const [contents, listings] = await Promise.all([
     Promise.all(wanted.map(async (e) => createHash('sha256').update(await bytesOf(files.read(e.path))).digest('hex'))),
@@ -98,7 +75,7 @@ test('many reads and listings at once on one volume all come back right', async 
 });
 
 test('listing: sorted by byte order, without . and .., in pages that join up to the whole directory', async () => {
-  const files = await openImage(image);
+  const files = await opened.image(image);
   const root = await files.list('/');
   expect(root.entries.map((e) => e.name)).toEqual(['etc', 'home', 'lost+found', 'tmp', 'usr', 'var']);
   expect(root.next).toBeUndefined();
@@ -123,7 +100,7 @@ test('listing: sorted by byte order, without . and .., in pages that join up to 
 });
 
 test('paths: missing, not a directory, not a file, relative, dot-dot, unknown volume — each its own error', async () => {
-  const files = await openImage(image);
+  const files = await opened.image(image);
   const missing = await rejection(files.stat('/etc/nope'));
   expect([missing.code, missing.message]).toEqual(['PathNotFound', 'disk:/etc/nope does not exist']);
   expect((await rejection(files.list('/etc/hostname/x'))).code).toBe('PathNotFound');
@@ -160,7 +137,7 @@ test('walk: pre-order, relative names, symlinks not followed; a hard-linked dire
   await fs.copyFile(image, looped);
   // A directory entry naming an ancestor directory: walking it naively never ends.
   debugfs(looped, ['link /home /home/user/docs/back'], true);
-  const files = await openImage(looped);
+  const files = await opened.image(looped);
   const seen: string[] = [];
   const skipped: string[] = [];
   for await (const item of files.walk('/home')) {
@@ -189,7 +166,7 @@ test('walk: a directory deeper than the bound below the start is yielded with sk
   const commands = ['mkdir /deep', 'cd /deep'];
   for (let i = 0; i < 10; i++) commands.push('mkdir a', 'cd a');
   debugfs(deep, commands, true);
-  const files = await openImage(deep);
+  const files = await opened.image(deep);
   const items: Array<{ depth: number; skip?: string }> = [];
   for await (const item of files.walk('/deep', { maxDepth: 6 })) items.push({ depth: item.relative.length, skip: item.skip });
   expect(items).toHaveLength(8);
@@ -206,7 +183,7 @@ test('a journal transaction the VM never replayed is replayed in memory on first
   data.write('vm-99\n');
   await journalWrite(dirty, [{ block, data }]);
   const before = createHash('sha256').update(await fs.readFile(dirty)).digest('hex');
-  const files = await openImage(dirty);
+  const files = await opened.image(dirty);
   expect(files.volumes()[0].journal).toBeUndefined();
   expect((await bytesOf(files.read('/etc/hostname'))).toString()).toBe('vm-99\n');
   expect(files.volumes()[0].journal).toMatchObject({ needed: true, replayed: true, transactions: 1, blocks: 1 });
@@ -226,7 +203,7 @@ test('a journal whose log cannot be read: the volume opens as the disk holds it,
   const log = new Set(fileBlocks(dirty, '<8>').slice(2, 3));
   let hits = 0;
   let armed = false; // identifying the volume reads its first 64 KiB, where this small file system keeps its journal
-  const files = await openImage(dirty, (disk) => ({
+  const files = await opened.image(dirty, (disk) => ({
     size: disk.size,
     async read(position, length) {
       for (let b = Math.floor(position / 4096); b * 4096 < position + length; b++) {
@@ -252,7 +229,7 @@ test('a partitioned disk: volumes named by partition, a bare path goes to the on
       { sizeBytes: 34 * MiB, type: '83', image },
     ],
   });
-  const files = await openImage(partitioned);
+  const files = await opened.image(partitioned);
   expect(files.layout.scheme).toBe('mbr');
   expect(files.volumes().map((v) => [v.name, v.identity.kind, v.identity.openable])).toEqual([
     ['p1', 'empty', false],
@@ -277,7 +254,7 @@ test('a Corrupt read under a file passes through the file system and is named by
       return disk.read(position, length);
     },
   });
-  const files = await openImage(image, broken);
+  const files = await opened.image(image, broken);
   expect((await files.stat('/home/user/big.bin')).size).toBe(3 * MiB + 5);
   const failed = await rejection(bytesOf(files.read('/home/user/big.bin')));
   expect(failed.code).toBe('Corrupt');
@@ -288,7 +265,7 @@ test('a Corrupt read under a file passes through the file system and is named by
 
 test('a Corrupt read under a directory is named by the directory, in a listing and in a walk', async () => {
   const bad = fileBlocks(image, '/usr/bin')[0] * 4096;
-  const files = await openImage(image, (disk) => ({
+  const files = await opened.image(image, (disk) => ({
     size: disk.size,
     async read(position, length) {
       if (position < bad + 4096 && bad < position + length) throw new PagewiseError('Corrupt', `disk bytes ${bad}–${bad + 4096} (page 0): gone`);
@@ -311,7 +288,7 @@ test('a file system whose group descriptors are garbage: Corrupt naming the volu
   const handle = await fs.open(garbled, 'r+');
   await handle.write(Buffer.alloc(4096, 0xa5), 0, 4096, 4096); // block 1: the group descriptor table
   await handle.close();
-  const files = await openImage(garbled);
+  const files = await opened.image(garbled);
   expect(files.volumes()[0].identity).toMatchObject({ kind: 'ext4', openable: true });
   const failed = await rejection(files.list('/'));
   expect(failed.code).toBe('Corrupt');
@@ -321,7 +298,7 @@ test('a file system whose group descriptors are garbage: Corrupt naming the volu
 test('random bytes: not openable, the message says what was found', async () => {
   const noise = path.join(dir, 'noise.img');
   await fs.writeFile(noise, createHash('sha512').update('x').digest().toString('hex').repeat(4096));
-  const files = await openImage(noise);
+  const files = await opened.image(noise);
   expect(files.volumes()).toHaveLength(1);
   const refused = await rejection(files.list('/'));
   expect(refused.code).toBe('UnsupportedFileSystem');

@@ -7,17 +7,18 @@
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { BackupFiles, ExtVolume, fileDiskReader, isPagewiseError, PagewiseError, type DiskReader } from '../core';
+import { BackupFiles, ExtVolume, fileDiskReader, type DiskReader } from '../core';
 import { mapInodeRuns, readExtInode } from '../core/files/ext-inode';
 import { planFileData, readFileData } from '../core/files/ext-file-data';
 import { parseExtSuperblock, type ExtSuperblock } from '../core/files/ext-superblock';
 import { ensureTools } from '../testkit/debian-tools';
 import { debugfs, fileBlocks, journalWrite, makeExtImage, seededBytes } from '../testkit/fs-images';
+import { Opened, rejection, bytesOf } from './harness/file-images';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 let dir: string;
-const opened: Array<{ close(): Promise<void> }> = [];
+const opened = new Opened();
 
 /** Counts the reads (and bytes) that reach the disk. */
 function counting(inner: DiskReader): DiskReader & { reads: number; bytes: number } {
@@ -32,22 +33,6 @@ function counting(inner: DiskReader): DiskReader & { reads: number; bytes: numbe
     },
   };
   return c;
-}
-
-async function bytesOf(gen: AsyncIterable<Buffer>): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const part of gen) parts.push(part);
-  return Buffer.concat(parts);
-}
-
-async function rejection(p: Promise<unknown>): Promise<PagewiseError> {
-  try {
-    await p;
-  } catch (err) {
-    if (isPagewiseError(err)) return err;
-    throw err;
-  }
-  throw new Error('expected a rejection');
 }
 
 interface Mounted {
@@ -128,7 +113,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const o of opened.reverse()) await o.close().catch(() => undefined);
+  await opened.closeAll();
   await fs.rm(dir, { recursive: true, force: true });
 });
 
