@@ -248,7 +248,7 @@ function badBody(detail: string): RequestRefused {
  * sees a body shorter than its Content-Length (never a silently truncated "success"), and it is logged.
  * A client that goes away cancels the stream, which releases what the handler holds (its cancel()).
  */
-async function writeResponse(res: ServerResponse, response: HttpResponse, log: (line: string) => void): Promise<void> {
+export async function writeResponse(res: ServerResponse, response: HttpResponse, log: (line: string) => void): Promise<void> {
   const headers: Record<string, string> = {};
   response.headers.forEach((value, key) => (headers[key] = value));
   if (!isStreamBody(response)) {
@@ -265,6 +265,13 @@ async function writeResponse(res: ServerResponse, response: HttpResponse, log: (
     void reader.cancel(new Error('the client closed the connection')).catch(() => undefined);
   };
   res.on('close', onClose);
+  // A client that left while the handler was still working (reading the file's first chunk) has already
+  // closed: no 'close' is coming, so the stream is cancelled now — else it would hold its backup for ever.
+  if (res.destroyed) {
+    res.off('close', onClose);
+    void reader.cancel(new Error('the client closed the connection')).catch(() => undefined);
+    return;
+  }
   // A client that takes nothing for this long is cut: a stalled download must not hold its backup open for ever.
   res.setTimeout(STREAM_IDLE_MS, () => res.destroy());
   res.writeHead(response.status ?? 200, headers);
@@ -302,6 +309,7 @@ function drained(res: ServerResponse): Promise<void> {
     };
     res.on('drain', done);
     res.on('close', done);
+    if (res.destroyed) done(); // closed already: no event will come
   });
 }
 
