@@ -10,6 +10,7 @@ import { extractFiles, PagewiseError, type DiskReader } from '../core';
 import { ensureTools } from '../testkit/debian-tools';
 import { debugfs, describeTree, fileBlocks, makeExtImage, makeTree, osLikeTree, type TreeEntry } from '../testkit/fs-images';
 import { Opened, rejection } from './harness/file-images';
+import { OpenDirectories } from '../core/files/extract';
 
 const MiB = 1024 * 1024;
 let dir: string;
@@ -240,4 +241,43 @@ test('an abort or a Corrupt read midway leaves no temporary and no half-file und
   expect(corrupt.code).toBe('Corrupt');
   expect(corrupt.message).toMatch(/^file disk:\/home\/user\/big\.bin cannot be read: disk bytes \d+–\d+ \(page 0\): bad$/);
   expect(await everything(to2)).toEqual([]);
+});
+
+describe('what extraction holds while it walks', () => {
+  /** A walk's shape as extractFiles drives the bookkeeping: pre-order, each entry claimed in its parent. */
+  async function walkTree(open: OpenDirectories<{ relative: string[] }>, dirs: number, filesPerDir: number, peaks: number[]) {
+    const closed: string[] = [];
+    const close = async (d: { relative: string[] }) => {
+      closed.push(d.relative.join('/'));
+    };
+    await open.leaveUntilInside(['top'], close);
+    open.enter({ relative: ['top'] });
+    for (let d = 0; d < dirs; d++) {
+      const dir = ['top', `d${d}`];
+      await open.leaveUntilInside(dir, close);
+      expect(open.claim(`d${d}`)).toBe(true);
+      open.enter({ relative: dir });
+      for (let f = 0; f < filesPerDir; f++) {
+        await open.leaveUntilInside([...dir, `f${f}`], close);
+        expect(open.claim(`f${f}`)).toBe(true);
+        peaks.push(open.held().names);
+      }
+      // A hostile directory holding one name twice: the second is refused.
+      expect(open.claim('f0')).toBe(false);
+    }
+    await open.leaveUntilInside([], close);
+    return closed;
+  }
+
+  test('names and directories are held for the open path only (O(depth × one directory)), never for the whole tree', async () => {
+    const open = new OpenDirectories<{ relative: string[] }>();
+    const peaks: number[] = [];
+    const closed = await walkTree(open, 200, 50, peaks);
+    // 200 directories of 50 files: at most the top's names met so far plus one directory's 50, never 10,000.
+    expect(Math.max(...peaks)).toBe(200 + 50);
+    expect(open.held()).toEqual({ directories: 0, names: 0 });
+    expect(closed).toHaveLength(201);
+    expect(closed[0]).toBe('top/d0');
+    expect(closed[200]).toBe('top');
+  });
 });

@@ -51,6 +51,38 @@ interface OpenDirectory {
   entry: WalkEntry;
 }
 
+/**
+ * The directories being extracted, from the landing down to the current entry's parent, each with the
+ * names already placed in it (a hostile directory may hold one name twice). A directory leaves once its
+ * contents are in, and its names with it: what is held is O(depth × one directory), never O(the tree).
+ */
+export class OpenDirectories<D extends { relative: string[] }> {
+  private readonly stack: Array<{ dir: D; names: Set<string> }> = [];
+
+  /** Leaves (in order, deepest first) every directory `relative` is not inside, handing each to `close`. */
+  async leaveUntilInside(relative: string[], close: (dir: D) => Promise<void>): Promise<void> {
+    while (this.stack.length > 0 && !isInside(relative, this.stack[this.stack.length - 1].dir.relative)) await close(this.stack.pop()!.dir);
+  }
+
+  /** Records `name` in the innermost open directory; false when it was placed there already. */
+  claim(name: string): boolean {
+    const top = this.stack[this.stack.length - 1];
+    if (!top) return true; // a landing: the requested paths' landings are distinct, checked up front
+    if (top.names.has(name)) return false;
+    top.names.add(name);
+    return true;
+  }
+
+  enter(dir: D): void {
+    this.stack.push({ dir, names: new Set() });
+  }
+
+  /** Directories and names held now (tests: the bound). */
+  held(): { directories: number; names: number } {
+    return { directories: this.stack.length, names: this.stack.reduce((n, d) => n + d.names.size, 0) };
+  }
+}
+
 export async function extractFiles(req: ExtractRequest): Promise<ExtractResult> {
   const { files } = req;
   const overwrite = req.overwrite ?? false;
@@ -70,8 +102,8 @@ export async function extractFiles(req: ExtractRequest): Promise<ExtractResult> 
   const root = await prepareTarget(req.to);
   const result: ExtractResult = { to: root, files: 0, directories: 0, symlinks: 0, bytes: 0, skipped: [], journalReplayed: [], stats: files.stats() };
 
+  // Parent directories are real directories inside `to` (never a symlink), checked once each while open.
   const checkedDirs = new Set<string>([root]);
-  /** Parent directories are real directories inside `to` (never a symlink), checked once each. */
   const assertRealDir = async (dir: string) => {
     if (checkedDirs.has(dir)) return;
     const st = await fs.lstat(dir);
@@ -82,13 +114,13 @@ export async function extractFiles(req: ExtractRequest): Promise<ExtractResult> 
   };
 
   const finish = async (dir: OpenDirectory) => {
+    checkedDirs.delete(dir.local); // done with: no entry is written into it again
     await fs.chmod(dir.local, dir.entry.mode & modeMask);
     await fs.utimes(dir.local, dir.entry.atimeMs / 1000, dir.entry.mtimeMs / 1000);
   };
 
   for (const request of requests) {
-    const open: OpenDirectory[] = [];
-    const names = new Map<string, Set<string>>();
+    const open = new OpenDirectories<OpenDirectory>();
     let skipping: string[] | undefined; // a directory not extracted: what walk yields inside it is passed over
     for await (const entry of files.walk(`${request.where.volume}:${request.where.path}`, { abortSignal: req.abortSignal })) {
       throwIfAborted(req.abortSignal, 'the extraction was cancelled');
@@ -96,7 +128,7 @@ export async function extractFiles(req: ExtractRequest): Promise<ExtractResult> 
       if (skipping && isInside(relative, skipping)) continue;
       skipping = undefined;
       // Close the directories this entry is not inside: their contents are complete.
-      while (open.length > 0 && !isInside(relative, open[open.length - 1].relative)) await finish(open.pop()!);
+      await open.leaveUntilInside(relative, finish);
       const shownPath = `${entry.volume}:${entry.path}`;
       const skip = (reason: string) => {
         result.skipped.push({ path: shownPath, reason });
@@ -114,13 +146,10 @@ export async function extractFiles(req: ExtractRequest): Promise<ExtractResult> 
         skip(`its path is longer than ${MAX_VOLUME_PATH_BYTES} bytes`);
         continue;
       }
-      const siblings = names.get(parentRelative.join('/')) ?? new Set<string>();
-      names.set(parentRelative.join('/'), siblings);
-      if (siblings.has(name)) {
+      if (!open.claim(name)) {
         skip('a second entry of the same name in its directory');
         continue;
       }
-      siblings.add(name);
       const notExtracted = NOT_EXTRACTED[entry.type];
       if (notExtracted !== undefined) {
         skip(notExtracted);
@@ -141,7 +170,7 @@ export async function extractFiles(req: ExtractRequest): Promise<ExtractResult> 
       if (entry.type === 'directory') {
         await makeDirectory(local, overwrite);
         await assertRealDir(local);
-        open.push({ relative, local, entry });
+        open.enter({ relative, local, entry });
         result.directories++;
       } else if (entry.type === 'symlink') {
         const target = entry.target ?? '';
@@ -178,7 +207,7 @@ export async function extractFiles(req: ExtractRequest): Promise<ExtractResult> 
         req.onProgress?.({ files: result.files, bytes: result.bytes, path: shownPath });
       }
     }
-    while (open.length > 0) await finish(open.pop()!);
+    await open.leaveUntilInside([], finish);
   }
 
   result.journalReplayed = files.volumes().filter((v) => v.journal?.replayed).map((v) => v.name);
