@@ -15,6 +15,7 @@ import { parseExtSuperblock, type ExtSuperblock } from '../core/files/ext-superb
 import { MiB } from '../core/limits';
 import { ensureTools } from '../testkit/debian-tools';
 import { debugfs, fileBlocks, makeExtImage, seededBytes } from '../testkit/fs-images';
+import { JournalWarnings } from '../core/files/ext-journal';
 
 let tmp: string;
 let tree: string;
@@ -457,6 +458,14 @@ describe('journals that need nothing, or cannot be replayed', () => {
     expect(result.warning).toMatch(/logs block 2147483647, outside the volume: left out/);
     expect(overlay.has(5001)).toBe(true);
   });
+});
+
+test('a journal earning a warning per tag keeps three lines and a count, not every line', () => {
+  // A shaped journal may log ~10 million tags (MAX_JOURNAL_BLOCKS) outside the volume: one warning each.
+  const warnings = new JournalWarnings();
+  for (let i = 0; i < 1_000_000; i++) warnings.push(`transaction 7 logs block ${2 ** 31 + i}, outside the volume: left out`);
+  expect(warnings.length).toBe(1_000_000);
+  expect(warnings.shown).toEqual([0, 1, 2].map((i) => `transaction 7 logs block ${2 ** 31 + i}, outside the volume: left out`));
 });
 
 describe('OverlayDisk', () => {

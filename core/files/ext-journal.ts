@@ -205,13 +205,28 @@ function tagValid(j: Journal, tag: Tag, data: Buffer, sequence: number): boolean
   return j.incompat & INCOMPAT_CSUM_V3 ? sum === tag.checksum : (sum & 0xffff) === tag.checksum;
 }
 
+/**
+ * A replay's warnings: the first few kept as said, the rest only counted. A hostile journal may log
+ * millions of tags that each earn one (a block outside the volume, a bad checksum): holding every line
+ * would be a gigabyte of strings for a warning that shows three.
+ */
+export class JournalWarnings {
+  static readonly SHOWN = 3;
+  readonly shown: string[] = [];
+  length = 0;
+  push(line: string): void {
+    this.length++;
+    if (this.shown.length < JournalWarnings.SHOWN) this.shown.push(line);
+  }
+}
+
 interface ScanState {
   start: number;
   end: number;
   revokes: Map<number, number>;
   replays: number;
   revokeHits: number;
-  warnings: string[];
+  warnings: JournalWarnings;
 }
 
 /** One pass of do_one_pass(): walks the log from s_start, transaction by transaction. */
@@ -364,7 +379,7 @@ export async function replayExtJournal(volume: DiskReader, overlay: OverlayDisk,
     throw error;
   }
   if (journal.start === 0) return { needed: false, ...none }; // the flag is set but the log is empty: nothing to replay
-  const state: ScanState = { start: journal.sequence, end: journal.sequence, revokes: new Map(), replays: 0, revokeHits: 0, warnings: [] };
+  const state: ScanState = { start: journal.sequence, end: journal.sequence, revokes: new Map(), replays: 0, revokeHits: 0, warnings: new JournalWarnings() };
   try {
     await onePass(journal, state, 'scan', volume, overlay);
     await onePass(journal, state, 'revoke', volume, overlay);
@@ -385,6 +400,6 @@ export async function replayExtJournal(volume: DiskReader, overlay: OverlayDisk,
   return {
     needed: true, replayed: true, transactions, blocks: state.replays, revoked: state.revokeHits,
     ...(transactions > 0 ? { firstSequence: state.start, lastSequence: (state.end - 1) >>> 0 } : {}),
-    ...(state.warnings.length ? { warning: `${what}: ${state.warnings.slice(0, 3).join('; ')}${state.warnings.length > 3 ? ` (and ${state.warnings.length - 3} more)` : ''}` } : {}),
+    ...(state.warnings.length ? { warning: `${what}: ${state.warnings.shown.join('; ')}${state.warnings.length > state.warnings.shown.length ? ` (and ${state.warnings.length - state.warnings.shown.length} more)` : ''}` } : {}),
   };
 }
