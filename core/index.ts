@@ -102,7 +102,7 @@ export { ExtVolume, fileTypeOf, unusableName } from './files/ext-volume';
 export type { FileEntry, FileType } from './files/ext-volume';
 export { parseVolumePath, formatVolumePath, MAX_VOLUME_PATH_BYTES } from './files/file-path';
 export type { VolumePath } from './files/file-path';
-export { extractFiles } from './files/extract';
+export { extractFiles, MAX_SKIPPED_KEPT } from './files/extract';
 export type { ExtractRequest, ExtractResult } from './files/extract';
 
 // files (#14): partitions and what each volume holds (file-level restore reads ext2/3/4 only).

@@ -228,6 +228,10 @@ test('mode strings as ls shows them; skipped entries capped at 20 lines', () => 
   expect(lines[21]).toBe('  and 3 more');
   expect(skippedLines(skipped.slice(0, 1))).toEqual(['1 entry skipped:', '  skipped p1:/dev/d0: a device']);
   expect(skippedLines([])).toEqual([]);
+  // More skipped than the result keeps: the total is said, and the rest counted from it.
+  const kept = skippedLines(skipped, 5000);
+  expect(kept[0]).toBe('5000 entries skipped:');
+  expect(kept[kept.length - 1]).toBe('  and 4980 more');
 });
 
 test('a disk Pagewise cannot read: ls shows what it is and why; a path in it is refused with that sentence', async () => {

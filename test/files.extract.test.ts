@@ -6,7 +6,7 @@
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { extractFiles, PagewiseError, type DiskReader } from '../core';
+import { extractFiles, MAX_SKIPPED_KEPT, PagewiseError, type DiskReader } from '../core';
 import { ensureTools } from '../testkit/debian-tools';
 import { debugfs, describeTree, fileBlocks, makeExtImage, makeTree, osLikeTree, type TreeEntry } from '../testkit/fs-images';
 import { Opened, rejection } from './harness/file-images';
@@ -280,4 +280,20 @@ describe('what extraction holds while it walks', () => {
     expect(closed[0]).toBe('top/d0');
     expect(closed[200]).toBe('top');
   });
+});
+
+test('an image of more skipped entries than are kept: the first MAX_SKIPPED_KEPT kept, all counted', async () => {
+  const many = path.join(dir, 'many-fifos.img');
+  await fs.copyFile(image, many);
+  const count = MAX_SKIPPED_KEPT + 7;
+  debugfs(many, ['mkdir /pipes', 'cd /pipes', ...Array.from({ length: count }, (_, i) => `mknod f${String(i).padStart(5, '0')} p`)], true);
+  const files = await opened.image(many);
+  const to = path.join(dir, 'out-many');
+  const result = await extractFiles({ files, paths: ['/pipes'], to });
+  expect(result.skippedCount).toBe(count);
+  expect(result.skipped).toHaveLength(MAX_SKIPPED_KEPT);
+  expect(result.skipped[0]).toEqual({ path: 'disk:/pipes/f00000', reason: 'a FIFO (named pipe) is not extracted' });
+  expect(result.skipped[MAX_SKIPPED_KEPT - 1].path).toBe(`disk:/pipes/f${String(MAX_SKIPPED_KEPT - 1).padStart(5, '0')}`);
+  expect(result).toMatchObject({ files: 0, directories: 1 });
+  expect(await everything(to)).toEqual(['pipes']);
 });

@@ -117,7 +117,7 @@ export const defineFiles: DefineCommand = (program, ctx) => {
         printLines(ctx.io, [
           `extracted ${count(result.files, 'file')}, ${count(result.directories, 'directory', 'directories')}, ${count(result.symlinks, 'symlink')} (${formatBytes(result.bytes)}) to ${result.to}`,
           `  ${formatBytes(s.bytesFetched)} fetched from the vault in ${count(s.requests, 'request')}`,
-          ...skippedLines(result.skipped),
+          ...skippedLines(result.skipped, result.skippedCount),
         ]);
       });
     });
@@ -183,9 +183,9 @@ export function modeString(type: string, mode: number): string {
   return `${TYPE_LETTER[type] ?? '?'}${bits(6, (mode & 0o4000) !== 0, 's', 'S')}${bits(3, (mode & 0o2000) !== 0, 's', 'S')}${bits(0, (mode & 0o1000) !== 0, 't', 'T')}`;
 }
 
-/** The entries extraction skipped, at most 20 lines and a count of the rest. */
-export function skippedLines(skipped: Array<{ path: string; reason: string }>): string[] {
-  if (skipped.length === 0) return [];
+/** The entries extraction skipped (`total` of them, `skipped` the first), at most 20 lines and a count of the rest. */
+export function skippedLines(skipped: Array<{ path: string; reason: string }>, total = skipped.length): string[] {
+  if (total === 0) return [];
   const shown = skipped.slice(0, MAX_SKIPPED_LINES).map((s) => `  skipped ${s.path}: ${s.reason}`);
-  return [`${count(skipped.length, 'entry', 'entries')} skipped:`, ...shown, ...(skipped.length > MAX_SKIPPED_LINES ? [`  and ${skipped.length - MAX_SKIPPED_LINES} more`] : [])];
+  return [`${count(total, 'entry', 'entries')} skipped:`, ...shown, ...(total > shown.length ? [`  and ${total - shown.length} more`] : [])];
 }

@@ -27,7 +27,10 @@ export interface ExtractResult {
   directories: number;
   symlinks: number;
   bytes: number;
+  /** The first MAX_SKIPPED_KEPT entries not extracted, and why. */
   skipped: Array<{ path: string; reason: string }>;
+  /** How many entries were not extracted in all (skipped holds the first of them). */
+  skippedCount: number;
   /** Volumes whose journal was replayed to read them. */
   journalReplayed: string[];
   stats: FileRestoreStats;
@@ -40,6 +43,12 @@ const NOT_EXTRACTED: Partial<Record<FileType, string>> = {
   'block-device': 'a block device is not extracted',
   unknown: 'an entry of unknown type is not extracted',
 };
+
+/**
+ * Skipped entries kept in the result: a hostile image may hold millions (device nodes hard-linked over
+ * and over, each with a path up to 4 KiB): past this they are only counted.
+ */
+export const MAX_SKIPPED_KEPT = 1000;
 
 /** Linux's PATH_MAX less its NUL: a longer local path cannot be made (Node has no openat to go deeper). */
 const LOCAL_PATH_MAX = 4095;
@@ -100,7 +109,7 @@ export async function extractFiles(req: ExtractRequest): Promise<ExtractResult> 
   }
   // `to` is made only once every path asked for is accepted: a refused request leaves nothing behind.
   const root = await prepareTarget(req.to);
-  const result: ExtractResult = { to: root, files: 0, directories: 0, symlinks: 0, bytes: 0, skipped: [], journalReplayed: [], stats: files.stats() };
+  const result: ExtractResult = { to: root, files: 0, directories: 0, symlinks: 0, bytes: 0, skipped: [], skippedCount: 0, journalReplayed: [], stats: files.stats() };
 
   // Parent directories are real directories inside `to` (never a symlink), checked once each while open.
   const checkedDirs = new Set<string>([root]);
@@ -131,7 +140,8 @@ export async function extractFiles(req: ExtractRequest): Promise<ExtractResult> 
       await open.leaveUntilInside(relative, finish);
       const shownPath = `${entry.volume}:${entry.path}`;
       const skip = (reason: string) => {
-        result.skipped.push({ path: shownPath, reason });
+        result.skippedCount++;
+        if (result.skipped.length < MAX_SKIPPED_KEPT) result.skipped.push({ path: shownPath, reason });
         if (entry.type === 'directory') skipping = relative;
       };
 
