@@ -11,6 +11,8 @@ export interface CliIO {
    * the pace of the reader of the pipe, never piling up in memory. Optional: an IO without it cannot cat.
    */
   stdoutBytes?(chunk: Buffer): Promise<void>;
+  /** stdout is an interactive terminal (bytes written there are read by it: escape sequences act). */
+  stdoutIsTerminal?: boolean;
   /** Environment (connection strings, PAGEWISE_DEBUG). */
   env: Record<string, string | undefined>;
   /** Stream for the progress bar; set only when stderr is an interactive terminal. */
@@ -29,6 +31,7 @@ export function processIO(interruptSignal?: () => AbortSignal, interruption?: ()
     stdout: (text) => void process.stdout.write(text),
     stderr: (text) => void process.stderr.write(text),
     stdoutBytes: (chunk) => writeWithBackpressure(process.stdout, chunk),
+    stdoutIsTerminal: process.stdout.isTTY === true,
     env: process.env,
     progressStream: process.stderr.isTTY ? process.stderr : undefined,
     interruptSignal,

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { captureIO, run } from '../cli/main';
-import { modeString, skippedLines } from '../cli/commands/files';
+import { modeString, skippedLines, terminalControlAt } from '../cli/commands/files';
 import { encodeKeyFile, formatBytes } from '../core';
 import { fileBlocks, journalWrite, seededBytes } from '../testkit/fs-images';
 import { startPagewise } from '../testkit/pagewise-process';
@@ -55,8 +55,9 @@ afterAll(async () => {
   await env?.stop();
 });
 
-async function cli(args: string[]): Promise<Outcome> {
+async function cli(args: string[], options: { terminal?: boolean } = {}): Promise<Outcome> {
   const io = captureIO({ PAGEWISE_STORAGE_ENDPOINTS: env.az.storageEndpoints });
+  if (options.terminal) io.stdoutIsTerminal = true;
   const code = await run(args, io);
   const outcome = { code, stdout: io.stdoutText(), stderr: io.stderrText(), bytes: io.stdoutBuffer() };
   seen.push(outcome);
@@ -141,6 +142,31 @@ test('cat: the file\'s bytes on stdout as bytes, and nothing else', async () => 
   expect(sha(o.bytes)).toBe(sha(BIG));
   const hosts = await cli(['cat', backup.backupId, 'p1:/etc/hosts', ...vaultArgs()]);
   expect(hosts.bytes.toString()).toBe('127.0.0.1 localhost\n');
+});
+
+test('cat to a terminal stops before the first byte that would act on it; text passes; --raw writes all', async () => {
+  const first = terminalControlAt(BIG, -1);
+  expect(first).toBeGreaterThanOrEqual(0);
+  const o = await cli(['cat', backup.backupId, 'p1:/big.bin', ...vaultArgs()], { terminal: true });
+  expect(o.code).toBe(2);
+  expect(o.stdout).toBe('');
+  expect(o.bytes).toEqual(BIG.subarray(0, first));
+  expect(o.stderr).toContain(`p1:/big.bin holds a byte that would act on the terminal (at byte ${first}): stopped there`);
+  const hosts = await cli(['cat', backup.backupId, 'p1:/etc/hosts', ...vaultArgs()], { terminal: true });
+  expect({ code: hosts.code, text: hosts.bytes.toString() }).toEqual({ code: 0, text: '127.0.0.1 localhost\n' });
+  const raw = await cli(['cat', backup.backupId, 'p1:/big.bin', '--raw', ...vaultArgs()], { terminal: true });
+  expect(raw.code).toBe(0);
+  expect(sha(raw.bytes)).toBe(sha(BIG));
+});
+
+test('the bytes a terminal acts on: C0 but tab/LF/CR, DEL, UTF-8 C1 (also split across chunks); UTF-8 text passes', () => {
+  expect(terminalControlAt(Buffer.from('plain\ttext\r\n', 'utf8'), -1)).toBe(-1);
+  expect(terminalControlAt(Buffer.from('héllo ě 日本', 'utf8'), -1)).toBe(-1); // ě is C4 9B: a continuation byte, not CSI
+  expect(terminalControlAt(Buffer.from('ab\x1b[2J', 'latin1'), -1)).toBe(2);
+  expect(terminalControlAt(Buffer.from('ab\x7f', 'latin1'), -1)).toBe(2);
+  expect(terminalControlAt(Buffer.from([0x61, 0xc2, 0x9b, 0x32, 0x4a]), -1)).toBe(1);
+  expect(terminalControlAt(Buffer.from([0x9b, 0x32, 0x4a]), 0xc2)).toBe(0);
+  expect(terminalControlAt(Buffer.from([0x9b]), 0xc4)).toBe(-1);
 });
 
 test('cat as a real process: the bytes through a pipe are the file\'s, exit 0, stderr empty', async () => {

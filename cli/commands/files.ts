@@ -128,21 +128,51 @@ export const defineFiles: DefineCommand = (program, ctx) => {
       .description("write one file's bytes from a backup to stdout, straight from the vault")
       .argument('<backup-id>', 'the backup (see pagewise list)')
       .argument('<file>', 'p1:/etc/fstab'),
-  ).action(async (id: string, file: string, opts: VaultOptions) => {
-    const write = ctx.io.stdoutBytes;
-    if (!write) throw new PagewiseError('BadInput', 'this output cannot take bytes; use pagewise extract');
-    await withFiles(ctx, id, opts, async (files) => {
-      const entry = await files.stat(file);
-      if (entry.type !== 'file') throw new PagewiseError('BadInput', `${entry.volume}:${entry.path} is a ${entry.type}, not a regular file (pagewise ls lists a directory)`);
-      try {
-        for await (const chunk of files.read(file, { abortSignal: ctx.io.interruptSignal?.() })) await write(chunk);
-      } catch (err) {
-        // The reader of the pipe went away (`pagewise cat … | head`): it has what it wanted; stop quietly, as cat does.
-        if ((err as NodeJS.ErrnoException).code !== 'EPIPE') throw err;
-      }
+  )
+    .option('--raw', 'write to a terminal even bytes that would act on it (escape sequences, controls)')
+    .action(async (id: string, file: string, opts: VaultOptions & { raw?: boolean }) => {
+      const write = ctx.io.stdoutBytes;
+      if (!write) throw new PagewiseError('BadInput', 'this output cannot take bytes; use pagewise extract');
+      await withFiles(ctx, id, opts, async (files) => {
+        const entry = await files.stat(file);
+        if (entry.type !== 'file') throw new PagewiseError('BadInput', `${entry.volume}:${entry.path} is a ${entry.type}, not a regular file (pagewise ls lists a directory)`);
+        try {
+          // To a terminal, the image's bytes (the VM owner's: maybe hostile) stop before the first that would act
+          // on it (ESC, C1, other controls): a file must not drive the operator's terminal.
+          const guard = ctx.io.stdoutIsTerminal && !opts.raw;
+          let at = 0;
+          let before = -1;
+          for await (const chunk of files.read(file, { abortSignal: ctx.io.interruptSignal?.() })) {
+            const bad = guard ? terminalControlAt(chunk, before) : -1;
+            if (bad >= 0) {
+              if (bad > 0) await write(chunk.subarray(0, bad));
+              throw new PagewiseError('BadInput', `${entry.volume}:${entry.path} holds a byte that would act on the terminal (at byte ${at + bad}): stopped there; send it to a file or a pipe, or use --raw`);
+            }
+            if (chunk.length > 0) before = chunk[chunk.length - 1];
+            at += chunk.length;
+            await write(chunk);
+          }
+        } catch (err) {
+          // The reader of the pipe went away (`pagewise cat … | head`): it has what it wanted; stop quietly, as cat does.
+          if ((err as NodeJS.ErrnoException).code !== 'EPIPE') throw err;
+        }
+      });
     });
-  });
 };
+
+/**
+ * Index of the first byte in `chunk` a terminal would act on rather than show: C0 controls but tab, LF and
+ * CR; DEL; a C1 control in UTF-8 (0xC2 0x80–0x9F: 0x9B is CSI). `before` is the previous chunk's last byte
+ * (-1 at the start), so a C1 pair split across chunks is caught. -1 when there is none.
+ */
+export function terminalControlAt(chunk: Buffer, before: number): number {
+  for (let i = 0; i < chunk.length; i++) {
+    const b = chunk[i];
+    if ((b < 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0d) || b === 0x7f) return i;
+    if (b >= 0x80 && b <= 0x9f && (i > 0 ? chunk[i - 1] : before) === 0xc2) return i > 0 ? i - 1 : 0;
+  }
+  return -1;
+}
 
 function count(n: number, one: string, many = `${one}s`): string {
   return `${n} ${n === 1 ? one : many}`;
