@@ -96,7 +96,7 @@ export { metered } from './repo/store/wrappers';
 export type { StoreMeter } from './repo/store/wrappers';
 
 // files (#14): file-level restore straight from the vault — the volumes of a backed-up disk, their files listed, read, extracted.
-export { BackupFiles, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, MAX_WALK_DEPTH } from './files/backup-files';
+export { BackupFiles, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, MAX_WALK_DEPTH, MAX_WALK_HELD_NAMES } from './files/backup-files';
 export type { FileListing, FileRestoreStats, OpenBackupFilesRequest, VolumeView, WalkEntry } from './files/backup-files';
 export { ExtVolume, fileTypeOf, unusableName } from './files/ext-volume';
 export type { FileEntry, FileType } from './files/ext-volume';

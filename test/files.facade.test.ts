@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { formatVolumePath, parseVolumePath, PagewiseError, type DiskReader } from '../core';
+import { formatVolumePath, MAX_WALK_HELD_NAMES, parseVolumePath, PagewiseError, type DiskReader } from '../core';
 import { ensureTools } from '../testkit/debian-tools';
 import { debugfs, fileBlocks, journalWrite, makeExtImage, makePartitionedImage, makeTree, osLikeTree, type TreeEntry } from '../testkit/fs-images';
 import { Opened, rejection, bytesOf } from './harness/file-images';
@@ -157,6 +157,28 @@ test('walk: pre-order, relative names, symlinks not followed; a hard-linked dire
     'user/up',
   ]);
   expect(skipped).toEqual(['/home/user/docs/back: a directory already met at another path (a hard-linked directory)']);
+});
+
+test('walk: the names held over all the open directories are bounded together, and released as each is left', async () => {
+  const nested = path.join(dir, 'held.img');
+  await fs.copyFile(image, nested);
+  // /held: a x y; /held/a: b p q; /held/a/b: c r s — 3 names each, 9 held at /held/a/b.
+  // /flat: d1 d2 d3, each holding 3 files — never more than 6 held at once.
+  const commands = ['mkdir /held', 'cd /held', 'mkdir a', 'mkdir x', 'mkdir y', 'cd a', 'mkdir b', 'mkdir p', 'mkdir q', 'cd b', 'mkdir c', 'mkdir r', 'mkdir s'];
+  commands.push('cd /', 'mkdir flat', 'cd flat');
+  for (const d of ['d1', 'd2', 'd3']) commands.push(`mkdir ${d}`, `cd ${d}`, 'mknod f1 p', 'mknod f2 p', 'mknod f3 p', 'cd ..');
+  debugfs(nested, commands, true);
+  const files = await opened.image(nested);
+  const walkAll = async (at: string, maxHeldNames: number) => {
+    const paths: string[] = [];
+    for await (const item of files.walk(at, { maxHeldNames })) paths.push(item.path);
+    return paths;
+  };
+  const err = await rejection(walkAll('/held', 8));
+  expect(err).toMatchObject({ code: 'LimitExceeded', message: 'disk:/held/a/b holds 3 entries, and the directories above it 6: more than the 8 names a walk holds at once' });
+  expect(await walkAll('/held', 9)).toHaveLength(10);
+  expect(await walkAll('/flat', 6)).toHaveLength(13);
+  expect((await rejection(walkAll('/flat', MAX_WALK_HELD_NAMES + 1))).message).toBe(`maxHeldNames ${MAX_WALK_HELD_NAMES + 1} must be a whole number from 1 to ${MAX_WALK_HELD_NAMES}`);
 });
 
 test('walk: a directory deeper than the bound below the start is yielded with skip and not entered', async () => {

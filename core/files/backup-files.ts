@@ -45,6 +45,12 @@ export const DEFAULT_LIST_LIMIT = 1000;
 export const MAX_LIST_LIMIT = 10_000;
 /** walk() descends at most this many directories below its start. */
 export const MAX_WALK_DEPTH = 256;
+/**
+ * Names walk() holds at once, over all the directories it is inside (each level's sorted names wait while
+ * the level below is walked): one directory may hold millions (MAX_DIRECTORY_BYTES) and a hostile image may
+ * nest such directories, so the sum is bounded, not each alone. ~60 bytes a name: about 250 MB at most.
+ */
+export const MAX_WALK_HELD_NAMES = 4_000_000;
 
 const NO_VAULT_STATS: VaultDiskStats = { bytesFetched: 0, requests: 0, piecesFetched: 0, cacheHits: 0, holeReads: 0, cacheBytes: 0, cacheHighWaterBytes: 0, tablesRead: 0 };
 
@@ -139,9 +145,15 @@ export class BackupFiles {
    * entries, never followed; a directory met twice (a hard-linked directory: a loop or a fan-out a hostile
    * image may hold) or deeper than MAX_WALK_DEPTH is yielded with `skip` and not entered.
    */
-  async *walk(path: string, options: { abortSignal?: AbortSignal; /** ≤ MAX_WALK_DEPTH (the default) */ maxDepth?: number } = {}): AsyncGenerator<WalkEntry> {
+  async *walk(
+    path: string,
+    options: { abortSignal?: AbortSignal; /** ≤ MAX_WALK_DEPTH (the default) */ maxDepth?: number; /** ≤ MAX_WALK_HELD_NAMES (the default; tests: smaller) */ maxHeldNames?: number } = {},
+  ): AsyncGenerator<WalkEntry> {
     const maxDepth = options.maxDepth ?? MAX_WALK_DEPTH;
     if (!Number.isSafeInteger(maxDepth) || maxDepth < 0 || maxDepth > MAX_WALK_DEPTH) throw new PagewiseError('BadInput', `maxDepth ${maxDepth} must be a whole number from 0 to ${MAX_WALK_DEPTH}`);
+    const maxHeld = options.maxHeldNames ?? MAX_WALK_HELD_NAMES;
+    if (!Number.isSafeInteger(maxHeld) || maxHeld < 1 || maxHeld > MAX_WALK_HELD_NAMES) throw new PagewiseError('BadInput', `maxHeldNames ${maxHeld} must be a whole number from 1 to ${MAX_WALK_HELD_NAMES}`);
+    let held = 0;
     const where = this.parse(path);
     const volume = await this.volume(where.volume);
     const seen = new Set<number>();
@@ -162,8 +174,15 @@ export class BackupFiles {
       seen.add(entry.ino);
       yield { ...entry, volume: where.volume, relative };
       const label = `${where.volume}:${entry.path}`;
-      for (const name of await named(label, () => volume.listNames(entry.path))) {
-        yield* visit(await named(label, () => volume.child(entry.path, name)), [...relative, name]);
+      const names = await named(label, () => volume.listNames(entry.path));
+      if (held + names.length > maxHeld) {
+        throw new PagewiseError('LimitExceeded', `${label} holds ${names.length} entries, and the directories above it ${held}: more than the ${maxHeld} names a walk holds at once`);
+      }
+      held += names.length;
+      try {
+        for (const name of names) yield* visit(await named(label, () => volume.child(entry.path, name)), [...relative, name]);
+      } finally {
+        held -= names.length;
       }
     };
     yield* visit(await named(`${where.volume}:${where.path}`, () => volume.lstat(where.path)), []);
