@@ -121,3 +121,11 @@ export type { JournalReplay } from './files/ext-journal';
 // file-level restore, how the entry points report it (#14, entry): volumes and journal replays.
 export { volumeSummary, replayedVolumes, journalNotes } from './files/files-report';
 export type { VolumeSummary } from './files/files-report';
+
+// #15 B (index): compacted index generations, the content index (bounded memory), compaction and rebuild-index.
+export { writeGeneration, newestGeneration, listGenerations, readShard, readShardFrame, readFilter, BloomFilter, GenerationView, generationNames, filterBitsFor } from './repo/v2/index-generation';
+export type { ShardInfo, IndexCovers, Generation } from './repo/v2/index-generation';
+export { ContentIndex, contentIndexBound, DEFAULT_FRAME_CACHE_BYTES, DEFAULT_DELTA_BUDGET_ENTRIES } from './repo/v2/content-index';
+export type { ContentIndexOptions, ContentIndexStats } from './repo/v2/content-index';
+export { compactIndex, rebuildIndex } from './repo/v2/index-compaction';
+export type { CompactReport, RebuildReport } from './repo/v2/index-compaction';
