@@ -13,6 +13,7 @@ import { readVaultMarker } from '../repo/v2/marker';
 import { v2names } from '../repo/v2/names';
 import { chooseRepack, decide, GcVerdict, MarkFact, marksToDelete, sweepable } from './decide';
 import { gather, Gathered } from './gather';
+import { problemOf } from './gather-content';
 import { markName, PruneMark, writeMark } from './marks';
 import type { PruneOptions, PruneReport } from './prune-types';
 import { DEFAULT_ABANDON_AFTER_MS, GcParams, resolveGcParams } from './protocol';
@@ -112,7 +113,14 @@ export async function pruneVault(o: PruneOptions): Promise<PruneReport> {
   if (!v.blocked && ((repacked?.deltas.length ?? 0) > 0 || hasUncoveredDelta(g, d.tally, now.deltas, packsGone))) {
     o.onProgress?.('index', 0, 1);
     await o.beforeMutation?.('index', 'index/c/');
-    index = await compactIndex(vault, keyring, { keepPack: (p) => !packsGone.has(p), scratchDir: o.scratchDir, abortSignal: o.abortSignal });
+    try {
+      index = await compactIndex(vault, keyring, { keepPack: (p) => !packsGone.has(p), scratchDir: o.scratchDir, abortSignal: o.abortSignal });
+      for (const u of index.deltasUnreadable) g.problems.push(`the index delta ${u.delta} is not compacted (it stays a delta): ${u.why}`);
+    } catch (err) {
+      // A finding (another prune compacting the same generation number, a damaged generation): the run's deletions
+      // and mark stand; the next run compacts. Transient errors and bugs propagate.
+      g.problems.push(`the index was not compacted: ${problemOf(err)}`);
+    }
     o.onProgress?.('index', 1, 1);
   }
 
