@@ -65,7 +65,9 @@ test('entries from an uncovered delta and from the generation: one frame read pe
   expect(after.framesRead - before.framesRead).toBeLessThanOrEqual(200 - (after.filterNo - before.filterNo));
 
   const covers = index.generation!.covers;
-  const bound = contentIndexBound(covers.entries, covers.deltas.length, options);
+  expect(index.coveredDeltas).toBe(3);
+  expect(covers.deltas).toEqual([]); // held once, as the covered set
+  const bound = contentIndexBound(covers.entries, index.coveredDeltas, options);
   const filterBytes = covers.filter!.bits / 8;
   const fenceBytes = 32 * covers.shards.reduce((n, s) => n + s.frames, 0);
   expect(filterBytes).toBe(4096);

@@ -103,9 +103,14 @@ export class ContentIndex {
     return { ...this.counts, filterNo: this.counts.filterNo + (v?.filterNo ?? 0), framesRead: this.counts.framesRead + (v?.framesRead ?? 0), entriesHeld: this.held.length / INDEX_ENTRY_BYTES };
   }
 
-  /** The generation in use, if any. */
+  /** The generation in use, if any (slim: its fences are held as bytes and its delta names as `coveredDeltas`). */
   get generation(): Generation | undefined {
     return this.view?.generation;
+  }
+
+  /** How many deltas the generation in use covers (their names are held to tell uncovered deltas apart). */
+  get coveredDeltas(): number {
+    return this.covered.size;
   }
 
   /** Re-lists index/d/ (and a newer complete generation) and loads what is new; cheap when nothing is. */
@@ -165,8 +170,8 @@ export class ContentIndex {
           this.counts.filterNo += this.view.stats.filterNo;
           this.counts.framesRead += this.view.stats.framesRead;
         }
-        this.view = new GenerationView(this.vault, this.keyring, g, filter, this.frameCacheBytes);
         this.covered = new Set(g.covers.deltas);
+        this.view = new GenerationView(this.vault, this.keyring, g, filter, this.frameCacheBytes);
       }
     }
     // 2. The uncovered deltas, newest first, held while they fit the budget.

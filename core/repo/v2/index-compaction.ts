@@ -5,12 +5,12 @@ import { readTombstones } from '../../retention/tombstones';
 import type { StorageLocation } from '../../types';
 import { BlobNotFoundError } from '../store/blob-store';
 import { Vault } from '../vault';
-import { listGenerations, newestGeneration, readShard, writeGeneration } from './index-generation';
+import { listGenerations, newestGeneration, readShardPlain, writeGeneration } from './index-generation';
 import { Keyring, openKeyring } from './keyring';
 import { readVaultMarker } from './marker';
 import { readManifest2 } from './manifest';
 import { deltaStampMs, DELTA_NAME_RE, MANIFEST_NAME_RE, PACK_NAME_RE } from './names';
-import { readIndexDelta, readPackTrailer } from './pack-writer';
+import { indexEntryAt, readIndexDelta, readPackTrailer } from './pack-writer';
 import { isZeroChunk, readTable } from './page-table';
 import type { IndexEntry, TableRef } from './records';
 import { ShardSpill, SpilledShard } from './shard-spill';
@@ -122,7 +122,11 @@ export async function compactIndex(vault: Vault, keyring: Keyring, options: { ke
   try {
     if (old) {
       for (const info of old.covers.shards) {
-        for (const e of await readShard(vault, keyring, info)) if (keep(e.pack)) await spill.add(record(e, 1, 0, 0));
+        const plain = await readShardPlain(vault, keyring, info); // one shard's entries at a time, 64 bytes each
+        for (let k = 0; k < info.entries; k++) {
+          const e = indexEntryAt(plain, k);
+          if (keep(e.pack)) await spill.add(record(e, 1, 0, 0));
+        }
         step();
       }
     }
