@@ -58,6 +58,11 @@ test('compaction: holder order (newer pack, then an uncovered delta over the gen
 
   // A later pack holding x, in an uncovered delta, wins over the generation's entry.
   const p3 = await storePacks(vault, keyring, [x, ...idsIn(0x12, 5)]);
+  // A reader (restore's fallback) asks the uncovered delta first, then the generation.
+  const reader = await VaultIndex.open(vault, keyring);
+  expect(reader.deltas).toEqual(p3.deltas);
+  expect((await reader.lookup(x.toString('hex'))).map((e) => e.pack)).toEqual([p3.packs[0], p2.packs[0]]);
+  expect(reader.stats).toEqual({ lookups: 1, deltasRead: 1, framesRead: 1 });
   const c2 = await compactIndex(vault, keyring, {});
   expect(c2).toMatchObject({ gen: 2, entries: 46, shards: 4, deltasCovered: 3, spillRecords: 41 + 6 });
   const g2 = await newestGeneration(vault, keyring);
