@@ -127,5 +127,5 @@ export { writeGeneration, newestGeneration, listGenerations, readShard, readShar
 export type { ShardInfo, IndexCovers, Generation } from './repo/v2/index-generation';
 export { ContentIndex, contentIndexBound, DEFAULT_FRAME_CACHE_BYTES, DEFAULT_DELTA_BUDGET_ENTRIES } from './repo/v2/content-index';
 export type { ContentIndexOptions, ContentIndexStats } from './repo/v2/content-index';
-export { compactIndex, rebuildIndex } from './repo/v2/index-compaction';
-export type { CompactReport, RebuildReport } from './repo/v2/index-compaction';
+export { compactIndex, rebuildIndex, rebuildVaultIndex } from './repo/v2/index-compaction';
+export type { CompactReport, RebuildReport, RebuildVaultIndexOptions } from './repo/v2/index-compaction';

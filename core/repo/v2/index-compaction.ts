@@ -1,14 +1,16 @@
 /** Index compaction and rebuild (docs/FORMAT.md §18.3): deltas + the newest generation, or the pack trailers alone, into generation gen+1 through a bounded external sort. */
 import { forEachLimited } from '../../concurrency';
-import { isPagewiseError, isTransient, throwIfAborted } from '../../errors';
+import { isPagewiseError, isTransient, PagewiseError, throwIfAborted } from '../../errors';
 import { readTombstones } from '../../retention/tombstones';
+import type { StorageLocation } from '../../types';
 import { BlobNotFoundError } from '../store/blob-store';
-import type { Vault } from '../vault';
-import { listGenerations, newestGeneration, readShard, writeGeneration } from './index-generation';
-import type { Keyring } from './keyring';
+import { Vault } from '../vault';
+import { listGenerations, newestGeneration, readShardPlain, writeGeneration } from './index-generation';
+import { Keyring, openKeyring } from './keyring';
+import { readVaultMarker } from './marker';
 import { readManifest2 } from './manifest';
 import { deltaStampMs, DELTA_NAME_RE, MANIFEST_NAME_RE, PACK_NAME_RE } from './names';
-import { readIndexDelta, readPackTrailer } from './pack-writer';
+import { indexEntryAt, readIndexDelta, readPackTrailer } from './pack-writer';
 import { isZeroChunk, readTable } from './page-table';
 import type { IndexEntry, TableRef } from './records';
 import { ShardSpill, SpilledShard } from './shard-spill';
@@ -120,7 +122,11 @@ export async function compactIndex(vault: Vault, keyring: Keyring, options: { ke
   try {
     if (old) {
       for (const info of old.covers.shards) {
-        for (const e of await readShard(vault, keyring, info)) if (keep(e.pack)) await spill.add(record(e, 1, 0, 0));
+        const plain = await readShardPlain(vault, keyring, info); // one shard's entries at a time, 64 bytes each
+        for (let k = 0; k < info.entries; k++) {
+          const e = indexEntryAt(plain, k);
+          if (keep(e.pack)) await spill.add(record(e, 1, 0, 0));
+        }
         step();
       }
     }
@@ -310,4 +316,23 @@ async function* placing(entries: ShardSpill, live: ShardSpill, out: { unplaced: 
     unplacedIn(ids.value, undefined);
     ids = await liveShards.next();
   }
+}
+
+export interface RebuildVaultIndexOptions {
+  vault: StorageLocation;
+  userKey: Buffer;
+  dryRun?: boolean;
+  /** where the external sort spills (default: the OS temp dir) */
+  scratchDir?: string;
+  abortSignal?: AbortSignal;
+}
+
+/** `pagewise rebuild-index` as the CLI calls it: opens the version-2 vault with the user key, then rebuildIndex. */
+export async function rebuildVaultIndex(o: RebuildVaultIndexOptions): Promise<RebuildReport & { dryRun: boolean }> {
+  const vault = Vault.open(o.vault);
+  const marker = await readVaultMarker(vault);
+  if (marker.version !== 2) throw new PagewiseError('BadInput', `${vault.display} is a version-1 vault: it has no vault index; rebuild-index works on a version-2 vault (pagewise upgrade makes one)`);
+  const keyring = await openKeyring(vault, marker, o.userKey);
+  const report = await rebuildIndex(vault, keyring, { dryRun: o.dryRun, scratchDir: o.scratchDir, abortSignal: o.abortSignal });
+  return { ...report, dryRun: o.dryRun ?? false };
 }

@@ -307,7 +307,7 @@ function shardHeader(info: ShardInfo): Buffer {
 const shardBad = (info: ShardInfo) => (why: string) => new PagewiseError('Corrupt', `the index shard ${info.name} ${why}; run pagewise rebuild-index to write a new generation`);
 
 /** Frame `frame` of a shard as plaintext (64 bytes per entry): one range read, authenticated against the header its covers implies, its first entry the fence. */
-export async function readShardFramePlain(vault: Vault, keyring: Keyring, info: ShardInfo, frame: number): Promise<Buffer> {
+export async function readShardFramePlain(vault: Vault, keyring: Keyring, info: ShardInfo, frame: number, fenceHex: string = info.fences[frame]): Promise<Buffer> {
   if (!Number.isInteger(frame) || frame < 0 || frame >= info.frames) throw new RangeError(`${info.name} has frames 0 to ${info.frames - 1}, not ${frame}`);
   const bad = shardBad(info);
   keyring.requireEpoch(info.epoch, `the index shard ${info.name}`);
@@ -320,7 +320,7 @@ export async function readShardFramePlain(vault: Vault, keyring: Keyring, info: 
     throw err;
   }
   const plain = openIndexFrame(keyring.key('index', info.epoch), shardHeader(info), info.name, frame, stored, bad);
-  if (plain.toString('hex', 0, 32) !== info.fences[frame]) throw bad(`frame ${frame} does not begin with its fence`);
+  if (plain.toString('hex', 0, 32) !== fenceHex) throw bad(`frame ${frame} does not begin with its fence`);
   return plain;
 }
 
@@ -330,8 +330,14 @@ export async function readShardFrame(vault: Vault, keyring: Keyring, info: Shard
   return Array.from({ length: plain.length / INDEX_ENTRY_BYTES }, (_, k) => indexEntryAt(plain, k));
 }
 
-/** A whole shard (prune's gather): one GET bounded by its covers' size, every frame authenticated and its fence checked. */
+/** A whole shard (prune's gather). */
 export async function readShard(vault: Vault, keyring: Keyring, info: ShardInfo): Promise<IndexEntry[]> {
+  const plain = await readShardPlain(vault, keyring, info);
+  return Array.from({ length: info.entries }, (_, k) => indexEntryAt(plain, k));
+}
+
+/** A whole shard's entries as plaintext (64 bytes each, ascending): one GET bounded by its covers' size, every frame authenticated and its fence checked. */
+export async function readShardPlain(vault: Vault, keyring: Keyring, info: ShardInfo): Promise<Buffer> {
   const bad = shardBad(info);
   keyring.requireEpoch(info.epoch, `the index shard ${info.name}`);
   let stored: Buffer;
@@ -344,14 +350,15 @@ export async function readShard(vault: Vault, keyring: Keyring, info: ShardInfo)
   const header = shardHeader(info);
   if (stored.length !== info.bytes || !stored.subarray(0, INDEX_HEADER_BYTES).equals(header)) throw bad('does not match its covers (size or header)');
   const key = keyring.key('index', info.epoch);
-  const out: IndexEntry[] = [];
+  const out = Buffer.alloc(info.entries * INDEX_ENTRY_BYTES);
   for (let f = 0; f < info.frames; f++) {
     const n = Math.min(FRAME_ENTRIES, info.entries - f * FRAME_ENTRIES);
     const at = INDEX_HEADER_BYTES + f * FULL_FRAME_BYTES;
     const plain = openIndexFrame(key, header, info.name, f, stored.subarray(at, at + frameBytes(n)), bad);
     if (plain.toString('hex', 0, 32) !== info.fences[f]) throw bad(`frame ${f} does not begin with its fence`);
-    if (f > 0 && Buffer.compare(out[out.length - 1].contentId, plain.subarray(0, 32)) >= 0) throw bad('has entries out of order');
-    for (let k = 0; k < n; k++) out.push(indexEntryAt(plain, k));
+    const to = f * FRAME_ENTRIES * INDEX_ENTRY_BYTES;
+    if (f > 0 && out.compare(plain, 0, 32, to - INDEX_ENTRY_BYTES, to - INDEX_ENTRY_BYTES + 32) >= 0) throw bad('has entries out of order');
+    plain.copy(out, to);
   }
   return out;
 }
@@ -400,21 +407,28 @@ export class GenerationView {
   private readonly loading = new Map<string, Promise<Buffer>>();
   private cachedBytes = 0;
   private readonly fenceBytes: number;
+  /** The generation without its fences (held as bytes) and delta names. */
+  readonly generation: Generation;
 
   constructor(
     private readonly vault: Vault,
     private readonly keyring: Keyring,
-    readonly generation: Generation,
+    generation: Generation,
     private readonly filter: BloomFilter | null,
     private readonly frameCacheBytes: number,
   ) {
     let bytes = 0;
+    const shards: ShardInfo[] = [];
     for (const s of generation.covers.shards) {
       const fences = Buffer.from(s.fences.join(''), 'hex');
-      this.fences.set(parseInt(s.shard, 16), { info: s, fences });
+      const slim = { ...s, fences: [] };
+      shards.push(slim);
+      this.fences.set(parseInt(s.shard, 16), { info: slim, fences });
       bytes += fences.length;
     }
     this.fenceBytes = bytes;
+    // Fences are held once, as bytes; delta names are the caller's to keep (or not): the covers held is slim.
+    this.generation = { ...generation, covers: { ...generation.covers, deltas: [], shards } };
   }
 
   /** Bytes held: filter, fences, cached frames. */
@@ -439,12 +453,12 @@ export class GenerationView {
       else hi = mid;
     }
     if (lo === 0) return undefined; // before the shard's first entry
-    const plain = await this.frame(shard.info, lo - 1);
+    const plain = await this.frame(shard.info, lo - 1, shard.fences.toString('hex', (lo - 1) * 32, lo * 32));
     const k = findIn(plain, id);
     return k === undefined ? undefined : indexEntryAt(plain, k);
   }
 
-  private frame(info: ShardInfo, frame: number): Promise<Buffer> {
+  private frame(info: ShardInfo, frame: number, fenceHex: string): Promise<Buffer> {
     const key = `${info.shard}:${frame}`;
     const cached = this.frames.get(key);
     if (cached) {
@@ -454,7 +468,7 @@ export class GenerationView {
     }
     let pending = this.loading.get(key);
     if (!pending) {
-      pending = readShardFramePlain(this.vault, this.keyring, info, frame)
+      pending = readShardFramePlain(this.vault, this.keyring, info, frame, fenceHex)
         .then((plain) => {
           this.stats.framesRead++;
           this.remember(key, plain);
