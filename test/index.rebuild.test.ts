@@ -124,6 +124,12 @@ test('rebuild from pack trailers equals the written deltas as entry sets; holder
   expect(third.packsUnreadable).toEqual([{ pack: bad.packs[0], why: expect.stringContaining('fails authentication') }]);
   expect(third).toMatchObject({ gen: 3, entries: 1541, packsRead: 6, deltasCovered: 6 });
   expect((await newestGeneration(vault, keyring))?.covers.deltas).not.toContain(bad.deltas[0]);
+
+  // A damaged newest covers: compaction refuses to build on it; rebuild writes a sound generation above it.
+  await vault.putBytes('index/c/00000003/covers.pwe', randomBytes(100));
+  await expect(compactIndex(vault, keyring, {})).rejects.toMatchObject({ code: 'Corrupt', message: expect.stringContaining('index/c/00000003/covers.pwe') });
+  expect(await rebuildIndex(vault, keyring, {})).toMatchObject({ gen: 4, entries: 1541 });
+  expect((await newestGeneration(vault, keyring))?.gen).toBe(4);
 });
 
 test('every delta lost: rebuild-index restores lookups — VaultIndex finds moved blocks through the generation and a restore is byte-identical; a chunk in no pack is counted', async () => {

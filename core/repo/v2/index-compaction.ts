@@ -91,12 +91,14 @@ async function listDeltas(vault: Vault, signal?: AbortSignal): Promise<string[]>
   return out;
 }
 
-/** Every pack of one listing by packId: its Creation-Time and name. */
-async function listPacks(vault: Vault, signal?: AbortSignal): Promise<Map<string, number>> {
+/** Every pack of one listing by packId: its Creation-Time (and its size, when `sizes` is given). */
+async function listPacks(vault: Vault, signal?: AbortSignal, sizes?: Map<string, number>): Promise<Map<string, number>> {
   const out = new Map<string, number>();
   for await (const b of vault.listDetailed('packs/', { abortSignal: signal })) {
     const m = PACK_NAME_RE.exec(b.name);
-    if (m && m[2].startsWith(m[1])) out.set(m[2], b.createdOn.getTime());
+    if (!m || !m[2].startsWith(m[1])) continue;
+    out.set(m[2], b.createdOn.getTime());
+    sizes?.set(m[2], b.contentLength);
   }
   return out;
 }
@@ -182,7 +184,8 @@ export async function rebuildIndex(vault: Vault, keyring: Keyring, options: { dr
   const manifests: string[] = [];
   for await (const b of vault.listDetailed('manifests/', { abortSignal: signal })) if (MANIFEST_NAME_RE.test(b.name)) manifests.push(b.name);
   const deltas = await listDeltas(vault, signal);
-  const packs = await listPacks(vault, signal);
+  const sizes = new Map<string, number>();
+  const packs = await listPacks(vault, signal, sizes);
   step();
 
   const entries = await ShardSpill.create(RECORD_BYTES, options.scratchDir);
@@ -220,7 +223,7 @@ export async function rebuildIndex(vault: Vault, keyring: Keyring, options: { dr
     await forEachLimited(packs.entries(), READS_AT_ONCE, async ([packId, createdMs]) => {
       let found: IndexEntry[];
       try {
-        found = await readPackTrailer(vault, keyring, packId);
+        found = await readPackTrailer(vault, keyring, packId, sizes.get(packId));
       } catch (err) {
         if (err instanceof BlobNotFoundError) return; // deleted since the listing
         packsUnreadable.push({ pack: packId, why: problemOf(err) });

@@ -63,6 +63,9 @@ const FILTER_MAX_BITS = 2 ** 31;
 /** Bits a writer that was not told the count starts with (16 MiB; folded down at the end). */
 const FILTER_DEFAULT_START_BITS = 2 ** 27;
 
+/** Shard Puts a generation writer keeps in flight. */
+const SHARD_PUTS_AT_ONCE = 2;
+
 /** Bytes of a frame of `n` entries as stored. */
 const frameBytes = (n: number) => FRAME_OVERHEAD + n * INDEX_ENTRY_BYTES;
 const FULL_FRAME_BYTES = frameBytes(FRAME_ENTRIES);
@@ -136,6 +139,7 @@ export async function writeGeneration(vault: Vault, keyring: Keyring, gen: numbe
   let frames: Buffer[] = [];
   let fill = 0; // entries in the last frame buffer
   let last: Buffer | undefined;
+  const inFlight: Promise<void>[] = [];
 
   const put = async (name: string, bytes: Buffer) => {
     try {
@@ -149,14 +153,20 @@ export async function writeGeneration(vault: Vault, keyring: Keyring, gen: numbe
   const flushShard = async () => {
     if (shard < 0) return;
     const count = (frames.length - 1) * FRAME_ENTRIES + fill;
+    const fences = frames.map((f) => f.toString('hex', 0, 32));
+    const frameCount = frames.length;
     const plain = Buffer.concat(frames.map((f, k) => (k === frames.length - 1 ? f.subarray(0, fill * INDEX_ENTRY_BYTES) : f)));
+    frames = []; // the joined copy is all that is needed now
+    fill = 0;
     const name = generationNames.shard(gen, shard);
     const blob = encodeIndexBlobPlain(keyring, name, 1, plain);
     throwIfAborted(options.abortSignal, 'the index compaction was cancelled');
-    await put(name, blob);
-    shards.push({ shard: shard.toString(16).padStart(2, '0'), name, entries: count, frames: frames.length, bytes: blob.length, fences: frames.map((f) => f.toString('hex', 0, 32)), epoch: keyring.epoch });
-    frames = [];
-    fill = 0;
+    // Two shard Puts in flight (the next shard is encoded meanwhile): memory is two sealed shards.
+    const written = put(name, blob);
+    written.catch(() => undefined); // awaited below
+    inFlight.push(written);
+    shards.push({ shard: shard.toString(16).padStart(2, '0'), name, entries: count, frames: frameCount, bytes: blob.length, fences, epoch: keyring.epoch });
+    if (inFlight.length >= SHARD_PUTS_AT_ONCE) await inFlight.shift();
   };
 
   for await (const e of entries) {
@@ -177,6 +187,7 @@ export async function writeGeneration(vault: Vault, keyring: Keyring, gen: numbe
     total++;
   }
   await flushShard();
+  for (const written of inFlight) await written;
 
   let filterInfo: IndexCovers['filter'] = null;
   if (total > 0) {
