@@ -129,3 +129,8 @@ export { ContentIndex, contentIndexBound, DEFAULT_FRAME_CACHE_BYTES, DEFAULT_DEL
 export type { ContentIndexOptions, ContentIndexStats } from './repo/v2/content-index';
 export { compactIndex, rebuildIndex, rebuildVaultIndex } from './repo/v2/index-compaction';
 export type { CompactReport, RebuildReport, RebuildVaultIndexOptions } from './repo/v2/index-compaction';
+// #15 A — chunks: chunking schemes, codecs and the worker-thread chunk pool.
+export { DEFAULT_CHUNKING, checkChunking, chunkingForPage, sameChunking, gearTable, chunkLengths } from './repo/v2/chunker';
+export type { Chunking, FastCdcChunking } from './repo/v2/chunker';
+export { DEFAULT_CODEC, chunkPoolFor, workerThreads, closeChunkPools } from './processor/chunk-pool';
+export type { ChunkPool, CodecSetting, PageChunk } from './processor/chunk-pool';
