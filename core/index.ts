@@ -127,3 +127,8 @@ export { DEFAULT_CHUNKING, checkChunking, chunkingForPage, sameChunking, gearTab
 export type { Chunking, FastCdcChunking } from './repo/v2/chunker';
 export { DEFAULT_CODEC, chunkPoolFor, workerThreads, closeChunkPools } from './processor/chunk-pool';
 export type { ChunkPool, CodecSetting, PageChunk } from './processor/chunk-pool';
+
+// #15 D — writer15: the writer's chunking/codec settings as text, the reuse decision.
+export { chunkingFromText, chunkingToText } from './backup/settings';
+export { ChunkReuse } from './backup/v2/chunk-reuse';
+export type { IndexCandidates, PackCreated, ReuseStats } from './backup/v2/chunk-reuse';

@@ -1,5 +1,6 @@
 /** Engine settings with defaults applied and validated once, for every entry point. */
 import { PagewiseError } from '../errors';
+import { parseBytes } from '../units';
 import { DEFAULT_CACHE_BYTES, DEFAULT_PAGE_SIZE, PAGE_CONCURRENCY, withinBounds } from '../limits';
 import { CodecSetting, DEFAULT_CODEC } from '../processor/chunk-pool';
 import { checkChunking, Chunking, chunkingForPage, DEFAULT_CHUNKING } from '../repo/v2/chunker';
@@ -57,4 +58,19 @@ function maxOf(c: Chunking): number {
 export function effectiveCacheBytes(settings: ResolvedSettings, pageCount: number): number {
   const slots = Math.max(1, Math.min(Math.floor(settings.cacheBytes / settings.pageSize), pageCount - 1));
   return slots * settings.pageSize;
+}
+
+/** A chunking written as text (CLI `--chunking`, an HTTP or policy override): `page`, `fastcdc` (the default sizes) or `fastcdc:<min>,<avg>,<max>` with units. */
+export function chunkingFromText(text: string, setting: string): Chunking {
+  const t = text.trim();
+  if (t === 'page') return { scheme: 'page' };
+  if (t === 'fastcdc') return { ...DEFAULT_CHUNKING };
+  const m = /^fastcdc:([^,]+),([^,]+),([^,]+)$/.exec(t);
+  if (!m) throw new PagewiseError('BadInput', `${setting} "${t.slice(0, 64)}" is not page, fastcdc or fastcdc:<min>,<avg>,<max> (e.g. fastcdc:64KiB,256KiB,1MiB)`);
+  return { scheme: 'fastcdc-2016', min: parseBytes(m[1].trim(), `${setting} min`), avg: parseBytes(m[2].trim(), `${setting} avg`), max: parseBytes(m[3].trim(), `${setting} max`), nc: 2 };
+}
+
+/** The text form chunkingFromText reads back (for an override that travels as text). */
+export function chunkingToText(c: Chunking): string {
+  return c.scheme === 'page' ? 'page' : `fastcdc:${c.min},${c.avg},${c.max}`;
 }
