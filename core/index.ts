@@ -122,6 +122,17 @@ export type { JournalReplay } from './files/ext-journal';
 export { volumeSummary, replayedVolumes, journalNotes } from './files/files-report';
 export type { VolumeSummary } from './files/files-report';
 
+// #15 A — chunks: chunking schemes, codecs and the worker-thread chunk pool.
+export { DEFAULT_CHUNKING, checkChunking, chunkingForPage, sameChunking, gearTable, chunkLengths } from './repo/v2/chunker';
+export type { Chunking, FastCdcChunking } from './repo/v2/chunker';
+export { DEFAULT_CODEC, chunkPoolFor, workerThreads, closeChunkPools } from './processor/chunk-pool';
+export type { ChunkPool, CodecSetting, PageChunk } from './processor/chunk-pool';
+
+// #15 D — writer15: the writer's chunking/codec settings as text, the reuse decision.
+export { chunkingFromText, chunkingToText } from './backup/settings';
+export { ChunkReuse } from './backup/v2/chunk-reuse';
+export type { IndexCandidates, PackCreated, ReuseStats } from './backup/v2/chunk-reuse';
+
 // #15 B (index): compacted index generations, the content index (bounded memory), compaction and rebuild-index.
 export { writeGeneration, newestGeneration, listGenerations, readShard, readShardFrame, readFilter, BloomFilter, GenerationView, generationNames, filterBitsFor } from './repo/v2/index-generation';
 export type { ShardInfo, IndexCovers, Generation } from './repo/v2/index-generation';
@@ -129,8 +140,3 @@ export { ContentIndex, contentIndexBound, DEFAULT_FRAME_CACHE_BYTES, DEFAULT_DEL
 export type { ContentIndexOptions, ContentIndexStats } from './repo/v2/content-index';
 export { compactIndex, rebuildIndex, rebuildVaultIndex } from './repo/v2/index-compaction';
 export type { CompactReport, RebuildReport, RebuildVaultIndexOptions } from './repo/v2/index-compaction';
-// #15 A — chunks: chunking schemes, codecs and the worker-thread chunk pool.
-export { DEFAULT_CHUNKING, checkChunking, chunkingForPage, sameChunking, gearTable, chunkLengths } from './repo/v2/chunker';
-export type { Chunking, FastCdcChunking } from './repo/v2/chunker';
-export { DEFAULT_CODEC, chunkPoolFor, workerThreads, closeChunkPools } from './processor/chunk-pool';
-export type { ChunkPool, CodecSetting, PageChunk } from './processor/chunk-pool';
