@@ -121,3 +121,7 @@ export type { JournalReplay } from './files/ext-journal';
 // file-level restore, how the entry points report it (#14, entry): volumes and journal replays.
 export { volumeSummary, replayedVolumes, journalNotes } from './files/files-report';
 export type { VolumeSummary } from './files/files-report';
+
+// #15 usage — cost visible: bytes unique and shared per backup and per disk, the vault's totals (docs/SCALE.md).
+export { vaultUsage, vaultUsageAt } from './repo/v2/vault-usage';
+export type { BackupUsage, DiskUsage, VaultUsage, VaultUsageOptions } from './repo/v2/vault-usage';
