@@ -125,3 +125,14 @@ export type { VolumeSummary } from './files/files-report';
 // #15 usage — cost visible: bytes unique and shared per backup and per disk, the vault's totals (docs/SCALE.md).
 export { vaultUsage, vaultUsageAt } from './repo/v2/vault-usage';
 export type { BackupUsage, DiskUsage, VaultUsage, VaultUsageOptions } from './repo/v2/vault-usage';
+
+// #15 A — chunks: chunking schemes, codecs and the worker-thread chunk pool.
+export { DEFAULT_CHUNKING, checkChunking, chunkingForPage, sameChunking, gearTable, chunkLengths } from './repo/v2/chunker';
+export type { Chunking, FastCdcChunking } from './repo/v2/chunker';
+export { DEFAULT_CODEC, chunkPoolFor, workerThreads, closeChunkPools } from './processor/chunk-pool';
+export type { ChunkPool, CodecSetting, PageChunk } from './processor/chunk-pool';
+
+// #15 D — writer15: the writer's chunking/codec settings as text, the reuse decision.
+export { chunkingFromText, chunkingToText } from './backup/settings';
+export { ChunkReuse } from './backup/v2/chunk-reuse';
+export type { IndexCandidates, PackCreated, ReuseStats } from './backup/v2/chunk-reuse';
