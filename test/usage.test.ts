@@ -3,13 +3,14 @@
  * disk, and the vault's totals — checked against figures counted here independently from the tables
  * (every manifest, every table, a map of content IDs) and against hand-known ones: a page of random
  * bytes is one block of 64 KiB + 60 stored as it is. Incrementals share their base's unchanged chunks,
- * a second disk names chunks of the first, a forgotten backup is flagged and its bytes move to
+ * a second disk reuses chunks of the first through the vault index and a third stores its own copies
+ * (duplicates: unreferenced), a forgotten backup is flagged and its bytes move to
  * "unreferenced" once prune deleted its manifest; version-1 backups of an upgraded vault count as unique.
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { captureIO, run } from '../cli/main';
-import { encodeKeyFile, formatBytes, StorageLocation, VaultUsage, vaultUsage, vaultUsageAt } from '../core';
+import { backupDisk, encodeKeyFile, formatBytes, StorageLocation, VaultUsage, vaultUsage, vaultUsageAt } from '../core';
 import { pruneVault } from '../core/prune/prune';
 import { openVaultKeyring, upgradeVault } from '../core/repo/v2/marker';
 import { readManifest2 } from '../core/repo/v2/manifest';
@@ -101,19 +102,22 @@ async function totalListed(location: StorageLocation, prefix: string): Promise<n
   return n;
 }
 
-describe('a vault with incrementals, two disks sharing chunks, a forgotten backup', () => {
+describe('a vault with an incremental, three disks sharing chunks (reused and copied), a forgotten backup', () => {
   let vault: StorageLocation;
   let fa: string;
   let ia: string;
   let fb: string;
+  let fc: string;
   const diskA = 'blob:src/disks/usage-a.vhd';
   const diskB = 'blob:src/disks/usage-b.vhd';
+  const diskC = 'blob:src/disks/usage-c.vhd';
   let before: VaultUsage;
 
   beforeAll(async () => {
     vault = await env.makeVault('usage');
     const a = await PagedDisk.create(env, 'usage-a.vhd', 1 * MiB);
     const b = await PagedDisk.create(env, 'usage-b.vhd', 4 * PAGE);
+    const c = await PagedDisk.create(env, 'usage-c.vhd', 4 * PAGE);
     await a.write(range(0, 8), 1); // P0..P7
     await a.write([8, 9], 3); // R8, R9
     fa = (await a.backup(vault)).backupId; // {P0..P7, R8, R9}
@@ -122,7 +126,14 @@ describe('a vault with incrementals, two disks sharing chunks, a forgotten backu
     expect(inc.kind).toBe('incremental');
     ia = inc.backupId; // {Q0, Q1, P2..P7, Q8, R9}
     await b.write(range(0, 4), 1); // the same bytes as P0..P3: the same content IDs
-    fb = (await b.backup(vault)).backupId; // {P0..P3}
+    const onB = await backupDisk(b.request(vault));
+    expect(onB.chunksReusedFromVault).toBe(4); // found through the vault index: disk B stores nothing of its own
+    fb = onB.backupId; // {P0..P3}
+    // Disk C holds the same bytes too, backed up without vault-wide dedupe: its own copies of P0..P3.
+    await c.write(range(0, 4), 1);
+    const onC = await backupDisk(c.request(vault, { vaultDedupe: false }));
+    expect(onC.chunksReusedFromVault ?? 0).toBe(0);
+    fc = onC.backupId; // {P0..P3}, stored a second time
   });
 
   test('per backup and per disk: unique and shared, as counted from the tables and by hand', async () => {
@@ -132,22 +143,25 @@ describe('a vault with incrementals, two disks sharing chunks, a forgotten backu
     expect(of(fa)).toEqual({ backupId: fa, disk: diskA, formatVersion: 2, referencedBytes: 10 * S, uniqueBytes: 1 * S, sharedBytes: 9 * S }); // R8 alone is its own
     expect(of(ia)).toEqual({ backupId: ia, disk: diskA, formatVersion: 2, referencedBytes: 10 * S, uniqueBytes: 3 * S, sharedBytes: 7 * S }); // Q0, Q1, Q8
     expect(of(fb)).toEqual({ backupId: fb, disk: diskB, formatVersion: 2, referencedBytes: 4 * S, uniqueBytes: 0, sharedBytes: 4 * S });
+    expect(of(fc)).toEqual({ backupId: fc, disk: diskC, formatVersion: 2, referencedBytes: 4 * S, uniqueBytes: 0, sharedBytes: 4 * S });
     expect(before.disks).toEqual([
       { disk: diskA, backups: 2, referencedBytes: 13 * S, uniqueBytes: 9 * S, sharedBytes: 4 * S },
       { disk: diskB, backups: 1, referencedBytes: 4 * S, uniqueBytes: 0, sharedBytes: 4 * S },
+      { disk: diskC, backups: 1, referencedBytes: 4 * S, uniqueBytes: 0, sharedBytes: 4 * S },
     ]);
-    // 17 blocks stored (B's four are copies of chunks A holds: the writer on main dedupes within a base), 13 named once.
-    expect(before.vault).toMatchObject({ referencedBytes: 13 * S, forgottenOnlyBytes: 0, v1Bytes: 0 });
-    expect(before.vault.packBytes).toBeGreaterThan(17 * S);
+    // Stored: A's full 10 blocks, its incremental 3, disk C's 4 copies (disk B none): one pack each, with its
+    // trailer of 44 + 48 bytes per block (§17.2). Named: 13 chunks once each; C's copies are duplicates.
+    const trailers = [10, 3, 4].reduce((sum, n) => sum + 44 + 48 * n, 0);
+    expect(before.vault).toMatchObject({ packBytes: 17 * S + trailers, referencedBytes: 13 * S, unreferencedBytes: 4 * S + trailers, forgottenOnlyBytes: 0, v1Bytes: 0 });
     expect(before.vault.tableBytes).toBe(await totalListed(vault, 'tables/'));
     expect(before.vault.indexBytes).toBe(await totalListed(vault, 'index/'));
-    expect(before.tablesRead).toBe(3); // one table per backup (1 MiB of 64 KiB pages is one group)
+    expect(before.tablesRead).toBe(4); // one table per backup (1 MiB of 64 KiB pages is one group; B's and C's hints differ)
     expect({ unread: before.manifestsUnread, problems: before.problems }).toEqual({ unread: 0, problems: [] });
   });
 
   test('without a key: the totals only, every version-2 manifest unread', async () => {
     const locked = await vaultUsage(Vault.open(vault), null);
-    expect(locked).toMatchObject({ backups: [], disks: [], manifestsUnread: 3, tablesRead: 0, problems: [] });
+    expect(locked).toMatchObject({ backups: [], disks: [], manifestsUnread: 4, tablesRead: 0, problems: [] });
     expect(locked.vault).toMatchObject({ packBytes: before.vault.packBytes, tableBytes: before.vault.tableBytes, referencedBytes: 0, unreferencedBytes: before.vault.packBytes });
   });
 
@@ -193,7 +207,7 @@ describe('a vault with incrementals, two disks sharing chunks, a forgotten backu
     expect(pruned.deleted.manifests).toHaveLength(1);
     const after = await vaultUsageAt(vault, env.userKey);
     expectMatches(after, await expectedOf(vault));
-    expect(after.backups.map((b) => b.backupId).sort()).toEqual([ia, fb].sort());
+    expect(after.backups.map((b) => b.backupId).sort()).toEqual([ia, fb, fc].sort());
     // The incremental now alone names P4..P7 and R9 too; P2, P3 it still shares with disk B.
     expect(after.backups.find((b) => b.backupId === ia)).toMatchObject({ referencedBytes: 10 * S, uniqueBytes: 8 * S, sharedBytes: 2 * S });
     // The packs are still there (prune deletes them two-phase, D later): R8, only the forgotten backup's, is unreferenced now; P0, P1 disk B still names.
