@@ -125,7 +125,8 @@ export async function vaultUsage(vault: Vault, keyring: Keyring | null, options:
     return t && t.formatVersion === formatVersion ? { deleted: true } : {};
   };
 
-  // Version 1 (an upgraded vault): each backup's segments are its own.
+  // Version 1 (an upgraded vault): each backup with a manifest.json has its segments as its own (its MAC is
+  // not checked: it needs the user key that wrote it, and the bytes are there either way).
   await forEachLimited(listed.v1, READS_AT_ONCE, async ([backupId, segmentBytes]) => {
     let disk = UNKNOWN_DISK;
     try {
