@@ -51,7 +51,8 @@ function workerFile(): { filename: string; execArgv: string[]; env: NodeJS.Proce
   const ext = path.extname(__filename);
   const filename = path.join(__dirname, `chunk-worker${ext}`);
   if (ext !== '.ts') return { filename, execArgv: [], env: process.env };
-  return { filename, execArgv: ['-r', 'ts-node/register/transpile-only'], env: { ...process.env, TS_NODE_PROJECT: path.resolve(__dirname, '..', '..', 'tsconfig.json') } };
+  // Resolved here: the process may run in any directory (the CLI spawned with another cwd), where a bare -r would not find ts-node.
+  return { filename, execArgv: ['-r', require.resolve('ts-node/register/transpile-only')], env: { ...process.env, TS_NODE_PROJECT: path.resolve(__dirname, '..', '..', 'tsconfig.json') } };
 }
 
 /** One pool per thread count for the whole process (a test may change the count), made on first use. */
