@@ -122,6 +122,10 @@ export type { JournalReplay } from './files/ext-journal';
 export { volumeSummary, replayedVolumes, journalNotes } from './files/files-report';
 export type { VolumeSummary } from './files/files-report';
 
+// #15 usage — cost visible: bytes unique and shared per backup and per disk, the vault's totals (docs/SCALE.md).
+export { vaultUsage, vaultUsageAt } from './repo/v2/vault-usage';
+export type { BackupUsage, DiskUsage, VaultUsage, VaultUsageOptions } from './repo/v2/vault-usage';
+
 // #15 A — chunks: chunking schemes, codecs and the worker-thread chunk pool.
 export { DEFAULT_CHUNKING, checkChunking, chunkingForPage, sameChunking, gearTable, chunkLengths } from './repo/v2/chunker';
 export type { Chunking, FastCdcChunking } from './repo/v2/chunker';

@@ -100,7 +100,8 @@ test('backup --snapshot is incremental by itself, --full forces a full one; list
     ['full', null, 2 * MiB],
   ]);
   const table = await cli(['list', '--vault', vault, '--key-file', keyFile]);
-  expect(table.stdout.split('\n')[0]).toMatch(/^disk .* \(3 backups\)$/);
+  // One disk: everything it stores is its own (no other disk names it).
+  expect(table.stdout.split('\n')[0]).toMatch(/^disk .* \(3 backups; stored ([0-9.]+ [KM]iB): \1 its own, 0 B shared with other disks\)$/);
   expect(table.stdout).toMatch(new RegExp(`incremental( #1)? +${first.backupId} +4\\.00 MiB +64\\.0 KiB`));
 
   // Without the key: the same three, locked, still grouped by the disk tag their names carry.

@@ -233,3 +233,38 @@ test('pagewise serve fires the backup timer on its schedule, and names a schedul
   }
   app = await startLocalApp({ taskHub, appSettings });
 });
+
+test('GET /api/backups carries the vault usage (skipped with ?usage=false), counted at most once per 60 s for the same manifests', async () => {
+  const list = async (query = '') => json(await app.host.invokeHttp('listBackups', request('GET', `/api/backups${query}`)));
+  type Usage = { computedAt: string; backups: Array<{ backupId: string; referencedBytes: number; uniqueBytes: number; sharedBytes: number; formatVersion: number }>; disks: Array<{ disk: string; backups: number }>; vault: { packBytes: number; referencedBytes: number; totalBytes: number } };
+  const first = (await list()).usage as Usage;
+  const ids = ((await list('?usage=false')).backups as Array<{ id: string }>).map((b) => b.id); // every one complete by now
+  expect(first.backups.map((b) => b.backupId).sort()).toEqual(ids.sort());
+  for (const b of first.backups) expect(b.referencedBytes).toBe(b.uniqueBytes + b.sharedBytes);
+  expect(first.vault.packBytes).toBeGreaterThanOrEqual(first.vault.referencedBytes);
+  expect(first.vault.referencedBytes).toBeGreaterThan(0);
+  expect(await list('?usage=false')).not.toHaveProperty('usage');
+  await expectProblem(await app.host.invokeHttp('listBackups', request('GET', '/api/backups?usage=maybe')), 400, 'BadQuery');
+  // The same manifests within 60 s: the same count (its time says so), not another read of every table.
+  expect(((await list()).usage as Usage).computedAt).toBe(first.computedAt);
+  // For one disk: its backups and disk only, the vault's totals as they are.
+  const ofDisk = (await list(`?disk=${encodeURIComponent(sourceUrl)}`)).usage as Usage;
+  expect(ofDisk.disks.map((d) => d.disk)).toEqual(['blob:src/disks/http.vhd']);
+  expect(ofDisk.vault).toEqual(first.vault);
+  // A new backup changes the manifest set: counted again at once, and it is there.
+  const disk = await env.makeDisk('http-usage.vhd', 1 * MiB, [{ offset: 0, length: 128 * KiB, kind: 'random', seed: 9 }]);
+  const started = await app.host.invokeHttp('startBackup', request('POST', '/api/backups', { source: { url: disk.source.url } }));
+  const { id } = (await json(started)) as { id: string };
+  expect((await app.runtime.waitForCompletion(`backup-${id}`, { timeoutInMs: 60_000 })).runtimeStatus).toBe('Completed');
+  const second = (await list()).usage as Usage;
+  expect(second.computedAt).not.toBe(first.computedAt);
+  expect(second.backups.find((b) => b.backupId === id)).toEqual({ backupId: id, disk: 'blob:src/disks/http-usage.vhd', formatVersion: 2, referencedBytes: 2 * (64 * KiB + 60), uniqueBytes: 2 * (64 * KiB + 60), sharedBytes: 0 });
+  // The same set 61 s later: counted again.
+  const now = Date.now();
+  const clock = jest.spyOn(Date, 'now').mockReturnValue(now + 61_000);
+  try {
+    expect(((await list()).usage as Usage).computedAt).not.toBe(second.computedAt);
+  } finally {
+    clock.mockRestore();
+  }
+});

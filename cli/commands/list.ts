@@ -3,8 +3,10 @@
  * disk, each disk's newest first — when, full or incremental and on which base, logical size, bytes read
  * and bytes newly stored. Without the key a version-2 backup shows as locked (only its blob name is known).
  * A forgotten backup (pagewise forget) is listed "deleted, recoverable until …" while its grace lasts.
+ * With usage (the default; --no-usage skips reading every page table): each backup's stored bytes only it
+ * names (UNIQUE) and those it shares, each disk's, and the vault's totals (#15).
  */
-import { BackupListing, displayUrl, DiskBackups, formatBytes, listBackups, groupByDisk, loadUserKey } from '../../core';
+import { BackupListing, BackupUsage, displayUrl, DiskBackups, DiskUsage, formatBytes, listBackups, groupByDisk, loadUserKey, VaultUsage, vaultUsageAt } from '../../core';
 import { storageLocation } from '../locations';
 import { printJson, printLines } from '../output';
 import { DefineCommand } from './context';
@@ -15,22 +17,25 @@ export const defineList: DefineCommand = (program, ctx) => {
     .description('list the backups in a vault by disk, newest first: full or incremental, base, size, bytes read and newly stored')
     .requiredOption('--vault <container-url>', 'vault container URL (SAS, or PAGEWISE_VAULT_CONNECTION_STRING)')
     .option('--key-file <file>', "open version-2 manifests (without it they are listed locked) and check each manifest's MAC: a tampered one is listed as damaged")
-    .option('--json', 'print one JSON object: { vault, disks: [{ disk, backups }], backups } (disks newest first; backups: the same, ungrouped)')
-    .action(async (opts: { vault: string; keyFile?: string; json?: boolean }) => {
+    .option('--json', 'print one JSON object: { vault, disks: [{ disk, backups }], backups, usage } (disks newest first; backups: the same, ungrouped; usage: bytes per backup, disk and vault)')
+    .option('--no-usage', "skip the stored bytes unique and shared per backup and disk (reading every page table once, which a large vault's listing may not want)")
+    .option('--scratch-dir <dir>', "directory for the usage count's spill files (default: OS temp dir)")
+    .action(async (opts: { vault: string; keyFile?: string; json?: boolean; usage: boolean; scratchDir?: string }) => {
       const { io } = ctx;
       const vault = storageLocation(opts.vault, 'vault', io.env);
       const userKey = opts.keyFile === undefined ? undefined : await loadUserKey(opts.keyFile);
       const backups = await listBackups(vault, { userKey });
       const disks = groupByDisk(backups);
+      const usage = opts.usage ? await vaultUsageAt(vault, userKey, { scratchDir: opts.scratchDir, abortSignal: io.interruptSignal?.() }) : undefined;
       if (opts.json) {
-        printJson(io, { vault: displayUrl(opts.vault), disks, backups });
+        printJson(io, { vault: displayUrl(opts.vault), disks, backups, ...(usage ? { usage } : {}) });
         return;
       }
       if (backups.length === 0) {
-        printLines(io, [`no backups in ${displayUrl(opts.vault)}`]);
+        printLines(io, [`no backups in ${displayUrl(opts.vault)}`, ...(usage ? ['', vaultLine(usage)] : [])]);
         return;
       }
-      const lines = disks.flatMap((group, k) => [...(k > 0 ? [''] : []), ...diskLines(group)]);
+      const lines = disks.flatMap((group, k) => [...(k > 0 ? [''] : []), ...diskLines(group, usage)]);
       // Why each of the others cannot be restored, one line each under the tables.
       const problems = backups.flatMap((b) => (b.status === 'complete' ? [] : [`${b.backupId}: ${b.problem}`]));
       const locked = backups.some((b) => b.status === 'complete' && b.locked);
@@ -40,18 +45,49 @@ export const defineList: DefineCommand = (program, ctx) => {
         ...(problems.length > 0 ? ['', ...problems] : []),
         ...(locked ? ['', 'locked: a version-2 backup listed without --key-file (only its disk tag and completion time are readable)'] : []),
         ...(deleted ? ['', 'deleted: forgotten, still restorable; pagewise undelete brings it back until then, pagewise prune deletes it after'] : []),
+        ...(usage ? ['', ...usageLines(usage)] : []),
       ]);
     });
 };
 
 const HEAD = ['COMPLETED', 'KIND', 'BASE', 'LOGICAL', 'READ', 'NEW', 'STORED', 'BACKUP ID', 'STATUS'];
+/** With usage: UNIQUE and SHARED after STORED. */
+const USAGE_HEAD = [...HEAD.slice(0, 7), 'UNIQUE', 'SHARED', ...HEAD.slice(7)];
 
-/** One disk: its name, then its backups newest first in aligned columns. */
-function diskLines(group: DiskBackups): string[] {
-  const rows = [HEAD, ...group.backups.map(row)];
-  const widths = HEAD.map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+/** One disk: its name (and, with usage, its bytes), then its backups newest first in aligned columns. */
+function diskLines(group: DiskBackups, usage: VaultUsage | undefined): string[] {
+  const byId = new Map((usage?.backups ?? []).map((b) => [b.backupId, b]));
+  const head = usage ? USAGE_HEAD : HEAD;
+  const rows = [head, ...group.backups.map((b) => (usage ? withUsage(row(b), byId.get(b.backupId)) : row(b)))];
+  const widths = head.map((_, c) => Math.max(...rows.map((r) => r[c].length)));
   const count = `${group.backups.length} backup${group.backups.length === 1 ? '' : 's'}`;
-  return [`disk ${group.disk} (${count})`, ...rows.map((r) => `  ${r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]))).join('  ')}`.trimEnd())];
+  const disk = usage?.disks.find((d) => d.disk === group.disk);
+  return [`disk ${group.disk} (${count}${disk ? `; ${diskBytes(disk)}` : ''})`, ...rows.map((r) => `  ${r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]))).join('  ')}`.trimEnd())];
+}
+
+function withUsage(cells: string[], u: BackupUsage | undefined): string[] {
+  const flag = u?.problem ? ' (incomplete)' : '';
+  return [...cells.slice(0, 7), u ? `${formatBytes(u.uniqueBytes)}${flag}` : '-', u ? formatBytes(u.sharedBytes) : '-', ...cells.slice(7)];
+}
+
+function diskBytes(d: DiskUsage): string {
+  return `stored ${formatBytes(d.referencedBytes)}: ${formatBytes(d.uniqueBytes)} its own, ${formatBytes(d.sharedBytes)} shared with other disks`;
+}
+
+/** The vault's totals and what the usage columns mean. */
+function usageLines(u: VaultUsage): string[] {
+  return [
+    'UNIQUE: stored bytes only this backup names (forget and prune free them); SHARED: stored bytes other backups name too',
+    vaultLine(u),
+    ...(u.vault.forgottenOnlyBytes > 0 ? [`forgotten backups alone name ${formatBytes(u.vault.forgottenOnlyBytes)}: prune frees it once their grace ends`] : []),
+    ...(u.manifestsUnread > 0 ? [`${u.manifestsUnread} version-2 backup${u.manifestsUnread === 1 ? ' is' : 's are'} not counted (locked: give --key-file with a slot in this vault; or unreadable)`] : []),
+    ...u.problems.map((p) => `usage: ${p}`),
+  ];
+}
+
+function vaultLine(u: VaultUsage): string {
+  const v = u.vault;
+  return `vault: ${formatBytes(v.totalBytes)} in all — packs ${formatBytes(v.packBytes)} (${formatBytes(v.referencedBytes)} named by backups, ${formatBytes(v.unreferencedBytes)} unreferenced: left by forgotten backups until prune, duplicates, pack trailers), tables ${formatBytes(v.tableBytes)}, index ${formatBytes(v.indexBytes)}, version 1 ${formatBytes(v.v1Bytes)}, other ${formatBytes(v.otherBytes)}`;
 }
 
 /** The STATUS column: a forgotten backup says until when it can be brought back. */

@@ -111,7 +111,7 @@ async function entryOf(vault: Vault, backupId: string, userKey: Buffer | undefin
  * A version-1 backup's disk as version 2 names it (§21.1: `blob:<account>/<container>/<blob>`), so an
  * upgraded vault lists both formats' backups of a disk together; its URL when the source names none.
  */
-function v1Disk(source: SourceIdentity): string {
+export function v1Disk(source: SourceIdentity): string {
   try {
     return diskIdentityOf(source).identity;
   } catch {

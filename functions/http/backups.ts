@@ -1,17 +1,19 @@
 /**
  * HTTP API of backups: start one (202 + status links; `full: true` forces a full backup), read one, list
- * them (optionally for one disk; `?groupBy=disk` adds the catalog grouped by disk, as `pagewise list`).
+ * them (optionally for one disk; `?groupBy=disk` adds the catalog grouped by disk, as `pagewise list`; `usage`:
+ * stored bytes unique and shared per backup and disk and the vault's totals, skipped with `?usage=false`).
  * Thin: validate, check the allow list, then start or query the orchestration.
  */
 import * as df from 'durable-functions';
 import { HttpResponse } from '@azure/functions';
-import { BackupListing, displayUrl, groupByDisk, listBackups, validateBackupId } from '../../core';
+import { BackupListing, displayUrl, groupByDisk, listBackups, validateBackupId, VaultUsage } from '../../core';
 import { startDiskBackup } from '../backupStarts';
 import { backupIdOfInstance, backupInstanceId } from '../../orchestrations/instanceIds';
 import { problem, ProblemError } from '../problems';
 import { assertAllowedAccount, readSettings, readUserKey } from '../settings';
 import { findStatus, isRestartable } from '../starter';
 import { validators } from './schemas';
+import { cachedVaultUsage } from './usage-cache';
 import { operationView, redactDeep, withLiveBackupProgress } from './views';
 import { answering, assertKnownQuery, startedResponse, validBody } from './responses';
 
@@ -55,14 +57,17 @@ df.app.client.http('listBackups', {
   methods: ['GET'],
   authLevel: 'function',
   handler: answering(async (request, client) => {
-    assertKnownQuery(request, ['disk', 'groupBy']);
+    assertKnownQuery(request, ['disk', 'groupBy', 'usage']);
     const groupBy = request.query.get('groupBy');
     if (groupBy !== null && groupBy !== 'disk') throw new ProblemError(400, 'BadQuery', `groupBy ${JSON.stringify(groupBy.slice(0, 64))} is not supported (allowed: disk)`);
+    const withUsage = request.query.get('usage');
+    if (withUsage !== null && withUsage !== 'true' && withUsage !== 'false') throw new ProblemError(400, 'BadQuery', `usage ${JSON.stringify(withUsage.slice(0, 64))} is not supported (allowed: true, false)`);
     const settings = readSettings();
     const disk = request.query.get('disk');
     if (disk) assertAllowedAccount(settings, disk, 'blob', 'the disk query parameter');
     const wanted = disk ? displayUrl(disk) : undefined;
-    const catalogued = await listBackups(settings.vault, { userKey: readUserKey() });
+    const userKey = readUserKey();
+    const catalogued = await listBackups(settings.vault, { userKey });
     const inVault = new Set(catalogued.filter((b) => b.status === 'complete').map((b) => b.backupId));
     // A failed orchestration of a backup the vault holds complete (finished since, e.g. by the CLI) is stale.
     const instances = (await client.getStatusBy({}))
@@ -78,9 +83,19 @@ df.app.client.http('listBackups', {
     // groupBy=disk: the vault's backups as `pagewise list` shows them (by disk, newest first) beside the flat list,
     // which also holds orchestrations the vault knows nothing of yet.
     const disks = groupBy === 'disk' ? { disks: groupByDisk(ofDisk).map((g) => ({ disk: g.disk, backups: g.backups.map(catalogView) })) } : {};
-    return new HttpResponse({ status: 200, jsonBody: { backups: [...orchestrated, ...catalog], ...disks } });
+    const usage = withUsage === 'false' ? {} : { usage: redactDeep(usageOf(await cachedVaultUsage(settings.vault, userKey, catalogued, { scratchDir: settings.engine.scratchDir }), wanted ? ofDisk : undefined)) };
+    return new HttpResponse({ status: 200, jsonBody: { backups: [...orchestrated, ...catalog], ...disks, ...usage } });
   }),
 });
+
+/** The vault's usage as a listing shows it: for one disk (`?disk=`), only its backups and disk; the vault's totals always. */
+function usageOf(usage: VaultUsage, shown: BackupListing[] | undefined): VaultUsage {
+  if (!shown) return usage;
+  const ids = new Set(shown.map((b) => b.backupId));
+  const backups = usage.backups.filter((b) => ids.has(b.backupId));
+  const disks = new Set(backups.map((b) => b.disk));
+  return { ...usage, backups, disks: usage.disks.filter((d) => disks.has(d.disk)) };
+}
 
 /** A backup known from the vault's catalog: complete (its manifest), or incomplete or damaged (and why). */
 function catalogView(listed: BackupListing) {

@@ -131,7 +131,7 @@ async function manifestEntry(vault: Vault, keyring: Keyring | undefined, name: s
 }
 
 /** The disk as the listing groups by it: its ARM ID where there is one (the user's name for it), else its identity (§21.1). */
-function diskOf(disk: { identity: string; armDiskId?: string }): string {
+export function diskOf(disk: { identity: string; armDiskId?: string }): string {
   return disk.armDiskId ?? disk.identity;
 }
 
