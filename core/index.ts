@@ -121,3 +121,9 @@ export type { JournalReplay } from './files/ext-journal';
 // file-level restore, how the entry points report it (#14, entry): volumes and journal replays.
 export { volumeSummary, replayedVolumes, journalNotes } from './files/files-report';
 export type { VolumeSummary } from './files/files-report';
+
+// #15 A — chunks: chunking schemes, codecs and the worker-thread chunk pool.
+export { DEFAULT_CHUNKING, checkChunking, chunkingForPage, sameChunking, gearTable, chunkLengths } from './repo/v2/chunker';
+export type { Chunking, FastCdcChunking } from './repo/v2/chunker';
+export { DEFAULT_CODEC, chunkPoolFor, workerThreads, closeChunkPools } from './processor/chunk-pool';
+export type { ChunkPool, CodecSetting, PageChunk } from './processor/chunk-pool';

@@ -11,10 +11,12 @@ export interface ChunkerOptions {
   maxSize: number;
   /** Normalization level (the paper's NC): mask bits added before avgSize and removed after. */
   normalization?: number;
+  /** Another gear table (256 entries), e.g. a vault's keyed one (FORMAT.md §15.2); default the fixed GEAR. */
+  gear?: Uint32Array;
 }
 
 /** 256 fixed pseudo-random 32-bit gear values (seeded, so chunk boundaries repeat from run to run). */
-const GEAR: Uint32Array = (() => {
+export const GEAR: Uint32Array = (() => {
   const rand = prng(0x6a09e667);
   const table = new Uint32Array(256);
   for (let i = 0; i < 256; i++) table[i] = Math.floor(rand() * 0x1_0000_0000) >>> 0;
@@ -35,6 +37,7 @@ export function spreadMask(bits: number): number {
 export class FastCdc {
   private readonly maskS: number;
   private readonly maskL: number;
+  private readonly gear: Uint32Array;
 
   constructor(private readonly options: ChunkerOptions) {
     const { minSize, avgSize, maxSize } = options;
@@ -43,6 +46,7 @@ export class FastCdc {
     const nc = options.normalization ?? 2;
     this.maskS = spreadMask(bits + nc);
     this.maskL = spreadMask(bits - nc);
+    this.gear = options.gear ?? GEAR;
   }
 
   /** Length of the chunk that starts at `from` (at most `end - from`). */
@@ -54,6 +58,7 @@ export class FastCdc {
     const normal = Math.min(n, avgSize);
     const maskS = this.maskS;
     const maskL = this.maskL;
+    const GEAR = this.gear;
     let hash = 0;
     let i = minSize;
     for (; i < normal; i++) {

@@ -42,7 +42,7 @@ export async function encodeBlock(plain: Buffer, dataKey: Buffer, backupId: stri
 }
 
 /**
- * The writer's codec choice for one page, shared by both formats: lz4 output (4-byte LE length prefix)
+ * Version 1's codec choice for one page: lz4 output (4-byte LE length prefix)
  * when the probe passes and lz4 makes the page smaller, else undefined (store it as it is).
  */
 export function lz4IfSmaller(plain: Buffer): Buffer | undefined {
@@ -63,9 +63,19 @@ const PROBE_BYTES = 64 * 1024;
  * 3 %, the page is stored as it is (encrypted data, media, archives) and the full compression is saved.
  */
 export function looksIncompressible(plain: Buffer): boolean {
-  if (plain.length < 4 * PROBE_BYTES) return false;
+  const sample = probeSample(plain);
+  return sample !== undefined && sampleIncompressible(sample);
+}
+
+/** The probe's 64 KiB sample of a page of 256 KiB or more (undefined for a smaller one: it is always compressed). */
+export function probeSample(plain: Buffer): Buffer | undefined {
+  if (plain.length < 4 * PROBE_BYTES) return undefined;
   const at = Math.floor((plain.length - PROBE_BYTES) / 2 / 512) * 512;
-  const sample = plain.subarray(at, at + PROBE_BYTES);
+  return plain.subarray(at, at + PROBE_BYTES);
+}
+
+/** The probe's verdict on its sample (a worker thread gets only the sample, not the page). */
+export function sampleIncompressible(sample: Buffer): boolean {
   return compressSync(sample).length > sample.length * 0.97;
 }
 

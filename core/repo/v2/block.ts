@@ -1,12 +1,12 @@
 /** The version-2 block `PWB2` (docs/FORMAT.md §16): one chunk compressed, then sealed under a per-block key. */
-import { hkdfSync, randomBytes } from 'node:crypto';
-import { uncompressSync } from 'lz4-napi';
+import { createCipheriv, hkdfSync, randomFillSync } from 'node:crypto';
+import { compressSync, uncompressSync } from 'lz4-napi';
 import { PagewiseError } from '../../errors';
 import { MAX_PAGE_SIZE } from '../../limits';
-import { aesGcmOpen, aesGcmSeal } from '../../processor/async-crypto';
-import { lz4IfSmaller } from '../block-codec';
+import { aesGcmOpen } from '../../processor/async-crypto';
+import { looksIncompressible } from '../block-codec';
 import type { Keyring } from './keyring';
-import { zstdDecode } from './zstd';
+import { zstdDecode, zstdEncodeSync, zstdReady } from './zstd';
 
 const MAGIC = Buffer.from('PWB2');
 const HEADER_BYTES = 36;
@@ -23,29 +23,62 @@ export enum Codec2 {
   Zstd = 2,
 }
 
+/** The writer's codec setting (§16): what it tries; a chunk whose output is not smaller is stored anyway. */
+export type CodecSetting = 'zstd' | 'lz4' | 'stored';
+/** §24.5: zstd (level ZSTD_LEVEL), measured in bench/results/codec-candidates-2026-12-01.md. */
+export const DEFAULT_CODEC: CodecSetting = 'zstd';
+
 /** Kb = HKDF(K(data, e), salt, "pagewise/v2/block"): one key per block (§14.1). */
-function blockKey(keyring: Keyring, epoch: number, salt: Buffer): Buffer {
-  return Buffer.from(hkdfSync('sha256', keyring.key('data', epoch), salt, 'pagewise/v2/block', 32));
+function blockKey(dataKey: Buffer, salt: Uint8Array): Buffer {
+  return Buffer.from(hkdfSync('sha256', dataKey, salt, 'pagewise/v2/block', 32));
 }
 
-/** Compresses (lz4 when the v1 probe passes and it shrinks, else stored) and seals one chunk; GCM runs off the event loop. */
+/**
+ * The codec output of one chunk under §16's writer rule: `setting` unless the chunk's page looked
+ * incompressible (`pageIncompressible`, the per-page lz4 probe) or the output is not smaller — then stored.
+ * Synchronous: zstd needs zstdReady() first (worker threads await it once).
+ */
+export function compressChunk(plain: Buffer, setting: CodecSetting, pageIncompressible: boolean): { codec: Codec2; body: Buffer } {
+  if (setting === 'stored' || pageIncompressible || plain.length === 0) return { codec: Codec2.Stored, body: plain };
+  const body = setting === 'zstd' ? zstdEncodeSync(plain) : compressSync(plain);
+  return body.length < plain.length ? { codec: setting === 'zstd' ? Codec2.Zstd : Codec2.Lz4, body } : { codec: Codec2.Stored, body: plain };
+}
+
+/**
+ * Seals a codec output as a block under K(data, `epoch`) = `dataKey`, synchronously (worker threads; the
+ * async callers below use it too). The block is one fresh, exactly sized allocation, so it can be
+ * transferred between threads whole.
+ */
+export function sealBlock2Sync(codec: Codec2, body: Uint8Array, plainLength: number, contentId: Uint8Array, dataKey: Buffer, epoch: number): Buffer {
+  const out = Buffer.allocUnsafeSlow(BLOCK2_OVERHEAD + body.length);
+  const header = out.subarray(0, HEADER_BYTES);
+  MAGIC.copy(header, 0);
+  header[4] = 2;
+  header[5] = epoch;
+  header[6] = 0;
+  header[7] = 0;
+  randomFillSync(header, 8, 28); // salt (16) and nonce (12)
+  const inner = Buffer.alloc(INNER_BYTES);
+  inner[0] = codec;
+  inner.writeUInt32LE(plainLength, 4);
+  const cipher = createCipheriv('aes-256-gcm', blockKey(dataKey, header.subarray(8, 24)), header.subarray(24, 36), { authTagLength: TAG_BYTES });
+  cipher.setAAD(Buffer.concat([header, contentId]));
+  let at = HEADER_BYTES;
+  for (const part of [cipher.update(inner), cipher.update(body), cipher.final(), cipher.getAuthTag()]) at += part.copy(out, at);
+  if (at !== out.length) throw new Error(`a sealed block came out ${at} bytes, expected ${out.length}`);
+  return out;
+}
+
+/** Compresses (§16 writer rule, the default codec, the lz4 probe on `plain` as a page) and seals one chunk. */
 export async function encodeBlock2(plain: Buffer, contentId: Buffer, keyring: Keyring): Promise<Buffer> {
-  const packed = lz4IfSmaller(plain);
-  return sealBlock2(packed ? Codec2.Lz4 : Codec2.Stored, packed ?? plain, plain.length, contentId, keyring);
+  if (DEFAULT_CODEC === 'zstd') await zstdReady();
+  const { codec, body } = compressChunk(plain, DEFAULT_CODEC, looksIncompressible(plain));
+  return sealBlock2Sync(codec, body, plain.length, contentId, keyring.key('data'), keyring.epoch);
 }
 
 /** Seals an already encoded chunk (codec output) as a block; exported so tests can make blocks of any codec. */
 export async function sealBlock2(codec: Codec2, body: Buffer, plainLength: number, contentId: Buffer, keyring: Keyring): Promise<Buffer> {
-  const header = Buffer.alloc(HEADER_BYTES);
-  MAGIC.copy(header, 0);
-  header[4] = 2;
-  header[5] = keyring.epoch;
-  randomBytes(28).copy(header, 8); // salt (16) and nonce (12)
-  const inner = Buffer.alloc(INNER_BYTES);
-  inner[0] = codec;
-  inner.writeUInt32LE(plainLength, 4);
-  const sealed = await aesGcmSeal(blockKey(keyring, keyring.epoch, header.subarray(8, 24)), header.subarray(24, 36), Buffer.concat([header, contentId]), Buffer.concat([inner, body]));
-  return Buffer.concat([header, sealed]);
+  return sealBlock2Sync(codec, body, plainLength, contentId, keyring.key('data'), keyring.epoch);
 }
 
 /**
@@ -64,7 +97,7 @@ export async function decodeBlock2(stored: Buffer, contentId: Buffer, keyring: K
   const header = stored.subarray(0, HEADER_BYTES);
   let inner: Buffer;
   try {
-    inner = await aesGcmOpen(blockKey(keyring, stored[5], header.subarray(8, 24)), header.subarray(24, 36), Buffer.concat([header, contentId]), stored.subarray(HEADER_BYTES));
+    inner = await aesGcmOpen(blockKey(keyring.key('data', stored[5]), header.subarray(8, 24)), header.subarray(24, 36), Buffer.concat([header, contentId]), stored.subarray(HEADER_BYTES));
   } catch {
     throw bad('the block fails authentication (damaged, or not the chunk its content ID names)');
   }

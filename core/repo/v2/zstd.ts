@@ -4,7 +4,9 @@ import { compress, decompress, init } from '@bokuweb/zstd-wasm';
 let ready: Promise<void> | undefined;
 
 function loaded(): Promise<void> {
-  ready ??= init();
+  ready ??= init().then(() => {
+    isLoaded = true;
+  });
   return ready;
 }
 
@@ -39,8 +41,25 @@ export async function zstdDecode(frame: Buffer, expected: number): Promise<Buffe
   return out;
 }
 
-/** One zstd frame of `plain` (for tests and a later writer: #12 writes lz4). */
-export async function zstdEncode(plain: Buffer, level = 3): Promise<Buffer> {
+/** The level the writer uses (§24.5; not recorded in the format, decoders need none). */
+export const ZSTD_LEVEL = 3;
+
+/** Loads the WebAssembly module (once per thread): zstdEncodeSync needs it first. */
+export function zstdReady(): Promise<void> {
+  return loaded();
+}
+
+let isLoaded = false;
+
+/** One zstd frame of `plain` (with its content size), synchronously: for worker threads, after zstdReady(). */
+export function zstdEncodeSync(plain: Uint8Array, level = ZSTD_LEVEL): Buffer {
+  if (!isLoaded) throw new Error('zstd is not loaded yet: await zstdReady() first');
+  const out = compress(plain as Buffer, level);
+  return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
+}
+
+/** One zstd frame of `plain`. */
+export async function zstdEncode(plain: Buffer, level = ZSTD_LEVEL): Promise<Buffer> {
   await loaded();
-  return Buffer.from(compress(plain, level));
+  return zstdEncodeSync(plain, level);
 }

@@ -1,0 +1,151 @@
+/** The writer's chunk pool (main-thread side): chunking, content IDs, compression and sealing of pages in piscina worker threads. */
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Piscina } from 'piscina';
+import { PagewiseError } from '../errors';
+import { probeSample } from '../repo/block-codec';
+import { DEFAULT_CODEC, type CodecSetting } from '../repo/v2/block';
+import { gearTable, type Chunking } from '../repo/v2/chunker';
+import type { Keyring } from '../repo/v2/keyring';
+import { CONTENT_ID_BYTES, runPoolTask, type ChunkResult, type ChunkTask, type EncodeResult, type EncodeTask, type PoolTask } from './chunk-worker';
+
+export { DEFAULT_CODEC, type CodecSetting };
+
+export interface PageChunk {
+  offset: number;
+  length: number;
+  /** HMAC(K_cid, bytes); null for a zero chunk */
+  contentId: Buffer | null;
+}
+
+export interface ChunkPool {
+  /** Cuts the page (chunkLengths) and names each chunk, zero chunks null — in a worker thread. */
+  chunkPage(page: Buffer, chunking: Chunking): Promise<PageChunk[]>;
+  /**
+   * Compresses (§16 writer rule: the per-page lz4 probe decides "stored" for incompressible pages; a chunk
+   * whose output is not smaller is stored) and seals each given non-zero chunk of `page` as a §16 block — in
+   * a worker. Returns the blocks in the order given.
+   */
+  encodeChunks(page: Buffer, chunks: PageChunk[], codec: CodecSetting): Promise<Buffer[]>;
+}
+
+const THREADS_VARIABLE = 'PAGEWISE_WORKER_THREADS';
+const MAX_THREADS = 64;
+/** An idle worker above none stays this long; idle workers never keep the process alive (piscina unrefs them). */
+const IDLE_TIMEOUT_MS = 30_000;
+
+/** Threads: env PAGEWISE_WORKER_THREADS, default min(2, os.availableParallelism()); 0 = run in the calling thread (same code). */
+export function workerThreads(): number {
+  const text = process.env[THREADS_VARIABLE];
+  if (text === undefined || text.trim() === '') return Math.min(2, os.availableParallelism());
+  if (!/^\s*\d{1,3}\s*$/.test(text) || Number(text) > MAX_THREADS) {
+    throw new PagewiseError('BadInput', `${THREADS_VARIABLE} must be a whole number of worker threads from 0 to ${MAX_THREADS}, got ${JSON.stringify(text.slice(0, 20))}`);
+  }
+  return Number(text);
+}
+
+/**
+ * Under ts-node or jest this file is `.ts`, and a worker thread starts without their hooks: it registers
+ * ts-node itself (transpile only, this repository's tsconfig). Compiled (dist/, the bench's build) it
+ * loads the `.js` sibling on bare node.
+ */
+function workerFile(): { filename: string; execArgv: string[]; env: NodeJS.ProcessEnv } {
+  const ext = path.extname(__filename);
+  const filename = path.join(__dirname, `chunk-worker${ext}`);
+  if (ext !== '.ts') return { filename, execArgv: [], env: process.env };
+  return { filename, execArgv: ['-r', 'ts-node/register/transpile-only'], env: { ...process.env, TS_NODE_PROJECT: path.resolve(__dirname, '..', '..', 'tsconfig.json') } };
+}
+
+/** One pool per thread count for the whole process (a test may change the count), made on first use. */
+const pools = new Map<number, Piscina<PoolTask, unknown>>();
+
+function poolOf(threads: number): Piscina<PoolTask, unknown> {
+  let pool = pools.get(threads);
+  if (!pool) {
+    const { filename, execArgv, env } = workerFile();
+    pool = new Piscina<PoolTask, unknown>({ filename, execArgv, env, minThreads: 0, maxThreads: threads, idleTimeout: IDLE_TIMEOUT_MS });
+    pools.set(threads, pool);
+  }
+  return pool;
+}
+
+/** Runs a task in a worker (its buffers transferred: the caller gave fresh copies) or, with 0 threads, here. */
+async function run<R>(task: PoolTask, transfer: ArrayBuffer[]): Promise<R> {
+  const threads = workerThreads();
+  if (threads === 0) return (await runPoolTask(task)) as R;
+  return (await poolOf(threads).run(task, { transferList: transfer })) as R;
+}
+
+/** A fresh copy of `bytes` that owns its whole ArrayBuffer (no pooled slab goes to a worker). */
+function copyOf(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
+  const copy = new Uint8Array(bytes.length);
+  copy.set(bytes);
+  return copy;
+}
+
+interface PoolKeys {
+  cidKey: Uint8Array;
+  gear: Uint32Array;
+  dataKey: Uint8Array;
+  epoch: number;
+}
+
+const poolsByKeyring = new WeakMap<Keyring, ChunkPool>();
+
+/** The pool bound to a keyring's keys (K_cid, K_name, K(data, epoch)); keys go to workers with each call (small). */
+export function chunkPoolFor(keyring: Keyring): ChunkPool {
+  let bound = poolsByKeyring.get(keyring);
+  if (!bound) {
+    const keys: PoolKeys = { cidKey: keyring.key('content-id'), gear: gearTable(keyring.key('name')), dataKey: keyring.key('data'), epoch: keyring.epoch };
+    bound = { chunkPage: (page, chunking) => chunkPage(keys, page, chunking), encodeChunks: (page, chunks, codec) => encodeChunks(keys, page, chunks, codec) };
+    poolsByKeyring.set(keyring, bound);
+  }
+  return bound;
+}
+
+async function chunkPage(keys: PoolKeys, page: Buffer, chunking: Chunking): Promise<PageChunk[]> {
+  const copy = copyOf(page);
+  const task: ChunkTask = { op: 'chunk', page: copy, chunking, gear: keys.gear, cidKey: keys.cidKey };
+  const { lengths, zero, ids } = await run<ChunkResult>(task, [copy.buffer]);
+  const chunks: PageChunk[] = [];
+  let offset = 0;
+  lengths.forEach((length, i) => {
+    chunks.push({ offset, length, contentId: zero[i] ? null : Buffer.from(ids.buffer, ids.byteOffset + i * CONTENT_ID_BYTES, CONTENT_ID_BYTES) });
+    offset += length;
+  });
+  if (offset !== page.length) throw new Error(`the chunker covered ${offset} of a page's ${page.length} bytes`);
+  return chunks;
+}
+
+async function encodeChunks(keys: PoolKeys, page: Buffer, chunks: PageChunk[], codec: CodecSetting): Promise<Buffer[]> {
+  if (chunks.length === 0) return [];
+  let total = 0;
+  for (const c of chunks) {
+    if (c.contentId === null || c.contentId.length !== CONTENT_ID_BYTES) throw new RangeError(`encodeChunks takes non-zero chunks with a content ID; the chunk at ${c.offset} has none`);
+    if (!(Number.isSafeInteger(c.offset) && Number.isSafeInteger(c.length) && c.offset >= 0 && c.length > 0 && c.offset + c.length <= page.length)) {
+      throw new RangeError(`the chunk at ${c.offset} of ${c.length} bytes lies outside the page of ${page.length} bytes`);
+    }
+    total += c.length;
+  }
+  // Only the chunks to store (and the probe's sample) cross to the worker, not the whole page.
+  const data = new Uint8Array(total);
+  const ids = new Uint8Array(chunks.length * CONTENT_ID_BYTES);
+  let at = 0;
+  chunks.forEach((c, i) => {
+    data.set(page.subarray(c.offset, c.offset + c.length), at);
+    ids.set(c.contentId as Buffer, i * CONTENT_ID_BYTES);
+    at += c.length;
+  });
+  const probe = codec === 'stored' ? undefined : probeSample(page);
+  const sample = probe ? copyOf(probe) : null;
+  const task: EncodeTask = { op: 'encode', data, lengths: chunks.map((c) => c.length), ids, sample, codec, dataKey: keys.dataKey, epoch: keys.epoch };
+  const { blocks } = await run<EncodeResult>(task, sample ? [data.buffer, ids.buffer, sample.buffer] : [data.buffer, ids.buffer]);
+  return blocks.map((b) => (Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength)));
+}
+
+/** Ends every worker thread (tests, CLI exit); the next call starts new ones. Idle workers never keep the process alive anyway. */
+export async function closeChunkPools(): Promise<void> {
+  const all = [...pools.values()];
+  pools.clear();
+  await Promise.all(all.map((p) => p.destroy()));
+}

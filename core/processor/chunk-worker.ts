@@ -1,0 +1,102 @@
+/** The CPU work of the chunk pool (cutting, naming, compressing, sealing chunks), run in a piscina worker thread or, with 0 threads, in the caller's. */
+import { createHmac } from 'node:crypto';
+import { move, transferableSymbol, valueSymbol } from 'piscina';
+import { sampleIncompressible } from '../repo/block-codec';
+import { compressChunk, sealBlock2Sync, type CodecSetting } from '../repo/v2/block';
+import { chunkLengths, type Chunking } from '../repo/v2/chunker';
+import { zstdReady } from '../repo/v2/zstd';
+
+export const CONTENT_ID_BYTES = 32;
+
+/** Cut `page` and name each chunk (HMAC(K_cid, bytes); a zero chunk gets no ID). */
+export interface ChunkTask {
+  op: 'chunk';
+  page: Uint8Array;
+  chunking: Chunking;
+  gear: Uint32Array;
+  cidKey: Uint8Array;
+}
+export interface ChunkResult {
+  lengths: number[];
+  /** 1 where the chunk is all zeros. */
+  zero: Uint8Array;
+  /** 32 bytes per chunk (zeros for a zero chunk). */
+  ids: Uint8Array;
+}
+
+/** Compress and seal the chunks `data` holds back to back (`lengths`, `ids`: 32 bytes each). */
+export interface EncodeTask {
+  op: 'encode';
+  data: Uint8Array;
+  lengths: number[];
+  ids: Uint8Array;
+  /** The page's lz4 probe sample (§16), or null: no probe (a page under 256 KiB, or codec stored). */
+  sample: Uint8Array | null;
+  codec: CodecSetting;
+  dataKey: Uint8Array;
+  epoch: number;
+}
+export interface EncodeResult {
+  blocks: Uint8Array[];
+}
+
+export type PoolTask = ChunkTask | EncodeTask;
+export type PoolResult = ChunkResult | EncodeResult;
+
+const asBuffer = (u: Uint8Array) => (Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength));
+
+const ZERO = Buffer.alloc(64 * 1024);
+
+function isAllZero(bytes: Buffer): boolean {
+  for (let at = 0; at < bytes.length; at += ZERO.length) {
+    const part = bytes.subarray(at, at + ZERO.length);
+    if (!part.equals(ZERO.subarray(0, part.length))) return false;
+  }
+  return true;
+}
+
+function chunk(task: ChunkTask): ChunkResult {
+  const page = asBuffer(task.page);
+  const lengths = chunkLengths(page, task.chunking, task.gear);
+  const key = asBuffer(task.cidKey);
+  const zero = new Uint8Array(lengths.length);
+  const ids = new Uint8Array(lengths.length * CONTENT_ID_BYTES);
+  let at = 0;
+  lengths.forEach((length, i) => {
+    const bytes = page.subarray(at, at + length);
+    at += length;
+    if (isAllZero(bytes)) zero[i] = 1;
+    else ids.set(createHmac('sha256', key).update(bytes).digest(), i * CONTENT_ID_BYTES);
+  });
+  return { lengths, zero, ids };
+}
+
+async function encode(task: EncodeTask): Promise<EncodeResult> {
+  if (task.codec === 'zstd') await zstdReady();
+  const data = asBuffer(task.data);
+  const dataKey = asBuffer(task.dataKey);
+  const incompressible = task.sample !== null && sampleIncompressible(asBuffer(task.sample));
+  const blocks: Uint8Array[] = [];
+  let at = 0;
+  task.lengths.forEach((length, i) => {
+    const plain = data.subarray(at, at + length);
+    at += length;
+    const { codec, body } = compressChunk(plain, task.codec, incompressible);
+    blocks.push(sealBlock2Sync(codec, body, length, task.ids.subarray(i * CONTENT_ID_BYTES, (i + 1) * CONTENT_ID_BYTES), dataKey, task.epoch));
+  });
+  return { blocks };
+}
+
+/** The work itself, the same in a worker and in the calling thread. */
+export async function runPoolTask(task: PoolTask): Promise<PoolResult> {
+  if (task.op === 'chunk') return chunk(task);
+  if (task.op === 'encode') return encode(task);
+  throw new Error(`unknown chunk-pool task ${JSON.stringify((task as { op?: unknown }).op)}`);
+}
+
+/** The worker thread's entry: results go back transferred (each block and the ID array own their memory). */
+export default async function handle(task: PoolTask): Promise<unknown> {
+  const result = await runPoolTask(task);
+  const transfer = 'blocks' in result ? result.blocks.map((b) => b.buffer) : [result.ids.buffer, result.zero.buffer];
+  return move({ [transferableSymbol]: transfer, [valueSymbol]: result } as never);
+}
