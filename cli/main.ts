@@ -20,6 +20,7 @@ import { defineUpgrade } from './commands/upgrade';
 import { defineForget } from './commands/forget';
 import { defineFiles } from './commands/files';
 import { definePrune } from './commands/prune';
+import { defineRebuildIndex } from './commands/rebuild-index';
 import { defineUndelete } from './commands/undelete';
 import { EXIT_CODE_HELP, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, printError, reportError, STOP_SIGNALS, StopSignal } from './errors';
 import { CliIO, processIO } from './io';
@@ -54,7 +55,7 @@ export function buildProgram(ctx: CommandContext): Command {
     .showSuggestionAfterError(true)
     .allowExcessArguments(false) // inherited by every command: a stray argument is refused, not ignored
     .addHelpText('after', EXIT_CODE_HELP);
-  for (const define of [defineKeygen, defineInit, defineUpgrade, defineUpload, defineBackup, defineRestore, defineFiles, defineVerify, defineList, defineForget, defineUndelete, definePrune, defineServe]) define(program, ctx);
+  for (const define of [defineKeygen, defineInit, defineUpgrade, defineUpload, defineBackup, defineRestore, defineFiles, defineVerify, defineList, defineForget, defineUndelete, definePrune, defineRebuildIndex, defineServe]) define(program, ctx);
   return program;
 }
 
@@ -62,7 +63,7 @@ export function buildProgram(ctx: CommandContext): Command {
 export async function run(args: string[], io: CliIO = processIO()): Promise<number> {
   const ctx: CommandContext = { io, exitCode: EXIT_OK };
   if (args.length === 0) {
-    printError(io, 'missing command: keygen, init, upgrade, upload, backup, restore, ls, extract, cat, verify, list, forget, undelete, prune or serve (see pagewise --help)');
+    printError(io, 'missing command: keygen, init, upgrade, upload, backup, restore, ls, extract, cat, verify, list, forget, undelete, prune, rebuild-index or serve (see pagewise --help)');
     return EXIT_USAGE;
   }
   try {

@@ -127,3 +127,11 @@ export { DEFAULT_CHUNKING, checkChunking, chunkingForPage, sameChunking, gearTab
 export type { Chunking, FastCdcChunking } from './repo/v2/chunker';
 export { DEFAULT_CODEC, chunkPoolFor, workerThreads, closeChunkPools } from './processor/chunk-pool';
 export type { ChunkPool, CodecSetting, PageChunk } from './processor/chunk-pool';
+
+// #15 B (index): compacted index generations, the content index (bounded memory), compaction and rebuild-index.
+export { writeGeneration, newestGeneration, listGenerations, readShard, readShardFrame, readFilter, BloomFilter, GenerationView, generationNames, filterBitsFor } from './repo/v2/index-generation';
+export type { ShardInfo, IndexCovers, Generation } from './repo/v2/index-generation';
+export { ContentIndex, contentIndexBound, DEFAULT_FRAME_CACHE_BYTES, DEFAULT_DELTA_BUDGET_ENTRIES } from './repo/v2/content-index';
+export type { ContentIndexOptions, ContentIndexStats } from './repo/v2/content-index';
+export { compactIndex, rebuildIndex, rebuildVaultIndex } from './repo/v2/index-compaction';
+export type { CompactReport, RebuildReport, RebuildVaultIndexOptions } from './repo/v2/index-compaction';

@@ -119,12 +119,12 @@ test('repack, then the old packs deleted: every generation restores byte-identic
   // An entry whose pack is gone falls through to the next.
   const fallen = await index.locate(sample.contentId.toString('hex'), async (p) => p !== rerun.newPacks[0]);
   expect(fallen?.pack).toBe(repacked.newPacks[0]);
-  expect(index.stats).toEqual({ lookups: 2, deltasRead: index.deltas.length });
+  expect(index.stats).toEqual({ lookups: 2, deltasRead: index.deltas.length, framesRead: 0 });
   // The cache is bounded: with room for the two newest deltas (the repacks', 12 entries each), a second lookup reads only the older ones again.
   const small = await VaultIndex.open(v.vault, keyring, { cacheEntries: 24 });
   for (let k = 0; k < 2; k++) expect((await small.lookup(sample.contentId.toString('hex'))).length).toBe(3);
   expect(small.deltas).toHaveLength(5);
-  expect(small.stats).toEqual({ lookups: 2, deltasRead: 5 + 3 });
+  expect(small.stats).toEqual({ lookups: 2, deltasRead: 5 + 3, framesRead: 0 });
 
   // Prune's later sweep, by hand: the old packs, and the first one's delta.
   for (const p of old) await v.container.deleteBlob(v2names.pack(p));

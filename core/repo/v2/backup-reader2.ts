@@ -376,7 +376,7 @@ export class BackupReader2 extends BackupGrid implements BackupSource<PageRecord
       const at = await this.locate(part.ref);
       if (!at) {
         const unreadable = (await this.vaultIndex()).unreadable;
-        const why = unreadable.size > 0 ? `; ${unreadable.size} index delta(s) could not be read, e.g. ${unreadable.values().next().value}` : '';
+        const why = unreadable.size > 0 ? `; ${unreadable.size} index blob(s) could not be read, e.g. ${unreadable.values().next().value}` : '';
         out[k] = new PagewiseError('Corrupt', `${missingPack(part.ref.pack)}${why}`);
         return;
       }

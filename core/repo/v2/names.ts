@@ -10,6 +10,8 @@ export const HEX32_RE = /^[0-9a-f]{32}$/;
 export const HEX16_RE = /^[0-9a-f]{16}$/;
 /** An index delta name: index/d/<stamp>-<writerId>.pwx */
 export const DELTA_NAME_RE = /^index\/d\/\d{8}T\d{9}Z-[0-9a-f]{16}\.pwx$/;
+/** A pack name: packs/<pp>/<packId>.pwp (pp = the packId's first two digits, checked by the caller). */
+export const PACK_NAME_RE = /^packs\/([0-9a-f]{2})\/([0-9a-f]{32})\.pwp$/;
 /** A manifest name: manifests/<diskTag>/<inv>-<nameTag>.pwm */
 export const MANIFEST_NAME_RE = /^manifests\/([0-9a-f]{32})\/(\d{13})-([0-9a-f]{32})\.pwm$/;
 

@@ -216,10 +216,12 @@ export async function readPackTrailer(vault: Vault, keyring: Keyring, packId: st
 // ---- index blobs (§18.2)
 
 const INDEX_MAGIC = Buffer.from('PWX2');
-const INDEX_HEADER = 16;
-const INDEX_ENTRY = 64;
-const FRAME_ENTRIES = 1024;
-const FRAME_OVERHEAD = 12 + TAG_BYTES;
+export const INDEX_HEADER_BYTES = 16;
+export const INDEX_ENTRY_BYTES = 64;
+export const FRAME_ENTRIES = 1024;
+export const FRAME_OVERHEAD = 12 + TAG_BYTES;
+const INDEX_HEADER = INDEX_HEADER_BYTES;
+const INDEX_ENTRY = INDEX_ENTRY_BYTES;
 
 function frameAad(header: Buffer, blobName: string, frame: number): Buffer {
   const k = Buffer.alloc(4);
@@ -231,34 +233,78 @@ function compareEntries(a: IndexEntry, b: IndexEntry): number {
   return Buffer.compare(a.contentId, b.contentId);
 }
 
-/** An index blob (kind 0 delta, 1 compacted shard) of `entries`, sorted by content ID, in frames of 1024. */
-export function encodeIndexBlob(keyring: Keyring, blobName: string, kind: 0 | 1, entries: IndexEntry[]): Buffer {
-  const sorted = [...entries].sort(compareEntries);
-  const frames = Math.ceil(sorted.length / FRAME_ENTRIES);
+/** The 16-byte header of an index blob (§18.2). */
+export function indexBlobHeader(epoch: number, kind: 0 | 1, count: number): Buffer {
   const header = Buffer.alloc(INDEX_HEADER);
   INDEX_MAGIC.copy(header, 0);
   header[4] = 2;
-  header[5] = keyring.epoch;
+  header[5] = epoch;
   header[6] = kind;
-  header.writeUInt32LE(sorted.length, 8);
-  header.writeUInt32LE(frames, 12);
+  header.writeUInt32LE(count, 8);
+  header.writeUInt32LE(Math.ceil(count / FRAME_ENTRIES), 12);
+  return header;
+}
+
+/** An entry's 64 plaintext bytes (§18.1) written at `at`. */
+export function writeIndexEntry(plain: Buffer, at: number, e: IndexEntry): void {
+  e.contentId.copy(plain, at);
+  Buffer.from(e.pack, 'hex').copy(plain, at + 32);
+  plain.writeBigUInt64LE(BigInt(e.offset), at + 48);
+  plain.writeUInt32LE(e.storedLength, at + 56);
+  plain.writeUInt32LE(0, at + 60);
+}
+
+/** An index blob (kind 0 delta, 1 compacted shard) of `entries`, sorted by content ID, in frames of 1024. */
+export function encodeIndexBlob(keyring: Keyring, blobName: string, kind: 0 | 1, entries: IndexEntry[]): Buffer {
+  const sorted = [...entries].sort(compareEntries);
+  const plain = Buffer.alloc(sorted.length * INDEX_ENTRY);
+  sorted.forEach((e, k) => writeIndexEntry(plain, k * INDEX_ENTRY, e));
+  return encodeIndexBlobPlain(keyring, blobName, kind, plain);
+}
+
+/** An index blob of entries already encoded (64 bytes each, ascending by content ID) in `plain`. */
+export function encodeIndexBlobPlain(keyring: Keyring, blobName: string, kind: 0 | 1, plain: Buffer): Buffer {
+  const count = plain.length / INDEX_ENTRY;
+  const header = indexBlobHeader(keyring.epoch, kind, count);
+  const frames = header.readUInt32LE(12);
   const parts: Buffer[] = [header];
   for (let f = 0; f < frames; f++) {
-    const slice = sorted.slice(f * FRAME_ENTRIES, (f + 1) * FRAME_ENTRIES);
-    const plain = Buffer.alloc(slice.length * INDEX_ENTRY);
-    slice.forEach((e, k) => {
-      const at = k * INDEX_ENTRY;
-      e.contentId.copy(plain, at);
-      Buffer.from(e.pack, 'hex').copy(plain, at + 32);
-      plain.writeBigUInt64LE(BigInt(e.offset), at + 48);
-      plain.writeUInt32LE(e.storedLength, at + 56);
-    });
     const nonce = randomBytes(12);
     const cipher = createCipheriv('aes-256-gcm', keyring.key('index'), nonce);
     cipher.setAAD(frameAad(header, blobName, f));
-    parts.push(nonce, cipher.update(plain), cipher.final(), cipher.getAuthTag());
+    parts.push(nonce, cipher.update(plain.subarray(f * FRAME_ENTRIES * INDEX_ENTRY, (f + 1) * FRAME_ENTRIES * INDEX_ENTRY)), cipher.final(), cipher.getAuthTag());
   }
   return Buffer.concat(parts);
+}
+
+/**
+ * The plaintext of frame `f` (`stored` = nonce | ciphertext | tag) of the index blob `blobName` whose header
+ * is `header`: entries checked (reserved field, location bounds, ascending within the frame).
+ */
+export function openIndexFrame(key: Buffer, header: Buffer, blobName: string, f: number, stored: Buffer, bad: (why: string) => Error): Buffer {
+  let plain: Buffer;
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', key, stored.subarray(0, 12));
+    decipher.setAAD(frameAad(header, blobName, f));
+    decipher.setAuthTag(stored.subarray(stored.length - TAG_BYTES));
+    plain = Buffer.concat([decipher.update(stored.subarray(12, stored.length - TAG_BYTES)), decipher.final()]);
+  } catch {
+    throw bad(`fails authentication in frame ${f} (damaged, moved, or written under another vault key)`);
+  }
+  for (let at = 0; at < plain.length; at += INDEX_ENTRY) {
+    const offset = plain.readBigUInt64LE(at + 48);
+    const storedLength = plain.readUInt32LE(at + 56);
+    if (plain.readUInt32LE(at + 60) !== 0) throw bad(`has a non-zero reserved field in frame ${f}`);
+    if (offset > BigInt(Number.MAX_SAFE_INTEGER) || storedLength < BLOCK2_OVERHEAD || storedLength > MAX_BLOCK2_BYTES) throw bad(`has an impossible block location in frame ${f}`);
+    if (at > 0 && plain.compare(plain, at - INDEX_ENTRY, at - INDEX_ENTRY + 32, at, at + 32) < 0) throw bad('has entries out of order');
+  }
+  return plain;
+}
+
+/** Entry `k` of a frame's plaintext (checked by openIndexFrame). */
+export function indexEntryAt(plain: Buffer, k: number): IndexEntry {
+  const e = k * INDEX_ENTRY;
+  return { contentId: Buffer.from(plain.subarray(e, e + 32)), pack: plain.subarray(e + 32, e + 48).toString('hex'), offset: Number(plain.readBigUInt64LE(e + 48)), storedLength: plain.readUInt32LE(e + 56) };
 }
 
 /** The largest index delta there is: one pack's entries (§18.2), at most Azure's blocks per blob. */
@@ -291,21 +337,9 @@ export function decodeIndexBlob(keyring: Keyring, blobName: string, stored: Buff
   for (let f = 0; f < frames; f++) {
     const n = Math.min(FRAME_ENTRIES, count - f * FRAME_ENTRIES);
     const end = at + FRAME_OVERHEAD + n * INDEX_ENTRY;
-    let plain: Buffer;
-    try {
-      const decipher = createDecipheriv('aes-256-gcm', key, stored.subarray(at, at + 12));
-      decipher.setAAD(frameAad(header, blobName, f));
-      decipher.setAuthTag(stored.subarray(end - TAG_BYTES, end));
-      plain = Buffer.concat([decipher.update(stored.subarray(at + 12, end - TAG_BYTES)), decipher.final()]);
-    } catch {
-      throw bad(`fails authentication in frame ${f} (damaged, moved, or written under another vault key)`);
-    }
+    const plain = openIndexFrame(key, header, blobName, f, stored.subarray(at, end), bad);
     for (let k = 0; k < n; k++) {
-      const e = k * INDEX_ENTRY;
-      const offset = plain.readBigUInt64LE(e + 48);
-      const entry = { contentId: Buffer.from(plain.subarray(e, e + 32)), pack: plain.subarray(e + 32, e + 48).toString('hex'), offset: Number(offset), storedLength: plain.readUInt32LE(e + 56) };
-      if (plain.readUInt32LE(e + 60) !== 0) throw bad(`has a non-zero reserved field in frame ${f}`);
-      if (offset > BigInt(Number.MAX_SAFE_INTEGER) || entry.storedLength < BLOCK2_OVERHEAD || entry.storedLength > MAX_BLOCK2_BYTES) throw bad(`has an impossible block location in frame ${f}`);
+      const entry = indexEntryAt(plain, k);
       if (entries.length > 0 && compareEntries(entries[entries.length - 1], entry) > 0) throw bad('has entries out of order');
       entries.push(entry);
     }

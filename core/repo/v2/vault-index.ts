@@ -1,7 +1,8 @@
-/** The vault index as a reader sees it (docs/FORMAT.md §18.3): every index delta, newest first, each read only when a lookup reaches it. */
+/** The vault index as a reader sees it (docs/FORMAT.md §18.3): the deltas the newest generation does not cover, newest first, each read only when a lookup reaches it, then the generation (one frame). */
 import { PagewiseError } from '../../errors';
 import { BlobNotFoundError } from '../store/blob-store';
 import type { Vault } from '../vault';
+import { GenerationView, generationNames, newestGeneration } from './index-generation';
 import type { Keyring } from './keyring';
 import { DELTA_NAME_RE, v2names } from './names';
 import { readIndexDelta } from './pack-writer';
@@ -25,18 +26,24 @@ export interface VaultIndexStats {
   lookups: number;
   /** delta blobs fetched and decoded (a cache miss each) */
   deltasRead: number;
+  /** generation frames fetched (a cache miss each) */
+  framesRead: number;
 }
 
+/** Bytes of generation frames a reader keeps (64 KiB each): a restore asks the index only for stale hints. */
+export const READER_FRAME_CACHE_BYTES = 4 * 1024 * 1024;
+
 /**
- * One listing of `index/d/` (taken at open) read newest first. Compacted generations (`index/c/`, §18.3)
- * are not read: no writer makes them yet (#15), so every entry is in a delta; a vault compacted later
- * needs this class to read the newest complete generation before the deltas it does not cover.
+ * One listing of the index (§18.3), taken at open: the newest complete generation, then `index/d/`.
+ * Lookups read the deltas the generation does not cover newest first, then the generation's one frame
+ * for the ID (through its fences; no filter: a reader asks rarely, a frame costs less than the filter).
  * A delta gone since the listing (pruned) is skipped; one that cannot be read or authenticated is
- * skipped too and named in `unreadable`, so one damaged delta does not hide every other.
+ * skipped too and named in `unreadable`, so one damaged delta does not hide every other — and so is a
+ * damaged generation (its covers at open, a frame at lookup): the deltas are still asked.
  */
 export class VaultIndex {
-  readonly stats: VaultIndexStats = { lookups: 0, deltasRead: 0 };
-  /** Deltas skipped because they could not be read or authenticated: name → why. */
+  readonly stats: VaultIndexStats = { lookups: 0, deltasRead: 0, framesRead: 0 };
+  /** Index blobs skipped because they could not be read or authenticated: name → why. */
   readonly unreadable = new Map<string, string>();
   /** Decoded deltas: the first read (newest) that fit in cacheEntries. */
   private readonly cache = new Map<string, IndexEntry[]>();
@@ -46,20 +53,33 @@ export class VaultIndex {
   private constructor(
     private readonly vault: Vault,
     private readonly keyring: Keyring,
-    /** Delta names, newest stamp first. */
+    /** Names of the deltas the generation does not cover, newest stamp first. */
     readonly deltas: readonly string[],
     private readonly cacheEntries: number,
+    private readonly generation: GenerationView | undefined,
   ) {}
 
-  /** Lists `index/d/` once; names that are not delta names (§13) are not index blobs and are ignored. */
+  /** Lists the newest complete generation and `index/d/` once; names that are not delta names (§13) are not index blobs and are ignored. */
   static async open(vault: Vault, keyring: Keyring, options: { cacheEntries?: number } = {}): Promise<VaultIndex> {
+    const unreadable = new Map<string, string>();
+    let view: GenerationView | undefined;
+    try {
+      const g = await newestGeneration(vault, keyring);
+      if (g) view = new GenerationView(vault, keyring, g, null, READER_FRAME_CACHE_BYTES);
+    } catch (err) {
+      if (!(err instanceof PagewiseError && (err.code === 'Corrupt' || err.code === 'WrongKey'))) throw err;
+      unreadable.set(generationNames.prefix, err.message);
+    }
+    const covered = new Set(view?.generation.covers.deltas ?? []);
     const names: string[] = [];
-    for await (const name of vault.list(v2names.deltaPrefix())) if (DELTA_NAME_RE.test(name)) names.push(name);
+    for await (const name of vault.list(v2names.deltaPrefix())) if (DELTA_NAME_RE.test(name) && !covered.has(name)) names.push(name);
     names.sort().reverse(); // <stamp> sorts by time; the newest first
-    return new VaultIndex(vault, keyring, names, Math.max(1, options.cacheEntries ?? INDEX_CACHE_ENTRIES));
+    const index = new VaultIndex(vault, keyring, names, Math.max(1, options.cacheEntries ?? INDEX_CACHE_ENTRIES), view);
+    for (const [k, v] of unreadable) index.unreadable.set(k, v);
+    return index;
   }
 
-  /** Every entry for the content ID, newest delta first (all deltas read, through the cache). */
+  /** Every entry for the content ID, newest first: the uncovered deltas (all read, through the cache), then the generation's. */
   async lookup(contentIdHex: string): Promise<IndexEntry[]> {
     this.stats.lookups++;
     const found: IndexEntry[] = [];
@@ -89,6 +109,21 @@ export class VaultIndex {
       }
       for (let k = lo; k < entries.length && entries[k].contentId.equals(id); k++) yield entries[k];
     }
+    const view = this.generation;
+    if (!view) return;
+    const dir = generationNames.dir(view.generation.gen);
+    if (this.unreadable.has(dir)) return;
+    let e: IndexEntry | undefined;
+    try {
+      e = await view.entryOf(id);
+    } catch (err) {
+      if (!(err instanceof PagewiseError && (err.code === 'Corrupt' || err.code === 'WrongKey'))) throw err;
+      this.unreadable.set(dir, err.message);
+      return;
+    } finally {
+      this.stats.framesRead = view.stats.framesRead;
+    }
+    if (e) yield e;
   }
 
   /** A delta's entries, from the cache or read and authenticated (concurrent lookups share one read). */
