@@ -166,7 +166,7 @@ test('the prune report as people read it: pending with the date it becomes delet
     completedAt: '2026-12-01T00:00:05.000Z',
     blocked: 'manifest manifests/x.pwm cannot be read',
     kept: { manifests: 4, packs: 7, tables: 9 },
-    deleted: { manifests: ['manifests/a.pwm'], tables: 2, packs: 1, deltas: 1, stagingBlobs: 3, marks: 1 },
+    deleted: { manifests: ['manifests/a.pwm'], tables: 2, packs: 1, deltas: 1, stagingBlobs: 3, marks: 1, generations: 0 },
     pending: { packs: 2, tables: 1, staging: 0, bytes: 3 * MiB, eligibleAt: '2026-12-09T00:00:00.000Z' },
     repacked: { packs: 0, newPacks: 0, bytesCopied: 0 },
     bytesReclaimed: 5 * MiB,
@@ -174,6 +174,7 @@ test('the prune report as people read it: pending with the date it becomes delet
     bytesTotal: 10 * MiB,
     locked: [{ name: 'packs/ab/cd.pwp', lock: 'policy' }],
     problems: [],
+    index: null,
   };
   expect(pruneLines(report)).toEqual([
     'prune 0123456789abcdef',

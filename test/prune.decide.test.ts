@@ -81,7 +81,7 @@ describe('decide: manifests, tombstones and live tables', () => {
     expect(v.graceEndedManifests).toEqual([]);
     expect([...v.liveTables].sort()).toEqual(['t1', 't2']);
     expect([...v.liveContentIds].sort()).toEqual([cid(1), cid(2), cid(3)]); // the zero chunk is never live
-    expect(v.candidates).toEqual({ packs: ['pC'], tables: ['t3'], deltas: ['dC'], staging: [] });
+    expect(v.candidates).toEqual({ packs: ['pC'], tables: ['t3'], deltas: ['dC'], staging: [], generations: [] });
     expect(v.blocked).toBeUndefined();
     expect(v.packUse.get('pA')).toEqual({ liveBytes: 800, bytes: 1000, createdMs: OLD });
     expect(v.packUse.get('pC')!.liveBytes).toBe(0);
@@ -116,7 +116,7 @@ describe('decide: manifests, tombstones and live tables', () => {
       packs: new Map([['pA', { createdMs: YOUNG, bytes: 1 }], ['pB', { createdMs: OLD, bytes: 1 }]]),
       deltas: [delta('dA', 'pA', [1], YOUNG), delta('dB', 'pB', [3], OLD), delta('dGone', 'pX', [9], YOUNG), delta('dGoneOld', 'pY', [9], OLD)] });
     const v = decide(s, p);
-    expect(v.candidates).toEqual({ packs: ['pB'], tables: ['t2'], deltas: ['dB', 'dGoneOld'], staging: [] });
+    expect(v.candidates).toEqual({ packs: ['pB'], tables: ['t2'], deltas: ['dB', 'dGoneOld'], staging: [], generations: [] });
   });
 });
 
@@ -197,6 +197,70 @@ describe('decide: holders', () => {
   });
 });
 
+describe('decide: the compacted index generation (#15, §26.4–§26.5)', () => {
+  const covered = (name: string, createdMs = OLD) => ({ name, packId: '', createdMs, bytes: 100, entries: [], covered: true });
+  const gen = (n: number, entries: [number, string][]) => ({ gen: n, entries: entries.map(([c, packId]) => ({ contentId: cid(c), packId, offset: 0, storedLength: 400 })) });
+  const listed = (...gens: [number, number][]) => gens.map(([n, createdMs]) => ({ gen: n, createdMs, blobs: [{ name: `index/c/${String(n).padStart(8, '0')}/covers.pwe`, bytes: 10 }] }));
+
+  it('the generation\'s entries give the holders of covered deltas; covered deltas are candidates once older than L', () => {
+    const s = vault({
+      deltas: [covered('dA'), covered('dB'), covered('dYoung', YOUNG), delta('dC', 'pC', [4])],
+      generation: gen(2, [[1, 'pA'], [2, 'pA'], [3, 'pB'], [4, 'pC']]),
+      generations: listed([1, OLD], [2, OLD], [3, OLD]),
+    });
+    const v = decide(s, p);
+    expect(Object.fromEntries(v.holders)).toEqual({ [cid(1)]: 'pA', [cid(2)]: 'pA', [cid(3)]: 'pB' });
+    expect(v.packUse.get('pA')!.liveBytes).toBe(800);
+    expect(v.candidates.packs).toEqual(['pC']);
+    expect(v.candidates.deltas).toEqual(['dA', 'dB', 'dC']); // dYoung: covered but younger than L
+    // 1 (older complete or incomplete) goes; 2 (the one read) and 3 (above it: being written, or complete since) never
+    expect(v.candidates.generations).toEqual(['00000001']);
+  });
+
+  it('an uncovered delta\'s entry wins over the generation\'s, whatever the Creation-Times (§18.3 order)', () => {
+    const s = vault({
+      packs: new Map([['pA', { createdMs: OLD, bytes: 1000 }], ['pOld', { createdMs: OLD - DAY, bytes: 1000 }], ['pB', { createdMs: OLD, bytes: 1000 }], ['pC', { createdMs: OLD, bytes: 1000 }]]),
+      deltas: [covered('dA'), delta('dOld', 'pOld', [1]), covered('dB'), covered('dC')],
+      generation: gen(1, [[1, 'pA'], [2, 'pA'], [3, 'pB'], [4, 'pC']]),
+    });
+    const v = decide(s, p);
+    expect(v.holders.get(cid(1))).toBe('pOld');
+    expect(v.holders.get(cid(2))).toBe('pA');
+  });
+
+  it('a generation entry whose pack is not listed holds nothing; an uncovered delta of a gone pack does not hide it', () => {
+    const s = vault({
+      deltas: [covered('dA'), covered('dB'), delta('dGone', 'pGone', [3]), delta('dC', 'pC', [4])],
+      generation: gen(1, [[1, 'pA'], [2, 'pMissing'], [3, 'pB']]),
+    });
+    const v = decide(s, p);
+    expect(v.holders.get(cid(2))).toBeUndefined();
+    expect(v.liveWithoutHolder).toEqual([cid(2)]);
+    expect(v.holders.get(cid(3))).toBe('pB');
+  });
+
+  it('no complete generation: no generation is a candidate (an incomplete one may be a compaction in progress)', () => {
+    const v = decide(vault({ generations: listed([1, OLD]) }), p);
+    expect(v.candidates.generations).toEqual([]);
+  });
+
+  it('a shard that cannot be read blocks the run: no pack, delta or generation candidates', () => {
+    const s = vault({ deltas: [covered('dA'), covered('dB'), covered('dC')], generation: { gen: 2, entries: undefined }, generations: listed([1, OLD], [2, OLD]) });
+    const v = decide(s, p);
+    expect(v.blocked).toMatch(/a shard of the index generation 00000002 cannot be read/);
+    expect(v.candidates).toMatchObject({ packs: [], deltas: [], generations: [] });
+  });
+
+  it('sweepable: a generation needs a mark ≥ D old too; marks written before #15 (no generations field) condemn none', () => {
+    const s = vault({ deltas: [covered('dA'), covered('dB'), delta('dC', 'pC', [4])], generation: gen(2, [[1, 'pA'], [2, 'pA'], [3, 'pB']]), generations: listed([1, OLD], [2, OLD]) });
+    const v = decide(s, p);
+    const old = { markedAtMs: NOW - D, candidates: { packs: ['pC'], tables: ['t3'], deltas: ['dA', 'dB', 'dC'], staging: [] } };
+    expect(sweepable(v, [old], NOW, p)).toEqual({ packs: ['pC'], tables: ['t3'], deltas: ['dA', 'dB', 'dC'], staging: [], generations: [] });
+    expect(sweepable(v, [{ ...old, candidates: { ...old.candidates, generations: ['00000001'] } }], NOW, p).generations).toEqual(['00000001']);
+    expect(sweepable(v, [{ ...old, markedAtMs: NOW - D + 1, candidates: { ...old.candidates, generations: ['00000001'] } }], NOW, p).generations).toEqual([]);
+  });
+});
+
 describe('decide: staging and in-flight backups', () => {
   it.each([
     ['complete (has a manifest)', { hasManifest: true }, true],
@@ -272,12 +336,12 @@ describe('sweepable: two-phase', () => {
   const v = decide(vault(), p);
   const mark = (markedAtMs: number, packs: string[], tables: string[] = [], staging: string[] = [], deltas: string[] = []) => ({ markedAtMs, candidates: { packs, tables, deltas, staging } });
   it.each([
-    ['no mark', [], { packs: [], tables: [], deltas: [], staging: [] }],
-    ['a mark younger than D', [mark(NOW - D + 1, ['pC'], ['t3'], [], ['dC'])], { packs: [], tables: [], deltas: [], staging: [] }],
-    ['a mark exactly D old', [mark(NOW - D, ['pC'], ['t3'], [], ['dC'])], { packs: ['pC'], tables: ['t3'], deltas: ['dC'], staging: [] }],
-    ['an old mark that did not list them', [mark(NOW - 2 * D, ['pA'], ['t1'])], { packs: [], tables: [], deltas: [], staging: [] }],
-    ['an old mark of items no longer candidates', [mark(NOW - 2 * D, ['pA', 'pC'], ['t1'])], { packs: ['pC'], tables: [], deltas: [], staging: [] }],
-    ['two marks, each listing part', [mark(NOW - 2 * D, ['pC']), mark(NOW - D, [], ['t3'])], { packs: ['pC'], tables: ['t3'], deltas: [], staging: [] }],
+    ['no mark', [], { packs: [], tables: [], deltas: [], staging: [], generations: [] }],
+    ['a mark younger than D', [mark(NOW - D + 1, ['pC'], ['t3'], [], ['dC'])], { packs: [], tables: [], deltas: [], staging: [], generations: [] }],
+    ['a mark exactly D old', [mark(NOW - D, ['pC'], ['t3'], [], ['dC'])], { packs: ['pC'], tables: ['t3'], deltas: ['dC'], staging: [], generations: [] }],
+    ['an old mark that did not list them', [mark(NOW - 2 * D, ['pA'], ['t1'])], { packs: [], tables: [], deltas: [], staging: [], generations: [] }],
+    ['an old mark of items no longer candidates', [mark(NOW - 2 * D, ['pA', 'pC'], ['t1'])], { packs: ['pC'], tables: [], deltas: [], staging: [], generations: [] }],
+    ['two marks, each listing part', [mark(NOW - 2 * D, ['pC']), mark(NOW - D, [], ['t3'])], { packs: ['pC'], tables: ['t3'], deltas: [], staging: [], generations: [] }],
   ])('%s', (_what, marks, expected) => {
     expect(sweepable(v, marks, NOW, p)).toEqual(expected);
   });
@@ -286,7 +350,7 @@ describe('sweepable: two-phase', () => {
     const s = vault({ staging: [staging('s1', { hasManifest: true }), staging('s2', { contentIds: 'unknown' })] });
     const blocked = decide(s, p);
     expect(blocked.blocked).toBeDefined();
-    expect(sweepable(blocked, [mark(NOW - D, ['pC'], ['t3'], ['s1'])], NOW, p)).toEqual({ packs: [], tables: [], deltas: [], staging: ['s1'] });
+    expect(sweepable(blocked, [mark(NOW - D, ['pC'], ['t3'], ['s1'])], NOW, p)).toEqual({ packs: [], tables: [], deltas: [], staging: ['s1'], generations: [] });
     expect(sweepable(blocked, [mark(NOW - D + 1, [], [], ['s1'])], NOW, p).staging).toEqual([]);
   });
 });

@@ -44,8 +44,12 @@ describe('GC protocol simulation (§26.9 invariant after every step)', () => {
     expect(stats.deleted.manifests).toBeGreaterThan(0);
     expect(stats.deleted.tables).toBeGreaterThan(0);
     expect(stats.deleted.packs).toBeGreaterThan(0);
-    expect(stats.deleted.deltas).toBeGreaterThan(0);
+    expect(stats.deleted.deltas + stats.deleted.coveredDeltas).toBeGreaterThan(0);
     expect(stats.deleted.stagingBlobs).toBeGreaterThan(0);
+    // #15: prune compacts the index; covered deltas and superseded generations go two-phase like the rest
+    expect(stats.compactions).toBeGreaterThan(0);
+    expect(stats.deleted.coveredDeltas).toBeGreaterThan(0);
+    expect(stats.deleted.generations).toBeGreaterThan(0);
     expect(stats.deleted.marks).toBeGreaterThan(0);
     expect(stats.repacked).toBeGreaterThan(0);
     expect(stats.expired).toBeGreaterThan(0);
@@ -56,6 +60,48 @@ describe('GC protocol simulation (§26.9 invariant after every step)', () => {
 
   it('has teeth: one-phase deletion (sweep without a mark ≥ D old) breaks the invariant', () => {
     expect(findCounterexample(DEFAULT_GC_PARAMS, ['one-phase'], 100_000)).toMatch(/kept manifest .* (names table|has no existing pack)/);
+  });
+
+  it(`without compaction (#13's prune, deltas only) it holds too (${Math.ceil(RUNS / 4)} runs), and deletes orphan deltas`, () => {
+    const stats = emptyStats();
+    const seed = Number(process.env.PAGEWISE_SIM_SEED ?? Date.now() % 2 ** 31);
+    try {
+      fc.assert(property(scenarios, DEFAULT_GC_PARAMS, ['no-compaction'], stats), { numRuns: Math.ceil(RUNS / 4), seed });
+    } catch (err) {
+      throw new Error(`simulation (no compaction) failed with seed ${seed}: ${(err as Error).message}`);
+    }
+    expect(stats.compactions).toBe(0);
+    expect(stats.deleted.deltas).toBeGreaterThan(0);
+  });
+
+  describe('compaction keeps every pack its run did not delete (§26.11), not only those its gather listed', () => {
+    // Found by the hunting profile (seed 11, shrunk): prune R4 gathers before B1 commits its packs and compacts after;
+    // keeping only listed packs drops B1's holder entries from generation 2 while covering their deltas; B1's packs look
+    // unreferenced, go two-phase, and B1's kept manifest loses its chunks.
+    const replay: Action[] = [
+      { kind: 'start', disk: 0, legacy: false }, { kind: 'start', disk: 0, legacy: false }, { kind: 'backup', pick: 0, steps: 1 },
+      { kind: 'pruneStart' }, { kind: 'pruneStart' }, { kind: 'backup', pick: 189, steps: 20 }, { kind: 'prune', pick: 0, mode: 'gather' },
+      { kind: 'backup', pick: 0, steps: 20 }, { kind: 'prune', pick: 339, mode: 'all' }, { kind: 'prune', pick: 0, mode: 'step' },
+      { kind: 'clock', ms: 694800000 }, { kind: 'prune', pick: 0, mode: 'step' }, { kind: 'prune', pick: 0, mode: 'step' },
+      { kind: 'prune', pick: 0, mode: 'step' }, { kind: 'prune', pick: 0, mode: 'step' }, { kind: 'pruneStart' },
+      { kind: 'prune', pick: 0, mode: 'step' }, { kind: 'clock', ms: 694800000 }, { kind: 'clock', ms: 60000 },
+      { kind: 'prune', pick: 0, mode: 'step' }, { kind: 'forget', pick: 127, graceMs: 0 }, { kind: 'backup', pick: 0, steps: 1 },
+      { kind: 'backup', pick: 0, steps: 1 }, { kind: 'start', disk: 0, legacy: false }, { kind: 'prune', pick: 0, mode: 'step' },
+      { kind: 'prune', pick: 0, mode: 'step' }, { kind: 'backup', pick: 0, steps: 1 }, { kind: 'backup', pick: 0, steps: 1 },
+      { kind: 'backup', pick: 0, steps: 1 }, { kind: 'prune', pick: 0, mode: 'all' }, { kind: 'forget', pick: 813, graceMs: 0 },
+      { kind: 'forget', pick: 3, graceMs: 0 }, { kind: 'prune', pick: 0, mode: 'step' }, { kind: 'prune', pick: 0, mode: 'step' },
+      { kind: 'pruneStart' }, { kind: 'write', disk: 0, page: 0, value: 0 }, { kind: 'clock', ms: 60000 }, { kind: 'prune', pick: 0, mode: 'all' },
+    ];
+
+    it('keeping only the gather\'s packs, the invariant breaks', () => {
+      expect(() => runScenario(replay, DEFAULT_GC_PARAMS, new Set(['compact-listed-packs-only']))).toThrow(/kept manifest m0:\S+:B000001: chunk a \(hint P000009\) has no existing pack holding it/);
+    });
+
+    it('keeping every pack not deleted by the run, it holds', () => {
+      const stats = emptyStats();
+      runScenario(replay, DEFAULT_GC_PARAMS, new Set(), stats);
+      expect(stats.compactions).toBeGreaterThan(1);
+    });
   });
 
   it('has teeth: a deletion delay no longer than the abandonment limit (D ≤ L) breaks the invariant', () => {

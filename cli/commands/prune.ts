@@ -49,7 +49,7 @@ export function pruneLines(report: PruneReport): string[] {
     rows.push(['would delete', `${plural(w.manifests.length, 'manifest')}, ${plural(w.tables.length, 'table')}, ${plural(w.packs.length, 'pack')}, ${plural(w.staging.length, 'staging item')}`]);
     rows.push(['would reclaim', formatBytes(report.bytesReclaimed)]);
   } else {
-    rows.push(['reclaimed', `${formatBytes(report.bytesReclaimed)} (${plural(d.manifests.length, 'manifest')}, ${plural(d.tables, 'table')}, ${plural(d.packs, 'pack')}, ${plural(d.deltas, 'index delta')}, ${plural(d.stagingBlobs, 'staging blob')}, ${plural(d.marks, 'old mark')})`]);
+    rows.push(['reclaimed', `${formatBytes(report.bytesReclaimed)} (${plural(d.manifests.length, 'manifest')}, ${plural(d.tables, 'table')}, ${plural(d.packs, 'pack')}, ${plural(d.deltas, 'index delta')}, ${plural(d.stagingBlobs, 'staging blob')}, ${plural(d.marks, 'old mark')}${d.generations ? `, ${plural(d.generations, 'index generation')}` : ''})`]);
   }
   rows.push(['kept', `${plural(report.kept.manifests, 'backup')}, ${plural(report.kept.tables, 'table')}, ${plural(report.kept.packs, 'pack')}`]);
   rows.push(['unused left', `${formatBytes(report.bytesUnused)} of ${formatBytes(report.bytesTotal)} pack bytes`]);
@@ -61,6 +61,7 @@ export function pruneLines(report: PruneReport): string[] {
       ? 'nothing'
       : `${plural(p.packs, 'pack')}, ${plural(p.tables, 'table')}, ${plural(p.staging, 'staging item')} (${formatBytes(p.bytes)}) wait for their second mark${p.eligibleAt ? `: deletable from ${p.eligibleAt}` : ''}`,
   ]);
+  if (report.index) rows.push(['index', `compacted into generation ${report.index.gen}: ${plural(report.index.entries, 'entry').replace(/entrys$/, 'entries')} covering ${plural(report.index.deltasCovered, 'delta')}`]);
   if (report.repacked.packs > 0) rows.push(['repacked', `${plural(report.repacked.packs, 'pack')} into ${report.repacked.newPacks} new (${formatBytes(report.repacked.bytesCopied)} copied)`]);
   rows.push(['locked', report.locked.length === 0 ? 'none' : `${plural(report.locked.length, 'blob')} under an immutability policy or legal hold, skipped`]);
   lines.push(...table(rows));

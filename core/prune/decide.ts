@@ -15,8 +15,15 @@ export interface GcSnapshot {
   allTables: Map<string, { createdMs: number; bytes: number }>;
   /** Every existing pack. */
   packs: Map<string, { createdMs: number; bytes: number }>;
-  /** Every index delta listed (its name's stamp breaks holder ties); entries undefined = unreadable (then packId is whatever gather knows, possibly ''). */
-  deltas: { name: string; packId: string; createdMs: number; bytes: number; entries: { contentId: string; offset: number; storedLength: number }[] | undefined }[];
+  /**
+   * Every index delta listed (its name's stamp breaks holder ties); entries undefined = unreadable (then packId is whatever
+   * gather knows, possibly ''). covered = the newest complete generation covers it (#15): not read (entries [], packId '').
+   */
+  deltas: { name: string; packId: string; createdMs: number; bytes: number; entries: { contentId: string; offset: number; storedLength: number }[] | undefined; covered?: boolean }[];
+  /** The newest complete index generation (§18.3) gather read: one entry per content ID; entries undefined = a shard unreadable. */
+  generation?: { gen: number; entries: { contentId: string; packId: string; offset: number; storedLength: number }[] | undefined };
+  /** Every generation listed under index/c/ (complete or not): createdMs = its newest blob's Creation-Time. */
+  generations?: { gen: number; createdMs: number; blobs: { name: string; bytes: number }[] }[];
   /**
    * Every staging prefix. planCreatedMs undefined = no readable plan. hasManifest = a manifest or a tombstone names
    * the backup. baseTableIds: the plan's baseTables, or its base manifest's tables when the plan predates them;
@@ -28,7 +35,8 @@ export interface GcSnapshot {
 export interface GcVerdict {
   keptManifests: string[]; graceEndedManifests: string[];
   liveTables: Set<string>; liveContentIds: Set<string>; holders: Map<string, string> /* contentId → packId */;
-  candidates: { packs: string[]; tables: string[]; deltas: string[]; staging: string[] };
+  /** generations: 8-digit numbers of index generations (§26.5, #15) */
+  candidates: { packs: string[]; tables: string[]; deltas: string[]; staging: string[]; generations: string[] };
   /** Why tables/packs/deltas are not swept this run. */
   blocked?: string;
   /** Every existing pack: live bytes (blocks it holds as holder of a live content ID), size, creation time. */
@@ -40,6 +48,11 @@ export interface GcVerdict {
 }
 
 const ZERO_ID = '0'.repeat(64);
+
+/** A generation's number as marks and blob names write it: 8 digits (`index/c/<gen>/`). */
+export function generationName(gen: number): string {
+  return String(gen).padStart(8, '0');
+}
 
 export function decide(s: GcSnapshot, p: GcParams): GcVerdict {
   const now = s.nowMs;
@@ -91,46 +104,52 @@ export function decide(s: GcSnapshot, p: GcParams): GcVerdict {
     if (stampA !== stampB) return stampA > stampB;
     return a > b;
   };
-  for (const d of s.deltas) {
-    if (d.entries === undefined) { problems.push(`the index delta ${d.name} cannot be read`); continue; }
-    if (!s.packs.has(d.packId)) continue;
-    const stamp = deltaStampMs(d.name) ?? -Infinity; // a name that does not parse sorts oldest
-    for (const e of d.entries) {
-      if (!liveContentIds.has(e.contentId)) continue;
-      const cur = holders.get(e.contentId);
-      if (cur === undefined || newer(d.packId, stamp, cur, holderStamp.get(e.contentId)!)) {
-        holders.set(e.contentId, d.packId);
-        holderStamp.set(e.contentId, stamp);
-      }
+  const consider = (contentId: string, packId: string, stamp: number) => {
+    if (!liveContentIds.has(contentId) || !s.packs.has(packId)) return;
+    const cur = holders.get(contentId);
+    if (cur === undefined || newer(packId, stamp, cur, holderStamp.get(contentId)!)) {
+      holders.set(contentId, packId);
+      holderStamp.set(contentId, stamp);
     }
+  };
+  for (const d of s.deltas) {
+    if (d.covered) continue;
+    if (d.entries === undefined) { problems.push(`the index delta ${d.name} cannot be read`); continue; }
+    const stamp = deltaStampMs(d.name) ?? -Infinity; // a name that does not parse sorts oldest
+    for (const e of d.entries) consider(e.contentId, d.packId, stamp);
   }
+  // Then the generation's one entry per content ID (§18.3: uncovered deltas are newer than any generation entry) — the
+  // order compaction merges by, so the entry it keeps is the holder this rule picked: compaction never moves a holder.
+  if (s.generation !== undefined && s.generation.entries === undefined) problems.push(s.generation.gen > 0 ? `a shard of the index generation ${generationName(s.generation.gen)} cannot be read` : 'the newest index generation cannot be read');
+  for (const e of s.generation?.entries ?? []) if (!holders.has(e.contentId)) consider(e.contentId, e.packId, -Infinity);
   const liveWithoutHolder = [...liveContentIds].filter((c) => !holders.has(c)).sort();
 
   const packUse = new Map<string, { liveBytes: number; bytes: number; createdMs: number }>();
   for (const [id, pk] of s.packs) packUse.set(id, { liveBytes: 0, bytes: pk.bytes, createdMs: pk.createdMs });
   const counted = new Set<string>();
-  for (const d of s.deltas) {
-    if (d.entries === undefined) continue;
-    const use = packUse.get(d.packId);
-    if (use === undefined) continue;
-    for (const e of d.entries) {
-      if (holders.get(e.contentId) !== d.packId || counted.has(e.contentId)) continue;
-      counted.add(e.contentId);
-      use.liveBytes += e.storedLength;
-    }
-  }
+  const count = (contentId: string, packId: string, storedLength: number) => {
+    const use = packUse.get(packId);
+    if (use === undefined || holders.get(contentId) !== packId || counted.has(contentId)) return;
+    counted.add(contentId);
+    use.liveBytes += storedLength;
+  };
+  for (const e of s.generation?.entries ?? []) count(e.contentId, e.packId, e.storedLength);
+  for (const d of s.deltas) for (const e of d.covered ? [] : d.entries ?? []) count(e.contentId, d.packId, e.storedLength);
   const referenced = new Set(holders.values());
 
   const blocked = problems.length > 0 ? `references unknown, no table, pack or delta is deleted: ${problems.slice(0, 3).join('; ')}${problems.length > 3 ? ` (and ${problems.length - 3} more)` : ''}` : undefined;
-  const candidates: GcVerdict['candidates'] = { packs: [], tables: [], deltas: [], staging: stagingCandidates.sort() };
+  const candidates: GcVerdict['candidates'] = { packs: [], tables: [], deltas: [], staging: stagingCandidates.sort(), generations: [] };
   if (blocked === undefined) {
     for (const [id, pk] of s.packs) if (!referenced.has(id) && olderThan(pk.createdMs, now, L)) candidates.packs.push(id);
     for (const [id, t] of s.allTables) if (!liveTables.has(id) && olderThan(t.createdMs, now, L)) candidates.tables.push(id);
     const packCandidates = new Set(candidates.packs);
     for (const d of s.deltas) {
-      if (olderThan(d.createdMs, now, L) && (!s.packs.has(d.packId) || packCandidates.has(d.packId))) candidates.deltas.push(d.name);
+      if (olderThan(d.createdMs, now, L) && (d.covered === true || !s.packs.has(d.packId) || packCandidates.has(d.packId))) candidates.deltas.push(d.name);
     }
-    candidates.packs.sort(); candidates.tables.sort(); candidates.deltas.sort();
+    // Generations numbered below the newest complete one (older complete ones, crashed incomplete ones): never it, never above it.
+    const newest = s.generation?.gen;
+    if (newest !== undefined) for (const g of s.generations ?? []) if (g.gen < newest && olderThan(g.createdMs, now, L)) candidates.generations.push(generationName(g.gen));
+    candidates.packs.sort(); candidates.tables.sort(); candidates.deltas.sort(); candidates.generations.sort();
   }
   return {
     keptManifests, graceEndedManifests, liveTables, liveContentIds, holders, candidates, packUse, nowMs: now, liveWithoutHolder,
@@ -138,7 +157,8 @@ export function decide(s: GcSnapshot, p: GcParams): GcVerdict {
   };
 }
 
-export interface MarkFact { markedAtMs: number; candidates: GcVerdict['candidates'] }
+/** A mark's candidates; `generations` is absent in marks written before #15 (read as none). */
+export interface MarkFact { markedAtMs: number; candidates: Omit<GcVerdict['candidates'], 'generations'> & { generations?: string[] } }
 
 /** The candidates of this run that some mark at least D old (markedAt ≤ now − D) also found unreferenced (§26.7). */
 export function sweepable(v: GcVerdict, marks: MarkFact[], nowMs: number, p: GcParams): GcVerdict['candidates'] {
@@ -146,10 +166,10 @@ export function sweepable(v: GcVerdict, marks: MarkFact[], nowMs: number, p: GcP
   const pick = (key: keyof GcVerdict['candidates']): string[] => {
     if (v.blocked !== undefined && key !== 'staging') return [];
     const seen = new Set<string>();
-    for (const m of old) for (const x of m.candidates[key]) seen.add(x);
+    for (const m of old) for (const x of m.candidates[key] ?? []) seen.add(x);
     return v.candidates[key].filter((x) => seen.has(x));
   };
-  return { packs: pick('packs'), tables: pick('tables'), deltas: pick('deltas'), staging: pick('staging') };
+  return { packs: pick('packs'), tables: pick('tables'), deltas: pick('deltas'), staging: pick('staging'), generations: pick('generations') };
 }
 
 /**

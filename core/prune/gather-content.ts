@@ -1,10 +1,11 @@
 /** Prune's reads of what names content: the live page tables and the index deltas, decoded into content IDs (hex, interned). */
 import { forEachLimited } from '../concurrency';
-import { isPagewiseError, isTransient, PagewiseError } from '../errors';
+import { isPagewiseError, isTransient, PagewiseError, throwIfAborted } from '../errors';
 import type { BlobInfo, CallOptions } from '../repo/store/blob-store';
 import type { Vault } from '../repo/vault';
 import type { Keyring } from '../repo/v2/keyring';
 import { v2names } from '../repo/v2/names';
+import { Generation, readShard } from '../repo/v2/index-generation';
 import { MAX_DELTA_BYTES, readIndexDelta } from '../repo/v2/pack-writer';
 import { decodeTableById, isZeroChunk, readTable } from '../repo/v2/page-table';
 import type { PageRecord2, TableRef } from '../repo/v2/records';
@@ -110,4 +111,28 @@ export async function readDeltas(vault: Vault, keyring: Keyring, listed: BlobInf
     }
   });
   return out.sort((a, b) => (a.name < b.name ? -1 : 1));
+}
+
+/**
+ * The entries of the newest complete generation (§18.4) whose content ID the live tables or in-flight batch records
+ * name, shard by shard (GATHER_READS_AT_ONCE at a time; a whole shard is ~1/256 of the generation): read, like the
+ * deltas, after everything live is known, so memory follows the live content. A shard that cannot be read gives
+ * `entries: undefined` (decide then blocks) and a problem.
+ */
+export async function readGenerationEntries(vault: Vault, keyring: Keyring, g: Generation, ids: ContentIds, onProblem: (why: string) => void, options: CallOptions = {}): Promise<NonNullable<GcSnapshot['generation']>> {
+  const entries: NonNullable<NonNullable<GcSnapshot['generation']>['entries']> = [];
+  let readable = true;
+  await forEachLimited(g.covers.shards, GATHER_READS_AT_ONCE, async (info) => {
+    throwIfAborted(options.abortSignal, 'the prune was cancelled');
+    try {
+      for (const e of await readShard(vault, keyring, info)) {
+        const contentId = ids.known(e.contentId);
+        if (contentId !== undefined) entries.push({ contentId, packId: e.pack, offset: e.offset, storedLength: e.storedLength });
+      }
+    } catch (err) {
+      onProblem(problemOf(err));
+      readable = false;
+    }
+  });
+  return { gen: g.gen, entries: readable ? entries : undefined };
 }

@@ -1,6 +1,6 @@
 /**
  * Gather (docs/FORMAT.md §26): reads the vault into the GcSnapshot decide judges, in the protocol's one
- * order — marks, tombstones, manifests, then staging, then tables, packs, deltas — so anything written
+ * order — marks, tombstones, manifests, then staging, then tables, packs, index generations, deltas — so anything written
  * meanwhile is seen as newer than the limits, never as unreferenced.
  */
 import { forEachLimited } from '../concurrency';
@@ -12,8 +12,9 @@ import type { Keyring } from '../repo/v2/keyring';
 import { readManifest2 } from '../repo/v2/manifest';
 import { DELTA_NAME_RE, MANIFEST_NAME_RE } from '../repo/v2/names';
 import { readTombstones, Tombstone } from '../retention/tombstones';
+import { Generation, newestGeneration } from '../repo/v2/index-generation';
 import type { GcSnapshot } from './decide';
-import { ContentIds, GATHER_READS_AT_ONCE, problemOf, readDeltas, readLiveTables, WantedTable } from './gather-content';
+import { ContentIds, GATHER_READS_AT_ONCE, problemOf, readDeltas, readGenerationEntries, readLiveTables, WantedTable } from './gather-content';
 import { gatherStaging, stagingGroups } from './gather-staging';
 import { PruneMark, readMarks } from './marks';
 import type { GcParams } from './protocol';
@@ -21,6 +22,7 @@ import type { GcParams } from './protocol';
 const PACK_NAME_RE = /^packs\/([0-9a-f]{2})\/([0-9a-f]{32})\.pwp$/;
 const TABLE_NAME_RE = /^tables\/([0-9a-f]{32})\.pwt$/;
 const TOMBSTONE_NAME_RE = /^forgotten\/([0-9a-f]{32})\.pwe$/;
+const GENERATION_BLOB_RE = /^index\/c\/(\d{8})\/(?:[0-9a-f]{2}\.pwx|filter\.pwf|covers\.pwe)$/;
 
 /** A tombstoned version-1 backup of an upgraded vault: its manifest and every blob under its prefix. */
 export interface V1Backup {
@@ -44,6 +46,8 @@ export interface Gathered {
   manifestBytes: Map<string, number>;
   /** what could not be read or was not Pagewise's, each said once */
   problems: string[];
+  /** the newest complete index generation this run read as the index (its covers), if any (#15) */
+  generation?: Generation;
 }
 
 export interface GatherOptions {
@@ -144,6 +148,18 @@ export async function gather(vault: Vault, keyring: Keyring, o: GatherOptions): 
     if (m && m[2].startsWith(m[1])) packs.set(m[2], { createdMs: b.createdOn.getTime(), bytes: b.contentLength });
     else onProblem(`${b.name.slice(0, 120)} is no pack name; prune leaves it`);
   }
+  // Index generations (#15): every one listed (old and incomplete ones are candidates), then the newest complete one's covers.
+  const generations = listGenerationBlobs(await listAll(vault, 'index/c/', options), onProblem);
+  let generation: Generation | undefined;
+  let generationUnreadable = false;
+  try {
+    generation = await newestGeneration(vault, keyring);
+  } catch (err) {
+    onProblem(problemOf(err)); // a covers that does not authenticate is damage (§18.3): which deltas it covers is unknown
+    generationUnreadable = true;
+  }
+  const covered = new Set(generation?.covers.deltas ?? []);
+  step();
   const listedDeltas = (await listAll(vault, 'index/d/', options)).filter((b) => {
     if (DELTA_NAME_RE.test(b.name)) return true;
     onProblem(`${b.name.slice(0, 120)} is no index-delta name; prune leaves it`);
@@ -153,10 +169,18 @@ export async function gather(vault: Vault, keyring: Keyring, o: GatherOptions): 
   const nameTags = new Set([...finished, ...staging.map((x) => x.nameTag)]);
   const tables = await readLiveTables(vault, keyring, refs, allTables, ids, onProblem, nameTags, options);
   step();
-  const deltas = await readDeltas(vault, keyring, listedDeltas, ids, onProblem, options);
+  const snapshotGeneration: GcSnapshot['generation'] = generationUnreadable
+    ? { gen: 0, entries: undefined }
+    : generation && (await readGenerationEntries(vault, keyring, generation, ids, onProblem, options));
+  step();
+  const deltas = [
+    ...(await readDeltas(vault, keyring, listedDeltas.filter((b) => !covered.has(b.name)), ids, onProblem, options)),
+    ...listedDeltas.filter((b) => covered.has(b.name)).map((b) => ({ name: b.name, packId: '', createdMs: b.createdOn.getTime(), bytes: b.contentLength, entries: [], covered: true })),
+  ].sort((a, b) => (a.name < b.name ? -1 : 1));
 
   return {
-    snapshot: { nowMs: o.nowMs, manifests, tombstonesWithoutManifest, tables, allTables, packs, deltas, staging },
+    snapshot: { nowMs: o.nowMs, manifests, tombstonesWithoutManifest, tables, allTables, packs, deltas, staging, ...(snapshotGeneration ? { generation: snapshotGeneration } : {}), generations },
+    ...(generation ? { generation } : {}),
     marks,
     tombstones,
     v1,
@@ -189,4 +213,22 @@ async function gatherV1(vault: Vault, tombstones: Gathered['tombstones'], option
  */
 function graceEnd(t: Tombstone, createdOn: Date, minGraceMs: number): number {
   return Math.max(Date.parse(t.graceEndsAt), createdOn.getTime() + minGraceMs);
+}
+
+/** The blobs under index/c/ by generation number (its newest Creation-Time its age); a name no generation has is told and left alone. */
+function listGenerationBlobs(listed: BlobInfo[], onProblem: (why: string) => void): NonNullable<GcSnapshot['generations']> {
+  const byGen = new Map<number, NonNullable<GcSnapshot['generations']>[number]>();
+  for (const b of listed) {
+    const m = GENERATION_BLOB_RE.exec(b.name);
+    if (!m) {
+      onProblem(`${b.name.slice(0, 120)} is no index-generation blob name; prune leaves it`);
+      continue;
+    }
+    const gen = Number(m[1]);
+    const entry = byGen.get(gen) ?? { gen, createdMs: -Infinity, blobs: [] };
+    entry.createdMs = Math.max(entry.createdMs, b.createdOn.getTime());
+    entry.blobs.push({ name: b.name, bytes: b.contentLength });
+    byGen.set(gen, entry);
+  }
+  return [...byGen.values()].sort((a, b) => a.gen - b.gen);
 }

@@ -8,6 +8,7 @@ import { DELTA_NAME_RE, HEX16_RE, HEX32_RE, stampOf } from '../repo/v2/names';
 import { getIfAny } from '../repo/v2/staging';
 
 export const MARKS_PREFIX = 'gc/marks/';
+const GENERATION_RE = /^\d{8}$/;
 const MARK_NAME_RE = /^gc\/marks\/(\d{8}T\d{9}Z)-([0-9a-f]{16})\.pwe$/;
 
 export interface MarkCandidates {
@@ -15,6 +16,8 @@ export interface MarkCandidates {
   tables: string[];
   deltas: string[];
   staging: string[];
+  /** index generations (8 digits, #15); absent in marks written before #15 */
+  generations?: string[];
 }
 
 /** The body of a mark (envelope kind 6, key K(index, e)). */
@@ -84,8 +87,9 @@ function checkMark(b: PruneMark, what: string, bad: (why: string) => Error): voi
   if (typeof b.pruneId !== 'string' || !HEX16_RE.test(b.pruneId) || typeof b.markedAt !== 'string' || !Number.isFinite(Date.parse(b.markedAt))) throw bad(`${what} lacks its prune ID or time`);
   if (!ms(b.abandonAfterMs) || !ms(b.deleteAfterMs)) throw bad(`${what} lacks its parameters`);
   const c = b.candidates;
-  if (typeof c !== 'object' || c === null || !strings(c.packs, HEX32_RE) || !strings(c.tables, HEX32_RE) || !strings(c.deltas, DELTA_NAME_RE) || !strings(c.staging, HEX32_RE)) {
+  if (typeof c !== 'object' || c === null || !strings(c.packs, HEX32_RE) || !strings(c.tables, HEX32_RE) || !strings(c.deltas, DELTA_NAME_RE) || !strings(c.staging, HEX32_RE)
+    || (c.generations !== undefined && !strings(c.generations, GENERATION_RE))) {
     throw bad(`${what} has malformed candidates`);
   }
-  if (b.blocked !== undefined && (b.blocked !== true || c.packs.length + c.tables.length + c.deltas.length > 0)) throw bad(`${what} says blocked but is not a blocked run's mark`);
+  if (b.blocked !== undefined && (b.blocked !== true || c.packs.length + c.tables.length + c.deltas.length + (c.generations?.length ?? 0) > 0)) throw bad(`${what} says blocked but is not a blocked run's mark`);
 }

@@ -1,9 +1,10 @@
 /** What pruneVault takes and reports (SPEC13's interface), apart from the code so sweep and prune share it without a cycle. */
 import type { Clock } from '../clock';
 import type { StorageLocation } from '../types';
+import type { CompactReport } from '../repo/v2/index-compaction';
 import type { GcParams } from './protocol';
 
-export type PruneStep = 'manifests' | 'tables' | 'packs' | 'deltas' | 'staging' | 'repack' | 'mark' | 'marks';
+export type PruneStep = 'manifests' | 'tables' | 'packs' | 'deltas' | 'generations' | 'staging' | 'repack' | 'mark' | 'marks' | 'index';
 
 export interface PruneOptions {
   vault: StorageLocation;
@@ -21,6 +22,8 @@ export interface PruneOptions {
   minGraceMs?: number;
   abortSignal?: AbortSignal;
   onProgress?: (step: PruneStep, done: number, total: number) => void;
+  /** local directory for compaction's spill files (default: the OS temp directory) */
+  scratchDir?: string;
   /** test hook: called before every single deletion/write with its step; throwing simulates a kill there */
   beforeMutation?: (step: PruneStep, blobName: string) => void | Promise<void>;
 }
@@ -33,7 +36,8 @@ export interface PruneReport {
   /** why no table, pack or delta was swept or marked this run */
   blocked?: string;
   kept: { manifests: number; packs: number; tables: number };
-  deleted: { manifests: string[]; tables: number; packs: number; deltas: number; stagingBlobs: number; marks: number };
+  /** generations: index generations whose every blob this run deleted (#15) */
+  deleted: { manifests: string[]; tables: number; packs: number; deltas: number; stagingBlobs: number; marks: number; generations: number };
   /** candidates waiting for their second mark */
   pending: { packs: number; tables: number; staging: number; bytes: number; eligibleAt?: string };
   repacked: { packs: number; newPacks: number; bytesCopied: number };
@@ -45,7 +49,9 @@ export interface PruneReport {
   bytesTotal: number;
   locked: { name: string; lock: 'policy' | 'legal-hold' }[];
   /** dry run: what a real run would delete now */
-  wouldDelete?: { manifests: string[]; tables: string[]; packs: string[]; staging: string[] };
+  wouldDelete?: { manifests: string[]; tables: string[]; packs: string[]; staging: string[]; deltas: string[]; generations: string[] };
+  /** the index generation this run compacted (#15): null when it did not (dry, blocked, nothing uncovered) */
+  index: CompactReport | null;
   /** the name of the mark this run wrote (not in a dry run) */
   mark?: string;
   /** what could not be read (a kept backup's damage blocks the run; the rest is told here) */

@@ -1,17 +1,19 @@
 /**
  * `pagewise prune` (docs/FORMAT.md §26): gather → decide → sweepable → sweep → repack → write this
- * run's mark → delete marks no longer needed. A dry run gathers and decides only, and says what a real
+ * run's mark → delete marks no longer needed → compact the index (#15). A dry run gathers and decides only, and says what a real
  * run would delete now.
  */
 import { randomBytes } from 'node:crypto';
 import { systemClock } from '../clock';
 import { PagewiseError } from '../errors';
 import { Vault } from '../repo/vault';
+import { compactIndex, CompactReport } from '../repo/v2/index-compaction';
 import { openKeyring } from '../repo/v2/keyring';
 import { readVaultMarker } from '../repo/v2/marker';
 import { v2names } from '../repo/v2/names';
-import { chooseRepack, decide, GcVerdict, marksToDelete, sweepable } from './decide';
+import { chooseRepack, decide, GcVerdict, MarkFact, marksToDelete, sweepable } from './decide';
 import { gather, Gathered } from './gather';
+import { problemOf } from './gather-content';
 import { markName, PruneMark, writeMark } from './marks';
 import type { PruneOptions, PruneReport } from './prune-types';
 import { DEFAULT_ABANDON_AFTER_MS, GcParams, resolveGcParams } from './protocol';
@@ -50,7 +52,8 @@ export async function pruneVault(o: PruneOptions): Promise<PruneReport> {
       bytesReclaimed: 0,
       ...packBytesAfter(g, v, new Set(), new Set(), undefined, 0),
       locked: [],
-      wouldDelete: { manifests: v.graceEndedManifests, tables: now.tables, packs: now.packs, staging: now.staging },
+      wouldDelete: { manifests: v.graceEndedManifests, tables: now.tables, packs: now.packs, staging: now.staging, deltas: now.deltas, generations: now.generations },
+      index: null,
     };
   }
 
@@ -87,6 +90,7 @@ export async function pruneVault(o: PruneOptions): Promise<PruneReport> {
       // A repack source's deltas go with it: a kill between deleting the pack and its delta must not restart the delta's wait.
       deltas: [...new Set([...stillThere(v.candidates.deltas, (x) => x, now.deltas), ...g.snapshot.deltas.filter((x) => sourceSet.has(x.packId)).map((x) => x.name)])],
       staging: v.candidates.staging.filter((t) => !stagingSwept.has(t) || d.tally.locked.some((l) => l.name.startsWith(v2names.stagingPrefix(t)))),
+      generations: v.candidates.generations.filter((x) => !now.generations.includes(x) || d.tally.locked.some((l) => l.name.startsWith(`index/c/${x}/`))),
     },
     ...(v.blocked !== undefined ? { blocked: true as const } : {}),
   };
@@ -103,6 +107,23 @@ export async function pruneVault(o: PruneOptions): Promise<PruneReport> {
     if ((await d.delete('marks', name, markBytes.get(name) ?? 0)) === 'deleted') d.tally.deleted.marks++;
   }
 
+  // h. compaction (§26.7 h, §26.11): after the mark, so a failed compaction loses no evidence. keepPack drops only what
+  // this run deleted — a pack created after the gather is not in its listing but may be a holder.
+  let index: CompactReport | null = null;
+  if (!v.blocked && ((repacked?.deltas.length ?? 0) > 0 || hasUncoveredDelta(g, d.tally, now.deltas, packsGone))) {
+    o.onProgress?.('index', 0, 1);
+    await o.beforeMutation?.('index', 'index/c/');
+    try {
+      index = await compactIndex(vault, keyring, { keepPack: (p) => !packsGone.has(p), scratchDir: o.scratchDir, abortSignal: o.abortSignal });
+      for (const u of index.deltasUnreadable) g.problems.push(`the index delta ${u.delta} is not compacted (it stays a delta): ${u.why}`);
+    } catch (err) {
+      // A finding (another prune compacting the same generation number, a damaged generation): the run's deletions
+      // and mark stand; the next run compacts. Transient errors and bugs propagate.
+      g.problems.push(`the index was not compacted: ${problemOf(err)}`);
+    }
+    o.onProgress?.('index', 1, 1);
+  }
+
   return {
     ...base,
     dryRun: false,
@@ -115,7 +136,15 @@ export async function pruneVault(o: PruneOptions): Promise<PruneReport> {
     bytesReclaimed: d.tally.bytesReclaimed,
     ...packBytesAfter(g, v, packsGone, new Set(sources), repacked, newPackBytes),
     locked: d.tally.locked,
+    index,
   };
+}
+
+/** Whether a delta this run listed, and did not delete, is not covered by the newest complete generation. */
+function hasUncoveredDelta(g: Gathered, tally: { locked: { name: string }[] }, sweptDeltas: string[], packsGone: Set<string>): boolean {
+  const locked = new Set(tally.locked.map((l) => l.name));
+  const swept = new Set(sweptDeltas.filter((x) => !locked.has(x)));
+  return g.snapshot.deltas.some((x) => !x.covered && !swept.has(x.name) && !(packsGone.has(x.packId) && !locked.has(x.name)));
 }
 
 function keptOf(v: GcVerdict): PruneReport['kept'] {
@@ -126,7 +155,7 @@ function keptOf(v: GcVerdict): PruneReport['kept'] {
  * Candidates (and repack sources) not deleted this run, their bytes, and when the earliest of them may
  * go: D after the first mark that holds it (this run's, when written, holds them all).
  */
-function pendingOf(g: Gathered, v: GcVerdict, now: GcVerdict['candidates'], extra: { markedAtMs: number; candidates: GcVerdict['candidates'] }[], nowMs: number, p: GcParams, sources: string[] = []): PruneReport['pending'] {
+function pendingOf(g: Gathered, v: GcVerdict, now: GcVerdict['candidates'], extra: MarkFact[], nowMs: number, p: GcParams, sources: string[] = []): PruneReport['pending'] {
   const notNow = (list: string[], swept: string[]) => {
     const s = new Set(swept);
     return list.filter((x) => !s.has(x));

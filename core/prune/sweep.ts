@@ -1,12 +1,12 @@
 /**
  * The sweep (docs/FORMAT.md §26.7 a–e): deletions in the protocol's crash-safe order — grace-ended
- * manifests (then their tombstones), tables, packs (each then its deltas), orphan deltas, staging (plan
- * last). Each deletion is idempotent: 404 counts as done, a lock (409) is reported and skipped.
+ * manifests (then their tombstones), tables, packs (each then its deltas), orphan and covered deltas,
+ * superseded index generations (covers first), staging (plan last). Each deletion is idempotent: 404 counts as done, a lock (409) is reported and skipped.
  */
 import { throwIfAborted } from '../errors';
 import type { Vault } from '../repo/vault';
 import { MANIFEST_NAME_RE, v2names } from '../repo/v2/names';
-import type { GcVerdict } from './decide';
+import { generationName, GcVerdict } from './decide';
 import type { Gathered } from './gather';
 import type { PruneStep } from './prune-types';
 
@@ -17,13 +17,13 @@ export interface SweepHooks {
 }
 
 export interface SweepTally {
-  deleted: { manifests: string[]; tables: number; packs: number; deltas: number; stagingBlobs: number; marks: number };
+  deleted: { manifests: string[]; tables: number; packs: number; deltas: number; stagingBlobs: number; marks: number; generations: number };
   bytesReclaimed: number;
   locked: { name: string; lock: 'policy' | 'legal-hold' }[];
 }
 
 export function emptyTally(): SweepTally {
-  return { deleted: { manifests: [], tables: 0, packs: 0, deltas: 0, stagingBlobs: 0, marks: 0 }, bytesReclaimed: 0, locked: [] };
+  return { deleted: { manifests: [], tables: 0, packs: 0, deltas: 0, stagingBlobs: 0, marks: 0, generations: 0 }, bytesReclaimed: 0, locked: [] };
 }
 
 /** Deletes one blob at a time through the hooks, keeping the tally of bytes and locks. */
@@ -114,6 +114,21 @@ export async function sweep(d: Deleter, g: Gathered, v: GcVerdict, sweepable: Gc
     if (!lockedPacks.has(packOfDelta.get(name) ?? '')) await deleteDelta(name);
   }
   progress('deltas', sweepable.deltas.length, sweepable.deltas.length);
+
+  // d′. index generations below the newest complete one: covers.pwe first — a generation half deleted is an incomplete
+  // one, which readers ignore and the next run still finds a candidate — then its shards and filter.
+  const generationOf = new Map((s.generations ?? []).map((x) => [generationName(x.gen), x]));
+  for (const [k, gen] of sweepable.generations.entries()) {
+    progress('generations', k, sweepable.generations.length);
+    const blobs = [...(generationOf.get(gen)?.blobs ?? [])].sort((a, b) => Number(b.name.endsWith('/covers.pwe')) - Number(a.name.endsWith('/covers.pwe')));
+    let allGone = true;
+    for (const b of blobs) {
+      const outcome = await d.delete('generations', b.name, b.bytes);
+      if (outcome === 'locked') allGone = false;
+    }
+    if (allGone) tally.deleted.generations++;
+  }
+  progress('generations', sweepable.generations.length, sweepable.generations.length);
 
   // e. staging of finished or abandoned backups: batch records (and anything else there), the plan last.
   const stagingOf = new Map(s.staging.map((x) => [x.nameTag, x]));

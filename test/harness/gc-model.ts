@@ -4,9 +4,9 @@
 // order and check the invariant (FORMAT.md §26.9) after every step. The decisions are the real ones: decide, sweepable,
 // chooseRepack, marksToDelete (core/prune/decide.ts) and planExpired (core/prune/protocol.ts). What is modelled is the
 // vault's objects and who writes or deletes them when — never the bytes.
-import { chooseRepack, decide, GcSnapshot, GcVerdict, MarkFact, marksToDelete, sweepable } from '../../core/prune/decide';
+import { chooseRepack, decide, generationName, GcSnapshot, GcVerdict, MarkFact, marksToDelete, sweepable } from '../../core/prune/decide';
 import { GcParams, mayRelyOnExisting, planExpired } from '../../core/prune/protocol';
-import { stampOf, v2names } from '../../core/repo/v2/names';
+import { deltaStampMs, stampOf, v2names } from '../../core/repo/v2/names';
 
 export const MINUTE = 60_000;
 export const HOUR = 60 * MINUTE;
@@ -24,6 +24,8 @@ interface Manifest { backupId: string; disk: number; tableIds: string[]; complet
 interface Plan { createdMs: number; blobCreatedMs: number; baseTables?: string[] | null; baseManifest?: string }
 interface Staging { plan?: Plan; batches: Map<number, { createdMs: number; records: Map<number, Rec> }> }
 interface Mark { markedAtMs: number; candidates: GcVerdict['candidates']; blocked: boolean }
+/** A compacted index generation (§18.4): its shards (one holder entry per content ID) and, once complete, its covers. */
+interface Generation { createdMs: number; complete: boolean; covers: Set<string>; entries: Map<string /* cid */, string /* packId */> }
 
 /** The vault: what exists now. */
 export class Vault {
@@ -34,21 +36,34 @@ export class Vault {
   deltas = new Map<string, { packId: string; createdMs: number; cids: string[] }>();
   staging = new Map<string /* backupId */, Staging>();
   marks = new Map<string, Mark>();
+  generations = new Map<number, Generation>();
+
+  /** The newest complete generation (§18.3), if any. */
+  newestGeneration(): { gen: number; g: Generation } | undefined {
+    let best: { gen: number; g: Generation } | undefined;
+    for (const [gen, g] of this.generations) if (g.complete && (best === undefined || gen > best.gen)) best = { gen, g };
+    return best;
+  }
 }
 
 /**
  * Variants of the protocol: 'index-dedupe' is a legitimate writer (#15's, with the age rule); the others are broken on
  * purpose, to show the simulation finds what they break.
  */
-export type Mutation = 'one-phase' | 'no-base-tables' | 'index-dedupe' | 'index-dedupe-unguarded' | 'table-reuse-unguarded';
+export type Mutation = 'one-phase' | 'no-base-tables' | 'index-dedupe' | 'index-dedupe-unguarded' | 'table-reuse-unguarded'
+  /** prune never compacts the index (#13's prune: deltas only) */
+  | 'no-compaction'
+  /** compaction keeps only packs the run's gather listed (not the packs created since): a holder's entries are dropped */
+  | 'compact-listed-packs-only';
 
 export interface Stats {
   manifests: number; backupsFailed: number; expired: number; forgets: number; undeletes: number; pruneRuns: number; blockedRuns: number;
-  deleted: { manifests: number; tables: number; packs: number; deltas: number; stagingBlobs: number; marks: number }; repacked: number;
+  deleted: { manifests: number; tables: number; packs: number; deltas: number; stagingBlobs: number; marks: number; generations: number; coveredDeltas: number }; repacked: number;
+  compactions: number;
 }
 export function emptyStats(): Stats {
   return { manifests: 0, backupsFailed: 0, expired: 0, forgets: 0, undeletes: 0, pruneRuns: 0, blockedRuns: 0,
-    deleted: { manifests: 0, tables: 0, packs: 0, deltas: 0, stagingBlobs: 0, marks: 0 }, repacked: 0 };
+    deleted: { manifests: 0, tables: 0, packs: 0, deltas: 0, stagingBlobs: 0, marks: 0, generations: 0, coveredDeltas: 0 }, repacked: 0, compactions: 0 };
 }
 
 type BackupPhase = 'choose' | 'plan' | 'batch' | 'tables' | 'check' | 'put' | 'done' | 'dead';
@@ -66,6 +81,7 @@ interface Prune {
   staging?: GcSnapshot['staging']; stagingBlobs?: Map<string, string[]>;
   allTables?: GcSnapshot['allTables']; tables?: GcSnapshot['tables'];
   packs?: GcSnapshot['packs']; deltas?: GcSnapshot['deltas'];
+  generation?: GcSnapshot['generation']; generations?: GcSnapshot['generations']; covered?: Set<string>;
 }
 
 export class Violation extends Error {}
@@ -148,10 +164,14 @@ export class World {
   }
 
   private packHolds(packId: string, cid: string): boolean { return this.vault.packs.get(packId)?.blocks.has(cid) ?? false; }
+  /** What a reader of the index (§18.3) finds for cid: the newest uncovered delta whose pack holds it, else the newest complete generation's entry. */
   private indexHolder(cid: string): string | undefined {
+    const g = this.vault.newestGeneration();
     let best: string | undefined;
-    for (const [name, d] of this.vault.deltas) if (d.cids.includes(cid) && this.packHolds(d.packId, cid) && (best === undefined || name > best)) best = name;
-    return best === undefined ? undefined : this.vault.deltas.get(best)!.packId;
+    for (const [name, d] of this.vault.deltas) if (!g?.g.covers.has(name) && d.cids.includes(cid) && this.packHolds(d.packId, cid) && (best === undefined || name > best)) best = name;
+    if (best !== undefined) return this.vault.deltas.get(best)!.packId;
+    const pk = g?.g.entries.get(cid);
+    return pk !== undefined && this.packHolds(pk, cid) ? pk : undefined;
   }
 
   /** Advances one backup by up to `steps` steps (a quick backup runs many in a row), checking after each. */
@@ -335,7 +355,7 @@ export class World {
       const done = this.advancePrune(r);
       check();
       if (done) { this.prunes.splice(this.prunes.indexOf(r), 1); return; }
-    } while (mode === 'all' || (mode === 'gather' && r.step <= 7));
+    } while (mode === 'all' || (mode === 'gather' && r.step <= 8));
   }
 
   private advancePrune(r: Prune): boolean {
@@ -386,13 +406,22 @@ export class World {
       case 5:
         r.packs = new Map([...v.packs.entries()].map(([id, p]) => [id, { createdMs: p.createdMs, bytes: BLOCK_BYTES * p.blocks.size + 40 }]));
         return false;
-      case 6:
-        r.deltas = [...v.deltas.entries()].map(([name, d]) => ({
-          name, packId: d.packId, createdMs: d.createdMs, bytes: 16 + 64 * d.cids.length,
-          entries: d.cids.map((contentId, i) => ({ contentId, offset: i * BLOCK_BYTES, storedLength: BLOCK_BYTES })),
-        }));
+      case 6: { // index/c/: every generation listed, the newest complete one read (#15)
+        r.generations = [...v.generations.entries()].map(([gen, g]) => ({ gen, createdMs: g.createdMs, blobs: [{ name: `index/c/${generationName(gen)}/00.pwx`, bytes: 100 }] }));
+        const newest = v.newestGeneration();
+        r.covered = new Set(newest?.g.covers ?? []);
+        if (newest !== undefined) r.generation = { gen: newest.gen, entries: [...newest.g.entries].map(([contentId, packId]) => ({ contentId, packId, offset: 0, storedLength: BLOCK_BYTES })) };
         return false;
-      case 7: {
+      }
+      case 7:
+        r.deltas = [...v.deltas.entries()].map(([name, d]) => (r.covered!.has(name)
+          ? { name, packId: '', createdMs: d.createdMs, bytes: 16 + 64 * d.cids.length, entries: [], covered: true }
+          : {
+            name, packId: d.packId, createdMs: d.createdMs, bytes: 16 + 64 * d.cids.length,
+            entries: d.cids.map((contentId, i) => ({ contentId, offset: i * BLOCK_BYTES, storedLength: BLOCK_BYTES })),
+          }));
+        return false;
+      case 8: {
         this.planSweep(r, L);
         return false;
       }
@@ -413,6 +442,7 @@ export class World {
       manifests: r.manifests!.map((m) => ({ name: m.name, backupId: m.backupId, tableIds: m.tableIds, ...(r.tombstones!.has(m.backupId) ? { graceEndsMs: r.tombstones!.get(m.backupId)!.graceEndsMs } : {}) })),
       tombstonesWithoutManifest: [...r.tombstones!.entries()].filter(([id]) => !r.manifests!.some((m) => m.backupId === id)).map(([, t]) => t.name),
       tables: r.tables!, allTables: r.allTables!, packs: r.packs!, deltas: r.deltas!, staging: r.staging!,
+      ...(r.generation ? { generation: r.generation } : {}), generations: r.generations!,
     };
     const verdict = decide(snapshot, p);
     if (verdict.blocked) this.stats.blockedRuns++;
@@ -434,7 +464,13 @@ export class World {
       del('packs', pk, () => v.packs.delete(pk));
       for (const d of r.deltas!.filter((x) => x.packId === pk)) { deltaDone.add(d.name); del('deltas', d.name, () => v.deltas.delete(d.name)); }
     }
-    for (const d of sweep.deltas) if (!deltaDone.has(d)) del('deltas', d, () => v.deltas.delete(d));
+    for (const d of sweep.deltas) if (!deltaDone.has(d)) del(r.covered!.has(d) ? 'coveredDeltas' : 'deltas', d, () => v.deltas.delete(d));
+    // d′. generations below the newest complete one: covers first (it becomes incomplete), then its shards
+    for (const gen of sweep.generations) {
+      const n = Number(gen);
+      q.push(() => { const g = v.generations.get(n); if (g) g.complete = false; });
+      del('generations', `index/c/${gen}/`, () => v.generations.delete(n));
+    }
     for (const id of sweep.staging) {
       for (const blob of r.stagingBlobs!.get(id) ?? []) {
         del('stagingBlobs', blob, () => {
@@ -456,25 +492,75 @@ export class World {
       q.push(() => { v.deltas.set(this.deltaName(this.now + r.skewMs), { packId: newPack, createdMs: this.now, cids: blocks }); });
     }
     // g. the mark, then old marks
-    const deleted = new Set([...sweep.packs, ...sweep.tables, ...sweep.deltas, ...sweep.staging]);
+    const deleted = new Set([...sweep.packs, ...sweep.tables, ...sweep.deltas, ...sweep.staging, ...sweep.generations]);
     const candidates: GcVerdict['candidates'] = {
       packs: [...new Set([...verdict.candidates.packs, ...repack.packs])].filter((x) => !deleted.has(x)),
       tables: verdict.candidates.tables.filter((x) => !deleted.has(x)),
       deltas: verdict.candidates.deltas.filter((x) => !deleted.has(x)),
       staging: verdict.candidates.staging.filter((x) => !deleted.has(x)),
+      generations: verdict.candidates.generations.filter((x) => !deleted.has(x)),
     };
     const markName = `gc/marks/${String(r.nowMs).padStart(15, '0')}-${r.id}`;
     q.push(() => { v.marks.set(markName, { markedAtMs: r.nowMs, candidates, blocked: verdict.blocked !== undefined }); });
     const all = [...r.marks!.map((m) => ({ name: m.name, markedAtMs: m.fact.markedAtMs, blocked: m.blocked })), { name: markName, markedAtMs: r.nowMs, blocked: verdict.blocked !== undefined }];
     for (const name of marksToDelete(all, r.nowMs, p)) del('marks', name, () => v.marks.delete(name));
+    // h. compaction (§26.7 h, §26.11), when a listed delta it did not delete is uncovered or it repacked
+    const gone = new Set(sweep.packs);
+    const uncovered = r.deltas!.some((x) => !x.covered && !sweep.deltas.includes(x.name) && !gone.has(x.packId));
+    if (!verdict.blocked && !this.mutations.has('no-compaction') && (uncovered || repack.packs.length > 0)) this.queueCompaction(r, gone);
     this.note(`prune ${r.id} decides: sweep ${JSON.stringify(sweep)}, repack ${JSON.stringify(repack.packs)}${verdict.blocked ? `, blocked: ${verdict.blocked}` : ''}`);
+  }
+
+  /**
+   * compactIndex as §18.3 orders it, one step per listing or Put: the newest complete generation and index/d/, then
+   * packs/, then the shards (an incomplete generation, numbered above every one present), then covers last.
+   */
+  private queueCompaction(r: Prune, gone: Set<string>): void {
+    const v = this.vault;
+    let base: { gen: number; g: Generation } | undefined;
+    let deltas: [string, { packId: string; createdMs: number; cids: string[] }][] = [];
+    let packs = new Map<string, number>();
+    let gen = 0;
+    const listedAtGather = new Set(r.packs!.keys());
+    r.queue.push(() => { base = v.newestGeneration(); deltas = [...v.deltas.entries()]; });
+    r.queue.push(() => { packs = new Map([...v.packs.entries()].map(([id, pk]) => [id, pk.createdMs])); });
+    r.queue.push(() => {
+      const keep = (pk: string) => packs.has(pk) && !gone.has(pk) && (!this.mutations.has('compact-listed-packs-only') || listedAtGather.has(pk));
+      // holder per content ID (§26.4): uncovered deltas by (Creation-Time, stamp, packId), then the generation's entry
+      const best = new Map<string, { pk: string; created: number; stamp: number }>();
+      for (const [name, d] of deltas) {
+        if (base?.g.covers.has(name) || !keep(d.packId)) continue;
+        const stamp = deltaStampMs(name) ?? -Infinity;
+        for (const cid of d.cids) {
+          const cur = best.get(cid);
+          const created = packs.get(d.packId)!;
+          if (cur === undefined || created > cur.created || (created === cur.created && (stamp > cur.stamp || (stamp === cur.stamp && d.packId > cur.pk)))) best.set(cid, { pk: d.packId, created, stamp });
+        }
+      }
+      const entries = new Map([...best].map(([cid, x]) => [cid, x.pk]));
+      for (const [cid, pk] of base?.g.entries ?? []) if (!entries.has(cid) && keep(pk)) entries.set(cid, pk);
+      gen = Math.max(0, ...v.generations.keys()) + 1;
+      v.generations.set(gen, { createdMs: this.now, complete: false, covers: new Set(deltas.map(([name]) => name)), entries });
+      this.note(`prune ${r.id} writes the shards of generation ${gen} (${entries.size} entries over ${deltas.length} deltas)`);
+    });
+    r.queue.push(() => {
+      const g = v.generations.get(gen);
+      if (g === undefined) return;
+      g.createdMs = this.now;
+      g.complete = true;
+      this.stats.compactions++;
+      this.note(`prune ${r.id} completes generation ${gen}`);
+    });
   }
 
   // ---- the invariant (FORMAT.md §26.9) -----------------------------------------------------------------------------
   checkInvariant(): void {
     const v = this.vault;
+    // the index as §18.3 defines it: the newest complete generation and the deltas it does not cover
     const indexed = new Map<string, boolean>();
-    for (const d of v.deltas.values()) for (const cid of d.cids) if (this.packHolds(d.packId, cid)) indexed.set(cid, true);
+    const g = v.newestGeneration();
+    for (const [name, d] of v.deltas) if (!g?.g.covers.has(name)) for (const cid of d.cids) if (this.packHolds(d.packId, cid)) indexed.set(cid, true);
+    for (const [cid, pk] of g?.g.entries ?? []) if (this.packHolds(pk, cid)) indexed.set(cid, true);
     for (const [name, m] of v.manifests) {
       const t = v.tombstones.get(m.backupId);
       if (t !== undefined && this.now >= t.graceEndsMs) continue; // not kept
