@@ -4,7 +4,7 @@
  * checkpointed so a rerun resumes), and `pagewise serve` exposes the HTTP API on loopback. The runtime
  * is loaded only when asked for, so the plain CLI starts without durable-functions.
  */
-import { asAlreadyExisted, BackupResult, PagewiseError, StorageLocation } from '../core';
+import { asAlreadyExisted, BackupResult, chunkingToText, PagewiseError, StorageLocation } from '../core';
 import type { ResolvedSettings } from './options';
 
 export const ENGINES = ['inline', 'local'] as const;
@@ -65,6 +65,9 @@ export async function backupWithLocalEngine(args: {
       pageSize: args.settings.pageSize,
       cacheBytes: args.settings.cacheBytes,
       concurrency: args.settings.concurrency,
+      chunking: chunkingToText(args.settings.chunking),
+      codec: args.settings.codec,
+      vaultDedupe: args.settings.vaultDedupe,
       ...(args.takeSnapshot ? { takeSnapshot: true } : {}),
       ...(args.full ? { full: true } : {}),
     },

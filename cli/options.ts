@@ -1,5 +1,5 @@
 /** Option values parsed the same way everywhere, with errors naming the option. */
-import { assertUnsharedDirSync, PAGE_CONCURRENCY, parseBytes, PagewiseError, resolveSettings, withinBounds } from '../core';
+import { assertUnsharedDirSync, Chunking, chunkingFromText, CodecSetting, PAGE_CONCURRENCY, parseBytes, PagewiseError, resolveSettings, withinBounds } from '../core';
 import { statSync } from 'node:fs';
 
 export type ResolvedSettings = ReturnType<typeof resolveSettings>;
@@ -38,8 +38,27 @@ export function parseConcurrency(text: string | undefined, option = '--concurren
   return value;
 }
 
-/** Page size, cache and concurrency checked before any network call. */
-export function engineSettings(opts: { pageSize?: string; cache?: string; concurrency?: string; scratchDir?: string }): ResolvedSettings {
+const CODECS: readonly CodecSetting[] = ['zstd', 'lz4', 'stored'];
+
+/** `--chunking page | fastcdc | fastcdc:<min>,<avg>,<max>` (sizes with units); checked against the page size by resolveSettings. */
+export function parseChunking(text: string | undefined, option = '--chunking'): Chunking | undefined {
+  if (text === undefined) return undefined;
+  const long = tooLong(text, option);
+  if (long) throw long;
+  return chunkingFromText(text, option);
+}
+
+export function parseCodec(text: string | undefined, option = '--codec'): CodecSetting | undefined {
+  if (text === undefined) return undefined;
+  const long = tooLong(text, option);
+  if (long) throw long;
+  const codec = text.trim() as CodecSetting;
+  if (!CODECS.includes(codec)) throw new PagewiseError('BadInput', `${option} "${codec}" is not one of ${CODECS.join(', ')}`);
+  return codec;
+}
+
+/** Page size, cache, concurrency and (backup) chunking, codec and vault-wide dedupe, checked before any network call. */
+export function engineSettings(opts: { pageSize?: string; cache?: string; concurrency?: string; scratchDir?: string; chunking?: string; codec?: string; vaultDedupe?: boolean }): ResolvedSettings {
   if (opts.scratchDir !== undefined) {
     let isDir = false;
     try {
@@ -55,5 +74,8 @@ export function engineSettings(opts: { pageSize?: string; cache?: string; concur
     cacheBytes: parseSize(opts.cache, '--cache'),
     concurrency: parseCount(opts.concurrency, '--concurrency'),
     scratchDir: opts.scratchDir,
+    chunking: parseChunking(opts.chunking),
+    codec: parseCodec(opts.codec),
+    vaultDedupe: opts.vaultDedupe,
   });
 }

@@ -128,6 +128,11 @@ export type { Chunking, FastCdcChunking } from './repo/v2/chunker';
 export { DEFAULT_CODEC, chunkPoolFor, workerThreads, closeChunkPools } from './processor/chunk-pool';
 export type { ChunkPool, CodecSetting, PageChunk } from './processor/chunk-pool';
 
+// #15 D — writer15: the writer's chunking/codec settings as text, the reuse decision.
+export { chunkingFromText, chunkingToText } from './backup/settings';
+export { ChunkReuse } from './backup/v2/chunk-reuse';
+export type { IndexCandidates, PackCreated, ReuseStats } from './backup/v2/chunk-reuse';
+
 // #15 B (index): compacted index generations, the content index (bounded memory), compaction and rebuild-index.
 export { writeGeneration, newestGeneration, listGenerations, readShard, readShardFrame, readFilter, BloomFilter, GenerationView, generationNames, filterBitsFor } from './repo/v2/index-generation';
 export type { ShardInfo, IndexCovers, Generation } from './repo/v2/index-generation';

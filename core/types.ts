@@ -5,6 +5,8 @@
  */
 import type { TokenCredential } from '@azure/identity';
 import type { Clock } from './clock';
+import type { CodecSetting } from './processor/chunk-pool';
+import type { Chunking } from './repo/v2/chunker';
 
 /**
  * Where a disk or vault lives and how to authenticate to it: a SAS in the URL, else the connection
@@ -55,6 +57,12 @@ export interface EngineSettings {
    * source URL already names a snapshot.
    */
   takeSnapshot?: boolean;
+  /** #15: how pages are cut into chunks (FORMAT.md §15.2); default DEFAULT_CHUNKING clamped to the page. Recorded in the plan. */
+  chunking?: Chunking;
+  /** #15: the codec of new blocks (§16); default DEFAULT_CODEC (zstd). Recorded in the plan. */
+  codec?: CodecSetting;
+  /** #15: dedupe each chunk against the whole vault's content index (§17.1, §26.8 (c)); default true. Recorded in the plan. */
+  vaultDedupe?: boolean;
 }
 
 export interface BackupRequest extends EngineSettings {
@@ -176,6 +184,9 @@ export interface BatchSummary {
   cacheHighWaterBytes: number;
   /** true when the batch record already existed (resumed, nothing redone). */
   resumed: boolean;
+  /** Version 2 (#15): distinct chunks found through the vault's content index, and their plaintext bytes. */
+  chunksReusedFromVault?: number;
+  bytesReusedFromVault?: number;
 }
 
 /**
@@ -218,6 +229,11 @@ export interface BackupResult extends BackupKind {
   bytesChanged: number;
   /** Plaintext bytes of the blocks this backup stored (version 1: = bytesStored). */
   bytesNew: number;
+  /** Version 2: non-zero chunk references of the backup's tables (every page, unchanged ones too). */
+  chunks?: number;
+  /** Version 2 (#15): chunks this backup found through the vault's content index (not in its base), and their plaintext bytes. */
+  chunksReusedFromVault?: number;
+  bytesReusedFromVault?: number;
   /** The vault format the backup was written in. */
   formatVersion: 1 | 2;
   /**

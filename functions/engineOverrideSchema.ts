@@ -12,4 +12,8 @@ export const engineOverrideProperties = {
   takeSnapshot: { type: 'boolean', nullable: true },
   // Read and store the whole disk even when an incremental is possible (issue #12).
   full: { type: 'boolean', nullable: true },
+  // #15: how pages are cut (FORMAT.md §15.2; core checks the sizes against the page), the codec, vault-wide dedupe.
+  chunking: { type: 'string', maxLength: 64, pattern: '^(page|fastcdc(:[^,]+,[^,]+,[^,]+)?)$', nullable: true },
+  codec: { type: 'string', enum: ['zstd', 'lz4', 'stored'], nullable: true },
+  vaultDedupe: { type: 'boolean', nullable: true },
 } as const;

@@ -19,6 +19,7 @@ import {
   parseStorageUrl,
   PagewiseError,
   resolveSettings,
+  chunkingFromText,
   withinBounds,
 } from '../core';
 import type { EngineSettings, StorageLocation } from '../core';
@@ -163,7 +164,8 @@ export function readUserKey(env?: Env): Buffer {
 
 /** Engine settings for one run: app settings, then the caller's overrides. */
 export function engineSettings(settings: PagewiseSettings, overrides: EngineOverrides = {}): EngineSettings {
-  return { ...settings.engine, ...overrides };
+  const { chunking, ...rest } = overrides;
+  return { ...settings.engine, ...rest, ...(chunking != null ? { chunking: chunkingFromText(chunking, 'chunking') } : {}) };
 }
 
 /**

@@ -3,7 +3,7 @@
  * status. References and counts only — never page data, never keys, never a SAS: a caller's SAS is
  * sealed by the starter (docs/DURABLE.md "Sealed URLs") and opened only inside activities.
  */
-import type { BackupKind, BackupResult, BatchSummary, ForgetReport, ManagedDiskSource, OperationProgress, PruneReport, RestoreResult, VerifyResult } from '../core';
+import type { BackupKind, BackupResult, BatchSummary, CodecSetting, ForgetReport, ManagedDiskSource, OperationProgress, PruneReport, RestoreResult, VerifyResult } from '../core';
 import type { BatchRange } from './backupTree';
 import type { ProgressCounts, RangeProgress } from './progress';
 
@@ -46,6 +46,10 @@ export interface EngineOverrides {
   takeSnapshot?: boolean;
   /** Force a full backup (core `full`); otherwise the plan picks an incremental when it can (issue #12). */
   full?: boolean;
+  /** #15: core `chunking` as text (`page`, `fastcdc`, `fastcdc:<min>,<avg>,<max>`), `codec`, `vaultDedupe` (recorded in the plan). */
+  chunking?: string;
+  codec?: CodecSetting;
+  vaultDedupe?: boolean;
 }
 
 /** How activities are retried (durable RetryOptions); defaults in orchestrations/retry.ts. */

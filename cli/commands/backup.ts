@@ -18,6 +18,9 @@ interface BackupOptions {
   engine?: string;
   snapshot?: boolean;
   full?: boolean;
+  chunking?: string;
+  codec?: string;
+  vaultDedupe?: boolean;
   createVault?: boolean;
   json?: boolean;
 }
@@ -36,6 +39,9 @@ export const defineBackup: DefineCommand = (program, ctx) => {
     .option('--backup-id <id>', 'backup ID (default: derived from the disk state, so a rerun resumes)')
     .option('--snapshot', 'back up a snapshot Pagewise takes first (for a disk in use; needs write and delete permission on it); kept as the base of the next backup, older ones Pagewise took are deleted')
     .option('--full', 'read and store the whole disk even when an incremental backup is possible (default: incremental on the newest backup of the same disk)')
+    .option('--chunking <scheme>', 'how pages are cut into chunks: page (one chunk per page), fastcdc (64KiB,256KiB,1MiB) or fastcdc:<min>,<avg>,<max>; a change makes the next backup full', 'fastcdc')
+    .option('--codec <codec>', 'compression of new blocks: zstd, lz4 or stored', 'zstd')
+    .option('--no-vault-dedupe', "store every chunk not in this disk's base or batch, without looking it up in the vault's content index")
     .option('--engine <engine>', `${ENGINES.join(' | ')}: run in this process, or as the durable orchestration on the local runtime (state in ${TASKHUB_ENV} or the vault account)`, 'inline')
     .option('--create-vault', 'create the vault container first if it does not exist (as pagewise init does)')
     .option('--json', 'print the result as one JSON object')
@@ -68,6 +74,9 @@ export const defineBackup: DefineCommand = (program, ctx) => {
             cacheBytes: settings.cacheBytes,
             concurrency: settings.concurrency,
             scratchDir: settings.scratchDir,
+            chunking: settings.chunking,
+            codec: settings.codec,
+            vaultDedupe: settings.vaultDedupe,
             takeSnapshot: opts.snapshot,
             ...(opts.full ? { full: true } : {}),
             abortSignal,
@@ -92,6 +101,7 @@ export const defineBackup: DefineCommand = (program, ctx) => {
           ...(result.alreadyExisted ? [] : [['read', readLine(result)] as [string, string]]),
           ['pages', `${result.pages} of ${formatBytes(result.pageSize)} (${result.zeroPages} zero, ${result.dedupedPages} deduplicated)`],
           ['stored', `${formatBytes(result.bytesStored)} in ${result.storedBlocks} blocks, ${result.segments} ${result.formatVersion === 2 ? 'pack' : 'segment'}(s)`],
+          ...(result.formatVersion === 2 && result.chunks !== undefined ? [['chunks', chunksLine(result)] as [string, string]] : []),
           ...(result.alreadyExisted ? [] : [['cache', `${formatBytes(result.cacheCapacityBytes)} capacity, ${formatBytes(result.cacheHighWaterBytes)} high water`] as [string, string]]),
           ...(result.sourceSnapshot ? [['snapshot', snapshotLine(result)] as [string, string]] : []),
         ]),
@@ -105,6 +115,12 @@ function snapshotLine(result: BackupResult): string {
   const fate = result.formatVersion === 2 && !taken.deleted ? 'kept as the base of the next backup' : taken.deleted ? 'deleted' : 'NOT deleted (delete it yourself)';
   const released = result.releasedSnapshots?.length ? `; released ${result.releasedSnapshots.length} older: ${result.releasedSnapshots.join(', ')}` : '';
   return `${taken.snapshot} taken, ${fate}${released}`;
+}
+
+/** Version 2: the chunks the backup names, how many it stored, and what it found elsewhere in the vault (#15). */
+function chunksLine(result: BackupResult): string {
+  const vault = result.chunksReusedFromVault ? `; ${result.chunksReusedFromVault} (${formatBytes(result.bytesReusedFromVault ?? 0)}) found in the vault's other backups` : '';
+  return `${result.chunks} referenced, ${result.storedBlocks} new (${formatBytes(result.bytesNew)})${vault}`;
 }
 
 /** What this run read, at what speed; batches an earlier run read (resumed) are named apart. */

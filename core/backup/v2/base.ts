@@ -5,6 +5,7 @@
  */
 import { isTransient } from '../../errors';
 import { readManifestUnverified } from '../../repo/manifest';
+import { Chunking, sameChunking } from '../../repo/v2/chunker';
 import { readManifest2, manifestsOfDisk } from '../../repo/v2/manifest';
 import { diskIdentityOf } from '../../source/disk-identity';
 import { Keyring } from '../../repo/v2/keyring';
@@ -14,9 +15,6 @@ import { BaseRef, FullReason, ManifestV2 } from '../../repo/v2/records';
 import { Vault } from '../../repo/vault';
 import { SourceDisk } from '../../source/source-disk';
 import { ManagedSnapshotAccess } from '../../types';
-
-/** The chunking this writer uses (§15.2; #12 writes scheme `page`). */
-export const CHUNKING = { scheme: 'page' } as const;
 
 /**
  * Manifests read at most while looking for a base, newest first. Pagewise deletes the snapshots of older
@@ -30,6 +28,8 @@ export type BaseChoice = { base: BaseRef; manifest: ManifestV2 } | { base: null;
 export interface ThisRun {
   diskBytes: number;
   pageSize: number;
+  /** The chunking this run writes (§15.2): a base chunked otherwise makes the backup full (`chunking-changed`). */
+  chunking: Chunking;
 }
 
 /**
@@ -57,13 +57,9 @@ export function managedSnapshots(access: ManagedSnapshotAccess | undefined): Bas
 export function unusableBecause(m: ManifestV2, run: ThisRun, snapshots: BaseSnapshots): FullReason | undefined {
   if (m.diskBytes !== run.diskBytes) return 'size-changed';
   if (m.pageSize !== run.pageSize) return 'page-size-changed';
-  if (!sameChunking(m.chunking)) return 'chunking-changed';
+  if (!sameChunking(m.chunking, run.chunking)) return 'chunking-changed';
   if (!snapshots.of(m)) return 'base-snapshot-gone'; // it read the live blob: nothing to diff against
   return undefined;
-}
-
-function sameChunking(c: ManifestV2['chunking']): boolean {
-  return c.scheme === CHUNKING.scheme && Object.keys(c).length === 1;
 }
 
 /**

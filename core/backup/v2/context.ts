@@ -7,6 +7,7 @@ import { Clock, systemClock } from '../../clock';
 import { PagewiseError } from '../../errors';
 import { DEFAULT_ABANDON_AFTER_MS, planExpired } from '../../prune/protocol';
 import { validateBackupId } from '../../repo/backup-id';
+import { ContentIndex } from '../../repo/v2/content-index';
 import { Keyring } from '../../repo/v2/keyring';
 import { openVaultKeyring } from '../../repo/v2/marker';
 import { readManifest2 } from '../../repo/v2/manifest';
@@ -29,6 +30,24 @@ export interface BackupContextV2 {
   baseTables?: Map<number, Promise<PageRecord2[]>>;
   /** The clock of the abandonment rule (the request's, else the system's). */
   clock?: Clock;
+  /** The vault's content index, opened once per context (see contentIndexOf). */
+  contentIndex?: Promise<ContentIndex>;
+}
+
+/**
+ * The content index for a batch (§17.1, #15): opened once per context, refreshed at each batch start so
+ * deltas written since (earlier batches, other backups) are found. Memory: ContentIndex's stated bound.
+ */
+export async function contentIndexOf(ctx: BackupContextV2): Promise<ContentIndex> {
+  if (!ctx.contentIndex) {
+    const opening = ContentIndex.open(ctx.vault, ctx.keyring);
+    opening.catch(() => ctx.contentIndex === opening && (ctx.contentIndex = undefined)); // a failed open is tried again
+    ctx.contentIndex = opening;
+    return opening;
+  }
+  const index = await ctx.contentIndex;
+  await index.refresh();
+  return index;
 }
 
 /** Base tables a context keeps for the finalize after the batches (each up to pagesPerTable records). */

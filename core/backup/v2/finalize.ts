@@ -20,7 +20,7 @@ import { SourceDisk } from '../../source/source-disk';
 import { BackupRequest, BackupResult } from '../../types';
 import { effectiveCacheBytes, resolveSettings } from '../settings';
 import { MAX_BASE_CANDIDATES } from './base';
-import { newBlocksOf } from './batch';
+import { dedupedPagesOf, newBlocksOf } from './batch';
 import { BackupContextV2, BaseOfPlan, baseOfPlan, baseTableOf, manifestOfPlan, openBackupContextV2, requireNotExpired, START_AGAIN } from './context';
 import { PageRuns } from './page-runs';
 
@@ -38,9 +38,12 @@ interface BatchTotals {
   packs: number;
   recordedPages: number;
   newBlocks: number;
+  dedupedPages: number;
+  chunksReusedFromVault: number;
+  bytesReusedFromVault: number;
 }
 
-const NO_TOTALS: BatchTotals = { bytesRead: 0, bytesNew: 0, bytesStored: 0, zeroPages: 0, packs: 0, recordedPages: 0, newBlocks: 0 };
+const NO_TOTALS: BatchTotals = { bytesRead: 0, bytesNew: 0, bytesStored: 0, zeroPages: 0, packs: 0, recordedPages: 0, newBlocks: 0, dedupedPages: 0, chunksReusedFromVault: 0, bytesReusedFromVault: 0 };
 
 function addRecord(t: BatchTotals, r: BatchRecordV2): void {
   t.bytesRead += r.bytesRead;
@@ -50,6 +53,9 @@ function addRecord(t: BatchTotals, r: BatchRecordV2): void {
   t.packs += r.packs.length;
   t.recordedPages += r.pages.length;
   t.newBlocks += newBlocksOf(r);
+  t.dedupedPages += dedupedPagesOf(r);
+  t.chunksReusedFromVault += r.chunksReusedFromVault ?? 0;
+  t.bytesReusedFromVault += r.bytesReusedFromVault ?? 0;
 }
 
 /** `opened`: the context the caller already has for this backup (the single-process engine's), else opened here. */
@@ -153,7 +159,7 @@ export async function finalizeV2(req: BackupRequest & { backupId: string }, open
     pageSize: plan.pageSize,
     pageCount: plan.pageCount,
     pagesPerTable: plan.pagesPerTable,
-    chunking: plan.chunking,
+    chunking: { ...plan.chunking },
     codec: plan.codec,
     kind: plan.kind,
     base: plan.base,
@@ -170,6 +176,8 @@ export async function finalizeV2(req: BackupRequest & { backupId: string }, open
       chunks,
       newChunks: totals.newBlocks,
       zeroPages: totals.zeroPages,
+      chunksReusedFromVault: totals.chunksReusedFromVault,
+      bytesReusedFromVault: totals.bytesReusedFromVault,
     },
   };
   const name = await writeManifest2(vault, keyring, body);
@@ -310,7 +318,7 @@ export function resultOfV2(m: ManifestV2, totals: BatchTotals, durationMs: numbe
     pages: m.tables.reduce((sum, t) => sum + t.pages, 0) + m.stats.zeroPages,
     storedBlocks: m.stats.newChunks,
     zeroPages: m.stats.zeroPages,
-    dedupedPages: Math.max(0, totals.recordedPages - totals.newBlocks),
+    dedupedPages: totals.dedupedPages,
     pageSize: m.pageSize,
     segments: totals.packs,
     cacheCapacityBytes,
@@ -324,6 +332,9 @@ export function resultOfV2(m: ManifestV2, totals: BatchTotals, durationMs: numbe
     reason: m.reason,
     bytesChanged: m.stats.bytesChanged,
     bytesNew: m.stats.bytesNew,
+    chunks: m.stats.chunks,
+    chunksReusedFromVault: m.stats.chunksReusedFromVault ?? 0,
+    bytesReusedFromVault: m.stats.bytesReusedFromVault ?? 0,
     formatVersion: 2,
   };
 }

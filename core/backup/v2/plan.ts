@@ -20,7 +20,7 @@ import { SourceDisk } from '../../source/source-disk';
 import { BackupRequest, ManagedSnapshotAccess, PlanRef } from '../../types';
 import { backupIdTaken, planDifferences } from '../plan-mismatch';
 import { ResolvedSettings } from '../settings';
-import { BaseChoice, blobSnapshots, chooseBase, CHUNKING, hasV1Backup, managedSnapshots } from './base';
+import { BaseChoice, blobSnapshots, chooseBase, hasV1Backup, managedSnapshots } from './base';
 import { manifestOfPlan, openPlannedSourceV2 } from './context';
 import { PageRuns } from './page-runs';
 
@@ -48,7 +48,7 @@ export async function planV2(req: BackupRequest, { vault, keyring, upgraded }: O
   const pagesPerBatch = pagesPerBatchFor(settings.pageSize, PAGES_PER_SEGMENT);
 
   const snapshots = managed ? managedSnapshots(req.managedSnapshots) : blobSnapshots(source);
-  let choice: BaseChoice = req.full ? { base: null, reason: 'forced' } : await chooseBase(vault, keyring, disk.identity, snapshots, { diskBytes: source.diskBytes, pageSize: settings.pageSize });
+  let choice: BaseChoice = req.full ? { base: null, reason: 'forced' } : await chooseBase(vault, keyring, disk.identity, snapshots, { diskBytes: source.diskBytes, pageSize: settings.pageSize, chunking: settings.chunking });
   if (!choice.base && choice.reason === 'no-base' && upgraded && (await hasV1Backup(vault, disk.identity))) choice = { base: null, reason: 'v1-base' };
   let changed: { runs: [number, number][]; bytes: number } | null = null;
   let reasonText: string | undefined;
@@ -83,8 +83,9 @@ export async function planV2(req: BackupRequest, { vault, keyring, upgraded }: O
     allocatedBytes: totals.allocatedBytes,
     allocatedPages: totals.allocatedPages,
     batches: runs ? runs.batches(pagesPerBatch) : totals.batches,
-    chunking: { ...CHUNKING },
-    codec: 'lz4',
+    chunking: settings.chunking,
+    codec: settings.codec,
+    vaultDedupe: settings.vaultDedupe,
     kind: choice.base ? 'incremental' : 'full',
     base: choice.base,
     reason: choice.base ? null : choice.reason,

@@ -34,6 +34,11 @@ export function isZeroChunk(c: ChunkRef): boolean {
   return c.contentId.equals(ZERO_ID);
 }
 
+/** A zero chunk of `length` bytes (§19: zero content ID, zero hints; not stored). */
+export function zeroChunk(length: number): ChunkRef {
+  return { contentId: ZERO_ID, length, storedLength: 0, pack: ZERO_PACK, offset: 0 };
+}
+
 function plaintextOf(tableIndex: number, records: PageRecord2[]): Buffer {
   let size = PLAIN_HEADER_BYTES;
   for (const r of records) size += RECORD_HEADER_BYTES + CHUNK_BYTES * r.chunks.length;

@@ -1,5 +1,7 @@
 /** The version-2 backup records (docs/FORMAT.md §20.1–§20.3) as TypeScript types: plan, batch record, manifest. */
+import type { CodecSetting } from '../../processor/chunk-pool';
 import { SourceIdentity } from '../../source/source-disk';
+import type { Chunking } from './chunker';
 
 /** One chunk of a page (§19): its content ID and where its block was written (hints). */
 export interface ChunkRef {
@@ -68,8 +70,12 @@ export interface PlanV2 {
   allocatedBytes: number;
   allocatedPages: number;
   batches: number[];
-  chunking: { scheme: 'page' };
-  codec: 'lz4';
+  /** The writer's chunking (§15.2), clamped to the page; every batch uses it. */
+  chunking: Chunking;
+  /** The writer's codec setting (blocks record their own). */
+  codec: CodecSetting;
+  /** #15: whether the batches dedupe against the vault's content index (absent in older plans: false). */
+  vaultDedupe?: boolean;
   kind: 'full' | 'incremental';
   base: BaseRef | null;
   reason: FullReason | null;
@@ -100,6 +106,9 @@ export interface BatchRecordV2 {
   bytesNew: number;
   bytesStored: number;
   zeroPages: number;
+  /** #15: distinct content IDs found through the content index (not the base's), and their plaintext bytes; absent in older records. */
+  chunksReusedFromVault?: number;
+  bytesReusedFromVault?: number;
   packs: string[];
   deltas: string[];
   pages: PageRecord2[];
@@ -134,7 +143,8 @@ export interface ManifestV2 {
   generation: number;
   keyEpoch: number;
   tables: TableRef[];
-  stats: { allocatedBytes: number; bytesRead: number; bytesChanged: number; bytesNew: number; bytesStored: number; chunks: number; newChunks: number; zeroPages: number };
+  /** `chunksReusedFromVault`, `bytesReusedFromVault`: since #15 (the batch records' sums). */
+  stats: { allocatedBytes: number; bytesRead: number; bytesChanged: number; bytesNew: number; bytesStored: number; chunks: number; newChunks: number; zeroPages: number; chunksReusedFromVault?: number; bytesReusedFromVault?: number };
 }
 
 /** One vault-index entry (§18.1). */

@@ -7,6 +7,10 @@ import type { Keyring } from './keyring';
 import { DELTA_NAME_RE, HEX32_RE, v2names } from './names';
 import { recordFromJson, recordToJson } from './page-table';
 import type { BatchRecordV2, PlanV2, TableRef } from './records';
+import { checkChunking } from './chunker';
+import type { CodecSetting } from '../../processor/chunk-pool';
+
+const PLAN_CODECS: readonly CodecSetting[] = ['zstd', 'lz4', 'stored'];
 
 /** Writes the plan once (If-None-Match). A plan already there for this backup (a retried plan step) is kept as it is: read it with readPlan2. */
 export async function writePlan2(vault: Vault, keyring: Keyring, plan: PlanV2): Promise<void> {
@@ -27,7 +31,12 @@ export async function readPlan2(vault: Vault, keyring: Keyring, backupId: string
   }
   const problem = planBaseProblem(plan);
   if (problem) throw new PagewiseError('Corrupt', `the plan ${name} of backup ${backupId} is not a version-2 Pagewise plan: ${problem}`);
-  return plan;
+  // The batches cut and encode by these (#15): a scheme or codec this writer does not know stops them here.
+  const chunking = checkChunking(plan.chunking, plan.pageSize, `the plan ${name} of backup ${backupId}`, 'Corrupt');
+  if (!PLAN_CODECS.includes(plan.codec) || (plan.vaultDedupe !== undefined && typeof plan.vaultDedupe !== 'boolean')) {
+    throw new PagewiseError('Corrupt', `the plan ${name} of backup ${backupId} names an unknown codec or a vaultDedupe that is not a boolean`);
+  }
+  return { ...plan, chunking };
 }
 
 /**
@@ -87,6 +96,7 @@ export async function readBatch2(vault: Vault, keyring: Keyring, backupId: strin
   const rec = openJson<Omit<BatchRecordV2, 'pages'> & { pages: unknown }>(keyring, 2, name, stored);
   if (rec?.format !== 'pagewise-batch' || rec.version !== 2 || rec.backupId !== backupId || rec.batchNumber !== batch
     || !plainCounts(rec, ['firstPage', 'pageCount', 'bytesRead', 'bytesNew', 'bytesStored', 'zeroPages'])
+    || !plainCounts(rec, ['chunksReusedFromVault', 'bytesReusedFromVault'].filter((f) => f in rec))
     || !Array.isArray(rec.pages) || !Array.isArray(rec.packs) || !rec.packs.every((p) => typeof p === 'string' && HEX32_RE.test(p))
     || !Array.isArray(rec.deltas) || !rec.deltas.every((d) => typeof d === 'string' && DELTA_NAME_RE.test(d))) {
     throw new PagewiseError('Corrupt', `the batch record ${name} of backup ${backupId} is not a version-2 Pagewise batch record`);
