@@ -31,8 +31,6 @@ export interface ChunkPool {
 
 const THREADS_VARIABLE = 'PAGEWISE_WORKER_THREADS';
 const MAX_THREADS = 64;
-/** An idle worker above none stays this long; idle workers never keep the process alive (piscina unrefs them). */
-const IDLE_TIMEOUT_MS = 30_000;
 
 /** Threads: env PAGEWISE_WORKER_THREADS, default min(2, os.availableParallelism()); 0 = run in the calling thread (same code). */
 export function workerThreads(): number {
@@ -63,7 +61,10 @@ function poolOf(threads: number): Piscina<PoolTask, unknown> {
   let pool = pools.get(threads);
   if (!pool) {
     const { filename, execArgv, env } = workerFile();
-    pool = new Piscina<PoolTask, unknown>({ filename, execArgv, env, minThreads: 0, maxThreads: threads, idleTimeout: IDLE_TIMEOUT_MS });
+    // All threads start with the pool and stay (with minThreads 0 a first task under jest was seen waiting
+    // past 15 s for its worker); idle ones are unref'd by piscina, so they never keep a process alive.
+    // No Atomics.wait between tasks: it freezes a worker's event loop, and a task awaits (zstd's WebAssembly load).
+    pool = new Piscina<PoolTask, unknown>({ filename, execArgv, env, minThreads: threads, maxThreads: threads, useAtomics: false });
     pools.set(threads, pool);
   }
   return pool;
