@@ -96,6 +96,7 @@ async function main(): Promise<void> {
   const realSource = process.env.BENCH_SOURCE_URL;
   const work = mkdtempSync(path.join(os.tmpdir(), 'pagewise-bench-'));
   log(`Pagewise bench — ${realSource ? 'real storage' : QUICK ? 'Azurite, quick' : 'Azurite, full'}; ${os.cpus().length} cores, ${formatBytes(os.totalmem())} RAM, node ${process.version}`);
+  revision(); // read now, as the build is made: the tree may change while the bench runs
   const buildDir = buildWorker();
   let azurite: AzuriteInstance | undefined;
   // Ctrl-C or SIGTERM: the work dir holds disk images and Azurite's data; it goes, and Azurite stops.
