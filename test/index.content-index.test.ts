@@ -65,7 +65,9 @@ test('entries from an uncovered delta and from the generation: one frame read pe
   expect(after.framesRead - before.framesRead).toBeLessThanOrEqual(200 - (after.filterNo - before.filterNo));
 
   const covers = index.generation!.covers;
-  const bound = contentIndexBound(covers.entries, covers.deltas.length, options);
+  expect(index.coveredDeltas).toBe(3);
+  expect(covers.deltas).toEqual([]); // held once, as the covered set
+  const bound = contentIndexBound(covers.entries, index.coveredDeltas, options);
   const filterBytes = covers.filter!.bits / 8;
   const fenceBytes = 32 * covers.shards.reduce((n, s) => n + s.frames, 0);
   expect(filterBytes).toBe(4096);
@@ -136,4 +138,13 @@ test('a damaged delta is skipped and named; the others are still found', async (
   expect(where(await index.candidates(b[1]))).toEqual([bw.at.get(b[1].toString('hex'))]);
   await index.refresh(); // not read again
   expect(index.stats.deltasLoaded).toBe(1);
+
+  // A damaged covers: the generation is named and not used; the deltas it covers are read instead.
+  await compactIndex(vault, keyring, {});
+  await vault.putBytes('index/c/00000001/covers.pwe', randomBytes(200));
+  const without = await ContentIndex.open(vault, keyring);
+  expect(without.generation).toBeUndefined();
+  expect(without.unreadable.get('index/c/00000001/')).toContain('the index covers index/c/00000001/covers.pwe is truncated or is not a Pagewise encrypted document');
+  expect(where(await without.candidates(b[2]))).toEqual([bw.at.get(b[2].toString('hex'))]);
+  expect(without.stats).toMatchObject({ deltasLoaded: 1, entriesHeld: 5 });
 });

@@ -58,6 +58,11 @@ test('compaction: holder order (newer pack, then an uncovered delta over the gen
 
   // A later pack holding x, in an uncovered delta, wins over the generation's entry.
   const p3 = await storePacks(vault, keyring, [x, ...idsIn(0x12, 5)]);
+  // A reader (restore's fallback) asks the uncovered delta first, then the generation.
+  const reader = await VaultIndex.open(vault, keyring);
+  expect(reader.deltas).toEqual(p3.deltas);
+  expect((await reader.lookup(x.toString('hex'))).map((e) => e.pack)).toEqual([p3.packs[0], p2.packs[0]]);
+  expect(reader.stats).toEqual({ lookups: 1, deltasRead: 1, framesRead: 1 });
   const c2 = await compactIndex(vault, keyring, {});
   expect(c2).toMatchObject({ gen: 2, entries: 46, shards: 4, deltasCovered: 3, spillRecords: 41 + 6 });
   const g2 = await newestGeneration(vault, keyring);
@@ -119,6 +124,12 @@ test('rebuild from pack trailers equals the written deltas as entry sets; holder
   expect(third.packsUnreadable).toEqual([{ pack: bad.packs[0], why: expect.stringContaining('fails authentication') }]);
   expect(third).toMatchObject({ gen: 3, entries: 1541, packsRead: 6, deltasCovered: 6 });
   expect((await newestGeneration(vault, keyring))?.covers.deltas).not.toContain(bad.deltas[0]);
+
+  // A damaged newest covers: compaction refuses to build on it; rebuild writes a sound generation above it.
+  await vault.putBytes('index/c/00000003/covers.pwe', randomBytes(100));
+  await expect(compactIndex(vault, keyring, {})).rejects.toMatchObject({ code: 'Corrupt', message: expect.stringContaining('index/c/00000003/covers.pwe') });
+  expect(await rebuildIndex(vault, keyring, {})).toMatchObject({ gen: 4, entries: 1541 });
+  expect((await newestGeneration(vault, keyring))?.gen).toBe(4);
 });
 
 test('every delta lost: rebuild-index restores lookups — VaultIndex finds moved blocks through the generation and a restore is byte-identical; a chunk in no pack is counted', async () => {

@@ -4,7 +4,7 @@ import { isPagewiseError, isTransient } from '../../errors';
 import { MiB } from '../../limits';
 import { BlobNotFoundError } from '../store/blob-store';
 import type { Vault } from '../vault';
-import { completeGenerations, Generation, GenerationView, generationNames, readFilter, readNewestGeneration } from './index-generation';
+import { BloomFilter, completeGenerations, Generation, GenerationView, generationNames, readFilter, readNewestGeneration } from './index-generation';
 import type { Keyring } from './keyring';
 import { DELTA_NAME_RE } from './names';
 import { FRAME_ENTRIES, FRAME_OVERHEAD, INDEX_ENTRY_BYTES, INDEX_HEADER_BYTES, indexEntryAt, readIndexDelta, writeIndexEntry } from './pack-writer';
@@ -103,9 +103,14 @@ export class ContentIndex {
     return { ...this.counts, filterNo: this.counts.filterNo + (v?.filterNo ?? 0), framesRead: this.counts.framesRead + (v?.framesRead ?? 0), entriesHeld: this.held.length / INDEX_ENTRY_BYTES };
   }
 
-  /** The generation in use, if any. */
+  /** The generation in use, if any (slim: its fences are held as bytes and its delta names as `coveredDeltas`). */
   get generation(): Generation | undefined {
     return this.view?.generation;
+  }
+
+  /** How many deltas the generation in use covers (their names are held to tell uncovered deltas apart). */
+  get coveredDeltas(): number {
+    return this.covered.size;
   }
 
   /** Re-lists index/d/ (and a newer complete generation) and loads what is new; cheap when nothing is. */
@@ -158,15 +163,24 @@ export class ContentIndex {
     const complete = await completeGenerations(this.vault);
     const newest = Math.max(0, ...complete.keys());
     if (newest > (this.view?.generation.gen ?? 0)) {
-      const g = await readNewestGeneration(this.vault, this.keyring, complete);
+      // A damaged newest generation is named and not used: the deltas it covers stay uncovered here
+      // (a writer finds less, never something wrong); rebuild-index writes a sound one above it.
+      let g: Generation | undefined;
+      let filter: BloomFilter | null = null;
+      try {
+        g = await readNewestGeneration(this.vault, this.keyring, complete);
+        if (g && g.gen !== this.view?.generation.gen) filter = await readFilter(this.vault, this.keyring, g);
+      } catch (err) {
+        this.unreadable.set(generationNames.dir(newest), problemOf(err));
+        g = undefined;
+      }
       if (g && g.gen !== this.view?.generation.gen) {
-        const filter = await readFilter(this.vault, this.keyring, g);
         if (this.view) {
           this.counts.filterNo += this.view.stats.filterNo;
           this.counts.framesRead += this.view.stats.framesRead;
         }
-        this.view = new GenerationView(this.vault, this.keyring, g, filter, this.frameCacheBytes);
         this.covered = new Set(g.covers.deltas);
+        this.view = new GenerationView(this.vault, this.keyring, g, filter, this.frameCacheBytes);
       }
     }
     // 2. The uncovered deltas, newest first, held while they fit the budget.
@@ -192,7 +206,7 @@ export class ContentIndex {
       this.heldSlot.delete(name);
       this.slotName.delete(slot);
     }
-    let held = dropped.size > 0 ? withoutSlots(this.held, dropped) : this.held;
+    const held = dropped.size > 0 ? withoutSlots(this.held, dropped) : this.held;
     const added: Buffer[] = [];
     await forEachLimited([...wanted].filter((n) => !this.heldSlot.has(n)), READS_AT_ONCE, async (name) => {
       let entries: IndexEntry[];
@@ -214,8 +228,7 @@ export class ContentIndex {
       });
       added.push(records); // each ascending (decodeIndexBlob checked it)
     });
-    for (const records of added) held = mergeSorted(held, records);
-    this.held = held;
+    this.held = mergeAll([held, ...added]);
   }
 }
 
@@ -235,6 +248,18 @@ function withoutSlots(held: Buffer, slots: Set<number>): Buffer {
     n += INDEX_ENTRY_BYTES;
   }
   return out.subarray(0, n);
+}
+
+/** Sorted runs merged pairwise, round by round: each byte is copied log2(runs) times, not once per run. */
+function mergeAll(runs: Buffer[]): Buffer {
+  let level = runs.filter((r) => r.length > 0);
+  if (level.length === 0) return Buffer.alloc(0);
+  while (level.length > 1) {
+    const next: Buffer[] = [];
+    for (let i = 0; i < level.length; i += 2) next.push(i + 1 < level.length ? mergeSorted(level[i], level[i + 1]) : level[i]);
+    level = next;
+  }
+  return level[0];
 }
 
 /** Two buffers of 64-byte records, each ascending by content ID, merged into one. */

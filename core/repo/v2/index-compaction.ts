@@ -5,12 +5,12 @@ import { readTombstones } from '../../retention/tombstones';
 import type { StorageLocation } from '../../types';
 import { BlobNotFoundError } from '../store/blob-store';
 import { Vault } from '../vault';
-import { listGenerations, newestGeneration, readShard, writeGeneration } from './index-generation';
+import { listGenerations, newestGeneration, readShardPlain, writeGeneration } from './index-generation';
 import { Keyring, openKeyring } from './keyring';
 import { readVaultMarker } from './marker';
 import { readManifest2 } from './manifest';
 import { deltaStampMs, DELTA_NAME_RE, MANIFEST_NAME_RE, PACK_NAME_RE } from './names';
-import { readIndexDelta, readPackTrailer } from './pack-writer';
+import { indexEntryAt, readIndexDelta, readPackTrailer } from './pack-writer';
 import { isZeroChunk, readTable } from './page-table';
 import type { IndexEntry, TableRef } from './records';
 import { ShardSpill, SpilledShard } from './shard-spill';
@@ -91,12 +91,14 @@ async function listDeltas(vault: Vault, signal?: AbortSignal): Promise<string[]>
   return out;
 }
 
-/** Every pack of one listing by packId: its Creation-Time and name. */
-async function listPacks(vault: Vault, signal?: AbortSignal): Promise<Map<string, number>> {
+/** Every pack of one listing by packId: its Creation-Time (and its size, when `sizes` is given). */
+async function listPacks(vault: Vault, signal?: AbortSignal, sizes?: Map<string, number>): Promise<Map<string, number>> {
   const out = new Map<string, number>();
   for await (const b of vault.listDetailed('packs/', { abortSignal: signal })) {
     const m = PACK_NAME_RE.exec(b.name);
-    if (m && m[2].startsWith(m[1])) out.set(m[2], b.createdOn.getTime());
+    if (!m || !m[2].startsWith(m[1])) continue;
+    out.set(m[2], b.createdOn.getTime());
+    sizes?.set(m[2], b.contentLength);
   }
   return out;
 }
@@ -122,7 +124,11 @@ export async function compactIndex(vault: Vault, keyring: Keyring, options: { ke
   try {
     if (old) {
       for (const info of old.covers.shards) {
-        for (const e of await readShard(vault, keyring, info)) if (keep(e.pack)) await spill.add(record(e, 1, 0, 0));
+        const plain = await readShardPlain(vault, keyring, info); // one shard's entries at a time, 64 bytes each
+        for (let k = 0; k < info.entries; k++) {
+          const e = indexEntryAt(plain, k);
+          if (keep(e.pack)) await spill.add(record(e, 1, 0, 0));
+        }
         step();
       }
     }
@@ -178,7 +184,8 @@ export async function rebuildIndex(vault: Vault, keyring: Keyring, options: { dr
   const manifests: string[] = [];
   for await (const b of vault.listDetailed('manifests/', { abortSignal: signal })) if (MANIFEST_NAME_RE.test(b.name)) manifests.push(b.name);
   const deltas = await listDeltas(vault, signal);
-  const packs = await listPacks(vault, signal);
+  const sizes = new Map<string, number>();
+  const packs = await listPacks(vault, signal, sizes);
   step();
 
   const entries = await ShardSpill.create(RECORD_BYTES, options.scratchDir);
@@ -216,7 +223,7 @@ export async function rebuildIndex(vault: Vault, keyring: Keyring, options: { dr
     await forEachLimited(packs.entries(), READS_AT_ONCE, async ([packId, createdMs]) => {
       let found: IndexEntry[];
       try {
-        found = await readPackTrailer(vault, keyring, packId);
+        found = await readPackTrailer(vault, keyring, packId, sizes.get(packId));
       } catch (err) {
         if (err instanceof BlobNotFoundError) return; // deleted since the listing
         packsUnreadable.push({ pack: packId, why: problemOf(err) });

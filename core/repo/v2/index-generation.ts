@@ -63,6 +63,9 @@ const FILTER_MAX_BITS = 2 ** 31;
 /** Bits a writer that was not told the count starts with (16 MiB; folded down at the end). */
 const FILTER_DEFAULT_START_BITS = 2 ** 27;
 
+/** Shard Puts a generation writer keeps in flight. */
+const SHARD_PUTS_AT_ONCE = 2;
+
 /** Bytes of a frame of `n` entries as stored. */
 const frameBytes = (n: number) => FRAME_OVERHEAD + n * INDEX_ENTRY_BYTES;
 const FULL_FRAME_BYTES = frameBytes(FRAME_ENTRIES);
@@ -136,6 +139,7 @@ export async function writeGeneration(vault: Vault, keyring: Keyring, gen: numbe
   let frames: Buffer[] = [];
   let fill = 0; // entries in the last frame buffer
   let last: Buffer | undefined;
+  const inFlight: Promise<void>[] = [];
 
   const put = async (name: string, bytes: Buffer) => {
     try {
@@ -149,14 +153,20 @@ export async function writeGeneration(vault: Vault, keyring: Keyring, gen: numbe
   const flushShard = async () => {
     if (shard < 0) return;
     const count = (frames.length - 1) * FRAME_ENTRIES + fill;
+    const fences = frames.map((f) => f.toString('hex', 0, 32));
+    const frameCount = frames.length;
     const plain = Buffer.concat(frames.map((f, k) => (k === frames.length - 1 ? f.subarray(0, fill * INDEX_ENTRY_BYTES) : f)));
+    frames = []; // the joined copy is all that is needed now
+    fill = 0;
     const name = generationNames.shard(gen, shard);
     const blob = encodeIndexBlobPlain(keyring, name, 1, plain);
     throwIfAborted(options.abortSignal, 'the index compaction was cancelled');
-    await put(name, blob);
-    shards.push({ shard: shard.toString(16).padStart(2, '0'), name, entries: count, frames: frames.length, bytes: blob.length, fences: frames.map((f) => f.toString('hex', 0, 32)), epoch: keyring.epoch });
-    frames = [];
-    fill = 0;
+    // Two shard Puts in flight (the next shard is encoded meanwhile): memory is two sealed shards.
+    const written = put(name, blob);
+    written.catch(() => undefined); // awaited below
+    inFlight.push(written);
+    shards.push({ shard: shard.toString(16).padStart(2, '0'), name, entries: count, frames: frameCount, bytes: blob.length, fences, epoch: keyring.epoch });
+    if (inFlight.length >= SHARD_PUTS_AT_ONCE) await inFlight.shift();
   };
 
   for await (const e of entries) {
@@ -177,6 +187,7 @@ export async function writeGeneration(vault: Vault, keyring: Keyring, gen: numbe
     total++;
   }
   await flushShard();
+  for (const written of inFlight) await written;
 
   let filterInfo: IndexCovers['filter'] = null;
   if (total > 0) {
@@ -307,7 +318,7 @@ function shardHeader(info: ShardInfo): Buffer {
 const shardBad = (info: ShardInfo) => (why: string) => new PagewiseError('Corrupt', `the index shard ${info.name} ${why}; run pagewise rebuild-index to write a new generation`);
 
 /** Frame `frame` of a shard as plaintext (64 bytes per entry): one range read, authenticated against the header its covers implies, its first entry the fence. */
-export async function readShardFramePlain(vault: Vault, keyring: Keyring, info: ShardInfo, frame: number): Promise<Buffer> {
+export async function readShardFramePlain(vault: Vault, keyring: Keyring, info: ShardInfo, frame: number, fenceHex: string = info.fences[frame]): Promise<Buffer> {
   if (!Number.isInteger(frame) || frame < 0 || frame >= info.frames) throw new RangeError(`${info.name} has frames 0 to ${info.frames - 1}, not ${frame}`);
   const bad = shardBad(info);
   keyring.requireEpoch(info.epoch, `the index shard ${info.name}`);
@@ -320,7 +331,7 @@ export async function readShardFramePlain(vault: Vault, keyring: Keyring, info: 
     throw err;
   }
   const plain = openIndexFrame(keyring.key('index', info.epoch), shardHeader(info), info.name, frame, stored, bad);
-  if (plain.toString('hex', 0, 32) !== info.fences[frame]) throw bad(`frame ${frame} does not begin with its fence`);
+  if (plain.toString('hex', 0, 32) !== fenceHex) throw bad(`frame ${frame} does not begin with its fence`);
   return plain;
 }
 
@@ -330,8 +341,14 @@ export async function readShardFrame(vault: Vault, keyring: Keyring, info: Shard
   return Array.from({ length: plain.length / INDEX_ENTRY_BYTES }, (_, k) => indexEntryAt(plain, k));
 }
 
-/** A whole shard (prune's gather): one GET bounded by its covers' size, every frame authenticated and its fence checked. */
+/** A whole shard (prune's gather). */
 export async function readShard(vault: Vault, keyring: Keyring, info: ShardInfo): Promise<IndexEntry[]> {
+  const plain = await readShardPlain(vault, keyring, info);
+  return Array.from({ length: info.entries }, (_, k) => indexEntryAt(plain, k));
+}
+
+/** A whole shard's entries as plaintext (64 bytes each, ascending): one GET bounded by its covers' size, every frame authenticated and its fence checked. */
+export async function readShardPlain(vault: Vault, keyring: Keyring, info: ShardInfo): Promise<Buffer> {
   const bad = shardBad(info);
   keyring.requireEpoch(info.epoch, `the index shard ${info.name}`);
   let stored: Buffer;
@@ -344,14 +361,15 @@ export async function readShard(vault: Vault, keyring: Keyring, info: ShardInfo)
   const header = shardHeader(info);
   if (stored.length !== info.bytes || !stored.subarray(0, INDEX_HEADER_BYTES).equals(header)) throw bad('does not match its covers (size or header)');
   const key = keyring.key('index', info.epoch);
-  const out: IndexEntry[] = [];
+  const out = Buffer.alloc(info.entries * INDEX_ENTRY_BYTES);
   for (let f = 0; f < info.frames; f++) {
     const n = Math.min(FRAME_ENTRIES, info.entries - f * FRAME_ENTRIES);
     const at = INDEX_HEADER_BYTES + f * FULL_FRAME_BYTES;
     const plain = openIndexFrame(key, header, info.name, f, stored.subarray(at, at + frameBytes(n)), bad);
     if (plain.toString('hex', 0, 32) !== info.fences[f]) throw bad(`frame ${f} does not begin with its fence`);
-    if (f > 0 && Buffer.compare(out[out.length - 1].contentId, plain.subarray(0, 32)) >= 0) throw bad('has entries out of order');
-    for (let k = 0; k < n; k++) out.push(indexEntryAt(plain, k));
+    const to = f * FRAME_ENTRIES * INDEX_ENTRY_BYTES;
+    if (f > 0 && out.compare(plain, 0, 32, to - INDEX_ENTRY_BYTES, to - INDEX_ENTRY_BYTES + 32) >= 0) throw bad('has entries out of order');
+    plain.copy(out, to);
   }
   return out;
 }
@@ -400,21 +418,28 @@ export class GenerationView {
   private readonly loading = new Map<string, Promise<Buffer>>();
   private cachedBytes = 0;
   private readonly fenceBytes: number;
+  /** The generation without its fences (held as bytes) and delta names. */
+  readonly generation: Generation;
 
   constructor(
     private readonly vault: Vault,
     private readonly keyring: Keyring,
-    readonly generation: Generation,
+    generation: Generation,
     private readonly filter: BloomFilter | null,
     private readonly frameCacheBytes: number,
   ) {
     let bytes = 0;
+    const shards: ShardInfo[] = [];
     for (const s of generation.covers.shards) {
       const fences = Buffer.from(s.fences.join(''), 'hex');
-      this.fences.set(parseInt(s.shard, 16), { info: s, fences });
+      const slim = { ...s, fences: [] };
+      shards.push(slim);
+      this.fences.set(parseInt(s.shard, 16), { info: slim, fences });
       bytes += fences.length;
     }
     this.fenceBytes = bytes;
+    // Fences are held once, as bytes; delta names are the caller's to keep (or not): the covers held is slim.
+    this.generation = { ...generation, covers: { ...generation.covers, deltas: [], shards } };
   }
 
   /** Bytes held: filter, fences, cached frames. */
@@ -439,12 +464,12 @@ export class GenerationView {
       else hi = mid;
     }
     if (lo === 0) return undefined; // before the shard's first entry
-    const plain = await this.frame(shard.info, lo - 1);
+    const plain = await this.frame(shard.info, lo - 1, shard.fences.toString('hex', (lo - 1) * 32, lo * 32));
     const k = findIn(plain, id);
     return k === undefined ? undefined : indexEntryAt(plain, k);
   }
 
-  private frame(info: ShardInfo, frame: number): Promise<Buffer> {
+  private frame(info: ShardInfo, frame: number, fenceHex: string): Promise<Buffer> {
     const key = `${info.shard}:${frame}`;
     const cached = this.frames.get(key);
     if (cached) {
@@ -454,7 +479,7 @@ export class GenerationView {
     }
     let pending = this.loading.get(key);
     if (!pending) {
-      pending = readShardFramePlain(this.vault, this.keyring, info, frame)
+      pending = readShardFramePlain(this.vault, this.keyring, info, frame, fenceHex)
         .then((plain) => {
           this.stats.framesRead++;
           this.remember(key, plain);

@@ -175,12 +175,13 @@ export function encodePackTrailer(keyring: Keyring, packId: string, entries: Ind
   return Buffer.concat([body, length]);
 }
 
-/** The entries of a pack from its trailer (two range reads, as restic's pack headers); every block must tile the pack before the trailer. */
-export async function readPackTrailer(vault: Vault, keyring: Keyring, packId: string): Promise<IndexEntry[]> {
+/** The entries of a pack from its trailer (two range reads, as restic's pack headers, after a HEAD unless its listed size is given); every block must tile the pack before the trailer. */
+export async function readPackTrailer(vault: Vault, keyring: Keyring, packId: string, listedSize?: number): Promise<IndexEntry[]> {
   if (!HEX32_RE.test(packId)) throw new PagewiseError('BadInput', `a pack ID is 32 hex digits, not ${JSON.stringify(packId).slice(0, 40)}`);
   const name = v2names.pack(packId);
   const bad = (why: string) => new PagewiseError('Corrupt', `the trailer of pack ${name} ${why}`);
-  const size = (await vault.properties(name)).contentLength;
+  // A committed pack never changes: the size a listing gave spares the HEAD (rebuild-index reads every pack).
+  const size = listedSize ?? (await vault.properties(name)).contentLength;
   if (size < TRAILER_MIN) throw bad(`is missing: the pack has ${size} bytes`);
   const length = (await vault.getBytes(name, size - 4, 4)).readUInt32LE(0);
   if (length < TRAILER_MIN || length > size || length > TRAILER_MAX || (length - TRAILER_MIN) % TRAILER_ENTRY !== 0) throw bad(`states a length of ${length} bytes, impossible in a pack of ${size}`);

@@ -63,14 +63,17 @@ export class VaultIndex {
   static async open(vault: Vault, keyring: Keyring, options: { cacheEntries?: number } = {}): Promise<VaultIndex> {
     const unreadable = new Map<string, string>();
     let view: GenerationView | undefined;
+    let covered = new Set<string>();
     try {
       const g = await newestGeneration(vault, keyring);
-      if (g) view = new GenerationView(vault, keyring, g, null, READER_FRAME_CACHE_BYTES);
+      if (g) {
+        covered = new Set(g.covers.deltas);
+        view = new GenerationView(vault, keyring, g, null, READER_FRAME_CACHE_BYTES);
+      }
     } catch (err) {
       if (!(err instanceof PagewiseError && (err.code === 'Corrupt' || err.code === 'WrongKey'))) throw err;
       unreadable.set(generationNames.prefix, err.message);
     }
-    const covered = new Set(view?.generation.covers.deltas ?? []);
     const names: string[] = [];
     for await (const name of vault.list(v2names.deltaPrefix())) if (DELTA_NAME_RE.test(name) && !covered.has(name)) names.push(name);
     names.sort().reverse(); // <stamp> sorts by time; the newest first
