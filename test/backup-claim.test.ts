@@ -6,10 +6,25 @@
 import * as path from 'node:path';
 import { AnonymousCredential, PageBlobClient } from '@azure/storage-blob';
 import { backupDisk, restoreBackup, verifyBackup, listBackups } from '../core';
+import { findManifest2 } from '../core/repo/v2/manifest';
+import { openVaultKeyring } from '../core/repo/v2/marker';
+import { isZeroChunk, readTable } from '../core/repo/v2/page-table';
+import { Vault } from '../core/repo/vault';
 import { sampleVmLayout } from '../testkit/sample-disk';
 import { fileSha256, KiB, MiB, startEnv, TestEnv } from './harness/env';
 
 let env: TestEnv;
+
+/** Distinct non-zero chunks the backup's tables name: each stored by the backup once, or found in the vault. */
+async function distinctChunks(backupId: string): Promise<number> {
+  const vault = Vault.open(env.vault);
+  const keyring = await openVaultKeyring(vault, env.userKey);
+  const m = (await findManifest2(vault, keyring, backupId))!.manifest;
+  const ids = new Set<string>();
+  for (const t of m.tables) for (const r of await readTable(vault, keyring, t, m.pagesPerTable)) for (const c of r.chunks) if (!isZeroChunk(c)) ids.add(c.contentId.toString('hex'));
+  return ids.size;
+}
+
 beforeAll(async () => {
   env = await startEnv();
 });
@@ -34,7 +49,12 @@ test('a disk 16× larger than the cache is backed up without exceeding the cache
   expect(result.bytesRead).toBeLessThan(diskBytes);
   expect(result.zeroPages).toBeGreaterThan(0); // the explicitly zeroed region
   expect(result.dedupedPages).toBeGreaterThan(0); // the repeated regions
-  expect(result.storedBlocks + result.dedupedPages + result.zeroPages).toBe(result.pages);
+  // Every page is a zero page, a deduplicated one, or has at least one new block (#15: a page is cut into
+  // chunks, so a page with new data may store several).
+  const pagesWithNewBlocks = result.pages - result.dedupedPages - result.zeroPages;
+  expect(pagesWithNewBlocks).toBeGreaterThan(0);
+  expect(result.storedBlocks).toBeGreaterThanOrEqual(pagesWithNewBlocks);
+  expect(result.storedBlocks + result.chunksReusedFromVault!).toBe(await distinctChunks(result.backupId));
   expect(progress.length).toBe(result.pages);
 
   const listed = await listBackups(env.vault, { userKey: env.userKey });
@@ -43,7 +63,7 @@ test('a disk 16× larger than the cache is backed up without exceeding the cache
   const verified = await verifyBackup({ backupId: result.backupId, vault: env.vault, userKey: env.userKey, source: disk.source });
   expect(verified.problems).toEqual([]);
   expect(verified.ok).toBe(true);
-  expect(verified.blocksChecked).toBe(result.pages - result.zeroPages);
+  expect(verified.blocksChecked).toBe(result.chunks); // every non-zero chunk of every non-zero page (#15)
 
   const file = path.join(env.tmp, 'claim.img');
   const toFile = await restoreBackup({ backupId: result.backupId, vault: env.vault, userKey: env.userKey, target: { url: file } });
@@ -143,7 +163,10 @@ test('identical pages are stored once and zero pages not at all', async () => {
   const result = await backupDisk({ source: disk.source, vault: env.vault, userKey: env.userKey, pageSize: 1 * MiB, cacheBytes: 4 * MiB });
   expect(result.pages).toBe(14);
   expect(result.zeroPages).toBe(4);
-  expect(result.storedBlocks).toBe(3); // one for the repeated pattern, two random pages
+  // One page of the repeated pattern and the two random pages store blocks: their distinct chunks (#15),
+  // the other seven pages none.
+  expect(result.storedBlocks + result.chunksReusedFromVault!).toBe(await distinctChunks(result.backupId));
+  expect(result.storedBlocks).toBeGreaterThanOrEqual(3);
   expect(result.dedupedPages).toBe(7);
   expect(result.bytesStored).toBeLessThan(3 * MiB + 1024);
   const file = path.join(env.tmp, 'dedupe.img');
@@ -171,6 +194,8 @@ test('batches overlap (one drains while the next downloads) within the same cach
   expect(result.pagesInMemoryHighWater).toBeLessThanOrEqual(concurrency);
   // The 64 KiB pattern has 16 distinct pages: every other repeated page, in any batch, is a duplicate.
   expect(result.dedupedPages).toBeGreaterThanOrEqual(4 * 128 - 4 * 16);
+  // 4 KiB pages are one chunk each (the default chunking clamped to the page): one new block per page that is
+  // neither zero nor deduplicated (by its batch, or through the vault index from an earlier batch).
   expect(result.storedBlocks + result.dedupedPages + result.zeroPages).toBe(result.pages);
 
   const verified = await verifyBackup({ backupId: result.backupId, vault: env.vault, userKey: env.userKey, readData: true });

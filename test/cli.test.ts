@@ -32,6 +32,8 @@ let disk: SampleDisk;
 let sourceUrl: string;
 let vaultUrl: string;
 let backupId: string;
+/** The backup's non-zero chunk references (#15: 1 MiB pages cut into FastCDC chunks). */
+let chunks: number;
 
 /** A 16 MiB disk: text, explicit zeros, random data, the same pattern twice, holes in between. */
 const LAYOUT: DiskRegion[] = [
@@ -146,6 +148,8 @@ describe('backup, list, verify, restore', () => {
     expect(r.bytesStored).toBeLessThan(r.bytesRead);
     expect(r.backupId).toMatch(/^pw-[0-9a-f]{24}$/);
     backupId = r.backupId;
+    chunks = r.chunks;
+    expect(chunks).toBeGreaterThan(9); // 9 pages with data, each several chunks
   });
 
   test('backup again says the backup already exists and that nothing was read (no read speed)', async () => {
@@ -181,8 +185,9 @@ describe('backup, list, verify, restore', () => {
     expect(full.stderr).toBe('');
     expect(full.code).toBe(0);
     const r = JSON.parse(full.stdout);
-    // 10 pages, one of them zero (no block) and one a duplicate: 9 page-table entries with data blocks.
-    expect(r).toMatchObject({ backupId, ok: true, problems: [], readData: true, comparedWithSource: true, pagesChecked: 9, segmentsChecked: 1, blocksChecked: 9, bytesChecked: 9 * MiB });
+    // 10 pages, one of them zero (no block) and one a duplicate: 9 page-table entries with data blocks,
+    // each page's chunks a block checked (#15).
+    expect(r).toMatchObject({ backupId, ok: true, problems: [], readData: true, comparedWithSource: true, pagesChecked: 9, segmentsChecked: 1, blocksChecked: chunks, bytesChecked: 9 * MiB });
     const quick = await cli(['verify', backupId, '--vault', vaultUrl, '--key-file', keyFile, '--json']);
     expect(quick.code).toBe(0);
     expect(JSON.parse(quick.stdout)).toMatchObject({ ok: true, readData: false, comparedWithSource: false, pagesChecked: 9, segmentsChecked: 1, blocksChecked: 0, bytesChecked: 0 });
@@ -197,7 +202,7 @@ describe('backup, list, verify, restore', () => {
     }
     const thorough = await cli(['verify', backupId, '--vault', vaultUrl, '--key-file', keyFile, '--read-data']);
     expect(thorough.stdout).toMatch(
-      new RegExp(`^backup ${backupId} is OK\n  structure checked: manifest, 1 page table\\(s\\), 9 page records, 1 pack\\(s\\) present and long enough; 9 blocks \\(9\\.00 MiB\\) read, decrypted and hash-checked, in [0-9.]+ s\n$`),
+      new RegExp(`^backup ${backupId} is OK\n  structure checked: manifest, 1 page table\\(s\\), 9 page records, 1 pack\\(s\\) present and long enough; ${chunks} blocks \\(9\\.00 MiB\\) read, decrypted and hash-checked, in [0-9.]+ s\n$`),
     );
     expect(thorough.stdout).not.toContain('all data read');
   });

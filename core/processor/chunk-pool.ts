@@ -51,7 +51,7 @@ function workerFile(): { filename: string; execArgv: string[]; env: NodeJS.Proce
   const ext = path.extname(__filename);
   const filename = path.join(__dirname, `chunk-worker${ext}`);
   if (ext !== '.ts') return { filename, execArgv: [], env: process.env };
-  return { filename, execArgv: ['-r', 'ts-node/register/transpile-only'], env: { ...process.env, TS_NODE_PROJECT: path.resolve(__dirname, '..', '..', 'tsconfig.json') } };
+  return { filename, execArgv: ['-r', require.resolve('ts-node/register/transpile-only')], env: { ...process.env, TS_NODE_PROJECT: path.resolve(__dirname, '..', '..', 'tsconfig.json') } };
 }
 
 /** One pool per thread count for the whole process (a test may change the count), made on first use. */

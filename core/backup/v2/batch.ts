@@ -10,6 +10,7 @@ import { summaryOf } from '../backup-result';
 import { abortedError, PagewiseError } from '../../errors';
 import { ScratchCache } from '../../cache/scratch-cache';
 import { chunkPoolFor, PageChunk } from '../../processor/chunk-pool';
+import { ZeroTest } from '../../processor/page-processor';
 import { DEFAULT_ABANDON_AFTER_MS } from '../../prune/protocol';
 import { BlobNotFoundError } from '../../repo/store/blob-store';
 import { v2names } from '../../repo/v2/names';
@@ -75,6 +76,7 @@ async function copyBatchV2(run: BatchRunV2, batch: number): Promise<BatchSummary
   const reuse = new ChunkReuse({ baseRecords: base.values(), index, packCreated: packCreatedIn(vault), planCreatedMs: Date.parse(plan.createdAt), abandonAfterMs: DEFAULT_ABANDON_AFTER_MS });
   const pool = chunkPoolFor(keyring);
   const packs = new PackWriter(vault, keyring);
+  const zeros = new ZeroTest();
   const records: PageRecord2[] = [];
   let zeroPages = 0;
   let bytesNew = 0;
@@ -82,6 +84,7 @@ async function copyBatchV2(run: BatchRunV2, batch: number): Promise<BatchSummary
 
   const { bytesRead } = await pumpPages<Processed>({ ...run, grid }, onlyChanged(pagesOfRangesAsync(grid, run.source.allocatedRanges(window)), changed), {
     process: async (_page, plain) => {
+      if (zeros.isZero(plain)) return { kind: 'zero' }; // here, not in a worker: no copy of a page that stores nothing
       const chunks = await pool.chunkPage(plain, plan.chunking);
       if (chunks.every((c) => c.contentId === null)) return { kind: 'zero' };
       const toStore: PageChunk[] = [];
