@@ -27,6 +27,7 @@ export async function pruneWithAppSettings(input: unknown): Promise<PruneReport>
     ...(maxUnused !== undefined && maxUnused !== null ? { params: { maxUnused } } : {}),
     ...(repack !== undefined && repack !== null ? { repack } : {}),
     minGraceMs: pruneMinGraceDays() * DAY_MS,
+    ...(settings.engine.scratchDir ? { scratchDir: settings.engine.scratchDir } : {}), // index compaction's spill files
     abortSignal: shutdownSignal(),
   });
 }

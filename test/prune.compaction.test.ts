@@ -9,7 +9,7 @@
 import { ContainerClient } from '@azure/storage-blob';
 import { StorageLocation, verifyBackup } from '../core';
 import { DEFAULT_DELETE_AFTER_MS } from '../core/prune/protocol';
-import { readMarks } from '../core/prune/marks';
+import { readMarks, writeMark } from '../core/prune/marks';
 import { pruneVault } from '../core/prune/prune';
 import { forgetBackups } from '../core/retention/forget';
 import { listGenerations, newestGeneration, readShard, writeGeneration } from '../core/repo/v2/index-generation';
@@ -193,5 +193,36 @@ describe('prune compacts the index and removes what the generation replaced, two
     expect((await names('index/c/')).every((n) => n.startsWith('index/c/00000004/'))).toBe(true);
     expect(await expectIntact([g[1], g[2], g[3]])).toBeGreaterThan(0);
     expect(await listGenerations(store)).toMatchObject([{ gen: 4, complete: true }]);
+  });
+
+  test('a newest covers that does not authenticate blocks the run (which deltas it covers is unknown): nothing deleted, nothing compacted', async () => {
+    await backUp([13], 5); // an uncovered delta: an unblocked run would compact
+    const covers = container.getBlockBlobClient('index/c/00000004/covers.pwe');
+    const original = await covers.downloadToBuffer();
+    const damaged = Buffer.from(original);
+    damaged[damaged.length - 1] ^= 0xff;
+    await covers.uploadData(damaged);
+    try {
+      const before = (await inventory(container)).filter((b) => !b.name.startsWith('gc/marks/'));
+      const blocked = await prune(t4() + 3 * D);
+      expect(blocked.blocked).toMatch(/the newest index generation cannot be read/);
+      expect(blocked.problems.join('\n')).toMatch(/covers/);
+      expect(blocked.index).toBeNull();
+      expect(blocked.deleted).toMatchObject({ tables: 0, packs: 0, deltas: 0, generations: 0 });
+      expect((await inventory(container)).filter((b) => !b.name.startsWith('gc/marks/') && !b.name.startsWith('staging/'))).toEqual(before.filter((b) => !b.name.startsWith('staging/')));
+    } finally {
+      await covers.uploadData(original);
+    }
+  });
+
+  test('marks: one written before #15 (no generations) still reads and condemns no generation; a malformed generations field is refused', async () => {
+    const store = Vault.open(vault);
+    const keyring = await keyringOf();
+    const body = { format: 'pagewise-prune-mark' as const, version: 2 as const, pruneId: '00000000000000aa', markedAt: new Date(base).toISOString(), abandonAfterMs: 1, deleteAfterMs: 2, candidates: { packs: [], tables: [], deltas: [], staging: [] } };
+    const name = await writeMark(store, keyring, body);
+    const read = (await readMarks(store, keyring)).find((m) => m.name === name)!;
+    expect(read.body.candidates.generations).toBeUndefined();
+    await expect(writeMark(store, keyring, { ...body, pruneId: '00000000000000ab', candidates: { ...body.candidates, generations: ['1'] } })).rejects.toThrow(/malformed candidates/);
+    await container.deleteBlob(name);
   });
 });

@@ -43,8 +43,12 @@ interface Mutation {
 
 class SimulatedKill extends Error {}
 
+/** The blobs of the vault as built: a delta not among them was written by a prune's repack (named at random). */
+let built: Set<string>;
+
 /** A mutation as two runs can compare it: repack's new packs and deltas and the marks are named at random. */
 function named(m: Mutation): string {
+  if (m.step === 'deltas' && !built.has(m.blob)) return `${m.run} deltas (a repack's)`;
   return ['repack', 'mark', 'marks'].includes(m.step) ? `${m.run} ${m.step}` : `${m.run} ${m.step} ${m.blob}`;
 }
 
@@ -78,6 +82,7 @@ beforeAll(async () => {
   // Kept I3 references pages 12–15 of F's pack (4 of 16 live) and 8–11 of I1's (4 of 12): both repacked.
   clocks = [t0 + 10 * DAY, t0 + 10 * DAY + DEFAULT_DELETE_AFTER_MS + DAY, t0 + 10 * DAY + 2 * (DEFAULT_DELETE_AFTER_MS + DAY)];
 
+  built = new Set((await inventory(container(SEED))).map((b) => b.name));
   const copy = await cloneVault(env, SEED, 'crashref');
   const run = await pruneRuns(copy, 0);
   expect(run.killedIn).toBeUndefined();
@@ -115,20 +120,27 @@ async function pruneRuns(vault: StorageLocation, from: number, killAt?: number, 
 test('the uninterrupted prune: the first run deletes the grace-ended manifests, repacks and marks; the second sweeps what both saw unreferenced; the third drops the first mark', async () => {
   const { mutations, reports, end } = reference;
   const steps = (run: number) => new Set(mutations.filter((m) => m.run === run).map((m) => m.step));
-  // Run 1: the two manifests (and their tombstones), a repack, its mark; nothing of data is deleted yet.
-  expect(steps(0)).toEqual(new Set<PruneStep>(['manifests', 'repack', 'mark']));
+  // Run 1: the two manifests (and their tombstones), a repack, its mark, then the index compacted (#15: generation 1
+  // covers every delta); nothing of data is deleted yet.
+  expect(steps(0)).toEqual(new Set<PruneStep>(['manifests', 'repack', 'mark', 'index']));
+  expect(reports[0].index).toMatchObject({ gen: 1, deltasCovered: 6 }); // F, I1, I2, I3, the abandoned batch's, the repack's
   expect(reports[0].deleted).toMatchObject({ tables: 0, packs: 0, deltas: 0, stagingBlobs: 0 });
   expect(reports[0].deleted.manifests).toHaveLength(2);
   expect(reports[0].repacked.packs).toBe(2); // F's and I1's packs: mostly unused
-  // Run 2, D later: F's and I1's tables; F's, I1's and the abandoned backup's packs with their deltas; all staging.
+  // Run 2, D later: F's and I1's tables; F's, I1's and the abandoned backup's packs, their deltas (covered: deleted as
+  // the first run's candidates, not with their packs); all staging. The other deltas are covered: marked now.
   expect(steps(1)).toEqual(new Set<PruneStep>(['tables', 'packs', 'deltas', 'staging', 'mark']));
   expect(reports[1].deleted).toMatchObject({ manifests: [], tables: 2, packs: 3, deltas: 3 });
+  expect(reports[1].index).toBeNull();
   expect(reports[1].pending).toMatchObject({ packs: 0, tables: 0, staging: 0 });
   // Left: the two kept manifests, I2's tombstone, their two tables, I2's and I3's packs and the repack's, no staging.
-  // Run 3, D later again: nothing left to sweep; its mark makes the second one at least D old, so the first goes.
-  expect(steps(2)).toEqual(new Set<PruneStep>(['mark', 'marks']));
-  expect(reports[2].deleted).toMatchObject({ manifests: [], tables: 0, packs: 0, deltas: 0, stagingBlobs: 0, marks: 1 });
-  expect(countByKind(end)).toMatchObject({ manifests: 2, forgotten: 1, tables: 2, packs: 3, deltas: 3, marks: 2 });
+  // Run 3, D later again: the deltas generation 1 covers go (the second run marked them); its mark makes the second one
+  // at least D old, so the first goes.
+  expect(steps(2)).toEqual(new Set<PruneStep>(['deltas', 'mark', 'marks']));
+  expect(reports[2].deleted).toMatchObject({ manifests: [], tables: 0, packs: 0, deltas: 3, stagingBlobs: 0, marks: 1 }); // I2's, I3's, the repack's
+  expect(countByKind(end)).toMatchObject({ manifests: 2, forgotten: 1, tables: 2, packs: 3, marks: 2 });
+  expect(countByKind(end).deltas).toBeUndefined(); // the index is generation 1 alone
+  expect(countByKind(end).generations).toBeGreaterThan(2); // shards, filter, covers
   expect(countByKind(end).staging).toBeUndefined();
   await expectIntact(env, { url: env.az.sasUrl('vault', 'crashref') }, kept, kept, 'after the uninterrupted prune');
   // The forgotten backups are gone for good.
@@ -209,9 +221,9 @@ test('a prune process killed with SIGKILL mid-sweep: the kept backups stay intac
 test('killed between a repack pack\'s commit and its delta (made by hand: no hook there): kept backups intact, the rerun ends the same', async () => {
   const name = 'crashdelta';
   const vault = await cloneVault(env, SEED, name);
-  const run1 = reference.mutations.filter((m) => m.run === 0).length;
-  expect(reference.mutations[run1 - 1].step).toBe('mark');
-  const killed = await pruneRuns(vault, 0, run1); // the repack done, its mark not written
+  const markAt = reference.mutations.findIndex((m) => m.run === 0 && m.step === 'mark') + 1;
+  expect(reference.mutations.slice(markAt).filter((m) => m.run === 0).map((m) => m.step)).toEqual(['index']); // then only the compaction
+  const killed = await pruneRuns(vault, 0, markAt); // the repack done, its mark not written
   expect(killed.killedIn).toBe(0);
   const seed = new Set((await inventory(container(SEED))).map((b) => b.name));
   const newDeltas = (await inventory(container(name))).filter((b) => b.kind === 'deltas' && !seed.has(b.name));

@@ -84,9 +84,9 @@ async function packOfDeltas(blobs: InventoryBlob[]): Promise<Map<string, string>
   return out;
 }
 
-/** The blobs the kept backups need (marker, key slot, their manifests, tables, packs and those packs' deltas), computed from the kept manifests alone. */
+/** The blobs the kept backups need (marker, key slot, the index generation, their manifests, tables, packs and those packs' deltas), computed from the kept manifests alone. */
 async function keptSet(blobs: InventoryBlob[], kept: (typeof g)[number][]): Promise<Set<string>> {
-  const keep = new Set(blobs.filter((b) => b.kind === 'marker' || b.kind === 'keys').map((b) => b.name));
+  const keep = new Set(blobs.filter((b) => b.kind === 'marker' || b.kind === 'keys' || b.kind === 'generations').map((b) => b.name));
   for (const b of kept) for (const name of [b.manifest, ...b.tables, ...b.packs]) keep.add(name);
   for (const [delta, pack] of await packOfDeltas(blobs)) if (keep.has(pack)) keep.add(delta);
   return keep;
@@ -115,10 +115,14 @@ describe('a disk of four generations, g0 and g2 forgotten', () => {
     report1 = await pruneVault({ vault, userKey: env.userKey, clock: t1 });
     expect(report1.blocked).toBeUndefined();
     expect(report1.dryRun).toBe(false);
-    expect(report1.deleted).toEqual({ manifests: [g[0].manifest, g[2].manifest].sort(), tables: 0, packs: 0, deltas: 0, stagingBlobs: 0, marks: 0 });
+    expect(report1.deleted).toEqual({ manifests: [g[0].manifest, g[2].manifest].sort(), tables: 0, packs: 0, deltas: 0, stagingBlobs: 0, marks: 0, generations: 0 });
     expect(report1.bytesReclaimed).toBe(bytesOf(before, [g[0].manifest, g[2].manifest, ...tombstones]));
     const after = await inventory(container);
-    expect(named(after)).toEqual([...named(before).filter((n) => ![g[0].manifest, g[2].manifest, ...tombstones].includes(n)), report1.mark!].sort());
+    // …and, its last step, compacts the index: generation 1 covers every delta (#15).
+    expect(report1.index).toMatchObject({ gen: 1, deltasCovered: before.filter((b) => b.kind === 'deltas').length });
+    const generation = named(after.filter((b) => b.kind === 'generations'));
+    expect(generation).toContain('index/c/00000001/covers.pwe');
+    expect(named(after)).toEqual([...named(before).filter((n) => ![g[0].manifest, g[2].manifest, ...tombstones].includes(n)), report1.mark!, ...generation].sort());
     // The mark: g0's pack and delta, g0's and g2's tables, the staging of all four (each is complete).
     const marks = await readMarks(Vault.open(vault), await keyringOf());
     expect(marks.map((m) => m.name)).toEqual([report1.mark]);
@@ -128,6 +132,7 @@ describe('a disk of four generations, g0 and g2 forgotten', () => {
       tables: [g[0], g[2]].map((b) => b.tables[0].slice(7, 39)).sort(),
       deltas: deltaOfA,
       staging: g.map((b) => b.nameTag).sort(),
+      generations: [],
     });
     expect(marks[0].markedAtMs).toBe(t1());
     expect(report1.pending).toMatchObject({ packs: 1, tables: 2, staging: 4, eligibleAt: new Date(t1() + D).toISOString() });
@@ -142,12 +147,16 @@ describe('a disk of four generations, g0 and g2 forgotten', () => {
     expect(dry.dryRun).toBe(true);
     expect(dry.mark).toBeUndefined();
     expect(dry.bytesReclaimed).toBe(0);
+    const deltaOfA = [...(await packOfDeltas(before))].filter(([, pack]) => pack === g[0].packs[0]).map(([delta]) => delta);
     expect(dry.wouldDelete).toEqual({
       manifests: [],
       tables: [g[0], g[2]].map((b) => b.tables[0].slice(7, 39)).sort(),
       packs: [g[0].packs[0].slice(9, 41)],
       staging: g.map((b) => b.nameTag).sort(),
+      deltas: deltaOfA, // covered by generation 1 now, and the first mark's candidate
+      generations: [],
     });
+    expect(dry.index).toBeNull();
   });
 
   test('locked blobs are reported and skipped, the sweep goes on; a rerun without the lock finishes, reclaiming exactly the unreferenced bytes', async () => {
@@ -179,14 +188,15 @@ describe('a disk of four generations, g0 and g2 forgotten', () => {
     expect(proxy.stats.replied).toBe(2);
     expect(report2.locked).toEqual(locked.map((name) => ({ name, lock: 'policy' })));
     const stagingBlobs = before.filter((b) => b.kind === 'staging').length;
-    expect(report2.deleted).toEqual({ manifests: [], tables: 1, packs: 0, deltas: 0, stagingBlobs, marks: 0 });
+    // g0's delta goes though its pack is locked: it is covered by generation 1, which holds its entries (§26.7).
+    expect(report2.deleted).toEqual({ manifests: [], tables: 1, packs: 0, deltas: 1, stagingBlobs, marks: 0, generations: 0 });
     const middle = named(await inventory(container));
     for (const name of locked) expect(middle).toContain(name);
     expect(middle.filter((n) => n.startsWith('staging/'))).toEqual([]);
 
     const report3 = await pruneVault({ vault, userKey: env.userKey, clock: () => t2() + HOUR });
     expect(report3.locked).toEqual([]);
-    expect(report3.deleted).toEqual({ manifests: [], tables: 1, packs: 1, deltas: 1, stagingBlobs: 0, marks: 0 });
+    expect(report3.deleted).toEqual({ manifests: [], tables: 1, packs: 1, deltas: 0, stagingBlobs: 0, marks: 0, generations: 0 });
     const after = await inventory(container);
     expect(named(after).filter((n) => !n.startsWith('gc/marks/'))).toEqual([...keep].sort());
     expect(report2.bytesReclaimed + report3.bytesReclaimed).toBe(bytesOf(before, unreferenced));
@@ -237,10 +247,17 @@ describe('a disk of four generations, g0 and g2 forgotten', () => {
     expect(rB.deleted.marks).toBe(3);
 
     await manifest.uploadData(original);
+    const beforeC = await inventory(container);
+    const deltasOfG3 = [...(await packOfDeltas(beforeC))].filter(([, pack]) => g3Own.includes(pack)).map(([delta]) => delta);
+    expect(deltasOfG3).toHaveLength(g3Own.length);
     const rC = await pruneVault({ vault, userKey: env.userKey, clock: () => tB + HOUR });
     expect(rC.blocked).toBeUndefined();
-    expect(rC.deleted).toMatchObject({ tables: 1, packs: g3Own.length, deltas: g3Own.length });
+    // g3's own pack and its delta; and the deltas generation 1 covers that runs ≥ D before marked (#15).
+    expect(rC.deleted).toMatchObject({ tables: 1, packs: g3Own.length });
     const left = named(await inventory(container));
+    for (const name of deltasOfG3) expect(left).not.toContain(name);
+    expect(rC.deleted.deltas).toBe(named(beforeC).filter((n) => n.startsWith('index/d/')).length - left.filter((n) => n.startsWith('index/d/')).length);
+    expect(rC.deleted.deltas).toBeGreaterThan(g3Own.length);
     for (const name of [...g3Own, ...g[3].tables]) expect(left).not.toContain(name);
     await expectKeptIntact([g[1], g[4]]);
   });
@@ -275,11 +292,13 @@ describe('a version-1 backup in an upgraded vault', () => {
     const report = await pruneVault({ vault: location, userKey: env.userKey, clock: () => forgottenAt + HOUR, beforeMutation: (step, name) => void mutations.push(`${step} ${name}`) });
     expect(mutations[0]).toBe(`manifests ${manifest}`);
     expect(mutations.slice(1, prefix.length).sort()).toEqual(prefix.filter((n) => n !== manifest).map((n) => `manifests ${n}`).sort());
-    expect(mutations.slice(prefix.length)).toEqual([`manifests ${tombstone[0]}`, `mark ${report.mark}`]);
+    expect(mutations.slice(prefix.length)).toEqual([`manifests ${tombstone[0]}`, `mark ${report.mark}`, 'index index/c/']);
     expect(report.deleted.manifests).toEqual([manifest]);
     expect(report.problems).toContainEqual(expect.stringMatching(new RegExp(`^the mark ${forged} is ignored: .*(not a Pagewise|fails authentication)`)));
     expect(report.bytesReclaimed).toBe(bytesOf(before, [...prefix, ...tombstone]));
-    expect(named(await inventory(v1Container))).toEqual([...named(before).filter((n) => !prefix.includes(n) && !tombstone.includes(n)), report.mark].sort());
+    const after = await inventory(v1Container);
+    expect(named(after)).toEqual([...named(before).filter((n) => !prefix.includes(n) && !tombstone.includes(n)), report.mark, ...named(after.filter((b) => b.kind === 'generations'))].sort());
+    expect(report.index).toMatchObject({ gen: 1, deltasCovered: 1 }); // the version-2 backup's
     expect(await restoredSha256(env, location, v2.backupId)).toBe(v2.sha256);
   });
 });

@@ -1,7 +1,7 @@
 /**
  * Gather (docs/FORMAT.md §26): reads the vault into the GcSnapshot decide judges, in the protocol's one
- * order — marks, tombstones, manifests, then staging, then tables, packs, index generations, deltas — so anything written
- * meanwhile is seen as newer than the limits, never as unreferenced.
+ * order — marks, tombstones, manifests, then staging, then tables, packs, index generations, deltas — so
+ * anything written meanwhile is seen as newer than the limits, never as unreferenced.
  */
 import { forEachLimited } from '../concurrency';
 import { isPagewiseError, throwIfAborted } from '../errors';
@@ -46,8 +46,6 @@ export interface Gathered {
   manifestBytes: Map<string, number>;
   /** what could not be read or was not Pagewise's, each said once */
   problems: string[];
-  /** the newest complete index generation this run read as the index (its covers), if any (#15) */
-  generation?: Generation;
 }
 
 export interface GatherOptions {
@@ -180,7 +178,6 @@ export async function gather(vault: Vault, keyring: Keyring, o: GatherOptions): 
 
   return {
     snapshot: { nowMs: o.nowMs, manifests, tombstonesWithoutManifest, tables, allTables, packs, deltas, staging, ...(snapshotGeneration ? { generation: snapshotGeneration } : {}), generations },
-    ...(generation ? { generation } : {}),
     marks,
     tombstones,
     v1,

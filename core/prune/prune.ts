@@ -1,7 +1,7 @@
 /**
  * `pagewise prune` (docs/FORMAT.md §26): gather → decide → sweepable → sweep → repack → write this
- * run's mark → delete marks no longer needed → compact the index (#15). A dry run gathers and decides only, and says what a real
- * run would delete now.
+ * run's mark → delete marks no longer needed → compact the index (#15). A dry run gathers and decides
+ * only, and says what a real run would delete now.
  */
 import { randomBytes } from 'node:crypto';
 import { systemClock } from '../clock';

@@ -6,7 +6,7 @@
 import { ContainerClient } from '@azure/storage-blob';
 import type { TestEnv } from './env';
 
-export type BlobKind = 'marker' | 'keys' | 'packs' | 'deltas' | 'tables' | 'staging' | 'manifests' | 'forgotten' | 'marks' | 'other';
+export type BlobKind = 'marker' | 'keys' | 'packs' | 'deltas' | 'generations' | 'tables' | 'staging' | 'manifests' | 'forgotten' | 'marks' | 'other';
 
 export interface InventoryBlob {
   name: string;
@@ -18,7 +18,8 @@ const KINDS: [RegExp, BlobKind][] = [
   [/^pagewise-vault(-v2)?\.json$/, 'marker'],
   [/^keys\//, 'keys'],
   [/^packs\//, 'packs'],
-  [/^index\//, 'deltas'],
+  [/^index\/d\//, 'deltas'],
+  [/^index\/c\//, 'generations'],
   [/^tables\//, 'tables'],
   [/^staging\//, 'staging'],
   [/^manifests\//, 'manifests'],
@@ -40,13 +41,14 @@ export async function inventory(container: ContainerClient): Promise<InventoryBl
 /**
  * The vault's state as the tests compare it: blobs whose names are fixed by content or backup (manifests,
  * tables, tombstones, staging, keys, marker) by name and size; packs and index deltas (named at random by
- * their writer) as sorted sizes; marks left out (each run writes one, so a killed and rerun prune leaves
- * one more — they are checked on their own).
+ * their writer) as sorted sizes; index generations by name only (their covers lists the deltas a killed and
+ * redone repack left, one more name); marks left out (each run writes one, so a killed and rerun prune
+ * leaves one more — they are checked on their own).
  */
-export function comparable(blobs: InventoryBlob[]): { named: string[]; packs: number[]; deltas: number[] } {
-  const named = blobs.filter((b) => !['packs', 'deltas', 'marks'].includes(b.kind)).map((b) => `${b.name} ${b.bytes}`);
+export function comparable(blobs: InventoryBlob[]): { named: string[]; packs: number[]; deltas: number[]; generations: string[] } {
+  const named = blobs.filter((b) => !['packs', 'deltas', 'generations', 'marks'].includes(b.kind)).map((b) => `${b.name} ${b.bytes}`);
   const sizes = (kind: BlobKind) => blobs.filter((b) => b.kind === kind).map((b) => b.bytes).sort((x, y) => x - y);
-  return { named, packs: sizes('packs'), deltas: sizes('deltas') };
+  return { named, packs: sizes('packs'), deltas: sizes('deltas'), generations: blobs.filter((b) => b.kind === 'generations').map((b) => b.name) };
 }
 
 export function countByKind(blobs: InventoryBlob[]): Partial<Record<BlobKind, number>> {
