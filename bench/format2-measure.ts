@@ -3,8 +3,11 @@
  * disk and across two generations of it, and the codecs (stored, lz4, zstd 1 and 3) — size and speed on
  * this machine — over the bench disks generated in memory. Prints markdown and writes it to a file.
  *
- *   npm run bench:format2 -- [--disks=a,b,c,vm] [--size=256] [--vm-size=1024] [--sparse-size=4096]
- *                            [--change=3] [--shifts=50] [--out=bench/results/format2-<date>.md]   (sizes in MiB)
+ *   npm run bench:format2 -- [--disks=a,b,c,vm,fs] [--size=256] [--vm-size=1024] [--sparse-size=4096] [--fs-size=1024]
+ *                            [--change=3] [--shifts=50] [--schemes=all|chunk-sets] [--codecs=stored,lz4,zstd-1,zstd-3]
+ *                            [--passes=3] [--out=bench/results/format2-<date>.md]   (sizes in MiB)
+ * Disk fs is a real ext4 image of files from this machine (bench/lib/fs-disk.ts). `--schemes=chunk-sets`
+ * measures the FastCDC sizes of #15 (32K/128K/512K, 64K/256K/1M, 128K/512K/2M) against 4 MiB pages.
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -19,6 +22,7 @@ import { DiskRegion, regionBytes, sampleVmLayout } from '../testkit/sample-disk'
 import { prng } from '../testkit/prng';
 import { fullMixed, fullRandom, sparseScattered } from './lib/disks';
 import { FastCdc } from './lib/fastcdc';
+import { makeFsImage, makeFsTree } from './lib/fs-disk';
 
 const KiB = 1024;
 const FRAME = 4 * MiB; // the largest page measured; every scheme cuts inside one frame at a time
@@ -29,6 +33,10 @@ const FRAME = 4 * MiB; // the largest page measured; every scheme cuts inside on
 interface Options {
   disks: string[];
   sizeMiB: number;
+  fsSizeMiB: number;
+  passes: number;
+  schemes: 'all' | 'chunk-sets';
+  codecs: string[];
   vmSizeMiB: number;
   sparseSizeMiB: number;
   changePercent: number;
@@ -50,6 +58,10 @@ function parseOptions(argv: string[]): Options {
   const options: Options = {
     disks: (get('disks') ?? 'a,b,c,vm').split(',').filter(Boolean),
     sizeMiB: num('size', 256),
+    fsSizeMiB: num('fs-size', 1024),
+    passes: Math.round(num('passes', 3)),
+    schemes: get('schemes') === 'chunk-sets' ? 'chunk-sets' : 'all',
+    codecs: (get('codecs') ?? 'stored,lz4,zstd-1,zstd-3').split(',').filter(Boolean),
     vmSizeMiB: num('vm-size', 1024),
     sparseSizeMiB: num('sparse-size', 4096),
     changePercent: num('change', 3),
@@ -60,7 +72,9 @@ function parseOptions(argv: string[]): Options {
   for (const size of [options.sizeMiB, options.vmSizeMiB, options.sparseSizeMiB]) {
     if (size % 4 !== 0) throw new Error(`disk sizes must be multiples of 4 MiB, not ${size}`);
   }
-  for (const d of options.disks) if (!['a', 'b', 'c', 'vm'].includes(d)) throw new Error(`unknown disk ${d} (a, b, c, vm)`);
+  for (const d of options.disks) if (!['a', 'b', 'c', 'vm', 'fs'].includes(d)) throw new Error(`unknown disk ${d} (a, b, c, vm, fs)`);
+  if (!options.codecs.includes(BASELINE.codec)) throw new Error(`--codecs must include the baseline ${BASELINE.codec}`);
+  for (const c of options.codecs) if (!ALL_CODECS.some((x) => x.name === c)) throw new Error(`unknown codec ${c} (${ALL_CODECS.map((x) => x.name).join(', ')})`);
   return options;
 }
 
@@ -96,9 +110,38 @@ function materialize(key: string, label: string, diskBytes: number, regions: Dis
   return { key, label, diskBytes, frames };
 }
 
-function benchDisk(key: string, o: Options): Disk {
+/** The fs disk: the ext4 image read in 4 MiB frames; all-zero frames are holes (never read). */
+async function fsDisk(o: Options): Promise<Disk> {
+  const work = await fs.mkdtemp(path.join(os.tmpdir(), 'pagewise-format2-fs-'));
+  try {
+    const size = o.fsSizeMiB * MiB;
+    const facts = await makeFsTree(path.join(work, 'tree'), size);
+    const image = path.join(work, 'fs.img');
+    await makeFsImage(path.join(work, 'tree'), image, size);
+    await fs.rm(path.join(work, 'tree'), { recursive: true, force: true });
+    const frames = new Map<number, Buffer>();
+    const fh = await fs.open(image, 'r');
+    try {
+      for (let f = 0; f * FRAME < size; f++) {
+        const frame = Buffer.alloc(Math.min(FRAME, size - f * FRAME));
+        await fh.read(frame, 0, frame.length, f * FRAME);
+        if (!isZero(frame)) frames.set(f, frame);
+      }
+    } finally {
+      await fh.close();
+    }
+    const label = `fs: ${o.fsSizeMiB} MiB ext4 of real files (${(facts.packageBytes / MiB).toFixed(0)} MiB packages, the node_modules part twice, ${(facts.logBytes / MiB).toFixed(0)} MiB logs, ${(facts.archiveBytes / MiB).toFixed(0)} MiB tar.gz; ${facts.files} files)`;
+    return { key: 'fs', label, diskBytes: size, frames };
+  } finally {
+    await fs.rm(work, { recursive: true, force: true });
+  }
+}
+
+async function benchDisk(key: string, o: Options): Promise<Disk> {
   const size = o.sizeMiB * MiB;
   switch (key) {
+    case 'fs':
+      return fsDisk(o);
     case 'a':
       return materialize('a', `a: ${o.sizeMiB} MiB, all random`, size, fullRandom(size));
     case 'b':
@@ -179,12 +222,22 @@ function cdc(chunker: FastCdc): (frame: Buffer) => Buffer[] {
   };
 }
 
-const SCHEMES: Scheme[] = [
+const cdcIn4M = (min: number, avg: number, max: number): Scheme => ({
+  name: `CDC ${min / KiB}K/${avg >= MiB ? `${avg / MiB}M` : `${avg / KiB}K`}/${max >= MiB ? `${max / MiB}M` : `${max / KiB}K`} in 4 MiB pages`,
+  cut: cdc(new FastCdc({ minSize: min, avgSize: avg, maxSize: max })),
+});
+
+const ALL_SCHEMES: Scheme[] = [
   { name: 'page 4 MiB', cut: fixed(4 * MiB) },
   { name: 'page 1 MiB', cut: fixed(1 * MiB) },
-  { name: 'CDC 256K/1M/4M in 4 MiB pages', cut: cdc(new FastCdc({ minSize: 256 * KiB, avgSize: 1 * MiB, maxSize: 4 * MiB })) },
-  { name: 'CDC 64K/256K/1M in 4 MiB pages', cut: cdc(new FastCdc({ minSize: 64 * KiB, avgSize: 256 * KiB, maxSize: 1 * MiB })) },
+  cdcIn4M(256 * KiB, 1 * MiB, 4 * MiB),
+  cdcIn4M(64 * KiB, 256 * KiB, 1 * MiB),
 ];
+
+/** #15's chunk-size choice: three FastCDC sets, against whole 4 MiB pages (the baseline). */
+const CHUNK_SETS: Scheme[] = [{ name: 'page 4 MiB', cut: fixed(4 * MiB) }, cdcIn4M(32 * KiB, 128 * KiB, 512 * KiB), cdcIn4M(64 * KiB, 256 * KiB, 1 * MiB), cdcIn4M(128 * KiB, 512 * KiB, 2 * MiB)];
+
+let SCHEMES: Scheme[] = ALL_SCHEMES;
 
 interface Codec {
   name: string;
@@ -192,12 +245,13 @@ interface Codec {
   decompress(packed: Uint8Array, plainLength: number): Uint8Array;
 }
 
-const CODECS: Codec[] = [
+const ALL_CODECS: Codec[] = [
   { name: 'stored', compress: (p) => p, decompress: (p) => p },
   { name: 'lz4', compress: (p) => compressSync(p), decompress: (p) => uncompressSync(Buffer.from(p.buffer, p.byteOffset, p.byteLength)) },
   { name: 'zstd-1', compress: (p) => zstdCompress(p, 1), decompress: (p) => zstdDecompress(p) },
   { name: 'zstd-3', compress: (p) => zstdCompress(p, 3), decompress: (p) => zstdDecompress(p) },
 ];
+let CODECS: Codec[] = ALL_CODECS;
 const BASELINE = { scheme: 'page 4 MiB', codec: 'lz4' };
 
 const ZERO = Buffer.alloc(FRAME);
@@ -297,8 +351,8 @@ function measureScheme(scheme: Scheme, disk: Disk, next: Generation): SchemeResu
   };
 }
 
-/** Timed passes per codec; the fastest is reported (the machine is shared, so a slow pass is noise). */
-const PASSES = 3;
+/** Timed passes per codec; the fastest is reported (the machine is shared, so a slow pass is noise). `--passes=` sets it. */
+let PASSES = 3;
 
 function measureCodec(codec: Codec, chunks: Buffer[], fresh: Buffer[]): CodecResult {
   // Warm up first (WebAssembly memory growth, lazy native init) so the first chunk is not timed cold.
@@ -421,6 +475,9 @@ async function installedVersion(name: string): Promise<string> {
 
 async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
+  SCHEMES = o.schemes === 'chunk-sets' ? CHUNK_SETS : ALL_SCHEMES;
+  PASSES = o.passes;
+  CODECS = ALL_CODECS.filter((c) => o.codecs.includes(c.name));
   await zstdInit();
   const started = new Date();
   // Read now: the tree may change while the run goes on.
@@ -428,7 +485,7 @@ async function main(): Promise<void> {
   const results: DiskResult[] = [];
   for (const key of o.disks) {
     process.stderr.write(`disk ${key}: generating\n`);
-    const disk = benchDisk(key, o);
+    const disk = await benchDisk(key, o);
     results.push(measureDisk(disk, o));
   }
   const zstdVersion = await installedVersion('@bokuweb/zstd-wasm');

@@ -4,13 +4,17 @@
  *   a) fully allocated, incompressible          1 GiB   (--quick: 256 MiB)
  *   b) fully allocated, realistic mix            1 GiB   (--quick: 256 MiB)
  *   c) 64 GiB logical, ~2% allocated, scattered          (--quick: 8 GiB)
+ *   f) fs: a real ext4 image of files from this machine 1 GiB (--quick: 256 MiB; bench/lib/fs-disk.ts)
+ *   g) clones: two disks cloned from the fs image, each changed a little, backed up into one vault
  *   i) incremental: a fully allocated disk (1 GiB; --quick: 256 MiB) backed up, 2 % of it overwritten,
  *      backed up again (incremental), against restic's second backup of the same two images
+ * Stored bytes are compared with restic (its defaults: zstd auto) and borg (its defaults: lz4, buzhash
+ * ~2 MiB chunks; and --compression zstd,3) backing up the same local images.
  * or, with BENCH_SOURCE_URL / BENCH_VAULT_URL, against real storage accounts (nothing is created).
  * See bench/README.md for the columns. Results go to bench/results/ (JSON + Markdown).
  *
  * Options: --quick, --only=a,b,c, --profile (V8 CPU profiles of a backup and of Azurite),
- *          --no-restic, --no-raw-sweep (one raw trial: 4 × 16 MiB), --incremental-only, --no-incremental,
+ *          --no-restic, --no-borg, --no-raw-sweep (one raw trial: 4 × 16 MiB), --incremental-only, --no-incremental,
  *          --incremental-page-size=<bytes> (default 64 KiB).
  */
 import { randomBytes } from 'node:crypto';
@@ -30,6 +34,9 @@ import { buildWorker } from './lib/build';
 import { machine, revision } from './lib/run-facts';
 import { ChildRun, findAzuritePid, processCpuSeconds, runWorker } from './lib/child';
 import { ensureRestic, resticBackup, ResticResult } from './lib/restic';
+import { borgBackup, BorgMode, BorgResult, ensureBorg } from './lib/borg';
+import { makeFsImage, makeFsTree, writeImageDisk } from './lib/fs-disk';
+import { benchClones, ClonesResult } from './lib/clones';
 import { summarizeProfile, ProfileSummary } from './lib/cpuprofile';
 import type { WorkerInput } from './worker';
 import { benchIncremental, IncrementalResult } from './lib/incremental';
@@ -65,11 +72,13 @@ export interface DiskResult {
   raw: { trials: RawTrial[]; best: RawTrial; clientCpuSeconds: number; azuriteCpuSeconds?: number };
   copy: { trials: RawTrial[]; best: RawTrial };
   naive?: NaiveResult;
-  backup: ChildRun & { result: BackupResultShape; backupId?: string; runs?: Array<{ durationMs: number; peakRssBytes: number }> };
+  backup: ChildRun & { result: BackupResultShape; backupId?: string; runs?: Array<{ durationMs: number; peakRssBytes: number; bytesStored: number }> };
   restore?: ChildRun & { restoredOk?: boolean };
   verify?: ChildRun;
   restic?: ResticResult;
   resticNote?: string;
+  borg?: Partial<Record<BorgMode, BorgResult>>;
+  borgNote?: string;
   profiles?: ProfileSummary[];
   /** the engine's download shape for this cache: runs in flight × pages per run */
   shape: { runPages: number; runsInFlight: number };
@@ -87,6 +96,7 @@ async function main(): Promise<void> {
   const realSource = process.env.BENCH_SOURCE_URL;
   const work = mkdtempSync(path.join(os.tmpdir(), 'pagewise-bench-'));
   log(`Pagewise bench — ${realSource ? 'real storage' : QUICK ? 'Azurite, quick' : 'Azurite, full'}; ${os.cpus().length} cores, ${formatBytes(os.totalmem())} RAM, node ${process.version}`);
+  revision(); // read now, as the build is made: the tree may change while the bench runs
   const buildDir = buildWorker();
   let azurite: AzuriteInstance | undefined;
   // Ctrl-C or SIGTERM: the work dir holds disk images and Azurite's data; it goes, and Azurite stops.
@@ -105,6 +115,8 @@ async function main(): Promise<void> {
   // The machine may be shared: its load says how far the absolute times are to be trusted (the ratios compare runs under the same load).
   const loadAtStart = os.loadavg()[0];
   let incremental: IncrementalResult | undefined;
+  let clones: ClonesResult | undefined;
+  let fsImage: string | undefined;
   const notes: string[] = [];
   const profDir = path.join(RESULTS, `profile-${stamp()}`);
   try {
@@ -143,6 +155,29 @@ async function main(): Promise<void> {
       ].filter((s) => !INCREMENTAL_ONLY && (!only || only.includes(s.key)));
       const disks = azurite.accounts.src.service.getContainerClient('disks');
       await disks.create();
+      const wants = (key: string) => !INCREMENTAL_ONLY && (!only || only.includes(key));
+      if (wants('f') || wants('g')) {
+        const fsBytes = QUICK ? 256 * MiB : 1 * GiB;
+        const t = performance.now();
+        fsImage = path.join(work, 'f.img');
+        const facts = await makeFsTree(path.join(work, 'f-tree'), fsBytes);
+        await makeFsImage(path.join(work, 'f-tree'), fsImage, fsBytes);
+        rmSync(path.join(work, 'f-tree'), { recursive: true, force: true });
+        const label = `${formatBytes(fsBytes)} ext4 of real files`;
+        log(`disk f (${label}): ${facts.files} files, ${formatBytes(facts.bytes)} (packages ${formatBytes(facts.packageBytes)}, duplicate ${formatBytes(facts.duplicateBytes)}, logs ${formatBytes(facts.logBytes)}, tar.gz ${formatBytes(facts.archiveBytes)}) in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+        if (wants('f')) {
+          const written = await writeImageDisk(disks.getPageBlobClient('f.vhd'), 'f', label, fsImage);
+          await azurite.accounts.vault.service.getContainerClient('vault-f').create();
+          targets.push({
+            key: 'f',
+            label,
+            source: { url: azurite.sasUrl('src', 'disks', 'f.vhd', { permissions: 'r' }) },
+            vault: { url: azurite.sasUrl('vault', 'vault-f') },
+            written,
+            cacheBytes: Number(process.env.BENCH_CACHE_BYTES ?? small / 16),
+          });
+        }
+      }
       for (const spec of specs) {
         const t = performance.now();
         const written = await writeBenchDisk(disks.getPageBlobClient(`${spec.key}.vhd`), spec, path.join(work, `${spec.key}.img`));
@@ -163,9 +198,11 @@ async function main(): Promise<void> {
     const azuritePid = azurite ? findAzuritePid() : undefined;
     const resticSetup = realSource || flag('no-restic') ? { note: realSource ? 'restic needs a local image; skipped against real storage' : 'skipped (--no-restic)' } : ensureRestic(log);
     if (resticSetup.note) notes.push(`restic: ${resticSetup.note}`);
+    const borgSetup = realSource || flag('no-borg') ? { note: realSource ? 'borg needs a local image; skipped against real storage' : 'skipped (--no-borg)' } : ensureBorg(log);
+    if (borgSetup.note) notes.push(`borg: ${borgSetup.note}`);
 
     for (const target of targets) {
-      results.push(await benchDisk(target, { buildDir, azuritePid, work, restic: resticSetup.restic, resticNote: resticSetup.note, profDir: PROFILE ? profDir : undefined }));
+      results.push(await benchDisk(target, { buildDir, azuritePid, work, restic: resticSetup.restic, resticNote: resticSetup.note, borg: borgSetup.borg, profDir: PROFILE ? profDir : undefined }));
     }
     // The naive backup that stores its output runs after every disk's other measurements: uploading a
     // whole disk into Azurite slowed the Pagewise backups measured after it by a third on disk a (21 s
@@ -197,6 +234,18 @@ async function main(): Promise<void> {
         log,
       });
     }
+    if (azurite && fsImage && !INCREMENTAL_ONLY && (!only || only.includes('g'))) {
+      clones = await benchClones(azurite, {
+        baseImage: fsImage,
+        work,
+        cacheBytes: Number(process.env.BENCH_CACHE_BYTES ?? (QUICK ? 16 * MiB : 64 * MiB)),
+        buildDir,
+        azuritePid: findAzuritePid(),
+        restic: resticSetup.restic,
+        borg: borgSetup.borg,
+        log,
+      });
+    }
   } finally {
     await azurite?.stop();
     rmSync(work, { recursive: true, force: true });
@@ -211,18 +260,18 @@ async function main(): Promise<void> {
     }
   }
   notes.push(`load average (1 min): ${loadAtStart.toFixed(1)} at the start, ${os.loadavg()[0].toFixed(1)} at the end, on ${os.cpus().length} cores`);
-  const report = render(results, incremental, notes, Date.now() - started);
+  const report = render(results, incremental, clones, notes, Date.now() - started);
   process.stdout.write(`\n${report.text}\n`);
   const experiment = process.env.BENCH_EXPERIMENT;
   const base = path.join(RESULTS, `bench-${realSource ? 'real' : QUICK ? 'quick' : 'full'}${INCREMENTAL_ONLY ? '-incremental' : ''}${experiment ? `-${experiment}` : ''}-${stamp()}`);
-  writeFileSync(`${base}.json`, JSON.stringify({ mode: realSource ? 'real' : QUICK ? 'quick' : 'full', machine: machine(), revision: revision(), date: new Date().toISOString(), experiment, notes, results, incremental }, null, 2));
+  writeFileSync(`${base}.json`, JSON.stringify({ mode: realSource ? 'real' : QUICK ? 'quick' : 'full', machine: machine(), revision: revision(), date: new Date().toISOString(), experiment, notes, results, incremental, clones }, null, 2));
   writeFileSync(`${base}.md`, report.markdown);
   log(`wrote ${path.relative(process.cwd(), base)}.json and .md`);
 }
 
 async function benchDisk(
   target: Target,
-  env: { buildDir: string; azuritePid?: number; work: string; restic?: string; resticNote?: string; profDir?: string },
+  env: { buildDir: string; azuritePid?: number; work: string; restic?: string; resticNote?: string; borg?: string; profDir?: string },
 ): Promise<DiskResult> {
   const { buildDir, azuritePid, work } = env;
   const disk = await SourceDisk.open(target.source);
@@ -280,7 +329,7 @@ async function benchDisk(
     log(`  pagewise backup${REPEAT > 1 ? ` ${k + 1}/${REPEAT}` : ''}: ${(r.durationMs / 1000).toFixed(1)} s, ${mibps(r.allocatedBytes, r.durationMs).toFixed(0)} MiB/s of allocated, ${mibps(r.diskBytes, r.durationMs).toFixed(0)} MiB/s logical; peak RSS ${formatBytes(run.peakRssBytes)}; scratch high-water ${formatBytes(r.cacheHighWaterBytes)} of ${formatBytes(r.cacheCapacityBytes)}`);
   }
   const backup = [...runs].sort((x, y) => x.result.durationMs - y.result.durationMs)[Math.floor((runs.length - 1) / 2)];
-  backup.runs = runs.map((r) => ({ durationMs: r.result.durationMs, peakRssBytes: r.peakRssBytes }));
+  backup.runs = runs.map((r) => ({ durationMs: r.result.durationMs, peakRssBytes: r.peakRssBytes, bytesStored: r.result.bytesStored }));
   const b = backup.result;
   const backupId = backup.backupId!;
   const common = { vault: target.vault, userKeyHex, backupId };
@@ -303,6 +352,21 @@ async function benchDisk(
       log(`  restic backup of the local image: ${(restic.ms / 1000).toFixed(1)} s`);
     } catch (err) {
       resticNote = `restic failed: ${(err as Error).message.slice(0, 300)}`;
+    }
+  }
+
+  // 4b. borg reference: its defaults, and zstd,3
+  let borg: DiskResult['borg'];
+  let borgNote: string | undefined;
+  if (env.borg && target.written) {
+    borg = {};
+    for (const mode of ['default', 'zstd3'] as const) {
+      try {
+        borg[mode] = await borgBackup(env.borg, target.written.imagePath, mode);
+        log(`  borg create (${mode}) of the local image: ${(borg[mode]!.ms / 1000).toFixed(1)} s, repository ${formatBytes(borg[mode]!.repoBytes ?? 0)}`);
+      } catch (err) {
+        borgNote = `borg failed: ${(err as Error).message.slice(0, 300)}`;
+      }
     }
   }
 
@@ -329,6 +393,8 @@ async function benchDisk(
     verify,
     restic,
     resticNote,
+    borg,
+    borgNote,
     profiles,
     shape: runShape(b.pageSize ?? 4 * MiB, Math.floor(b.cacheCapacityBytes / (b.pageSize ?? 4 * MiB)), 4),
   };
@@ -393,8 +459,72 @@ function renderIncremental(r: IncrementalResult): { text: string; markdown: stri
   return { ...t, notes };
 }
 
-function render(results: DiskResult[], incremental: IncrementalResult | undefined, notes: string[], totalMs: number): { text: string; markdown: string } {
+/** PW stored ÷ another tool's repository bytes, or '-'. */
+const over = (pw: number, other: number | undefined) => (other ? (pw / other).toFixed(2) : '-');
+
+/**
+ * Stored bytes against restic and borg (goal PW÷restic, PW÷borg ≤ 1.0) with the backup speed beside them:
+ * one row per disk (its first backup into an empty vault) and one for the clone case (both clones, one vault).
+ */
+function renderStored(results: DiskResult[], clones: ClonesResult | undefined): { text: string; markdown: string; notes: string[] } {
+  const rows = results.map((r) => {
+    const stored = r.backup.runs?.[0]?.bytesStored ?? r.backup.result.bytesStored;
+    const b = r.backup.result;
+    return [
+      `${r.key}) ${r.label}`,
+      mb(r.allocatedBytes),
+      mb(stored),
+      r.restic?.repoBytes ? mb(r.restic.repoBytes) : '-',
+      r.borg?.default?.repoBytes ? mb(r.borg.default.repoBytes) : '-',
+      r.borg?.zstd3?.repoBytes ? mb(r.borg.zstd3.repoBytes) : '-',
+      over(stored, r.restic?.repoBytes),
+      over(stored, r.borg?.default?.repoBytes),
+      over(stored, r.borg?.zstd3?.repoBytes),
+      f1(b.durationMs / 1000),
+      r.restic ? f1(r.restic.ms / 1000) : '-',
+      r.borg?.default ? f1(r.borg.default.ms / 1000) : '-',
+      (mibps(b.allocatedBytes, b.durationMs) / r.copy.best.mibPerSec).toFixed(2),
+    ];
+  });
+  if (clones) {
+    const stored = clones.backups.reduce((s, b) => s + b.bytesStored, 0);
+    const last = <T extends { repoBytes?: number }>(runs?: T[]) => runs?.[runs.length - 1]?.repoBytes;
+    rows.push([
+      `g) ${clones.label}`,
+      mb(clones.backups.reduce((s, b) => s + b.allocatedBytes, 0)),
+      `${mb(stored)} (${clones.backups.map((b) => mb(b.bytesStored)).join(' + ')})`,
+      last(clones.restic) ? mb(last(clones.restic)!) : '-',
+      last(clones.borg?.default) ? mb(last(clones.borg?.default)!) : '-',
+      last(clones.borg?.zstd3) ? mb(last(clones.borg?.zstd3)!) : '-',
+      over(stored, last(clones.restic)),
+      over(stored, last(clones.borg?.default)),
+      over(stored, last(clones.borg?.zstd3)),
+      clones.backups.map((b) => f1(b.durationMs / 1000)).join(' + '),
+      clones.restic ? clones.restic.map((x) => f1(x.ms / 1000)).join(' + ') : '-',
+      clones.borg?.default ? clones.borg.default.map((x) => f1(x.ms / 1000)).join(' + ') : '-',
+      '-',
+    ]);
+  }
+  const t = table(['disk', 'allocated', 'PW stored', 'restic repo', 'borg repo (lz4)', 'borg repo (zstd,3)', 'PW÷restic', 'PW÷borg', 'PW÷borg zstd', 'PW s', 'restic s', 'borg s', 'PW÷copy'], rows);
+  const version = (x?: { version: string }) => x?.version;
+  const notes = [
+    'Stored: PW = the bytes the first backup into an empty vault stored in packs (blocks after dedupe and compression); restic/borg = their repository on disk after backing up the same local image (`du -sb`, metadata included). Goal PW÷restic and PW÷borg ≤ 1.0.',
+    `Tools: ${[version(results.find((r) => r.restic)?.restic) ?? version(clones?.restic?.[0]), version(results.find((r) => r.borg?.default)?.borg?.default) ?? version(clones?.borg?.default?.[0]), version(results.find((r) => r.borg?.zstd3)?.borg?.zstd3)].filter(Boolean).join('; ') || 'none installed'}. restic with its defaults (repository v2, compression auto = zstd fastest); borg with its defaults (lz4, buzhash 19,23,21,4095: ~2 MiB chunks), and again with --compression zstd,3.`,
+    ...(clones
+      ? [
+          `g) clones: backups ${clones.backups.map((b) => `${b.kind}${b.reason ? ` (${b.reason})` : ''}: new ${mb(b.bytesNew)}, stored ${mb(b.bytesStored)}${b.bytesReusedFromVault !== undefined ? `, reused from the vault ${mb(b.bytesReusedFromVault)}` : ''}`).join('; ')}; clone 2 restored ${clones.restoredOk ? 'byte-identical' : 'WITH DIFFERENCES'}. restic/borg: both images into one repository (${[clones.restic?.map((x) => mb(x.repoBytes ?? 0)).join(' → '), clones.borg?.default?.map((x) => mb(x.repoBytes ?? 0)).join(' → ')].filter(Boolean).join('; borg ')}).`,
+          ...(clones.resticNote ? [`g) ${clones.resticNote}`] : []),
+          ...(clones.borgNote ? [`g) ${clones.borgNote}`] : []),
+        ]
+      : []),
+    ...results.filter((r) => r.borgNote).map((r) => `borg ${r.key}): ${r.borgNote}`),
+  ];
+  return { ...t, notes };
+}
+
+function render(results: DiskResult[], incremental: IncrementalResult | undefined, clones: ClonesResult | undefined, notes: string[], totalMs: number): { text: string; markdown: string } {
   const incr = incremental ? renderIncremental(incremental) : undefined;
+  const stored = results.length > 0 || clones ? renderStored(results, clones) : undefined;
   if (results.length === 0 && incr) {
     const footer = [...notes, ...incr.notes, `Total bench time ${f1(totalMs / 60000)} min. Pagewise revision ${revision()}.`];
     return {
@@ -517,6 +647,7 @@ function render(results: DiskResult[], incremental: IncrementalResult | undefine
   ];
   const text = [
     'Backup throughput', main.text, '',
+    ...(stored ? ['Stored bytes against restic and borg', stored.text, '', ...stored.notes, ''] : []),
     'Where the backup time goes (average calls in progress = summed call time ÷ wall time)', split.text, '',
     'Raw read and raw copy sweeps (MiB/s; concurrency × range size)', rawTable.text, '',
     'CPU and the other operations', cpuTable.text, '',
@@ -528,6 +659,7 @@ function render(results: DiskResult[], incremental: IncrementalResult | undefine
   const markdown = [
     `# Pagewise bench — ${new Date().toISOString()}`, '', `Machine: ${machine()}`, '', `Pagewise revision: ${revision()}`, '',
     '## Backup throughput', '', main.markdown, '',
+    ...(stored ? ['## Stored bytes against restic and borg', '', stored.markdown, '', ...stored.notes.map((n) => `- ${n}`), ''] : []),
     '## Where the backup time goes (average calls in progress = summed call time ÷ wall time)', '', split.markdown, '',
     '## Raw read and raw copy sweeps (MiB/s; concurrency × range size)', '', rawTable.markdown, '',
     '## CPU and the other operations', '', cpuTable.markdown, '',

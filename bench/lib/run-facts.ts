@@ -6,8 +6,18 @@ import { formatBytes } from '../../core';
 
 const REPO = path.resolve(__dirname, '..', '..');
 
-/** The short commit, and whether core/ differs from it (figures of uncommitted code say so). */
+let measured: string | undefined;
+
+/**
+ * The short commit, and whether core/ differs from it (figures of uncommitted code say so). Read once, at
+ * the first call (the bench calls it when it builds what it measures): the tree may change during a run.
+ */
 export function revision(): string {
+  measured ??= readRevision();
+  return measured;
+}
+
+function readRevision(): string {
   try {
     const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
     const dirty = execFileSync('git', ['status', '--porcelain', '--', 'core'], { cwd: REPO, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
