@@ -226,6 +226,27 @@ describe('packs on Azurite', () => {
   });
 });
 
+describe('packs stage blocks together (§17.1 since #15)', () => {
+  test('blocks are staged in Azure blocks of about stageBytes; every block reads back at its offset; the trailer is the last Azure block', async () => {
+    const writer = new PackWriter(vault, keyring, { stageBytes: 20_000 });
+    const pages = Array.from({ length: 9 }, () => randomBytes(6000));
+    const placed = [];
+    for (const p of pages) placed.push(await writer.add(keyring.contentId(p), await encodeBlock2(p, keyring.contentId(p), keyring)));
+    const { packs } = await writer.finish();
+    expect(packs).toHaveLength(1);
+    // 9 blocks of ~6 KiB: staged 4 + 4 (each past 20,000 bytes) + 1 at the commit, then the trailer.
+    const list = await env.az.accounts.vault.service.getContainerClient('vault').getBlockBlobClient(v2names.pack(packs[0])).getBlockList('committed');
+    expect(list.committedBlocks?.length).toBe(4);
+    const sizes = (list.committedBlocks ?? []).map((b) => b.size);
+    expect(sizes.slice(0, 3)).toEqual([placed.slice(0, 4), placed.slice(4, 8), placed.slice(8)].map((g) => g.reduce((n, p) => n + p.storedLength, 0)));
+    for (const [k, p] of placed.entries()) {
+      const stored = await vault.getBytes(v2names.pack(packs[0]), p.offset, p.storedLength);
+      expect(await decodeBlock2(stored, keyring.contentId(pages[k]), keyring, `block ${k}`)).toEqual(pages[k]);
+    }
+    expect((await readPackTrailer(vault, keyring, packs[0])).map((e) => e.offset)).toEqual(placed.map((p) => p.offset));
+  });
+});
+
 const plan = (backupId: string): PlanV2 => ({
   format: 'pagewise-plan', version: 2, backupId, createdAt: '2026-12-01T00:00:00.000Z',
   source: { url: 'https://a.blob.core.windows.net/c/d', account: 'a', container: 'c', blob: 'd', snapshot: '', etag: '"e"', takenByPagewise: false },

@@ -16,19 +16,31 @@ export type { IndexEntry };
 export const PACK_MAX_BLOCKS = 4096;
 export const PACK_MAX_BYTES = 128 * MiB;
 
+/**
+ * §17.1: consecutive blocks are staged together as one Azure block of about this size (the last of a pack
+ * smaller): 256 KiB chunks would otherwise cost a Stage Block request each — 16 per 4 MiB page.
+ */
+export const STAGE_TARGET_BYTES = 4 * MiB;
+
 export interface PackWriterOptions {
   /** Commit the open pack at this many blocks (default 4096; tests use a few). */
   maxBlocks?: number;
   /** Commit the open pack once this many bytes are staged (default 128 MiB). */
   maxBytes?: number;
+  /** Stage blocks in Azure blocks of about this many bytes (default STAGE_TARGET_BYTES; 0 = one Azure block per block). */
+  stageBytes?: number;
 }
 
 interface OpenPack {
   id: string;
+  /** Azure block IDs staged or being staged, in pack order */
   blockIds: string[];
   entries: IndexEntry[];
   bytes: number;
   staged: Promise<void>[];
+  /** blocks added but not yet staged (one Azure block once they reach stageBytes, or at the commit) */
+  pending: Buffer[];
+  pendingBytes: number;
 }
 
 /** Block ID of block `seq` of a pack: base64("pw2-" + 16 digits). */
@@ -54,6 +66,7 @@ export class PackWriter {
   private finished = false;
   private readonly maxBlocks: number;
   private readonly maxBytes: number;
+  private readonly stageBytes: number;
 
   constructor(
     private readonly vault: Vault,
@@ -62,27 +75,44 @@ export class PackWriter {
   ) {
     this.maxBlocks = Math.min(options.maxBlocks ?? PACK_MAX_BLOCKS, MAX_BLOCKS_PER_BLOB - 1);
     this.maxBytes = options.maxBytes ?? PACK_MAX_BYTES;
+    this.stageBytes = Math.max(0, options.stageBytes ?? STAGE_TARGET_BYTES);
   }
 
-  /** Stages one block; its pack and offset are fixed at call time (concurrent callers OK); commits + deltas at the thresholds. */
+  /**
+   * Adds one block; its pack and offset are fixed at call time (concurrent callers OK). Blocks are staged
+   * together once `stageBytes` are pending (that call waits for the Stage Block, which bounds what is held
+   * to about `stageBytes` per writer); commits + deltas at the thresholds. A block is durable only when
+   * finish() has returned (the batch record is written after it, §17.1).
+   */
   async add(contentId: Buffer, block: Buffer): Promise<{ pack: string; offset: number; storedLength: number }> {
     if (this.finished) throw new Error('PackWriter.add after finish');
     if (contentId.length !== 32) throw new RangeError('a content ID is 32 bytes');
     if (block.length < BLOCK2_OVERHEAD || block.length > MAX_BLOCK2_BYTES) throw new RangeError(`a block is ${BLOCK2_OVERHEAD} to ${MAX_BLOCK2_BYTES} bytes, not ${block.length}`);
-    const pack = (this.open ??= { id: randomBytes(16).toString('hex'), blockIds: [], entries: [], bytes: 0, staged: [] });
+    const pack = (this.open ??= { id: randomBytes(16).toString('hex'), blockIds: [], entries: [], bytes: 0, staged: [], pending: [], pendingBytes: 0 });
     const offset = pack.bytes;
-    const blockId = packBlockId(pack.blockIds.length);
-    pack.blockIds.push(blockId);
     pack.entries.push({ contentId: Buffer.from(contentId), pack: pack.id, offset, storedLength: block.length });
     pack.bytes += block.length;
-    const staged = this.vault.stageBlock(v2names.pack(pack.id), blockId, block);
-    staged.catch(noop); // awaited below and by the pack's commit
-    pack.staged.push(staged);
+    pack.pending.push(block);
+    pack.pendingBytes += block.length;
+    const staged = pack.pendingBytes >= this.stageBytes ? this.stagePending(pack) : undefined;
     let closed: Promise<void> | undefined;
-    if (pack.blockIds.length >= this.maxBlocks || pack.bytes >= this.maxBytes) closed = this.close(pack);
-    await staged;
+    if (pack.entries.length >= this.maxBlocks || pack.bytes >= this.maxBytes) closed = this.close(pack);
+    if (staged) await staged;
     if (closed) await closed;
     return { pack: pack.id, offset, storedLength: block.length };
+  }
+
+  /** Stages the pending blocks of `pack` as its next Azure block. */
+  private stagePending(pack: OpenPack): Promise<void> {
+    const blockId = packBlockId(pack.blockIds.length);
+    pack.blockIds.push(blockId);
+    const bytes = pack.pending.length === 1 ? pack.pending[0] : Buffer.concat(pack.pending, pack.pendingBytes);
+    pack.pending = [];
+    pack.pendingBytes = 0;
+    const staged = this.vault.stageBlock(v2names.pack(pack.id), blockId, bytes);
+    staged.catch(noop); // awaited by the add that staged it and by the pack's commit
+    pack.staged.push(staged);
+    return staged;
   }
 
   /** Commits the open pack (trailer last) and writes its index delta; returns every pack and delta this writer made (deltas[k] indexes packs[k]). */
@@ -105,6 +135,7 @@ export class PackWriter {
   /** Commits `pack` and writes its delta, which takes place `slot` of the deltas (deltas[k] indexes packs[k]). */
   private async commit(pack: OpenPack, slot: number): Promise<void> {
     const name = v2names.pack(pack.id);
+    if (pack.pendingBytes > 0) this.stagePending(pack);
     await Promise.all(pack.staged);
     const trailerId = packBlockId(pack.blockIds.length);
     const trailer = encodePackTrailer(this.keyring, pack.id, pack.entries);
