@@ -22,10 +22,16 @@ import { KiB, MiB, startEnv, TestEnv } from './harness/env';
 const PAGE = 4 * MiB;
 
 let env: TestEnv;
+const threadsBefore = process.env.PAGEWISE_WORKER_THREADS;
 beforeAll(async () => {
+  // This suite's backups chunk, hash, compress and seal in real worker threads (the compiled default; from
+  // the sources the default is in-thread, see workerThreads()).
+  process.env.PAGEWISE_WORKER_THREADS = '2';
   env = await startEnv();
 });
 afterAll(async () => {
+  if (threadsBefore === undefined) delete process.env.PAGEWISE_WORKER_THREADS;
+  else process.env.PAGEWISE_WORKER_THREADS = threadsBefore;
   await closeChunkPools();
   await env?.stop();
 });

@@ -32,14 +32,24 @@ export interface ChunkPool {
 const THREADS_VARIABLE = 'PAGEWISE_WORKER_THREADS';
 const MAX_THREADS = 64;
 
-/** Threads: env PAGEWISE_WORKER_THREADS, default min(2, os.availableParallelism()); 0 = run in the calling thread (same code). */
+/**
+ * Threads: env PAGEWISE_WORKER_THREADS; 0 = run in the calling thread (same code). Default: compiled
+ * (dist/, the bench's build) min(2, os.availableParallelism()); from the TypeScript sources (ts-node, jest:
+ * development, tests, the demo) 0, because there every worker thread loads ts-node and the TypeScript
+ * compiler again (~1 s of CPU each, measured), which costs a short CLI run more than the thread saves.
+ */
 export function workerThreads(): number {
   const text = process.env[THREADS_VARIABLE];
-  if (text === undefined || text.trim() === '') return Math.min(2, os.availableParallelism());
+  if (text === undefined || text.trim() === '') return runningFromSources() ? 0 : Math.min(2, os.availableParallelism());
   if (!/^\s*\d{1,3}\s*$/.test(text) || Number(text) > MAX_THREADS) {
     throw new PagewiseError('BadInput', `${THREADS_VARIABLE} must be a whole number of worker threads from 0 to ${MAX_THREADS}, got ${JSON.stringify(text.slice(0, 20))}`);
   }
   return Number(text);
+}
+
+/** Whether this module runs as TypeScript source (ts-node, jest) rather than compiled JavaScript. */
+export function runningFromSources(): boolean {
+  return path.extname(__filename) === '.ts';
 }
 
 /**
