@@ -653,12 +653,15 @@ describe('manifests', () => {
 
 describe('end to end: a version-2 vault written by the engine, then damaged', () => {
   let disks = 0;
-  /** A new version-2 vault (its first backup makes it one), a disk of four random (incompressible, equal-length) 1 MiB pages, its full backup. */
+  /**
+   * A new version-2 vault (its first backup makes it one), a disk of four random (incompressible, equal-length) 1 MiB pages, its full backup —
+   * chunked `page` (one block per page), so the blocks damaged below are whole pages of equal length.
+   */
   async function backedUp(extra: Array<{ offset: number; length: number; kind: 'text' | 'random'; seed: number }> = []) {
     const { location, vault, container } = await freshContainer();
     const name = `e2e-${++disks}.vhd`;
     const disk = await env.makeDisk(name, 8 * MiB, [{ offset: 0, length: 4 * MiB, kind: 'random', seed: 100 + disks }, ...extra]);
-    const req = { source: disk.source, vault: location, userKey: env.userKey, pageSize: MiB, cacheBytes: 2 * MiB };
+    const req = { source: disk.source, vault: location, userKey: env.userKey, pageSize: MiB, cacheBytes: 2 * MiB, chunking: { scheme: 'page' as const } };
     const result = await backupDisk(req);
     expect(await readVaultMarker(vault)).toMatchObject({ version: 2 });
     const keyring = await openVaultKeyring(vault, env.userKey);
