@@ -1083,7 +1083,7 @@ const CASES: Case[] = [
     input: (f) => ({ method: 'GET', path: `/api/backups?disc=${encodeURIComponent(f.sourceUrl)}`, fn: 'listBackups' }),
     expected: 400,
     title: 'BadQuery',
-    message: /unknown query parameter "disc" \(allowed: disk, groupBy\)/,
+    message: /unknown query parameter "disc" \(allowed: disk, groupBy, usage\)/,
   },
   {
     surface: 'http',

@@ -269,7 +269,7 @@ describe('settings and schema messages say what is wrong', () => {
 
   test('the policy names an unknown field and the allowed values', () => {
     expect(() => parsePolicy(JSON.stringify({ disks: [{ url: 'https://a.blob.core.windows.net/v/d.vhd', days: ['Monday'], cache: 1 }] }))).toThrow(
-      'the backup policy is invalid: /disks/0 has an unknown field "cache" (allowed: url, days, pageSize, cacheBytes, concurrency, takeSnapshot, full, fullOn); /disks/0/days/0 must be one of "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"',
+      'the backup policy is invalid: /disks/0 has an unknown field "cache" (allowed: url, days, pageSize, cacheBytes, concurrency, takeSnapshot, full, chunking, codec, vaultDedupe, fullOn); /disks/0/days/0 must be one of "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"',
     );
   });
 });
