@@ -58,9 +58,9 @@ function applyToAllocation(ranges: Range[], change: Range, allocate: boolean): R
 /**
  * Touches about `fraction` of the disk's pages, spread evenly over the pages that hold data plus one
  * page in a hole: most get new bytes (64 KiB … 1 MiB, sector-aligned, inside the page), every third
- * loses up to 256 KiB of its data to a Clear Pages.
+ * loses up to 256 KiB of its data to a Clear Pages. `seed` picks the new bytes (another seed, other bytes).
  */
-export async function changeDisk(client: PageBlobClient, diskBytes: number, pageSize: number, fraction: number): Promise<DiskChange> {
+export async function changeDisk(client: PageBlobClient, diskBytes: number, pageSize: number, fraction: number, seed = 70_000): Promise<DiskChange> {
   let allocation = await allocatedRanges(client, diskBytes);
   const pages = Math.ceil(diskBytes / pageSize);
   const pageEnd = (p: number) => Math.min(diskBytes, (p + 1) * pageSize);
@@ -77,7 +77,7 @@ export async function changeDisk(client: PageBlobClient, diskBytes: number, page
     const room = pageEnd(page) - page * pageSize;
     const length = Math.min(room, Math.max(SECTOR, Math.floor(((64 * KiB) << (k % 5)) / SECTOR) * SECTOR));
     const offset = page * pageSize + Math.floor(((room - length) * ((k * 37) % 100)) / 100 / SECTOR) * SECTOR;
-    await client.uploadPages(regionBytes({ offset, length, kind: 'random', seed: 70_000 + k }, 0, length), offset, length);
+    await client.uploadPages(regionBytes({ offset, length, kind: 'random', seed: seed + k }, 0, length), offset, length);
     allocation = applyToAllocation(allocation, { offset, length }, true);
     bytesWritten += length;
     touched.add(page);

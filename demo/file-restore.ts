@@ -37,7 +37,7 @@ export interface FileRestoreContext {
   scratch: string;
 }
 
-export type FileRestoreOutcome = { skipped: string } | { rows: Array<[string, string]>; checks: Check[]; ms: number };
+export type FileRestoreOutcome = { skipped: string } | { rows: Array<[string, string]>; checks: Check[]; ms: number; backup: BackupResult };
 
 /** The disk built and uploaded (or why not); settled, never rejected, so it can run unawaited beside other steps. */
 export type PreparedFileDisk = { skipped: string } | { error: unknown } | { disk: BuiltDisk; blob: string; writtenBytes: number; buildMs: number; uploadMs: number };
@@ -148,7 +148,7 @@ export async function fileRestoreStep(ctx: FileRestoreContext, preparing: Promis
     [`  cat ${vol}:${JOURNALED_FILE}`, `${JSON.stringify(catText)} (on disk ${JSON.stringify(disk.onDiskText)}); stderr: ${replayNote || '—'}`],
     ['  time', `${secs(ms)} added (waited ${secs(prepared.ms)} for build + upload, backup ${secs(backup.ms)}, ls/ls/extract/cat at once ${secs(reads.ms)}); build ${secs(p.buildMs)} and upload ${secs(p.uploadMs)} ran beside the retention steps`],
   ];
-  return { rows, checks, ms };
+  return { rows, checks, ms, backup: backup.value };
 }
 
 interface BuiltDisk {

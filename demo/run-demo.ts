@@ -12,8 +12,11 @@
  * and lists both under the disk. Then file-level restore (demo/file-restore.ts): a small GPT disk (EFI vfat
  * when mkfs.vfat is there, ext4 with a change only in its journal) uploaded and backed up, read back with
  * `pagewise ls`, `extract` and `cat` straight from the vault (skipped, saying why, when e2fsprogs/fdisk cannot
- * be had). Checks every figure and restore byte for byte, prints a summary and exits non-zero when anything
- * does not match.
+ * be had). Then vault-wide dedupe (demo/clone-disk.ts, #15): a clone of the first disk with a few pages changed,
+ * a new disk backed up into the same vault — new bytes only its changed chunks, the rest found through the
+ * vault's content index — with `list` (stored bytes unique/shared per disk, the vault total), `rebuild-index
+ * --dry-run` (0 unplaced chunks) and a restore. Checks every figure and restore byte for byte, prints a summary
+ * and exits non-zero when anything does not match.
  *
  * Credentials: the source is read through a SAS URL that may also take and delete its snapshots, the
  * vault and the restore target through connection strings in the child's environment; neither is ever
@@ -29,6 +32,7 @@ import { BackupListing, BackupResult, DiskBackups, formatBytes, printable, redac
 import { Check, mibps, MiB, pagewise, say, secs, shapeFor, timed } from './demo-cli';
 import { changeDisk } from './change-disk';
 import { fileRestoreStep, prepareFileDisk } from './file-restore';
+import { cloneStep, prepareClone } from './clone-disk';
 
 const GiB = 1024 * MiB;
 const SAMPLE_DISK_BYTES = 1 * GiB;
@@ -130,6 +134,8 @@ async function demo(az: AzuriteInstance, tmp: string): Promise<boolean> {
   // touch only the vault; its backup and reads come after them, so their figures and checks stay as they were.
   const fileStep = { az, tmp, vaultUrl, keyFile, env, engine: ENGINE, scratch };
   const fileDisk = prepareFileDisk(fileStep);
+  // The clone (#15) is copied from the disk in its final state and changed, beside the same steps; backed up after them.
+  const cloneDisk = prepareClone(fileStep, diskClient, diskBytes);
   const list = await timed('pagewise list --key-file', () =>
     pagewise<{ disks: DiskBackups[]; backups: BackupListing[] }>(['list', '--vault', vaultUrl, '--key-file', keyFile, '--json'], env),
   );
@@ -163,6 +169,8 @@ async function demo(az: AzuriteInstance, tmp: string): Promise<boolean> {
   // File-level restore (#14): its own small GPT disk backed up and read back, after the steps above.
   const files = await fileRestoreStep(fileStep, fileDisk);
   if ('skipped' in files) say(`  file-level restore skipped: ${files.skipped}`);
+  // Vault-wide dedupe (#15): a clone of the first disk, a new disk, backed up into the same vault, last.
+  const clone = await cloneStep(fileStep, cloneDisk, { full: b, incremental: b2, change: c, others: 'skipped' in files ? [] : [files.backup] });
 
   const checks: Check[] = [
     { what: 'bytes read = allocated bytes', ok: b.bytesRead === disk.allocatedBytes && b.allocatedBytes === disk.allocatedBytes, detail: `${b.bytesRead} = ${disk.allocatedBytes}` },
@@ -174,8 +182,8 @@ async function demo(az: AzuriteInstance, tmp: string): Promise<boolean> {
     { what: 'restored sparse file identical', ok: hashes.value.file === disk.sha256 && fileStat.size === diskBytes, detail: hashes.value.file.slice(0, 16) },
     { what: 'second backup incremental on the first', ok: b2.kind === 'incremental' && b2.base?.backupId === b.backupId && b2.base.snapshot === firstSnapshot, detail: `${b2.kind}, base ${b2.base?.backupId ?? 'none'}` },
     { what: 'incremental bytes read = allocated bytes of the touched pages', ok: b2.bytesRead === c.expectedBytesRead, detail: `${b2.bytesRead} = ${c.expectedBytesRead} (${c.touchedPages} pages)` },
-    // A new block is a whole page's plaintext (holes in it as zeros): at most one per touched page.
-    { what: 'incremental stored only the touched pages', ok: b2.bytesNew > 0 && b2.bytesNew <= c.touchedPages * pageSize, detail: `${formatBytes(b2.bytesNew)} new ≤ ${c.touchedPages} × ${formatBytes(pageSize)} (full: ${formatBytes(b.bytesNew)})` },
+    // Chunks are cut inside a page (never across), and only a touched page is read: new chunks lie in touched pages.
+    { what: 'incremental stored only chunks of the touched pages', ok: b2.bytesNew > 0 && b2.bytesNew <= c.touchedPages * pageSize, detail: `${formatBytes(b2.bytesNew)} new ≤ ${c.touchedPages} × ${formatBytes(pageSize)} (${formatBytes(c.bytesWritten)} written; full: ${formatBytes(b.bytesNew)})` },
     { what: 'older snapshot released, one kept', ok: firstSnapshot !== undefined && (b2.releasedSnapshots ?? []).includes(firstSnapshot) && b2.sourceSnapshot?.deleted === false && snapshotsLeft.length === 1 && snapshotsLeft[0] === secondSnapshot, detail: `released ${(b2.releasedSnapshots ?? []).length}, ${snapshotsLeft.length} left` },
     { what: 'restored incremental identical', ok: file2Sha === disk2Sha, detail: file2Sha.slice(0, 16) },
     { what: 'list: both backups under the disk', ok: listedIds.length === 2 && listedIds[0] === b2.backupId && listedIds[1] === b.backupId, detail: `${listed.length} disk(s), ${list.value.backups.length} backup(s)` },
@@ -185,6 +193,7 @@ async function demo(az: AzuriteInstance, tmp: string): Promise<boolean> {
     { what: 'prune --dry-run: nothing to delete yet', ok: prune.value.dryRun && (prune.value.wouldDelete?.packs.length ?? 0) === 0 && (prune.value.wouldDelete?.manifests.length ?? 0) === 0, detail: `${formatBytes(prune.value.bytesTotal)} of packs, ${formatBytes(prune.value.bytesUnused)} unused` },
     { what: 'scratch cache cleaned up', ok: leftInScratch === 0, detail: `${leftInScratch} file(s) left` },
     ...('skipped' in files ? [] : files.checks),
+    ...clone.checks,
   ];
 
   const yes = (ok: boolean) => (ok ? 'yes' : 'NO');
@@ -199,8 +208,8 @@ async function demo(az: AzuriteInstance, tmp: string): Promise<boolean> {
     ['page size', formatBytes(b.pageSize)],
     ['pages with data', `${b.pages} of ${Math.ceil(b.diskBytes / b.pageSize)}`],
     ['zero pages', String(b.zeroPages)],
-    ['deduplicated pages', String(b.dedupedPages)],
-    ['blocks stored', `${b.storedBlocks} in ${b.segments} ${b.formatVersion === 2 ? 'pack' : 'segment'}(s)`],
+    ['pages needing no new chunk', `${b.dedupedPages} (every chunk zero, repeated, or already in the vault)`],
+    ['chunks stored', b.formatVersion === 2 ? `${b.storedBlocks} new of ${b.chunks ?? '?'} chunk references, in ${b.segments} pack(s)` : `${b.storedBlocks} blocks in ${b.segments} segment(s)`],
     ['bytes stored', `${formatBytes(b.bytesStored)} (${((100 * b.bytesStored) / b.bytesRead).toFixed(1)}% of bytes read; compressed + encrypted)`],
     ['cache capacity', `${formatBytes(b.cacheCapacityBytes)} (1/${Math.round(b.diskBytes / b.cacheCapacityBytes)} of the disk)`],
     ['cache high-water', `${formatBytes(b.cacheHighWaterBytes)} (≤ 1/16 of the disk: ${yes(b.cacheHighWaterBytes <= b.diskBytes / 16)})`],
@@ -213,11 +222,12 @@ async function demo(az: AzuriteInstance, tmp: string): Promise<boolean> {
     ['incremental backup', `${b2.backupId}, base ${b2.base?.backupId ?? '—'}`],
     ['  bytes read', `${formatBytes(b2.bytesRead)} (allocated bytes of the touched pages: ${formatBytes(c.expectedBytesRead)}; full: ${formatBytes(b.bytesRead)})`],
     ['  bytes changed', `${formatBytes(b2.bytesChanged)} (ranges the diff reported)`],
-    ['  bytes new', `${formatBytes(b2.bytesNew)} plaintext, ${formatBytes(b2.bytesStored)} stored`],
+    ['  bytes new', `${formatBytes(b2.bytesNew)} plaintext in ${b2.storedBlocks} new chunks, ${formatBytes(b2.bytesStored)} stored`],
     ['  time', `${secs(b2.durationMs)} engine, ${secs(backup2.ms)} with CLI start (full: ${secs(b.durationMs)})`],
     ['  snapshots', `released ${(b2.releasedSnapshots ?? []).join(', ') || '—'}; kept ${secondSnapshot ?? '—'}`],
     ['restore incremental → file', `${formatBytes(toFile2.value.bytesWritten)} in ${secs(toFile2.value.durationMs)}; identical: ${yes(file2Sha === disk2Sha)}`],
     ...('skipped' in files ? [] : files.rows),
+    ...clone.rows,
   ];
   const width = Math.max(...rows.map(([k]) => k.length));
   say('');
