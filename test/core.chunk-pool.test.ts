@@ -102,7 +102,7 @@ describe('encodeChunks', () => {
 
   test('zstd for compressible data (the default), lz4 or stored when asked; a chunk that does not shrink is stored', async () => {
     expect(DEFAULT_CODEC).toBe('zstd');
-    // text, then random bytes: the page's middle sample (text) passes the probe
+    // text, then random bytes
     const page = Buffer.concat([bytesOf('text', 2.5 * MiB, 9), bytesOf('random', 1.5 * MiB, 10)]);
     const chunks = nonZero(await pool.chunkPage(page, DEFAULT_CHUNKING));
     const codecsOf = async (codec: CodecSetting) => {
@@ -132,18 +132,45 @@ describe('encodeChunks', () => {
     expect(stored.map((z) => [z.codec, z.size])).toEqual(chunks.map((c) => [0, c.length + BLOCK2_OVERHEAD]));
   });
 
-  test('random data is stored; a page whose middle sample fails the lz4 probe has all its chunks stored (§16)', async () => {
+  test('random data is stored; every chunk decides for itself (§16): a random middle does not make the page stored', async () => {
     const random = bytesOf('random', 4 * MiB, 12);
     const chunks = nonZero(await pool.chunkPage(random, DEFAULT_CHUNKING));
     const blocks = await pool.encodeChunks(random, chunks, 'zstd');
     expect(blocks.map((b, i) => [opened(b, chunks[i].contentId as Buffer).codec, b.length])).toEqual(chunks.map((c) => [0, c.length + BLOCK2_OVERHEAD]));
 
-    // text everywhere but the middle: the probe sees random bytes and the whole page is stored
-    const mixed = Buffer.concat([bytesOf('text', 2 * MiB - 100 * KiB, 13), bytesOf('random', 200 * KiB, 14), bytesOf('text', 2 * MiB - 100 * KiB, 15)]);
+    // text everywhere but the middle 1 MiB (what the old per-page probe sampled): the text chunks get zstd,
+    // the chunks wholly inside the random middle are stored, and each block decodes to its bytes
+    const middle = { from: 1.5 * MiB, to: 2.5 * MiB };
+    const mixed = Buffer.concat([bytesOf('text', middle.from, 13), bytesOf('random', middle.to - middle.from, 14), bytesOf('text', 4 * MiB - middle.to, 15)]);
     const mixedChunks = nonZero(await pool.chunkPage(mixed, DEFAULT_CHUNKING));
     const mixedBlocks = await pool.encodeChunks(mixed, mixedChunks, 'zstd');
-    expect(mixedBlocks.map((b, i) => opened(b, mixedChunks[i].contentId as Buffer).codec)).toEqual(mixedChunks.map(() => 0));
-    // a page under 256 KiB is not probed: compressed
+    const seen = mixedBlocks.map((b, i) => ({ codec: opened(b, mixedChunks[i].contentId as Buffer).codec, size: b.length, chunk: mixedChunks[i] }));
+    const text = seen.filter((x) => x.chunk.offset + x.chunk.length <= middle.from || x.chunk.offset >= middle.to);
+    const inside = seen.filter((x) => x.chunk.offset >= middle.from && x.chunk.offset + x.chunk.length <= middle.to);
+    expect(text.length).toBeGreaterThanOrEqual(4);
+    expect(inside.length).toBeGreaterThanOrEqual(1);
+    for (const x of text) {
+      expect(x.codec).toBe(2);
+      expect(x.size).toBeLessThan(x.chunk.length / 2);
+    }
+    for (const x of inside) expect([x.codec, x.size]).toEqual([0, x.chunk.length + BLOCK2_OVERHEAD]);
+    // a chunk straddling text and random is zstd too (smaller than stored)
+    for (const x of seen.filter((y) => !text.includes(y) && !inside.includes(y))) {
+      expect(x.codec).toBe(2);
+      expect(x.size).toBeLessThan(x.chunk.length + BLOCK2_OVERHEAD);
+    }
+    for (const [i, b] of mixedBlocks.entries()) {
+      expect((await decodeBlock2(b, mixedChunks[i].contentId as Buffer, keyring, `chunk ${i}`)).equals(bytesAt(mixed, mixedChunks[i]))).toBe(true);
+    }
+
+    // random bytes repeated at a 64 KiB period: lz4 (64 KiB window) finds nothing, zstd stores about one period
+    const repeated = bytesOf('repeat', MiB, 17);
+    const [whole] = await pool.chunkPage(repeated, { scheme: 'page' });
+    const [block] = await pool.encodeChunks(repeated, [whole], 'zstd');
+    expect(opened(block, whole.contentId as Buffer).codec).toBe(2);
+    expect(block.length).toBeLessThan(128 * KiB);
+
+    // a small page is compressed as well
     const small = bytesOf('text', 200 * KiB, 16);
     const [smallChunk] = await pool.chunkPage(small, { scheme: 'page' });
     expect(opened((await pool.encodeChunks(small, [smallChunk], 'zstd'))[0], smallChunk.contentId as Buffer).codec).toBe(2);

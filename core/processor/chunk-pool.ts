@@ -3,7 +3,6 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Piscina } from 'piscina';
 import { PagewiseError } from '../errors';
-import { probeSample } from '../repo/block-codec';
 import { DEFAULT_CODEC, type CodecSetting } from '../repo/v2/block';
 import { gearTable, type Chunking } from '../repo/v2/chunker';
 import type { Keyring } from '../repo/v2/keyring';
@@ -22,9 +21,8 @@ export interface ChunkPool {
   /** Cuts the page (chunkLengths) and names each chunk, zero chunks null — in a worker thread. */
   chunkPage(page: Buffer, chunking: Chunking): Promise<PageChunk[]>;
   /**
-   * Compresses (§16 writer rule: the per-page lz4 probe decides "stored" for incompressible pages; a chunk
-   * whose output is not smaller is stored) and seals each given non-zero chunk of `page` as a §16 block — in
-   * a worker. Returns the blocks in the order given.
+   * Compresses (§16 writer rule: each chunk with `codec`, stored when the output is not smaller) and seals
+   * each given non-zero chunk of `page` as a §16 block — in a worker. Returns the blocks in the order given.
    */
   encodeChunks(page: Buffer, chunks: PageChunk[], codec: CodecSetting): Promise<Buffer[]>;
 }
@@ -138,7 +136,7 @@ async function encodeChunks(keys: PoolKeys, page: Buffer, chunks: PageChunk[], c
     }
     total += c.length;
   }
-  // Only the chunks to store (and the probe's sample) cross to the worker, not the whole page.
+  // Only the chunks to store cross to the worker, not the whole page.
   const data = new Uint8Array(total);
   const ids = new Uint8Array(chunks.length * CONTENT_ID_BYTES);
   let at = 0;
@@ -147,10 +145,8 @@ async function encodeChunks(keys: PoolKeys, page: Buffer, chunks: PageChunk[], c
     ids.set(c.contentId as Buffer, i * CONTENT_ID_BYTES);
     at += c.length;
   });
-  const probe = codec === 'stored' ? undefined : probeSample(page);
-  const sample = probe ? copyOf(probe) : null;
-  const task: EncodeTask = { op: 'encode', data, lengths: chunks.map((c) => c.length), ids, sample, codec, dataKey: keys.dataKey, epoch: keys.epoch };
-  const { blocks } = await run<EncodeResult>(task, sample ? [data.buffer, ids.buffer, sample.buffer] : [data.buffer, ids.buffer]);
+  const task: EncodeTask = { op: 'encode', data, lengths: chunks.map((c) => c.length), ids, codec, dataKey: keys.dataKey, epoch: keys.epoch };
+  const { blocks } = await run<EncodeResult>(task, [data.buffer, ids.buffer]);
   return blocks.map((b) => (Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength)));
 }
 

@@ -1,7 +1,6 @@
 /** The CPU work of the chunk pool (cutting, naming, compressing, sealing chunks), run in a piscina worker thread or, with 0 threads, in the caller's. */
 import { createHmac } from 'node:crypto';
 import { move, transferableSymbol, valueSymbol } from 'piscina';
-import { sampleIncompressible } from '../repo/block-codec';
 import { compressChunk, sealBlock2Sync, type CodecSetting } from '../repo/v2/block';
 import { chunkLengths, type Chunking } from '../repo/v2/chunker';
 import { zstdReady } from '../repo/v2/zstd';
@@ -30,8 +29,6 @@ export interface EncodeTask {
   data: Uint8Array;
   lengths: number[];
   ids: Uint8Array;
-  /** The page's lz4 probe sample (§16), or null: no probe (a page under 256 KiB, or codec stored). */
-  sample: Uint8Array | null;
   codec: CodecSetting;
   dataKey: Uint8Array;
   epoch: number;
@@ -75,13 +72,12 @@ async function encode(task: EncodeTask): Promise<EncodeResult> {
   if (task.codec === 'zstd') await zstdReady();
   const data = asBuffer(task.data);
   const dataKey = asBuffer(task.dataKey);
-  const incompressible = task.sample !== null && sampleIncompressible(asBuffer(task.sample));
   const blocks: Uint8Array[] = [];
   let at = 0;
   task.lengths.forEach((length, i) => {
     const plain = data.subarray(at, at + length);
     at += length;
-    const { codec, body } = compressChunk(plain, task.codec, incompressible);
+    const { codec, body } = compressChunk(plain, task.codec);
     blocks.push(sealBlock2Sync(codec, body, length, task.ids.subarray(i * CONTENT_ID_BYTES, (i + 1) * CONTENT_ID_BYTES), dataKey, task.epoch));
   });
   return { blocks };

@@ -4,7 +4,6 @@ import { compressSync, uncompressSync } from 'lz4-napi';
 import { PagewiseError } from '../../errors';
 import { MAX_PAGE_SIZE } from '../../limits';
 import { aesGcmOpen } from '../../processor/async-crypto';
-import { looksIncompressible } from '../block-codec';
 import type { Keyring } from './keyring';
 import { zstdDecode, zstdEncodeSync, zstdReady } from './zstd';
 
@@ -34,12 +33,13 @@ function blockKey(dataKey: Buffer, salt: Uint8Array): Buffer {
 }
 
 /**
- * The codec output of one chunk under §16's writer rule: `setting` unless the chunk's page looked
- * incompressible (`pageIncompressible`, the per-page lz4 probe) or the output is not smaller — then stored.
+ * The codec output of one chunk under §16's writer rule: `setting` tried on the chunk itself, kept only when
+ * smaller, else stored. Per chunk, not per page: a page's middle says nothing about its other chunks, and
+ * zstd rejects incompressible input about as fast as an lz4 probe of it (bench/results/ratio-2026-12-01.md).
  * Synchronous: zstd needs zstdReady() first (worker threads await it once).
  */
-export function compressChunk(plain: Buffer, setting: CodecSetting, pageIncompressible: boolean): { codec: Codec2; body: Buffer } {
-  if (setting === 'stored' || pageIncompressible || plain.length === 0) return { codec: Codec2.Stored, body: plain };
+export function compressChunk(plain: Buffer, setting: CodecSetting): { codec: Codec2; body: Buffer } {
+  if (setting === 'stored' || plain.length === 0) return { codec: Codec2.Stored, body: plain };
   const body = setting === 'zstd' ? zstdEncodeSync(plain) : compressSync(plain);
   return body.length < plain.length ? { codec: setting === 'zstd' ? Codec2.Zstd : Codec2.Lz4, body } : { codec: Codec2.Stored, body: plain };
 }
@@ -69,10 +69,10 @@ export function sealBlock2Sync(codec: Codec2, body: Uint8Array, plainLength: num
   return out;
 }
 
-/** Compresses (§16 writer rule, the default codec, the lz4 probe on `plain` as a page) and seals one chunk. */
+/** Compresses (§16 writer rule, the default codec) and seals one chunk. */
 export async function encodeBlock2(plain: Buffer, contentId: Buffer, keyring: Keyring): Promise<Buffer> {
   if (DEFAULT_CODEC === 'zstd') await zstdReady();
-  const { codec, body } = compressChunk(plain, DEFAULT_CODEC, looksIncompressible(plain));
+  const { codec, body } = compressChunk(plain, DEFAULT_CODEC);
   return sealBlock2Sync(codec, body, plain.length, contentId, keyring.key('data'), keyring.epoch);
 }
 
