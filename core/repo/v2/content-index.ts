@@ -4,7 +4,7 @@ import { isPagewiseError, isTransient } from '../../errors';
 import { MiB } from '../../limits';
 import { BlobNotFoundError } from '../store/blob-store';
 import type { Vault } from '../vault';
-import { BloomFilter, completeGenerations, Generation, GenerationView, generationNames, readFilter, readNewestGeneration } from './index-generation';
+import { BloomFilter, completeGenerations, Generation, GenerationView, generationNames, lowerBound, readFilter, readNewestGeneration } from './index-generation';
 import type { Keyring } from './keyring';
 import { DELTA_NAME_RE } from './names';
 import { FRAME_ENTRIES, FRAME_OVERHEAD, INDEX_ENTRY_BYTES, INDEX_HEADER_BYTES, indexEntryAt, readIndexDelta, writeIndexEntry } from './pack-writer';
@@ -129,14 +129,7 @@ export class ContentIndex {
     this.counts.lookups++;
     const found: { e: IndexEntry; name: string }[] = [];
     const held = this.held;
-    let lo = 0;
-    let hi = held.length / INDEX_ENTRY_BYTES;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (held.compare(contentId, 0, 32, mid * INDEX_ENTRY_BYTES, mid * INDEX_ENTRY_BYTES + 32) < 0) lo = mid + 1;
-      else hi = mid;
-    }
-    for (let k = lo; k < held.length / INDEX_ENTRY_BYTES && held.compare(contentId, 0, 32, k * INDEX_ENTRY_BYTES, k * INDEX_ENTRY_BYTES + 32) === 0; k++) {
+    for (let k = lowerBound(held, contentId); k < held.length / INDEX_ENTRY_BYTES && held.compare(contentId, 0, 32, k * INDEX_ENTRY_BYTES, k * INDEX_ENTRY_BYTES + 32) === 0; k++) {
       found.push({ e: indexEntryAt(held, k), name: this.slotName.get(held.readUInt32LE(k * INDEX_ENTRY_BYTES + 60)) ?? '' });
     }
     found.sort((a, b) => (a.name < b.name ? 1 : a.name > b.name ? -1 : 0)); // newest stamp first

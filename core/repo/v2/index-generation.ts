@@ -1,6 +1,6 @@
 /** Compacted index generations `index/c/<gen>/` (docs/FORMAT.md §18.4, §18.5): shards, Bloom filter, covers; written, listed, read frame by frame. */
 import { PagewiseError, throwIfAborted } from '../../errors';
-import { BlobAlreadyExistsError, BlobNotFoundError } from '../store/blob-store';
+import { BlobAlreadyExistsError, BlobNotFoundError, GetOptions } from '../store/blob-store';
 import type { Vault } from '../vault';
 import { MAX_ENVELOPE_BYTES, openJson, sealJson } from './envelope';
 import type { Keyring } from './keyring';
@@ -317,19 +317,23 @@ function shardHeader(info: ShardInfo): Buffer {
 
 const shardBad = (info: ShardInfo) => (why: string) => new PagewiseError('Corrupt', `the index shard ${info.name} ${why}; run pagewise rebuild-index to write a new generation`);
 
+/** A range of an object its generation's covers names: a missing one is that generation's corruption (`bad`), not a plain not-found. */
+async function getCovered(vault: Vault, name: string, bad: (why: string) => PagewiseError, offset: number, count?: number, opts?: GetOptions): Promise<Buffer> {
+  try {
+    return await vault.getBytes(name, offset, count, opts);
+  } catch (err) {
+    if (err instanceof BlobNotFoundError) throw bad('is missing from its complete generation');
+    throw err;
+  }
+}
+
 /** Frame `frame` of a shard as plaintext (64 bytes per entry): one range read, authenticated against the header its covers implies, its first entry the fence. */
 export async function readShardFramePlain(vault: Vault, keyring: Keyring, info: ShardInfo, frame: number, fenceHex: string = info.fences[frame]): Promise<Buffer> {
   if (!Number.isInteger(frame) || frame < 0 || frame >= info.frames) throw new RangeError(`${info.name} has frames 0 to ${info.frames - 1}, not ${frame}`);
   const bad = shardBad(info);
   keyring.requireEpoch(info.epoch, `the index shard ${info.name}`);
   const n = Math.min(FRAME_ENTRIES, info.entries - frame * FRAME_ENTRIES);
-  let stored: Buffer;
-  try {
-    stored = await vault.getBytes(info.name, INDEX_HEADER_BYTES + frame * FULL_FRAME_BYTES, frameBytes(n));
-  } catch (err) {
-    if (err instanceof BlobNotFoundError) throw bad('is missing from its complete generation');
-    throw err;
-  }
+  const stored = await getCovered(vault, info.name, bad, INDEX_HEADER_BYTES + frame * FULL_FRAME_BYTES, frameBytes(n));
   const plain = openIndexFrame(keyring.key('index', info.epoch), shardHeader(info), info.name, frame, stored, bad);
   if (plain.toString('hex', 0, 32) !== fenceHex) throw bad(`frame ${frame} does not begin with its fence`);
   return plain;
@@ -351,13 +355,7 @@ export async function readShard(vault: Vault, keyring: Keyring, info: ShardInfo)
 export async function readShardPlain(vault: Vault, keyring: Keyring, info: ShardInfo): Promise<Buffer> {
   const bad = shardBad(info);
   keyring.requireEpoch(info.epoch, `the index shard ${info.name}`);
-  let stored: Buffer;
-  try {
-    stored = await vault.getBytes(info.name, 0, undefined, { maxBytes: info.bytes });
-  } catch (err) {
-    if (err instanceof BlobNotFoundError) throw bad('is missing from its complete generation');
-    throw err;
-  }
+  const stored = await getCovered(vault, info.name, bad, 0, undefined, { maxBytes: info.bytes });
   const header = shardHeader(info);
   if (stored.length !== info.bytes || !stored.subarray(0, INDEX_HEADER_BYTES).equals(header)) throw bad('does not match its covers (size or header)');
   const key = keyring.key('index', info.epoch);
@@ -379,13 +377,7 @@ export async function readFilter(vault: Vault, keyring: Keyring, g: Generation):
   const info = g.covers.filter;
   if (!info) return null;
   const bad = (why: string) => new PagewiseError('Corrupt', `the index filter ${info.name} ${why}; run pagewise rebuild-index to write a new generation`);
-  let stored: Buffer;
-  try {
-    stored = await vault.getBytes(info.name, 0, undefined, { maxBytes: info.bytes });
-  } catch (err) {
-    if (err instanceof BlobNotFoundError) throw bad('is missing from its complete generation');
-    throw err;
-  }
+  const stored = await getCovered(vault, info.name, bad, 0, undefined, { maxBytes: info.bytes });
   if (stored.length !== info.bytes || !stored.subarray(0, 4).equals(FILTER_MAGIC) || stored[4] !== 2 || stored[6] !== 0 || stored[7] !== 0) throw bad('is truncated or is not a Pagewise filter');
   if (stored[5] !== g.covers.epoch) throw bad(`is of key epoch ${stored[5]}, its covers says ${g.covers.epoch}`);
   let plain: Buffer;
@@ -505,6 +497,12 @@ export class GenerationView {
 
 /** Index of the entry with content ID `id` in sorted 64-byte entries, or undefined. */
 export function findIn(plain: Buffer, id: Buffer): number | undefined {
+  const lo = lowerBound(plain, id);
+  return lo < plain.length / INDEX_ENTRY_BYTES && plain.compare(id, 0, 32, lo * INDEX_ENTRY_BYTES, lo * INDEX_ENTRY_BYTES + 32) === 0 ? lo : undefined;
+}
+
+/** Index of the first entry whose content ID is not below `id` in sorted 64-byte entries (their count if none). */
+export function lowerBound(plain: Buffer, id: Buffer): number {
   let lo = 0;
   let hi = plain.length / INDEX_ENTRY_BYTES;
   while (lo < hi) {
@@ -512,5 +510,5 @@ export function findIn(plain: Buffer, id: Buffer): number | undefined {
     if (plain.compare(id, 0, 32, mid * INDEX_ENTRY_BYTES, mid * INDEX_ENTRY_BYTES + 32) < 0) lo = mid + 1;
     else hi = mid;
   }
-  return lo < plain.length / INDEX_ENTRY_BYTES && plain.compare(id, 0, 32, lo * INDEX_ENTRY_BYTES, lo * INDEX_ENTRY_BYTES + 32) === 0 ? lo : undefined;
+  return lo;
 }
