@@ -5,11 +5,10 @@
  */
 import * as path from 'node:path';
 import type { PageBlobClient } from '@azure/storage-blob';
-import type { AzuriteInstance } from '../testkit/azurite';
 import { fileSha256, pageBlobSha256 } from '../testkit/disk-hash';
 import { BackupResult, formatBytes, RebuildReport, RestoreResult, VaultUsage } from '../core';
 import { changeDisk, DiskChange } from './change-disk';
-import { Check, MiB, pagewise, secs, shapeFor, timed } from './demo-cli';
+import { Check, DemoContext, MiB, pagewise, secs, shapeFor, timed } from './demo-cli';
 
 const CLONE_BLOB = 'vm3-clone.vhd';
 /** Share of the clone's pages changed after the copy: a few pages (the fleet's VMs diverge a little from their image). */
@@ -19,15 +18,7 @@ const CLONE_SEED = 90_000;
 /** Bytes per Put Page when copying (the service's largest). */
 const COPY_PIECE = 4 * MiB;
 
-export interface CloneContext {
-  az: AzuriteInstance;
-  tmp: string;
-  vaultUrl: string;
-  keyFile: string;
-  env: Record<string, string>;
-  engine: string;
-  scratch: string;
-}
+export type CloneContext = DemoContext;
 
 /** The clone made (or the error); settled, never rejected, so it can run unawaited beside other steps. */
 export type PreparedClone = { error: unknown } | { change: DiskChange; sha256: string; copiedBytes: number; ms: number };

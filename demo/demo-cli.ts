@@ -1,8 +1,21 @@
 /** What the demo's steps share: printing (redacted), timing a step, and running the real `pagewise` command. */
 import { printable, redact } from '../core';
+import type { AzuriteInstance } from '../testkit/azurite';
 import { startPagewise } from '../testkit/pagewise-process';
 
 export const MiB = 1024 * 1024;
+
+/** What a demo step runs against: the emulator, its temporary folder, the vault and key, and how to run pagewise. */
+export interface DemoContext {
+  az: AzuriteInstance;
+  tmp: string;
+  vaultUrl: string;
+  keyFile: string;
+  /** The environment the other pagewise commands run with (storage endpoints, vault connection string). */
+  env: Record<string, string>;
+  engine: string;
+  scratch: string;
+}
 
 /** 4 MiB pages and a cache of 1/16 of the disk; a small image gets smaller pages so 1/16 holds one. */
 export function shapeFor(diskBytes: number): { pageSize: number; cacheBytes: number } {

@@ -7,11 +7,10 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import type { AzuriteInstance } from '../testkit/azurite';
 import { ensureTools, findTool } from '../testkit/debian-tools';
 import { debugfs, describeTree, fileBlocks, journalWrite, makeExtImage, makePartitionedImage, makeTree, MadePartition, osLikeTree, PartitionSpec, TreeEntry } from '../testkit/fs-images';
 import { BackupResult, ExtractResult, FileEntry, formatBytes, VolumeSummary } from '../core';
-import { Check, MiB, pagewise, pagewiseRaw, secs, shapeFor, timed } from './demo-cli';
+import { Check, DemoContext, MiB, pagewise, pagewiseRaw, secs, shapeFor, timed } from './demo-cli';
 
 const DISK_BYTES = 256 * MiB;
 const EFI_BYTES = 32 * MiB;
@@ -26,16 +25,7 @@ const LISTED = '/etc';
 /** Bytes fetched for an extract: the file bytes, the partial pages at the two ends, and the metadata of the open. */
 const METADATA_ALLOWANCE = 4 * MiB;
 
-export interface FileRestoreContext {
-  az: AzuriteInstance;
-  tmp: string;
-  vaultUrl: string;
-  keyFile: string;
-  /** The environment the other pagewise commands run with (storage endpoints, vault connection string). */
-  env: Record<string, string>;
-  engine: string;
-  scratch: string;
-}
+export type FileRestoreContext = DemoContext;
 
 export type FileRestoreOutcome = { skipped: string } | { rows: Array<[string, string]>; checks: Check[]; ms: number; backup: BackupResult };
 
