@@ -18,6 +18,7 @@ import { ManifestV2, PageRecord2 } from '../core/repo/v2/records';
 import { readPlan2 } from '../core/repo/v2/staging';
 import { Vault } from '../core/repo/vault';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
+import { randomBytes } from './harness/random-bytes';
 
 const PAGE = 4 * MiB;
 
@@ -35,21 +36,6 @@ afterAll(async () => {
   await closeChunkPools();
   await env?.stop();
 });
-
-/** xorshift32 bytes: incompressible, reproducible. */
-function randomBytes(n: number, seed: number): Buffer {
-  let x = seed >>> 0 || 1;
-  const out = Buffer.alloc(n);
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
 
 /** Text-like bytes (zstd shrinks them): numbered lines with a few varying words. */
 function textBytes(n: number, seed: number): Buffer {

@@ -16,6 +16,7 @@ import { isZeroChunk, readTable } from '../core/repo/v2/page-table';
 import { StorageLocation } from '../core';
 import { Vault } from '../core/repo/vault';
 import { MiB, startEnv, TestEnv } from './harness/env';
+import { randomBytes } from './harness/random-bytes';
 
 const PAGE = 4 * MiB;
 const DISK = 3 * PAGE;
@@ -28,21 +29,6 @@ afterAll(async () => {
   await closeChunkPools();
   await env?.stop();
 });
-
-/** xorshift32 bytes: incompressible, reproducible. */
-function randomBytes(n: number, seed: number): Buffer {
-  let x = seed >>> 0 || 1;
-  const out = Buffer.alloc(n);
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
 
 /** Disk A's content: three pages of random data. */
 const CONTENT = randomBytes(DISK, 41);
