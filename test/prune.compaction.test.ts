@@ -8,7 +8,6 @@
  */
 import { ContainerClient } from '@azure/storage-blob';
 import { StorageLocation, verifyBackup } from '../core';
-import { DEFAULT_DELETE_AFTER_MS } from '../core/prune/protocol';
 import { readMarks, writeMark } from '../core/prune/marks';
 import { pruneVault } from '../core/prune/prune';
 import { forgetBackups } from '../core/retention/forget';
@@ -17,12 +16,8 @@ import type { IndexEntry } from '../core/repo/v2/records';
 import { openVaultKeyring } from '../core/repo/v2/marker';
 import { Vault } from '../core/repo/vault';
 import { startEnv, TestEnv } from './harness/env';
-import { blobsOfBackup, KnownBackup, PAGE, PagedDisk, restoredSha256 } from './harness/prune-fixture';
+import { blobsOfBackup, D, DAY, HOUR, KnownBackup, PAGE, PagedDisk, restoredSha256 } from './harness/prune-fixture';
 import { inventory } from './harness/vault-inventory';
-
-const DAY = 24 * 3600 * 1000;
-const HOUR = 3600 * 1000;
-const D = DEFAULT_DELETE_AFTER_MS;
 
 let env: TestEnv;
 let vault: StorageLocation;

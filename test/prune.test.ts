@@ -16,18 +16,13 @@ import { decodeIndexBlob } from '../core/repo/v2/pack-writer';
 import { Vault } from '../core/repo/vault';
 import { readMarks } from '../core/prune/marks';
 import { pruneVault, PruneReport } from '../core/prune/prune';
-import { DEFAULT_DELETE_AFTER_MS } from '../core/prune/protocol';
 import { startEnv, TestEnv } from './harness/env';
 import { startFaultProxy } from './harness/fault-proxy';
 import { configureStorageEndpoints } from '../core';
-import { blobsOfBackup, KnownBackup, PAGE, PagedDisk, restoredSha256 } from './harness/prune-fixture';
+import { blobsOfBackup, D, DAY, HOUR, KnownBackup, PAGE, PagedDisk, restoredSha256 } from './harness/prune-fixture';
 import { forgetBackups } from '../core/retention/forget';
 import { upgradeVault } from '../core/repo/v2/marker';
 import { inventory, InventoryBlob } from './harness/vault-inventory';
-
-const DAY = 24 * 3600 * 1000;
-const HOUR = 3600 * 1000;
-const D = DEFAULT_DELETE_AFTER_MS;
 
 let env: TestEnv;
 let vault: StorageLocation;

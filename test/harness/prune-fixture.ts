@@ -12,10 +12,17 @@ import { findManifest2 } from '../../core/repo/v2/manifest';
 import { v2names } from '../../core/repo/v2/names';
 import { readTable } from '../../core/repo/v2/page-table';
 import { Vault } from '../../core/repo/vault';
+import { DEFAULT_DELETE_AFTER_MS } from '../../core/prune/protocol';
+import { DAY_MS } from '../../core/units';
 import { prng } from '../../testkit/prng';
 import { fileSha256, KiB, TestEnv } from './env';
 
 export const PAGE = 64 * KiB;
+
+/** The prune suites' clock steps: a day, an hour, and D (a marked blob is deleted D after its mark, §26). */
+export const DAY = DAY_MS;
+export const HOUR = 3600 * 1000;
+export const D = DEFAULT_DELETE_AFTER_MS;
 
 /** A page blob whose content the test keeps a copy of (so each generation's SHA-256 is known). */
 export class PagedDisk {
