@@ -4,11 +4,11 @@
  * listed, verified and restored through the public API and the CLI. The fixture is never regenerated
  * here: a change that can no longer read those bytes fails this suite.
  */
-import { promises as fs, readFileSync } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { captureIO, run } from '../cli/main';
-import { backupDisk, decodeUserKey, initVault, listBackups, restoreBackup, StorageLocation, verifyBackup } from '../core';
+import { backupDisk, initVault, listBackups, restoreBackup, StorageLocation, verifyBackup } from '../core';
 import { fileSha256, KiB, MiB, startEnv, TestEnv } from './harness/env';
+import { fixtureCli, flipByte, openFixtureVault, privateKeyFile } from './harness/fixture-vault';
 
 const FIXTURE = path.join(__dirname, 'fixtures', 'vault-v1');
 
@@ -30,50 +30,23 @@ interface Expected {
   blobs: string[];
 }
 
-const expected = JSON.parse(readFileSync(path.join(FIXTURE, 'expected.json'), 'utf8')) as Expected;
-const keyText = readFileSync(path.join(FIXTURE, expected.keyFile), 'utf8');
-const userKey = decodeUserKey(keyText, 'the fixture key file');
+const fixture = openFixtureVault<Expected>(FIXTURE);
+const { expected, keyText, userKey } = fixture;
 
 let env: TestEnv;
 let keyFile: string;
 
-/** Blob names under blobs/: the relative file paths, `/`-separated. */
-async function fixtureBlobNames(dir = path.join(FIXTURE, 'blobs'), prefix = ''): Promise<string[]> {
-  const names: string[] = [];
-  for (const entry of await fs.readdir(dir, { withFileTypes: true })) {
-    if (entry.isDirectory()) names.push(...(await fixtureBlobNames(path.join(dir, entry.name), `${prefix}${entry.name}/`)));
-    else names.push(`${prefix}${entry.name}`);
-  }
-  return names.sort();
-}
-
-/** A new vault container holding the fixture's blobs, `alter` applied to each blob's bytes first. */
-async function uploadFixture(container: string, alter: (name: string, bytes: Buffer) => Buffer = (_n, b) => b): Promise<StorageLocation> {
-  const client = env.az.accounts.vault.service.getContainerClient(container);
-  await client.create();
-  for (const name of await fixtureBlobNames()) {
-    const bytes = alter(name, await fs.readFile(path.join(FIXTURE, 'blobs', ...name.split('/'))));
-    await client.getBlockBlobClient(name).uploadData(bytes);
-  }
-  return { url: env.az.sasUrl('vault', container) };
-}
-
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const io = captureIO({ PAGEWISE_STORAGE_ENDPOINTS: env.az.storageEndpoints });
-  const code = await run(args, io);
-  return { code, stdout: io.stdoutText(), stderr: io.stderrText() };
-}
+const uploadFixture = (container: string, alter?: (name: string, bytes: Buffer) => Buffer) => fixture.upload(env, container, alter);
+const cli = (args: string[]) => fixtureCli(env, args);
 
 beforeAll(async () => {
   env = await startEnv();
-  // git keeps no 0600 mode, and the CLI refuses a key file others may read: a private copy.
-  keyFile = path.join(env.tmp, 'fixture.key');
-  await fs.writeFile(keyFile, keyText, { mode: 0o600 });
+  keyFile = await privateKeyFile(env, keyText);
 });
 afterAll(async () => env?.stop());
 
 test('the fixture is whole: every blob expected.json names is committed, and nothing else', async () => {
-  expect(await fixtureBlobNames()).toEqual([...expected.blobs].sort());
+  expect(await fixture.blobNames()).toEqual([...expected.blobs].sort());
   expect(expected.vaultFormatVersion).toBe(1);
   expect(expected.backups.map((b) => b.idGiven)).toEqual([false, true]);
 });
@@ -142,12 +115,7 @@ describe('a version-1 vault with one flipped byte in a segment', () => {
   const { damage } = expected;
   let vault: StorageLocation;
   beforeAll(async () => {
-    vault = await uploadFixture('fixture-damaged', (name, bytes) => {
-      if (name !== damage.blob) return bytes;
-      const flipped = Buffer.from(bytes);
-      flipped[damage.byteOffset] ^= 0x01;
-      return flipped;
-    });
+    vault = await uploadFixture('fixture-damaged', flipByte(damage));
   });
 
   // The page and its offset, then why (today: "the block fails authentication (damaged, truncated or swapped)").

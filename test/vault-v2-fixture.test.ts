@@ -5,12 +5,12 @@
  * public API and the CLI; a flipped byte makes verify name its page; a new backup of the same disk lands
  * beside the old ones. The fixture is never regenerated here.
  */
-import { promises as fs, readFileSync } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { captureIO, run } from '../cli/main';
-import { backupDisk, decodeUserKey, listBackups, restoreBackup, StorageLocation, verifyBackup } from '../core';
+import { backupDisk, listBackups, restoreBackup, StorageLocation, verifyBackup } from '../core';
 import { regionBytes } from '../testkit/sample-disk';
 import { fileSha256, startEnv, TestEnv } from './harness/env';
+import { fixtureCli, flipByte, openFixtureVault, privateKeyFile } from './harness/fixture-vault';
 
 const FIXTURE = path.join(__dirname, 'fixtures', 'vault-v2-pre15');
 
@@ -38,49 +38,24 @@ interface Expected {
   blobs: string[];
 }
 
-const expected = JSON.parse(readFileSync(path.join(FIXTURE, 'expected.json'), 'utf8')) as Expected;
-const keyText = readFileSync(path.join(FIXTURE, expected.keyFile), 'utf8');
-const userKey = decodeUserKey(keyText, 'the fixture key file');
+const fixture = openFixtureVault<Expected>(FIXTURE);
+const { expected, keyText, userKey } = fixture;
 const byId = (a: { backupId: string }, b: { backupId: string }) => a.backupId.localeCompare(b.backupId);
 
 let env: TestEnv;
 let keyFile: string;
 
-async function fixtureBlobNames(dir = path.join(FIXTURE, 'blobs'), prefix = ''): Promise<string[]> {
-  const names: string[] = [];
-  for (const entry of await fs.readdir(dir, { withFileTypes: true })) {
-    if (entry.isDirectory()) names.push(...(await fixtureBlobNames(path.join(dir, entry.name), `${prefix}${entry.name}/`)));
-    else names.push(`${prefix}${entry.name}`);
-  }
-  return names.sort();
-}
-
-/** A new vault container holding the fixture's blobs, `alter` applied to each blob's bytes first. */
-async function uploadFixture(container: string, alter: (name: string, bytes: Buffer) => Buffer = (_n, b) => b): Promise<StorageLocation> {
-  const client = env.az.accounts.vault.service.getContainerClient(container);
-  await client.create();
-  for (const name of await fixtureBlobNames()) {
-    const bytes = alter(name, await fs.readFile(path.join(FIXTURE, 'blobs', ...name.split('/'))));
-    await client.getBlockBlobClient(name).uploadData(bytes);
-  }
-  return { url: env.az.sasUrl('vault', container) };
-}
-
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const io = captureIO({ PAGEWISE_STORAGE_ENDPOINTS: env.az.storageEndpoints });
-  const code = await run(args, io);
-  return { code, stdout: io.stdoutText(), stderr: io.stderrText() };
-}
+const uploadFixture = (container: string, alter?: (name: string, bytes: Buffer) => Buffer) => fixture.upload(env, container, alter);
+const cli = (args: string[]) => fixtureCli(env, args);
 
 beforeAll(async () => {
   env = await startEnv();
-  keyFile = path.join(env.tmp, 'fixture.key');
-  await fs.writeFile(keyFile, keyText, { mode: 0o600 });
+  keyFile = await privateKeyFile(env, keyText);
 });
 afterAll(async () => env?.stop());
 
 test('the fixture is whole: every blob expected.json names is committed, and nothing else', async () => {
-  expect(await fixtureBlobNames()).toEqual([...expected.blobs].sort());
+  expect(await fixture.blobNames()).toEqual([...expected.blobs].sort());
   expect(expected).toMatchObject({ vaultFormatVersion: 2, chunking: { scheme: 'page' } });
   expect(expected.backups.map((b) => [b.idGiven, b.coverage.kind])).toEqual([
     [false, 'full'],
@@ -153,12 +128,7 @@ describe('a pre-#15 version-2 vault with one flipped byte in a pack', () => {
   const { damage } = expected;
   let vault: StorageLocation;
   beforeAll(async () => {
-    vault = await uploadFixture('fixture2-damaged', (name, bytes) => {
-      if (name !== damage.blob) return bytes;
-      const flipped = Buffer.from(bytes);
-      flipped[damage.byteOffset] ^= 0x01;
-      return flipped;
-    });
+    vault = await uploadFixture('fixture2-damaged', flipByte(damage));
   });
 
   const named = new RegExp(`^page ${damage.page} \\(offset ${damage.pageOffset}\\)[,:] .*(damaged|authentication)`);
