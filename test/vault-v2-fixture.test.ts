@@ -5,12 +5,11 @@
  * public API and the CLI; a flipped byte makes verify name its page; a new backup of the same disk lands
  * beside the old ones. The fixture is never regenerated here.
  */
-import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { backupDisk, listBackups, restoreBackup, StorageLocation, verifyBackup } from '../core';
 import { regionBytes } from '../testkit/sample-disk';
 import { fileSha256, startEnv, TestEnv } from './harness/env';
-import { fixtureCli, flipByte, openFixtureVault, privateKeyFile } from './harness/fixture-vault';
+import { expectCliLists, expectCliVerifiesAndRestores, expectRestoreFailsNaming, expectRestoresByteForByte, flipByte, openFixtureVault, privateKeyFile } from './harness/fixture-vault';
 
 const FIXTURE = path.join(__dirname, 'fixtures', 'vault-v2-pre15');
 
@@ -46,7 +45,6 @@ let env: TestEnv;
 let keyFile: string;
 
 const uploadFixture = (container: string, alter?: (name: string, bytes: Buffer) => Buffer) => fixture.upload(env, container, alter);
-const cli = (args: string[]) => fixtureCli(env, args);
 
 beforeAll(async () => {
   env = await startEnv();
@@ -87,14 +85,7 @@ describe('a pre-#15 version-2 vault through the public API', () => {
   });
 
   test.each(expected.backups.map((b) => [b.backupId, b] as const))('%s: restores to a file and to a page blob byte for byte', async (_id, b) => {
-    const file = path.join(env.tmp, `${b.backupId}.img`);
-    const toFile = await restoreBackup({ backupId: b.backupId, vault, userKey, target: { url: file } });
-    expect(toFile.diskBytes).toBe(b.diskBytes);
-    expect(await fileSha256(file)).toBe(b.sha256);
-
-    const target = env.targetUrl(`${b.backupId}.vhd`);
-    await restoreBackup({ backupId: b.backupId, vault, userKey, target: { url: target } });
-    expect(await env.blobSha256(target)).toBe(b.sha256);
+    await expectRestoresByteForByte(env, vault, userKey, b);
   });
 });
 
@@ -105,22 +96,11 @@ describe('a pre-#15 version-2 vault through the CLI', () => {
   });
 
   test('pagewise list shows the three backups', async () => {
-    const listed = await cli(['list', '--vault', vaultUrl, '--key-file', keyFile, '--json']);
-    expect(listed.code).toBe(0);
-    const ids = (JSON.parse(listed.stdout) as { backups: Array<{ backupId: string }> }).backups.map((b) => b.backupId);
-    expect(ids.sort()).toEqual(expected.backups.map((b) => b.backupId).sort());
+    await expectCliLists(env, ['--vault', vaultUrl, '--key-file', keyFile], expected.backups.map((b) => b.backupId));
   });
 
   test.each(expected.backups.map((b) => [b.backupId, b] as const))('%s: pagewise verify --read-data passes, pagewise restore is byte-identical', async (_id, b) => {
-    const verified = await cli(['verify', b.backupId, '--vault', vaultUrl, '--key-file', keyFile, '--read-data']);
-    expect({ code: verified.code, stderr: verified.stderr }).toEqual({ code: 0, stderr: '' });
-    expect(verified.stdout).toContain(`backup ${b.backupId} is OK`);
-
-    const file = path.join(env.tmp, `${b.backupId}.cli.img`);
-    const restored = await cli(['restore', b.backupId, '--vault', vaultUrl, '--key-file', keyFile, '--to', file, '--json']);
-    expect({ code: restored.code, stderr: restored.stderr }).toEqual({ code: 0, stderr: '' });
-    expect(JSON.parse(restored.stdout)).toMatchObject({ backupId: b.backupId, diskBytes: b.diskBytes });
-    expect(await fileSha256(file)).toBe(b.sha256);
+    await expectCliVerifiesAndRestores(env, vaultUrl, keyFile, b);
   });
 });
 
@@ -140,9 +120,7 @@ describe('a pre-#15 version-2 vault with one flipped byte in a pack', () => {
   });
 
   test('a restore fails naming the page and leaves no file', async () => {
-    const file = path.join(env.tmp, 'damaged2.img');
-    await expect(restoreBackup({ backupId: damage.backupId, vault, userKey, target: { url: file } })).rejects.toMatchObject({ code: 'Corrupt', message: expect.stringMatching(named) });
-    await expect(fs.stat(file)).rejects.toMatchObject({ code: 'ENOENT' });
+    await expectRestoreFailsNaming(env, vault, userKey, damage.backupId, 'damaged2.img', named);
   });
 });
 

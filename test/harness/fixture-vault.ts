@@ -3,8 +3,8 @@ import { execFileSync } from 'node:child_process';
 import { promises as fs, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { captureIO, run } from '../../cli/main';
-import { decodeUserKey, encodeKeyFile, StorageLocation } from '../../core';
-import type { TestEnv } from './env';
+import { decodeUserKey, encodeKeyFile, restoreBackup, StorageLocation } from '../../core';
+import { fileSha256, TestEnv } from './env';
 
 /** A fixture's expected.json, as far as this helper reads it. */
 export interface FixtureExpected {
@@ -75,6 +75,54 @@ export async function fixtureCli(env: TestEnv, args: string[]): Promise<{ code: 
   const io = captureIO({ PAGEWISE_STORAGE_ENDPOINTS: env.az.storageEndpoints });
   const code = await run(args, io);
   return { code, stdout: io.stdoutText(), stderr: io.stderrText() };
+}
+
+/** A fixture backup as its expected.json lists it, as far as the checks below read it. */
+export interface FixtureBackup {
+  backupId: string;
+  diskBytes: number;
+  sha256: string;
+}
+
+/** `b` restored through the API to a file and to a page blob, each byte-identical to the disk it was taken of; the file's path. */
+export async function expectRestoresByteForByte(env: TestEnv, vault: StorageLocation, userKey: Buffer, b: FixtureBackup): Promise<string> {
+  const file = path.join(env.tmp, `${b.backupId}.img`);
+  const toFile = await restoreBackup({ backupId: b.backupId, vault, userKey, target: { url: file } });
+  expect(toFile.diskBytes).toBe(b.diskBytes);
+  expect(await fileSha256(file)).toBe(b.sha256);
+
+  const target = env.targetUrl(`${b.backupId}.vhd`);
+  await restoreBackup({ backupId: b.backupId, vault, userKey, target: { url: target } });
+  expect(await env.blobSha256(target)).toBe(b.sha256);
+  return file;
+}
+
+/** `pagewise list <args> --json` succeeds and lists exactly the backups `backupIds`. */
+export async function expectCliLists(env: TestEnv, args: string[], backupIds: string[]): Promise<void> {
+  const listed = await fixtureCli(env, ['list', ...args, '--json']);
+  expect(listed.code).toBe(0);
+  const ids = (JSON.parse(listed.stdout) as { backups: Array<{ backupId: string }> }).backups.map((b) => b.backupId);
+  expect(ids.sort()).toEqual([...backupIds].sort());
+}
+
+/** `pagewise verify --read-data` passes for `b`, and `pagewise restore` writes its disk byte-identical. */
+export async function expectCliVerifiesAndRestores(env: TestEnv, vaultUrl: string, keyFile: string, b: FixtureBackup): Promise<void> {
+  const verified = await fixtureCli(env, ['verify', b.backupId, '--vault', vaultUrl, '--key-file', keyFile, '--read-data']);
+  expect({ code: verified.code, stderr: verified.stderr }).toEqual({ code: 0, stderr: '' });
+  expect(verified.stdout).toContain(`backup ${b.backupId} is OK`);
+
+  const file = path.join(env.tmp, `${b.backupId}.cli.img`);
+  const restored = await fixtureCli(env, ['restore', b.backupId, '--vault', vaultUrl, '--key-file', keyFile, '--to', file, '--json']);
+  expect({ code: restored.code, stderr: restored.stderr }).toEqual({ code: 0, stderr: '' });
+  expect(JSON.parse(restored.stdout)).toMatchObject({ backupId: b.backupId, diskBytes: b.diskBytes });
+  expect(await fileSha256(file)).toBe(b.sha256);
+}
+
+/** A restore of the damaged backup to `fileName` fails Corrupt with a message matching `named`, and leaves no file. */
+export async function expectRestoreFailsNaming(env: TestEnv, vault: StorageLocation, userKey: Buffer, backupId: string, fileName: string, named: RegExp): Promise<void> {
+  const file = path.join(env.tmp, fileName);
+  await expect(restoreBackup({ backupId, vault, userKey, target: { url: file } })).rejects.toMatchObject({ code: 'Corrupt', message: expect.stringMatching(named) });
+  await expect(fs.stat(file)).rejects.toMatchObject({ code: 'ENOENT' });
 }
 
 // The makers' side (test/fixtures/make-v*-vault.ts).
