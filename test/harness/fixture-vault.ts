@@ -4,7 +4,8 @@ import { promises as fs, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { captureIO, run } from '../../cli/main';
 import { decodeUserKey, encodeKeyFile, restoreBackup, StorageLocation } from '../../core';
-import { fileSha256, TestEnv } from './env';
+import type { DiskRegion } from '../../testkit/sample-disk';
+import { fileSha256, KiB, MiB, TestEnv } from './env';
 
 /** A fixture's expected.json, as far as this helper reads it. */
 export interface FixtureExpected {
@@ -126,6 +127,32 @@ export async function expectRestoreFailsNaming(env: TestEnv, vault: StorageLocat
 }
 
 // The makers' side (test/fixtures/make-v*-vault.ts).
+
+/** A source disk a maker backs up. */
+export interface FixtureDiskSpec {
+  name: string;
+  diskBytes: number;
+  pageSize: number;
+  /** A fixed ID (`--backup-id`); absent: the derived one. */
+  backupId?: string;
+  regions: DiskRegion[];
+}
+
+/**
+ * Both makers' disk B (given a backup ID by each): 512-byte pages, so 16,384 pages cover 8 MiB and this sparse
+ * 8 MiB + 64 KiB disk spans two segments (v1) or two page tables (v2).
+ */
+export const SMALL_PAGE_DISK: Pick<FixtureDiskSpec, 'diskBytes' | 'pageSize' | 'regions'> = {
+  diskBytes: 8 * MiB + 64 * KiB,
+  pageSize: 512,
+  regions: [
+    { offset: 0, length: 8 * KiB, kind: 'text', seed: 11 },
+    { offset: 64 * KiB, length: 4 * KiB, kind: 'random', seed: 12 },
+    { offset: 128 * KiB, length: 2 * KiB, kind: 'zero' },
+    { offset: 8 * MiB, length: 4 * KiB, kind: 'text', seed: 14 },
+    { offset: 8 * MiB + 32 * KiB, length: 2 * KiB, kind: 'random', seed: 15 },
+  ],
+};
 
 /** The revision writing a fixture, marked when core/ has uncommitted changes (git run from test/fixtures/, as the makers always did). */
 export function fixtureRevision(): string {
