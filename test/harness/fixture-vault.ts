@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { captureIO, run } from '../../cli/main';
 import { decodeUserKey, encodeKeyFile, restoreBackup, StorageLocation } from '../../core';
 import type { DiskRegion } from '../../testkit/sample-disk';
-import { fileSha256, KiB, MiB, TestEnv } from './env';
+import { fileSha256, KiB, MiB, startEnv, TestEnv } from './env';
 
 /** A fixture's expected.json, as far as this helper reads it. */
 export interface FixtureExpected {
@@ -190,8 +190,21 @@ export async function writeExpected(out: string, expected: { blobs: string[] }):
   process.stdout.write(`wrote ${expected.blobs.length} blobs and expected.json to ${out}\n`);
 }
 
-/** A maker's entry point: its error's stack on stderr and exit code 1. */
-export function runMaker(main: () => Promise<void>): void {
+/**
+ * A maker's entry point: OUT emptied and given the key file, an Azurite started, `make` run with it and the
+ * writing revision, the Azurite stopped; an error's stack goes to stderr with exit code 1.
+ */
+export function runMaker(out: string, key: Buffer, make: (env: TestEnv, revision: string) => Promise<void>): void {
+  const main = async (): Promise<void> => {
+    const revision = fixtureRevision();
+    await freshFixtureDir(out, key);
+    const env = await startEnv();
+    try {
+      await make(env, revision);
+    } finally {
+      await env.stop();
+    }
+  };
   main().catch((err) => {
     process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
     process.exit(1);
