@@ -240,7 +240,7 @@ test('the durable webhook with the system key: a forged backup with engine setti
     [
       'forged-scratch',
       { backupId: 'forged-scratch', source: { url: sourceUrl }, settings: { scratchDir: '/' } },
-      /the backup activity's input is invalid: \/settings has an unknown field "scratchDir" \(allowed: pageSize, cacheBytes, concurrency, takeSnapshot, full\)/,
+      /the backup activity's input is invalid: \/settings has an unknown field "scratchDir" \(allowed: pageSize, cacheBytes, concurrency, takeSnapshot, full, chunking, codec, vaultDedupe\)/,
     ],
     [
       'forged-concurrency',
