@@ -7,7 +7,8 @@
  * api-version, bodies, the LRO poller's `resourceLocationConfig: "location"` and expected statuses) and
  * Microsoft's REST docs (Restore Points - Create / Get, Disk Restore Point - Grant Access, Snapshots - Create
  * Or Update, Disks - Grant Access / Create Or Update (Upload), Virtual Machines - Get, Resource Graph Resources):
- * - LROs: PUT answers 201 with the resource (provisioningState Creating) and `Azure-AsyncOperation`; POST
+ * - LROs: PUT answers with the resource (disks, snapshots 202; restore points, VMs 201; provisioningState
+ *   Creating) and `Azure-AsyncOperation`; a restore point collection's PUT is synchronous (200/201); POST
  *   (beginGetAccess/endGetAccess) and DELETE answer 202 with `Azure-AsyncOperation` + `Location`; the
  *   status reads InProgress (at least one poll), then Succeeded; the grant's result `{ accessSAS }` is at
  *   `Location`. The SDK then GETs the resource (PUT) or the Location (POST). Deleting what is gone: 204.

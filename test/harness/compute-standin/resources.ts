@@ -230,7 +230,7 @@ export class ComputeResources {
       tags: tagsOf(body.tags), createOption: 'Upload', diskState: 'ReadyToUpload', encryptionType: 'EncryptionAtRestWithPlatformKey',
       ade: false, uploadSizeBytes: upload,
     }, upload);
-    return { status: 201, body: this.diskJson(disk), headers: this.ops.start(disk.location, r.apiVersion) };
+    return { status: 202, body: this.diskJson(disk), headers: this.ops.start(disk.location, r.apiVersion) }; // the disk RP accepts a PUT with 202 (REST docs)
   }
 
   grantDisk(r: Req): Reply {
@@ -343,7 +343,7 @@ export class ComputeResources {
     };
     this.snapshots.set(key(id), s);
     const created = this.snapshotJson(s) as { properties: Record<string, unknown> };
-    return { status: 201, body: { ...created, properties: { ...created.properties, provisioningState: 'Creating' } }, headers: this.ops.start(s.location, r.apiVersion) };
+    return { status: 202, body: { ...created, properties: { ...created.properties, provisioningState: 'Creating' } }, headers: this.ops.start(s.location, r.apiVersion) };
   }
 
   grantSnapshot(r: Req): Reply {
