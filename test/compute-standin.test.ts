@@ -137,6 +137,7 @@ test('restore side: an Upload disk written through its write SAS, revoked with i
   const disk = await client.disks.createOrUpdate(RG, 'restored-os', target, FAST);
   expect([disk.diskState, disk.creationData?.uploadSizeBytes]).toEqual(['ReadyToUpload', 2 * MiB + 512]);
   await expect(client.disks.createOrUpdate(RG, 'restored-os', target, FAST)).rejects.toMatchObject({ statusCode: 409, code: 'PropertyChangeNotAllowed' });
+  await expect(client.disks.createOrUpdate(RG, 'restored-os', target, { ...FAST, requestOptions: { headers: { 'If-None-Match': '*' } } })).rejects.toMatchObject({ statusCode: 412 });
   const { accessSAS } = await client.disks.grantAccess(RG, 'restored-os', { access: 'Write', durationInSeconds: 3600 }, FAST);
   expect((await client.disks.get(RG, 'restored-os')).diskState).toBe('ActiveUpload');
   const blob = new PageBlobClient(accessSAS!, new AnonymousCredential());

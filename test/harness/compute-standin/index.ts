@@ -15,7 +15,8 @@
  * - Errors: `{ error: { code, message } }`; 401 without the bearer token; 400 MissingApiVersionParameter;
  *   404 ResourceNotFound / SubscriptionNotFound; 409 OperationNotAllowed (delete under an active SAS, grant
  *   of an attached disk or of an unfinished background copy, restore points unsupported), 409
- *   PropertyChangeNotAllowed (re-creating with another source); 429 + Retry-After from faults.throttle.
+ *   PropertyChangeNotAllowed (re-creating with another source); 412 PreconditionFailed for a PUT with
+ *   `If-None-Match: *` of a resource that exists; 429 + Retry-After from faults.throttle.
  * Simplifications (deliberate): no resource groups, NICs or images as resources; any api-version value is
  * accepted; a revoked SAS still reads in Azurite until it expires (the grant is recorded as ended, see
  * activeGrants()); an Upload disk's minimum size (20 MiB + 512) is not enforced; the VHD footer is checked
@@ -168,6 +169,9 @@ export async function startComputeStandIn(az: AzuriteInstance, options: StandInO
       if (sub !== undefined && sub.toLowerCase() !== subscriptionId) throw new ArmError(404, 'SubscriptionNotFound', `The subscription '${sub}' could not be found.`);
       const fault = faults.take(op);
       if (fault) throw fault;
+      if (req.method === 'PUT' && req.headers['if-none-match'] === '*' && store.exists(url.pathname)) {
+        throw new ArmError(412, 'PreconditionFailed', `The resource ${url.pathname.split('/').pop()} exists and If-None-Match: * asked for a new one.`);
+      }
       return handlers[op]({ method: req.method ?? '', params: found.params, query: url.searchParams, body, apiVersion });
     })()
       .catch((err: unknown) => {

@@ -80,6 +80,17 @@ export class ComputeResources {
     return snapshot ? `${url}&snapshot=${encodeURIComponent(snapshot)}` : url;
   }
 
+  /** Whether a resource exists at this request path (an ARM ID). */
+  exists(pathname: string): boolean {
+    let k: string;
+    try {
+      k = key(decodeURIComponent(pathname));
+    } catch {
+      return false;
+    }
+    return [this.disks, this.snapshots, this.vms, this.collections, this.restorePoints].some((m) => m.has(k));
+  }
+
   // ---- test set-up ---------------------------------------------------------------------------------
 
   async newDisk(d: Omit<Disk, 'id' | 'uniqueId' | 'blob' | 'timeCreated'> & { rg: string }, blobBytes = d.sizeBytes): Promise<Disk> {
