@@ -2,8 +2,9 @@
  * Whole-VM backups (#16) through the real ArmVmCompute (the @azure/arm-compute client) against the loopback
  * Compute stand-in, whose disks, snapshots and restore points are real Azurite page blobs: a two-disk VM
  * backed up full, then incremental (bytes read = the changed pages), list --vm; the restore point's obtained
- * consistency recorded; the snapshot fallback; a failure between grant and revoke still revokes and leaves
- * no capture; only each disk's base capture is left behind; a 429 is retried.
+ * consistency recorded; the snapshot fallback; Premium SSD v2 captures granted once copied; a failure between
+ * grant and revoke still revokes and leaves no capture; only each disk's base capture is left behind; a 429 is
+ * retried; VMs found by tag (Resource Graph) and group; VM manifests bound to their names.
  */
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
@@ -171,6 +172,36 @@ describe('snapshots', () => {
     tick();
     await expect(backupVm({ compute, vmId: none.vmId, vault, userKey, settings, clock, mode: 'restore-point' })).rejects.toThrow(/cannot take a restore point of VM m2/);
     expect(standin.resources('snapshots').filter((s) => s.id.includes('/m2-') || s.tags['pagewise-vm'] === undefined)).toEqual([]);
+  });
+});
+
+describe('Premium SSD v2', () => {
+  it('a capture still being copied is granted only once completionPercent reaches 100 (restore point and snapshot)', async () => {
+    const { vmId, disks } = await standin.addVm({ resourceGroup: 'rg-v2', name: 'v2a', osDiskBytes: 512 * KiB, dataDisks: [{ lun: 1, bytes: 512 * KiB, sku: 'PremiumV2_LRS' }] });
+    await put(disks.find((d) => d.lun === 1)!.blob, 0, PAGE);
+    for (const mode of ['restore-point', 'snapshots'] as const) {
+      const before = standin.calls().length;
+      tick();
+      const r = await backupVm({ compute, vmId, vault, userKey, settings, clock, mode });
+      expect(r.manifest.disks.find((d) => d.lun === 1)!.bytesRead).toBe(mode === 'restore-point' ? PAGE : 0);
+      const calls = standin.calls().slice(before);
+      const op = mode === 'restore-point' ? 'diskRestorePoint' : 'snapshots';
+      // Polled (GET) until copied, then granted once; no grant was refused as still copying.
+      expect(calls.filter((c) => c.op === `${op}.grantAccess` && c.status === 409)).toEqual([]);
+      expect(calls.filter((c) => c.op === `${op}.get`).length).toBeGreaterThanOrEqual(3);
+    }
+    expect(standin.activeGrants()).toEqual([]);
+  });
+});
+
+describe('finding VMs', () => {
+  it('by tag through Resource Graph, and by resource group through Compute', async () => {
+    const a = await standin.addVm({ resourceGroup: 'rg-tags', name: 't1', osDiskBytes: 512 * KiB, tags: { backup: 'Nightly' } });
+    await standin.addVm({ resourceGroup: 'rg-tags', name: 't2', osDiskBytes: 512 * KiB, tags: { backup: 'weekly' } });
+    const c = await standin.addVm({ resourceGroup: 'rg-tags', name: 't3', osDiskBytes: 512 * KiB, tags: { backup: 'nightly' } });
+    expect((await compute.vmIdsByTag([standin.subscriptionId], { name: 'backup', value: 'nightly' })).sort()).toEqual([a.vmId, c.vmId].sort());
+    expect((await compute.listVms({ subscriptionId: standin.subscriptionId, resourceGroup: 'rg-tags' })).map((v) => v.name).sort()).toEqual(['t1', 't2', 't3']);
+    await expect(compute.vmIdsByTag([standin.subscriptionId], { name: "backup'] or 1==1 //", value: 'x' })).rejects.toThrow(/holds a quote/);
   });
 });
 
