@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { captureIO, run } from '../cli/main';
-import { armContext, ArmVmCompute, backupVm, captureVm, abandonVmCapture, listVmBackups, readVmManifest, restoreBackup, vmBackupIdFor, writeNewKeyFile, loadUserKey, initVault, StorageLocation, PagewiseError } from '../core';
+import { armContext, ArmVmCompute, backupVm, captureVm, abandonVmCapture, listVmBackups, readVmManifest, restoreBackup, vmBackupIdFor, vmBackupTime, writeNewKeyFile, loadUserKey, initVault, StorageLocation, PagewiseError } from '../core';
 import { startEnv, TestEnv } from './harness/env';
 import { startComputeStandIn, ComputeStandIn } from './harness/compute-standin';
 
@@ -239,7 +239,14 @@ describe('failures', () => {
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/the VM resource ID .* is not the ARM ID of a virtual machine/);
     await expect(backupVm({ compute, vmId: 'vm1', vault, userKey })).rejects.toThrow(PagewiseError);
+    const vmId = `/subscriptions/${standin.subscriptionId}/resourceGroups/rg-x/providers/Microsoft.Compute/virtualMachines/x1`;
+    await expect(captureVm(compute, { vmId, vmBackupId: 'vm-../../x' })).rejects.toThrow(/is not a VM backup ID/);
     expect(standin.calls().length).toBe(before);
+    // A VM backup ID names its VM and time: a resource name, a blob-name part, parsed back to the same instant.
+    const at = new Date('2026-12-01T13:14:15.678Z');
+    expect(vmBackupIdFor(vmId, at)).toMatch(/^vm-20261201t131415678z-[0-9a-f]{12}$/);
+    expect(vmBackupTime(vmBackupIdFor(vmId, at))).toBe(at.getTime());
+    expect(vmBackupIdFor(vmId.toUpperCase().replace(standin.subscriptionId.toUpperCase(), standin.subscriptionId), at)).toBe(vmBackupIdFor(vmId, at));
   });
 });
 
