@@ -168,6 +168,11 @@ describe('snapshots', () => {
     const r = await backupVm({ compute, vmId, vault, userKey, settings, clock, mode: 'snapshots' });
     expect([r.manifest.capture, r.manifest.consistency]).toEqual(['snapshots', 'crash']);
     expect(r.manifest.captureNote).toMatch(/^incremental snapshots were asked for/);
+    // Asked for crash consistency, the restore point is asked for CrashConsistent and records it.
+    tick();
+    const crash = await captureVm(compute, { vmId, vmBackupId: vmBackupIdFor(vmId, new Date(clockMs)), consistency: 'crash', clock });
+    expect([crash.capture, crash.requestedConsistency, crash.consistency]).toEqual(['restore-point', 'crash', 'crash']);
+    await abandonVmCapture(compute, crash);
     const none = await standin.addVm({ resourceGroup: 'rg-mode', name: 'm2', osDiskBytes: 512 * KiB, restorePoints: false });
     tick();
     await expect(backupVm({ compute, vmId: none.vmId, vault, userKey, settings, clock, mode: 'restore-point' })).rejects.toThrow(/cannot take a restore point of VM m2/);
