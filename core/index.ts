@@ -144,3 +144,7 @@ export { ContentIndex, contentIndexBound, DEFAULT_FRAME_CACHE_BYTES, DEFAULT_DEL
 export type { ContentIndexOptions, ContentIndexStats } from './repo/v2/content-index';
 export { compactIndex, rebuildIndex, rebuildVaultIndex } from './repo/v2/index-compaction';
 export type { CompactReport, RebuildReport, RebuildVaultIndexOptions } from './repo/v2/index-compaction';
+
+// #16 vmrestore: restore to Azure — new managed disks (a fixed VHD footer last) and a new VM.
+export { vhdFooter, parseVhdFooter, vhdGeometry, VHD_FOOTER_BYTES } from './vm/vhd-footer';
+export type { VhdFooter, VhdGeometry } from './vm/vhd-footer';
