@@ -7,8 +7,25 @@ import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { parseVhdFooter, vhdFooter, vhdGeometry } from '../core';
+import { PageBlobClient } from '@azure/storage-blob';
+import { captureIO, run } from '../cli/main';
+import {
+  armContext,
+  ArmVmCompute,
+  backupDisk,
+  encodeKeyFile,
+  parseVhdFooter,
+  restoreBackupToManagedDisk,
+  restoreVm,
+  StorageLocation,
+  vhdFooter,
+  vhdGeometry,
+  VmManifest,
+  writeVmManifest,
+} from '../core';
 import { ensureTools } from '../testkit/debian-tools';
+import { startComputeStandIn, ComputeStandIn } from './harness/compute-standin';
+import { startEnv, TestEnv } from './harness/env';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -101,5 +118,200 @@ describe('the fixed VHD footer', () => {
     expect(parseVhdFooter(withChecksum((b) => b.writeUInt32BE(3, 60))).diskType).toBe('dynamic');
     for (const size of [0, 1000, -512, 2 ** 53]) expect(() => vhdFooter(size)).toThrow(expect.objectContaining({ code: 'BadInput' }));
     expect(() => vhdFooter(GiB, 'not-a-guid')).toThrow(/is not a GUID/);
+  });
+});
+
+/** Random bytes of a region (sector-aligned, never a zero sector: each is all written). */
+function regionData(length: number, seed: number): Buffer {
+  const buf = Buffer.alloc(length);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < length; i += 4) {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    buf.writeUInt32LE(x | 1, i);
+  }
+  return buf;
+}
+
+const PAGE = 64 * 1024;
+const SETTINGS = { pageSize: PAGE, cacheBytes: 4 * PAGE };
+const RG = 'rg-restore';
+/** Written regions of each disk: [offset, length]; the rest stays a hole. Their sum is what a restore writes. */
+const OS_REGIONS: [number, number][] = [[0, 3 * PAGE], [5 * MiB + 4096, 8192], [23 * MiB, PAGE]];
+const DATA_REGIONS: [number, number][] = [[MiB, 2 * PAGE], [20 * MiB - 512, 512]];
+const written = (regions: [number, number][]) => regions.reduce((sum, [, n]) => sum + n, 0);
+/** Put Pages of a restore at 64 KiB pages: one per page piece of each region, and the footer. */
+const putsOf = (regions: [number, number][]) => regions.reduce((sum, [at, n]) => sum + Math.ceil((at + n) / PAGE) - Math.floor(at / PAGE), 0) + 1;
+
+describe('restore to Azure managed disks and a VM', () => {
+  let env: TestEnv;
+  let standin: ComputeStandIn;
+  let compute: ArmVmCompute;
+  let vmBackupId: string;
+  let manifest: VmManifest;
+  let source: { lun: number | null; diskId: string; blob: PageBlobClient }[];
+  let nic: string;
+
+  async function fill(blob: PageBlobClient, regions: [number, number][], seed: number): Promise<void> {
+    for (const [at, n] of regions) await blob.uploadPages(regionData(n, seed + at), at, n);
+  }
+  const bytesOf = async (blob: PageBlobClient) => blob.downloadToBuffer();
+  const armCalls = (op: string) => standin.calls().filter((c) => c.op === op).length;
+
+  beforeAll(async () => {
+    env = await startEnv();
+    standin = await startComputeStandIn(env.az);
+    compute = new ArmVmCompute(armContext({ endpoint: standin.endpoint, credential: standin.credential }));
+    const vm = await standin.addVm({ resourceGroup: 'rg-src', name: 'vm1', osDiskBytes: 24 * MiB, dataDisks: [{ lun: 0, bytes: 20 * MiB, sku: 'Premium_LRS' }], vmSize: 'Standard_D2s_v5', zone: '2' });
+    source = vm.disks;
+    await fill(source[0].blob, OS_REGIONS, 11);
+    await fill(source[1].blob, DATA_REGIONS, 22);
+    nic = `/subscriptions/${standin.subscriptionId}/resourceGroups/${RG}/providers/Microsoft.Network/networkInterfaces/nic-restored`;
+    // The VM backup: each disk backed up through core's backupDisk from a read SAS of its blob, then the VM manifest.
+    const info = await compute.getVm(vm.vmId);
+    vmBackupId = `vm1-${Date.now().toString(36)}`;
+    const disks = [];
+    for (const d of [info.osDisk, ...info.dataDisks]) {
+      const blob = standin.diskBlob(d.id);
+      const url = env.az.sasUrl('src', blob.containerName, blob.name, { permissions: 'r' });
+      const r = await backupDisk({ source: { url }, vault: env.vault, userKey: env.userKey, ...SETTINGS });
+      disks.push({ lun: d.lun, role: d.lun === null ? 'os' as const : 'data' as const, diskId: d.id, diskName: d.name, sizeBytes: d.sizeBytes, ...(d.sku ? { sku: d.sku } : {}), ...(d.zone ? { zone: d.zone } : {}), ...(d.osType ? { osType: d.osType } : {}), captureId: `${d.id}-capture`, backupId: r.backupId, kind: r.kind, reason: r.reason ?? null, bytesRead: r.bytesRead, bytesStored: r.bytesStored });
+    }
+    const now = new Date().toISOString();
+    manifest = {
+      format: 'pagewise-vm', version: 1, vmBackupId, vmId: vm.vmId, vmName: 'vm1', createdAt: now, completedAt: now,
+      capture: 'snapshots', requestedConsistency: 'crash', consistency: 'crash',
+      vm: { location: info.location, ...(info.zone ? { zone: info.zone } : {}), vmSize: info.vmSize, tags: { team: 'blue' }, networkInterfaceIds: info.networkInterfaceIds, osType: info.osDisk.osType },
+      disks, notCaptured: [],
+    };
+    await writeVmManifest(env.vault, env.userKey, manifest);
+  });
+  afterAll(async () => {
+    await standin?.stop();
+    await env?.stop();
+  });
+
+  test('a VM backup restores as new disks byte-identical to its disks, each a valid fixed VHD, and a VM attaching them', async () => {
+    const result = await restoreVm({ compute, vault: env.vault, userKey: env.userKey, vmBackupId, resourceGroup: RG, createVm: { name: 'vm1-restored', networkInterfaceIds: [nic] } });
+    const prefix = `/subscriptions/${standin.subscriptionId}/resourceGroups/${RG}/providers/Microsoft.Compute`;
+    expect(result.disks.map((d) => [d.lun, d.diskId, d.bytesWritten])).toEqual([
+      [null, `${prefix}/disks/restored-${manifest.disks[0].diskName}`, written(OS_REGIONS)],
+      [0, `${prefix}/disks/restored-${manifest.disks[1].diskName}`, written(DATA_REGIONS)],
+    ]);
+    for (const [i, d] of result.disks.entries()) {
+      const original = await bytesOf(source[i].blob);
+      const restored = await bytesOf(standin.diskBlob(d.diskId));
+      expect(restored.length).toBe(original.length + 512);
+      expect(restored.subarray(0, original.length).equals(original)).toBe(true);
+      expect(parseVhdFooter(restored.subarray(original.length))).toMatchObject({ diskType: 'fixed', currentSize: original.length, creatorApplication: 'pgws' });
+      const resource = standin.resources('disks').find((r) => r.id.toLowerCase() === d.diskId.toLowerCase())!;
+      expect(resource.tags).toEqual({ pagewise: 'restored' });
+      expect(resource.properties).toMatchObject({ diskState: 'Unattached', creationData: { createOption: 'Upload', uploadSizeBytes: original.length + 512 } });
+    }
+    expect(standin.activeGrants()).toEqual([]);
+    expect(result.vmId).toBe(`${prefix}/virtualMachines/vm1-restored`);
+    const vm = standin.resources('virtualMachines').find((r) => r.id === result.vmId)!;
+    expect(vm.tags).toEqual({ team: 'blue', pagewise: 'restored' });
+    expect(vm.properties).toMatchObject({
+      hardwareProfile: { vmSize: 'Standard_D2s_v5' },
+      storageProfile: {
+        osDisk: { createOption: 'Attach', managedDisk: { id: result.disks[0].diskId } },
+        dataDisks: [{ lun: 0, createOption: 'Attach', managedDisk: { id: result.disks[1].diskId } }],
+      },
+      networkProfile: { networkInterfaces: [{ id: nic, primary: true }] },
+    });
+  });
+
+  test('a name that exists is refused before anything is created or written; so are selections the backup cannot satisfy', async () => {
+    const before = { creates: armCalls('disks.createOrUpdate'), grants: armCalls('disks.grantAccess'), vms: armCalls('virtualMachines.createOrUpdate') };
+    // The first test made restored-<os disk>: a second restore under the same names is refused whole (the data disk too).
+    await expect(restoreVm({ compute, vault: env.vault, userKey: env.userKey, vmBackupId, resourceGroup: RG })).rejects.toMatchObject({
+      code: 'TargetExists',
+      message: expect.stringContaining(`the managed disk restored-${manifest.disks[0].diskName} already exists in ${RG}`),
+    });
+    await expect(restoreBackupToManagedDisk({ compute, vault: env.vault, userKey: env.userKey, backupId: manifest.disks[1].backupId, target: { subscriptionId: standin.subscriptionId, resourceGroup: RG, name: `restored-${manifest.disks[1].diskName}`, location: 'westeurope' } })).rejects.toMatchObject({ code: 'TargetExists' });
+    await expect(restoreVm({ compute, vault: env.vault, userKey: env.userKey, vmBackupId, resourceGroup: RG, namePrefix: 'again-', createVm: { name: 'vm1-restored', networkInterfaceIds: [nic] } })).rejects.toMatchObject({ code: 'TargetExists', message: expect.stringContaining('the VM vm1-restored already exists') });
+    await expect(restoreVm({ compute, vault: env.vault, userKey: env.userKey, vmBackupId, resourceGroup: RG, luns: [7] })).rejects.toMatchObject({ code: 'BadInput', message: expect.stringContaining('holds no the data disk at LUN 7') });
+    await expect(restoreVm({ compute, vault: env.vault, userKey: env.userKey, vmBackupId, resourceGroup: RG, luns: [0], namePrefix: 'x-', createVm: { name: 'vm2' } })).rejects.toMatchObject({ code: 'BadInput', message: expect.stringContaining('only with its OS disk') });
+    await expect(restoreVm({ compute, vault: env.vault, userKey: env.userKey, vmBackupId, resourceGroup: RG, namePrefix: 'x-', createVm: { name: 'vm2', networkInterfaceIds: [`${nic}/../../x`] } })).rejects.toMatchObject({ code: 'BadInput', message: expect.stringContaining('is not the ARM ID of a network interface') });
+    await expect(restoreVm({ compute, vault: env.vault, userKey: env.userKey, vmBackupId, resourceGroup: RG, namePrefix: 'bad/' })).rejects.toMatchObject({ code: 'BadInput', message: expect.stringContaining('is not a valid Compute resource name') });
+    expect({ creates: armCalls('disks.createOrUpdate'), grants: armCalls('disks.grantAccess'), vms: armCalls('virtualMachines.createOrUpdate') }).toEqual(before);
+  });
+
+  test('a single disk backup restores to a new managed disk: non-hole runs in Put Pages, the footer last, the grant revoked', async () => {
+    const result = await restoreBackupToManagedDisk({
+      compute, vault: env.vault, userKey: env.userKey, backupId: manifest.disks[1].backupId, settings: SETTINGS,
+      target: { subscriptionId: standin.subscriptionId, resourceGroup: RG, name: 'single-data', location: 'westeurope', sku: 'StandardSSD_LRS' },
+    });
+    expect(result).toEqual({ diskId: `/subscriptions/${standin.subscriptionId}/resourceGroups/${RG}/providers/Microsoft.Compute/disks/single-data`, bytesWritten: written(DATA_REGIONS), putPages: putsOf(DATA_REGIONS) });
+    const restored = await bytesOf(standin.diskBlob(result.diskId));
+    expect(restored.subarray(0, 20 * MiB).equals(await bytesOf(source[1].blob))).toBe(true);
+    expect(parseVhdFooter(restored.subarray(20 * MiB)).currentSize).toBe(20 * MiB);
+    expect(standin.resources('disks').find((r) => r.id.endsWith('/single-data'))!.properties).toMatchObject({ diskState: 'Unattached', sku: { name: 'StandardSSD_LRS' } });
+    expect(standin.activeGrants()).toEqual([]);
+  });
+
+  test("a backup of Azure's export (N MiB + 512, its footer) gets a new footer in that slot; a size Azure cannot upload is refused before a disk is made", async () => {
+    const exported = await env.makeDisk('exported.vhd', 20 * MiB + 512, [{ offset: 2 * MiB, length: PAGE, kind: 'random', seed: 5 }]);
+    await env.sourceClient('exported.vhd').uploadPages(vhdFooter(20 * MiB, '00000000-0000-0000-0000-000000000001'), 20 * MiB, 512);
+    const b = await backupDisk({ source: exported.source, vault: env.vault, userKey: env.userKey, ...SETTINGS });
+    const target = { subscriptionId: standin.subscriptionId, resourceGroup: RG, name: 'from-export', location: 'westeurope' };
+    const result = await restoreBackupToManagedDisk({ compute, vault: env.vault, userKey: env.userKey, backupId: b.backupId, target });
+    expect(result).toMatchObject({ bytesWritten: PAGE, putPages: 2 });
+    const restored = await bytesOf(standin.diskBlob(result.diskId));
+    expect(restored.length).toBe(20 * MiB + 512);
+    expect(restored.subarray(0, 20 * MiB).equals((await env.sourceClient('exported.vhd').downloadToBuffer()).subarray(0, 20 * MiB))).toBe(true);
+    expect(parseVhdFooter(restored.subarray(20 * MiB)).uniqueId).not.toBe('00000000-0000-0000-0000-000000000001');
+
+    const creates = armCalls('disks.createOrUpdate');
+    for (const [name, bytes] of [['odd.vhd', 20 * MiB + 4096], ['small.vhd', 8 * MiB]] as const) {
+      const odd = await env.makeDisk(name, bytes, [{ offset: 0, length: 4096, kind: 'random', seed: 1 }]);
+      const ob = await backupDisk({ source: odd.source, vault: env.vault, userKey: env.userKey, ...SETTINGS });
+      await expect(restoreBackupToManagedDisk({ compute, vault: env.vault, userKey: env.userKey, backupId: ob.backupId, target: { ...target, name: `from-${name.replace('.vhd', '')}` } })).rejects.toMatchObject({
+        code: 'BadInput',
+        message: expect.stringMatching(bytes === 8 * MiB ? /20 MiB to 32 TiB/ : /whole number of MiB/),
+      });
+    }
+    expect(armCalls('disks.createOrUpdate')).toBe(creates);
+  });
+
+  test('a restore failing after the grant still revokes it and names the incomplete disk it left', async () => {
+    // A vault of its own whose one pack is damaged: the manifest opens, the pages fail to decrypt mid-write.
+    const vault: StorageLocation = await env.makeVault('damaged');
+    const b = await backupDisk({ source: { url: env.az.sasUrl('src', source[1].blob.containerName, source[1].blob.name, { permissions: 'r' }) }, vault, userKey: env.userKey, ...SETTINGS });
+    const container = env.az.accounts.vault.service.getContainerClient('damaged');
+    let damaged = 0;
+    for await (const item of container.listBlobsFlat({ prefix: 'packs/' })) {
+      const blob = container.getBlockBlobClient(item.name);
+      const data = await blob.downloadToBuffer();
+      data[Math.floor(data.length / 2)] ^= 0xff;
+      await blob.uploadData(data);
+      damaged++;
+    }
+    expect(damaged).toBeGreaterThan(0);
+    const grants = armCalls('disks.grantAccess');
+    await expect(restoreBackupToManagedDisk({ compute, vault, userKey: env.userKey, backupId: b.backupId, target: { subscriptionId: standin.subscriptionId, resourceGroup: RG, name: 'half-done', location: 'westeurope' } })).rejects.toMatchObject({
+      code: 'Corrupt',
+      message: expect.stringContaining('the managed disk half-done it created is incomplete'),
+    });
+    expect(armCalls('disks.grantAccess')).toBe(grants + 1);
+    expect(armCalls('disks.revokeAccess')).toBeGreaterThan(0);
+    expect(standin.activeGrants()).toEqual([]);
+  });
+
+  test('pagewise restore-vm restores the chosen disk and prints it (--json)', async () => {
+    const io = captureIO({ PAGEWISE_STORAGE_ENDPOINTS: env.az.storageEndpoints, PAGEWISE_ARM_ENDPOINT: standin.endpoint, PAGEWISE_ARM_TOKEN: standin.token });
+    const keyFile = path.join(env.tmp, 'restore-vm.key');
+    await fs.writeFile(keyFile, encodeKeyFile(env.userKey), { mode: 0o600 });
+    const code = await run(['restore-vm', vmBackupId, '--vault', env.vault.url, '--key-file', keyFile, '--resource-group', RG, '--disk', '0', '--name-prefix', 'cli-', '--json'], io);
+    expect({ code, stderr: io.stderrText() }).toEqual({ code: 0, stderr: '' });
+    const out = JSON.parse(io.stdoutText()) as { disks: { lun: number | null; diskId: string; bytesWritten: number }[] };
+    expect(out.disks).toEqual([{ lun: 0, diskId: expect.stringMatching(new RegExp(`/disks/cli-${manifest.disks[1].diskName}$`)), bytesWritten: written(DATA_REGIONS) }]);
+    expect(io.stdoutText()).not.toMatch(/sig=/);
+    expect(await run(['restore-vm', vmBackupId, '--vault', env.vault.url, '--key-file', keyFile, '--resource-group', RG, '--disk', 'two'], io)).not.toBe(0);
+    expect(io.stderrText()).toContain('--disk "two" is neither "os" nor a LUN from 0 to 63');
   });
 });

@@ -51,6 +51,7 @@ export const defineRestoreVm: DefineCommand = (program, ctx) => {
       const { io } = ctx;
       const vault = storageLocation(opts.vault, 'vault', io.env);
       const luns = opts.disk.map(parseDiskSelector);
+      if (opts.nic.length > 0 && opts.createVm === undefined) throw new PagewiseError('BadInput', '--nic names the new VM\'s network interfaces: give it with --create-vm <name>');
       const compute = vmComputeFor(opts.armEndpoint, io.env);
       const userKey = await loadUserKey(opts.keyFile);
       const result = await restoreVm({
