@@ -8,11 +8,9 @@ import { PagewiseError } from '../errors';
 import { MiB, SECTOR } from '../limits';
 import type { ArmContext } from './arm-context';
 import { assertResourceGroupName, assertResourceName, assertSubscriptionId, diskIdOf, parseDiskId, vmIdOf } from './arm-ids';
-import type { NewDiskSpec, NewVmSpec, VmCompute, VmDiskInfo } from './compute';
+import { armErrorText, isArmNotFound } from './arm-capture';
+import type { NewDiskSpec, NewVmSpec, VmDiskInfo, VmProvisioningCompute } from './compute';
 import { VHD_FOOTER_BYTES } from './vhd-footer';
-
-/** The provisioning methods of VmCompute. */
-export type ArmProvisioning = Pick<VmCompute, 'getDisk' | 'createUploadDisk' | 'grantDiskWrite' | 'revokeDiskAccess' | 'createVm'>;
 
 /** Azure's bounds of an Upload disk's data (uploadSizeBytes minus the footer): 20 MiB to 32 TiB, whole MiB. */
 export const MIN_UPLOAD_DISK_BYTES = 20 * MiB;
@@ -28,16 +26,15 @@ export function assertUploadDiskSize(sizeBytes: number, what = 'the disk'): void
   }
 }
 
-/** What Compute's error says, by status; messages name the resource, never a SAS (a grant's URL is in no error). */
 function isStatus(err: unknown, ...statuses: number[]): boolean {
   return statuses.includes((err as { statusCode?: number } | undefined)?.statusCode ?? -1);
 }
 
+/** Compute's failure as a PagewiseError naming the resource (armErrorText: code and message, secrets redacted). */
 function armFailure(err: unknown, what: string): never {
   if (err instanceof PagewiseError) throw err;
-  const e = err as { statusCode?: number; code?: string; message?: string } | undefined;
-  const detail = `${e?.code ?? `HTTP ${e?.statusCode ?? 'error'}`}${e?.message ? `: ${String(e.message).slice(0, 300)}` : ''}`;
-  if (isStatus(err, 404)) throw new PagewiseError('TargetNotFound', `${what}: not found (${detail})`, { cause: err });
+  const detail = armErrorText(err);
+  if (isArmNotFound(err)) throw new PagewiseError('TargetNotFound', `${what}: not found (${detail})`, { cause: err });
   if (isStatus(err, 401, 403)) throw new PagewiseError('AccessDenied', `${what}: Compute refused the request (${detail})`, { cause: err });
   if (isStatus(err, 409, 412)) throw new PagewiseError('TargetExists', `${what}: Compute answered a conflict (${detail})`, { cause: err });
   throw new PagewiseError('TargetUnreachable', `${what} failed (${detail})`, { cause: err });
@@ -62,7 +59,16 @@ function diskInfoOf(disk: Disk, id: string): VmDiskInfo & { diskState?: string }
   };
 }
 
-export function armProvisioning(ctx: ArmContext): ArmProvisioning {
+/** The provisioning half of VmCompute over an ARM context (ArmVmCompute's default). */
+/** Compute's OS types, from a recorded value (case aside); anything else is refused. */
+function osTypeOf(value: string, what: string): 'Windows' | 'Linux' {
+  const lower = value.toLowerCase();
+  if (lower === 'windows') return 'Windows';
+  if (lower === 'linux') return 'Linux';
+  throw new PagewiseError('BadInput', `${what}: the OS type ${JSON.stringify(value.slice(0, 40))} is neither Windows nor Linux`);
+}
+
+export function armProvisioning(ctx: ArmContext): VmProvisioningCompute {
   const diskRef = (diskId: string) => parseDiskId(diskId);
   return {
     async getDisk(diskId) {
@@ -86,7 +92,7 @@ export function armProvisioning(ctx: ArmContext): ArmProvisioning {
         location: spec.location,
         ...(spec.zone ? { zones: [spec.zone] } : {}),
         ...(spec.sku ? { sku: { name: spec.sku } } : {}),
-        ...(spec.osType ? { osType: spec.osType } : {}),
+        ...(spec.osType ? { osType: osTypeOf(spec.osType, `the disk ${ref.diskName}`) } : {}),
         ...(spec.hyperVGeneration ? { hyperVGeneration: spec.hyperVGeneration } : {}),
         tags: { ...(spec.tags ?? {}) },
         creationData: { createOption: 'Upload', uploadSizeBytes: spec.sizeBytes + VHD_FOOTER_BYTES },
@@ -120,7 +126,7 @@ export function armProvisioning(ctx: ArmContext): ArmProvisioning {
       try {
         await client.disks.revokeAccess(ref.resourceGroup, ref.diskName);
       } catch (err) {
-        if (isStatus(err, 404)) return; // gone: nothing left to revoke
+        if (isArmNotFound(err)) return; // gone: nothing left to revoke
         armFailure(err, `revoking access to the disk ${ref.diskName}`);
       }
     },
@@ -138,7 +144,7 @@ export function armProvisioning(ctx: ArmContext): ArmProvisioning {
         tags: { ...(spec.tags ?? {}) },
         hardwareProfile: { vmSize: spec.vmSize },
         storageProfile: {
-          osDisk: { createOption: 'Attach', managedDisk: attach(spec.osDiskId, 'the OS disk'), ...(spec.osType ? { osType: spec.osType } : {}) },
+          osDisk: { createOption: 'Attach', managedDisk: attach(spec.osDiskId, 'the OS disk'), ...(spec.osType ? { osType: osTypeOf(spec.osType, `the VM ${ref.vmName}`) } : {}) },
           dataDisks: spec.dataDisks.map((d) => ({ lun: d.lun, createOption: 'Attach', managedDisk: attach(d.diskId, `the data disk at LUN ${d.lun}`) })),
         },
         networkProfile: { networkInterfaces: spec.networkInterfaceIds.map((id, i) => ({ id, primary: i === 0 })) },

@@ -3,14 +3,15 @@
  * then a fixed VHD footer), and a VM backup as new disks — and, when asked, a new VM attaching them, made
  * from the VM manifest's configuration. Nothing that exists is overwritten; every write grant is revoked.
  */
-import { PagewiseError, isPagewiseError } from '../errors';
+import { PagewiseError, isPagewiseError, isTransient } from '../errors';
 import { MAX_PUT_PAGE_BYTES } from '../limits';
 import { PageSink, PreparedTarget } from '../restore/file-target';
 import { putPages, restoreToTarget } from '../restore/restore';
 import { assertDiskWriteTarget } from '../restore/target-guard';
 import { targetBlobClient } from '../storage/clients';
 import { EngineSettings, OperationProgress, StorageLocation } from '../types';
-import { assertResourceGroupName, assertResourceName, assertSubscriptionId, diskIdOf, parseVmId } from './arm-ids';
+import { isArmNotFound } from './arm-capture';
+import { assertResourceGroupName, assertResourceName, assertSubscriptionId, diskIdOf, parseVmId, vmIdOf } from './arm-ids';
 import { assertUploadDiskSize, endsInFooterSlot } from './arm-provision';
 import type { VmCompute } from './compute';
 import { readVmManifest, VmManifest, VmManifestDisk } from './vm-manifest';
@@ -58,7 +59,7 @@ async function diskExists(compute: VmCompute, diskId: string): Promise<boolean> 
     await compute.getDisk(diskId);
     return true;
   } catch (err) {
-    if (isPagewiseError(err, 'TargetNotFound') || (err as { statusCode?: number }).statusCode === 404) return false;
+    if (isPagewiseError(err, 'TargetNotFound') || isArmNotFound(err)) return false;
     throw err;
   }
 }
@@ -272,12 +273,12 @@ export function assertNetworkInterfaceId(id: string): string {
 }
 
 async function assertVmNameFree(compute: VmCompute, name: string, subscriptionId: string, resourceGroup: string): Promise<void> {
-  const vmId = `/subscriptions/${subscriptionId}/resourceGroups/${resourceGroup}/providers/Microsoft.Compute/virtualMachines/${name}`;
   try {
-    await compute.getVm(vmId);
+    await compute.getVm(vmIdOf({ subscriptionId, resourceGroup, vmName: name }));
   } catch (err) {
-    if (isPagewiseError(err, 'TargetNotFound') || isPagewiseError(err, 'SourceNotFound') || (err as { statusCode?: number }).statusCode === 404) return;
-    throw err;
+    if (isArmNotFound(err) || isPagewiseError(err, 'TargetNotFound') || isPagewiseError(err, 'SourceNotFound')) return;
+    // A VM Compute answered but Pagewise cannot back up (e.g. unmanaged disks) still exists.
+    if (!isPagewiseError(err) || isPagewiseError(err, 'AccessDenied') || isTransient(err)) throw err;
   }
   throw new PagewiseError('TargetExists', `the VM ${name} already exists in ${resourceGroup}; Pagewise creates only a new VM`);
 }
