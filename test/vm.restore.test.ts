@@ -20,6 +20,7 @@ import {
   StorageLocation,
   vhdFooter,
   vhdGeometry,
+  vmBackupIdFor,
   VmManifest,
   writeVmManifest,
 } from '../core';
@@ -172,7 +173,7 @@ describe('restore to Azure managed disks and a VM', () => {
     nic = `/subscriptions/${standin.subscriptionId}/resourceGroups/${RG}/providers/Microsoft.Network/networkInterfaces/nic-restored`;
     // The VM backup: each disk backed up through core's backupDisk from a read SAS of its blob, then the VM manifest.
     const info = await compute.getVm(vm.vmId);
-    vmBackupId = `vm1-${Date.now().toString(36)}`;
+    vmBackupId = vmBackupIdFor(vm.vmId, new Date());
     const disks = [];
     for (const d of [info.osDisk, ...info.dataDisks]) {
       const blob = standin.diskBlob(d.id);

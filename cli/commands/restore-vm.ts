@@ -2,7 +2,7 @@
  * `pagewise restore-vm <vm-backup-id> --vault <url> --key-file <f> --resource-group <rg> [--subscription <guid>]
  *  [--disk <lun|os>]… [--name-prefix p] [--create-vm <name>] [--nic <id>]… [--arm-endpoint URL] [--json]`
  */
-import { formatBytes, loadUserKey, PagewiseError, restoreVm } from '../../core';
+import { formatBytes, loadUserKey, PagewiseError, restoreVm, VM_BACKUP_ID_RE } from '../../core';
 import { storageLocation } from '../locations';
 import { parseCount } from '../options';
 import { printJson, printLines } from '../output';
@@ -49,6 +49,7 @@ export const defineRestoreVm: DefineCommand = (program, ctx) => {
     .option('--json', 'print the result as one JSON object')
     .action(async (id: string, opts: RestoreVmOptions) => {
       const { io } = ctx;
+      if (!VM_BACKUP_ID_RE.test(id)) throw new PagewiseError('BadInput', `${JSON.stringify(id.slice(0, 80))} is not a VM backup ID (vm-<time>-<12 hex digits>; see pagewise list --vm)`);
       const vault = storageLocation(opts.vault, 'vault', io.env);
       const luns = opts.disk.map(parseDiskSelector);
       if (opts.nic.length > 0 && opts.createVm === undefined) throw new PagewiseError('BadInput', '--nic names the new VM\'s network interfaces: give it with --create-vm <name>');
