@@ -70,6 +70,7 @@ function osTypeOf(value: string, what: string): 'Windows' | 'Linux' {
 
 export function armProvisioning(ctx: ArmContext): VmProvisioningCompute {
   const diskRef = (diskId: string) => parseDiskId(diskId);
+  const poll = ctx.pollIntervalMs !== undefined ? { updateIntervalInMs: ctx.pollIntervalMs } : {};
   return {
     async getDisk(diskId) {
       const ref = diskRef(diskId);
@@ -100,7 +101,7 @@ export function armProvisioning(ctx: ArmContext): VmProvisioningCompute {
       const client = await ctx.compute(ref.subscriptionId);
       try {
         // If-None-Match: a disk made meanwhile under this name is refused, not updated (where Compute honours it).
-        await client.disks.createOrUpdate(ref.resourceGroup, ref.diskName, disk, { requestOptions: { headers: { 'If-None-Match': '*' } } });
+        await client.disks.createOrUpdate(ref.resourceGroup, ref.diskName, disk, { ...poll, requestOptions: { headers: { 'If-None-Match': '*' } } });
       } catch (err) {
         armFailure(err, `creating the upload disk ${ref.diskName}`);
       }
@@ -112,7 +113,7 @@ export function armProvisioning(ctx: ArmContext): VmProvisioningCompute {
       const client = await ctx.compute(ref.subscriptionId);
       let access;
       try {
-        access = await client.disks.grantAccess(ref.resourceGroup, ref.diskName, { access: 'Write', durationInSeconds: seconds });
+        access = await client.disks.grantAccess(ref.resourceGroup, ref.diskName, { access: 'Write', durationInSeconds: seconds }, poll);
       } catch (err) {
         armFailure(err, `granting write access to the disk ${ref.diskName}`);
       }
@@ -124,7 +125,7 @@ export function armProvisioning(ctx: ArmContext): VmProvisioningCompute {
       const ref = diskRef(diskId);
       const client = await ctx.compute(ref.subscriptionId);
       try {
-        await client.disks.revokeAccess(ref.resourceGroup, ref.diskName);
+        await client.disks.revokeAccess(ref.resourceGroup, ref.diskName, poll);
       } catch (err) {
         if (isArmNotFound(err)) return; // gone: nothing left to revoke
         armFailure(err, `revoking access to the disk ${ref.diskName}`);
@@ -151,7 +152,7 @@ export function armProvisioning(ctx: ArmContext): VmProvisioningCompute {
       };
       const client = await ctx.compute(ref.subscriptionId);
       try {
-        await client.virtualMachines.createOrUpdate(ref.resourceGroup, ref.vmName, vm, { ifNoneMatch: '*' });
+        await client.virtualMachines.createOrUpdate(ref.resourceGroup, ref.vmName, vm, { ...poll, ifNoneMatch: '*' });
       } catch (err) {
         armFailure(err, `creating the VM ${ref.vmName}`);
       }
