@@ -132,7 +132,7 @@ function regionData(length: number, seed: number): Buffer {
     x ^= x >>> 17;
     x ^= x << 5;
     x >>>= 0;
-    buf.writeUInt32LE(x | 1, i);
+    buf.writeUInt32LE((x | 1) >>> 0, i);
   }
   return buf;
 }
@@ -210,7 +210,9 @@ describe('restore to Azure managed disks and a VM', () => {
       expect(parseVhdFooter(restored.subarray(original.length))).toMatchObject({ diskType: 'fixed', currentSize: original.length, creatorApplication: 'pgws' });
       const resource = standin.resources('disks').find((r) => r.id.toLowerCase() === d.diskId.toLowerCase())!;
       expect(resource.tags).toEqual({ pagewise: 'restored' });
-      expect(resource.properties).toMatchObject({ diskState: 'Unattached', creationData: { createOption: 'Upload', uploadSizeBytes: original.length + 512 } });
+      // Attached to the new VM: the stand-in found a valid footer at revoke (it attaches no disk without one).
+      expect(resource.properties).toMatchObject({ diskState: 'Attached', creationData: { createOption: 'Upload', uploadSizeBytes: original.length + 512 } });
+      expect(resource.standIn).toMatchObject({ vhdFooter: 'valid' });
     }
     expect(standin.activeGrants()).toEqual([]);
     expect(result.vmId).toBe(`${prefix}/virtualMachines/vm1-restored`);
@@ -219,10 +221,10 @@ describe('restore to Azure managed disks and a VM', () => {
     expect(vm.properties).toMatchObject({
       hardwareProfile: { vmSize: 'Standard_D2s_v5' },
       storageProfile: {
-        osDisk: { createOption: 'Attach', managedDisk: { id: result.disks[0].diskId } },
-        dataDisks: [{ lun: 0, createOption: 'Attach', managedDisk: { id: result.disks[1].diskId } }],
+        osDisk: { managedDisk: { id: result.disks[0].diskId } },
+        dataDisks: [{ lun: 0, managedDisk: { id: result.disks[1].diskId } }],
       },
-      networkProfile: { networkInterfaces: [{ id: nic, primary: true }] },
+      networkProfile: { networkInterfaces: [{ id: nic }] },
     });
   });
 
@@ -251,7 +253,9 @@ describe('restore to Azure managed disks and a VM', () => {
     const restored = await bytesOf(standin.diskBlob(result.diskId));
     expect(restored.subarray(0, 20 * MiB).equals(await bytesOf(source[1].blob))).toBe(true);
     expect(parseVhdFooter(restored.subarray(20 * MiB)).currentSize).toBe(20 * MiB);
-    expect(standin.resources('disks').find((r) => r.id.endsWith('/single-data'))!.properties).toMatchObject({ diskState: 'Unattached', sku: { name: 'StandardSSD_LRS' } });
+    const resource = standin.resources('disks').find((r) => r.id.endsWith('/single-data'))!;
+    expect({ state: resource.properties.diskState, footer: resource.standIn?.vhdFooter }).toEqual({ state: 'Unattached', footer: 'valid' });
+    expect(await compute.getDisk(result.diskId)).toMatchObject({ sku: 'StandardSSD_LRS', location: 'westeurope', sizeBytes: 20 * MiB, diskState: 'Unattached' });
     expect(standin.activeGrants()).toEqual([]);
   });
 
@@ -301,6 +305,8 @@ describe('restore to Azure managed disks and a VM', () => {
     expect(armCalls('disks.grantAccess')).toBe(grants + 1);
     expect(armCalls('disks.revokeAccess')).toBeGreaterThan(0);
     expect(standin.activeGrants()).toEqual([]);
+    // Revoked before its footer was written: the stand-in, like Azure, holds it for an upload without a valid VHD.
+    expect(standin.resources('disks').find((r) => r.id.endsWith('/half-done'))!.standIn).toMatchObject({ vhdFooter: 'missing' });
   });
 
   test('pagewise restore-vm restores the chosen disk and prints it (--json)', async () => {

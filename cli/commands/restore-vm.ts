@@ -27,7 +27,7 @@ const collect = (value: string, previous: string[]) => [...previous, value];
 /** `--disk os` or `--disk <lun>` (0–63, Azure's LUN range). */
 export function parseDiskSelector(text: string): number | 'os' {
   if (text.trim().toLowerCase() === 'os') return 'os';
-  const lun = parseCount(text, '--disk');
+  const lun = /^\s*\d{1,2}\s*$/.test(text) ? parseCount(text, '--disk') : undefined;
   if (lun === undefined || lun > 63) throw new PagewiseError('BadInput', `--disk "${text.slice(0, 16)}" is neither "os" nor a LUN from 0 to 63`);
   return lun;
 }
