@@ -179,7 +179,7 @@ describe('restore to Azure managed disks and a VM', () => {
       const blob = standin.diskBlob(d.id);
       const url = env.az.sasUrl('src', blob.containerName, blob.name, { permissions: 'r' });
       const r = await backupDisk({ source: { url }, vault: env.vault, userKey: env.userKey, ...SETTINGS });
-      disks.push({ lun: d.lun, role: d.lun === null ? 'os' as const : 'data' as const, diskId: d.id, diskName: d.name, sizeBytes: d.sizeBytes, ...(d.sku ? { sku: d.sku } : {}), ...(d.zone ? { zone: d.zone } : {}), ...(d.osType ? { osType: d.osType } : {}), captureId: `${d.id}-capture`, backupId: r.backupId, kind: r.kind, reason: r.reason ?? null, bytesRead: r.bytesRead, bytesStored: r.bytesStored });
+      disks.push({ lun: d.lun, role: d.lun === null ? 'os' as const : 'data' as const, diskId: d.id, diskName: d.name, sizeBytes: d.sizeBytes, ...(d.sku ? { sku: d.sku } : {}), ...(d.zone ? { zone: d.zone } : {}), ...(d.osType ? { osType: d.osType } : {}), captureId: `/subscriptions/${standin.subscriptionId}/resourceGroups/rg-src/providers/Microsoft.Compute/snapshots/${d.name}-pw1`, backupId: r.backupId, kind: r.kind, reason: r.reason ?? null, bytesRead: r.bytesRead, bytesStored: r.bytesStored });
     }
     const now = new Date().toISOString();
     manifest = {
