@@ -13,6 +13,7 @@ import {
   armContext,
   ArmVmCompute,
   backupDisk,
+  backupVm,
   encodeKeyFile,
   parseVhdFooter,
   restoreBackupToManagedDisk,
@@ -307,6 +308,23 @@ describe('restore to Azure managed disks and a VM', () => {
     expect(standin.activeGrants()).toEqual([]);
     // Revoked before its footer was written: the stand-in, like Azure, holds it for an upload without a valid VHD.
     expect(standin.resources('disks').find((r) => r.id.endsWith('/half-done'))!.standIn).toMatchObject({ vhdFooter: 'missing' });
+  });
+
+  test("a VM backed up by the VM engine (restore point, grants through Compute) restores byte-identical", async () => {
+    const vm = await standin.addVm({ resourceGroup: 'rg-src', name: 'vm2', osDiskBytes: 20 * MiB, dataDisks: [{ lun: 3, bytes: 21 * MiB }], vmSize: 'Standard_B2s' });
+    await fill(vm.disks[0].blob, [[0, PAGE], [19 * MiB, 4096]], 33);
+    await fill(vm.disks[1].blob, [[7 * MiB, 2 * PAGE]], 44);
+    const backup = await backupVm({ compute, vmId: vm.vmId, vault: env.vault, userKey: env.userKey, settings: SETTINGS });
+    expect(backup.manifest.capture).toBe('restore-point');
+    const result = await restoreVm({ compute, vault: env.vault, userKey: env.userKey, vmBackupId: backup.vmBackupId, resourceGroup: RG, namePrefix: 'eng-' });
+    expect(result.disks.map((d) => [d.lun, d.bytesWritten])).toEqual([[null, PAGE + 4096], [3, 2 * PAGE]]);
+    for (const [i, d] of result.disks.entries()) {
+      const original = await bytesOf(vm.disks[i].blob);
+      const restored = await bytesOf(standin.diskBlob(d.diskId));
+      expect(restored.subarray(0, original.length).equals(original)).toBe(true);
+      expect(parseVhdFooter(restored.subarray(original.length)).currentSize).toBe(original.length);
+    }
+    expect(standin.activeGrants()).toEqual([]);
   });
 
   test('pagewise restore-vm restores the chosen disk and prints it (--json)', async () => {
