@@ -338,5 +338,21 @@ describe('restore to Azure managed disks and a VM', () => {
     expect(io.stdoutText()).not.toMatch(/sig=/);
     expect(await run(['restore-vm', vmBackupId, '--vault', env.vault.url, '--key-file', keyFile, '--resource-group', RG, '--disk', 'two'], io)).not.toBe(0);
     expect(io.stderrText()).toContain('--disk "two" is neither "os" nor a LUN from 0 to 63');
+    // restore --to-managed-disk: its inputs are checked before Compute or the vault is asked anything.
+    const creates = armCalls('disks.createOrUpdate');
+    const restore = ['restore', manifest.disks[1].backupId, '--vault', env.vault.url, '--key-file', keyFile];
+    for (const [args, message] of [
+      [['--to-managed-disk', 'only-a-name', '--subscription', standin.subscriptionId, '--location', 'westeurope'], '--to-managed-disk must be <resource-group>/<disk-name>'],
+      [['--to-managed-disk', `${RG}/cli-single`, '--location', 'westeurope'], '--to-managed-disk needs --subscription <guid>'],
+      [['--to-managed-disk', `${RG}/cli-single`, '--subscription', standin.subscriptionId], '--to-managed-disk needs --location <region>'],
+      [['--to-managed-disk', `${RG}/cli-single`, '--subscription', standin.subscriptionId, '--location', 'westeurope', '--force'], '--force does not apply to --to-managed-disk'],
+      [['--to', path.join(env.tmp, 'x.img'), '--sku', 'Premium_LRS'], '--sku applies only to --to-managed-disk'],
+      [['--to-managed-disk', `${RG}/bad name`, '--subscription', standin.subscriptionId, '--location', 'westeurope'], 'is not a valid Compute resource name'],
+    ] as const) {
+      const bad = captureIO(io.env);
+      expect(await run([...restore, ...args], bad)).toBe(2);
+      expect(bad.stderrText()).toContain(message);
+    }
+    expect(armCalls('disks.createOrUpdate')).toBe(creates);
   });
 });
