@@ -166,7 +166,7 @@ describe('restore to Azure managed disks and a VM', () => {
   beforeAll(async () => {
     env = await startEnv();
     standin = await startComputeStandIn(env.az);
-    compute = new ArmVmCompute(armContext({ endpoint: standin.endpoint, credential: standin.credential, pollIntervalMs: 10 }));
+    compute = new ArmVmCompute(armContext({ endpoint: standin.endpoint, credential: standin.credential }), { pollIntervalMs: 10 });
     const vm = await standin.addVm({ resourceGroup: 'rg-src', name: 'vm1', osDiskBytes: 24 * MiB, dataDisks: [{ lun: 0, bytes: 20 * MiB, sku: 'Premium_LRS' }], vmSize: 'Standard_D2s_v5', zone: '2' });
     source = vm.disks;
     await fill(source[0].blob, OS_REGIONS, 11);

@@ -15,8 +15,6 @@ export interface ArmContext {
   /** The ARM endpoint, normalised (scheme + host + port, no path). */
   readonly endpoint: string;
   readonly credential: TokenCredential;
-  /** How often a long-running operation is polled, ms (the SDK's `updateIntervalInMs`); undefined: the SDK's default or Retry-After. */
-  readonly pollIntervalMs?: number;
   /** The Compute client of a subscription (made once). */
   compute(subscriptionId: string): Promise<ComputeManagementClient>;
 }
@@ -47,8 +45,6 @@ export class StaticTokenCredential implements TokenCredential {
 export interface ArmContextOptions {
   endpoint?: string;
   credential?: TokenCredential;
-  /** See ArmContext.pollIntervalMs (a test stand-in answers at once; Azure is polled at the SDK's pace). */
-  pollIntervalMs?: number;
 }
 
 /** The ARM context from explicit options, else the environment (PAGEWISE_ARM_ENDPOINT, PAGEWISE_ARM_TOKEN), else Azure's defaults. */
@@ -60,7 +56,6 @@ export function armContext(options: ArmContextOptions = {}, env: NodeJS.ProcessE
   return {
     endpoint,
     credential,
-    ...(options.pollIntervalMs !== undefined ? { pollIntervalMs: options.pollIntervalMs } : {}),
     compute(subscriptionId) {
       let client = clients.get(subscriptionId);
       if (!client) {

@@ -68,9 +68,10 @@ function osTypeOf(value: string, what: string): 'Windows' | 'Linux' {
   throw new PagewiseError('BadInput', `${what}: the OS type ${JSON.stringify(value.slice(0, 40))} is neither Windows nor Linux`);
 }
 
-export function armProvisioning(ctx: ArmContext): VmProvisioningCompute {
+export function armProvisioning(ctx: ArmContext, options: { pollIntervalMs?: number } = {}): VmProvisioningCompute {
   const diskRef = (diskId: string) => parseDiskId(diskId);
-  const poll = ctx.pollIntervalMs !== undefined ? { updateIntervalInMs: ctx.pollIntervalMs } : {};
+  // The pollers' interval when Compute gives no Retry-After (as armCapture's; tests shorten it).
+  const poll = options.pollIntervalMs !== undefined ? { updateIntervalInMs: options.pollIntervalMs } : {};
   return {
     async getDisk(diskId) {
       const ref = diskRef(diskId);

@@ -5,10 +5,12 @@ import { armProvisioning } from './arm-provision';
 import type { NewDiskSpec, NewVmSpec, VmCaptureCompute, VmCompute, VmProvisioningCompute } from './compute';
 
 export interface ArmVmComputeOptions {
-  /** The provisioning half; default vmrestore's armProvisioning(ctx). */
+  /** The provisioning half; default armProvisioning(ctx) (core/vm/arm-provision.ts). */
   provisioning?: VmProvisioningCompute;
   /** How long a grant waits for a capture still being copied (tests shorten it). */
   completionWait?: CompletionWait;
+  /** The pollers' interval when Compute gives no Retry-After (tests shorten it). */
+  pollIntervalMs?: number;
 }
 
 const notWired = (what: string): never => {
@@ -20,8 +22,8 @@ export class ArmVmCompute implements VmCompute {
   private readonly provisioning: VmProvisioningCompute | undefined;
 
   constructor(readonly ctx: ArmContext, options: ArmVmComputeOptions = {}) {
-    this.capture = armCapture(ctx, { completionWait: options.completionWait });
-    this.provisioning = options.provisioning ?? armProvisioning(ctx);
+    this.capture = armCapture(ctx, { completionWait: options.completionWait, pollIntervalMs: options.pollIntervalMs });
+    this.provisioning = options.provisioning ?? armProvisioning(ctx, { pollIntervalMs: options.pollIntervalMs });
   }
 
   getVm: VmCaptureCompute['getVm'] = (vmId) => this.capture.getVm(vmId);
