@@ -284,7 +284,7 @@ describe('restore to Azure managed disks and a VM', () => {
     expect(armCalls('disks.createOrUpdate')).toBe(creates);
   });
 
-  test('a restore failing after the grant still revokes it and names the incomplete disk it left', async () => {
+  test('a restore failing after the grant still revokes it and names the incomplete disk; a VM Compute refuses leaves the disks, named', async () => {
     // A vault of its own whose one pack is damaged: the manifest opens, the pages fail to decrypt mid-write.
     const vault: StorageLocation = await env.makeVault('damaged');
     const b = await backupDisk({ source: { url: env.az.sasUrl('src', source[1].blob.containerName, source[1].blob.name, { permissions: 'r' }) }, vault, userKey: env.userKey, ...SETTINGS });
@@ -307,6 +307,22 @@ describe('restore to Azure managed disks and a VM', () => {
     expect(standin.activeGrants()).toEqual([]);
     // Revoked before its footer was written: the stand-in, like Azure, holds it for an upload without a valid VHD.
     expect(standin.resources('disks').find((r) => r.id.endsWith('/half-done'))!.standIn).toMatchObject({ vhdFooter: 'missing' });
+
+    // A grant Compute refuses: revoked all the same (an answer lost is a grant that may exist), the disk named.
+    standin.faults.fail('disks.grantAccess', 1, 409, 'OperationNotAllowed');
+    const revokes = armCalls('disks.revokeAccess');
+    await expect(restoreBackupToManagedDisk({ compute, vault: env.vault, userKey: env.userKey, backupId: manifest.disks[1].backupId, target: { subscriptionId: standin.subscriptionId, resourceGroup: RG, name: 'never-granted', location: 'westeurope' } })).rejects.toMatchObject({
+      code: 'BadInput',
+      message: expect.stringMatching(/granting write access to the disk never-granted: Compute refused it \(409 OperationNotAllowed: .*the managed disk never-granted it created is incomplete/),
+    });
+    expect(armCalls('disks.revokeAccess')).toBe(revokes + 1);
+    expect(standin.activeGrants()).toEqual([]);
+
+    // A VM Compute will not create (the backed-up VM's own NIC is in use): the restored disks are kept and named.
+    await expect(restoreVm({ compute, vault: env.vault, userKey: env.userKey, vmBackupId, resourceGroup: RG, namePrefix: 'nic-', createVm: { name: 'vm1-nic' } })).rejects.toMatchObject({
+      code: 'BadInput',
+      message: expect.stringMatching(new RegExp(`creating the VM vm1-nic: Compute refused it \\(400 NicInUse: .*\\(the restored disks are kept: nic-${manifest.disks[0].diskName}, nic-${manifest.disks[1].diskName}\\)$`)),
+    });
   });
 
   test("a VM backed up by the VM engine (restore point, grants through Compute) restores byte-identical", async () => {

@@ -31,12 +31,14 @@ function isStatus(err: unknown, ...statuses: number[]): boolean {
 }
 
 /** Compute's failure as a PagewiseError naming the resource (armErrorText: code and message, secrets redacted). */
-function armFailure(err: unknown, what: string): never {
+function armFailure(err: unknown, what: string, creating = false): never {
   if (err instanceof PagewiseError) throw err;
   const detail = armErrorText(err);
   if (isArmNotFound(err)) throw new PagewiseError('TargetNotFound', `${what}: not found (${detail})`, { cause: err });
   if (isStatus(err, 401, 403)) throw new PagewiseError('AccessDenied', `${what}: Compute refused the request (${detail})`, { cause: err });
-  if (isStatus(err, 409, 412)) throw new PagewiseError('TargetExists', `${what}: Compute answered a conflict (${detail})`, { cause: err });
+  // A disk create's conflict is a disk of that name; any other refusal is the request or the resource's state (not transient).
+  if (creating && isStatus(err, 409, 412)) throw new PagewiseError('TargetExists', `${what}: Compute answered a conflict, a disk of that name exists (${detail})`, { cause: err });
+  if (isStatus(err, 400, 409, 412)) throw new PagewiseError('BadInput', `${what}: Compute refused it (${detail})`, { cause: err });
   throw new PagewiseError('TargetUnreachable', `${what} failed (${detail})`, { cause: err });
 }
 
@@ -104,7 +106,7 @@ export function armProvisioning(ctx: ArmContext, options: { pollIntervalMs?: num
         // If-None-Match: a disk made meanwhile under this name is refused, not updated (where Compute honours it).
         await client.disks.createOrUpdate(ref.resourceGroup, ref.diskName, disk, { ...poll, requestOptions: { headers: { 'If-None-Match': '*' } } });
       } catch (err) {
-        armFailure(err, `creating the upload disk ${ref.diskName}`);
+        armFailure(err, `creating the upload disk ${ref.diskName}`, true);
       }
       return diskIdOf(ref);
     },

@@ -98,8 +98,8 @@ export async function restoreBackupToManagedDisk(req: ManagedDiskRestoreRequest)
       assertUploadDiskSize(dataBytes, `the backup ${req.backupId} (its disk)`);
       await compute.createUploadDisk({ ...target, sizeBytes: dataBytes, tags: { ...RESTORED_TAGS } });
       created = true;
+      granted = true; // before the call: a grant whose answer was lost is revoked too (revoking none is harmless)
       const url = await compute.grantDiskWrite(diskId, req.grantSeconds ?? RESTORE_GRANT_SECONDS);
-      granted = true;
       // The URL is the app's own grant: only then may it be on a managed-disk host (and never in a vault).
       const location: StorageLocation = { url, managedDiskGrant: true };
       await assertDiskWriteTarget(location, what, [req.vault]);
@@ -171,6 +171,7 @@ export interface VmRestoreResult {
 
 export const DEFAULT_RESTORE_PREFIX = 'restored-';
 
+const namesOf = (disks: { diskId: string }[]) => disks.map((d) => d.diskId.split('/').pop()).join(', ');
 const lunName = (lun: number | null) => (lun === null ? 'the OS disk' : `the data disk at LUN ${lun}`);
 
 /** The manifest's disks a request selects, each named once; a LUN the backup has not is refused. */
@@ -226,19 +227,23 @@ export async function restoreVm(req: VmRestoreRequest): Promise<VmRestoreResult>
       disks.push({ lun: disk.lun, diskId: r.diskId, bytesWritten: r.bytesWritten });
     } catch (err) {
       if (disks.length === 0) throw err;
-      const kept = disks.map((d) => d.diskId.split('/').pop()).join(', ');
-      const message = `restoring ${lunName(disk.lun)} failed: ${err instanceof Error ? err.message : String(err)} (restored before it and kept: ${kept})`;
+      const message = `restoring ${lunName(disk.lun)} failed: ${err instanceof Error ? err.message : String(err)} (restored before it and kept: ${namesOf(disks)})`;
       throw new PagewiseError(isPagewiseError(err) ? err.code : 'TargetUnreachable', message, { cause: err });
     }
   }
   if (!vmPlan) return { disks };
   const osDisk = disks.find((d) => d.lun === null)!;
-  const vmId = await req.compute.createVm({
-    ...vmPlan,
-    osDiskId: osDisk.diskId,
-    dataDisks: disks.filter((d) => d.lun !== null).map((d) => ({ lun: d.lun!, diskId: d.diskId })),
-  });
-  return { disks, vmId };
+  try {
+    const vmId = await req.compute.createVm({
+      ...vmPlan,
+      osDiskId: osDisk.diskId,
+      dataDisks: disks.filter((d) => d.lun !== null).map((d) => ({ lun: d.lun!, diskId: d.diskId })),
+    });
+    return { disks, vmId };
+  } catch (err) {
+    const message = `${err instanceof Error ? err.message : String(err)} (the restored disks are kept: ${namesOf(disks)})`;
+    throw new PagewiseError(isPagewiseError(err) ? err.code : 'TargetUnreachable', message, { cause: err });
+  }
 }
 
 /** The new VM's settings from the manifest; refused before any disk is made when they cannot make a VM. */
