@@ -173,5 +173,6 @@ export type { VmCapture, DiskOutcome, VmBackupRequest, VmBackupResult } from './
 export { vhdFooter, parseVhdFooter, vhdGeometry, VHD_FOOTER_BYTES } from './vm/vhd-footer';
 export type { VhdFooter, VhdGeometry } from './vm/vhd-footer';
 export { armProvisioning, assertUploadDiskSize, MIN_UPLOAD_DISK_BYTES, MAX_UPLOAD_DISK_BYTES } from './vm/arm-provision';
-export { restoreBackupToManagedDisk, restoreVm, assertNetworkInterfaceId, RESTORE_GRANT_SECONDS, RESTORED_TAGS, DEFAULT_RESTORE_PREFIX } from './vm/restore-vm';
+export { assertNetworkInterfaceId } from './vm/arm-ids';
+export { restoreBackupToManagedDisk, restoreVm, RESTORE_GRANT_SECONDS, RESTORED_TAGS, DEFAULT_RESTORE_PREFIX } from './vm/restore-vm';
 export type { ManagedDiskTarget, ManagedDiskRestoreRequest, ManagedDiskRestoreResult, VmRestoreRequest, VmRestoreResult } from './vm/restore-vm';

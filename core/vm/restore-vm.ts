@@ -11,7 +11,7 @@ import { assertDiskWriteTarget } from '../restore/target-guard';
 import { targetBlobClient } from '../storage/clients';
 import { EngineSettings, OperationProgress, StorageLocation } from '../types';
 import { isArmNotFound } from './arm-capture';
-import { assertResourceGroupName, assertResourceName, assertSubscriptionId, diskIdOf, parseVmId, vmIdOf } from './arm-ids';
+import { assertNetworkInterfaceId, assertResourceGroupName, assertResourceName, assertSubscriptionId, diskIdOf, parseVmId, vmIdOf } from './arm-ids';
 import { assertUploadDiskSize, endsInFooterSlot } from './arm-provision';
 import type { VmCompute } from './compute';
 import { readVmManifest, VmManifest, VmManifestDisk } from './vm-manifest';
@@ -265,16 +265,6 @@ function planVm(m: VmManifest, chosen: VmManifestDisk[], ask: { name: string; ne
     networkInterfaceIds,
     tags: { ...m.vm.tags, ...RESTORED_TAGS },
   };
-}
-
-const NIC_RE = /^\/subscriptions\/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\/resourceGroups\/[-\p{L}\p{N}_.()]{1,90}\/providers\/Microsoft\.Network\/networkInterfaces\/[\p{L}\p{N}_](?:[-\p{L}\p{N}_.]{0,78}[\p{L}\p{N}_])?$/iu;
-
-/** A network interface's ARM ID (it goes into the new VM's body): strict, like every other ARM ID. */
-export function assertNetworkInterfaceId(id: string): string {
-  if (typeof id !== 'string' || !NIC_RE.test(id) || id.includes('..')) {
-    throw new PagewiseError('BadInput', `${JSON.stringify(String(id).slice(0, 300))} is not the ARM ID of a network interface`);
-  }
-  return id;
 }
 
 async function assertVmNameFree(compute: VmCompute, name: string, subscriptionId: string, resourceGroup: string): Promise<void> {
