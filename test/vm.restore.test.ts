@@ -230,14 +230,17 @@ describe('restore to Azure managed disks and a VM', () => {
   });
 
   test('a name that exists is refused before anything is created or written; so are selections the backup cannot satisfy', async () => {
+    // A disk of the data disk's new name exists: the whole restore is refused, the OS disk's not made either.
+    const taken = `taken-${manifest.disks[1].diskName}`;
+    await compute.createUploadDisk({ subscriptionId: standin.subscriptionId, resourceGroup: RG, name: taken, location: 'westeurope', sizeBytes: 20 * MiB });
     const before = { creates: armCalls('disks.createOrUpdate'), grants: armCalls('disks.grantAccess'), vms: armCalls('virtualMachines.createOrUpdate') };
-    // The first test made restored-<os disk>: a second restore under the same names is refused whole (the data disk too).
-    await expect(restoreVm({ compute, vault: env.vault, userKey: env.userKey, vmBackupId, resourceGroup: RG })).rejects.toMatchObject({
+    await expect(restoreVm({ compute, vault: env.vault, userKey: env.userKey, vmBackupId, resourceGroup: RG, namePrefix: 'taken-' })).rejects.toMatchObject({
       code: 'TargetExists',
-      message: expect.stringContaining(`the managed disk restored-${manifest.disks[0].diskName} already exists in ${RG}`),
+      message: expect.stringContaining(`the managed disk ${taken} already exists in ${RG}`),
     });
-    await expect(restoreBackupToManagedDisk({ compute, vault: env.vault, userKey: env.userKey, backupId: manifest.disks[1].backupId, target: { subscriptionId: standin.subscriptionId, resourceGroup: RG, name: `restored-${manifest.disks[1].diskName}`, location: 'westeurope' } })).rejects.toMatchObject({ code: 'TargetExists' });
-    await expect(restoreVm({ compute, vault: env.vault, userKey: env.userKey, vmBackupId, resourceGroup: RG, namePrefix: 'again-', createVm: { name: 'vm1-restored', networkInterfaceIds: [nic] } })).rejects.toMatchObject({ code: 'TargetExists', message: expect.stringContaining('the VM vm1-restored already exists') });
+    await expect(restoreBackupToManagedDisk({ compute, vault: env.vault, userKey: env.userKey, backupId: manifest.disks[1].backupId, target: { subscriptionId: standin.subscriptionId, resourceGroup: RG, name: taken, location: 'westeurope' } })).rejects.toMatchObject({ code: 'TargetExists' });
+    // The VM's name is taken (the backed-up VM itself, in its own group).
+    await expect(restoreVm({ compute, vault: env.vault, userKey: env.userKey, vmBackupId, resourceGroup: 'rg-src', namePrefix: 'again-', createVm: { name: 'vm1', networkInterfaceIds: [nic] } })).rejects.toMatchObject({ code: 'TargetExists', message: expect.stringContaining('the VM vm1 already exists in rg-src') });
     await expect(restoreVm({ compute, vault: env.vault, userKey: env.userKey, vmBackupId, resourceGroup: RG, luns: [7] })).rejects.toMatchObject({ code: 'BadInput', message: expect.stringContaining('holds no the data disk at LUN 7') });
     await expect(restoreVm({ compute, vault: env.vault, userKey: env.userKey, vmBackupId, resourceGroup: RG, luns: [0], namePrefix: 'x-', createVm: { name: 'vm2' } })).rejects.toMatchObject({ code: 'BadInput', message: expect.stringContaining('only with its OS disk') });
     await expect(restoreVm({ compute, vault: env.vault, userKey: env.userKey, vmBackupId, resourceGroup: RG, namePrefix: 'x-', createVm: { name: 'vm2', networkInterfaceIds: [`${nic}/../../x`] } })).rejects.toMatchObject({ code: 'BadInput', message: expect.stringContaining('is not the ARM ID of a network interface') });
