@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { captureIO, run } from '../cli/main';
-import { armContext, ArmVmCompute, backupVm, captureVm, abandonVmCapture, listVmBackups, readVmManifest, restoreBackup, vmBackupIdFor, writeNewKeyFile, loadUserKey, initVault, StorageLocation, PagewiseError } from '../core';
+import { armContext, ArmVmCompute, backupVm, captureVm, abandonVmCapture, listVmBackups, readVmManifest, restoreBackup, vmBackupIdFor, vmBackupTime, writeNewKeyFile, loadUserKey, initVault, StorageLocation, PagewiseError } from '../core';
 import { startEnv, TestEnv } from './harness/env';
 import { startComputeStandIn, ComputeStandIn } from './harness/compute-standin';
 
@@ -168,6 +168,11 @@ describe('snapshots', () => {
     const r = await backupVm({ compute, vmId, vault, userKey, settings, clock, mode: 'snapshots' });
     expect([r.manifest.capture, r.manifest.consistency]).toEqual(['snapshots', 'crash']);
     expect(r.manifest.captureNote).toMatch(/^incremental snapshots were asked for/);
+    // Asked for crash consistency, the restore point is asked for CrashConsistent and records it.
+    tick();
+    const crash = await captureVm(compute, { vmId, vmBackupId: vmBackupIdFor(vmId, new Date(clockMs)), consistency: 'crash', clock });
+    expect([crash.capture, crash.requestedConsistency, crash.consistency]).toEqual(['restore-point', 'crash', 'crash']);
+    await abandonVmCapture(compute, crash);
     const none = await standin.addVm({ resourceGroup: 'rg-mode', name: 'm2', osDiskBytes: 512 * KiB, restorePoints: false });
     tick();
     await expect(backupVm({ compute, vmId: none.vmId, vault, userKey, settings, clock, mode: 'restore-point' })).rejects.toThrow(/cannot take a restore point of VM m2/);
@@ -219,6 +224,18 @@ describe('failures', () => {
     expect(await listVmBackups(vault, userKey, vmId)).toEqual([]);
   });
 
+  it('a release that fails after the VM manifest leaves the backup standing and its capture in place', async () => {
+    const { vmId, disks } = await standin.addVm({ resourceGroup: 'rg-rel', name: 'r1', osDiskBytes: 512 * KiB });
+    await put(disks[0].blob, 0, PAGE);
+    standin.faults.fail('restorePointCollections.list', 1, 400, 'BadRequest');
+    tick();
+    const r = await backupVm({ compute, vmId, vault, userKey, settings, clock });
+    expect(r.releaseProblem).toMatch(/^older captures were not released \(the next backup will\): .*400/);
+    expect(r.released).toEqual([]);
+    expect((await listVmBackups(vault, userKey, vmId)).map((m) => m.vmBackupId)).toEqual([r.vmBackupId]);
+    expect(standin.resources('restorePoints').filter((p) => p.id.includes('/rg-rel/')).map((p) => p.id.toLowerCase())).toEqual([r.manifest.restorePointId!.toLowerCase()]);
+  });
+
   it('ADE, a customer-managed key and Trusted Launch are listed as not captured; abandon deletes the capture', async () => {
     const { vmId } = await standin.addVm({ resourceGroup: 'rg-sec', name: 's1', osDiskBytes: 512 * KiB, securityType: 'TrustedLaunch', ade: true, diskEncryptionSetId: `/subscriptions/${standin.subscriptionId}/resourceGroups/rg-sec/providers/Microsoft.Compute/diskEncryptionSets/des1` });
     tick();
@@ -239,7 +256,14 @@ describe('failures', () => {
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/the VM resource ID .* is not the ARM ID of a virtual machine/);
     await expect(backupVm({ compute, vmId: 'vm1', vault, userKey })).rejects.toThrow(PagewiseError);
+    const vmId = `/subscriptions/${standin.subscriptionId}/resourceGroups/rg-x/providers/Microsoft.Compute/virtualMachines/x1`;
+    await expect(captureVm(compute, { vmId, vmBackupId: 'vm-../../x' })).rejects.toThrow(/is not a VM backup ID/);
     expect(standin.calls().length).toBe(before);
+    // A VM backup ID names its VM and time: a resource name, a blob-name part, parsed back to the same instant.
+    const at = new Date('2026-12-01T13:14:15.678Z');
+    expect(vmBackupIdFor(vmId, at)).toMatch(/^vm-20261201t131415678z-[0-9a-f]{12}$/);
+    expect(vmBackupTime(vmBackupIdFor(vmId, at))).toBe(at.getTime());
+    expect(vmBackupIdFor(vmId.toUpperCase().replace(standin.subscriptionId.toUpperCase(), standin.subscriptionId), at)).toBe(vmBackupIdFor(vmId, at));
   });
 });
 

@@ -242,7 +242,8 @@ export function armCapture(ctx: ArmContext, options: ArmCaptureOptions = {}): Vm
       await client.restorePointCollections.createOrUpdate(ref.resourceGroup, collectionName, { location: vm.location, source: { id: vm.id }, tags: pagewiseTags(vm.id) });
       let rp;
       try {
-        // Compute takes only CrashConsistent as an input mode; without one it makes the best it can
+        // Compute takes only CrashConsistent as an input mode ("For now, only CrashConsistent is accepted as a
+        // valid input", RestorePointProperties.consistencyMode); without one it makes the best it can
         // (application-consistent, else file-system-consistent) and says which in the response.
         rp = await client.restorePoints.beginCreateAndWait(ref.resourceGroup, collectionName, restorePointName, consistency === 'crash' ? { consistencyMode: 'CrashConsistent' } : {}, lro);
       } catch (err) {
