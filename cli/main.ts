@@ -14,6 +14,7 @@ import { defineInit } from './commands/init';
 import { defineKeygen } from './commands/keygen';
 import { defineList } from './commands/list';
 import { defineRestore } from './commands/restore';
+import { defineRestoreVm } from './commands/restore-vm';
 import { defineServe } from './commands/serve';
 import { defineVerify } from './commands/verify';
 import { defineUpload } from './commands/upload';
@@ -56,7 +57,7 @@ export function buildProgram(ctx: CommandContext): Command {
     .showSuggestionAfterError(true)
     .allowExcessArguments(false) // inherited by every command: a stray argument is refused, not ignored
     .addHelpText('after', EXIT_CODE_HELP);
-  for (const define of [defineKeygen, defineInit, defineUpgrade, defineUpload, defineBackup, defineBackupVm, defineRestore, defineFiles, defineVerify, defineList, defineForget, defineUndelete, definePrune, defineRebuildIndex, defineServe]) define(program, ctx);
+  for (const define of [defineKeygen, defineInit, defineUpgrade, defineUpload, defineBackup, defineBackupVm, defineRestore, defineRestoreVm, defineFiles, defineVerify, defineList, defineForget, defineUndelete, definePrune, defineRebuildIndex, defineServe]) define(program, ctx);
   return program;
 }
 
@@ -64,7 +65,7 @@ export function buildProgram(ctx: CommandContext): Command {
 export async function run(args: string[], io: CliIO = processIO()): Promise<number> {
   const ctx: CommandContext = { io, exitCode: EXIT_OK };
   if (args.length === 0) {
-    printError(io, 'missing command: keygen, init, upgrade, upload, backup, backup-vm, restore, ls, extract, cat, verify, list, forget, undelete, prune, rebuild-index or serve (see pagewise --help)');
+    printError(io, 'missing command: keygen, init, upgrade, upload, backup, backup-vm, restore, restore-vm, ls, extract, cat, verify, list, forget, undelete, prune, rebuild-index or serve (see pagewise --help)');
     return EXIT_USAGE;
   }
   try {

@@ -168,3 +168,11 @@ export {
   restorePointCollectionFor, DEFAULT_CAPTURE_GRANT_SECONDS, BASE_GRANT_SECONDS, DEFAULT_DISK_CONCURRENCY,
 } from './vm/backup-vm';
 export type { VmCapture, DiskOutcome, VmBackupRequest, VmBackupResult } from './vm/backup-vm';
+
+// #16 vmrestore: restore to Azure — new managed disks (a fixed VHD footer last) and a new VM.
+export { vhdFooter, parseVhdFooter, vhdGeometry, VHD_FOOTER_BYTES } from './vm/vhd-footer';
+export type { VhdFooter, VhdGeometry } from './vm/vhd-footer';
+export { armProvisioning, assertUploadDiskSize, MIN_UPLOAD_DISK_BYTES, MAX_UPLOAD_DISK_BYTES } from './vm/arm-provision';
+export { assertNetworkInterfaceId } from './vm/arm-ids';
+export { restoreBackupToManagedDisk, restoreVm, RESTORE_GRANT_SECONDS, RESTORED_TAGS, DEFAULT_RESTORE_PREFIX } from './vm/restore-vm';
+export type { ManagedDiskTarget, ManagedDiskRestoreRequest, ManagedDiskRestoreResult, VmRestoreRequest, VmRestoreResult } from './vm/restore-vm';

@@ -40,14 +40,22 @@ export function* nonZeroRuns(data: Buffer): Generator<{ start: number; end: numb
 }
 
 export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult> {
+  throwIfAborted(req.abortSignal, 'the restore was interrupted');
+  // Every check of the target comes before the first read from the vault.
+  return restoreToTarget(req, await prepareTarget(req));
+}
+
+/** What restoring into a target made elsewhere (e.g. a managed disk's upload blob, core/vm/restore-vm.ts) needs of a RestoreRequest. */
+export type TargetRestoreRequest = Pick<RestoreRequest, 'backupId' | 'vault' | 'userKey' | 'concurrency' | 'abortSignal' | 'onProgress'>;
+
+/** Restores a backup into a prepared target: its sink is opened once the disk's size is read; abandoned on failure. */
+export async function restoreToTarget(req: TargetRestoreRequest, target: PreparedTarget): Promise<RestoreResult> {
   const started = Date.now();
   // Interrupted (Ctrl-C, a host stopping): checked first and before each read and write; the catch
   // below removes the partial file or page blob.
   const signal = req.abortSignal;
   const stopIfAborted = () => throwIfAborted(signal, 'the restore was interrupted');
   stopIfAborted();
-  // Every check of the target comes before the first read from the vault.
-  const target = await prepareTarget(req);
   // A vault request the abort cancelled fails with the store's Aborted error: the restore says it was interrupted.
   const orAborted = (err: unknown): never => {
     stopIfAborted();

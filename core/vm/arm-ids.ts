@@ -17,6 +17,7 @@ const DISK_RE = new RegExp(`${PREFIX}/disks/${NAME}$`, 'iu');
 const SNAPSHOT_RE = new RegExp(`${PREFIX}/snapshots/${NAME}$`, 'iu');
 const RESTORE_POINT_RE = new RegExp(`${PREFIX}/restorePointCollections/${NAME}/restorePoints/${NAME}$`, 'iu');
 const DISK_RESTORE_POINT_RE = new RegExp(`${PREFIX}/restorePointCollections/${NAME}/restorePoints/${NAME}/diskRestorePoints/${NAME}$`, 'iu');
+const NIC_RE = new RegExp(`^/subscriptions/${SUB}/resourceGroups/${RG}/providers/Microsoft\\.Network/networkInterfaces/${NAME}$`, 'iu');
 const GROUP_RE = new RegExp(`^/subscriptions/${SUB}/resourceGroups/${RG}$`, 'iu');
 const SUBSCRIPTION_RE = new RegExp(`^/subscriptions/${SUB}$`, 'iu');
 const SUBSCRIPTION_ID_RE = new RegExp(`^${SUB}$`, 'iu');
@@ -87,6 +88,11 @@ export function parseCaptureId(id: string, what = 'the capture'): CaptureRef {
 }
 export function isCaptureId(id: string): boolean {
   return SNAPSHOT_RE.test(id) || DISK_RESTORE_POINT_RE.test(id);
+}
+/** A network interface's ID (it goes into a new VM's body, core/vm/restore-vm.ts): ARM's rules, like every other ID. */
+export function assertNetworkInterfaceId(id: string, what = 'the network interface'): string {
+  if (typeof id !== 'string' || !NIC_RE.test(id)) throw bad(String(id), what, 'a network interface (/subscriptions/<guid>/resourceGroups/<group>/providers/Microsoft.Network/networkInterfaces/<name>)');
+  return id;
 }
 /** A resource group's ID (/subscriptions/<guid>/resourceGroups/<name>), or undefined. */
 export function parseResourceGroupId(id: string): ResourceGroupRef | undefined {

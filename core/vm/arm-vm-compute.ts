@@ -1,10 +1,11 @@
 /** ArmVmCompute: the real VmCompute over an ArmContext — the capture half (arm-capture.ts) and the provisioning half (arm-provision.ts) composed. */
 import type { ArmContext } from './arm-context';
 import { armCapture, CompletionWait } from './arm-capture';
+import { armProvisioning } from './arm-provision';
 import type { NewDiskSpec, NewVmSpec, VmCaptureCompute, VmCompute, VmProvisioningCompute } from './compute';
 
 export interface ArmVmComputeOptions {
-  /** The provisioning half; vmrestore's armProvisioning(ctx) is the default once it is wired here. */
+  /** The provisioning half; default armProvisioning(ctx) (core/vm/arm-provision.ts). */
   provisioning?: VmProvisioningCompute;
   /** How long a grant waits for a capture still being copied (tests shorten it). */
   completionWait?: CompletionWait;
@@ -22,7 +23,7 @@ export class ArmVmCompute implements VmCompute {
 
   constructor(readonly ctx: ArmContext, options: ArmVmComputeOptions = {}) {
     this.capture = armCapture(ctx, { completionWait: options.completionWait, pollIntervalMs: options.pollIntervalMs });
-    this.provisioning = options.provisioning;
+    this.provisioning = options.provisioning ?? armProvisioning(ctx, { pollIntervalMs: options.pollIntervalMs });
   }
 
   getVm: VmCaptureCompute['getVm'] = (vmId) => this.capture.getVm(vmId);
