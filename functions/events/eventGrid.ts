@@ -55,6 +55,11 @@ async function actOnEvent(raw: unknown, client: df.DurableClient, context: Invoc
       const { subscriptionId, resourceGroup, snapshotName } = event;
       const access = snapshotAccess();
       const ref = { subscriptionId, resourceGroup, snapshotName };
+      // A snapshot a VM backup took (#16) is backed up by that VM backup: the event path handles snapshots made by others.
+      if (access.takenByPagewise && (await access.takenByPagewise(ref))) {
+        context.log(`event ${shown(event.eventId) || '(no id)'} ignored: snapshot ${snapshotName} was taken by a Pagewise VM backup`);
+        return;
+      }
       const url = await access.grantRead(ref, SNAPSHOT_SAS_SECONDS);
       // The disk the snapshot is of: its previous backup is this one's base (FORMAT.md §21.1); the event's resource ID at least.
       const managedDisk = { snapshotResourceId: event.resourceId, ...(access.diskOf ? await access.diskOf(ref) : {}) };
