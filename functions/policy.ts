@@ -111,8 +111,8 @@ const schema: JSONSchemaType<PolicyText> = {
           tag: {
             type: 'object',
             properties: {
-              name: { type: 'string', minLength: 1, maxLength: 512 },
-              value: { type: 'string', maxLength: 256 },
+              name: { type: 'string', minLength: 1, maxLength: 256 },
+              value: { type: 'string', minLength: 1, maxLength: 256 },
               subscriptions: { type: 'array', minItems: 1, maxItems: MAX_TAG_SUBSCRIPTIONS, items: { type: 'string', maxLength: 64 } },
             },
             required: ['name', 'value', 'subscriptions'],

@@ -1,10 +1,10 @@
 /**
  * Which VMs a policy selector names: one VM by ID, every VM of a resource group or subscription
- * (Compute list), or every VM carrying a tag in some subscriptions (Azure Resource Graph). Policy text
+ * (Compute list), or every VM carrying a tag in some subscriptions (Azure Resource Graph, through
+ * VmCompute.vmIdsByTag — @azure/arm-resourcegraph on the same ARM context). Policy text
  * is trusted no more than a request: IDs are parsed strictly, tag text never reaches a query unchecked,
  * and every ID an answer holds must be a VM inside the selector's scope.
  */
-import type { ArmContext } from './arm-context';
 import { assertSubscriptionId, parseResourceGroupId, parseVmId, vmIdOf } from './arm-ids';
 import type { VmCompute } from './compute';
 import { PagewiseError } from '../errors';
@@ -24,14 +24,12 @@ export interface VmSelector {
   tag?: VmTagSelector;
 }
 
-/** Azure's limits on tag names and values (512 and 256 characters). */
-const MAX_TAG_NAME = 512;
-const MAX_TAG_VALUE = 256;
+/** Tag text a selector takes: what ArmVmCompute.vmIdsByTag puts in its Resource Graph query (core/vm/arm-capture.ts). */
+const MAX_TAG_TEXT = 256;
 /** Subscriptions of one tag selector: Resource Graph takes at most 1,000 per request; a policy needs far fewer. */
 export const MAX_TAG_SUBSCRIPTIONS = 100;
 /** VMs one selector may name (pages of Resource Graph, lists of Compute): a bound, not a quota. */
 export const MAX_VMS_PER_SELECTOR = 5000;
-const GRAPH_PAGE = 1000;
 
 const SELECTOR_KEYS = ['id', 'resourceGroup', 'subscription', 'tag'] as const;
 
@@ -57,8 +55,8 @@ export function checkVmSelector(selector: VmSelector, where = 'the VM selector')
   }
   if (selector.subscription !== undefined) assertSubscriptionId(selector.subscription, `${where} subscription`);
   if (selector.tag) {
-    checkTagText(selector.tag.name, 'name', MAX_TAG_NAME, where);
-    checkTagText(selector.tag.value, 'value', MAX_TAG_VALUE, where);
+    checkTagText(selector.tag.name, 'name', where);
+    checkTagText(selector.tag.value, 'value', where);
     const subs = selector.tag.subscriptions;
     if (!Array.isArray(subs) || subs.length === 0 || subs.length > MAX_TAG_SUBSCRIPTIONS) {
       throw new PagewiseError('BadInput', `${where} tag must list 1 to ${MAX_TAG_SUBSCRIPTIONS} subscriptions to search`);
@@ -70,52 +68,19 @@ export function checkVmSelector(selector: VmSelector, where = 'the VM selector')
 
 /**
  * Tag text goes into a Resource Graph (KQL) string literal: a quote or backslash could end it and
- * widen the query, so they are refused, not escaped — the policy author gets a clear error instead of a
- * query that silently means something else. Control characters are refused too; Azure forbids
- * `< > % & \ ? /` in tag names.
+ * widen the query, so they are refused, not escaped — the policy author gets a clear error at parse
+ * time instead of a query that means something else. Also refused, as vmIdsByTag refuses them: line
+ * breaks and control characters, `< > % & ? /` (Azure forbids them in tag names), empty text.
  */
-function checkTagText(text: unknown, part: 'name' | 'value', max: number, where: string): void {
-  if (typeof text !== 'string' || (part === 'name' && text.length === 0) || text.length > max) {
-    throw new PagewiseError('BadInput', `${where} tag ${part} must be ${part === 'name' ? '1' : '0'} to ${max} characters`);
+function checkTagText(text: unknown, part: 'name' | 'value', where: string): void {
+  if (typeof text !== 'string' || text.length === 0 || text.length > MAX_TAG_TEXT) {
+    throw new PagewiseError('BadInput', `${where} tag ${part} must be 1 to ${MAX_TAG_TEXT} characters`);
   }
   // eslint-disable-next-line no-control-regex
-  const bad = /['"\\\u0000-\u001f\u007f]/.exec(text) ?? (part === 'name' ? /[<>%&?/]/.exec(text) : null);
+  const bad = /['"\\<>%&?/\u0000-\u001f\u007f]/.exec(text);
   if (bad) {
-    const shown = JSON.stringify(bad[0]);
-    throw new PagewiseError('BadInput', `${where} tag ${part} ${JSON.stringify(text.slice(0, 64))} holds ${shown}, which a tag selector does not accept (quotes, backslashes and control characters${part === 'name' ? ", and < > % & ? / that Azure forbids in tag names" : ''})`);
+    throw new PagewiseError('BadInput', `${where} tag ${part} ${JSON.stringify(text.slice(0, 64))} holds ${JSON.stringify(bad[0])}, which a tag selector does not accept (quotes, backslashes, control characters, < > % & ? /)`);
   }
-}
-
-/** The one Resource Graph query Pagewise sends (the Compute stand-in parses exactly this form). */
-export function vmTagQuery(tag: { name: string; value: string }): string {
-  checkTagText(tag.name, 'name', MAX_TAG_NAME, 'the tag selector');
-  checkTagText(tag.value, 'value', MAX_TAG_VALUE, 'the tag selector');
-  return `resources | where type =~ 'microsoft.compute/virtualmachines' | where tags['${tag.name}'] =~ '${tag.value}' | project id`;
-}
-
-/**
- * Resource Graph: IDs of the VMs carrying tag name=value in these subscriptions, through
- * @azure/arm-resourcegraph on the context's endpoint and credential (the SDK pipeline retries 429s),
- * following skip tokens up to MAX_VMS_PER_SELECTOR. Rows that are no VM ID of those subscriptions are refused.
- */
-export async function resourceGraphVmIdsByTag(ctx: ArmContext, subscriptionIds: string[], tag: { name: string; value: string }): Promise<string[]> {
-  const subscriptions = subscriptionIds.map((s) => assertSubscriptionId(s, 'the tag selector subscription'));
-  const query = vmTagQuery(tag);
-  // Loaded lazily, like the Compute client: only tag selectors need it.
-  const { ResourceGraphClient } = await import('@azure/arm-resourcegraph');
-  const client = new ResourceGraphClient(ctx.credential, { endpoint: ctx.endpoint, credentials: { scopes: [`${ctx.endpoint}/.default`] } });
-  const ids: string[] = [];
-  let skipToken: string | undefined;
-  for (;;) {
-    const page = await client.resources({ subscriptions, query, options: { resultFormat: 'objectArray', top: GRAPH_PAGE, ...(skipToken ? { skipToken } : {}) } });
-    const rows: unknown = page.data;
-    if (!Array.isArray(rows)) throw new PagewiseError('Corrupt', 'Resource Graph answered the VM tag query without an array of rows');
-    for (const row of rows) ids.push(vmIdInScope((row as { id?: unknown } | null)?.id, { subscriptions }, 'Resource Graph'));
-    if (ids.length > MAX_VMS_PER_SELECTOR) throw tooMany(`tag ${tag.name}`);
-    skipToken = typeof page.skipToken === 'string' && page.skipToken.length > 0 ? page.skipToken : undefined;
-    if (!skipToken || rows.length === 0) break;
-  }
-  return ids;
 }
 
 function tooMany(what: string): PagewiseError {

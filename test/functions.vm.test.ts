@@ -1,0 +1,177 @@
+/**
+ * VM backups through the function app (#16): the HTTP routes, the VM orchestration and its disk
+ * sub-orchestrations replayed by the local durable runtime, the real ArmVmCompute (and Resource Graph
+ * client) against the loopback Compute stand-in, whose disks are Azurite page blobs. A disk that fails
+ * abandons the capture; a tag policy picks exactly the tagged VMs; bad VM IDs are refused.
+ */
+import * as df from 'durable-functions';
+import { HttpResponse } from '@azure/functions';
+import { randomBytes } from 'node:crypto';
+import type { VmManifest } from '../core';
+import { parsePolicy } from '../functions/policy';
+import { runScheduledBackups } from '../functions/scheduledBackups';
+import { vmBackupInstanceId } from '../orchestrations/instanceIds';
+import { VmBackupOrchestrationInput, VmBackupStatus, VmOrchestrators } from '../orchestrations/vmContracts';
+import { LocalApp, startLocalApp } from '../runtime/localApp';
+import { findFunction } from '../runtime/registry';
+import { ComputeStandIn, startComputeStandIn } from './harness/compute-standin';
+import { KiB, MiB, startEnv, TestEnv } from './harness/env';
+import { jsonRequest } from './harness/http-request';
+
+let env: TestEnv;
+let standin: ComputeStandIn;
+let app: LocalApp;
+const TAG = { name: 'backup', value: 'nightly' };
+
+async function json(response: HttpResponse): Promise<Record<string, unknown>> {
+  return (await response.json()) as Record<string, unknown>;
+}
+
+/** Writes `length` random bytes at `offset` of a stand-in disk (the Azurite page blob behind it). */
+async function writeDisk(diskId: string, offset: number, length: number): Promise<void> {
+  await standin.diskBlob(diskId).uploadPages(randomBytes(length), offset, length);
+}
+
+beforeAll(async () => {
+  env = await startEnv();
+  standin = await startComputeStandIn(env.az);
+  const sub = standin.subscriptionId;
+  app = await startLocalApp({
+    taskHub: { connectionString: env.az.accounts.vault.connectionString },
+    appSettings: {
+      ...env.appSettings(),
+      PAGEWISE_ARM_ENDPOINT: standin.endpoint,
+      PAGEWISE_ARM_TOKEN: standin.token,
+      PAGEWISE_VM_DISK_CONCURRENCY: '2',
+      // The timer's policy: every VM tagged backup=nightly, and one of them again by ID (backed up once).
+      PAGEWISE_BACKUP_POLICY: JSON.stringify({
+        vms: [
+          { tag: { ...TAG, subscriptions: [sub] }, fullOn: ['Sun'] },
+          { id: `/subscriptions/${sub}/resourceGroups/tagged-a/providers/Microsoft.Compute/virtualMachines/t1` },
+        ],
+      }),
+    },
+  });
+});
+afterAll(async () => {
+  await app?.stop();
+  await standin?.stop();
+  await env?.stop();
+});
+
+test('POST /api/vm-backups backs up every disk of the VM; the status shows each disk; the manifest is listed; no grant stays open', async () => {
+  const vm = await standin.addVm({ resourceGroup: 'web', name: 'vm1', osDiskBytes: 2 * MiB, dataDisks: [{ lun: 0, bytes: 1 * MiB }, { lun: 3, bytes: 1 * MiB }] });
+  await writeDisk(vm.disks[0].diskId, 0, 192 * KiB);
+  await writeDisk(vm.disks[1].diskId, 512 * KiB, 64 * KiB);
+  await writeDisk(vm.disks[2].diskId, 0, 128 * KiB);
+
+  const started = await app.host.invokeHttp('startVmBackup', jsonRequest('POST', '/api/vm-backups', { vmId: vm.vmId }));
+  expect(started.status).toBe(202);
+  const body = await json(started);
+  const id = body.id as string;
+  expect(body).toMatchObject({ instanceId: vmBackupInstanceId(id), statusUri: `http://127.0.0.1:7071/api/vm-backups/${id}`, duplicate: false });
+  const done = await app.runtime.waitForCompletion(vmBackupInstanceId(id), { timeoutInMs: 90_000 });
+  expect(done.output).toBeDefined();
+  expect(done.runtimeStatus).toBe('Completed');
+
+  const view = await json(await app.host.invokeHttp('getVmBackup', jsonRequest('GET', `/api/vm-backups/${id}`, undefined, { id })));
+  expect(view).toMatchObject({ id, runtimeStatus: 'Completed' });
+  const status = view.customStatus as VmBackupStatus;
+  expect(status).toMatchObject({ phase: 'done', vmId: vm.vmId, capture: 'restore-point' });
+  // Every disk done, a full backup of what was written (whole pages of 64 KiB: 192 + 64 + 128 KiB).
+  expect(status.disks.map((d) => [d.lun, d.role, d.state, d.kind, d.bytesRead])).toEqual([
+    [null, 'os', 'done', 'full', 192 * KiB],
+    [0, 'data', 'done', 'full', 64 * KiB],
+    [3, 'data', 'done', 'full', 128 * KiB],
+  ]);
+  // Each disk's backup is an ordinary backup orchestration, Completed.
+  for (const disk of status.disks) expect((await app.runtime.getStatus(`backup-${disk.backupId}`))?.runtimeStatus).toBe('Completed');
+  expect(standin.activeGrants()).toEqual([]);
+
+  const listed = await json(await app.host.invokeHttp('listVmBackups', jsonRequest('GET', `/api/vm-backups?vmId=${encodeURIComponent(vm.vmId)}`)));
+  const manifests = (listed.vmBackups as { manifest: VmManifest }[]).map((v) => v.manifest);
+  expect(manifests.map((m) => m.vmBackupId)).toEqual([id]);
+  expect(manifests[0].disks.map((d) => [d.lun, d.kind, d.bytesRead])).toEqual([
+    [null, 'full', 192 * KiB],
+    [0, 'full', 64 * KiB],
+    [3, 'full', 128 * KiB],
+  ]);
+  // No SAS in the history or the status the API shows.
+  expect(JSON.stringify(done)).not.toMatch(/sig=/);
+  expect(JSON.stringify(view)).not.toMatch(/sig=/);
+});
+
+test('a disk that fails abandons the capture: no restore point, snapshot or grant of it stays', async () => {
+  const vm = await standin.addVm({ resourceGroup: 'db', name: 'vm2', osDiskBytes: 1 * MiB, dataDisks: [{ lun: 0, bytes: 1 * MiB }] });
+  await writeDisk(vm.disks[1].diskId, 0, 64 * KiB);
+  const before = { restorePoints: standin.resources('restorePoints').length, snapshots: standin.resources('snapshots').length };
+  // Compute refuses the disk's read grant (every attempt of it); the other disk may well be backed up meanwhile.
+  standin.faults.fail('diskRestorePoint.grantAccess', 2, 403, 'AuthorizationFailed');
+  const client = df.getClient(app.host.contextFor(findFunction('startVmBackup', 'httpTrigger')));
+  const instanceId = vmBackupInstanceId('vm2-failing-run');
+  const input: VmBackupOrchestrationInput = { vmBackupId: 'vm2-failing-run', vmId: vm.vmId, diskConcurrency: 1, retry: { firstRetryIntervalInMs: 10, maxAttempts: 1 } };
+  await client.startNew(VmOrchestrators.backupVm, { instanceId, input });
+  const done = await app.runtime.waitForCompletion(instanceId, { timeoutInMs: 60_000 });
+  expect(done.runtimeStatus).toBe('Failed');
+  expect(String(done.output)).toMatch(/VM backup vm2-failing-run failed \(\d of 2 disks\); its capture was abandoned: .*AuthorizationFailed/);
+  expect(done.customStatus).toMatchObject({ phase: 'failed' });
+  expect(standin.resources('restorePoints').length).toBe(before.restorePoints);
+  expect(standin.resources('snapshots').length).toBe(before.snapshots);
+  expect(standin.activeGrants()).toEqual([]);
+});
+
+test('the timer backs up exactly the VMs the tag names, each once though two entries name one of them', async () => {
+  const t1 = await standin.addVm({ resourceGroup: 'tagged-a', name: 't1', tags: { backup: 'nightly' }, osDiskBytes: 1 * MiB });
+  const t2 = await standin.addVm({ resourceGroup: 'tagged-b', name: 't2', tags: { backup: 'nightly', team: 'x' }, osDiskBytes: 1 * MiB });
+  await standin.addVm({ resourceGroup: 'tagged-a', name: 'untagged', tags: { backup: 'weekly' }, osDiskBytes: 1 * MiB });
+  const timer = findFunction('scheduledBackups', 'timerTrigger');
+  const context = app.host.contextFor(timer);
+  const sunday = new Date('2026-11-29T02:00:00Z');
+  const run = await runScheduledBackups(df.getClient(context), context, sunday);
+  expect(run).toMatchObject({ due: 0, started: [] });
+  expect(run.vms).toMatchObject({ due: 2, skipped: [], failed: [] });
+  const inputs = await Promise.all(run.vms!.started.map(async (id) => (await app.runtime.getStatus(vmBackupInstanceId(id)))?.input as VmBackupOrchestrationInput));
+  expect(inputs.map((i) => i.vmId).sort()).toEqual([t1.vmId, t2.vmId].sort());
+  // fullOn: Sun — the tag entry's VMs are backed up full today.
+  expect(inputs.every((i) => i.full === true)).toBe(true);
+  // Resource Graph was asked the one query form, once.
+  expect(standin.calls().filter((c) => c.op === 'resourceGraph.resources').length).toBe(1);
+  for (const id of run.vms!.started) expect((await app.runtime.waitForCompletion(vmBackupInstanceId(id), { timeoutInMs: 90_000 })).runtimeStatus).toBe('Completed');
+  expect(standin.activeGrants()).toEqual([]);
+});
+
+test('POST /api/vm-backups refuses what is no VM ID, with a clear 400', async () => {
+  const sub = standin.subscriptionId;
+  const cases: [unknown, RegExp][] = [
+    [{ vmId: 'vm1' }, /vmId "vm1" is not the ARM ID of a virtual machine/],
+    [{ vmId: `/subscriptions/${sub}/resourceGroups/web/providers/Microsoft.Compute/snapshots/s1` }, /is not the ARM ID of a virtual machine/],
+    [{ vmId: `/subscriptions/${sub}/resourceGroups/web/providers/Microsoft.Compute/virtualMachines/../disks/d1` }, /is not the ARM ID of a virtual machine/],
+    [{ vmId: `/subscriptions/${sub}/resourceGroups/../providers/Microsoft.Compute/virtualMachines/vm1` }, /is not the ARM ID of a virtual machine/],
+    [{ vmId: `/subscriptions/${sub}/resourceGroups/web/providers/Microsoft.Compute/virtualMachines/vm1`, consistency: 'total' }, /consistency/],
+    [{ vmId: `/subscriptions/${sub}/resourceGroups/web/providers/Microsoft.Compute/virtualMachines/vm1`, url: 'https://x' }, /url/],
+  ];
+  const before = (await app.runtime.listInstances({ prefix: 'vmbackup-' })).length;
+  for (const [body, message] of cases) {
+    const response = await app.host.invokeHttp('startVmBackup', jsonRequest('POST', '/api/vm-backups', body));
+    expect(response.status).toBe(400);
+    expect(String((await json(response)).detail)).toMatch(message);
+  }
+  const badQuery = await app.host.invokeHttp('listVmBackups', jsonRequest('GET', '/api/vm-backups?vmId=%2Fsubscriptions%2Fx'));
+  expect(badQuery.status).toBe(400);
+  const badId = await app.host.invokeHttp('getVmBackup', jsonRequest('GET', '/api/vm-backups/..', undefined, { id: '..' }));
+  expect(badId.status).toBe(400);
+  expect((await app.runtime.listInstances({ prefix: 'vmbackup-' })).length).toBe(before);
+});
+
+test('a policy VM entry names exactly one selector, and no tag text that could leave its query string', () => {
+  const sub = '5f8b2c1e-0000-4000-8000-000000000001';
+  expect(() => parsePolicy(JSON.stringify({ vms: [{ subscription: sub, resourceGroup: `/subscriptions/${sub}/resourceGroups/rg` }] }))).toThrow(
+    /vms\[0\] must name exactly one of id, resourceGroup, subscription, tag \(it names resourceGroup and subscription\)/,
+  );
+  expect(() => parsePolicy(JSON.stringify({ vms: [{ days: ['Mon'] }] }))).toThrow(/vms\[0\] must name exactly one of .* \(it names none\)/);
+  expect(() => parsePolicy(JSON.stringify({ vms: [{ tag: { name: 'env', value: "x' or 1==1 or tags['a", subscriptions: [sub] } }] }))).toThrow(/tag value .* holds "'"/);
+  expect(() => parsePolicy(JSON.stringify({ vms: [{ tag: { name: 'e\\nv', value: 'x', subscriptions: [sub] } }] }))).toThrow(/tag name .* holds "\\\\"/);
+  expect(() => parsePolicy(JSON.stringify({ vms: [{ resourceGroup: `/subscriptions/${sub}/resourceGroups/rg/../x` }] }))).toThrow(/is not a resource group ID/);
+  expect(() => parsePolicy(JSON.stringify({ vms: [{ subscription: 'not-a-guid' }] }))).toThrow(/is not a subscription GUID/);
+  expect(parsePolicy(JSON.stringify({ vms: [{ subscription: sub, consistency: 'crash' }] }))).toEqual({ disks: [], vms: [{ subscription: sub, consistency: 'crash' }] });
+});
