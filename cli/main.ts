@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { Command } from 'commander';
 import { defineBackup } from './commands/backup';
+import { defineBackupVm } from './commands/backup-vm';
 import { CommandContext } from './commands/context';
 import { defineInit } from './commands/init';
 import { defineKeygen } from './commands/keygen';
@@ -55,7 +56,7 @@ export function buildProgram(ctx: CommandContext): Command {
     .showSuggestionAfterError(true)
     .allowExcessArguments(false) // inherited by every command: a stray argument is refused, not ignored
     .addHelpText('after', EXIT_CODE_HELP);
-  for (const define of [defineKeygen, defineInit, defineUpgrade, defineUpload, defineBackup, defineRestore, defineFiles, defineVerify, defineList, defineForget, defineUndelete, definePrune, defineRebuildIndex, defineServe]) define(program, ctx);
+  for (const define of [defineKeygen, defineInit, defineUpgrade, defineUpload, defineBackup, defineBackupVm, defineRestore, defineFiles, defineVerify, defineList, defineForget, defineUndelete, definePrune, defineRebuildIndex, defineServe]) define(program, ctx);
   return program;
 }
 
@@ -63,7 +64,7 @@ export function buildProgram(ctx: CommandContext): Command {
 export async function run(args: string[], io: CliIO = processIO()): Promise<number> {
   const ctx: CommandContext = { io, exitCode: EXIT_OK };
   if (args.length === 0) {
-    printError(io, 'missing command: keygen, init, upgrade, upload, backup, restore, ls, extract, cat, verify, list, forget, undelete, prune, rebuild-index or serve (see pagewise --help)');
+    printError(io, 'missing command: keygen, init, upgrade, upload, backup, backup-vm, restore, ls, extract, cat, verify, list, forget, undelete, prune, rebuild-index or serve (see pagewise --help)');
     return EXIT_USAGE;
   }
   try {

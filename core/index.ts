@@ -144,3 +144,27 @@ export { ContentIndex, contentIndexBound, DEFAULT_FRAME_CACHE_BYTES, DEFAULT_DEL
 export type { ContentIndexOptions, ContentIndexStats } from './repo/v2/content-index';
 export { compactIndex, rebuildIndex, rebuildVaultIndex } from './repo/v2/index-compaction';
 export type { CompactReport, RebuildReport, RebuildVaultIndexOptions } from './repo/v2/index-compaction';
+
+// #16 vmcore — whole-VM backups through Compute: the Compute view (VmCompute) and its ARM implementation,
+// the ARM context and IDs, the VM manifest (FORMAT.md §27), and the VM backup engine in steps.
+export type { CapturedDisk, ConsistencyLevel, NewDiskSpec, NewVmSpec, VmCaptureCompute, VmCompute, VmDiskInfo, VmInfo, VmProvisioningCompute } from './vm/compute';
+export { PAGEWISE_TAG, PAGEWISE_TAG_VALUE, PAGEWISE_VM_TAG, pagewiseTags, vmCaptureTag } from './vm/compute';
+export { ArmVmCompute } from './vm/arm-vm-compute';
+export type { ArmVmComputeOptions } from './vm/arm-vm-compute';
+export { armCapture, isArmNotFound, armErrorText, DEFAULT_COMPLETION_WAIT, RESTORE_POINTS_UNSUPPORTED } from './vm/arm-capture';
+export type { CompletionWait } from './vm/arm-capture';
+export { armContext, parseArmEndpoint, StaticTokenCredential, PUBLIC_ARM_ENDPOINT } from './vm/arm-context';
+export type { ArmContext, ArmContextOptions } from './vm/arm-context';
+export {
+  parseVmId, parseDiskId, parseSnapshotId, parseCaptureId, parseRestorePointId, parseDiskRestorePointId, isCaptureId, parseResourceGroupId, parseSubscriptionScope,
+  assertResourceName, assertResourceGroupName, assertSubscriptionId, resourceGroupIdOf, vmIdOf, diskIdOf, snapshotIdOf, restorePointIdOf, diskRestorePointIdOf,
+} from './vm/arm-ids';
+export type { CaptureRef, DiskRestorePointRef, ResourceGroupRef, RestorePointRef, SnapshotRef as ArmSnapshotRef, VmRef, DiskRef as ArmDiskRef } from './vm/arm-ids';
+export { writeVmManifest, readVmManifest, listVmBackups, VM_MANIFEST_NAME_RE } from './vm/vm-manifest';
+export type { VmManifest, VmManifestDisk } from './vm/vm-manifest';
+export {
+  vmBackupIdFor, vmBackupTime, VM_BACKUP_ID_RE, captureVm, managedCaptureAccess, grantCapturedDisk, revokeCapturedDisk, backupCapturedDisk,
+  capturedDiskBackupId, managedDiskOfCapture, diskOutcomeOf, vmManifestOf, finalizeVmBackup, abandonVmCapture, backupVm, notCapturedOf,
+  restorePointCollectionFor, DEFAULT_CAPTURE_GRANT_SECONDS, BASE_GRANT_SECONDS, DEFAULT_DISK_CONCURRENCY,
+} from './vm/backup-vm';
+export type { VmCapture, DiskOutcome, VmBackupRequest, VmBackupResult } from './vm/backup-vm';

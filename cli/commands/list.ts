@@ -6,7 +6,7 @@
  * With usage (the default; --no-usage skips reading every page table): each backup's stored bytes only it
  * names (UNIQUE) and those it shares, each disk's, and the vault's totals (#15).
  */
-import { BackupListing, BackupUsage, displayUrl, DiskBackups, DiskUsage, formatBytes, listBackups, groupByDisk, loadUserKey, VaultUsage, vaultUsageAt } from '../../core';
+import { BackupListing, BackupUsage, displayUrl, DiskBackups, DiskUsage, formatBytes, listBackups, groupByDisk, listVmBackups, loadUserKey, PagewiseError, parseVmId, VaultUsage, vaultUsageAt, VmManifest } from '../../core';
 import { storageLocation } from '../locations';
 import { printJson, printLines } from '../output';
 import { DefineCommand } from './context';
@@ -20,10 +20,19 @@ export const defineList: DefineCommand = (program, ctx) => {
     .option('--json', 'print one JSON object: { vault, disks: [{ disk, backups }], backups, usage } (disks newest first; backups: the same, ungrouped; usage: bytes per backup, disk and vault)')
     .option('--no-usage', "skip the stored bytes unique and shared per backup and disk (reading every page table once, which a large vault's listing may not want)")
     .option('--scratch-dir <dir>', "directory for the usage count's spill files (default: OS temp dir)")
-    .action(async (opts: { vault: string; keyFile?: string; json?: boolean; usage: boolean; scratchDir?: string }) => {
+    .option('--vm <vm-resource-id>', 'list the whole-VM backups of this VM instead (pagewise backup-vm), newest first: time, consistency, capture, each disk with kind and bytes; needs --key-file')
+    .action(async (opts: { vault: string; keyFile?: string; json?: boolean; usage: boolean; scratchDir?: string; vm?: string }) => {
       const { io } = ctx;
       const vault = storageLocation(opts.vault, 'vault', io.env);
       const userKey = opts.keyFile === undefined ? undefined : await loadUserKey(opts.keyFile);
+      if (opts.vm !== undefined) {
+        parseVmId(opts.vm, '--vm');
+        if (!userKey) throw new PagewiseError('BadInput', '--vm needs --key-file: VM backups are found by a keyed tag of the VM ID and their manifests are encrypted');
+        const vms = await listVmBackups(vault, userKey, opts.vm);
+        if (opts.json) printJson(io, { vault: displayUrl(opts.vault), vmId: opts.vm, vmBackups: vms });
+        else printLines(io, vms.length === 0 ? [`no VM backups of ${opts.vm} in ${displayUrl(opts.vault)}`] : vmLines(opts.vm, vms));
+        return;
+      }
       const backups = await listBackups(vault, { userKey });
       const disks = groupByDisk(backups);
       const usage = opts.usage ? await vaultUsageAt(vault, userKey, { scratchDir: opts.scratchDir, abortSignal: io.interruptSignal?.() }) : undefined;
@@ -103,4 +112,19 @@ function row(b: BackupListing): string[] {
   const kind = b.kind ?? 'full';
   const generation = b.kind === 'incremental' && b.generation !== undefined ? ` #${b.generation}` : '';
   return [b.completedAt, `${kind}${generation}${b.formatVersion === 1 ? ' (v1)' : ''}`, b.base ?? '-', size(b.diskBytes), size(b.bytesRead), size(b.bytesNew), size(b.bytesStored), b.backupId, statusOf(b)];
+}
+
+/** The VM backups of one VM, newest first: each a line, then one line per disk. */
+function vmLines(vmId: string, vms: VmManifest[]): string[] {
+  const out = [`VM ${vmId} (${vms.length} backup${vms.length === 1 ? '' : 's'})`];
+  for (const m of vms) {
+    const capture = m.capture === 'restore-point' ? 'restore point' : 'snapshots';
+    out.push(`  ${m.completedAt}  ${m.vmBackupId}  ${m.consistency}-consistent (asked ${m.requestedConsistency}), ${capture}, ${m.disks.length} disk${m.disks.length === 1 ? '' : 's'}`);
+    for (const d of [...m.disks].sort((a, b) => (a.lun ?? -1) - (b.lun ?? -1))) {
+      const why = d.reason ? ` (${d.reason})` : '';
+      out.push(`    ${(d.lun === null ? 'os' : `lun ${d.lun}`).padEnd(7)}  ${d.kind}${why}  ${formatBytes(d.sizeBytes)} disk, read ${formatBytes(d.bytesRead)}, stored ${formatBytes(d.bytesStored)}  ${d.backupId}`);
+    }
+    if (m.notCaptured.length > 0) out.push(`    not captured: ${m.notCaptured.map((n) => n.what).join('; ')}`);
+  }
+  return out;
 }
