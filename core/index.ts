@@ -168,3 +168,7 @@ export {
   restorePointCollectionFor, DEFAULT_CAPTURE_GRANT_SECONDS, BASE_GRANT_SECONDS, DEFAULT_DISK_CONCURRENCY,
 } from './vm/backup-vm';
 export type { VmCapture, DiskOutcome, VmBackupRequest, VmBackupResult } from './vm/backup-vm';
+
+// #16 vmfunc — which VMs a policy selector names (by ID, resource group, subscription, or tag through Resource Graph).
+export { checkVmSelector, describeSelector, MAX_TAG_SUBSCRIPTIONS, MAX_VMS_PER_SELECTOR, uniqueVmIds, vmsInScope } from './vm/vm-scope';
+export type { VmSelector, VmTagSelector } from './vm/vm-scope';

@@ -168,8 +168,9 @@ export function parsePolicy(text: string): BackupPolicy {
   if (value.disks === undefined && value.vms === undefined) throw new PagewiseError('BadInput', 'the backup policy is invalid: it names neither "disks" nor "vms"');
   // Each VM entry names exactly one selector, each well formed (ARM IDs, GUIDs, tag text a query may hold).
   value.vms?.forEach((vm, i) => checkVmSelector(vm, `the backup policy's vms[${i}]`));
-  if (value.retention) retentionOf(value); // its rules checked now (an empty set, a bad duration), not at the first forget
-  return { ...value, disks: value.disks ?? [] };
+  const policy: BackupPolicy = { ...value, disks: value.disks ?? [] };
+  if (policy.retention) retentionOf(policy); // its rules checked now (an empty set, a bad duration), not at the first forget
+  return policy;
 }
 
 /** The policy's keep rules as core takes them and its grace (absent: core's default); undefined when the policy has no retention. */

@@ -67,9 +67,11 @@ export async function runScheduledVmBackups(client: df.DurableClient, context: I
     }
   }
   run.due = wanted.size;
+  // The VM backup ID names the firing to the minute: a firing delivered twice joins its own runs.
+  const firedAt = new Date(Math.floor(now.getTime() / 60_000) * 60_000);
   for (const vm of wanted.values()) {
     try {
-      const started = await startVmBackup(client, { vmId: vm.vmId, ...(vm.full ? { full: true } : {}), ...(vm.consistency ? { consistency: vm.consistency } : {}) }, now);
+      const started = await startVmBackup(client, { vmId: vm.vmId, ...(vm.full ? { full: true } : {}), ...(vm.consistency ? { consistency: vm.consistency } : {}) }, firedAt);
       (started.started ? run.started : run.skipped).push(started.vmBackupId);
     } catch (err) {
       run.failed.push(vm.vmId);

@@ -14,15 +14,15 @@ import {
   parseVmId,
   redact,
   revokeCapturedDisk,
-  snapshotBackupIdFor,
+  capturedDiskBackupId,
+  VM_BACKUP_ID_RE,
   vmIdOf,
 } from '../core';
 import type { ConsistencyLevel, DiskOutcome } from '../core';
-import { CAPTURE_MODES, CONSISTENCY_LEVELS, SealedCapture, VM_BACKUP_ID_RE, VmActivities, VmDiskGrant } from '../orchestrations/vmContracts';
+import { CAPTURE_MODES, CONSISTENCY_LEVELS, SealedCapture, VmActivities, VmDiskGrant } from '../orchestrations/vmContracts';
 import { grantedSource } from './compute';
 import { reportingPermanentFailures } from './permanentFailures';
-import { checkEngineSettings } from './prechecks';
-import { readSettings, readUserKey } from './settings';
+import { engineSettings, readSettings, readUserKey } from './settings';
 import { vmCompute } from './vmCompute';
 import { capturedDiskAt, openCapture, sealCapture } from './vmSeal';
 
@@ -63,7 +63,7 @@ df.app.activity(VmActivities.grantVmDisk, {
     const disk = capturedDiskAt(capture, record(input).lun, 'grantVmDisk');
     const settings = readSettings();
     // A capture is immutable: its ARM ID names the disk state, so a replayed or repeated grant names the same backup.
-    const backupId = snapshotBackupIdFor(disk.captureId, checkEngineSettings(settings).pageSize);
+    const backupId = capturedDiskBackupId(disk, engineSettings(settings));
     const { url, managedDisk } = await grantCapturedDisk(vmCompute(), disk, VM_DISK_GRANT_SECONDS);
     context.log(`VM backup ${capture.vmBackupId}: read of ${disk.disk.name} granted for backup ${backupId}`);
     // Sealed for the task hub; the grant's MAC lets only this app's activities open it (functions/compute.ts).

@@ -14,7 +14,7 @@ import { checkVaultExists } from './prechecks';
 import { appSettings, Env, readSettings } from './settings';
 import { findStatus, startOnce, StartOnceResult } from './starter';
 
-export interface VmBackupRequest {
+export interface VmBackupStartRequest {
   vmId: string;
   full?: boolean;
   consistency?: ConsistencyLevel;
@@ -48,7 +48,7 @@ async function runningBackupOf(client: DurableClient, vmId: string): Promise<str
   return undefined;
 }
 
-export async function startVmBackup(client: DurableClient, request: VmBackupRequest, now: Date, extra: { requestFingerprint?: string } = {}): Promise<VmBackupStart> {
+export async function startVmBackup(client: DurableClient, request: VmBackupStartRequest, now: Date, extra: { requestFingerprint?: string } = {}): Promise<VmBackupStart> {
   const vmId = vmIdOf(parseVmId(request.vmId, 'vmId'));
   const settings = readSettings();
   const diskConcurrency = vmDiskConcurrency();

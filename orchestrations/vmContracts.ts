@@ -24,8 +24,6 @@ export const CONSISTENCY_LEVELS: readonly ConsistencyLevel[] = ['application', '
 export const CAPTURE_MODES = ['auto', 'restore-point', 'snapshots'] as const;
 export type VmCaptureMode = (typeof CAPTURE_MODES)[number];
 
-/** A VM backup ID as it may name blobs and instances (core vmBackupIdFor): lower-case letters, digits and dashes. */
-export const VM_BACKUP_ID_RE = /^[a-z0-9][a-z0-9-]{2,79}$/;
 
 export interface VmBackupOrchestrationInput {
   vmBackupId: string;

@@ -8,19 +8,19 @@ import * as df from 'durable-functions';
 import type { DurableClient } from 'durable-functions';
 import { HttpResponse } from '@azure/functions';
 import Ajv, { JSONSchemaType } from 'ajv';
-import { isPagewiseError, listVmBackups, parseVmId, readVmManifest, vmIdOf } from '../../core';
+import { isPagewiseError, listVmBackups, parseVmId, readVmManifest, VM_BACKUP_ID_RE, vmIdOf } from '../../core';
 import type { VmManifest } from '../../core';
 import { vmBackupInstanceId } from '../../orchestrations/instanceIds';
-import { CAPTURE_MODES, CONSISTENCY_LEVELS, VM_BACKUP_ID_RE } from '../../orchestrations/vmContracts';
+import { CAPTURE_MODES, CONSISTENCY_LEVELS } from '../../orchestrations/vmContracts';
 import type { VmBackupStatus, VmDiskProgress, VmDiskStatus } from '../../orchestrations/vmContracts';
 import { problem, ProblemError } from '../problems';
 import { readSettings, readUserKey } from '../settings';
 import { findStatus, isRestartable } from '../starter';
-import { startVmBackup, VmBackupRequest } from '../vmBackupStarts';
+import { startVmBackup, VmBackupStartRequest } from '../vmBackupStarts';
 import { operationView, redactDeep, withLiveBackupProgress } from './views';
 import { answering, assertKnownQuery, startedResponse, validBody } from './responses';
 
-const startVmBackupBody: JSONSchemaType<VmBackupRequest> = {
+const startVmBackupBody: JSONSchemaType<VmBackupStartRequest> = {
   type: 'object',
   properties: {
     // The ARM ID's form is checked by parseVmId, whose message names it.
