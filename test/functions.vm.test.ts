@@ -7,6 +7,7 @@
 import * as df from 'durable-functions';
 import { HttpResponse } from '@azure/functions';
 import { randomBytes } from 'node:crypto';
+import { vmBackupIdFor } from '../core';
 import type { VmManifest } from '../core';
 import { parsePolicy } from '../functions/policy';
 import { runScheduledBackups } from '../functions/scheduledBackups';
@@ -107,17 +108,35 @@ test('a disk that fails abandons the capture: no restore point, snapshot or gran
   const before = { restorePoints: standin.resources('restorePoints').length, snapshots: standin.resources('snapshots').length };
   // Compute refuses the disk's read grant (every attempt of it); the other disk may well be backed up meanwhile.
   standin.faults.fail('diskRestorePoint.grantAccess', 2, 403, 'AuthorizationFailed');
-  const client = df.getClient(app.host.contextFor(findFunction('startVmBackup', 'httpTrigger')));
-  const instanceId = vmBackupInstanceId('vm2-failing-run');
-  const input: VmBackupOrchestrationInput = { vmBackupId: 'vm2-failing-run', vmId: vm.vmId, diskConcurrency: 1, retry: { firstRetryIntervalInMs: 10, maxAttempts: 1 } };
-  await client.startNew(VmOrchestrators.backupVm, { instanceId, input });
+  const vmBackupId = vmBackupIdFor(vm.vmId, new Date('2026-11-30T01:00:00Z'));
+  const instanceId = vmBackupInstanceId(vmBackupId);
+  // Started as the HTTP route would, with retries cut short (one attempt per activity).
+  const input: VmBackupOrchestrationInput = { vmBackupId, vmId: vm.vmId, diskConcurrency: 1, retry: { firstRetryIntervalInMs: 10, maxAttempts: 1 } };
+  await app.runtime.startNew(VmOrchestrators.backupVm, { instanceId, input });
   const done = await app.runtime.waitForCompletion(instanceId, { timeoutInMs: 60_000 });
   expect(done.runtimeStatus).toBe('Failed');
-  expect(String(done.output)).toMatch(/VM backup vm2-failing-run failed \(\d of 2 disks\); its capture was abandoned: .*AuthorizationFailed/);
+  expect(String(done.output)).toMatch(new RegExp(`VM backup ${vmBackupId} failed \\(2 of 2 disks\\); its capture was abandoned: OS disk: .*AuthorizationFailed`));
   expect(done.customStatus).toMatchObject({ phase: 'failed' });
   expect(standin.resources('restorePoints').length).toBe(before.restorePoints);
   expect(standin.resources('snapshots').length).toBe(before.snapshots);
   expect(standin.activeGrants()).toEqual([]);
+});
+
+test('a disk orchestration started with a capture this app did not seal grants nothing', async () => {
+  const sub = standin.subscriptionId;
+  const vmId = `/subscriptions/${sub}/resourceGroups/other/providers/Microsoft.Compute/virtualMachines/foreign`;
+  const disk = { id: `/subscriptions/${sub}/resourceGroups/other/providers/Microsoft.Compute/disks/foreign-os`, name: 'foreign-os', lun: null, sizeBytes: MiB, location: 'westeurope' };
+  const capture = {
+    vmBackupId: vmBackupIdFor(vmId, new Date('2026-11-30T02:00:00Z')),
+    vm: { id: vmId, name: 'foreign', location: 'westeurope', tags: {}, networkInterfaceIds: [], osDisk: disk, dataDisks: [] },
+    capture: 'snapshots', requestedConsistency: 'crash', consistency: 'crash', notCaptured: [], createdAt: '2026-11-30T02:00:00.000Z',
+    disks: [{ lun: null, role: 'os', disk, captureId: `/subscriptions/${sub}/resourceGroups/other/providers/Microsoft.Compute/snapshots/someone-elses`, takenByPagewise: true }],
+  };
+  const calls = standin.calls().length;
+  await app.runtime.startNew(VmOrchestrators.backupVmDisk, { instanceId: 'forged-capture', input: { capture, seal: 'f'.repeat(64), lun: null, retry: { firstRetryIntervalInMs: 10, maxAttempts: 1 } } });
+  const done = await app.runtime.waitForCompletion('forged-capture', { timeoutInMs: 30_000 });
+  expect(done.output).toMatchObject({ lun: null, ok: false, error: expect.stringMatching(/BadInput: the grantVmDisk activity's input holds a VM capture this app did not take/) });
+  expect(standin.calls().length).toBe(calls);
 });
 
 test('the timer backs up exactly the VMs the tag names, each once though two entries name one of them', async () => {
@@ -135,7 +154,7 @@ test('the timer backs up exactly the VMs the tag names, each once though two ent
   // fullOn: Sun — the tag entry's VMs are backed up full today.
   expect(inputs.every((i) => i.full === true)).toBe(true);
   // Resource Graph was asked the one query form, once.
-  expect(standin.calls().filter((c) => c.op === 'resourceGraph.resources').length).toBe(1);
+  expect(standin.calls().filter((c: { op: string }) => c.op === 'resourceGraph.resources').length).toBe(1);
   for (const id of run.vms!.started) expect((await app.runtime.waitForCompletion(vmBackupInstanceId(id), { timeoutInMs: 90_000 })).runtimeStatus).toBe('Completed');
   expect(standin.activeGrants()).toEqual([]);
 });
