@@ -5,6 +5,9 @@ module.exports = {
   testMatch: ['**/*.test.ts'],
   transform: { "^.+\\.ts$": ["ts-jest", {}] },
   testTimeout: 120000,
+  // One TLS certificate per run for the Compute stand-in; NODE_EXTRA_CA_CERTS reaches workers and spawned CLIs.
+  globalSetup: '<rootDir>/test/global-setup.ts',
+  globalTeardown: '<rootDir>/test/global-teardown.ts',
   // The Functions worker normally supplies '@azure/functions-core'; the local durable runtime's
   // stand-in captures app.* registrations so tests invoke the real handlers (see runtime/functionsCore.ts).
   moduleNameMapper: { '^@azure/functions-core$': '<rootDir>/runtime/functionsCore.ts' },
