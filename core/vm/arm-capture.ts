@@ -76,6 +76,17 @@ function checkedDrp(id: string, what: string): string {
   return id;
 }
 
+/** A restore point that exists and succeeded, or undefined. */
+async function existingRestorePoint(client: ComputeManagementClient, group: string, collection: string, name: string) {
+  try {
+    const rp = await client.restorePoints.get(group, collection, name);
+    return rp.provisioningState === undefined || rp.provisioningState === 'Succeeded' ? rp : undefined;
+  } catch (err) {
+    if (isArmNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** The capture half over an ARM context. */
@@ -230,10 +241,12 @@ export function armCapture(ctx: ArmContext, options: { completionWait?: Completi
       } catch (err) {
         const code = (err as { code?: string }).code;
         const status = (err as { statusCode?: number }).statusCode;
-        if (code && RESTORE_POINT_UNSUPPORTED.has(code) && (status === undefined || status === 400 || status === 409)) {
+        // A retried capture step (an activity run again) finds its own restore point made: that is the capture.
+        if (status === 409 && code === 'Conflict') rp = await existingRestorePoint(client, ref.resourceGroup, collectionName, restorePointName);
+        if (!rp && code && RESTORE_POINT_UNSUPPORTED.has(code) && (status === undefined || status === 400 || status === 409)) {
           throw new PagewiseError('BadInput', `Compute cannot take a restore point of VM ${ref.vmName} (${armErrorText(err)})`, { cause: err, reason: RESTORE_POINTS_UNSUPPORTED });
         }
-        throw err;
+        if (!rp) throw err;
       }
       const restorePointId = restorePointIdOf({ ...ref, collectionName, restorePointName });
       const obtained = consistencyOf(rp.consistencyMode, `the restore point ${restorePointName}`);

@@ -363,7 +363,8 @@ export async function backupVm(req: VmBackupRequest): Promise<VmBackupResult> {
       req.onDiskDone?.(outcome);
     });
     const done = await finalizeVmBackup(req.compute, req.vault, req.userKey, capture, outcomes, clock);
-    return { vmBackupId, manifest: done.manifest, disks: outcomes, released: done.released, kept: done.kept, notCaptured: capture.notCaptured, durationMs: Date.now() - started };
+    const order = (lun: number | null) => capture.disks.findIndex((d) => d.lun === lun);
+    return { vmBackupId, manifest: done.manifest, disks: [...outcomes].sort((a, b) => order(a.lun) - order(b.lun)), released: done.released, kept: done.kept, notCaptured: capture.notCaptured, durationMs: Date.now() - started };
   } catch (err) {
     await abandonVmCapture(req.compute, capture).catch(() => undefined);
     throw err;
