@@ -30,8 +30,16 @@ import {
   VmOrchestrators,
 } from './vmContracts';
 
-/** The message of an error, as a durable failure carries it. */
-const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+/** Longest error text a disk's outcome carries (into the status, the VM's failure and the CLI's view). */
+const MAX_ERROR_CHARS = 600;
+
+/** The message of an error as a durable failure carries it, without the stack frames the runtime appends, on one line. */
+function messageOf(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  const lines = text.split('\n').filter((line) => !/^\s+at\s/.test(line));
+  const flat = lines.join(' ').replace(/\s+/g, ' ').trim();
+  return flat.length > MAX_ERROR_CHARS ? `${flat.slice(0, MAX_ERROR_CHARS)}…` : flat;
+}
 
 /** Disks at once: the input's (bounded — an orchestration may be started with any input), else the default. */
 function concurrencyOf(input: VmBackupOrchestrationInput): number {

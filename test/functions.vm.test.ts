@@ -12,7 +12,7 @@ import type { VmManifest } from '../core';
 import { parsePolicy } from '../functions/policy';
 import { runScheduledBackups } from '../functions/scheduledBackups';
 import { vmBackupInstanceId } from '../orchestrations/instanceIds';
-import { VmBackupOrchestrationInput, VmBackupStatus, VmOrchestrators } from '../orchestrations/vmContracts';
+import { VmBackupOrchestrationInput, VmBackupOutput, VmBackupStatus, VmOrchestrators } from '../orchestrations/vmContracts';
 import { LocalApp, startLocalApp } from '../runtime/localApp';
 import { findFunction } from '../runtime/registry';
 import { ComputeStandIn, startComputeStandIn } from './harness/compute-standin';
@@ -100,6 +100,25 @@ test('POST /api/vm-backups backs up every disk of the VM; the status shows each 
   // No SAS in the history or the status the API shows.
   expect(JSON.stringify(done)).not.toMatch(/sig=/);
   expect(JSON.stringify(view)).not.toMatch(/sig=/);
+
+  // Changed since: the next VM backup reads only the changed pages of each disk, diffed against its capture.
+  await writeDisk(vm.disks[0].diskId, 1 * MiB, 64 * KiB);
+  await writeDisk(vm.disks[2].diskId, 0, 64 * KiB);
+  const again = await json(await app.host.invokeHttp('startVmBackup', jsonRequest('POST', '/api/vm-backups', { vmId: vm.vmId })));
+  const second = await app.runtime.waitForCompletion(again.instanceId as string, { timeoutInMs: 90_000 });
+  expect(second.runtimeStatus).toBe('Completed');
+  const out = second.output as VmBackupOutput;
+  expect(out.disks.map((d) => [d.lun, d.kind, d.bytesRead])).toEqual([
+    [null, 'incremental', 64 * KiB],
+    [0, 'incremental', 0],
+    [3, 'incremental', 64 * KiB],
+  ]);
+  // The first backup's restore point is no base any more: released; this one's stays.
+  expect(out.released).toEqual([expect.stringMatching(new RegExp(`/restorePoints/${id}$`))]);
+  expect(standin.resources('restorePoints').filter((r) => r.id.includes(id))).toEqual([]);
+  const ids = ((await json(await app.host.invokeHttp('listVmBackups', jsonRequest('GET', `/api/vm-backups?vmId=${encodeURIComponent(vm.vmId)}`)))).vmBackups as { id: string }[]).map((v) => v.id);
+  expect(ids).toEqual([again.id, id]);
+  expect(standin.activeGrants()).toEqual([]);
 });
 
 test('a disk that fails abandons the capture: no restore point, snapshot or grant of it stays', async () => {
@@ -115,8 +134,10 @@ test('a disk that fails abandons the capture: no restore point, snapshot or gran
   await app.runtime.startNew(VmOrchestrators.backupVm, { instanceId, input });
   const done = await app.runtime.waitForCompletion(instanceId, { timeoutInMs: 60_000 });
   expect(done.runtimeStatus).toBe('Failed');
-  expect(String(done.output)).toMatch(new RegExp(`VM backup ${vmBackupId} failed \\(2 of 2 disks\\); its capture was abandoned: OS disk: .*AuthorizationFailed`));
-  expect(done.customStatus).toMatchObject({ phase: 'failed' });
+  expect(String(done.output)).toMatch(new RegExp(`VM backup ${vmBackupId} failed \\(2 of 2 disks\\); its capture was abandoned: OS disk: Stand-in fault on diskRestorePoint\\.grantAccess\\. RestError: Stand-in fault on diskRestorePoint\\.grantAccess\\.; data disk LUN 0: Stand-in fault`));
+  expect(done.customStatus).toMatchObject({ phase: 'failed', disks: [{ lun: null, state: 'failed' }, { lun: 0, state: 'failed' }] });
+  // No stack frame reaches the status or the failure.
+  expect(JSON.stringify(done)).not.toMatch(/\s+at\s+\S+ \(/);
   expect(standin.resources('restorePoints').length).toBe(before.restorePoints);
   expect(standin.resources('snapshots').length).toBe(before.snapshots);
   expect(standin.activeGrants()).toEqual([]);
