@@ -9,6 +9,7 @@ import { HttpResponse } from '@azure/functions';
 import { randomBytes } from 'node:crypto';
 import { vmBackupIdFor } from '../core';
 import type { VmManifest } from '../core';
+import { SnapshotAccess, useSnapshotAccess } from '../functions/compute';
 import { parsePolicy } from '../functions/policy';
 import { runScheduledBackups } from '../functions/scheduledBackups';
 import { vmBackupInstanceId } from '../orchestrations/instanceIds';
@@ -22,6 +23,7 @@ import { jsonRequest } from './harness/http-request';
 let env: TestEnv;
 let standin: ComputeStandIn;
 let app: LocalApp;
+const logs: string[] = [];
 const TAG = { name: 'backup', value: 'nightly' };
 
 async function json(response: HttpResponse): Promise<Record<string, unknown>> {
@@ -52,6 +54,7 @@ beforeAll(async () => {
         ],
       }),
     },
+    log: (_level, message) => logs.push(message),
   });
 });
 afterAll(async () => {
@@ -119,6 +122,34 @@ test('POST /api/vm-backups backs up every disk of the VM; the status shows each 
   const ids = ((await json(await app.host.invokeHttp('listVmBackups', jsonRequest('GET', `/api/vm-backups?vmId=${encodeURIComponent(vm.vmId)}`)))).vmBackups as { id: string }[]).map((v) => v.id);
   expect(ids).toEqual([again.id, id]);
   expect(standin.activeGrants()).toEqual([]);
+});
+
+test('mode snapshots: each disk by its own incremental snapshot, crash-consistent; the snapshot events they raise start nothing', async () => {
+  const vm = await standin.addVm({ resourceGroup: 'snap', name: 'vm3', osDiskBytes: 1 * MiB, dataDisks: [{ lun: 1, bytes: 1 * MiB }] });
+  await writeDisk(vm.disks[0].diskId, 0, 64 * KiB);
+  const started = await json(await app.host.invokeHttp('startVmBackup', jsonRequest('POST', '/api/vm-backups', { vmId: vm.vmId, mode: 'snapshots', consistency: 'crash' })));
+  const done = await app.runtime.waitForCompletion(started.instanceId as string, { timeoutInMs: 90_000 });
+  expect(done.runtimeStatus).toBe('Completed');
+  expect(done.output).toMatchObject({ capture: 'snapshots', consistency: 'crash', disks: [{ lun: null, kind: 'full', bytesRead: 64 * KiB }, { lun: 1, kind: 'full', bytesRead: 0 }] });
+  const taken = standin.resources('snapshots').filter((r) => r.id.includes(started.id as string));
+  expect(taken.map((r) => r.tags.pagewise)).toEqual(['taken', 'taken']);
+  expect(standin.activeGrants()).toEqual([]);
+
+  // Event Grid reports each snapshot written: the snapshot path leaves those a VM backup took alone.
+  const refused = new Error('no grant may be asked for a snapshot Pagewise took');
+  const access: SnapshotAccess = {
+    grantRead: async () => Promise.reject(refused),
+    takenByPagewise: async (ref) => taken.some((r) => r.id.endsWith(`/snapshots/${ref.snapshotName}`) && r.tags.pagewise === 'taken'),
+  };
+  useSnapshotAccess(access);
+  const before = (await app.runtime.listInstances({ prefix: 'backup-' })).length;
+  const id = taken[0].id;
+  await app.host.invokeEventGrid('diskEvents', {
+    subject: id, eventType: 'Microsoft.Resources.ResourceWriteSuccess', eventTime: '2026-12-01T01:00:00Z', id: 'ev-taken-1', dataVersion: '2', metadataVersion: '1', topic: `/subscriptions/${standin.subscriptionId}`,
+    data: { resourceProvider: 'Microsoft.Compute', resourceUri: id, operationName: 'Microsoft.Compute/snapshots/write', status: 'Succeeded', subscriptionId: standin.subscriptionId },
+  });
+  expect((await app.runtime.listInstances({ prefix: 'backup-' })).length).toBe(before);
+  expect(logs).toContainEqual(expect.stringMatching(new RegExp(`ev-taken-1 ignored: snapshot ${started.id}-os was taken by a Pagewise VM backup`)));
 });
 
 test('a disk that fails abandons the capture: no restore point, snapshot or grant of it stays', async () => {

@@ -45,19 +45,20 @@ async function actOnEvent(raw: unknown, client: df.DurableClient, context: Invoc
       context.log(`event ${shown(event.eventId) || '(no id)'} ignored: ${event.reason}`);
       return;
     case 'snapshot': {
+      const { subscriptionId, resourceGroup, snapshotName } = event;
+      const access = snapshotAccess();
+      const ref = { subscriptionId, resourceGroup, snapshotName };
+      // A snapshot a VM backup took (#16) is that VM backup's, under the same backup ID (its disk's
+      // sub-orchestration may not have started yet): the event path handles snapshots made by others.
+      if (access.takenByPagewise && (await access.takenByPagewise(ref))) {
+        context.log(`event ${shown(event.eventId) || '(no id)'} ignored: snapshot ${snapshotName} was taken by a Pagewise VM backup`);
+        return;
+      }
       const backupId = snapshotBackupId(event.resourceId);
       const existing = await findStatus(client, backupInstanceId(backupId));
       if (existing) {
         // A duplicate delivery: no new SAS grant, no second backup (whatever became of the first).
         context.log(`snapshot ${event.snapshotName}: backup ${backupId} already ${existing.runtimeStatus}`);
-        return;
-      }
-      const { subscriptionId, resourceGroup, snapshotName } = event;
-      const access = snapshotAccess();
-      const ref = { subscriptionId, resourceGroup, snapshotName };
-      // A snapshot a VM backup took (#16) is backed up by that VM backup: the event path handles snapshots made by others.
-      if (access.takenByPagewise && (await access.takenByPagewise(ref))) {
-        context.log(`event ${shown(event.eventId) || '(no id)'} ignored: snapshot ${snapshotName} was taken by a Pagewise VM backup`);
         return;
       }
       const url = await access.grantRead(ref, SNAPSHOT_SAS_SECONDS);
