@@ -15,6 +15,7 @@ import { runScheduledBackups } from '../functions/scheduledBackups';
 import { vmBackupInstanceId } from '../orchestrations/instanceIds';
 import { VmBackupOrchestrationInput, VmBackupOutput, VmBackupStatus, VmOrchestrators } from '../orchestrations/vmContracts';
 import { LocalApp, startLocalApp } from '../runtime/localApp';
+import { registeredFunctions } from '../runtime/functionsCore';
 import { findFunction } from '../runtime/registry';
 import { ComputeStandIn, startComputeStandIn } from './harness/compute-standin';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
@@ -28,6 +29,12 @@ const TAG = { name: 'backup', value: 'nightly' };
 
 async function json(response: HttpResponse): Promise<Record<string, unknown>> {
   return (await response.json()) as Record<string, unknown>;
+}
+
+/** The live fields GET /api/vm-backups/{id} adds to a running disk. */
+function pickCounts(disk: object): Record<string, unknown> {
+  const d = disk as Record<string, unknown>;
+  return Object.fromEntries(['step', 'phase', 'pagesDone', 'pagesTotal', 'bytesDone', 'bytesTotal'].filter((k) => d[k] !== undefined).map((k) => [k, d[k]]));
 }
 
 /** Writes `length` random bytes at `offset` of a stand-in disk (the Azurite page blob behind it). */
@@ -69,11 +76,42 @@ test('POST /api/vm-backups backs up every disk of the VM; the status shows each 
   await writeDisk(vm.disks[1].diskId, 512 * KiB, 64 * KiB);
   await writeDisk(vm.disks[2].diskId, 0, 128 * KiB);
 
-  const started = await app.host.invokeHttp('startVmBackup', jsonRequest('POST', '/api/vm-backups', { vmId: vm.vmId }));
-  expect(started.status).toBe(202);
-  const body = await json(started);
+  // Hold the VM disks' batch activities until the test has read the live status: no dependence on timing.
+  const activity = registeredFunctions().get('runBackupBatch')!;
+  const original = activity.handler;
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  activity.handler = async (input: unknown, ...rest: unknown[]) => {
+    if ((input as { vmCapture?: boolean }).vmCapture) await held;
+    return original(input, ...rest);
+  };
+  let body: Record<string, unknown>;
+  try {
+    const started = await app.host.invokeHttp('startVmBackup', jsonRequest('POST', '/api/vm-backups', { vmId: vm.vmId }));
+    expect(started.status).toBe(202);
+    body = await json(started);
+    const id = body.id as string;
+    expect(body).toMatchObject({ instanceId: vmBackupInstanceId(id), statusUri: `http://127.0.0.1:7071/api/vm-backups/${id}`, duplicate: false });
+    // Two disks at once (PAGEWISE_VM_DISK_CONCURRENCY=2): both planned and copying, the third waiting its turn.
+    let live: VmBackupStatus | undefined;
+    for (let look = 0; look < 600; look++) {
+      const view = await json(await app.host.invokeHttp('getVmBackup', jsonRequest('GET', `/api/vm-backups/${id}`, undefined, { id })));
+      live = view.customStatus as VmBackupStatus;
+      const copying = (live?.disks ?? []).filter((d) => (d as { phase?: string }).phase === 'copying');
+      if (copying.length === 2) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(live!.phase).toBe('backing-up');
+    expect(live!.disks.map((d) => ({ lun: d.lun, state: d.state, ...pickCounts(d) }))).toEqual([
+      { lun: null, state: 'running', step: 'backing-up', phase: 'copying', pagesDone: 0, pagesTotal: 3, bytesDone: 0, bytesTotal: 192 * KiB },
+      { lun: 0, state: 'running', step: 'backing-up', phase: 'copying', pagesDone: 0, pagesTotal: 1, bytesDone: 0, bytesTotal: 64 * KiB },
+      { lun: 3, state: 'pending' },
+    ]);
+  } finally {
+    release();
+    activity.handler = original;
+  }
   const id = body.id as string;
-  expect(body).toMatchObject({ instanceId: vmBackupInstanceId(id), statusUri: `http://127.0.0.1:7071/api/vm-backups/${id}`, duplicate: false });
   const done = await app.runtime.waitForCompletion(vmBackupInstanceId(id), { timeoutInMs: 90_000 });
   expect(done.output).toBeDefined();
   expect(done.runtimeStatus).toBe('Completed');
