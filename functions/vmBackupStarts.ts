@@ -48,7 +48,7 @@ async function runningBackupOf(client: DurableClient, vmId: string): Promise<str
   return undefined;
 }
 
-export async function startVmBackup(client: DurableClient, request: VmBackupStartRequest, now: Date, extra: { requestFingerprint?: string } = {}): Promise<VmBackupStart> {
+export async function startVmBackup(client: DurableClient, request: VmBackupStartRequest, now: Date): Promise<VmBackupStart> {
   const vmId = vmIdOf(parseVmId(request.vmId, 'vmId'));
   const settings = readSettings();
   const diskConcurrency = vmDiskConcurrency();
@@ -68,7 +68,6 @@ export async function startVmBackup(client: DurableClient, request: VmBackupStar
     ...(request.mode ? { mode: request.mode } : {}),
     diskConcurrency,
     ...(settings.batchesInFlight ? { batchesInFlight: settings.batchesInFlight } : {}),
-    ...(extra.requestFingerprint ? { requestFingerprint: extra.requestFingerprint } : {}),
   };
   const started = await startOnce(client, VmOrchestrators.backupVm, instanceId, input, { restartFailed: true });
   return { ...started, vmBackupId, vmId };

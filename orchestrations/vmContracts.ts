@@ -36,8 +36,6 @@ export interface VmBackupOrchestrationInput {
   diskConcurrency?: number;
   batchesInFlight?: number;
   retry?: RetrySettings;
-  /** Digest of the HTTP request that started it (absent for the timer's). */
-  requestFingerprint?: string;
 }
 
 export const DEFAULT_VM_DISK_CONCURRENCY = 4;

@@ -107,6 +107,10 @@ test('POST /api/vm-backups backs up every disk of the VM; the status shows each 
       { lun: 0, state: 'running', step: 'backing-up', phase: 'copying', pagesDone: 0, pagesTotal: 1, bytesDone: 0, bytesTotal: 64 * KiB },
       { lun: 3, state: 'pending' },
     ]);
+    // A second backup of the VM while this one runs would take a second capture beside it: refused.
+    const beside = await app.host.invokeHttp('startVmBackup', jsonRequest('POST', '/api/vm-backups', { vmId: vm.vmId, full: true }));
+    expect(beside.status).toBe(409);
+    expect((await json(beside)).detail).toBe(`a backup of VM ${vm.vmId} is already running (${vmBackupInstanceId(id)}); start another when it has finished`);
   } finally {
     release();
     activity.handler = original;
