@@ -152,7 +152,7 @@ export { PAGEWISE_TAG, PAGEWISE_TAG_VALUE, PAGEWISE_VM_TAG, pagewiseTags, vmCapt
 export { ArmVmCompute } from './vm/arm-vm-compute';
 export type { ArmVmComputeOptions } from './vm/arm-vm-compute';
 export { armCapture, isArmNotFound, armErrorText, DEFAULT_COMPLETION_WAIT, RESTORE_POINTS_UNSUPPORTED } from './vm/arm-capture';
-export type { CompletionWait } from './vm/arm-capture';
+export type { ArmCaptureOptions, CompletionWait } from './vm/arm-capture';
 export { armContext, parseArmEndpoint, StaticTokenCredential, PUBLIC_ARM_ENDPOINT } from './vm/arm-context';
 export type { ArmContext, ArmContextOptions } from './vm/arm-context';
 export {

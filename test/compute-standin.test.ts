@@ -115,3 +115,103 @@ test('jest workers and spawned processes trust the stand-in through NODE_EXTRA_C
   const { stdout } = await promisify(execFile)(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 30_000 });
   expect(stdout.trim()).toBe('401');
 });
+
+/** A fixed VHD footer (VHD spec: cookie, features, version, data offset, sizes, disk type 2, checksum) — the stand-in's own check. */
+function vhdFooter(size: number): Buffer {
+  const f = Buffer.alloc(512);
+  f.write('conectix', 0, 'latin1');
+  f.writeUInt32BE(2, 8);
+  f.writeUInt32BE(0x00010000, 12);
+  f.writeBigUInt64BE(0xffffffffffffffffn, 16);
+  f.writeBigUInt64BE(BigInt(size), 40);
+  f.writeBigUInt64BE(BigInt(size), 48);
+  f.writeUInt32BE(2, 60);
+  let sum = 0;
+  for (const b of f) sum += b;
+  f.writeUInt32BE(~sum >>> 0, 64);
+  return f;
+}
+
+test('restore side: an Upload disk written through its write SAS, revoked with its footer checked, attached to a new VM', async () => {
+  const target = { location: 'westeurope', sku: { name: 'Premium_LRS' }, osType: 'Linux' as const, creationData: { createOption: 'Upload' as const, uploadSizeBytes: 2 * MiB + 512 } };
+  const disk = await client.disks.createOrUpdate(RG, 'restored-os', target, FAST);
+  expect([disk.diskState, disk.creationData?.uploadSizeBytes]).toEqual(['ReadyToUpload', 2 * MiB + 512]);
+  await expect(client.disks.createOrUpdate(RG, 'restored-os', target, FAST)).rejects.toMatchObject({ statusCode: 409, code: 'PropertyChangeNotAllowed' });
+  const { accessSAS } = await client.disks.grantAccess(RG, 'restored-os', { access: 'Write', durationInSeconds: 3600 }, FAST);
+  expect((await client.disks.get(RG, 'restored-os')).diskState).toBe('ActiveUpload');
+  const blob = new PageBlobClient(accessSAS!, new AnonymousCredential());
+  await blob.uploadPages(pattern(0xe5, 4096), 0, 4096);
+  await blob.uploadPages(vhdFooter(2 * MiB), 2 * MiB, 512);
+  await client.disks.revokeAccess(RG, 'restored-os', FAST);
+  const done = await client.disks.get(RG, 'restored-os');
+  expect([done.diskState, done.diskSizeBytes]).toEqual(['Unattached', 2 * MiB]);
+  expect(standIn.resources('disks').find((d) => d.id === done.id)?.standIn?.vhdFooter).toBe('valid');
+  expect((await standIn.diskBlob(done.id!).downloadToBuffer(0, 4096)).equals(pattern(0xe5, 4096))).toBe(true);
+
+  // An upload ended without a footer: marked, and no VM attaches it.
+  await client.disks.createOrUpdate(RG, 'restored-bad', target, FAST);
+  await client.disks.grantAccess(RG, 'restored-bad', { access: 'Write', durationInSeconds: 3600 }, FAST);
+  await client.disks.revokeAccess(RG, 'restored-bad', FAST);
+  expect(standIn.resources('disks').find((d) => d.id.endsWith('/restored-bad'))?.standIn?.vhdFooter).toBe('missing');
+  expect(standIn.activeGrants()).toEqual([]);
+
+  const nic = `/subscriptions/${standIn.subscriptionId}/resourceGroups/${RG}/providers/Microsoft.Network/networkInterfaces/restored-nic`;
+  const vmBody = (osDiskId: string, nicId: string) => ({
+    location: 'westeurope', hardwareProfile: { vmSize: 'Standard_D2s_v5' as const }, tags: { restoredBy: 'pagewise' },
+    storageProfile: { osDisk: { osType: 'Linux' as const, createOption: 'Attach' as const, managedDisk: { id: osDiskId } }, dataDisks: [] },
+    networkProfile: { networkInterfaces: [{ id: nicId, primary: true }] },
+  });
+  await expect(client.virtualMachines.createOrUpdate(RG, 'vm-bad', vmBody(standIn.resources('disks').find((d) => d.id.endsWith('/restored-bad'))!.id, nic), FAST)).rejects.toMatchObject({ statusCode: 409 });
+  const { vmId: otherVm } = await standIn.addVm({ resourceGroup: RG, name: 'vm-nic', osDiskBytes: MiB });
+  const usedNic = (await client.virtualMachines.get(RG, 'vm-nic')).networkProfile!.networkInterfaces![0].id!;
+  await expect(client.virtualMachines.createOrUpdate(RG, 'vm-restored', vmBody(done.id!, usedNic), FAST)).rejects.toMatchObject({ statusCode: 400, code: 'NicInUse' });
+  expect(otherVm).toMatch(/vm-nic$/);
+  const vm = await client.virtualMachines.createOrUpdate(RG, 'vm-restored', vmBody(done.id!, nic), FAST);
+  expect([vm.provisioningState, vm.storageProfile?.osDisk?.managedDisk?.id, vm.tags]).toEqual(['Succeeded', done.id, { restoredBy: 'pagewise' }]);
+  expect((await client.disks.get(RG, 'restored-os')).managedBy).toBe(vm.id);
+  await expect(client.disks.delete(RG, 'restored-os', FAST)).rejects.toMatchObject({ statusCode: 409 });
+});
+
+test('Resource Graph answers the VM-by-tag query form only', async () => {
+  const { ResourceGraphClient } = await import('@azure/arm-resourcegraph');
+  const graph = new ResourceGraphClient(standIn.credential, { endpoint: standIn.endpoint, credentials: { scopes: [`${standIn.endpoint}/.default`] } });
+  const a = await standIn.addVm({ resourceGroup: 'rg-tags', name: 'tag-a', osDiskBytes: MiB, tags: { backup: 'Daily' } });
+  await standIn.addVm({ resourceGroup: 'rg-tags', name: 'tag-b', osDiskBytes: MiB, tags: { backup: 'weekly' } });
+  const c = await standIn.addVm({ resourceGroup: 'rg-tags', name: 'tag-c', osDiskBytes: MiB, tags: { backup: 'daily', other: 'x' } });
+  const query = "resources | where type =~ 'microsoft.compute/virtualmachines' | where tags['backup'] =~ 'daily' | project id";
+  const res = await graph.resources({ subscriptions: [standIn.subscriptionId], query });
+  expect((res.data as { id: string }[]).map((r) => r.id).sort()).toEqual([a.vmId, c.vmId].sort());
+  expect(res.totalRecords).toBe(2);
+  const elsewhere = await graph.resources({ subscriptions: ['11111111-1111-4111-8111-111111111111'], query });
+  expect(elsewhere.data).toEqual([]);
+  await expect(graph.resources({ subscriptions: [standIn.subscriptionId], query: 'resources | project id' })).rejects.toMatchObject({ statusCode: 400, code: 'InvalidQuery' });
+});
+
+test('faults and rules: an armed failure, a background copy not yet granted, a missing api-version', async () => {
+  const { disks } = await standIn.addVm({ resourceGroup: RG, name: 'vm-v2', osDiskBytes: MiB, osDiskSku: 'PremiumV2_LRS' });
+  const body = { location: 'westeurope', incremental: true, creationData: { createOption: 'Copy' as const, sourceResourceId: disks[0].diskId } };
+  standIn.faults.fail('snapshots.createOrUpdate', 1, 409, 'ConflictingUserInput');
+  await expect(client.snapshots.createOrUpdate(RG, 'snap-v2', body, FAST)).rejects.toMatchObject({ statusCode: 409, code: 'ConflictingUserInput' });
+  const snap = await client.snapshots.createOrUpdate(RG, 'snap-v2', body, FAST); // the final GET of the LRO looked once: 50 %
+  expect(snap.completionPercent).toBe(50);
+  await expect(client.snapshots.grantAccess(RG, 'snap-v2', { access: 'Read', durationInSeconds: 60 }, FAST)).rejects.toMatchObject({ statusCode: 409, code: 'OperationNotAllowed' });
+  expect((await client.snapshots.get(RG, 'snap-v2')).completionPercent).toBe(100);
+  const { accessSAS } = await client.snapshots.grantAccess(RG, 'snap-v2', { access: 'Read', durationInSeconds: 60 }, FAST);
+  expect(accessSAS).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/src\/managed\/.*&snapshot=/);
+  await client.snapshots.revokeAccess(RG, 'snap-v2', FAST);
+
+  const raw = await fetchStatus(`${standIn.endpoint}/subscriptions/${standIn.subscriptionId}/resourceGroups/${RG}/providers/Microsoft.Compute/virtualMachines/vm-v2`, standIn.token);
+  expect(raw).toEqual({ status: 400, code: 'MissingApiVersionParameter' });
+});
+
+/** A GET with the bearer token but no api-version (the SDK always sends one). */
+async function fetchStatus(url: string, token: string): Promise<{ status: number; code: string }> {
+  const https = await import('node:https');
+  return new Promise((resolve, reject) => {
+    https.get(url, { headers: { authorization: `Bearer ${token}` } }, (res) => {
+      let text = '';
+      res.on('data', (d) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode!, code: JSON.parse(text).error.code }));
+    }).on('error', reject);
+  });
+}

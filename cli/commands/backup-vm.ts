@@ -62,7 +62,7 @@ export const defineBackupVm: DefineCommand = (program, ctx) => {
       };
       const started = new Set<string>();
       const result = await backupVm({
-        compute, vmId, vault, userKey, full: opts.full, consistency, mode, diskConcurrency,
+        compute, vmId, vault, userKey, full: opts.full, consistency, mode, diskConcurrency, abortSignal: io.interruptSignal?.(),
         settings: { pageSize: settings.pageSize, cacheBytes: settings.cacheBytes, concurrency: settings.concurrency, scratchDir: settings.scratchDir, chunking: settings.chunking, codec: settings.codec, vaultDedupe: settings.vaultDedupe },
         onCapture: (c) => say(`captured ${c.vm.name} by ${c.capture === 'restore-point' ? `restore point (${c.consistency}-consistent)` : 'incremental snapshots (crash-consistent)'}: ${c.disks.length} disk(s)`),
         onDiskProgress: (lun, p) => {

@@ -90,8 +90,15 @@ async function existingRestorePoint(client: ComputeManagementClient, group: stri
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** The capture half over an ARM context. */
-export function armCapture(ctx: ArmContext, options: { completionWait?: CompletionWait } = {}): VmCaptureCompute {
+export interface ArmCaptureOptions {
+  completionWait?: CompletionWait;
+  /** The pollers' interval when Compute gives no Retry-After (the SDK's default otherwise, 2 s); tests shorten it. */
+  pollIntervalMs?: number;
+}
+
+export function armCapture(ctx: ArmContext, options: ArmCaptureOptions = {}): VmCaptureCompute {
   const wait = options.completionWait ?? DEFAULT_COMPLETION_WAIT;
+  const lro = options.pollIntervalMs === undefined ? {} : { updateIntervalInMs: options.pollIntervalMs };
   const compute = (subscriptionId: string): Promise<ComputeManagementClient> => ctx.compute(subscriptionId);
 
   async function diskInfo(client: ComputeManagementClient, diskId: string, lun: number | null, vmAde: boolean): Promise<VmDiskInfo> {
@@ -235,9 +242,10 @@ export function armCapture(ctx: ArmContext, options: { completionWait?: Completi
       await client.restorePointCollections.createOrUpdate(ref.resourceGroup, collectionName, { location: vm.location, source: { id: vm.id }, tags: pagewiseTags(vm.id) });
       let rp;
       try {
-        // Compute takes only CrashConsistent as an input mode; without one it makes the best it can
+        // Compute takes only CrashConsistent as an input mode ("For now, only CrashConsistent is accepted as a
+        // valid input", RestorePointProperties.consistencyMode); without one it makes the best it can
         // (application-consistent, else file-system-consistent) and says which in the response.
-        rp = await client.restorePoints.beginCreateAndWait(ref.resourceGroup, collectionName, restorePointName, consistency === 'crash' ? { consistencyMode: 'CrashConsistent' } : {});
+        rp = await client.restorePoints.beginCreateAndWait(ref.resourceGroup, collectionName, restorePointName, consistency === 'crash' ? { consistencyMode: 'CrashConsistent' } : {}, lro);
       } catch (err) {
         const code = (err as { code?: string }).code;
         const status = (err as { statusCode?: number }).statusCode;
@@ -272,7 +280,7 @@ export function armCapture(ctx: ArmContext, options: { completionWait?: Completi
       try {
         const coll = await client.restorePointCollections.get(ref.resourceGroup, ref.collectionName);
         if (!isTaken(coll.tags)) throw new PagewiseError('AccessDenied', `the restore point collection ${ref.collectionName} does not carry ${PAGEWISE_TAG}=${PAGEWISE_TAG_VALUE}: Pagewise deletes only what it took`);
-        await client.restorePoints.beginDeleteAndWait(ref.resourceGroup, ref.collectionName, ref.restorePointName);
+        await client.restorePoints.beginDeleteAndWait(ref.resourceGroup, ref.collectionName, ref.restorePointName, lro);
       } catch (err) {
         if (!isArmNotFound(err)) throw err;
       }
@@ -288,7 +296,7 @@ export function armCapture(ctx: ArmContext, options: { completionWait?: Completi
         incremental: true,
         creationData: { createOption: 'Copy', sourceResourceId: disk.id },
         tags: { ...tags, [PAGEWISE_TAG]: PAGEWISE_TAG_VALUE },
-      });
+      }, lro);
       const id = snap.id ?? `/subscriptions/${diskRef.subscriptionId}/resourceGroups/${diskRef.resourceGroup}/providers/Microsoft.Compute/snapshots/${snapshotName}`;
       parseSnapshotId(id, 'the snapshot Compute made');
       return id;
@@ -300,7 +308,7 @@ export function armCapture(ctx: ArmContext, options: { completionWait?: Completi
       try {
         const snap = await client.snapshots.get(ref.resourceGroup, ref.snapshotName);
         if (!isTaken(snap.tags)) throw new PagewiseError('AccessDenied', `the snapshot ${ref.snapshotName} does not carry ${PAGEWISE_TAG}=${PAGEWISE_TAG_VALUE}: Pagewise deletes only what it took`);
-        await client.snapshots.beginDeleteAndWait(ref.resourceGroup, ref.snapshotName);
+        await client.snapshots.beginDeleteAndWait(ref.resourceGroup, ref.snapshotName, lro);
       } catch (err) {
         if (!isArmNotFound(err)) throw err;
       }
@@ -326,11 +334,11 @@ export function armCapture(ctx: ArmContext, options: { completionWait?: Completi
       let access;
       if (ref.kind === 'snapshot') {
         await whenComplete(() => client.snapshots.get(ref.resourceGroup, ref.snapshotName), `the snapshot ${ref.snapshotName}`);
-        access = await client.snapshots.beginGrantAccessAndWait(ref.resourceGroup, ref.snapshotName, { access: 'Read', durationInSeconds: seconds });
+        access = await client.snapshots.beginGrantAccessAndWait(ref.resourceGroup, ref.snapshotName, { access: 'Read', durationInSeconds: seconds }, lro);
       } else {
         const args = [ref.resourceGroup, ref.collectionName, ref.restorePointName, ref.diskRestorePointName] as const;
         await whenComplete(() => client.diskRestorePoint.get(...args), `the disk restore point ${ref.diskRestorePointName}`);
-        access = await client.diskRestorePoint.beginGrantAccessAndWait(...args, { access: 'Read', durationInSeconds: seconds });
+        access = await client.diskRestorePoint.beginGrantAccessAndWait(...args, { access: 'Read', durationInSeconds: seconds }, lro);
       }
       if (!access.accessSAS) throw new PagewiseError('SourceNotFound', `Compute granted no read SAS for ${ref.kind === 'snapshot' ? 'snapshot' : 'disk restore point'} ${captureId}`);
       return access.accessSAS;
@@ -340,8 +348,8 @@ export function armCapture(ctx: ArmContext, options: { completionWait?: Completi
       const ref = parseCaptureId(captureId);
       const client = await compute(ref.subscriptionId);
       try {
-        if (ref.kind === 'snapshot') await client.snapshots.beginRevokeAccessAndWait(ref.resourceGroup, ref.snapshotName);
-        else await client.diskRestorePoint.beginRevokeAccessAndWait(ref.resourceGroup, ref.collectionName, ref.restorePointName, ref.diskRestorePointName);
+        if (ref.kind === 'snapshot') await client.snapshots.beginRevokeAccessAndWait(ref.resourceGroup, ref.snapshotName, lro);
+        else await client.diskRestorePoint.beginRevokeAccessAndWait(ref.resourceGroup, ref.collectionName, ref.restorePointName, ref.diskRestorePointName, lro);
       } catch (err) {
         if (!isArmNotFound(err)) throw err;
       }

@@ -8,6 +8,8 @@ export interface ArmVmComputeOptions {
   provisioning?: VmProvisioningCompute;
   /** How long a grant waits for a capture still being copied (tests shorten it). */
   completionWait?: CompletionWait;
+  /** The pollers' interval when Compute gives no Retry-After (tests shorten it). */
+  pollIntervalMs?: number;
 }
 
 const notWired = (what: string): never => {
@@ -19,7 +21,7 @@ export class ArmVmCompute implements VmCompute {
   private readonly provisioning: VmProvisioningCompute | undefined;
 
   constructor(readonly ctx: ArmContext, options: ArmVmComputeOptions = {}) {
-    this.capture = armCapture(ctx, { completionWait: options.completionWait });
+    this.capture = armCapture(ctx, { completionWait: options.completionWait, pollIntervalMs: options.pollIntervalMs });
     this.provisioning = options.provisioning;
   }
 

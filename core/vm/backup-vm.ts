@@ -177,6 +177,8 @@ export async function backupCapturedDisk(req: {
   grantSeconds?: number;
   onProgress?: (p: OperationProgress) => void;
   backupId?: string;
+  /** Stops the disk's backup (Aborted); the grant is revoked all the same. */
+  abortSignal?: AbortSignal;
 }): Promise<BackupResult> {
   const { url, managedDisk } = await grantCapturedDisk(req.compute, req.disk, req.grantSeconds ?? DEFAULT_CAPTURE_GRANT_SECONDS);
   let result: BackupResult;
@@ -190,6 +192,7 @@ export async function backupCapturedDisk(req: {
       full: req.full,
       managedSnapshots: managedCaptureAccess(req.compute),
       onProgress: req.onProgress,
+      abortSignal: req.abortSignal,
     });
   } catch (err) {
     // The backup's failure is the answer; a revoke failing too leaves a SAS that lives out its grant.
@@ -327,6 +330,8 @@ export interface VmBackupRequest {
   onDiskDone?: (outcome: DiskOutcome) => void;
   /** Called once the capture is taken (what is about to be backed up). */
   onCapture?: (capture: VmCapture) => void;
+  /** Stops every disk's backup; the capture is then abandoned (revoked, deleted). */
+  abortSignal?: AbortSignal;
 }
 
 export interface VmBackupResult {
@@ -352,7 +357,7 @@ export async function backupVm(req: VmBackupRequest): Promise<VmBackupResult> {
       let outcome: DiskOutcome;
       try {
         const r = await backupCapturedDisk({
-          compute: req.compute, disk, vault: req.vault, userKey: req.userKey, settings: req.settings, full: req.full, grantSeconds: req.grantSeconds,
+          compute: req.compute, disk, vault: req.vault, userKey: req.userKey, settings: req.settings, full: req.full, grantSeconds: req.grantSeconds, abortSignal: req.abortSignal,
           onProgress: req.onDiskProgress ? (p) => req.onDiskProgress!(disk.lun, p) : undefined,
         });
         outcome = diskOutcomeOf(disk.lun, r);
