@@ -137,6 +137,7 @@ test('restore side: an Upload disk written through its write SAS, revoked with i
   const disk = await client.disks.createOrUpdate(RG, 'restored-os', target, FAST);
   expect([disk.diskState, disk.creationData?.uploadSizeBytes]).toEqual(['ReadyToUpload', 2 * MiB + 512]);
   await expect(client.disks.createOrUpdate(RG, 'restored-os', target, FAST)).rejects.toMatchObject({ statusCode: 409, code: 'PropertyChangeNotAllowed' });
+  await expect(client.disks.createOrUpdate(RG, 'restored-os', target, { ...FAST, requestOptions: { headers: { 'If-None-Match': '*' } } })).rejects.toMatchObject({ statusCode: 412 });
   const { accessSAS } = await client.disks.grantAccess(RG, 'restored-os', { access: 'Write', durationInSeconds: 3600 }, FAST);
   expect((await client.disks.get(RG, 'restored-os')).diskState).toBe('ActiveUpload');
   const blob = new PageBlobClient(accessSAS!, new AnonymousCredential());
@@ -188,7 +189,7 @@ test('Resource Graph answers the VM-by-tag query form only', async () => {
 });
 
 test('faults and rules: an armed failure, a background copy not yet granted, a missing api-version', async () => {
-  const { disks } = await standIn.addVm({ resourceGroup: RG, name: 'vm-v2', osDiskBytes: MiB, osDiskSku: 'PremiumV2_LRS' });
+  const { vmId: v2, disks } = await standIn.addVm({ resourceGroup: RG, name: 'vm-v2', osDiskBytes: MiB, osDiskSku: 'PremiumV2_LRS' });
   const body = { location: 'westeurope', incremental: true, creationData: { createOption: 'Copy' as const, sourceResourceId: disks[0].diskId } };
   standIn.faults.fail('snapshots.createOrUpdate', 1, 409, 'ConflictingUserInput');
   await expect(client.snapshots.createOrUpdate(RG, 'snap-v2', body, FAST)).rejects.toMatchObject({ statusCode: 409, code: 'ConflictingUserInput' });
@@ -199,6 +200,19 @@ test('faults and rules: an armed failure, a background copy not yet granted, a m
   const { accessSAS } = await client.snapshots.grantAccess(RG, 'snap-v2', { access: 'Read', durationInSeconds: 60 }, FAST);
   expect(accessSAS).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/src\/managed\/.*&snapshot=/);
   await client.snapshots.revokeAccess(RG, 'snap-v2', FAST);
+
+  // A restore point of a Premium SSD v2 disk: its disk restore point copies in the background too (instanceView shows it).
+  await client.restorePointCollections.createOrUpdate(RG, 'rpc-vm-v2', { location: 'westeurope', source: { id: v2 } });
+  const rp = await client.restorePoints.create(RG, 'rpc-vm-v2', 'rp1', { consistencyMode: 'CrashConsistent' }, FAST);
+  const drpName = rp.sourceMetadata!.storageProfile!.osDisk!.diskRestorePoint!.id!.split('/').pop()!;
+  await expect(client.diskRestorePoint.grantAccess(RG, 'rpc-vm-v2', 'rp1', drpName, { access: 'Read', durationInSeconds: 60 }, FAST)).rejects.toMatchObject({ statusCode: 409 });
+  const views = [];
+  for (let i = 0; i < 2; i++) views.push((await client.restorePoints.get(RG, 'rpc-vm-v2', 'rp1', { expand: 'instanceView' })).instanceView?.diskRestorePoints?.[0].replicationStatus?.completionPercent);
+  expect(views).toEqual([50, 100]);
+  await client.diskRestorePoint.grantAccess(RG, 'rpc-vm-v2', 'rp1', drpName, { access: 'Read', durationInSeconds: 60 }, FAST);
+  await client.diskRestorePoint.revokeAccess(RG, 'rpc-vm-v2', 'rp1', drpName, FAST);
+  await client.restorePointCollections.delete(RG, 'rpc-vm-v2', FAST);
+  expect(standIn.resources('restorePoints').filter((p) => p.id.includes('rpc-vm-v2'))).toEqual([]);
 
   const raw = await fetchStatus(`${standIn.endpoint}/subscriptions/${standIn.subscriptionId}/resourceGroups/${RG}/providers/Microsoft.Compute/virtualMachines/vm-v2`, standIn.token);
   expect(raw).toEqual({ status: 400, code: 'MissingApiVersionParameter' });

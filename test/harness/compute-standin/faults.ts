@@ -14,7 +14,10 @@ export class Faults {
     this.arm(op, times, () => new ArmError(429, 'TooManyRequests', `The request is being throttled (stand-in fault on ${op}).`, { 'retry-after': String(retryAfterSeconds) }));
   }
 
-  /** The next `times` requests of `op` fail with `status` (default 409) and ARM error `code`. */
+  /**
+   * The next `times` requests of `op` fail with `status` (default 409) and ARM error `code`. A 408, 5xx
+   * (but 501/505) or 429 is retried by the SDK's pipeline (3 retries), so arm more than 3 to see it fail.
+   */
   fail(op: string, times: number, status = 409, code = 'OperationNotAllowed'): void {
     this.arm(op, times, () => new ArmError(status, code, `Stand-in fault on ${op}.`));
   }

@@ -7,14 +7,16 @@
  * api-version, bodies, the LRO poller's `resourceLocationConfig: "location"` and expected statuses) and
  * Microsoft's REST docs (Restore Points - Create / Get, Disk Restore Point - Grant Access, Snapshots - Create
  * Or Update, Disks - Grant Access / Create Or Update (Upload), Virtual Machines - Get, Resource Graph Resources):
- * - LROs: PUT answers 201 with the resource (provisioningState Creating) and `Azure-AsyncOperation`; POST
+ * - LROs: PUT answers with the resource (disks, snapshots 202; restore points, VMs 201; provisioningState
+ *   Creating) and `Azure-AsyncOperation`; a restore point collection's PUT is synchronous (200/201); POST
  *   (beginGetAccess/endGetAccess) and DELETE answer 202 with `Azure-AsyncOperation` + `Location`; the
  *   status reads InProgress (at least one poll), then Succeeded; the grant's result `{ accessSAS }` is at
  *   `Location`. The SDK then GETs the resource (PUT) or the Location (POST). Deleting what is gone: 204.
  * - Errors: `{ error: { code, message } }`; 401 without the bearer token; 400 MissingApiVersionParameter;
  *   404 ResourceNotFound / SubscriptionNotFound; 409 OperationNotAllowed (delete under an active SAS, grant
  *   of an attached disk or of an unfinished background copy, restore points unsupported), 409
- *   PropertyChangeNotAllowed (re-creating with another source); 429 + Retry-After from faults.throttle.
+ *   PropertyChangeNotAllowed (re-creating with another source); 412 PreconditionFailed for a PUT with
+ *   `If-None-Match: *` of a resource that exists; 429 + Retry-After from faults.throttle.
  * Simplifications (deliberate): no resource groups, NICs or images as resources; any api-version value is
  * accepted; a revoked SAS still reads in Azurite until it expires (the grant is recorded as ended, see
  * activeGrants()); an Upload disk's minimum size (20 MiB + 512) is not enforced; the VHD footer is checked
@@ -167,6 +169,9 @@ export async function startComputeStandIn(az: AzuriteInstance, options: StandInO
       if (sub !== undefined && sub.toLowerCase() !== subscriptionId) throw new ArmError(404, 'SubscriptionNotFound', `The subscription '${sub}' could not be found.`);
       const fault = faults.take(op);
       if (fault) throw fault;
+      if (req.method === 'PUT' && req.headers['if-none-match'] === '*' && store.exists(url.pathname)) {
+        throw new ArmError(412, 'PreconditionFailed', `The resource ${url.pathname.split('/').pop()} exists and If-None-Match: * asked for a new one.`);
+      }
       return handlers[op]({ method: req.method ?? '', params: found.params, query: url.searchParams, body, apiVersion });
     })()
       .catch((err: unknown) => {

@@ -37,7 +37,7 @@ export interface Vm {
 export interface Collection { id: string; name: string; location: string; sourceVmId: string; tags: Record<string, string> }
 export interface DiskRestorePoint {
   id: string; name: string; diskId: string; lun: number | null; blob: string; blobSnapshot: string; sizeBytes: number;
-  sourceUniqueId: string; completionPercent: number; osType?: string; hyperVGeneration?: string; location: string;
+  sourceUniqueId: string; completionPercent: number; osType?: string; hyperVGeneration?: string; location: string; timeCreated: string;
 }
 export interface RestorePoint {
   id: string; name: string; collectionId: string; consistencyMode: Consistency; timeCreated: string; vm: Vm;
@@ -78,6 +78,17 @@ export class ComputeResources {
   private readSas(blob: string, snapshot: string | undefined, seconds: number, permissions: string): string {
     const url = this.az.sasUrl('src', CONTAINER, blob, { permissions, expiresOn: new Date(Date.now() + seconds * 1000) });
     return snapshot ? `${url}&snapshot=${encodeURIComponent(snapshot)}` : url;
+  }
+
+  /** Whether a resource exists at this request path (an ARM ID). */
+  exists(pathname: string): boolean {
+    let k: string;
+    try {
+      k = key(decodeURIComponent(pathname));
+    } catch {
+      return false;
+    }
+    return [this.disks, this.snapshots, this.vms, this.collections, this.restorePoints].some((m) => m.has(k));
   }
 
   // ---- test set-up ---------------------------------------------------------------------------------
@@ -230,7 +241,7 @@ export class ComputeResources {
       tags: tagsOf(body.tags), createOption: 'Upload', diskState: 'ReadyToUpload', encryptionType: 'EncryptionAtRestWithPlatformKey',
       ade: false, uploadSizeBytes: upload,
     }, upload);
-    return { status: 201, body: this.diskJson(disk), headers: this.ops.start(disk.location, r.apiVersion) };
+    return { status: 202, body: this.diskJson(disk), headers: this.ops.start(disk.location, r.apiVersion) }; // the disk RP accepts a PUT with 202 (REST docs)
   }
 
   grantDisk(r: Req): Reply {
@@ -343,7 +354,7 @@ export class ComputeResources {
     };
     this.snapshots.set(key(id), s);
     const created = this.snapshotJson(s) as { properties: Record<string, unknown> };
-    return { status: 201, body: { ...created, properties: { ...created.properties, provisioningState: 'Creating' } }, headers: this.ops.start(s.location, r.apiVersion) };
+    return { status: 202, body: { ...created, properties: { ...created.properties, provisioningState: 'Creating' } }, headers: this.ops.start(s.location, r.apiVersion) };
   }
 
   grantSnapshot(r: Req): Reply {
@@ -474,7 +485,9 @@ export class ComputeResources {
 
   getRestorePoint(r: Req): Reply {
     const p = this.restorePoint(this.restorePointId(r));
-    return { status: 200, body: this.restorePointJson(p, r.query.get('$expand') === 'instanceView') };
+    const instanceView = r.query.get('$expand') === 'instanceView';
+    if (instanceView) for (const d of p.disks) this.diskRestorePointJson(d, true); // a look advances a background copy
+    return { status: 200, body: this.restorePointJson(p, instanceView) };
   }
 
   private restorePointId(r: Req): string {
@@ -502,7 +515,7 @@ export class ComputeResources {
       disks.push({
         id: `${id}/diskRestorePoints/${name}`, name, diskId: d.id, lun: m.lun, blob: d.blob, blobSnapshot: snapshot!, sizeBytes: d.sizeBytes,
         sourceUniqueId: d.uniqueId, completionPercent: SLOW_COPY_SKUS.has(d.sku.toLowerCase()) ? 0 : 100, osType: d.osType,
-        hyperVGeneration: d.hyperVGeneration, location: d.location,
+        hyperVGeneration: d.hyperVGeneration, location: d.location, timeCreated: now(),
       });
     }
     const p: RestorePoint = { id, name: r.params.restorePointName, collectionId: key(c.id), consistencyMode: obtained, timeCreated: now(), vm: { ...vm, dataDisks: [...vm.dataDisks] }, disks };
@@ -541,7 +554,7 @@ export class ComputeResources {
     return {
       id: d.id, name: d.name, type: 'Microsoft.Compute/restorePointCollections/restorePoints/diskRestorePoints',
       properties: {
-        timeCreated: now(), sourceResourceId: d.diskId, sourceUniqueId: d.sourceUniqueId, familyId: d.sourceUniqueId,
+        timeCreated: d.timeCreated, sourceResourceId: d.diskId, sourceUniqueId: d.sourceUniqueId, familyId: d.sourceUniqueId,
         ...(d.osType ? { osType: d.osType } : {}), ...(d.hyperVGeneration ? { hyperVGeneration: d.hyperVGeneration } : {}),
         encryption: { type: disk?.encryptionType ?? 'EncryptionAtRestWithPlatformKey' }, sourceResourceLocation: d.location,
         completionPercent: d.completionPercent, replicationState: 'Succeeded', networkAccessPolicy: 'AllowAll', publicNetworkAccess: 'Enabled',

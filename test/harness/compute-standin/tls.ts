@@ -33,14 +33,17 @@ export function makeStandInCert(): StandInCert {
   return { dir, certFile, cert: readFileSync(certFile, 'utf8'), key: readFileSync(keyFile, 'utf8') };
 }
 
-/** This run's certificate (globalSetup's), or a new one when the stand-in is used outside jest. */
+let own: StandInCert | undefined;
+
+/** This run's certificate (globalSetup's), or one made once per process when the stand-in is used outside jest. */
 export function standInCert(env: NodeJS.ProcessEnv = process.env): StandInCert {
   const dir = env[TLS_DIR_ENV];
   if (dir && existsSync(path.join(dir, 'cert.pem'))) {
     const certFile = path.join(dir, 'cert.pem');
     return { dir, certFile, cert: readFileSync(certFile, 'utf8'), key: readFileSync(path.join(dir, 'key.pem'), 'utf8') };
   }
-  return makeStandInCert();
+  own ??= makeStandInCert();
+  return own;
 }
 
 const trusted = new Map<string, string>(); // "127.0.0.1:port" → certificate
