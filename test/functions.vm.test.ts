@@ -161,6 +161,14 @@ test('POST /api/vm-backups backs up every disk of the VM; the status shows each 
   // The first backup's restore point is no base any more: released; this one's stays.
   expect(out.released).toEqual([expect.stringMatching(new RegExp(`/restorePoints/${id}$`))]);
   expect(standin.resources('restorePoints').filter((r) => r.id.includes(id))).toEqual([]);
+  // No SAS anywhere in the task hub (histories, inputs, outputs, statuses of every instance): grants travel sealed.
+  const hub = env.az.accounts.vault.service.getContainerClient('pagewise-taskhub');
+  let blobs = 0;
+  for await (const blob of hub.listBlobsFlat()) {
+    blobs++;
+    expect((await hub.getBlobClient(blob.name).downloadToBuffer()).toString('utf8')).not.toMatch(/sig=|sig%3D/i);
+  }
+  expect(blobs).toBeGreaterThan(0);
   const ids = ((await json(await app.host.invokeHttp('listVmBackups', jsonRequest('GET', `/api/vm-backups?vmId=${encodeURIComponent(vm.vmId)}`)))).vmBackups as { id: string }[]).map((v) => v.id);
   expect(ids).toEqual([again.id, id]);
   expect(standin.activeGrants()).toEqual([]);
