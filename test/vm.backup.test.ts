@@ -224,6 +224,18 @@ describe('failures', () => {
     expect(await listVmBackups(vault, userKey, vmId)).toEqual([]);
   });
 
+  it('a release that fails after the VM manifest leaves the backup standing and its capture in place', async () => {
+    const { vmId, disks } = await standin.addVm({ resourceGroup: 'rg-rel', name: 'r1', osDiskBytes: 512 * KiB });
+    await put(disks[0].blob, 0, PAGE);
+    standin.faults.fail('restorePointCollections.list', 1, 400, 'BadRequest');
+    tick();
+    const r = await backupVm({ compute, vmId, vault, userKey, settings, clock });
+    expect(r.releaseProblem).toMatch(/^older captures were not released \(the next backup will\): .*400/);
+    expect(r.released).toEqual([]);
+    expect((await listVmBackups(vault, userKey, vmId)).map((m) => m.vmBackupId)).toEqual([r.vmBackupId]);
+    expect(standin.resources('restorePoints').filter((p) => p.id.includes('/rg-rel/')).map((p) => p.id.toLowerCase())).toEqual([r.manifest.restorePointId!.toLowerCase()]);
+  });
+
   it('ADE, a customer-managed key and Trusted Launch are listed as not captured; abandon deletes the capture', async () => {
     const { vmId } = await standin.addVm({ resourceGroup: 'rg-sec', name: 's1', osDiskBytes: 512 * KiB, securityType: 'TrustedLaunch', ade: true, diskEncryptionSetId: `/subscriptions/${standin.subscriptionId}/resourceGroups/rg-sec/providers/Microsoft.Compute/diskEncryptionSets/des1` });
     tick();

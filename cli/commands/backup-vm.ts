@@ -94,7 +94,7 @@ function summary(r: VmBackupResult, vmId: string, vaultUrl: string): string[] {
       ['consistency', `${m.consistency} (asked: ${m.requestedConsistency})`],
       ...(m.captureNote ? [['note', m.captureNote] as [string, string]] : []),
       ...disks.map((d) => [diskName(d.lun), diskLine(d)] as [string, string]),
-      ['released', r.released.length > 0 ? `${r.released.length} older capture(s): ${r.released.join(', ')}` : 'none'],
+      ['released', r.releaseProblem ?? (r.released.length > 0 ? `${r.released.length} older capture(s): ${r.released.join(', ')}` : 'none')],
       ['duration', seconds(r.durationMs)],
     ]),
     ...(r.notCaptured.length > 0 ? ['not captured:', ...r.notCaptured.map((n) => `  ${n.what}: ${n.reason}`)] : []),

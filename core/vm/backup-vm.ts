@@ -264,9 +264,19 @@ export function vmBackupIdOfCapture(captureId: string): string | undefined {
  * of this VM that Pagewise took and that are no base any more: this capture is each disk's newest base; a
  * capture of a later VM backup (running now) is kept, and so is anything not named as Pagewise names them.
  */
-export async function finalizeVmBackup(compute: VmCompute, vault: StorageLocation, userKey: Buffer, capture: VmCapture, outcomes: DiskOutcome[], clock: Clock = systemClock): Promise<{ manifest: VmManifest; released: string[]; kept: string[] }> {
+export async function finalizeVmBackup(compute: VmCompute, vault: StorageLocation, userKey: Buffer, capture: VmCapture, outcomes: DiskOutcome[], clock: Clock = systemClock): Promise<{ manifest: VmManifest; released: string[]; kept: string[]; releaseProblem?: string }> {
   const manifest = vmManifestOf(capture, outcomes, new Date(Math.max(clock(), Date.parse(capture.createdAt))).toISOString());
   await writeVmManifest(vault, userKey, manifest);
+  // From here the backup stands: a release that fails is left to the next backup, never a failure of this one.
+  try {
+    return { manifest, ...(await releaseOlderCaptures(compute, capture)) };
+  } catch (err) {
+    return { manifest, released: [], kept: [], releaseProblem: `older captures were not released (the next backup will): ${redact(err instanceof Error ? err.message : String(err)).slice(0, 500)}` };
+  }
+}
+
+/** Deletes the captures Pagewise took for older backups of this VM (see finalizeVmBackup). */
+async function releaseOlderCaptures(compute: VmCompute, capture: VmCapture): Promise<{ released: string[]; kept: string[] }> {
   const mine = new Set((capture.restorePointId ? [capture.restorePointId] : capture.disks.map((d) => d.captureId)).map((id) => id.toLowerCase()));
   const thisTime = vmBackupTime(capture.vmBackupId) ?? Date.parse(capture.createdAt);
   const released: string[] = [];
@@ -290,7 +300,7 @@ export async function finalizeVmBackup(compute: VmCompute, vault: StorageLocatio
       kept.push(id); // released by a later backup; the manifest stands
     }
   }
-  return { manifest, released, kept };
+  return { released, kept };
 }
 
 /** On failure: revokes every grant of this capture and deletes its restore point / snapshots (nothing left behind). */
@@ -340,6 +350,8 @@ export interface VmBackupResult {
   disks: DiskOutcome[];
   released: string[];
   kept: string[];
+  /** Why older captures were not released this time (the backup stands; the next one releases them). */
+  releaseProblem?: string;
   notCaptured: { what: string; reason: string }[];
   durationMs: number;
 }
@@ -369,7 +381,10 @@ export async function backupVm(req: VmBackupRequest): Promise<VmBackupResult> {
     });
     const done = await finalizeVmBackup(req.compute, req.vault, req.userKey, capture, outcomes, clock);
     const order = (lun: number | null) => capture.disks.findIndex((d) => d.lun === lun);
-    return { vmBackupId, manifest: done.manifest, disks: [...outcomes].sort((a, b) => order(a.lun) - order(b.lun)), released: done.released, kept: done.kept, notCaptured: capture.notCaptured, durationMs: Date.now() - started };
+    return {
+      vmBackupId, manifest: done.manifest, disks: [...outcomes].sort((a, b) => order(a.lun) - order(b.lun)), released: done.released, kept: done.kept,
+      ...(done.releaseProblem ? { releaseProblem: done.releaseProblem } : {}), notCaptured: capture.notCaptured, durationMs: Date.now() - started,
+    };
   } catch (err) {
     await abandonVmCapture(req.compute, capture).catch(() => undefined);
     throw err;
