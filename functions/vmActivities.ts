@@ -89,6 +89,7 @@ df.app.activity(VmActivities.finalizeVmBackup, {
     if (!Array.isArray(outcomes) || outcomes.length !== capture.disks.length) throw bad('finalizeVmBackup', 'outcomes must hold one entry per captured disk');
     const done = await finalizeVmBackup(vmCompute(), readSettings().vault, userKey, capture, outcomes as DiskOutcome[]);
     context.log(`VM backup ${capture.vmBackupId} complete: ${done.manifest.disks.length} disks; ${done.released.length} older captures released, ${done.kept.length} kept`);
+    if (done.releaseProblem) context.warn(`VM backup ${capture.vmBackupId}: ${done.releaseProblem}`);
     return done;
   }),
 });

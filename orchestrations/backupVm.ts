@@ -108,7 +108,7 @@ export const backupVmOrchestrator: OrchestrationHandler = function* (context: Or
   publish();
   // A finalize that fails after retries leaves this capture (it may be a disk's newest base); the next
   // finalize of this VM releases whatever Pagewise took that no manifest needs.
-  const finalized = outcome<{ manifest: VmManifest; released: string[]; kept: string[] }>(
+  const finalized = outcome<{ manifest: VmManifest; released: string[]; kept: string[]; releaseProblem?: string }>(
     yield context.df.callActivityWithRetry(VmActivities.finalizeVmBackup, retry, { ...sealed, outcomes } satisfies VmFinalizeInput),
   );
   status.phase = 'done';
@@ -122,6 +122,7 @@ export const backupVmOrchestrator: OrchestrationHandler = function* (context: Or
     notCaptured: finalized.manifest.notCaptured,
     released: finalized.released,
     kept: finalized.kept,
+    ...(finalized.releaseProblem ? { releaseProblem: finalized.releaseProblem } : {}),
   } satisfies VmBackupOutput;
 };
 

@@ -121,4 +121,6 @@ export interface VmBackupOutput {
   notCaptured: { what: string; reason: string }[];
   released: string[];
   kept: string[];
+  /** The manifest stands, but older captures were not released (the next backup will). */
+  releaseProblem?: string;
 }
