@@ -176,3 +176,6 @@ export { armProvisioning, assertUploadDiskSize, MIN_UPLOAD_DISK_BYTES, MAX_UPLOA
 export { assertNetworkInterfaceId } from './vm/arm-ids';
 export { restoreBackupToManagedDisk, restoreVm, RESTORE_GRANT_SECONDS, RESTORED_TAGS, DEFAULT_RESTORE_PREFIX } from './vm/restore-vm';
 export type { ManagedDiskTarget, ManagedDiskRestoreRequest, ManagedDiskRestoreResult, VmRestoreRequest, VmRestoreResult } from './vm/restore-vm';
+// #16 vmfunc — which VMs a policy selector names (by ID, resource group, subscription, or tag through Resource Graph).
+export { checkVmSelector, describeSelector, MAX_TAG_SUBSCRIPTIONS, MAX_VMS_PER_SELECTOR, uniqueVmIds, vmsInScope } from './vm/vm-scope';
+export type { VmSelector, VmTagSelector } from './vm/vm-scope';

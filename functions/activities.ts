@@ -4,7 +4,7 @@
  */
 import * as df from 'durable-functions';
 import type { InvocationContext } from '@azure/functions';
-import { asAlreadyExisted, finalizeBackup, planBackup, restoreBackup, runBackupBatch, verifyBackup, displayUrl, PagewiseError, redact } from '../core';
+import { asAlreadyExisted, finalizeBackup, managedCaptureAccess, planBackup, restoreBackup, runBackupBatch, verifyBackup, displayUrl, PagewiseError, redact } from '../core';
 import { reportingPermanentFailures } from './permanentFailures';
 import { trackBackupCompleted } from './telemetry';
 import type { BackupRequest, OperationProgress } from '../core';
@@ -15,6 +15,7 @@ import { assertNotBeingBackedUp } from './prechecks';
 import { allowedBlob, allowedSource, engineSettings, readSettings, readUserKey } from './settings';
 import { isOwnGrant, managedSnapshotAccess, snapshotAccess } from './compute';
 import { snapshotRefOf } from './events/diskEvents';
+import { vmCompute } from './vmCompute';
 
 export { reportingPermanentFailures };
 
@@ -47,11 +48,13 @@ function planPositionOf(input: { planPosition?: number; batchIndex?: number }): 
 
 df.app.activity(Activities.planBackup, {
   handler: reportingPermanentFailures(async (input: unknown, context: InvocationContext) => {
-    const req = backupRequest(backupActivityInput(input));
+    const checked = backupActivityInput(input);
+    const req = backupRequest(checked);
     context.log(`planning backup ${req.backupId} of ${displayUrl(req.source.url)}`);
     // A managed-disk snapshot's base is an earlier snapshot resource: Compute checks it and grants its read
     // URL here, in the activity, for the diff alone (revoked by core once the diff is done); no history holds it.
-    const managed = req.source.managedDisk ? managedSnapshotAccess(snapshotAccess()) : undefined;
+    // A VM disk's base is a snapshot or a disk restore point: the VM Compute view knows both (#16).
+    const managed = req.source.managedDisk ? (checked.vmCapture ? managedCaptureAccess(vmCompute()) : managedSnapshotAccess(snapshotAccess())) : undefined;
     const plan = await planBackup(managed ? { ...req, managedSnapshots: managed } : req);
     if (plan.reasonText) context.log(`backup ${req.backupId} is full (${plan.reason}): ${redact(plan.reasonText)}`);
     return plan;
@@ -90,6 +93,8 @@ df.app.activity(Activities.finalizeBackup, {
  */
 async function revokeSourceGrant(input: BackupActivityInput, context: InvocationContext): Promise<boolean> {
   const { source } = input;
+  // A VM disk's grant is revoked by its own orchestration's revokeVmDisk, through the VM Compute view.
+  if (input.vmCapture) return false;
   const resourceId = source.managedDisk?.snapshotResourceId;
   if (source.grantedBy !== 'compute' || !resourceId || !isOwnGrant(source, readUserKey())) return false;
   const ref = snapshotRefOf(resourceId);

@@ -67,6 +67,7 @@ const backupStep: JSONSchemaType<BackupStepInput> = {
     batchIndex: planPosition,
     startedAt: { type: 'string', maxLength: 64, nullable: true },
     alreadyComplete: { type: 'boolean', nullable: true },
+    vmCapture: { type: 'boolean', nullable: true },
   },
   required: ['backupId', 'source'],
   additionalProperties: false,

@@ -25,7 +25,12 @@ export interface SnapshotAccess {
   revokeRead?(snapshot: SnapshotRef): Promise<void>;
   /** Whether the snapshot resource exists: an incremental's base must (FORMAT.md §21.2). Without it, no managed-disk backup is incremental. */
   exists?(snapshot: SnapshotRef): Promise<boolean>;
+  /** Whether Pagewise took the snapshot for a VM backup (tag `pagewise: taken`, #16): its backup is that VM backup's, not the event's. */
+  takenByPagewise?(snapshot: SnapshotRef): Promise<boolean>;
 }
+
+/** The tag Pagewise puts on every capture it takes (SPEC #16): only resources with it are ever deleted by Pagewise. */
+export const PAGEWISE_TAKEN_TAG = { name: 'pagewise', value: 'taken' } as const;
 
 /** The disk identity facts of a Compute `Snapshot` resource (its `id` and `creationData`). */
 export function managedDiskOf(snapshot: { id?: string; creationData?: { sourceUniqueId?: string; sourceResourceId?: string } }): ManagedDiskSource {
@@ -77,6 +82,12 @@ export class ComputeSnapshotAccess implements SnapshotAccess {
       if (isNotFound(err)) return false;
       throw err;
     }
+  }
+
+  async takenByPagewise(snapshot: SnapshotRef): Promise<boolean> {
+    const client = await this.client(snapshot);
+    const { tags } = await client.snapshots.get(snapshot.resourceGroup, snapshot.snapshotName);
+    return tags?.[PAGEWISE_TAKEN_TAG.name] === PAGEWISE_TAKEN_TAG.value;
   }
 
   private async client(snapshot: SnapshotRef) {

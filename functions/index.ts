@@ -25,6 +25,8 @@ if (role !== 'prune') {
   require('../orchestrations');
   require('./activities');
   require('./http/backups');
+  require('./vmActivities');
+  require('./http/vmBackups');
   require('./http/operations');
   require('./http/files');
   require('./scheduledBackups');

@@ -10,9 +10,15 @@
  * `"retention": { "keepDaily": 7, "keepWeekly": 4, "graceDays": 14 }` (issue #13, docs/RETENTION.md): after
  * the run's backups, each policy disk's backups the rules do not keep are forgotten (soft-deleted for
  * `graceDays`, default 14), then the vault is pruned where the app's role allows it.
+ *
+ * `"vms": [ { "tag": { "name": "backup", "value": "nightly", "subscriptions": ["<guid>"] }, "fullOn": ["Sun"] } ]`
+ * (#16): whole VMs through Compute — by `id`, `resourceGroup` ("/subscriptions/<guid>/resourceGroups/<rg>"),
+ * `subscription` ("<guid>") or `tag`; each run backs up every VM the entry names now, once per VM.
  */
 import Ajv, { JSONSchemaType } from 'ajv';
-import { DAY_MS, diskIdentityOf, KeepPolicy, PagewiseError, parseKeepPolicy, parseStorageUrl, sourceBlobClient } from '../core';
+import { checkVmSelector, DAY_MS, diskIdentityOf, KeepPolicy, MAX_TAG_SUBSCRIPTIONS, PagewiseError, parseKeepPolicy, parseStorageUrl, sourceBlobClient } from '../core';
+import type { ConsistencyLevel, VmSelector } from '../core';
+import { CONSISTENCY_LEVELS } from '../orchestrations/vmContracts';
 import { engineOverrideProperties } from './engineOverrideSchema';
 import { describeSchemaErrors } from './schemaErrors';
 import { PagewiseSettings, PolicySource, assertAllowedAccount } from './settings';
@@ -49,19 +55,37 @@ export interface PolicyRetention {
   graceDays?: number;
 }
 
+/**
+ * A policy entry of VMs (#16): exactly one selector — a VM's ARM ID, a resource group's ID, a
+ * subscription GUID, or a tag (name=value, case-insensitive) within listed subscriptions — and when
+ * and how its VMs are backed up.
+ */
+export interface PolicyVm extends VmSelector {
+  days?: Weekday[];
+  full?: boolean;
+  fullOn?: Weekday[];
+  consistency?: ConsistencyLevel;
+}
+
 export interface BackupPolicy {
+  /** Page-blob disks; absent in a policy of VMs only (read as none). */
   disks: PolicyDisk[];
+  vms?: PolicyVm[];
   retention?: PolicyRetention;
 }
 
 const keepCount = { type: 'integer', minimum: -1, maximum: 1_000_000, nullable: true } as const;
 
-const schema: JSONSchemaType<BackupPolicy> = {
+/** The policy as written: `disks` may be left out of a policy of VMs. */
+type PolicyText = Omit<BackupPolicy, 'disks'> & { disks?: PolicyDisk[] };
+
+const schema: JSONSchemaType<PolicyText> = {
   type: 'object',
   properties: {
     disks: {
       type: 'array',
       maxItems: 1000,
+      nullable: true,
       items: {
         type: 'object',
         properties: {
@@ -71,6 +95,36 @@ const schema: JSONSchemaType<BackupPolicy> = {
           fullOn: { type: 'array', items: { type: 'string', enum: [...WEEKDAYS] }, maxItems: 7, nullable: true },
         },
         required: ['url'],
+        additionalProperties: false,
+      },
+    },
+    vms: {
+      type: 'array',
+      maxItems: 1000,
+      nullable: true,
+      items: {
+        type: 'object',
+        properties: {
+          id: { type: 'string', maxLength: 1024, nullable: true },
+          resourceGroup: { type: 'string', maxLength: 1024, nullable: true },
+          subscription: { type: 'string', maxLength: 64, nullable: true },
+          tag: {
+            type: 'object',
+            properties: {
+              name: { type: 'string', minLength: 1, maxLength: 256 },
+              value: { type: 'string', minLength: 1, maxLength: 256 },
+              subscriptions: { type: 'array', minItems: 1, maxItems: MAX_TAG_SUBSCRIPTIONS, items: { type: 'string', maxLength: 64 } },
+            },
+            required: ['name', 'value', 'subscriptions'],
+            additionalProperties: false,
+            nullable: true,
+          },
+          days: { type: 'array', items: { type: 'string', enum: [...WEEKDAYS] }, nullable: true },
+          full: { type: 'boolean', nullable: true },
+          fullOn: { type: 'array', items: { type: 'string', enum: [...WEEKDAYS] }, maxItems: 7, nullable: true },
+          consistency: { type: 'string', enum: [...CONSISTENCY_LEVELS], nullable: true },
+        },
+        required: [],
         additionalProperties: false,
       },
     },
@@ -91,7 +145,8 @@ const schema: JSONSchemaType<BackupPolicy> = {
       nullable: true,
     },
   },
-  required: ['disks'],
+  // `disks` or `vms`, or both (checked in parsePolicy, with a message naming them).
+  required: [],
   additionalProperties: false,
 };
 
@@ -110,8 +165,12 @@ export function parsePolicy(text: string): BackupPolicy {
   if (!validate(value)) {
     throw new PagewiseError('BadInput', `the backup policy is invalid: ${describeSchemaErrors(validate.errors, '(policy)').join('; ')}`);
   }
-  if (value.retention) retentionOf(value); // its rules checked now (an empty set, a bad duration), not at the first forget
-  return value;
+  if (value.disks === undefined && value.vms === undefined) throw new PagewiseError('BadInput', 'the backup policy is invalid: it names neither "disks" nor "vms"');
+  // Each VM entry names exactly one selector, each well formed (ARM IDs, GUIDs, tag text a query may hold).
+  value.vms?.forEach((vm, i) => checkVmSelector(vm, `the backup policy's vms[${i}]`));
+  const policy: BackupPolicy = { ...value, disks: value.disks ?? [] };
+  if (policy.retention) retentionOf(policy); // its rules checked now (an empty set, a bad duration), not at the first forget
+  return policy;
 }
 
 /** The policy's keep rules as core takes them and its grace (absent: core's default); undefined when the policy has no retention. */
@@ -148,8 +207,14 @@ export function disksDue(policy: BackupPolicy, now: Date): PolicyDisk[] {
   return policy.disks.filter((d) => !d.days || d.days.includes(today));
 }
 
-/** Whether the run at `now` of a due disk is a forced full backup (`full`, or today among `fullOn`). */
-export function fullDue(disk: PolicyDisk, now: Date): boolean {
+/** The VM entries due on the UTC weekday of `now`. */
+export function vmsDue(policy: BackupPolicy, now: Date): PolicyVm[] {
+  const today = WEEKDAYS[now.getUTCDay()];
+  return (policy.vms ?? []).filter((v) => !v.days || v.days.includes(today));
+}
+
+/** Whether the run at `now` of a due disk (or VM entry) is a forced full backup (`full`, or today among `fullOn`). */
+export function fullDue(disk: Pick<PolicyDisk, 'full' | 'fullOn'>, now: Date): boolean {
   return disk.full === true || (disk.fullOn?.includes(WEEKDAYS[now.getUTCDay()]) ?? false);
 }
 

@@ -69,6 +69,7 @@ function activityInput(input: BackupOrchestrationInput): BackupActivityInput {
     source: input.source,
     ...(input.expectedEtag ? { expectedEtag: input.expectedEtag } : {}),
     ...(input.settings ? { settings: input.settings } : {}),
+    ...(input.vmCapture ? { vmCapture: true } : {}),
   };
 }
 
@@ -102,7 +103,8 @@ function* runRanges(
 
 export const backupDiskOrchestrator: OrchestrationHandler = function* (context: OrchestrationContext) {
   const input = context.df.getInput() as BackupOrchestrationInput;
-  if (input.source.grantedBy === 'compute') return yield* revokingGrantOnFailure(context, input);
+  // A VM disk's grant is the VM disk orchestration's to revoke (orchestrations/backupVm.ts).
+  if (input.source.grantedBy === 'compute' && !input.vmCapture) return yield* revokingGrantOnFailure(context, input);
   if (!input.settle) return yield* backupStages(context, input);
   try {
     return yield* backupStages(context, input);

@@ -131,6 +131,11 @@ export interface BackupOrchestrationInput {
   retry?: RetrySettings;
   /** Batch activities of this disk in flight at once (default BATCHES_IN_FLIGHT, app setting PAGEWISE_BATCHES_IN_FLIGHT). */
   batchesInFlight?: number;
+  /**
+   * A disk of a VM backup (#16): its source is a capture (disk restore point or snapshot) the VM
+   * orchestration granted and revokes itself; its plan reaches bases through the VM Compute view.
+   */
+  vmCapture?: boolean;
 }
 
 export interface RangeOrchestrationInput extends BackupOrchestrationInput {
@@ -143,6 +148,8 @@ export interface BackupActivityInput {
   source: DiskRef;
   expectedEtag?: string;
   settings?: EngineOverrides;
+  /** BackupOrchestrationInput.vmCapture. */
+  vmCapture?: boolean;
 }
 
 /** finalizeBackup shapes the whole run's result: its duration from the orchestration's start, whether it already existed. */

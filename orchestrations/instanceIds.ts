@@ -34,3 +34,12 @@ export function retentionInstanceId(firedAt: Date): string {
 
 /** A prune the API started: `prune-` and 16 hex digits (random, from the starter). */
 export const PRUNE_INSTANCE_RE = /^prune-[0-9a-f]{16}$/;
+
+// VM backups (#16): `vmbackup-<VM backup ID>`, its disks `…:disk-os` / `…:disk-<lun>`; each disk's backup is a `backup-<backup ID>`.
+export const vmBackupInstanceId = (vmBackupId: string) => `vmbackup-${vmBackupId}`;
+export const vmDiskInstanceId = (parentInstanceId: string, lun: number | null) => `${parentInstanceId}:disk-${lun === null ? 'os' : lun}`;
+
+/** The VM backup ID inside a `vmbackup-…` instance ID, or undefined for other instances (and its disks'). */
+export function vmBackupIdOfInstance(instanceId: string): string | undefined {
+  return instanceId.startsWith('vmbackup-') && !instanceId.includes(':') ? instanceId.slice('vmbackup-'.length) : undefined;
+}

@@ -45,6 +45,15 @@ async function actOnEvent(raw: unknown, client: df.DurableClient, context: Invoc
       context.log(`event ${shown(event.eventId) || '(no id)'} ignored: ${event.reason}`);
       return;
     case 'snapshot': {
+      const { subscriptionId, resourceGroup, snapshotName } = event;
+      const access = snapshotAccess();
+      const ref = { subscriptionId, resourceGroup, snapshotName };
+      // A snapshot a VM backup took (#16) is that VM backup's, under the same backup ID (its disk's
+      // sub-orchestration may not have started yet): the event path handles snapshots made by others.
+      if (access.takenByPagewise && (await access.takenByPagewise(ref))) {
+        context.log(`event ${shown(event.eventId) || '(no id)'} ignored: snapshot ${snapshotName} was taken by a Pagewise VM backup`);
+        return;
+      }
       const backupId = snapshotBackupId(event.resourceId);
       const existing = await findStatus(client, backupInstanceId(backupId));
       if (existing) {
@@ -52,9 +61,6 @@ async function actOnEvent(raw: unknown, client: df.DurableClient, context: Invoc
         context.log(`snapshot ${event.snapshotName}: backup ${backupId} already ${existing.runtimeStatus}`);
         return;
       }
-      const { subscriptionId, resourceGroup, snapshotName } = event;
-      const access = snapshotAccess();
-      const ref = { subscriptionId, resourceGroup, snapshotName };
       const url = await access.grantRead(ref, SNAPSHOT_SAS_SECONDS);
       // The disk the snapshot is of: its previous backup is this one's base (FORMAT.md §21.1); the event's resource ID at least.
       const managedDisk = { snapshotResourceId: event.resourceId, ...(access.diskOf ? await access.diskOf(ref) : {}) };

@@ -33,7 +33,7 @@ export interface OperationView {
   links: { self: string };
 }
 
-export type OperationKind = 'backups' | 'restores' | 'verifications' | 'prunes';
+export type OperationKind = 'backups' | 'restores' | 'verifications' | 'prunes' | 'vm-backups';
 
 export function operationView(kind: OperationKind, id: string, status: DurableOrchestrationStatus): OperationView {
   const input = readInput(status.input);
