@@ -144,3 +144,9 @@ export { ContentIndex, contentIndexBound, DEFAULT_FRAME_CACHE_BYTES, DEFAULT_DEL
 export type { ContentIndexOptions, ContentIndexStats } from './repo/v2/content-index';
 export { compactIndex, rebuildIndex, rebuildVaultIndex } from './repo/v2/index-compaction';
 export type { CompactReport, RebuildReport, RebuildVaultIndexOptions } from './repo/v2/index-compaction';
+
+// #15 speed — the zstd binding in use (native or the WebAssembly fallback) and the codec pre-check's rule and counts.
+export { zstdBinding } from './repo/v2/zstd';
+export type { ZstdBinding } from './repo/v2/zstd';
+export { mayCompress, precheckCounts, PRECHECK_MIN_BYTES } from './repo/v2/compressibility';
+export type { PrecheckCounts } from './repo/v2/compressibility';

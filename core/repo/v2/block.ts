@@ -5,6 +5,7 @@ import { PagewiseError } from '../../errors';
 import { MAX_PAGE_SIZE } from '../../limits';
 import { aesGcmOpen } from '../../processor/async-crypto';
 import type { Keyring } from './keyring';
+import { mayCompress } from './compressibility';
 import { zstdDecode, zstdEncodeSync, zstdReady } from './zstd';
 
 const MAGIC = Buffer.from('PWB2');
@@ -36,10 +37,13 @@ function blockKey(dataKey: Buffer, salt: Uint8Array): Buffer {
  * The codec output of one chunk under §16's writer rule: `setting` tried on the chunk itself, kept only when
  * smaller, else stored. Per chunk, not per page: a page's middle says nothing about its other chunks, and
  * zstd rejects incompressible input about as fast as an lz4 probe of it (bench/results/ratio-2026-12-01.md).
+ * zstd is tried only on a chunk the pre-check (./compressibility.ts) does not show to be random: zstd
+ * spends as long rejecting a random chunk as compressing text, lz4 needs no pre-check.
  * Synchronous: zstd needs zstdReady() first (worker threads await it once).
  */
 export function compressChunk(plain: Buffer, setting: CodecSetting): { codec: Codec2; body: Buffer } {
   if (setting === 'stored' || plain.length === 0) return { codec: Codec2.Stored, body: plain };
+  if (setting === 'zstd' && !mayCompress(plain)) return { codec: Codec2.Stored, body: plain };
   const body = setting === 'zstd' ? zstdEncodeSync(plain) : compressSync(plain);
   return body.length < plain.length ? { codec: setting === 'zstd' ? Codec2.Zstd : Codec2.Lz4, body } : { codec: Codec2.Stored, body: plain };
 }
