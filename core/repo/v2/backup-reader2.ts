@@ -7,12 +7,12 @@
  */
 import { forEachLimited, Limiter } from '../../concurrency';
 import { isPagewiseError, PagewiseError } from '../../errors';
+import { chunkPoolFor } from '../../processor/chunk-pool';
 import { BackupGrid, entryBytesOf } from '../page-lengths';
 import type { BackupSource, PagePiece, PageRead, SourceChecks } from '../backup-source';
 import { BLOCKS_DECODED_AT_ONCE } from '../backup-reader';
 import { BlobNotFoundError, CallOptions } from '../store/blob-store';
 import type { Vault } from '../vault';
-import { decodeBlock2 } from './block';
 import type { Keyring } from './keyring';
 import { findManifest2 } from './manifest';
 import { v2names } from './names';
@@ -293,25 +293,21 @@ export class BackupReader2 extends BackupGrid implements BackupSource<PageRecord
     // A record whose chunks are scattered may need many GETs: a few at a time (each ≤ RUN_MAX_BYTES in memory).
     await forEachLimited(this.stretches(run, pick), STRETCHES_AT_ONCE, async (s) => {
       const got = await this.readStretch(s);
-      await Promise.all(
-        s.parts.map(async (part, k) => {
-          const r = run[part.record];
-          const where = `${this.where(r)}, chunk ${part.chunk} (pack ${part.ref.pack})`;
-          const bytes = got[k];
-          if (bytes instanceof PagewiseError) {
-            errors[part.record] ??= new PagewiseError('Corrupt', `${this.where(r)}: ${bytes.message}`, { cause: bytes });
-            return;
-          }
-          try {
-            const plain = await this.decoding.run(() => decodeBlock2(bytes, part.ref.contentId, this.keyring, where, this.pageSize));
-            if (plain.length !== part.ref.length) throw new PagewiseError('Corrupt', `${where}: decoded ${plain.length} bytes, the page table says ${part.ref.length}`);
-            put(part, plain);
-          } catch (err) {
-            if (isPagewiseError(err, 'Aborted')) throw err;
-            errors[part.record] ??= err instanceof PagewiseError ? err : new PagewiseError('Corrupt', `${where}: ${(err as Error).message}`);
-          }
-        }),
-      );
+      const toDecode: Array<{ part: Part; where: string; block: Buffer }> = [];
+      s.parts.forEach((part, k) => {
+        const r = run[part.record];
+        const bytes = got[k];
+        if (bytes instanceof PagewiseError) errors[part.record] ??= new PagewiseError('Corrupt', `${this.where(r)}: ${bytes.message}`, { cause: bytes });
+        else toDecode.push({ part, where: `${this.where(r)}, chunk ${part.chunk} (pack ${part.ref.pack})`, block: bytes });
+      });
+      // The stretch's blocks are decoded in one worker task (decrypt, decompress, content ID: off the main thread).
+      const plains = await this.decoding.run(() => chunkPoolFor(this.keyring).decodeBlocks(toDecode.map((d) => ({ block: d.block, contentId: d.part.ref.contentId, where: d.where })), this.pageSize));
+      toDecode.forEach(({ part, where }, k) => {
+        const plain = plains[k];
+        if (plain instanceof PagewiseError) errors[part.record] ??= plain;
+        else if (plain.length !== part.ref.length) errors[part.record] ??= new PagewiseError('Corrupt', `${where}: decoded ${plain.length} bytes, the page table says ${part.ref.length}`);
+        else put(part, plain);
+      });
     });
     return errors;
   }
