@@ -20,8 +20,8 @@ interface Native {
 
 let native: Native | null | undefined;
 let warned = false;
-/** Set by tests (and PAGEWISE_ZSTD=wasm) to take the fallback path. */
-let forced: ZstdBinding | undefined = process.env.PAGEWISE_ZSTD === 'wasm' ? 'wasm' : undefined;
+/** Set by tests to take the fallback path. */
+let forced: ZstdBinding | undefined;
 
 /** Loads `@toondepauw/node-zstd` once per thread; null (with one warning per process thread) when its binary does not load here. */
 function loadNative(load: () => unknown = () => require('@toondepauw/node-zstd')): Native | null {
