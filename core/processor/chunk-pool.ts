@@ -7,6 +7,7 @@ import { DEFAULT_CODEC, type CodecSetting } from '../repo/v2/block';
 import { gearTable, type Chunking } from '../repo/v2/chunker';
 import type { Keyring } from '../repo/v2/keyring';
 import { MAX_PAGE_SIZE } from '../limits';
+import { zstdBinding } from '../repo/v2/zstd';
 import { CONTENT_ID_BYTES, runPoolTask, type ChunkResult, type ChunkTask, type DecodeResult, type DecodeTask, type EncodeResult, type EncodeTask, type PoolTask } from './chunk-worker';
 
 export { DEFAULT_CODEC, type CodecSetting };
@@ -88,6 +89,7 @@ const pools = new Map<number, Piscina<PoolTask, unknown>>();
 function poolOf(threads: number): Piscina<PoolTask, unknown> {
   let pool = pools.get(threads);
   if (!pool) {
+    zstdBinding(); // the workers load the same binding; the main thread says (once) if it is the fallback
     const { filename, execArgv, env } = workerFile();
     // All threads start with the pool and stay (with minThreads 0 a first task under jest was seen waiting
     // past 15 s for its worker); idle ones are unref'd by piscina, so they never keep a process alive.

@@ -1,4 +1,5 @@
 /** zstd (block codec 2, docs/FORMAT.md §16): native binding (WebAssembly fallback), one frame with its content size, bounded before any allocation. */
+import { isMainThread } from 'node:worker_threads';
 import { compress, decompress, init } from '@bokuweb/zstd-wasm';
 
 /** The level the writer uses (§24.5; not recorded in the format, decoders need none). */
@@ -23,7 +24,7 @@ let warned = false;
 /** Set by tests to take the fallback path. */
 let forced: ZstdBinding | undefined;
 
-/** Loads `@toondepauw/node-zstd` once per thread; null (with one warning per process thread) when its binary does not load here. */
+/** Loads `@toondepauw/node-zstd` once per thread; null when its binary does not load here (the main thread warns, once). */
 function loadNative(load: () => unknown = () => require('@toondepauw/node-zstd')): Native | null {
   if (native !== undefined) return native;
   try {
@@ -32,7 +33,7 @@ function loadNative(load: () => unknown = () => require('@toondepauw/node-zstd')
     native = { encoders: new Map([[ZSTD_LEVEL, make(ZSTD_LEVEL)]]), make, decoder: new z.Decoder() };
   } catch (err) {
     native = null;
-    if (!warned) {
+    if (!warned && isMainThread) {
       warned = true;
       process.emitWarning(`the native zstd binding (@toondepauw/node-zstd) does not load on ${process.platform}-${process.arch} (${(err as Error).message.split('\n')[0]}); using the WebAssembly one, 3–5× slower`, 'PagewiseWarning');
     }
