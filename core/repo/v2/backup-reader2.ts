@@ -21,6 +21,24 @@ import type { ChunkRef, ManifestV2, PageRecord2, TableRef } from './records';
 import { getIfAny } from './staging';
 import { VaultIndex } from './vault-index';
 
+/** Stored bytes of blocks per decoding task (one block more when a single block is larger). */
+const DECODE_TASK_BYTES = 4 * 1024 * 1024;
+
+/** `blocks` cut in order into groups of at most DECODE_TASK_BYTES stored bytes (a larger block alone). */
+function tasksOf<T extends { block: Buffer }>(blocks: T[]): T[][] {
+  const out: T[][] = [];
+  let bytes = 0;
+  for (const b of blocks) {
+    if (out.length === 0 || bytes + b.block.length > DECODE_TASK_BYTES) {
+      out.push([]);
+      bytes = 0;
+    }
+    out[out.length - 1].push(b);
+    bytes += b.block.length;
+  }
+  return out;
+}
+
 /** A run's stored and plaintext bytes, as version 1's blockRuns. */
 export const RUN_MAX_BYTES = 16 * 1024 * 1024;
 /** Pack HEADs in flight while a table's packs are checked. */
@@ -300,14 +318,22 @@ export class BackupReader2 extends BackupGrid implements BackupSource<PageRecord
         if (bytes instanceof PagewiseError) errors[part.record] ??= new PagewiseError('Corrupt', `${this.where(r)}: ${bytes.message}`, { cause: bytes });
         else toDecode.push({ part, where: `${this.where(r)}, chunk ${part.chunk} (pack ${part.ref.pack})`, block: bytes });
       });
-      // The stretch's blocks are decoded in one worker task (decrypt, decompress, content ID: off the main thread).
-      const plains = await this.decoding.run(() => chunkPoolFor(this.keyring).decodeBlocks(toDecode.map((d) => ({ block: d.block, contentId: d.part.ref.contentId, where: d.where })), this.pageSize));
-      toDecode.forEach(({ part, where }, k) => {
-        const plain = plains[k];
-        if (plain instanceof PagewiseError) errors[part.record] ??= plain;
-        else if (plain.length !== part.ref.length) errors[part.record] ??= new PagewiseError('Corrupt', `${where}: decoded ${plain.length} bytes, the page table says ${part.ref.length}`);
-        else put(part, plain);
-      });
+      // Decoded in worker tasks of ≤ DECODE_TASK_BYTES (decrypt, decompress, content ID: off the main thread),
+      // BLOCKS_DECODED_AT_ONCE tasks at once: each holds a copy of its blocks and their plaintext.
+      const pool = chunkPoolFor(this.keyring);
+      await Promise.all(
+        tasksOf(toDecode).map((task) =>
+          this.decoding.run(async () => {
+            const plains = await pool.decodeBlocks(task.map((d) => ({ block: d.block, contentId: d.part.ref.contentId, where: d.where })), this.pageSize);
+            task.forEach(({ part, where }, k) => {
+              const plain = plains[k];
+              if (plain instanceof PagewiseError) errors[part.record] ??= plain;
+              else if (plain.length !== part.ref.length) errors[part.record] ??= new PagewiseError('Corrupt', `${where}: decoded ${plain.length} bytes, the page table says ${part.ref.length}`);
+              else put(part, plain);
+            });
+          }),
+        ),
+      );
     });
     return errors;
   }
