@@ -6,9 +6,8 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { chunkLengths, DEFAULT_CHUNKING, gearTable, mayCompress, MiB, zstdBinding } from '../core';
+import { chunkLengths, DEFAULT_CHUNKING, gearTable, mayCompress, MiB, zstdBinding, zstdEncodeSync, zstdReady } from '../core';
 import { regionBytes, type DiskRegion } from '../testkit/sample-disk';
-import { zstdEncodeSync, zstdReady } from '../core/repo/v2/zstd';
 import { fullMixed, fullRandom } from './lib/disks';
 
 const argv = process.argv.slice(2);

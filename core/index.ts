@@ -146,7 +146,7 @@ export { compactIndex, rebuildIndex, rebuildVaultIndex } from './repo/v2/index-c
 export type { CompactReport, RebuildReport, RebuildVaultIndexOptions } from './repo/v2/index-compaction';
 
 // #15 speed — the zstd binding in use (native or the WebAssembly fallback) and the codec pre-check's rule and counts.
-export { zstdBinding } from './repo/v2/zstd';
+export { zstdBinding, zstdEncodeSync, zstdReady, ZSTD_LEVEL } from './repo/v2/zstd';
 export type { ZstdBinding } from './repo/v2/zstd';
 export { mayCompress, precheckCounts, PRECHECK_MIN_BYTES } from './repo/v2/compressibility';
 export type { PrecheckCounts } from './repo/v2/compressibility';
