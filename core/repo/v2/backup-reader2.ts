@@ -21,20 +21,23 @@ import type { ChunkRef, ManifestV2, PageRecord2, TableRef } from './records';
 import { getIfAny } from './staging';
 import { VaultIndex } from './vault-index';
 
-/** Stored bytes of blocks per decoding task (one block more when a single block is larger). */
+/** Stored and plaintext bytes of blocks per decoding task (one block alone when it is larger). */
 const DECODE_TASK_BYTES = 4 * 1024 * 1024;
 
-/** `blocks` cut in order into groups of at most DECODE_TASK_BYTES stored bytes (a larger block alone). */
-function tasksOf<T extends { block: Buffer }>(blocks: T[]): T[][] {
+/** `blocks` cut in order into groups of at most DECODE_TASK_BYTES stored and plaintext bytes (a larger block alone). */
+function tasksOf<T extends { block: Buffer; part: Part }>(blocks: T[]): T[][] {
   const out: T[][] = [];
-  let bytes = 0;
+  let stored = 0;
+  let plain = 0;
   for (const b of blocks) {
-    if (out.length === 0 || bytes + b.block.length > DECODE_TASK_BYTES) {
+    if (out.length === 0 || stored + b.block.length > DECODE_TASK_BYTES || plain + b.part.ref.length > DECODE_TASK_BYTES) {
       out.push([]);
-      bytes = 0;
+      stored = 0;
+      plain = 0;
     }
     out[out.length - 1].push(b);
-    bytes += b.block.length;
+    stored += b.block.length;
+    plain += b.part.ref.length;
   }
   return out;
 }
