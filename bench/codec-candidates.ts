@@ -53,7 +53,8 @@ function candidates(dir: string): Candidate[] {
     { name: 'lz4-napi', needs: path.join(ROOT, 'node_modules', 'lz4-napi'), setup: `const l = require(NEEDS); codec = { c: (b) => l.compressSync(b), d: (b) => l.uncompressSync(b) };` },
     {
       name: '@toondepauw/node-zstd level 3 (sync)',
-      needs: path.join(dir, '_toondepauw_node-zstd_2.0.0', 'node_modules', '@toondepauw', 'node-zstd'),
+      // a dependency since #15 speed (the writer's binding): the repository's own install
+      needs: path.join(ROOT, 'node_modules', '@toondepauw', 'node-zstd'),
       setup: `const z = require(NEEDS); const e = new z.Encoder(3); const d = new z.Decoder(); codec = { c: (b) => e.encodeSync(b), d: (b) => d.decodeSync(b) };`,
     },
     {
@@ -221,7 +222,7 @@ async function main(): Promise<void> {
         log(`| ${c.name} | fails: ${(err as Error).message.slice(0, 80)} | | | | |`);
       }
     }
-    // The whole pool path (chunk + name + probe + zstd-3 + seal), pages 4 at a time.
+    // The whole pool path (chunk + name + pre-check + zstd-3 + seal), pages 4 at a time.
     for (const threads of ['0', '2']) {
       process.env.PAGEWISE_WORKER_THREADS = threads;
       const pool = chunkPoolFor(keyring);

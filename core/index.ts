@@ -179,3 +179,9 @@ export type { ManagedDiskTarget, ManagedDiskRestoreRequest, ManagedDiskRestoreRe
 // #16 vmfunc — which VMs a policy selector names (by ID, resource group, subscription, or tag through Resource Graph).
 export { checkVmSelector, describeSelector, MAX_TAG_SUBSCRIPTIONS, MAX_VMS_PER_SELECTOR, uniqueVmIds, vmsInScope } from './vm/vm-scope';
 export type { VmSelector, VmTagSelector } from './vm/vm-scope';
+
+// #15 speed — the zstd binding in use (native or the WebAssembly fallback) and the codec pre-check's rule and counts.
+export { zstdBinding, zstdEncodeSync, zstdReady, ZSTD_LEVEL } from './repo/v2/zstd';
+export type { ZstdBinding } from './repo/v2/zstd';
+export { mayCompress, precheckCounts, PRECHECK_MIN_BYTES } from './repo/v2/compressibility';
+export type { PrecheckCounts } from './repo/v2/compressibility';

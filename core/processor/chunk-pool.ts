@@ -2,11 +2,13 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Piscina } from 'piscina';
-import { PagewiseError } from '../errors';
+import { PagewiseError, type PagewiseErrorCode } from '../errors';
 import { DEFAULT_CODEC, type CodecSetting } from '../repo/v2/block';
 import { gearTable, type Chunking } from '../repo/v2/chunker';
 import type { Keyring } from '../repo/v2/keyring';
-import { CONTENT_ID_BYTES, runPoolTask, type ChunkResult, type ChunkTask, type EncodeResult, type EncodeTask, type PoolTask } from './chunk-worker';
+import { MAX_PAGE_SIZE } from '../limits';
+import { zstdBinding } from '../repo/v2/zstd';
+import { CONTENT_ID_BYTES, runPoolTask, type ChunkResult, type ChunkTask, type DecodeResult, type DecodeTask, type EncodeResult, type EncodeTask, type PoolTask } from './chunk-worker';
 
 export { DEFAULT_CODEC, type CodecSetting };
 
@@ -25,6 +27,19 @@ export interface ChunkPool {
    * each given non-zero chunk of `page` as a §16 block — in a worker. Returns the blocks in the order given.
    */
   encodeChunks(page: Buffer, chunks: PageChunk[], codec: CodecSetting): Promise<Buffer[]>;
+  /**
+   * decodeBlock2 of each block (authenticated, decrypted, decoded, length and content ID checked) — in a
+   * worker, one task for all of them (a reader gives the blocks of one ranged GET). Each result is the
+   * plaintext or the PagewiseError decodeBlock2 would throw (Corrupt naming `where`, WrongKey).
+   */
+  decodeBlocks(blocks: BlockToDecode[], maxLength?: number): Promise<Array<Buffer | PagewiseError>>;
+}
+
+export interface BlockToDecode {
+  block: Buffer;
+  contentId: Buffer;
+  /** Names the block in an error (e.g. "page 17 of backup x, chunk 2 (pack p)"). */
+  where: string;
 }
 
 const THREADS_VARIABLE = 'PAGEWISE_WORKER_THREADS';
@@ -38,12 +53,18 @@ const MAX_THREADS = 64;
  */
 export function workerThreads(): number {
   const text = process.env[THREADS_VARIABLE];
-  if (text === undefined || text.trim() === '') return runningFromSources() ? 0 : Math.min(2, os.availableParallelism());
-  if (!/^\s*\d{1,3}\s*$/.test(text) || Number(text) > MAX_THREADS) {
+  // Every pool call asks: the variable is parsed again only when its text changed (tests change it).
+  if (parsedThreads && parsedThreads.text === text) return parsedThreads.threads;
+  let threads: number;
+  if (text === undefined || text.trim() === '') threads = runningFromSources() ? 0 : Math.min(2, os.availableParallelism());
+  else if (!/^\s*\d{1,3}\s*$/.test(text) || Number(text) > MAX_THREADS) {
     throw new PagewiseError('BadInput', `${THREADS_VARIABLE} must be a whole number of worker threads from 0 to ${MAX_THREADS}, got ${JSON.stringify(text.slice(0, 20))}`);
-  }
-  return Number(text);
+  } else threads = Number(text);
+  parsedThreads = { text, threads };
+  return threads;
 }
+
+let parsedThreads: { text: string | undefined; threads: number } | undefined;
 
 /** Whether this module runs as TypeScript source (ts-node, jest) rather than compiled JavaScript. */
 export function runningFromSources(): boolean {
@@ -68,6 +89,7 @@ const pools = new Map<number, Piscina<PoolTask, unknown>>();
 function poolOf(threads: number): Piscina<PoolTask, unknown> {
   let pool = pools.get(threads);
   if (!pool) {
+    zstdBinding(); // the workers load the same binding; the main thread says (once) if it is the fallback
     const { filename, execArgv, env } = workerFile();
     // All threads start with the pool and stay (with minThreads 0 a first task under jest was seen waiting
     // past 15 s for its worker); idle ones are unref'd by piscina, so they never keep a process alive.
@@ -106,7 +128,11 @@ export function chunkPoolFor(keyring: Keyring): ChunkPool {
   let bound = poolsByKeyring.get(keyring);
   if (!bound) {
     const keys: PoolKeys = { cidKey: keyring.key('content-id'), gear: gearTable(keyring.key('name')), dataKey: keyring.key('data'), epoch: keyring.epoch };
-    bound = { chunkPage: (page, chunking) => chunkPage(keys, page, chunking), encodeChunks: (page, chunks, codec) => encodeChunks(keys, page, chunks, codec) };
+    bound = {
+      chunkPage: (page, chunking) => chunkPage(keys, page, chunking),
+      encodeChunks: (page, chunks, codec) => encodeChunks(keys, page, chunks, codec),
+      decodeBlocks: (blocks, maxLength) => decodeBlocks(keyring, keys, blocks, maxLength),
+    };
     poolsByKeyring.set(keyring, bound);
   }
   return bound;
@@ -148,6 +174,36 @@ async function encodeChunks(keys: PoolKeys, page: Buffer, chunks: PageChunk[], c
   const task: EncodeTask = { op: 'encode', data, lengths: chunks.map((c) => c.length), ids, codec, dataKey: keys.dataKey, epoch: keys.epoch };
   const { blocks } = await run<EncodeResult>(task, [data.buffer, ids.buffer]);
   return blocks.map((b) => (Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength)));
+}
+
+async function decodeBlocks(keyring: Keyring, keys: PoolKeys, blocks: BlockToDecode[], maxLength = MAX_PAGE_SIZE): Promise<Array<Buffer | PagewiseError>> {
+  if (blocks.length === 0) return [];
+  // K(data, e) of each epoch the blocks name (byte 5, §16) that the keyring holds; the worker checks the rest.
+  const dataKeys: Array<Uint8Array | null> = [];
+  for (const { block } of blocks) {
+    const e = block.length > 5 ? block[5] : 0;
+    if (e <= keyring.epoch && !dataKeys[e]) dataKeys[e] = keyring.key('data', e);
+  }
+  for (let e = 0; e < dataKeys.length; e++) dataKeys[e] ??= null;
+  const data = new Uint8Array(blocks.reduce((sum, b) => sum + b.block.length, 0));
+  const ids = new Uint8Array(blocks.length * CONTENT_ID_BYTES);
+  let at = 0;
+  blocks.forEach((b, i) => {
+    if (b.contentId.length !== CONTENT_ID_BYTES) throw new RangeError(`decodeBlocks takes 32-byte content IDs; ${b.where} has ${b.contentId.length}`);
+    data.set(b.block, at);
+    ids.set(b.contentId, i * CONTENT_ID_BYTES);
+    at += b.block.length;
+  });
+  const task: DecodeTask = { op: 'decode', data, lengths: blocks.map((b) => b.block.length), ids, wheres: blocks.map((b) => b.where), maxLength, dataKeys, heldEpoch: keyring.epoch, cidKey: keys.cidKey };
+  const { plain, lengths, errors } = await run<DecodeResult>(task, [data.buffer, ids.buffer]);
+  const all = Buffer.from(plain.buffer, plain.byteOffset, plain.byteLength);
+  let from = 0;
+  return lengths.map((length, i) => {
+    const error = errors[i];
+    const out = error ? new PagewiseError(error.code as PagewiseErrorCode, error.message) : all.subarray(from, from + length);
+    from += length;
+    return out;
+  });
 }
 
 /** Ends every worker thread (tests, CLI exit); the next call starts new ones. Idle workers never keep the process alive anyway. */

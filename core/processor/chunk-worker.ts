@@ -1,7 +1,9 @@
 /** The CPU work of the chunk pool (cutting, naming, compressing, sealing chunks), run in a piscina worker thread or, with 0 threads, in the caller's. */
 import { createHmac } from 'node:crypto';
 import { move, transferableSymbol, valueSymbol } from 'piscina';
-import { compressChunk, sealBlock2Sync, type CodecSetting } from '../repo/v2/block';
+import { isPagewiseError } from '../errors';
+import { compressChunk, decodeBlock2Sync, sealBlock2Sync, type BlockKeys, type CodecSetting } from '../repo/v2/block';
+import { requireEpochOf } from '../repo/v2/epoch';
 import { chunkLengths, type Chunking } from '../repo/v2/chunker';
 import { zstdReady } from '../repo/v2/zstd';
 
@@ -37,8 +39,29 @@ export interface EncodeResult {
   blocks: Uint8Array[];
 }
 
-export type PoolTask = ChunkTask | EncodeTask;
-export type PoolResult = ChunkResult | EncodeResult;
+/** Authenticate, decrypt, decode and check (§16) the blocks `data` holds back to back (`lengths`, `ids`: 32 bytes each). */
+export interface DecodeTask {
+  op: 'decode';
+  data: Uint8Array;
+  lengths: number[];
+  ids: Uint8Array;
+  /** Names each block in its error. */
+  wheres: string[];
+  maxLength: number;
+  /** K(data, e) by epoch e, for the epochs the blocks name that the keyring holds; the highest it holds. */
+  dataKeys: Array<Uint8Array | null>;
+  heldEpoch: number;
+  cidKey: Uint8Array;
+}
+export interface DecodeResult {
+  /** The plaintexts back to back (one allocation: one transfer); a failed block has length 0 and an error. */
+  plain: Uint8Array;
+  lengths: number[];
+  errors: Array<{ code: string; message: string } | null>;
+}
+
+export type PoolTask = ChunkTask | EncodeTask | DecodeTask;
+export type PoolResult = ChunkResult | EncodeResult | DecodeResult;
 
 const asBuffer = (u: Uint8Array) => (Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength));
 
@@ -83,16 +106,55 @@ async function encode(task: EncodeTask): Promise<EncodeResult> {
   return { blocks };
 }
 
+async function decode(task: DecodeTask): Promise<DecodeResult> {
+  await zstdReady();
+  const data = asBuffer(task.data);
+  const keys: BlockKeys = {
+    dataKey: (epoch, what) => {
+      requireEpochOf(task.heldEpoch, epoch, what);
+      const key = task.dataKeys[epoch];
+      if (!key) throw new Error(`the decode task lacks the key of epoch ${epoch}`);
+      return asBuffer(key);
+    },
+    contentIdKey: asBuffer(task.cidKey),
+  };
+  const plains: Buffer[] = [];
+  const errors: DecodeResult['errors'] = [];
+  let at = 0;
+  task.lengths.forEach((length, i) => {
+    const block = data.subarray(at, at + length);
+    at += length;
+    try {
+      plains.push(decodeBlock2Sync(block, asBuffer(task.ids.subarray(i * CONTENT_ID_BYTES, (i + 1) * CONTENT_ID_BYTES)), keys, task.wheres[i], task.maxLength));
+      errors.push(null);
+    } catch (err) {
+      // Error classes do not cross threads: the code and message do.
+      plains.push(EMPTY);
+      errors.push(isPagewiseError(err) ? { code: err.code, message: err.message } : { code: 'Corrupt', message: `${task.wheres[i]}: ${(err as Error).message}` });
+    }
+  });
+  const plain = new Uint8Array(plains.reduce((sum, p) => sum + p.length, 0));
+  let to = 0;
+  for (const p of plains) {
+    plain.set(p, to);
+    to += p.length;
+  }
+  return { plain, lengths: plains.map((p) => p.length), errors };
+}
+
+const EMPTY = Buffer.alloc(0);
+
 /** The work itself, the same in a worker and in the calling thread. */
 export async function runPoolTask(task: PoolTask): Promise<PoolResult> {
   if (task.op === 'chunk') return chunk(task);
   if (task.op === 'encode') return encode(task);
+  if (task.op === 'decode') return decode(task);
   throw new Error(`unknown chunk-pool task ${JSON.stringify((task as { op?: unknown }).op)}`);
 }
 
 /** The worker thread's entry: results go back transferred (each block and the ID array own their memory). */
 export default async function handle(task: PoolTask): Promise<unknown> {
   const result = await runPoolTask(task);
-  const transfer = 'blocks' in result ? result.blocks.map((b) => b.buffer) : [result.ids.buffer, result.zero.buffer];
+  const transfer = 'blocks' in result ? result.blocks.map((b) => b.buffer) : 'plain' in result ? [result.plain.buffer] : [result.ids.buffer, result.zero.buffer];
   return move({ [transferableSymbol]: transfer, [valueSymbol]: result } as never);
 }

@@ -35,19 +35,56 @@ export interface BackupContextV2 {
 }
 
 /**
- * The content index for a batch (§17.1, #15): opened once per context, refreshed at each batch start so
- * deltas written since (earlier batches, other backups) are found. Memory: ContentIndex's stated bound.
+ * The content index for a batch (§17.1, #15): opened once per process and vault (see sharedContentIndex),
+ * refreshed at each batch start so deltas written since (earlier batches, other backups) are found.
+ * Memory: ContentIndex's stated bound, for each of at most INDEXES_KEPT vaults.
  */
 export async function contentIndexOf(ctx: BackupContextV2): Promise<ContentIndex> {
+  let justOpened = false;
   if (!ctx.contentIndex) {
-    const opening = ContentIndex.open(ctx.vault, ctx.keyring);
+    const shared = sharedContentIndex(ctx.vault, ctx.keyring);
+    const opening = shared.index;
     opening.catch(() => ctx.contentIndex === opening && (ctx.contentIndex = undefined)); // a failed open is tried again
     ctx.contentIndex = opening;
-    return opening;
+    justOpened = shared.opened;
   }
   const index = await ctx.contentIndex;
-  await index.refresh();
+  if (!justOpened) await index.refresh(); // open() has just listed the index
   return index;
+}
+
+/** Vaults whose content index a process keeps between contexts (each orchestrated batch activity opens its own context). */
+const INDEXES_KEPT = 4;
+const indexes = new Map<string, Promise<ContentIndex>>();
+
+/**
+ * The process's ContentIndex of a vault, opened once and shared by the contexts of every backup into it:
+ * an orchestrated backup runs each batch as an activity with a new context, and reopening the index (a
+ * generation's filter and fences, every uncovered delta) per batch cost more than its refresh. The key is
+ * the vault (endpoint, account, container) and the keyring (vault ID, epoch, key check); the generation is
+ * followed by refresh(), which swaps in a newer complete generation and drops the deltas it covers, as a
+ * new open would. Least recently used beyond INDEXES_KEPT vaults are dropped.
+ */
+function sharedContentIndex(vault: Vault, keyring: Keyring): { index: Promise<ContentIndex>; opened: boolean } {
+  const { url, account, container } = vault.parsed;
+  const key = `${url.origin}|${account}|${container}|${keyring.vaultId}|${keyring.epoch}|${keyring.keyCheck()}`;
+  let index = indexes.get(key);
+  if (index) {
+    indexes.delete(key); // to the most recent end
+    indexes.set(key, index);
+    return { index, opened: false };
+  }
+  index = ContentIndex.open(vault, keyring);
+  const opening = index;
+  opening.catch(() => indexes.get(key) === opening && indexes.delete(key));
+  indexes.set(key, index);
+  while (indexes.size > INDEXES_KEPT) indexes.delete(indexes.keys().next().value!);
+  return { index, opened: true };
+}
+
+/** Forgets the process's content indexes (tests; a process that wants the memory back). */
+export function forgetContentIndexes(): void {
+  indexes.clear();
 }
 
 /** Base tables a context keeps for the finalize after the batches (each up to pagesPerTable records). */

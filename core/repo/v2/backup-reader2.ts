@@ -7,12 +7,12 @@
  */
 import { forEachLimited, Limiter } from '../../concurrency';
 import { isPagewiseError, PagewiseError } from '../../errors';
+import { chunkPoolFor } from '../../processor/chunk-pool';
 import { BackupGrid, entryBytesOf } from '../page-lengths';
 import type { BackupSource, PagePiece, PageRead, SourceChecks } from '../backup-source';
 import { BLOCKS_DECODED_AT_ONCE } from '../backup-reader';
 import { BlobNotFoundError, CallOptions } from '../store/blob-store';
 import type { Vault } from '../vault';
-import { decodeBlock2 } from './block';
 import type { Keyring } from './keyring';
 import { findManifest2 } from './manifest';
 import { v2names } from './names';
@@ -20,6 +20,27 @@ import { isZeroChunk, readTable } from './page-table';
 import type { ChunkRef, ManifestV2, PageRecord2, TableRef } from './records';
 import { getIfAny } from './staging';
 import { VaultIndex } from './vault-index';
+
+/** Stored and plaintext bytes of blocks per decoding task (one block alone when it is larger). */
+const DECODE_TASK_BYTES = 4 * 1024 * 1024;
+
+/** `blocks` cut in order into groups of at most DECODE_TASK_BYTES stored and plaintext bytes (a larger block alone). */
+function tasksOf<T extends { block: Buffer; part: Part }>(blocks: T[]): T[][] {
+  const out: T[][] = [];
+  let stored = 0;
+  let plain = 0;
+  for (const b of blocks) {
+    if (out.length === 0 || stored + b.block.length > DECODE_TASK_BYTES || plain + b.part.ref.length > DECODE_TASK_BYTES) {
+      out.push([]);
+      stored = 0;
+      plain = 0;
+    }
+    out[out.length - 1].push(b);
+    stored += b.block.length;
+    plain += b.part.ref.length;
+  }
+  return out;
+}
 
 /** A run's stored and plaintext bytes, as version 1's blockRuns. */
 export const RUN_MAX_BYTES = 16 * 1024 * 1024;
@@ -293,24 +314,28 @@ export class BackupReader2 extends BackupGrid implements BackupSource<PageRecord
     // A record whose chunks are scattered may need many GETs: a few at a time (each ≤ RUN_MAX_BYTES in memory).
     await forEachLimited(this.stretches(run, pick), STRETCHES_AT_ONCE, async (s) => {
       const got = await this.readStretch(s);
+      const toDecode: Array<{ part: Part; where: string; block: Buffer }> = [];
+      s.parts.forEach((part, k) => {
+        const r = run[part.record];
+        const bytes = got[k];
+        if (bytes instanceof PagewiseError) errors[part.record] ??= new PagewiseError('Corrupt', `${this.where(r)}: ${bytes.message}`, { cause: bytes });
+        else toDecode.push({ part, where: `${this.where(r)}, chunk ${part.chunk} (pack ${part.ref.pack})`, block: bytes });
+      });
+      // Decoded in worker tasks of ≤ DECODE_TASK_BYTES (decrypt, decompress, content ID: off the main thread),
+      // BLOCKS_DECODED_AT_ONCE tasks at once: each holds a copy of its blocks and their plaintext.
+      const pool = chunkPoolFor(this.keyring);
       await Promise.all(
-        s.parts.map(async (part, k) => {
-          const r = run[part.record];
-          const where = `${this.where(r)}, chunk ${part.chunk} (pack ${part.ref.pack})`;
-          const bytes = got[k];
-          if (bytes instanceof PagewiseError) {
-            errors[part.record] ??= new PagewiseError('Corrupt', `${this.where(r)}: ${bytes.message}`, { cause: bytes });
-            return;
-          }
-          try {
-            const plain = await this.decoding.run(() => decodeBlock2(bytes, part.ref.contentId, this.keyring, where, this.pageSize));
-            if (plain.length !== part.ref.length) throw new PagewiseError('Corrupt', `${where}: decoded ${plain.length} bytes, the page table says ${part.ref.length}`);
-            put(part, plain);
-          } catch (err) {
-            if (isPagewiseError(err, 'Aborted')) throw err;
-            errors[part.record] ??= err instanceof PagewiseError ? err : new PagewiseError('Corrupt', `${where}: ${(err as Error).message}`);
-          }
-        }),
+        tasksOf(toDecode).map((task) =>
+          this.decoding.run(async () => {
+            const plains = await pool.decodeBlocks(task.map((d) => ({ block: d.block, contentId: d.part.ref.contentId, where: d.where })), this.pageSize);
+            task.forEach(({ part, where }, k) => {
+              const plain = plains[k];
+              if (plain instanceof PagewiseError) errors[part.record] ??= plain;
+              else if (plain.length !== part.ref.length) errors[part.record] ??= new PagewiseError('Corrupt', `${where}: decoded ${plain.length} bytes, the page table says ${part.ref.length}`);
+              else put(part, plain);
+            });
+          }),
+        ),
       );
     });
     return errors;

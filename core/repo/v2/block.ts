@@ -1,11 +1,12 @@
 /** The version-2 block `PWB2` (docs/FORMAT.md §16): one chunk compressed, then sealed under a per-block key. */
-import { createCipheriv, hkdfSync, randomFillSync } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomFillSync } from 'node:crypto';
 import { compressSync, uncompressSync } from 'lz4-napi';
 import { PagewiseError } from '../../errors';
 import { MAX_PAGE_SIZE } from '../../limits';
 import { aesGcmOpen } from '../../processor/async-crypto';
 import type { Keyring } from './keyring';
-import { zstdDecode, zstdEncodeSync, zstdReady } from './zstd';
+import { mayCompress } from './compressibility';
+import { zstdDecodeSync, zstdEncodeSync, zstdReady } from './zstd';
 
 const MAGIC = Buffer.from('PWB2');
 const HEADER_BYTES = 36;
@@ -36,10 +37,13 @@ function blockKey(dataKey: Buffer, salt: Uint8Array): Buffer {
  * The codec output of one chunk under §16's writer rule: `setting` tried on the chunk itself, kept only when
  * smaller, else stored. Per chunk, not per page: a page's middle says nothing about its other chunks, and
  * zstd rejects incompressible input about as fast as an lz4 probe of it (bench/results/ratio-2026-12-01.md).
+ * zstd is tried only on a chunk the pre-check (./compressibility.ts) does not show to be random: zstd
+ * spends as long rejecting a random chunk as compressing text, lz4 needs no pre-check.
  * Synchronous: zstd needs zstdReady() first (worker threads await it once).
  */
 export function compressChunk(plain: Buffer, setting: CodecSetting): { codec: Codec2; body: Buffer } {
   if (setting === 'stored' || plain.length === 0) return { codec: Codec2.Stored, body: plain };
+  if (setting === 'zstd' && !mayCompress(plain)) return { codec: Codec2.Stored, body: plain };
   const body = setting === 'zstd' ? zstdEncodeSync(plain) : compressSync(plain);
   return body.length < plain.length ? { codec: setting === 'zstd' ? Codec2.Zstd : Codec2.Lz4, body } : { codec: Codec2.Stored, body: plain };
 }
@@ -81,26 +85,26 @@ export async function sealBlock2(codec: Codec2, body: Buffer, plainLength: numbe
   return sealBlock2Sync(codec, body, plainLength, contentId, keyring.key('data'), keyring.epoch);
 }
 
-/**
- * Authenticates, decrypts and decodes a block that should hold the chunk `contentId`; checks its
- * length and its content ID. `where` names it in errors (e.g. "page 17 of backup x"); `maxLength`
- * bounds the plaintext (the backup's page size), else 100 MiB.
- */
-export async function decodeBlock2(stored: Buffer, contentId: Buffer, keyring: Keyring, where: string, maxLength = MAX_PAGE_SIZE): Promise<Buffer> {
-  const bad = (why: string) => new PagewiseError('Corrupt', `${where}: ${why}`);
+/** What decoding a block needs of a keyring: K(data, e) (throwing WrongKey for an epoch not held) and K_cid. */
+export interface BlockKeys {
+  dataKey(epoch: number, what: string): Buffer;
+  contentIdKey: Buffer;
+}
+
+type Bad = (why: string) => PagewiseError;
+
+/** §16's checks of the clear header; the block's limit on plaintext bytes. */
+function checkHeader(stored: Buffer, bad: Bad, maxLength: number): number {
   const limit = Math.min(maxLength, MAX_PAGE_SIZE);
   if (stored.length < BLOCK2_OVERHEAD || !stored.subarray(0, 4).equals(MAGIC)) throw bad('the block is truncated or is not a version-2 Pagewise block');
   if (stored.length > limit + BLOCK2_OVERHEAD) throw bad(`the block is ${stored.length} bytes, more than a chunk of at most ${limit} bytes is stored as`);
   if (stored[4] !== 2) throw bad(`unknown block version ${stored[4]}`);
   if (stored[6] !== 0 || stored[7] !== 0) throw bad('the block has non-zero reserved bytes');
-  keyring.requireEpoch(stored[5], `${where}: the block`);
-  const header = stored.subarray(0, HEADER_BYTES);
-  let inner: Buffer;
-  try {
-    inner = await aesGcmOpen(blockKey(keyring.key('data', stored[5]), header.subarray(8, 24)), header.subarray(24, 36), Buffer.concat([header, contentId]), stored.subarray(HEADER_BYTES));
-  } catch {
-    throw bad('the block fails authentication (damaged, or not the chunk its content ID names)');
-  }
+  return limit;
+}
+
+/** The plaintext of the decrypted inner bytes (codec, reserved, length, codec output), length checked. Synchronous: zstd after zstdReady(). */
+function decodeInner(inner: Buffer, bad: Bad, limit: number): Buffer {
   const codec = inner[0] as Codec2;
   const plainLength = inner.readUInt32LE(4);
   if (inner[1] !== 0 || inner[2] !== 0 || inner[3] !== 0) throw bad('the block has non-zero reserved bytes');
@@ -118,12 +122,57 @@ export async function decodeBlock2(stored: Buffer, contentId: Buffer, keyring: K
     }
   } else if (codec === Codec2.Zstd) {
     try {
-      plain = await zstdDecode(body, plainLength);
+      plain = zstdDecodeSync(body, plainLength);
     } catch (err) {
       throw bad(`the block does not decompress (zstd: ${(err as Error).message})`);
     }
   } else throw bad(`unknown codec ${codec}`);
   if (plain.length !== plainLength) throw bad(`decoded ${plain.length} bytes, expected ${plainLength}`);
-  if (!(await keyring.contentIdAsync(plain)).equals(contentId)) throw bad('the chunk does not match its content ID');
+  return plain;
+}
+
+const FAILS_AUTHENTICATION = 'the block fails authentication (damaged, or not the chunk its content ID names)';
+const NOT_ITS_CHUNK = 'the chunk does not match its content ID';
+
+/**
+ * Authenticates, decrypts and decodes a block that should hold the chunk `contentId`; checks its
+ * length and its content ID. `where` names it in errors (e.g. "page 17 of backup x"); `maxLength`
+ * bounds the plaintext (the backup's page size), else 100 MiB. The crypto runs on libuv's pool.
+ */
+export async function decodeBlock2(stored: Buffer, contentId: Buffer, keyring: Keyring, where: string, maxLength = MAX_PAGE_SIZE): Promise<Buffer> {
+  const bad: Bad = (why) => new PagewiseError('Corrupt', `${where}: ${why}`);
+  const limit = checkHeader(stored, bad, maxLength);
+  keyring.requireEpoch(stored[5], `${where}: the block`);
+  const header = stored.subarray(0, HEADER_BYTES);
+  let inner: Buffer;
+  try {
+    inner = await aesGcmOpen(blockKey(keyring.key('data', stored[5]), header.subarray(8, 24)), header.subarray(24, 36), Buffer.concat([header, contentId]), stored.subarray(HEADER_BYTES));
+  } catch {
+    throw bad(FAILS_AUTHENTICATION);
+  }
+  if (inner[0] === Codec2.Zstd) await zstdReady();
+  const plain = decodeInner(inner, bad, limit);
+  if (!(await keyring.contentIdAsync(plain)).equals(contentId)) throw bad(NOT_ITS_CHUNK);
+  return plain;
+}
+
+/** decodeBlock2, synchronously, with the keys alone (the chunk pool's worker threads; zstd after zstdReady()). */
+export function decodeBlock2Sync(stored: Buffer, contentId: Buffer, keys: BlockKeys, where: string, maxLength = MAX_PAGE_SIZE): Buffer {
+  const bad: Bad = (why) => new PagewiseError('Corrupt', `${where}: ${why}`);
+  const limit = checkHeader(stored, bad, maxLength);
+  const dataKey = keys.dataKey(stored[5], `${where}: the block`);
+  const header = stored.subarray(0, HEADER_BYTES);
+  const sealed = stored.subarray(HEADER_BYTES, stored.length - TAG_BYTES);
+  let inner: Buffer;
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', blockKey(dataKey, header.subarray(8, 24)), header.subarray(24, 36), { authTagLength: TAG_BYTES });
+    decipher.setAAD(Buffer.concat([header, contentId]));
+    decipher.setAuthTag(stored.subarray(stored.length - TAG_BYTES));
+    inner = Buffer.concat([decipher.update(sealed), decipher.final()]);
+  } catch {
+    throw bad(FAILS_AUTHENTICATION);
+  }
+  const plain = decodeInner(inner, bad, limit);
+  if (!createHmac('sha256', keys.contentIdKey).update(plain).digest().equals(contentId)) throw bad(NOT_ITS_CHUNK);
   return plain;
 }

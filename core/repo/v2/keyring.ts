@@ -2,6 +2,7 @@
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
 import { PagewiseError } from '../../errors';
 import { hmacSha256 } from '../../processor/async-crypto';
+import { requireEpochOf } from './epoch';
 import { keyId as keyIdOf, KEY_BYTES } from '../keys';
 import { BlobAlreadyExistsError } from '../store/blob-store';
 import type { Vault } from '../vault';
@@ -54,9 +55,7 @@ export class Keyring {
 
   /** Refuses an object of an epoch this keyring does not hold; `what` names the object. */
   requireEpoch(epoch: number, what: string): void {
-    if (!Number.isInteger(epoch) || epoch < 0 || epoch > this.epoch) {
-      throw new PagewiseError('WrongKey', `${what} was written with a newer master key epoch ${epoch} than this key's slot holds (epochs 0 to ${this.epoch}); use a key with a slot of epoch ${epoch} or later`);
-    }
+    requireEpochOf(this.epoch, epoch, what);
   }
 
   /** tag(x) of §11: 32 hex digits. */
@@ -190,3 +189,4 @@ async function openSlot(vault: Vault, name: string, vaultId: string, keyId: stri
   for (let e = 0; e <= epoch; e++) masters.push(Buffer.from(plain.subarray(1 + e * KEY_BYTES, 1 + (e + 1) * KEY_BYTES)));
   return Keyring.fromMasters(vaultId, masters);
 }
+
