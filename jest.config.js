@@ -5,6 +5,8 @@ module.exports = {
   testMatch: ['**/*.test.ts'],
   transform: { "^.+\\.ts$": ["ts-jest", {}] },
   testTimeout: 120000,
+  // Buffers compare as bytes in toEqual (jest's element-by-element walk takes about a minute per MiB).
+  setupFilesAfterEnv: ['<rootDir>/test/harness/jest-setup.ts'],
   // The Functions worker normally supplies '@azure/functions-core'; the local durable runtime's
   // stand-in captures app.* registrations so tests invoke the real handlers (see runtime/functionsCore.ts).
   moduleNameMapper: { '^@azure/functions-core$': '<rootDir>/runtime/functionsCore.ts' },
