@@ -37,9 +37,11 @@ function cached(compile, service) {
 
 const load = Module._load;
 let patched = false;
-Module._load = function patchTsNode(request) {
+Module._load = function patchTsNode(request, parent) {
   const exports = load.apply(this, arguments);
-  if (!patched && exports && typeof exports.register === 'function' && typeof exports.create === 'function' && exports.REGISTER_INSTANCE) {
+  // ts-node's main module, as `require('ts-node')` (bin/pagewise.js) or ts-node/register/* (`require('../')`) load it
+  const fromTsNode = request === 'ts-node' || (parent && /[\\/]ts-node[\\/]register[\\/]/.test(parent.filename));
+  if (!patched && fromTsNode && exports && typeof exports.register === 'function' && typeof exports.create === 'function') {
     patched = true;
     const register = exports.register;
     exports.register = function registerCached(options) {
