@@ -7,8 +7,10 @@
 const bytesOf = (v: unknown): Buffer | undefined =>
   ArrayBuffer.isView(v) && Object.prototype.toString.call(v) === '[object Uint8Array]' ? Buffer.from(v.buffer, v.byteOffset, v.byteLength) : undefined;
 
-expect.addEqualityTesters([
-  function sameBytes(a: unknown, b: unknown): boolean | undefined {
+type Tester = (a: unknown, b: unknown) => boolean | undefined;
+// jest 29.4+ has it; @types/jest 29.5 does not declare it yet
+(expect as unknown as { addEqualityTesters(testers: Tester[]): void }).addEqualityTesters([
+  function sameBytes(a, b) {
     const x = bytesOf(a);
     const y = bytesOf(b);
     // Other types, or a Buffer against a plain Uint8Array: jest's own rules (toStrictEqual tells them apart).
@@ -16,3 +18,5 @@ expect.addEqualityTesters([
     return x.length === y.length && Buffer.compare(x, y) === 0;
   },
 ]);
+
+export {}; // a module: its names stay its own
