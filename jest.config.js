@@ -8,6 +8,8 @@ module.exports = {
   // One TLS certificate per run for the Compute stand-in; NODE_EXTRA_CA_CERTS reaches workers and spawned CLIs.
   globalSetup: '<rootDir>/test/global-setup.ts',
   globalTeardown: '<rootDir>/test/global-teardown.ts',
+  // Buffers compare as bytes in toEqual (jest's element-by-element walk takes about a minute per MiB).
+  setupFilesAfterEnv: ['<rootDir>/test/harness/jest-setup.ts'],
   // The Functions worker normally supplies '@azure/functions-core'; the local durable runtime's
   // stand-in captures app.* registrations so tests invoke the real handlers (see runtime/functionsCore.ts).
   moduleNameMapper: { '^@azure/functions-core$': '<rootDir>/runtime/functionsCore.ts' },

@@ -10,6 +10,7 @@ import { chunkPoolFor, closeChunkPools, DEFAULT_CODEC, workerThreads, type Codec
 import { BLOCK2_OVERHEAD, decodeBlock2 } from '../core/repo/v2/block';
 import { chunkLengths, DEFAULT_CHUNKING, gearTable, type Chunking } from '../core/repo/v2/chunker';
 import { Keyring } from '../core/repo/v2/keyring';
+import { TS_NODE_CACHE } from '../testkit/pagewise-process';
 import { regionBytes, type RegionKind } from '../testkit/sample-disk';
 
 const run = promisify(execFile);
@@ -231,7 +232,7 @@ describe('worker loading, and the pool never keeps a process alive', () => {
     writeFileSync(script, childScript({ pool: rel('core/processor/chunk-pool.ts'), keyring: rel('core/repo/v2/keyring.ts'), block: rel('core/repo/v2/block.ts'), chunker: rel('core/repo/v2/chunker.ts') }));
     try {
       // a hang would show as the kill after 90 s (a failure), not as a slow pass
-      const { stdout } = await run(process.execPath, ['-r', 'ts-node/register/transpile-only', script], { cwd: ROOT, timeout: 90_000, env: { ...process.env, PAGEWISE_WORKER_THREADS: '2' } });
+      const { stdout } = await run(process.execPath, ['-r', TS_NODE_CACHE, '-r', 'ts-node/register/transpile-only', script], { cwd: ROOT, timeout: 90_000, env: { ...process.env, PAGEWISE_WORKER_THREADS: '2' } });
       const out = JSON.parse(stdout.trim());
       expect(out.chunks).toBeGreaterThanOrEqual(4);
       expect(out.same).toBe(out.chunks);

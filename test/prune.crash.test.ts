@@ -17,6 +17,7 @@ import { Clock } from '../core/clock';
 import { DEFAULT_DELETE_AFTER_MS } from '../core/prune/protocol';
 import { pruneVault, PruneReport, PruneStep } from '../core/prune/prune';
 import { forgetBackups } from '../core/retention/forget';
+import { TS_NODE_CACHE } from '../testkit/pagewise-process';
 import { MiB, startEnv, TestEnv } from './harness/env';
 import { expectIntact, KnownBackup, PagedDisk } from './harness/prune-fixture';
 import { cloneVault, comparable, countByKind, inventory, InventoryBlob } from './harness/vault-inventory';
@@ -187,7 +188,7 @@ test('a prune process killed with SIGKILL mid-sweep: the kept backups stay intac
   const hangAt = run2.findIndex((m) => m.step === 'packs') + 1;
   expect(hangAt).toBeGreaterThan(1);
   const { spawn } = await import('node:child_process');
-  const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', path.join(__dirname, 'harness', 'prune-child.ts')], {
+  const child = spawn(process.execPath, ['-r', TS_NODE_CACHE, '-r', 'ts-node/register/transpile-only', path.join(__dirname, 'harness', 'prune-child.ts')], {
     cwd: path.join(__dirname, '..'),
     env: { PATH: process.env.PATH, PAGEWISE_STORAGE_ENDPOINTS: env.az.storageEndpoints, PRUNE_VAULT_URL: vault.url, PRUNE_KEY_FILE: keyFile, PRUNE_CLOCK_MS: String(clocks[1]), PRUNE_HANG_AT: String(hangAt) },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -13,6 +13,7 @@ import { captureIO, run } from '../cli/main';
 import { backupDisk, loadUserKey, PagewiseError, writeNewKeyFile } from '../core';
 import { createScratchDir, sweepStaleScratchDirs } from '../core/cache/scratch-dir';
 import { startLocalApp } from '../runtime/localApp';
+import { TS_NODE_CACHE } from '../testkit/pagewise-process';
 import { fileSha256, KiB, MiB, startEnv, TestEnv } from './harness/env';
 
 let env: TestEnv;
@@ -225,7 +226,7 @@ describe('signals and the demo, spawned as a user runs them', () => {
   test('SIGTERM mid-upload (a real process): exit 143, "terminated", the partial page blob removed', async () => {
     const file = path.join(env.tmp, 'sigterm.img');
     await fs.writeFile(file, Buffer.alloc(10 * MiB, 0x33));
-    const child = spawn(process.execPath, [path.join(root, 'bin', 'pagewise.js'), 'upload', file, targetUrl('sigterm.vhd')], {
+    const child = spawn(process.execPath, ['-r', TS_NODE_CACHE, path.join(root, 'bin', 'pagewise.js'), 'upload', file, targetUrl('sigterm.vhd')], {
       cwd: root,
       env: { ...process.env, ...cliEnv() },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -241,7 +242,7 @@ describe('signals and the demo, spawned as a user runs them', () => {
   }, 60_000);
 
   test('demo --image without a file is refused (it never runs the sample disk instead)', () => {
-    const r = spawnSync(process.execPath, ['-r', 'ts-node/register/transpile-only', path.join(root, 'demo', 'run-demo.ts'), '--image'], {
+    const r = spawnSync(process.execPath, ['-r', TS_NODE_CACHE, '-r', 'ts-node/register/transpile-only', path.join(root, 'demo', 'run-demo.ts'), '--image'], {
       cwd: root,
       env: { ...process.env, TS_NODE_PROJECT: path.join(root, 'tsconfig.json') },
     });

@@ -100,6 +100,7 @@ export async function startAzurite(
     const child = spawn(
       process.execPath,
       [
+        '--require', path.join(__dirname, 'azurite-preload.js'), // defers Azurite's telemetry SDK (off): a faster start
         azuriteMain(),
         '--blobHost', HOST,
         '--blobPort', String(port),

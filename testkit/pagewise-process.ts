@@ -8,6 +8,8 @@ import { ChildProcess, spawn } from 'node:child_process';
 import * as path from 'node:path';
 
 export const PAGEWISE_BIN = path.join(__dirname, '..', 'bin', 'pagewise.js');
+/** Preload for spawned TypeScript: ts-node's output cached on disk, so a spawn does not transpile the CLI again. */
+export const TS_NODE_CACHE = path.join(__dirname, 'ts-node-cache.js');
 
 export interface PagewiseExit {
   code: number | null;
@@ -29,8 +31,8 @@ export function startPagewise(args: string[], options: PagewiseProcessOptions = 
   Object.assign(env, options.env ?? {});
   const [command, argv] =
     options.maxOpenFiles === undefined
-      ? [process.execPath, [PAGEWISE_BIN, ...args]]
-      : ['bash', ['-c', `ulimit -n ${Math.floor(options.maxOpenFiles)} && exec "$0" "$@"`, process.execPath, PAGEWISE_BIN, ...args]];
+      ? [process.execPath, ['--require', TS_NODE_CACHE, PAGEWISE_BIN, ...args]]
+      : ['bash', ['-c', `ulimit -n ${Math.floor(options.maxOpenFiles)} && exec "$0" "$@"`, process.execPath, '--require', TS_NODE_CACHE, PAGEWISE_BIN, ...args]];
   const child = spawn(command, argv, { env, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
