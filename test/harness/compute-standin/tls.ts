@@ -9,6 +9,7 @@ import * as https from 'node:https';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tls from 'node:tls';
+import { ensureTools } from '../../../testkit/debian-tools';
 
 /** Where globalSetup put the certificate of this run (a directory with cert.pem and key.pem). */
 export const TLS_DIR_ENV = 'PAGEWISE_TEST_TLS_DIR';
@@ -25,7 +26,9 @@ export function makeStandInCert(): StandInCert {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'pagewise-test-tls-'));
   const certFile = path.join(dir, 'cert.pem');
   const keyFile = path.join(dir, 'key.pem');
-  execFileSync('openssl', [
+  // openssl comes from the project's files too on a fresh machine (apt, like the file-system tools).
+  const { openssl } = ensureTools(['openssl']);
+  execFileSync(openssl, [
     'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '3',
     '-subj', '/CN=Pagewise test Compute stand-in', '-addext', 'subjectAltName=IP:127.0.0.1',
     '-keyout', keyFile, '-out', certFile,
