@@ -13,7 +13,7 @@ import { EngineSettings, OperationProgress, StorageLocation } from '../types';
 import { isArmNotFound } from './arm-capture';
 import { assertNetworkInterfaceId, assertResourceGroupName, assertResourceName, assertSubscriptionId, diskIdOf, parseVmId, vmIdOf } from './arm-ids';
 import { assertUploadDiskSize, endsInFooterSlot } from './arm-provision';
-import type { VmCompute } from './compute';
+import type { NewDiskSpec, VmCompute } from './compute';
 import { readVmManifest, VmManifest, VmManifestDisk } from './vm-manifest';
 import { VHD_FOOTER_BYTES, vhdFooter } from './vhd-footer';
 
@@ -22,16 +22,8 @@ export const RESTORE_GRANT_SECONDS = 24 * 3600;
 /** The tag on what a restore creates: never `pagewise=taken`, which Pagewise alone may delete. */
 export const RESTORED_TAGS: Readonly<Record<string, string>> = { pagewise: 'restored' };
 
-export interface ManagedDiskTarget {
-  subscriptionId: string;
-  resourceGroup: string;
-  name: string;
-  location: string;
-  zone?: string;
-  sku?: string;
-  osType?: string;
-  hyperVGeneration?: string;
-}
+/** Where a restored disk goes: a new disk's spec less what the backup decides (its size) and what the restore sets (its tags). */
+export type ManagedDiskTarget = Omit<NewDiskSpec, 'sizeBytes' | 'tags'>;
 
 export interface ManagedDiskRestoreRequest {
   compute: VmCompute;
