@@ -179,3 +179,6 @@ export type { ManagedDiskTarget, ManagedDiskRestoreRequest, ManagedDiskRestoreRe
 // #16 vmfunc — which VMs a policy selector names (by ID, resource group, subscription, or tag through Resource Graph).
 export { checkVmSelector, describeSelector, MAX_TAG_SUBSCRIPTIONS, MAX_VMS_PER_SELECTOR, uniqueVmIds, vmsInScope } from './vm/vm-scope';
 export type { VmSelector, VmTagSelector } from './vm/vm-scope';
+// #16 vmretain — VM-level forget, keep rules and undelete (FORMAT §27.6).
+export { forgetVmBackups, forgetVmBackupsByPolicy, undeleteVmBackups, listVmBackupStates } from './vm/vm-retention';
+export type { VmBackupListing, VmForgetOptions, VmForgetReport, VmUndeleteResult } from './vm/vm-retention';
