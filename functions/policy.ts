@@ -13,7 +13,9 @@
  *
  * `"vms": [ { "tag": { "name": "backup", "value": "nightly", "subscriptions": ["<guid>"] }, "fullOn": ["Sun"] } ]`
  * (#16): whole VMs through Compute — by `id`, `resourceGroup` ("/subscriptions/<guid>/resourceGroups/<rg>"),
- * `subscription` ("<guid>") or `tag`; each run backs up every VM the entry names now, once per VM.
+ * `subscription` ("<guid>") or `tag`; each run backs up every VM the entry names now, once per VM. The
+ * `retention` rules apply to those VMs' VM backups too (FORMAT §27.6): each VM backup they do not keep
+ * is forgotten with all its disk backups.
  */
 import Ajv, { JSONSchemaType } from 'ajv';
 import { checkVmSelector, DAY_MS, diskIdentityOf, KeepPolicy, MAX_TAG_SUBSCRIPTIONS, PagewiseError, parseKeepPolicy, parseStorageUrl, sourceBlobClient } from '../core';

@@ -2,7 +2,8 @@
  * Retention of whole-VM backups (#16, FORMAT §27.6) through the real ArmVmCompute over the loopback Compute
  * stand-in: three VM backups of a two-disk VM, keep-last 1 forgets two with their disk backups, undelete
  * brings one back, prune reclaims the other's disk backups, the kept one restores byte-identical; the CLI's
- * forget --vm / --vm-backup, undelete --vm-backup and list --vm; bad input refused before any write.
+ * forget --vm / --vm-backup, undelete --vm-backup and list --vm; bad input refused before any write; a
+ * backup policy's retention applied to the VMs its `vms` selectors name (the retention activity's code).
  */
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
@@ -12,6 +13,9 @@ import {
 } from '../core';
 import { DEFAULT_DELETE_AFTER_MS, DEFAULT_GRACE_MS } from '../core/prune/protocol';
 import { pruneVault } from '../core/prune/prune';
+import { forgetByAppPolicy } from '../functions/retentionActivities';
+import { useAppSettings } from '../functions/settings';
+import { useVmCompute } from '../functions/vmCompute';
 import { MiB, startEnv, TestEnv } from './harness/env';
 import { startComputeStandIn, ComputeStandIn } from './harness/compute-standin';
 
@@ -160,5 +164,45 @@ describe('a two-disk VM with three VM backups', () => {
     const both = await cli(['forget', '--vm', vmId, '--vm-backup', ids()[1], '--keep-last', '1']);
     expect(both.code).not.toBe(0);
     expect(both.stderr).toContain('contradict');
+  });
+});
+
+describe("a backup policy's retention over its VM selectors", () => {
+  afterAll(() => {
+    useAppSettings(undefined);
+    useVmCompute(undefined);
+  });
+
+  test('keep-last 1 of a policy naming a resource group forgets the older VM backup of each VM there, never the newest', async () => {
+    const a = await standin.addVm({ resourceGroup: 'rg-policy', name: 'pa', osDiskBytes: 1 * MiB });
+    const b = await standin.addVm({ resourceGroup: 'rg-policy', name: 'pb', osDiskBytes: 1 * MiB, dataDisks: [{ lun: 2, bytes: 1 * MiB }] });
+    const made: Record<string, string[]> = { [a.vmId]: [], [b.vmId]: [] };
+    for (const vm of [a, a, b]) {
+      await vm.disks[0].blob.uploadPages(randomBytes(64 * KiB), 0, 64 * KiB);
+      clockMs += 3600_000;
+      made[vm.vmId].push((await backupVm({ compute, vmId: vm.vmId, vault, userKey, settings, clock })).manifest.vmBackupId);
+    }
+    // The settings the retention activity reads: this vault and key, the stand-in's ARM endpoint, the policy.
+    useAppSettings(env.appSettings({
+      PAGEWISE_VAULT_URL: vault.url,
+      PAGEWISE_USER_KEY: userKey.toString('base64'),
+      PAGEWISE_ARM_ENDPOINT: standin.endpoint,
+      PAGEWISE_ARM_TOKEN: standin.token,
+      PAGEWISE_BACKUP_POLICY: JSON.stringify({ vms: [{ resourceGroup: `/subscriptions/${standin.subscriptionId}/resourceGroups/rg-policy` }], retention: { keepLast: 1, graceDays: 3 } }),
+    }));
+    const report = await forgetByAppPolicy();
+    expect(report.forgotten).toEqual([]);
+    expect(report.vmBackups!.problems).toBeUndefined();
+    expect(report.vmBackups!.forgotten.map((f) => [f.vmId, f.vmBackupId, f.diskBackups.length])).toEqual([[a.vmId, made[a.vmId][0], 1]]);
+    expect(Date.parse(report.vmBackups!.forgotten[0].graceEndsAt) - Date.now()).toBeGreaterThan(2 * DAY);
+    expect(report.vmBackups!.kept.map((k) => [k.vmId, k.vmBackupId, k.reasons])).toEqual([
+      [a.vmId, made[a.vmId][1], ['last #1']],
+      [b.vmId, made[b.vmId][0], ['last #1']],
+    ]);
+    const stateOf = async (vmId: string) => (await listVmBackupStates(vault, userKey, vmId)).map((s) => s.state);
+    expect(await stateOf(a.vmId)).toEqual(['live', 'forgotten']);
+    expect(await stateOf(b.vmId)).toEqual(['live']);
+    // A second run finds nothing more to forget.
+    expect((await forgetByAppPolicy()).vmBackups!.forgotten).toEqual([]);
   });
 });
