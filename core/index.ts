@@ -153,7 +153,7 @@ export { ArmVmCompute } from './vm/arm-vm-compute';
 export type { ArmVmComputeOptions } from './vm/arm-vm-compute';
 export { armCapture, isArmNotFound, armErrorText, DEFAULT_COMPLETION_WAIT, RESTORE_POINTS_UNSUPPORTED } from './vm/arm-capture';
 export type { ArmCaptureOptions, CompletionWait } from './vm/arm-capture';
-export { armContext, parseArmEndpoint, StaticTokenCredential, PUBLIC_ARM_ENDPOINT } from './vm/arm-context';
+export { armContext, parseArmEndpoint, parseArmPollMs, MIN_ARM_POLL_MS, MAX_ARM_POLL_MS, StaticTokenCredential, PUBLIC_ARM_ENDPOINT } from './vm/arm-context';
 export type { ArmContext, ArmContextOptions } from './vm/arm-context';
 export {
   parseVmId, parseDiskId, parseSnapshotId, parseCaptureId, parseRestorePointId, parseDiskRestorePointId, isCaptureId, parseResourceGroupId, parseSubscriptionScope,
