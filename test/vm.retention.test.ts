@@ -206,3 +206,24 @@ describe("a backup policy's retention over its VM selectors", () => {
     expect((await forgetByAppPolicy()).vmBackups!.forgotten).toEqual([]);
   });
 });
+
+describe('Compute refusing the identity', () => {
+  test('a 403 or a 401 from Compute is AccessDenied naming the call, not a transient failure; tag text is checked by one rule', async () => {
+    const { vmId } = await standin.addVm({ resourceGroup: 'rg-denied', name: 'd1', osDiskBytes: 1 * MiB });
+    standin.faults.fail('virtualMachines.get', 1, 403, 'AuthorizationFailed');
+    await expect(compute.getVm(vmId)).rejects.toMatchObject({ code: 'AccessDenied', message: expect.stringContaining(`getVm ${vmId}: Compute refused the request (403 AuthorizationFailed`) });
+    const stranger = new ArmVmCompute(armContext({ endpoint: standin.endpoint, credential: { getToken: async () => ({ token: 'wrong', expiresOnTimestamp: Date.now() + 3600_000 }) } }), { pollIntervalMs: 20 });
+    await expect(stranger.getVm(vmId)).rejects.toMatchObject({ code: 'AccessDenied', message: expect.stringContaining('401') });
+    expect((await compute.getVm(vmId)).name).toBe('d1');
+    // The same words as a policy's tag selector gets (core/vm/tag-text.ts).
+    await expect(compute.vmIdsByTag([standin.subscriptionId], { name: 'env', value: "x' or 1==1" })).rejects.toMatchObject({ code: 'BadInput', message: expect.stringContaining(`the VM tag value "x' or 1==1" holds "'"`) });
+  });
+
+  test('PAGEWISE_ARM_POLL_MS sets the poll interval, bounded; unset leaves the SDK default', () => {
+    expect(armContext({ endpoint: standin.endpoint, credential: standin.credential }, { PAGEWISE_ARM_POLL_MS: '25' }).pollIntervalMs).toBe(25);
+    expect(armContext({ endpoint: standin.endpoint, credential: standin.credential }, {}).pollIntervalMs).toBeUndefined();
+    for (const bad of ['5', '60001', '2s', '-1']) {
+      expect(() => armContext({ endpoint: standin.endpoint, credential: standin.credential }, { PAGEWISE_ARM_POLL_MS: bad })).toThrow(/PAGEWISE_ARM_POLL_MS .* must be a whole number of milliseconds from 10 to 60000/);
+    }
+  });
+});
