@@ -52,6 +52,8 @@ beforeAll(async () => {
       ...env.appSettings(),
       PAGEWISE_ARM_ENDPOINT: standin.endpoint,
       PAGEWISE_ARM_TOKEN: standin.token,
+      // The stand-in answers at once: its long-running operations polled every 20 ms, not the SDK's 2 s.
+      PAGEWISE_ARM_POLL_MS: '20',
       PAGEWISE_VM_DISK_CONCURRENCY: '2',
       // The timer's policy: every VM tagged backup=nightly, and one of them again by ID (backed up once).
       PAGEWISE_BACKUP_POLICY: JSON.stringify({
