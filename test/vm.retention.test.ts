@@ -13,6 +13,9 @@ import {
 } from '../core';
 import { DEFAULT_DELETE_AFTER_MS, DEFAULT_GRACE_MS } from '../core/prune/protocol';
 import { pruneVault } from '../core/prune/prune';
+import { readTombstones } from '../core/retention/tombstones';
+import { Vault } from '../core/repo/vault';
+import { openVaultKeyring } from '../core/repo/v2/marker';
 import { forgetByAppPolicy } from '../functions/retentionActivities';
 import { useAppSettings } from '../functions/settings';
 import { useVmCompute } from '../functions/vmCompute';
@@ -93,6 +96,11 @@ describe('a two-disk VM with three VM backups', () => {
     const deleted = listed.filter((b) => b.status === 'complete' && b.deleted).map((b) => b.backupId);
     expect(new Set(deleted)).toEqual(forgottenDisks);
     expect(await states()).toEqual([[b3, 'live'], [b2, 'forgotten'], [b1, 'forgotten']]);
+    // Ordinary tombstones (§26.2), saying the VM's keep rule chose them.
+    const v = Vault.open(vault);
+    const tombstones = [...(await readTombstones(v, await openVaultKeyring(v, userKey))).values()].map((t) => t.tombstone!);
+    expect(new Set(tombstones.map((t) => t.backupId))).toEqual(forgottenDisks);
+    expect(tombstones.map((t) => [t.reason, t.rule])).toEqual(Array(4).fill(['policy', 'last 1']));
     // Forgetting again changes nothing: their grace stands.
     expect(await forgetVmBackups(vault, userKey, [b1])).toMatchObject({ forgotten: [], alreadyForgotten: [b1] });
     // Releasing captures is the next backup's (§27.3): only the newest VM backup's restore point is there.

@@ -2,7 +2,8 @@
  * `pagewise forget <backup-id>… | --keep-daily 7 … [--disk D] --vault <url> --key-file <f>`: soft-deletes
  * backups (a tombstone each; nothing is deleted until prune, after the grace) — named ones, or per disk
  * those the keep rules (restic's) do not keep. `--dry-run` shows per disk what goes and which rule keeps
- * each kept backup; `--prune` prunes afterwards. docs/RETENTION.md.
+ * each kept backup; `--prune` prunes afterwards. `--vm <id> --keep-*` / `--vm-backup <id>…`: whole-VM
+ * backups, each forgotten with all its disk backups (FORMAT §27.6). docs/RETENTION.md.
  */
 import { Command } from 'commander';
 import { DAY_MS, displayUrl, forgetBackups, ForgetReport, forgetVmBackups, forgetVmBackupsByPolicy, parseVmId, VmForgetReport, loadUserKey, PagewiseError, parseKeepPolicy, KeepPolicy, validateBackupId } from '../../core';
@@ -127,7 +128,7 @@ export const defineForget: DefineCommand = (program, ctx) => {
     .option('--max-unused <percent>', 'with --prune: as pagewise prune --max-unused')
     .option('--no-repack', 'with --prune: as pagewise prune --no-repack')
     .option('--json', 'print one JSON object: { vault, forget: <report>, prune?: <report> }')
-    .addHelpText('after', '\nExamples:\n  pagewise forget pw-0123456789abcdef01234567 --vault … --key-file key.json\n  pagewise forget --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --dry-run --vault … --key-file key.json\n')
+    .addHelpText('after', '\nExamples:\n  pagewise forget pw-0123456789abcdef01234567 --vault … --key-file key.json\n  pagewise forget --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --dry-run --vault … --key-file key.json\n  pagewise forget --vm /subscriptions/…/virtualMachines/vm1 --keep-daily 7 --vault … --key-file key.json\n  pagewise forget --vm-backup vm-20261201t020000000z-0123456789ab --vault … --key-file key.json\n')
     .action(async (ids: string[], opts: ForgetCliOptions) => {
       const { io } = ctx;
       const backupIds = ids.map(validateBackupId);
