@@ -2,6 +2,7 @@
  * `pagewise undelete <backup-id>… --vault <url> --key-file <f>`: brings forgotten backups back while their
  * grace lasts (removes the tombstone; needs the delete right). One never forgotten is left as it is; one
  * whose grace ended may already be pruned and is not brought back (exit 1, BackupExpired).
+ * `--vm-backup <id>…`: whole-VM backups, every disk backup of each (FORMAT §27.6).
  */
 import { displayUrl, loadUserKey, PagewiseError, undeleteBackups, undeleteVmBackups, validateBackupId } from '../../core';
 import { storageLocation } from '../locations';
@@ -29,6 +30,7 @@ export const defineUndelete: DefineCommand = (program, ctx) => {
         printLines(io, [
           ...result.restored.map((id) => `restored ${id}: no longer forgotten`),
           ...result.notForgotten.map((id) => `${id} is not forgotten; nothing changed`),
+          ...(result.problems ?? []).map((p) => `problem: ${'backupId' in p ? p.backupId : p.id}: ${p.problem}`),
         ]);
       }
       if (result.expired.length > 0) {
