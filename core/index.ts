@@ -151,9 +151,9 @@ export type { CapturedDisk, ConsistencyLevel, NewDiskSpec, NewVmSpec, VmCaptureC
 export { PAGEWISE_TAG, PAGEWISE_TAG_VALUE, PAGEWISE_VM_TAG, pagewiseTags, vmCaptureTag } from './vm/compute';
 export { ArmVmCompute } from './vm/arm-vm-compute';
 export type { ArmVmComputeOptions } from './vm/arm-vm-compute';
-export { armCapture, isArmNotFound, armErrorText, DEFAULT_COMPLETION_WAIT, RESTORE_POINTS_UNSUPPORTED } from './vm/arm-capture';
+export { armCapture, armAccessDenied, isArmNotFound, armErrorText, DEFAULT_COMPLETION_WAIT, RESTORE_POINTS_UNSUPPORTED } from './vm/arm-capture';
 export type { ArmCaptureOptions, CompletionWait } from './vm/arm-capture';
-export { armContext, parseArmEndpoint, StaticTokenCredential, PUBLIC_ARM_ENDPOINT } from './vm/arm-context';
+export { armContext, parseArmEndpoint, parseArmPollMs, MIN_ARM_POLL_MS, MAX_ARM_POLL_MS, StaticTokenCredential, PUBLIC_ARM_ENDPOINT } from './vm/arm-context';
 export type { ArmContext, ArmContextOptions } from './vm/arm-context';
 export {
   parseVmId, parseDiskId, parseSnapshotId, parseCaptureId, parseRestorePointId, parseDiskRestorePointId, isCaptureId, parseResourceGroupId, parseSubscriptionScope,
@@ -179,6 +179,10 @@ export type { ManagedDiskTarget, ManagedDiskRestoreRequest, ManagedDiskRestoreRe
 // #16 vmfunc — which VMs a policy selector names (by ID, resource group, subscription, or tag through Resource Graph).
 export { checkVmSelector, describeSelector, MAX_TAG_SUBSCRIPTIONS, MAX_VMS_PER_SELECTOR, uniqueVmIds, vmsInScope } from './vm/vm-scope';
 export type { VmSelector, VmTagSelector } from './vm/vm-scope';
+// #16 vmretain — VM-level forget, keep rules and undelete (FORMAT §27.6).
+export { forgetVmBackups, forgetVmBackupsByPolicy, undeleteVmBackups, listVmBackupStates } from './vm/vm-retention';
+export type { VmBackupListing, VmForgetOptions, VmForgetReport, VmUndeleteResult } from './vm/vm-retention';
+export { checkTagText, MAX_TAG_TEXT } from './vm/tag-text';
 
 // #15 speed — the zstd binding in use (native or the WebAssembly fallback) and the codec pre-check's rule and counts.
 export { zstdBinding, zstdEncodeSync, zstdReady, ZSTD_LEVEL } from './repo/v2/zstd';

@@ -85,7 +85,7 @@ const prune: JSONSchemaType<PruneActivityInput> = {
 /** The backup orchestrations a scheduled run waits for: `backup-<backup ID>` instance IDs only (BACKUP_ID_RE's forms), at most one per policy disk. */
 const settled: JSONSchemaType<{ instanceIds: string[] }> = {
   type: 'object',
-  properties: { instanceIds: { type: 'array', maxItems: 1000, items: { type: 'string', pattern: '^backup-[a-z0-9][a-z0-9-]{2,62}$' } } },
+  properties: { instanceIds: { type: 'array', maxItems: 1000, items: { type: 'string', pattern: '^(vm)?backup-[a-z0-9][a-z0-9-]{2,62}$' } } },
   required: ['instanceIds'],
   additionalProperties: false,
 };

@@ -13,10 +13,12 @@
  *
  * `"vms": [ { "tag": { "name": "backup", "value": "nightly", "subscriptions": ["<guid>"] }, "fullOn": ["Sun"] } ]`
  * (#16): whole VMs through Compute — by `id`, `resourceGroup` ("/subscriptions/<guid>/resourceGroups/<rg>"),
- * `subscription` ("<guid>") or `tag`; each run backs up every VM the entry names now, once per VM.
+ * `subscription` ("<guid>") or `tag`; each run backs up every VM the entry names now, once per VM. The
+ * `retention` rules apply to those VMs' VM backups too (FORMAT §27.6): each VM backup they do not keep
+ * is forgotten with all its disk backups.
  */
 import Ajv, { JSONSchemaType } from 'ajv';
-import { checkVmSelector, DAY_MS, diskIdentityOf, KeepPolicy, MAX_TAG_SUBSCRIPTIONS, PagewiseError, parseKeepPolicy, parseStorageUrl, sourceBlobClient } from '../core';
+import { checkVmSelector, DAY_MS, MAX_TAG_TEXT, diskIdentityOf, KeepPolicy, MAX_TAG_SUBSCRIPTIONS, PagewiseError, parseKeepPolicy, parseStorageUrl, sourceBlobClient } from '../core';
 import type { ConsistencyLevel, VmSelector } from '../core';
 import { CONSISTENCY_LEVELS } from '../orchestrations/vmContracts';
 import { engineOverrideProperties } from './engineOverrideSchema';
@@ -111,8 +113,8 @@ const schema: JSONSchemaType<PolicyText> = {
           tag: {
             type: 'object',
             properties: {
-              name: { type: 'string', minLength: 1, maxLength: 256 },
-              value: { type: 'string', minLength: 1, maxLength: 256 },
+              name: { type: 'string', minLength: 1, maxLength: MAX_TAG_TEXT },
+              value: { type: 'string', minLength: 1, maxLength: MAX_TAG_TEXT },
               subscriptions: { type: 'array', minItems: 1, maxItems: MAX_TAG_SUBSCRIPTIONS, items: { type: 'string', maxLength: 64 } },
             },
             required: ['name', 'value', 'subscriptions'],

@@ -5,14 +5,16 @@
  */
 import * as df from 'durable-functions';
 import type { InvocationContext } from '@azure/functions';
-import { DAY_MS, forgetBackups, ForgetReport, isPagewiseError, pruneVault, PruneReport } from '../core';
+import { DAY_MS, describeSelector, forgetBackups, ForgetReport, forgetVmBackupsByPolicy, isPagewiseError, KeepPolicy, pruneVault, PruneReport, redact, uniqueVmIds, vmsInScope } from '../core';
+import type { StorageLocation } from '../core';
 import { Activities } from '../orchestrations/contracts';
 import { reportingPermanentFailures } from './permanentFailures';
 import { pruneActivityInput, settledActivityInput } from './activityInputs';
-import { loadPolicy, policyDiskIdentity, retentionOf } from './policy';
+import { BackupPolicy, loadPolicy, policyDiskIdentity, retentionOf } from './policy';
 import { policySource, pruneMinGraceDays, readSettings, readUserKey } from './settings';
 import { shutdownSignal } from './shutdown';
 import { findStatus } from './starter';
+import { vmCompute } from './vmCompute';
 
 const RUNNING = new Set(['Running', 'Pending', 'ContinuedAsNew']);
 
@@ -32,10 +34,52 @@ export async function pruneWithAppSettings(input: unknown): Promise<PruneReport>
   });
 }
 
-/** Forgets, disk by disk, what the policy's retention rules do not keep; an empty report when the policy has none. */
-export async function forgetByAppPolicy(): Promise<ForgetReport> {
+/** What the policy's retention did to the VM backups of its `vms` selectors (FORMAT §27.6). */
+export interface VmRetentionReport {
+  forgotten: { vmId: string; vmBackupId: string; graceEndsAt: string; diskBackups: string[] }[];
+  kept: { vmId: string; vmBackupId: string; reasons: string[] }[];
+  /** A selector whose VMs could not be listed, or a VM whose backups could not be forgotten: why (the others went on). */
+  problems?: { what: string; problem: string }[];
+}
+
+/** The retention report: per disk as core's, and the VM backups' when the policy names VMs. */
+export type PolicyForgetReport = ForgetReport & { vmBackups?: VmRetentionReport };
+
+/**
+ * The policy's keep rules over the VM backups of every VM its `vms` selectors name now (each VM once):
+ * the VM backups they do not keep forgotten with their disk backups. One selector or VM failing is said
+ * and does not stop the others; a VM without VM backups yet has nothing to forget.
+ */
+export async function forgetVmsByPolicy(policy: BackupPolicy, keep: KeepPolicy, graceMs: number | undefined, vault: StorageLocation, userKey: Buffer): Promise<VmRetentionReport> {
+  const report: VmRetentionReport = { forgotten: [], kept: [] };
+  const problems: NonNullable<VmRetentionReport['problems']> = [];
+  const ids: string[] = [];
+  for (const selector of policy.vms ?? []) {
+    try {
+      ids.push(...(await vmsInScope(vmCompute(), selector)));
+    } catch (err) {
+      problems.push({ what: describeSelector(selector), problem: redact(err instanceof Error ? err.message : String(err)) });
+    }
+  }
+  for (const vmId of uniqueVmIds(ids)) {
+    try {
+      const one = await forgetVmBackupsByPolicy(vault, userKey, vmId, keep, graceMs !== undefined ? { graceMs } : {});
+      report.forgotten.push(...one.forgotten.map((f) => ({ vmId, ...f })));
+      report.kept.push(...one.kept.map((k) => ({ vmId, ...k })));
+      for (const p of one.problems ?? []) problems.push({ what: p.id, problem: p.problem });
+    } catch (err) {
+      if (isPagewiseError(err, 'BackupNotFound')) continue;
+      if (!isPagewiseError(err)) throw err; // transient: the activity is retried
+      problems.push({ what: vmId, problem: redact(err.message) });
+    }
+  }
+  return problems.length > 0 ? { ...report, problems } : report;
+}
+
+/** Forgets, disk by disk and VM by VM, what the policy's retention rules do not keep; an empty report when the policy has none. */
+export async function forgetByAppPolicy(): Promise<PolicyForgetReport> {
   const settings = readSettings();
-  const report: ForgetReport = { forgotten: [], kept: [], alreadyForgotten: [], dryRun: false };
+  const report: PolicyForgetReport = { forgotten: [], kept: [], alreadyForgotten: [], dryRun: false };
   const source = policySource();
   // A prune app may run without a policy: then it only prunes.
   if (!source.inline && !source.url) return report;
@@ -57,6 +101,7 @@ export async function forgetByAppPolicy(): Promise<ForgetReport> {
     report.alreadyForgotten.push(...one.alreadyForgotten);
     if (one.problems?.length) (report.problems ??= []).push(...one.problems);
   }
+  if (policy.vms?.length) report.vmBackups = await forgetVmsByPolicy(policy, retention.keep, retention.graceMs, settings.vault, readUserKey());
   return report;
 }
 
@@ -64,7 +109,8 @@ export function registerRetentionActivities(o: { prune: boolean }): void {
   df.app.activity(Activities.forgetByPolicy, {
     handler: reportingPermanentFailures(async (_input: unknown, context: InvocationContext) => {
       const report = await forgetByAppPolicy();
-      context.log(`retention by policy: ${report.forgotten.length} backup(s) forgotten, ${report.kept.length} kept, ${report.alreadyForgotten.length} already forgotten`);
+      const vms = report.vmBackups ? `; VM backups: ${report.vmBackups.forgotten.length} forgotten, ${report.vmBackups.kept.length} kept${report.vmBackups.problems ? `, ${report.vmBackups.problems.length} problem(s)` : ''}` : '';
+      context.log(`retention by policy: ${report.forgotten.length} backup(s) forgotten, ${report.kept.length} kept, ${report.alreadyForgotten.length} already forgotten${vms}`);
       return report;
     }),
   });

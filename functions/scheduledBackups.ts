@@ -12,7 +12,7 @@ import type { InvocationContext, Timer } from '@azure/functions';
 import { describeSelector, displayUrl, redact, vmsInScope } from '../core';
 import type { ConsistencyLevel } from '../core';
 import { Orchestrators, RetainByPolicyInput } from '../orchestrations/contracts';
-import { backupInstanceId, retentionInstanceId } from '../orchestrations/instanceIds';
+import { backupInstanceId, retentionInstanceId, vmBackupInstanceId } from '../orchestrations/instanceIds';
 import { startDiskBackup } from './backupStarts';
 import { BackupPolicy, disksDue, fullDue, loadPolicy, vmsDue } from './policy';
 import { startVmBackup } from './vmBackupStarts';
@@ -103,7 +103,9 @@ export async function runScheduledBackups(client: df.DurableClient, context: Inv
   context.log(`scheduled backups at ${now.toISOString()}: ${run.due} due, ${run.started.length} started, ${run.skipped.length} already done or running, ${run.failed.length} failed`);
   if (policy.vms?.length) run.vms = await runScheduledVmBackups(client, context, policy, now);
   if (policy.retention) {
-    const input: RetainByPolicyInput = { backupInstances: [...run.started, ...run.skipped].map(backupInstanceId), prune: mayDelete(appRole()) };
+    // The VM backups of this run too: their retention waits for them as for the disks'.
+    const vmInstances = run.vms ? [...run.vms.started, ...run.vms.skipped].map(vmBackupInstanceId) : [];
+    const input: RetainByPolicyInput = { backupInstances: [...[...run.started, ...run.skipped].map(backupInstanceId), ...vmInstances], prune: mayDelete(appRole()) };
     const started = await startOnce(client, Orchestrators.retainByPolicy, retentionInstanceId(now), input, { restartFailed: false });
     run.retention = started.instanceId;
   }

@@ -146,7 +146,7 @@ test('bad command lines are refused before anything is read (exit 2, one line)',
     [['forget', 'NOT_AN_ID', ...base], /backup ID/i],
     [['prune', '--max-unused', '150%', ...base], /--max-unused "150%" must be a percentage from 0% to 100%/],
     [['prune', '--max-unused', '0.1', ...base], /must be a percentage/],
-    [['undelete', ...base], /missing required argument/],
+    [['undelete', ...base], /give the forgotten backups to bring back, or --vm-backup IDs/],
   ];
   const before = await blobNames();
   for (const [args, message] of cases) {

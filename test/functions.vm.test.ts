@@ -52,6 +52,8 @@ beforeAll(async () => {
       ...env.appSettings(),
       PAGEWISE_ARM_ENDPOINT: standin.endpoint,
       PAGEWISE_ARM_TOKEN: standin.token,
+      // The stand-in answers at once: its long-running operations polled every 20 ms, not the SDK's 2 s.
+      PAGEWISE_ARM_POLL_MS: '20',
       PAGEWISE_VM_DISK_CONCURRENCY: '2',
       // The timer's policy: every VM tagged backup=nightly, and one of them again by ID (backed up once).
       PAGEWISE_BACKUP_POLICY: JSON.stringify({
@@ -215,7 +217,7 @@ test('a disk that fails abandons the capture: no restore point, snapshot or gran
   await app.runtime.startNew(VmOrchestrators.backupVm, { instanceId, input });
   const done = await app.runtime.waitForCompletion(instanceId, { timeoutInMs: 60_000 });
   expect(done.runtimeStatus).toBe('Failed');
-  expect(String(done.output)).toMatch(new RegExp(`VM backup ${vmBackupId} failed \\(2 of 2 disks\\); its capture was abandoned: OS disk: Stand-in fault on diskRestorePoint\\.grantAccess\\. RestError: Stand-in fault on diskRestorePoint\\.grantAccess\\.; data disk LUN 0: Stand-in fault`));
+  expect(String(done.output)).toMatch(new RegExp(`VM backup ${vmBackupId} failed \\(2 of 2 disks\\); its capture was abandoned: OS disk: AccessDenied: grantCaptureRead \\S+: Compute refused the request \\(403 AuthorizationFailed: Stand-in fault on diskRestorePoint\\.grantAccess\\.\\); data disk LUN 0: AccessDenied: grantCaptureRead`));
   expect(done.customStatus).toMatchObject({ phase: 'failed', disks: [{ lun: null, state: 'failed' }, { lun: 0, state: 'failed' }] });
   // No stack frame reaches the status or the failure.
   expect(JSON.stringify(done)).not.toMatch(/\s+at\s+\S+ \(/);

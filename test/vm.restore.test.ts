@@ -346,7 +346,7 @@ describe('restore to Azure managed disks and a VM', () => {
   });
 
   test('pagewise restore-vm restores the chosen disk and prints it (--json)', async () => {
-    const io = captureIO({ PAGEWISE_STORAGE_ENDPOINTS: env.az.storageEndpoints, PAGEWISE_ARM_ENDPOINT: standin.endpoint, PAGEWISE_ARM_TOKEN: standin.token });
+    const io = captureIO({ PAGEWISE_STORAGE_ENDPOINTS: env.az.storageEndpoints, PAGEWISE_ARM_ENDPOINT: standin.endpoint, PAGEWISE_ARM_TOKEN: standin.token, PAGEWISE_ARM_POLL_MS: '20' });
     const keyFile = path.join(env.tmp, 'restore-vm.key');
     await fs.writeFile(keyFile, encodeKeyFile(env.userKey), { mode: 0o600 });
     const code = await run(['restore-vm', vmBackupId, '--vault', env.vault.url, '--key-file', keyFile, '--resource-group', RG, '--disk', '0', '--name-prefix', 'cli-', '--json'], io);

@@ -2,10 +2,11 @@
  * `pagewise forget <backup-id>… | --keep-daily 7 … [--disk D] --vault <url> --key-file <f>`: soft-deletes
  * backups (a tombstone each; nothing is deleted until prune, after the grace) — named ones, or per disk
  * those the keep rules (restic's) do not keep. `--dry-run` shows per disk what goes and which rule keeps
- * each kept backup; `--prune` prunes afterwards. docs/RETENTION.md.
+ * each kept backup; `--prune` prunes afterwards. `--vm <id> --keep-*` / `--vm-backup <id>…`: whole-VM
+ * backups, each forgotten with all its disk backups (FORMAT §27.6). docs/RETENTION.md.
  */
 import { Command } from 'commander';
-import { DAY_MS, displayUrl, forgetBackups, ForgetReport, loadUserKey, PagewiseError, parseKeepPolicy, KeepPolicy, validateBackupId } from '../../core';
+import { DAY_MS, displayUrl, forgetBackups, ForgetReport, forgetVmBackups, forgetVmBackupsByPolicy, parseVmId, VmForgetReport, loadUserKey, PagewiseError, parseKeepPolicy, KeepPolicy, validateBackupId } from '../../core';
 import { storageLocation } from '../locations';
 import { printJson, printLines } from '../output';
 import { DefineCommand } from './context';
@@ -24,6 +25,8 @@ interface ForgetCliOptions {
   keepYearly?: string;
   keepWithin?: string;
   disk?: string;
+  vm?: string;
+  vmBackup?: string[];
   graceDays?: string;
   grace: boolean;
   dryRun?: boolean;
@@ -93,6 +96,18 @@ export function forgetLines(report: ForgetReport): string[] {
   return lines;
 }
 
+/** The VM backups that go, then the kept ones with the rules that keep them (§27.6). */
+export function vmForgetLines(report: VmForgetReport): string[] {
+  const verb = report.dryRun ? 'would forget' : 'forgot';
+  const lines = [`VM backups: ${verb} ${report.forgotten.length}, keep ${report.kept.length}`];
+  for (const f of report.forgotten) lines.push(`  forget  ${f.vmBackupId}  recoverable until ${f.graceEndsAt} (disk backups ${f.diskBackups.join(', ')})`);
+  for (const k of report.kept) lines.push(`  keep    ${k.vmBackupId}  ${k.reasons.join(', ') || '-'}`);
+  if (report.alreadyForgotten.length > 0) lines.push('', `already forgotten (their earlier grace stands): ${report.alreadyForgotten.join(', ')}`);
+  for (const p of report.problems ?? []) lines.push(`problem: ${p.id}: ${p.problem}`);
+  if (!report.dryRun && report.forgotten.length > 0) lines.push('', 'pagewise undelete --vm-backup <id> brings one back while its grace lasts; pagewise prune deletes its disk backups after it');
+  return lines;
+}
+
 export const defineForget: DefineCommand = (program, ctx) => {
   const command: Command = program
     .command('forget')
@@ -104,6 +119,8 @@ export const defineForget: DefineCommand = (program, ctx) => {
   command
     .option('--keep-within <duration>', 'keep every backup within this duration of the newest one, e.g. 30d, 2w, 1y6m')
     .option('--disk <disk>', 'apply the rules to this disk only (as pagewise list names it); default every disk')
+    .option('--vm <vm-resource-id>', "apply the --keep-* rules to this VM's whole-VM backups (pagewise list --vm): each forgotten with all its disk backups")
+    .option('--vm-backup <vm-backup-id...>', 'forget these whole-VM backups, each with all its disk backups')
     .option('--grace-days <n>', 'days a forgotten backup stays recoverable (default 14)')
     .option('--no-grace', 'no grace: the next prune may delete the forgotten backups')
     .option('--dry-run', 'show per disk what would be forgotten and which rule keeps each kept backup; write nothing')
@@ -111,11 +128,15 @@ export const defineForget: DefineCommand = (program, ctx) => {
     .option('--max-unused <percent>', 'with --prune: as pagewise prune --max-unused')
     .option('--no-repack', 'with --prune: as pagewise prune --no-repack')
     .option('--json', 'print one JSON object: { vault, forget: <report>, prune?: <report> }')
-    .addHelpText('after', '\nExamples:\n  pagewise forget pw-0123456789abcdef01234567 --vault … --key-file key.json\n  pagewise forget --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --dry-run --vault … --key-file key.json\n')
+    .addHelpText('after', '\nExamples:\n  pagewise forget pw-0123456789abcdef01234567 --vault … --key-file key.json\n  pagewise forget --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --dry-run --vault … --key-file key.json\n  pagewise forget --vm /subscriptions/…/virtualMachines/vm1 --keep-daily 7 --vault … --key-file key.json\n  pagewise forget --vm-backup vm-20261201t020000000z-0123456789ab --vault … --key-file key.json\n')
     .action(async (ids: string[], opts: ForgetCliOptions) => {
       const { io } = ctx;
       const backupIds = ids.map(validateBackupId);
       const policy = keepPolicyOf(opts);
+      if (opts.vm !== undefined || opts.vmBackup !== undefined) {
+        await forgetVms(ctx.io, opts, backupIds.length > 0, policy);
+        return;
+      }
       if (backupIds.length > 0 && policy) throw new PagewiseError('BadInput', 'give backup IDs or --keep-* rules, not both');
       if (backupIds.length === 0 && !policy) throw new PagewiseError('BadInput', 'give the backups to forget, or --keep-* rules (see pagewise forget --help)');
       if (backupIds.length > 0 && opts.disk !== undefined) throw new PagewiseError('BadInput', '--disk goes with --keep-* rules, not with backup IDs');
@@ -141,3 +162,20 @@ export const defineForget: DefineCommand = (program, ctx) => {
       printLines(io, [...forgetLines(report), ...(pruned ? ['', ...pruneLines(pruned)] : [])]);
     });
 };
+
+/** `forget --vm <id> --keep-*` or `forget --vm-backup <id>…`: whole-VM backups (core forgetVmBackups). */
+async function forgetVms(io: Parameters<DefineCommand>[1]['io'], opts: ForgetCliOptions, withIds: boolean, policy: KeepPolicy | undefined): Promise<void> {
+  if (withIds || opts.disk !== undefined) throw new PagewiseError('BadInput', '--vm and --vm-backup go without disk backup IDs and --disk');
+  if (opts.vm !== undefined && opts.vmBackup !== undefined) throw new PagewiseError('BadInput', '--vm (with --keep-* rules) and --vm-backup contradict each other; give one');
+  if (opts.vm !== undefined && !policy) throw new PagewiseError('BadInput', '--vm needs --keep-* rules (or name VM backups with --vm-backup)');
+  if (opts.vmBackup !== undefined && policy) throw new PagewiseError('BadInput', 'give --vm-backup IDs or --keep-* rules with --vm, not both');
+  if (opts.prune) throw new PagewiseError('BadInput', '--prune goes with disk backups; run pagewise prune after forgetting VM backups');
+  if (opts.vm !== undefined) parseVmId(opts.vm, '--vm');
+  const graceMs = graceMsOf(opts);
+  const vault = storageLocation(opts.vault, 'vault', io.env);
+  const userKey = await loadUserKey(opts.keyFile);
+  const o = { ...(graceMs !== undefined ? { graceMs } : {}), dryRun: opts.dryRun ?? false };
+  const report = opts.vm !== undefined ? await forgetVmBackupsByPolicy(vault, userKey, opts.vm, policy!, o) : await forgetVmBackups(vault, userKey, opts.vmBackup!, o);
+  if (opts.json) printJson(io, { vault: displayUrl(opts.vault), forgetVm: report });
+  else printLines(io, vmForgetLines(report));
+}

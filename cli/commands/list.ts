@@ -6,7 +6,7 @@
  * With usage (the default; --no-usage skips reading every page table): each backup's stored bytes only it
  * names (UNIQUE) and those it shares, each disk's, and the vault's totals (#15).
  */
-import { BackupListing, BackupUsage, displayUrl, DiskBackups, DiskUsage, formatBytes, listBackups, groupByDisk, listVmBackups, loadUserKey, PagewiseError, parseVmId, VaultUsage, vaultUsageAt, VmManifest } from '../../core';
+import { BackupListing, BackupUsage, displayUrl, DiskBackups, DiskUsage, formatBytes, listBackups, groupByDisk, listVmBackupStates, loadUserKey, PagewiseError, parseVmId, VaultUsage, vaultUsageAt, VmBackupListing } from '../../core';
 import { storageLocation } from '../locations';
 import { printJson, printLines } from '../output';
 import { DefineCommand } from './context';
@@ -28,8 +28,9 @@ export const defineList: DefineCommand = (program, ctx) => {
       if (opts.vm !== undefined) {
         parseVmId(opts.vm, '--vm');
         if (!userKey) throw new PagewiseError('BadInput', '--vm needs --key-file: VM backups are found by a keyed tag of the VM ID and their manifests are encrypted');
-        const vms = await listVmBackups(vault, userKey, opts.vm);
-        if (opts.json) printJson(io, { vault: displayUrl(opts.vault), vmId: opts.vm, vmBackups: vms });
+        const vms = await listVmBackupStates(vault, userKey, opts.vm);
+        const vmBackups = vms.map(({ manifest, ...state }) => ({ ...manifest, ...state }));
+        if (opts.json) printJson(io, { vault: displayUrl(opts.vault), vmId: opts.vm, vmBackups });
         else printLines(io, vms.length === 0 ? [`no VM backups of ${opts.vm} in ${displayUrl(opts.vault)}`] : vmLines(opts.vm, vms));
         return;
       }
@@ -114,12 +115,21 @@ function row(b: BackupListing): string[] {
   return [b.completedAt, `${kind}${generation}${b.formatVersion === 1 ? ' (v1)' : ''}`, b.base ?? '-', size(b.diskBytes), size(b.bytesRead), size(b.bytesNew), size(b.bytesStored), b.backupId, statusOf(b)];
 }
 
+/** A VM backup's retention state as list shows a disk backup's (§27.6); nothing for a live one. */
+function vmStateText(s: VmBackupListing): string {
+  if (s.state === 'forgotten') return `  deleted, recoverable until ${s.deleted!.graceEndsAt}`;
+  if (s.state === 'pruned') return '  pruned: its disk backups are gone';
+  if (s.state === 'partial') return `  incomplete: disk backup(s) ${s.missingDisks!.join(', ')} forgotten or pruned`;
+  return '';
+}
+
 /** The VM backups of one VM, newest first: each a line, then one line per disk. */
-function vmLines(vmId: string, vms: VmManifest[]): string[] {
+function vmLines(vmId: string, vms: VmBackupListing[]): string[] {
   const out = [`VM ${vmId} (${vms.length} backup${vms.length === 1 ? '' : 's'})`];
-  for (const m of vms) {
+  for (const s of vms) {
+    const m = s.manifest;
     const capture = m.capture === 'restore-point' ? 'restore point' : 'snapshots';
-    out.push(`  ${m.completedAt}  ${m.vmBackupId}  ${m.consistency}-consistent (asked ${m.requestedConsistency}), ${capture}, ${m.disks.length} disk${m.disks.length === 1 ? '' : 's'}`);
+    out.push(`  ${m.completedAt}  ${m.vmBackupId}  ${m.consistency}-consistent (asked ${m.requestedConsistency}), ${capture}, ${m.disks.length} disk${m.disks.length === 1 ? '' : 's'}${vmStateText(s)}`);
     for (const d of [...m.disks].sort((a, b) => (a.lun ?? -1) - (b.lun ?? -1))) {
       const why = d.reason ? ` (${d.reason})` : '';
       out.push(`    ${(d.lun === null ? 'os' : `lun ${d.lun}`).padEnd(7)}  ${d.kind}${why}  ${formatBytes(d.sizeBytes)} disk, read ${formatBytes(d.bytesRead)}, stored ${formatBytes(d.bytesStored)}  ${d.backupId}`);

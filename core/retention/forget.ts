@@ -36,6 +36,8 @@ export interface ForgetOptions {
   /** Decide and report; write nothing. */
   dryRun?: boolean;
   clock?: Clock;
+  /** With backup IDs: the keep policy (in words) that chose them elsewhere (a VM's, §27.6); tombstones then say reason "policy". */
+  rule?: string;
 }
 
 export interface ForgetReport {
@@ -89,7 +91,7 @@ function checkedGrace(graceMs: unknown): number {
 }
 
 /** Every version-2 manifest name by its nameTag (one listing): what a tombstone names. */
-async function manifestsByNameTag(vault: Vault): Promise<Map<string, string>> {
+export async function manifestsByNameTag(vault: Vault): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   for await (const name of vault.list(v2names.manifestPrefix())) {
     const nameTag = MANIFEST_NAME_RE.exec(name)?.[3];
@@ -146,7 +148,7 @@ export async function forgetBackups(o: ForgetOptions): Promise<ForgetReport> {
     for (const id of ids) {
       const b = complete.find((l) => l.backupId === id);
       if (!b) throw notForgettable(vault, keyring, listings, id);
-      targets.push({ b, reason: 'forget' });
+      targets.push(o.rule === undefined ? { b, reason: 'forget' } : { b, reason: 'policy', rule: o.rule.slice(0, 200) });
     }
   } else {
     const rule = describeKeepPolicy(policy);

@@ -8,6 +8,7 @@ import type { ComputeManagementClient } from '@azure/arm-compute';
 import { PagewiseError } from '../errors';
 import { redact } from '../redact';
 import type { ArmContext } from './arm-context';
+import { checkTagText } from './tag-text';
 import {
   parseCaptureId,
   parseDiskId,
@@ -94,6 +95,31 @@ export interface ArmCaptureOptions {
   completionWait?: CompletionWait;
   /** The pollers' interval when Compute gives no Retry-After (the SDK's default otherwise, 2 s); tests shorten it. */
   pollIntervalMs?: number;
+}
+
+/**
+ * A 401/403 from Compute or Resource Graph as AccessDenied (as arm-provision's armFailure does): the
+ * identity lacks a role or the token is refused, which no retry mends — an activity reports it at once.
+ */
+export function armAccessDenied(err: unknown, what: string): unknown {
+  const status = (err as { statusCode?: number } | undefined)?.statusCode;
+  if (err instanceof PagewiseError || (status !== 401 && status !== 403)) return err;
+  return new PagewiseError('AccessDenied', `${what}: Compute refused the request (${armErrorText(err)})`, { cause: err });
+}
+
+/** Every method of `api` with armAccessDenied applied to its failures, named by the method. */
+function deniedAsAccessDenied<T extends object>(api: T): T {
+  const out = {} as Record<string, unknown>;
+  for (const [name, fn] of Object.entries(api)) {
+    out[name] = typeof fn !== 'function' ? fn : async (...args: unknown[]) => {
+      try {
+        return await (fn as (...a: unknown[]) => Promise<unknown>).apply(api, args);
+      } catch (err) {
+        throw armAccessDenied(err, typeof args[0] === 'string' ? `${name} ${args[0].slice(0, 300)}` : name);
+      }
+    };
+  }
+  return out as T;
 }
 
 export function armCapture(ctx: ArmContext, options: ArmCaptureOptions = {}): VmCaptureCompute {
@@ -192,7 +218,7 @@ export function armCapture(ctx: ArmContext, options: ArmCaptureOptions = {}): Vm
     return out;
   }
 
-  return {
+  return deniedAsAccessDenied<VmCaptureCompute>({
     async getVm(vmId) {
       const ref = parseVmId(vmId);
       const client = await compute(ref.subscriptionId);
@@ -213,8 +239,8 @@ export function armCapture(ctx: ArmContext, options: ArmCaptureOptions = {}): Vm
 
     async vmIdsByTag(subscriptionIds, tag) {
       const subs = subscriptionIds.map((s) => assertSubscriptionId(s));
-      const safe = /^[^'"\\\r\n<>%&?/]{1,256}$/u;
-      if (!safe.test(tag.name) || !safe.test(tag.value)) throw new PagewiseError('BadInput', 'a VM tag name or value is empty, too long or holds a quote, backslash or one of < > % & ? /');
+      checkTagText(tag.name, 'name', 'the VM');
+      checkTagText(tag.value, 'value', 'the VM');
       const { ResourceGraphClient } = await import('@azure/arm-resourcegraph');
       const client = new ResourceGraphClient(ctx.credential, { endpoint: ctx.endpoint, credentials: { scopes: [`${ctx.endpoint}/.default`] } });
       const query = `resources | where type =~ 'microsoft.compute/virtualmachines' | where tags['${tag.name}'] =~ '${tag.value}' | project id`;
@@ -371,5 +397,5 @@ export function armCapture(ctx: ArmContext, options: ArmCaptureOptions = {}): Vm
       }
       return out;
     },
-  };
+  });
 }

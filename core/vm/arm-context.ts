@@ -15,6 +15,8 @@ export interface ArmContext {
   /** The ARM endpoint, normalised (scheme + host + port, no path). */
   readonly endpoint: string;
   readonly credential: TokenCredential;
+  /** The long-running operations' poll interval when Compute gives no Retry-After (PAGEWISE_ARM_POLL_MS); undefined: the SDK's (2 s). */
+  readonly pollIntervalMs?: number;
   /** The Compute client of a subscription (made once). */
   compute(subscriptionId: string): Promise<ComputeManagementClient>;
 }
@@ -45,17 +47,34 @@ export class StaticTokenCredential implements TokenCredential {
 export interface ArmContextOptions {
   endpoint?: string;
   credential?: TokenCredential;
+  pollIntervalMs?: number;
 }
 
-/** The ARM context from explicit options, else the environment (PAGEWISE_ARM_ENDPOINT, PAGEWISE_ARM_TOKEN), else Azure's defaults. */
+/** PAGEWISE_ARM_POLL_MS bounds: below 10 ms a poll loop is a busy loop; above a minute an operation waits for nothing. */
+export const MIN_ARM_POLL_MS = 10;
+export const MAX_ARM_POLL_MS = 60_000;
+
+/** A poll interval from a setting: whole milliseconds within the bounds; unset or empty: undefined (the SDK's). */
+export function parseArmPollMs(value: string | number | undefined, setting = 'PAGEWISE_ARM_POLL_MS'): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  const n = typeof value === 'number' ? value : /^\s*\d{1,6}\s*$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n) || n < MIN_ARM_POLL_MS || n > MAX_ARM_POLL_MS) {
+    throw new PagewiseError('BadInput', `${setting} ${JSON.stringify(String(value).slice(0, 20))} must be a whole number of milliseconds from ${MIN_ARM_POLL_MS} to ${MAX_ARM_POLL_MS}`);
+  }
+  return n;
+}
+
+/** The ARM context from explicit options, else the environment (PAGEWISE_ARM_ENDPOINT, PAGEWISE_ARM_TOKEN, PAGEWISE_ARM_POLL_MS), else Azure's defaults. */
 export function armContext(options: ArmContextOptions = {}, env: NodeJS.ProcessEnv = process.env): ArmContext {
   const endpoint = parseArmEndpoint(options.endpoint ?? env.PAGEWISE_ARM_ENDPOINT ?? PUBLIC_ARM_ENDPOINT);
   const token = env.PAGEWISE_ARM_TOKEN;
   const credential = options.credential ?? (token ? new StaticTokenCredential(token) : defaultCredential());
+  const pollIntervalMs = parseArmPollMs(options.pollIntervalMs ?? env.PAGEWISE_ARM_POLL_MS);
   const clients = new Map<string, Promise<ComputeManagementClient>>();
   return {
     endpoint,
     credential,
+    ...(pollIntervalMs !== undefined ? { pollIntervalMs } : {}),
     compute(subscriptionId) {
       let client = clients.get(subscriptionId);
       if (!client) {

@@ -9,7 +9,7 @@ export interface ArmVmComputeOptions {
   provisioning?: VmProvisioningCompute;
   /** How long a grant waits for a capture still being copied (tests shorten it). */
   completionWait?: CompletionWait;
-  /** The pollers' interval when Compute gives no Retry-After (tests shorten it). */
+  /** The pollers' interval when Compute gives no Retry-After; default the context's (PAGEWISE_ARM_POLL_MS), else the SDK's. */
   pollIntervalMs?: number;
 }
 
@@ -22,8 +22,9 @@ export class ArmVmCompute implements VmCompute {
   private readonly provisioning: VmProvisioningCompute | undefined;
 
   constructor(readonly ctx: ArmContext, options: ArmVmComputeOptions = {}) {
-    this.capture = armCapture(ctx, { completionWait: options.completionWait, pollIntervalMs: options.pollIntervalMs });
-    this.provisioning = options.provisioning ?? armProvisioning(ctx, { pollIntervalMs: options.pollIntervalMs });
+    const pollIntervalMs = options.pollIntervalMs ?? ctx.pollIntervalMs;
+    this.capture = armCapture(ctx, { completionWait: options.completionWait, pollIntervalMs });
+    this.provisioning = options.provisioning ?? armProvisioning(ctx, { pollIntervalMs });
   }
 
   getVm: VmCaptureCompute['getVm'] = (vmId) => this.capture.getVm(vmId);

@@ -8,6 +8,7 @@
 import { assertSubscriptionId, parseResourceGroupId, parseVmId, vmIdOf } from './arm-ids';
 import type { VmCompute } from './compute';
 import { PagewiseError } from '../errors';
+import { checkTagText } from './tag-text';
 
 export interface VmTagSelector {
   name: string;
@@ -25,7 +26,6 @@ export interface VmSelector {
 }
 
 /** Tag text a selector takes: what ArmVmCompute.vmIdsByTag puts in its Resource Graph query (core/vm/arm-capture.ts). */
-const MAX_TAG_TEXT = 256;
 /** Subscriptions of one tag selector: Resource Graph takes at most 1,000 per request; a policy needs far fewer. */
 export const MAX_TAG_SUBSCRIPTIONS = 100;
 /** VMs one selector may name (pages of Resource Graph, lists of Compute): a bound, not a quota. */
@@ -64,23 +64,6 @@ export function checkVmSelector(selector: VmSelector, where = 'the VM selector')
     subs.forEach((s, i) => assertSubscriptionId(s, `${where} tag subscriptions[${i}]`));
   }
   return selector;
-}
-
-/**
- * Tag text goes into a Resource Graph (KQL) string literal: a quote or backslash could end it and
- * widen the query, so they are refused, not escaped — the policy author gets a clear error at parse
- * time instead of a query that means something else. Also refused, as vmIdsByTag refuses them: line
- * breaks and control characters, `< > % & ? /` (Azure forbids them in tag names), empty text.
- */
-function checkTagText(text: unknown, part: 'name' | 'value', where: string): void {
-  if (typeof text !== 'string' || text.length === 0 || text.length > MAX_TAG_TEXT) {
-    throw new PagewiseError('BadInput', `${where} tag ${part} must be 1 to ${MAX_TAG_TEXT} characters`);
-  }
-  // eslint-disable-next-line no-control-regex
-  const bad = /['"\\<>%&?/\u0000-\u001f\u007f]/.exec(text);
-  if (bad) {
-    throw new PagewiseError('BadInput', `${where} tag ${part} ${JSON.stringify(text.slice(0, 64))} holds ${JSON.stringify(bad[0])}, which a tag selector does not accept (quotes, backslashes, control characters, < > % & ? /)`);
-  }
 }
 
 function tooMany(what: string): PagewiseError {
