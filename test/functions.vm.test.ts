@@ -21,6 +21,9 @@ import { ComputeStandIn, startComputeStandIn } from './harness/compute-standin';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
 import { jsonRequest } from './harness/http-request';
 
+// Several durable runs through the runtime each; a loaded 2-core machine runs them several times slower than a quiet one.
+jest.setTimeout(400_000);
+
 let env: TestEnv;
 let standin: ComputeStandIn;
 let app: LocalApp;
@@ -96,7 +99,8 @@ test('POST /api/vm-backups backs up every disk of the VM; the status shows each 
     expect(body).toMatchObject({ instanceId: vmBackupInstanceId(id), statusUri: `http://127.0.0.1:7071/api/vm-backups/${id}`, duplicate: false });
     // Two disks at once (PAGEWISE_VM_DISK_CONCURRENCY=2): both planned and copying, the third waiting its turn.
     let live: VmBackupStatus | undefined;
-    for (let look = 0; look < 600; look++) {
+    // Until both are copying — however loaded the machine (the activities wait on `held` meanwhile).
+    for (let look = 0; look < 3000; look++) {
       const view = await json(await app.host.invokeHttp('getVmBackup', jsonRequest('GET', `/api/vm-backups/${id}`, undefined, { id })));
       live = view.customStatus as VmBackupStatus;
       const copying = (live?.disks ?? []).filter((d) => (d as { phase?: string }).phase === 'copying');
