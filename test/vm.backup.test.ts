@@ -10,9 +10,10 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { captureIO, run } from '../cli/main';
-import { armContext, ArmVmCompute, backupVm, captureVm, abandonVmCapture, listVmBackups, readVmManifest, restoreBackup, vmBackupIdFor, vmBackupTime, writeNewKeyFile, loadUserKey, initVault, StorageLocation, PagewiseError } from '../core';
-import { startEnv, TestEnv } from './harness/env';
-import { startComputeStandIn, ComputeStandIn } from './harness/compute-standin';
+import { ArmVmCompute, backupVm, captureVm, abandonVmCapture, listVmBackups, readVmManifest, restoreBackup, vmBackupIdFor, vmBackupTime, initVault, StorageLocation, PagewiseError } from '../core';
+import { TestEnv } from './harness/env';
+import { ComputeStandIn } from './harness/compute-standin';
+import { startVmEnv, VmTestEnv } from './harness/vm-env';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -29,21 +30,13 @@ let vault: StorageLocation;
 let clockMs = Date.now() - 24 * 3600_000;
 const clock = () => clockMs;
 
+let vmEnv: VmTestEnv | undefined;
 beforeAll(async () => {
-  env = await startEnv();
-  standin = await startComputeStandIn(env.az);
-  compute = new ArmVmCompute(armContext({ endpoint: standin.endpoint, credential: standin.credential }, {}), { completionWait: { firstDelayMs: 20, maxDelayMs: 100, timeoutMs: 10_000 }, pollIntervalMs: 50 });
-  keyFile = path.join(env.tmp, 'user.key');
-  await writeNewKeyFile(keyFile);
-  userKey = await loadUserKey(keyFile);
-  vault = await env.makeVault('vmvault');
-  await initVault(vault, { userKey });
+  vmEnv = await startVmEnv('vmvault');
+  ({ env, standin, compute, keyFile, userKey, vault } = vmEnv);
 });
 
-afterAll(async () => {
-  await standin?.stop();
-  await env?.stop();
-});
+afterAll(async () => vmEnv?.stop());
 
 /** The next backup's time: an hour on (VM backup IDs and the release order follow it). */
 const tick = () => (clockMs += 3600_000);

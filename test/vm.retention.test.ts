@@ -6,10 +6,9 @@
  * backup policy's retention applied to the VMs its `vms` selectors name (the retention activity's code).
  */
 import { randomBytes } from 'node:crypto';
-import * as path from 'node:path';
 import { captureIO, run } from '../cli/main';
 import {
-  armContext, ArmVmCompute, backupVm, forgetVmBackups, forgetVmBackupsByPolicy, initVault, listBackups, listVmBackupStates, loadUserKey, restoreVm, StorageLocation, undeleteVmBackups, VmManifest, writeNewKeyFile,
+  armContext, ArmVmCompute, backupVm, forgetVmBackups, forgetVmBackupsByPolicy, listBackups, listVmBackupStates, restoreVm, StorageLocation, undeleteVmBackups, VmManifest,
 } from '../core';
 import { DEFAULT_DELETE_AFTER_MS, DEFAULT_GRACE_MS } from '../core/prune/protocol';
 import { pruneVault } from '../core/prune/prune';
@@ -19,8 +18,9 @@ import { openVaultKeyring } from '../core/repo/v2/marker';
 import { forgetByAppPolicy } from '../functions/retentionActivities';
 import { useAppSettings } from '../functions/settings';
 import { useVmCompute } from '../functions/vmCompute';
-import { MiB, startEnv, TestEnv } from './harness/env';
-import { startComputeStandIn, ComputeStandIn } from './harness/compute-standin';
+import { MiB, TestEnv } from './harness/env';
+import { ComputeStandIn } from './harness/compute-standin';
+import { startVmEnv, VmTestEnv } from './harness/vm-env';
 
 const KiB = 1024;
 const DAY = 24 * 3600_000;
@@ -36,21 +36,13 @@ let vault: StorageLocation;
 let clockMs = Date.now() - DAY;
 const clock = () => clockMs;
 
+let vmEnv: VmTestEnv | undefined;
 beforeAll(async () => {
-  env = await startEnv();
-  standin = await startComputeStandIn(env.az);
-  compute = new ArmVmCompute(armContext({ endpoint: standin.endpoint, credential: standin.credential }), { pollIntervalMs: 20, completionWait: { firstDelayMs: 20, maxDelayMs: 100, timeoutMs: 10_000 } });
-  keyFile = path.join(env.tmp, 'user.key');
-  await writeNewKeyFile(keyFile);
-  userKey = await loadUserKey(keyFile);
-  vault = await env.makeVault('retvault');
-  await initVault(vault, { userKey });
+  vmEnv = await startVmEnv('retvault');
+  ({ env, standin, compute, keyFile, userKey, vault } = vmEnv);
 });
 
-afterAll(async () => {
-  await standin?.stop();
-  await env?.stop();
-});
+afterAll(async () => vmEnv?.stop());
 
 async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const io = captureIO({ PAGEWISE_STORAGE_ENDPOINTS: env.az.storageEndpoints, PAGEWISE_ARM_TOKEN: standin.token });
