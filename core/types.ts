@@ -311,7 +311,10 @@ export interface VerifyResult {
    * block it is said to hold). The same number as `packsChecked` for version 2.
    */
   segmentsChecked: number;
-  /** Version 2: distinct packs checked present and long enough (0 for version 1). */
+  /**
+   * Version 2: distinct packs checked present and long enough (0 for version 1), per window of the
+   * verification (RESTORE_WINDOW_BYTES): a pack holding blocks of two windows is checked in each.
+   */
   packsChecked: number;
   /** Page tables read and checked against the manifest (size, SHA-256, authentication); version 1: its page-table chunks. */
   tablesChecked: number;

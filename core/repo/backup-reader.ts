@@ -50,6 +50,10 @@ export class BackupReader extends BackupGrid implements BackupSource<PageEntry> 
     return new BackupReader(vault, manifest, dataKey, call);
   }
 
+  fork(): BackupReader {
+    return new BackupReader(this.vault, this.manifest, this.dataKey, this.call);
+  }
+
   get groupPages(): number {
     return this.manifest.pagesPerSegment;
   }

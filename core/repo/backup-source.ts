@@ -86,11 +86,17 @@ export interface BackupSource<E extends PageRef = PageRef> {
    * decoded, content-checked. Throws Corrupt naming page and disk offset.
    */
   readPieces(entry: E, which: number[]): Promise<Buffer[]>;
+  /** Version 2: the manifest's blob name (a verify window reopens the backup by it, without listing the vault's manifests). */
+  readonly manifestName?: string;
+  /** The same backup with checks of its own (`checked`, packs HEAD-checked once): one per verify window, so counts add up the same in one process and across activities. */
+  fork(): BackupSource<E>;
 }
 
 /** How openBackupSource opens the vault: a call's signal, and a meter counting its requests and bytes read. */
 export interface OpenSourceOptions extends CallOptions {
   meter?: StoreMeter;
+  /** Version 2: the backup's manifest blob name, as an earlier open gave it (`manifestName`): read directly, checked to be this backup's. */
+  manifestName?: string;
 }
 
 /**
@@ -110,7 +116,8 @@ export async function openBackupSource(vaultLocation: StorageLocation, backupId:
   let reader: BackupReader2 | undefined;
   let noSlot: PagewiseError | undefined;
   try {
-    reader = await BackupReader2.open(vault, await openKeyring(vault, marker, userKey), backupId, call);
+    const keyring = await openKeyring(vault, marker, userKey);
+    reader = options.manifestName ? await BackupReader2.openNamed(vault, keyring, backupId, options.manifestName, call) : await BackupReader2.open(vault, keyring, backupId, call);
   } catch (err) {
     // A key without a slot may still be the key of the version-1 backups an upgraded vault keeps.
     if (!(upgraded && isPagewiseError(err, 'WrongKey'))) throw err;

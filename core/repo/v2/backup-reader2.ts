@@ -14,7 +14,7 @@ import { BLOCKS_DECODED_AT_ONCE } from '../backup-reader';
 import { BlobNotFoundError, CallOptions } from '../store/blob-store';
 import type { Vault } from '../vault';
 import type { Keyring } from './keyring';
-import { findManifest2 } from './manifest';
+import { findManifest2, readManifest2 } from './manifest';
 import { v2names } from './names';
 import { isZeroChunk, readTable } from './page-table';
 import type { ChunkRef, ManifestV2, PageRecord2, TableRef } from './records';
@@ -85,6 +85,18 @@ export class BackupReader2 extends BackupGrid implements BackupSource<PageRecord
     }
     checkTableSizes(found.manifest, found.name);
     return new BackupReader2(vault, keyring, found.name, found.manifest, call);
+  }
+
+  /** Backup `backupId` by its manifest's blob name (what `manifestName` gave): the manifest read and checked as `open` reads it, and refused unless it is that backup's. */
+  static async openNamed(vault: Vault, keyring: Keyring, backupId: string, manifestName: string, call: CallOptions = {}): Promise<BackupReader2> {
+    const manifest = await readManifest2(vault, keyring, manifestName);
+    if (manifest.backupId !== backupId) throw new PagewiseError('BadInput', `the manifest ${manifestName} is backup ${manifest.backupId}'s, not ${backupId}'s`);
+    checkTableSizes(manifest, manifestName);
+    return new BackupReader2(vault, keyring, manifestName, manifest, call);
+  }
+
+  fork(): BackupReader2 {
+    return new BackupReader2(this.vault, this.keyring, this.manifestName, this.manifest, this.call);
   }
 
   get groupPages(): number {
