@@ -48,6 +48,14 @@ export { assertDiskWriteTarget, assertSourceIsNotVault, protectContainer, target
 
 // verify: a backup checked from the vault alone, optionally against its source.
 export { describeVerification, verifyBackup } from './verify/verify';
+// #17 V, verify fan-out: the plan, one window, their sum (the orchestration's steps; verifyBackup runs them in one process).
+export { planVerify } from './verify/verify-plan';
+export type { VerifyPlan, VerifyPlanRequest } from './verify/verify-plan';
+export { verifyWindow } from './verify/verify-window';
+export type { VerifyWindowRequest } from './verify/verify-window';
+export { addVerifySummaries, NO_VERIFY_WINDOWS, verifyResultOf, MAX_PROBLEMS } from './verify/verify-summary';
+export type { VerifyWindowSummary } from './verify/verify-summary';
+export { RESTORE_WINDOW_BYTES, windowPagesFor } from './limits';
 
 // storage: URLs and clients, the endpoints a request may go to, credentials, the per-account request gate.
 export { parseStorageUrl, allowedEndpointOf, sourceBlobClient } from './storage/clients';

@@ -4,13 +4,13 @@
  */
 import * as df from 'durable-functions';
 import type { InvocationContext } from '@azure/functions';
-import { asAlreadyExisted, finalizeBackup, managedCaptureAccess, planBackup, restoreBackup, runBackupBatch, verifyBackup, displayUrl, PagewiseError, redact } from '../core';
+import { asAlreadyExisted, finalizeBackup, managedCaptureAccess, planBackup, restoreBackup, runBackupBatch, displayUrl, PagewiseError, redact } from '../core';
 import { reportingPermanentFailures } from './permanentFailures';
 import { trackBackupCompleted } from './telemetry';
 import type { BackupRequest, OperationProgress } from '../core';
 import { Activities, BackupActivityInput, WithProgress } from '../orchestrations/contracts';
 import { shutdownSignal } from './shutdown';
-import { backupActivityInput, restoreActivityInput, verifyActivityInput } from './activityInputs';
+import { backupActivityInput, restoreActivityInput } from './activityInputs';
 import { assertNotBeingBackedUp } from './prechecks';
 import { allowedBlob, allowedSource, engineSettings, readSettings, readUserKey } from './settings';
 import { isOwnGrant, managedSnapshotAccess, snapshotAccess } from './compute';
@@ -113,7 +113,7 @@ df.app.activity(Activities.revokeSnapshotGrant, {
   handler: async (input: unknown, context: InvocationContext) => ({ revoked: await revokeSourceGrant(backupActivityInput(input), context) }),
 });
 
-/** Runs a restore or verification and returns its result with the last progress it reported (the orchestration's status shows it). */
+/** Runs a restore and returns its result with the last progress it reported (the orchestration's status shows it). */
 async function withLastProgress<R extends object>(operation: (onProgress: (progress: OperationProgress) => void) => Promise<R>): Promise<WithProgress<R>> {
   let last: OperationProgress | undefined;
   const result = await operation((progress) => (last = progress));
@@ -140,27 +140,6 @@ df.app.activity(Activities.restoreBackup, {
         abortSignal: shutdownSignal(),
         onProgress,
         ...(settings.engine.concurrency ? { concurrency: settings.engine.concurrency } : {}),
-      }),
-    );
-  }),
-});
-
-df.app.activity(Activities.verifyBackup, {
-  handler: reportingPermanentFailures(async (input: unknown) => {
-    const { backupId, readData, source } = verifyActivityInput(input);
-    const settings = readSettings();
-    const userKey = readUserKey();
-    return withLastProgress((onProgress) =>
-      verifyBackup({
-        backupId,
-        vault: settings.vault,
-        userKey,
-        readData: readData ?? true,
-        abortSignal: shutdownSignal(),
-        onProgress,
-        ...(source ? { source: allowedBlob(settings, source, userKey, 'the source disk URL') } : {}),
-        ...(settings.engine.concurrency ? { concurrency: settings.engine.concurrency } : {}),
-        ...(settings.engine.scratchDir ? { scratchDir: settings.engine.scratchDir } : {}),
       }),
     );
   }),

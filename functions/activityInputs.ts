@@ -6,7 +6,7 @@
  */
 import Ajv, { JSONSchemaType } from 'ajv';
 import { BACKUP_ID_RE, PagewiseError, SEALED_SAS_RE } from '../core';
-import type { BackupActivityInput, DiskRef, PruneOrchestrationInput, RestoreOrchestrationInput, VerifyOrchestrationInput } from '../orchestrations/contracts';
+import type { BackupActivityInput, DiskRef, PruneOrchestrationInput, RestoreOrchestrationInput, VerifyOrchestrationInput, VerifyWindowInput } from '../orchestrations/contracts';
 import { engineOverrideProperties } from './engineOverrideSchema';
 import { pruneRequestProperties } from './pruneRequestSchema';
 import { describeSchemaErrors } from './schemaErrors';
@@ -108,3 +108,22 @@ export const verifyActivityInput = checker('verify', verify);
 export const backupActivityInput = checker('backup', backupStep);
 export const pruneActivityInput = checker('prune', prune);
 export const settledActivityInput = checker('backupsSettled', settled);
+
+// #17 V: a verify window's input (the plan's facts it needs, and its window).
+type VerifyWindowActivityInput = Omit<VerifyWindowInput, 'source'> & { source?: BlobRef };
+const wholeNumber = (minimum: number) => ({ type: 'integer', minimum, maximum: Number.MAX_SAFE_INTEGER }) as const;
+const verifyWindowSchema: JSONSchemaType<VerifyWindowActivityInput> = {
+  type: 'object',
+  properties: {
+    backupId,
+    readData: { type: 'boolean' },
+    windowPages: wholeNumber(1),
+    window: wholeNumber(0),
+    // Core reads it only if it is a manifest name of this backup (its name tag and its contents).
+    manifestName: { type: 'string', maxLength: 256, pattern: '^manifests/[0-9a-f]{32}/[0-9]{13}-[0-9a-f]{32}\\.pwm$', nullable: true },
+    source: { ...plainRef, nullable: true },
+  },
+  required: ['backupId', 'readData', 'windowPages', 'window'],
+  additionalProperties: false,
+};
+export const verifyWindowActivityInput = checker('verify window', verifyWindowSchema);

@@ -21,6 +21,7 @@ import {
   resolveSettings,
   chunkingFromText,
   withinBounds,
+  RESTORE_WINDOW_BYTES,
 } from '../core';
 import type { EngineSettings, StorageLocation } from '../core';
 import type { DiskRef, EngineOverrides } from '../orchestrations/contracts';
@@ -38,6 +39,8 @@ export interface PagewiseSettings {
   engine: EngineSettings;
   /** Batch activities of one disk in flight at once (PAGEWISE_BATCHES_IN_FLIGHT); the orchestration's default when absent. */
   batchesInFlight?: number;
+  /** #17: bytes of the disk per restore or verify window activity (PAGEWISE_RESTORE_WINDOW_BYTES); core's default (1 GiB) when absent. */
+  restoreWindowBytes?: number;
 }
 
 export type Env = Record<string, string | undefined>;
@@ -140,6 +143,7 @@ export function readSettings(env?: Env): PagewiseSettings {
       ...(env.PAGEWISE_SCRATCH_DIR?.trim() ? { scratchDir: env.PAGEWISE_SCRATCH_DIR.trim() } : {}),
     },
     ...batchesInFlight(env),
+    ...restoreWindowBytes(env),
   };
   checkAppEngineSettings(settings.engine);
   assertAllowedAccount(settings, vaultUrl, 'container', 'PAGEWISE_VAULT_URL');
@@ -337,6 +341,17 @@ function batchesInFlight(env: Env): { batchesInFlight?: number } {
     throw settingError(`app setting PAGEWISE_BATCHES_IN_FLIGHT must be a whole number from ${BATCHES_IN_FLIGHT.min} to ${BATCHES_IN_FLIGHT.max}, got "${raw}"`);
   }
   return { batchesInFlight: value };
+}
+
+/** PAGEWISE_RESTORE_WINDOW_BYTES (#17, restore and verify windows): whole bytes, one sector to 16 GiB; a window is at least one page. */
+function restoreWindowBytes(env: Env): { restoreWindowBytes?: number } {
+  const raw = env.PAGEWISE_RESTORE_WINDOW_BYTES;
+  if (raw === undefined || raw.trim() === '') return {};
+  const value = /^\s*\d+\s*$/.test(raw) ? Number(raw) : NaN;
+  if (!withinBounds(value, RESTORE_WINDOW_BYTES)) {
+    throw settingError(`app setting PAGEWISE_RESTORE_WINDOW_BYTES must be a whole number of bytes from ${RESTORE_WINDOW_BYTES.min} to ${RESTORE_WINDOW_BYTES.max} (16 GiB), got "${raw.slice(0, 32)}"`);
+  }
+  return { restoreWindowBytes: value };
 }
 
 function settingError(message: string): PagewiseError {

@@ -3,7 +3,7 @@
  * status. References and counts only — never page data, never keys, never a SAS: a caller's SAS is
  * sealed by the starter (docs/DURABLE.md "Sealed URLs") and opened only inside activities.
  */
-import type { BackupKind, BackupResult, BatchSummary, CodecSetting, ForgetReport, ManagedDiskSource, OperationProgress, PruneReport, RestoreResult, VerifyResult } from '../core';
+import type { BackupKind, BackupResult, BatchSummary, CodecSetting, ForgetReport, ManagedDiskSource, OperationProgress, PruneReport, RestoreResult, VerifyPlan, VerifyResult, VerifyWindowSummary } from '../core';
 import type { BatchRange } from './backupTree';
 import type { ProgressCounts, RangeProgress } from './progress';
 
@@ -16,6 +16,8 @@ export const Orchestrators = {
   settleBlob: 'settleBlobOrchestrator',
   pruneVault: 'pruneVaultOrchestrator',
   retainByPolicy: 'retainByPolicyOrchestrator',
+  /** #17 V: a range of verify windows (orchestrations/verifyBackup.ts). */
+  verifyWindowRange: 'verifyWindowRangeOrchestrator',
 } as const;
 
 export const Activities = {
@@ -23,7 +25,6 @@ export const Activities = {
   runBackupBatch: 'runBackupBatch',
   finalizeBackup: 'finalizeBackup',
   restoreBackup: 'restoreBackup',
-  verifyBackup: 'verifyBackup',
   probeBlob: 'probeBlob',
   startSettledBackup: 'startSettledBackup',
   watchChangedBlob: 'watchChangedBlob',
@@ -35,6 +36,10 @@ export const Activities = {
   forgetByPolicy: 'forgetByPolicy',
   /** How many of the given backup orchestrations are still running. */
   backupsSettled: 'backupsSettled',
+  /** #17 V: opens the backup, checks it whole (containers, the source's size), counts its windows. */
+  planVerify: 'planVerify',
+  /** #17 V: checks one window of pages (structure, blocks, the source). */
+  verifyWindow: 'verifyWindow',
 } as const;
 
 /** Engine settings a caller may override per run; everything else comes from app settings. */
@@ -283,3 +288,49 @@ export interface RetainByPolicyOutput {
 }
 
 export type { BatchSummary, BackupResult, ForgetReport, PruneReport, RestoreResult, VerifyResult };
+
+// #17 V: verify fan-out (orchestrations/verifyBackup.ts, docs/DURABLE.md "Verify fan-out").
+
+/** What planVerify returns: core's plan, and the window activities one leaf keeps in flight (PAGEWISE_BATCHES_IN_FLIGHT). */
+export interface VerifyPlanOutput extends VerifyPlan {
+  windowsInFlight: number;
+}
+
+/** What every window activity of one verification receives, besides its window. */
+export interface VerifyWindowsInput {
+  backupId: string;
+  readData: boolean;
+  windowPages: number;
+  /** Version 2: the manifest's blob name (the plan's). */
+  manifestName?: string;
+  /** The source to compare with (its SAS sealed), only when the plan found its size the backup's. */
+  source?: DiskRef;
+}
+
+/** verifyWindow's input: window `window` covers pages [window·windowPages, (window+1)·windowPages). */
+export interface VerifyWindowInput extends VerifyWindowsInput {
+  window: number;
+}
+
+/** verifyWindowRangeOrchestrator's input: a range of windows (r<first>+<count>) and how to run them. */
+export interface VerifyRangeInput {
+  windows: VerifyWindowsInput;
+  range: BatchRange;
+  windowsInFlight: number;
+  retry?: RetrySettings;
+}
+
+/** A verification's custom status while its windows run: the root's (phase, totals) or a range's (its windows). */
+export interface VerifyWindowProgress {
+  windowsTotal: number;
+  /** Windows whose activities have completed, in this instance's finished waves (a running range's are added by readers). */
+  windowsDone: number;
+  pagesDone: number;
+  bytesDone: number;
+  /** Range sub-orchestrations in flight. */
+  running?: string[];
+}
+
+export type VerifyProgressStatus = OperationProgressStatus & Partial<VerifyWindowProgress>;
+
+export type { VerifyPlan, VerifyWindowSummary };

@@ -3,7 +3,8 @@ import * as df from 'durable-functions';
 import { backupBatchRangeOrchestrator, backupDiskOrchestrator } from './backupDisk';
 import { Orchestrators } from './contracts';
 import { markingFailure } from './failedStatus';
-import { restoreDiskOrchestrator, verifyBackupOrchestrator } from './restoreAndVerify';
+import { restoreDiskOrchestrator } from './restoreAndVerify';
+import { verifyBackupOrchestrator, verifyWindowRangeOrchestrator } from './verifyBackup';
 import { settleBlobOrchestrator } from './settleBlob';
 import { backupVmDiskOrchestrator, backupVmOrchestrator } from './backupVm';
 import { VmOrchestrators } from './vmContracts';
@@ -12,6 +13,7 @@ df.app.orchestration(Orchestrators.backupDisk, markingFailure(backupDiskOrchestr
 df.app.orchestration(Orchestrators.backupBatchRange, backupBatchRangeOrchestrator);
 df.app.orchestration(Orchestrators.restoreDisk, markingFailure(restoreDiskOrchestrator));
 df.app.orchestration(Orchestrators.verifyBackup, markingFailure(verifyBackupOrchestrator));
+df.app.orchestration(Orchestrators.verifyWindowRange, verifyWindowRangeOrchestrator);
 df.app.orchestration(Orchestrators.settleBlob, settleBlobOrchestrator);
 // VM backups (#16): a disk's sub-orchestration reports its outcome rather than fail; the VM's marks its own failure.
 df.app.orchestration(VmOrchestrators.backupVm, markingFailure(backupVmOrchestrator));

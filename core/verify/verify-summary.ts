@@ -31,7 +31,7 @@ export interface VerifyWindowSummary {
   problems: string[];
 }
 
-export const NO_WINDOWS: VerifyWindowSummary = {
+export const NO_VERIFY_WINDOWS: VerifyWindowSummary = {
   windows: 0,
   pagesChecked: 0,
   pageBytes: 0,
@@ -47,7 +47,7 @@ export const NO_WINDOWS: VerifyWindowSummary = {
 /** `total` then `part` (a later window or range): counts added, problems concatenated up to MAX_PROBLEMS. */
 export function addVerifySummaries(total: VerifyWindowSummary, part: VerifyWindowSummary): VerifyWindowSummary {
   const counts = Object.fromEntries(
-    (Object.keys(NO_WINDOWS) as Array<keyof VerifyWindowSummary>).filter((k) => k !== 'problems').map((k) => [k, (total[k] as number) + (part[k] as number)]),
+    (Object.keys(NO_VERIFY_WINDOWS) as Array<keyof VerifyWindowSummary>).filter((k) => k !== 'problems').map((k) => [k, (total[k] as number) + (part[k] as number)]),
   ) as Omit<VerifyWindowSummary, 'problems'>;
   return { ...counts, problems: total.problems.length >= MAX_PROBLEMS ? total.problems : [...total.problems, ...part.problems].slice(0, MAX_PROBLEMS) };
 }

@@ -16,7 +16,7 @@ import { PageGrid, pagesOfRangesAsync } from '../source/page-grid';
 import { SourceDisk } from '../source/source-disk';
 import { allowedEndpointOf } from '../storage/clients';
 import type { StorageLocation } from '../types';
-import { noteInto, NO_WINDOWS, VerifyWindowSummary } from './verify-summary';
+import { noteInto, NO_VERIFY_WINDOWS, VerifyWindowSummary } from './verify-summary';
 
 /** How a window is checked: the plan's facts it needs, and this process's limits. */
 export interface VerifyWindowOptions {
@@ -85,7 +85,7 @@ export async function checkWindow(opened: BackupSource, window: number, options:
   const stopIfAborted = () => throwIfAborted(options.abortSignal, 'the verification was interrupted');
   const problems: string[] = [];
   const note = noteInto(problems);
-  const sum: VerifyWindowSummary = { ...NO_WINDOWS, windows: 1, problems };
+  const sum: VerifyWindowSummary = { ...NO_VERIFY_WINDOWS, windows: 1, problems };
   const count = (entries: PageRef[], report = true) => {
     let bytes = 0;
     for (const e of entries) bytes += reader.pageLength(e.page);

@@ -10,7 +10,7 @@
 import { OperationProgress, VerifyRequest, VerifyResult } from '../types';
 import { formatBytes } from '../units';
 import { openVerification, VerifyPlanRequest } from './verify-plan';
-import { addVerifySummaries, NO_WINDOWS, verifyResultOf } from './verify-summary';
+import { addVerifySummaries, NO_VERIFY_WINDOWS, verifyResultOf } from './verify-summary';
 import { checkWindow } from './verify-window';
 
 export async function verifyBackup(req: VerifyRequest & Pick<VerifyPlanRequest, 'windowBytes'>): Promise<VerifyResult> {
@@ -23,7 +23,7 @@ export async function verifyBackup(req: VerifyRequest & Pick<VerifyPlanRequest, 
     if (report) req.onProgress?.({ ...progress });
   };
   const options = { readData: plan.readData, windowPages: plan.windowPages, concurrency: req.concurrency, scratchDir: req.scratchDir, abortSignal: req.abortSignal, onChecked };
-  let windows = NO_WINDOWS;
+  let windows = NO_VERIFY_WINDOWS;
   for (let w = 0; w < plan.windowCount; w++) windows = addVerifySummaries(windows, await checkWindow(reader, w, options, source));
   return verifyResultOf(plan, windows, Date.now() - started);
 }
