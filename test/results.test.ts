@@ -59,8 +59,9 @@ async function json(response: HttpResponse): Promise<Record<string, unknown>> {
 const post = (fn: 'startBackup' | 'startRestore' | 'startVerification', body: unknown, headers: Record<string, string> = {}) =>
   app.host.invokeHttp(fn, request('POST', `/api/${{ startBackup: 'backups', startRestore: 'restores', startVerification: 'verifications' }[fn]}`, body, { headers }));
 
+/** The operations (root instances) whose IDs start with `prefix`: a fanned-out operation's range sub-orchestrations (`…:r<first>+<count>`) are its own. */
 async function operationIds(prefix: string): Promise<string[]> {
-  return (await app.runtime.listInstances({ prefix })).map((s) => s.instanceId).sort();
+  return (await app.runtime.listInstances({ prefix })).map((s) => s.instanceId).filter((id) => !id.includes(':')).sort();
 }
 
 async function backupThroughHttp(body: Record<string, unknown>): Promise<{ id: string; output: { result: Record<string, unknown> } }> {
