@@ -189,3 +189,12 @@ export { zstdBinding, zstdEncodeSync, zstdReady, ZSTD_LEVEL } from './repo/v2/zs
 export type { ZstdBinding } from './repo/v2/zstd';
 export { mayCompress, precheckCounts, PRECHECK_MIN_BYTES } from './repo/v2/compressibility';
 export type { PrecheckCounts } from './repo/v2/compressibility';
+
+// #17 part R (restore fan-out): plan → windows → finalize (or abandon), over the streaming restore's page writer.
+export { planRestore, assertPlanOf, windowPages, windowPagesFor, RESTORE_WINDOW_BYTES, RESTORE_PLAN_VERSION } from './restore/restore-plan';
+export type { RestorePlan, RestorePlanRequest, RestoreStepRequest } from './restore/restore-plan';
+export { restoreWindow, addWindowSummaries, NO_WINDOWS } from './restore/restore-window';
+export type { RestoreWindowSummary } from './restore/restore-window';
+export { finalizeRestore, abandonRestore } from './restore/finalize-restore';
+export type { FinalizedRestore } from './restore/finalize-restore';
+export { RESTORE_OPERATION_RE } from './restore/restore-marks';
