@@ -198,3 +198,4 @@ export type { RestoreWindowSummary } from './restore/restore-window';
 export { finalizeRestore, abandonRestore } from './restore/finalize-restore';
 export type { FinalizedRestore } from './restore/finalize-restore';
 export { RESTORE_OPERATION_RE } from './restore/restore-marks';
+export { MAX_SOURCE_DISK_BYTES } from './limits';

@@ -4,14 +4,13 @@
  */
 import * as df from 'durable-functions';
 import type { InvocationContext } from '@azure/functions';
-import { asAlreadyExisted, finalizeBackup, managedCaptureAccess, planBackup, restoreBackup, runBackupBatch, verifyBackup, displayUrl, PagewiseError, redact } from '../core';
+import { asAlreadyExisted, finalizeBackup, managedCaptureAccess, planBackup, runBackupBatch, verifyBackup, displayUrl, PagewiseError, redact } from '../core';
 import { reportingPermanentFailures } from './permanentFailures';
 import { trackBackupCompleted } from './telemetry';
 import type { BackupRequest, OperationProgress } from '../core';
 import { Activities, BackupActivityInput, WithProgress } from '../orchestrations/contracts';
 import { shutdownSignal } from './shutdown';
-import { backupActivityInput, restoreActivityInput, verifyActivityInput } from './activityInputs';
-import { assertNotBeingBackedUp } from './prechecks';
+import { backupActivityInput, verifyActivityInput } from './activityInputs';
 import { allowedBlob, allowedSource, engineSettings, readSettings, readUserKey } from './settings';
 import { isOwnGrant, managedSnapshotAccess, snapshotAccess } from './compute';
 import { snapshotRefOf } from './events/diskEvents';
@@ -113,37 +112,12 @@ df.app.activity(Activities.revokeSnapshotGrant, {
   handler: async (input: unknown, context: InvocationContext) => ({ revoked: await revokeSourceGrant(backupActivityInput(input), context) }),
 });
 
-/** Runs a restore or verification and returns its result with the last progress it reported (the orchestration's status shows it). */
+/** Runs a verification and returns its result with the last progress it reported (the orchestration's status shows it). */
 async function withLastProgress<R extends object>(operation: (onProgress: (progress: OperationProgress) => void) => Promise<R>): Promise<WithProgress<R>> {
   let last: OperationProgress | undefined;
   const result = await operation((progress) => (last = progress));
   return { ...result, ...(last ? { progress: last } : {}) };
 }
-
-df.app.activity(Activities.restoreBackup, {
-  extraInputs: [df.input.durableClient()],
-  handler: reportingPermanentFailures(async (input: unknown, context: InvocationContext) => {
-    // Checked here, not only by the HTTP pre-checks: the durable webhook starts an orchestration with any input.
-    const { backupId, target, overwrite } = restoreActivityInput(input);
-    const settings = readSettings();
-    const userKey = readUserKey();
-    const targetLocation = allowedBlob(settings, target, userKey, 'the restore target URL');
-    // A disk a backup orchestration is reading (its activities may run elsewhere); core checks the vault and this process's backups.
-    await assertNotBeingBackedUp(df.getClient(context), target.url, 'the restore target URL');
-    return withLastProgress((onProgress) =>
-      restoreBackup({
-        backupId,
-        vault: settings.vault,
-        userKey,
-        target: targetLocation,
-        overwrite: overwrite ?? false,
-        abortSignal: shutdownSignal(),
-        onProgress,
-        ...(settings.engine.concurrency ? { concurrency: settings.engine.concurrency } : {}),
-      }),
-    );
-  }),
-});
 
 df.app.activity(Activities.verifyBackup, {
   handler: reportingPermanentFailures(async (input: unknown) => {

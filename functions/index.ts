@@ -24,6 +24,7 @@ const role = appRole();
 if (role !== 'prune') {
   require('../orchestrations');
   require('./activities');
+  require('./restoreActivities'); // #17 R
   require('./http/backups');
   require('./vmActivities');
   require('./http/vmBackups');

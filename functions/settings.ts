@@ -19,6 +19,7 @@ import {
   parseStorageUrl,
   PagewiseError,
   resolveSettings,
+  RESTORE_WINDOW_BYTES,
   chunkingFromText,
   withinBounds,
 } from '../core';
@@ -271,6 +272,20 @@ export function pruneMinGraceDays(env: Env = appSettings()): number {
   if (raw === undefined || raw === '') return DEFAULT_PRUNE_MIN_GRACE_DAYS;
   if (!/^\d{1,4}$/.test(raw) || Number(raw) > 3650) throw settingError(`app setting PAGEWISE_PRUNE_MIN_GRACE_DAYS must be a whole number of days from 0 to 3650, got "${raw.slice(0, 16)}"`);
   return Number(raw);
+}
+
+/**
+ * #17 R — PAGEWISE_RESTORE_WINDOW_BYTES: disk bytes one restore window activity writes (rounded down to
+ * whole pages, at least one page), core RESTORE_WINDOW_BYTES: 512 B to 16 GiB, default 1 GiB.
+ */
+export function restoreWindowBytes(env: Env = appSettings()): number {
+  const raw = env.PAGEWISE_RESTORE_WINDOW_BYTES?.trim();
+  if (raw === undefined || raw === '') return RESTORE_WINDOW_BYTES.default;
+  const value = Number(raw);
+  if (!/^\d{1,12}$/.test(raw) || !withinBounds(value, RESTORE_WINDOW_BYTES)) {
+    throw settingError(`app setting PAGEWISE_RESTORE_WINDOW_BYTES must be a whole number of bytes from ${RESTORE_WINDOW_BYTES.min} to ${RESTORE_WINDOW_BYTES.max}, got "${raw.slice(0, 24)}"`);
+  }
+  return value;
 }
 
 /** The prune app's schedule setting (NCRONTAB), used as `%PAGEWISE_PRUNE_SCHEDULE%` in its timer binding. */

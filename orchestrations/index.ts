@@ -3,7 +3,8 @@ import * as df from 'durable-functions';
 import { backupBatchRangeOrchestrator, backupDiskOrchestrator } from './backupDisk';
 import { Orchestrators } from './contracts';
 import { markingFailure } from './failedStatus';
-import { restoreDiskOrchestrator, verifyBackupOrchestrator } from './restoreAndVerify';
+import { verifyBackupOrchestrator } from './restoreAndVerify';
+import { restoreDiskOrchestrator, restoreWindowRangeOrchestrator } from './restoreDisk';
 import { settleBlobOrchestrator } from './settleBlob';
 import { backupVmDiskOrchestrator, backupVmOrchestrator } from './backupVm';
 import { VmOrchestrators } from './vmContracts';
@@ -11,6 +12,7 @@ import { VmOrchestrators } from './vmContracts';
 df.app.orchestration(Orchestrators.backupDisk, markingFailure(backupDiskOrchestrator));
 df.app.orchestration(Orchestrators.backupBatchRange, backupBatchRangeOrchestrator);
 df.app.orchestration(Orchestrators.restoreDisk, markingFailure(restoreDiskOrchestrator));
+df.app.orchestration(Orchestrators.restoreWindowRange, restoreWindowRangeOrchestrator);
 df.app.orchestration(Orchestrators.verifyBackup, markingFailure(verifyBackupOrchestrator));
 df.app.orchestration(Orchestrators.settleBlob, settleBlobOrchestrator);
 // VM backups (#16): a disk's sub-orchestration reports its outcome rather than fail; the VM's marks its own failure.

@@ -1,23 +1,14 @@
 /**
- * Restore and verify orchestrations: one retried activity each (core streams the whole backup with
- * bounded memory); the orchestration gives them durable status, retries and deduplicated starts. Their
- * status carries core's progress counts: 0 of 0 while the activity runs (an orchestrator does no I/O and
- * hears from its activity only when it ends), the activity's final counts when done.
+ * The verify orchestration: one retried activity (core streams the whole backup with bounded memory);
+ * the orchestration gives it durable status, retries and deduplicated starts. Its status carries core's
+ * progress counts: 0 of 0 while the activity runs (an orchestrator does no I/O and hears from its
+ * activity only when it ends), the activity's final counts when done. Restores: orchestrations/restoreDisk.ts.
  */
 import type { OrchestrationContext, OrchestrationHandler } from 'durable-functions';
-import { Activities, OperationProgressStatus, RestoreOrchestrationInput, RestoreResult, VerifyOrchestrationInput, VerifyResult, WithProgress } from './contracts';
+import { Activities, OperationProgressStatus, VerifyOrchestrationInput, VerifyResult, WithProgress } from './contracts';
 import { countsOf, NO_PROGRESS } from './progress';
 import { retryOptions } from './retry';
 import { outcome } from './activityOutcome';
-
-export const restoreDiskOrchestrator: OrchestrationHandler = function* (context: OrchestrationContext) {
-  const input = context.df.getInput() as RestoreOrchestrationInput;
-  context.df.setCustomStatus({ phase: 'restoring', backupId: input.backupId, ...NO_PROGRESS } satisfies OperationProgressStatus);
-  const { retry, requestFingerprint: _fingerprint, ...activityInput } = input;
-  const { progress, ...result } = outcome<WithProgress<RestoreResult>>(yield context.df.callActivityWithRetry(Activities.restoreBackup, retryOptions(retry), activityInput));
-  context.df.setCustomStatus({ phase: 'done', backupId: input.backupId, ...countsOf(progress) } satisfies OperationProgressStatus);
-  return result;
-};
 
 export const verifyBackupOrchestrator: OrchestrationHandler = function* (context: OrchestrationContext) {
   const input = context.df.getInput() as VerifyOrchestrationInput;
