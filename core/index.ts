@@ -55,7 +55,6 @@ export { verifyWindow } from './verify/verify-window';
 export type { VerifyWindowRequest } from './verify/verify-window';
 export { addVerifySummaries, NO_VERIFY_WINDOWS, verifyResultOf, MAX_PROBLEMS } from './verify/verify-summary';
 export type { VerifyWindowSummary } from './verify/verify-summary';
-export { RESTORE_WINDOW_BYTES, windowPagesFor } from './limits';
 
 // storage: URLs and clients, the endpoints a request may go to, credentials, the per-account request gate.
 export { parseStorageUrl, allowedEndpointOf, sourceBlobClient } from './storage/clients';
@@ -197,3 +196,13 @@ export { zstdBinding, zstdEncodeSync, zstdReady, ZSTD_LEVEL } from './repo/v2/zs
 export type { ZstdBinding } from './repo/v2/zstd';
 export { mayCompress, precheckCounts, PRECHECK_MIN_BYTES } from './repo/v2/compressibility';
 export type { PrecheckCounts } from './repo/v2/compressibility';
+
+// #17 part R (restore fan-out): plan → windows → finalize (or abandon), over the streaming restore's page writer.
+export { planRestore, assertPlanOf, windowPages, windowPagesFor, RESTORE_WINDOW_BYTES, RESTORE_PLAN_VERSION } from './restore/restore-plan';
+export type { RestorePlan, RestorePlanRequest, RestoreStepRequest } from './restore/restore-plan';
+export { restoreWindow, addWindowSummaries, NO_WINDOWS } from './restore/restore-window';
+export type { RestoreWindowSummary } from './restore/restore-window';
+export { finalizeRestore, abandonRestore } from './restore/finalize-restore';
+export type { FinalizedRestore } from './restore/finalize-restore';
+export { RESTORE_OPERATION_RE } from './restore/restore-marks';
+export { MAX_SOURCE_DISK_BYTES } from './limits';

@@ -49,11 +49,3 @@ export const MAX_VAULT_JSON_BYTES = 64 * MiB;
 export const MAX_VAULT_JSON_DEPTH = 32;
 /** Pages per segment blob (format v1); ≤ MAX_BLOCKS_PER_BLOB. */
 export const PAGES_PER_SEGMENT = 16_384;
-
-// #17 R/V: the windows restore and verify fan out over (PAGEWISE_RESTORE_WINDOW_BYTES).
-/** Bytes of the disk one restore or verify window covers: at least one page (the smallest is a sector), at most 16 GiB. */
-export const RESTORE_WINDOW_BYTES: CountBounds = { min: SECTOR, max: 16 * GiB, default: GiB };
-/** Whole pages of `pageSize` in a window of `windowBytes`: at least one. */
-export function windowPagesFor(windowBytes: number, pageSize: number): number {
-  return Math.max(1, Math.floor(windowBytes / pageSize));
-}

@@ -4,15 +4,14 @@
  */
 import * as df from 'durable-functions';
 import type { InvocationContext } from '@azure/functions';
-import { asAlreadyExisted, finalizeBackup, managedCaptureAccess, planBackup, restoreBackup, runBackupBatch, displayUrl, PagewiseError, redact } from '../core';
+import { asAlreadyExisted, finalizeBackup, managedCaptureAccess, planBackup, runBackupBatch, displayUrl, PagewiseError, redact } from '../core';
 import { reportingPermanentFailures } from './permanentFailures';
 import { trackBackupCompleted } from './telemetry';
-import type { BackupRequest, OperationProgress } from '../core';
-import { Activities, BackupActivityInput, WithProgress } from '../orchestrations/contracts';
+import type { BackupRequest } from '../core';
+import { Activities, BackupActivityInput } from '../orchestrations/contracts';
 import { shutdownSignal } from './shutdown';
-import { backupActivityInput, restoreActivityInput } from './activityInputs';
-import { assertNotBeingBackedUp } from './prechecks';
-import { allowedBlob, allowedSource, engineSettings, readSettings, readUserKey } from './settings';
+import { backupActivityInput } from './activityInputs';
+import { allowedSource, engineSettings, readSettings, readUserKey } from './settings';
 import { isOwnGrant, managedSnapshotAccess, snapshotAccess } from './compute';
 import { snapshotRefOf } from './events/diskEvents';
 import { vmCompute } from './vmCompute';
@@ -111,36 +110,4 @@ async function revokeSourceGrant(input: BackupActivityInput, context: Invocation
 
 df.app.activity(Activities.revokeSnapshotGrant, {
   handler: async (input: unknown, context: InvocationContext) => ({ revoked: await revokeSourceGrant(backupActivityInput(input), context) }),
-});
-
-/** Runs a restore and returns its result with the last progress it reported (the orchestration's status shows it). */
-async function withLastProgress<R extends object>(operation: (onProgress: (progress: OperationProgress) => void) => Promise<R>): Promise<WithProgress<R>> {
-  let last: OperationProgress | undefined;
-  const result = await operation((progress) => (last = progress));
-  return { ...result, ...(last ? { progress: last } : {}) };
-}
-
-df.app.activity(Activities.restoreBackup, {
-  extraInputs: [df.input.durableClient()],
-  handler: reportingPermanentFailures(async (input: unknown, context: InvocationContext) => {
-    // Checked here, not only by the HTTP pre-checks: the durable webhook starts an orchestration with any input.
-    const { backupId, target, overwrite } = restoreActivityInput(input);
-    const settings = readSettings();
-    const userKey = readUserKey();
-    const targetLocation = allowedBlob(settings, target, userKey, 'the restore target URL');
-    // A disk a backup orchestration is reading (its activities may run elsewhere); core checks the vault and this process's backups.
-    await assertNotBeingBackedUp(df.getClient(context), target.url, 'the restore target URL');
-    return withLastProgress((onProgress) =>
-      restoreBackup({
-        backupId,
-        vault: settings.vault,
-        userKey,
-        target: targetLocation,
-        overwrite: overwrite ?? false,
-        abortSignal: shutdownSignal(),
-        onProgress,
-        ...(settings.engine.concurrency ? { concurrency: settings.engine.concurrency } : {}),
-      }),
-    );
-  }),
 });

@@ -5,14 +5,14 @@
  * bodies (engine overrides, booleans that are booleans, backup IDs), nothing else.
  */
 import Ajv, { JSONSchemaType } from 'ajv';
-import { BACKUP_ID_RE, PagewiseError, SEALED_SAS_RE } from '../core';
-import type { BackupActivityInput, DiskRef, PruneOrchestrationInput, RestoreOrchestrationInput, VerifyOrchestrationInput, VerifyWindowInput } from '../orchestrations/contracts';
+import { BACKUP_ID_RE, MAX_SOURCE_DISK_BYTES, PagewiseError, RESTORE_OPERATION_RE, RESTORE_PLAN_VERSION, SEALED_SAS_RE } from '../core';
+import type { RestorePlan } from '../core';
+import type { BackupActivityInput, DiskRef, PruneOrchestrationInput, RestorePlanInput, RestoreStepInput, RestoreWindowInput, VerifyOrchestrationInput, VerifyWindowInput } from '../orchestrations/contracts';
 import { engineOverrideProperties } from './engineOverrideSchema';
 import { pruneRequestProperties } from './pruneRequestSchema';
 import { describeSchemaErrors } from './schemaErrors';
 
 type BlobRef = Pick<DiskRef, 'url' | 'sealedSas'>;
-type RestoreActivityInput = Pick<RestoreOrchestrationInput, 'backupId' | 'overwrite'> & { target: BlobRef };
 type VerifyActivityInput = Pick<VerifyOrchestrationInput, 'backupId' | 'readData'> & { source?: BlobRef };
 /**
  * What the backup activities receive (plan, batch and finalize add their own fields). `batchIndex` is
@@ -39,13 +39,6 @@ const sourceRef: JSONSchemaType<DiskRef> = {
   type: 'object',
   properties: { url, sealedSas, grantedBy: { type: 'string', enum: ['compute'], nullable: true }, grantSeal: { type: 'string', maxLength: 256, nullable: true }, managedDisk },
   required: ['url'],
-  additionalProperties: false,
-};
-
-const restore: JSONSchemaType<RestoreActivityInput> = {
-  type: 'object',
-  properties: { backupId, target: plainRef, overwrite: { type: 'boolean', nullable: true } },
-  required: ['backupId', 'target'],
   additionalProperties: false,
 };
 
@@ -103,11 +96,71 @@ function checker<T>(what: string, schema: JSONSchemaType<T>): (input: unknown) =
   };
 }
 
-export const restoreActivityInput = checker('restore', restore);
 export const verifyActivityInput = checker('verify', verify);
 export const backupActivityInput = checker('backup', backupStep);
 export const pruneActivityInput = checker('prune', prune);
 export const settledActivityInput = checker('backupsSettled', settled);
+
+// #17 R — the restore steps' inputs. The plan comes back from the plan activity through the orchestrator,
+// but a range sub-orchestration can be started with any input (the durable webhook): every field is checked,
+// and core checks the plan against the request and the target's marks before a byte is written.
+type BlobTarget = Omit<DiskRef, 'grantedBy' | 'grantSeal' | 'managedDisk'>;
+const operationId = { type: 'string', maxLength: 200, pattern: RESTORE_OPERATION_RE.source } as const;
+const count = (max: number) => ({ type: 'integer', minimum: 0, maximum: max }) as const;
+const MAX_PAGES = MAX_SOURCE_DISK_BYTES / 512;
+const restorePlan: JSONSchemaType<RestorePlan> = {
+  type: 'object',
+  properties: {
+    version: { type: 'integer', const: RESTORE_PLAN_VERSION },
+    operationId,
+    backupId,
+    kind: { type: 'string', enum: ['blob', 'file'] },
+    display: { type: 'string', minLength: 1, maxLength: 4096 },
+    overwrite: { type: 'boolean' },
+    diskBytes: count(MAX_SOURCE_DISK_BYTES),
+    pageSize: { type: 'integer', minimum: 512, maximum: MAX_SOURCE_DISK_BYTES },
+    pageCount: count(MAX_PAGES),
+    windowPages: { type: 'integer', minimum: 1, maximum: MAX_PAGES },
+    windowCount: count(MAX_PAGES),
+    entryCount: count(MAX_PAGES),
+    entryBytes: count(MAX_SOURCE_DISK_BYTES),
+    partial: { type: 'string', maxLength: 4096, nullable: true },
+    replaces: {
+      type: 'object',
+      properties: { dev: count(Number.MAX_SAFE_INTEGER), ino: count(Number.MAX_SAFE_INTEGER) },
+      required: ['dev', 'ino'],
+      additionalProperties: false,
+      nullable: true,
+    },
+  },
+  required: ['version', 'operationId', 'backupId', 'kind', 'display', 'overwrite', 'diskBytes', 'pageSize', 'pageCount', 'windowPages', 'windowCount', 'entryCount', 'entryBytes'],
+  additionalProperties: false,
+};
+
+const restorePlanInput: JSONSchemaType<Omit<RestorePlanInput, 'target'> & { target: BlobTarget }> = {
+  type: 'object',
+  properties: { backupId, target: plainRef, overwrite: { type: 'boolean', nullable: true }, operationId },
+  required: ['backupId', 'target', 'operationId'],
+  additionalProperties: false,
+};
+
+const stepProperties = { backupId, target: plainRef, plan: restorePlan } as const;
+const restoreStep: JSONSchemaType<Omit<RestoreStepInput, 'target'> & { target: BlobTarget }> = {
+  type: 'object',
+  properties: stepProperties,
+  required: ['backupId', 'target', 'plan'],
+  additionalProperties: false,
+};
+const restoreWindow: JSONSchemaType<Omit<RestoreWindowInput, 'target'> & { target: BlobTarget }> = {
+  type: 'object',
+  properties: { ...stepProperties, window: count(MAX_PAGES) },
+  required: ['backupId', 'target', 'plan', 'window'],
+  additionalProperties: false,
+};
+
+export const restorePlanActivityInput = checker('planRestore', restorePlanInput);
+export const restoreStepActivityInput = checker('restore step', restoreStep);
+export const restoreWindowActivityInput = checker('restoreWindow', restoreWindow);
 
 // #17 V: a verify window's input (the plan's facts it needs, and its window).
 type VerifyWindowActivityInput = Omit<VerifyWindowInput, 'source'> & { source?: BlobRef };

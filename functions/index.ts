@@ -25,6 +25,7 @@ if (role !== 'prune') {
   require('../orchestrations');
   require('./activities');
   require('./verifyActivities'); // #17 V
+  require('./restoreActivities'); // #17 R
   require('./http/backups');
   require('./vmActivities');
   require('./http/vmBackups');

@@ -19,9 +19,9 @@ import {
   parseStorageUrl,
   PagewiseError,
   resolveSettings,
+  RESTORE_WINDOW_BYTES,
   chunkingFromText,
   withinBounds,
-  RESTORE_WINDOW_BYTES,
 } from '../core';
 import type { EngineSettings, StorageLocation } from '../core';
 import type { DiskRef, EngineOverrides } from '../orchestrations/contracts';
@@ -39,8 +39,6 @@ export interface PagewiseSettings {
   engine: EngineSettings;
   /** Batch activities of one disk in flight at once (PAGEWISE_BATCHES_IN_FLIGHT); the orchestration's default when absent. */
   batchesInFlight?: number;
-  /** #17: bytes of the disk per restore or verify window activity (PAGEWISE_RESTORE_WINDOW_BYTES); core's default (1 GiB) when absent. */
-  restoreWindowBytes?: number;
 }
 
 export type Env = Record<string, string | undefined>;
@@ -143,7 +141,6 @@ export function readSettings(env?: Env): PagewiseSettings {
       ...(env.PAGEWISE_SCRATCH_DIR?.trim() ? { scratchDir: env.PAGEWISE_SCRATCH_DIR.trim() } : {}),
     },
     ...batchesInFlight(env),
-    ...restoreWindowBytes(env),
   };
   checkAppEngineSettings(settings.engine);
   assertAllowedAccount(settings, vaultUrl, 'container', 'PAGEWISE_VAULT_URL');
@@ -277,6 +274,20 @@ export function pruneMinGraceDays(env: Env = appSettings()): number {
   return Number(raw);
 }
 
+/**
+ * #17 R — PAGEWISE_RESTORE_WINDOW_BYTES: disk bytes one restore window activity writes (rounded down to
+ * whole pages, at least one page), core RESTORE_WINDOW_BYTES: 512 B to 16 GiB, default 1 GiB.
+ */
+export function restoreWindowBytes(env: Env = appSettings()): number {
+  const raw = env.PAGEWISE_RESTORE_WINDOW_BYTES?.trim();
+  if (raw === undefined || raw === '') return RESTORE_WINDOW_BYTES.default;
+  const value = Number(raw);
+  if (!/^\d{1,12}$/.test(raw) || !withinBounds(value, RESTORE_WINDOW_BYTES)) {
+    throw settingError(`app setting PAGEWISE_RESTORE_WINDOW_BYTES must be a whole number of bytes from ${RESTORE_WINDOW_BYTES.min} to ${RESTORE_WINDOW_BYTES.max}, got "${raw.slice(0, 24)}"`);
+  }
+  return value;
+}
+
 /** The prune app's schedule setting (NCRONTAB), used as `%PAGEWISE_PRUNE_SCHEDULE%` in its timer binding. */
 export const PRUNE_SCHEDULE_SETTING = 'PAGEWISE_PRUNE_SCHEDULE';
 
@@ -341,17 +352,6 @@ function batchesInFlight(env: Env): { batchesInFlight?: number } {
     throw settingError(`app setting PAGEWISE_BATCHES_IN_FLIGHT must be a whole number from ${BATCHES_IN_FLIGHT.min} to ${BATCHES_IN_FLIGHT.max}, got "${raw}"`);
   }
   return { batchesInFlight: value };
-}
-
-/** PAGEWISE_RESTORE_WINDOW_BYTES (#17, restore and verify windows): whole bytes, one sector to 16 GiB; a window is at least one page. */
-function restoreWindowBytes(env: Env): { restoreWindowBytes?: number } {
-  const raw = env.PAGEWISE_RESTORE_WINDOW_BYTES;
-  if (raw === undefined || raw.trim() === '') return {};
-  const value = /^\s*\d+\s*$/.test(raw) ? Number(raw) : NaN;
-  if (!withinBounds(value, RESTORE_WINDOW_BYTES)) {
-    throw settingError(`app setting PAGEWISE_RESTORE_WINDOW_BYTES must be a whole number of bytes from ${RESTORE_WINDOW_BYTES.min} to ${RESTORE_WINDOW_BYTES.max} (16 GiB), got "${raw.slice(0, 32)}"`);
-  }
-  return { restoreWindowBytes: value };
 }
 
 function settingError(message: string): PagewiseError {

@@ -10,7 +10,7 @@ import type { VerifyPlan, VerifyWindowSummary } from '../core';
 import { Activities, VerifyPlanOutput } from '../orchestrations/contracts';
 import { verifyActivityInput, verifyWindowActivityInput } from './activityInputs';
 import { reportingPermanentFailures } from './permanentFailures';
-import { allowedBlob, readSettings, readUserKey } from './settings';
+import { allowedBlob, readSettings, readUserKey, restoreWindowBytes } from './settings';
 import { shutdownSignal } from './shutdown';
 
 /** Problem texts enter the history: a storage error's words may quote a URL. */
@@ -29,7 +29,7 @@ df.app.activity(Activities.planVerify, {
       readData: readData ?? true,
       abortSignal: shutdownSignal(),
       ...(source ? { source: allowedBlob(settings, source, userKey, 'the source disk URL') } : {}),
-      ...(settings.restoreWindowBytes ? { windowBytes: settings.restoreWindowBytes } : {}),
+      windowBytes: restoreWindowBytes(), // PAGEWISE_RESTORE_WINDOW_BYTES, shared with the restore fan-out
     });
     return { ...redacted(plan), windowsInFlight: settings.batchesInFlight ?? BATCHES_IN_FLIGHT.default };
   }),

@@ -3,7 +3,7 @@
  * status. References and counts only — never page data, never keys, never a SAS: a caller's SAS is
  * sealed by the starter (docs/DURABLE.md "Sealed URLs") and opened only inside activities.
  */
-import type { BackupKind, BackupResult, BatchSummary, CodecSetting, ForgetReport, ManagedDiskSource, OperationProgress, PruneReport, RestoreResult, VerifyPlan, VerifyResult, VerifyWindowSummary } from '../core';
+import type { BackupKind, BackupResult, BatchSummary, CodecSetting, ForgetReport, ManagedDiskSource, OperationProgress, PruneReport, RestorePlan, RestoreResult, RestoreWindowSummary, VerifyPlan, VerifyResult, VerifyWindowSummary } from '../core';
 import type { BatchRange } from './backupTree';
 import type { ProgressCounts, RangeProgress } from './progress';
 
@@ -16,6 +16,8 @@ export const Orchestrators = {
   settleBlob: 'settleBlobOrchestrator',
   pruneVault: 'pruneVaultOrchestrator',
   retainByPolicy: 'retainByPolicyOrchestrator',
+  /** #17 R: a range of restore windows (orchestrations/windowFanOut.ts). */
+  restoreWindowRange: 'restoreWindowRangeOrchestrator',
   /** #17 V: a range of verify windows (orchestrations/verifyBackup.ts). */
   verifyWindowRange: 'verifyWindowRangeOrchestrator',
 } as const;
@@ -24,7 +26,6 @@ export const Activities = {
   planBackup: 'planBackup',
   runBackupBatch: 'runBackupBatch',
   finalizeBackup: 'finalizeBackup',
-  restoreBackup: 'restoreBackup',
   probeBlob: 'probeBlob',
   startSettledBackup: 'startSettledBackup',
   watchChangedBlob: 'watchChangedBlob',
@@ -36,6 +37,11 @@ export const Activities = {
   forgetByPolicy: 'forgetByPolicy',
   /** How many of the given backup orchestrations are still running. */
   backupsSettled: 'backupsSettled',
+  /** #17 R: a restore's steps (core planRestore, restoreWindow, finalizeRestore, abandonRestore). */
+  planRestore: 'planRestore',
+  restoreWindow: 'restoreWindow',
+  finalizeRestore: 'finalizeRestore',
+  abandonRestore: 'abandonRestore',
   /** #17 V: opens the backup, checks it whole (containers, the source's size), counts its windows. */
   planVerify: 'planVerify',
   /** #17 V: checks one window of pages (structure, blocks, the source). */
@@ -287,7 +293,51 @@ export interface RetainByPolicyOutput {
   prune?: PruneReport;
 }
 
-export type { BatchSummary, BackupResult, ForgetReport, PruneReport, RestoreResult, VerifyResult };
+// #17 R — restore fan-out: plan → windows (range sub-orchestrations) → finalize; abandon on failure.
+
+/** The plan activity's input: the restore (target sealed as in the orchestration input) and its operation. */
+export interface RestorePlanInput {
+  backupId: string;
+  target: DiskRef;
+  overwrite?: boolean;
+  /** The restore's orchestration instance ID: the target is marked with it. */
+  operationId: string;
+}
+
+/** The plan activity's output: core's plan and how many window activities a leaf keeps in flight. */
+export interface RestorePlanOutput {
+  plan: RestorePlan;
+  windowsInFlight: number;
+}
+
+/** What the window, finalize and abandon activities receive: the restore and its plan. */
+export interface RestoreStepInput {
+  backupId: string;
+  target: DiskRef;
+  plan: RestorePlan;
+}
+
+export interface RestoreWindowInput extends RestoreStepInput {
+  window: number;
+}
+
+export interface RestoreRangeInput {
+  step: RestoreStepInput;
+  range: BatchRange;
+  windowsInFlight: number;
+  retry?: RetrySettings;
+}
+
+/** A restore's custom status: core's counts (the plan's totals; done as windows end) and its windows. */
+export interface RestoreProgressStatus extends OperationProgressStatus {
+  windowsTotal: number;
+  windowsDone: number;
+}
+
+/** The restore orchestration's output: core's result and its windows. */
+export type RestoreOrchestrationOutput = RestoreResult & { windows: number };
+
+export type { BatchSummary, BackupResult, ForgetReport, PruneReport, RestorePlan, RestoreResult, RestoreWindowSummary, VerifyResult };
 
 // #17 V: verify fan-out (orchestrations/verifyBackup.ts, docs/DURABLE.md "Verify fan-out").
 

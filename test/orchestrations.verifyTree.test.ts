@@ -13,7 +13,6 @@ import { BATCHES_PER_LEAF, childRanges, HISTORY_EVENT_BOUND, historyEventsBound 
 import { rangeInstanceId } from '../orchestrations/instanceIds';
 import { DurableRuntime } from '../runtime/durable/durableRuntime';
 import { MemoryInstanceStore } from '../runtime/durable/instanceStore';
-import { readSettings } from '../functions/settings';
 
 const TiB = 1024 * GiB;
 const PAGE = 4 * 1024 * 1024;
@@ -33,18 +32,6 @@ test('a 32 TiB disk in 1 GiB windows: 32,768 windows in 33 ranges, every history
   expect(historyEventsBound(1 + ranges.length)).toBeLessThanOrEqual(HISTORY_EVENT_BOUND); // root: planVerify + 33 ranges (the result is computed, no activity)
   // The window setting's bounds: one sector (a window is at least one page) to 16 GiB.
   expect([windowPagesFor(RESTORE_WINDOW_BYTES.min, PAGE), windowPagesFor(RESTORE_WINDOW_BYTES.max, PAGE)]).toEqual([1, 4096]);
-});
-
-test('PAGEWISE_RESTORE_WINDOW_BYTES: whole bytes from 512 to 16 GiB, anything else refused naming the setting', () => {
-  const base = { PAGEWISE_VAULT_URL: 'https://pwacct.blob.core.windows.net/vault', PAGEWISE_ALLOWED_ACCOUNTS: 'pwacct' };
-  expect(readSettings(base).restoreWindowBytes).toBeUndefined();
-  expect(readSettings({ ...base, PAGEWISE_RESTORE_WINDOW_BYTES: ' 1048576 ' }).restoreWindowBytes).toBe(1024 * 1024);
-  expect(readSettings({ ...base, PAGEWISE_RESTORE_WINDOW_BYTES: String(16 * GiB) }).restoreWindowBytes).toBe(16 * GiB);
-  for (const bad of ['0', '511', String(16 * GiB + 1), '1e9', '4.0', '-1', '0x1000', 'one']) {
-    expect(() => readSettings({ ...base, PAGEWISE_RESTORE_WINDOW_BYTES: bad })).toThrow(
-      `app setting PAGEWISE_RESTORE_WINDOW_BYTES must be a whole number of bytes from 512 to ${16 * GiB} (16 GiB), got "${bad}"`,
-    );
-  }
 });
 
 describe('the real verify orchestrators over a simulated 1,050-window plan', () => {

@@ -131,3 +131,16 @@ export async function openBackupSource(vaultLocation: StorageLocation, backupId:
   });
 }
 
+
+/**
+ * The entries of pages [first, first + count), in page order, one group's table in memory at a time:
+ * only the tables of the groups the range overlaps are read (a restore window reads its own, not the set).
+ */
+export async function* entriesInRange<E extends PageRef>(source: BackupSource<E>, first: number, count: number): AsyncGenerator<E[]> {
+  const end = Math.min(source.pageCount, first + count);
+  if (first < 0 || end <= first) return;
+  for (let group = Math.floor(first / source.groupPages); group * source.groupPages < end; group++) {
+    const entries = (await source.groupEntries(group)).filter((e) => e.page >= first && e.page < end);
+    if (entries.length > 0) yield entries;
+  }
+}

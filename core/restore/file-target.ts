@@ -67,8 +67,14 @@ function refuseUnlessReplaceable(target: string, stat: Stats | undefined, overwr
   if (!overwrite) throw new PagewiseError('TargetExists', `${target} already exists; pass --force to overwrite it`);
 }
 
-/** Checks a file target without reading the vault; the sink it opens writes beside it and renames. */
-export async function prepareFileTarget(file: string, overwrite: boolean, keep: string[] = []): Promise<PreparedTarget> {
+/** A file target as checked before the vault is read: its real path, and what was there (a file replaced with overwrite). */
+export interface CheckedFileTarget {
+  target: string;
+  before?: Stats;
+}
+
+/** Checks a file target without reading the vault: only nothing, or a regular file with overwrite, may be there. */
+export async function checkFileTarget(file: string, overwrite: boolean, keep: string[] = []): Promise<CheckedFileTarget> {
   const target = path.resolve(file);
   const dir = path.dirname(target);
   const dirStat = await fs.stat(dir).catch((err: unknown) => {
@@ -87,7 +93,13 @@ export async function prepareFileTarget(file: string, overwrite: boolean, keep: 
   }
   refuseUnlessReplaceable(real, before, overwrite);
   await refuseKeptFile(real, before, keep);
-  return { display: real, open: (diskBytes) => openFileSink(real, diskBytes, overwrite, before) };
+  return { target: real, ...(before ? { before } : {}) };
+}
+
+/** Checks a file target without reading the vault; the sink it opens writes beside it and renames. */
+export async function prepareFileTarget(file: string, overwrite: boolean, keep: string[] = []): Promise<PreparedTarget> {
+  const { target, before } = await checkFileTarget(file, overwrite, keep);
+  return { display: target, open: (diskBytes) => openFileSink(target, diskBytes, overwrite, before) };
 }
 
 /** The key file (under any name: a hard link, another spelling) is never the target: overwriting it loses every backup made with it. */
@@ -108,8 +120,11 @@ const NAME_MAX = 255;
 
 const EXCLUSIVE = constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | constants.O_NOFOLLOW;
 
-async function openFileSink(target: string, diskBytes: number, overwrite: boolean, checked: Stats | undefined): Promise<PageSink> {
-  // Unpredictable and created exclusively: a link planted at a guessed name is never followed.
+/**
+ * Creates the partial file beside `target`: unpredictable and created exclusively (a link planted at a
+ * guessed name is never followed), mode 0600, sparse at the disk's size. Removed again on failure.
+ */
+export async function createPartialFile(target: string, diskBytes: number): Promise<{ partial: string; handle: fs.FileHandle }> {
   const partial = `${target}${PARTIAL_TAG}${randomBytes(PARTIAL_RANDOM_BYTES).toString('hex')}`;
   let handle: fs.FileHandle | undefined;
   try {
@@ -120,6 +135,39 @@ async function openFileSink(target: string, diskBytes: number, overwrite: boolea
     if (handle) await fs.rm(partial, { force: true });
     throw new PagewiseError('BadInput', `cannot create a file beside ${target} (${errno(err)})`);
   }
+  return { partial, handle };
+}
+
+/** Whether `partial` is a name createPartialFile gives for `target` (a step of a fan-out restore is handed it back). */
+export function isPartialOf(partial: string, target: string): boolean {
+  return partial.startsWith(`${target}${PARTIAL_TAG}`) && new RegExp(`^[0-9a-f]{${2 * PARTIAL_RANDOM_BYTES}}$`).test(partial.slice(target.length + PARTIAL_TAG.length));
+}
+
+/**
+ * Opens a partial file again for writing (a later step of a fan-out restore): never through a link,
+ * never created; it must still be a regular file of this user, 0600, one link, the disk's size.
+ */
+export async function reopenPartialFile(partial: string, diskBytes: number): Promise<fs.FileHandle> {
+  let handle: fs.FileHandle;
+  try {
+    handle = await fs.open(partial, constants.O_WRONLY | constants.O_NOFOLLOW);
+  } catch (err) {
+    throw new PagewiseError('BadInput', `the partial restore file ${partial} cannot be opened (${errno(err)}); the restore was abandoned or its file removed`);
+  }
+  const stat = await handle.stat();
+  const mine = typeof process.getuid !== 'function' || stat.uid === process.getuid();
+  if (!stat.isFile() || !mine || (stat.mode & 0o777) !== 0o600 || stat.nlink !== 1 || stat.size !== diskBytes) {
+    await handle.close();
+    throw new PagewiseError('BadInput', `${partial} is not the partial file this restore made (a regular file of ${diskBytes} bytes, mode 0600, one link); nothing was written`);
+  }
+  return handle;
+}
+
+/** Writes all of `data` at `offset` of an open file. */
+export const writeFileAt = writeAll;
+
+async function openFileSink(target: string, diskBytes: number, overwrite: boolean, checked: Stats | undefined): Promise<PageSink> {
+  const { partial, handle } = await createPartialFile(target, diskBytes);
   const h = handle;
   const forget = removeAtExit(partial); // plaintext disk data: gone even if the process exits mid-restore
   const discard = async () => {
@@ -149,7 +197,7 @@ async function openFileSink(target: string, diskBytes: number, overwrite: boolea
  * Without overwrite, a hard link is the no-clobber rename (it fails if anything appeared at the
  * target meanwhile); with it, the target must still be the regular file that was checked (or gone).
  */
-async function moveIntoPlace(partial: string, target: string, overwrite: boolean, checked: Stats | undefined): Promise<void> {
+export async function moveIntoPlace(partial: string, target: string, overwrite: boolean, checked: Pick<Stats, 'dev' | 'ino'> | undefined): Promise<void> {
   const now = await lstatOrNothing(target);
   const same = now && checked && now.isFile() && now.dev === checked.dev && now.ino === checked.ino;
   if (now && !(overwrite && same)) {

@@ -6,38 +6,23 @@
  * page blob behind.
  */
 import { PageBlobClient, RestError } from '@azure/storage-blob';
-import { forEachLimited } from '../concurrency';
 import { PagewiseError, throwIfAborted } from '../errors';
-import { MAX_PAGE_BLOB_BYTES, MAX_PUT_PAGE_BYTES, PAGE_CONCURRENCY, SECTOR } from '../limits';
+import { MAX_PAGE_BLOB_BYTES, MAX_PUT_PAGE_BYTES, SECTOR } from '../limits';
 import { displayUrl } from '../redact';
 import { translateTargetError } from '../storage/storage-errors';
 import { parseStorageUrl, targetBlobClient } from '../storage/clients';
 import { accountGate } from '../storage/account-gate';
 import { OperationProgress, RestoreRequest, RestoreResult } from '../types';
-import { openBackupSource, PageRef } from '../repo/backup-source';
+import { openBackupSource } from '../repo/backup-source';
 import { PageSink, prepareDeviceTarget, prepareFileTarget, PreparedTarget } from './file-target';
 import { assertDiskWriteTarget, targetExists } from './target-guard';
+import { writePages } from './write-pages';
 
 export function isBlobTarget(target: string): boolean {
   return /^https?:\/\//i.test(target);
 }
 
-const SECTOR_ZEROS = Buffer.alloc(SECTOR);
-
-/** The 512-byte-aligned runs of a buffer that hold a non-zero byte, coalesced. */
-export function* nonZeroRuns(data: Buffer): Generator<{ start: number; end: number }> {
-  let start = -1;
-  for (let at = 0; at < data.length; at += SECTOR) {
-    const end = Math.min(data.length, at + SECTOR);
-    const zero = data.subarray(at, end).equals(SECTOR_ZEROS.subarray(0, end - at));
-    if (!zero && start < 0) start = at;
-    if (zero && start >= 0) {
-      yield { start, end: at };
-      start = -1;
-    }
-  }
-  if (start >= 0) yield { start, end: data.length };
-}
+export { nonZeroRuns } from './write-pages';
 
 export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult> {
   throwIfAborted(req.abortSignal, 'the restore was interrupted');
@@ -80,19 +65,16 @@ export async function restoreToTarget(req: TargetRestoreRequest, target: Prepare
           nextPage = Math.max(nextPage, e.page + 1);
         }
       }
-      await forEachLimited(reader.runs(entries), req.concurrency ?? PAGE_CONCURRENCY.default, async (run: PageRef[]) => {
-        stopIfAborted();
-        for (const { entry, plain, error } of await reader.readRun(run)) {
-          if (error) throw error;
-          const base = entry.page * reader.pageSize;
-          // Over a zeroed target, zero runs inside a page stay unwritten, so it is as sparse as the source.
-          if (sink.dense) await write(base, plain!);
-          else for (const part of nonZeroRuns(plain!)) await write(base + part.start, plain!.subarray(part.start, part.end));
+      await writePages(reader, entries, sink, {
+        concurrency: req.concurrency,
+        abortSignal: signal,
+        onWrite: (bytes) => (bytesWritten += bytes),
+        onPage: (plainLength) => {
           pagesWritten++;
           progress.pagesDone++;
-          progress.bytesDone += plain!.length; // the page's real length: the disk's last page may be short
+          progress.bytesDone += plainLength;
           req.onProgress?.({ ...progress });
-        }
+        },
       });
     }
     if (sink.dense) await writeZeros(write, nextPage * reader.pageSize, reader.diskBytes - nextPage * reader.pageSize);
@@ -133,9 +115,14 @@ async function prepareBlobTarget(req: RestoreRequest): Promise<PreparedTarget> {
   return { display: displayUrl(req.target.url), open: (diskBytes) => openBlobSink(client, what, diskBytes, req.overwrite ?? false) };
 }
 
-async function openBlobSink(client: PageBlobClient, what: string, diskBytes: number, overwrite: boolean): Promise<PageSink> {
+/** A disk of this size can be a page blob (a whole number of sectors, at most 8 TiB). */
+export function assertPageBlobSize(diskBytes: number): void {
   if (diskBytes % SECTOR !== 0) throw new PagewiseError('BadInput', `the disk size ${diskBytes} is not a multiple of 512 and cannot be a page blob`);
   if (diskBytes > MAX_PAGE_BLOB_BYTES) throw new PagewiseError('LimitExceeded', `the disk (${diskBytes} bytes) is larger than a page blob may be (8 TiB)`);
+}
+
+async function openBlobSink(client: PageBlobClient, what: string, diskBytes: number, overwrite: boolean): Promise<PageSink> {
+  assertPageBlobSize(diskBytes);
   try {
     if (await client.exists()) {
       if (!overwrite) throw new PagewiseError('TargetExists', `${what} already exists; pass --force to overwrite it`);

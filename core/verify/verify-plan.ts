@@ -4,11 +4,11 @@
  * of pages that verify-window.ts checks one by one — in one process (verifyBackup) or as activities.
  */
 import { isPagewiseError, throwIfAborted } from '../errors';
-import { RESTORE_WINDOW_BYTES, windowPagesFor, withinBounds } from '../limits';
+import { RESTORE_WINDOW_BYTES, windowPagesFor } from '../restore/restore-plan';
 import { BackupSource, openBackupSource } from '../repo/backup-source';
 import { SourceDisk } from '../source/source-disk';
 import { allowedEndpointOf } from '../storage/clients';
-import { PagewiseError } from '../errors';
+import { SECTOR } from '../limits';
 import type { VerifyRequest } from '../types';
 import { MAX_PROBLEMS, noteInto } from './verify-summary';
 
@@ -49,9 +49,7 @@ export async function openVerification(req: VerifyPlanRequest): Promise<{ plan: 
   const stopIfAborted = () => throwIfAborted(signal, 'the verification was interrupted');
   stopIfAborted();
   const windowBytes = req.windowBytes ?? RESTORE_WINDOW_BYTES.default;
-  if (!withinBounds(windowBytes, RESTORE_WINDOW_BYTES)) {
-    throw new PagewiseError('BadInput', `the window size ${windowBytes} must be a whole number of bytes from ${RESTORE_WINDOW_BYTES.min} to ${RESTORE_WINDOW_BYTES.max}`);
-  }
+  windowPagesFor(windowBytes, SECTOR); // its bounds, before anything is read
   // A source off the allowed endpoints is bad input, refused before anything is read (not a "problem").
   if (req.source) allowedEndpointOf(req.source, 'blob', 'the source disk URL');
   const reader = await openBackupSource(req.vault, req.backupId, req.userKey, { abortSignal: signal }).catch((err: unknown) => {
