@@ -38,33 +38,40 @@ export interface RangeProgress {
 /** Deepest tree a reader follows (a tree of 1,000 × 1,000 leaves has depth 2 below the root). */
 const MAX_DEPTH = 4;
 
-function isRangeProgress(value: unknown): value is RangeProgress {
-  const v = value as Partial<RangeProgress> | null;
-  return typeof v === 'object' && v !== null && typeof v.batchesTotal === 'number' && typeof v.batchesDone === 'number';
+/** What a fanned-out status counts its units in: a backup's batches, a restore's or verification's windows (#17). */
+type Unit = 'batches' | 'windows';
+
+function unitOf(value: unknown): Unit | undefined {
+  const v = value as Record<string, unknown> | null;
+  if (typeof v !== 'object' || v === null) return undefined;
+  return (['batches', 'windows'] as const).find((unit) => typeof v[`${unit}Total`] === 'number' && typeof v[`${unit}Done`] === 'number');
 }
 
 /**
  * The progress in `customStatus` with the progress of its running sub-orchestrations added (read with
  * `customStatusOf`), capped at the totals; any other status is returned as it is. `running` is dropped.
+ * Batches (a backup) or windows (a restore, a verification), whichever the status counts.
  */
 export async function withLiveProgress(customStatus: unknown, customStatusOf: (instanceId: string) => Promise<unknown>, depth = 0): Promise<unknown> {
-  if (!isRangeProgress(customStatus)) return customStatus;
-  const { running, ...own } = customStatus as RangeProgress & Partial<ProgressCounts>;
-  const sum = { batchesDone: own.batchesDone, pagesDone: own.pagesDone ?? 0, bytesDone: own.bytesDone ?? 0 };
+  const unit = unitOf(customStatus);
+  if (!unit) return customStatus;
+  const [doneKey, totalKey] = [`${unit}Done`, `${unit}Total`] as const;
+  const { running, ...own } = customStatus as Record<string, unknown> & { running?: string[] } & Partial<ProgressCounts>;
+  const sum = { units: own[doneKey] as number, pagesDone: own.pagesDone ?? 0, bytesDone: own.bytesDone ?? 0 };
   if (depth < MAX_DEPTH) {
     for (const instanceId of running ?? []) {
-      const child = await withLiveProgress(await customStatusOf(instanceId), customStatusOf, depth + 1);
-      if (!isRangeProgress(child)) continue;
-      sum.batchesDone += child.batchesDone;
+      const child = (await withLiveProgress(await customStatusOf(instanceId), customStatusOf, depth + 1)) as Record<string, unknown> & Partial<ProgressCounts>;
+      if (unitOf(child) !== unit) continue;
+      sum.units += child[doneKey] as number;
       sum.pagesDone += child.pagesDone ?? 0;
       sum.bytesDone += child.bytesDone ?? 0;
     }
   }
   // A child that ended between the two reads is counted in both: no count passes its total.
-  const capped = (done: number, total: number | undefined) => (total === undefined ? done : Math.min(done, total));
+  const capped = (done: number, total: unknown) => (typeof total === 'number' ? Math.min(done, total) : done);
   return {
     ...own,
-    batchesDone: capped(sum.batchesDone, own.batchesTotal),
+    [doneKey]: capped(sum.units, own[totalKey]),
     pagesDone: capped(sum.pagesDone, own.pagesTotal),
     bytesDone: capped(sum.bytesDone, own.bytesTotal),
   };

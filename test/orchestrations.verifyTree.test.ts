@@ -13,6 +13,7 @@ import { BATCHES_PER_LEAF, childRanges, HISTORY_EVENT_BOUND, historyEventsBound 
 import { rangeInstanceId } from '../orchestrations/instanceIds';
 import { DurableRuntime } from '../runtime/durable/durableRuntime';
 import { MemoryInstanceStore } from '../runtime/durable/instanceStore';
+import { withLiveProgress } from '../orchestrations/progress';
 
 const TiB = 1024 * GiB;
 const PAGE = 4 * 1024 * 1024;
@@ -116,4 +117,14 @@ describe('the real verify orchestrators over a simulated 1,050-window plan', () 
       await runtime.stop();
     }
   });
+});
+
+test("a running verification's progress adds its running ranges' windows, as a backup's adds batches", async () => {
+  const root = { phase: 'verifying', backupId: 'b', pagesTotal: 2000, bytesTotal: 2000 * PAGE, windowsTotal: 1050, windowsDone: 0, pagesDone: 0, bytesDone: 0, running: ['v:r0+1000'] };
+  const range = { windowsTotal: 1000, windowsDone: 400, pagesDone: 700, bytesDone: 700 * PAGE };
+  expect(await withLiveProgress(root, async (id) => (id === 'v:r0+1000' ? range : undefined))).toEqual({
+    phase: 'verifying', backupId: 'b', pagesTotal: 2000, bytesTotal: 2000 * PAGE, windowsTotal: 1050, windowsDone: 400, pagesDone: 700, bytesDone: 700 * PAGE,
+  });
+  // A backup's batch range is not a verification's window range: not added.
+  expect(await withLiveProgress(root, async () => ({ batchesTotal: 10, batchesDone: 5, pagesDone: 9, bytesDone: 9 }))).toMatchObject({ windowsDone: 0, pagesDone: 0 });
 });

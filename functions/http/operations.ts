@@ -12,7 +12,7 @@ import { checkBackupReadable, checkRestoreTarget } from '../prechecks';
 import { findStatus, startOnce } from '../starter';
 import { assertSameRequest, idempotencyKeyOf, isOperationId, operationInstanceId, requestFingerprint as requestFingerprintOf } from './idempotency';
 import { validators } from './schemas';
-import { operationView } from './views';
+import { operationView, withLiveBackupProgress } from './views';
 import { answering, assertKnownQuery, startedResponse, validBody } from './responses';
 
 df.app.client.http('startRestore', {
@@ -94,7 +94,8 @@ for (const kind of ['restores', 'verifications'] as const) {
       // Only an ID this API hands out is looked up: anything else (a 10 KB path, control characters) never reaches the task hub.
       const status = isOperationId(kind === 'restores' ? 'restore' : 'verify', id) ? await findStatus(client, id) : undefined;
       if (!status) return problem(404, 'OperationNotFound', `no ${kind.slice(0, -1)} ${id.length > 80 ? `${id.slice(0, 80)}…` : id}`);
-      return new HttpResponse({ status: 200, jsonBody: operationView(kind, id, status) });
+      // #17: a fanned-out operation's root counts a range's windows only when it ends: the running ranges' are added.
+      return new HttpResponse({ status: 200, jsonBody: operationView(kind, id, await withLiveBackupProgress(client, status)) });
     }),
   });
 }

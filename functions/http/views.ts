@@ -65,8 +65,9 @@ function readInput(input: unknown): { backupId?: string; source?: string; target
 }
 
 /**
- * A running backup's status with its progress as of now: the root publishes batches only as its range
- * sub-orchestrations end, so the running ranges' own progress is added (orchestrations/progress.ts).
+ * A running backup's (or fanned-out restore's or verification's, #17) status with its progress as of now:
+ * the root publishes batches (windows) only as its range sub-orchestrations end, so the running ranges'
+ * own progress is added (orchestrations/progress.ts).
  */
 export async function withLiveBackupProgress(client: DurableClient, status: DurableOrchestrationStatus): Promise<DurableOrchestrationStatus> {
   if (status.runtimeStatus !== 'Running') return status;
