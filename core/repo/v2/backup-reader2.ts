@@ -58,7 +58,8 @@ export class BackupReader2 extends BackupGrid implements BackupSource<PageRecord
   /** Packs found gone (404): their blocks are looked up in the vault index. */
   private readonly gone = new Set<string>();
   /** The vault index, opened (one listing of its deltas) the first time a hinted pack is gone. */
-  private index?: Promise<VaultIndex>;
+  /** Shared with this reader's forks (one listing for a whole verification in one process). */
+  private shared: { index?: Promise<VaultIndex> } = {};
 
   private constructor(
     readonly vault: Vault,
@@ -95,8 +96,11 @@ export class BackupReader2 extends BackupGrid implements BackupSource<PageRecord
     return new BackupReader2(vault, keyring, manifestName, manifest, call);
   }
 
+  /** Its own pack checks and counts; the vault index (read-only) is shared. */
   fork(): BackupReader2 {
-    return new BackupReader2(this.vault, this.keyring, this.manifestName, this.manifest, this.call);
+    const fork = new BackupReader2(this.vault, this.keyring, this.manifestName, this.manifest, this.call);
+    fork.shared = this.shared;
+    return fork;
   }
 
   get groupPages(): number {
@@ -220,11 +224,12 @@ export class BackupReader2 extends BackupGrid implements BackupSource<PageRecord
   private packPresent = async (pack: string): Promise<boolean> => typeof (await this.packSizeOnce(pack)) === 'number';
 
   private vaultIndex(): Promise<VaultIndex> {
-    if (!this.index) {
-      this.index = VaultIndex.open(this.vault, this.keyring);
-      this.index.catch(() => (this.index = undefined)); // a failed listing is tried again by the next caller
+    const shared = this.shared;
+    if (!shared.index) {
+      shared.index = VaultIndex.open(this.vault, this.keyring);
+      shared.index.catch(() => (shared.index = undefined)); // a failed listing is tried again by the next caller
     }
-    return this.index;
+    return shared.index;
   }
 
   /** The newest index entry of `ref`'s content ID in an existing pack, or undefined (none, or its pack is gone too). */
