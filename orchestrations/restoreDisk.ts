@@ -73,7 +73,11 @@ export const restoreDiskOrchestrator: OrchestrationHandler = function* (context:
       durationMs: Math.max(0, context.df.currentUtcDateTime.getTime() - startedAt),
     } satisfies RestoreOrchestrationOutput;
   } catch (err) {
-    yield context.df.callActivityWithRetry(Activities.abandonRestore, retry, step);
+    try {
+      yield context.df.callActivityWithRetry(Activities.abandonRestore, retry, step);
+    } catch {
+      // The restore's own failure is the one to report; a target abandon could not remove stays marked incomplete.
+    }
     throw err;
   }
 };
