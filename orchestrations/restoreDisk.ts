@@ -73,7 +73,11 @@ export const restoreDiskOrchestrator: OrchestrationHandler = function* (context:
       durationMs: Math.max(0, context.df.currentUtcDateTime.getTime() - startedAt),
     } satisfies RestoreOrchestrationOutput;
   } catch (err) {
-    yield context.df.callActivityWithRetry(Activities.abandonRestore, retry, step);
+    try {
+      yield context.df.callActivityWithRetry(Activities.abandonRestore, retry, step);
+    } catch {
+      // The restore's own failure is the one to report; a target abandon could not remove stays marked incomplete.
+    }
     throw err;
   }
 };
@@ -81,6 +85,7 @@ export const restoreDiskOrchestrator: OrchestrationHandler = function* (context:
 /** A range of restore windows: itself (a leaf, its window activities in waves) or through child ranges. */
 export const restoreWindowRangeOrchestrator: OrchestrationHandler = function* (context: OrchestrationContext): Generator<Task, RestoreWindowSummary, unknown> {
   const input = context.df.getInput() as RestoreRangeInput;
-  const publish = (done: RestoreWindowSummary) => context.df.setCustomStatus(statusOf('restoring', input.step.backupId, input.step.plan, done));
+  // A range's own status: the restore's page totals, its own windows.
+  const publish = (done: RestoreWindowSummary) => context.df.setCustomStatus({ ...statusOf('restoring', input.step.backupId, input.step.plan, done), windowsTotal: input.range.count });
   return yield* runWindowRange(context, restoreFanOut, fanOutRun(input, publish), input.range);
 };

@@ -172,3 +172,12 @@ test('the steps refuse what is not theirs: an existing target, another target, a
   expect(await abandonRestore(step('mine.vhd'), plan)).toEqual({ removed: true });
   expect(await targetClient('mine.vhd').exists()).toBe(false);
 });
+
+test('PAGEWISE_RESTORE_WINDOW_BYTES: default 1 GiB, whole bytes from 512 to 16 GiB, a clear error naming the setting otherwise', async () => {
+  const { restoreWindowBytes } = await import('../functions/settings');
+  expect(restoreWindowBytes({})).toBe(1024 * MiB);
+  expect(restoreWindowBytes({ PAGEWISE_RESTORE_WINDOW_BYTES: ' 524288 ' })).toBe(512 * KiB);
+  for (const bad of ['511', '17179869185', '1e9', '0x1000', '-4096', '4096.5']) {
+    expect(() => restoreWindowBytes({ PAGEWISE_RESTORE_WINDOW_BYTES: bad })).toThrow(/^app setting PAGEWISE_RESTORE_WINDOW_BYTES must be a whole number of bytes from 512 to 17179869184, got "/);
+  }
+});

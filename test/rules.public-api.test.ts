@@ -89,6 +89,10 @@ const ALLOWED: Record<string, { modules: string[]; why: string }> = {
     modules: ['concurrency'],
     why: "the engine's lazy bounded fan-out (uploading an image's data ranges)",
   },
+  'bench/restore-throughput.ts': {
+    modules: ['concurrency', 'restore/restore'],
+    why: "the restore bench's baseline writes exactly a restore's bytes (each page's non-zero runs) with the engine's Put Page writer and fan-out",
+  },
 };
 
 const IMPORT_RES = [

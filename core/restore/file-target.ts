@@ -150,7 +150,8 @@ export function isPartialOf(partial: string, target: string): boolean {
 export async function reopenPartialFile(partial: string, diskBytes: number): Promise<fs.FileHandle> {
   let handle: fs.FileHandle;
   try {
-    handle = await fs.open(partial, constants.O_WRONLY | constants.O_NOFOLLOW);
+    // O_NONBLOCK: a FIFO put in its place fails at once instead of blocking the open (no effect on a regular file).
+    handle = await fs.open(partial, constants.O_WRONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (err) {
     throw new PagewiseError('BadInput', `the partial restore file ${partial} cannot be opened (${errno(err)}); the restore was abandoned or its file removed`);
   }

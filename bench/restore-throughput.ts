@@ -1,0 +1,169 @@
+/**
+ * `npm run bench:restore` — restore throughput (#17 R): a disk of N MiB (default 256, a realistic mix of
+ * text, random, zero and repeated content; 4 MiB pages) backed up to Azurite, then restored to fresh page
+ * blobs, alternating in each round:
+ *   raw     — the baseline: the same run's Put Page of exactly the bytes a restore writes (each page's
+ *             non-zero runs, plaintext already in memory), at the streaming restore's concurrency (4) and
+ *             at the fan-out's total (windows in flight × 4);
+ *   stream  — core restoreBackup (one process, the CLI's path);
+ *   fan-out — the restore orchestration through the local durable runtime (plan → windows → finalize).
+ * Every restored blob is checked against the disk. Ratios: stream ÷ raw(4), fan-out ÷ raw(windows × 4).
+ *
+ * Options: --mib=256 --window-mib=32 --rounds=2.
+ * Results: bench/results/restore-throughput-<date>.md (and .json).
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { createHash } from 'node:crypto';
+import { PageBlobClient } from '@azure/storage-blob';
+import { backupDisk, BATCHES_IN_FLIGHT, configureStorageEndpoints, generateKey, MiB, openBackupSource, PAGE_CONCURRENCY, restoreBackup, type StorageLocation } from '../core';
+// Internals the bench writes the baseline with: the engine's lazy bounded fan-out and its Put Page writer.
+import { forEachLimited } from '../core/concurrency';
+import { nonZeroRuns, putPages } from '../core/restore/restore';
+import { Orchestrators, RestoreOrchestrationOutput } from '../orchestrations/contracts';
+import { startLocalApp } from '../runtime/localApp';
+import { startAzurite } from '../testkit/azurite';
+import { writeDisk } from '../testkit/sample-disk';
+import { fullMixed } from './lib/disks';
+import { machine, revision } from './lib/run-facts';
+
+const argv = process.argv.slice(2);
+const option = (name: string) => argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
+const DISK_BYTES = Number(option('mib') ?? 256) * MiB;
+const WINDOW_BYTES = Number(option('window-mib') ?? 32) * MiB;
+const ROUNDS = Number(option('rounds') ?? 2);
+const PAGE_SIZE = 4 * MiB;
+const CONCURRENCY = PAGE_CONCURRENCY.default;
+const WINDOWS_IN_FLIGHT = BATCHES_IN_FLIGHT.default;
+const RESULTS = path.resolve(__dirname, 'results');
+const log = (s: string) => process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${s}\n`);
+const mibPerS = (bytes: number, ms: number) => Number((bytes / MiB / (ms / 1000)).toFixed(1));
+
+interface Sample {
+  way: string;
+  round: number;
+  ms: number;
+  bytesWritten: number;
+  mibPerS: number;
+}
+
+async function main(): Promise<void> {
+  const rev = revision();
+  const az = await startAzurite({ accounts: ['src', 'vault'] });
+  try {
+    configureStorageEndpoints(az.storageEndpoints.split(','), 'PAGEWISE_STORAGE_ENDPOINTS');
+    for (const [account, container] of [['src', 'disks'], ['vault', 'vault'], ['vault', 'restores']] as const) await az.accounts[account].service.getContainerClient(container).create();
+    const userKey = generateKey();
+    const vault: StorageLocation = { url: az.sasUrl('vault', 'vault') };
+    const restores = az.accounts.vault.service.getContainerClient('restores');
+    const target = (name: string) => ({ url: az.sasUrl('vault', 'restores', name) });
+
+    log(`writing a ${DISK_BYTES / MiB} MiB mixed disk`);
+    const disk = await writeDisk(az.accounts.src.service.getContainerClient('disks').getPageBlobClient('bench.vhd'), DISK_BYTES, fullMixed(DISK_BYTES));
+    const backup = await backupDisk({ source: { url: az.sasUrl('src', 'disks', 'bench.vhd', { permissions: 'r' }) }, vault, userKey, pageSize: PAGE_SIZE });
+    log(`backed up: ${backup.backupId}, ${backup.pages} pages`);
+
+    // The baseline's input: every byte a restore writes (each page's non-zero runs), in memory before the clock starts.
+    const reader = await openBackupSource(vault, backup.backupId, userKey);
+    const parts: Array<{ offset: number; data: Buffer }> = [];
+    for await (const { entries } of reader.groups()) {
+      for (const run of reader.runs(entries)) {
+        for (const { entry, plain, error } of await reader.readRun(run)) {
+          if (error) throw error;
+          for (const r of nonZeroRuns(plain!)) parts.push({ offset: entry.page * PAGE_SIZE + r.start, data: plain!.subarray(r.start, r.end) });
+        }
+      }
+    }
+    const rawBytes = parts.reduce((s, p) => s + p.data.length, 0);
+
+    const app = await startLocalApp({
+      taskHub: { connectionString: az.accounts.vault.connectionString },
+      appSettings: {
+        PAGEWISE_VAULT_URL: vault.url,
+        PAGEWISE_USER_KEY: userKey.toString('base64'),
+        PAGEWISE_ALLOWED_ACCOUNTS: az.storageEndpoints,
+        PAGEWISE_RESTORE_WINDOW_BYTES: String(WINDOW_BYTES),
+      },
+    });
+    const samples: Sample[] = [];
+    let windows = 0;
+    const check = async (name: string) => {
+      const restored = await restores.getPageBlobClient(name).downloadToBuffer();
+      if (createHash('sha256').update(restored).digest('hex') !== disk.sha256) throw new Error(`${name} is not the disk`);
+    };
+    const record = (way: string, round: number, ms: number, bytesWritten: number) => {
+      samples.push({ way, round, ms, bytesWritten, mibPerS: mibPerS(bytesWritten, ms) });
+      log(`round ${round} ${way}: ${(ms / 1000).toFixed(2)} s, ${mibPerS(bytesWritten, ms)} MiB/s`);
+    };
+    try {
+      for (let round = 1; round <= ROUNDS; round++) {
+        for (const concurrency of [CONCURRENCY, WINDOWS_IN_FLIGHT * CONCURRENCY]) {
+          const name = `raw-${concurrency}-${round}.vhd`;
+          const client = restores.getPageBlobClient(name);
+          const started = Date.now();
+          await client.create(DISK_BYTES);
+          await forEachLimited(parts, concurrency, (p) => putPages(client as PageBlobClient, p.offset, p.data, name));
+          record(`raw(${concurrency})`, round, Date.now() - started, rawBytes);
+          await check(name);
+        }
+
+        const streamName = `stream-${round}.vhd`;
+        let started = Date.now();
+        const streamed = await restoreBackup({ backupId: backup.backupId, vault, userKey, target: target(streamName), concurrency: CONCURRENCY });
+        record('stream', round, Date.now() - started, streamed.bytesWritten);
+        await check(streamName);
+
+        const fanName = `fanout-${round}.vhd`;
+        const instanceId = `restore-bench-${round}`;
+        started = Date.now();
+        await app.runtime.startNew(Orchestrators.restoreDisk, { instanceId, input: { backupId: backup.backupId, target: target(fanName) } });
+        const status = await app.runtime.waitForCompletion(instanceId, { timeoutInMs: 3_600_000 });
+        if (status.runtimeStatus !== 'Completed') throw new Error(`the fan-out restore ${status.runtimeStatus}: ${String(status.output)}`);
+        const output = status.output as RestoreOrchestrationOutput;
+        windows = output.windows;
+        record('fan-out', round, Date.now() - started, output.bytesWritten);
+        await check(fanName);
+      }
+    } finally {
+      await app.stop();
+    }
+
+    const mean = (way: string) => {
+      const of = samples.filter((s) => s.way === way);
+      return mibPerS(of.reduce((s, x) => s + x.bytesWritten, 0), of.reduce((s, x) => s + x.ms, 0));
+    };
+    const rawStream = mean(`raw(${CONCURRENCY})`);
+    const rawFan = mean(`raw(${WINDOWS_IN_FLIGHT * CONCURRENCY})`);
+    const ratios = { stream: Number((mean('stream') / rawStream).toFixed(2)), fanOut: Number((mean('fan-out') / rawFan).toFixed(2)) };
+    const date = new Date().toISOString().slice(0, 10);
+    const facts = { revision: rev, machine: machine(), date, diskMiB: DISK_BYTES / MiB, pageSize: PAGE_SIZE, windowMiB: WINDOW_BYTES / MiB, windows, windowsInFlight: WINDOWS_IN_FLIGHT, concurrency: CONCURRENCY, rounds: ROUNDS, bytesWritten: rawBytes };
+    const rows = [`raw(${CONCURRENCY})`, `raw(${WINDOWS_IN_FLIGHT * CONCURRENCY})`, 'stream', 'fan-out'].map((way) => `| ${way} | ${samples.filter((s) => s.way === way).map((s) => (s.ms / 1000).toFixed(2)).join(' / ')} | ${mean(way)} |`);
+    const md = [
+      `# Restore throughput (${date})`,
+      '',
+      `Revision ${rev}; ${facts.machine}. Command: \`npm run bench:restore -- --mib=${facts.diskMiB} --window-mib=${facts.windowMiB} --rounds=${ROUNDS}\`.`,
+      '',
+      `A ${facts.diskMiB} MiB mixed disk (bench/lib/disks.ts fullMixed) in 4 MiB pages, backed up to Azurite, restored to fresh page blobs;`,
+      `${(rawBytes / MiB).toFixed(1)} MiB written per restore (each page's non-zero runs). Fan-out: ${windows} windows of ${facts.windowMiB} MiB,`,
+      `${WINDOWS_IN_FLIGHT} in flight, ${CONCURRENCY} runs each; stream and raw(${CONCURRENCY}) at ${CONCURRENCY}. Every restored blob was checked against the disk.`,
+      '',
+      '| way | seconds per round | MiB/s (all rounds) |',
+      '|---|---|---|',
+      ...rows,
+      '',
+      `Ratios (goal ≥ 0.8): stream ÷ raw(${CONCURRENCY}) = **${ratios.stream}**; fan-out ÷ raw(${WINDOWS_IN_FLIGHT * CONCURRENCY}) = **${ratios.fanOut}**.`,
+      '',
+    ].join('\n');
+    mkdirSync(RESULTS, { recursive: true });
+    writeFileSync(path.join(RESULTS, `restore-throughput-${date}.md`), md);
+    writeFileSync(path.join(RESULTS, `restore-throughput-${date}.json`), JSON.stringify({ facts, samples, ratios }, null, 2));
+    process.stdout.write(`\n${md}`);
+  } finally {
+    await az.stop();
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});
