@@ -6,7 +6,7 @@
  */
 import type { LogLevel } from '@azure/functions';
 import type { DequeuedMessageItem, QueueClient } from '@azure/storage-queue';
-import { redact } from '../core';
+import { printable, redact } from '../core';
 import type { LocalFunctionHost, QueueTriggerMetadata } from './localHost';
 import { AppSettingsEnv, queueServiceFor } from './queueConnection';
 import { appQueueSettings, MIN_POLLING_INTERVAL_MS, QueueHostSettings } from './queueSettings';
@@ -56,7 +56,8 @@ export function poisonQueueName(queueName: string): string {
 /** Starts a poller for every registered queue trigger whose queue and connection resolve. */
 export function startQueueTriggers(host: LocalFunctionHost, env: AppSettingsEnv, options: QueueTriggerOptions = {}): QueueTriggers {
   const settings: QueueHostSettings = { ...appQueueSettings(), ...options.settings };
-  const log = options.log ?? ((level, message, source) => (level === 'warning' || level === 'error' ? console.warn(`[${source}] ${message}`) : undefined));
+  // A handler's error text may carry a message body's text: never raw to a terminal.
+  const log = options.log ?? ((level, message, source) => (level === 'warning' || level === 'error' ? console.warn(printable(`[${source}] ${message}`)) : undefined));
   const triggers: QueueTriggerInfo[] = [];
   const pollers: QueuePoller[] = [];
   for (const fn of functionsByTrigger('storageQueueTrigger')) {

@@ -2,6 +2,9 @@
  * The local queue trigger host on Azurite's queue service: queue functions registered here (app.storageQueue,
  * df.app.client.storageQueue) receive real messages; failures are retried and end in `<queue>-poison`.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { app, InvocationContext } from '@azure/functions';
 import * as df from 'durable-functions';
 import { QueueClient } from '@azure/storage-queue';
@@ -10,6 +13,7 @@ import { LocalApp, startLocalApp } from '../runtime/localApp';
 import { appQueueSettings, parseTimeSpan, readQueueSettings } from '../runtime/queueSettings';
 import { decodeMessageText } from '../runtime/queueTriggers';
 import { queueServiceFor } from '../runtime/queueConnection';
+import { startLocalServer } from '../runtime/serve';
 
 interface Delivery {
   body: unknown;
@@ -204,6 +208,27 @@ test('stop waits for a running handler, then leaves no poller: a later message s
   await new Promise((r) => setTimeout(r, 1000));
   expect((await queue('qt-gated').peekMessages()).peekedMessageItems.map((m) => [m.messageText, m.dequeueCount])).toEqual([[base64('second'), 0]]);
   expect(deliveries.qtGated.map((d) => d.body)).toEqual(['first']);
+});
+
+test('pagewise serve polls the queue triggers (AzureWebJobsStorage from the task hub) and names them', async () => {
+  const keysDir = path.join(mkdtempSync(path.join(os.tmpdir(), 'pagewise-qt-')), 'keys');
+  const server = await startLocalServer({
+    taskHub: { connectionString: az.accounts.hub.connectionString },
+    appSettings: { QT_QUEUE: 'qt-named' },
+    keysDir,
+    timers: false,
+    log: (level, message, source) => logs.push(`${level} [${source}] ${message}`),
+  });
+  try {
+    expect(server.queues.find((q) => q.name === 'qtEcho')).toEqual({ name: 'qtEcho', queueName: 'qt-echo' });
+    const before = (deliveries.qtEcho ?? []).length;
+    const id = await send('qt-echo', base64('{"via":"serve"}'));
+    await until('the delivery', () => (deliveries.qtEcho ?? []).length === before + 1);
+    expect(deliveries.qtEcho[before]).toMatchObject({ body: { via: 'serve' }, metadata: { id, dequeueCount: 1 } });
+  } finally {
+    await server.close();
+    rmSync(path.dirname(keysDir), { recursive: true, force: true });
+  }
 });
 
 describe('queue settings (host.json extensions.queues)', () => {
