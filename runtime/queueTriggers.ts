@@ -69,7 +69,9 @@ export function startQueueTriggers(host: LocalFunctionHost, env: AppSettingsEnv,
         throw new Error(`queue name "${queueName.slice(0, 70)}" is not a valid queue name (3 to ${MAX_TRIGGER_QUEUE_NAME} lowercase letters, digits, single hyphens)`);
       }
       const service = queueServiceFor(String(fn.trigger.connection || 'AzureWebJobsStorage'), env);
-      const poller = new QueuePoller(host, name, service.getQueueClient(queueName), service.getQueueClient(poisonQueueName(queueName)), settings, options.processingVisibilityInMs ?? HOST_PROCESSING_VISIBILITY_MS, log);
+      // The service hides a received message for 1 s at least.
+      const processingVisibilityInMs = Math.max(1000, options.processingVisibilityInMs ?? HOST_PROCESSING_VISIBILITY_MS);
+      const poller = new QueuePoller(host, name, service.getQueueClient(queueName), service.getQueueClient(poisonQueueName(queueName)), settings, processingVisibilityInMs, log);
       pollers.push(poller);
       triggers.push({ name, queueName });
     } catch (err) {

@@ -211,6 +211,13 @@ test('stop waits for a running handler, then leaves no poller: a later message s
 });
 
 test('pagewise serve polls the queue triggers (AzureWebJobsStorage from the task hub) and names them', async () => {
+  // Left by a host that died in its handler 6 times (more than host.json's maxDequeueCount 5): poisoned unseen.
+  const dead = base64('{"died":"every time"}');
+  const deadId = await send('qt-echo', dead);
+  for (let i = 0; i < 6; i++) {
+    const [m] = (await queue('qt-echo').receiveMessages({ visibilityTimeout: 30 })).receivedMessageItems;
+    await queue('qt-echo').updateMessage(m.messageId, m.popReceipt, m.messageText, 0); // visible again at once
+  }
   const keysDir = path.join(mkdtempSync(path.join(os.tmpdir(), 'pagewise-qt-')), 'keys');
   const server = await startLocalServer({
     taskHub: { connectionString: az.accounts.hub.connectionString },
@@ -225,6 +232,10 @@ test('pagewise serve polls the queue triggers (AzureWebJobsStorage from the task
     const id = await send('qt-echo', base64('{"via":"serve"}'));
     await until('the delivery', () => (deliveries.qtEcho ?? []).length === before + 1);
     expect(deliveries.qtEcho[before]).toMatchObject({ body: { via: 'serve' }, metadata: { id, dequeueCount: 1 } });
+    await until('the dead message in the poison queue', async () => (await count('qt-echo-poison')) === 2);
+    expect((await queue('qt-echo-poison').peekMessages({ numberOfMessages: 2 })).peekedMessageItems.map((m) => m.messageText)).toEqual(['{"not":"base64"}', dead]);
+    expect(deliveries.qtEcho.some((d) => d.metadata.id === deadId)).toBe(false);
+    expect(logs).toContain(`error [queues] queue trigger qtEcho: message ${deadId} moved to qt-echo-poison: dequeued more often than maxDequeueCount`);
   } finally {
     await server.close();
     rmSync(path.dirname(keysDir), { recursive: true, force: true });
