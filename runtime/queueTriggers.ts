@@ -162,7 +162,7 @@ class QueuePoller {
     let delay = 0;
     while (!this.stopped) {
       if (this.inFlight.size > this.settings.newBatchThreshold) {
-        await Promise.race([...this.inFlight, this.stoppedPromise()]);
+        await Promise.race([...this.inFlight, this.stopped$]);
         continue;
       }
       const messages = await this.receive();
@@ -204,12 +204,8 @@ class QueuePoller {
     this.inFlight.add(done);
   }
 
-  private stoppedPromise(): Promise<void> {
-    return new Promise((resolve) => {
-      if (this.abort.signal.aborted) return resolve();
-      this.abort.signal.addEventListener('abort', () => resolve(), { once: true });
-    });
-  }
+  /** Resolves at stop; one per poller (a listener per wait would pile up on the signal). */
+  private readonly stopped$ = new Promise<void>((resolve) => this.abort.signal.addEventListener('abort', () => resolve(), { once: true }));
 
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
