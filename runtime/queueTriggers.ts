@@ -165,8 +165,8 @@ class QueuePoller {
         await Promise.race([...this.inFlight, this.stopped$]);
         continue;
       }
+      // Received as stop began: still handled (and awaited by stop), not left hidden for the processing visibility.
       const messages = await this.receive();
-      if (this.stopped) break;
       if (messages.length > 0) {
         delay = 0;
         for (const message of messages) this.track(this.process(message));
@@ -174,7 +174,7 @@ class QueuePoller {
       }
       // An empty queue: poll again after 100 ms, doubling up to maxPollingInterval (with some jitter).
       delay = Math.min(this.settings.maxPollingIntervalInMs, Math.max(MIN_POLLING_INTERVAL_MS, delay * 2));
-      await this.sleep(delay * (0.8 + 0.2 * Math.random()));
+      if (!this.stopped) await this.sleep(delay * (0.8 + 0.2 * Math.random()));
     }
   }
 
