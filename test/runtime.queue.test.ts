@@ -44,6 +44,14 @@ app.storageQueue('qtGated', {
     events.push('handler done');
   },
 });
+app.storageQueue('qtSlow', {
+  queueName: 'qt-slow',
+  connection: 'AzureWebJobsStorage',
+  handler: async (body, context) => {
+    await new Promise((r) => setTimeout(r, 2600)); // longer than two processing visibilities of 1 s
+    record('qtSlow', body, context);
+  },
+});
 app.storageQueue('qtNamed', { queueName: '%QT_QUEUE%', connection: 'AzureWebJobsStorage', handler: async (body, context) => record('qtNamed', body, context) });
 app.storageQueue('qtUnset', { queueName: '%QT_NOT_SET%', connection: 'AzureWebJobsStorage', handler: async () => undefined });
 app.storageQueue('qtOtherConnection', { queueName: 'qt-other', connection: 'QT_BLOB_ONLY', handler: async () => undefined });
@@ -93,7 +101,8 @@ beforeAll(async () => {
     appSettings: { QT_QUEUE: 'qt-named', QT_BLOB_ONLY: az.accounts.hub.connectionString.replace(/QueueEndpoint=[^;]+;/, '') },
     log: (level, message, source) => logs.push(`${level} [${source}] ${message}`),
     // Retried at once, poisoned on the third failure, an empty queue polled at least every 200 ms.
-    queueTriggers: { settings: { visibilityTimeoutInMs: 0, maxDequeueCount: 3, maxPollingIntervalInMs: 200 } },
+    // Handlers hide their message for 1 s at a time (renewed every 0.5 s while they run).
+    queueTriggers: { settings: { visibilityTimeoutInMs: 0, maxDequeueCount: 3, maxPollingIntervalInMs: 200 }, processingVisibilityInMs: 1000 },
   });
 });
 afterAll(async () => {
@@ -178,6 +187,14 @@ test('a queue-triggered durable client starts an orchestration that completes', 
   expect(status.runtimeStatus).toBe('Completed');
   expect(status.output).toBe(42);
   await until('the queue is empty', async () => (await count('qt-starts')) === 0);
+});
+
+test('a handler running longer than the processing visibility keeps its message hidden: one delivery, then deleted', async () => {
+  const id = await send('qt-slow', base64('slow'));
+  await until('the delivery', () => (deliveries.qtSlow ?? []).length === 1);
+  await until('the queue is empty', async () => (await count('qt-slow')) === 0);
+  expect(deliveries.qtSlow.map((d) => [d.metadata.id, d.metadata.dequeueCount])).toEqual([[id, 1]]);
+  expect(logs.filter((l) => l.includes('qtSlow'))).toEqual([]);
 });
 
 test('host.invokeQueue delivers a body directly, with default metadata', async () => {
