@@ -189,3 +189,8 @@ export { zstdBinding, zstdEncodeSync, zstdReady, ZSTD_LEVEL } from './repo/v2/zs
 export type { ZstdBinding } from './repo/v2/zstd';
 export { mayCompress, precheckCounts, PRECHECK_MIN_BYTES } from './repo/v2/compressibility';
 export type { PrecheckCounts } from './repo/v2/compressibility';
+// #17 leftbehind — nothing left behind: the snapshot sweeper (docs/VM.md "Nothing left behind").
+export { sweepSnapshots, describeSweep, MAX_DELETES_PER_SWEEP } from './vm/snapshot-sweep';
+export type { SnapshotSweepCompute, SweepActivity, SweepRequest, SweepReport, SweepScope, SweptSnapshot, KeptReason } from './vm/snapshot-sweep';
+export { armSnapshotSweep, sweptSnapshotOf, MAX_SWEPT_PER_SCOPE } from './vm/arm-snapshots';
+export { managedDiskIdentityOf } from './source/disk-identity';
