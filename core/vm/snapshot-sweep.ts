@@ -88,8 +88,8 @@ const isTaken = (s: SweptSnapshot): boolean => s.tags[PAGEWISE_TAG] === PAGEWISE
 
 /**
  * One sweep. A taken snapshot is deleted only when all hold: its name is a VM capture's (vm-<stamp>-<hex>-os|lunN);
- * its VM backup has no VM manifest; it is older than the grace (by Compute's timeCreated and by its VM backup's
- * time, the younger of the two); no Pagewise operation that may read it runs; no disk backup manifest among
+ * its VM backup has no VM manifest; no Pagewise operation that may read it runs; it is older than the grace (by
+ * Compute's timeCreated and by its VM backup's time, the younger of the two); no disk backup manifest among
  * the newest of its disk names it (it could be the base of the next incremental). Every other snapshot is kept.
  * An open grant is revoked on a kept snapshot only when Pagewise made it and nothing of Pagewise reads it now.
  */
@@ -142,12 +142,12 @@ export async function sweepSnapshots(req: SweepRequest): Promise<SweepReport> {
         await keep(s, 'has-manifest', !busy); // the VM's next finalize releases it when it is no base any more
         continue;
       }
-      if (!isOldEnough(s, vmBackupId, now, req.graceMs)) {
-        await keep(s, 'young', false);
-        continue;
-      }
       if (busy) {
         await keep(s, 'in-use', false);
+        continue;
+      }
+      if (!isOldEnough(s, vmBackupId, now, req.graceMs)) {
+        await keep(s, 'young', false);
         continue;
       }
       if (await isNamedByDiskManifest(vault, keyring, s)) {
