@@ -15,7 +15,7 @@ import { useSnapshotAccess } from '../functions/compute';
 import { handleDiskEvent } from '../functions/events/eventGrid';
 import { reportingPermanentFailures } from '../functions/permanentFailures';
 import { snapshotGrantSeconds } from '../functions/snapshotGrants';
-import { runSnapshotSweep } from '../functions/sweepSnapshots';
+import { runSnapshotSweep, sweepGraceMs, sweepScopes } from '../functions/sweepSnapshots';
 import { backupInstanceId, vmBackupInstanceId } from '../orchestrations/instanceIds';
 import type { VmBackupStatus } from '../orchestrations/vmContracts';
 import { registeredFunctions } from '../runtime/functionsCore';
@@ -170,12 +170,17 @@ test('a terminated backup leaves its grant open; the sweeper ends it and deletes
     await inBatch;
     expect(await app.runtime.terminate(backupInstanceId(backupId), 'operator stopped it (test)')).toBe('terminated');
     expect(grantOpen(id)).toBe(true);
+    // Someone else's grant on a snapshot Pagewise never backed up: not Pagewise's to end.
+    const foreign = await othersSnapshot(diskId, 'term-foreign');
+    await compute.grantCaptureRead(foreign, 600);
 
     const report = await runSnapshotSweep(app.host.durableClient(), new InvocationContext({ functionName: 'sweepSnapshots' }), new Date());
     expect(report.revoked).toEqual([id]);
     expect(report.deleted).toEqual([]);
     expect(grantOpen(id)).toBe(false);
-    expect(standin.resources('snapshots').map((s) => s.id)).toContain(id);
+    expect(grantOpen(foreign)).toBe(true);
+    await compute.revokeCaptureRead(foreign);
+    expect(standin.resources('snapshots').map((s) => s.id)).toEqual(expect.arrayContaining([id, foreign]));
   } finally {
     release();
     restore();
@@ -246,9 +251,33 @@ test('the sweeper deletes an orphan capture past its grace and keeps an untagged
   const left = standin.resources('snapshots').map((s) => s.id);
   expect(left).not.toContain(orphan);
   for (const id of [young, base.disks[0].captureId, running, untagged, terminatedSnapshot]) expect(left).toContain(id);
+  expect(report.listed).toBe(10);
   expect(grantOpen(orphan)).toBe(false);
   expect((await app.runtime.waitForCompletion(vmBackupInstanceId(runningId), { timeoutInMs: 120_000 })).runtimeStatus).toBe('Completed');
   // eslint-disable-next-line no-console -- the figures of the closing note
   console.log(`sweeper: listed ${report.listed}, deleted ${report.deleted.length} (${report.deleted.join(', ')}), kept ${report.kept.map((k) => k.reason).join(', ')}, revoked ${report.revoked.length}`);
   expect(logs.join('\n')).not.toMatch(/sig=/);
+});
+
+test('grant and sweep settings: bounds checked, named in the error; scopes from the setting or the policy\'s VM subscriptions', async () => {
+  expect(snapshotGrantSeconds(undefined, {})).toBe(6 * 3600);
+  expect(snapshotGrantSeconds(1024 ** 4, {})).toBe(3600 + 16384); // 1 TiB: 5 h 33 min
+  expect(snapshotGrantSeconds(32 * 1024 ** 4, {})).toBe(24 * 3600);
+  expect(snapshotGrantSeconds(32 * 1024 ** 4, { PAGEWISE_SNAPSHOT_GRANT_MINUTES: '90' })).toBe(5400);
+  for (const bad of ['14', '1441', '1e3', '-5', '60.5']) {
+    expect(() => snapshotGrantSeconds(0, { PAGEWISE_SNAPSHOT_GRANT_MINUTES: bad })).toThrow(`app setting PAGEWISE_SNAPSHOT_GRANT_MINUTES must be a whole number of minutes from 15 to 1440, got "${bad}"`);
+  }
+  expect(sweepGraceMs({})).toBe(24 * HOUR);
+  expect(sweepGraceMs({ PAGEWISE_SWEEP_GRACE_HOURS: '720' })).toBe(720 * HOUR);
+  for (const bad of ['0', '721', 'x']) expect(() => sweepGraceMs({ PAGEWISE_SWEEP_GRACE_HOURS: bad })).toThrow(`app setting PAGEWISE_SWEEP_GRACE_HOURS must be a whole number of hours from 1 to 720, got "${bad}"`);
+
+  const sub = standin.subscriptionId;
+  expect(await sweepScopes({ PAGEWISE_SWEEP_SCOPES: ` ${sub.toUpperCase()} , ${sub}/web-rg ` })).toEqual([{ subscriptionId: sub }, { subscriptionId: sub, resourceGroup: 'web-rg' }]);
+  await expect(sweepScopes({ PAGEWISE_SWEEP_SCOPES: 'not-a-guid' })).rejects.toThrow("app setting PAGEWISE_SWEEP_SCOPES's subscription");
+  await expect(sweepScopes({ PAGEWISE_SWEEP_SCOPES: `${sub}/rg/extra` })).rejects.toThrow('is not <subscription> or <subscription>/<resource group>');
+  await expect(sweepScopes({ PAGEWISE_SWEEP_SCOPES: `${sub}/bad group!` })).rejects.toThrow("app setting PAGEWISE_SWEEP_SCOPES's resource group");
+  const other = '11111111-2222-4333-8444-555555555555';
+  const policy = JSON.stringify({ vms: [{ id: `/subscriptions/${sub}/resourceGroups/web/providers/Microsoft.Compute/virtualMachines/vm1` }, { tag: { name: 'backup', value: 'nightly', subscriptions: [other, sub] } }] });
+  expect(await sweepScopes(env.appSettings({ PAGEWISE_BACKUP_POLICY: policy }))).toEqual([{ subscriptionId: sub }, { subscriptionId: other }]);
+  expect(await sweepScopes({})).toEqual([]);
 });
