@@ -281,3 +281,10 @@ test('grant and sweep settings: bounds checked, named in the error; scopes from 
   expect(await sweepScopes(env.appSettings({ PAGEWISE_BACKUP_POLICY: policy }))).toEqual([{ subscriptionId: sub }, { subscriptionId: other }]);
   expect(await sweepScopes({})).toEqual([]);
 });
+
+test('the registered timer sweeps with the app settings: after the runs above, nothing more to delete', async () => {
+  const before = logs.length;
+  await app.host.invokeTimer('sweepSnapshots');
+  const line = logs.slice(before).find((l) => l.startsWith('snapshot sweep at '));
+  expect(line).toMatch(/over 1 scope\(s\): deleted 0 snapshot\(s\), revoked 0 grant\(s\), kept 3 taken snapshot\(s\) of 9 listed$/); // young, the base, and the finished VM backup's capture (has-manifest)
+});
