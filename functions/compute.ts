@@ -1,7 +1,7 @@
 /**
  * Read access to a managed-disk snapshot through the Compute API (`beginGrantAccess`), using the
- * app's managed identity. Behind a small interface: Compute is a cloud API that cannot run locally,
- * so tests hand the Event Grid handler their own SnapshotAccess.
+ * app's ARM context (its managed identity; locally PAGEWISE_ARM_ENDPOINT may name the loopback Compute
+ * stand-in). Behind a small interface, so tests may also hand the Event Grid handler their own SnapshotAccess.
  */
 import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 import { armContext, endpointOf, endpointRefused, isManagedDiskEndpoint, joinSas, PagewiseError, parseStorageUrl, splitSas } from '../core';
