@@ -206,3 +206,8 @@ export { finalizeRestore, abandonRestore } from './restore/finalize-restore';
 export type { FinalizedRestore } from './restore/finalize-restore';
 export { RESTORE_OPERATION_RE } from './restore/restore-marks';
 export { MAX_SOURCE_DISK_BYTES } from './limits';
+// #17 leftbehind — nothing left behind: the snapshot sweeper (docs/VM.md "Nothing left behind").
+export { sweepSnapshots, describeSweep, MAX_DELETES_PER_SWEEP } from './vm/snapshot-sweep';
+export type { SnapshotSweepCompute, SweepActivity, SweepRequest, SweepReport, SweepScope, SweptSnapshot, KeptReason } from './vm/snapshot-sweep';
+export { armSnapshotSweep, sweptSnapshotOf, MAX_SWEPT_PER_SCOPE } from './vm/arm-snapshots';
+export { managedDiskIdentityOf } from './source/disk-identity';

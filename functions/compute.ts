@@ -1,12 +1,13 @@
 /**
  * Read access to a managed-disk snapshot through the Compute API (`beginGrantAccess`), using the
- * app's managed identity. Behind a small interface: Compute is a cloud API that cannot run locally,
- * so tests hand the Event Grid handler their own SnapshotAccess.
+ * app's ARM context (its managed identity; locally PAGEWISE_ARM_ENDPOINT may name the loopback Compute
+ * stand-in). Behind a small interface, so tests may also hand the Event Grid handler their own SnapshotAccess.
  */
 import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
-import { defaultCredential, endpointOf, endpointRefused, isManagedDiskEndpoint, joinSas, PagewiseError, parseStorageUrl, splitSas } from '../core';
+import { armContext, endpointOf, endpointRefused, isManagedDiskEndpoint, joinSas, PagewiseError, parseStorageUrl, splitSas } from '../core';
 import { openRef, sealRef } from './sealedRefs';
-import type { ManagedDiskSource, ManagedSnapshotAccess } from '../core';
+import type { ArmContext, ManagedDiskSource, ManagedSnapshotAccess } from '../core';
+import { appSettings } from './settings';
 import { snapshotRefOf } from './events/diskEvents';
 import type { DiskRef } from '../orchestrations/contracts';
 
@@ -23,6 +24,8 @@ export interface SnapshotAccess {
   diskOf?(snapshot: SnapshotRef): Promise<ManagedDiskSource>;
   /** Ends the read access `grantRead` gave (Compute beginRevokeAccess); a snapshot already gone is no failure. */
   revokeRead?(snapshot: SnapshotRef): Promise<void>;
+  /** The snapshot's size in bytes (Compute diskSizeBytes): how long its grant lives (functions/snapshotGrants.ts); undefined when Compute does not say. */
+  sizeBytes?(snapshot: SnapshotRef): Promise<number | undefined>;
   /** Whether the snapshot resource exists: an incremental's base must (FORMAT.md §21.2). Without it, no managed-disk backup is incremental. */
   exists?(snapshot: SnapshotRef): Promise<boolean>;
   /** Whether Pagewise took the snapshot for a VM backup (tag `pagewise: taken`, #16): its backup is that VM backup's, not the event's. */
@@ -42,19 +45,21 @@ export function managedDiskOf(snapshot: { id?: string; creationData?: { sourceUn
   };
 }
 
-/** The production SnapshotAccess: @azure/arm-compute with the app's default credential (managed identity). */
+/**
+ * The production SnapshotAccess: @azure/arm-compute over the app's ARM context (Azure's endpoint and the
+ * app's identity; PAGEWISE_ARM_ENDPOINT / PAGEWISE_ARM_TOKEN for a sovereign cloud or the test stand-in).
+ */
 export class ComputeSnapshotAccess implements SnapshotAccess {
-  private readonly credential = defaultCredential();
+  private readonly lro: { updateIntervalInMs?: number };
+
+  constructor(private readonly ctx: ArmContext = armContext({}, appSettings())) {
+    this.lro = ctx.pollIntervalMs === undefined ? {} : { updateIntervalInMs: ctx.pollIntervalMs };
+  }
 
   async grantRead(snapshot: SnapshotRef, durationInSeconds: number): Promise<string> {
-    // Loaded lazily: the Compute SDK is large and only snapshot events need it.
-    const { ComputeManagementClient } = await import('@azure/arm-compute');
-    const client = new ComputeManagementClient(this.credential, snapshot.subscriptionId);
+    const client = await this.client(snapshot);
     assertSnapshotReadable(snapshot.snapshotName, await client.snapshots.get(snapshot.resourceGroup, snapshot.snapshotName));
-    const access = await client.snapshots.beginGrantAccessAndWait(snapshot.resourceGroup, snapshot.snapshotName, {
-      access: 'Read',
-      durationInSeconds,
-    });
+    const access = await client.snapshots.beginGrantAccessAndWait(snapshot.resourceGroup, snapshot.snapshotName, { access: 'Read', durationInSeconds }, this.lro);
     if (!access.accessSAS) throw new Error(`Compute granted no SAS for snapshot ${snapshot.snapshotName}`);
     return access.accessSAS;
   }
@@ -64,10 +69,16 @@ export class ComputeSnapshotAccess implements SnapshotAccess {
     return managedDiskOf(await client.snapshots.get(snapshot.resourceGroup, snapshot.snapshotName));
   }
 
+  async sizeBytes(snapshot: SnapshotRef): Promise<number | undefined> {
+    const client = await this.client(snapshot);
+    const s = await client.snapshots.get(snapshot.resourceGroup, snapshot.snapshotName);
+    return s.diskSizeBytes ?? (s.diskSizeGB !== undefined ? s.diskSizeGB * 1024 ** 3 : undefined);
+  }
+
   async revokeRead(snapshot: SnapshotRef): Promise<void> {
     const client = await this.client(snapshot);
     try {
-      await client.snapshots.beginRevokeAccessAndWait(snapshot.resourceGroup, snapshot.snapshotName);
+      await client.snapshots.beginRevokeAccessAndWait(snapshot.resourceGroup, snapshot.snapshotName, this.lro);
     } catch (err) {
       if (!isNotFound(err)) throw err; // deleted meanwhile: nothing left to revoke
     }
@@ -90,9 +101,9 @@ export class ComputeSnapshotAccess implements SnapshotAccess {
     return tags?.[PAGEWISE_TAKEN_TAG.name] === PAGEWISE_TAKEN_TAG.value;
   }
 
-  private async client(snapshot: SnapshotRef) {
-    const { ComputeManagementClient } = await import('@azure/arm-compute');
-    return new ComputeManagementClient(this.credential, snapshot.subscriptionId);
+  private client(snapshot: SnapshotRef) {
+    // Loaded lazily by the context: the Compute SDK is large and only snapshot events need it.
+    return this.ctx.compute(snapshot.subscriptionId);
   }
 }
 
@@ -156,15 +167,19 @@ export function assertSnapshotReadable(name: string, snapshot: SnapshotCompletio
 }
 
 let current: SnapshotAccess | undefined;
+/** The one made from the settings in force, and the settings it was made from (they change between local apps). */
+let made: { env: object; access: SnapshotAccess } | undefined;
 
-/** The SnapshotAccess the Event Grid handler uses (Compute unless one was provided). */
+/** The SnapshotAccess the Event Grid handler uses: one provided, else Compute over the app settings' ARM context. */
 export function snapshotAccess(): SnapshotAccess {
-  current ??= new ComputeSnapshotAccess();
-  return current;
+  if (current) return current;
+  const env = appSettings();
+  if (made?.env !== env) made = { env, access: new ComputeSnapshotAccess(armContext({}, env)) };
+  return made.access;
 }
 
-/** Replaces the Compute client (local runs and tests, where there is no Azure Compute). */
-export function useSnapshotAccess(access: SnapshotAccess): void {
+/** Replaces the Compute client (tests; undefined: back to Compute over the app settings). */
+export function useSnapshotAccess(access: SnapshotAccess | undefined): void {
   current = access;
 }
 

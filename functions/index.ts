@@ -34,6 +34,8 @@ if (role !== 'prune') {
   require('./scheduledBackups');
   require('./events/eventGrid');
   require('./events/settleActivities');
+  // #17 leftbehind: the snapshot sweeper's timer (Compute deletes; the backup app owns Compute).
+  require('./sweepSnapshots');
 }
 registerRetentionOrchestrations({ prune: role !== 'backup' });
 require('./retentionActivities').registerRetentionActivities({ prune: role !== 'backup' });

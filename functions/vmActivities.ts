@@ -21,13 +21,14 @@ import {
 import type { ConsistencyLevel, DiskOutcome } from '../core';
 import { CAPTURE_MODES, CONSISTENCY_LEVELS, SealedCapture, VmActivities, VmDiskGrant } from '../orchestrations/vmContracts';
 import { grantedSource } from './compute';
+import { snapshotGrantSeconds } from './snapshotGrants';
 import { reportingPermanentFailures } from './permanentFailures';
 import { engineSettings, readSettings, readUserKey } from './settings';
 import { vmCompute } from './vmCompute';
 import { capturedDiskAt, openCapture, sealCapture } from './vmSeal';
 
-/** How long a VM disk's read grant lives: its whole backup and the retries (as a snapshot event's grant); revoked when done. */
-export const VM_DISK_GRANT_SECONDS = 24 * 3600;
+/** How long a VM disk's read grant lives: as a snapshot event's (functions/snapshotGrants.ts, by the disk's size); revoked when done. */
+export const vmDiskGrantSeconds = (sizeBytes: number): number => snapshotGrantSeconds(sizeBytes);
 
 const record = (input: unknown): Record<string, unknown> => (input && typeof input === 'object' ? (input as Record<string, unknown>) : {});
 const bad = (what: string, detail: string) => new PagewiseError('BadInput', `the ${what} activity's input is invalid: ${detail}`);
@@ -64,7 +65,7 @@ df.app.activity(VmActivities.grantVmDisk, {
     const settings = readSettings();
     // A capture is immutable: its ARM ID names the disk state, so a replayed or repeated grant names the same backup.
     const backupId = capturedDiskBackupId(disk, engineSettings(settings));
-    const { url, managedDisk } = await grantCapturedDisk(vmCompute(), disk, VM_DISK_GRANT_SECONDS);
+    const { url, managedDisk } = await grantCapturedDisk(vmCompute(), disk, vmDiskGrantSeconds(disk.disk.sizeBytes));
     context.log(`VM backup ${capture.vmBackupId}: read of ${disk.disk.name} granted for backup ${backupId}`);
     // Sealed for the task hub; the grant's MAC lets only this app's activities open it (functions/compute.ts).
     return { backupId, source: grantedSource(url, userKey, settings.allowedEndpoints, managedDisk) };

@@ -194,6 +194,14 @@ param blobFunctionName string = 'blobCreated'
 @description('NCRONTAB (6 fields, UTC) for scheduled backups. Default: every day at 01:00.')
 param backupSchedule string = '0 0 1 * * *'
 
+@description('NCRONTAB (6 fields, UTC) for the snapshot sweeper (#17: orphan captures deleted, grants left open ended). Default: every day at 02:30.')
+param sweepSchedule string = '0 30 2 * * *'
+
+@description('Hours an orphan capture (a VM backup that never wrote its manifest) is kept before the sweeper deletes it: 1 to 720.')
+@minValue(1)
+@maxValue(720)
+param sweepGraceHours int = 24
+
 @description('JSON backup policy: {"disks":[{"url":"https://<account>.blob.core.windows.net/<container>/<disk>.vhd","days":["Mon"]}],"retention":{"keepDaily":7}} (retention optional; docs/RETENTION.md). Validated as JSON at deploy time.')
 param backupPolicy string = '{"disks":[]}'
 
@@ -300,6 +308,10 @@ var pagewiseSettings = union(
     PAGEWISE_ALLOWED_ACCOUNTS: join(union([vaultStorageName], map(sourceAccounts, account => account.name)), ',')
     PAGEWISE_STORAGE_SUFFIX: environment().suffixes.storage // account names mean https://<name>.blob.<this cloud's suffix>
     PAGEWISE_BACKUP_SCHEDULE: backupSchedule
+    PAGEWISE_SWEEP_SCHEDULE: sweepSchedule
+    PAGEWISE_SWEEP_GRACE_HOURS: string(sweepGraceHours)
+    // The sweeper lists snapshots where the app may read them: the watched groups (empty: the policy's VM subscriptions).
+    PAGEWISE_SWEEP_SCOPES: join(map(watchedResourceGroups, group => '${subscription().subscriptionId}/${group}'), ',')
     PAGEWISE_BACKUP_POLICY: string(json(backupPolicy)) // fails the deployment early on invalid JSON
     PAGEWISE_WATCHED_CONTAINERS: join(watchedContainers, ',')
     PAGEWISE_PAGE_SIZE: string(pageSize)

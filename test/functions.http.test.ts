@@ -200,7 +200,11 @@ test('pagewise serve fires the backup timer on its schedule, and names a schedul
   const taskHub = { connectionString: env.az.accounts.vault.connectionString };
   const server = await startLocalServer({ taskHub, appSettings: settings, keysDir: `${env.tmp}/serve-keys`, log: (_level, message) => logged.push(message) });
   try {
-    expect(server.timers).toEqual([expect.objectContaining({ name: 'scheduledBackups', schedule: '*/1 * * * * *', next: expect.any(Date) })]);
+    // The snapshot sweeper (#17) has no PAGEWISE_SWEEP_SCHEDULE here: not scheduled, the backup timer runs all the same.
+    expect(server.timers).toEqual([
+      expect.objectContaining({ name: 'scheduledBackups', schedule: '*/1 * * * * *', next: expect.any(Date) }),
+      expect.objectContaining({ name: 'sweepSnapshots', problem: expect.stringMatching(/not scheduled: app setting PAGEWISE_SWEEP_SCHEDULE is not set/) }),
+    ]);
     const before = new Set((await server.app.runtime.listInstances({ prefix: 'backup-' })).map((i) => i.instanceId));
     let started: string | undefined;
     const deadline = Date.now() + 30_000;
@@ -227,7 +231,7 @@ test('pagewise serve fires the backup timer on its schedule, and names a schedul
     const lines: string[] = [];
     const other = await startLocalServer({ taskHub, appSettings: schedule ? { ...rest, PAGEWISE_BACKUP_SCHEDULE: schedule } : rest, keysDir: `${env.tmp}/serve-keys`, log: (_l, m) => lines.push(m) });
     try {
-      expect(other.timers).toEqual([expect.objectContaining({ name: 'scheduledBackups', problem: expect.stringMatching(problem) })]);
+      expect(other.timers).toEqual([expect.objectContaining({ name: 'scheduledBackups', problem: expect.stringMatching(problem) }), expect.objectContaining({ name: 'sweepSnapshots' })]);
       expect(lines.join('\n')).toMatch(problem);
     } finally {
       await other.close();

@@ -30,6 +30,12 @@ export function diskIdentityOf(source: SourceIdentity, managed?: ManagedDiskSour
   return { identity: `blob:${account}/${container}/${source.blob}`, kind: 'page-blob', account, container, blob: source.blob };
 }
 
+/** The identity of a managed disk from Compute's creationData alone (#17 sweeper: the disk a snapshot is of); BadInput without either ID. */
+export function managedDiskIdentityOf(managed: ManagedDiskSource): DiskRef {
+  if (managed.sourceUniqueId === undefined && managed.armDiskId === undefined) throw new PagewiseError('BadInput', 'Compute names neither the unique ID nor the ARM ID of the disk');
+  return managedDiskRef(managed);
+}
+
 function managedDiskRef(managed: ManagedDiskSource): DiskRef {
   const armDiskId = managed.armDiskId === undefined ? undefined : checked(managed.armDiskId, ARM_DISK_RE, 'creationData.sourceResourceId (a disk\'s ARM ID)');
   if (managed.sourceUniqueId !== undefined) {

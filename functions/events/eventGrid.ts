@@ -14,12 +14,11 @@ import { checkSourceIsNotVault } from '../prechecks';
 import { findStatus, startOnce } from '../starter';
 import { settleSettings } from './settleSettings';
 import { grantedSource, snapshotAccess } from '../compute';
+import type { SnapshotRef } from '../compute';
+import { snapshotGrantSeconds } from '../snapshotGrants';
 import { sealRef } from '../sealedRefs';
 import { assertAllowedAccount, readSettings, readUserKey, watchedContainers } from '../settings';
 import { classifyEvent, shown } from './diskEvents';
-
-/** How long the snapshot read SAS lives: long enough for a large disk's backup and its retries. */
-export const SNAPSHOT_SAS_SECONDS = 24 * 3600;
 
 /**
  * Handles one event. An event that can never be acted on (a URL on an account not in the allow list, a
@@ -35,6 +34,21 @@ export async function handleDiskEvent(raw: unknown, client: df.DurableClient, co
     if (!isPagewiseError(err) || isTransient(err)) throw err;
     const id = typeof raw === 'object' && raw !== null ? String((raw as { id?: unknown }).id ?? '') : '';
     context.error(`event ${shown(id) || '(no id)'} rejected: ${err.code}: ${redact(err.message)}`);
+  }
+}
+
+/** Instance states in which a backup still reads its snapshot (and will revoke its grant itself). */
+const ACTIVE = new Set(['Running', 'Pending', 'ContinuedAsNew']);
+
+/** Ends a grant no backup will end; a revoke that fails is logged (the sweeper ends it later), never hides the cause. */
+async function revokeUnusedGrant(ref: SnapshotRef, why: string, context: InvocationContext): Promise<void> {
+  const access = snapshotAccess();
+  if (!access.revokeRead) return;
+  try {
+    await access.revokeRead(ref);
+    context.log(`snapshot ${ref.snapshotName}: read grant revoked (${why})`);
+  } catch (err) {
+    context.warn(`snapshot ${ref.snapshotName}: read grant not revoked (${why}): ${redact(err instanceof Error ? err.message : String(err))}; the sweeper ends it`);
   }
 }
 
@@ -61,10 +75,20 @@ async function actOnEvent(raw: unknown, client: df.DurableClient, context: Invoc
         context.log(`snapshot ${event.snapshotName}: backup ${backupId} already ${existing.runtimeStatus}`);
         return;
       }
-      const url = await access.grantRead(ref, SNAPSHOT_SAS_SECONDS);
       // The disk the snapshot is of: its previous backup is this one's base (FORMAT.md §21.1); the event's resource ID at least.
       const managedDisk = { snapshotResourceId: event.resourceId, ...(access.diskOf ? await access.diskOf(ref) : {}) };
-      const started = await startDiskBackup(client, grantedSource(url, readUserKey(), readSettings().allowedEndpoints, managedDisk), { backupId, restartFailed: false });
+      // A short grant (functions/snapshotGrants.ts), ended by the backup's finalize or failure; from here
+      // until the orchestration runs, this handler is the only one that can end it.
+      const url = await access.grantRead(ref, snapshotGrantSeconds(access.sizeBytes ? await access.sizeBytes(ref) : undefined));
+      let started: Awaited<ReturnType<typeof startDiskBackup>>;
+      try {
+        started = await startDiskBackup(client, grantedSource(url, readUserKey(), readSettings().allowedEndpoints, managedDisk), { backupId, restartFailed: false });
+      } catch (err) {
+        await revokeUnusedGrant(ref, `backup ${backupId} did not start`, context);
+        throw err;
+      }
+      // Another delivery won the race: a running backup reads through the grant and ends it; an ended one never will.
+      if (!started.started && started.status && !ACTIVE.has(started.status.runtimeStatus)) await revokeUnusedGrant(ref, `backup ${backupId} had already ended`, context);
       context.log(`snapshot ${event.snapshotName}: backup ${backupId} ${started.started ? 'started' : `already ${started.status?.runtimeStatus}`}`);
       return;
     }

@@ -80,6 +80,10 @@ export interface ComputeStandIn {
   };
   calls(): StandInCall[];
   activeGrants(): string[];
+  /** durationInSeconds of the latest read grant of a snapshot (by ARM ID), undefined when never granted. */
+  grantSeconds(resourceId: string): number | undefined;
+  /** Sets a snapshot's timeCreated (a test's way to age it past a grace). */
+  backdateSnapshot(snapshotId: string, timeCreated: Date): void;
   resources(kind: StandInKind): { id: string; tags: Record<string, string>; properties: Record<string, unknown>; standIn?: Record<string, unknown> }[];
   stop(): Promise<void>;
 }
@@ -229,6 +233,10 @@ export async function startComputeStandIn(az: AzuriteInstance, options: StandInO
     },
     calls: () => [...log],
     activeGrants: () => [...store.grants.values()],
+    grantSeconds: (resourceId) => store.grantSeconds.get(resourceId.toLowerCase()),
+    backdateSnapshot(snapshotId, timeCreated) {
+      store.snapshot(snapshotId).timeCreated = timeCreated.toISOString();
+    },
     resources(kind) {
       return kindOf[kind]().map(({ json, standIn }) => ({
         id: json.id as string,

@@ -64,6 +64,8 @@ export class ComputeResources {
   readonly restorePoints = new Map<string, RestorePoint>();
   /** Resource ID (lower case) → its ID as created, for resources with an un-revoked SAS grant. */
   readonly grants = new Map<string, string>();
+  /** Resource ID (lower case) → durationInSeconds of its latest read grant (#17: grants are short). */
+  readonly grantSeconds = new Map<string, number>();
 
   constructor(readonly az: AzuriteInstance, readonly subscriptionId: string, private readonly ops: Operations) {}
 
@@ -363,6 +365,7 @@ export class ComputeResources {
     if (access !== 'Read') throw conflict('OperationNotAllowed', 'A snapshot is granted read access only.');
     if (s.completionPercent < 100) throw conflict('OperationNotAllowed', `Snapshot ${s.name} is still being copied (completionPercent ${s.completionPercent}).`);
     this.grants.set(key(s.id), s.id);
+    this.grantSeconds.set(key(s.id), seconds);
     const accessSAS = this.readSas(s.blob, s.blobSnapshot, seconds, 'r');
     return { status: 202, headers: this.ops.start(s.location, r.apiVersion, { output: { accessSAS } }) };
   }
