@@ -60,6 +60,7 @@ async function runOrchestration(options: OrchestratedBackupOptions): Promise<Orc
   const endpoints = [allowedEndpointOf(options.source, 'blob', 'the source disk URL'), allowedEndpointOf(options.vault, 'container', 'the vault URL')];
   const app = await startLocalApp({
     taskHub: options.taskHub,
+    role: 'pagewise backup --engine local',
     maxConcurrentActivities: options.maxConcurrentActivities ?? 4,
     // Handed in as an object: the functions get exactly these, not strings parsed back.
     settings: {

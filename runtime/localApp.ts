@@ -1,15 +1,18 @@
 /**
  * Loads the Pagewise function app into the local durable runtime: installs the functions-core
  * stand-in, imports functions/index (every trigger, orchestrator and activity registers itself),
- * and wires a runtime whose instance state lives in blob storage (Azurite locally).
+ * and wires a runtime whose instance state lives in blob storage (Azurite locally). One runtime per task
+ * hub: the app holds a lease on the hub (runtime/taskHubLease.ts) from before it starts until it stops.
  */
-import { BlobServiceClient } from '@azure/storage-blob';
+import { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
 import { parseStorageUrl, protectContainer } from '../core';
 import { installFunctionsCore } from './installFunctionsCore';
 import { DurableRuntime } from './durable/durableRuntime';
 import type { TimerService } from './durable/timers';
 import { BlobInstanceStore } from './durable/instanceStore';
 import { LocalFunctionHost, LocalHostOptions } from './localHost';
+import { FencedInstanceStore } from './fencedInstanceStore';
+import { takeTaskHubLease, TaskHubLease } from './taskHubLease';
 import type { ResolvedAppSettings } from '../functions/settings';
 
 export interface TaskHubLocation {
@@ -32,6 +35,8 @@ export interface LocalAppOptions {
   log?: LocalHostOptions['log'];
   /** The durable webhooks' system key (default: a random one). */
   systemKey?: string;
+  /** What runs this app, named to a second runtime refused the task hub (default "a local Pagewise runtime"). */
+  role?: string;
 }
 
 export interface LocalApp {
@@ -39,6 +44,8 @@ export interface LocalApp {
   host: LocalFunctionHost;
   /** Instances a previous run left unfinished and this one resumed. */
   resumed: string[];
+  /** The app's hold on its task hub (one runtime per task hub); released by stop(). */
+  lease: TaskHubLease;
   stop(options?: LocalAppStopOptions): Promise<void>;
 }
 
@@ -50,6 +57,21 @@ export interface LocalAppStopOptions {
 export const DEFAULT_TASK_HUB_CONTAINER = 'pagewise-taskhub';
 
 export async function startLocalApp(options: LocalAppOptions): Promise<LocalApp> {
+  const container = BlobServiceClient.fromConnectionString(options.taskHub.connectionString).getContainerClient(
+    options.taskHub.container ?? DEFAULT_TASK_HUB_CONTAINER,
+  );
+  // First of all: a runtime refused its task hub must not have touched the settings another app of this process reads.
+  const leaseLog = (line: string) => (options.log ? options.log('warning', line, 'taskHub') : console.warn(line));
+  const lease = await takeTaskHubLease(container, { role: options.role ?? 'a local Pagewise runtime', log: leaseLog });
+  try {
+    return await startOnLease(options, container, lease, leaseLog);
+  } catch (err) {
+    await lease.release();
+    throw err;
+  }
+}
+
+async function startOnLease(options: LocalAppOptions, container: ContainerClient, lease: TaskHubLease, leaseLog: (line: string) => void): Promise<LocalApp> {
   installFunctionsCore();
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { useAppSettings } = require('../functions/settings') as typeof import('../functions/settings');
@@ -61,9 +83,6 @@ export async function startLocalApp(options: LocalAppOptions): Promise<LocalApp>
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { useShutdownSignal } = require('../functions/shutdown') as typeof import('../functions/shutdown');
 
-  const container = BlobServiceClient.fromConnectionString(options.taskHub.connectionString).getContainerClient(
-    options.taskHub.container ?? DEFAULT_TASK_HUB_CONTAINER,
-  );
   // Instance state lives here: no restore or upload of this process may write into it.
   try {
     protectContainer(parseStorageUrl(container.url, 'container', 'the task hub container'), 'the durable task hub');
@@ -71,24 +90,31 @@ export async function startLocalApp(options: LocalAppOptions): Promise<LocalApp>
     // an endpoint parseStorageUrl does not know (a custom domain): no blob URL can name it either
   }
   const runtime = new DurableRuntime({
-    store: new BlobInstanceStore(container),
+    store: new FencedInstanceStore(new BlobInstanceStore(container), lease),
     ...(options.maxConcurrentActivities ? { maxConcurrentActivities: options.maxConcurrentActivities } : {}),
     ...(options.checkpointIntervalInMs ? { checkpointIntervalInMs: options.checkpointIntervalInMs } : {}),
     ...(options.durableTimers ? { timers: options.durableTimers } : {}),
   });
   useShutdownSignal(runtime.shutdownSignal);
   const host = new LocalFunctionHost({ runtime, ...(options.log ? { log: options.log } : {}), ...(options.systemKey ? { systemKey: options.systemKey } : {}) });
+  // Lost (broken, taken over, unrenewable): stop dead, as a killed process would, and abort the activities.
+  void lease.lost.then((reason) => {
+    leaseLog(reason.message);
+    runtime.halt(reason);
+  });
   await host.start();
   const resumed = await runtime.resumeAll();
   return {
     runtime,
     host,
     resumed,
+    lease,
     async stop(stopOptions = {}) {
       await runtime.stop(stopOptions);
       await host.stop();
       useAppSettings(undefined);
       useShutdownSignal(undefined);
+      await lease.release(); // last: the final checkpoints are written under it
     },
   };
 }

@@ -37,8 +37,14 @@ export const defineServe: DefineCommand = (program, ctx) => {
           ...timers.map((t) => (t.next ? `timer ${t.name}: "${t.schedule}" (UTC), next at ${t.next}` : `timer ${t.name}: ${t.problem}`)),
         ]);
       }
+      // A runtime that lost its task hub (lease broken or taken over) has stopped: so does serve, saying why.
+      let lost: Error | undefined;
       try {
         await new Promise<void>((resolve) => {
+          void server.app.lease.lost.then((reason) => {
+            lost = reason;
+            resolve();
+          });
           if (!signal || signal.aborted) return resolve();
           signal.addEventListener('abort', () => resolve(), { once: true });
         });
@@ -47,5 +53,6 @@ export const defineServe: DefineCommand = (program, ctx) => {
         await server.close(signal?.aborted ? { abortReason: signal.reason } : {});
       }
       if (signal?.aborted) throw signal.reason;
+      if (lost) throw lost;
     });
 };
