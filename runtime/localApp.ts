@@ -1,8 +1,9 @@
 /**
  * Loads the Pagewise function app into the local durable runtime: installs the functions-core
  * stand-in, imports functions/index (every trigger, orchestrator and activity registers itself),
- * and wires a runtime whose instance state lives in blob storage (Azurite locally). One runtime per task
- * hub: the app holds a lease on the hub (runtime/taskHubLease.ts) from before it starts until it stops.
+ * wires a runtime whose instance state lives in blob storage (Azurite locally) and polls the queues
+ * of the queue-triggered functions (runtime/queueTriggers.ts). One runtime per task hub: the app holds
+ * a lease on the hub (runtime/taskHubLease.ts) from before it starts until it stops.
  */
 import { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
 import { parseStorageUrl, protectContainer } from '../core';
@@ -14,6 +15,7 @@ import { LocalFunctionHost, LocalHostOptions } from './localHost';
 import { FencedInstanceStore } from './fencedInstanceStore';
 import { takeTaskHubLease, TaskHubLease } from './taskHubLease';
 import type { ResolvedAppSettings } from '../functions/settings';
+import { QueueTriggerOptions, QueueTriggers, startQueueTriggers } from './queueTriggers';
 
 export interface TaskHubLocation {
   /** Connection string of the storage account holding the task hub (e.g. the Azurite vault account). */
@@ -37,11 +39,18 @@ export interface LocalAppOptions {
   systemKey?: string;
   /** What runs this app, named to a second runtime refused the task hub (default "a local Pagewise runtime"). */
   role?: string;
+  /**
+   * Poll the queues of the app's queue triggers (default on). Their `connection` (AzureWebJobsStorage)
+   * resolves from the app settings; AzureWebJobsStorage defaults to the task hub's connection string.
+   */
+  queueTriggers?: false | QueueTriggerOptions;
 }
 
 export interface LocalApp {
   runtime: DurableRuntime;
   host: LocalFunctionHost;
+  /** The queue pollers (undefined when turned off). */
+  queues?: QueueTriggers;
   /** Instances a previous run left unfinished and this one resumed. */
   resumed: string[];
   /** The app's hold on its task hub (one runtime per task hub); released by stop(). */
@@ -75,8 +84,12 @@ async function startOnLease(options: LocalAppOptions, container: ContainerClient
   installFunctionsCore();
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { useAppSettings } = require('../functions/settings') as typeof import('../functions/settings');
+  // As the Functions host needs it: the storage of triggers (queues) and of the task hub, one account.
+  const withStorage = (env: Record<string, string | undefined>) =>
+    env.AzureWebJobsStorage?.trim() ? env : { ...env, AzureWebJobsStorage: options.taskHub.connectionString };
+  const env = withStorage(options.settings ? options.settings.env ?? {} : options.appSettings ?? process.env);
   // Handed in before the functions load, so their start-up never resolves process.env instead.
-  useAppSettings(options.settings ?? options.appSettings ?? process.env);
+  useAppSettings(options.settings ? { ...options.settings, env } : env);
   // Loaded after the stand-in is in place: registration happens at import time.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   require('../functions');
@@ -104,12 +117,22 @@ async function startOnLease(options: LocalAppOptions, container: ContainerClient
   });
   await host.start();
   const resumed = await runtime.resumeAll();
+  const queueLog = options.log;
+  const queues =
+    options.queueTriggers === false
+      ? undefined
+      : startQueueTriggers(host, env, { ...(queueLog ? { log: queueLog } : {}), ...options.queueTriggers });
+  // …and take no more queue messages (one taken meanwhile fails to start its orchestration and comes again).
+  if (queues) void lease.lost.then(() => queues.stop({ timeoutInMs: 0 }));
   return {
     runtime,
     host,
+    ...(queues ? { queues } : {}),
     resumed,
     lease,
     async stop(stopOptions = {}) {
+      // No new message is taken; the handlers running finish first (they start orchestrations).
+      await queues?.stop();
       await runtime.stop(stopOptions);
       await host.stop();
       useAppSettings(undefined);
