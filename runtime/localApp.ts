@@ -131,13 +131,16 @@ async function startOnLease(options: LocalAppOptions, container: ContainerClient
     resumed,
     lease,
     async stop(stopOptions = {}) {
-      // No new message is taken; the handlers running finish first (they start orchestrations).
-      await queues?.stop();
-      await runtime.stop(stopOptions);
-      await host.stop();
-      useAppSettings(undefined);
-      useShutdownSignal(undefined);
-      await lease.release(); // last: the final checkpoints are written under it
+      try {
+        // No new message is taken; the handlers running finish first (they start orchestrations).
+        await queues?.stop();
+        await runtime.stop(stopOptions);
+        await host.stop();
+        useAppSettings(undefined);
+        useShutdownSignal(undefined);
+      } finally {
+        await lease.release(); // last: the final checkpoints are written under it
+      }
     },
   };
 }

@@ -3,7 +3,7 @@
  * redoing recorded batches: the new serve waits for the killed one's task-hub lease to lapse, takes the
  * hub over, resumes the orchestration; no byte of a batch recorded before the kill is read from the
  * source again (every source read is seen by a loopback proxy), the records are untouched, the manifest
- * is written and the backup restores byte-identical.
+ * is written and the backup restores byte-identical. A serve whose lease is broken stops (exit 1, saying why).
  */
 import type { ChildProcess } from 'node:child_process';
 import { promises as fs } from 'node:fs';
@@ -12,6 +12,8 @@ import * as path from 'node:path';
 import { restoreBackup } from '../core';
 import { vaultContainerClient } from '../core/storage/clients';
 import type { BackupOrchestrationOutput } from '../orchestrations/contracts';
+import { DEFAULT_TASK_HUB_CONTAINER } from '../runtime/localApp';
+import { TASK_HUB_LOCK_BLOB } from '../runtime/taskHubLease';
 import { PagewiseExit, startPagewise } from '../testkit/pagewise-process';
 import { FaultProxy, startFaultProxy } from './harness/fault-proxy';
 import { fileSha256, KiB, MiB, startEnv, TestEnv } from './harness/env';
@@ -151,9 +153,11 @@ test('a serve killed mid-backup and started again finishes it without reading re
     if (second.child.exitCode !== null) throw new Error(`serve ended: ${JSON.stringify(await second.done)}`);
     await new Promise((r) => setTimeout(r, 200));
   }
-  second.child.kill('SIGTERM');
+  // An operator breaks its lease (another runtime may be about to take the hub): it stops, saying why.
+  await env.az.accounts.vault.service.getContainerClient(DEFAULT_TASK_HUB_CONTAINER).getBlobClient(TASK_HUB_LOCK_BLOB).getBlobLeaseClient().breakLease(0);
   const stopped = await second.done;
-  expect(stopped.code).toBe(143);
+  expect(stopped.code).toBe(1);
+  expect(stopped.stderr).toMatch(/^pagewise: this runtime stopped: its lease on task hub vault\/pagewise-taskhub was lost \(409 \w+\); it writes nothing more/m);
   // It took the hub over from the killed serve once that one's lease had lapsed.
   expect(stopped.stderr).toContain(`its last runtime (pagewise serve at ${url}, pid ${first.child.pid} on host `);
 
