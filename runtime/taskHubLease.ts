@@ -23,6 +23,8 @@ const RETRY_EVERY_MS = 500;
 /** Longest a holder's metadata may be missing (written right after its acquire) before it is called unknown. */
 const HOLDER_UNWRITTEN_MS = 2_000;
 const LEASE_MS = TASK_HUB_LEASE_SECONDS * 1000;
+/** Runtime IDs of the leases this process holds now. */
+const heldHere = new Set<string>();
 
 /** Who holds a task hub (all of it printable: no secret is ever written here). */
 export interface TaskHubHolder {
@@ -84,7 +86,7 @@ export async function takeTaskHubLease(container: ContainerClient, options: Task
     if (!isGone(found)) throw inUse(taskHub, found, now);
     // Its process is gone from this host: its lease lapses at most LEASE_MS after its last renewal.
     if (waitingUntil === undefined) {
-      waitingUntil = Math.min(now, lapseTime(found)) + LEASE_MS + SAFETY_MS;
+      waitingUntil = Math.min(now, renewedTime(found)) + LEASE_MS + SAFETY_MS;
       options.log?.(
         `task hub ${taskHub}: its last runtime (${describeHolder(found)}) is gone; taking it over when its lease lapses, in at most ${Math.ceil((waitingUntil - now) / 1000)} s`,
       );
@@ -96,6 +98,7 @@ export async function takeTaskHubLease(container: ContainerClient, options: Task
   const since = new Date().toISOString();
   const holder: TaskHubHolder = { runtimeId: randomUUID(), host: os.hostname(), pid: process.pid, role: options.role, since, renewedAt: since };
   const lease = new HeldLease(blob, leaseClient, holder, taskHub, options.log);
+  heldHere.add(holder.runtimeId);
   try {
     await lease.writeHolder();
   } catch (err) {
@@ -177,6 +180,7 @@ class HeldLease implements TaskHubLease {
   private markLost(why: string): void {
     if (this.lostReason) return;
     this.stopTimer();
+    heldHere.delete(this.holder.runtimeId);
     this.lostReason = new PagewiseError('TaskHubInUse', `this runtime stopped: ${why}; it writes nothing more (another runtime may have taken the task hub over)`);
     this.lose(this.lostReason);
   }
@@ -190,6 +194,7 @@ class HeldLease implements TaskHubLease {
     if (this.released) return;
     this.released = true;
     this.stopTimer();
+    heldHere.delete(this.holder.runtimeId);
     while (this.renewing) await this.renewing;
     if (this.lostReason) return;
     try {
@@ -256,9 +261,14 @@ export async function readHolder(blob: BlockBlobClient): Promise<TaskHubHolder |
   return { runtimeId, host, pid, role, since, renewedAt };
 }
 
-/** Provably gone: a process of this host that no longer exists (another host's cannot be looked at). */
+/**
+ * Provably gone: a process of this host that no longer exists (another host's cannot be looked at), or
+ * this very process ID without a lease held here — an earlier life of a container restarted under the
+ * same host name and PID.
+ */
 function isGone(holder: TaskHubHolder): boolean {
-  if (holder.host !== os.hostname() || holder.pid === process.pid) return false;
+  if (holder.host !== os.hostname()) return false;
+  if (holder.pid === process.pid) return !heldHere.has(holder.runtimeId);
   try {
     process.kill(holder.pid, 0);
     return false;
@@ -267,7 +277,8 @@ function isGone(holder: TaskHubHolder): boolean {
   }
 }
 
-function lapseTime(holder: TaskHubHolder): number {
+/** When the holder last renewed (its lease lapses at most LEASE_MS later). */
+function renewedTime(holder: TaskHubHolder): number {
   const renewed = Date.parse(holder.renewedAt);
   return Number.isFinite(renewed) ? renewed : Date.now();
 }
@@ -280,8 +291,8 @@ function inUse(taskHub: string, holder: TaskHubHolder | undefined, now: number):
   const who = holder ? describeHolder(holder) : 'a runtime that has not said who it is';
   let lapse = `at most ${TASK_HUB_LEASE_SECONDS} s after its last renewal`;
   if (holder) {
-    const left = Math.ceil((lapseTime(holder) + LEASE_MS - now) / 1000);
-    lapse = left > 0 ? `by ${new Date(lapseTime(holder) + LEASE_MS).toISOString()} (in about ${left} s) unless it renews` : `any moment now unless it renews`;
+    const left = Math.ceil((renewedTime(holder) + LEASE_MS - now) / 1000);
+    lapse = left > 0 ? `by ${new Date(renewedTime(holder) + LEASE_MS).toISOString()} (in about ${left} s) unless it renews` : `any moment now unless it renews`;
   }
   return new PagewiseError(
     'TaskHubInUse',

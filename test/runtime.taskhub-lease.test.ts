@@ -113,21 +113,30 @@ test('a holder on another host that stopped renewing: refused with the time left
   }
 }, 60_000);
 
-test('a holder whose process is gone from this host: the next runtime waits for its lease to lapse and takes over', async () => {
+test('a holder whose process is gone from this host (or an earlier life of this PID): the next runtime waits for its lease to lapse and takes over', async () => {
   const gone = spawn(process.execPath, ['-e', '']);
   await new Promise((r) => gone.on('close', r));
-  const planted = await plantHolder('hub-d', { host: os.hostname(), pid: gone.pid!, role: 'pagewise serve' });
-  const logged: string[] = [];
-  const app = await start('hub-d', 'test runtime', (line) => logged.push(line));
-  try {
-    expect(Date.now()).toBeGreaterThanOrEqual(planted.lapsesAt - 1000); // it waited for the lapse rather than break in
-    expect(logged).toEqual([
-      expect.stringMatching(new RegExp(`^task hub vault/hub-d: its last runtime \\(pagewise serve, pid ${gone.pid} on host .+\\) is gone; taking it over when its lease lapses, in at most \\d+ s$`)),
-    ]);
-    expect(await readHolder(lockBlob('hub-d'))).toMatchObject({ runtimeId: app.lease.holder.runtimeId, pid: process.pid });
-  } finally {
-    await app.stop();
-  }
+  // A killed process, and a container restarted under the same host name and PID: no lease of this process holds it.
+  const holders = [
+    { hub: 'hub-d', pid: gone.pid! },
+    { hub: 'hub-f', pid: process.pid },
+  ];
+  await Promise.all(
+    holders.map(async ({ hub, pid }) => {
+      const planted = await plantHolder(hub, { host: os.hostname(), pid, role: 'pagewise serve' });
+      const logged: string[] = [];
+      const app = await start(hub, 'test runtime', (line) => logged.push(line));
+      try {
+        expect(Date.now()).toBeGreaterThanOrEqual(planted.lapsesAt - 1000); // it waited for the lapse rather than break in
+        expect(logged).toEqual([
+          expect.stringMatching(new RegExp(`^task hub vault/${hub}: its last runtime \\(pagewise serve, pid ${pid} on host .+\\) is gone; taking it over when its lease lapses, in at most \\d+ s$`)),
+        ]);
+        expect(await readHolder(lockBlob(hub))).toMatchObject({ runtimeId: app.lease.holder.runtimeId, pid: process.pid });
+      } finally {
+        await app.stop();
+      }
+    }),
+  );
 }, 60_000);
 
 test('a runtime whose lease is broken stops dead: it writes no more instance state and aborts its activities', async () => {
