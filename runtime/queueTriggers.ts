@@ -6,7 +6,7 @@
  */
 import type { LogLevel } from '@azure/functions';
 import type { DequeuedMessageItem, QueueClient } from '@azure/storage-queue';
-import { redact } from '../core';
+import { printable, redact } from '../core';
 import type { LocalFunctionHost, QueueTriggerMetadata } from './localHost';
 import { AppSettingsEnv, queueServiceFor } from './queueConnection';
 import { appQueueSettings, MIN_POLLING_INTERVAL_MS, QueueHostSettings } from './queueSettings';
@@ -56,7 +56,8 @@ export function poisonQueueName(queueName: string): string {
 /** Starts a poller for every registered queue trigger whose queue and connection resolve. */
 export function startQueueTriggers(host: LocalFunctionHost, env: AppSettingsEnv, options: QueueTriggerOptions = {}): QueueTriggers {
   const settings: QueueHostSettings = { ...appQueueSettings(), ...options.settings };
-  const log = options.log ?? ((level, message, source) => (level === 'warning' || level === 'error' ? console.warn(`[${source}] ${message}`) : undefined));
+  // A handler's error text may carry a message body's text: never raw to a terminal.
+  const log = options.log ?? ((level, message, source) => (level === 'warning' || level === 'error' ? console.warn(printable(`[${source}] ${message}`)) : undefined));
   const triggers: QueueTriggerInfo[] = [];
   const pollers: QueuePoller[] = [];
   for (const fn of functionsByTrigger('storageQueueTrigger')) {
@@ -68,7 +69,9 @@ export function startQueueTriggers(host: LocalFunctionHost, env: AppSettingsEnv,
         throw new Error(`queue name "${queueName.slice(0, 70)}" is not a valid queue name (3 to ${MAX_TRIGGER_QUEUE_NAME} lowercase letters, digits, single hyphens)`);
       }
       const service = queueServiceFor(String(fn.trigger.connection || 'AzureWebJobsStorage'), env);
-      const poller = new QueuePoller(host, name, service.getQueueClient(queueName), service.getQueueClient(poisonQueueName(queueName)), settings, options.processingVisibilityInMs ?? HOST_PROCESSING_VISIBILITY_MS, log);
+      // The service hides a received message for 1 s at least.
+      const processingVisibilityInMs = Math.max(1000, options.processingVisibilityInMs ?? HOST_PROCESSING_VISIBILITY_MS);
+      const poller = new QueuePoller(host, name, service.getQueueClient(queueName), service.getQueueClient(poisonQueueName(queueName)), settings, processingVisibilityInMs, log);
       pollers.push(poller);
       triggers.push({ name, queueName });
     } catch (err) {

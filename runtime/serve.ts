@@ -30,6 +30,7 @@ import {
 } from './requestGuards';
 import { defaultKeysDir, generateServeKeys, KeyLevel, keyOpens, prepareKeysDir, removeKeysFile, ServeKeys, writeKeysFile } from './serveKeys';
 import { startTimerSchedules, TimerSchedule } from './timerSchedules';
+import type { QueueTriggerInfo } from './queueTriggers';
 
 export interface LocalServerOptions extends LocalAppOptions {
   port?: number;
@@ -47,6 +48,8 @@ export interface LocalServer {
   app: LocalApp;
   /** The timer triggers and their next firing (or why they are not scheduled). */
   timers: TimerSchedule[];
+  /** The queue triggers and the queue each polls (or why it is not polled). */
+  queues: QueueTriggerInfo[];
   /** This run's keys, and the 0600 file holding them (removed at close). */
   keys: ServeKeys;
   keysFile: string;
@@ -105,6 +108,7 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
     port,
     app,
     timers: timers?.schedules ?? [],
+    queues: app.queues?.triggers ?? [],
     keys,
     keysFile,
     async close(stopOptions = {}) {

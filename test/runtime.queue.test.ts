@@ -2,6 +2,9 @@
  * The local queue trigger host on Azurite's queue service: queue functions registered here (app.storageQueue,
  * df.app.client.storageQueue) receive real messages; failures are retried and end in `<queue>-poison`.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { app, InvocationContext } from '@azure/functions';
 import * as df from 'durable-functions';
 import { QueueClient } from '@azure/storage-queue';
@@ -10,6 +13,7 @@ import { LocalApp, startLocalApp } from '../runtime/localApp';
 import { appQueueSettings, parseTimeSpan, readQueueSettings } from '../runtime/queueSettings';
 import { decodeMessageText } from '../runtime/queueTriggers';
 import { queueServiceFor } from '../runtime/queueConnection';
+import { startLocalServer } from '../runtime/serve';
 
 interface Delivery {
   body: unknown;
@@ -204,6 +208,38 @@ test('stop waits for a running handler, then leaves no poller: a later message s
   await new Promise((r) => setTimeout(r, 1000));
   expect((await queue('qt-gated').peekMessages()).peekedMessageItems.map((m) => [m.messageText, m.dequeueCount])).toEqual([[base64('second'), 0]]);
   expect(deliveries.qtGated.map((d) => d.body)).toEqual(['first']);
+});
+
+test('pagewise serve polls the queue triggers (AzureWebJobsStorage from the task hub) and names them', async () => {
+  // Left by a host that died in its handler 6 times (more than host.json's maxDequeueCount 5): poisoned unseen.
+  const dead = base64('{"died":"every time"}');
+  const deadId = await send('qt-echo', dead);
+  for (let i = 0; i < 6; i++) {
+    const [m] = (await queue('qt-echo').receiveMessages({ visibilityTimeout: 30 })).receivedMessageItems;
+    await queue('qt-echo').updateMessage(m.messageId, m.popReceipt, m.messageText, 0); // visible again at once
+  }
+  const keysDir = path.join(mkdtempSync(path.join(os.tmpdir(), 'pagewise-qt-')), 'keys');
+  const server = await startLocalServer({
+    taskHub: { connectionString: az.accounts.hub.connectionString },
+    appSettings: { QT_QUEUE: 'qt-named' },
+    keysDir,
+    timers: false,
+    log: (level, message, source) => logs.push(`${level} [${source}] ${message}`),
+  });
+  try {
+    expect(server.queues.find((q) => q.name === 'qtEcho')).toEqual({ name: 'qtEcho', queueName: 'qt-echo' });
+    const before = (deliveries.qtEcho ?? []).length;
+    const id = await send('qt-echo', base64('{"via":"serve"}'));
+    await until('the delivery', () => (deliveries.qtEcho ?? []).length === before + 1);
+    expect(deliveries.qtEcho[before]).toMatchObject({ body: { via: 'serve' }, metadata: { id, dequeueCount: 1 } });
+    await until('the dead message in the poison queue', async () => (await count('qt-echo-poison')) === 2);
+    expect((await queue('qt-echo-poison').peekMessages({ numberOfMessages: 2 })).peekedMessageItems.map((m) => m.messageText)).toEqual(['{"not":"base64"}', dead]);
+    expect(deliveries.qtEcho.some((d) => d.metadata.id === deadId)).toBe(false);
+    expect(logs).toContain(`error [queues] queue trigger qtEcho: message ${deadId} moved to qt-echo-poison: dequeued more often than maxDequeueCount`);
+  } finally {
+    await server.close();
+    rmSync(path.dirname(keysDir), { recursive: true, force: true });
+  }
 });
 
 describe('queue settings (host.json extensions.queues)', () => {

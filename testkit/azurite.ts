@@ -92,7 +92,8 @@ async function waitForPort(port: number, child: ChildProcess, timeoutInMs: numbe
 }
 
 // The combined entry (blob, queue and table in one process): the queue service costs no second Node
-// start-up. Its table service listens too (on a free port of its own); nothing uses it.
+// start-up (measured: about 1.0 s CPU to listen for blob alone, 1.15 s combined, 0.6 s more for a separate
+// queue process). Its table service listens too (on a free port of its own); nothing uses it.
 function azuriteMain(): string {
   return require.resolve('azurite/dist/src/azurite.js');
 }

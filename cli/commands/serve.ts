@@ -28,13 +28,15 @@ export const defineServe: DefineCommand = (program, ctx) => {
       const { startLocalServer } = await import('../../runtime/serve');
       const server = await startLocalServer({ taskHub: { connectionString }, appSettings: io.env, ...(port ? { port } : {}), ...(opts.keysDir ? { keysDir: opts.keysDir } : {}) });
       const timers = server.timers.map((t) => ({ name: t.name, schedule: t.schedule, next: t.next?.toISOString(), problem: t.problem }));
-      if (opts.json) printJson(io, { url: server.url, port: server.port, keysFile: server.keysFile, timers });
+      const queues = server.queues;
+      if (opts.json) printJson(io, { url: server.url, port: server.port, keysFile: server.keysFile, timers, queues });
       else {
         printLines(io, [
           `pagewise API listening on ${server.url} (Ctrl-C stops)`,
           // The path only: the keys stay in the 0600 file (terminals and service logs are read by others).
           `keys (x-functions-key header or ?code=) in ${server.keysFile}, removed at exit`,
           ...timers.map((t) => (t.next ? `timer ${t.name}: "${t.schedule}" (UTC), next at ${t.next}` : `timer ${t.name}: ${t.problem}`)),
+          ...queues.map((q) => (q.problem ? `queue ${q.name}: ${q.problem}` : `queue ${q.name}: polling "${q.queueName}"`)),
         ]);
       }
       // A runtime that lost its task hub (lease broken or taken over) has stopped: so does serve, saying why.

@@ -1,5 +1,5 @@
 /**
- * Test environment: a real Azurite (blob service) on a free loopback port with a "src" (cloud) account
+ * Test environment: a real Azurite (blob and queue services) on free loopback ports with a "src" (cloud) account
  * and a "vault" account, containers for disks, the vault and restore targets, and helpers to create disks.
  */
 import { createHash } from 'node:crypto';
