@@ -4,7 +4,8 @@
  *
  *   0    success
  *   1    operational failure: storage unreachable, the source changed, the backup is corrupt or
- *        incomplete, verification found problems, or an unexpected error
+ *        incomplete, verification found problems, another local runtime holds the task hub, or an
+ *        unexpected error
  *   2    usage or bad input: fix the command line, the URLs, the key file or the credentials
  *        (BadInput, BadUrl, BadPageSize, BadCacheSize, NotPageBlob, SourceNotFound, BackupNotFound, VaultNotFound,
  *        BadKeyFile, WrongKey, TargetExists, TargetNotFound, AccessDenied, LimitExceeded, and commander usage errors)
@@ -57,6 +58,7 @@ export const EXIT_CODES: Record<PagewiseErrorCode, number> = {
   Aborted: EXIT_INTERRUPTED,
   PathNotFound: EXIT_USAGE,
   UnsupportedFileSystem: EXIT_USAGE,
+  TaskHubInUse: EXIT_FAILURE,
 };
 
 export const EXIT_CODE_HELP = `

@@ -30,7 +30,9 @@ export type PagewiseErrorCode =
   /** A path asked for inside a backed-up file system does not exist there (file-level restore). */
   | 'PathNotFound'
   /** A volume of a backed-up disk holds what Pagewise cannot open (NTFS, XFS, LVM, an encrypted volume…): the message names what was found. */
-  | 'UnsupportedFileSystem';
+  | 'UnsupportedFileSystem'
+  /** Another local runtime holds the task hub (its lease), or this one lost it (runtime/taskHubLease.ts). */
+  | 'TaskHubInUse';
 
 /** Why a base is unusable (PagewiseError.reason with code BaseUnusable): the FullReason a fallback records. */
 export type BaseUnusableReason = 'base-snapshot-gone' | 'base-replaced';

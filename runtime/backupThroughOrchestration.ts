@@ -60,6 +60,7 @@ async function runOrchestration(options: OrchestratedBackupOptions): Promise<Orc
   const endpoints = [allowedEndpointOf(options.source, 'blob', 'the source disk URL'), allowedEndpointOf(options.vault, 'container', 'the vault URL')];
   const app = await startLocalApp({
     taskHub: options.taskHub,
+    role: 'pagewise backup --engine local',
     maxConcurrentActivities: options.maxConcurrentActivities ?? 4,
     // One backup per command: the app's queued work (scheduled starts) is for a long-running host.
     queueTriggers: false,

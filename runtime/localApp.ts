@@ -2,15 +2,18 @@
  * Loads the Pagewise function app into the local durable runtime: installs the functions-core
  * stand-in, imports functions/index (every trigger, orchestrator and activity registers itself),
  * wires a runtime whose instance state lives in blob storage (Azurite locally) and polls the queues
- * of the queue-triggered functions (runtime/queueTriggers.ts).
+ * of the queue-triggered functions (runtime/queueTriggers.ts). One runtime per task hub: the app holds
+ * a lease on the hub (runtime/taskHubLease.ts) from before it starts until it stops.
  */
-import { BlobServiceClient } from '@azure/storage-blob';
+import { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
 import { parseStorageUrl, protectContainer } from '../core';
 import { installFunctionsCore } from './installFunctionsCore';
 import { DurableRuntime } from './durable/durableRuntime';
 import type { TimerService } from './durable/timers';
 import { BlobInstanceStore } from './durable/instanceStore';
 import { LocalFunctionHost, LocalHostOptions } from './localHost';
+import { FencedInstanceStore } from './fencedInstanceStore';
+import { takeTaskHubLease, TaskHubLease } from './taskHubLease';
 import type { ResolvedAppSettings } from '../functions/settings';
 import { QueueTriggerOptions, QueueTriggers, startQueueTriggers } from './queueTriggers';
 
@@ -34,6 +37,8 @@ export interface LocalAppOptions {
   log?: LocalHostOptions['log'];
   /** The durable webhooks' system key (default: a random one). */
   systemKey?: string;
+  /** What runs this app, named to a second runtime refused the task hub (default "a local Pagewise runtime"). */
+  role?: string;
   /**
    * Poll the queues of the app's queue triggers (default on). Their `connection` (AzureWebJobsStorage)
    * resolves from the app settings; AzureWebJobsStorage defaults to the task hub's connection string.
@@ -48,6 +53,8 @@ export interface LocalApp {
   queues?: QueueTriggers;
   /** Instances a previous run left unfinished and this one resumed. */
   resumed: string[];
+  /** The app's hold on its task hub (one runtime per task hub); released by stop(). */
+  lease: TaskHubLease;
   stop(options?: LocalAppStopOptions): Promise<void>;
 }
 
@@ -59,6 +66,21 @@ export interface LocalAppStopOptions {
 export const DEFAULT_TASK_HUB_CONTAINER = 'pagewise-taskhub';
 
 export async function startLocalApp(options: LocalAppOptions): Promise<LocalApp> {
+  const container = BlobServiceClient.fromConnectionString(options.taskHub.connectionString).getContainerClient(
+    options.taskHub.container ?? DEFAULT_TASK_HUB_CONTAINER,
+  );
+  // First of all: a runtime refused its task hub must not have touched the settings another app of this process reads.
+  const leaseLog = (line: string) => (options.log ? options.log('warning', line, 'taskHub') : console.warn(line));
+  const lease = await takeTaskHubLease(container, { role: options.role ?? 'a local Pagewise runtime', log: leaseLog });
+  try {
+    return await startOnLease(options, container, lease, leaseLog);
+  } catch (err) {
+    await lease.release();
+    throw err;
+  }
+}
+
+async function startOnLease(options: LocalAppOptions, container: ContainerClient, lease: TaskHubLease, leaseLog: (line: string) => void): Promise<LocalApp> {
   installFunctionsCore();
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { useAppSettings } = require('../functions/settings') as typeof import('../functions/settings');
@@ -74,9 +96,6 @@ export async function startLocalApp(options: LocalAppOptions): Promise<LocalApp>
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { useShutdownSignal } = require('../functions/shutdown') as typeof import('../functions/shutdown');
 
-  const container = BlobServiceClient.fromConnectionString(options.taskHub.connectionString).getContainerClient(
-    options.taskHub.container ?? DEFAULT_TASK_HUB_CONTAINER,
-  );
   // Instance state lives here: no restore or upload of this process may write into it.
   try {
     protectContainer(parseStorageUrl(container.url, 'container', 'the task hub container'), 'the durable task hub');
@@ -84,13 +103,18 @@ export async function startLocalApp(options: LocalAppOptions): Promise<LocalApp>
     // an endpoint parseStorageUrl does not know (a custom domain): no blob URL can name it either
   }
   const runtime = new DurableRuntime({
-    store: new BlobInstanceStore(container),
+    store: new FencedInstanceStore(new BlobInstanceStore(container), lease),
     ...(options.maxConcurrentActivities ? { maxConcurrentActivities: options.maxConcurrentActivities } : {}),
     ...(options.checkpointIntervalInMs ? { checkpointIntervalInMs: options.checkpointIntervalInMs } : {}),
     ...(options.durableTimers ? { timers: options.durableTimers } : {}),
   });
   useShutdownSignal(runtime.shutdownSignal);
   const host = new LocalFunctionHost({ runtime, ...(options.log ? { log: options.log } : {}), ...(options.systemKey ? { systemKey: options.systemKey } : {}) });
+  // Lost (broken, taken over, unrenewable): stop dead, as a killed process would, and abort the activities.
+  void lease.lost.then((reason) => {
+    leaseLog(reason.message);
+    runtime.halt(reason);
+  });
   await host.start();
   const resumed = await runtime.resumeAll();
   const queueLog = options.log;
@@ -98,18 +122,25 @@ export async function startLocalApp(options: LocalAppOptions): Promise<LocalApp>
     options.queueTriggers === false
       ? undefined
       : startQueueTriggers(host, env, { ...(queueLog ? { log: queueLog } : {}), ...options.queueTriggers });
+  // …and take no more queue messages (one taken meanwhile fails to start its orchestration and comes again).
+  if (queues) void lease.lost.then(() => queues.stop({ timeoutInMs: 0 }));
   return {
     runtime,
     host,
     ...(queues ? { queues } : {}),
     resumed,
+    lease,
     async stop(stopOptions = {}) {
-      // No new message is taken; the handlers running finish first (they start orchestrations).
-      await queues?.stop();
-      await runtime.stop(stopOptions);
-      await host.stop();
-      useAppSettings(undefined);
-      useShutdownSignal(undefined);
+      try {
+        // No new message is taken; the handlers running finish first (they start orchestrations).
+        await queues?.stop();
+        await runtime.stop(stopOptions);
+        await host.stop();
+        useAppSettings(undefined);
+        useShutdownSignal(undefined);
+      } finally {
+        await lease.release(); // last: the final checkpoints are written under it
+      }
     },
   };
 }

@@ -71,7 +71,7 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
   const keysDir = options.keysDir ?? defaultKeysDir();
   await prepareKeysDir(keysDir); // before anything starts: a directory others can enter is refused
   const keys = generateServeKeys();
-  const app = await startLocalApp({ ...options, systemKey: keys.systemKeys.durabletask_extension });
+  const app = await startLocalApp({ role: 'pagewise serve', ...options, systemKey: keys.systemKeys.durabletask_extension });
   const log = (line: string, source = 'serve') => (options.log ? options.log('warning', line, source) : process.stderr.write(`${printable(line)}\n`));
   let ctx: ServeContext | undefined;
   const server = createServer((req, res) => {
@@ -99,6 +99,8 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
     throw err;
   }
   const url = `http://${host}:${port}`;
+  // A second runtime refused this task hub is told where to send its work instead.
+  await app.lease.describe(`${options.role ?? 'pagewise serve'} at ${url}`).catch((err: unknown) => log(`task hub: naming this server on its lease failed: ${redact(String(err))}`));
   ctx = { app, keys, origin: url, hosts: ownHosts(port), log };
   const timers = options.timers === false ? undefined : startTimerSchedules(app.host, options.appSettings ?? process.env, (line) => log(line, 'timers'));
   return {

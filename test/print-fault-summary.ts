@@ -39,6 +39,16 @@ else {
   line(`  backups completed ${crash.backupsCompleted}, pages lost ${crash.pagesLost}, restores byte-identical ${crash.restoresIdentical}`);
 }
 
+interface ServeRestart { batchesTotal: number; recordedBeforeKill: number; resumedBatches: number; bytesReadAfterRestart: number; bytesOfRecordedBatchesReadAgain: number; restoresIdentical: number }
+const restart = read<ServeRestart>('serve-restart');
+line();
+line('== pagewise serve killed and restarted (test/serve.restart.test.ts) ==');
+if (!restart) line('  (no figures: the suite did not finish)');
+else {
+  line(`  killed (SIGKILL) after ${restart.recordedBeforeKill} of ${restart.batchesTotal} batches recorded; the restarted serve took the task hub over and resumed`);
+  line(`  source bytes read after the restart ${restart.bytesReadAfterRestart}, of them in recorded batches ${restart.bytesOfRecordedBatchesReadAgain}; batches found recorded on re-run ${restart.resumedBatches}; restores byte-identical ${restart.restoresIdentical}`);
+}
+
 interface Corruption { case: string; verifyProblems: string[]; restoreToFile: string; restoreToBlob: string }
 const corruption = read<Corruption>('corruption');
 line();

@@ -16,6 +16,7 @@ import { KiB, MiB, startEnv, TestEnv } from './harness/env';
 
 let env: TestEnv;
 let server: LocalServer;
+let serverClosed = false;
 const sasUrls: string[] = [];
 
 /** Every SAS URL handed to the app goes through here, so its signature is a needle. */
@@ -35,7 +36,7 @@ beforeAll(async () => {
   });
 });
 afterAll(async () => {
-  await server?.close();
+  if (!serverClosed) await server?.close();
   await env?.stop();
 });
 
@@ -97,7 +98,10 @@ test('orchestrations started with SAS URLs leave no secret in any task-hub blob,
   // The restore is the disk, byte for byte.
   expect(await env.blobSha256(target)).toBe(await env.blobSha256(source));
 
-  // A backup through the CLI's local engine (the same starter as HTTP), into the same task hub.
+  // A backup through the CLI's local engine (the same starter as HTTP), into the same task hub, once
+  // serve has given it up (one runtime per task hub).
+  await server.close();
+  serverClosed = true;
   const keyFile = path.join(env.tmp, 'hub.key');
   await fs.writeFile(keyFile, encodeKeyFile(env.userKey), { mode: 0o600 });
   const io = captureIO({ PAGEWISE_STORAGE_ENDPOINTS: env.az.storageEndpoints, PAGEWISE_VAULT_CONNECTION_STRING: env.az.accounts.vault.connectionString });

@@ -39,8 +39,14 @@ export const defineServe: DefineCommand = (program, ctx) => {
           ...queues.map((q) => (q.problem ? `queue ${q.name}: ${q.problem}` : `queue ${q.name}: polling "${q.queueName}"`)),
         ]);
       }
+      // A runtime that lost its task hub (lease broken or taken over) has stopped: so does serve, saying why.
+      let lost: Error | undefined;
       try {
         await new Promise<void>((resolve) => {
+          void server.app.lease.lost.then((reason) => {
+            lost = reason;
+            resolve();
+          });
           if (!signal || signal.aborted) return resolve();
           signal.addEventListener('abort', () => resolve(), { once: true });
         });
@@ -49,5 +55,6 @@ export const defineServe: DefineCommand = (program, ctx) => {
         await server.close(signal?.aborted ? { abortReason: signal.reason } : {});
       }
       if (signal?.aborted) throw signal.reason;
+      if (lost) throw lost;
     });
 };

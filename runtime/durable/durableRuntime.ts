@@ -184,16 +184,19 @@ export class DurableRuntime {
     this.halt();
   }
 
-  /**
-   * Stops dead without a final checkpoint, as a killed process would: whatever was not checkpointed
-   * is redone by the next runtime's `resumeAll()`.
-   */
+  /** Aborted when the runtime stops on a signal or loses its task hub: activities read it (functions/shutdown.ts). */
   get shutdownSignal(): AbortSignal {
     return this.shutdown.signal;
   }
 
-  halt(): void {
+  /**
+   * Stops dead without a final checkpoint, as a killed process would: whatever was not checkpointed
+   * is redone by the next runtime's `resumeAll()`.
+   */
+  halt(abortReason?: unknown): void {
     this.halted = true;
+    // A runtime that lost its task hub: its running activities are told to stop too (their outcomes are dropped).
+    if (abortReason !== undefined && !this.shutdown.signal.aborted) this.shutdown.abort(abortReason);
     for (const cancel of this.timers) cancel();
     this.timers.clear();
     this.activities.close();
