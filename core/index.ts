@@ -193,3 +193,4 @@ export type { PrecheckCounts } from './repo/v2/compressibility';
 // #17 B startbudget — the start budget: slot blobs per scope (task hub, source account), taken as blob leases.
 export { StartSlots, slotBlobName, holderLeaseId, START_SLOTS_LAYOUT, START_GRACE_MS, RECORD_LEASE_SECONDS } from './fleet/start-slots';
 export type { SlotScope, SlotScopeKind, HeldSlot, HolderRunning, TakeResult } from './fleet/start-slots';
+export { forEachLimited } from './concurrency';

@@ -32,6 +32,9 @@ if (role !== 'prune') {
   require('./scheduledBackups');
   require('./events/eventGrid');
   require('./events/settleActivities');
+  // #17 B: queue-fed starts within the start budget, and the catalog of failed starts.
+  require('./backupStartQueue');
+  require('./http/starts');
 }
 registerRetentionOrchestrations({ prune: role !== 'backup' });
 require('./retentionActivities').registerRetentionActivities({ prune: role !== 'backup' });

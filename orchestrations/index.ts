@@ -7,12 +7,13 @@ import { restoreDiskOrchestrator, verifyBackupOrchestrator } from './restoreAndV
 import { settleBlobOrchestrator } from './settleBlob';
 import { backupVmDiskOrchestrator, backupVmOrchestrator } from './backupVm';
 import { VmOrchestrators } from './vmContracts';
+import { releasingStartSlots } from './startSlots';
 
-df.app.orchestration(Orchestrators.backupDisk, markingFailure(backupDiskOrchestrator));
+df.app.orchestration(Orchestrators.backupDisk, markingFailure(releasingStartSlots(backupDiskOrchestrator)));
 df.app.orchestration(Orchestrators.backupBatchRange, backupBatchRangeOrchestrator);
 df.app.orchestration(Orchestrators.restoreDisk, markingFailure(restoreDiskOrchestrator));
 df.app.orchestration(Orchestrators.verifyBackup, markingFailure(verifyBackupOrchestrator));
 df.app.orchestration(Orchestrators.settleBlob, settleBlobOrchestrator);
 // VM backups (#16): a disk's sub-orchestration reports its outcome rather than fail; the VM's marks its own failure.
-df.app.orchestration(VmOrchestrators.backupVm, markingFailure(backupVmOrchestrator));
+df.app.orchestration(VmOrchestrators.backupVm, markingFailure(releasingStartSlots(backupVmOrchestrator)));
 df.app.orchestration(VmOrchestrators.backupVmDisk, backupVmDiskOrchestrator);
