@@ -158,10 +158,14 @@ export class StartSlots {
       if (!item) await this.createSlot(scope, index);
       if (await this.acquire(holder, scope, index, leaseId)) return { kind: scope.kind, name: scope.name, index, leaseId };
     }
-    // Then slots whose holder no longer runs: taken over (break, then acquire — a racing taker may win it).
-    for (const index of busy) {
+    // Then a slot whose holder no longer runs: taken over (break, then acquire — a racing taker may win it).
+    // One holder asked per take, picked at random among those past the start grace: a full budget with
+    // thousands of waiting starts costs one status look each, and a dead holder is still found soon.
+    const candidates = busy.filter((index) => this.pastGrace(byIndex.get(index)!));
+    const pick = candidates.length > 0 ? [candidates[Math.floor(Math.random() * candidates.length)]] : [];
+    for (const index of pick) {
       const item = byIndex.get(index)!;
-      if (!(await this.reclaimable(item))) continue;
+      if (await this.isRunning(item.metadata!.holder!)) continue;
       try {
         // Only the lease listed: a slot another taker re-recorded meanwhile (its ETag moved) is left alone.
         await this.container.getBlobClient(slotBlobName(scope, index)).getBlobLeaseClient().breakLease(0, { conditions: { ifMatch: item.properties.etag } });
@@ -174,14 +178,15 @@ export class StartSlots {
     return undefined;
   }
 
-  /** A slot whose holder is terminal, or missing past the start grace (a taker that died before starting it). */
-  private async reclaimable(item: BlobItem): Promise<boolean> {
-    const holder = item.metadata?.holder;
-    // Leased but not recorded yet: a taker between its lease and its record (a short lease, expires by itself).
-    if (!holder) return false;
-    const takenAt = Date.parse(item.metadata?.takenat ?? '');
-    if (Number.isFinite(takenAt) && this.now() - takenAt < START_GRACE_MS) return false;
-    return !(await this.isRunning(holder));
+  /**
+   * A held slot that may be reclaimed if its holder no longer runs: recorded, and taken more than the start
+   * grace ago (a holder younger than that may still be between its take and its start). Leased but not
+   * recorded yet is a taker between its lease and its record: that short lease expires by itself.
+   */
+  private pastGrace(item: BlobItem): boolean {
+    if (!item.metadata?.holder) return false;
+    const takenAt = Date.parse(item.metadata.takenat ?? '');
+    return !Number.isFinite(takenAt) || this.now() - takenAt >= START_GRACE_MS;
   }
 
   private async createSlot(scope: Pick<SlotScope, 'kind' | 'name'>, index: number): Promise<void> {
