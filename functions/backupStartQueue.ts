@@ -16,7 +16,7 @@ import { VmOrchestrators } from '../orchestrations/vmContracts';
 import { prepareDiskBackup } from './backupStarts';
 import { reportingPermanentFailures } from './permanentFailures';
 import { describeSchemaErrors } from './schemaErrors';
-import { appSettings, assertAllowedAccount, readSettings } from './settings';
+import { assertAllowedAccount, readSettings } from './settings';
 import { findStatus, isRestartable, startOnce } from './starter';
 import { BACKUP_STARTS_QUEUE, HOST_STORAGE_CONNECTION, MAX_DEQUEUE_COUNT, START_MAX_WAIT_MS, startBudget, startsContainer, startsQueue } from './startBudget';
 import { encodeStartMessage, invalidStartId, parseStartMessage, StartMessage } from './startMessages';
@@ -161,13 +161,10 @@ df.app.activity(Activities.releaseStartSlots, {
   }),
 });
 
-// Registered only where the host storage is configured (always in Azure; locally when the runtime has a queue service).
-if (appSettings()[HOST_STORAGE_CONNECTION] || appSettings()[`${HOST_STORAGE_CONNECTION}__queueServiceUri`]) {
-  df.app.client.storageQueue('backupStartQueue', {
-    queueName: BACKUP_STARTS_QUEUE,
-    connection: HOST_STORAGE_CONNECTION,
-    handler: async (body: unknown, client: df.DurableClient, context: InvocationContext) => {
-      await handleBackupStart(body, client, context);
-    },
-  });
-}
+df.app.client.storageQueue('backupStartQueue', {
+  queueName: BACKUP_STARTS_QUEUE,
+  connection: HOST_STORAGE_CONNECTION,
+  handler: async (body: unknown, client: df.DurableClient, context: InvocationContext) => {
+    await handleBackupStart(body, client, context);
+  },
+});

@@ -5,7 +5,7 @@
  */
 import { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
 import { QueueClient, QueueServiceClient } from '@azure/storage-queue';
-import { CountBounds, defaultCredential, PagewiseError, parseStorageUrl, protectContainer, withinBounds } from '../core';
+import { CLOUD_SUFFIXES, CountBounds, defaultCredential, PagewiseError, parseStorageUrl, protectContainer, withinBounds } from '../core';
 import { appSettings, Env } from './settings';
 
 export const MAX_RUNNING_BACKUPS: CountBounds = { min: 1, max: 1000, default: 8 };
@@ -50,15 +50,24 @@ export function startBudget(env: Env = appSettings()): StartBudget {
 
 /**
  * The host storage as the Functions host resolves a connection: the connection string in
- * `AzureWebJobsStorage`, or an identity-based connection (`AzureWebJobsStorage__blobServiceUri` /
- * `__queueServiceUri`, the app's managed identity).
+ * `AzureWebJobsStorage`, or an identity-based connection — `AzureWebJobsStorage__blobServiceUri` /
+ * `__queueServiceUri`, or `AzureWebJobsStorage__accountName` (infra/ sets this one) on the cloud of
+ * PAGEWISE_STORAGE_SUFFIX — with the app's identity (DefaultAzureCredential; AZURE_CLIENT_ID for a
+ * user-assigned one).
  */
 function hostService<T>(env: Env, service: 'blob' | 'queue', fromString: (cs: string) => T, fromUri: (uri: string) => T): T {
   const cs = env[HOST_STORAGE_CONNECTION]?.trim();
   if (cs) return fromString(cs);
   const uri = env[`${HOST_STORAGE_CONNECTION}__${service}ServiceUri`]?.trim();
   if (uri) return fromUri(uri);
-  throw new PagewiseError('BadInput', `app setting ${HOST_STORAGE_CONNECTION} (or ${HOST_STORAGE_CONNECTION}__${service}ServiceUri) is required for queue-fed backup starts`);
+  const account = env[`${HOST_STORAGE_CONNECTION}__accountName`]?.trim().toLowerCase();
+  if (account) {
+    if (!/^[a-z0-9]{3,24}$/.test(account)) throw new PagewiseError('BadInput', `app setting ${HOST_STORAGE_CONNECTION}__accountName is not a storage account name`);
+    const suffix = env.PAGEWISE_STORAGE_SUFFIX?.trim().toLowerCase() || CLOUD_SUFFIXES[0];
+    if (!(CLOUD_SUFFIXES as readonly string[]).includes(suffix)) throw new PagewiseError('BadInput', `PAGEWISE_STORAGE_SUFFIX must be one of ${CLOUD_SUFFIXES.join(', ')}`);
+    return fromUri(`https://${account}.${service}.${suffix}`);
+  }
+  throw new PagewiseError('BadInput', `app setting ${HOST_STORAGE_CONNECTION} (or ${HOST_STORAGE_CONNECTION}__accountName, or __${service}ServiceUri) is required for queue-fed backup starts`);
 }
 
 /** The container of the start slots and records; protected as the task hub's is (no restore may write into it). */
