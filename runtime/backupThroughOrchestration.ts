@@ -61,6 +61,8 @@ async function runOrchestration(options: OrchestratedBackupOptions): Promise<Orc
   const app = await startLocalApp({
     taskHub: options.taskHub,
     maxConcurrentActivities: options.maxConcurrentActivities ?? 4,
+    // One backup per command: the app's queued work (scheduled starts) is for a long-running host.
+    queueTriggers: false,
     // Handed in as an object: the functions get exactly these, not strings parsed back.
     settings: {
       settings: {

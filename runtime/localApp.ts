@@ -1,7 +1,8 @@
 /**
  * Loads the Pagewise function app into the local durable runtime: installs the functions-core
  * stand-in, imports functions/index (every trigger, orchestrator and activity registers itself),
- * and wires a runtime whose instance state lives in blob storage (Azurite locally).
+ * wires a runtime whose instance state lives in blob storage (Azurite locally) and polls the queues
+ * of the queue-triggered functions (runtime/queueTriggers.ts).
  */
 import { BlobServiceClient } from '@azure/storage-blob';
 import { parseStorageUrl, protectContainer } from '../core';
@@ -11,6 +12,7 @@ import type { TimerService } from './durable/timers';
 import { BlobInstanceStore } from './durable/instanceStore';
 import { LocalFunctionHost, LocalHostOptions } from './localHost';
 import type { ResolvedAppSettings } from '../functions/settings';
+import { QueueTriggerOptions, QueueTriggers, startQueueTriggers } from './queueTriggers';
 
 export interface TaskHubLocation {
   /** Connection string of the storage account holding the task hub (e.g. the Azurite vault account). */
@@ -32,11 +34,18 @@ export interface LocalAppOptions {
   log?: LocalHostOptions['log'];
   /** The durable webhooks' system key (default: a random one). */
   systemKey?: string;
+  /**
+   * Poll the queues of the app's queue triggers (default on). Their `connection` (AzureWebJobsStorage)
+   * resolves from the app settings; AzureWebJobsStorage defaults to the task hub's connection string.
+   */
+  queueTriggers?: false | QueueTriggerOptions;
 }
 
 export interface LocalApp {
   runtime: DurableRuntime;
   host: LocalFunctionHost;
+  /** The queue pollers (undefined when turned off). */
+  queues?: QueueTriggers;
   /** Instances a previous run left unfinished and this one resumed. */
   resumed: string[];
   stop(options?: LocalAppStopOptions): Promise<void>;
@@ -53,8 +62,12 @@ export async function startLocalApp(options: LocalAppOptions): Promise<LocalApp>
   installFunctionsCore();
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { useAppSettings } = require('../functions/settings') as typeof import('../functions/settings');
+  // As the Functions host needs it: the storage of triggers (queues) and of the task hub, one account.
+  const withStorage = (env: Record<string, string | undefined>) =>
+    env.AzureWebJobsStorage?.trim() ? env : { ...env, AzureWebJobsStorage: options.taskHub.connectionString };
+  const env = withStorage(options.settings ? options.settings.env ?? {} : options.appSettings ?? process.env);
   // Handed in before the functions load, so their start-up never resolves process.env instead.
-  useAppSettings(options.settings ?? options.appSettings ?? process.env);
+  useAppSettings(options.settings ? { ...options.settings, env } : env);
   // Loaded after the stand-in is in place: registration happens at import time.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   require('../functions');
@@ -80,11 +93,19 @@ export async function startLocalApp(options: LocalAppOptions): Promise<LocalApp>
   const host = new LocalFunctionHost({ runtime, ...(options.log ? { log: options.log } : {}), ...(options.systemKey ? { systemKey: options.systemKey } : {}) });
   await host.start();
   const resumed = await runtime.resumeAll();
+  const queueLog = options.log;
+  const queues =
+    options.queueTriggers === false
+      ? undefined
+      : startQueueTriggers(host, env, { ...(queueLog ? { log: queueLog } : {}), ...options.queueTriggers });
   return {
     runtime,
     host,
+    ...(queues ? { queues } : {}),
     resumed,
     async stop(stopOptions = {}) {
+      // No new message is taken; the handlers running finish first (they start orchestrations).
+      await queues?.stop();
       await runtime.stop(stopOptions);
       await host.stop();
       useAppSettings(undefined);

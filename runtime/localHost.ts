@@ -1,13 +1,13 @@
 /**
  * A local stand-in for the Functions host around the durable runtime: owns the loopback endpoint the
- * DurableClient talks to, and invokes registered HTTP, timer and Event Grid handlers with real
+ * DurableClient talks to, and invokes registered HTTP, timer, Event Grid and queue handlers with real
  * `HttpRequest` / `InvocationContext` objects carrying the durable client input binding — the same
  * arguments the Functions host would pass.
  */
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
 import { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
-import { HttpRequest, HttpResponse, HttpResponseInit, InvocationContext, LogLevel, Timer } from '@azure/functions';
+import { HttpRequest, HttpResponse, HttpResponseInit, InvocationContext, LogLevel, Timer, TriggerMetadata } from '@azure/functions';
 import * as df from 'durable-functions';
 import { printable, redact } from '../core';
 import type { RegisteredFunction } from './functionsCore';
@@ -116,7 +116,7 @@ export class LocalFunctionHost {
   }
 
   /** An InvocationContext as the host builds it, with the durable client binding data filled in. */
-  contextFor(fn: RegisteredFunction): InvocationContext {
+  contextFor(fn: RegisteredFunction, triggerMetadata?: TriggerMetadata): InvocationContext {
     const inputs = Object.entries(fn.metadata.bindings)
       .filter(([, b]) => b.direction === 'in' && !/trigger$/i.test(b.type))
       .map(([name, b]) => ({ ...b, name }));
@@ -124,6 +124,7 @@ export class LocalFunctionHost {
       invocationId: randomUUID(),
       functionName: fn.metadata.name,
       logHandler: (level, ...args) => this.log(level, args.map(String).join(' '), fn.metadata.name),
+      ...(triggerMetadata ? { triggerMetadata } : {}),
       options: { trigger: fn.trigger, extraInputs: inputs as never, extraOutputs: [] },
     });
     for (const input of inputs) {
@@ -186,6 +187,49 @@ export class LocalFunctionHost {
   async invokeEventGrid(functionName: string, event: unknown): Promise<unknown> {
     const fn = findFunction(functionName, 'eventGridTrigger');
     return fn.handler(event, this.contextFor(fn));
+  }
+
+  /**
+   * Delivers one queue message as the queue trigger does: a string body is handed over JSON-parsed
+   * when it parses (else as the string), like the Node worker; anything else as it is. `metadata`
+   * fills `context.triggerMetadata` (defaults: a new id, first dequeue, inserted now, 7 days to live).
+   */
+  async invokeQueue(functionName: string, body: unknown, metadata: Partial<QueueTriggerMetadata> = {}): Promise<unknown> {
+    const fn = findFunction(functionName, 'storageQueueTrigger');
+    const text = typeof body === 'string' ? body : JSON.stringify(body);
+    const now = Date.now();
+    const triggerMetadata: QueueTriggerMetadata = {
+      id: randomUUID(),
+      dequeueCount: 1,
+      insertionTime: new Date(now).toISOString(),
+      expirationTime: new Date(now + 7 * 24 * 3600 * 1000).toISOString(),
+      nextVisibleTime: new Date(now).toISOString(),
+      popReceipt: randomUUID(),
+      ...metadata,
+      queueTrigger: text ?? '',
+    };
+    return fn.handler(typeof body === 'string' ? parsedLikeTheWorker(body) : body, this.contextFor(fn, { ...triggerMetadata }));
+  }
+}
+
+/** `context.triggerMetadata` of a queue trigger (the names the Node worker gives them; times ISO 8601). */
+export interface QueueTriggerMetadata {
+  id: string;
+  dequeueCount: number;
+  insertionTime: string;
+  expirationTime: string;
+  nextVisibleTime: string;
+  popReceipt: string;
+  /** The message body as text (after base64 decoding). */
+  queueTrigger: string;
+}
+
+/** As @azure/functions' fromRpcTypedData treats a string: JSON when it parses, else the string. */
+function parsedLikeTheWorker(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return text;
   }
 }
 

@@ -8,7 +8,17 @@ export type TriggerType =
   | 'activityTrigger'
   | 'httpTrigger'
   | 'timerTrigger'
-  | 'eventGridTrigger';
+  | 'eventGridTrigger'
+  | 'storageQueueTrigger';
+
+/** The binding type @azure/functions writes for a trigger, where it differs from the name used here. */
+const BINDING_TYPES: Partial<Record<TriggerType, string>> = {
+  storageQueueTrigger: 'queueTrigger', // app.storageQueue / df.app.client.storageQueue
+};
+
+function bindingType(triggerType: TriggerType): string {
+  return BINDING_TYPES[triggerType] ?? triggerType;
+}
 
 export function findFunction(name: string, triggerType: TriggerType): RegisteredFunction {
   const fn = registeredFunctions().get(name);
@@ -19,10 +29,10 @@ export function findFunction(name: string, triggerType: TriggerType): Registered
         : '';
     throw new Error(`no function named ${name} is registered${hint}`);
   }
-  if (fn.trigger.type !== triggerType) throw new Error(`function ${name} is a ${fn.trigger.type}, not a ${triggerType}`);
+  if (fn.trigger.type !== bindingType(triggerType)) throw new Error(`function ${name} is a ${fn.trigger.type}, not a ${bindingType(triggerType)}`);
   return fn;
 }
 
 export function functionsByTrigger(triggerType: TriggerType): RegisteredFunction[] {
-  return [...registeredFunctions().values()].filter((f) => f.trigger.type === triggerType);
+  return [...registeredFunctions().values()].filter((f) => f.trigger.type === bindingType(triggerType));
 }

@@ -1,7 +1,8 @@
 /**
- * The embedded storage default: starts Azurite's blob service as a direct child process on a free
- * loopback port, with named accounts (a "cloud" source account and a "vault" account by default).
- * Used by `npm run demo`, the test suites and the benchmarks. Loopback only.
+ * The embedded storage default: starts Azurite's blob and queue services (one child process, the
+ * combined `azurite` entry) on free loopback ports, with named accounts (a "cloud" source account and a
+ * "vault" account by default) known to both. Used by `npm run demo`, `pagewise serve`'s embedded
+ * storage, the test suites and the benchmarks. Loopback only.
  */
 import { spawn, ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -17,19 +18,27 @@ import {
   generateBlobSASQueryParameters,
   SASProtocol,
 } from '@azure/storage-blob';
+import { QueueServiceClient } from '@azure/storage-queue';
 
 export interface AzuriteAccount {
   name: string;
   key: string;
   /** e.g. http://127.0.0.1:10000/src */
   endpoint: string;
+  /** BlobEndpoint and QueueEndpoint of this account, with its key. */
   connectionString: string;
   credential: StorageSharedKeyCredential;
   service: BlobServiceClient;
+  /** e.g. http://127.0.0.1:10001/src */
+  queueEndpoint: string;
+  queueService: QueueServiceClient;
 }
 
 export interface AzuriteInstance {
+  /** The blob service's port. */
   port: number;
+  /** The queue service's port. */
+  queuePort: number;
   host: string;
   location: string;
   accounts: Record<string, AzuriteAccount>;
@@ -82,11 +91,13 @@ async function waitForPort(port: number, child: ChildProcess, timeoutInMs: numbe
   throw new Error(`Azurite did not listen on ${HOST}:${port} within ${timeoutInMs} ms`);
 }
 
+// The combined entry (blob, queue and table in one process): the queue service costs no second Node
+// start-up. Its table service listens too (on a free port of its own); nothing uses it.
 function azuriteMain(): string {
-  return require.resolve('azurite/dist/src/blob/main.js');
+  return require.resolve('azurite/dist/src/azurite.js');
 }
 
-/** Starts Azurite's blob service with the named accounts; keys are random per instance. */
+/** Starts Azurite's blob and queue services with the named accounts; keys are random per instance. */
 export async function startAzurite(
   options: { accounts?: string[]; location?: string } = {},
 ): Promise<AzuriteInstance> {
@@ -97,6 +108,8 @@ export async function startAzurite(
   let lastError: unknown;
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = await freePort();
+    const queuePort = await freePort();
+    const tablePort = await freePort();
     const child = spawn(
       process.execPath,
       [
@@ -104,6 +117,10 @@ export async function startAzurite(
         azuriteMain(),
         '--blobHost', HOST,
         '--blobPort', String(port),
+        '--queueHost', HOST,
+        '--queuePort', String(queuePort),
+        '--tableHost', HOST,
+        '--tablePort', String(tablePort),
         '--location', location,
         '--skipApiVersionCheck',
         '--loose',
@@ -119,6 +136,7 @@ export async function startAzurite(
     child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()).slice(-4000));
     try {
       await waitForPort(port, child, 20000);
+      await waitForPort(queuePort, child, 20000);
     } catch (err) {
       child.kill('SIGKILL');
       lastError = new Error(`${(err as Error).message}${stderr ? `: ${stderr.trim()}` : ''}`);
@@ -127,9 +145,10 @@ export async function startAzurite(
     const accounts: Record<string, AzuriteAccount> = {};
     for (const name of names) {
       const endpoint = `http://${HOST}:${port}/${name}`;
+      const queueEndpoint = `http://${HOST}:${queuePort}/${name}`;
       const credential = new StorageSharedKeyCredential(name, keys[name]);
       const connectionString =
-        `DefaultEndpointsProtocol=http;AccountName=${name};AccountKey=${keys[name]};BlobEndpoint=${endpoint};`;
+        `DefaultEndpointsProtocol=http;AccountName=${name};AccountKey=${keys[name]};BlobEndpoint=${endpoint};QueueEndpoint=${queueEndpoint};`;
       accounts[name] = {
         name,
         key: keys[name],
@@ -137,10 +156,13 @@ export async function startAzurite(
         connectionString,
         credential,
         service: new BlobServiceClient(endpoint, credential),
+        queueEndpoint,
+        queueService: new QueueServiceClient(queueEndpoint, credential),
       };
     }
     const instance: AzuriteInstance = {
       port,
+      queuePort,
       host: HOST,
       location,
       accounts,
