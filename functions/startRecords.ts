@@ -56,9 +56,13 @@ function parseRecord(text: string): StartRecord | undefined {
   }
 }
 
-async function readRecord(container: ContainerClient, name: string): Promise<StartRecord | undefined> {
+/** Records are a few hundred bytes; a larger blob there is not one of ours. */
+const MAX_RECORD_BYTES = 64 * 1024;
+
+async function readRecord(container: ContainerClient, name: string, size: number): Promise<StartRecord | undefined> {
+  if (size > MAX_RECORD_BYTES) return undefined;
   try {
-    const buf = await container.getBlobClient(name).downloadToBuffer(0, 64 * 1024);
+    const buf = await container.getBlobClient(name).downloadToBuffer();
     return parseRecord(buf.toString());
   } catch (err) {
     if (statusOf(err) === 404 || statusOf(err) === 416) return undefined;
@@ -77,7 +81,7 @@ export async function listStartRecords(container: ContainerClient, options: { pr
     for await (const item of container.listBlobsFlat({ prefix: `${RECORDS_PREFIX}${options.prefix ?? ''}`, includeMetadata: true })) {
       if (out.length >= limit) break;
       if (options.states && !options.states.includes(item.metadata?.state as StartState)) continue;
-      const record = await readRecord(container, item.name);
+      const record = await readRecord(container, item.name, item.properties.contentLength ?? 0);
       if (record) out.push(record);
     }
   } catch (err) {

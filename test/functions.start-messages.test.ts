@@ -59,3 +59,12 @@ test('the budget settings: defaults, bounds, and a clear refusal', () => {
   expect(startMode({ PAGEWISE_START_MODE: 'Direct' })).toBe('direct');
   expect(() => startMode({ PAGEWISE_START_MODE: 'later' })).toThrow(/PAGEWISE_START_MODE must be one of queue, direct/);
 });
+
+test("a start is recorded poisoned at the host's maxDequeueCount (host.json is the one source)", () => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const host = require('../host.json') as { extensions: { queues: { maxDequeueCount: number; messageEncoding: string } } };
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { MAX_DEQUEUE_COUNT } = require('../functions/startBudget') as typeof import('../functions/startBudget');
+  expect(host.extensions.queues.maxDequeueCount).toBe(MAX_DEQUEUE_COUNT);
+  expect(host.extensions.queues.messageEncoding).toBe('base64');
+});
