@@ -29,6 +29,7 @@ export interface StartOutcome {
   startId: string;
   /** started: this start began the backup; joined: its instance existed (running or done); deferred: no slot free, sent again. */
   outcome: 'started' | 'joined' | 'deferred';
+  /** The backup's instance ID ('' for a start deferred before its disk was read). */
   instanceId: string;
   slots?: HeldSlot[];
 }
@@ -48,9 +49,11 @@ interface Prepared {
   scopes: SlotScope[];
 }
 
+const hubScope = (): SlotScope => ({ kind: 'hub', name: 'hub', size: startBudget().hub });
+
 async function prepare(client: df.DurableClient, message: StartMessage): Promise<Prepared> {
   const budget = startBudget();
-  const hub: SlotScope = { kind: 'hub', name: 'hub', size: budget.hub };
+  const hub = hubScope();
   if (message.kind === 'vm') {
     // A VM counts against the task hub only: its disks are Compute exports, not one account's.
     const vm = await prepareVmBackup(client, { vmId: message.vmId, ...(message.full ? { full: true } : {}), ...(message.consistency ? { consistency: message.consistency } : {}) }, new Date(message.firedAt));
@@ -86,22 +89,32 @@ export async function handleBackupStart(body: unknown, client: df.DurableClient,
   }
 }
 
+/** No slot free: the message again, later, one deferral more — or, a day after its firing, a failure that says why. */
+async function defer(message: StartMessage, fullScope: SlotScope, now: Date): Promise<void> {
+  const waited = now.getTime() - Date.parse(message.firedAt);
+  const scope = fullScope.kind === 'hub' ? `the task hub's ${fullScope.size}` : `storage account ${fullScope.name}'s ${fullScope.size}`;
+  if (waited > START_MAX_WAIT_MS) {
+    throw new PagewiseError('Locked', `no start slot came free in ${Math.round(waited / 3600_000)} h (all ${scope} slots busy); raise the budget or spread the policy's days`);
+  }
+  await startsQueue().sendMessage(encodeStartMessage({ ...message, deferrals: message.deferrals + 1 }), { visibilityTimeout: startBudget().deferSeconds });
+}
+
 async function startWithinBudget(client: df.DurableClient, message: StartMessage, now: Date): Promise<StartOutcome> {
+  const slots = appStartSlots(client);
+  // The task hub full: wait again at once, before reading the disk or the vault (most deliveries of a long queue end here).
+  const hub = hubScope();
+  if (!(await slots.hasRoom(hub))) {
+    await defer(message, hub, now);
+    return { startId: message.startId, instanceId: '', outcome: 'deferred' };
+  }
   const { orchestrator, instanceId, input, scopes } = await prepare(client, message);
   const base = { startId: message.startId, instanceId };
   // Already there (a redelivered message, an unchanged disk's completed backup): nothing to take.
   const existing = await findStatus(client, instanceId);
   if (existing && !isRestartable(existing)) return { ...base, outcome: 'joined' };
-  const slots = appStartSlots(client);
   const taken = await slots.take(instanceId, scopes);
   if (!taken.taken) {
-    const waited = now.getTime() - Date.parse(message.firedAt);
-    const scope = taken.fullScope.kind === 'hub' ? `the task hub's ${taken.fullScope.size}` : `storage account ${taken.fullScope.name}'s ${taken.fullScope.size}`;
-    if (waited > START_MAX_WAIT_MS) {
-      throw new PagewiseError('Locked', `no start slot came free in ${Math.round(waited / 3600_000)} h (all ${scope} slots busy); raise the budget or spread the policy's days`);
-    }
-    const { deferSeconds } = startBudget();
-    await startsQueue().sendMessage(encodeStartMessage({ ...message, deferrals: message.deferrals + 1 }), { visibilityTimeout: deferSeconds });
+    await defer(message, taken.fullScope, now);
     return { ...base, outcome: 'deferred' };
   }
   try {

@@ -90,3 +90,18 @@ test('bad scopes and holders are refused by name', async () => {
   await expect(s.take('backup-a', [hub(0)])).rejects.toThrow(/1 to 1000 slots/);
   await expect(s.take('../x', [hub(1)])).rejects.toThrow(/instance ID/);
 });
+
+test('hasRoom: a free slot, or a dead holder past the grace; not a full scope of running holders', async () => {
+  const s = slotsOf();
+  await container.deleteIfExists();
+  expect(await s.hasRoom(hub(2))).toBe(true); // no container yet
+  await s.take('backup-r1', [hub(2)]);
+  expect(await s.hasRoom(hub(2))).toBe(true);
+  await s.take('backup-r2', [hub(2)]);
+  running.add('backup-r1').add('backup-r2');
+  expect(await s.hasRoom(hub(2))).toBe(false);
+  now += 10 * 60_000;
+  expect(await s.hasRoom(hub(2))).toBe(false);
+  running.clear();
+  expect(await s.hasRoom(hub(2))).toBe(true);
+});

@@ -108,6 +108,24 @@ export class StartSlots {
     }
   }
 
+  /**
+   * Whether a take in `scope` could succeed now: a slot free, or one (picked at random) whose holder no
+   * longer runs. One listing, at most one status look: a start waiting for a slot checks this before it
+   * does any work of its own.
+   */
+  async hasRoom(scope: SlotScope): Promise<boolean> {
+    checkScope(scope);
+    const held = new Map<number, BlobItem>();
+    for (const item of await this.list(scope).catch((err) => (statusOf(err) === 404 ? [] : Promise.reject(err)))) {
+      const index = Number(item.name.slice(scopePrefix(scope).length));
+      if (Number.isSafeInteger(index) && index >= 0 && index < scope.size && item.properties.leaseState === 'leased') held.set(index, item);
+    }
+    if (held.size < scope.size) return true;
+    const candidates = [...held.values()].filter((item) => this.pastGrace(item));
+    if (candidates.length === 0) return false;
+    return !(await this.isRunning(candidates[Math.floor(Math.random() * candidates.length)].metadata!.holder!));
+  }
+
   /** Holders of a scope's slots now (for reports and tests): index → instance ID. */
   async holders(scope: Pick<SlotScope, 'kind' | 'name'>): Promise<Map<number, string>> {
     const out = new Map<number, string>();
