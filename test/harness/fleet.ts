@@ -5,7 +5,7 @@
  */
 import * as df from 'durable-functions';
 import { forEachLimited, listBackups } from '../../core';
-import { runScheduledBackups, ScheduledRun } from '../../functions/scheduledBackups';
+import type { ScheduledRun } from '../../functions/scheduledBackups';
 import { Activities } from '../../orchestrations/contracts';
 import { startLocalApp } from '../../runtime/localApp';
 import { findFunction } from '../../runtime/registry';
@@ -89,6 +89,9 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
     const poison = env.az.accounts.vault.queueService.getQueueClient('pagewise-backup-starts-poison');
     try {
       const began = Date.now();
+      // Loaded once the app is (its module registers the timer with the runtime's functions core).
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { runScheduledBackups } = require('../../functions/scheduledBackups') as typeof import('../../functions/scheduledBackups');
       const timer = findFunction('scheduledBackups', 'timerTrigger');
       const context = app.host.contextFor(timer);
       const run = await runScheduledBackups(df.getClient(context), context, new Date());
