@@ -12,7 +12,7 @@ import { findFunction } from '../runtime/registry';
 import { decodeMessageText } from '../runtime/queueTriggers';
 import { appStartSlots } from '../functions/backupStartQueue';
 import { BACKUP_STARTS_QUEUE, startsContainer } from '../functions/startBudget';
-import { encodeStartMessage, firedAtOf, parseStartMessage, StartMessage, startIdFor } from '../functions/startMessages';
+import { encodeStartMessage, firedAtOf, firingOf, parseStartMessage, StartMessage, startIdFor } from '../functions/startMessages';
 import { listStartRecords } from '../functions/startRecords';
 import { sealRef } from '../functions/sealedRefs';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
@@ -94,6 +94,12 @@ test('a start takes the one slot, the next is deferred onto the queue, and start
   const records = await listStartRecords(startsContainer(), { states: ['started'] });
   expect(records.map((r) => [r.startId, r.instanceId]).sort()).toEqual([[a.startId, `backup-${idA}`], [b.startId, `backup-${idB}`]].sort());
   expect(JSON.stringify(records)).not.toMatch(/sig=|sv=/);
+
+  // The retention run's wait: of this firing's starts, the two ended backups are settled; a third never recorded (still queued) is not.
+  const settled = findFunction('backupsSettled', 'activityTrigger');
+  const look = (starts: number) => settled.handler({ instanceIds: [], queuedRun: { run: firingOf(firedAt), starts } }, app.host.contextFor(settled));
+  expect(await look(2)).toEqual({ running: 0 });
+  expect(await look(3)).toEqual({ running: 1 });
 });
 
 test('a failing start records its reason, poisoned at the last attempt, and GET /api/starts shows it without secrets', async () => {
