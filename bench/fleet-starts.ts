@@ -36,6 +36,7 @@ async function main(): Promise<void> {
     `| deferrals (a start found no slot free, sent again) | ${r.deferrals} |`,
     `| left in queue / poison queue | ${r.queueLeft} / ${r.poisonLeft} |`,
     '',
+    ...(r.failures.length ? ['Backups that did not complete:', '', ...r.failures.map((f) => `- ${f}`), ''] : []),
   ];
   console.log(lines.join('\n'));
   if (out) writeFileSync(out, lines.join('\n'));

@@ -18,6 +18,7 @@ test('200 disks, budget 8: all complete, none twice, never more than 8 running, 
     `fleet: ${fleet.instances} backups in ${fleet.seconds.toFixed(1)} s, start rate ${fleet.startRate.toFixed(2)}/s, high-water ${fleet.highWater}, ` +
       `${fleet.deferrals} deferrals, first start to last end ${fleet.firstStartToLastEndSeconds.toFixed(1)} s`,
   );
+  expect(fleet.failures).toEqual([]);
   expect(fleet.run).toMatchObject({ due: 200, started: [], skipped: [], failed: [] });
   expect(new Set(fleet.run.queued).size).toBe(200);
   expect(fleet.instances).toBe(200);

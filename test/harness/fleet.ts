@@ -27,6 +27,8 @@ export interface FleetResult {
   /** Backup orchestrations (`backup-…`, not their range children) and how they ended. */
   instances: number;
   completed: number;
+  /** Instances that did not complete: ID, status and output (the failure's message). */
+  failures: string[];
   /** ExecutionStarted events across them: one per instance when none ran twice. */
   executionStarts: number;
   /** Complete backups in the vault (manifests). */
@@ -122,6 +124,7 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
         run,
         instances: all.length,
         completed: all.filter((s) => s.runtimeStatus === 'Completed').length,
+        failures: all.filter((s) => s.runtimeStatus !== 'Completed').map((s) => `${s.instanceId} ${s.runtimeStatus}: ${String(typeof s.output === 'string' ? s.output : JSON.stringify(s.output)).slice(0, 500)}`),
         executionStarts,
         manifests: (await listBackups(env.vault)).length,
         highWater: spans.length === all.length ? maxOverlap(spans) : Number.NaN,
