@@ -4,7 +4,7 @@
  * measures from the orchestrations' own histories. Shared by test/fleet.test.ts and bench/fleet-starts.ts.
  */
 import * as df from 'durable-functions';
-import { forEachLimited, listBackups } from '../../core';
+import { forEachLimited, initVault, listBackups } from '../../core';
 import type { ScheduledRun } from '../../functions/scheduledBackups';
 import { Activities } from '../../orchestrations/contracts';
 import { startLocalApp } from '../../runtime/localApp';
@@ -69,6 +69,8 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
   const names = Array.from({ length: options.disks }, (_, i) => `fleet-${String(i).padStart(5, '0')}.vhd`);
   let deferrals = 0;
   try {
+    // Made first, as an operator does: many first backups into an empty container race to make the vault.
+    await initVault(env.vault, { userKey: env.userKey });
     await forEachLimited(names, 16, async (name) => {
       const i = Number(name.slice(6, 11));
       await env.makeDisk(name, diskBytes, [{ offset: (i % (diskBytes / (64 * KiB))) * 64 * KiB, length: 64 * KiB, kind: 'random', seed: 1000 + i }]);
