@@ -211,3 +211,7 @@ export { sweepSnapshots, describeSweep, MAX_DELETES_PER_SWEEP } from './vm/snaps
 export type { SnapshotSweepCompute, SweepActivity, SweepRequest, SweepReport, SweepScope, SweptSnapshot, KeptReason } from './vm/snapshot-sweep';
 export { armSnapshotSweep, sweptSnapshotOf, MAX_SWEPT_PER_SCOPE } from './vm/arm-snapshots';
 export { managedDiskIdentityOf } from './source/disk-identity';
+// #17 B startbudget — the start budget: slot blobs per scope (task hub, source account), taken as blob leases.
+export { StartSlots, slotBlobName, holderLeaseId, START_SLOTS_LAYOUT, START_GRACE_MS, RECORD_LEASE_SECONDS } from './fleet/start-slots';
+export type { SlotScope, SlotScopeKind, HeldSlot, HolderRunning, TakeResult } from './fleet/start-slots';
+export { forEachLimited } from './concurrency';

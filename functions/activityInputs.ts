@@ -76,9 +76,19 @@ const prune: JSONSchemaType<PruneActivityInput> = {
 };
 
 /** The backup orchestrations a scheduled run waits for: `backup-<backup ID>` instance IDs only (BACKUP_ID_RE's forms), at most one per policy disk. */
-const settled: JSONSchemaType<{ instanceIds: string[] }> = {
+const settled: JSONSchemaType<{ instanceIds: string[]; queuedRun?: { run: string; starts: number } }> = {
   type: 'object',
-  properties: { instanceIds: { type: 'array', maxItems: 1000, items: { type: 'string', pattern: '^(vm)?backup-[a-z0-9][a-z0-9-]{2,62}$' } } },
+  properties: {
+    instanceIds: { type: 'array', maxItems: 1000, items: { type: 'string', pattern: '^(vm)?backup-[a-z0-9][a-z0-9-]{2,62}$' } },
+    // #17 B: a queued run — its firing (yyyymmddhhmm) and how many starts it enqueued.
+    queuedRun: {
+      type: 'object',
+      properties: { run: { type: 'string', pattern: '^\\d{12}$' }, starts: { type: 'integer', minimum: 0, maximum: 1_000_000 } },
+      required: ['run', 'starts'],
+      additionalProperties: false,
+      nullable: true,
+    },
+  },
   required: ['instanceIds'],
   additionalProperties: false,
 };

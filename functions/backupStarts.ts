@@ -16,11 +16,30 @@ export interface DiskBackupStart extends StartOnceResult {
   backupId: string;
 }
 
-export async function startDiskBackup(
-  client: DurableClient,
-  source: DiskRef,
-  options: { backupId?: string; expectedEtag?: string; settings?: EngineOverrides; restartFailed?: boolean; settle?: SettleSettings; retry?: RetrySettings } = {},
-): Promise<DiskBackupStart> {
+export interface DiskBackupStartOptions {
+  backupId?: string;
+  expectedEtag?: string;
+  settings?: EngineOverrides;
+  restartFailed?: boolean;
+  settle?: SettleSettings;
+  retry?: RetrySettings;
+}
+
+/** A disk backup ready to start: its ID, instance ID and orchestration input (the pre-checks passed). */
+export interface PreparedDiskBackup {
+  backupId: string;
+  instanceId: string;
+  input: BackupOrchestrationInput;
+}
+
+export async function startDiskBackup(client: DurableClient, source: DiskRef, options: DiskBackupStartOptions = {}): Promise<DiskBackupStart> {
+  const { backupId, instanceId, input } = await prepareDiskBackup(source, options);
+  const started = await startOnce(client, Orchestrators.backupDisk, instanceId, input, { restartFailed: options.restartFailed ?? true });
+  return { ...started, backupId };
+}
+
+/** The pre-checks and the backup ID of a start, without starting it (a queued start takes its slots in between). */
+export async function prepareDiskBackup(source: DiskRef, options: DiskBackupStartOptions = {}): Promise<PreparedDiskBackup> {
   // Refuse now what the plan activity would refuse later, so a bad start leaves no failed instance.
   const settings = readSettings();
   const userKey = readUserKey();
@@ -43,8 +62,7 @@ export async function startDiskBackup(
     ...(options.retry ? { retry: options.retry } : {}),
     ...(settings.batchesInFlight ? { batchesInFlight: settings.batchesInFlight } : {}),
   };
-  const started = await startOnce(client, Orchestrators.backupDisk, backupInstanceId(backupId), input, { restartFailed: options.restartFailed ?? true });
-  return { ...started, backupId };
+  return { backupId, instanceId: backupInstanceId(backupId), input };
 }
 
 /** The backup ID of a managed-disk snapshot at the page size its backup will use (app settings). */

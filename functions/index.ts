@@ -34,6 +34,9 @@ if (role !== 'prune') {
   require('./scheduledBackups');
   require('./events/eventGrid');
   require('./events/settleActivities');
+  // #17 B: queue-fed starts within the start budget, and the catalog of failed starts.
+  require('./backupStartQueue');
+  require('./http/starts');
   // #17 leftbehind: the snapshot sweeper's timer (Compute deletes; the backup app owns Compute).
   require('./sweepSnapshots');
 }

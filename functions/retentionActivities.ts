@@ -14,6 +14,8 @@ import { BackupPolicy, loadPolicy, policyDiskIdentity, retentionOf } from './pol
 import { policySource, pruneMinGraceDays, readSettings, readUserKey } from './settings';
 import { shutdownSignal } from './shutdown';
 import { findStatus } from './starter';
+import { startsContainer } from './startBudget';
+import { listStartRecords } from './startRecords';
 import { vmCompute } from './vmCompute';
 
 const RUNNING = new Set(['Running', 'Pending', 'ContinuedAsNew']);
@@ -105,6 +107,22 @@ export async function forgetByAppPolicy(): Promise<PolicyForgetReport> {
   return report;
 }
 
+/**
+ * #17 B: of a queued run's `starts`, those not settled yet — still in the queue (no record), failing and to
+ * be retried, or started and still running. A start given up (poisoned) or whose backup ended is settled.
+ */
+async function unsettledStarts(client: df.DurableClient, run: string, starts: number): Promise<number> {
+  let settled = 0;
+  for (const record of await listStartRecords(startsContainer(), { prefix: `start-${run}-`, limit: starts })) {
+    if (record.state === 'poisoned') settled++;
+    else if (record.state === 'started' && record.instanceId) {
+      const status = await findStatus(client, record.instanceId);
+      if (!status || !RUNNING.has(status.runtimeStatus)) settled++;
+    }
+  }
+  return Math.max(0, starts - settled);
+}
+
 export function registerRetentionActivities(o: { prune: boolean }): void {
   df.app.activity(Activities.forgetByPolicy, {
     handler: reportingPermanentFailures(async (_input: unknown, context: InvocationContext) => {
@@ -118,13 +136,14 @@ export function registerRetentionActivities(o: { prune: boolean }): void {
   df.app.activity(Activities.backupsSettled, {
     extraInputs: [df.input.durableClient()],
     handler: reportingPermanentFailures(async (input: unknown, context: InvocationContext) => {
-      const { instanceIds } = settledActivityInput(input);
+      const { instanceIds, queuedRun } = settledActivityInput(input);
       const client = df.getClient(context);
       let running = 0;
       for (const id of instanceIds) {
         const status = await findStatus(client, id);
         if (status && RUNNING.has(status.runtimeStatus)) running++;
       }
+      if (queuedRun) running += await unsettledStarts(client, queuedRun.run, queuedRun.starts);
       return { running };
     }),
   });

@@ -49,6 +49,21 @@ async function runningBackupOf(client: DurableClient, vmId: string): Promise<str
 }
 
 export async function startVmBackup(client: DurableClient, request: VmBackupStartRequest, now: Date): Promise<VmBackupStart> {
+  const { vmBackupId, vmId, instanceId, input } = await prepareVmBackup(client, request, now);
+  const started = await startOnce(client, VmOrchestrators.backupVm, instanceId, input, { restartFailed: true });
+  return { ...started, vmBackupId, vmId };
+}
+
+/** A VM backup ready to start: the checks passed, its IDs and orchestration input. */
+export interface PreparedVmBackup {
+  vmBackupId: string;
+  vmId: string;
+  instanceId: string;
+  input: VmBackupOrchestrationInput;
+}
+
+/** The checks, IDs and input of a VM backup start, without starting it (a queued start takes its slot in between). */
+export async function prepareVmBackup(client: DurableClient, request: VmBackupStartRequest, now: Date): Promise<PreparedVmBackup> {
   const vmId = vmIdOf(parseVmId(request.vmId, 'vmId'));
   const settings = readSettings();
   const diskConcurrency = vmDiskConcurrency();
@@ -69,6 +84,5 @@ export async function startVmBackup(client: DurableClient, request: VmBackupStar
     diskConcurrency,
     ...(settings.batchesInFlight ? { batchesInFlight: settings.batchesInFlight } : {}),
   };
-  const started = await startOnce(client, VmOrchestrators.backupVm, instanceId, input, { restartFailed: true });
-  return { ...started, vmBackupId, vmId };
+  return { vmBackupId, vmId, instanceId, input };
 }

@@ -223,6 +223,16 @@ param concurrency int = 4
 @maxValue(32)
 param batchesInFlight int = 2
 
+@description('#17 start budget: backups running at once in the task hub (PAGEWISE_MAX_RUNNING_BACKUPS); the timer\'s starts wait in the queue pagewise-backup-starts for a slot.')
+@minValue(1)
+@maxValue(1000)
+param maxRunningBackups int = 8
+
+@description('#17 start budget: of those, at once per storage account of the source disks (PAGEWISE_MAX_RUNNING_PER_ACCOUNT).')
+@minValue(1)
+@maxValue(1000)
+param maxRunningPerAccount int = 4
+
 @description('Scratch directory on the instance\'s local ephemeral disk.')
 param scratchDir string = '/tmp/pagewise'
 
@@ -318,6 +328,8 @@ var pagewiseSettings = union(
     PAGEWISE_CACHE_BYTES: string(cacheBytes)
     PAGEWISE_CONCURRENCY: string(concurrency)
     PAGEWISE_BATCHES_IN_FLIGHT: string(batchesInFlight)
+    PAGEWISE_MAX_RUNNING_BACKUPS: string(maxRunningBackups)
+    PAGEWISE_MAX_RUNNING_PER_ACCOUNT: string(maxRunningPerAccount)
     PAGEWISE_SCRATCH_DIR: scratchDir
     PAGEWISE_APP_ROLE: deployPruneApp ? 'backup' : 'all'
   },
@@ -437,7 +449,8 @@ module functionApp 'modules/function-app.bicep' = {
 // --- Role assignments for the app's identity -------------------------------------------------------
 
 // Host account: the Functions host keeps keys, leases and timers in blobs; the durable task hub uses
-// queues, tables and blobs; Flex Consumption also reads its deployment package from a blob container.
+// queues, tables and blobs; the start budget (#17) its slot leases and start records (blobs,
+// container pagewise-starts) and the start queue pagewise-backup-starts (+ -poison: Queue Data Contributor); Flex Consumption also reads its deployment package from a blob container.
 module hostStorageAccess 'modules/storage-role-assignments.bicep' = {
   name: 'pagewise-host-storage-access'
   params: {

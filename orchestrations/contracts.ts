@@ -3,7 +3,7 @@
  * status. References and counts only — never page data, never keys, never a SAS: a caller's SAS is
  * sealed by the starter (docs/DURABLE.md "Sealed URLs") and opened only inside activities.
  */
-import type { BackupKind, BackupResult, BatchSummary, CodecSetting, ForgetReport, ManagedDiskSource, OperationProgress, PruneReport, RestorePlan, RestoreResult, RestoreWindowSummary, VerifyPlan, VerifyResult, VerifyWindowSummary } from '../core';
+import type { BackupKind, BackupResult, BatchSummary, CodecSetting, ForgetReport, HeldSlot, ManagedDiskSource, OperationProgress, PruneReport, RestorePlan, RestoreResult, RestoreWindowSummary, VerifyPlan, VerifyResult, VerifyWindowSummary } from '../core';
 import type { BatchRange } from './backupTree';
 import type { ProgressCounts, RangeProgress } from './progress';
 
@@ -46,6 +46,8 @@ export const Activities = {
   planVerify: 'planVerify',
   /** #17 V: checks one window of pages (structure, blocks, the source). */
   verifyWindow: 'verifyWindow',
+  /** #17 B: gives a queued backup's start slots back when it ends (orchestrations/startSlots.ts). */
+  releaseStartSlots: 'releaseStartSlots',
 } as const;
 
 /** Engine settings a caller may override per run; everything else comes from app settings. */
@@ -147,6 +149,8 @@ export interface BackupOrchestrationInput {
    * orchestration granted and revokes itself; its plan reaches bases through the VM Compute view.
    */
   vmCapture?: boolean;
+  /** #17 B: the start slots a queued start took for this backup; released when it ends (orchestrations/startSlots.ts). */
+  startSlots?: HeldSlot[];
 }
 
 export interface RangeOrchestrationInput extends BackupOrchestrationInput {
@@ -283,6 +287,11 @@ export interface RetainByPolicyInput {
   pollMinutes?: number;
   maxWaitMinutes?: number;
   retry?: RetrySettings;
+  /**
+   * #17 B: the run's starts went through the queue — their backups are not known when the timer fires.
+   * The wait counts `starts` start records of firing `run` (yyyymmddhhmm) that have not settled (docs/DURABLE.md "Start budget").
+   */
+  queuedRun?: { run: string; starts: number };
 }
 
 export interface RetainByPolicyOutput {

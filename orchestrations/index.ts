@@ -8,8 +8,9 @@ import { verifyBackupOrchestrator, verifyWindowRangeOrchestrator } from './verif
 import { settleBlobOrchestrator } from './settleBlob';
 import { backupVmDiskOrchestrator, backupVmOrchestrator } from './backupVm';
 import { VmOrchestrators } from './vmContracts';
+import { releasingStartSlots } from './startSlots';
 
-df.app.orchestration(Orchestrators.backupDisk, markingFailure(backupDiskOrchestrator));
+df.app.orchestration(Orchestrators.backupDisk, markingFailure(releasingStartSlots(backupDiskOrchestrator)));
 df.app.orchestration(Orchestrators.backupBatchRange, backupBatchRangeOrchestrator);
 df.app.orchestration(Orchestrators.restoreDisk, markingFailure(restoreDiskOrchestrator));
 df.app.orchestration(Orchestrators.restoreWindowRange, restoreWindowRangeOrchestrator);
@@ -17,5 +18,5 @@ df.app.orchestration(Orchestrators.verifyBackup, markingFailure(verifyBackupOrch
 df.app.orchestration(Orchestrators.verifyWindowRange, verifyWindowRangeOrchestrator);
 df.app.orchestration(Orchestrators.settleBlob, settleBlobOrchestrator);
 // VM backups (#16): a disk's sub-orchestration reports its outcome rather than fail; the VM's marks its own failure.
-df.app.orchestration(VmOrchestrators.backupVm, markingFailure(backupVmOrchestrator));
+df.app.orchestration(VmOrchestrators.backupVm, markingFailure(releasingStartSlots(backupVmOrchestrator)));
 df.app.orchestration(VmOrchestrators.backupVmDisk, backupVmDiskOrchestrator);

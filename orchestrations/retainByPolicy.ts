@@ -26,9 +26,13 @@ export const retainByPolicyOrchestrator: OrchestrationHandler = function* (conte
   const retry = retryOptions(input.retry);
   let waitedRounds = 0;
   let stillRunning = 0;
-  if (backupInstances.length > 0) {
+  // #17: a queued run's backups are found through its start records (the activity counts those not settled).
+  const queuedRun = input.queuedRun && typeof input.queuedRun === 'object' ? input.queuedRun : undefined;
+  if (backupInstances.length > 0 || queuedRun) {
     for (;;) {
-      stillRunning = outcome<{ running: number }>(yield context.df.callActivityWithRetry(Activities.backupsSettled, retry, { instanceIds: backupInstances })).running;
+      stillRunning = outcome<{ running: number }>(
+        yield context.df.callActivityWithRetry(Activities.backupsSettled, retry, { instanceIds: backupInstances, ...(queuedRun ? { queuedRun } : {}) }),
+      ).running;
       if (stillRunning === 0 || waitedRounds >= rounds) break;
       context.df.setCustomStatus({ phase: 'waiting', running: stillRunning });
       waitedRounds++;

@@ -4,7 +4,7 @@
  * sent through the durable API can name a capture Pagewise did not take); a disk's read grant rides as a
  * sealed DiskRef (its SAS never in a history); counts and IDs otherwise.
  */
-import type { ConsistencyLevel, DiskOutcome, VmCapture } from '../core';
+import type { ConsistencyLevel, DiskOutcome, HeldSlot, VmCapture } from '../core';
 import type { DiskRef, RetrySettings } from './contracts';
 
 export const VmOrchestrators = {
@@ -36,6 +36,8 @@ export interface VmBackupOrchestrationInput {
   diskConcurrency?: number;
   batchesInFlight?: number;
   retry?: RetrySettings;
+  /** #17 B: the start slot a queued start took (task hub scope only); released when the VM backup ends. */
+  startSlots?: HeldSlot[];
 }
 
 export const DEFAULT_VM_DISK_CONCURRENCY = 4;

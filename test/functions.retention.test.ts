@@ -48,6 +48,8 @@ beforeAll(async () => {
   const appSettings = {
     ...env.appSettings(),
     // Keep the newest backup only, no grace: the scheduled run's forget and prune delete the others at once.
+    // The timer starts each due backup itself (#17 start mode direct; the queue-fed starts are test/fleet.test.ts's).
+    PAGEWISE_START_MODE: 'direct',
     PAGEWISE_BACKUP_POLICY: JSON.stringify({ disks: [{ url: disk.source.url }], retention: { keepLast: 1, graceDays: 0 } }),
     // No minimum grace, so the scheduled prune deletes what the policy forgot at once (the floor itself:
     // test/prune.soft-delete.test.ts; its setting below).

@@ -105,6 +105,8 @@ beforeAll(async () => {
     appSettings: {
       ...env.appSettings(),
       PAGEWISE_WATCHED_CONTAINERS: 'src/disks',
+      // The timer starts each due backup itself (#17 start mode direct; the queue-fed starts are test/fleet.test.ts's).
+      PAGEWISE_START_MODE: 'direct',
       PAGEWISE_BACKUP_POLICY: JSON.stringify({
         disks: [
           { url: env.sourceUrl('mon.vhd'), days: ['Mon'], fullOn: ['Mon'] },

@@ -59,6 +59,8 @@ beforeAll(async () => {
       PAGEWISE_ARM_POLL_MS: '20',
       PAGEWISE_VM_DISK_CONCURRENCY: '2',
       // The timer's policy: every VM tagged backup=nightly, and one of them again by ID (backed up once).
+      // The timer starts each due backup itself (#17 start mode direct; the queue-fed starts are test/fleet.test.ts's).
+      PAGEWISE_START_MODE: 'direct',
       PAGEWISE_BACKUP_POLICY: JSON.stringify({
         vms: [
           { tag: { ...TAG, subscriptions: [sub] }, fullOn: ['Sun'] },

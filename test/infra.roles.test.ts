@@ -39,3 +39,13 @@ test('each app runs a role the code knows, with the schedule setting of the time
   expect(main).toMatch(/module vaultWriterAccess 'modules\/vault-container-access\.bicep' = if \(deployPruneApp\)/);
   expect(main).toMatch(/module vaultAccess 'modules\/storage-role-assignments\.bicep' = if \(!deployPruneApp\)/);
 });
+
+test('#17: the app may use the host storage queue (start queue) and sets its start budget', () => {
+  const main = infra('main.bicep');
+  const hostAccess = main.slice(main.indexOf("module hostStorageAccess"), main.indexOf('}\n}', main.indexOf("module hostStorageAccess")));
+  expect(hostAccess).toMatch(/storageQueueDataContributor/);
+  expect(hostAccess).toMatch(/storageBlobDataOwner/); // slot leases and start records are blobs there
+  expect(main).toMatch(/PAGEWISE_MAX_RUNNING_BACKUPS: string\(maxRunningBackups\)/);
+  expect(main).toMatch(/PAGEWISE_MAX_RUNNING_PER_ACCOUNT: string\(maxRunningPerAccount\)/);
+  expect(infra('modules/function-app.bicep')).toMatch(/AzureWebJobsStorage__accountName/); // functions/startBudget.ts resolves it
+});
