@@ -1,46 +1,15 @@
-/** The WebAssembly gear loop (core/repo/v2/gear-cut.wat) cuts exactly where the JavaScript loop it replaced cut (§15.2): cut points are the format. */
+/** The WebAssembly gear loop (core/repo/v2/gear-cut.wat) cuts exactly where the JavaScript loop it replaced (bench/lib/gear-js.ts, verbatim) cut (§15.2): cut points are the format. */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import fc from 'fast-check';
-import { chunkLengths, DEFAULT_CHUNKING, gearTable, spreadMask, type FastCdcChunking } from '../core/repo/v2/chunker';
+import { gearLengthsJs as referenceLengths, gearLengthsUnrolled } from '../bench/lib/gear-js';
+import { chunkLengths, DEFAULT_CHUNKING, gearTable, type FastCdcChunking } from '../core/repo/v2/chunker';
 import { GEAR_CUT_WASM } from '../core/repo/v2/gear-cut-wasm';
 import { gearCutModuleText } from '../tools/build-gear-wasm';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
-
-/** chunkLengths as it was before the WebAssembly build (f511664), verbatim: the reference. */
-function referenceLengths(page: Uint8Array, c: FastCdcChunking, gear: Uint32Array): number[] {
-  if (page.length === 0) return [];
-  const bits = Math.log2(c.avg);
-  const maskS = spreadMask(bits + c.nc) | 0;
-  const maskL = spreadMask(bits - c.nc) | 0;
-  const out: number[] = [];
-  for (let from = 0; from < page.length; ) {
-    const n = cutLength(page, from, page.length - from, c, maskS, maskL, gear);
-    out.push(n);
-    from += n;
-  }
-  return out;
-}
-
-function cutLength(page: Uint8Array, from: number, left: number, c: FastCdcChunking, maskS: number, maskL: number, gear: Uint32Array): number {
-  if (left <= c.min) return left;
-  const n = left > c.max ? c.max : left;
-  const normal = n < c.avg ? n : c.avg;
-  let hash = 0;
-  let i = c.min;
-  for (; i < normal; i++) {
-    hash = ((hash << 1) + gear[page[from + i]]) | 0;
-    if ((hash & maskS) === 0) return i + 1;
-  }
-  for (; i < n; i++) {
-    hash = ((hash << 1) + gear[page[from + i]]) | 0;
-    if ((hash & maskL) === 0) return i + 1;
-  }
-  return n;
-}
 
 const keyedGear = gearTable(Buffer.alloc(32, 3));
 
@@ -74,9 +43,11 @@ describe('chunkLengths in WebAssembly', () => {
   test('cuts every page exactly where the JavaScript loop did, for any chunking and any gear table (property)', () => {
     fc.assert(
       fc.property(pageArb, chunkingArb, gearArb, (page, c, gear) => {
-        expect(chunkLengths(page, c, gear)).toEqual(referenceLengths(page, c, gear));
+        const reference = referenceLengths(page, c, gear);
+        expect(chunkLengths(page, c, gear)).toEqual(reference);
+        expect(gearLengthsUnrolled(page, c, gear)).toEqual(reference); // the bench's JavaScript candidate too
       }),
-      { numRuns: 150, seed: 15 },
+      { numRuns: 100, seed: 15 },
     );
   });
 
