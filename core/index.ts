@@ -189,3 +189,6 @@ export { zstdBinding, zstdEncodeSync, zstdReady, ZSTD_LEVEL } from './repo/v2/zs
 export type { ZstdBinding } from './repo/v2/zstd';
 export { mayCompress, precheckCounts, PRECHECK_MIN_BYTES } from './repo/v2/compressibility';
 export type { PrecheckCounts } from './repo/v2/compressibility';
+
+// #15 speed (part S): FastCDC's masks, for the bench's JavaScript gear loops (bench/lib/gear-js.ts).
+export { spreadMask } from './repo/v2/chunker';

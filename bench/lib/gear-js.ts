@@ -1,5 +1,5 @@
 /** The gear loop in JavaScript: the engine's before the WebAssembly build (f511664, verbatim; the test's reference) and an unrolled variant measured against it. */
-import { spreadMask, type FastCdcChunking } from '../../core/repo/v2/chunker';
+import { spreadMask, type FastCdcChunking } from '../../core';
 
 /** chunkLengths of core/repo/v2/chunker.ts as it was at f511664, for a FastCDC chunking. */
 export function gearLengthsJs(page: Uint8Array, c: FastCdcChunking, gear: Uint32Array): number[] {
