@@ -215,3 +215,5 @@ export { managedDiskIdentityOf } from './source/disk-identity';
 export { StartSlots, slotBlobName, holderLeaseId, START_SLOTS_LAYOUT, START_GRACE_MS, RECORD_LEASE_SECONDS } from './fleet/start-slots';
 export type { SlotScope, SlotScopeKind, HeldSlot, HolderRunning, TakeResult } from './fleet/start-slots';
 export { forEachLimited } from './concurrency';
+// #15 speed (part S): FastCDC's masks, for the bench's JavaScript gear loops (bench/lib/gear-js.ts).
+export { spreadMask } from './repo/v2/chunker';

@@ -86,6 +86,33 @@ describe('chunkPage', () => {
 });
 
 describe('encodeChunks', () => {
+  test('cutPage hands its copy over to encodeChunks (moved to the worker, not copied); no other buffer is ever moved', async () => {
+    const page = Buffer.concat([bytesOf('text', MiB, 21), bytesOf('random', 2 * MiB, 22), Buffer.alloc(MiB)]);
+    const original = Buffer.from(page);
+    const decodesTo = async (blocks: Buffer[], chunks: PageChunk[]) => {
+      for (const [i, c] of chunks.entries()) expect((await decodeBlock2(blocks[i], c.contentId as Buffer, keyring, `chunk ${i}`, 4 * MiB)).equals(bytesAt(original, c))).toBe(true);
+    };
+    await withThreads('2', async () => {
+      const { chunks, bytes } = await pool.cutPage(page, DEFAULT_CHUNKING);
+      expect(chunks).toEqual(await pool.chunkPage(page, DEFAULT_CHUNKING));
+      expect(bytes).not.toBe(page);
+      expect(bytes.equals(original)).toBe(true);
+      const toStore = nonZero(chunks);
+      // a buffer cutPage did not give back is copied, even when handed over: the caller's page stays whole
+      await decodesTo(await pool.encodeChunks(page, toStore, 'zstd', { handOver: true }), toStore);
+      expect(page.equals(original)).toBe(true);
+      await decodesTo(await pool.encodeChunks(bytes, toStore, 'zstd', { handOver: true }), toStore);
+      expect(bytes.length).toBe(0); // its memory went to the worker
+      expect(page.equals(original)).toBe(true);
+    });
+    await withThreads('0', async () => {
+      const { chunks, bytes } = await pool.cutPage(page, DEFAULT_CHUNKING);
+      expect(bytes).toBe(page); // no thread, no copy
+      await decodesTo(await pool.encodeChunks(bytes, nonZero(chunks), 'zstd', { handOver: true }), nonZero(chunks));
+      expect(page.equals(original)).toBe(true);
+    });
+  });
+
   test('blocks decode through decodeBlock2 to the same bytes under the same content IDs, in the order given', async () => {
     const page = Buffer.concat([bytesOf('text', 2 * MiB, 6), bytesOf('random', MiB, 7), bytesOf('repeat', MiB, 8)]);
     const chunks = nonZero(await pool.chunkPage(page, DEFAULT_CHUNKING)).reverse();

@@ -23,16 +23,29 @@ export interface ChunkPool {
   /** Cuts the page (chunkLengths) and names each chunk, zero chunks null — in a worker thread. */
   chunkPage(page: Buffer, chunking: Chunking): Promise<PageChunk[]>;
   /**
+   * chunkPage, and the page's bytes as the pool holds them after (`bytes`: the copy that went to the worker,
+   * or `page` itself with no threads). Handing `bytes` to encodeChunks with `handOver` spares the copy there.
+   */
+  cutPage(page: Buffer, chunking: Chunking): Promise<CutPage>;
+  /**
    * Compresses (§16 writer rule: each chunk with `codec`, stored when the output is not smaller) and seals
    * each given non-zero chunk of `page` as a §16 block — in a worker. Returns the blocks in the order given.
+   * With `handOver`, `page` must be the `bytes` of a cutPage: its memory moves to the worker (no copy) and
+   * the caller does not read it after.
    */
-  encodeChunks(page: Buffer, chunks: PageChunk[], codec: CodecSetting): Promise<Buffer[]>;
+  encodeChunks(page: Buffer, chunks: PageChunk[], codec: CodecSetting, options?: { handOver?: boolean }): Promise<Buffer[]>;
   /**
    * decodeBlock2 of each block (authenticated, decrypted, decoded, length and content ID checked) — in a
    * worker, one task for all of them (a reader gives the blocks of one ranged GET). Each result is the
    * plaintext or the PagewiseError decodeBlock2 would throw (Corrupt naming `where`, WrongKey).
    */
   decodeBlocks(blocks: BlockToDecode[], maxLength?: number): Promise<Array<Buffer | PagewiseError>>;
+}
+
+export interface CutPage {
+  chunks: PageChunk[];
+  /** The page's bytes, for encodeChunks (see cutPage). */
+  bytes: Buffer;
 }
 
 export interface BlockToDecode {
@@ -100,19 +113,36 @@ function poolOf(threads: number): Piscina<PoolTask, unknown> {
   return pool;
 }
 
-/** Runs a task in a worker (its buffers transferred: the caller gave fresh copies) or, with 0 threads, here. */
-async function run<R>(task: PoolTask, transfer: ArrayBuffer[]): Promise<R> {
-  const threads = workerThreads();
+/** Runs a task in a worker (its buffers transferred: copies, or memory handed over) or, with 0 threads, here. */
+async function run<R>(task: PoolTask, transfer: ArrayBuffer[], threads = workerThreads()): Promise<R> {
   if (threads === 0) return (await runPoolTask(task)) as R;
   return (await poolOf(threads).run(task, { transferList: transfer })) as R;
 }
 
-/** A fresh copy of `bytes` that owns its whole ArrayBuffer (no pooled slab goes to a worker). */
+/**
+ * Page-sized memory that came back from encode tasks, reused for the next page's copy: a fresh 4 MiB per
+ * page is external memory to V8, and its churn makes it collect (see cache/page-buffers.ts).
+ */
+const spares: ArrayBuffer[] = [];
+const MAX_SPARES = 4;
+
+/** A copy of `bytes` at the start of an ArrayBuffer of its own (a spare or a fresh one; no pooled slab goes to a worker). */
 function copyOf(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
-  const copy = new Uint8Array(bytes.length);
+  const k = spares.findIndex((b) => b.byteLength >= bytes.length && b.byteLength <= 2 * bytes.length);
+  const copy = k >= 0 ? new Uint8Array(spares.splice(k, 1)[0], 0, bytes.length) : new Uint8Array(bytes.length);
   copy.set(bytes);
   return copy;
 }
+
+/** Keeps the memory of `bytes` (a task's, back from a worker) for a later copy; the oldest spare goes when there are enough. */
+function spare(bytes: Uint8Array): void {
+  if (!(bytes.buffer instanceof ArrayBuffer) || bytes.buffer.byteLength === 0) return;
+  if (spares.length >= MAX_SPARES) spares.shift();
+  spares.push(bytes.buffer);
+}
+
+/** The memory of pages cutPage gave back from a worker: only these may be handed over to an encode task (never a caller's or a pooled slab). */
+const handOverable = new WeakSet<ArrayBufferLike>();
 
 interface PoolKeys {
   cidKey: Uint8Array;
@@ -129,8 +159,9 @@ export function chunkPoolFor(keyring: Keyring): ChunkPool {
   if (!bound) {
     const keys: PoolKeys = { cidKey: keyring.key('content-id'), gear: gearTable(keyring.key('name')), dataKey: keyring.key('data'), epoch: keyring.epoch };
     bound = {
-      chunkPage: (page, chunking) => chunkPage(keys, page, chunking),
-      encodeChunks: (page, chunks, codec) => encodeChunks(keys, page, chunks, codec),
+      chunkPage: async (page, chunking) => (await cutPage(keys, page, chunking)).chunks,
+      cutPage: (page, chunking) => cutPage(keys, page, chunking),
+      encodeChunks: (page, chunks, codec, options) => encodeChunks(keys, page, chunks, codec, options?.handOver === true),
       decodeBlocks: (blocks, maxLength) => decodeBlocks(keyring, keys, blocks, maxLength),
     };
     poolsByKeyring.set(keyring, bound);
@@ -138,10 +169,12 @@ export function chunkPoolFor(keyring: Keyring): ChunkPool {
   return bound;
 }
 
-async function chunkPage(keys: PoolKeys, page: Buffer, chunking: Chunking): Promise<PageChunk[]> {
-  const copy = copyOf(page);
-  const task: ChunkTask = { op: 'chunk', page: copy, chunking, gear: keys.gear, cidKey: keys.cidKey };
-  const { lengths, zero, ids } = await run<ChunkResult>(task, [copy.buffer]);
+async function cutPage(keys: PoolKeys, page: Buffer, chunking: Chunking): Promise<CutPage> {
+  // In this thread the task reads the caller's page (held until the promise settles); a worker gets a copy.
+  const threads = workerThreads();
+  const sent = threads > 0 ? copyOf(page) : page;
+  const task: ChunkTask = { op: 'chunk', page: sent, chunking, gear: keys.gear, cidKey: keys.cidKey };
+  const { lengths, zero, ids, page: back } = await run<ChunkResult>(task, [sent.buffer as ArrayBuffer], threads);
   const chunks: PageChunk[] = [];
   let offset = 0;
   lengths.forEach((length, i) => {
@@ -149,10 +182,12 @@ async function chunkPage(keys: PoolKeys, page: Buffer, chunking: Chunking): Prom
     offset += length;
   });
   if (offset !== page.length) throw new Error(`the chunker covered ${offset} of a page's ${page.length} bytes`);
-  return chunks;
+  if (back === page) return { chunks, bytes: page };
+  handOverable.add(back.buffer);
+  return { chunks, bytes: Buffer.from(back.buffer, back.byteOffset, back.byteLength) };
 }
 
-async function encodeChunks(keys: PoolKeys, page: Buffer, chunks: PageChunk[], codec: CodecSetting): Promise<Buffer[]> {
+async function encodeChunks(keys: PoolKeys, page: Buffer, chunks: PageChunk[], codec: CodecSetting, handOver: boolean): Promise<Buffer[]> {
   if (chunks.length === 0) return [];
   let total = 0;
   for (const c of chunks) {
@@ -162,17 +197,27 @@ async function encodeChunks(keys: PoolKeys, page: Buffer, chunks: PageChunk[], c
     }
     total += c.length;
   }
-  // Only the chunks to store cross to the worker, not the whole page.
-  const data = new Uint8Array(total);
   const ids = new Uint8Array(chunks.length * CONTENT_ID_BYTES);
-  let at = 0;
-  chunks.forEach((c, i) => {
-    data.set(page.subarray(c.offset, c.offset + c.length), at);
-    ids.set(c.contentId as Buffer, i * CONTENT_ID_BYTES);
-    at += c.length;
-  });
-  const task: EncodeTask = { op: 'encode', data, lengths: chunks.map((c) => c.length), ids, codec, dataKey: keys.dataKey, epoch: keys.epoch };
-  const { blocks } = await run<EncodeResult>(task, [data.buffer, ids.buffer]);
+  chunks.forEach((c, i) => ids.set(c.contentId as Buffer, i * CONTENT_ID_BYTES));
+  // The chunks are read where they are: in this thread, in a page handed over (its memory moves to the
+  // worker), else only the chunks to store are copied for the worker, not the whole page.
+  const threads = workerThreads();
+  const inPlace = threads === 0 || (handOver && handOverable.delete(page.buffer));
+  let data: Uint8Array = page;
+  let offsets = chunks.map((c) => c.offset);
+  if (!inPlace) {
+    data = new Uint8Array(total);
+    offsets = [];
+    let at = 0;
+    for (const c of chunks) {
+      data.set(page.subarray(c.offset, c.offset + c.length), at);
+      offsets.push(at);
+      at += c.length;
+    }
+  }
+  const task: EncodeTask = { op: 'encode', data, offsets, lengths: chunks.map((c) => c.length), ids, codec, dataKey: keys.dataKey, epoch: keys.epoch };
+  const { blocks, data: back } = await run<EncodeResult>(task, [data.buffer as ArrayBuffer, ids.buffer], threads);
+  if (threads > 0) spare(back);
   return blocks.map((b) => (Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength)));
 }
 

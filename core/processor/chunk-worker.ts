@@ -18,6 +18,8 @@ export interface ChunkTask {
   cidKey: Uint8Array;
 }
 export interface ChunkResult {
+  /** The task's page, handed back (a worker transfers it back: the caller can hand it on to an encode task). */
+  page: Uint8Array;
   lengths: number[];
   /** 1 where the chunk is all zeros. */
   zero: Uint8Array;
@@ -25,10 +27,11 @@ export interface ChunkResult {
   ids: Uint8Array;
 }
 
-/** Compress and seal the chunks `data` holds back to back (`lengths`, `ids`: 32 bytes each). */
+/** Compress and seal the chunks of `data` at `offsets` (`lengths`, `ids`: 32 bytes each). */
 export interface EncodeTask {
   op: 'encode';
   data: Uint8Array;
+  offsets: number[];
   lengths: number[];
   ids: Uint8Array;
   codec: CodecSetting;
@@ -37,6 +40,8 @@ export interface EncodeTask {
 }
 export interface EncodeResult {
   blocks: Uint8Array[];
+  /** The task's data, handed back (a worker transfers it back: its memory is reused for the next page). */
+  data: Uint8Array;
 }
 
 /** Authenticate, decrypt, decode and check (§16) the blocks `data` holds back to back (`lengths`, `ids`: 32 bytes each). */
@@ -88,7 +93,7 @@ function chunk(task: ChunkTask): ChunkResult {
     if (isAllZero(bytes)) zero[i] = 1;
     else ids.set(createHmac('sha256', key).update(bytes).digest(), i * CONTENT_ID_BYTES);
   });
-  return { lengths, zero, ids };
+  return { page: task.page, lengths, zero, ids };
 }
 
 async function encode(task: EncodeTask): Promise<EncodeResult> {
@@ -96,14 +101,13 @@ async function encode(task: EncodeTask): Promise<EncodeResult> {
   const data = asBuffer(task.data);
   const dataKey = asBuffer(task.dataKey);
   const blocks: Uint8Array[] = [];
-  let at = 0;
   task.lengths.forEach((length, i) => {
+    const at = task.offsets[i];
     const plain = data.subarray(at, at + length);
-    at += length;
     const { codec, body } = compressChunk(plain, task.codec);
     blocks.push(sealBlock2Sync(codec, body, length, task.ids.subarray(i * CONTENT_ID_BYTES, (i + 1) * CONTENT_ID_BYTES), dataKey, task.epoch));
   });
-  return { blocks };
+  return { blocks, data: task.data };
 }
 
 async function decode(task: DecodeTask): Promise<DecodeResult> {
@@ -152,9 +156,9 @@ export async function runPoolTask(task: PoolTask): Promise<PoolResult> {
   throw new Error(`unknown chunk-pool task ${JSON.stringify((task as { op?: unknown }).op)}`);
 }
 
-/** The worker thread's entry: results go back transferred (each block and the ID array own their memory). */
+/** The worker thread's entry: results go back transferred (each block, the ID array and the task's page own their memory). */
 export default async function handle(task: PoolTask): Promise<unknown> {
   const result = await runPoolTask(task);
-  const transfer = 'blocks' in result ? result.blocks.map((b) => b.buffer) : 'plain' in result ? [result.plain.buffer] : [result.ids.buffer, result.zero.buffer];
+  const transfer = 'blocks' in result ? [...result.blocks.map((b) => b.buffer), result.data.buffer] : 'plain' in result ? [result.plain.buffer] : [result.ids.buffer, result.zero.buffer, result.page.buffer];
   return move({ [transferableSymbol]: transfer, [valueSymbol]: result } as never);
 }

@@ -85,7 +85,8 @@ async function copyBatchV2(run: BatchRunV2, batch: number): Promise<BatchSummary
   const { bytesRead } = await pumpPages<Processed>({ ...run, grid }, onlyChanged(pagesOfRangesAsync(grid, run.source.allocatedRanges(window)), changed), {
     process: async (_page, plain) => {
       if (zeros.isZero(plain)) return { kind: 'zero' }; // here, not in a worker: no copy of a page that stores nothing
-      const chunks = await pool.chunkPage(plain, plan.chunking);
+      // the page's bytes go to the worker once: cutPage's copy is handed over to the encode task
+      const { chunks, bytes } = await pool.cutPage(plain, plan.chunking);
       if (chunks.every((c) => c.contentId === null)) return { kind: 'zero' };
       const toStore: PageChunk[] = [];
       const storing = new Map<string, number>(); // a content twice in one page is encoded once
@@ -101,7 +102,7 @@ async function copyBatchV2(run: BatchRunV2, batch: number): Promise<BatchSummary
         }
         return { kind: 'store', contentId: c.contentId, length: c.length, block };
       });
-      const blocks = toStore.length > 0 ? await pool.encodeChunks(plain, toStore, plan.codec) : [];
+      const blocks = toStore.length > 0 ? await pool.encodeChunks(bytes, toStore, plan.codec, { handOver: true }) : [];
       return { kind: 'chunks', length: plain.length, parts, blocks };
     },
     store: async (page, done) => {

@@ -1,6 +1,7 @@
 /** Chunking schemes of version 2 (docs/FORMAT.md §15.2): validation, the keyed gear table and FastCDC's cut points inside one page. */
 import { createHmac } from 'node:crypto';
 import { PagewiseError } from '../../errors';
+import { gearCutLengths } from './gear-cut';
 
 export interface FastCdcChunking {
   scheme: 'fastcdc-2016';
@@ -98,38 +99,13 @@ export function spreadMask(bits: number): number {
 
 /**
  * Chunk lengths of `page` (their sum is `page.length`); scheme `page` gives `[page.length]`, an empty page
- * none. The hash runs as int32 (`| 0`): its low 32 bits are §15.2's u32, and V8 keeps it unboxed.
+ * none. The gear loop runs in WebAssembly (gear-cut.wat: u32 arithmetic mod 2^32, §15.2's cuts exactly;
+ * test/core.chunker-wasm.test.ts holds it against the JavaScript loop it replaced).
  */
 export function chunkLengths(page: Uint8Array, c: Chunking, gear: Uint32Array): number[] {
   if (page.length === 0) return [];
   if (c.scheme === 'page') return [page.length];
   if (gear.length !== 256) throw new RangeError(`a gear table has 256 entries, not ${gear.length}`);
   const bits = Math.log2(c.avg);
-  const maskS = spreadMask(bits + c.nc) | 0;
-  const maskL = spreadMask(bits - c.nc) | 0;
-  const out: number[] = [];
-  for (let from = 0; from < page.length; ) {
-    const n = cutLength(page, from, page.length - from, c, maskS, maskL, gear);
-    out.push(n);
-    from += n;
-  }
-  return out;
-}
-
-/** Length of the chunk at `from` with `left` bytes left in the page (§15.2's cut). */
-function cutLength(page: Uint8Array, from: number, left: number, c: FastCdcChunking, maskS: number, maskL: number, gear: Uint32Array): number {
-  if (left <= c.min) return left;
-  const n = left > c.max ? c.max : left;
-  const normal = n < c.avg ? n : c.avg;
-  let hash = 0;
-  let i = c.min;
-  for (; i < normal; i++) {
-    hash = ((hash << 1) + gear[page[from + i]]) | 0;
-    if ((hash & maskS) === 0) return i + 1;
-  }
-  for (; i < n; i++) {
-    hash = ((hash << 1) + gear[page[from + i]]) | 0;
-    if ((hash & maskL) === 0) return i + 1;
-  }
-  return n;
+  return gearCutLengths(page, { min: c.min, avg: c.avg, max: c.max, maskS: spreadMask(bits + c.nc) | 0, maskL: spreadMask(bits - c.nc) | 0 }, gear);
 }
