@@ -85,8 +85,7 @@ async function startOnLease(options: LocalAppOptions, container: ContainerClient
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { useAppSettings } = require('../functions/settings') as typeof import('../functions/settings');
   // As the Functions host needs it: the storage of triggers (queues) and of the task hub, one account.
-  const withStorage = (env: Record<string, string | undefined>) =>
-    env.AzureWebJobsStorage?.trim() ? env : { ...env, AzureWebJobsStorage: options.taskHub.connectionString };
+  const withStorage = (env: Record<string, string | undefined>) => withDefault(env, 'AzureWebJobsStorage', options.taskHub.connectionString);
   const env = withStorage(options.settings ? options.settings.env ?? {} : options.appSettings ?? process.env);
   // Handed in before the functions load, so their start-up never resolves process.env instead.
   useAppSettings(options.settings ? { ...options.settings, env } : env);
@@ -143,4 +142,19 @@ async function startOnLease(options: LocalAppOptions, container: ContainerClient
       }
     },
   };
+}
+
+/**
+ * The settings with `key` defaulted to `value` while unset or blank — a live view, not a copy: a caller
+ * that changes its settings after the start (tests, a reloaded policy setting) is still heard.
+ */
+function withDefault(env: Record<string, string | undefined>, key: string, value: string): Record<string, string | undefined> {
+  const unset = (target: Record<string, string | undefined>) => !target[key]?.trim();
+  return new Proxy(env, {
+    get: (target, name) => (name === key && unset(target) ? value : Reflect.get(target, name)),
+    has: (target, name) => name === key || Reflect.has(target, name),
+    ownKeys: (target) => [...new Set([...Reflect.ownKeys(target), key])],
+    getOwnPropertyDescriptor: (target, name) =>
+      name === key && unset(target) ? { value, enumerable: true, configurable: true, writable: true } : Reflect.getOwnPropertyDescriptor(target, name),
+  });
 }

@@ -235,7 +235,7 @@ class QueuePoller {
           .updateMessage(message.messageId, popReceipt, message.messageText, seconds(this.processingVisibilityInMs))
           .then((r) => void (popReceipt = r.popReceipt ?? popReceipt))
           .catch((err: unknown) => this.log('warning', `${what}: keeping it hidden failed: ${redact(String((err as Error).message ?? err))}`, 'queues'));
-      }, Math.max(1000, this.processingVisibilityInMs / 2));
+      }, Math.max(500, this.processingVisibilityInMs / 2));
       this.renewals.add(renewal);
       let failure: unknown;
       try {

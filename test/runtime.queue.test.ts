@@ -48,7 +48,7 @@ app.storageQueue('qtSlow', {
   queueName: 'qt-slow',
   connection: 'AzureWebJobsStorage',
   handler: async (body, context) => {
-    await new Promise((r) => setTimeout(r, 2600)); // longer than two processing visibilities of 1 s
+    await new Promise((r) => setTimeout(r, 4600)); // longer than two processing visibilities of 2 s
     record('qtSlow', body, context);
   },
 });
@@ -102,7 +102,7 @@ beforeAll(async () => {
     log: (level, message, source) => logs.push(`${level} [${source}] ${message}`),
     // Retried at once, poisoned on the third failure, an empty queue polled at least every 200 ms.
     // Handlers hide their message for 1 s at a time (renewed every 0.5 s while they run).
-    queueTriggers: { settings: { visibilityTimeoutInMs: 0, maxDequeueCount: 3, maxPollingIntervalInMs: 200 }, processingVisibilityInMs: 1000 },
+    queueTriggers: { settings: { visibilityTimeoutInMs: 0, maxDequeueCount: 3, maxPollingIntervalInMs: 200 }, processingVisibilityInMs: 2000 },
   });
 });
 afterAll(async () => {

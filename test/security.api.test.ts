@@ -216,7 +216,7 @@ test('the durable webhook with the system key: a forged restore into the vault o
     [
       'forged-overwrite',
       { backupId, target: { url: existing }, overwrite: 'no' },
-      /the restore activity's input is invalid: \/overwrite must be boolean, not string/,
+      /the planRestore activity's input is invalid: \/overwrite must be boolean, not string/,
     ],
     [
       'forged-elsewhere',
