@@ -151,10 +151,16 @@ export async function writeKeySlot(vault: Vault, keyring: Keyring, userKey: Buff
  */
 export async function openKeyring(vault: Vault, marker: VaultMarkerV2, userKey: Buffer): Promise<Keyring> {
   const keyId = keyIdOf(userKey);
-  const epoch = await highestSlotEpoch(vault, keyId);
+  let epoch = await highestSlotEpoch(vault, keyId);
+  if (epoch === undefined && marker.firstSlot !== undefined) {
+    if (await noSlotYet(vault)) {
+      const first = await openFirstSlot(vault, marker, keyId, userKey);
+      if (first) return first;
+    } else {
+      epoch = await highestSlotEpoch(vault, keyId); // a racer's copy may have landed between the two listings
+    }
+  }
   if (epoch === undefined) {
-    const first = marker.firstSlot !== undefined && (await noSlotYet(vault)) ? await openFirstSlot(vault, marker, keyId, userKey) : undefined;
-    if (first) return first;
     throw new PagewiseError('WrongKey', `this key (key ID ${keyId}) has no slot in this vault ${vault.display}; use a key that was added to it`);
   }
   const keyring = await openSlot(vault, v2names.keySlot(keyId, epoch), marker.vaultId, keyId, epoch, userKey);
