@@ -38,8 +38,9 @@ test('two starts racing to make a vault with one key end with one marker, one sl
   expect(a.contentId(Buffer.from('x'))).toEqual(b.contentId(Buffer.from('x')));
   expect(await names('race')).toEqual([`keys/${keyId(key)}.0.json`, 'pagewise-vault.json']);
   const marker = JSON.parse((await blob('race', 'pagewise-vault.json').downloadToBuffer()).toString());
-  expect(marker).toEqual({ format: 'pagewise-vault', version: 2, vaultId: a.vaultId, createdAt: expect.any(String), keyCheck: a.keyCheck() });
   const slot = JSON.parse((await blob('race', `keys/${keyId(key)}.0.json`).downloadToBuffer()).toString());
+  // The marker carries the creator's sealed slot (§12.1); keys/ holds the same slot, byte for byte.
+  expect(marker).toEqual({ format: 'pagewise-vault', version: 2, vaultId: a.vaultId, createdAt: expect.any(String), keyCheck: a.keyCheck(), firstSlot: slot });
   expect(slot).toEqual({ format: 'pagewise-key-slot', version: 2, vaultId: a.vaultId, keyId: keyId(key), epoch: 0, createdAt: expect.any(String), kdf: 'none', nonce: expect.any(String), ciphertext: expect.any(String), tag: expect.any(String) });
   expect(Buffer.from(slot.ciphertext, 'base64')).toHaveLength(33); // epoch byte + M_0
 
@@ -94,8 +95,8 @@ test('upgrade writes pagewise-vault-v2.json and a slot into a version-1 vault an
   expect((await v1Marker.getProperties()).etag).toBe(before.etag);
   expect(await v1Marker.downloadToBuffer()).toEqual(v1Bytes);
   const keyring = await openVaultKeyring(vault, key);
-  expect(JSON.parse((await blob('upgrade', 'pagewise-vault-v2.json').downloadToBuffer()).toString())).toEqual({ format: 'pagewise-vault', version: 2, vaultId: keyring.vaultId, createdAt: expect.any(String), keyCheck: keyring.keyCheck(), upgradedFrom: 1 });
-  expect(await readVaultMarker(vault)).toEqual({ version: 2, vaultId: keyring.vaultId, createdAt: expect.any(String), keyCheck: keyring.keyCheck(), upgradedFrom: 1 });
+  expect(JSON.parse((await blob('upgrade', 'pagewise-vault-v2.json').downloadToBuffer()).toString())).toEqual({ format: 'pagewise-vault', version: 2, vaultId: keyring.vaultId, createdAt: expect.any(String), keyCheck: keyring.keyCheck(), upgradedFrom: 1, firstSlot: expect.objectContaining({ keyId: keyId(key), epoch: 0 }) });
+  expect(await readVaultMarker(vault)).toEqual({ version: 2, vaultId: keyring.vaultId, createdAt: expect.any(String), keyCheck: keyring.keyCheck(), upgradedFrom: 1, firstSlot: expect.any(Object) });
   expect(await vault.markerVersion()).toBe(2);
 
   expect(await upgradeVault(vault, key)).toEqual({ upgraded: false });

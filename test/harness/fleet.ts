@@ -20,6 +20,8 @@ export interface FleetOptions {
   deferSeconds?: number;
   /** Give up waiting after this long (the run is reported as it stands). */
   timeoutMs?: number;
+  /** Leave the vault container empty: the first backups make the vault (docs/FORMAT.md §12.1), racing. */
+  emptyVault?: boolean;
 }
 
 export interface FleetResult {
@@ -69,8 +71,8 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
   const names = Array.from({ length: options.disks }, (_, i) => `fleet-${String(i).padStart(5, '0')}.vhd`);
   let deferrals = 0;
   try {
-    // Made first, as an operator does: many first backups into an empty container race to make the vault.
-    await initVault(env.vault, { userKey: env.userKey });
+    // Made first, as an operator does (`pagewise init --key-file`); the first backups make it safely too (emptyVault).
+    if (!options.emptyVault) await initVault(env.vault, { userKey: env.userKey });
     await forEachLimited(names, 16, async (name) => {
       const i = Number(name.slice(6, 11));
       await env.makeDisk(name, diskBytes, [{ offset: (i % (diskBytes / (64 * KiB))) * 64 * KiB, length: 64 * KiB, kind: 'random', seed: 1000 + i }]);

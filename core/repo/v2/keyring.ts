@@ -92,7 +92,7 @@ export class Keyring {
   }
 }
 
-interface KeySlotJson {
+export interface KeySlotJson {
   format: 'pagewise-key-slot';
   version: 2;
   vaultId: string;
@@ -115,43 +115,88 @@ function slotAad(vaultId: string, keyId: string, epoch: number): Buffer {
   return Buffer.from(`pagewise/v2/slot|${vaultId}|${keyId}|${epoch}`, 'ascii');
 }
 
-/** Writes keys/<keyId>.<e>.json for `userKey` (If-None-Match); an existing slot is kept when it opens to the same keyring. */
-export async function writeKeySlot(vault: Vault, keyring: Keyring, userKey: Buffer): Promise<void> {
+/** The slot of §14.2 for `userKey`, sealed but not written (creation also puts it into the marker, §12.1). */
+export function sealKeySlot(keyring: Keyring, userKey: Buffer): KeySlotJson {
   const keyId = keyIdOf(userKey);
   const e = keyring.epoch;
   const nonce = randomBytes(12);
   const cipher = createCipheriv('aes-256-gcm', slotKek(userKey, keyring.vaultId), nonce);
   cipher.setAAD(slotAad(keyring.vaultId, keyId, e));
   const ciphertext = Buffer.concat([cipher.update(keyring.slotPlaintext()), cipher.final()]);
-  const slot: KeySlotJson = {
+  return {
     format: 'pagewise-key-slot', version: 2, vaultId: keyring.vaultId, keyId, epoch: e, createdAt: new Date().toISOString(), kdf: 'none',
     nonce: nonce.toString('base64'), ciphertext: ciphertext.toString('base64'), tag: cipher.getAuthTag().toString('base64'),
   };
-  const name = v2names.keySlot(keyId, e);
+}
+
+/** Writes keys/<keyId>.<e>.json for `userKey` (If-None-Match); an existing slot is kept when it opens to the same keyring. */
+export async function writeKeySlot(vault: Vault, keyring: Keyring, userKey: Buffer, slot: KeySlotJson = sealKeySlot(keyring, userKey)): Promise<void> {
+  const name = v2names.keySlot(slot.keyId, slot.epoch);
   try {
     await vault.putNew(name, Buffer.from(JSON.stringify(slot)), 'application/json');
   } catch (err) {
     if (!(err instanceof BlobAlreadyExistsError)) throw err;
     // A retried write (or the same key racing itself): fine if the slot there holds this very keyring.
-    const there = await openSlot(vault, name, keyring.vaultId, keyId, e, userKey);
+    const there = await openSlot(vault, name, keyring.vaultId, slot.keyId, slot.epoch, userKey);
     if (!there.slotPlaintext().equals(keyring.slotPlaintext())) {
       throw new PagewiseError('TargetExists', `the vault ${vault.display} already holds a different key slot ${name} for this key`);
     }
   }
 }
 
-/** The keyring of `marker`'s vault, from `userKey`'s slot of the highest epoch; WrongKey when the key has none. */
+/**
+ * The keyring of `marker`'s vault, from `userKey`'s slot of the highest epoch; WrongKey when the key has none.
+ * While keys/ holds no slot at all (a creation not finished, §12.1) the creator's slot inside the marker
+ * opens it, and is then written to keys/ (the repair; skipped for an identity that may not write).
+ */
 export async function openKeyring(vault: Vault, marker: VaultMarkerV2, userKey: Buffer): Promise<Keyring> {
   const keyId = keyIdOf(userKey);
-  const epoch = await highestSlotEpoch(vault, keyId);
+  let epoch = await highestSlotEpoch(vault, keyId);
+  if (epoch === undefined && marker.firstSlot !== undefined) {
+    if (await noSlotYet(vault)) {
+      const first = await openFirstSlot(vault, marker, keyId, userKey);
+      if (first) return first;
+    } else {
+      epoch = await highestSlotEpoch(vault, keyId); // a racer's copy may have landed between the two listings
+    }
+  }
   if (epoch === undefined) {
     throw new PagewiseError('WrongKey', `this key (key ID ${keyId}) has no slot in this vault ${vault.display}; use a key that was added to it`);
   }
   const keyring = await openSlot(vault, v2names.keySlot(keyId, epoch), marker.vaultId, keyId, epoch, userKey);
+  checkKeyring(keyring, marker, v2names.keySlot(keyId, epoch));
+  return keyring;
+}
+
+function checkKeyring(keyring: Keyring, marker: VaultMarkerV2, where: string): void {
   if (keyring.keyCheck() !== marker.keyCheck) {
-    throw new PagewiseError('Corrupt', `the key slot ${v2names.keySlot(keyId, epoch)} opens to a keyring that is not this vault's (its key check differs from the marker's)`);
+    throw new PagewiseError('Corrupt', `the key slot ${where} opens to a keyring that is not this vault's (its key check differs from the marker's)`);
+  }
+}
+
+async function noSlotYet(vault: Vault): Promise<boolean> {
+  for await (const name of vault.list('keys/')) if (name.endsWith('.json')) return false;
+  return true;
+}
+
+/** The marker's firstSlot when it is `keyId`'s (else undefined: another key made the vault), unsealed and written to keys/. */
+async function openFirstSlot(vault: Vault, marker: VaultMarkerV2, keyId: string, userKey: Buffer): Promise<Keyring | undefined> {
+  const slot = marker.firstSlot as Partial<KeySlotJson>;
+  if (slot.keyId !== keyId) return undefined;
+  const where = `firstSlot of the vault marker`;
+  const keyring = unsealSlot(slot, where, vault.display, marker.vaultId, keyId, 0, userKey);
+  checkKeyring(keyring, marker, where);
+  try {
+    await writeKeySlot(vault, keyring, userKey, slot as KeySlotJson);
+  } catch (err) {
+    if (!isWriteRefused(err)) throw err;
   }
   return keyring;
+}
+
+/** A read-only identity (403): it may still open the vault; the next writer does the repair. */
+function isWriteRefused(err: unknown): boolean {
+  return (err instanceof PagewiseError && err.code === 'AccessDenied') || (typeof err === 'object' && err !== null && (err as { statusCode?: unknown }).statusCode === 403);
 }
 
 /** The highest epoch `keyId` has a slot of, or undefined. */
@@ -169,8 +214,13 @@ export async function highestSlotEpoch(vault: Vault, keyId: string): Promise<num
 
 async function openSlot(vault: Vault, name: string, vaultId: string, keyId: string, epoch: number, userKey: Buffer): Promise<Keyring> {
   const slot = await vault.getJson<Partial<KeySlotJson>>(name, { maxBytes: MAX_SLOT_BYTES });
-  const bad = (why: string) => new PagewiseError('Corrupt', `the key slot ${name} in the vault ${vault.display} ${why}`);
-  if (slot?.format !== 'pagewise-key-slot') throw bad('is not a Pagewise key slot');
+  return unsealSlot(slot, `key slot ${name}`, vault.display, vaultId, keyId, epoch, userKey);
+}
+
+/** A slot's fields checked and its keyring unwrapped under `userKey`; Corrupt naming `where` otherwise. */
+function unsealSlot(slot: Partial<KeySlotJson> | null, where: string, display: string, vaultId: string, keyId: string, epoch: number, userKey: Buffer): Keyring {
+  const bad = (why: string) => new PagewiseError('Corrupt', `the ${where} in the vault ${display} ${why}`);
+  if (typeof slot !== 'object' || slot === null || slot.format !== 'pagewise-key-slot') throw bad('is not a Pagewise key slot');
   if (slot.version !== 2) throw bad(`has version ${JSON.stringify(slot.version)?.slice(0, 20)}; this Pagewise reads key-slot version 2`);
   if (slot.kdf !== 'none') throw bad(`uses the key derivation ${JSON.stringify(slot.kdf)?.slice(0, 40)}, which this Pagewise does not know`);
   if (slot.vaultId !== vaultId || slot.keyId !== keyId || slot.epoch !== epoch || !HEX16_RE.test(keyId)) throw bad('belongs to another vault, key or epoch than its name and the marker say');

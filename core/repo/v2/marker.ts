@@ -3,7 +3,7 @@ import { PagewiseError } from '../../errors';
 import { VAULT_MARKER } from '../layout';
 import { BlobAlreadyExistsError, BlobNotFoundError } from '../store/blob-store';
 import type { Vault } from '../vault';
-import { Keyring, openKeyring, writeKeySlot } from './keyring';
+import { Keyring, openKeyring, sealKeySlot, writeKeySlot } from './keyring';
 import { HEX32_RE, V2_MARKER } from './names';
 
 export type VaultMarker = { version: 1 } | VaultMarkerV2;
@@ -14,11 +14,9 @@ export interface VaultMarkerV2 {
   createdAt: string;
   keyCheck: string;
   upgradedFrom?: 1;
+  /** The creator's epoch-0 key slot (§12.1), checked only when used (keyring.ts openKeyring). */
+  firstSlot?: object;
 }
-
-/** How long a loser of the marker race waits for the winner's slot (the same key racing itself). */
-const SLOT_WAIT_MS = 5000;
-const SLOT_POLL_MS = 250;
 
 /** The marker that decides the format (§12.3), or undefined when the container has none. */
 export async function readVaultMarkerIfAny(vault: Vault): Promise<VaultMarker | undefined> {
@@ -56,13 +54,17 @@ export function parseMarker(json: unknown, name: string, display: string): Vault
   if (typeof m.vaultId !== 'string' || !HEX32_RE.test(m.vaultId) || typeof m.createdAt !== 'string' || typeof m.keyCheck !== 'string' || !HEX32_RE.test(m.keyCheck) || (upgraded ? m.upgradedFrom !== 1 : m.upgradedFrom !== undefined)) {
     throw new PagewiseError('Corrupt', `the vault marker ${name} of ${display} lacks a well-formed vaultId, createdAt, keyCheck or upgradedFrom`);
   }
-  return { version: 2, vaultId: m.vaultId, createdAt: m.createdAt, keyCheck: m.keyCheck, ...(upgraded ? { upgradedFrom: 1 as const } : {}) };
+  if (m.firstSlot !== undefined && (typeof m.firstSlot !== 'object' || m.firstSlot === null || Array.isArray(m.firstSlot))) {
+    throw new PagewiseError('Corrupt', `the vault marker ${name} of ${display} holds a firstSlot that is not a key slot object`);
+  }
+  return { version: 2, vaultId: m.vaultId, createdAt: m.createdAt, keyCheck: m.keyCheck, ...(upgraded ? { upgradedFrom: 1 as const } : {}), ...(m.firstSlot !== undefined ? { firstSlot: m.firstSlot } : {}) };
 }
 
 /**
  * Makes `vault` (an existing container with no marker) a version-2 vault opened by `userKey`, or opens it
- * when another start made it first. Order (race-safe): keyring → marker (If-None-Match) → slot. A loser
- * of the marker race opens the winner's keyring, waiting up to ~5 s for the slot when it is the same key.
+ * when another start made it first (§12.1). The marker, Put with If-None-Match, is the one step that
+ * decides: it carries the creator's sealed slot, so a loser (or the start after a crash) opens the
+ * winner's keyring from it at once; the slot in keys/ is a copy written after, by whoever gets there.
  */
 export async function createVaultV2(vault: Vault, userKey: Buffer): Promise<Keyring> {
   return (await ensureVaultV2(vault, userKey)).keyring;
@@ -99,7 +101,8 @@ export async function openVaultKeyring(vault: Vault, userKey: Buffer): Promise<K
 
 async function writeMarkerAndSlot(vault: Vault, userKey: Buffer, name: string, refuse: (existing: VaultMarker) => void): Promise<{ keyring: Keyring; wrote: boolean }> {
   const keyring = Keyring.create();
-  const body = { format: 'pagewise-vault', version: 2, vaultId: keyring.vaultId, createdAt: new Date().toISOString(), keyCheck: keyring.keyCheck(), ...(name === V2_MARKER ? { upgradedFrom: 1 } : {}) };
+  const firstSlot = sealKeySlot(keyring, userKey);
+  const body = { format: 'pagewise-vault', version: 2, vaultId: keyring.vaultId, createdAt: new Date().toISOString(), keyCheck: keyring.keyCheck(), ...(name === V2_MARKER ? { upgradedFrom: 1 } : {}), firstSlot };
   try {
     await vault.putNew(name, Buffer.from(JSON.stringify(body)), 'application/json');
   } catch (err) {
@@ -107,21 +110,8 @@ async function writeMarkerAndSlot(vault: Vault, userKey: Buffer, name: string, r
     const existing = await readVaultMarker(vault);
     refuse(existing);
     if (existing.version !== 2) throw new PagewiseError('Corrupt', `${vault.display}: ${name} exists but the vault does not read as version 2`);
-    return { keyring: await openKeyringWaiting(vault, existing, userKey), wrote: false };
+    return { keyring: await openKeyring(vault, existing, userKey), wrote: false };
   }
-  await writeKeySlot(vault, keyring, userKey);
+  await writeKeySlot(vault, keyring, userKey, firstSlot);
   return { keyring, wrote: true };
-}
-
-/** Opens the keyring; a slot not there yet is waited for a few seconds (the winner writes it right after the marker). */
-async function openKeyringWaiting(vault: Vault, marker: VaultMarkerV2, userKey: Buffer): Promise<Keyring> {
-  const deadline = Date.now() + SLOT_WAIT_MS;
-  for (;;) {
-    try {
-      return await openKeyring(vault, marker, userKey);
-    } catch (err) {
-      if (!(err instanceof PagewiseError && err.code === 'WrongKey') || Date.now() >= deadline) throw err;
-    }
-    await new Promise((resolve) => setTimeout(resolve, SLOT_POLL_MS));
-  }
 }
