@@ -10,7 +10,7 @@ import { deriveBackupId } from '../core';
 import { LocalApp, startLocalApp } from '../runtime/localApp';
 import { findFunction } from '../runtime/registry';
 import { decodeMessageText } from '../runtime/queueTriggers';
-import { appStartSlots } from '../functions/backupStartQueue';
+import { appStartSlots, handleBackupStart } from '../functions/backupStartQueue';
 import { BACKUP_STARTS_QUEUE, startsContainer } from '../functions/startBudget';
 import { encodeStartMessage, firedAtOf, firingOf, parseStartMessage, StartMessage, startIdFor } from '../functions/startMessages';
 import { listStartRecords } from '../functions/startRecords';
@@ -39,6 +39,7 @@ beforeAll(async () => {
   env = await startEnv();
   await env.makeDisk('q-a.vhd', 1 * MiB, [{ offset: 0, length: 64 * KiB, kind: 'random', seed: 71 }]);
   await env.makeDisk('q-b.vhd', 1 * MiB, [{ offset: 64 * KiB, length: 64 * KiB, kind: 'random', seed: 72 }]);
+  await env.makeDisk('q-c.vhd', 1 * MiB, [{ offset: 0, length: 64 * KiB, kind: 'random', seed: 73 }]);
   app = await startLocalApp({
     taskHub: { connectionString: env.az.accounts.vault.connectionString },
     appSettings: { ...env.appSettings(), PAGEWISE_MAX_RUNNING_BACKUPS: '1', PAGEWISE_START_DEFER_SECONDS: '1' },
@@ -126,4 +127,30 @@ test('a failing start records its reason, poisoned at the last attempt, and GET 
   expect(listed.starts).toHaveLength(3);
   expect(listed.poisonQueue.name).toBe('pagewise-backup-starts-poison');
   expect((await app.host.dispatchHttp({ method: 'GET', url: 'http://127.0.0.1:7071/api/starts?state=lost' })).status).toBe(400);
+});
+
+test('a start whose orchestration cannot be started after it took its slots gives both slots back and records why', async () => {
+  const c = diskMessage('q-c.vhd');
+  const idC = await deriveBackupId({ url: env.sourceUrl('q-c.vhd') }, 64 * KiB);
+  const account = new URL(env.sourceUrl('q-c.vhd')).hostname.split('.')[0].toLowerCase();
+  const slots = appStartSlots(client());
+  // The real durable client, but its start fails permanently (as when the task hub's storage refuses it): after the slots are taken.
+  const refusing = new Proxy(client(), {
+    get: (target, name) => (name === 'startNew' ? async () => Promise.reject(new Error('the task hub refused the start (injected)')) : Reflect.get(target, name)),
+  });
+  const fn = findFunction('backupStartQueue', 'storageQueueTrigger');
+  const context = app.host.contextFor(fn, { dequeueCount: 5 } as never);
+  await expect(handleBackupStart(c, refusing, context)).rejects.toThrow('the task hub refused the start (injected)');
+
+  expect(await app.runtime.getStatus(`backup-${idC}`)).toBeUndefined();
+  expect(await hubHolders()).toEqual([]);
+  expect([...(await slots.holders({ kind: 'account', name: account })).values()]).toEqual([]);
+  const [record] = await listStartRecords(startsContainer(), { prefix: c.startId });
+  expect(record).toMatchObject({ startId: c.startId, state: 'poisoned', attempts: 5, reason: 'the task hub refused the start (injected)' });
+
+  // The slots were free to take: the next delivery starts the backup.
+  await app.host.invokeQueue('backupStartQueue', c, { dequeueCount: 1 });
+  expect(await hubHolders()).toEqual([`backup-${idC}`]);
+  expect((await app.runtime.waitForCompletion(`backup-${idC}`, { timeoutInMs: 60_000 })).runtimeStatus).toBe('Completed');
+  expect(await hubHolders()).toEqual([]);
 });
