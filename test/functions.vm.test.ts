@@ -17,7 +17,7 @@ import { VmBackupOrchestrationInput, VmBackupOutput, VmBackupStatus, VmOrchestra
 import { LocalApp, startLocalApp } from '../runtime/localApp';
 import { registeredFunctions } from '../runtime/functionsCore';
 import { findFunction } from '../runtime/registry';
-import { ComputeStandIn, startComputeStandIn } from './harness/compute-standin';
+import { ComputeStandIn, standInAppSettings, startComputeStandIn } from './harness/compute-standin';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
 import { jsonRequest } from './harness/http-request';
 
@@ -53,10 +53,7 @@ beforeAll(async () => {
     taskHub: { connectionString: env.az.accounts.vault.connectionString },
     appSettings: {
       ...env.appSettings(),
-      PAGEWISE_ARM_ENDPOINT: standin.endpoint,
-      PAGEWISE_ARM_TOKEN: standin.token,
-      // The stand-in answers at once: its long-running operations polled every 20 ms, not the SDK's 2 s.
-      PAGEWISE_ARM_POLL_MS: '20',
+      ...standInAppSettings(standin),
       PAGEWISE_VM_DISK_CONCURRENCY: '2',
       // The timer's policy: every VM tagged backup=nightly, and one of them again by ID (backed up once).
       // The timer starts each due backup itself (#17 start mode direct; the queue-fed starts are test/fleet.test.ts's).

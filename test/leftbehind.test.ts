@@ -20,7 +20,7 @@ import { backupInstanceId, vmBackupInstanceId } from '../orchestrations/instance
 import type { VmBackupStatus } from '../orchestrations/vmContracts';
 import { registeredFunctions } from '../runtime/functionsCore';
 import { LocalApp, startLocalApp } from '../runtime/localApp';
-import { ComputeStandIn, startComputeStandIn } from './harness/compute-standin';
+import { ComputeStandIn, standInAppSettings, startComputeStandIn } from './harness/compute-standin';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
 import { jsonRequest } from './harness/http-request';
 
@@ -44,9 +44,7 @@ beforeAll(async () => {
     taskHub: { connectionString: env.az.accounts.vault.connectionString },
     appSettings: {
       ...env.appSettings(),
-      PAGEWISE_ARM_ENDPOINT: standin.endpoint,
-      PAGEWISE_ARM_TOKEN: standin.token,
-      PAGEWISE_ARM_POLL_MS: '20',
+      ...standInAppSettings(standin),
       PAGEWISE_SWEEP_SCOPES: standin.subscriptionId,
     },
     log: (_level, message) => logs.push(message),
