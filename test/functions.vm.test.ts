@@ -15,9 +15,9 @@ import { runScheduledBackups } from '../functions/scheduledBackups';
 import { vmBackupInstanceId } from '../orchestrations/instanceIds';
 import { VmBackupOrchestrationInput, VmBackupOutput, VmBackupStatus, VmOrchestrators } from '../orchestrations/vmContracts';
 import { LocalApp, startLocalApp } from '../runtime/localApp';
-import { registeredFunctions } from '../runtime/functionsCore';
 import { findFunction } from '../runtime/registry';
 import { ComputeStandIn, standInAppSettings, startComputeStandIn } from './harness/compute-standin';
+import { holdVmBatches } from './harness/hold-vm-batches';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
 import { jsonRequest } from './harness/http-request';
 
@@ -81,14 +81,7 @@ test('POST /api/vm-backups backs up every disk of the VM; the status shows each 
   await writeDisk(vm.disks[2].diskId, 0, 128 * KiB);
 
   // Hold the VM disks' batch activities until the test has read the live status: no dependence on timing.
-  const activity = registeredFunctions().get('runBackupBatch')!;
-  const original = activity.handler;
-  let release!: () => void;
-  const held = new Promise<void>((resolve) => (release = resolve));
-  activity.handler = async (input: unknown, ...rest: unknown[]) => {
-    if ((input as { vmCapture?: boolean }).vmCapture) await held;
-    return original(input, ...rest);
-  };
+  const letGo = holdVmBatches();
   let body: Record<string, unknown>;
   try {
     const started = await app.host.invokeHttp('startVmBackup', jsonRequest('POST', '/api/vm-backups', { vmId: vm.vmId }));
@@ -117,8 +110,7 @@ test('POST /api/vm-backups backs up every disk of the VM; the status shows each 
     expect(beside.status).toBe(409);
     expect((await json(beside)).detail).toBe(`a backup of VM ${vm.vmId} is already running (${vmBackupInstanceId(id)}); start another when it has finished`);
   } finally {
-    release();
-    activity.handler = original;
+    letGo();
   }
   const id = body.id as string;
   const done = await app.runtime.waitForCompletion(vmBackupInstanceId(id), { timeoutInMs: 90_000 });
