@@ -81,6 +81,9 @@ const keepCount = { type: 'integer', minimum: -1, maximum: 1_000_000, nullable: 
 /** The policy as written: `disks` may be left out of a policy of VMs. */
 type PolicyText = Omit<BackupPolicy, 'disks'> & { disks?: PolicyDisk[] };
 
+/** A list of UTC weekdays (`days`, `fullOn` of disks and of VMs alike): each at most once. */
+const weekdayList = { type: 'array', items: { type: 'string', enum: [...WEEKDAYS] }, maxItems: 7, uniqueItems: true, nullable: true } as const;
+
 const schema: JSONSchemaType<PolicyText> = {
   type: 'object',
   properties: {
@@ -92,9 +95,9 @@ const schema: JSONSchemaType<PolicyText> = {
         type: 'object',
         properties: {
           url: { type: 'string', maxLength: 4096, pattern: '^https?://' },
-          days: { type: 'array', items: { type: 'string', enum: [...WEEKDAYS] }, nullable: true },
+          days: weekdayList,
           ...engineOverrideProperties,
-          fullOn: { type: 'array', items: { type: 'string', enum: [...WEEKDAYS] }, maxItems: 7, nullable: true },
+          fullOn: weekdayList,
         },
         required: ['url'],
         additionalProperties: false,
@@ -121,9 +124,9 @@ const schema: JSONSchemaType<PolicyText> = {
             additionalProperties: false,
             nullable: true,
           },
-          days: { type: 'array', items: { type: 'string', enum: [...WEEKDAYS] }, nullable: true },
+          days: weekdayList,
           full: { type: 'boolean', nullable: true },
-          fullOn: { type: 'array', items: { type: 'string', enum: [...WEEKDAYS] }, maxItems: 7, nullable: true },
+          fullOn: weekdayList,
           consistency: { type: 'string', enum: [...CONSISTENCY_LEVELS], nullable: true },
         },
         required: [],
@@ -203,16 +206,20 @@ export function policyDiskIdentity(url: string): string {
   return diskIdentityOf({ url, account: parsed.account, container: parsed.container, blob: parsed.blob ?? '', snapshot: '', etag: '' }).identity;
 }
 
+/** The entries whose `days` (every day when absent) hold the UTC weekday of `now`. */
+function dueOn<T extends { days?: Weekday[] }>(entries: T[], now: Date): T[] {
+  const today = WEEKDAYS[now.getUTCDay()];
+  return entries.filter((e) => !e.days || e.days.includes(today));
+}
+
 /** The disks due on the UTC weekday of `now`. */
 export function disksDue(policy: BackupPolicy, now: Date): PolicyDisk[] {
-  const today = WEEKDAYS[now.getUTCDay()];
-  return policy.disks.filter((d) => !d.days || d.days.includes(today));
+  return dueOn(policy.disks, now);
 }
 
 /** The VM entries due on the UTC weekday of `now`. */
 export function vmsDue(policy: BackupPolicy, now: Date): PolicyVm[] {
-  const today = WEEKDAYS[now.getUTCDay()];
-  return (policy.vms ?? []).filter((v) => !v.days || v.days.includes(today));
+  return dueOn(policy.vms ?? [], now);
 }
 
 /** Whether the run at `now` of a due disk (or VM entry) is a forced full backup (`full`, or today among `fullOn`). */

@@ -12,14 +12,15 @@
  */
 import * as df from 'durable-functions';
 import type { InvocationContext, Timer } from '@azure/functions';
-import { describeSelector, displayUrl, forEachLimited, redact, vmsInScope } from '../core';
+import { DAY_MS, describeSelector, displayUrl, forEachLimited, redact, vmsInScope } from '../core';
 import type { ConsistencyLevel } from '../core';
 import { Orchestrators, RetainByPolicyInput } from '../orchestrations/contracts';
 import { backupInstanceId, retentionInstanceId, vmBackupInstanceId } from '../orchestrations/instanceIds';
 import { startDiskBackup } from './backupStarts';
 import { BackupPolicy, disksDue, fullDue, loadPolicy, policyDiskIdentity, vmsDue } from './policy';
 import { sealRef } from './sealedRefs';
-import { startMode, startsQueue } from './startBudget';
+import { startMode, startRecordDays, startsContainer, startsQueue } from './startBudget';
+import { pruneStartRecords } from './startRecords';
 import { encodeStartMessage, firedAtOf, firingOf, StartMessage, startIdFor } from './startMessages';
 import { startVmBackup } from './vmBackupStarts';
 import { vmCompute } from './vmCompute';
@@ -37,6 +38,8 @@ export interface ScheduledRun {
   vms?: ScheduledVmRun;
   /** #17: start mode `queue` — the start IDs enqueued (disks, then VMs); `started`/`skipped` stay empty then. */
   queued?: string[];
+  /** #17: start mode `queue` — start records older than PAGEWISE_START_RECORD_DAYS this run deleted. */
+  startRecordsDeleted?: number;
 }
 
 export interface ScheduledVmRun {
@@ -161,6 +164,16 @@ async function enqueueScheduledStarts(context: InvocationContext, policy: Backup
   context.log(`scheduled backups at ${now.toISOString()}: ${run.due} disks due, ${run.vms?.due ?? 0} VMs due, ${run.queued.length} starts queued, ${run.failed.length} failed`);
 }
 
+/** The start records older than PAGEWISE_START_RECORD_DAYS deleted; a failure is logged, it stops no backup. */
+async function pruneOldStartRecords(context: InvocationContext, now: Date, run: ScheduledRun): Promise<void> {
+  try {
+    run.startRecordsDeleted = await pruneStartRecords(startsContainer(), new Date(now.getTime() - startRecordDays() * DAY_MS));
+    if (run.startRecordsDeleted) context.log(`scheduled backups: ${run.startRecordsDeleted} start records older than ${startRecordDays()} days deleted`);
+  } catch (err) {
+    context.error(`scheduled backups: old start records not deleted: ${redact(String(err))}`);
+  }
+}
+
 /** Start messages sent at once (a fleet of thousands enqueues in seconds, not minutes). */
 const ENQUEUE_CONCURRENCY = 16;
 
@@ -172,6 +185,7 @@ export async function runScheduledBackups(client: df.DurableClient, context: Inv
   const run: ScheduledRun = { due: due.length, started: [], skipped: [], failed: [] };
   if (startMode() === 'queue') {
     await enqueueScheduledStarts(context, policy, now, run);
+    await pruneOldStartRecords(context, now, run);
   } else {
     for (const disk of due) {
       try {

@@ -275,7 +275,7 @@ export function pruneMinGraceDays(env: Env = appSettings()): number {
 }
 
 /**
- * #17 R — PAGEWISE_RESTORE_WINDOW_BYTES: disk bytes one restore window activity writes (rounded down to
+ * #17 R — PAGEWISE_RESTORE_WINDOW_BYTES: disk bytes one restore window activity writes and one verify window activity checks (rounded down to
  * whole pages, at least one page), core RESTORE_WINDOW_BYTES: 512 B to 16 GiB, default 1 GiB.
  */
 export function restoreWindowBytes(env: Env = appSettings()): number {

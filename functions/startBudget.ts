@@ -15,6 +15,9 @@ export const START_DEFER_SECONDS: CountBounds = { min: 1, max: 3600, default: 60
 /** A start still without a slot this long after its firing gives up (its reason recorded; the queue poisons it). */
 export const START_MAX_WAIT_MS = 24 * 3600_000;
 
+/** Days a start record is kept (PAGEWISE_START_RECORD_DAYS): the timer run deletes older ones, failed and poisoned alike. */
+export const START_RECORD_DAYS: CountBounds = { min: 1, max: 3650, default: 30 };
+
 /** The queue the timer fills, one message per due disk and VM; the Functions host moves failures to `<queue>-poison`. */
 export const BACKUP_STARTS_QUEUE = 'pagewise-backup-starts';
 export const BACKUP_STARTS_POISON_QUEUE = `${BACKUP_STARTS_QUEUE}-poison`;
@@ -100,4 +103,9 @@ export function startMode(env: Env = appSettings()): StartMode {
   const raw = env.PAGEWISE_START_MODE?.trim().toLowerCase() || 'queue';
   if (!(START_MODES as readonly string[]).includes(raw)) throw new PagewiseError('BadInput', `app setting PAGEWISE_START_MODE must be one of ${START_MODES.join(', ')}, got "${raw.slice(0, 16)}"`);
   return raw as StartMode;
+}
+
+/** PAGEWISE_START_RECORD_DAYS (1–3650, default 30): how long start records stay listed before the timer run deletes them. */
+export function startRecordDays(env: Env = appSettings()): number {
+  return count(env, 'PAGEWISE_START_RECORD_DAYS', START_RECORD_DAYS);
 }

@@ -2,7 +2,7 @@
  * Start records (#17, docs/DURABLE.md "Start budget"): one small JSON blob per queued start
  * (`v1/records/<startId>.json` in the starts container) saying what became of it — the backup instance it
  * started, or why it failed and whether the queue gave it up (poison). The catalog of failed starts and
- * the retention run's wait read them. No SAS: the target is shown as displayUrl gives it; reasons redacted.
+ * the retention run's wait read them; the timer run deletes those older than PAGEWISE_START_RECORD_DAYS. No SAS: the target is shown as displayUrl gives it; reasons redacted.
  */
 import type { ContainerClient } from '@azure/storage-blob';
 import { redact } from '../core';
@@ -89,4 +89,32 @@ export async function listStartRecords(container: ContainerClient, options: { pr
     throw err;
   }
   return out;
+}
+
+/** The most records one pruning deletes (a firing's share; the next firing deletes the rest). */
+export const MAX_PRUNED_RECORDS = 10_000;
+
+/**
+ * Deletes the records last written before `before` (the blob's Last-Modified: each attempt rewrites its
+ * record, so a start still failing stays), at most `limit`; a record rewritten meanwhile (ETag changed) is
+ * kept. Returns how many were deleted.
+ */
+export async function pruneStartRecords(container: ContainerClient, before: Date, limit = MAX_PRUNED_RECORDS): Promise<number> {
+  let deleted = 0;
+  try {
+    for await (const item of container.listBlobsFlat({ prefix: RECORDS_PREFIX })) {
+      if (deleted >= limit) break;
+      const modified = item.properties.lastModified;
+      if (!modified || modified.getTime() >= before.getTime()) continue;
+      try {
+        await container.getBlobClient(item.name).delete({ conditions: { ifMatch: item.properties.etag } });
+        deleted++;
+      } catch (err) {
+        if (statusOf(err) !== 404 && statusOf(err) !== 412) throw err;
+      }
+    }
+  } catch (err) {
+    if (statusOf(err) !== 404) throw err; // no start was ever queued
+  }
+  return deleted;
 }

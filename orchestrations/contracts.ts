@@ -3,7 +3,7 @@
  * status. References and counts only — never page data, never keys, never a SAS: a caller's SAS is
  * sealed by the starter (docs/DURABLE.md "Sealed URLs") and opened only inside activities.
  */
-import type { BackupKind, BackupResult, BatchSummary, CodecSetting, ForgetReport, HeldSlot, ManagedDiskSource, OperationProgress, PruneReport, RestorePlan, RestoreResult, RestoreWindowSummary, VerifyPlan, VerifyResult, VerifyWindowSummary } from '../core';
+import type { BackupKind, BackupResult, BatchSummary, CodecSetting, ForgetReport, HeldSlot, ManagedDiskSource, PruneReport, RestorePlan, RestoreResult, RestoreWindowSummary, VerifyPlan, VerifyResult, VerifyWindowSummary } from '../core';
 import type { BatchRange } from './backupTree';
 import type { ProgressCounts, RangeProgress } from './progress';
 
@@ -232,9 +232,6 @@ export interface OperationProgressStatus extends ProgressCounts {
   /** A verification's verdict, once done. */
   ok?: boolean;
 }
-
-/** What the restore and verify activities return: core's result and the last progress it reported (absent from older versions). */
-export type WithProgress<R> = R & { progress?: OperationProgress };
 
 /** What restores and verifications started over HTTP carry besides their request. */
 export interface OperationInputBase {

@@ -87,6 +87,18 @@ test('the backup policy: incremental by default, full on the days it says', () =
   expect(() => parsePolicy('{"disks":[{"url":"https://a/b/c","full":"yes"}]}')).toThrow(/policy is invalid/);
 });
 
+test('the backup policy: one weekday list for the days and fullOn of disks and of VMs, each day at most once', () => {
+  const sub = '00000000-0000-0000-0000-000000000001';
+  const vm = { id: `/subscriptions/${sub}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/v1` };
+  const policy = parsePolicy(JSON.stringify({ disks: [{ url: 'https://a.blob.core.windows.net/c/x.vhd', days: ['Mon'], fullOn: ['Mon'] }], vms: [{ ...vm, days: ['Tue'], fullOn: ['Tue'] }] }));
+  expect([policy.disks[0].days, policy.disks[0].fullOn, policy.vms?.[0].days, policy.vms?.[0].fullOn]).toEqual([['Mon'], ['Mon'], ['Tue'], ['Tue']]);
+  for (const field of ['days', 'fullOn']) {
+    expect(() => parsePolicy(JSON.stringify({ disks: [{ url: 'https://a/b/c', [field]: ['Mon', 'Mon'] }] }))).toThrow(/policy is invalid.*duplicate/);
+    expect(() => parsePolicy(JSON.stringify({ vms: [{ ...vm, [field]: ['Sun', 'Sun'] }] }))).toThrow(/policy is invalid.*duplicate/);
+    expect(() => parsePolicy(JSON.stringify({ vms: [{ ...vm, [field]: ['Caturday'] }] }))).toThrow(/policy is invalid/);
+  }
+});
+
 test('the telemetry event of a finished backup carries counts and a source without its SAS', () => {
   const { backupCompletedEvent } = require('../functions/telemetry') as typeof import('../functions/telemetry');
   const event = backupCompletedEvent(

@@ -10,10 +10,12 @@ import { deriveBackupId } from '../core';
 import { LocalApp, startLocalApp } from '../runtime/localApp';
 import { findFunction } from '../runtime/registry';
 import { decodeMessageText } from '../runtime/queueTriggers';
-import { appStartSlots } from '../functions/backupStartQueue';
-import { BACKUP_STARTS_QUEUE, startsContainer } from '../functions/startBudget';
+import { appStartSlots, handleBackupStart } from '../functions/backupStartQueue';
+import { BACKUP_STARTS_QUEUE, startRecordDays, startsContainer } from '../functions/startBudget';
 import { encodeStartMessage, firedAtOf, firingOf, parseStartMessage, StartMessage, startIdFor } from '../functions/startMessages';
-import { listStartRecords } from '../functions/startRecords';
+import { listStartRecords, writeStartRecord } from '../functions/startRecords';
+import { runScheduledBackups } from '../functions/scheduledBackups';
+import { appSettings } from '../functions/settings';
 import { sealRef } from '../functions/sealedRefs';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
 
@@ -39,6 +41,7 @@ beforeAll(async () => {
   env = await startEnv();
   await env.makeDisk('q-a.vhd', 1 * MiB, [{ offset: 0, length: 64 * KiB, kind: 'random', seed: 71 }]);
   await env.makeDisk('q-b.vhd', 1 * MiB, [{ offset: 64 * KiB, length: 64 * KiB, kind: 'random', seed: 72 }]);
+  await env.makeDisk('q-c.vhd', 1 * MiB, [{ offset: 0, length: 64 * KiB, kind: 'random', seed: 73 }]);
   app = await startLocalApp({
     taskHub: { connectionString: env.az.accounts.vault.connectionString },
     appSettings: { ...env.appSettings(), PAGEWISE_MAX_RUNNING_BACKUPS: '1', PAGEWISE_START_DEFER_SECONDS: '1' },
@@ -126,4 +129,67 @@ test('a failing start records its reason, poisoned at the last attempt, and GET 
   expect(listed.starts).toHaveLength(3);
   expect(listed.poisonQueue.name).toBe('pagewise-backup-starts-poison');
   expect((await app.host.dispatchHttp({ method: 'GET', url: 'http://127.0.0.1:7071/api/starts?state=lost' })).status).toBe(400);
+});
+
+test('a start whose orchestration cannot be started after it took its slots gives both slots back and records why', async () => {
+  const c = diskMessage('q-c.vhd');
+  const idC = await deriveBackupId({ url: env.sourceUrl('q-c.vhd') }, 64 * KiB);
+  const account = new URL(env.sourceUrl('q-c.vhd')).hostname.split('.')[0].toLowerCase();
+  const slots = appStartSlots(client());
+  // The real durable client, but its start fails permanently (as when the task hub's storage refuses it): after the slots are taken.
+  const refusing = new Proxy(client(), {
+    get: (target, name) => (name === 'startNew' ? async () => Promise.reject(new Error('the task hub refused the start (injected)')) : Reflect.get(target, name)),
+  });
+  const fn = findFunction('backupStartQueue', 'storageQueueTrigger');
+  const context = app.host.contextFor(fn, { dequeueCount: 5 } as never);
+  await expect(handleBackupStart(c, refusing, context)).rejects.toThrow('the task hub refused the start (injected)');
+
+  expect(await app.runtime.getStatus(`backup-${idC}`)).toBeUndefined();
+  expect(await hubHolders()).toEqual([]);
+  expect([...(await slots.holders({ kind: 'account', name: account })).values()]).toEqual([]);
+  const [record] = await listStartRecords(startsContainer(), { prefix: c.startId });
+  expect(record).toMatchObject({ startId: c.startId, state: 'poisoned', attempts: 5, reason: 'the task hub refused the start (injected)' });
+
+  // The slots were free to take: the next delivery starts the backup.
+  await app.host.invokeQueue('backupStartQueue', c, { dequeueCount: 1 });
+  expect(await hubHolders()).toEqual([`backup-${idC}`]);
+  expect((await app.runtime.waitForCompletion(`backup-${idC}`, { timeoutInMs: 60_000 })).runtimeStatus).toBe('Completed');
+  expect(await hubHolders()).toEqual([]);
+});
+
+test('PAGEWISE_START_RECORD_DAYS: default 30, whole days from 1 to 3650, a clear error naming the setting otherwise', () => {
+  expect([startRecordDays({}), startRecordDays({ PAGEWISE_START_RECORD_DAYS: ' 7 ' }), startRecordDays({ PAGEWISE_START_RECORD_DAYS: '3650' })]).toEqual([30, 7, 3650]);
+  for (const bad of ['0', '3651', '1.5', '-1', 'month']) {
+    expect(() => startRecordDays({ PAGEWISE_START_RECORD_DAYS: bad })).toThrow(/^app setting PAGEWISE_START_RECORD_DAYS must be a whole number from 1 to 3650, got "/);
+  }
+});
+
+test('the timer run deletes the start records older than the retention, failed and poisoned alike, and keeps the younger', async () => {
+  const container = startsContainer();
+  const old = (n: number) => `start-200001010000-${String(n).repeat(24)}`;
+  await writeStartRecord(container, { startId: old(1), kind: 'disk', target: 'https://a.blob.core.windows.net/c/old1.vhd', state: 'failing', reason: 'gone', attempts: 1 });
+  await writeStartRecord(container, { startId: old(2), kind: 'vm', target: '/subscriptions/x/vm', state: 'poisoned', reason: 'gone', attempts: 5 });
+  const before = await listStartRecords(container, { limit: 10_000 });
+  // Last-Modified is to the second: the cut falls a whole second after the old records and before the young one.
+  await new Promise((r) => setTimeout(r, 1100));
+  const cut = new Date();
+  await new Promise((r) => setTimeout(r, 1100));
+  const young = 'start-209912312359-' + 'f'.repeat(24);
+  await writeStartRecord(container, { startId: young, kind: 'disk', target: 'https://a.blob.core.windows.net/c/young.vhd', state: 'poisoned', reason: 'still shown', attempts: 5 });
+
+  // A timer firing 30 days (the default) after the cut, with a policy of nothing due.
+  const settings = appSettings() as Record<string, string | undefined>;
+  const policy = settings.PAGEWISE_BACKUP_POLICY;
+  settings.PAGEWISE_BACKUP_POLICY = '{"disks":[]}';
+  try {
+    const timer = findFunction('scheduledBackups', 'timerTrigger');
+    const run = await runScheduledBackups(client(), app.host.contextFor(timer), new Date(cut.getTime() + 30 * 24 * 3600_000));
+    expect(run.queued).toEqual([]);
+    expect(run.startRecordsDeleted).toBe(before.length);
+  } finally {
+    settings.PAGEWISE_BACKUP_POLICY = policy;
+  }
+  expect(before.map((r) => r.startId)).toEqual(expect.arrayContaining([old(1), old(2)]));
+  const after = await listStartRecords(container, { limit: 10_000 });
+  expect(after.map((r) => [r.startId, r.state, r.reason])).toEqual([[young, 'poisoned', 'still shown']]);
 });

@@ -15,9 +15,9 @@ import { runScheduledBackups } from '../functions/scheduledBackups';
 import { vmBackupInstanceId } from '../orchestrations/instanceIds';
 import { VmBackupOrchestrationInput, VmBackupOutput, VmBackupStatus, VmOrchestrators } from '../orchestrations/vmContracts';
 import { LocalApp, startLocalApp } from '../runtime/localApp';
-import { registeredFunctions } from '../runtime/functionsCore';
 import { findFunction } from '../runtime/registry';
-import { ComputeStandIn, startComputeStandIn } from './harness/compute-standin';
+import { ComputeStandIn, standInAppSettings, startComputeStandIn } from './harness/compute-standin';
+import { holdVmBatches } from './harness/hold-vm-batches';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
 import { jsonRequest } from './harness/http-request';
 
@@ -53,10 +53,7 @@ beforeAll(async () => {
     taskHub: { connectionString: env.az.accounts.vault.connectionString },
     appSettings: {
       ...env.appSettings(),
-      PAGEWISE_ARM_ENDPOINT: standin.endpoint,
-      PAGEWISE_ARM_TOKEN: standin.token,
-      // The stand-in answers at once: its long-running operations polled every 20 ms, not the SDK's 2 s.
-      PAGEWISE_ARM_POLL_MS: '20',
+      ...standInAppSettings(standin),
       PAGEWISE_VM_DISK_CONCURRENCY: '2',
       // The timer's policy: every VM tagged backup=nightly, and one of them again by ID (backed up once).
       // The timer starts each due backup itself (#17 start mode direct; the queue-fed starts are test/fleet.test.ts's).
@@ -84,14 +81,7 @@ test('POST /api/vm-backups backs up every disk of the VM; the status shows each 
   await writeDisk(vm.disks[2].diskId, 0, 128 * KiB);
 
   // Hold the VM disks' batch activities until the test has read the live status: no dependence on timing.
-  const activity = registeredFunctions().get('runBackupBatch')!;
-  const original = activity.handler;
-  let release!: () => void;
-  const held = new Promise<void>((resolve) => (release = resolve));
-  activity.handler = async (input: unknown, ...rest: unknown[]) => {
-    if ((input as { vmCapture?: boolean }).vmCapture) await held;
-    return original(input, ...rest);
-  };
+  const letGo = holdVmBatches();
   let body: Record<string, unknown>;
   try {
     const started = await app.host.invokeHttp('startVmBackup', jsonRequest('POST', '/api/vm-backups', { vmId: vm.vmId }));
@@ -120,8 +110,7 @@ test('POST /api/vm-backups backs up every disk of the VM; the status shows each 
     expect(beside.status).toBe(409);
     expect((await json(beside)).detail).toBe(`a backup of VM ${vm.vmId} is already running (${vmBackupInstanceId(id)}); start another when it has finished`);
   } finally {
-    release();
-    activity.handler = original;
+    letGo();
   }
   const id = body.id as string;
   const done = await app.runtime.waitForCompletion(vmBackupInstanceId(id), { timeoutInMs: 90_000 });

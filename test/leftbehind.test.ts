@@ -20,7 +20,8 @@ import { backupInstanceId, vmBackupInstanceId } from '../orchestrations/instance
 import type { VmBackupStatus } from '../orchestrations/vmContracts';
 import { registeredFunctions } from '../runtime/functionsCore';
 import { LocalApp, startLocalApp } from '../runtime/localApp';
-import { ComputeStandIn, startComputeStandIn } from './harness/compute-standin';
+import { ComputeStandIn, standInAppSettings, startComputeStandIn } from './harness/compute-standin';
+import { holdVmBatches } from './harness/hold-vm-batches';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
 import { jsonRequest } from './harness/http-request';
 
@@ -44,9 +45,7 @@ beforeAll(async () => {
     taskHub: { connectionString: env.az.accounts.vault.connectionString },
     appSettings: {
       ...env.appSettings(),
-      PAGEWISE_ARM_ENDPOINT: standin.endpoint,
-      PAGEWISE_ARM_TOKEN: standin.token,
-      PAGEWISE_ARM_POLL_MS: '20',
+      ...standInAppSettings(standin),
       PAGEWISE_SWEEP_SCOPES: standin.subscriptionId,
     },
     log: (_level, message) => logs.push(message),
@@ -212,14 +211,7 @@ test('the sweeper deletes an orphan capture past its grace and keeps an untagged
   // A running VM backup (another VM), held in its disk's batches; its capture looks old, as after a long copy.
   const other = await standin.addVm({ resourceGroup: 'sweep', name: 'busy', osDiskBytes: 1 * MiB });
   await standin.diskBlob(other.disks[0].diskId).uploadPages(randomBytes(64 * KiB), 0, 64 * KiB);
-  const activity = registeredFunctions().get('runBackupBatch')!;
-  const original = activity.handler;
-  let release!: () => void;
-  const held = new Promise<void>((resolve) => (release = resolve));
-  activity.handler = async (input: unknown, ...rest: unknown[]) => {
-    if ((input as { vmCapture?: boolean }).vmCapture) await held;
-    return original(input, ...rest);
-  };
+  const letGo = holdVmBatches();
   let report: SweepReport;
   let running: string;
   let runningId: string;
@@ -238,8 +230,7 @@ test('the sweeper deletes an orphan capture past its grace and keeps an untagged
 
     report = await runSnapshotSweep(app.host.durableClient(), new InvocationContext({ functionName: 'sweepSnapshots' }), new Date(now));
   } finally {
-    release();
-    activity.handler = original;
+    letGo();
   }
   expect(report.deleted).toEqual([orphan]);
   const keptOf = (id: string) => report.kept.find((k) => k.id === id)?.reason;

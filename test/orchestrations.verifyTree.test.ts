@@ -35,6 +35,14 @@ test('a 32 TiB disk in 1 GiB windows: 32,768 windows in 33 ranges, every history
   expect([windowPagesFor(RESTORE_WINDOW_BYTES.min, PAGE), windowPagesFor(RESTORE_WINDOW_BYTES.max, PAGE)]).toEqual([1, 4096]);
 });
 
+test('a window size out of bounds is refused naming the setting, for restores and verifications alike', () => {
+  for (const bad of [RESTORE_WINDOW_BYTES.min - 1, RESTORE_WINDOW_BYTES.max + 1, 4096.5]) {
+    expect(() => windowPagesFor(bad, PAGE)).toThrow(
+      `the window of a restore or verification (windowBytes, app setting PAGEWISE_RESTORE_WINDOW_BYTES) must be 512 to 17179869184 bytes, got ${bad}`,
+    );
+  }
+});
+
 describe('the real verify orchestrators over a simulated 1,050-window plan', () => {
   const WINDOWS = 1050; // two ranges: r0+1000 and r1000+50
   const IN_FLIGHT = 4;

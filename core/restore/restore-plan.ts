@@ -20,7 +20,7 @@ import { assertPageBlobSize, isBlobTarget } from './restore';
 import { readTargetState, restoreMarks, RESTORE_OPERATION_RE } from './restore-marks';
 import { assertDiskWriteTarget } from './target-guard';
 
-/** Bytes of disk one restore window covers (PAGEWISE_RESTORE_WINDOW_BYTES): whole pages, at least one. */
+/** Bytes of disk one restore or verify window covers (PAGEWISE_RESTORE_WINDOW_BYTES): whole pages, at least one. */
 export const RESTORE_WINDOW_BYTES: CountBounds = { min: SECTOR, max: 16 * GiB, default: GiB };
 
 /** What every step of a fan-out restore is given: the restore request (no device: a device is written by the streaming restore alone). */
@@ -60,7 +60,7 @@ export interface RestorePlan {
 
 export function windowPagesFor(windowBytes: number, pageSize: number): number {
   if (!Number.isSafeInteger(windowBytes) || windowBytes < RESTORE_WINDOW_BYTES.min || windowBytes > RESTORE_WINDOW_BYTES.max) {
-    throw new PagewiseError('BadInput', `a restore window must be ${RESTORE_WINDOW_BYTES.min} to ${RESTORE_WINDOW_BYTES.max} bytes, got ${windowBytes}`);
+    throw new PagewiseError('BadInput', `the window of a restore or verification (windowBytes, app setting PAGEWISE_RESTORE_WINDOW_BYTES) must be ${RESTORE_WINDOW_BYTES.min} to ${RESTORE_WINDOW_BYTES.max} bytes, got ${windowBytes}`);
   }
   return Math.max(1, Math.floor(windowBytes / pageSize));
 }

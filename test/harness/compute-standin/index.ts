@@ -88,6 +88,11 @@ export interface ComputeStandIn {
   stop(): Promise<void>;
 }
 
+/** The app settings that point an app's ARM calls at the stand-in, its long-running operations polled every 20 ms (not the SDK's 2 s). */
+export function standInAppSettings(standin: Pick<ComputeStandIn, 'endpoint' | 'token'>): Record<string, string> {
+  return { PAGEWISE_ARM_ENDPOINT: standin.endpoint, PAGEWISE_ARM_TOKEN: standin.token, PAGEWISE_ARM_POLL_MS: '20' };
+}
+
 export const STANDIN_SUBSCRIPTION = '00000000-0000-4000-8000-00000000c0de';
 
 export interface StandInOptions {
