@@ -124,7 +124,7 @@ const restorePlan: JSONSchemaType<RestorePlan> = {
     version: { type: 'integer', const: RESTORE_PLAN_VERSION },
     operationId,
     backupId,
-    kind: { type: 'string', enum: ['blob', 'file'] },
+    kind: { type: 'string', enum: ['blob', 'file', 'managedDisk'] },
     display: { type: 'string', minLength: 1, maxLength: 4096 },
     overwrite: { type: 'boolean' },
     diskBytes: count(MAX_SOURCE_DISK_BYTES),
@@ -142,6 +142,7 @@ const restorePlan: JSONSchemaType<RestorePlan> = {
       additionalProperties: false,
       nullable: true,
     },
+    dataBytes: { ...count(MAX_SOURCE_DISK_BYTES), nullable: true },
   },
   required: ['version', 'operationId', 'backupId', 'kind', 'display', 'overwrite', 'diskBytes', 'pageSize', 'pageCount', 'windowPages', 'windowCount', 'entryCount', 'entryBytes'],
   additionalProperties: false,
@@ -154,14 +155,22 @@ const restorePlanInput: JSONSchemaType<Omit<RestorePlanInput, 'target'> & { targ
   additionalProperties: false,
 };
 
-const stepProperties = { backupId, target: plainRef, plan: restorePlan } as const;
-const restoreStep: JSONSchemaType<Omit<RestoreStepInput, 'target'> & { target: BlobTarget }> = {
+/** A step's target: a URL, or a managed disk's write grant the plan activity sealed (functions/compute.ts grantedSource; opened only with its seal). */
+const grantRef = {
+  type: 'object',
+  properties: { url, sealedSas, grantedBy: { type: 'string', enum: ['compute'], nullable: true }, grantSeal: { type: 'string', pattern: '^[0-9a-f]{64}$', nullable: true } },
+  required: ['url'],
+  additionalProperties: false,
+} as const;
+type StepTarget = Omit<DiskRef, 'managedDisk'>;
+const stepProperties = { backupId, target: grantRef, plan: restorePlan } as const;
+const restoreStep: JSONSchemaType<Omit<RestoreStepInput, 'target'> & { target: StepTarget }> = {
   type: 'object',
   properties: stepProperties,
   required: ['backupId', 'target', 'plan'],
   additionalProperties: false,
 };
-const restoreWindow: JSONSchemaType<Omit<RestoreWindowInput, 'target'> & { target: BlobTarget }> = {
+const restoreWindow: JSONSchemaType<Omit<RestoreWindowInput, 'target'> & { target: StepTarget }> = {
   type: 'object',
   properties: { ...stepProperties, window: count(MAX_PAGES) },
   required: ['backupId', 'target', 'plan', 'window'],
