@@ -7,7 +7,7 @@
 import Ajv, { JSONSchemaType } from 'ajv';
 import { BACKUP_ID_RE, MAX_SOURCE_DISK_BYTES, PagewiseError, RESTORE_OPERATION_RE, RESTORE_PLAN_VERSION, SEALED_SAS_RE } from '../core';
 import type { RestorePlan } from '../core';
-import type { BackupActivityInput, DiskRef, PruneOrchestrationInput, RestorePlanInput, RestoreStepInput, RestoreWindowInput, VerifyOrchestrationInput, VerifyWindowInput } from '../orchestrations/contracts';
+import type { BackupActivityInput, DiskRef, ManagedDiskPlanInput, PruneOrchestrationInput, RestorePlanInput, RestoreStepInput, RestoreWindowInput, VerifyOrchestrationInput, VerifyWindowInput } from '../orchestrations/contracts';
 import { engineOverrideProperties } from './engineOverrideSchema';
 import { pruneRequestProperties } from './pruneRequestSchema';
 import { describeSchemaErrors } from './schemaErrors';
@@ -178,6 +178,30 @@ const restoreWindow: JSONSchemaType<Omit<RestoreWindowInput, 'target'> & { targe
 };
 
 export const restorePlanActivityInput = checker('planRestore', restorePlanInput);
+
+// #17 mdrestore: a managed-disk restore's plan input (core checks every ARM name again: core/vm/arm-ids.ts).
+const armName = { type: 'string', minLength: 1, maxLength: 90 } as const;
+const managedDiskTargetSchema = {
+  type: 'object',
+  properties: {
+    subscriptionId: armName,
+    resourceGroup: armName,
+    name: armName,
+    location: { type: 'string', minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9]+$' },
+    sku: { type: 'string', minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_]+$', nullable: true },
+    zone: { type: 'string', minLength: 1, maxLength: 8, pattern: '^[0-9]+$', nullable: true },
+  },
+  required: ['subscriptionId', 'resourceGroup', 'name', 'location'],
+  additionalProperties: false,
+} as const;
+export { managedDiskTargetSchema };
+const managedDiskPlanInput: JSONSchemaType<ManagedDiskPlanInput> = {
+  type: 'object',
+  properties: { backupId, managedDisk: managedDiskTargetSchema, operationId },
+  required: ['backupId', 'managedDisk', 'operationId'],
+  additionalProperties: false,
+};
+export const managedDiskPlanActivityInput = checker('planManagedDiskRestore', managedDiskPlanInput);
 export const restoreStepActivityInput = checker('restore step', restoreStep);
 export const restoreWindowActivityInput = checker('restoreWindow', restoreWindow);
 
