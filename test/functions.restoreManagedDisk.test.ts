@@ -16,17 +16,19 @@ let standin: ComputeStandIn;
 let app: LocalApp;
 let backupId: string;
 let diskSha: string;
-const WINDOW = 512 * KiB; // 2 MiB: 4 windows
+const WINDOW = 5 * MiB; // 20 MiB (Azure's smallest upload disk): 4 windows
+const SIZE = 20 * MiB;
 const RG = 'rg-restored';
 
 beforeAll(async () => {
   env = await startEnv();
   standin = await startComputeStandIn(env.az);
-  const disk = await env.makeDisk('md.vhd', 2 * MiB, [
+  // Data in every window, holes between, a short run at the very end (just before the footer).
+  const disk = await env.makeDisk('md.vhd', SIZE, [
     { offset: 0, length: 96 * KiB, kind: 'text', seed: 1 },
-    { offset: 600 * KiB, length: 200 * KiB, kind: 'random', seed: 2 },
-    { offset: 1300 * KiB, length: 60 * KiB, kind: 'text', seed: 3 },
-    { offset: 2 * MiB - 8 * KiB, length: 8 * KiB, kind: 'random', seed: 4 },
+    { offset: 6 * MiB, length: 200 * KiB, kind: 'random', seed: 2 },
+    { offset: 13 * MiB, length: 60 * KiB, kind: 'text', seed: 3 },
+    { offset: SIZE - 8 * KiB, length: 8 * KiB, kind: 'random', seed: 4 },
   ]);
   diskSha = disk.sha256;
   backupId = (await backupDisk({ source: disk.source, vault: env.vault, userKey: env.userKey, pageSize: 64 * KiB, cacheBytes: 256 * KiB })).backupId;
@@ -61,14 +63,14 @@ test('a backup restores to a new managed disk in 4 windows: its bytes, a valid f
   const status = await restore(instanceId, 'md-ok');
   expect([status.runtimeStatus, typeof status.output === 'string' ? status.output : '']).toEqual(['Completed', '']);
   const reader = await openBackupSource(env.vault, backupId, env.userKey);
-  expect(status.output as RestoreOrchestrationOutput).toMatchObject({ backupId, target: diskIdOf('md-ok'), diskBytes: 2 * MiB, windows: 4, pagesWritten: reader.entryCount });
+  expect(status.output as RestoreOrchestrationOutput).toMatchObject({ backupId, target: diskIdOf('md-ok'), diskBytes: SIZE, windows: 4, pagesWritten: reader.entryCount });
   const bytes = await standin.diskBlob(diskIdOf('md-ok')).downloadToBuffer();
-  expect(bytes.length).toBe(2 * MiB + 512);
-  expect(createHash('sha256').update(bytes.subarray(0, 2 * MiB)).digest('hex')).toBe(diskSha);
-  expect(parseVhdFooter(bytes.subarray(2 * MiB))).toMatchObject({ diskType: 'fixed', currentSize: 2 * MiB, creatorApplication: 'pgws' });
+  expect(bytes.length).toBe(SIZE + 512);
+  expect(createHash('sha256').update(bytes.subarray(0, SIZE)).digest('hex')).toBe(diskSha);
+  expect(parseVhdFooter(bytes.subarray(SIZE))).toMatchObject({ diskType: 'fixed', currentSize: SIZE, creatorApplication: 'pgws' });
   const resource = diskResource('md-ok')!;
   expect(resource.tags).toEqual({ pagewise: 'restored', 'pagewise-restore': instanceId });
-  expect(resource.properties).toMatchObject({ creationData: { createOption: 'Upload', uploadSizeBytes: 2 * MiB + 512 } });
+  expect(resource.properties).toMatchObject({ creationData: { createOption: 'Upload', uploadSizeBytes: SIZE + 512 } });
   expect(resource.standIn).toMatchObject({ vhdFooter: 'valid' });
   expect(standin.activeGrants()).toEqual([]);
   expect(standin.calls().filter((c) => c.op === 'disks.grantAccess')).toHaveLength(1); // one grant, sealed to the windows
