@@ -10,6 +10,7 @@ import { LocalApp, startLocalApp } from '../runtime/localApp';
 import { ComputeStandIn, startComputeStandIn } from './harness/compute-standin';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
 import { createHash } from 'node:crypto';
+import { jsonRequest } from './harness/http-request';
 
 let env: TestEnv;
 let standin: ComputeStandIn;
@@ -92,6 +93,25 @@ test('an existing disk name is refused before anything is created or granted', a
   expect(creates()).toBe(made);
   expect(standin.calls().length).toBeGreaterThan(before); // it looked
   expect(diskResource('md-ok')!.tags).toEqual({ pagewise: 'restored', 'pagewise-restore': 'restore-md-ok' });
+});
+
+test('POST /api/restores with a managedDisk: started (202) and restored; bad names 400, an existing disk 409, target beside it 400', async () => {
+  const post = (body: unknown) => app.host.invokeHttp('startRestore', jsonRequest('POST', '/api/restores', body));
+  const bad = await post({ backupId, managedDisk: { ...target('bad name!'), name: 'bad name!' } });
+  expect(bad.status).toBe(400);
+  const traversal = await post({ backupId, managedDisk: { ...target('x'), resourceGroup: '../rg' } });
+  expect(traversal.status).toBe(400);
+  expect((await post({ backupId, managedDisk: { ...target('x'), extra: 1 } })).status).toBe(400);
+  expect((await post({ backupId, managedDisk: target('x'), target: { url: env.targetUrl('x.vhd') } })).status).toBe(400);
+  const exists = await post({ backupId, managedDisk: target('md-ok') });
+  expect(exists.status).toBe(409);
+  const started = await post({ backupId, managedDisk: target('md-http') });
+  expect(started.status).toBe(202);
+  const { id } = (await started.json()) as { id: string };
+  const status = await app.runtime.waitForCompletion(id, { timeoutInMs: 60_000 });
+  expect(status.runtimeStatus).toBe('Completed');
+  expect(diskResource('md-http')).toMatchObject({ standIn: { vhdFooter: 'valid' } });
+  expect(standin.activeGrants()).toEqual([]);
 });
 
 test('a window failing mid-way abandons: the grant revoked, the incomplete disk left and named, nothing else made', async () => {
