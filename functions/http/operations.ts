@@ -26,7 +26,7 @@ df.app.client.http('startRestore', {
     const body = await validBody(request, validators.startRestore);
     const settings = readSettings();
     if (body.managedDisk) return startManagedDiskRestore(request, client, body.backupId, body.managedDisk, body.target !== undefined || body.overwrite !== undefined);
-    if (!body.target) throw new ProblemError(400, 'BadRequest', 'give the restore a target ({ "url": … }) or a managedDisk ({ "resourceGroup": …, "name": … })');
+    if (!body.target) throw new ProblemError(400, 'BadRequestBody', '(body) is missing the required field "target" (or "managedDisk", a restore to a new managed disk)');
     const target = body.target;
     assertAllowedAccount(settings, target.url, 'blob', 'target.url');
     const input: RestoreOrchestrationInput = { backupId: body.backupId, target, overwrite: body.overwrite ?? false };
@@ -44,7 +44,7 @@ df.app.client.http('startRestore', {
  * name (409: never overwritten, no `overwrite`), the backup unreadable: all said before anything is started.
  */
 function startManagedDiskRestore(request: HttpRequest, client: df.DurableClient, backupId: string, managedDisk: ManagedDiskTargetInput, withTargetFields: boolean): Promise<HttpResponse> {
-  if (withTargetFields) throw new ProblemError(400, 'BadRequest', 'a managedDisk restore takes neither target nor overwrite: it creates a new disk and never overwrites one');
+  if (withTargetFields) throw new ProblemError(400, 'BadRequestBody', 'a managedDisk restore takes neither target nor overwrite: it creates a new disk and never overwrites one');
   targetDiskId(managedDisk);
   const input: ManagedDiskRestoreInput = { backupId, managedDisk };
   return startOperation(request, client, 'restore', input, async () => {
