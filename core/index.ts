@@ -217,3 +217,7 @@ export type { SlotScope, SlotScopeKind, HeldSlot, HolderRunning, TakeResult } fr
 export { forEachLimited } from './concurrency';
 // #15 speed (part S): FastCDC's masks, for the bench's JavaScript gear loops (bench/lib/gear-js.ts).
 export { spreadMask } from './repo/v2/chunker';
+// #17 follow-up mdrestore — restore fan-out to a new managed disk (docs/VM.md, docs/DURABLE.md "Restore fan-out").
+export { planManagedDiskRestore, finalizeManagedDiskRestore, abandonManagedDiskRestore, RESTORE_OPERATION_TAG } from './vm/restore-vm-fanout';
+export type { ManagedDiskPlan, ManagedDiskPlanRequest, ManagedDiskStepRequest } from './vm/restore-vm-fanout';
+export { newDiskId, targetDiskId } from './vm/managed-disk-steps';

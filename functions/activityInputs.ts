@@ -7,7 +7,7 @@
 import Ajv, { JSONSchemaType } from 'ajv';
 import { BACKUP_ID_RE, MAX_SOURCE_DISK_BYTES, PagewiseError, RESTORE_OPERATION_RE, RESTORE_PLAN_VERSION, SEALED_SAS_RE } from '../core';
 import type { RestorePlan } from '../core';
-import type { BackupActivityInput, DiskRef, PruneOrchestrationInput, RestorePlanInput, RestoreStepInput, RestoreWindowInput, VerifyOrchestrationInput, VerifyWindowInput } from '../orchestrations/contracts';
+import type { BackupActivityInput, DiskRef, ManagedDiskPlanInput, PruneOrchestrationInput, RestorePlanInput, RestoreStepInput, RestoreWindowInput, VerifyOrchestrationInput, VerifyWindowInput } from '../orchestrations/contracts';
 import { engineOverrideProperties } from './engineOverrideSchema';
 import { pruneRequestProperties } from './pruneRequestSchema';
 import { describeSchemaErrors } from './schemaErrors';
@@ -124,7 +124,7 @@ const restorePlan: JSONSchemaType<RestorePlan> = {
     version: { type: 'integer', const: RESTORE_PLAN_VERSION },
     operationId,
     backupId,
-    kind: { type: 'string', enum: ['blob', 'file'] },
+    kind: { type: 'string', enum: ['blob', 'file', 'managedDisk'] },
     display: { type: 'string', minLength: 1, maxLength: 4096 },
     overwrite: { type: 'boolean' },
     diskBytes: count(MAX_SOURCE_DISK_BYTES),
@@ -142,6 +142,7 @@ const restorePlan: JSONSchemaType<RestorePlan> = {
       additionalProperties: false,
       nullable: true,
     },
+    dataBytes: { ...count(MAX_SOURCE_DISK_BYTES), nullable: true },
   },
   required: ['version', 'operationId', 'backupId', 'kind', 'display', 'overwrite', 'diskBytes', 'pageSize', 'pageCount', 'windowPages', 'windowCount', 'entryCount', 'entryBytes'],
   additionalProperties: false,
@@ -154,14 +155,22 @@ const restorePlanInput: JSONSchemaType<Omit<RestorePlanInput, 'target'> & { targ
   additionalProperties: false,
 };
 
-const stepProperties = { backupId, target: plainRef, plan: restorePlan } as const;
-const restoreStep: JSONSchemaType<Omit<RestoreStepInput, 'target'> & { target: BlobTarget }> = {
+/** A step's target: a URL, or a managed disk's write grant the plan activity sealed (functions/compute.ts grantedSource; opened only with its seal). */
+const grantRef = {
+  type: 'object',
+  properties: { url, sealedSas, grantedBy: { type: 'string', enum: ['compute'], nullable: true }, grantSeal: { type: 'string', pattern: '^[0-9a-f]{64}$', nullable: true } },
+  required: ['url'],
+  additionalProperties: false,
+} as const;
+type StepTarget = Omit<DiskRef, 'managedDisk'>;
+const stepProperties = { backupId, target: grantRef, plan: restorePlan } as const;
+const restoreStep: JSONSchemaType<Omit<RestoreStepInput, 'target'> & { target: StepTarget }> = {
   type: 'object',
   properties: stepProperties,
   required: ['backupId', 'target', 'plan'],
   additionalProperties: false,
 };
-const restoreWindow: JSONSchemaType<Omit<RestoreWindowInput, 'target'> & { target: BlobTarget }> = {
+const restoreWindow: JSONSchemaType<Omit<RestoreWindowInput, 'target'> & { target: StepTarget }> = {
   type: 'object',
   properties: { ...stepProperties, window: count(MAX_PAGES) },
   required: ['backupId', 'target', 'plan', 'window'],
@@ -169,6 +178,30 @@ const restoreWindow: JSONSchemaType<Omit<RestoreWindowInput, 'target'> & { targe
 };
 
 export const restorePlanActivityInput = checker('planRestore', restorePlanInput);
+
+// #17 mdrestore: a managed-disk restore's plan input (core checks every ARM name again: core/vm/arm-ids.ts).
+const armName = { type: 'string', minLength: 1, maxLength: 90 } as const;
+const managedDiskTargetSchema = {
+  type: 'object',
+  properties: {
+    subscriptionId: armName,
+    resourceGroup: armName,
+    name: armName,
+    location: { type: 'string', minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9]+$' },
+    sku: { type: 'string', minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_]+$', nullable: true },
+    zone: { type: 'string', minLength: 1, maxLength: 8, pattern: '^[0-9]+$', nullable: true },
+  },
+  required: ['subscriptionId', 'resourceGroup', 'name', 'location'],
+  additionalProperties: false,
+} as const;
+export { managedDiskTargetSchema };
+const managedDiskPlanInput: JSONSchemaType<ManagedDiskPlanInput> = {
+  type: 'object',
+  properties: { backupId, managedDisk: managedDiskTargetSchema, operationId },
+  required: ['backupId', 'managedDisk', 'operationId'],
+  additionalProperties: false,
+};
+export const managedDiskPlanActivityInput = checker('planManagedDiskRestore', managedDiskPlanInput);
 export const restoreStepActivityInput = checker('restore step', restoreStep);
 export const restoreWindowActivityInput = checker('restoreWindow', restoreWindow);
 

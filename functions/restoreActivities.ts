@@ -4,24 +4,27 @@
  */
 import * as df from 'durable-functions';
 import type { InvocationContext } from '@azure/functions';
-import { abandonRestore, BATCHES_IN_FLIGHT, finalizeRestore, planRestore, restoreWindow } from '../core';
+import { abandonManagedDiskRestore, abandonRestore, BATCHES_IN_FLIGHT, finalizeManagedDiskRestore, finalizeRestore, planManagedDiskRestore, planRestore, restoreWindow } from '../core';
 import type { RestoreStepRequest } from '../core';
 import { Activities, DiskRef, RestorePlanOutput } from '../orchestrations/contracts';
-import { restorePlanActivityInput, restoreStepActivityInput, restoreWindowActivityInput } from './activityInputs';
+import { managedDiskPlanActivityInput, restorePlanActivityInput, restoreStepActivityInput, restoreWindowActivityInput } from './activityInputs';
+import { grantedSource } from './compute';
+import { vmCompute } from './vmCompute';
 import { reportingPermanentFailures } from './permanentFailures';
 import { assertNotBeingBackedUp } from './prechecks';
-import { allowedBlob, readSettings, readUserKey, restoreWindowBytes } from './settings';
+import { allowedSource, readSettings, readUserKey, restoreWindowBytes } from './settings';
 import { shutdownSignal } from './shutdown';
 
 /** A step's core request: the target opened and allow-list checked, vault and key from the app settings. */
-function stepRequest(backupId: string, target: Pick<DiskRef, 'url' | 'sealedSas'>): RestoreStepRequest {
+function stepRequest(backupId: string, target: Omit<DiskRef, 'managedDisk'>): RestoreStepRequest {
   const settings = readSettings();
   const userKey = readUserKey();
   return {
     backupId,
     vault: settings.vault,
     userKey,
-    target: allowedBlob(settings, target, userKey, 'the restore target URL'),
+    // A managed disk's write grant is accepted only with the seal the plan activity put on it (functions/compute.ts).
+    target: allowedSource(settings, target, userKey, 'the restore target URL'),
     abortSignal: shutdownSignal(),
     ...(settings.engine.concurrency ? { concurrency: settings.engine.concurrency } : {}),
   };
@@ -60,6 +63,46 @@ df.app.activity(Activities.abandonRestore, {
     const { backupId, target, plan } = restoreStepActivityInput(input);
     const result = await abandonRestore(stepRequest(backupId, target), plan);
     context.log(`restore ${plan.operationId} of backup ${backupId} abandoned: ${result.removed ? 'its target removed' : 'nothing of it left to remove'}`);
+    return result;
+  }),
+});
+
+// #17 mdrestore: a restore to a new managed disk. One write grant, opened by the plan and revoked by finalize or
+// abandon, travels sealed (its SAS encrypted and MAC-bound under the app's key) to the windows: re-granting per
+// activity would have concurrent windows replace one another's grant (Compute keeps one per disk) and revoke it.
+df.app.activity(Activities.planManagedDiskRestore, {
+  handler: reportingPermanentFailures(async (input: unknown, context: InvocationContext): Promise<RestorePlanOutput> => {
+    const { backupId, managedDisk, operationId } = managedDiskPlanActivityInput(input);
+    const settings = readSettings();
+    const userKey = readUserKey();
+    const { plan, grantUrl } = await planManagedDiskRestore({
+      compute: vmCompute(),
+      disk: managedDisk,
+      backupId,
+      vault: settings.vault,
+      userKey,
+      operationId,
+      windowBytes: restoreWindowBytes(),
+      abortSignal: shutdownSignal(),
+      ...(settings.engine.concurrency ? { concurrency: settings.engine.concurrency } : {}),
+    });
+    context.log(`restore ${operationId} of backup ${backupId} to the managed disk ${managedDisk.name}: ${plan.windowCount} windows of ${plan.windowPages} pages`);
+    return { plan, windowsInFlight: settings.batchesInFlight ?? BATCHES_IN_FLIGHT.default, target: grantedSource(grantUrl, userKey, settings.allowedEndpoints) };
+  }),
+});
+
+df.app.activity(Activities.finalizeManagedDiskRestore, {
+  handler: reportingPermanentFailures(async (input: unknown) => {
+    const { backupId, target, plan } = restoreStepActivityInput(input);
+    return finalizeManagedDiskRestore({ ...stepRequest(backupId, target), compute: vmCompute() }, plan);
+  }),
+});
+
+df.app.activity(Activities.abandonManagedDiskRestore, {
+  handler: reportingPermanentFailures(async (input: unknown, context: InvocationContext) => {
+    const { backupId, target, plan } = restoreStepActivityInput(input);
+    const result = await abandonManagedDiskRestore({ ...stepRequest(backupId, target), compute: vmCompute() }, plan);
+    context.log(`restore ${plan.operationId} of backup ${backupId} abandoned: its grant revoked${result.incompleteDisk ? `; the incomplete managed disk ${result.incompleteDisk} is left for you to delete` : ''}`);
     return result;
   }),
 });

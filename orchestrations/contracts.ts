@@ -20,6 +20,8 @@ export const Orchestrators = {
   restoreWindowRange: 'restoreWindowRangeOrchestrator',
   /** #17 V: a range of verify windows (orchestrations/verifyBackup.ts). */
   verifyWindowRange: 'verifyWindowRangeOrchestrator',
+  /** #17 mdrestore: a restore to a new managed disk (plan creates it and grants write; windows; finalize writes the footer, revokes). */
+  restoreManagedDisk: 'restoreManagedDiskOrchestrator',
 } as const;
 
 export const Activities = {
@@ -48,6 +50,10 @@ export const Activities = {
   verifyWindow: 'verifyWindow',
   /** #17 B: gives a queued backup's start slots back when it ends (orchestrations/startSlots.ts). */
   releaseStartSlots: 'releaseStartSlots',
+  /** #17 mdrestore: a managed-disk restore's own steps (core planManagedDiskRestore, finalizeManagedDiskRestore, abandonManagedDiskRestore); its windows are restoreWindow's. */
+  planManagedDiskRestore: 'planManagedDiskRestore',
+  finalizeManagedDiskRestore: 'finalizeManagedDiskRestore',
+  abandonManagedDiskRestore: 'abandonManagedDiskRestore',
 } as const;
 
 /** Engine settings a caller may override per run; everything else comes from app settings. */
@@ -314,6 +320,8 @@ export interface RestorePlanInput {
 export interface RestorePlanOutput {
   plan: RestorePlan;
   windowsInFlight: number;
+  /** A managed-disk restore: the disk's write grant, sealed (functions/compute.ts grantedSource): the later steps' target. */
+  target?: DiskRef;
 }
 
 /** What the window, finalize and abandon activities receive: the restore and its plan. */
@@ -342,6 +350,30 @@ export interface RestoreProgressStatus extends OperationProgressStatus {
 
 /** The restore orchestration's output: core's result and its windows. */
 export type RestoreOrchestrationOutput = RestoreResult & { windows: number };
+
+// #17 mdrestore — a restore fan-out to a new managed disk (docs/DURABLE.md "Restore fan-out", docs/VM.md).
+
+/** Where a managed-disk restore creates its disk (core ManagedDiskTarget; the restore sets its size and tags). */
+export interface ManagedDiskTargetInput {
+  subscriptionId: string;
+  resourceGroup: string;
+  name: string;
+  location: string;
+  sku?: string;
+  zone?: string;
+}
+
+export interface ManagedDiskRestoreInput extends OperationInputBase {
+  backupId: string;
+  managedDisk: ManagedDiskTargetInput;
+}
+
+/** The managed-disk plan activity's input. */
+export interface ManagedDiskPlanInput {
+  backupId: string;
+  managedDisk: ManagedDiskTargetInput;
+  operationId: string;
+}
 
 export type { BatchSummary, BackupResult, ForgetReport, PruneReport, RestorePlan, RestoreResult, RestoreWindowSummary, VerifyResult };
 

@@ -3,7 +3,7 @@ import * as df from 'durable-functions';
 import { backupBatchRangeOrchestrator, backupDiskOrchestrator } from './backupDisk';
 import { Orchestrators } from './contracts';
 import { markingFailure } from './failedStatus';
-import { restoreDiskOrchestrator, restoreWindowRangeOrchestrator } from './restoreDisk';
+import { restoreDiskOrchestrator, restoreManagedDiskOrchestrator, restoreWindowRangeOrchestrator } from './restoreDisk';
 import { verifyBackupOrchestrator, verifyWindowRangeOrchestrator } from './verifyBackup';
 import { settleBlobOrchestrator } from './settleBlob';
 import { backupVmDiskOrchestrator, backupVmOrchestrator } from './backupVm';
@@ -20,3 +20,5 @@ df.app.orchestration(Orchestrators.settleBlob, settleBlobOrchestrator);
 // VM backups (#16): a disk's sub-orchestration reports its outcome rather than fail; the VM's marks its own failure.
 df.app.orchestration(VmOrchestrators.backupVm, markingFailure(releasingStartSlots(backupVmOrchestrator)));
 df.app.orchestration(VmOrchestrators.backupVmDisk, backupVmDiskOrchestrator);
+// #17 mdrestore: a restore to a new managed disk (its windows are restoreWindowRange's).
+df.app.orchestration(Orchestrators.restoreManagedDisk, markingFailure(restoreManagedDiskOrchestrator));

@@ -10,6 +10,9 @@ import { addWindowSummaries, NO_WINDOWS } from '../core';
 import type { RestorePlan, RestoreWindowSummary } from '../core';
 import {
   Activities,
+  DiskRef,
+  ManagedDiskPlanInput,
+  ManagedDiskRestoreInput,
   OperationProgressStatus,
   Orchestrators,
   RestoreOrchestrationInput,
@@ -49,21 +52,32 @@ function statusOf(phase: OperationProgressStatus['phase'], backupId: string, pla
   return { phase, backupId, pagesDone: done.pages, pagesTotal: plan.entryCount, bytesDone: done.bytes, bytesTotal: plan.entryBytes, windowsTotal: plan.windowCount, windowsDone: done.windows };
 }
 
-export const restoreDiskOrchestrator: OrchestrationHandler = function* (context: OrchestrationContext) {
-  const input = context.df.getInput() as RestoreOrchestrationInput;
+/** The activities a restore's plan, finalize and abandon are (a blob or file target, or a new managed disk), and the plan's input. */
+interface RestoreSteps {
+  plan: string;
+  planInput: unknown;
+  finalize: string;
+  abandon: string;
+  /** The later steps' target, unless the plan hands back its own (a managed disk's sealed grant). */
+  target?: DiskRef;
+}
+
+function* runRestore(context: OrchestrationContext, input: { backupId: string; retry?: RestoreRangeInput['retry'] }, steps: RestoreSteps): Generator<Task, RestoreOrchestrationOutput, unknown> {
   const retry = retryOptions(input.retry);
   // Replay-safe clock: the restore's duration counts from the orchestration's start.
   const startedAt = context.df.currentUtcDateTime.getTime();
   context.df.setCustomStatus(statusOf('restoring', input.backupId, undefined, NO_WINDOWS));
-  const planInput: RestorePlanInput = { backupId: input.backupId, target: input.target, ...(input.overwrite !== undefined ? { overwrite: input.overwrite } : {}), operationId: context.df.instanceId };
-  // A failed plan leaves nothing (it removes what it made itself): no abandon step.
-  const { plan, windowsInFlight } = outcome<RestorePlanOutput>(yield context.df.callActivityWithRetry(Activities.planRestore, retry, planInput));
-  const step: RestoreStepInput = { backupId: input.backupId, target: input.target, plan };
+  // A failed plan leaves nothing (it removes what it made itself, or names the disk it could not): no abandon step.
+  const planned = outcome<RestorePlanOutput>(yield context.df.callActivityWithRetry(steps.plan, retry, steps.planInput));
+  const { plan, windowsInFlight } = planned;
+  const target = planned.target ?? steps.target;
+  if (!target) throw new Error(`the ${steps.plan} activity returned no target`);
+  const step: RestoreStepInput = { backupId: input.backupId, target, plan };
   const publish = (done: RestoreWindowSummary) => context.df.setCustomStatus(statusOf('restoring', input.backupId, plan, done));
   try {
     const rangeInput: RestoreRangeInput = { step, range: { first: 0, count: plan.windowCount }, windowsInFlight, ...(input.retry ? { retry: input.retry } : {}) };
     const done = yield* runAllWindows(context, restoreFanOut, fanOutRun(rangeInput, publish), plan.windowCount);
-    const finalized = outcome<{ backupId: string; target: string; diskBytes: number }>(yield context.df.callActivityWithRetry(Activities.finalizeRestore, retry, step));
+    const finalized = outcome<{ backupId: string; target: string; diskBytes: number }>(yield context.df.callActivityWithRetry(steps.finalize, retry, step));
     context.df.setCustomStatus(statusOf('done', input.backupId, plan, done));
     return {
       ...finalized,
@@ -74,12 +88,25 @@ export const restoreDiskOrchestrator: OrchestrationHandler = function* (context:
     } satisfies RestoreOrchestrationOutput;
   } catch (err) {
     try {
-      yield context.df.callActivityWithRetry(Activities.abandonRestore, retry, step);
+      yield context.df.callActivityWithRetry(steps.abandon, retry, step);
     } catch {
       // The restore's own failure is the one to report; a target abandon could not remove stays marked incomplete.
     }
     throw err;
   }
+}
+
+export const restoreDiskOrchestrator: OrchestrationHandler = function* (context: OrchestrationContext) {
+  const input = context.df.getInput() as RestoreOrchestrationInput;
+  const planInput: RestorePlanInput = { backupId: input.backupId, target: input.target, ...(input.overwrite !== undefined ? { overwrite: input.overwrite } : {}), operationId: context.df.instanceId };
+  return yield* runRestore(context, input, { plan: Activities.planRestore, planInput, finalize: Activities.finalizeRestore, abandon: Activities.abandonRestore, target: input.target });
+};
+
+/** #17 mdrestore: a restore to a new managed disk — the same windows, through the disk's sealed write grant. */
+export const restoreManagedDiskOrchestrator: OrchestrationHandler = function* (context: OrchestrationContext) {
+  const input = context.df.getInput() as ManagedDiskRestoreInput;
+  const planInput: ManagedDiskPlanInput = { backupId: input.backupId, managedDisk: input.managedDisk, operationId: context.df.instanceId };
+  return yield* runRestore(context, input, { plan: Activities.planManagedDiskRestore, planInput, finalize: Activities.finalizeManagedDiskRestore, abandon: Activities.abandonManagedDiskRestore });
 };
 
 /** A range of restore windows: itself (a leaf, its window activities in waves) or through child ranges. */

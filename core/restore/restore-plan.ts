@@ -40,8 +40,8 @@ export interface RestorePlan {
   version: typeof RESTORE_PLAN_VERSION;
   operationId: string;
   backupId: string;
-  kind: 'blob' | 'file';
-  /** The target as shown (a URL without its SAS, or the file's real path). */
+  kind: 'blob' | 'file' | 'managedDisk';
+  /** The target as shown (a URL without its SAS, the file's real path, or a managed disk's ARM ID). */
   display: string;
   overwrite: boolean;
   diskBytes: number;
@@ -56,6 +56,8 @@ export interface RestorePlan {
   partial?: string;
   /** A file target that existed (overwrite): the file the rename may replace, and no other. */
   replaces?: { dev: number; ino: number };
+  /** A managed-disk target (core/vm/restore-vm-fanout.ts): its data bytes, before the VHD footer (diskBytes less a backup's own footer slot). */
+  dataBytes?: number;
 }
 
 export function windowPagesFor(windowBytes: number, pageSize: number): number {
@@ -80,7 +82,8 @@ export async function planRestore(req: RestorePlanRequest): Promise<RestorePlan>
   return isBlobTarget(req.target.url) ? planBlobRestore(req, windowBytes) : planFileRestore(req, windowBytes);
 }
 
-async function readFacts(req: RestorePlanRequest, windowBytes: number) {
+/** The backup's facts a plan holds, its disk cut into windows of `windowBytes`. */
+export async function readRestoreFacts(req: Omit<RestorePlanRequest, 'target'>, windowBytes: number) {
   const reader = await openBackupSource(req.vault, req.backupId, req.userKey, { abortSignal: req.abortSignal });
   const pages = windowPagesFor(windowBytes, reader.pageSize);
   return {
@@ -106,7 +109,7 @@ async function planBlobRestore(req: RestorePlanRequest, windowBytes: number): Pr
   // A retried plan finds the target it made itself (marked with its operation): made again, not refused.
   const existing = await readTargetState(client, req.backupId, req.operationId, what);
   if (existing && !existing.own && !req.overwrite) throw new PagewiseError('TargetExists', `${what} already exists; pass --force to overwrite it`);
-  const facts = await readFacts(req, windowBytes);
+  const facts = await readRestoreFacts(req, windowBytes);
   assertPageBlobSize(facts.diskBytes);
   try {
     if (existing) await client.delete({ conditions: { ifMatch: existing.etag } });
@@ -123,7 +126,7 @@ async function planBlobRestore(req: RestorePlanRequest, windowBytes: number): Pr
 async function planFileRestore(req: RestorePlanRequest, windowBytes: number): Promise<RestorePlan> {
   const overwrite = req.overwrite ?? false;
   const { target, before } = await checkFileTarget(req.target.url, overwrite, req.keepFiles);
-  const facts = await readFacts(req, windowBytes);
+  const facts = await readRestoreFacts(req, windowBytes);
   const { partial, handle } = await createPartialFile(target, facts.diskBytes);
   await handle.close();
   // Plaintext disk data: removed if this process exits before finalize or abandon (a later step then fails and abandons).
@@ -140,6 +143,11 @@ export async function assertPlanOf(req: RestoreStepRequest, plan: RestorePlan): 
   if (plan.version !== RESTORE_PLAN_VERSION) throw bad(`format ${String(plan.version)}, this version reads ${RESTORE_PLAN_VERSION}`);
   if (plan.backupId !== req.backupId) throw bad(`it restores backup ${plan.backupId}`);
   if (!RESTORE_OPERATION_RE.test(plan.operationId)) throw bad('its operation ID is invalid');
+  if (plan.kind === 'managedDisk') {
+    // Its target is the app's own write grant (sealed with the app's key: functions/compute.ts), never a caller's URL.
+    if (req.target.managedDiskGrant !== true || plan.dataBytes === undefined || plan.dataBytes > plan.diskBytes) throw bad('another target');
+    return;
+  }
   if (plan.kind === 'blob') {
     if (!isBlobTarget(req.target.url) || displayUrl(req.target.url) !== plan.display) throw bad('another target');
     return;

@@ -14,6 +14,7 @@ import { putPages } from './restore';
 import { assertOwnIncomplete } from './restore-marks';
 import { assertPlanOf, RestorePlan, RestoreStepRequest, windowPages } from './restore-plan';
 import { writePages } from './write-pages';
+import { diskPageWriter } from '../vm/managed-disk-steps';
 
 /** What a window wrote: its pages (plaintext bytes at their real length) and the bytes sent to the target. */
 export interface RestoreWindowSummary {
@@ -65,6 +66,11 @@ async function openWindowSink(req: RestoreStepRequest, plan: RestorePlan): Promi
   if (plan.kind === 'file') {
     const handle = await reopenPartialFile(plan.partial!, plan.diskBytes);
     return { dense: false, write: (offset, data) => writeFileAt(handle, offset, data), commit: () => handle.close(), abandon: () => handle.close() };
+  }
+  if (plan.kind === 'managedDisk') {
+    // Pages through the disk's write grant, short of the footer slot (finalize writes the footer).
+    const writer = diskPageWriter(req.target, plan.dataBytes!, `the managed disk ${plan.display.split('/').pop()}`);
+    return { dense: false, write: async (offset, data, abortSignal) => void (await writer.write(offset, data, abortSignal)), commit: async () => {}, abandon: async () => {} };
   }
   const { client } = targetBlobClient(req.target);
   const what = `the restore target ${displayUrl(req.target.url)}`;

@@ -43,7 +43,7 @@ function armFailure(err: unknown, what: string, creating = false): never {
 }
 
 /** A managed disk as VmDiskInfo (lun null: a disk on its own belongs to no VM slot). */
-function diskInfoOf(disk: Disk, id: string): VmDiskInfo & { diskState?: string } {
+function diskInfoOf(disk: Disk, id: string): VmDiskInfo & { diskState?: string; tags?: Record<string, string> } {
   const sizeBytes = disk.diskSizeBytes ?? (disk.diskSizeGB !== undefined ? disk.diskSizeGB * 1024 * MiB : 0);
   return {
     id,
@@ -58,6 +58,7 @@ function diskInfoOf(disk: Disk, id: string): VmDiskInfo & { diskState?: string }
     ...(disk.uniqueId ? { uniqueId: disk.uniqueId } : {}),
     ...(disk.securityProfile?.securityType ? { securityType: disk.securityProfile.securityType } : {}),
     ...(disk.diskState ? { diskState: disk.diskState } : {}),
+    ...(disk.tags ? { tags: { ...disk.tags } } : {}),
   };
 }
 

@@ -110,7 +110,7 @@ export interface VmCaptureCompute {
 
 /** The provisioning half (vmrestore: core/vm/arm-provision.ts). */
 export interface VmProvisioningCompute {
-  getDisk(diskId: string): Promise<VmDiskInfo & { diskState?: string }>;
+  getDisk(diskId: string): Promise<VmDiskInfo & { diskState?: string; tags?: Record<string, string> }>;
   /** createOption Upload, uploadSizeBytes = sizeBytes + 512 (the VHD footer). */
   createUploadDisk(spec: NewDiskSpec): Promise<string /* disk ID */>;
   /** A write SAS URL (a secret). */

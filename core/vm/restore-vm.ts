@@ -4,26 +4,17 @@
  * from the VM manifest's configuration. Nothing that exists is overwritten; every write grant is revoked.
  */
 import { PagewiseError, isPagewiseError, isTransient } from '../errors';
-import { MAX_PUT_PAGE_BYTES } from '../limits';
 import { PageSink, PreparedTarget } from '../restore/file-target';
-import { putPages, restoreToTarget } from '../restore/restore';
-import { assertDiskWriteTarget } from '../restore/target-guard';
-import { targetBlobClient } from '../storage/clients';
+import { restoreToTarget } from '../restore/restore';
 import { EngineSettings, OperationProgress, StorageLocation } from '../types';
 import { isArmNotFound } from './arm-capture';
-import { assertNetworkInterfaceId, assertResourceGroupName, assertResourceName, assertSubscriptionId, diskIdOf, parseVmId, vmIdOf } from './arm-ids';
-import { assertUploadDiskSize, endsInFooterSlot } from './arm-provision';
-import type { NewDiskSpec, VmCompute } from './compute';
+import { assertNetworkInterfaceId, assertResourceGroupName, assertResourceName, assertSubscriptionId, parseVmId, vmIdOf } from './arm-ids';
+import type { VmCompute } from './compute';
+import { createRestoreDisk, diskPageWriter, grantLocation, incompleteDiskError, ManagedDiskTarget, newDiskId, RESTORE_GRANT_SECONDS, RESTORED_TAGS, uploadDataBytes } from './managed-disk-steps';
 import { readVmManifest, VmManifest, VmManifestDisk } from './vm-manifest';
-import { VHD_FOOTER_BYTES, vhdFooter } from './vhd-footer';
 
-/** How long a restore's write grant lives: long enough for a large disk at a slow link (it is revoked when done). */
-export const RESTORE_GRANT_SECONDS = 24 * 3600;
-/** The tag on what a restore creates: never `pagewise=taken`, which Pagewise alone may delete. */
-export const RESTORED_TAGS: Readonly<Record<string, string>> = { pagewise: 'restored' };
-
-/** Where a restored disk goes: a new disk's spec less what the backup decides (its size) and what the restore sets (its tags). */
-export type ManagedDiskTarget = Omit<NewDiskSpec, 'sizeBytes' | 'tags'>;
+export { RESTORE_GRANT_SECONDS, RESTORED_TAGS } from './managed-disk-steps';
+export type { ManagedDiskTarget } from './managed-disk-steps';
 
 export interface ManagedDiskRestoreRequest {
   compute: VmCompute;
@@ -45,30 +36,6 @@ export interface ManagedDiskRestoreResult {
   putPages: number;
 }
 
-/** Whether Compute knows a disk of this ID (a disk that cannot be read for another reason is an error). */
-async function diskExists(compute: VmCompute, diskId: string): Promise<boolean> {
-  try {
-    await compute.getDisk(diskId);
-    return true;
-  } catch (err) {
-    if (isPagewiseError(err, 'TargetNotFound') || isArmNotFound(err)) return false;
-    throw err;
-  }
-}
-
-/** The checked ARM ID of a new disk; refuses one that exists, before anything is created or written. */
-async function newDiskId(compute: VmCompute, target: ManagedDiskTarget): Promise<string> {
-  const diskId = diskIdOf({
-    subscriptionId: assertSubscriptionId(target.subscriptionId),
-    resourceGroup: assertResourceGroupName(target.resourceGroup),
-    diskName: assertResourceName(target.name, 'the disk name'),
-  });
-  if (await diskExists(compute, diskId)) {
-    throw new PagewiseError('TargetExists', `the managed disk ${target.name} already exists in ${target.resourceGroup}; Pagewise restores only to a new disk`);
-  }
-  return diskId;
-}
-
 /**
  * Restores a disk backup to a new managed disk: Upload disk created at the backup's size, write grant,
  * non-hole runs in Put Pages of at most 4 MiB, the VHD footer last, revoke (also after a failure, which
@@ -86,30 +53,18 @@ export async function restoreBackupToManagedDisk(req: ManagedDiskRestoreRequest)
   const prepared: PreparedTarget = {
     display: what,
     async open(diskBytes: number): Promise<PageSink> {
-      const dataBytes = endsInFooterSlot(diskBytes) ? diskBytes - VHD_FOOTER_BYTES : diskBytes;
-      assertUploadDiskSize(dataBytes, `the backup ${req.backupId} (its disk)`);
-      await compute.createUploadDisk({ ...target, sizeBytes: dataBytes, tags: { ...RESTORED_TAGS } });
+      const dataBytes = uploadDataBytes(diskBytes, req.backupId);
+      await createRestoreDisk(compute, target, dataBytes);
       created = true;
       granted = true; // before the call: a grant whose answer was lost is revoked too (revoking none is harmless)
       const url = await compute.grantDiskWrite(diskId, req.grantSeconds ?? RESTORE_GRANT_SECONDS);
-      // The URL is the app's own grant: only then may it be on a managed-disk host (and never in a vault).
-      const location: StorageLocation = { url, managedDiskGrant: true };
-      await assertDiskWriteTarget(location, what, [req.vault]);
-      const { client } = targetBlobClient(location, what);
-      const put = async (offset: number, data: Buffer, abortSignal?: AbortSignal) => {
-        await putPages(client, offset, data, what, abortSignal);
-        putPageCount += Math.ceil(data.length / MAX_PUT_PAGE_BYTES);
-      };
+      const writer = diskPageWriter(await grantLocation(url, what, [req.vault]), dataBytes, what, (n) => (putPageCount += n));
       return {
         dense: false,
         async write(offset, data, abortSignal) {
-          // The backup's own footer slot is left to the new footer.
-          const part = data.subarray(0, Math.max(0, Math.min(data.length, dataBytes - offset)));
-          if (part.length === 0) return;
-          await put(offset, part, abortSignal);
-          dataWritten += part.length;
+          dataWritten += await writer.write(offset, data, abortSignal);
         },
-        commit: () => put(dataBytes, vhdFooter(dataBytes)),
+        commit: () => writer.writeFooter(),
         async abandon() {}, // the disk stays (no delete through a grant); the error names it
       };
     },
@@ -127,15 +82,8 @@ export async function restoreBackupToManagedDisk(req: ManagedDiskRestoreRequest)
       failure ??= err;
     }
   }
-  if (failure !== undefined) throw incomplete(failure, created ? target.name : undefined);
+  if (failure !== undefined) throw incompleteDiskError(failure, created ? target.name : undefined);
   return { diskId, bytesWritten: dataWritten, putPages: putPageCount };
-}
-
-/** The restore's error, saying which disk it left behind incomplete (the code kept: a transient failure stays one). */
-function incomplete(err: unknown, diskName: string | undefined): unknown {
-  if (!diskName) return err;
-  const message = `${err instanceof Error ? err.message : String(err)}; the managed disk ${diskName} it created is incomplete: delete it, or restore again under another name`;
-  return new PagewiseError(isPagewiseError(err) ? err.code : 'TargetUnreachable', message, { cause: err });
 }
 
 export interface VmRestoreRequest {

@@ -4,8 +4,10 @@
  */
 import * as df from 'durable-functions';
 import { HttpRequest, HttpResponse } from '@azure/functions';
-import { Orchestrators, RestoreOrchestrationInput, VerifyOrchestrationInput } from '../../orchestrations/contracts';
-import { problem } from '../problems';
+import { ManagedDiskRestoreInput, ManagedDiskTargetInput, Orchestrators, RestoreOrchestrationInput, VerifyOrchestrationInput } from '../../orchestrations/contracts';
+import { newDiskId, targetDiskId } from '../../core';
+import { problem, ProblemError } from '../problems';
+import { vmCompute } from '../vmCompute';
 import { assertAllowedAccount, readSettings, readUserKey } from '../settings';
 import { sealRef } from '../sealedRefs';
 import { checkBackupReadable, checkRestoreTarget } from '../prechecks';
@@ -23,16 +25,33 @@ df.app.client.http('startRestore', {
     assertKnownQuery(request, []); // a misplaced ?overwrite=true must not be silently ignored
     const body = await validBody(request, validators.startRestore);
     const settings = readSettings();
-    assertAllowedAccount(settings, body.target.url, 'blob', 'target.url');
-    const input: RestoreOrchestrationInput = { backupId: body.backupId, target: body.target, overwrite: body.overwrite ?? false };
+    if (body.managedDisk) return startManagedDiskRestore(request, client, body.backupId, body.managedDisk, body.target !== undefined || body.overwrite !== undefined);
+    if (!body.target) throw new ProblemError(400, 'BadRequestBody', '(body) is missing the required field "target" (or "managedDisk", a restore to a new managed disk)');
+    const target = body.target;
+    assertAllowedAccount(settings, target.url, 'blob', 'target.url');
+    const input: RestoreOrchestrationInput = { backupId: body.backupId, target, overwrite: body.overwrite ?? false };
     return startOperation(request, client, 'restore', input, async () => {
       // A target in the vault or on a disk being backed up (400), unknown backup (404), wrong key or
       // incomplete backup (409), existing target (409): say so now.
-      await checkRestoreTarget(settings, client, body.target.url, input.overwrite ?? false);
+      await checkRestoreTarget(settings, client, target.url, input.overwrite ?? false);
       await checkBackupReadable(settings, body.backupId);
     });
   }),
 });
+
+/**
+ * #17 mdrestore: a restore to a new managed disk. Its names by core's strict ARM rules (400), a disk of that
+ * name (409: never overwritten, no `overwrite`), the backup unreadable: all said before anything is started.
+ */
+function startManagedDiskRestore(request: HttpRequest, client: df.DurableClient, backupId: string, managedDisk: ManagedDiskTargetInput, withTargetFields: boolean): Promise<HttpResponse> {
+  if (withTargetFields) throw new ProblemError(400, 'BadRequestBody', 'a managedDisk restore takes neither target nor overwrite: it creates a new disk and never overwrites one');
+  targetDiskId(managedDisk);
+  const input: ManagedDiskRestoreInput = { backupId, managedDisk };
+  return startOperation(request, client, 'restore', input, async () => {
+    await newDiskId(vmCompute(), managedDisk);
+    await checkBackupReadable(readSettings(), backupId);
+  });
+}
 
 df.app.client.http('startVerification', {
   route: 'verifications',
@@ -56,7 +75,7 @@ async function startOperation(
   request: HttpRequest,
   client: df.DurableClient,
   kind: 'restore' | 'verify',
-  input: RestoreOrchestrationInput | VerifyOrchestrationInput,
+  input: RestoreOrchestrationInput | VerifyOrchestrationInput | ManagedDiskRestoreInput,
   precheck: () => Promise<void>,
 ): Promise<HttpResponse> {
   const key = idempotencyKeyOf(request);
@@ -69,7 +88,7 @@ async function startOperation(
     return startedResponse(request, client, route, instanceId, { instanceId, started: false, status: existing });
   }
   await precheck();
-  const orchestrator = kind === 'restore' ? Orchestrators.restoreDisk : Orchestrators.verifyBackup;
+  const orchestrator = 'managedDisk' in input ? Orchestrators.restoreManagedDisk : kind === 'restore' ? Orchestrators.restoreDisk : Orchestrators.verifyBackup;
   // A keyed operation that failed stays failed under its key: a retry of the request is a new key.
   const started = await startOnce(client, orchestrator, instanceId, { ...sealedInput(input), requestFingerprint }, { restartFailed: false });
   if (!started.started && started.status) assertSameRequest(kind, started.status.input, requestFingerprint); // lost a race on the key
@@ -77,7 +96,8 @@ async function startOperation(
 }
 
 /** The operation's input as it may enter the task hub: its target's or source's SAS sealed. */
-function sealedInput(input: RestoreOrchestrationInput | VerifyOrchestrationInput): RestoreOrchestrationInput | VerifyOrchestrationInput {
+function sealedInput(input: RestoreOrchestrationInput | VerifyOrchestrationInput | ManagedDiskRestoreInput): RestoreOrchestrationInput | VerifyOrchestrationInput | ManagedDiskRestoreInput {
+  if ('managedDisk' in input) return input; // names only: no SAS
   const userKey = readUserKey();
   if ('target' in input) return { ...input, target: sealRef(input.target, userKey) };
   return input.source ? { ...input, source: sealRef(input.source, userKey) } : input;

@@ -4,6 +4,8 @@ import { engineOverrideProperties } from '../engineOverrideSchema';
 import { pruneRequestProperties } from '../pruneRequestSchema';
 import { describeSchemaErrors } from '../schemaErrors';
 import { BACKUP_ID_RE } from '../../core';
+import { managedDiskTargetSchema } from '../activityInputs';
+import type { ManagedDiskTargetInput } from '../../orchestrations/contracts';
 
 export interface DiskRefBody {
   url: string;
@@ -22,8 +24,10 @@ export interface StartBackupBody {
 
 export interface StartRestoreBody {
   backupId: string;
-  target: DiskRefBody;
+  /** A page blob or file target; or `managedDisk` (#17 mdrestore): exactly one of the two. */
+  target?: DiskRefBody;
   overwrite?: boolean;
+  managedDisk?: ManagedDiskTargetInput;
 }
 
 export interface StartVerificationBody {
@@ -54,8 +58,8 @@ const startBackup: JSONSchemaType<StartBackupBody> = {
 
 const startRestore: JSONSchemaType<StartRestoreBody> = {
   type: 'object',
-  properties: { backupId, target: diskRef, overwrite: { type: 'boolean', nullable: true } },
-  required: ['backupId', 'target'],
+  properties: { backupId, target: { ...diskRef, nullable: true }, overwrite: { type: 'boolean', nullable: true }, managedDisk: { ...managedDiskTargetSchema, nullable: true } },
+  required: ['backupId'],
   additionalProperties: false,
 };
 
