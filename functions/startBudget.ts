@@ -52,6 +52,21 @@ export function startBudget(env: Env = appSettings()): StartBudget {
 }
 
 /**
+ * Service clients of the host storage, one per connection: every start and slot release used to build its
+ * own (a pipeline, a parsed connection string, a credential), a measurable share of a fleet's CPU.
+ */
+const serviceClients = new Map<string, unknown>();
+const MAX_SERVICE_CLIENTS = 16;
+
+function reused<T>(key: string, make: () => T): T {
+  if (!serviceClients.has(key)) {
+    if (serviceClients.size >= MAX_SERVICE_CLIENTS) serviceClients.clear(); // settings that change often (tests): no growth
+    serviceClients.set(key, make());
+  }
+  return serviceClients.get(key) as T;
+}
+
+/**
  * The host storage as the Functions host resolves a connection: the connection string in
  * `AzureWebJobsStorage`, or an identity-based connection — `AzureWebJobsStorage__blobServiceUri` /
  * `__queueServiceUri`, or `AzureWebJobsStorage__accountName` (infra/ sets this one) on the cloud of
@@ -60,15 +75,15 @@ export function startBudget(env: Env = appSettings()): StartBudget {
  */
 function hostService<T>(env: Env, service: 'blob' | 'queue', fromString: (cs: string) => T, fromUri: (uri: string) => T): T {
   const cs = env[HOST_STORAGE_CONNECTION]?.trim();
-  if (cs) return fromString(cs);
+  if (cs) return reused(`${service}\n${cs}`, () => fromString(cs));
   const uri = env[`${HOST_STORAGE_CONNECTION}__${service}ServiceUri`]?.trim();
-  if (uri) return fromUri(uri);
+  if (uri) return reused(`${service}\n${uri}`, () => fromUri(uri));
   const account = env[`${HOST_STORAGE_CONNECTION}__accountName`]?.trim().toLowerCase();
   if (account) {
     if (!/^[a-z0-9]{3,24}$/.test(account)) throw new PagewiseError('BadInput', `app setting ${HOST_STORAGE_CONNECTION}__accountName is not a storage account name`);
     const suffix = env.PAGEWISE_STORAGE_SUFFIX?.trim().toLowerCase() || CLOUD_SUFFIXES[0];
     if (!(CLOUD_SUFFIXES as readonly string[]).includes(suffix)) throw new PagewiseError('BadInput', `PAGEWISE_STORAGE_SUFFIX must be one of ${CLOUD_SUFFIXES.join(', ')}`);
-    return fromUri(`https://${account}.${service}.${suffix}`);
+    return reused(`${service}\n${account}.${suffix}`, () => fromUri(`https://${account}.${service}.${suffix}`));
   }
   throw new PagewiseError('BadInput', `app setting ${HOST_STORAGE_CONNECTION} (or ${HOST_STORAGE_CONNECTION}__accountName, or __${service}ServiceUri) is required for queue-fed backup starts`);
 }

@@ -3,7 +3,7 @@
  * first confirms the lease, so a runtime that lost it (frozen past its lease, broken by an operator, taken
  * over) writes no instance state over what the new holder writes. Reads pass through.
  */
-import type { InstanceRecord, InstanceStore } from './durable/instanceStore';
+import type { InstanceEntry, InstanceRecord, InstanceStore } from './durable/instanceStore';
 import type { TaskHubLease } from './taskHubLease';
 
 export class FencedInstanceStore implements InstanceStore {
@@ -33,5 +33,9 @@ export class FencedInstanceStore implements InstanceStore {
 
   list(): Promise<InstanceRecord[]> {
     return this.inner.list();
+  }
+
+  entries(prefix?: string): Promise<InstanceEntry[]> {
+    return this.inner.entries ? this.inner.entries(prefix) : this.inner.list().then((all) => all.map(({ instanceId, runtimeStatus }) => ({ instanceId, runtimeStatus })));
   }
 }

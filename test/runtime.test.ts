@@ -142,6 +142,23 @@ test('a duplicate start with the same instance ID makes one run', async () => {
   expect(calls.rtSquare).toBe(1);
 });
 
+test('instances are listed from memory for this runtime and from their stored records for another, filtered by prefix and status', async () => {
+  await runtime.startNew('rtChild', { instanceId: 'list-a', input: 2 });
+  await runtime.startNew('rtChild', { instanceId: 'list-b', input: 3 });
+  await runtime.waitForCompletion('list-a', { timeoutInMs: 30_000 });
+  await runtime.waitForCompletion('list-b', { timeoutInMs: 30_000 });
+  expect(runtime.localInstances({ prefix: 'list-' }).map((s) => [s.instanceId, s.runtimeStatus])).toEqual([['list-a', 'Completed'], ['list-b', 'Completed']]);
+  expect((await runtime.listInstances({ prefix: 'list-' })).map((s) => s.instanceId)).toEqual(['list-a', 'list-b']);
+  await runtime.stop(); // its final checkpoints are written
+  const other = new DurableRuntime({ store: new BlobInstanceStore(container) });
+  expect(other.localInstances()).toEqual([]);
+  const stored = await other.listInstances({ prefix: 'list-' });
+  expect(stored.map((s) => [s.instanceId, s.runtimeStatus, s.output])).toEqual([['list-a', 'Completed', 4], ['list-b', 'Completed', 9]]);
+  expect(await other.listInstances({ prefix: 'list-', runtimeStatus: ['Running', 'Pending'] })).toEqual([]);
+  expect(await other.listInstances({ prefix: 'list-x' })).toEqual([]);
+  await other.stop();
+});
+
 test('a failed instance started again runs afresh, its failed sub-orchestration included', async () => {
   childFailuresLeft = 1;
   calls.rtChildWork = 0;

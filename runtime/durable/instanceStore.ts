@@ -58,6 +58,18 @@ export interface InstanceStore {
   load(instanceId: string): Promise<InstanceRecord | undefined>;
   list(): Promise<InstanceRecord[]>;
   remove(instanceId: string): Promise<boolean>;
+  /**
+   * The stored instances' IDs (those starting with `prefix`) and, where the store keeps it beside the
+   * record, their status — without reading the records: a runtime lists what it runs from memory and
+   * reads only the others.
+   */
+  entries?(prefix?: string): Promise<InstanceEntry[]>;
+}
+
+export interface InstanceEntry {
+  instanceId: string;
+  /** As of the record's last write (absent when the store does not keep it apart). */
+  runtimeStatus?: RuntimeStatus;
 }
 
 const blobName = (instanceId: string) => `instances/${encodeURIComponent(instanceId)}.json`;
@@ -125,6 +137,17 @@ export class BlobInstanceStore implements InstanceStore {
     return out;
   }
 
+  async entries(prefix = ''): Promise<InstanceEntry[]> {
+    await this.ensureContainer();
+    const out: InstanceEntry[] = [];
+    // Encoding is per character, so an encoded prefix selects exactly the encoded IDs that start with it.
+    for await (const blob of this.container.listBlobsFlat({ prefix: `instances/${encodeURIComponent(prefix)}`, includeMetadata: true })) {
+      const status = blob.metadata?.runtimestatus;
+      out.push({ instanceId: decodeURIComponent(blob.name.slice('instances/'.length, -'.json'.length)), ...(isStatus(status) ? { runtimeStatus: status } : {}) });
+    }
+    return out;
+  }
+
   async remove(instanceId: string): Promise<boolean> {
     await this.ensureContainer();
     const response = await this.container.getBlockBlobClient(blobName(instanceId)).deleteIfExists();
@@ -154,7 +177,13 @@ export class MemoryInstanceStore implements InstanceStore {
   async remove(instanceId: string): Promise<boolean> {
     return this.records.delete(instanceId);
   }
+  async entries(prefix = ''): Promise<InstanceEntry[]> {
+    return [...this.records.keys()].filter((id) => id.startsWith(prefix)).map((instanceId) => ({ instanceId }));
+  }
 }
+
+const STATUSES: readonly RuntimeStatus[] = ['Pending', 'Running', 'Completed', 'Failed', 'Terminated'];
+const isStatus = (value: string | undefined): value is RuntimeStatus => (STATUSES as readonly (string | undefined)[]).includes(value);
 
 function meta(record: InstanceRecord): Record<string, string> {
   return { runtimestatus: record.runtimeStatus, name: record.name };
