@@ -67,8 +67,14 @@ export async function writePages<E extends PageRef>(reader: BackupSource<E>, ent
     const data = extent.parts.length === 1 ? extent.parts[0] : Buffer.concat(extent.parts, extent.length);
     await sink.write(extent.offset, data, signal);
     options.onWrite?.(data.length);
-    for (const page of extent.pages) if (--page.writes === 0) options.onPage?.(page.plainLength);
+    for (const page of extent.pages) {
+      // An abort stops the reports too: a write of many pages must not report the rest as if the restore went on.
+      throwIfAborted(signal, 'the restore was interrupted');
+      if (--page.writes === 0) options.onPage?.(page.plainLength);
+    }
   });
+  // Aborted after the last write: the caller's restore was still interrupted (its target is abandoned).
+  throwIfAborted(signal, 'the restore was interrupted');
 }
 
 /** The decoded pages of each run, in order, with up to `ahead` runs read at once before they are asked for. */
