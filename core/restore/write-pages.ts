@@ -54,8 +54,9 @@ interface Extent {
  * stay unwritten (as sparse as the source). Reads run ahead of the writes: up to `readAhead` runs are
  * fetched and decoded (in order) while up to `concurrency` writes are in flight, and adjacent runs of
  * bytes, within and across pages, go out as one write of at most 4 MiB (a page blob's Put Page limit).
- * Memory: at most readAhead + concurrency + 1 runs' plaintext (a run is ≤ 16 MiB, or one page) plus
- * the coalesced copies (≤ 4 MiB each). Writing the same entries twice writes the same bytes: a retried
+ * Memory: at most readAhead + concurrency + 2 runs' plaintext (a run is ≤ 16 MiB, or one page): those read
+ * ahead, those the writes in flight hold, the write being gathered (≤ 4 MiB, over at most two runs' ends).
+ * Writing the same entries twice writes the same bytes: a retried
  * window rewrites its pages.
  */
 export async function writePages<E extends PageRef>(reader: BackupSource<E>, entries: E[] | AsyncIterable<E[]>, sink: PageSink, options: WritePagesOptions = {}): Promise<void> {
