@@ -44,17 +44,16 @@ export async function restoreWindow(req: RestoreStepRequest, plan: RestorePlan, 
       throw new PagewiseError('Corrupt', `backup ${req.backupId} is not the one planned (${reader.diskBytes} bytes in pages of ${reader.pageSize}, planned ${plan.diskBytes} in ${plan.pageSize})`);
     }
     const { first, count } = windowPages(plan, window);
-    for await (const entries of entriesInRange(reader, first, count)) {
-      await writePages(reader, entries, sink, {
-        ...(req.concurrency ? { concurrency: req.concurrency } : {}),
-        abortSignal: req.abortSignal,
-        onWrite: (bytes) => (summary.bytesWritten += bytes),
-        onPage: (plainLength) => {
-          summary.pages++;
-          summary.bytes += plainLength;
-        },
-      });
-    }
+    // One pipeline over the window's page tables: reads run ahead of writes across table boundaries.
+    await writePages(reader, entriesInRange(reader, first, count), sink, {
+      ...(req.concurrency ? { concurrency: req.concurrency } : {}),
+      abortSignal: req.abortSignal,
+      onWrite: (bytes) => (summary.bytesWritten += bytes),
+      onPage: (plainLength) => {
+        summary.pages++;
+        summary.bytes += plainLength;
+      },
+    });
   } finally {
     await sink.commit();
   }

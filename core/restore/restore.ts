@@ -57,26 +57,31 @@ export async function restoreToTarget(req: TargetRestoreRequest, target: Prepare
     bytesWritten += data.length;
   };
   let nextPage = 0; // a dense sink gets zeros for the pages the backup holds none of (holes)
-  try {
-    for await (const { entries } of reader.groups()) {
+  // The groups' entries as one stream, so the page writer's reads run ahead across group boundaries;
+  // a dense sink's holes are written as the groups are read.
+  async function* entries() {
+    for await (const group of reader.groups()) {
       if (sink.dense) {
-        for (const e of entries) {
+        for (const e of group.entries) {
           await writeZeros(write, nextPage * reader.pageSize, (e.page - nextPage) * reader.pageSize);
           nextPage = Math.max(nextPage, e.page + 1);
         }
       }
-      await writePages(reader, entries, sink, {
-        concurrency: req.concurrency,
-        abortSignal: signal,
-        onWrite: (bytes) => (bytesWritten += bytes),
-        onPage: (plainLength) => {
-          pagesWritten++;
-          progress.pagesDone++;
-          progress.bytesDone += plainLength;
-          req.onProgress?.({ ...progress });
-        },
-      });
+      yield group.entries;
     }
+  }
+  try {
+    await writePages(reader, entries(), sink, {
+      concurrency: req.concurrency,
+      abortSignal: signal,
+      onWrite: (bytes) => (bytesWritten += bytes),
+      onPage: (plainLength) => {
+        pagesWritten++;
+        progress.pagesDone++;
+        progress.bytesDone += plainLength;
+        req.onProgress?.({ ...progress });
+      },
+    });
     if (sink.dense) await writeZeros(write, nextPage * reader.pageSize, reader.diskBytes - nextPage * reader.pageSize);
     await sink.commit();
   } catch (err) {

@@ -1,7 +1,7 @@
 /** Writes a backup's pages into a sink: the one page writer of the streaming restore and of a restore window. */
 import { forEachLimited } from '../concurrency';
 import { throwIfAborted } from '../errors';
-import { PAGE_CONCURRENCY, SECTOR } from '../limits';
+import { MAX_PUT_PAGE_BYTES, PAGE_CONCURRENCY, SECTOR } from '../limits';
 import type { BackupSource, PageRef } from '../repo/backup-source';
 import type { PageSink } from './file-target';
 
@@ -23,35 +23,138 @@ export function* nonZeroRuns(data: Buffer): Generator<{ start: number; end: numb
 }
 
 export interface WritePagesOptions {
-  /** Runs read and written at once (each a few pages at most: memory stays concurrency × run size). */
+  /** Writes in flight at once, and runs read ahead of them (see writePages for the memory this bounds). */
   concurrency?: number;
+  /** Runs being read or waiting decoded ahead of the writes (default: `concurrency`). */
+  readAhead?: number;
   abortSignal?: AbortSignal;
   /** Each data write, after it is done (bytes sent to the sink). */
   onWrite?: (bytes: number) => void;
-  /** Each page, once written, with its plaintext length. */
+  /** Each page, once all its bytes are written, with its plaintext length. */
   onPage?: (plainLength: number) => void;
 }
 
+/** A page whose bytes are on their way: reported once its last write is done. */
+interface PendingPage {
+  plainLength: number;
+  writes: number;
+}
+
+/** One write to the sink: contiguous bytes of one or more pages, at most MAX_PUT_PAGE_BYTES. */
+interface Extent {
+  offset: number;
+  parts: Buffer[];
+  length: number;
+  pages: PendingPage[];
+}
+
 /**
- * Reads `entries` (page order) run by run and writes each page at its offset. A dense sink gets the
- * whole page; over a zeroed target, zero runs inside a page stay unwritten (as sparse as the source).
- * Writing the same entries twice writes the same bytes: a retried window rewrites its pages.
+ * Reads `entries` (page order; an array or batches of arrays, e.g. a backup's groups) and writes each
+ * page at its offset. A dense sink gets the whole page; over a zeroed target, zero runs inside a page
+ * stay unwritten (as sparse as the source). Reads run ahead of the writes: up to `readAhead` runs are
+ * fetched and decoded (in order) while up to `concurrency` writes are in flight, and adjacent runs of
+ * bytes, within and across pages, go out as one write of at most 4 MiB (a page blob's Put Page limit).
+ * Memory: at most readAhead + concurrency + 2 runs' plaintext (a run is ≤ 16 MiB, or one page): those read
+ * ahead, those the writes in flight hold, the write being gathered (≤ 4 MiB, over at most two runs' ends).
+ * Writing the same entries twice writes the same bytes: a retried
+ * window rewrites its pages.
  */
-export async function writePages<E extends PageRef>(reader: BackupSource<E>, entries: E[], sink: PageSink, options: WritePagesOptions = {}): Promise<void> {
+export async function writePages<E extends PageRef>(reader: BackupSource<E>, entries: E[] | AsyncIterable<E[]>, sink: PageSink, options: WritePagesOptions = {}): Promise<void> {
   const signal = options.abortSignal;
-  const write = async (offset: number, data: Buffer) => {
+  const concurrency = options.concurrency ?? PAGE_CONCURRENCY.default;
+  const decoded = readAhead(reader, entries, options.readAhead ?? concurrency, signal);
+  await forEachLimited(coalesce(extentsOf(reader, decoded, sink.dense, options.onPage)), concurrency, async (extent: Extent) => {
     throwIfAborted(signal, 'the restore was interrupted');
-    await sink.write(offset, data, signal);
+    const data = extent.parts.length === 1 ? extent.parts[0] : Buffer.concat(extent.parts, extent.length);
+    await sink.write(extent.offset, data, signal);
     options.onWrite?.(data.length);
-  };
-  await forEachLimited(reader.runs(entries), options.concurrency ?? PAGE_CONCURRENCY.default, async (run: E[]) => {
-    throwIfAborted(signal, 'the restore was interrupted');
-    for (const { entry, plain, error } of await reader.readRun(run)) {
-      if (error) throw error;
-      const base = entry.page * reader.pageSize;
-      if (sink.dense) await write(base, plain!);
-      else for (const part of nonZeroRuns(plain!)) await write(base + part.start, plain!.subarray(part.start, part.end));
-      options.onPage?.(plain!.length); // the page's real length: the disk's last page may be short
+    for (const page of extent.pages) {
+      // An abort stops the reports too: a write of many pages must not report the rest as if the restore went on.
+      throwIfAborted(signal, 'the restore was interrupted');
+      if (--page.writes === 0) options.onPage?.(page.plainLength);
     }
   });
+  // Aborted after the last write: the caller's restore was still interrupted (its target is abandoned).
+  throwIfAborted(signal, 'the restore was interrupted');
+}
+
+/** The decoded pages of each run, in order, with up to `ahead` runs read at once before they are asked for. */
+async function* readAhead<E extends PageRef>(reader: BackupSource<E>, entries: E[] | AsyncIterable<E[]>, ahead: number, signal: AbortSignal | undefined): AsyncGenerator<Array<{ entry: E; plain: Buffer }>> {
+  const queue: Array<Promise<{ ok: Array<{ entry: E; plain: Buffer }> } | { failed: unknown }>> = [];
+  const start = (run: E[]) => {
+    throwIfAborted(signal, 'the restore was interrupted');
+    // Settled into a value at once: a read that fails while earlier runs are written is no unhandled rejection.
+    queue.push(
+      reader.readRun(run).then(
+        (reads) => {
+          const ok: Array<{ entry: E; plain: Buffer }> = [];
+          for (const { entry, plain, error } of reads) {
+            if (error) return { failed: error };
+            ok.push({ entry, plain: plain! });
+          }
+          return { ok };
+        },
+        (failed: unknown) => ({ failed }),
+      ),
+    );
+  };
+  const take = async () => {
+    const done = await queue.shift()!;
+    if ('failed' in done) throw done.failed;
+    return done.ok;
+  };
+  try {
+    for await (const batch of Array.isArray(entries) ? [entries] : entries) {
+      for (const run of reader.runs(batch)) {
+        if (queue.length >= Math.max(1, ahead)) yield await take();
+        start(run);
+      }
+    }
+    while (queue.length > 0) yield await take();
+  } finally {
+    // Stopped early (a write failed): the reads still under way finish unobserved, their failures swallowed above.
+    queue.length = 0;
+  }
+}
+
+/** Each page's bytes to write, in disk order, split at 4 MiB: whole pages for a dense sink, else their non-zero runs. */
+async function* extentsOf<E extends PageRef>(reader: BackupSource<E>, runs: AsyncIterable<Array<{ entry: E; plain: Buffer }>>, dense: boolean, onPage: ((plainLength: number) => void) | undefined): AsyncGenerator<Extent> {
+  for await (const pages of runs) {
+    for (const { entry, plain } of pages) {
+      const base = entry.page * reader.pageSize;
+      const page: PendingPage = { plainLength: plain.length, writes: 0 }; // the page's real length: the disk's last page may be short
+      const parts = dense ? [{ start: 0, end: plain.length }] : [...nonZeroRuns(plain)];
+      if (parts.every((p) => p.end === p.start)) {
+        onPage?.(page.plainLength); // nothing of it to write
+        continue;
+      }
+      for (const part of parts) {
+        for (let at = part.start; at < part.end; at += MAX_PUT_PAGE_BYTES) {
+          const data = plain.subarray(at, Math.min(part.end, at + MAX_PUT_PAGE_BYTES));
+          page.writes++;
+          yield { offset: base + at, parts: [data], length: data.length, pages: [page] };
+        }
+      }
+    }
+  }
+}
+
+/** Joins extents that follow each other on the disk into writes of at most 4 MiB. */
+async function* coalesce(extents: AsyncIterable<Extent>): AsyncGenerator<Extent> {
+  let open: Extent | undefined;
+  for await (const next of extents) {
+    if (open && open.offset + open.length === next.offset && open.length + next.length <= MAX_PUT_PAGE_BYTES) {
+      open.parts.push(...next.parts);
+      open.length += next.length;
+      // Two parts of one page joined are one write of it.
+      for (const page of next.pages) {
+        if (open.pages.includes(page)) page.writes--;
+        else open.pages.push(page);
+      }
+      continue;
+    }
+    if (open) yield open;
+    open = next;
+  }
+  if (open) yield open;
 }

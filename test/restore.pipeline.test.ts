@@ -1,0 +1,147 @@
+/**
+ * The restore's page writer (core/restore/write-pages.ts) over a real backup in Azurite: reads run ahead
+ * of the writes within their bounds, adjacent bytes go out as writes of at most 4 MiB, and the bytes
+ * written are the disk's.
+ */
+import { backupDisk, openBackupSource } from '../core';
+import type { BackupSource, PageRef } from '../core/repo/backup-source';
+import type { PageSink } from '../core/restore/file-target';
+import { writePages } from '../core/restore/write-pages';
+import { KiB, MiB, startEnv, TestEnv } from './harness/env';
+
+let env: TestEnv;
+let backupId: string;
+let diskBytes: Buffer;
+const PAGE = 256 * KiB;
+const DISK = 6 * MiB;
+
+beforeAll(async () => {
+  env = await startEnv();
+  // 4.5 MiB of data, half a MiB of zeros, 1 MiB of data: 22 pages hold bytes, 2 are zero.
+  const disk = await env.makeDisk('pipeline.vhd', DISK, [
+    { offset: 0, length: 4.5 * MiB, kind: 'random', seed: 21 },
+    { offset: 4.5 * MiB, length: 0.5 * MiB, kind: 'zero' },
+    { offset: 5 * MiB, length: MiB, kind: 'random', seed: 22 },
+  ]);
+  diskBytes = await env.az.accounts.src.service.getContainerClient('disks').getPageBlobClient('pipeline.vhd').downloadToBuffer();
+  backupId = (await backupDisk({ source: disk.source, vault: env.vault, userKey: env.userKey, pageSize: PAGE })).backupId;
+});
+
+afterAll(async () => {
+  await env?.stop();
+});
+
+/** A sink that records each write and holds it until `release`d, counting the writes in flight. */
+function heldSink() {
+  const image = Buffer.alloc(DISK);
+  const writes: Array<{ offset: number; length: number }> = [];
+  const held: Array<() => void> = [];
+  const state = { inFlight: 0, maxInFlight: 0 };
+  let arrived: () => void = () => undefined;
+  const sink: PageSink = {
+    dense: false,
+    async write(offset, data) {
+      writes.push({ offset, length: data.length });
+      data.copy(image, offset);
+      state.inFlight++;
+      state.maxInFlight = Math.max(state.maxInFlight, state.inFlight);
+      arrived();
+      await new Promise<void>((resolve) => held.push(resolve));
+      state.inFlight--;
+    },
+    commit: async () => undefined,
+    abandon: async () => undefined,
+  };
+  const nextWrite = () => new Promise<void>((resolve) => (arrived = resolve));
+  const releaseAll = () => held.splice(0).forEach((r) => r());
+  return { sink, image, writes, state, nextWrite, releaseAll };
+}
+
+/** The backup's reader, each page a run of its own, counting the reads started and in flight. */
+function countingReader<E extends PageRef>(reader: BackupSource<E>) {
+  const counts = { started: 0, inFlight: 0, maxInFlight: 0 };
+  const counted = Object.create(reader) as BackupSource<E>;
+  counted.runs = (entries: E[]) => entries.map((e) => [e]);
+  counted.readRun = async (run: E[]) => {
+    counts.started++;
+    counts.inFlight++;
+    counts.maxInFlight = Math.max(counts.maxInFlight, counts.inFlight);
+    try {
+      return await reader.readRun(run);
+    } finally {
+      counts.inFlight--;
+    }
+  };
+  return { counted, counts };
+}
+
+async function allEntries<E extends PageRef>(reader: BackupSource<E>): Promise<E[]> {
+  const out: E[] = [];
+  for await (const { entries } of reader.groups()) out.push(...entries);
+  return out;
+}
+
+test('adjacent pages go out as writes of at most 4 MiB, zero runs unwritten, and the bytes are the disk', async () => {
+  const reader = await openBackupSource(env.vault, backupId, env.userKey);
+  const { sink, image, writes, releaseAll } = heldSink();
+  const pages: number[] = [];
+  let written = 0;
+  const releasing = setInterval(releaseAll, 1);
+  try {
+    await writePages(reader, await allEntries(reader), sink, { concurrency: 2, onPage: (n) => pages.push(n), onWrite: (n) => (written += n) });
+  } finally {
+    clearInterval(releasing);
+  }
+  expect(writes.sort((a, b) => a.offset - b.offset)).toEqual([
+    { offset: 0, length: 4 * MiB },
+    { offset: 4 * MiB, length: 0.5 * MiB },
+    { offset: 5 * MiB, length: MiB },
+  ]);
+  expect(written).toBe(5.5 * MiB);
+  expect(pages).toHaveLength(DISK / PAGE - 2); // the backup holds no all-zero page
+  expect(image.equals(diskBytes)).toBe(true);
+});
+
+test('reads run ahead of a held write up to readAhead, and writes in flight stay within concurrency', async () => {
+  const { counted, counts } = countingReader(await openBackupSource(env.vault, backupId, env.userKey));
+  const { sink, image, state, nextWrite, releaseAll } = heldSink();
+  const first = nextWrite();
+  const restoring = writePages(counted, await allEntries(counted), sink, { concurrency: 1, readAhead: 2 });
+  await first;
+  // The first write is pages 0–15 (4 MiB), sent once page 16 is decoded; by then the reads of the
+  // readAhead runs behind page 15 were started, and no more start while the write is held.
+  while (counts.inFlight > 0) await new Promise((resolve) => setTimeout(resolve, 5));
+  expect(counts.started).toBe(16 + 2);
+  const releasing = setInterval(releaseAll, 1);
+  try {
+    await restoring;
+  } finally {
+    clearInterval(releasing);
+  }
+  expect(counts.started).toBe(DISK / PAGE - 2);
+  expect(counts.maxInFlight).toBeLessThanOrEqual(2);
+  expect(state.maxInFlight).toBe(1);
+  expect(image.equals(diskBytes)).toBe(true);
+});
+
+test('a read that fails stops the restore with its error, after the writes before it', async () => {
+  const { counted } = countingReader(await openBackupSource(env.vault, backupId, env.userKey));
+  let reads = 0;
+  const read = counted.readRun;
+  counted.readRun = async (run) => {
+    if (++reads === 20) throw new Error('the vault read of page 21 failed');
+    return read(run);
+  };
+  const { sink, writes, releaseAll } = heldSink();
+  const releasing = setInterval(releaseAll, 1);
+  try {
+    await expect(writePages(counted, await allEntries(counted), sink, { concurrency: 2, readAhead: 2 })).rejects.toThrow('the vault read of page 21 failed');
+  } finally {
+    clearInterval(releasing);
+  }
+  // The writes before the failed page went out; page 20's, which page 21 would have joined, did not.
+  expect(writes.sort((a, b) => a.offset - b.offset)).toEqual([
+    { offset: 0, length: 4 * MiB },
+    { offset: 4 * MiB, length: 0.5 * MiB },
+  ]);
+});
