@@ -62,7 +62,9 @@ export async function restoreBackupToManagedDisk(req: ManagedDiskRestoreRequest)
       return {
         dense: false,
         async write(offset, data, abortSignal) {
-          dataWritten += await writer.write(offset, data, abortSignal);
+          // Read after the await: writes run concurrently, and `x += await …` would add to a stale total.
+          const written = await writer.write(offset, data, abortSignal);
+          dataWritten += written;
         },
         commit: () => writer.writeFooter(),
         async abandon() {}, // the disk stays (no delete through a grant); the error names it
