@@ -134,7 +134,7 @@ describe('a vault is made only on request', () => {
     expect(keyed).toMatchObject({ code: 0, stderr: '' });
     expect(keyed.stdout.trim()).toBe(`marked the existing container ${vaultUrl('fresh-vault')} as a version-2 Pagewise vault for this key`);
     const marker = env.az.accounts.vault.service.getContainerClient('fresh-vault').getBlobClient('pagewise-vault.json');
-    expect(JSON.parse((await marker.downloadToBuffer()).toString())).toEqual({ format: 'pagewise-vault', version: 2, vaultId: expect.stringMatching(/^[0-9a-f]{32}$/), createdAt: expect.any(String), keyCheck: expect.stringMatching(/^[0-9a-f]{32}$/) });
+    expect(JSON.parse((await marker.downloadToBuffer()).toString())).toEqual({ format: 'pagewise-vault', version: 2, vaultId: expect.stringMatching(/^[0-9a-f]{32}$/), createdAt: expect.any(String), keyCheck: expect.stringMatching(/^[0-9a-f]{32}$/), firstSlot: expect.objectContaining({ format: 'pagewise-key-slot', epoch: 0 }) });
     expect(await blobs('fresh-vault')).toEqual([`keys/${keyId(await loadUserKey(keyFile))}.0.json`, 'pagewise-vault.json']);
     const etag = (await marker.getProperties()).etag;
 
