@@ -54,3 +54,36 @@ export function backupCompletedEvent(result: BackupResult, source: string): Tele
 export function trackBackupCompleted(result: BackupResult, source: string): void {
   telemetry()?.trackEvent(backupCompletedEvent(result, source));
 }
+
+/** The operations an operator follows, each with started/completed/failed events (docs/TELEMETRY.md). */
+export type OperationKind = 'backup' | 'vm-backup' | 'restore' | 'verify' | 'prune';
+export type OperationPhase = 'Started' | 'Completed' | 'Failed';
+/** What started an operation: an alert on scheduled verifications filters on `trigger == 'timer'`. */
+export type OperationTrigger = 'http' | 'timer' | 'queue' | 'eventgrid' | 'cli';
+
+export interface OperationEventProperties {
+  /** The orchestration instance ID: the operation ID every item of this operation is correlated with. */
+  instanceId: string;
+  trigger?: OperationTrigger;
+  /** The disk as displayUrl shows it (no SAS): the alert "no successful backup in 26 h" groups by it. */
+  disk?: string;
+  backupId?: string;
+  reason?: string;
+  errorCode?: string;
+}
+
+/** `Pagewise<Kind><Phase>`, e.g. PagewiseBackupFailed, PagewiseVmBackupStarted, PagewiseVerifyFailed. */
+export function operationEventName(kind: OperationKind, phase: OperationPhase): string {
+  const pascal = kind.split('-').map((w) => w[0].toUpperCase() + w.slice(1)).join('');
+  return `Pagewise${pascal}${phase}`;
+}
+
+export function operationEvent(kind: OperationKind, phase: OperationPhase, properties: OperationEventProperties, measurements: Record<string, number> = {}): TelemetryEvent {
+  const props: Record<string, string> = { operation: kind };
+  for (const [k, v] of Object.entries(properties)) if (v !== undefined) props[k] = k === 'disk' ? displayUrl(String(v)) : String(v);
+  return { name: operationEventName(kind, phase), properties: props, measurements };
+}
+
+export function trackOperationEvent(kind: OperationKind, phase: OperationPhase, properties: OperationEventProperties, measurements: Record<string, number> = {}): void {
+  telemetry()?.trackEvent(operationEvent(kind, phase, properties, measurements));
+}
