@@ -129,8 +129,10 @@ test('POST /api/prunes runs the prune orchestration (202 + status link); GET /ap
   const report = view.output as { dryRun: boolean; deleted: { manifests: string[] }; kept: { manifests: number }; wouldDelete?: unknown };
   expect(view).toMatchObject({ id, runtimeStatus: 'Completed', customStatus: { phase: 'done', dryRun: true } });
   expect(report).toMatchObject({ dryRun: true, deleted: { manifests: [] }, kept: { manifests: 3 } });
-  // A dry run writes nothing, not even its mark.
-  expect(await vaultBlobNames()).toEqual(before);
+  // A dry run writes nothing, not even its mark — but the audit log's entry for the request (#18).
+  const after = await vaultBlobNames();
+  expect(after.filter((n) => !n.startsWith('audit/'))).toEqual(before.filter((n) => !n.startsWith('audit/')));
+  expect(after.filter((n) => !before.includes(n))).toEqual([expect.stringMatching(/^audit\/v1\/\d{4}-\d{2}-\d{2}\/[^/]+\.json$/)]);
 });
 
 test('POST /api/prunes refuses bodies off the schema (400); unknown prunes are 404', async () => {
