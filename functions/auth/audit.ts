@@ -21,7 +21,8 @@ export const MAX_AUDIT_DAYS = 92;
 const MAX_TARGET_CHARS = 1024;
 
 export type AuditAction = 'backup' | 'vm-backup' | 'verify' | 'restore' | 'download' | 'forget' | 'undelete' | 'prune';
-export type AuditOutcome = 'accepted' | 'refused' | 'failed';
+/** accepted: done or started (2xx); failed: the service failed (5xx). A refused request (4xx: nothing done) is only logged. */
+export type AuditOutcome = 'accepted' | 'failed';
 
 export interface AuditEntry {
   format: typeof AUDIT_FORMAT;
@@ -42,9 +43,9 @@ export interface AuditExtra {
   detail?: string;
 }
 
-/** The outcome an HTTP status stands for. */
-export function outcomeOf(status: number): AuditOutcome {
-  return status < 400 ? 'accepted' : status < 500 ? 'refused' : 'failed';
+/** The outcome an HTTP status stands for; undefined for a refusal (4xx), which changed nothing and is not recorded. */
+export function outcomeOf(status: number): AuditOutcome | undefined {
+  return status < 400 ? 'accepted' : status < 500 ? undefined : 'failed';
 }
 
 export function auditBlobName(at: Date, random = randomBytes(8).toString('hex')): string {
@@ -81,7 +82,9 @@ export async function audit(principal: Principal, action: AuditAction, target: s
 
 /**
  * Runs an audited request and records its outcome from the answer (or the error, then rethrown). The
- * instance started, if any, is read from a JSON answer's `instanceId`. A failed audit write is logged.
+ * instance started, if any, is read from a JSON answer's `instanceId`. A refusal (4xx: bad input, not
+ * found, conflict) changed nothing: it goes to the function's log only, so a refused request still
+ * writes nothing to the vault. A failed audit write is logged.
  */
 export async function audited(
   context: InvocationContext,
@@ -104,8 +107,13 @@ export async function audited(
 }
 
 async function record(context: InvocationContext, principal: Principal, action: AuditAction, target: string, extra: AuditExtra & { status: number }): Promise<void> {
+  const outcome = outcomeOf(extra.status);
+  if (!outcome) {
+    context.log(`audit: ${action} ${clipTarget(redact(target))} by ${principal.name} refused: ${extra.status}${extra.detail ? ` ${extra.detail}` : ''} (nothing done; not recorded)`);
+    return;
+  }
   try {
-    await audit(principal, action, target, outcomeOf(extra.status), extra);
+    await audit(principal, action, target, outcome, extra);
   } catch (err) {
     context.error(`audit: the entry for ${action} ${clipTarget(redact(target))} by ${principal.name} could not be written: ${redact(err instanceof Error ? err.message : String(err))}`);
   }
