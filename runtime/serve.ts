@@ -30,6 +30,7 @@ import {
 } from './requestGuards';
 import { defaultKeysDir, generateServeKeys, KeyLevel, keyOpens, LoginTokens, prepareKeysDir, removeKeysFile, ServeKeys, writeKeysFile } from './serveKeys';
 import { DEFAULT_LOGIN_THROTTLE, LoginThrottle, Session, sessionCookieOf, SessionStore } from './serveSessions';
+import { trustServeSessionPrincipals } from '../functions/auth/principal';
 import { answerSignIn, isSignInPath, principalHeaders, requireOwnOrigin, SAFE_METHODS, withoutCallerIdentity } from './serveSignIn';
 import { startTimerSchedules, TimerSchedule } from './timerSchedules';
 import type { QueueTriggerInfo } from './queueTriggers';
@@ -109,6 +110,7 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
   const url = `http://${host}:${port}`;
   // A second runtime refused this task hub is told where to send its work instead.
   await app.lease.describe(`${options.role ?? 'pagewise serve'} at ${url}`).catch((err: unknown) => log(`task hub: naming this server on its lease failed: ${redact(String(err))}`));
+  trustServeSessionPrincipals(); // this process injects its sessions' principals (after stripping the callers')
   const sessions = new SessionStore(keys.loginTokens, { ...DEFAULT_LOGIN_THROTTLE, ...options.loginThrottle });
   const signInUrl = `${url}/portal/#login=${sessions.oneTimeToken}`;
   ctx = { app, keys, sessions, origin: url, hosts: ownHosts(port), log };

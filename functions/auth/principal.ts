@@ -41,20 +41,39 @@ export interface ClientPrincipal {
 export const KEY_PRINCIPAL: Principal = Object.freeze({ id: 'function-key', name: 'function key', roles: withImplied(['admin']), via: 'key' }) as Principal;
 
 /**
- * The caller of this request. A principal header is parsed in both modes (malformed: 401, never a 500);
- * without one, keys mode means the host's key check passed (every role) and entra mode means nobody
- * signed in (undefined).
+ * Whether this process is `pagewise serve`, whose sessions' principals (auth_typ pagewise-serve) serve
+ * itself injects after stripping the caller's. Set by serve at start; never in Azure, where such a header
+ * can only be a caller's forgery.
+ */
+let serveSessionsTrusted = false;
+export function trustServeSessionPrincipals(): void {
+  serveSessionsTrusted = true;
+}
+
+/**
+ * The caller of this request. A principal header is parsed in both modes (malformed: 401, never a 500).
+ * keys mode: the host's key check passed, so the caller is the key holder (every role) — but for a serve
+ * session's principal under serve; any other header is the key holder's own and is ignored (it must not
+ * name someone else in the audit log). entra mode: App Service authentication's principal; none means
+ * nobody signed in (undefined).
  */
 export function principalOf(request: HttpRequest): Principal | undefined {
   const header = request.headers.get(PRINCIPAL_HEADER);
-  if (header === null || header === '') return authMode() === 'keys' ? KEY_PRINCIPAL : undefined;
+  const keys = authMode() === 'keys';
+  if (header === null || header === '') return keys ? KEY_PRINCIPAL : undefined;
   const parsed = parseClientPrincipal(header);
+  const session = parsed.auth_typ === SERVE_AUTH_TYPE;
+  if (session && !serveSessionsTrusted) {
+    if (keys) return KEY_PRINCIPAL;
+    throw new ProblemError(401, 'MalformedPrincipal', `the ${PRINCIPAL_HEADER} header names a pagewise serve session outside pagewise serve; sign in again`);
+  }
+  if (keys && !session) return KEY_PRINCIPAL;
   const claim = (types: string[]) => parsed.claims.find((c) => types.includes(c.typ))?.val;
   const roleTypes = new Set([parsed.role_typ, ...ROLE_CLAIM_TYPES]);
   const assigned = parsed.claims.filter((c) => roleTypes.has(c.typ)).map((c) => roleOfEntraValue(c.val)).filter((r): r is Role => r !== undefined);
   const id = request.headers.get(`${PRINCIPAL_HEADER}-id`) || claim(ID_CLAIM_TYPES) || claim([parsed.name_typ, ...NAME_CLAIM_TYPES]) || 'unknown';
   const name = claim([parsed.name_typ, ...NAME_CLAIM_TYPES]) || request.headers.get(`${PRINCIPAL_HEADER}-name`) || id;
-  return { id: clip(id), name: clip(name), roles: withImplied(assigned), via: parsed.auth_typ === SERVE_AUTH_TYPE ? 'session' : 'entra' };
+  return { id: clip(id), name: clip(name), roles: withImplied(assigned), via: session ? 'session' : 'entra' };
 }
 
 /** The principal, or 401 SignInRequired. For routes any signed-in caller may use (GET /api/me). */
