@@ -211,7 +211,7 @@ function isAnonymousFunction(ctx: ServeContext, method: string, url: URL): boole
   return ctx.app.host.httpFunctionFor(method, url)?.fn.trigger.authLevel === 'anonymous';
 }
 
-export function headerValue(req: IncomingMessage, name: string): string | undefined {
+function headerValue(req: IncomingMessage, name: string): string | undefined {
   const value = req.headers[name];
   return Array.isArray(value) ? value[0] : value;
 }
