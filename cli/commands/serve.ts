@@ -2,6 +2,7 @@
 import * as os from 'node:os';
 import { PagewiseError, sweepStaleScratchDirs } from '../../core';
 import { readSettings, readUserKey } from '../../functions/settings';
+import { authMode } from '../../functions/auth/authMode';
 import { taskHubConnectionString } from '../engines';
 import { parseCount } from '../options';
 import { printJson, printLines } from '../output';
@@ -21,6 +22,7 @@ export const defineServe: DefineCommand = (program, ctx) => {
       // Bad app settings stop the start here, naming the setting, rather than failing every request.
       readSettings(io.env);
       readUserKey(io.env);
+      authMode(io.env); // PAGEWISE_AUTH: keys or entra (#18)
       const signal = io.interruptSignal?.();
       const connectionString = taskHubConnectionString(io.env);
       // What a killed serve left (plaintext pages of the disks it was backing up) goes now, not at the next backup.
