@@ -25,6 +25,7 @@ import {
 } from '../core';
 import type { EngineSettings, StorageLocation } from '../core';
 import type { DiskRef, EngineOverrides } from '../orchestrations/contracts';
+import type { AppSettingName } from './appSettings';
 import { isOwnGrant } from './compute';
 import { openRef } from './sealedRefs';
 
@@ -289,10 +290,10 @@ export function restoreWindowBytes(env: Env = appSettings()): number {
 }
 
 /** The prune app's schedule setting (NCRONTAB), used as `%PAGEWISE_PRUNE_SCHEDULE%` in its timer binding. */
-export const PRUNE_SCHEDULE_SETTING = 'PAGEWISE_PRUNE_SCHEDULE';
+export const PRUNE_SCHEDULE_SETTING = 'PAGEWISE_PRUNE_SCHEDULE' satisfies AppSettingName;
 
 /** The backup schedule setting's name, used as `%PAGEWISE_BACKUP_SCHEDULE%` in the timer binding. */
-export const BACKUP_SCHEDULE_SETTING = 'PAGEWISE_BACKUP_SCHEDULE';
+export const BACKUP_SCHEDULE_SETTING = 'PAGEWISE_BACKUP_SCHEDULE' satisfies AppSettingName;
 
 /** Containers whose new page blobs are backed up (`account/container` or `container`), lower-cased. */
 export function watchedContainers(env: Env = appSettings()): string[] {
@@ -314,7 +315,7 @@ export function policySource(env: Env = appSettings()): PolicySource {
   };
 }
 
-function required(env: Env, name: string): string {
+function required(env: Env, name: AppSettingName): string {
   const value = env[name];
   if (value === undefined || value.trim() === '') throw settingError(`app setting ${name} is not set`);
   return value.trim();
@@ -335,7 +336,7 @@ function checkAppEngineSettings(engine: EngineSettings): void {
   }
 }
 
-function optionalInt<K extends keyof EngineSettings>(env: Env, name: string, key: K): Partial<EngineSettings> {
+function optionalInt<K extends keyof EngineSettings>(env: Env, name: AppSettingName, key: K): Partial<EngineSettings> {
   const raw = env[name];
   if (raw === undefined || raw.trim() === '') return {};
   const value = Number(raw);
