@@ -3,7 +3,7 @@
  * from process.env when the app starts (functions/index.ts); locally the runtime hands them in — app
  * settings to resolve (`pagewise serve`, tests) or an already resolved object (the CLI's local engine).
  * Reading them has no side effect: the one place that configures core's storage endpoints and request
- * gate from them is `useAppSettings`, at start.
+ * gate from them is `useAppSettings`, at start. Their names are those of functions/appSettings.ts (typed so).
  */
 import {
   azureEndpoint,
