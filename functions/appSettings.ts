@@ -76,6 +76,9 @@ export const APP_SETTINGS = [
   { name: 'PAGEWISE_ARM_POLL_MS', default: "unset: the SDK's (2 s)", description: "Poll interval of Compute's long-running operations when it gives no Retry-After (10–60000).", apps: backup, setBy: 'optional', when: 'managed disks / VMs' },
   // --- Telemetry ----------------------------------------------------------------------------------------------------------------
   { name: 'PAGEWISE_TELEMETRY_DEPENDENCY_SAMPLING', default: '1', description: 'Percent (0–100) of storage dependency telemetry items kept; the rest are counted per operation as metrics.', apps: both, setBy: 'bicep' },
+  // The Application Insights SDK's own variables: the app sets them when unset (functions/telemetry.ts), an operator may override.
+  { name: 'APPLICATION_INSIGHTS_NO_STATSBEAT', default: 'true (set by the app when unset)', description: "No statsbeat (the SDK's telemetry about itself) to Microsoft.", apps: both, setBy: 'optional' },
+  { name: 'OTEL_NODE_RESOURCE_DETECTORS', default: 'env,host,os,azure_functions,azure_app_service (set by the app when unset)', description: 'OpenTelemetry resource detectors: the environment only, no instance-metadata calls.', apps: both, setBy: 'optional' },
   // --- Set by the platform or the function app module ---------------------------------------------------------------------------
   { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', default: 'unset: no telemetry', description: 'Application Insights of the app (events, metrics, the alerts).', apps: both, setBy: 'platform' },
   { name: 'AzureWebJobsStorage', description: 'The host storage (task hub, start queue, slots); in Azure the identity-based AzureWebJobsStorage__accountName.', apps: both, setBy: 'platform' },

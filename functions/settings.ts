@@ -25,9 +25,10 @@ import {
 } from '../core';
 import type { EngineSettings, StorageLocation } from '../core';
 import type { DiskRef, EngineOverrides } from '../orchestrations/contracts';
-import type { AppSettingName } from './appSettings';
 import { isOwnGrant } from './compute';
 import { openRef } from './sealedRefs';
+// #18 infra: setting names typed against the one list.
+import type { AppSettingName } from './appSettings';
 
 export interface PagewiseSettings {
   vault: StorageLocation;
@@ -290,10 +291,10 @@ export function restoreWindowBytes(env: Env = appSettings()): number {
 }
 
 /** The prune app's schedule setting (NCRONTAB), used as `%PAGEWISE_PRUNE_SCHEDULE%` in its timer binding. */
-export const PRUNE_SCHEDULE_SETTING = 'PAGEWISE_PRUNE_SCHEDULE' satisfies AppSettingName;
+export const PRUNE_SCHEDULE_SETTING = 'PAGEWISE_PRUNE_SCHEDULE';
 
 /** The backup schedule setting's name, used as `%PAGEWISE_BACKUP_SCHEDULE%` in the timer binding. */
-export const BACKUP_SCHEDULE_SETTING = 'PAGEWISE_BACKUP_SCHEDULE' satisfies AppSettingName;
+export const BACKUP_SCHEDULE_SETTING = 'PAGEWISE_BACKUP_SCHEDULE';
 
 /** Containers whose new page blobs are backed up (`account/container` or `container`), lower-cased. */
 export function watchedContainers(env: Env = appSettings()): string[] {
