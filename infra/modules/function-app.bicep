@@ -286,10 +286,10 @@ resource authSettings 'Microsoft.Web/sites/config@2023-12-01' = if (!empty(entra
       }
     }
     login: {
+      // The app needs only the principal header, never the users' tokens: none are stored.
       tokenStore: {
-        enabled: true
+        enabled: false
       }
-      preserveUrlFragmentsForLogins: true
     }
     httpSettings: {
       requireHttps: true
