@@ -3,7 +3,7 @@
  * from process.env when the app starts (functions/index.ts); locally the runtime hands them in — app
  * settings to resolve (`pagewise serve`, tests) or an already resolved object (the CLI's local engine).
  * Reading them has no side effect: the one place that configures core's storage endpoints and request
- * gate from them is `useAppSettings`, at start.
+ * gate from them is `useAppSettings`, at start. Their names are those of functions/appSettings.ts (typed so).
  */
 import {
   azureEndpoint,
@@ -27,6 +27,8 @@ import type { EngineSettings, StorageLocation } from '../core';
 import type { DiskRef, EngineOverrides } from '../orchestrations/contracts';
 import { isOwnGrant } from './compute';
 import { openRef } from './sealedRefs';
+// #18 infra: setting names typed against the one list.
+import type { AppSettingName } from './appSettings';
 
 export interface PagewiseSettings {
   vault: StorageLocation;
@@ -314,7 +316,7 @@ export function policySource(env: Env = appSettings()): PolicySource {
   };
 }
 
-function required(env: Env, name: string): string {
+function required(env: Env, name: AppSettingName): string {
   const value = env[name];
   if (value === undefined || value.trim() === '') throw settingError(`app setting ${name} is not set`);
   return value.trim();
@@ -335,7 +337,7 @@ function checkAppEngineSettings(engine: EngineSettings): void {
   }
 }
 
-function optionalInt<K extends keyof EngineSettings>(env: Env, name: string, key: K): Partial<EngineSettings> {
+function optionalInt<K extends keyof EngineSettings>(env: Env, name: AppSettingName, key: K): Partial<EngineSettings> {
   const raw = env[name];
   if (raw === undefined || raw.trim() === '') return {};
   const value = Number(raw);

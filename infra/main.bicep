@@ -88,7 +88,8 @@ param tags object = {}
 // Parameters: vault (the secondary copy) and the user key
 // ---------------------------------------------------------------------------------------------------
 
-@description('Vault account redundancy. GRS keeps a second copy in the paired region.')
+@description('''Vault account redundancy. GZRS (default): three zones in the region plus a copy in the paired region, so
+neither a zone nor a region outage loses the vault. Not every region offers GZRS: then Standard_GRS.''')
 @allowed([
   'Standard_LRS'
   'Standard_ZRS'
@@ -97,7 +98,7 @@ param tags object = {}
   'Standard_GZRS'
   'Standard_RAGZRS'
 ])
-param vaultStorageSku string = 'Standard_GRS'
+param vaultStorageSku string = 'Standard_GZRS'
 
 @description('Vault access tier. Cool stores for less but charges more per write and for early deletion.')
 @allowed([
@@ -111,8 +112,13 @@ param vaultAccessTier string = 'Hot'
 @maxValue(365)
 param vaultSoftDeleteDays int = 14
 
-@description('Keep overwritten / deleted vault blobs as versions.')
-param vaultVersioningEnabled bool = false
+@description('Keep overwritten / deleted vault blobs as versions (on by default: a deleted or overwritten vault blob stays recoverable).')
+param vaultVersioningEnabled bool = true
+
+@description('Days a previous version of a vault blob is kept before lifecycle management deletes it (what a prune freed is then gone).')
+@minValue(1)
+@maxValue(3650)
+param vaultVersionRetentionDays int = 30
 
 @description('Version-level immutability (WORM) for the vault in days; 0 = off. Blocks pruning until it expires.')
 @minValue(0)
@@ -153,7 +159,10 @@ param snapshotRoleMode string = 'PagewiseSnapshotReader'
 @description('Custom role only: also allow creating/deleting snapshots (for policies that snapshot a disk first).')
 param snapshotRoleAllowsCreate bool = false
 
-@description('Source account whose new page blobs trigger a backup (blobCreated); empty = no blob events.')
+@description('Custom role only: also allow VM backups in the watched groups (restore points, their disk SAS, the sweeper\'s deletes).')
+param snapshotRoleAllowsVmBackup bool = false
+
+@description('Source account whose new page blobs trigger a backup (diskEvents); empty = no blob events.')
 param watchedBlobAccountName string = ''
 
 @description('Resource group of watchedBlobAccountName.')
@@ -181,11 +190,9 @@ param deployEventSubscriptions bool = false
 ])
 param eventDeliverySchema string = 'EventGridSchema'
 
-@description('Name of the Event Grid-triggered function for snapshot writes.')
-param snapshotFunctionName string = 'snapshotCreated'
-
-@description('Name of the Event Grid-triggered function for new page blobs.')
-param blobFunctionName string = 'blobCreated'
+// The one Event Grid-triggered function the app registers (functions/events/eventGrid.ts): it takes snapshot writes
+// and new page blobs alike. Not a parameter: Event Grid refuses a subscription to a function that does not exist.
+var diskEventsFunctionName = 'diskEvents'
 
 // ---------------------------------------------------------------------------------------------------
 // Parameters: Pagewise engine settings (become PAGEWISE_* app settings)
@@ -252,6 +259,42 @@ param pruneAppName string = ''
 @description('NCRONTAB (6 fields, UTC) for the prune app: forget by the policy\'s retention, then prune. Default: Sundays at 03:00.')
 param pruneSchedule string = '0 0 3 * * 0'
 
+// ---------------------------------------------------------------------------------------------------
+// Parameters: sign-in, scheduled verification, telemetry, alerts (#18)
+// ---------------------------------------------------------------------------------------------------
+
+@description('''Client ID of the Entra ID app registration with the app roles Pagewise.Reader, Pagewise.Operator,
+Pagewise.Restorer and Pagewise.Admin (infra/README.md "First deployment"). Set: App Service authentication in front
+of both apps and PAGEWISE_AUTH=entra. Empty: function keys (PAGEWISE_AUTH=keys; a key holder has every role).''')
+param entraClientId string = ''
+
+@description('Tenant of that app registration.')
+param entraTenantId string = tenant().tenantId
+
+@description('NCRONTAB (6 fields, UTC) of the scheduled verification; empty = off. Default: every day at 04:00, after the backups and the sweeper.')
+param verifySchedule string = '0 0 4 * * *'
+
+@description('Bytes one scheduled verification night reads at most (PAGEWISE_VERIFY_BYTES_PER_NIGHT). Default 64 GiB.')
+@minValue(1)
+param verifyBytesPerNight int = 68719476736
+
+@description('Percent (0-100) of storage dependency telemetry items kept (PAGEWISE_TELEMETRY_DEPENDENCY_SAMPLING).')
+@minValue(0)
+@maxValue(100)
+param telemetryDependencySampling int = 1
+
+@description('Email address the alerts (failed backup, no backup of a disk in 26 h, failed scheduled verification) go to.')
+@minLength(3)
+param alertEmail string
+
+@description('''Node.js major version of the function apps. 24: the newest generally available on Elastic Premium and Flex
+Consumption (Linux) at the time of writing; 22 if your region does not offer 24 yet (infra/README.md "Node version").''')
+@allowed([
+  '22'
+  '24'
+])
+param nodeVersion string = '24'
+
 @description('Extra app settings, merged last (e.g. {"AzureFunctionsJobHost__functionTimeout": "02:00:00"}).')
 param additionalAppSettings object = {}
 
@@ -311,6 +354,8 @@ var storageTableDataContributor = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
 // App settings
 // ---------------------------------------------------------------------------------------------------
 
+var authMode = empty(entraClientId) ? 'keys' : 'entra'
+
 var pagewiseSettings = union(
   {
     PAGEWISE_VAULT_URL: vaultUrl
@@ -332,7 +377,12 @@ var pagewiseSettings = union(
     PAGEWISE_MAX_RUNNING_PER_ACCOUNT: string(maxRunningPerAccount)
     PAGEWISE_SCRATCH_DIR: scratchDir
     PAGEWISE_APP_ROLE: deployPruneApp ? 'backup' : 'all'
+    PAGEWISE_AUTH: authMode
+    PAGEWISE_VERIFY_BYTES_PER_NIGHT: string(verifyBytesPerNight)
+    PAGEWISE_TELEMETRY_DEPENDENCY_SAMPLING: string(telemetryDependencySampling)
   },
+  // Unset is off: an empty NCRONTAB would not be "off" but a binding the host cannot resolve.
+  empty(verifySchedule) ? {} : { PAGEWISE_VERIFY_SCHEDULE: verifySchedule },
   additionalAppSettings
 )
 
@@ -354,6 +404,8 @@ var pruneSettings = union(
     PAGEWISE_APP_ROLE: 'prune'
     PAGEWISE_PRUNE_SCHEDULE: pruneSchedule
     PAGEWISE_SCRATCH_DIR: scratchDir
+    PAGEWISE_AUTH: authMode
+    PAGEWISE_TELEMETRY_DEPENDENCY_SAMPLING: string(telemetryDependencySampling)
     // Its own task hub on the shared host account (host.json names the backup app's PagewiseHub).
     AzureFunctionsJobHost__extensions__durableTask__hubName: 'PagewisePruneHub'
   },
@@ -405,6 +457,7 @@ module vaultStorage 'modules/vault-storage.bicep' = {
     accessTier: vaultAccessTier
     softDeleteDays: vaultSoftDeleteDays
     versioningEnabled: vaultVersioningEnabled
+    versionRetentionDays: vaultVersionRetentionDays
     immutabilityDays: vaultImmutabilityDays
     allowSharedKeyAccess: vaultAllowSharedKeyAccess
   }
@@ -440,6 +493,9 @@ module functionApp 'modules/function-app.bicep' = {
     appInsightsConnectionString: monitoring.outputs.appInsightsConnectionString
     appSettings: pagewiseSettingsList
     allowScmBasicAuth: allowScmBasicAuth
+    nodeVersion: nodeVersion
+    entraClientId: entraClientId
+    entraTenantId: entraTenantId
   }
   dependsOn: [
     keyVault // PAGEWISE_USER_KEY refers to its secret
@@ -527,6 +583,7 @@ module snapshotAccess 'modules/snapshot-access.bicep' = [
       principalId: functionApp.outputs.principalId
       roleMode: snapshotRoleMode
       allowSnapshotCreate: snapshotRoleAllowsCreate
+      allowVmCapture: snapshotRoleAllowsVmBackup
     }
   }
 ]
@@ -604,6 +661,9 @@ module pruneApp 'modules/function-app.bicep' = if (deployPruneApp) {
     allowScmBasicAuth: allowScmBasicAuth
     userAssignedIdentityId: deployPruneApp ? pruneIdentity.id : ''
     userAssignedIdentityClientId: deployPruneApp ? pruneIdentity.properties.clientId : ''
+    nodeVersion: nodeVersion
+    entraClientId: entraClientId
+    entraTenantId: entraTenantId
   }
   dependsOn: [
     pruneHostContent
@@ -620,7 +680,7 @@ module snapshotEvents 'modules/snapshot-events.bicep' = [
     scope: resourceGroup(group)
     params: {
       systemTopicName: '${namePrefix}-snapshots-${suffix}'
-      functionResourceId: '${functionApp.outputs.id}/functions/${snapshotFunctionName}'
+      functionResourceId: '${functionApp.outputs.id}/functions/${diskEventsFunctionName}'
       eventDeliverySchema: eventDeliverySchema
       tags: tags
     }
@@ -634,7 +694,7 @@ module blobEvents 'modules/blob-events.bicep' = if (deployEventSubscriptions && 
     storageAccountName: watchedBlobAccountName
     location: watchedBlobAccountLocation
     systemTopicName: '${namePrefix}-blobs-${suffix}'
-    functionResourceId: '${functionApp.outputs.id}/functions/${blobFunctionName}'
+    functionResourceId: '${functionApp.outputs.id}/functions/${diskEventsFunctionName}'
     containers: watchedContainers
     eventDeliverySchema: eventDeliverySchema
     tags: tags
@@ -642,6 +702,19 @@ module blobEvents 'modules/blob-events.bicep' = if (deployEventSubscriptions && 
   dependsOn: [
     sourceAccess // the app can read a blob before it is told about it
   ]
+}
+
+// --- Alerts (#18): failed backup, no backup of a disk in 26 h, failed scheduled verification ---------
+
+module alerts 'modules/alerts.bicep' = {
+  name: 'pagewise-alerts'
+  params: {
+    location: location
+    tags: tags
+    appInsightsId: monitoring.outputs.appInsightsId
+    namePrefix: namePrefix
+    alertEmail: alertEmail
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -657,3 +730,6 @@ output hostStorageAccountName string = hostStorage.outputs.name
 output vaultStorageAccountName string = vaultStorage.outputs.name
 output pruneAppName string = deployPruneApp ? pruneName : ''
 output prunePrincipalId string = deployPruneApp ? pruneIdentity.properties.principalId : ''
+output authMode string = authMode
+output portalUrl string = 'https://${functionApp.outputs.defaultHostName}/api/portal/'
+output alertRuleNames string[] = alerts.outputs.alertRuleNames

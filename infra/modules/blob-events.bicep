@@ -1,5 +1,6 @@
 // Event Grid system topic on a watched source storage account (in this module's resource group),
-// delivering page-blob creations in the watched containers to the function app's blobCreated function.
+// delivering page-blob creations in the watched containers to the function app's Event Grid function diskEvents
+// (functions/events/eventGrid.ts, the same function snapshot writes go to).
 //
 // A storage account can have only one system topic: if it already has one, deploy the event
 // subscription below onto that topic instead (see infra/README.md).
@@ -11,7 +12,7 @@ param location string
 
 param systemTopicName string
 
-@description('Resource ID of the destination function: <functionAppId>/functions/<name>.')
+@description('Resource ID of the destination function: <functionAppId>/functions/diskEvents.')
 param functionResourceId string
 
 @description('Containers whose new page blobs trigger a backup.')

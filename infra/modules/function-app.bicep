@@ -1,4 +1,4 @@
-// Linux Node 20 function app (Functions v4 host) with a system-assigned identity (or, given one, a
+// Linux Node function app (Functions v4 host, Node major version nodeVersion) with a system-assigned identity (or, given one, a
 // user-assigned identity: the prune app), on either an Elastic Premium plan (default) or a Flex
 // Consumption plan; on Elastic Premium it may share an existing plan.
 //
@@ -69,6 +69,20 @@ param userAssignedIdentityClientId string = ''
 
 @description('Elastic Premium: run on this existing plan instead of creating planName.')
 param existingPlanId string = ''
+
+@description('Node.js major version of the Functions Node worker (infra/README.md "Node version").')
+@allowed([
+  '22'
+  '24'
+])
+param nodeVersion string
+
+@description('''Client ID of the Entra app registration that signs users in (App Service authentication, #18).
+Empty: no App Service authentication; the API takes function keys (PAGEWISE_AUTH=keys).''')
+param entraClientId string = ''
+
+@description('Tenant of that app registration.')
+param entraTenantId string = tenant().tenantId
 
 var isFlex = hostingPlan == 'FlexConsumption'
 var isUserAssigned = !empty(userAssignedIdentityId)
@@ -161,7 +175,7 @@ var commonSiteConfig = {
 }
 
 var elasticPremiumSiteConfig = {
-  linuxFxVersion: 'Node|20'
+  linuxFxVersion: 'Node|${nodeVersion}'
   use32BitWorkerProcess: false
 }
 
@@ -208,7 +222,7 @@ resource site 'Microsoft.Web/sites@2023-12-01' = {
           }
           runtime: {
             name: 'node'
-            version: '20'
+            version: nodeVersion
           }
         }
       : null
@@ -228,6 +242,61 @@ resource scmBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@20
   name: 'scm'
   properties: {
     allow: allowScmBasicAuth
+  }
+}
+
+// App Service authentication (#18): every request needs an Entra ID sign-in before it reaches the host; the host then
+// sees the caller as x-ms-client-principal (functions/auth/principal.ts maps its Pagewise.* app roles). API routes are
+// registered anonymous in this mode (PAGEWISE_AUTH=entra), so this is the gate; requireRole is the second.
+resource authSettings 'Microsoft.Web/sites/config@2023-12-01' = if (!empty(entraClientId)) {
+  parent: site
+  name: 'authsettingsV2'
+  properties: {
+    platform: {
+      enabled: true
+      runtimeVersion: '~1'
+    }
+    globalValidation: {
+      requireAuthentication: true
+      // A browser (the portal at /api/portal/) is sent to sign in; an API client without a token gets a 401.
+      unauthenticatedClientAction: 'RedirectToLoginPage'
+      redirectToProvider: 'azureactivedirectory'
+      // Event Grid delivers to the host's webhook with the eventgrid_extension system key; it cannot sign in.
+      excludedPaths: [
+        '/runtime/webhooks/eventgrid'
+      ]
+    }
+    identityProviders: {
+      azureActiveDirectory: {
+        enabled: true
+        registration: {
+          openIdIssuer: '${environment().authentication.loginEndpoint}${entraTenantId}/v2.0'
+          clientId: entraClientId
+        }
+        validation: {
+          // Tokens for this app only: its client ID or its Application ID URI (scripts use az account get-access-token).
+          allowedAudiences: [
+            entraClientId
+            'api://${entraClientId}'
+          ]
+        }
+        login: {
+          disableWWWAuthenticate: false
+        }
+      }
+    }
+    login: {
+      // The app needs only the principal header, never the users' tokens: none are stored.
+      tokenStore: {
+        enabled: false
+      }
+    }
+    httpSettings: {
+      requireHttps: true
+      forwardProxy: {
+        convention: 'NoProxy'
+      }
+    }
   }
 }
 

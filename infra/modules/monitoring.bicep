@@ -48,3 +48,4 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' = {
 
 output appInsightsConnectionString string = appInsights.properties.ConnectionString
 output workspaceId string = workspace.id
+output appInsightsId string = appInsights.id

@@ -16,6 +16,11 @@ param roleMode string
 @description('Also allow creating and deleting snapshots (custom role only), for backups that snapshot a disk first.')
 param allowSnapshotCreate bool
 
+@description('''Also allow VM backups (custom role only, docs/VM.md): read the VMs, create restore points in a
+Pagewise restore point collection, read their disk restore points through a read SAS, and delete the restore points
+and snapshots Pagewise took (the sweeper; core/vm/arm-capture.ts deletes only what carries its tag).''')
+param allowVmCapture bool = false
+
 var diskSnapshotContributor = '7efff54f-a5b4-42b5-a1c5-5411624893ce'
 var useCustomRole = roleMode == 'PagewiseSnapshotReader'
 var customRoleGuid = guid(resourceGroup().id, 'pagewise-snapshot-reader')
@@ -30,6 +35,17 @@ var createActions = [
   'Microsoft.Compute/snapshots/write'
   'Microsoft.Compute/snapshots/delete'
 ]
+var vmCaptureActions = [
+  'Microsoft.Compute/virtualMachines/read'
+  'Microsoft.Compute/restorePointCollections/read'
+  'Microsoft.Compute/restorePointCollections/write'
+  'Microsoft.Compute/restorePointCollections/restorePoints/read'
+  'Microsoft.Compute/restorePointCollections/restorePoints/write'
+  'Microsoft.Compute/restorePointCollections/restorePoints/delete'
+  'Microsoft.Compute/restorePointCollections/restorePoints/diskRestorePoints/read'
+  'Microsoft.Compute/restorePointCollections/restorePoints/diskRestorePoints/beginGetAccess/action'
+  'Microsoft.Compute/restorePointCollections/restorePoints/diskRestorePoints/endGetAccess/action'
+]
 
 resource snapshotReader 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if (useCustomRole) {
   name: customRoleGuid
@@ -43,7 +59,7 @@ resource snapshotReader 'Microsoft.Authorization/roleDefinitions@2022-04-01' = i
     ]
     permissions: [
       {
-        actions: concat(readActions, allowSnapshotCreate ? createActions : [])
+        actions: union(readActions, allowSnapshotCreate || allowVmCapture ? createActions : [], allowVmCapture ? vmCaptureActions : [])
         notActions: []
       }
     ]

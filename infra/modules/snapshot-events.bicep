@@ -1,12 +1,13 @@
 // Event Grid system topic on one watched resource group (this module's scope), delivering successful
-// managed-disk snapshot writes to the function app's snapshotCreated function.
+// managed-disk snapshot writes to the function app's Event Grid function diskEvents (functions/events/eventGrid.ts; it
+// takes blob events too, functions/events/diskEvents.ts classifyEvent tells them apart).
 //
 // An Azure resource can have only one system topic: if the resource group already has one, deploy the
 // event subscription below onto that topic instead (see infra/README.md).
 
 param systemTopicName string
 
-@description('Resource ID of the destination function: <functionAppId>/functions/<name>.')
+@description('Resource ID of the destination function: <functionAppId>/functions/diskEvents.')
 param functionResourceId string
 
 @allowed([
@@ -27,7 +28,7 @@ resource topic 'Microsoft.EventGrid/systemTopics@2022-06-15' = {
   }
 }
 
-resource snapshotCreated 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2022-06-15' = {
+resource snapshotWritten 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2022-06-15' = {
   parent: topic
   name: 'pagewise-snapshot-created'
   properties: {

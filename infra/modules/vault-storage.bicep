@@ -1,6 +1,7 @@
 // The secondary copy: a separate storage account holding the encrypted, deduplicated vault container.
 // Identity-only by default (no account keys), never public, TLS 1.2+, with soft delete on blobs and
-// containers and optional versioning / version-level immutability (WORM).
+// containers, versioning (previous versions deleted by lifecycle management after versionRetentionDays) and optional
+// version-level immutability (WORM).
 
 param name string
 param location string
@@ -32,6 +33,10 @@ param softDeleteDays int
 
 @description('Keep every overwritten or deleted blob as a version.')
 param versioningEnabled bool
+
+@description('Days a previous (overwritten or deleted) version is kept before lifecycle management deletes it.')
+@minValue(1)
+param versionRetentionDays int
 
 @description('Version-level immutability (WORM) in days; 0 leaves it off. Turning it on forces versioning.')
 @minValue(0)
@@ -96,6 +101,43 @@ resource container 'Microsoft.Storage/storageAccounts/blobServices/containers@20
   properties: {
     publicAccess: 'None'
   }
+}
+
+// Versioning keeps what a prune deletes as previous versions; without this rule they would be billed forever.
+resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01' = if (versioningEnabled || immutable) {
+  parent: account
+  name: 'default'
+  properties: {
+    policy: {
+      rules: [
+        {
+          name: 'pagewise-expire-previous-versions'
+          enabled: true
+          type: 'Lifecycle'
+          definition: {
+            filters: {
+              blobTypes: [
+                'blockBlob'
+              ]
+              prefixMatch: [
+                '${containerName}/'
+              ]
+            }
+            actions: {
+              version: {
+                delete: {
+                  daysAfterCreationGreaterThan: versionRetentionDays
+                }
+              }
+            }
+          }
+        }
+      ]
+    }
+  }
+  dependsOn: [
+    blobService
+  ]
 }
 
 output name string = account.name
