@@ -237,8 +237,16 @@ function parsedLikeTheWorker(text: string): unknown {
 export function matchRoute(template: string, path: string): Record<string, string> | undefined {
   const want = template.split('/').filter(Boolean);
   const got = path.split('/').filter(Boolean);
-  if (want.length !== got.length) return undefined;
   const params: Record<string, string> = {};
+  // A last `{*name}` takes the rest of the path, none included (the portal's `portal/{*path}`), as ASP.NET routing does.
+  const catchAll = /^\{\*(\w+)\}$/.exec(want[want.length - 1] ?? '');
+  if (catchAll) {
+    if (got.length < want.length - 1) return undefined;
+    params[catchAll[1]] = got.slice(want.length - 1).map((s) => decodeURIComponent(s)).join('/');
+    want.pop();
+    got.length = want.length;
+  }
+  if (want.length !== got.length) return undefined;
   for (let i = 0; i < want.length; i++) {
     const m = /^\{(\w+)(?::[^}]*)?\??\}$/.exec(want[i]);
     if (m) params[m[1]] = decodeURIComponent(got[i]);

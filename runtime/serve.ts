@@ -13,6 +13,7 @@ import { MAX_BODY_BYTES } from '../functions/http/responses';
 import { nestsTooDeep, TOO_DEEP } from '../functions/http/jsonDepth';
 import { answerDurable, WEBHOOK_PREFIX, writeDurableAnswer } from './durableRpc';
 import { LocalApp, LocalAppOptions, LocalAppStopOptions, startLocalApp } from './localApp';
+import { portalRedirect } from './portalRedirect';
 import { functionsByTrigger } from './registry';
 import {
   checkContentType,
@@ -155,6 +156,8 @@ async function answer(ctx: ServeContext, req: IncomingMessage, res: ServerRespon
     const url = requestUrl(req, ctx.origin);
     checkHost(req, ctx.hosts);
     checkOrigin(req, ctx.hosts);
+    const portal = portalRedirect(req.method ?? 'GET', url.pathname);
+    if (portal) return void res.writeHead(302, { Location: portal, 'Cache-Control': 'no-store' }).end();
     const route = ROUTES.find((r) => r.match(url.pathname));
     if (!route) throw new RequestRefused(404, 'NotFound', 'nothing is served at this path');
     const method = req.method ?? 'GET';
