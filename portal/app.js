@@ -160,7 +160,7 @@ async function section(errorId, load) {
 
 /**
  * @param {HTMLTableElement} table
- * @param {HTMLTableRowElement[]} rows
+ * @param {HTMLElement[]} rows
  * @param {string} empty
  */
 function fillTable(table, rows, empty) {
