@@ -5,7 +5,7 @@ import { formatThroughput } from './format.js';
 const SVG = 'http://www.w3.org/2000/svg';
 const WIDTH = 640;
 const HEIGHT = 200;
-const PAD = { left: 56, right: 12, top: 12, bottom: 28 };
+const PAD = { left: 76, right: 12, top: 12, bottom: 28 };
 
 /** @typedef {{ at: number, mibps: number }} Sample */
 

@@ -16,6 +16,7 @@ let server: LocalServer;
 let sourceUrl: string;
 let backupId: string;
 let verifyId: string;
+let beforeFirstBackup: { operations: Answer; vmBackups: Answer };
 const failedVerifyId = `verify-${randomBytes(16).toString('hex')}`;
 
 const key = () => ({ 'x-functions-key': server.keys.functionKeys.default });
@@ -47,6 +48,8 @@ beforeAll(async () => {
     timers: false,
     log: () => undefined,
   });
+  // What a new install shows, before its first backup made the vault.
+  beforeFirstBackup = { operations: await get('/api/operations'), vmBackups: await get('/api/vm-backups') };
   // A backup, a verification of it, and a verification of a backup the vault does not hold (fails in its activity).
   const backup = await post('/api/backups', { source: { url: sourceUrl } });
   expect(backup.status).toBe(202);
@@ -62,6 +65,11 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.close();
   await env?.stop();
+});
+
+test('before the first backup: no operation, no VM backup (a vault without its marker yet is empty, not an error)', () => {
+  expect([beforeFirstBackup.operations.status, json(beforeFirstBackup.operations)]).toEqual([200, { operations: [], truncated: false }]);
+  expect([beforeFirstBackup.vmBackups.status, json(beforeFirstBackup.vmBackups)]).toEqual([200, { vmBackups: [] }]);
 });
 
 test('GET /api/operations lists the top-level operations, newest first, with kind, status and progress', async () => {
