@@ -48,3 +48,5 @@ require('./retentionActivities').registerRetentionActivities({ prune: role !== '
 require('./http/retention').registerRetentionRoutes({ undelete: role !== 'backup' });
 if (role !== 'backup') require('./http/prunes');
 if (role === 'prune') require('./scheduledPrunes');
+// #18 auth: who the caller is (GET /api/me), and the audit log (GET /api/audit), in every role.
+require('./http/me');

@@ -11,6 +11,8 @@ export interface Problem {
   status: number;
   detail: string;
   errors?: string[];
+  /** auth (#18): the role a 403 Forbidden needed. */
+  neededRole?: string;
 }
 
 const STATUS_BY_CODE: Partial<Record<PagewiseErrorCode, number>> = {

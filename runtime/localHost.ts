@@ -150,15 +150,24 @@ export class LocalFunctionHost {
     return result instanceof HttpResponse ? result : new HttpResponse(result ?? { status: 204 });
   }
 
-  /** Routes a request to the registered HTTP function whose route and method match (like the host). */
-  async dispatchHttp(init: LocalHttpRequest): Promise<HttpResponse> {
-    const url = new URL(init.url);
+  /** The registered HTTP function a method and URL route to (as the host routes `/api/<route>`), with its route parameters. */
+  httpFunctionFor(method: string, url: URL): { fn: RegisteredFunction; params: Record<string, string> } | undefined {
     const path = url.pathname.replace(/^\/api\//, '');
     for (const fn of functionsByTrigger('httpTrigger')) {
       const methods = (fn.trigger.methods as string[] | undefined) ?? ['GET', 'POST'];
-      if (!methods.includes(init.method.toUpperCase())) continue;
+      if (!methods.includes(method.toUpperCase())) continue;
       const params = matchRoute(String(fn.trigger.route ?? fn.metadata.name), path);
-      if (!params) continue;
+      if (params) return { fn, params };
+    }
+    return undefined;
+  }
+
+  /** Routes a request to the registered HTTP function whose route and method match (like the host). */
+  async dispatchHttp(init: LocalHttpRequest): Promise<HttpResponse> {
+    const url = new URL(init.url);
+    const found = this.httpFunctionFor(init.method, url);
+    if (found) {
+      const { fn, params } = found;
       const request = new HttpRequest({
         method: init.method.toUpperCase(),
         url: init.url,
@@ -238,11 +247,11 @@ export function matchRoute(template: string, path: string): Record<string, strin
   const want = template.split('/').filter(Boolean);
   const got = path.split('/').filter(Boolean);
   const params: Record<string, string> = {};
-  // A last `{*name}` takes the rest of the path, none included (the portal's `portal/{*path}`), as ASP.NET routing does.
+  // A catch-all last segment (`portal/{*path}`) takes the rest of the path, possibly nothing.
   const catchAll = /^\{\*(\w+)\}$/.exec(want[want.length - 1] ?? '');
   if (catchAll) {
     if (got.length < want.length - 1) return undefined;
-    params[catchAll[1]] = got.slice(want.length - 1).map((s) => decodeURIComponent(s)).join('/');
+    params[catchAll[1]] = got.slice(want.length - 1).map((g) => decodeURIComponent(g)).join('/');
     want.pop();
     got.length = want.length;
   }

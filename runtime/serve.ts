@@ -13,7 +13,6 @@ import { MAX_BODY_BYTES } from '../functions/http/responses';
 import { nestsTooDeep, TOO_DEEP } from '../functions/http/jsonDepth';
 import { answerDurable, WEBHOOK_PREFIX, writeDurableAnswer } from './durableRpc';
 import { LocalApp, LocalAppOptions, LocalAppStopOptions, startLocalApp } from './localApp';
-import { portalRedirect } from './portalRedirect';
 import { functionsByTrigger } from './registry';
 import {
   checkContentType,
@@ -29,7 +28,9 @@ import {
   requestUrl,
   sendRefusal,
 } from './requestGuards';
-import { defaultKeysDir, generateServeKeys, KeyLevel, keyOpens, prepareKeysDir, removeKeysFile, ServeKeys, writeKeysFile } from './serveKeys';
+import { defaultKeysDir, generateServeKeys, KeyLevel, keyOpens, LoginTokens, prepareKeysDir, removeKeysFile, ServeKeys, writeKeysFile } from './serveKeys';
+import { DEFAULT_LOGIN_THROTTLE, LoginThrottle, Session, sessionCookieOf, SessionStore } from './serveSessions';
+import { answerSignIn, isSignInPath, principalHeaders, requireOwnOrigin, SAFE_METHODS, withoutCallerIdentity } from './serveSignIn';
 import { startTimerSchedules, TimerSchedule } from './timerSchedules';
 import type { QueueTriggerInfo } from './queueTriggers';
 
@@ -41,6 +42,8 @@ export interface LocalServerOptions extends LocalAppOptions {
   timers?: boolean;
   /** Where the keys file is written (default ~/.pagewise/serve, a 0700 directory). */
   keysDir?: string;
+  /** Failed sign-ins allowed per window and the delay each costs (default 10 a minute, 500 ms). */
+  loginThrottle?: Partial<LoginThrottle>;
 }
 
 export interface LocalServer {
@@ -54,6 +57,10 @@ export interface LocalServer {
   /** This run's keys, and the 0600 file holding them (removed at close). */
   keys: ServeKeys;
   keysFile: string;
+  /** The reusable sign-in tokens per role (also in the keys file). */
+  loginTokens: LoginTokens;
+  /** `<url>/portal/#login=<one-time admin token>`: opens one admin session, once (printed at start). */
+  signInUrl: string;
   close(options?: LocalAppStopOptions): Promise<void>;
 }
 
@@ -102,7 +109,9 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
   const url = `http://${host}:${port}`;
   // A second runtime refused this task hub is told where to send its work instead.
   await app.lease.describe(`${options.role ?? 'pagewise serve'} at ${url}`).catch((err: unknown) => log(`task hub: naming this server on its lease failed: ${redact(String(err))}`));
-  ctx = { app, keys, origin: url, hosts: ownHosts(port), log };
+  const sessions = new SessionStore(keys.loginTokens, { ...DEFAULT_LOGIN_THROTTLE, ...options.loginThrottle });
+  const signInUrl = `${url}/portal/#login=${sessions.oneTimeToken}`;
+  ctx = { app, keys, sessions, origin: url, hosts: ownHosts(port), log };
   const timers = options.timers === false ? undefined : startTimerSchedules(app.host, options.appSettings ?? process.env, (line) => log(line, 'timers'));
   return {
     url,
@@ -112,6 +121,8 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
     queues: app.queues?.triggers ?? [],
     keys,
     keysFile,
+    loginTokens: keys.loginTokens,
+    signInUrl,
     async close(stopOptions = {}) {
       timers?.stop();
       await closeServer(server);
@@ -121,9 +132,10 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
   };
 }
 
-interface ServeContext {
+export interface ServeContext {
   app: LocalApp;
   keys: ServeKeys;
+  sessions: SessionStore;
   /** The bound origin: every URL handed out is built on it, never on the request's Host. */
   origin: string;
   hosts: Set<string>;
@@ -136,7 +148,7 @@ interface Route {
   methods: string[];
   bodyTypes: string[];
   bodyLimit: number;
-  handle(ctx: ServeContext, req: IncomingMessage, res: ServerResponse, url: URL, body: string): Promise<void>;
+  handle(ctx: ServeContext, req: IncomingMessage, res: ServerResponse, url: URL, body: string, session?: Session): Promise<void>;
 }
 
 const ROUTES: Array<{ match: (path: string) => boolean } & Route> = [
@@ -156,35 +168,56 @@ async function answer(ctx: ServeContext, req: IncomingMessage, res: ServerRespon
     const url = requestUrl(req, ctx.origin);
     checkHost(req, ctx.hosts);
     checkOrigin(req, ctx.hosts);
-    const portal = portalRedirect(req.method ?? 'GET', url.pathname);
-    if (portal) return void res.writeHead(302, { Location: portal, 'Cache-Control': 'no-store' }).end();
+    const method = req.method ?? 'GET';
+    if (isSignInPath(url.pathname)) return await answerSignIn(ctx, req, res, url);
+    if (method === 'GET' && PORTAL_ENTRIES.has(url.pathname)) return redirect(res, PORTAL_PATH);
     const route = ROUTES.find((r) => r.match(url.pathname));
     if (!route) throw new RequestRefused(404, 'NotFound', 'nothing is served at this path');
-    const method = req.method ?? 'GET';
     if (!route.methods.includes(method)) throw new RequestRefused(405, 'MethodNotAllowed', `use ${route.methods.join(' or ')}`, { Allow: route.methods.join(', ') });
     const presented = headerValue(req, 'x-functions-key') ?? url.searchParams.get('code') ?? undefined;
-    if (!keyOpens(ctx.keys, route.level, presented)) throw new RequestRefused(401, 'Unauthorized', 'a valid key is required (x-functions-key header or code query parameter)');
+    const keyed = keyOpens(ctx.keys, route.level, presented);
+    // As App Service authentication does: a session cookie (API routes only) stands in for the key, and
+    // a route registered `anonymous` needs neither. A valid key wins over a session (no principal: every role).
+    const session = !keyed && route.level === 'function' ? ctx.sessions.find(sessionCookieOf(headerValue(req, 'cookie'))) : undefined;
+    if (!keyed && !session && !(route.level === 'function' && isAnonymousFunction(ctx, method, url))) {
+      throw new RequestRefused(401, 'Unauthorized', 'a valid key is required (x-functions-key header or code query parameter)');
+    }
+    // A browser sends the cookie with any request to this origin: a state change must also prove it came from this origin's page.
+    if (session && !SAFE_METHODS.has(method)) requireOwnOrigin(req, ctx.hosts);
     url.searchParams.delete('code'); // never handed on, so never echoed
     checkContentType(req, route.bodyTypes);
     const body = await readLimitedBody(req, route.bodyLimit);
-    await route.handle(ctx, req, res, url, body);
+    await route.handle(ctx, req, res, url, body, session);
   } catch (err) {
     if (!(err instanceof RequestRefused)) throw err;
     sendRefusal(req, res, err);
   }
 }
 
-function headerValue(req: IncomingMessage, name: string): string | undefined {
+/** Where the portal's page is served (the `portal` function under the host's `api` prefix); `/` and `/portal/` lead there. */
+const PORTAL_PATH = '/api/portal/';
+const PORTAL_ENTRIES = new Set(['/', '/portal', '/portal/']);
+
+function redirect(res: ServerResponse, location: string): void {
+  res.writeHead(302, { Location: location, 'Cache-Control': 'no-store' });
+  res.end();
+}
+
+/** Whether the API function this request routes to is registered `authLevel: 'anonymous'` (the portal's files; every API route in entra mode). */
+function isAnonymousFunction(ctx: ServeContext, method: string, url: URL): boolean {
+  url.pathname.split('/').forEach(decodeSegment); // malformed percent-encoding is a 400 here, not a 500 in routing
+  return ctx.app.host.httpFunctionFor(method, url)?.fn.trigger.authLevel === 'anonymous';
+}
+
+export function headerValue(req: IncomingMessage, name: string): string | undefined {
   const value = req.headers[name];
   return Array.isArray(value) ? value[0] : value;
 }
 
 /** The registered HTTP functions, with a URL on the bound origin and without the key. */
-async function answerApi(ctx: ServeContext, req: IncomingMessage, res: ServerResponse, url: URL, body: string): Promise<void> {
-  const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(req.headers)) {
-    if (name !== 'x-functions-key' && value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value;
-  }
+async function answerApi(ctx: ServeContext, req: IncomingMessage, res: ServerResponse, url: URL, body: string, session?: Session): Promise<void> {
+  // Never handed on: the key, the cookie, and any principal the caller made up; then the session's own principal.
+  const headers: Record<string, string> = { ...withoutCallerIdentity(req), ...(session ? principalHeaders(session) : {}) };
   headers.host = new URL(ctx.origin).host;
   url.pathname.split('/').forEach(decodeSegment); // malformed percent-encoding is a 400 here, not a 500 in routing
   const response = await ctx.app.host.dispatchHttp({ method: req.method ?? 'GET', url: url.href, headers, ...(body ? { body } : {}) });

@@ -16,6 +16,16 @@ export interface ServeKeys {
   masterKey: string;
   functionKeys: { default: string };
   systemKeys: { durabletask_extension: string; eventgrid_extension: string };
+  /** #18: reusable sign-in tokens, one per role, exchanged at POST /.auth/login for a session cookie. */
+  loginTokens: LoginTokens;
+}
+
+/** A sign-in token per role (runtime/serveSessions.ts). */
+export interface LoginTokens {
+  reader: string;
+  operator: string;
+  restorer: string;
+  admin: string;
 }
 
 /** Which key a route requires: the function key, a system key, or the master key (admin). */
@@ -30,6 +40,7 @@ export function generateServeKeys(): ServeKeys {
     masterKey: newKey(),
     functionKeys: { default: newKey() },
     systemKeys: { durabletask_extension: newKey(), eventgrid_extension: newKey() },
+    loginTokens: { reader: newKey(), operator: newKey(), restorer: newKey(), admin: newKey() },
   };
 }
 

@@ -29,12 +29,14 @@ export const defineServe: DefineCommand = (program, ctx) => {
       const server = await startLocalServer({ taskHub: { connectionString }, appSettings: io.env, ...(port ? { port } : {}), ...(opts.keysDir ? { keysDir: opts.keysDir } : {}) });
       const timers = server.timers.map((t) => ({ name: t.name, schedule: t.schedule, next: t.next?.toISOString(), problem: t.problem }));
       const queues = server.queues;
-      if (opts.json) printJson(io, { url: server.url, port: server.port, keysFile: server.keysFile, timers, queues });
+      if (opts.json) printJson(io, { url: server.url, port: server.port, keysFile: server.keysFile, signInUrl: server.signInUrl, timers, queues });
       else {
         printLines(io, [
           `pagewise API listening on ${server.url} (Ctrl-C stops)`,
           // The path only: the keys stay in the 0600 file (terminals and service logs are read by others).
-          `keys (x-functions-key header or ?code=) in ${server.keysFile}, removed at exit`,
+          `keys (x-functions-key header or ?code=) and the role sign-in tokens in ${server.keysFile}, removed at exit`,
+          // Single use: this line ends up in terminals and logs, so once it has opened a session it opens nothing.
+          `portal: open ${server.signInUrl} once to sign in as admin (works one time; then sign in with a token from the keys file)`,
           ...timers.map((t) => (t.next ? `timer ${t.name}: "${t.schedule}" (UTC), next at ${t.next}` : `timer ${t.name}: ${t.problem}`)),
           ...queues.map((q) => (q.problem ? `queue ${q.name}: ${q.problem}` : `queue ${q.name}: polling "${q.queueName}"`)),
         ]);

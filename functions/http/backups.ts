@@ -16,12 +16,16 @@ import { validators } from './schemas';
 import { cachedVaultUsage } from './usage-cache';
 import { operationView, redactDeep, withLiveBackupProgress } from './views';
 import { answering, assertKnownQuery, startedResponse, validBody } from './responses';
+import { apiAuthLevel } from '../auth/authMode';
+import { requireRole } from '../auth/principal';
+import { ROUTE_ROLES } from '../auth/routeRoles';
 
 df.app.client.http('startBackup', {
   route: 'backups',
   methods: ['POST'],
-  authLevel: 'function',
+  authLevel: apiAuthLevel(),
   handler: answering(async (request, client, context) => {
+    requireRole(request, ROUTE_ROLES.startBackup);
     assertKnownQuery(request, []);
     const { source, ...overrides } = await validBody(request, validators.startBackup);
     assertAllowedAccount(readSettings(), source.url, 'blob', 'source.url');
@@ -34,8 +38,9 @@ df.app.client.http('startBackup', {
 df.app.client.http('getBackup', {
   route: 'backups/{id}',
   methods: ['GET'],
-  authLevel: 'function',
+  authLevel: apiAuthLevel(),
   handler: answering(async (request, client) => {
+    requireRole(request, ROUTE_ROLES.getBackup);
     assertKnownQuery(request, []);
     const backupId = validateBackupId(request.params.id ?? '');
     const status = await findStatus(client, backupInstanceId(backupId));
@@ -55,8 +60,9 @@ df.app.client.http('getBackup', {
 df.app.client.http('listBackups', {
   route: 'backups',
   methods: ['GET'],
-  authLevel: 'function',
+  authLevel: apiAuthLevel(),
   handler: answering(async (request, client) => {
+    requireRole(request, ROUTE_ROLES.listBackups);
     assertKnownQuery(request, ['disk', 'groupBy', 'usage']);
     const groupBy = request.query.get('groupBy');
     if (groupBy !== null && groupBy !== 'disk') throw new ProblemError(400, 'BadQuery', `groupBy ${JSON.stringify(groupBy.slice(0, 64))} is not supported (allowed: disk)`);

@@ -9,6 +9,9 @@ import { problemFromError, ProblemError } from '../problems';
 import { readSettings, readUserKey } from '../settings';
 import { contentDisposition } from './contentDisposition';
 import { assertKnownQuery } from './responses';
+import { apiAuthLevel } from '../auth/authMode';
+import { requireRole } from '../auth/principal';
+import { ROUTE_ROLES } from '../auth/routeRoles';
 
 /** A volume path is at most MAX_VOLUME_PATH_BYTES (core parseVolumePath, which says so); a query value far longer is refused before any vault call. */
 const MAX_PATH_CHARS = MAX_VOLUME_PATH_BYTES + 16;
@@ -18,8 +21,9 @@ const MAX_AFTER_CHARS = 1024;
 app.http('listBackupFiles', {
   route: 'backups/{id}/files',
   methods: ['GET'],
-  authLevel: 'function',
+  authLevel: apiAuthLevel(),
   handler: answer(async (request) => {
+    requireRole(request, ROUTE_ROLES.listBackupFiles);
     assertKnownQuery(request, ['path', 'limit', 'after']);
     const backupId = validateBackupId(request.params.id ?? '');
     const path = queryText(request, 'path', MAX_PATH_CHARS);
@@ -51,8 +55,9 @@ app.http('listBackupFiles', {
 app.http('downloadBackupFile', {
   route: 'backups/{id}/files/content',
   methods: ['GET'],
-  authLevel: 'function',
+  authLevel: apiAuthLevel(),
   handler: answer(async (request, context) => {
+    requireRole(request, ROUTE_ROLES.downloadBackupFile);
     assertKnownQuery(request, ['path']);
     const backupId = validateBackupId(request.params.id ?? '');
     const path = queryText(request, 'path', MAX_PATH_CHARS);

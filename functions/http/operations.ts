@@ -16,12 +16,16 @@ import { assertSameRequest, idempotencyKeyOf, isOperationId, operationInstanceId
 import { validators } from './schemas';
 import { operationView, withLiveBackupProgress } from './views';
 import { answering, assertKnownQuery, startedResponse, validBody } from './responses';
+import { apiAuthLevel } from '../auth/authMode';
+import { requireRole } from '../auth/principal';
+import { ROUTE_ROLES } from '../auth/routeRoles';
 
 df.app.client.http('startRestore', {
   route: 'restores',
   methods: ['POST'],
-  authLevel: 'function',
+  authLevel: apiAuthLevel(),
   handler: answering(async (request, client) => {
+    requireRole(request, ROUTE_ROLES.startRestore);
     assertKnownQuery(request, []); // a misplaced ?overwrite=true must not be silently ignored
     const body = await validBody(request, validators.startRestore);
     const settings = readSettings();
@@ -56,8 +60,9 @@ function startManagedDiskRestore(request: HttpRequest, client: df.DurableClient,
 df.app.client.http('startVerification', {
   route: 'verifications',
   methods: ['POST'],
-  authLevel: 'function',
+  authLevel: apiAuthLevel(),
   handler: answering(async (request, client) => {
+    requireRole(request, ROUTE_ROLES.startVerification);
     assertKnownQuery(request, []);
     const body = await validBody(request, validators.startVerification);
     const settings = readSettings();
@@ -107,8 +112,9 @@ for (const kind of ['restores', 'verifications'] as const) {
   df.app.client.http(kind === 'restores' ? 'getRestore' : 'getVerification', {
     route: `${kind}/{id}`,
     methods: ['GET'],
-    authLevel: 'function',
+    authLevel: apiAuthLevel(),
     handler: answering(async (request, client) => {
+      requireRole(request, ROUTE_ROLES[kind === 'restores' ? 'getRestore' : 'getVerification']);
       assertKnownQuery(request, []);
       const id = request.params.id ?? '';
       // Only an ID this API hands out is looked up: anything else (a 10 KB path, control characters) never reaches the task hub.

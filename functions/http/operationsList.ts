@@ -9,6 +9,9 @@ import type { DurableClient, DurableOrchestrationStatus } from 'durable-function
 import { HttpResponse } from '@azure/functions';
 import { listBackups } from '../../core';
 import { backupIdOfInstance, PRUNE_INSTANCE_RE, vmBackupIdOfInstance } from '../../orchestrations/instanceIds';
+import { apiAuthLevel } from '../auth/authMode';
+import { requireRole } from '../auth/principal';
+import { ROUTE_ROLES } from '../auth/routeRoles';
 import { ProblemError } from '../problems';
 import { readSettings, readUserKey } from '../settings';
 import { isRestartable } from '../starter';
@@ -66,8 +69,9 @@ function topOf(value: string | null): number {
 df.app.client.http('listOperations', {
   route: 'operations',
   methods: ['GET'],
-  authLevel: 'function',
+  authLevel: apiAuthLevel(),
   handler: answering(async (request, client) => {
+    requireRole(request, ROUTE_ROLES.listOperations);
     assertKnownQuery(request, ['status', 'kind', 'top']);
     const status = queryOf(request.query.get('status'), STATUSES, 'status') ?? 'all';
     const kind = queryOf(request.query.get('kind'), OPERATION_KINDS, 'kind');

@@ -6,6 +6,8 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { app, HttpRequest, HttpResponse } from '@azure/functions';
+import { authMode } from '../auth/authMode';
+import { appSettings, Env } from '../settings';
 import { problem } from '../problems';
 
 /** The only files served, and their types: any other name is a 404, so no path reaches the file system. */
@@ -71,8 +73,8 @@ async function portalFiles(): Promise<Map<string, Buffer>> {
 }
 
 /** How the page signs in: a sign-in token locally (`pagewise serve`), Microsoft Entra behind App Service authentication. */
-export function portalConfig(env: NodeJS.ProcessEnv = process.env): { signIn: 'token' | 'entra'; entraLogin: string } {
-  return { signIn: env.PAGEWISE_AUTH === 'entra' ? 'entra' : 'token', entraLogin: '/.auth/login/aad' };
+export function portalConfig(env: Env = appSettings()): { signIn: 'token' | 'entra'; entraLogin: string } {
+  return { signIn: authMode(env) === 'entra' ? 'entra' : 'token', entraLogin: '/.auth/login/aad' };
 }
 
 export async function servePortal(request: HttpRequest): Promise<HttpResponse> {

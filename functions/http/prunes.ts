@@ -13,12 +13,16 @@ import { findStatus, startOnce } from '../starter';
 import { validators } from './schemas';
 import { operationView } from './views';
 import { answering, assertKnownQuery, startedResponse, validBody } from './responses';
+import { apiAuthLevel } from '../auth/authMode';
+import { requireRole } from '../auth/principal';
+import { ROUTE_ROLES } from '../auth/routeRoles';
 
 df.app.client.http('startPrune', {
   route: 'prunes',
   methods: ['POST'],
-  authLevel: 'function',
+  authLevel: apiAuthLevel(),
   handler: answering(async (request, client) => {
+    requireRole(request, ROUTE_ROLES.startPrune);
     assertKnownQuery(request, []);
     const body = await validBody(request, validators.startPrune, {});
     const input: PruneOrchestrationInput = body;
@@ -31,8 +35,9 @@ df.app.client.http('startPrune', {
 df.app.client.http('getPrune', {
   route: 'prunes/{id}',
   methods: ['GET'],
-  authLevel: 'function',
+  authLevel: apiAuthLevel(),
   handler: answering(async (request, client) => {
+    requireRole(request, ROUTE_ROLES.getPrune);
     assertKnownQuery(request, []);
     const id = request.params.id ?? '';
     // Only an ID this API hands out is looked up: anything else never reaches the task hub.

@@ -10,6 +10,9 @@ import { DAY_MS, forgetBackups, listBackups, PagewiseError, undeleteBackups, val
 import { problem, ProblemError } from '../problems';
 import { readSettings, readUserKey } from '../settings';
 import { answering, assertKnownQuery } from './responses';
+import { apiAuthLevel } from '../auth/authMode';
+import { requireRole } from '../auth/principal';
+import { ROUTE_ROLES } from '../auth/routeRoles';
 
 const MAX_GRACE_DAYS = 3650;
 
@@ -33,8 +36,9 @@ export function registerRetentionRoutes(o: { undelete: boolean }): void {
   df.app.client.http('forgetBackup', {
     route: 'backups/{id}',
     methods: ['DELETE'],
-    authLevel: 'function',
+    authLevel: apiAuthLevel(),
     handler: answering(async (request) => {
+      requireRole(request, ROUTE_ROLES.forgetBackup);
       assertKnownQuery(request, ['graceDays']);
       const backupId = validateBackupId(request.params.id ?? '');
       const graceMs = graceMsOf(request);
@@ -57,8 +61,9 @@ export function registerRetentionRoutes(o: { undelete: boolean }): void {
   df.app.client.http('undeleteBackup', {
     route: 'backups/{id}/undelete',
     methods: ['POST'],
-    authLevel: 'function',
+    authLevel: apiAuthLevel(),
     handler: answering(async (request) => {
+      requireRole(request, ROUTE_ROLES.undeleteBackup);
       assertKnownQuery(request, []);
       const backupId = validateBackupId(request.params.id ?? '');
       const settings = readSettings();

@@ -9,6 +9,9 @@ import { ProblemError } from '../problems';
 import { BACKUP_STARTS_POISON_QUEUE, BACKUP_STARTS_QUEUE, startsContainer, startsQueue } from '../startBudget';
 import { listStartRecords, MAX_LISTED_RECORDS, StartState } from '../startRecords';
 import { answering, assertKnownQuery } from './responses';
+import { apiAuthLevel } from '../auth/authMode';
+import { requireRole } from '../auth/principal';
+import { ROUTE_ROLES } from '../auth/routeRoles';
 
 const STATES: readonly StartState[] = ['failing', 'poisoned', 'started'];
 
@@ -25,8 +28,9 @@ async function waiting(name: string): Promise<number> {
 df.app.client.http('listStarts', {
   route: 'starts',
   methods: ['GET'],
-  authLevel: 'function',
+  authLevel: apiAuthLevel(),
   handler: answering(async (request) => {
+    requireRole(request, ROUTE_ROLES.listStarts);
     assertKnownQuery(request, ['state']);
     const state = request.query.get('state');
     if (state !== null && !(STATES as readonly string[]).includes(state)) {

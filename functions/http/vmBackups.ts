@@ -19,6 +19,9 @@ import { findStatus, isRestartable } from '../starter';
 import { startVmBackup, VmBackupStartRequest } from '../vmBackupStarts';
 import { operationView, redactDeep, withLiveBackupProgress } from './views';
 import { answering, assertKnownQuery, startedResponse, validBody } from './responses';
+import { apiAuthLevel } from '../auth/authMode';
+import { requireRole } from '../auth/principal';
+import { ROUTE_ROLES } from '../auth/routeRoles';
 
 const startVmBackupBody: JSONSchemaType<VmBackupStartRequest> = {
   type: 'object',
@@ -37,8 +40,9 @@ const validateStart = new Ajv({ allErrors: true, verbose: true }).compile(startV
 df.app.client.http('startVmBackup', {
   route: 'vm-backups',
   methods: ['POST'],
-  authLevel: 'function',
+  authLevel: apiAuthLevel(),
   handler: answering(async (request, client, context) => {
+    requireRole(request, ROUTE_ROLES.startVmBackup);
     assertKnownQuery(request, []);
     const body = await validBody(request, validateStart);
     const started = await startVmBackup(client, body, new Date());
@@ -50,8 +54,9 @@ df.app.client.http('startVmBackup', {
 df.app.client.http('getVmBackup', {
   route: 'vm-backups/{id}',
   methods: ['GET'],
-  authLevel: 'function',
+  authLevel: apiAuthLevel(),
   handler: answering(async (request, client) => {
+    requireRole(request, ROUTE_ROLES.getVmBackup);
     assertKnownQuery(request, []);
     const id = request.params.id ?? '';
     if (!VM_BACKUP_ID_RE.test(id)) throw new ProblemError(400, 'BadInput', `${JSON.stringify(id.slice(0, 80))} is not a VM backup ID`);
@@ -71,8 +76,9 @@ df.app.client.http('getVmBackup', {
 df.app.client.http('listVmBackups', {
   route: 'vm-backups',
   methods: ['GET'],
-  authLevel: 'function',
+  authLevel: apiAuthLevel(),
   handler: answering(async (request) => {
+    requireRole(request, ROUTE_ROLES.listVmBackups);
     assertKnownQuery(request, ['vmId']);
     const given = request.query.get('vmId');
     const vmId = given !== null ? vmIdOf(parseVmId(given, 'the vmId query parameter')) : undefined;
