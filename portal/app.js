@@ -71,6 +71,15 @@ function can(role) {
   return roles.includes(role) || roles.includes('admin') || (role === 'reader' && (roles.includes('operator') || roles.includes('restorer')));
 }
 
+/**
+ * The roles worth naming: those no other held role implies (admin holds all; operator and restorer hold reader).
+ * @param {string[]} roles
+ */
+function shownRoles(roles) {
+  if (roles.includes('admin')) return ['admin'];
+  return roles.filter((r) => r !== 'reader' || !(roles.includes('operator') || roles.includes('restorer')));
+}
+
 /** The `#login=<token>` of a sign-in link, removed from the address bar (and history) at once. */
 function takeLoginToken() {
   const match = /^#login=([A-Za-z0-9_-]{1,200})$/.exec(location.hash);
@@ -107,7 +116,7 @@ async function showSession() {
   byId('sign-in').hidden = true;
   byId('who').hidden = false;
   byId('who-name').textContent = me.name;
-  byId('who-roles').textContent = me.roles.join(', ') || 'no role';
+  byId('who-roles').textContent = shownRoles(me.roles).join(', ') || 'no role';
   for (const section of document.querySelectorAll('[data-role]')) {
     /** @type {HTMLElement} */ (section).hidden = !can(/** @type {HTMLElement} */ (section).dataset.role ?? 'admin');
   }
