@@ -209,7 +209,8 @@ async function loadOperations() {
     anyRunning ||= running;
     const p = progressOf(op);
     const pct = op.runtimeStatus === 'Completed' ? 100 : percent(p.bytesDone, p.bytesTotal);
-    const throughput = running ? sample(op, p.bytesDone, now) : undefined;
+    const throughput = running || lastSeen.has(op.instanceId) ? sample(op, p.bytesDone, now) : averageOf(op, p.bytesDone);
+    if (!running) lastSeen.delete(op.instanceId); // its last sample taken: the bytes it ended with
     const bar = el('progress', { max: '100', value: String(pct), 'aria-label': `${KIND_NAMES[op.kind] ?? op.kind} ${op.id} progress` });
     return el('tr', { 'data-instance': op.instanceId }, [
       el('td', {}, [KIND_NAMES[op.kind] ?? op.kind]),
@@ -218,14 +219,26 @@ async function loadOperations() {
       el('td', { class: 'num' }, [bar, ` ${pct} %`]),
       el('td', { class: 'num' }, [p.units]),
       el('td', { class: 'num' }, [p.bytesTotal ? `${formatBytes(p.bytesDone)} of ${formatBytes(p.bytesTotal)}` : '—']),
-      el('td', { class: 'num' }, [throughput === undefined ? '—' : formatThroughput(throughput)]),
+      el('td', { class: 'num' }, [throughput === undefined ? '—' : `${running ? '' : 'avg '}${formatThroughput(throughput)}`]),
       el('td', {}, [formatAge(op.createdTime, now)]),
     ]);
   });
   fillTable(/** @type {HTMLTableElement} */ (byId('operations')), rows, 'No operations.');
   const shown = samples.get(charted) ?? [];
-  drawThroughput(/** @type {SVGSVGElement} */ (/** @type {unknown} */ (byId('chart'))), shown, charted ? `Backup ${charted.replace(/^backup-/, '')}` : '');
+  const chart = /** @type {SVGSVGElement} */ (/** @type {unknown} */ (byId('chart')));
+  drawThroughput(chart, shown, charted ? `Backup ${charted.replace(/^backup-/, '')}` : '');
+  if (shown.length >= 2) byId('chart-caption').textContent = chart.querySelector('desc')?.textContent ?? '';
   return anyRunning;
+}
+
+/**
+ * A finished operation's average throughput: its bytes over its run time (undefined when either is unknown).
+ * @param {any} op
+ * @param {number} bytes
+ */
+function averageOf(op, bytes) {
+  const seconds = (new Date(op.lastUpdatedTime).getTime() - new Date(op.createdTime).getTime()) / 1000;
+  return op.runtimeStatus === 'Completed' && bytes > 0 && seconds > 0 ? bytes / MiB / seconds : undefined;
 }
 
 /**
