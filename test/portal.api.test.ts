@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import { Orchestrators } from '../orchestrations/contracts';
-import { PORTAL_CSP, PORTAL_FILES } from '../functions/http/portal';
+import { PORTAL_CSP, PORTAL_FILES, portalConfig } from '../functions/http/portal';
 import { LocalServer, startLocalServer } from '../runtime/serve';
 import { Answer, sendRaw } from './harness/raw-http';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
@@ -117,7 +117,8 @@ test.each([
   expect(json(answer)).toMatchObject({ title: 'BadQuery', detail });
 });
 
-test('the portal files are served with the strict headers; nothing else is', async () => {
+test('the portal files are served to anyone (no key, no session) with the strict headers; nothing else is', async () => {
+  const get = (target: string) => sendRaw(server.port, 'GET', target); // anonymous
   for (const [name, type] of Object.entries(PORTAL_FILES)) {
     const answer = await get(`/api/portal/${name}`);
     expect([name, answer.status, answer.headers['content-type']]).toEqual([name, 200, type]);
@@ -146,6 +147,18 @@ test('the portal files are served with the strict headers; nothing else is', asy
   expect([bare.status, bare.headers.location]).toEqual([308, 'portal/']);
 });
 
+test('GET /api/operations needs the reader role: a reader session reads it, no session is a 401', async () => {
+  const login = await sendRaw(server.port, 'POST', '/.auth/login', { 'content-type': 'application/json', origin: server.url }, JSON.stringify({ token: server.loginTokens.reader }));
+  expect(login.status).toBe(204);
+  const cookie = (login.headers['set-cookie']?.[0] ?? '').split(';')[0];
+  const asReader = await sendRaw(server.port, 'GET', '/api/operations?kind=backups', { cookie });
+  expect([asReader.status, (json(asReader).operations as Listed[]).map((o) => o.id)]).toEqual([200, [backupId]]);
+  expect((await sendRaw(server.port, 'GET', '/api/operations')).status).toBe(401);
+  // The reader cannot start what the portal hides from them.
+  const start = await sendRaw(server.port, 'POST', '/api/verifications', { cookie, origin: server.url, 'content-type': 'application/json' }, JSON.stringify({ backupId }));
+  expect([start.status, json(start).title]).toEqual([403, 'Forbidden']);
+});
+
 test('serve sends /, /portal and /portal/ to the portal (a fixed Location)', async () => {
   for (const target of ['/', '/portal', '/portal/']) {
     const answer = await sendRaw(server.port, 'GET', target);
@@ -153,4 +166,10 @@ test('serve sends /, /portal and /portal/ to the portal (a fixed Location)', asy
   }
   expect((await sendRaw(server.port, 'GET', '/portalx')).status).toBe(404);
   expect((await sendRaw(server.port, 'POST', '/', { 'content-type': 'application/json' }, '{}')).status).toBe(404);
+});
+
+test('config.json tells the page to sign in with Entra ID behind App Service authentication, with a token otherwise', () => {
+  expect(portalConfig({ PAGEWISE_AUTH: 'entra' })).toEqual({ signIn: 'entra', entraLogin: '/.auth/login/aad' });
+  expect(portalConfig({ PAGEWISE_AUTH: 'keys' })).toEqual({ signIn: 'token', entraLogin: '/.auth/login/aad' });
+  expect(portalConfig({})).toEqual({ signIn: 'token', entraLogin: '/.auth/login/aad' });
 });
