@@ -271,7 +271,8 @@ function sample(op, bytes, now) {
 function verifiedText(lastVerified) {
   if (!lastVerified || typeof lastVerified !== 'object' || typeof lastVerified.at !== 'string') return { text: 'never', cls: '' };
   const by = typeof lastVerified.by === 'string' ? ` (${lastVerified.by})` : '';
-  return lastVerified.ok === false ? { text: `FAILED ${formatAge(lastVerified.at)}${by}`, cls: 'verified-failed' } : { text: `ok, ${formatAge(lastVerified.at)}${by}`, cls: 'verified-ok' };
+  const why = Array.isArray(lastVerified.problems) && typeof lastVerified.problems[0] === 'string' ? `: ${lastVerified.problems[0]}` : '';
+  return lastVerified.ok === false ? { text: `FAILED ${formatAge(lastVerified.at)}${by}${why}`, cls: 'verified-failed' } : { text: `ok, ${formatAge(lastVerified.at)}${by}`, cls: 'verified-ok' };
 }
 
 async function loadBackups() {
