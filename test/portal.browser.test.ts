@@ -2,7 +2,7 @@
  * The portal in a real browser: Debian chromium driven by playwright-core against a real `pagewise serve` on
  * 127.0.0.1 (Azurite, the local durable runtime). Admin: the one-time sign-in link, a backup started from the
  * page whose progress reaches 100 % and which then appears in the disks list, a verification started from its
- * row; the link used twice opens nothing. No session: the sign-in state. A reader (token typed into the form):
+ * row, a restore from the row's dialog (the restored blob checked byte for byte); the link used twice opens nothing. No session: the sign-in state. A reader (token typed into the form):
  * the lists, and no start button. No page logs an error (a CSP violation would). Screenshots: test-output/portal/.
  */
 import { promises as fs } from 'node:fs';
@@ -18,6 +18,7 @@ let env: TestEnv;
 let server: LocalServer;
 let browser: Browser;
 let sourceUrl: string;
+let sourceSha: string;
 let backupId = '';
 /** Every error a page logged (a CSP violation is one), by test. */
 const pageErrors: string[] = [];
@@ -26,10 +27,12 @@ beforeAll(async () => {
   // Installs Debian's chromium when missing (as root); otherwise the error names the package to install.
   const { chromium: executablePath } = ensureTools(['chromium']);
   env = await startEnv();
-  sourceUrl = (await env.makeDisk('portal.vhd', 4 * MiB, [
+  const disk = await env.makeDisk('portal.vhd', 4 * MiB, [
     { offset: 0, length: 512 * KiB, kind: 'random', seed: 181 },
     { offset: 2 * MiB, length: 256 * KiB, kind: 'text', seed: 182 },
-  ])).source.url;
+  ]);
+  sourceUrl = disk.source.url;
+  sourceSha = disk.sha256;
   server = await startLocalServer({
     taskHub: { connectionString: env.az.accounts.vault.connectionString },
     appSettings: env.appSettings(),
@@ -78,7 +81,7 @@ test('without a session the page shows the sign-in state, nothing else', async (
   expect(unexpectedErrors()).toEqual([]);
 });
 
-test('admin: the sign-in link, a backup started from the page reaches 100 % and is listed, then verified', async () => {
+test('admin: the sign-in link, a backup started from the page reaches 100 % and is listed, then verified and restored', async () => {
   const { context, page } = await newPage();
   await page.goto(server.signInUrl);
   await page.locator('#who-name').waitFor();
@@ -112,6 +115,19 @@ test('admin: the sign-in link, a backup started from the page reaches 100 % and 
   expect((await server.app.runtime.waitForCompletion(verifyId, { timeoutInMs: 10_000 })).runtimeStatus).toBe('Completed');
   expect(await page.locator('#failures tbody').textContent()).toBe('No failures.');
   await shot(page, 'admin-verified.png');
+
+  // Restore from its row: the dialog, by keyboard; the restored blob is the disk, byte for byte.
+  await page.getByRole('button', { name: `Restore backup ${backupId}` }).click();
+  const dialog = page.getByRole('dialog', { name: `Restore backup ${backupId}` });
+  await dialog.waitFor();
+  await dialog.getByLabel('Target page blob URL (with a write SAS)').fill(env.targetUrl('portal-restored.vhd'));
+  await shot(page, 'admin-restore-dialog.png');
+  await dialog.getByLabel('Target page blob URL (with a write SAS)').press('Enter');
+  await page.getByRole('status').filter({ hasText: new RegExp(`^Restore restore-k?[0-9a-f]{32} of backup ${backupId} started\\.$`) }).waitFor();
+  expect(await dialog.isHidden()).toBe(true);
+  const restoreId = /restore-k?[0-9a-f]{32}/.exec((await page.getByRole('status').textContent()) ?? '')![0];
+  await page.locator('#operations tbody tr', { hasText: restoreId }).filter({ hasText: 'Completed' }).waitFor({ timeout: 60_000 });
+  expect(await env.blobSha256(env.targetUrl('portal-restored.vhd'))).toBe(sourceSha);
   await context.close();
 
   // The link was for one sign-in: used again it opens nothing.
@@ -135,7 +151,7 @@ test('a reader (token typed into the form) sees the lists and no start button', 
   await page.locator('#operations tbody tr', { hasText: backupId }).waitFor();
   expect(await page.locator('#start-backup').isHidden()).toBe(true);
   expect(await page.getByRole('button', { name: /^(Start backup|Verify backup|Restore backup)/ }).count()).toBe(0);
-  expect(await page.locator('#operations tbody tr').count()).toBe(2); // the backup and its verification
+  expect(await page.locator('#operations tbody tr').count()).toBe(3); // the backup, its verification and its restore
   for (const id of ['operations-error', 'disks-error', 'vms-error', 'failures-error']) expect(await page.locator(`#${id}`).textContent()).toBe('');
   await shot(page, 'reader.png');
   await context.close();
