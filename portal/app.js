@@ -216,7 +216,7 @@ async function loadOperations() {
       el('td', {}, [KIND_NAMES[op.kind] ?? op.kind]),
       el('td', { class: 'id' }, [op.id]),
       el('td', { class: `status-${op.runtimeStatus}` }, [op.runtimeStatus + (op.customStatus?.phase && running ? ` (${op.customStatus.phase})` : '')]),
-      el('td', { class: 'num' }, [bar, ` ${pct} %`]),
+      el('td', { class: 'num nowrap' }, [bar, ` ${pct}\u00a0%`]),
       el('td', { class: 'num' }, [p.units]),
       el('td', { class: 'num' }, [p.bytesTotal ? `${formatBytes(p.bytesDone)} of ${formatBytes(p.bytesTotal)}` : '—']),
       el('td', { class: 'num' }, [throughput === undefined ? '—' : `${running ? '' : 'avg '}${formatThroughput(throughput)}`]),
