@@ -221,3 +221,6 @@ export { spreadMask } from './repo/v2/chunker';
 export { planManagedDiskRestore, finalizeManagedDiskRestore, abandonManagedDiskRestore, RESTORE_OPERATION_TAG } from './vm/restore-vm-fanout';
 export type { ManagedDiskPlan, ManagedDiskPlanRequest, ManagedDiskStepRequest } from './vm/restore-vm-fanout';
 export { newDiskId, targetDiskId } from './vm/managed-disk-steps';
+
+// #18 auth: the audit log (functions/auth/audit.ts) keeps small JSON blobs in the vault (FORMAT.md "Audit log").
+export { Vault } from './repo/vault';

@@ -50,3 +50,4 @@ if (role !== 'backup') require('./http/prunes');
 if (role === 'prune') require('./scheduledPrunes');
 // #18 auth: who the caller is (GET /api/me), and the audit log (GET /api/audit), in every role.
 require('./http/me');
+require('./http/audit');

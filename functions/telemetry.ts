@@ -87,3 +87,8 @@ export function operationEvent(kind: OperationKind, phase: OperationPhase, prope
 export function trackOperationEvent(kind: OperationKind, phase: OperationPhase, properties: OperationEventProperties, measurements: Record<string, number> = {}): void {
   telemetry()?.trackEvent(operationEvent(kind, phase, properties, measurements));
 }
+
+// #18 auth: one custom event per audit entry (functions/auth/audit.ts), secret-free by construction.
+export function trackCustomEvent(event: TelemetryEvent): void {
+  telemetry()?.trackEvent(event);
+}

@@ -19,19 +19,22 @@ import { answering, assertKnownQuery, startedResponse, validBody } from './respo
 import { apiAuthLevel } from '../auth/authMode';
 import { requireRole } from '../auth/principal';
 import { ROUTE_ROLES } from '../auth/routeRoles';
+import { audited } from '../auth/audit';
 
 df.app.client.http('startBackup', {
   route: 'backups',
   methods: ['POST'],
   authLevel: apiAuthLevel(),
   handler: answering(async (request, client, context) => {
-    requireRole(request, ROUTE_ROLES.startBackup);
+    const who = requireRole(request, ROUTE_ROLES.startBackup);
     assertKnownQuery(request, []);
     const { source, ...overrides } = await validBody(request, validators.startBackup);
-    assertAllowedAccount(readSettings(), source.url, 'blob', 'source.url');
-    const started = await startDiskBackup(client, { url: source.url }, { settings: overrides });
-    context.log(`backup ${started.backupId} of ${displayUrl(source.url)}: ${started.started ? 'started' : `already ${started.status?.runtimeStatus}`}`);
-    return startedResponse(request, client, 'backups', started.backupId, started);
+    return audited(context, who, 'backup', displayUrl(source.url), async () => {
+      assertAllowedAccount(readSettings(), source.url, 'blob', 'source.url');
+      const started = await startDiskBackup(client, { url: source.url }, { settings: overrides });
+      context.log(`backup ${started.backupId} of ${displayUrl(source.url)}: ${started.started ? 'started' : `already ${started.status?.runtimeStatus}`}`);
+      return startedResponse(request, client, 'backups', started.backupId, started);
+    });
   }),
 });
 

@@ -12,6 +12,7 @@ import { assertKnownQuery } from './responses';
 import { apiAuthLevel } from '../auth/authMode';
 import { requireRole } from '../auth/principal';
 import { ROUTE_ROLES } from '../auth/routeRoles';
+import { audited } from '../auth/audit';
 
 /** A volume path is at most MAX_VOLUME_PATH_BYTES (core parseVolumePath, which says so); a query value far longer is refused before any vault call. */
 const MAX_PATH_CHARS = MAX_VOLUME_PATH_BYTES + 16;
@@ -57,40 +58,42 @@ app.http('downloadBackupFile', {
   methods: ['GET'],
   authLevel: apiAuthLevel(),
   handler: answer(async (request, context) => {
-    requireRole(request, ROUTE_ROLES.downloadBackupFile);
+    const who = requireRole(request, ROUTE_ROLES.downloadBackupFile);
     assertKnownQuery(request, ['path']);
     const backupId = validateBackupId(request.params.id ?? '');
     const path = queryText(request, 'path', MAX_PATH_CHARS);
     if (path === undefined) throw new ProblemError(400, 'BadQuery', 'path is required: the file to download, e.g. ?path=p1:/etc/fstab');
-    const session = await openFiles(backupId);
-    const { files } = session;
-    let streaming = false;
-    try {
-      const entry = await files.stat(path);
-      if (entry.type !== 'file') {
-        throw new ProblemError(400, 'NotAFile', `${entry.volume}:${entry.path} is a ${entry.type}; only a regular file can be downloaded (list a directory with /files?path=)`);
+    return audited(context, who, 'download', `${backupId} ${path}`, async () => {
+      const session = await openFiles(backupId);
+      const { files } = session;
+      let streaming = false;
+      try {
+        const entry = await files.stat(path);
+        if (entry.type !== 'file') {
+          throw new ProblemError(400, 'NotAFile', `${entry.volume}:${entry.path} is a ${entry.type}; only a regular file can be downloaded (list a directory with /files?path=)`);
+        }
+        // The first chunk is read before answering: a file unreadable from its start (a corrupt block, a vault
+        // gone) gets a problem response, not a 200 cut short.
+        const abort = new AbortController();
+        const chunks = files.read(path, { abortSignal: abort.signal });
+        const first = await chunks.next();
+        const response = new HttpResponse({
+          status: 200,
+          headers: {
+            'Content-Type': 'application/octet-stream',
+            'Content-Length': String(entry.size),
+            'Content-Disposition': contentDisposition(entry.name),
+            'X-Content-Type-Options': 'nosniff',
+            'Cache-Control': 'no-store',
+          },
+          body: fileStream(session, chunks, first, abort, (outcome) => context.log(`download ${backupId} ${entry.volume}:${entry.path}: ${outcome}`)),
+        });
+        streaming = true;
+        return response;
+      } finally {
+        if (!streaming) await session.close();
       }
-      // The first chunk is read before answering: a file unreadable from its start (a corrupt block, a vault
-      // gone) gets a problem response, not a 200 cut short.
-      const abort = new AbortController();
-      const chunks = files.read(path, { abortSignal: abort.signal });
-      const first = await chunks.next();
-      const response = new HttpResponse({
-        status: 200,
-        headers: {
-          'Content-Type': 'application/octet-stream',
-          'Content-Length': String(entry.size),
-          'Content-Disposition': contentDisposition(entry.name),
-          'X-Content-Type-Options': 'nosniff',
-          'Cache-Control': 'no-store',
-        },
-        body: fileStream(session, chunks, first, abort, (outcome) => context.log(`download ${backupId} ${entry.volume}:${entry.path}: ${outcome}`)),
-      });
-      streaming = true;
-      return response;
-    } finally {
-      if (!streaming) await session.close();
-    }
+    });
   }),
 });
 

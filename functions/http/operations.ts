@@ -5,7 +5,7 @@
 import * as df from 'durable-functions';
 import { HttpRequest, HttpResponse } from '@azure/functions';
 import { ManagedDiskRestoreInput, ManagedDiskTargetInput, Orchestrators, RestoreOrchestrationInput, VerifyOrchestrationInput } from '../../orchestrations/contracts';
-import { newDiskId, targetDiskId } from '../../core';
+import { displayUrl, newDiskId, targetDiskId } from '../../core';
 import { problem, ProblemError } from '../problems';
 import { vmCompute } from '../vmCompute';
 import { assertAllowedAccount, readSettings, readUserKey } from '../settings';
@@ -13,35 +13,42 @@ import { sealRef } from '../sealedRefs';
 import { checkBackupReadable, checkRestoreTarget } from '../prechecks';
 import { findStatus, startOnce } from '../starter';
 import { assertSameRequest, idempotencyKeyOf, isOperationId, operationInstanceId, requestFingerprint as requestFingerprintOf } from './idempotency';
-import { validators } from './schemas';
+import { StartRestoreBody, validators } from './schemas';
 import { operationView, withLiveBackupProgress } from './views';
 import { answering, assertKnownQuery, startedResponse, validBody } from './responses';
 import { apiAuthLevel } from '../auth/authMode';
 import { requireRole } from '../auth/principal';
 import { ROUTE_ROLES } from '../auth/routeRoles';
+import { audited } from '../auth/audit';
 
 df.app.client.http('startRestore', {
   route: 'restores',
   methods: ['POST'],
   authLevel: apiAuthLevel(),
-  handler: answering(async (request, client) => {
-    requireRole(request, ROUTE_ROLES.startRestore);
+  handler: answering(async (request, client, context) => {
+    const who = requireRole(request, ROUTE_ROLES.startRestore);
     assertKnownQuery(request, []); // a misplaced ?overwrite=true must not be silently ignored
     const body = await validBody(request, validators.startRestore);
-    const settings = readSettings();
-    if (body.managedDisk) return startManagedDiskRestore(request, client, body.backupId, body.managedDisk, body.target !== undefined || body.overwrite !== undefined);
-    if (!body.target) throw new ProblemError(400, 'BadRequestBody', '(body) is missing the required field "target" (or "managedDisk", a restore to a new managed disk)');
-    const target = body.target;
-    assertAllowedAccount(settings, target.url, 'blob', 'target.url');
-    const input: RestoreOrchestrationInput = { backupId: body.backupId, target, overwrite: body.overwrite ?? false };
-    return startOperation(request, client, 'restore', input, async () => {
-      // A target in the vault or on a disk being backed up (400), unknown backup (404), wrong key or
-      // incomplete backup (409), existing target (409): say so now.
-      await checkRestoreTarget(settings, client, target.url, input.overwrite ?? false);
-      await checkBackupReadable(settings, body.backupId);
-    });
+    const to = body.managedDisk ? `managed disk ${body.managedDisk.name}` : body.target ? displayUrl(body.target.url) : '(no target)';
+    return audited(context, who, 'restore', `${body.backupId} -> ${to}`, () => startRestore(request, client, body));
   }),
 });
+
+/** A restore to a page blob or a new managed disk, after its checks. */
+async function startRestore(request: HttpRequest, client: df.DurableClient, body: StartRestoreBody): Promise<HttpResponse> {
+  const settings = readSettings();
+  if (body.managedDisk) return startManagedDiskRestore(request, client, body.backupId, body.managedDisk, body.target !== undefined || body.overwrite !== undefined);
+  if (!body.target) throw new ProblemError(400, 'BadRequestBody', '(body) is missing the required field "target" (or "managedDisk", a restore to a new managed disk)');
+  const target = body.target;
+  assertAllowedAccount(settings, target.url, 'blob', 'target.url');
+  const input: RestoreOrchestrationInput = { backupId: body.backupId, target, overwrite: body.overwrite ?? false };
+  return startOperation(request, client, 'restore', input, async () => {
+    // A target in the vault or on a disk being backed up (400), unknown backup (404), wrong key or
+    // incomplete backup (409), existing target (409): say so now.
+    await checkRestoreTarget(settings, client, target.url, input.overwrite ?? false);
+    await checkBackupReadable(settings, body.backupId);
+  });
+}
 
 /**
  * #17 mdrestore: a restore to a new managed disk. Its names by core's strict ARM rules (400), a disk of that
@@ -61,14 +68,16 @@ df.app.client.http('startVerification', {
   route: 'verifications',
   methods: ['POST'],
   authLevel: apiAuthLevel(),
-  handler: answering(async (request, client) => {
-    requireRole(request, ROUTE_ROLES.startVerification);
+  handler: answering(async (request, client, context) => {
+    const who = requireRole(request, ROUTE_ROLES.startVerification);
     assertKnownQuery(request, []);
     const body = await validBody(request, validators.startVerification);
-    const settings = readSettings();
-    if (body.source) assertAllowedAccount(settings, body.source.url, 'blob', 'source.url');
-    const input: VerifyOrchestrationInput = { backupId: body.backupId, readData: body.readData ?? true, ...(body.source ? { source: body.source } : {}) };
-    return startOperation(request, client, 'verify', input, () => checkBackupReadable(settings, body.backupId));
+    return audited(context, who, 'verify', body.backupId, async () => {
+      const settings = readSettings();
+      if (body.source) assertAllowedAccount(settings, body.source.url, 'blob', 'source.url');
+      const input: VerifyOrchestrationInput = { backupId: body.backupId, readData: body.readData ?? true, ...(body.source ? { source: body.source } : {}) };
+      return startOperation(request, client, 'verify', input, () => checkBackupReadable(settings, body.backupId));
+    });
   }),
 });
 

@@ -16,19 +16,22 @@ import { answering, assertKnownQuery, startedResponse, validBody } from './respo
 import { apiAuthLevel } from '../auth/authMode';
 import { requireRole } from '../auth/principal';
 import { ROUTE_ROLES } from '../auth/routeRoles';
+import { audited } from '../auth/audit';
 
 df.app.client.http('startPrune', {
   route: 'prunes',
   methods: ['POST'],
   authLevel: apiAuthLevel(),
-  handler: answering(async (request, client) => {
-    requireRole(request, ROUTE_ROLES.startPrune);
+  handler: answering(async (request, client, context) => {
+    const who = requireRole(request, ROUTE_ROLES.startPrune);
     assertKnownQuery(request, []);
     const body = await validBody(request, validators.startPrune, {});
     const input: PruneOrchestrationInput = body;
-    const instanceId = `prune-${randomBytes(8).toString('hex')}`;
-    const started = await startOnce(client, Orchestrators.pruneVault, instanceId, input, { restartFailed: false });
-    return startedResponse(request, client, 'prunes', instanceId, started);
+    return audited(context, who, 'prune', `the vault${body.dryRun ? ' (dry run)' : ''}`, async () => {
+      const instanceId = `prune-${randomBytes(8).toString('hex')}`;
+      const started = await startOnce(client, Orchestrators.pruneVault, instanceId, input, { restartFailed: false });
+      return startedResponse(request, client, 'prunes', instanceId, started);
+    });
   }),
 });
 

@@ -13,6 +13,7 @@ import { answering, assertKnownQuery } from './responses';
 import { apiAuthLevel } from '../auth/authMode';
 import { requireRole } from '../auth/principal';
 import { ROUTE_ROLES } from '../auth/routeRoles';
+import { audited } from '../auth/audit';
 
 const MAX_GRACE_DAYS = 3650;
 
@@ -37,23 +38,12 @@ export function registerRetentionRoutes(o: { undelete: boolean }): void {
     route: 'backups/{id}',
     methods: ['DELETE'],
     authLevel: apiAuthLevel(),
-    handler: answering(async (request) => {
-      requireRole(request, ROUTE_ROLES.forgetBackup);
+    handler: answering(async (request, _client, context) => {
+      const who = requireRole(request, ROUTE_ROLES.forgetBackup);
       assertKnownQuery(request, ['graceDays']);
       const backupId = validateBackupId(request.params.id ?? '');
       const graceMs = graceMsOf(request);
-      const settings = readSettings();
-      const report = await forgetBackups({ vault: settings.vault, userKey: readUserKey(), backupIds: [backupId], ...(graceMs !== undefined ? { graceMs } : {}) });
-      const forgotten = report.forgotten.find((f) => f.backupId === backupId);
-      const links = { self: `/api/backups/${backupId}`, ...(o.undelete ? { undelete: `/api/backups/${backupId}/undelete` } : {}) };
-      if (forgotten) return new HttpResponse({ status: 202, jsonBody: { backupId, graceEndsAt: forgotten.graceEndsAt, alreadyForgotten: false, links } });
-      // Forgotten before: the older tombstone stands, with its own grace.
-      const earlier = report.alreadyForgotten.includes(backupId) ? await deletedState(backupId) : undefined;
-      if (earlier) return new HttpResponse({ status: 202, jsonBody: { backupId, graceEndsAt: earlier.graceEndsAt, alreadyForgotten: true, links } });
-      // Not forgotten because of what the vault holds (an untrusted tombstone, the manifest gone meanwhile).
-      const why = report.problems?.find((p) => p.backupId === backupId);
-      if (why) return problem(409, 'NotForgotten', why.problem);
-      throw new PagewiseError('BackupNotFound', `no backup ${backupId}`);
+      return audited(context, who, 'forget', backupId, () => forget(backupId, graceMs, o.undelete));
     }),
   });
 
@@ -62,20 +52,39 @@ export function registerRetentionRoutes(o: { undelete: boolean }): void {
     route: 'backups/{id}/undelete',
     methods: ['POST'],
     authLevel: apiAuthLevel(),
-    handler: answering(async (request) => {
-      requireRole(request, ROUTE_ROLES.undeleteBackup);
+    handler: answering(async (request, _client, context) => {
+      const who = requireRole(request, ROUTE_ROLES.undeleteBackup);
       assertKnownQuery(request, []);
       const backupId = validateBackupId(request.params.id ?? '');
-      const settings = readSettings();
-      const result = await undeleteBackups({ vault: settings.vault, userKey: readUserKey(), backupIds: [backupId] });
-      if (result.restored.includes(backupId)) return new HttpResponse({ status: 200, jsonBody: { backupId, restored: true } });
-      if (result.expired.includes(backupId)) {
-        return problem(409, 'BackupExpired', `backup ${backupId} was forgotten and its grace has ended: prune may already have deleted it`);
-      }
-      // Not forgotten: a live backup needs no undelete (200, nothing changed); an unknown one is 404.
-      const listed = (await listBackups(settings.vault, { userKey: readUserKey() })).find((b) => b.backupId === backupId);
-      if (listed) return new HttpResponse({ status: 200, jsonBody: { backupId, restored: false, notForgotten: true } });
-      throw new PagewiseError('BackupNotFound', `no backup ${backupId}`);
+      return audited(context, who, 'undelete', backupId, () => undelete(backupId));
     }),
   });
+}
+
+async function forget(backupId: string, graceMs: number | undefined, undeletable: boolean): Promise<HttpResponse> {
+  const settings = readSettings();
+  const report = await forgetBackups({ vault: settings.vault, userKey: readUserKey(), backupIds: [backupId], ...(graceMs !== undefined ? { graceMs } : {}) });
+  const forgotten = report.forgotten.find((f) => f.backupId === backupId);
+  const links = { self: `/api/backups/${backupId}`, ...(undeletable ? { undelete: `/api/backups/${backupId}/undelete` } : {}) };
+  if (forgotten) return new HttpResponse({ status: 202, jsonBody: { backupId, graceEndsAt: forgotten.graceEndsAt, alreadyForgotten: false, links } });
+  // Forgotten before: the older tombstone stands, with its own grace.
+  const earlier = report.alreadyForgotten.includes(backupId) ? await deletedState(backupId) : undefined;
+  if (earlier) return new HttpResponse({ status: 202, jsonBody: { backupId, graceEndsAt: earlier.graceEndsAt, alreadyForgotten: true, links } });
+  // Not forgotten because of what the vault holds (an untrusted tombstone, the manifest gone meanwhile).
+  const why = report.problems?.find((p) => p.backupId === backupId);
+  if (why) return problem(409, 'NotForgotten', why.problem);
+  throw new PagewiseError('BackupNotFound', `no backup ${backupId}`);
+}
+
+async function undelete(backupId: string): Promise<HttpResponse> {
+  const settings = readSettings();
+  const result = await undeleteBackups({ vault: settings.vault, userKey: readUserKey(), backupIds: [backupId] });
+  if (result.restored.includes(backupId)) return new HttpResponse({ status: 200, jsonBody: { backupId, restored: true } });
+  if (result.expired.includes(backupId)) {
+    return problem(409, 'BackupExpired', `backup ${backupId} was forgotten and its grace has ended: prune may already have deleted it`);
+  }
+  // Not forgotten: a live backup needs no undelete (200, nothing changed); an unknown one is 404.
+  const listed = (await listBackups(settings.vault, { userKey: readUserKey() })).find((b) => b.backupId === backupId);
+  if (listed) return new HttpResponse({ status: 200, jsonBody: { backupId, restored: false, notForgotten: true } });
+  throw new PagewiseError('BackupNotFound', `no backup ${backupId}`);
 }

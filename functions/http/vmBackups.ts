@@ -22,6 +22,7 @@ import { answering, assertKnownQuery, startedResponse, validBody } from './respo
 import { apiAuthLevel } from '../auth/authMode';
 import { requireRole } from '../auth/principal';
 import { ROUTE_ROLES } from '../auth/routeRoles';
+import { audited } from '../auth/audit';
 
 const startVmBackupBody: JSONSchemaType<VmBackupStartRequest> = {
   type: 'object',
@@ -42,12 +43,14 @@ df.app.client.http('startVmBackup', {
   methods: ['POST'],
   authLevel: apiAuthLevel(),
   handler: answering(async (request, client, context) => {
-    requireRole(request, ROUTE_ROLES.startVmBackup);
+    const who = requireRole(request, ROUTE_ROLES.startVmBackup);
     assertKnownQuery(request, []);
     const body = await validBody(request, validateStart);
-    const started = await startVmBackup(client, body, new Date());
-    context.log(`VM backup ${started.vmBackupId} of ${started.vmId}: ${started.started ? 'started' : `already ${started.status?.runtimeStatus}`}`);
-    return startedResponse(request, client, 'vm-backups', started.vmBackupId, started);
+    return audited(context, who, 'vm-backup', body.vmId, async () => {
+      const started = await startVmBackup(client, body, new Date());
+      context.log(`VM backup ${started.vmBackupId} of ${started.vmId}: ${started.started ? 'started' : `already ${started.status?.runtimeStatus}`}`);
+      return startedResponse(request, client, 'vm-backups', started.vmBackupId, started);
+    });
   }),
 });
 
