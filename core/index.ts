@@ -221,3 +221,8 @@ export { spreadMask } from './repo/v2/chunker';
 export { planManagedDiskRestore, finalizeManagedDiskRestore, abandonManagedDiskRestore, RESTORE_OPERATION_TAG } from './vm/restore-vm-fanout';
 export type { ManagedDiskPlan, ManagedDiskPlanRequest, ManagedDiskStepRequest } from './vm/restore-vm-fanout';
 export { newDiskId, targetDiskId } from './vm/managed-disk-steps';
+// #18 verifysched — verification records (docs/FORMAT.md §28) and the nightly sample (functions/scheduledVerifications.ts).
+export { writeVerificationRecord, readLastVerified, withLastVerified, verificationRecord, recordProblem, VERIFIED_PREFIX, MAX_RECORD_PROBLEMS } from './verify/verify-records';
+export type { VerificationRecord, LastVerifiedRead } from './verify/verify-records';
+export { pickVerifications, verifyCandidates, verificationBytes } from './verify/verify-rotation';
+export type { VerifyCandidate, VerifySample } from './verify/verify-rotation';
