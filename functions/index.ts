@@ -39,6 +39,8 @@ if (role !== 'prune') {
   require('./http/starts');
   // #17 leftbehind: the snapshot sweeper's timer (Compute deletes; the backup app owns Compute).
   require('./sweepSnapshots');
+  // #18 verifysched: the nightly verifications (registers its timer only when PAGEWISE_VERIFY_SCHEDULE is set).
+  require('./scheduledVerifications');
 }
 registerRetentionOrchestrations({ prune: role !== 'backup' });
 require('./retentionActivities').registerRetentionActivities({ prune: role !== 'backup' });
