@@ -39,7 +39,9 @@ export async function runScheduledVerifications(client: df.DurableClient, contex
   const settings = readSettings();
   const userKey = readUserKey();
   const budget = verifyBytesPerNight();
-  const listings = await withLastVerified(settings.vault, userKey, await listBackups(settings.vault, { userKey }));
+  const { backups: listings, problems } = await withLastVerified(settings.vault, userKey, await listBackups(settings.vault, { userKey }));
+  // An untrusted record counts as none: its backup looks unverified and is picked early.
+  for (const problem of problems) context.warn(`verification record not trusted: ${redact(problem)}`);
   const sample = pickVerifications(listings, budget, await startedTonight(client, firedAt));
   const run: ScheduledVerifyRun = { sample, started: [], skipped: [], failed: [] };
   for (const { backupId } of sample.picked) {

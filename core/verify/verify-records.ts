@@ -104,6 +104,8 @@ export async function writeVerificationRecord(location: StorageLocation, userKey
 export interface LastVerifiedRead {
   byBackup: Map<string, LastVerified>;
   problems: string[];
+  /** false: no keyring opened (no key, a key without a slot, a version-1 vault) — nothing is known, not "never". */
+  readable: boolean;
 }
 
 /**
@@ -111,11 +113,12 @@ export interface LastVerifiedRead {
  * that has one. Without a keyring (no key, a key without a slot, a version-1 vault) nothing is known.
  */
 export async function readLastVerified(location: StorageLocation, userKey: Buffer | undefined, backupIds: Iterable<string>): Promise<LastVerifiedRead> {
-  const out: LastVerifiedRead = { byBackup: new Map(), problems: [] };
+  const out: LastVerifiedRead = { byBackup: new Map(), problems: [], readable: false };
   if (!userKey) return out;
   const vault = Vault.open(location);
   const keyring = await keyringIfAny(vault, userKey);
   if (!keyring) return out;
+  out.readable = true;
   const wanted = new Map([...backupIds].map((id) => [keyring.nameTag(id), id]));
   const newest = new Map<string, string>();
   for await (const name of vault.list(VERIFIED_PREFIX)) {
@@ -147,9 +150,14 @@ async function readRecordAt(vault: Vault, keyring: Keyring, name: string): Promi
   }
 }
 
-/** The listings with `lastVerified` on each complete backup that has a trusted record. */
-export async function withLastVerified(location: StorageLocation, userKey: Buffer | undefined, listings: BackupListing[]): Promise<BackupListing[]> {
+/** The listings with `lastVerified` on each complete backup that has a trusted record; `readable` and `problems` as readLastVerified's. */
+export async function withLastVerified(
+  location: StorageLocation,
+  userKey: Buffer | undefined,
+  listings: BackupListing[],
+): Promise<{ backups: BackupListing[]; readable: boolean; problems: string[] }> {
   const complete = listings.filter((b) => b.status === 'complete' && !b.locked).map((b) => b.backupId);
-  const { byBackup } = await readLastVerified(location, userKey, complete);
-  return listings.map((b) => (b.status === 'complete' && byBackup.has(b.backupId) ? { ...b, lastVerified: byBackup.get(b.backupId)! } : b));
+  const { byBackup, readable, problems } = await readLastVerified(location, userKey, complete);
+  const backups = listings.map((b) => (b.status === 'complete' && byBackup.has(b.backupId) ? { ...b, lastVerified: byBackup.get(b.backupId)! } : b));
+  return { backups, readable, problems };
 }
