@@ -40,7 +40,7 @@ if (role !== 'prune') {
   // #17 leftbehind: the snapshot sweeper's timer (Compute deletes; the backup app owns Compute).
   require('./sweepSnapshots');
   // #18 verifysched: the nightly verifications (registers its timer only when PAGEWISE_VERIFY_SCHEDULE is set).
-  require('./scheduledVerifications');
+  require('./scheduledVerifications').registerScheduledVerifications();
 }
 registerRetentionOrchestrations({ prune: role !== 'backup' });
 require('./retentionActivities').registerRetentionActivities({ prune: role !== 'backup' });

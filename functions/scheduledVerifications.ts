@@ -65,7 +65,9 @@ export async function runScheduledVerifications(client: df.DurableClient, contex
   return run;
 }
 
-if (verifyScheduled()) {
+/** Registers the timer when PAGEWISE_VERIFY_SCHEDULE is set (functions/index.ts, after the app settings are in). */
+export function registerScheduledVerifications(): void {
+  if (!verifyScheduled()) return;
   df.app.client.timer('scheduledVerifications', {
     schedule: `%${VERIFY_SCHEDULE_SETTING}%`,
     handler: async (_timer: Timer, client: df.DurableClient, context: InvocationContext) => {
