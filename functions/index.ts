@@ -42,6 +42,8 @@ if (role !== 'prune') {
   // #18 portal: the operations listing the portal polls, and the portal's static files.
   require('./http/operationsList');
   require('./http/portal');
+  // #18 verifysched: the nightly verifications (registers its timer only when PAGEWISE_VERIFY_SCHEDULE is set).
+  require('./scheduledVerifications').registerScheduledVerifications();
 }
 registerRetentionOrchestrations({ prune: role !== 'backup' });
 require('./retentionActivities').registerRetentionActivities({ prune: role !== 'backup' });
