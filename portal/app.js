@@ -32,6 +32,9 @@ const samples = new Map();
 let charted = '';
 /** @type {ReturnType<typeof setTimeout> | undefined} */
 let pollTimer;
+/** Until when polls stay fast after this page started something (a short operation may end before a poll sees it run). */
+let fastUntil = 0;
+const FAST_AFTER_START_MS = 15000;
 /** A backup restored from the dialog. */
 let restoreBackupId = '';
 
@@ -146,7 +149,7 @@ async function refresh() {
     return showSignIn();
   }
   const running = results[0].status === 'fulfilled' && results[0].value;
-  pollTimer = setTimeout(() => void refresh(), running ? POLL_RUNNING_MS : POLL_IDLE_MS);
+  pollTimer = setTimeout(() => void refresh(), running || Date.now() < fastUntil ? POLL_RUNNING_MS : POLL_IDLE_MS);
 }
 
 /**
@@ -199,11 +202,18 @@ function progressOf(op) {
 
 const KIND_NAMES = /** @type {Record<string, string>} */ ({ backups: 'Backup', 'vm-backups': 'VM backup', restores: 'Restore', verifications: 'Verification', prunes: 'Prune' });
 
-/** @returns {Promise<boolean>} whether an operation runs */
+/** The operations running at the last poll: one that ended since changes the lists, which are then read again soon. */
+/** @type {Set<string>} */
+let runningBefore = new Set();
+
+/** @returns {Promise<boolean>} whether an operation runs, or one ended since the last poll */
 async function loadOperations() {
   const { operations } = await section('operations-error', () => getJson('/api/operations?status=all&top=25'));
   const now = Date.now();
   let anyRunning = false;
+  const runningNow = new Set(operations.filter((/** @type {any} */ op) => op.runtimeStatus === 'Running' || op.runtimeStatus === 'Pending').map((/** @type {any} */ op) => String(op.instanceId)));
+  const justEnded = [...runningBefore].some((id) => !runningNow.has(id));
+  runningBefore = runningNow;
   const rows = operations.map((/** @type {any} */ op) => {
     const running = op.runtimeStatus === 'Running' || op.runtimeStatus === 'Pending';
     anyRunning ||= running;
@@ -228,7 +238,7 @@ async function loadOperations() {
   const chart = /** @type {SVGSVGElement} */ (/** @type {unknown} */ (byId('chart')));
   drawThroughput(chart, shown, charted ? `Backup ${charted.replace(/^backup-/, '')}` : '');
   if (shown.length >= 2) byId('chart-caption').textContent = chart.querySelector('desc')?.textContent ?? '';
-  return anyRunning;
+  return anyRunning || justEnded;
 }
 
 /**
@@ -353,6 +363,7 @@ function button(text, label, onClick) {
 async function startVerification(backupId) {
   try {
     const started = await postJson('/api/verifications', { backupId, readData: true }, { 'Idempotency-Key': crypto.randomUUID() });
+    fastUntil = Date.now() + FAST_AFTER_START_MS;
     say(`Verification ${started.id} of backup ${backupId} started.`);
   } catch (err) {
     say(`Verification not started: ${message(err)}`);
@@ -377,6 +388,7 @@ async function submitRestore(event) {
     const started = await postJson('/api/restores', { backupId: restoreBackupId, target: { url: target.value }, overwrite }, { 'Idempotency-Key': crypto.randomUUID() });
     target.value = ''; // it holds a SAS
     /** @type {HTMLDialogElement} */ (byId('restore-dialog')).close();
+    fastUntil = Date.now() + FAST_AFTER_START_MS;
     say(`Restore ${started.id} of backup ${restoreBackupId} started.`);
     await refresh();
   } catch (err) {
@@ -393,6 +405,7 @@ async function submitBackup(event) {
     const started = await postJson('/api/backups', { source: { url: input.value }, ...(full ? { full: true } : {}) });
     input.value = ''; // it holds a SAS
     charted = started.instanceId ?? charted;
+    fastUntil = Date.now() + FAST_AFTER_START_MS;
     say(started.duplicate ? `Backup ${started.id} was already ${String(started.runtimeStatus).toLowerCase()}.` : `Backup ${started.id} started.`);
   } catch (err) {
     say(`Backup not started: ${message(err)}`);

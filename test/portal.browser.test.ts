@@ -81,7 +81,7 @@ test('without a session the page shows the sign-in state, nothing else', async (
   expect(unexpectedErrors()).toEqual([]);
 });
 
-test('admin: the sign-in link, a backup started from the page reaches 100 % and is listed, then verified and restored', async () => {
+test('admin: the sign-in link, a backup started from the page reaches 100 % and is listed, then verified (last verified: ok) and restored', async () => {
   const { context, page } = await newPage();
   await page.goto(server.signInUrl);
   await page.locator('#who-name').waitFor();
@@ -113,6 +113,8 @@ test('admin: the sign-in link, a backup started from the page reaches 100 % and 
   const verifyId = /verify-k?[0-9a-f]{32}/.exec((await page.getByRole('status').textContent()) ?? '')![0];
   await page.locator('#operations tbody tr', { hasText: verifyId }).filter({ hasText: 'Completed' }).waitFor({ timeout: 60_000 });
   expect((await server.app.runtime.waitForCompletion(verifyId, { timeoutInMs: 10_000 })).runtimeStatus).toBe('Completed');
+  // Its record is the backup's last verification now (verifysched's lastVerified), shown in the disks list.
+  await listed.locator('td.verified-ok', { hasText: /^ok, \d+ (s|min) ago \(http\)$/ }).waitFor({ timeout: 20_000 });
   expect(await page.locator('#failures tbody').textContent()).toBe('No failures.');
   await shot(page, 'admin-verified.png');
 
