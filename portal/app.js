@@ -286,7 +286,9 @@ function verifiedText(lastVerified) {
 }
 
 async function loadBackups() {
-  const { disks } = await section('disks-error', () => getJson('/api/backups?groupBy=disk&usage=false'));
+  const { backups, disks } = await section('disks-error', () => getJson('/api/backups?groupBy=disk&usage=false'));
+  // A backup still being made has no manifest yet: the catalog calls it incomplete, its orchestration says it runs.
+  const inProgress = new Set((backups ?? []).filter((/** @type {any} */ b) => b.runtimeStatus === 'Running' || b.runtimeStatus === 'Pending').map((/** @type {any} */ b) => b.id));
   const rows = [];
   for (const group of disks ?? []) {
     for (const b of group.backups) {
@@ -304,7 +306,7 @@ async function loadBackups() {
         el('tr', { 'data-backup': b.id }, [
           el('td', { class: 'id' }, [c.source ?? group.disk]),
           el('th', { scope: 'row', class: 'id' }, [b.id]),
-          el('td', {}, [b.status === 'complete' ? (c.kind ?? 'full') : `${b.status}: ${b.problem ?? ''}`]),
+          el('td', {}, [b.status === 'complete' ? (c.kind ?? 'full') : inProgress.has(b.id) ? 'in progress' : `${b.status}: ${b.problem ?? ''}`]),
           el('td', { class: 'num' }, [formatBytes(c.diskBytes)]),
           el('td', { class: 'num' }, [formatBytes(c.bytesStored)]),
           el('td', {}, [formatAge(c.completedAt ?? c.createdAt)]),
