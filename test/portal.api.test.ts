@@ -173,3 +173,21 @@ test('config.json tells the page to sign in with Entra ID behind App Service aut
   expect(portalConfig({ PAGEWISE_AUTH: 'keys' })).toEqual({ signIn: 'token', entraLogin: '/.auth/login/aad' });
   expect(portalConfig({})).toEqual({ signIn: 'token', entraLogin: '/.auth/login/aad' });
 });
+
+test('a failed backup orchestration is a failure until its backup is complete in the vault (then it is left out)', async () => {
+  // The same backup ID run again and failed (a forged source: refused before anything is written) while the vault holds it complete,
+  // and a failed backup the vault does not hold.
+  const retry = { maxAttempts: 1, firstRetryIntervalInMs: 1 };
+  const forged = { url: 'https://elsewhere.example/disks/x.vhd' };
+  const otherId = 'pw-0123456789abcdef01234567';
+  expect(await server.app.runtime.purge(`backup-${backupId}`)).toBe(true);
+  for (const id of [backupId, otherId]) {
+    await server.app.runtime.startNew(Orchestrators.backupDisk, { instanceId: `backup-${id}`, input: { backupId: id, source: forged, retry } });
+    expect((await server.app.runtime.waitForCompletion(`backup-${id}`, { timeoutInMs: 60_000 })).runtimeStatus).toBe('Failed');
+  }
+  const failed = await listed('?status=failed&kind=backups');
+  expect(failed.operations.map((o) => o.id)).toEqual([otherId]);
+  expect(failed.operations[0].reason).toMatch(/^AccessDenied: the source disk URL is not on an allowed storage endpoint/);
+  const backup = await get(`/api/backups/${backupId}`);
+  expect([backup.status, json(backup).status]).toEqual([200, 'complete']);
+});
