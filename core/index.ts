@@ -224,3 +224,8 @@ export { newDiskId, targetDiskId } from './vm/managed-disk-steps';
 
 // #18 auth: the audit log (functions/auth/audit.ts) keeps small JSON blobs in the vault (FORMAT.md "Audit log").
 export { Vault } from './repo/vault';
+// #18 verifysched — verification records (docs/FORMAT.md §28) and the nightly sample (functions/scheduledVerifications.ts).
+export { writeVerificationRecord, readLastVerified, withLastVerified, verificationRecord, recordProblem, VERIFIED_PREFIX, MAX_RECORD_PROBLEMS } from './verify/verify-records';
+export type { VerificationRecord, LastVerifiedRead } from './verify/verify-records';
+export { pickVerifications, verifyCandidates, verificationBytes } from './verify/verify-rotation';
+export type { VerifyCandidate, VerifySample } from './verify/verify-rotation';

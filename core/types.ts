@@ -370,6 +370,23 @@ export interface CompleteBackupListing {
   deleted?: { forgottenAt: string; graceEndsAt: string };
   /** A tombstone under this backup's name that fails authentication or its checks: why. Not trusted: the backup counts as kept. */
   tombstoneProblem?: string;
+  /** #18: its newest verification record (docs/FORMAT.md §28), when it has one and the key opens it; absent = never verified. */
+  lastVerified?: LastVerified;
+}
+
+/** #18: who started a verification: the nightly schedule, the HTTP API, the CLI. */
+export type VerifiedBy = 'schedule' | 'http' | 'cli';
+
+/** #18: what the catalog shows of a backup's newest verification record (docs/FORMAT.md §28). */
+export interface LastVerified {
+  at: string;
+  ok: boolean;
+  by: VerifiedBy;
+  /** The orchestration instance (absent for the CLI). */
+  instanceId?: string;
+  readData: boolean;
+  /** Why it failed (at most 10, redacted); absent when ok. */
+  problems?: string[];
 }
 
 /** A backup that cannot be restored (yet): what its plan says, when the plan is readable, and why. */

@@ -7,7 +7,7 @@
 import Ajv, { JSONSchemaType } from 'ajv';
 import { BACKUP_ID_RE, MAX_SOURCE_DISK_BYTES, PagewiseError, RESTORE_OPERATION_RE, RESTORE_PLAN_VERSION, SEALED_SAS_RE } from '../core';
 import type { RestorePlan } from '../core';
-import type { BackupActivityInput, DiskRef, ManagedDiskPlanInput, PruneOrchestrationInput, RestorePlanInput, RestoreStepInput, RestoreWindowInput, VerifyOrchestrationInput, VerifyWindowInput } from '../orchestrations/contracts';
+import type { BackupActivityInput, DiskRef, ManagedDiskPlanInput, PruneOrchestrationInput, RecordVerificationInput, RestorePlanInput, RestoreStepInput, RestoreWindowInput, VerifyOrchestrationInput, VerifyWindowInput } from '../orchestrations/contracts';
 import { engineOverrideProperties } from './engineOverrideSchema';
 import { pruneRequestProperties } from './pruneRequestSchema';
 import { describeSchemaErrors } from './schemaErrors';
@@ -223,3 +223,20 @@ const verifyWindowSchema: JSONSchemaType<VerifyWindowActivityInput> = {
   additionalProperties: false,
 };
 export const verifyWindowActivityInput = checker('verify window', verifyWindowSchema);
+
+// #18 verifysched: a verification's record (docs/FORMAT.md §28) — every field checked, as core checks the record again.
+const recordVerification: JSONSchemaType<RecordVerificationInput> = {
+  type: 'object',
+  properties: {
+    backupId,
+    instanceId: { type: 'string', pattern: '^[A-Za-z0-9:._-]{1,200}$' },
+    by: { type: 'string', enum: ['schedule', 'http', 'cli'] },
+    at: { type: 'string', pattern: '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}\\.\\d{3}Z$' },
+    ok: { type: 'boolean' },
+    readData: { type: 'boolean' },
+    problems: { type: 'array', maxItems: 100, items: { type: 'string', maxLength: 100_000 }, nullable: true },
+  },
+  required: ['backupId', 'instanceId', 'by', 'at', 'ok', 'readData'],
+  additionalProperties: false,
+};
+export const recordVerificationActivityInput = checker('recordVerification', recordVerification);

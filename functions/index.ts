@@ -39,6 +39,11 @@ if (role !== 'prune') {
   require('./http/starts');
   // #17 leftbehind: the snapshot sweeper's timer (Compute deletes; the backup app owns Compute).
   require('./sweepSnapshots');
+  // #18 portal: the operations listing the portal polls, and the portal's static files.
+  require('./http/operationsList');
+  require('./http/portal');
+  // #18 verifysched: the nightly verifications (registers its timer only when PAGEWISE_VERIFY_SCHEDULE is set).
+  require('./scheduledVerifications').registerScheduledVerifications();
 }
 registerRetentionOrchestrations({ prune: role !== 'backup' });
 require('./retentionActivities').registerRetentionActivities({ prune: role !== 'backup' });

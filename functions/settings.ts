@@ -21,6 +21,7 @@ import {
   resolveSettings,
   RESTORE_WINDOW_BYTES,
   chunkingFromText,
+  parseBytes,
   withinBounds,
 } from '../core';
 import type { EngineSettings, StorageLocation } from '../core';
@@ -295,6 +296,26 @@ export const PRUNE_SCHEDULE_SETTING = 'PAGEWISE_PRUNE_SCHEDULE';
 
 /** The backup schedule setting's name, used as `%PAGEWISE_BACKUP_SCHEDULE%` in the timer binding. */
 export const BACKUP_SCHEDULE_SETTING = 'PAGEWISE_BACKUP_SCHEDULE';
+
+// #18 verifysched: the nightly verification sample (functions/scheduledVerifications.ts).
+/** NCRONTAB of the nightly verifications; unset (the default) = no scheduled verification, the timer is not registered. */
+export const VERIFY_SCHEDULE_SETTING = 'PAGEWISE_VERIFY_SCHEDULE';
+export const VERIFY_BYTES_SETTING = 'PAGEWISE_VERIFY_BYTES_PER_NIGHT';
+export const DEFAULT_VERIFY_BYTES_PER_NIGHT = 64 * 1024 ** 3;
+
+/** Whether the nightly verifications are on (PAGEWISE_VERIFY_SCHEDULE set). */
+export const verifyScheduled = (env: Env = appSettings()): boolean => (env[VERIFY_SCHEDULE_SETTING]?.trim() ?? '') !== '';
+
+/** PAGEWISE_VERIFY_BYTES_PER_NIGHT: the bytes one night's verifications may read (a size: 512GiB, 1TiB…); default 64 GiB. */
+export function verifyBytesPerNight(env: Env = appSettings()): number {
+  const raw = env[VERIFY_BYTES_SETTING]?.trim();
+  if (raw === undefined || raw === '') return DEFAULT_VERIFY_BYTES_PER_NIGHT;
+  try {
+    return parseBytes(raw, `app setting ${VERIFY_BYTES_SETTING}`);
+  } catch (err) {
+    throw settingError((err as Error).message);
+  }
+}
 
 /** Containers whose new page blobs are backed up (`account/container` or `container`), lower-cased. */
 export function watchedContainers(env: Env = appSettings()): string[] {

@@ -2,16 +2,19 @@
  * The verify fan-out's activities (#17): `planVerify` opens the backup, checks it whole and counts its
  * windows (core planVerify); `verifyWindow` checks one window (core verifyWindow). Each rebuilds its
  * core request from the checked input and app settings; what they return is counts and problem texts
- * (redacted), never page data or a SAS.
+ * (redacted), never page data or a SAS. #18: `recordVerification` writes a verification's record (docs/FORMAT.md
+ * §28) as its last step and, for the nightly schedule, the PagewiseVerifyCompleted/Failed event the alert watches.
  */
 import * as df from 'durable-functions';
-import { BATCHES_IN_FLIGHT, planVerify, redact, verifyWindow } from '../core';
+import type { InvocationContext } from '@azure/functions';
+import { BATCHES_IN_FLIGHT, planVerify, redact, verificationRecord, verifyWindow, writeVerificationRecord } from '../core';
 import type { VerifyPlan, VerifyWindowSummary } from '../core';
 import { Activities, VerifyPlanOutput } from '../orchestrations/contracts';
-import { verifyActivityInput, verifyWindowActivityInput } from './activityInputs';
+import { recordVerificationActivityInput, verifyActivityInput, verifyWindowActivityInput } from './activityInputs';
 import { reportingPermanentFailures } from './permanentFailures';
 import { allowedBlob, readSettings, readUserKey, restoreWindowBytes } from './settings';
 import { shutdownSignal } from './shutdown';
+import { trackOperationEvent } from './telemetry';
 
 /** Problem texts enter the history: a storage error's words may quote a URL. */
 const redacted = <T extends Pick<VerifyPlan | VerifyWindowSummary, 'problems'>>(found: T): T => ({ ...found, problems: found.problems.map(redact) });
@@ -51,5 +54,28 @@ df.app.activity(Activities.verifyWindow, {
         ...(settings.engine.scratchDir ? { scratchDir: settings.engine.scratchDir } : {}),
       }),
     );
+  }),
+});
+
+/** #18 verifysched: what a finished verification leaves: the schedule's event and error line, the record in the vault. */
+df.app.activity(Activities.recordVerification, {
+  handler: reportingPermanentFailures(async (input: unknown, context: InvocationContext): Promise<{ record?: string }> => {
+    const r = recordVerificationActivityInput(input);
+    const record = verificationRecord(r.backupId, { at: r.at, ok: r.ok, by: r.by, instanceId: r.instanceId, readData: r.readData, ...(r.problems ? { problems: r.problems } : {}) });
+    if (r.by === 'schedule') {
+      // The alert on failed scheduled verifications (infra) watches this event; sent before the write, which may be retried.
+      const reason = record.problems?.[0];
+      trackOperationEvent('verify', r.ok ? 'Completed' : 'Failed', { instanceId: r.instanceId, trigger: 'timer', backupId: r.backupId, ...(reason ? { reason } : {}) });
+      if (!r.ok) context.error(`scheduled verification ${r.instanceId} of backup ${r.backupId} FAILED: ${(record.problems ?? ['no reason given']).join('; ')}`);
+    }
+    let written: Awaited<ReturnType<typeof writeVerificationRecord>>;
+    try {
+      written = await writeVerificationRecord(readSettings().vault, readUserKey(), record);
+    } catch (err) {
+      context.error(`verification ${r.instanceId} of backup ${r.backupId}: its record was not written: ${redact(String(err))}`);
+      throw err;
+    }
+    if (written.skipped) context.warn(`verification ${r.instanceId} of backup ${r.backupId}: no record written — the vault has no version-2 keyring for this key (pagewise upgrade)`);
+    return written.written ? { record: written.written } : {};
   }),
 });

@@ -3,7 +3,7 @@
  * status. References and counts only — never page data, never keys, never a SAS: a caller's SAS is
  * sealed by the starter (docs/DURABLE.md "Sealed URLs") and opened only inside activities.
  */
-import type { BackupKind, BackupResult, BatchSummary, CodecSetting, ForgetReport, HeldSlot, ManagedDiskSource, PruneReport, RestorePlan, RestoreResult, RestoreWindowSummary, VerifyPlan, VerifyResult, VerifyWindowSummary } from '../core';
+import type { BackupKind, BackupResult, BatchSummary, CodecSetting, ForgetReport, HeldSlot, ManagedDiskSource, PruneReport, RestorePlan, RestoreResult, RestoreWindowSummary, VerifiedBy, VerifyPlan, VerifyResult, VerifyWindowSummary } from '../core';
 import type { BatchRange } from './backupTree';
 import type { ProgressCounts, RangeProgress } from './progress';
 
@@ -54,6 +54,8 @@ export const Activities = {
   planManagedDiskRestore: 'planManagedDiskRestore',
   finalizeManagedDiskRestore: 'finalizeManagedDiskRestore',
   abandonManagedDiskRestore: 'abandonManagedDiskRestore',
+  /** #18 verifysched: a verification's last step — its record in the vault (docs/FORMAT.md §28), the schedule's telemetry. */
+  recordVerification: 'recordVerification',
 } as const;
 
 /** Engine settings a caller may override per run; everything else comes from app settings. */
@@ -256,6 +258,8 @@ export interface VerifyOrchestrationInput extends OperationInputBase {
   backupId: string;
   readData?: boolean;
   source?: DiskRef;
+  /** #18: who started it (its record's `by`); absent = the HTTP API. */
+  by?: VerifiedBy;
 }
 
 /** A prune started over HTTP or by the schedule: core PruneOptions' caller-settable part. */
@@ -422,3 +426,18 @@ export interface VerifyWindowProgress {
 export type VerifyProgressStatus = OperationProgressStatus & Partial<VerifyWindowProgress>;
 
 export type { VerifyPlan, VerifyWindowSummary };
+
+// #18 verifysched: the verification record (orchestrations/verifyBackup.ts → functions/verifyActivities.ts).
+
+/** recordVerification's input: the outcome of one verification, at the orchestration's (replay-safe) end time. */
+export interface RecordVerificationInput {
+  backupId: string;
+  instanceId: string;
+  by: VerifiedBy;
+  /** ISO 8601 UTC with milliseconds. */
+  at: string;
+  ok: boolean;
+  readData: boolean;
+  /** Why it failed: the verification's first problems, or the error that stopped it. */
+  problems?: string[];
+}

@@ -43,3 +43,13 @@ export const vmDiskInstanceId = (parentInstanceId: string, lun: number | null) =
 export function vmBackupIdOfInstance(instanceId: string): string | undefined {
   return instanceId.startsWith('vmbackup-') && !instanceId.includes(':') ? instanceId.slice('vmbackup-'.length) : undefined;
 }
+
+/**
+ * #18: a nightly verification: `verify-n<yyyymmdd>-<backup ID>` (the firing's UTC date). The same night and
+ * backup name the same instance, so a timer that fires again that night starts nothing twice.
+ */
+export const scheduledVerifyNight = (firedAt: Date) => firedAt.toISOString().slice(0, 10).replace(/-/g, '');
+export const scheduledVerifyPrefix = (firedAt: Date) => `verify-n${scheduledVerifyNight(firedAt)}-`;
+export const scheduledVerifyInstanceId = (firedAt: Date, backupId: string) => `${scheduledVerifyPrefix(firedAt)}${backupId}`;
+/** Any night's scheduled verification instance ID (the backup ID's forms: BACKUP_ID_RE). */
+export const SCHEDULED_VERIFY_RE = /^verify-n\d{8}-(pw-[0-9a-f]{24}|[a-z0-9][a-z0-9-]{2,62})$/;

@@ -3,14 +3,18 @@
  * windows) → every window through `verifyWindowRangeOrchestrator` sub-orchestrations (windowFanOut.ts:
  * leaves of ≤ BATCHES_PER_LEAF `verifyWindow` activities, `windowsInFlight` at a time) → the result,
  * made here from the plan and the windows' sum (core verifyResultOf: pure, the same as the CLI's). A
- * backup that does not verify fails the orchestration, naming its first problems. Deterministic.
+ * backup that does not verify fails the orchestration, naming its first problems. Every end — verified,
+ * failed, or stopped by an error — is recorded last by `recordVerification` (#18). Deterministic.
  */
 import type { OrchestrationContext, OrchestrationHandler } from 'durable-functions';
-import { addVerifySummaries, NO_VERIFY_WINDOWS, verifyResultOf } from '../core';
+import type { Task } from 'durable-functions';
+import { addVerifySummaries, MAX_RECORD_PROBLEMS, NO_VERIFY_WINDOWS, verifyResultOf } from '../core';
+import type { VerifiedBy, VerifyResult } from '../core';
 import type { BatchRange } from './backupTree';
 import {
   Activities,
   Orchestrators,
+  RecordVerificationInput,
   RetrySettings,
   VerifyOrchestrationInput,
   VerifyPlanOutput,
@@ -51,6 +55,23 @@ function fanOutRun(windows: VerifyWindowsInput, windowsInFlight: number, retry: 
 
 export const verifyBackupOrchestrator: OrchestrationHandler = function* (context: OrchestrationContext) {
   const input = context.df.getInput() as VerifyOrchestrationInput;
+  const { by = 'http', ...request } = input;
+  let result: VerifyResult;
+  try {
+    result = yield* verifyAll(context, request);
+  } catch (err) {
+    // Could not run to its end (the backup unreadable, storage gone past the retries): a failed record too.
+    yield* recordOutcome(context, input, by, false, [errorText(err)]);
+    throw err;
+  }
+  yield* recordOutcome(context, input, by, result.ok, result.problems);
+  // A backup that does not verify is a failed verification, not a successful one with a flag.
+  if (!result.ok) throw new Error(`backup ${input.backupId} failed verification: ${result.problems.slice(0, 5).join('; ')}`);
+  return result;
+};
+
+/** The plan, every window, the result (core verifyResultOf: pure, the same as the CLI's). */
+function* verifyAll(context: OrchestrationContext, input: Omit<VerifyOrchestrationInput, 'by'>): Generator<Task, VerifyResult, unknown> {
   // Replay-safe clock: the result's duration runs from this orchestration's start to its end.
   const startedAt = context.df.currentUtcDateTime.getTime();
   const status = (s: VerifyProgressStatus) => context.df.setCustomStatus(s);
@@ -71,10 +92,32 @@ export const verifyBackupOrchestrator: OrchestrationHandler = function* (context
   const summary = yield* runAllWindows(context, VERIFY_FAN, fanOutRun(windows, plan.windowsInFlight, retry, publish), plan.windowCount);
   const result = verifyResultOf(plan, summary, context.df.currentUtcDateTime.getTime() - startedAt);
   status({ phase: 'done', backupId: input.backupId, ...totals, ...windowProgress(plan.windowCount, summary, []), ok: result.ok });
-  // A backup that does not verify is a failed verification, not a successful one with a flag.
-  if (!result.ok) throw new Error(`backup ${input.backupId} failed verification: ${result.problems.slice(0, 5).join('; ')}`);
   return result;
-};
+}
+
+/**
+ * #18: the verification's record in the vault (and, for the schedule, its telemetry event), at the
+ * orchestration's replay-safe end time. A record that cannot be written does not change the verdict:
+ * the activity logs it, and the backup looks unverified to the next night's sample, which picks it again.
+ */
+function* recordOutcome(context: OrchestrationContext, input: VerifyOrchestrationInput, by: VerifiedBy, ok: boolean, problems: string[]): Generator<Task, void, unknown> {
+  const record: RecordVerificationInput = {
+    backupId: input.backupId,
+    instanceId: context.df.instanceId,
+    by,
+    at: context.df.currentUtcDateTime.toISOString(),
+    ok,
+    readData: input.readData ?? true,
+    ...(ok ? {} : { problems: problems.slice(0, MAX_RECORD_PROBLEMS) }),
+  };
+  try {
+    yield context.df.callActivityWithRetry(Activities.recordVerification, retryOptions(input.retry), record);
+  } catch {
+    // Said by the activity's own error log; the verdict stands.
+  }
+}
+
+const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 /** Checks one range of windows: itself (a leaf) or through child ranges. */
 export const verifyWindowRangeOrchestrator: OrchestrationHandler = function* (context: OrchestrationContext) {

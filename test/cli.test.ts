@@ -178,13 +178,13 @@ describe('backup, list, verify, restore', () => {
     // Its only backup names each stored chunk once (the repeated MiB is one chunk, stored once): all its stored bytes are its own.
     expect(listing.usage.backups).toEqual([{ backupId, disk: 'blob:src/disks/vm1.vhd', formatVersion: 2, referencedBytes: stored, uniqueBytes: stored, sharedBytes: 0 }]);
     const own = formatBytes(stored).replace('.', '\\.');
-    expect(table.stdout).toMatch(new RegExp(`^disk blob:src/disks/vm1\\.vhd \\(1 backup; stored ${own}: ${own} its own, 0 B shared with other disks\\)\\n  COMPLETED +KIND +BASE +LOGICAL +READ +NEW +STORED +UNIQUE +SHARED +BACKUP ID +STATUS\\n`));
-    expect(table.stdout).toMatch(new RegExp(`\\n  \\S+ +full +- +16\\.0 MiB +[0-9.]+ MiB +[0-9.]+ MiB +[0-9.]+ MiB +${own} +0 B +${backupId} +complete\\n`));
+    expect(table.stdout).toMatch(new RegExp(`^disk blob:src/disks/vm1\\.vhd \\(1 backup; stored ${own}: ${own} its own, 0 B shared with other disks\\)\\n  COMPLETED +KIND +BASE +LOGICAL +READ +NEW +STORED +UNIQUE +SHARED +BACKUP ID +VERIFIED +STATUS\\n`));
+    expect(table.stdout).toMatch(new RegExp(`\\n  \\S+ +full +- +16\\.0 MiB +[0-9.]+ MiB +[0-9.]+ MiB +[0-9.]+ MiB +${own} +0 B +${backupId} +never +complete\\n`));
     expect(table.stdout).toMatch(/\nvault: [0-9.]+ [KM]iB in all — packs /);
     // --no-usage: the columns as before, no table read.
     const bare = await cli(['list', '--vault', vaultUrl, '--key-file', keyFile, '--no-usage']);
-    expect(bare.stdout).toMatch(/^disk blob:src\/disks\/vm1\.vhd \(1 backup\)\n  COMPLETED +KIND +BASE +LOGICAL +READ +NEW +STORED +BACKUP ID +STATUS\n/);
-    expect(bare.stdout).toMatch(new RegExp(`\\n  \\S+ +full +- +16\\.0 MiB +[0-9.]+ MiB +[0-9.]+ MiB +[0-9.]+ MiB +${backupId} +complete\\n`));
+    expect(bare.stdout).toMatch(/^disk blob:src\/disks\/vm1\.vhd \(1 backup\)\n  COMPLETED +KIND +BASE +LOGICAL +READ +NEW +STORED +BACKUP ID +VERIFIED +STATUS\n/);
+    expect(bare.stdout).toMatch(new RegExp(`\\n  \\S+ +full +- +16\\.0 MiB +[0-9.]+ MiB +[0-9.]+ MiB +[0-9.]+ MiB +${backupId} +never +complete\\n`));
     expect(bare.stdout).not.toMatch(/^vault:/m);
     // Without the key only the blob name of a version-2 backup is readable: listed, locked.
     const locked = JSON.parse((await cli(['list', '--vault', vaultUrl, '--json'])).stdout);

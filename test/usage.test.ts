@@ -178,10 +178,10 @@ describe('a vault with an incremental, three disks sharing chunks (reused and co
     const lines = table.stdout.split('\n');
     expect(lines).toContain(`disk ${diskA} (2 backups; stored ${formatBytes(13 * S)}: ${formatBytes(9 * S)} its own, ${formatBytes(4 * S)} shared with other disks)`);
     expect(lines).toContain(`disk ${diskB} (1 backup; stored ${formatBytes(4 * S)}: 0 B its own, ${formatBytes(4 * S)} shared with other disks)`);
-    expect(lines).toContainEqual(expect.stringMatching(/^ {2}COMPLETED +KIND +BASE +LOGICAL +READ +NEW +STORED +UNIQUE +SHARED +BACKUP ID +STATUS$/));
+    expect(lines).toContainEqual(expect.stringMatching(/^ {2}COMPLETED +KIND +BASE +LOGICAL +READ +NEW +STORED +UNIQUE +SHARED +BACKUP ID +VERIFIED +STATUS$/));
     const rowOf = (id: string) => lines.find((l) => l.includes(id) && !l.startsWith('disk'))!.trim().split(/ {2,}/);
-    expect(rowOf(ia).slice(-4)).toEqual([formatBytes(3 * S), formatBytes(7 * S), ia, 'complete']);
-    expect(rowOf(fb).slice(-4)).toEqual(['0 B', formatBytes(4 * S), fb, 'complete']);
+    expect(rowOf(ia).slice(-5)).toEqual([formatBytes(3 * S), formatBytes(7 * S), ia, 'never', 'complete']);
+    expect(rowOf(fb).slice(-5)).toEqual(['0 B', formatBytes(4 * S), fb, 'never', 'complete']);
     expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^vault: \\S+ \\S+ in all — packs \\S+ \\S+ \\(${formatBytes(13 * S).replace('.', '\\.')} named by backups, `)));
 
     const json = JSON.parse((await cli(['--json'])).stdout);
@@ -191,7 +191,7 @@ describe('a vault with an incremental, three disks sharing chunks (reused and co
 
     const bare = await cli(['--no-usage']);
     expect(bare.stdout).not.toMatch(/UNIQUE|^vault:/m);
-    expect(bare.stdout).toMatch(/^ {2}COMPLETED +KIND +BASE +LOGICAL +READ +NEW +STORED +BACKUP ID +STATUS$/m);
+    expect(bare.stdout).toMatch(/^ {2}COMPLETED +KIND +BASE +LOGICAL +READ +NEW +STORED +BACKUP ID +VERIFIED +STATUS$/m);
     expect(JSON.parse((await cli(['--no-usage', '--json'])).stdout)).not.toHaveProperty('usage');
   });
 

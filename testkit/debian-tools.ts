@@ -4,7 +4,7 @@ import { closeSync, existsSync, openSync, readFileSync, unlinkSync, writeSync } 
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-export type DebianTool = 'mkfs.ext4' | 'debugfs' | 'sfdisk' | 'mkntfs' | 'mkfs.xfs' | 'cryptsetup' | 'mkswap' | 'mkfs.vfat' | 'qemu-img' | 'openssl';
+export type DebianTool = 'mkfs.ext4' | 'debugfs' | 'sfdisk' | 'mkntfs' | 'mkfs.xfs' | 'cryptsetup' | 'mkswap' | 'mkfs.vfat' | 'qemu-img' | 'openssl' | 'chromium';
 
 /** The Debian (bookworm) package that ships each tool. */
 export const TOOL_PACKAGES: Readonly<Record<DebianTool, string>> = {
@@ -18,6 +18,7 @@ export const TOOL_PACKAGES: Readonly<Record<DebianTool, string>> = {
   'mkfs.vfat': 'dosfstools',
   'qemu-img': 'qemu-utils', // an independent reader of the VHD footers a managed-disk restore writes
   openssl: 'openssl', // the Compute stand-in's TLS certificate (test/global-setup.ts)
+  chromium: 'chromium', // the browser the portal's test drives (test/portal.browser.test.ts, #18)
 };
 
 export const TOOL_DIRS = ['/usr/sbin', '/sbin', '/usr/bin', '/bin'];

@@ -4,9 +4,10 @@
  * and bytes newly stored. Without the key a version-2 backup shows as locked (only its blob name is known).
  * A forgotten backup (pagewise forget) is listed "deleted, recoverable until …" while its grace lasts.
  * With usage (the default; --no-usage skips reading every page table): each backup's stored bytes only it
- * names (UNIQUE) and those it shares, each disk's, and the vault's totals (#15).
+ * names (UNIQUE) and those it shares, each disk's, and the vault's totals (#15). #18: VERIFIED, when each was
+ * last verified and whether it passed (`never`; shown when the key opens the vault's verification records).
  */
-import { BackupListing, BackupUsage, displayUrl, DiskBackups, DiskUsage, formatBytes, listBackups, groupByDisk, listVmBackupStates, loadUserKey, PagewiseError, parseVmId, VaultUsage, vaultUsageAt, VmBackupListing } from '../../core';
+import { BackupListing, BackupUsage, displayUrl, DiskBackups, DiskUsage, formatBytes, listBackups, groupByDisk, listVmBackupStates, loadUserKey, PagewiseError, parseVmId, VaultUsage, vaultUsageAt, VmBackupListing, withLastVerified } from '../../core';
 import { storageLocation } from '../locations';
 import { printJson, printLines } from '../output';
 import { DefineCommand } from './context';
@@ -34,7 +35,9 @@ export const defineList: DefineCommand = (program, ctx) => {
         else printLines(io, vms.length === 0 ? [`no VM backups of ${opts.vm} in ${displayUrl(opts.vault)}`] : vmLines(opts.vm, vms));
         return;
       }
-      const backups = await listBackups(vault, { userKey });
+      // #18: each backup's newest verification record (only when the key opens the vault's records).
+      const verified = await withLastVerified(vault, userKey, await listBackups(vault, { userKey }));
+      const backups = verified.backups;
       const disks = groupByDisk(backups);
       const usage = opts.usage ? await vaultUsageAt(vault, userKey, { scratchDir: opts.scratchDir, abortSignal: io.interruptSignal?.() }) : undefined;
       if (opts.json) {
@@ -45,7 +48,7 @@ export const defineList: DefineCommand = (program, ctx) => {
         printLines(io, [`no backups in ${displayUrl(opts.vault)}`, ...(usage ? ['', vaultLine(usage)] : [])]);
         return;
       }
-      const lines = disks.flatMap((group, k) => [...(k > 0 ? [''] : []), ...diskLines(group, usage)]);
+      const lines = disks.flatMap((group, k) => [...(k > 0 ? [''] : []), ...diskLines(group, usage, verified.readable)]);
       // Why each of the others cannot be restored, one line each under the tables.
       const problems = backups.flatMap((b) => (b.status === 'complete' ? [] : [`${b.backupId}: ${b.problem}`]));
       const locked = backups.some((b) => b.status === 'complete' && b.locked);
@@ -55,6 +58,7 @@ export const defineList: DefineCommand = (program, ctx) => {
         ...(problems.length > 0 ? ['', ...problems] : []),
         ...(locked ? ['', 'locked: a version-2 backup listed without --key-file (only its disk tag and completion time are readable)'] : []),
         ...(deleted ? ['', 'deleted: forgotten, still restorable; pagewise undelete brings it back until then, pagewise prune deletes it after'] : []),
+        ...verificationLines(backups, verified.problems),
         ...(usage ? ['', ...usageLines(usage)] : []),
       ]);
     });
@@ -65,14 +69,38 @@ const HEAD = ['COMPLETED', 'KIND', 'BASE', 'LOGICAL', 'READ', 'NEW', 'STORED', '
 const USAGE_HEAD = [...HEAD.slice(0, 7), 'UNIQUE', 'SHARED', ...HEAD.slice(7)];
 
 /** One disk: its name (and, with usage, its bytes), then its backups newest first in aligned columns. */
-function diskLines(group: DiskBackups, usage: VaultUsage | undefined): string[] {
+function diskLines(group: DiskBackups, usage: VaultUsage | undefined, withVerified: boolean): string[] {
   const byId = new Map((usage?.backups ?? []).map((b) => [b.backupId, b]));
-  const head = usage ? USAGE_HEAD : HEAD;
-  const rows = [head, ...group.backups.map((b) => (usage ? withUsage(row(b), byId.get(b.backupId)) : row(b)))];
+  const plain = usage ? USAGE_HEAD : HEAD;
+  const head = withVerified ? withVerifiedCell(plain, 'VERIFIED') : plain;
+  const cells = (b: BackupListing) => (usage ? withUsage(row(b), byId.get(b.backupId)) : row(b));
+  const rows = [head, ...group.backups.map((b) => (withVerified ? withVerifiedCell(cells(b), verifiedCell(b)) : cells(b)))];
   const widths = head.map((_, c) => Math.max(...rows.map((r) => r[c].length)));
   const count = `${group.backups.length} backup${group.backups.length === 1 ? '' : 's'}`;
   const disk = usage?.disks.find((d) => d.disk === group.disk);
   return [`disk ${group.disk} (${count}${disk ? `; ${diskBytes(disk)}` : ''})`, ...rows.map((r) => `  ${r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]))).join('  ')}`.trimEnd())];
+}
+
+/** #18: the VERIFIED column, before STATUS (shown when the key opens the vault's verification records). */
+function withVerifiedCell(cells: string[], cell: string): string[] {
+  return [...cells.slice(0, -1), cell, cells[cells.length - 1]];
+}
+
+/** When the backup was last verified (UTC, to the minute) and how: `never` when it has no record. */
+function verifiedCell(b: BackupListing): string {
+  if (b.status !== 'complete') return '-';
+  const v = b.lastVerified;
+  return v ? `${v.at.slice(0, 16)}Z ${v.ok ? 'ok' : 'FAILED'}` : 'never';
+}
+
+/** Why the last verification of a backup failed, one line each; records not trusted, one line each. */
+function verificationLines(backups: BackupListing[], problems: string[]): string[] {
+  const failed = backups.flatMap((b) =>
+    b.status === 'complete' && b.lastVerified && !b.lastVerified.ok
+      ? [`${b.backupId}: verification FAILED at ${b.lastVerified.at} (${b.lastVerified.by}): ${b.lastVerified.problems?.[0] ?? 'no reason recorded'}${(b.lastVerified.problems?.length ?? 0) > 1 ? ` (+${b.lastVerified.problems!.length - 1} more)` : ''}`]
+      : [],
+  );
+  return [...(failed.length > 0 ? ['', ...failed] : []), ...(problems.length > 0 ? ['', ...problems.map((p) => `verification record not trusted: ${p}`)] : [])];
 }
 
 function withUsage(cells: string[], u: BackupUsage | undefined): string[] {

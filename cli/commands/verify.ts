@@ -1,5 +1,10 @@
-/** `pagewise verify <backup-id> --vault <container-url> --key-file <f> [--read-data] [--source <url>]` */
-import { describeVerification, loadUserKey, validateBackupId, verifyBackup } from '../../core';
+/**
+ * `pagewise verify <backup-id> --vault <container-url> --key-file <f> [--read-data] [--source <url>]`. #18: every
+ * verification that ran (OK, failed, or stopped by a damaged backup) leaves its record in the vault (docs/FORMAT.md §28).
+ */
+import { describeVerification, isPagewiseError, loadUserKey, validateBackupId, verificationRecord, verifyBackup, writeVerificationRecord } from '../../core';
+import type { StorageLocation, VerificationRecord } from '../../core';
+import type { CliIO } from '../io';
 import { EXIT_FAILURE, printError } from '../errors';
 import { storageLocation } from '../locations';
 import { parseConcurrency } from '../options';
@@ -36,6 +41,8 @@ export const defineVerify: DefineCommand = (program, ctx) => {
       const concurrency = parseConcurrency(opts.concurrency);
       const userKey = await loadUserKey(opts.keyFile);
       const bar = progressBar(io, opts.json ?? false, 'verify');
+      const readData = (opts.readData ?? false) && !opts.quick;
+      const record = (ok: boolean, problems: string[]) => verificationRecord(backupId, { at: new Date().toISOString(), ok, by: 'cli', readData, problems });
       let result;
       try {
         result = await verifyBackup({
@@ -43,14 +50,19 @@ export const defineVerify: DefineCommand = (program, ctx) => {
           vault,
           userKey,
           source,
-          readData: (opts.readData ?? false) && !opts.quick,
+          readData,
           concurrency,
           abortSignal: io.interruptSignal?.(),
           onProgress: (p) => bar.show(p),
         });
+      } catch (err) {
+        // A backup too damaged to open is a failed verification too: recorded, then reported as before.
+        if (isPagewiseError(err, 'Corrupt')) await recordVerification(io, vault, userKey, record(false, [(err as Error).message]));
+        throw err;
       } finally {
         bar.stop();
       }
+      await recordVerification(io, vault, userKey, record(result.ok, result.problems));
       if (opts.json) printJson(io, result);
       else if (result.ok) {
         printLines(io, [`backup ${result.backupId} is OK`, `  ${describeVerification(result)}, in ${seconds(result.durationMs)}`]);
@@ -62,3 +74,13 @@ export const defineVerify: DefineCommand = (program, ctx) => {
       }
     });
 };
+
+/** Writes the record; a vault that takes none (version 1) or a write that fails is said on stderr and changes no exit code. */
+async function recordVerification(io: CliIO, vault: StorageLocation, userKey: Buffer, record: VerificationRecord): Promise<void> {
+  try {
+    const written = await writeVerificationRecord(vault, userKey, record);
+    if (written.skipped) printError(io, 'note: no verification record written: the vault has no version-2 keyring for this key (pagewise upgrade)');
+  } catch (err) {
+    printError(io, `warning: the verification record was not written: ${String(err instanceof Error ? err.message : err)}`);
+  }
+}

@@ -4,7 +4,7 @@ import { BlobAlreadyExistsError, BlobNotFoundError } from '../repo/store/blob-st
 import { Vault } from '../repo/vault';
 import { MAX_ENVELOPE_BYTES, openJson, sealJson } from '../repo/v2/envelope';
 import type { Keyring } from '../repo/v2/keyring';
-import { openVaultKeyring } from '../repo/v2/marker';
+import { openVaultKeyring, readVaultMarkerIfAny } from '../repo/v2/marker';
 import { invertedTime } from '../repo/v2/names';
 import type { StorageLocation } from '../types';
 import type { ConsistencyLevel } from './compute';
@@ -118,6 +118,8 @@ export async function readVmManifest(vault: StorageLocation, userKey: Buffer, vm
 /** The VM backups of one VM (or of every VM), newest first; a manifest that fails its checks is skipped when listing all, refused for one VM. */
 export async function listVmBackups(vault: StorageLocation, userKey: Buffer, vmId?: string): Promise<VmManifest[]> {
   const v = Vault.open(vault);
+  // A vault before its first backup (no marker yet) holds no VM backup: an empty list, as listBackups answers (#18 portal).
+  if (!(await readVaultMarkerIfAny(v))) return [];
   const keyring = await openVaultKeyring(v, userKey);
   const prefix = vmId === undefined ? VM_MANIFESTS_PREFIX : `${VM_MANIFESTS_PREFIX}${vmTagOf(keyring, vmId)}/`;
   const out: VmManifest[] = [];

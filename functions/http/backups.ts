@@ -2,11 +2,12 @@
  * HTTP API of backups: start one (202 + status links; `full: true` forces a full backup), read one, list
  * them (optionally for one disk; `?groupBy=disk` adds the catalog grouped by disk, as `pagewise list`; `usage`:
  * stored bytes unique and shared per backup and disk and the vault's totals, skipped with `?usage=false`).
+ * #18: every complete backup carries `lastVerified` (its newest verification record; absent = never verified).
  * Thin: validate, check the allow list, then start or query the orchestration.
  */
 import * as df from 'durable-functions';
 import { HttpResponse } from '@azure/functions';
-import { BackupListing, displayUrl, groupByDisk, listBackups, validateBackupId, VaultUsage } from '../../core';
+import { BackupListing, displayUrl, groupByDisk, listBackups, validateBackupId, VaultUsage, withLastVerified } from '../../core';
 import { startDiskBackup } from '../backupStarts';
 import { backupIdOfInstance, backupInstanceId } from '../../orchestrations/instanceIds';
 import { problem, ProblemError } from '../problems';
@@ -52,8 +53,12 @@ df.app.client.http('getBackup', {
     }
     // A backup made outside the function app (CLI) is known only to the vault catalog — also one whose
     // orchestration failed and that was completed since: the vault, not the old failure, is the truth.
-    const listed = (await listBackups(readSettings().vault, { userKey: readUserKey() })).find((b) => b.backupId === backupId);
-    if (listed?.status === 'complete') return new HttpResponse({ status: 200, jsonBody: catalogView(listed) });
+    const settings = readSettings();
+    const listed = (await listBackups(settings.vault, { userKey: readUserKey() })).find((b) => b.backupId === backupId);
+    if (listed?.status === 'complete') {
+      const [withRecord] = (await withLastVerified(settings.vault, readUserKey(), [listed])).backups;
+      return new HttpResponse({ status: 200, jsonBody: catalogView(withRecord) });
+    }
     if (status) return new HttpResponse({ status: 200, jsonBody: operationView('backups', backupId, status) });
     if (listed) return new HttpResponse({ status: 200, jsonBody: catalogView(listed) });
     return problem(404, 'BackupNotFound', `no backup ${backupId}`);
@@ -76,7 +81,9 @@ df.app.client.http('listBackups', {
     if (disk) assertAllowedAccount(settings, disk, 'blob', 'the disk query parameter');
     const wanted = disk ? displayUrl(disk) : undefined;
     const userKey = readUserKey();
-    const catalogued = await listBackups(settings.vault, { userKey });
+    // #18: each complete backup's newest verification record, `lastVerified` (absent: never verified).
+    const catalogued = (await withLastVerified(settings.vault, userKey, await listBackups(settings.vault, { userKey }))).backups;
+    const lastVerified = new Map(catalogued.flatMap((b) => (b.status === 'complete' && b.lastVerified ? [[b.backupId, b.lastVerified] as const] : [])));
     const inVault = new Set(catalogued.filter((b) => b.status === 'complete').map((b) => b.backupId));
     // A failed orchestration of a backup the vault holds complete (finished since, e.g. by the CLI) is stale.
     const instances = (await client.getStatusBy({}))
@@ -85,7 +92,8 @@ df.app.client.http('listBackups', {
     const live = await Promise.all(instances.map((s) => withLiveBackupProgress(client, s)));
     const orchestrated = live
       .map((s) => operationView('backups', backupIdOfInstance(s.instanceId)!, s))
-      .filter((v) => !wanted || v.source === wanted);
+      .filter((v) => !wanted || v.source === wanted)
+      .map((v) => (lastVerified.has(v.id) ? { ...v, lastVerified: lastVerified.get(v.id)! } : v));
     const seen = new Set(orchestrated.map((v) => v.id));
     const ofDisk = catalogued.filter((b) => !wanted || (b.source !== undefined && displayUrl(b.source) === wanted));
     const catalog = ofDisk.filter((b) => !seen.has(b.backupId)).map(catalogView);
@@ -109,5 +117,7 @@ function usageOf(usage: VaultUsage, shown: BackupListing[] | undefined): VaultUs
 /** A backup known from the vault's catalog: complete (its manifest), or incomplete or damaged (and why). */
 function catalogView(listed: BackupListing) {
   const runtime = listed.status === 'complete' ? { runtimeStatus: 'Completed' } : { problem: listed.problem };
-  return redactDeep({ id: listed.backupId, status: listed.status, ...runtime, catalog: listed, links: { self: `/api/backups/${listed.backupId}` } });
+  // #18: lastVerified beside the status too (the portal's column), as in `catalog`.
+  const verified = listed.status === 'complete' && listed.lastVerified ? { lastVerified: listed.lastVerified } : {};
+  return redactDeep({ id: listed.backupId, status: listed.status, ...runtime, ...verified, catalog: listed, links: { self: `/api/backups/${listed.backupId}` } });
 }

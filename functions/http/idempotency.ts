@@ -7,6 +7,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { HttpRequest } from '@azure/functions';
 import { ProblemError } from '../problems';
+import { SCHEDULED_VERIFY_RE } from '../../orchestrations/instanceIds';
 
 export const IDEMPOTENCY_HEADER = 'Idempotency-Key';
 const KEY_PATTERN = /^[A-Za-z0-9._:-]{8,128}$/;
@@ -33,9 +34,9 @@ export function operationInstanceId(kind: OperationKind, key: string | undefined
   return `${kind}-k${createHash('sha256').update(`${kind}\n${key}`).digest('hex').slice(0, 32)}`;
 }
 
-/** Whether `id` is an instance ID operationInstanceId makes for `kind` (random or keyed). */
+/** Whether `id` is an instance ID operationInstanceId makes for `kind` (random or keyed), or (#18) a nightly verification's. */
 export function isOperationId(kind: OperationKind, id: string): boolean {
-  return new RegExp(`^${kind}-k?[0-9a-f]{32}$`).test(id);
+  return new RegExp(`^${kind}-k?[0-9a-f]{32}$`).test(id) || (kind === 'verify' && SCHEDULED_VERIFY_RE.test(id));
 }
 
 /** A digest of the request body, kept in the operation's input to recognize the same request. */

@@ -104,7 +104,7 @@ function isVmStatus(value: unknown): value is VmBackupStatus {
  * orchestration (pages and bytes done of the total): the VM orchestration learns a disk's figures only
  * when it ends. Reads only instance IDs its own status names.
  */
-async function withLiveDiskProgress(client: DurableClient, customStatus: unknown): Promise<unknown> {
+export async function withLiveDiskProgress(client: DurableClient, customStatus: unknown): Promise<unknown> {
   if (!isVmStatus(customStatus)) return customStatus;
   const disks = await Promise.all(
     customStatus.disks.map(async (disk: VmDiskProgress) => {

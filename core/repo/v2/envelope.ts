@@ -5,8 +5,8 @@ import { MAX_VAULT_JSON_BYTES, MAX_VAULT_JSON_DEPTH } from '../../limits';
 import { Keyring, KeyPurpose } from './keyring';
 import { seal, sealedHeader, unseal } from './sealed-object';
 
-/** 1 plan, 2 batch record, 3 manifest, 4 tombstone, 5 index covers, 6 prune mark (§26), 7 VM manifest (§27). */
-export type EnvelopeKind = 1 | 2 | 3 | 4 | 5 | 6 | 7;
+/** 1 plan, 2 batch record, 3 manifest, 4 tombstone, 5 index covers, 6 prune mark (§26), 7 VM manifest (§27), 8 verification record (§28). */
+export type EnvelopeKind = 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8;
 
 const MAGIC = Buffer.from('PWE2');
 const HEADER_BYTES = 20;
@@ -15,7 +15,7 @@ export const ENVELOPE_OVERHEAD = HEADER_BYTES + TAG_BYTES;
 /** The largest stored envelope a reader takes: the JSON bound of version 1 plus the envelope. */
 export const MAX_ENVELOPE_BYTES = MAX_VAULT_JSON_BYTES + ENVELOPE_OVERHEAD;
 
-const KIND_NAMES: Record<EnvelopeKind, string> = { 1: 'plan', 2: 'batch record', 3: 'manifest', 4: 'tombstone', 5: 'index covers', 6: 'prune mark', 7: 'VM manifest' };
+const KIND_NAMES: Record<EnvelopeKind, string> = { 1: 'plan', 2: 'batch record', 3: 'manifest', 4: 'tombstone', 5: 'index covers', 6: 'prune mark', 7: 'VM manifest', 8: 'verification record' };
 
 function purposeOf(kind: EnvelopeKind): KeyPurpose {
   return kind === 3 || kind === 7 ? 'manifest' : kind === 5 || kind === 6 ? 'index' : 'staging';
