@@ -12,9 +12,7 @@ import type { Attributes, Counter, Histogram, Meter } from '@opentelemetry/api';
 import type { Logger } from '@opentelemetry/api-logs';
 import type { LogRecordProcessor, SdkLogRecord } from '@opentelemetry/sdk-logs';
 import type { Span, SpanProcessor } from '@opentelemetry/sdk-trace-base';
-import type { InstrumentationConfig } from '@opentelemetry/instrumentation';
-import type { HttpInstrumentationConfig } from '@opentelemetry/instrumentation-http';
-import { BackupResult, displayUrl, redact } from '../core';
+import { BackupResult, displayUrl, observeStorageRequests, redact } from '../core';
 import { appSettings, Env } from './settings';
 import type { OperationReportKind, OperationTrigger } from '../orchestrations/contracts';
 
@@ -82,9 +80,9 @@ export function startTelemetry(env: Env = appSettings()): boolean {
   process.env.APPLICATION_INSIGHTS_NO_STATSBEAT ??= 'true';
   // Resource detectors that read the environment only (no instance-metadata calls).
   process.env.OTEL_NODE_RESOURCE_DETECTORS ??= 'env,host,os,azure_functions,azure_app_service';
-  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded only when configured: it patches http as it starts
+  skipVmMetadataProbe();
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded only when configured
   const ai = require('applicationinsights') as typeof import('applicationinsights');
-  const sampled = (percent: number) => percent >= 100 || (percent > 0 && Math.random() * 100 < percent);
   ai.useAzureMonitor({
     azureMonitorExporterOptions: { connectionString: settings.connectionString },
     // Live metrics open a channel to Microsoft's live-diagnostics endpoint; per-process performance
@@ -97,15 +95,10 @@ export function startTelemetry(env: Env = appSettings()): boolean {
     tracesPerSecond: 0,
     enableTraceBasedSamplingForLogs: false,
     instrumentationOptions: {
-      http: {
-        enabled: true,
-        // Requests reach the Functions host, which reports them itself; the worker's proxy would double them.
-        ignoreIncomingRequestHook: () => true,
-        ignoreOutgoingRequestHook: (request) => {
-          counted(request.hostname ?? request.host ?? undefined, request.method);
-          return !sampled(settings.dependencySamplingPercent);
-        },
-      } satisfies HttpInstrumentationConfig as InstrumentationConfig,
+      // One item per HTTP call is what a backup must not cost (docs/SCALE.md): storage calls are observed
+      // in core's pipeline instead (counted, sampled below). Requests reach the Functions host, which
+      // reports them itself (the worker's HTTP proxy would only double them).
+      http: { enabled: false },
       azureSdk: { enabled: false },
       mongoDb: { enabled: false },
       mySql: { enabled: false },
@@ -128,9 +121,56 @@ export function startTelemetry(env: Env = appSettings()): boolean {
     logger: apiLogs.logs.getLogger('pagewise'),
     meter,
     histograms: new Map(),
-    storageRequests: meter.createCounter('Pagewise.StorageRequests', { description: 'outgoing storage calls (all of them, before dependency sampling)' }),
+    storageRequests: meter.createCounter(STORAGE_REQUESTS_METRIC, { description: 'storage requests sent (every attempt), before dependency sampling' }),
   };
+  const tracer = api.trace.getTracer('pagewise');
+  // Every (100/percent)-th request is kept, evenly spread: of n requests exactly ⌊n·percent/100⌋ become items.
+  const percent = settings.dependencySamplingPercent;
+  let requests = 0;
+  observeStorageRequests((record) => {
+    requests++;
+    sinks?.storageRequests.add(1, { service: serviceOf(record.host), method: record.method, status: statusClass(record.status) });
+    if (Math.floor((requests * percent) / 100) === Math.floor(((requests - 1) * percent) / 100)) return;
+    const span = tracer.startSpan(`${record.method} ${record.path.split('/').slice(0, 2).join('/')}`, {
+      kind: api.SpanKind.CLIENT,
+      startTime: record.startedAt,
+      attributes: {
+        'http.method': record.method,
+        'http.url': `${record.protocol}//${record.host}${record.path}`,
+        ...(record.status !== undefined ? { 'http.status_code': record.status } : {}),
+        'pagewise.sampledPercent': percent,
+      },
+    }, api.ROOT_CONTEXT);
+    if (record.status === undefined || record.status >= 400) span.setStatus({ code: api.SpanStatusCode.ERROR });
+    span.end(new Date(record.startedAt.getTime() + record.durationMs));
+  });
   return true;
+}
+
+/** Every storage request, counted by service, method and status class (the aggregate that replaces one item each). */
+export const STORAGE_REQUESTS_METRIC = 'Pagewise.StorageRequests';
+
+function serviceOf(host: string): string {
+  return /^[^.]+\.(blob|queue|table|file|dfs)\./i.exec(host)?.[1]?.toLowerCase() ?? 'blob';
+}
+
+function statusClass(status: number | undefined): string {
+  return status === undefined ? 'none' : `${Math.floor(status / 100)}xx`;
+}
+
+/**
+ * Off App Service and Functions (a local `pagewise serve`, a test) the distro asks the Azure VM metadata
+ * service (169.254.169.254) for resource attributes on every start; Pagewise sends to its ingestion
+ * endpoint only, so that probe answers nothing (in Azure the platform's own detectors name the app).
+ */
+function skipVmMetadataProbe(): void {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const detectors = require('@opentelemetry/resource-detector-azure') as { azureVmDetector?: { detect(): unknown } };
+    if (detectors.azureVmDetector) detectors.azureVmDetector.detect = () => ({});
+  } catch {
+    // not installed with this SDK version: no probe to skip
+  }
 }
 
 /**
@@ -149,12 +189,6 @@ function stopRemoteConfiguration(): void {
   } catch {
     // another exporter version: nothing of that name to stop
   }
-}
-
-/** Counts an outgoing call by storage service (the aggregated stand-in for one dependency item per call). */
-function counted(host: string | undefined, method: string | undefined): void {
-  const service = /\.(blob|queue|table|file|dfs)\./i.exec(host ?? '')?.[1]?.toLowerCase() ?? (host && /^(127\.0\.0\.1|localhost)$/.test(host) ? 'local' : 'other');
-  sinks?.storageRequests.add(1, { service, method: (method ?? 'GET').toUpperCase() });
 }
 
 /** No URL of a span keeps its SAS: every string attribute is redacted as the span starts (its URL is set then). */
@@ -211,6 +245,7 @@ export async function flushTelemetry(): Promise<void> {
 
 /** Ends the SDK (tests): after it, startTelemetry starts again from the settings then in force. */
 export async function stopTelemetry(): Promise<void> {
+  observeStorageRequests(undefined);
   if (sinks) {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     await (require('applicationinsights') as typeof import('applicationinsights')).shutdownAzureMonitor();
