@@ -13,6 +13,7 @@ import { HttpResponse } from '@azure/functions';
 import { LocalApp, startLocalApp } from '../runtime/localApp';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
 import { jsonRequest } from './harness/http-request';
+import { Orchestrators } from '../orchestrations/contracts';
 import { standInCert, trustInThisProcess } from './harness/compute-standin/tls';
 
 interface Envelope {
@@ -112,6 +113,10 @@ test('a backup and a verification arrive as correlated events, metrics, sampled 
   const verifyInstance = verify.instanceId as string;
   expect((await app.runtime.waitForCompletion(verifyInstance, { timeoutInMs: 60_000 })).runtimeStatus).toBe('Completed');
   const backupOutput = (await app.runtime.getStatus(backupInstance))?.output as { result: { bytesRead: number; bytesStored: number; pages: number } };
+  // A scheduled verification of a backup the vault does not hold (as the nightly timer starts one): it fails.
+  const missing = 'pw-000000000000000000000018';
+  await app.runtime.startNew(Orchestrators.verifyBackup, { instanceId: 'verify-nightly-18', input: { backupId: missing, readData: true, trigger: 'timer' } });
+  expect((await app.runtime.waitForCompletion('verify-nightly-18', { timeoutInMs: 60_000 })).runtimeStatus).toBe('Failed');
 
   // No more calls once the app has stopped: every sampled call's span has ended, the count is final.
   await app.stop();
@@ -140,7 +145,12 @@ test('a backup and a verification arrive as correlated events, metrics, sampled 
     expect(found[0].tags?.['ai.operation.id']).toBe(instanceId);
     expect(found[0].data.baseData.properties).toMatchObject({ operation, instanceId, trigger: 'http', disk: displayDisk, backupId });
   }
-  expect(events().filter((e) => /Failed$/.test(String(e.data.baseData.name)))).toEqual([]);
+  // The failed scheduled verification: the alert's event (trigger timer), its reason and error code.
+  const failed = events().filter((e) => /Failed$/.test(String(e.data.baseData.name)));
+  expect(failed).toHaveLength(1);
+  expect(failed[0].data.baseData.name).toBe('PagewiseVerifyFailed');
+  expect(failed[0].tags?.['ai.operation.id']).toBe('verify-nightly-18');
+  expect(failed[0].data.baseData.properties).toMatchObject({ operation: 'verify', instanceId: 'verify-nightly-18', trigger: 'timer', backupId: missing, errorCode: 'BackupNotFound', reason: expect.stringContaining(missing) });
   expect(byName('PagewiseBackupCompleted')[0].data.baseData.measurements).toMatchObject({ bytesRead: backupOutput.result.bytesRead, bytesStored: backupOutput.result.bytesStored, pages: 6 });
   expect(byName('PagewiseVerifyCompleted')[0].data.baseData.measurements).toMatchObject({ pagesChecked: 6, bytesChecked: 384 * KiB });
 
@@ -156,6 +166,8 @@ test('a backup and a verification arrive as correlated events, metrics, sampled 
   // Dependencies: every outgoing call counted in Pagewise.StorageRequests; only every 10th sent as an item.
   const calls = metricPoints('Pagewise.StorageRequests').reduce((sum, m) => sum + m.value, 0);
   const kept = dependencies().length;
+  const sizes = Object.entries(countBy(items().map((i) => i.data.baseType))).map(([type, n]) => `${type} ${Math.round(items().filter((i) => i.data.baseType === type).reduce((s, i) => s + JSON.stringify(i).length, 0) / n)} B`);
+  console.info(`average envelope JSON: ${sizes.join(', ')}`);
   console.info(`telemetry items: ${items().length} in all; ${calls} outgoing calls counted, ${kept} sent as dependencies (${SAMPLING_PERCENT} %); ${events().length} events; by type ${JSON.stringify(countBy(items().map((i) => i.data.baseType)))}`);
   expect(calls).toBeGreaterThan(50);
   expect(kept).toBe(Math.floor((calls * SAMPLING_PERCENT) / 100));
@@ -171,6 +183,31 @@ test('a backup and a verification arrive as correlated events, metrics, sampled 
 
   // Only loopback: Azurite, the collector (no live metrics, statsbeat, OneSettings or metadata endpoint).
   expect([...new Set(connections)].filter((h) => !/^(127\.0\.0\.1|localhost|::1|unix:.*)$/.test(h))).toEqual([]);
+});
+
+test('an unexpected error answers 500 naming the invocation, and is logged with the invocation and instance IDs, redacted', async () => {
+  const { answering } = require('../functions/http/responses') as typeof import('../functions/http/responses');
+  const { withInstanceId } = require('../functions/problems') as typeof import('../functions/problems');
+  const { InvocationContext } = require('@azure/functions') as typeof import('@azure/functions');
+  const logged: Array<{ level: string; text: string }> = [];
+  const context = new InvocationContext({ invocationId: 'inv-18-500', functionName: 'getBackup', logHandler: (level, ...args) => logged.push({ level, text: args.map(String).join(' ') }) });
+  const handler = answering(async () => {
+    throw withInstanceId(new Error('socket closed on https://acct.blob.core.windows.net/vault/x?sv=2024&sig=SECRETSIG'), 'backup-pw-18');
+  });
+  const response = await handler(jsonRequest('GET', '/api/backups/pw-18'), undefined as never, context);
+  expect(response.status).toBe(500);
+  const body = (await response.json()) as { title: string; detail: string };
+  expect(body).toMatchObject({ title: 'InternalError', detail: expect.stringContaining('invocation inv-18-500') });
+  expect(logged).toHaveLength(1);
+  expect(logged[0]).toMatchObject({ level: 'error', text: expect.stringMatching(/^getBackup failed \(invocation inv-18-500, instance backup-pw-18\): Error: socket closed on https:\/\/acct\.blob\.core\.windows\.net\/vault\/x\?sv=2024&sig=REDACTED/) });
+  expect(JSON.stringify([body, logged])).not.toContain('SECRETSIG');
+
+  // A caller's mistake is no 500: nothing logged, nothing about invocations in the answer.
+  const bad = await answering(async () => {
+    throw new (require('../core') as typeof import('../core')).PagewiseError('BadInput', 'no such thing');
+  })(jsonRequest('GET', '/api/backups/x'), undefined as never, context);
+  expect(bad.status).toBe(400);
+  expect(logged).toHaveLength(1);
 });
 
 function countBy(values: string[]): Record<string, number> {
