@@ -5,9 +5,11 @@ import { redact } from '../core';
 import { Activities } from '../orchestrations/contracts';
 import { operationFigures, reportInput } from './operationEvents';
 import { trackOperationEvent, trackOperationMetrics } from './telemetry';
+import { reportingPermanentFailures } from './permanentFailures';
 
 df.app.activity(Activities.reportOperation, {
-  handler: async (input: unknown, context: InvocationContext) => {
+  // An input of the wrong shape is reported back as a value (not retried); the orchestrator ignores it.
+  handler: reportingPermanentFailures(async (input: unknown, context: InvocationContext) => {
     const report = reportInput(input);
     const properties = {
       instanceId: report.instanceId,
@@ -19,5 +21,5 @@ df.app.activity(Activities.reportOperation, {
     trackOperationEvent(report.kind, report.phase, properties, report.figures);
     if (report.phase === 'Completed') trackOperationMetrics(report.kind, properties, operationFigures(report.figures ?? {}));
     else context.error(redact(`${report.kind} ${report.instanceId} failed (${report.errorCode ?? 'unknown'}): ${report.reason ?? ''}`));
-  },
+  }),
 });
