@@ -2,7 +2,7 @@
  * Application Insights for the function app (docs/TELEMETRY.md). When APPLICATIONINSIGHTS_CONNECTION_STRING
  * is set (in Azure, by infra/) the `applicationinsights` v3 SDK (OpenTelemetry underneath) sends:
  * Pagewise's operation events (`Pagewise<Kind><Phase>`, operation id = the orchestration instance ID),
- * its custom metrics, and a sample of outgoing HTTP calls (storage) as dependencies — every call is
+ * its custom metrics, and a sample of core's storage requests as dependencies — every request is
  * counted in the aggregated metric `Pagewise.StorageRequests` instead. Without the setting nothing is
  * loaded and nothing sent. Only redacted, secret-free values go into telemetry: every string attribute
  * of every item passes core's redact.
@@ -19,7 +19,7 @@ import type { OperationReportKind, OperationTrigger } from '../orchestrations/co
 // ---- settings -------------------------------------------------------------------------------------
 
 export const CONNECTION_STRING_SETTING = 'APPLICATIONINSIGHTS_CONNECTION_STRING';
-/** Percent (0–100) of outgoing storage calls kept as dependency items; every call is counted regardless. */
+/** Percent (0–100) of storage requests kept as dependency items; every request is counted regardless. */
 export const DEPENDENCY_SAMPLING_SETTING = 'PAGEWISE_TELEMETRY_DEPENDENCY_SAMPLING';
 export const DEFAULT_DEPENDENCY_SAMPLING_PERCENT = 1;
 
