@@ -56,6 +56,8 @@ export const Activities = {
   abandonManagedDiskRestore: 'abandonManagedDiskRestore',
   /** #18 verifysched: a verification's last step — its record in the vault (docs/FORMAT.md §28), the schedule's telemetry. */
   recordVerification: 'recordVerification',
+  /** #18 telemetry: sends an operation's Completed/Failed event and metrics (orchestrations/operationReport.ts). */
+  reportOperation: 'reportOperation',
 } as const;
 
 /** Engine settings a caller may override per run; everything else comes from app settings. */
@@ -159,6 +161,8 @@ export interface BackupOrchestrationInput {
   vmCapture?: boolean;
   /** #17 B: the start slots a queued start took for this backup; released when it ends (orchestrations/startSlots.ts). */
   startSlots?: HeldSlot[];
+  /** #18: what started it (telemetry's `trigger`); absent in inputs written before, then implied (operationReport.ts triggerOf). */
+  trigger?: OperationTrigger;
 }
 
 export interface RangeOrchestrationInput extends BackupOrchestrationInput {
@@ -246,6 +250,8 @@ export interface OperationInputBase {
   retry?: RetrySettings;
   /** Digest of the HTTP request that started it: an Idempotency-Key reused with another request is refused. */
   requestFingerprint?: string;
+  /** #18: what started it (telemetry's `trigger`: a scheduled verification is `timer`). */
+  trigger?: OperationTrigger;
 }
 
 export interface RestoreOrchestrationInput extends OperationInputBase {
@@ -440,4 +446,25 @@ export interface RecordVerificationInput {
   readData: boolean;
   /** Why it failed: the verification's first problems, or the error that stopped it. */
   problems?: string[];
+}
+
+// ---- #18 telemetry: operation reports (orchestrations/operationReport.ts, functions/operationReports.ts) ----
+
+/** The operations telemetry follows (event names `Pagewise<Kind><Phase>`, docs/TELEMETRY.md). */
+export type OperationReportKind = 'backup' | 'vm-backup' | 'restore' | 'verify' | 'prune';
+/** What started an operation. */
+export type OperationTrigger = 'http' | 'timer' | 'queue' | 'eventgrid' | 'cli';
+
+/** The reportOperation activity's input: the operation, how it ended, and its figures or failure. Redacted text only. */
+export interface OperationReportInput {
+  kind: OperationReportKind;
+  phase: 'Completed' | 'Failed';
+  instanceId: string;
+  trigger: OperationTrigger;
+  disk?: string;
+  backupId?: string;
+  reason?: string;
+  errorCode?: string;
+  /** Top-level numbers of the output (bytesRead, bytesStored, pages, durationMs …). */
+  figures?: Record<string, number>;
 }

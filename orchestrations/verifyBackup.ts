@@ -76,7 +76,7 @@ function* verifyAll(context: OrchestrationContext, input: Omit<VerifyOrchestrati
   const startedAt = context.df.currentUtcDateTime.getTime();
   const status = (s: VerifyProgressStatus) => context.df.setCustomStatus(s);
   status({ phase: 'verifying', backupId: input.backupId, ...NO_PROGRESS });
-  const { retry, requestFingerprint: _fingerprint, ...planInput } = input;
+  const { retry, requestFingerprint: _fingerprint, trigger: _trigger, ...planInput } = input;
   const plan = outcome<VerifyPlanOutput>(yield context.df.callActivityWithRetry(Activities.planVerify, retryOptions(retry), planInput));
   const totals = { pagesTotal: plan.pagesTotal, bytesTotal: plan.bytesTotal };
   const windows: VerifyWindowsInput = {

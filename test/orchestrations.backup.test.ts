@@ -48,7 +48,7 @@ test('a backup runs as plan → batch sub-orchestrations → finalize, and a rep
   expect(output.result.bytesRead).toBe(disk.allocatedBytes);
   expect(output.result.diskBytes).toBe(192 * MiB);
   expect(output.result.cacheHighWaterBytes).toBeLessThanOrEqual(settings.cacheBytes);
-  expect(first.activityInvocations).toBe(5); // plan + 3 batches + finalize
+  expect(first.activityInvocations).toBe(6); // plan + 3 batches + finalize + #18's telemetry report
   expect(statuses[statuses.length - 1]).toMatchObject({ phase: 'done', batchesTotal: 3, batchesDone: 3 });
   expect((await listBackups(env.vault, { userKey: env.userKey })).map((b) => b.backupId)).toContain(first.backupId);
   console.info(`history events per orchestration (192 MiB demo disk, 3 batches): ${JSON.stringify(first.historyEvents)}`);
@@ -108,7 +108,7 @@ test('a permanent failure ends the orchestration Failed at once, without retries
   expect(failed.runtimeStatus).toBe('Failed');
   expect(failed.error).toMatch(/BadInput: .*already used by another backup: the disk changed since \(ETag .* then, .* now\); give another backup ID/);
   expect(failed.error).not.toMatch(/sig=(?!REDACTED)/);
-  expect(failed.activityInvocations).toBe(1); // retrying bad input would only delay the answer
+  expect(failed.activityInvocations).toBe(2); // the plan once (retrying bad input would only delay the answer) + #18's report
   expect(statuses[statuses.length - 1]).toMatchObject({ phase: 'failed', backupId: plan.backupId }); // not stuck at "planning"
   expect((await listBackups(env.vault, { userKey: env.userKey })).filter((b) => b.status === 'complete').map((b) => b.backupId)).not.toContain(plan.backupId);
 });
@@ -129,7 +129,7 @@ test('an incremental through the orchestration plans only the changed batch, fan
   const first = await run();
   expect([first.runtimeStatus, first.error]).toEqual(['Completed', undefined]);
   expect(first.output!.result).toMatchObject({ kind: 'full', base: null, reason: 'no-base', formatVersion: 2, bytesRead: incr.allocatedBytes });
-  expect(first.activityInvocations).toBe(5); // plan + 3 batches + finalize
+  expect(first.activityInvocations).toBe(6); // plan + 3 batches + finalize + #18's telemetry report
 
   // Change 8 pages (32 KiB) in the middle window only: two of its pages partly, six whole.
   const blob = env.sourceClient('incr.vhd');
@@ -144,7 +144,7 @@ test('an incremental through the orchestration plans only the changed batch, fan
   // The fan-out covers the one changed batch: plan + 1 batch + finalize, one range orchestration.
   expect(second.output!.batches.batches).toBe(1);
   expect(second.output!.batches.bytesRead).toBe(32 * KiB);
-  expect(second.activityInvocations).toBe(3);
+  expect(second.activityInvocations).toBe(4); // plan + the changed batch + finalize + #18's report
   expect(statuses[statuses.length - 1]).toMatchObject({ phase: 'done', batchesTotal: 1, batchesDone: 1, kind: 'incremental', base: { backupId: first.backupId } });
 
   // The incremental restores the disk as it is now, by itself.

@@ -71,7 +71,7 @@ test('a restore runs plan → window ranges → finalize: 4 windows, the disk by
   } satisfies Partial<RestoreProgressStatus>);
   // The root: plan, one range sub-orchestration, finalize; the range: the 4 window activities.
   const root = await history(instanceId);
-  expect(root.filter((e) => e.EventType === HistoryEventType.TaskScheduled).map((e) => e.Name)).toEqual(['planRestore', 'finalizeRestore']);
+  expect(root.filter((e) => e.EventType === HistoryEventType.TaskScheduled).map((e) => e.Name)).toEqual(['planRestore', 'finalizeRestore', 'reportOperation']); // #18: the end's telemetry
   expect(root.filter((e) => e.EventType === HistoryEventType.SubOrchestrationInstanceCreated)).toHaveLength(1);
   const range = await history(`${instanceId}:r0+4`);
   expect(range.filter((e) => e.EventType === HistoryEventType.TaskScheduled).map((e) => e.Name)).toEqual(Array(4).fill('restoreWindow'));
@@ -119,7 +119,7 @@ test('a failure mid-way (a damaged block in the last window) abandons: the orche
   expect(String(status.output)).toMatch(/Corrupt: page 31 \(offset 2031616\), chunk 0 .*fails authentication/);
   expect(status.customStatus).toMatchObject({ phase: 'failed', windowsTotal: 4 });
   const scheduled = (await history(instanceId)).filter((e) => e.EventType === HistoryEventType.TaskScheduled).map((e) => e.Name);
-  expect(scheduled).toEqual(['planRestore', 'abandonRestore']);
+  expect(scheduled).toEqual(['planRestore', 'abandonRestore', 'reportOperation']);
   // Windows 0 and 1 were written before the failure: abandon removed the whole target.
   const windows = (await history(`${instanceId}:r0+4`)).filter((e) => e.EventType === HistoryEventType.TaskCompleted);
   expect(windows.length).toBeGreaterThanOrEqual(2);
