@@ -8,7 +8,7 @@
  */
 import type { OrchestrationContext, OrchestrationHandler } from 'durable-functions';
 import type { Task } from 'durable-functions';
-import { addVerifySummaries, MAX_RECORD_PROBLEMS, NO_VERIFY_WINDOWS, verifyResultOf } from '../core';
+import { addVerifySummaries, MAX_RECORD_PROBLEMS, NO_VERIFY_WINDOWS, redact, verifyResultOf } from '../core';
 import type { VerifiedBy, VerifyResult } from '../core';
 import type { BatchRange } from './backupTree';
 import {
@@ -61,7 +61,7 @@ export const verifyBackupOrchestrator: OrchestrationHandler = function* (context
     result = yield* verifyAll(context, request);
   } catch (err) {
     // Could not run to its end (the backup unreadable, storage gone past the retries): a failed record too.
-    yield* recordOutcome(context, input, by, false, [errorText(err)]);
+    yield* recordOutcome(context, input, by, false, [redact(errorText(err))]);
     throw err;
   }
   yield* recordOutcome(context, input, by, result.ok, result.problems);
