@@ -45,7 +45,7 @@ export async function runScheduledVerifications(client: df.DurableClient, contex
   const sample = pickVerifications(listings, budget, await startedTonight(client, firedAt));
   const run: ScheduledVerifyRun = { sample, started: [], skipped: [], failed: [] };
   for (const { backupId } of sample.picked) {
-    const input: VerifyOrchestrationInput = { backupId, readData: true, by: 'schedule' };
+    const input: VerifyOrchestrationInput = { backupId, readData: true, trigger: 'timer' };
     try {
       const started = await startOnce(client, Orchestrators.verifyBackup, scheduledVerifyInstanceId(firedAt, backupId), input, { restartFailed: false });
       (started.started ? run.started : run.skipped).push(started.instanceId);

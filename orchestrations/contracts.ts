@@ -258,8 +258,8 @@ export interface VerifyOrchestrationInput extends OperationInputBase {
   backupId: string;
   readData?: boolean;
   source?: DiskRef;
-  /** #18: who started it (its record's `by`); absent = the HTTP API. */
-  by?: VerifiedBy;
+  /** #18: what started it (telemetry's `trigger`; its record's `by`: timer → schedule, cli → cli, else http); absent = the HTTP API. */
+  trigger?: 'http' | 'timer' | 'queue' | 'eventgrid' | 'cli';
 }
 
 /** A prune started over HTTP or by the schedule: core PruneOptions' caller-settable part. */

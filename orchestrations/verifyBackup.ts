@@ -55,7 +55,8 @@ function fanOutRun(windows: VerifyWindowsInput, windowsInFlight: number, retry: 
 
 export const verifyBackupOrchestrator: OrchestrationHandler = function* (context: OrchestrationContext) {
   const input = context.df.getInput() as VerifyOrchestrationInput;
-  const { by = 'http', ...request } = input;
+  const { trigger, ...request } = input;
+  const by: VerifiedBy = trigger === 'timer' ? 'schedule' : trigger === 'cli' ? 'cli' : 'http';
   let result: VerifyResult;
   try {
     result = yield* verifyAll(context, request);
@@ -71,7 +72,7 @@ export const verifyBackupOrchestrator: OrchestrationHandler = function* (context
 };
 
 /** The plan, every window, the result (core verifyResultOf: pure, the same as the CLI's). */
-function* verifyAll(context: OrchestrationContext, input: Omit<VerifyOrchestrationInput, 'by'>): Generator<Task, VerifyResult, unknown> {
+function* verifyAll(context: OrchestrationContext, input: Omit<VerifyOrchestrationInput, 'trigger'>): Generator<Task, VerifyResult, unknown> {
   // Replay-safe clock: the result's duration runs from this orchestration's start to its end.
   const startedAt = context.df.currentUtcDateTime.getTime();
   const status = (s: VerifyProgressStatus) => context.df.setCustomStatus(s);
