@@ -99,7 +99,7 @@ function* verifyAll(context: OrchestrationContext, input: Omit<VerifyOrchestrati
 /**
  * #18: the verification's record in the vault (and, for the schedule, its telemetry event), at the
  * orchestration's replay-safe end time. A record that cannot be written does not change the verdict:
- * the activity logs it, and the backup looks unverified to the next night's sample, which picks it again.
+ * the activity logs it, and the next nights' samples see the backup as its previous record left it.
  */
 function* recordOutcome(context: OrchestrationContext, input: VerifyOrchestrationInput, by: VerifiedBy, ok: boolean, problems: string[]): Generator<Task, void, unknown> {
   const record: RecordVerificationInput = {
