@@ -63,6 +63,10 @@ export type { TokenCredential } from './storage/credentials';
 export { CLOUD_SUFFIXES, configureStorageEndpoints, configureStorageEndpointsFromEnv, parseEndpoint, endpointOf, azureEndpoint, endpointRefused, isManagedDiskEndpoint, isPathStyleHost } from './storage/endpoints';
 export { configureRequestsPerAccount, accountHighWater, DEFAULT_REQUESTS_PER_ACCOUNT } from './storage/account-gate';
 
+// #18 telemetry: the one observer of every storage request core's clients send (counted and sampled by functions/telemetry.ts).
+export { observeStorageRequests } from './storage/request-observer';
+export type { StorageRequestObserver, StorageRequestRecord } from './storage/request-observer';
+
 // crypto: a caller's SAS sealed so it never reaches the durable task hub.
 export { sealUrl, unsealUrl, splitSas, joinSas, taskHubSealKey, SEALED_SAS_RE } from './crypto/seal';
 export type { SealedUrl } from './crypto/seal';

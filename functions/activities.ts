@@ -6,7 +6,6 @@ import * as df from 'durable-functions';
 import type { InvocationContext } from '@azure/functions';
 import { asAlreadyExisted, finalizeBackup, managedCaptureAccess, planBackup, runBackupBatch, displayUrl, PagewiseError, redact } from '../core';
 import { reportingPermanentFailures } from './permanentFailures';
-import { trackBackupCompleted } from './telemetry';
 import type { BackupRequest } from '../core';
 import { Activities, BackupActivityInput } from '../orchestrations/contracts';
 import { shutdownSignal } from './shutdown';
@@ -79,7 +78,6 @@ df.app.activity(Activities.finalizeBackup, {
     // The whole run, from the orchestration's start (plan) to the manifest, not this step alone.
     const whole = startedAt ? { ...finalized, durationMs: Math.max(0, Date.now() - Date.parse(startedAt)) } : finalized;
     const result = alreadyComplete ? asAlreadyExisted(whole) : whole;
-    trackBackupCompleted(result, req.source.url);
     context.log(`backup ${req.backupId} complete: ${result.pages} pages, ${result.bytesStored} bytes stored`);
     return result;
   }),

@@ -56,12 +56,12 @@ async function prepare(client: df.DurableClient, message: StartMessage): Promise
   const hub = hubScope();
   if (message.kind === 'vm') {
     // A VM counts against the task hub only: its disks are Compute exports, not one account's.
-    const vm = await prepareVmBackup(client, { vmId: message.vmId, ...(message.full ? { full: true } : {}), ...(message.consistency ? { consistency: message.consistency } : {}) }, new Date(message.firedAt));
+    const vm = await prepareVmBackup(client, { vmId: message.vmId, ...(message.full ? { full: true } : {}), ...(message.consistency ? { consistency: message.consistency } : {}) }, new Date(message.firedAt), 'timer');
     return { orchestrator: VmOrchestrators.backupVm, instanceId: vm.instanceId, input: vm.input, scopes: [hub] };
   }
   assertAllowedAccount(readSettings(), message.source.url, 'blob', 'policy disk');
   const account = parseStorageUrl(message.source.url, 'blob', 'policy disk').account.toLowerCase();
-  const disk = await prepareDiskBackup(message.source, message.settings ? { settings: message.settings } : {});
+  const disk = await prepareDiskBackup(message.source, { ...(message.settings ? { settings: message.settings } : {}), trigger: 'timer' });
   return { orchestrator: Orchestrators.backupDisk, instanceId: disk.instanceId, input: disk.input, scopes: [{ kind: 'account', name: account, size: budget.perAccount }, hub] };
 }
 

@@ -5,7 +5,7 @@
  */
 import type { DurableClient } from 'durable-functions';
 import { assertNotCopying, snapshotBackupIdFor, sourceState } from '../core';
-import { BackupOrchestrationInput, DiskRef, EngineOverrides, Orchestrators, RetrySettings, SettleSettings } from '../orchestrations/contracts';
+import { BackupOrchestrationInput, DiskRef, EngineOverrides, OperationTrigger, Orchestrators, RetrySettings, SettleSettings } from '../orchestrations/contracts';
 import { backupInstanceId } from '../orchestrations/instanceIds';
 import { checkEngineSettings, checkSourceIsNotVault, checkVaultExists } from './prechecks';
 import { readSettings, readUserKey } from './settings';
@@ -23,6 +23,8 @@ export interface DiskBackupStartOptions {
   restartFailed?: boolean;
   settle?: SettleSettings;
   retry?: RetrySettings;
+  /** #18: what starts it (telemetry); an event's start (settle) is `eventgrid` without saying so. */
+  trigger?: OperationTrigger;
 }
 
 /** A disk backup ready to start: its ID, instance ID and orchestration input (the pre-checks passed). */
@@ -61,6 +63,7 @@ export async function prepareDiskBackup(source: DiskRef, options: DiskBackupStar
     ...(options.settings && Object.keys(options.settings).length > 0 ? { settings: options.settings } : {}),
     ...(options.retry ? { retry: options.retry } : {}),
     ...(settings.batchesInFlight ? { batchesInFlight: settings.batchesInFlight } : {}),
+    ...(options.trigger ? { trigger: options.trigger } : {}),
   };
   return { backupId, instanceId: backupInstanceId(backupId), input };
 }

@@ -9,10 +9,15 @@
 import { app } from '@azure/functions';
 import { appRole, hasAppSettings, useAppSettings } from './settings';
 import { registerRetentionOrchestrations } from '../orchestrations/registerRetention';
+import { startTelemetry } from './telemetry';
 
 // In Azure: the app settings are resolved once, at start, and configure core's endpoints and request
 // gate here. A local runtime hands its own in before it loads this module.
 if (!hasAppSettings()) useAppSettings(process.env);
+
+// #18 telemetry: Application Insights starts before any trigger runs (when configured), so outgoing
+// storage calls are sampled and counted from the first one.
+startTelemetry();
 
 // File downloads stream (functions/http/files.ts). App-wide in Azure: every HTTP trigger then gets its
 // request through the worker's HTTP proxy — bodies are still read with request.text(), so the JSON routes
@@ -39,6 +44,8 @@ if (role !== 'prune') {
   require('./http/starts');
   // #17 leftbehind: the snapshot sweeper's timer (Compute deletes; the backup app owns Compute).
   require('./sweepSnapshots');
+  // #18 telemetry: the activity that reports an operation's end.
+  require('./operationReports');
   // #18 verifysched: the nightly verifications (registers its timer only when PAGEWISE_VERIFY_SCHEDULE is set).
   require('./scheduledVerifications').registerScheduledVerifications();
 }

@@ -2,7 +2,7 @@
  * RFC 7807 problem responses. Every error an HTTP caller sees goes through here, redacted, with a
  * status derived from the engine's error code so callers can tell bad input from a broken backend.
  */
-import { HttpResponse } from '@azure/functions';
+import { HttpResponse, InvocationContext } from '@azure/functions';
 import { isPagewiseError, PagewiseErrorCode, redact } from '../core';
 
 export interface Problem {
@@ -65,12 +65,50 @@ export class ProblemError extends Error {
   }
 }
 
-/** Turns any thrown error into a problem response; unexpected errors become 500 without internals. */
-export function problemFromError(err: unknown): HttpResponse {
+/** Where a failed request ran: its invocation (the Functions log's ID) and, when known, the operation it was about. */
+export interface FailureContext {
+  context: InvocationContext;
+  /** The orchestration instance the request started or read, when known (see withInstanceId). */
+  instanceId?: string;
+}
+
+const INSTANCE_ID = Symbol('pagewise.instanceId');
+
+/** Tags an error with the orchestration instance its request was about, for the 500 log line. */
+export function withInstanceId<E>(err: E, instanceId: string): E {
+  if (typeof err === 'object' && err !== null && !(INSTANCE_ID in err)) (err as Record<symbol, unknown>)[INSTANCE_ID] = instanceId;
+  return err;
+}
+
+function instanceIdOf(err: unknown): string | undefined {
+  const tagged = typeof err === 'object' && err !== null ? (err as Record<symbol, unknown>)[INSTANCE_ID] : undefined;
+  return typeof tagged === 'string' ? tagged : undefined;
+}
+
+/**
+ * Turns any thrown error into a problem response; unexpected errors become 500 without internals. #18:
+ * with `where`, every 500 is logged (context.error: the function, invocation ID, instance ID when known,
+ * the redacted cause) and its body names the invocation ID, so a caller's report finds the log line.
+ */
+export function problemFromError(err: unknown, where?: FailureContext): HttpResponse {
   if (err instanceof ProblemError) return problem(err.status, err.title, err.message, err.extra);
   if (isPagewiseError(err)) {
     const status = STATUS_BY_CODE[err.code] ?? 500;
-    return problem(status, err.code, err.message);
+    if (status === 500) logFailure(err, where);
+    return problem(status, err.code, status === 500 ? withInvocation(err.message, where) : err.message);
   }
-  return problem(500, 'InternalError', 'the request failed unexpectedly; see the function logs');
+  logFailure(err, where);
+  return problem(500, 'InternalError', withInvocation('the request failed unexpectedly; see the function logs', where));
+}
+
+function withInvocation(detail: string, where: FailureContext | undefined): string {
+  return where ? `${detail} (invocation ${where.context.invocationId})` : detail;
+}
+
+function logFailure(err: unknown, where: FailureContext | undefined): void {
+  if (!where) return;
+  const { context } = where;
+  const instanceId = where.instanceId ?? instanceIdOf(err);
+  const cause = err instanceof Error ? (err.stack ?? err.message) : String(err);
+  context.error(redact(`${context.functionName} failed (invocation ${context.invocationId}${instanceId ? `, instance ${instanceId}` : ''}): ${cause}`));
 }

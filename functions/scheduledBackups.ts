@@ -94,7 +94,7 @@ export async function runScheduledVmBackups(client: df.DurableClient, context: I
   const firedAt = new Date(firedAtOf(now));
   for (const vm of wanted) {
     try {
-      const started = await startVmBackup(client, { vmId: vm.vmId, ...(vm.full ? { full: true } : {}), ...(vm.consistency ? { consistency: vm.consistency } : {}) }, firedAt);
+      const started = await startVmBackup(client, { vmId: vm.vmId, ...(vm.full ? { full: true } : {}), ...(vm.consistency ? { consistency: vm.consistency } : {}) }, firedAt, 'timer');
       (started.started ? run.started : run.skipped).push(started.vmBackupId);
     } catch (err) {
       run.failed.push(vm.vmId);
@@ -191,7 +191,7 @@ export async function runScheduledBackups(client: df.DurableClient, context: Inv
       try {
         assertAllowedAccount(settings, disk.url, 'blob', 'policy disk');
         const { url, days: _days, fullOn: _fullOn, full: _full, ...overrides } = disk;
-        const started = await startDiskBackup(client, { url }, { settings: { ...overrides, ...(fullDue(disk, now) ? { full: true } : {}) } });
+        const started = await startDiskBackup(client, { url }, { settings: { ...overrides, ...(fullDue(disk, now) ? { full: true } : {}) }, trigger: 'timer' });
         (started.started ? run.started : run.skipped).push(started.backupId);
       } catch (err) {
         // One unreachable disk must not stop the others' backups.

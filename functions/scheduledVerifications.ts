@@ -4,7 +4,8 @@
  * PAGEWISE_VERIFY_BYTES_PER_NIGHT (core pickVerifications: never verified first, then least recently
  * verified), and start one read-data verify orchestration each, `verify-n<yyyymmdd>-<backup ID>`: a timer
  * fired again that night picks the same backups and starts nothing twice. Each verification records its
- * outcome and sends PagewiseVerifyCompleted/Failed itself (functions/verifyActivities.ts recordVerification).
+ * outcome (functions/verifyActivities.ts recordVerification); its input's `trigger: 'timer'` makes telemetry's
+ * PagewiseVerifyStarted/Completed/Failed say `trigger: timer` (the alert on failed scheduled verifications).
  */
 import * as df from 'durable-functions';
 import type { InvocationContext, Timer } from '@azure/functions';

@@ -6,6 +6,7 @@
  * vault already holds); an event delivered again never restarts one (`restartFailed: false`).
  */
 import type { DurableClient, DurableOrchestrationStatus } from 'durable-functions';
+import { reportStarted } from './operationEvents';
 
 const RESTARTABLE = new Set(['Failed', 'Terminated', 'Canceled']);
 
@@ -30,6 +31,8 @@ export async function startOnce(
   if (existing && (options.restartFailed === false || !isRestartable(existing))) return { instanceId, started: false, status: existing };
   try {
     await client.startNew(orchestrator, { instanceId, input });
+    // #18: only the call that created the instance says it started (a duplicate start joins it silently).
+    reportStarted(orchestrator, instanceId, input);
     return { instanceId, started: true };
   } catch (err) {
     // Another starter won the race between our status check and our start: that is the duplicate case.

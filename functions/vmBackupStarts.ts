@@ -9,6 +9,7 @@ import type { DurableClient } from 'durable-functions';
 import { parseVmId, PagewiseError, vmBackupIdFor, vmIdOf } from '../core';
 import type { ConsistencyLevel } from '../core';
 import { vmBackupIdOfInstance, vmBackupInstanceId } from '../orchestrations/instanceIds';
+import type { OperationTrigger } from '../orchestrations/contracts';
 import { DEFAULT_VM_DISK_CONCURRENCY, MAX_VM_DISK_CONCURRENCY, VmBackupOrchestrationInput, VmCaptureMode, VmOrchestrators } from '../orchestrations/vmContracts';
 import { checkVaultExists } from './prechecks';
 import { appSettings, Env, readSettings } from './settings';
@@ -48,8 +49,8 @@ async function runningBackupOf(client: DurableClient, vmId: string): Promise<str
   return undefined;
 }
 
-export async function startVmBackup(client: DurableClient, request: VmBackupStartRequest, now: Date): Promise<VmBackupStart> {
-  const { vmBackupId, vmId, instanceId, input } = await prepareVmBackup(client, request, now);
+export async function startVmBackup(client: DurableClient, request: VmBackupStartRequest, now: Date, trigger: OperationTrigger = 'http'): Promise<VmBackupStart> {
+  const { vmBackupId, vmId, instanceId, input } = await prepareVmBackup(client, request, now, trigger);
   const started = await startOnce(client, VmOrchestrators.backupVm, instanceId, input, { restartFailed: true });
   return { ...started, vmBackupId, vmId };
 }
@@ -63,7 +64,7 @@ export interface PreparedVmBackup {
 }
 
 /** The checks, IDs and input of a VM backup start, without starting it (a queued start takes its slot in between). */
-export async function prepareVmBackup(client: DurableClient, request: VmBackupStartRequest, now: Date): Promise<PreparedVmBackup> {
+export async function prepareVmBackup(client: DurableClient, request: VmBackupStartRequest, now: Date, trigger: OperationTrigger = 'http'): Promise<PreparedVmBackup> {
   const vmId = vmIdOf(parseVmId(request.vmId, 'vmId'));
   const settings = readSettings();
   const diskConcurrency = vmDiskConcurrency();
@@ -83,6 +84,7 @@ export async function prepareVmBackup(client: DurableClient, request: VmBackupSt
     ...(request.mode ? { mode: request.mode } : {}),
     diskConcurrency,
     ...(settings.batchesInFlight ? { batchesInFlight: settings.batchesInFlight } : {}),
+    trigger,
   };
   return { vmBackupId, vmId, instanceId, input };
 }

@@ -54,7 +54,9 @@ export const Activities = {
   planManagedDiskRestore: 'planManagedDiskRestore',
   finalizeManagedDiskRestore: 'finalizeManagedDiskRestore',
   abandonManagedDiskRestore: 'abandonManagedDiskRestore',
-  /** #18 verifysched: a verification's last step — its record in the vault (docs/FORMAT.md §28), the schedule's telemetry. */
+  /** #18 telemetry: sends an operation's Completed/Failed event and metrics (orchestrations/operationReport.ts). */
+  reportOperation: 'reportOperation',
+  /** #18 verifysched: a verification's last step — its record in the vault (docs/FORMAT.md §28). */
   recordVerification: 'recordVerification',
 } as const;
 
@@ -159,6 +161,8 @@ export interface BackupOrchestrationInput {
   vmCapture?: boolean;
   /** #17 B: the start slots a queued start took for this backup; released when it ends (orchestrations/startSlots.ts). */
   startSlots?: HeldSlot[];
+  /** #18: what started it (telemetry's `trigger`); absent in inputs written before, then implied (operationReport.ts triggerOf). */
+  trigger?: OperationTrigger;
 }
 
 export interface RangeOrchestrationInput extends BackupOrchestrationInput {
@@ -246,6 +250,8 @@ export interface OperationInputBase {
   retry?: RetrySettings;
   /** Digest of the HTTP request that started it: an Idempotency-Key reused with another request is refused. */
   requestFingerprint?: string;
+  /** #18: what started it (telemetry's `trigger`: a scheduled verification is `timer`). */
+  trigger?: OperationTrigger;
 }
 
 export interface RestoreOrchestrationInput extends OperationInputBase {
@@ -258,8 +264,7 @@ export interface VerifyOrchestrationInput extends OperationInputBase {
   backupId: string;
   readData?: boolean;
   source?: DiskRef;
-  /** #18: what started it (telemetry's `trigger`; its record's `by`: timer → schedule, cli → cli, else http); absent = the HTTP API. */
-  trigger?: 'http' | 'timer' | 'queue' | 'eventgrid' | 'cli';
+  // #18: `trigger` (OperationInputBase) also names its record's `by`: timer → schedule, cli → cli, else http.
 }
 
 /** A prune started over HTTP or by the schedule: core PruneOptions' caller-settable part. */
@@ -426,6 +431,27 @@ export interface VerifyWindowProgress {
 export type VerifyProgressStatus = OperationProgressStatus & Partial<VerifyWindowProgress>;
 
 export type { VerifyPlan, VerifyWindowSummary };
+
+// ---- #18 telemetry: operation reports (orchestrations/operationReport.ts, functions/operationReports.ts) ----
+
+/** The operations telemetry follows (event names `Pagewise<Kind><Phase>`, docs/TELEMETRY.md). */
+export type OperationReportKind = 'backup' | 'vm-backup' | 'restore' | 'verify' | 'prune';
+/** What started an operation. */
+export type OperationTrigger = 'http' | 'timer' | 'queue' | 'eventgrid' | 'cli';
+
+/** The reportOperation activity's input: the operation, how it ended, and its figures or failure. Redacted text only. */
+export interface OperationReportInput {
+  kind: OperationReportKind;
+  phase: 'Completed' | 'Failed';
+  instanceId: string;
+  trigger: OperationTrigger;
+  disk?: string;
+  backupId?: string;
+  reason?: string;
+  errorCode?: string;
+  /** Top-level numbers of the output (bytesRead, bytesStored, pages, durationMs …). */
+  figures?: Record<string, number>;
+}
 
 // #18 verifysched: the verification record (orchestrations/verifyBackup.ts → functions/verifyActivities.ts).
 

@@ -97,7 +97,7 @@ function* verifyAll(context: OrchestrationContext, input: Omit<VerifyOrchestrati
 }
 
 /**
- * #18: the verification's record in the vault (and, for the schedule, its telemetry event), at the
+ * #18: the verification's record in the vault (and a failed scheduled one's error line), at the
  * orchestration's replay-safe end time. A record that cannot be written does not change the verdict:
  * the activity logs it, and the next nights' samples see the backup as its previous record left it.
  */

@@ -5,7 +5,7 @@
  * sealed DiskRef (its SAS never in a history); counts and IDs otherwise.
  */
 import type { ConsistencyLevel, DiskOutcome, HeldSlot, VmCapture } from '../core';
-import type { DiskRef, RetrySettings } from './contracts';
+import type { DiskRef, OperationTrigger, RetrySettings } from './contracts';
 
 export const VmOrchestrators = {
   backupVm: 'backupVmOrchestrator',
@@ -38,6 +38,8 @@ export interface VmBackupOrchestrationInput {
   retry?: RetrySettings;
   /** #17 B: the start slot a queued start took (task hub scope only); released when the VM backup ends. */
   startSlots?: HeldSlot[];
+  /** #18: what started it (telemetry's `trigger`). */
+  trigger?: OperationTrigger;
 }
 
 export const DEFAULT_VM_DISK_CONCURRENCY = 4;

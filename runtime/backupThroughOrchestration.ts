@@ -83,6 +83,7 @@ async function runOrchestration(options: OrchestratedBackupOptions): Promise<Orc
       ...(options.backupId ? { backupId: options.backupId } : {}),
       ...(options.settings ? { settings: options.settings } : {}),
       ...(options.retry ? { retry: options.retry } : {}),
+      trigger: 'cli',
     });
     const { backupId, instanceId } = started;
     const created = started.started;

@@ -78,7 +78,7 @@ test('a backup restores to a new managed disk in 4 windows: its bytes, a valid f
   const root = (await app.runtime.getStatus(instanceId, { showHistory: true }))!;
   const range = (await app.runtime.getStatus(`${instanceId}:r0+4`, { showHistory: true }))!;
   const scheduled = (h: unknown) => ((h as { history: Array<{ EventType: HistoryEventType; Name?: string }> }).history).filter((e) => e.EventType === HistoryEventType.TaskScheduled).map((e) => e.Name);
-  expect(scheduled(root)).toEqual(['planManagedDiskRestore', 'finalizeManagedDiskRestore']);
+  expect(scheduled(root)).toEqual(['planManagedDiskRestore', 'finalizeManagedDiskRestore', 'reportOperation']); // #18: the end's telemetry
   expect(scheduled(range)).toEqual(Array(4).fill('restoreWindow'));
   expect(JSON.stringify([root, range])).not.toMatch(/sig=|se=20/);
 });
@@ -128,7 +128,7 @@ test('a window failing mid-way abandons: the grant revoked, the incomplete disk 
   expect(standin.activeGrants()).toEqual([]);
   expect(revokes()).toBeGreaterThan(revoked);
   const root = (await app.runtime.getStatus('restore-md-fails', { showHistory: true }))! as unknown as { history: Array<{ EventType: HistoryEventType; Name?: string }> };
-  expect(root.history.filter((e) => e.EventType === HistoryEventType.TaskScheduled).map((e) => e.Name)).toEqual(['planManagedDiskRestore', 'abandonManagedDiskRestore']);
+  expect(root.history.filter((e) => e.EventType === HistoryEventType.TaskScheduled).map((e) => e.Name)).toEqual(['planManagedDiskRestore', 'abandonManagedDiskRestore', 'reportOperation']);
   // Left for the operator (never deleted), tagged with the operation, its upload ended without a footer.
   expect(diskResource('md-fails')).toMatchObject({ tags: { pagewise: 'restored', 'pagewise-restore': 'restore-md-fails' }, standIn: { vhdFooter: 'missing' } });
 });

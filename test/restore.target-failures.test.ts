@@ -67,10 +67,10 @@ test('orchestration: a restore into a missing container fails at once, its activ
   const status = await app.runtime.waitForCompletion(instanceId, { timeoutInMs: 60_000 });
   expect(status.runtimeStatus).toBe('Failed');
   expect(String(status.output)).toMatch(/^TargetNotFound: the container of the restore target .*no-such-container\/orch\.vhd does not exist/);
-  const history = ((await app.runtime.getStatus(instanceId, { showHistory: true }))?.history ?? []) as Array<{ EventType: HistoryEventType }>;
+  const history = ((await app.runtime.getStatus(instanceId, { showHistory: true }))?.history ?? []) as Array<{ EventType: HistoryEventType; Name?: string }>;
   const count = (type: HistoryEventType) => history.filter((e) => e.EventType === type).length;
-  // One attempt: a retry would add a retry timer and a second scheduled activity.
-  expect(count(HistoryEventType.TaskScheduled)).toBe(1);
+  // One attempt: a retry would add a retry timer and a second scheduled activity (#18: then the failure's telemetry report).
+  expect(history.filter((e) => e.EventType === HistoryEventType.TaskScheduled).map((e) => e.Name)).toEqual(['planRestore', 'reportOperation']);
   expect(count(HistoryEventType.TimerCreated)).toBe(0);
   expect(await missingContainerExists()).toBe(false);
 });

@@ -18,6 +18,7 @@ import { displayUrl } from '../redact';
 import { StorageLocation } from '../types';
 import { defaultCredential } from './credentials';
 import { checkEndpoint, endpointGuard, isPathStyleHost } from './endpoints';
+import { requestObserverPolicy } from './request-observer';
 
 export const PIPELINE_OPTIONS: StoragePipelineOptions = {
   retryOptions: { maxTries: 6, retryDelayInMs: 250, maxRetryDelayInMs: 10_000, tryTimeoutInMs: 120_000 },
@@ -169,6 +170,8 @@ function guarded<T>(credential: Credential, endpoint: string, what: string, buil
   const core = (pipeline as unknown as { _corePipeline?: { addPolicy(policy: unknown, options: { afterPhase: 'Sign' }): void } })._corePipeline;
   if (!core) throw new Error('@azure/storage-blob built no core pipeline: the endpoint guard cannot be installed');
   core.addPolicy(endpointGuard(endpoint, what), { afterPhase: 'Sign' });
+  // #18: after the guard, so only requests that leave are observed (telemetry counts and samples them).
+  core.addPolicy(requestObserverPolicy(), { afterPhase: 'Sign' });
   return client;
 }
 

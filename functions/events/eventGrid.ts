@@ -82,7 +82,7 @@ async function actOnEvent(raw: unknown, client: df.DurableClient, context: Invoc
       const url = await access.grantRead(ref, snapshotGrantSeconds(access.sizeBytes ? await access.sizeBytes(ref) : undefined));
       let started: Awaited<ReturnType<typeof startDiskBackup>>;
       try {
-        started = await startDiskBackup(client, grantedSource(url, readUserKey(), readSettings().allowedEndpoints, managedDisk), { backupId, restartFailed: false });
+        started = await startDiskBackup(client, grantedSource(url, readUserKey(), readSettings().allowedEndpoints, managedDisk), { backupId, restartFailed: false, trigger: 'eventgrid' });
       } catch (err) {
         await revokeUnusedGrant(ref, `backup ${backupId} did not start`, context);
         throw err;

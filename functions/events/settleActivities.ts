@@ -69,7 +69,7 @@ df.app.activity(Activities.startSettledBackup, {
   handler: reportingPermanentFailures(async (input: unknown, context: InvocationContext) => {
     const { source, backupId, expectedEtag, settle } = input as StartSettledInput;
     allowedSource(readSettings(), source, readUserKey(), WHAT);
-    const started = await startDiskBackup(df.getClient(context), source, { backupId, expectedEtag, settle });
+    const started = await startDiskBackup(df.getClient(context), source, { backupId, expectedEtag, settle, trigger: 'eventgrid' });
     context.log(`backup ${backupId} of ${displayUrl(source.url)} at ETag ${expectedEtag}: ${started.started ? 'started' : `already ${started.status?.runtimeStatus}`}`);
     return { backupId, started: started.started, ...(started.status ? { runtimeStatus: started.status.runtimeStatus } : {}) };
   }),

@@ -26,7 +26,7 @@ df.app.client.http('startBackup', {
     assertKnownQuery(request, []);
     const { source, ...overrides } = await validBody(request, validators.startBackup);
     assertAllowedAccount(readSettings(), source.url, 'blob', 'source.url');
-    const started = await startDiskBackup(client, { url: source.url }, { settings: overrides });
+    const started = await startDiskBackup(client, { url: source.url }, { settings: overrides, trigger: 'http' });
     context.log(`backup ${started.backupId} of ${displayUrl(source.url)}: ${started.started ? 'started' : `already ${started.status?.runtimeStatus}`}`);
     return startedResponse(request, client, 'backups', started.backupId, started);
   }),

@@ -4,7 +4,7 @@
  * (core BackupFiles), answer; the backup is closed when the answer — or the stream — ends.
  */
 import { app, HttpRequest, HttpResponse, InvocationContext } from '@azure/functions';
-import { BackupFiles, formatBytes, isPagewiseError, MAX_LIST_LIMIT, MAX_VOLUME_PATH_BYTES, PagewiseError, redact, replayedVolumes, validateBackupId, volumeSummary } from '../../core';
+import { BackupFiles, formatBytes, MAX_LIST_LIMIT, MAX_VOLUME_PATH_BYTES, PagewiseError, redact, replayedVolumes, validateBackupId, volumeSummary } from '../../core';
 import { problemFromError, ProblemError } from '../problems';
 import { readSettings, readUserKey } from '../settings';
 import { contentDisposition } from './contentDisposition';
@@ -98,9 +98,8 @@ type Handler = (request: HttpRequest, context: InvocationContext) => Promise<Htt
 function answer(handler: Handler): Handler {
   return (request, context) =>
     handler(request, context).catch((err: unknown) => {
-      // An error that is not the caller's nor a known failure becomes a bare 500: its cause goes to the log.
-      if (!(err instanceof ProblemError) && !isPagewiseError(err)) context.error(`${context.functionName} failed: ${redact(err instanceof Error ? (err.stack ?? err.message) : String(err))}`);
-      return problemFromError(err);
+      // An error that is not the caller's nor a known failure becomes a 500 naming its invocation: its cause goes to the log.
+      return problemFromError(err, { context });
     });
 }
 

@@ -90,7 +90,7 @@ async function startOperation(
   await precheck();
   const orchestrator = 'managedDisk' in input ? Orchestrators.restoreManagedDisk : kind === 'restore' ? Orchestrators.restoreDisk : Orchestrators.verifyBackup;
   // A keyed operation that failed stays failed under its key: a retry of the request is a new key.
-  const started = await startOnce(client, orchestrator, instanceId, { ...sealedInput(input), requestFingerprint }, { restartFailed: false });
+  const started = await startOnce(client, orchestrator, instanceId, { ...sealedInput(input), requestFingerprint, trigger: 'http' }, { restartFailed: false });
   if (!started.started && started.status) assertSameRequest(kind, started.status.input, requestFingerprint); // lost a race on the key
   return startedResponse(request, client, route, instanceId, started);
 }

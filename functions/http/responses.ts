@@ -58,9 +58,13 @@ function tooLarge(bytes: number): ProblemError {
 
 type ClientHandler = (request: HttpRequest, client: DurableClient, context: InvocationContext) => Promise<HttpResponse>;
 
-/** Wraps a handler so that whatever it throws becomes a redacted problem response. */
+/**
+ * Wraps a handler so that whatever it throws becomes a redacted problem response; an unexpected one (500)
+ * is logged with the invocation ID (and the instance ID an error was tagged with: withInstanceId), which
+ * the response body names.
+ */
 export function answering(handler: ClientHandler): ClientHandler {
-  return (request, client, context) => handler(request, client, context).catch(problemFromError);
+  return (request, client, context) => handler(request, client, context).catch((err: unknown) => problemFromError(err, { context }));
 }
 
 /**
