@@ -219,7 +219,7 @@ describe('on Azurite with the local runtime', () => {
       ['verify', 'Failed', 'timer', damaged, failedId],
       ['verify', 'Started', 'timer', ids.a2, `verify-n20261204-${ids.a2}`],
       ['verify', 'Started', 'timer', damaged, failedId],
-    ]);
+    ].sort());
     expect(events.mock.calls.find(([, phase]) => phase === 'Failed')![2]).toMatchObject({ errorCode: 'VerificationFailed', reason: expect.stringContaining(last.problems![0]) });
     events.mockRestore();
     const logged = warn.mock.calls.map((c) => String(c[0]));
