@@ -4,7 +4,8 @@
  * PAGEWISE_VERIFY_BYTES_PER_NIGHT (core pickVerifications: never verified first, then least recently
  * verified), and start one read-data verify orchestration each, `verify-n<yyyymmdd>-<backup ID>`: a timer
  * fired again that night picks the same backups and starts nothing twice. Each verification records its
- * outcome and sends PagewiseVerifyCompleted/Failed itself (functions/verifyActivities.ts recordVerification).
+ * outcome (functions/verifyActivities.ts recordVerification); its input's `trigger: 'timer'` makes telemetry's
+ * PagewiseVerifyStarted/Completed/Failed say `trigger: timer` (the alert on failed scheduled verifications).
  */
 import * as df from 'durable-functions';
 import type { InvocationContext, Timer } from '@azure/functions';
@@ -45,7 +46,7 @@ export async function runScheduledVerifications(client: df.DurableClient, contex
   const sample = pickVerifications(listings, budget, await startedTonight(client, firedAt));
   const run: ScheduledVerifyRun = { sample, started: [], skipped: [], failed: [] };
   for (const { backupId } of sample.picked) {
-    const input: VerifyOrchestrationInput = { backupId, readData: true, by: 'schedule' };
+    const input: VerifyOrchestrationInput = { backupId, readData: true, trigger: 'timer' };
     try {
       const started = await startOnce(client, Orchestrators.verifyBackup, scheduledVerifyInstanceId(firedAt, backupId), input, { restartFailed: false });
       (started.started ? run.started : run.skipped).push(started.instanceId);

@@ -3,7 +3,7 @@
  * windows (core planVerify); `verifyWindow` checks one window (core verifyWindow). Each rebuilds its
  * core request from the checked input and app settings; what they return is counts and problem texts
  * (redacted), never page data or a SAS. #18: `recordVerification` writes a verification's record (docs/FORMAT.md
- * §28) as its last step and, for the nightly schedule, the PagewiseVerifyCompleted/Failed event the alert watches.
+ * §28) as its last step and logs a failed scheduled one as an error.
  */
 import * as df from 'durable-functions';
 import type { InvocationContext } from '@azure/functions';
@@ -14,7 +14,6 @@ import { recordVerificationActivityInput, verifyActivityInput, verifyWindowActiv
 import { reportingPermanentFailures } from './permanentFailures';
 import { allowedBlob, readSettings, readUserKey, restoreWindowBytes } from './settings';
 import { shutdownSignal } from './shutdown';
-import { trackOperationEvent } from './telemetry';
 
 /** Problem texts enter the history: a storage error's words may quote a URL. */
 const redacted = <T extends Pick<VerifyPlan | VerifyWindowSummary, 'problems'>>(found: T): T => ({ ...found, problems: found.problems.map(redact) });
@@ -57,17 +56,14 @@ df.app.activity(Activities.verifyWindow, {
   }),
 });
 
-/** #18 verifysched: what a finished verification leaves: the schedule's event and error line, the record in the vault. */
+/** #18 verifysched: what a finished verification leaves: the record in the vault, and a failed scheduled one's error line. */
 df.app.activity(Activities.recordVerification, {
   handler: reportingPermanentFailures(async (input: unknown, context: InvocationContext): Promise<{ record?: string }> => {
     const r = recordVerificationActivityInput(input);
     const record = verificationRecord(r.backupId, { at: r.at, ok: r.ok, by: r.by, instanceId: r.instanceId, readData: r.readData, ...(r.problems ? { problems: r.problems } : {}) });
-    if (r.by === 'schedule') {
-      // The alert on failed scheduled verifications (infra) watches this event; sent before the write, which may be retried.
-      const reason = record.problems?.[0];
-      trackOperationEvent('verify', r.ok ? 'Completed' : 'Failed', { instanceId: r.instanceId, trigger: 'timer', backupId: r.backupId, ...(reason ? { reason } : {}) });
-      if (!r.ok) context.error(`scheduled verification ${r.instanceId} of backup ${r.backupId} FAILED: ${(record.problems ?? ['no reason given']).join('; ')}`);
-    }
+    // PagewiseVerifyCompleted/Failed (trigger timer for the schedule: the alert) come from telemetry's reportOperation as the
+    // orchestration ends; this names a failed scheduled one in the log with its problems.
+    if (r.by === 'schedule' && !r.ok) context.error(`scheduled verification ${r.instanceId} of backup ${r.backupId} FAILED: ${(record.problems ?? ['no reason given']).join('; ')}`);
     let written: Awaited<ReturnType<typeof writeVerificationRecord>>;
     try {
       written = await writeVerificationRecord(readSettings().vault, readUserKey(), record);

@@ -54,10 +54,10 @@ export const Activities = {
   planManagedDiskRestore: 'planManagedDiskRestore',
   finalizeManagedDiskRestore: 'finalizeManagedDiskRestore',
   abandonManagedDiskRestore: 'abandonManagedDiskRestore',
-  /** #18 verifysched: a verification's last step — its record in the vault (docs/FORMAT.md §28), the schedule's telemetry. */
-  recordVerification: 'recordVerification',
   /** #18 telemetry: sends an operation's Completed/Failed event and metrics (orchestrations/operationReport.ts). */
   reportOperation: 'reportOperation',
+  /** #18 verifysched: a verification's last step — its record in the vault (docs/FORMAT.md §28). */
+  recordVerification: 'recordVerification',
 } as const;
 
 /** Engine settings a caller may override per run; everything else comes from app settings. */
@@ -264,8 +264,7 @@ export interface VerifyOrchestrationInput extends OperationInputBase {
   backupId: string;
   readData?: boolean;
   source?: DiskRef;
-  /** #18: who started it (its record's `by`); absent = the HTTP API. */
-  by?: VerifiedBy;
+  // #18: `trigger` (OperationInputBase) also names its record's `by`: timer → schedule, cli → cli, else http.
 }
 
 /** A prune started over HTTP or by the schedule: core PruneOptions' caller-settable part. */
@@ -433,21 +432,6 @@ export type VerifyProgressStatus = OperationProgressStatus & Partial<VerifyWindo
 
 export type { VerifyPlan, VerifyWindowSummary };
 
-// #18 verifysched: the verification record (orchestrations/verifyBackup.ts → functions/verifyActivities.ts).
-
-/** recordVerification's input: the outcome of one verification, at the orchestration's (replay-safe) end time. */
-export interface RecordVerificationInput {
-  backupId: string;
-  instanceId: string;
-  by: VerifiedBy;
-  /** ISO 8601 UTC with milliseconds. */
-  at: string;
-  ok: boolean;
-  readData: boolean;
-  /** Why it failed: the verification's first problems, or the error that stopped it. */
-  problems?: string[];
-}
-
 // ---- #18 telemetry: operation reports (orchestrations/operationReport.ts, functions/operationReports.ts) ----
 
 /** The operations telemetry follows (event names `Pagewise<Kind><Phase>`, docs/TELEMETRY.md). */
@@ -467,4 +451,19 @@ export interface OperationReportInput {
   errorCode?: string;
   /** Top-level numbers of the output (bytesRead, bytesStored, pages, durationMs …). */
   figures?: Record<string, number>;
+}
+
+// #18 verifysched: the verification record (orchestrations/verifyBackup.ts → functions/verifyActivities.ts).
+
+/** recordVerification's input: the outcome of one verification, at the orchestration's (replay-safe) end time. */
+export interface RecordVerificationInput {
+  backupId: string;
+  instanceId: string;
+  by: VerifiedBy;
+  /** ISO 8601 UTC with milliseconds. */
+  at: string;
+  ok: boolean;
+  readData: boolean;
+  /** Why it failed: the verification's first problems, or the error that stopped it. */
+  problems?: string[];
 }

@@ -8,7 +8,7 @@
  */
 import type { OrchestrationContext, OrchestrationHandler } from 'durable-functions';
 import type { Task } from 'durable-functions';
-import { addVerifySummaries, MAX_RECORD_PROBLEMS, NO_VERIFY_WINDOWS, verifyResultOf } from '../core';
+import { addVerifySummaries, MAX_RECORD_PROBLEMS, NO_VERIFY_WINDOWS, redact, verifyResultOf } from '../core';
 import type { VerifiedBy, VerifyResult } from '../core';
 import type { BatchRange } from './backupTree';
 import {
@@ -55,13 +55,14 @@ function fanOutRun(windows: VerifyWindowsInput, windowsInFlight: number, retry: 
 
 export const verifyBackupOrchestrator: OrchestrationHandler = function* (context: OrchestrationContext) {
   const input = context.df.getInput() as VerifyOrchestrationInput;
-  const { by = 'http', ...request } = input;
+  const { trigger, ...request } = input;
+  const by: VerifiedBy = trigger === 'timer' ? 'schedule' : trigger === 'cli' ? 'cli' : 'http';
   let result: VerifyResult;
   try {
     result = yield* verifyAll(context, request);
   } catch (err) {
     // Could not run to its end (the backup unreadable, storage gone past the retries): a failed record too.
-    yield* recordOutcome(context, input, by, false, [errorText(err)]);
+    yield* recordOutcome(context, input, by, false, [redact(errorText(err))]);
     throw err;
   }
   yield* recordOutcome(context, input, by, result.ok, result.problems);
@@ -71,12 +72,12 @@ export const verifyBackupOrchestrator: OrchestrationHandler = function* (context
 };
 
 /** The plan, every window, the result (core verifyResultOf: pure, the same as the CLI's). */
-function* verifyAll(context: OrchestrationContext, input: Omit<VerifyOrchestrationInput, 'by'>): Generator<Task, VerifyResult, unknown> {
+function* verifyAll(context: OrchestrationContext, input: Omit<VerifyOrchestrationInput, 'trigger'>): Generator<Task, VerifyResult, unknown> {
   // Replay-safe clock: the result's duration runs from this orchestration's start to its end.
   const startedAt = context.df.currentUtcDateTime.getTime();
   const status = (s: VerifyProgressStatus) => context.df.setCustomStatus(s);
   status({ phase: 'verifying', backupId: input.backupId, ...NO_PROGRESS });
-  const { retry, requestFingerprint: _fingerprint, trigger: _trigger, ...planInput } = input;
+  const { retry, requestFingerprint: _fingerprint, ...planInput } = input;
   const plan = outcome<VerifyPlanOutput>(yield context.df.callActivityWithRetry(Activities.planVerify, retryOptions(retry), planInput));
   const totals = { pagesTotal: plan.pagesTotal, bytesTotal: plan.bytesTotal };
   const windows: VerifyWindowsInput = {
@@ -96,9 +97,9 @@ function* verifyAll(context: OrchestrationContext, input: Omit<VerifyOrchestrati
 }
 
 /**
- * #18: the verification's record in the vault (and, for the schedule, its telemetry event), at the
+ * #18: the verification's record in the vault (and a failed scheduled one's error line), at the
  * orchestration's replay-safe end time. A record that cannot be written does not change the verdict:
- * the activity logs it, and the backup looks unverified to the next night's sample, which picks it again.
+ * the activity logs it, and the next nights' samples see the backup as its previous record left it.
  */
 function* recordOutcome(context: OrchestrationContext, input: VerifyOrchestrationInput, by: VerifiedBy, ok: boolean, problems: string[]): Generator<Task, void, unknown> {
   const record: RecordVerificationInput = {

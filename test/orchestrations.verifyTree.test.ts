@@ -8,7 +8,7 @@ import * as df from 'durable-functions';
 import '../orchestrations';
 import { GiB, MAX_PROBLEMS, RESTORE_WINDOW_BYTES, windowPagesFor } from '../core';
 import type { VerifyResult } from '../core';
-import { Activities, Orchestrators, VerifyPlanOutput, VerifyWindowInput, VerifyWindowSummary } from '../orchestrations/contracts';
+import { Activities, Orchestrators, RecordVerificationInput, VerifyPlanOutput, VerifyWindowInput, VerifyWindowSummary } from '../orchestrations/contracts';
 import { BATCHES_PER_LEAF, childRanges, HISTORY_EVENT_BOUND, historyEventsBound } from '../orchestrations/backupTree';
 import { rangeInstanceId } from '../orchestrations/instanceIds';
 import { DurableRuntime } from '../runtime/durable/durableRuntime';
@@ -30,7 +30,7 @@ test('a 32 TiB disk in 1 GiB windows: 32,768 windows in 33 ranges, every history
     expect(childRanges(range)).toBeUndefined(); // each a leaf of ≤ 1,000 window activities
     expect(historyEventsBound(range.count)).toBeLessThanOrEqual(HISTORY_EVENT_BOUND);
   }
-  expect(historyEventsBound(1 + ranges.length)).toBeLessThanOrEqual(HISTORY_EVENT_BOUND); // root: planVerify + 33 ranges (the result is computed, no activity)
+  expect(historyEventsBound(3 + ranges.length)).toBeLessThanOrEqual(HISTORY_EVENT_BOUND); // root: planVerify + 33 ranges + recordVerification + reportOperation (the result is computed)
   // The window setting's bounds: one sector (a window is at least one page) to 16 GiB.
   expect([windowPagesFor(RESTORE_WINDOW_BYTES.min, PAGE), windowPagesFor(RESTORE_WINDOW_BYTES.max, PAGE)]).toEqual([1, 4096]);
 });
@@ -50,6 +50,16 @@ describe('the real verify orchestrators over a simulated 1,050-window plan', () 
   const calls = new Map<number, number>();
   let inFlight = 0;
   let maxInFlight = 0;
+  // #18: every verification ends with its record (functions/verifyActivities.ts writes it to the vault); here its input is kept.
+  const records: RecordVerificationInput[] = [];
+  df.app.activity(Activities.recordVerification, {
+    handler: async (input: unknown) => {
+      records.push(input as RecordVerificationInput);
+      return {};
+    },
+  });
+  // #18 telemetry: the orchestration's end is reported (functions/operationReports.ts sends the event); a no-op here.
+  df.app.activity(Activities.reportOperation, { handler: async () => undefined });
   df.app.activity(Activities.planVerify, {
     handler: async (input: unknown): Promise<VerifyPlanOutput> => ({
       backupId: (input as { backupId: string }).backupId,
@@ -93,12 +103,13 @@ describe('the real verify orchestrators over a simulated 1,050-window plan', () 
       expect(maxInFlight).toBeLessThanOrEqual(IN_FLIGHT);
       expect(status.output).toMatchObject({ ok: true, pagesChecked: WINDOWS * 200, blocksChecked: WINDOWS * 400, tablesChecked: Math.ceil(WINDOWS / 4), packsChecked: WINDOWS * 3, problems: [] } satisfies Partial<VerifyResult>);
       expect(status.customStatus).toMatchObject({ phase: 'done', ok: true, windowsTotal: WINDOWS, windowsDone: WINDOWS, pagesDone: WINDOWS * 200 });
+      expect(records.filter((r) => r.instanceId === 'verify-big')).toEqual([{ backupId: 'pw-5151515151515151515151ab', instanceId: 'verify-big', by: 'http', at: expect.stringMatching(/Z$/), ok: true, readData: true }]);
 
       const family = await runtime.listInstances({ prefix: 'verify-big' });
       const sizes = Object.fromEntries(family.map((s) => [s.instanceId, s.historyEvents]));
       const ranges = childRanges({ first: 0, count: WINDOWS })!;
       expect(Object.keys(sizes).sort()).toEqual(['verify-big', ...ranges.map((r) => rangeInstanceId('verify-big', r))].sort());
-      expect(sizes['verify-big']).toBeLessThanOrEqual(historyEventsBound(1 + ranges.length));
+      expect(sizes['verify-big']).toBeLessThanOrEqual(historyEventsBound(3 + ranges.length));
       for (const r of ranges) expect(sizes[rangeInstanceId('verify-big', r)]).toBeLessThanOrEqual(historyEventsBound(Math.min(r.count, BATCHES_PER_LEAF)));
       console.info(`history events per verify orchestration (1050 windows): ${JSON.stringify(sizes)}`);
     } finally {
@@ -121,6 +132,9 @@ describe('the real verify orchestrators over a simulated 1,050-window plan', () 
       expect([first.length, first[0], first[MAX_PROBLEMS - 1]]).toEqual([MAX_PROBLEMS, `page ${900 * 256}: damaged`, `page ${999 * 256}: damaged`]);
       expect(await problemsOf(1000, 50)).toHaveLength(50);
       expect(status.customStatus).toMatchObject({ pagesDone: WINDOWS * 200 });
+      // The record keeps the first 10 problems (docs/FORMAT.md §28), in window order.
+      const record = records.find((r) => r.instanceId === 'verify-bad')!;
+      expect([record.ok, record.problems?.length, record.problems?.[0]]).toEqual([false, 10, `page ${900 * 256}: damaged`]);
     } finally {
       await runtime.stop();
     }

@@ -212,12 +212,15 @@ describe('on Azurite with the local runtime', () => {
     expect(last.problems).toHaveLength(1);
     expect(last.problems![0]).toMatch(new RegExp(`^page 1 \\(offset ${PAGE}\\), chunk \\d+ \\(pack ${chunk.pack}\\): the block fails authentication`));
 
+    // Telemetry (functions/telemetry.ts): Started by the timer's start, Completed/Failed as each ends — all with trigger timer.
     const calls = events.mock.calls.map(([kind, phase, props]) => [kind, phase, props.trigger, props.backupId, props.instanceId]);
     expect(calls.sort()).toEqual([
       ['verify', 'Completed', 'timer', ids.a2, `verify-n20261204-${ids.a2}`],
       ['verify', 'Failed', 'timer', damaged, failedId],
-    ]);
-    expect(events.mock.calls.find(([, phase]) => phase === 'Failed')![2].reason).toBe(last.problems![0]);
+      ['verify', 'Started', 'timer', ids.a2, `verify-n20261204-${ids.a2}`],
+      ['verify', 'Started', 'timer', damaged, failedId],
+    ].sort());
+    expect(events.mock.calls.find(([, phase]) => phase === 'Failed')![2]).toMatchObject({ errorCode: 'VerificationFailed', reason: expect.stringContaining(last.problems![0]) });
     events.mockRestore();
     const logged = warn.mock.calls.map((c) => String(c[0]));
     warn.mockRestore();

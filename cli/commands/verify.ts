@@ -75,11 +75,13 @@ export const defineVerify: DefineCommand = (program, ctx) => {
     });
 };
 
-/** Writes the record; a vault that takes none (version 1) or a write that fails is said on stderr and changes no exit code. */
+/**
+ * Writes the record (a version-1 vault takes none: nothing is said, FORMAT §28); a write that fails is said
+ * on stderr and changes no exit code: the verification's verdict stands.
+ */
 async function recordVerification(io: CliIO, vault: StorageLocation, userKey: Buffer, record: VerificationRecord): Promise<void> {
   try {
-    const written = await writeVerificationRecord(vault, userKey, record);
-    if (written.skipped) printError(io, 'note: no verification record written: the vault has no version-2 keyring for this key (pagewise upgrade)');
+    await writeVerificationRecord(vault, userKey, record);
   } catch (err) {
     printError(io, `warning: the verification record was not written: ${String(err instanceof Error ? err.message : err)}`);
   }
