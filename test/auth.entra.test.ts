@@ -5,12 +5,12 @@
  * never echoed), Entra app roles map to Pagewise roles and unknown ones are ignored. Under `pagewise serve`:
  * a forged principal header is stripped, a key is no sign-in, a session is.
  */
-import * as path from 'node:path';
 import { sendRaw } from './harness/raw-http';
-import { LocalServer, startLocalServer } from '../runtime/serve';
+import type { LocalServer } from '../runtime/serve';
 import { registeredFunctions } from '../runtime/functionsCore';
 import { authMode } from '../functions/auth/authMode';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
+import { serveTestApp } from './harness/serve-app';
 
 let env: TestEnv;
 let server: LocalServer;
@@ -19,13 +19,7 @@ let sourceUrl: string;
 beforeAll(async () => {
   env = await startEnv();
   sourceUrl = (await env.makeDisk('entra.vhd', 2 * MiB, [{ offset: 0, length: 64 * KiB, kind: 'random', seed: 61 }])).source.url;
-  server = await startLocalServer({
-    taskHub: { connectionString: env.az.accounts.vault.connectionString },
-    appSettings: env.appSettings({ PAGEWISE_AUTH: 'entra' }),
-    keysDir: path.join(env.tmp, 'serve-keys'),
-    timers: false,
-    log: () => undefined,
-  });
+  server = await serveTestApp(env, { overrides: { PAGEWISE_AUTH: 'entra' } });
 });
 afterAll(async () => {
   await server?.close();

@@ -3,14 +3,14 @@
  * real HTTP (`pagewise serve` sessions on 127.0.0.1, Azurite, the local durable runtime), and the audit
  * log — restore, forget and prune recorded in the vault with who and when, listed by GET /api/audit.
  */
-import * as path from 'node:path';
 import { Answer, sendRaw } from './harness/raw-http';
-import { LocalServer, startLocalServer } from '../runtime/serve';
+import type { LocalServer } from '../runtime/serve';
 import { registeredFunctions } from '../runtime/functionsCore';
 import { ROUTE_ROLES, UNROLED_FUNCTIONS } from '../functions/auth/routeRoles';
 import { grants, Role, ROLES } from '../functions/auth/roles';
 import { Vault } from '../core';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
+import { serveTestApp } from './harness/serve-app';
 
 let env: TestEnv;
 let server: LocalServer;
@@ -19,13 +19,7 @@ const logLines: string[] = [];
 
 beforeAll(async () => {
   env = await startEnv();
-  server = await startLocalServer({
-    taskHub: { connectionString: env.az.accounts.vault.connectionString },
-    appSettings: env.appSettings(),
-    keysDir: path.join(env.tmp, 'serve-keys'),
-    timers: false,
-    log: (_level, line) => void logLines.push(line),
-  });
+  server = await serveTestApp(env, { log: (_level, line) => void logLines.push(line) });
   for (const role of ROLES) {
     const login = await sendRaw(server.port, 'POST', '/.auth/login', { 'content-type': 'application/json', origin: server.url }, JSON.stringify({ token: server.loginTokens[role] }));
     expect(login.status).toBe(204);

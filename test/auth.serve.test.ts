@@ -5,11 +5,11 @@
  * logout, and that no token or cookie value comes back in an answer or goes into the log.
  */
 import { promises as fs } from 'node:fs';
-import * as path from 'node:path';
 import { Answer, sendRaw } from './harness/raw-http';
-import { LocalServer, startLocalServer } from '../runtime/serve';
+import type { LocalServer } from '../runtime/serve';
 import { encodeClientPrincipal } from '../functions/auth/principal';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
+import { serveTestApp } from './harness/serve-app';
 
 let env: TestEnv;
 let server: LocalServer;
@@ -19,14 +19,7 @@ const logLines: string[] = [];
 beforeAll(async () => {
   env = await startEnv();
   sourceUrl = (await env.makeDisk('signed-in.vhd', 2 * MiB, [{ offset: 0, length: 64 * KiB, kind: 'random', seed: 31 }])).source.url;
-  server = await startLocalServer({
-    taskHub: { connectionString: env.az.accounts.vault.connectionString },
-    appSettings: env.appSettings(),
-    keysDir: path.join(env.tmp, 'serve-keys'),
-    timers: false,
-    loginThrottle: { maxFailures: 5, windowMs: 3_600_000, failureDelayMs: 10 },
-    log: (_level, line) => void logLines.push(line),
-  });
+  server = await serveTestApp(env, { loginThrottle: { maxFailures: 5, windowMs: 3_600_000, failureDelayMs: 10 }, log: (_level, line) => void logLines.push(line) });
 });
 afterAll(async () => {
   await server?.close();

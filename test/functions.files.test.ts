@@ -9,10 +9,11 @@ import { promises as fs } from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import { app, HttpResponse } from '@azure/functions';
-import { LocalServer, startLocalServer } from '../runtime/serve';
+import type { LocalServer } from '../runtime/serve';
 import { seededBytes } from '../testkit/fs-images';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
 import { backupExtTree, backupRandomDisk, FilesBackup } from './harness/files-backup';
+import { serveTestApp } from './harness/serve-app';
 
 let env: TestEnv;
 let server: LocalServer;
@@ -35,13 +36,7 @@ beforeAll(async () => {
     await fs.writeFile(path.join(dir, 'huge.txt'), seededBytes(16 * MiB, 32, true));
   }, { sizeBytes: 32 * MiB });
   randomBackupId = await backupRandomDisk(env, 'api-random');
-  server = await startLocalServer({
-    taskHub: { connectionString: env.az.accounts.vault.connectionString },
-    appSettings: env.appSettings(),
-    keysDir: path.join(env.tmp, 'serve-keys'),
-    timers: false,
-    log: (_level, line) => void logged.push(line),
-  });
+  server = await serveTestApp(env, { log: (_level, line) => void logged.push(line) });
 });
 afterAll(async () => {
   await server?.close();

@@ -4,12 +4,12 @@
  * function's static files (the fixed list, its headers, traversal refused, the redirects to it).
  */
 import { randomBytes } from 'node:crypto';
-import * as path from 'node:path';
 import { Orchestrators } from '../orchestrations/contracts';
 import { PORTAL_CSP, PORTAL_FILES, portalConfig } from '../functions/http/portal';
-import { LocalServer, startLocalServer } from '../runtime/serve';
+import type { LocalServer } from '../runtime/serve';
 import { Answer, sendRaw } from './harness/raw-http';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
+import { serveTestApp } from './harness/serve-app';
 
 let env: TestEnv;
 let server: LocalServer;
@@ -41,13 +41,7 @@ async function listed(query: string): Promise<{ operations: Listed[]; truncated:
 beforeAll(async () => {
   env = await startEnv();
   sourceUrl = (await env.makeDisk('portal-api.vhd', 2 * MiB, [{ offset: 0, length: 192 * KiB, kind: 'random', seed: 18 }])).source.url;
-  server = await startLocalServer({
-    taskHub: { connectionString: env.az.accounts.vault.connectionString },
-    appSettings: env.appSettings(),
-    keysDir: path.join(env.tmp, 'serve-keys'),
-    timers: false,
-    log: () => undefined,
-  });
+  server = await serveTestApp(env);
   // What a new install shows, before its first backup made the vault.
   beforeFirstBackup = { operations: await get('/api/operations'), vmBackups: await get('/api/vm-backups') };
   // A backup, a verification of it, and a verification of a backup the vault does not hold (fails in its activity).

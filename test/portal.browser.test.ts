@@ -9,8 +9,9 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { Browser, BrowserContext, chromium, Page } from 'playwright-core';
 import { ensureTools } from '../testkit/debian-tools';
-import { LocalServer, startLocalServer } from '../runtime/serve';
+import type { LocalServer } from '../runtime/serve';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
+import { serveTestApp } from './harness/serve-app';
 
 const SHOTS = path.join(__dirname, '..', 'test-output', 'portal');
 
@@ -33,13 +34,7 @@ beforeAll(async () => {
   ]);
   sourceUrl = disk.source.url;
   sourceSha = disk.sha256;
-  server = await startLocalServer({
-    taskHub: { connectionString: env.az.accounts.vault.connectionString },
-    appSettings: env.appSettings(),
-    keysDir: path.join(env.tmp, 'serve-keys'),
-    timers: false,
-    log: () => undefined,
-  });
+  server = await serveTestApp(env);
   const root = typeof process.getuid === 'function' && process.getuid() === 0;
   browser = await chromium.launch({ executablePath, args: root ? ['--no-sandbox'] : [] });
   await fs.mkdir(SHOTS, { recursive: true });

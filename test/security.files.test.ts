@@ -7,10 +7,11 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { contentDisposition, safeBaseName } from '../functions/http/contentDisposition';
-import { LocalServer, startLocalServer } from '../runtime/serve';
+import type { LocalServer } from '../runtime/serve';
 import { Answer, sendRaw } from './harness/raw-http';
 import { startEnv, TestEnv } from './harness/env';
 import { backupExtTree, FilesBackup } from './harness/files-backup';
+import { serveTestApp } from './harness/serve-app';
 
 /** What a client would take from the header: the quoted fallback and the decoded filename*. */
 function parseDisposition(header: string): { fallback: string; utf8: string } {
@@ -78,13 +79,7 @@ describe('through pagewise serve', () => {
       await fs.writeFile(path.join(dir, 'etc', HOSTILE), 'payload\n');
       await fs.writeFile(path.join(dir, 'etc', OTHER), 'other\n');
     });
-    server = await startLocalServer({
-      taskHub: { connectionString: env.az.accounts.vault.connectionString },
-      appSettings: env.appSettings(),
-      keysDir: path.join(env.tmp, 'serve-keys'),
-      timers: false,
-      log: () => undefined,
-    });
+    server = await serveTestApp(env);
   });
   afterAll(async () => {
     await server?.close();
