@@ -38,6 +38,39 @@ export interface WritePagesOptions {
 interface PendingPage {
   plainLength: number;
   writes: number;
+  run: HeldRun;
+}
+
+/** A run's memory, held until every page in it is written (or had nothing to write). */
+interface HeldRun {
+  pages: number;
+  memory: Buffer | undefined;
+}
+
+/**
+ * The memory of written runs, reused for the next runs' reads: a fresh buffer per run is external memory
+ * to V8, and its churn makes it collect (measured: GC was the largest cost of a restore's read side).
+ * Buffers in use and kept idle together stay at most `most`; a kept buffer is only as large as a run read.
+ */
+class RunBuffers {
+  private readonly idle: Buffer[] = [];
+  private live = 0;
+  constructor(private readonly most: number) {}
+
+  take(bytes: number): Buffer {
+    this.live++;
+    const k = this.idle.findIndex((b) => b.length >= bytes);
+    if (k >= 0) return this.idle.splice(k, 1)[0];
+    // None large enough: the smallest idle one goes, so the count stays bounded.
+    if (this.live + this.idle.length > this.most) this.idle.sort((a, b) => a.length - b.length).shift();
+    return Buffer.allocUnsafe(bytes);
+  }
+
+  /** A run's buffer, every write from it done: no request holds it any more. */
+  give(buffer: Buffer): void {
+    this.live--;
+    if (this.live + this.idle.length < this.most) this.idle.push(buffer);
+  }
 }
 
 /** One write to the sink: contiguous bytes of one or more pages, at most MAX_PUT_PAGE_BYTES. */
@@ -56,43 +89,70 @@ interface Extent {
  * bytes, within and across pages, go out as one write of at most 4 MiB (a page blob's Put Page limit).
  * Memory: at most readAhead + concurrency + 2 runs' plaintext (a run is ≤ 16 MiB, or one page): those read
  * ahead, those the writes in flight hold, the write being gathered (≤ 4 MiB, over at most two runs' ends).
+ * A run's memory is reused for a later run once every write from it is done (RunBuffers: buffers in use
+ * and kept idle together stay within that count), so a sink must not hold `data` after its write settles;
+ * a write joining two runs is a copy (≤ 4 MiB each, within the writes in flight).
  * Writing the same entries twice writes the same bytes: a retried
  * window rewrites its pages.
  */
 export async function writePages<E extends PageRef>(reader: BackupSource<E>, entries: E[] | AsyncIterable<E[]>, sink: PageSink, options: WritePagesOptions = {}): Promise<void> {
   const signal = options.abortSignal;
   const concurrency = options.concurrency ?? PAGE_CONCURRENCY.default;
-  const decoded = readAhead(reader, entries, options.readAhead ?? concurrency, signal);
-  await forEachLimited(coalesce(extentsOf(reader, decoded, sink.dense, options.onPage)), concurrency, async (extent: Extent) => {
+  const ahead = Math.max(1, options.readAhead ?? concurrency);
+  const buffers = new RunBuffers(ahead + concurrency + 2);
+  const decoded = readAhead(reader, entries, ahead, buffers, signal);
+  const pageDone = (page: PendingPage) => {
+    options.onPage?.(page.plainLength);
+    if (--page.run.pages === 0 && page.run.memory) buffers.give(page.run.memory);
+  };
+  await forEachLimited(coalesce(extentsOf(reader, decoded, sink.dense, pageDone)), concurrency, async (extent: Extent) => {
     throwIfAborted(signal, 'the restore was interrupted');
-    const data = extent.parts.length === 1 ? extent.parts[0] : Buffer.concat(extent.parts, extent.length);
+    const data = joined(extent);
     await sink.write(extent.offset, data, signal);
     options.onWrite?.(data.length);
     for (const page of extent.pages) {
       // An abort stops the reports too: a write of many pages must not report the rest as if the restore went on.
       throwIfAborted(signal, 'the restore was interrupted');
-      if (--page.writes === 0) options.onPage?.(page.plainLength);
+      if (--page.writes === 0) pageDone(page);
     }
   });
   // Aborted after the last write: the caller's restore was still interrupted (its target is abandoned).
   throwIfAborted(signal, 'the restore was interrupted');
 }
 
+/** One extent's bytes: its part alone, a view over parts adjacent in one run's memory, else a copy. */
+function joined(extent: Extent): Buffer {
+  const [first] = extent.parts;
+  if (extent.parts.length === 1) return first;
+  let end = first.byteOffset + first.length;
+  for (const part of extent.parts.slice(1)) {
+    if (part.buffer !== first.buffer || part.byteOffset !== end) return Buffer.concat(extent.parts, extent.length);
+    end += part.length;
+  }
+  return Buffer.from(first.buffer, first.byteOffset, extent.length);
+}
+
+interface ReadRun<E> {
+  pages: Array<{ entry: E; plain: Buffer }>;
+  run: HeldRun;
+}
+
 /** The decoded pages of each run, in order, with up to `ahead` runs read at once before they are asked for. */
-async function* readAhead<E extends PageRef>(reader: BackupSource<E>, entries: E[] | AsyncIterable<E[]>, ahead: number, signal: AbortSignal | undefined): AsyncGenerator<Array<{ entry: E; plain: Buffer }>> {
-  const queue: Array<Promise<{ ok: Array<{ entry: E; plain: Buffer }> } | { failed: unknown }>> = [];
+async function* readAhead<E extends PageRef>(reader: BackupSource<E>, entries: E[] | AsyncIterable<E[]>, ahead: number, buffers: RunBuffers, signal: AbortSignal | undefined): AsyncGenerator<ReadRun<E>> {
+  const queue: Array<Promise<{ ok: ReadRun<E> } | { failed: unknown }>> = [];
   const start = (run: E[]) => {
     throwIfAborted(signal, 'the restore was interrupted');
+    const held: HeldRun = { pages: run.length, memory: undefined };
     // Settled into a value at once: a read that fails while earlier runs are written is no unhandled rejection.
     queue.push(
-      reader.readRun(run).then(
+      reader.readRun(run, { take: (bytes) => (held.memory = buffers.take(bytes)) }).then(
         (reads) => {
-          const ok: Array<{ entry: E; plain: Buffer }> = [];
+          const pages: Array<{ entry: E; plain: Buffer }> = [];
           for (const { entry, plain, error } of reads) {
             if (error) return { failed: error };
-            ok.push({ entry, plain: plain! });
+            pages.push({ entry, plain: plain! });
           }
-          return { ok };
+          return { ok: { pages, run: held } };
         },
         (failed: unknown) => ({ failed }),
       ),
@@ -106,7 +166,7 @@ async function* readAhead<E extends PageRef>(reader: BackupSource<E>, entries: E
   try {
     for await (const batch of Array.isArray(entries) ? [entries] : entries) {
       for (const run of reader.runs(batch)) {
-        if (queue.length >= Math.max(1, ahead)) yield await take();
+        if (queue.length >= ahead) yield await take();
         start(run);
       }
     }
@@ -118,14 +178,14 @@ async function* readAhead<E extends PageRef>(reader: BackupSource<E>, entries: E
 }
 
 /** Each page's bytes to write, in disk order, split at 4 MiB: whole pages for a dense sink, else their non-zero runs. */
-async function* extentsOf<E extends PageRef>(reader: BackupSource<E>, runs: AsyncIterable<Array<{ entry: E; plain: Buffer }>>, dense: boolean, onPage: ((plainLength: number) => void) | undefined): AsyncGenerator<Extent> {
-  for await (const pages of runs) {
+async function* extentsOf<E extends PageRef>(reader: BackupSource<E>, runs: AsyncIterable<ReadRun<E>>, dense: boolean, pageDone: (page: PendingPage) => void): AsyncGenerator<Extent> {
+  for await (const { pages, run } of runs) {
     for (const { entry, plain } of pages) {
       const base = entry.page * reader.pageSize;
-      const page: PendingPage = { plainLength: plain.length, writes: 0 }; // the page's real length: the disk's last page may be short
+      const page: PendingPage = { plainLength: plain.length, writes: 0, run }; // the page's real length: the disk's last page may be short
       const parts = dense ? [{ start: 0, end: plain.length }] : [...nonZeroRuns(plain)];
       if (parts.every((p) => p.end === p.start)) {
-        onPage?.(page.plainLength); // nothing of it to write
+        pageDone(page); // nothing of it to write
         continue;
       }
       for (const part of parts) {
