@@ -69,8 +69,8 @@ export interface BackupSource<E extends PageRef = PageRef> {
   runs(entries: E[]): E[][];
   /**
    * The plaintext of each page of a run, fully checked, or the error naming the page (an abort throws).
-   * With `memory`, version 2 places the run's pages back to back in one buffer it takes from there (a
-   * caller that reuses its memory: the page writer); version 1 allocates its own.
+   * With `memory`, version 2 reads each page into a buffer it takes from there (a caller that reuses its
+   * memory: the page writer); version 1 allocates its own.
    */
   readRun(run: E[], memory?: RunMemory): Promise<Array<PageRead<E>>>;
   /** Blocks a page's read decodes (version 1: 1; version 2: its non-zero chunks). */
@@ -96,7 +96,7 @@ export interface BackupSource<E extends PageRef = PageRef> {
   fork(): BackupSource<E>;
 }
 
-/** Where a run's pages are read into: a buffer of at least `bytes`, whatever it held (every byte of a page returned is overwritten). */
+/** Where a run's pages are read into: a buffer of exactly `bytes` per page, whatever it held (every byte of a page returned is overwritten). */
 export interface RunMemory {
   take(bytes: number): Buffer;
 }

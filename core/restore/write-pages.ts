@@ -1,11 +1,13 @@
 /** Writes a backup's pages into a sink: the one page writer of the streaming restore and of a restore window. */
 import { forEachLimited } from '../concurrency';
 import { throwIfAborted } from '../errors';
-import { MAX_PUT_PAGE_BYTES, PAGE_CONCURRENCY, SECTOR } from '../limits';
+import { MAX_PUT_PAGE_BYTES, MiB, PAGE_CONCURRENCY, SECTOR } from '../limits';
 import type { BackupSource, PageRef } from '../repo/backup-source';
 import type { PageSink } from './file-target';
 
 const SECTOR_ZEROS = Buffer.alloc(SECTOR);
+/** A run's plaintext bound (version 2's RUN_MAX_BYTES, version 1's blockRuns): the unit the memory bound is stated in. */
+const RUN_BYTES = 16 * MiB;
 
 /** The 512-byte-aligned runs of a buffer that hold a non-zero byte, coalesced. */
 export function* nonZeroRuns(data: Buffer): Generator<{ start: number; end: number }> {
@@ -34,42 +36,39 @@ export interface WritePagesOptions {
   onPage?: (plainLength: number) => void;
 }
 
-/** A page whose bytes are on their way: reported once its last write is done. */
+/** A page whose bytes are on their way: reported (and its memory given back) once its last write is done. */
 interface PendingPage {
   plainLength: number;
   writes: number;
-  run: HeldRun;
-}
-
-/** A run's memory, held until every page in it is written (or had nothing to write). */
-interface HeldRun {
-  pages: number;
-  memory: Buffer | undefined;
+  memory: ArrayBuffer | undefined;
 }
 
 /**
- * The memory of written runs, reused for the next runs' reads: a fresh buffer per run is external memory
- * to V8, and its churn makes it collect (measured: GC was the largest cost of a restore's read side).
- * Buffers in use and kept idle together stay at most `most`; a kept buffer is only as large as a run read.
+ * The memory of written pages, reused for the next pages read: a fresh buffer per page is external memory
+ * to V8, and its churn makes it collect (measured: collection was the largest cost of a restore's reads).
+ * Pages in use and kept idle stay within `most` bytes together (idle ones are dropped beyond it).
  */
-class RunBuffers {
-  private readonly idle: Buffer[] = [];
-  private live = 0;
+class PageBuffers {
+  private readonly idle: ArrayBuffer[] = [];
+  private liveBytes = 0;
+  private idleBytes = 0;
   constructor(private readonly most: number) {}
 
   take(bytes: number): Buffer {
-    this.live++;
-    const k = this.idle.findIndex((b) => b.length >= bytes);
-    if (k >= 0) return this.idle.splice(k, 1)[0];
-    // None large enough: the smallest idle one goes, so the count stays bounded.
-    if (this.live + this.idle.length > this.most) this.idle.sort((a, b) => a.length - b.length).shift();
-    return Buffer.allocUnsafe(bytes);
+    const k = this.idle.findIndex((b) => b.byteLength >= bytes && b.byteLength <= 2 * bytes);
+    const memory = k >= 0 ? this.idle.splice(k, 1)[0] : new ArrayBuffer(bytes);
+    if (k >= 0) this.idleBytes -= memory.byteLength;
+    this.liveBytes += memory.byteLength;
+    while (this.idle.length > 0 && this.liveBytes + this.idleBytes > this.most) this.idleBytes -= this.idle.shift()!.byteLength;
+    return Buffer.from(memory, 0, bytes);
   }
 
-  /** A run's buffer, every write from it done: no request holds it any more. */
-  give(buffer: Buffer): void {
-    this.live--;
-    if (this.live + this.idle.length < this.most) this.idle.push(buffer);
+  /** A page's memory, every write from it done: no request holds it any more. */
+  give(memory: ArrayBuffer): void {
+    this.liveBytes -= memory.byteLength;
+    if (this.liveBytes + this.idleBytes + memory.byteLength > this.most) return;
+    this.idle.push(memory);
+    this.idleBytes += memory.byteLength;
   }
 }
 
@@ -89,9 +88,8 @@ interface Extent {
  * bytes, within and across pages, go out as one write of at most 4 MiB (a page blob's Put Page limit).
  * Memory: at most readAhead + concurrency + 2 runs' plaintext (a run is ≤ 16 MiB, or one page): those read
  * ahead, those the writes in flight hold, the write being gathered (≤ 4 MiB, over at most two runs' ends).
- * A run's memory is reused for a later run once every write from it is done (RunBuffers: buffers in use
- * and kept idle together stay within that count), so a sink must not hold `data` after its write settles;
- * a write joining two runs is a copy (≤ 4 MiB each, within the writes in flight).
+ * A page's memory is reused for a later page once every write from it is done (PageBuffers: pages in use
+ * and kept idle together stay within that bound), so a sink must not hold `data` after its write settles.
  * Writing the same entries twice writes the same bytes: a retried
  * window rewrites its pages.
  */
@@ -99,15 +97,15 @@ export async function writePages<E extends PageRef>(reader: BackupSource<E>, ent
   const signal = options.abortSignal;
   const concurrency = options.concurrency ?? PAGE_CONCURRENCY.default;
   const ahead = Math.max(1, options.readAhead ?? concurrency);
-  const buffers = new RunBuffers(ahead + concurrency + 2);
+  const buffers = new PageBuffers((ahead + concurrency + 2) * Math.max(RUN_BYTES, reader.pageSize));
   const decoded = readAhead(reader, entries, ahead, buffers, signal);
   const pageDone = (page: PendingPage) => {
     options.onPage?.(page.plainLength);
-    if (--page.run.pages === 0 && page.run.memory) buffers.give(page.run.memory);
+    if (page.memory) buffers.give(page.memory);
   };
   await forEachLimited(coalesce(extentsOf(reader, decoded, sink.dense, pageDone)), concurrency, async (extent: Extent) => {
     throwIfAborted(signal, 'the restore was interrupted');
-    const data = joined(extent);
+    const data = extent.parts.length === 1 ? extent.parts[0] : Buffer.concat(extent.parts, extent.length);
     await sink.write(extent.offset, data, signal);
     options.onWrite?.(data.length);
     for (const page of extent.pages) {
@@ -120,39 +118,29 @@ export async function writePages<E extends PageRef>(reader: BackupSource<E>, ent
   throwIfAborted(signal, 'the restore was interrupted');
 }
 
-/** One extent's bytes: its part alone, a view over parts adjacent in one run's memory, else a copy. */
-function joined(extent: Extent): Buffer {
-  const [first] = extent.parts;
-  if (extent.parts.length === 1) return first;
-  let end = first.byteOffset + first.length;
-  for (const part of extent.parts.slice(1)) {
-    if (part.buffer !== first.buffer || part.byteOffset !== end) return Buffer.concat(extent.parts, extent.length);
-    end += part.length;
-  }
-  return Buffer.from(first.buffer, first.byteOffset, extent.length);
-}
-
-interface ReadRun<E> {
-  pages: Array<{ entry: E; plain: Buffer }>;
-  run: HeldRun;
+interface ReadPage<E> {
+  entry: E;
+  plain: Buffer;
+  /** The page's memory, when it was taken from the writer's buffers. */
+  memory: ArrayBuffer | undefined;
 }
 
 /** The decoded pages of each run, in order, with up to `ahead` runs read at once before they are asked for. */
-async function* readAhead<E extends PageRef>(reader: BackupSource<E>, entries: E[] | AsyncIterable<E[]>, ahead: number, buffers: RunBuffers, signal: AbortSignal | undefined): AsyncGenerator<ReadRun<E>> {
-  const queue: Array<Promise<{ ok: ReadRun<E> } | { failed: unknown }>> = [];
+async function* readAhead<E extends PageRef>(reader: BackupSource<E>, entries: E[] | AsyncIterable<E[]>, ahead: number, buffers: PageBuffers, signal: AbortSignal | undefined): AsyncGenerator<Array<ReadPage<E>>> {
+  const queue: Array<Promise<{ ok: Array<ReadPage<E>> } | { failed: unknown }>> = [];
   const start = (run: E[]) => {
     throwIfAborted(signal, 'the restore was interrupted');
-    const held: HeldRun = { pages: run.length, memory: undefined };
+    const taken = new Set<ArrayBufferLike>();
     // Settled into a value at once: a read that fails while earlier runs are written is no unhandled rejection.
     queue.push(
-      reader.readRun(run, { take: (bytes) => (held.memory = buffers.take(bytes)) }).then(
+      reader.readRun(run, { take: (bytes) => { const b = buffers.take(bytes); taken.add(b.buffer); return b; } }).then(
         (reads) => {
-          const pages: Array<{ entry: E; plain: Buffer }> = [];
+          const ok: Array<ReadPage<E>> = [];
           for (const { entry, plain, error } of reads) {
             if (error) return { failed: error };
-            pages.push({ entry, plain: plain! });
+            ok.push({ entry, plain: plain!, memory: taken.has(plain!.buffer) ? (plain!.buffer as ArrayBuffer) : undefined });
           }
-          return { ok: { pages, run: held } };
+          return { ok };
         },
         (failed: unknown) => ({ failed }),
       ),
@@ -178,11 +166,11 @@ async function* readAhead<E extends PageRef>(reader: BackupSource<E>, entries: E
 }
 
 /** Each page's bytes to write, in disk order, split at 4 MiB: whole pages for a dense sink, else their non-zero runs. */
-async function* extentsOf<E extends PageRef>(reader: BackupSource<E>, runs: AsyncIterable<ReadRun<E>>, dense: boolean, pageDone: (page: PendingPage) => void): AsyncGenerator<Extent> {
-  for await (const { pages, run } of runs) {
-    for (const { entry, plain } of pages) {
+async function* extentsOf<E extends PageRef>(reader: BackupSource<E>, runs: AsyncIterable<Array<ReadPage<E>>>, dense: boolean, pageDone: (page: PendingPage) => void): AsyncGenerator<Extent> {
+  for await (const pages of runs) {
+    for (const { entry, plain, memory } of pages) {
       const base = entry.page * reader.pageSize;
-      const page: PendingPage = { plainLength: plain.length, writes: 0, run }; // the page's real length: the disk's last page may be short
+      const page: PendingPage = { plainLength: plain.length, writes: 0, memory }; // the page's real length: the disk's last page may be short
       const parts = dense ? [{ start: 0, end: plain.length }] : [...nonZeroRuns(plain)];
       if (parts.every((p) => p.end === p.start)) {
         pageDone(page); // nothing of it to write

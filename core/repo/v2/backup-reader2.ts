@@ -318,13 +318,12 @@ export class BackupReader2 extends BackupGrid implements BackupSource<PageRecord
       if (run.length === 1) return [{ entry: run[0], error: new PagewiseError('Corrupt', problems[0]!) }];
       return (await Promise.all(run.map((r) => this.readRun([r])))).flat();
     }
-    // The pages back to back in one buffer (adjacent pages are adjacent bytes: one write needs no copy).
-    // Not zeroed: each chunk is written, a zero chunk with zeros; a page with a chunk not written is an error.
-    const total = run.reduce((sum, r) => sum + r.length, 0);
-    const whole = memory ? memory.take(total) : Buffer.allocUnsafe(total);
+    // Each page in memory the caller gives (reused), else all in one allocation. Not zeroed: each chunk
+    // is written, a zero chunk with zeros; a page with a chunk not written is an error, never returned.
+    const whole = memory ? undefined : Buffer.allocUnsafe(run.reduce((sum, r) => sum + r.length, 0));
     let at = 0;
     const pages = run.map((r) => {
-      const page = whole.subarray(at, at + r.length);
+      const page = memory ? memory.take(r.length) : whole!.subarray(at, at + r.length);
       at += r.length;
       let from = 0;
       for (const c of r.chunks) {
