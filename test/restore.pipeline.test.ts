@@ -145,3 +145,33 @@ test('a read that fails stops the restore with its error, after the writes befor
     { offset: 4 * MiB, length: 0.5 * MiB },
   ]);
 });
+
+test("a page's memory is reused for a later page only once its writes are done, never under a write", async () => {
+  const reader = await openBackupSource(env.vault, backupId, env.userKey);
+  const taken = new Set<ArrayBufferLike>();
+  let runs = 0;
+  const paired = Object.create(reader) as typeof reader;
+  paired.runs = (entries) => entries.reduce<Array<typeof entries>>((out, e, k) => (k % 2 ? out[out.length - 1].push(e) : out.push([e]), out), []);
+  paired.readRun = (run, memory) => {
+    runs++;
+    return reader.readRun(run, memory && { take: (bytes) => { const b = memory.take(bytes); taken.add(b.buffer); return b; } });
+  };
+  // Each write is held a while, then checked: its bytes must still be the disk's when it settles.
+  const changedUnderWrite: number[] = [];
+  const image = Buffer.alloc(DISK);
+  const sink: PageSink = {
+    dense: false,
+    async write(offset, data) {
+      await new Promise((resolve) => setTimeout(resolve, 2));
+      if (!data.equals(diskBytes.subarray(offset, offset + data.length))) changedUnderWrite.push(offset);
+      data.copy(image, offset);
+    },
+    commit: async () => undefined,
+    abandon: async () => undefined,
+  };
+  await writePages(paired, await allEntries(paired), sink, { concurrency: 1, readAhead: 1 });
+  expect(runs).toBe(11); // 22 pages in runs of two
+  expect(taken.size).toBeLessThan(22); // 22 pages read into fewer buffers: reused
+  expect(changedUnderWrite).toEqual([]);
+  expect(image.equals(diskBytes)).toBe(true);
+});

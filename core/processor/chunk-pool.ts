@@ -7,8 +7,8 @@ import { DEFAULT_CODEC, type CodecSetting } from '../repo/v2/block';
 import { gearTable, type Chunking } from '../repo/v2/chunker';
 import type { Keyring } from '../repo/v2/keyring';
 import { MAX_PAGE_SIZE } from '../limits';
-import { zstdBinding } from '../repo/v2/zstd';
-import { CONTENT_ID_BYTES, runPoolTask, type ChunkResult, type ChunkTask, type DecodeResult, type DecodeTask, type EncodeResult, type EncodeTask, type PoolTask } from './chunk-worker';
+import { zstdBinding, zstdReady } from '../repo/v2/zstd';
+import { CONTENT_ID_BYTES, decodeEach, runPoolTask, type ChunkResult, type DecodeKeys, type ChunkTask, type DecodeResult, type DecodeTask, type EncodeResult, type EncodeTask, type PoolTask } from './chunk-worker';
 
 export { DEFAULT_CODEC, type CodecSetting };
 
@@ -230,6 +230,14 @@ async function decodeBlocks(keyring: Keyring, keys: PoolKeys, blocks: BlockToDec
     if (e <= keyring.epoch && !dataKeys[e]) dataKeys[e] = keyring.key('data', e);
   }
   for (let e = 0; e < dataKeys.length; e++) dataKeys[e] ??= null;
+  const decodeKeys: DecodeKeys = { maxLength, dataKeys, heldEpoch: keyring.epoch, cidKey: keys.cidKey };
+  const threads = workerThreads();
+  if (threads === 0) {
+    // In this thread the blocks are read where they lie and each plaintext stays its own buffer: no task copies.
+    for (const b of blocks) if (b.contentId.length !== CONTENT_ID_BYTES) throw new RangeError(`decodeBlocks takes 32-byte content IDs; ${b.where} has ${b.contentId.length}`);
+    await zstdReady();
+    return decodeEach(blocks, decodeKeys).map((out) => (Buffer.isBuffer(out) ? out : new PagewiseError(out.code as PagewiseErrorCode, out.message)));
+  }
   const data = new Uint8Array(blocks.reduce((sum, b) => sum + b.block.length, 0));
   const ids = new Uint8Array(blocks.length * CONTENT_ID_BYTES);
   let at = 0;
@@ -239,8 +247,8 @@ async function decodeBlocks(keyring: Keyring, keys: PoolKeys, blocks: BlockToDec
     ids.set(b.contentId, i * CONTENT_ID_BYTES);
     at += b.block.length;
   });
-  const task: DecodeTask = { op: 'decode', data, lengths: blocks.map((b) => b.block.length), ids, wheres: blocks.map((b) => b.where), maxLength, dataKeys, heldEpoch: keyring.epoch, cidKey: keys.cidKey };
-  const { plain, lengths, errors } = await run<DecodeResult>(task, [data.buffer, ids.buffer]);
+  const task: DecodeTask = { op: 'decode', data, lengths: blocks.map((b) => b.block.length), ids, wheres: blocks.map((b) => b.where), ...decodeKeys };
+  const { plain, lengths, errors } = await run<DecodeResult>(task, [data.buffer, ids.buffer], threads);
   const all = Buffer.from(plain.buffer, plain.byteOffset, plain.byteLength);
   let from = 0;
   return lengths.map((length, i) => {

@@ -110,33 +110,48 @@ async function encode(task: EncodeTask): Promise<EncodeResult> {
   return { blocks, data: task.data };
 }
 
-async function decode(task: DecodeTask): Promise<DecodeResult> {
-  await zstdReady();
-  const data = asBuffer(task.data);
+/** The keys and bounds a decode needs, without the blocks (a task's, or the caller's in its own thread). */
+export type DecodeKeys = Pick<DecodeTask, 'maxLength' | 'dataKeys' | 'heldEpoch' | 'cidKey'>;
+
+/**
+ * Each block decoded (decodeBlock2Sync: authenticated, decrypted, decoded, length and content ID checked):
+ * its plaintext, or the error as code and message (error classes do not cross threads). After zstdReady().
+ */
+export function decodeEach(blocks: Array<{ block: Buffer; contentId: Buffer; where: string }>, k: DecodeKeys): Array<Buffer | { code: string; message: string }> {
   const keys: BlockKeys = {
     dataKey: (epoch, what) => {
-      requireEpochOf(task.heldEpoch, epoch, what);
-      const key = task.dataKeys[epoch];
+      requireEpochOf(k.heldEpoch, epoch, what);
+      const key = k.dataKeys[epoch];
       if (!key) throw new Error(`the decode task lacks the key of epoch ${epoch}`);
       return asBuffer(key);
     },
-    contentIdKey: asBuffer(task.cidKey),
+    contentIdKey: asBuffer(k.cidKey),
   };
-  const plains: Buffer[] = [];
-  const errors: DecodeResult['errors'] = [];
-  let at = 0;
-  task.lengths.forEach((length, i) => {
-    const block = data.subarray(at, at + length);
-    at += length;
+  return blocks.map(({ block, contentId, where }) => {
     try {
-      plains.push(decodeBlock2Sync(block, asBuffer(task.ids.subarray(i * CONTENT_ID_BYTES, (i + 1) * CONTENT_ID_BYTES)), keys, task.wheres[i], task.maxLength));
-      errors.push(null);
+      return decodeBlock2Sync(block, contentId, keys, where, k.maxLength);
     } catch (err) {
-      // Error classes do not cross threads: the code and message do.
-      plains.push(EMPTY);
-      errors.push(isPagewiseError(err) ? { code: err.code, message: err.message } : { code: 'Corrupt', message: `${task.wheres[i]}: ${(err as Error).message}` });
+      return isPagewiseError(err) ? { code: err.code, message: err.message } : { code: 'Corrupt', message: `${where}: ${(err as Error).message}` };
     }
   });
+}
+
+async function decode(task: DecodeTask): Promise<DecodeResult> {
+  await zstdReady();
+  const data = asBuffer(task.data);
+  let at = 0;
+  const blocks = task.lengths.map((length, i) => {
+    const block = data.subarray(at, at + length);
+    at += length;
+    return { block, contentId: asBuffer(task.ids.subarray(i * CONTENT_ID_BYTES, (i + 1) * CONTENT_ID_BYTES)), where: task.wheres[i] };
+  });
+  const plains: Buffer[] = [];
+  const errors: DecodeResult['errors'] = [];
+  for (const out of decodeEach(blocks, task)) {
+    plains.push(Buffer.isBuffer(out) ? out : EMPTY);
+    errors.push(Buffer.isBuffer(out) ? null : out);
+  }
+  // One allocation for the plaintexts: one transfer back to the caller's thread.
   const plain = new Uint8Array(plains.reduce((sum, p) => sum + p.length, 0));
   let to = 0;
   for (const p of plains) {

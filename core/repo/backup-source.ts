@@ -67,8 +67,12 @@ export interface BackupSource<E extends PageRef = PageRef> {
   entryProblems(entries: E[]): Promise<Array<string | undefined>>;
   /** Splits entries (page order) into runs each read with few ranged GETs, bounded in stored and plaintext bytes. */
   runs(entries: E[]): E[][];
-  /** The plaintext of each page of a run, fully checked, or the error naming the page (an abort throws). */
-  readRun(run: E[]): Promise<Array<PageRead<E>>>;
+  /**
+   * The plaintext of each page of a run, fully checked, or the error naming the page (an abort throws).
+   * With `memory`, version 2 reads each page into a buffer it takes from there (a caller that reuses its
+   * memory: the page writer); version 1 allocates its own.
+   */
+  readRun(run: E[], memory?: RunMemory): Promise<Array<PageRead<E>>>;
   /** Blocks a page's read decodes (version 1: 1; version 2: its non-zero chunks). */
   blocksOf(entry: E): number;
   /** Whether a page read from elsewhere (the source disk) is the page the backup holds. */
@@ -90,6 +94,11 @@ export interface BackupSource<E extends PageRef = PageRef> {
   readonly manifestName?: string;
   /** The same backup with checks of its own (`checked`, packs HEAD-checked once): one per verify window, so counts add up the same in one process and across activities. */
   fork(): BackupSource<E>;
+}
+
+/** Where a run's pages are read into: a buffer of exactly `bytes` per page, whatever it held (every byte of a page returned is overwritten). */
+export interface RunMemory {
+  take(bytes: number): Buffer;
 }
 
 /** How openBackupSource opens the vault: a call's signal, and a meter counting its requests and bytes read. */

@@ -15,7 +15,10 @@ import { assertUnsharedDir } from '../shared-dir';
 /** Where restored pages go; `dense` sinks keep old content where nothing is written, so zeros are written too. */
 export interface PageSink {
   dense: boolean;
-  /** `abortSignal` cancels a request in flight (a page blob's Put Page); a local write is short and finishes. */
+  /**
+   * `abortSignal` cancels a request in flight (a page blob's Put Page); a local write is short and finishes.
+   * `data` is the writer's again once the promise settles (writePages reuses its memory): keep no reference.
+   */
   write(offset: number, data: Buffer, abortSignal?: AbortSignal): Promise<void>;
   commit(): Promise<void>;
   abandon(): Promise<void>;

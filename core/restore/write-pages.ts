@@ -1,11 +1,13 @@
 /** Writes a backup's pages into a sink: the one page writer of the streaming restore and of a restore window. */
 import { forEachLimited } from '../concurrency';
 import { throwIfAborted } from '../errors';
-import { MAX_PUT_PAGE_BYTES, PAGE_CONCURRENCY, SECTOR } from '../limits';
+import { MAX_PUT_PAGE_BYTES, MiB, PAGE_CONCURRENCY, SECTOR } from '../limits';
 import type { BackupSource, PageRef } from '../repo/backup-source';
 import type { PageSink } from './file-target';
 
 const SECTOR_ZEROS = Buffer.alloc(SECTOR);
+/** A run's plaintext bound (version 2's RUN_MAX_BYTES, version 1's blockRuns): the unit the memory bound is stated in. */
+const RUN_BYTES = 16 * MiB;
 
 /** The 512-byte-aligned runs of a buffer that hold a non-zero byte, coalesced. */
 export function* nonZeroRuns(data: Buffer): Generator<{ start: number; end: number }> {
@@ -34,10 +36,40 @@ export interface WritePagesOptions {
   onPage?: (plainLength: number) => void;
 }
 
-/** A page whose bytes are on their way: reported once its last write is done. */
+/** A page whose bytes are on their way: reported (and its memory given back) once its last write is done. */
 interface PendingPage {
   plainLength: number;
   writes: number;
+  memory: ArrayBuffer | undefined;
+}
+
+/**
+ * The memory of written pages, reused for the next pages read: a fresh buffer per page is external memory
+ * to V8, and its churn makes it collect (measured: collection was the largest cost of a restore's reads).
+ * Pages in use and kept idle stay within `most` bytes together (idle ones are dropped beyond it).
+ */
+class PageBuffers {
+  private readonly idle: ArrayBuffer[] = [];
+  private liveBytes = 0;
+  private idleBytes = 0;
+  constructor(private readonly most: number) {}
+
+  take(bytes: number): Buffer {
+    const k = this.idle.findIndex((b) => b.byteLength >= bytes && b.byteLength <= 2 * bytes);
+    const memory = k >= 0 ? this.idle.splice(k, 1)[0] : new ArrayBuffer(bytes);
+    if (k >= 0) this.idleBytes -= memory.byteLength;
+    this.liveBytes += memory.byteLength;
+    while (this.idle.length > 0 && this.liveBytes + this.idleBytes > this.most) this.idleBytes -= this.idle.shift()!.byteLength;
+    return Buffer.from(memory, 0, bytes);
+  }
+
+  /** A page's memory, every write from it done: no request holds it any more. */
+  give(memory: ArrayBuffer): void {
+    this.liveBytes -= memory.byteLength;
+    if (this.liveBytes + this.idleBytes + memory.byteLength > this.most) return;
+    this.idle.push(memory);
+    this.idleBytes += memory.byteLength;
+  }
 }
 
 /** One write to the sink: contiguous bytes of one or more pages, at most MAX_PUT_PAGE_BYTES. */
@@ -56,14 +88,22 @@ interface Extent {
  * bytes, within and across pages, go out as one write of at most 4 MiB (a page blob's Put Page limit).
  * Memory: at most readAhead + concurrency + 2 runs' plaintext (a run is ≤ 16 MiB, or one page): those read
  * ahead, those the writes in flight hold, the write being gathered (≤ 4 MiB, over at most two runs' ends).
+ * A page's memory is reused for a later page once every write from it is done (PageBuffers: pages in use
+ * and kept idle together stay within that bound), so a sink must not hold `data` after its write settles.
  * Writing the same entries twice writes the same bytes: a retried
  * window rewrites its pages.
  */
 export async function writePages<E extends PageRef>(reader: BackupSource<E>, entries: E[] | AsyncIterable<E[]>, sink: PageSink, options: WritePagesOptions = {}): Promise<void> {
   const signal = options.abortSignal;
   const concurrency = options.concurrency ?? PAGE_CONCURRENCY.default;
-  const decoded = readAhead(reader, entries, options.readAhead ?? concurrency, signal);
-  await forEachLimited(coalesce(extentsOf(reader, decoded, sink.dense, options.onPage)), concurrency, async (extent: Extent) => {
+  const ahead = Math.max(1, options.readAhead ?? concurrency);
+  const buffers = new PageBuffers((ahead + concurrency + 2) * Math.max(RUN_BYTES, reader.pageSize));
+  const decoded = readAhead(reader, entries, ahead, buffers, signal);
+  const pageDone = (page: PendingPage) => {
+    options.onPage?.(page.plainLength);
+    if (page.memory) buffers.give(page.memory);
+  };
+  await forEachLimited(coalesce(extentsOf(reader, decoded, sink.dense, pageDone)), concurrency, async (extent: Extent) => {
     throwIfAborted(signal, 'the restore was interrupted');
     const data = extent.parts.length === 1 ? extent.parts[0] : Buffer.concat(extent.parts, extent.length);
     await sink.write(extent.offset, data, signal);
@@ -71,26 +111,34 @@ export async function writePages<E extends PageRef>(reader: BackupSource<E>, ent
     for (const page of extent.pages) {
       // An abort stops the reports too: a write of many pages must not report the rest as if the restore went on.
       throwIfAborted(signal, 'the restore was interrupted');
-      if (--page.writes === 0) options.onPage?.(page.plainLength);
+      if (--page.writes === 0) pageDone(page);
     }
   });
   // Aborted after the last write: the caller's restore was still interrupted (its target is abandoned).
   throwIfAborted(signal, 'the restore was interrupted');
 }
 
+interface ReadPage<E> {
+  entry: E;
+  plain: Buffer;
+  /** The page's memory, when it was taken from the writer's buffers. */
+  memory: ArrayBuffer | undefined;
+}
+
 /** The decoded pages of each run, in order, with up to `ahead` runs read at once before they are asked for. */
-async function* readAhead<E extends PageRef>(reader: BackupSource<E>, entries: E[] | AsyncIterable<E[]>, ahead: number, signal: AbortSignal | undefined): AsyncGenerator<Array<{ entry: E; plain: Buffer }>> {
-  const queue: Array<Promise<{ ok: Array<{ entry: E; plain: Buffer }> } | { failed: unknown }>> = [];
+async function* readAhead<E extends PageRef>(reader: BackupSource<E>, entries: E[] | AsyncIterable<E[]>, ahead: number, buffers: PageBuffers, signal: AbortSignal | undefined): AsyncGenerator<Array<ReadPage<E>>> {
+  const queue: Array<Promise<{ ok: Array<ReadPage<E>> } | { failed: unknown }>> = [];
   const start = (run: E[]) => {
     throwIfAborted(signal, 'the restore was interrupted');
+    const taken = new Set<ArrayBufferLike>();
     // Settled into a value at once: a read that fails while earlier runs are written is no unhandled rejection.
     queue.push(
-      reader.readRun(run).then(
+      reader.readRun(run, { take: (bytes) => { const b = buffers.take(bytes); taken.add(b.buffer); return b; } }).then(
         (reads) => {
-          const ok: Array<{ entry: E; plain: Buffer }> = [];
+          const ok: Array<ReadPage<E>> = [];
           for (const { entry, plain, error } of reads) {
             if (error) return { failed: error };
-            ok.push({ entry, plain: plain! });
+            ok.push({ entry, plain: plain!, memory: taken.has(plain!.buffer) ? (plain!.buffer as ArrayBuffer) : undefined });
           }
           return { ok };
         },
@@ -106,7 +154,7 @@ async function* readAhead<E extends PageRef>(reader: BackupSource<E>, entries: E
   try {
     for await (const batch of Array.isArray(entries) ? [entries] : entries) {
       for (const run of reader.runs(batch)) {
-        if (queue.length >= Math.max(1, ahead)) yield await take();
+        if (queue.length >= ahead) yield await take();
         start(run);
       }
     }
@@ -118,14 +166,14 @@ async function* readAhead<E extends PageRef>(reader: BackupSource<E>, entries: E
 }
 
 /** Each page's bytes to write, in disk order, split at 4 MiB: whole pages for a dense sink, else their non-zero runs. */
-async function* extentsOf<E extends PageRef>(reader: BackupSource<E>, runs: AsyncIterable<Array<{ entry: E; plain: Buffer }>>, dense: boolean, onPage: ((plainLength: number) => void) | undefined): AsyncGenerator<Extent> {
+async function* extentsOf<E extends PageRef>(reader: BackupSource<E>, runs: AsyncIterable<Array<ReadPage<E>>>, dense: boolean, pageDone: (page: PendingPage) => void): AsyncGenerator<Extent> {
   for await (const pages of runs) {
-    for (const { entry, plain } of pages) {
+    for (const { entry, plain, memory } of pages) {
       const base = entry.page * reader.pageSize;
-      const page: PendingPage = { plainLength: plain.length, writes: 0 }; // the page's real length: the disk's last page may be short
+      const page: PendingPage = { plainLength: plain.length, writes: 0, memory }; // the page's real length: the disk's last page may be short
       const parts = dense ? [{ start: 0, end: plain.length }] : [...nonZeroRuns(plain)];
       if (parts.every((p) => p.end === p.start)) {
-        onPage?.(page.plainLength); // nothing of it to write
+        pageDone(page); // nothing of it to write
         continue;
       }
       for (const part of parts) {

@@ -9,7 +9,7 @@ import { forEachLimited, Limiter } from '../../concurrency';
 import { isPagewiseError, PagewiseError } from '../../errors';
 import { chunkPoolFor } from '../../processor/chunk-pool';
 import { BackupGrid, entryBytesOf } from '../page-lengths';
-import type { BackupSource, PagePiece, PageRead, SourceChecks } from '../backup-source';
+import type { BackupSource, PagePiece, PageRead, RunMemory, SourceChecks } from '../backup-source';
 import { BLOCKS_DECODED_AT_ONCE } from '../backup-reader';
 import { BlobNotFoundError, CallOptions } from '../store/blob-store';
 import type { Vault } from '../vault';
@@ -258,6 +258,8 @@ export class BackupReader2 extends BackupGrid implements BackupSource<PageRecord
     if (r.page >= this.pageCount) return `page ${r.page}: beyond the end of the disk`;
     const expected = this.pageLength(r.page);
     if (r.length !== expected) return `${this.where(r)}: length ${r.length}, expected ${expected}`;
+    // As every table read checks (§19); a run's memory is not zeroed, so every byte of a page must be a chunk's.
+    if (r.chunks.reduce((sum, c) => sum + c.length, 0) !== r.length) return `${this.where(r)}: its chunks do not add up to its length ${r.length}`;
     return undefined;
   }
 
@@ -310,13 +312,26 @@ export class BackupReader2 extends BackupGrid implements BackupSource<PageRecord
    * (bounded), each block decoded and its content ID checked, zero chunks as zeros. A pack that is gone
    * is named; a stretch whose read fails otherwise is read again block by block. An abort throws.
    */
-  async readRun(run: PageRecord2[]): Promise<Array<PageRead<PageRecord2>>> {
+  async readRun(run: PageRecord2[], memory?: RunMemory): Promise<Array<PageRead<PageRecord2>>> {
     const problems = run.map((r) => this.recordProblem(r));
     if (problems.some((p) => p !== undefined)) {
       if (run.length === 1) return [{ entry: run[0], error: new PagewiseError('Corrupt', problems[0]!) }];
       return (await Promise.all(run.map((r) => this.readRun([r])))).flat();
     }
-    const pages = run.map((r) => Buffer.alloc(r.length)); // zero chunks stay zeros
+    // Each page in memory the caller gives (reused), else all in one allocation. Not zeroed: each chunk
+    // is written, a zero chunk with zeros; a page with a chunk not written is an error, never returned.
+    const whole = memory ? undefined : Buffer.allocUnsafe(run.reduce((sum, r) => sum + r.length, 0));
+    let at = 0;
+    const pages = run.map((r) => {
+      const page = memory ? memory.take(r.length) : whole!.subarray(at, at + r.length);
+      at += r.length;
+      let from = 0;
+      for (const c of r.chunks) {
+        if (isZeroChunk(c)) page.fill(0, from, from + c.length);
+        from += c.length;
+      }
+      return page;
+    });
     const errors = await this.readBlocks(run, () => true, (part, plain) => plain.copy(pages[part.record], part.at));
     return run.map((entry, k) => (errors[k] ? { entry, error: errors[k] } : { entry, plain: pages[k] }));
   }

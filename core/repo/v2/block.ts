@@ -168,7 +168,10 @@ export function decodeBlock2Sync(stored: Buffer, contentId: Buffer, keys: BlockK
     const decipher = createDecipheriv('aes-256-gcm', blockKey(dataKey, header.subarray(8, 24)), header.subarray(24, 36), { authTagLength: TAG_BYTES });
     decipher.setAAD(Buffer.concat([header, contentId]));
     decipher.setAuthTag(stored.subarray(stored.length - TAG_BYTES));
-    inner = Buffer.concat([decipher.update(sealed), decipher.final()]);
+    const opened = decipher.update(sealed);
+    // final() authenticates; GCM returns nothing more from it (joined only if it ever did).
+    const rest = decipher.final();
+    inner = rest.length === 0 ? opened : Buffer.concat([opened, rest]);
   } catch {
     throw bad(FAILS_AUTHENTICATION);
   }
