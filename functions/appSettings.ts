@@ -82,6 +82,8 @@ export const APP_SETTINGS = [
   // --- Set by the platform or the function app module ---------------------------------------------------------------------------
   { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', default: 'unset: no telemetry', description: 'Application Insights of the app (events, metrics, the alerts).', apps: both, setBy: 'platform' },
   { name: 'AzureWebJobsStorage', description: 'The host storage (task hub, start queue, slots); in Azure the identity-based AzureWebJobsStorage__accountName.', apps: both, setBy: 'platform' },
+  { name: 'WEBSITE_SITE_NAME', default: 'set by App Service itself on every app', description: 'With PAGEWISE_AUTH=entra it tells the app it runs on App Service (functions/auth/principal.ts).', apps: both, setBy: 'optional' },
+  { name: 'WEBSITE_AUTH_ENABLED', default: 'set by App Service itself (True) when App Service authentication is on', description: 'PAGEWISE_AUTH=entra on App Service refuses every call (503) without it: a principal header could be forged.', apps: both, setBy: 'optional' },
   { name: 'AZURE_CLIENT_ID', default: 'unset: the system-assigned identity', description: "The user-assigned identity's client ID DefaultAzureCredential uses (the prune app).", apps: prune, setBy: 'platform' },
 ] as const satisfies readonly AppSetting[];
 

@@ -9,6 +9,7 @@ import { sendRaw } from './harness/raw-http';
 import type { LocalServer } from '../runtime/serve';
 import { registeredFunctions } from '../runtime/functionsCore';
 import { authMode } from '../functions/auth/authMode';
+import { assertAuthenticationInFront } from '../functions/auth/principal';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
 import { serveTestApp } from './harness/serve-app';
 
@@ -56,6 +57,25 @@ test('PAGEWISE_AUTH: keys by default, entra, anything else refused naming the se
   expect(authMode({})).toBe('keys');
   expect(authMode({ PAGEWISE_AUTH: ' Entra ' })).toBe('entra');
   expect(() => authMode({ PAGEWISE_AUTH: 'none' })).toThrow('app setting PAGEWISE_AUTH must be one of keys, entra, got "none"');
+});
+
+test('entra mode fails closed on an App Service app without App Service authentication (a principal header could be forged)', async () => {
+  expect(() => assertAuthenticationInFront({ WEBSITE_SITE_NAME: 'pagewise-app' })).toThrow('PAGEWISE_AUTH is entra but App Service authentication is not enabled on this app');
+  expect(() => assertAuthenticationInFront({ WEBSITE_SITE_NAME: 'pagewise-app', WEBSITE_AUTH_ENABLED: 'False' })).toThrow(/not enabled/);
+  expect(() => assertAuthenticationInFront({ WEBSITE_SITE_NAME: 'pagewise-app', WEBSITE_AUTH_ENABLED: 'True' })).not.toThrow();
+  // Not on App Service (pagewise serve, tests): serve itself strips and injects the principal.
+  expect(() => assertAuthenticationInFront({})).not.toThrow();
+  const saved = { site: process.env.WEBSITE_SITE_NAME, auth: process.env.WEBSITE_AUTH_ENABLED };
+  process.env.WEBSITE_SITE_NAME = 'pagewise-app';
+  delete process.env.WEBSITE_AUTH_ENABLED;
+  try {
+    const answer = await behindEasyAuth('GET', '/api/me', entraPrincipal(['Pagewise.Admin']));
+    expect([answer.status, answer.json.title]).toEqual([503, 'AuthenticationNotEnabled']);
+  } finally {
+    if (saved.site === undefined) delete process.env.WEBSITE_SITE_NAME;
+    else process.env.WEBSITE_SITE_NAME = saved.site;
+    if (saved.auth !== undefined) process.env.WEBSITE_AUTH_ENABLED = saved.auth;
+  }
 });
 
 test('every API route is registered anonymous: the browser holds no key', () => {

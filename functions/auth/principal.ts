@@ -5,6 +5,7 @@
  */
 import type { HttpRequest } from '@azure/functions';
 import { ProblemError } from '../problems';
+import type { Env } from '../settings';
 import { authMode } from './authMode';
 import { ENTRA_ROLE_VALUES, grants, Role, roleOfEntraValue, withImplied } from './roles';
 
@@ -60,6 +61,7 @@ export function trustServeSessionPrincipals(): void {
 export function principalOf(request: HttpRequest): Principal | undefined {
   const header = request.headers.get(PRINCIPAL_HEADER);
   const keys = authMode() === 'keys';
+  if (!keys) assertAuthenticationInFront();
   if (header === null || header === '') return keys ? KEY_PRINCIPAL : undefined;
   const parsed = parseClientPrincipal(header);
   const session = parsed.auth_typ === SERVE_AUTH_TYPE;
@@ -74,6 +76,19 @@ export function principalOf(request: HttpRequest): Principal | undefined {
   const id = request.headers.get(`${PRINCIPAL_HEADER}-id`) || claim(ID_CLAIM_TYPES) || claim([parsed.name_typ, ...NAME_CLAIM_TYPES]) || 'unknown';
   const name = claim([parsed.name_typ, ...NAME_CLAIM_TYPES]) || request.headers.get(`${PRINCIPAL_HEADER}-name`) || id;
   return { id: clip(id), name: clip(name), roles: withImplied(assigned), via: session ? 'session' : 'entra' };
+}
+
+/**
+ * entra mode fails closed: the API routes are anonymous to the host, so on an App Service app WITHOUT App
+ * Service authentication anyone could send a principal header naming themselves admin. The platform sets
+ * WEBSITE_SITE_NAME on every App Service app and WEBSITE_AUTH_ENABLED=True when authentication is on; an
+ * app that has the first and not the second refuses every call (503) instead of trusting the header.
+ * Read from the process environment: the platform sets them there, never in app settings a local runtime is handed.
+ */
+export function assertAuthenticationInFront(env: Env = process.env): void {
+  if (env.WEBSITE_SITE_NAME && env.WEBSITE_AUTH_ENABLED?.trim().toLowerCase() !== 'true') {
+    throw new ProblemError(503, 'AuthenticationNotEnabled', 'PAGEWISE_AUTH is entra but App Service authentication is not enabled on this app, so no caller can be trusted: enable it (infra/README.md) or set PAGEWISE_AUTH=keys');
+  }
 }
 
 /** The principal, or 401 SignInRequired. For routes any signed-in caller may use (GET /api/me). */
