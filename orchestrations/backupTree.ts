@@ -79,8 +79,14 @@ export function historyEventsBound(tasks: number): number {
   return 2 + 2 * tasks + 2 * (tasks + 1);
 }
 
+/**
+ * The activities a root calls itself besides its ranges, at most: plan, finalize (or abandon after it),
+ * releaseStartSlots (a queued start's slots) and reportOperation (#18 telemetry).
+ */
+export const ROOT_OWN_ACTIVITIES = 4;
+
 /** The fixed bound every Pagewise orchestration history stays under (without retries). */
-export const HISTORY_EVENT_BOUND = historyEventsBound(Math.max(BATCHES_PER_LEAF, CHILDREN_PER_NODE + 2));
+export const HISTORY_EVENT_BOUND = historyEventsBound(Math.max(BATCHES_PER_LEAF, CHILDREN_PER_NODE + ROOT_OWN_ACTIVITIES));
 
 export interface OrchestrationNode {
   orchestrator: 'backupDisk' | 'backupBatchRange';
@@ -92,12 +98,12 @@ export interface OrchestrationNode {
   maxHistoryEvents: number;
 }
 
-/** The tree of orchestrations a backup of `batchCount` batches runs (root: plan + ranges + finalize). */
+/** The tree of orchestrations a backup of `batchCount` batches runs (root: plan + ranges + finalize + slots + report). */
 export function planOrchestration(batchCount: number, shape: TreeShape = DEFAULT_SHAPE): OrchestrationNode {
   if (!Number.isSafeInteger(batchCount) || batchCount < 0) throw new RangeError(`batch count ${batchCount} is invalid`);
   const all: BatchRange = { first: 0, count: batchCount };
   const children = batchCount === 0 ? [] : (childRanges(all, shape) ?? [all]).map((r) => rangeNode(r, shape));
-  const activities = 2; // planBackup + finalizeBackup
+  const activities = ROOT_OWN_ACTIVITIES; // planBackup, finalizeBackup, releaseStartSlots, reportOperation
   return {
     orchestrator: 'backupDisk',
     range: all,

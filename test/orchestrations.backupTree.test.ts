@@ -64,8 +64,8 @@ describe('planning (pure)', () => {
     expect(leaves.reduce((sum, n) => sum + n.activities, 0)).toBe(batchCount);
     expect(Math.max(...nodes.map((n) => n.activities + n.children.length))).toBeLessThanOrEqual(1000);
     for (const node of nodes) expect(node.maxHistoryEvents).toBeLessThanOrEqual(HISTORY_EVENT_BOUND);
-    expect(tree.maxHistoryEvents).toBe(historyEventsBound(35)); // plan + 33 ranges + finalize
-    expect(HISTORY_EVENT_BOUND).toBe(4012);
+    expect(tree.maxHistoryEvents).toBe(historyEventsBound(37)); // plan + 33 ranges + finalize + releaseStartSlots + reportOperation
+    expect(HISTORY_EVENT_BOUND).toBe(4020);
     // Without sub-orchestrations one history would have held ≥ 4 × 32768 events.
     expect(historyEventsBound(batchCount)).toBeGreaterThan(30 * HISTORY_EVENT_BOUND);
   });
@@ -104,6 +104,7 @@ describe('the real orchestrators over a simulated 1,500-batch plan', () => {
     },
   });
   df.app.activity(Activities.finalizeBackup, { handler: async (input: unknown) => ({ backupId: (input as { backupId: string }).backupId, pages: BATCHES * 256 }) });
+  df.app.activity(Activities.reportOperation, { handler: async () => undefined });
 
   test('completes with every batch run once; each history is within its computed bound', async () => {
     const runtime = new DurableRuntime({ store: new MemoryInstanceStore(), maxConcurrentActivities: 16, checkpointIntervalInMs: 1000 });

@@ -16,8 +16,8 @@ import { MemoryInstanceStore } from '../runtime/durable/instanceStore';
 
 const TiB = 1024 * GiB;
 const MiB = 1024 * 1024;
-/** The restore root's own activities at most: plan, finalize — or abandon instead of finalize, after a failure. */
-const ROOT_ACTIVITIES = 3;
+/** The restore root's own activities at most: plan, finalize — or abandon after a failed finalize — and reportOperation (#18 telemetry). */
+const ROOT_ACTIVITIES = 4;
 
 test('a 32 TiB restore in 1 GiB windows: 32,768 windows, every orchestration history under the fixed bound', () => {
   const pageSize = 4 * MiB;
@@ -64,6 +64,7 @@ describe('the real restore orchestrators over a simulated 1,500-window plan', ()
   });
   df.app.activity(Activities.finalizeRestore, { handler: async () => (steps.push('finalize'), { backupId: plan.backupId, target: plan.display, diskBytes: plan.diskBytes }) });
   df.app.activity(Activities.abandonRestore, { handler: async () => (steps.push('abandon'), { removed: true }) });
+  df.app.activity(Activities.reportOperation, { handler: async () => void steps.push('report') });
 
   test('completes with every window run once; each history is within its computed bound', async () => {
     const runtime = new DurableRuntime({ store: new MemoryInstanceStore(), maxConcurrentActivities: 16, checkpointIntervalInMs: 1000 });
@@ -75,7 +76,7 @@ describe('the real restore orchestrators over a simulated 1,500-window plan', ()
     expect(output).toMatchObject({ windows: WINDOWS, pagesWritten: WINDOWS * 256, bytesWritten: (WINDOWS * GiB) / 2, diskBytes: WINDOWS * GiB });
     expect(calls.size).toBe(WINDOWS);
     expect([...calls.values()].every((n) => n === 1)).toBe(true);
-    expect(steps).toEqual(['plan', 'finalize']);
+    expect(steps).toEqual(['plan', 'finalize', 'report']);
     expect(status.customStatus).toMatchObject({ phase: 'done', windowsTotal: WINDOWS, windowsDone: WINDOWS, pagesDone: WINDOWS * 256, bytesDone: WINDOWS * GiB });
 
     const sizes = Object.fromEntries((await runtime.listInstances({ prefix: instanceId })).map((s) => [s.instanceId, s.historyEvents]));
