@@ -49,9 +49,9 @@ if (role !== 'prune') {
   require('./http/portal');
   // #18 verifysched: the nightly verifications (registers its timer only when PAGEWISE_VERIFY_SCHEDULE is set).
   require('./scheduledVerifications').registerScheduledVerifications();
-  // #18 telemetry: the activity that reports an operation's end.
-  require('./operationReports');
 }
+// #18 telemetry: the activity that reports an operation's end — in every role (the prune app's prunes report too).
+require('./operationReports');
 registerRetentionOrchestrations({ prune: role !== 'backup' });
 require('./retentionActivities').registerRetentionActivities({ prune: role !== 'backup' });
 require('./http/retention').registerRetentionRoutes({ undelete: role !== 'backup' });

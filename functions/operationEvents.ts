@@ -16,6 +16,7 @@ const KIND_OF: Record<string, OperationKind> = {
   [Orchestrators.restoreDisk]: 'restore',
   [Orchestrators.restoreManagedDisk]: 'restore',
   [Orchestrators.verifyBackup]: 'verify',
+  [Orchestrators.pruneVault]: 'prune',
 };
 
 /** Sends the Started event of an instance a starter has just created (nothing for other orchestrators). */

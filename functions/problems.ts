@@ -4,6 +4,7 @@
  */
 import { HttpResponse, InvocationContext } from '@azure/functions';
 import { isPagewiseError, PagewiseErrorCode, redact } from '../core';
+import { reportDenial } from './auth/denials';
 
 export interface Problem {
   type: string;
@@ -90,10 +91,15 @@ function instanceIdOf(err: unknown): string | undefined {
 /**
  * Turns any thrown error into a problem response; unexpected errors become 500 without internals. #18:
  * with `where`, every 500 is logged (context.error: the function, invocation ID, instance ID when known,
- * the redacted cause) and its body names the invocation ID, so a caller's report finds the log line.
+ * the redacted cause) and its body names the invocation ID, so a caller's report finds the log line;
+ * every access denial (functions/auth/denials.ts) is logged as a warning and sent as PagewiseAccessDenied.
  */
 export function problemFromError(err: unknown, where?: FailureContext): HttpResponse {
-  if (err instanceof ProblemError) return problem(err.status, err.title, err.message, err.extra);
+  if (err instanceof ProblemError) {
+    // #18 follow-up: a refused access (requireRole's 401/403) is logged once, here, with its invocation.
+    if (where) reportDenial(err, where.context);
+    return problem(err.status, err.title, err.message, err.extra);
+  }
   if (isPagewiseError(err)) {
     const status = STATUS_BY_CODE[err.code] ?? 500;
     if (status === 500) logFailure(err, where);

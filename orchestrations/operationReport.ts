@@ -46,6 +46,7 @@ export function subjectOf(kind: OperationReportKind, input: Input): OperationSub
 /** The numbers of an output worth a measurement: its top-level finite numbers (counts, bytes, durations). */
 export function figuresOf(kind: OperationReportKind, output: unknown): Record<string, number> {
   const out = (output ?? {}) as Record<string, unknown>;
+  if (kind === 'prune') return pruneFigures(out);
   // A backup's figures are its engine result's; a VM backup's the sum over its disks.
   const source = kind === 'backup' && typeof out.result === 'object' && out.result !== null ? (out.result as Record<string, unknown>) : out;
   const figures: Record<string, number> = {};
@@ -58,6 +59,37 @@ export function figuresOf(kind: OperationReportKind, output: unknown): Record<st
     figures.bytesStored = disks.reduce((s, d) => s + (typeof d.bytesStored === 'number' ? d.bytesStored : 0), 0);
   }
   return figures;
+}
+
+/** A prune's report (core PruneReport) flattened: what it deleted, repacked, left pending, and how long it took. */
+function pruneFigures(report: Record<string, unknown>): Record<string, number> {
+  const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+  const count = (v: unknown): number | undefined => (Array.isArray(v) ? v.length : num(v));
+  const part = (key: string) => (typeof report[key] === 'object' && report[key] !== null ? (report[key] as Record<string, unknown>) : {});
+  const deleted = part('deleted');
+  const repacked = part('repacked');
+  const pending = part('pending');
+  const started = typeof report.startedAt === 'string' ? Date.parse(report.startedAt) : NaN;
+  const completed = typeof report.completedAt === 'string' ? Date.parse(report.completedAt) : NaN;
+  const figures: Record<string, number | undefined> = {
+    dryRun: typeof report.dryRun === 'boolean' ? Number(report.dryRun) : undefined,
+    blocked: typeof report.blocked === 'string' ? 1 : 0,
+    bytesReclaimed: num(report.bytesReclaimed),
+    bytesUnused: num(report.bytesUnused),
+    bytesTotal: num(report.bytesTotal),
+    manifestsDeleted: count(deleted.manifests),
+    packsDeleted: count(deleted.packs),
+    tablesDeleted: count(deleted.tables),
+    deltasDeleted: count(deleted.deltas),
+    generationsDeleted: count(deleted.generations),
+    packsRepacked: num(repacked.packs),
+    bytesCopied: num(repacked.bytesCopied),
+    packsPending: num(pending.packs),
+    bytesPending: num(pending.bytes),
+    problems: count(report.problems),
+    durationMs: Number.isFinite(completed - started) ? completed - started : undefined,
+  };
+  return Object.fromEntries(Object.entries(figures).filter((e): e is [string, number] => e[1] !== undefined));
 }
 
 /** Longest failure reason reported (a customEvents property holds 8192 characters). */

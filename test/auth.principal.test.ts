@@ -6,6 +6,7 @@
 import { HttpRequest } from '@azure/functions';
 import { encodeClientPrincipal, KEY_PRINCIPAL, principalOf, requireRole, trustServeSessionPrincipals } from '../functions/auth/principal';
 import { grants, withImplied } from '../functions/auth/roles';
+import { denialLine, denialOf } from '../functions/auth/denials';
 import { ProblemError } from '../functions/problems';
 import { useAppSettings } from '../functions/settings';
 
@@ -47,6 +48,25 @@ test('before serve trusts its sessions: keys mode ignores any principal a key ho
   expect(problemOf(() => principalOf(request(session)))).toEqual({ status: 401, title: 'MalformedPrincipal', detail: 'the x-ms-client-principal header names a pagewise serve session outside pagewise serve; sign in again' });
   expect(problemOf(() => requireRole(request(), 'reader'))).toMatchObject({ status: 401, title: 'SignInRequired' });
   expect(problemOf(() => requireRole(request(entra), 'operator'))).toMatchObject({ status: 403, title: 'Forbidden', detail: 'this needs the operator role (Entra app role Pagewise.Operator); you have reader' });
+});
+
+test('every refusal of requireRole carries its denial — unsigned and malformed (401) without a principal, 403 with who — and its log line names no header value', () => {
+  useAppSettings({ PAGEWISE_AUTH: 'entra' });
+  const denialFrom = (fn: () => unknown) => {
+    try {
+      fn();
+    } catch (err) {
+      return denialOf(err);
+    }
+    throw new Error('no refusal');
+  };
+  expect(denialFrom(() => requireRole(request(), 'reader'))).toEqual({ status: 401, reason: 'SignInRequired', neededRole: 'reader' });
+  const forged = Buffer.from(JSON.stringify({ auth_typ: 'aad', claims: 'eyJhbGciOiJIUzI1NiJ9.secret-token' }), 'utf8').toString('base64');
+  expect(denialFrom(() => requireRole(request(forged), 'admin'))).toEqual({ status: 401, reason: 'MalformedPrincipal', neededRole: 'admin' });
+  const refused = denialFrom(() => requireRole(request(entra), 'operator'))!;
+  expect(refused).toEqual({ status: 403, reason: 'Forbidden', neededRole: 'operator', principal: { id: 'oid-mallory', name: 'Mallory', via: 'entra' } });
+  expect(denialLine(refused, { functionName: 'startBackup', invocationId: 'inv-1' })).toBe('access denied: startBackup (invocation inv-1) refused "Mallory" (id oid-mallory, via entra): 403 Forbidden, needs operator');
+  expect(denialLine({ status: 401, reason: 'MalformedPrincipal', neededRole: 'admin' }, { functionName: 'listAudit', invocationId: 'inv-2' })).toBe('access denied: listAudit (invocation inv-2) refused a caller with no readable principal: 401 MalformedPrincipal, needs admin');
 });
 
 test('in serve (trusted): a session principal is the caller in either mode', () => {

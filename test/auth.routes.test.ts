@@ -11,6 +11,7 @@ import { grants, Role, ROLES } from '../functions/auth/roles';
 import { Vault } from '../core';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
 import { serveTestApp } from './harness/serve-app';
+import * as telemetry from '../functions/telemetry';
 
 let env: TestEnv;
 let server: LocalServer;
@@ -158,4 +159,31 @@ test('a refused restore changed nothing and writes nothing to the vault: its aud
   expect(logLines.filter((l) => l.startsWith('audit: restore pw-000000000000000000000000 -> '))).toEqual([
     expect.stringMatching(/^audit: restore pw-0{24} -> http:\/\/127\.0\.0\.1:\d+\/vault\/restores\/never\.vhd by restorer \(pagewise serve sign-in\) refused: 404 BackupNotFound \(nothing done; not recorded\)$/),
   ]);
+});
+
+test("a reader's refused restore is logged once as an access denial — function, invocation, who, role needed, no secret — and sent as PagewiseAccessDenied", async () => {
+  const sent = jest.spyOn(telemetry, 'trackEvent');
+  const from = logLines.length;
+  try {
+    const answer = await asRole('reader', 'POST', '/api/restores', { backupId: 'pw-000000000000000000000000', target: { url: env.targetUrl('denied.vhd') } });
+    expect(answer.status).toBe(403);
+    const lines = logLines.slice(from).filter((l) => l.startsWith('access denied: '));
+    expect(lines).toEqual([
+      expect.stringMatching(/^access denied: startRestore \(invocation [0-9a-f-]{36}\) refused "reader \(pagewise serve sign-in\)" \(id serve:reader, via session\): 403 Forbidden, needs restorer$/),
+    ]);
+    const invocationId = /invocation ([0-9a-f-]{36})/.exec(lines[0])![1];
+    const events = sent.mock.calls.map(([e]) => e).filter((e) => e.name === 'PagewiseAccessDenied');
+    expect(events).toEqual([
+      {
+        name: 'PagewiseAccessDenied',
+        properties: { functionName: 'startRestore', invocationId, status: '403', reason: 'Forbidden', neededRole: 'restorer', whoId: 'serve:reader', whoName: 'reader (pagewise serve sign-in)', via: 'session' },
+        measurements: {},
+      },
+    ]);
+    const written = JSON.stringify([logLines.slice(from), events]);
+    expect(written).not.toMatch(/sig=/);
+    for (const secret of [...Object.values(server.loginTokens), ...Object.values(cookies).map((c) => c.split('=')[1]), server.keys.functionKeys.default]) expect(written.includes(secret)).toBe(false);
+  } finally {
+    sent.mockRestore();
+  }
 });

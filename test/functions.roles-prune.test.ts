@@ -38,7 +38,7 @@ afterAll(async () => {
 test('a prune-role app registers prune, undelete, forget and its schedule; nothing that backs up or restores', () => {
   const names = [...registeredFunctions().keys()].sort();
   expect(names).toEqual(
-    ['backupsSettled', 'forgetBackup', 'forgetByPolicy', 'getPrune', 'listAudit', 'me', 'pruneVaultActivity', 'pruneVaultOrchestrator', 'retainByPolicyOrchestrator', 'scheduledPrune', 'startPrune', 'undeleteBackup'].sort(),
+    ['backupsSettled', 'forgetBackup', 'forgetByPolicy', 'getPrune', 'listAudit', 'me', 'pruneVaultActivity', 'pruneVaultOrchestrator', 'reportOperation', 'retainByPolicyOrchestrator', 'scheduledPrune', 'startPrune', 'undeleteBackup'].sort(),
   );
   expect(findFunction('scheduledPrune', 'timerTrigger').trigger.schedule).toBe('%PAGEWISE_PRUNE_SCHEDULE%');
 });

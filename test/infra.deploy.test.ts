@@ -1,8 +1,11 @@
 /**
  * #18 infra: what a first deployment must have, read from the Bicep as text (test/harness/infra-text.ts: the Bicep compiler
  * cannot be installed here, so these are text-level checks, not a build): the alerts, the vault's redundancy and recovery,
- * the Key Vault's protection of the user key, App Service authentication with PAGEWISE_AUTH=entra, the Node version.
+ * the Key Vault's protection of the user key, App Service authentication with PAGEWISE_AUTH=entra, the Node version,
+ * the README's deployment package (portal/ included).
  */
+import { existsSync, readFileSync } from 'node:fs';
+import * as path from 'node:path';
 import { ROLE_VALUES } from './harness/entra-roles';
 import { declaration, infraText, settingsBlock, slice } from './harness/infra-text';
 
@@ -115,4 +118,13 @@ test('Node: one version parameter, the newest GA on the plans, used by both plan
   expect(functionApp).toMatch(/runtime: \{\s*name: 'node'\s*version: nodeVersion\s*\}/);
   expect(`${main}${functionApp}`).not.toMatch(/Node\|20|version: '20'/);
   expect(readme).toMatch(/## Node version/);
+});
+
+test("the README's zip package holds what the app reads at run time — portal/ too — and is the command docs/PORTAL.md gives", () => {
+  const zips = [...readme.matchAll(/^zip -qr pagewise\.zip (.+)$/gm)].map((m) => m[1].trim().split(/\s+/));
+  expect(zips).toEqual([['host.json', 'package.json', 'dist', 'portal', 'node_modules']]);
+  const portalDoc = readFileSync(path.join(__dirname, '..', 'docs', 'PORTAL.md'), 'utf8');
+  expect(portalDoc).toContain(`zip -qr pagewise.zip ${zips[0].join(' ')}`);
+  // Each top-level entry but the build's output and the install exists in the repository.
+  for (const entry of zips[0].filter((e) => e !== 'dist' && e !== 'node_modules')) expect([entry, existsSync(path.join(__dirname, '..', entry))]).toEqual([entry, true]);
 });

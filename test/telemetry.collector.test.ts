@@ -1,7 +1,7 @@
 /**
  * #18 telemetry end to end: the real `applicationinsights` v3 SDK pointed at a loopback collector (an
  * HTTPS server on 127.0.0.1 taking the Azure Monitor exporter's POSTs to /v2.1/track: JSON arrays of
- * envelopes, gzip-compressed when sent to Azure's own domains), the local runtime and Azurite. A small backup and a verification run; the items that arrive
+ * envelopes, gzip-compressed when sent to Azure's own domains), the local runtime and Azurite. A small backup, a verification and a prune run; the items that arrive
  * are the operation events (operation id = instance ID), the custom metrics, sampled dependencies and the
  * aggregated count of storage calls; no secret in any item; no connection to anything but loopback.
  */
@@ -112,6 +112,11 @@ test('a backup and a verification arrive as correlated events, metrics, sampled 
   const verify = await json(await app.host.invokeHttp('startVerification', jsonRequest('POST', '/api/verifications', { backupId, source: { url: disk.source.url } })));
   const verifyInstance = verify.instanceId as string;
   expect((await app.runtime.waitForCompletion(verifyInstance, { timeoutInMs: 60_000 })).runtimeStatus).toBe('Completed');
+  // A prune (dry run) is an operation like the others: Started from its starter, Completed from its orchestration.
+  const prune = await json(await app.host.invokeHttp('startPrune', jsonRequest('POST', '/api/prunes', { dryRun: true })));
+  const pruneInstance = prune.instanceId as string;
+  expect((await app.runtime.waitForCompletion(pruneInstance, { timeoutInMs: 60_000 })).runtimeStatus).toBe('Completed');
+  const pruneOutput = (await app.runtime.getStatus(pruneInstance))?.output as { bytesTotal: number; bytesUnused: number; kept: { packs: number } };
   const backupOutput = (await app.runtime.getStatus(backupInstance))?.output as { result: { bytesRead: number; bytesStored: number; pages: number } };
   // A scheduled verification of a backup the vault does not hold (as the nightly timer starts one): it fails.
   const missing = 'pw-000000000000000000000018';
@@ -145,6 +150,14 @@ test('a backup and a verification arrive as correlated events, metrics, sampled 
     expect(found[0].tags?.['ai.operation.id']).toBe(instanceId);
     expect(found[0].data.baseData.properties).toMatchObject({ operation, instanceId, trigger: 'http', disk: displayDisk, backupId });
   }
+  for (const name of ['PagewisePruneStarted', 'PagewisePruneCompleted']) {
+    const found = byName(name);
+    expect(found).toHaveLength(1);
+    expect(found[0].tags?.['ai.operation.id']).toBe(pruneInstance);
+    expect(found[0].data.baseData.properties).toMatchObject({ operation: 'prune', instanceId: pruneInstance, trigger: 'http' });
+  }
+  expect(pruneOutput.bytesTotal).toBeGreaterThan(0);
+  expect(byName('PagewisePruneCompleted')[0].data.baseData.measurements).toMatchObject({ dryRun: 1, blocked: 0, bytesReclaimed: 0, bytesTotal: pruneOutput.bytesTotal, bytesUnused: pruneOutput.bytesUnused, packsDeleted: 0, problems: 0 });
   // The failed scheduled verification: the alert's event (trigger timer), its reason and error code.
   const failed = events().filter((e) => /Failed$/.test(String(e.data.baseData.name)));
   expect(failed).toHaveLength(1);
@@ -161,6 +174,7 @@ test('a backup and a verification arrive as correlated events, metrics, sampled 
   expect(point('Pagewise.BytesStored', backupInstance)).toEqual([expect.objectContaining({ value: backupOutput.result.bytesStored })]);
   expect(point('Pagewise.Pages', backupInstance)).toEqual([expect.objectContaining({ value: 6 })]);
   for (const name of ['Pagewise.BytesNew', 'Pagewise.DurationMs', 'Pagewise.ThroughputMiBps', 'Pagewise.CacheHighWaterBytes']) expect(point(name, backupInstance)).toHaveLength(1);
+  expect(point('Pagewise.DurationMs', pruneInstance)).toEqual([expect.objectContaining({ count: 1, properties: expect.objectContaining({ operation: 'prune', instanceId: pruneInstance }) })]);
   expect(point('Pagewise.Pages', verifyInstance)).toEqual([expect.objectContaining({ value: 6, properties: expect.objectContaining({ operation: 'verify' }) })]);
 
   // Dependencies: every outgoing call counted in Pagewise.StorageRequests; only every 10th sent as an item.

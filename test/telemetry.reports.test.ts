@@ -30,6 +30,21 @@ test('figures: a backup its engine result, a VM backup the sum over its disks, n
   expect(operationFigures({ pagesChecked: 3, bytesChecked: 0, durationMs: 0 })).toEqual({ pages: 3, durationMs: 0 });
 });
 
+test("figures: a prune's report flattened — what it deleted, repacked, left pending, its duration", () => {
+  const report = {
+    pruneId: 'p1', dryRun: false, startedAt: '2026-12-01T00:00:00.000Z', completedAt: '2026-12-01T00:00:02.500Z', kept: { manifests: 3, packs: 4, tables: 1 },
+    deleted: { manifests: ['pw-a', 'pw-b'], tables: 1, packs: 2, deltas: 0, stagingBlobs: 5, marks: 1, generations: 0 },
+    pending: { packs: 1, tables: 0, staging: 0, bytes: 4096 }, repacked: { packs: 1, newPacks: 1, bytesCopied: 1000 },
+    bytesReclaimed: 9000, bytesUnused: 100, bytesTotal: 50000, locked: [], index: null, problems: ['x'],
+  };
+  const figures = { dryRun: 0, blocked: 0, bytesReclaimed: 9000, bytesUnused: 100, bytesTotal: 50000, manifestsDeleted: 2, packsDeleted: 2, tablesDeleted: 1, deltasDeleted: 0, generationsDeleted: 0, packsRepacked: 1, bytesCopied: 1000, packsPending: 1, bytesPending: 4096, problems: 1, durationMs: 2500 };
+  expect(figuresOf('prune', report)).toEqual(figures);
+  expect(figuresOf('prune', { ...report, dryRun: true, blocked: 'a backup is running', startedAt: 'never' })).toEqual({ ...figures, dryRun: 1, blocked: 1, durationMs: undefined });
+  expect(figuresOf('prune', undefined)).toEqual({ blocked: 0 });
+  expect(operationFigures(figuresOf('prune', report))).toEqual({ durationMs: 2500 });
+  expect(subjectOf('prune', { dryRun: true })).toEqual({ kind: 'prune', trigger: 'http' });
+});
+
 test('failures: the code of a permanent failure, else what kind; long reasons cut', () => {
   expect(failureOf(new Error('BackupNotFound: backup pw-1 does not exist'))).toEqual({ reason: 'BackupNotFound: backup pw-1 does not exist', errorCode: 'BackupNotFound' });
   expect(failureOf(new Error('backup pw-1 failed verification: page 3 hash'))).toMatchObject({ errorCode: 'VerificationFailed' });

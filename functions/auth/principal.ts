@@ -7,6 +7,7 @@ import type { HttpRequest } from '@azure/functions';
 import { ProblemError } from '../problems';
 import type { Env } from '../settings';
 import { authMode } from './authMode';
+import { withDenial } from './denials';
 import { ENTRA_ROLE_VALUES, grants, Role, roleOfEntraValue, withImplied } from './roles';
 
 export type { Role } from './roles';
@@ -92,18 +93,25 @@ export function assertAuthenticationInFront(env: Env = process.env): void {
 }
 
 /** The principal, or 401 SignInRequired. For routes any signed-in caller may use (GET /api/me). */
-export function requireSignedIn(request: HttpRequest): Principal {
-  const principal = principalOf(request);
-  if (!principal) throw new ProblemError(401, 'SignInRequired', 'sign in first: this API needs a signed-in user (App Service authentication)');
+export function requireSignedIn(request: HttpRequest, neededRole = 'signed-in'): Principal {
+  let principal: Principal | undefined;
+  try {
+    principal = principalOf(request);
+  } catch (err) {
+    // A malformed principal is a refusal too (logged as one where it is answered: functions/auth/denials.ts).
+    throw err instanceof ProblemError ? withDenial(err, { status: 401, reason: err.title, neededRole }) : err;
+  }
+  if (!principal) throw withDenial(new ProblemError(401, 'SignInRequired', 'sign in first: this API needs a signed-in user (App Service authentication)'), { status: 401, reason: 'SignInRequired', neededRole });
   return principal;
 }
 
 /** The caller if it has `role` (or a role implying it); else 401 (nobody signed in) or 403 naming the role needed. */
 export function requireRole(request: HttpRequest, role: Role): Principal {
-  const principal = requireSignedIn(request);
+  const principal = requireSignedIn(request, role);
   if (!grants(principal.roles, role)) {
     const has = principal.roles.length > 0 ? `you have ${principal.roles.join(', ')}` : 'you have no Pagewise role';
-    throw new ProblemError(403, 'Forbidden', `this needs the ${role} role (Entra app role ${ENTRA_ROLE_VALUES[role]}); ${has}`, { neededRole: role });
+    const refusal = new ProblemError(403, 'Forbidden', `this needs the ${role} role (Entra app role ${ENTRA_ROLE_VALUES[role]}); ${has}`, { neededRole: role });
+    throw withDenial(refusal, { status: 403, reason: 'Forbidden', neededRole: role, principal: { id: principal.id, name: principal.name, via: principal.via } });
   }
   return principal;
 }

@@ -14,7 +14,7 @@ app.http('listAudit', {
   route: 'audit',
   methods: ['GET'],
   authLevel: apiAuthLevel(),
-  handler: async (request) => {
+  handler: async (request, context) => {
     try {
       requireRole(request, ROUTE_ROLES.listAudit);
       assertKnownQuery(request, ['since', 'until']);
@@ -25,7 +25,7 @@ app.http('listAudit', {
       const listing = await listAudit(since, until);
       return new HttpResponse({ status: 200, jsonBody: { since: since.toISOString(), until: until.toISOString(), ...listing }, headers: { 'Cache-Control': 'no-store' } });
     } catch (err) {
-      return problemFromError(err);
+      return problemFromError(err, { context });
     }
   },
 });

@@ -9,13 +9,13 @@ app.http('me', {
   route: 'me',
   methods: ['GET'],
   authLevel: apiAuthLevel(),
-  handler: async (request) => {
+  handler: async (request, context) => {
     try {
       const who = requireSignedIn(request);
       assertKnownQuery(request, []);
       return new HttpResponse({ status: 200, jsonBody: { id: who.id, name: who.name, roles: who.roles, via: who.via }, headers: { 'Cache-Control': 'no-store' } });
     } catch (err) {
-      return problemFromError(err);
+      return problemFromError(err, { context });
     }
   },
 });
