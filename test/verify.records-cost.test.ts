@@ -1,10 +1,15 @@
 /**
  * #18 follow-up: what reading `lastVerified` costs in storage requests (docs/FORMAT.md §28.1). The catalog
  * (GET /api/backups, every portal poll) reads it each time; counted with core's request observer on
- * Azurite for a catalog of N backups: the first read of a process, then a warm read, then after a new record.
+ * Azurite for a catalog of N backups: the first read of a process, then a warm read, then after a new record;
+ * a record written under a newer key epoch than the remembered keyring holds reopens it at once.
  */
 import { backupDisk, forgetRememberedRecords, listBackups, observeStorageRequests, verificationRecord, withLastVerified, writeVerificationRecord } from '../core';
 import type { BackupListing } from '../core';
+import { randomBytes } from 'node:crypto';
+import { Keyring, writeKeySlot } from '../core/repo/v2/keyring';
+import { openVaultKeyring } from '../core/repo/v2/marker';
+import { Vault } from '../core/repo/vault';
 import { KiB, startEnv, TestEnv } from './harness/env';
 
 const N = 5;
@@ -73,4 +78,23 @@ test('lastVerified of N backups: a warm read costs one listing of verified/ and 
   const cold = await counted(() => withLastVerified(env.vault, env.userKey, listings));
   expect(cold.recordGets).toBe(N - 1);
   expect(cold.result.backups).toEqual(after.result.backups);
+});
+
+test('a record under a newer epoch than the remembered keyring: the keyring is reopened at once and the record read', async () => {
+  // Warm: the keyring of epoch 0 is remembered.
+  await withLastVerified(env.vault, env.userKey, listings);
+  // The vault's keys advance to epoch 1 (as a key rotation does: a new master, the slot rewritten).
+  const vault = Vault.open(env.vault);
+  const old = await openVaultKeyring(vault, env.userKey);
+  const plain = old.slotPlaintext();
+  const masters = Array.from({ length: plain[0] + 1 }, (_, e) => Buffer.from(plain.subarray(1 + 32 * e, 33 + 32 * e)));
+  await writeKeySlot(vault, Keyring.fromMasters(old.vaultId, [...masters, randomBytes(32)]), env.userKey);
+  await writeVerificationRecord(env.vault, env.userKey, verificationRecord(ids[N - 1], { at: '2026-12-03T02:00:00.000Z', ok: true, by: 'cli', readData: false }));
+
+  const read = await counted(() => withLastVerified(env.vault, env.userKey, listings));
+  expect(read.result.problems).toEqual([]);
+  const last = read.result.backups.find((b) => b.backupId === ids[N - 1]);
+  expect(last?.status === 'complete' && last.lastVerified).toEqual({ at: '2026-12-03T02:00:00.000Z', ok: true, by: 'cli', readData: false });
+  // The listing and the GET with the remembered keyring, then the keyring reopened, the listing and the GET again.
+  expect([read.listings - 1 /* keys/ */, read.recordGets]).toEqual([2, 2]);
 });
