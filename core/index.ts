@@ -233,3 +233,5 @@ export { writeVerificationRecord, readLastVerified, withLastVerified, verificati
 export type { VerificationRecord, LastVerifiedRead } from './verify/verify-records';
 export { pickVerifications, verifyCandidates, verificationBytes } from './verify/verify-rotation';
 export type { VerifyCandidate, VerifySample } from './verify/verify-rotation';
+// #18 follow-up (followb): reading lastVerified costs one listing once a process has read the records.
+export { forgetRememberedRecords, KEYRING_TTL_MS } from './verify/record-cache';

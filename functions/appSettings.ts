@@ -59,6 +59,7 @@ export const APP_SETTINGS = [
   { name: 'PAGEWISE_SWEEP_SCOPES', default: "unset: the subscriptions of the policy's VMs", description: '<subscription>[/<resource group>], comma-separated: where the sweeper lists snapshots.', apps: backup, setBy: 'bicep' },
   { name: 'PAGEWISE_VERIFY_SCHEDULE', default: 'unset: no scheduled verification', description: 'NCRONTAB of the scheduled verification (a rotating sample of backups read and checked each night).', apps: backup, setBy: 'bicep' },
   { name: 'PAGEWISE_VERIFY_BYTES_PER_NIGHT', default: '68719476736 (64 GiB)', description: 'Bytes one scheduled verification night reads at most.', apps: backup, setBy: 'bicep', when: 'PAGEWISE_VERIFY_SCHEDULE set' },
+  { name: 'PAGEWISE_VERIFY_MAX_STARTS_PER_NIGHT', default: '32', description: 'Verifications one scheduled firing starts at most (1–1000), however many small backups fit the bytes.', apps: backup, setBy: 'bicep', when: 'PAGEWISE_VERIFY_SCHEDULE set' },
   // --- Start budget (#17) -----------------------------------------------------------------------------------------------------
   { name: 'PAGEWISE_START_MODE', default: 'queue', description: "queue (the timer's starts wait in pagewise-backup-starts for a slot) | direct (all at once).", apps: backup, setBy: 'optional' },
   { name: 'PAGEWISE_MAX_RUNNING_BACKUPS', default: '8', description: 'Backups running at once in the task hub (1–1000).', apps: backup, setBy: 'bicep' },

@@ -2,7 +2,7 @@
  * #18: the nightly verifications. On PAGEWISE_VERIFY_SCHEDULE (NCRONTAB; unset = off, the timer is not
  * registered) pick a rotating sample of the vault's complete backups whose bytes fit
  * PAGEWISE_VERIFY_BYTES_PER_NIGHT (core pickVerifications: never verified first, then least recently
- * verified), and start one read-data verify orchestration each, `verify-n<yyyymmdd>-<backup ID>`: a timer
+ * verified) — at most PAGEWISE_VERIFY_MAX_STARTS_PER_NIGHT of them — and start one read-data verify orchestration each, `verify-n<yyyymmdd>-<backup ID>`: a timer
  * fired again that night picks the same backups and starts nothing twice. Each verification records its
  * outcome (functions/verifyActivities.ts recordVerification); its input's `trigger: 'timer'` makes telemetry's
  * PagewiseVerifyStarted/Completed/Failed say `trigger: timer` (the alert on failed scheduled verifications).
@@ -13,7 +13,7 @@ import { DAY_MS, formatBytes, listBackups, pickVerifications, redact, withLastVe
 import type { VerifySample } from '../core';
 import { Orchestrators, VerifyOrchestrationInput } from '../orchestrations/contracts';
 import { scheduledVerifyInstanceId, scheduledVerifyPrefix } from '../orchestrations/instanceIds';
-import { readSettings, readUserKey, VERIFY_BYTES_SETTING, VERIFY_SCHEDULE_SETTING, verifyBytesPerNight, verifyScheduled } from './settings';
+import { readSettings, readUserKey, VERIFY_BYTES_SETTING, VERIFY_MAX_STARTS_SETTING, VERIFY_SCHEDULE_SETTING, verifyBytesPerNight, verifyMaxStartsPerNight, verifyScheduled } from './settings';
 import { startOnce } from './starter';
 
 export interface ScheduledVerifyRun {
@@ -40,10 +40,11 @@ export async function runScheduledVerifications(client: df.DurableClient, contex
   const settings = readSettings();
   const userKey = readUserKey();
   const budget = verifyBytesPerNight();
+  const maxStarts = verifyMaxStartsPerNight();
   const { backups: listings, problems } = await withLastVerified(settings.vault, userKey, await listBackups(settings.vault, { userKey }));
   // An untrusted record counts as none: its backup looks unverified and is picked early.
   for (const problem of problems) context.warn(`verification record not trusted: ${redact(problem)}`);
-  const sample = pickVerifications(listings, budget, await startedTonight(client, firedAt));
+  const sample = pickVerifications(listings, budget, await startedTonight(client, firedAt), maxStarts);
   const run: ScheduledVerifyRun = { sample, started: [], skipped: [], failed: [] };
   for (const { backupId } of sample.picked) {
     const input: VerifyOrchestrationInput = { backupId, readData: true, trigger: 'timer' };
@@ -58,6 +59,9 @@ export async function runScheduledVerifications(client: df.DurableClient, contex
   }
   for (const big of sample.tooLarge) {
     context.warn(`backup ${big.backupId} (${formatBytes(big.bytes)}) is larger than ${VERIFY_BYTES_SETTING} (the nightly budget, ${formatBytes(budget)}) and is never verified by the schedule: raise it, or verify the backup by hand`);
+  }
+  if (sample.leftByStarts) {
+    context.warn(`${sample.leftByStarts} backups fitted tonight's bytes but not ${VERIFY_MAX_STARTS_SETTING} (${maxStarts}): they lead the next night; raise it if nights never catch up`);
   }
   context.log(
     `scheduled verifications at ${firedAt.toISOString()}: ${sample.picked.length} of ${sample.candidates} backups picked (${formatBytes(sample.bytes)} of ${formatBytes(budget)}), ` +

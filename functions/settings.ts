@@ -317,6 +317,22 @@ export function verifyBytesPerNight(env: Env = appSettings()): number {
   }
 }
 
+// #18 follow-up (followb): the nightly sample's start budget.
+export const VERIFY_MAX_STARTS_SETTING = 'PAGEWISE_VERIFY_MAX_STARTS_PER_NIGHT';
+export const DEFAULT_VERIFY_MAX_STARTS_PER_NIGHT = 32;
+export const MAX_VERIFY_STARTS_PER_NIGHT = 1000;
+
+/** PAGEWISE_VERIFY_MAX_STARTS_PER_NIGHT: verifications one firing starts at most (many small backups fit the byte budget); 1–1000, default 32. */
+export function verifyMaxStartsPerNight(env: Env = appSettings()): number {
+  const raw = env[VERIFY_MAX_STARTS_SETTING]?.trim();
+  if (raw === undefined || raw === '') return DEFAULT_VERIFY_MAX_STARTS_PER_NIGHT;
+  const value = Number(raw);
+  if (!/^\d{1,4}$/.test(raw) || value < 1 || value > MAX_VERIFY_STARTS_PER_NIGHT) {
+    throw settingError(`app setting ${VERIFY_MAX_STARTS_SETTING} must be a whole number from 1 to ${MAX_VERIFY_STARTS_PER_NIGHT}, got "${raw.slice(0, 16)}"`);
+  }
+  return value;
+}
+
 /** Containers whose new page blobs are backed up (`account/container` or `container`), lower-cased. */
 export function watchedContainers(env: Env = appSettings()): string[] {
   return (env.PAGEWISE_WATCHED_CONTAINERS ?? '')

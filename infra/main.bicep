@@ -278,6 +278,11 @@ param verifySchedule string = '0 0 4 * * *'
 @minValue(1)
 param verifyBytesPerNight int = 68719476736
 
+@description('Verifications one scheduled firing starts at most (PAGEWISE_VERIFY_MAX_STARTS_PER_NIGHT), however many small backups fit the bytes. Default 32.')
+@minValue(1)
+@maxValue(1000)
+param verifyMaxStartsPerNight int = 32
+
 @description('Percent (0-100) of storage dependency telemetry items kept (PAGEWISE_TELEMETRY_DEPENDENCY_SAMPLING).')
 @minValue(0)
 @maxValue(100)
@@ -379,6 +384,7 @@ var pagewiseSettings = union(
     PAGEWISE_APP_ROLE: deployPruneApp ? 'backup' : 'all'
     PAGEWISE_AUTH: authMode
     PAGEWISE_VERIFY_BYTES_PER_NIGHT: string(verifyBytesPerNight)
+    PAGEWISE_VERIFY_MAX_STARTS_PER_NIGHT: string(verifyMaxStartsPerNight)
     PAGEWISE_TELEMETRY_DEPENDENCY_SAMPLING: string(telemetryDependencySampling)
   },
   // Unset is off: an empty NCRONTAB would not be "off" but a binding the host cannot resolve.

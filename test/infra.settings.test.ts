@@ -9,7 +9,7 @@ import { APP_SETTINGS, CLI_ENVIRONMENT, appSetting } from '../functions/appSetti
 import type { SettingApp } from '../functions/appSettings';
 import type { RegisteredFunction } from '../runtime/functionsCore';
 import { BATCHES_IN_FLIGHT, REQUESTS_PER_ACCOUNT, RESTORE_WINDOW_BYTES, GiB } from '../core';
-import { DEFAULT_PRUNE_MIN_GRACE_DAYS } from '../functions/settings';
+import { DEFAULT_PRUNE_MIN_GRACE_DAYS, DEFAULT_VERIFY_MAX_STARTS_PER_NIGHT } from '../functions/settings';
 import { MAX_RUNNING_BACKUPS, MAX_RUNNING_PER_ACCOUNT, START_DEFER_SECONDS, START_RECORD_DAYS } from '../functions/startBudget';
 import { DEFAULT_SWEEP_GRACE_HOURS } from '../functions/sweepSnapshots';
 import { DEFAULT_MAX_WAIT_SECONDS, DEFAULT_QUIET_SECONDS } from '../functions/events/settleSettings';
@@ -148,6 +148,7 @@ describe('the one list of app settings', () => {
       PAGEWISE_EVENT_MAX_WAIT_SECONDS: DEFAULT_MAX_WAIT_SECONDS,
       PAGEWISE_VM_DISK_CONCURRENCY: DEFAULT_VM_DISK_CONCURRENCY,
       PAGEWISE_VERIFY_BYTES_PER_NIGHT: 64 * GiB,
+      PAGEWISE_VERIFY_MAX_STARTS_PER_NIGHT: DEFAULT_VERIFY_MAX_STARTS_PER_NIGHT,
     };
     for (const [name, value] of Object.entries(expected)) expect(`${name}=${defaultOf(name).split(' ')[0]}`).toBe(`${name}=${value}`);
   });
@@ -163,6 +164,8 @@ describe('the one list of app settings', () => {
     // Off is unset, not an empty NCRONTAB the host could not bind.
     expect(backup).toMatch(/empty\(verifySchedule\) \? \{\} : \{ PAGEWISE_VERIFY_SCHEDULE: verifySchedule \}/);
     expect(main).toMatch(/param verifyBytesPerNight int = 68719476736\b/);
+    expect(backup).toMatch(/PAGEWISE_VERIFY_MAX_STARTS_PER_NIGHT: string\(verifyMaxStartsPerNight\)/);
+    expect(main).toMatch(/param verifyMaxStartsPerNight int = 32\b/);
     expect(main).toMatch(/param telemetryDependencySampling int = 1\b/);
     expect(main).toMatch(/var authMode = empty\(entraClientId\) \? 'keys' : 'entra'/);
     expect(settingsBlock(main, 'prune').text).toMatch(/PAGEWISE_AUTH: authMode/);

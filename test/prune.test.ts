@@ -5,10 +5,11 @@
  * run ≥ D later deletes exactly the blobs no kept backup references — the bytes reclaimed are computed
  * here independently from the listing and the kept manifests — while locked blobs are reported and the
  * sweep goes on; every kept backup restores byte-identical and verifies with every block read; an
- * unreadable kept manifest blocks table and pack deletion.
+ * unreadable kept manifest blocks table and pack deletion. A pruned backup's verification records go
+ * before its tombstone (a stopped run's rerun finds them by it); a kept backup's stay.
  */
 import { ContainerClient } from '@azure/storage-blob';
-import { StorageLocation, verifyBackup } from '../core';
+import { StorageLocation, VERIFIED_PREFIX, verificationRecord, verifyBackup, writeVerificationRecord } from '../core';
 import { sealJson } from '../core/repo/v2/envelope';
 import { openVaultKeyring } from '../core/repo/v2/marker';
 import { v2names } from '../core/repo/v2/names';
@@ -295,5 +296,67 @@ describe('a version-1 backup in an upgraded vault', () => {
     expect(named(after)).toEqual([...named(before).filter((n) => !prefix.includes(n) && !tombstone.includes(n)), report.mark, ...named(after.filter((b) => b.kind === 'generations'))].sort());
     expect(report.index).toMatchObject({ gen: 1, deltasCovered: 1 }); // the version-2 backup's
     expect(await restoredSha256(env, location, v2.backupId)).toBe(v2.sha256);
+  });
+});
+
+describe('verification records (FORMAT §28) of pruned backups', () => {
+  test('a pruned backup’s records go before its tombstone, a kept one’s stay; a run stopped between them finishes them on the rerun', async () => {
+    const location = await env.makeVault('prunerec');
+    const recContainer = env.az.accounts.vault.service.getContainerClient('prunerec');
+    const small = await PagedDisk.create(env, 'rec.vhd', 4 * PAGE);
+    const made: string[] = [];
+    for (const seed of [21, 22, 23]) {
+      await small.write([0, 1], seed);
+      made.push((await small.backup(location)).backupId);
+    }
+    // Manifests are listed newest first: `gone` (newer) is pruned before `stopped`.
+    const [stopped, gone, kept] = made;
+    // Each verified; `kept` twice by a writer that could not delete (two records), `gone` once.
+    const record = (id: string, at: string) => writeVerificationRecord(location, env.userKey, verificationRecord(id, { at, ok: true, by: 'schedule', readData: true }));
+    for (const id of made) await record(id, '2026-12-01T02:00:00.000Z');
+    const keyring = await openVaultKeyring(Vault.open(location), env.userKey);
+    const recordsOf = async (id: string) => named(await inventory(recContainer)).filter((n) => n.startsWith(`${VERIFIED_PREFIX}${keyring.nameTag(id)}/`));
+    const olderOfKept = `${VERIFIED_PREFIX}${keyring.nameTag(kept)}/${'9'.repeat(13)}-00000000.pwe`;
+    await Vault.open(location).putNew(olderOfKept, Buffer.from('an older record a writer without delete left'));
+    expect((await recordsOf(gone)).length).toBe(1);
+    expect((await recordsOf(kept)).length).toBe(2);
+
+    const forgottenAt = Date.now();
+    await forgetBackups({ vault: location, userKey: env.userKey, backupIds: [gone, stopped], graceMs: 0, clock: () => forgottenAt });
+    const tombstoneOf = (id: string) => v2names.tombstone(keyring.nameTag(id));
+    const [recordOfGone] = await recordsOf(gone);
+    const [recordOfStopped] = await recordsOf(stopped);
+    const before = await inventory(recContainer);
+
+    // First run: killed as it deletes `stopped`'s record (its manifest is gone, its tombstone stays).
+    const mutations: string[] = [];
+    await expect(
+      pruneVault({
+        vault: location, userKey: env.userKey, clock: () => forgottenAt + HOUR,
+        beforeMutation: (step, name) => {
+          if (name === recordOfStopped) throw new Error('killed');
+          mutations.push(`${step} ${name}`);
+        },
+      }),
+    ).rejects.toThrow('killed');
+    const manifestOf = (id: string) => before.find((b) => b.kind === 'manifests' && b.name.includes(keyring.nameTag(id)))!.name;
+    expect(mutations.indexOf(`manifests ${recordOfGone}`)).toBe(mutations.indexOf(`manifests ${manifestOf(gone)}`) + 1);
+    expect(mutations.indexOf(`manifests ${tombstoneOf(gone)}`)).toBe(mutations.indexOf(`manifests ${recordOfGone}`) + 1);
+    expect(await recordsOf(gone)).toEqual([]);
+    expect(await recordsOf(stopped)).toEqual([recordOfStopped]);
+    const between = named(await inventory(recContainer));
+    expect(between).not.toContain(manifestOf(stopped));
+    expect(between).toContain(tombstoneOf(stopped));
+
+    // The rerun: the tombstone without a manifest brings it back to the record, then the tombstone goes.
+    const rerun: string[] = [];
+    const report = await pruneVault({ vault: location, userKey: env.userKey, clock: () => forgottenAt + HOUR, beforeMutation: (step, name) => void rerun.push(`${step} ${name}`) });
+    expect(rerun.slice(0, 2)).toEqual([`manifests ${recordOfStopped}`, `manifests ${tombstoneOf(stopped)}`]);
+    expect(report.problems).toEqual([]);
+    const after = named(await inventory(recContainer));
+    expect(after.filter((n) => n.startsWith(VERIFIED_PREFIX))).toEqual((await recordsOf(kept)).sort());
+    expect((await recordsOf(kept)).length).toBe(2);
+    expect(after.filter((n) => n.startsWith('forgotten/'))).toEqual([]);
+    expect(await restoredSha256(env, location, kept)).toBe(small.sha256());
   });
 });

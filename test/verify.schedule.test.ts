@@ -19,6 +19,7 @@ import { openVaultKeyring } from '../core/repo/v2/marker';
 import { Vault } from '../core/repo/vault';
 import * as telemetry from '../functions/telemetry';
 import { runScheduledVerifications } from '../functions/scheduledVerifications';
+import { verifyMaxStartsPerNight } from '../functions/settings';
 import { findFunction } from '../runtime/registry';
 import { LocalApp, startLocalApp } from '../runtime/localApp';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
@@ -126,6 +127,26 @@ describe('the nightly sample (pure)', () => {
     // Never verified first (newest first), then the least recently verified (newest first on a tie).
     expect(seen).toEqual([['bk-t', 'bk-s'], ['bk-r', 'bk-q'], ['bk-p', 'bk-t'], ['bk-s', 'bk-r'], ['bk-q', 'bk-t']]);
     expect(new Set(seen.slice(0, 3).flat()).size).toBe(5); // every backup within three nights
+  });
+
+  test('at most PAGEWISE_VERIFY_MAX_STARTS_PER_NIGHT picked however many fit the bytes; tonight’s count against it', () => {
+    const listings = ['p', 'q', 'r', 's', 't'].map((id, k) => listing(`bk-${id}`, `disk-${id}`, `2026-11-0${k + 1}T00:00:00.000Z`, 10));
+    const capped = pickVerifications(listings, 1000, new Set(), 2);
+    expect(capped.picked.map((p) => p.backupId)).toEqual(['bk-t', 'bk-s']);
+    expect([capped.bytes, capped.maxStarts, capped.leftByStarts]).toEqual([20, 2, 3]);
+    // A firing delivered again picks tonight's two and nothing new.
+    expect(pickVerifications(listings, 1000, new Set(['bk-p', 'bk-q']), 2).picked.map((p) => p.backupId)).toEqual(['bk-q', 'bk-p']);
+    // Without a cap (the core default), as before: every one that fits, and no start-budget fields.
+    const all = pickVerifications(listings, 1000);
+    expect([all.picked.length, 'maxStarts' in all, 'leftByStarts' in all]).toEqual([5, false, false]);
+  });
+
+  test('the setting: default 32, a whole number from 1 to 1000, anything else refused by name', () => {
+    expect(verifyMaxStartsPerNight({})).toBe(32);
+    expect(verifyMaxStartsPerNight({ PAGEWISE_VERIFY_MAX_STARTS_PER_NIGHT: ' 5 ' })).toBe(5);
+    for (const bad of ['0', '1001', '2.5', '-1', 'many']) {
+      expect(() => verifyMaxStartsPerNight({ PAGEWISE_VERIFY_MAX_STARTS_PER_NIGHT: bad })).toThrow(/PAGEWISE_VERIFY_MAX_STARTS_PER_NIGHT must be a whole number from 1 to 1000/);
+    }
   });
 });
 

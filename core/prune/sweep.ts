@@ -1,6 +1,6 @@
 /**
  * The sweep (docs/FORMAT.md §26.7 a–e): deletions in the protocol's crash-safe order — grace-ended
- * manifests (then their tombstones), tables, packs (each then its deltas), orphan and covered deltas,
+ * manifests (then their verification records, then their tombstones), tables, packs (each then its deltas), orphan and covered deltas,
  * superseded index generations (covers first), staging (plan last). Each deletion is idempotent: 404 counts as done, a lock (409) is reported and skipped.
  */
 import { throwIfAborted } from '../errors';
@@ -9,6 +9,7 @@ import { MANIFEST_NAME_RE, v2names } from '../repo/v2/names';
 import { generationName, GcVerdict } from './decide';
 import type { Gathered } from './gather';
 import type { PruneStep } from './prune-types';
+import { VERIFIED_PREFIX } from '../verify/verify-records';
 
 export interface SweepHooks {
   abortSignal?: AbortSignal;
@@ -29,7 +30,7 @@ export function emptyTally(): SweepTally {
 /** Deletes one blob at a time through the hooks, keeping the tally of bytes and locks. */
 export class Deleter {
   constructor(
-    private readonly vault: Vault,
+    readonly vault: Vault,
     readonly tally: SweepTally,
     private readonly hooks: SweepHooks,
   ) {}
@@ -50,8 +51,9 @@ export async function sweep(d: Deleter, g: Gathered, v: GcVerdict, sweepable: Gc
   const tally = d.tally;
   const progress = (step: PruneStep, done: number, total: number) => hooks.onProgress?.(step, done, total);
 
-  // a. manifests whose grace ended, then their tombstones; then tombstones left without a manifest.
-  const tombstoneOfManifest = new Map([...g.tombstones].map(([name, t]) => [t.tombstone.formatVersion === 1 ? t.tombstone.manifest : t.nameTag, { name, bytes: t.bytes }]));
+  // a. manifests whose grace ended, then their verification records (§28), then their tombstones; then
+  // tombstones left without a manifest (a run stopped between the two): their records first, then them.
+  const tombstoneOfManifest = new Map([...g.tombstones].map(([name, t]) => [t.tombstone.formatVersion === 1 ? t.tombstone.manifest : t.nameTag, { name, bytes: t.bytes, nameTag: t.nameTag }]));
   const tombstoneFor = (manifest: string) => tombstoneOfManifest.get(g.v1.has(manifest) ? manifest : (MANIFEST_NAME_RE.exec(manifest)?.[3] ?? manifest));
   const orphans = s.tombstonesWithoutManifest;
   const manifestTotal = v.graceEndedManifests.length + orphans.length;
@@ -63,12 +65,13 @@ export async function sweep(d: Deleter, g: Gathered, v: GcVerdict, sweepable: Gc
     if (outcome === 'deleted') tally.deleted.manifests.push(manifest);
     if (!(await deleteV1Rest(d, g, manifest))) continue;
     const t = tombstoneFor(manifest);
-    if (t) await d.delete('manifests', t.name, t.bytes);
+    if (t && (await deleteRecords(d, t.nameTag))) await d.delete('manifests', t.name, t.bytes);
   }
   for (const name of orphans) {
     progress('manifests', done++, manifestTotal);
     const t = g.tombstones.get(name);
     if (t && t.tombstone.formatVersion === 1 && !(await deleteV1Rest(d, g, t.tombstone.manifest))) continue;
+    if (t && !(await deleteRecords(d, t.nameTag))) continue;
     await d.delete('manifests', name, t?.bytes ?? 0);
   }
   progress('manifests', manifestTotal, manifestTotal);
@@ -153,5 +156,15 @@ async function deleteV1Rest(d: Deleter, g: Gathered, manifest: string): Promise<
   if (!backup) return true;
   let allGone = true;
   for (const b of backup.blobs) if (b.name !== manifest && (await d.delete('manifests', b.name, b.bytes)) === 'locked') allGone = false;
+  return allGone;
+}
+
+/**
+ * A pruned backup's verification records `verified/<nameTag>/` (FORMAT §28), before its tombstone: the
+ * tombstone is what brings a stopped run back to them. True when none is left (a locked one keeps the tombstone).
+ */
+async function deleteRecords(d: Deleter, nameTag: string): Promise<boolean> {
+  let allGone = true;
+  for await (const b of d.vault.listDetailed(`${VERIFIED_PREFIX}${nameTag}/`)) if ((await d.delete('manifests', b.name, b.contentLength)) === 'locked') allGone = false;
   return allGone;
 }

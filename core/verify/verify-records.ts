@@ -8,13 +8,14 @@ import { forEachLimited } from '../concurrency';
 import { isPagewiseError, PagewiseError } from '../errors';
 import { redact } from '../redact';
 import { BACKUP_ID_RE } from '../repo/backup-id';
-import { BlobNotFoundError } from '../repo/store/blob-store';
+import { BlobInfo, BlobNotFoundError } from '../repo/store/blob-store';
 import { keyringIfAny } from '../repo/v2/catalog2';
 import { openJson, sealJson } from '../repo/v2/envelope';
 import type { Keyring } from '../repo/v2/keyring';
 import { invertedTime } from '../repo/v2/names';
 import { Vault } from '../repo/vault';
 import { BackupListing, LastVerified, StorageLocation } from '../types';
+import { RecordRead, rememberedKeyring, rememberedRecord, rememberRecord, vaultKeyOf } from './record-cache';
 
 export interface VerificationRecord extends LastVerified {
   format: 'pagewise-verification';
@@ -109,25 +110,42 @@ export interface LastVerifiedRead {
 }
 
 /**
- * Reads the newest record of each backup named: one listing of `verified/`, one bounded GET per backup
- * that has one. Without a keyring (no key, a key without a slot, a version-1 vault) nothing is known.
+ * Reads the newest record of each backup named: one listing of `verified/` (with each blob's times), and a
+ * bounded GET only of a record this process has not read yet (record-cache.ts: a record never changes);
+ * the keyring remembered for a minute. Without a keyring (no key, a key without a slot, a version-1 vault)
+ * nothing is known.
  */
 export async function readLastVerified(location: StorageLocation, userKey: Buffer | undefined, backupIds: Iterable<string>): Promise<LastVerifiedRead> {
-  const out: LastVerifiedRead = { byBackup: new Map(), problems: [], readable: false };
-  if (!userKey) return out;
+  if (!userKey) return { byBackup: new Map(), problems: [], readable: false };
   const vault = Vault.open(location);
-  const keyring = await keyringIfAny(vault, userKey);
+  const vaultKey = vaultKeyOf(location, userKey);
+  const ids = [...backupIds];
+  const first = rememberedKeyring(vaultKey, vault, userKey);
+  const read = await readWith(vault, vaultKey, await first.keyring, ids);
+  // A record the remembered keyring cannot open (written under a newer epoch): reopen the keyring, once.
+  if (read.wrongKey && first.remembered) return readWith(vault, vaultKey, await rememberedKeyring(vaultKey, vault, userKey, true).keyring, ids);
+  return read;
+}
+
+async function readWith(vault: Vault, vaultKey: string, keyring: Keyring | undefined, backupIds: string[]): Promise<LastVerifiedRead & { wrongKey?: boolean }> {
+  const out: LastVerifiedRead & { wrongKey?: boolean } = { byBackup: new Map(), problems: [], readable: false };
   if (!keyring) return out;
   out.readable = true;
-  const wanted = new Map([...backupIds].map((id) => [keyring.nameTag(id), id]));
-  const newest = new Map<string, string>();
-  for await (const name of vault.list(VERIFIED_PREFIX)) {
-    const tag = RECORD_NAME_RE.exec(name)?.[1];
+  const wanted = new Map(backupIds.map((id) => [keyring.nameTag(id), id]));
+  const newest = new Map<string, BlobInfo>();
+  for await (const blob of vault.listDetailed(VERIFIED_PREFIX)) {
+    const tag = RECORD_NAME_RE.exec(blob.name)?.[1];
     // Listed in name order: the first of a nameTag is its newest (smallest <inv>).
-    if (tag !== undefined && wanted.has(tag) && !newest.has(tag)) newest.set(tag, name);
+    if (tag !== undefined && wanted.has(tag) && !newest.has(tag)) newest.set(tag, blob);
   }
-  await forEachLimited(newest, READS_IN_FLIGHT, async ([tag, name]) => {
-    const read = await readRecordAt(vault, keyring, name);
+  await forEachLimited(newest, READS_IN_FLIGHT, async ([tag, blob]) => {
+    let read = rememberedRecord<VerificationRecord>(vaultKey, blob);
+    if (!read) {
+      const fresh = await readRecordAt(vault, keyring, blob.name);
+      if (fresh.wrongKey) out.wrongKey = true;
+      else if (!fresh.gone) rememberRecord(vaultKey, blob, fresh);
+      read = fresh;
+    }
     if (read.problem) out.problems.push(read.problem);
     else if (read.record && read.record.backupId === wanted.get(tag)) {
       const { format: _f, version: _v, backupId: _b, ...last } = read.record;
@@ -137,15 +155,16 @@ export async function readLastVerified(location: StorageLocation, userKey: Buffe
   return out;
 }
 
-async function readRecordAt(vault: Vault, keyring: Keyring, name: string): Promise<{ record?: VerificationRecord; problem?: string }> {
+async function readRecordAt(vault: Vault, keyring: Keyring, name: string): Promise<RecordRead<VerificationRecord> & { gone?: boolean; wrongKey?: boolean }> {
   try {
     const stored = await vault.getBytes(name, 0, undefined, { maxBytes: MAX_RECORD_BYTES });
     const body = openJson<unknown>(keyring, 8, name, stored);
     const problem = recordProblem(keyring, name, body);
     return problem ? { problem: `the verification record ${name} ${problem}` } : { record: body as VerificationRecord };
   } catch (err) {
-    if (err instanceof BlobNotFoundError) return {}; // superseded and deleted since the listing
-    if (isPagewiseError(err, 'Corrupt') || isPagewiseError(err, 'WrongKey')) return { problem: (err as PagewiseError).message };
+    if (err instanceof BlobNotFoundError) return { gone: true }; // superseded and deleted since the listing
+    if (isPagewiseError(err, 'WrongKey')) return { problem: (err as PagewiseError).message, wrongKey: true };
+    if (isPagewiseError(err, 'Corrupt')) return { problem: (err as PagewiseError).message };
     throw err;
   }
 }

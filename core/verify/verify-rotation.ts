@@ -22,6 +22,10 @@ export interface VerifySample {
   candidates: number;
   /** Backups larger than the whole budget: never picked (the operator raises the budget or verifies them by hand). */
   tooLarge: VerifyCandidate[];
+  /** The most picked in one night (the start budget), when one was given. */
+  maxStarts?: number;
+  /** Backups that fitted the bytes but not the start budget: they lead the next night's order. */
+  leftByStarts?: number;
 }
 
 /** The bytes a read-data verification of `b` reads (an upper bound: holes are not read). */
@@ -51,9 +55,10 @@ export function verifyCandidates(listings: BackupListing[]): { candidate: Verify
 /**
  * Tonight's sample: first the backups already started tonight (a timer fired again picks the same ones:
  * `tonight`), then in rotation order every candidate that still fits the budget (first fit: a large
- * one that does not fit lets smaller ones after it go tonight; it leads the order until it goes).
+ * one that does not fit lets smaller ones after it go tonight; it leads the order until it goes). At most
+ * `maxStarts` picked (tonight's earlier ones included: a firing delivered again starts nothing new).
  */
-export function pickVerifications(listings: BackupListing[], budgetBytes: number, tonight: ReadonlySet<string> = new Set()): VerifySample {
+export function pickVerifications(listings: BackupListing[], budgetBytes: number, tonight: ReadonlySet<string> = new Set(), maxStarts = Infinity): VerifySample {
   const all = verifyCandidates(listings);
   const order = [...all].sort(
     (a, b) =>
@@ -63,7 +68,7 @@ export function pickVerifications(listings: BackupListing[], budgetBytes: number
       b.completedAt.localeCompare(a.completedAt) ||
       a.candidate.backupId.localeCompare(b.candidate.backupId),
   );
-  const sample: VerifySample = { picked: [], bytes: 0, budgetBytes, candidates: all.length, tooLarge: [] };
+  const sample: VerifySample = { picked: [], bytes: 0, budgetBytes, candidates: all.length, tooLarge: [], ...(Number.isFinite(maxStarts) ? { maxStarts, leftByStarts: 0 } : {}) };
   const take = (c: VerifyCandidate) => {
     sample.picked.push(c);
     sample.bytes += c.bytes;
@@ -72,7 +77,9 @@ export function pickVerifications(listings: BackupListing[], budgetBytes: number
   for (const { candidate } of order) {
     if (tonight.has(candidate.backupId)) continue;
     if (candidate.bytes > budgetBytes) sample.tooLarge.push(candidate);
-    else if (sample.bytes + candidate.bytes <= budgetBytes) take(candidate);
+    else if (sample.bytes + candidate.bytes > budgetBytes) continue;
+    else if (sample.picked.length >= maxStarts) sample.leftByStarts = (sample.leftByStarts ?? 0) + 1;
+    else take(candidate);
   }
   return sample;
 }
