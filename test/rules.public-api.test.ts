@@ -93,6 +93,10 @@ const ALLOWED: Record<string, { modules: string[]; why: string }> = {
     modules: ['concurrency', 'restore/restore'],
     why: "the restore bench's baseline writes exactly a restore's bytes (each page's non-zero runs) with the engine's Put Page writer and fan-out",
   },
+  'bench/restore-cpu.ts': {
+    modules: ['concurrency', 'restore/restore'],
+    why: "the restore CPU bench's raw-write baseline is the same as bench/restore-throughput.ts's",
+  },
 };
 
 const IMPORT_RES = [
