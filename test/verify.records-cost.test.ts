@@ -4,7 +4,7 @@
  * Azurite for a catalog of N backups: the first read of a process, then a warm read, then after a new record;
  * a record written under a newer key epoch than the remembered keyring holds reopens it at once.
  */
-import { backupDisk, forgetRememberedRecords, listBackups, observeStorageRequests, verificationRecord, withLastVerified, writeVerificationRecord } from '../core';
+import { backupDisk, forgetRememberedRecords, listBackups, observeStorageRequests, readLastVerified, verificationRecord, withLastVerified, writeVerificationRecord } from '../core';
 import type { BackupListing } from '../core';
 import { randomBytes } from 'node:crypto';
 import { Keyring, writeKeySlot } from '../core/repo/v2/keyring';
@@ -97,4 +97,16 @@ test('a record under a newer epoch than the remembered keyring: the keyring is r
   expect(last?.status === 'complete' && last.lastVerified).toEqual({ at: '2026-12-03T02:00:00.000Z', ok: true, by: 'cli', readData: false });
   // The listing and the GET with the remembered keyring, then the keyring reopened, the listing and the GET again.
   expect([read.listings - 1 /* keys/ */, read.recordGets]).toEqual([2, 2]);
+});
+
+test("a vault read before it had a keyring shows the first backup's record at once (no keyring is remembered absent)", async () => {
+  const fresh = await env.makeVault('fresh-vault');
+  // Before its first backup: nothing is readable, and nothing of that is kept.
+  expect((await readLastVerified(fresh, env.userKey, ['pw-000000000000000000000000'])).readable).toBe(false);
+  const disk = await env.makeDisk('fresh.vhd', 256 * KiB, [{ offset: 0, length: 64 * KiB, kind: 'random', seed: 77 }]);
+  const { backupId } = await backupDisk({ source: disk.source, vault: fresh, userKey: env.userKey, pageSize: 64 * KiB, cacheBytes: 4 * 64 * KiB });
+  await writeVerificationRecord(fresh, env.userKey, verificationRecord(backupId, { at: '2026-12-01T03:00:00.000Z', ok: true, by: 'http', readData: true }));
+  const read = await readLastVerified(fresh, env.userKey, [backupId]);
+  expect(read.readable).toBe(true);
+  expect(read.byBackup.get(backupId)).toEqual({ at: '2026-12-01T03:00:00.000Z', ok: true, by: 'http', readData: true });
 });

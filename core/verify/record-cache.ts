@@ -30,16 +30,19 @@ export function vaultKeyOf(location: StorageLocation, userKey: Buffer): string {
   return `${displayUrl(location.url)}|${keyId(userKey)}`;
 }
 
-/** The keyring of `vault` under `userKey`: remembered when younger than KEYRING_TTL_MS, `fresh` to reopen. */
+/** The keyring of `vault` under `userKey`: remembered when found and younger than KEYRING_TTL_MS, `fresh` to reopen. */
 export function rememberedKeyring(vaultKey: string, vault: Vault, userKey: Buffer, fresh = false): { keyring: Promise<Keyring | undefined>; remembered: boolean } {
   const now = Date.now();
   const had = keyrings.get(vaultKey);
   if (!fresh && had && now - had.atMs < KEYRING_TTL_MS) return { keyring: had.keyring, remembered: true };
   const mine = { atMs: now, keyring: keyringIfAny(vault, userKey) };
   keyrings.set(vaultKey, mine);
-  mine.keyring.catch(() => {
-    if (keyrings.get(vaultKey) === mine) keyrings.delete(vaultKey); // a failed open is not kept
-  });
+  // Only a keyring found is kept: a vault without one yet (before its first backup) gets one any moment,
+  // and its records must show at once, not a minute later. A failed open is not kept either.
+  const forget = () => {
+    if (keyrings.get(vaultKey) === mine) keyrings.delete(vaultKey);
+  };
+  mine.keyring.then((keyring) => keyring ?? forget(), forget);
   return { keyring: mine.keyring, remembered: false };
 }
 
