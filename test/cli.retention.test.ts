@@ -79,7 +79,8 @@ test('forget one backup: list shows it deleted and until when; undelete brings i
   expect(json.find((b) => b.backupId === ids[0])).toMatchObject({ status: 'complete', deleted: { graceEndsAt } });
   expect(json.filter((b) => b.deleted)).toHaveLength(1);
   const table = await cli(['list', '--vault', vault, '--key-file', keyFile]);
-  expect(table.stdout).toMatch(new RegExp(`${ids[0]}  deleted, recoverable until ${graceEndsAt.replace(/\./g, '\\.')}\\n`));
+  // The VERIFIED column (#18) sits between the ID and the status: never verified.
+  expect(table.stdout).toMatch(new RegExp(`${ids[0]}  never +deleted, recoverable until ${graceEndsAt.replace(/\./g, '\\.')}\\n`));
   expect(table.stdout).toMatch(/\ndeleted: forgotten, still restorable; pagewise undelete brings it back/);
 
   const undone = await cli(['undelete', ids[0], '--vault', vault, '--key-file', keyFile]);
