@@ -12,7 +12,7 @@ import type { Attributes, Counter, Histogram, Meter } from '@opentelemetry/api';
 import type { Logger } from '@opentelemetry/api-logs';
 import type { LogRecordProcessor, SdkLogRecord } from '@opentelemetry/sdk-logs';
 import type { Span, SpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { BackupResult, displayUrl, observeStorageRequests, redact } from '../core';
+import { displayUrl, observeStorageRequests, redact } from '../core';
 import { appSettings, Env } from './settings';
 import type { OperationReportKind, OperationTrigger } from '../orchestrations/contracts';
 
@@ -290,28 +290,6 @@ export function trackMetric(name: string, value: number, properties: Record<stri
 
 function finiteOnly(values: Record<string, number>): Record<string, number> {
   return Object.fromEntries(Object.entries(values).filter(([, v]) => typeof v === 'number' && Number.isFinite(v)));
-}
-
-/** The figures of a finished backup: identifiers and counts only, the source without its SAS. */
-export function backupCompletedEvent(result: BackupResult, source: string): TelemetryEvent {
-  return {
-    name: 'PagewiseBackupCompleted',
-    // kind/reason say whether the run read only what changed, and if not, why (an operator's first question).
-    properties: { backupId: result.backupId, source: displayUrl(source), kind: result.kind, ...(result.reason ? { reason: result.reason } : {}) },
-    measurements: {
-      diskBytes: result.diskBytes,
-      allocatedBytes: result.allocatedBytes,
-      bytesRead: result.bytesRead,
-      bytesStored: result.bytesStored,
-      bytesChanged: result.bytesChanged,
-      bytesNew: result.bytesNew,
-      pages: result.pages,
-      zeroPages: result.zeroPages,
-      dedupedPages: result.dedupedPages,
-      segments: result.segments,
-      durationMs: result.durationMs,
-    },
-  };
 }
 
 /**

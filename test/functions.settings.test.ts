@@ -99,15 +99,17 @@ test('the backup policy: one weekday list for the days and fullOn of disks and o
   }
 });
 
-test('the telemetry event of a finished backup carries counts and a source without its SAS', () => {
-  const { backupCompletedEvent } = require('../functions/telemetry') as typeof import('../functions/telemetry');
-  const event = backupCompletedEvent(
-    { backupId: 'pw-1', diskBytes: 100, allocatedBytes: 50, bytesRead: 50, bytesStored: 20, pages: 3, storedBlocks: 2, zeroPages: 1, dedupedPages: 0, pageSize: 512, segments: 1, cacheCapacityBytes: 512, cacheHighWaterBytes: 512, alreadyExisted: false, bytesReadNow: 50, completedAt: '2024-05-06T03:00:00.000Z', durationMs: 9, kind: 'full', base: null, reason: 'v1-vault', bytesChanged: 50, bytesNew: 20, formatVersion: 1 },
-    'https://acct.blob.core.windows.net/disks/vm.vhd?sv=2024&sig=SECRETSIGNATURE',
+test('the telemetry event of a finished backup carries its figures and the disk without its SAS', () => {
+  const { operationEvent } = require('../functions/telemetry') as typeof import('../functions/telemetry');
+  const event = operationEvent(
+    'backup',
+    'Completed',
+    { instanceId: 'backup-pw-1', trigger: 'timer', disk: 'https://acct.blob.core.windows.net/disks/vm.vhd?sv=2024&sig=SECRETSIGNATURE', backupId: 'pw-1' },
+    { bytesRead: 50, bytesStored: 20, bytesNew: 20 },
   );
   expect(event.name).toBe('PagewiseBackupCompleted');
-  expect(event.properties).toEqual({ backupId: 'pw-1', source: 'https://acct.blob.core.windows.net/disks/vm.vhd', kind: 'full', reason: 'v1-vault' });
-  expect(event.measurements).toMatchObject({ bytesRead: 50, allocatedBytes: 50, bytesStored: 20, bytesChanged: 50, bytesNew: 20 });
+  expect(event.properties).toEqual({ operation: 'backup', instanceId: 'backup-pw-1', trigger: 'timer', disk: 'https://acct.blob.core.windows.net/disks/vm.vhd', backupId: 'pw-1' });
+  expect(event.measurements).toEqual({ bytesRead: 50, bytesStored: 20, bytesNew: 20 });
   expect(JSON.stringify(event)).not.toContain('SECRET');
 });
 
