@@ -120,23 +120,35 @@ async function run<R>(task: PoolTask, transfer: ArrayBuffer[], threads = workerT
 }
 
 /**
- * Page-sized memory that came back from encode tasks, reused for the next page's copy: a fresh 4 MiB per
- * page is external memory to V8, and its churn makes it collect (see cache/page-buffers.ts).
+ * Page-sized shared memory (SharedArrayBuffer) that came back from encode tasks, reused for the next page's
+ * copy. Shared memory is seen by the worker where it is: no transfer there and back (each transfer back is
+ * new external memory to V8, and that churn made it collect every few pages), and no fresh 4 MiB per page.
+ * A page's memory is used by one task at a time (cut, then encode) and spared only when its encode is back.
  */
-const spares: ArrayBuffer[] = [];
+const spares: SharedArrayBuffer[] = [];
 const MAX_SPARES = 4;
 
-/** A copy of `bytes` at the start of an ArrayBuffer of its own (a spare or a fresh one; no pooled slab goes to a worker). */
-function copyOf(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
-  const k = spares.findIndex((b) => b.byteLength >= bytes.length && b.byteLength <= 2 * bytes.length);
-  const copy = k >= 0 ? new Uint8Array(spares.splice(k, 1)[0], 0, bytes.length) : new Uint8Array(bytes.length);
+/** Whether memory is shared (realm-independent: memory back from a worker is made by another realm's constructor under jest). */
+function isShared(memory: ArrayBufferLike): memory is SharedArrayBuffer {
+  return Object.prototype.toString.call(memory) === '[object SharedArrayBuffer]';
+}
+
+/** `length` bytes of shared memory: a spare of about that size, or fresh. */
+function sharedMemory(length: number): Uint8Array {
+  const k = spares.findIndex((b) => b.byteLength >= length && b.byteLength <= 2 * length);
+  return k >= 0 ? new Uint8Array(spares.splice(k, 1)[0], 0, length) : new Uint8Array(new SharedArrayBuffer(length));
+}
+
+/** A copy of `bytes` in shared memory of its own (a spare or a fresh one; no pooled slab goes to a worker). */
+function copyOf(bytes: Uint8Array): Uint8Array {
+  const copy = sharedMemory(bytes.length);
   copy.set(bytes);
   return copy;
 }
 
 /** Keeps the memory of `bytes` (a task's, back from a worker) for a later copy; the oldest spare goes when there are enough. */
 function spare(bytes: Uint8Array): void {
-  if (!(bytes.buffer instanceof ArrayBuffer) || bytes.buffer.byteLength === 0) return;
+  if (!isShared(bytes.buffer) || bytes.buffer.byteLength === 0) return;
   if (spares.length >= MAX_SPARES) spares.shift();
   spares.push(bytes.buffer);
 }
@@ -174,7 +186,7 @@ async function cutPage(keys: PoolKeys, page: Buffer, chunking: Chunking): Promis
   const threads = workerThreads();
   const sent = threads > 0 ? copyOf(page) : page;
   const task: ChunkTask = { op: 'chunk', page: sent, chunking, gear: keys.gear, cidKey: keys.cidKey };
-  const { lengths, zero, ids, page: back } = await run<ChunkResult>(task, [sent.buffer as ArrayBuffer], threads);
+  const { lengths, zero, ids, page: back } = await run<ChunkResult>(task, [], threads); // shared memory: not transferred
   const chunks: PageChunk[] = [];
   let offset = 0;
   lengths.forEach((length, i) => {
@@ -206,7 +218,7 @@ async function encodeChunks(keys: PoolKeys, page: Buffer, chunks: PageChunk[], c
   let data: Uint8Array = page;
   let offsets = chunks.map((c) => c.offset);
   if (!inPlace) {
-    data = new Uint8Array(total);
+    data = sharedMemory(total);
     offsets = [];
     let at = 0;
     for (const c of chunks) {
@@ -216,7 +228,7 @@ async function encodeChunks(keys: PoolKeys, page: Buffer, chunks: PageChunk[], c
     }
   }
   const task: EncodeTask = { op: 'encode', data, offsets, lengths: chunks.map((c) => c.length), ids, codec, dataKey: keys.dataKey, epoch: keys.epoch };
-  const { blocks, data: back } = await run<EncodeResult>(task, [data.buffer as ArrayBuffer, ids.buffer], threads);
+  const { blocks, data: back } = await run<EncodeResult>(task, isShared(data.buffer) ? [ids.buffer] : [data.buffer as ArrayBuffer, ids.buffer], threads);
   if (threads > 0) spare(back);
   return blocks.map((b) => (Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength)));
 }

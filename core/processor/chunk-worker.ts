@@ -174,6 +174,8 @@ export async function runPoolTask(task: PoolTask): Promise<PoolResult> {
 /** The worker thread's entry: results go back transferred (each block, the ID array and the task's page own their memory). */
 export default async function handle(task: PoolTask): Promise<unknown> {
   const result = await runPoolTask(task);
-  const transfer = 'blocks' in result ? [...result.blocks.map((b) => b.buffer), result.data.buffer] : 'plain' in result ? [result.plain.buffer] : [result.ids.buffer, result.zero.buffer, result.page.buffer];
+  const buffers = 'blocks' in result ? [...result.blocks.map((b) => b.buffer), result.data.buffer] : 'plain' in result ? [result.plain.buffer] : [result.ids.buffer, result.zero.buffer, result.page.buffer];
+  // Shared memory (a page the caller shares) goes back as it came: it cannot be transferred, only shared.
+  const transfer = buffers.filter((b) => Object.prototype.toString.call(b) !== '[object SharedArrayBuffer]');
   return move({ [transferableSymbol]: transfer, [valueSymbol]: result } as never);
 }
