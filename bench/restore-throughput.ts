@@ -9,7 +9,13 @@
  *   fan-out — the restore orchestration through the local durable runtime (plan → windows → finalize).
  * Every restored blob is checked against the disk. Ratios: stream ÷ raw(4), fan-out ÷ raw(windows × 4).
  *
- * Options: --mib=256 --window-mib=32 --rounds=2.
+ * Where the restores go (--target): `own` (default) — a disk account served by an emulator process of its
+ * own, as a restore's target is in Azure (the user's disk account, not the vault's: a Put Page there does not
+ * wait behind the vault serving the restore's reads); `vault` — a container of the vault's own account, one
+ * emulator process for both (the raw write then has that process to itself while a restore shares it with
+ * its reads: Azurite is one JavaScript thread, so this measures the emulator's serving as much as Pagewise).
+ *
+ * Options: --mib=256 --window-mib=32 --rounds=2 --target=own|vault.
  * Results: bench/results/restore-throughput-<date>.md (and .json).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -33,6 +39,8 @@ const option = (name: string) => argv.find((a) => a.startsWith(`--${name}=`))?.s
 const DISK_BYTES = Number(option('mib') ?? 256) * MiB;
 const WINDOW_BYTES = Number(option('window-mib') ?? 32) * MiB;
 const ROUNDS = Number(option('rounds') ?? 2);
+const TARGET = option('target') ?? 'own';
+if (!['own', 'vault'].includes(TARGET)) throw new Error(`--target is own or vault, not ${TARGET}`);
 const PAGE_SIZE = 4 * MiB;
 const CONCURRENCY = PAGE_CONCURRENCY.default;
 const WINDOWS_IN_FLIGHT = BATCHES_IN_FLIGHT.default;
@@ -51,13 +59,17 @@ interface Sample {
 async function main(): Promise<void> {
   const rev = revision();
   const az = await startAzurite({ accounts: ['src', 'vault'] });
+  // The restore targets' account: an emulator process of its own, or the vault's (--target).
+  const targetAz = TARGET === 'own' ? await startAzurite({ accounts: ['disks'] }) : undefined;
   try {
-    configureStorageEndpoints(az.storageEndpoints.split(','), 'PAGEWISE_STORAGE_ENDPOINTS');
-    for (const [account, container] of [['src', 'disks'], ['vault', 'vault'], ['vault', 'restores']] as const) await az.accounts[account].service.getContainerClient(container).create();
+    const endpoints = [...az.storageEndpoints.split(','), ...(targetAz ? targetAz.storageEndpoints.split(',') : [])];
+    configureStorageEndpoints(endpoints, 'PAGEWISE_STORAGE_ENDPOINTS');
+    for (const [account, container] of [['src', 'disks'], ['vault', 'vault']] as const) await az.accounts[account].service.getContainerClient(container).create();
     const userKey = generateKey();
     const vault: StorageLocation = { url: az.sasUrl('vault', 'vault') };
-    const restores = az.accounts.vault.service.getContainerClient('restores');
-    const target = (name: string) => ({ url: az.sasUrl('vault', 'restores', name) });
+    const restores = (targetAz ? targetAz.accounts.disks : az.accounts.vault).service.getContainerClient('restores');
+    await restores.create();
+    const target = (name: string) => ({ url: targetAz ? targetAz.sasUrl('disks', 'restores', name) : az.sasUrl('vault', 'restores', name) });
 
     log(`writing a ${DISK_BYTES / MiB} MiB mixed disk`);
     const disk = await writeDisk(az.accounts.src.service.getContainerClient('disks').getPageBlobClient('bench.vhd'), DISK_BYTES, fullMixed(DISK_BYTES));
@@ -88,7 +100,7 @@ async function main(): Promise<void> {
       appSettings: {
         PAGEWISE_VAULT_URL: vault.url,
         PAGEWISE_USER_KEY: userKey.toString('base64'),
-        PAGEWISE_ALLOWED_ACCOUNTS: az.storageEndpoints,
+        PAGEWISE_ALLOWED_ACCOUNTS: endpoints.join(','),
         PAGEWISE_RESTORE_WINDOW_BYTES: String(WINDOW_BYTES),
       },
     });
@@ -157,16 +169,19 @@ async function main(): Promise<void> {
     };
     const load = loadavg().map((l) => l.toFixed(1)).join(' / ');
     const date = new Date().toISOString().slice(0, 10);
-    const facts = { revision: rev, machine: machine(), date, diskMiB: DISK_BYTES / MiB, pageSize: PAGE_SIZE, windowMiB: WINDOW_BYTES / MiB, windows, windowsInFlight: WINDOWS_IN_FLIGHT, concurrency: CONCURRENCY, rounds: ROUNDS, bytesWritten: rawBytes };
+    const facts = { revision: rev, machine: machine(), date, target: TARGET, diskMiB: DISK_BYTES / MiB, pageSize: PAGE_SIZE, windowMiB: WINDOW_BYTES / MiB, windows, windowsInFlight: WINDOWS_IN_FLIGHT, concurrency: CONCURRENCY, rounds: ROUNDS, bytesWritten: rawBytes };
     const rows = [`raw(${CONCURRENCY})`, `raw(${WINDOWS_IN_FLIGHT * CONCURRENCY})`, 'stream', 'fan-out'].map((way) => `| ${way} | ${samples.filter((s) => s.way === way).map((s) => (s.ms / 1000).toFixed(2)).join(' / ')} | ${mean(way)} |`);
     const md = [
       `# Restore throughput (${date})`,
       '',
-      `Revision ${rev}; ${facts.machine}. Command: \`npm run bench:restore -- --mib=${facts.diskMiB} --window-mib=${facts.windowMiB} --rounds=${ROUNDS}\`.`,
+      `Revision ${rev}; ${facts.machine}. Command: \`npm run bench:restore -- --mib=${facts.diskMiB} --window-mib=${facts.windowMiB} --rounds=${ROUNDS} --target=${TARGET}\`.`,
       '',
       `A ${facts.diskMiB} MiB mixed disk (bench/lib/disks.ts fullMixed) in 4 MiB pages, backed up to Azurite, restored to fresh page blobs;`,
       `${(rawBytes / MiB).toFixed(1)} MiB written per restore (each page's non-zero runs). Fan-out: ${windows} windows of ${facts.windowMiB} MiB,`,
       `${WINDOWS_IN_FLIGHT} in flight, ${CONCURRENCY} runs each; stream and raw(${CONCURRENCY}) at ${CONCURRENCY}. Every restored blob was checked against the disk.`,
+      TARGET === 'own'
+        ? 'Targets (raw and restores): a disk account in an emulator process of its own, apart from the vault\'s (`--target=own`).'
+        : 'Targets (raw and restores): a container of the vault\'s account, one emulator process for both (`--target=vault`).',
       '',
       '| way | seconds per round | MiB/s (all rounds) |',
       '|---|---|---|',
@@ -178,10 +193,11 @@ async function main(): Promise<void> {
       '',
     ].join('\n');
     mkdirSync(RESULTS, { recursive: true });
-    writeFileSync(path.join(RESULTS, `restore-throughput-${date}.md`), md);
-    writeFileSync(path.join(RESULTS, `restore-throughput-${date}.json`), JSON.stringify({ facts, samples, ratios, perRound, readMs, runCount, load }, null, 2));
+    writeFileSync(path.join(RESULTS, `restore-throughput-${date}-${TARGET}.md`), md);
+    writeFileSync(path.join(RESULTS, `restore-throughput-${date}-${TARGET}.json`), JSON.stringify({ facts, samples, ratios, perRound, readMs, runCount, load }, null, 2));
     process.stdout.write(`\n${md}`);
   } finally {
+    await targetAz?.stop();
     await az.stop();
   }
 }

@@ -55,7 +55,7 @@ const noop = () => undefined;
  * buffers are kept idle (those in use belong to stages in flight, bounded by the writers' upload limits).
  */
 class StageMemory {
-  private static readonly MAX_IDLE = 8;
+  private static readonly MAX_IDLE = 4;
   /** The usual stage: its target plus one chunk of the default chunking's largest size (1 MiB), sealed. */
   private static readonly USUAL_BYTES = STAGE_TARGET_BYTES + MiB + BLOCK2_OVERHEAD;
   private readonly idle: Buffer[] = [];
