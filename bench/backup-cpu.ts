@@ -1,0 +1,111 @@
+/**
+ * `npm run bench:backup-cpu -- --disk=a --n=3 [--trace-gc] [--profile=<prefix>]`: where one backup's CPU goes
+ * (#15). Writes a 256 MiB bench disk (a: random, b: mixed) to Azurite, then runs N full backups, each in a child
+ * process on the bench's plain-JS build (bench/lib/build.ts; 2 worker threads, as the bench's backups), into a
+ * fresh vault container, and prints per backup: wall time, the child's CPU (all threads) and per thread (the main
+ * thread first; V8's GC helpers, the chunk pool's workers and libuv's pool are the others), Azurite's CPU over the
+ * same span, and with --trace-gc the child's scavenges and mark-compacts (V8 --trace-gc). --profile=<prefix>
+ * writes a V8 CPU profile of each child's main thread to <prefix>-<n>.cpuprofile. Linux only (/proc).
+ */
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { generateKey, MiB } from '../core';
+import { startAzurite } from '../testkit/azurite';
+import { writeDisk } from '../testkit/sample-disk';
+import { buildWorker } from './lib/build';
+import { findAzuritePid, processCpuSeconds } from './lib/child';
+import { fullMixed, fullRandom } from './lib/disks';
+import { machine, revision } from './lib/run-facts';
+
+const argv = process.argv.slice(2);
+const option = (name: string) => argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
+const DISK = option('disk') ?? 'a';
+const TIMES = Number(option('n') ?? 3);
+const TRACE_GC = argv.includes('--trace-gc');
+const PROFILE = option('profile');
+const DISK_BYTES = 256 * MiB;
+
+// The child: one backup, then its threads' CPU from /proc/self/task (clock ticks of 10 ms).
+const DRIVER = `
+const { readFileSync, readdirSync, writeFileSync } = require('node:fs');
+const core = require('./core');
+core.configureStorageEndpointsFromEnv(process.env);
+const input = JSON.parse(readFileSync(process.argv[2], 'utf8'));
+(async () => {
+  let session;
+  if (process.env.BACKUP_CPU_PROFILE) {
+    session = new (require('node:inspector').Session)();
+    session.connect();
+    session.post('Profiler.enable');
+    session.post('Profiler.setSamplingInterval', { interval: 250 });
+    session.post('Profiler.start');
+  }
+  const started = Date.now();
+  const cpu0 = process.cpuUsage();
+  await core.backupDisk({ source: input.source, vault: input.vault, userKey: Buffer.from(input.key, 'hex'), cacheBytes: 16 << 20, pageSize: 4 << 20, concurrency: 4, full: true });
+  const wallMs = Date.now() - started;
+  const cpu = process.cpuUsage(cpu0);
+  const threads = [];
+  for (const tid of readdirSync('/proc/self/task')) {
+    try {
+      const stat = readFileSync('/proc/self/task/' + tid + '/stat', 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      threads.push({ tid: Number(tid), name: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), cpuS: (Number(f[11]) + Number(f[12])) / 100 });
+    } catch {}
+  }
+  const done = () => { console.log('BACKUP_CPU ' + JSON.stringify({ wallMs, cpuS: (cpu.user + cpu.system) / 1e6, pid: process.pid, threads })); process.exit(0); };
+  if (!session) return done();
+  session.post('Profiler.stop', (err, r) => { if (!err) writeFileSync(process.env.BACKUP_CPU_PROFILE, JSON.stringify(r.profile)); done(); });
+})();
+`;
+
+interface ChildReport {
+  wallMs: number;
+  cpuS: number;
+  pid: number;
+  threads: Array<{ tid: number; name: string; cpuS: number }>;
+}
+
+async function main(): Promise<void> {
+  if (!['a', 'b'].includes(DISK)) throw new Error(`--disk is a or b, not ${DISK}`);
+  const build = buildWorker();
+  writeFileSync(path.join(build, 'backup-cpu-driver.js'), DRIVER);
+  const az = await startAzurite({ accounts: ['src', 'vault'] });
+  try {
+    await az.accounts.src.service.getContainerClient('disks').create();
+    await writeDisk(az.accounts.src.service.getContainerClient('disks').getPageBlobClient('disk.vhd'), DISK_BYTES, DISK === 'a' ? fullRandom(DISK_BYTES) : fullMixed(DISK_BYTES));
+    const azuritePid = findAzuritePid();
+    process.stdout.write(`${revision()}; ${machine()}; disk ${DISK} (256 MiB), ${TIMES} full backups, each into a new vault\n`);
+    for (let n = 0; n < TIMES; n++) {
+      const container = `vault${n}`;
+      await az.accounts.vault.service.getContainerClient(container).create();
+      const inputFile = path.join(build, `backup-cpu-${n}.json`);
+      const input = { source: { url: az.sasUrl('src', 'disks', 'disk.vhd', { permissions: 'r' }) }, vault: { url: az.sasUrl('vault', container) }, key: generateKey().toString('hex') };
+      writeFileSync(inputFile, JSON.stringify(input), { mode: 0o600, flag: 'wx' });
+      const az0 = processCpuSeconds(azuritePid);
+      const child = spawnSync(process.execPath, [...(TRACE_GC ? ['--trace-gc'] : []), path.join(build, 'backup-cpu-driver.js'), inputFile], {
+        env: { ...process.env, NODE_OPTIONS: '', PAGEWISE_STORAGE_ENDPOINTS: az.storageEndpoints, ...(PROFILE ? { BACKUP_CPU_PROFILE: path.resolve(`${PROFILE}-${n}.cpuprofile`) } : {}) },
+        encoding: 'utf8',
+        maxBuffer: 64 * MiB,
+      });
+      const azuriteS = (processCpuSeconds(azuritePid) ?? NaN) - (az0 ?? NaN);
+      const line = child.stdout.split('\n').find((l) => l.startsWith('BACKUP_CPU '));
+      if (child.status !== 0 || !line) throw new Error(`backup ${n} failed (exit ${child.status}): ${child.stderr.slice(-2000)}`);
+      const r = JSON.parse(line.slice('BACKUP_CPU '.length)) as ChildReport;
+      const main = r.threads.find((t) => t.tid === r.pid);
+      const others = r.threads.filter((t) => t.tid !== r.pid && t.cpuS >= 0.05).map((t) => t.cpuS.toFixed(2));
+      const gc = TRACE_GC ? `, scavenges ${(child.stdout.match(/: Scavenge/g) ?? []).length}, mark-compacts ${(child.stdout.match(/: Mark-Compact/g) ?? []).length}` : '';
+      process.stdout.write(
+        `backup ${n + 1}: ${(r.wallMs / 1000).toFixed(2)} s wall, client CPU ${r.cpuS.toFixed(2)} s (main thread ${main?.cpuS.toFixed(2)}; other threads ≥ 0.05 s: ${others.join(' ')}), Azurite CPU ${azuriteS.toFixed(2)} s${gc}\n`,
+      );
+    }
+  } finally {
+    await az.stop();
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});
