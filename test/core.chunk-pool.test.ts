@@ -106,7 +106,8 @@ describe('encodeChunks', () => {
       await decodesTo(await pool.encodeChunks(page, toStore, 'zstd', { handOver: true }), toStore);
       expect(page.equals(original)).toBe(true);
       await decodesTo(await pool.encodeChunks(bytes, toStore, 'zstd', { handOver: true }), toStore);
-      // its memory is the pool's again (reused for a later page's copy); the caller's page was never shared
+      // its memory is the pool's again (reused for a later page's copy): a second use fails loudly; the caller's page was never shared
+      await expect(pool.encodeChunks(bytes, toStore, 'zstd', { handOver: true })).rejects.toThrow(/already handed over/);
       expect(page.equals(original)).toBe(true);
     });
     await withThreads('0', async () => {

@@ -155,6 +155,12 @@ function spare(bytes: Uint8Array): void {
 
 /** The memory of pages cutPage gave back from a worker: only these may be handed over to an encode task (never a caller's or a pooled slab). */
 const handOverable = new WeakSet<ArrayBufferLike>();
+/**
+ * Pages handed over: their shared memory is reused for later pages once the encode is back, so the caller's
+ * view of it must not be read again (transferred memory used to be detached, and a second use failed; this
+ * keeps that failure loud instead of reading another page's bytes).
+ */
+const handedOver = new WeakSet<ArrayBufferLike>();
 
 interface PoolKeys {
   cidKey: Uint8Array;
@@ -213,8 +219,10 @@ async function encodeChunks(keys: PoolKeys, page: Buffer, chunks: PageChunk[], c
   chunks.forEach((c, i) => ids.set(c.contentId as Buffer, i * CONTENT_ID_BYTES));
   // The chunks are read where they are: in this thread, in a page handed over (its memory moves to the
   // worker), else only the chunks to store are copied for the worker, not the whole page.
+  if (handedOver.has(page.buffer)) throw new RangeError('encodeChunks was given a page already handed over to an earlier encode: its memory is the pool\'s again');
   const threads = workerThreads();
   const inPlace = threads === 0 || (handOver && handOverable.delete(page.buffer));
+  if (inPlace && threads > 0) handedOver.add(page.buffer);
   let data: Uint8Array = page;
   let offsets = chunks.map((c) => c.offset);
   if (!inPlace) {
