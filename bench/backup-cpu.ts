@@ -5,7 +5,11 @@
  * fresh vault container, and prints per backup: wall time, the child's CPU (all threads) and per thread (the main
  * thread first; V8's GC helpers, the chunk pool's workers and libuv's pool are the others), Azurite's CPU over the
  * same span, and with --trace-gc the child's scavenges and mark-compacts (V8 --trace-gc). --profile=<prefix>
- * writes a V8 CPU profile of each child's main thread to <prefix>-<n>.cpuprofile. Linux only (/proc).
+ * writes a V8 CPU profile of each child's main thread to <prefix>-<n>.cpuprofile.
+ * --preread=N --prestage=N first do what the bench does before its backups: N sweeps of the disk in 16 MiB
+ * ranged GETs, 8 in flight (the raw-read trials), and N copies of 256 MiB staged as uncommitted 4 MiB blocks
+ * (the copy trials). After them the emulator is seen to spend more CPU on the current code's backups (#15).
+ * Linux only (/proc).
  */
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -25,6 +29,8 @@ const TIMES = Number(option('n') ?? 3);
 const TRACE_GC = argv.includes('--trace-gc');
 const PROFILE = option('profile');
 const DISK_BYTES = 256 * MiB;
+const PREREAD = Number(option('preread') ?? 0);
+const PRESTAGE = Number(option('prestage') ?? 0);
 
 // The child: one backup, then its threads' CPU from /proc/self/task (clock ticks of 10 ms).
 const DRIVER = `
@@ -76,7 +82,20 @@ async function main(): Promise<void> {
     await az.accounts.src.service.getContainerClient('disks').create();
     await writeDisk(az.accounts.src.service.getContainerClient('disks').getPageBlobClient('disk.vhd'), DISK_BYTES, DISK === 'a' ? fullRandom(DISK_BYTES) : fullMixed(DISK_BYTES));
     const azuritePid = findAzuritePid();
-    process.stdout.write(`${revision()}; ${machine()}; disk ${DISK} (256 MiB), ${TIMES} full backups, each into a new vault\n`);
+    const disk = az.accounts.src.service.getContainerClient('disks').getPageBlobClient('disk.vhd');
+    for (let sweep = 0; sweep < PREREAD; sweep++) {
+      for (let at = 0; at < DISK_BYTES; at += 8 * 16 * MiB) await Promise.all(Array.from({ length: 8 }, (_, k) => disk.downloadToBuffer(at + k * 16 * MiB, 16 * MiB)));
+    }
+    if (PRESTAGE > 0) {
+      const copies = az.accounts.vault.service.getContainerClient('copies');
+      await copies.create();
+      const data = await disk.downloadToBuffer(0, 4 * MiB);
+      for (let copy = 0; copy < PRESTAGE; copy++) {
+        const blob = copies.getBlockBlobClient(`copy-${copy}`);
+        for (let k = 0; k < DISK_BYTES / (4 * MiB); k += 8) await Promise.all(Array.from({ length: 8 }, (_, j) => blob.stageBlock(Buffer.from(String(k + j).padStart(12, '0')).toString('base64'), data, data.length)));
+      }
+    }
+    process.stdout.write(`${revision()}; ${machine()}; disk ${DISK} (256 MiB), ${TIMES} full backups, each into a new vault${PREREAD || PRESTAGE ? `, after ${PREREAD} read sweeps and ${PRESTAGE} staged copies` : ''}\n`);
     for (let n = 0; n < TIMES; n++) {
       const container = `vault${n}`;
       await az.accounts.vault.service.getContainerClient(container).create();
