@@ -6,7 +6,8 @@
  *   read    — the read side alone: every run read (GET, decrypt, decompress, content-ID check), nothing written;
  *   raw     — the baseline: Put Page of exactly the bytes a restore writes (held in memory beforehand).
  * --profile=<dir> also writes V8 CPU profiles of both processes over the same span (client.cpuprofile and
- * azurite-<pid>.cpuprofile; open them in Chrome DevTools). Linux only (/proc).
+ * azurite-<pid>.cpuprofile; open them in Chrome DevTools). Linux only (/proc). It runs from a plain-JavaScript
+ * build of the sources on bare node, as the engine ships (bench/lib/build.ts); --sources runs it under ts-node.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
@@ -108,7 +109,17 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err) => {
+/** From the sources (npm run bench:restore-cpu), the measured run is a build of them on bare node, as the engine ships (lib/build.ts); --sources measures it under ts-node. */
+async function start(): Promise<void> {
+  if (__filename.endsWith('.ts') && !argv.includes('--sources')) {
+    const { rerunCompiled } = await import('./lib/build');
+    const code = await rerunCompiled(__filename, argv);
+    if (code !== false) process.exit(code);
+  }
+  await main();
+}
+
+start().catch((err) => {
   process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
   process.exit(1);
 });

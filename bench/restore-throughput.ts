@@ -15,7 +15,11 @@
  * emulator process for both (the raw write then has that process to itself while a restore shares it with
  * its reads: Azurite is one JavaScript thread, so this measures the emulator's serving as much as Pagewise).
  *
- * Options: --mib=256 --window-mib=32 --rounds=2 --target=own|vault.
+ * What is measured runs from a plain-JavaScript build of the sources on bare node (bench/lib/build.ts), as
+ * the CLI and the Functions app ship: under ts-node, every collection V8 makes also marks the TypeScript
+ * compiler's heap, which a restore's buffer churn makes it do often (--sources measures it that way).
+ *
+ * Options: --mib=256 --window-mib=32 --rounds=2 --target=own|vault --sources.
  * Results: bench/results/restore-throughput-<date>.md (and .json).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -23,7 +27,7 @@ import { loadavg } from 'node:os';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { PageBlobClient } from '@azure/storage-blob';
-import { backupDisk, BATCHES_IN_FLIGHT, configureStorageEndpoints, generateKey, MiB, openBackupSource, PAGE_CONCURRENCY, restoreBackup, type StorageLocation } from '../core';
+import { backupDisk, BATCHES_IN_FLIGHT, configureStorageEndpoints, generateKey, MiB, openBackupSource, PAGE_CONCURRENCY, restoreBackup, workerThreads, type StorageLocation } from '../core';
 // Internals the bench writes the baseline with: the engine's lazy bounded fan-out and its Put Page writer.
 import { forEachLimited } from '../core/concurrency';
 import { nonZeroRuns, putPages } from '../core/restore/restore';
@@ -32,7 +36,7 @@ import { startLocalApp } from '../runtime/localApp';
 import { startAzurite } from '../testkit/azurite';
 import { writeDisk } from '../testkit/sample-disk';
 import { fullMixed } from './lib/disks';
-import { machine, revision } from './lib/run-facts';
+import { machine, resultsDir, revision } from './lib/run-facts';
 
 const argv = process.argv.slice(2);
 const option = (name: string) => argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
@@ -44,7 +48,7 @@ if (!['own', 'vault'].includes(TARGET)) throw new Error(`--target is own or vaul
 const PAGE_SIZE = 4 * MiB;
 const CONCURRENCY = PAGE_CONCURRENCY.default;
 const WINDOWS_IN_FLIGHT = BATCHES_IN_FLIGHT.default;
-const RESULTS = path.resolve(__dirname, 'results');
+const RESULTS = resultsDir(__dirname);
 const log = (s: string) => process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${s}\n`);
 const mibPerS = (bytes: number, ms: number) => Number((bytes / MiB / (ms / 1000)).toFixed(1));
 
@@ -169,12 +173,13 @@ async function main(): Promise<void> {
     };
     const load = loadavg().map((l) => l.toFixed(1)).join(' / ');
     const date = new Date().toISOString().slice(0, 10);
-    const facts = { revision: rev, machine: machine(), date, target: TARGET, diskMiB: DISK_BYTES / MiB, pageSize: PAGE_SIZE, windowMiB: WINDOW_BYTES / MiB, windows, windowsInFlight: WINDOWS_IN_FLIGHT, concurrency: CONCURRENCY, rounds: ROUNDS, bytesWritten: rawBytes };
+    const facts = { compiled: __filename.endsWith('.js'), workerThreads: workerThreads(), revision: rev, machine: machine(), date, target: TARGET, diskMiB: DISK_BYTES / MiB, pageSize: PAGE_SIZE, windowMiB: WINDOW_BYTES / MiB, windows, windowsInFlight: WINDOWS_IN_FLIGHT, concurrency: CONCURRENCY, rounds: ROUNDS, bytesWritten: rawBytes };
     const rows = [`raw(${CONCURRENCY})`, `raw(${WINDOWS_IN_FLIGHT * CONCURRENCY})`, 'stream', 'fan-out'].map((way) => `| ${way} | ${samples.filter((s) => s.way === way).map((s) => (s.ms / 1000).toFixed(2)).join(' / ')} | ${mean(way)} |`);
     const md = [
       `# Restore throughput (${date})`,
       '',
-      `Revision ${rev}; ${facts.machine}. Command: \`npm run bench:restore -- --mib=${facts.diskMiB} --window-mib=${facts.windowMiB} --rounds=${ROUNDS} --target=${TARGET}\`.`,
+      `Revision ${rev}; ${facts.machine}. Command: \`npm run bench:restore -- --mib=${facts.diskMiB} --window-mib=${facts.windowMiB} --rounds=${ROUNDS} --target=${TARGET}${facts.compiled ? '' : ' --sources'}\`.`,
+      `Ran ${facts.compiled ? 'from a JavaScript build on bare node (as the engine ships)' : 'from the TypeScript sources under ts-node'}, decoding in ${facts.workerThreads ? `${facts.workerThreads} worker thread(s)` : 'the restoring thread'} (PAGEWISE_WORKER_THREADS).`,
       '',
       `A ${facts.diskMiB} MiB mixed disk (bench/lib/disks.ts fullMixed) in 4 MiB pages, backed up to Azurite, restored to fresh page blobs;`,
       `${(rawBytes / MiB).toFixed(1)} MiB written per restore (each page's non-zero runs). Fan-out: ${windows} windows of ${facts.windowMiB} MiB,`,
@@ -202,7 +207,17 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err) => {
+/** From the sources (npm run bench:restore), the measured run is a build of them on bare node, as the engine ships (lib/build.ts); --sources measures it under ts-node. */
+async function start(): Promise<void> {
+  if (__filename.endsWith('.ts') && !argv.includes('--sources')) {
+    const { rerunCompiled } = await import('./lib/build');
+    const code = await rerunCompiled(__filename, argv);
+    if (code !== false) process.exit(code);
+  }
+  await main();
+}
+
+start().catch((err) => {
   process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
   process.exit(1);
 });

@@ -73,7 +73,8 @@ function* runRestore(context: OrchestrationContext, input: { backupId: string; r
   const target = planned.target ?? steps.target;
   if (!target) throw new Error(`the ${steps.plan} activity returned no target`);
   const step: RestoreStepInput = { backupId: input.backupId, target, plan };
-  const publish = (done: RestoreWindowSummary) => context.df.setCustomStatus(statusOf('restoring', input.backupId, plan, done));
+  // With the range sub-orchestrations in flight: a reader adds their windows done so far (orchestrations/progress.ts).
+  const publish = (done: RestoreWindowSummary, running: string[]) => context.df.setCustomStatus({ ...statusOf('restoring', input.backupId, plan, done), ...(running.length ? { running } : {}) });
   try {
     const rangeInput: RestoreRangeInput = { step, range: { first: 0, count: plan.windowCount }, windowsInFlight, ...(input.retry ? { retry: input.retry } : {}) };
     const done = yield* runAllWindows(context, restoreFanOut, fanOutRun(rangeInput, publish), plan.windowCount);
@@ -112,7 +113,8 @@ export const restoreManagedDiskOrchestrator: OrchestrationHandler = function* (c
 /** A range of restore windows: itself (a leaf, its window activities in waves) or through child ranges. */
 export const restoreWindowRangeOrchestrator: OrchestrationHandler = function* (context: OrchestrationContext): Generator<Task, RestoreWindowSummary, unknown> {
   const input = context.df.getInput() as RestoreRangeInput;
-  // A range's own status: the restore's page totals, its own windows.
-  const publish = (done: RestoreWindowSummary) => context.df.setCustomStatus({ ...statusOf('restoring', input.step.backupId, input.step.plan, done), windowsTotal: input.range.count });
+  // A range's own status: the restore's page totals, its own windows, the child ranges it waits on.
+  const publish = (done: RestoreWindowSummary, running: string[]) =>
+    context.df.setCustomStatus({ ...statusOf('restoring', input.step.backupId, input.step.plan, done), windowsTotal: input.range.count, ...(running.length ? { running } : {}) });
   return yield* runWindowRange(context, restoreFanOut, fanOutRun(input, publish), input.range);
 };

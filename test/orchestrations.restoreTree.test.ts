@@ -11,6 +11,7 @@ import type { RestorePlan, RestoreWindowSummary } from '../core';
 import { Activities, Orchestrators, RestoreOrchestrationOutput, RestoreWindowInput } from '../orchestrations/contracts';
 import { flattenTree, HISTORY_EVENT_BOUND, historyEventsBound, planOrchestration } from '../orchestrations/backupTree';
 import { rangeInstanceId } from '../orchestrations/instanceIds';
+import { withLiveProgress } from '../orchestrations/progress';
 import { DurableRuntime } from '../runtime/durable/durableRuntime';
 import { MemoryInstanceStore } from '../runtime/durable/instanceStore';
 
@@ -53,11 +54,18 @@ describe('the real restore orchestrators over a simulated 1,500-window plan', ()
   };
   const calls = new Map<number, number>();
   const steps: string[] = [];
+  // What GET /api/restores/{id} would show while window 1250 runs: the root's status, and with its running ranges' windows added.
+  let runtime: DurableRuntime | undefined;
+  let midway: { root: unknown; live: unknown } | undefined;
   df.app.activity(Activities.planRestore, { handler: async () => (steps.push('plan'), { plan, windowsInFlight: 2 }) });
   df.app.activity(Activities.restoreWindow, {
     handler: async (input: unknown): Promise<RestoreWindowSummary> => {
       const { window } = input as RestoreWindowInput;
       calls.set(window, (calls.get(window) ?? 0) + 1);
+      if (window === 1250 && runtime && !midway) {
+        const root = (await runtime.getStatus('restore-tree'))?.customStatus;
+        midway = { root, live: await withLiveProgress(root, async (id) => (await runtime!.getStatus(id))?.customStatus) };
+      }
       await new Promise((r) => setImmediate(r));
       return { windows: 1, pages: 256, bytes: GiB, bytesWritten: GiB / 2 };
     },
@@ -67,7 +75,7 @@ describe('the real restore orchestrators over a simulated 1,500-window plan', ()
   df.app.activity(Activities.reportOperation, { handler: async () => void steps.push('report') });
 
   test('completes with every window run once; each history is within its computed bound', async () => {
-    const runtime = new DurableRuntime({ store: new MemoryInstanceStore(), maxConcurrentActivities: 16, checkpointIntervalInMs: 1000 });
+    runtime = new DurableRuntime({ store: new MemoryInstanceStore(), maxConcurrentActivities: 16, checkpointIntervalInMs: 1000 });
     const instanceId = 'restore-tree';
     await runtime.startNew(Orchestrators.restoreDisk, { instanceId, input: { backupId: plan.backupId, target: { url: plan.display } } });
     const status = await runtime.waitForCompletion(instanceId, { timeoutInMs: 120_000 });
@@ -78,6 +86,14 @@ describe('the real restore orchestrators over a simulated 1,500-window plan', ()
     expect([...calls.values()].every((n) => n === 1)).toBe(true);
     expect(steps).toEqual(['plan', 'finalize', 'report']);
     expect(status.customStatus).toMatchObject({ phase: 'done', windowsTotal: WINDOWS, windowsDone: WINDOWS, pagesDone: WINDOWS * 256, bytesDone: WINDOWS * GiB });
+    // Midway, the root counted the first range's 1,000 windows and named the second as running; a reader adds
+    // the windows the second has done so far (in waves of 2: window 1250 runs, so 1248 or 1249 are done).
+    expect(midway?.root).toMatchObject({ phase: 'restoring', windowsTotal: WINDOWS, windowsDone: 1000, running: [rangeInstanceId(instanceId, { first: 1000, count: 500 })] });
+    const live = midway?.live as { windowsDone: number; pagesDone: number; running?: unknown };
+    expect(live.windowsDone).toBeGreaterThanOrEqual(1248);
+    expect(live.windowsDone).toBeLessThan(1251);
+    expect(live.pagesDone).toBe(live.windowsDone * 256);
+    expect(live).not.toHaveProperty('running');
 
     const sizes = Object.fromEntries((await runtime.listInstances({ prefix: instanceId })).map((s) => [s.instanceId, s.historyEvents]));
     const tree = planOrchestration(WINDOWS);

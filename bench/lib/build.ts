@@ -1,38 +1,95 @@
 /**
- * A plain-JavaScript build of core/ and the worker for the child processes, made with the TypeScript
- * compiler's transpile step (no type check; seconds). The child then runs on bare node: no ts-node and
- * no TypeScript compiler in its memory, so its RSS is the engine's.
+ * A plain-JavaScript build of the engine for the bench's measured processes, made with the TypeScript
+ * compiler's transpile step (no type check; seconds). What runs from it runs on bare node, as the CLI
+ * (`npm run build`) and the Functions app do: no ts-node and no TypeScript compiler in its memory, so its
+ * RSS is the engine's, and V8's collections do not mark the compiler's ~40 MB of heap each time (measured:
+ * a 256 MiB restore from the sources spends 0.4 s more CPU, most of it collecting).
  */
-import { mkdtempSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ts from 'typescript';
 
-const ROOT = path.resolve(__dirname, '..', '..');
+export const ROOT = path.resolve(__dirname, '..', '..');
 
-function tsFiles(dir: string): string[] {
+function filesUnder(dir: string): string[] {
   const out: string[] = [];
   for (const name of readdirSync(dir)) {
     const full = path.join(dir, name);
-    if (statSync(full).isDirectory()) out.push(...tsFiles(full));
-    else if (name.endsWith('.ts') && !name.endsWith('.d.ts')) out.push(full);
+    if (statSync(full).isDirectory()) {
+      if (name !== 'results' && name !== 'node_modules') out.push(...filesUnder(full));
+    } else out.push(full);
   }
   return out;
 }
 
-/** Returns the build directory; the worker is `<dir>/bench/worker.js`. */
-export function buildWorker(): string {
+/**
+ * Transpiles `files` (TypeScript, under ROOT) into a fresh directory and copies the plain files beside them
+ * (JavaScript preloads, JSON, host.json); node_modules is linked. Returns the directory.
+ */
+function transpileInto(files: string[], plain: string[]): string {
   const outDir = mkdtempSync(path.join(os.tmpdir(), 'pagewise-bench-build-'));
-  const files = [...tsFiles(path.join(ROOT, 'core')), path.join(ROOT, 'bench', 'worker.ts'), path.join(ROOT, 'bench', 'lib', 'spans.ts')];
+  const target = (file: string) => {
+    const to = path.join(outDir, path.relative(ROOT, file));
+    mkdirSync(path.dirname(to), { recursive: true });
+    return to;
+  };
   for (const file of files) {
     const { outputText } = ts.transpileModule(readFileSync(file, 'utf8'), {
-      compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
+      compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true, resolveJsonModule: true },
       fileName: file,
     });
-    const target = path.join(outDir, path.relative(ROOT, file)).replace(/\.ts$/, '.js');
-    mkdirSync(path.dirname(target), { recursive: true });
-    writeFileSync(target, outputText);
+    writeFileSync(target(file).replace(/\.ts$/, '.js'), outputText);
   }
+  for (const file of plain) copyFileSync(file, target(file));
   symlinkSync(path.join(ROOT, 'node_modules'), path.join(outDir, 'node_modules'), 'dir');
   return outDir;
+}
+
+/** The engine and the bench's child (bench/worker.ts); the worker is `<dir>/bench/worker.js`. */
+export function buildWorker(): string {
+  const core = filesUnder(path.join(ROOT, 'core'));
+  return transpileInto([...core.filter(isSource), path.join(ROOT, 'bench', 'worker.ts'), path.join(ROOT, 'bench', 'lib', 'spans.ts')], core.filter(isPlain));
+}
+
+/**
+ * The engine, the orchestrations, the Functions app, the local runtime, the test kit and the bench: a
+ * bench script run from it (`<dir>/bench/<name>.js`) measures the engine as it ships, beside the local
+ * durable runtime. host.json comes along (the runtime reads its queue settings).
+ */
+export function buildBench(): string {
+  const dirs = ['core', 'orchestrations', 'functions', 'runtime', 'testkit', 'bench'].flatMap((d) => filesUnder(path.join(ROOT, d)));
+  return transpileInto(dirs.filter(isSource), [...dirs.filter(isPlain), path.join(ROOT, 'host.json'), path.join(ROOT, 'package.json')]);
+}
+
+function isSource(file: string): boolean {
+  return file.endsWith('.ts') && !file.endsWith('.d.ts');
+}
+
+function isPlain(file: string): boolean {
+  return /\.(js|json|wasm|wat)$/.test(file);
+}
+
+/**
+ * Runs the calling bench script (`scriptFile`, its __filename) again from buildBench() on bare node,
+ * with the same arguments, unless it already runs compiled or `--sources` was given (then: false, go on
+ * here). Import this module lazily (it loads the TypeScript compiler). The compiled run writes its results into this checkout's bench/results and records this
+ * checkout's revision. Resolves with the child's exit code.
+ */
+export async function rerunCompiled(scriptFile: string, argv: string[]): Promise<number | false> {
+  if (!scriptFile.endsWith('.ts') || argv.includes('--sources')) return false;
+  const { revision } = await import('./run-facts');
+  const rev = revision();
+  const dir = buildBench();
+  const script = path.join(dir, path.relative(ROOT, scriptFile)).replace(/\.ts$/, '.js');
+  const { spawn } = await import('node:child_process');
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [script, ...argv], {
+      stdio: 'inherit',
+      cwd: ROOT,
+      env: { ...process.env, PAGEWISE_BENCH_REVISION: rev, PAGEWISE_BENCH_RESULTS: path.join(ROOT, 'bench', 'results') },
+    });
+    child.on('error', reject);
+    child.on('close', (code) => resolve(code ?? 1));
+  });
 }

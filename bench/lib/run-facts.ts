@@ -13,7 +13,8 @@ let measured: string | undefined;
  * the first call (the bench calls it when it builds what it measures): the tree may change during a run.
  */
 export function revision(): string {
-  measured ??= readRevision();
+  // A bench rerun from a build (lib/build.ts rerunCompiled) gets the checkout's revision from its parent.
+  measured ??= process.env.PAGEWISE_BENCH_REVISION || readRevision();
   return measured;
 }
 
@@ -29,4 +30,9 @@ function readRevision(): string {
 
 export function machine(): string {
   return `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${formatBytes(os.totalmem())} RAM, ${os.platform()} ${os.release()}, node ${process.version}`;
+}
+
+/** Where a bench writes its results: this checkout's bench/results, also when it runs from a build (lib/build.ts rerunCompiled). */
+export function resultsDir(benchDir: string): string {
+  return process.env.PAGEWISE_BENCH_RESULTS ?? path.join(benchDir, 'results');
 }
