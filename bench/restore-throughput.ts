@@ -27,7 +27,7 @@ import { loadavg } from 'node:os';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { PageBlobClient } from '@azure/storage-blob';
-import { backupDisk, BATCHES_IN_FLIGHT, configureStorageEndpoints, generateKey, MiB, openBackupSource, PAGE_CONCURRENCY, restoreBackup, workerThreads, type StorageLocation } from '../core';
+import { backupDisk, BATCHES_IN_FLIGHT, configureStorageEndpoints, generateKey, MiB, openBackupSource, PAGE_CONCURRENCY, restoreBackup, decodeThreads, type StorageLocation } from '../core';
 // Internals the bench writes the baseline with: the engine's lazy bounded fan-out and its Put Page writer.
 import { forEachLimited } from '../core/concurrency';
 import { nonZeroRuns, putPages } from '../core/restore/restore';
@@ -173,7 +173,7 @@ async function main(): Promise<void> {
     };
     const load = loadavg().map((l) => l.toFixed(1)).join(' / ');
     const date = new Date().toISOString().slice(0, 10);
-    const facts = { compiled: __filename.endsWith('.js'), workerThreads: workerThreads(), revision: rev, machine: machine(), date, target: TARGET, diskMiB: DISK_BYTES / MiB, pageSize: PAGE_SIZE, windowMiB: WINDOW_BYTES / MiB, windows, windowsInFlight: WINDOWS_IN_FLIGHT, concurrency: CONCURRENCY, rounds: ROUNDS, bytesWritten: rawBytes };
+    const facts = { compiled: __filename.endsWith('.js'), workerThreads: decodeThreads(), revision: rev, machine: machine(), date, target: TARGET, diskMiB: DISK_BYTES / MiB, pageSize: PAGE_SIZE, windowMiB: WINDOW_BYTES / MiB, windows, windowsInFlight: WINDOWS_IN_FLIGHT, concurrency: CONCURRENCY, rounds: ROUNDS, bytesWritten: rawBytes };
     const rows = [`raw(${CONCURRENCY})`, `raw(${WINDOWS_IN_FLIGHT * CONCURRENCY})`, 'stream', 'fan-out'].map((way) => `| ${way} | ${samples.filter((s) => s.way === way).map((s) => (s.ms / 1000).toFixed(2)).join(' / ')} | ${mean(way)} |`);
     const md = [
       `# Restore throughput (${date})`,

@@ -140,7 +140,7 @@ export type { BackupUsage, DiskUsage, VaultUsage, VaultUsageOptions } from './re
 // #15 A — chunks: chunking schemes, codecs and the worker-thread chunk pool.
 export { DEFAULT_CHUNKING, checkChunking, chunkingForPage, sameChunking, gearTable, chunkLengths } from './repo/v2/chunker';
 export type { Chunking, FastCdcChunking } from './repo/v2/chunker';
-export { DEFAULT_CODEC, chunkPoolFor, workerThreads, closeChunkPools } from './processor/chunk-pool';
+export { DEFAULT_CODEC, chunkPoolFor, decodeThreads, workerThreads, closeChunkPools } from './processor/chunk-pool';
 export type { ChunkPool, CodecSetting, PageChunk } from './processor/chunk-pool';
 
 // #15 D — writer15: the writer's chunking/codec settings as text, the reuse decision.

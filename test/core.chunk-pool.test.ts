@@ -6,7 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { buildWorker } from '../bench/lib/build';
-import { chunkPoolFor, closeChunkPools, DEFAULT_CODEC, workerThreads, type CodecSetting, type PageChunk } from '../core/processor/chunk-pool';
+import { chunkPoolFor, closeChunkPools, decodeThreads, decodeThreadsFor, DEFAULT_CODEC, workerThreads, type CodecSetting, type PageChunk } from '../core/processor/chunk-pool';
 import { BLOCK2_OVERHEAD, decodeBlock2 } from '../core/repo/v2/block';
 import { chunkLengths, DEFAULT_CHUNKING, gearTable, type Chunking } from '../core/repo/v2/chunker';
 import { Keyring } from '../core/repo/v2/keyring';
@@ -214,6 +214,21 @@ describe('encodeChunks', () => {
     const id = keyring.contentId(page);
     await expect(pool.encodeChunks(page, [{ offset: 0, length: 1024, contentId: null }], 'zstd')).rejects.toThrow('encodeChunks takes non-zero chunks with a content ID; the chunk at 0 has none');
     await expect(pool.encodeChunks(page, [{ offset: 255 * KiB, length: 2 * KiB, contentId: id }], 'zstd')).rejects.toThrow('the chunk at 261120 of 2048 bytes lies outside the page of 262144 bytes');
+  });
+});
+
+describe('decodeThreads', () => {
+  test('the variable when it is set; else in-thread on ≤ 2 cores, the worker threads on more', async () => {
+    expect(decodeThreadsFor({ explicit: false, cores: 1, workers: 1 })).toBe(0);
+    expect(decodeThreadsFor({ explicit: false, cores: 2, workers: 2 })).toBe(0);
+    expect(decodeThreadsFor({ explicit: false, cores: 4, workers: 2 })).toBe(2);
+    expect(decodeThreadsFor({ explicit: true, cores: 2, workers: 2 })).toBe(2);
+    expect(decodeThreadsFor({ explicit: true, cores: 2, workers: 0 })).toBe(0);
+    await withThreads('3', async () => expect(decodeThreads()).toBe(3));
+    // From the sources (jest) the workers default to none, so decoding does too, on any machine.
+    await withThreads(undefined, async () => expect(decodeThreads()).toBe(0));
+    // A bad variable is refused here too, even where decoding would stay in-thread.
+    await withThreads('two', async () => expect(() => decodeThreads()).toThrow(expect.objectContaining({ code: 'BadInput' })));
   });
 });
 

@@ -79,6 +79,30 @@ export function workerThreads(): number {
 
 let parsedThreads: { text: string | undefined; threads: number } | undefined;
 
+/** Cores at most of a machine where decoding stays in the calling thread unless PAGEWISE_WORKER_THREADS says otherwise. */
+export const IN_THREAD_DECODE_CORES = 2;
+
+/**
+ * Threads a decode uses (restore, verify, file restore: decrypt, decompress, content-ID check):
+ * PAGEWISE_WORKER_THREADS when it is set; else none on a machine of ≤ IN_THREAD_DECODE_CORES cores, and
+ * workerThreads() on a larger one. Measured on 2 cores (bench/results/restore-threads-2026-12-02.md): a
+ * 256 MiB restore of the built engine used 1.6 s of client CPU decoding in its own thread against 2.3 s
+ * in 2 worker threads (each task's blocks copied in, its plaintext back: more memory churn, more
+ * collection), and took 3.7 s against 4.2 s. Decoding is light next to encoding (~160 MiB/s a core),
+ * so on a small machine the threads add work and take the cores the thread moving the bytes needs.
+ * Not measured on more cores: there the default stays the threads.
+ */
+export function decodeThreads(): number {
+  const workers = workerThreads(); // checks the variable
+  const text = process.env[THREADS_VARIABLE];
+  return decodeThreadsFor({ explicit: text !== undefined && text.trim() !== '', cores: os.availableParallelism(), workers });
+}
+
+/** decodeThreads' rule: the variable's threads when it is set, else none on a small machine, else the workers. */
+export function decodeThreadsFor(o: { explicit: boolean; cores: number; workers: number }): number {
+  return o.explicit || o.cores > IN_THREAD_DECODE_CORES ? o.workers : 0;
+}
+
 /** Whether this module runs as TypeScript source (ts-node, jest) rather than compiled JavaScript. */
 export function runningFromSources(): boolean {
   return path.extname(__filename) === '.ts';
@@ -251,7 +275,7 @@ async function decodeBlocks(keyring: Keyring, keys: PoolKeys, blocks: BlockToDec
   }
   for (let e = 0; e < dataKeys.length; e++) dataKeys[e] ??= null;
   const decodeKeys: DecodeKeys = { maxLength, dataKeys, heldEpoch: keyring.epoch, cidKey: keys.cidKey };
-  const threads = workerThreads();
+  const threads = decodeThreads();
   if (threads === 0) {
     // In this thread the blocks are read where they lie and each plaintext stays its own buffer: no task copies.
     for (const b of blocks) if (b.contentId.length !== CONTENT_ID_BYTES) throw new RangeError(`decodeBlocks takes 32-byte content IDs; ${b.where} has ${b.contentId.length}`);
