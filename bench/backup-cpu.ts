@@ -9,6 +9,11 @@
  * --preread=N --prestage=N first do what the bench does before its backups: N sweeps of the disk in 16 MiB
  * ranged GETs, 8 in flight (the raw-read trials), and N copies of 256 MiB staged as uncommitted 4 MiB blocks
  * (the copy trials). After them the emulator is seen to spend more CPU on the current code's backups (#15).
+ * --paired also copies the disk (download + Stage Block, 8 × 4 MiB in flight: the bench's copy baseline,
+ * bench/lib/baselines.ts rawCopy) next to each backup — before it, then after the next, alternating — and
+ * prints each pair's PW÷copy: the emulator spends more CPU per staged MiB the more it has stored
+ * (`npm run bench:emulator-drift`), so a backup is compared with a copy made in the same state, not with the
+ * bench's copy trials made before every backup.
  * Linux only (/proc).
  */
 import { spawnSync } from 'node:child_process';
@@ -18,6 +23,7 @@ import { generateKey, MiB } from '../core';
 import { startAzurite } from '../testkit/azurite';
 import { writeDisk } from '../testkit/sample-disk';
 import { buildWorker } from './lib/build';
+import { rawCopy } from './lib/baselines';
 import { findAzuritePid, processCpuSeconds } from './lib/child';
 import { fullMixed, fullRandom } from './lib/disks';
 import { machine, revision } from './lib/run-facts';
@@ -31,6 +37,7 @@ const PROFILE = option('profile');
 const DISK_BYTES = 256 * MiB;
 const PREREAD = Number(option('preread') ?? 0);
 const PRESTAGE = Number(option('prestage') ?? 0);
+const PAIRED = argv.includes('--paired');
 
 // The child: one backup, then its threads' CPU from /proc/self/task (clock ticks of 10 ms).
 const DRIVER = `
@@ -96,7 +103,13 @@ async function main(): Promise<void> {
       }
     }
     process.stdout.write(`${revision()}; ${machine()}; disk ${DISK} (256 MiB), ${TIMES} full backups, each into a new vault${PREREAD || PRESTAGE ? `, after ${PREREAD} read sweeps and ${PRESTAGE} staged copies` : ''}\n`);
+    const copies = az.accounts.vault.service.getContainerClient('paired-copies');
+    if (PAIRED) await copies.create();
+    const copyMs = async () => (await rawCopy(disk, [{ offset: 0, length: DISK_BYTES }], copies, 8, 4 * MiB)).ms;
+    const ratios: number[] = [];
     for (let n = 0; n < TIMES; n++) {
+      // Copy before the backup in even pairs, after it in odd ones: the emulator's drift falls on both sides.
+      const copyBefore = PAIRED && n % 2 === 0 ? await copyMs() : undefined;
       const container = `vault${n}`;
       await az.accounts.vault.service.getContainerClient(container).create();
       const inputFile = path.join(build, `backup-cpu-${n}.json`);
@@ -115,9 +128,16 @@ async function main(): Promise<void> {
       const main = r.threads.find((t) => t.tid === r.pid);
       const others = r.threads.filter((t) => t.tid !== r.pid && t.cpuS >= 0.05).map((t) => t.cpuS.toFixed(2));
       const gc = TRACE_GC ? `, scavenges ${(child.stdout.match(/: Scavenge/g) ?? []).length}, mark-compacts ${(child.stdout.match(/: Mark-Compact/g) ?? []).length}` : '';
+      const copy = PAIRED ? (copyBefore ?? (await copyMs())) : undefined;
+      if (copy !== undefined) ratios.push(copy / r.wallMs);
+      const paired = copy !== undefined ? `; its copy ${(copy / 1000).toFixed(2)} s, PW÷copy ${(copy / r.wallMs).toFixed(3)}` : '';
       process.stdout.write(
-        `backup ${n + 1}: ${(r.wallMs / 1000).toFixed(2)} s wall, client CPU ${r.cpuS.toFixed(2)} s (main thread ${main?.cpuS.toFixed(2)}; other threads ≥ 0.05 s: ${others.join(' ')}), Azurite CPU ${azuriteS.toFixed(2)} s${gc}\n`,
+        `backup ${n + 1}: ${(r.wallMs / 1000).toFixed(2)} s wall, client CPU ${r.cpuS.toFixed(2)} s (main thread ${main?.cpuS.toFixed(2)}; other threads ≥ 0.05 s: ${others.join(' ')}), Azurite CPU ${azuriteS.toFixed(2)} s${gc}${paired}\n`,
       );
+    }
+    if (ratios.length > 0) {
+      const sorted = [...ratios].sort((x, y) => x - y);
+      process.stdout.write(`PW÷copy, paired: median ${sorted[Math.floor((sorted.length - 1) / 2)].toFixed(3)} (${ratios.map((x) => x.toFixed(3)).join(' ')})\n`);
     }
   } finally {
     await az.stop();

@@ -61,6 +61,12 @@ interface Target {
   cacheBytes: number;
 }
 
+/** The median of a disk's paired PW÷copy ratios, or '-' (a result from before they were measured). */
+function pairedRatio(r: DiskResult): string {
+  const ratios = [...(r.copy.pairedRatios ?? [])].sort((x, y) => x - y);
+  return ratios.length ? ratios[Math.floor((ratios.length - 1) / 2)].toFixed(2) : '-';
+}
+
 export interface DiskResult {
   key: string;
   label: string;
@@ -70,7 +76,12 @@ export interface DiskResult {
   writeMs?: number;
   listMs: number;
   raw: { trials: RawTrial[]; best: RawTrial; clientCpuSeconds: number; azuriteCpuSeconds?: number };
-  copy: { trials: RawTrial[]; best: RawTrial };
+  /**
+   * paired: one more copy at the best trial's settings beside each Pagewise backup (before it, then after the
+   * next, alternating); pairedRatios: each backup's MiB/s ÷ its own copy's. The emulator spends more CPU per
+   * staged MiB the more it has stored, so copy trials made before every backup flatter the copy.
+   */
+  copy: { trials: RawTrial[]; best: RawTrial; paired?: RawTrial[]; pairedRatios?: number[] };
   naive?: NaiveResult;
   backup: ChildRun & { result: BackupResultShape; backupId?: string; runs?: Array<{ durationMs: number; peakRssBytes: number; bytesStored: number }> };
   restore?: ChildRun & { restoredOk?: boolean };
@@ -319,13 +330,21 @@ async function benchDisk(
   const userKeyHex = randomBytes(32).toString('hex');
   const scratchDir = path.join(work, 'scratch');
   const runs: Array<DiskResult['backup']> = [];
+  const pairedCopies: RawTrial[] = [];
+  const pairedRatios: number[] = [];
+  const pairCopy = () => rawCopy(client, ranges, vaultContainer, bestCopy.concurrency, bestCopy.rangeBytes, Number(process.env.BENCH_COPY_MAX_BYTES ?? 256 * MiB));
   for (let k = 0; k < REPEAT; k++) {
+    const copyBefore = k % 2 === 0 ? await pairCopy() : undefined;
     const input: WorkerInput = { op: 'backup', vault: target.vault, userKeyHex, backupId: `pw-${randomBytes(12).toString('hex')}`, source: target.source, cacheBytes: target.cacheBytes, scratchDir, spans: true };
     const run = (await runWorker(buildDir, input, { azuritePid })) as DiskResult['backup'];
     run.result = run.output.result as BackupResultShape;
     run.backupId = input.backupId;
     runs.push(run);
     const r = run.result;
+    const paired = copyBefore ?? (await pairCopy());
+    pairedCopies.push(paired);
+    pairedRatios.push(mibps(r.allocatedBytes, r.durationMs) / paired.mibPerSec);
+    log(`  copy beside backup ${k + 1}: ${paired.mibPerSec.toFixed(0)} MiB/s; PW÷copy (paired) ${pairedRatios[k].toFixed(2)}`);
     log(`  pagewise backup${REPEAT > 1 ? ` ${k + 1}/${REPEAT}` : ''}: ${(r.durationMs / 1000).toFixed(1)} s, ${mibps(r.allocatedBytes, r.durationMs).toFixed(0)} MiB/s of allocated, ${mibps(r.diskBytes, r.durationMs).toFixed(0)} MiB/s logical; peak RSS ${formatBytes(run.peakRssBytes)}; scratch high-water ${formatBytes(r.cacheHighWaterBytes)} of ${formatBytes(r.cacheCapacityBytes)}`);
   }
   const backup = [...runs].sort((x, y) => x.result.durationMs - y.result.durationMs)[Math.floor((runs.length - 1) / 2)];
@@ -386,7 +405,7 @@ async function benchDisk(
     writeMs: target.written?.writeMs,
     listMs,
     raw: { trials, best: best!, clientCpuSeconds: bestCpu.client, azuriteCpuSeconds: bestCpu.azurite },
-    copy: { trials: copyTrials, best: bestCopy },
+    copy: { trials: copyTrials, best: bestCopy, paired: pairedCopies, pairedRatios },
     naive,
     backup,
     restore,
@@ -484,6 +503,7 @@ function renderStored(results: DiskResult[], clones: ClonesResult | undefined): 
       r.restic ? f1(r.restic.ms / 1000) : '-',
       r.borg?.default ? f1(r.borg.default.ms / 1000) : '-',
       (mibps(b.allocatedBytes, b.durationMs) / r.copy.best.mibPerSec).toFixed(2),
+      pairedRatio(r),
     ];
   });
   if (clones) {
@@ -503,9 +523,10 @@ function renderStored(results: DiskResult[], clones: ClonesResult | undefined): 
       clones.restic ? clones.restic.map((x) => f1(x.ms / 1000)).join(' + ') : '-',
       clones.borg?.default ? clones.borg.default.map((x) => f1(x.ms / 1000)).join(' + ') : '-',
       '-',
+      '-',
     ]);
   }
-  const t = table(['disk', 'allocated', 'PW stored', 'restic repo', 'borg repo (lz4)', 'borg repo (zstd,3)', 'PW÷restic', 'PW÷borg', 'PW÷borg zstd', 'PW s', 'restic s', 'borg s', 'PW÷copy'], rows);
+  const t = table(['disk', 'allocated', 'PW stored', 'restic repo', 'borg repo (lz4)', 'borg repo (zstd,3)', 'PW÷restic', 'PW÷borg', 'PW÷borg zstd', 'PW s', 'restic s', 'borg s', 'PW÷copy', 'PW÷copy paired'], rows);
   const version = (x?: { version: string }) => x?.version;
   const notes = [
     'Stored: PW = the bytes the first backup into an empty vault stored in packs (blocks after dedupe and compression); restic/borg = their repository on disk after backing up the same local image (`du -sb`, metadata included). Goal PW÷restic and PW÷borg ≤ 1.0.',
@@ -533,7 +554,7 @@ function render(results: DiskResult[], incremental: IncrementalResult | undefine
     };
   }
   const main = table(
-    ['disk', 'logical', 'allocated', 'raw MiB/s', 'copy MiB/s', 'naive s', 'naive+store s', 'PW backup s', 'PW alloc MiB/s', 'PW logical MiB/s', 'PW÷raw', 'PW÷copy', 'PW÷naive', 'PW÷naive+store', 'restore s', 'verify s', 'peak RSS', 'scratch HW', 'read÷alloc', 'stored', 'restic s'],
+    ['disk', 'logical', 'allocated', 'raw MiB/s', 'copy MiB/s', 'naive s', 'naive+store s', 'PW backup s', 'PW alloc MiB/s', 'PW logical MiB/s', 'PW÷raw', 'PW÷copy', 'PW÷copy paired', 'PW÷naive', 'PW÷naive+store', 'restore s', 'verify s', 'peak RSS', 'scratch HW', 'read÷alloc', 'stored', 'restic s'],
     results.map((r) => {
       const b = r.backup.result;
       const pwMs = b.durationMs;
@@ -551,6 +572,7 @@ function render(results: DiskResult[], incremental: IncrementalResult | undefine
         f0(mibps(b.diskBytes, pwMs)),
         (rawMs / pwMs).toFixed(2),
         (mibps(b.allocatedBytes, pwMs) / r.copy.best.mibPerSec).toFixed(2),
+        pairedRatio(r),
         r.naive ? (r.naive.extrapolatedMs / pwMs).toFixed(2) : '-',
         r.naive?.stored ? (r.naive.stored.extrapolatedMs / pwMs).toFixed(2) : '-',
         r.restore ? f1(r.restore.output.wallMs / 1000) : '-',
@@ -641,6 +663,7 @@ function render(results: DiskResult[], incremental: IncrementalResult | undefine
   const footer = [
     'PW÷raw = raw-read time ÷ Pagewise backup time over the same allocated bytes (1.00 = as fast as the best raw download; raw excludes listing, Pagewise includes plan + finalize).',
     'PW÷copy = Pagewise allocated MiB/s ÷ best raw copy (download + stage block, no processing) MiB/s.',
+    'PW÷copy paired = the median over the backups of each backup\'s MiB/s ÷ a copy made beside it at the best copy\'s settings (before it, then after the next, alternating): the emulator spends more CPU per staged MiB the more it has stored, and the copy trials ran before every backup.',
     `PW backup s = the median of ${REPEAT} backup${REPEAT > 1 ? 's (fastest–slowest)' : ''}; ratios use the median; peak RSS = the highest of them.`,
     'PW÷naive = naive time ÷ Pagewise time (>1 = Pagewise faster); the naive baseline uploads nothing. PW÷naive+store: the same naive backup with its output uploaded to the vault (a backup that exists). Pages in flight ≤ runs in flight × pages per run (one ranged GET per run).',
     `Total bench time ${f1(totalMs / 60000)} min. Pagewise revision ${revision()}.`,
