@@ -36,6 +36,7 @@ import { startLocalApp } from '../runtime/localApp';
 import { startAzurite } from '../testkit/azurite';
 import { writeDisk } from '../testkit/sample-disk';
 import { fullMixed } from './lib/disks';
+import { startBuilt } from './lib/run-built';
 import { machine, resultsDir, revision } from './lib/run-facts';
 
 const argv = process.argv.slice(2);
@@ -214,17 +215,7 @@ async function main(): Promise<void> {
   }
 }
 
-/** From the sources (npm run bench:restore), the measured run is a build of them on bare node, as the engine ships (lib/build.ts); --sources measures it under ts-node. */
-async function start(): Promise<void> {
-  if (__filename.endsWith('.ts') && !argv.includes('--sources')) {
-    const { rerunCompiled } = await import('./lib/build');
-    const code = await rerunCompiled(__filename, argv);
-    if (code !== false) process.exit(code);
-  }
-  await main();
-}
-
-start().catch((err) => {
+startBuilt(__filename, argv, main).catch((err) => {
   process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
   process.exit(1);
 });
