@@ -86,10 +86,10 @@ export const IN_THREAD_DECODE_CORES = 2;
  * Threads a decode uses (restore, verify, file restore: decrypt, decompress, content-ID check):
  * PAGEWISE_WORKER_THREADS when it is set; else none on a machine of ≤ IN_THREAD_DECODE_CORES cores, and
  * workerThreads() on a larger one. Measured on 2 cores (bench/results/restore-threads-2026-12-02.md): a
- * 256 MiB restore of the built engine used 1.6 s of client CPU decoding in its own thread against 2.3 s
- * in 2 worker threads (each task's blocks copied in, its plaintext back: more memory churn, more
- * collection), and took 3.7 s against 4.2 s. Decoding is light next to encoding (~160 MiB/s a core),
- * so on a small machine the threads add work and take the cores the thread moving the bytes needs.
+ * 256 MiB restore of the built engine used 1.79 s of client CPU decoding in its own thread against 2.15 s
+ * in 2 worker threads (medians of 6; each task's blocks copied in, its plaintext back: more memory churn,
+ * more collection), and took 3.83 s against 4.07 s. Decoding is light next to encoding (~160 MiB/s a
+ * core), so on a small machine the threads add work and take the cores the thread moving the bytes needs.
  * Not measured on more cores: there the default stays the threads.
  */
 export function decodeThreads(): number {
