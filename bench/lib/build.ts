@@ -71,13 +71,12 @@ function isPlain(file: string): boolean {
 }
 
 /**
- * Runs the calling bench script (`scriptFile`, its __filename) again from buildBench() on bare node,
- * with the same arguments, unless it already runs compiled or `--sources` was given (then: false, go on
- * here). Import this module lazily (it loads the TypeScript compiler). The compiled run writes its results into this checkout's bench/results and records this
- * checkout's revision. Resolves with the child's exit code.
+ * Runs the bench script `scriptFile` (a .ts file under ROOT) again from buildBench() on bare node, with the
+ * same arguments; resolves with its exit code. Whether to is bench/lib/run-built.ts's call (startBuilt).
+ * Import this module lazily: it loads the TypeScript compiler. The built run writes its results into this
+ * checkout's bench/results and records this checkout's revision.
  */
-export async function rerunCompiled(scriptFile: string, argv: string[]): Promise<number | false> {
-  if (!scriptFile.endsWith('.ts') || argv.includes('--sources')) return false;
+export async function rerunCompiled(scriptFile: string, argv: string[]): Promise<number> {
   const { revision } = await import('./run-facts');
   const rev = revision();
   const dir = buildBench();

@@ -7,8 +7,7 @@
 export async function startBuilt(scriptFile: string, argv: string[], main: () => Promise<void>): Promise<void> {
   if (scriptFile.endsWith('.ts') && !argv.includes('--sources')) {
     const { rerunCompiled } = await import('./build');
-    const code = await rerunCompiled(scriptFile, argv);
-    if (code !== false) process.exit(code);
+    process.exit(await rerunCompiled(scriptFile, argv));
   }
   await main();
 }
