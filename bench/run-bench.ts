@@ -59,6 +59,17 @@ interface Target {
   vault: { url: string; connectionString?: string };
   written?: WrittenDisk;
   cacheBytes: number;
+  /** A new, empty vault for the k-th repeated backup (k ≥ 1), so that every measured backup is a fresh one; absent against real storage. */
+  freshVault?: (k: number) => Promise<{ url: string; connectionString?: string }>;
+}
+
+/** A maker of new, empty vault containers beside `container` in the emulator's vault account. */
+function newVault(azurite: AzuriteInstance, container: string): Target['freshVault'] {
+  return async (k) => {
+    const name = `${container}-r${k}`;
+    await azurite.accounts.vault.service.getContainerClient(name).create();
+    return { url: azurite.sasUrl('vault', name) };
+  };
 }
 
 /** The median of a disk's paired PW÷copy ratios, or '-' (a result from before they were measured). */
@@ -77,14 +88,14 @@ export interface DiskResult {
   listMs: number;
   raw: { trials: RawTrial[]; best: RawTrial; clientCpuSeconds: number; azuriteCpuSeconds?: number };
   /**
-   * paired: one more copy at the best trial's settings just before the first Pagewise backup; pairedRatios:
-   * that backup's MiB/s ÷ its copy's. The emulator spends more CPU per staged MiB the more it has stored, so
-   * copy trials made before everything else flatter the copy. (Later backups with --repeat go into the same
-   * vault, which already holds their chunks: they are not fresh backups and are not paired.)
+   * paired: one more copy at the best trial's settings just before each Pagewise backup; pairedRatios:
+   * each backup's MiB/s ÷ its copy's. The emulator spends more CPU per staged MiB the more it has stored, so
+   * copy trials made before everything else flatter the copy. (Every repeat backs up into an empty vault of
+   * its own; against real storage, where none can be made, only the first backup is fresh and paired.)
    */
   copy: { trials: RawTrial[]; best: RawTrial; paired?: RawTrial[]; pairedRatios?: number[] };
   naive?: NaiveResult;
-  backup: ChildRun & { result: BackupResultShape; backupId?: string; runs?: Array<{ durationMs: number; peakRssBytes: number; bytesStored: number }> };
+  backup: ChildRun & { result: BackupResultShape; backupId?: string; vault?: Target['vault']; runs?: Array<{ durationMs: number; peakRssBytes: number; bytesStored: number }> };
   restore?: ChildRun & { restoredOk?: boolean };
   verify?: ChildRun;
   restic?: ResticResult;
@@ -187,6 +198,7 @@ async function main(): Promise<void> {
             vault: { url: azurite.sasUrl('vault', 'vault-f') },
             written,
             cacheBytes: Number(process.env.BENCH_CACHE_BYTES ?? small / 16),
+            freshVault: newVault(azurite, 'vault-f'),
           });
         }
       }
@@ -204,6 +216,7 @@ async function main(): Promise<void> {
           written,
           // 1/16 of a 1 GiB disk; the sparse disk gets the same cache so peak RSS compares like for like
           cacheBytes: Number(process.env.BENCH_CACHE_BYTES ?? small / 16),
+          freshVault: newVault(azurite, container),
         });
       }
     }
@@ -213,6 +226,7 @@ async function main(): Promise<void> {
     const borgSetup = realSource || flag('no-borg') ? { note: realSource ? 'borg needs a local image; skipped against real storage' : 'skipped (--no-borg)' } : ensureBorg(log);
     if (borgSetup.note) notes.push(`borg: ${borgSetup.note}`);
 
+    if (REPEAT > 1 && targets.some((t) => !t.freshVault)) notes.push('the repeated backups went into the first backup\'s vault (no fresh vault can be made against real storage): only the first is a fresh backup, and only it is paired with a copy');
     for (const target of targets) {
       results.push(await benchDisk(target, { buildDir, azuritePid, work, restic: resticSetup.restic, resticNote: resticSetup.note, borg: borgSetup.borg, profDir: PROFILE ? profDir : undefined }));
     }
@@ -334,19 +348,26 @@ async function benchDisk(
   const pairedCopies: RawTrial[] = [];
   const pairedRatios: number[] = [];
   const pairCopy = () => rawCopy(client, ranges, vaultContainer, bestCopy.concurrency, bestCopy.rangeBytes, Number(process.env.BENCH_COPY_MAX_BYTES ?? 256 * MiB));
+  // Every repeat backs up into a vault of its own: in the first one's vault a second backup would find every
+  // chunk stored already and measure nothing but dedupe. Against real storage there is no second vault to make,
+  // so only the first backup is measured as a fresh one (and only it is paired).
+  const vaults = [target.vault];
   for (let k = 0; k < REPEAT; k++) {
-    // Only the first backup is paired: the later ones go into the same vault, which holds every chunk by then.
-    const copyBefore = k === 0 ? await pairCopy() : undefined;
-    const input: WorkerInput = { op: 'backup', vault: target.vault, userKeyHex, backupId: `pw-${randomBytes(12).toString('hex')}`, source: target.source, cacheBytes: target.cacheBytes, scratchDir, spans: true };
+    if (k > 0 && target.freshVault) vaults.push(await target.freshVault(k));
+    const vault = vaults[Math.min(k, vaults.length - 1)];
+    const fresh = k === 0 || vaults.length > k;
+    const copyBefore = fresh ? await pairCopy() : undefined;
+    const input: WorkerInput = { op: 'backup', vault, userKeyHex, backupId: `pw-${randomBytes(12).toString('hex')}`, source: target.source, cacheBytes: target.cacheBytes, scratchDir, spans: true };
     const run = (await runWorker(buildDir, input, { azuritePid })) as DiskResult['backup'];
     run.result = run.output.result as BackupResultShape;
     run.backupId = input.backupId;
+    run.vault = vault;
     runs.push(run);
     const r = run.result;
     if (copyBefore) {
       pairedCopies.push(copyBefore);
       pairedRatios.push(mibps(r.allocatedBytes, r.durationMs) / copyBefore.mibPerSec);
-      log(`  copy just before backup ${k + 1}: ${copyBefore.mibPerSec.toFixed(0)} MiB/s; PW÷copy (paired) ${pairedRatios[k].toFixed(2)}`);
+      log(`  copy just before backup ${k + 1}: ${copyBefore.mibPerSec.toFixed(0)} MiB/s; PW÷copy (paired) ${pairedRatios[pairedRatios.length - 1].toFixed(2)}`);
     }
     log(`  pagewise backup${REPEAT > 1 ? ` ${k + 1}/${REPEAT}` : ''}: ${(r.durationMs / 1000).toFixed(1)} s, ${mibps(r.allocatedBytes, r.durationMs).toFixed(0)} MiB/s of allocated, ${mibps(r.diskBytes, r.durationMs).toFixed(0)} MiB/s logical; peak RSS ${formatBytes(run.peakRssBytes)}; scratch high-water ${formatBytes(r.cacheHighWaterBytes)} of ${formatBytes(r.cacheCapacityBytes)}`);
   }
@@ -354,7 +375,7 @@ async function benchDisk(
   backup.runs = runs.map((r) => ({ durationMs: r.result.durationMs, peakRssBytes: r.peakRssBytes, bytesStored: r.result.bytesStored }));
   const b = backup.result;
   const backupId = backup.backupId!;
-  const common = { vault: target.vault, userKeyHex, backupId };
+  const common = { vault: backup.vault ?? target.vault, userKeyHex, backupId };
   const backupInput: WorkerInput = { op: 'backup', ...common, source: target.source, cacheBytes: target.cacheBytes, scratchDir, spans: true };
 
   const restoreFile = path.join(work, `${target.key}.restored`);
@@ -395,7 +416,8 @@ async function benchDisk(
   // 5. optional CPU profile of a second backup of the same disk (profiling slows it down)
   let profiles: ProfileSummary[] | undefined;
   if (env.profDir) {
-    const prof = await runWorker(buildDir, { ...backupInput, backupId: `pw-${randomBytes(12).toString('hex')}`, spans: false }, { azuritePid, cpuProfDir: env.profDir, tag: `backup-${target.key}` });
+    const vault = (await target.freshVault?.(REPEAT)) ?? backupInput.vault;
+    const prof = await runWorker(buildDir, { ...backupInput, vault, backupId: `pw-${randomBytes(12).toString('hex')}`, spans: false }, { azuritePid, cpuProfDir: env.profDir, tag: `backup-${target.key}` });
     profiles = [summarizeProfile(prof.cpuProfile!)];
   }
 
@@ -666,7 +688,7 @@ function render(results: DiskResult[], incremental: IncrementalResult | undefine
   const footer = [
     'PW÷raw = raw-read time ÷ Pagewise backup time over the same allocated bytes (1.00 = as fast as the best raw download; raw excludes listing, Pagewise includes plan + finalize).',
     'PW÷copy = Pagewise allocated MiB/s ÷ best raw copy (download + stage block, no processing) MiB/s.',
-    'PW÷copy paired = the first backup\'s MiB/s ÷ a copy made just before it at the best copy\'s settings: the emulator spends more CPU per staged MiB the more it has stored (npm run bench:emulator-drift), and the copy trials ran before everything else. With --repeat, backups after the first go into the same vault and store nothing new: PW backup s is then not a fresh backup\'s.',
+    'PW÷copy paired = each backup\'s MiB/s ÷ a copy made just before it at the best copy\'s settings: the emulator spends more CPU per staged MiB the more it has stored (npm run bench:emulator-drift), and the copy trials ran before everything else. Every repeat backs up into an empty vault of its own, and each is paired; the median is shown.',
     `PW backup s = the median of ${REPEAT} backup${REPEAT > 1 ? 's (fastest–slowest)' : ''}; ratios use the median; peak RSS = the highest of them.`,
     'PW÷naive = naive time ÷ Pagewise time (>1 = Pagewise faster); the naive baseline uploads nothing. PW÷naive+store: the same naive backup with its output uploaded to the vault (a backup that exists). Pages in flight ≤ runs in flight × pages per run (one ranged GET per run).',
     `Total bench time ${f1(totalMs / 60000)} min. Pagewise revision ${revision()}.`,
