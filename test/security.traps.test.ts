@@ -225,7 +225,7 @@ test('the same disk state at two page sizes makes two backups (the page size is 
   expect(JSON.parse(again.stdout).backupId).toBe(b.backupId);
 });
 
-test('--concurrency 64 emits no MaxListeners (or any other) warning', async () => {
+test('--concurrency 64 emits no MaxListeners (or any other) warning: backup, restore, verify', async () => {
   // A real process: its warnings go to its stderr, which is what a user would see. 128 pages of
   // random data, 64 in flight: every download used to add a listener to one shared abort signal.
   const disk = await env.makeDisk('wide.vhd', 16 * MiB, [{ offset: 0, length: 16 * MiB, kind: 'random', seed: 12 }]);
@@ -235,6 +235,17 @@ test('--concurrency 64 emits no MaxListeners (or any other) warning', async () =
   expect(exit.stderr).toBe('');
   expect(exit.code).toBe(0);
   expect(JSON.parse(exit.stdout).pages).toBe(128);
+  // Restoring and verifying it as wide: every Put Page and every vault read used to add a listener to the
+  // operation's one signal too (the fan-out restore's windows share the runtime's).
+  const { backupId } = JSON.parse(exit.stdout) as { backupId: string };
+  const common = ['--vault', env.vault.url, '--key-file', keyFile, '--concurrency', '64', '--json'];
+  const restored = await startPagewise(['restore', backupId, '--to', env.targetUrl('wide-restored.vhd'), ...common], { env: { PAGEWISE_STORAGE_ENDPOINTS: env.az.storageEndpoints } }).done;
+  expect(restored.stderr).toBe('');
+  expect(restored.code).toBe(0);
+  const verified = await startPagewise(['verify', backupId, '--read-data', ...common], { env: { PAGEWISE_STORAGE_ENDPOINTS: env.az.storageEndpoints } }).done;
+  expect(verified.stderr).toBe('');
+  expect(verified.code).toBe(0);
+  expect(JSON.parse(verified.stdout).ok).toBe(true);
 });
 
 describe('settings and schema messages say what is wrong', () => {

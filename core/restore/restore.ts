@@ -6,6 +6,7 @@
  * page blob behind.
  */
 import { PageBlobClient, RestError } from '@azure/storage-blob';
+import { withChildSignal } from '../abort-fanout';
 import { PagewiseError, throwIfAborted } from '../errors';
 import { MAX_PAGE_BLOB_BYTES, MAX_PUT_PAGE_BYTES, SECTOR } from '../limits';
 import { displayUrl } from '../redact';
@@ -161,7 +162,8 @@ export async function putPages(client: PageBlobClient, offset: number, data: Buf
       throw new PagewiseError('LimitExceeded', `a Put Page of ${chunk.length} bytes is not allowed (at most 4 MiB, a multiple of 512)`);
     }
     try {
-      await gate.run(() => client.uploadPages(chunk, offset + at, chunk.length, { abortSignal }));
+      // A signal per request: a restore keeps many Put Pages in flight on one operation's signal (core/abort-fanout.ts).
+      await gate.run(() => withChildSignal(abortSignal, (signal) => client.uploadPages(chunk, offset + at, chunk.length, { abortSignal: signal })));
     } catch (err) {
       throw translateTargetError(err, what);
     }

@@ -1,9 +1,13 @@
 /**
  * The blob store over one Azure container (an SDK ContainerClient): one request per method, raw SDK
  * errors out (the mapping wrapper names them). Only this file of the repository calls the SDK.
+ * The data requests (reads, stages, puts) each run on a signal of their own (core/abort-fanout.ts): a
+ * restore or verification keeps dozens of them in flight on one operation's signal, and the SDK adds a
+ * listener to the signal it is given for as long as a request (and its body) lasts.
  */
 import { createHash } from 'node:crypto';
 import { ContainerClient } from '@azure/storage-blob';
+import { withChildSignal } from '../../abort-fanout';
 import { PagewiseError } from '../../errors';
 import { BlobProperties, BlobStore, CallOptions, DetailedListPage, GetOptions, ListOptions, ListPage, PutOptions } from './blob-store';
 
@@ -18,6 +22,10 @@ export class AzureBlobStore implements BlobStore {
    * rewritten Content-Length fails as transient (the retry wrapper reads it again), never handed on as data.
    */
   async getBytes(name: string, offset = 0, count?: number, options: GetOptions = {}): Promise<Buffer> {
+    return withChildSignal(options.abortSignal, (abortSignal) => this.read(name, offset, count, { ...options, abortSignal }));
+  }
+
+  private async read(name: string, offset: number, count: number | undefined, options: GetOptions): Promise<Buffer> {
     const chunks: Buffer[] = [];
     let received = 0;
     const response = await this.container.getBlobClient(name).download(offset, count, { maxRetryRequests: 5, abortSignal: options.abortSignal });
@@ -48,12 +56,14 @@ export class AzureBlobStore implements BlobStore {
   }
 
   async putBytes(name: string, bytes: Buffer, options: PutOptions = {}): Promise<void> {
-    await this.container.getBlockBlobClient(name).uploadData(bytes, {
-      blobHTTPHeaders: { blobContentType: options.contentType ?? 'application/octet-stream' },
-      maxSingleShotSize: 256 * 1024 * 1024,
-      abortSignal: options.abortSignal,
-      ...(options.ifNotExists ? { conditions: { ifNoneMatch: '*' } } : {}),
-    });
+    await withChildSignal(options.abortSignal, (abortSignal) =>
+      this.container.getBlockBlobClient(name).uploadData(bytes, {
+        blobHTTPHeaders: { blobContentType: options.contentType ?? 'application/octet-stream' },
+        maxSingleShotSize: 256 * 1024 * 1024,
+        abortSignal,
+        ...(options.ifNotExists ? { conditions: { ifNoneMatch: '*' } } : {}),
+      }),
+    );
   }
 
   async properties(name: string, options: CallOptions = {}): Promise<BlobProperties> {
@@ -66,7 +76,7 @@ export class AzureBlobStore implements BlobStore {
   }
 
   async stageBlock(blob: string, blockId: string, bytes: Buffer, options: CallOptions = {}): Promise<void> {
-    await this.container.getBlockBlobClient(blob).stageBlock(blockId, bytes, bytes.length, { abortSignal: options.abortSignal });
+    await withChildSignal(options.abortSignal, (abortSignal) => this.container.getBlockBlobClient(blob).stageBlock(blockId, bytes, bytes.length, { abortSignal }));
   }
 
   async commitBlockList(blob: string, blockIds: string[], options: PutOptions = {}): Promise<void> {
