@@ -9,19 +9,26 @@ const SECTOR_ZEROS = Buffer.alloc(SECTOR);
 /** A run's plaintext bound (version 2's RUN_MAX_BYTES, version 1's blockRuns): the unit the memory bound is stated in. */
 const RUN_BYTES = 16 * MiB;
 
-/** The 512-byte-aligned runs of a buffer that hold a non-zero byte, coalesced. */
+/**
+ * The 512-byte-aligned runs of a buffer that hold a non-zero byte, coalesced. A restore tests every sector
+ * of every page: a sector is non-zero at its first word nearly always (tested through a 32-bit view, no
+ * allocation), and otherwise compared in place with zeros (Buffer#compare over ranges, no sub-buffers):
+ * about a quarter of the CPU of a sub-buffer and `equals` per sector, which made 2 objects per sector.
+ */
 export function* nonZeroRuns(data: Buffer): Generator<{ start: number; end: number }> {
+  const length = data.length;
+  const words = data.byteOffset % 4 === 0 ? new Uint32Array(data.buffer, data.byteOffset, length >>> 2) : undefined;
   let start = -1;
-  for (let at = 0; at < data.length; at += SECTOR) {
-    const end = Math.min(data.length, at + SECTOR);
-    const zero = data.subarray(at, end).equals(SECTOR_ZEROS.subarray(0, end - at));
+  for (let at = 0; at < length; at += SECTOR) {
+    const end = Math.min(length, at + SECTOR);
+    const zero = (words === undefined || end - at < 4 || words[at >>> 2] === 0) && data.compare(SECTOR_ZEROS, 0, end - at, at, end) === 0;
     if (!zero && start < 0) start = at;
     if (zero && start >= 0) {
       yield { start, end: at };
       start = -1;
     }
   }
-  if (start >= 0) yield { start, end: data.length };
+  if (start >= 0) yield { start, end: length };
 }
 
 export interface WritePagesOptions {
