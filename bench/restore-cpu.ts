@@ -9,7 +9,7 @@
  * azurite-<pid>.cpuprofile; open them in Chrome DevTools). Linux only (/proc). It runs from a plain-JavaScript
  * build of the sources on bare node, as the engine ships (bench/lib/build.ts); --sources runs it under ts-node.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import * as path from 'node:path';
 import { backupDisk, configureStorageEndpoints, generateKey, MiB, openBackupSource, restoreBackup, type StorageLocation } from '../core';
@@ -39,6 +39,7 @@ function cpuMs(pid: number): number {
 async function main(): Promise<void> {
   if (!['restore', 'read', 'raw'].includes(MODE)) throw new Error(`--mode is restore, read or raw, not ${MODE}`);
   if (PROFILE_DIR) {
+    mkdirSync(PROFILE_DIR, { recursive: true });
     process.env.NODE_OPTIONS = `--require ${path.join(__dirname, 'lib', 'cpu-profile-preload.js')}`;
     process.env.PAGEWISE_PROFILE_DIR = PROFILE_DIR;
   }
