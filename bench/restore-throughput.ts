@@ -206,8 +206,10 @@ async function main(): Promise<void> {
       '',
     ].join('\n');
     mkdirSync(RESULTS, { recursive: true });
-    writeFileSync(path.join(RESULTS, `restore-throughput-${date}-${TARGET}.md`), md);
-    writeFileSync(path.join(RESULTS, `restore-throughput-${date}-${TARGET}.json`), JSON.stringify({ facts, samples, ratios, perRound, readMs, runCount, load }, null, 2));
+    // A disk or window other than the defaults is named in the file, so runs of several sizes on one day stay apart.
+    const size = DISK_BYTES === 256 * MiB && WINDOW_BYTES === 32 * MiB ? '' : `-${DISK_BYTES / MiB}m-w${WINDOW_BYTES / MiB}m`;
+    writeFileSync(path.join(RESULTS, `restore-throughput-${date}-${TARGET}${size}.md`), md);
+    writeFileSync(path.join(RESULTS, `restore-throughput-${date}-${TARGET}${size}.json`), JSON.stringify({ facts, samples, ratios, perRound, readMs, runCount, load }, null, 2));
     process.stdout.write(`\n${md}`);
   } finally {
     await targetAz?.stop();
