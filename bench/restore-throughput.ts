@@ -19,7 +19,7 @@
  * the CLI and the Functions app ship: under ts-node, every collection V8 makes also marks the TypeScript
  * compiler's heap, which a restore's buffer churn makes it do often (--sources measures it that way).
  *
- * Options: --mib=256 --window-mib=32 --rounds=2 --target=own|vault --sources.
+ * Options: --mib=256 --window-mib=32 --rounds=2 --target=own|vault --windows-in-flight=2 (PAGEWISE_BATCHES_IN_FLIGHT) --sources.
  * Results: bench/results/restore-throughput-<date>.md (and .json).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -48,7 +48,7 @@ const TARGET = option('target') ?? 'own';
 if (!['own', 'vault'].includes(TARGET)) throw new Error(`--target is own or vault, not ${TARGET}`);
 const PAGE_SIZE = 4 * MiB;
 const CONCURRENCY = PAGE_CONCURRENCY.default;
-const WINDOWS_IN_FLIGHT = BATCHES_IN_FLIGHT.default;
+const WINDOWS_IN_FLIGHT = Number(option('windows-in-flight') ?? BATCHES_IN_FLIGHT.default);
 const RESULTS = resultsDir(__dirname);
 const log = (s: string) => process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${s}\n`);
 const mibPerS = (bytes: number, ms: number) => Number((bytes / MiB / (ms / 1000)).toFixed(1));
@@ -107,6 +107,7 @@ async function main(): Promise<void> {
         PAGEWISE_USER_KEY: userKey.toString('base64'),
         PAGEWISE_ALLOWED_ACCOUNTS: endpoints.join(','),
         PAGEWISE_RESTORE_WINDOW_BYTES: String(WINDOW_BYTES),
+        PAGEWISE_BATCHES_IN_FLIGHT: String(WINDOWS_IN_FLIGHT),
       },
     });
     const samples: Sample[] = [];
@@ -128,7 +129,7 @@ async function main(): Promise<void> {
       await forEachLimited(parts, CONCURRENCY, (p) => putPages(warmup as PageBlobClient, p.offset, p.data, 'warm-up.vhd'));
       log(`warm-up write (not recorded): ${((Date.now() - warmStarted) / 1000).toFixed(2)} s`);
       for (let round = 1; round <= ROUNDS; round++) {
-        for (const concurrency of [CONCURRENCY, WINDOWS_IN_FLIGHT * CONCURRENCY]) {
+        for (const concurrency of new Set([CONCURRENCY, WINDOWS_IN_FLIGHT * CONCURRENCY])) {
           const name = `raw-${concurrency}-${round}.vhd`;
           const client = restores.getPageBlobClient(name);
           const started = Date.now();
@@ -182,11 +183,11 @@ async function main(): Promise<void> {
     const load = loadavg().map((l) => l.toFixed(1)).join(' / ');
     const date = new Date().toISOString().slice(0, 10);
     const facts = { compiled: __filename.endsWith('.js'), workerThreads: decodeThreads(), revision: rev, machine: machine(), date, target: TARGET, diskMiB: DISK_BYTES / MiB, pageSize: PAGE_SIZE, windowMiB: WINDOW_BYTES / MiB, windows, windowsInFlight: WINDOWS_IN_FLIGHT, concurrency: CONCURRENCY, rounds: ROUNDS, bytesWritten: rawBytes };
-    const rows = [`raw(${CONCURRENCY})`, `raw(${WINDOWS_IN_FLIGHT * CONCURRENCY})`, 'stream', 'fan-out'].map((way) => `| ${way} | ${samples.filter((s) => s.way === way).map((s) => (s.ms / 1000).toFixed(2)).join(' / ')} | ${mean(way)} |`);
+    const rows = [...new Set([`raw(${CONCURRENCY})`, `raw(${WINDOWS_IN_FLIGHT * CONCURRENCY})`]), 'stream', 'fan-out'].map((way) => `| ${way} | ${samples.filter((s) => s.way === way).map((s) => (s.ms / 1000).toFixed(2)).join(' / ')} | ${mean(way)} |`);
     const md = [
       `# Restore throughput (${date})`,
       '',
-      `Revision ${rev}; ${facts.machine}. Command: \`npm run bench:restore -- --mib=${facts.diskMiB} --window-mib=${facts.windowMiB} --rounds=${ROUNDS} --target=${TARGET}${facts.compiled ? '' : ' --sources'}\`.`,
+      `Revision ${rev}; ${facts.machine}. Command: \`npm run bench:restore -- --mib=${facts.diskMiB} --window-mib=${facts.windowMiB} --rounds=${ROUNDS} --target=${TARGET}${WINDOWS_IN_FLIGHT === BATCHES_IN_FLIGHT.default ? '' : ` --windows-in-flight=${WINDOWS_IN_FLIGHT}`}${facts.compiled ? '' : ' --sources'}\`.`,
       `Ran ${facts.compiled ? 'from a JavaScript build on bare node (as the engine ships)' : 'from the TypeScript sources under ts-node'}, decoding in ${facts.workerThreads ? `${facts.workerThreads} worker thread(s)` : 'the restoring thread'} (PAGEWISE_WORKER_THREADS).`,
       '',
       `A ${facts.diskMiB} MiB mixed disk (bench/lib/disks.ts fullMixed) in 4 MiB pages, backed up to Azurite, restored to fresh page blobs;`,
@@ -207,7 +208,7 @@ async function main(): Promise<void> {
     ].join('\n');
     mkdirSync(RESULTS, { recursive: true });
     // A disk or window other than the defaults is named in the file, so runs of several sizes on one day stay apart.
-    const size = DISK_BYTES === 256 * MiB && WINDOW_BYTES === 32 * MiB ? '' : `-${DISK_BYTES / MiB}m-w${WINDOW_BYTES / MiB}m`;
+    const size = `${DISK_BYTES === 256 * MiB && WINDOW_BYTES === 32 * MiB ? '' : `-${DISK_BYTES / MiB}m-w${WINDOW_BYTES / MiB}m`}${WINDOWS_IN_FLIGHT === BATCHES_IN_FLIGHT.default ? '' : `-f${WINDOWS_IN_FLIGHT}`}`;
     writeFileSync(path.join(RESULTS, `restore-throughput-${date}-${TARGET}${size}.md`), md);
     writeFileSync(path.join(RESULTS, `restore-throughput-${date}-${TARGET}${size}.json`), JSON.stringify({ facts, samples, ratios, perRound, readMs, runCount, load }, null, 2));
     process.stdout.write(`\n${md}`);
