@@ -95,7 +95,7 @@ export interface DiskResult {
    */
   copy: { trials: RawTrial[]; best: RawTrial; paired?: RawTrial[]; pairedRatios?: number[] };
   naive?: NaiveResult;
-  backup: ChildRun & { result: BackupResultShape; backupId?: string; vault?: Target['vault']; runs?: Array<{ durationMs: number; peakRssBytes: number; bytesStored: number }> };
+  backup: ChildRun & { result: BackupResultShape; backupId?: string; runs?: Array<{ durationMs: number; peakRssBytes: number; bytesStored: number }> };
   restore?: ChildRun & { restoredOk?: boolean };
   verify?: ChildRun;
   restic?: ResticResult;
@@ -361,7 +361,6 @@ async function benchDisk(
     const run = (await runWorker(buildDir, input, { azuritePid })) as DiskResult['backup'];
     run.result = run.output.result as BackupResultShape;
     run.backupId = input.backupId;
-    run.vault = vault;
     runs.push(run);
     const r = run.result;
     if (copyBefore) {
@@ -375,7 +374,8 @@ async function benchDisk(
   backup.runs = runs.map((r) => ({ durationMs: r.result.durationMs, peakRssBytes: r.peakRssBytes, bytesStored: r.result.bytesStored }));
   const b = backup.result;
   const backupId = backup.backupId!;
-  const common = { vault: backup.vault ?? target.vault, userKeyHex, backupId };
+  // The median backup's vault (kept apart from the results: its URL carries a SAS, and the results are written out).
+  const common = { vault: vaults[Math.min(runs.indexOf(backup), vaults.length - 1)], userKeyHex, backupId };
   const backupInput: WorkerInput = { op: 'backup', ...common, source: target.source, cacheBytes: target.cacheBytes, scratchDir, spans: true };
 
   const restoreFile = path.join(work, `${target.key}.restored`);
