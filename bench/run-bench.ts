@@ -351,11 +351,11 @@ async function benchDisk(
   // Every repeat backs up into a vault of its own: in the first one's vault a second backup would find every
   // chunk stored already and measure nothing but dedupe. Against real storage there is no second vault to make,
   // so only the first backup is measured as a fresh one (and only it is paired).
-  const vaults = [target.vault];
+  const vaults: Array<Target['vault']> = []; // each run's (not in the results: a vault's URL carries a SAS)
   for (let k = 0; k < REPEAT; k++) {
-    if (k > 0 && target.freshVault) vaults.push(await target.freshVault(k));
-    const vault = vaults[Math.min(k, vaults.length - 1)];
-    const fresh = k === 0 || vaults.length > k;
+    const fresh = k === 0 || target.freshVault !== undefined;
+    const vault = k > 0 && target.freshVault ? await target.freshVault(k) : target.vault;
+    vaults.push(vault);
     const copyBefore = fresh ? await pairCopy() : undefined;
     const input: WorkerInput = { op: 'backup', vault, userKeyHex, backupId: `pw-${randomBytes(12).toString('hex')}`, source: target.source, cacheBytes: target.cacheBytes, scratchDir, spans: true };
     const run = (await runWorker(buildDir, input, { azuritePid })) as DiskResult['backup'];
@@ -374,8 +374,7 @@ async function benchDisk(
   backup.runs = runs.map((r) => ({ durationMs: r.result.durationMs, peakRssBytes: r.peakRssBytes, bytesStored: r.result.bytesStored }));
   const b = backup.result;
   const backupId = backup.backupId!;
-  // The median backup's vault (kept apart from the results: its URL carries a SAS, and the results are written out).
-  const common = { vault: vaults[Math.min(runs.indexOf(backup), vaults.length - 1)], userKeyHex, backupId };
+  const common = { vault: vaults[runs.indexOf(backup)], userKeyHex, backupId };
   const backupInput: WorkerInput = { op: 'backup', ...common, source: target.source, cacheBytes: target.cacheBytes, scratchDir, spans: true };
 
   const restoreFile = path.join(work, `${target.key}.restored`);
