@@ -1,8 +1,8 @@
 /**
  * The blob store over one Azure container (an SDK ContainerClient): one request per method, raw SDK
  * errors out (the mapping wrapper names them). Only this file of the repository calls the SDK.
- * The data requests (reads, stages, puts) each run on a signal of their own (core/abort-fanout.ts): a
- * restore or verification keeps dozens of them in flight on one operation's signal, and the SDK adds a
+ * Every request runs on a signal of its own (core/abort-fanout.ts): a backup, restore or verification keeps
+ * dozens in flight on one operation's signal (a fan-out's windows share the runtime's), and the SDK adds a
  * listener to the signal it is given for as long as a request (and its body) lasts.
  */
 import { createHash } from 'node:crypto';
@@ -67,12 +67,12 @@ export class AzureBlobStore implements BlobStore {
   }
 
   async properties(name: string, options: CallOptions = {}): Promise<BlobProperties> {
-    const props = await this.container.getBlobClient(name).getProperties({ abortSignal: options.abortSignal });
+    const props = await withChildSignal(options.abortSignal, (abortSignal) => this.container.getBlobClient(name).getProperties({ abortSignal }));
     return { contentLength: props.contentLength ?? 0, createdOn: props.createdOn ?? props.lastModified };
   }
 
   async exists(name: string, options: CallOptions = {}): Promise<boolean> {
-    return this.container.getBlobClient(name).exists({ abortSignal: options.abortSignal });
+    return withChildSignal(options.abortSignal, (abortSignal) => this.container.getBlobClient(name).exists({ abortSignal }));
   }
 
   async stageBlock(blob: string, blockId: string, bytes: Buffer, options: CallOptions = {}): Promise<void> {
@@ -80,10 +80,16 @@ export class AzureBlobStore implements BlobStore {
   }
 
   async commitBlockList(blob: string, blockIds: string[], options: PutOptions = {}): Promise<void> {
-    await this.container.getBlockBlobClient(blob).commitBlockList(blockIds, { abortSignal: options.abortSignal, ...(options.ifNotExists ? { conditions: { ifNoneMatch: '*' } } : {}) });
+    await withChildSignal(options.abortSignal, (abortSignal) =>
+      this.container.getBlockBlobClient(blob).commitBlockList(blockIds, { abortSignal, ...(options.ifNotExists ? { conditions: { ifNoneMatch: '*' } } : {}) }),
+    );
   }
 
-  async listPage(prefix: string, options: ListOptions = {}): Promise<ListPage> {
+  listPage(prefix: string, options: ListOptions = {}): Promise<ListPage> {
+    return withChildSignal(options.abortSignal, (abortSignal) => this.list(prefix, { ...options, abortSignal }));
+  }
+
+  private async list(prefix: string, options: ListOptions): Promise<ListPage> {
     const paging = { maxPageSize: LIST_PAGE_SIZE, continuationToken: options.continuationToken || undefined };
     const { abortSignal } = options;
     if (options.delimiter) {
@@ -100,7 +106,7 @@ export class AzureBlobStore implements BlobStore {
 
   async listDetailedPage(prefix: string, options: ListOptions = {}): Promise<DetailedListPage> {
     const paging = { maxPageSize: LIST_PAGE_SIZE, continuationToken: options.continuationToken || undefined };
-    const { value } = await this.container.listBlobsFlat({ prefix, abortSignal: options.abortSignal }).byPage(paging).next();
+    const { value } = await withChildSignal(options.abortSignal, (abortSignal) => this.container.listBlobsFlat({ prefix, abortSignal }).byPage(paging).next());
     const blobs = value.segment.blobItems.map((b: { name: string; properties: { contentLength?: number; createdOn?: Date; lastModified: Date } }) => ({
       name: b.name,
       contentLength: b.properties.contentLength ?? 0,
@@ -111,10 +117,10 @@ export class AzureBlobStore implements BlobStore {
   }
 
   async deleteBlob(name: string, options: CallOptions = {}): Promise<void> {
-    await this.container.getBlobClient(name).delete({ abortSignal: options.abortSignal });
+    await withChildSignal(options.abortSignal, (abortSignal) => this.container.getBlobClient(name).delete({ abortSignal }));
   }
 
   async createContainer(options: CallOptions = {}): Promise<boolean> {
-    return (await this.container.createIfNotExists({ abortSignal: options.abortSignal })).succeeded;
+    return (await withChildSignal(options.abortSignal, (abortSignal) => this.container.createIfNotExists({ abortSignal }))).succeeded;
   }
 }
