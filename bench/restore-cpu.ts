@@ -19,6 +19,7 @@ import { startAzurite } from '../testkit/azurite';
 import { writeDisk } from '../testkit/sample-disk';
 import { fullMixed } from './lib/disks';
 import { startBuilt } from './lib/run-built';
+import { cpuMs } from './lib/process-cpu';
 import { machine, revision } from './lib/run-facts';
 
 const argv = process.argv.slice(2);
@@ -31,11 +32,6 @@ const PAGE_SIZE = 4 * MiB;
 const CONCURRENCY = 4;
 
 /** CPU milliseconds (user + system) a process has used, from /proc/<pid>/stat (clock ticks of 10 ms). */
-function cpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
-
 async function main(): Promise<void> {
   if (!['restore', 'read', 'raw'].includes(MODE)) throw new Error(`--mode is restore, read or raw, not ${MODE}`);
   if (PROFILE_DIR) {
@@ -46,7 +42,7 @@ async function main(): Promise<void> {
   const az = await startAzurite({ accounts: ['src', 'vault'] });
   delete process.env.NODE_OPTIONS;
   try {
-    const azurite = Number(readFileSync(`/proc/${process.pid}/task/${process.pid}/children`, 'utf8').trim().split(/\s+/)[0]);
+    const azurite = az.pid;
     configureStorageEndpoints(az.storageEndpoints.split(','), 'PAGEWISE_STORAGE_ENDPOINTS');
     for (const [account, container] of [['src', 'disks'], ['vault', 'vault'], ['vault', 'restores']] as const) await az.accounts[account].service.getContainerClient(container).create();
     const userKey = generateKey();
@@ -104,7 +100,7 @@ async function main(): Promise<void> {
     const per = (ms: number) => (ms / TIMES / 1000).toFixed(2);
     process.stdout.write(
       `${revision()}; ${machine()}; ${DISK_BYTES / MiB} MiB disk, ${MODE} × ${TIMES}: per ${MODE} ${per(wallMs)} s wall, ` +
-        `client CPU ${per((client.user + client.system) / 1000)} s, Azurite CPU ${per(azuriteMs)} s (load ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')})\n`,
+        `client CPU ${per((client.user + client.system) / 1000)} s (user ${per(client.user / 1000)}, system ${per(client.system / 1000)}), Azurite CPU ${per(azuriteMs)} s (load ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')})\n`,
     );
   } finally {
     await az.stop();

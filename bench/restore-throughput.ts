@@ -19,11 +19,19 @@
  * the CLI and the Functions app ship: under ts-node, every collection V8 makes also marks the TypeScript
  * compiler's heap, which a restore's buffer churn makes it do often (--sources measures it that way).
  *
- * Options: --mib=256 --window-mib=32 --rounds=2 --target=own|vault --windows-in-flight=2 (PAGEWISE_BATCHES_IN_FLIGHT) --sources.
+ * --pin (Linux, with --target=own): the target's emulator on CPU 1 alone, this process (the client) and the
+ * vault's emulator on CPU 0 — for the raw write and the restores alike. In Azure the target is a storage
+ * account on machines of its own; unpinned on a 2-core machine the restore's own CPU (reading, decrypting,
+ * decompressing, hashing) takes turns with the target emulator's Put Page CPU, which the raw write does not
+ * have to. Pinned, the vault's emulator still shares the client's core (it is remote in Azure too), so the
+ * client side is charged more than it would be there.
+ * Every sample also records the CPU seconds of the client, the target's emulator and the vault's emulator.
+ *
+ * Options: --mib=256 --window-mib=32 --rounds=2 --target=own|vault --windows-in-flight=2 (PAGEWISE_BATCHES_IN_FLIGHT) --pin --sources.
  * Results: bench/results/restore-throughput-<date>.md (and .json).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { PageBlobClient } from '@azure/storage-blob';
@@ -37,6 +45,7 @@ import { startAzurite } from '../testkit/azurite';
 import { writeDisk } from '../testkit/sample-disk';
 import { fullMixed } from './lib/disks';
 import { startBuilt } from './lib/run-built';
+import { cpuMs, pinToCpu } from './lib/process-cpu';
 import { machine, resultsDir, revision } from './lib/run-facts';
 
 const argv = process.argv.slice(2);
@@ -46,6 +55,8 @@ const WINDOW_BYTES = Number(option('window-mib') ?? 32) * MiB;
 const ROUNDS = Number(option('rounds') ?? 2);
 const TARGET = option('target') ?? 'own';
 if (!['own', 'vault'].includes(TARGET)) throw new Error(`--target is own or vault, not ${TARGET}`);
+const PIN = argv.includes('--pin');
+if (PIN && TARGET !== 'own') throw new Error('--pin needs --target=own (the target in an emulator process of its own)');
 const PAGE_SIZE = 4 * MiB;
 const CONCURRENCY = PAGE_CONCURRENCY.default;
 const WINDOWS_IN_FLIGHT = Number(option('windows-in-flight') ?? BATCHES_IN_FLIGHT.default);
@@ -59,6 +70,8 @@ interface Sample {
   ms: number;
   bytesWritten: number;
   mibPerS: number;
+  /** CPU seconds over the sample: this process (the client), the target's emulator, the vault's emulator. */
+  cpu: { client: number; target: number; vault: number };
 }
 
 async function main(): Promise<void> {
@@ -67,6 +80,12 @@ async function main(): Promise<void> {
   // The restore targets' account: an emulator process of its own, or the vault's (--target).
   const targetAz = TARGET === 'own' ? await startAzurite({ accounts: ['disks'] }) : undefined;
   try {
+    if (PIN) {
+      if (availableParallelism() < 2) throw new Error('--pin needs at least 2 CPUs');
+      pinToCpu(process.pid, 0);
+      pinToCpu(az.pid, 0);
+      pinToCpu(targetAz!.pid, 1);
+    }
     const endpoints = [...az.storageEndpoints.split(','), ...(targetAz ? targetAz.storageEndpoints.split(',') : [])];
     configureStorageEndpoints(endpoints, 'PAGEWISE_STORAGE_ENDPOINTS');
     for (const [account, container] of [['src', 'disks'], ['vault', 'vault']] as const) await az.accounts[account].service.getContainerClient(container).create();
@@ -118,9 +137,21 @@ async function main(): Promise<void> {
       for await (const chunk of (await restores.getPageBlobClient(name).download(0)).readableStreamBody as AsyncIterable<Buffer>) hash.update(chunk);
       if (hash.digest('hex') !== disk.sha256) throw new Error(`${name} is not the disk`);
     };
+    const cpuNow = () => {
+      const own = process.cpuUsage();
+      return { client: (own.user + own.system) / 1000, target: targetAz ? cpuMs(targetAz.pid) : 0, vault: cpuMs(az.pid) };
+    };
+    let cpuAtStart = cpuNow();
+    const startClock = () => {
+      cpuAtStart = cpuNow();
+      return Date.now();
+    };
     const record = (way: string, round: number, ms: number, bytesWritten: number) => {
-      samples.push({ way, round, ms, bytesWritten, mibPerS: mibPerS(bytesWritten, ms) });
-      log(`round ${round} ${way}: ${(ms / 1000).toFixed(2)} s, ${mibPerS(bytesWritten, ms)} MiB/s`);
+      const now = cpuNow();
+      const seconds = (k: 'client' | 'target' | 'vault') => Number(((now[k] - cpuAtStart[k]) / 1000).toFixed(2));
+      const cpu = { client: seconds('client'), target: seconds('target'), vault: seconds('vault') };
+      samples.push({ way, round, ms, bytesWritten, mibPerS: mibPerS(bytesWritten, ms), cpu });
+      log(`round ${round} ${way}: ${(ms / 1000).toFixed(2)} s, ${mibPerS(bytesWritten, ms)} MiB/s; CPU s client ${cpu.client}, target ${cpu.target}, vault ${cpu.vault}`);
     };
     try {
       // Not recorded: the target's emulator runs its Put Page code (a JS CRC-64) unoptimized at first, which
@@ -134,7 +165,7 @@ async function main(): Promise<void> {
         for (const concurrency of new Set([CONCURRENCY, WINDOWS_IN_FLIGHT * CONCURRENCY])) {
           const name = `raw-${concurrency}-${round}.vhd`;
           const client = restores.getPageBlobClient(name);
-          const started = Date.now();
+          const started = startClock();
           await client.create(DISK_BYTES);
           await forEachLimited(parts, concurrency, (p) => putPages(client as PageBlobClient, p.offset, p.data, name));
           record(`raw(${concurrency})`, round, Date.now() - started, rawBytes);
@@ -142,14 +173,14 @@ async function main(): Promise<void> {
         }
 
         const streamName = `stream-${round}.vhd`;
-        let started = Date.now();
+        let started = startClock();
         const streamed = await restoreBackup({ backupId: backup.backupId, vault, userKey, target: target(streamName), concurrency: CONCURRENCY });
         record('stream', round, Date.now() - started, streamed.bytesWritten);
         await check(streamName);
 
         const fanName = `fanout-${round}.vhd`;
         const instanceId = `restore-bench-${round}`;
-        started = Date.now();
+        started = startClock();
         await app.runtime.startNew(Orchestrators.restoreDisk, { instanceId, input: { backupId: backup.backupId, target: target(fanName) } });
         const status = await app.runtime.waitForCompletion(instanceId, { timeoutInMs: 3_600_000 });
         if (status.runtimeStatus !== 'Completed') throw new Error(`the fan-out restore ${status.runtimeStatus}: ${String(status.output)}`);
@@ -184,12 +215,15 @@ async function main(): Promise<void> {
     };
     const load = loadavg().map((l) => l.toFixed(1)).join(' / ');
     const date = new Date().toISOString().slice(0, 10);
-    const facts = { compiled: __filename.endsWith('.js'), workerThreads: decodeThreads(), revision: rev, machine: machine(), date, target: TARGET, diskMiB: DISK_BYTES / MiB, pageSize: PAGE_SIZE, windowMiB: WINDOW_BYTES / MiB, windows, windowsInFlight: WINDOWS_IN_FLIGHT, concurrency: CONCURRENCY, rounds: ROUNDS, bytesWritten: rawBytes };
-    const rows = [...new Set([`raw(${CONCURRENCY})`, `raw(${WINDOWS_IN_FLIGHT * CONCURRENCY})`]), 'stream', 'fan-out'].map((way) => `| ${way} | ${samples.filter((s) => s.way === way).map((s) => (s.ms / 1000).toFixed(2)).join(' / ')} | ${mean(way)} |`);
+    const facts = { compiled: __filename.endsWith('.js'), workerThreads: decodeThreads(), revision: rev, machine: machine(), date, target: TARGET, diskMiB: DISK_BYTES / MiB, pageSize: PAGE_SIZE, windowMiB: WINDOW_BYTES / MiB, windows, windowsInFlight: WINDOWS_IN_FLIGHT, concurrency: CONCURRENCY, rounds: ROUNDS, pinned: PIN, bytesWritten: rawBytes };
+    const cpuMedian = (way: string, k: 'client' | 'target' | 'vault') => median(samples.filter((s) => s.way === way).map((s) => s.cpu[k])).toFixed(2);
+    const rows = [...new Set([`raw(${CONCURRENCY})`, `raw(${WINDOWS_IN_FLIGHT * CONCURRENCY})`]), 'stream', 'fan-out'].map(
+      (way) => `| ${way} | ${samples.filter((s) => s.way === way).map((s) => (s.ms / 1000).toFixed(2)).join(' / ')} | ${mean(way)} | ${cpuMedian(way, 'client')} / ${cpuMedian(way, 'target')} / ${cpuMedian(way, 'vault')} |`,
+    );
     const md = [
       `# Restore throughput (${date})`,
       '',
-      `Revision ${rev}; ${facts.machine}. Command: \`npm run bench:restore -- --mib=${facts.diskMiB} --window-mib=${facts.windowMiB} --rounds=${ROUNDS} --target=${TARGET}${WINDOWS_IN_FLIGHT === BATCHES_IN_FLIGHT.default ? '' : ` --windows-in-flight=${WINDOWS_IN_FLIGHT}`}${facts.compiled ? '' : ' --sources'}\`.`,
+      `Revision ${rev}; ${facts.machine}. Command: \`npm run bench:restore -- --mib=${facts.diskMiB} --window-mib=${facts.windowMiB} --rounds=${ROUNDS} --target=${TARGET}${WINDOWS_IN_FLIGHT === BATCHES_IN_FLIGHT.default ? '' : ` --windows-in-flight=${WINDOWS_IN_FLIGHT}`}${PIN ? ' --pin' : ''}${facts.compiled ? '' : ' --sources'}\`.`,
       `Ran ${facts.compiled ? 'from a JavaScript build on bare node (as the engine ships)' : 'from the TypeScript sources under ts-node'}, decoding in ${facts.workerThreads ? `${facts.workerThreads} worker thread(s)` : 'the restoring thread'} (PAGEWISE_WORKER_THREADS).`,
       '',
       `A ${facts.diskMiB} MiB mixed disk (bench/lib/disks.ts fullMixed) in 4 MiB pages, backed up to Azurite, restored to fresh page blobs;`,
@@ -198,9 +232,12 @@ async function main(): Promise<void> {
       TARGET === 'own'
         ? 'Targets (raw and restores): a disk account in an emulator process of its own, apart from the vault\'s (`--target=own`).'
         : 'Targets (raw and restores): a container of the vault\'s account, one emulator process for both (`--target=vault`).',
+      PIN
+        ? 'Pinned (`--pin`): the target\'s emulator alone on CPU 1; the client (this process) and the vault\'s emulator on CPU 0, for the raw writes and the restores alike.'
+        : 'Not pinned: the client and both emulators share every core (the restore\'s own CPU takes turns with the target\'s).',
       '',
-      '| way | seconds per round | MiB/s (all rounds) |',
-      '|---|---|---|',
+      '| way | seconds per round | MiB/s (all rounds) | CPU s per round, median: client / target emulator / vault emulator |',
+      '|---|---|---|---|',
       ...rows,
       '',
       `Ratios (goal ≥ 0.8), all rounds: stream ÷ raw(${CONCURRENCY}) = **${ratios.stream}**; fan-out ÷ raw(${WINDOWS_IN_FLIGHT * CONCURRENCY}) = **${ratios.fanOut}**.`,
@@ -210,7 +247,7 @@ async function main(): Promise<void> {
     ].join('\n');
     mkdirSync(RESULTS, { recursive: true });
     // A disk or window other than the defaults is named in the file, so runs of several sizes on one day stay apart.
-    const size = `${DISK_BYTES === 256 * MiB && WINDOW_BYTES === 32 * MiB ? '' : `-${DISK_BYTES / MiB}m-w${WINDOW_BYTES / MiB}m`}${WINDOWS_IN_FLIGHT === BATCHES_IN_FLIGHT.default ? '' : `-f${WINDOWS_IN_FLIGHT}`}`;
+    const size = `${DISK_BYTES === 256 * MiB && WINDOW_BYTES === 32 * MiB ? '' : `-${DISK_BYTES / MiB}m-w${WINDOW_BYTES / MiB}m`}${WINDOWS_IN_FLIGHT === BATCHES_IN_FLIGHT.default ? '' : `-f${WINDOWS_IN_FLIGHT}`}${PIN ? '-pin' : ''}`;
     writeFileSync(path.join(RESULTS, `restore-throughput-${date}-${TARGET}${size}.md`), md);
     writeFileSync(path.join(RESULTS, `restore-throughput-${date}-${TARGET}${size}.json`), JSON.stringify({ facts, samples, ratios, perRound, readMs, runCount, load }, null, 2));
     process.stdout.write(`\n${md}`);

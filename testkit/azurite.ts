@@ -35,6 +35,8 @@ export interface AzuriteAccount {
 }
 
 export interface AzuriteInstance {
+  /** The emulator's process (benches read its CPU time and pin it to a core). */
+  pid: number;
   /** The blob service's port. */
   port: number;
   /** The queue service's port. */
@@ -162,6 +164,7 @@ export async function startAzurite(
       };
     }
     const instance: AzuriteInstance = {
+      pid: child.pid!,
       port,
       queuePort,
       host: HOST,

@@ -83,7 +83,9 @@ export async function rerunCompiled(scriptFile: string, argv: string[]): Promise
   const script = path.join(dir, path.relative(ROOT, scriptFile)).replace(/\.ts$/, '.js');
   const { spawn } = await import('node:child_process');
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, ...argv], {
+    // PAGEWISE_BENCH_NODE_FLAGS: V8/node flags for the built run (e.g. --trace-gc, which NODE_OPTIONS refuses).
+    const flags = (process.env.PAGEWISE_BENCH_NODE_FLAGS ?? '').split(/\s+/).filter((f) => f !== '');
+    const child = spawn(process.execPath, [...flags, script, ...argv], {
       stdio: 'inherit',
       cwd: ROOT,
       env: { ...process.env, PAGEWISE_BENCH_REVISION: rev, PAGEWISE_BENCH_RESULTS: path.join(ROOT, 'bench', 'results') },
