@@ -19,19 +19,19 @@
  * the CLI and the Functions app ship: under ts-node, every collection V8 makes also marks the TypeScript
  * compiler's heap, which a restore's buffer churn makes it do often (--sources measures it that way).
  *
- * --pin (Linux, with --target=own): the target's emulator on CPU 1 alone, this process (the client) and the
- * vault's emulator on CPU 0 — for the raw write and the restores alike. In Azure the target is a storage
- * account on machines of its own; unpinned on a 2-core machine the restore's own CPU (reading, decrypting,
- * decompressing, hashing) takes turns with the target emulator's Put Page CPU, which the raw write does not
- * have to. Pinned, the vault's emulator still shares the client's core (it is remote in Azure too), so the
- * client side is charged more than it would be there.
+ * --target-first (Linux): this process (the client) and the vault's emulator run at niceness 10, so the
+ * target's emulator gets a core whenever it wants one — for the raw writes and the restores alike. In Azure
+ * the target is a storage account on machines of its own; on one 2-core machine the restore's own CPU
+ * (reading, decrypting, decompressing, hashing, and the vault emulator serving the reads) otherwise takes
+ * turns with the target emulator's Put Page CPU, which the raw write does not have to. The client side still
+ * gets every cycle the target leaves, so this does not hide the client's CPU: it decides who waits.
  * Every sample also records the CPU seconds of the client, the target's emulator and the vault's emulator.
  *
- * Options: --mib=256 --window-mib=32 --rounds=2 --target=own|vault --windows-in-flight=2 (PAGEWISE_BATCHES_IN_FLIGHT) --pin --sources.
+ * Options: --mib=256 --window-mib=32 --rounds=2 --target=own|vault --windows-in-flight=2 (PAGEWISE_BATCHES_IN_FLIGHT) --target-first --sources.
  * Results: bench/results/restore-throughput-<date>.md (and .json).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { availableParallelism, loadavg } from 'node:os';
+import { loadavg } from 'node:os';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { PageBlobClient } from '@azure/storage-blob';
@@ -45,7 +45,7 @@ import { startAzurite } from '../testkit/azurite';
 import { writeDisk } from '../testkit/sample-disk';
 import { fullMixed } from './lib/disks';
 import { startBuilt } from './lib/run-built';
-import { cpuMs, pinToCpu } from './lib/process-cpu';
+import { cpuMs, setNiceness } from './lib/process-cpu';
 import { machine, resultsDir, revision } from './lib/run-facts';
 
 const argv = process.argv.slice(2);
@@ -55,8 +55,10 @@ const WINDOW_BYTES = Number(option('window-mib') ?? 32) * MiB;
 const ROUNDS = Number(option('rounds') ?? 2);
 const TARGET = option('target') ?? 'own';
 if (!['own', 'vault'].includes(TARGET)) throw new Error(`--target is own or vault, not ${TARGET}`);
-const PIN = argv.includes('--pin');
-if (PIN && TARGET !== 'own') throw new Error('--pin needs --target=own (the target in an emulator process of its own)');
+const TARGET_FIRST = argv.includes('--target-first');
+if (TARGET_FIRST && TARGET !== 'own') throw new Error('--target-first needs --target=own (the target in an emulator process of its own)');
+/** The niceness of the client and the vault's emulator under --target-first. */
+const YIELDING_NICENESS = 10;
 const PAGE_SIZE = 4 * MiB;
 const CONCURRENCY = PAGE_CONCURRENCY.default;
 const WINDOWS_IN_FLIGHT = Number(option('windows-in-flight') ?? BATCHES_IN_FLIGHT.default);
@@ -80,11 +82,9 @@ async function main(): Promise<void> {
   // The restore targets' account: an emulator process of its own, or the vault's (--target).
   const targetAz = TARGET === 'own' ? await startAzurite({ accounts: ['disks'] }) : undefined;
   try {
-    if (PIN) {
-      if (availableParallelism() < 2) throw new Error('--pin needs at least 2 CPUs');
-      pinToCpu(process.pid, 0);
-      pinToCpu(az.pid, 0);
-      pinToCpu(targetAz!.pid, 1);
+    if (TARGET_FIRST) {
+      setNiceness(process.pid, YIELDING_NICENESS);
+      setNiceness(az.pid, YIELDING_NICENESS);
     }
     const endpoints = [...az.storageEndpoints.split(','), ...(targetAz ? targetAz.storageEndpoints.split(',') : [])];
     configureStorageEndpoints(endpoints, 'PAGEWISE_STORAGE_ENDPOINTS');
@@ -215,7 +215,7 @@ async function main(): Promise<void> {
     };
     const load = loadavg().map((l) => l.toFixed(1)).join(' / ');
     const date = new Date().toISOString().slice(0, 10);
-    const facts = { compiled: __filename.endsWith('.js'), workerThreads: decodeThreads(), revision: rev, machine: machine(), date, target: TARGET, diskMiB: DISK_BYTES / MiB, pageSize: PAGE_SIZE, windowMiB: WINDOW_BYTES / MiB, windows, windowsInFlight: WINDOWS_IN_FLIGHT, concurrency: CONCURRENCY, rounds: ROUNDS, pinned: PIN, bytesWritten: rawBytes };
+    const facts = { compiled: __filename.endsWith('.js'), workerThreads: decodeThreads(), revision: rev, machine: machine(), date, target: TARGET, diskMiB: DISK_BYTES / MiB, pageSize: PAGE_SIZE, windowMiB: WINDOW_BYTES / MiB, windows, windowsInFlight: WINDOWS_IN_FLIGHT, concurrency: CONCURRENCY, rounds: ROUNDS, targetFirst: TARGET_FIRST, bytesWritten: rawBytes };
     const cpuMedian = (way: string, k: 'client' | 'target' | 'vault') => median(samples.filter((s) => s.way === way).map((s) => s.cpu[k])).toFixed(2);
     const rows = [...new Set([`raw(${CONCURRENCY})`, `raw(${WINDOWS_IN_FLIGHT * CONCURRENCY})`]), 'stream', 'fan-out'].map(
       (way) => `| ${way} | ${samples.filter((s) => s.way === way).map((s) => (s.ms / 1000).toFixed(2)).join(' / ')} | ${mean(way)} | ${cpuMedian(way, 'client')} / ${cpuMedian(way, 'target')} / ${cpuMedian(way, 'vault')} |`,
@@ -223,7 +223,7 @@ async function main(): Promise<void> {
     const md = [
       `# Restore throughput (${date})`,
       '',
-      `Revision ${rev}; ${facts.machine}. Command: \`npm run bench:restore -- --mib=${facts.diskMiB} --window-mib=${facts.windowMiB} --rounds=${ROUNDS} --target=${TARGET}${WINDOWS_IN_FLIGHT === BATCHES_IN_FLIGHT.default ? '' : ` --windows-in-flight=${WINDOWS_IN_FLIGHT}`}${PIN ? ' --pin' : ''}${facts.compiled ? '' : ' --sources'}\`.`,
+      `Revision ${rev}; ${facts.machine}. Command: \`npm run bench:restore -- --mib=${facts.diskMiB} --window-mib=${facts.windowMiB} --rounds=${ROUNDS} --target=${TARGET}${WINDOWS_IN_FLIGHT === BATCHES_IN_FLIGHT.default ? '' : ` --windows-in-flight=${WINDOWS_IN_FLIGHT}`}${TARGET_FIRST ? ' --target-first' : ''}${facts.compiled ? '' : ' --sources'}\`.`,
       `Ran ${facts.compiled ? 'from a JavaScript build on bare node (as the engine ships)' : 'from the TypeScript sources under ts-node'}, decoding in ${facts.workerThreads ? `${facts.workerThreads} worker thread(s)` : 'the restoring thread'} (PAGEWISE_WORKER_THREADS).`,
       '',
       `A ${facts.diskMiB} MiB mixed disk (bench/lib/disks.ts fullMixed) in 4 MiB pages, backed up to Azurite, restored to fresh page blobs;`,
@@ -232,9 +232,9 @@ async function main(): Promise<void> {
       TARGET === 'own'
         ? 'Targets (raw and restores): a disk account in an emulator process of its own, apart from the vault\'s (`--target=own`).'
         : 'Targets (raw and restores): a container of the vault\'s account, one emulator process for both (`--target=vault`).',
-      PIN
-        ? 'Pinned (`--pin`): the target\'s emulator alone on CPU 1; the client (this process) and the vault\'s emulator on CPU 0, for the raw writes and the restores alike.'
-        : 'Not pinned: the client and both emulators share every core (the restore\'s own CPU takes turns with the target\'s).',
+      TARGET_FIRST
+        ? `Target first (\`--target-first\`): the client (this process) and the vault's emulator at niceness ${YIELDING_NICENESS}, the target's emulator at 0, for the raw writes and the restores alike.`
+        : 'All at one priority: the client and both emulators share the cores as equals (the restore\'s own CPU takes turns with the target\'s).',
       '',
       '| way | seconds per round | MiB/s (all rounds) | CPU s per round, median: client / target emulator / vault emulator |',
       '|---|---|---|---|',
@@ -247,7 +247,7 @@ async function main(): Promise<void> {
     ].join('\n');
     mkdirSync(RESULTS, { recursive: true });
     // A disk or window other than the defaults is named in the file, so runs of several sizes on one day stay apart.
-    const size = `${DISK_BYTES === 256 * MiB && WINDOW_BYTES === 32 * MiB ? '' : `-${DISK_BYTES / MiB}m-w${WINDOW_BYTES / MiB}m`}${WINDOWS_IN_FLIGHT === BATCHES_IN_FLIGHT.default ? '' : `-f${WINDOWS_IN_FLIGHT}`}${PIN ? '-pin' : ''}`;
+    const size = `${DISK_BYTES === 256 * MiB && WINDOW_BYTES === 32 * MiB ? '' : `-${DISK_BYTES / MiB}m-w${WINDOW_BYTES / MiB}m`}${WINDOWS_IN_FLIGHT === BATCHES_IN_FLIGHT.default ? '' : `-f${WINDOWS_IN_FLIGHT}`}${TARGET_FIRST ? '-tf' : ''}`;
     writeFileSync(path.join(RESULTS, `restore-throughput-${date}-${TARGET}${size}.md`), md);
     writeFileSync(path.join(RESULTS, `restore-throughput-${date}-${TARGET}${size}.json`), JSON.stringify({ facts, samples, ratios, perRound, readMs, runCount, load }, null, 2));
     process.stdout.write(`\n${md}`);

@@ -6,7 +6,7 @@
 import { backupDisk, openBackupSource } from '../core';
 import type { BackupSource, PageRef } from '../core/repo/backup-source';
 import type { PageSink } from '../core/restore/file-target';
-import { writePages } from '../core/restore/write-pages';
+import { dropIdlePageMemory, idlePageMemory, writePages } from '../core/restore/write-pages';
 import { KiB, MiB, startEnv, TestEnv } from './harness/env';
 
 let env: TestEnv;
@@ -124,6 +124,34 @@ test('reads run ahead of a held write up to readAhead, and writes in flight stay
   expect(image.equals(diskBytes)).toBe(true);
 });
 
+test('slow start: the first run is read alone, then one more run may be in flight per run handed on, up to readAhead', async () => {
+  const { counted, counts } = countingReader(await openBackupSource(env.vault, backupId, env.userKey));
+  // Each read start notes how many runs were started before it and how many had been handed on (finished).
+  const startsSeen: Array<{ started: number; finished: number }> = [];
+  let finished = 0;
+  const read = counted.readRun.bind(counted);
+  counted.readRun = async (run, memory) => {
+    startsSeen.push({ started: counts.started, finished });
+    try {
+      return await read(run, memory);
+    } finally {
+      finished++;
+    }
+  };
+  const { sink, image, releaseAll } = heldSink();
+  const releasing = setInterval(releaseAll, 1);
+  try {
+    await writePages(counted, await allEntries(counted), sink, { concurrency: 4, readAhead: 4 });
+  } finally {
+    clearInterval(releasing);
+  }
+  // The second read starts only once the first is done; no read ever starts with more than 1 + finished in flight.
+  expect(startsSeen[1].finished).toBeGreaterThanOrEqual(1);
+  for (const { started, finished: done } of startsSeen) expect(started - done).toBeLessThanOrEqual(Math.min(4, 1 + done));
+  expect(counts.maxInFlight).toBeLessThanOrEqual(4);
+  expect(image.equals(diskBytes)).toBe(true);
+});
+
 test('a read that fails stops the restore with its error, after the writes before it', async () => {
   const { counted } = countingReader(await openBackupSource(env.vault, backupId, env.userKey));
   let reads = 0;
@@ -174,4 +202,46 @@ test("a page's memory is reused for a later page only once its writes are done, 
   expect(taken.size).toBeLessThan(22); // 22 pages read into fewer buffers: reused
   expect(changedUnderWrite).toEqual([]);
   expect(image.equals(diskBytes)).toBe(true);
+});
+
+test("a writer reuses page memory an earlier writer in the process gave back (a fan-out's windows), side by side nothing changes under a write, and idle memory is bounded", async () => {
+  dropIdlePageMemory();
+  const reader = await openBackupSource(env.vault, backupId, env.userKey);
+  const entries = await allEntries(reader);
+  const half = Math.floor(entries.length / 2);
+  const image = Buffer.alloc(DISK);
+  const changedUnderWrite: number[] = [];
+  /** A writer over `part`, noting the page memory it takes; each write is held a while and checked when it settles. */
+  const writer = (part: typeof entries) => {
+    const taken = new Set<ArrayBufferLike>();
+    const noting = Object.create(reader) as typeof reader;
+    noting.readRun = (run, memory) => reader.readRun(run, memory && { take: (bytes) => { const b = memory.take(bytes); taken.add(b.buffer); return b; } });
+    const sink: PageSink = {
+      dense: false,
+      async write(offset, data) {
+        await new Promise((resolve) => setTimeout(resolve, 2));
+        if (!data.equals(diskBytes.subarray(offset, offset + data.length))) changedUnderWrite.push(offset);
+        data.copy(image, offset);
+      },
+      commit: async () => undefined,
+      abandon: async () => undefined,
+    };
+    return { taken, done: writePages(noting, part, sink, { concurrency: 2, readAhead: 2 }) };
+  };
+  // One window after another: the second takes memory the first gave back.
+  const first = writer(entries.slice(0, half));
+  await first.done;
+  expect(idlePageMemory().pieces).toBeGreaterThan(0);
+  const second = writer(entries.slice(half));
+  await second.done;
+  expect([...second.taken].some((m) => first.taken.has(m))).toBe(true);
+  // Two windows side by side, sharing the idle memory: every write's bytes are still the disk's when it settles.
+  const a = writer(entries.slice(0, half));
+  const b = writer(entries.slice(half));
+  await Promise.all([a.done, b.done]);
+  expect(changedUnderWrite).toEqual([]);
+  expect(image.equals(diskBytes)).toBe(true);
+  expect(idlePageMemory().bytes).toBeLessThanOrEqual(160 * MiB);
+  dropIdlePageMemory();
+  expect(idlePageMemory()).toEqual({ pieces: 0, bytes: 0 });
 });

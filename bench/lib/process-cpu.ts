@@ -1,6 +1,6 @@
-/** CPU time of processes and where they may run (Linux /proc and util-linux `taskset`): the benches that split a machine's cores. */
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+/** CPU time and scheduling priority of processes (Linux /proc): the benches that share a machine's cores between a client and its emulators. */
+import { readdirSync, readFileSync } from 'node:fs';
+import { setPriority } from 'node:os';
 
 /** CPU milliseconds (user + system) process `pid` has used, all its threads (/proc/<pid>/stat, 10 ms ticks). */
 export function cpuMs(pid: number): number {
@@ -9,14 +9,15 @@ export function cpuMs(pid: number): number {
 }
 
 /**
- * Pins every thread of process `pid` to CPU `cpu` (threads it starts later inherit it). Throws naming the
- * cause when the machine has no such CPU or `taskset` is missing, never runs unpinned silently.
+ * Gives every thread of process `pid` the niceness `nice` (Linux keeps it per thread; threads started later
+ * inherit their creator's). Lowering needs no privilege. Throws naming the thread it could not set.
  */
-export function pinToCpu(pid: number, cpu: number): void {
-  try {
-    execFileSync('taskset', ['--all-tasks', '--cpu-list', '--pid', String(cpu), String(pid)], { stdio: ['ignore', 'ignore', 'pipe'] });
-  } catch (err) {
-    const stderr = (err as { stderr?: Buffer }).stderr?.toString().trim();
-    throw new Error(`could not pin process ${pid} to CPU ${cpu} with taskset (util-linux): ${stderr || (err as Error).message}`);
+export function setNiceness(pid: number, nice: number): void {
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      setPriority(Number(tid), nice);
+    } catch (err) {
+      throw new Error(`could not set niceness ${nice} on thread ${tid} of process ${pid}: ${(err as Error).message}`);
+    }
   }
 }

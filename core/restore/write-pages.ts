@@ -51,31 +51,54 @@ interface PendingPage {
 }
 
 /**
- * The memory of written pages, reused for the next pages read: a fresh buffer per page is external memory
- * to V8, and its churn makes it collect (measured: collection was the largest cost of a restore's reads).
- * Pages in use and kept idle stay within `most` bytes together (idle ones are dropped beyond it).
+ * Page memory no writer holds, kept for the next pages of any writer in this process: the windows of a
+ * fan-out restore run one after another (or side by side) in one worker, and each window's writer taking
+ * fresh memory for every page made each window pay for new external memory (page faults on first write,
+ * and V8 collections its churn starts; measured in a fan-out's profile: 3× the copy time of the stream).
+ * At most IDLE_PAGE_BYTES (one writer's bound at the default 4: 4 read ahead + 4 written + 2 runs of 16
+ * MiB), dropped IDLE_PAGE_MS after the last page given back, so a host that restored once does not keep it.
+ */
+const idlePages = { list: [] as ArrayBuffer[], bytes: 0, timer: undefined as NodeJS.Timeout | undefined };
+const IDLE_PAGE_BYTES = 10 * RUN_BYTES;
+const IDLE_PAGE_MS = 10_000;
+
+/** Drops the idle page memory now (tests; a host that wants it back at once). */
+export function dropIdlePageMemory(): void {
+  idlePages.list.length = 0;
+  idlePages.bytes = 0;
+  if (idlePages.timer) clearTimeout(idlePages.timer);
+  idlePages.timer = undefined;
+}
+
+/** The idle page memory kept for the next writer: pieces and bytes (tests). */
+export function idlePageMemory(): { pieces: number; bytes: number } {
+  return { pieces: idlePages.list.length, bytes: idlePages.bytes };
+}
+
+/**
+ * The memory of one writer's pages: taken from the process's idle page memory when a piece fits (at least the
+ * page, at most twice it), else fresh and uninitialised (every byte of a page is written before it is used:
+ * readRun fills zero chunks itself), and given back once every write from a page is done.
  */
 class PageBuffers {
-  private readonly idle: ArrayBuffer[] = [];
-  private liveBytes = 0;
-  private idleBytes = 0;
-  constructor(private readonly most: number) {}
-
   take(bytes: number): Buffer {
-    const k = this.idle.findIndex((b) => b.byteLength >= bytes && b.byteLength <= 2 * bytes);
-    const memory = k >= 0 ? this.idle.splice(k, 1)[0] : new ArrayBuffer(bytes);
-    if (k >= 0) this.idleBytes -= memory.byteLength;
-    this.liveBytes += memory.byteLength;
-    while (this.idle.length > 0 && this.liveBytes + this.idleBytes > this.most) this.idleBytes -= this.idle.shift()!.byteLength;
+    // The piece given back last first: its memory is the likeliest still in the CPU's caches.
+    let k = idlePages.list.length - 1;
+    while (k >= 0 && !(idlePages.list[k].byteLength >= bytes && idlePages.list[k].byteLength <= 2 * bytes)) k--;
+    if (k < 0) return Buffer.allocUnsafeSlow(bytes);
+    const memory = idlePages.list.splice(k, 1)[0];
+    idlePages.bytes -= memory.byteLength;
     return Buffer.from(memory, 0, bytes);
   }
 
   /** A page's memory, every write from it done: no request holds it any more. */
   give(memory: ArrayBuffer): void {
-    this.liveBytes -= memory.byteLength;
-    if (this.liveBytes + this.idleBytes + memory.byteLength > this.most) return;
-    this.idle.push(memory);
-    this.idleBytes += memory.byteLength;
+    if (idlePages.bytes + memory.byteLength > IDLE_PAGE_BYTES) return;
+    idlePages.list.push(memory);
+    idlePages.bytes += memory.byteLength;
+    if (idlePages.timer) clearTimeout(idlePages.timer);
+    idlePages.timer = setTimeout(dropIdlePageMemory, IDLE_PAGE_MS);
+    idlePages.timer.unref();
   }
 }
 
@@ -95,16 +118,16 @@ interface Extent {
  * bytes, within and across pages, go out as one write of at most 4 MiB (a page blob's Put Page limit).
  * Memory: at most readAhead + concurrency + 2 runs' plaintext (a run is ≤ 16 MiB, or one page): those read
  * ahead, those the writes in flight hold, the write being gathered (≤ 4 MiB, over at most two runs' ends).
- * A page's memory is reused for a later page once every write from it is done (PageBuffers: pages in use
- * and kept idle together stay within that bound), so a sink must not hold `data` after its write settles.
- * Writing the same entries twice writes the same bytes: a retried
- * window rewrites its pages.
+ * A page's memory is reused for a later page, of this writer or another in the process, once every write
+ * from it is done (PageBuffers; the process keeps at most IDLE_PAGE_BYTES of it idle, for ten seconds), so a
+ * sink must not hold `data` after its write settles. Writing the same entries twice writes the same bytes: a
+ * retried window rewrites its pages.
  */
 export async function writePages<E extends PageRef>(reader: BackupSource<E>, entries: E[] | AsyncIterable<E[]>, sink: PageSink, options: WritePagesOptions = {}): Promise<void> {
   const signal = options.abortSignal;
   const concurrency = options.concurrency ?? PAGE_CONCURRENCY.default;
   const ahead = Math.max(1, options.readAhead ?? concurrency);
-  const buffers = new PageBuffers((ahead + concurrency + 2) * Math.max(RUN_BYTES, reader.pageSize));
+  const buffers = new PageBuffers();
   const decoded = readAhead(reader, entries, ahead, buffers, signal);
   const pageDone = (page: PendingPage) => {
     options.onPage?.(page.plainLength);
@@ -132,7 +155,12 @@ interface ReadPage<E> {
   memory: ArrayBuffer | undefined;
 }
 
-/** The decoded pages of each run, in order, with up to `ahead` runs read at once before they are asked for. */
+/**
+ * The decoded pages of each run, in order, with up to `ahead` runs read at once before they are asked for.
+ * Slow start: the first run is read alone, and one more run may be in flight for each run handed on, up to
+ * `ahead`. Runs read side by side share the CPU and the link, so `ahead` runs started at once all finish late
+ * and the target waits for the first write that long — once per restore, and once per window of a fan-out.
+ */
 async function* readAhead<E extends PageRef>(reader: BackupSource<E>, entries: E[] | AsyncIterable<E[]>, ahead: number, buffers: PageBuffers, signal: AbortSignal | undefined): AsyncGenerator<Array<ReadPage<E>>> {
   const queue: Array<Promise<{ ok: Array<ReadPage<E>> } | { failed: unknown }>> = [];
   const start = (run: E[]) => {
@@ -153,15 +181,17 @@ async function* readAhead<E extends PageRef>(reader: BackupSource<E>, entries: E
       ),
     );
   };
+  let handedOn = 0;
   const take = async () => {
     const done = await queue.shift()!;
     if ('failed' in done) throw done.failed;
+    handedOn++;
     return done.ok;
   };
   try {
     for await (const batch of Array.isArray(entries) ? [entries] : entries) {
       for (const run of reader.runs(batch)) {
-        if (queue.length >= ahead) yield await take();
+        while (queue.length >= Math.min(ahead, 1 + handedOn)) yield await take();
         start(run);
       }
     }
