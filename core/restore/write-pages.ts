@@ -76,30 +76,28 @@ export function idlePageMemory(): { pieces: number; bytes: number } {
 }
 
 /**
- * The memory of one writer's pages: taken from the process's idle page memory when a piece fits (at least the
- * page, at most twice it), else fresh and uninitialised (every byte of a page is written before it is used:
- * readRun fills zero chunks itself), and given back once every write from a page is done.
+ * Memory for a page of `bytes`: a piece of the process's idle page memory when one fits (at least the page, at
+ * most twice it; the one given back last first, the likeliest still in the CPU's caches), else fresh and
+ * uninitialised. Stale bytes never reach a target: readRun writes every byte of a page from its chunks (zero
+ * chunks with zeros) and returns no page whose chunks do not cover it.
  */
-class PageBuffers {
-  take(bytes: number): Buffer {
-    // The piece given back last first: its memory is the likeliest still in the CPU's caches.
-    let k = idlePages.list.length - 1;
-    while (k >= 0 && !(idlePages.list[k].byteLength >= bytes && idlePages.list[k].byteLength <= 2 * bytes)) k--;
-    if (k < 0) return Buffer.allocUnsafeSlow(bytes);
-    const memory = idlePages.list.splice(k, 1)[0];
-    idlePages.bytes -= memory.byteLength;
-    return Buffer.from(memory, 0, bytes);
-  }
+function takePageMemory(bytes: number): Buffer {
+  let k = idlePages.list.length - 1;
+  while (k >= 0 && !(idlePages.list[k].byteLength >= bytes && idlePages.list[k].byteLength <= 2 * bytes)) k--;
+  if (k < 0) return Buffer.allocUnsafeSlow(bytes);
+  const memory = idlePages.list.splice(k, 1)[0];
+  idlePages.bytes -= memory.byteLength;
+  return Buffer.from(memory, 0, bytes);
+}
 
-  /** A page's memory, every write from it done: no request holds it any more. */
-  give(memory: ArrayBuffer): void {
-    if (idlePages.bytes + memory.byteLength > IDLE_PAGE_BYTES) return;
-    idlePages.list.push(memory);
-    idlePages.bytes += memory.byteLength;
-    if (idlePages.timer) clearTimeout(idlePages.timer);
-    idlePages.timer = setTimeout(dropIdlePageMemory, IDLE_PAGE_MS);
-    idlePages.timer.unref();
-  }
+/** A page's memory, every write from it done (no request holds it any more): idle, for the next page of any writer. */
+function givePageMemory(memory: ArrayBuffer): void {
+  if (idlePages.bytes + memory.byteLength > IDLE_PAGE_BYTES) return;
+  idlePages.list.push(memory);
+  idlePages.bytes += memory.byteLength;
+  if (idlePages.timer) clearTimeout(idlePages.timer);
+  idlePages.timer = setTimeout(dropIdlePageMemory, IDLE_PAGE_MS);
+  idlePages.timer.unref();
 }
 
 /** One write to the sink: contiguous bytes of one or more pages, at most MAX_PUT_PAGE_BYTES. */
@@ -119,7 +117,7 @@ interface Extent {
  * Memory: at most readAhead + concurrency + 2 runs' plaintext (a run is ≤ 16 MiB, or one page): those read
  * ahead, those the writes in flight hold, the write being gathered (≤ 4 MiB, over at most two runs' ends).
  * A page's memory is reused for a later page, of this writer or another in the process, once every write
- * from it is done (PageBuffers; the process keeps at most IDLE_PAGE_BYTES of it idle, for ten seconds), so a
+ * from it is done (the process keeps at most IDLE_PAGE_BYTES of it idle, for ten seconds), so a
  * sink must not hold `data` after its write settles. Writing the same entries twice writes the same bytes: a
  * retried window rewrites its pages.
  */
@@ -127,11 +125,10 @@ export async function writePages<E extends PageRef>(reader: BackupSource<E>, ent
   const signal = options.abortSignal;
   const concurrency = options.concurrency ?? PAGE_CONCURRENCY.default;
   const ahead = Math.max(1, options.readAhead ?? concurrency);
-  const buffers = new PageBuffers();
-  const decoded = readAhead(reader, entries, ahead, buffers, signal);
+  const decoded = readAhead(reader, entries, ahead, signal);
   const pageDone = (page: PendingPage) => {
     options.onPage?.(page.plainLength);
-    if (page.memory) buffers.give(page.memory);
+    if (page.memory) givePageMemory(page.memory);
   };
   await forEachLimited(coalesce(extentsOf(reader, decoded, sink.dense, pageDone)), concurrency, async (extent: Extent) => {
     throwIfAborted(signal, 'the restore was interrupted');
@@ -151,7 +148,7 @@ export async function writePages<E extends PageRef>(reader: BackupSource<E>, ent
 interface ReadPage<E> {
   entry: E;
   plain: Buffer;
-  /** The page's memory, when it was taken from the writer's buffers. */
+  /** The page's memory, when it was taken from the page memory (takePageMemory). */
   memory: ArrayBuffer | undefined;
 }
 
@@ -161,14 +158,14 @@ interface ReadPage<E> {
  * `ahead`. Runs read side by side share the CPU and the link, so `ahead` runs started at once all finish late
  * and the target waits for the first write that long — once per restore, and once per window of a fan-out.
  */
-async function* readAhead<E extends PageRef>(reader: BackupSource<E>, entries: E[] | AsyncIterable<E[]>, ahead: number, buffers: PageBuffers, signal: AbortSignal | undefined): AsyncGenerator<Array<ReadPage<E>>> {
+async function* readAhead<E extends PageRef>(reader: BackupSource<E>, entries: E[] | AsyncIterable<E[]>, ahead: number, signal: AbortSignal | undefined): AsyncGenerator<Array<ReadPage<E>>> {
   const queue: Array<Promise<{ ok: Array<ReadPage<E>> } | { failed: unknown }>> = [];
   const start = (run: E[]) => {
     throwIfAborted(signal, 'the restore was interrupted');
     const taken = new Set<ArrayBufferLike>();
     // Settled into a value at once: a read that fails while earlier runs are written is no unhandled rejection.
     queue.push(
-      reader.readRun(run, { take: (bytes) => { const b = buffers.take(bytes); taken.add(b.buffer); return b; } }).then(
+      reader.readRun(run, { take: (bytes) => { const b = takePageMemory(bytes); taken.add(b.buffer); return b; } }).then(
         (reads) => {
           const ok: Array<ReadPage<E>> = [];
           for (const { entry, plain, error } of reads) {
