@@ -57,6 +57,20 @@ function heldSink() {
   return { sink, image, writes, state, nextWrite, releaseAll };
 }
 
+/** A sink that holds each write a while and then checks it: `changed` gets each offset whose bytes were not the disk's when the write settled. */
+function checkingSink(image: Buffer, changed: number[]): PageSink {
+  return {
+    dense: false,
+    async write(offset, data) {
+      await new Promise((resolve) => setTimeout(resolve, 2));
+      if (!data.equals(diskBytes.subarray(offset, offset + data.length))) changed.push(offset);
+      data.copy(image, offset);
+    },
+    commit: async () => undefined,
+    abandon: async () => undefined,
+  };
+}
+
 /** The backup's reader, each page a run of its own, counting the reads started and in flight. */
 function countingReader<E extends PageRef>(reader: BackupSource<E>) {
   const counts = { started: 0, inFlight: 0, maxInFlight: 0 };
@@ -187,16 +201,7 @@ test("a page's memory is reused for a later page only once its writes are done, 
   // Each write is held a while, then checked: its bytes must still be the disk's when it settles.
   const changedUnderWrite: number[] = [];
   const image = Buffer.alloc(DISK);
-  const sink: PageSink = {
-    dense: false,
-    async write(offset, data) {
-      await new Promise((resolve) => setTimeout(resolve, 2));
-      if (!data.equals(diskBytes.subarray(offset, offset + data.length))) changedUnderWrite.push(offset);
-      data.copy(image, offset);
-    },
-    commit: async () => undefined,
-    abandon: async () => undefined,
-  };
+  const sink = checkingSink(image, changedUnderWrite);
   await writePages(paired, await allEntries(paired), sink, { concurrency: 1, readAhead: 1 });
   expect(runs).toBe(11); // 22 pages in runs of two
   expect(taken.size).toBeLessThan(22); // 22 pages read into fewer buffers: reused
@@ -216,17 +221,7 @@ test("a writer reuses page memory an earlier writer in the process gave back (a 
     const taken = new Set<ArrayBufferLike>();
     const noting = Object.create(reader) as typeof reader;
     noting.readRun = (run, memory) => reader.readRun(run, memory && { take: (bytes) => { const b = memory.take(bytes); taken.add(b.buffer); return b; } });
-    const sink: PageSink = {
-      dense: false,
-      async write(offset, data) {
-        await new Promise((resolve) => setTimeout(resolve, 2));
-        if (!data.equals(diskBytes.subarray(offset, offset + data.length))) changedUnderWrite.push(offset);
-        data.copy(image, offset);
-      },
-      commit: async () => undefined,
-      abandon: async () => undefined,
-    };
-    return { taken, done: writePages(noting, part, sink, { concurrency: 2, readAhead: 2 }) };
+    return { taken, done: writePages(noting, part, checkingSink(image, changedUnderWrite), { concurrency: 2, readAhead: 2 }) };
   };
   // One window after another: the second takes memory the first gave back.
   const first = writer(entries.slice(0, half));
