@@ -31,7 +31,6 @@ const PROFILE_DIR = option('profile') && path.resolve(option('profile')!);
 const PAGE_SIZE = 4 * MiB;
 const CONCURRENCY = 4;
 
-/** CPU milliseconds (user + system) a process has used, from /proc/<pid>/stat (clock ticks of 10 ms). */
 async function main(): Promise<void> {
   if (!['restore', 'read', 'raw'].includes(MODE)) throw new Error(`--mode is restore, read or raw, not ${MODE}`);
   if (PROFILE_DIR) {
